@@ -1,0 +1,93 @@
+# tollgate build. Sources are found by wildcard: adding a module or a test
+# needs no edit here. `make` builds build/tollgate; `make check` runs everything.
+
+CC      ?= cc
+PKGS    := libuv libcurl sqlite3 libcrypto yaml-0.1 jansson
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -pthread -lm
+
+B       := build
+SRCS    := $(shell find src -name '*.c' | sort)
+LIBSRCS := $(filter-out src/main.c,$(SRCS))
+OBJS    := $(LIBSRCS:%.c=$(B)/obj/%.o)
+ASOBJS  := $(LIBSRCS:%.c=$(B)/asan/%.o)
+TESTS   := $(shell find tests/unit -name 'test_*.c' | sort)
+TBINS   := $(TESTS:tests/unit/%.c=$(B)/test/%)
+ATBINS  := $(TESTS:tests/unit/%.c=$(B)/asan-test/%)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
+
+.PHONY: all deps run check unit unit-asan e2e format format-check bench clean
+all: $(B)/tollgate $(B)/mock-upstream
+
+deps:
+	@scripts/deps.sh
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libtollgate.a: $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libtollgate-asan.a: $(ASOBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/tollgate: $(B)/obj/src/main.o $(B)/libtollgate.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/mock-upstream: tests/mock/upstream.c
+	@mkdir -p $(B)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+$(B)/test/%: tests/unit/%.c $(B)/libtollgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate.a $(LDLIBS) -lcmocka
+
+$(B)/asan-test/%: tests/unit/%.c $(B)/libtollgate-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate-asan.a $(LDLIBS) -lcmocka
+
+run: deps all
+	@scripts/run-demo.sh
+
+unit: $(TBINS)
+	@scripts/run-unit.sh $(TBINS)
+
+unit-asan: $(ATBINS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  scripts/run-unit.sh $(ATBINS)
+
+e2e: all
+	@node --test --test-concurrency=1 tests/e2e/
+
+format:
+	@clang-format -i $(SRCS) $(shell find src tests/unit tests/mock -name '*.h' -o -name '*.c' | grep -v '^src/.*\.c$$')
+
+format-check:
+	@clang-format --dry-run --Werror $(SRCS) $(shell find src tests/unit tests/mock -name '*.h' -o -name '*.c' | grep -v '^src/.*\.c$$')
+	@echo "format-check: ok"
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit-asan
+	@$(MAKE) --no-print-directory e2e
+
+bench: all
+	@scripts/deps.sh --bench
+	@bench/recorder/run.sh
+	@bench/proxy/run.sh
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

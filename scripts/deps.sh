@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tollgate needs to build, test and benchmark.
+# The one place the project's system dependencies are listed; `make run` and
+# `make check` both call it, and it does nothing when everything is present.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config clang-format
+  libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libssl-dev
+  libyaml-dev libjansson-dev libcmocka-dev
+  curl sqlite3
+)
+# Node runs the end-to-end tests; any node >= 20 will do, so keep one that is there.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+# Benchmarks need these too; `make bench` passes --bench.
+if [ "${1:-}" = "--bench" ]; then
+  PKGS+=(wrk nginx-light)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs each unit-test binary; prints one summary line; fails if any failed.
+set -u
+pass=0; fail=0; failed=()
+for t in "$@"; do
+  if "$t" >"$t.log" 2>&1; then pass=$((pass + 1)); else fail=$((fail + 1)); failed+=("$t"); cat "$t.log"; fi
+done
+echo "unit: $pass passed, $fail failed"
+[ $fail -eq 0 ] || { echo "failed: ${failed[*]}" >&2; exit 1; }

@@ -1,0 +1,50 @@
+/* API key generation and hashing: see apikey.h. Randomness and SHA-256 come
+ * from OpenSSL; base62 by rejection sampling so every character is uniform. */
+#include "auth/apikey.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+#define SECRET_CHARS 43
+
+int tg_apikey_generate(char secret[TG_APIKEY_SECRET_MAX], char key_id[TG_APIKEY_ID_MAX],
+                       char prefix[TG_APIKEY_PREFIX_LEN + 1], unsigned char sha256[32])
+{
+    unsigned char rnd[64];
+    size_t n = 0;
+    memcpy(secret, "tg_", 3);
+    while (n < SECRET_CHARS) {
+        if (RAND_bytes(rnd, sizeof rnd) != 1) return -1;
+        for (size_t i = 0; i < sizeof rnd && n < SECRET_CHARS; i++)
+            if (rnd[i] < 248) /* 248 = 4 * 62: keeps the distribution uniform */
+                secret[3 + n++] = b62[rnd[i] % 62];
+    }
+    secret[3 + SECRET_CHARS] = '\0';
+
+    unsigned char idb[8];
+    if (RAND_bytes(idb, sizeof idb) != 1) return -1;
+    char *p = key_id + sprintf(key_id, "key_");
+    for (size_t i = 0; i < sizeof idb; i++)
+        p += sprintf(p, "%02x", idb[i]);
+
+    memcpy(prefix, secret, TG_APIKEY_PREFIX_LEN);
+    prefix[TG_APIKEY_PREFIX_LEN] = '\0';
+    tg_apikey_hash(secret, strlen(secret), sha256);
+    return 0;
+}
+
+void tg_apikey_hash(const char *secret, size_t len, unsigned char sha256[32])
+{
+    unsigned int outlen = 32;
+    EVP_Digest(secret, len, sha256, &outlen, EVP_sha256(), NULL);
+}
+
+int tg_apikey_hash_eq(const unsigned char a[32], const unsigned char b[32])
+{
+    return CRYPTO_memcmp(a, b, 32) == 0;
+}

@@ -1,0 +1,26 @@
+/* Tenant API keys: generation and hashing.
+ *
+ * A secret is "tg_" + 43 base62 characters (256 bits of randomness). The store
+ * keeps only its SHA-256 and a display prefix (the first 8 characters); the
+ * secret is shown once, by `tollgate key create`. Comparisons of hashes use
+ * CRYPTO_memcmp (constant time). */
+#ifndef TG_AUTH_APIKEY_H
+#define TG_AUTH_APIKEY_H
+
+#include <stddef.h>
+
+#define TG_APIKEY_SECRET_MAX 64 /* buffer size for a secret, NUL included */
+#define TG_APIKEY_ID_MAX     32
+#define TG_APIKEY_PREFIX_LEN 8
+
+/* Fills a fresh secret, its public key id ("key_" + 16 hex), display prefix and
+ * SHA-256. Returns 0, or -1 if the system RNG failed. */
+int tg_apikey_generate(char secret[TG_APIKEY_SECRET_MAX], char key_id[TG_APIKEY_ID_MAX],
+                       char prefix[TG_APIKEY_PREFIX_LEN + 1], unsigned char sha256[32]);
+
+void tg_apikey_hash(const char *secret, size_t len, unsigned char sha256[32]);
+
+/* Constant-time equality of two 32-byte hashes. */
+int tg_apikey_hash_eq(const unsigned char a[32], const unsigned char b[32]);
+
+#endif

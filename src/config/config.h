@@ -1,0 +1,110 @@
+/* Configuration: the YAML file, parsed with libyaml into one immutable
+ * tg_config_t. `${NAME}` in any scalar is replaced by the environment variable
+ * NAME (an unset variable is an error naming it). Every error names the file,
+ * line and key: `tollgate.yaml:14: routes[2].upstream: no upstream named "opanai"`.
+ *
+ * A running server holds its config by reference count: SIGHUP loads a new one
+ * and swaps it in, requests in flight keep the one they started with. */
+#ifndef TG_CONFIG_CONFIG_H
+#define TG_CONFIG_CONFIG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+typedef enum {
+    TG_ROUTE_HTTP = 0,
+    TG_ROUTE_OPENAI,
+    TG_ROUTE_ANTHROPIC,
+    TG_ROUTE_MCP,
+} tg_route_kind_t;
+
+typedef struct tg_header_conf {
+    char *name;
+    char *value; /* after ${ENV} expansion; may hold a secret: never log it */
+} tg_header_conf_t;
+
+/* Passive health of one target, shared by all workers. */
+typedef struct tg_target {
+    char *url;             /* scheme://host[:port], no trailing slash */
+    atomic_int fails;      /* consecutive failures; reset by a success */
+    atomic_llong down_until_us; /* monotonic; skipped until then */
+} tg_target_t;
+
+typedef struct tg_upstream_conf {
+    char *name;
+    tg_target_t *targets;
+    size_t ntargets;
+    tg_header_conf_t *headers;
+    size_t nheaders;
+    long connect_timeout_ms; /* default 5000 */
+    long timeout_ms;         /* whole response, default 60000; 0 = none */
+    long idle_timeout_ms;    /* no byte from the upstream for this long: 504; default 30000 */
+    int max_fails;           /* failures in a row before a cool-down, default 3 */
+    long fail_timeout_ms;    /* cool-down, default 10000 */
+    atomic_uint rr;          /* round-robin cursor */
+} tg_upstream_conf_t;
+
+typedef struct tg_route_conf {
+    char *name;
+    char *path_prefix;
+    char *upstream; /* name, as written */
+    tg_upstream_conf_t *up; /* resolved */
+    tg_route_kind_t kind;
+} tg_route_conf_t;
+
+typedef struct tg_config {
+    atomic_int refs;
+    char *path; /* the file it came from */
+    struct {
+        char *listen;        /* host:port, default 127.0.0.1:8080 */
+        char *admin_listen;  /* host:port, default 127.0.0.1:9090; "" disables */
+        int workers;         /* "auto" = number of cores */
+        size_t max_header_bytes; /* default 16384 */
+        size_t max_body;     /* default 10 MiB */
+        long idle_timeout_ms;    /* keep-alive idle close, default 60000 */
+        long header_timeout_ms;  /* slowloris guard, default 10000 */
+        long drain_timeout_ms;   /* SIGTERM grace for in-flight requests, default 30000 */
+    } server;
+    char *store; /* "sqlite:PATH" or "postgres://..." */
+    struct {
+        char *access; /* "stdout", "off", or a file path; default stdout */
+        char *level;  /* debug|info|warn|error; default info */
+    } log;
+    struct {
+        int events_days;     /* default 90; 0 = keep forever */
+        int aggregates_days; /* default 730; 0 = keep forever */
+    } retention;
+    struct {
+        size_t queue_size; /* events, default 65536 */
+        long flush_ms;     /* default 50 */
+        char *spool;       /* append-only file when the store cannot be written;
+                              default: the sqlite path + ".spool" */
+    } recorder;
+    tg_upstream_conf_t *upstreams;
+    size_t nupstreams;
+    tg_route_conf_t *routes;
+    size_t nroutes;
+} tg_config_t;
+
+/* Loads and validates path. On error returns -1 and fills err with
+ * "FILE:LINE: KEY: problem". The result has refs == 1. */
+int tg_config_load(const char *path, tg_config_t **out, tg_err_t *err);
+/* Same, from a string (name is used in messages). */
+int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t **out,
+                    tg_err_t *err);
+
+tg_config_t *tg_config_ref(tg_config_t *c);
+void tg_config_unref(tg_config_t *c); /* frees at zero */
+
+/* The route whose path_prefix is the longest prefix of path, or NULL. */
+const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, size_t len);
+
+const char *tg_route_kind_name(tg_route_kind_t k);
+
+/* The config path from -c, else $TOLLGATE_CONFIG, else ./tollgate.yaml. */
+const char *tg_config_default_path(const char *flag);
+
+#endif

@@ -1,0 +1,50 @@
+/* tollgate: command dispatch. `-c FILE` (or --config FILE) may stand anywhere;
+ * the rest is `tollgate GROUP [ARGS]`, handled by src/cli/. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: tollgate [-c FILE] COMMAND [ARGS]\n"
+    "  serve                                   run the gateway\n"
+    "  tenant add ID [--name NAME] | list | show ID | disable ID | enable ID\n"
+    "  key create --tenant ID [--name NAME]    prints the secret once\n"
+    "  key list [--tenant ID] | revoke KEY_ID\n"
+    "  usage [--tenant ID] [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
+    "        [--by day|hour|route|key|model|tool] [--format table|json|csv]\n"
+    "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
+
+int main(int argc, char **argv)
+{
+    const char *config_flag = NULL;
+    char *args[256];
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tollgate: %s needs a file\n", argv[i]);
+                return TG_EXIT_USAGE;
+            }
+            config_flag = argv[++i];
+        } else if (n < (int)(sizeof args / sizeof args[0]) - 1) {
+            args[n++] = argv[i];
+        } else {
+            fprintf(stderr, "tollgate: too many arguments\n");
+            return TG_EXIT_USAGE;
+        }
+    }
+    args[n] = NULL;
+    if (n == 0 || strcmp(args[0], "help") == 0 || strcmp(args[0], "--help") == 0 ||
+        strcmp(args[0], "-h") == 0) {
+        fputs(usage, n == 0 ? stderr : stdout);
+        return n == 0 ? TG_EXIT_USAGE : TG_EXIT_OK;
+    }
+    const char *cfg = tg_config_default_path(config_flag);
+    if (strcmp(args[0], "serve") == 0) return tg_cli_serve(n, args, cfg);
+    if (strcmp(args[0], "tenant") == 0) return tg_cli_tenant(n, args, cfg);
+    if (strcmp(args[0], "key") == 0) return tg_cli_key(n, args, cfg);
+    if (strcmp(args[0], "usage") == 0) return tg_cli_usage(n, args, cfg);
+    fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
+    return TG_EXIT_USAGE;
+}

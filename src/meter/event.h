@@ -1,0 +1,55 @@
+/* The usage event: one per request, accepted or rejected. Everything else
+ * (daily aggregates, access log, reports) is derived from these.
+ *
+ * The struct is fixed-size on purpose: the recorder's queue is a ring of them,
+ * so recording a request allocates nothing. Strings longer than their field
+ * are truncated (path keeps its first 255 bytes). */
+#ifndef TG_METER_EVENT_H
+#define TG_METER_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    TG_OUTCOME_BILLABLE = 0, /* upstream answered 2xx */
+    TG_OUTCOME_FAILED = 1,   /* reached (or tried) the upstream, not 2xx */
+    TG_OUTCOME_REJECTED = 2, /* refused by tollgate before any upstream work */
+} tg_outcome_t;
+
+const char *tg_outcome_name(tg_outcome_t o); /* "billable", "failed", "rejected" */
+
+#define TG_TOKENS_UNKNOWN (-1)
+
+typedef struct tg_event {
+    int64_t id;         /* time-ordered, unique: see tg_event_new_id() */
+    int64_t ts_us;      /* wall clock at request start, Unix microseconds */
+    int64_t latency_us; /* monotonic, request start to last byte sent */
+    int64_t bytes_in;   /* request body bytes received from the client */
+    int64_t bytes_out;  /* response body bytes sent to the client */
+    int64_t tokens_in, tokens_out, tokens_cached; /* TG_TOKENS_UNKNOWN when not known */
+    int64_t cost_micros;                          /* integer micro-USD */
+    int32_t status;                               /* HTTP status sent to the client */
+    int32_t outcome;                              /* tg_outcome_t */
+    char tenant[64];                              /* "" when unauthenticated */
+    char key_id[32];
+    char route[64];
+    char method[16];
+    char path[256];
+    char reason[48]; /* why rejected or failed: "no_route", "unauthorized", ... */
+    char model[64];
+    char tool[128];
+    char cache[16];
+    char client_ip[48];
+    char request_id[64];
+    char upstream[128]; /* the target URL the request went to */
+} tg_event_t;
+
+/* A new time-ordered id: milliseconds since 2020-01-01 in the top 41 bits, and
+ * a per-process random salt plus a counter in the low 22 bits. Thread-safe. */
+int64_t tg_event_new_id(int64_t wall_us);
+
+/* Copies src into a fixed field, truncating; always NUL-terminates. */
+void tg_event_str(char *dst, size_t cap, const char *src, size_t len);
+#define TG_EVENT_SET(ev, field, s, n) tg_event_str((ev)->field, sizeof (ev)->field, (s), (n))
+
+#endif

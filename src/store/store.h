@@ -1,0 +1,138 @@
+/* The store: tenants, API keys, usage events and daily aggregates.
+ *
+ * One interface, backends behind a function table (struct tg_store_ops):
+ * sqlite.c today, postgres.c later. Callers never know which one they talk to.
+ * A tg_store_t is one connection and is not thread-safe: each thread opens its
+ * own (the writer thread, the auth refresher, a CLI command).
+ *
+ * The tables are described once, in src/store/schema.sql (migrations). */
+#ifndef TG_STORE_STORE_H
+#define TG_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meter/event.h"
+#include "util/err.h"
+
+/* Result codes beyond 0 / -1. */
+#define TG_STORE_NOTFOUND (-2)
+#define TG_STORE_EXISTS   (-3)
+#define TG_STORE_BUSY     (-4) /* locked or not writable right now: try again later */
+
+typedef struct tg_tenant {
+    char id[64];
+    char name[128];
+    char status[16]; /* "active" | "disabled" */
+    int64_t created_us;
+} tg_tenant_t;
+
+typedef struct tg_key {
+    char id[32];        /* public id, e.g. "key_7f3a..." */
+    char tenant_id[64];
+    unsigned char sha256[32];
+    char prefix[16];    /* display prefix of the secret, e.g. "tg_Ab3dE" */
+    char name[128];
+    char status[16];    /* "active" | "revoked" */
+    int64_t created_us;
+    int64_t last_used_us; /* 0 = never */
+} tg_key_t;
+
+/* What the gateway needs to authenticate: every key, joined with its tenant. */
+typedef struct tg_auth_row {
+    const unsigned char *sha256; /* 32 bytes */
+    const char *key_id;
+    const char *tenant_id;
+    int key_active;    /* key status is active */
+    int tenant_active; /* tenant status is active */
+} tg_auth_row_t;
+
+typedef enum {
+    TG_BY_DAY = 0,
+    TG_BY_HOUR,
+    TG_BY_ROUTE,
+    TG_BY_KEY,
+    TG_BY_MODEL,
+    TG_BY_TOOL,
+} tg_usage_by_t;
+
+typedef struct tg_usage_query {
+    const char *tenant; /* NULL = all */
+    int64_t from_us;    /* inclusive UTC midnight; 0 = no bound */
+    int64_t to_us;      /* exclusive: the midnight after the --to day; 0 = no bound */
+    tg_usage_by_t by;
+} tg_usage_query_t;
+
+typedef struct tg_usage_row {
+    const char *tenant;
+    const char *group; /* the day, hour, route, key, model or tool */
+    int64_t requests, billable, failed, rejected;
+    int64_t bytes_in, bytes_out;
+    int64_t tokens_in, tokens_out;
+    int64_t cost_micros;
+} tg_usage_row_t;
+
+typedef struct tg_store tg_store_t;
+
+struct tg_store_ops {
+    void (*close)(tg_store_t *s);
+    int (*tenant_add)(tg_store_t *s, const char *id, const char *name, tg_err_t *err);
+    int (*tenant_get)(tg_store_t *s, const char *id, tg_tenant_t *out, tg_err_t *err);
+    int (*tenant_list)(tg_store_t *s, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                       tg_err_t *err);
+    int (*tenant_set_status)(tg_store_t *s, const char *id, const char *status, tg_err_t *err);
+    int (*key_add)(tg_store_t *s, const tg_key_t *k, tg_err_t *err);
+    int (*key_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_key_t *, void *),
+                    void *ud, tg_err_t *err);
+    int (*key_revoke)(tg_store_t *s, const char *key_id, tg_err_t *err);
+    int (*auth_load)(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
+                     tg_err_t *err);
+    /* A number that changes whenever any connection (any process) committed a
+     * change to tenants or keys; cheap enough to poll several times a second. */
+    int (*auth_version)(tg_store_t *s, int64_t *out, tg_err_t *err);
+    /* Inserts events and updates usage_daily in one transaction. An event
+     * whose id is already stored is skipped (so a replay counts nothing twice);
+     * *inserted says how many were new. TG_STORE_BUSY when the store cannot
+     * be written now (nothing was written). */
+    int (*append)(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
+                  tg_err_t *err);
+    /* Deletes events with ts before events_before_us (0 = none) and
+     * aggregates for days before agg_before_day "YYYY-MM-DD" (NULL = none). */
+    int (*purge)(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
+                 int64_t *deleted, tg_err_t *err);
+    int (*usage)(tg_store_t *s, const tg_usage_query_t *q,
+                 int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err);
+    /* 0 when a write transaction can be taken now. */
+    int (*writable)(tg_store_t *s, tg_err_t *err);
+};
+
+struct tg_store {
+    const struct tg_store_ops *ops;
+};
+
+/* Opens "sqlite:PATH" (creating it and applying migrations). */
+int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err);
+
+/* Thin wrappers so call sites read as tg_store_*(). */
+static inline void tg_store_close(tg_store_t *s)
+{
+    if (s) s->ops->close(s);
+}
+#define tg_store_tenant_add(s, ...)        ((s)->ops->tenant_add((s), __VA_ARGS__))
+#define tg_store_tenant_get(s, ...)        ((s)->ops->tenant_get((s), __VA_ARGS__))
+#define tg_store_tenant_list(s, ...)       ((s)->ops->tenant_list((s), __VA_ARGS__))
+#define tg_store_tenant_set_status(s, ...) ((s)->ops->tenant_set_status((s), __VA_ARGS__))
+#define tg_store_key_add(s, ...)           ((s)->ops->key_add((s), __VA_ARGS__))
+#define tg_store_key_list(s, ...)          ((s)->ops->key_list((s), __VA_ARGS__))
+#define tg_store_key_revoke(s, ...)        ((s)->ops->key_revoke((s), __VA_ARGS__))
+#define tg_store_auth_load(s, ...)         ((s)->ops->auth_load((s), __VA_ARGS__))
+#define tg_store_auth_version(s, ...)      ((s)->ops->auth_version((s), __VA_ARGS__))
+#define tg_store_append(s, ...)            ((s)->ops->append((s), __VA_ARGS__))
+#define tg_store_purge(s, ...)             ((s)->ops->purge((s), __VA_ARGS__))
+#define tg_store_usage(s, ...)             ((s)->ops->usage((s), __VA_ARGS__))
+#define tg_store_writable(s, ...)          ((s)->ops->writable((s), __VA_ARGS__))
+
+/* Backend constructors (store.c dispatches on the URL scheme). */
+int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err);
+
+#endif
