@@ -34,7 +34,7 @@ void tg_utc_iso(int64_t wall_us, char buf[25])
     gmtime_r(&t, &tm);
     char tmp[20];
     strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, 25, "%s.%03dZ", tmp, (int)((wall_us / 1000) % 1000));
+    snprintf(buf, 25, "%.19s.%03uZ", tmp, (unsigned)((wall_us / 1000) % 1000) % 1000u);
 }
 
 int tg_parse_day(const char *s, int64_t *wall_us)

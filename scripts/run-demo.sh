@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make run`: serves examples/tollgate.yaml in front of the bundled mock
+# upstream, with a demo tenant and key created on first use. All of this is
+# the demo's doing (this script and the example config), not the binary's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONFIG=examples/tollgate.yaml
+TG=build/tollgate
+mkdir -p .run
+
+build/mock-upstream --listen 127.0.0.1:8081 >.run/mock-upstream.log 2>&1 &
+MOCK=$!
+trap 'kill $MOCK 2>/dev/null || true' EXIT
+
+if [ ! -s .run/demo-key ] || [ ! -f .run/tollgate.db ]; then
+  rm -f .run/demo-key
+  "$TG" -c "$CONFIG" tenant add demo --name "Demo tenant" >/dev/null 2>&1 || true
+  "$TG" -c "$CONFIG" key create --tenant demo --name demo | sed -n 's/^secret: //p' >.run/demo-key
+fi
+KEY=$(cat .run/demo-key)
+
+cat <<MSG
+
+tollgate is starting on http://127.0.0.1:8080 (admin http://127.0.0.1:9090/readyz)
+in front of the mock upstream on 127.0.0.1:8081. Try, from another terminal:
+
+  curl -i -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/hello
+  $TG -c $CONFIG usage
+
+(The demo key is kept in .run/demo-key; Ctrl-C stops both servers.)
+
+MSG
+"$TG" -c "$CONFIG" serve

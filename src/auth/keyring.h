@@ -1,0 +1,48 @@
+/* The keyring: an in-memory snapshot of every API key (by SHA-256) with its
+ * tenant and status, so authenticating a request touches no store.
+ *
+ * A refresher thread polls tg_store_auth_version() every 250 ms and rebuilds
+ * the snapshot when another process changed tenants or keys, which is how a
+ * revoked key or a disabled tenant is refused within a second. Lookups take a
+ * read lock; the swap takes the write lock for one pointer store. */
+#ifndef TG_AUTH_KEYRING_H
+#define TG_AUTH_KEYRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/err.h"
+
+typedef enum {
+    TG_AUTH_OK = 0,
+    TG_AUTH_MISSING,  /* no credential presented */
+    TG_AUTH_UNKNOWN,  /* no such key */
+    TG_AUTH_REVOKED,  /* key revoked */
+    TG_AUTH_DISABLED, /* tenant disabled */
+} tg_auth_result_t;
+
+const char *tg_auth_result_reason(tg_auth_result_t r); /* "unknown_key", ... */
+
+typedef struct tg_keyring tg_keyring_t;
+
+tg_keyring_t *tg_keyring_new(void);
+void tg_keyring_free(tg_keyring_t *kr);
+
+/* Rebuilds the snapshot from the store now. */
+int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err);
+
+/* Starts the refresher thread on its own store connection (opened from url). */
+int tg_keyring_start_refresh(tg_keyring_t *kr, const char *store_url, long interval_ms,
+                             tg_err_t *err);
+void tg_keyring_stop_refresh(tg_keyring_t *kr);
+
+/* Authenticates a presented secret. On TG_AUTH_OK (and on REVOKED/DISABLED)
+ * copies the tenant and key id out. Thread-safe. */
+tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len,
+                                  char tenant[64], char key_id[32]);
+
+/* Number of keys in the current snapshot. */
+size_t tg_keyring_size(tg_keyring_t *kr);
+
+#endif

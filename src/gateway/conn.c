@@ -1,0 +1,1074 @@
+/* Client connections: see conn.h.
+ *
+ * Life of a request: http_parser callbacks collect the head into c->head
+ * (capped: 431 past server.max_header_bytes); at headers-complete the request
+ * is authenticated, routed and size-checked, then handed to the upstream
+ * client (proxy.h). The body is copied into c->body as it arrives and pulled
+ * by the upstream client; reading from the client stops while more than
+ * BODY_HIGH bytes wait. Response bytes go to the socket with uv_try_write and
+ * only the part the kernel did not take is copied; while more than OUT_HIGH
+ * bytes are queued the upstream download is paused. A request ends when both
+ * its message was read and its response was queued; then exactly one event
+ * is pushed to the recorder and, on keep-alive, the parser resumes on any
+ * pipelined bytes kept in c->pend.
+ *
+ * Callbacks from the upstream client never close the connection themselves
+ * (curl forbids removing a transfer from inside its callbacks): a failed
+ * write sets write_failed and the transfer is ended by curl, after which
+ * on_done closes. */
+#include "gateway/conn.h"
+
+#include <arpa/inet.h>
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway/upstream.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define MAX_HDRS      100
+#define BODY_HIGH     (256 * 1024) /* stop reading the client above this much unsent body */
+#define BODY_LOW      (64 * 1024)  /* and read again below this */
+#define OUT_HIGH      (1024 * 1024) /* pause the upstream above this much unsent response */
+#define OUT_LOW       (256 * 1024)
+#define PEND_MAX      (64 * 1024) /* pipelined bytes held while a request is in flight */
+#define DISCARD_SMALL (64 * 1024) /* a rejected request's body up to this is read and dropped */
+#define LINGER_MS     1000
+
+typedef struct hdr {
+    uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
+} hdr_t;
+
+struct tg_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* header timeout, keep-alive idle timeout, linger */
+    uv_shutdown_t sreq;
+    tg_worker_t *w;
+    tg_conn_t *prev, *next;
+    http_parser parser;
+    int open_handles;
+
+    /* Connection state. */
+    int closing;    /* uv_close called */
+    int lingering;  /* response sent with close; draining the client's rest */
+    int reading;    /* uv_read_start in effect */
+    int driving;    /* inside drive(): finish_request must not recurse */
+    int resume;     /* drive() should unpause the parser and parse c->pend */
+    int write_failed;
+    char client_ip[48];
+
+    /* Head of the current request (reset per request). */
+    char *head;
+    size_t head_len, head_cap;
+    hdr_t hdrs[MAX_HDRS];
+    size_t nhdrs;
+    int last_was_value;
+    uint32_t url_off, url_len;
+    int overflow; /* head over max_header_bytes or MAX_HDRS: 431 */
+
+    /* Pipelined input not parsed yet. */
+    char *pend;
+    size_t pend_len, pend_cap;
+
+    /* The request in flight. */
+    int in_request;
+    int headers_done;
+    int msg_done;  /* the whole request message was read */
+    int resp_done; /* the whole response was queued */
+    int keep_alive;
+    int discard;   /* body bytes are read and dropped (request already answered) */
+    int has_body;
+    int64_t body_limit;
+    int64_t content_length; /* -1 when chunked or absent */
+    tg_config_t *cfg;
+    const tg_route_conf_t *route;
+    tg_target_t *target;
+    int attempts;
+    int64_t start_mono;
+    tg_event_t ev;
+
+    /* Request body on its way to the upstream. */
+    char *body;
+    size_t body_len, body_off, body_cap;
+    int64_t body_pulled; /* bytes handed to the upstream client */
+    int body_paused; /* client reads stopped for back-pressure */
+
+    /* Upstream transfer. */
+    tg_proxy_req_t *up;
+    const char *up_hdrs[TG_PROXY_MAX_HEADERS];
+    char *scratch; /* URL and header lines handed to the upstream client */
+    size_t scratch_cap;
+
+    /* Response head being collected from the upstream. */
+    char *out;
+    size_t out_len, out_cap;
+    int head_sent;
+    int resp_has_cl;
+    int chunked_out;
+    int no_body_out;
+};
+
+typedef struct wblk {
+    uv_write_t req;
+    tg_conn_t *c;
+    size_t len;
+    char data[];
+} wblk_t;
+
+static void drive(tg_conn_t *c);
+static void conn_close(tg_conn_t *c);
+static void start_upstream(tg_conn_t *c);
+static void new_request_id(tg_conn_t *c);
+static const http_parser_settings settings;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    char *p = realloc(*buf, n);
+    if (!p) return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+static int name_is(const tg_conn_t *c, const hdr_t *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->nl == n && strncasecmp(c->head + h->no, name, n) == 0;
+}
+
+static const hdr_t *find_hdr(const tg_conn_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nhdrs; i++)
+        if (name_is(c, &c->hdrs[i], name)) return &c->hdrs[i];
+    return NULL;
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    wblk_t *b = (wblk_t *)req;
+    tg_conn_t *c = b->c;
+    free(b);
+    if (c->closing) return;
+    if (status < 0) {
+        c->write_failed = 1;
+        if (!c->up) conn_close(c);
+        return;
+    }
+    if (c->up && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < OUT_LOW)
+        tg_proxy_resume_download(c->up);
+}
+
+/* Writes bufs in order; what the kernel does not take now is copied and
+ * queued. Returns 0, or -1 (write_failed set) when the socket is gone. */
+static int conn_write(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
+{
+    if (c->closing || c->write_failed) return -1;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (r == (int)total) return 0;
+    if (r < 0 && r != UV_EAGAIN) {
+        c->write_failed = 1;
+        return -1;
+    }
+    size_t skip = r > 0 ? (size_t)r : 0, left = total - skip;
+    wblk_t *b = malloc(sizeof *b + left);
+    if (!b) {
+        c->write_failed = 1;
+        return -1;
+    }
+    b->c = c;
+    b->len = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t l = bufs[i].len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(b->data + b->len, bufs[i].base + skip, l - skip);
+        b->len += l - skip;
+        skip = 0;
+    }
+    uv_buf_t one = uv_buf_init(b->data, (unsigned)b->len);
+    if (uv_write(&b->req, (uv_stream_t *)&c->tcp, &one, 1, on_write) != 0) {
+        free(b);
+        c->write_failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* An error answered by tollgate itself: {"error":{"type","message"}}. The
+ * strings are compile-time constants of ours, never client input. */
+static void send_error(tg_conn_t *c, int status, const char *type, const char *message)
+{
+    char body[512], head[512];
+    int bl = snprintf(body, sizeof body, "{\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}\n",
+                      type, message);
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\nx-request-id: %s\r\n%s\r\n",
+                      status, status_text(status), bl, c->ev.request_id,
+                      c->keep_alive ? "" : "Connection: close\r\n");
+    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init(body, (unsigned)bl)};
+    if (conn_write(c, bufs, 2) == 0) c->ev.bytes_out += bl;
+    c->ev.status = status;
+    c->head_sent = 1;
+    c->resp_done = 1;
+}
+
+/* ---- reading and parsing ---------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    tg_conn_t *c = h->data;
+    *buf = uv_buf_init(c->w->rbuf, sizeof c->w->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void set_reading(tg_conn_t *c, int on)
+{
+    if (c->closing || on == c->reading) return;
+    c->reading = on;
+    if (on)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static void update_reading(tg_conn_t *c)
+{
+    set_reading(c, !c->body_paused && c->pend_len < PEND_MAX);
+}
+
+static int pend_append(tg_conn_t *c, const char *p, size_t n)
+{
+    if (grow(&c->pend, &c->pend_cap, c->pend_len + n) != 0) return -1;
+    memcpy(c->pend + c->pend_len, p, n);
+    c->pend_len += n;
+    return 0;
+}
+
+static void record(tg_conn_t *c)
+{
+    tg_event_t *ev = &c->ev;
+    ev->latency_us = tg_mono_us() - c->start_mono;
+    if (ev->outcome != TG_OUTCOME_REJECTED)
+        ev->outcome = (ev->status >= 200 && ev->status < 300 && !ev->reason[0])
+                          ? TG_OUTCOME_BILLABLE
+                          : TG_OUTCOME_FAILED;
+    ev->id = tg_event_new_id(ev->ts_us);
+    tg_recorder_push(c->w->srv->rec, ev);
+}
+
+static void end_request_state(tg_conn_t *c)
+{
+    if (c->cfg) tg_config_unref(c->cfg);
+    c->cfg = NULL;
+    c->route = NULL;
+    c->in_request = 0;
+    c->body_len = c->body_off = 0;
+    c->body_paused = 0;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void arm_timer(tg_conn_t *c, long ms)
+{
+    if (ms > 0) uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    tg_conn_t *c = req->data;
+    if (c->closing) return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    /* Lingering close: keep reading (and dropping) what the client still
+     * sends for a moment, so the kernel does not reset the connection and
+     * destroy the response before the client read it. */
+    c->lingering = 1;
+    c->body_paused = 0;
+    c->pend_len = 0;
+    set_reading(c, 1);
+    arm_timer(c, LINGER_MS);
+}
+
+static void close_after_response(tg_conn_t *c)
+{
+    if (c->closing || c->lingering) return;
+    if (c->write_failed) {
+        conn_close(c);
+        return;
+    }
+    c->sreq.data = c;
+    c->lingering = 1;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_close(c);
+}
+
+/* Both halves of the request are done: record it and move on. */
+static void finish_request(tg_conn_t *c)
+{
+    record(c);
+    atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
+    end_request_state(c);
+    if (!c->keep_alive || c->w->draining || c->write_failed) {
+        close_after_response(c);
+        return;
+    }
+    c->resume = 1;
+    arm_timer(c, c->w->cfg->server.idle_timeout_ms);
+    drive(c);
+}
+
+static void maybe_finish(tg_conn_t *c)
+{
+    if (c->in_request && c->msg_done && c->resp_done && !c->up) finish_request(c);
+}
+
+/* A rejected or answered request whose body is still coming: read and drop a
+ * small rest to keep the connection, close after a large one. */
+static void after_early_response(tg_conn_t *c)
+{
+    if (c->msg_done || !c->has_body) return;
+    c->discard = 1;
+    c->body_len = c->body_off = 0;
+    if (c->content_length < 0 || c->content_length > DISCARD_SMALL) {
+        c->keep_alive = 0;
+        c->msg_done = 1; /* nothing more will be read for this request */
+    }
+}
+
+static void reject(tg_conn_t *c, int status, const char *type, const char *message,
+                   const char *reason)
+{
+    c->ev.outcome = TG_OUTCOME_REJECTED;
+    TG_EVENT_SET(&c->ev, reason, reason, strlen(reason));
+    after_early_response(c);
+    send_error(c, status, type, message);
+}
+
+/* Parses data; returns the bytes consumed. Errors answer and close. */
+static size_t parse(tg_conn_t *c, const char *data, size_t len)
+{
+    size_t n = http_parser_execute(&c->parser, &settings, data, len);
+    if (c->closing) return len;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED) return n;
+    if (e == HPE_OK && !c->parser.upgrade) return n;
+    /* Malformed input: answer if the response has not started, then close. */
+    if (c->up) {
+        tg_proxy_abort(c->up);
+        c->up = NULL;
+    }
+    if (!c->in_request) {
+        /* An error before any message began (garbage on an idle connection). */
+        c->in_request = 1;
+        c->start_mono = tg_mono_us();
+        c->ev.ts_us = tg_wall_us();
+        TG_EVENT_SET(&c->ev, client_ip, c->client_ip, strlen(c->client_ip));
+        new_request_id(c);
+        atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
+    }
+    c->headers_done = 1; /* so the event is recorded even if the head was cut */
+    c->keep_alive = 0;
+    c->msg_done = 1;
+    if (!c->head_sent) {
+        int big = c->overflow || e == HPE_HEADER_OVERFLOW;
+        c->ev.outcome = TG_OUTCOME_REJECTED;
+        const char *reason = big ? "headers_too_large"
+                             : c->parser.upgrade ? "upgrade_unsupported"
+                                                 : "malformed_request";
+        TG_EVENT_SET(&c->ev, reason, reason, strlen(reason));
+        if (big)
+            send_error(c, 431, "headers_too_large", "request header block is too large");
+        else if (c->parser.upgrade)
+            send_error(c, 400, "invalid_request", "protocol upgrade is not supported");
+        else
+            send_error(c, 400, "invalid_request", "malformed HTTP request");
+    } else {
+        TG_EVENT_SET(&c->ev, reason, "malformed_request", 17);
+        c->write_failed = 1; /* the response cannot be completed: just close */
+    }
+    c->resp_done = 1;
+    maybe_finish(c);
+    return len;
+}
+
+/* Parses what is pending while the connection can take a new request. */
+static void drive(tg_conn_t *c)
+{
+    if (c->driving) return;
+    c->driving = 1;
+    while (c->resume && !c->closing && !c->lingering) {
+        c->resume = 0;
+        http_parser_pause(&c->parser, 0);
+        if (c->pend_len == 0) break;
+        size_t n = parse(c, c->pend, c->pend_len);
+        if (c->closing) break;
+        memmove(c->pend, c->pend + n, c->pend_len - n);
+        c->pend_len -= n;
+    }
+    c->driving = 0;
+    if (!c->closing) update_reading(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    tg_conn_t *c = s->data;
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (c->lingering || !c->in_request || !c->headers_done) {
+            conn_close(c); /* nothing, or only part of a head, was received */
+            return;
+        }
+        /* The client went away mid-request. */
+        if (c->up) {
+            tg_proxy_abort(c->up);
+            c->up = NULL;
+        }
+        if (!c->head_sent) c->ev.status = 499; /* nginx's "client closed request" */
+        if (!c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
+        c->msg_done = c->resp_done = 1;
+        c->keep_alive = 0;
+        c->write_failed = 1;
+        maybe_finish(c);
+        if (!c->closing) conn_close(c);
+        return;
+    }
+    if (c->lingering) return;
+    if (c->in_request && c->msg_done && !c->discard) {
+        /* Pipelined: keep it until this response is done. */
+        if (pend_append(c, buf->base, (size_t)nread) != 0) conn_close(c);
+        update_reading(c);
+        return;
+    }
+    size_t n = parse(c, buf->base, (size_t)nread);
+    if (c->closing) return;
+    if (n < (size_t)nread && pend_append(c, buf->base + n, (size_t)nread - n) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->up && (c->body_len > c->body_off || c->msg_done)) tg_proxy_resume_upload(c->up);
+    if (c->closing) return;
+    maybe_finish(c);
+    if (!c->closing) update_reading(c);
+}
+
+/* ---- http_parser callbacks -------------------------------------------- */
+
+static int head_append(tg_conn_t *c, const char *p, size_t n)
+{
+    size_t cap = c->w->cfg->server.max_header_bytes;
+    if (c->head_len + n > cap) {
+        c->overflow = 1;
+        return -1;
+    }
+    if (grow(&c->head, &c->head_cap, c->head_len + n) != 0) return -1;
+    memcpy(c->head + c->head_len, p, n);
+    c->head_len += n;
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    tg_conn_t *c = p->data;
+    c->in_request = 1;
+    c->headers_done = c->msg_done = c->resp_done = 0;
+    c->discard = c->has_body = 0;
+    c->head_len = c->nhdrs = 0;
+    c->url_off = c->url_len = 0;
+    c->last_was_value = 0;
+    c->overflow = 0;
+    c->head_sent = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
+    c->out_len = 0;
+    c->attempts = 0;
+    c->body_pulled = 0;
+    c->target = NULL;
+    c->start_mono = tg_mono_us();
+    memset(&c->ev, 0, sizeof c->ev);
+    c->ev.ts_us = tg_wall_us();
+    c->ev.tokens_in = c->ev.tokens_out = c->ev.tokens_cached = TG_TOKENS_UNKNOWN;
+    TG_EVENT_SET(&c->ev, client_ip, c->client_ip, strlen(c->client_ip));
+    new_request_id(c);
+    atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
+    arm_timer(c, c->w->cfg->server.header_timeout_ms);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    tg_conn_t *c = p->data;
+    if (c->url_len == 0) c->url_off = (uint32_t)c->head_len;
+    if (head_append(c, at, n) != 0) return -1;
+    c->url_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    tg_conn_t *c = p->data;
+    if (c->nhdrs == 0 || c->last_was_value) {
+        if (c->nhdrs == MAX_HDRS) {
+            c->overflow = 1;
+            return -1;
+        }
+        hdr_t *h = &c->hdrs[c->nhdrs++];
+        *h = (hdr_t){.no = (uint32_t)c->head_len};
+        c->last_was_value = 0;
+    }
+    if (head_append(c, at, n) != 0) return -1;
+    c->hdrs[c->nhdrs - 1].nl += (uint32_t)n;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    tg_conn_t *c = p->data;
+    hdr_t *h = &c->hdrs[c->nhdrs - 1];
+    if (!c->last_was_value) {
+        h->vo = (uint32_t)c->head_len;
+        c->last_was_value = 1;
+    }
+    if (head_append(c, at, n) != 0) return -1;
+    h->vl += (uint32_t)n;
+    return 0;
+}
+
+/* The presented credential: "Authorization: Bearer X" or "x-api-key: X". */
+static void credential(const tg_conn_t *c, const char **secret, size_t *len)
+{
+    *secret = NULL;
+    *len = 0;
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        const char *v = c->head + h->vo;
+        if (name_is(c, h, "authorization") && h->vl > 7 && strncasecmp(v, "bearer ", 7) == 0) {
+            *secret = v + 7;
+            *len = h->vl - 7;
+            while (*len && **secret == ' ')
+                (*secret)++, (*len)--;
+            return;
+        }
+        if (name_is(c, h, "x-api-key")) {
+            *secret = v;
+            *len = h->vl;
+            return;
+        }
+    }
+}
+
+/* Unique per process and time-ordered, like event ids. */
+static void new_request_id(tg_conn_t *c)
+{
+    snprintf(c->ev.request_id, sizeof c->ev.request_id, "%016llx",
+             (unsigned long long)tg_event_new_id(c->ev.ts_us));
+}
+
+/* The client's x-request-id when it is a sane token, else ours stays. */
+static void set_request_id(tg_conn_t *c)
+{
+    const hdr_t *h = find_hdr(c, "x-request-id");
+    int ok = h && h->vl > 0 && h->vl < sizeof c->ev.request_id;
+    for (uint32_t i = 0; ok && i < h->vl; i++) {
+        char ch = c->head[h->vo + i];
+        ok = ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
+    }
+    if (ok) TG_EVENT_SET(&c->ev, request_id, c->head + h->vo, h->vl);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    tg_conn_t *c = p->data;
+    uv_timer_stop(&c->timer);
+    c->headers_done = 1;
+    c->cfg = tg_config_ref(c->w->cfg);
+    const char *method = http_method_str((enum http_method)p->method);
+    TG_EVENT_SET(&c->ev, method, method, strlen(method));
+    const char *url = c->head + c->url_off;
+    TG_EVENT_SET(&c->ev, path, url, c->url_len);
+    set_request_id(c);
+    c->keep_alive = http_should_keep_alive(p) && !c->w->draining;
+    c->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
+    c->has_body = (p->flags & F_CHUNKED) || c->content_length > 0;
+    c->body_limit = (int64_t)c->cfg->server.max_body;
+    if (p->upgrade) return 0; /* refused by parse() once execute returns */
+
+    const char *secret;
+    size_t slen;
+    credential(c, &secret, &slen);
+    char tenant[64], key_id[32];
+    tg_auth_result_t ar = tg_keyring_check(c->w->srv->keys, secret, slen, tenant, key_id);
+    if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
+        TG_EVENT_SET(&c->ev, tenant, tenant, strlen(tenant));
+        TG_EVENT_SET(&c->ev, key_id, key_id, strlen(key_id));
+    }
+    if (ar != TG_AUTH_OK) {
+        static const char *const msgs[] = {
+            [TG_AUTH_MISSING] = "missing API key (Authorization: Bearer KEY or x-api-key)",
+            [TG_AUTH_UNKNOWN] = "invalid API key",
+            [TG_AUTH_REVOKED] = "API key revoked",
+            [TG_AUTH_DISABLED] = "tenant disabled",
+        };
+        reject(c, 401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
+        return 0;
+    }
+    const char *q = memchr(url, '?', c->url_len);
+    size_t plen = q ? (size_t)(q - url) : c->url_len;
+    c->route = tg_config_route(c->cfg, url, plen);
+    if (!c->route) {
+        reject(c, 404, "not_found", "no route for this path", "no_route");
+        return 0;
+    }
+    TG_EVENT_SET(&c->ev, route, c->route->name, strlen(c->route->name));
+    if (c->content_length > c->body_limit) {
+        reject(c, 413, "payload_too_large", "request body is larger than server.max_body",
+               "body_too_large");
+        return 0;
+    }
+    start_upstream(c);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    tg_conn_t *c = p->data;
+    c->ev.bytes_in += (int64_t)n;
+    if (c->discard) return 0;
+    if (c->ev.bytes_in > c->body_limit) {
+        /* A chunked body grew past the limit while streaming. */
+        if (c->up) {
+            tg_proxy_abort(c->up);
+            c->up = NULL;
+        }
+        if (!c->head_sent) {
+            c->keep_alive = 0;
+            reject(c, 413, "payload_too_large", "request body is larger than server.max_body",
+                   "body_too_large");
+        } else {
+            c->write_failed = 1;
+            c->resp_done = 1;
+        }
+        c->msg_done = 1;
+        c->discard = 1;
+        return 0;
+    }
+    if (!c->up) return 0; /* answered already; nothing to forward to */
+    if (grow(&c->body, &c->body_cap, c->body_len + n) != 0) return -1;
+    memcpy(c->body + c->body_len, at, n);
+    c->body_len += n;
+    if (c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    tg_conn_t *c = p->data;
+    c->msg_done = 1;
+    c->discard = 0;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- the upstream side ------------------------------------------------ */
+
+static int hop_by_hop(const char *n, size_t l)
+{
+    static const char *const names[] = {"connection", "keep-alive",       "proxy-connection",
+                                        "te",         "trailer",          "transfer-encoding",
+                                        "upgrade",    "proxy-authorization"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == l && strncasecmp(n, names[i], l) == 0) return 1;
+    return 0;
+}
+
+/* Request headers the upstream must not get from the client: hop-by-hop,
+ * ones we set ourselves, and the tenant's credential. */
+static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
+{
+    const char *n = c->head + h->no;
+    if (hop_by_hop(n, h->nl)) return 1;
+    static const char *const names[] = {"host",         "content-length", "authorization",
+                                        "x-api-key",    "x-request-id",   "x-forwarded-for",
+                                        "expect"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (name_is(c, h, names[i])) return 1;
+    if (h->nl >= 11 && strncasecmp(n, "x-tollgate-", 11) == 0) return 1;
+    const tg_upstream_conf_t *u = c->route->up;
+    for (size_t i = 0; i < u->nheaders; i++)
+        if (name_is(c, h, u->headers[i].name)) return 1; /* the config's value wins */
+    return 0;
+}
+
+static void on_up_header(void *ud, const char *name, size_t nl, const char *value, size_t vl)
+{
+    tg_conn_t *c = ud;
+    if (hop_by_hop(name, nl)) return;
+    if (nl == 12 && strncasecmp(name, "x-request-id", 12) == 0) return;
+    if (nl == 14 && strncasecmp(name, "content-length", 14) == 0) c->resp_has_cl = 1;
+    if (c->out_len + nl + vl + 4 > 65536) return; /* a runaway header block is cut */
+    if (grow(&c->out, &c->out_cap, c->out_len + nl + vl + 4) != 0) return;
+    memcpy(c->out + c->out_len, name, nl);
+    c->out_len += nl;
+    memcpy(c->out + c->out_len, ": ", 2);
+    c->out_len += 2;
+    memcpy(c->out + c->out_len, value, vl);
+    c->out_len += vl;
+    memcpy(c->out + c->out_len, "\r\n", 2);
+    c->out_len += 2;
+}
+
+static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
+{
+    tg_conn_t *c = ud;
+    c->ev.status = status;
+    int head = strcmp(c->ev.method, "HEAD") == 0;
+    c->no_body_out = head || status == 204 || status == 304 || status < 200;
+    if (c->w->draining) c->keep_alive = 0;
+    if (!c->no_body_out && !c->resp_has_cl) {
+        if (c->parser.http_major == 1 && c->parser.http_minor >= 1)
+            c->chunked_out = 1;
+        else
+            c->keep_alive = 0; /* HTTP/1.0 client: the close delimits the body */
+    }
+    if (!rlen) {
+        reason = status_text(status);
+        rlen = strlen(reason);
+    }
+    char line[160], tail[256];
+    int ll = snprintf(line, sizeof line, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
+    int tl = snprintf(tail, sizeof tail, "x-request-id: %s\r\n%s%s\r\n", c->ev.request_id,
+                      c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "",
+                      !c->keep_alive                 ? "Connection: close\r\n"
+                      : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
+                                                     : "");
+    uv_buf_t bufs[3] = {uv_buf_init(line, (unsigned)ll), uv_buf_init(c->out, (unsigned)c->out_len),
+                        uv_buf_init(tail, (unsigned)tl)};
+    conn_write(c, bufs, 3);
+    c->head_sent = 1;
+}
+
+static int on_up_body(void *ud, const char *p, size_t n)
+{
+    tg_conn_t *c = ud;
+    if (c->write_failed || c->closing) return -1;
+    if (n == 0 || c->no_body_out) return 0;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > OUT_HIGH) return 1;
+    int rc;
+    if (c->chunked_out) {
+        char pre[24];
+        int pl = snprintf(pre, sizeof pre, "%zx\r\n", n);
+        uv_buf_t bufs[3] = {uv_buf_init(pre, (unsigned)pl), uv_buf_init((char *)p, (unsigned)n),
+                            uv_buf_init("\r\n", 2)};
+        rc = conn_write(c, bufs, 3);
+    } else {
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+        rc = conn_write(c, &b, 1);
+    }
+    if (rc != 0) return -1;
+    c->ev.bytes_out += (int64_t)n;
+    return 0;
+}
+
+static size_t on_up_read(void *ud, char *buf, size_t cap)
+{
+    tg_conn_t *c = ud;
+    size_t avail = c->body_len - c->body_off;
+    if (avail == 0) return c->msg_done ? 0 : TG_PROXY_PAUSE;
+    size_t k = avail < cap ? avail : cap;
+    memcpy(buf, c->body + c->body_off, k);
+    c->body_off += k;
+    c->body_pulled += (int64_t)k;
+    if (c->body_off == c->body_len) c->body_off = c->body_len = 0;
+    if (c->body_paused && c->body_len - c->body_off < BODY_LOW) {
+        c->body_paused = 0;
+        update_reading(c);
+    }
+    return k;
+}
+
+static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
+{
+    tg_conn_t *c = ud;
+    c->up = NULL;
+    tg_upstream_conf_t *u = c->route->up;
+    int64_t now = tg_mono_us();
+    int answered = r == TG_PROXY_OK || c->head_sent;
+    tg_upstream_report(u, c->target, answered, now);
+    if (r == TG_PROXY_CONNECT && !c->head_sent && c->body_pulled == 0 &&
+        c->attempts < (int)u->ntargets && !c->w->draining) {
+        /* Nothing reached the upstream: another target may take it. The body
+         * buffer still holds every byte read, since none was pulled. */
+        TG_DEBUG("%s: %s; trying the next target", c->target->url, detail);
+        start_upstream(c);
+        if (c->up) return;
+    }
+    if (r == TG_PROXY_OK) {
+        if (c->chunked_out) {
+            uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
+            conn_write(c, &end, 1);
+        }
+    } else if (!c->head_sent) {
+        TG_WARN("upstream %s (%s): %s", u->name, c->target->url, detail);
+        if (r == TG_PROXY_TIMEOUT) {
+            TG_EVENT_SET(&c->ev, reason, "upstream_timeout", 16);
+            send_error(c, 504, "gateway_timeout", "the upstream did not answer in time");
+        } else {
+            TG_EVENT_SET(&c->ev, reason, "upstream_unreachable", 20);
+            send_error(c, 502, "bad_gateway", "the upstream could not be reached");
+        }
+    } else if (!c->write_failed) {
+        /* The response broke after it started: it cannot be completed. */
+        TG_WARN("upstream %s (%s): response cut short: %s", u->name, c->target->url, detail);
+        TG_EVENT_SET(&c->ev, reason, "upstream_reset", 14);
+        c->write_failed = 1;
+    }
+    c->resp_done = 1;
+    after_early_response(c);
+    if (c->write_failed && !c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
+    if (c->msg_done) {
+        finish_request(c);
+        return;
+    }
+    update_reading(c); /* the rest of the body is read and dropped */
+}
+
+static const tg_proxy_handler_t handler = {
+    .on_header = on_up_header,
+    .on_head_done = on_up_head_done,
+    .on_body = on_up_body,
+    .read_body = on_up_read,
+    .on_done = on_up_done,
+};
+
+static void start_upstream(tg_conn_t *c)
+{
+    tg_upstream_conf_t *u = c->route->up;
+    c->target = tg_upstream_pick(u, tg_mono_us());
+    c->attempts++;
+    TG_EVENT_SET(&c->ev, upstream, c->target->url, strlen(c->target->url));
+
+    size_t need = strlen(c->target->url) + c->url_len + c->head_len + c->nhdrs * 4 + 512;
+    for (size_t i = 0; i < u->nheaders; i++)
+        need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + 4;
+    const hdr_t *xff = find_hdr(c, "x-forwarded-for");
+    if (xff) need += xff->vl;
+    if (grow(&c->scratch, &c->scratch_cap, need) != 0) {
+        send_error(c, 502, "bad_gateway", "out of memory");
+        return;
+    }
+    char *s = c->scratch;
+    size_t n = 0, nh = 0;
+    const char *url = s;
+    n += (size_t)sprintf(s, "%s%.*s", c->target->url, (int)c->url_len, c->head + c->url_off) + 1;
+    for (size_t i = 0; i < c->nhdrs && nh < TG_PROXY_MAX_HEADERS - 8; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        if (drop_request_header(c, h)) continue;
+        c->up_hdrs[nh++] = s + n;
+        n += (size_t)sprintf(s + n, "%.*s: %.*s", (int)h->nl, c->head + h->no, (int)h->vl,
+                             c->head + h->vo) +
+             1;
+    }
+    for (size_t i = 0; i < u->nheaders && nh < TG_PROXY_MAX_HEADERS - 3; i++) {
+        c->up_hdrs[nh++] = s + n;
+        n += (size_t)sprintf(s + n, "%s: %s", u->headers[i].name, u->headers[i].value) + 1;
+    }
+    c->up_hdrs[nh++] = s + n;
+    n += (size_t)sprintf(s + n, "x-request-id: %s", c->ev.request_id) + 1;
+    c->up_hdrs[nh++] = s + n;
+    n += (size_t)sprintf(s + n, "x-tollgate-tenant: %s", c->ev.tenant) + 1;
+    c->up_hdrs[nh++] = s + n;
+    if (xff)
+        n += (size_t)sprintf(s + n, "X-Forwarded-For: %.*s, %s", (int)xff->vl, c->head + xff->vo,
+                             c->client_ip) +
+             1;
+    else
+        n += (size_t)sprintf(s + n, "X-Forwarded-For: %s", c->client_ip) + 1;
+
+    tg_proxy_spec_t spec = {
+        .method = c->ev.method,
+        .url = url,
+        .headers = c->up_hdrs,
+        .nheaders = nh,
+        .has_body = c->has_body,
+        .body_len = c->content_length,
+        .connect_timeout_ms = u->connect_timeout_ms,
+        .timeout_ms = u->timeout_ms,
+        .idle_timeout_ms = u->idle_timeout_ms,
+    };
+    c->up = tg_proxy_start(c->w->proxy, &spec, &handler, c);
+    if (!c->up) {
+        TG_EVENT_SET(&c->ev, reason, "upstream_error", 14);
+        after_early_response(c);
+        send_error(c, 502, "bad_gateway", "the upstream request could not be started");
+    }
+}
+
+/* ---- connection lifecycle --------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    tg_conn_t *c = h->data;
+    if (--c->open_handles > 0) return;
+    free(c->head);
+    free(c->pend);
+    free(c->body);
+    free(c->scratch);
+    free(c->out);
+    free(c);
+}
+
+static void conn_close(tg_conn_t *c)
+{
+    if (c->closing) return;
+    if (c->up) {
+        tg_proxy_abort(c->up);
+        c->up = NULL;
+        if (!c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "shutdown", 8);
+        if (!c->head_sent) c->ev.status = 503;
+    }
+    if (c->in_request && c->headers_done) {
+        record(c);
+        atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
+    } else if (c->in_request) {
+        atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
+    }
+    end_request_state(c);
+    c->closing = 1;
+    tg_worker_t *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    w->nconns--;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (w->draining && w->nconns == 0) uv_async_send(&w->mailbox);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    tg_conn_t *c = t->data;
+    if (c->lingering || !c->in_request) {
+        conn_close(c); /* linger over, or keep-alive idle */
+        return;
+    }
+    if (!c->headers_done) {
+        /* Slow or stalled head. */
+        c->headers_done = 1;
+        c->keep_alive = 0;
+        c->msg_done = 1;
+        c->ev.outcome = TG_OUTCOME_REJECTED;
+        TG_EVENT_SET(&c->ev, reason, "header_timeout", 14);
+        send_error(c, 408, "request_timeout", "request head not received in time");
+        maybe_finish(c);
+    }
+}
+
+void tg_conn_accept(tg_worker_t *w)
+{
+    tg_conn_t *c = calloc(1, sizeof *c);
+    if (!c) return;
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->open_handles = 1;
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        return;
+    }
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage peer;
+    int plen = sizeof peer;
+    strcpy(c->client_ip, "-");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) == 0) {
+        if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, c->client_ip, sizeof c->client_ip);
+        else
+            uv_ip4_name((struct sockaddr_in *)&peer, c->client_ip, sizeof c->client_ip);
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->next = w->conns;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    c->keep_alive = 1;
+    arm_timer(c, w->cfg->server.header_timeout_ms);
+    set_reading(c, 1);
+}
+
+void tg_conn_drain_all(tg_worker_t *w)
+{
+    tg_conn_t *c = w->conns;
+    while (c) {
+        tg_conn_t *next = c->next;
+        if (!c->in_request && !c->lingering) conn_close(c);
+        c = next;
+    }
+}
+
+void tg_conn_close_all(tg_worker_t *w)
+{
+    while (w->conns)
+        conn_close(w->conns);
+}

@@ -1,0 +1,79 @@
+/* The upstream client: one per worker, on that worker's event loop.
+ *
+ * It hides how requests reach upstreams. Today every transfer goes through
+ * libcurl's multi interface driven by the libuv loop (TLS, connection reuse,
+ * timeouts, HTTP/2 come with it); a faster plain-HTTP/1.1 path can later sit
+ * behind the same calls. The caller (an HTTP connection) supplies a handler:
+ * request body bytes are pulled from it, response head and body pushed to it,
+ * both with pause/resume so neither side buffers a whole body.
+ *
+ * Nothing here allocates per request in the steady state: transfers (with
+ * their curl easy handle and header list nodes) are pooled per worker. */
+#ifndef TG_GATEWAY_PROXY_H
+#define TG_GATEWAY_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define TG_PROXY_MAX_HEADERS 128
+
+/* Returned by handler callbacks. */
+#define TG_PROXY_PAUSE ((size_t)-2) /* read_body: no bytes yet, call resume_upload later */
+#define TG_PROXY_ABORT ((size_t)-1) /* read_body: abort the transfer */
+
+typedef enum {
+    TG_PROXY_OK = 0,
+    TG_PROXY_CONNECT, /* could not connect (refused, unreachable, DNS) */
+    TG_PROXY_TIMEOUT, /* connect or response timeout */
+    TG_PROXY_ERROR,   /* anything else: reset, bad response, TLS, aborted by handler */
+} tg_proxy_result_t;
+
+typedef struct tg_proxy_handler {
+    /* Response head, one header at a time, then head_done with the status.
+     * A 1xx interim response is swallowed here. */
+    void (*on_header)(void *ud, const char *name, size_t nlen, const char *value, size_t vlen);
+    void (*on_head_done)(void *ud, int status, const char *reason, size_t rlen);
+    /* Response body bytes. Return 0 when taken, 1 to pause (the same bytes are
+     * offered again after tg_proxy_resume_download), -1 to abort. */
+    int (*on_body)(void *ud, const char *p, size_t n);
+    /* Request body: copy up to cap bytes into buf and return the count; 0 at
+     * the end; TG_PROXY_PAUSE when none is available yet; TG_PROXY_ABORT. */
+    size_t (*read_body)(void *ud, char *buf, size_t cap);
+    /* The transfer ended; the tg_proxy_req_t is gone after this returns. */
+    void (*on_done)(void *ud, tg_proxy_result_t r, const char *detail);
+} tg_proxy_handler_t;
+
+typedef struct tg_proxy_spec {
+    const char *method;
+    const char *url;            /* full URL, target + path + query */
+    const char *const *headers; /* "Name: value" lines, alive until on_done */
+    size_t nheaders;
+    int has_body;     /* the request carries a body (read through read_body) */
+    int64_t body_len; /* its length, or -1 when unknown (sent chunked) */
+    long connect_timeout_ms;
+    long timeout_ms; /* whole transfer; 0 = none */
+    long idle_timeout_ms; /* no progress for this long = timeout (1 s granularity) */
+} tg_proxy_spec_t;
+
+typedef struct tg_proxy tg_proxy_t;
+typedef struct tg_proxy_req tg_proxy_req_t;
+
+tg_proxy_t *tg_proxy_new(uv_loop_t *loop);
+/* Aborts whatever is still running (no on_done calls), closes the loop handles
+ * it owns; the loop must then run once more for their close callbacks. */
+void tg_proxy_free(tg_proxy_t *p);
+
+/* Starts a transfer; NULL if it could not be set up (nothing was called). */
+tg_proxy_req_t *tg_proxy_start(tg_proxy_t *p, const tg_proxy_spec_t *spec,
+                               const tg_proxy_handler_t *h, void *ud);
+/* More request body is available (after read_body said TG_PROXY_PAUSE). */
+void tg_proxy_resume_upload(tg_proxy_req_t *r);
+/* The consumer can take body bytes again (after on_body returned 1). */
+void tg_proxy_resume_download(tg_proxy_req_t *r);
+/* Bytes of request body handed to the upstream so far. */
+int64_t tg_proxy_body_sent(const tg_proxy_req_t *r);
+/* Cancels the transfer; on_done is not called. Not from inside a callback. */
+void tg_proxy_abort(tg_proxy_req_t *r);
+
+#endif

@@ -1,0 +1,320 @@
+/* `tollgate serve`: see server.h for the threads and what they share.
+ *
+ * Start-up order matters for "nothing lost": the store is opened (and
+ * migrated) and the recorder started before any listener accepts, and on
+ * SIGTERM the listeners close first, in-flight requests finish (up to
+ * server.drain_timeout), and only then is the recorder drained and stopped. */
+#include "gateway/server.h"
+
+#include <curl/curl.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "gateway/conn.h"
+#include "gateway/listen.h"
+#include "gateway/upstream.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* ---- worker threads --------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    tg_worker_t *w = server->data;
+    if (status < 0) {
+        TG_WARN("accept: %s", uv_strerror(status));
+        return;
+    }
+    tg_conn_accept(w);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    tg_worker_t *w = t->data;
+    if (w->nconns) TG_WARN("worker %d: drain timeout, closing %zu connections", w->id, w->nconns);
+    tg_conn_close_all(w);
+}
+
+static void worker_finish(tg_worker_t *w)
+{
+    uv_timer_stop(&w->drain_timer);
+    tg_proxy_free(w->proxy);
+    w->proxy = NULL;
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->mailbox, NULL);
+}
+
+static void on_mailbox(uv_async_t *a)
+{
+    tg_worker_t *w = a->data;
+    pthread_mutex_lock(&w->mu);
+    tg_config_t *next = w->next_cfg;
+    w->next_cfg = NULL;
+    int drain = w->drain_requested;
+    pthread_mutex_unlock(&w->mu);
+    if (next) {
+        tg_config_unref(w->cfg);
+        w->cfg = next;
+    }
+    if (drain && !w->draining) {
+        w->draining = 1;
+        uv_close((uv_handle_t *)&w->listener, NULL);
+        tg_conn_drain_all(w);
+        uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)w->cfg->server.drain_timeout_ms,
+                       0);
+    }
+    if (w->draining && w->nconns == 0 && w->proxy) worker_finish(w);
+}
+
+static void *worker_main(void *arg)
+{
+    tg_worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    return NULL;
+}
+
+static int worker_init(tg_worker_t *w, tg_server_t *srv, int id, int fd, tg_err_t *err)
+{
+    w->id = id;
+    w->srv = srv;
+    w->listen_fd = fd;
+    w->cfg = tg_config_ref(srv->cfg);
+    pthread_mutex_init(&w->mu, NULL);
+    uv_loop_init(&w->loop);
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    int rc = uv_tcp_open(&w->listener, fd);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+    if (rc != 0) return tg_err_set(err, "listen: %s", uv_strerror(rc));
+    uv_async_init(&w->loop, &w->mailbox, on_mailbox);
+    w->mailbox.data = w;
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
+    w->proxy = tg_proxy_new(&w->loop);
+    if (!w->proxy) return tg_err_set(err, "cannot create the upstream client");
+    return 0;
+}
+
+/* ---- readiness --------------------------------------------------------- */
+
+int tg_server_ready(tg_server_t *srv, json_t *out)
+{
+    int ready = 1;
+    tg_recorder_stats_t st;
+    tg_recorder_stats(srv->rec, &st);
+    json_t *store = json_object();
+    json_object_set_new(store, "status", json_string(st.spooling ? "spooling" : "ok"));
+    json_object_set_new(store, "queued", json_integer((json_int_t)st.queued));
+    json_object_set_new(store, "spooled_total", json_integer((json_int_t)st.spooled));
+    if (st.spooling) ready = 0;
+    json_object_set_new(out, "store", store);
+
+    json_t *ups = json_object();
+    int64_t now = tg_mono_us();
+    for (size_t i = 0; i < srv->cfg->nupstreams; i++) {
+        tg_upstream_conf_t *u = &srv->cfg->upstreams[i];
+        int healthy = tg_upstream_healthy(u, now);
+        json_t *o = json_object();
+        json_object_set_new(o, "healthy_targets", json_integer(healthy));
+        json_object_set_new(o, "targets", json_integer((json_int_t)u->ntargets));
+        json_object_set_new(ups, u->name, o);
+        if (healthy == 0) ready = 0;
+    }
+    json_object_set_new(out, "upstreams", ups);
+    json_object_set_new(out, "ready", json_boolean(ready));
+    return ready;
+}
+
+/* ---- main thread: signals and reload ---------------------------------- */
+
+typedef struct main_ctx {
+    tg_server_t *srv;
+    const char *config_path;
+    uv_signal_t sigterm, sigint, sighup;
+    tg_admin_t *admin;
+    int stopping;
+} main_ctx_t;
+
+static void reload(main_ctx_t *m)
+{
+    tg_config_t *next;
+    tg_err_t err;
+    if (tg_config_load(m->config_path, &next, &err) != 0) {
+        TG_ERROR("reload refused, keeping the running config: %s", err.msg);
+        return;
+    }
+    tg_config_t *cur = m->srv->cfg;
+    if (strcmp(next->server.listen, cur->server.listen) != 0 ||
+        strcmp(next->server.admin_listen, cur->server.admin_listen) != 0 ||
+        strcmp(next->store, cur->store) != 0 || next->server.workers != cur->server.workers)
+        TG_WARN("reload: server.listen, admin_listen, workers and store take effect on restart");
+    tg_log_level_t lvl;
+    if (tg_log_parse_level(next->log.level, &lvl) == 0) tg_log_level = lvl;
+    for (int i = 0; i < m->srv->nworkers; i++) {
+        tg_worker_t *w = &m->srv->workers[i];
+        pthread_mutex_lock(&w->mu);
+        if (w->next_cfg) tg_config_unref(w->next_cfg);
+        w->next_cfg = tg_config_ref(next);
+        pthread_mutex_unlock(&w->mu);
+        uv_async_send(&w->mailbox);
+    }
+    m->srv->cfg = next;
+    tg_config_unref(cur);
+    TG_INFO("config reloaded from %s: %zu upstreams, %zu routes", m->config_path,
+            next->nupstreams, next->nroutes);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    main_ctx_t *m = h->data;
+    if (signum == SIGHUP) {
+        reload(m);
+        return;
+    }
+    if (m->stopping) return;
+    m->stopping = 1;
+    TG_INFO("%s: draining in-flight requests", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    for (int i = 0; i < m->srv->nworkers; i++) {
+        tg_worker_t *w = &m->srv->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->drain_requested = 1;
+        pthread_mutex_unlock(&w->mu);
+        uv_async_send(&w->mailbox);
+    }
+    uv_signal_stop(&m->sigterm);
+    uv_signal_stop(&m->sigint);
+    uv_signal_stop(&m->sighup);
+    if (m->admin) tg_admin_stop(m->admin);
+    m->admin = NULL;
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->sighup, NULL);
+}
+
+int tg_server_run(const char *config_path)
+{
+    tg_err_t err;
+    tg_server_t srv = {0};
+    if (tg_config_load(config_path, &srv.cfg, &err) != 0) {
+        fprintf(stderr, "tollgate: %s\n", err.msg);
+        return 2;
+    }
+    tg_config_t *cfg = srv.cfg;
+    tg_log_level_t lvl;
+    if (tg_log_parse_level(cfg->log.level, &lvl) == 0) tg_log_level = lvl;
+    if (tg_listen_parse(cfg->server.listen, &srv.listen_addr, &err) != 0) {
+        fprintf(stderr, "tollgate: %s: server.listen: %s\n", cfg->path, err.msg);
+        tg_config_unref(cfg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    http_parser_set_max_header_size((uint32_t)cfg->server.max_header_bytes);
+
+    int code = 1;
+    int nfds = 0;
+    int fds[256];
+    tg_store_t *store = NULL;
+    srv.keys = tg_keyring_new();
+    main_ctx_t m = {.srv = &srv, .config_path = config_path};
+    uv_loop_t *loop = uv_default_loop();
+
+    /* Store first: migrations, the key snapshot, then the recorder (which
+     * replays any spool a previous run left). */
+    if (tg_store_open(cfg->store, &store, &err) != 0 ||
+        tg_keyring_load(srv.keys, store, &err) != 0) {
+        fprintf(stderr, "tollgate: store %s: %s\n", cfg->store, err.msg);
+        goto out;
+    }
+    tg_store_close(store);
+    store = NULL;
+    tg_recorder_opts_t ro = {
+        .store_url = cfg->store,
+        .spool_path = cfg->recorder.spool,
+        .access_log = cfg->log.access,
+        .queue_size = cfg->recorder.queue_size,
+        .flush_ms = cfg->recorder.flush_ms,
+        .retention_events_days = cfg->retention.events_days,
+        .retention_aggregates_days = cfg->retention.aggregates_days,
+    };
+    if (tg_recorder_start(&ro, &srv.rec, &err) != 0) {
+        fprintf(stderr, "tollgate: recorder: %s\n", err.msg);
+        goto out;
+    }
+    if (tg_keyring_start_refresh(srv.keys, cfg->store, 250, &err) != 0) {
+        fprintf(stderr, "tollgate: %s\n", err.msg);
+        goto out;
+    }
+
+    srv.nworkers = cfg->server.workers > 0 ? cfg->server.workers : 1;
+    if (srv.nworkers > 256) srv.nworkers = 256;
+    for (nfds = 0; nfds < srv.nworkers; nfds++) {
+        fds[nfds] = tg_listen_socket(&srv.listen_addr, 1, &err);
+        if (fds[nfds] < 0) {
+            fprintf(stderr, "tollgate: %s\n", err.msg);
+            goto out;
+        }
+    }
+    if (cfg->server.admin_listen[0]) {
+        m.admin = tg_admin_start(loop, cfg->server.admin_listen, &srv, &err);
+        if (!m.admin) {
+            fprintf(stderr, "tollgate: admin: %s\n", err.msg);
+            goto out;
+        }
+    }
+    srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
+    for (int i = 0; i < srv.nworkers; i++) {
+        if (worker_init(&srv.workers[i], &srv, i, fds[i], &err) != 0) {
+            fprintf(stderr, "tollgate: %s\n", err.msg);
+            exit(1); /* half-built loops: nothing was accepted yet */
+        }
+        fds[i] = -1;
+    }
+    for (int i = 0; i < srv.nworkers; i++)
+        pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]);
+
+    uv_signal_init(loop, &m.sigterm);
+    uv_signal_init(loop, &m.sigint);
+    uv_signal_init(loop, &m.sighup);
+    m.sigterm.data = m.sigint.data = m.sighup.data = &m;
+    uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&m.sigint, on_signal, SIGINT);
+    uv_signal_start(&m.sighup, on_signal, SIGHUP);
+    char addr[80];
+    tg_listen_format(&srv.listen_addr, addr, sizeof addr);
+    TG_INFO("tollgate serving on %s (admin %s), %d workers, store %s", addr,
+            cfg->server.admin_listen[0] ? cfg->server.admin_listen : "off", srv.nworkers,
+            cfg->store);
+
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    for (int i = 0; i < srv.nworkers; i++) {
+        pthread_join(srv.workers[i].thread, NULL);
+        tg_config_unref(srv.workers[i].cfg);
+        if (srv.workers[i].next_cfg) tg_config_unref(srv.workers[i].next_cfg);
+        pthread_mutex_destroy(&srv.workers[i].mu);
+    }
+    code = 0;
+out:
+    for (int i = 0; i < nfds; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    if (m.admin) tg_admin_stop(m.admin);
+    uv_run(loop, UV_RUN_NOWAIT);
+    uv_loop_close(loop);
+    tg_keyring_stop_refresh(srv.keys);
+    if (srv.rec) tg_recorder_stop(srv.rec); /* drains the queue into the store or spool */
+    tg_keyring_free(srv.keys);
+    tg_store_close(store);
+    free(srv.workers);
+    tg_config_unref(srv.cfg);
+    curl_global_cleanup();
+    if (code == 0) TG_INFO("stopped");
+    return code;
+}

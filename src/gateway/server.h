@@ -1,0 +1,63 @@
+/* The gateway server: worker threads, each with its own libuv loop, its own
+ * SO_REUSEPORT listener and its own upstream client; a main thread that owns
+ * signals (SIGTERM/SIGINT drain, SIGHUP reload) and the admin listener; the
+ * keyring refresher thread; the recorder's writer thread.
+ *
+ * Shared between threads: the keyring (rwlock), the recorder (its mutex), the
+ * upstream health atomics inside tg_config_t, and each worker's mailbox. */
+#ifndef TG_GATEWAY_SERVER_H
+#define TG_GATEWAY_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "auth/keyring.h"
+#include "config/config.h"
+#include "gateway/proxy.h"
+#include "meter/recorder.h"
+
+typedef struct tg_server tg_server_t;
+typedef struct tg_conn tg_conn_t;
+
+typedef struct tg_worker {
+    int id;
+    tg_server_t *srv;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t mailbox;      /* wakes the loop for the fields under mu */
+    uv_timer_t drain_timer;  /* forces the last connections closed at drain_timeout */
+    tg_proxy_t *proxy;
+    pthread_t thread;
+    int listen_fd;
+    /* Owned by this worker's thread only. */
+    tg_config_t *cfg;        /* the config new requests use (one reference) */
+    tg_conn_t *conns;        /* every open connection (doubly linked) */
+    size_t nconns;
+    int draining;
+    char rbuf[65536];        /* read buffer: data is parsed before the next read */
+    /* Mailbox, guarded by mu. */
+    pthread_mutex_t mu;
+    tg_config_t *next_cfg;   /* a reloaded config to switch to */
+    int drain_requested;
+} tg_worker_t;
+
+struct tg_server {
+    tg_config_t *cfg; /* main thread's current config */
+    tg_keyring_t *keys;
+    tg_recorder_t *rec;
+    tg_worker_t *workers;
+    int nworkers;
+    struct sockaddr_storage listen_addr;
+    atomic_llong inflight; /* requests between head parsed and response done */
+};
+
+/* Runs `tollgate serve` until SIGTERM/SIGINT; returns the exit code. */
+int tg_server_run(const char *config_path);
+
+/* Readiness for /readyz: fills a JSON object; returns 1 when ready. */
+struct json_t;
+int tg_server_ready(tg_server_t *srv, struct json_t *out);
+
+#endif

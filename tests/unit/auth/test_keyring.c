@@ -1,0 +1,135 @@
+/* Tests src/auth/keyring.c against a fake store: lookups by secret, revoked
+ * keys, disabled tenants, reload replacing the snapshot, many keys. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "auth/apikey.h"
+#include "auth/keyring.h"
+
+typedef struct fake_key {
+    char secret[64];
+    char id[32];
+    char tenant[64];
+    int key_active, tenant_active;
+} fake_key_t;
+
+static fake_key_t keys[5000];
+static size_t nkeys;
+
+static int fake_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
+                          tg_err_t *err)
+{
+    (void)s;
+    (void)err;
+    for (size_t i = 0; i < nkeys; i++) {
+        unsigned char sha[32];
+        tg_apikey_hash(keys[i].secret, strlen(keys[i].secret), sha);
+        tg_auth_row_t row = {sha, keys[i].id, keys[i].tenant, keys[i].key_active,
+                             keys[i].tenant_active};
+        if (cb(&row, ud) != 0) return -1;
+    }
+    return 0;
+}
+
+static const struct tg_store_ops fake_ops = {.auth_load = fake_auth_load};
+static tg_store_t fake_store = {.ops = &fake_ops};
+
+static void add(const char *secret, const char *id, const char *tenant, int ka, int ta)
+{
+    fake_key_t *k = &keys[nkeys++];
+    snprintf(k->secret, sizeof k->secret, "%s", secret);
+    snprintf(k->id, sizeof k->id, "%s", id);
+    snprintf(k->tenant, sizeof k->tenant, "%s", tenant);
+    k->key_active = ka;
+    k->tenant_active = ta;
+}
+
+static tg_auth_result_t check(tg_keyring_t *kr, const char *secret, char tenant[64],
+                              char id[32])
+{
+    return tg_keyring_check(kr, secret, secret ? strlen(secret) : 0, tenant, id);
+}
+
+static void test_lookup_states(void **state)
+{
+    (void)state;
+    nkeys = 0;
+    add("tg_good", "key_1", "acme", 1, 1);
+    add("tg_revoked", "key_2", "acme", 0, 1);
+    add("tg_disabled", "key_3", "globex", 1, 0);
+    tg_keyring_t *kr = tg_keyring_new();
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    char tenant[64], id[32];
+    assert_int_equal(check(kr, "tg_good", tenant, id), TG_AUTH_OK);
+    assert_string_equal(tenant, "acme");
+    assert_string_equal(id, "key_1");
+    assert_int_equal(check(kr, "tg_revoked", tenant, id), TG_AUTH_REVOKED);
+    assert_string_equal(id, "key_2");
+    assert_int_equal(check(kr, "tg_disabled", tenant, id), TG_AUTH_DISABLED);
+    assert_string_equal(tenant, "globex");
+    assert_int_equal(check(kr, "tg_nope", tenant, id), TG_AUTH_UNKNOWN);
+    assert_int_equal(check(kr, "tg_goo", tenant, id), TG_AUTH_UNKNOWN);
+    assert_int_equal(check(kr, NULL, tenant, id), TG_AUTH_MISSING);
+    assert_int_equal(check(kr, "", tenant, id), TG_AUTH_MISSING);
+    assert_string_equal(tg_auth_result_reason(TG_AUTH_REVOKED), "revoked_key");
+    tg_keyring_free(kr);
+}
+
+static void test_reload_replaces(void **state)
+{
+    (void)state;
+    nkeys = 0;
+    add("tg_a", "key_a", "t1", 1, 1);
+    tg_keyring_t *kr = tg_keyring_new();
+    char tenant[64], id[32];
+    assert_int_equal(check(kr, "tg_a", tenant, id), TG_AUTH_UNKNOWN); /* empty before load */
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    assert_int_equal(check(kr, "tg_a", tenant, id), TG_AUTH_OK);
+    keys[0].key_active = 0; /* revoked by "another process" */
+    add("tg_b", "key_b", "t2", 1, 1);
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    assert_int_equal(check(kr, "tg_a", tenant, id), TG_AUTH_REVOKED);
+    assert_int_equal(check(kr, "tg_b", tenant, id), TG_AUTH_OK);
+    assert_int_equal(tg_keyring_size(kr), 2);
+    tg_keyring_free(kr);
+}
+
+static void test_many_keys(void **state)
+{
+    (void)state;
+    nkeys = 0;
+    char s[64], i[32], t[64];
+    for (int k = 0; k < 5000; k++) {
+        snprintf(s, sizeof s, "tg_secret_%d", k);
+        snprintf(i, sizeof i, "key_%d", k);
+        snprintf(t, sizeof t, "tenant_%d", k % 97);
+        add(s, i, t, 1, 1);
+    }
+    tg_keyring_t *kr = tg_keyring_new();
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    assert_int_equal(tg_keyring_size(kr), 5000);
+    char tenant[64], id[32];
+    for (int k = 0; k < 5000; k += 7) {
+        snprintf(s, sizeof s, "tg_secret_%d", k);
+        assert_int_equal(check(kr, s, tenant, id), TG_AUTH_OK);
+        snprintf(i, sizeof i, "key_%d", k);
+        assert_string_equal(id, i);
+    }
+    assert_int_equal(check(kr, "tg_secret_5000", tenant, id), TG_AUTH_UNKNOWN);
+    tg_keyring_free(kr);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lookup_states),
+        cmocka_unit_test(test_reload_replaces),
+        cmocka_unit_test(test_many_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
