@@ -28,8 +28,8 @@ typedef struct tg_header_conf {
 
 /* Passive health of one target, shared by all workers. */
 typedef struct tg_target {
-    char *url;             /* scheme://host[:port], no trailing slash */
-    atomic_int fails;      /* consecutive failures; reset by a success */
+    char *url;                  /* scheme://host[:port], no trailing slash */
+    atomic_int fails;           /* consecutive failures; reset by a success */
     atomic_llong down_until_us; /* monotonic; skipped until then */
 } tg_target_t;
 
@@ -41,8 +41,9 @@ typedef struct tg_upstream_conf {
     size_t nheaders;
     long connect_timeout_ms; /* default 5000 */
     long timeout_ms;         /* whole response, default 60000; 0 = none */
-    long idle_timeout_ms;    /* no byte from the upstream for this long: 504; default 30000 */
-    int max_fails;           /* failures in a row before a cool-down, default 3 */
+    long idle_timeout_ms;    /* no byte from the upstream for this long: 504; default 30000;
+                                0 = none */
+    int max_fails;           /* failures in a row before a cool-down, default 3; >= 1 */
     long fail_timeout_ms;    /* cool-down, default 10000 */
     atomic_uint rr;          /* round-robin cursor */
 } tg_upstream_conf_t;
@@ -50,7 +51,7 @@ typedef struct tg_upstream_conf {
 typedef struct tg_route_conf {
     char *name;
     char *path_prefix;
-    char *upstream; /* name, as written */
+    char *upstream;         /* name, as written */
     tg_upstream_conf_t *up; /* resolved */
     tg_route_kind_t kind;
 } tg_route_conf_t;
@@ -59,16 +60,16 @@ typedef struct tg_config {
     atomic_int refs;
     char *path; /* the file it came from */
     struct {
-        char *listen;        /* host:port, default 127.0.0.1:8080 */
-        char *admin_listen;  /* host:port, default 127.0.0.1:9090; "" disables */
-        int workers;         /* "auto" = number of cores */
+        char *listen;            /* host:port, default 127.0.0.1:8080 */
+        char *admin_listen;      /* host:port, default 127.0.0.1:9090; "" disables */
+        int workers;             /* "auto" (the default) = number of online cores, 1..1024 */
         size_t max_header_bytes; /* default 16384 */
-        size_t max_body;     /* default 10 MiB */
+        size_t max_body;         /* default 10 MiB */
         long idle_timeout_ms;    /* keep-alive idle close, default 60000 */
         long header_timeout_ms;  /* slowloris guard, default 10000 */
         long drain_timeout_ms;   /* SIGTERM grace for in-flight requests, default 30000 */
     } server;
-    char *store; /* "sqlite:PATH" or "postgres://..." */
+    char *store; /* "sqlite:PATH" or "postgres://...", default sqlite:./tollgate.db */
     struct {
         char *access; /* "stdout", "off", or a file path; default stdout */
         char *level;  /* debug|info|warn|error; default info */
@@ -81,7 +82,8 @@ typedef struct tg_config {
         size_t queue_size; /* events, default 65536 */
         long flush_ms;     /* default 50 */
         char *spool;       /* append-only file when the store cannot be written;
-                              default: the sqlite path + ".spool" */
+                              default: the sqlite path + ".spool", else
+                              ./tollgate.spool */
     } recorder;
     tg_upstream_conf_t *upstreams;
     size_t nupstreams;

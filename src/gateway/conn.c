@@ -67,7 +67,8 @@ struct tg_conn {
     size_t nhdrs;
     int last_was_value;
     uint32_t url_off, url_len;
-    int overflow; /* head over max_header_bytes or MAX_HDRS: 431 */
+    int overflow;    /* head over max_header_bytes or MAX_HDRS: 431 */
+    int bad_version; /* not HTTP/1.x: 400 */
 
     /* Pipelined input not parsed yet. */
     char *pend;
@@ -425,6 +426,8 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
         TG_EVENT_SET(&c->ev, reason, reason, strlen(reason));
         if (big)
             send_error(c, 431, "headers_too_large", "request header block is too large");
+        else if (c->bad_version)
+            send_error(c, 400, "invalid_request", "only HTTP/1.0 and HTTP/1.1 are supported");
         else if (c->parser.upgrade)
             send_error(c, 400, "invalid_request", "protocol upgrade is not supported");
         else
@@ -522,7 +525,7 @@ static int on_message_begin(http_parser *p)
     c->head_len = c->nhdrs = 0;
     c->url_off = c->url_len = 0;
     c->last_was_value = 0;
-    c->overflow = 0;
+    c->overflow = c->bad_version = 0;
     c->head_sent = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
     c->out_len = 0;
     c->attempts = 0;
@@ -624,6 +627,10 @@ static int on_headers_complete(http_parser *p)
 {
     tg_conn_t *c = p->data;
     uv_timer_stop(&c->timer);
+    if (p->http_major != 1) {
+        c->bad_version = 1;
+        return -1; /* parse() answers 400 */
+    }
     c->headers_done = 1;
     c->cfg = tg_config_ref(c->w->cfg);
     const char *method = http_method_str((enum http_method)p->method);

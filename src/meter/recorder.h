@@ -20,29 +20,46 @@
 typedef struct tg_recorder tg_recorder_t;
 
 typedef struct tg_recorder_opts {
-    const char *store_url;  /* the writer opens its own connection */
-    const char *spool_path; /* append-only fallback file */
-    const char *access_log; /* "stdout", "off" or a file path */
-    size_t queue_size;      /* events */
-    long flush_ms;
+    const char *store_url;         /* the writer opens its own connection */
+    const char *spool_path;        /* append-only fallback file; NULL = none (a failing
+                                      store then holds the batch and the queue fills) */
+    const char *access_log;        /* "stdout", "off" or a file path */
+    size_t queue_size;             /* events; 0 = 65536 */
+    long flush_ms;                 /* <= 0: 50 */
     int retention_events_days;     /* 0 = keep forever */
     int retention_aggregates_days; /* 0 = keep forever */
 } tg_recorder_opts_t;
 
 typedef struct tg_recorder_stats {
-    uint64_t pushed;    /* events accepted into the queue */
-    uint64_t committed; /* events committed to the store (replays included) */
-    uint64_t spooled;   /* events written to the spool file, total */
+    uint64_t pushed;     /* events accepted into the queue */
+    uint64_t committed;  /* events committed to the store (replays included) */
+    uint64_t spooled;    /* events written to the spool file, total */
     uint64_t queue_full; /* pushes that found the ring full */
-    size_t queued;      /* in the ring now */
-    int spooling;       /* 1 while the spool holds events not yet in the store */
+    size_t queued;       /* in the ring now */
+    uint64_t dropped;    /* events not recorded: pushed after tg_recorder_stop began
+                            (a caller bug), or neither store nor spool took them
+                            at stop; each is also logged as an error */
+    int spooling;        /* 1 while the spool holds events not yet in the store */
 } tg_recorder_stats_t;
 
-/* Opens the store (applying migrations), replays any spool left by a previous
- * run, and starts the writer thread. */
+/* Opens the store (applying migrations), opens the spool (cutting a torn last
+ * record) and starts the writer thread, whose first act is to replay a spool
+ * left by a previous run; while the store is busy the spool is kept and stats
+ * say spooling = 1. The writer's connection waits at most 150 ms for a lock. */
 int tg_recorder_start(const tg_recorder_opts_t *opts, tg_recorder_t **out, tg_err_t *err);
-/* Copies ev into the queue. Thread-safe. */
+/* As tg_recorder_start, on a store the caller opened (tests, benchmarks, a
+ * backend opened some other way); opts->store_url is ignored. The writer
+ * thread uses the store alone from here until tg_recorder_stop returns; the
+ * caller keeps ownership and closes it after that. */
+struct tg_store;
+int tg_recorder_start_with_store(const tg_recorder_opts_t *opts, struct tg_store *store,
+                                 tg_recorder_t **out, tg_err_t *err);
+/* Copies ev into the queue. Thread-safe. Waits (never drops) while the queue
+ * is full. */
 void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev);
+/* Asks the writer to reopen a file access log at its next tick (after
+ * logrotate moved it). One atomic store: safe from a signal handler. */
+void tg_recorder_reopen_accesslog(tg_recorder_t *r);
 void tg_recorder_stats(tg_recorder_t *r, tg_recorder_stats_t *out);
 /* Drains the queue into the store (or spool), stops the thread, frees r. */
 void tg_recorder_stop(tg_recorder_t *r);

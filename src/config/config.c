@@ -1,0 +1,1276 @@
+/* Configuration loader: see config.h for the interface and docs/configuration.md
+ * for every key. libyaml's document API parses the file (its node marks give us
+ * line numbers); we then walk the tree once against a table of known keys per
+ * mapping, so a misspelt key is an error instead of a silently ignored setting.
+ *
+ * `${NAME}` is expanded per scalar after parsing, not by rewriting the text: a
+ * variable's value is never re-read as YAML (a secret holding ": " or "#" stays
+ * one string) and comments are never expanded. `$${` writes a literal `${`.
+ *
+ * The first error wins. Messages are "FILE:LINE: KEY.PATH: problem" with LINE
+ * 1-based and sequence indexes 0-based (`routes[0]` is the first route). Values
+ * that may hold secrets (headers, store URLs, credentials in targets) are never
+ * echoed in a message. */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "util/log.h"
+
+#define MAX_FILE_BYTES (4u << 20) /* a config is a page of YAML; refuse runaway input */
+#define MAX_NAME       63         /* fits tg_event_t.route[64] */
+#define MAX_PREFIX     255
+#define MAX_WORKERS    1024
+#define MAX_SIZE       (1ull << 40)              /* 1 TiB: anything larger is a typo */
+#define MAX_MS         (7ull * 24 * 3600 * 1000) /* 7 days: keeps ms*1000 far from overflow */
+#define KEYPATH        256
+
+typedef struct parse {
+    const char *name; /* shown in messages */
+    yaml_document_t *doc;
+    tg_err_t *err;
+} parse_t;
+
+/* ---- errors ------------------------------------------------------------ */
+
+static unsigned long line_of(const yaml_node_t *n)
+{
+    return (unsigned long)n->start_mark.line + 1;
+}
+
+static int fail(parse_t *p, const yaml_node_t *n, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(parse_t *p, const yaml_node_t *n, const char *path, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    unsigned long line = n ? line_of(n) : 1;
+    if (path && *path) return tg_err_set(p->err, "%s:%lu: %s: %s", p->name, line, path, msg);
+    return tg_err_set(p->err, "%s:%lu: %s", p->name, line, msg);
+}
+
+static int oom(parse_t *p, const yaml_node_t *n, const char *path)
+{
+    return fail(p, n, path, "out of memory");
+}
+
+static const char *node_what(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_MAPPING_NODE: return "a mapping";
+    case YAML_SEQUENCE_NODE: return "a list";
+    default: return "a single value";
+    }
+}
+
+/* Key paths are for messages: a very long one is cut, never an error. (vsnprintf
+ * rather than snprintf: the cut is intended, -Wformat-truncation need not say so.) */
+static void keypath(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void keypath(char *dst, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, KEYPATH, fmt, ap);
+    va_end(ap);
+}
+
+static void join(char *dst, const char *path, const char *key)
+{
+    keypath(dst, "%s%s%s", path, *path ? "." : "", key);
+}
+
+static yaml_node_t *node_at(parse_t *p, int index)
+{
+    return yaml_document_get_node(p->doc, index);
+}
+
+/* ---- scalars and ${ENV} ------------------------------------------------ */
+
+/* YAML's null: an empty plain value, `~` or `null`. A quoted "" is a string. */
+static int is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
+    const char *v = (const char *)n->data.scalar.value;
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
+}
+
+typedef struct sbuf {
+    char *d;
+    size_t n, cap;
+} sbuf_t;
+
+static int sbuf_put(sbuf_t *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *d = realloc(b->d, cap);
+        if (!d) return -1;
+        b->d = d;
+        b->cap = cap;
+    }
+    memcpy(b->d + b->n, s, n);
+    b->n += n;
+    b->d[b->n] = '\0';
+    return 0;
+}
+
+static int valid_var(const char *s, size_t n)
+{
+    if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) return 0;
+    return 1;
+}
+
+/* The scalar's text with ${NAME} replaced; *out is malloc'd, owned by the caller. */
+static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out)
+{
+    const char *s = (const char *)n->data.scalar.value;
+    size_t len = n->data.scalar.length;
+    *out = NULL;
+    if (memchr(s, '\0', len)) return fail(p, n, path, "contains a NUL byte");
+    if (!memchr(s, '$', len)) {
+        *out = strdup(s);
+        return *out ? 0 : oom(p, n, path);
+    }
+    sbuf_t b = {0};
+    size_t i = 0;
+    while (i < len) {
+        int rc = 0;
+        if (s[i] != '$') {
+            size_t run = strcspn(s + i, "$");
+            rc = sbuf_put(&b, s + i, run);
+            i += run;
+        } else if (i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') {
+            rc = sbuf_put(&b, "${", 2);
+            i += 3;
+        } else if (i + 1 < len && s[i + 1] == '{') {
+            const char *name = s + i + 2;
+            const char *end = memchr(name, '}', len - i - 2);
+            if (!end) {
+                free(b.d);
+                return fail(p, n, path, "unterminated \"${\" (write $${ for a literal ${)");
+            }
+            size_t nl = (size_t)(end - name);
+            if (!valid_var(name, nl) || nl > 128) {
+                free(b.d);
+                return fail(p, n, path,
+                            "bad variable reference \"${%.*s}\" (names are letters, digits and _; "
+                            "write $${ for a literal ${)",
+                            (int)(nl > 64 ? 64 : nl), name);
+            }
+            char var[129];
+            memcpy(var, name, nl);
+            var[nl] = '\0';
+            const char *v = getenv(var);
+            if (!v) {
+                free(b.d);
+                return fail(p, n, path, "environment variable %s is not set", var);
+            }
+            rc = sbuf_put(&b, v, strlen(v));
+            i += nl + 3;
+        } else {
+            rc = sbuf_put(&b, "$", 1);
+            i++;
+        }
+        if (rc < 0) {
+            free(b.d);
+            return oom(p, n, path);
+        }
+    }
+    if (!b.d) b.d = strdup("");
+    if (!b.d) return oom(p, n, path);
+    *out = b.d;
+    return 0;
+}
+
+/* A single value (not a mapping, list or null), expanded. expect describes it. */
+static int scalar(parse_t *p, const yaml_node_t *n, const char *path, const char *expect,
+                  char **out)
+{
+    *out = NULL;
+    if (n->type != YAML_SCALAR_NODE)
+        return fail(p, n, path, "expected %s, found %s", expect, node_what(n));
+    if (is_null(n)) return fail(p, n, path, "missing value (expected %s)", expect);
+    return expand(p, n, path, out);
+}
+
+/* ---- numbers ----------------------------------------------------------- */
+
+/* Leading decimal digits of s. Returns -1 when there are none, -2 on overflow. */
+static int digits(const char *s, const char **end, unsigned long long *out)
+{
+    unsigned long long v = 0;
+    const char *q = s;
+    if (!isdigit((unsigned char)*q)) return -1;
+    for (; isdigit((unsigned char)*q); q++) {
+        if (v > (MAX_SIZE * 1024)) return -2; /* far above every cap we check */
+        v = v * 10 + (unsigned long long)(*q - '0');
+    }
+    *end = q;
+    *out = v;
+    return 0;
+}
+
+static int is_negative(const char *v)
+{
+    return v[0] == '-' && isdigit((unsigned char)v[1]);
+}
+
+static int get_uint(parse_t *p, const yaml_node_t *n, const char *path, unsigned long long min,
+                    unsigned long long max, unsigned long long *out)
+{
+    char *v;
+    if (scalar(p, n, path, "a number", &v) < 0) return -1;
+    const char *end = NULL;
+    unsigned long long x = 0;
+    int rc = -1, d = digits(v, &end, &x);
+    if (is_negative(v))
+        fail(p, n, path, "must not be negative (got %s)", v);
+    else if (d == -1 || (d == 0 && *end))
+        fail(p, n, path, "expected a whole number, got \"%s\"", v);
+    else if (d == -2 || x > max)
+        fail(p, n, path, "too large (got %s; at most %llu)", v, max);
+    else if (x < min && min == 1)
+        fail(p, n, path, "must be positive (got %s)", v);
+    else if (x < min)
+        fail(p, n, path, "must be at least %llu (got %s)", min, v);
+    else {
+        *out = x;
+        rc = 0;
+    }
+    free(v);
+    return rc;
+}
+
+/* Bytes: an integer, or one with k/m/g (KiB, MiB, GiB), nginx style: "10m". */
+static int get_size(parse_t *p, const yaml_node_t *n, const char *path, size_t *out)
+{
+    char *v;
+    if (scalar(p, n, path, "a size", &v) < 0) return -1;
+    const char *end = NULL;
+    unsigned long long x = 0, mul = 1;
+    int rc = -1, d = digits(v, &end, &x);
+    if (d == 0 && *end && !end[1]) {
+        switch (tolower((unsigned char)*end)) {
+        case 'k':
+            mul = 1ull << 10;
+            end++;
+            break;
+        case 'm':
+            mul = 1ull << 20;
+            end++;
+            break;
+        case 'g':
+            mul = 1ull << 30;
+            end++;
+            break;
+        }
+    }
+    if (is_negative(v))
+        fail(p, n, path, "must not be negative (got %s)", v);
+    else if (d == -1 || (d == 0 && *end))
+        fail(p, n, path, "bad size \"%s\" (bytes, or a number with k, m or g, e.g. 64k, 10m)", v);
+    else if (d == -2 || x > MAX_SIZE / mul)
+        fail(p, n, path, "too large (got %s)", v);
+    else if (x == 0)
+        fail(p, n, path, "must be positive (got %s)", v);
+    else {
+        *out = (size_t)(x * mul);
+        rc = 0;
+    }
+    free(v);
+    return rc;
+}
+
+/* Milliseconds: an integer, or a number with ms, s, m or h: "250ms", "5s". */
+static int get_ms(parse_t *p, const yaml_node_t *n, const char *path, int zero_ok, long *out)
+{
+    char *v;
+    if (scalar(p, n, path, "a duration", &v) < 0) return -1;
+    const char *end = NULL;
+    unsigned long long x = 0, mul = 0;
+    int rc = -1, d = digits(v, &end, &x);
+    if (d == 0) {
+        if (!*end || !strcmp(end, "ms"))
+            mul = 1;
+        else if (!strcmp(end, "s"))
+            mul = 1000;
+        else if (!strcmp(end, "m"))
+            mul = 60 * 1000;
+        else if (!strcmp(end, "h"))
+            mul = 3600 * 1000;
+    }
+    if (is_negative(v))
+        fail(p, n, path, "must not be negative (got %s)", v);
+    else if (d == -1 || (d == 0 && !mul))
+        fail(p, n, path,
+             "bad duration \"%s\" (milliseconds, or a number with ms, s, m or h, e.g. 250ms, 5s)",
+             v);
+    else if (d == -2 || x > MAX_MS / mul)
+        fail(p, n, path, "too large (got %s; at most 7 days)", v);
+    else if (x == 0 && !zero_ok)
+        fail(p, n, path, "must be positive (got %s)", v);
+    else {
+        *out = (long)(x * mul);
+        rc = 0;
+    }
+    free(v);
+    return rc;
+}
+
+static int cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
+}
+
+static int get_workers(parse_t *p, const yaml_node_t *n, const char *path, int *out)
+{
+    char *v;
+    if (scalar(p, n, path, "a number of workers or \"auto\"", &v) < 0) return -1;
+    const char *end = NULL;
+    unsigned long long x = 0;
+    int rc = -1, d = digits(v, &end, &x);
+    if (!strcmp(v, "auto")) {
+        *out = cores();
+        rc = 0;
+    } else if (is_negative(v) || (d == 0 && !*end && x == 0))
+        fail(p, n, path, "must be a positive number or \"auto\" (got %s)", v);
+    else if (d == -1 || (d == 0 && *end))
+        fail(p, n, path, "expected a positive number or \"auto\", got \"%s\"", v);
+    else if (d == -2 || x > MAX_WORKERS)
+        fail(p, n, path, "must be at most %d (got %s)", MAX_WORKERS, v);
+    else {
+        *out = (int)x;
+        rc = 0;
+    }
+    free(v);
+    return rc;
+}
+
+/* ---- addresses and names ----------------------------------------------- */
+
+static int valid_hostname(const char *h, size_t n)
+{
+    if (n == 0 || n > 253) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)h[i]) || h[i] == '-' || h[i] == '.' || h[i] == '_')) return 0;
+    return 1;
+}
+
+/* host:port, [v6]:port, or (listen == 0) a bare host. NULL when fine, else
+ * what is wrong. A listen address takes port 0 (any free port) but not a host
+ * name: a name may resolve to several addresses, and which one we bound would
+ * then depend on the resolver; say 0.0.0.0 or an address instead. */
+static const char *check_hostport(const char *s, size_t n, int listen)
+{
+    const char *port = NULL;
+    size_t portn = 0;
+    if (n && s[0] == '[') {
+        const char *rb = memchr(s, ']', n);
+        if (!rb) return "missing \"]\" after the IPv6 address";
+        char v6[64];
+        size_t l = (size_t)(rb - s - 1);
+        struct in6_addr a;
+        if (l == 0 || l >= sizeof v6) return "bad IPv6 address";
+        memcpy(v6, s + 1, l);
+        v6[l] = '\0';
+        if (inet_pton(AF_INET6, v6, &a) != 1) return "bad IPv6 address";
+        size_t used = (size_t)(rb - s) + 1;
+        if (used < n) {
+            if (rb[1] != ':') return "expected \":PORT\" after \"]\"";
+            port = rb + 2;
+            portn = n - used - 1;
+        }
+    } else {
+        const char *colon = memchr(s, ':', n);
+        size_t hl = colon ? (size_t)(colon - s) : n;
+        if (colon && memchr(colon + 1, ':', n - hl - 1))
+            return "IPv6 addresses need brackets, e.g. [::1]:8080";
+        if (hl == 0) return "missing host";
+        if (!valid_hostname(s, hl)) return "bad host name";
+        if (listen && !(hl == 9 && !memcmp(s, "localhost", 9))) {
+            char v4[16];
+            struct in_addr a;
+            if (hl >= sizeof v4) return "host must be an IP address or localhost";
+            memcpy(v4, s, hl);
+            v4[hl] = '\0';
+            if (inet_pton(AF_INET, v4, &a) != 1) return "host must be an IP address or localhost";
+        }
+        if (colon) {
+            port = colon + 1;
+            portn = n - hl - 1;
+        }
+    }
+    if (!port) return listen ? "missing port" : NULL;
+    if (portn == 0) return "missing port";
+    unsigned v = 0;
+    for (size_t i = 0; i < portn; i++) {
+        if (!isdigit((unsigned char)port[i])) return "bad port";
+        if (v <= 65535) v = v * 10 + (unsigned)(port[i] - '0');
+    }
+    if (v > 65535 || (v == 0 && !listen)) return "port out of range";
+    return NULL;
+}
+
+static int get_listen(parse_t *p, const yaml_node_t *n, const char *path, int empty_ok, char **out)
+{
+    char *v;
+    if (scalar(p, n, path, "a host:port address", &v) < 0) return -1;
+    if (empty_ok && (!*v || !strcmp(v, "off"))) {
+        v[0] = '\0';
+        *out = v;
+        return 0;
+    }
+    const char *problem = check_hostport(v, strlen(v), 1);
+    if (problem) {
+        fail(p, n, path, "bad address \"%s\": %s (expected host:port, IPv6 as [::1]:8080)", v,
+             problem);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* scheme://host[:port], lower-case scheme, no trailing slash, no path. */
+static int get_target(parse_t *p, const yaml_node_t *n, const char *path, char **out)
+{
+    char *v;
+    if (scalar(p, n, path, "an http:// or https:// URL", &v) < 0) return -1;
+    const char *scheme = NULL;
+    size_t skip = 0;
+    if (!strncasecmp(v, "http://", 7))
+        scheme = "http", skip = 7;
+    else if (!strncasecmp(v, "https://", 8))
+        scheme = "https", skip = 8;
+    const char *auth = v + skip;
+    size_t an = strcspn(auth, "/?#");
+    const char *rest = auth + an, *problem = NULL;
+    while (*rest == '/')
+        rest++;
+    int rc = -1;
+    if (!scheme)
+        fail(p, n, path, "bad target \"%s\": must start with http:// or https://", v);
+    else if (memchr(auth, '@', an))
+        fail(p, n, path, "credentials in a target URL are not supported (use headers)");
+    else if ((problem = check_hostport(auth, an, 0)))
+        fail(p, n, path, "bad target \"%s\": %s", v, problem);
+    else if (*rest == '?' || *rest == '#')
+        fail(p, n, path, "bad target: no query or fragment allowed (not echoed: may hold a key)");
+    else if (*rest)
+        fail(p, n, path,
+             "bad target \"%s\": no path allowed (targets are scheme://host[:port]; the "
+             "request path is forwarded as is)",
+             v);
+    else {
+        size_t len = strlen(scheme) + 3 + an + 1;
+        *out = malloc(len);
+        if (!*out)
+            oom(p, n, path);
+        else {
+            snprintf(*out, len, "%s://%.*s", scheme, (int)an, auth);
+            rc = 0;
+        }
+    }
+    free(v);
+    return rc;
+}
+
+/* Upstream and route names end up in events, metrics labels and URLs. */
+static int get_name(parse_t *p, const yaml_node_t *n, const char *path, char **out)
+{
+    char *v;
+    if (scalar(p, n, path, "a name", &v) < 0) return -1;
+    size_t len = strlen(v);
+    int ok = len > 0 && len <= MAX_NAME;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '_' || v[i] == '-';
+    if (!ok) {
+        fail(p, n, path, "bad name \"%s\" (1-%d letters, digits, '.', '_' or '-')", v, MAX_NAME);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_prefix(parse_t *p, const yaml_node_t *n, const char *path, char **out)
+{
+    char *v;
+    if (scalar(p, n, path, "a path starting with /", &v) < 0) return -1;
+    const char *problem = NULL;
+    if (v[0] != '/')
+        problem = "must start with \"/\"";
+    else if (strlen(v) > MAX_PREFIX)
+        problem = "too long";
+    for (const char *c = v; !problem && *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#')
+            problem = "must not contain spaces, control characters, '?' or '#'";
+    if (problem) {
+        fail(p, n, path, "%s (got \"%.*s\")", problem, 64, v);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static const char *const kind_names[] = {"http", "openai", "anthropic", "mcp"};
+
+static int get_kind(parse_t *p, const yaml_node_t *n, const char *path, tg_route_kind_t *out)
+{
+    char *v;
+    if (scalar(p, n, path, "a route kind", &v) < 0) return -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(v, kind_names[i])) {
+            *out = (tg_route_kind_t)i;
+            free(v);
+            return 0;
+        }
+    fail(p, n, path, "unknown kind \"%.*s\" (expected http, openai, anthropic or mcp)", 64, v);
+    free(v);
+    return -1;
+}
+
+static int get_store(parse_t *p, const yaml_node_t *n, const char *path, char **out)
+{
+    char *v;
+    if (scalar(p, n, path, "a store URL", &v) < 0) return -1;
+    const char *problem = NULL;
+    if (!strncmp(v, "sqlite:", 7)) {
+        if (!v[7]) problem = "sqlite: needs a path, e.g. sqlite:./tollgate.db";
+    } else if (!strncmp(v, "postgres://", 11)) {
+        if (!v[11]) problem = "postgres:// needs a host or database";
+    } else {
+        problem = "must be sqlite:PATH or postgres://...";
+    }
+    if (problem) { /* no echo: a postgres URL may carry a password */
+        fail(p, n, path, "%s", problem);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_level(parse_t *p, const yaml_node_t *n, const char *path, char **out)
+{
+    char *v;
+    tg_log_level_t lvl;
+    if (scalar(p, n, path, "a log level", &v) < 0) return -1;
+    if (tg_log_parse_level(v, &lvl) < 0) {
+        fail(p, n, path, "unknown level \"%.*s\" (expected debug, info, warn or error)", 64, v);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_path(parse_t *p, const yaml_node_t *n, const char *path, char **out)
+{
+    char *v;
+    if (scalar(p, n, path, "a file path", &v) < 0) return -1;
+    if (!*v) {
+        free(v);
+        return fail(p, n, path, "must not be empty");
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- mappings against a table of keys ---------------------------------- */
+
+typedef enum {
+    V_LISTEN,       /* char *, host:port */
+    V_ADMIN_LISTEN, /* char *, host:port or "" / off */
+    V_WORKERS,      /* int */
+    V_SIZE,         /* size_t, bytes, > 0 */
+    V_MS,           /* long, ms, > 0 */
+    V_MS0,          /* long, ms, 0 = none */
+    V_INT0,         /* int, >= 0 */
+    V_INT1,         /* int, >= 1 */
+    V_COUNT,        /* size_t, >= 1 */
+    V_STORE,        /* char * */
+    V_LEVEL,        /* char * */
+    V_PATH,         /* char *, non-empty */
+    V_NAME,         /* char * */
+    V_PREFIX,       /* char * */
+    V_KIND,         /* tg_route_kind_t */
+    V_TARGETS,      /* the tg_upstream_conf_t itself (off 0) */
+    V_HEADERS,      /* the tg_upstream_conf_t itself (off 0) */
+    V_SECTION,      /* handled by the caller */
+} vkind_t;
+
+typedef struct field {
+    const char *key;
+    vkind_t kind;
+    size_t off;
+} field_t;
+
+#define MAX_FIELDS 12
+#define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
+
+static int set_targets(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u);
+static int set_headers(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u);
+
+static int set_value(parse_t *p, const yaml_node_t *n, const char *path, vkind_t kind, void *dst)
+{
+    unsigned long long x;
+    switch (kind) {
+    case V_LISTEN: return get_listen(p, n, path, 0, dst);
+    case V_ADMIN_LISTEN: return get_listen(p, n, path, 1, dst);
+    case V_WORKERS: return get_workers(p, n, path, dst);
+    case V_SIZE: return get_size(p, n, path, dst);
+    case V_MS: return get_ms(p, n, path, 0, dst);
+    case V_MS0: return get_ms(p, n, path, 1, dst);
+    case V_INT0:
+    case V_INT1:
+        if (get_uint(p, n, path, kind == V_INT1, 1000000, &x) < 0) return -1;
+        *(int *)dst = (int)x;
+        return 0;
+    case V_COUNT:
+        if (get_uint(p, n, path, 1, 1ull << 30, &x) < 0) return -1;
+        *(size_t *)dst = (size_t)x;
+        return 0;
+    case V_STORE: return get_store(p, n, path, dst);
+    case V_LEVEL: return get_level(p, n, path, dst);
+    case V_PATH: return get_path(p, n, path, dst);
+    case V_NAME: return get_name(p, n, path, dst);
+    case V_PREFIX: return get_prefix(p, n, path, dst);
+    case V_KIND: return get_kind(p, n, path, dst);
+    case V_TARGETS: return set_targets(p, n, path, dst);
+    case V_HEADERS: return set_headers(p, n, path, dst);
+    case V_SECTION: break;
+    }
+    return 0;
+}
+
+static int is_duration(vkind_t k)
+{
+    return k == V_MS || k == V_MS0;
+}
+
+/* Levenshtein distance, capped: only used to suggest a key for a typo. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[65];
+    if (la > 64 || lb > 64) return 99;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t sub =
+                diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            size_t best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static int unknown_key(parse_t *p, const yaml_node_t *k, const char *path, const char *key,
+                       const field_t *f, size_t nf)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < nf; i++)
+        if (is_duration(f[i].kind) && klen == strlen(f[i].key) + 3 &&
+            !strncmp(key, f[i].key, klen - 3) && !strcmp(key + klen - 3, "_ms"))
+            return fail(p, k, path,
+                        "unknown key (write \"%s: 5s\"; durations take a unit, a plain number is "
+                        "milliseconds)",
+                        f[i].key);
+    size_t best = 0, bestd = 99;
+    for (size_t i = 0; i < nf; i++) {
+        size_t d = distance(key, f[i].key);
+        if (d < bestd) bestd = d, best = i;
+    }
+    if (bestd <= (klen <= 4 ? 1u : 2u))
+        return fail(p, k, path, "unknown key (did you mean \"%s\"?)", f[best].key);
+    char list[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < nf && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", f[i].key);
+    return fail(p, k, path, "unknown key (expected one of: %s)", list);
+}
+
+/* Indexes map's values by f[].key into vals[] (NULL = absent); an unknown or
+ * repeated key is an error. A null map is an empty section. */
+static int collect(parse_t *p, const yaml_node_t *map, const char *path, const field_t *f,
+                   size_t nf, yaml_node_t **vals)
+{
+    yaml_node_t *keys[MAX_FIELDS] = {0};
+    TG_ASSERT(nf <= MAX_FIELDS);
+    memset(vals, 0, nf * sizeof *vals);
+    if (is_null(map)) return 0;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(p, map, path, "expected a mapping, found %s", node_what(map));
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *k = node_at(p, pr->key), *v = node_at(p, pr->value);
+        if (k->type != YAML_SCALAR_NODE)
+            return fail(p, k, path, "keys must be plain names, found %s", node_what(k));
+        const char *ks = (const char *)k->data.scalar.value;
+        char sub[KEYPATH];
+        join(sub, path, ks);
+        size_t i = 0;
+        while (i < nf && strcmp(f[i].key, ks))
+            i++;
+        if (i == nf) return unknown_key(p, k, sub, ks, f, nf);
+        if (vals[i]) return fail(p, k, sub, "duplicate key (first at line %lu)", line_of(keys[i]));
+        vals[i] = v;
+        keys[i] = k;
+    }
+    return 0;
+}
+
+/* Parses map's keys into base + f[].off. vals (nf entries) receives the value
+ * nodes so the caller can check required keys and point at lines. */
+static int parse_fields(parse_t *p, const yaml_node_t *map, const char *path, const field_t *f,
+                        size_t nf, void *base, yaml_node_t **vals)
+{
+    if (collect(p, map, path, f, nf, vals) < 0) return -1;
+    for (size_t i = 0; i < nf; i++) {
+        if (!vals[i] || f[i].kind == V_SECTION) continue;
+        char sub[KEYPATH];
+        join(sub, path, f[i].key);
+        if (set_value(p, vals[i], sub, f[i].kind, (char *)base + f[i].off) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The value node of key in map, or NULL. */
+static yaml_node_t *find_key(parse_t *p, const yaml_node_t *map, const char *key)
+{
+    if (map->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *k = node_at(p, pr->key);
+        if (k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, key))
+            return node_at(p, pr->value);
+    }
+    return NULL;
+}
+
+static int missing(parse_t *p, const yaml_node_t *map, const char *path, const char *key)
+{
+    char sub[KEYPATH];
+    join(sub, path, key);
+    return fail(p, map, sub, "required key is missing");
+}
+
+/* ---- upstreams --------------------------------------------------------- */
+
+static int set_targets(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u)
+{
+    if (n->type != YAML_SEQUENCE_NODE || is_null(n))
+        return fail(p, n, path, "expected a list of URLs, e.g. [https://api.example.com], found %s",
+                    is_null(n) ? "nothing" : node_what(n));
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (cnt == 0) return fail(p, n, path, "needs at least one target");
+    u->targets = calloc(cnt, sizeof *u->targets);
+    if (!u->targets) return oom(p, n, path);
+    u->ntargets = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        tg_target_t *t = &u->targets[i];
+        atomic_init(&t->fails, 0);
+        atomic_init(&t->down_until_us, 0);
+        yaml_node_t *item = node_at(p, n->data.sequence.items.start[i]);
+        char sub[KEYPATH];
+        keypath(sub, "%s[%zu]", path, i);
+        if (get_target(p, item, sub, &t->url) < 0) return -1;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(u->targets[j].url, t->url))
+                return fail(p, item, sub, "duplicate target \"%s\"", t->url);
+    }
+    return 0;
+}
+
+static int valid_token(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s))) return 0;
+    return 1;
+}
+
+static int set_headers(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u)
+{
+    static const char *const managed[] = {
+        "content-length", "transfer-encoding", "connection", "upgrade", "te", "keep-alive"};
+    if (is_null(n)) return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(p, n, path, "expected a mapping of header names to values, found %s",
+                    node_what(n));
+    size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    if (cnt == 0) return 0;
+    u->headers = calloc(cnt, sizeof *u->headers);
+    if (!u->headers) return oom(p, n, path);
+    u->nheaders = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_pair_t *pr = &n->data.mapping.pairs.start[i];
+        yaml_node_t *k = node_at(p, pr->key), *v = node_at(p, pr->value);
+        tg_header_conf_t *h = &u->headers[i];
+        if (scalar(p, k, path, "a header name", &h->name) < 0) return -1;
+        char sub[KEYPATH];
+        join(sub, path, h->name);
+        if (!valid_token(h->name)) return fail(p, k, sub, "bad header name \"%.*s\"", 64, h->name);
+        for (size_t j = 0; j < sizeof managed / sizeof managed[0]; j++)
+            if (!strcasecmp(h->name, managed[j]))
+                return fail(p, k, sub, "%s is managed by the proxy and cannot be set", h->name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(u->headers[j].name, h->name))
+                return fail(p, k, sub, "duplicate header (header names ignore case)");
+        if (scalar(p, v, sub, "a header value", &h->value) < 0) return -1;
+        if (strpbrk(h->value, "\r\n"))
+            return fail(p, v, sub, "value must not contain a line break");
+    }
+    return 0;
+}
+
+enum { UF_NAME, UF_TARGETS };
+static const field_t upstream_fields[] = {
+    {"name", V_NAME, offsetof(tg_upstream_conf_t, name)},
+    {"targets", V_TARGETS, 0},
+    {"headers", V_HEADERS, 0},
+    {"connect_timeout", V_MS, offsetof(tg_upstream_conf_t, connect_timeout_ms)},
+    {"timeout", V_MS0, offsetof(tg_upstream_conf_t, timeout_ms)},
+    {"idle_timeout", V_MS0, offsetof(tg_upstream_conf_t, idle_timeout_ms)},
+    {"max_fails", V_INT1, offsetof(tg_upstream_conf_t, max_fails)},
+    {"fail_timeout", V_MS, offsetof(tg_upstream_conf_t, fail_timeout_ms)},
+};
+
+static int parse_upstreams(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
+{
+    const char *path = "upstreams";
+    if (!seq || is_null(seq)) return 0;
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(p, seq, path, "expected a list of upstreams, found %s", node_what(seq));
+    size_t cnt = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (cnt == 0) return 0;
+    c->upstreams = calloc(cnt, sizeof *c->upstreams);
+    if (!c->upstreams) return oom(p, seq, path);
+    c->nupstreams = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        tg_upstream_conf_t *u = &c->upstreams[i];
+        u->connect_timeout_ms = 5000;
+        u->timeout_ms = 60000;
+        u->idle_timeout_ms = 30000;
+        u->max_fails = 3;
+        u->fail_timeout_ms = 10000;
+        atomic_init(&u->rr, 0);
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        tg_upstream_conf_t *u = &c->upstreams[i];
+        yaml_node_t *item = node_at(p, seq->data.sequence.items.start[i]), *vals[MAX_FIELDS];
+        char sub[KEYPATH], key[KEYPATH];
+        keypath(sub, "%s[%zu]", path, i);
+        if (item->type != YAML_MAPPING_NODE)
+            return fail(p, item, sub, "expected a mapping with name and targets, found %s",
+                        node_what(item));
+        if (parse_fields(p, item, sub, upstream_fields, NFIELDS(upstream_fields), u, vals) < 0)
+            return -1;
+        if (!vals[UF_NAME]) return missing(p, item, sub, "name");
+        if (!vals[UF_TARGETS]) return missing(p, item, sub, "targets");
+        join(key, sub, "name");
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(c->upstreams[j].name, u->name)) {
+                yaml_node_t *first = node_at(p, seq->data.sequence.items.start[j]);
+                yaml_node_t *fn = find_key(p, first, "name");
+                return fail(p, vals[UF_NAME], key,
+                            "duplicate upstream name \"%s\" (first at line %lu)", u->name,
+                            line_of(fn ? fn : first));
+            }
+    }
+    return 0;
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+enum { RF_NAME, RF_PREFIX, RF_UPSTREAM, RF_KIND };
+static const field_t route_fields[] = {
+    {"name", V_NAME, offsetof(tg_route_conf_t, name)},
+    {"path_prefix", V_PREFIX, offsetof(tg_route_conf_t, path_prefix)},
+    {"upstream", V_NAME, offsetof(tg_route_conf_t, upstream)},
+    {"kind", V_KIND, offsetof(tg_route_conf_t, kind)},
+};
+
+static int parse_routes(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
+{
+    const char *path = "routes";
+    if (!seq || is_null(seq)) return 0;
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(p, seq, path, "expected a list of routes, found %s", node_what(seq));
+    size_t cnt = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (cnt == 0) return 0;
+    c->routes = calloc(cnt, sizeof *c->routes);
+    if (!c->routes) return oom(p, seq, path);
+    c->nroutes = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        tg_route_conf_t *r = &c->routes[i];
+        r->kind = TG_ROUTE_HTTP;
+        yaml_node_t *item = node_at(p, seq->data.sequence.items.start[i]), *vals[MAX_FIELDS];
+        char sub[KEYPATH], key[KEYPATH];
+        keypath(sub, "%s[%zu]", path, i);
+        if (item->type != YAML_MAPPING_NODE)
+            return fail(p, item, sub,
+                        "expected a mapping with name, path_prefix and upstream, found %s",
+                        node_what(item));
+        if (parse_fields(p, item, sub, route_fields, NFIELDS(route_fields), r, vals) < 0) return -1;
+        if (!vals[RF_NAME]) return missing(p, item, sub, "name");
+        if (!vals[RF_PREFIX]) return missing(p, item, sub, "path_prefix");
+        if (!vals[RF_UPSTREAM]) return missing(p, item, sub, "upstream");
+        for (size_t j = 0; j < i; j++) {
+            yaml_node_t *first = node_at(p, seq->data.sequence.items.start[j]), *fn;
+            if (!strcmp(c->routes[j].name, r->name)) {
+                fn = find_key(p, first, "name");
+                join(key, sub, "name");
+                return fail(p, vals[RF_NAME], key,
+                            "duplicate route name \"%s\" (first at line %lu)", r->name,
+                            line_of(fn ? fn : first));
+            }
+            if (!strcmp(c->routes[j].path_prefix, r->path_prefix)) {
+                join(key, sub, "path_prefix");
+                return fail(p, vals[RF_PREFIX], key,
+                            "path_prefix \"%s\" is already used by route \"%s\"", r->path_prefix,
+                            c->routes[j].name);
+            }
+        }
+        for (size_t j = 0; j < c->nupstreams && !r->up; j++)
+            if (!strcmp(c->upstreams[j].name, r->upstream)) r->up = &c->upstreams[j];
+        if (!r->up) {
+            join(key, sub, "upstream");
+            return fail(p, vals[RF_UPSTREAM], key, "no upstream named \"%s\"", r->upstream);
+        }
+    }
+    return 0;
+}
+
+/* ---- the document ------------------------------------------------------ */
+
+#define SRV(f) offsetof(tg_config_t, server.f)
+static const field_t server_fields[] = {
+    {"listen", V_LISTEN, SRV(listen)},
+    {"admin_listen", V_ADMIN_LISTEN, SRV(admin_listen)},
+    {"workers", V_WORKERS, SRV(workers)},
+    {"max_header_bytes", V_SIZE, SRV(max_header_bytes)},
+    {"max_body", V_SIZE, SRV(max_body)},
+    {"idle_timeout", V_MS, SRV(idle_timeout_ms)},
+    {"header_timeout", V_MS, SRV(header_timeout_ms)},
+    {"drain_timeout", V_MS, SRV(drain_timeout_ms)},
+};
+static const field_t log_fields[] = {
+    {"access", V_PATH, offsetof(tg_config_t, log.access)},
+    {"level", V_LEVEL, offsetof(tg_config_t, log.level)},
+};
+static const field_t retention_fields[] = {
+    {"events_days", V_INT0, offsetof(tg_config_t, retention.events_days)},
+    {"aggregates_days", V_INT0, offsetof(tg_config_t, retention.aggregates_days)},
+};
+static const field_t recorder_fields[] = {
+    {"queue_size", V_COUNT, offsetof(tg_config_t, recorder.queue_size)},
+    {"flush_interval", V_MS, offsetof(tg_config_t, recorder.flush_ms)},
+    {"spool", V_PATH, offsetof(tg_config_t, recorder.spool)},
+};
+enum { R_SERVER, R_STORE, R_LOG, R_RETENTION, R_RECORDER, R_UPSTREAMS, R_ROUTES };
+static const field_t root_fields[] = {
+    {"server", V_SECTION, 0},   {"store", V_STORE, offsetof(tg_config_t, store)},
+    {"log", V_SECTION, 0},      {"retention", V_SECTION, 0},
+    {"recorder", V_SECTION, 0}, {"upstreams", V_SECTION, 0},
+    {"routes", V_SECTION, 0},
+};
+
+static int dup_default(char **dst, const char *def)
+{
+    if (*dst) return 0;
+    *dst = strdup(def);
+    return *dst ? 0 : -1;
+}
+
+static int spool_default(tg_config_t *c)
+{
+    if (c->recorder.spool) return 0;
+    const char *db = c->store + 7;
+    if (strncmp(c->store, "sqlite:", 7) || !strcmp(db, ":memory:"))
+        return dup_default(&c->recorder.spool, "./tollgate.spool");
+    size_t len = strlen(db) + sizeof ".spool";
+    c->recorder.spool = malloc(len);
+    if (!c->recorder.spool) return -1;
+    snprintf(c->recorder.spool, len, "%s.spool", db);
+    return 0;
+}
+
+static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
+{
+    yaml_node_t *v[MAX_FIELDS] = {0}, *s[MAX_FIELDS];
+    if (root && !is_null(root)) {
+        if (root->type != YAML_MAPPING_NODE)
+            return fail(p, root, "",
+                        "expected a mapping (server:, store:, upstreams:, ...) at "
+                        "the top level, found %s",
+                        node_what(root));
+        if (parse_fields(p, root, "", root_fields, NFIELDS(root_fields), c, v) < 0) return -1;
+    }
+    if ((v[R_SERVER] &&
+         parse_fields(p, v[R_SERVER], "server", server_fields, NFIELDS(server_fields), c, s) < 0) ||
+        (v[R_LOG] && parse_fields(p, v[R_LOG], "log", log_fields, NFIELDS(log_fields), c, s) < 0) ||
+        (v[R_RETENTION] && parse_fields(p, v[R_RETENTION], "retention", retention_fields,
+                                        NFIELDS(retention_fields), c, s) < 0) ||
+        (v[R_RECORDER] && parse_fields(p, v[R_RECORDER], "recorder", recorder_fields,
+                                       NFIELDS(recorder_fields), c, s) < 0) ||
+        parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0)
+        return -1;
+    if (dup_default(&c->server.listen, "127.0.0.1:8080") < 0 ||
+        dup_default(&c->server.admin_listen, "127.0.0.1:9090") < 0 ||
+        dup_default(&c->store, "sqlite:./tollgate.db") < 0 ||
+        dup_default(&c->log.access, "stdout") < 0 || dup_default(&c->log.level, "info") < 0 ||
+        spool_default(c) < 0)
+        return oom(p, root, "");
+    if (*c->server.admin_listen && !strcmp(c->server.admin_listen, c->server.listen)) {
+        yaml_node_t *at = v[R_SERVER] ? find_key(p, v[R_SERVER], "admin_listen") : NULL;
+        return fail(p, at ? at : root, "server.admin_listen", "same address as server.listen");
+    }
+    return 0;
+}
+
+static void config_free(tg_config_t *c)
+{
+    if (!c) return;
+    free(c->path);
+    free(c->server.listen);
+    free(c->server.admin_listen);
+    free(c->store);
+    free(c->log.access);
+    free(c->log.level);
+    free(c->recorder.spool);
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        tg_upstream_conf_t *u = &c->upstreams[i];
+        free(u->name);
+        for (size_t j = 0; j < u->ntargets; j++)
+            free(u->targets[j].url);
+        free(u->targets);
+        for (size_t j = 0; j < u->nheaders; j++) {
+            free(u->headers[j].name);
+            if (u->headers[j].value) { /* may be a credential: do not leave it in the heap */
+                explicit_bzero(u->headers[j].value, strlen(u->headers[j].value));
+                free(u->headers[j].value);
+            }
+        }
+        free(u->headers);
+    }
+    free(c->upstreams);
+    for (size_t i = 0; i < c->nroutes; i++) {
+        free(c->routes[i].name);
+        free(c->routes[i].path_prefix);
+        free(c->routes[i].upstream);
+    }
+    free(c->routes);
+    free(c);
+}
+
+static unsigned long offset_line(const char *text, size_t len, size_t off)
+{
+    unsigned long line = 1;
+    for (size_t i = 0; i < off && i < len; i++)
+        line += text[i] == '\n';
+    return line;
+}
+
+static int yaml_error(const char *name, const char *text, size_t len, yaml_parser_t *y,
+                      tg_err_t *err)
+{
+    const char *problem = y->problem ? y->problem : "cannot parse";
+    switch (y->error) {
+    case YAML_MEMORY_ERROR: return tg_err_set(err, "%s: out of memory", name);
+    case YAML_READER_ERROR:
+        return tg_err_set(err, "%s:%lu: YAML error: %s", name,
+                          offset_line(text, len, y->problem_offset), problem);
+    default:
+        if (y->context)
+            return tg_err_set(err, "%s:%lu: YAML syntax error: %s (%s at line %lu)", name,
+                              (unsigned long)y->problem_mark.line + 1, problem, y->context,
+                              (unsigned long)y->context_mark.line + 1);
+        return tg_err_set(err, "%s:%lu: YAML syntax error: %s", name,
+                          (unsigned long)y->problem_mark.line + 1, problem);
+    }
+}
+
+/* Loads the one document of text into doc; 0 or -1 with err set. */
+static int load_document(const char *name, const char *text, size_t len, yaml_document_t *doc,
+                         tg_err_t *err)
+{
+    yaml_parser_t y;
+    yaml_document_t extra;
+    if (!yaml_parser_initialize(&y)) return tg_err_set(err, "%s: out of memory", name);
+    yaml_parser_set_input_string(&y, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&y, doc)) {
+        yaml_error(name, text, len, &y, err);
+        yaml_parser_delete(&y);
+        return -1;
+    }
+    int rc = 0;
+    if (yaml_document_get_root_node(doc)) {
+        /* A second document would be silently ignored: refuse it. */
+        if (!yaml_parser_load(&y, &extra)) {
+            rc = yaml_error(name, text, len, &y, err);
+        } else {
+            yaml_node_t *more = yaml_document_get_root_node(&extra);
+            if (more)
+                rc = tg_err_set(err, "%s:%lu: only one YAML document is allowed", name,
+                                line_of(more));
+            yaml_document_delete(&extra);
+        }
+    }
+    yaml_parser_delete(&y);
+    if (rc < 0) yaml_document_delete(doc);
+    return rc;
+}
+
+int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t **out,
+                    tg_err_t *err)
+{
+    yaml_document_t doc;
+    *out = NULL;
+    if (!name) name = "(config)";
+    if (!text) len = 0;
+    tg_config_t *c = calloc(1, sizeof *c);
+    if (!c) return tg_err_set(err, "%s: out of memory", name);
+    atomic_init(&c->refs, 1);
+    c->server.workers = cores();
+    c->server.max_header_bytes = 16384;
+    c->server.max_body = 10u << 20;
+    c->server.idle_timeout_ms = 60000;
+    c->server.header_timeout_ms = 10000;
+    c->server.drain_timeout_ms = 30000;
+    c->retention.events_days = 90;
+    c->retention.aggregates_days = 730;
+    c->recorder.queue_size = 65536;
+    c->recorder.flush_ms = 50;
+    c->path = strdup(name);
+    if (!c->path) {
+        config_free(c);
+        return tg_err_set(err, "%s: out of memory", name);
+    }
+    if (load_document(name, text ? text : "", len, &doc, err) < 0) {
+        config_free(c);
+        return -1;
+    }
+    parse_t p = {name, &doc, err};
+    int rc = parse_root(&p, yaml_document_get_root_node(&doc), c);
+    yaml_document_delete(&doc);
+    if (rc < 0) {
+        config_free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+int tg_config_load(const char *path, tg_config_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return tg_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    size_t len = 0, cap = 4096;
+    char *text = malloc(cap);
+    int rc = -1;
+    if (!text) {
+        tg_err_set(err, "%s: out of memory", path);
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap >= MAX_FILE_BYTES) {
+                tg_err_set(err, "%s: larger than %u MiB; is this a config file?", path,
+                           MAX_FILE_BYTES >> 20);
+                goto out;
+            }
+            char *t = realloc(text, cap * 2);
+            if (!t) {
+                tg_err_set(err, "%s: out of memory", path);
+                goto out;
+            }
+            text = t;
+            cap *= 2;
+        }
+        size_t got = fread(text + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        tg_err_set(err, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = tg_config_parse(path, text, len, out, err);
+out:
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+tg_config_t *tg_config_ref(tg_config_t *c)
+{
+    if (c) atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void tg_config_unref(tg_config_t *c)
+{
+    /* acq_rel: the last holder must see every other holder's writes (health
+     * counters) before it frees. */
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) config_free(c);
+}
+
+const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, size_t len)
+{
+    /* A linear scan: configs hold a handful of routes, and prefixes are unique
+     * (checked at load), so the longest match is the only candidate of its length. */
+    const tg_route_conf_t *best = NULL;
+    size_t best_len = 0;
+    if (!c || !path) return NULL;
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const tg_route_conf_t *r = &c->routes[i];
+        size_t l = strlen(r->path_prefix);
+        if (l <= len && (!best || l > best_len) && !memcmp(path, r->path_prefix, l)) {
+            best = r;
+            best_len = l;
+        }
+    }
+    return best;
+}
+
+const char *tg_route_kind_name(tg_route_kind_t k)
+{
+    if ((unsigned)k < sizeof kind_names / sizeof kind_names[0]) return kind_names[k];
+    return "unknown";
+}
+
+const char *tg_config_default_path(const char *flag)
+{
+    if (flag && *flag) return flag;
+    const char *env = getenv("TOLLGATE_CONFIG");
+    if (env && *env) return env;
+    return "./tollgate.yaml";
+}

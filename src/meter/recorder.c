@@ -1,0 +1,644 @@
+/* The recorder: a ring of usage events filled by the workers and drained by
+ * one writer thread into the store; see recorder.h and DESIGN.md "Durability".
+ *
+ * Push is lock, memcpy, unlock. The writer is signalled only when the ring
+ * reaches half full (and only if it is asleep); otherwise it wakes on its
+ * flush_ms timer, so a busy gateway pays no futex wake per event and a crash
+ * loses at most one flush window. The writer copies a batch out in short
+ * chunks (the lock is dropped between chunks so pushers are not held behind a
+ * 4 MB memcpy), writes the access-log lines, then commits the batch with one
+ * tg_store_append() on its own connection.
+ *
+ * When the store refuses a batch (TG_STORE_BUSY or an error) the batch goes to
+ * the spool, and so does every later batch while the spool holds anything:
+ * the store then receives events in the order they were pushed. The spool is a
+ * 16-byte header (magic, version, sizeof(tg_event_t)) followed by raw events,
+ * written with pwrite at a tracked end (no fsync: a crash may leave a torn last
+ * record, which the next open cuts off). Replay appends records in chunks;
+ * the store skips ids it already has, so replaying a chunk twice (after a
+ * crash between commit and truncate) counts nothing twice. When all of it is
+ * in, the file is truncated back to its header.
+ *
+ * Never drop: a full ring makes push wait on a condvar (counted, and logged at
+ * most once a second); a batch that neither the store nor the spool took is
+ * held by the writer and retried, which in time fills the ring. Only at stop,
+ * after STOP_GIVEUP_US of failures, are events given up, with an error. */
+#include "meter/recorder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "observe/accesslog.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* A refused store is retried after RETRY_US, doubling up to RETRY_MAX_US: each
+ * attempt on a busy store costs the writer up to WRITER_BUSY_MS. */
+#define DEFAULT_QUEUE  65536
+#define DEFAULT_FLUSH  50
+#define BATCH_MAX      4096 /* events per store transaction */
+#define COPY_CHUNK     256  /* events copied out per lock hold (~256 KB, a few us) */
+#define REPLAY_CHUNKS  8    /* spool chunks (of BATCH_MAX) replayed per tick */
+#define RETRY_US       250000LL
+#define RETRY_MAX_US   2000000LL
+#define WRITER_BUSY_MS 150 /* writer's store lock wait: it spools rather than stall */
+#define PURGE_EVERY_US (3600 * 1000000LL)
+#define PURGE_RETRY_US (60 * 1000000LL)
+#define STOP_GIVEUP_US (10 * 1000000LL)
+#define DAY_US         (86400 * 1000000LL)
+#define RS             ((off_t)sizeof(tg_event_t))
+
+/* The spool header. A file whose header does not match (another version or
+ * build of tollgate, with a different tg_event_t) is moved aside, not read. */
+struct spool_hdr {
+    char magic[8]; /* SPOOL_MAGIC */
+    uint32_t version;
+    uint32_t record_size; /* sizeof(tg_event_t) of the writer */
+};
+#define SPOOL_MAGIC   "TGSPOOL"
+#define SPOOL_VERSION 1
+#define HDR           ((off_t)sizeof(struct spool_hdr))
+
+struct tg_recorder {
+    /* ---- shared with pushers: guarded by mu ---- */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;       /* the writer sleeps here: timer, half full, stop */
+    pthread_cond_t room;       /* pushers wait here while the ring is full */
+    tg_event_t *ring;          /* cap slots (the pointer is immutable; slots: mu) */
+    size_t cap, half;          /* immutable after start; half >= 1 */
+    size_t head;               /* mu: slot of the oldest event */
+    size_t count;              /* mu: events in the ring */
+    size_t waiters;            /* mu: pushers blocked on room */
+    int writer_sleeping;       /* mu: writer is in its timed wait (a signal is useful) */
+    int stopping;              /* mu: tg_recorder_stop began; new pushes are refused */
+    int closed;                /* mu: the writer took its last batch */
+    uint64_t pushed;           /* mu */
+    uint64_t queue_full;       /* mu */
+    int64_t last_full_warn_us; /* mu: monotonic */
+
+    /* ---- written by the writer (dropped: also pushers), read by stats ---- */
+    _Atomic uint64_t committed;
+    _Atomic uint64_t spooled;
+    _Atomic uint64_t dropped;
+    atomic_int spooling;
+    atomic_int reopen_log; /* set by anyone, cleared by the writer */
+
+    /* ---- the writer thread's alone (start/stop touch them only while it is
+     * not running) ---- */
+    tg_store_t *store;
+    int own_store;
+    tg_accesslog_t *alog;
+    tg_event_t *batch; /* BATCH_MAX: taken from the ring, not yet stored or spooled */
+    size_t nbatch;
+    int batch_logged; /* its access-log lines are written (not again on retry) */
+    tg_event_t *rbuf; /* BATCH_MAX: one spool chunk being replayed */
+    char *spool_path; /* NULL: no spool */
+    int spool_fd;
+    off_t spool_size; /* end of the last whole record written */
+    off_t spool_done; /* records before this offset are in the store */
+    int64_t flush_us;
+    int64_t retry_at_us;   /* monotonic: no store attempt before this */
+    int64_t retry_wait_us; /* the wait after the next refusal (backs off) */
+    int store_down;        /* last store call failed (for log transitions) */
+    int64_t last_err_log_us;
+    int ret_events_days, ret_agg_days;
+    int64_t next_purge_us;
+    pthread_t thread;
+};
+
+/* ------------------------------------------------------------------------ */
+/* push side                                                                */
+
+void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev)
+{
+    int warn = 0;
+    uint64_t full_count = 0;
+    pthread_mutex_lock(&r->mu);
+    if (r->stopping) {
+        pthread_mutex_unlock(&r->mu);
+        if (atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed) == 0)
+            TG_ERROR("recorder: event %lld pushed after stop began: not recorded (and any "
+                     "later ones; see the dropped count)",
+                     (long long)ev->id);
+        return;
+    }
+    if (r->count == r->cap) {
+        full_count = ++r->queue_full;
+        int64_t now = tg_mono_us();
+        if (r->last_full_warn_us == 0 || now - r->last_full_warn_us >= 1000000) {
+            r->last_full_warn_us = now;
+            warn = 1;
+        }
+        if (r->writer_sleeping) {
+            r->writer_sleeping = 0;
+            pthread_cond_signal(&r->wake);
+        }
+        r->waiters++;
+        /* The writer does not close while waiters > 0, so this ends in room. */
+        while (r->count == r->cap)
+            pthread_cond_wait(&r->room, &r->mu);
+        r->waiters--;
+    }
+    size_t i = r->head + r->count;
+    if (i >= r->cap) i -= r->cap;
+    memcpy(&r->ring[i], ev, sizeof *ev);
+    r->count++;
+    r->pushed++;
+    if (r->writer_sleeping && (r->count >= r->half || r->stopping)) {
+        r->writer_sleeping = 0;
+        pthread_cond_signal(&r->wake);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (warn)
+        TG_WARN("recorder: event queue full (%zu events): requests wait for the writer "
+                "(%llu times so far); the store is too slow or the queue too small",
+                r->cap, (unsigned long long)full_count);
+}
+
+void tg_recorder_stats(tg_recorder_t *r, tg_recorder_stats_t *out)
+{
+    pthread_mutex_lock(&r->mu);
+    out->pushed = r->pushed;
+    out->queue_full = r->queue_full;
+    out->queued = r->count;
+    pthread_mutex_unlock(&r->mu);
+    out->committed = atomic_load_explicit(&r->committed, memory_order_relaxed);
+    out->spooled = atomic_load_explicit(&r->spooled, memory_order_relaxed);
+    out->dropped = atomic_load_explicit(&r->dropped, memory_order_relaxed);
+    out->spooling = atomic_load_explicit(&r->spooling, memory_order_relaxed);
+}
+
+void tg_recorder_reopen_accesslog(tg_recorder_t *r)
+{
+    atomic_store_explicit(&r->reopen_log, 1, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* the store side (writer thread)                                           */
+
+static void note_store_ok(tg_recorder_t *r)
+{
+    if (r->store_down) TG_INFO("recorder: store writable again");
+    r->store_down = 0;
+    r->retry_at_us = 0;
+    r->retry_wait_us = RETRY_US;
+}
+
+static void note_store_failed(tg_recorder_t *r, int rc, const tg_err_t *err)
+{
+    int64_t now = tg_mono_us();
+    r->retry_at_us = now + r->retry_wait_us;
+    r->retry_wait_us = r->retry_wait_us * 2 < RETRY_MAX_US ? r->retry_wait_us * 2 : RETRY_MAX_US;
+    if (r->store_down && now - r->last_err_log_us < 60 * 1000000LL) return;
+    r->last_err_log_us = now;
+    const char *where = r->spool_path ? r->spool_path : "memory (no spool configured)";
+    if (rc == TG_STORE_BUSY)
+        TG_WARN("recorder: store busy; holding events in %s until it is writable", where);
+    else
+        TG_ERROR("recorder: store append failed: %s; holding events in %s", err->msg, where);
+    r->store_down = 1;
+}
+
+static int store_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
+{
+    size_t inserted = 0;
+    tg_err_t err = {{0}};
+    int rc = tg_store_append(r->store, evs, n, &inserted, &err);
+    if (rc != 0) {
+        note_store_failed(r, rc, &err);
+        return -1;
+    }
+    atomic_fetch_add_explicit(&r->committed, inserted, memory_order_relaxed);
+    note_store_ok(r);
+    return 0;
+}
+
+static int spool_pending(const tg_recorder_t *r)
+{
+    return r->spool_fd >= 0 && r->spool_done < r->spool_size;
+}
+
+static int write_all(int fd, const void *buf, size_t len, off_t off)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t w = pwrite(fd, p, len, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w, len -= (size_t)w, off += w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len, off_t off)
+{
+    char *p = buf;
+    while (len) {
+        ssize_t n = pread(fd, p, len, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        p += n, len -= (size_t)n, off += n;
+    }
+    return 0;
+}
+
+static int spool_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
+{
+    if (r->spool_fd < 0) return -1;
+    if (write_all(r->spool_fd, evs, (size_t)n * sizeof *evs, r->spool_size) != 0) {
+        int e = errno;
+        /* A short write leaves a partial record: cut it off, so the file stays
+         * whole records and the batch can be retried at the same offset. If
+         * the cut fails too, the retry overwrites it or the next open cuts it
+         * (whole records in it are events of this batch: a replay skips them). */
+        int cut = ftruncate(r->spool_fd, r->spool_size);
+        (void)cut;
+        int64_t now = tg_mono_us();
+        if (now - r->last_err_log_us >= 1000000) {
+            r->last_err_log_us = now;
+            TG_ERROR("recorder: spool %s: write failed: %s; holding %zu events in memory",
+                     r->spool_path, strerror(e), n);
+        }
+        return -1;
+    }
+    r->spool_size += (off_t)n * RS;
+    atomic_fetch_add_explicit(&r->spooled, n, memory_order_relaxed);
+    atomic_store_explicit(&r->spooling, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Replays up to max_chunks chunks of the spool into the store; truncates the
+ * file when all of it is in. Returns 0 when the spool is empty afterwards. */
+static int spool_replay(tg_recorder_t *r, size_t max_chunks)
+{
+    if (!spool_pending(r)) return 0;
+    for (size_t c = 0; c < max_chunks && spool_pending(r); c++) {
+        off_t left = (r->spool_size - r->spool_done) / RS;
+        size_t n = left < BATCH_MAX ? (size_t)left : BATCH_MAX;
+        if (read_all(r->spool_fd, r->rbuf, (size_t)n * sizeof *r->rbuf, r->spool_done) != 0) {
+            TG_ERROR("recorder: spool %s: read failed at offset %lld: %s", r->spool_path,
+                     (long long)r->spool_done, strerror(errno));
+            r->retry_at_us = tg_mono_us() + RETRY_US;
+            return -1;
+        }
+        if (store_append(r, r->rbuf, n) != 0) return -1;
+        r->spool_done += (off_t)n * RS;
+    }
+    if (spool_pending(r)) return -1;
+    if (ftruncate(r->spool_fd, HDR) != 0)
+        TG_WARN("recorder: spool %s: truncate failed: %s (its events are in the store; a "
+                "later replay skips them)",
+                r->spool_path, strerror(errno));
+    TG_INFO("recorder: spool %s replayed into the store", r->spool_path);
+    r->spool_size = r->spool_done = HDR;
+    atomic_store_explicit(&r->spooling, 0, memory_order_relaxed);
+    return 0;
+}
+
+/* Moves r->batch to the store, or to the spool. Returns 0 when the batch is
+ * gone, -1 when the writer must keep it and retry. */
+static int flush_batch(tg_recorder_t *r)
+{
+    if (r->nbatch == 0) return 0;
+    if (!r->batch_logged && r->alog) {
+        for (size_t i = 0; i < r->nbatch; i++)
+            tg_accesslog_write(r->alog, &r->batch[i]);
+        tg_accesslog_flush(r->alog);
+    }
+    r->batch_logged = 1;
+    int64_t now = tg_mono_us();
+    int may_try_store = now >= r->retry_at_us;
+    /* Order: what is in the spool reaches the store before this batch. */
+    if (spool_pending(r) && may_try_store) spool_replay(r, REPLAY_CHUNKS);
+    if (!spool_pending(r) && may_try_store && store_append(r, r->batch, r->nbatch) == 0) goto done;
+    if (spool_append(r, r->batch, r->nbatch) == 0) goto done;
+    return -1;
+done:
+    r->nbatch = 0;
+    r->batch_logged = 0;
+    return 0;
+}
+
+/* Retention: events older than N days, aggregates of days before today - M. */
+static void maybe_purge(tg_recorder_t *r, int64_t now)
+{
+    if (now < r->next_purge_us) return;
+    if (r->ret_events_days <= 0 && r->ret_agg_days <= 0) {
+        r->next_purge_us = INT64_MAX;
+        return;
+    }
+    int64_t wall = tg_wall_us();
+    int64_t events_before = r->ret_events_days > 0 ? wall - r->ret_events_days * DAY_US : 0;
+    char day[11];
+    const char *agg_before = NULL;
+    if (r->ret_agg_days > 0) {
+        tg_utc_day(wall - r->ret_agg_days * DAY_US, day);
+        agg_before = day;
+    }
+    int64_t deleted = 0;
+    tg_err_t err = {{0}};
+    int rc = tg_store_purge(r->store, events_before, agg_before, &deleted, &err);
+    if (rc == 0) {
+        if (deleted > 0) TG_INFO("recorder: retention purged %lld rows", (long long)deleted);
+        r->next_purge_us = now + PURGE_EVERY_US;
+    } else {
+        TG_WARN("recorder: retention purge failed (%s); retrying in a minute",
+                rc == TG_STORE_BUSY ? "store busy" : err.msg);
+        r->next_purge_us = now + PURGE_RETRY_US;
+    }
+}
+
+/* Copies up to BATCH_MAX events from the ring into r->batch. Called and
+ * returns with mu held; drops it between chunks. */
+static void take_locked(tg_recorder_t *r)
+{
+    size_t got = 0;
+    while (got < BATCH_MAX && r->count > 0) {
+        size_t n = r->count;
+        if (n > BATCH_MAX - got) n = BATCH_MAX - got;
+        if (n > COPY_CHUNK) n = COPY_CHUNK;
+        if (n > r->cap - r->head) n = r->cap - r->head; /* contiguous run */
+        memcpy(&r->batch[got], &r->ring[r->head], n * sizeof *r->ring);
+        r->head += n;
+        if (r->head == r->cap) r->head = 0;
+        r->count -= n;
+        got += n;
+        if (r->waiters) pthread_cond_broadcast(&r->room);
+        if (got < BATCH_MAX && r->count > 0) { /* let pushers in */
+            pthread_mutex_unlock(&r->mu);
+            pthread_mutex_lock(&r->mu);
+        }
+    }
+    r->nbatch = got;
+}
+
+static void timed_wait(tg_recorder_t *r, int64_t until_mono_us)
+{
+    struct timespec ts = {.tv_sec = until_mono_us / 1000000,
+                          .tv_nsec = (long)(until_mono_us % 1000000) * 1000};
+    pthread_cond_timedwait(&r->wake, &r->mu, &ts);
+}
+
+static void *writer_main(void *arg)
+{
+    tg_recorder_t *r = arg;
+    int64_t next_tick = tg_mono_us(); /* first tick now: retention, spool replay */
+    int64_t giveup = 0;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        for (;;) {
+            if (tg_mono_us() >= next_tick) break;
+            /* A held batch (store and spool refused it) waits for the tick. */
+            if (r->nbatch == 0) {
+                if (r->count >= r->half) break;
+                if (r->stopping && (r->count > 0 || r->waiters == 0)) break;
+            }
+            r->writer_sleeping = 1;
+            timed_wait(r, next_tick);
+            r->writer_sleeping = 0;
+        }
+        if (r->nbatch == 0) take_locked(r); /* a held batch is retried as it is */
+        int stopping = r->stopping;
+        /* Closed: nothing left and nobody about to push. Pushes are refused
+         * from stop on, so waiters only falls. */
+        if (stopping && r->count == 0 && r->waiters == 0) r->closed = 1;
+        int closed = r->closed;
+        pthread_mutex_unlock(&r->mu);
+
+        int64_t now = tg_mono_us();
+        if (now >= next_tick) {
+            next_tick += r->flush_us;
+            if (next_tick <= now) next_tick = now + r->flush_us;
+            if (atomic_exchange_explicit(&r->reopen_log, 0, memory_order_relaxed)) {
+                tg_err_t err = {{0}};
+                if (tg_accesslog_reopen(r->alog, &err) != 0)
+                    TG_WARN("recorder: access log reopen failed: %s", err.msg);
+            }
+            maybe_purge(r, now);
+            if (r->nbatch == 0 && spool_pending(r) && now >= r->retry_at_us)
+                spool_replay(r, REPLAY_CHUNKS);
+        }
+        if (flush_batch(r) != 0 && stopping) {
+            if (giveup == 0) giveup = now + STOP_GIVEUP_US;
+            if (now >= giveup) {
+                TG_ERROR("recorder: stopping: neither the store nor the spool takes events; "
+                         "%zu events lost",
+                         r->nbatch);
+                atomic_fetch_add_explicit(&r->dropped, r->nbatch, memory_order_relaxed);
+                r->nbatch = 0;
+                r->batch_logged = 0;
+            }
+        }
+        if (closed && r->nbatch == 0) break;
+    }
+    /* A clean stop leaves as little as possible in the spool. */
+    r->retry_at_us = 0;
+    spool_replay(r, SIZE_MAX);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* start / stop                                                             */
+
+/* Opens (creating) the spool, checks its header and cuts a torn last record.
+ * Leaves spool_done at the first record: whatever follows is replayed. */
+static int spool_open(tg_recorder_t *r, tg_err_t *err)
+{
+    const char *path = r->spool_path;
+    struct spool_hdr want = {.version = SPOOL_VERSION, .record_size = (uint32_t)sizeof(tg_event_t)};
+    memcpy(want.magic, SPOOL_MAGIC, sizeof want.magic);
+    for (int attempt = 0;; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) return tg_err_set(err, "spool %s: %s", path, strerror(errno));
+        /* Two processes appending to one spool would interleave records. */
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            close(fd);
+            if (e == EWOULDBLOCK)
+                return tg_err_set(err, "spool %s: in use by another tollgate process", path);
+            return tg_err_set(err, "spool %s: lock: %s", path, strerror(e));
+        }
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            close(fd);
+            return tg_err_set(err, "spool %s: %s", path, strerror(errno));
+        }
+        struct spool_hdr have;
+        if (st.st_size >= HDR && read_all(fd, &have, sizeof have, 0) != 0) {
+            int e = errno;
+            close(fd);
+            return tg_err_set(err, "spool %s: %s", path, strerror(e));
+        }
+        if (st.st_size >= HDR && memcmp(&have, &want, sizeof want) != 0) {
+            if (attempt > 0) {
+                close(fd);
+                return tg_err_set(err, "spool %s: header changed while opening it", path);
+            }
+            char aside[4096];
+            snprintf(aside, sizeof aside, "%s.unreadable-%lld", path, (long long)tg_wall_us());
+            close(fd);
+            if (rename(path, aside) != 0)
+                return tg_err_set(err,
+                                  "spool %s: header does not match this build and it "
+                                  "cannot be moved aside: %s",
+                                  path, strerror(errno));
+            TG_ERROR("recorder: spool %s is not a spool of this build (record size %u, "
+                     "version %u); moved to %s, not replayed",
+                     path, have.record_size, have.version, aside);
+            continue;
+        }
+        off_t size = st.st_size;
+        if (size < HDR) { /* new, or a crash while writing the header */
+            if (ftruncate(fd, 0) != 0 || write_all(fd, &want, sizeof want, 0) != 0) {
+                int e = errno;
+                close(fd);
+                return tg_err_set(err, "spool %s: %s", path, strerror(e));
+            }
+            size = HDR;
+        }
+        off_t whole = HDR + (size - HDR) / RS * RS;
+        if (whole != size) {
+            TG_WARN("recorder: spool %s: ignoring a torn last record (%lld bytes)", path,
+                    (long long)(size - whole));
+            if (ftruncate(fd, whole) != 0) {
+                int e = errno;
+                close(fd);
+                return tg_err_set(err, "spool %s: truncate: %s", path, strerror(e));
+            }
+        }
+        r->spool_fd = fd;
+        r->spool_size = whole;
+        r->spool_done = HDR;
+        if (whole > HDR) {
+            TG_INFO("recorder: spool %s holds %lld events from a previous run; replaying", path,
+                    (long long)((whole - HDR) / RS));
+            atomic_store_explicit(&r->spooling, 1, memory_order_relaxed);
+        }
+        return 0;
+    }
+}
+
+static void destroy(tg_recorder_t *r)
+{
+    tg_accesslog_close(r->alog);
+    if (r->own_store) tg_store_close(r->store);
+    if (r->spool_fd >= 0) close(r->spool_fd); /* releases the flock */
+    pthread_cond_destroy(&r->room);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->mu);
+    free(r->spool_path);
+    free(r->rbuf);
+    free(r->batch);
+    free(r->ring);
+    free(r);
+}
+
+static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_store,
+                 tg_recorder_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    tg_recorder_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        if (own_store) tg_store_close(store);
+        return tg_err_set(err, "recorder: out of memory");
+    }
+    r->store = store;
+    r->own_store = own_store;
+    r->spool_fd = -1;
+    r->cap = opts->queue_size ? opts->queue_size : DEFAULT_QUEUE;
+    r->half = r->cap / 2 ? r->cap / 2 : 1;
+    r->retry_wait_us = RETRY_US;
+    r->flush_us = (opts->flush_ms > 0 ? opts->flush_ms : DEFAULT_FLUSH) * 1000LL;
+    r->ret_events_days = opts->retention_events_days;
+    r->ret_agg_days = opts->retention_aggregates_days;
+
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->wake, &ca);
+    pthread_cond_init(&r->room, &ca);
+    pthread_condattr_destroy(&ca);
+
+    if (r->cap > SIZE_MAX / sizeof(tg_event_t)) {
+        tg_err_set(err, "recorder: queue_size %zu is too large", r->cap);
+        goto fail;
+    }
+    r->ring = malloc(r->cap * sizeof *r->ring);
+    r->batch = malloc(BATCH_MAX * sizeof *r->batch);
+    r->rbuf = malloc(BATCH_MAX * sizeof *r->rbuf);
+    if (!r->ring || !r->batch || !r->rbuf) {
+        tg_err_set(err, "recorder: out of memory for a queue of %zu events", r->cap);
+        goto fail;
+    }
+    if (opts->spool_path && opts->spool_path[0]) {
+        if (!(r->spool_path = strdup(opts->spool_path))) {
+            tg_err_set(err, "recorder: out of memory");
+            goto fail;
+        }
+        if (spool_open(r, err) != 0) goto fail;
+    }
+    if (tg_accesslog_open(opts->access_log, &r->alog, err) != 0) goto fail;
+
+    /* The writer takes no signals: they belong to the main loop. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&r->thread, NULL, writer_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        tg_err_set(err, "recorder: cannot start the writer thread: %s", strerror(rc));
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    destroy(r);
+    return -1;
+}
+
+int tg_recorder_start(const tg_recorder_opts_t *opts, tg_recorder_t **out, tg_err_t *err)
+{
+    tg_store_t *store;
+    *out = NULL;
+    if (tg_store_open(opts->store_url, &store, err) != 0) return -1;
+    if (tg_store_set_busy_timeout(store, WRITER_BUSY_MS, err) != 0) {
+        tg_store_close(store);
+        return -1;
+    }
+    return start(opts, store, 1, out, err);
+}
+
+int tg_recorder_start_with_store(const tg_recorder_opts_t *opts, struct tg_store *store,
+                                 tg_recorder_t **out, tg_err_t *err)
+{
+    return start(opts, store, 0, out, err);
+}
+
+void tg_recorder_stop(tg_recorder_t *r)
+{
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->stopping = 1;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    TG_INFO("recorder: stopped: %llu events pushed, %llu committed, %llu spooled%s",
+            (unsigned long long)st.pushed, (unsigned long long)st.committed,
+            (unsigned long long)st.spooled,
+            st.spooling ? " (spool not empty: replayed next start)" : "");
+    destroy(r);
+}

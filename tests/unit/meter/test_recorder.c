@@ -1,0 +1,726 @@
+/* Tests src/meter/recorder.c against a fake store (own ops table): no SQLite.
+ *
+ * The fake keeps committed ids in commit order and skips ids it already has,
+ * as the real append does (INSERT OR IGNORE by id). It can be made busy
+ * (append returns TG_STORE_BUSY, nothing stored) or gated (append blocks until
+ * the test opens the gate), which lets a test hold the writer still. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meter/recorder.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* ------------------------------------------------------------------------ */
+/* fake store                                                               */
+
+typedef struct fake {
+    struct tg_store base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int busy;        /* mu: append and purge return TG_STORE_BUSY */
+    int gate_closed; /* mu: append blocks while set */
+    int in_append;   /* mu: the writer is blocked on the gate */
+    int64_t *ids;    /* mu: committed ids, commit order */
+    size_t n, cap;   /* mu */
+    int64_t *set;    /* mu: open-addressing set of committed ids (0 = empty) */
+    size_t set_cap;  /* power of two */
+    size_t dups;     /* mu: appended ids already stored (a replay re-sent them) */
+    size_t busy_returns;
+    size_t purges;
+    int64_t purge_events_before;
+    char purge_agg[16];
+} fake_t;
+
+static fake_t *fk(tg_store_t *s)
+{
+    return (fake_t *)s;
+}
+
+static int set_add(fake_t *f, int64_t id)
+{
+    size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull) & (f->set_cap - 1);
+    while (f->set[i]) {
+        if (f->set[i] == id) return 0;
+        i = (i + 1) & (f->set_cap - 1);
+    }
+    f->set[i] = id;
+    return 1;
+}
+
+static int fake_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
+                       tg_err_t *err)
+{
+    (void)err;
+    fake_t *f = fk(s);
+    pthread_mutex_lock(&f->mu);
+    while (f->gate_closed) {
+        f->in_append = 1;
+        pthread_cond_broadcast(&f->cv);
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    f->in_append = 0;
+    if (f->busy) {
+        f->busy_returns++;
+        pthread_mutex_unlock(&f->mu);
+        return TG_STORE_BUSY;
+    }
+    size_t ins = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!set_add(f, evs[i].id)) {
+            f->dups++;
+            continue;
+        }
+        TG_ASSERT(f->n < f->cap); /* writer thread: no cmocka asserts here */
+        f->ids[f->n++] = evs[i].id;
+        ins++;
+    }
+    *inserted = ins;
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int fake_purge(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
+                      int64_t *deleted, tg_err_t *err)
+{
+    (void)err;
+    fake_t *f = fk(s);
+    pthread_mutex_lock(&f->mu);
+    int busy = f->busy;
+    if (!busy) {
+        f->purges++;
+        f->purge_events_before = events_before_us;
+        snprintf(f->purge_agg, sizeof f->purge_agg, "%s", agg_before_day ? agg_before_day : "");
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (deleted) *deleted = 0;
+    return busy ? TG_STORE_BUSY : 0;
+}
+
+static void fake_close(tg_store_t *s)
+{
+    (void)s; /* the test frees the fake itself */
+}
+
+static const struct tg_store_ops fake_ops = {
+    .close = fake_close,
+    .append = fake_append,
+    .purge = fake_purge,
+};
+
+static fake_t *fake_new(size_t max_events)
+{
+    fake_t *f = calloc(1, sizeof *f);
+    f->base.ops = &fake_ops;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->cap = max_events;
+    f->ids = calloc(max_events, sizeof *f->ids);
+    f->set_cap = 16;
+    while (f->set_cap < max_events * 2)
+        f->set_cap <<= 1;
+    f->set = calloc(f->set_cap, sizeof *f->set);
+    return f;
+}
+
+static void fake_free(fake_t *f)
+{
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f->ids);
+    free(f->set);
+    free(f);
+}
+
+static void fake_set_busy(fake_t *f, int busy)
+{
+    pthread_mutex_lock(&f->mu);
+    f->busy = busy;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void fake_set_gate(fake_t *f, int closed)
+{
+    pthread_mutex_lock(&f->mu);
+    f->gate_closed = closed;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static size_t fake_count(fake_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->n;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                  */
+
+static char tmpdir[256];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tg_test_recorder.XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    tg_log_level = TG_LOG_ERROR; /* spool warnings are expected here */
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static void spool_path(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/spool", tmpdir);
+}
+
+static tg_recorder_opts_t opts_for(const char *spool, size_t queue, long flush_ms)
+{
+    tg_recorder_opts_t o = {
+        .spool_path = spool,
+        .access_log = "off",
+        .queue_size = queue,
+        .flush_ms = flush_ms,
+    };
+    return o;
+}
+
+static tg_recorder_t *start_rec(const tg_recorder_opts_t *o, fake_t *f)
+{
+    tg_recorder_t *r = NULL;
+    tg_err_t err = {{0}};
+    int rc = tg_recorder_start_with_store(o, &f->base, &r, &err);
+    if (rc != 0) fail_msg("start: %s", err.msg);
+    return r;
+}
+
+static tg_event_t mk_event(int64_t id)
+{
+    tg_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.id = id;
+    ev.ts_us = tg_wall_us();
+    ev.status = 200;
+    TG_EVENT_SET(&ev, tenant, "acme", 4);
+    TG_EVENT_SET(&ev, path, "/v1/chat", 8);
+    return ev;
+}
+
+static void push_range(tg_recorder_t *r, int64_t from, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        tg_event_t ev = mk_event(from + i);
+        tg_recorder_push(r, &ev);
+    }
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls stats until pred holds; fails after 10 s. */
+#define WAIT_FOR(r, st, pred)                                                                      \
+    do {                                                                                           \
+        int64_t until_ = tg_mono_us() + 10 * 1000000LL;                                            \
+        for (;;) {                                                                                 \
+            tg_recorder_stats((r), &(st));                                                         \
+            if (pred) break;                                                                       \
+            if (tg_mono_us() > until_) fail_msg("timed out waiting for " #pred);                   \
+            sleep_ms(2);                                                                           \
+        }                                                                                          \
+    } while (0)
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
+    return st.st_size;
+}
+
+#define HDR_BYTES 16
+#define REC       ((off_t)sizeof(tg_event_t))
+
+/* ids from..from+n-1 were committed in order, each once */
+static void assert_ids_in_order(fake_t *f, size_t at, int64_t from, size_t n)
+{
+    pthread_mutex_lock(&f->mu);
+    assert_true(f->n >= at + n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(f->ids[at + i], from + (int64_t)i);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* tests                                                                    */
+
+#define PRODUCERS 4
+#define PER_PROD  50000
+
+struct prod {
+    tg_recorder_t *r;
+    int t;
+};
+
+static void *producer(void *arg)
+{
+    struct prod *p = arg;
+    push_range(p->r, ((int64_t)(p->t + 1) << 32), PER_PROD);
+    return NULL;
+}
+
+static void test_concurrent_push_commits_each_once(void **state)
+{
+    (void)state;
+    const size_t total = PRODUCERS * PER_PROD;
+    fake_t *f = fake_new(total);
+    tg_recorder_opts_t o = opts_for(NULL, 1024, 5); /* small ring: pushers also wait */
+    tg_recorder_t *r = start_rec(&o, f);
+    pthread_t th[PRODUCERS];
+    struct prod p[PRODUCERS];
+    for (int t = 0; t < PRODUCERS; t++) {
+        p[t] = (struct prod){r, t};
+        pthread_create(&th[t], NULL, producer, &p[t]);
+    }
+    for (int t = 0; t < PRODUCERS; t++)
+        pthread_join(th[t], NULL);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.committed == total);
+    assert_int_equal(st.pushed, total);
+    assert_int_equal(st.spooled, 0);
+    assert_int_equal(st.dropped, 0);
+    tg_recorder_stop(r);
+
+    assert_int_equal(fake_count(f), total);
+    assert_int_equal(f->dups, 0);
+    /* FIFO: each producer's events arrive in the order it pushed them. */
+    int64_t next[PRODUCERS] = {0};
+    for (size_t i = 0; i < f->n; i++) {
+        int t = (int)(f->ids[i] >> 32) - 1;
+        assert_in_range(t, 0, PRODUCERS - 1);
+        assert_int_equal(f->ids[i] & 0xffffffff, next[t]);
+        next[t]++;
+    }
+    for (int t = 0; t < PRODUCERS; t++)
+        assert_int_equal(next[t], PER_PROD);
+    fake_free(f);
+}
+
+struct one_push {
+    tg_recorder_t *r;
+    int64_t id;
+    atomic_int done;
+};
+
+static void *push_one(void *arg)
+{
+    struct one_push *p = arg;
+    tg_event_t ev = mk_event(p->id);
+    tg_recorder_push(p->r, &ev);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void test_full_ring_blocks_then_proceeds(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(64);
+    fake_set_gate(f, 1);
+    tg_recorder_opts_t o = opts_for(NULL, 8, 5);
+    tg_recorder_t *r = start_rec(&o, f);
+
+    /* Hold the writer inside append with event 1 ... */
+    push_range(r, 1, 1);
+    pthread_mutex_lock(&f->mu);
+    while (!f->in_append)
+        pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+    /* ... fill the ring ... */
+    push_range(r, 2, 8);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    assert_int_equal(st.queued, 8);
+    assert_int_equal(st.queue_full, 0);
+    /* ... and one more push must wait, not drop. */
+    struct one_push p = {.r = r, .id = 10};
+    pthread_t th;
+    pthread_create(&th, NULL, push_one, &p);
+    WAIT_FOR(r, st, st.queue_full == 1);
+    sleep_ms(100);
+    assert_int_equal(atomic_load(&p.done), 0);
+    tg_recorder_stats(r, &st);
+    assert_int_equal(st.pushed, 9);
+
+    fake_set_gate(f, 0);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&p.done), 1);
+    WAIT_FOR(r, st, st.committed == 10);
+    assert_int_equal(st.pushed, 10);
+    tg_recorder_stop(r);
+    assert_ids_in_order(f, 0, 1, 10);
+    fake_free(f);
+}
+
+static void test_busy_store_spools_then_replays(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    fake_t *f = fake_new(1000);
+    fake_set_busy(f, 1);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 5);
+    tg_recorder_t *r = start_rec(&o, f);
+
+    push_range(r, 1, 100);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.spooled == 100);
+    assert_int_equal(st.spooling, 1);
+    assert_int_equal(st.committed, 0);
+    assert_int_equal(fake_count(f), 0);
+    assert_int_equal(file_size(sp), HDR_BYTES + 100 * REC);
+
+    /* While the spool holds events, new ones queue behind them in it. */
+    push_range(r, 101, 20);
+    WAIT_FOR(r, st, st.spooled == 120);
+
+    fake_set_busy(f, 0);
+    WAIT_FOR(r, st, st.committed == 120 && st.spooling == 0);
+    assert_int_equal(file_size(sp), HDR_BYTES);
+
+    push_range(r, 121, 30);
+    WAIT_FOR(r, st, st.committed == 150);
+    assert_int_equal(st.spooled, 120);
+    tg_recorder_stop(r);
+    assert_int_equal(fake_count(f), 150);
+    assert_int_equal(f->dups, 0);
+    assert_ids_in_order(f, 0, 1, 150);
+    fake_free(f);
+}
+
+static void test_stop_drains_to_store(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(1000);
+    /* A long flush window and less than half a ring: only stop wakes the writer. */
+    tg_recorder_opts_t o = opts_for(NULL, 1024, 60000);
+    tg_recorder_t *r = start_rec(&o, f);
+    sleep_ms(20); /* let the writer finish its first tick and sleep */
+    push_range(r, 1, 300);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    assert_int_equal(st.committed, 0);
+    tg_recorder_stop(r);
+    assert_int_equal(fake_count(f), 300);
+    assert_ids_in_order(f, 0, 1, 300);
+    fake_free(f);
+}
+
+/* Run 1 stops with the store busy: its events stay in the spool. */
+static void run_leaving_spool(const char *sp, int64_t from, size_t n)
+{
+    fake_t *f = fake_new(16);
+    fake_set_busy(f, 1);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 60000);
+    tg_recorder_t *r = start_rec(&o, f);
+    push_range(r, from, (int64_t)n);
+    tg_recorder_stop(r);
+    assert_int_equal(fake_count(f), 0);
+    fake_free(f);
+    assert_int_equal(file_size(sp), HDR_BYTES + (off_t)n * REC);
+}
+
+static void test_spool_from_previous_run_replayed_at_start(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    run_leaving_spool(sp, 1, 200);
+
+    fake_t *f = fake_new(1000);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 60000);
+    tg_recorder_t *r = start_rec(&o, f);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.committed == 200 && st.spooling == 0);
+    assert_int_equal(file_size(sp), HDR_BYTES);
+    tg_recorder_stop(r);
+    assert_ids_in_order(f, 0, 1, 200);
+    assert_int_equal(f->dups, 0);
+    fake_free(f);
+}
+
+static void test_previous_spool_kept_while_store_busy(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    run_leaving_spool(sp, 1, 100);
+
+    fake_t *f = fake_new(1000);
+    fake_set_busy(f, 1);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 5);
+    tg_recorder_t *r = start_rec(&o, f);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    assert_int_equal(st.spooling, 1);
+    push_range(r, 101, 50);
+    WAIT_FOR(r, st, st.spooled == 50);
+    assert_int_equal(file_size(sp), HDR_BYTES + 150 * REC);
+
+    fake_set_busy(f, 0);
+    WAIT_FOR(r, st, st.committed == 150 && st.spooling == 0);
+    tg_recorder_stop(r);
+    assert_ids_in_order(f, 0, 1, 150); /* old run's events first */
+    fake_free(f);
+}
+
+static void test_torn_trailing_record_ignored(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    run_leaving_spool(sp, 1, 3);
+    /* A crash in the middle of a write: half a record at the end. */
+    int fd = open(sp, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    char junk[sizeof(tg_event_t) / 2];
+    memset(junk, 0x5a, sizeof junk);
+    assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+    close(fd);
+
+    fake_t *f = fake_new(100);
+    fake_set_busy(f, 1);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    tg_recorder_t *r = start_rec(&o, f);
+    /* The torn part is cut at once, so the next record lands whole after it. */
+    assert_int_equal(file_size(sp), HDR_BYTES + 3 * REC);
+    push_range(r, 4, 1);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.spooled == 1);
+    assert_int_equal(file_size(sp), HDR_BYTES + 4 * REC);
+
+    fake_set_busy(f, 0);
+    WAIT_FOR(r, st, st.committed == 4 && st.spooling == 0);
+    tg_recorder_stop(r);
+    assert_int_equal(fake_count(f), 4);
+    assert_ids_in_order(f, 0, 1, 4);
+    fake_free(f);
+}
+
+static void test_replay_twice_counts_once(void **state)
+{
+    (void)state;
+    /* A crash after the store committed a replay but before the truncate:
+     * the same records are replayed again and must not count twice. */
+    char sp[300], copy[320], cmd[700];
+    spool_path(sp, sizeof sp);
+    snprintf(copy, sizeof copy, "%s.copy", sp);
+    run_leaving_spool(sp, 1, 50);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", sp, copy);
+    assert_int_equal(system(cmd), 0);
+
+    fake_t *f = fake_new(1000);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    tg_recorder_t *r = start_rec(&o, f);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.committed == 50 && st.spooling == 0);
+    tg_recorder_stop(r);
+
+    assert_int_equal(rename(copy, sp), 0);
+    r = start_rec(&o, f);
+    WAIT_FOR(r, st, st.spooling == 0);
+    assert_int_equal(st.committed, 0);
+    tg_recorder_stop(r);
+    assert_int_equal(fake_count(f), 50);
+    assert_int_equal(f->dups, 50);
+    fake_free(f);
+}
+
+static void test_foreign_spool_moved_aside(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    FILE *fp = fopen(sp, "w");
+    assert_non_null(fp);
+    fputs("this is not a tollgate spool, and must not be replayed as one\n", fp);
+    fclose(fp);
+
+    fake_t *f = fake_new(100);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    tg_recorder_t *r = start_rec(&o, f);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    assert_int_equal(st.spooling, 0);
+    push_range(r, 1, 5);
+    WAIT_FOR(r, st, st.committed == 5);
+    tg_recorder_stop(r);
+    assert_int_equal(file_size(sp), HDR_BYTES);
+
+    char pat[320];
+    snprintf(pat, sizeof pat, "%s.unreadable-*", sp);
+    glob_t g;
+    assert_int_equal(glob(pat, 0, NULL, &g), 0);
+    assert_int_equal(g.gl_pathc, 1);
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        unlink(g.gl_pathv[i]);
+    globfree(&g);
+    fake_free(f);
+}
+
+static void test_spool_in_use_by_another_recorder(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    fake_t *f1 = fake_new(16), *f2 = fake_new(16);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    tg_recorder_t *r1 = start_rec(&o, f1), *r2 = NULL;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_recorder_start_with_store(&o, &f2->base, &r2, &err), -1);
+    assert_null(r2);
+    assert_non_null(strstr(err.msg, "in use"));
+    tg_recorder_stop(r1);
+    fake_free(f1);
+    fake_free(f2);
+}
+
+static void test_no_spool_holds_batch_until_store_recovers(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(100);
+    fake_set_busy(f, 1);
+    tg_recorder_opts_t o = opts_for(NULL, 64, 5);
+    tg_recorder_t *r = start_rec(&o, f);
+    push_range(r, 1, 10);
+    sleep_ms(100);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    assert_int_equal(st.committed, 0);
+    assert_int_equal(st.dropped, 0);
+    fake_set_busy(f, 0);
+    WAIT_FOR(r, st, st.committed == 10);
+    tg_recorder_stop(r);
+    assert_ids_in_order(f, 0, 1, 10);
+    fake_free(f);
+}
+
+static void test_retention_purge_at_start(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(16);
+    tg_recorder_opts_t o = opts_for(NULL, 64, 5);
+    o.retention_events_days = 30;
+    o.retention_aggregates_days = 400;
+    int64_t before = tg_wall_us();
+    tg_recorder_t *r = start_rec(&o, f);
+    int64_t until = tg_mono_us() + 10 * 1000000LL;
+    while (1) {
+        pthread_mutex_lock(&f->mu);
+        size_t n = f->purges;
+        pthread_mutex_unlock(&f->mu);
+        if (n) break;
+        if (tg_mono_us() > until) fail_msg("no purge at start");
+        sleep_ms(2);
+    }
+    int64_t after = tg_wall_us();
+    tg_recorder_stop(r);
+    assert_int_equal(f->purges, 1); /* the next is an hour away */
+    const int64_t day = 86400 * 1000000LL;
+    assert_in_range(f->purge_events_before, before - 30 * day, after - 30 * day);
+    char want[11];
+    tg_utc_day(before - 400 * day, want);
+    assert_string_equal(f->purge_agg, want);
+    fake_free(f);
+}
+
+static void test_no_retention_no_purge(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(16);
+    tg_recorder_opts_t o = opts_for(NULL, 64, 5);
+    tg_recorder_t *r = start_rec(&o, f);
+    push_range(r, 1, 3);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.committed == 3);
+    tg_recorder_stop(r);
+    assert_int_equal(f->purges, 0);
+    fake_free(f);
+}
+
+static void test_access_log_written_by_writer(void **state)
+{
+    (void)state;
+    char lp[300];
+    snprintf(lp, sizeof lp, "%s/access.log", tmpdir);
+    fake_t *f = fake_new(16);
+    tg_recorder_opts_t o = opts_for(NULL, 64, 5);
+    o.access_log = lp;
+    tg_recorder_t *r = start_rec(&o, f);
+    push_range(r, 1, 3);
+    tg_recorder_stop(r);
+    FILE *fp = fopen(lp, "r");
+    assert_non_null(fp);
+    char line[4096];
+    int lines = 0;
+    while (fgets(line, sizeof line, fp)) {
+        assert_non_null(strstr(line, "\"path\":\"/v1/chat\""));
+        lines++;
+    }
+    fclose(fp);
+    assert_int_equal(lines, 3);
+    fake_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_concurrent_push_commits_each_once, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_full_ring_blocks_then_proceeds, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_busy_store_spools_then_replays, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_stop_drains_to_store, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_spool_from_previous_run_replayed_at_start, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_previous_spool_kept_while_store_busy, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_torn_trailing_record_ignored, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_replay_twice_counts_once, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_foreign_spool_moved_aside, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_spool_in_use_by_another_recorder, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_no_spool_holds_batch_until_store_recovers, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_retention_purge_at_start, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_no_retention_no_purge, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_access_log_written_by_writer, setup_dir, teardown_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
