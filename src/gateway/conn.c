@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #include "gateway/upstream.h"
+#include "gateway/wqueue.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -103,21 +104,19 @@ struct tg_conn {
     char *scratch; /* URL and header lines handed to the upstream client */
     size_t scratch_cap;
 
-    /* Response head being collected from the upstream. */
+    /* Response head being collected from the upstream, then held until the
+     * first body bytes (or the end of the read that brought it) so head and
+     * body leave in one write. */
     char *out;
     size_t out_len, out_cap;
-    int head_sent;
+    char *rhead;
+    size_t rhead_len, rhead_cap;
+    int head_pending; /* rhead holds a head not written yet */
+    int head_sent;    /* a response head went to the client: no error page now */
     int resp_has_cl;
     int chunked_out;
     int no_body_out;
 };
-
-typedef struct wblk {
-    uv_write_t req;
-    tg_conn_t *c;
-    size_t len;
-    char data[];
-} wblk_t;
 
 static void drive(tg_conn_t *c);
 static void conn_close(tg_conn_t *c);
@@ -182,11 +181,9 @@ static const char *status_text(int status)
 
 /* ---- writing ---------------------------------------------------------- */
 
-static void on_write(uv_write_t *req, int status)
+static void on_write(void *data, int status)
 {
-    wblk_t *b = (wblk_t *)req;
-    tg_conn_t *c = b->c;
-    free(b);
+    tg_conn_t *c = data;
     if (c->closing) return;
     if (status < 0) {
         c->write_failed = 1;
@@ -197,41 +194,12 @@ static void on_write(uv_write_t *req, int status)
         tg_proxy_resume_download(c->up);
 }
 
-/* Writes bufs in order; what the kernel does not take now is copied and
- * queued. Returns 0, or -1 (write_failed set) when the socket is gone. */
+/* Writes bufs in order (see wqueue.h). Returns 0, or -1 with write_failed
+ * set when the socket is gone. */
 static int conn_write(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
 {
     if (c->closing || c->write_failed) return -1;
-    size_t total = 0;
-    for (unsigned i = 0; i < n; i++)
-        total += bufs[i].len;
-    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-    if (r == (int)total) return 0;
-    if (r < 0 && r != UV_EAGAIN) {
-        c->write_failed = 1;
-        return -1;
-    }
-    size_t skip = r > 0 ? (size_t)r : 0, left = total - skip;
-    wblk_t *b = malloc(sizeof *b + left);
-    if (!b) {
-        c->write_failed = 1;
-        return -1;
-    }
-    b->c = c;
-    b->len = 0;
-    for (unsigned i = 0; i < n; i++) {
-        size_t l = bufs[i].len;
-        if (skip >= l) {
-            skip -= l;
-            continue;
-        }
-        memcpy(b->data + b->len, bufs[i].base + skip, l - skip);
-        b->len += l - skip;
-        skip = 0;
-    }
-    uv_buf_t one = uv_buf_init(b->data, (unsigned)b->len);
-    if (uv_write(&b->req, (uv_stream_t *)&c->tcp, &one, 1, on_write) != 0) {
-        free(b);
+    if (tg_wq_write((uv_stream_t *)&c->tcp, bufs, n, on_write, c) != 0) {
         c->write_failed = 1;
         return -1;
     }
@@ -526,7 +494,7 @@ static int on_message_begin(http_parser *p)
     c->url_off = c->url_len = 0;
     c->last_was_value = 0;
     c->overflow = c->bad_version = 0;
-    c->head_sent = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
+    c->head_sent = c->head_pending = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
     c->out_len = 0;
     c->attempts = 0;
     c->body_pulled = 0;
@@ -802,10 +770,37 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
                       !c->keep_alive                 ? "Connection: close\r\n"
                       : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
                                                      : "");
-    uv_buf_t bufs[3] = {uv_buf_init(line, (unsigned)ll), uv_buf_init(c->out, (unsigned)c->out_len),
-                        uv_buf_init(tail, (unsigned)tl)};
-    conn_write(c, bufs, 3);
+    c->rhead_len = 0;
+    if (grow(&c->rhead, &c->rhead_cap, (size_t)ll + c->out_len + (size_t)tl) != 0) {
+        c->write_failed = 1;
+        return;
+    }
+    memcpy(c->rhead, line, (size_t)ll);
+    memcpy(c->rhead + ll, c->out, c->out_len);
+    memcpy(c->rhead + ll + c->out_len, tail, (size_t)tl);
+    c->rhead_len = (size_t)ll + c->out_len + (size_t)tl;
+    c->head_pending = 1;
     c->head_sent = 1;
+}
+
+/* Writes bufs behind the held response head, if any, in one write. */
+static int write_with_head(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
+{
+    uv_buf_t all[5];
+    unsigned k = 0;
+    if (c->head_pending) {
+        all[k++] = uv_buf_init(c->rhead, (unsigned)c->rhead_len);
+        c->head_pending = 0;
+    }
+    for (unsigned i = 0; i < n && k < 5; i++)
+        all[k++] = bufs[i];
+    return k ? conn_write(c, all, k) : 0;
+}
+
+static void on_up_flush(void *ud)
+{
+    tg_conn_t *c = ud;
+    if (c->head_pending) write_with_head(c, NULL, 0);
 }
 
 static int on_up_body(void *ud, const char *p, size_t n)
@@ -813,21 +808,21 @@ static int on_up_body(void *ud, const char *p, size_t n)
     tg_conn_t *c = ud;
     if (c->write_failed || c->closing) return -1;
     if (n == 0 || c->no_body_out) return 0;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > OUT_HIGH) return 1;
     int rc;
     if (c->chunked_out) {
         char pre[24];
         int pl = snprintf(pre, sizeof pre, "%zx\r\n", n);
         uv_buf_t bufs[3] = {uv_buf_init(pre, (unsigned)pl), uv_buf_init((char *)p, (unsigned)n),
                             uv_buf_init("\r\n", 2)};
-        rc = conn_write(c, bufs, 3);
+        rc = write_with_head(c, bufs, 3);
     } else {
         uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-        rc = conn_write(c, &b, 1);
+        rc = write_with_head(c, &b, 1);
     }
     if (rc != 0) return -1;
     c->ev.bytes_out += (int64_t)n;
-    return 0;
+    /* Taken; ask for a pause while the client lags this far behind. */
+    return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > OUT_HIGH ? 1 : 0;
 }
 
 static size_t on_up_read(void *ud, char *buf, size_t cap)
@@ -864,11 +859,12 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
         if (c->up) return;
     }
     if (r == TG_PROXY_OK) {
-        if (c->chunked_out) {
-            uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
-            conn_write(c, &end, 1);
-        }
-    } else if (!c->head_sent) {
+        uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
+        write_with_head(c, &end, c->chunked_out ? 1 : 0);
+    } else if (!c->head_sent || c->head_pending) {
+        /* Nothing reached the client yet: it gets an error instead. */
+        c->head_pending = 0;
+        c->head_sent = 0;
         TG_WARN("upstream %s (%s): %s", u->name, c->target->url, detail);
         if (r == TG_PROXY_TIMEOUT) {
             TG_EVENT_SET(&c->ev, reason, "upstream_timeout", 16);
@@ -897,6 +893,7 @@ static const tg_proxy_handler_t handler = {
     .on_header = on_up_header,
     .on_head_done = on_up_head_done,
     .on_body = on_up_body,
+    .on_flush = on_up_flush,
     .read_body = on_up_read,
     .on_done = on_up_done,
 };
@@ -975,6 +972,7 @@ static void on_handle_closed(uv_handle_t *h)
     free(c->body);
     free(c->scratch);
     free(c->out);
+    free(c->rhead);
     free(c);
 }
 

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/h1.h"
 #include "util/log.h"
 
 struct tg_proxy_req {
+    struct tg_proxy_base base; /* native = 0 */
     tg_proxy_t *p;
     CURL *easy;
     const tg_proxy_handler_t *h;
@@ -25,6 +27,7 @@ struct tg_proxy_req {
     char errbuf[CURL_ERROR_SIZE];
     int64_t body_sent;
     int up_paused, down_paused;
+    int pause_next; /* on_body asked for a pause: the next bytes are refused */
     int interim; /* inside a 1xx response head: its headers are swallowed */
     int active;
     char reason[64];
@@ -36,6 +39,7 @@ struct tg_proxy {
     CURLM *multi;
     uv_timer_t timer;
     tg_proxy_req_t *free_list;
+    tg_h1_t *h1; /* plain-HTTP fast path, see h1.h */
     int closing;
 };
 
@@ -173,6 +177,7 @@ tg_proxy_t *tg_proxy_new(uv_loop_t *loop)
     /* Idle upstream connections kept for reuse. The default (4 per easy
      * handle added) shrinks to nothing between bursts. */
     curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    p->h1 = getenv("TOLLGATE_NO_NATIVE_HTTP") ? NULL : tg_h1_new(loop);
     return p;
 }
 
@@ -185,6 +190,7 @@ void tg_proxy_free(tg_proxy_t *p)
 {
     if (!p) return;
     p->closing = 1;
+    tg_h1_free(p->h1);
     /* Active transfers belong to connections, which abort them before this;
      * whatever is left is torn down without callbacks. */
     curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, NULL);
@@ -229,6 +235,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *ud)
         long status = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         r->h->on_head_done(r->ud, (int)status, r->reason, r->reason_len);
+        if (r->h->on_flush) r->h->on_flush(r->ud);
         return len;
     }
     if (r->interim) return len;
@@ -246,13 +253,16 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *ud)
 static size_t write_cb(char *ptr, size_t size, size_t n, void *ud)
 {
     tg_proxy_req_t *r = ud;
-    int rc = r->h->on_body(r->ud, ptr, size * n);
-    if (rc == 0) return size * n;
-    if (rc == 1) {
+    if (r->pause_next) {
+        /* Refused bytes are offered again after the unpause. */
+        r->pause_next = 0;
         r->down_paused = 1;
         return CURL_WRITEFUNC_PAUSE;
     }
-    return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
+    int rc = r->h->on_body(r->ud, ptr, size * n);
+    if (rc < 0) return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
+    if (rc == 1) r->pause_next = 1;
+    return size * n;
 }
 
 static size_t read_cb(char *buf, size_t size, size_t n, void *ud)
@@ -272,6 +282,10 @@ tg_proxy_req_t *tg_proxy_start(tg_proxy_t *p, const tg_proxy_spec_t *spec,
                                const tg_proxy_handler_t *h, void *ud)
 {
     if (spec->nheaders > TG_PROXY_MAX_HEADERS) return NULL;
+    if (p->h1) {
+        tg_proxy_req_t *n = tg_h1_start(p->h1, spec, h, ud);
+        if (n) return n;
+    }
     tg_proxy_req_t *r = p->free_list;
     if (r) {
         p->free_list = r->next_free;
@@ -289,7 +303,7 @@ tg_proxy_req_t *tg_proxy_start(tg_proxy_t *p, const tg_proxy_spec_t *spec,
     r->h = h;
     r->ud = ud;
     r->body_sent = 0;
-    r->up_paused = r->down_paused = r->interim = 0;
+    r->up_paused = r->down_paused = r->interim = r->pause_next = 0;
     r->errbuf[0] = '\0';
     r->reason_len = 0;
 
@@ -361,6 +375,10 @@ static void apply_pause(tg_proxy_req_t *r)
 
 void tg_proxy_resume_upload(tg_proxy_req_t *r)
 {
+    if (r->base.native) {
+        tg_h1_resume_upload(r);
+        return;
+    }
     if (!r->up_paused) return;
     r->up_paused = 0;
     apply_pause(r);
@@ -368,6 +386,11 @@ void tg_proxy_resume_upload(tg_proxy_req_t *r)
 
 void tg_proxy_resume_download(tg_proxy_req_t *r)
 {
+    if (r->base.native) {
+        tg_h1_resume_download(r);
+        return;
+    }
+    r->pause_next = 0;
     if (!r->down_paused) return;
     r->down_paused = 0;
     apply_pause(r);
@@ -375,11 +398,16 @@ void tg_proxy_resume_download(tg_proxy_req_t *r)
 
 int64_t tg_proxy_body_sent(const tg_proxy_req_t *r)
 {
+    if (r->base.native) return tg_h1_body_sent(r);
     return r->body_sent;
 }
 
 void tg_proxy_abort(tg_proxy_req_t *r)
 {
+    if (r->base.native) {
+        tg_h1_abort(r);
+        return;
+    }
     tg_proxy_t *p = r->p;
     if (r->active) curl_multi_remove_handle(p->multi, r->easy);
     r->active = 0;

@@ -1,14 +1,17 @@
 /* The upstream client: one per worker, on that worker's event loop.
  *
- * It hides how requests reach upstreams. Today every transfer goes through
- * libcurl's multi interface driven by the libuv loop (TLS, connection reuse,
- * timeouts, HTTP/2 come with it); a faster plain-HTTP/1.1 path can later sit
- * behind the same calls. The caller (an HTTP connection) supplies a handler:
+ * It hides how requests reach upstreams. http:// targets given as a numeric
+ * address or localhost go through the native keep-alive HTTP/1.1 client
+ * (h1.h); everything else (https://, host names) through libcurl's multi
+ * interface driven by the libuv loop, which brings TLS, DNS, HTTP/2 and
+ * connection reuse. TOLLGATE_NO_NATIVE_HTTP=1 in the environment sends all
+ * through libcurl. The caller (an HTTP connection) supplies a handler:
  * request body bytes are pulled from it, response head and body pushed to it,
  * both with pause/resume so neither side buffers a whole body.
  *
  * Nothing here allocates per request in the steady state: transfers (with
- * their curl easy handle and header list nodes) are pooled per worker. */
+ * their curl easy handle and header list nodes, or their h1 buffers) are
+ * pooled per worker. */
 #ifndef TG_GATEWAY_PROXY_H
 #define TG_GATEWAY_PROXY_H
 
@@ -34,9 +37,14 @@ typedef struct tg_proxy_handler {
      * A 1xx interim response is swallowed here. */
     void (*on_header)(void *ud, const char *name, size_t nlen, const char *value, size_t vlen);
     void (*on_head_done)(void *ud, int status, const char *reason, size_t rlen);
-    /* Response body bytes. Return 0 when taken, 1 to pause (the same bytes are
-     * offered again after tg_proxy_resume_download), -1 to abort. */
+    /* Response body bytes, always taken. Return 0, or 1 to have the
+     * download paused after these until tg_proxy_resume_download, or -1 to
+     * abort the transfer. */
     int (*on_body)(void *ud, const char *p, size_t n);
+    /* Optional: the client did all it will do for now with the bytes that
+     * arrived (a consumer that holds back the response head to send it
+     * together with the first body bytes writes it here). */
+    void (*on_flush)(void *ud);
     /* Request body: copy up to cap bytes into buf and return the count; 0 at
      * the end; TG_PROXY_PAUSE when none is available yet; TG_PROXY_ABORT. */
     size_t (*read_body)(void *ud, char *buf, size_t cap);

@@ -1,0 +1,35 @@
+/* The native upstream client: keep-alive HTTP/1.1 over plain TCP on the
+ * worker's loop, responses parsed by http_parser, connections pooled per
+ * target. proxy.c uses it for http:// targets whose host is a numeric address
+ * or localhost (no DNS on the loop) and libcurl for everything else (TLS,
+ * host names). It implements the same calls as proxy.h, and a transfer of
+ * either kind starts with struct tg_proxy_base so proxy.c can tell them apart.
+ *
+ * Why it exists: bench/proxy showed libcurl's per-transfer cost (two poll()
+ * calls for connection checks, socket-interest churn, separate head and body
+ * writes) kept tollgate under half of nginx's req/s on plain-HTTP upstreams. */
+#ifndef TG_GATEWAY_H1_H
+#define TG_GATEWAY_H1_H
+
+#include "gateway/proxy.h"
+
+struct tg_proxy_base {
+    int native; /* 1: an h1 transfer, 0: a libcurl one */
+};
+
+typedef struct tg_h1 tg_h1_t;
+
+tg_h1_t *tg_h1_new(uv_loop_t *loop);
+/* Closes idle connections and frees the pool; no transfer may be active. */
+void tg_h1_free(tg_h1_t *h);
+
+/* A transfer, or NULL when the URL is not one this client takes (the caller
+ * then uses libcurl) or it could not be set up. */
+tg_proxy_req_t *tg_h1_start(tg_h1_t *h, const tg_proxy_spec_t *spec, const tg_proxy_handler_t *hd,
+                            void *ud);
+void tg_h1_resume_upload(tg_proxy_req_t *r);
+void tg_h1_resume_download(tg_proxy_req_t *r);
+int64_t tg_h1_body_sent(const tg_proxy_req_t *r);
+void tg_h1_abort(tg_proxy_req_t *r);
+
+#endif
