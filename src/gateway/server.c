@@ -137,7 +137,7 @@ int tg_server_ready(tg_server_t *srv, json_t *out)
 typedef struct main_ctx {
     tg_server_t *srv;
     const char *config_path;
-    uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigterm, sigint, sighup, sigusr1;
     tg_admin_t *admin;
     int stopping;
 } main_ctx_t;
@@ -178,6 +178,10 @@ static void on_signal(uv_signal_t *h, int signum)
         reload(m);
         return;
     }
+    if (signum == SIGUSR1) {
+        tg_recorder_reopen_accesslog(m->srv->rec); /* after logrotate moved it */
+        return;
+    }
     if (m->stopping) return;
     m->stopping = 1;
     TG_INFO("%s: draining in-flight requests", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -191,11 +195,13 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&m->sigterm);
     uv_signal_stop(&m->sigint);
     uv_signal_stop(&m->sighup);
+    uv_signal_stop(&m->sigusr1);
     if (m->admin) tg_admin_stop(m->admin);
     m->admin = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
+    uv_close((uv_handle_t *)&m->sigusr1, NULL);
 }
 
 int tg_server_run(const char *config_path)
@@ -230,7 +236,7 @@ int tg_server_run(const char *config_path)
      * replays any spool a previous run left). */
     if (tg_store_open(cfg->store, &store, &err) != 0 ||
         tg_keyring_load(srv.keys, store, &err) != 0) {
-        fprintf(stderr, "tollgate: store %s: %s\n", cfg->store, err.msg);
+        fprintf(stderr, "tollgate: store: %s\n", err.msg);
         goto out;
     }
     tg_store_close(store);
@@ -283,15 +289,17 @@ int tg_server_run(const char *config_path)
     uv_signal_init(loop, &m.sigterm);
     uv_signal_init(loop, &m.sigint);
     uv_signal_init(loop, &m.sighup);
-    m.sigterm.data = m.sigint.data = m.sighup.data = &m;
+    uv_signal_init(loop, &m.sigusr1);
+    m.sigterm.data = m.sigint.data = m.sighup.data = m.sigusr1.data = &m;
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
     uv_signal_start(&m.sigint, on_signal, SIGINT);
     uv_signal_start(&m.sighup, on_signal, SIGHUP);
+    uv_signal_start(&m.sigusr1, on_signal, SIGUSR1);
     char addr[80];
     tg_listen_format(&srv.listen_addr, addr, sizeof addr);
     TG_INFO("tollgate serving on %s (admin %s), %d workers, store %s", addr,
             cfg->server.admin_listen[0] ? cfg->server.admin_listen : "off", srv.nworkers,
-            cfg->store);
+            strncmp(cfg->store, "sqlite:", 7) == 0 ? cfg->store : "postgres");
 
     uv_run(loop, UV_RUN_DEFAULT);
 

@@ -5,7 +5,12 @@
  * A tg_store_t is one connection and is not thread-safe: each thread opens its
  * own (the writer thread, the auth refresher, a CLI command).
  *
- * The tables are described once, in src/store/schema.sql (migrations). */
+ * The tables are described once, in src/store/migrations.c (numbered
+ * migrations, applied by tg_store_open).
+ *
+ * Functions taking a callback call it once per row, in order; the row and its
+ * strings are valid only during the call. A nonzero return from the callback
+ * stops the iteration and is returned as is. */
 #ifndef TG_STORE_STORE_H
 #define TG_STORE_STORE_H
 
@@ -28,12 +33,12 @@ typedef struct tg_tenant {
 } tg_tenant_t;
 
 typedef struct tg_key {
-    char id[32];        /* public id, e.g. "key_7f3a..." */
+    char id[32]; /* public id, e.g. "key_7f3a..." */
     char tenant_id[64];
     unsigned char sha256[32];
-    char prefix[16];    /* display prefix of the secret, e.g. "tg_Ab3dE" */
+    char prefix[16]; /* display prefix of the secret, e.g. "tg_Ab3dE" */
     char name[128];
-    char status[16];    /* "active" | "revoked" */
+    char status[16]; /* "active" | "revoked" */
     int64_t created_us;
     int64_t last_used_us; /* 0 = never */
 } tg_key_t;
@@ -94,16 +99,23 @@ struct tg_store_ops {
      * whose id is already stored is skipped (so a replay counts nothing twice);
      * *inserted says how many were new. TG_STORE_BUSY when the store cannot
      * be written now (nothing was written). */
-    int (*append)(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
-                  tg_err_t *err);
+    int (*append)(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err);
     /* Deletes events with ts before events_before_us (0 = none) and
-     * aggregates for days before agg_before_day "YYYY-MM-DD" (NULL = none). */
+     * aggregates for days before agg_before_day "YYYY-MM-DD" (NULL = none).
+     * *deleted (may be NULL) is the number of rows deleted, both kinds. Events
+     * go in short transactions of a few thousand rows, so a large purge does
+     * not hold the write lock against the writer for long. */
     int (*purge)(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
                  int64_t *deleted, tg_err_t *err);
     int (*usage)(tg_store_t *s, const tg_usage_query_t *q,
                  int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err);
     /* 0 when a write transaction can be taken now. */
     int (*writable)(tg_store_t *s, tg_err_t *err);
+    /* How long a call waits for another connection's lock before giving up
+     * with TG_STORE_BUSY. tg_store_open sets 5000 ms, right for the CLI and
+     * readers; the recorder's writer sets a short one (it spools instead of
+     * stalling the queue). May be NULL in a backend without the notion. */
+    int (*set_busy_timeout)(tg_store_t *s, long ms, tg_err_t *err);
 };
 
 struct tg_store {
@@ -131,6 +143,12 @@ static inline void tg_store_close(tg_store_t *s)
 #define tg_store_purge(s, ...)             ((s)->ops->purge((s), __VA_ARGS__))
 #define tg_store_usage(s, ...)             ((s)->ops->usage((s), __VA_ARGS__))
 #define tg_store_writable(s, ...)          ((s)->ops->writable((s), __VA_ARGS__))
+static inline int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err)
+{
+    return s->ops->set_busy_timeout ? s->ops->set_busy_timeout(s, ms, err) : 0;
+}
+
+#define TG_STORE_BUSY_TIMEOUT_MS 5000 /* the default set by tg_store_open */
 
 /* Backend constructors (store.c dispatches on the URL scheme). */
 int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err);
