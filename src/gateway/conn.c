@@ -27,6 +27,7 @@
 
 #include "gateway/upstream.h"
 #include "gateway/wqueue.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -914,33 +915,40 @@ static void start_upstream(tg_conn_t *c)
         send_error(c, 502, "bad_gateway", "out of memory");
         return;
     }
-    char *s = c->scratch;
-    size_t n = 0, nh = 0;
-    const char *url = s;
-    n += (size_t)sprintf(s, "%s%.*s", c->target->url, (int)c->url_len, c->head + c->url_off) + 1;
+    /* The URL, then one NUL-terminated "Name: value" string per header. */
+    char *o = c->scratch;
+    size_t nh = 0;
+    const char *url = o;
+    o = tg_puts(o, c->target->url);
+    o = tg_put(o, c->head + c->url_off, c->url_len);
+    *o++ = '\0';
     for (size_t i = 0; i < c->nhdrs && nh < TG_PROXY_MAX_HEADERS - 8; i++) {
         const hdr_t *h = &c->hdrs[i];
         if (drop_request_header(c, h)) continue;
-        c->up_hdrs[nh++] = s + n;
-        n += (size_t)sprintf(s + n, "%.*s: %.*s", (int)h->nl, c->head + h->no, (int)h->vl,
-                             c->head + h->vo) +
-             1;
+        c->up_hdrs[nh++] = o;
+        o = tg_put(o, c->head + h->no, h->nl);
+        o = tg_put(o, ": ", 2);
+        o = tg_put(o, c->head + h->vo, h->vl);
+        *o++ = '\0';
     }
     for (size_t i = 0; i < u->nheaders && nh < TG_PROXY_MAX_HEADERS - 3; i++) {
-        c->up_hdrs[nh++] = s + n;
-        n += (size_t)sprintf(s + n, "%s: %s", u->headers[i].name, u->headers[i].value) + 1;
+        c->up_hdrs[nh++] = o;
+        o = tg_puts(o, u->headers[i].name);
+        o = tg_put(o, ": ", 2);
+        o = tg_puts(o, u->headers[i].value);
+        *o++ = '\0';
     }
-    c->up_hdrs[nh++] = s + n;
-    n += (size_t)sprintf(s + n, "x-request-id: %s", c->ev.request_id) + 1;
-    c->up_hdrs[nh++] = s + n;
-    n += (size_t)sprintf(s + n, "x-tollgate-tenant: %s", c->ev.tenant) + 1;
-    c->up_hdrs[nh++] = s + n;
-    if (xff)
-        n += (size_t)sprintf(s + n, "X-Forwarded-For: %.*s, %s", (int)xff->vl, c->head + xff->vo,
-                             c->client_ip) +
-             1;
-    else
-        n += (size_t)sprintf(s + n, "X-Forwarded-For: %s", c->client_ip) + 1;
+    c->up_hdrs[nh++] = o;
+    o = tg_puts(tg_puts(o, "x-request-id: "), c->ev.request_id);
+    *o++ = '\0';
+    c->up_hdrs[nh++] = o;
+    o = tg_puts(tg_puts(o, "x-tollgate-tenant: "), c->ev.tenant);
+    *o++ = '\0';
+    c->up_hdrs[nh++] = o;
+    o = tg_puts(o, "X-Forwarded-For: ");
+    if (xff) o = tg_put(tg_put(o, c->head + xff->vo, xff->vl), ", ", 2);
+    o = tg_puts(o, c->client_ip);
+    *o++ = '\0';
 
     tg_proxy_spec_t spec = {
         .method = c->ev.method,

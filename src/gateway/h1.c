@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "gateway/wqueue.h"
+#include "util/buf.h"
 #include "util/clock.h"
 
 #define MAX_IDLE_PER_POOL 512
@@ -602,14 +603,15 @@ static int build_head(h1req_t *r)
         r->ocap = need;
     }
     char *o = r->obuf;
-    o += sprintf(o, "%s %s HTTP/1.1\r\nHost: %s\r\n", r->method, r->path, r->pool->host);
+    o = tg_puts(tg_puts(tg_puts(o, r->method), " "), r->path);
+    o = tg_puts(tg_puts(tg_puts(o, " HTTP/1.1\r\nHost: "), r->pool->host), "\r\n");
     for (size_t i = 0; i < r->nheaders; i++)
-        o += sprintf(o, "%s\r\n", r->headers[i]);
+        o = tg_put(tg_puts(o, r->headers[i]), "\r\n", 2);
     if (r->has_body && !r->chunked)
         o += sprintf(o, "Content-Length: %lld\r\n", (long long)r->body_len);
     else if (r->chunked)
-        o += sprintf(o, "Transfer-Encoding: chunked\r\n");
-    sprintf(o, "\r\n");
+        o = tg_puts(o, "Transfer-Encoding: chunked\r\n");
+    memcpy(o, "\r\n", 3);
     return 0;
 }
 

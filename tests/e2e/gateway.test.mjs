@@ -49,7 +49,12 @@ async function eventsN(gw, n, where = '1=1') {
   return rows;
 }
 
-describe('proxying', () => {
+// Both upstream clients: the native HTTP/1.1 one (address targets) and libcurl
+// (forced with TOLLGATE_NO_NATIVE_HTTP=1, as for https:// and host-name targets).
+for (const client of ['native', 'libcurl']) {
+const clientEnv = client === 'libcurl' ? { TOLLGATE_NO_NATIVE_HTTP: '1' } : {};
+
+describe(`proxying (${client} upstream client)`, () => {
   let mock, mock2, gw, key;
   before(async () => {
     mock = await startMock({ threads: 2 });
@@ -63,7 +68,7 @@ describe('proxying', () => {
         { name: 'pair', path_prefix: '/pair/', upstream: 'pair', kind: 'http' },
         { name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' },
       ],
-      env: { UPSTREAM_TOKEN: 'upstream-secret-123' },
+      env: { UPSTREAM_TOKEN: 'upstream-secret-123', ...clientEnv },
     });
     key = await createTenantKey(gw, 'acme');
   });
@@ -211,7 +216,7 @@ describe('proxying', () => {
   });
 });
 
-describe('bad input', () => {
+describe(`bad input (${client} upstream client)`, () => {
   let mock, gw, key, deadPort;
   before(async () => {
     mock = await startMock();
@@ -226,6 +231,7 @@ describe('bad input', () => {
         { name: 'api', path_prefix: '/api/', upstream: 'mock', kind: 'http' },
       ],
       extra: { server: { max_body: '1k', max_header_bytes: '4k' } },
+      env: clientEnv,
     });
     key = await createTenantKey(gw, 'acme');
   });
@@ -390,6 +396,8 @@ describe('bad input', () => {
     assert.equal(ev.outcome, 'failed');
   });
 });
+
+}
 
 describe('config', () => {
   test('a config error exits 2 naming file, line and key', async () => {
