@@ -1,0 +1,1075 @@
+/* SQLite store backend: see store.h for the interface, migrations.c for the
+ * tables.
+ *
+ * One tg_store_t is one sqlite3 connection, opened in WAL mode so readers (the
+ * CLI, the keyring refresher) never block the writer and the writer blocks no
+ * reader. synchronous=NORMAL: a commit is durable once the WAL is synced at
+ * checkpoint; a power cut may lose the last commits but never corrupts, which
+ * is the same promise the recorder makes (SIGKILL loses at most a flush window).
+ *
+ * append() is the hot path (the writer thread, ~50 ms batches): one
+ * BEGIN IMMEDIATE ... COMMIT per batch; cached INSERT OR IGNORE statements,
+ * MULTI_ROWS events per statement where the ids are provably new and one by
+ * one otherwise; aggregates summed in memory per (tenant, day) and written
+ * with one UPSERT per group. Only rows actually inserted are counted, so
+ * replaying a batch (spool, retry after an unknown commit outcome) counts
+ * nothing twice. Measured with a throwaway program (50 tenants, a 2-core VM,
+ * 5M events into a growing file): ~200k events/s in batches of 1000, ~270k
+ * in batches of 4096.
+ *
+ * Every change to tenants or api_keys also bumps meta.auth_version in the
+ * same transaction: that is what auth_version() reads, so a gateway in
+ * another process notices a revoked key with one cheap query. */
+#include "store/store.h"
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/migrations.h"
+#include "util/clock.h"
+
+#define DAY_US         86400000000LL
+#define PURGE_CHUNK    5000 /* events per purge transaction */
+#define MAX_ID_RETRIES 8    /* other ids tried for one colliding event */
+#define ID_LOW_BITS    22   /* the per-process part of an event id: see event.h */
+#define MULTI_ROWS     32   /* events per multi-row INSERT on the fast path */
+#define EV_NCOLS       23
+
+/* Statements prepared once per connection, on first use. */
+enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_AUTH_BUMP,
+    ST_AUTH_VERSION,
+    ST_TENANT_ADD,
+    ST_TENANT_GET,
+    ST_TENANT_LIST,
+    ST_TENANT_STATUS,
+    ST_KEY_ADD,
+    ST_KEY_LIST,
+    ST_KEY_REVOKE,
+    ST_AUTH_LOAD,
+    ST_EV_INSERT,
+    ST_EV_INSERT_MULTI, /* SQL built by multi_insert_sql() */
+    ST_EV_MAX_ID,
+    ST_EV_PEEK,
+    ST_DAILY_UPSERT,
+    ST_PURGE_EVENTS,
+    ST_PURGE_DAILY,
+    ST_COUNT
+};
+
+/* The columns bound by bind_event(), in order. */
+#define EV_INSERT                                                                                  \
+    "INSERT OR IGNORE INTO usage_events (id, ts_us, tenant, key_id, route, method, path, "         \
+    "status, outcome, reason, latency_us, bytes_in, bytes_out, model, tokens_in, tokens_out, "     \
+    "tokens_cached, tool, cost_micros, cache, client_ip, request_id, upstream) VALUES "
+
+static const char *const stmt_sql[ST_COUNT] = {
+    /* IMMEDIATE takes the write lock up front: a busy store fails here, before
+     * any work, instead of on the first write (where a deferred transaction
+     * could not wait for the lock without risking a deadlock). */
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_AUTH_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'auth_version'",
+    [ST_AUTH_VERSION] = "SELECT value FROM meta WHERE key = 'auth_version'",
+    [ST_TENANT_ADD] = "INSERT INTO tenants (id, name, status, created_us) VALUES (?1, ?2, "
+                      "'active', ?3)",
+    [ST_TENANT_GET] = "SELECT id, name, status, created_us FROM tenants WHERE id = ?1",
+    [ST_TENANT_LIST] = "SELECT id, name, status, created_us FROM tenants ORDER BY id",
+    [ST_TENANT_STATUS] = "UPDATE tenants SET status = ?2 WHERE id = ?1",
+    [ST_KEY_ADD] = "INSERT INTO api_keys (id, tenant_id, sha256, prefix, name, status, "
+                   "created_us, last_used_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_KEY_LIST] = "SELECT id, tenant_id, sha256, prefix, name, status, created_us, "
+                    "last_used_us FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 "
+                    "ORDER BY tenant_id, created_us, id",
+    [ST_KEY_REVOKE] = "UPDATE api_keys SET status = 'revoked' WHERE id = ?1",
+    [ST_AUTH_LOAD] = "SELECT k.sha256, k.id, k.tenant_id, k.status = 'active', "
+                     "t.status = 'active' FROM api_keys k JOIN tenants t ON t.id = k.tenant_id",
+    [ST_EV_INSERT] =
+        EV_INSERT "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_EV_MAX_ID] = "SELECT max(id) FROM usage_events",
+    [ST_EV_PEEK] = "SELECT ts_us, request_id FROM usage_events WHERE id = ?1",
+    [ST_DAILY_UPSERT] =
+        "INSERT INTO usage_daily (tenant_id, day, requests, billable, failed, rejected, "
+        "bytes_in, bytes_out, tokens_in, tokens_out, cost_micros) VALUES (?1, ?2, ?3, ?4, "
+        "?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (tenant_id, day) DO UPDATE SET "
+        "requests = requests + excluded.requests, billable = billable + excluded.billable, "
+        "failed = failed + excluded.failed, rejected = rejected + excluded.rejected, "
+        "bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, "
+        "tokens_in = tokens_in + excluded.tokens_in, "
+        "tokens_out = tokens_out + excluded.tokens_out, "
+        "cost_micros = cost_micros + excluded.cost_micros",
+    /* Ids are time-ordered, so a rowid-order scan meets the oldest events
+     * first and each chunk reads little more than what it deletes. NOT INDEXED
+     * keeps the planner off the (tenant, ts_us) index, whose order would not. */
+    [ST_PURGE_EVENTS] = "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events "
+                        "NOT INDEXED WHERE ts_us < ?1 ORDER BY id LIMIT ?2)",
+    [ST_PURGE_DAILY] = "DELETE FROM usage_daily WHERE day < ?1",
+};
+
+/* One (tenant, UTC day) group of a batch being appended. */
+typedef struct agg {
+    const char *tenant; /* points into the caller's events, valid during append */
+    int64_t day;        /* days since 1970-01-01 */
+    int64_t requests, billable, failed, rejected;
+    int64_t bytes_in, bytes_out, tokens_in, tokens_out, cost_micros;
+} agg_t;
+
+/* A fast-path candidate: an event whose id is above every stored one. */
+typedef struct fast_ev {
+    int64_t id;
+    uint32_t idx; /* into the caller's events */
+} fast_ev_t;
+
+typedef struct sq_store {
+    tg_store_t base;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    /* append() scratch, kept between calls so a steady writer allocates once:
+     * groups (at most one per event) and an open-addressing index over them,
+     * and the fast path's events sorted by id, with a done flag per event. */
+    agg_t *aggs;
+    size_t aggs_cap;
+    uint32_t *slots;  /* 0 = empty, else index into aggs + 1 */
+    size_t slots_cap; /* power of two, >= 2 * aggs_cap */
+    fast_ev_t *fast;
+    unsigned char *done; /* per event: inserted by the fast path */
+} sq_store_t;
+
+static const struct tg_store_ops sqlite_ops;
+
+/* Errors that mean "the store cannot be written right now" rather than "this
+ * request is wrong": the caller (the recorder) spools and retries later. */
+static int is_busy(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN: return 1;
+    }
+    return 0;
+}
+
+/* Fills err from the connection and returns TG_STORE_BUSY or -1. */
+static int fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
+{
+    const char *msg = sqlite3_errcode(s->db) == rc ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    if ((rc & 0xff) == SQLITE_BUSY)
+        tg_err_set(err, "%s: %s (another connection holds the write lock; try again)", what, msg);
+    else
+        tg_err_set(err, "%s: %s", what, msg);
+    return is_busy(rc) ? TG_STORE_BUSY : -1;
+}
+
+/* EV_INSERT with MULTI_ROWS rows of EV_NCOLS anonymous parameters. */
+static char *multi_insert_sql(void)
+{
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    _Static_assert(sizeof row - 1 == 2 * EV_NCOLS + 1, "one ? per column");
+    size_t cap = sizeof EV_INSERT + MULTI_ROWS * sizeof row;
+    char *sql = malloc(cap);
+    if (!sql) return NULL;
+    size_t o = (size_t)snprintf(sql, cap, "%s", EV_INSERT);
+    for (int r = 0; r < MULTI_ROWS; r++)
+        o += (size_t)snprintf(sql + o, cap - o, "%s%s", r ? "," : "", row);
+    return sql;
+}
+
+static sqlite3_stmt *stmt(sq_store_t *s, int i, tg_err_t *err)
+{
+    if (!s->st[i]) {
+        char *built = i == ST_EV_INSERT_MULTI ? multi_insert_sql() : NULL;
+        const char *sql = i == ST_EV_INSERT_MULTI ? built : stmt_sql[i];
+        int rc =
+            sql ? sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL)
+                : SQLITE_NOMEM;
+        free(built);
+        if (rc != SQLITE_OK) {
+            fail(s, rc, "prepare", err);
+            s->st[i] = NULL;
+        }
+    }
+    return s->st[i];
+}
+
+/* Steps a statement that returns no rows we need, then resets it (a statement
+ * left un-reset would keep its read transaction, and its snapshot, open). */
+static int run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int run_cached(sq_store_t *s, int i)
+{
+    sqlite3_stmt *st = stmt(s, i, NULL);
+    return st ? run(st) : SQLITE_NOMEM;
+}
+
+static int begin(sq_store_t *s, const char *what, tg_err_t *err)
+{
+    int rc = run_cached(s, ST_BEGIN);
+    return rc == SQLITE_OK ? 0 : fail(s, rc, what, err);
+}
+
+/* Rolls back whatever is open. Some errors (IOERR, FULL, BUSY on COMMIT in
+ * rare cases) already rolled the transaction back; autocommit says so. */
+static void rollback(sq_store_t *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) run_cached(s, ST_ROLLBACK);
+}
+
+static int commit(sq_store_t *s, const char *what, tg_err_t *err)
+{
+    int rc = run_cached(s, ST_COMMIT);
+    if (rc == SQLITE_OK) return 0;
+    int ret = fail(s, rc, what, err);
+    rollback(s);
+    return ret;
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(dst, t, n);
+    dst[n] = '\0';
+}
+
+/* Binds a fixed-size event field; strnlen so a field without its NUL cannot
+ * make SQLite read past it. */
+static void bind_field(sqlite3_stmt *st, int i, const char *f, size_t cap, int null_if_empty)
+{
+    size_t n = strnlen(f, cap);
+    if (n == 0 && null_if_empty)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, f, (int)n, SQLITE_STATIC);
+}
+#define BIND_OPT(st, i, ev, field) bind_field((st), (i), (ev)->field, sizeof(ev)->field, 1)
+#define BIND_STR(st, i, ev, field) bind_field((st), (i), (ev)->field, sizeof(ev)->field, 0)
+
+static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v < 0)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+/* ---- tenants and keys ------------------------------------------------- */
+
+/* Runs one bound tenant/key statement in its own transaction with the
+ * auth_version bump. Returns 0, TG_STORE_NOTFOUND (no row changed, or a
+ * missing parent), TG_STORE_EXISTS (duplicate), TG_STORE_BUSY or -1. */
+static int mutate(sq_store_t *s, sqlite3_stmt *st, const char *what, tg_err_t *err)
+{
+    int ret = begin(s, what, err);
+    if (ret != 0) {
+        sqlite3_reset(st);
+        return ret;
+    }
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        switch (sqlite3_extended_errcode(s->db)) {
+        case SQLITE_CONSTRAINT_PRIMARYKEY:
+        case SQLITE_CONSTRAINT_UNIQUE:
+            ret = TG_STORE_EXISTS;
+            tg_err_set(err, "%s: already exists", what);
+            break;
+        case SQLITE_CONSTRAINT_FOREIGNKEY:
+            ret = TG_STORE_NOTFOUND;
+            tg_err_set(err, "%s: no such tenant", what);
+            break;
+        default: ret = fail(s, rc, what, err);
+        }
+        sqlite3_reset(st);
+        rollback(s);
+        return ret;
+    }
+    sqlite3_reset(st);
+    if (sqlite3_changes(s->db) == 0) {
+        rollback(s);
+        tg_err_set(err, "%s: not found", what);
+        return TG_STORE_NOTFOUND;
+    }
+    rc = run_cached(s, ST_AUTH_BUMP);
+    if (rc != SQLITE_OK) {
+        ret = fail(s, rc, what, err);
+        rollback(s);
+        return ret;
+    }
+    return commit(s, what, err);
+}
+
+static int sq_tenant_add(tg_store_t *base, const char *id, const char *name, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_TENANT_ADD, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name ? name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, tg_wall_us());
+    int ret = mutate(s, st, "tenant add", err);
+    if (ret == TG_STORE_EXISTS) tg_err_set(err, "tenant \"%s\" already exists", id);
+    return ret;
+}
+
+static void read_tenant(sqlite3_stmt *st, tg_tenant_t *t)
+{
+    copy_col(t->id, sizeof t->id, st, 0);
+    copy_col(t->name, sizeof t->name, st, 1);
+    copy_col(t->status, sizeof t->status, st, 2);
+    t->created_us = sqlite3_column_int64(st, 3);
+}
+
+static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_TENANT_GET, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        read_tenant(st, out);
+    else if (rc == SQLITE_DONE) {
+        tg_err_set(err, "no tenant \"%s\"", id);
+        ret = TG_STORE_NOTFOUND;
+    } else
+        ret = fail(s, rc, "tenant get", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_tenant_list(tg_store_t *base, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                          tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_TENANT_LIST, err);
+    if (!st) return -1;
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_tenant_t t;
+        read_tenant(st, &t);
+        ret = cb(&t, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "tenant list", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_tenant_set_status(tg_store_t *base, const char *id, const char *status, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (strcmp(status, "active") != 0 && strcmp(status, "disabled") != 0)
+        return tg_err_set(err, "invalid tenant status \"%s\"", status);
+    sqlite3_stmt *st = stmt(s, ST_TENANT_STATUS, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    int ret = mutate(s, st, "tenant set status", err);
+    if (ret == TG_STORE_NOTFOUND) tg_err_set(err, "no tenant \"%s\"", id);
+    return ret;
+}
+
+static int sq_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_KEY_ADD, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, k->id, (int)strnlen(k->id, sizeof k->id), SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, k->tenant_id, (int)strnlen(k->tenant_id, sizeof k->tenant_id),
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, k->sha256, sizeof k->sha256, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, k->prefix, (int)strnlen(k->prefix, sizeof k->prefix), SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, k->name, (int)strnlen(k->name, sizeof k->name), SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, k->status[0] ? k->status : "active", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, k->created_us ? k->created_us : tg_wall_us());
+    if (k->last_used_us)
+        sqlite3_bind_int64(st, 8, k->last_used_us);
+    else
+        sqlite3_bind_null(st, 8);
+    int ret = mutate(s, st, "key add", err);
+    if (ret == TG_STORE_EXISTS)
+        tg_err_set(err, "key \"%.31s\" (or its secret) already exists", k->id);
+    else if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no tenant \"%.63s\"", k->tenant_id);
+    return ret;
+}
+
+static int sq_key_list(tg_store_t *base, const char *tenant, int (*cb)(const tg_key_t *, void *),
+                       void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_KEY_LIST, err);
+    if (!st) return -1;
+    if (tenant)
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_key_t k;
+        memset(&k, 0, sizeof k);
+        copy_col(k.id, sizeof k.id, st, 0);
+        copy_col(k.tenant_id, sizeof k.tenant_id, st, 1);
+        if (sqlite3_column_bytes(st, 2) == (int)sizeof k.sha256)
+            memcpy(k.sha256, sqlite3_column_blob(st, 2), sizeof k.sha256);
+        copy_col(k.prefix, sizeof k.prefix, st, 3);
+        copy_col(k.name, sizeof k.name, st, 4);
+        copy_col(k.status, sizeof k.status, st, 5);
+        k.created_us = sqlite3_column_int64(st, 6);
+        k.last_used_us = sqlite3_column_int64(st, 7); /* NULL reads as 0 = never */
+        ret = cb(&k, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "key list", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_KEY_REVOKE, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    int ret = mutate(s, st, "key revoke", err);
+    if (ret == TG_STORE_NOTFOUND) tg_err_set(err, "no key \"%s\"", key_id);
+    return ret;
+}
+
+static int sq_auth_load(tg_store_t *base, int (*cb)(const tg_auth_row_t *, void *), void *ud,
+                        tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_AUTH_LOAD, err);
+    if (!st) return -1;
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_auth_row_t r;
+        r.sha256 = sqlite3_column_blob(st, 0);
+        if (!r.sha256 || sqlite3_column_bytes(st, 0) != 32) continue; /* CHECK forbids it */
+        r.key_id = (const char *)sqlite3_column_text(st, 1);
+        r.tenant_id = (const char *)sqlite3_column_text(st, 2);
+        r.key_active = sqlite3_column_int(st, 3);
+        r.tenant_active = sqlite3_column_int(st, 4);
+        if (!r.key_id || !r.tenant_id) continue;
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "auth load", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_auth_version(tg_store_t *base, int64_t *out, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_AUTH_VERSION, err);
+    if (!st) return -1;
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        ret = tg_err_set(err, "auth version: meta row missing");
+    else
+        ret = fail(s, rc, "auth version", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* ---- usage events ------------------------------------------------------ */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static uint32_t agg_hash(const char *tenant, int64_t day)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)tenant; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return (h ^ (uint32_t)day) * 16777619u;
+}
+
+/* Makes room for a batch of n; before the transaction, so a failure writes
+ * nothing. */
+static int scratch_reserve(sq_store_t *s, size_t n)
+{
+    if (n > UINT32_MAX / 4) return -1;
+    if (n > s->aggs_cap) {
+        agg_t *a = realloc(s->aggs, n * sizeof *a);
+        if (!a) return -1;
+        s->aggs = a;
+        fast_ev_t *f = realloc(s->fast, n * sizeof *f);
+        if (!f) return -1;
+        s->fast = f;
+        unsigned char *d = realloc(s->done, n);
+        if (!d) return -1;
+        s->done = d;
+        s->aggs_cap = n;
+    }
+    size_t want = 16;
+    while (want < 2 * n)
+        want *= 2;
+    if (want > s->slots_cap) {
+        uint32_t *sl = realloc(s->slots, want * sizeof *sl);
+        if (!sl) return -1;
+        s->slots = sl;
+        s->slots_cap = want;
+    }
+    return 0;
+}
+
+static const char *outcome_text(int32_t o)
+{
+    /* An out-of-range outcome is a recorder bug; recording it as failed keeps
+     * the event (and never bills it) rather than letting the CHECK constraint
+     * make INSERT OR IGNORE drop it silently. */
+    switch (o) {
+    case TG_OUTCOME_BILLABLE: return "billable";
+    case TG_OUTCOME_REJECTED: return "rejected";
+    default: return "failed";
+    }
+}
+
+/* Binds ev to parameters b+1 .. b+EV_NCOLS. */
+static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id)
+{
+    sqlite3_bind_int64(st, b + 1, id);
+    sqlite3_bind_int64(st, b + 2, ev->ts_us);
+    BIND_STR(st, b + 3, ev, tenant);
+    BIND_OPT(st, b + 4, ev, key_id);
+    BIND_OPT(st, b + 5, ev, route);
+    BIND_STR(st, b + 6, ev, method);
+    BIND_STR(st, b + 7, ev, path);
+    sqlite3_bind_int(st, b + 8, ev->status);
+    sqlite3_bind_text(st, b + 9, outcome_text(ev->outcome), -1, SQLITE_STATIC);
+    BIND_OPT(st, b + 10, ev, reason);
+    sqlite3_bind_int64(st, b + 11, ev->latency_us);
+    sqlite3_bind_int64(st, b + 12, ev->bytes_in);
+    sqlite3_bind_int64(st, b + 13, ev->bytes_out);
+    BIND_OPT(st, b + 14, ev, model);
+    bind_opt_int(st, b + 15, ev->tokens_in);
+    bind_opt_int(st, b + 16, ev->tokens_out);
+    bind_opt_int(st, b + 17, ev->tokens_cached);
+    BIND_OPT(st, b + 18, ev, tool);
+    sqlite3_bind_int64(st, b + 19, ev->cost_micros);
+    BIND_OPT(st, b + 20, ev, cache);
+    BIND_OPT(st, b + 21, ev, client_ip);
+    BIND_OPT(st, b + 22, ev, request_id);
+    BIND_OPT(st, b + 23, ev, upstream);
+}
+
+/* After an ignored insert: is the stored row with this id the same event (a
+ * replay: skip it) or another event that drew the same id (another process,
+ * same millisecond, same 22 low bits: keep both)? Same ts and request id =
+ * same event. Returns 1 same, 0 different, -2 no such row, or an SQLite error. */
+static int same_event(sqlite3_stmt *peek, const tg_event_t *ev, int64_t id)
+{
+    sqlite3_bind_int64(peek, 1, id);
+    int rc = sqlite3_step(peek), ret;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *rid = sqlite3_column_text(peek, 1);
+        size_t len = strnlen(ev->request_id, sizeof ev->request_id);
+        int rid_same = rid ? (size_t)sqlite3_column_bytes(peek, 1) == len &&
+                                 memcmp(rid, ev->request_id, len) == 0
+                           : len == 0;
+        ret = sqlite3_column_int64(peek, 0) == ev->ts_us && rid_same;
+    } else {
+        ret = rc == SQLITE_DONE ? -2 : rc;
+    }
+    sqlite3_reset(peek);
+    return ret;
+}
+
+/* The id to try next for an event whose id another event holds. Derived from
+ * the event itself, not drawn at random, so a replay of the same batch walks
+ * the same sequence, finds its earlier copy and skips it. The top bits (the
+ * millisecond) stay, so the id stays time-ordered. */
+static int64_t next_id(const tg_event_t *ev, int64_t id, int attempt)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
+    const unsigned char *p = (const unsigned char *)ev->request_id;
+    for (size_t i = 0; i < sizeof ev->request_id && p[i]; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    p = (const unsigned char *)ev->tenant;
+    for (size_t i = 0; i < sizeof ev->tenant && p[i]; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t mix[2] = {(uint64_t)ev->ts_us, (uint64_t)attempt};
+    p = (const unsigned char *)mix;
+    for (size_t i = 0; i < sizeof mix; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    const int64_t low = (1 << ID_LOW_BITS) - 1;
+    return (id & ~low) | (int64_t)(h & (uint64_t)low);
+}
+
+static void agg_add(sq_store_t *s, size_t *ngroups, const tg_event_t *ev)
+{
+    int64_t day = floor_div(ev->ts_us, DAY_US);
+    size_t mask = s->slots_cap - 1;
+    size_t i = agg_hash(ev->tenant, day) & mask;
+    agg_t *g = NULL;
+    for (; s->slots[i]; i = (i + 1) & mask) {
+        agg_t *c = &s->aggs[s->slots[i] - 1];
+        if (c->day == day && strcmp(c->tenant, ev->tenant) == 0) {
+            g = c;
+            break;
+        }
+    }
+    if (!g) {
+        g = &s->aggs[*ngroups];
+        memset(g, 0, sizeof *g);
+        g->tenant = ev->tenant;
+        g->day = day;
+        s->slots[i] = (uint32_t)++ * ngroups;
+    }
+    g->requests++;
+    g->billable += ev->outcome == TG_OUTCOME_BILLABLE;
+    g->rejected += ev->outcome == TG_OUTCOME_REJECTED;
+    g->failed += ev->outcome != TG_OUTCOME_BILLABLE && ev->outcome != TG_OUTCOME_REJECTED;
+    g->bytes_in += ev->bytes_in;
+    g->bytes_out += ev->bytes_out;
+    if (ev->tokens_in > 0) g->tokens_in += ev->tokens_in;
+    if (ev->tokens_out > 0) g->tokens_out += ev->tokens_out;
+    g->cost_micros += ev->cost_micros;
+}
+
+static int cmp_fast(const void *a, const void *b)
+{
+    int64_t x = ((const fast_ev_t *)a)->id, y = ((const fast_ev_t *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *inserted,
+                     tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (inserted) *inserted = 0;
+    if (n == 0) return 0;
+
+    sqlite3_stmt *ins = stmt(s, ST_EV_INSERT, err);
+    sqlite3_stmt *multi = ins ? stmt(s, ST_EV_INSERT_MULTI, err) : NULL;
+    sqlite3_stmt *maxid = multi ? stmt(s, ST_EV_MAX_ID, err) : NULL;
+    sqlite3_stmt *peek = maxid ? stmt(s, ST_EV_PEEK, err) : NULL;
+    sqlite3_stmt *up = peek ? stmt(s, ST_DAILY_UPSERT, err) : NULL;
+    if (!up) return -1;
+    if (scratch_reserve(s, n) != 0) return tg_err_set(err, "append: out of memory");
+    memset(s->slots, 0, s->slots_cap * sizeof *s->slots);
+    memset(s->done, 0, n);
+
+    int ret = begin(s, "append", err);
+    if (ret != 0) return ret;
+
+    size_t added = 0, ngroups = 0;
+    int rc = SQLITE_OK;
+
+    /* Fast path. An id above the largest stored one cannot be taken (we hold
+     * the write lock, so nobody adds one meanwhile), and sorting makes ids
+     * repeated within the batch adjacent: those events are certain to insert,
+     * so they go MULTI_ROWS per statement, which saves a fifth of the CPU of
+     * one statement per event, and in id order, which appends to the b-tree.
+     * Everything else (replays, repeats, a short tail) takes the general path
+     * below, event by event. */
+    rc = sqlite3_step(maxid);
+    int64_t max_id = rc == SQLITE_ROW && sqlite3_column_type(maxid, 0) != SQLITE_NULL
+                         ? sqlite3_column_int64(maxid, 0)
+                         : INT64_MIN;
+    sqlite3_reset(maxid);
+    if (rc != SQLITE_ROW) goto fail;
+    size_t nfast = 0;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i].id > max_id) s->fast[nfast++] = (fast_ev_t){evs[i].id, (uint32_t)i};
+    qsort(s->fast, nfast, sizeof *s->fast, cmp_fast);
+    size_t u = 0; /* unique ids, compacted to the front */
+    for (size_t j = 0; j < nfast; j++)
+        if (u == 0 || s->fast[j].id != s->fast[u - 1].id) s->fast[u++] = s->fast[j];
+    for (size_t j = 0; j + MULTI_ROWS <= u; j += MULTI_ROWS) {
+        for (int r = 0; r < MULTI_ROWS; r++) {
+            const tg_event_t *ev = &evs[s->fast[j + r].idx];
+            bind_event(multi, r * EV_NCOLS, ev, ev->id);
+        }
+        if ((rc = run(multi)) != SQLITE_OK) goto fail;
+        if (sqlite3_changes(s->db) != MULTI_ROWS) {
+            tg_err_set(err, "append: fast path inserted %d of %d events", sqlite3_changes(s->db),
+                       MULTI_ROWS);
+            rollback(s);
+            return -1;
+        }
+        for (int r = 0; r < MULTI_ROWS; r++) {
+            s->done[s->fast[j + r].idx] = 1;
+            agg_add(s, &ngroups, &evs[s->fast[j + r].idx]);
+        }
+        added += MULTI_ROWS;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        if (s->done[i]) continue;
+        const tg_event_t *ev = &evs[i];
+        int64_t id = ev->id;
+        for (int attempt = 0;; attempt++) {
+            bind_event(ins, 0, ev, id);
+            rc = run(ins);
+            if (rc != SQLITE_OK) goto fail;
+            if (sqlite3_changes(s->db) == 1) {
+                added++;
+                agg_add(s, &ngroups, ev);
+                break;
+            }
+            int same = same_event(peek, ev, id);
+            if (same == 1) break; /* already stored: a replay */
+            if (same == -2) {
+                tg_err_set(err, "append: event %lld refused by a constraint", (long long)id);
+                rollback(s);
+                return -1;
+            }
+            if (same != 0) {
+                rc = same;
+                goto fail;
+            }
+            if (attempt == MAX_ID_RETRIES) {
+                tg_err_set(err, "append: no free id for event %lld", (long long)ev->id);
+                rollback(s);
+                return -1;
+            }
+            id = next_id(ev, ev->id, attempt + 1);
+        }
+    }
+
+    for (size_t g = 0; g < ngroups; g++) {
+        const agg_t *a = &s->aggs[g];
+        char day[11];
+        tg_utc_day(a->day * DAY_US, day);
+        sqlite3_bind_text(up, 1, a->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(up, 2, day, 10, SQLITE_STATIC);
+        sqlite3_bind_int64(up, 3, a->requests);
+        sqlite3_bind_int64(up, 4, a->billable);
+        sqlite3_bind_int64(up, 5, a->failed);
+        sqlite3_bind_int64(up, 6, a->rejected);
+        sqlite3_bind_int64(up, 7, a->bytes_in);
+        sqlite3_bind_int64(up, 8, a->bytes_out);
+        sqlite3_bind_int64(up, 9, a->tokens_in);
+        sqlite3_bind_int64(up, 10, a->tokens_out);
+        sqlite3_bind_int64(up, 11, a->cost_micros);
+        rc = run(up);
+        if (rc != SQLITE_OK) goto fail;
+    }
+
+    ret = commit(s, "append", err);
+    if (ret == 0 && inserted) *inserted = added;
+    return ret;
+
+fail:
+    ret = fail(s, rc, "append", err);
+    rollback(s);
+    return ret;
+}
+
+static int sq_purge(tg_store_t *base, int64_t events_before_us, const char *agg_before_day,
+                    int64_t *deleted, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int64_t total = 0;
+    int ret = 0, rc;
+    if (deleted) *deleted = 0;
+
+    if (events_before_us) {
+        sqlite3_stmt *st = stmt(s, ST_PURGE_EVENTS, err);
+        if (!st) return -1;
+        for (;;) {
+            if ((ret = begin(s, "purge", err)) != 0) goto out;
+            sqlite3_bind_int64(st, 1, events_before_us);
+            sqlite3_bind_int(st, 2, PURGE_CHUNK);
+            if ((rc = run(st)) != SQLITE_OK) {
+                ret = fail(s, rc, "purge", err);
+                rollback(s);
+                goto out;
+            }
+            int64_t n = sqlite3_changes(s->db);
+            if ((ret = commit(s, "purge", err)) != 0) goto out;
+            total += n;
+            if (n < PURGE_CHUNK) break;
+        }
+    }
+    if (agg_before_day) {
+        sqlite3_stmt *st = stmt(s, ST_PURGE_DAILY, err);
+        if (!st) {
+            ret = -1;
+            goto out;
+        }
+        if ((ret = begin(s, "purge", err)) != 0) goto out;
+        sqlite3_bind_text(st, 1, agg_before_day, -1, SQLITE_STATIC);
+        if ((rc = run(st)) != SQLITE_OK) {
+            ret = fail(s, rc, "purge", err);
+            rollback(s);
+            goto out;
+        }
+        int64_t n = sqlite3_changes(s->db);
+        if ((ret = commit(s, "purge", err)) != 0) goto out;
+        total += n;
+    }
+out:
+    if (deleted) *deleted = total; /* committed chunks stay deleted on error */
+    return ret;
+}
+
+/* Reports are read rarely, so their SQL is built per call: with the tenant
+ * filter only when given, so SQLite can use the (tenant, ts_us) index. */
+static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
+                    int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    char sql[1024];
+    char from_day[11], to_day[11];
+
+    if (q->by == TG_BY_DAY) {
+        /* Days are whole: from is the day holding from_us, to the day before
+         * the (exclusive) to_us. */
+        if (q->from_us) tg_utc_day(q->from_us, from_day);
+        if (q->to_us) tg_utc_day(q->to_us - 1, to_day);
+        snprintf(sql, sizeof sql,
+                 "SELECT tenant_id, day, requests, billable, failed, rejected, bytes_in, "
+                 "bytes_out, tokens_in, tokens_out, cost_micros FROM usage_daily WHERE %s"
+                 "(?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3) "
+                 "ORDER BY tenant_id, day",
+                 q->tenant ? "tenant_id = ?1 AND " : "");
+    } else {
+        const char *grp;
+        switch (q->by) {
+        case TG_BY_HOUR:
+            grp = "strftime('%Y-%m-%dT%H:00Z', (ts_us / 3600000000) * 3600, 'unixepoch')";
+            break;
+        case TG_BY_ROUTE: grp = "coalesce(route, '')"; break;
+        case TG_BY_KEY: grp = "coalesce(key_id, '')"; break;
+        case TG_BY_MODEL: grp = "coalesce(model, '')"; break;
+        case TG_BY_TOOL: grp = "coalesce(tool, '')"; break;
+        default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
+        }
+        snprintf(sql, sizeof sql,
+                 "SELECT tenant, %s AS grp, count(*), sum(outcome = 'billable'), "
+                 "sum(outcome = 'failed'), sum(outcome = 'rejected'), sum(bytes_in), "
+                 "sum(bytes_out), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
+                 "sum(cost_micros) FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
+                 "GROUP BY tenant, grp ORDER BY tenant, grp",
+                 grp, q->tenant ? "tenant = ?1 AND " : "");
+    }
+
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) return fail(s, rc, "usage", err);
+    if (q->tenant) sqlite3_bind_text(st, 1, q->tenant, -1, SQLITE_STATIC);
+    if (q->by == TG_BY_DAY) {
+        if (q->from_us) sqlite3_bind_text(st, 2, from_day, 10, SQLITE_STATIC);
+        if (q->to_us) sqlite3_bind_text(st, 3, to_day, 10, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(st, 2, q->from_us ? q->from_us : INT64_MIN);
+        sqlite3_bind_int64(st, 3, q->to_us ? q->to_us : INT64_MAX);
+    }
+
+    int ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_usage_row_t r;
+        r.tenant = (const char *)sqlite3_column_text(st, 0);
+        r.group = (const char *)sqlite3_column_text(st, 1);
+        if (!r.tenant) r.tenant = "";
+        if (!r.group) r.group = "";
+        r.requests = sqlite3_column_int64(st, 2);
+        r.billable = sqlite3_column_int64(st, 3);
+        r.failed = sqlite3_column_int64(st, 4);
+        r.rejected = sqlite3_column_int64(st, 5);
+        r.bytes_in = sqlite3_column_int64(st, 6);
+        r.bytes_out = sqlite3_column_int64(st, 7);
+        r.tokens_in = sqlite3_column_int64(st, 8);
+        r.tokens_out = sqlite3_column_int64(st, 9);
+        r.cost_micros = sqlite3_column_int64(st, 10);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "usage", err);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static int sq_writable(tg_store_t *base, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (begin(s, "store not writable", err) != 0) return TG_STORE_BUSY;
+    rollback(s);
+    return 0;
+}
+
+static int sq_set_busy_timeout(tg_store_t *base, long ms, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int rc = sqlite3_busy_timeout(s->db, ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms);
+    return rc == SQLITE_OK ? 0 : fail(s, rc, "busy timeout", err);
+}
+
+/* ---- open, migrate, close ---------------------------------------------- */
+
+static void sq_close(tg_store_t *base)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close_v2(s->db);
+    free(s->aggs);
+    free(s->slots);
+    free(s->fast);
+    free(s->done);
+    free(s);
+}
+
+static int exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : fail(s, rc, what, err);
+}
+
+static int query_int(sq_store_t *s, const char *sql, int64_t bind, int64_t *out, int *found)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    if (sqlite3_bind_parameter_count(st) > 0) sqlite3_bind_int64(st, 1, bind);
+    rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found) *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Applies every migration newer than the database, each in its own
+ * transaction. Two processes opening a new database at once both get here:
+ * the version is checked again under the write lock, so each migration runs
+ * exactly once. */
+static int migrate(sq_store_t *s, tg_err_t *err)
+{
+    if (exec(s, tg_store_migrations_bootstrap, "migrations", err) != 0) return -1;
+    int64_t cur = 0;
+    int found, rc;
+    rc = query_int(s, "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, &cur, &found);
+    if (rc != SQLITE_OK) return fail(s, rc, "migrations", err);
+    const tg_migration_t *last = &tg_store_migrations[tg_store_nmigrations - 1];
+    if (cur > last->version)
+        return tg_err_set(err,
+                          "database schema version %lld is newer than this tollgate knows "
+                          "(%d): upgrade tollgate",
+                          (long long)cur, last->version);
+
+    for (size_t i = 0; i < tg_store_nmigrations; i++) {
+        const tg_migration_t *m = &tg_store_migrations[i];
+        if (m->version <= cur) continue;
+        char what[96];
+        snprintf(what, sizeof what, "migration %d (%s)", m->version, m->name);
+        if (exec(s, "BEGIN IMMEDIATE", what, err) != 0) return -1;
+        int64_t one;
+        rc = query_int(s, "SELECT 1 FROM schema_migrations WHERE version = ?1", m->version, &one,
+                       &found);
+        if (rc == SQLITE_OK && found) { /* another process was first */
+            rollback(s);
+            continue;
+        }
+        if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, m->sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_stmt *st = NULL;
+            rc = sqlite3_prepare_v2(s->db,
+                                    "INSERT INTO schema_migrations (version, name, applied_us) "
+                                    "VALUES (?1, ?2, ?3)",
+                                    -1, &st, NULL);
+            if (rc == SQLITE_OK) {
+                sqlite3_bind_int(st, 1, m->version);
+                sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 3, tg_wall_us());
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_DONE) rc = SQLITE_OK;
+            }
+            sqlite3_finalize(st);
+        }
+        if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            int ret = fail(s, rc, what, err);
+            rollback(s);
+            return ret;
+        }
+    }
+    return 0;
+}
+
+int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    sq_store_t *s = calloc(1, sizeof *s);
+    if (!s) return tg_err_set(err, "out of memory");
+    s->base.ops = &sqlite_ops;
+
+    /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's
+     * per-connection mutex would only cost. */
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        tg_err_set(err, "cannot open store %s: %s", path,
+                   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto err;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, TG_STORE_BUSY_TIMEOUT_MS);
+
+    /* WAL is a property of the file and persists; setting it again is a no-op.
+     * An in-memory database answers "memory", which is fine for tests. */
+    char what[300];
+    snprintf(what, sizeof what, "store %s", path);
+    if (exec(s, "PRAGMA journal_mode = WAL", what, err) != 0) goto err;
+    if (exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", what, err) != 0) goto err;
+    /* Checkpoint every 4000 pages (16 MB of WAL) rather than SQLite's 1000:
+     * index leaves rewritten by every batch are then copied to the database
+     * file once per checkpoint instead of four times, which measured ~10%
+     * more appends per second. Only the committing connection checkpoints,
+     * so this is the writer's setting in practice. */
+    if (exec(s, "PRAGMA wal_autocheckpoint = 4000", what, err) != 0) goto err;
+    if (migrate(s, err) != 0) {
+        char msg[sizeof err->msg];
+        if (err) {
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            tg_err_set(err, "store %s: %s", path, msg);
+        }
+        goto err;
+    }
+    *out = &s->base;
+    return 0;
+
+err:
+    sq_close(&s->base);
+    return -1;
+}
+
+static const struct tg_store_ops sqlite_ops = {
+    .close = sq_close,
+    .tenant_add = sq_tenant_add,
+    .tenant_get = sq_tenant_get,
+    .tenant_list = sq_tenant_list,
+    .tenant_set_status = sq_tenant_set_status,
+    .key_add = sq_key_add,
+    .key_list = sq_key_list,
+    .key_revoke = sq_key_revoke,
+    .auth_load = sq_auth_load,
+    .auth_version = sq_auth_version,
+    .append = sq_append,
+    .purge = sq_purge,
+    .usage = sq_usage,
+    .writable = sq_writable,
+    .set_busy_timeout = sq_set_busy_timeout,
+};

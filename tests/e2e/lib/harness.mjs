@@ -1,0 +1,661 @@
+// End-to-end harness: starts the real build/tollgate and build/mock-upstream on loopback
+// ports with generated configs, and talks to them with real clients (curl, node:http, raw
+// sockets, the sqlite3 CLI). Node built-ins only, so `node --test tests/e2e/` needs no npm.
+//
+// Every process started here is SIGKILLed when the test process exits, even after a failed
+// assertion, and every temp dir is removed then unless KEEP_TMP=1 (the paths are printed).
+
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const here = import.meta.dirname ?? path.dirname(decodeURIComponent(new URL(import.meta.url).pathname));
+
+/** Absolute path of the repository root. */
+export const repoRoot = path.resolve(here, '..', '..', '..');
+/** Absolute path of the gateway binary: build/tollgate, or $TOLLGATE_BIN (e.g. a sanitizer build). */
+export const bin = path.resolve(repoRoot, process.env.TOLLGATE_BIN || path.join('build', 'tollgate'));
+/** Absolute path of the mock upstream: build/mock-upstream, or $MOCK_UPSTREAM_BIN. */
+export const mockBin = path.resolve(repoRoot, process.env.MOCK_UPSTREAM_BIN || path.join('build', 'mock-upstream'));
+
+const KEEP_TMP = process.env.KEEP_TMP === '1';
+const children = new Set(); // live ChildProcess objects
+const tmpDirs = new Set();
+
+function cleanup() {
+  for (const child of children) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  children.clear();
+  for (const dir of tmpDirs) {
+    if (KEEP_TMP) {
+      process.stderr.write(`KEEP_TMP: kept ${dir}\n`);
+    } else {
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // best effort
+      }
+    }
+  }
+  tmpDirs.clear();
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    cleanup();
+    process.exit(128 + os.constants.signals[sig]);
+  });
+}
+
+/** Tracks a child: it is SIGKILLed on process exit if still running. */
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  child.once('error', () => children.delete(child));
+  return child;
+}
+
+/** A server left running (a forgotten stop()) must not keep the test process alive: the
+ * exit handler kills it instead. Waiting for it (ready line, stop()) uses ref'd timers. */
+function detachFromLoop(child) {
+  child.unref();
+  child.stdout?.unref?.();
+  child.stderr?.unref?.();
+  return child;
+}
+
+/** Resolves with {code, signal} once the child has exited (at once if it already has). */
+function exited(child) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+function requireBinary(file) {
+  if (!fs.existsSync(file)) {
+    throw new Error(`${file} not found: run \`make\` first (or make ${path.relative(repoRoot, file)})`);
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs a program to completion.
+ * @param {string} file
+ * @param {string[]} args
+ * @param {{env?: object, cwd?: string, input?: string|Buffer, timeoutMs?: number}} [opts]
+ * @returns {Promise<{code: number|null, signal: string|null, stdout: string, stderr: string}>}
+ */
+export function run(file, args, { env, cwd, input, timeoutMs = 30000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = track(
+      spawn(file, args, {
+        cwd,
+        env: { ...process.env, ...env },
+        stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      }),
+    );
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => err.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      });
+    });
+    if (input !== undefined) {
+      child.stdin.on('error', () => {}); // the program may exit without reading it all
+      child.stdin.end(input);
+    }
+  });
+}
+
+const handedOut = new Set();
+
+/**
+ * A loopback TCP port that was free a moment ago. Never returns the same port twice in one
+ * test process, so two calls in a row give two different ports.
+ * @returns {Promise<number>}
+ */
+export async function freePort() {
+  for (let i = 0; i < 50; i++) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address();
+        srv.close(() => resolve(port));
+      });
+    });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('freePort: no fresh port after 50 tries');
+}
+
+/**
+ * Polls fn until it returns a truthy value (which is returned) or timeoutMs passes.
+ * @template T
+ * @param {() => T|Promise<T>} fn
+ * @param {{timeoutMs?: number, intervalMs?: number, message?: string}} [opts]
+ * @returns {Promise<T>}
+ */
+export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 50, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`waitFor: ${message} not met within ${timeoutMs} ms${last ? `: ${last.message}` : ''}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * Starts build/mock-upstream on an ephemeral loopback port and waits for its ready line.
+ * @param {{threads?: number}} [opts]
+ * @returns {Promise<{port: number, url: string, proc: import('node:child_process').ChildProcess,
+ *   stdout: () => string, stderr: () => string,
+ *   stop: () => Promise<{code: number|null, signal: string|null}>}>}
+ *   stop() sends SIGTERM and resolves when the process has exited (SIGKILL after 5 s).
+ */
+export async function startMock({ threads = 1 } = {}) {
+  requireBinary(mockBin);
+  const proc = detachFromLoop(
+    track(
+      spawn(mockBin, ['--listen', '127.0.0.1:0', '--threads', String(threads)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    ),
+  );
+  let stdout = '';
+  let stderr = '';
+  proc.stderr.on('data', (d) => (stderr += d));
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`mock-upstream not ready within 10 s; stderr:\n${stderr}`));
+    }, 10000);
+    proc.stdout.on('data', (d) => {
+      stdout += d;
+      const m = /mock-upstream listening on 127\.0\.0\.1:(\d+)/.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`mock-upstream exited (code ${code}, signal ${signal}) before ready; stderr:\n${stderr}`));
+    });
+    proc.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    proc,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    async stop() {
+      const done = exited(proc);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      const r = await done;
+      clearTimeout(timer);
+      return r;
+    },
+  };
+}
+
+// ---- config generation ----
+
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+const YAML11_WORD = /^(y|n|yes|no|on|off|true|false|null)$/i; // resolved as bool/null by some loaders
+const yamlKey = (k) => (PLAIN_KEY.test(k) && !YAML11_WORD.test(k) ? k : JSON.stringify(k));
+
+/** One value as YAML flow syntax. Strings are always double-quoted (JSON escapes are valid
+ * YAML), so "yes", "on", "0123" or ":" in a string never change meaning. */
+function flow(v) {
+  if (v === null || v === undefined) return 'null';
+  if (Array.isArray(v)) return `[${v.map(flow).join(', ')}]`;
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      if (!Number.isFinite(v)) throw new Error(`toYaml: cannot write ${v}`);
+      return String(v);
+    case 'boolean':
+      return String(v);
+    case 'object': {
+      const items = Object.entries(v)
+        .filter(([, x]) => x !== undefined)
+        .map(([k, x]) => `${yamlKey(k)}: ${flow(x)}`);
+      return `{${items.join(', ')}}`;
+    }
+    default:
+      throw new Error(`toYaml: cannot write a ${typeof v}`);
+  }
+}
+
+/**
+ * Serializes a config object: top-level keys in block style, arrays as block sequences of
+ * flow items, everything below that in flow style.
+ * @param {object} config
+ * @returns {string}
+ */
+export function toYaml(config) {
+  const lines = ['# generated by tests/e2e/lib/harness.mjs'];
+  for (const [k, v] of Object.entries(config)) {
+    if (v === undefined) continue;
+    const key = yamlKey(k);
+    if (Array.isArray(v) && v.length > 0) {
+      lines.push(`${key}:`);
+      for (const item of v) lines.push(`  - ${flow(item)}`);
+    } else {
+      lines.push(`${key}: ${flow(v)}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+const isPlainObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * GET url with node:http; resolves with the status, or rejects on a connection error.
+ * @returns {Promise<number>}
+ */
+function probe(url, timeoutMs = 1000) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Writes a config into a fresh temp dir and starts `build/tollgate serve` on it.
+ *
+ * The config has server.listen and server.admin_listen on free loopback ports, server.workers,
+ * store sqlite:<dir>/tollgate.db, log.access <dir>/access.log (level info), the given upstreams
+ * and routes, and `extra`'s top-level keys merged in (a plain-object value such as
+ * `extra.server` is merged one level deep, so it can add keys without losing listen).
+ *
+ * Resolves once GET <adminUrl>/healthz answers 200; rejects after 10 s, or as soon as the
+ * process exits, with its stderr in the message.
+ *
+ * @param {{upstreams?: object[], routes?: object[], extra?: object, workers?: number|string,
+ *   env?: object}} [opts] env is added to the environment of serve (and of cli()).
+ * @returns {Promise<{dir: string, port: number, url: string, adminPort: number,
+ *   adminUrl: string, configPath: string, dbPath: string, accessLog: string, config: object,
+ *   proc: import('node:child_process').ChildProcess, stdout: () => string,
+ *   stderr: () => string,
+ *   cli: (args: string[], opts?: {env?: object, input?: string|Buffer}) =>
+ *     Promise<{code: number|null, stdout: string, stderr: string}>,
+ *   stop: (signal?: string) => Promise<{code: number|null, signal: string|null}>,
+ *   kill: () => Promise<{code: number|null, signal: string|null}>,
+ *   restart: () => Promise<void>}>}
+ *   stdout()/stderr() hold everything the gateway printed, across restarts. `proc` is the
+ *   current process. stop() rejects if the process has not exited 30 s after the signal
+ *   (it is SIGKILLed then).
+ */
+export async function startGateway({ upstreams = [], routes = [], extra = {}, workers = 2, env = {} } = {}) {
+  requireBinary(bin);
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tollgate-e2e-'));
+  tmpDirs.add(dir);
+  const port = await freePort();
+  const adminPort = await freePort();
+  const dbPath = path.join(dir, 'tollgate.db');
+  const accessLog = path.join(dir, 'access.log');
+  const config = {
+    server: { listen: `127.0.0.1:${port}`, admin_listen: `127.0.0.1:${adminPort}`, workers },
+    store: `sqlite:${dbPath}`,
+    log: { access: accessLog, level: 'info' },
+    upstreams,
+    routes,
+  };
+  for (const [k, v] of Object.entries(extra)) {
+    config[k] = isPlainObject(v) && isPlainObject(config[k]) ? { ...config[k], ...v } : v;
+  }
+  const configPath = path.join(dir, 'tollgate.yaml');
+  await fs.promises.writeFile(configPath, toYaml(config));
+
+  let stdout = '';
+  let stderr = '';
+  let proc = null;
+  const url = `http://127.0.0.1:${port}`;
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+
+  async function start() {
+    const child = detachFromLoop(
+      track(
+        spawn(bin, ['serve', '-c', configPath], {
+          cwd: dir,
+          env: { ...process.env, ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      ),
+    );
+    proc = child;
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    let spawnError = null;
+    child.once('error', (e) => (spawnError = e));
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      if (spawnError) throw spawnError;
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(
+          `tollgate serve exited (code ${child.exitCode}, signal ${child.signalCode}) before ` +
+            `${adminUrl}/healthz answered; config ${configPath}; stderr:\n${stderr}`,
+        );
+      }
+      try {
+        if ((await probe(`${adminUrl}/healthz`)) === 200) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() >= deadline) {
+        child.kill('SIGKILL');
+        throw new Error(
+          `tollgate serve: ${adminUrl}/healthz did not answer 200 within 10 s; ` +
+            `config ${configPath}; stderr:\n${stderr}`,
+        );
+      }
+      await sleep(50);
+    }
+  }
+
+  async function stop(signal = 'SIGTERM') {
+    const child = proc;
+    const done = exited(child);
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`tollgate did not exit within 30 s of ${signal}; stderr:\n${stderr}`));
+      }, 30000);
+    });
+    try {
+      return await Promise.race([done, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  await start();
+  return {
+    dir,
+    port,
+    url,
+    adminPort,
+    adminUrl,
+    configPath,
+    dbPath,
+    accessLog,
+    config,
+    get proc() {
+      return proc;
+    },
+    stdout: () => stdout,
+    stderr: () => stderr,
+    cli: (args, { env: extraEnv, input } = {}) =>
+      run(bin, ['-c', configPath, ...args], { cwd: dir, env: { ...env, ...extraEnv }, input }),
+    stop,
+    kill: () => stop('SIGKILL'),
+    async restart() {
+      if (proc.exitCode === null && proc.signalCode === null) await stop('SIGTERM');
+      await start();
+    },
+  };
+}
+
+/**
+ * Adds a tenant and creates a key for it with the CLI.
+ * @param {{cli: Function}} gw a startGateway() result
+ * @param {string} tenantId
+ * @returns {Promise<{tenant: string, keyId: string, secret: string}>}
+ */
+export async function createTenantKey(gw, tenantId) {
+  const t = await gw.cli(['tenant', 'add', tenantId]);
+  if (t.code !== 0) throw new Error(`tenant add ${tenantId}: exit ${t.code}: ${t.stderr}${t.stdout}`);
+  const k = await gw.cli(['key', 'create', '--tenant', tenantId]);
+  if (k.code !== 0) throw new Error(`key create --tenant ${tenantId}: exit ${k.code}: ${k.stderr}${k.stdout}`);
+  const secret = /^\s*secret:\s*(tg_\S+)\s*$/m.exec(k.stdout);
+  const keyId = /^\s*key_id:\s*(key_\S+)\s*$/m.exec(k.stdout);
+  if (!secret || !keyId) {
+    throw new Error(`key create: no "secret: tg_..." and "key_id: key_..." lines in:\n${k.stdout}`);
+  }
+  return { tenant: tenantId, keyId: keyId[1], secret: secret[1] };
+}
+
+/**
+ * Runs the real curl binary.
+ * @param {string[]} args
+ * @param {{input?: string|Buffer, timeoutMs?: number, env?: object}} [opts] input goes to stdin
+ * @returns {Promise<{code: number|null, stdout: string, stderr: string}>}
+ */
+export async function curl(args, opts = {}) {
+  const r = await run('curl', args, opts);
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Splits curl -i output into its last (final) header block and the body. */
+function splitCurlOutput(out) {
+  let rest = out;
+  let head = null;
+  while (rest.startsWith('HTTP/')) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end < 0) {
+      head = rest;
+      rest = '';
+      break;
+    }
+    head = rest.slice(0, end);
+    rest = rest.slice(end + 4);
+    const status = Number(/^HTTP\/\S+\s+(\d{3})/.exec(head)?.[1]);
+    if (!(status >= 100 && status < 200)) break; // 1xx blocks (100 Continue) precede the final one
+  }
+  return { head, body: rest };
+}
+
+/** Parses a header block into lowercased names; repeated names are joined with ", ". */
+function parseHeaderBlock(head) {
+  const headers = {};
+  for (const line of head.split('\r\n').slice(1)) {
+    const i = line.indexOf(':');
+    if (i <= 0) continue;
+    const name = line.slice(0, i).trim().toLowerCase();
+    const value = line.slice(i + 1).trim();
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  return headers;
+}
+
+/**
+ * One request with curl -s -S -i. `data` is sent as is (string/Buffer) or as JSON (object,
+ * with Content-Type: application/json unless headers give one), from stdin.
+ * @param {string} url
+ * @param {{method?: string, headers?: Record<string,string>, data?: string|Buffer|object,
+ *   args?: string[], timeoutMs?: number}} [opts] args are extra curl arguments
+ * @returns {Promise<{status: number, headers: Record<string,string>, body: any, text: string,
+ *   code: number|null, stderr: string}>} body is the parsed JSON when the body parses as
+ *   JSON, else the text; status is 0 when curl got no response (see code and stderr).
+ */
+export async function curlJson(url, { method, headers = {}, data, args = [], timeoutMs = 30000 } = {}) {
+  const a = ['-s', '-S', '-i', '--max-time', String(Math.ceil(timeoutMs / 1000))];
+  if (method) a.push('-X', method);
+  const hdrs = { ...headers };
+  let input;
+  if (data !== undefined) {
+    if (typeof data === 'string' || Buffer.isBuffer(data)) {
+      input = data;
+    } else {
+      input = JSON.stringify(data);
+      if (!Object.keys(hdrs).some((k) => k.toLowerCase() === 'content-type')) {
+        hdrs['Content-Type'] = 'application/json';
+      }
+    }
+    a.push('--data-binary', '@-');
+  }
+  for (const [k, v] of Object.entries(hdrs)) a.push('-H', `${k}: ${v}`);
+  a.push(...args, url);
+  const r = await run('curl', a, { input, timeoutMs: timeoutMs + 5000 });
+  const { head, body: text } = splitCurlOutput(r.stdout);
+  if (!head) return { status: 0, headers: {}, body: text, text, code: r.code, stderr: r.stderr };
+  let body = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return {
+    status: Number(/^HTTP\/\S+\s+(\d{3})/.exec(head)?.[1] ?? 0),
+    headers: parseHeaderBlock(head),
+    body,
+    text,
+    code: r.code,
+    stderr: r.stderr,
+  };
+}
+
+/**
+ * One request with node:http (no keep-alive agent). Resolves when the response has ended.
+ * @param {string} url
+ * @param {{method?: string, headers?: object, body?: string|Buffer|Buffer[],
+ *   timeoutMs?: number}} [opts] an array body is written piece by piece (chunked unless a
+ *   Content-Length header is given)
+ * @returns {Promise<{status: number, headers: object, body: Buffer, text: string,
+ *   json: () => any, chunks: {at: number, bytes: number}[], ms: number}>} chunks: each 'data'
+ *   event with its time (ms since the request started); ms: time to the response's end.
+ */
+export function request(url, { method = 'GET', headers = {}, body, timeoutMs = 30000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = http.request(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
+      const parts = [];
+      const chunks = [];
+      res.on('data', (d) => {
+        parts.push(d);
+        chunks.push({ at: performance.now() - t0, bytes: d.length });
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        const buf = Buffer.concat(parts);
+        resolve({
+          status: res.statusCode,
+          headers: res.headers,
+          body: buf,
+          text: buf.toString('utf8'),
+          json: () => JSON.parse(buf.toString('utf8')),
+          chunks,
+          ms: performance.now() - t0,
+        });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`request to ${url} timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    if (Array.isArray(body)) {
+      for (const piece of body) req.write(piece);
+      req.end();
+    } else {
+      req.end(body);
+    }
+  });
+}
+
+/**
+ * Writes data to a fresh TCP connection to 127.0.0.1:port and collects everything received
+ * until the server closes the connection or timeoutMs passes.
+ * @param {number} port
+ * @param {string|Buffer} data
+ * @param {{timeoutMs?: number}} [opts]
+ * @returns {Promise<{data: string, buffer: Buffer, closed: boolean, error?: string}>} closed is
+ *   false when the timeout ended it; error is the socket error code (e.g. ECONNRESET), if any.
+ */
+export function raw(port, data, { timeoutMs = 5000 } = {}) {
+  return new Promise((resolve) => {
+    const parts = [];
+    let settled = false;
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    const finish = (closed, error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const buffer = Buffer.concat(parts);
+      const r = { data: buffer.toString('utf8'), buffer, closed };
+      if (error) r.error = error;
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.on('connect', () => sock.write(data));
+    sock.on('data', (d) => parts.push(d));
+    sock.on('end', () => finish(true));
+    sock.on('close', () => finish(true));
+    sock.on('error', (e) => finish(true, e.code ?? e.message));
+  });
+}
+
+/**
+ * Runs `sqlite3 -json DB SQL` (with a 5 s busy timeout, as the gateway may be writing).
+ * @param {string} dbPath
+ * @param {string} sql
+ * @returns {Promise<object[]>} the rows; [] when the statement returns none
+ */
+export async function sqlite(dbPath, sql) {
+  const r = await run('sqlite3', ['-cmd', '.timeout 5000', '-json', dbPath, sql]);
+  if (r.code !== 0) throw new Error(`sqlite3 ${dbPath} "${sql}": exit ${r.code}: ${r.stderr}`);
+  const out = r.stdout.trim();
+  return out ? JSON.parse(out) : [];
+}
+
+/** SHA-256 of a string or Buffer, as lowercase hex. */
+export function sha256(data) {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+/** Creates a temp dir that is removed on exit (unless KEEP_TMP=1). */
+export async function tempDir(prefix = 'tollgate-e2e-') {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), prefix));
+  tmpDirs.add(dir);
+  return dir;
+}
