@@ -106,8 +106,9 @@ static int on_message_complete(http_parser *p)
     char *q = strchr(c->url, '?');
     if (q) *q = '\0';
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
-        respond(c, 404, json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
-                                  "admin endpoints answer GET"));
+        respond(c, 404,
+                json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
+                          "admin endpoints answer GET"));
     } else if (strcmp(c->url, "/healthz") == 0) {
         respond(c, 200, json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(c->url, "/readyz") == 0) {
@@ -115,8 +116,9 @@ static int on_message_complete(http_parser *p)
         int ready = tg_server_ready(c->a->srv, o);
         respond(c, ready ? 200 : 503, o);
     } else {
-        respond(c, 404, json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
-                                  "no such admin endpoint"));
+        respond(c, 404,
+                json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
+                          "no such admin endpoint"));
     }
     http_parser_pause(p, 1);
     return 0;
@@ -152,8 +154,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (e != HPE_OK || c->head_bytes > ADMIN_HEAD_MAX) {
         c->done = 1;
         uv_read_stop(s);
-        respond(c, 400, json_pack("{s:{s:s,s:s}}", "error", "type", "invalid_request", "message",
-                                  "malformed request"));
+        respond(c, 400,
+                json_pack("{s:{s:s,s:s}}", "error", "type", "invalid_request", "message",
+                          "malformed request"));
     }
 }
 

@@ -42,16 +42,11 @@ struct tg_keyring {
 const char *tg_auth_result_reason(tg_auth_result_t r)
 {
     switch (r) {
-    case TG_AUTH_OK:
-        return "";
-    case TG_AUTH_MISSING:
-        return "missing_key";
-    case TG_AUTH_UNKNOWN:
-        return "unknown_key";
-    case TG_AUTH_REVOKED:
-        return "revoked_key";
-    case TG_AUTH_DISABLED:
-        return "tenant_disabled";
+    case TG_AUTH_OK: return "";
+    case TG_AUTH_MISSING: return "missing_key";
+    case TG_AUTH_UNKNOWN: return "unknown_key";
+    case TG_AUTH_REVOKED: return "revoked_key";
+    case TG_AUTH_DISABLED: return "tenant_disabled";
     }
     return "unauthorized";
 }
@@ -168,8 +163,8 @@ int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err)
     return 0;
 }
 
-tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len,
-                                  char tenant[64], char key_id[32])
+tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len, char tenant[64],
+                                  char key_id[32])
 {
     if (!secret || len == 0) return TG_AUTH_MISSING;
     unsigned char sha[32];

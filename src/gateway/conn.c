@@ -32,8 +32,8 @@
 #include "util/log.h"
 
 #define MAX_HDRS      100
-#define BODY_HIGH     (256 * 1024) /* stop reading the client above this much unsent body */
-#define BODY_LOW      (64 * 1024)  /* and read again below this */
+#define BODY_HIGH     (256 * 1024)  /* stop reading the client above this much unsent body */
+#define BODY_LOW      (64 * 1024)   /* and read again below this */
 #define OUT_HIGH      (1024 * 1024) /* pause the upstream above this much unsent response */
 #define OUT_LOW       (256 * 1024)
 #define PEND_MAX      (64 * 1024) /* pipelined bytes held while a request is in flight */
@@ -54,11 +54,11 @@ struct tg_conn {
     int open_handles;
 
     /* Connection state. */
-    int closing;    /* uv_close called */
-    int lingering;  /* response sent with close; draining the client's rest */
-    int reading;    /* uv_read_start in effect */
-    int driving;    /* inside drive(): finish_request must not recurse */
-    int resume;     /* drive() should unpause the parser and parse c->pend */
+    int closing;   /* uv_close called */
+    int lingering; /* response sent with close; draining the client's rest */
+    int reading;   /* uv_read_start in effect */
+    int driving;   /* inside drive(): finish_request must not recurse */
+    int resume;    /* drive() should unpause the parser and parse c->pend */
     int write_failed;
     char client_ip[48];
 
@@ -82,7 +82,7 @@ struct tg_conn {
     int msg_done;  /* the whole request message was read */
     int resp_done; /* the whole response was queued */
     int keep_alive;
-    int discard;   /* body bytes are read and dropped (request already answered) */
+    int discard; /* body bytes are read and dropped (request already answered) */
     int has_body;
     int64_t body_limit;
     int64_t content_length; /* -1 when chunked or absent */
@@ -97,7 +97,7 @@ struct tg_conn {
     char *body;
     size_t body_len, body_off, body_cap;
     int64_t body_pulled; /* bytes handed to the upstream client */
-    int body_paused; /* client reads stopped for back-pressure */
+    int body_paused;     /* client reads stopped for back-pressure */
 
     /* Upstream transfer. */
     tg_proxy_req_t *up;
@@ -212,8 +212,8 @@ static int conn_write(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
 static void send_error(tg_conn_t *c, int status, const char *type, const char *message)
 {
     char body[512], head[512];
-    int bl = snprintf(body, sizeof body, "{\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}\n",
-                      type, message);
+    int bl = snprintf(body, sizeof body, "{\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}\n", type,
+                      message);
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                       "Content-Length: %d\r\nx-request-id: %s\r\n%s\r\n",
@@ -389,7 +389,7 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
     if (!c->head_sent) {
         int big = c->overflow || e == HPE_HEADER_OVERFLOW;
         c->ev.outcome = TG_OUTCOME_REJECTED;
-        const char *reason = big ? "headers_too_large"
+        const char *reason = big                 ? "headers_too_large"
                              : c->parser.upgrade ? "upgrade_unsupported"
                                                  : "malformed_request";
         TG_EVENT_SET(&c->ev, reason, reason, strlen(reason));
@@ -703,9 +703,9 @@ static const http_parser_settings settings = {
 
 static int hop_by_hop(const char *n, size_t l)
 {
-    static const char *const names[] = {"connection", "keep-alive",       "proxy-connection",
-                                        "te",         "trailer",          "transfer-encoding",
-                                        "upgrade",    "proxy-authorization"};
+    static const char *const names[] = {
+        "connection", "keep-alive",        "proxy-connection", "te",
+        "trailer",    "transfer-encoding", "upgrade",          "proxy-authorization"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i]) == l && strncasecmp(n, names[i], l) == 0) return 1;
     return 0;
@@ -717,8 +717,8 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
 {
     const char *n = c->head + h->no;
     if (hop_by_hop(n, h->nl)) return 1;
-    static const char *const names[] = {"host",         "content-length", "authorization",
-                                        "x-api-key",    "x-request-id",   "x-forwarded-for",
+    static const char *const names[] = {"host",      "content-length", "authorization",
+                                        "x-api-key", "x-request-id",   "x-forwarded-for",
                                         "expect"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (name_is(c, h, names[i])) return 1;
@@ -768,9 +768,9 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
     int ll = snprintf(line, sizeof line, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
     int tl = snprintf(tail, sizeof tail, "x-request-id: %s\r\n%s%s\r\n", c->ev.request_id,
                       c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "",
-                      !c->keep_alive                 ? "Connection: close\r\n"
+                      !c->keep_alive              ? "Connection: close\r\n"
                       : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
-                                                     : "");
+                                                  : "");
     c->rhead_len = 0;
     if (grow(&c->rhead, &c->rhead_cap, (size_t)ll + c->out_len + (size_t)tl) != 0) {
         c->write_failed = 1;

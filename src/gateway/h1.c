@@ -47,7 +47,7 @@ struct tg_h1 {
     pool_t **pools;
     size_t npools, cap;
     h1req_t *free_reqs;
-    h1conn_t *conns; /* every open connection, for tg_h1_free */
+    h1conn_t *conns;  /* every open connection, for tg_h1_free */
     char rbuf[65536]; /* read buffer: parsed before the next read */
 };
 
@@ -251,8 +251,8 @@ static void finish(h1req_t *r, tg_proxy_result_t res, const char *detail)
 {
     h1conn_t *c = r->c;
     if (c) {
-        int reuse = res == TG_PROXY_OK && r->body_done &&
-                    http_should_keep_alive(&c->parser) && !c->closing;
+        int reuse =
+            res == TG_PROXY_OK && r->body_done && http_should_keep_alive(&c->parser) && !c->closing;
         c->req = NULL;
         if (reuse) {
             http_parser_init(&c->parser, HTTP_RESPONSE);

@@ -57,8 +57,8 @@ int tg_listen_socket(const struct sockaddr_storage *addr, int reuseport, tg_err_
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
+    socklen_t len =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     char name[80];
     tg_listen_format(addr, name, sizeof name);
     if (bind(fd, (const struct sockaddr *)addr, len) != 0) {

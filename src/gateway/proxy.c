@@ -28,7 +28,7 @@ struct tg_proxy_req {
     int64_t body_sent;
     int up_paused, down_paused;
     int pause_next; /* on_body asked for a pause: the next bytes are refused */
-    int interim; /* inside a 1xx response head: its headers are swallowed */
+    int interim;    /* inside a 1xx response head: its headers are swallowed */
     int active;
     char reason[64];
     size_t reason_len;
@@ -62,18 +62,11 @@ static void check_done(tg_proxy_t *p)
         r->active = 0;
         tg_proxy_result_t res = TG_PROXY_ERROR;
         switch (rc) {
-        case CURLE_OK:
-            res = TG_PROXY_OK;
-            break;
+        case CURLE_OK: res = TG_PROXY_OK; break;
         case CURLE_COULDNT_CONNECT:
-        case CURLE_COULDNT_RESOLVE_HOST:
-            res = TG_PROXY_CONNECT;
-            break;
-        case CURLE_OPERATION_TIMEDOUT:
-            res = TG_PROXY_TIMEOUT;
-            break;
-        default:
-            break;
+        case CURLE_COULDNT_RESOLVE_HOST: res = TG_PROXY_CONNECT; break;
+        case CURLE_OPERATION_TIMEDOUT: res = TG_PROXY_TIMEOUT; break;
+        default: break;
         }
         const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
         const tg_proxy_handler_t *h = r->h;

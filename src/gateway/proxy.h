@@ -60,7 +60,7 @@ typedef struct tg_proxy_spec {
     int has_body;     /* the request carries a body (read through read_body) */
     int64_t body_len; /* its length, or -1 when unknown (sent chunked) */
     long connect_timeout_ms;
-    long timeout_ms; /* whole transfer; 0 = none */
+    long timeout_ms;      /* whole transfer; 0 = none */
     long idle_timeout_ms; /* no progress for this long = timeout (1 s granularity) */
 } tg_proxy_spec_t;
 

@@ -167,8 +167,8 @@ static void reload(main_ctx_t *m)
     }
     m->srv->cfg = next;
     tg_config_unref(cur);
-    TG_INFO("config reloaded from %s: %zu upstreams, %zu routes", m->config_path,
-            next->nupstreams, next->nroutes);
+    TG_INFO("config reloaded from %s: %zu upstreams, %zu routes", m->config_path, next->nupstreams,
+            next->nroutes);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

@@ -26,20 +26,20 @@ typedef struct tg_worker {
     tg_server_t *srv;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_async_t mailbox;      /* wakes the loop for the fields under mu */
-    uv_timer_t drain_timer;  /* forces the last connections closed at drain_timeout */
+    uv_async_t mailbox;     /* wakes the loop for the fields under mu */
+    uv_timer_t drain_timer; /* forces the last connections closed at drain_timeout */
     tg_proxy_t *proxy;
     pthread_t thread;
     int listen_fd;
     /* Owned by this worker's thread only. */
-    tg_config_t *cfg;        /* the config new requests use (one reference) */
-    tg_conn_t *conns;        /* every open connection (doubly linked) */
+    tg_config_t *cfg; /* the config new requests use (one reference) */
+    tg_conn_t *conns; /* every open connection (doubly linked) */
     size_t nconns;
     int draining;
-    char rbuf[65536];        /* read buffer: data is parsed before the next read */
+    char rbuf[65536]; /* read buffer: data is parsed before the next read */
     /* Mailbox, guarded by mu. */
     pthread_mutex_t mu;
-    tg_config_t *next_cfg;   /* a reloaded config to switch to */
+    tg_config_t *next_cfg; /* a reloaded config to switch to */
     int drain_requested;
 } tg_worker_t;
 

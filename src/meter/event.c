@@ -8,12 +8,9 @@
 const char *tg_outcome_name(tg_outcome_t o)
 {
     switch (o) {
-    case TG_OUTCOME_BILLABLE:
-        return "billable";
-    case TG_OUTCOME_FAILED:
-        return "failed";
-    case TG_OUTCOME_REJECTED:
-        return "rejected";
+    case TG_OUTCOME_BILLABLE: return "billable";
+    case TG_OUTCOME_FAILED: return "failed";
+    case TG_OUTCOME_REJECTED: return "rejected";
     }
     return "unknown";
 }

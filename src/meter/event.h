@@ -50,6 +50,6 @@ int64_t tg_event_new_id(int64_t wall_us);
 
 /* Copies src into a fixed field, truncating; always NUL-terminates. */
 void tg_event_str(char *dst, size_t cap, const char *src, size_t len);
-#define TG_EVENT_SET(ev, field, s, n) tg_event_str((ev)->field, sizeof (ev)->field, (s), (n))
+#define TG_EVENT_SET(ev, field, s, n) tg_event_str((ev)->field, sizeof(ev)->field, (s), (n))
 
 #endif

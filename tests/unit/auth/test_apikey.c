@@ -17,8 +17,8 @@ static void test_generate_shape(void **state)
     assert_int_equal(strlen(secret), 46);
     assert_memory_equal(secret, "tg_", 3);
     for (size_t i = 3; i < strlen(secret); i++)
-        assert_non_null(strchr("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-                               secret[i]));
+        assert_non_null(
+            strchr("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", secret[i]));
     assert_int_equal(strlen(id), 20);
     assert_memory_equal(id, "key_", 4);
     assert_int_equal(strncmp(prefix, secret, 8), 0);
@@ -43,10 +43,10 @@ static void test_hash_known_vector(void **state)
 {
     (void)state;
     /* SHA-256("abc") */
-    static const unsigned char want[32] = {
-        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
-        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
-        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const unsigned char want[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                           0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                           0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                           0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
     unsigned char got[32];
     tg_apikey_hash("abc", 3, got);
     assert_memory_equal(got, want, 32);

@@ -49,8 +49,7 @@ static void add(const char *secret, const char *id, const char *tenant, int ka, 
     k->tenant_active = ta;
 }
 
-static tg_auth_result_t check(tg_keyring_t *kr, const char *secret, char tenant[64],
-                              char id[32])
+static tg_auth_result_t check(tg_keyring_t *kr, const char *secret, char tenant[64], char id[32])
 {
     return tg_keyring_check(kr, secret, secret ? strlen(secret) : 0, tenant, id);
 }

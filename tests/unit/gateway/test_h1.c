@@ -914,9 +914,13 @@ static void test_post_chunked(void **state)
 
 /* A body far bigger than the socket buffers, to an upstream that reads late:
  * the upload stops at its high-water mark and resumes as writes complete. */
+static client_t *slow_client;
+static size_t pulled_before_read; /* body bytes read_body gave out before the upstream read */
+
 static void start_reading(void *arg)
 {
     sconn_t *sc = arg;
+    pulled_before_read = slow_client->up_off;
     uv_read_start((uv_stream_t *)&sc->tcp, srv_alloc, srv_read);
 }
 
@@ -926,6 +930,8 @@ static void on_accept_slow(uv_stream_t *lsn, int status)
     if (F.nconns == 0) return;
     sconn_t *sc = F.conns[F.nconns - 1];
     uv_read_stop((uv_stream_t *)&sc->tcp);
+    int small = 64 * 1024; /* no receive-window autotuning: the kernel holds little */
+    uv_recv_buffer_size((uv_handle_t *)&sc->tcp, &small);
     later(100, start_reading, sc);
 }
 
@@ -956,8 +962,11 @@ static void test_post_large_slow_reader(void **state)
     c.spec.body_len = (int64_t)n;
     c.up = big;
     c.up_len = n;
+    slow_client = &c;
     assert_non_null(client_start(&c));
     RUN_UNTIL(c.done, 4000);
+    /* it stopped pulling while the upstream did not read */
+    assert_true(pulled_before_read > 0 && pulled_before_read < n);
     assert_int_equal(c.result, TG_PROXY_OK);
     assert_int_equal(F.nreqs, 1);
     assert_int_equal(F.reqs[0].body_len, n);

@@ -16,8 +16,8 @@ static tg_upstream_conf_t make(void)
         atomic_store(&targets[i].fails, 0);
         atomic_store(&targets[i].down_until_us, 0);
     }
-    tg_upstream_conf_t u = {.name = "u", .targets = targets, .ntargets = 3, .max_fails = 2,
-                            .fail_timeout_ms = 1000};
+    tg_upstream_conf_t u = {
+        .name = "u", .targets = targets, .ntargets = 3, .max_fails = 2, .fail_timeout_ms = 1000};
     return u;
 }
 
