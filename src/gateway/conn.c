@@ -645,6 +645,14 @@ static int on_headers_complete(http_parser *p)
                "body_too_large");
         return 0;
     }
+    const hdr_t *ex = find_hdr(c, "expect");
+    if (ex && ex->vl == 12 && strncasecmp(c->head + ex->vo, "100-continue", 12) == 0 &&
+        p->http_minor >= 1) {
+        /* Accepted: let the client send its body now (the upstream never sees
+         * the Expect; its own 100 would be swallowed). */
+        uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+        conn_write(c, &cont, 1);
+    }
     start_upstream(c);
     return 0;
 }

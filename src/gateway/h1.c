@@ -509,6 +509,12 @@ static void pump_upload(h1req_t *r)
         }
         if (got == TG_PROXY_PAUSE) {
             r->upload_paused = 1;
+            if (nb == 1 && r->body_sent == 0) {
+                /* No body bytes yet: the head waits to leave with the first
+                 * ones (the client's read usually brings them right after). */
+                r->head_sent = 0;
+                return;
+            }
         } else if (got == 0) {
             r->body_done = 1;
             if (r->chunked) bufs[nb++] = uv_buf_init("0\r\n\r\n", 5);

@@ -137,6 +137,23 @@ describe(`proxying (${client} upstream client)`, () => {
     assert.equal(ev.bytes_in, body.length);
   });
 
+  test('Expect: 100-continue is answered so the client sends its body', async () => {
+    const sock = net.connect(gw.port, '127.0.0.1');
+    await new Promise((r) => sock.on('connect', r));
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    sock.write(
+      `POST /up?echo=1 HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\n` +
+        'Content-Length: 5\r\nExpect: 100-continue\r\n\r\n',
+    );
+    await waitFor(() => got.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), { message: '100 Continue' });
+    sock.write('hello');
+    await waitFor(() => /"body_bytes":5/.test(got), { message: 'final response' });
+    assert.match(got, /HTTP\/1\.1 200 OK/);
+    assert.doesNotMatch(got, /"expect"/, 'the Expect header is not forwarded');
+    sock.destroy();
+  });
+
   test('SSE and chunked responses reach the client chunk by chunk', async () => {
     const auth = { Authorization: `Bearer ${key.secret}` };
     const r = await request(`${gw.url}/stream?sse=5&interval_ms=200`, { headers: auth });
