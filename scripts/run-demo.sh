@@ -16,7 +16,7 @@ trap 'kill $MOCK 2>/dev/null || true' EXIT
 if [ ! -s .run/demo-key ] || [ ! -f .run/tollgate.db ]; then
   rm -f .run/demo-key
   "$TG" -c "$CONFIG" tenant add demo --name "Demo tenant" >/dev/null 2>&1 || true
-  "$TG" -c "$CONFIG" key create --tenant demo --name demo | sed -n 's/^secret: //p' >.run/demo-key
+  "$TG" -c "$CONFIG" key create --tenant demo --name demo 2>/dev/null | sed -n 's/^secret: //p' >.run/demo-key
 fi
 KEY=$(cat .run/demo-key)
 

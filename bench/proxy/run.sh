@@ -42,7 +42,7 @@ routes:
   - { name: api, path_prefix: /, upstream: mock, kind: http }
 YAML
 build/tollgate -c "$T/tollgate.yaml" tenant add bench >/dev/null
-KEY=$(build/tollgate -c "$T/tollgate.yaml" key create --tenant bench | sed -n 's/^secret: //p')
+KEY=$(build/tollgate -c "$T/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p')
 build/tollgate -c "$T/tollgate.yaml" serve 2>"$T/tollgate.err" &
 TGPID=$!
 PIDS+=($TGPID)
