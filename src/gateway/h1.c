@@ -428,6 +428,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             /* A stale keep-alive connection: try once more on a fresh one. */
             r->retried = 1;
             r->head_sent = 0;
+            r->body_done = 0; /* nothing was pulled: pull (and end) the body again */
+            r->upload_paused = 0;
             r->c = NULL;
             c->req = NULL;
             conn_close(c);
@@ -591,8 +593,14 @@ static void conn_connect(h1req_t *r)
         fail_later(r, TG_PROXY_CONNECT, "connect failed");
         return;
     }
-    if (r->connect_timeout_ms > 0)
-        uv_timer_start(&r->timer, on_timeout, (uint64_t)r->connect_timeout_ms, 0);
+    /* The connect timeout, cut to the whole transfer's deadline. */
+    int64_t ms = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 0;
+    if (r->deadline_us) {
+        int64_t left = (r->deadline_us - tg_mono_us()) / 1000;
+        if (left < 1) left = 1;
+        if (ms == 0 || left < ms) ms = left;
+    }
+    if (ms > 0) uv_timer_start(&r->timer, on_timeout, (uint64_t)ms, 0);
 }
 
 /* ---- the proxy.h calls ------------------------------------------------ */

@@ -38,8 +38,9 @@ typedef struct tg_proxy_handler {
     void (*on_header)(void *ud, const char *name, size_t nlen, const char *value, size_t vlen);
     void (*on_head_done)(void *ud, int status, const char *reason, size_t rlen);
     /* Response body bytes, always taken. Return 0, or 1 to have the
-     * download paused after these until tg_proxy_resume_download, or -1 to
-     * abort the transfer. */
+     * download paused until tg_proxy_resume_download, or -1 to abort the
+     * transfer. The pause takes effect after the network read at hand: the
+     * rest of it (at most one 64 KiB read buffer) may still be delivered. */
     int (*on_body)(void *ud, const char *p, size_t n);
     /* Optional: the client did all it will do for now with the bytes that
      * arrived (a consumer that holds back the response head to send it
