@@ -860,6 +860,7 @@ static const field_t upstream_fields[] = {
     {"idle_timeout", V_MS0, offsetof(tg_upstream_conf_t, idle_timeout_ms)},
     {"max_fails", V_INT1, offsetof(tg_upstream_conf_t, max_fails)},
     {"fail_timeout", V_MS, offsetof(tg_upstream_conf_t, fail_timeout_ms)},
+    {"ca_file", V_PATH, offsetof(tg_upstream_conf_t, ca_file)},
 };
 
 static int parse_upstreams(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
@@ -894,6 +895,11 @@ static int parse_upstreams(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
             return -1;
         if (!vals[UF_NAME]) return missing(p, item, sub, "name");
         if (!vals[UF_TARGETS]) return missing(p, item, sub, "targets");
+        if (u->ca_file && access(u->ca_file, R_OK) != 0) {
+            join(key, sub, "ca_file");
+            return fail(p, find_key(p, item, "ca_file"), key, "cannot read \"%s\": %s", u->ca_file,
+                        strerror(errno));
+        }
         join(key, sub, "name");
         for (size_t j = 0; j < i; j++)
             if (!strcmp(c->upstreams[j].name, u->name)) {
@@ -1068,6 +1074,7 @@ static void config_free(tg_config_t *c)
     for (size_t i = 0; i < c->nupstreams; i++) {
         tg_upstream_conf_t *u = &c->upstreams[i];
         free(u->name);
+        free(u->ca_file);
         for (size_t j = 0; j < u->ntargets; j++)
             free(u->targets[j].url);
         free(u->targets);

@@ -44,6 +44,7 @@ typedef struct tg_upstream_conf {
     long idle_timeout_ms;    /* no byte from the upstream for this long: 504; default 30000;
                                 0 = none */
     int max_fails;           /* failures in a row before a cool-down, default 3; >= 1 */
+    char *ca_file;           /* PEM CA bundle to verify https:// targets; NULL = system's */
     long fail_timeout_ms;    /* cool-down, default 10000 */
     atomic_uint rr;          /* round-robin cursor */
 } tg_upstream_conf_t;

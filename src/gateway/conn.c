@@ -968,6 +968,7 @@ static void start_upstream(tg_conn_t *c)
         .connect_timeout_ms = u->connect_timeout_ms,
         .timeout_ms = u->timeout_ms,
         .idle_timeout_ms = u->idle_timeout_ms,
+        .ca_file = u->ca_file,
     };
     c->up = tg_proxy_start(c->w->proxy, &spec, &handler, c);
     if (!c->up) {

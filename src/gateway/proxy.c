@@ -333,6 +333,7 @@ tg_proxy_req_t *tg_proxy_start(tg_proxy_t *p, const tg_proxy_spec_t *spec,
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, spec->connect_timeout_ms);
+    if (spec->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, spec->ca_file);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, spec->timeout_ms);
     if (spec->idle_timeout_ms > 0) {
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);

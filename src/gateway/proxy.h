@@ -63,6 +63,7 @@ typedef struct tg_proxy_spec {
     long connect_timeout_ms;
     long timeout_ms;      /* whole transfer; 0 = none */
     long idle_timeout_ms; /* no progress for this long = timeout (1 s granularity) */
+    const char *ca_file;  /* PEM bundle verifying https:// targets; NULL = the system's */
 } tg_proxy_spec_t;
 
 typedef struct tg_proxy tg_proxy_t;

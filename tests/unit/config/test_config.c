@@ -506,6 +506,10 @@ static void test_err_targets(void **state)
                "  - name: openai\n"
                "    targets: [http://b]\n",
                "t.yaml:4: upstreams[1].name: duplicate upstream name \"openai\" (first at line 2)");
+    expect_err(
+        "upstreams:\n  - name: a\n    targets: [https://x]\n    ca_file: /nonexistent/ca.pem\n",
+        "t.yaml:4: upstreams[0].ca_file: cannot read \"/nonexistent/ca.pem\": No such file or "
+        "directory");
 }
 
 static void test_err_headers(void **state)
