@@ -52,6 +52,7 @@ enum {
     ST_KEY_ADD,
     ST_KEY_LIST,
     ST_KEY_REVOKE,
+    ST_KEY_USED,
     ST_AUTH_LOAD,
     ST_EV_INSERT,
     ST_EV_INSERT_MULTI, /* SQL built by multi_insert_sql() */
@@ -89,6 +90,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                     "last_used_us FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 "
                     "ORDER BY tenant_id, created_us, id",
     [ST_KEY_REVOKE] = "UPDATE api_keys SET status = 'revoked' WHERE id = ?1",
+    /* Not an auth change: auth_version stays, no keyring reload follows. */
+    [ST_KEY_USED] = "UPDATE api_keys SET last_used_us = ?2 WHERE id = ?1 AND "
+                    "(last_used_us IS NULL OR last_used_us < ?2)",
     [ST_AUTH_LOAD] = "SELECT k.sha256, k.id, k.tenant_id, k.status = 'active', "
                      "t.status = 'active' FROM api_keys k JOIN tenants t ON t.id = k.tenant_id",
     [ST_EV_INSERT] =
@@ -649,6 +653,46 @@ static void agg_add(sq_store_t *s, size_t *ngroups, const tg_event_t *ev)
     g->cost_micros += ev->cost_micros;
 }
 
+/* api_keys.last_used_us: the newest authenticated request of each key in the
+ * batch (a refused revoked key or disabled tenant is not a use). max() keeps a
+ * replayed batch harmless. Batches hold few distinct keys, so a short linear
+ * table; past its size it is written out and started again. */
+static int mark_keys_used(sq_store_t *s, const tg_event_t *evs, size_t n, tg_err_t *err)
+{
+    enum { MAXK = 64 };
+    const char *ids[MAXK];
+    int64_t ts[MAXK];
+    size_t k = 0;
+    sqlite3_stmt *st = stmt(s, ST_KEY_USED, err);
+    if (!st) return SQLITE_ERROR;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || k == MAXK) {
+            for (size_t j = 0; j < k; j++) {
+                sqlite3_bind_text(st, 1, ids[j], -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, ts[j]);
+                int rc = run(st);
+                if (rc != SQLITE_OK) return rc;
+            }
+            k = 0;
+            if (i == n) break;
+        }
+        const tg_event_t *ev = &evs[i];
+        if (!ev->key_id[0] || strcmp(ev->reason, "revoked_key") == 0 ||
+            strcmp(ev->reason, "tenant_disabled") == 0)
+            continue;
+        size_t j = 0;
+        while (j < k && strcmp(ids[j], ev->key_id) != 0)
+            j++;
+        if (j == k) {
+            ids[k] = ev->key_id;
+            ts[k++] = ev->ts_us;
+        } else if (ev->ts_us > ts[j]) {
+            ts[j] = ev->ts_us;
+        }
+    }
+    return SQLITE_OK;
+}
+
 static int cmp_fast(const void *a, const void *b)
 {
     int64_t x = ((const fast_ev_t *)a)->id, y = ((const fast_ev_t *)b)->id;
@@ -768,6 +812,9 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
         rc = run(up);
         if (rc != SQLITE_OK) goto fail;
     }
+
+    rc = mark_keys_used(s, evs, n, err);
+    if (rc != SQLITE_OK) goto fail;
 
     ret = commit(s, "append", err);
     if (ret == 0 && inserted) *inserted = added;
