@@ -1,10 +1,10 @@
 /* The recorder: a ring of usage events filled by the workers and drained by
  * one writer thread into the store; see recorder.h and DESIGN.md "Durability".
  *
- * Push is lock, memcpy, unlock. The writer is signalled only when the ring
- * reaches half full (and only if it is asleep); otherwise it wakes on its
- * flush_ms timer, so a busy gateway pays no futex wake per event and a crash
- * loses at most one flush window. The writer copies a batch out in short
+ * Push is lock, memcpy, unlock. The writer is signalled only when WAKE_BATCH
+ * events (or half the ring, if smaller) wait and it is asleep; otherwise it
+ * wakes on its flush_ms timer, so a busy gateway pays one futex wake per few
+ * hundred events and a crash loses at most one flush window. The writer copies a batch out in short
  * chunks (the lock is dropped between chunks so pushers are not held behind a
  * 4 MB memcpy), writes the access-log lines, then commits the batch with one
  * tg_store_append() on its own connection.
@@ -45,6 +45,7 @@
 
 /* A refused store is retried after RETRY_US, doubling up to RETRY_MAX_US: each
  * attempt on a busy store costs the writer up to WRITER_BUSY_MS. */
+#define WAKE_BATCH     256 /* events that wake the writer before its timer */
 #define DEFAULT_QUEUE  65536
 #define DEFAULT_FLUSH  50
 #define BATCH_MAX      4096 /* events per store transaction */
@@ -557,7 +558,10 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->own_store = own_store;
     r->spool_fd = -1;
     r->cap = opts->queue_size ? opts->queue_size : DEFAULT_QUEUE;
-    r->half = r->cap / 2 ? r->cap / 2 : 1;
+    /* Wake the writer early once this many events wait: small, frequent
+     * batches spread its CPU use, where one 50 ms batch at a time showed as
+     * p99 latency on the request path (bench/proxy: 5.0 ms vs 2.5 ms). */
+    r->half = r->cap / 2 < WAKE_BATCH ? (r->cap / 2 ? r->cap / 2 : 1) : WAKE_BATCH;
     r->retry_wait_us = RETRY_US;
     r->flush_us = (opts->flush_ms > 0 ? opts->flush_ms : DEFAULT_FLUSH) * 1000LL;
     r->ret_events_days = opts->retention_events_days;
