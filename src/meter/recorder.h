@@ -3,7 +3,7 @@
  *
  * Workers call tg_recorder_push() on the request path: it copies the event
  * into a ring under a mutex and never blocks on I/O. The writer wakes every
- * flush_ms (or when the ring is half full), writes the batch's access-log lines,
+ * flush_ms (or sooner, once 256 events wait), writes the batch's access-log lines,
  * then commits the batch in one store transaction (aggregates included).
  * When the store cannot be written, the batch is appended to the spool file
  * and replayed later (ids make the replay idempotent). A full ring is counted
