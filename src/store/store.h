@@ -77,6 +77,32 @@ typedef struct tg_usage_row {
     int64_t cost_micros;
 } tg_usage_row_t;
 
+/* Policy: rate limits, concurrency caps, pauses and IP rules (limits issue).
+ * "*" as tenant means every tenant (global). */
+typedef struct tg_limit_row {
+    char tenant[64];
+    char scope[8];    /* "tenant" | "route" | "tool" | "key" */
+    char value[128];  /* route name, tool name or key id; "" for scope "tenant" */
+    int64_t limit;    /* requests per period; with period_s 0 = no rate limit */
+    int64_t period_s; /* 1, 60 or 3600 (--rps, --rpm, --rph); 0 = no rate limit */
+    int64_t burst;    /* 0 = same as limit */
+    int64_t concurrency; /* in-flight cap, scope "tenant" only; 0 = none */
+    int64_t updated_us;
+} tg_limit_row_t;
+
+typedef struct tg_pause_row {
+    char tenant[64]; /* "*" = everything */
+    char reason[256];
+    int64_t created_us;
+} tg_pause_row_t;
+
+typedef struct tg_ip_rule_row {
+    char tenant[64]; /* "*" = global */
+    char action[8];  /* "allow" | "deny" */
+    char cidr[64];   /* normalized text, e.g. "10.0.0.0/8" */
+    int64_t created_us;
+} tg_ip_rule_row_t;
+
 typedef struct tg_store tg_store_t;
 
 struct tg_store_ops {
@@ -111,6 +137,25 @@ struct tg_store_ops {
                  int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err);
     /* 0 when a write transaction can be taken now. */
     int (*writable)(tg_store_t *s, tg_err_t *err);
+    /* Policy. Every change bumps meta.policy_version in the same transaction,
+     * which a running gateway polls (like auth_version). limit_set replaces
+     * the row of (tenant, scope, value). *_rm and pause_clear return
+     * TG_STORE_NOTFOUND when there was nothing to remove. */
+    int (*policy_version)(tg_store_t *s, int64_t *out, tg_err_t *err);
+    int (*limit_set)(tg_store_t *s, const tg_limit_row_t *row, tg_err_t *err);
+    int (*limit_rm)(tg_store_t *s, const char *tenant, const char *scope, const char *value,
+                    tg_err_t *err);
+    int (*limit_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_limit_row_t *, void *),
+                      void *ud, tg_err_t *err);
+    int (*pause_set)(tg_store_t *s, const char *tenant, const char *reason, tg_err_t *err);
+    int (*pause_clear)(tg_store_t *s, const char *tenant, tg_err_t *err);
+    int (*pause_list)(tg_store_t *s, int (*cb)(const tg_pause_row_t *, void *), void *ud,
+                      tg_err_t *err);
+    int (*ip_rule_add)(tg_store_t *s, const tg_ip_rule_row_t *row, tg_err_t *err);
+    int (*ip_rule_rm)(tg_store_t *s, const char *tenant, const char *action, const char *cidr,
+                      tg_err_t *err);
+    int (*ip_rule_list)(tg_store_t *s, const char *tenant,
+                        int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err);
     /* How long a call waits for another connection's lock before giving up
      * with TG_STORE_BUSY. tg_store_open sets 5000 ms, right for the CLI and
      * readers; the recorder's writer sets a short one (it spools instead of
@@ -143,6 +188,16 @@ static inline void tg_store_close(tg_store_t *s)
 #define tg_store_purge(s, ...)             ((s)->ops->purge((s), __VA_ARGS__))
 #define tg_store_usage(s, ...)             ((s)->ops->usage((s), __VA_ARGS__))
 #define tg_store_writable(s, ...)          ((s)->ops->writable((s), __VA_ARGS__))
+#define tg_store_policy_version(s, ...)    ((s)->ops->policy_version((s), __VA_ARGS__))
+#define tg_store_limit_set(s, ...)         ((s)->ops->limit_set((s), __VA_ARGS__))
+#define tg_store_limit_rm(s, ...)          ((s)->ops->limit_rm((s), __VA_ARGS__))
+#define tg_store_limit_list(s, ...)        ((s)->ops->limit_list((s), __VA_ARGS__))
+#define tg_store_pause_set(s, ...)         ((s)->ops->pause_set((s), __VA_ARGS__))
+#define tg_store_pause_clear(s, ...)       ((s)->ops->pause_clear((s), __VA_ARGS__))
+#define tg_store_pause_list(s, ...)        ((s)->ops->pause_list((s), __VA_ARGS__))
+#define tg_store_ip_rule_add(s, ...)       ((s)->ops->ip_rule_add((s), __VA_ARGS__))
+#define tg_store_ip_rule_rm(s, ...)        ((s)->ops->ip_rule_rm((s), __VA_ARGS__))
+#define tg_store_ip_rule_list(s, ...)      ((s)->ops->ip_rule_list((s), __VA_ARGS__))
 static inline int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err)
 {
     return s->ops->set_busy_timeout ? s->ops->set_busy_timeout(s, ms, err) : 0;
