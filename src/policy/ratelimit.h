@@ -27,8 +27,8 @@
 #include <stdint.h>
 
 typedef enum {
-    TG_LIMIT_OK = 0,   /* admitted; the state was updated */
-    TG_LIMIT_REJECT,   /* over the limit; nothing was changed */
+    TG_LIMIT_OK = 0, /* admitted; the state was updated */
+    TG_LIMIT_REJECT, /* over the limit; nothing was changed */
 } tg_limit_result_t;
 
 typedef struct tg_limit_rule {
@@ -38,9 +38,9 @@ typedef struct tg_limit_rule {
 } tg_limit_rule_t;
 
 typedef struct tg_limit_info {
-    uint64_t limit;        /* the rule's limit (for RateLimit-Policy) */
-    uint64_t remaining;    /* requests that would still be admitted right now */
-    uint64_t reset_ns;     /* until the state is back to idle (full burst) */
+    uint64_t limit;          /* the rule's limit (for RateLimit-Policy) */
+    uint64_t remaining;      /* requests that would still be admitted right now */
+    uint64_t reset_ns;       /* until the state is back to idle (full burst) */
     uint64_t retry_after_ns; /* on REJECT: until one more request would be admitted */
 } tg_limit_info_t;
 

@@ -81,11 +81,11 @@ typedef struct tg_usage_row {
  * "*" as tenant means every tenant (global). */
 typedef struct tg_limit_row {
     char tenant[64];
-    char scope[8];    /* "tenant" | "route" | "tool" | "key" */
-    char value[128];  /* route name, tool name or key id; "" for scope "tenant" */
-    int64_t limit;    /* requests per period; with period_s 0 = no rate limit */
-    int64_t period_s; /* 1, 60 or 3600 (--rps, --rpm, --rph); 0 = no rate limit */
-    int64_t burst;    /* 0 = same as limit */
+    char scope[8];       /* "tenant" | "route" | "tool" | "key" */
+    char value[128];     /* route name, tool name or key id; "" for scope "tenant" */
+    int64_t limit;       /* requests per period; with period_s 0 = no rate limit */
+    int64_t period_s;    /* 1, 60 or 3600 (--rps, --rpm, --rph); 0 = no rate limit */
+    int64_t burst;       /* 0 = same as limit */
     int64_t concurrency; /* in-flight cap, scope "tenant" only; 0 = none */
     int64_t updated_us;
 } tg_limit_row_t;
