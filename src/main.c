@@ -13,6 +13,14 @@ static const char usage[] =
     "  key list [--tenant ID] | revoke KEY_ID\n"
     "  usage [--tenant ID] [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
     "        [--by day|hour|route|key|model|tool] [--format table|json|csv]\n"
+    "  limit set --tenant ID [--route R | --tool T | --key K]\n"
+    "            [--rps N | --rpm N | --rph N] [--burst N] [--concurrency N]\n"
+    "  limit list [--tenant ID] [--format table|json]\n"
+    "  limit rm --tenant ID [--route R | --tool T | --key K]\n"
+    "  pause [--tenant ID] [--reason TEXT]     no --tenant: every tenant (503)\n"
+    "  pause list [--format table|json] | resume [--tenant ID]\n"
+    "  ip allow|deny CIDR [--tenant ID]        no --tenant: every tenant\n"
+    "  ip rm allow|deny CIDR [--tenant ID] | ip list [--tenant ID] [--format table|json]\n"
     "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
 
 int main(int argc, char **argv)
@@ -45,6 +53,10 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "tenant") == 0) return tg_cli_tenant(n, args, cfg);
     if (strcmp(args[0], "key") == 0) return tg_cli_key(n, args, cfg);
     if (strcmp(args[0], "usage") == 0) return tg_cli_usage(n, args, cfg);
+    if (strcmp(args[0], "limit") == 0) return tg_cli_limit(n, args, cfg);
+    if (strcmp(args[0], "pause") == 0) return tg_cli_pause(n, args, cfg);
+    if (strcmp(args[0], "resume") == 0) return tg_cli_resume(n, args, cfg);
+    if (strcmp(args[0], "ip") == 0) return tg_cli_ip(n, args, cfg);
     fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
     return TG_EXIT_USAGE;
 }

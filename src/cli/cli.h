@@ -15,9 +15,16 @@ int tg_cli_serve(int argc, char **argv, const char *config_path);
 int tg_cli_tenant(int argc, char **argv, const char *config_path);
 int tg_cli_key(int argc, char **argv, const char *config_path);
 int tg_cli_usage(int argc, char **argv, const char *config_path);
+/* Admission policy (limit.c, pause.c, ip.c): each change bumps the store's
+ * policy_version, which a running gateway polls. */
+int tg_cli_limit(int argc, char **argv, const char *config_path);
+int tg_cli_pause(int argc, char **argv, const char *config_path);  /* also `pause list` */
+int tg_cli_resume(int argc, char **argv, const char *config_path); /* in pause.c */
+int tg_cli_ip(int argc, char **argv, const char *config_path);
 
 /* Loads the config and opens its store; on failure prints one line and returns
- * the exit code (2 for a config error, 1 for a store error). */
+ * the exit code (2 for a config error, 1 for a store error). In common.c,
+ * with the helpers of common.h. */
 int tg_cli_open(const char *config_path, tg_config_t **cfg, tg_store_t **store);
 
 #endif

@@ -4,47 +4,17 @@
  * it: the store gets its SHA-256 and display prefix (auth/apikey.h), and the
  * buffer is wiped before exit. `key list` shows ids and prefixes, never a
  * secret or a hash. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/apikey.h"
 #include "cli/cli.h"
+#include "cli/common.h"
 #include "util/clock.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate key create --tenant ID [--name NAME] | list [--tenant ID] | revoke KEY_ID"
-
-static int errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int errorf(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tollgate: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
-
-static void fmt_time(int64_t us, char buf[25])
-{
-    if (us <= 0) {
-        snprintf(buf, 25, "-");
-        return;
-    }
-    tg_utc_iso(us, buf);
-    buf[19] = 'Z';
-    buf[20] = '\0';
-}
-
-static int valid_label(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
-    return 1;
-}
 
 typedef struct args {
     const char *pos;    /* the one positional: KEY_ID for revoke */
@@ -55,37 +25,11 @@ typedef struct args {
 /* Parses argv[2..]; allow_* say which parts the subcommand takes. */
 static int parse(int argc, char **argv, int allow_pos, int allow_tenant, int allow_name, args_t *a)
 {
-    int only_positional = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *s = argv[i];
-        const char **slot = NULL;
-        const char *val = NULL;
-        if (!only_positional && strcmp(s, "--") == 0) {
-            only_positional = 1;
-            continue;
-        }
-        if (!only_positional && s[0] == '-' && s[1]) {
-            size_t klen = strcspn(s, "=");
-            if (allow_tenant && klen == 8 && strncmp(s, "--tenant", 8) == 0)
-                slot = &a->tenant;
-            else if (allow_name && klen == 6 && strncmp(s, "--name", 6) == 0)
-                slot = &a->name;
-            else
-                return errorf(TG_EXIT_USAGE, "unknown option %.*s", (int)klen, s);
-            if (s[klen] == '=')
-                val = s + klen + 1;
-            else if (i + 1 < argc)
-                val = argv[++i];
-            else
-                return errorf(TG_EXIT_USAGE, "%s needs a value", s);
-            *slot = val;
-            continue;
-        }
-        if (!allow_pos || a->pos)
-            return errorf(TG_EXIT_USAGE, "unexpected argument \"%s\" (%s)", s, USAGE);
-        a->pos = s;
-    }
-    return TG_EXIT_OK;
+    tg_cli_opt_t opts[2] = {{NULL, NULL}, {NULL, NULL}};
+    size_t n = 0;
+    if (allow_tenant) opts[n++] = (tg_cli_opt_t){"--tenant", &a->tenant};
+    if (allow_name) opts[n++] = (tg_cli_opt_t){"--name", &a->name};
+    return tg_cli_parse(argc, argv, 2, opts, n, &a->pos, allow_pos, NULL, NULL, USAGE);
 }
 
 static int cmd_create(tg_store_t *store, const args_t *a)
@@ -93,14 +37,16 @@ static int cmd_create(tg_store_t *store, const args_t *a)
     tg_err_t err = {{0}};
     tg_tenant_t t;
     int r = tg_store_tenant_get(store, a->tenant, &t, &err);
-    if (r == TG_STORE_NOTFOUND) return errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", a->tenant);
-    if (r != 0) return errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    if (r == TG_STORE_NOTFOUND)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", a->tenant);
+    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
 
     char secret[TG_APIKEY_SECRET_MAX], prefix[TG_APIKEY_PREFIX_LEN + 1];
     tg_key_t k;
     memset(&k, 0, sizeof k);
     if (tg_apikey_generate(secret, k.id, prefix, k.sha256) != 0)
-        return errorf(TG_EXIT_RUNTIME, "cannot generate a key: the system random source failed");
+        return tg_cli_errorf(TG_EXIT_RUNTIME,
+                             "cannot generate a key: the system random source failed");
     snprintf(k.tenant_id, sizeof k.tenant_id, "%s", t.id);
     snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
     snprintf(k.name, sizeof k.name, "%s", a->name ? a->name : "");
@@ -110,9 +56,9 @@ static int cmd_create(tg_store_t *store, const args_t *a)
     int rc = TG_EXIT_OK;
     r = tg_store_key_add(store, &k, &err);
     if (r == TG_STORE_NOTFOUND) /* removed since we looked */
-        rc = errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", a->tenant);
+        rc = tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", a->tenant);
     else if (r != 0)
-        rc = errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+        rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     else {
         printf("key_id: %s\n", k.id);
         printf("secret: %s\n", secret);
@@ -154,14 +100,16 @@ static int cmd_list(tg_store_t *store, const char *tenant)
     if (tenant) {
         tg_tenant_t t;
         int r = tg_store_tenant_get(store, tenant, &t, &err);
-        if (r == TG_STORE_NOTFOUND) return errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
-        if (r != 0) return errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+        if (r == TG_STORE_NOTFOUND)
+            return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
+        if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     }
     keys_t ks = {0};
     int r = tg_store_key_list(store, tenant, collect, &ks, &err);
     if (r != 0) {
         free(ks.v);
-        return errorf(TG_EXIT_RUNTIME, "%s", r == -1 && !err.msg[0] ? "out of memory" : err.msg);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
+                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
     }
     int wid = 2, wten = 6, wname = 4;
     for (size_t i = 0; i < ks.n; i++) {
@@ -177,8 +125,8 @@ static int cmd_list(tg_store_t *store, const char *tenant)
     for (size_t i = 0; i < ks.n; i++) {
         const tg_key_t *k = &ks.v[i];
         char created[25], used[25];
-        fmt_time(k->created_us, created);
-        fmt_time(k->last_used_us, used);
+        tg_cli_fmt_time(k->created_us, created);
+        tg_cli_fmt_time(k->last_used_us, used);
         printf("%-*s  %-*s  %-8s  %-*s  %-7s  %-20s  %s\n", wid, k->id, wten, k->tenant_id,
                k->prefix, wname, k->name[0] ? k->name : "-", k->status, created, used);
     }
@@ -188,7 +136,7 @@ static int cmd_list(tg_store_t *store, const char *tenant)
 
 int tg_cli_key(int argc, char **argv, const char *config_path)
 {
-    if (argc < 2) return errorf(TG_EXIT_USAGE, "key needs a subcommand (%s)", USAGE);
+    if (argc < 2) return tg_cli_errorf(TG_EXIT_USAGE, "key needs a subcommand (%s)", USAGE);
     const char *sub = argv[1];
     if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
         puts(USAGE);
@@ -198,19 +146,20 @@ int tg_cli_key(int argc, char **argv, const char *config_path)
     int rc;
     if (strcmp(sub, "create") == 0) {
         if ((rc = parse(argc, argv, 0, 1, 1, &a)) != 0) return rc;
-        if (!a.tenant) return errorf(TG_EXIT_USAGE, "key create needs --tenant ID (%s)", USAGE);
+        if (!a.tenant)
+            return tg_cli_errorf(TG_EXIT_USAGE, "key create needs --tenant ID (%s)", USAGE);
         if (a.name && strlen(a.name) >= sizeof((tg_key_t *)0)->name)
-            return errorf(TG_EXIT_USAGE, "--name is too long (at most %zu bytes)",
-                          sizeof((tg_key_t *)0)->name - 1);
-        if (a.name && !valid_label(a.name))
-            return errorf(TG_EXIT_USAGE, "--name must not contain control characters");
+            return tg_cli_errorf(TG_EXIT_USAGE, "--name is too long (at most %zu bytes)",
+                                 sizeof((tg_key_t *)0)->name - 1);
+        if (a.name && !tg_cli_valid_label(a.name))
+            return tg_cli_errorf(TG_EXIT_USAGE, "--name must not contain control characters");
     } else if (strcmp(sub, "list") == 0) {
         if ((rc = parse(argc, argv, 0, 1, 0, &a)) != 0) return rc;
     } else if (strcmp(sub, "revoke") == 0) {
         if ((rc = parse(argc, argv, 1, 0, 0, &a)) != 0) return rc;
-        if (!a.pos) return errorf(TG_EXIT_USAGE, "key revoke needs a KEY_ID (%s)", USAGE);
+        if (!a.pos) return tg_cli_errorf(TG_EXIT_USAGE, "key revoke needs a KEY_ID (%s)", USAGE);
     } else {
-        return errorf(TG_EXIT_USAGE, "unknown key subcommand \"%s\" (%s)", sub, USAGE);
+        return tg_cli_errorf(TG_EXIT_USAGE, "unknown key subcommand \"%s\" (%s)", sub, USAGE);
     }
 
     tg_config_t *cfg;
@@ -224,9 +173,9 @@ int tg_cli_key(int argc, char **argv, const char *config_path)
         tg_err_t err = {{0}};
         int r = tg_store_key_revoke(store, a.pos, &err);
         if (r == TG_STORE_NOTFOUND)
-            rc = errorf(TG_EXIT_RUNTIME, "no key \"%s\"", a.pos);
+            rc = tg_cli_errorf(TG_EXIT_RUNTIME, "no key \"%s\"", a.pos);
         else if (r != 0)
-            rc = errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+            rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
         else
             printf("key %s revoked\n", a.pos);
     }

@@ -4,62 +4,15 @@
  * a usage error (exit 2) even where no config exists yet. Changes bump the
  * store's auth_version, which is how a running gateway (any process) picks a
  * disabled tenant up within a second. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "util/clock.h"
+#include "cli/common.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate tenant add ID [--name NAME] | list | show ID | disable ID | enable ID"
-
-static int errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int errorf(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tollgate: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
-
-/* 1-63 characters of [A-Za-z0-9._-]: safe in URLs, file names, log lines and
- * metric labels without quoting, and fits tg_event_t.tenant. */
-static int valid_tenant_id(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 63) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-static int valid_label(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
-    return 1;
-}
-
-/* "2026-03-01T10:00:00Z" */
-static void fmt_time(int64_t us, char buf[25])
-{
-    if (us <= 0) {
-        snprintf(buf, 25, "-");
-        return;
-    }
-    tg_utc_iso(us, buf);
-    buf[19] = 'Z';
-    buf[20] = '\0';
-}
 
 /* Splits argv[2..] into at most one positional (the ID) and --name. */
 static int parse(int argc, char **argv, const char **id, const char **name)
@@ -70,19 +23,20 @@ static int parse(int argc, char **argv, const char **id, const char **name)
         if (!only_positional && strcmp(a, "--") == 0) {
             only_positional = 1;
         } else if (!only_positional && name && strcmp(a, "--name") == 0) {
-            if (i + 1 >= argc) return errorf(TG_EXIT_USAGE, "--name needs a value");
+            if (i + 1 >= argc) return tg_cli_errorf(TG_EXIT_USAGE, "--name needs a value");
             *name = argv[++i];
         } else if (!only_positional && name && strncmp(a, "--name=", 7) == 0) {
             *name = a + 7;
         } else if (!only_positional && a[0] == '-' && a[1]) {
-            return errorf(TG_EXIT_USAGE, "unknown option %s", a);
+            return tg_cli_errorf(TG_EXIT_USAGE, "unknown option %s", a);
         } else if (id && !*id) {
             *id = a;
         } else {
-            return errorf(TG_EXIT_USAGE, "unexpected argument \"%s\" (%s)", a, USAGE);
+            return tg_cli_errorf(TG_EXIT_USAGE, "unexpected argument \"%s\" (%s)", a, USAGE);
         }
     }
-    if (id && !*id) return errorf(TG_EXIT_USAGE, "tenant %s needs an ID (%s)", argv[1], USAGE);
+    if (id && !*id)
+        return tg_cli_errorf(TG_EXIT_USAGE, "tenant %s needs an ID (%s)", argv[1], USAGE);
     return TG_EXIT_OK;
 }
 
@@ -112,7 +66,8 @@ static int cmd_list(tg_store_t *store)
     int rc = tg_store_tenant_list(store, collect, &ts, &err);
     if (rc != 0) {
         free(ts.v);
-        return errorf(TG_EXIT_RUNTIME, "%s", rc == -1 && !err.msg[0] ? "out of memory" : err.msg);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
+                             rc == -1 && !err.msg[0] ? "out of memory" : err.msg);
     }
     int wid = 2, wname = 4;
     for (size_t i = 0; i < ts.n; i++) {
@@ -124,7 +79,7 @@ static int cmd_list(tg_store_t *store)
     printf("%-*s  %-*s  %-8s  %s\n", wid, "ID", wname, "NAME", "STATUS", "CREATED");
     for (size_t i = 0; i < ts.n; i++) {
         char created[25];
-        fmt_time(ts.v[i].created_us, created);
+        tg_cli_fmt_time(ts.v[i].created_us, created);
         printf("%-*s  %-*s  %-8s  %s\n", wid, ts.v[i].id, wname, ts.v[i].name, ts.v[i].status,
                created);
     }
@@ -149,13 +104,13 @@ static int cmd_show(tg_store_t *store, const char *id)
     tg_tenant_t t;
     tg_err_t err = {{0}};
     int rc = tg_store_tenant_get(store, id, &t, &err);
-    if (rc == TG_STORE_NOTFOUND) return errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", id);
-    if (rc != 0) return errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    if (rc == TG_STORE_NOTFOUND) return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", id);
+    if (rc != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     key_count_t kc = {0, 0};
     if (tg_store_key_list(store, id, count_key, &kc, &err) != 0)
-        return errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     char created[25];
-    fmt_time(t.created_us, created);
+    tg_cli_fmt_time(t.created_us, created);
     printf("id:       %s\n", t.id);
     printf("name:     %s\n", t.name);
     printf("status:   %s\n", t.status);
@@ -166,7 +121,7 @@ static int cmd_show(tg_store_t *store, const char *id)
 
 int tg_cli_tenant(int argc, char **argv, const char *config_path)
 {
-    if (argc < 2) return errorf(TG_EXIT_USAGE, "tenant needs a subcommand (%s)", USAGE);
+    if (argc < 2) return tg_cli_errorf(TG_EXIT_USAGE, "tenant needs a subcommand (%s)", USAGE);
     const char *sub = argv[1];
     if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
         puts(USAGE);
@@ -177,14 +132,15 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
     int rc;
     if (strcmp(sub, "add") == 0) {
         if ((rc = parse(argc, argv, &id, &name)) != 0) return rc;
-        if (!valid_tenant_id(id))
-            return errorf(TG_EXIT_USAGE,
-                          "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ -", id);
+        if (!tg_cli_valid_tenant_id(id))
+            return tg_cli_errorf(
+                TG_EXIT_USAGE, "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ -",
+                id);
         if (name && strlen(name) >= sizeof((tg_tenant_t *)0)->name)
-            return errorf(TG_EXIT_USAGE, "--name is too long (at most %zu bytes)",
-                          sizeof((tg_tenant_t *)0)->name - 1);
-        if (name && !valid_label(name))
-            return errorf(TG_EXIT_USAGE, "--name must not contain control characters");
+            return tg_cli_errorf(TG_EXIT_USAGE, "--name is too long (at most %zu bytes)",
+                                 sizeof((tg_tenant_t *)0)->name - 1);
+        if (name && !tg_cli_valid_label(name))
+            return tg_cli_errorf(TG_EXIT_USAGE, "--name must not contain control characters");
     } else if (strcmp(sub, "list") == 0) {
         if ((rc = parse(argc, argv, NULL, NULL)) != 0) return rc;
     } else if (strcmp(sub, "show") == 0) {
@@ -193,7 +149,7 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
         if ((rc = parse(argc, argv, &id, NULL)) != 0) return rc;
         status = sub[0] == 'd' ? "disabled" : "active";
     } else {
-        return errorf(TG_EXIT_USAGE, "unknown tenant subcommand \"%s\" (%s)", sub, USAGE);
+        return tg_cli_errorf(TG_EXIT_USAGE, "unknown tenant subcommand \"%s\" (%s)", sub, USAGE);
     }
 
     tg_config_t *cfg;
@@ -203,9 +159,9 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
     if (strcmp(sub, "add") == 0) {
         int r = tg_store_tenant_add(store, id, name ? name : "", &err);
         if (r == TG_STORE_EXISTS)
-            rc = errorf(TG_EXIT_RUNTIME, "tenant \"%s\" already exists", id);
+            rc = tg_cli_errorf(TG_EXIT_RUNTIME, "tenant \"%s\" already exists", id);
         else if (r != 0)
-            rc = errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+            rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
         else
             printf("tenant %s added\n", id);
     } else if (strcmp(sub, "list") == 0) {
@@ -215,9 +171,9 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
     } else {
         int r = tg_store_tenant_set_status(store, id, status, &err);
         if (r == TG_STORE_NOTFOUND)
-            rc = errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", id);
+            rc = tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", id);
         else if (r != 0)
-            rc = errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+            rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
         else
             printf("tenant %s %s\n", id, status[0] == 'd' ? "disabled" : "enabled");
     }

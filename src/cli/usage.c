@@ -7,7 +7,6 @@
  * ("1.500000"), never through a double, so a report adds up to the cent it
  * is billed at. The formatters take a FILE * so tests can capture them
  * (tests/unit/cli/test_usage_format.c). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/common.h"
 #include "util/clock.h"
 
 #define USAGE                                                                                      \
@@ -36,18 +36,6 @@ typedef struct urows {
     urow_t *v;
     size_t n, cap;
 } urows_t;
-
-static int errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int errorf(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tollgate: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
 
 /* The name of the group column, in every format. */
 static const char *by_name(tg_usage_by_t by)
@@ -259,38 +247,39 @@ int tg_cli_usage(int argc, char **argv, const char *config_path)
             return TG_EXIT_OK;
         }
         if (s[0] != '-' || !s[1])
-            return errorf(TG_EXIT_USAGE, "unexpected argument \"%s\" (%s)", s, USAGE);
+            return tg_cli_errorf(TG_EXIT_USAGE, "unexpected argument \"%s\" (%s)", s, USAGE);
         size_t klen = strcspn(s, "=");
         size_t o = 0;
         while (o < 5 && !(strlen(opt_names[o]) == klen && strncmp(s, opt_names[o], klen) == 0))
             o++;
-        if (o == 5) return errorf(TG_EXIT_USAGE, "unknown option %.*s", (int)klen, s);
+        if (o == 5) return tg_cli_errorf(TG_EXIT_USAGE, "unknown option %.*s", (int)klen, s);
         if (s[klen] == '=')
             val[o] = s + klen + 1;
         else if (i + 1 < argc)
             val[o] = argv[++i];
         else
-            return errorf(TG_EXIT_USAGE, "%s needs a value", s);
+            return tg_cli_errorf(TG_EXIT_USAGE, "%s needs a value", s);
     }
 
     tg_usage_query_t q = {.tenant = val[0], .by = TG_BY_DAY};
     format_t fmt = FMT_TABLE;
     if (val[1] && tg_parse_day(val[1], &q.from_us) != 0)
-        return errorf(TG_EXIT_USAGE, "invalid --from \"%s\" (expected YYYY-MM-DD)", val[1]);
+        return tg_cli_errorf(TG_EXIT_USAGE, "invalid --from \"%s\" (expected YYYY-MM-DD)", val[1]);
     if (val[2]) {
         if (tg_parse_day(val[2], &q.to_us) != 0)
-            return errorf(TG_EXIT_USAGE, "invalid --to \"%s\" (expected YYYY-MM-DD)", val[2]);
+            return tg_cli_errorf(TG_EXIT_USAGE, "invalid --to \"%s\" (expected YYYY-MM-DD)",
+                                 val[2]);
         q.to_us += DAY_US; /* inclusive day -> exclusive bound */
     }
     if (val[1] && val[2] && q.from_us >= q.to_us)
-        return errorf(TG_EXIT_USAGE, "--from %s is after --to %s", val[1], val[2]);
+        return tg_cli_errorf(TG_EXIT_USAGE, "--from %s is after --to %s", val[1], val[2]);
     if (val[3] && parse_by(val[3], &q.by) != 0)
-        return errorf(TG_EXIT_USAGE,
-                      "invalid --by \"%s\" (expected day, hour, route, key, model or tool)",
-                      val[3]);
+        return tg_cli_errorf(TG_EXIT_USAGE,
+                             "invalid --by \"%s\" (expected day, hour, route, key, model or tool)",
+                             val[3]);
     if (val[4] && parse_format(val[4], &fmt) != 0)
-        return errorf(TG_EXIT_USAGE, "invalid --format \"%s\" (expected table, json or csv)",
-                      val[4]);
+        return tg_cli_errorf(TG_EXIT_USAGE, "invalid --format \"%s\" (expected table, json or csv)",
+                             val[4]);
 
     tg_config_t *cfg;
     tg_store_t *store;
@@ -303,13 +292,15 @@ int tg_cli_usage(int argc, char **argv, const char *config_path)
     tg_config_unref(cfg);
     if (r != 0) {
         free(rows.v);
-        return errorf(TG_EXIT_RUNTIME, "%s", r == -1 && !err.msg[0] ? "out of memory" : err.msg);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
+                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
     }
     fix_pointers(&rows);
     int w = fmt == FMT_JSON  ? print_json(stdout, q.by, rows.v, rows.n)
             : fmt == FMT_CSV ? print_csv(stdout, q.by, rows.v, rows.n)
                              : print_table(stdout, q.by, rows.v, rows.n);
     free(rows.v);
-    if (w != 0 || fflush(stdout) != 0) return errorf(TG_EXIT_RUNTIME, "cannot write the report");
+    if (w != 0 || fflush(stdout) != 0)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the report");
     return TG_EXIT_OK;
 }

@@ -617,6 +617,7 @@ typedef enum {
     V_KIND,         /* tg_route_kind_t */
     V_TARGETS,      /* the tg_upstream_conf_t itself (off 0) */
     V_HEADERS,      /* the tg_upstream_conf_t itself (off 0) */
+    V_CIDRS,        /* tg_cidr_list_t */
     V_SECTION,      /* handled by the caller */
 } vkind_t;
 
@@ -631,6 +632,7 @@ typedef struct field {
 
 static int set_targets(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u);
 static int set_headers(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u);
+static int set_cidrs(parse_t *p, const yaml_node_t *n, const char *path, tg_cidr_list_t *l);
 
 static int set_value(parse_t *p, const yaml_node_t *n, const char *path, vkind_t kind, void *dst)
 {
@@ -659,6 +661,7 @@ static int set_value(parse_t *p, const yaml_node_t *n, const char *path, vkind_t
     case V_KIND: return get_kind(p, n, path, dst);
     case V_TARGETS: return set_targets(p, n, path, dst);
     case V_HEADERS: return set_headers(p, n, path, dst);
+    case V_CIDRS: return set_cidrs(p, n, path, dst);
     case V_SECTION: break;
     }
     return 0;
@@ -814,6 +817,28 @@ static int valid_token(const char *s)
     for (; *s; s++)
         if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s))) return 0;
     return 1;
+}
+
+/* A list of CIDRs ("10.0.0.0/8", "::1"), parsed by policy/iprules. */
+static int set_cidrs(parse_t *p, const yaml_node_t *n, const char *path, tg_cidr_list_t *l)
+{
+    if (is_null(n)) return 0;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(p, n, path, "expected a list of addresses or CIDRs, found %s", node_what(n));
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_t *item = node_at(p, n->data.sequence.items.start[i]);
+        char sub[KEYPATH], *v;
+        keypath(sub, "%s[%zu]", path, i);
+        if (scalar(p, item, sub, "an address or CIDR", &v) < 0) return -1;
+        tg_cidr_t c;
+        tg_err_t e;
+        int rc = tg_cidr_parse(v, &c, &e);
+        free(v);
+        if (rc != 0) return fail(p, item, sub, "%s", e.msg);
+        if (tg_cidr_list_add(l, &c) != 0) return oom(p, item, sub);
+    }
+    return 0;
 }
 
 static int set_headers(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u)
@@ -986,6 +1011,19 @@ static const field_t server_fields[] = {
     {"idle_timeout", V_MS, SRV(idle_timeout_ms)},
     {"header_timeout", V_MS, SRV(header_timeout_ms)},
     {"drain_timeout", V_MS, SRV(drain_timeout_ms)},
+    {"trusted_proxies", V_CIDRS, offsetof(tg_config_t, trusted_proxies)},
+};
+static const field_t defaults_fields[] = {
+    {"limits", V_SECTION, 0},
+};
+#define DL(f) offsetof(tg_config_t, default_limits.f)
+enum { DL_RPS, DL_RPM, DL_RPH };
+static const field_t limits_fields[] = {
+    {"rps", V_INT0, DL(rps)},
+    {"rpm", V_INT0, DL(rpm)},
+    {"rph", V_INT0, DL(rph)},
+    {"burst", V_INT1, DL(burst)},
+    {"concurrency", V_INT0, DL(concurrency)},
 };
 static const field_t log_fields[] = {
     {"access", V_PATH, offsetof(tg_config_t, log.access)},
@@ -1000,13 +1038,29 @@ static const field_t recorder_fields[] = {
     {"flush_interval", V_MS, offsetof(tg_config_t, recorder.flush_ms)},
     {"spool", V_PATH, offsetof(tg_config_t, recorder.spool)},
 };
-enum { R_SERVER, R_STORE, R_LOG, R_RETENTION, R_RECORDER, R_UPSTREAMS, R_ROUTES };
+enum { R_SERVER, R_STORE, R_LOG, R_RETENTION, R_RECORDER, R_UPSTREAMS, R_ROUTES, R_DEFAULTS };
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},   {"store", V_STORE, offsetof(tg_config_t, store)},
     {"log", V_SECTION, 0},      {"retention", V_SECTION, 0},
     {"recorder", V_SECTION, 0}, {"upstreams", V_SECTION, 0},
-    {"routes", V_SECTION, 0},
+    {"routes", V_SECTION, 0},   {"defaults", V_SECTION, 0},
 };
+
+/* defaults: { limits: { rpm: N, burst: N, concurrency: N } } */
+static int parse_defaults(parse_t *p, const yaml_node_t *n, tg_config_t *c)
+{
+    yaml_node_t *v[MAX_FIELDS] = {0}, *l[MAX_FIELDS] = {0};
+    if (!n) return 0;
+    if (parse_fields(p, n, "defaults", defaults_fields, NFIELDS(defaults_fields), c, v) < 0)
+        return -1;
+    if (!v[0]) return 0;
+    if (parse_fields(p, v[0], "defaults.limits", limits_fields, NFIELDS(limits_fields), c, l) < 0)
+        return -1;
+    int rates = !!l[DL_RPS] + !!l[DL_RPM] + !!l[DL_RPH];
+    if (rates > 1)
+        return fail(p, v[0], "defaults.limits", "give one of rps, rpm or rph, not %d", rates);
+    return 0;
+}
 
 static int dup_default(char **dst, const char *def)
 {
@@ -1046,7 +1100,8 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
                                         NFIELDS(retention_fields), c, s) < 0) ||
         (v[R_RECORDER] && parse_fields(p, v[R_RECORDER], "recorder", recorder_fields,
                                        NFIELDS(recorder_fields), c, s) < 0) ||
-        parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0)
+        parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0 ||
+        parse_defaults(p, v[R_DEFAULTS], c) < 0)
         return -1;
     if (dup_default(&c->server.listen, "127.0.0.1:8080") < 0 ||
         dup_default(&c->server.admin_listen, "127.0.0.1:9090") < 0 ||
@@ -1071,6 +1126,7 @@ static void config_free(tg_config_t *c)
     free(c->log.access);
     free(c->log.level);
     free(c->recorder.spool);
+    tg_cidr_list_free(&c->trusted_proxies);
     for (size_t i = 0; i < c->nupstreams; i++) {
         tg_upstream_conf_t *u = &c->upstreams[i];
         free(u->name);
@@ -1173,6 +1229,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->server.drain_timeout_ms = 30000;
     c->retention.events_days = 90;
     c->retention.aggregates_days = 730;
+    c->default_limits.rps = c->default_limits.rpm = c->default_limits.rph = -1;
     c->recorder.queue_size = 65536;
     c->recorder.flush_ms = 50;
     c->path = strdup(name);

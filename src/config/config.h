@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy/iprules.h"
 #include "util/err.h"
 
 typedef enum {
@@ -70,6 +71,13 @@ typedef struct tg_config {
         long header_timeout_ms;  /* slowloris guard, default 10000 */
         long drain_timeout_ms;   /* SIGTERM grace for in-flight requests, default 30000 */
     } server;
+    tg_cidr_list_t trusted_proxies; /* server.trusted_proxies: peers whose
+                                       X-Forwarded-For is believed */
+    struct {
+        int rps, rpm, rph; /* defaults.limits: at most one >= 0; -1 = unset */
+        int burst;         /* 0 = the limit */
+        int concurrency;   /* in-flight requests per tenant; 0 = none */
+    } default_limits;
     char *store; /* "sqlite:PATH" or "postgres://...", default sqlite:./tollgate.db */
     struct {
         char *access; /* "stdout", "off", or a file path; default stdout */

@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <http_parser.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 
 #include "gateway/upstream.h"
 #include "gateway/wqueue.h"
+#include "policy/policy.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -60,7 +62,8 @@ struct tg_conn {
     int driving;   /* inside drive(): finish_request must not recurse */
     int resume;    /* drive() should unpause the parser and parse c->pend */
     int write_failed;
-    char client_ip[48];
+    char client_ip[48]; /* the socket peer, printable */
+    tg_ip_t peer;       /* the socket peer */
 
     /* Head of the current request (reset per request). */
     char *head;
@@ -88,6 +91,7 @@ struct tg_conn {
     int64_t content_length; /* -1 when chunked or absent */
     tg_config_t *cfg;
     const tg_route_conf_t *route;
+    tg_admission_t adm; /* rate-limit headers and the in-flight slot to give back */
     tg_target_t *target;
     int attempts;
     int64_t start_mono;
@@ -209,18 +213,44 @@ static int conn_write(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
 
 /* An error answered by tollgate itself: {"error":{"type","message"}}. The
  * strings are compile-time constants of ours, never client input. */
+/* The RateLimit headers (IETF httpapi draft) and their X-RateLimit-* forms,
+ * for a request a rate rule applied to; "" otherwise. */
+static int rate_headers(const tg_conn_t *c, char *buf, size_t cap)
+{
+    const tg_admission_t *a = &c->adm;
+    if (!a->limited) return snprintf(buf, cap, "%s", "");
+    return snprintf(buf, cap,
+                    "RateLimit-Policy: \"%s\";q=%llu;w=%llu\r\n"
+                    "RateLimit: \"%s\";r=%llu;t=%llu\r\n"
+                    "X-RateLimit-Limit: %llu\r\nX-RateLimit-Remaining: %llu\r\n"
+                    "X-RateLimit-Reset: %llu\r\n",
+                    a->policy, (unsigned long long)a->limit, (unsigned long long)a->window_s,
+                    a->policy, (unsigned long long)a->remaining, (unsigned long long)a->reset_s,
+                    (unsigned long long)a->limit, (unsigned long long)a->remaining,
+                    (unsigned long long)a->reset_s);
+}
+
+/* An error answered by tollgate itself: {"error":{"type","message"}},
+ * encoded by jansson (a pause reason is operator text). */
 static void send_error(tg_conn_t *c, int status, const char *type, const char *message)
 {
-    char body[512], head[512];
-    int bl = snprintf(body, sizeof body, "{\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}\n", type,
-                      message);
+    char body[1024], head[1024], extra[512];
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "type", type, "message", message);
+    size_t bl = o ? json_dumpb(o, body, sizeof body - 1, JSON_COMPACT) : 0;
+    json_decref(o);
+    if (bl == 0 || bl >= sizeof body - 1) bl = (size_t)snprintf(body, sizeof body, "{}");
+    body[bl++] = '\n';
+    int el = rate_headers(c, extra, sizeof extra);
+    if (c->adm.retry_after_s && (status == 429 || status == 503))
+        el += snprintf(extra + el, sizeof extra - (size_t)el, "Retry-After: %llu\r\n",
+                       (unsigned long long)c->adm.retry_after_s);
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %d\r\nx-request-id: %s\r\n%s\r\n",
-                      status, status_text(status), bl, c->ev.request_id,
+                      "Content-Length: %zu\r\nx-request-id: %s\r\n%s%s\r\n",
+                      status, status_text(status), bl, c->ev.request_id, extra,
                       c->keep_alive ? "" : "Connection: close\r\n");
     uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init(body, (unsigned)bl)};
-    if (conn_write(c, bufs, 2) == 0) c->ev.bytes_out += bl;
+    if (conn_write(c, bufs, 2) == 0) c->ev.bytes_out += (int64_t)bl;
     c->ev.status = status;
     c->head_sent = 1;
     c->resp_done = 1;
@@ -263,6 +293,8 @@ static int pend_append(tg_conn_t *c, const char *p, size_t n)
 static void record(tg_conn_t *c)
 {
     tg_event_t *ev = &c->ev;
+    tg_policy_release(c->w->srv->policy, c->adm.conc_key); /* the in-flight slot */
+    c->adm.conc_key = 0;
     ev->latency_us = tg_mono_us() - c->start_mono;
     if (ev->outcome != TG_OUTCOME_REJECTED)
         ev->outcome = (ev->status >= 200 && ev->status < 300 && !ev->reason[0])
@@ -499,6 +531,7 @@ static int on_message_begin(http_parser *p)
     c->out_len = 0;
     c->attempts = 0;
     c->body_pulled = 0;
+    memset(&c->adm, 0, sizeof c->adm);
     c->target = NULL;
     c->start_mono = tg_mono_us();
     memset(&c->ev, 0, sizeof c->ev);
@@ -592,6 +625,32 @@ static void set_request_id(tg_conn_t *c)
     if (ok) TG_EVENT_SET(&c->ev, request_id, c->head + h->vo, h->vl);
 }
 
+/* Pauses, IP rules, the in-flight cap and rate limits (policy.h). Returns 1
+ * when admitted; otherwise the request was answered. */
+static int admit(tg_conn_t *c)
+{
+    tg_ip_t client = c->peer;
+    const hdr_t *xff = find_hdr(c, "x-forwarded-for");
+    if (c->cfg->trusted_proxies.n)
+        tg_ip_client(&c->peer, xff ? c->head + xff->vo : NULL, xff ? xff->vl : 0,
+                     &c->cfg->trusted_proxies, &client);
+    char ip[48];
+    tg_ip_format(&client, ip, sizeof ip);
+    TG_EVENT_SET(&c->ev, client_ip, ip, strlen(ip));
+    tg_policy_admit(c->w->srv->policy, c->ev.tenant, c->route->name, c->ev.key_id, c->ev.tool,
+                    &client, (uint64_t)tg_mono_us() * 1000, &c->adm);
+    switch (c->adm.verdict) {
+    case TG_ADMIT_OK: return 1;
+    case TG_ADMIT_PAUSED: reject(c, 503, "paused", c->adm.message, c->adm.reason); return 0;
+    case TG_ADMIT_IP_DENIED: reject(c, 403, "forbidden", c->adm.message, c->adm.reason); return 0;
+    case TG_ADMIT_RATE:
+    case TG_ADMIT_CONCURRENCY:
+        reject(c, 429, "rate_limited", c->adm.message, c->adm.reason);
+        return 0;
+    }
+    return 1;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     tg_conn_t *c = p->data;
@@ -645,6 +704,7 @@ static int on_headers_complete(http_parser *p)
                "body_too_large");
         return 0;
     }
+    if (!admit(c)) return 0;
     const hdr_t *ex = find_hdr(c, "expect");
     if (ex && ex->vl == 12 && strncasecmp(c->head + ex->vo, "100-continue", 12) == 0 &&
         p->http_minor >= 1) {
@@ -772,9 +832,11 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
         reason = status_text(status);
         rlen = strlen(reason);
     }
-    char line[160], tail[256];
+    char line[160], tail[768];
     int ll = snprintf(line, sizeof line, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
-    int tl = snprintf(tail, sizeof tail, "x-request-id: %s\r\n%s%s\r\n", c->ev.request_id,
+    char rl[512];
+    rate_headers(c, rl, sizeof rl);
+    int tl = snprintf(tail, sizeof tail, "x-request-id: %s\r\n%s%s%s\r\n", c->ev.request_id, rl,
                       c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "",
                       !c->keep_alive              ? "Connection: close\r\n"
                       : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
@@ -1067,6 +1129,7 @@ void tg_conn_accept(tg_worker_t *w)
             uv_ip6_name((struct sockaddr_in6 *)&peer, c->client_ip, sizeof c->client_ip);
         else
             uv_ip4_name((struct sockaddr_in *)&peer, c->client_ip, sizeof c->client_ip);
+        tg_ip_parse(c->client_ip, strlen(c->client_ip), &c->peer);
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;

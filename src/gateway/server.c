@@ -134,6 +134,25 @@ int tg_server_ready(tg_server_t *srv, json_t *out)
 
 /* ---- main thread: signals and reload ---------------------------------- */
 
+/* defaults.limits of a config, in the policy's terms. */
+static void policy_defaults(const tg_config_t *c, tg_policy_defaults_t *d)
+{
+    memset(d, 0, sizeof *d);
+    const struct {
+        int v;
+        uint64_t period_s;
+    } r[3] = {
+        {c->default_limits.rps, 1}, {c->default_limits.rpm, 60}, {c->default_limits.rph, 3600}};
+    for (int i = 0; i < 3; i++)
+        if (r[i].v >= 0) {
+            d->has_rate = 1;
+            d->rate.limit = (uint64_t)r[i].v;
+            d->rate.period_ns = r[i].period_s * 1000000000ULL;
+            d->rate.burst = (uint64_t)c->default_limits.burst;
+        }
+    d->concurrency = c->default_limits.concurrency;
+}
+
 typedef struct main_ctx {
     tg_server_t *srv;
     const char *config_path;
@@ -157,6 +176,9 @@ static void reload(main_ctx_t *m)
         TG_WARN("reload: server.listen, admin_listen, workers and store take effect on restart");
     tg_log_level_t lvl;
     if (tg_log_parse_level(next->log.level, &lvl) == 0) tg_log_level = lvl;
+    tg_policy_defaults_t pd;
+    policy_defaults(next, &pd);
+    tg_policy_set_defaults(m->srv->policy, &pd);
     for (int i = 0; i < m->srv->nworkers; i++) {
         tg_worker_t *w = &m->srv->workers[i];
         pthread_mutex_lock(&w->mu);
@@ -229,13 +251,22 @@ int tg_server_run(const char *config_path)
     int fds[256];
     tg_store_t *store = NULL;
     srv.keys = tg_keyring_new();
+    srv.policy = tg_policy_new();
+    tg_policy_defaults_t pd;
+    policy_defaults(cfg, &pd);
+    if (srv.policy) tg_policy_set_defaults(srv.policy, &pd);
     main_ctx_t m = {.srv = &srv, .config_path = config_path};
     uv_loop_t *loop = uv_default_loop();
 
     /* Store first: migrations, the key snapshot, then the recorder (which
      * replays any spool a previous run left). */
+    if (!srv.keys || !srv.policy) {
+        fprintf(stderr, "tollgate: out of memory\n");
+        goto out;
+    }
     if (tg_store_open(cfg->store, &store, &err) != 0 ||
-        tg_keyring_load(srv.keys, store, &err) != 0) {
+        tg_keyring_load(srv.keys, store, &err) != 0 ||
+        tg_policy_load(srv.policy, store, &err) != 0) {
         fprintf(stderr, "tollgate: store: %s\n", err.msg);
         goto out;
     }
@@ -254,7 +285,8 @@ int tg_server_run(const char *config_path)
         fprintf(stderr, "tollgate: recorder: %s\n", err.msg);
         goto out;
     }
-    if (tg_keyring_start_refresh(srv.keys, cfg->store, 250, &err) != 0) {
+    if (tg_keyring_start_refresh(srv.keys, cfg->store, 250, &err) != 0 ||
+        tg_policy_start_refresh(srv.policy, cfg->store, 250, &err) != 0) {
         fprintf(stderr, "tollgate: %s\n", err.msg);
         goto out;
     }
@@ -317,8 +349,10 @@ out:
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     tg_keyring_stop_refresh(srv.keys);
+    if (srv.policy) tg_policy_stop_refresh(srv.policy);
     if (srv.rec) tg_recorder_stop(srv.rec); /* drains the queue into the store or spool */
     tg_keyring_free(srv.keys);
+    tg_policy_free(srv.policy);
     tg_store_close(store);
     free(srv.workers);
     tg_config_unref(srv.cfg);

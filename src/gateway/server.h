@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "gateway/proxy.h"
 #include "meter/recorder.h"
+#include "policy/policy.h"
 
 typedef struct tg_server tg_server_t;
 typedef struct tg_conn tg_conn_t;
@@ -46,6 +47,7 @@ typedef struct tg_worker {
 struct tg_server {
     tg_config_t *cfg; /* main thread's current config */
     tg_keyring_t *keys;
+    tg_policy_t *policy;
     tg_recorder_t *rec;
     tg_worker_t *workers;
     int nworkers;

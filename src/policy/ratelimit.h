@@ -11,7 +11,15 @@
  * tau = T * (B - 1). A request at time t: tat = max(TAT, t); admitted when
  * tat - t <= tau, and then TAT = tat + T. Times are monotonic nanoseconds
  * passed in by the caller (tests drive the clock); a clock that steps back is
- * treated as "no time passed".
+ * treated as "no time passed" (each shard decides at the latest time it has
+ * seen, so a limiter's clock only moves forward).
+ *
+ * Integers only. T = ceil(period / limit), at least 1 ns: the long-run rate
+ * never exceeds limit/period, and as tau is a whole number of T exactly B are
+ * admitted at once from idle (3 per 1 s: 3 at once, the 4th refused). Nothing
+ * wraps: period and tau saturate at 2^62 ns (146 years; a burst whose refill
+ * takes longer is cut to what fits, and `remaining` reports that), and with
+ * now_ns < 2^63 no TAT overflows (beyond, a decision that would is refused).
  *
  * State is shared by all worker threads: a table of 2^k shards, each an
  * open-addressing hash map (64-bit key hash -> TAT) under its own mutex, so
@@ -39,10 +47,14 @@ typedef struct tg_limit_rule {
 
 typedef struct tg_limit_info {
     uint64_t limit;          /* the rule's limit (for RateLimit-Policy) */
-    uint64_t remaining;      /* requests that would still be admitted right now */
-    uint64_t reset_ns;       /* until the state is back to idle (full burst) */
-    uint64_t retry_after_ns; /* on REJECT: until one more request would be admitted */
+    uint64_t remaining;      /* requests that would still be admitted right now
+                                (after this one, when it was admitted) */
+    uint64_t reset_ns;       /* until the state is back to idle (full burst): TAT - now */
+    uint64_t retry_after_ns; /* on REJECT: until one more request would be admitted,
+                                TAT - now - tau; 0 whenever remaining > 0 */
 } tg_limit_info_t;
+/* A rule with limit 0 refuses everything: remaining 0, reset_ns = retry_after_ns =
+ * period. */
 
 typedef struct tg_limiter tg_limiter_t;
 
@@ -50,22 +62,27 @@ typedef struct tg_limiter tg_limiter_t;
 tg_limiter_t *tg_limiter_new(size_t shards);
 void tg_limiter_free(tg_limiter_t *l);
 
-/* 64-bit key of (tenant, scope, value), e.g. ("acme", "route", "chat"). */
+/* 64-bit key of (tenant, scope, value), e.g. ("acme", "route", "chat"). Fields
+ * are separated, so ("ab","c","") != ("a","bc",""); NULL reads as ""; never 0. */
 uint64_t tg_limit_key(const char *tenant, const char *scope, const char *value);
 
-/* One decision for key under rule at monotonic time now_ns. Thread-safe. */
+/* One decision for key under rule at monotonic time now_ns. Thread-safe. Any
+ * 64-bit key works (0 included); info may be NULL. */
 tg_limit_result_t tg_limit_check(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule,
                                  uint64_t now_ns, tg_limit_info_t *info);
 
 /* Several rules at once, all-or-nothing under the shards' locks: admitted only
  * when every rule admits, and then every state is updated; on REJECT nothing
- * changes and *which is the index of the rule with the longest retry-after.
- * info[i] is filled for every rule. n <= 8. */
+ * changes and *which is the index of the rule with the longest retry-after
+ * (0 on OK). info[i] is filled for every rule; on REJECT a rule that would
+ * have admitted reports the unchanged state. A key given twice is evaluated in
+ * order against one state. info and which may be NULL. n <= 8 (asserted). */
 tg_limit_result_t tg_limit_check_all(tg_limiter_t *l, const uint64_t *keys,
                                      const tg_limit_rule_t *rules, size_t n, uint64_t now_ns,
                                      tg_limit_info_t *info, size_t *which);
 
-/* Entries currently held, and bytes used by the table (for the benchmark). */
+/* Entries currently held (idle ones not yet reclaimed included), and bytes
+ * used by the table (for the benchmark). */
 size_t tg_limiter_entries(tg_limiter_t *l);
 size_t tg_limiter_bytes(tg_limiter_t *l);
 

@@ -105,8 +105,63 @@ static const char m1_core[] =
     "  PRIMARY KEY (tenant_id, day)\n"
     ") WITHOUT ROWID;\n";
 
+/* Admission policy (the limits issue): rate limits, concurrency caps, pauses
+ * (the kill switch) and IP rules. The gateway holds all of it in memory and
+ * reloads it when meta.policy_version moves, so these tables are read whole,
+ * rarely, and need no secondary index. tenant_id has no foreign key to
+ * tenants: '*' (every tenant) is not a tenant row, and the CLI checks that a
+ * named tenant exists before it writes. */
+static const char m2_policy[] =
+    /* Bumped in the same transaction as every change to limits, pauses or
+     * ip_rules, by any process; the gateway polls it like auth_version. */
+    "INSERT INTO meta (key, value) VALUES ('policy_version', 1);\n"
+
+    /* One row per (tenant, scope, value). A tenant-scope row replaces the
+     * config's defaults.limits for that tenant, rate and concurrency alike.
+     * Rates are integers per whole period, never a REAL requests/second. */
+    "CREATE TABLE limits (\n"
+    "  tenant_id   TEXT NOT NULL,     -- tenants.id ('*' is reserved for every tenant)\n"
+    "  scope       TEXT NOT NULL      -- what is counted: 'tenant' (all its requests),\n"
+    "              CHECK (scope IN ('tenant', 'route', 'tool', 'key')), -- or one route,\n"
+    "                                 -- tool or key of the tenant\n"
+    "  value       TEXT NOT NULL DEFAULT '', -- route name, tool name or api_keys.id;\n"
+    "                                 -- '' for scope 'tenant'\n"
+    "  requests    INTEGER NOT NULL DEFAULT 0 CHECK (requests >= 0), -- requests admitted per\n"
+    "                                 -- period; 0 with a period = refuse every request\n"
+    "  period_s    INTEGER NOT NULL DEFAULT 0 -- 1, 60 or 3600 (--rps, --rpm, --rph);\n"
+    "              CHECK (period_s IN (0, 1, 60, 3600)), -- 0 = no rate limit in this row\n"
+    "  burst       INTEGER NOT NULL DEFAULT 0 CHECK (burst >= 0), -- requests admitted at\n"
+    "                                 -- once from idle; 0 = the same as requests\n"
+    "  concurrency INTEGER NOT NULL DEFAULT 0 CHECK (concurrency >= 0), -- in-flight cap,\n"
+    "                                 -- scope 'tenant' only; 0 = none\n"
+    "  updated_us  INTEGER NOT NULL,  -- when the row was last set\n"
+    "  PRIMARY KEY (tenant_id, scope, value),\n"
+    "  CHECK ((scope = 'tenant') = (value = '')),\n"
+    "  CHECK (period_s > 0 OR requests = 0),\n"
+    "  CHECK (concurrency = 0 OR scope = 'tenant')\n"
+    ") WITHOUT ROWID;\n"
+
+    /* A row is a pause in force; resuming deletes it. */
+    "CREATE TABLE pauses (\n"
+    "  tenant_id  TEXT PRIMARY KEY, -- tenants.id, or '*' = every request, any tenant\n"
+    "  reason     TEXT NOT NULL DEFAULT '', -- operator's text, sent in the 503 answer\n"
+    "  created_us INTEGER NOT NULL  -- when the pause began (a re-pause keeps it)\n"
+    ") WITHOUT ROWID;\n"
+
+    /* Deny wins over allow; an allow list, once it has an entry, admits only
+     * the addresses it matches (src/policy/iprules.h). */
+    "CREATE TABLE ip_rules (\n"
+    "  tenant_id  TEXT NOT NULL,    -- tenants.id, or '*' = every tenant (global)\n"
+    "  action     TEXT NOT NULL CHECK (action IN ('allow', 'deny')), -- what a match means\n"
+    "  cidr       TEXT NOT NULL,    -- normalized by the CLI ('10.0.0.0/8', '2001:db8::/32'),\n"
+    "                               -- so one network has one spelling\n"
+    "  created_us INTEGER NOT NULL, -- when the rule was added\n"
+    "  PRIMARY KEY (tenant_id, action, cidr)\n"
+    ") WITHOUT ROWID;\n";
+
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
+    {2, "limits, pauses, ip_rules, policy_version", m2_policy},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

@@ -19,7 +19,9 @@
  *
  * Every change to tenants or api_keys also bumps meta.auth_version in the
  * same transaction: that is what auth_version() reads, so a gateway in
- * another process notices a revoked key with one cheap query. */
+ * another process notices a revoked key with one cheap query. Changes to the
+ * policy tables (limits, pauses, ip_rules) bump meta.policy_version the same
+ * way; the two are separate so a new limit does not reload the keyring. */
 #include "store/store.h"
 
 #include <limits.h>
@@ -61,6 +63,17 @@ enum {
     ST_DAILY_UPSERT,
     ST_PURGE_EVENTS,
     ST_PURGE_DAILY,
+    ST_POLICY_BUMP,
+    ST_POLICY_VERSION,
+    ST_LIMIT_SET,
+    ST_LIMIT_RM,
+    ST_LIMIT_LIST,
+    ST_PAUSE_SET,
+    ST_PAUSE_CLEAR,
+    ST_PAUSE_LIST,
+    ST_IP_ADD,
+    ST_IP_RM,
+    ST_IP_LIST,
     ST_COUNT
 };
 
@@ -115,6 +128,31 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PURGE_EVENTS] = "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events "
                         "NOT INDEXED WHERE ts_us < ?1 ORDER BY id LIMIT ?2)",
     [ST_PURGE_DAILY] = "DELETE FROM usage_daily WHERE day < ?1",
+    [ST_POLICY_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'policy_version'",
+    [ST_POLICY_VERSION] = "SELECT value FROM meta WHERE key = 'policy_version'",
+    [ST_LIMIT_SET] =
+        "INSERT INTO limits (tenant_id, scope, value, requests, period_s, burst, concurrency, "
+        "updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tenant_id, scope, "
+        "value) DO UPDATE SET requests = excluded.requests, period_s = excluded.period_s, "
+        "burst = excluded.burst, concurrency = excluded.concurrency, "
+        "updated_us = excluded.updated_us",
+    [ST_LIMIT_RM] = "DELETE FROM limits WHERE tenant_id = ?1 AND scope = ?2 AND value = ?3",
+    /* The tenant-wide row first, then route, tool and key rows. */
+    [ST_LIMIT_LIST] = "SELECT tenant_id, scope, value, requests, period_s, burst, concurrency, "
+                      "updated_us FROM limits WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY "
+                      "tenant_id, CASE scope WHEN 'tenant' THEN 0 WHEN 'route' THEN 1 "
+                      "WHEN 'tool' THEN 2 ELSE 3 END, value",
+    /* A second pause of the same tenant changes the reason; the pause is
+     * still the one that began first. */
+    [ST_PAUSE_SET] = "INSERT INTO pauses (tenant_id, reason, created_us) VALUES (?1, ?2, ?3) "
+                     "ON CONFLICT (tenant_id) DO UPDATE SET reason = excluded.reason",
+    [ST_PAUSE_CLEAR] = "DELETE FROM pauses WHERE tenant_id = ?1",
+    [ST_PAUSE_LIST] = "SELECT tenant_id, reason, created_us FROM pauses ORDER BY tenant_id",
+    [ST_IP_ADD] = "INSERT INTO ip_rules (tenant_id, action, cidr, created_us) VALUES (?1, ?2, "
+                  "?3, ?4)",
+    [ST_IP_RM] = "DELETE FROM ip_rules WHERE tenant_id = ?1 AND action = ?2 AND cidr = ?3",
+    [ST_IP_LIST] = "SELECT tenant_id, action, cidr, created_us FROM ip_rules WHERE ?1 IS NULL "
+                   "OR tenant_id = ?1 ORDER BY tenant_id, action, cidr",
 };
 
 /* One (tenant, UTC day) group of a batch being appended. */
@@ -274,10 +312,11 @@ static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
 
 /* ---- tenants and keys ------------------------------------------------- */
 
-/* Runs one bound tenant/key statement in its own transaction with the
- * auth_version bump. Returns 0, TG_STORE_NOTFOUND (no row changed, or a
- * missing parent), TG_STORE_EXISTS (duplicate), TG_STORE_BUSY or -1. */
-static int mutate(sq_store_t *s, sqlite3_stmt *st, const char *what, tg_err_t *err)
+/* Runs one bound statement in its own transaction together with bump (the
+ * ST_AUTH_BUMP or ST_POLICY_BUMP of the version it changes). Returns 0,
+ * TG_STORE_NOTFOUND (no row changed, or a missing parent), TG_STORE_EXISTS
+ * (duplicate), TG_STORE_BUSY or -1. A change that fails bumps nothing. */
+static int mutate_bump(sq_store_t *s, sqlite3_stmt *st, int bump, const char *what, tg_err_t *err)
 {
     int ret = begin(s, what, err);
     if (ret != 0) {
@@ -308,13 +347,26 @@ static int mutate(sq_store_t *s, sqlite3_stmt *st, const char *what, tg_err_t *e
         tg_err_set(err, "%s: not found", what);
         return TG_STORE_NOTFOUND;
     }
-    rc = run_cached(s, ST_AUTH_BUMP);
+    rc = run_cached(s, bump);
     if (rc != SQLITE_OK) {
         ret = fail(s, rc, what, err);
         rollback(s);
         return ret;
     }
+    /* Without its meta row the version would never move and running
+     * gateways would miss the change: refuse it instead. */
+    if (sqlite3_changes(s->db) != 1) {
+        rollback(s);
+        return tg_err_set(err, "%s: meta row %s missing", what,
+                          bump == ST_AUTH_BUMP ? "auth_version" : "policy_version");
+    }
     return commit(s, what, err);
+}
+
+/* Tenants and keys: the keyring's version. */
+static int mutate(sq_store_t *s, sqlite3_stmt *st, const char *what, tg_err_t *err)
+{
+    return mutate_bump(s, st, ST_AUTH_BUMP, what, err);
 }
 
 static int sq_tenant_add(tg_store_t *base, const char *id, const char *name, tg_err_t *err)
@@ -490,6 +542,253 @@ static int sq_auth_version(tg_store_t *base, int64_t *out, tg_err_t *err)
         ret = tg_err_set(err, "auth version: meta row missing");
     else
         ret = fail(s, rc, "auth version", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* ---- policy: limits, pauses, IP rules ------------------------------------ */
+
+static int sq_policy_version(tg_store_t *base, int64_t *out, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_POLICY_VERSION, err);
+    if (!st) return -1;
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        ret = tg_err_set(err, "policy version: meta row missing");
+    else
+        ret = fail(s, rc, "policy version", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* Binds a fixed-size row field (strnlen: a field without its NUL stops at
+ * the array's end). */
+#define BIND_ROW(st, i, row, field)                                                                \
+    sqlite3_bind_text((st), (i), (row)->field, (int)strnlen((row)->field, sizeof(row)->field),     \
+                      SQLITE_STATIC)
+
+static int valid_scope(const char *scope)
+{
+    return strcmp(scope, "tenant") == 0 || strcmp(scope, "route") == 0 ||
+           strcmp(scope, "tool") == 0 || strcmp(scope, "key") == 0;
+}
+
+/* The table's CHECKs, said in words before SQLite says "CHECK constraint
+ * failed". */
+static int check_limit(const tg_limit_row_t *r, tg_err_t *err)
+{
+    char scope[sizeof r->scope + 1];
+    snprintf(scope, sizeof scope, "%.*s", (int)sizeof r->scope, r->scope);
+    if (!r->tenant[0]) return tg_err_set(err, "limit set: empty tenant");
+    if (!valid_scope(scope)) return tg_err_set(err, "limit set: invalid scope \"%s\"", scope);
+    int tenant_scope = strcmp(scope, "tenant") == 0;
+    if (tenant_scope != !r->value[0])
+        return tg_err_set(err, "limit set: scope %s %s", scope,
+                          tenant_scope ? "takes no value" : "needs a value");
+    if (r->period_s != 0 && r->period_s != 1 && r->period_s != 60 && r->period_s != 3600)
+        return tg_err_set(err, "limit set: period %lld s (expected 1, 60 or 3600)",
+                          (long long)r->period_s);
+    if (r->limit < 0 || r->burst < 0 || r->concurrency < 0)
+        return tg_err_set(err, "limit set: negative limit, burst or concurrency");
+    if (r->period_s == 0 && r->limit != 0)
+        return tg_err_set(err, "limit set: a limit of %lld needs a period", (long long)r->limit);
+    if (r->concurrency && !tenant_scope)
+        return tg_err_set(err, "limit set: concurrency applies to scope tenant only");
+    return 0;
+}
+
+static int sq_limit_set(tg_store_t *base, const tg_limit_row_t *row, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (check_limit(row, err) != 0) return -1;
+    sqlite3_stmt *st = stmt(s, ST_LIMIT_SET, err);
+    if (!st) return -1;
+    BIND_ROW(st, 1, row, tenant);
+    BIND_ROW(st, 2, row, scope);
+    BIND_ROW(st, 3, row, value);
+    sqlite3_bind_int64(st, 4, row->limit);
+    sqlite3_bind_int64(st, 5, row->period_s);
+    sqlite3_bind_int64(st, 6, row->burst);
+    sqlite3_bind_int64(st, 7, row->concurrency);
+    sqlite3_bind_int64(st, 8, row->updated_us ? row->updated_us : tg_wall_us());
+    return mutate_bump(s, st, ST_POLICY_BUMP, "limit set", err);
+}
+
+static int sq_limit_rm(tg_store_t *base, const char *tenant, const char *scope, const char *value,
+                       tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (!value) value = "";
+    sqlite3_stmt *st = stmt(s, ST_LIMIT_RM, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "limit rm", err);
+    if (ret == TG_STORE_NOTFOUND) {
+        if (*value)
+            tg_err_set(err, "no limit for tenant \"%s\" %s \"%s\"", tenant, scope, value);
+        else
+            tg_err_set(err, "no tenant-wide limit for tenant \"%s\"", tenant);
+    }
+    return ret;
+}
+
+static int sq_limit_list(tg_store_t *base, const char *tenant,
+                         int (*cb)(const tg_limit_row_t *, void *), void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_LIMIT_LIST, err);
+    if (!st) return -1;
+    if (tenant)
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_limit_row_t r;
+        memset(&r, 0, sizeof r);
+        copy_col(r.tenant, sizeof r.tenant, st, 0);
+        copy_col(r.scope, sizeof r.scope, st, 1);
+        copy_col(r.value, sizeof r.value, st, 2);
+        r.limit = sqlite3_column_int64(st, 3);
+        r.period_s = sqlite3_column_int64(st, 4);
+        r.burst = sqlite3_column_int64(st, 5);
+        r.concurrency = sqlite3_column_int64(st, 6);
+        r.updated_us = sqlite3_column_int64(st, 7);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "limit list", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_pause_set(tg_store_t *base, const char *tenant, const char *reason, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (!tenant || !*tenant) return tg_err_set(err, "pause: empty tenant");
+    sqlite3_stmt *st = stmt(s, ST_PAUSE_SET, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, tg_wall_us());
+    return mutate_bump(s, st, ST_POLICY_BUMP, "pause", err);
+}
+
+static int sq_pause_clear(tg_store_t *base, const char *tenant, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_PAUSE_CLEAR, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "resume", err);
+    if (ret == TG_STORE_NOTFOUND) {
+        if (strcmp(tenant, "*") == 0)
+            tg_err_set(err, "no global pause");
+        else
+            tg_err_set(err, "tenant \"%s\" is not paused", tenant);
+    }
+    return ret;
+}
+
+static int sq_pause_list(tg_store_t *base, int (*cb)(const tg_pause_row_t *, void *), void *ud,
+                         tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_PAUSE_LIST, err);
+    if (!st) return -1;
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_pause_row_t r;
+        memset(&r, 0, sizeof r);
+        copy_col(r.tenant, sizeof r.tenant, st, 0);
+        copy_col(r.reason, sizeof r.reason, st, 1);
+        r.created_us = sqlite3_column_int64(st, 2);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "pause list", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int valid_action(const char *a)
+{
+    return strcmp(a, "allow") == 0 || strcmp(a, "deny") == 0;
+}
+
+/* "for tenant "acme"" or "for all tenants", for messages about a rule. */
+static const char *rule_owner(const char *tenant, char *buf, size_t cap)
+{
+    if (strcmp(tenant, "*") == 0) return "for all tenants";
+    snprintf(buf, cap, "for tenant \"%s\"", tenant);
+    return buf;
+}
+
+static int sq_ip_rule_add(tg_store_t *base, const tg_ip_rule_row_t *row, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    char action[sizeof row->action + 1], owner[96];
+    snprintf(action, sizeof action, "%.*s", (int)sizeof row->action, row->action);
+    if (!row->tenant[0]) return tg_err_set(err, "ip rule add: empty tenant");
+    if (!valid_action(action))
+        return tg_err_set(err, "ip rule add: invalid action \"%s\" (expected allow or deny)",
+                          action);
+    if (!row->cidr[0]) return tg_err_set(err, "ip rule add: empty CIDR");
+    sqlite3_stmt *st = stmt(s, ST_IP_ADD, err);
+    if (!st) return -1;
+    BIND_ROW(st, 1, row, tenant);
+    BIND_ROW(st, 2, row, action);
+    BIND_ROW(st, 3, row, cidr);
+    sqlite3_bind_int64(st, 4, row->created_us ? row->created_us : tg_wall_us());
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "ip rule add", err);
+    if (ret == TG_STORE_EXISTS)
+        tg_err_set(err, "ip rule %s %.*s %s already exists", action, (int)sizeof row->cidr,
+                   row->cidr, rule_owner(row->tenant, owner, sizeof owner));
+    return ret;
+}
+
+static int sq_ip_rule_rm(tg_store_t *base, const char *tenant, const char *action, const char *cidr,
+                         tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    char owner[96];
+    sqlite3_stmt *st = stmt(s, ST_IP_RM, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, cidr, -1, SQLITE_STATIC);
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "ip rule rm", err);
+    if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no ip rule %s %s %s", action, cidr,
+                   rule_owner(tenant, owner, sizeof owner));
+    return ret;
+}
+
+static int sq_ip_rule_list(tg_store_t *base, const char *tenant,
+                           int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_IP_LIST, err);
+    if (!st) return -1;
+    if (tenant)
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_ip_rule_row_t r;
+        memset(&r, 0, sizeof r);
+        copy_col(r.tenant, sizeof r.tenant, st, 0);
+        copy_col(r.action, sizeof r.action, st, 1);
+        copy_col(r.cidr, sizeof r.cidr, st, 2);
+        r.created_us = sqlite3_column_int64(st, 3);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "ip rule list", err);
     sqlite3_reset(st);
     return ret;
 }
@@ -1118,5 +1417,15 @@ static const struct tg_store_ops sqlite_ops = {
     .purge = sq_purge,
     .usage = sq_usage,
     .writable = sq_writable,
+    .policy_version = sq_policy_version,
+    .limit_set = sq_limit_set,
+    .limit_rm = sq_limit_rm,
+    .limit_list = sq_limit_list,
+    .pause_set = sq_pause_set,
+    .pause_clear = sq_pause_clear,
+    .pause_list = sq_pause_list,
+    .ip_rule_add = sq_ip_rule_add,
+    .ip_rule_rm = sq_ip_rule_rm,
+    .ip_rule_list = sq_ip_rule_list,
     .set_busy_timeout = sq_set_busy_timeout,
 };

@@ -341,7 +341,7 @@ static void test_err_keys(void **state)
                "t.yaml:3: server.lisen: unknown key (did you mean \"listen\"?)");
     expect_err("store: sqlite:x\nfrobnicate: 1\n",
                "t.yaml:2: frobnicate: unknown key (expected one of: server, store, log, "
-               "retention, recorder, upstreams, routes)");
+               "retention, recorder, upstreams, routes, defaults)");
     expect_err("server:\n  idle_timeout_ms: 5000\n",
                "t.yaml:2: server.idle_timeout_ms: unknown key (write \"idle_timeout: 5s\"; "
                "durations take a unit, a plain number is milliseconds)");
@@ -353,6 +353,38 @@ static void test_err_keys(void **state)
         "headers, connect_timeout, timeout, idle_timeout, max_fails, fail_timeout, ca_file)");
     expect_err("routes:\n  - { name: r, path_prefix: /, upstream: a, knd: http }\n",
                "t.yaml:2: routes[0].knd: unknown key (did you mean \"kind\"?)");
+}
+
+static void test_limits_and_proxies(void **state)
+{
+    (void)state;
+    tg_config_t *c;
+    tg_err_t err;
+    const char *y = "server:\n  trusted_proxies: [10.0.0.0/8, \"::1\"]\n"
+                    "defaults:\n  limits: { rpm: 600, burst: 50, concurrency: 8 }\n";
+    assert_int_equal(tg_config_parse("t.yaml", y, strlen(y), &c, &err), 0);
+    assert_int_equal(c->default_limits.rpm, 600);
+    assert_int_equal(c->default_limits.rps, -1);
+    assert_int_equal(c->default_limits.rph, -1);
+    assert_int_equal(c->default_limits.burst, 50);
+    assert_int_equal(c->default_limits.concurrency, 8);
+    assert_int_equal(c->trusted_proxies.n, 2);
+    tg_ip_t ip;
+    assert_int_equal(tg_ip_parse("10.9.8.7", 8, &ip), 0);
+    assert_true(tg_cidr_list_match(&c->trusted_proxies, &ip));
+    tg_config_unref(c);
+    const char *none = "store: sqlite:x\n";
+    assert_int_equal(tg_config_parse("t.yaml", none, strlen(none), &c, &err), 0);
+    assert_int_equal(c->default_limits.rpm, -1);
+    assert_int_equal(c->trusted_proxies.n, 0);
+    tg_config_unref(c);
+    expect_err("defaults:\n  limits: { rpm: 1, rps: 2 }\n",
+               "t.yaml:2: defaults.limits: give one of rps, rpm or rph, not 2");
+    expect_err("defaults:\n  limits: { rpmm: 1 }\n",
+               "t.yaml:2: defaults.limits.rpmm: unknown key (did you mean \"rpm\"?)");
+    expect_err("server:\n  trusted_proxies: [10.0.0.1/8]\n",
+               "t.yaml:2: server.trusted_proxies[0]: \"10.0.0.1/8\" has host bits set (did you "
+               "mean 10.0.0.0/8?)");
 }
 
 static void test_err_types(void **state)
@@ -773,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_store_and_spool),
         cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_err_keys),
+        cmocka_unit_test(test_limits_and_proxies),
         cmocka_unit_test(test_err_types),
         cmocka_unit_test(test_err_numbers),
         cmocka_unit_test(test_err_listen),

@@ -706,6 +706,362 @@ static void test_usage_groupings(void **state)
     assert_int_equal(rs.r[0].requests, 1);
 }
 
+/* ---- policy: limits, pauses, IP rules --------------------------------------- */
+
+typedef struct policy_rows {
+    tg_limit_row_t lim[16];
+    tg_pause_row_t pause[8];
+    tg_ip_rule_row_t ip[16];
+    size_t n;
+} policy_rows_t;
+
+static int collect_limit(const tg_limit_row_t *r, void *ud)
+{
+    policy_rows_t *p = ud;
+    if (p->n == 16) return -1;
+    p->lim[p->n++] = *r;
+    return 0;
+}
+
+static int collect_pause(const tg_pause_row_t *r, void *ud)
+{
+    policy_rows_t *p = ud;
+    if (p->n == 8) return -1;
+    p->pause[p->n++] = *r;
+    return 0;
+}
+
+static int collect_ip(const tg_ip_rule_row_t *r, void *ud)
+{
+    policy_rows_t *p = ud;
+    if (p->n == 16) return -1;
+    p->ip[p->n++] = *r;
+    return 0;
+}
+
+static tg_limit_row_t limit_make(const char *tenant, const char *scope, const char *value,
+                                 int64_t limit, int64_t period_s, int64_t burst, int64_t conc)
+{
+    tg_limit_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.tenant, sizeof r.tenant, "%s", tenant);
+    snprintf(r.scope, sizeof r.scope, "%s", scope);
+    snprintf(r.value, sizeof r.value, "%s", value);
+    r.limit = limit;
+    r.period_s = period_s;
+    r.burst = burst;
+    r.concurrency = conc;
+    return r;
+}
+
+static tg_ip_rule_row_t ip_make(const char *tenant, const char *action, const char *cidr)
+{
+    tg_ip_rule_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.tenant, sizeof r.tenant, "%s", tenant);
+    snprintf(r.action, sizeof r.action, "%s", action);
+    snprintf(r.cidr, sizeof r.cidr, "%s", cidr);
+    return r;
+}
+
+static int64_t policy_version(tg_store_t *s)
+{
+    int64_t v = 0;
+    tg_err_t err;
+    assert_int_equal(tg_store_policy_version(s, &v, &err), 0);
+    return v;
+}
+
+/* Every successful change moves policy_version, seen from another connection;
+ * failed ones and non-policy changes do not; policy changes leave
+ * auth_version alone (no keyring reload for a new limit). */
+static void test_policy_version_two_connections(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_store_t *other = NULL;
+    assert_int_equal(tg_store_open(f->url, &other, &err), 0);
+
+    int64_t v0 = policy_version(other), v, a0, a;
+    assert_int_equal(tg_store_auth_version(other, &a0, &err), 0);
+    assert_int_equal(tg_store_tenant_add(f->s, "acme", "", &err), 0);
+    assert_int_equal(policy_version(other), v0); /* a tenant is not policy */
+    assert_int_equal(tg_store_auth_version(other, &a0, &err), 0);
+
+    tg_limit_row_t l = limit_make("acme", "tenant", "", 100, 60, 20, 4);
+    tg_ip_rule_row_t ip = ip_make("*", "deny", "10.0.0.0/8");
+#define MOVES(call)                                                                                \
+    do {                                                                                           \
+        assert_int_equal((call), 0);                                                               \
+        v = policy_version(other);                                                                 \
+        assert_true(v > v0);                                                                       \
+        v0 = v;                                                                                    \
+    } while (0)
+#define STAYS(call, code)                                                                          \
+    do {                                                                                           \
+        assert_int_equal((call), (code));                                                          \
+        assert_int_equal(policy_version(other), v0);                                               \
+    } while (0)
+    MOVES(tg_store_limit_set(f->s, &l, &err));
+    MOVES(tg_store_limit_set(f->s, &l, &err)); /* the same row again is still a change */
+    MOVES(tg_store_limit_rm(f->s, "acme", "tenant", "", &err));
+    STAYS(tg_store_limit_rm(f->s, "acme", "tenant", "", &err), TG_STORE_NOTFOUND);
+    MOVES(tg_store_pause_set(f->s, "*", "incident", &err));
+    MOVES(tg_store_pause_clear(other, "*", &err)); /* either connection */
+    STAYS(tg_store_pause_clear(f->s, "*", &err), TG_STORE_NOTFOUND);
+    MOVES(tg_store_ip_rule_add(f->s, &ip, &err));
+    STAYS(tg_store_ip_rule_add(f->s, &ip, &err), TG_STORE_EXISTS);
+    MOVES(tg_store_ip_rule_rm(f->s, "*", "deny", "10.0.0.0/8", &err));
+    STAYS(tg_store_ip_rule_rm(f->s, "*", "deny", "10.0.0.0/8", &err), TG_STORE_NOTFOUND);
+    tg_limit_row_t bad = limit_make("acme", "route", "", 1, 60, 0, 0);
+    STAYS(tg_store_limit_set(f->s, &bad, &err), -1);
+#undef MOVES
+#undef STAYS
+
+    assert_int_equal(tg_store_auth_version(other, &a, &err), 0);
+    assert_int_equal(a, a0);
+    tg_store_close(other);
+}
+
+static void test_limit_set_replace_rm_list(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_limit_row_t rows[] = {
+        limit_make("beta", "tenant", "", 10, 1, 0, 0),
+        limit_make("acme", "key", "key_0000000000000001", 1, 3600, 0, 0),
+        limit_make("acme", "route", "chat", 100, 60, 20, 0),
+        limit_make("acme", "tenant", "", 0, 0, 0, 8),      /* concurrency only */
+        limit_make("acme", "tool", "search", 0, 60, 0, 0), /* 0 = refuse all */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        assert_int_equal(tg_store_limit_set(f->s, &rows[i], &err), 0);
+
+    policy_rows_t p = {0};
+    assert_int_equal(tg_store_limit_list(f->s, NULL, collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 5);
+    /* By tenant, then the tenant-wide row, route, tool, key. */
+    const char *order[][2] = {{"acme", "tenant"},
+                              {"acme", "route"},
+                              {"acme", "tool"},
+                              {"acme", "key"},
+                              {"beta", "tenant"}};
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(p.lim[i].tenant, order[i][0]);
+        assert_string_equal(p.lim[i].scope, order[i][1]);
+        assert_true(p.lim[i].updated_us > 0);
+    }
+    assert_string_equal(p.lim[0].value, "");
+    assert_int_equal(p.lim[0].period_s, 0);
+    assert_int_equal(p.lim[0].concurrency, 8);
+    assert_string_equal(p.lim[1].value, "chat");
+    assert_int_equal(p.lim[1].limit, 100);
+    assert_int_equal(p.lim[1].period_s, 60);
+    assert_int_equal(p.lim[1].burst, 20);
+    assert_int_equal(p.lim[2].limit, 0);
+    assert_int_equal(p.lim[2].period_s, 60);
+
+    /* set replaces the whole row of (tenant, scope, value). */
+    tg_limit_row_t again = limit_make("acme", "route", "chat", 5, 1, 0, 0);
+    again.updated_us = 42;
+    assert_int_equal(tg_store_limit_set(f->s, &again, &err), 0);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_limit_list(f->s, "acme", collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 4); /* the filter; still one row for route chat */
+    assert_string_equal(p.lim[1].value, "chat");
+    assert_int_equal(p.lim[1].limit, 5);
+    assert_int_equal(p.lim[1].period_s, 1);
+    assert_int_equal(p.lim[1].burst, 0);
+    assert_int_equal(p.lim[1].updated_us, 42);
+
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_limit_list(f->s, "nobody", collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 0);
+
+    assert_int_equal(tg_store_limit_rm(f->s, "acme", "route", "chat", &err), 0);
+    assert_int_equal(tg_store_limit_rm(f->s, "acme", "route", "chat", &err), TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no limit for tenant \"acme\" route \"chat\"");
+    assert_int_equal(tg_store_limit_rm(f->s, "beta", "route", "chat", &err), TG_STORE_NOTFOUND);
+    assert_int_equal(tg_store_limit_rm(f->s, "beta", "tenant", NULL, &err), 0);
+    assert_int_equal(tg_store_limit_rm(f->s, "beta", "tenant", "", &err), TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no tenant-wide limit for tenant \"beta\"");
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_limit_list(f->s, NULL, collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 3);
+
+    /* Rows the table would refuse are refused with a message first. */
+    tg_limit_row_t bad[] = {
+        limit_make("acme", "model", "x", 1, 60, 0, 0),    /* unknown scope */
+        limit_make("acme", "route", "", 1, 60, 0, 0),     /* route without a name */
+        limit_make("acme", "tenant", "x", 1, 60, 0, 0),   /* tenant scope with a value */
+        limit_make("acme", "tenant", "", 1, 120, 0, 0),   /* odd period */
+        limit_make("acme", "tenant", "", 5, 0, 0, 0),     /* a limit without a period */
+        limit_make("acme", "route", "chat", 1, 60, 0, 3), /* concurrency on a route */
+        limit_make("acme", "tenant", "", -1, 60, 0, 0),   limit_make("", "tenant", "", 1, 60, 0, 0),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = '\0';
+        assert_int_equal(tg_store_limit_set(f->s, &bad[i], &err), -1);
+        assert_true(err.msg[0] != '\0');
+    }
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_limit_list(f->s, NULL, collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 3);
+
+    /* A callback's nonzero return stops the iteration and comes back as is. */
+    p.n = 16;
+    assert_int_equal(tg_store_limit_list(f->s, NULL, collect_limit, &p, &err), -1);
+}
+
+static void test_pause_global_and_tenant(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    policy_rows_t p = {0};
+    assert_int_equal(tg_store_pause_list(f->s, collect_pause, &p, &err), 0);
+    assert_int_equal(p.n, 0);
+
+    assert_int_equal(tg_store_pause_set(f->s, "acme", "billing review", &err), 0);
+    assert_int_equal(tg_store_pause_set(f->s, "*", "incident", &err), 0);
+    assert_int_equal(tg_store_pause_set(f->s, "beta", NULL, &err), 0);
+    assert_int_equal(tg_store_pause_list(f->s, collect_pause, &p, &err), 0);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.pause[0].tenant, "*"); /* global first */
+    assert_string_equal(p.pause[0].reason, "incident");
+    assert_string_equal(p.pause[1].tenant, "acme");
+    assert_string_equal(p.pause[1].reason, "billing review");
+    assert_string_equal(p.pause[2].tenant, "beta");
+    assert_string_equal(p.pause[2].reason, "");
+    int64_t since = p.pause[1].created_us;
+    assert_true(since > 0);
+
+    /* Pausing again changes the reason; the pause still began when it began. */
+    usleep(2000);
+    assert_int_equal(tg_store_pause_set(f->s, "acme", "still reviewing", &err), 0);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_pause_list(f->s, collect_pause, &p, &err), 0);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.pause[1].reason, "still reviewing");
+    assert_int_equal(p.pause[1].created_us, since);
+
+    /* Clearing the global pause leaves tenant pauses, and the reverse. */
+    assert_int_equal(tg_store_pause_clear(f->s, "*", &err), 0);
+    assert_int_equal(tg_store_pause_clear(f->s, "*", &err), TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no global pause");
+    assert_int_equal(tg_store_pause_clear(f->s, "acme", &err), 0);
+    assert_int_equal(tg_store_pause_clear(f->s, "acme", &err), TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "tenant \"acme\" is not paused");
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_pause_list(f->s, collect_pause, &p, &err), 0);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.pause[0].tenant, "beta");
+    assert_int_equal(tg_store_pause_set(f->s, "", "x", &err), -1);
+}
+
+static void test_ip_rules(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_ip_rule_row_t rules[] = {
+        ip_make("acme", "deny", "192.0.2.0/24"), ip_make("*", "deny", "203.0.113.0/24"),
+        ip_make("acme", "allow", "10.0.0.0/8"),  ip_make("acme", "allow", "2001:db8::/32"),
+        ip_make("acme", "deny", "10.0.0.0/8"), /* same network, other action: its own rule */
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        assert_int_equal(tg_store_ip_rule_add(f->s, &rules[i], &err), 0);
+    assert_int_equal(tg_store_ip_rule_add(f->s, &rules[0], &err), TG_STORE_EXISTS);
+    assert_string_equal(err.msg, "ip rule deny 192.0.2.0/24 for tenant \"acme\" already exists");
+    assert_int_equal(tg_store_ip_rule_add(f->s, &rules[1], &err), TG_STORE_EXISTS);
+    assert_string_equal(err.msg, "ip rule deny 203.0.113.0/24 for all tenants already exists");
+
+    policy_rows_t p = {0};
+    assert_int_equal(tg_store_ip_rule_list(f->s, NULL, collect_ip, &p, &err), 0);
+    assert_int_equal(p.n, 5);
+    assert_string_equal(p.ip[0].tenant, "*");
+    assert_string_equal(p.ip[1].action, "allow");
+    assert_string_equal(p.ip[1].cidr, "10.0.0.0/8");
+    assert_string_equal(p.ip[2].cidr, "2001:db8::/32");
+    assert_string_equal(p.ip[3].action, "deny");
+    assert_true(p.ip[3].created_us > 0);
+
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_ip_rule_list(f->s, "*", collect_ip, &p, &err), 0);
+    assert_int_equal(p.n, 1);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_ip_rule_list(f->s, "acme", collect_ip, &p, &err), 0);
+    assert_int_equal(p.n, 4);
+
+    assert_int_equal(tg_store_ip_rule_rm(f->s, "acme", "deny", "10.0.0.0/8", &err), 0);
+    assert_int_equal(tg_store_ip_rule_rm(f->s, "acme", "deny", "10.0.0.0/8", &err),
+                     TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no ip rule deny 10.0.0.0/8 for tenant \"acme\"");
+    assert_int_equal(tg_store_ip_rule_rm(f->s, "*", "allow", "203.0.113.0/24", &err),
+                     TG_STORE_NOTFOUND);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_ip_rule_list(f->s, "acme", collect_ip, &p, &err), 0);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.ip[0].cidr, "10.0.0.0/8");
+    assert_string_equal(p.ip[0].action, "allow");
+
+    tg_ip_rule_row_t bad = ip_make("acme", "block", "10.0.0.0/8");
+    assert_int_equal(tg_store_ip_rule_add(f->s, &bad, &err), -1);
+    bad = ip_make("acme", "deny", "");
+    assert_int_equal(tg_store_ip_rule_add(f->s, &bad, &err), -1);
+}
+
+/* A database written by a tollgate that knew migration 1 only: opening it
+ * applies migration 2 and keeps what was there. */
+static void test_migrate_from_v1(void **state)
+{
+    fixture_t *f = *state;
+    tg_store_close(f->s);
+    f->s = NULL;
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+        unlink(p);
+    }
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(sqlite3_exec(db, tg_store_migrations_bootstrap, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(tg_store_migrations[0].version, 1);
+    assert_int_equal(sqlite3_exec(db, tg_store_migrations[0].sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO schema_migrations VALUES (1, 'v1', 0);"
+                                  "INSERT INTO tenants (id, name, created_us) VALUES ('old', "
+                                  "'Old Co', 1);"
+                                  "UPDATE meta SET value = 7 WHERE key = 'auth_version';",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    tg_err_t err;
+    assert_int_equal(tg_store_open(f->url, &f->s, &err), 0);
+    tg_tenant_t t;
+    assert_int_equal(tg_store_tenant_get(f->s, "old", &t, &err), 0);
+    assert_string_equal(t.name, "Old Co");
+    int64_t a;
+    assert_int_equal(tg_store_auth_version(f->s, &a, &err), 0);
+    assert_int_equal(a, 7);
+    int64_t v0 = policy_version(f->s);
+    tg_limit_row_t l = limit_make("old", "tenant", "", 60, 60, 0, 0);
+    assert_int_equal(tg_store_limit_set(f->s, &l, &err), 0);
+    assert_true(policy_version(f->s) > v0);
+
+    /* Reopening applies nothing more. */
+    tg_store_close(f->s);
+    assert_int_equal(tg_store_open(f->url, &f->s, &err), 0);
+    policy_rows_t p = {0};
+    assert_int_equal(tg_store_limit_list(f->s, NULL, collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 1);
+    db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_migrations"), 2);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('limits', "
+                                 "'pauses', 'ip_rules')"),
+                     3);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -721,6 +1077,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_busy_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_groupings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_version_two_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_set_replace_rm_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_global_and_tenant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ip_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

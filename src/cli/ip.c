@@ -1,0 +1,242 @@
+/* `tollgate ip allow|deny CIDR [--tenant ID] | rm allow|deny CIDR [--tenant ID]
+ *  | list [--tenant ID] [--format table|json]`: IP rules (policy/iprules.h).
+ *
+ * A CIDR is parsed by tg_cidr_parse, the gateway's own parser, so the CLI
+ * accepts exactly what the gateway will match, and it is stored in one
+ * normalized spelling ("10.0.0.0/8", "2001:db8::/32", a bare address as /32
+ * or /128): `ip rm` then finds a rule however it was typed, and the unique
+ * (tenant, action, cidr) key catches the same network written twice. No
+ * --tenant is every tenant ("*"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+#include "policy/iprules.h"
+
+#define USAGE                                                                                      \
+    "usage: tollgate ip allow|deny CIDR [--tenant ID] | rm allow|deny CIDR [--tenant ID] | "       \
+    "list [--tenant ID] [--format table|json]"
+
+/* tg_cidr_t holds IPv4 as ::ffff:a.b.c.d with the prefix + 96; tg_ip_format
+ * prints such an address as a dotted quad, so the prefix goes back to IPv4's
+ * count. (A prefix under 96 never has the mapped form: tg_cidr_parse refuses
+ * host bits past the prefix.) */
+static void cidr_text(const tg_cidr_t *c, char *buf, size_t cap)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    tg_ip_t ip;
+    char addr[48]; /* tg_ip_format needs 46 */
+    memcpy(ip.addr, c->addr, sizeof ip.addr);
+    tg_ip_format(&ip, addr, sizeof addr);
+    int v4 = memcmp(c->addr, mapped, sizeof mapped) == 0 && c->bits >= 96;
+    snprintf(buf, cap, "%s/%d", addr, v4 ? c->bits - 96 : c->bits);
+}
+
+static int check_tenant(const char **tenant)
+{
+    if (!*tenant) *tenant = "*";
+    if (strcmp(*tenant, "*") == 0 || tg_cli_valid_tenant_id(*tenant)) return TG_EXIT_OK;
+    return tg_cli_errorf(TG_EXIT_USAGE,
+                         "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ -",
+                         *tenant);
+}
+
+static int tenant_exists(tg_store_t *store, const char *tenant)
+{
+    if (strcmp(tenant, "*") == 0) return TG_EXIT_OK;
+    tg_err_t err = {{0}};
+    tg_tenant_t t;
+    int r = tg_store_tenant_get(store, tenant, &t, &err);
+    if (r == TG_STORE_NOTFOUND) return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
+    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    return TG_EXIT_OK;
+}
+
+static const char *owner(const char *tenant, char *buf, size_t cap)
+{
+    if (strcmp(tenant, "*") == 0) return "for all tenants";
+    snprintf(buf, cap, "for tenant %s", tenant);
+    return buf;
+}
+
+typedef struct rules {
+    tg_ip_rule_row_t *v;
+    size_t n, cap;
+} rules_t;
+
+static int collect(const tg_ip_rule_row_t *r, void *ud)
+{
+    rules_t *rs = ud;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 32;
+        tg_ip_rule_row_t *v = realloc(rs->v, cap * sizeof *v);
+        if (!v) return -1;
+        rs->v = v;
+        rs->cap = cap;
+    }
+    rs->v[rs->n++] = *r;
+    return 0;
+}
+
+static int cmd_list(tg_store_t *store, const char *tenant, int json)
+{
+    if (tenant) {
+        int rc = tenant_exists(store, tenant);
+        if (rc != 0) return rc;
+    }
+    rules_t rs = {0};
+    tg_err_t err = {{0}};
+    int r = tg_store_ip_rule_list(store, tenant, collect, &rs, &err);
+    if (r != 0) {
+        free(rs.v);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
+                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
+    }
+    int w = 0;
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < rs.n; i++) {
+            char created[25];
+            tg_cli_fmt_time(rs.v[i].created_us, created);
+            json_t *o = json_object();
+            if (!o || json_array_append_new(arr, o) != 0) {
+                json_decref(arr);
+                arr = NULL;
+                break;
+            }
+            json_object_set_new(o, "tenant", tg_cli_json_text(rs.v[i].tenant));
+            json_object_set_new(o, "action", tg_cli_json_text(rs.v[i].action));
+            json_object_set_new(o, "cidr", tg_cli_json_text(rs.v[i].cidr));
+            json_object_set_new(o, "created", json_string(created));
+        }
+        w = arr ? json_dumpf(arr, stdout, JSON_INDENT(2)) : -1;
+        json_decref(arr);
+        putchar('\n');
+    } else {
+        int wt = 6, wc = 4;
+        for (size_t i = 0; i < rs.n; i++) {
+            int l = (int)strlen(rs.v[i].tenant);
+            wt = l > wt ? l : wt;
+            l = (int)strlen(rs.v[i].cidr);
+            wc = l > wc ? l : wc;
+        }
+        printf("%-*s  %-6s  %-*s  %s\n", wt, "TENANT", "ACTION", wc, "CIDR", "CREATED");
+        for (size_t i = 0; i < rs.n; i++) {
+            char created[25];
+            tg_cli_fmt_time(rs.v[i].created_us, created);
+            printf("%-*s  %-6s  %-*s  %s\n", wt, rs.v[i].tenant, rs.v[i].action, wc, rs.v[i].cidr,
+                   created);
+        }
+    }
+    free(rs.v);
+    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
+    return TG_EXIT_OK;
+}
+
+/* For rm: parse_err is set when the CIDR did not parse and is tried as
+ * written (a row put into the store by other means); if that finds nothing,
+ * the parse error is what the user needs to see. */
+static int cmd_change(tg_store_t *store, int add, const char *tenant, const char *action,
+                      const char *cidr, const char *parse_err)
+{
+    int rc = tenant_exists(store, tenant);
+    if (rc != 0) return rc;
+    tg_err_t err = {{0}};
+    char who[96];
+    int r;
+    if (add) {
+        tg_ip_rule_row_t row;
+        memset(&row, 0, sizeof row);
+        snprintf(row.tenant, sizeof row.tenant, "%s", tenant);
+        snprintf(row.action, sizeof row.action, "%s", action);
+        snprintf(row.cidr, sizeof row.cidr, "%s", cidr);
+        r = tg_store_ip_rule_add(store, &row, &err);
+    } else {
+        r = tg_store_ip_rule_rm(store, tenant, action, cidr, &err);
+        if (r == TG_STORE_NOTFOUND && parse_err)
+            return tg_cli_errorf(TG_EXIT_USAGE, "invalid CIDR %s", parse_err);
+    }
+    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    printf("ip rule %s: %s %s %s\n", add ? "added" : "removed", action, cidr,
+           owner(tenant, who, sizeof who));
+    return TG_EXIT_OK;
+}
+
+int tg_cli_ip(int argc, char **argv, const char *config_path)
+{
+    if (argc < 2) return tg_cli_errorf(TG_EXIT_USAGE, "ip needs a subcommand (%s)", USAGE);
+    const char *sub = argv[1];
+    if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
+        puts(USAGE);
+        return TG_EXIT_OK;
+    }
+    const char *tenant = NULL, *format = NULL, *pos[2] = {NULL, NULL};
+    const tg_cli_opt_t opts[] = {{"--tenant", &tenant}, {"--format", &format}};
+    int help = 0, npos = 0, rc;
+    int add = strcmp(sub, "allow") == 0 || strcmp(sub, "deny") == 0;
+    int rm = strcmp(sub, "rm") == 0;
+    if (!add && !rm && strcmp(sub, "list") != 0)
+        return tg_cli_errorf(TG_EXIT_USAGE, "unknown ip subcommand \"%s\" (%s)", sub, USAGE);
+    /* --format goes with list only: the others see one option. */
+    rc = tg_cli_parse(argc, argv, 2, opts, add || rm ? 1 : 2, pos,
+                      add  ? 1
+                      : rm ? 2
+                           : 0,
+                      &npos, &help, USAGE);
+    if (rc != 0) return rc;
+    if (help) {
+        puts(USAGE);
+        return TG_EXIT_OK;
+    }
+
+    const char *action = add ? sub : NULL, *text = NULL;
+    char cidr[64], parse_err[sizeof((tg_err_t *)0)->msg + 8];
+    int parsed = 0, json = 0;
+    if (add || rm) {
+        if (add && npos < 1)
+            return tg_cli_errorf(TG_EXIT_USAGE, "ip %s needs a CIDR (%s)", sub, USAGE);
+        if (rm && npos < 2)
+            return tg_cli_errorf(TG_EXIT_USAGE, "ip rm needs allow or deny and a CIDR (%s)", USAGE);
+        if (rm) {
+            action = pos[0];
+            if (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0)
+                return tg_cli_errorf(TG_EXIT_USAGE,
+                                     "invalid action \"%s\" (expected allow or deny)", action);
+        }
+        text = pos[npos - 1];
+        tg_cidr_t c;
+        tg_err_t err = {{0}};
+        if (tg_cidr_parse(text, &c, &err) == 0) {
+            cidr_text(&c, cidr, sizeof cidr);
+            parsed = 1;
+        } else if (add || strlen(text) >= sizeof cidr) {
+            return tg_cli_errorf(TG_EXIT_USAGE, "invalid CIDR %s", err.msg);
+        } else {
+            snprintf(cidr, sizeof cidr, "%s", text);
+            snprintf(parse_err, sizeof parse_err, "%s", err.msg);
+        }
+    } else if (format) {
+        if (strcmp(format, "json") == 0)
+            json = 1;
+        else if (strcmp(format, "table") != 0)
+            return tg_cli_errorf(TG_EXIT_USAGE, "invalid --format \"%s\" (expected table or json)",
+                                 format);
+    }
+    if ((add || rm || tenant) && (rc = check_tenant(&tenant)) != 0) return rc;
+
+    tg_config_t *cfg;
+    tg_store_t *store;
+    if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
+    if (add || rm)
+        rc = cmd_change(store, add, tenant, action, cidr, parsed ? NULL : parse_err);
+    else
+        rc = cmd_list(store, tenant, json);
+    tg_store_close(store);
+    tg_config_unref(cfg);
+    return rc;
+}

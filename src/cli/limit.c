@@ -1,0 +1,404 @@
+/* `tollgate limit set|list|rm`: rate limits and the in-flight cap, per tenant
+ * and per tenant x route, tool or key (store.h, tg_limit_row_t).
+ *
+ * A row is one (tenant, scope, value); `set` replaces the whole row, so what
+ * `limit list` shows is exactly what applies, with nothing merged from earlier
+ * commands. Rates are whole requests per second, minute or hour: integers end
+ * to end, the limiter turns them into an emission interval (ratelimit.h).
+ * Arguments are checked before the config is read, as in the other groups;
+ * whether the tenant (and the key) exist is checked against the store. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+
+#define USAGE                                                                                      \
+    "usage: tollgate limit set --tenant ID [--route R | --tool T | --key K] "                      \
+    "[--rps N | --rpm N | --rph N] [--burst N] [--concurrency N] | "                               \
+    "list [--tenant ID] [--format table|json] | "                                                  \
+    "rm --tenant ID [--route R | --tool T | --key K]"
+
+/* Past a billion per period the emission interval of --rps drops below a
+ * nanosecond: no limit worth writing down is that high. */
+#define MAX_N 1000000000LL
+
+typedef struct args {
+    const char *tenant, *route, *tool, *key;
+    const char *rate[3]; /* --rps, --rpm, --rph */
+    const char *burst, *concurrency, *format;
+} args_t;
+
+static const char *const rate_opt[3] = {"--rps", "--rpm", "--rph"};
+static const int64_t rate_period[3] = {1, 60, 3600};
+
+/* "100/min" */
+static void fmt_rate(int64_t limit, int64_t period_s, char buf[32])
+{
+    const char *unit = period_s == 1 ? "s" : period_s == 60 ? "min" : period_s == 3600 ? "h" : "?";
+    snprintf(buf, 32, "%lld/%s", (long long)limit, unit);
+}
+
+/* A tenant id that could exist (tenant add's rule); "*" is not one here:
+ * every tenant's defaults come from the config (defaults.limits). */
+static int check_tenant(const char *tenant)
+{
+    if (!tg_cli_valid_tenant_id(tenant))
+        return tg_cli_errorf(TG_EXIT_USAGE,
+                             "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ -",
+                             tenant);
+    return TG_EXIT_OK;
+}
+
+/* The scope chosen by --route/--tool/--key (at most one), checked; "tenant"
+ * with value "" when none. */
+static int scope_of(const args_t *a, const char *cmd, const char **scope, const char **value)
+{
+    const char *names[3] = {"route", "tool", "key"};
+    const char *vals[3] = {a->route, a->tool, a->key};
+    *scope = "tenant";
+    *value = "";
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!vals[i]) continue;
+        if (n++)
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "limit %s takes at most one of --route, --tool "
+                                 "and --key",
+                                 cmd);
+        *scope = names[i];
+        *value = vals[i];
+        if (!*vals[i]) return tg_cli_errorf(TG_EXIT_USAGE, "--%s must not be empty", names[i]);
+        if (strlen(vals[i]) >= sizeof((tg_limit_row_t *)0)->value)
+            return tg_cli_errorf(TG_EXIT_USAGE, "--%s is too long (at most %zu bytes)", names[i],
+                                 sizeof((tg_limit_row_t *)0)->value - 1);
+        if (!tg_cli_valid_text(vals[i]))
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "--%s must be UTF-8 text without control characters", names[i]);
+    }
+    return TG_EXIT_OK;
+}
+
+/* Everything `limit set` can check without the store; fills row. */
+static int check_set(const args_t *a, tg_limit_row_t *row)
+{
+    memset(row, 0, sizeof *row);
+    if (!a->tenant) return tg_cli_errorf(TG_EXIT_USAGE, "limit set needs --tenant ID (%s)", USAGE);
+    int rc = check_tenant(a->tenant);
+    if (rc != 0) return rc;
+    const char *scope, *value;
+    if ((rc = scope_of(a, "set", &scope, &value)) != 0) return rc;
+    snprintf(row->tenant, sizeof row->tenant, "%s", a->tenant);
+    snprintf(row->scope, sizeof row->scope, "%s", scope);
+    snprintf(row->value, sizeof row->value, "%s", value);
+
+    int which = -1;
+    for (int i = 0; i < 3; i++) {
+        if (!a->rate[i]) continue;
+        if (which >= 0)
+            return tg_cli_errorf(TG_EXIT_USAGE, "give one of --rps, --rpm and --rph, not %s and %s",
+                                 rate_opt[which], rate_opt[i]);
+        which = i;
+        if (tg_cli_parse_count(a->rate[i], MAX_N, &row->limit) != 0)
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "invalid %s \"%s\" (expected an integer from 0 to %lld)",
+                                 rate_opt[i], a->rate[i], MAX_N);
+        row->period_s = rate_period[i];
+    }
+    if (a->burst) {
+        if (tg_cli_parse_count(a->burst, MAX_N, &row->burst) != 0 || row->burst < 1)
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "invalid --burst \"%s\" (expected an integer from 1 to %lld)",
+                                 a->burst, MAX_N);
+        if (which < 0)
+            return tg_cli_errorf(TG_EXIT_USAGE, "--burst needs a rate: --rps, --rpm or --rph");
+    }
+    if (a->concurrency) {
+        if (tg_cli_parse_count(a->concurrency, MAX_N, &row->concurrency) != 0 ||
+            row->concurrency < 1)
+            return tg_cli_errorf(
+                TG_EXIT_USAGE, "invalid --concurrency \"%s\" (expected an integer from 1 to %lld)",
+                a->concurrency, MAX_N);
+        if (strcmp(scope, "tenant") != 0)
+            return tg_cli_errorf(TG_EXIT_USAGE, "--concurrency caps the whole tenant: it does not "
+                                                "go with --route, --tool or --key");
+    }
+    if (which < 0 && !a->concurrency)
+        return tg_cli_errorf(TG_EXIT_USAGE,
+                             "limit set needs --rps N, --rpm N or --rph N, or --concurrency N (%s)",
+                             USAGE);
+    return TG_EXIT_OK;
+}
+
+static int tenant_exists(tg_store_t *store, const char *tenant)
+{
+    tg_err_t err = {{0}};
+    tg_tenant_t t;
+    int r = tg_store_tenant_get(store, tenant, &t, &err);
+    if (r == TG_STORE_NOTFOUND) return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
+    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    return TG_EXIT_OK;
+}
+
+typedef struct key_find {
+    const char *id;
+    int found;
+} key_find_t;
+
+static int find_key(const tg_key_t *k, void *ud)
+{
+    key_find_t *f = ud;
+    if (strcmp(k->id, f->id) == 0) f->found = 1;
+    return 0;
+}
+
+static int cmd_set(tg_config_t *cfg, tg_store_t *store, tg_limit_row_t *row)
+{
+    tg_err_t err = {{0}};
+    int rc = tenant_exists(store, row->tenant);
+    if (rc != 0) return rc;
+    if (strcmp(row->scope, "key") == 0) {
+        /* A key's limit is looked up under the key's own tenant, so a key
+         * of another tenant could never match: refuse it here. */
+        key_find_t f = {row->value, 0};
+        if (tg_store_key_list(store, row->tenant, find_key, &f, &err) != 0)
+            return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+        if (!f.found)
+            return tg_cli_errorf(TG_EXIT_RUNTIME, "no key \"%s\" of tenant \"%s\"", row->value,
+                                 row->tenant);
+    }
+    if (strcmp(row->scope, "route") == 0) {
+        size_t i = 0;
+        while (i < cfg->nroutes && strcmp(cfg->routes[i].name, row->value) != 0)
+            i++;
+        /* Not an error: the route may be about to be added to the config. */
+        if (i == cfg->nroutes)
+            fprintf(stderr,
+                    "tollgate: note: %s has no route \"%s\"; the limit applies once it does\n",
+                    cfg->path ? cfg->path : "the config", row->value);
+    }
+    int r = tg_store_limit_set(store, row, &err);
+    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+
+    printf("limit set: %s", row->tenant);
+    if (strcmp(row->scope, "tenant") != 0) printf(" %s %s", row->scope, row->value);
+    if (row->period_s) {
+        char rate[32];
+        fmt_rate(row->limit, row->period_s, rate);
+        printf(" %s", rate);
+    }
+    if (row->burst) printf(" burst %lld", (long long)row->burst);
+    if (row->concurrency) printf(" concurrency %lld", (long long)row->concurrency);
+    putchar('\n');
+    return TG_EXIT_OK;
+}
+
+static int cmd_rm(tg_store_t *store, const char *tenant, const char *scope, const char *value)
+{
+    int rc = tenant_exists(store, tenant);
+    if (rc != 0) return rc;
+    tg_err_t err = {{0}};
+    if (tg_store_limit_rm(store, tenant, scope, value, &err) != 0)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    if (*value)
+        printf("limit removed: %s %s %s\n", tenant, scope, value);
+    else
+        printf("limit removed: %s\n", tenant);
+    return TG_EXIT_OK;
+}
+
+typedef struct rows {
+    tg_limit_row_t *v;
+    size_t n, cap;
+} rows_t;
+
+static int collect(const tg_limit_row_t *r, void *ud)
+{
+    rows_t *rs = ud;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 32;
+        tg_limit_row_t *v = realloc(rs->v, cap * sizeof *v);
+        if (!v) return -1;
+        rs->v = v;
+        rs->cap = cap;
+    }
+    rs->v[rs->n++] = *r;
+    return 0;
+}
+
+/* The cells of one row as the table shows them. The burst is the one in
+ * effect: a row stored with burst 0 admits `limit` at once. */
+typedef struct cells {
+    char limit[32], burst[24], conc[24], updated[25];
+} cells_t;
+
+static void row_cells(const tg_limit_row_t *r, cells_t *c)
+{
+    if (r->period_s)
+        fmt_rate(r->limit, r->period_s, c->limit);
+    else
+        snprintf(c->limit, sizeof c->limit, "-");
+    if (r->period_s)
+        snprintf(c->burst, sizeof c->burst, "%lld", (long long)(r->burst ? r->burst : r->limit));
+    else
+        snprintf(c->burst, sizeof c->burst, "-");
+    if (r->concurrency)
+        snprintf(c->conc, sizeof c->conc, "%lld", (long long)r->concurrency);
+    else
+        snprintf(c->conc, sizeof c->conc, "-");
+    tg_cli_fmt_time(r->updated_us, c->updated);
+}
+
+static void print_table(const rows_t *rs)
+{
+    int wt = 6, ws = 5, wv = 5, wl = 5, wb = 5;
+    for (size_t i = 0; i < rs->n; i++) {
+        const tg_limit_row_t *r = &rs->v[i];
+        cells_t c;
+        row_cells(r, &c);
+        int l = (int)strlen(r->tenant);
+        wt = l > wt ? l : wt;
+        l = (int)strlen(r->scope);
+        ws = l > ws ? l : ws;
+        l = (int)strlen(r->value);
+        wv = l > wv ? l : wv;
+        l = (int)strlen(c.limit);
+        wl = l > wl ? l : wl;
+        l = (int)strlen(c.burst);
+        wb = l > wb ? l : wb;
+    }
+    printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-11s  %s\n", wt, "TENANT", ws, "SCOPE", wv, "VALUE", wl,
+           "LIMIT", wb, "BURST", "CONCURRENCY", "UPDATED");
+    for (size_t i = 0; i < rs->n; i++) {
+        const tg_limit_row_t *r = &rs->v[i];
+        cells_t c;
+        row_cells(r, &c);
+        printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-11s  %s\n", wt, r->tenant, ws, r->scope, wv,
+               r->value[0] ? r->value : "-", wl, c.limit, wb, c.burst, c.conc, c.updated);
+    }
+}
+
+/* null for "none", so a script need not know the table's "-". */
+static json_t *count_or_null(int has, int64_t v)
+{
+    return has ? json_integer(v) : json_null();
+}
+
+static int print_json(const rows_t *rs)
+{
+    json_t *arr = json_array();
+    if (!arr) return -1;
+    for (size_t i = 0; i < rs->n; i++) {
+        const tg_limit_row_t *r = &rs->v[i];
+        char updated[25];
+        tg_cli_fmt_time(r->updated_us, updated);
+        json_t *o = json_object();
+        if (!o || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            return -1;
+        }
+        json_object_set_new(o, "tenant", tg_cli_json_text(r->tenant));
+        json_object_set_new(o, "scope", tg_cli_json_text(r->scope));
+        json_object_set_new(o, "value", tg_cli_json_text(r->value));
+        json_object_set_new(o, "limit", count_or_null(r->period_s > 0, r->limit));
+        json_object_set_new(o, "period_s", count_or_null(r->period_s > 0, r->period_s));
+        json_object_set_new(o, "burst",
+                            count_or_null(r->period_s > 0, r->burst ? r->burst : r->limit));
+        json_object_set_new(o, "concurrency", count_or_null(r->concurrency > 0, r->concurrency));
+        json_object_set_new(o, "updated", json_string(updated));
+    }
+    int rc = json_dumpf(arr, stdout, JSON_INDENT(2));
+    json_decref(arr);
+    putchar('\n');
+    return rc;
+}
+
+static int cmd_list(tg_store_t *store, const char *tenant, int json)
+{
+    if (tenant) {
+        int rc = tenant_exists(store, tenant);
+        if (rc != 0) return rc;
+    }
+    rows_t rs = {0};
+    tg_err_t err = {{0}};
+    int r = tg_store_limit_list(store, tenant, collect, &rs, &err);
+    if (r != 0) {
+        free(rs.v);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
+                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
+    }
+    int w = 0;
+    if (json)
+        w = print_json(&rs);
+    else
+        print_table(&rs);
+    free(rs.v);
+    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
+    return TG_EXIT_OK;
+}
+
+int tg_cli_limit(int argc, char **argv, const char *config_path)
+{
+    if (argc < 2) return tg_cli_errorf(TG_EXIT_USAGE, "limit needs a subcommand (%s)", USAGE);
+    const char *sub = argv[1];
+    if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
+        puts(USAGE);
+        return TG_EXIT_OK;
+    }
+    args_t a = {0};
+    /* set takes all of these, rm the first four. */
+    const tg_cli_opt_t set_opts[] = {
+        {"--tenant", &a.tenant}, {"--route", &a.route}, {"--tool", &a.tool},
+        {"--key", &a.key},       {"--rps", &a.rate[0]}, {"--rpm", &a.rate[1]},
+        {"--rph", &a.rate[2]},   {"--burst", &a.burst}, {"--concurrency", &a.concurrency},
+    };
+    const tg_cli_opt_t list_opts[] = {{"--tenant", &a.tenant}, {"--format", &a.format}};
+    int help = 0, rc;
+    tg_limit_row_t row;
+    const char *scope = NULL, *value = NULL;
+    int json = 0;
+    if (strcmp(sub, "set") == 0) {
+        rc = tg_cli_parse(argc, argv, 2, set_opts, 9, NULL, 0, NULL, &help, USAGE);
+        if (rc == 0 && !help) rc = check_set(&a, &row);
+    } else if (strcmp(sub, "rm") == 0) {
+        rc = tg_cli_parse(argc, argv, 2, set_opts, 4, NULL, 0, NULL, &help, USAGE);
+        if (rc == 0 && !help && !a.tenant)
+            rc = tg_cli_errorf(TG_EXIT_USAGE, "limit rm needs --tenant ID (%s)", USAGE);
+        if (rc == 0 && !help) rc = check_tenant(a.tenant);
+        if (rc == 0 && !help) rc = scope_of(&a, "rm", &scope, &value);
+    } else if (strcmp(sub, "list") == 0) {
+        rc = tg_cli_parse(argc, argv, 2, list_opts, 2, NULL, 0, NULL, &help, USAGE);
+        if (rc == 0 && !help && a.tenant) rc = check_tenant(a.tenant);
+        if (rc == 0 && !help && a.format) {
+            if (strcmp(a.format, "json") == 0)
+                json = 1;
+            else if (strcmp(a.format, "table") != 0)
+                rc = tg_cli_errorf(TG_EXIT_USAGE,
+                                   "invalid --format \"%s\" (expected table or json)", a.format);
+        }
+    } else {
+        return tg_cli_errorf(TG_EXIT_USAGE, "unknown limit subcommand \"%s\" (%s)", sub, USAGE);
+    }
+    if (rc != 0) return rc;
+    if (help) {
+        puts(USAGE);
+        return TG_EXIT_OK;
+    }
+
+    tg_config_t *cfg;
+    tg_store_t *store;
+    if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
+    if (sub[0] == 's')
+        rc = cmd_set(cfg, store, &row);
+    else if (sub[0] == 'r')
+        rc = cmd_rm(store, a.tenant, scope, value);
+    else
+        rc = cmd_list(store, a.tenant, json);
+    tg_store_close(store);
+    tg_config_unref(cfg);
+    return rc;
+}

@@ -1,0 +1,479 @@
+/* Admission policy: see policy.h. Order of checks, cheapest and most absolute
+ * first: global pause, tenant pause, global IP rules, tenant IP rules, the
+ * in-flight cap (a slot is taken), then every rate rule that applies
+ * (tenant, route, key, tool) at once, all-or-nothing; a rate refusal gives
+ * the slot back. */
+#include "policy/policy.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+
+#define NS          1000000000ULL
+#define CONC_SHARDS 64
+
+typedef struct lim_entry {
+    uint64_t key; /* tg_limit_key(tenant, scope, value); 0 = empty slot */
+    tg_limit_rule_t rule;
+    int has_rate;
+    int64_t concurrency;
+} lim_entry_t;
+
+typedef struct tenant_rules {
+    char tenant[64];
+    char pause_reason[256];
+    int paused;
+    tg_cidr_list_t allow, deny;
+} tenant_rules_t;
+
+/* Immutable once built. Per-tenant pauses and IP rules are few (operator
+ * actions), so a linear list; limits can be many (one per tenant, route,
+ * key), so an open-addressing table. */
+typedef struct snap {
+    lim_entry_t *lims;
+    size_t lim_mask, nlims;
+    int paused_all;
+    char paused_all_reason[256];
+    tg_cidr_list_t gallow, gdeny;
+    tenant_rules_t *tenants;
+    size_t ntenants, tcap;
+} snap_t;
+
+typedef struct conc_slot {
+    uint64_t key;
+    int64_t count;
+} conc_slot_t;
+
+typedef struct conc_shard {
+    pthread_mutex_t mu; /* guards the slots */
+    conc_slot_t *slots;
+    size_t mask, used;
+} conc_shard_t;
+
+struct tg_policy {
+    pthread_rwlock_t lock; /* guards snap (the pointer) and defaults */
+    snap_t *snap;
+    tg_policy_defaults_t defaults;
+    tg_limiter_t *limiter;
+    conc_shard_t conc[CONC_SHARDS];
+    /* refresher: touched by the refresher thread and start/stop only */
+    pthread_t thread;
+    int running;
+    atomic_int stop;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    char *store_url;
+    long interval_ms;
+};
+
+/* ---- snapshots --------------------------------------------------------- */
+
+static void snap_free(snap_t *s)
+{
+    if (!s) return;
+    free(s->lims);
+    tg_cidr_list_free(&s->gallow);
+    tg_cidr_list_free(&s->gdeny);
+    for (size_t i = 0; i < s->ntenants; i++) {
+        tg_cidr_list_free(&s->tenants[i].allow);
+        tg_cidr_list_free(&s->tenants[i].deny);
+    }
+    free(s->tenants);
+    free(s);
+}
+
+static tenant_rules_t *tenant_of(snap_t *s, const char *tenant, int create)
+{
+    for (size_t i = 0; i < s->ntenants; i++)
+        if (strcmp(s->tenants[i].tenant, tenant) == 0) return &s->tenants[i];
+    if (!create) return NULL;
+    if (s->ntenants == s->tcap) {
+        size_t cap = s->tcap ? s->tcap * 2 : 8;
+        tenant_rules_t *n = realloc(s->tenants, cap * sizeof *n);
+        if (!n) return NULL;
+        s->tenants = n;
+        s->tcap = cap;
+    }
+    tenant_rules_t *t = &s->tenants[s->ntenants++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->tenant, sizeof t->tenant, "%s", tenant);
+    return t;
+}
+
+static const lim_entry_t *lim_find(const snap_t *s, uint64_t key)
+{
+    if (!s->lims) return NULL;
+    for (size_t i = key & s->lim_mask; s->lims[i].key; i = (i + 1) & s->lim_mask)
+        if (s->lims[i].key == key) return &s->lims[i];
+    return NULL;
+}
+
+typedef struct build {
+    snap_t *s;
+    lim_entry_t *rows; /* collected first, then hashed once the count is known */
+    size_t n, cap;
+    int failed;
+} build_t;
+
+static int on_limit(const tg_limit_row_t *r, void *ud)
+{
+    build_t *b = ud;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        lim_entry_t *n = realloc(b->rows, cap * sizeof *n);
+        if (!n) return -1;
+        b->rows = n;
+        b->cap = cap;
+    }
+    lim_entry_t *e = &b->rows[b->n++];
+    memset(e, 0, sizeof *e);
+    e->key = tg_limit_key(r->tenant, r->scope, r->value);
+    e->has_rate = r->period_s > 0;
+    e->rule.limit = r->limit > 0 ? (uint64_t)r->limit : 0;
+    e->rule.period_ns = r->period_s > 0 ? (uint64_t)r->period_s * NS : 0;
+    e->rule.burst = r->burst > 0 ? (uint64_t)r->burst : 0;
+    e->concurrency = r->concurrency;
+    return 0;
+}
+
+static int on_pause(const tg_pause_row_t *r, void *ud)
+{
+    build_t *b = ud;
+    if (strcmp(r->tenant, "*") == 0) {
+        b->s->paused_all = 1;
+        snprintf(b->s->paused_all_reason, sizeof b->s->paused_all_reason, "%s", r->reason);
+        return 0;
+    }
+    tenant_rules_t *t = tenant_of(b->s, r->tenant, 1);
+    if (!t) return -1;
+    t->paused = 1;
+    snprintf(t->pause_reason, sizeof t->pause_reason, "%s", r->reason);
+    return 0;
+}
+
+static int on_ip_rule(const tg_ip_rule_row_t *r, void *ud)
+{
+    build_t *b = ud;
+    tg_cidr_t c;
+    if (tg_cidr_parse(r->cidr, &c, NULL) != 0) {
+        TG_WARN("policy: ignoring unparsable ip rule \"%s\" of tenant %s", r->cidr, r->tenant);
+        return 0;
+    }
+    int allow = strcmp(r->action, "allow") == 0;
+    if (strcmp(r->tenant, "*") == 0)
+        return tg_cidr_list_add(allow ? &b->s->gallow : &b->s->gdeny, &c);
+    tenant_rules_t *t = tenant_of(b->s, r->tenant, 1);
+    if (!t) return -1;
+    return tg_cidr_list_add(allow ? &t->allow : &t->deny, &c);
+}
+
+int tg_policy_load(tg_policy_t *p, tg_store_t *store, tg_err_t *err)
+{
+    build_t b = {.s = calloc(1, sizeof(snap_t))};
+    if (!b.s) return tg_err_set(err, "out of memory loading the policy");
+    int rc = tg_store_limit_list(store, NULL, on_limit, &b, err);
+    if (rc == 0) rc = tg_store_pause_list(store, on_pause, &b, err);
+    if (rc == 0) rc = tg_store_ip_rule_list(store, NULL, on_ip_rule, &b, err);
+    if (rc == 0 && b.n) {
+        size_t cap = 16;
+        while (cap < b.n * 2)
+            cap <<= 1;
+        b.s->lims = calloc(cap, sizeof *b.s->lims);
+        if (!b.s->lims) rc = tg_err_set(err, "out of memory loading limits");
+        b.s->lim_mask = cap - 1;
+        for (size_t i = 0; rc == 0 && i < b.n; i++) {
+            size_t j = b.rows[i].key & b.s->lim_mask;
+            while (b.s->lims[j].key && b.s->lims[j].key != b.rows[i].key)
+                j = (j + 1) & b.s->lim_mask;
+            b.s->lims[j] = b.rows[i];
+        }
+        b.s->nlims = b.n;
+    }
+    free(b.rows);
+    if (rc != 0) {
+        snap_free(b.s);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&p->lock);
+    snap_t *old = p->snap;
+    p->snap = b.s;
+    pthread_rwlock_unlock(&p->lock);
+    snap_free(old);
+    return 0;
+}
+
+/* ---- in-flight counters ------------------------------------------------ */
+
+static conc_shard_t *conc_shard(tg_policy_t *p, uint64_t key)
+{
+    return &p->conc[(key >> 58) % CONC_SHARDS];
+}
+
+static conc_slot_t *conc_find(conc_shard_t *sh, uint64_t key, int create)
+{
+    if (create && (sh->used + 1) * 2 > sh->mask + 1) {
+        /* Grow, dropping idle counters (count 0 carries nothing). */
+        size_t cap = (sh->mask + 1) * 2;
+        conc_slot_t *n = calloc(cap, sizeof *n);
+        if (!n) return NULL;
+        size_t used = 0;
+        for (size_t i = 0; i <= sh->mask; i++) {
+            if (!sh->slots[i].key || sh->slots[i].count == 0) continue;
+            size_t j = sh->slots[i].key & (cap - 1);
+            while (n[j].key)
+                j = (j + 1) & (cap - 1);
+            n[j] = sh->slots[i];
+            used++;
+        }
+        free(sh->slots);
+        sh->slots = n;
+        sh->mask = cap - 1;
+        sh->used = used;
+    }
+    size_t i = key & sh->mask;
+    for (; sh->slots[i].key; i = (i + 1) & sh->mask)
+        if (sh->slots[i].key == key) return &sh->slots[i];
+    if (!create) return NULL;
+    sh->slots[i].key = key;
+    sh->slots[i].count = 0;
+    sh->used++;
+    return &sh->slots[i];
+}
+
+/* Takes a slot when fewer than cap are held. */
+static int conc_acquire(tg_policy_t *p, uint64_t key, int64_t cap)
+{
+    conc_shard_t *sh = conc_shard(p, key);
+    pthread_mutex_lock(&sh->mu);
+    conc_slot_t *s = conc_find(sh, key, 1);
+    int ok = s && s->count < cap;
+    if (ok) s->count++;
+    pthread_mutex_unlock(&sh->mu);
+    return ok;
+}
+
+void tg_policy_release(tg_policy_t *p, uint64_t key)
+{
+    if (!key) return;
+    conc_shard_t *sh = conc_shard(p, key);
+    pthread_mutex_lock(&sh->mu);
+    conc_slot_t *s = conc_find(sh, key, 0);
+    TG_ASSERT(s && s->count > 0); /* a release without its acquire: accounting bug */
+    s->count--;
+    pthread_mutex_unlock(&sh->mu);
+}
+
+int64_t tg_policy_inflight(tg_policy_t *p, const char *tenant)
+{
+    uint64_t key = tg_limit_key(tenant, "inflight", "");
+    conc_shard_t *sh = conc_shard(p, key);
+    pthread_mutex_lock(&sh->mu);
+    conc_slot_t *s = conc_find(sh, key, 0);
+    int64_t n = s ? s->count : 0;
+    pthread_mutex_unlock(&sh->mu);
+    return n;
+}
+
+/* ---- admission --------------------------------------------------------- */
+
+static uint64_t ceil_s(uint64_t ns)
+{
+    return (ns + NS - 1) / NS;
+}
+
+void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, const char *key_id,
+                     const char *tool, const tg_ip_t *client, uint64_t now_ns, tg_admission_t *a)
+{
+    memset(a, 0, sizeof *a);
+    uint64_t keys[4];
+    tg_limit_rule_t rules[4];
+    const char *names[4];
+    size_t n = 0;
+    int64_t cap = 0;
+
+    pthread_rwlock_rdlock(&p->lock);
+    const snap_t *s = p->snap;
+    const tenant_rules_t *t = NULL;
+    for (size_t i = 0; i < s->ntenants; i++)
+        if (strcmp(s->tenants[i].tenant, tenant) == 0) t = &s->tenants[i];
+    if (s->paused_all || (t && t->paused)) {
+        const char *why = s->paused_all ? s->paused_all_reason : t->pause_reason;
+        a->verdict = TG_ADMIT_PAUSED;
+        a->reason = "paused";
+        snprintf(a->message, sizeof a->message, "%s%s%s",
+                 s->paused_all ? "service paused" : "tenant paused", *why ? ": " : "", why);
+        pthread_rwlock_unlock(&p->lock);
+        return;
+    }
+    if (tg_ip_check(&s->gallow, &s->gdeny, client) != TG_IP_ALLOWED ||
+        (t && tg_ip_check(&t->allow, &t->deny, client) != TG_IP_ALLOWED)) {
+        a->verdict = TG_ADMIT_IP_DENIED;
+        a->reason = "ip_denied";
+        snprintf(a->message, sizeof a->message, "requests from this address are not allowed");
+        pthread_rwlock_unlock(&p->lock);
+        return;
+    }
+    uint64_t k = tg_limit_key(tenant, "tenant", "");
+    const lim_entry_t *e = lim_find(s, k);
+    /* The tenant's own row overrides defaults.limits part by part: a row that
+     * sets only a concurrency cap keeps the default rate, and the reverse. */
+    if (e && e->has_rate)
+        keys[n] = k, names[n] = "tenant", rules[n++] = e->rule;
+    else if (p->defaults.has_rate)
+        keys[n] = k, names[n] = "tenant", rules[n++] = p->defaults.rate;
+    cap = e && e->concurrency > 0 ? e->concurrency : p->defaults.concurrency;
+    const char *scopes[3][2] = {{"route", route}, {"key", key_id}, {"tool", tool}};
+    for (size_t i = 0; i < 3; i++) {
+        if (!scopes[i][1] || !scopes[i][1][0]) continue;
+        k = tg_limit_key(tenant, scopes[i][0], scopes[i][1]);
+        e = lim_find(s, k);
+        if (e && e->has_rate) keys[n] = k, names[n] = scopes[i][0], rules[n++] = e->rule;
+    }
+    pthread_rwlock_unlock(&p->lock);
+
+    if (cap > 0) {
+        uint64_t ck = tg_limit_key(tenant, "inflight", "");
+        if (!conc_acquire(p, ck, cap)) {
+            a->verdict = TG_ADMIT_CONCURRENCY;
+            a->reason = "concurrency_limit";
+            a->retry_after_s = 1;
+            snprintf(a->message, sizeof a->message,
+                     "too many requests in flight for this tenant (limit %lld)", (long long)cap);
+            return;
+        }
+        a->conc_key = ck;
+    }
+    if (n == 0) return;
+    tg_limit_info_t info[4];
+    size_t which = 0;
+    tg_limit_result_t r = tg_limit_check_all(p->limiter, keys, rules, n, now_ns, info, &which);
+    /* The headers describe the rule closest to refusing. */
+    size_t w = r == TG_LIMIT_OK ? 0 : which;
+    if (r == TG_LIMIT_OK)
+        for (size_t i = 1, best = 0; i < n; i++)
+            if (info[i].remaining < info[best].remaining) w = best = i;
+    a->limited = 1;
+    snprintf(a->policy, sizeof a->policy, "%s", names[w]);
+    a->limit = info[w].limit;
+    a->window_s = rules[w].period_ns / NS;
+    a->remaining = info[w].remaining;
+    a->reset_s = ceil_s(info[w].reset_ns);
+    if (r == TG_LIMIT_REJECT) {
+        tg_policy_release(p, a->conc_key);
+        a->conc_key = 0;
+        a->verdict = TG_ADMIT_RATE;
+        a->reason = "rate_limited";
+        a->retry_after_s = ceil_s(info[w].retry_after_ns);
+        if (a->retry_after_s == 0) a->retry_after_s = 1;
+        snprintf(a->message, sizeof a->message, "rate limit exceeded (%llu per %llu s)",
+                 (unsigned long long)a->limit, (unsigned long long)a->window_s);
+    }
+}
+
+/* ---- lifecycle and refresh ------------------------------------------- */
+
+tg_policy_t *tg_policy_new(void)
+{
+    tg_policy_t *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->snap = calloc(1, sizeof *p->snap);
+    p->limiter = tg_limiter_new(64);
+    if (!p->snap || !p->limiter) {
+        free(p->snap);
+        tg_limiter_free(p->limiter);
+        free(p);
+        return NULL;
+    }
+    pthread_rwlock_init(&p->lock, NULL);
+    pthread_mutex_init(&p->stop_mu, NULL);
+    pthread_cond_init(&p->stop_cv, NULL);
+    for (size_t i = 0; i < CONC_SHARDS; i++) {
+        pthread_mutex_init(&p->conc[i].mu, NULL);
+        p->conc[i].slots = calloc(16, sizeof(conc_slot_t));
+        p->conc[i].mask = 15;
+    }
+    return p;
+}
+
+void tg_policy_free(tg_policy_t *p)
+{
+    if (!p) return;
+    tg_policy_stop_refresh(p);
+    snap_free(p->snap);
+    tg_limiter_free(p->limiter);
+    for (size_t i = 0; i < CONC_SHARDS; i++) {
+        pthread_mutex_destroy(&p->conc[i].mu);
+        free(p->conc[i].slots);
+    }
+    pthread_rwlock_destroy(&p->lock);
+    pthread_mutex_destroy(&p->stop_mu);
+    pthread_cond_destroy(&p->stop_cv);
+    free(p->store_url);
+    free(p);
+}
+
+void tg_policy_set_defaults(tg_policy_t *p, const tg_policy_defaults_t *d)
+{
+    pthread_rwlock_wrlock(&p->lock);
+    p->defaults = *d;
+    pthread_rwlock_unlock(&p->lock);
+}
+
+static void *refresh_main(void *arg)
+{
+    tg_policy_t *p = arg;
+    tg_store_t *store = NULL;
+    int64_t seen = -1;
+    tg_err_t err;
+    while (!atomic_load(&p->stop)) {
+        int64_t v;
+        if (!store && tg_store_open(p->store_url, &store, &err) != 0) {
+            TG_WARN("policy: cannot open store: %s", err.msg);
+            store = NULL;
+        } else if (store && tg_store_policy_version(store, &v, &err) != 0) {
+            TG_WARN("policy: %s", err.msg);
+        } else if (store && v != seen) {
+            if (tg_policy_load(p, store, &err) == 0)
+                seen = v;
+            else
+                TG_WARN("policy: reload failed: %s", err.msg);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += p->interval_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&p->stop_mu);
+        if (!atomic_load(&p->stop)) pthread_cond_timedwait(&p->stop_cv, &p->stop_mu, &ts);
+        pthread_mutex_unlock(&p->stop_mu);
+    }
+    tg_store_close(store);
+    return NULL;
+}
+
+int tg_policy_start_refresh(tg_policy_t *p, const char *store_url, long interval_ms, tg_err_t *err)
+{
+    p->store_url = strdup(store_url);
+    p->interval_ms = interval_ms > 0 ? interval_ms : 250;
+    atomic_store(&p->stop, 0);
+    if (!p->store_url || pthread_create(&p->thread, NULL, refresh_main, p) != 0)
+        return tg_err_set(err, "cannot start the policy refresher");
+    p->running = 1;
+    return 0;
+}
+
+void tg_policy_stop_refresh(tg_policy_t *p)
+{
+    if (!p->running) return;
+    pthread_mutex_lock(&p->stop_mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_signal(&p->stop_cv);
+    pthread_mutex_unlock(&p->stop_mu);
+    pthread_join(p->thread, NULL);
+    p->running = 0;
+}

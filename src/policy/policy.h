@@ -1,0 +1,74 @@
+/* Admission policy: pauses (kill switch), IP rules, rate limits and the
+ * per-tenant concurrency cap, decided for a request after it was
+ * authenticated and routed, before any upstream work.
+ *
+ * What the store says (limits, pauses, IP rules; changed by the CLI from any
+ * process) is held in an immutable snapshot, rebuilt by a refresher thread
+ * when meta.policy_version moves (polled every 250 ms) and swapped under a
+ * rwlock, like the keyring. Config supplies the defaults (defaults.limits) and
+ * the trusted proxies; a reload swaps those in with tg_policy_set_config.
+ * Counters (limiter state, in-flight counts) live outside the snapshots, so
+ * they survive both a policy refresh and a config reload. */
+#ifndef TG_POLICY_POLICY_H
+#define TG_POLICY_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/iprules.h"
+#include "policy/ratelimit.h"
+#include "store/store.h"
+#include "util/err.h"
+
+typedef enum {
+    TG_ADMIT_OK = 0,
+    TG_ADMIT_PAUSED,      /* 503: global or tenant pause */
+    TG_ADMIT_IP_DENIED,   /* 403: deny rule, or not in an allow list */
+    TG_ADMIT_RATE,        /* 429: a rate limit */
+    TG_ADMIT_CONCURRENCY, /* 429: the tenant's in-flight cap */
+} tg_admit_t;
+
+/* Config-level settings (from tg_config_t). */
+typedef struct tg_policy_defaults {
+    tg_limit_rule_t rate; /* limit 0 with period 0 = no default rate limit */
+    int has_rate;
+    int64_t concurrency; /* 0 = none */
+} tg_policy_defaults_t;
+
+/* The outcome of an admission, and what the RateLimit headers report. */
+typedef struct tg_admission {
+    tg_admit_t verdict;
+    const char *reason; /* event reason: "paused", "ip_denied", "rate_limited", ... */
+    char message[300];  /* for the JSON error (a pause carries the operator's reason) */
+    int limited;        /* a rate rule applied: the headers below are set */
+    char policy[8];     /* the scope of the rule reported: tenant, route, key, tool */
+    uint64_t limit;     /* of the rule with the least remaining */
+    uint64_t window_s;
+    uint64_t remaining;
+    uint64_t reset_s;
+    uint64_t retry_after_s; /* on TG_ADMIT_RATE / TG_ADMIT_CONCURRENCY */
+    uint64_t conc_key;      /* nonzero: an in-flight slot is held, release it */
+} tg_admission_t;
+
+typedef struct tg_policy tg_policy_t;
+
+tg_policy_t *tg_policy_new(void);
+void tg_policy_free(tg_policy_t *p);
+/* Config defaults; safe while requests run (copied under the lock). */
+void tg_policy_set_defaults(tg_policy_t *p, const tg_policy_defaults_t *d);
+/* Rebuilds the snapshot from the store now. */
+int tg_policy_load(tg_policy_t *p, tg_store_t *store, tg_err_t *err);
+int tg_policy_start_refresh(tg_policy_t *p, const char *store_url, long interval_ms, tg_err_t *err);
+void tg_policy_stop_refresh(tg_policy_t *p);
+
+/* Decides admission for an authenticated, routed request. key_id and tool
+ * may be "" (no such scope). On TG_ADMIT_OK with a->conc_key set, the caller
+ * must call tg_policy_release once the request ends (whatever way). */
+void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, const char *key_id,
+                     const char *tool, const tg_ip_t *client, uint64_t now_ns, tg_admission_t *a);
+void tg_policy_release(tg_policy_t *p, uint64_t conc_key);
+
+/* In-flight requests of a tenant now (tests, metrics). */
+int64_t tg_policy_inflight(tg_policy_t *p, const char *tenant);
+
+#endif
