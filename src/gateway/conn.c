@@ -72,8 +72,11 @@ struct tg_conn {
     size_t nhdrs;
     int last_was_value;
     uint32_t url_off, url_len;
-    int overflow;    /* head over max_header_bytes or MAX_HDRS: 431 */
-    int bad_version; /* not HTTP/1.x: 400 */
+    int overflow;          /* head over max_header_bytes or MAX_HDRS: 431 */
+    const char *refuse;    /* a well-formed head we will not serve: 400 with this */
+    size_t timer_q;        /* write-queue size when the timer last fired (progress) */
+    int resp_te;           /* the upstream response came with Transfer-Encoding */
+    size_t cl_off, cl_len; /* its Content-Length line within c->out */
 
     /* Pipelined input not parsed yet. */
     char *pend;
@@ -250,7 +253,8 @@ static void send_error(tg_conn_t *c, int status, const char *type, const char *m
                       status, status_text(status), bl, c->ev.request_id, extra,
                       c->keep_alive ? "" : "Connection: close\r\n");
     uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init(body, (unsigned)bl)};
-    if (conn_write(c, bufs, 2) == 0) c->ev.bytes_out += (int64_t)bl;
+    int head_only = c->headers_done && c->parser.method == HTTP_HEAD;
+    if (conn_write(c, bufs, head_only ? 1 : 2) == 0 && !head_only) c->ev.bytes_out += (int64_t)bl;
     c->ev.status = status;
     c->head_sent = 1;
     c->resp_done = 1;
@@ -348,6 +352,8 @@ static void close_after_response(tg_conn_t *c)
     }
     c->sreq.data = c;
     c->lingering = 1;
+    c->timer_q = 0;
+    arm_timer(c, c->w->cfg->server.idle_timeout_ms); /* a client that never reads */
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_close(c);
 }
 
@@ -378,7 +384,9 @@ static void after_early_response(tg_conn_t *c)
     if (c->msg_done || !c->has_body) return;
     c->discard = 1;
     c->body_len = c->body_off = 0;
-    if (c->content_length < 0 || c->content_length > DISCARD_SMALL) {
+    /* A client that sent Expect: 100-continue may never send the body: what
+     * it sends next could be read as body, so the connection ends here. */
+    if (c->content_length < 0 || c->content_length > DISCARD_SMALL || find_hdr(c, "expect")) {
         c->keep_alive = 0;
         c->msg_done = 1; /* nothing more will be read for this request */
     }
@@ -399,8 +407,7 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
     size_t n = http_parser_execute(&c->parser, &settings, data, len);
     if (c->closing) return len;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED) return n;
-    if (e == HPE_OK && !c->parser.upgrade) return n;
+    if (e == HPE_PAUSED || e == HPE_OK) return n;
     /* Malformed input: answer if the response has not started, then close. */
     if (c->up) {
         tg_proxy_abort(c->up);
@@ -421,18 +428,12 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
     if (!c->head_sent) {
         int big = c->overflow || e == HPE_HEADER_OVERFLOW;
         c->ev.outcome = TG_OUTCOME_REJECTED;
-        const char *reason = big                 ? "headers_too_large"
-                             : c->parser.upgrade ? "upgrade_unsupported"
-                                                 : "malformed_request";
+        const char *reason = big ? "headers_too_large" : "malformed_request";
         TG_EVENT_SET(&c->ev, reason, reason, strlen(reason));
         if (big)
             send_error(c, 431, "headers_too_large", "request header block is too large");
-        else if (c->bad_version)
-            send_error(c, 400, "invalid_request", "only HTTP/1.0 and HTTP/1.1 are supported");
-        else if (c->parser.upgrade)
-            send_error(c, 400, "invalid_request", "protocol upgrade is not supported");
         else
-            send_error(c, 400, "invalid_request", "malformed HTTP request");
+            send_error(c, 400, "invalid_request", c->refuse ? c->refuse : "malformed HTTP request");
     } else {
         TG_EVENT_SET(&c->ev, reason, "malformed_request", 17);
         c->write_failed = 1; /* the response cannot be completed: just close */
@@ -440,6 +441,14 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
     c->resp_done = 1;
     maybe_finish(c);
     return len;
+}
+
+/* What parsed bytes may have made possible: more body for the upstream, or
+ * a request that is now fully read and answered. */
+static void after_parse(tg_conn_t *c)
+{
+    if (c->up && (c->body_len > c->body_off || c->msg_done)) tg_proxy_resume_upload(c->up);
+    if (!c->closing) maybe_finish(c);
 }
 
 /* Parses what is pending while the connection can take a new request. */
@@ -455,6 +464,7 @@ static void drive(tg_conn_t *c)
         if (c->closing) break;
         memmove(c->pend, c->pend + n, c->pend_len - n);
         c->pend_len -= n;
+        after_parse(c); /* may finish the request and set resume again */
     }
     c->driving = 0;
     if (!c->closing) update_reading(c);
@@ -496,9 +506,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->up && (c->body_len > c->body_off || c->msg_done)) tg_proxy_resume_upload(c->up);
-    if (c->closing) return;
-    maybe_finish(c);
+    after_parse(c);
     if (!c->closing) update_reading(c);
 }
 
@@ -526,7 +534,10 @@ static int on_message_begin(http_parser *p)
     c->head_len = c->nhdrs = 0;
     c->url_off = c->url_len = 0;
     c->last_was_value = 0;
-    c->overflow = c->bad_version = 0;
+    c->overflow = 0;
+    c->refuse = NULL;
+    c->resp_te = 0;
+    c->cl_len = 0;
     c->head_sent = c->head_pending = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
     c->out_len = 0;
     c->attempts = 0;
@@ -630,10 +641,20 @@ static void set_request_id(tg_conn_t *c)
 static int admit(tg_conn_t *c)
 {
     tg_ip_t client = c->peer;
-    const hdr_t *xff = find_hdr(c, "x-forwarded-for");
-    if (c->cfg->trusted_proxies.n)
-        tg_ip_client(&c->peer, xff ? c->head + xff->vo : NULL, xff ? xff->vl : 0,
-                     &c->cfg->trusted_proxies, &client);
+    if (c->cfg->trusted_proxies.n) {
+        /* Every X-Forwarded-For line, joined in order: a proxy that adds its
+         * own line must not leave the client's first line to be believed. */
+        char xff[2048];
+        size_t xl = 0;
+        for (size_t i = 0; i < c->nhdrs; i++) {
+            const hdr_t *h = &c->hdrs[i];
+            if (!name_is(c, h, "x-forwarded-for") || xl + h->vl + 2 > sizeof xff) continue;
+            if (xl) xff[xl++] = ',';
+            memcpy(xff + xl, c->head + h->vo, h->vl);
+            xl += h->vl;
+        }
+        tg_ip_client(&c->peer, xl ? xff : NULL, xl, &c->cfg->trusted_proxies, &client);
+    }
     char ip[48];
     tg_ip_format(&client, ip, sizeof ip);
     TG_EVENT_SET(&c->ev, client_ip, ip, strlen(ip));
@@ -655,10 +676,12 @@ static int on_headers_complete(http_parser *p)
 {
     tg_conn_t *c = p->data;
     uv_timer_stop(&c->timer);
-    if (p->http_major != 1) {
-        c->bad_version = 1;
-        return -1; /* parse() answers 400 */
-    }
+    /* Heads we will not serve: parse() answers 400 and closes. */
+    if (p->http_major != 1) c->refuse = "only HTTP/1.0 and HTTP/1.1 are supported";
+    if (p->method == HTTP_CONNECT) c->refuse = "CONNECT is not supported";
+    if (find_hdr(c, "transfer-encoding") && !(p->flags & F_CHUNKED))
+        c->refuse = "unsupported Transfer-Encoding (only chunked)";
+    if (c->refuse) return -1;
     c->headers_done = 1;
     c->cfg = tg_config_ref(c->w->cfg);
     const char *method = http_method_str((enum http_method)p->method);
@@ -670,7 +693,10 @@ static int on_headers_complete(http_parser *p)
     c->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
     c->has_body = (p->flags & F_CHUNKED) || c->content_length > 0;
     c->body_limit = (int64_t)c->cfg->server.max_body;
-    if (p->upgrade) return 0; /* refused by parse() once execute returns */
+    /* An Upgrade (h2c, websocket) is ignored, as RFC 9110 allows: the request
+     * is served as HTTP/1.1 and the connection closed after it, since the
+     * parser stops at an upgrade. */
+    if (p->upgrade) c->keep_alive = 0;
 
     const char *secret;
     size_t slen;
@@ -800,9 +826,14 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
 static void on_up_header(void *ud, const char *name, size_t nl, const char *value, size_t vl)
 {
     tg_conn_t *c = ud;
+    if (nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) c->resp_te = 1;
     if (hop_by_hop(name, nl)) return;
     if (nl == 12 && strncasecmp(name, "x-request-id", 12) == 0) return;
-    if (nl == 14 && strncasecmp(name, "content-length", 14) == 0) c->resp_has_cl = 1;
+    if (nl == 14 && strncasecmp(name, "content-length", 14) == 0) {
+        c->resp_has_cl = 1;
+        c->cl_off = c->out_len;
+        c->cl_len = nl + vl + 4;
+    }
     if (c->out_len + nl + vl + 4 > 65536) return; /* a runaway header block is cut */
     if (grow(&c->out, &c->out_cap, c->out_len + nl + vl + 4) != 0) return;
     memcpy(c->out + c->out_len, name, nl);
@@ -819,6 +850,14 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
 {
     tg_conn_t *c = ud;
     c->ev.status = status;
+    if (c->resp_te && c->resp_has_cl && c->cl_len) {
+        /* Both framings: Transfer-Encoding wins (the body arrives decoded),
+         * so the length must not reach the client; it is re-framed. */
+        memmove(c->out + c->cl_off, c->out + c->cl_off + c->cl_len,
+                c->out_len - c->cl_off - c->cl_len);
+        c->out_len -= c->cl_len;
+        c->resp_has_cl = 0;
+    }
     int head = strcmp(c->ev.method, "HEAD") == 0;
     c->no_body_out = head || status == 204 || status == 304 || status < 200;
     if (c->w->draining) c->keep_alive = 0;
@@ -892,8 +931,12 @@ static int on_up_body(void *ud, const char *p, size_t n)
     }
     if (rc != 0) return -1;
     c->ev.bytes_out += (int64_t)n;
-    /* Taken; ask for a pause while the client lags this far behind. */
-    return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > OUT_HIGH ? 1 : 0;
+    /* Taken; ask for a pause while the client lags this far behind (and time
+     * the client's progress meanwhile: the upstream is not to blame). */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= OUT_HIGH) return 0;
+    c->timer_q = 0;
+    arm_timer(c, c->w->cfg->server.idle_timeout_ms);
+    return 1;
 }
 
 static size_t on_up_read(void *ud, char *buf, size_t cap)
@@ -919,8 +962,11 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
     c->up = NULL;
     tg_upstream_conf_t *u = c->route->up;
     int64_t now = tg_mono_us();
+    /* A timeout while the client's own body is still coming is the client's
+     * slowness, not the upstream's: 408, and the target's health is spared. */
+    int client_slow = r == TG_PROXY_TIMEOUT && !c->msg_done && !c->head_sent;
     int answered = r == TG_PROXY_OK || c->head_sent;
-    tg_upstream_report(u, c->target, answered, now);
+    if (!client_slow) tg_upstream_report(u, c->target, answered, now);
     if (r == TG_PROXY_CONNECT && !c->head_sent && c->body_pulled == 0 &&
         c->attempts < (int)u->ntargets && !c->w->draining) {
         /* Nothing reached the upstream: another target may take it. The body
@@ -929,9 +975,16 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
         start_upstream(c);
         if (c->up) return;
     }
+    after_early_response(c); /* before any head is built: it may set keep_alive = 0 */
     if (r == TG_PROXY_OK) {
         uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
         write_with_head(c, &end, c->chunked_out ? 1 : 0);
+    } else if (client_slow) {
+        c->keep_alive = 0;
+        c->msg_done = 1;
+        c->ev.outcome = TG_OUTCOME_REJECTED;
+        TG_EVENT_SET(&c->ev, reason, "body_timeout", 12);
+        send_error(c, 408, "request_timeout", "request body not received in time");
     } else if (!c->head_sent || c->head_pending) {
         /* Nothing reached the client yet: it gets an error instead. */
         c->head_pending = 0;
@@ -951,7 +1004,6 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
         c->write_failed = 1;
     }
     c->resp_done = 1;
-    after_early_response(c);
     if (c->write_failed && !c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
     if (c->msg_done) {
         finish_request(c);
@@ -1088,8 +1140,24 @@ static void conn_close(tg_conn_t *c)
 static void on_timer(uv_timer_t *t)
 {
     tg_conn_t *c = t->data;
+    /* A response still draining to a slow client gets more time as long as it
+     * moves; a client that stopped reading altogether is cut off. */
+    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (q > 0 && q != c->timer_q) {
+        c->timer_q = q;
+        arm_timer(c, c->w->cfg->server.idle_timeout_ms);
+        return;
+    }
+    c->timer_q = 0;
     if (c->lingering || !c->in_request) {
-        conn_close(c); /* linger over, or keep-alive idle */
+        conn_close(c); /* linger over, keep-alive idle, or a stalled close */
+        return;
+    }
+    if (q > 0) {
+        /* Mid-response and the client reads nothing: give up on it. */
+        TG_EVENT_SET(&c->ev, reason, "client_stalled", 14);
+        c->write_failed = 1;
+        conn_close(c);
         return;
     }
     if (!c->headers_done) {

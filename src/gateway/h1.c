@@ -380,7 +380,8 @@ static int on_hdone(http_parser *p)
         r->hd->on_header(r->ud, r->hbuf + hh->no, hh->nl, r->hbuf + hh->vo, hh->vl);
     }
     r->hd->on_head_done(r->ud, status, r->reason, r->rlen);
-    return r->head_only ? 1 : 0; /* 1: no body follows (HEAD) */
+    /* 1: no body follows, whatever Content-Length says (HEAD, 204, 304). */
+    return r->head_only || status == 204 || status == 304 ? 1 : 0;
 }
 
 static int on_rbody(http_parser *p, const char *at, size_t n)
@@ -463,7 +464,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (r->hd->on_flush) r->hd->on_flush(r->ud);
-    if (r->down_paused) uv_read_stop(s);
+    if (r->down_paused) {
+        /* Waiting on our client, not on the upstream: no upstream timer. */
+        uv_read_stop(s);
+        uv_timer_stop(&r->timer);
+        return;
+    }
     arm_response_timer(r);
 }
 
@@ -529,6 +535,7 @@ static void pump_upload(h1req_t *r)
             bufs[nb++] = uv_buf_init(r->stage, (unsigned)got);
             if (r->chunked) bufs[nb++] = uv_buf_init("\r\n", 2);
             r->body_sent += (int64_t)got;
+            arm_response_timer(r); /* an upload in progress is not an idle upstream */
         }
         if (nb && write_out(r, bufs, nb) != 0) return;
     }
@@ -623,6 +630,9 @@ static int build_head(h1req_t *r)
         o = tg_put(tg_puts(o, r->headers[i]), "\r\n", 2);
     if (r->has_body && !r->chunked)
         o += sprintf(o, "Content-Length: %lld\r\n", (long long)r->body_len);
+    else if (!r->has_body && (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT") ||
+                              !strcmp(r->method, "PATCH")))
+        o = tg_puts(o, "Content-Length: 0\r\n"); /* some front-ends answer 411 without */
     else if (r->chunked)
         o = tg_puts(o, "Transfer-Encoding: chunked\r\n");
     memcpy(o, "\r\n", 3);
@@ -698,6 +708,7 @@ void tg_h1_resume_download(tg_proxy_req_t *pr)
     if (!r->active || !r->down_paused) return;
     r->down_paused = 0;
     if (r->c) uv_read_start((uv_stream_t *)&r->c->tcp, on_alloc, on_read);
+    arm_response_timer(r);
 }
 
 int64_t tg_h1_body_sent(const tg_proxy_req_t *pr)

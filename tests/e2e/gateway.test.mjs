@@ -469,3 +469,117 @@ describe('config', () => {
     await b.stop();
   });
 });
+
+// Regressions from the review of the request path (each failed before its fix).
+describe('request-path edge cases', () => {
+  let mock, raw304, gw, key;
+  before(async () => {
+    mock = await startMock();
+    // A raw upstream: a 304 that carries Content-Length (allowed, no body follows), then 200.
+    raw304 = net.createServer((s) => {
+      let buf = '';
+      s.on('data', (d) => {
+        buf += d;
+        while (buf.includes('\r\n\r\n')) {
+          const head = buf.slice(0, buf.indexOf('\r\n\r\n'));
+          buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
+          s.write(
+            head.startsWith('GET /nm')
+              ? 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: "x"\r\n\r\n'
+              : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+          );
+        }
+      });
+      s.on('error', () => {});
+    });
+    await new Promise((r) => raw304.listen(0, '127.0.0.1', r));
+    gw = await startGateway({
+      upstreams: [
+        { name: 'mock', targets: [mock.url], idle_timeout: '1s', max_fails: 1 },
+        { name: 'raw', targets: [`http://127.0.0.1:${raw304.address().port}`] },
+      ],
+      routes: [
+        { name: 'raw', path_prefix: '/nm', upstream: 'raw', kind: 'http' },
+        { name: 'raw2', path_prefix: '/after', upstream: 'raw', kind: 'http' },
+        { name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' },
+      ],
+    });
+    key = await createTenantKey(gw, 'acme');
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+    raw304?.close();
+  });
+
+  test('pipelined requests answered by tollgate itself are all answered', async () => {
+    const r = await raw(gw.port, 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3), { timeoutMs: 1500 });
+    assert.equal((r.data.match(/HTTP\/1\.1 401 /g) || []).length, 3, r.data);
+  });
+
+  test('pipelined POSTs with bodies both reach the upstream', async () => {
+    const one = (i) =>
+      `POST /p?echo=1&i=${i} HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\nContent-Length: 5\r\n\r\nhello`;
+    const r = await raw(gw.port, one(1) + one(2), { timeoutMs: 1500 });
+    assert.equal((r.data.match(/HTTP\/1\.1 200 /g) || []).length, 2, r.data);
+    assert.equal((r.data.match(/"body_bytes":5/g) || []).length, 2);
+  });
+
+  test('an error to a HEAD request has no body; keep-alive stays in sync', async () => {
+    const r = await raw(gw.port, 'HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\nHost: x\r\n\r\n', {
+      timeoutMs: 1000,
+    });
+    assert.equal((r.data.match(/HTTP\/1\.1 401 /g) || []).length, 2, r.data);
+    assert.ok(!r.data.includes('"error"'), 'no body after a HEAD response head');
+  });
+
+  test('Upgrade is ignored (served, then closed); CONNECT is refused', async () => {
+    const up = await raw(
+      gw.port,
+      `GET /u HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`,
+      { timeoutMs: 3000 },
+    );
+    assert.match(up.data, /^HTTP\/1\.1 200 /);
+    assert.match(up.data, /Connection: close/);
+    assert.ok(up.closed, 'closed after the response');
+    const c = await raw(gw.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', {
+      timeoutMs: 3000,
+    });
+    assert.match(c.data, /^HTTP\/1\.1 400 /);
+    assert.match(c.data, /CONNECT is not supported/);
+  });
+
+  test('a Transfer-Encoding other than chunked is refused before the upstream', async () => {
+    const r = await raw(
+      gw.port,
+      `POST /te?echo=1 HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\nTransfer-Encoding: gzip\r\n\r\n`,
+      { timeoutMs: 3000 },
+    );
+    assert.match(r.data, /^HTTP\/1\.1 400 /);
+    assert.match(r.data, /Transfer-Encoding/);
+  });
+
+  test('a 304 with Content-Length does not stall the connection', async () => {
+    const r = await raw(
+      gw.port,
+      `GET /nm HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\n\r\n`,
+      { timeoutMs: 2500 },
+    );
+    assert.match(r.data, /^HTTP\/1\.1 304 /);
+    assert.match(r.data, /HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nok$/, r.data);
+  });
+
+  test('a client that stalls its body gets 408 and the upstream is not blamed', async () => {
+    const sock = net.connect(gw.port, '127.0.0.1');
+    await new Promise((r) => sock.on('connect', r));
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    sock.on('error', () => {});
+    sock.write(`POST /slowbody?echo=1 HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\nContent-Length: 100\r\n\r\nabc`);
+    await waitFor(() => got.length > 0, { timeoutMs: 5000, message: 'an answer' });
+    assert.match(got, /^HTTP\/1\.1 408 /);
+    sock.destroy();
+    const ready = await curlJson(`${gw.adminUrl}/readyz`);
+    assert.equal(ready.body.upstreams.mock.healthy_targets, 1, 'max_fails 1, yet the target is healthy');
+  });
+});

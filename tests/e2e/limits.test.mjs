@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 
-import { createTenantKey, curlJson, request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import { createTenantKey, curlJson, raw, request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const REFRESH_MS = 600; // CLI changes reach a running gateway within a second (polled every 250 ms)
@@ -189,6 +189,15 @@ describe('limits', () => {
     assert.equal(await v6('2001:db8:bad::1'), 403, 'deny wins over allow');
     assert.equal(await v6('2001:db9::1'), 403);
     assert.equal(await v6('198.51.100.1, 2001:db8::7'), 200, 'the right-most untrusted hop is the client');
+    // A proxy that adds its own X-Forwarded-For line: the lines are joined, so the
+    // client-written first line does not decide.
+    const two = await raw(
+      gw.port,
+      `GET /x HTTP/1.1\r\nHost: x\r\nx-api-key: ${k.secret}\r\nX-Forwarded-For: 2001:db8::7\r\n` +
+        'X-Forwarded-For: 2001:db9::1\r\nConnection: close\r\n\r\n',
+      { timeoutMs: 3000 },
+    );
+    assert.match(two.data, /^HTTP\/1\.1 403 /);
     const [ev] = await sqlite(gw.dbPath, "select client_ip from usage_events where tenant='ipt' and status=200 order by id desc limit 1");
     assert.equal(ev.client_ip, '2001:db8::7');
   });
