@@ -5,7 +5,10 @@
 # GET of a small body and a POST of a 1 KiB JSON body. Prints req/s, p50, p99
 # and the ratio tollgate/nginx.
 #
-#   bench/proxy/run.sh [DURATION_S] [CONNECTIONS] [WORKERS]
+#   bench/proxy/run.sh [DURATION_S] [CONNECTIONS] [WORKERS] [LIMITS]
+#
+# LIMITS=1 turns a default rate limit and in-flight cap on for every tenant
+# (set high enough never to refuse: what is measured is the cost of checking).
 #
 # Everything listens on 127.0.0.1 ports chosen here and is stopped by PID.
 set -euo pipefail
@@ -13,6 +16,7 @@ cd "$(dirname "$0")/../.."
 DUR=${1:-10}
 CONNS=${2:-50}
 WORKERS=${3:-1}
+LIMITS=${4:-0}
 
 scripts/deps.sh --bench
 make -s all >/dev/null
@@ -41,6 +45,9 @@ upstreams:
 routes:
   - { name: api, path_prefix: /, upstream: mock, kind: http }
 YAML
+if [ "$LIMITS" = 1 ]; then
+  printf 'defaults:\n  limits: { rps: 1000000, burst: 1000000, concurrency: 100000 }\n' >>"$T/tollgate.yaml"
+fi
 build/tollgate -c "$T/tollgate.yaml" tenant add bench >/dev/null
 KEY=$(build/tollgate -c "$T/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p')
 build/tollgate -c "$T/tollgate.yaml" serve 2>"$T/tollgate.err" &
@@ -124,4 +131,4 @@ wait $TGPID || true
 EVENTS=$(sqlite3 "$T/tollgate.db" "select count(*) from usage_events")
 BILLABLE=$(sqlite3 "$T/tollgate.db" "select coalesce(sum(billable),0) from usage_daily")
 echo "tollgate metered $EVENTS events ($BILLABLE billable) during the run"
-echo "(workers=$WORKERS connections=$CONNS duration=${DUR}s, wrk -t1; $(nproc) cores shared by wrk, proxy and upstream)"
+echo "(workers=$WORKERS connections=$CONNS duration=${DUR}s limits=$LIMITS, wrk -t1; $(nproc) cores shared by wrk, proxy and upstream)"
