@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "auth/apikey.h"
+#include "store/watch.h"
 #include "util/log.h"
 
 typedef struct entry {
@@ -29,14 +30,7 @@ typedef struct snapshot {
 struct tg_keyring {
     pthread_rwlock_t lock; /* guards snap (the pointer; a snapshot is immutable) */
     snapshot_t *snap;
-    /* refresher state: touched only by the refresher thread and start/stop */
-    pthread_t thread;
-    int running;
-    atomic_int stop;
-    pthread_mutex_t stop_mu;
-    pthread_cond_t stop_cv;
-    char *store_url;
-    long interval_ms;
+    tg_watch_t *watch; /* the refresher (store/watch.h); start/stop only */
 };
 
 const char *tg_auth_result_reason(tg_auth_result_t r)
@@ -123,8 +117,6 @@ tg_keyring_t *tg_keyring_new(void)
     tg_keyring_t *kr = calloc(1, sizeof *kr);
     if (!kr) return NULL;
     pthread_rwlock_init(&kr->lock, NULL);
-    pthread_mutex_init(&kr->stop_mu, NULL);
-    pthread_cond_init(&kr->stop_cv, NULL);
     kr->snap = snap_new(0);
     if (!kr->snap) {
         free(kr);
@@ -139,9 +131,6 @@ void tg_keyring_free(tg_keyring_t *kr)
     tg_keyring_stop_refresh(kr);
     snap_free(kr->snap);
     pthread_rwlock_destroy(&kr->lock);
-    pthread_mutex_destroy(&kr->stop_mu);
-    pthread_cond_destroy(&kr->stop_cv);
-    free(kr->store_url);
     free(kr);
 }
 
@@ -192,59 +181,28 @@ size_t tg_keyring_size(tg_keyring_t *kr)
     return n;
 }
 
-static void *refresh_main(void *arg)
+static int reload_cb(void *ud, tg_store_t *store, tg_err_t *err)
 {
-    tg_keyring_t *kr = arg;
-    tg_store_t *store = NULL;
-    int64_t seen = -1;
-    tg_err_t err;
-    while (!atomic_load(&kr->stop)) {
-        int64_t v;
-        if (!store && tg_store_open(kr->store_url, &store, &err) != 0) {
-            TG_WARN("keyring: cannot open store: %s", err.msg);
-            store = NULL;
-        } else if (store && tg_store_auth_version(store, &v, &err) != 0) {
-            TG_WARN("keyring: %s", err.msg);
-        } else if (store && v != seen) {
-            if (tg_keyring_load(kr, store, &err) == 0) {
-                seen = v;
-                TG_DEBUG("keyring: reloaded %zu keys", tg_keyring_size(kr));
-            } else {
-                TG_WARN("keyring: reload failed: %s", err.msg);
-            }
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += kr->interval_ms * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_mutex_lock(&kr->stop_mu);
-        if (!atomic_load(&kr->stop)) pthread_cond_timedwait(&kr->stop_cv, &kr->stop_mu, &ts);
-        pthread_mutex_unlock(&kr->stop_mu);
-    }
-    tg_store_close(store);
-    return NULL;
+    tg_keyring_t *kr = ud;
+    if (tg_keyring_load(kr, store, err) != 0) return -1;
+    TG_DEBUG("keyring: reloaded %zu keys", tg_keyring_size(kr));
+    return 0;
+}
+
+static int version_cb(tg_store_t *s, int64_t *out, tg_err_t *err)
+{
+    return tg_store_auth_version(s, out, err);
 }
 
 int tg_keyring_start_refresh(tg_keyring_t *kr, const char *store_url, long interval_ms,
                              tg_err_t *err)
 {
-    kr->store_url = strdup(store_url);
-    kr->interval_ms = interval_ms > 0 ? interval_ms : 250;
-    atomic_store(&kr->stop, 0);
-    if (!kr->store_url || pthread_create(&kr->thread, NULL, refresh_main, kr) != 0)
-        return tg_err_set(err, "cannot start the keyring refresher");
-    kr->running = 1;
-    return 0;
+    kr->watch = tg_watch_start("keyring", store_url, interval_ms, version_cb, reload_cb, kr, err);
+    return kr->watch ? 0 : -1;
 }
 
 void tg_keyring_stop_refresh(tg_keyring_t *kr)
 {
-    if (!kr->running) return;
-    pthread_mutex_lock(&kr->stop_mu);
-    atomic_store(&kr->stop, 1);
-    pthread_cond_signal(&kr->stop_cv);
-    pthread_mutex_unlock(&kr->stop_mu);
-    pthread_join(kr->thread, NULL);
-    kr->running = 0;
+    tg_watch_stop(kr->watch);
+    kr->watch = NULL;
 }

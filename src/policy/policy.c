@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/watch.h"
 #include "util/log.h"
 
 #define NS          1000000000ULL
@@ -61,14 +62,7 @@ struct tg_policy {
     tg_policy_defaults_t defaults;
     tg_limiter_t *limiter;
     conc_shard_t conc[CONC_SHARDS];
-    /* refresher: touched by the refresher thread and start/stop only */
-    pthread_t thread;
-    int running;
-    atomic_int stop;
-    pthread_mutex_t stop_mu;
-    pthread_cond_t stop_cv;
-    char *store_url;
-    long interval_ms;
+    tg_watch_t *watch; /* the refresher (store/watch.h); start/stop only */
 };
 
 /* ---- snapshots --------------------------------------------------------- */
@@ -390,8 +384,6 @@ tg_policy_t *tg_policy_new(void)
         return NULL;
     }
     pthread_rwlock_init(&p->lock, NULL);
-    pthread_mutex_init(&p->stop_mu, NULL);
-    pthread_cond_init(&p->stop_cv, NULL);
     for (size_t i = 0; i < CONC_SHARDS; i++) {
         pthread_mutex_init(&p->conc[i].mu, NULL);
         p->conc[i].slots = calloc(16, sizeof(conc_slot_t));
@@ -411,9 +403,6 @@ void tg_policy_free(tg_policy_t *p)
         free(p->conc[i].slots);
     }
     pthread_rwlock_destroy(&p->lock);
-    pthread_mutex_destroy(&p->stop_mu);
-    pthread_cond_destroy(&p->stop_cv);
-    free(p->store_url);
     free(p);
 }
 
@@ -424,56 +413,24 @@ void tg_policy_set_defaults(tg_policy_t *p, const tg_policy_defaults_t *d)
     pthread_rwlock_unlock(&p->lock);
 }
 
-static void *refresh_main(void *arg)
+static int reload_cb(void *ud, tg_store_t *store, tg_err_t *err)
 {
-    tg_policy_t *p = arg;
-    tg_store_t *store = NULL;
-    int64_t seen = -1;
-    tg_err_t err;
-    while (!atomic_load(&p->stop)) {
-        int64_t v;
-        if (!store && tg_store_open(p->store_url, &store, &err) != 0) {
-            TG_WARN("policy: cannot open store: %s", err.msg);
-            store = NULL;
-        } else if (store && tg_store_policy_version(store, &v, &err) != 0) {
-            TG_WARN("policy: %s", err.msg);
-        } else if (store && v != seen) {
-            if (tg_policy_load(p, store, &err) == 0)
-                seen = v;
-            else
-                TG_WARN("policy: reload failed: %s", err.msg);
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += p->interval_ms * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_mutex_lock(&p->stop_mu);
-        if (!atomic_load(&p->stop)) pthread_cond_timedwait(&p->stop_cv, &p->stop_mu, &ts);
-        pthread_mutex_unlock(&p->stop_mu);
-    }
-    tg_store_close(store);
-    return NULL;
+    return tg_policy_load(ud, store, err);
+}
+
+static int version_cb(tg_store_t *s, int64_t *out, tg_err_t *err)
+{
+    return tg_store_policy_version(s, out, err);
 }
 
 int tg_policy_start_refresh(tg_policy_t *p, const char *store_url, long interval_ms, tg_err_t *err)
 {
-    p->store_url = strdup(store_url);
-    p->interval_ms = interval_ms > 0 ? interval_ms : 250;
-    atomic_store(&p->stop, 0);
-    if (!p->store_url || pthread_create(&p->thread, NULL, refresh_main, p) != 0)
-        return tg_err_set(err, "cannot start the policy refresher");
-    p->running = 1;
-    return 0;
+    p->watch = tg_watch_start("policy", store_url, interval_ms, version_cb, reload_cb, p, err);
+    return p->watch ? 0 : -1;
 }
 
 void tg_policy_stop_refresh(tg_policy_t *p)
 {
-    if (!p->running) return;
-    pthread_mutex_lock(&p->stop_mu);
-    atomic_store(&p->stop, 1);
-    pthread_cond_signal(&p->stop_cv);
-    pthread_mutex_unlock(&p->stop_mu);
-    pthread_join(p->thread, NULL);
-    p->running = 0;
+    tg_watch_stop(p->watch);
+    p->watch = NULL;
 }

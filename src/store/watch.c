@@ -1,0 +1,99 @@
+/* Store watcher: see watch.h. The thread sleeps on a condition variable so
+ * tg_watch_stop wakes it at once instead of waiting out the interval. */
+#include "store/watch.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+
+struct tg_watch {
+    pthread_t thread;
+    pthread_mutex_t mu; /* guards stop */
+    pthread_cond_t cv;
+    int stop;
+    char *name, *url;
+    long interval_ms;
+    tg_watch_version_fn version;
+    tg_watch_reload_fn reload;
+    void *ud;
+};
+
+static void *watch_main(void *arg)
+{
+    tg_watch_t *w = arg;
+    tg_store_t *store = NULL;
+    int64_t seen = -1;
+    tg_err_t err;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        int64_t v;
+        if (!store && tg_store_open(w->url, &store, &err) != 0) {
+            TG_WARN("%s: cannot open store: %s", w->name, err.msg);
+            store = NULL;
+        } else if (store && w->version(store, &v, &err) != 0) {
+            TG_WARN("%s: %s", w->name, err.msg);
+        } else if (store && v != seen) {
+            if (w->reload(w->ud, store, &err) == 0)
+                seen = v;
+            else
+                TG_WARN("%s: reload failed: %s", w->name, err.msg);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += w->interval_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&w->mu);
+        if (!w->stop) pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    tg_store_close(store);
+    return NULL;
+}
+
+tg_watch_t *tg_watch_start(const char *name, const char *store_url, long interval_ms,
+                           tg_watch_version_fn version, tg_watch_reload_fn reload, void *ud,
+                           tg_err_t *err)
+{
+    tg_watch_t *w = calloc(1, sizeof *w);
+    if (!w) goto fail;
+    w->name = strdup(name);
+    w->url = strdup(store_url);
+    w->interval_ms = interval_ms > 0 ? interval_ms : 250;
+    w->version = version;
+    w->reload = reload;
+    w->ud = ud;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (!w->name || !w->url || pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w->name);
+        free(w->url);
+        free(w);
+        goto fail;
+    }
+    return w;
+fail:
+    tg_err_set(err, "cannot start the %s watcher", name);
+    return NULL;
+}
+
+void tg_watch_stop(tg_watch_t *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->name);
+    free(w->url);
+    free(w);
+}

@@ -1,0 +1,24 @@
+/* Watching the store for changes made by other processes: a thread that
+ * opens its own store connection and, every interval, reads a version number
+ * (meta.auth_version, meta.policy_version); when it moved, it calls reload.
+ * The keyring and the admission policy each run one, which is how a CLI change
+ * reaches a running gateway within a second. A failed read or reload is
+ * logged and tried again at the next tick. */
+#ifndef TG_STORE_WATCH_H
+#define TG_STORE_WATCH_H
+
+#include "store/store.h"
+
+typedef struct tg_watch tg_watch_t;
+
+typedef int (*tg_watch_version_fn)(tg_store_t *s, int64_t *out, tg_err_t *err);
+typedef int (*tg_watch_reload_fn)(void *ud, tg_store_t *s, tg_err_t *err);
+
+/* name is used in log lines ("keyring", "policy"). */
+tg_watch_t *tg_watch_start(const char *name, const char *store_url, long interval_ms,
+                           tg_watch_version_fn version, tg_watch_reload_fn reload, void *ud,
+                           tg_err_t *err);
+/* Stops the thread and frees w (NULL is fine). */
+void tg_watch_stop(tg_watch_t *w);
+
+#endif
