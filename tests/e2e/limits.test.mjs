@@ -6,19 +6,26 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 
-import { createTenantKey, curlJson, raw, request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import { createTenantKey, curlJson, freePort, raw, request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const REFRESH_MS = 600; // CLI changes reach a running gateway within a second (polled every 250 ms)
 
 describe('limits', () => {
-  let mock, gw;
+  let mock, gw, deadPort;
   before(async () => {
     mock = await startMock({ threads: 2 });
+    deadPort = await freePort();
     gw = await startGateway({
-      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      upstreams: [
+        { name: 'mock', targets: [mock.url] },
+        { name: 'slow', targets: [mock.url], timeout: '300ms' },
+        { name: 'dead', targets: [`http://127.0.0.1:${deadPort}`] },
+      ],
       routes: [
         { name: 'chat', path_prefix: '/v1/', upstream: 'mock', kind: 'http' },
+        { name: 'slow', path_prefix: '/slow/', upstream: 'slow', kind: 'http' },
+        { name: 'dead', path_prefix: '/dead/', upstream: 'dead', kind: 'http' },
         { name: 'other', path_prefix: '/', upstream: 'mock', kind: 'http' },
       ],
       extra: { server: { trusted_proxies: ['127.0.0.1/32'] } },
@@ -140,6 +147,27 @@ describe('limits', () => {
     assert.deepEqual(res.map((r) => r.status), [200, 200], 'both slots free again');
     const rows = await sqlite(gw.dbPath, "select reason from usage_events where tenant='conc' and status=429");
     assert.ok(rows.every((r) => r.reason === 'concurrency_limit'));
+  });
+
+  test('the in-flight slot is also released after an upstream timeout and an upstream error', async () => {
+    const k = await createTenantKey(gw, 'conc1');
+    await cli(['limit', 'set', '--tenant', 'conc1', '--concurrency', '1']);
+    await sleep(REFRESH_MS);
+    const h = { 'x-api-key': k.secret };
+    assert.equal((await curlJson(`${gw.url}/slow/x?delay_ms=2000`, { headers: h })).status, 504);
+    assert.equal((await curlJson(`${gw.url}/dead/x`, { headers: h })).status, 502);
+    assert.equal((await curlJson(`${gw.url}/x`, { headers: h })).status, 200, 'the one slot is free');
+  });
+
+  test('a global IP rule applies to every tenant', async () => {
+    const k = await createTenantKey(gw, 'gip');
+    await sleep(REFRESH_MS);
+    const h = { 'x-api-key': k.secret, 'X-Forwarded-For': '192.0.2.44' };
+    assert.equal((await curlJson(`${gw.url}/x`, { headers: h })).status, 200);
+    await cli(['ip', 'deny', '192.0.2.0/24']);
+    await waitFor(async () => (await curlJson(`${gw.url}/x`, { headers: h })).status === 403, { timeoutMs: 1000 });
+    await cli(['ip', 'rm', 'deny', '192.0.2.0/24']);
+    await waitFor(async () => (await curlJson(`${gw.url}/x`, { headers: h })).status === 200, { timeoutMs: 1000 });
   });
 
   test('pause and resume, per tenant and global, from another process within a second', async () => {
