@@ -352,7 +352,7 @@ void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, cons
         for (size_t i = 1, best = 0; i < n; i++)
             if (info[i].remaining < info[best].remaining) w = best = i;
     a->limited = 1;
-    snprintf(a->policy, sizeof a->policy, "%s", names[w]);
+    memcpy(a->policy, names[w], strlen(names[w]) + 1); /* "tenant" at most: fits */
     a->limit = info[w].limit;
     a->window_s = rules[w].period_ns / NS;
     a->remaining = info[w].remaining;

@@ -12,6 +12,19 @@ static inline char *tg_put(char *dst, const void *src, size_t n)
     return dst + n;
 }
 
+/* Writes v in decimal; returns the position after it. */
+static inline char *tg_putu(char *dst, unsigned long long v)
+{
+    char tmp[20];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 20);
+    while (n)
+        *dst++ = tmp[--n];
+    return dst;
+}
+
 /* Copies a NUL-terminated string (without the NUL). */
 static inline char *tg_puts(char *dst, const char *s)
 {
