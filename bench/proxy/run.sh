@@ -17,6 +17,9 @@ DUR=${1:-10}
 CONNS=${2:-50}
 WORKERS=${3:-1}
 LIMITS=${4:-0}
+# PIN=1: wrk on CPU 0, the proxy under test and the upstream on CPU 1, which
+# takes the scheduler's placement out of the comparison (less run-to-run noise).
+if [ "${PIN:-0}" = 1 ]; then LOAD="taskset -c 0"; SERVE="taskset -c 1"; else LOAD=""; SERVE=""; fi
 
 scripts/deps.sh --bench
 make -s all >/dev/null
@@ -33,7 +36,7 @@ trap cleanup EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 UP=$(port); TG=$(port); TGA=$(port); NG=$(port)
 
-build/mock-upstream --listen 127.0.0.1:$UP --threads 1 >"$T/mock.log" 2>&1 &
+$SERVE build/mock-upstream --listen 127.0.0.1:$UP --threads 1 >"$T/mock.log" 2>&1 &
 PIDS+=($!)
 
 cat >"$T/tollgate.yaml" <<YAML
@@ -50,7 +53,7 @@ if [ "$LIMITS" = 1 ]; then
 fi
 build/tollgate -c "$T/tollgate.yaml" tenant add bench >/dev/null
 KEY=$(build/tollgate -c "$T/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p')
-build/tollgate -c "$T/tollgate.yaml" serve 2>"$T/tollgate.err" &
+$SERVE build/tollgate -c "$T/tollgate.yaml" serve 2>"$T/tollgate.err" &
 TGPID=$!
 PIDS+=($TGPID)
 
@@ -77,7 +80,7 @@ http {
   }
 }
 NGINX
-nginx -c "$T/nginx.conf" -p "$T" &
+$SERVE nginx -c "$T/nginx.conf" -p "$T" &
 PIDS+=($!)
 
 for i in $(seq 1 50); do
@@ -95,7 +98,7 @@ LUA
 # run NAME URL [wrk args...] -> "rps p50 p99"
 run() {
   local out
-  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" 2>&1)
+  out=$($LOAD wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" 2>&1)
   local rps p50 p99 errs
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
