@@ -128,6 +128,9 @@ int tg_server_ready(tg_server_t *srv, json_t *out)
         if (healthy == 0) ready = 0;
     }
     json_object_set_new(out, "upstreams", ups);
+    json_object_set_new(
+        out, "inflight",
+        json_integer((json_int_t)atomic_load_explicit(&srv->inflight, memory_order_relaxed)));
     json_object_set_new(out, "ready", json_boolean(ready));
     return ready;
 }
