@@ -186,3 +186,17 @@ int tg_cli_parse_count(const char *s, int64_t max, int64_t *out)
     *out = v;
     return 0;
 }
+
+int tg_cli_push(void **v, size_t *n, size_t *cap, const void *row, size_t size)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 32;
+        void *nv = realloc(*v, nc * size);
+        if (!nv) return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    memcpy((char *)*v + *n * size, row, size);
+    (*n)++;
+    return 0;
+}

@@ -51,4 +51,9 @@ int tg_cli_parse_count(const char *s, int64_t max, int64_t *out);
 struct json_t;
 struct json_t *tg_cli_json_text(const char *s);
 
+/* Appends one row of size bytes to a growing array (*v, *n, *cap), doubling
+ * from 32: what the list commands collect store rows with. 0, or -1 when out
+ * of memory. */
+int tg_cli_push(void **v, size_t *n, size_t *cap, const void *row, size_t size);
+
 #endif

@@ -71,15 +71,7 @@ typedef struct rules {
 static int collect(const tg_ip_rule_row_t *r, void *ud)
 {
     rules_t *rs = ud;
-    if (rs->n == rs->cap) {
-        size_t cap = rs->cap ? rs->cap * 2 : 32;
-        tg_ip_rule_row_t *v = realloc(rs->v, cap * sizeof *v);
-        if (!v) return -1;
-        rs->v = v;
-        rs->cap = cap;
-    }
-    rs->v[rs->n++] = *r;
-    return 0;
+    return tg_cli_push((void **)&rs->v, &rs->n, &rs->cap, r, sizeof *r);
 }
 
 static int cmd_list(tg_store_t *store, const char *tenant, int json)

@@ -81,16 +81,8 @@ typedef struct keys {
 static int collect(const tg_key_t *k, void *ud)
 {
     keys_t *ks = ud;
-    if (ks->n == ks->cap) {
-        size_t cap = ks->cap ? ks->cap * 2 : 32;
-        tg_key_t *v = realloc(ks->v, cap * sizeof *v);
-        if (!v) return -1;
-        ks->v = v;
-        ks->cap = cap;
-    }
-    ks->v[ks->n] = *k;
-    memset(ks->v[ks->n].sha256, 0, sizeof k->sha256); /* not needed past here */
-    ks->n++;
+    if (tg_cli_push((void **)&ks->v, &ks->n, &ks->cap, k, sizeof *k) != 0) return -1;
+    memset(ks->v[ks->n - 1].sha256, 0, sizeof k->sha256); /* not needed past here */
     return 0;
 }
 

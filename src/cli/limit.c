@@ -218,15 +218,7 @@ typedef struct rows {
 static int collect(const tg_limit_row_t *r, void *ud)
 {
     rows_t *rs = ud;
-    if (rs->n == rs->cap) {
-        size_t cap = rs->cap ? rs->cap * 2 : 32;
-        tg_limit_row_t *v = realloc(rs->v, cap * sizeof *v);
-        if (!v) return -1;
-        rs->v = v;
-        rs->cap = cap;
-    }
-    rs->v[rs->n++] = *r;
-    return 0;
+    return tg_cli_push((void **)&rs->v, &rs->n, &rs->cap, r, sizeof *r);
 }
 
 /* The cells of one row as the table shows them. The burst is the one in

@@ -49,15 +49,7 @@ typedef struct pauses {
 static int collect(const tg_pause_row_t *r, void *ud)
 {
     pauses_t *ps = ud;
-    if (ps->n == ps->cap) {
-        size_t cap = ps->cap ? ps->cap * 2 : 32;
-        tg_pause_row_t *v = realloc(ps->v, cap * sizeof *v);
-        if (!v) return -1;
-        ps->v = v;
-        ps->cap = cap;
-    }
-    ps->v[ps->n++] = *r;
-    return 0;
+    return tg_cli_push((void **)&ps->v, &ps->n, &ps->cap, r, sizeof *r);
 }
 
 static int load(tg_store_t *store, pauses_t *ps)

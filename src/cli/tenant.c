@@ -48,15 +48,7 @@ typedef struct tenants {
 static int collect(const tg_tenant_t *t, void *ud)
 {
     tenants_t *ts = ud;
-    if (ts->n == ts->cap) {
-        size_t cap = ts->cap ? ts->cap * 2 : 32;
-        tg_tenant_t *v = realloc(ts->v, cap * sizeof *v);
-        if (!v) return -1;
-        ts->v = v;
-        ts->cap = cap;
-    }
-    ts->v[ts->n++] = *t;
-    return 0;
+    return tg_cli_push((void **)&ts->v, &ts->n, &ts->cap, t, sizeof *t);
 }
 
 static int cmd_list(tg_store_t *store)
