@@ -553,7 +553,8 @@ static int on_message_begin(http_parser *p)
     c->start_mono = tg_mono_us();
     memset(&c->ev, 0, sizeof c->ev);
     c->ev.ts_us = tg_wall_us();
-    c->ev.tokens_in = c->ev.tokens_out = c->ev.tokens_cached = TG_TOKENS_UNKNOWN;
+    c->ev.tokens_in = c->ev.tokens_out = c->ev.tokens_cached = c->ev.tokens_cache_write =
+        TG_TOKENS_UNKNOWN;
     TG_EVENT_SET(&c->ev, client_ip, c->client_ip, strlen(c->client_ip));
     new_request_id(c);
     atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);

@@ -26,11 +26,14 @@ typedef struct tg_event {
     int64_t latency_us; /* monotonic, request start to last byte sent */
     int64_t bytes_in;   /* request body bytes received from the client */
     int64_t bytes_out;  /* response body bytes sent to the client */
-    int64_t tokens_in, tokens_out, tokens_cached; /* TG_TOKENS_UNKNOWN when not known */
-    int64_t cost_micros;                          /* integer micro-USD */
-    int32_t status;                               /* HTTP status sent to the client */
-    int32_t outcome;                              /* tg_outcome_t */
-    char tenant[64];                              /* "" when unauthenticated */
+    /* Token counts as the provider reported them (see meter/usage.h), TG_TOKENS_UNKNOWN
+     * when not known. OpenAI's tokens_in includes tokens_cached; Anthropic's excludes both
+     * tokens_cached (cache reads) and tokens_cache_write (cache creation). */
+    int64_t tokens_in, tokens_out, tokens_cached, tokens_cache_write;
+    int64_t cost_micros; /* integer micro-USD */
+    int32_t status;      /* HTTP status sent to the client */
+    int32_t outcome;     /* tg_outcome_t */
+    char tenant[64];     /* "" when unauthenticated */
     char key_id[32];
     char route[64];
     char method[16];
@@ -38,6 +41,11 @@ typedef struct tg_event {
     char reason[48]; /* why rejected or failed: "no_route", "unauthorized", ... */
     char model[64];
     char tool[128];
+    char rpc_method[48]; /* MCP: the JSON-RPC method (first request of a batch) */
+    char price_flag[16]; /* "" = priced by its own price, or nothing to price;
+                            "fallback" = an unknown model priced by the fallback price;
+                            "unpriced" = no price applied and no fallback configured;
+                            "tokens_unknown" = an AI response whose usage could not be read */
     char cache[16];
     char client_ip[48];
     char request_id[64];

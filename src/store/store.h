@@ -81,14 +81,65 @@ typedef struct tg_usage_row {
  * "*" as tenant means every tenant (global). */
 typedef struct tg_limit_row {
     char tenant[64];
-    char scope[8];       /* "tenant" | "route" | "tool" | "key" */
-    char value[128];     /* route name, tool name or key id; "" for scope "tenant" */
-    int64_t limit;       /* requests per period; with period_s 0 = no rate limit */
-    int64_t period_s;    /* 1, 60 or 3600 (--rps, --rpm, --rph); 0 = no rate limit */
-    int64_t burst;       /* 0 = same as limit */
-    int64_t concurrency; /* in-flight cap, scope "tenant" only; 0 = none */
+    char scope[8];           /* "tenant" | "route" | "tool" | "key" | "model" */
+    char value[128];         /* route name, tool name, key id or model; "" for scope "tenant" */
+    int64_t limit;           /* requests per period; with period_s 0 = no rate limit */
+    int64_t period_s;        /* 1, 60 or 3600 (--rps, --rpm, --rph); 0 = no rate limit */
+    int64_t burst;           /* 0 = same as limit */
+    int64_t concurrency;     /* in-flight cap, scope "tenant" only; 0 = none */
+    int64_t tokens;          /* tokens (input + output) per tokens_period_s; with period 0 = none */
+    int64_t tokens_period_s; /* 60 or 3600 (--tpm, --tph); 0 = no token limit */
     int64_t updated_us;
 } tg_limit_row_t;
+
+/* Prices (AI metering issue). A row prices one meter from effective_us on; the row in force
+ * for an event is the one with the latest effective_us <= the event's ts_us, so an event
+ * keeps the price it had (and cost_micros is fixed when the event is recorded anyway).
+ * Amounts are integer micro-USD; -1 = not set in this row (the config default applies).
+ *   meter "model": name is the model as the client requested it ("*" = the fallback for
+ *     unknown models); input/output/cached/cache_write per 1M tokens.
+ *   meter "route": name is a route name ("*" = every route); request per request, gb per
+ *     10^9 body bytes (in + out).
+ *   meter "tool": name is an MCP tool ("*" = every tool); call per tools/call. */
+typedef struct tg_price_row {
+    char meter[8];
+    char name[128];
+    int64_t effective_us;
+    int64_t input_micros, output_micros, cached_micros, cache_write_micros;
+    int64_t request_micros, gb_micros, call_micros;
+    int64_t created_us;
+} tg_price_row_t;
+
+/* A tenant's monthly budget (UTC calendar month). */
+typedef struct tg_budget_row {
+    char tenant[64];
+    int64_t monthly_micros;
+    int hard;          /* 1: refuse with 402 at the budget; 0 (--soft): alerts only */
+    int thresholds[8]; /* percent, ascending, e.g. 80, 90, 100 */
+    int nthresholds;
+    int64_t updated_us;
+} tg_budget_row_t;
+
+/* One alert that fired; (kind, tenant, threshold, period) is unique, so an alert is
+ * recorded once per period however many processes see the crossing. */
+typedef struct tg_alert_row {
+    int64_t id;
+    char kind[32]; /* "budget" */
+    char tenant[64];
+    int threshold;                       /* percent */
+    char period[8];                      /* "YYYY-MM" (UTC) */
+    int64_t spend_micros, budget_micros; /* when it fired */
+    int64_t fired_us;
+} tg_alert_row_t;
+
+/* Per-tenant MCP tool policy: glob patterns (fnmatch(3)); deny wins; once a tenant has an
+ * allow pattern, only tools matching one are allowed. "*" as tenant = every tenant. */
+typedef struct tg_tool_rule_row {
+    char tenant[64];
+    char action[8]; /* "allow" | "deny" */
+    char pattern[128];
+    int64_t created_us;
+} tg_tool_rule_row_t;
 
 typedef struct tg_pause_row {
     char tenant[64]; /* "*" = everything */
@@ -156,6 +207,30 @@ struct tg_store_ops {
                       tg_err_t *err);
     int (*ip_rule_list)(tg_store_t *s, const char *tenant,
                         int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err);
+    /* Prices, budgets and tool rules bump meta.policy_version like the policy tables.
+     * price_rm removes every row of (meter, name) when effective_us is -1, else that one
+     * row. alert_add inserts unless (kind, tenant, threshold, period) exists; *inserted
+     * says which. spend is the sum of usage_daily.cost_micros of tenant for days in
+     * [from_day, to_day] ("YYYY-MM-DD", inclusive). */
+    int (*price_set)(tg_store_t *s, const tg_price_row_t *row, tg_err_t *err);
+    int (*price_rm)(tg_store_t *s, const char *meter, const char *name, int64_t effective_us,
+                    tg_err_t *err);
+    int (*price_list)(tg_store_t *s, int (*cb)(const tg_price_row_t *, void *), void *ud,
+                      tg_err_t *err);
+    int (*budget_set)(tg_store_t *s, const tg_budget_row_t *row, tg_err_t *err);
+    int (*budget_rm)(tg_store_t *s, const char *tenant, tg_err_t *err);
+    int (*budget_list)(tg_store_t *s, const char *tenant,
+                       int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err);
+    int (*alert_add)(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err);
+    int (*alert_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_alert_row_t *, void *),
+                      void *ud, tg_err_t *err);
+    int (*spend)(tg_store_t *s, const char *tenant, const char *from_day, const char *to_day,
+                 int64_t *micros, tg_err_t *err);
+    int (*tool_rule_add)(tg_store_t *s, const tg_tool_rule_row_t *row, tg_err_t *err);
+    int (*tool_rule_rm)(tg_store_t *s, const char *tenant, const char *action, const char *pattern,
+                        tg_err_t *err);
+    int (*tool_rule_list)(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err);
     /* How long a call waits for another connection's lock before giving up
      * with TG_STORE_BUSY. tg_store_open sets 5000 ms, right for the CLI and
      * readers; the recorder's writer sets a short one (it spools instead of
@@ -198,6 +273,18 @@ static inline void tg_store_close(tg_store_t *s)
 #define tg_store_ip_rule_add(s, ...)       ((s)->ops->ip_rule_add((s), __VA_ARGS__))
 #define tg_store_ip_rule_rm(s, ...)        ((s)->ops->ip_rule_rm((s), __VA_ARGS__))
 #define tg_store_ip_rule_list(s, ...)      ((s)->ops->ip_rule_list((s), __VA_ARGS__))
+#define tg_store_price_set(s, ...)         ((s)->ops->price_set((s), __VA_ARGS__))
+#define tg_store_price_rm(s, ...)          ((s)->ops->price_rm((s), __VA_ARGS__))
+#define tg_store_price_list(s, ...)        ((s)->ops->price_list((s), __VA_ARGS__))
+#define tg_store_budget_set(s, ...)        ((s)->ops->budget_set((s), __VA_ARGS__))
+#define tg_store_budget_rm(s, ...)         ((s)->ops->budget_rm((s), __VA_ARGS__))
+#define tg_store_budget_list(s, ...)       ((s)->ops->budget_list((s), __VA_ARGS__))
+#define tg_store_alert_add(s, ...)         ((s)->ops->alert_add((s), __VA_ARGS__))
+#define tg_store_alert_list(s, ...)        ((s)->ops->alert_list((s), __VA_ARGS__))
+#define tg_store_spend(s, ...)             ((s)->ops->spend((s), __VA_ARGS__))
+#define tg_store_tool_rule_add(s, ...)     ((s)->ops->tool_rule_add((s), __VA_ARGS__))
+#define tg_store_tool_rule_rm(s, ...)      ((s)->ops->tool_rule_rm((s), __VA_ARGS__))
+#define tg_store_tool_rule_list(s, ...)    ((s)->ops->tool_rule_list((s), __VA_ARGS__))
 static inline int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err)
 {
     return s->ops->set_busy_timeout ? s->ops->set_busy_timeout(s, ms, err) : 0;
