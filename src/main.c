@@ -13,14 +13,26 @@ static const char usage[] =
     "  key list [--tenant ID] | revoke KEY_ID\n"
     "  usage [--tenant ID] [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
     "        [--by day|hour|route|key|model|tool] [--format table|json|csv]\n"
-    "  limit set --tenant ID [--route R | --tool T | --key K]\n"
-    "            [--rps N | --rpm N | --rph N] [--burst N] [--concurrency N]\n"
+    "  limit set --tenant ID [--route R | --tool T | --key K | --model M]\n"
+    "            [--rps N | --rpm N | --rph N] [--burst N] [--tpm N | --tph N]\n"
+    "            [--concurrency N]\n"
     "  limit list [--tenant ID] [--format table|json]\n"
-    "  limit rm --tenant ID [--route R | --tool T | --key K]\n"
+    "  limit rm --tenant ID [--route R | --tool T | --key K | --model M]\n"
     "  pause [--tenant ID] [--reason TEXT]     no --tenant: every tenant (503)\n"
     "  pause list [--format table|json] | resume [--tenant ID]\n"
     "  ip allow|deny CIDR [--tenant ID]        no --tenant: every tenant\n"
     "  ip rm allow|deny CIDR [--tenant ID] | ip list [--tenant ID] [--format table|json]\n"
+    "  price set MODEL --input USD --output USD [--cached USD] [--cache-write USD]\n"
+    "            [--from YYYY-MM-DD|now]        USD per 1M tokens; MODEL * = fallback\n"
+    "  price set --route NAME [--request USD] [--gb USD] [--from ...]\n"
+    "  price set --tool NAME --call USD [--from ...]\n"
+    "  price list [--format table|json|csv]\n"
+    "  price rm MODEL | --route NAME | --tool NAME [--from DATE]\n"
+    "  budget set --tenant ID --monthly USD [--soft] [--thresholds 80,90,100]\n"
+    "  budget show --tenant ID [--format table|json] | list [--format table|json|csv]\n"
+    "  budget rm --tenant ID\n"
+    "  tool allow|deny --tenant ID|* PATTERN   MCP tools, fnmatch globs; deny wins\n"
+    "  tool rm --tenant ID|* allow|deny PATTERN | tool list [--tenant ID] [--format ...]\n"
     "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
 
 int main(int argc, char **argv)
@@ -57,6 +69,9 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "pause") == 0) return tg_cli_pause(n, args, cfg);
     if (strcmp(args[0], "resume") == 0) return tg_cli_resume(n, args, cfg);
     if (strcmp(args[0], "ip") == 0) return tg_cli_ip(n, args, cfg);
+    if (strcmp(args[0], "price") == 0) return tg_cli_price(n, args, cfg);
+    if (strcmp(args[0], "budget") == 0) return tg_cli_budget(n, args, cfg);
+    if (strcmp(args[0], "tool") == 0) return tg_cli_tool(n, args, cfg);
     fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
     return TG_EXIT_USAGE;
 }

@@ -73,7 +73,7 @@ static void run_case(size_t tenants, long n, int runs, size_t shards, double tar
         dkey[i] = keys[draw[i]];
     }
 
-    tg_limit_rule_t rule = {1000, 3600ULL * 1000000000ULL, 0};
+    tg_limit_rule_t rule = {.limit = 1000, .period_ns = 3600ULL * 1000000000ULL};
     tg_limiter_t *l = tg_limiter_new(shards);
     uint64_t clock = 1000000000ULL;
     for (size_t i = 0; i < tenants; i++, clock += STEP)

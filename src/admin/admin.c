@@ -59,10 +59,8 @@ static void on_written(uv_write_t *req, int status)
     aconn_close(c);
 }
 
-static void respond(aconn_t *c, int status, json_t *body)
+static void respond_text(aconn_t *c, int status, const char *ctype, char *js)
 {
-    char *js = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
     size_t bl = js ? strlen(js) : 0;
     awrite_t *w = malloc(sizeof *w + bl + 256);
     if (!w) {
@@ -71,14 +69,14 @@ static void respond(aconn_t *c, int status, json_t *body)
         return;
     }
     int hl = snprintf(w->data, 256,
-                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: "
                       "%zu\r\nConnection: close\r\n\r\n",
                       status,
                       status == 200   ? "OK"
                       : status == 404 ? "Not Found"
                       : status == 400 ? "Bad Request"
                                       : "Service Unavailable",
-                      bl + 1);
+                      ctype, bl + 1);
     memcpy(w->data + hl, js ? js : "", bl);
     w->data[hl + bl] = '\n';
     free(js);
@@ -87,6 +85,13 @@ static void respond(aconn_t *c, int status, json_t *body)
         free(w);
         aconn_close(c);
     }
+}
+
+static void respond(aconn_t *c, int status, json_t *body)
+{
+    char *js = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    respond_text(c, status, "application/json", js);
 }
 
 static int on_url(http_parser *p, const char *at, size_t n)
@@ -115,6 +120,9 @@ static int on_message_complete(http_parser *p)
         json_t *o = json_object();
         int ready = tg_server_ready(c->a->srv, o);
         respond(c, ready ? 200 : 503, o);
+    } else if (strcmp(c->url, "/metrics") == 0) {
+        char *text = tg_server_metrics(c->a->srv);
+        respond_text(c, 200, "text/plain; version=0.0.4", text);
     } else {
         respond(c, 404,
                 json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",

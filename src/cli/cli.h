@@ -21,6 +21,11 @@ int tg_cli_limit(int argc, char **argv, const char *config_path);
 int tg_cli_pause(int argc, char **argv, const char *config_path);  /* also `pause list` */
 int tg_cli_resume(int argc, char **argv, const char *config_path); /* in pause.c */
 int tg_cli_ip(int argc, char **argv, const char *config_path);
+/* AI metering (price.c, budget.c, tool.c): prices, budgets and tool rules are policy
+ * too, and bump policy_version like limits. */
+int tg_cli_price(int argc, char **argv, const char *config_path);
+int tg_cli_budget(int argc, char **argv, const char *config_path);
+int tg_cli_tool(int argc, char **argv, const char *config_path);
 
 /* Loads the config and opens its store; on failure prints one line and returns
  * the exit code (2 for a config error, 1 for a store error). In common.c,

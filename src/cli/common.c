@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "util/clock.h"
+#include "util/money.h"
 
 int tg_cli_open(const char *config_path, tg_config_t **cfg, tg_store_t **store)
 {
@@ -199,4 +200,142 @@ int tg_cli_push(void **v, size_t *n, size_t *cap, const void *row, size_t size)
     memcpy((char *)*v + *n * size, row, size);
     (*n)++;
     return 0;
+}
+
+int tg_cli_check_tenant(const char *tenant, int star_ok)
+{
+    if (star_ok && strcmp(tenant, "*") == 0) return TG_EXIT_OK;
+    if (tg_cli_valid_tenant_id(tenant)) return TG_EXIT_OK;
+    return tg_cli_errorf(TG_EXIT_USAGE,
+                         "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ -%s",
+                         tenant, star_ok ? " (or * for every tenant)" : "");
+}
+
+int tg_cli_tenant_exists(tg_store_t *store, const char *tenant, int star_ok)
+{
+    if (star_ok && strcmp(tenant, "*") == 0) return TG_EXIT_OK;
+    tg_err_t err = {{0}};
+    tg_tenant_t t;
+    int r = tg_store_tenant_get(store, tenant, &t, &err);
+    if (r == TG_STORE_NOTFOUND) return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
+    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    return TG_EXIT_OK;
+}
+
+int tg_cli_parse_format(const char *s, int allow_csv, tg_cli_format_t *out)
+{
+    *out = TG_CLI_TABLE;
+    if (!s || strcmp(s, "table") == 0) return TG_EXIT_OK;
+    if (strcmp(s, "json") == 0) {
+        *out = TG_CLI_JSON;
+        return TG_EXIT_OK;
+    }
+    if (allow_csv && strcmp(s, "csv") == 0) {
+        *out = TG_CLI_CSV;
+        return TG_EXIT_OK;
+    }
+    return tg_cli_errorf(TG_EXIT_USAGE, "invalid --format \"%s\" (expected %s)", s,
+                         allow_csv ? "table, json or csv" : "table or json");
+}
+
+int tg_cli_parse_usd(const char *opt, const char *s, int64_t *micros)
+{
+    if (tg_money_parse(s, micros) == 0) return TG_EXIT_OK;
+    return tg_cli_errorf(TG_EXIT_USAGE,
+                         "invalid %s \"%s\" (expected an amount in USD such as 2.50: digits, "
+                         "at most 6 decimals, no sign or currency symbol)",
+                         opt, s);
+}
+
+int tg_cli_take_flag(int *argc, char **argv, int first, const char *name)
+{
+    int n = 0, o = first;
+    size_t len = strlen(name);
+    for (int i = first; i < *argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < *argc)
+                argv[o++] = argv[i++];
+            break;
+        }
+        if (strcmp(argv[i], name) == 0) {
+            n++;
+            continue;
+        }
+        if (strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') {
+            tg_cli_errorf(TG_EXIT_USAGE, "%s takes no value", name);
+            return -1;
+        }
+        argv[o++] = argv[i];
+    }
+    *argc = o;
+    argv[o] = NULL;
+    return n;
+}
+
+void tg_cli_csv_field(FILE *out, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+int tg_cli_print_rows(FILE *out, tg_cli_format_t fmt, size_t ncols, const char *const *head,
+                      const char *const *cells, size_t nrows)
+{
+    if (fmt == TG_CLI_CSV) {
+        for (size_t c = 0; c < ncols; c++) {
+            tg_cli_csv_field(out, head[c]);
+            fputc(c + 1 == ncols ? '\n' : ',', out);
+        }
+        for (size_t r = 0; r < nrows; r++)
+            for (size_t c = 0; c < ncols; c++) {
+                const char *s = cells[r * ncols + c];
+                tg_cli_csv_field(out, s ? s : "");
+                fputc(c + 1 == ncols ? '\n' : ',', out);
+            }
+        return ferror(out) ? -1 : 0;
+    }
+    int w[32];
+    if (ncols > sizeof w / sizeof w[0]) return -1;
+    for (size_t c = 0; c < ncols; c++) {
+        w[c] = (int)strlen(head[c]);
+        for (size_t r = 0; r < nrows; r++) {
+            const char *s = cells[r * ncols + c];
+            int l = s ? (int)strlen(s) : 1;
+            if (l > w[c]) w[c] = l;
+        }
+    }
+    for (size_t c = 0; c < ncols; c++) {
+        for (const char *p = head[c]; *p; p++)
+            fputc(*p >= 'a' && *p <= 'z' ? *p - 32 : *p, out);
+        if (c + 1 < ncols) fprintf(out, "%*s", w[c] - (int)strlen(head[c]) + 2, "");
+    }
+    fputc('\n', out);
+    for (size_t r = 0; r < nrows; r++) {
+        for (size_t c = 0; c < ncols; c++) {
+            const char *s = cells[r * ncols + c];
+            if (!s) s = "-";
+            if (c + 1 < ncols)
+                fprintf(out, "%-*s  ", w[c], s);
+            else
+                fprintf(out, "%s\n", s);
+        }
+    }
+    return ferror(out) ? -1 : 0;
+}
+
+int tg_cli_print_json(json_t *json, size_t flags)
+{
+    if (!json) return -1;
+    int rc = json_dumpf(json, stdout, JSON_INDENT(2) | flags);
+    json_decref(json);
+    putchar('\n');
+    return rc;
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Prints "tollgate: " + the message + newline on stderr and returns code, so
  * a command can `return tg_cli_errorf(TG_EXIT_USAGE, ...)`. */
@@ -55,5 +56,44 @@ struct json_t *tg_cli_json_text(const char *s);
  * from 32: what the list commands collect store rows with. 0, or -1 when out
  * of memory. */
 int tg_cli_push(void **v, size_t *n, size_t *cap, const void *row, size_t size);
+
+/* ---- shared by the list and policy commands (price, budget, tool, ...) ---- */
+
+/* A tenant id that tenant add would accept, or "*" (every tenant) when star_ok. Else
+ * prints the one error line and returns TG_EXIT_USAGE. */
+int tg_cli_check_tenant(const char *tenant, int star_ok);
+
+/* TG_EXIT_OK when the tenant exists ("*" always does when star_ok), else prints
+ * `no tenant "ID"` (or the store's error) and returns TG_EXIT_RUNTIME. */
+struct tg_store;
+int tg_cli_tenant_exists(struct tg_store *store, const char *tenant, int star_ok);
+
+typedef enum { TG_CLI_TABLE = 0, TG_CLI_JSON, TG_CLI_CSV } tg_cli_format_t;
+
+/* --format: NULL is table; csv only when allow_csv. Prints the error line and returns
+ * TG_EXIT_USAGE for anything else. */
+int tg_cli_parse_format(const char *s, int allow_csv, tg_cli_format_t *out);
+
+/* An amount in USD (tg_money_parse: digits, at most 6 decimals, no sign) given to
+ * option opt; prints `invalid OPT "S" (expected USD ...)` and returns TG_EXIT_USAGE. */
+int tg_cli_parse_usd(const char *opt, const char *s, int64_t *micros);
+
+/* Removes every `name` flag (an option without a value, e.g. --soft) from argv[first..]
+ * before any "--", shifting the rest down and updating *argc; returns how many there
+ * were, or -1 (error line printed) for "name=VALUE". */
+int tg_cli_take_flag(int *argc, char **argv, int first, const char *name);
+
+/* One field of a CSV row, quoted per RFC 4180 when it holds a comma, quote, CR or LF. */
+void tg_cli_csv_field(FILE *out, const char *s);
+
+/* Rows of text cells (row-major, nrows x ncols; NULL = none) as a table (upper-case
+ * header, columns left-aligned and padded to their widest cell, none shown as "-") or as
+ * CSV (header as given, none as an empty field). 0, or -1 on a write error. */
+int tg_cli_print_rows(FILE *out, tg_cli_format_t fmt, size_t ncols, const char *const *head,
+                      const char *const *cells, size_t nrows);
+
+/* Dumps json (indented, then a newline) to stdout and takes its reference. 0 or -1.
+ * flags are added to the dump flags (e.g. JSON_REAL_PRECISION). */
+int tg_cli_print_json(struct json_t *json, size_t flags);
 
 #endif

@@ -1,10 +1,11 @@
-/* `tollgate limit set|list|rm`: rate limits and the in-flight cap, per tenant
- * and per tenant x route, tool or key (store.h, tg_limit_row_t).
+/* `tollgate limit set|list|rm`: rate limits, token limits and the in-flight cap, per
+ * tenant and per tenant x route, tool, key or model (store.h, tg_limit_row_t).
  *
  * A row is one (tenant, scope, value); `set` replaces the whole row, so what
  * `limit list` shows is exactly what applies, with nothing merged from earlier
- * commands. Rates are whole requests per second, minute or hour: integers end
- * to end, the limiter turns them into an emission interval (ratelimit.h).
+ * commands. Rates are whole requests per second, minute or hour, and whole tokens
+ * (input + output) per minute or hour: integers end to end, the limiter turns them
+ * into an emission interval (ratelimit.h).
  * Arguments are checked before the config is read, as in the other groups;
  * whether the tenant (and the key) exist is checked against the store. */
 #include <stdio.h>
@@ -17,23 +18,29 @@
 #include "cli/common.h"
 
 #define USAGE                                                                                      \
-    "usage: tollgate limit set --tenant ID [--route R | --tool T | --key K] "                      \
-    "[--rps N | --rpm N | --rph N] [--burst N] [--concurrency N] | "                               \
+    "usage: tollgate limit set --tenant ID [--route R | --tool T | --key K | --model M] "          \
+    "[--rps N | --rpm N | --rph N] [--burst N] [--tpm N | --tph N] [--concurrency N] | "           \
     "list [--tenant ID] [--format table|json] | "                                                  \
-    "rm --tenant ID [--route R | --tool T | --key K]"
+    "rm --tenant ID [--route R | --tool T | --key K | --model M]"
 
 /* Past a billion per period the emission interval of --rps drops below a
  * nanosecond: no limit worth writing down is that high. */
 #define MAX_N 1000000000LL
+/* Tokens come in larger numbers than requests (large accounts have tens of millions
+ * per minute): a trillion per period is beyond any model's throughput. */
+#define MAX_TOKENS 1000000000000LL
 
 typedef struct args {
-    const char *tenant, *route, *tool, *key;
-    const char *rate[3]; /* --rps, --rpm, --rph */
+    const char *tenant, *route, *tool, *key, *model;
+    const char *rate[3];   /* --rps, --rpm, --rph */
+    const char *tokens[2]; /* --tpm, --tph */
     const char *burst, *concurrency, *format;
 } args_t;
 
 static const char *const rate_opt[3] = {"--rps", "--rpm", "--rph"};
 static const int64_t rate_period[3] = {1, 60, 3600};
+static const char *const tokens_opt[2] = {"--tpm", "--tph"};
+static const int64_t tokens_period[2] = {60, 3600};
 
 /* "100/min" */
 static void fmt_rate(int64_t limit, int64_t period_s, char buf[32])
@@ -53,21 +60,21 @@ static int check_tenant(const char *tenant)
     return TG_EXIT_OK;
 }
 
-/* The scope chosen by --route/--tool/--key (at most one), checked; "tenant"
- * with value "" when none. */
+/* The scope chosen by --route/--tool/--key/--model (at most one), checked;
+ * "tenant" with value "" when none. */
 static int scope_of(const args_t *a, const char *cmd, const char **scope, const char **value)
 {
-    const char *names[3] = {"route", "tool", "key"};
-    const char *vals[3] = {a->route, a->tool, a->key};
+    const char *names[4] = {"route", "tool", "key", "model"};
+    const char *vals[4] = {a->route, a->tool, a->key, a->model};
     *scope = "tenant";
     *value = "";
     int n = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (!vals[i]) continue;
         if (n++)
             return tg_cli_errorf(TG_EXIT_USAGE,
-                                 "limit %s takes at most one of --route, --tool "
-                                 "and --key",
+                                 "limit %s takes at most one of --route, --tool, "
+                                 "--key and --model",
                                  cmd);
         *scope = names[i];
         *value = vals[i];
@@ -116,6 +123,24 @@ static int check_set(const args_t *a, tg_limit_row_t *row)
         if (which < 0)
             return tg_cli_errorf(TG_EXIT_USAGE, "--burst needs a rate: --rps, --rpm or --rph");
     }
+    int twhich = -1;
+    for (int i = 0; i < 2; i++) {
+        if (!a->tokens[i]) continue;
+        if (twhich >= 0)
+            return tg_cli_errorf(TG_EXIT_USAGE, "give one of --tpm and --tph, not both");
+        twhich = i;
+        if (tg_cli_parse_count(a->tokens[i], MAX_TOKENS, &row->tokens) != 0 || row->tokens < 1)
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "invalid %s \"%s\" (expected an integer from 1 to %lld)",
+                                 tokens_opt[i], a->tokens[i], MAX_TOKENS);
+        row->tokens_period_s = tokens_period[i];
+        /* An MCP tool call carries no tokens: such a limit could never count one. */
+        if (strcmp(scope, "tool") == 0)
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "%s does not go with --tool: tool calls have "
+                                 "no tokens",
+                                 tokens_opt[i]);
+    }
     if (a->concurrency) {
         if (tg_cli_parse_count(a->concurrency, MAX_N, &row->concurrency) != 0 ||
             row->concurrency < 1)
@@ -124,11 +149,12 @@ static int check_set(const args_t *a, tg_limit_row_t *row)
                 a->concurrency, MAX_N);
         if (strcmp(scope, "tenant") != 0)
             return tg_cli_errorf(TG_EXIT_USAGE, "--concurrency caps the whole tenant: it does not "
-                                                "go with --route, --tool or --key");
+                                                "go with --route, --tool, --key or --model");
     }
-    if (which < 0 && !a->concurrency)
+    if (which < 0 && twhich < 0 && !a->concurrency)
         return tg_cli_errorf(TG_EXIT_USAGE,
-                             "limit set needs --rps N, --rpm N or --rph N, or --concurrency N (%s)",
+                             "limit set needs --rps N, --rpm N or --rph N, --tpm N or --tph N, "
+                             "or --concurrency N (%s)",
                              USAGE);
     return TG_EXIT_OK;
 }
@@ -191,6 +217,11 @@ static int cmd_set(tg_config_t *cfg, tg_store_t *store, tg_limit_row_t *row)
         printf(" %s", rate);
     }
     if (row->burst) printf(" burst %lld", (long long)row->burst);
+    if (row->tokens_period_s) {
+        char rate[32];
+        fmt_rate(row->tokens, row->tokens_period_s, rate);
+        printf(" tokens %s", rate);
+    }
     if (row->concurrency) printf(" concurrency %lld", (long long)row->concurrency);
     putchar('\n');
     return TG_EXIT_OK;
@@ -224,7 +255,7 @@ static int collect(const tg_limit_row_t *r, void *ud)
 /* The cells of one row as the table shows them. The burst is the one in
  * effect: a row stored with burst 0 admits `limit` at once. */
 typedef struct cells {
-    char limit[32], burst[24], conc[24], updated[25];
+    char limit[32], burst[24], tokens[32], conc[24], updated[25];
 } cells_t;
 
 static void row_cells(const tg_limit_row_t *r, cells_t *c)
@@ -237,6 +268,10 @@ static void row_cells(const tg_limit_row_t *r, cells_t *c)
         snprintf(c->burst, sizeof c->burst, "%lld", (long long)(r->burst ? r->burst : r->limit));
     else
         snprintf(c->burst, sizeof c->burst, "-");
+    if (r->tokens_period_s)
+        fmt_rate(r->tokens, r->tokens_period_s, c->tokens);
+    else
+        snprintf(c->tokens, sizeof c->tokens, "-");
     if (r->concurrency)
         snprintf(c->conc, sizeof c->conc, "%lld", (long long)r->concurrency);
     else
@@ -246,7 +281,7 @@ static void row_cells(const tg_limit_row_t *r, cells_t *c)
 
 static void print_table(const rows_t *rs)
 {
-    int wt = 6, ws = 5, wv = 5, wl = 5, wb = 5;
+    int wt = 6, ws = 5, wv = 5, wl = 5, wb = 5, wk = 6;
     for (size_t i = 0; i < rs->n; i++) {
         const tg_limit_row_t *r = &rs->v[i];
         cells_t c;
@@ -261,15 +296,18 @@ static void print_table(const rows_t *rs)
         wl = l > wl ? l : wl;
         l = (int)strlen(c.burst);
         wb = l > wb ? l : wb;
+        l = (int)strlen(c.tokens);
+        wk = l > wk ? l : wk;
     }
-    printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-11s  %s\n", wt, "TENANT", ws, "SCOPE", wv, "VALUE", wl,
-           "LIMIT", wb, "BURST", "CONCURRENCY", "UPDATED");
+    printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-11s  %s\n", wt, "TENANT", ws, "SCOPE", wv,
+           "VALUE", wl, "LIMIT", wb, "BURST", wk, "TOKENS", "CONCURRENCY", "UPDATED");
     for (size_t i = 0; i < rs->n; i++) {
         const tg_limit_row_t *r = &rs->v[i];
         cells_t c;
         row_cells(r, &c);
-        printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-11s  %s\n", wt, r->tenant, ws, r->scope, wv,
-               r->value[0] ? r->value : "-", wl, c.limit, wb, c.burst, c.conc, c.updated);
+        printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-11s  %s\n", wt, r->tenant, ws, r->scope, wv,
+               r->value[0] ? r->value : "-", wl, c.limit, wb, c.burst, wk, c.tokens, c.conc,
+               c.updated);
     }
 }
 
@@ -299,6 +337,9 @@ static int print_json(const rows_t *rs)
         json_object_set_new(o, "period_s", count_or_null(r->period_s > 0, r->period_s));
         json_object_set_new(o, "burst",
                             count_or_null(r->period_s > 0, r->burst ? r->burst : r->limit));
+        json_object_set_new(o, "tokens", count_or_null(r->tokens_period_s > 0, r->tokens));
+        json_object_set_new(o, "tokens_period_s",
+                            count_or_null(r->tokens_period_s > 0, r->tokens_period_s));
         json_object_set_new(o, "concurrency", count_or_null(r->concurrency > 0, r->concurrency));
         json_object_set_new(o, "updated", json_string(updated));
     }
@@ -342,11 +383,12 @@ int tg_cli_limit(int argc, char **argv, const char *config_path)
         return TG_EXIT_OK;
     }
     args_t a = {0};
-    /* set takes all of these, rm the first four. */
+    /* set takes all of these, rm the first five. */
     const tg_cli_opt_t set_opts[] = {
-        {"--tenant", &a.tenant}, {"--route", &a.route}, {"--tool", &a.tool},
-        {"--key", &a.key},       {"--rps", &a.rate[0]}, {"--rpm", &a.rate[1]},
-        {"--rph", &a.rate[2]},   {"--burst", &a.burst}, {"--concurrency", &a.concurrency},
+        {"--tenant", &a.tenant}, {"--route", &a.route},   {"--tool", &a.tool},
+        {"--key", &a.key},       {"--model", &a.model},   {"--rps", &a.rate[0]},
+        {"--rpm", &a.rate[1]},   {"--rph", &a.rate[2]},   {"--burst", &a.burst},
+        {"--tpm", &a.tokens[0]}, {"--tph", &a.tokens[1]}, {"--concurrency", &a.concurrency},
     };
     const tg_cli_opt_t list_opts[] = {{"--tenant", &a.tenant}, {"--format", &a.format}};
     int help = 0, rc;
@@ -354,10 +396,11 @@ int tg_cli_limit(int argc, char **argv, const char *config_path)
     const char *scope = NULL, *value = NULL;
     int json = 0;
     if (strcmp(sub, "set") == 0) {
-        rc = tg_cli_parse(argc, argv, 2, set_opts, 9, NULL, 0, NULL, &help, USAGE);
+        rc = tg_cli_parse(argc, argv, 2, set_opts, sizeof set_opts / sizeof set_opts[0], NULL, 0,
+                          NULL, &help, USAGE);
         if (rc == 0 && !help) rc = check_set(&a, &row);
     } else if (strcmp(sub, "rm") == 0) {
-        rc = tg_cli_parse(argc, argv, 2, set_opts, 4, NULL, 0, NULL, &help, USAGE);
+        rc = tg_cli_parse(argc, argv, 2, set_opts, 5, NULL, 0, NULL, &help, USAGE);
         if (rc == 0 && !help && !a.tenant)
             rc = tg_cli_errorf(TG_EXIT_USAGE, "limit rm needs --tenant ID (%s)", USAGE);
         if (rc == 0 && !help) rc = check_tenant(a.tenant);

@@ -25,6 +25,7 @@
 #include <yaml.h>
 
 #include "util/log.h"
+#include "util/money.h"
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is a page of YAML; refuse runaway input */
 #define MAX_NAME       63         /* fits tg_event_t.route[64] */
@@ -33,6 +34,9 @@
 #define MAX_SIZE       (1ull << 40)              /* 1 TiB: anything larger is a typo */
 #define MAX_MS         (7ull * 24 * 3600 * 1000) /* 7 days: keeps ms*1000 far from overflow */
 #define KEYPATH        256
+#define MAX_MODEL      63  /* fits tg_event_t.model[64]: a longer name could never match */
+#define MAX_TOOL       127 /* fits tg_event_t.tool[128] */
+#define MAX_THRESHOLDS 8   /* fits tg_budget_row_t.thresholds[8] */
 
 typedef struct parse {
     const char *name; /* shown in messages */
@@ -597,6 +601,18 @@ static int get_path(parse_t *p, const yaml_node_t *n, const char *path, char **o
     return 0;
 }
 
+/* USD, exactly (util/money.h): "0.15" is 150000 micro-USD, never a float. */
+static int get_usd(parse_t *p, const yaml_node_t *n, const char *path, int64_t *out)
+{
+    char *v;
+    if (scalar(p, n, path, "a USD amount", &v) < 0) return -1;
+    int rc = 0;
+    if (tg_money_parse(v, out) < 0)
+        rc = fail(p, n, path, "not a USD amount with at most 6 decimals: \"%.*s\"", 64, v);
+    free(v);
+    return rc;
+}
+
 /* ---- mappings against a table of keys ---------------------------------- */
 
 typedef enum {
@@ -618,6 +634,7 @@ typedef enum {
     V_TARGETS,      /* the tg_upstream_conf_t itself (off 0) */
     V_HEADERS,      /* the tg_upstream_conf_t itself (off 0) */
     V_CIDRS,        /* tg_cidr_list_t */
+    V_USD,          /* int64_t micro-USD */
     V_SECTION,      /* handled by the caller */
 } vkind_t;
 
@@ -662,6 +679,7 @@ static int set_value(parse_t *p, const yaml_node_t *n, const char *path, vkind_t
     case V_TARGETS: return set_targets(p, n, path, dst);
     case V_HEADERS: return set_headers(p, n, path, dst);
     case V_CIDRS: return set_cidrs(p, n, path, dst);
+    case V_USD: return get_usd(p, n, path, dst);
     case V_SECTION: break;
     }
     return 0;
@@ -999,6 +1017,132 @@ static int parse_routes(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
     return 0;
 }
 
+/* ---- prices ------------------------------------------------------------ */
+
+/* prices: { models: {NAME: {...}}, routes: {...}, tools: {...} }, each entry one
+ * tg_price_row_t effective from the epoch (the store's dated rows override them). */
+#define PR(f) offsetof(tg_price_row_t, f)
+enum { PM_INPUT, PM_OUTPUT };
+static const field_t model_price_fields[] = {
+    {"input", V_USD, PR(input_micros)},
+    {"output", V_USD, PR(output_micros)},
+    {"cached", V_USD, PR(cached_micros)},
+    {"cache_write", V_USD, PR(cache_write_micros)},
+};
+static const field_t route_price_fields[] = {
+    {"request", V_USD, PR(request_micros)},
+    {"gb", V_USD, PR(gb_micros)},
+};
+static const field_t tool_price_fields[] = {
+    {"call", V_USD, PR(call_micros)},
+};
+static const field_t prices_fields[] = {
+    {"models", V_SECTION, 0},
+    {"routes", V_SECTION, 0},
+    {"tools", V_SECTION, 0},
+};
+
+typedef struct meter_spec {
+    const char *key, *meter, *example;
+    const field_t *fields;
+    size_t nfields;
+    size_t max_name;
+} meter_spec_t;
+
+static const meter_spec_t meter_specs[] = {
+    {"models", "model", "{ input: 0.15, output: 0.60 }", model_price_fields,
+     NFIELDS(model_price_fields), MAX_MODEL},
+    {"routes", "route", "{ request: 0.0001, gb: 0.09 }", route_price_fields,
+     NFIELDS(route_price_fields), MAX_NAME},
+    {"tools", "tool", "{ call: 0.002 }", tool_price_fields, NFIELDS(tool_price_fields), MAX_TOOL},
+};
+
+static size_t pairs_of(const yaml_node_t *n)
+{
+    if (!n || n->type != YAML_MAPPING_NODE) return 0;
+    return (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+}
+
+/* Checks the entry name k (already expanded into name); path is the entry's key path. */
+static int check_price_name(parse_t *p, const yaml_node_t *k, const char *path,
+                            const meter_spec_t *m, const char *name, const tg_config_t *c)
+{
+    size_t len = strlen(name);
+    if (len > m->max_name)
+        return fail(p, k, path, "name longer than %zu bytes (an event cannot hold it)",
+                    m->max_name);
+    for (const char *q = name; *q; q++)
+        if ((unsigned char)*q < ' ' || *q == 0x7f)
+            return fail(p, k, path, "name must not contain control characters");
+    if (strcmp(m->meter, "route") || !strcmp(name, "*")) return 0;
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (!strcmp(c->routes[i].name, name)) return 0;
+    return fail(p, k, path, "no route named \"%s\" (or \"*\" for every route)", name);
+}
+
+static int parse_meter_prices(parse_t *p, const yaml_node_t *map, const meter_spec_t *m,
+                              tg_config_t *c)
+{
+    char path[KEYPATH];
+    join(path, "prices", m->key);
+    if (!map || is_null(map)) return 0;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(p, map, path, "expected a mapping of names to prices, e.g. NAME: %s, found %s",
+                    m->example, node_what(map));
+    size_t first = c->nprices;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *k = node_at(p, pr->key), *v = node_at(p, pr->value), *vals[MAX_FIELDS];
+        char *name, sub[KEYPATH];
+        if (scalar(p, k, path, "a name", &name) < 0) return -1;
+        if (!*name) {
+            free(name);
+            return fail(p, k, path, "empty name");
+        }
+        join(sub, path, name);
+        int rc = check_price_name(p, k, sub, m, name, c);
+        for (size_t j = first; rc == 0 && j < c->nprices; j++)
+            if (!strcmp(c->prices[j].name, name)) {
+                yaml_node_t *fk = node_at(p, map->data.mapping.pairs.start[j - first].key);
+                rc = fail(p, k, sub, "duplicate key (first at line %lu)", line_of(fk));
+            }
+        tg_price_row_t *row = &c->prices[c->nprices];
+        memset(row, 0, sizeof *row);
+        snprintf(row->meter, sizeof row->meter, "%s", m->meter);
+        snprintf(row->name, sizeof row->name, "%s", name); /* fits: checked above */
+        free(name);
+        if (rc < 0) return -1;
+        row->input_micros = row->output_micros = row->cached_micros = -1;
+        row->cache_write_micros = row->request_micros = row->gb_micros = row->call_micros = -1;
+        if (v->type != YAML_MAPPING_NODE || is_null(v))
+            return fail(p, v, sub, "expected a mapping of prices, e.g. %s, found %s", m->example,
+                        is_null(v) ? "nothing" : node_what(v));
+        if (parse_fields(p, v, sub, m->fields, m->nfields, row, vals) < 0) return -1;
+        if (m->fields == model_price_fields) {
+            if (!vals[PM_INPUT]) return missing(p, v, sub, "input");
+            if (!vals[PM_OUTPUT]) return missing(p, v, sub, "output");
+        } else if (m->fields == route_price_fields) {
+            if (!vals[0] && !vals[1]) return fail(p, v, sub, "give request, gb or both");
+        } else if (!vals[0]) {
+            return missing(p, v, sub, "call");
+        }
+        c->nprices++;
+    }
+    return 0;
+}
+
+static int parse_prices(parse_t *p, const yaml_node_t *n, tg_config_t *c)
+{
+    yaml_node_t *v[MAX_FIELDS] = {0};
+    if (!n) return 0;
+    if (parse_fields(p, n, "prices", prices_fields, NFIELDS(prices_fields), c, v) < 0) return -1;
+    size_t cnt = pairs_of(v[0]) + pairs_of(v[1]) + pairs_of(v[2]);
+    if (cnt && !(c->prices = calloc(cnt, sizeof *c->prices))) return oom(p, n, "prices");
+    for (size_t i = 0; i < NFIELDS(meter_specs); i++)
+        if (parse_meter_prices(p, v[i], &meter_specs[i], c) < 0) return -1;
+    return 0;
+}
+
 /* ---- the document ------------------------------------------------------ */
 
 #define SRV(f) offsetof(tg_config_t, server.f)
@@ -1013,8 +1157,11 @@ static const field_t server_fields[] = {
     {"drain_timeout", V_MS, SRV(drain_timeout_ms)},
     {"trusted_proxies", V_CIDRS, offsetof(tg_config_t, trusted_proxies)},
 };
+enum { DF_LIMITS, DF_MAX_OUTPUT, DF_THRESHOLDS };
 static const field_t defaults_fields[] = {
     {"limits", V_SECTION, 0},
+    {"max_output_tokens", V_INT1, offsetof(tg_config_t, max_output_tokens)},
+    {"budget_thresholds", V_SECTION, 0},
 };
 #define DL(f) offsetof(tg_config_t, default_limits.f)
 enum { DL_RPS, DL_RPM, DL_RPH };
@@ -1038,27 +1185,73 @@ static const field_t recorder_fields[] = {
     {"flush_interval", V_MS, offsetof(tg_config_t, recorder.flush_ms)},
     {"spool", V_PATH, offsetof(tg_config_t, recorder.spool)},
 };
-enum { R_SERVER, R_STORE, R_LOG, R_RETENTION, R_RECORDER, R_UPSTREAMS, R_ROUTES, R_DEFAULTS };
+enum {
+    R_SERVER,
+    R_STORE,
+    R_LOG,
+    R_RETENTION,
+    R_RECORDER,
+    R_UPSTREAMS,
+    R_ROUTES,
+    R_DEFAULTS,
+    R_PRICES
+};
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},   {"store", V_STORE, offsetof(tg_config_t, store)},
     {"log", V_SECTION, 0},      {"retention", V_SECTION, 0},
     {"recorder", V_SECTION, 0}, {"upstreams", V_SECTION, 0},
     {"routes", V_SECTION, 0},   {"defaults", V_SECTION, 0},
+    {"prices", V_SECTION, 0},
 };
 
-/* defaults: { limits: { rpm: N, burst: N, concurrency: N } } */
+/* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
+ * value is refused rather than read as [], since it would silently drop the defaults. */
+static int parse_thresholds(parse_t *p, const yaml_node_t *n, tg_config_t *c)
+{
+    const char *path = "defaults.budget_thresholds";
+    if (is_null(n))
+        return fail(p, n, path,
+                    "missing value (expected a list of percentages, e.g. [80, 90, 100])");
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(p, n, path, "expected a list of percentages, e.g. [80, 90, 100], found %s",
+                    node_what(n));
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (cnt > MAX_THRESHOLDS)
+        return fail(p, n, path, "at most %d thresholds (got %zu)", MAX_THRESHOLDS, cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_t *item = node_at(p, n->data.sequence.items.start[i]);
+        char sub[KEYPATH];
+        unsigned long long x;
+        keypath(sub, "%s[%zu]", path, i);
+        if (get_uint(p, item, sub, 1, 1000, &x) < 0) return -1;
+        if (i > 0 && (int)x <= c->budget_thresholds[i - 1])
+            return fail(p, item, sub,
+                        "must be greater than the one before it (%d): thresholds "
+                        "are ascending percentages",
+                        c->budget_thresholds[i - 1]);
+        c->budget_thresholds[i] = (int)x;
+    }
+    c->nbudget_thresholds = (int)cnt;
+    return 0;
+}
+
+/* defaults: { limits: { rpm: N, burst: N, concurrency: N }, max_output_tokens: N,
+ *             budget_thresholds: [N, ...] } */
 static int parse_defaults(parse_t *p, const yaml_node_t *n, tg_config_t *c)
 {
     yaml_node_t *v[MAX_FIELDS] = {0}, *l[MAX_FIELDS] = {0};
     if (!n) return 0;
     if (parse_fields(p, n, "defaults", defaults_fields, NFIELDS(defaults_fields), c, v) < 0)
         return -1;
-    if (!v[0]) return 0;
-    if (parse_fields(p, v[0], "defaults.limits", limits_fields, NFIELDS(limits_fields), c, l) < 0)
+    if (v[DF_THRESHOLDS] && parse_thresholds(p, v[DF_THRESHOLDS], c) < 0) return -1;
+    if (!v[DF_LIMITS]) return 0;
+    if (parse_fields(p, v[DF_LIMITS], "defaults.limits", limits_fields, NFIELDS(limits_fields), c,
+                     l) < 0)
         return -1;
     int rates = !!l[DL_RPS] + !!l[DL_RPM] + !!l[DL_RPH];
     if (rates > 1)
-        return fail(p, v[0], "defaults.limits", "give one of rps, rpm or rph, not %d", rates);
+        return fail(p, v[DF_LIMITS], "defaults.limits", "give one of rps, rpm or rph, not %d",
+                    rates);
     return 0;
 }
 
@@ -1101,7 +1294,7 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         (v[R_RECORDER] && parse_fields(p, v[R_RECORDER], "recorder", recorder_fields,
                                        NFIELDS(recorder_fields), c, s) < 0) ||
         parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0 ||
-        parse_defaults(p, v[R_DEFAULTS], c) < 0)
+        parse_defaults(p, v[R_DEFAULTS], c) < 0 || parse_prices(p, v[R_PRICES], c) < 0)
         return -1;
     if (dup_default(&c->server.listen, "127.0.0.1:8080") < 0 ||
         dup_default(&c->server.admin_listen, "127.0.0.1:9090") < 0 ||
@@ -1150,6 +1343,7 @@ static void config_free(tg_config_t *c)
         free(c->routes[i].upstream);
     }
     free(c->routes);
+    free(c->prices);
     free(c);
 }
 
@@ -1230,6 +1424,11 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->retention.events_days = 90;
     c->retention.aggregates_days = 730;
     c->default_limits.rps = c->default_limits.rpm = c->default_limits.rph = -1;
+    c->max_output_tokens = 4096;
+    c->budget_thresholds[0] = 80;
+    c->budget_thresholds[1] = 90;
+    c->budget_thresholds[2] = 100;
+    c->nbudget_thresholds = 3;
     c->recorder.queue_size = 65536;
     c->recorder.flush_ms = 50;
     c->path = strdup(name);

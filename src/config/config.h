@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "policy/iprules.h"
+#include "store/store.h"
 #include "util/err.h"
 
 typedef enum {
@@ -78,6 +79,16 @@ typedef struct tg_config {
         int burst;         /* 0 = the limit */
         int concurrency;   /* in-flight requests per tenant; 0 = none */
     } default_limits;
+    int max_output_tokens;    /* defaults.max_output_tokens: output tokens reserved against a
+                                 budget when a request names no max_tokens; default 4096 */
+    int budget_thresholds[8]; /* defaults.budget_thresholds: percent of a monthly budget at
+                                 which an alert fires, strictly ascending, 1..1000; default
+                                 80, 90, 100 (a budget row without its own uses these) */
+    int nbudget_thresholds;   /* 0..8; 0 = no threshold alerts */
+    tg_price_row_t *prices;   /* prices: as rows (meter, name, effective_us 0, unset amounts
+                                 -1), models then routes then tools, in file order; the
+                                 price book's config defaults (meter/price.h) */
+    size_t nprices;
     char *store; /* "sqlite:PATH" or "postgres://...", default sqlite:./tollgate.db */
     struct {
         char *access; /* "stdout", "off", or a file path; default stdout */

@@ -28,6 +28,8 @@
 
 #include "gateway/upstream.h"
 #include "gateway/wqueue.h"
+#include "meter/exchange.h"
+#include "meter/price.h"
 #include "policy/policy.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -90,6 +92,8 @@ struct tg_conn {
     int keep_alive;
     int discard; /* body bytes are read and dropped (request already answered) */
     int has_body;
+    int hold_body; /* AI/MCP route: the whole body is read before admission (exchange.h) */
+    int metered;   /* the exchange (c->xchg) follows this request */
     int64_t body_limit;
     int64_t content_length; /* -1 when chunked or absent */
     tg_config_t *cfg;
@@ -124,6 +128,9 @@ struct tg_conn {
     int resp_has_cl;
     int chunked_out;
     int no_body_out;
+    uint32_t ctype_off, ctype_len; /* the upstream's Content-Type value within c->out */
+
+    tg_xchg_t *xchg; /* AI/MCP metering state, made on the first such request */
 };
 
 static void drive(tg_conn_t *c);
@@ -239,16 +246,10 @@ static int rate_headers(const tg_conn_t *c, char *buf, size_t cap)
     return (int)(o - buf);
 }
 
-/* An error answered by tollgate itself: {"error":{"type","message"}},
- * encoded by jansson (a pause reason is operator text). */
-static void send_error(tg_conn_t *c, int status, const char *type, const char *message)
+/* A JSON answer by tollgate itself; body ends with a newline already. */
+static void send_json(tg_conn_t *c, int status, const char *body, size_t bl)
 {
-    char body[1024], head[1024], extra[512];
-    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "type", type, "message", message);
-    size_t bl = o ? json_dumpb(o, body, sizeof body - 1, JSON_COMPACT) : 0;
-    json_decref(o);
-    if (bl == 0 || bl >= sizeof body - 1) bl = (size_t)snprintf(body, sizeof body, "{}");
-    body[bl++] = '\n';
+    char head[1024], extra[512];
     int el = rate_headers(c, extra, sizeof extra);
     if (c->adm.retry_after_s && (status == 429 || status == 503))
         el += snprintf(extra + el, sizeof extra - (size_t)el, "Retry-After: %llu\r\n",
@@ -258,12 +259,25 @@ static void send_error(tg_conn_t *c, int status, const char *type, const char *m
                       "Content-Length: %zu\r\nx-request-id: %s\r\n%s%s\r\n",
                       status, status_text(status), bl, c->ev.request_id, extra,
                       c->keep_alive ? "" : "Connection: close\r\n");
-    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init(body, (unsigned)bl)};
+    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)body, (unsigned)bl)};
     int head_only = c->headers_done && c->parser.method == HTTP_HEAD;
     if (conn_write(c, bufs, head_only ? 1 : 2) == 0 && !head_only) c->ev.bytes_out += (int64_t)bl;
     c->ev.status = status;
     c->head_sent = 1;
     c->resp_done = 1;
+}
+
+/* An error answered by tollgate itself: {"error":{"type","message"}},
+ * encoded by jansson (a pause reason is operator text). */
+static void send_error(tg_conn_t *c, int status, const char *type, const char *message)
+{
+    char body[1024];
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "type", type, "message", message);
+    size_t bl = o ? json_dumpb(o, body, sizeof body - 1, JSON_COMPACT) : 0;
+    json_decref(o);
+    if (bl == 0 || bl >= sizeof body - 1) bl = (size_t)snprintf(body, sizeof body, "{}");
+    body[bl++] = '\n';
+    send_json(c, status, body, bl);
 }
 
 /* ---- reading and parsing ---------------------------------------------- */
@@ -306,10 +320,31 @@ static void record(tg_conn_t *c)
     tg_policy_release(c->w->srv->policy, c->adm.conc_key); /* the in-flight slot */
     c->adm.conc_key = 0;
     ev->latency_us = tg_mono_us() - c->start_mono;
+    if (c->metered) {
+        /* Model, tokens, JSON-RPC method and tool; a 2xx MCP answer that is not a
+         * result gets its reason here, which makes it not billable below. */
+        int unparsed;
+        tg_xchg_finish(c->xchg, ev, &unparsed);
+        c->metered = 0;
+        if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
+    }
     if (ev->outcome != TG_OUTCOME_REJECTED)
         ev->outcome = (ev->status >= 200 && ev->status < 300 && !ev->reason[0])
                           ? TG_OUTCOME_BILLABLE
                           : TG_OUTCOME_FAILED;
+    tg_server_t *srv = c->w->srv;
+    tg_route_kind_t kind = c->route ? c->route->kind : TG_ROUTE_HTTP;
+    if (srv->prices) tg_pricebook_price(srv->prices, ev, kind);
+    /* Token limits and the budget: reservations become the actual counts. */
+    int64_t tokens = -1;
+    if (ev->tokens_in >= 0 && ev->tokens_out >= 0) {
+        tokens = ev->tokens_in + ev->tokens_out;
+        if (kind == TG_ROUTE_ANTHROPIC) /* its input count excludes the cache's */
+            tokens += (ev->tokens_cached > 0 ? ev->tokens_cached : 0) +
+                      (ev->tokens_cache_write > 0 ? ev->tokens_cache_write : 0);
+    }
+    tg_policy_settle(srv->policy, &c->adm, ev->tenant, tokens, ev->cost_micros,
+                     (uint64_t)tg_mono_us() * 1000, ev->ts_us);
     ev->id = tg_event_new_id(ev->ts_us);
     tg_recorder_push(c->w->srv->rec, ev);
 }
@@ -536,7 +571,7 @@ static int on_message_begin(http_parser *p)
     tg_conn_t *c = p->data;
     c->in_request = 1;
     c->headers_done = c->msg_done = c->resp_done = 0;
-    c->discard = c->has_body = 0;
+    c->discard = c->has_body = c->hold_body = c->metered = 0;
     c->head_len = c->nhdrs = 0;
     c->url_off = c->url_len = 0;
     c->last_was_value = 0;
@@ -544,6 +579,7 @@ static int on_message_begin(http_parser *p)
     c->refuse = NULL;
     c->resp_te = 0;
     c->cl_len = 0;
+    c->ctype_len = 0;
     c->head_sent = c->head_pending = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
     c->out_len = 0;
     c->attempts = 0;
@@ -668,10 +704,35 @@ static int admit(tg_conn_t *c)
             TG_EVENT_SET(&c->ev, client_ip, ip, strlen(ip));
         }
     }
-    tg_policy_admit(c->w->srv->policy, c->ev.tenant, c->route->name, c->ev.key_id, c->ev.tool,
-                    &client, (uint64_t)tg_mono_us() * 1000, &c->adm);
+    tg_admit_in_t in = {.tenant = c->ev.tenant,
+                        .route = c->route->name,
+                        .key_id = c->ev.key_id,
+                        .tool = c->ev.tool,
+                        .model = c->ev.model,
+                        .client = &client,
+                        .wall_us = c->ev.ts_us};
+    if (c->metered && c->hold_body && c->ev.model[0] &&
+        (c->route->kind == TG_ROUTE_OPENAI || c->route->kind == TG_ROUTE_ANTHROPIC)) {
+        /* An AI call: reserve its worst case. A token is never shorter than a byte, so
+         * the body's length bounds the input; the output is bounded by max_tokens (or
+         * the configured default when the request names none). */
+        int64_t out = tg_xchg_max_output(c->xchg);
+        if (out < 0) out = c->cfg->max_output_tokens;
+        in.est_tokens = (int64_t)c->body_len + out;
+        if (c->w->srv->prices)
+            in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name,
+                                                c->ev.model, "", (int64_t)c->body_len, out,
+                                                (int64_t)c->body_len, c->ev.ts_us);
+    } else if (c->metered && c->route->kind == TG_ROUTE_MCP && c->ev.tool[0] && c->w->srv->prices) {
+        in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name, "",
+                                            c->ev.tool, 0, 0, (int64_t)c->body_len, c->ev.ts_us);
+    }
+    tg_policy_admit_ex(c->w->srv->policy, &in, (uint64_t)tg_mono_us() * 1000, &c->adm);
     switch (c->adm.verdict) {
     case TG_ADMIT_OK: return 1;
+    case TG_ADMIT_BUDGET:
+        reject(c, 402, "budget_exceeded", c->adm.message, c->adm.reason);
+        return 0;
     case TG_ADMIT_PAUSED: reject(c, 503, "paused", c->adm.message, c->adm.reason); return 0;
     case TG_ADMIT_IP_DENIED: reject(c, 403, "forbidden", c->adm.message, c->adm.reason); return 0;
     case TG_ADMIT_RATE:
@@ -740,17 +801,70 @@ static int on_headers_complete(http_parser *p)
                "body_too_large");
         return 0;
     }
-    if (!admit(c)) return 0;
+    if (c->route->kind != TG_ROUTE_HTTP) {
+        if (!c->xchg && !(c->xchg = tg_xchg_new())) {
+            reject(c, 503, "unavailable", "out of memory", "out_of_memory");
+            return 0;
+        }
+        tg_xchg_begin(c->xchg, c->route->kind, url, plen);
+        c->metered = 1;
+        /* The body says what is asked (model, tokens, tools): admission waits for
+         * all of it (at most server.max_body), see on_message_complete. */
+        c->hold_body = c->has_body;
+    }
+    if (!c->hold_body && !admit(c)) return 0;
     const hdr_t *ex = find_hdr(c, "expect");
     if (ex && ex->vl == 12 && strncasecmp(c->head + ex->vo, "100-continue", 12) == 0 &&
         p->http_minor >= 1) {
-        /* Accepted: let the client send its body now (the upstream never sees
-         * the Expect; its own 100 would be swallowed). */
+        /* Accepted (or to be decided on the body): let the client send its body
+         * now (the upstream never sees the Expect; its own 100 is swallowed). */
         uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
         conn_write(c, &cont, 1);
     }
-    start_upstream(c);
+    if (!c->hold_body) start_upstream(c);
     return 0;
+}
+
+/* The whole body of a held (AI or MCP) request is in c->body: read it, apply the tool
+ * policy, admit, and send it on, rewritten if the exchange asked for that. */
+static void start_held(tg_conn_t *c)
+{
+    const char *nb;
+    size_t nl;
+    tg_xchg_request(c->xchg, c->body ? c->body : "", c->body_len, &nb, &nl);
+    if (nb) {
+        if (grow(&c->body, &c->body_cap, nl) != 0) {
+            reject(c, 503, "unavailable", "out of memory", "out_of_memory");
+            return;
+        }
+        memcpy(c->body, nb, nl);
+        c->body_len = nl;
+    }
+    c->body_off = 0;
+    c->content_length = (int64_t)c->body_len;
+    c->has_body = c->body_len > 0;
+    const char *model = tg_xchg_model(c->xchg);
+    if (model[0]) TG_EVENT_SET(&c->ev, model, model, strlen(model));
+    size_t ntools = tg_xchg_ntools(c->xchg);
+    for (size_t i = 0; i < ntools; i++) {
+        const char *tool = tg_xchg_tool(c->xchg, i);
+        if (i == 0) TG_EVENT_SET(&c->ev, tool, tool, strlen(tool));
+        if (tg_policy_tool_allowed(c->w->srv->policy, c->ev.tenant, tool)) continue;
+        char msg[256], body[4096];
+        snprintf(msg, sizeof msg, "tool \"%.128s\" is not allowed for this tenant", tool);
+        size_t bl = tg_xchg_mcp_error(c->xchg, msg, body, sizeof body - 1);
+        c->ev.outcome = TG_OUTCOME_REJECTED;
+        TG_EVENT_SET(&c->ev, reason, "tool_denied", 11);
+        if (bl == 0) {
+            send_error(c, 403, "forbidden", msg);
+            return;
+        }
+        body[bl++] = '\n';
+        send_json(c, 403, body, bl);
+        return;
+    }
+    if (!admit(c)) return;
+    start_upstream(c);
 }
 
 static int on_body(http_parser *p, const char *at, size_t n)
@@ -776,20 +890,23 @@ static int on_body(http_parser *p, const char *at, size_t n)
         c->discard = 1;
         return 0;
     }
-    if (!c->up) return 0; /* answered already; nothing to forward to */
+    if (!c->up && !c->hold_body) return 0; /* answered already; nothing to forward to */
     if (grow(&c->body, &c->body_cap, c->body_len + n) != 0) return -1;
     memcpy(c->body + c->body_len, at, n);
     c->body_len += n;
-    if (c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
+    /* (A held body is bounded by body_limit instead: nothing drains it yet.) */
+    if (!c->hold_body && c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
     return 0;
 }
 
 static int on_message_complete(http_parser *p)
 {
     tg_conn_t *c = p->data;
+    int answered = c->discard || c->resp_done;
     c->msg_done = 1;
     c->discard = 0;
     http_parser_pause(p, 1);
+    if (c->hold_body && !answered && !c->up) start_held(c);
     return 0;
 }
 
@@ -846,6 +963,10 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
     }
     if (c->out_len + nl + vl + 4 > 65536) return; /* a runaway header block is cut */
     if (grow(&c->out, &c->out_cap, c->out_len + nl + vl + 4) != 0) return;
+    if (nl == 12 && strncasecmp(name, "content-type", 12) == 0) {
+        c->ctype_off = (uint32_t)(c->out_len + nl + 2);
+        c->ctype_len = (uint32_t)vl;
+    }
     memcpy(c->out + c->out_len, name, nl);
     c->out_len += nl;
     memcpy(c->out + c->out_len, ": ", 2);
@@ -860,6 +981,12 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
 {
     tg_conn_t *c = ud;
     c->ev.status = status;
+    if (c->metered) {
+        tg_xchg_response_head(c->xchg, status, c->ctype_len ? c->out + c->ctype_off : NULL,
+                              c->ctype_len);
+        /* A rewritten stream changes length: it is re-framed like the case below. */
+        if (tg_xchg_rewrites(c->xchg) && c->resp_has_cl && c->cl_len) c->resp_te = 1;
+    }
     if (c->resp_te && c->resp_has_cl && c->cl_len) {
         /* Both framings: Transfer-Encoding wins (the body arrives decoded),
          * so the length must not reach the client; it is re-framed. */
@@ -923,11 +1050,10 @@ static void on_up_flush(void *ud)
     if (c->head_pending) write_with_head(c, NULL, 0);
 }
 
-static int on_up_body(void *ud, const char *p, size_t n)
+/* Response body bytes to the client, framed. */
+static int send_body(void *ud, const char *p, size_t n)
 {
     tg_conn_t *c = ud;
-    if (c->write_failed || c->closing) return -1;
-    if (n == 0 || c->no_body_out) return 0;
     int rc;
     if (c->chunked_out) {
         char pre[24];
@@ -941,6 +1067,16 @@ static int on_up_body(void *ud, const char *p, size_t n)
     }
     if (rc != 0) return -1;
     c->ev.bytes_out += (int64_t)n;
+    return 0;
+}
+
+static int on_up_body(void *ud, const char *p, size_t n)
+{
+    tg_conn_t *c = ud;
+    if (c->write_failed || c->closing) return -1;
+    if (n == 0 || c->no_body_out) return 0;
+    int rc = c->metered ? tg_xchg_response_body(c->xchg, p, n, send_body, c) : send_body(c, p, n);
+    if (rc != 0) return -1;
     /* Taken; ask for a pause while the client lags this far behind (and time
      * the client's progress meanwhile: the upstream is not to blame). */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= OUT_HIGH) return 0;
@@ -987,6 +1123,7 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
     }
     after_early_response(c); /* before any head is built: it may set keep_alive = 0 */
     if (r == TG_PROXY_OK) {
+        if (c->metered && !c->no_body_out) tg_xchg_response_end(c->xchg, send_body, c);
         uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
         write_with_head(c, &end, c->chunked_out ? 1 : 0);
     } else if (client_slow) {
@@ -1114,6 +1251,7 @@ static void on_handle_closed(uv_handle_t *h)
     free(c->scratch);
     free(c->out);
     free(c->rhead);
+    tg_xchg_free(c->xchg);
     free(c);
 }
 

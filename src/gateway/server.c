@@ -135,6 +135,32 @@ int tg_server_ready(tg_server_t *srv, json_t *out)
     return ready;
 }
 
+char *tg_server_metrics(tg_server_t *srv)
+{
+    tg_recorder_stats_t st;
+    tg_recorder_stats(srv->rec, &st);
+    char *out = NULL;
+    int n = asprintf(
+        &out,
+        "# HELP tollgate_requests_inflight Requests between head parsed and response done.\n"
+        "# TYPE tollgate_requests_inflight gauge\n"
+        "tollgate_requests_inflight %lld\n"
+        "# HELP tollgate_usage_unparsed_total AI/MCP responses forwarded whose usage or "
+        "result could not be read.\n"
+        "# TYPE tollgate_usage_unparsed_total counter\n"
+        "tollgate_usage_unparsed_total %lld\n"
+        "# HELP tollgate_events_queued Usage events waiting for the writer.\n"
+        "# TYPE tollgate_events_queued gauge\n"
+        "tollgate_events_queued %llu\n"
+        "# HELP tollgate_events_spooled_total Usage events written to the spool file.\n"
+        "# TYPE tollgate_events_spooled_total counter\n"
+        "tollgate_events_spooled_total %llu",
+        (long long)atomic_load_explicit(&srv->inflight, memory_order_relaxed),
+        (long long)atomic_load_explicit(&srv->unparsed, memory_order_relaxed),
+        (unsigned long long)st.queued, (unsigned long long)st.spooled);
+    return n < 0 ? NULL : out;
+}
+
 /* ---- main thread: signals and reload ---------------------------------- */
 
 /* defaults.limits of a config, in the policy's terms. */
@@ -182,6 +208,8 @@ static void reload(main_ctx_t *m)
     tg_policy_defaults_t pd;
     policy_defaults(next, &pd);
     tg_policy_set_defaults(m->srv->policy, &pd);
+    if (tg_pricebook_set_defaults(m->srv->prices, next->prices, next->nprices, &err) != 0)
+        TG_ERROR("reload: prices kept as they were: %s", err.msg);
     for (int i = 0; i < m->srv->nworkers; i++) {
         tg_worker_t *w = &m->srv->workers[i];
         pthread_mutex_lock(&w->mu);
@@ -255,6 +283,7 @@ int tg_server_run(const char *config_path)
     tg_store_t *store = NULL;
     srv.keys = tg_keyring_new();
     srv.policy = tg_policy_new();
+    srv.prices = tg_pricebook_new();
     tg_policy_defaults_t pd;
     policy_defaults(cfg, &pd);
     if (srv.policy) tg_policy_set_defaults(srv.policy, &pd);
@@ -263,13 +292,15 @@ int tg_server_run(const char *config_path)
 
     /* Store first: migrations, the key snapshot, then the recorder (which
      * replays any spool a previous run left). */
-    if (!srv.keys || !srv.policy) {
+    if (!srv.keys || !srv.policy || !srv.prices ||
+        tg_pricebook_set_defaults(srv.prices, cfg->prices, cfg->nprices, &err) != 0) {
         fprintf(stderr, "tollgate: out of memory\n");
         goto out;
     }
     if (tg_store_open(cfg->store, &store, &err) != 0 ||
         tg_keyring_load(srv.keys, store, &err) != 0 ||
-        tg_policy_load(srv.policy, store, &err) != 0) {
+        tg_policy_load(srv.policy, store, &err) != 0 ||
+        tg_pricebook_load(srv.prices, store, &err) != 0) {
         fprintf(stderr, "tollgate: store: %s\n", err.msg);
         goto out;
     }
@@ -289,7 +320,8 @@ int tg_server_run(const char *config_path)
         goto out;
     }
     if (tg_keyring_start_refresh(srv.keys, cfg->store, 250, &err) != 0 ||
-        tg_policy_start_refresh(srv.policy, cfg->store, 250, &err) != 0) {
+        tg_policy_start_refresh(srv.policy, cfg->store, 250, &err) != 0 ||
+        tg_pricebook_start_refresh(srv.prices, cfg->store, 250, &err) != 0) {
         fprintf(stderr, "tollgate: %s\n", err.msg);
         goto out;
     }
@@ -353,9 +385,11 @@ out:
     uv_loop_close(loop);
     tg_keyring_stop_refresh(srv.keys);
     if (srv.policy) tg_policy_stop_refresh(srv.policy);
+    if (srv.prices) tg_pricebook_stop_refresh(srv.prices);
     if (srv.rec) tg_recorder_stop(srv.rec); /* drains the queue into the store or spool */
     tg_keyring_free(srv.keys);
     tg_policy_free(srv.policy);
+    tg_pricebook_free(srv.prices);
     tg_store_close(store);
     free(srv.workers);
     tg_config_unref(srv.cfg);

@@ -16,6 +16,7 @@
 #include "auth/keyring.h"
 #include "config/config.h"
 #include "gateway/proxy.h"
+#include "meter/price.h"
 #include "meter/recorder.h"
 #include "policy/policy.h"
 
@@ -48,11 +49,13 @@ struct tg_server {
     tg_config_t *cfg; /* main thread's current config */
     tg_keyring_t *keys;
     tg_policy_t *policy;
+    tg_pricebook_t *prices;
     tg_recorder_t *rec;
     tg_worker_t *workers;
     int nworkers;
     struct sockaddr_storage listen_addr;
     atomic_llong inflight; /* requests between head parsed and response done */
+    atomic_llong unparsed; /* AI/MCP responses whose usage or result could not be read */
 };
 
 /* Runs `tollgate serve` until SIGTERM/SIGINT; returns the exit code. */
@@ -61,5 +64,8 @@ int tg_server_run(const char *config_path);
 /* Readiness for /readyz: fills a JSON object; returns 1 when ready. */
 struct json_t;
 int tg_server_ready(tg_server_t *srv, struct json_t *out);
+
+/* Counters in the Prometheus text format (malloc'd; NULL when out of memory). */
+char *tg_server_metrics(tg_server_t *srv);
 
 #endif

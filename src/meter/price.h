@@ -8,11 +8,16 @@
  *
  * Which row applies: for each (meter, name) the row with the latest effective_us <= the
  * event's ts_us; a store row overrides a config row of the same (meter, name) from its
- * effective_us on; a field left -1 in a store row falls back to the config row's value.
+ * effective_us on (and wins a tie of effective_us); a field left -1 in a store row falls
+ * back to the value of the config row of that (meter, name) in force at the store row's
+ * effective_us. A name with no row in force at ts_us (only rows dated later) is unknown
+ * at ts_us, so the "*" row applies. Amounts still unset after that count as 0, except
+ * cached and cache_write (input).
  *
  * The cost of an event (tg_pricebook_price):
  *   - 0 unless the event is billable (outcome TG_OUTCOME_BILLABLE): failed and rejected
- *     requests are never billed.
+ *     requests are never billed, and their price_flag is "" (they were not priced, so
+ *     no flag is computed for them).
  *   - model part, AI routes (openai, anthropic) with known tokens: the model's row, else
  *     the fallback row (model "*", flag "fallback"), else nothing (flag "unpriced").
  *       openai:    (tokens_in - tokens_cached) * input + tokens_cached * cached
@@ -20,7 +25,11 @@
  *       anthropic: tokens_in * input + tokens_cached * cached
  *                  + tokens_cache_write * cache_write + tokens_out * output
  *     prices per 1M tokens; cached and cache_write default to input when unset.
- *     Tokens unknown on an AI route: no model part, flag "tokens_unknown".
+ *     An unknown tokens_cached / tokens_cache_write counts as 0; openai's tokens_cached is
+ *     clamped to tokens_in. A model "" has no row of its own (the fallback applies).
+ *     Tokens unknown on an AI route (tokens_in or tokens_out < 0): no model part, flag
+ *     "tokens_unknown". An event with no model and no tokens (GET /v1/models, an upload)
+ *     is not a model call: no model part and no flag.
  *   - route part, any route: the route's row (else route "*"): request + gb per 10^9 bytes
  *     of bytes_in + bytes_out.
  *   - tool part, MCP tools/call (ev->tool set): the tool's row (else tool "*"): call.
@@ -58,7 +67,8 @@ void tg_pricebook_stop_refresh(tg_pricebook_t *pb);
 void tg_pricebook_price(tg_pricebook_t *pb, tg_event_t *ev, tg_route_kind_t kind);
 
 /* What a request would cost with these counts, by the rules above as if billable (for
- * budget reservations). model, tool: "" when none. Thread-safe. */
+ * budget reservations), with no cached or cache-write tokens. model, tool: "" (or NULL)
+ * when none; tokens < 0 means unknown (no model part, as above). Thread-safe. */
 int64_t tg_pricebook_estimate(tg_pricebook_t *pb, tg_route_kind_t kind, const char *route,
                               const char *model, const char *tool, int64_t tokens_in,
                               int64_t tokens_out, int64_t bytes, int64_t ts_us);

@@ -122,6 +122,7 @@ void tg_sse_feed(tg_sse_t *s, const char *p, size_t n)
         }
         if (c == '\r' || c == '\n') {
             s->after_cr = c == '\r';
+            s->pos = i + 1;
             end_line(s);
             continue;
         }

@@ -57,8 +57,9 @@ static void openai_usage(tg_usage_t *u, json_t *usage)
     u->known = 1;
 }
 
-static void openai_object(tg_usage_t *u, json_t *root)
+void tg_usage_openai_root(json_t *root, tg_usage_t *u)
 {
+    if (!json_is_object(root)) return;
     set_model(u, json_object_get(root, "model"));
     openai_usage(u, json_object_get(root, "usage"));
     /* Responses API stream events wrap the response object. */
@@ -73,7 +74,7 @@ int tg_usage_openai_json(const char *body, size_t len, tg_usage_t *u)
 {
     json_t *root = load(body, len);
     if (!root) return -1;
-    openai_object(u, root);
+    tg_usage_openai_root(root, u);
     json_decref(root);
     return 0;
 }
@@ -83,7 +84,7 @@ void tg_usage_openai_event(const char *data, size_t len, tg_usage_t *u)
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) return;
     json_t *root = load(data, len);
     if (!root) return;
-    openai_object(u, root);
+    tg_usage_openai_root(root, u);
     json_decref(root);
 }
 
@@ -96,10 +97,9 @@ static void anthropic_input(tg_usage_t *u, json_t *usage)
     set_int(&u->cache_write, usage, "cache_creation_input_tokens");
 }
 
-int tg_usage_anthropic_json(const char *body, size_t len, tg_usage_t *u)
+void tg_usage_anthropic_root(json_t *root, tg_usage_t *u)
 {
-    json_t *root = load(body, len);
-    if (!root) return -1;
+    if (!json_is_object(root)) return;
     set_model(u, json_object_get(root, "model"));
     json_t *usage = json_object_get(root, "usage");
     if (json_is_object(usage)) {
@@ -107,6 +107,13 @@ int tg_usage_anthropic_json(const char *body, size_t len, tg_usage_t *u)
         set_int(&u->tokens_out, usage, "output_tokens");
         u->known = 1;
     }
+}
+
+int tg_usage_anthropic_json(const char *body, size_t len, tg_usage_t *u)
+{
+    json_t *root = load(body, len);
+    if (!root) return -1;
+    tg_usage_anthropic_root(root, u);
     json_decref(root);
     return 0;
 }

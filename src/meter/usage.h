@@ -17,6 +17,7 @@
 #ifndef TG_METER_USAGE_H
 #define TG_METER_USAGE_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,11 @@ void tg_usage_init(tg_usage_t *u);
  * usage object), -1 on bad JSON or a non-object; u is left untouched on -1. */
 int tg_usage_openai_json(const char *body, size_t len, tg_usage_t *u);
 int tg_usage_anthropic_json(const char *body, size_t len, tg_usage_t *u);
+
+/* The same from an already parsed object (root may be any JSON value; only an object
+ * with the fields above counts). */
+void tg_usage_openai_root(json_t *root, tg_usage_t *u);
+void tg_usage_anthropic_root(json_t *root, tg_usage_t *u);
 
 /* One SSE event's data. OpenAI: chat/completions chunks (model from any chunk, counts from
  * a chunk whose "usage" is non-null) and Responses API events ({"response":{"model",

@@ -5,6 +5,7 @@
  * the slot back. */
 #include "policy/policy.h"
 
+#include <fnmatch.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "store/watch.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define NS          1000000000ULL
@@ -23,13 +25,22 @@ typedef struct lim_entry {
     tg_limit_rule_t rule;
     int has_rate;
     int64_t concurrency;
+    tg_limit_rule_t tokens; /* tokens per period; limit 0 with has_tokens 0 = none */
+    int has_tokens;
 } lim_entry_t;
+
+/* MCP tool patterns (fnmatch globs), one list per action. */
+typedef struct globs {
+    char (*v)[128];
+    size_t n, cap;
+} globs_t;
 
 typedef struct tenant_rules {
     char tenant[64];
     char pause_reason[256];
     int paused;
     tg_cidr_list_t allow, deny;
+    globs_t tool_allow, tool_deny;
 } tenant_rules_t;
 
 /* Immutable once built. Per-tenant pauses and IP rules are few (operator
@@ -41,6 +52,7 @@ typedef struct snap {
     int paused_all;
     char paused_all_reason[256];
     tg_cidr_list_t gallow, gdeny;
+    globs_t gtool_allow, gtool_deny;
     tenant_rules_t *tenants;
     size_t ntenants, tcap;
 } snap_t;
@@ -63,6 +75,7 @@ struct tg_policy {
     tg_limiter_t *limiter;
     conc_shard_t conc[CONC_SHARDS];
     tg_watch_t *watch; /* the refresher (store/watch.h); start/stop only */
+    tg_budgets_t *budgets;
 };
 
 /* ---- snapshots --------------------------------------------------------- */
@@ -73,9 +86,13 @@ static void snap_free(snap_t *s)
     free(s->lims);
     tg_cidr_list_free(&s->gallow);
     tg_cidr_list_free(&s->gdeny);
+    free(s->gtool_allow.v);
+    free(s->gtool_deny.v);
     for (size_t i = 0; i < s->ntenants; i++) {
         tg_cidr_list_free(&s->tenants[i].allow);
         tg_cidr_list_free(&s->tenants[i].deny);
+        free(s->tenants[i].tool_allow.v);
+        free(s->tenants[i].tool_deny.v);
     }
     free(s->tenants);
     free(s);
@@ -132,6 +149,9 @@ static int on_limit(const tg_limit_row_t *r, void *ud)
     e->rule.period_ns = r->period_s > 0 ? (uint64_t)r->period_s * NS : 0;
     e->rule.burst = r->burst > 0 ? (uint64_t)r->burst : 0;
     e->concurrency = r->concurrency;
+    e->has_tokens = r->tokens_period_s > 0;
+    e->tokens.limit = r->tokens > 0 ? (uint64_t)r->tokens : 0;
+    e->tokens.period_ns = r->tokens_period_s > 0 ? (uint64_t)r->tokens_period_s * NS : 0;
     return 0;
 }
 
@@ -166,6 +186,37 @@ static int on_ip_rule(const tg_ip_rule_row_t *r, void *ud)
     return tg_cidr_list_add(allow ? &t->allow : &t->deny, &c);
 }
 
+static int globs_add(globs_t *g, const char *pattern)
+{
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 4;
+        char(*n)[128] = realloc(g->v, cap * sizeof *n);
+        if (!n) return -1;
+        g->v = n;
+        g->cap = cap;
+    }
+    snprintf(g->v[g->n++], sizeof g->v[0], "%s", pattern);
+    return 0;
+}
+
+static int globs_match(const globs_t *g, const char *name)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (fnmatch(g->v[i], name, 0) == 0) return 1;
+    return 0;
+}
+
+static int on_tool_rule(const tg_tool_rule_row_t *r, void *ud)
+{
+    build_t *b = ud;
+    int allow = strcmp(r->action, "allow") == 0;
+    if (strcmp(r->tenant, "*") == 0)
+        return globs_add(allow ? &b->s->gtool_allow : &b->s->gtool_deny, r->pattern);
+    tenant_rules_t *t = tenant_of(b->s, r->tenant, 1);
+    if (!t) return -1;
+    return globs_add(allow ? &t->tool_allow : &t->tool_deny, r->pattern);
+}
+
 int tg_policy_load(tg_policy_t *p, tg_store_t *store, tg_err_t *err)
 {
     build_t b = {.s = calloc(1, sizeof(snap_t))};
@@ -173,6 +224,8 @@ int tg_policy_load(tg_policy_t *p, tg_store_t *store, tg_err_t *err)
     int rc = tg_store_limit_list(store, NULL, on_limit, &b, err);
     if (rc == 0) rc = tg_store_pause_list(store, on_pause, &b, err);
     if (rc == 0) rc = tg_store_ip_rule_list(store, NULL, on_ip_rule, &b, err);
+    if (rc == 0) rc = tg_store_tool_rule_list(store, NULL, on_tool_rule, &b, err);
+    if (rc == 0) rc = tg_budgets_load(p->budgets, store, tg_wall_us(), err);
     if (rc == 0 && b.n) {
         size_t cap = 16;
         while (cap < b.n * 2)
@@ -275,6 +328,21 @@ int64_t tg_policy_inflight(tg_policy_t *p, const char *tenant)
 
 /* ---- admission --------------------------------------------------------- */
 
+int tg_policy_tool_allowed(tg_policy_t *p, const char *tenant, const char *tool)
+{
+    pthread_rwlock_rdlock(&p->lock);
+    const snap_t *s = p->snap;
+    const tenant_rules_t *t = NULL;
+    for (size_t i = 0; i < s->ntenants; i++)
+        if (strcmp(s->tenants[i].tenant, tenant) == 0) t = &s->tenants[i];
+    int ok = !globs_match(&s->gtool_deny, tool) && !(t && globs_match(&t->tool_deny, tool));
+    size_t nallow = s->gtool_allow.n + (t ? t->tool_allow.n : 0);
+    if (ok && nallow)
+        ok = globs_match(&s->gtool_allow, tool) || (t && globs_match(&t->tool_allow, tool));
+    pthread_rwlock_unlock(&p->lock);
+    return ok;
+}
+
 static uint64_t ceil_s(uint64_t ns)
 {
     return (ns + NS - 1) / NS;
@@ -283,11 +351,32 @@ static uint64_t ceil_s(uint64_t ns)
 void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, const char *key_id,
                      const char *tool, const tg_ip_t *client, uint64_t now_ns, tg_admission_t *a)
 {
+    tg_admit_in_t in = {.tenant = tenant,
+                        .route = route,
+                        .key_id = key_id,
+                        .tool = tool,
+                        .client = client,
+                        .wall_us = tg_wall_us()};
+    tg_policy_admit_ex(p, &in, now_ns, a);
+}
+
+/* Gives back what an admission reserved (a refusal after the reservations). */
+static void unreserve(tg_policy_t *p, tg_admission_t *a, const char *tenant, uint64_t now_ns,
+                      int64_t wall_us)
+{
+    tg_policy_settle(p, a, tenant, 0, 0, now_ns, wall_us);
+    tg_policy_release(p, a->conc_key);
+    a->conc_key = 0;
+}
+
+void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, tg_admission_t *a)
+{
     memset(a, 0, sizeof *a);
-    uint64_t keys[4];
-    tg_limit_rule_t rules[4];
-    const char *names[4];
-    size_t n = 0;
+    const char *tenant = in->tenant ? in->tenant : "";
+    uint64_t keys[8];
+    tg_limit_rule_t rules[8];
+    const char *names[8];
+    size_t n = 0, nrate;
     int64_t cap = 0;
 
     pthread_rwlock_rdlock(&p->lock);
@@ -304,8 +393,8 @@ void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, cons
         pthread_rwlock_unlock(&p->lock);
         return;
     }
-    if (tg_ip_check(&s->gallow, &s->gdeny, client) != TG_IP_ALLOWED ||
-        (t && tg_ip_check(&t->allow, &t->deny, client) != TG_IP_ALLOWED)) {
+    if (tg_ip_check(&s->gallow, &s->gdeny, in->client) != TG_IP_ALLOWED ||
+        (t && tg_ip_check(&t->allow, &t->deny, in->client) != TG_IP_ALLOWED)) {
         a->verdict = TG_ADMIT_IP_DENIED;
         a->reason = "ip_denied";
         snprintf(a->message, sizeof a->message, "requests from this address are not allowed");
@@ -314,6 +403,7 @@ void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, cons
     }
     uint64_t k = tg_limit_key(tenant, "tenant", "");
     const lim_entry_t *e = lim_find(s, k);
+    const lim_entry_t *tenant_row = e;
     /* The tenant's own row overrides defaults.limits part by part: a row that
      * sets only a concurrency cap keeps the default rate, and the reverse. */
     if (e && e->has_rate)
@@ -321,12 +411,31 @@ void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, cons
     else if (p->defaults.has_rate)
         keys[n] = k, names[n] = "tenant", rules[n++] = p->defaults.rate;
     cap = e && e->concurrency > 0 ? e->concurrency : p->defaults.concurrency;
-    const char *scopes[3][2] = {{"route", route}, {"key", key_id}, {"tool", tool}};
+    const char *scopes[3][2] = {{"route", in->route}, {"key", in->key_id}, {"tool", in->tool}};
     for (size_t i = 0; i < 3; i++) {
         if (!scopes[i][1] || !scopes[i][1][0]) continue;
         k = tg_limit_key(tenant, scopes[i][0], scopes[i][1]);
         e = lim_find(s, k);
         if (e && e->has_rate) keys[n] = k, names[n] = scopes[i][0], rules[n++] = e->rule;
+    }
+    nrate = n;
+    if (in->est_tokens > 0) {
+        /* Token rules: the tenant's, the model's and the key's (keys distinct from the
+         * request-rate keys of the same scope, so the two never share a state). */
+        const char *tscopes[3][3] = {{"tenant", "", "tokens.tenant"},
+                                     {"model", in->model, "tokens.model"},
+                                     {"key", in->key_id, "tokens.key"}};
+        for (size_t i = 0; i < 3; i++) {
+            if (i > 0 && (!tscopes[i][1] || !tscopes[i][1][0])) continue;
+            e = i == 0 ? tenant_row
+                       : lim_find(s, tg_limit_key(tenant, tscopes[i][0], tscopes[i][1]));
+            if (!e || !e->has_tokens) continue;
+            tg_limit_rule_t r = e->tokens;
+            r.cost = (uint64_t)in->est_tokens;
+            a->tok_keys[a->ntok] = tg_limit_key(tenant, tscopes[i][2], tscopes[i][1]);
+            a->tok_rules[a->ntok] = e->tokens;
+            keys[n] = a->tok_keys[a->ntok++], names[n] = "tokens", rules[n++] = r;
+        }
     }
     pthread_rwlock_unlock(&p->lock);
 
@@ -336,37 +445,80 @@ void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, cons
             a->verdict = TG_ADMIT_CONCURRENCY;
             a->reason = "concurrency_limit";
             a->retry_after_s = 1;
+            a->ntok = 0;
             snprintf(a->message, sizeof a->message,
                      "too many requests in flight for this tenant (limit %lld)", (long long)cap);
             return;
         }
         a->conc_key = ck;
     }
-    if (n == 0) return;
-    tg_limit_info_t info[4];
-    size_t which = 0;
-    tg_limit_result_t r = tg_limit_check_all(p->limiter, keys, rules, n, now_ns, info, &which);
-    /* The headers describe the rule closest to refusing. */
-    size_t w = r == TG_LIMIT_OK ? 0 : which;
-    if (r == TG_LIMIT_OK)
-        for (size_t i = 1, best = 0; i < n; i++)
-            if (info[i].remaining < info[best].remaining) w = best = i;
-    a->limited = 1;
-    memcpy(a->policy, names[w], strlen(names[w]) + 1); /* "tenant" at most: fits */
-    a->limit = info[w].limit;
-    a->window_s = rules[w].period_ns / NS;
-    a->remaining = info[w].remaining;
-    a->reset_s = ceil_s(info[w].reset_ns);
-    if (r == TG_LIMIT_REJECT) {
+    if (tg_budgets_reserve(p->budgets, tenant, in->est_cost, in->wall_us, &a->budget_reserved,
+                           a->message, sizeof a->message) != 0) {
+        a->ntok = 0;
         tg_policy_release(p, a->conc_key);
         a->conc_key = 0;
+        a->verdict = TG_ADMIT_BUDGET;
+        a->reason = "budget_exceeded";
+        return;
+    }
+    if (n == 0) {
+        a->ntok = 0;
+        return;
+    }
+    tg_limit_info_t info[8];
+    size_t which = 0;
+    tg_limit_result_t r = tg_limit_check_all(p->limiter, keys, rules, n, now_ns, info, &which);
+    if (r == TG_LIMIT_OK) a->tok_reserved = in->est_tokens;
+    /* The headers describe the request-rate rule closest to refusing, or the rule that
+     * refused. */
+    size_t w = r == TG_LIMIT_OK ? 0 : which;
+    if (r == TG_LIMIT_OK)
+        for (size_t i = 1, best = 0; i < nrate; i++)
+            if (info[i].remaining < info[best].remaining) w = best = i;
+    if (r == TG_LIMIT_REJECT || nrate > 0) {
+        a->limited = 1;
+        memcpy(a->policy, names[w], strlen(names[w]) + 1); /* "tenant" at most: fits */
+        a->limit = info[w].limit;
+        a->window_s = rules[w].period_ns / NS;
+        a->remaining = info[w].remaining;
+        a->reset_s = ceil_s(info[w].reset_ns);
+    }
+    if (r == TG_LIMIT_REJECT) {
+        a->ntok = 0;
+        unreserve(p, a, tenant, now_ns, in->wall_us);
         a->verdict = TG_ADMIT_RATE;
-        a->reason = "rate_limited";
         a->retry_after_s = ceil_s(info[w].retry_after_ns);
         if (a->retry_after_s == 0) a->retry_after_s = 1;
-        snprintf(a->message, sizeof a->message, "rate limit exceeded (%llu per %llu s)",
-                 (unsigned long long)a->limit, (unsigned long long)a->window_s);
+        if (w >= nrate) {
+            a->reason = "token_limited";
+            snprintf(a->message, sizeof a->message, "token limit exceeded (%llu per %llu s)",
+                     (unsigned long long)a->limit, (unsigned long long)a->window_s);
+        } else {
+            a->reason = "rate_limited";
+            snprintf(a->message, sizeof a->message, "rate limit exceeded (%llu per %llu s)",
+                     (unsigned long long)a->limit, (unsigned long long)a->window_s);
+        }
     }
+}
+
+void tg_policy_settle(tg_policy_t *p, tg_admission_t *a, const char *tenant, int64_t tokens,
+                      int64_t cost_micros, uint64_t now_ns, int64_t wall_us)
+{
+    if (a->ntok && tokens >= 0 && tokens != a->tok_reserved)
+        for (size_t i = 0; i < a->ntok; i++)
+            tg_limit_adjust(p->limiter, a->tok_keys[i], &a->tok_rules[i], tokens - a->tok_reserved,
+                            now_ns);
+    a->ntok = 0;
+    a->tok_reserved = 0;
+    if (a->budget_reserved || cost_micros)
+        tg_budgets_settle(p->budgets, tenant, a->budget_reserved, cost_micros, wall_us);
+    a->budget_reserved = 0;
+}
+
+int tg_policy_budget_state(tg_policy_t *p, const char *tenant, int64_t *spent, int64_t *reserved,
+                           int64_t *budget)
+{
+    return tg_budgets_state(p->budgets, tenant, spent, reserved, budget);
 }
 
 /* ---- lifecycle and refresh ------------------------------------------- */
@@ -377,9 +529,11 @@ tg_policy_t *tg_policy_new(void)
     if (!p) return NULL;
     p->snap = calloc(1, sizeof *p->snap);
     p->limiter = tg_limiter_new(64);
-    if (!p->snap || !p->limiter) {
+    p->budgets = tg_budgets_new();
+    if (!p->snap || !p->limiter || !p->budgets) {
         free(p->snap);
         tg_limiter_free(p->limiter);
+        tg_budgets_free(p->budgets);
         free(p);
         return NULL;
     }
@@ -398,6 +552,7 @@ void tg_policy_free(tg_policy_t *p)
     tg_policy_stop_refresh(p);
     snap_free(p->snap);
     tg_limiter_free(p->limiter);
+    tg_budgets_free(p->budgets);
     for (size_t i = 0; i < CONC_SHARDS; i++) {
         pthread_mutex_destroy(&p->conc[i].mu);
         free(p->conc[i].slots);
@@ -423,9 +578,20 @@ static int version_cb(tg_store_t *s, int64_t *out, tg_err_t *err)
     return tg_store_policy_version(s, out, err);
 }
 
+int tg_policy_flush_alerts(tg_policy_t *p, tg_store_t *store, tg_err_t *err)
+{
+    return tg_budgets_flush(p->budgets, store, err);
+}
+
+static int tick_cb(void *ud, tg_store_t *store, tg_err_t *err)
+{
+    return tg_policy_flush_alerts(ud, store, err);
+}
+
 int tg_policy_start_refresh(tg_policy_t *p, const char *store_url, long interval_ms, tg_err_t *err)
 {
-    p->watch = tg_watch_start("policy", store_url, interval_ms, version_cb, reload_cb, p, err);
+    p->watch = tg_watch_start_tick("policy", store_url, interval_ms, version_cb, reload_cb, tick_cb,
+                                   p, err);
     return p->watch ? 0 : -1;
 }
 

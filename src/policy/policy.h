@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy/budget.h"
 #include "policy/iprules.h"
 #include "policy/ratelimit.h"
 #include "store/store.h"
@@ -26,6 +27,7 @@ typedef enum {
     TG_ADMIT_IP_DENIED,   /* 403: deny rule, or not in an allow list */
     TG_ADMIT_RATE,        /* 429: a rate limit */
     TG_ADMIT_CONCURRENCY, /* 429: the tenant's in-flight cap */
+    TG_ADMIT_BUDGET,      /* 402: the tenant's hard monthly budget is reached */
 } tg_admit_t;
 
 /* Config-level settings (from tg_config_t). */
@@ -48,7 +50,22 @@ typedef struct tg_admission {
     uint64_t reset_s;
     uint64_t retry_after_s; /* on TG_ADMIT_RATE / TG_ADMIT_CONCURRENCY */
     uint64_t conc_key;      /* nonzero: an in-flight slot is held, release it */
+    /* Reservations held until tg_policy_settle. */
+    size_t ntok; /* token rules charged (tenant, model, key) */
+    uint64_t tok_keys[3];
+    tg_limit_rule_t tok_rules[3];
+    int64_t tok_reserved;    /* tokens charged to each of them */
+    int64_t budget_reserved; /* micro-USD reserved against the tenant's budget */
 } tg_admission_t;
+
+/* What is known of a request at admission. */
+typedef struct tg_admit_in {
+    const char *tenant, *route, *key_id, *tool, *model; /* "" or NULL = none */
+    const tg_ip_t *client;
+    int64_t est_tokens; /* tokens to reserve against token limits; 0 = not an AI request */
+    int64_t est_cost;   /* micro-USD to reserve against the budget */
+    int64_t wall_us;    /* wall clock (the budget's UTC month) */
+} tg_admit_in_t;
 
 typedef struct tg_policy tg_policy_t;
 
@@ -66,7 +83,29 @@ void tg_policy_stop_refresh(tg_policy_t *p);
  * must call tg_policy_release once the request ends (whatever way). */
 void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, const char *key_id,
                      const char *tool, const tg_ip_t *client, uint64_t now_ns, tg_admission_t *a);
+/* The same with token limits and the budget: after pauses, IP rules and the in-flight cap,
+ * the estimated cost is reserved against a budget (402 when a hard one is reached), then
+ * every rate rule and every token rule that applies (tokens per minute/hour of the tenant,
+ * the model and the key, each charged est_tokens) is decided at once, all-or-nothing; a
+ * refusal gives back what was reserved. */
+void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns,
+                        tg_admission_t *a);
+/* The request ended: token reservations are moved to the actual count (tokens < 0 =
+ * unknown: the estimate stands) and the budget reservation replaced by the actual cost.
+ * Safe to call for any admission (a no-op when nothing is held); clears what it settled. */
+void tg_policy_settle(tg_policy_t *p, tg_admission_t *a, const char *tenant, int64_t tokens,
+                      int64_t cost_micros, uint64_t now_ns, int64_t wall_us);
+/* Writes queued budget alerts to the store (the refresher does this every tick). */
+int tg_policy_flush_alerts(tg_policy_t *p, tg_store_t *store, tg_err_t *err);
+/* Budget state of a tenant (tests, show): see tg_budgets_state. */
+int tg_policy_budget_state(tg_policy_t *p, const char *tenant, int64_t *spent, int64_t *reserved,
+                           int64_t *budget);
 void tg_policy_release(tg_policy_t *p, uint64_t conc_key);
+
+/* MCP tool policy (store tool_rules, global "*" and the tenant's): a tool matching a deny
+ * pattern is refused; when any allow pattern applies to the tenant (its own or global),
+ * only tools matching one are allowed. Patterns are fnmatch(3) globs. */
+int tg_policy_tool_allowed(tg_policy_t *p, const char *tenant, const char *tool);
 
 /* In-flight requests of a tenant now (tests, metrics). */
 int64_t tg_policy_inflight(tg_policy_t *p, const char *tenant);

@@ -63,6 +63,7 @@ struct tg_limiter {
 typedef struct params {
     uint64_t t;   /* T, >= 1 */
     uint64_t tau; /* T * (B - 1), saturated at SPAN_MAX */
+    uint64_t add; /* T * cost: what one admission adds to the TAT, saturated at SPAN_MAX */
 } params_t;
 
 /* ---- hashing ------------------------------------------------------------ */
@@ -121,6 +122,8 @@ static params_t params_of(const tg_limit_rule_t *r)
     if (p.t == 0) p.t = 1;
     uint64_t b1 = (r->burst ? r->burst : r->limit) - 1;
     p.tau = b1 > SPAN_MAX / p.t ? SPAN_MAX : p.t * b1;
+    uint64_t cost = r->cost ? r->cost : 1;
+    p.add = cost > SPAN_MAX / p.t ? SPAN_MAX : p.t * cost;
     return p;
 }
 
@@ -143,7 +146,7 @@ static int decide(const params_t *p, uint64_t tat, uint64_t now, uint64_t *new_t
         describe(p, d, info);
         return 0;
     }
-    uint64_t d2 = d + p->t; /* <= 2^63: both are capped at 2^62 */
+    uint64_t d2 = d + p->add; /* <= 2^63: both are capped at 2^62 */
     if (now > UINT64_MAX - d2) {
         /* Outside the clock's domain (now >= 2^63): refuse rather than wrap. */
         describe(p, d, info);
@@ -423,6 +426,35 @@ tg_limit_result_t tg_limit_check_all(tg_limiter_t *l, const uint64_t *keys,
     for (size_t k = nlocked; k-- > 0;)
         pthread_mutex_unlock(&l->shards[locked[k]].mu);
     return all ? TG_LIMIT_OK : TG_LIMIT_REJECT;
+}
+
+void tg_limit_adjust(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule, int64_t units,
+                     uint64_t now_ns)
+{
+    if (units == 0 || rule->limit == 0) return;
+    params_t p = params_of(rule);
+    uint64_t mag = units > 0 ? (uint64_t)units : (uint64_t)0 - (uint64_t)units;
+    uint64_t span = mag > SPAN_MAX / p.t ? SPAN_MAX : mag * p.t;
+    shard_t *sh = &l->shards[shard_index(l, key)];
+    uint64_t now = lock_at(sh, now_ns);
+    int found;
+    size_t i = find(sh, key, now, &found);
+    uint64_t tat = found ? sh->slots[i].tat : 0;
+    if (units > 0) {
+        uint64_t base = tat > now ? tat - now : 0; /* <= 2^62 + 2^62 at most */
+        uint64_t d = base + span > SPAN_MAX * 2 ? SPAN_MAX * 2 : base + span;
+        if (now <= UINT64_MAX - d) {
+            if (found)
+                sh->slots[i].tat = now + d;
+            else if (reserve(sh, 1, now) == 0)
+                put(sh, key, now + d, now);
+        }
+    } else if (found) {
+        /* A refund never takes the state below idle (no credit is banked). */
+        uint64_t nt = tat > now && tat - now > span ? tat - span : now;
+        sh->slots[i].tat = nt ? nt : 1;
+    }
+    pthread_mutex_unlock(&sh->mu);
 }
 
 size_t tg_limiter_entries(tg_limiter_t *l)

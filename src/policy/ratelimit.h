@@ -40,9 +40,12 @@ typedef enum {
 } tg_limit_result_t;
 
 typedef struct tg_limit_rule {
-    uint64_t limit;     /* requests per period; 0 = refuse everything */
+    uint64_t limit;     /* requests (units) per period; 0 = refuse everything */
     uint64_t period_ns; /* 1 s, 60 s or 3600 s for --rps/--rpm/--rph */
     uint64_t burst;     /* requests admitted at once from idle; 0 = limit */
+    uint64_t cost;      /* units one decision takes; 0 = 1. Tokens: a decision is admitted
+                           while at least one unit is free (TAT - now <= tau) and then takes
+                           all of cost, even past the limit; the debt delays what follows. */
 } tg_limit_rule_t;
 
 typedef struct tg_limit_info {
@@ -80,6 +83,11 @@ tg_limit_result_t tg_limit_check(tg_limiter_t *l, uint64_t key, const tg_limit_r
 tg_limit_result_t tg_limit_check_all(tg_limiter_t *l, const uint64_t *keys,
                                      const tg_limit_rule_t *rules, size_t n, uint64_t now_ns,
                                      tg_limit_info_t *info, size_t *which);
+
+/* Moves key's state by units (of rule) after the fact: positive takes more, negative gives
+ * back, never below idle. Settles a token reservation to the actual count. Thread-safe. */
+void tg_limit_adjust(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule, int64_t units,
+                     uint64_t now_ns);
 
 /* Entries currently held (idle ones not yet reclaimed included), and bytes
  * used by the table (for the benchmark). */

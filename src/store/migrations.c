@@ -113,7 +113,8 @@ static const char m1_core[] =
  * named tenant exists before it writes. */
 static const char m2_policy[] =
     /* Bumped in the same transaction as every change to limits, pauses or
-     * ip_rules, by any process; the gateway polls it like auth_version. */
+     * ip_rules (and, from migration 3, prices, budgets and tool_rules), by any
+     * process; the gateway polls it like auth_version. */
     "INSERT INTO meta (key, value) VALUES ('policy_version', 1);\n"
 
     /* One row per (tenant, scope, value). A tenant-scope row replaces the
@@ -159,9 +160,162 @@ static const char m2_policy[] =
     "  PRIMARY KEY (tenant_id, action, cidr)\n"
     ") WITHOUT ROWID;\n";
 
+/* AI metering (the pricing and budgets issue): what a model call used and cost, token
+ * limits, prices, budgets and their alerts, and per-tenant MCP tool rules. Prices, budgets
+ * and tool_rules are policy like limits: every change bumps meta.policy_version in the same
+ * transaction, and a running gateway reloads them when it moves. */
+static const char m3_metering[] =
+    /* usage_events can hold millions of rows, so it is altered, not rebuilt: the new
+     * columns are NULL in the rows already there, which is what "unknown" means for
+     * each. SQLite appends a column's text to the CREATE TABLE that .schema shows, up
+     * to its last token: the comments therefore stand inside the definitions. */
+    "ALTER TABLE usage_events ADD COLUMN tokens_cache_write /* cache-creation input\n"
+    "  tokens (Anthropic); NULL = unknown */ INTEGER;\n"
+    "ALTER TABLE usage_events ADD COLUMN rpc_method /* MCP: the JSON-RPC method (of the\n"
+    "  first request of a batch), else NULL */ TEXT;\n"
+    "ALTER TABLE usage_events ADD COLUMN price_flag /* how cost_micros was found:\n"
+    "  'fallback' (the model '*' price), 'unpriced', 'tokens_unknown'; NULL = by its own\n"
+    "  price, or nothing to price */ TEXT;\n"
+
+    /* usage_daily is small (tenants x days) and rebuilt, like limits below, so its one
+     * CREATE TABLE stays readable. tokens_cached of the rows copied is the sum over the
+     * events still stored, which keeps "equal to a sum over usage_events" true; a day
+     * whose events are purged gets 0 (no writer recorded cached tokens before this
+     * migration anyway). */
+    "ALTER TABLE usage_daily RENAME TO usage_daily_v2;\n"
+    "CREATE TABLE usage_daily (\n"
+    "  tenant_id     TEXT NOT NULL,    -- as usage_events.tenant ('' = unauthenticated)\n"
+    "  day           TEXT NOT NULL,    -- 'YYYY-MM-DD', UTC, of the events' ts_us\n"
+    "  requests      INTEGER NOT NULL DEFAULT 0, -- all events\n"
+    "  billable      INTEGER NOT NULL DEFAULT 0, -- outcome 'billable'\n"
+    "  failed        INTEGER NOT NULL DEFAULT 0, -- outcome 'failed'\n"
+    "  rejected      INTEGER NOT NULL DEFAULT 0, -- outcome 'rejected'\n"
+    "  bytes_in      INTEGER NOT NULL DEFAULT 0, -- sum of bytes_in\n"
+    "  bytes_out     INTEGER NOT NULL DEFAULT 0, -- sum of bytes_out\n"
+    "  tokens_in     INTEGER NOT NULL DEFAULT 0, -- sum of known tokens_in\n"
+    "  tokens_out    INTEGER NOT NULL DEFAULT 0, -- sum of known tokens_out\n"
+    "  cost_micros   INTEGER NOT NULL DEFAULT 0, -- sum of cost_micros\n"
+    "  tokens_cached INTEGER NOT NULL DEFAULT 0, -- sum of known tokens_cached\n"
+    "  PRIMARY KEY (tenant_id, day)\n"
+    ") WITHOUT ROWID;\n"
+    "INSERT INTO usage_daily (tenant_id, day, requests, billable, failed, rejected, bytes_in,\n"
+    "  bytes_out, tokens_in, tokens_out, cost_micros, tokens_cached)\n"
+    "  SELECT d.tenant_id, d.day, d.requests, d.billable, d.failed, d.rejected, d.bytes_in,\n"
+    "  d.bytes_out, d.tokens_in, d.tokens_out, d.cost_micros,\n"
+    "  (SELECT coalesce(sum(e.tokens_cached), 0) FROM usage_events e\n"
+    "   WHERE e.tenant = d.tenant_id AND e.tokens_cached > 0\n"
+    "   AND e.ts_us >= CAST(strftime('%s', d.day) AS INTEGER) * 1000000\n"
+    "   AND e.ts_us < (CAST(strftime('%s', d.day) AS INTEGER) + 86400) * 1000000)\n"
+    "  FROM usage_daily_v2 d;\n"
+    "DROP TABLE usage_daily_v2;\n"
+
+    /* SQLite cannot change a CHECK in place: limits is rebuilt (a new table under the
+     * old name, the rows copied over), so .schema shows one clean definition. Nothing
+     * refers to limits (no foreign key, view or trigger), so the rename is safe. */
+    "ALTER TABLE limits RENAME TO limits_v2;\n"
+    "CREATE TABLE limits (\n"
+    "  tenant_id   TEXT NOT NULL,     -- tenants.id ('*' is reserved for every tenant)\n"
+    "  scope       TEXT NOT NULL      -- what is counted: 'tenant' (all its requests),\n"
+    "              CHECK (scope IN ('tenant', 'route', 'tool', 'key', 'model')), -- or\n"
+    "                                 -- one route, tool, key or model of the tenant\n"
+    "  value       TEXT NOT NULL DEFAULT '', -- route name, tool name, api_keys.id or\n"
+    "                                 -- model as requested; '' for scope 'tenant'\n"
+    "  requests    INTEGER NOT NULL DEFAULT 0 CHECK (requests >= 0), -- requests admitted per\n"
+    "                                 -- period; 0 with a period = refuse every request\n"
+    "  period_s    INTEGER NOT NULL DEFAULT 0 -- 1, 60 or 3600 (--rps, --rpm, --rph);\n"
+    "              CHECK (period_s IN (0, 1, 60, 3600)), -- 0 = no rate limit in this row\n"
+    "  burst       INTEGER NOT NULL DEFAULT 0 CHECK (burst >= 0), -- requests admitted at\n"
+    "                                 -- once from idle; 0 = the same as requests\n"
+    "  concurrency INTEGER NOT NULL DEFAULT 0 CHECK (concurrency >= 0), -- in-flight cap,\n"
+    "                                 -- scope 'tenant' only; 0 = none\n"
+    "  tokens      INTEGER NOT NULL DEFAULT 0 CHECK (tokens >= 0), -- tokens (input +\n"
+    "                                 -- output) per tokens_period_s\n"
+    "  tokens_period_s INTEGER NOT NULL DEFAULT 0 -- 60 or 3600 (--tpm, --tph);\n"
+    "              CHECK (tokens_period_s IN (0, 60, 3600)), -- 0 = no token limit\n"
+    "  updated_us  INTEGER NOT NULL,  -- when the row was last set\n"
+    "  PRIMARY KEY (tenant_id, scope, value),\n"
+    "  CHECK ((scope = 'tenant') = (value = '')),\n"
+    "  CHECK (period_s > 0 OR requests = 0),\n"
+    "  CHECK (tokens_period_s > 0 OR tokens = 0),\n"
+    "  CHECK (concurrency = 0 OR scope = 'tenant')\n"
+    ") WITHOUT ROWID;\n"
+    "INSERT INTO limits (tenant_id, scope, value, requests, period_s, burst, concurrency,\n"
+    "  updated_us) SELECT tenant_id, scope, value, requests, period_s, burst, concurrency,\n"
+    "  updated_us FROM limits_v2;\n"
+    "DROP TABLE limits_v2;\n"
+
+    /* Effective-dated prices (src/meter/price.h says which row applies to an event).
+     * A row sets some amounts and leaves the others NULL, meaning "the config's value";
+     * each meter has its own amounts (the CHECKs). Amounts are micro-USD, integers. */
+    "CREATE TABLE prices (\n"
+    "  meter        TEXT NOT NULL     -- what is priced: 'model' (tokens), 'route'\n"
+    "               CHECK (meter IN ('model', 'route', 'tool')), -- (requests, bytes) or\n"
+    "                                 -- 'tool' (MCP tools/call)\n"
+    "  name         TEXT NOT NULL,    -- the model as requested, route name or tool name;\n"
+    "                                 -- '*' = the fallback model, every route, every tool\n"
+    "  effective_us INTEGER NOT NULL, -- in force from this time on (until a later row)\n"
+    "  input_micros       INTEGER CHECK (input_micros >= 0),       -- per 1M input tokens\n"
+    "  output_micros      INTEGER CHECK (output_micros >= 0),      -- per 1M output tokens\n"
+    "  cached_micros      INTEGER CHECK (cached_micros >= 0),      -- per 1M cached input\n"
+    "                                 -- tokens (cache reads); NULL = the input price\n"
+    "  cache_write_micros INTEGER CHECK (cache_write_micros >= 0), -- per 1M cache-write\n"
+    "                                 -- tokens; NULL = the input price\n"
+    "  request_micros     INTEGER CHECK (request_micros >= 0),     -- per request\n"
+    "  gb_micros          INTEGER CHECK (gb_micros >= 0), -- per 10^9 body bytes, in + out\n"
+    "  call_micros        INTEGER CHECK (call_micros >= 0),        -- per tools/call\n"
+    "  created_us   INTEGER NOT NULL, -- when the row was written\n"
+    "  PRIMARY KEY (meter, name, effective_us),\n"
+    "  CHECK (meter = 'model' OR (input_micros IS NULL AND output_micros IS NULL\n"
+    "         AND cached_micros IS NULL AND cache_write_micros IS NULL)),\n"
+    "  CHECK (meter = 'route' OR (request_micros IS NULL AND gb_micros IS NULL)),\n"
+    "  CHECK (meter = 'tool' OR call_micros IS NULL)\n"
+    ") WITHOUT ROWID;\n"
+
+    /* A tenant's spend per UTC calendar month is the sum of usage_daily.cost_micros of
+     * the month's days: no counter of its own to drift. */
+    "CREATE TABLE budgets (\n"
+    "  tenant_id      TEXT PRIMARY KEY, -- tenants.id\n"
+    "  monthly_micros INTEGER NOT NULL CHECK (monthly_micros > 0), -- budget per UTC\n"
+    "                                 -- calendar month, micro-USD\n"
+    "  hard           INTEGER NOT NULL DEFAULT 1 CHECK (hard IN (0, 1)), -- 1: requests\n"
+    "                                 -- refused (402) once it is spent; 0: alerts only\n"
+    "  thresholds     TEXT NOT NULL DEFAULT '80,90,100', -- percents that fire an alert,\n"
+    "                                 -- ascending, 1 to 1000, comma-separated\n"
+    "  updated_us     INTEGER NOT NULL  -- when the row was last set\n"
+    ") WITHOUT ROWID;\n"
+
+    /* Alerts that fired. The UNIQUE key makes recording one idempotent: every process
+     * that sees a crossing may insert it, the first one wins, the others change
+     * nothing. Not policy: no version bump. */
+    "CREATE TABLE alerts (\n"
+    "  id            INTEGER PRIMARY KEY, -- in firing order\n"
+    "  kind          TEXT NOT NULL,    -- 'budget'\n"
+    "  tenant_id     TEXT NOT NULL,    -- tenants.id\n"
+    "  threshold     INTEGER NOT NULL, -- percent of the budget crossed\n"
+    "  period        TEXT NOT NULL,    -- 'YYYY-MM' (UTC) the spend belongs to\n"
+    "  spend_micros  INTEGER NOT NULL, -- spend of the period when it fired\n"
+    "  budget_micros INTEGER NOT NULL, -- the budget then\n"
+    "  fired_us      INTEGER NOT NULL, -- when it fired\n"
+    "  UNIQUE (kind, tenant_id, threshold, period)\n"
+    ");\n"
+
+    /* MCP tool policy (deny wins; once a tenant has an allow pattern, only matching
+     * tools are allowed). Patterns are fnmatch(3) globs, stored as given. */
+    "CREATE TABLE tool_rules (\n"
+    "  tenant_id  TEXT NOT NULL,    -- tenants.id, or '*' = every tenant\n"
+    "  action     TEXT NOT NULL CHECK (action IN ('allow', 'deny')), -- what a match means\n"
+    "  pattern    TEXT NOT NULL,    -- glob on the tool name, e.g. 'github_*'\n"
+    "  created_us INTEGER NOT NULL, -- when the rule was added\n"
+    "  PRIMARY KEY (tenant_id, action, pattern)\n"
+    ") WITHOUT ROWID;\n";
+
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
     {2, "limits, pauses, ip_rules, policy_version", m2_policy},
+    {3,
+     "event tokens_cache_write, rpc_method, price_flag; token limits; prices, budgets, "
+     "alerts, tool_rules",
+     m3_metering},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

@@ -20,8 +20,9 @@
  * Every change to tenants or api_keys also bumps meta.auth_version in the
  * same transaction: that is what auth_version() reads, so a gateway in
  * another process notices a revoked key with one cheap query. Changes to the
- * policy tables (limits, pauses, ip_rules) bump meta.policy_version the same
- * way; the two are separate so a new limit does not reload the keyring. */
+ * policy tables (limits, pauses, ip_rules, prices, budgets, tool_rules) bump
+ * meta.policy_version the same way; the two are separate so a new limit does
+ * not reload the keyring. Alerts are a record, not policy: they bump nothing. */
 #include "store/store.h"
 
 #include <limits.h>
@@ -38,7 +39,7 @@
 #define MAX_ID_RETRIES 8    /* other ids tried for one colliding event */
 #define ID_LOW_BITS    22   /* the per-process part of an event id: see event.h */
 #define MULTI_ROWS     32   /* events per multi-row INSERT on the fast path */
-#define EV_NCOLS       23
+#define EV_NCOLS       26
 
 /* Statements prepared once per connection, on first use. */
 enum {
@@ -74,6 +75,19 @@ enum {
     ST_IP_ADD,
     ST_IP_RM,
     ST_IP_LIST,
+    ST_PRICE_SET,
+    ST_PRICE_RM,
+    ST_PRICE_RM_ALL,
+    ST_PRICE_LIST,
+    ST_BUDGET_SET,
+    ST_BUDGET_RM,
+    ST_BUDGET_LIST,
+    ST_ALERT_ADD,
+    ST_ALERT_LIST,
+    ST_SPEND,
+    ST_TOOL_ADD,
+    ST_TOOL_RM,
+    ST_TOOL_LIST,
     ST_COUNT
 };
 
@@ -81,7 +95,8 @@ enum {
 #define EV_INSERT                                                                                  \
     "INSERT OR IGNORE INTO usage_events (id, ts_us, tenant, key_id, route, method, path, "         \
     "status, outcome, reason, latency_us, bytes_in, bytes_out, model, tokens_in, tokens_out, "     \
-    "tokens_cached, tool, cost_micros, cache, client_ip, request_id, upstream) VALUES "
+    "tokens_cached, tool, cost_micros, cache, client_ip, request_id, upstream, "                   \
+    "tokens_cache_write, rpc_method, price_flag) VALUES "
 
 static const char *const stmt_sql[ST_COUNT] = {
     /* IMMEDIATE takes the write lock up front: a busy store fails here, before
@@ -109,19 +124,20 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AUTH_LOAD] = "SELECT k.sha256, k.id, k.tenant_id, k.status = 'active', "
                      "t.status = 'active' FROM api_keys k JOIN tenants t ON t.id = k.tenant_id",
     [ST_EV_INSERT] =
-        EV_INSERT "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        EV_INSERT "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_EV_MAX_ID] = "SELECT max(id) FROM usage_events",
     [ST_EV_PEEK] = "SELECT ts_us, request_id FROM usage_events WHERE id = ?1",
     [ST_DAILY_UPSERT] =
         "INSERT INTO usage_daily (tenant_id, day, requests, billable, failed, rejected, "
-        "bytes_in, bytes_out, tokens_in, tokens_out, cost_micros) VALUES (?1, ?2, ?3, ?4, "
-        "?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (tenant_id, day) DO UPDATE SET "
+        "bytes_in, bytes_out, tokens_in, tokens_out, cost_micros, tokens_cached) VALUES (?1, "
+        "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (tenant_id, day) DO UPDATE SET "
         "requests = requests + excluded.requests, billable = billable + excluded.billable, "
         "failed = failed + excluded.failed, rejected = rejected + excluded.rejected, "
         "bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, "
         "tokens_in = tokens_in + excluded.tokens_in, "
         "tokens_out = tokens_out + excluded.tokens_out, "
-        "cost_micros = cost_micros + excluded.cost_micros",
+        "cost_micros = cost_micros + excluded.cost_micros, "
+        "tokens_cached = tokens_cached + excluded.tokens_cached",
     /* Ids are time-ordered, so a rowid-order scan meets the oldest events
      * first and each chunk reads little more than what it deletes. NOT INDEXED
      * keeps the planner off the (tenant, ts_us) index, whose order would not. */
@@ -132,16 +148,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_POLICY_VERSION] = "SELECT value FROM meta WHERE key = 'policy_version'",
     [ST_LIMIT_SET] =
         "INSERT INTO limits (tenant_id, scope, value, requests, period_s, burst, concurrency, "
-        "updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tenant_id, scope, "
-        "value) DO UPDATE SET requests = excluded.requests, period_s = excluded.period_s, "
-        "burst = excluded.burst, concurrency = excluded.concurrency, "
-        "updated_us = excluded.updated_us",
+        "tokens, tokens_period_s, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10, ?8) "
+        "ON CONFLICT (tenant_id, scope, value) DO UPDATE SET requests = excluded.requests, "
+        "period_s = excluded.period_s, burst = excluded.burst, "
+        "concurrency = excluded.concurrency, tokens = excluded.tokens, "
+        "tokens_period_s = excluded.tokens_period_s, updated_us = excluded.updated_us",
     [ST_LIMIT_RM] = "DELETE FROM limits WHERE tenant_id = ?1 AND scope = ?2 AND value = ?3",
-    /* The tenant-wide row first, then route, tool and key rows. */
+    /* The tenant-wide row first, then route, tool, key and model rows. */
     [ST_LIMIT_LIST] = "SELECT tenant_id, scope, value, requests, period_s, burst, concurrency, "
-                      "updated_us FROM limits WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY "
-                      "tenant_id, CASE scope WHEN 'tenant' THEN 0 WHEN 'route' THEN 1 "
-                      "WHEN 'tool' THEN 2 ELSE 3 END, value",
+                      "updated_us, tokens, tokens_period_s FROM limits WHERE ?1 IS NULL OR "
+                      "tenant_id = ?1 ORDER BY tenant_id, CASE scope WHEN 'tenant' THEN 0 "
+                      "WHEN 'route' THEN 1 WHEN 'tool' THEN 2 WHEN 'key' THEN 3 ELSE 4 END, "
+                      "value",
     /* A second pause of the same tenant changes the reason; the pause is
      * still the one that began first. */
     [ST_PAUSE_SET] = "INSERT INTO pauses (tenant_id, reason, created_us) VALUES (?1, ?2, ?3) "
@@ -153,6 +171,39 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_IP_RM] = "DELETE FROM ip_rules WHERE tenant_id = ?1 AND action = ?2 AND cidr = ?3",
     [ST_IP_LIST] = "SELECT tenant_id, action, cidr, created_us FROM ip_rules WHERE ?1 IS NULL "
                    "OR tenant_id = ?1 ORDER BY tenant_id, action, cidr",
+    /* A row of the same (meter, name, effective_us) is replaced as a whole. */
+    [ST_PRICE_SET] =
+        "INSERT OR REPLACE INTO prices (meter, name, effective_us, input_micros, output_micros, "
+        "cached_micros, cache_write_micros, request_micros, gb_micros, call_micros, created_us) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_PRICE_RM] = "DELETE FROM prices WHERE meter = ?1 AND name = ?2 AND effective_us = ?3",
+    [ST_PRICE_RM_ALL] = "DELETE FROM prices WHERE meter = ?1 AND name = ?2",
+    /* Oldest first within a (meter, name): the order in which rows take over. */
+    [ST_PRICE_LIST] = "SELECT meter, name, effective_us, input_micros, output_micros, "
+                      "cached_micros, cache_write_micros, request_micros, gb_micros, "
+                      "call_micros, created_us FROM prices ORDER BY CASE meter WHEN 'model' "
+                      "THEN 0 WHEN 'route' THEN 1 ELSE 2 END, name, effective_us",
+    [ST_BUDGET_SET] =
+        "INSERT INTO budgets (tenant_id, monthly_micros, hard, thresholds, updated_us) VALUES "
+        "(?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant_id) DO UPDATE SET "
+        "monthly_micros = excluded.monthly_micros, hard = excluded.hard, "
+        "thresholds = excluded.thresholds, updated_us = excluded.updated_us",
+    [ST_BUDGET_RM] = "DELETE FROM budgets WHERE tenant_id = ?1",
+    [ST_BUDGET_LIST] = "SELECT tenant_id, monthly_micros, hard, thresholds, updated_us FROM "
+                       "budgets WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id",
+    [ST_ALERT_ADD] = "INSERT INTO alerts (kind, tenant_id, threshold, period, spend_micros, "
+                     "budget_micros, fired_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                     "ON CONFLICT (kind, tenant_id, threshold, period) DO NOTHING",
+    [ST_ALERT_LIST] = "SELECT id, kind, tenant_id, threshold, period, spend_micros, "
+                      "budget_micros, fired_us FROM alerts WHERE ?1 IS NULL OR tenant_id = ?1 "
+                      "ORDER BY id",
+    [ST_SPEND] = "SELECT coalesce(sum(cost_micros), 0) FROM usage_daily WHERE tenant_id = ?1 "
+                 "AND day >= ?2 AND day <= ?3",
+    [ST_TOOL_ADD] = "INSERT INTO tool_rules (tenant_id, action, pattern, created_us) VALUES "
+                    "(?1, ?2, ?3, ?4)",
+    [ST_TOOL_RM] = "DELETE FROM tool_rules WHERE tenant_id = ?1 AND action = ?2 AND pattern = ?3",
+    [ST_TOOL_LIST] = "SELECT tenant_id, action, pattern, created_us FROM tool_rules WHERE ?1 IS "
+                     "NULL OR tenant_id = ?1 ORDER BY tenant_id, action, pattern",
 };
 
 /* One (tenant, UTC day) group of a batch being appended. */
@@ -160,7 +211,7 @@ typedef struct agg {
     const char *tenant; /* points into the caller's events, valid during append */
     int64_t day;        /* days since 1970-01-01 */
     int64_t requests, billable, failed, rejected;
-    int64_t bytes_in, bytes_out, tokens_in, tokens_out, cost_micros;
+    int64_t bytes_in, bytes_out, tokens_in, tokens_out, tokens_cached, cost_micros;
 } agg_t;
 
 /* A fast-path candidate: an event whose id is above every stored one. */
@@ -215,7 +266,7 @@ static int fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
 /* EV_INSERT with MULTI_ROWS rows of EV_NCOLS anonymous parameters. */
 static char *multi_insert_sql(void)
 {
-    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     _Static_assert(sizeof row - 1 == 2 * EV_NCOLS + 1, "one ? per column");
     size_t cap = sizeof EV_INSERT + MULTI_ROWS * sizeof row;
     char *sql = malloc(cap);
@@ -574,7 +625,7 @@ static int sq_policy_version(tg_store_t *base, int64_t *out, tg_err_t *err)
 static int valid_scope(const char *scope)
 {
     return strcmp(scope, "tenant") == 0 || strcmp(scope, "route") == 0 ||
-           strcmp(scope, "tool") == 0 || strcmp(scope, "key") == 0;
+           strcmp(scope, "tool") == 0 || strcmp(scope, "key") == 0 || strcmp(scope, "model") == 0;
 }
 
 /* The table's CHECKs, said in words before SQLite says "CHECK constraint
@@ -592,10 +643,16 @@ static int check_limit(const tg_limit_row_t *r, tg_err_t *err)
     if (r->period_s != 0 && r->period_s != 1 && r->period_s != 60 && r->period_s != 3600)
         return tg_err_set(err, "limit set: period %lld s (expected 1, 60 or 3600)",
                           (long long)r->period_s);
-    if (r->limit < 0 || r->burst < 0 || r->concurrency < 0)
-        return tg_err_set(err, "limit set: negative limit, burst or concurrency");
+    if (r->tokens_period_s != 0 && r->tokens_period_s != 60 && r->tokens_period_s != 3600)
+        return tg_err_set(err, "limit set: token period %lld s (expected 60 or 3600)",
+                          (long long)r->tokens_period_s);
+    if (r->limit < 0 || r->burst < 0 || r->concurrency < 0 || r->tokens < 0)
+        return tg_err_set(err, "limit set: negative limit, burst, concurrency or tokens");
     if (r->period_s == 0 && r->limit != 0)
         return tg_err_set(err, "limit set: a limit of %lld needs a period", (long long)r->limit);
+    if (r->tokens_period_s == 0 && r->tokens != 0)
+        return tg_err_set(err, "limit set: a token limit of %lld needs a period",
+                          (long long)r->tokens);
     if (r->concurrency && !tenant_scope)
         return tg_err_set(err, "limit set: concurrency applies to scope tenant only");
     return 0;
@@ -615,6 +672,8 @@ static int sq_limit_set(tg_store_t *base, const tg_limit_row_t *row, tg_err_t *e
     sqlite3_bind_int64(st, 6, row->burst);
     sqlite3_bind_int64(st, 7, row->concurrency);
     sqlite3_bind_int64(st, 8, row->updated_us ? row->updated_us : tg_wall_us());
+    sqlite3_bind_int64(st, 9, row->tokens);
+    sqlite3_bind_int64(st, 10, row->tokens_period_s);
     return mutate_bump(s, st, ST_POLICY_BUMP, "limit set", err);
 }
 
@@ -660,6 +719,8 @@ static int sq_limit_list(tg_store_t *base, const char *tenant,
         r.burst = sqlite3_column_int64(st, 5);
         r.concurrency = sqlite3_column_int64(st, 6);
         r.updated_us = sqlite3_column_int64(st, 7);
+        r.tokens = sqlite3_column_int64(st, 8);
+        r.tokens_period_s = sqlite3_column_int64(st, 9);
         ret = cb(&r, ud);
     }
     if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "limit list", err);
@@ -793,6 +854,381 @@ static int sq_ip_rule_list(tg_store_t *base, const char *tenant,
     return ret;
 }
 
+/* ---- prices, budgets, alerts, tool rules --------------------------------- */
+
+static int valid_meter(const char *m)
+{
+    return strcmp(m, "model") == 0 || strcmp(m, "route") == 0 || strcmp(m, "tool") == 0;
+}
+
+/* Amounts: -1 (not set in this row) is NULL in the table, and back. */
+static void bind_amount(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v == -1)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+static int64_t col_amount(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
+}
+
+/* "2026-03-01T00:00:00.000Z", for messages about an effective time. */
+static const char *iso(int64_t us, char buf[25])
+{
+    tg_utc_iso(us, buf);
+    return buf;
+}
+
+/* The table's CHECKs in words: each meter has its own amounts; a row sets at least one. */
+static int check_price(const tg_price_row_t *r, tg_err_t *err)
+{
+    char meter[sizeof r->meter + 1];
+    snprintf(meter, sizeof meter, "%.*s", (int)sizeof r->meter, r->meter);
+    if (!valid_meter(meter))
+        return tg_err_set(err, "price set: invalid meter \"%s\" (expected model, route or tool)",
+                          meter);
+    if (!r->name[0]) return tg_err_set(err, "price set: empty name");
+    if (r->effective_us < 0) return tg_err_set(err, "price set: effective time before 1970");
+    static const char *const names[7] = {"input",   "output", "cached", "cache_write",
+                                         "request", "gb",     "call"};
+    static const char *const owner[7] = {"model", "model", "model", "model",
+                                         "route", "route", "tool"};
+    const int64_t v[7] = {r->input_micros,       r->output_micros,  r->cached_micros,
+                          r->cache_write_micros, r->request_micros, r->gb_micros,
+                          r->call_micros};
+    int any = 0;
+    for (int i = 0; i < 7; i++) {
+        if (v[i] == -1) continue;
+        if (v[i] < 0)
+            return tg_err_set(err, "price set: negative %s amount %lld", names[i], (long long)v[i]);
+        if (strcmp(owner[i], meter) != 0)
+            return tg_err_set(err, "price set: a %s price has no %s amount", meter, names[i]);
+        any = 1;
+    }
+    if (!any) return tg_err_set(err, "price set: the row sets no amount");
+    return 0;
+}
+
+static int sq_price_set(tg_store_t *base, const tg_price_row_t *row, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (check_price(row, err) != 0) return -1;
+    sqlite3_stmt *st = stmt(s, ST_PRICE_SET, err);
+    if (!st) return -1;
+    BIND_ROW(st, 1, row, meter);
+    BIND_ROW(st, 2, row, name);
+    sqlite3_bind_int64(st, 3, row->effective_us);
+    bind_amount(st, 4, row->input_micros);
+    bind_amount(st, 5, row->output_micros);
+    bind_amount(st, 6, row->cached_micros);
+    bind_amount(st, 7, row->cache_write_micros);
+    bind_amount(st, 8, row->request_micros);
+    bind_amount(st, 9, row->gb_micros);
+    bind_amount(st, 10, row->call_micros);
+    sqlite3_bind_int64(st, 11, row->created_us ? row->created_us : tg_wall_us());
+    return mutate_bump(s, st, ST_POLICY_BUMP, "price set", err);
+}
+
+static int sq_price_rm(tg_store_t *base, const char *meter, const char *name, int64_t effective_us,
+                       tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int all = effective_us == -1;
+    sqlite3_stmt *st = stmt(s, all ? ST_PRICE_RM_ALL : ST_PRICE_RM, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, meter, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    if (!all) sqlite3_bind_int64(st, 3, effective_us);
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "price rm", err);
+    if (ret == TG_STORE_NOTFOUND) {
+        char when[25];
+        if (all)
+            tg_err_set(err, "no price for %s \"%s\"", meter, name);
+        else
+            tg_err_set(err, "no price for %s \"%s\" from %s", meter, name, iso(effective_us, when));
+    }
+    return ret;
+}
+
+static int sq_price_list(tg_store_t *base, int (*cb)(const tg_price_row_t *, void *), void *ud,
+                         tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_PRICE_LIST, err);
+    if (!st) return -1;
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_price_row_t r;
+        memset(&r, 0, sizeof r);
+        copy_col(r.meter, sizeof r.meter, st, 0);
+        copy_col(r.name, sizeof r.name, st, 1);
+        r.effective_us = sqlite3_column_int64(st, 2);
+        r.input_micros = col_amount(st, 3);
+        r.output_micros = col_amount(st, 4);
+        r.cached_micros = col_amount(st, 5);
+        r.cache_write_micros = col_amount(st, 6);
+        r.request_micros = col_amount(st, 7);
+        r.gb_micros = col_amount(st, 8);
+        r.call_micros = col_amount(st, 9);
+        r.created_us = sqlite3_column_int64(st, 10);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "price list", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+#define MAX_THRESHOLD 1000 /* percent: alerts up to ten times the budget */
+#define NTHRESHOLDS   ((int)(sizeof((tg_budget_row_t *)0)->thresholds / sizeof(int)))
+
+static int check_budget(const tg_budget_row_t *r, tg_err_t *err)
+{
+    if (!r->tenant[0]) return tg_err_set(err, "budget set: empty tenant");
+    if (r->monthly_micros <= 0) return tg_err_set(err, "budget set: the budget must be above 0");
+    if (r->hard != 0 && r->hard != 1) return tg_err_set(err, "budget set: hard must be 0 or 1");
+    if (r->nthresholds < 0 || r->nthresholds > NTHRESHOLDS)
+        return tg_err_set(err, "budget set: %d thresholds (at most %d)", r->nthresholds,
+                          NTHRESHOLDS);
+    for (int i = 0; i < r->nthresholds; i++) {
+        if (r->thresholds[i] < 1 || r->thresholds[i] > MAX_THRESHOLD)
+            return tg_err_set(err, "budget set: threshold %d%% (expected 1 to %d)",
+                              r->thresholds[i], MAX_THRESHOLD);
+        if (i && r->thresholds[i] <= r->thresholds[i - 1])
+            return tg_err_set(err, "budget set: thresholds must ascend (%d after %d)",
+                              r->thresholds[i], r->thresholds[i - 1]);
+    }
+    return 0;
+}
+
+/* "80,90,100" and back. Reading is lenient (a row written by hand): what is not a
+ * number in range is skipped, and at most NTHRESHOLDS are kept. */
+static void thresholds_text(const tg_budget_row_t *r, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < r->nthresholds && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%d", i ? "," : "", r->thresholds[i]);
+}
+
+static void thresholds_parse(const char *s, tg_budget_row_t *r)
+{
+    r->nthresholds = 0;
+    while (s && *s && r->nthresholds < NTHRESHOLDS) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end != s && v >= 1 && v <= MAX_THRESHOLD) r->thresholds[r->nthresholds++] = (int)v;
+        s = end != s ? end : s + 1;
+        while (*s == ',' || *s == ' ')
+            s++;
+    }
+}
+
+static int sq_budget_set(tg_store_t *base, const tg_budget_row_t *row, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (check_budget(row, err) != 0) return -1;
+    char th[NTHRESHOLDS * 5 + 1];
+    thresholds_text(row, th, sizeof th);
+    sqlite3_stmt *st = stmt(s, ST_BUDGET_SET, err);
+    if (!st) return -1;
+    BIND_ROW(st, 1, row, tenant);
+    sqlite3_bind_int64(st, 2, row->monthly_micros);
+    sqlite3_bind_int(st, 3, row->hard);
+    sqlite3_bind_text(st, 4, th, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, row->updated_us ? row->updated_us : tg_wall_us());
+    return mutate_bump(s, st, ST_POLICY_BUMP, "budget set", err);
+}
+
+static int sq_budget_rm(tg_store_t *base, const char *tenant, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_BUDGET_RM, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "budget rm", err);
+    if (ret == TG_STORE_NOTFOUND) tg_err_set(err, "no budget for tenant \"%s\"", tenant);
+    return ret;
+}
+
+static int sq_budget_list(tg_store_t *base, const char *tenant,
+                          int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_BUDGET_LIST, err);
+    if (!st) return -1;
+    if (tenant)
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_budget_row_t r;
+        memset(&r, 0, sizeof r);
+        copy_col(r.tenant, sizeof r.tenant, st, 0);
+        r.monthly_micros = sqlite3_column_int64(st, 1);
+        r.hard = sqlite3_column_int(st, 2) != 0;
+        thresholds_parse((const char *)sqlite3_column_text(st, 3), &r);
+        r.updated_us = sqlite3_column_int64(st, 4);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "budget list", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* "YYYY-MM" with a month from 01 to 12. */
+static int valid_period(const char *p, size_t cap)
+{
+    if (strnlen(p, cap) != 7 || p[4] != '-') return 0;
+    for (int i = 0; i < 7; i++)
+        if (i != 4 && (p[i] < '0' || p[i] > '9')) return 0;
+    int month = (p[5] - '0') * 10 + (p[6] - '0');
+    return month >= 1 && month <= 12;
+}
+
+/* One statement in autocommit: atomic on its own, and whether it inserted is what
+ * sqlite3_changes says. */
+static int sq_alert_add(tg_store_t *base, const tg_alert_row_t *row, int *inserted, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (inserted) *inserted = 0;
+    if (!row->kind[0] || !row->tenant[0]) return tg_err_set(err, "alert add: empty kind or tenant");
+    if (!valid_period(row->period, sizeof row->period))
+        return tg_err_set(err, "alert add: invalid period \"%.*s\" (expected YYYY-MM)",
+                          (int)sizeof row->period, row->period);
+    sqlite3_stmt *st = stmt(s, ST_ALERT_ADD, err);
+    if (!st) return -1;
+    BIND_ROW(st, 1, row, kind);
+    BIND_ROW(st, 2, row, tenant);
+    sqlite3_bind_int(st, 3, row->threshold);
+    BIND_ROW(st, 4, row, period);
+    sqlite3_bind_int64(st, 5, row->spend_micros);
+    sqlite3_bind_int64(st, 6, row->budget_micros);
+    sqlite3_bind_int64(st, 7, row->fired_us ? row->fired_us : tg_wall_us());
+    int rc = run(st);
+    if (rc != SQLITE_OK) return fail(s, rc, "alert add", err);
+    if (inserted) *inserted = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+static int sq_alert_list(tg_store_t *base, const char *tenant,
+                         int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_ALERT_LIST, err);
+    if (!st) return -1;
+    if (tenant)
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_alert_row_t r;
+        memset(&r, 0, sizeof r);
+        r.id = sqlite3_column_int64(st, 0);
+        copy_col(r.kind, sizeof r.kind, st, 1);
+        copy_col(r.tenant, sizeof r.tenant, st, 2);
+        r.threshold = sqlite3_column_int(st, 3);
+        copy_col(r.period, sizeof r.period, st, 4);
+        r.spend_micros = sqlite3_column_int64(st, 5);
+        r.budget_micros = sqlite3_column_int64(st, 6);
+        r.fired_us = sqlite3_column_int64(st, 7);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "alert list", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* A read of the (tenant_id, day) primary key: at most 31 rows for a month. */
+static int sq_spend(tg_store_t *base, const char *tenant, const char *from_day, const char *to_day,
+                    int64_t *micros, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    *micros = 0;
+    if (!tenant || !from_day || !to_day) return tg_err_set(err, "spend: missing argument");
+    sqlite3_stmt *st = stmt(s, ST_SPEND, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, from_day, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, to_day, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        *micros = sqlite3_column_int64(st, 0);
+    else
+        ret = fail(s, rc, "spend", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_tool_rule_add(tg_store_t *base, const tg_tool_rule_row_t *row, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    char action[sizeof row->action + 1], owner[96];
+    snprintf(action, sizeof action, "%.*s", (int)sizeof row->action, row->action);
+    if (!row->tenant[0]) return tg_err_set(err, "tool rule add: empty tenant");
+    if (!valid_action(action))
+        return tg_err_set(err, "tool rule add: invalid action \"%s\" (expected allow or deny)",
+                          action);
+    if (!row->pattern[0]) return tg_err_set(err, "tool rule add: empty pattern");
+    sqlite3_stmt *st = stmt(s, ST_TOOL_ADD, err);
+    if (!st) return -1;
+    BIND_ROW(st, 1, row, tenant);
+    BIND_ROW(st, 2, row, action);
+    BIND_ROW(st, 3, row, pattern);
+    sqlite3_bind_int64(st, 4, row->created_us ? row->created_us : tg_wall_us());
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "tool rule add", err);
+    if (ret == TG_STORE_EXISTS)
+        tg_err_set(err, "tool rule %s \"%.*s\" %s already exists", action, (int)sizeof row->pattern,
+                   row->pattern, rule_owner(row->tenant, owner, sizeof owner));
+    return ret;
+}
+
+static int sq_tool_rule_rm(tg_store_t *base, const char *tenant, const char *action,
+                           const char *pattern, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    char owner[96];
+    sqlite3_stmt *st = stmt(s, ST_TOOL_RM, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, pattern, -1, SQLITE_STATIC);
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "tool rule rm", err);
+    if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no tool rule %s \"%s\" %s", action, pattern,
+                   rule_owner(tenant, owner, sizeof owner));
+    return ret;
+}
+
+static int sq_tool_rule_list(tg_store_t *base, const char *tenant,
+                             int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = stmt(s, ST_TOOL_LIST, err);
+    if (!st) return -1;
+    if (tenant)
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_tool_rule_row_t r;
+        memset(&r, 0, sizeof r);
+        copy_col(r.tenant, sizeof r.tenant, st, 0);
+        copy_col(r.action, sizeof r.action, st, 1);
+        copy_col(r.pattern, sizeof r.pattern, st, 2);
+        r.created_us = sqlite3_column_int64(st, 3);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "tool rule list", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
 /* ---- usage events ------------------------------------------------------ */
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -876,6 +1312,9 @@ static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id
     BIND_OPT(st, b + 21, ev, client_ip);
     BIND_OPT(st, b + 22, ev, request_id);
     BIND_OPT(st, b + 23, ev, upstream);
+    bind_opt_int(st, b + 24, ev->tokens_cache_write);
+    BIND_OPT(st, b + 25, ev, rpc_method);
+    BIND_OPT(st, b + 26, ev, price_flag);
 }
 
 /* After an ignored insert: is the stored row with this id the same event (a
@@ -949,6 +1388,7 @@ static void agg_add(sq_store_t *s, size_t *ngroups, const tg_event_t *ev)
     g->bytes_out += ev->bytes_out;
     if (ev->tokens_in > 0) g->tokens_in += ev->tokens_in;
     if (ev->tokens_out > 0) g->tokens_out += ev->tokens_out;
+    if (ev->tokens_cached > 0) g->tokens_cached += ev->tokens_cached;
     g->cost_micros += ev->cost_micros;
 }
 
@@ -1108,6 +1548,7 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
         sqlite3_bind_int64(up, 9, a->tokens_in);
         sqlite3_bind_int64(up, 10, a->tokens_out);
         sqlite3_bind_int64(up, 11, a->cost_micros);
+        sqlite3_bind_int64(up, 12, a->tokens_cached);
         rc = run(up);
         if (rc != SQLITE_OK) goto fail;
     }
@@ -1427,5 +1868,17 @@ static const struct tg_store_ops sqlite_ops = {
     .ip_rule_add = sq_ip_rule_add,
     .ip_rule_rm = sq_ip_rule_rm,
     .ip_rule_list = sq_ip_rule_list,
+    .price_set = sq_price_set,
+    .price_rm = sq_price_rm,
+    .price_list = sq_price_list,
+    .budget_set = sq_budget_set,
+    .budget_rm = sq_budget_rm,
+    .budget_list = sq_budget_list,
+    .alert_add = sq_alert_add,
+    .alert_list = sq_alert_list,
+    .spend = sq_spend,
+    .tool_rule_add = sq_tool_rule_add,
+    .tool_rule_rm = sq_tool_rule_rm,
+    .tool_rule_list = sq_tool_rule_list,
     .set_busy_timeout = sq_set_busy_timeout,
 };

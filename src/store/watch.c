@@ -18,6 +18,7 @@ struct tg_watch {
     long interval_ms;
     tg_watch_version_fn version;
     tg_watch_reload_fn reload;
+    tg_watch_tick_fn tick;
     void *ud;
 };
 
@@ -42,6 +43,8 @@ static void *watch_main(void *arg)
             else
                 TG_WARN("%s: reload failed: %s", w->name, err.msg);
         }
+        if (store && w->tick && w->tick(w->ud, store, &err) != 0)
+            TG_WARN("%s: %s", w->name, err.msg);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += w->interval_ms * 1000000L;
@@ -51,6 +54,8 @@ static void *watch_main(void *arg)
         if (!w->stop) pthread_cond_timedwait(&w->cv, &w->mu, &ts);
     }
     pthread_mutex_unlock(&w->mu);
+    /* A last tick, so work queued for it (alerts) is not lost at shutdown. */
+    if (store && w->tick && w->tick(w->ud, store, &err) != 0) TG_WARN("%s: %s", w->name, err.msg);
     tg_store_close(store);
     return NULL;
 }
@@ -59,6 +64,13 @@ tg_watch_t *tg_watch_start(const char *name, const char *store_url, long interva
                            tg_watch_version_fn version, tg_watch_reload_fn reload, void *ud,
                            tg_err_t *err)
 {
+    return tg_watch_start_tick(name, store_url, interval_ms, version, reload, NULL, ud, err);
+}
+
+tg_watch_t *tg_watch_start_tick(const char *name, const char *store_url, long interval_ms,
+                                tg_watch_version_fn version, tg_watch_reload_fn reload,
+                                tg_watch_tick_fn tick, void *ud, tg_err_t *err)
+{
     tg_watch_t *w = calloc(1, sizeof *w);
     if (!w) goto fail;
     w->name = strdup(name);
@@ -66,6 +78,7 @@ tg_watch_t *tg_watch_start(const char *name, const char *store_url, long interva
     w->interval_ms = interval_ms > 0 ? interval_ms : 250;
     w->version = version;
     w->reload = reload;
+    w->tick = tick;
     w->ud = ud;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);

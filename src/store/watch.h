@@ -18,6 +18,12 @@ typedef int (*tg_watch_reload_fn)(void *ud, tg_store_t *s, tg_err_t *err);
 tg_watch_t *tg_watch_start(const char *name, const char *store_url, long interval_ms,
                            tg_watch_version_fn version, tg_watch_reload_fn reload, void *ud,
                            tg_err_t *err);
+/* Also calls tick (with the thread's store connection) at every interval and once more
+ * when stopped: for work queued by other threads that needs the store (budget alerts). */
+typedef int (*tg_watch_tick_fn)(void *ud, tg_store_t *s, tg_err_t *err);
+tg_watch_t *tg_watch_start_tick(const char *name, const char *store_url, long interval_ms,
+                                tg_watch_version_fn version, tg_watch_reload_fn reload,
+                                tg_watch_tick_fn tick, void *ud, tg_err_t *err);
 /* Stops the thread and frees w (NULL is fine). */
 void tg_watch_stop(tg_watch_t *w);
 

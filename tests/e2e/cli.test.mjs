@@ -122,3 +122,359 @@ describe('cli', () => {
     assert.match(r.stderr, /nonexistent\/tollgate\.yaml/);
   });
 });
+
+// AI metering commands: prices (effective-dated), budgets (spend from usage_daily, alerts
+// of the month), MCP tool rules, token limits and the model scope, and usage by model and
+// tool. Money goes in and out as exact USD text; the store holds integer micro-USD.
+describe('cli: prices, budgets, tool rules, token limits', () => {
+  let mock, gw;
+  const month = new Date().toISOString().slice(0, 7);
+  const policyVersion = async () =>
+    (await sqlite(gw.dbPath, "select value v from meta where key = 'policy_version'"))[0].v;
+  // Every bad input: the exit code, exactly one line on stderr, and what it says.
+  const refuses = async (cases) => {
+    for (const [args, code, re] of cases) {
+      const r = await gw.cli(args);
+      assert.equal(r.code, code, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^tollgate: /);
+      assert.match(r.stderr, re, args.join(' '));
+      assert.equal(r.stdout, '', `nothing on stdout for ${args.join(' ')}`);
+    }
+  };
+
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [{ name: 'chat', path_prefix: '/', upstream: 'mock', kind: 'http' }],
+    });
+    for (const t of ['acme', 'beta']) assert.equal((await gw.cli(['tenant', 'add', t])).code, 0);
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  test('price set, list and rm: models, routes, tools, effective dates', async () => {
+    const v0 = await policyVersion();
+    let r = await gw.cli(['price', 'set', 'gpt-4o', '--input', '2.50', '--output', '10', '--cached', '1.25', '--from', '2026-01-01']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'price set: model gpt-4o from 2026-01-01T00:00:00Z: input 2.50, output 10.00, cached 1.25 USD per 1M tokens\n');
+    r = await gw.cli(['price', 'set', 'gpt-4o', '--input=2', '--output=8', '--from', '2099-01-01']);
+    assert.equal(r.code, 0, r.stderr);
+    r = await gw.cli(['price', 'set', '*', '--input', '.5', '--output', '1.000001', '--cache-write', '0.625']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^price set: model \* from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: input 0\.50, output 1\.000001, cache_write 0\.625 USD per 1M tokens\n$/);
+    r = await gw.cli(['price', 'set', '--route', 'chat', '--request', '0.0001', '--gb', '0.05']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '', 'a route of the config: no note');
+    r = await gw.cli(['price', 'set', '--route', 'later', '--request', '0.001']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /note: .* has no route "later"/);
+    r = await gw.cli(['price', 'set', '--tool', 'search', '--call', '0', '--from', 'now']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await policyVersion(), v0 + 6, 'every price change bumps policy_version');
+
+    // Exact integers in the store, NULL for what a row does not set.
+    const rows = await sqlite(gw.dbPath, "select * from prices where name = 'gpt-4o' order by effective_us");
+    assert.equal(rows.length, 2);
+    assert.equal(rows[0].input_micros, 2500000);
+    assert.equal(rows[0].output_micros, 10000000);
+    assert.equal(rows[0].cached_micros, 1250000);
+    assert.equal(rows[0].cache_write_micros, null);
+    assert.equal(rows[0].request_micros, null);
+    assert.equal(rows[0].effective_us, Date.UTC(2026, 0, 1) * 1000);
+    const star = await sqlite(gw.dbPath, "select * from prices where meter = 'model' and name = '*'");
+    assert.equal(star[0].output_micros, 1000001);
+    assert.equal(star[0].effective_us % 1000000, 0, '--from now is a whole second');
+
+    r = await gw.cli(['price', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[0], /^METER\s+NAME\s+FROM\s+STATUS\s+INPUT\s+OUTPUT\s+CACHED\s+CACHE_WRITE\s+REQUEST\s+GB\s+CALL$/);
+    assert.match(r.stdout, /^model\s+gpt-4o\s+2026-01-01T00:00:00Z\s+current\s+2\.50\s+10\.00\s+1\.25\s+-\s+-\s+-\s+-$/m);
+    assert.match(r.stdout, /^model\s+gpt-4o\s+2099-01-01T00:00:00Z\s+scheduled\s+2\.00\s+8\.00\s/m);
+    assert.match(r.stdout, /^route\s+chat\s+\S+\s+current\s+-\s+-\s+-\s+-\s+0\.0001\s+0\.05\s+-$/m);
+    assert.match(r.stdout, /^tool\s+search\s+\S+\s+current(\s+-){6}\s+0\.00$/m);
+    r = await gw.cli(['price', 'list', '--format', 'json']);
+    const json = JSON.parse(r.stdout);
+    assert.equal(json.length, 6);
+    const later = json.find((p) => p.name === 'gpt-4o' && p.status === 'scheduled');
+    assert.deepEqual(
+      { from: later.from, input: later.input, output: later.output, cached: later.cached, cache_write: later.cache_write },
+      { from: '2099-01-01T00:00:00Z', input: '2.00', output: '8.00', cached: null, cache_write: null },
+    );
+    assert.equal(json.find((p) => p.meter === 'tool').call, '0.00');
+    assert.ok(!('input' in json.find((p) => p.meter === 'route')), 'a route row has route amounts only');
+    r = await gw.cli(['price', 'list', '--format', 'csv']);
+    const csv = r.stdout.trim().split('\n');
+    assert.equal(csv[0], 'meter,name,from,status,input,output,cached,cache_write,request,gb,call');
+    assert.ok(csv.includes('model,gpt-4o,2026-01-01T00:00:00Z,current,2.50,10.00,1.25,,,,'), r.stdout);
+
+    // rm: one row by its --from (as listed), or every row of a name.
+    r = await gw.cli(['price', 'rm', 'gpt-4o', '--from', '2099-01-01T00:00:00Z']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'price removed: model gpt-4o from 2099-01-01T00:00:00Z\n');
+    r = await gw.cli(['price', 'rm', '--route', 'later']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'price removed: route later (every row)\n');
+    const left = JSON.parse((await gw.cli(['price', 'list', '--format', 'json'])).stdout);
+    assert.deepEqual(left.map((p) => `${p.meter}:${p.name}`), ['model:*', 'model:gpt-4o', 'route:chat', 'tool:search']);
+
+    const v1 = await policyVersion();
+    await refuses([
+      [['price', 'set', 'gpt-4o', '--input', 'abc', '--output', '1'], 2, /invalid --input "abc"/],
+      [['price', 'set', 'gpt-4o', '--input', '-1', '--output', '1'], 2, /invalid --input "-1"/],
+      [['price', 'set', 'gpt-4o', '--input', '1.0000001', '--output', '1'], 2, /invalid --input "1\.0000001".*6 decimals/],
+      [['price', 'set', 'gpt-4o', '--input', '$1', '--output', '1'], 2, /invalid --input/],
+      [['price', 'set', 'gpt-4o', '--input', '1'], 2, /needs --input USD and --output USD/],
+      [['price', 'set', 'gpt-4o', '--input', '1', '--output', '1', '--call', '1'], 2, /--call prices a tool/],
+      [['price', 'set', '--tool', 'x'], 2, /needs --call/],
+      [['price', 'set', '--route', 'chat'], 2, /needs --request USD or --gb USD/],
+      [['price', 'set', '--route', 'chat', '--input', '1'], 2, /--input prices a model/],
+      [['price', 'set', 'gpt-4o', '--tool', 'x', '--call', '1'], 2, /one of MODEL, --route NAME and --tool NAME/],
+      [['price', 'set', '--input', '1', '--output', '1'], 2, /needs a MODEL, --route NAME or --tool NAME/],
+      [['price', 'set', 'gpt-4o', '--input', '1', '--output', '1', '--from', '2026-02-30'], 2, /invalid --from "2026-02-30"/],
+      [['price', 'set', 'gpt-4o', '--input', '1', '--output', '1', '--from', 'tomorrow'], 2, /invalid --from/],
+      [['price', 'set', 'gpt-4o', '--imput', '1'], 2, /unknown option --imput/],
+      [['price', 'rm', 'gpt-4o', '--from', 'now'], 2, /invalid --from "now"/],
+      [['price', 'rm', 'nosuch'], 1, /no price for model "nosuch"/],
+      [['price', 'rm', 'gpt-4o', '--from', '2030-01-01'], 1, /no price for model "gpt-4o" from 2030-01-01T00:00:00Z/],
+      [['price', 'list', '--format', 'xml'], 2, /invalid --format "xml"/],
+      [['price', 'frob'], 2, /unknown price subcommand "frob"/],
+    ]);
+    assert.equal(await policyVersion(), v1, 'refused changes bump nothing');
+  });
+
+  test('budget set, show, list and rm: spend of this month, alerts, thresholds', async () => {
+    let r = await gw.cli(['budget', 'set', '--tenant', 'acme', '--monthly', '100']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'budget set: acme 100.00 USD per month, hard (402 once spent), alerts at 80,90,100%\n');
+    r = await gw.cli(['budget', 'set', '--tenant', 'beta', '--monthly', '0.5', '--soft', '--thresholds', '50,100,250']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /soft \(alerts only\), alerts at 50,100,250%/);
+    let rows = await sqlite(gw.dbPath, 'select * from budgets order by tenant_id');
+    assert.deepEqual(
+      rows.map((b) => [b.tenant_id, b.monthly_micros, b.hard, b.thresholds]),
+      [['acme', 100000000, 1, '80,90,100'], ['beta', 500000, 0, '50,100,250']],
+    );
+
+    // Spend is usage_daily of this UTC month only; alerts shown are this month's.
+    await sqlite(
+      gw.dbPath,
+      `insert into usage_daily (tenant_id, day, cost_micros) values ('acme', '${month}-01', 42000000),` +
+        ` ('acme', '${month}-02', 500001), ('acme', '1999-12-31', 7000000);` +
+        ` insert into alerts (kind, tenant_id, threshold, period, spend_micros, budget_micros, fired_us) values` +
+        ` ('budget', 'acme', 80, '${month}', 80000000, 100000000, 1767225600000000),` +
+        ` ('budget', 'acme', 90, '1999-12', 1, 1, 1)`,
+    );
+    r = await gw.cli(['budget', 'show', '--tenant', 'acme']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^budget:\s+100\.00 USD per month, hard/m);
+    assert.match(r.stdout, new RegExp(`^period:\\s+${month} \\(UTC`, 'm'));
+    assert.match(r.stdout, /^spend:\s+42\.500001$/m);
+    assert.match(r.stdout, /^used:\s+42\.5%$/m);
+    assert.match(r.stdout, /^remaining:\s+57\.499999$/m);
+    assert.match(r.stdout, /^thresholds:\s+80,90,100%$/m);
+    assert.match(r.stdout, /^alerts:\s+80% at 2026-01-01T00:00:00Z, spend 80\.00$/m);
+    assert.doesNotMatch(r.stdout, /90% at/, 'alerts of other months are not shown');
+    r = await gw.cli(['budget', 'show', '--tenant', 'acme', '--format', 'json']);
+    const b = JSON.parse(r.stdout);
+    assert.equal(b.monthly, '100.00');
+    assert.equal(b.monthly_micros, 100000000);
+    assert.equal(b.mode, 'hard');
+    assert.deepEqual(b.thresholds, [80, 90, 100]);
+    assert.equal(b.spend, '42.500001');
+    assert.equal(b.spend_micros, 42500001);
+    assert.equal(b.used_percent, 42.5);
+    assert.equal(b.remaining, '57.499999');
+    assert.equal(b.period, month);
+    assert.deepEqual(b.alerts, [{ threshold: 80, fired: '2026-01-01T00:00:00Z', spend: '80.00', budget: '100.00' }]);
+
+    r = await gw.cli(['budget', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^TENANT\s+MONTHLY\s+MODE\s+THRESHOLDS\s+SPEND\s+USED\s+UPDATED$/m);
+    assert.match(r.stdout, /^acme\s+100\.00\s+hard\s+80,90,100\s+42\.500001\s+42\.5%\s+\d{4}-/m);
+    assert.match(r.stdout, /^beta\s+0\.50\s+soft\s+50,100,250\s+0\.00\s+0\.0%\s+/m);
+    r = await gw.cli(['budget', 'list', '--format', 'csv']);
+    assert.match(r.stdout, /^tenant,monthly,mode,thresholds,spend,used,updated\nacme,100\.00,hard,"80,90,100",42\.500001,42\.5%,/);
+    r = await gw.cli(['budget', 'list', '--format', 'json']);
+    assert.deepEqual(JSON.parse(r.stdout).map((x) => [x.tenant, x.mode, x.spend]), [['acme', 'hard', '42.500001'], ['beta', 'soft', '0.00']]);
+
+    // set replaces the whole row: no --soft is hard again, no --thresholds the default.
+    r = await gw.cli(['budget', 'set', '--tenant', 'beta', '--monthly', '1.25']);
+    assert.equal(r.code, 0, r.stderr);
+    rows = await sqlite(gw.dbPath, "select * from budgets where tenant_id = 'beta'");
+    assert.deepEqual([rows[0].monthly_micros, rows[0].hard, rows[0].thresholds], [1250000, 1, '80,90,100']);
+    const v0 = await policyVersion();
+    r = await gw.cli(['budget', 'rm', '--tenant', 'beta']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'budget removed: beta\n');
+    assert.equal(await policyVersion(), v0 + 1);
+
+    await refuses([
+      [['budget', 'set', '--tenant', 'nobody', '--monthly', '10'], 1, /no tenant "nobody"/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', 'ten'], 2, /invalid --monthly "ten"/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10.1234567'], 2, /invalid --monthly/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '0'], 2, /--monthly must be more than 0/],
+      [['budget', 'set', '--tenant', 'acme'], 2, /needs --monthly USD/],
+      [['budget', 'set', '--monthly', '10'], 2, /needs --tenant ID/],
+      [['budget', 'set', '--tenant', '*', '--monthly', '10'], 2, /invalid tenant id "\*"/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--thresholds', '90,80'], 2, /must ascend/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--thresholds', '80,80'], 2, /must ascend/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--thresholds', '0,50'], 2, /invalid --thresholds "0,50"/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--thresholds', '1001'], 2, /from 1 to 1000/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--thresholds', '80;90'], 2, /invalid --thresholds/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--thresholds', ''], 2, /invalid --thresholds/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--thresholds', '1,2,3,4,5,6,7,8,9'], 2, /at most 8/],
+      [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--soft=1'], 2, /--soft takes no value/],
+      [['budget', 'show', '--tenant', 'beta'], 1, /no budget for tenant "beta"/],
+      [['budget', 'show', '--tenant', 'nobody'], 1, /no tenant "nobody"/],
+      [['budget', 'show', '--tenant', 'acme', '--format', 'csv'], 2, /invalid --format "csv" \(expected table or json\)/],
+      [['budget', 'rm', '--tenant', 'beta'], 1, /no budget for tenant "beta"/],
+      [['budget', 'rm'], 2, /needs --tenant ID/],
+    ]);
+    const still = await sqlite(gw.dbPath, "select * from budgets where tenant_id = 'acme'");
+    assert.equal(still[0].monthly_micros, 100000000, 'refused sets changed nothing');
+  });
+
+  test('tool allow, deny, list and rm: per tenant and for every tenant', async () => {
+    const v0 = await policyVersion();
+    for (const [args, out] of [
+      [['tool', 'deny', '--tenant', 'acme', 'delete_*'], 'tool rule added: deny delete_* for tenant acme\n'],
+      [['tool', 'allow', '--tenant', 'acme', 'github_*'], 'tool rule added: allow github_* for tenant acme\n'],
+      [['tool', 'deny', '--tenant', '*', 'shell'], 'tool rule added: deny shell for all tenants\n'],
+      [['tool', 'allow', '--tenant=beta', '--', '-odd-[ab]?'], 'tool rule added: allow -odd-[ab]? for tenant beta\n'],
+    ]) {
+      const r = await gw.cli(args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout, out);
+    }
+    assert.equal(await policyVersion(), v0 + 4);
+    let r = await gw.cli(['tool', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[0], /^TENANT\s+ACTION\s+PATTERN\s+CREATED$/);
+    assert.deepEqual(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 3).join(' ')), [
+      '* deny shell',
+      'acme allow github_*',
+      'acme deny delete_*',
+      'beta allow -odd-[ab]?',
+    ]);
+    r = await gw.cli(['tool', 'list', '--tenant', 'acme', '--format', 'json']);
+    assert.deepEqual(JSON.parse(r.stdout).map((x) => [x.tenant, x.action, x.pattern]), [['acme', 'allow', 'github_*'], ['acme', 'deny', 'delete_*']]);
+    r = await gw.cli(['tool', 'list', '--tenant', '*', '--format', 'csv']);
+    assert.match(r.stdout, /^tenant,action,pattern,created\n\*,deny,shell,\d{4}-/);
+    r = await gw.cli(['tool', 'rm', '--tenant', 'acme', 'deny', 'delete_*']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'tool rule removed: deny delete_* for tenant acme\n');
+    assert.equal((await sqlite(gw.dbPath, "select count(*) n from tool_rules where tenant_id = 'acme'"))[0].n, 1);
+
+    await refuses([
+      [['tool', 'allow', '--tenant', 'acme', 'github_*'], 1, /tool rule allow "github_\*" for tenant "acme" already exists/],
+      [['tool', 'deny', '--tenant', 'nobody', 'x'], 1, /no tenant "nobody"/],
+      [['tool', 'deny', 'x'], 2, /needs --tenant ID/],
+      [['tool', 'deny', '--tenant', 'acme'], 2, /needs a PATTERN/],
+      [['tool', 'deny', '--tenant', 'acme', ''], 2, /must not be empty/],
+      [['tool', 'deny', '--tenant', 'acme', 'x'.repeat(200)], 2, /too long/],
+      [['tool', 'deny', '--tenant', 'bad id', 'x'], 2, /invalid tenant id/],
+      [['tool', 'rm', '--tenant', 'acme', 'block', 'x'], 2, /invalid action "block"/],
+      [['tool', 'rm', '--tenant', 'acme', 'deny', 'delete_*'], 1, /no tool rule deny "delete_\*" for tenant "acme"/],
+      [['tool', 'list', '--tenant', 'nobody'], 1, /no tenant "nobody"/],
+      [['tool', 'list', '--format', 'yaml'], 2, /invalid --format/],
+      [['tool', 'block'], 2, /unknown tool subcommand "block"/],
+    ]);
+  });
+
+  test('limit set --tpm/--tph and --model; limit list shows the token columns', async () => {
+    let r = await gw.cli(['limit', 'set', '--tenant', 'acme', '--rpm', '600', '--tpm', '100000']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'limit set: acme 600/min tokens 100000/min\n');
+    r = await gw.cli(['limit', 'set', '--tenant', 'acme', '--model', 'gpt-4o', '--tph', '2000000']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'limit set: acme model gpt-4o tokens 2000000/h\n');
+    r = await gw.cli(['limit', 'set', '--tenant', 'acme', '--model', 'o1', '--rpm', '0']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = await sqlite(gw.dbPath, "select * from limits where tenant_id = 'acme' order by scope, value");
+    assert.deepEqual(
+      rows.map((l) => [l.scope, l.value, l.requests, l.period_s, l.tokens, l.tokens_period_s]),
+      [['model', 'gpt-4o', 0, 0, 2000000, 3600], ['model', 'o1', 0, 60, 0, 0], ['tenant', '', 600, 60, 100000, 60]],
+    );
+    r = await gw.cli(['limit', 'list', '--tenant', 'acme']);
+    assert.match(r.stdout, /^TENANT\s+SCOPE\s+VALUE\s+LIMIT\s+BURST\s+TOKENS\s+CONCURRENCY\s+UPDATED$/m);
+    assert.match(r.stdout, /^acme\s+tenant\s+-\s+600\/min\s+600\s+100000\/min\s+-\s+/m);
+    assert.match(r.stdout, /^acme\s+model\s+gpt-4o\s+-\s+-\s+2000000\/h\s+-\s+/m);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[1], /tenant/, 'the tenant-wide row first, model rows last');
+    r = await gw.cli(['limit', 'list', '--tenant', 'acme', '--format', 'json']);
+    const json = JSON.parse(r.stdout);
+    assert.deepEqual(
+      json.map((l) => [l.scope, l.value, l.tokens, l.tokens_period_s]),
+      [['tenant', '', 100000, 60], ['model', 'gpt-4o', 2000000, 3600], ['model', 'o1', null, null]],
+    );
+    r = await gw.cli(['limit', 'rm', '--tenant', 'acme', '--model', 'o1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'limit removed: acme model o1\n');
+    await refuses([
+      [['limit', 'set', '--tenant', 'acme', '--tpm', '0'], 2, /invalid --tpm "0"/],
+      [['limit', 'set', '--tenant', 'acme', '--tph', 'many'], 2, /invalid --tph "many"/],
+      [['limit', 'set', '--tenant', 'acme', '--tpm', '1', '--tph', '2'], 2, /one of --tpm and --tph/],
+      [['limit', 'set', '--tenant', 'acme', '--tool', 'search', '--tpm', '10'], 2, /tool calls have no tokens/],
+      [['limit', 'set', '--tenant', 'acme', '--model', 'gpt-4o', '--route', 'chat', '--tpm', '10'], 2, /at most one of --route, --tool, --key and --model/],
+      [['limit', 'set', '--tenant', 'acme', '--model', 'gpt-4o', '--concurrency', '2'], 2, /whole tenant/],
+      [['limit', 'set', '--tenant', 'acme', '--model', ''], 2, /--model must not be empty/],
+      [['limit', 'set', '--tenant', 'acme', '--model', 'gpt-4o'], 2, /needs --rps N.*--tpm N/],
+      [['limit', 'set', '--tenant', 'nobody', '--tpm', '10'], 1, /no tenant "nobody"/],
+      [['limit', 'rm', '--tenant', 'acme', '--model', 'o1'], 1, /no limit for tenant "acme" model "o1"/],
+    ]);
+  });
+
+  test('usage --by model and --by tool: tokens in and out, cost in USD', async () => {
+    // Events as the recorder writes them for an AI route and an MCP route.
+    const now = Date.now() * 1000;
+    const ev = (id, model, tool, tin, tout, cost) =>
+      `(${id}, ${now + id}, 'ai', 'POST', '/v1/x', 200, 'billable', 1, 10, 20, ${model}, ${tin}, ${tout}, ${tool}, ${cost})`;
+    await sqlite(
+      gw.dbPath,
+      'insert into usage_events (id, ts_us, tenant, method, path, status, outcome, latency_us, bytes_in, bytes_out,' +
+        ' model, tokens_in, tokens_out, tool, cost_micros) values ' +
+        [
+          ev(1, "'gpt-4o'", 'NULL', 1000, 200, 4500),
+          ev(2, "'gpt-4o'", 'NULL', 3000, 100, 8500),
+          ev(3, "'claude'", 'NULL', 'NULL', 'NULL', 0),
+          ev(4, 'NULL', "'search'", 'NULL', 'NULL', 10000),
+          ev(5, 'NULL', "'search'", 'NULL', 'NULL', 10000),
+        ].join(', '),
+    );
+    let r = await gw.cli(['usage', '--tenant', 'ai', '--by', 'model', '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const byModel = Object.fromEntries(JSON.parse(r.stdout).map((x) => [x.model, x]));
+    assert.deepEqual(
+      [byModel['gpt-4o'].requests, byModel['gpt-4o'].tokens_in, byModel['gpt-4o'].tokens_out, byModel['gpt-4o'].cost_micros, byModel['gpt-4o'].cost_usd],
+      [2, 4000, 300, 13000, '0.013000'],
+    );
+    assert.deepEqual([byModel.claude.tokens_in, byModel.claude.tokens_out], [0, 0], 'unknown tokens count as 0');
+    assert.equal(byModel[''].requests, 2, 'the tool calls have no model');
+    r = await gw.cli(['usage', '--tenant', 'ai', '--by', 'model']);
+    assert.match(r.stdout, /^TENANT\s+MODEL\s+REQUESTS\s+BILLABLE\s+FAILED\s+REJECTED\s+BYTES_IN\s+BYTES_OUT\s+TOKENS_IN\s+TOKENS_OUT\s+COST_USD$/m);
+    assert.match(r.stdout, /^ai\s+gpt-4o\s+2\s+2\s+0\s+0\s+20\s+40\s+4000\s+300\s+0\.013000$/m);
+    r = await gw.cli(['usage', '--tenant', 'ai', '--by', 'tool', '--format', 'csv']);
+    const csv = r.stdout.trim().split('\n');
+    assert.equal(csv[0], 'tenant,tool,requests,billable,failed,rejected,bytes_in,bytes_out,tokens_in,tokens_out,cost_usd');
+    assert.ok(csv.includes('ai,search,2,2,0,0,20,40,0,0,0.020000'), r.stdout);
+  });
+
+  test('help lists the new commands', async () => {
+    const r = await run(bin, ['help']);
+    assert.equal(r.code, 0);
+    for (const s of ['price set MODEL', 'price list', 'budget set --tenant ID --monthly USD', 'budget show', 'tool allow|deny', '--tpm N', '--model M']) {
+      assert.ok(r.stdout.includes(s), `help mentions ${s}`);
+    }
+    for (const g of ['price', 'budget', 'tool']) {
+      const h = await run(bin, [g, '--help']);
+      assert.equal(h.code, 0);
+      assert.match(h.stdout, new RegExp(`^usage: tollgate ${g} `));
+    }
+  });
+});

@@ -31,7 +31,10 @@ static void expect_err(const char *yaml, const char *want)
     tg_config_t *c = (tg_config_t *)&c;
     tg_err_t err = {{0}};
     int rc = tg_config_parse("t.yaml", yaml, strlen(yaml), &c, &err);
-    if (rc == 0) tg_config_unref(c);
+    if (rc == 0) {
+        tg_config_unref(c);
+        fail_msg("parsed, expected: %s", want);
+    }
     assert_int_equal(rc, -1);
     assert_null(c);
     assert_string_equal(err.msg, want);
@@ -188,6 +191,13 @@ static void check_defaults(const tg_config_t *c)
     assert_string_equal(c->recorder.spool, "./tollgate.db.spool");
     assert_int_equal(c->nupstreams, 0);
     assert_int_equal(c->nroutes, 0);
+    assert_int_equal(c->max_output_tokens, 4096);
+    assert_int_equal(c->nbudget_thresholds, 3);
+    assert_int_equal(c->budget_thresholds[0], 80);
+    assert_int_equal(c->budget_thresholds[1], 90);
+    assert_int_equal(c->budget_thresholds[2], 100);
+    assert_int_equal(c->nprices, 0);
+    assert_null(c->prices);
 }
 
 static void test_minimal(void **state)
@@ -341,7 +351,7 @@ static void test_err_keys(void **state)
                "t.yaml:3: server.lisen: unknown key (did you mean \"listen\"?)");
     expect_err("store: sqlite:x\nfrobnicate: 1\n",
                "t.yaml:2: frobnicate: unknown key (expected one of: server, store, log, "
-               "retention, recorder, upstreams, routes, defaults)");
+               "retention, recorder, upstreams, routes, defaults, prices)");
     expect_err("server:\n  idle_timeout_ms: 5000\n",
                "t.yaml:2: server.idle_timeout_ms: unknown key (write \"idle_timeout: 5s\"; "
                "durations take a unit, a plain number is milliseconds)");
@@ -658,6 +668,220 @@ static void test_err_env(void **state)
     unsetenv("TG_T_NL");
 }
 
+/* ---- prices and the AI defaults ------------------------------------------ */
+
+static const tg_price_row_t *price_of(const tg_config_t *c, const char *meter, const char *name)
+{
+    for (size_t i = 0; i < c->nprices; i++)
+        if (!strcmp(c->prices[i].meter, meter) && !strcmp(c->prices[i].name, name))
+            return &c->prices[i];
+    fail_msg("no %s price named %s", meter, name);
+    return NULL;
+}
+
+static const char prices_example[] =
+    "upstreams: [ { name: u, targets: [http://u] } ]\n"
+    "routes: [ { name: api, path_prefix: /, upstream: u } ]\n"
+    "prices:\n"
+    "  models:                     # USD per 1M tokens\n"
+    "    gpt-4o-mini: { input: 0.15, output: 0.60, cached: 0.075 }\n"
+    "    claude-sonnet-4: { input: 3, output: 15, cached: 0.30, cache_write: 3.75 }\n"
+    "    \"*\": { input: 10, output: 30 }   # fallback for models with no price (flagged)\n"
+    "  routes:                     # per request and per GB (10^9 bytes, in + out)\n"
+    "    api: { request: 0.0001, gb: 0.09 }\n"
+    "  tools:                      # per MCP tools/call\n"
+    "    search: { call: 0.002 }\n"
+    "    \"*\": { call: 0.0005 }\n";
+
+static void test_prices(void **state)
+{
+    (void)state;
+    tg_config_t *c = parse_ok(prices_example);
+    assert_int_equal(c->nprices, 6);
+    /* models, then routes, then tools, each in file order */
+    assert_string_equal(c->prices[0].name, "gpt-4o-mini");
+    assert_string_equal(c->prices[3].meter, "route");
+    assert_string_equal(c->prices[5].name, "*");
+    const tg_price_row_t *r = price_of(c, "model", "gpt-4o-mini");
+    assert_int_equal(r->effective_us, 0);
+    assert_int_equal(r->input_micros, 150000);
+    assert_int_equal(r->output_micros, 600000);
+    assert_int_equal(r->cached_micros, 75000);
+    assert_int_equal(r->cache_write_micros, -1);
+    assert_int_equal(r->request_micros, -1);
+    assert_int_equal(r->gb_micros, -1);
+    assert_int_equal(r->call_micros, -1);
+    r = price_of(c, "model", "claude-sonnet-4");
+    assert_int_equal(r->input_micros, 3000000);
+    assert_int_equal(r->output_micros, 15000000);
+    assert_int_equal(r->cached_micros, 300000);
+    assert_int_equal(r->cache_write_micros, 3750000);
+    r = price_of(c, "model", "*");
+    assert_int_equal(r->input_micros, 10000000);
+    assert_int_equal(r->cached_micros, -1);
+    r = price_of(c, "route", "api");
+    assert_int_equal(r->request_micros, 100);
+    assert_int_equal(r->gb_micros, 90000);
+    assert_int_equal(r->input_micros, -1);
+    r = price_of(c, "tool", "search");
+    assert_int_equal(r->call_micros, 2000);
+    r = price_of(c, "tool", "*");
+    assert_int_equal(r->call_micros, 500);
+    tg_config_unref(c);
+
+    /* Block style, quoted amounts, ${ENV}, an empty meter, a null section. */
+    setenv("TG_T_PRICE", "0.000001", 1);
+    c = parse_ok("prices:\n"
+                 "  models:\n"
+                 "    o1:\n"
+                 "      input: \"15\"\n"
+                 "      output: ${TG_T_PRICE}\n"
+                 "      cached: 0\n"
+                 "  routes:\n"
+                 "  tools: {}\n");
+    unsetenv("TG_T_PRICE");
+    assert_int_equal(c->nprices, 1);
+    r = price_of(c, "model", "o1");
+    assert_int_equal(r->input_micros, 15000000);
+    assert_int_equal(r->output_micros, 1);
+    assert_int_equal(r->cached_micros, 0);
+    tg_config_unref(c);
+    c = parse_ok("prices:\n");
+    assert_int_equal(c->nprices, 0);
+    tg_config_unref(c);
+    c = parse_ok("routes: []\nprices: { routes: { \"*\": { gb: 0.01 } } }\n");
+    r = price_of(c, "route", "*");
+    assert_int_equal(r->gb_micros, 10000);
+    assert_int_equal(r->request_micros, -1);
+    tg_config_unref(c);
+}
+
+static void test_err_prices(void **state)
+{
+    (void)state;
+    expect_err("prices:\n"
+               "  models:\n"
+               "    gpt-4o: { input: abc, output: 1 }\n",
+               "t.yaml:3: prices.models.gpt-4o.input: not a USD amount with at most 6 decimals: "
+               "\"abc\"");
+    expect_err("prices:\n  models:\n    m: { input: 0.0000001, output: 1 }\n",
+               "t.yaml:3: prices.models.m.input: not a USD amount with at most 6 decimals: "
+               "\"0.0000001\"");
+    expect_err("prices:\n  models:\n    m: { input: -1, output: 1 }\n",
+               "t.yaml:3: prices.models.m.input: not a USD amount with at most 6 decimals: \"-1\"");
+    expect_err("prices:\n  models:\n    m: { input: 1e-6, output: 1 }\n",
+               "t.yaml:3: prices.models.m.input: not a USD amount with at most 6 decimals: "
+               "\"1e-6\"");
+    expect_err("prices:\n  models:\n    m: { input: $1, output: 1 }\n",
+               "t.yaml:3: prices.models.m.input: not a USD amount with at most 6 decimals: \"$1\"");
+    expect_err("prices:\n  models:\n    m: { input: , output: 1 }\n",
+               "t.yaml:3: prices.models.m.input: missing value (expected a USD amount)");
+    expect_err("prices:\n  models:\n    m: { input: 1 }\n",
+               "t.yaml:3: prices.models.m.output: required key is missing");
+    expect_err("prices:\n  models:\n    m:\n      output: 1\n",
+               "t.yaml:4: prices.models.m.input: required key is missing");
+    expect_err("prices:\n  models:\n    m: { input: 1, output: 2, cache_read: 1 }\n",
+               "t.yaml:3: prices.models.m.cache_read: unknown key (expected one of: input, output, "
+               "cached, cache_write)");
+    expect_err("prices:\n  models:\n    m: { input: 1, output: 2, cachd: 1 }\n",
+               "t.yaml:3: prices.models.m.cachd: unknown key (did you mean \"cached\"?)");
+    expect_err("prices:\n  model:\n    m: { input: 1, output: 2 }\n",
+               "t.yaml:2: prices.model: unknown key (did you mean \"models\"?)");
+    expect_err("prices:\n  models:\n    m: 0.15\n",
+               "t.yaml:3: prices.models.m: expected a mapping of prices, e.g. { input: 0.15, "
+               "output: 0.60 }, found a single value");
+    expect_err("prices:\n  models:\n    m:\n",
+               "t.yaml:3: prices.models.m: expected a mapping of prices, e.g. { input: 0.15, "
+               "output: 0.60 }, found nothing");
+    expect_err("prices:\n  models: [a, b]\n",
+               "t.yaml:2: prices.models: expected a mapping of names to prices, e.g. NAME: { "
+               "input: 0.15, output: 0.60 }, found a list");
+    expect_err("prices: [1]\n", "t.yaml:1: prices: expected a mapping, found a list");
+    expect_err("prices:\n"
+               "  models:\n"
+               "    m: { input: 1, output: 2 }\n"
+               "    m: { input: 3, output: 4 }\n",
+               "t.yaml:4: prices.models.m: duplicate key (first at line 3)");
+    expect_err("prices:\n  models:\n    \"\": { input: 1, output: 2 }\n",
+               "t.yaml:3: prices.models: empty name");
+    char y[512];
+    snprintf(y, sizeof y, "prices:\n  models:\n    %064d: { input: 1, output: 2 }\n", 7);
+    char want[512];
+    snprintf(want, sizeof want,
+             "t.yaml:3: prices.models.%064d: name longer than 63 bytes (an event cannot hold it)",
+             7);
+    expect_err(y, want);
+    expect_err("routes: []\nprices:\n  routes:\n    apii: { request: 0.01 }\n",
+               "t.yaml:4: prices.routes.apii: no route named \"apii\" (or \"*\" for every "
+               "route)");
+    expect_err("upstreams: [ { name: u, targets: [http://u] } ]\n"
+               "routes: [ { name: api, path_prefix: /, upstream: u } ]\n"
+               "prices:\n  routes:\n    api: {}\n",
+               "t.yaml:5: prices.routes.api: give request, gb or both");
+    expect_err("prices:\n  tools:\n    search: { cal: 1 }\n",
+               "t.yaml:3: prices.tools.search.cal: unknown key (did you mean \"call\"?)");
+    expect_err("prices:\n  tools:\n    search: { }\n",
+               "t.yaml:3: prices.tools.search.call: required key is missing");
+    /* A later meter's problem is found after an earlier meter parsed fine (no leak). */
+    expect_err("prices:\n"
+               "  models: { m: { input: 1, output: 2 } }\n"
+               "  tools: { t: { call: x } }\n",
+               "t.yaml:3: prices.tools.t.call: not a USD amount with at most 6 decimals: \"x\"");
+}
+
+static void test_ai_defaults(void **state)
+{
+    (void)state;
+    tg_config_t *c = parse_ok("defaults:\n"
+                              "  max_output_tokens: 1024\n"
+                              "  budget_thresholds: [50, 75, 100, 150]\n");
+    assert_int_equal(c->max_output_tokens, 1024);
+    assert_int_equal(c->nbudget_thresholds, 4);
+    assert_int_equal(c->budget_thresholds[0], 50);
+    assert_int_equal(c->budget_thresholds[3], 150);
+    assert_int_equal(c->default_limits.rpm, -1); /* limits untouched */
+    tg_config_unref(c);
+    c = parse_ok("defaults: { budget_thresholds: [], limits: { rps: 5 } }\n");
+    assert_int_equal(c->nbudget_thresholds, 0);
+    assert_int_equal(c->max_output_tokens, 4096);
+    assert_int_equal(c->default_limits.rps, 5);
+    tg_config_unref(c);
+    c = parse_ok("defaults: { budget_thresholds: [1, 2, 3, 4, 5, 6, 7, 1000] }\n");
+    assert_int_equal(c->nbudget_thresholds, 8);
+    assert_int_equal(c->budget_thresholds[7], 1000);
+    tg_config_unref(c);
+
+    expect_err("defaults:\n  max_output_tokens: 0\n",
+               "t.yaml:2: defaults.max_output_tokens: must be positive (got 0)");
+    expect_err("defaults:\n  max_output_tokens: many\n",
+               "t.yaml:2: defaults.max_output_tokens: expected a whole number, got \"many\"");
+    expect_err("defaults:\n  max_output_tokens: -5\n",
+               "t.yaml:2: defaults.max_output_tokens: must not be negative (got -5)");
+    expect_err("defaults:\n  max_output_token: 5\n",
+               "t.yaml:2: defaults.max_output_token: unknown key (did you mean "
+               "\"max_output_tokens\"?)");
+    expect_err("defaults:\n  budget_thresholds: [80, 80]\n",
+               "t.yaml:2: defaults.budget_thresholds[1]: must be greater than the one before it "
+               "(80): thresholds are ascending percentages");
+    expect_err("defaults:\n  budget_thresholds: [90, 80]\n",
+               "t.yaml:2: defaults.budget_thresholds[1]: must be greater than the one before it "
+               "(90): thresholds are ascending percentages");
+    expect_err("defaults:\n  budget_thresholds: [0]\n",
+               "t.yaml:2: defaults.budget_thresholds[0]: must be positive (got 0)");
+    expect_err("defaults:\n  budget_thresholds: [80, 1001]\n",
+               "t.yaml:2: defaults.budget_thresholds[1]: too large (got 1001; at most 1000)");
+    expect_err("defaults:\n  budget_thresholds: [80, 9.5]\n",
+               "t.yaml:2: defaults.budget_thresholds[1]: expected a whole number, got \"9.5\"");
+    expect_err("defaults:\n  budget_thresholds: 80\n",
+               "t.yaml:2: defaults.budget_thresholds: expected a list of percentages, e.g. [80, "
+               "90, 100], found a single value");
+    expect_err("defaults:\n  budget_thresholds:\n",
+               "t.yaml:2: defaults.budget_thresholds: missing value (expected a list of "
+               "percentages, e.g. [80, 90, 100])");
+    expect_err("defaults:\n  budget_thresholds: [1, 2, 3, 4, 5, 6, 7, 8, 9]\n",
+               "t.yaml:2: defaults.budget_thresholds: at most 8 thresholds (got 9)");
+}
+
 /* ---- routing, lifecycle, paths ------------------------------------------- */
 
 static void test_route(void **state)
@@ -814,6 +1038,9 @@ int main(void)
         cmocka_unit_test(test_err_routes),
         cmocka_unit_test(test_err_misc),
         cmocka_unit_test(test_err_env),
+        cmocka_unit_test(test_prices),
+        cmocka_unit_test(test_err_prices),
+        cmocka_unit_test(test_ai_defaults),
         cmocka_unit_test(test_route),
         cmocka_unit_test(test_ref_unref),
         cmocka_unit_test(test_kind_names),

@@ -1,6 +1,7 @@
 /* Tests src/policy/policy.c against a fake store: the order of checks, defaults
  * and overrides, the strictest rule winning, pause messages, IP rules, and the
  * in-flight slot taken and given back. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,8 +48,72 @@ static int f_ip_list(tg_store_t *s, const char *tenant, int (*cb)(const tg_ip_ru
     return 0;
 }
 
-static const struct tg_store_ops ops = {
-    .limit_list = f_limit_list, .pause_list = f_pause_list, .ip_rule_list = f_ip_list};
+static tg_tool_rule_row_t tool_rules[4];
+static size_t ntool_rules;
+static tg_budget_row_t budgets[2];
+static size_t nbudgets;
+static int64_t store_spend; /* month-to-date spend the fake store reports */
+static tg_alert_row_t alerts[16];
+static size_t nalerts;
+
+static int f_tool_list(tg_store_t *s, const char *tenant,
+                       int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err)
+{
+    (void)s, (void)tenant, (void)err;
+    for (size_t i = 0; i < ntool_rules; i++)
+        if (cb(&tool_rules[i], ud)) return -1;
+    return 0;
+}
+
+static int f_budget_list(tg_store_t *s, const char *tenant,
+                         int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err)
+{
+    (void)s, (void)tenant, (void)err;
+    for (size_t i = 0; i < nbudgets; i++)
+        if (cb(&budgets[i], ud)) return -1;
+    return 0;
+}
+
+static int f_spend(tg_store_t *s, const char *tenant, const char *from, const char *to,
+                   int64_t *micros, tg_err_t *err)
+{
+    (void)s, (void)tenant, (void)from, (void)to, (void)err;
+    *micros = store_spend;
+    return 0;
+}
+
+static int f_alert_list(tg_store_t *s, const char *tenant,
+                        int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err)
+{
+    (void)s, (void)err;
+    for (size_t i = 0; i < nalerts; i++)
+        if (strcmp(alerts[i].tenant, tenant) == 0 && cb(&alerts[i], ud)) return -1;
+    return 0;
+}
+
+/* Unique on (kind, tenant, threshold, period), as the real table. */
+static int f_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err)
+{
+    (void)s, (void)err;
+    *inserted = 0;
+    for (size_t i = 0; i < nalerts; i++)
+        if (strcmp(alerts[i].tenant, row->tenant) == 0 && alerts[i].threshold == row->threshold &&
+            strcmp(alerts[i].period, row->period) == 0)
+            return 0;
+    assert_true(nalerts < 16);
+    alerts[nalerts++] = *row;
+    *inserted = 1;
+    return 0;
+}
+
+static const struct tg_store_ops ops = {.limit_list = f_limit_list,
+                                        .pause_list = f_pause_list,
+                                        .ip_rule_list = f_ip_list,
+                                        .tool_rule_list = f_tool_list,
+                                        .budget_list = f_budget_list,
+                                        .spend = f_spend,
+                                        .alert_list = f_alert_list,
+                                        .alert_add = f_alert_add};
 static tg_store_t store = {.ops = &ops};
 
 static void limit(const char *tenant, const char *scope, const char *value, int64_t n,
@@ -83,7 +148,8 @@ static tg_ip_t ip(const char *s)
 static int setup(void **state)
 {
     (void)state;
-    nlimits = npauses = nrules = 0;
+    nlimits = npauses = nrules = ntool_rules = nbudgets = nalerts = 0;
+    store_spend = 0;
     return 0;
 }
 
@@ -226,6 +292,226 @@ static void test_inflight_slots(void **state)
     tg_policy_free(p);
 }
 
+static void tool_rule(const char *tenant, const char *action, const char *pattern)
+{
+    tg_tool_rule_row_t *r = &tool_rules[ntool_rules++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->tenant, sizeof r->tenant, "%s", tenant);
+    snprintf(r->action, sizeof r->action, "%s", action);
+    snprintf(r->pattern, sizeof r->pattern, "%s", pattern);
+}
+
+static void test_tool_rules(void **state)
+{
+    (void)state;
+    tool_rule("t", "deny", "secret_*");
+    tool_rule("*", "deny", "rm_rf");
+    tool_rule("a", "allow", "search*");
+    tool_rule("a", "allow", "echo");
+    tg_policy_t *p = fresh(NULL);
+    assert_true(tg_policy_tool_allowed(p, "t", "echo"));
+    assert_false(tg_policy_tool_allowed(p, "t", "secret_admin"));
+    assert_false(tg_policy_tool_allowed(p, "t", "rm_rf"));           /* global deny */
+    assert_true(tg_policy_tool_allowed(p, "other", "secret_admin")); /* t's rule only */
+    assert_false(tg_policy_tool_allowed(p, "other", "rm_rf"));
+    /* An allow list admits only what it matches. */
+    assert_true(tg_policy_tool_allowed(p, "a", "search_web"));
+    assert_true(tg_policy_tool_allowed(p, "a", "echo"));
+    assert_false(tg_policy_tool_allowed(p, "a", "echo2"));
+    assert_false(tg_policy_tool_allowed(p, "a", "rm_rf")); /* deny wins */
+    tg_policy_free(p);
+}
+
+static void admit_ai(tg_policy_t *p, const char *tenant, const char *model, int64_t tokens,
+                     int64_t cost, uint64_t now, tg_admission_t *a)
+{
+    tg_ip_t c = ip("127.0.0.1");
+    tg_admit_in_t in = {.tenant = tenant,
+                        .route = "r",
+                        .key_id = "k1",
+                        .model = model,
+                        .client = &c,
+                        .est_tokens = tokens,
+                        .est_cost = cost,
+                        .wall_us = 1795000000000000LL};
+    tg_policy_admit_ex(p, &in, now, a);
+}
+
+static void test_token_limits(void **state)
+{
+    (void)state;
+    /* 1000 tokens per minute for the tenant; 300 per minute for model "m". */
+    limit("t", "tenant", "", 0, 0, 0);
+    limits[0].tokens = 1000;
+    limits[0].tokens_period_s = 60;
+    limit("t", "model", "m", 0, 0, 0);
+    limits[1].tokens = 300;
+    limits[1].tokens_period_s = 60;
+    tg_policy_t *p = fresh(NULL);
+    tg_admission_t a;
+    uint64_t now = 100 * S;
+    /* Admitted while a token is free, then charged the whole estimate (debt). */
+    admit_ai(p, "t", "m", 500, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    assert_int_equal(a.ntok, 2);
+    admit_ai(p, "t", "m", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_RATE);
+    assert_string_equal(a.reason, "token_limited");
+    assert_true(a.retry_after_s >= 1);
+    /* Another model is limited only by the tenant's 1000: 500 used, room left. */
+    admit_ai(p, "t", "x", 400, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    assert_int_equal(a.ntok, 1);
+    /* Settling to the actual count gives back the difference: 400 reserved, 100 used. */
+    tg_policy_settle(p, &a, "t", 100, 0, now, 0);
+    assert_int_equal(a.ntok, 0);
+    /* Tenant: 500 + 100 = 600 used; 400 more fit (one token must be free), model x. */
+    admit_ai(p, "t", "x", 399, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    tg_admission_t b;
+    admit_ai(p, "t", "x", 1, 0, now, &b);
+    assert_int_equal(b.verdict, TG_ADMIT_OK); /* 999 used: one free */
+    admit_ai(p, "t", "x", 1, 0, now, &b);
+    assert_int_equal(b.verdict, TG_ADMIT_RATE);
+    /* Unknown actual count (-1): the estimate stands. */
+    tg_policy_settle(p, &a, "t", -1, 0, now, 0);
+    admit_ai(p, "t", "x", 1, 0, now, &b);
+    assert_int_equal(b.verdict, TG_ADMIT_RATE);
+    /* A minute later the window has drained. */
+    admit_ai(p, "t", "m", 100, 0, now + 61 * S, &b);
+    assert_int_equal(b.verdict, TG_ADMIT_OK);
+    /* Requests that are not AI calls (0 tokens) are not held by token limits. */
+    admit_ai(p, "t", "m", 0, 0, now, &b);
+    assert_int_equal(b.verdict, TG_ADMIT_OK);
+    tg_policy_free(p);
+}
+
+static void budget(const char *tenant, int64_t micros, int hard)
+{
+    tg_budget_row_t *r = &budgets[nbudgets++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->tenant, sizeof r->tenant, "%s", tenant);
+    r->monthly_micros = micros;
+    r->hard = hard;
+    r->thresholds[0] = 80;
+    r->thresholds[1] = 90;
+    r->thresholds[2] = 100;
+    r->nthresholds = 3;
+}
+
+static void test_budget_hard_stop_and_alerts(void **state)
+{
+    (void)state;
+    budget("t", 10000000, 1); /* 10 USD */
+    store_spend = 7000000;    /* 7 USD already spent this month */
+    tg_policy_t *p = fresh(NULL);
+    int64_t spent, reserved, bud;
+    assert_int_equal(tg_policy_budget_state(p, "t", &spent, &reserved, &bud), 0);
+    assert_int_equal(spent, 7000000);
+    assert_int_equal(bud, 10000000);
+    assert_int_equal(tg_policy_budget_state(p, "nobudget", &spent, &reserved, &bud), -1);
+    tg_admission_t a, b, c;
+    admit_ai(p, "t", "m", 10, 2000000, S, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    admit_ai(p, "t", "m", 10, 2000000, S, &b); /* 7 + 2 < 10: admitted, reaches 11 */
+    assert_int_equal(b.verdict, TG_ADMIT_OK);
+    admit_ai(p, "t", "m", 10, 1, S, &c); /* spend + reservations >= budget */
+    assert_int_equal(c.verdict, TG_ADMIT_BUDGET);
+    assert_string_equal(c.reason, "budget_exceeded");
+    assert_non_null(strstr(c.message, "7.00 USD of 10.00 USD"));
+    /* Settling: a cost 1.5 USD (reserved 2), b fails and costs nothing. */
+    tg_policy_settle(p, &a, "t", 10, 1500000, S, 1795000000000000LL);
+    tg_policy_settle(p, &b, "t", 10, 0, S, 1795000000000000LL);
+    assert_int_equal(tg_policy_budget_state(p, "t", &spent, &reserved, &bud), 0);
+    assert_int_equal(spent, 8500000);
+    assert_int_equal(reserved, 0);
+    /* 85%: the 80% alert is queued once; flushing writes it once. */
+    assert_int_equal(tg_policy_flush_alerts(p, &store, NULL), 0);
+    assert_int_equal(nalerts, 1);
+    assert_int_equal(alerts[0].threshold, 80);
+    assert_string_equal(alerts[0].kind, "budget");
+    assert_int_equal(alerts[0].spend_micros, 8500000);
+    admit_ai(p, "t", "m", 10, 1000000, S, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    tg_policy_settle(p, &a, "t", 10, 1600000, S, 1795000000000000LL); /* 10.1 USD */
+    assert_int_equal(tg_policy_flush_alerts(p, &store, NULL), 0);
+    assert_int_equal(nalerts, 3); /* 90 and 100, each once */
+    assert_int_equal(alerts[1].threshold, 90);
+    assert_int_equal(alerts[2].threshold, 100);
+    admit_ai(p, "t", "m", 10, 0, S, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_BUDGET);
+    /* A reload (another budget set) keeps the spend and does not fire again. */
+    assert_int_equal(tg_policy_load(p, &store, NULL), 0);
+    assert_int_equal(tg_policy_budget_state(p, "t", &spent, &reserved, &bud), 0);
+    assert_int_equal(spent, 10100000);
+    assert_int_equal(tg_policy_flush_alerts(p, &store, NULL), 0);
+    assert_int_equal(nalerts, 3);
+    tg_policy_free(p);
+
+    /* A soft budget alerts but never refuses. */
+    nbudgets = 0;
+    nalerts = 0;
+    budget("s", 1000000, 0);
+    store_spend = 5000000;
+    p = fresh(NULL);
+    admit_ai(p, "s", "m", 10, 100, S, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    tg_policy_settle(p, &a, "s", 10, 100, S, 1795000000000000LL);
+    assert_int_equal(tg_policy_flush_alerts(p, &store, NULL), 0);
+    assert_int_equal(nalerts, 3); /* already past every threshold when loaded */
+    tg_policy_free(p);
+}
+
+/* Bounded overshoot: 8 threads race 50 requests each at a budget with 1 USD left; every
+ * request reserves 0.30 USD and costs between 0.10 and 0.30. Spend ends at most budget + one
+ * reservation, and every reservation is given back. */
+typedef struct race {
+    tg_policy_t *p;
+    int admitted;
+} race_t;
+
+static void *racer(void *arg)
+{
+    race_t *r = arg;
+    for (int i = 0; i < 50; i++) {
+        tg_admission_t a;
+        admit_ai(r->p, "t", "m", 10, 300000, S, &a);
+        if (a.verdict != TG_ADMIT_OK) continue;
+        r->admitted++;
+        tg_policy_settle(r->p, &a, "t", 10, 100000 + (i % 3) * 100000, S, 1795000000000000LL);
+    }
+    return NULL;
+}
+
+static void test_budget_bounded_overshoot(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        nbudgets = 0;
+        budget("t", 10000000, 1);
+        store_spend = 9000000;
+        tg_policy_t *p = fresh(NULL);
+        pthread_t th[8];
+        race_t r[8];
+        for (int i = 0; i < 8; i++) {
+            r[i] = (race_t){.p = p};
+            assert_int_equal(pthread_create(&th[i], NULL, racer, &r[i]), 0);
+        }
+        int admitted = 0;
+        for (int i = 0; i < 8; i++) {
+            pthread_join(th[i], NULL);
+            admitted += r[i].admitted;
+        }
+        int64_t spent, reserved, bud;
+        assert_int_equal(tg_policy_budget_state(p, "t", &spent, &reserved, &bud), 0);
+        assert_int_equal(reserved, 0);
+        assert_true(admitted >= 4);
+        assert_true(spent >= 10000000);          /* it did use the budget up */
+        assert_true(spent <= 10000000 + 300000); /* by at most one reservation */
+        tg_policy_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +520,10 @@ int main(void)
         cmocka_unit_test_setup(test_pause_messages, setup),
         cmocka_unit_test_setup(test_ip_rules, setup),
         cmocka_unit_test_setup(test_inflight_slots, setup),
+        cmocka_unit_test_setup(test_tool_rules, setup),
+        cmocka_unit_test_setup(test_token_limits, setup),
+        cmocka_unit_test_setup(test_budget_hard_stop_and_alerts, setup),
+        cmocka_unit_test_setup(test_budget_bounded_overshoot, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,7 @@
 
 static tg_limit_rule_t rule(uint64_t limit, uint64_t period_ns, uint64_t burst)
 {
-    tg_limit_rule_t r = {limit, period_ns, burst};
+    tg_limit_rule_t r = {.limit = limit, .period_ns = period_ns, .burst = burst};
     return r;
 }
 

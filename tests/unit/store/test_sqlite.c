@@ -92,7 +92,7 @@ static tg_event_t ev_make(int64_t id, int64_t ts, const char *tenant, tg_outcome
     e.latency_us = 1000;
     e.bytes_in = 100;
     e.bytes_out = 1000;
-    e.tokens_in = e.tokens_out = e.tokens_cached = TG_TOKENS_UNKNOWN;
+    e.tokens_in = e.tokens_out = e.tokens_cached = e.tokens_cache_write = TG_TOKENS_UNKNOWN;
     e.status = outcome == TG_OUTCOME_BILLABLE ? 200 : outcome == TG_OUTCOME_FAILED ? 502 : 401;
     e.outcome = outcome;
     snprintf(e.tenant, sizeof e.tenant, "%s", tenant);
@@ -891,7 +891,7 @@ static void test_limit_set_replace_rm_list(void **state)
 
     /* Rows the table would refuse are refused with a message first. */
     tg_limit_row_t bad[] = {
-        limit_make("acme", "model", "x", 1, 60, 0, 0),    /* unknown scope */
+        limit_make("acme", "region", "x", 1, 60, 0, 0),   /* unknown scope */
         limit_make("acme", "route", "", 1, 60, 0, 0),     /* route without a name */
         limit_make("acme", "tenant", "x", 1, 60, 0, 0),   /* tenant scope with a value */
         limit_make("acme", "tenant", "", 1, 120, 0, 0),   /* odd period */
@@ -1055,10 +1055,679 @@ static void test_migrate_from_v1(void **state)
     assert_int_equal(tg_store_limit_list(f->s, NULL, collect_limit, &p, &err), 0);
     assert_int_equal(p.n, 1);
     db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_migrations"), 2);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_migrations"),
+                     (int64_t)tg_store_nmigrations);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('limits', "
                                  "'pauses', 'ip_rules')"),
                      3);
+    sqlite3_close(db);
+}
+
+/* ---- AI metering: event columns, token limits, prices, budgets, alerts, tools ---- */
+
+/* The three event columns of migration 3 are stored as documented (unknown tokens and
+ * empty strings as NULL), and usage_daily.tokens_cached sums the known cached tokens. */
+static void test_append_metering_columns(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    int64_t d1 = day_us("2026-03-01");
+    tg_event_t evs[3];
+    evs[0] = ev_make(201, d1 + HOUR_US, "acme", TG_OUTCOME_BILLABLE);
+    evs[0].tokens_in = 1000;
+    evs[0].tokens_out = 50;
+    evs[0].tokens_cached = 600;
+    evs[0].tokens_cache_write = 200;
+    snprintf(evs[0].model, sizeof evs[0].model, "claude-sonnet");
+    snprintf(evs[0].price_flag, sizeof evs[0].price_flag, "fallback");
+    evs[1] = ev_make(202, d1 + HOUR_US + 1, "acme", TG_OUTCOME_BILLABLE);
+    snprintf(evs[1].tool, sizeof evs[1].tool, "search");
+    snprintf(evs[1].rpc_method, sizeof evs[1].rpc_method, "tools/call");
+    evs[1].tokens_cached = 7;
+    evs[2] = ev_make(203, d1 + HOUR_US + 2, "acme", TG_OUTCOME_FAILED); /* all unknown */
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(f->s, evs, 3, &ins, &err), 0);
+    assert_int_equal(ins, 3);
+
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE id = 201 AND "
+                                 "tokens_cache_write = 200 AND tokens_cached = 600 AND "
+                                 "price_flag = 'fallback' AND rpc_method IS NULL"),
+                     1);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE id = 202 AND "
+                                 "rpc_method = 'tools/call' AND price_flag IS NULL AND "
+                                 "tokens_cache_write IS NULL"),
+                     1);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE id = 203 AND "
+                                 "tokens_cache_write IS NULL AND tokens_cached IS NULL AND "
+                                 "rpc_method IS NULL AND price_flag IS NULL"),
+                     1);
+    assert_int_equal(raw_int(db, "SELECT tokens_cached FROM usage_daily WHERE tenant_id = "
+                                 "'acme' AND day = '2026-03-01'"),
+                     607);
+    /* A replay adds nothing, tokens_cached included. */
+    assert_int_equal(tg_store_append(f->s, evs, 3, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+    assert_int_equal(raw_int(db, "SELECT tokens_cached FROM usage_daily WHERE tenant_id = "
+                                 "'acme' AND day = '2026-03-01'"),
+                     607);
+    sqlite3_close(db);
+
+    /* --by model and --by tool group the events with tokens and cost. */
+    evs[0].id = 204;
+    evs[0].cost_micros = 1234;
+    snprintf(evs[0].request_id, sizeof evs[0].request_id, "req-204");
+    assert_int_equal(tg_store_append(f->s, evs, 1, &ins, &err), 0);
+    rows_t rs;
+    usage(f->s, TG_BY_MODEL, "acme", 0, 0, &rs);
+    assert_int_equal(rs.n, 2);
+    assert_string_equal(rs.r[1].group, "claude-sonnet");
+    assert_int_equal(rs.r[1].requests, 2);
+    assert_int_equal(rs.r[1].tokens_in, 2000);
+    assert_int_equal(rs.r[1].tokens_out, 100);
+    assert_int_equal(rs.r[1].cost_micros, 1234);
+    usage(f->s, TG_BY_TOOL, "acme", 0, 0, &rs);
+    assert_int_equal(rs.n, 2);
+    assert_string_equal(rs.r[1].group, "search");
+    assert_int_equal(rs.r[1].requests, 1);
+}
+
+static void test_limit_tokens_and_model_scope(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_limit_row_t m = limit_make("acme", "model", "gpt-4o", 0, 0, 0, 0);
+    m.tokens = 100000;
+    m.tokens_period_s = 60;
+    tg_limit_row_t t = limit_make("acme", "tenant", "", 600, 60, 0, 0);
+    t.tokens = 2000000;
+    t.tokens_period_s = 3600;
+    tg_limit_row_t k = limit_make("acme", "key", "key_1", 10, 1, 0, 0);
+    assert_int_equal(tg_store_limit_set(f->s, &m, &err), 0);
+    assert_int_equal(tg_store_limit_set(f->s, &k, &err), 0);
+    assert_int_equal(tg_store_limit_set(f->s, &t, &err), 0);
+
+    policy_rows_t p = {0};
+    assert_int_equal(tg_store_limit_list(f->s, "acme", collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.lim[0].scope, "tenant"); /* tenant, ..., key, model */
+    assert_int_equal(p.lim[0].limit, 600);
+    assert_int_equal(p.lim[0].tokens, 2000000);
+    assert_int_equal(p.lim[0].tokens_period_s, 3600);
+    assert_string_equal(p.lim[1].scope, "key");
+    assert_int_equal(p.lim[1].tokens, 0);
+    assert_int_equal(p.lim[1].tokens_period_s, 0);
+    assert_string_equal(p.lim[2].scope, "model");
+    assert_string_equal(p.lim[2].value, "gpt-4o");
+    assert_int_equal(p.lim[2].period_s, 0);
+    assert_int_equal(p.lim[2].tokens, 100000);
+    assert_int_equal(p.lim[2].tokens_period_s, 60);
+
+    /* set replaces the row: the token limit goes when not given again. */
+    t.tokens = 0;
+    t.tokens_period_s = 0;
+    assert_int_equal(tg_store_limit_set(f->s, &t, &err), 0);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_limit_list(f->s, "acme", collect_limit, &p, &err), 0);
+    assert_int_equal(p.lim[0].tokens_period_s, 0);
+    assert_int_equal(tg_store_limit_rm(f->s, "acme", "model", "gpt-4o", &err), 0);
+
+    tg_limit_row_t bad[3];
+    bad[0] = limit_make("acme", "model", "x", 0, 0, 0, 0);
+    bad[0].tokens = 5; /* tokens without a period */
+    bad[1] = limit_make("acme", "model", "x", 0, 0, 0, 0);
+    bad[1].tokens = 5;
+    bad[1].tokens_period_s = 1; /* per second is not a token period */
+    bad[2] = limit_make("acme", "model", "", 0, 0, 0, 0);
+    bad[2].tokens = 5;
+    bad[2].tokens_period_s = 60; /* model scope without a model */
+    for (size_t i = 0; i < 3; i++) {
+        err.msg[0] = '\0';
+        assert_int_equal(tg_store_limit_set(f->s, &bad[i], &err), -1);
+        assert_true(err.msg[0] != '\0');
+    }
+}
+
+static tg_price_row_t price_make(const char *meter, const char *name, int64_t effective_us)
+{
+    tg_price_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.meter, sizeof r.meter, "%s", meter);
+    snprintf(r.name, sizeof r.name, "%s", name);
+    r.effective_us = effective_us;
+    r.input_micros = r.output_micros = r.cached_micros = r.cache_write_micros = -1;
+    r.request_micros = r.gb_micros = r.call_micros = -1;
+    return r;
+}
+
+typedef struct prices {
+    tg_price_row_t p[16];
+    size_t n;
+} prices_t;
+
+static int collect_price(const tg_price_row_t *r, void *ud)
+{
+    prices_t *ps = ud;
+    if (ps->n == 16) return -1;
+    ps->p[ps->n++] = *r;
+    return 0;
+}
+
+static void test_prices_effective_dating(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    int64_t mar = day_us("2026-03-01"), apr = day_us("2026-04-01");
+    int64_t v0 = policy_version(f->s);
+
+    tg_price_row_t later = price_make("model", "gpt-4o", apr);
+    later.input_micros = 2000000;
+    later.output_micros = 8000000;
+    tg_price_row_t first = price_make("model", "gpt-4o", mar);
+    first.input_micros = 2500000;
+    first.output_micros = 10000000;
+    first.cached_micros = 1250000;
+    tg_price_row_t fallback = price_make("model", "*", 0);
+    fallback.input_micros = 1000000;
+    fallback.output_micros = 1000000;
+    tg_price_row_t route = price_make("route", "chat", mar);
+    route.request_micros = 100;
+    route.gb_micros = 50000;
+    tg_price_row_t tool = price_make("tool", "*", mar);
+    tool.call_micros = 0; /* free is a price, not "unset" */
+    tg_price_row_t rows[] = {later, tool, first, route, fallback};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        assert_int_equal(tg_store_price_set(f->s, &rows[i], &err), 0);
+    assert_true(policy_version(f->s) >= v0 + 5);
+
+    prices_t ps = {0};
+    assert_int_equal(tg_store_price_list(f->s, collect_price, &ps, &err), 0);
+    assert_int_equal(ps.n, 5);
+    /* model, route, tool; by name; oldest first. */
+    assert_string_equal(ps.p[0].name, "*");
+    assert_int_equal(ps.p[0].effective_us, 0);
+    assert_string_equal(ps.p[1].name, "gpt-4o");
+    assert_int_equal(ps.p[1].effective_us, mar);
+    assert_int_equal(ps.p[1].input_micros, 2500000);
+    assert_int_equal(ps.p[1].cached_micros, 1250000);
+    assert_int_equal(ps.p[1].cache_write_micros, -1); /* unset stays unset */
+    assert_int_equal(ps.p[1].request_micros, -1);
+    assert_true(ps.p[1].created_us > 0);
+    assert_int_equal(ps.p[2].effective_us, apr);
+    assert_int_equal(ps.p[2].output_micros, 8000000);
+    assert_int_equal(ps.p[2].cached_micros, -1);
+    assert_string_equal(ps.p[3].meter, "route");
+    assert_int_equal(ps.p[3].gb_micros, 50000);
+    assert_int_equal(ps.p[3].input_micros, -1);
+    assert_string_equal(ps.p[4].meter, "tool");
+    assert_int_equal(ps.p[4].call_micros, 0);
+
+    /* The same (meter, name, effective) replaces that row as a whole. */
+    tg_price_row_t again = price_make("model", "gpt-4o", apr);
+    again.input_micros = 3000000;
+    again.output_micros = 9000000;
+    again.created_us = 42;
+    assert_int_equal(tg_store_price_set(f->s, &again, &err), 0);
+    memset(&ps, 0, sizeof ps);
+    assert_int_equal(tg_store_price_list(f->s, collect_price, &ps, &err), 0);
+    assert_int_equal(ps.n, 5);
+    assert_int_equal(ps.p[2].input_micros, 3000000);
+    assert_int_equal(ps.p[2].created_us, 42);
+
+    /* rm: one row by its effective time, or all of (meter, name). */
+    assert_int_equal(tg_store_price_rm(f->s, "model", "gpt-4o", apr, &err), 0);
+    assert_int_equal(tg_store_price_rm(f->s, "model", "gpt-4o", apr, &err), TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no price for model \"gpt-4o\" from 2026-04-01T00:00:00.000Z");
+    assert_int_equal(tg_store_price_rm(f->s, "route", "chat", -1, &err), 0);
+    assert_int_equal(tg_store_price_rm(f->s, "route", "chat", -1, &err), TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no price for route \"chat\"");
+    assert_int_equal(tg_store_price_rm(f->s, "tool", "chat", -1, &err), TG_STORE_NOTFOUND);
+    memset(&ps, 0, sizeof ps);
+    assert_int_equal(tg_store_price_list(f->s, collect_price, &ps, &err), 0);
+    assert_int_equal(ps.n, 3);
+
+    /* Rows the table would refuse are refused with a message, and bump nothing. */
+    tg_price_row_t bad[6];
+    bad[0] = price_make("model", "x", mar); /* no amount */
+    bad[1] = price_make("model", "x", mar);
+    bad[1].call_micros = 5; /* a tool amount on a model */
+    bad[2] = price_make("route", "x", mar);
+    bad[2].input_micros = 5;
+    bad[3] = price_make("disk", "x", mar);
+    bad[3].call_micros = 5;
+    bad[4] = price_make("tool", "", mar);
+    bad[4].call_micros = 5;
+    bad[5] = price_make("tool", "x", mar);
+    bad[5].call_micros = -7;
+    int64_t v1 = policy_version(f->s);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = '\0';
+        assert_int_equal(tg_store_price_set(f->s, &bad[i], &err), -1);
+        assert_true(err.msg[0] != '\0');
+    }
+    assert_int_equal(policy_version(f->s), v1);
+}
+
+typedef struct budgets {
+    tg_budget_row_t b[8];
+    size_t n;
+} budgets_t;
+
+static int collect_budget(const tg_budget_row_t *r, void *ud)
+{
+    budgets_t *bs = ud;
+    if (bs->n == 8) return -1;
+    bs->b[bs->n++] = *r;
+    return 0;
+}
+
+static tg_budget_row_t budget_make(const char *tenant, int64_t micros, int hard, const int *th,
+                                   int n)
+{
+    tg_budget_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.tenant, sizeof r.tenant, "%s", tenant);
+    r.monthly_micros = micros;
+    r.hard = hard;
+    for (int i = 0; i < n; i++)
+        r.thresholds[i] = th[i];
+    r.nthresholds = n;
+    return r;
+}
+
+static void test_budgets(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    const int th[] = {50, 80, 100, 150};
+    int64_t v0 = policy_version(f->s);
+    tg_budget_row_t b = budget_make("beta", 100000000, 1, th, 3);
+    tg_budget_row_t a = budget_make("acme", 5000000, 0, th, 4);
+    assert_int_equal(tg_store_budget_set(f->s, &b, &err), 0);
+    assert_int_equal(tg_store_budget_set(f->s, &a, &err), 0);
+    assert_int_equal(policy_version(f->s), v0 + 2);
+
+    budgets_t bs = {0};
+    assert_int_equal(tg_store_budget_list(f->s, NULL, collect_budget, &bs, &err), 0);
+    assert_int_equal(bs.n, 2);
+    assert_string_equal(bs.b[0].tenant, "acme");
+    assert_int_equal(bs.b[0].monthly_micros, 5000000);
+    assert_int_equal(bs.b[0].hard, 0);
+    assert_int_equal(bs.b[0].nthresholds, 4);
+    assert_int_equal(bs.b[0].thresholds[3], 150);
+    assert_true(bs.b[0].updated_us > 0);
+    assert_int_equal(bs.b[1].hard, 1);
+    assert_int_equal(bs.b[1].nthresholds, 3);
+    assert_int_equal(bs.b[1].thresholds[0], 50);
+
+    /* set replaces; list filters by tenant. */
+    b = budget_make("beta", 1, 0, th + 3, 1);
+    assert_int_equal(tg_store_budget_set(f->s, &b, &err), 0);
+    memset(&bs, 0, sizeof bs);
+    assert_int_equal(tg_store_budget_list(f->s, "beta", collect_budget, &bs, &err), 0);
+    assert_int_equal(bs.n, 1);
+    assert_int_equal(bs.b[0].monthly_micros, 1);
+    assert_int_equal(bs.b[0].hard, 0);
+    assert_int_equal(bs.b[0].nthresholds, 1);
+    assert_int_equal(bs.b[0].thresholds[0], 150);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM budgets WHERE tenant_id = 'acme' AND "
+                                 "thresholds = '50,80,100,150'"),
+                     1);
+    /* A row written by hand is read leniently. */
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE budgets SET thresholds = '70, x,2000,90' WHERE "
+                                  "tenant_id = 'beta'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    memset(&bs, 0, sizeof bs);
+    assert_int_equal(tg_store_budget_list(f->s, "beta", collect_budget, &bs, &err), 0);
+    assert_int_equal(bs.b[0].nthresholds, 2);
+    assert_int_equal(bs.b[0].thresholds[1], 90);
+
+    assert_int_equal(tg_store_budget_rm(f->s, "beta", &err), 0);
+    v0 = policy_version(f->s);
+    assert_int_equal(tg_store_budget_rm(f->s, "beta", &err), TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no budget for tenant \"beta\"");
+
+    const int desc[] = {90, 80}, dup[] = {80, 80}, zero[] = {0}, big[] = {1001};
+    const int nine[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    tg_budget_row_t bad[] = {
+        budget_make("acme", 0, 1, th, 3),    budget_make("acme", -5, 1, th, 3),
+        budget_make("acme", 10, 2, th, 3),   budget_make("acme", 10, 1, desc, 2),
+        budget_make("acme", 10, 1, dup, 2),  budget_make("acme", 10, 1, zero, 1),
+        budget_make("acme", 10, 1, big, 1),  budget_make("", 10, 1, th, 3),
+        budget_make("acme", 10, 1, nine, 8),
+    };
+    bad[8].nthresholds = 9;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = '\0';
+        assert_int_equal(tg_store_budget_set(f->s, &bad[i], &err), -1);
+        assert_true(err.msg[0] != '\0');
+    }
+    assert_int_equal(policy_version(f->s), v0);
+}
+
+typedef struct alerts {
+    tg_alert_row_t a[8];
+    size_t n;
+} alerts_t;
+
+static int collect_alert(const tg_alert_row_t *r, void *ud)
+{
+    alerts_t *as = ud;
+    if (as->n == 8) return -1;
+    as->a[as->n++] = *r;
+    return 0;
+}
+
+static tg_alert_row_t alert_make(const char *tenant, int threshold, const char *period,
+                                 int64_t spend)
+{
+    tg_alert_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.kind, sizeof r.kind, "budget");
+    snprintf(r.tenant, sizeof r.tenant, "%s", tenant);
+    r.threshold = threshold;
+    snprintf(r.period, sizeof r.period, "%s", period);
+    r.spend_micros = spend;
+    r.budget_micros = 1000;
+    return r;
+}
+
+/* An alert is recorded once per (kind, tenant, threshold, period), by whichever
+ * connection comes first; alerts are not policy. */
+static void test_alerts_idempotent(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_store_t *other = NULL;
+    assert_int_equal(tg_store_open(f->url, &other, &err), 0);
+    int64_t v0 = policy_version(f->s);
+    int inserted = -1;
+    tg_alert_row_t a = alert_make("acme", 80, "2026-03", 800);
+    a.fired_us = 1000;
+    assert_int_equal(tg_store_alert_add(f->s, &a, &inserted, &err), 0);
+    assert_int_equal(inserted, 1);
+    tg_alert_row_t later = a;
+    later.spend_micros = 850;
+    later.fired_us = 2000;
+    assert_int_equal(tg_store_alert_add(other, &later, &inserted, &err), 0);
+    assert_int_equal(inserted, 0);
+    assert_int_equal(tg_store_alert_add(f->s, &a, &inserted, &err), 0);
+    assert_int_equal(inserted, 0);
+    tg_alert_row_t more[] = {alert_make("acme", 90, "2026-03", 900),
+                             alert_make("acme", 80, "2026-04", 800),
+                             alert_make("beta", 80, "2026-03", 800)};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(tg_store_alert_add(other, &more[i], &inserted, &err), 0);
+        assert_int_equal(inserted, 1);
+    }
+    tg_alert_row_t other_kind = alert_make("acme", 80, "2026-03", 800);
+    snprintf(other_kind.kind, sizeof other_kind.kind, "spike");
+    assert_int_equal(tg_store_alert_add(f->s, &other_kind, &inserted, &err), 0);
+    assert_int_equal(inserted, 1);
+    assert_int_equal(tg_store_alert_add(f->s, &a, NULL, &err), 0); /* inserted may be NULL */
+    assert_int_equal(policy_version(f->s), v0);
+
+    alerts_t as = {0};
+    assert_int_equal(tg_store_alert_list(f->s, "acme", collect_alert, &as, &err), 0);
+    assert_int_equal(as.n, 4);
+    assert_int_equal(as.a[0].threshold, 80); /* the first one, kept as it fired */
+    assert_string_equal(as.a[0].period, "2026-03");
+    assert_string_equal(as.a[0].kind, "budget");
+    assert_int_equal(as.a[0].spend_micros, 800);
+    assert_int_equal(as.a[0].budget_micros, 1000);
+    assert_int_equal(as.a[0].fired_us, 1000);
+    assert_true(as.a[1].id > as.a[0].id);
+    assert_int_equal(as.a[1].threshold, 90);
+    assert_true(as.a[1].fired_us > 0); /* 0 = now */
+    memset(&as, 0, sizeof as);
+    assert_int_equal(tg_store_alert_list(f->s, NULL, collect_alert, &as, &err), 0);
+    assert_int_equal(as.n, 5);
+
+    tg_alert_row_t bad[] = {alert_make("acme", 80, "2026-3", 1), alert_make("acme", 80, "", 1),
+                            alert_make("acme", 80, "2026-13", 1), alert_make("", 80, "2026-03", 1)};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        inserted = -1;
+        assert_int_equal(tg_store_alert_add(f->s, &bad[i], &inserted, &err), -1);
+        assert_int_equal(inserted, 0);
+    }
+    tg_store_close(other);
+}
+
+/* Spend is the sum of usage_daily.cost_micros of one tenant over whole days, both ends
+ * included, whatever the events' hours. */
+static void test_spend_month(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    const char *days[] = {"2026-02-28", "2026-03-01", "2026-03-15", "2026-03-31", "2026-04-01"};
+    const int64_t cost[] = {1, 10, 100, 1000, 10000};
+    tg_event_t evs[15];
+    size_t n = 0;
+    for (size_t i = 0; i < 5; i++) {
+        evs[n] =
+            ev_make(300 + (int64_t)n, day_us(days[i]) + 23 * HOUR_US, "acme", TG_OUTCOME_BILLABLE);
+        evs[n++].cost_micros = cost[i];
+        evs[n] = ev_make(300 + (int64_t)n, day_us(days[i]), "acme", TG_OUTCOME_BILLABLE);
+        evs[n++].cost_micros = cost[i];
+        evs[n] = ev_make(300 + (int64_t)n, day_us(days[i]) + HOUR_US, "beta", TG_OUTCOME_BILLABLE);
+        evs[n++].cost_micros = 7;
+    }
+    size_t ins;
+    assert_int_equal(tg_store_append(f->s, evs, n, &ins, &err), 0);
+    assert_int_equal(ins, n);
+    int64_t m = -1;
+    assert_int_equal(tg_store_spend(f->s, "acme", "2026-03-01", "2026-03-31", &m, &err), 0);
+    assert_int_equal(m, 2 * (10 + 100 + 1000));
+    assert_int_equal(tg_store_spend(f->s, "acme", "2026-03-15", "2026-03-15", &m, &err), 0);
+    assert_int_equal(m, 200);
+    /* A month's last day need not exist: "-31" bounds February as well. */
+    assert_int_equal(tg_store_spend(f->s, "acme", "2026-02-01", "2026-02-31", &m, &err), 0);
+    assert_int_equal(m, 2);
+    assert_int_equal(tg_store_spend(f->s, "beta", "2026-03-01", "2026-03-31", &m, &err), 0);
+    assert_int_equal(m, 7 * 3);
+    assert_int_equal(tg_store_spend(f->s, "nobody", "2026-03-01", "2026-03-31", &m, &err), 0);
+    assert_int_equal(m, 0);
+    assert_int_equal(tg_store_spend(f->s, "acme", "2026-04-01", "2026-04-30", &m, &err), 0);
+    assert_int_equal(m, 2 * 10000);
+    assert_int_equal(tg_store_spend(f->s, "acme", "2026-02-28", "2026-04-01", &m, &err), 0);
+    assert_int_equal(m, 2 * 11111);
+    assert_int_equal(tg_store_spend(f->s, "acme", "2026-05-01", "2026-05-31", &m, &err), 0);
+    assert_int_equal(m, 0);
+    assert_int_equal(tg_store_spend(f->s, "acme", NULL, "2026-05-31", &m, &err), -1);
+}
+
+typedef struct tool_rules {
+    tg_tool_rule_row_t r[8];
+    size_t n;
+} tool_rules_t;
+
+static int collect_tool(const tg_tool_rule_row_t *r, void *ud)
+{
+    tool_rules_t *ts = ud;
+    if (ts->n == 8) return -1;
+    ts->r[ts->n++] = *r;
+    return 0;
+}
+
+static tg_tool_rule_row_t tool_make(const char *tenant, const char *action, const char *pattern)
+{
+    tg_tool_rule_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.tenant, sizeof r.tenant, "%s", tenant);
+    snprintf(r.action, sizeof r.action, "%s", action);
+    snprintf(r.pattern, sizeof r.pattern, "%s", pattern);
+    return r;
+}
+
+static void test_tool_rules(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    int64_t v0 = policy_version(f->s);
+    tg_tool_rule_row_t rules[] = {
+        tool_make("acme", "deny", "delete_*"), tool_make("*", "deny", "shell"),
+        tool_make("acme", "allow", "github_*"), tool_make("acme", "allow", "delete_*")};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(tg_store_tool_rule_add(f->s, &rules[i], &err), 0);
+    assert_int_equal(policy_version(f->s), v0 + 4);
+    assert_int_equal(tg_store_tool_rule_add(f->s, &rules[0], &err), TG_STORE_EXISTS);
+    assert_string_equal(err.msg, "tool rule deny \"delete_*\" for tenant \"acme\" already exists");
+    assert_int_equal(tg_store_tool_rule_add(f->s, &rules[1], &err), TG_STORE_EXISTS);
+    assert_string_equal(err.msg, "tool rule deny \"shell\" for all tenants already exists");
+    assert_int_equal(policy_version(f->s), v0 + 4);
+
+    tool_rules_t ts = {0};
+    assert_int_equal(tg_store_tool_rule_list(f->s, NULL, collect_tool, &ts, &err), 0);
+    assert_int_equal(ts.n, 4);
+    assert_string_equal(ts.r[0].tenant, "*");
+    assert_string_equal(ts.r[1].action, "allow");
+    assert_string_equal(ts.r[1].pattern, "delete_*");
+    assert_string_equal(ts.r[2].pattern, "github_*");
+    assert_string_equal(ts.r[3].action, "deny");
+    assert_true(ts.r[3].created_us > 0);
+    memset(&ts, 0, sizeof ts);
+    assert_int_equal(tg_store_tool_rule_list(f->s, "*", collect_tool, &ts, &err), 0);
+    assert_int_equal(ts.n, 1);
+
+    assert_int_equal(tg_store_tool_rule_rm(f->s, "acme", "allow", "delete_*", &err), 0);
+    assert_int_equal(tg_store_tool_rule_rm(f->s, "acme", "allow", "delete_*", &err),
+                     TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no tool rule allow \"delete_*\" for tenant \"acme\"");
+    assert_int_equal(policy_version(f->s), v0 + 5);
+    memset(&ts, 0, sizeof ts);
+    assert_int_equal(tg_store_tool_rule_list(f->s, "acme", collect_tool, &ts, &err), 0);
+    assert_int_equal(ts.n, 2);
+
+    tg_tool_rule_row_t bad[] = {tool_make("acme", "block", "x"), tool_make("acme", "deny", ""),
+                                tool_make("", "deny", "x")};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(tg_store_tool_rule_add(f->s, &bad[i], &err), -1);
+}
+
+/* A database at version 2 with rows in every table: opening it applies migration 3,
+ * keeps every row (limits are rebuilt, usage_daily too) and fills the new columns. */
+static void test_migrate_from_v2(void **state)
+{
+    fixture_t *f = *state;
+    tg_store_close(f->s);
+    f->s = NULL;
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+        unlink(p);
+    }
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(sqlite3_exec(db, tg_store_migrations_bootstrap, NULL, NULL, NULL), SQLITE_OK);
+    for (int v = 0; v < 2; v++) {
+        assert_int_equal(tg_store_migrations[v].version, v + 1);
+        assert_int_equal(sqlite3_exec(db, tg_store_migrations[v].sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO schema_migrations VALUES (1, 'v1', 0), (2, 'v2', 0);"
+                     "INSERT INTO tenants (id, name, created_us) VALUES ('old', 'Old Co', 1);"
+                     "UPDATE meta SET value = 9 WHERE key = 'policy_version';"
+                     "INSERT INTO limits VALUES ('old', 'tenant', '', 600, 60, 50, 4, 11),"
+                     " ('old', 'route', 'chat', 5, 1, 0, 0, 12),"
+                     " ('old', 'key', 'key_1', 0, 3600, 0, 0, 13);"
+                     "INSERT INTO pauses VALUES ('old', 'billing', 14);"
+                     "INSERT INTO ip_rules VALUES ('*', 'deny', '10.0.0.0/8', 15);"
+                     /* 2026-03-01 01:00Z and 02:00Z, and 2026-03-02 03:00Z */
+                     "INSERT INTO usage_events (id, ts_us, tenant, method, path, status, outcome,"
+                     " latency_us, bytes_in, bytes_out, tokens_in, tokens_cached, cost_micros)"
+                     " VALUES (1, 1772326800000000, 'old', 'POST', '/v1', 200, 'billable', 1, 10,"
+                     " 20, 100, 40, 5), (2, 1772330400000000, 'old', 'POST', '/v1', 200,"
+                     " 'billable', 1, 10, 20, 100, NULL, 5), (3, 1772420400000000, 'old', 'GET',"
+                     " '/v1', 502, 'failed', 1, 0, 0, NULL, 3, 0);"
+                     "INSERT INTO usage_daily (tenant_id, day, requests, billable, bytes_in,"
+                     " bytes_out, tokens_in, cost_micros) VALUES ('old', '2026-03-01', 2, 2, 20,"
+                     " 40, 200, 10);"
+                     "INSERT INTO usage_daily (tenant_id, day, requests, failed) VALUES ('old',"
+                     " '2026-03-02', 1, 1), ('old', '2025-01-01', 5, 5);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    tg_err_t err;
+    assert_int_equal(tg_store_open(f->url, &f->s, &err), 0);
+    assert_int_equal(policy_version(f->s), 9);
+    policy_rows_t p = {0};
+    assert_int_equal(tg_store_limit_list(f->s, NULL, collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.lim[0].scope, "tenant");
+    assert_int_equal(p.lim[0].limit, 600);
+    assert_int_equal(p.lim[0].period_s, 60);
+    assert_int_equal(p.lim[0].burst, 50);
+    assert_int_equal(p.lim[0].concurrency, 4);
+    assert_int_equal(p.lim[0].updated_us, 11);
+    assert_int_equal(p.lim[0].tokens, 0);
+    assert_int_equal(p.lim[0].tokens_period_s, 0);
+    assert_string_equal(p.lim[1].value, "chat");
+    assert_string_equal(p.lim[2].scope, "key");
+    assert_int_equal(p.lim[2].period_s, 3600);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_pause_list(f->s, collect_pause, &p, &err), 0);
+    assert_int_equal(p.n, 1);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tg_store_ip_rule_list(f->s, NULL, collect_ip, &p, &err), 0);
+    assert_int_equal(p.n, 1);
+
+    rows_t rs;
+    usage(f->s, TG_BY_DAY, "old", 0, 0, &rs);
+    assert_int_equal(rs.n, 3);
+    assert_string_equal(rs.r[0].group, "2025-01-01");
+    assert_int_equal(rs.r[0].failed, 5);
+    assert_string_equal(rs.r[1].group, "2026-03-01");
+    assert_int_equal(rs.r[1].requests, 2);
+    assert_int_equal(rs.r[1].tokens_in, 200);
+    assert_int_equal(rs.r[1].cost_micros, 10);
+    assert_int_equal(rs.r[2].failed, 1);
+
+    db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_migrations"),
+                     (int64_t)tg_store_nmigrations);
+    /* tokens_cached of the copied days: the sum over the events still stored. */
+    assert_int_equal(raw_int(db, "SELECT tokens_cached FROM usage_daily WHERE day = "
+                                 "'2026-03-01'"),
+                     40);
+    assert_int_equal(raw_int(db, "SELECT tokens_cached FROM usage_daily WHERE day = "
+                                 "'2026-03-02'"),
+                     3);
+    assert_int_equal(raw_int(db, "SELECT tokens_cached FROM usage_daily WHERE day = "
+                                 "'2025-01-01'"),
+                     0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE tokens_cache_write IS "
+                                 "NULL AND rpc_method IS NULL AND price_flag IS NULL"),
+                     3);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('prices', "
+                                 "'budgets', 'alerts', 'tool_rules')"),
+                     4);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v2'"), 0);
+    sqlite3_close(db);
+
+    /* The upgraded tables take the new rows and keep counting. */
+    tg_limit_row_t m = limit_make("old", "model", "gpt-4o", 0, 0, 0, 0);
+    m.tokens = 1000;
+    m.tokens_period_s = 60;
+    assert_int_equal(tg_store_limit_set(f->s, &m, &err), 0);
+    assert_int_equal(policy_version(f->s), 10);
+    tg_event_t ev = ev_make(4, day_us("2026-03-01") + 5 * HOUR_US, "old", TG_OUTCOME_BILLABLE);
+    ev.tokens_cached = 2;
+    ev.cost_micros = 1;
+    size_t ins;
+    assert_int_equal(tg_store_append(f->s, &ev, 1, &ins, &err), 0);
+    int64_t spend;
+    assert_int_equal(tg_store_spend(f->s, "old", "2026-03-01", "2026-03-31", &spend, &err), 0);
+    assert_int_equal(spend, 11);
+    db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT tokens_cached FROM usage_daily WHERE day = "
+                                 "'2026-03-01'"),
+                     42);
     sqlite3_close(db);
 }
 
@@ -1082,6 +1751,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pause_global_and_tenant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ip_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_metering_columns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_tokens_and_model_scope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prices_effective_dating, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budgets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alerts_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spend_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tool_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,411 @@
+/* `tollgate budget set|show|list|rm`: a tenant's monthly budget (store.h,
+ * tg_budget_row_t; how the gateway enforces it is src/policy/budget.h).
+ *
+ * A budget is per UTC calendar month. Spend is read, never kept here: the sum of the
+ * tenant's usage_daily.cost_micros over the month's days (tg_store_spend), the same
+ * number the gateway starts from. A hard budget refuses requests with 402 once spent;
+ * --soft only alerts. Thresholds are percents of the budget at which an alert fires,
+ * once per month (the alerts table). Amounts go through tg_money_parse and
+ * tg_money_format; the percentage used is integer tenths, never a float's rounding. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+#include "util/clock.h"
+#include "util/money.h"
+
+#define USAGE                                                                                      \
+    "usage: tollgate budget set --tenant ID --monthly USD [--soft] [--thresholds 80,90,100] | "    \
+    "show --tenant ID [--format table|json] | list [--format table|json|csv] | "                   \
+    "rm --tenant ID"
+
+#define MAX_THRESHOLD 1000 /* percent: ten times the budget is the last alert worth having */
+#define NTHRESHOLDS   ((int)(sizeof((tg_budget_row_t *)0)->thresholds / sizeof(int)))
+
+/* "80,90,100": 1 to NTHRESHOLDS integers from 1 to MAX_THRESHOLD, strictly ascending. */
+static int parse_thresholds(const char *s, tg_budget_row_t *row)
+{
+    row->nthresholds = 0;
+    const char *p = s;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char num[8];
+        int64_t v;
+        if (len == 0 || len >= sizeof num) goto bad;
+        memcpy(num, p, len);
+        num[len] = '\0';
+        if (tg_cli_parse_count(num, MAX_THRESHOLD, &v) != 0 || v < 1) goto bad;
+        if (row->nthresholds == NTHRESHOLDS)
+            return tg_cli_errorf(TG_EXIT_USAGE, "invalid --thresholds \"%s\": at most %d", s,
+                                 NTHRESHOLDS);
+        if (row->nthresholds && v <= row->thresholds[row->nthresholds - 1])
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "invalid --thresholds \"%s\": percents must ascend (%lld after "
+                                 "%d)",
+                                 s, (long long)v, row->thresholds[row->nthresholds - 1]);
+        row->thresholds[row->nthresholds++] = (int)v;
+        if (!p[len]) return TG_EXIT_OK;
+        p += len + 1;
+    }
+bad:
+    return tg_cli_errorf(TG_EXIT_USAGE,
+                         "invalid --thresholds \"%s\" (expected ascending percents from 1 to %d, "
+                         "comma-separated, e.g. 80,90,100)",
+                         s, MAX_THRESHOLD);
+}
+
+static void thresholds_text(const tg_budget_row_t *r, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < r->nthresholds && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%d", i ? "," : "", r->thresholds[i]);
+    if (!r->nthresholds) snprintf(buf, cap, "none");
+}
+
+/* This UTC month: "YYYY-MM" and its first and last day. */
+typedef struct month {
+    char period[8], first[11], last[11];
+} month_t;
+
+static void this_month(month_t *m)
+{
+    char today[11];
+    tg_utc_day(tg_wall_us(), today);
+    int y = atoi(today), mo = atoi(today + 5);
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    int last = days[mo - 1] + (mo == 2 && leap);
+    snprintf(m->period, sizeof m->period, "%.7s", today);
+    snprintf(m->first, sizeof m->first, "%.7s-01", today);
+    snprintf(m->last, sizeof m->last, "%.7s-%02d", today, last);
+}
+
+/* What show and list print about one budget this month. */
+typedef struct status {
+    int64_t spend, remaining;
+    int64_t tenths; /* percent used, in tenths of a percent */
+    char monthly[32], spend_usd[32], remaining_usd[32], used[32], thresholds[64];
+} status_t;
+
+static void budget_status(const tg_budget_row_t *b, int64_t spend, status_t *s)
+{
+    s->spend = spend;
+    s->remaining = spend < b->monthly_micros ? b->monthly_micros - spend : 0;
+    /* 128-bit: spend * 1000 overflows int64 past 9.2e15 micro-USD. */
+    __int128 t = b->monthly_micros > 0 ? (__int128)spend * 1000 / b->monthly_micros : 0;
+    s->tenths = t > INT64_MAX ? INT64_MAX : (int64_t)t;
+    tg_money_format(b->monthly_micros, s->monthly, sizeof s->monthly);
+    tg_money_format(spend, s->spend_usd, sizeof s->spend_usd);
+    tg_money_format(s->remaining, s->remaining_usd, sizeof s->remaining_usd);
+    snprintf(s->used, sizeof s->used, "%lld.%lld%%", (long long)(s->tenths / 10),
+             (long long)(s->tenths % 10));
+    thresholds_text(b, s->thresholds, sizeof s->thresholds);
+}
+
+static int spend_of(tg_store_t *store, const char *tenant, const month_t *m, int64_t *spend)
+{
+    tg_err_t err = {{0}};
+    if (tg_store_spend(store, tenant, m->first, m->last, spend, &err) != 0)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    return TG_EXIT_OK;
+}
+
+static int cmd_set(tg_store_t *store, tg_budget_row_t *row)
+{
+    int rc = tg_cli_tenant_exists(store, row->tenant, 0);
+    if (rc != 0) return rc;
+    tg_err_t err = {{0}};
+    if (tg_store_budget_set(store, row, &err) != 0)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    status_t s;
+    budget_status(row, 0, &s);
+    printf("budget set: %s %s USD per month, %s, alerts at %s%%\n", row->tenant, s.monthly,
+           row->hard ? "hard (402 once spent)" : "soft (alerts only)", s.thresholds);
+    return TG_EXIT_OK;
+}
+
+static int cmd_rm(tg_store_t *store, const char *tenant)
+{
+    int rc = tg_cli_tenant_exists(store, tenant, 0);
+    if (rc != 0) return rc;
+    tg_err_t err = {{0}};
+    if (tg_store_budget_rm(store, tenant, &err) != 0)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    printf("budget removed: %s\n", tenant);
+    return TG_EXIT_OK;
+}
+
+typedef struct budgets {
+    tg_budget_row_t *v;
+    size_t n, cap;
+} budgets_t;
+
+static int collect_budget(const tg_budget_row_t *r, void *ud)
+{
+    budgets_t *bs = ud;
+    return tg_cli_push((void **)&bs->v, &bs->n, &bs->cap, r, sizeof *r);
+}
+
+/* The alerts of one tenant in one period, oldest first. */
+typedef struct alerts {
+    const char *period;
+    tg_alert_row_t *v;
+    size_t n, cap;
+} alerts_t;
+
+static int collect_alert(const tg_alert_row_t *r, void *ud)
+{
+    alerts_t *as = ud;
+    if (strcmp(r->period, as->period) != 0 || strcmp(r->kind, "budget") != 0) return 0;
+    return tg_cli_push((void **)&as->v, &as->n, &as->cap, r, sizeof *r);
+}
+
+static int list_error(int r, const tg_err_t *err)
+{
+    return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
+                         r == -1 && !err->msg[0] ? "out of memory" : err->msg);
+}
+
+static json_t *thresholds_json(const tg_budget_row_t *b)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < b->nthresholds; i++)
+        json_array_append_new(a, json_integer(b->thresholds[i]));
+    return a;
+}
+
+/* Fills o with what show and list --format json share. */
+static void budget_json(json_t *o, const tg_budget_row_t *b, const status_t *s)
+{
+    char updated[25];
+    tg_cli_fmt_time(b->updated_us, updated);
+    json_object_set_new(o, "tenant", tg_cli_json_text(b->tenant));
+    json_object_set_new(o, "monthly", json_string(s->monthly));
+    json_object_set_new(o, "mode", json_string(b->hard ? "hard" : "soft"));
+    json_object_set_new(o, "thresholds", thresholds_json(b));
+    json_object_set_new(o, "spend", json_string(s->spend_usd));
+    json_object_set_new(o, "used_percent", json_real((double)s->tenths / 10));
+    json_object_set_new(o, "remaining", json_string(s->remaining_usd));
+    json_object_set_new(o, "monthly_micros", json_integer(b->monthly_micros));
+    json_object_set_new(o, "spend_micros", json_integer(s->spend));
+    json_object_set_new(o, "remaining_micros", json_integer(s->remaining));
+    json_object_set_new(o, "updated", json_string(updated));
+}
+
+static int cmd_show(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
+{
+    int rc = tg_cli_tenant_exists(store, tenant, 0);
+    if (rc != 0) return rc;
+    tg_err_t err = {{0}};
+    budgets_t bs = {0};
+    int r = tg_store_budget_list(store, tenant, collect_budget, &bs, &err);
+    if (r != 0) {
+        free(bs.v);
+        return list_error(r, &err);
+    }
+    if (bs.n == 0) {
+        free(bs.v);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "no budget for tenant \"%s\"", tenant);
+    }
+    tg_budget_row_t b = bs.v[0];
+    free(bs.v);
+    month_t m;
+    this_month(&m);
+    int64_t spend;
+    if ((rc = spend_of(store, tenant, &m, &spend)) != 0) return rc;
+    alerts_t as = {.period = m.period};
+    if ((r = tg_store_alert_list(store, tenant, collect_alert, &as, &err)) != 0) {
+        free(as.v);
+        return list_error(r, &err);
+    }
+    status_t s;
+    budget_status(&b, spend, &s);
+
+    int w = 0;
+    if (fmt == TG_CLI_JSON) {
+        json_t *o = json_object(), *al = json_array();
+        if (o && al) {
+            budget_json(o, &b, &s);
+            json_object_set_new(o, "period", json_string(m.period));
+            for (size_t i = 0; i < as.n; i++) {
+                char fired[25], at[32], of[32];
+                tg_cli_fmt_time(as.v[i].fired_us, fired);
+                tg_money_format(as.v[i].spend_micros, at, sizeof at);
+                tg_money_format(as.v[i].budget_micros, of, sizeof of);
+                json_t *x = json_object();
+                json_object_set_new(x, "threshold", json_integer(as.v[i].threshold));
+                json_object_set_new(x, "fired", json_string(fired));
+                json_object_set_new(x, "spend", json_string(at));
+                json_object_set_new(x, "budget", json_string(of));
+                json_array_append_new(al, x);
+            }
+            json_object_set_new(o, "alerts", al);
+            al = NULL;
+            w = tg_cli_print_json(o, JSON_REAL_PRECISION(15));
+        } else {
+            json_decref(o);
+            w = -1;
+        }
+        json_decref(al);
+    } else {
+        char updated[25];
+        tg_cli_fmt_time(b.updated_us, updated);
+        printf("tenant:      %s\n", b.tenant);
+        printf("budget:      %s USD per month, %s\n", s.monthly,
+               b.hard ? "hard (requests refused with 402 once spent)" : "soft (alerts only)");
+        printf("period:      %s (UTC, %s to %s)\n", m.period, m.first, m.last);
+        printf("spend:       %s\n", s.spend_usd);
+        printf("used:        %s\n", s.used);
+        printf("remaining:   %s\n", s.remaining_usd);
+        printf("thresholds:  %s%s\n", s.thresholds, b.nthresholds ? "%" : "");
+        if (as.n == 0) printf("alerts:      none this period\n");
+        for (size_t i = 0; i < as.n; i++) {
+            char fired[25], at[32];
+            tg_cli_fmt_time(as.v[i].fired_us, fired);
+            tg_money_format(as.v[i].spend_micros, at, sizeof at);
+            printf("%s%d%% at %s, spend %s\n",
+                   i ? "             " : "alerts:      ", as.v[i].threshold, fired, at);
+        }
+        printf("updated:     %s\n", updated);
+    }
+    free(as.v);
+    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the budget");
+    return TG_EXIT_OK;
+}
+
+#define NCOLS 7
+
+static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
+{
+    tg_err_t err = {{0}};
+    budgets_t bs = {0};
+    int r = tg_store_budget_list(store, NULL, collect_budget, &bs, &err);
+    if (r != 0) {
+        free(bs.v);
+        return list_error(r, &err);
+    }
+    month_t m;
+    this_month(&m);
+    status_t *ss = calloc(bs.n + 1, sizeof *ss);
+    char(*updated)[25] = calloc(bs.n + 1, sizeof *updated);
+    const char **cells = calloc((bs.n + 1) * NCOLS, sizeof *cells);
+    json_t *arr = fmt == TG_CLI_JSON ? json_array() : NULL;
+    int rc = TG_EXIT_OK, w = -1;
+    if (!ss || !updated || !cells || (fmt == TG_CLI_JSON && !arr)) goto out;
+    for (size_t i = 0; i < bs.n; i++) {
+        const tg_budget_row_t *b = &bs.v[i];
+        int64_t spend;
+        if ((rc = spend_of(store, b->tenant, &m, &spend)) != 0) goto out;
+        budget_status(b, spend, &ss[i]);
+        tg_cli_fmt_time(b->updated_us, updated[i]);
+        const char **row = cells + i * NCOLS;
+        row[0] = b->tenant;
+        row[1] = ss[i].monthly;
+        row[2] = b->hard ? "hard" : "soft";
+        row[3] = ss[i].thresholds;
+        row[4] = ss[i].spend_usd;
+        row[5] = ss[i].used;
+        row[6] = updated[i];
+        if (arr) {
+            json_t *o = json_object();
+            if (!o || json_array_append_new(arr, o) != 0) goto out;
+            budget_json(o, b, &ss[i]);
+        }
+    }
+    if (arr) {
+        w = tg_cli_print_json(arr, JSON_REAL_PRECISION(15));
+        arr = NULL;
+    } else {
+        static const char *const head[NCOLS] = {"tenant", "monthly", "mode",   "thresholds",
+                                                "spend",  "used",    "updated"};
+        w = tg_cli_print_rows(stdout, fmt, NCOLS, head, cells, bs.n);
+    }
+out:
+    json_decref(arr);
+    free(ss);
+    free(updated);
+    free(cells);
+    free(bs.v);
+    if (rc != TG_EXIT_OK) return rc;
+    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
+    return TG_EXIT_OK;
+}
+
+int tg_cli_budget(int argc, char **argv, const char *config_path)
+{
+    if (argc < 2) return tg_cli_errorf(TG_EXIT_USAGE, "budget needs a subcommand (%s)", USAGE);
+    const char *sub = argv[1];
+    if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
+        puts(USAGE);
+        return TG_EXIT_OK;
+    }
+    const char *tenant = NULL, *monthly = NULL, *thresholds = NULL, *format = NULL;
+    /* set takes the first three, show the first and the last, rm the first, list the
+     * last. */
+    const tg_cli_opt_t opts[] = {{"--tenant", &tenant},
+                                 {"--monthly", &monthly},
+                                 {"--thresholds", &thresholds},
+                                 {"--format", &format}};
+    const tg_cli_opt_t show_opts[] = {opts[0], opts[3]};
+    int help = 0, rc, soft = 0;
+    tg_cli_format_t fmt = TG_CLI_TABLE;
+    tg_budget_row_t row;
+    memset(&row, 0, sizeof row);
+    if (strcmp(sub, "set") == 0) {
+        if ((soft = tg_cli_take_flag(&argc, argv, 2, "--soft")) < 0) return TG_EXIT_USAGE;
+        rc = tg_cli_parse(argc, argv, 2, opts, 3, NULL, 0, NULL, &help, USAGE);
+        if (rc == 0 && !help && !tenant)
+            rc = tg_cli_errorf(TG_EXIT_USAGE, "budget set needs --tenant ID (%s)", USAGE);
+        if (rc == 0 && !help && !monthly)
+            rc = tg_cli_errorf(TG_EXIT_USAGE, "budget set needs --monthly USD (%s)", USAGE);
+        if (rc == 0 && !help) rc = tg_cli_check_tenant(tenant, 0);
+        if (rc == 0 && !help) rc = tg_cli_parse_usd("--monthly", monthly, &row.monthly_micros);
+        if (rc == 0 && !help && row.monthly_micros == 0)
+            rc = tg_cli_errorf(TG_EXIT_USAGE, "--monthly must be more than 0 (to stop a "
+                                              "tenant, use tollgate pause)");
+        if (rc == 0 && !help) rc = parse_thresholds(thresholds ? thresholds : "80,90,100", &row);
+        if (rc == 0 && !help) {
+            snprintf(row.tenant, sizeof row.tenant, "%s", tenant);
+            row.hard = !soft;
+        }
+    } else if (strcmp(sub, "show") == 0 || strcmp(sub, "rm") == 0) {
+        int show = sub[0] == 's';
+        rc = tg_cli_parse(argc, argv, 2, show_opts, show ? 2 : 1, NULL, 0, NULL, &help, USAGE);
+        if (rc == 0 && !help && !tenant)
+            rc = tg_cli_errorf(TG_EXIT_USAGE, "budget %s needs --tenant ID (%s)", sub, USAGE);
+        if (rc == 0 && !help) rc = tg_cli_check_tenant(tenant, 0);
+        if (rc == 0 && !help && show) rc = tg_cli_parse_format(format, 0, &fmt);
+    } else if (strcmp(sub, "list") == 0) {
+        rc = tg_cli_parse(argc, argv, 2, opts + 3, 1, NULL, 0, NULL, &help, USAGE);
+        if (rc == 0 && !help) rc = tg_cli_parse_format(format, 1, &fmt);
+    } else {
+        return tg_cli_errorf(TG_EXIT_USAGE, "unknown budget subcommand \"%s\" (%s)", sub, USAGE);
+    }
+    if (rc != 0) return rc;
+    if (help) {
+        puts(USAGE);
+        return TG_EXIT_OK;
+    }
+
+    tg_config_t *cfg;
+    tg_store_t *store;
+    if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
+    if (strcmp(sub, "set") == 0)
+        rc = cmd_set(store, &row);
+    else if (strcmp(sub, "show") == 0)
+        rc = cmd_show(store, tenant, fmt);
+    else if (strcmp(sub, "rm") == 0)
+        rc = cmd_rm(store, tenant);
+    else
+        rc = cmd_list(store, fmt);
+    tg_store_close(store);
+    tg_config_unref(cfg);
+    return rc;
+}

@@ -1,0 +1,391 @@
+/* `tollgate price set|list|rm`: effective-dated prices in the store (store.h,
+ * tg_price_row_t; how a price applies to an event is src/meter/price.h).
+ *
+ * Three meters: a model (USD per 1M input, output, cached and cache-write tokens), a
+ * route (USD per request and per GB of body bytes) and an MCP tool (USD per call); "*"
+ * names the fallback model, every route or every tool. Every row has an effective time
+ * (--from), so a new price is a new row and the old one keeps its history: `price list`
+ * shows which row is in force now. Money is parsed with tg_money_parse and printed with
+ * tg_money_format: integers end to end, no float ever holds a price. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+#include "util/clock.h"
+#include "util/money.h"
+
+#define USAGE                                                                                      \
+    "usage: tollgate price set MODEL --input USD --output USD [--cached USD] "                     \
+    "[--cache-write USD] [--from YYYY-MM-DD|now] | "                                               \
+    "set --route NAME [--request USD] [--gb USD] [--from YYYY-MM-DD|now] | "                       \
+    "set --tool NAME --call USD [--from YYYY-MM-DD|now] | "                                        \
+    "list [--format table|json|csv] | rm MODEL|--route NAME|--tool NAME [--from DATE]"
+
+#define SEC_US 1000000LL
+
+/* The seven amounts of a row, in the order of the options, the row's fields and the
+ * list's columns. */
+enum { A_INPUT, A_OUTPUT, A_CACHED, A_CACHE_WRITE, A_REQUEST, A_GB, A_CALL, NAMOUNTS };
+static const char *const amount_opt[NAMOUNTS] = {
+    "--input", "--output", "--cached", "--cache-write", "--request", "--gb", "--call"};
+static const char *const amount_col[NAMOUNTS] = {"input",   "output", "cached", "cache_write",
+                                                 "request", "gb",     "call"};
+/* Which meter each amount belongs to. */
+static const char *const amount_meter[NAMOUNTS] = {"model", "model", "model", "model",
+                                                   "route", "route", "tool"};
+
+static int64_t *amount_field(tg_price_row_t *r, int i)
+{
+    int64_t *f[NAMOUNTS] = {&r->input_micros,       &r->output_micros,  &r->cached_micros,
+                            &r->cache_write_micros, &r->request_micros, &r->gb_micros,
+                            &r->call_micros};
+    return f[i];
+}
+
+static int64_t amount_of(const tg_price_row_t *r, int i)
+{
+    return *amount_field((tg_price_row_t *)r, i);
+}
+
+typedef struct args {
+    const char *route, *tool, *from, *format;
+    const char *amount[NAMOUNTS];
+    const char *model; /* the positional */
+} args_t;
+
+/* "2026-03-01T00:00:00Z" (whole seconds, which is all an effective time holds). */
+static void fmt_when(int64_t us, char buf[25])
+{
+    if (us <= 0) {
+        snprintf(buf, 25, "1970-01-01T00:00:00Z"); /* tg_cli_fmt_time prints "-" for 0 */
+        return;
+    }
+    tg_cli_fmt_time(us, buf);
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* --from: "now" (when now_ok) is the current second; "YYYY-MM-DD" is 00:00 UTC that
+ * day; "YYYY-MM-DDTHH:MM:SSZ" is that second, as `price list` prints it. */
+static int parse_from(const char *s, int now_ok, int64_t *us)
+{
+    if (now_ok && strcmp(s, "now") == 0) {
+        *us = tg_wall_us() / SEC_US * SEC_US;
+        return 0;
+    }
+    size_t n = strlen(s);
+    if (n != 10 && n != 20) return -1;
+    char day[11];
+    memcpy(day, s, 10);
+    day[10] = '\0';
+    if (tg_parse_day(day, us) != 0) return -1;
+    if (n == 10) return 0;
+    const char *t = s + 10;
+    int h, m, sec;
+    if (t[0] != 'T' || t[3] != ':' || t[6] != ':' || t[9] != 'Z' || digits(t + 1, 2, &h) ||
+        digits(t + 4, 2, &m) || digits(t + 7, 2, &sec) || h > 23 || m > 59 || sec > 59)
+        return -1;
+    *us += ((int64_t)h * 3600 + m * 60 + sec) * SEC_US;
+    return 0;
+}
+
+static int from_error(const char *s, int now_ok)
+{
+    return tg_cli_errorf(TG_EXIT_USAGE, "invalid --from \"%s\" (expected YYYY-MM-DD%s)", s,
+                         now_ok ? " or now" : ", or YYYY-MM-DDTHH:MM:SSZ as price list shows");
+}
+
+/* The meter and name chosen by MODEL, --route or --tool: exactly one. */
+static int meter_of(const args_t *a, const char *cmd, const char **meter, const char **name)
+{
+    const char *metres[3] = {"model", "route", "tool"};
+    const char *vals[3] = {a->model, a->route, a->tool};
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!vals[i]) continue;
+        if (n++)
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "price %s takes one of MODEL, --route NAME and --tool NAME", cmd);
+        *meter = metres[i];
+        *name = vals[i];
+    }
+    if (!n)
+        return tg_cli_errorf(
+            TG_EXIT_USAGE, "price %s needs a MODEL, --route NAME or --tool NAME (%s)", cmd, USAGE);
+    const char *what = *meter[0] == 'm' ? "MODEL" : *meter[0] == 'r' ? "--route" : "--tool";
+    if (!**name) return tg_cli_errorf(TG_EXIT_USAGE, "%s must not be empty", what);
+    if (strlen(*name) >= sizeof((tg_price_row_t *)0)->name)
+        return tg_cli_errorf(TG_EXIT_USAGE, "%s is too long (at most %zu bytes)", what,
+                             sizeof((tg_price_row_t *)0)->name - 1);
+    if (!tg_cli_valid_text(*name))
+        return tg_cli_errorf(TG_EXIT_USAGE, "%s must be UTF-8 text without control characters",
+                             what);
+    return TG_EXIT_OK;
+}
+
+/* Everything `price set` can check without the store; fills row. */
+static int check_set(const args_t *a, tg_price_row_t *row)
+{
+    memset(row, 0, sizeof *row);
+    const char *meter = NULL, *name = NULL;
+    int rc = meter_of(a, "set", &meter, &name);
+    if (rc != 0) return rc;
+    snprintf(row->meter, sizeof row->meter, "%s", meter);
+    snprintf(row->name, sizeof row->name, "%s", name);
+    int any = 0;
+    for (int i = 0; i < NAMOUNTS; i++) {
+        int64_t *f = amount_field(row, i);
+        *f = -1;
+        if (!a->amount[i]) continue;
+        if (strcmp(amount_meter[i], meter) != 0)
+            return tg_cli_errorf(TG_EXIT_USAGE, "%s prices a %s (%s), not a %s", amount_opt[i],
+                                 amount_meter[i],
+                                 amount_meter[i][0] == 'm'   ? "price set MODEL"
+                                 : amount_meter[i][0] == 'r' ? "price set --route NAME"
+                                                             : "price set --tool NAME",
+                                 meter);
+        if ((rc = tg_cli_parse_usd(amount_opt[i], a->amount[i], f)) != 0) return rc;
+        any = 1;
+    }
+    if (meter[0] == 'm' && (!a->amount[A_INPUT] || !a->amount[A_OUTPUT]))
+        return tg_cli_errorf(TG_EXIT_USAGE,
+                             "price set MODEL needs --input USD and --output USD (per 1M tokens)");
+    if (meter[0] == 't' && !a->amount[A_CALL])
+        return tg_cli_errorf(TG_EXIT_USAGE, "price set --tool needs --call USD");
+    if (!any)
+        return tg_cli_errorf(TG_EXIT_USAGE, "price set --route needs --request USD or --gb USD");
+    if (parse_from(a->from ? a->from : "now", 1, &row->effective_us) != 0)
+        return from_error(a->from, 1);
+    return TG_EXIT_OK;
+}
+
+static int cmd_set(tg_config_t *cfg, tg_store_t *store, tg_price_row_t *row)
+{
+    if (strcmp(row->meter, "route") == 0 && strcmp(row->name, "*") != 0) {
+        size_t i = 0;
+        while (i < cfg->nroutes && strcmp(cfg->routes[i].name, row->name) != 0)
+            i++;
+        /* Not an error: the route may be about to be added to the config. */
+        if (i == cfg->nroutes)
+            fprintf(stderr,
+                    "tollgate: note: %s has no route \"%s\"; the price applies once it does\n",
+                    cfg->path ? cfg->path : "the config", row->name);
+    }
+    tg_err_t err = {{0}};
+    if (tg_store_price_set(store, row, &err) != 0)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    char when[25];
+    fmt_when(row->effective_us, when);
+    printf("price set: %s %s from %s:", row->meter, row->name, when);
+    int n = 0;
+    for (int i = 0; i < NAMOUNTS; i++) {
+        int64_t v = amount_of(row, i);
+        if (v < 0) continue;
+        char usd[32];
+        tg_money_format(v, usd, sizeof usd);
+        printf("%s %s %s", n++ ? "," : "", amount_col[i], usd);
+    }
+    printf(" USD%s\n", row->meter[0] == 'm'   ? " per 1M tokens"
+                       : row->meter[0] == 't' ? " per call"
+                                              : "");
+    return TG_EXIT_OK;
+}
+
+static int cmd_rm(tg_store_t *store, const char *meter, const char *name, int64_t from)
+{
+    tg_err_t err = {{0}};
+    char when[25];
+    fmt_when(from, when);
+    int r = tg_store_price_rm(store, meter, name, from, &err);
+    if (r == TG_STORE_NOTFOUND && from >= 0)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "no price for %s \"%s\" from %s", meter, name, when);
+    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    if (from >= 0)
+        printf("price removed: %s %s from %s\n", meter, name, when);
+    else
+        printf("price removed: %s %s (every row)\n", meter, name);
+    return TG_EXIT_OK;
+}
+
+typedef struct rows {
+    tg_price_row_t *v;
+    size_t n, cap;
+} rows_t;
+
+static int collect(const tg_price_row_t *r, void *ud)
+{
+    rows_t *rs = ud;
+    return tg_cli_push((void **)&rs->v, &rs->n, &rs->cap, r, sizeof *r);
+}
+
+/* Per row: "current" (the row in force now for its meter and name), "scheduled"
+ * (effective later) or "superseded" (a later row is in force). The store lists each
+ * (meter, name) together, oldest first. */
+static void statuses(const rows_t *rs, int64_t now, const char **st)
+{
+    for (size_t i = 0, j; i < rs->n; i = j) {
+        j = i;
+        while (j < rs->n && strcmp(rs->v[j].meter, rs->v[i].meter) == 0 &&
+               strcmp(rs->v[j].name, rs->v[i].name) == 0)
+            j++;
+        size_t cur = j; /* none in force yet */
+        for (size_t k = i; k < j; k++)
+            if (rs->v[k].effective_us <= now) cur = k;
+        for (size_t k = i; k < j; k++)
+            st[k] = cur == j || k > cur ? "scheduled" : k == cur ? "current" : "superseded";
+    }
+}
+
+#define NCOLS (4 + NAMOUNTS)
+
+typedef struct cells {
+    char from[25], usd[NAMOUNTS][32];
+} cells_t;
+
+static int print_list(const rows_t *rs, tg_cli_format_t fmt)
+{
+    const char **st = calloc(rs->n + 1, sizeof *st);
+    cells_t *cs = calloc(rs->n + 1, sizeof *cs);
+    const char **cells = calloc((rs->n + 1) * NCOLS, sizeof *cells);
+    json_t *arr = fmt == TG_CLI_JSON ? json_array() : NULL;
+    int ret = -1;
+    if (!st || !cs || !cells || (fmt == TG_CLI_JSON && !arr)) goto out;
+    statuses(rs, tg_wall_us(), st);
+    for (size_t r = 0; r < rs->n; r++) {
+        const tg_price_row_t *p = &rs->v[r];
+        const char **row = cells + r * NCOLS;
+        fmt_when(p->effective_us, cs[r].from);
+        row[0] = p->meter;
+        row[1] = p->name;
+        row[2] = cs[r].from;
+        row[3] = st[r];
+        for (int i = 0; i < NAMOUNTS; i++) {
+            int64_t v = amount_of(p, i);
+            if (v >= 0) tg_money_format(v, cs[r].usd[i], sizeof cs[r].usd[i]);
+            row[4 + i] = v >= 0 ? cs[r].usd[i] : NULL;
+        }
+        if (arr) {
+            char created[25];
+            tg_cli_fmt_time(p->created_us, created);
+            json_t *o = json_object();
+            if (!o || json_array_append_new(arr, o) != 0) goto out;
+            json_object_set_new(o, "meter", tg_cli_json_text(p->meter));
+            json_object_set_new(o, "name", tg_cli_json_text(p->name));
+            json_object_set_new(o, "from", json_string(cs[r].from));
+            json_object_set_new(o, "status", json_string(st[r]));
+            for (int i = 0; i < NAMOUNTS; i++)
+                if (strcmp(amount_meter[i], p->meter) == 0)
+                    json_object_set_new(o, amount_col[i],
+                                        row[4 + i] ? json_string(row[4 + i]) : json_null());
+            json_object_set_new(o, "created", json_string(created));
+        }
+    }
+    if (arr) {
+        ret = tg_cli_print_json(arr, 0);
+        arr = NULL;
+    } else {
+        static const char *const head[NCOLS] = {"meter",   "name",   "from",   "status",
+                                                "input",   "output", "cached", "cache_write",
+                                                "request", "gb",     "call"};
+        ret = tg_cli_print_rows(stdout, fmt, NCOLS, head, cells, rs->n);
+    }
+out:
+    json_decref(arr);
+    free(st);
+    free(cs);
+    free(cells);
+    return ret;
+}
+
+static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
+{
+    rows_t rs = {0};
+    tg_err_t err = {{0}};
+    int r = tg_store_price_list(store, collect, &rs, &err);
+    if (r != 0) {
+        free(rs.v);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
+                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
+    }
+    int w = print_list(&rs, fmt);
+    free(rs.v);
+    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
+    return TG_EXIT_OK;
+}
+
+int tg_cli_price(int argc, char **argv, const char *config_path)
+{
+    if (argc < 2) return tg_cli_errorf(TG_EXIT_USAGE, "price needs a subcommand (%s)", USAGE);
+    const char *sub = argv[1];
+    if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
+        puts(USAGE);
+        return TG_EXIT_OK;
+    }
+    args_t a = {0};
+    /* set takes all of these; rm the first three. */
+    const tg_cli_opt_t opts[] = {
+        {"--route", &a.route},
+        {"--tool", &a.tool},
+        {"--from", &a.from},
+        {"--input", &a.amount[A_INPUT]},
+        {"--output", &a.amount[A_OUTPUT]},
+        {"--cached", &a.amount[A_CACHED]},
+        {"--cache-write", &a.amount[A_CACHE_WRITE]},
+        {"--request", &a.amount[A_REQUEST]},
+        {"--gb", &a.amount[A_GB]},
+        {"--call", &a.amount[A_CALL]},
+    };
+    const tg_cli_opt_t list_opts[] = {{"--format", &a.format}};
+    int help = 0, rc;
+    tg_price_row_t row;
+    const char *meter = NULL, *name = NULL;
+    int64_t from = -1;
+    tg_cli_format_t fmt = TG_CLI_TABLE;
+    if (strcmp(sub, "set") == 0) {
+        rc = tg_cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0], &a.model, 1, NULL,
+                          &help, USAGE);
+        if (rc == 0 && !help) rc = check_set(&a, &row);
+    } else if (strcmp(sub, "rm") == 0) {
+        rc = tg_cli_parse(argc, argv, 2, opts, 3, &a.model, 1, NULL, &help, USAGE);
+        if (rc == 0 && !help) rc = meter_of(&a, "rm", &meter, &name);
+        if (rc == 0 && !help && a.from && parse_from(a.from, 0, &from) != 0)
+            rc = from_error(a.from, 0);
+    } else if (strcmp(sub, "list") == 0) {
+        rc = tg_cli_parse(argc, argv, 2, list_opts, 1, NULL, 0, NULL, &help, USAGE);
+        if (rc == 0 && !help) rc = tg_cli_parse_format(a.format, 1, &fmt);
+    } else {
+        return tg_cli_errorf(TG_EXIT_USAGE, "unknown price subcommand \"%s\" (%s)", sub, USAGE);
+    }
+    if (rc != 0) return rc;
+    if (help) {
+        puts(USAGE);
+        return TG_EXIT_OK;
+    }
+
+    tg_config_t *cfg;
+    tg_store_t *store;
+    if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
+    if (sub[0] == 's')
+        rc = cmd_set(cfg, store, &row);
+    else if (sub[0] == 'r')
+        rc = cmd_rm(store, meter, name, from);
+    else
+        rc = cmd_list(store, fmt);
+    tg_store_close(store);
+    tg_config_unref(cfg);
+    return rc;
+}

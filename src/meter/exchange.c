@@ -1,0 +1,626 @@
+/* One metered exchange: see exchange.h.
+ *
+ * JSON is parsed by jansson only. The few byte-level operations are on JSON text jansson
+ * has already accepted: adding a member before an object's closing brace, and removing the
+ * exact member `"usage":null`, which in JSON text can only be a member (inside a string
+ * every quote is escaped) and is removed only when the parsed object has it at the top
+ * level and the text holds it once. */
+#include "meter/exchange.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "meter/sse.h"
+#include "meter/usage.h"
+
+#define JSON_FULL_MAX (1u << 20)   /* a JSON response up to this is parsed whole */
+#define JSON_TAIL     (64u << 10)  /* beyond, the last this many bytes are kept */
+#define MCP_JSON_MAX  (4u << 20)   /* an MCP JSON response is parsed whole up to this */
+#define SSE_MAX_AI    (1u << 20)   /* one SSE event, AI routes */
+#define SSE_MAX_MCP   (4u << 20)   /* one SSE event, MCP (tool results can be large) */
+#define KEEP_MAX      (256u << 10) /* buffers larger than this are freed between requests */
+
+typedef enum {
+    EP_NONE = 0, /* nothing metered on this path (e.g. GET /v1/models) */
+    EP_CHAT,
+    EP_COMPLETIONS,
+    EP_EMBEDDINGS,
+    EP_RESPONSES,
+    EP_MESSAGES,
+    EP_MCP,
+} endpoint_t;
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+struct tg_xchg {
+    tg_route_kind_t kind;
+    endpoint_t ep;
+
+    /* Request. */
+    char model[64];
+    int64_t max_out;
+    int injected;   /* include_usage was added: the stream is rewritten */
+    struct buf req; /* the rewritten body */
+    json_t *ids;    /* MCP: ids of the requests in the body (JSON values), unanswered */
+    json_t *tools;  /* MCP: tool names of tools/call requests (strings) */
+    size_t nreq;    /* MCP: requests (messages with a method and an id) */
+    int batch;      /* MCP: the body was an array */
+    char rpc_method[48];
+
+    /* Response. */
+    int status;
+    int ok;        /* 2xx */
+    int sse;       /* text/event-stream */
+    int observe;   /* the body is read for usage or results */
+    int rewriting; /* OpenAI stream rewritten event by event */
+    tg_sse_t parser;
+    int parser_live;
+    struct buf body; /* JSON body: whole, or its tail once over */
+    int body_over;
+    size_t body_max;
+    struct buf hold; /* rewriting: raw bytes of the event in progress */
+    tg_usage_t usage;
+    size_t n_ok, n_tool_err, n_rpc_err;
+    int unreadable; /* an event or body could not be read */
+
+    /* During tg_xchg_response_body, for the SSE callback. */
+    const char *feed_p;
+    size_t feed_from;
+    tg_xchg_emit_fn emit;
+    void *eud;
+    int emit_failed;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int buf_put(struct buf *b, const char *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t nc = b->cap ? b->cap : 1024;
+        while (nc < b->len + n)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) return -1;
+        b->p = np;
+        b->cap = nc;
+    }
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->cap > KEEP_MAX) {
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+}
+
+static int ends_with(const char *p, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && memcmp(p + n - k, suffix, k) == 0;
+}
+
+static void copy_str(char *dst, size_t cap, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+static int emit(tg_xchg_t *x, const char *p, size_t n)
+{
+    if (x->emit_failed || n == 0) return x->emit_failed ? -1 : 0;
+    if (x->emit(x->eud, p, n) != 0) x->emit_failed = 1;
+    return x->emit_failed ? -1 : 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+tg_xchg_t *tg_xchg_new(void)
+{
+    return calloc(1, sizeof(tg_xchg_t));
+}
+
+static void end_response(tg_xchg_t *x)
+{
+    if (x->parser_live) tg_sse_free(&x->parser);
+    x->parser_live = 0;
+}
+
+void tg_xchg_free(tg_xchg_t *x)
+{
+    if (!x) return;
+    end_response(x);
+    json_decref(x->ids);
+    json_decref(x->tools);
+    free(x->req.p);
+    free(x->body.p);
+    free(x->hold.p);
+    free(x);
+}
+
+void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t plen)
+{
+    end_response(x);
+    json_decref(x->ids);
+    json_decref(x->tools);
+    x->ids = x->tools = NULL;
+    buf_reset(&x->req);
+    buf_reset(&x->body);
+    buf_reset(&x->hold);
+    x->kind = kind;
+    x->model[0] = x->rpc_method[0] = '\0';
+    x->max_out = -1;
+    x->injected = x->batch = 0;
+    x->nreq = 0;
+    x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
+    x->body_over = 0;
+    x->n_ok = x->n_tool_err = x->n_rpc_err = 0;
+    x->unreadable = 0;
+    x->emit_failed = 0;
+    tg_usage_init(&x->usage);
+    x->ep = EP_NONE;
+    if (kind == TG_ROUTE_OPENAI) {
+        if (ends_with(path, plen, "/chat/completions"))
+            x->ep = EP_CHAT;
+        else if (ends_with(path, plen, "/completions"))
+            x->ep = EP_COMPLETIONS;
+        else if (ends_with(path, plen, "/embeddings"))
+            x->ep = EP_EMBEDDINGS;
+        else if (ends_with(path, plen, "/responses"))
+            x->ep = EP_RESPONSES;
+    } else if (kind == TG_ROUTE_ANTHROPIC) {
+        if (ends_with(path, plen, "/messages")) x->ep = EP_MESSAGES;
+    } else if (kind == TG_ROUTE_MCP) {
+        x->ep = EP_MCP;
+    }
+}
+
+/* ---- the request ---------------------------------------------------------- */
+
+static void set_max_out(tg_xchg_t *x, json_t *root)
+{
+    static const char *const keys[] = {"max_completion_tokens", "max_tokens", "max_output_tokens"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(root, keys[i]);
+        if (json_is_integer(v) && json_integer_value(v) >= 0) {
+            x->max_out = (int64_t)json_integer_value(v);
+            return;
+        }
+    }
+}
+
+/* Streamed chat/completions without include_usage: ask for it. The member is added as
+ * text before the closing brace, so every byte the client sent reaches the upstream
+ * unchanged; a stream_options object without include_usage is updated through jansson. */
+static void inject_usage(tg_xchg_t *x, json_t *root, const char *body, size_t len)
+{
+    json_t *opts = json_object_get(root, "stream_options");
+    if (json_is_true(json_object_get(opts, "include_usage"))) return;
+    if (!opts) {
+        size_t end = len;
+        while (end > 0 && strchr(" \t\r\n", body[end - 1]))
+            end--;
+        if (end == 0 || body[end - 1] != '}') return;
+        static const char member[] = ",\"stream_options\":{\"include_usage\":true}";
+        size_t skip = json_object_size(root) == 0; /* no comma in an empty object */
+        if (buf_put(&x->req, body, end - 1) != 0 ||
+            buf_put(&x->req, member + skip, sizeof member - 1 - skip) != 0 ||
+            buf_put(&x->req, body + end - 1, len - end + 1) != 0) {
+            x->req.len = 0;
+            return;
+        }
+    } else {
+        if (!json_is_object(opts) || json_object_set_new(opts, "include_usage", json_true()) != 0)
+            return;
+        char *s = json_dumps(root, JSON_COMPACT);
+        if (!s) return;
+        int rc = buf_put(&x->req, s, strlen(s));
+        free(s);
+        if (rc != 0) {
+            x->req.len = 0;
+            return;
+        }
+    }
+    x->injected = 1;
+}
+
+static void mcp_request_message(tg_xchg_t *x, json_t *m)
+{
+    if (!json_is_object(m)) return;
+    const char *method = json_string_value(json_object_get(m, "method"));
+    if (!method) return; /* a response to a server request */
+    if (!x->rpc_method[0]) copy_str(x->rpc_method, sizeof x->rpc_method, method);
+    json_t *id = json_object_get(m, "id");
+    if (id && !json_is_null(id)) {
+        x->nreq++;
+        json_array_append(x->ids, id);
+    }
+    if (strcmp(method, "tools/call") == 0) {
+        const char *name = json_string_value(json_object_get(json_object_get(m, "params"), "name"));
+        json_array_append_new(x->tools, json_string(name ? name : ""));
+    }
+}
+
+void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (x->ep == EP_NONE) return;
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr);
+    if (!root) return;
+    if (x->ep == EP_MCP) {
+        x->ids = json_array();
+        x->tools = json_array();
+        if (json_is_array(root)) {
+            x->batch = 1;
+            size_t i;
+            json_t *m;
+            json_array_foreach(root, i, m) mcp_request_message(x, m);
+        } else {
+            mcp_request_message(x, root);
+        }
+        json_decref(root);
+        return;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return;
+    }
+    const char *model = json_string_value(json_object_get(root, "model"));
+    if (model) copy_str(x->model, sizeof x->model, model);
+    set_max_out(x, root);
+    if (x->ep == EP_EMBEDDINGS) x->max_out = 0;
+    if ((x->ep == EP_CHAT || x->ep == EP_COMPLETIONS) &&
+        json_is_true(json_object_get(root, "stream")))
+        inject_usage(x, root, body, len);
+    json_decref(root);
+    if (x->injected) {
+        *out = x->req.p;
+        *outlen = x->req.len;
+    }
+}
+
+const char *tg_xchg_model(const tg_xchg_t *x)
+{
+    return x->model;
+}
+
+int64_t tg_xchg_max_output(const tg_xchg_t *x)
+{
+    return x->max_out;
+}
+
+size_t tg_xchg_ntools(const tg_xchg_t *x)
+{
+    return x->tools ? json_array_size(x->tools) : 0;
+}
+
+const char *tg_xchg_tool(const tg_xchg_t *x, size_t i)
+{
+    return json_string_value(json_array_get(x->tools, i));
+}
+
+size_t tg_xchg_mcp_error(const tg_xchg_t *x, const char *message, char *buf, size_t cap)
+{
+    json_t *out = json_array();
+    size_t n = x->ids ? json_array_size(x->ids) : 0;
+    for (size_t i = 0; i < (n ? n : 1); i++) {
+        json_t *id = n ? json_incref(json_array_get(x->ids, i)) : json_null();
+        json_array_append_new(out, json_pack("{s:s,s:o,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id,
+                                             "error", "code", -32001, "message", message));
+    }
+    json_t *doc = x->batch ? out : json_array_get(out, 0);
+    size_t len = doc ? json_dumpb(doc, buf, cap ? cap - 1 : 0, JSON_COMPACT) : 0;
+    json_decref(out);
+    if (len == 0 || len >= cap) {
+        if (cap) buf[0] = '\0';
+        return 0;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+/* ---- the response --------------------------------------------------------- */
+
+static void mcp_response_message(tg_xchg_t *x, json_t *m)
+{
+    if (json_is_array(m)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(m, i, e) mcp_response_message(x, e);
+        return;
+    }
+    if (!json_is_object(m) || json_object_get(m, "method")) return; /* not a response */
+    json_t *id = json_object_get(m, "id");
+    json_t *result = json_object_get(m, "result");
+    json_t *error = json_object_get(m, "error");
+    if (!id || (!result && !error)) return;
+    size_t i;
+    json_t *want;
+    json_array_foreach(x->ids, i, want)
+    {
+        if (!json_equal(want, id)) continue;
+        json_array_remove(x->ids, i);
+        if (error)
+            x->n_rpc_err++;
+        else if (json_is_true(json_object_get(result, "isError")))
+            x->n_tool_err++;
+        else
+            x->n_ok++;
+        return;
+    }
+}
+
+/* Where the one top-level `"usage":null` member (with its comma) sits in raw event bytes,
+ * or -1 when there is not exactly one. */
+static long usage_null_at(const char *raw, size_t n)
+{
+    static const char pats[][15] = {",\"usage\":null", "\"usage\":null,"};
+    for (size_t k = 0; k < 2; k++) {
+        const char *a = memmem(raw, n, pats[k], 13);
+        if (!a) continue;
+        if (memmem(a + 1, n - (size_t)(a + 1 - raw), pats[k], 13)) return -1;
+        return (long)(a - raw);
+    }
+    return -1;
+}
+
+/* Sends one OpenAI stream event being rewritten (raw: its bytes), minus what the client
+ * did not ask for. */
+static void send_rewritten(tg_xchg_t *x, json_t *root, const char *raw, size_t n)
+{
+    json_t *usage = json_object_get(root, "usage");
+    json_t *choices = json_object_get(root, "choices");
+    if (json_is_object(usage) && json_is_array(choices) && json_array_size(choices) == 0)
+        return; /* the usage chunk */
+    long at = usage && json_is_null(usage) ? usage_null_at(raw, n) : -1;
+    if (at < 0) {
+        emit(x, raw, n);
+        return;
+    }
+    emit(x, raw, (size_t)at);
+    emit(x, raw + at + 13, n - (size_t)at - 13);
+}
+
+static void on_event(void *ud, const char *ev, size_t elen, const char *data, size_t dlen)
+{
+    tg_xchg_t *x = ud;
+    json_t *root = NULL;
+    json_error_t jerr;
+    int has_usage = memmem(data, dlen, "\"usage\"", 7) != NULL;
+    switch (x->ep) {
+    case EP_CHAT:
+    case EP_COMPLETIONS:
+    case EP_RESPONSES:
+        /* Only events that can carry a model or usage are parsed. */
+        if (has_usage || !x->usage.model[0]) {
+            root = json_loadb(data, dlen, 0, &jerr);
+            if (root)
+                tg_usage_openai_root(root, &x->usage);
+            else if (!(dlen == 6 && memcmp(data, "[DONE]", 6) == 0))
+                x->unreadable = 1;
+        }
+        break;
+    case EP_MESSAGES:
+        if ((elen == 13 &&
+             (memcmp(ev, "message_start", 13) == 0 || memcmp(ev, "message_delta", 13) == 0)) ||
+            (elen == 7 && memcmp(ev, "message", 7) == 0))
+            tg_usage_anthropic_event(ev, elen == 7 ? 0 : elen, data, dlen, &x->usage);
+        break;
+    case EP_MCP:
+        root = json_loadb(data, dlen, 0, &jerr);
+        if (root)
+            mcp_response_message(x, root);
+        else
+            x->unreadable = 1;
+        break;
+    default: break;
+    }
+    if (x->rewriting && tg_sse_skipped(&x->parser) != 0) {
+        /* An event over the cap went by earlier in this chunk: rewriting ends there. This
+         * event's bytes stay unconsumed (feed_from does not move), so tg_xchg_response_body
+         * forwards them untouched with the big event; rewriting them here would strip or
+         * drop them, and dropping the usage chunk would drop the big event's bytes too. */
+        x->rewriting = 0;
+        x->unreadable = 1;
+    }
+    if (x->rewriting) {
+        /* The event's raw bytes: what was held plus this chunk up to the event's end. */
+        size_t pos = x->parser.pos;
+        const char *raw = x->feed_p + x->feed_from;
+        size_t n = pos - x->feed_from;
+        if (x->hold.len) {
+            if (buf_put(&x->hold, raw, n) != 0) x->unreadable = 1;
+            raw = x->hold.p;
+            n = x->hold.len;
+        }
+        if (has_usage && json_is_object(root))
+            send_rewritten(x, root, raw, n);
+        else
+            emit(x, raw, n);
+        x->hold.len = 0;
+        x->feed_from = pos;
+    }
+    json_decref(root);
+}
+
+void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t clen)
+{
+    x->status = status;
+    x->ok = status >= 200 && status < 300;
+    x->sse = ctype && clen >= 17 && strncasecmp(ctype, "text/event-stream", 17) == 0;
+    x->observe = x->ok && x->ep != EP_NONE && (x->ep != EP_MCP || x->nreq > 0);
+    x->rewriting = x->observe && x->sse && x->injected;
+    x->body_max = x->ep == EP_MCP ? MCP_JSON_MAX : JSON_FULL_MAX;
+    if (x->observe && x->sse) {
+        tg_sse_init(&x->parser, x->ep == EP_MCP ? SSE_MAX_MCP : SSE_MAX_AI, on_event, x);
+        x->parser_live = 1;
+    }
+}
+
+int tg_xchg_rewrites(const tg_xchg_t *x)
+{
+    return x->rewriting;
+}
+
+/* A JSON body: kept whole up to body_max, then only its last JSON_TAIL bytes. */
+static void keep_json(tg_xchg_t *x, const char *p, size_t n)
+{
+    if (!x->body_over && x->body.len + n <= x->body_max) {
+        if (buf_put(&x->body, p, n) != 0) x->unreadable = 1;
+        return;
+    }
+    x->body_over = 1;
+    if (n >= JSON_TAIL) {
+        x->body.len = 0;
+        buf_put(&x->body, p + n - JSON_TAIL, JSON_TAIL);
+        return;
+    }
+    if (x->body.len + n > 2 * JSON_TAIL) {
+        size_t keep = JSON_TAIL - n;
+        memmove(x->body.p, x->body.p + x->body.len - keep, keep);
+        x->body.len = keep;
+    }
+    buf_put(&x->body, p, n);
+}
+
+int tg_xchg_response_body(tg_xchg_t *x, const char *p, size_t n, tg_xchg_emit_fn fn, void *ud)
+{
+    x->emit = fn;
+    x->eud = ud;
+    if (!x->rewriting) {
+        if (emit(x, p, n) != 0) return -1;
+        if (!x->observe) return 0;
+        if (x->sse)
+            tg_sse_feed(&x->parser, p, n);
+        else
+            keep_json(x, p, n);
+        return 0;
+    }
+    x->feed_p = p;
+    x->feed_from = 0;
+    size_t skipped = tg_sse_skipped(&x->parser);
+    tg_sse_feed(&x->parser, p, n);
+    if (buf_put(&x->hold, p + x->feed_from, n - x->feed_from) != 0 ||
+        tg_sse_skipped(&x->parser) != skipped || x->hold.len > SSE_MAX_AI + 4096) {
+        /* An event too large to rewrite: from here on the stream passes untouched. */
+        x->unreadable = 1;
+        x->rewriting = 0;
+        emit(x, x->hold.p, x->hold.len);
+        x->hold.len = 0;
+    }
+    x->feed_p = NULL;
+    return x->emit_failed ? -1 : 0;
+}
+
+int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn fn, void *ud)
+{
+    x->emit = fn;
+    x->eud = ud;
+    if (x->rewriting && x->hold.len) {
+        emit(x, x->hold.p, x->hold.len);
+        x->hold.len = 0;
+    }
+    return x->emit_failed ? -1 : 0;
+}
+
+/* The value after the last `"key"` member in text (a tail of a large body), parsed. */
+static json_t *last_member(const char *p, size_t n, const char *key)
+{
+    char pat[32];
+    size_t kl = strlen(key);
+    if (kl + 2 > sizeof pat) return NULL;
+    pat[0] = '"';
+    memcpy(pat + 1, key, kl);
+    pat[kl + 1] = '"';
+    const char *hit = NULL;
+    for (const char *a = p; (a = memmem(a, n - (size_t)(a - p), pat, kl + 2)); a++)
+        hit = a;
+    if (!hit) return NULL;
+    const char *v = hit + kl + 2;
+    const char *end = p + n;
+    while (v < end && strchr(" \t\r\n", *v))
+        v++;
+    if (v >= end || *v != ':') return NULL;
+    v++;
+    json_error_t jerr;
+    return json_loadb(v, (size_t)(end - v), JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &jerr);
+}
+
+static void finish_json(tg_xchg_t *x)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+    if (!x->body_over) {
+        root = json_loadb(x->body.p ? x->body.p : "", x->body.len, 0, &jerr);
+    } else if (x->ep != EP_MCP) {
+        /* Only the tail: rebuild {"model":..., "usage":...} from its last members. */
+        root = json_object();
+        json_t *usage = last_member(x->body.p, x->body.len, "usage");
+        json_t *model = last_member(x->body.p, x->body.len, "model");
+        if (json_is_object(usage)) json_object_set(root, "usage", usage);
+        if (json_is_string(model)) json_object_set(root, "model", model);
+        json_decref(usage);
+        json_decref(model);
+    }
+    if (!root) {
+        x->unreadable = 1;
+        return;
+    }
+    if (x->ep == EP_MCP)
+        mcp_response_message(x, root);
+    else if (x->ep == EP_MESSAGES)
+        tg_usage_anthropic_root(root, &x->usage);
+    else
+        tg_usage_openai_root(root, &x->usage);
+    json_decref(root);
+}
+
+void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
+{
+    *unparsed = 0;
+    if (x->observe && !x->sse) finish_json(x);
+    /* An event the parser dropped for its size was not read (an MCP result over 4 MiB). */
+    if (x->parser_live && tg_sse_skipped(&x->parser)) x->unreadable = 1;
+    end_response(x);
+    const char *model = x->model[0] ? x->model : x->usage.model;
+    if (model[0]) TG_EVENT_SET(ev, model, model, strlen(model));
+    if (x->ep == EP_MCP) {
+        if (x->rpc_method[0]) TG_EVENT_SET(ev, rpc_method, x->rpc_method, strlen(x->rpc_method));
+        const char *tool = tg_xchg_ntools(x) ? tg_xchg_tool(x, 0) : NULL;
+        if (tool && tool[0]) TG_EVENT_SET(ev, tool, tool, strlen(tool));
+        if (!x->observe) return;
+        const char *reason = NULL;
+        if (x->n_rpc_err)
+            reason = "rpc_error";
+        else if (x->n_tool_err)
+            reason = "tool_error";
+        else if (x->n_ok < x->nreq)
+            reason = "no_result";
+        if (reason && !ev->reason[0]) TG_EVENT_SET(ev, reason, reason, strlen(reason));
+        *unparsed = x->unreadable && x->n_ok + x->n_tool_err + x->n_rpc_err < x->nreq;
+        return;
+    }
+    if (!x->observe) return;
+    if (x->usage.known) {
+        ev->tokens_in = x->usage.tokens_in;
+        ev->tokens_out = x->usage.tokens_out;
+        ev->tokens_cached = x->usage.tokens_cached;
+        ev->tokens_cache_write = x->usage.cache_write;
+    } else {
+        *unparsed = 1;
+    }
+}

@@ -1,0 +1,87 @@
+/* One metered exchange on an AI or MCP route: what the request asks for and what the
+ * response reports, read as the bytes pass through the proxy.
+ *
+ * The connection holds one tg_xchg_t and reuses it for every request on a route of kind
+ * openai, anthropic or mcp:
+ *   tg_xchg_begin        at the request head (kind, path);
+ *   tg_xchg_request      with the whole request body (held by the connection: it is needed
+ *                        to admit the request and is at most server.max_body), which reads
+ *                        the model, the token estimate, the JSON-RPC messages and tools, and
+ *                        may rewrite the body (below);
+ *   tg_xchg_response_head, tg_xchg_response_body, tg_xchg_response_end as the response
+ *                        arrives; body bytes go out through an emit callback;
+ *   tg_xchg_finish       fills the event (model, tokens, JSON-RPC method, tool, and the
+ *                        reason that makes a 2xx MCP answer not billable).
+ *
+ * Pass-through: every response byte is emitted before it is parsed, in the same call, so
+ * nothing is held back. The one exception is an OpenAI stream whose request tollgate
+ * changed to ask for usage (a streamed chat or completions request without
+ * stream_options.include_usage gets `"stream_options":{"include_usage":true}` added). Its
+ * events are emitted whole as each ends (an SSE client cannot act on part of an event
+ * anyway), minus what the client did not ask for: the extra chunk with `"choices":[]` and
+ * the usage, and the `"usage":null` member the upstream then adds to every other chunk. The
+ * client receives the bytes it would have received without tollgate. An event larger than
+ * the parser's cap ends the rewriting: from there the stream passes untouched.
+ *
+ * What cannot be read (not JSON, no usage, an event over the cap, a body over the cap) is
+ * forwarded untouched all the same; tg_xchg_finish then reports the tokens unknown and
+ * sets *unparsed so the caller can count it. A JSON response body is parsed whole when it
+ * is at most 1 MiB; beyond that only its last 64 KiB is kept, where OpenAI and Anthropic
+ * put "model" and "usage", and the last "usage" object found there is read. */
+#ifndef TG_METER_EXCHANGE_H
+#define TG_METER_EXCHANGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "meter/event.h"
+
+typedef struct tg_xchg tg_xchg_t;
+
+/* Response body bytes to send to the client. Returns 0, or -1 to stop emitting (the
+ * client is gone). */
+typedef int (*tg_xchg_emit_fn)(void *ud, const char *p, size_t n);
+
+tg_xchg_t *tg_xchg_new(void);
+void tg_xchg_free(tg_xchg_t *x);
+
+/* A new request on a route of this kind; path without the query string. */
+void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t plen);
+
+/* The whole request body. When the body was rewritten, *out and *outlen point to the new
+ * body (owned by x, valid until the next tg_xchg_begin); else *out is NULL. A body that
+ * is not the JSON expected is left as it is (the upstream answers it). */
+void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **out, size_t *outlen);
+
+/* What the request said (after tg_xchg_request). */
+const char *tg_xchg_model(const tg_xchg_t *x); /* "" when none */
+/* Output tokens the request may produce: max_tokens, max_completion_tokens or
+ * max_output_tokens, or -1 when it named none (embeddings: 0). */
+int64_t tg_xchg_max_output(const tg_xchg_t *x);
+/* MCP: the tools named by tools/call requests in the body (a batch may hold several). */
+size_t tg_xchg_ntools(const tg_xchg_t *x);
+const char *tg_xchg_tool(const tg_xchg_t *x, size_t i);
+
+/* The JSON-RPC answer to send instead of forwarding a refused MCP request: one error
+ * object per request in the body (an array for a batch), code -32001, with message. Returns
+ * the length written to buf (NUL-terminated), 0 if it did not fit. */
+size_t tg_xchg_mcp_error(const tg_xchg_t *x, const char *message, char *buf, size_t cap);
+
+/* The upstream's response status and Content-Type (may be NULL). */
+void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t clen);
+/* 1 when the response body will be rewritten (see above): its length changes, so the
+ * caller must not forward a Content-Length. Valid after tg_xchg_response_head. */
+int tg_xchg_rewrites(const tg_xchg_t *x);
+/* Response body bytes, in order. Returns -1 once emit failed. */
+int tg_xchg_response_body(tg_xchg_t *x, const char *p, size_t n, tg_xchg_emit_fn emit, void *ud);
+/* The upstream finished the body: anything held is emitted. */
+int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn emit, void *ud);
+
+/* Fills ev: model (request's, else response's), tokens (or TG_TOKENS_UNKNOWN), rpc_method
+ * and tool (MCP), and for a 2xx MCP response that is not a success the reason
+ * ("tool_error", "rpc_error", "no_result"). *unparsed = 1 when a response that should
+ * have carried usage or a JSON-RPC result could not be read. */
+void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed);
+
+#endif

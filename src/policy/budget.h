@@ -1,0 +1,60 @@
+/* Monthly budgets: spend per tenant per UTC calendar month, reservations, hard stops and
+ * threshold alerts.
+ *
+ * A tenant with a budget (store table budgets, `tollgate budget set`) has, in memory, its
+ * spend this month and what requests in flight have reserved. Admission reserves the
+ * request's estimated cost; a hard budget refuses once spend + reservations reach it, so
+ * requests racing at the last dollar can overshoot by at most one reservation (the last
+ * one admitted), as long as no request costs more than it reserved. When the request ends,
+ * its reservation is replaced by its actual cost.
+ *
+ * Spend starts from the store (usage_daily, month to date) when a tenant's budget is first
+ * loaded in a period, then grows with every settled request of this process. Several
+ * gateway processes on one store each count their own requests (documented limit until
+ * budget counters live in Redis). A new month starts from zero.
+ *
+ * Alerts: when spend reaches a threshold (percent of the budget; 80/90/100 by default),
+ * one alert per (tenant, threshold, month) is queued and written by tg_budgets_flush (the
+ * policy's refresher thread) to the alerts table, whose unique key keeps it once however
+ * many processes see the crossing, and logged when it is new. Thread-safe; one mutex, held
+ * for a hash lookup and a few additions. */
+#ifndef TG_POLICY_BUDGET_H
+#define TG_POLICY_BUDGET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/err.h"
+
+typedef struct tg_budgets tg_budgets_t;
+
+tg_budgets_t *tg_budgets_new(void);
+void tg_budgets_free(tg_budgets_t *b);
+
+/* Replaces the set of budgets with the store's; keeps the spend, reservations and fired
+ * alerts of tenants already known this period; reads month-to-date spend and this month's
+ * alerts for the others. now_us: wall clock (the UTC month). */
+int tg_budgets_load(tg_budgets_t *b, tg_store_t *store, int64_t now_us, tg_err_t *err);
+
+/* Reserves est_micros for a request of tenant. Returns 0 (reserved; *reserved says how
+ * much, 0 when the tenant has no budget), or 1 when a hard budget is reached (nothing
+ * reserved; message says so). */
+int tg_budgets_reserve(tg_budgets_t *b, const char *tenant, int64_t est_micros, int64_t now_us,
+                       int64_t *reserved, char *message, size_t cap);
+/* The request ended: its reservation is released and actual_micros added to the spend. */
+void tg_budgets_settle(tg_budgets_t *b, const char *tenant, int64_t reserved, int64_t actual_micros,
+                       int64_t now_us);
+
+/* Writes queued alerts to the store (and logs the new ones). */
+int tg_budgets_flush(tg_budgets_t *b, tg_store_t *store, tg_err_t *err);
+
+/* The state of tenant now (tests): 0, or -1 when it has no budget. */
+int tg_budgets_state(tg_budgets_t *b, const char *tenant, int64_t *spent, int64_t *reserved,
+                     int64_t *budget);
+
+/* "YYYY-MM" of a wall-clock time (UTC) into buf (>= 8 bytes), and the first and last day
+ * of that month as "YYYY-MM-DD" (buffers >= 11 bytes; either may be NULL). */
+void tg_budget_period(int64_t now_us, char *month, char *first_day, char *last_day);
+
+#endif

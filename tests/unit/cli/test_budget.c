@@ -1,0 +1,95 @@
+/* Tests for src/cli/budget.c: --thresholds, the month, and the status arithmetic
+ * (integers only, no overflow at the largest amounts). The file is included (its helpers
+ * are static), as in test_usage_format.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cli/budget.c"
+
+static void test_parse_thresholds(void **state)
+{
+    (void)state;
+    tg_budget_row_t r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(parse_thresholds("80,90,100", &r), 0);
+    assert_int_equal(r.nthresholds, 3);
+    assert_int_equal(r.thresholds[2], 100);
+    assert_int_equal(parse_thresholds("1000", &r), 0);
+    assert_int_equal(r.nthresholds, 1);
+    assert_int_equal(parse_thresholds("1,2,3,4,5,6,7,8", &r), 0);
+    assert_int_equal(r.nthresholds, 8);
+    const char *bad[] = {
+        "",      ",",  "80,", ",80",   "80,,90", "0",    "1001",     "90,80",
+        "80,80", "-5", "8 0", "80;90", "1e2",    "0x50", "12345678", "1,2,3,4,5,6,7,8,9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(parse_thresholds(bad[i], &r), TG_EXIT_USAGE);
+}
+
+static void test_status(void **state)
+{
+    (void)state;
+    tg_budget_row_t b;
+    memset(&b, 0, sizeof b);
+    b.monthly_micros = 100000000; /* 100 USD */
+    b.nthresholds = 2;
+    b.thresholds[0] = 80;
+    b.thresholds[1] = 100;
+    status_t s;
+    budget_status(&b, 42500001, &s);
+    assert_string_equal(s.monthly, "100.00");
+    assert_string_equal(s.spend_usd, "42.500001");
+    assert_string_equal(s.remaining_usd, "57.499999");
+    assert_string_equal(s.used, "42.5%");
+    assert_string_equal(s.thresholds, "80,100");
+    budget_status(&b, 0, &s);
+    assert_string_equal(s.used, "0.0%");
+    budget_status(&b, 150000000, &s); /* over: nothing remains */
+    assert_string_equal(s.used, "150.0%");
+    assert_int_equal(s.remaining, 0);
+    assert_string_equal(s.remaining_usd, "0.00");
+    b.monthly_micros = 3;
+    budget_status(&b, 1, &s); /* 33.33...% is cut, not rounded up */
+    assert_string_equal(s.used, "33.3%");
+    /* spend * 1000 would overflow an int64 here. */
+    b.monthly_micros = 9000000000000000000LL;
+    budget_status(&b, 4500000000000000000LL, &s);
+    assert_string_equal(s.used, "50.0%");
+    b.monthly_micros = 1;
+    budget_status(&b, INT64_MAX, &s);
+    assert_int_equal(s.tenths, INT64_MAX);
+    b.nthresholds = 0;
+    budget_status(&b, 0, &s);
+    assert_string_equal(s.thresholds, "none");
+}
+
+static void test_this_month(void **state)
+{
+    (void)state;
+    month_t m;
+    this_month(&m);
+    char today[11];
+    tg_utc_day(tg_wall_us(), today);
+    assert_int_equal(strlen(m.period), 7);
+    assert_memory_equal(m.period, today, 7);
+    assert_memory_equal(m.first, today, 8);
+    assert_string_equal(m.first + 8, "01");
+    assert_true(strcmp(m.first, today) <= 0 && strcmp(today, m.last) <= 0);
+    int64_t us;
+    assert_int_equal(tg_parse_day(m.last, &us), 0); /* a real day */
+    char next[11];
+    tg_utc_day(us + 86400000000LL, next);
+    assert_string_equal(next + 8, "01"); /* and the month's last */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_thresholds),
+        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_this_month),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
