@@ -370,7 +370,8 @@ int tg_cli_budget(int argc, char **argv, const char *config_path)
         if (rc == 0 && !help && row.monthly_micros == 0)
             rc = tg_cli_errorf(TG_EXIT_USAGE, "--monthly must be more than 0 (to stop a "
                                               "tenant, use tollgate pause)");
-        if (rc == 0 && !help) rc = parse_thresholds(thresholds ? thresholds : "80,90,100", &row);
+        /* Without --thresholds, the config's defaults.budget_thresholds (80,90,100). */
+        if (rc == 0 && !help && thresholds) rc = parse_thresholds(thresholds, &row);
         if (rc == 0 && !help) {
             snprintf(row.tenant, sizeof row.tenant, "%s", tenant);
             row.hard = !soft;
@@ -397,6 +398,12 @@ int tg_cli_budget(int argc, char **argv, const char *config_path)
     tg_config_t *cfg;
     tg_store_t *store;
     if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
+    if (strcmp(sub, "set") == 0 && !thresholds) {
+        row.nthresholds =
+            cfg->nbudget_thresholds < NTHRESHOLDS ? cfg->nbudget_thresholds : NTHRESHOLDS;
+        memcpy(row.thresholds, cfg->budget_thresholds,
+               (size_t)row.nthresholds * sizeof row.thresholds[0]);
+    }
     if (strcmp(sub, "set") == 0)
         rc = cmd_set(store, &row);
     else if (strcmp(sub, "show") == 0)
