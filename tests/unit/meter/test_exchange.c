@@ -1,0 +1,1596 @@
+/* Tests src/meter/exchange.c: the include_usage injection into requests (bytes kept, or
+ * rewritten through jansson), the rewritten OpenAI stream (emitted bytes equal to the stream
+ * the client would have got without tollgate, under every cut of the input and three line
+ * endings), streams and JSON bodies passed untouched while their usage is read (huge bodies
+ * read from the tail), MCP requests, answers and refusals, the event over the cap that ends
+ * the rewriting, and one tg_xchg_t reused across many requests.
+ *
+ * Fixtures are written with \n line ends and converted to \r\n or \r where a test runs a
+ * stream under every line ending. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "meter/exchange.h"
+
+#define S(lit) lit, sizeof(lit) - 1
+
+/* ---- harness ---------------------------------------------------------------- */
+
+/* What the emit callback received. fail_at: the call (1-based) from which emit fails. */
+struct out {
+    char *p;
+    size_t len, cap;
+    int calls, fail_at;
+};
+
+static int collect(void *ud, const char *p, size_t n)
+{
+    struct out *o = ud;
+    o->calls++;
+    assert_true(n > 0); /* nothing to send is not a call */
+    if (o->fail_at && o->calls >= o->fail_at) return -1;
+    if (o->len + n > o->cap) {
+        size_t nc = o->cap ? o->cap : 4096;
+        while (nc < o->len + n)
+            nc *= 2;
+        o->p = realloc(o->p, nc);
+        assert_non_null(o->p);
+        o->cap = nc;
+    }
+    memcpy(o->p + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+struct req {
+    tg_route_kind_t kind;
+    const char *path;
+    const char *body;
+    size_t blen;
+};
+
+struct resp {
+    int status;
+    const char *ctype;
+    const char *body;
+    size_t len;
+};
+
+struct result {
+    struct out o;
+    tg_event_t ev;
+    int unparsed;
+    int rewrites;
+    int req_rewritten;
+};
+
+/* As the connection starts an event: tokens unknown until the exchange fills them. */
+static void event_init(tg_event_t *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->tokens_in = ev->tokens_out = ev->tokens_cached = ev->tokens_cache_write = TG_TOKENS_UNKNOWN;
+}
+
+static void result_free(struct result *r)
+{
+    free(r->o.p);
+    r->o.p = NULL;
+}
+
+static void request(tg_xchg_t *x, const struct req *rq, const char **out, size_t *outlen)
+{
+    tg_xchg_begin(x, rq->kind, rq->path, strlen(rq->path));
+    tg_xchg_request(x, rq->body, rq->blen, out, outlen);
+}
+
+/* One whole exchange on x. The response body is fed cut at the offsets in cuts (ascending)
+ * when ncuts > 0, else in pieces of step bytes (0: whole). When expect is given, what has
+ * been emitted after every piece must be a prefix of it (nothing reordered, nothing sent
+ * twice); when the stream is not rewritten, every byte fed must already have been emitted
+ * (pass-through holds nothing back). */
+static void run(tg_xchg_t *x, const struct req *rq, const struct resp *rs, size_t step,
+                const size_t *cuts, size_t ncuts, const char *expect, size_t elen, struct result *r)
+{
+    memset(r, 0, sizeof *r);
+    event_init(&r->ev);
+    const char *out;
+    size_t outlen;
+    request(x, rq, &out, &outlen);
+    r->req_rewritten = out != NULL;
+    tg_xchg_response_head(x, rs->status, rs->ctype, rs->ctype ? strlen(rs->ctype) : 0);
+    r->rewrites = tg_xchg_rewrites(x);
+    size_t off = 0, k = 0, checked = 0;
+    while (off < rs->len) {
+        size_t end;
+        if (ncuts)
+            end = k < ncuts ? cuts[k++] : rs->len;
+        else
+            end = step && off + step < rs->len ? off + step : rs->len;
+        assert_true(end >= off && end <= rs->len);
+        /* Each piece in a buffer of its own, freed after the call, as a socket read would
+         * be: under ASan a read outside the piece, or a pointer kept past the call, fails. */
+        char *piece = malloc(end - off + 1);
+        assert_non_null(piece);
+        memcpy(piece, rs->body + off, end - off);
+        assert_int_equal(tg_xchg_response_body(x, piece, end - off, collect, &r->o), 0);
+        free(piece);
+        off = end;
+        if (!r->rewrites) assert_int_equal(r->o.len, off);
+        if (expect && r->o.len > checked) {
+            assert_true(r->o.len <= elen);
+            assert_memory_equal(r->o.p + checked, expect + checked, r->o.len - checked);
+            checked = r->o.len;
+        }
+    }
+    assert_int_equal(tg_xchg_response_end(x, collect, &r->o), 0);
+    tg_xchg_finish(x, &r->ev, &r->unparsed);
+}
+
+/* r must have emitted expect and reported the same as ref. */
+static void check_same(const struct result *ref, const struct result *r, const char *expect,
+                       size_t elen, const char *how, size_t a, size_t b)
+{
+    int same_out = r->o.len == elen && (elen == 0 || memcmp(r->o.p, expect, elen) == 0);
+    if (same_out && r->unparsed == ref->unparsed && r->rewrites == ref->rewrites &&
+        memcmp(&r->ev, &ref->ev, sizeof r->ev) == 0)
+        return;
+    print_error("mismatch with the input fed %s (%zu, %zu)\n", how, a, b);
+    assert_int_equal(r->o.len, elen);
+    assert_memory_equal(r->o.p, expect, elen);
+    assert_int_equal(r->unparsed, ref->unparsed);
+    assert_int_equal(r->rewrites, ref->rewrites);
+    assert_int_equal(r->ev.tokens_in, ref->ev.tokens_in);
+    assert_int_equal(r->ev.tokens_out, ref->ev.tokens_out);
+    assert_int_equal(r->ev.tokens_cached, ref->ev.tokens_cached);
+    assert_int_equal(r->ev.tokens_cache_write, ref->ev.tokens_cache_write);
+    assert_string_equal(r->ev.model, ref->ev.model);
+    assert_string_equal(r->ev.reason, ref->ev.reason);
+    assert_string_equal(r->ev.tool, ref->ev.tool);
+    assert_string_equal(r->ev.rpc_method, ref->ev.rpc_method);
+    fail();
+}
+
+/* The exchange with the response fed whole (into ref, which the caller checks and frees),
+ * one byte at a time, cut in two at every offset and, when three, in three on a grid of
+ * offsets: every time the emitted bytes must equal expect and the event must equal ref's. */
+static void all_splits(tg_xchg_t *x, const struct req *rq, const struct resp *rs,
+                       const char *expect, size_t elen, int three, struct result *ref)
+{
+    run(x, rq, rs, 0, NULL, 0, expect, elen, ref);
+    check_same(ref, ref, expect, elen, "whole", 0, 0);
+    struct result r;
+    run(x, rq, rs, 1, NULL, 0, expect, elen, &r);
+    check_same(ref, &r, expect, elen, "one byte at a time", 0, 0);
+    result_free(&r);
+    for (size_t c = 0; c <= rs->len; c++) {
+        size_t cuts[1] = {c};
+        run(x, rq, rs, 0, cuts, 1, expect, elen, &r);
+        check_same(ref, &r, expect, elen, "in two at", c, 0);
+        result_free(&r);
+    }
+    if (!three) return;
+    for (size_t i = 1; i < rs->len; i += 13) {
+        for (size_t j = i; j < rs->len; j += 17) {
+            size_t cuts[2] = {i, j};
+            run(x, rq, rs, 0, cuts, 2, expect, elen, &r);
+            check_same(ref, &r, expect, elen, "in three at", i, j);
+            result_free(&r);
+        }
+    }
+}
+
+/* A fixture written with \n line ends, with every \n replaced by eol. */
+static char *with_eol(const char *lf, const char *eol, size_t *len)
+{
+    size_t el = strlen(eol), n = 0;
+    for (const char *s = lf; *s; s++)
+        n += *s == '\n' ? el : 1;
+    char *p = malloc(n + 1);
+    assert_non_null(p);
+    size_t k = 0;
+    for (const char *s = lf; *s; s++) {
+        if (*s == '\n') {
+            memcpy(p + k, eol, el);
+            k += el;
+        } else {
+            p[k++] = *s;
+        }
+    }
+    p[k] = '\0';
+    *len = k;
+    return p;
+}
+
+/* A growing string for the large fixtures. */
+struct sb {
+    char *p;
+    size_t len, cap;
+};
+
+static void sb_put(struct sb *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        b->p = realloc(b->p, nc);
+        assert_non_null(b->p);
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sb *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+static const char *const eols[] = {"\n", "\r\n", "\r"};
+static const char *const eol_names[] = {"LF", "CRLF", "CR"};
+
+/* ---- fixtures: OpenAI chat stream -------------------------------------------- */
+
+#define CHAT_REQ                                                                                   \
+    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello\"}],"     \
+    "\"stream\":true}"
+
+#define CHUNK                                                                                      \
+    "{\"id\":\"chatcmpl-AX9kQ2\",\"object\":\"chat.completion.chunk\",\"created\":1732350000,"     \
+    "\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":["
+#define C_ROLE                                                                                     \
+    CHUNK "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"     \
+          "\"logprobs\":null,\"finish_reason\":null}]"
+#define C_HELLO                                                                                    \
+    CHUNK "{\"index\":0,\"delta\":{\"content\":\"H\xc3\xa9llo \xf0\x9f\x91\x8b\"},"                \
+          "\"logprobs\":null,\"finish_reason\":null}]"
+/* Text that quotes the member being removed: escaped, so it is never the member. */
+#define C_TRICKY                                                                                   \
+    CHUNK "{\"index\":0,\"delta\":{\"content\":\" The \\\"usage\\\":null, field\"},"               \
+          "\"logprobs\":null,\"finish_reason\":null}]"
+#define C_STOP CHUNK "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]"
+#define C_USAGE                                                                                    \
+    CHUNK "],\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":10,\"total_tokens\":29,"        \
+          "\"prompt_tokens_details\":{\"cached_tokens\":6,\"audio_tokens\":0},"                    \
+          "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"              \
+          "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}"
+
+/* As the upstream sends it when asked for usage. */
+static const char chat_with_usage[] = "data: " C_ROLE ",\"usage\":null}\n\n"
+                                      "data: " C_HELLO ",\"usage\":null}\n\n"
+                                      "data: " C_TRICKY ",\"usage\":null}\n\n"
+                                      "data: " C_STOP ",\"usage\":null}\n\n"
+                                      "data: " C_USAGE "\n\n"
+                                      "data: [DONE]\n\n";
+/* As it sends it when not asked: what the client must receive. */
+static const char chat_plain[] = "data: " C_ROLE "}\n\n"
+                                 "data: " C_HELLO "}\n\n"
+                                 "data: " C_TRICKY "}\n\n"
+                                 "data: " C_STOP "}\n\n"
+                                 "data: [DONE]\n\n";
+
+/* Legacy completions: "usage":null in the middle and first, to remove either comma. */
+#define CMPL       "\"id\":\"cmpl-9\",\"object\":\"text_completion\",\"created\":1732350001"
+#define CMPL_MODEL "\"model\":\"gpt-3.5-turbo-instruct\""
+static const char cmpl_with_usage[] =
+    "data: {" CMPL ",\"choices\":[{\"text\":\"Once\",\"index\":0,\"logprobs\":null,"
+    "\"finish_reason\":null}],\"usage\":null," CMPL_MODEL "}\n\n"
+    "data: {\"usage\":null," CMPL ",\"choices\":[{\"text\":\" upon\",\"index\":0,"
+    "\"logprobs\":null,\"finish_reason\":\"length\"}]," CMPL_MODEL "}\n\n"
+    "data: {" CMPL ",\"choices\":[]," CMPL_MODEL ",\"usage\":{\"prompt_tokens\":5,"
+    "\"completion_tokens\":2,\"total_tokens\":7}}\n\n"
+    "data: [DONE]\n\n";
+static const char cmpl_plain[] =
+    "data: {" CMPL ",\"choices\":[{\"text\":\"Once\",\"index\":0,\"logprobs\":null,"
+    "\"finish_reason\":null}]," CMPL_MODEL "}\n\n"
+    "data: {" CMPL ",\"choices\":[{\"text\":\" upon\",\"index\":0,"
+    "\"logprobs\":null,\"finish_reason\":\"length\"}]," CMPL_MODEL "}\n\n"
+    "data: [DONE]\n\n";
+
+/* ---- fixtures: streams passed untouched ----------------------------------------- */
+
+static const char responses_stream[] =
+    "event: response.created\n"
+    "data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":"
+    "\"resp_67c9\",\"object\":\"response\",\"created_at\":1741290958,\"status\":"
+    "\"in_progress\",\"model\":\"gpt-4.1-mini-2025-04-14\",\"output\":[],\"usage\":null}}\n"
+    "\n"
+    "event: response.output_text.delta\n"
+    "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":"
+    "\"msg_67c9\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\"}\n"
+    "\n"
+    "event: response.completed\n"
+    "data: {\"type\":\"response.completed\",\"sequence_number\":9,\"response\":{\"id\":"
+    "\"resp_67c9\",\"object\":\"response\",\"status\":\"completed\",\"model\":"
+    "\"gpt-4.1-mini-2025-04-14\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":"
+    "\"output_text\",\"text\":\"Hi\"}]}],\"usage\":{\"input_tokens\":37,"
+    "\"input_tokens_details\":{\"cached_tokens\":5},\"output_tokens\":11,"
+    "\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":48}}}\n"
+    "\n";
+
+static const char anthropic_stream[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01XFDUDYJgAACzvnptvVoYEL\","
+    "\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":"
+    "\"claude-3-5-haiku-20241022\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{"
+    "\"input_tokens\":25,\"cache_creation_input_tokens\":40,\"cache_read_input_tokens\":300,"
+    "\"output_tokens\":1}}}\n"
+    "\n"
+    "event: content_block_start\n"
+    "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
+    "\"text\":\"\"}}\n"
+    "\n"
+    "event: ping\n"
+    "data: {\"type\": \"ping\"}\n"
+    "\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+    "\"text\":\"Hello!\"}}\n"
+    "\n"
+    "event: content_block_stop\n"
+    "data: {\"type\":\"content_block_stop\",\"index\":0}\n"
+    "\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+    "\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n"
+    "\n"
+    "event: message_stop\n"
+    "data: {\"type\":\"message_stop\"}\n"
+    "\n";
+
+/* ---- 1. the request ------------------------------------------------------------ */
+
+static void expect_request(tg_route_kind_t kind, const char *path, const char *body, size_t blen,
+                           const char *want, size_t wlen)
+{
+    tg_xchg_t *x = tg_xchg_new();
+    assert_non_null(x);
+    const char *out = (const char *)1;
+    size_t outlen = 99;
+    tg_xchg_begin(x, kind, path, strlen(path));
+    tg_xchg_request(x, body, blen, &out, &outlen);
+    if (!want) {
+        assert_null(out);
+        assert_int_equal(outlen, 0);
+    } else {
+        assert_non_null(out);
+        assert_int_equal(outlen, wlen);
+        assert_memory_equal(out, want, wlen);
+        /* And it is JSON that asks for usage. */
+        json_error_t jerr;
+        json_t *root = json_loadb(out, outlen, 0, &jerr);
+        assert_non_null(root);
+        assert_true(json_is_true(
+            json_object_get(json_object_get(root, "stream_options"), "include_usage")));
+        json_decref(root);
+    }
+    /* The stream is rewritten exactly when the request was. */
+    tg_xchg_response_head(x, 200, S("text/event-stream; charset=utf-8"));
+    assert_int_equal(tg_xchg_rewrites(x), want != NULL);
+    tg_xchg_free(x);
+}
+
+static void test_request_member_appended(void **state)
+{
+    (void)state;
+    /* Every byte the client sent is kept; the member goes before the last brace and the
+     * whitespace after it stays. */
+    expect_request(TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ),
+                   S("{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":"
+                     "\"Say hello\"}],\"stream\":true,\"stream_options\":{\"include_usage\":"
+                     "true}}"));
+    expect_request(TG_ROUTE_OPENAI, "/v1/chat/completions",
+                   S("{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"} }\"}],"
+                     "\"stream\":true} \r\n\t"),
+                   S("{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"} }\"}],"
+                     "\"stream\":true,\"stream_options\":{\"include_usage\":true}} \r\n\t"));
+    /* Pretty-printed, as SDKs in some languages send it. */
+    expect_request(
+        TG_ROUTE_OPENAI, "/openai/v1/chat/completions",
+        S("{\n  \"model\": \"gpt-4o\",\n  \"stream\": true,\n  \"temperature\": 0.7\n}\n"),
+        S("{\n  \"model\": \"gpt-4o\",\n  \"stream\": true,\n  \"temperature\": 0.7\n"
+          ",\"stream_options\":{\"include_usage\":true}}\n"));
+    /* Legacy completions are streamed the same way. */
+    expect_request(TG_ROUTE_OPENAI, "/v1/completions",
+                   S("{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Tell\",\"stream\":true}"),
+                   S("{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Tell\",\"stream\":true,"
+                     "\"stream_options\":{\"include_usage\":true}}"));
+}
+
+static void test_request_stream_options_rewritten(void **state)
+{
+    (void)state;
+    /* stream_options present: the body is rewritten through jansson, compact, in order. */
+    expect_request(TG_ROUTE_OPENAI, "/v1/chat/completions",
+                   S("{\"model\":\"gpt-4o-mini\", \"stream\": true, \"stream_options\": "
+                     "{\"include_usage\": false}, \"messages\": [{\"role\": \"user\", "
+                     "\"content\": \"Hi\"}]}"),
+                   S("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{"
+                     "\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":"
+                     "\"Hi\"}]}"));
+    expect_request(TG_ROUTE_OPENAI, "/v1/chat/completions",
+                   S("{\"model\":\"m\",\"stream\":true,\"stream_options\":{}}"),
+                   S("{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":"
+                     "true}}"));
+    expect_request(TG_ROUTE_OPENAI, "/v1/chat/completions",
+                   S("{\"model\":\"m\",\"stream_options\":{\"include_obfuscation\":false},"
+                     "\"stream\":true}"),
+                   S("{\"model\":\"m\",\"stream_options\":{\"include_obfuscation\":false,"
+                     "\"include_usage\":true},\"stream\":true}"));
+}
+
+static void test_request_not_rewritten(void **state)
+{
+    (void)state;
+    static const struct {
+        tg_route_kind_t kind;
+        const char *path, *body;
+    } cases[] = {
+        /* The client asked for usage itself. */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions",
+         "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"stream\":false}"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"messages\":[]}"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"stream\":\"true\"}"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"stream\":1}"},
+        /* stream_options of the wrong type: left for the upstream to refuse. */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions",
+         "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":[]}"},
+        /* Not JSON, not an object, truncated. */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "model=gpt-4o&stream=true"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "[{\"stream\":true}]"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"stream\":true"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", ""},
+        /* Endpoints whose streams carry usage anyway, or are not OpenAI's. */
+        {TG_ROUTE_OPENAI, "/v1/responses", "{\"model\":\"gpt-4.1\",\"stream\":true}"},
+        {TG_ROUTE_OPENAI, "/v1/embeddings", "{\"model\":\"e\",\"input\":\"x\",\"stream\":true}"},
+        {TG_ROUTE_OPENAI, "/v1/models", "{\"model\":\"gpt-4o\",\"stream\":true}"},
+        {TG_ROUTE_ANTHROPIC, "/v1/messages", "{\"model\":\"claude\",\"stream\":true}"},
+        {TG_ROUTE_HTTP, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"stream\":true}"},
+        {TG_ROUTE_MCP, "/mcp", "{\"model\":\"gpt-4o\",\"stream\":true}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_request(cases[i].kind, cases[i].path, cases[i].body, strlen(cases[i].body), NULL, 0);
+}
+
+static void test_request_fields(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    const char *out;
+    size_t outlen;
+    static const struct {
+        tg_route_kind_t kind;
+        const char *path, *body, *model;
+        int64_t max_out;
+    } cases[] = {
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"max_tokens\":100}",
+         "gpt-4o", 100},
+        /* max_completion_tokens wins over the deprecated max_tokens. */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions",
+         "{\"max_tokens\":100,\"model\":\"o3\",\"max_completion_tokens\":4000}", "o3", 4000},
+        {TG_ROUTE_OPENAI, "/v1/responses", "{\"model\":\"gpt-4.1\",\"max_output_tokens\":64}",
+         "gpt-4.1", 64},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\"}", "gpt-4o", -1},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"m\",\"max_tokens\":-5}", "m", -1},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":7,\"max_tokens\":\"9\"}", "", -1},
+        {TG_ROUTE_OPENAI, "/v1/embeddings", "{\"model\":\"text-embedding-3-small\"}",
+         "text-embedding-3-small", 0},
+        {TG_ROUTE_ANTHROPIC, "/v1/messages",
+         "{\"model\":\"claude-sonnet-4-20250514\",\"max_tokens\":1024}", "claude-sonnet-4-20250514",
+         1024},
+        /* Longer than the event's field: truncated to 63 bytes. */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions",
+         "{\"model\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"}",
+         "012345678901234567890123456789012345678901234567890123456789012", -1},
+        {TG_ROUTE_OPENAI, "/v1/models", "{\"model\":\"gpt-4o\",\"max_tokens\":5}", "", -1},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "not json", "", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_xchg_begin(x, cases[i].kind, cases[i].path, strlen(cases[i].path));
+        tg_xchg_request(x, cases[i].body, strlen(cases[i].body), &out, &outlen);
+        assert_null(out);
+        assert_string_equal(tg_xchg_model(x), cases[i].model);
+        assert_int_equal(tg_xchg_max_output(x), cases[i].max_out);
+        assert_int_equal(tg_xchg_ntools(x), 0);
+    }
+    tg_xchg_free(x);
+    tg_xchg_free(NULL);
+}
+
+/* A body that is not JSON is forwarded as it is, and the response alone decides. */
+static void test_request_not_json_response_decides(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S("model=gpt-4o&stream=true")};
+    struct result r;
+
+    static const char with[] = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":"
+                               "\"gpt-4o-2024-08-06\",\"choices\":[],\"usage\":{\"prompt_tokens\":"
+                               "3,\"completion_tokens\":4,\"total_tokens\":7}}";
+    struct resp rs = {200, "application/json", S(with)};
+    run(x, &rq, &rs, 0, NULL, 0, with, sizeof with - 1, &r);
+    assert_int_equal(r.req_rewritten, 0);
+    assert_int_equal(r.unparsed, 0);
+    assert_int_equal(r.ev.tokens_in, 3);
+    assert_int_equal(r.ev.tokens_out, 4);
+    assert_int_equal(r.ev.tokens_cached, 0);
+    assert_string_equal(r.ev.model, "gpt-4o-2024-08-06"); /* the request named none */
+    result_free(&r);
+
+    static const char without[] = "{\"error\":null,\"choices\":[]}";
+    rs = (struct resp){200, "application/json", S(without)};
+    run(x, &rq, &rs, 0, NULL, 0, without, sizeof without - 1, &r);
+    assert_int_equal(r.unparsed, 1);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_int_equal(r.ev.tokens_out, TG_TOKENS_UNKNOWN);
+    assert_string_equal(r.ev.model, "");
+    result_free(&r);
+
+    /* The stream the upstream sends to a request it could read (without usage). */
+    rs = (struct resp){200, "text/event-stream", S(chat_plain)};
+    run(x, &rq, &rs, 0, NULL, 0, chat_plain, sizeof chat_plain - 1, &r);
+    assert_int_equal(r.rewrites, 0);
+    assert_int_equal(r.unparsed, 1);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_string_equal(r.ev.model, "gpt-4o-mini-2024-07-18");
+    result_free(&r);
+
+    /* Refused: not observed, nothing is unparsed. */
+    static const char bad[] = "{\"error\":{\"message\":\"We could not parse the JSON body\","
+                              "\"type\":\"invalid_request_error\"}}";
+    rs = (struct resp){400, "application/json", S(bad)};
+    run(x, &rq, &rs, 0, NULL, 0, bad, sizeof bad - 1, &r);
+    assert_int_equal(r.unparsed, 0);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    result_free(&r);
+    tg_xchg_free(x);
+}
+
+/* ---- 2. the rewritten stream ------------------------------------------------------ */
+
+static void rewritten_stream(const char *req, size_t rlen, const char *path, const char *with_lf,
+                             const char *plain_lf, int64_t in, int64_t out, int64_t cached,
+                             const char *model)
+{
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t e = 0; e < sizeof eols / sizeof eols[0]; e++) {
+        size_t wlen, plen;
+        char *with = with_eol(with_lf, eols[e], &wlen);
+        char *plain = with_eol(plain_lf, eols[e], &plen);
+        struct req rq = {TG_ROUTE_OPENAI, path, req, rlen};
+        struct resp rs = {200, "text/event-stream", with, wlen};
+        struct result ref;
+        print_message("line ends %s: %zu bytes in, %zu out\n", eol_names[e], wlen, plen);
+        all_splits(x, &rq, &rs, plain, plen, 1, &ref);
+        assert_int_equal(ref.req_rewritten, 1);
+        assert_int_equal(ref.rewrites, 1);
+        assert_int_equal(ref.unparsed, 0);
+        assert_int_equal(ref.ev.tokens_in, in);
+        assert_int_equal(ref.ev.tokens_out, out);
+        assert_int_equal(ref.ev.tokens_cached, cached);
+        assert_int_equal(ref.ev.tokens_cache_write, 0);
+        assert_string_equal(ref.ev.model, model);
+        assert_string_equal(ref.ev.reason, "");
+        result_free(&ref);
+        free(with);
+        free(plain);
+    }
+    tg_xchg_free(x);
+}
+
+static void test_rewrite_chat_stream(void **state)
+{
+    (void)state;
+    rewritten_stream(S(CHAT_REQ), "/v1/chat/completions", chat_with_usage, chat_plain, 19, 10, 6,
+                     "gpt-4o-mini");
+}
+
+static void test_rewrite_completions_stream(void **state)
+{
+    (void)state;
+    rewritten_stream(
+        S("{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Tell\",\"stream\":true}"),
+        "/v1/completions", cmpl_with_usage, cmpl_plain, 5, 2, 0, "gpt-3.5-turbo-instruct");
+}
+
+/* Comments, ids and a stream cut short pass as they came; only the usage is taken out. */
+static void test_rewrite_keeps_other_bytes(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)};
+    static const char in[] = ": OPENAI PROCESSING\n\n"
+                             "id: 1\ndata: " C_ROLE ",\"usage\":null}\n\n"
+                             "data: " C_HELLO ",\n"
+                             "data: \"usage\":null}\n\n"
+                             "data: " C_USAGE "\n\n"
+                             "data: " C_STOP ",\"usage\":null}\n\n"
+                             "data: {\"id\":\"chatcmpl-AX9k";
+    static const char want[] = ": OPENAI PROCESSING\n\n"
+                               "id: 1\ndata: " C_ROLE "}\n\n"
+                               /* across two data lines the member is not one run of text:
+                                  the event passes as it came */
+                               "data: " C_HELLO ",\n"
+                               "data: \"usage\":null}\n\n"
+                               "data: " C_STOP "}\n\n"
+                               "data: {\"id\":\"chatcmpl-AX9k";
+    struct resp rs = {200, "text/event-stream", S(in)};
+    struct result ref;
+    all_splits(x, &rq, &rs, want, sizeof want - 1, 0, &ref);
+    assert_int_equal(ref.ev.tokens_in, 19);
+    assert_int_equal(ref.ev.tokens_out, 10);
+    assert_int_equal(ref.unparsed, 0);
+    result_free(&ref);
+
+    /* A stream that ends before its usage chunk: forwarded, tokens unknown. */
+    static const char cut[] =
+        "data: " C_ROLE ",\"usage\":null}\n\ndata: " C_STOP ",\"usage\":null}\n\n";
+    static const char cut_want[] = "data: " C_ROLE "}\n\ndata: " C_STOP "}\n\n";
+    rs = (struct resp){200, "text/event-stream", S(cut)};
+    all_splits(x, &rq, &rs, cut_want, sizeof cut_want - 1, 0, &ref);
+    assert_int_equal(ref.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_int_equal(ref.ev.tokens_out, TG_TOKENS_UNKNOWN);
+    assert_int_equal(ref.unparsed, 1);
+    assert_string_equal(ref.ev.model, "gpt-4o-mini");
+    result_free(&ref);
+    tg_xchg_free(x);
+}
+
+/* The request was rewritten but the answer is not a stream: nothing is rewritten. */
+static void test_rewrite_only_streams(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)};
+    static const char err[] = "{\"error\":{\"message\":\"Rate limit reached\",\"type\":"
+                              "\"requests\",\"usage\":null}}";
+    struct resp rs = {429, "application/json", S(err)};
+    struct result r;
+    run(x, &rq, &rs, 0, NULL, 0, err, sizeof err - 1, &r);
+    assert_int_equal(r.req_rewritten, 1);
+    assert_int_equal(r.rewrites, 0);
+    assert_int_equal(r.unparsed, 0);
+    result_free(&r);
+    /* A 500 that is an event stream all the same is forwarded untouched. */
+    rs = (struct resp){500, "text/event-stream", S(chat_with_usage)};
+    run(x, &rq, &rs, 7, NULL, 0, chat_with_usage, sizeof chat_with_usage - 1, &r);
+    assert_int_equal(r.rewrites, 0);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_int_equal(r.unparsed, 0);
+    result_free(&r);
+    tg_xchg_free(x);
+}
+
+/* Once emit fails, nothing more is sent and every call says so. */
+static void test_emit_failure(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    for (int rewritten = 0; rewritten < 2; rewritten++) {
+        struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)};
+        struct req rq_own = {TG_ROUTE_OPENAI, "/v1/chat/completions",
+                             S("{\"model\":\"gpt-4o-mini\",\"stream\":true,"
+                               "\"stream_options\":{\"include_usage\":true}}")};
+        const char *o;
+        size_t ol;
+        request(x, rewritten ? &rq : &rq_own, &o, &ol);
+        tg_xchg_response_head(x, 200, S("text/event-stream"));
+        assert_int_equal(tg_xchg_rewrites(x), rewritten);
+        struct out out = {0};
+        size_t n = sizeof chat_with_usage - 1, third = n / 3;
+        assert_int_equal(tg_xchg_response_body(x, chat_with_usage, third, collect, &out), 0);
+        assert_true(out.calls >= 1);
+        out.fail_at = out.calls + 1; /* the client goes away */
+        assert_int_equal(tg_xchg_response_body(x, chat_with_usage + third, third, collect, &out),
+                         -1);
+        int calls = out.calls;
+        assert_int_equal(
+            tg_xchg_response_body(x, chat_with_usage + 2 * third, n - 2 * third, collect, &out),
+            -1);
+        assert_int_equal(tg_xchg_response_end(x, collect, &out), -1);
+        assert_int_equal(out.calls, calls);
+        tg_event_t ev;
+        int unparsed;
+        event_init(&ev);
+        tg_xchg_finish(x, &ev, &unparsed);
+        free(out.p);
+    }
+    tg_xchg_free(x);
+}
+
+/* ---- 3. streams passed untouched -------------------------------------------------- */
+
+static void test_passthrough_streams(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t e = 0; e < 2; e++) {
+        size_t n;
+        struct result ref;
+
+        /* The client asked for the usage: it gets it, byte for byte. */
+        char *in = with_eol(chat_with_usage, eols[e], &n);
+        struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
+                         S("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{"
+                           "\"include_usage\":true},\"messages\":[]}")};
+        struct resp rs = {200, "text/event-stream", in, n};
+        all_splits(x, &rq, &rs, in, n, 0, &ref);
+        assert_int_equal(ref.req_rewritten, 0);
+        assert_int_equal(ref.rewrites, 0);
+        assert_int_equal(ref.ev.tokens_in, 19);
+        assert_int_equal(ref.ev.tokens_out, 10);
+        assert_int_equal(ref.ev.tokens_cached, 6);
+        assert_int_equal(ref.ev.tokens_cache_write, 0);
+        assert_string_equal(ref.ev.model, "gpt-4o-mini");
+        assert_int_equal(ref.unparsed, 0);
+        result_free(&ref);
+        free(in);
+
+        /* Responses API: usage in response.completed. */
+        in = with_eol(responses_stream, eols[e], &n);
+        rq = (struct req){TG_ROUTE_OPENAI, "/v1/responses",
+                          S("{\"input\":\"Say hi\",\"stream\":true}")};
+        rs = (struct resp){200, "text/event-stream", in, n};
+        all_splits(x, &rq, &rs, in, n, 0, &ref);
+        assert_int_equal(ref.req_rewritten, 0);
+        assert_int_equal(ref.rewrites, 0);
+        assert_int_equal(ref.ev.tokens_in, 37);
+        assert_int_equal(ref.ev.tokens_out, 11);
+        assert_int_equal(ref.ev.tokens_cached, 5);
+        assert_string_equal(ref.ev.model, "gpt-4.1-mini-2025-04-14"); /* request named none */
+        assert_int_equal(ref.unparsed, 0);
+        result_free(&ref);
+        free(in);
+
+        /* Anthropic: message_start's output count is provisional, message_delta's final. */
+        in = with_eol(anthropic_stream, eols[e], &n);
+        rq = (struct req){TG_ROUTE_ANTHROPIC, "/v1/messages",
+                          S("{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":256,"
+                            "\"stream\":true,\"messages\":[]}")};
+        rs = (struct resp){200, "text/event-stream", in, n};
+        all_splits(x, &rq, &rs, in, n, 0, &ref);
+        assert_int_equal(ref.req_rewritten, 0);
+        assert_int_equal(ref.rewrites, 0);
+        assert_int_equal(ref.ev.tokens_in, 25);
+        assert_int_equal(ref.ev.tokens_out, 15);
+        assert_int_equal(ref.ev.tokens_cached, 300);
+        assert_int_equal(ref.ev.tokens_cache_write, 40);
+        assert_string_equal(ref.ev.model, "claude-3-5-haiku-latest");
+        assert_int_equal(ref.unparsed, 0);
+        result_free(&ref);
+        free(in);
+    }
+    tg_xchg_free(x);
+}
+
+/* ---- 4. JSON responses -------------------------------------------------------------- */
+
+struct json_case {
+    tg_route_kind_t kind;
+    const char *path, *req, *body, *model;
+    int64_t in, out, cached, cache_write;
+};
+
+static void test_json_responses(void **state)
+{
+    (void)state;
+    static const struct json_case cases[] = {
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"messages\":[]}",
+         "{\"id\":\"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT\",\"object\":\"chat.completion\","
+         "\"created\":1741569952,\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,"
+         "\"message\":{\"role\":\"assistant\",\"content\":\"Hello!\",\"refusal\":null},"
+         "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1117,"
+         "\"completion_tokens\":46,\"total_tokens\":1163,\"prompt_tokens_details\":{"
+         "\"cached_tokens\":1024,\"audio_tokens\":0},\"completion_tokens_details\":{"
+         "\"reasoning_tokens\":0}},\"service_tier\":\"default\"}\n",
+         "gpt-4o", 1117, 46, 1024, 0},
+        {TG_ROUTE_OPENAI, "/v1/embeddings", "{\"input\":\"The food was delicious\"}",
+         "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":"
+         "[-0.006929283,-0.005336422,0.00024047505]}],\"model\":\"text-embedding-3-small\","
+         "\"usage\":{\"prompt_tokens\":5,\"total_tokens\":5}}",
+         "text-embedding-3-small", 5, 0, 0, 0},
+        {TG_ROUTE_OPENAI, "/v1/responses", "{\"model\":\"gpt-4.1\",\"input\":\"hi\"}",
+         "{\"id\":\"resp_67ccd2bed1ec8190\",\"object\":\"response\",\"created_at\":1741476542,"
+         "\"status\":\"completed\",\"model\":\"gpt-4.1-2025-04-14\",\"output\":[{\"type\":"
+         "\"message\",\"id\":\"msg_67ccd2bf\",\"status\":\"completed\",\"role\":\"assistant\","
+         "\"content\":[{\"type\":\"output_text\",\"text\":\"Hi\",\"annotations\":[]}]}],"
+         "\"usage\":{\"input_tokens\":36,\"input_tokens_details\":{\"cached_tokens\":12},"
+         "\"output_tokens\":87,\"output_tokens_details\":{\"reasoning_tokens\":0},"
+         "\"total_tokens\":123}}",
+         "gpt-4.1", 36, 87, 12, 0},
+        {TG_ROUTE_ANTHROPIC, "/v1/messages",
+         "{\"model\":\"claude-sonnet-4-20250514\",\"max_tokens\":1024,\"messages\":[]}",
+         "{\"id\":\"msg_013Zva2CMHLNnXjNJJKqJ2EF\",\"type\":\"message\",\"role\":\"assistant\","
+         "\"model\":\"claude-sonnet-4-20250514\",\"content\":[{\"type\":\"text\",\"text\":"
+         "\"Hi!\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":{"
+         "\"input_tokens\":21,\"cache_creation_input_tokens\":1500,"
+         "\"cache_read_input_tokens\":3000,\"output_tokens\":42,\"service_tier\":\"standard\"}}",
+         "claude-sonnet-4-20250514", 21, 42, 3000, 1500},
+    };
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct json_case *c = &cases[i];
+        struct req rq = {c->kind, c->path, c->req, strlen(c->req)};
+        struct resp rs = {200, "application/json", c->body, strlen(c->body)};
+        struct result ref;
+        all_splits(x, &rq, &rs, c->body, strlen(c->body), 0, &ref);
+        assert_int_equal(ref.rewrites, 0);
+        assert_int_equal(ref.unparsed, 0);
+        assert_string_equal(ref.ev.model, c->model);
+        assert_int_equal(ref.ev.tokens_in, c->in);
+        assert_int_equal(ref.ev.tokens_out, c->out);
+        assert_int_equal(ref.ev.tokens_cached, c->cached);
+        assert_int_equal(ref.ev.tokens_cache_write, c->cache_write);
+        assert_string_equal(ref.ev.reason, "");
+        result_free(&ref);
+    }
+    tg_xchg_free(x);
+}
+
+static void test_json_unreadable(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":1", /* cut */
+        "<html><body>502 Bad Gateway</body></html>",
+        "[{\"usage\":{\"prompt_tokens\":1}}]",
+        "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"usage\":null}",
+        "",
+    };
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S("{\"model\":\"gpt-4o\"}")};
+        struct resp rs = {200, "application/json", bodies[i], strlen(bodies[i])};
+        struct result r;
+        run(x, &rq, &rs, 0, NULL, 0, bodies[i], strlen(bodies[i]), &r);
+        assert_int_equal(r.o.len, strlen(bodies[i]));
+        assert_int_equal(r.unparsed, 1);
+        assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+        assert_int_equal(r.ev.tokens_out, TG_TOKENS_UNKNOWN);
+        assert_int_equal(r.ev.tokens_cached, TG_TOKENS_UNKNOWN);
+        assert_int_equal(r.ev.tokens_cache_write, TG_TOKENS_UNKNOWN);
+        assert_string_equal(r.ev.model, "gpt-4o");
+        result_free(&r);
+    }
+    tg_xchg_free(x);
+}
+
+/* Not 2xx, or not a metered path: forwarded, not read, not counted as unparsed. */
+static void test_json_not_observed(void **state)
+{
+    (void)state;
+    static const char usage_body[] = "{\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":5,"
+                                     "\"completion_tokens\":6}}";
+    static const struct {
+        tg_route_kind_t kind;
+        const char *path;
+        int status;
+        const char *model;
+    } cases[] = {
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", 400, "gpt-4o-mini"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", 500, "gpt-4o-mini"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", 304, "gpt-4o-mini"},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", 199, "gpt-4o-mini"},
+        {TG_ROUTE_ANTHROPIC, "/v1/messages", 529, "gpt-4o-mini"},
+        {TG_ROUTE_OPENAI, "/v1/models", 200, ""},
+        {TG_ROUTE_ANTHROPIC, "/v1/models", 200, ""},
+        {TG_ROUTE_HTTP, "/v1/chat/completions", 200, ""},
+    };
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct req rq = {cases[i].kind, cases[i].path, S("{\"model\":\"gpt-4o-mini\"}")};
+        for (int sse = 0; sse < 2; sse++) {
+            struct resp rs = {cases[i].status, sse ? "text/event-stream" : "application/json",
+                              S(usage_body)};
+            if (sse) rs = (struct resp){rs.status, rs.ctype, S(chat_with_usage)};
+            struct result r;
+            run(x, &rq, &rs, 5, NULL, 0, rs.body, rs.len, &r);
+            assert_int_equal(r.o.len, rs.len);
+            assert_int_equal(r.rewrites, 0);
+            assert_int_equal(r.unparsed, 0);
+            assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+            assert_int_equal(r.ev.tokens_out, TG_TOKENS_UNKNOWN);
+            assert_int_equal(r.ev.tokens_cached, TG_TOKENS_UNKNOWN);
+            assert_string_equal(r.ev.model, cases[i].model);
+            assert_string_equal(r.ev.reason, "");
+            result_free(&r);
+        }
+    }
+    /* GET /v1/models: no body, nothing. */
+    tg_event_t ev;
+    int unparsed = 7;
+    event_init(&ev);
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, S("/v1/models"));
+    tg_xchg_response_head(x, 200, S("application/json"));
+    struct out o = {0};
+    static const char list[] = "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o\"}]}";
+    assert_int_equal(tg_xchg_response_body(x, S(list), collect, &o), 0);
+    assert_int_equal(tg_xchg_response_end(x, collect, &o), 0);
+    tg_xchg_finish(x, &ev, &unparsed);
+    assert_int_equal(unparsed, 0);
+    assert_int_equal(o.len, sizeof list - 1);
+    tg_event_t blank;
+    event_init(&blank);
+    assert_memory_equal(&ev, &blank, sizeof ev);
+    free(o.p);
+    tg_xchg_free(x);
+}
+
+/* An embeddings answer of total bytes at least min: a long data array, then model and
+ * (when usage) usage, as OpenAI orders them. */
+static char *big_embeddings(size_t min, int usage, size_t *len)
+{
+    struct sb b = {0};
+    sb_str(&b, "{\"object\":\"list\",\"data\":[");
+    char item[256];
+    for (size_t i = 0; b.len < min; i++) {
+        int n = snprintf(item, sizeof item,
+                         "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[0.0023064255,"
+                         "-0.009327292,0.015797347,-0.0077780345,0.0064225784]}",
+                         i ? "," : "", i);
+        sb_put(&b, item, (size_t)n);
+    }
+    sb_str(&b, "],\"model\":\"text-embedding-3-large\"");
+    if (usage) sb_str(&b, ",\"usage\":{\"prompt_tokens\":5120,\"total_tokens\":5120}");
+    sb_str(&b, "}");
+    *len = b.len;
+    return b.p;
+}
+
+static void test_json_huge_body(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/embeddings", S("{\"input\":[\"a\",\"b\"]}")};
+    static const size_t steps[] = {0, 1000, 4096, 16384, 65535, 65536, 65537, 100003, 1u << 20};
+    size_t n;
+    char *body = big_embeddings(3u << 20, 1, &n);
+    assert_true(n > (3u << 20));
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct resp rs = {200, "application/json", body, n};
+        struct result r;
+        run(x, &rq, &rs, steps[i], NULL, 0, body, n, &r);
+        assert_int_equal(r.o.len, n);
+        assert_int_equal(r.unparsed, 0);
+        assert_int_equal(r.ev.tokens_in, 5120);
+        assert_int_equal(r.ev.tokens_out, 0);
+        assert_int_equal(r.ev.tokens_cached, 0);
+        assert_string_equal(r.ev.model, "text-embedding-3-large"); /* from the tail */
+        result_free(&r);
+    }
+    /* Cut where the tail begins, inside the usage object. */
+    for (size_t back = 1; back < 120; back += 3) {
+        size_t cuts[2] = {n - 65536 - back, n - back};
+        struct resp rs = {200, "application/json", body, n};
+        struct result r;
+        run(x, &rq, &rs, 0, cuts, 2, body, n, &r);
+        assert_int_equal(r.ev.tokens_in, 5120);
+        assert_string_equal(r.ev.model, "text-embedding-3-large");
+        result_free(&r);
+    }
+    free(body);
+
+    /* The same without usage: unknown, and counted as unparsed. */
+    body = big_embeddings(3u << 19, 0, &n);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct resp rs = {200, "application/json", body, n};
+        struct result r;
+        run(x, &rq, &rs, steps[i], NULL, 0, body, n, &r);
+        assert_int_equal(r.unparsed, 1);
+        assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+        assert_int_equal(r.ev.tokens_out, TG_TOKENS_UNKNOWN);
+        assert_string_equal(r.ev.model, "text-embedding-3-large");
+        result_free(&r);
+    }
+    free(body);
+    tg_xchg_free(x);
+}
+
+/* A body of exactly 1 MiB is parsed whole; one byte more and only its tail is read. */
+static void test_json_full_parse_cap(void **state)
+{
+    (void)state;
+    static const char head[] = "{\"usage\":{\"prompt_tokens\":7,\"total_tokens\":7},\"model\":"
+                               "\"text-embedding-3-small\",\"object\":\"list\",\"pad\":\"";
+    tg_xchg_t *x = tg_xchg_new();
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/embeddings", S("{\"input\":\"x\"}")};
+    for (size_t total = (1u << 20) - 1; total <= (1u << 20) + 1; total++) {
+        char *body = malloc(total);
+        assert_non_null(body);
+        memcpy(body, head, sizeof head - 1);
+        memset(body + sizeof head - 1, 'x', total - (sizeof head - 1) - 2);
+        memcpy(body + total - 2, "\"}", 2);
+        for (size_t step = 0; step <= 4096; step += 4096) {
+            struct resp rs = {200, "application/json", body, total};
+            struct result r;
+            run(x, &rq, &rs, step, NULL, 0, body, total, &r);
+            if (total <= (1u << 20)) {
+                assert_int_equal(r.unparsed, 0);
+                assert_int_equal(r.ev.tokens_in, 7);
+                assert_string_equal(r.ev.model, "text-embedding-3-small");
+            } else {
+                assert_int_equal(r.unparsed, 1);
+                assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+                assert_string_equal(r.ev.model, "");
+            }
+            result_free(&r);
+        }
+        free(body);
+    }
+    tg_xchg_free(x);
+}
+
+/* ---- 5. MCP ---------------------------------------------------------------------------- */
+
+#define MCP_CALL                                                                                   \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"                \
+    "\"get_weather\",\"arguments\":{\"location\":\"Paris\"}}}"
+
+static void mcp_expect(tg_xchg_t *x, const char *req, size_t rlen, int status, const char *ctype,
+                       const char *body, size_t blen, const char *reason, int unparsed)
+{
+    struct req rq = {TG_ROUTE_MCP, "/mcp", req, rlen};
+    struct resp rs = {status, ctype, body, blen};
+    struct result r;
+    run(x, &rq, &rs, 0, NULL, 0, body, blen, &r);
+    assert_int_equal(r.req_rewritten, 0);
+    assert_int_equal(r.rewrites, 0);
+    assert_int_equal(r.o.len, blen);
+    assert_string_equal(r.ev.reason, reason);
+    assert_int_equal(r.unparsed, unparsed);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_int_equal(r.ev.tokens_out, TG_TOKENS_UNKNOWN);
+    assert_string_equal(r.ev.model, "");
+    result_free(&r);
+}
+
+static void test_mcp_single(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    const char *out;
+    size_t outlen;
+    tg_xchg_begin(x, TG_ROUTE_MCP, S("/mcp"));
+    tg_xchg_request(x, S(MCP_CALL), &out, &outlen);
+    assert_null(out);
+    assert_int_equal(tg_xchg_ntools(x), 1);
+    assert_string_equal(tg_xchg_tool(x, 0), "get_weather");
+    assert_null(tg_xchg_tool(x, 1));
+    assert_string_equal(tg_xchg_model(x), "");
+    tg_xchg_response_head(x, 200, S("application/json"));
+    static const char ok[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":"
+                             "\"text\",\"text\":\"18C, sunny\"}],\"isError\":false}}";
+    struct out o = {0};
+    assert_int_equal(tg_xchg_response_body(x, S(ok), collect, &o), 0);
+    assert_int_equal(tg_xchg_response_end(x, collect, &o), 0);
+    tg_event_t ev;
+    int unparsed = 7;
+    event_init(&ev);
+    tg_xchg_finish(x, &ev, &unparsed);
+    assert_int_equal(unparsed, 0);
+    assert_string_equal(ev.rpc_method, "tools/call");
+    assert_string_equal(ev.tool, "get_weather");
+    assert_string_equal(ev.reason, "");
+    assert_int_equal(o.len, sizeof ok - 1);
+    assert_memory_equal(o.p, ok, o.len);
+    free(o.p);
+
+    mcp_expect(x, S(MCP_CALL), 200, "application/json", S(ok), "", 0);
+    mcp_expect(x, S(MCP_CALL), 200, "application/json",
+               S("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\","
+                 "\"text\":\"API rate limit exceeded\"}],\"isError\":true}}"),
+               "tool_error", 0);
+    mcp_expect(x, S(MCP_CALL), 200, "application/json",
+               S("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,\"message\":"
+                 "\"Unknown tool: invalid_tool_name\"}}"),
+               "rpc_error", 0);
+    /* An answer to another id, or the same number as a string, is not this answer. */
+    mcp_expect(x, S(MCP_CALL), 200, "application/json",
+               S("{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"content\":[]}}"), "no_result", 0);
+    mcp_expect(x, S(MCP_CALL), 200, "application/json",
+               S("{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{\"content\":[]}}"), "no_result", 0);
+    /* Unreadable: no result, and counted as unparsed. */
+    mcp_expect(x, S(MCP_CALL), 200, "application/json", S("{\"jsonrpc\":\"2.0\",\"id\":1,"),
+               "no_result", 1);
+    /* Not 2xx: not read. */
+    mcp_expect(x, S(MCP_CALL), 401, "application/json",
+               S("{\"error\":\"invalid_token\",\"error_description\":\"expired\"}"), "", 0);
+    /* Another method: rpc_method set, no tool. */
+    tg_xchg_begin(x, TG_ROUTE_MCP, S("/mcp"));
+    tg_xchg_request(x, S("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"tools/list\"}"), &out,
+                    &outlen);
+    assert_int_equal(tg_xchg_ntools(x), 0);
+    tg_xchg_response_head(x, 200, S("application/json"));
+    o = (struct out){0};
+    assert_int_equal(
+        tg_xchg_response_body(x, S("{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{\"tools\":[]}}"),
+                              collect, &o),
+        0);
+    event_init(&ev);
+    tg_xchg_finish(x, &ev, &unparsed);
+    assert_string_equal(ev.rpc_method, "tools/list");
+    assert_string_equal(ev.tool, "");
+    assert_string_equal(ev.reason, "");
+    assert_int_equal(unparsed, 0);
+    free(o.p);
+    tg_xchg_free(x);
+}
+
+static void test_mcp_sse(void **state)
+{
+    (void)state;
+    /* A progress notification and a server-to-client request that happens to use the same
+     * id come before the answer; none of them is the answer. */
+    static const char sse[] =
+        "event: message\n"
+        "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{"
+        "\"progressToken\":\"abc\",\"progress\":50,\"total\":100}}\n"
+        "\n"
+        "id: 2\n"
+        "event: message\n"
+        "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"roots/list\"}\n"
+        "\n"
+        "id: 3\n"
+        "event: message\n"
+        "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\","
+        "\"text\":\"18C\"}],\"isError\":false}}\n"
+        "\n";
+    static const char *const reasons[] = {"", "tool_error", "no_result"};
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t e = 0; e < 2; e++) {
+        for (size_t v = 0; v < 3; v++) {
+            size_t n;
+            char *in = with_eol(sse, eols[e], &n);
+            if (v == 1) memcpy(strstr(in, "\"isError\":false"), "\"isError\":true ", 15);
+            if (v == 2) strstr(in, "\"id\":1,\"result\"")[5] = '9';
+            struct req rq = {TG_ROUTE_MCP, "/mcp", S(MCP_CALL)};
+            struct resp rs = {200, "text/event-stream", in, n};
+            struct result ref;
+            all_splits(x, &rq, &rs, in, n, 0, &ref);
+            assert_int_equal(ref.rewrites, 0);
+            assert_string_equal(ref.ev.reason, reasons[v]);
+            assert_string_equal(ref.ev.tool, "get_weather");
+            assert_string_equal(ref.ev.rpc_method, "tools/call");
+            assert_int_equal(ref.unparsed, 0);
+            result_free(&ref);
+            free(in);
+        }
+    }
+    /* A stream that ends before the answer, with an event that is not JSON. */
+    static const char broken[] = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\n\n";
+    mcp_expect(x, S(MCP_CALL), 200, "text/event-stream", S(broken), "no_result", 1);
+    tg_xchg_free(x);
+}
+
+#define MCP_BATCH                                                                                  \
+    "[{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":"               \
+    "\"search\",\"arguments\":{\"q\":\"tollgate\"}}},"                                             \
+    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":"       \
+    "3}},"                                                                                         \
+    "{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"method\":\"tools/call\",\"params\":{\"name\":"        \
+    "\"fetch\",\"arguments\":{\"url\":\"https://example.com\"}}}]"
+
+static void test_mcp_batch(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    const char *out;
+    size_t outlen;
+    tg_xchg_begin(x, TG_ROUTE_MCP, S("/mcp"));
+    tg_xchg_request(x, S(MCP_BATCH), &out, &outlen);
+    assert_null(out);
+    assert_int_equal(tg_xchg_ntools(x), 2);
+    assert_string_equal(tg_xchg_tool(x, 0), "search");
+    assert_string_equal(tg_xchg_tool(x, 1), "fetch");
+    /* Two requests (the notification has no id): two errors, with their ids. */
+    char buf[512];
+    static const char want[] =
+        "[{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32001,\"message\":\"budget "
+        "exceeded\"}},{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"error\":{\"code\":-32001,"
+        "\"message\":\"budget exceeded\"}}]";
+    assert_int_equal(tg_xchg_mcp_error(x, "budget exceeded", buf, sizeof buf), sizeof want - 1);
+    assert_string_equal(buf, want);
+
+    static const struct {
+        const char *body, *reason;
+    } cases[] = {
+        /* Answered in another order: all answered. */
+        {"[{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"result\":{\"content\":[]}},"
+         "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[],\"isError\":false}}]",
+         ""},
+        {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[]}}]", "no_result"},
+        /* The same answer twice does not answer the other. */
+        {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}},{\"jsonrpc\":\"2.0\",\"id\":7,"
+         "\"result\":{}}]",
+         "no_result"},
+        {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[],\"isError\":true}},"
+         "{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"result\":{\"content\":[]}}]",
+         "tool_error"},
+        /* An error outranks a tool error. */
+        {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[],\"isError\":true}},"
+         "{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"error\":{\"code\":-32603,\"message\":"
+         "\"Internal error\"}}]",
+         "rpc_error"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct req rq = {TG_ROUTE_MCP, "/mcp", S(MCP_BATCH)};
+        struct resp rs = {200, "application/json", cases[i].body, strlen(cases[i].body)};
+        struct result ref;
+        all_splits(x, &rq, &rs, cases[i].body, strlen(cases[i].body), 0, &ref);
+        assert_string_equal(ref.ev.reason, cases[i].reason);
+        assert_string_equal(ref.ev.tool, "search"); /* the first */
+        assert_string_equal(ref.ev.rpc_method, "tools/call");
+        assert_int_equal(ref.unparsed, 0);
+        result_free(&ref);
+    }
+    /* Answered one event at a time over SSE. */
+    static const char sse[] =
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"result\":{}}\n\n"
+        "event: message\ndata: [{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}]\n\n";
+    mcp_expect(x, S(MCP_BATCH), 200, "text/event-stream", S(sse), "", 0);
+    tg_xchg_free(x);
+}
+
+static void test_mcp_error_document(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    const char *out;
+    size_t outlen;
+    char buf[256];
+    tg_xchg_begin(x, TG_ROUTE_MCP, S("/mcp"));
+    tg_xchg_request(x, S(MCP_CALL), &out, &outlen);
+    static const char want[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32001,"
+                               "\"message\":\"tool \\\"get_weather\\\" is not allowed\"}}";
+    assert_int_equal(tg_xchg_mcp_error(x, "tool \"get_weather\" is not allowed", buf, sizeof buf),
+                     sizeof want - 1);
+    assert_string_equal(buf, want);
+    /* The buffer must hold the text and its NUL: one byte short is 0 and an empty string. */
+    assert_int_equal(tg_xchg_mcp_error(x, "tool \"get_weather\" is not allowed", buf, sizeof want),
+                     sizeof want - 1);
+    assert_string_equal(buf, want);
+    assert_int_equal(
+        tg_xchg_mcp_error(x, "tool \"get_weather\" is not allowed", buf, sizeof want - 1), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(tg_xchg_mcp_error(x, "x", buf, 0), 0);
+
+    /* A string id is returned as a string. */
+    tg_xchg_begin(x, TG_ROUTE_MCP, S("/mcp"));
+    tg_xchg_request(x,
+                    S("{\"jsonrpc\":\"2.0\",\"id\":\"c0ffee\",\"method\":\"tools/call\","
+                      "\"params\":{\"name\":\"search\"}}"),
+                    &out, &outlen);
+    static const char want_str[] = "{\"jsonrpc\":\"2.0\",\"id\":\"c0ffee\",\"error\":{\"code\":"
+                                   "-32001,\"message\":\"rate limited\"}}";
+    assert_int_equal(tg_xchg_mcp_error(x, "rate limited", buf, sizeof buf), sizeof want_str - 1);
+    assert_string_equal(buf, want_str);
+    /* A body that could not be read: one error with a null id, as JSON-RPC requires. */
+    tg_xchg_begin(x, TG_ROUTE_MCP, S("/mcp"));
+    tg_xchg_request(x, S("{\"jsonrpc\":"), &out, &outlen);
+    assert_true(tg_xchg_mcp_error(x, "refused", buf, sizeof buf) > 0);
+    assert_string_equal(buf, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32001,"
+                             "\"message\":\"refused\"}}");
+    tg_xchg_free(x);
+}
+
+/* A POST of notifications only has no answer to wait for. */
+static void test_mcp_notification_only(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    static const char note[] = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+    for (int status = 200; status <= 202; status += 2) {
+        const char *out;
+        size_t outlen;
+        tg_xchg_begin(x, TG_ROUTE_MCP, S("/mcp"));
+        tg_xchg_request(x, S(note), &out, &outlen);
+        assert_int_equal(tg_xchg_ntools(x), 0);
+        tg_xchg_response_head(x, status, NULL, 0);
+        assert_int_equal(tg_xchg_rewrites(x), 0);
+        struct out o = {0};
+        assert_int_equal(tg_xchg_response_end(x, collect, &o), 0);
+        assert_int_equal(o.calls, 0);
+        tg_event_t ev;
+        int unparsed = 7;
+        event_init(&ev);
+        tg_xchg_finish(x, &ev, &unparsed);
+        assert_int_equal(unparsed, 0);
+        assert_string_equal(ev.reason, "");
+        assert_string_equal(ev.rpc_method, "notifications/initialized");
+        assert_string_equal(ev.tool, "");
+    }
+    /* A response posted back to the server (no method): nothing to answer either. */
+    mcp_expect(x, S("{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"roots\":[]}}"), 202, NULL, "", 0,
+               "", 0);
+    tg_xchg_free(x);
+}
+
+/* Tool results are read whole up to 4 MiB, JSON or one SSE event; a larger one is
+ * forwarded, and the exchange says it could not be read. */
+static void test_mcp_large_results(void **state)
+{
+    (void)state;
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":"
+                               "\"text\",\"text\":\"";
+    static const char tail[] = "\"}],\"isError\":false}}";
+    tg_xchg_t *x = tg_xchg_new();
+    static const size_t sizes[] = {2u << 20, 5u << 20};
+    for (size_t i = 0; i < 2; i++) {
+        for (int sse = 0; sse < 2; sse++) {
+            struct sb b = {0};
+            if (sse) sb_str(&b, "event: message\ndata: ");
+            sb_str(&b, head);
+            char *fill = malloc(sizes[i]);
+            assert_non_null(fill);
+            memset(fill, 'a', sizes[i]);
+            sb_put(&b, fill, sizes[i]);
+            free(fill);
+            sb_str(&b, tail);
+            if (sse) sb_str(&b, "\n\n");
+            struct req rq = {TG_ROUTE_MCP, "/mcp", S(MCP_CALL)};
+            struct resp rs = {200, sse ? "text/event-stream" : "application/json", b.p, b.len};
+            struct result r;
+            run(x, &rq, &rs, 65536, NULL, 0, b.p, b.len, &r);
+            assert_int_equal(r.o.len, b.len);
+            assert_string_equal(r.ev.reason, i == 0 ? "" : "no_result");
+            assert_int_equal(r.unparsed, i == 0 ? 0 : 1);
+            assert_string_equal(r.ev.tool, "get_weather");
+            result_free(&r);
+            free(b.p);
+        }
+    }
+    tg_xchg_free(x);
+}
+
+/* ---- 6. an event over the cap ---------------------------------------------------------- */
+
+/* Events before the big one are rewritten; from the big one on, everything passes as it
+ * came, including the usage chunk, whose usage is still read. */
+static void test_oversize_event_ends_rewriting(void **state)
+{
+    (void)state;
+    static const char before_with[] = "data: " C_ROLE ",\"usage\":null}\n\n"
+                                      "data: " C_HELLO ",\"usage\":null}\n\n";
+    static const char before_plain[] = "data: " C_ROLE "}\n\n"
+                                       "data: " C_HELLO "}\n\n";
+    static const char *const afters[] = {
+        "data: " C_STOP ",\"usage\":null}\n\ndata: " C_USAGE "\n\ndata: [DONE]\n\n",
+        /* The usage chunk right after the big event. */
+        "data: " C_USAGE "\n\ndata: [DONE]\n\n",
+    };
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t e = 0; e < 2; e++) {
+        for (size_t a = 0; a < 2; a++) {
+            struct sb in = {0}, want = {0};
+            size_t n;
+            char *s = with_eol(before_with, eols[e], &n);
+            sb_put(&in, s, n);
+            free(s);
+            s = with_eol(before_plain, eols[e], &n);
+            sb_put(&want, s, n);
+            free(s);
+            size_t big_at = in.len, want_big_at = want.len;
+            /* One chunk with 1.5 MiB of content. */
+            sb_str(&in, "data: " CHUNK "{\"index\":0,\"delta\":{\"content\":\"");
+            for (size_t i = 0; i < (3u << 19) / 64; i++)
+                sb_str(&in, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+            sb_str(&in, "\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}");
+            sb_str(&in, eols[e]);
+            sb_str(&in, eols[e]);
+            size_t big_end = in.len;
+            s = with_eol(afters[a], eols[e], &n);
+            sb_put(&in, s, n);
+            free(s);
+            sb_put(&want, in.p + big_at, in.len - big_at);
+            assert_int_equal(want.len - want_big_at, in.len - big_at);
+
+            struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)};
+            struct resp rs = {200, "text/event-stream", in.p, in.len};
+            struct result ref, r;
+            run(x, &rq, &rs, 0, NULL, 0, want.p, want.len, &ref);
+            check_same(&ref, &ref, want.p, want.len, "whole", 0, 0);
+            assert_int_equal(ref.rewrites, 1);
+            assert_int_equal(ref.ev.tokens_in, 19);
+            assert_int_equal(ref.ev.tokens_out, 10);
+            assert_int_equal(ref.ev.tokens_cached, 6);
+            assert_string_equal(ref.ev.model, "gpt-4o-mini");
+            assert_int_equal(ref.unparsed, 0);
+
+            static const size_t steps[] = {1, 4096, 65536, 1u << 20};
+            for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+                if (steps[i] == 1 && (e || a)) continue; /* slow: once is enough */
+                run(x, &rq, &rs, steps[i], NULL, 0, want.p, want.len, &r);
+                check_same(&ref, &r, want.p, want.len, "in pieces of", steps[i], 0);
+                result_free(&r);
+            }
+            /* In two: around the start and the end of the big event, and across it. */
+            for (size_t c = 0; c <= in.len;) {
+                size_t cuts[1] = {c};
+                run(x, &rq, &rs, 0, cuts, 1, want.p, want.len, &r);
+                check_same(&ref, &r, want.p, want.len, "in two at", c, 0);
+                result_free(&r);
+                if (c < big_at + 64 || (c + 64 >= big_end && c < big_end + 64) || c + 64 >= in.len)
+                    c += c < big_at ? 7 : 1;
+                else if (c < big_end)
+                    c = c + 131071 < big_end - 64 ? c + 131071 : big_end - 64;
+                else
+                    c += 5;
+            }
+            result_free(&ref);
+            free(in.p);
+            free(want.p);
+        }
+    }
+    tg_xchg_free(x);
+}
+
+/* ---- 7. one tg_xchg_t, many requests ---------------------------------------------------- */
+
+struct scenario {
+    struct req rq;
+    struct resp rs;
+    const char *expect;
+    size_t elen;
+};
+
+static void test_reuse(void **state)
+{
+    (void)state;
+    size_t big_n, plain_n, with_n;
+    char *big = big_embeddings(2u << 20, 1, &big_n);
+    char *with_crlf = with_eol(chat_with_usage, "\r\n", &with_n);
+    char *plain_crlf = with_eol(chat_plain, "\r\n", &plain_n);
+    static const char ok_json[] = "{\"model\":\"gpt-4o-2024-08-06\",\"usage\":{\"prompt_tokens\":"
+                                  "3,\"completion_tokens\":4}}";
+    static const char mcp_ok[] = "[{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"result\":{}},"
+                                 "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"isError\":true}}]";
+    const struct scenario sc[] = {
+        {{TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)},
+         {200, "text/event-stream", with_crlf, with_n},
+         plain_crlf,
+         plain_n},
+        {{TG_ROUTE_MCP, "/mcp", S(MCP_BATCH)}, {200, "application/json", S(mcp_ok)}, S(mcp_ok)},
+        {{TG_ROUTE_OPENAI, "/v1/embeddings", S("{\"input\":\"x\"}")},
+         {200, "application/json", big, big_n},
+         big,
+         big_n},
+        {{TG_ROUTE_ANTHROPIC, "/v1/messages", S("{\"model\":\"claude-3-5-haiku-latest\"}")},
+         {200, "text/event-stream", S(anthropic_stream)},
+         S(anthropic_stream)},
+        {{TG_ROUTE_OPENAI, "/v1/chat/completions", S("{\"model\":\"gpt-4o\"}")},
+         {503, "application/json", S(ok_json)},
+         S(ok_json)},
+        {{TG_ROUTE_OPENAI, "/v1/chat/completions", S("{\"stream\":false}")},
+         {200, "application/json", S(ok_json)},
+         S(ok_json)},
+        {{TG_ROUTE_MCP, "/mcp", S(MCP_CALL)}, {200, "application/json", S("{")}, S("{")},
+        {{TG_ROUTE_OPENAI, "/v1/models", S("")}, {200, "application/json", S(ok_json)}, S(ok_json)},
+    };
+    enum { NSC = sizeof sc / sizeof sc[0] };
+    struct result ref[NSC];
+    for (size_t i = 0; i < NSC; i++) {
+        tg_xchg_t *fresh = tg_xchg_new();
+        run(fresh, &sc[i].rq, &sc[i].rs, 0, NULL, 0, sc[i].expect, sc[i].elen, &ref[i]);
+        check_same(&ref[i], &ref[i], sc[i].expect, sc[i].elen, "fresh", i, 0);
+        tg_xchg_free(fresh);
+    }
+    /* What each of them must report, so that equal-to-fresh means right. */
+    assert_int_equal(ref[0].ev.tokens_in, 19);
+    assert_string_equal(ref[1].ev.reason, "tool_error");
+    assert_int_equal(ref[2].ev.tokens_in, 5120);
+    assert_int_equal(ref[3].ev.tokens_out, 15);
+    assert_int_equal(ref[4].ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_int_equal(ref[4].unparsed, 0);
+    assert_string_equal(ref[5].ev.model, "gpt-4o-2024-08-06");
+    assert_int_equal(ref[6].unparsed, 1);
+    assert_string_equal(ref[6].ev.reason, "no_result");
+    assert_int_equal(ref[7].ev.tokens_in, TG_TOKENS_UNKNOWN);
+
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t round = 0; round < 60; round++) {
+        size_t i = (round * 5 + round / NSC) % NSC;
+        struct result r;
+        run(x, &sc[i].rq, &sc[i].rs, round % 3 ? 97 * round : 0, NULL, 0, sc[i].expect, sc[i].elen,
+            &r);
+        check_same(&ref[i], &r, sc[i].expect, sc[i].elen, "reused, scenario", i, round);
+        result_free(&r);
+
+        /* Abandoned halfway (the client went away): the next exchange starts clean. */
+        if (round % 4 == 1) {
+            const char *o;
+            size_t ol;
+            struct out out = {0};
+            request(x, &sc[i].rq, &o, &ol);
+            tg_xchg_response_head(x, sc[i].rs.status, sc[i].rs.ctype, strlen(sc[i].rs.ctype));
+            tg_xchg_response_body(x, sc[i].rs.body, sc[i].rs.len / 2, collect, &out);
+            free(out.p);
+        }
+        /* Refused before any response: finish without one. */
+        if (round % 4 == 2) {
+            const char *o;
+            size_t ol;
+            request(x, &sc[0].rq, &o, &ol);
+            tg_event_t ev;
+            int unparsed = 7;
+            event_init(&ev);
+            tg_xchg_finish(x, &ev, &unparsed);
+            assert_int_equal(unparsed, 0);
+            assert_int_equal(ev.tokens_in, TG_TOKENS_UNKNOWN);
+            assert_string_equal(ev.model, "gpt-4o-mini");
+        }
+    }
+    tg_xchg_free(x);
+    for (size_t i = 0; i < NSC; i++)
+        result_free(&ref[i]);
+    free(big);
+    free(with_crlf);
+    free(plain_crlf);
+}
+
+/* Freed in the middle of a response: nothing leaks (checked under ASan). */
+static void test_free_mid_response(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    const char *o;
+    size_t ol;
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)};
+    request(x, &rq, &o, &ol);
+    tg_xchg_response_head(x, 200, S("text/event-stream"));
+    struct out out = {0};
+    tg_xchg_response_body(x, chat_with_usage, 300, collect, &out);
+    tg_xchg_free(x);
+    free(out.p);
+
+    x = tg_xchg_new();
+    struct req mq = {TG_ROUTE_MCP, "/mcp", S(MCP_BATCH)};
+    request(x, &mq, &o, &ol);
+    tg_xchg_response_head(x, 200, S("application/json"));
+    out = (struct out){0};
+    tg_xchg_response_body(x, "[{\"jsonrpc\"", 11, collect, &out);
+    tg_xchg_free(x);
+    free(out.p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_member_appended),
+        cmocka_unit_test(test_request_stream_options_rewritten),
+        cmocka_unit_test(test_request_not_rewritten),
+        cmocka_unit_test(test_request_fields),
+        cmocka_unit_test(test_request_not_json_response_decides),
+        cmocka_unit_test(test_rewrite_chat_stream),
+        cmocka_unit_test(test_rewrite_completions_stream),
+        cmocka_unit_test(test_rewrite_keeps_other_bytes),
+        cmocka_unit_test(test_rewrite_only_streams),
+        cmocka_unit_test(test_emit_failure),
+        cmocka_unit_test(test_passthrough_streams),
+        cmocka_unit_test(test_json_responses),
+        cmocka_unit_test(test_json_unreadable),
+        cmocka_unit_test(test_json_not_observed),
+        cmocka_unit_test(test_json_huge_body),
+        cmocka_unit_test(test_json_full_parse_cap),
+        cmocka_unit_test(test_mcp_single),
+        cmocka_unit_test(test_mcp_sse),
+        cmocka_unit_test(test_mcp_batch),
+        cmocka_unit_test(test_mcp_error_document),
+        cmocka_unit_test(test_mcp_notification_only),
+        cmocka_unit_test(test_mcp_large_results),
+        cmocka_unit_test(test_oversize_event_ends_rewriting),
+        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_free_mid_response),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
