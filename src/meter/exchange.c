@@ -208,6 +208,11 @@ static void inject_usage(tg_xchg_t *x, json_t *root, const char *body, size_t le
 {
     json_t *opts = json_object_get(root, "stream_options");
     if (json_is_true(json_object_get(opts, "include_usage"))) return;
+    if (json_is_null(opts)) {
+        /* "stream_options": null is allowed: it becomes the object. */
+        opts = json_object();
+        if (!opts || json_object_set_new(root, "stream_options", opts) != 0) return;
+    }
     if (!opts) {
         size_t end = len;
         while (end > 0 && strchr(" \t\r\n", body[end - 1]))
@@ -395,6 +400,26 @@ static void send_rewritten(tg_xchg_t *x, json_t *root, const char *raw, size_t n
     emit(x, raw + at + 13, n - (size_t)at - 13);
 }
 
+/* Rewriting: the raw bytes of the block that just ended (what was held plus this chunk up
+ * to the block's end) are sent, through send_rewritten when root is the event's JSON. */
+static void pass_event(tg_xchg_t *x, json_t *root)
+{
+    size_t pos = x->parser.pos;
+    const char *raw = x->feed_p + x->feed_from;
+    size_t n = pos - x->feed_from;
+    if (x->hold.len) {
+        if (buf_put(&x->hold, raw, n) != 0) x->unreadable = 1;
+        raw = x->hold.p;
+        n = x->hold.len;
+    }
+    if (root)
+        send_rewritten(x, root, raw, n);
+    else
+        emit(x, raw, n);
+    x->hold.len = 0;
+    x->feed_from = pos;
+}
+
 static void on_event(void *ud, const char *ev, size_t elen, const char *data, size_t dlen)
 {
     tg_xchg_t *x = ud;
@@ -437,24 +462,15 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
         x->rewriting = 0;
         x->unreadable = 1;
     }
-    if (x->rewriting) {
-        /* The event's raw bytes: what was held plus this chunk up to the event's end. */
-        size_t pos = x->parser.pos;
-        const char *raw = x->feed_p + x->feed_from;
-        size_t n = pos - x->feed_from;
-        if (x->hold.len) {
-            if (buf_put(&x->hold, raw, n) != 0) x->unreadable = 1;
-            raw = x->hold.p;
-            n = x->hold.len;
-        }
-        if (has_usage && json_is_object(root))
-            send_rewritten(x, root, raw, n);
-        else
-            emit(x, raw, n);
-        x->hold.len = 0;
-        x->feed_from = pos;
-    }
+    if (x->rewriting) pass_event(x, has_usage && json_is_object(root) ? root : NULL);
     json_decref(root);
+}
+
+/* A comment-only block (keep-alive) while rewriting: sent at once, as it came. */
+static void on_empty(void *ud)
+{
+    tg_xchg_t *x = ud;
+    if (x->rewriting && tg_sse_skipped(&x->parser) == 0) pass_event(x, NULL);
 }
 
 void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t clen)
@@ -467,6 +483,7 @@ void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t c
     x->body_max = x->ep == EP_MCP ? MCP_JSON_MAX : JSON_FULL_MAX;
     if (x->observe && x->sse) {
         tg_sse_init(&x->parser, x->ep == EP_MCP ? SSE_MAX_MCP : SSE_MAX_AI, on_event, x);
+        x->parser.on_empty = on_empty;
         x->parser_live = 1;
     }
 }

@@ -70,6 +70,8 @@ static void dispatch(tg_sse_t *s)
         const char *ev = s->name.len ? s->name.p : "message";
         size_t elen = s->name.len ? s->name.len : 7;
         s->cb(s->ud, ev, elen, s->data.p, s->data.len - 1);
+    } else if (s->data.len == 0 && s->on_empty) {
+        s->on_empty(s->ud);
     }
     reset_event(s);
 }

@@ -33,6 +33,9 @@ typedef struct tg_sse {
     size_t skipped;         /* events dropped for exceeding max_event (or out of memory) */
     int skipping;           /* 1 while discarding the rest of an oversize event */
     int after_cr;           /* last byte was \r: a following \n belongs to the same break */
+    /* Optional, set after tg_sse_init: called when a blank line ends a block that dispatches
+     * nothing (a comment-only keep-alive such as ": ping"), with pos set as for cb. */
+    void (*on_empty)(void *ud);
     size_t pos; /* during a callback: bytes of the chunk being fed that were consumed up to
                    and including the line break that dispatched the event (a caller that
                    splits the raw stream into events cuts there; a \n pairing with a

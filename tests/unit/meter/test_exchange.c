@@ -421,6 +421,11 @@ static void test_request_stream_options_rewritten(void **state)
                    S("{\"model\":\"m\",\"stream\":true,\"stream_options\":{}}"),
                    S("{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":"
                      "true}}"));
+    /* "stream_options": null (allowed by the API) becomes the object. */
+    expect_request(TG_ROUTE_OPENAI, "/v1/chat/completions",
+                   S("{\"model\":\"m\",\"stream\":true,\"stream_options\":null}"),
+                   S("{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":"
+                     "true}}"));
     expect_request(TG_ROUTE_OPENAI, "/v1/chat/completions",
                    S("{\"model\":\"m\",\"stream_options\":{\"include_obfuscation\":false},"
                      "\"stream\":true}"),
@@ -644,6 +649,45 @@ static void test_rewrite_keeps_other_bytes(void **state)
     assert_int_equal(ref.unparsed, 1);
     assert_string_equal(ref.ev.model, "gpt-4o-mini");
     result_free(&ref);
+    tg_xchg_free(x);
+}
+
+/* While rewriting, a keep-alive comment is sent as soon as its block ends (not held until
+ * the next event), and one just before the usage chunk is not dropped with it. */
+static void test_rewrite_keepalive_not_held(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)};
+    static const char in[] = "data: " C_ROLE ",\"usage\":null}\n\n"
+                             ": keep-alive\n\n"
+                             "data: " C_USAGE "\n\n"
+                             "data: [DONE]\n\n";
+    static const char want[] = "data: " C_ROLE "}\n\n"
+                               ": keep-alive\n\n"
+                               "data: [DONE]\n\n";
+    struct resp rs = {200, "text/event-stream", S(in)};
+    struct result ref;
+    all_splits(x, &rq, &rs, want, sizeof want - 1, 0, &ref);
+    assert_int_equal(ref.ev.tokens_in, 19);
+    result_free(&ref);
+
+    /* Fed up to the end of the comment block: it is out before anything else arrives. */
+    const char *body;
+    size_t blen;
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, S("/v1/chat/completions"));
+    tg_xchg_request(x, CHAT_REQ, sizeof CHAT_REQ - 1, &body, &blen);
+    tg_xchg_response_head(x, 200, "text/event-stream", 17);
+    struct out out = {0};
+    static const char ka[] = ": keep-alive\n\n";
+    assert_int_equal(tg_xchg_response_body(x, ka, sizeof ka - 1, collect, &out), 0);
+    assert_int_equal(out.len, sizeof ka - 1);
+    assert_memory_equal(out.p, ka, sizeof ka - 1);
+    tg_event_t ev;
+    event_init(&ev);
+    int unparsed;
+    tg_xchg_finish(x, &ev, &unparsed);
+    free(out.p);
     tg_xchg_free(x);
 }
 
@@ -1568,6 +1612,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_member_appended),
         cmocka_unit_test(test_request_stream_options_rewritten),
+        cmocka_unit_test(test_rewrite_keepalive_not_held),
         cmocka_unit_test(test_request_not_rewritten),
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_request_not_json_response_decides),
