@@ -65,8 +65,16 @@ unit-asan: $(ATBINS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/run-unit.sh $(ATBINS)
 
-e2e: all
+# The e2e tests drive the gateway with the official OpenAI, Anthropic and MCP SDKs, pinned
+# by tests/e2e/package-lock.json; npm ci reinstalls them when the lock file is newer.
+E2E_NPM := tests/e2e/node_modules/.package-lock.json
+
+e2e: all $(E2E_NPM)
 	@node --test --test-concurrency=1 tests/e2e/
+
+$(E2E_NPM): tests/e2e/package.json tests/e2e/package-lock.json
+	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	@touch $@
 
 format:
 	@clang-format -i $(SRCS) $(shell find src tests/unit tests/mock -name '*.h' -o -name '*.c' | grep -v '^src/.*\.c$$')

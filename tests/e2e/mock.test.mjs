@@ -6,7 +6,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { curl, curlJson, mockBin, raw, request, run, sha256, startMock, tempDir } from './lib/harness.mjs';
+import {
+  curl,
+  curlJson,
+  mockBin,
+  parseSse,
+  raw,
+  request,
+  run,
+  sha256,
+  startMock,
+  tempDir,
+} from './lib/harness.mjs';
 
 let mock;
 before(async () => {
@@ -404,5 +415,457 @@ describe('process', () => {
     const r = await run(mockBin, ['--listen', 'nonsense']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /bad --listen/);
+  });
+});
+
+// ---- AI endpoints: OpenAI- and Anthropic-shaped answers, token counts by a fixed rule ----
+
+/** POSTs a JSON body (object, or a string sent as is) to the mock. */
+function ai(path, body, headers = {}) {
+  return request(`${mock.url}${path}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/** The mock's rule: ceil(UTF-8 bytes of all prompt text / 4). */
+const tokensOf = (...texts) => Math.ceil(texts.reduce((n, t) => n + Buffer.byteLength(t), 0) / 4);
+const outText = (n) => Array.from({ length: n }, (_, i) => `tok${i} `).join('');
+const usageHeader = (r) => JSON.parse(r.headers['x-mock-usage']);
+/** Compact JSON, as the real APIs send it: no whitespace outside strings. */
+function assertCompact(data) {
+  JSON.parse(data);
+  assert.doesNotMatch(data.replace(/"(?:[^"\\]|\\.)*"/g, '""'), /\s/, data);
+}
+
+describe('POST /v1/chat/completions', () => {
+  const messages = [
+    { role: 'system', content: 'You are terse.' },
+    { role: 'user', content: [{ type: 'text', text: 'héllo ' }, { type: 'text', text: 'wörld' }] },
+  ];
+  const T = tokensOf('You are terse.', 'héllo ', 'wörld');
+
+  test('non-streamed: a chat.completion with usage; x-mock-usage says the same', async () => {
+    const r = await ai('/v1/chat/completions', { model: 'gpt-4o-mini', messages, max_tokens: 5 });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-type'], 'application/json');
+    assertCompact(r.text);
+    const b = r.json();
+    assert.match(b.id, /^chatcmpl-[0-9a-f]{24}$/);
+    assert.equal(b.object, 'chat.completion');
+    assert.equal(b.created, 1700000000);
+    assert.equal(b.model, 'gpt-4o-mini');
+    assert.deepEqual(b.choices[0].message.role, 'assistant');
+    assert.equal(b.choices[0].message.content, outText(5));
+    assert.equal(b.choices[0].finish_reason, 'stop');
+    assert.deepEqual(b.usage, {
+      prompt_tokens: T,
+      completion_tokens: 5,
+      total_tokens: T + 5,
+      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0 },
+    });
+    assert.deepEqual(usageHeader(r), { model: 'gpt-4o-mini', input: T, output: 5, cached: 0, cache_write: 0 });
+    // deterministic: the same request, the same bytes
+    const again = await ai('/v1/chat/completions', { model: 'gpt-4o-mini', messages, max_tokens: 5 });
+    assert.equal(again.text, r.text);
+  });
+
+  test('output tokens: max_completion_tokens over max_tokens, 16 by default, capped at 10000', async () => {
+    const msgs = [{ role: 'user', content: 'x' }];
+    const a = await ai('/v1/chat/completions', { model: 'm', messages: msgs, max_tokens: 9, max_completion_tokens: 2 });
+    assert.equal(a.json().usage.completion_tokens, 2);
+    const d = await ai('/v1/chat/completions', { model: 'm', messages: msgs });
+    assert.equal(d.json().usage.completion_tokens, 16);
+    assert.equal(d.json().choices[0].message.content, outText(16));
+    const big = await ai('/v1/chat/completions', { model: 'm', messages: msgs, max_tokens: 50000 });
+    assert.equal(big.json().usage.completion_tokens, 10000);
+    assert.equal(big.json().choices[0].message.content, outText(10000));
+  });
+
+  test('prompt_cache_key: cached_tokens = floor(prompt_tokens / 2)', async () => {
+    const content = 'a'.repeat(37); // 10 tokens
+    const r = await ai('/v1/chat/completions', {
+      model: 'm',
+      messages: [{ role: 'user', content }],
+      max_tokens: 1,
+      prompt_cache_key: 'tenant-1',
+    });
+    assert.equal(r.json().usage.prompt_tokens, 10);
+    assert.equal(r.json().usage.prompt_tokens_details.cached_tokens, 5);
+    assert.deepEqual(usageHeader(r), { model: 'm', input: 10, output: 1, cached: 5, cache_write: 0 });
+  });
+
+  test('streamed without include_usage: OpenAI chunks, no usage key anywhere', async () => {
+    const r = await ai('/v1/chat/completions', { model: 'gpt-4o-mini', messages, max_tokens: 3, stream: true });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-type'], 'text/event-stream; charset=utf-8');
+    assert.equal(r.headers['transfer-encoding'], 'chunked');
+    assert.doesNotMatch(r.text, /usage/);
+    assert.ok(r.text.endsWith('\n\ndata: [DONE]\n\n'), r.text);
+    const evs = parseSse(r.text);
+    assert.equal(evs.length, 1 + 3 + 1 + 1);
+    assert.ok(evs.every((e) => e.event === null));
+    const chunks = evs.slice(0, -1).map((e) => (assertCompact(e.data), JSON.parse(e.data)));
+    const id = chunks[0].id;
+    assert.match(id, /^chatcmpl-[0-9a-f]{24}$/);
+    for (const c of chunks) {
+      assert.equal(c.id, id);
+      assert.equal(c.object, 'chat.completion.chunk');
+      assert.equal(c.created, 1700000000);
+      assert.equal(c.model, 'gpt-4o-mini');
+      assert.equal(c.choices.length, 1);
+    }
+    assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
+    assert.deepEqual(chunks.slice(1, 4).map((c) => c.choices[0].delta.content), ['tok0 ', 'tok1 ', 'tok2 ']);
+    assert.deepEqual(chunks[4].choices[0].delta, {});
+    assert.equal(chunks[4].choices[0].finish_reason, 'stop');
+    assert.deepEqual(usageHeader(r), { model: 'gpt-4o-mini', input: T, output: 3, cached: 0, cache_write: 0 });
+  });
+
+  test('streamed with include_usage: "usage":null last in every chunk, then a usage chunk; stripping them gives the plain stream byte for byte', async () => {
+    const req = { model: 'gpt-4o-mini', messages, max_tokens: 4, stream: true };
+    const plain = await ai('/v1/chat/completions', req);
+    const withUsage = await ai('/v1/chat/completions', { ...req, stream_options: { include_usage: true } });
+    assert.equal(withUsage.status, 200);
+    const evs = parseSse(withUsage.text);
+    assert.equal(evs.length, 1 + 4 + 1 + 1 + 1);
+    assert.equal(evs.at(-1).data, '[DONE]');
+    for (const e of evs.slice(0, -2)) {
+      assertCompact(e.data);
+      assert.ok(e.data.endsWith(',"usage":null}'), e.data);
+    }
+    const last = JSON.parse(evs.at(-2).data);
+    assert.deepEqual(last.choices, []);
+    assert.deepEqual(last.usage, {
+      prompt_tokens: T,
+      completion_tokens: 4,
+      total_tokens: T + 4,
+      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0 },
+    });
+    assert.ok(evs.at(-2).data.endsWith('}}}'), 'the usage object is the last key');
+    assert.deepEqual(usageHeader(withUsage), usageHeader(plain));
+    // What a gateway that injected include_usage must take out again:
+    const usageChunk = `data: ${evs.at(-2).data}\n\n`;
+    assert.equal(withUsage.text.split(usageChunk).length, 2);
+    const stripped = withUsage.text.replace(usageChunk, '').replaceAll(',"usage":null}\n\n', '}\n\n');
+    assert.equal(stripped, plain.text);
+  });
+
+  test('x-mock-interval-ms spaces the events', async () => {
+    const r = await ai(
+      '/v1/chat/completions',
+      { model: 'm', messages: [{ role: 'user', content: 'x' }], max_tokens: 2, stream: true },
+      { 'x-mock-interval-ms': '150' },
+    );
+    assert.equal(parseSse(r.text).length, 5); // role, 2 tokens, stop, [DONE]: 4 gaps
+    assert.ok(r.ms >= 4 * 150 - 1, `took ${r.ms} ms`);
+    assert.ok(r.chunks.length >= 3, JSON.stringify(r.chunks));
+    const fast = await ai('/v1/chat/completions', {
+      model: 'm',
+      messages: [{ role: 'user', content: 'x' }],
+      max_tokens: 2,
+      stream: true,
+    });
+    assert.ok(fast.ms < 400, `without the header took ${fast.ms} ms`);
+  });
+});
+
+describe('POST /v1/completions', () => {
+  test('non-streamed text_completion; prompt string or array', async () => {
+    const r = await ai('/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: ['abc', 'defgh'], max_tokens: 2 });
+    assert.equal(r.status, 200);
+    const b = r.json();
+    assert.match(b.id, /^cmpl-[0-9a-f]{24}$/);
+    assert.equal(b.object, 'text_completion');
+    assert.equal(b.choices[0].text, outText(2));
+    assert.deepEqual(b.usage, { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 });
+    assert.deepEqual(usageHeader(r), { model: 'gpt-3.5-turbo-instruct', input: 2, output: 2, cached: 0, cache_write: 0 });
+  });
+
+  test('streamed, with and without include_usage', async () => {
+    const req = { model: 'x', prompt: 'hello', max_tokens: 2, stream: true };
+    const plain = await ai('/v1/completions', req);
+    assert.doesNotMatch(plain.text, /usage/);
+    const evs = parseSse(plain.text);
+    assert.deepEqual(
+      evs.slice(0, -1).map((e) => JSON.parse(e.data).choices[0].text),
+      ['tok0 ', 'tok1 ', ''],
+    );
+    assert.equal(JSON.parse(evs[2].data).choices[0].finish_reason, 'stop');
+    assert.equal(evs.at(-1).data, '[DONE]');
+    const wu = await ai('/v1/completions', { ...req, stream_options: { include_usage: true } });
+    const uevs = parseSse(wu.text);
+    assert.deepEqual(JSON.parse(uevs.at(-2).data).usage, { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 });
+    const stripped = wu.text
+      .replace(`data: ${uevs.at(-2).data}\n\n`, '')
+      .replaceAll(',"usage":null}\n\n', '}\n\n');
+    assert.equal(stripped, plain.text);
+  });
+});
+
+describe('POST /v1/embeddings', () => {
+  test('float vectors, one per input, and usage', async () => {
+    const r = await ai('/v1/embeddings', { model: 'text-embedding-3-small', input: ['one', 'three'], encoding_format: 'float' });
+    assert.equal(r.status, 200);
+    const b = r.json();
+    assert.equal(b.object, 'list');
+    assert.equal(b.model, 'text-embedding-3-small');
+    assert.equal(b.data.length, 2);
+    b.data.forEach((d, i) => {
+      assert.equal(d.object, 'embedding');
+      assert.equal(d.index, i);
+      assert.equal(d.embedding.length, 8);
+      assert.ok(d.embedding.every((x) => x >= -1 && x < 1));
+    });
+    assert.notDeepEqual(b.data[0].embedding, b.data[1].embedding);
+    assert.deepEqual(b.usage, { prompt_tokens: tokensOf('one', 'three'), total_tokens: tokensOf('one', 'three') });
+    assert.deepEqual(usageHeader(r), { model: 'text-embedding-3-small', input: 2, output: 0, cached: 0, cache_write: 0 });
+  });
+
+  test('base64 is the same vector as little-endian float32; dimensions is honoured', async () => {
+    const req = { model: 'e', input: 'some text', dimensions: 40 };
+    const f = (await ai('/v1/embeddings', { ...req, encoding_format: 'float' })).json();
+    const b = (await ai('/v1/embeddings', { ...req, encoding_format: 'base64' })).json();
+    const buf = Buffer.from(b.data[0].embedding, 'base64');
+    assert.equal(buf.length, 40 * 4);
+    const decoded = Array.from({ length: 40 }, (_, i) => buf.readFloatLE(i * 4));
+    assert.deepEqual(decoded, f.data[0].embedding);
+    const bad = await ai('/v1/embeddings', { ...req, encoding_format: 'hex' });
+    assert.equal(bad.status, 400);
+  });
+});
+
+describe('POST /v1/responses', () => {
+  const req = {
+    model: 'gpt-4.1',
+    instructions: 'Be brief.',
+    input: [{ role: 'user', content: [{ type: 'input_text', text: 'What is up?' }] }],
+    max_output_tokens: 3,
+    prompt_cache_key: 'k',
+  };
+  const T = tokensOf('Be brief.', 'What is up?');
+
+  test('non-streamed response object with usage', async () => {
+    const r = await ai('/v1/responses', req);
+    assert.equal(r.status, 200);
+    const b = r.json();
+    assert.match(b.id, /^resp_[0-9a-f]{24}$/);
+    assert.equal(b.object, 'response');
+    assert.equal(b.status, 'completed');
+    assert.equal(b.instructions, 'Be brief.');
+    assert.equal(b.output.length, 1);
+    assert.equal(b.output[0].type, 'message');
+    assert.equal(b.output[0].role, 'assistant');
+    assert.deepEqual(b.output[0].content.map((c) => [c.type, c.text]), [['output_text', outText(3)]]);
+    assert.deepEqual(b.usage, {
+      input_tokens: T,
+      input_tokens_details: { cached_tokens: Math.floor(T / 2) },
+      output_tokens: 3,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: T + 3,
+    });
+    assert.deepEqual(usageHeader(r), { model: 'gpt-4.1', input: T, output: 3, cached: Math.floor(T / 2), cache_write: 0 });
+  });
+
+  test('streamed: the Responses event sequence, numbered, ending in response.completed', async () => {
+    const r = await ai('/v1/responses', { ...req, stream: true });
+    assert.equal(r.headers['content-type'], 'text/event-stream; charset=utf-8');
+    const evs = parseSse(r.text);
+    assert.deepEqual(evs.map((e) => e.event), [
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'response.output_text.delta',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+    const data = evs.map((e) => (assertCompact(e.data), JSON.parse(e.data)));
+    data.forEach((d, i) => {
+      assert.equal(d.type, evs[i].event);
+      assert.equal(d.sequence_number, i);
+    });
+    assert.equal(data[0].response.status, 'in_progress');
+    assert.equal(data[0].response.usage, null);
+    assert.deepEqual(data.slice(4, 7).map((d) => d.delta), ['tok0 ', 'tok1 ', 'tok2 ']);
+    assert.equal(data[7].text, outText(3));
+    const done = data.at(-1).response;
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(done, (await ai('/v1/responses', req)).json());
+    assert.deepEqual(usageHeader(r), { model: 'gpt-4.1', input: T, output: 3, cached: Math.floor(T / 2), cache_write: 0 });
+  });
+});
+
+describe('POST /v1/messages (Anthropic)', () => {
+  const system = [{ type: 'text', text: 'A long system prompt to cache.', cache_control: { type: 'ephemeral' } }];
+  const messages = [{ role: 'user', content: 'Hello, Claude' }];
+  const T = tokensOf('A long system prompt to cache.', 'Hello, Claude');
+
+  test('non-streamed message; cache_control gives cache reads and writes', async () => {
+    const r = await ai('/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 4, system, messages });
+    assert.equal(r.status, 200);
+    const b = r.json();
+    assert.match(b.id, /^msg_[0-9a-f]{24}$/);
+    assert.equal(b.type, 'message');
+    assert.equal(b.role, 'assistant');
+    assert.deepEqual(b.content, [{ type: 'text', text: outText(4) }]);
+    assert.equal(b.stop_reason, 'end_turn');
+    const read = Math.floor(T / 2);
+    const write = Math.floor(T / 4);
+    assert.ok(read > 0 && write > 0);
+    assert.deepEqual(b.usage, {
+      input_tokens: T - read - write,
+      cache_creation_input_tokens: write,
+      cache_read_input_tokens: read,
+      output_tokens: 4,
+    });
+    assert.deepEqual(usageHeader(r), { model: 'claude-sonnet-4-5', input: T - read - write, output: 4, cached: read, cache_write: write });
+    const plain = await ai('/v1/messages', { model: 'c', max_tokens: 4, system: 'A long system prompt to cache.', messages });
+    assert.deepEqual(plain.json().usage, { input_tokens: T, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 4 });
+  });
+
+  test('streamed: Anthropic events; provisional output_tokens 1, the final count in message_delta', async () => {
+    const r = await ai('/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 3, system, messages, stream: true });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-type'], 'text/event-stream; charset=utf-8');
+    assert.match(r.text, /^event: message_start\ndata: \{/);
+    const evs = parseSse(r.text);
+    assert.deepEqual(evs.map((e) => e.event), [
+      'message_start',
+      'content_block_start',
+      'ping',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
+    const data = evs.map((e) => (assertCompact(e.data), JSON.parse(e.data)));
+    data.forEach((d, i) => assert.equal(d.type, evs[i].event));
+    const read = Math.floor(T / 2);
+    const write = Math.floor(T / 4);
+    assert.deepEqual(data[0].message.usage, {
+      input_tokens: T - read - write,
+      cache_creation_input_tokens: write,
+      cache_read_input_tokens: read,
+      output_tokens: 1,
+    });
+    assert.deepEqual(data.slice(3, 6).map((d) => d.delta), [0, 1, 2].map((i) => ({ type: 'text_delta', text: `tok${i} ` })));
+    assert.deepEqual(data[7].delta, { stop_reason: 'end_turn', stop_sequence: null });
+    assert.deepEqual(data[7].usage, { output_tokens: 3 });
+    assert.deepEqual(usageHeader(r), { model: 'claude-sonnet-4-5', input: T - read - write, output: 3, cached: read, cache_write: write });
+  });
+});
+
+describe('AI special models and bad requests', () => {
+  const chat = { messages: [{ role: 'user', content: 'abcdefgh' }], max_tokens: 2 };
+
+  test('mock-no-usage: no usage object, even with include_usage; x-mock-usage still says what it would have been', async () => {
+    for (const [path, body] of [
+      ['/v1/chat/completions', { ...chat, model: 'mock-no-usage' }],
+      ['/v1/chat/completions', { ...chat, model: 'mock-no-usage', stream: true, stream_options: { include_usage: true } }],
+      ['/v1/completions', { model: 'mock-no-usage', prompt: 'abcdefgh', max_tokens: 2, stream: true, stream_options: { include_usage: true } }],
+      ['/v1/embeddings', { model: 'mock-no-usage', input: 'abcdefgh' }],
+      ['/v1/responses', { model: 'mock-no-usage', input: 'abcdefgh', max_output_tokens: 2 }],
+      ['/v1/responses', { model: 'mock-no-usage', input: 'abcdefgh', max_output_tokens: 2, stream: true }],
+      ['/v1/messages', { ...chat, model: 'mock-no-usage' }],
+      ['/v1/messages', { ...chat, model: 'mock-no-usage', stream: true }],
+    ]) {
+      const r = await ai(path, body);
+      assert.equal(r.status, 200, `${path} ${r.text}`);
+      assert.doesNotMatch(r.text, /"usage"|"(prompt|completion|input|output|total)_tokens"/, `${path} ${JSON.stringify(body)}`);
+      const out = path === '/v1/embeddings' ? 0 : 2;
+      assert.deepEqual(usageHeader(r), { model: 'mock-no-usage', input: 2, output: out, cached: 0, cache_write: 0 }, path);
+    }
+  });
+
+  test('mock-bad-json: 200, but the body (or each event\'s data) is cut short of valid JSON', async () => {
+    const r = await ai('/v1/chat/completions', { ...chat, model: 'mock-bad-json' });
+    assert.equal(r.status, 200);
+    assert.throws(() => JSON.parse(r.text));
+    assert.equal(JSON.parse(`${r.text}}`).usage.prompt_tokens, 2); // exactly one byte short
+    assert.deepEqual(usageHeader(r), { model: 'mock-bad-json', input: 2, output: 2, cached: 0, cache_write: 0 });
+    for (const [path, body] of [
+      ['/v1/chat/completions', { ...chat, model: 'mock-bad-json', stream: true, stream_options: { include_usage: true } }],
+      ['/v1/messages', { ...chat, model: 'mock-bad-json', stream: true }],
+      ['/v1/responses', { model: 'mock-bad-json', input: 'x', stream: true }],
+    ]) {
+      const s = await ai(path, body);
+      assert.equal(s.status, 200);
+      const evs = parseSse(s.text).filter((e) => e.data !== '[DONE]');
+      assert.ok(evs.length > 3);
+      for (const e of evs) assert.throws(() => JSON.parse(e.data), `${path}: ${e.data}`);
+    }
+  });
+
+  test('mock-error: 400 with the API\'s error shape', async () => {
+    const o = await ai('/v1/chat/completions', { ...chat, model: 'mock-error' });
+    assert.equal(o.status, 400);
+    assert.equal(o.json().error.type, 'invalid_request_error');
+    assert.match(o.json().error.message, /mock-error/);
+    assert.deepEqual(usageHeader(o), { model: 'mock-error', input: 0, output: 0, cached: 0, cache_write: 0 });
+    const a = await ai('/v1/messages', { ...chat, model: 'mock-error', stream: true });
+    assert.equal(a.status, 400);
+    assert.equal(a.headers['content-type'], 'application/json');
+    assert.equal(a.json().type, 'error');
+    assert.equal(a.json().error.type, 'invalid_request_error');
+  });
+
+  test('malformed requests get 400 JSON errors, an oversized body 413', async () => {
+    const cases = [
+      ['/v1/chat/completions', '{"model":'],
+      ['/v1/chat/completions', '[1,2]'],
+      ['/v1/chat/completions', { messages: [] }],
+      ['/v1/chat/completions', { model: 'm', messages: 'hi' }],
+      ['/v1/chat/completions', { model: 'm', messages: [], max_tokens: -1 }],
+      ['/v1/completions', { model: 'm' }],
+      ['/v1/embeddings', { model: 'm', input: [] }],
+      ['/v1/responses', { model: 'm', input: 5 }],
+      ['/v1/messages', { model: 'm', messages: [{ role: 'user', content: 7 }] }],
+    ];
+    for (const [path, body] of cases) {
+      const r = await ai(path, body);
+      assert.equal(r.status, 400, `${path} ${JSON.stringify(body)}`);
+      const e = r.json();
+      assert.equal(typeof (path === '/v1/messages' ? e.error.message : e.error.message), 'string');
+      if (path === '/v1/messages') assert.equal(e.type, 'error');
+      assert.equal(r.headers['x-mock-usage'], undefined);
+    }
+    const big = await ai('/v1/chat/completions', `{"model":"m","messages":[{"content":"${'a'.repeat(9 << 20)}"}]}`);
+    assert.equal(big.status, 413);
+    assert.equal(big.json().error.type, 'invalid_request_error');
+  });
+
+  test('other methods and paths keep the query-parameter behaviours; delay_ms applies to AI answers', async () => {
+    const g = await request(`${mock.url}/v1/chat/completions?status=201`);
+    assert.equal(g.status, 201);
+    assert.deepEqual(g.json(), { ok: true });
+    const p = await request(`${mock.url}/v1/chat/completions/x?echo=1`, { method: 'POST', body: 'abc' });
+    assert.equal(p.json().body_sha256, sha256('abc'));
+    const d = await ai('/v1/messages?delay_ms=200', { ...chat, model: 'm' });
+    assert.equal(d.status, 200);
+    assert.ok(d.ms >= 199, `took ${d.ms} ms`);
+    assert.equal(d.json().type, 'message');
+  });
+
+  test('keep-alive: several AI requests, streamed and not, on one connection', async () => {
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 });
+    const sbody = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1, stream: true });
+    const req = (b, close) =>
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(b)}\r\n${close ? 'Connection: close\r\n' : ''}\r\n${b}`;
+    const r = await raw(mock.port, req(body) + req(sbody) + req(body, true));
+    assert.equal(r.closed, true);
+    assert.equal(r.data.match(/HTTP\/1\.1 200 OK\r\n/g).length, 3);
+    assert.equal(r.data.match(/\r\nx-mock-usage: /g).length, 3);
+    assert.match(r.data, /data: \[DONE\]\n\n\r\n0\r\n\r\nHTTP\/1\.1 200 OK/);
   });
 });

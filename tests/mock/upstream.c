@@ -10,7 +10,15 @@
  *
  * Allocation on the hot path: one malloc per connection (the read buffer lives in it);
  * write requests come from a per-thread free list; generated bodies are slices of one static
- * filler buffer, written with writev and never copied. */
+ * filler buffer, written with writev and never copied.
+ *
+ * AI endpoints (POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses,
+ * /v1/messages) imitate the OpenAI and Anthropic APIs closely enough for their official SDKs:
+ * the request body is buffered (capped), parsed with jansson, and the whole response (or
+ * every event of a stream, back to back) is generated before the head is sent, so a stream
+ * is only paced, never computed, while it is written. Token counts are a pure function of
+ * the request (see usage) and every such response says them in x-mock-usage, so a test can
+ * check what a gateway recorded even when the client never sees a usage object. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -43,7 +51,45 @@ static const char usage[] =
     "  echo=1              JSON: method, path, headers, body_bytes, body_sha256\n"
     "  close=1             close the connection without a response\n"
     "  hang=1              never respond (until the client closes)\n"
-    "GET /healthz always answers 200 {\"ok\":true}. Exits 0 on SIGTERM or SIGINT.\n";
+    "GET /healthz always answers 200 {\"ok\":true}. Exits 0 on SIGTERM or SIGINT.\n"
+    "\n"
+    "AI endpoints (POST only; the path without its query picks them; of the query parameters\n"
+    "only delay_ms, close and hang apply) imitate the real APIs, streamed (\"stream\":true)\n"
+    "or not, byte for byte in their framing (compact JSON, SSE):\n"
+    "  /v1/chat/completions  OpenAI chat: messages (content string or [{type,text}]),\n"
+    "                        max_completion_tokens|max_tokens, stream_options.include_usage,\n"
+    "                        prompt_cache_key\n"
+    "  /v1/completions       OpenAI legacy completions: prompt (string or array)\n"
+    "  /v1/embeddings        input (string or array); encoding_format float|base64;\n"
+    "                        dimensions (default 8); one vector per input\n"
+    "  /v1/responses         OpenAI Responses: input (string or items), instructions,\n"
+    "                        max_output_tokens, prompt_cache_key\n"
+    "  /v1/messages          Anthropic Messages: system (string or blocks), messages,\n"
+    "                        max_tokens; cache_control on any block\n"
+    "Tokens (deterministic): T = ceil(bytes of all prompt text / 4) (message contents, text\n"
+    "blocks, system/instructions, prompt, input; no per-message overhead). Output = the max\n"
+    "tokens field if given (capped at 10000), else 16; 0 for embeddings; output token i is\n"
+    "the text \"tok<i> \". OpenAI: prompt/input tokens = T, cached_tokens = floor(T/2) when\n"
+    "prompt_cache_key is given (chat, responses), else 0. Anthropic: with any cache_control,\n"
+    "cache_read_input_tokens = floor(T/2), cache_creation_input_tokens = floor(T/4) and\n"
+    "input_tokens = the rest; without, input_tokens = T and both are 0. Chat and completions\n"
+    "streams without include_usage carry no usage key at all; with it every chunk ends in\n"
+    "\"usage\":null and a chunk with \"choices\":[] and the usage precedes data: [DONE].\n"
+    "(Responses and Anthropic streams always carry usage, as the real ones do.) Ids derive\n"
+    "from a hash of endpoint, model, prompt text and output count (not the raw body, so\n"
+    "stream_options does not change them); created is always 1700000000.\n"
+    "Every answer to a well-formed AI request has the header\n"
+    "  x-mock-usage: {\"model\":M,\"input\":N,\"output\":N,\"cached\":N,\"cache_write\":N}\n"
+    "with the numbers the body reports (cached = cached_tokens or cache_read_input_tokens,\n"
+    "cache_write = cache_creation_input_tokens), or would have reported (mock-no-usage,\n"
+    "mock-bad-json); all 0 on mock-error.\n"
+    "  header x-mock-interval-ms: N  wait N ms between streamed events\n"
+    "  model mock-no-usage           no usage object anywhere (body or stream)\n"
+    "  model mock-bad-json           200, but the body (or every event's data) is cut short by\n"
+    "                                its last byte, so it is not valid JSON\n"
+    "  model mock-error              400 with the API's error JSON\n"
+    "A body that is not a JSON object, or lacks model or the prompt field, gets 400 with the\n"
+    "API's error JSON; a body over 8 MiB gets 413.\n";
 
 #define READ_BUF      (16 * 1024)   /* per connection; bodies stream through it */
 #define URL_MAX       8192          /* longer request targets get 414 */
@@ -58,6 +104,14 @@ static const char usage[] =
 #define DELAY_MAX     3600000ULL    /* any *_ms cap: one hour */
 #define FILLER_PERIOD 64
 #define FILLER_SLICE  (256 * 1024)
+#define AI_BODY_MAX   (8u << 20) /* AI request bodies are buffered: 413 beyond */
+#define AI_MODEL_MAX  256        /* longer model names get 400 (they go into a header) */
+#define AI_OUT_MAX    10000      /* output tokens cap */
+#define AI_OUT_DEF    16         /* output tokens when the request names no maximum */
+#define AI_CREATED    1700000000 /* "created" of every AI object: bodies are reproducible */
+#define AI_DIMS_DEF   8          /* embedding dimensions unless "dimensions" says */
+#define AI_DIMS_MAX   4096
+#define AI_INPUTS_MAX 2048 /* embedding inputs per request, as the real API */
 
 static const char filler_pattern[FILLER_PERIOD + 1] =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-\n";
@@ -91,6 +145,16 @@ struct worker {
     conn_t *conns; /* open connections, for shutdown */
 };
 
+/* The AI endpoints, chosen by method and path (ensure_params). */
+typedef enum {
+    AI_NONE,
+    AI_CHAT,        /* POST /v1/chat/completions */
+    AI_COMPLETIONS, /* POST /v1/completions */
+    AI_EMBEDDINGS,  /* POST /v1/embeddings */
+    AI_RESPONSES,   /* POST /v1/responses */
+    AI_MESSAGES,    /* POST /v1/messages (Anthropic) */
+} ai_kind_t;
+
 typedef struct {
     uint64_t status; /* 0 = 200 */
     uint64_t size;
@@ -100,6 +164,7 @@ typedef struct {
     uint64_t sse;
     uint64_t interval_ms;
     bool has_size, has_sse, echo, close, hang, healthz;
+    ai_kind_t ai;
 } params_t;
 
 typedef struct {
@@ -137,10 +202,11 @@ struct conn {
     bool params_ready;
     params_t p;
     bool keep_alive, head, http10;
-    int err_status;   /* set by a parser callback that rejects the request */
-    bool in_value;    /* last header callback was a value */
-    bool hdr_started; /* a header field has begun since the last block started */
-    char cur_name[8]; /* first bytes of the current header name, to spot Expect */
+    int err_status;    /* set by a parser callback that rejects the request */
+    bool in_value;     /* last header callback was a value */
+    bool hdr_started;  /* a header field has begun since the last block started */
+    char cur_name[24]; /* first bytes of the current header name, to spot Expect and
+                          x-mock-interval-ms */
     size_t cur_name_len;
     char cur_val[16];
     size_t cur_val_len;
@@ -152,6 +218,10 @@ struct conn {
     size_t hbuf_len, hbuf_cap;
     EVP_MD_CTX *sha;
     uint64_t body_bytes;
+    uint64_t ai_interval_ms; /* x-mock-interval-ms */
+    char *ai_req;            /* AI endpoints: the request body (owned), up to AI_BODY_MAX */
+    size_t ai_req_len, ai_req_cap;
+    bool ai_too_big; /* the body went over AI_BODY_MAX: 413 */
 
     /* the response being produced */
     const char *body_mem; /* NULL = filler */
@@ -163,6 +233,13 @@ struct conn {
     bool gap_done;   /* the wait before chunk_i is over */
     bool timer_wait; /* a gap timer is running */
     uint64_t nchunks, chunk_i, gap_ms;
+    unsigned ai_status; /* an AI response is ready (ai_prepare); 0 = none */
+    const char *ai_ctype;
+    char *ai_hdrs; /* extra header lines, each ending in CRLF (owned) */
+    char *ai_out;  /* the body, or every event of a stream back to back (owned) */
+    size_t ai_out_len;
+    size_t *ai_offs; /* streamed: event i is ai_out[ai_offs[i], ai_offs[i + 1]) (owned);
+                        NULL = a plain body */
 
     char url[URL_MAX];
     char rbuf[READ_BUF];
@@ -173,6 +250,7 @@ static void conn_shutdown(conn_t *c);
 static void parse_input(conn_t *c);
 static void pump(conn_t *c);
 static void on_timer(uv_timer_t *t);
+static void ai_free_response(conn_t *c);
 
 /* ---- small string builder (callers size the buffer; appends are bounds-checked) ---- */
 
@@ -310,6 +388,8 @@ static void on_handle_closed(uv_handle_t *h)
     free(c->hdrs);
     free(c->hbuf);
     free(c->echo_json);
+    free(c->ai_req);
+    ai_free_response(c);
     if (c->sha) EVP_MD_CTX_free(c->sha);
     free(c);
 }
@@ -425,6 +505,21 @@ static bool key_is(const char *k, size_t kn, const char *lit)
     return kn == strlen(lit) && memcmp(k, lit, kn) == 0;
 }
 
+static ai_kind_t ai_kind_of(const char *path, size_t n)
+{
+    static const struct {
+        const char *path;
+        ai_kind_t kind;
+    } eps[] = {
+        {"/v1/chat/completions", AI_CHAT}, {"/v1/completions", AI_COMPLETIONS},
+        {"/v1/embeddings", AI_EMBEDDINGS}, {"/v1/responses", AI_RESPONSES},
+        {"/v1/messages", AI_MESSAGES},
+    };
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++)
+        if (key_is(path, n, eps[i].path)) return eps[i].kind;
+    return AI_NONE;
+}
+
 static void ensure_params(conn_t *c)
 {
     if (c->params_ready) return;
@@ -438,6 +533,7 @@ static void ensure_params(conn_t *c)
         size_t plen = u.field_data[UF_PATH].len;
         c->p.healthz = plen == 8 && memcmp(path, "/healthz", 8) == 0 &&
                        (c->parser.method == HTTP_GET || c->parser.method == HTTP_HEAD);
+        if (c->parser.method == HTTP_POST) c->p.ai = ai_kind_of(path, plen);
     }
     if (!(u.field_set & (1 << UF_QUERY)) || c->p.healthz) return;
     const char *q = c->url + u.field_data[UF_QUERY].off;
@@ -494,6 +590,9 @@ static int on_message_begin(http_parser *hp)
     c->nhdrs = 0;
     c->hbuf_len = 0;
     c->body_bytes = 0;
+    c->ai_interval_ms = 0;
+    c->ai_req_len = 0;
+    c->ai_too_big = false;
     return 0;
 }
 
@@ -526,12 +625,17 @@ static bool hbuf_put(conn_t *c, const char *at, size_t len)
     return true;
 }
 
-/* Decides whether the header that just ended was `Expect: 100-continue`. */
+/* Decides whether the header that just ended was `Expect: 100-continue`, or
+ * `x-mock-interval-ms` (values longer than cur_val are capped, as parse_num would). */
 static void end_header(conn_t *c)
 {
     if (c->cur_name_len == 6 && strncasecmp(c->cur_name, "expect", 6) == 0 &&
         c->cur_val_len == 12 && strncasecmp(c->cur_val, "100-continue", 12) == 0)
         c->expect_continue = true;
+    if (c->cur_name_len == 18 && strncasecmp(c->cur_name, "x-mock-interval-ms", 18) == 0)
+        c->ai_interval_ms = c->cur_val_len > sizeof c->cur_val
+                                ? DELAY_MAX
+                                : parse_num(c->cur_val, c->cur_val_len, DELAY_MAX);
     c->cur_name_len = c->cur_val_len = 0;
 }
 
@@ -649,6 +753,23 @@ static int on_body(http_parser *hp, const char *at, size_t len)
     conn_t *c = hp->data;
     c->body_bytes += len;
     if (c->p.echo && !EVP_DigestUpdate(c->sha, at, len)) return 1;
+    if (c->p.ai && !c->ai_too_big) {
+        if (len > AI_BODY_MAX - c->ai_req_len) {
+            c->ai_too_big = true; /* answered with 413 once the whole request is in */
+            return 0;
+        }
+        if (c->ai_req_len + len > c->ai_req_cap) {
+            size_t cap = c->ai_req_cap ? c->ai_req_cap : 4096;
+            while (cap < c->ai_req_len + len)
+                cap *= 2;
+            char *nb = realloc(c->ai_req, cap);
+            if (!nb) return 1;
+            c->ai_req = nb;
+            c->ai_req_cap = cap;
+        }
+        memcpy(c->ai_req + c->ai_req_len, at, len);
+        c->ai_req_len += len;
+    }
     return 0;
 }
 
@@ -692,6 +813,12 @@ static void finish_response(conn_t *c)
 {
     free(c->echo_json);
     c->echo_json = NULL;
+    ai_free_response(c);
+    if (c->ai_req_cap > 64 * 1024) { /* a big body's buffer is not kept for the next one */
+        free(c->ai_req);
+        c->ai_req = NULL;
+        c->ai_req_cap = 0;
+    }
     c->body_mem = NULL;
     if (c->state == ST_CLOSED) return;
     if (!c->keep_alive) {
@@ -794,9 +921,889 @@ done:
     return out;
 }
 
+/* ---- AI endpoints ---- */
+
+/* A growing output buffer; oom is sticky and checked once, at the end. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} dbuf_t;
+
+static void db_put(dbuf_t *d, const void *s, size_t n)
+{
+    if (d->oom || n == 0) return;
+    if (d->len + n > d->cap) {
+        size_t cap = d->cap ? d->cap : 1024;
+        while (cap < d->len + n)
+            cap *= 2;
+        char *np = realloc(d->p, cap);
+        if (!np) {
+            d->oom = true;
+            return;
+        }
+        d->p = np;
+        d->cap = cap;
+    }
+    memcpy(d->p + d->len, s, n);
+    d->len += n;
+}
+
+static void db_str(dbuf_t *d, const char *s)
+{
+    db_put(d, s, strlen(s));
+}
+
+/* Appends j as compact JSON and releases j. jansson writes keys in insertion order, which
+ * is what makes "usage":null the last key of a chunk. `cut` drops the last byte
+ * (mock-bad-json). A NULL j (a failed allocation) marks the buffer oom. */
+static void db_json(dbuf_t *d, json_t *j, bool cut)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        d->oom = true;
+        return;
+    }
+    size_t n = strlen(s);
+    db_put(d, s, cut && n > 0 ? n - 1 : n);
+    free(s);
+}
+
+/* Events of a stream, back to back in d; offs[0] = 0 and offs[i + 1] ends event i. */
+typedef struct {
+    dbuf_t d;
+    size_t *offs;
+    size_t n, cap; /* entries in offs: events + 1 */
+} events_t;
+
+static void ev_end(events_t *e)
+{
+    if (e->d.oom) return;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 64;
+        size_t *no = realloc(e->offs, cap * sizeof *no);
+        if (!no) {
+            e->d.oom = true;
+            return;
+        }
+        e->offs = no;
+        e->cap = cap;
+    }
+    e->offs[e->n++] = e->d.len;
+}
+
+/* `data: JSON` (OpenAI chat and completions chunks). */
+static void ev_data(events_t *e, json_t *j, bool cut)
+{
+    db_str(&e->d, "data: ");
+    db_json(&e->d, j, cut);
+    db_str(&e->d, "\n\n");
+    ev_end(e);
+}
+
+/* `event: NAME` + `data: JSON` (Responses API, Anthropic). */
+static void ev_named(events_t *e, const char *name, json_t *j, bool cut)
+{
+    db_str(&e->d, "event: ");
+    db_str(&e->d, name);
+    db_str(&e->d, "\ndata: ");
+    db_json(&e->d, j, cut);
+    db_str(&e->d, "\n\n");
+    ev_end(e);
+}
+
+/* One parsed AI request and the usage its response reports. */
+typedef struct {
+    ai_kind_t kind;
+    json_t *root;
+    const char *model;
+    EVP_MD_CTX *md;      /* endpoint, model, prompt text, output count: the ids */
+    uint64_t text_bytes; /* prompt text */
+    bool stream, include_usage, cache_key, cache_control, no_usage, bad_json, b64;
+    int64_t in, out, cached, cache_write;
+    int64_t dims;
+    char id[48];      /* the object's id: prefix + 24 hex digits */
+    char item_id[32]; /* Responses API: the output message's id */
+    dbuf_t text;      /* the whole output text: "tok0 tok1 ..." */
+} ai_t;
+
+static void add_text(ai_t *a, const char *s, size_t n)
+{
+    a->text_bytes += n;
+    (void)EVP_DigestUpdate(a->md, s, n);
+}
+
+/* A token id in a prompt counts as 4 bytes, i.e. one token. */
+static void add_token_id(ai_t *a, json_int_t v)
+{
+    a->text_bytes += 4;
+    (void)EVP_DigestUpdate(a->md, &v, sizeof v);
+}
+
+/* A message content: a string, or an array of blocks of which "text" counts (other kinds,
+ * e.g. images, add nothing). Notes any cache_control. Returns an error message or NULL. */
+static const char *add_content(ai_t *a, json_t *content)
+{
+    size_t i;
+    json_t *b;
+    if (!content || json_is_null(content)) return NULL;
+    if (json_is_string(content)) {
+        add_text(a, json_string_value(content), json_string_length(content));
+        return NULL;
+    }
+    if (!json_is_array(content)) return "content must be a string or an array of content blocks";
+    json_array_foreach(content, i, b)
+    {
+        if (!json_is_object(b)) return "each content block must be an object";
+        json_t *t = json_object_get(b, "text"), *cc = json_object_get(b, "cache_control");
+        if (t && !json_is_string(t)) return "a content block's text must be a string";
+        if (t) add_text(a, json_string_value(t), json_string_length(t));
+        if (cc && !json_is_null(cc)) a->cache_control = true;
+    }
+    return NULL;
+}
+
+static const char *add_messages(ai_t *a, json_t *msgs)
+{
+    size_t i;
+    json_t *m;
+    if (!json_is_array(msgs)) return "messages must be an array";
+    json_array_foreach(msgs, i, m)
+    {
+        if (!json_is_object(m)) return "each message must be an object";
+        const char *err = add_content(a, json_object_get(m, "content"));
+        if (err) return err;
+    }
+    return NULL;
+}
+
+/* Legacy completions' prompt: a string, token ids, or an array of either. */
+static const char *add_prompt(ai_t *a, json_t *p)
+{
+    size_t i, k;
+    json_t *x, *y;
+    if (json_is_string(p)) {
+        add_text(a, json_string_value(p), json_string_length(p));
+        return NULL;
+    }
+    if (!json_is_array(p)) return "prompt must be a string or an array";
+    json_array_foreach(p, i, x)
+    {
+        if (json_is_string(x)) {
+            add_text(a, json_string_value(x), json_string_length(x));
+        } else if (json_is_integer(x)) {
+            add_token_id(a, json_integer_value(x));
+        } else if (json_is_array(x)) {
+            json_array_foreach(x, k, y)
+            {
+                if (!json_is_integer(y)) return "token arrays must hold integers";
+                add_token_id(a, json_integer_value(y));
+            }
+        } else {
+            return "prompt items must be strings or token arrays";
+        }
+    }
+    return NULL;
+}
+
+/* Responses API input: a string or an array of items whose content counts. */
+static const char *add_input_items(ai_t *a, json_t *in)
+{
+    size_t i;
+    json_t *item;
+    if (json_is_string(in)) {
+        add_text(a, json_string_value(in), json_string_length(in));
+        return NULL;
+    }
+    if (!json_is_array(in)) return "input must be a string or an array of input items";
+    json_array_foreach(in, i, item)
+    {
+        if (!json_is_object(item)) return "each input item must be an object";
+        const char *err = add_content(a, json_object_get(item, "content"));
+        if (err) return err;
+    }
+    return NULL;
+}
+
+/* Output tokens from the first present of two fields, capped; AI_OUT_DEF when neither. */
+static const char *set_out(ai_t *a, const char *f1, const char *f2)
+{
+    json_t *v = json_object_get(a->root, f1);
+    if ((!v || json_is_null(v)) && f2) v = json_object_get(a->root, f2);
+    if (!v || json_is_null(v)) {
+        a->out = AI_OUT_DEF;
+        return NULL;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return "the maximum output tokens must be a non-negative integer";
+    a->out = json_integer_value(v) > AI_OUT_MAX ? AI_OUT_MAX : json_integer_value(v);
+    return NULL;
+}
+
+/* Embeddings: the inputs, one vector each (a flat token array is one input). */
+static const char *embed_inputs(ai_t *a, json_t *in, json_t **items)
+{
+    size_t i, k;
+    json_t *x, *y;
+    *items = json_array();
+    if (!*items) return "out of memory";
+    if (json_is_string(in) ||
+        (json_is_array(in) && json_array_size(in) > 0 && json_is_integer(json_array_get(in, 0)))) {
+        json_array_append(*items, in);
+    } else if (json_is_array(in) && json_array_size(in) > 0) {
+        json_array_foreach(in, i, x)
+        {
+            json_array_append(*items, x);
+        }
+    } else {
+        return "input must be a non-empty string or array";
+    }
+    if (json_array_size(*items) > AI_INPUTS_MAX) return "too many inputs (at most 2048)";
+    json_array_foreach(*items, i, x)
+    {
+        if (json_is_string(x)) {
+            add_text(a, json_string_value(x), json_string_length(x));
+        } else if (json_is_array(x)) {
+            json_array_foreach(x, k, y)
+            {
+                if (!json_is_integer(y)) return "token arrays must hold integers";
+                add_token_id(a, json_integer_value(y));
+            }
+        } else {
+            return "each input must be a string or a token array";
+        }
+    }
+    return NULL;
+}
+
+static void tok_str(char *buf, size_t cap, int64_t i)
+{
+    snprintf(buf, cap, "tok%" PRId64 " ", i);
+}
+
+static json_t *text_json(const ai_t *a)
+{
+    return json_stringn(a->text.p ? a->text.p : "", a->text.len);
+}
+
+/* -- OpenAI chat completions -- */
+
+static json_t *chat_usage(const ai_t *a)
+{
+    return json_pack("{s:I,s:I,s:I,s:{s:I},s:{s:i}}", "prompt_tokens", (json_int_t)a->in,
+                     "completion_tokens", (json_int_t)a->out, "total_tokens",
+                     (json_int_t)(a->in + a->out), "prompt_tokens_details", "cached_tokens",
+                     (json_int_t)a->cached, "completion_tokens_details", "reasoning_tokens", 0);
+}
+
+/* The keys every chunk starts with; choices (stolen) next, then "usage":null last when
+ * include_usage asked for it, as OpenAI does. */
+static json_t *chat_chunk(const ai_t *a, json_t *choices)
+{
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o}", "id", a->id, "object",
+                          "chat.completion.chunk", "created", (json_int_t)AI_CREATED, "model",
+                          a->model, "system_fingerprint", "fp_mock", "choices", choices);
+    if (o && a->include_usage && !a->no_usage) json_object_set_new(o, "usage", json_null());
+    return o;
+}
+
+static json_t *chat_choice(json_t *delta, const char *finish)
+{
+    return json_pack("[{s:i,s:o,s:n,s:o}]", "index", 0, "delta", delta, "logprobs", "finish_reason",
+                     finish ? json_string(finish) : json_null());
+}
+
+static void chat_stream(const ai_t *a, events_t *e)
+{
+    char tok[32];
+    ev_data(e,
+            chat_chunk(
+                a, chat_choice(json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL)),
+            a->bad_json);
+    for (int64_t i = 0; i < a->out && !e->d.oom; i++) {
+        tok_str(tok, sizeof tok, i);
+        ev_data(e, chat_chunk(a, chat_choice(json_pack("{s:s}", "content", tok), NULL)),
+                a->bad_json);
+    }
+    ev_data(e, chat_chunk(a, chat_choice(json_object(), "stop")), a->bad_json);
+    if (a->include_usage && !a->no_usage)
+        ev_data(e,
+                json_pack("{s:s,s:s,s:I,s:s,s:s,s:[],s:o}", "id", a->id, "object",
+                          "chat.completion.chunk", "created", (json_int_t)AI_CREATED, "model",
+                          a->model, "system_fingerprint", "fp_mock", "choices", "usage",
+                          chat_usage(a)),
+                a->bad_json);
+    db_str(&e->d, "data: [DONE]\n\n");
+    ev_end(e);
+}
+
+static json_t *chat_body(const ai_t *a)
+{
+    json_t *o =
+        json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:o,s:n,s:[]},s:n,s:s}]}", "id", a->id, "object",
+                  "chat.completion", "created", (json_int_t)AI_CREATED, "model", a->model,
+                  "choices", "index", 0, "message", "role", "assistant", "content", text_json(a),
+                  "refusal", "annotations", "logprobs", "finish_reason", "stop");
+    if (o && !a->no_usage) json_object_set_new(o, "usage", chat_usage(a));
+    if (o) json_object_set_new(o, "system_fingerprint", json_string("fp_mock"));
+    return o;
+}
+
+/* -- OpenAI legacy completions -- */
+
+static json_t *cmpl_usage(const ai_t *a)
+{
+    return json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)a->in, "completion_tokens",
+                     (json_int_t)a->out, "total_tokens", (json_int_t)(a->in + a->out));
+}
+
+static json_t *cmpl_chunk(const ai_t *a, json_t *text, const char *finish)
+{
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:o,s:i,s:n,s:o}]}", "id", a->id, "object",
+                          "text_completion", "created", (json_int_t)AI_CREATED, "model", a->model,
+                          "choices", "text", text, "index", 0, "logprobs", "finish_reason",
+                          finish ? json_string(finish) : json_null());
+    if (o && a->include_usage && !a->no_usage) json_object_set_new(o, "usage", json_null());
+    return o;
+}
+
+static void cmpl_stream(const ai_t *a, events_t *e)
+{
+    char tok[32];
+    for (int64_t i = 0; i < a->out && !e->d.oom; i++) {
+        tok_str(tok, sizeof tok, i);
+        ev_data(e, cmpl_chunk(a, json_string(tok), NULL), a->bad_json);
+    }
+    ev_data(e, cmpl_chunk(a, json_string(""), "stop"), a->bad_json);
+    if (a->include_usage && !a->no_usage)
+        ev_data(e,
+                json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", a->id, "object", "text_completion",
+                          "created", (json_int_t)AI_CREATED, "model", a->model, "choices", "usage",
+                          cmpl_usage(a)),
+                a->bad_json);
+    db_str(&e->d, "data: [DONE]\n\n");
+    ev_end(e);
+}
+
+static json_t *cmpl_body(const ai_t *a)
+{
+    json_t *o = cmpl_chunk(a, text_json(a), "stop");
+    if (o) json_object_del(o, "usage");
+    if (o && !a->no_usage) json_object_set_new(o, "usage", cmpl_usage(a));
+    return o;
+}
+
+/* -- OpenAI embeddings -- */
+
+/* Vector component j of an input whose SHA-256 is h: a multiple of 1/128 in [-1, 1), exact
+ * in float32, so JSON and base64 say the same number. */
+static float embed_value(const unsigned char *h, int64_t j)
+{
+    int v = (int)(h[j % 32] ^ (unsigned char)(j / 32 * 37)) - 128;
+    return (float)v / 128.0f;
+}
+
+static json_t *embed_body(const ai_t *a, json_t *items)
+{
+    size_t i;
+    json_t *x, *data = json_array();
+    unsigned char *raw = malloc((size_t)a->dims * 4);
+    char *b64 = malloc(((size_t)a->dims * 4 + 2) / 3 * 4 + 1);
+    if (!data || !raw || !b64) goto fail;
+    json_array_foreach(items, i, x)
+    {
+        unsigned char h[EVP_MAX_MD_SIZE];
+        unsigned hl = 0;
+        char *s = json_dumps(x, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!s) goto fail;
+        int ok = EVP_Digest(s, strlen(s), h, &hl, EVP_sha256(), NULL);
+        free(s);
+        if (!ok) goto fail;
+        json_t *vec;
+        if (a->b64) {
+            for (int64_t j = 0; j < a->dims; j++) { /* little-endian float32, as the SDK reads */
+                float f = embed_value(h, j);
+                uint32_t u;
+                memcpy(&u, &f, 4);
+                for (int k = 0; k < 4; k++)
+                    raw[j * 4 + k] = (unsigned char)(u >> (8 * k));
+            }
+            int n = EVP_EncodeBlock((unsigned char *)b64, raw, (int)(a->dims * 4));
+            vec = json_stringn(b64, (size_t)n);
+        } else {
+            vec = json_array();
+            for (int64_t j = 0; vec && j < a->dims; j++)
+                json_array_append_new(vec, json_real(embed_value(h, j)));
+        }
+        if (json_array_append_new(data, json_pack("{s:s,s:I,s:o}", "object", "embedding", "index",
+                                                  (json_int_t)i, "embedding", vec)) < 0)
+            goto fail;
+    }
+    free(raw);
+    free(b64);
+    json_t *o = json_pack("{s:s,s:o,s:s}", "object", "list", "data", data, "model", a->model);
+    if (o && !a->no_usage)
+        json_object_set_new(o, "usage",
+                            json_pack("{s:I,s:I}", "prompt_tokens", (json_int_t)a->in,
+                                      "total_tokens", (json_int_t)a->in));
+    return o;
+fail:
+    free(raw);
+    free(b64);
+    json_decref(data);
+    return NULL;
+}
+
+/* -- OpenAI Responses API -- */
+
+static json_t *resp_usage(const ai_t *a)
+{
+    return json_pack("{s:I,s:{s:I},s:I,s:{s:i},s:I}", "input_tokens", (json_int_t)a->in,
+                     "input_tokens_details", "cached_tokens", (json_int_t)a->cached,
+                     "output_tokens", (json_int_t)a->out, "output_tokens_details",
+                     "reasoning_tokens", 0, "total_tokens", (json_int_t)(a->in + a->out));
+}
+
+static json_t *resp_part(json_t *text)
+{
+    return json_pack("{s:s,s:[],s:[],s:o}", "type", "output_text", "annotations", "logprobs",
+                     "text", text);
+}
+
+static json_t *resp_item(const ai_t *a, const char *status, json_t *content)
+{
+    return json_pack("{s:s,s:s,s:s,s:o,s:s}", "id", a->item_id, "type", "message", "status", status,
+                     "content", content, "role", "assistant");
+}
+
+/* The response object; usage null until completed, absent for mock-no-usage. */
+static json_t *resp_object(const ai_t *a, const char *status, json_t *output, bool final)
+{
+    json_t *instr = json_object_get(a->root, "instructions");
+    json_t *maxo = json_object_get(a->root, "max_output_tokens");
+    json_t *o = json_pack(
+        "{s:s,s:s,s:I,s:s,s:b,s:n,s:n,s:O,s:O,s:s,s:o,s:b,s:n,s:{s:n,s:n},s:b,s:f,s:{s:{s:s}},"
+        "s:s,s:[],s:f,s:s}",
+        "id", a->id, "object", "response", "created_at", (json_int_t)AI_CREATED, "status", status,
+        "background", 0, "error", "incomplete_details", "instructions",
+        json_is_string(instr) ? instr : json_null(), "max_output_tokens",
+        json_is_integer(maxo) ? maxo : json_null(), "model", a->model, "output", output,
+        "parallel_tool_calls", 1, "previous_response_id", "reasoning", "effort", "summary", "store",
+        1, "temperature", 1.0, "text", "format", "type", "text", "tool_choice", "auto", "tools",
+        "top_p", 1.0, "truncation", "disabled");
+    if (o && !a->no_usage) json_object_set_new(o, "usage", final ? resp_usage(a) : json_null());
+    if (o) json_object_set_new(o, "metadata", json_object());
+    return o;
+}
+
+static json_t *resp_body(const ai_t *a)
+{
+    return resp_object(
+        a, "completed",
+        json_pack("[o]", resp_item(a, "completed", json_pack("[o]", resp_part(text_json(a))))),
+        true);
+}
+
+static void resp_stream(const ai_t *a, events_t *e)
+{
+    json_int_t seq = 0;
+    char tok[32];
+    const bool cut = a->bad_json;
+    ev_named(e, "response.created",
+             json_pack("{s:s,s:I,s:o}", "type", "response.created", "sequence_number", seq++,
+                       "response", resp_object(a, "in_progress", json_array(), false)),
+             cut);
+    ev_named(e, "response.in_progress",
+             json_pack("{s:s,s:I,s:o}", "type", "response.in_progress", "sequence_number", seq++,
+                       "response", resp_object(a, "in_progress", json_array(), false)),
+             cut);
+    ev_named(e, "response.output_item.added",
+             json_pack("{s:s,s:I,s:i,s:o}", "type", "response.output_item.added", "sequence_number",
+                       seq++, "output_index", 0, "item", resp_item(a, "in_progress", json_array())),
+             cut);
+    ev_named(e, "response.content_part.added",
+             json_pack("{s:s,s:I,s:s,s:i,s:i,s:o}", "type", "response.content_part.added",
+                       "sequence_number", seq++, "item_id", a->item_id, "output_index", 0,
+                       "content_index", 0, "part", resp_part(json_string(""))),
+             cut);
+    for (int64_t i = 0; i < a->out && !e->d.oom; i++) {
+        tok_str(tok, sizeof tok, i);
+        ev_named(e, "response.output_text.delta",
+                 json_pack("{s:s,s:I,s:s,s:i,s:i,s:s,s:[]}", "type", "response.output_text.delta",
+                           "sequence_number", seq++, "item_id", a->item_id, "output_index", 0,
+                           "content_index", 0, "delta", tok, "logprobs"),
+                 cut);
+    }
+    ev_named(e, "response.output_text.done",
+             json_pack("{s:s,s:I,s:s,s:i,s:i,s:o,s:[]}", "type", "response.output_text.done",
+                       "sequence_number", seq++, "item_id", a->item_id, "output_index", 0,
+                       "content_index", 0, "text", text_json(a), "logprobs"),
+             cut);
+    ev_named(e, "response.content_part.done",
+             json_pack("{s:s,s:I,s:s,s:i,s:i,s:o}", "type", "response.content_part.done",
+                       "sequence_number", seq++, "item_id", a->item_id, "output_index", 0,
+                       "content_index", 0, "part", resp_part(text_json(a))),
+             cut);
+    ev_named(e, "response.output_item.done",
+             json_pack("{s:s,s:I,s:i,s:o}", "type", "response.output_item.done", "sequence_number",
+                       seq++, "output_index", 0, "item",
+                       resp_item(a, "completed", json_pack("[o]", resp_part(text_json(a))))),
+             cut);
+    ev_named(e, "response.completed",
+             json_pack("{s:s,s:I,s:o}", "type", "response.completed", "sequence_number", seq++,
+                       "response", resp_body(a)),
+             cut);
+}
+
+/* -- Anthropic Messages API -- */
+
+static json_t *msg_usage(const ai_t *a, int64_t out)
+{
+    return json_pack("{s:I,s:I,s:I,s:I}", "input_tokens", (json_int_t)a->in,
+                     "cache_creation_input_tokens", (json_int_t)a->cache_write,
+                     "cache_read_input_tokens", (json_int_t)a->cached, "output_tokens",
+                     (json_int_t)out);
+}
+
+static json_t *msg_object(const ai_t *a, json_t *content, const char *stop, int64_t out)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:n}", "id", a->id, "type", "message", "role",
+                          "assistant", "model", a->model, "content", content, "stop_reason",
+                          stop ? json_string(stop) : json_null(), "stop_sequence");
+    if (o && !a->no_usage) json_object_set_new(o, "usage", msg_usage(a, out));
+    return o;
+}
+
+static json_t *msg_body(const ai_t *a)
+{
+    return msg_object(a, json_pack("[{s:s,s:o}]", "type", "text", "text", text_json(a)), "end_turn",
+                      a->out);
+}
+
+static void msg_stream(const ai_t *a, events_t *e)
+{
+    char tok[32];
+    const bool cut = a->bad_json;
+    /* message_start's output_tokens is provisional (1), as the real API's is; the final,
+     * cumulative count comes in message_delta. */
+    ev_named(e, "message_start",
+             json_pack("{s:s,s:o}", "type", "message_start", "message",
+                       msg_object(a, json_array(), NULL, 1)),
+             cut);
+    ev_named(e, "content_block_start",
+             json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", 0,
+                       "content_block", "type", "text", "text", ""),
+             cut);
+    ev_named(e, "ping", json_pack("{s:s}", "type", "ping"), cut);
+    for (int64_t i = 0; i < a->out && !e->d.oom; i++) {
+        tok_str(tok, sizeof tok, i);
+        ev_named(e, "content_block_delta",
+                 json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", 0,
+                           "delta", "type", "text_delta", "text", tok),
+                 cut);
+    }
+    ev_named(e, "content_block_stop",
+             json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 0), cut);
+    json_t *d = json_pack("{s:s,s:{s:s,s:n}}", "type", "message_delta", "delta", "stop_reason",
+                          "end_turn", "stop_sequence");
+    if (d && !a->no_usage)
+        json_object_set_new(d, "usage", json_pack("{s:I}", "output_tokens", (json_int_t)a->out));
+    ev_named(e, "message_delta", d, cut);
+    ev_named(e, "message_stop", json_pack("{s:s}", "type", "message_stop"), cut);
+}
+
+/* -- request handling -- */
+
+static void ai_free_response(conn_t *c)
+{
+    free(c->ai_hdrs);
+    free(c->ai_out);
+    free(c->ai_offs);
+    c->ai_hdrs = c->ai_out = NULL;
+    c->ai_offs = NULL;
+    c->ai_out_len = 0;
+    c->ai_status = 0;
+}
+
+/* x-mock-usage: the numbers the body reports (or would have). Owned by the caller. */
+static char *usage_header(const ai_t *a, bool zero)
+{
+    json_t *u = json_pack("{s:s,s:I,s:I,s:I,s:I}", "model", a->model, "input",
+                          (json_int_t)(zero ? 0 : a->in), "output", (json_int_t)(zero ? 0 : a->out),
+                          "cached", (json_int_t)(zero ? 0 : a->cached), "cache_write",
+                          (json_int_t)(zero ? 0 : a->cache_write));
+    char *j = u ? json_dumps(u, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(u);
+    if (!j) return NULL;
+    size_t n = strlen(j) + sizeof "x-mock-usage: \r\n";
+    char *h = malloc(n);
+    if (h) snprintf(h, n, "x-mock-usage: %s\r\n", j);
+    free(j);
+    return h;
+}
+
+/* An error in the API's own shape. hdrs (owned, may be NULL) become the extra headers. */
+static int ai_error(conn_t *c, unsigned status, const char *msg, char *hdrs)
+{
+    json_t *o;
+    if (c->p.ai == AI_MESSAGES)
+        o = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
+                      status == 413 ? "request_too_large" : "invalid_request_error", "message",
+                      msg);
+    else
+        o = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type",
+                      "invalid_request_error", "param", "code");
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!hdrs) hdrs = strdup("");
+    if (!body || !hdrs) {
+        free(body);
+        free(hdrs);
+        return -1;
+    }
+    c->ai_status = status;
+    c->ai_ctype = "application/json";
+    c->ai_hdrs = hdrs;
+    c->ai_out = body;
+    c->ai_out_len = strlen(body);
+    return 0;
+}
+
+/* Parses the buffered request and generates the whole response into c->ai_*. -1 only when
+ * out of memory; a bad request is a 400 response. */
+static int ai_prepare(conn_t *c)
+{
+    ai_t a = {.kind = c->p.ai};
+    json_error_t jerr;
+    json_t *items = NULL;
+    const char *err = NULL;
+    char msg[256];
+    int rc = -1;
+
+    if (c->ai_too_big) return ai_error(c, 413, "request body over 8 MiB", NULL);
+    a.root = json_loadb(c->ai_req ? c->ai_req : "", c->ai_req_len, 0, &jerr);
+    if (!json_is_object(a.root)) {
+        snprintf(msg, sizeof msg, "request body is not a JSON object%s%s", a.root ? "" : ": ",
+                 a.root ? "" : jerr.text);
+        rc = ai_error(c, 400, msg, NULL);
+        goto done;
+    }
+    json_t *model = json_object_get(a.root, "model");
+    if (!json_is_string(model) || json_string_length(model) == 0 ||
+        json_string_length(model) > AI_MODEL_MAX ||
+        strlen(json_string_value(model)) != json_string_length(model)) {
+        rc = ai_error(c, 400, "model must be a non-empty string of at most 256 bytes", NULL);
+        goto done;
+    }
+    a.model = json_string_value(model);
+    if (!(a.md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(a.md, EVP_sha256(), NULL)) goto done;
+    unsigned char kb = (unsigned char)a.kind;
+    (void)EVP_DigestUpdate(a.md, &kb, 1);
+    (void)EVP_DigestUpdate(a.md, a.model, strlen(a.model) + 1);
+
+    json_t *root = a.root;
+    switch (a.kind) {
+    case AI_CHAT:
+        err = add_messages(&a, json_object_get(root, "messages"));
+        if (!err) err = set_out(&a, "max_completion_tokens", "max_tokens");
+        break;
+    case AI_COMPLETIONS:
+        err = add_prompt(&a, json_object_get(root, "prompt"));
+        if (!err) err = set_out(&a, "max_tokens", NULL);
+        break;
+    case AI_EMBEDDINGS: {
+        err = embed_inputs(&a, json_object_get(root, "input"), &items);
+        json_t *fmt = json_object_get(root, "encoding_format"),
+               *dims = json_object_get(root, "dimensions");
+        if (!err && fmt && !json_is_null(fmt)) {
+            if (json_is_string(fmt) && strcmp(json_string_value(fmt), "base64") == 0)
+                a.b64 = true;
+            else if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "float") != 0)
+                err = "encoding_format must be \"float\" or \"base64\"";
+        }
+        a.dims = AI_DIMS_DEF;
+        if (!err && dims && !json_is_null(dims)) {
+            if (!json_is_integer(dims) || json_integer_value(dims) < 1 ||
+                json_integer_value(dims) > AI_DIMS_MAX)
+                err = "dimensions must be an integer from 1 to 4096";
+            else
+                a.dims = json_integer_value(dims);
+        }
+        a.out = 0;
+        break;
+    }
+    case AI_RESPONSES: {
+        json_t *in = json_object_get(root, "input"), *instr = json_object_get(root, "instructions");
+        if (json_is_string(instr))
+            add_text(&a, json_string_value(instr), json_string_length(instr));
+        err = add_input_items(&a, in);
+        if (!err) err = set_out(&a, "max_output_tokens", NULL);
+        break;
+    }
+    case AI_MESSAGES:
+        err = add_content(&a, json_object_get(root, "system"));
+        if (!err) err = add_messages(&a, json_object_get(root, "messages"));
+        if (!err) err = set_out(&a, "max_tokens", NULL);
+        break;
+    case AI_NONE: break;
+    }
+    if (err) {
+        rc = ai_error(c, 400, err, NULL);
+        goto done;
+    }
+    a.stream = a.kind != AI_EMBEDDINGS && json_is_true(json_object_get(root, "stream"));
+    a.include_usage =
+        (a.kind == AI_CHAT || a.kind == AI_COMPLETIONS) &&
+        json_is_true(json_object_get(json_object_get(root, "stream_options"), "include_usage"));
+    a.cache_key = (a.kind == AI_CHAT || a.kind == AI_RESPONSES) &&
+                  json_is_string(json_object_get(root, "prompt_cache_key"));
+    a.no_usage = strcmp(a.model, "mock-no-usage") == 0;
+    a.bad_json = strcmp(a.model, "mock-bad-json") == 0;
+
+    int64_t t = (int64_t)((a.text_bytes + 3) / 4);
+    if (a.kind == AI_MESSAGES && a.cache_control) {
+        a.cached = t / 2;
+        a.cache_write = t / 4;
+        a.in = t - a.cached - a.cache_write;
+    } else {
+        a.in = t;
+        a.cached = a.cache_key ? t / 2 : 0;
+    }
+
+    /* ids: same prompt, same ids, whatever stream_options or other fields say */
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned hl = 0;
+    char hex[25];
+    (void)EVP_DigestUpdate(a.md, &a.out, sizeof a.out);
+    if (!EVP_DigestFinal_ex(a.md, h, &hl)) goto done;
+    for (int i = 0; i < 12; i++) {
+        hex[2 * i] = "0123456789abcdef"[h[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[h[i] & 15];
+    }
+    hex[24] = 0;
+    static const char *const prefix[] = {
+        [AI_NONE] = "",       [AI_CHAT] = "chatcmpl-",  [AI_COMPLETIONS] = "cmpl-",
+        [AI_EMBEDDINGS] = "", [AI_RESPONSES] = "resp_", [AI_MESSAGES] = "msg_",
+    };
+    snprintf(a.id, sizeof a.id, "%s%s", prefix[a.kind], hex);
+    snprintf(a.item_id, sizeof a.item_id, "msg_%s", hex);
+
+    char *hdrs = usage_header(&a, strcmp(a.model, "mock-error") == 0);
+    if (!hdrs) goto done;
+    if (strcmp(a.model, "mock-error") == 0) {
+        rc = ai_error(c, 400, "mock-error: this model always fails", hdrs);
+        goto done;
+    }
+
+    char tok[32];
+    for (int64_t i = 0; i < a.out; i++) {
+        tok_str(tok, sizeof tok, i);
+        db_str(&a.text, tok);
+    }
+    if (a.stream) {
+        events_t e = {0};
+        ev_end(&e); /* offs[0] = 0 */
+        switch (a.kind) {
+        case AI_CHAT: chat_stream(&a, &e); break;
+        case AI_COMPLETIONS: cmpl_stream(&a, &e); break;
+        case AI_RESPONSES: resp_stream(&a, &e); break;
+        case AI_MESSAGES: msg_stream(&a, &e); break;
+        default: break;
+        }
+        if (e.d.oom || a.text.oom || e.n < 2) {
+            free(e.d.p);
+            free(e.offs);
+            free(hdrs);
+            goto done;
+        }
+        c->ai_ctype = "text/event-stream; charset=utf-8";
+        c->ai_out = e.d.p;
+        c->ai_out_len = e.d.len;
+        c->ai_offs = e.offs;
+        c->nchunks = e.n - 1;
+    } else {
+        json_t *body = NULL;
+        switch (a.kind) {
+        case AI_CHAT: body = chat_body(&a); break;
+        case AI_COMPLETIONS: body = cmpl_body(&a); break;
+        case AI_EMBEDDINGS: body = embed_body(&a, items); break;
+        case AI_RESPONSES: body = resp_body(&a); break;
+        case AI_MESSAGES: body = msg_body(&a); break;
+        case AI_NONE: break;
+        }
+        dbuf_t d = {0};
+        db_json(&d, body, a.bad_json);
+        if (d.oom || a.text.oom) {
+            free(d.p);
+            free(hdrs);
+            goto done;
+        }
+        c->ai_ctype = "application/json";
+        c->ai_out = d.p;
+        c->ai_out_len = d.len;
+    }
+    c->ai_hdrs = hdrs;
+    c->ai_status = 200;
+    rc = 0;
+done:
+    free(a.text.p);
+    json_decref(items);
+    json_decref(a.root);
+    if (a.md) EVP_MD_CTX_free(a.md);
+    return rc;
+}
+
+/* Sends a prepared AI response: the head with x-mock-usage, then the body or the events
+ * (through pump(), x-mock-interval-ms apart). */
+static void ai_send(conn_t *c)
+{
+    const bool streamed = c->ai_offs != NULL;
+    const size_t inline_len = streamed ? 0 : c->ai_out_len;
+    wreq_t *wr = wreq_get(c, 512 + strlen(c->ai_hdrs) + inline_len);
+    if (!wr) {
+        conn_close(c);
+        return;
+    }
+    sb_t b = {wr->buf, 0, wr->cap};
+    c->no_body = false;
+    if (streamed) {
+        c->te_chunked = !c->http10;
+        if (!c->te_chunked) c->keep_alive = false; /* the body ends at our FIN */
+    }
+    put_head(c, &b, c->ai_status, c->ai_ctype);
+    sb_str(&b, c->ai_hdrs);
+    if (streamed) {
+        sb_str(&b, "Cache-Control: no-cache\r\n");
+        if (c->te_chunked) sb_str(&b, "Transfer-Encoding: chunked\r\n");
+        sb_str(&b, "\r\n");
+        wr->len = b.len;
+        submit(c, wr, 0, 0, NULL, 0);
+        c->streamed = true;
+        c->chunk_i = 0;
+        c->gap_ms = c->ai_interval_ms;
+        c->gap_done = true; /* no wait before the first event */
+        c->timer_wait = false;
+        c->state = ST_STREAMING;
+        pump(c);
+        return;
+    }
+    sb_str(&b, "Content-Length: ");
+    sb_u64(&b, c->ai_out_len, 10);
+    sb_str(&b, "\r\n\r\n");
+    sb_put(&b, c->ai_out, inline_len);
+    wr->len = b.len;
+    submit(c, wr, 0, 0, NULL, 0);
+    finish_response(c);
+}
+
 /* Sends the head and either the whole body or, when streamed, starts the pump. */
 static void send_response(conn_t *c)
 {
+    if (c->ai_status) {
+        ai_send(c);
+        return;
+    }
     const params_t *p = &c->p;
     unsigned status = p->status ? (unsigned)p->status : 200;
     const char *ctype = c->body_mem ? "application/json" : "text/plain";
@@ -882,7 +1889,10 @@ static void pump(conn_t *c)
         uint64_t off = 0, len;
         char ev[64];
         const char *mem;
-        if (c->p.has_sse) {
+        if (c->ai_offs) {
+            mem = c->ai_out + c->ai_offs[c->chunk_i];
+            len = c->ai_offs[c->chunk_i + 1] - c->ai_offs[c->chunk_i];
+        } else if (c->p.has_sse) {
             if (last)
                 len = (uint64_t)snprintf(ev, sizeof ev, "data: [DONE]\n\n");
             else
@@ -954,11 +1964,15 @@ static void start_response(conn_t *c)
         c->in_off = c->in_len = 0;
         return;
     }
-    if (p->status && (p->status < 200 || p->status > 999)) {
+    if (p->ai) {
+        if (ai_prepare(c) < 0) { /* out of memory */
+            conn_close(c);
+            return;
+        }
+    } else if (p->status && (p->status < 200 || p->status > 999)) {
         send_error(c, 400);
         return;
-    }
-    if (p->echo) {
+    } else if (p->echo) {
         if (!(c->echo_json = build_echo(c))) {
             conn_close(c);
             return;

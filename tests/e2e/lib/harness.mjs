@@ -659,3 +659,123 @@ export async function tempDir(prefix = 'tollgate-e2e-') {
   tmpDirs.add(dir);
   return dir;
 }
+
+// ---- AI and MCP helpers ----
+
+/**
+ * Splits a text/event-stream body into its events, as an SSE client would: blocks end at a
+ * blank line, `data:` lines are joined with "\n", comments and unknown fields are skipped.
+ * @param {string} text
+ * @returns {{event: string|null, data: string}[]}
+ */
+export function parseSse(text) {
+  const events = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    if (!block.trim()) continue;
+    let event = null;
+    const data = [];
+    for (const line of block.split(/\r?\n/)) {
+      const m = /^([^:]*)(?::\s?(.*))?$/.exec(line);
+      if (!m || m[1] === '') continue;
+      if (m[1] === 'event') event = m[2] ?? '';
+      else if (m[1] === 'data') data.push(m[2] ?? '');
+    }
+    if (event !== null || data.length) events.push({ event, data: data.join('\n') });
+  }
+  return events;
+}
+
+/**
+ * Waits until the gateway's store has the usage event with this request_id (the writer
+ * commits every 50 ms) and returns it, every column.
+ * @param {{dbPath: string}} gw a startGateway() result
+ * @param {string} requestId the x-request-id the gateway answered with
+ * @param {{timeoutMs?: number}} [opts]
+ * @returns {Promise<object>}
+ */
+export async function waitForEvent(gw, requestId, { timeoutMs = 5000 } = {}) {
+  if (!/^[A-Za-z0-9._:-]+$/.test(requestId ?? '')) throw new Error(`waitForEvent: bad request id ${requestId}`);
+  return waitFor(
+    async () => (await sqlite(gw.dbPath, `SELECT * FROM usage_events WHERE request_id = '${requestId}'`))[0],
+    { timeoutMs, message: `usage event with request_id ${requestId}` },
+  );
+}
+
+/** Absolute path of the MCP test server (tests/e2e/lib/mcp-server.mjs). */
+export const mcpServerScript = path.join(here, 'mcp-server.mjs');
+
+/**
+ * Starts the MCP test server (lib/mcp-server.mjs: tools echo, add, fail, secret_admin; call
+ * counts at GET /stats) on an ephemeral loopback port; it needs `npm ci --prefix tests/e2e`.
+ * @param {{json?: boolean}} [opts] json: answer POSTs with JSON instead of SSE streams
+ * @returns {Promise<{port: number, url: string, proc: import('node:child_process').ChildProcess,
+ *   stats: () => Promise<Record<string, number>>, stdout: () => string, stderr: () => string,
+ *   stop: () => Promise<{code: number|null, signal: string|null}>}>} url is the MCP endpoint
+ *   (http://127.0.0.1:PORT/mcp)
+ */
+export async function startMcpServer({ json = false } = {}) {
+  const args = [mcpServerScript, '0'];
+  if (json) args.push('--json');
+  const proc = detachFromLoop(track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })));
+  let stdout = '';
+  let stderr = '';
+  proc.stderr.on('data', (d) => (stderr += d));
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`mcp-server not ready within 10 s; stderr:\n${stderr}`));
+    }, 10000);
+    proc.stdout.on('data', (d) => {
+      stdout += d;
+      const m = /^listening (\d+)$/m.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`mcp-server exited (code ${code}, signal ${signal}) before ready; stderr:\n${stderr}`));
+    });
+    proc.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    port,
+    url: `${base}/mcp`,
+    proc,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    async stats() {
+      const r = await request(`${base}/stats`);
+      if (r.status !== 200) throw new Error(`mcp-server /stats: ${r.status} ${r.text}`);
+      return r.json();
+    },
+    async stop() {
+      const done = exited(proc);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      const r = await done;
+      clearTimeout(timer);
+      return r;
+    },
+  };
+}
+
+/**
+ * Waits until a running gateway accepts a key just created with the CLI (the contract is
+ * "within 1 second"), by GETting path with it until the answer is not 401. The probe is a
+ * real request: it is forwarded (if path has a route) and recorded like any other.
+ * @param {{url: string}} gw a startGateway() result
+ * @param {string} secret the key's secret
+ * @param {string} [path] a path that has a route
+ */
+export async function waitForKey(gw, secret, path = '/', { timeoutMs = 5000 } = {}) {
+  await waitFor(
+    async () => (await request(`${gw.url}${path}`, { headers: { Authorization: `Bearer ${secret}` } })).status !== 401,
+    { timeoutMs, intervalMs: 100, message: `key ${secret.slice(0, 8)}... accepted by the gateway` },
+  );
+}
