@@ -813,6 +813,9 @@ static int on_headers_complete(http_parser *p)
         c->hold_body = c->has_body;
     }
     if (!c->hold_body && !admit(c)) return 0;
+    /* A held body has no upstream to time it: a client that stops sending it gets 408
+     * after server.header_timeout without progress (re-armed by on_body). */
+    if (c->hold_body) arm_timer(c, c->cfg->server.header_timeout_ms);
     const hdr_t *ex = find_hdr(c, "expect");
     if (ex && ex->vl == 12 && strncasecmp(c->head + ex->vo, "100-continue", 12) == 0 &&
         p->http_minor >= 1) {
@@ -896,6 +899,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     c->body_len += n;
     /* (A held body is bounded by body_limit instead: nothing drains it yet.) */
     if (!c->hold_body && c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
+    if (c->hold_body && !c->up) arm_timer(c, c->cfg->server.header_timeout_ms);
     return 0;
 }
 
@@ -903,6 +907,7 @@ static int on_message_complete(http_parser *p)
 {
     tg_conn_t *c = p->data;
     int answered = c->discard || c->resp_done;
+    if (c->hold_body && !answered) uv_timer_stop(&c->timer);
     c->msg_done = 1;
     c->discard = 0;
     http_parser_pause(p, 1);
@@ -1306,6 +1311,16 @@ static void on_timer(uv_timer_t *t)
         TG_EVENT_SET(&c->ev, reason, "client_stalled", 14);
         c->write_failed = 1;
         conn_close(c);
+        return;
+    }
+    if (c->hold_body && !c->msg_done && !c->up && !c->resp_done) {
+        /* A held (AI/MCP) body that stopped arriving. */
+        c->keep_alive = 0;
+        c->msg_done = 1;
+        c->ev.outcome = TG_OUTCOME_REJECTED;
+        TG_EVENT_SET(&c->ev, reason, "body_timeout", 12);
+        send_error(c, 408, "request_timeout", "request body not received in time");
+        maybe_finish(c);
         return;
     }
     if (!c->headers_done) {
