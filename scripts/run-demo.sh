@@ -26,7 +26,10 @@ tollgate is starting on http://127.0.0.1:8080 (admin http://127.0.0.1:9090/ready
 in front of the mock upstream on 127.0.0.1:8081. Try, from another terminal:
 
   curl -i -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/hello
+  curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/v1/chat/completions \\
+       -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5}'
   $TG -c $CONFIG usage
+  $TG -c $CONFIG usage --by model
 
 (The demo key is kept in .run/demo-key; Ctrl-C stops both servers.)
 
