@@ -1,0 +1,195 @@
+/* Tests src/policy/budget.c on its own, against a fake store: UTC month periods (leap
+ * years, year ends), a new month starting from zero, reservations given back, a budget
+ * removed while requests are in flight, and alerts kept queued while the store refuses
+ * them. (Admission through the policy, the bounded overshoot under threads and alert
+ * de-duplication are in test_policy.c.) */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "policy/budget.h"
+
+#define US 1000000LL
+
+static tg_budget_row_t rows[2];
+static size_t nrows;
+static int64_t store_spend;
+static int refuse_alerts;
+static tg_alert_row_t stored[8];
+static size_t nstored;
+
+static int f_budget_list(tg_store_t *s, const char *tenant,
+                         int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err)
+{
+    (void)s, (void)tenant, (void)err;
+    for (size_t i = 0; i < nrows; i++)
+        if (cb(&rows[i], ud)) return -1;
+    return 0;
+}
+
+static int f_spend(tg_store_t *s, const char *tenant, const char *from, const char *to,
+                   int64_t *micros, tg_err_t *err)
+{
+    (void)s, (void)tenant, (void)err;
+    /* The month asked for is the month of the load time used below. */
+    assert_string_equal(from, "2028-02-01");
+    assert_string_equal(to, "2028-02-29");
+    *micros = store_spend;
+    return 0;
+}
+
+static int f_alert_list(tg_store_t *s, const char *tenant,
+                        int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err)
+{
+    (void)s, (void)tenant, (void)cb, (void)ud, (void)err;
+    return 0;
+}
+
+static int f_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err)
+{
+    (void)s;
+    if (refuse_alerts) return tg_err_set(err, "database is locked");
+    assert_true(nstored < 8);
+    stored[nstored++] = *row;
+    *inserted = 1;
+    return 0;
+}
+
+static const struct tg_store_ops ops = {.budget_list = f_budget_list,
+                                        .spend = f_spend,
+                                        .alert_list = f_alert_list,
+                                        .alert_add = f_alert_add};
+static tg_store_t store = {.ops = &ops};
+
+/* 2028-02-14T12:00:00Z, a leap year's February. */
+static const int64_t FEB14 = 1834142400LL * US;
+static const int64_t MAR01 = 1835481600LL * US; /* 2028-03-01T00:00:00Z */
+
+static void budget_row(const char *tenant, int64_t micros, int hard)
+{
+    tg_budget_row_t *r = &rows[nrows++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->tenant, sizeof r->tenant, "%s", tenant);
+    r->monthly_micros = micros;
+    r->hard = hard;
+    r->thresholds[0] = 50;
+    r->thresholds[1] = 100;
+    r->nthresholds = 2;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    nrows = nstored = 0;
+    store_spend = 0;
+    refuse_alerts = 0;
+    return 0;
+}
+
+static void test_periods(void **state)
+{
+    (void)state;
+    char m[8], first[11], last[11];
+    tg_budget_period(FEB14, m, first, last);
+    assert_string_equal(m, "2028-02");
+    assert_string_equal(first, "2028-02-01");
+    assert_string_equal(last, "2028-02-29");
+    tg_budget_period(MAR01 - 1, m, NULL, last); /* the last microsecond of February */
+    assert_string_equal(m, "2028-02");
+    tg_budget_period(MAR01, m, first, NULL);
+    assert_string_equal(m, "2028-03");
+    assert_string_equal(first, "2028-03-01");
+    tg_budget_period(1803859200LL * US, m, NULL, last); /* 2027-03-01: 2027 is not leap */
+    tg_budget_period(1803859200LL * US - 1, m, NULL, last);
+    assert_string_equal(m, "2027-02");
+    assert_string_equal(last, "2027-02-28");
+    tg_budget_period(1830297599LL * US, m, NULL, last); /* 2027-12-31T23:59:59Z */
+    assert_string_equal(m, "2027-12");
+    assert_string_equal(last, "2027-12-31");
+}
+
+static void test_new_month_starts_from_zero(void **state)
+{
+    (void)state;
+    budget_row("t", 10 * US, 1);
+    store_spend = 10 * US; /* February is spent */
+    tg_budgets_t *b = tg_budgets_new();
+    assert_int_equal(tg_budgets_load(b, &store, FEB14, NULL), 0);
+    int64_t res;
+    char msg[200];
+    assert_int_equal(tg_budgets_reserve(b, "t", 1, FEB14, &res, msg, sizeof msg), 1);
+    assert_non_null(strstr(msg, "monthly budget reached"));
+    /* March: nothing spent yet. */
+    assert_int_equal(tg_budgets_reserve(b, "t", 2 * US, MAR01, &res, msg, sizeof msg), 0);
+    assert_int_equal(res, 2 * US);
+    int64_t spent, reserved, budget;
+    assert_int_equal(tg_budgets_state(b, "t", &spent, &reserved, &budget), 0);
+    assert_int_equal(spent, 0);
+    assert_int_equal(reserved, 2 * US);
+    tg_budgets_settle(b, "t", res, 3 * US, MAR01);
+    assert_int_equal(tg_budgets_state(b, "t", &spent, &reserved, &budget), 0);
+    assert_int_equal(spent, 3 * US);
+    assert_int_equal(reserved, 0);
+    /* A tenant without a budget reserves nothing and is never refused. */
+    assert_int_equal(tg_budgets_reserve(b, "other", 5 * US, MAR01, &res, msg, sizeof msg), 0);
+    assert_int_equal(res, 0);
+    tg_budgets_free(b);
+}
+
+static void test_budget_removed_in_flight(void **state)
+{
+    (void)state;
+    budget_row("t", 10 * US, 1);
+    tg_budgets_t *b = tg_budgets_new();
+    assert_int_equal(tg_budgets_load(b, &store, FEB14, NULL), 0);
+    int64_t res;
+    char msg[200];
+    assert_int_equal(tg_budgets_reserve(b, "t", 4 * US, FEB14, &res, msg, sizeof msg), 0);
+    nrows = 0; /* budget rm */
+    assert_int_equal(tg_budgets_load(b, &store, FEB14, NULL), 0);
+    tg_budgets_settle(b, "t", res, 1 * US, FEB14); /* no entry: nothing to do, no crash */
+    int64_t spent, reserved, budget;
+    assert_int_equal(tg_budgets_state(b, "t", &spent, &reserved, &budget), -1);
+    tg_budgets_free(b);
+}
+
+static void test_alerts_kept_while_store_refuses(void **state)
+{
+    (void)state;
+    budget_row("t", 10 * US, 0);
+    tg_budgets_t *b = tg_budgets_new();
+    assert_int_equal(tg_budgets_load(b, &store, FEB14, NULL), 0);
+    int64_t res;
+    char msg[200];
+    assert_int_equal(tg_budgets_reserve(b, "t", 0, FEB14, &res, msg, sizeof msg), 0);
+    tg_budgets_settle(b, "t", res, 11 * US, FEB14); /* past 50% and 100% at once */
+    refuse_alerts = 1;
+    tg_err_t err;
+    assert_int_equal(tg_budgets_flush(b, &store, &err), -1);
+    assert_int_equal(nstored, 0);
+    refuse_alerts = 0;
+    assert_int_equal(tg_budgets_flush(b, &store, &err), 0);
+    assert_int_equal(nstored, 2);
+    assert_int_equal(stored[0].threshold, 50);
+    assert_int_equal(stored[1].threshold, 100);
+    assert_string_equal(stored[0].period, "2028-02");
+    assert_int_equal(stored[1].spend_micros, 11 * US);
+    assert_int_equal(tg_budgets_flush(b, &store, &err), 0);
+    assert_int_equal(nstored, 2); /* nothing queued twice */
+    tg_budgets_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_periods, setup),
+        cmocka_unit_test_setup(test_new_month_starts_from_zero, setup),
+        cmocka_unit_test_setup(test_budget_removed_in_flight, setup),
+        cmocka_unit_test_setup(test_alerts_kept_while_store_refuses, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
