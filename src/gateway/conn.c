@@ -986,7 +986,9 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
 {
     tg_conn_t *c = ud;
     c->ev.status = status;
-    if (c->metered) {
+    int bodiless = status < 200 || status == 204 || status == 304 || c->parser.method == HTTP_HEAD;
+    if (c->metered && !bodiless) {
+        /* (A response without a body carries no usage: it is not observed.) */
         tg_xchg_response_head(c->xchg, status, c->ctype_len ? c->out + c->ctype_off : NULL,
                               c->ctype_len);
         /* A rewritten stream changes length: it is re-framed like the case below. */

@@ -90,6 +90,18 @@ describe('held request bodies (AI routes)', () => {
     }
   });
 
+  test('a bodiless answer (HEAD) on a metered path is not counted as unreadable', async () => {
+    const metric = async () => {
+      const r = await fetch(`http://127.0.0.1:${gw.adminPort}/metrics`);
+      return Number(/^tollgate_usage_unparsed_total (\d+)$/m.exec(await r.text())[1]);
+    };
+    const before = await metric();
+    const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'HEAD', headers: { authorization: `Bearer ${key}`, 'x-request-id': 'held-head-1' } });
+    assert.equal(r.status, 200);
+    await waitFor(async () => (await eventsWhere("request_id = 'held-head-1'")).length === 1);
+    assert.equal(await metric(), before);
+  });
+
   test('a body that is not JSON is forwarded untouched: the upstream answers it', async () => {
     const body = '{"model": "gpt-4o-mini", oops';
     const r = await raw(
