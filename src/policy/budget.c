@@ -4,6 +4,7 @@
 #include "policy/budget.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,8 @@ typedef struct pending {
 } pending_t;
 
 struct tg_budgets {
-    pthread_mutex_t mu; /* guards everything below */
+    atomic_size_t count; /* budgets loaded: 0 lets requests skip the mutex entirely */
+    pthread_mutex_t mu;  /* guards everything below */
     entry_t *v;
     size_t n, cap;
     size_t *index; /* open addressing: 1 + position in v, 0 = empty */
@@ -258,6 +260,7 @@ int tg_budgets_load(tg_budgets_t *b, tg_store_t *store, int64_t now_us, tg_err_t
     b->v = fresh;
     b->n = b->cap = l.n;
     int rc = reindex(b);
+    atomic_store_explicit(&b->count, rc == 0 ? l.n : 0, memory_order_release);
     pthread_mutex_unlock(&b->mu);
     free(l.rows);
     return rc == 0 ? 0 : tg_err_set(err, "out of memory indexing budgets");
@@ -274,6 +277,7 @@ int tg_budgets_reserve(tg_budgets_t *b, const char *tenant, int64_t est_micros, 
 {
     *reserved = 0;
     if (est_micros < 0) est_micros = 0;
+    if (atomic_load_explicit(&b->count, memory_order_acquire) == 0) return 0;
     pthread_mutex_lock(&b->mu);
     entry_t *e = find(b, tenant);
     if (!e) {
@@ -298,6 +302,9 @@ int tg_budgets_reserve(tg_budgets_t *b, const char *tenant, int64_t est_micros, 
 void tg_budgets_settle(tg_budgets_t *b, const char *tenant, int64_t reserved, int64_t actual_micros,
                        int64_t now_us)
 {
+    /* Nothing was reserved when there was no budget; a budget loaded since is settled
+     * under the lock as usual. */
+    if (reserved == 0 && atomic_load_explicit(&b->count, memory_order_acquire) == 0) return;
     pthread_mutex_lock(&b->mu);
     entry_t *e = find(b, tenant);
     if (e) {
