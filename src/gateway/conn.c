@@ -35,14 +35,16 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define MAX_HDRS      100
-#define BODY_HIGH     (256 * 1024)  /* stop reading the client above this much unsent body */
-#define BODY_LOW      (64 * 1024)   /* and read again below this */
-#define OUT_HIGH      (1024 * 1024) /* pause the upstream above this much unsent response */
-#define OUT_LOW       (256 * 1024)
-#define PEND_MAX      (64 * 1024) /* pipelined bytes held while a request is in flight */
-#define DISCARD_SMALL (64 * 1024) /* a rejected request's body up to this is read and dropped */
-#define LINGER_MS     1000
+#define MAX_HDRS       100
+#define BODY_HIGH      (256 * 1024)  /* stop reading the client above this much unsent body */
+#define BODY_LOW       (64 * 1024)   /* and read again below this */
+#define OUT_HIGH       (1024 * 1024) /* pause the upstream above this much unsent response */
+#define OUT_LOW        (256 * 1024)
+#define PEND_MAX       (64 * 1024) /* pipelined bytes held while a request is in flight */
+#define DISCARD_SMALL  (64 * 1024) /* a rejected request's body up to this is read and dropped */
+#define LINGER_MS      1000
+#define MAX_OUTPUT_EST 100000000 /* max_tokens beyond this (no model comes close) counts as this   \
+                                  */
 
 typedef struct hdr {
     uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
@@ -714,15 +716,17 @@ static int admit(tg_conn_t *c)
     if (c->metered && c->hold_body && c->ev.model[0] &&
         (c->route->kind == TG_ROUTE_OPENAI || c->route->kind == TG_ROUTE_ANTHROPIC)) {
         /* An AI call: reserve its worst case. A token is never shorter than a byte, so
-         * the body's length bounds the input; the output is bounded by max_tokens (or
-         * the configured default when the request names none). */
+         * the body's length (as the client sent it) bounds the input; the output is
+         * bounded by max_tokens (or the configured default when the request names none),
+         * counted as at most MAX_OUTPUT_EST. */
         int64_t out = tg_xchg_max_output(c->xchg);
         if (out < 0) out = c->cfg->max_output_tokens;
-        in.est_tokens = (int64_t)c->body_len + out;
+        if (out > MAX_OUTPUT_EST) out = MAX_OUTPUT_EST;
+        int64_t body = c->ev.bytes_in;
+        in.est_tokens = body + out; /* both below 2^40: no overflow */
         if (c->w->srv->prices)
             in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name,
-                                                c->ev.model, "", (int64_t)c->body_len, out,
-                                                (int64_t)c->body_len, c->ev.ts_us);
+                                                c->ev.model, "", body, out, body, c->ev.ts_us);
     } else if (c->metered && c->route->kind == TG_ROUTE_MCP && c->ev.tool[0] && c->w->srv->prices) {
         in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name, "",
                                             c->ev.tool, 0, 0, (int64_t)c->body_len, c->ev.ts_us);

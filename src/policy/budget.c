@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,7 +286,7 @@ int tg_budgets_reserve(tg_budgets_t *b, const char *tenant, int64_t est_micros, 
         return 0;
     }
     roll(e, now_us);
-    if (e->hard && e->spent + e->reserved >= e->budget) {
+    if (e->hard && (__int128)e->spent + e->reserved >= e->budget) {
         char s[32], bud[32];
         tg_money_format(e->spent, s, sizeof s);
         tg_money_format(e->budget, bud, sizeof bud);
@@ -293,7 +294,7 @@ int tg_budgets_reserve(tg_budgets_t *b, const char *tenant, int64_t est_micros, 
         pthread_mutex_unlock(&b->mu);
         return 1;
     }
-    e->reserved += est_micros;
+    e->reserved = e->reserved > INT64_MAX - est_micros ? INT64_MAX : e->reserved + est_micros;
     *reserved = est_micros;
     pthread_mutex_unlock(&b->mu);
     return 0;
@@ -311,7 +312,8 @@ void tg_budgets_settle(tg_budgets_t *b, const char *tenant, int64_t reserved, in
         roll(e, now_us);
         e->reserved -= reserved;
         if (e->reserved < 0) e->reserved = 0; /* reserved in a month since rolled over */
-        if (actual_micros > 0) e->spent += actual_micros;
+        if (actual_micros > 0)
+            e->spent = e->spent > INT64_MAX - actual_micros ? INT64_MAX : e->spent + actual_micros;
         check_thresholds(b, e, now_us);
     }
     pthread_mutex_unlock(&b->mu);

@@ -431,9 +431,11 @@ void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns
                        : lim_find(s, tg_limit_key(tenant, tscopes[i][0], tscopes[i][1]));
             if (!e || !e->has_tokens) continue;
             tg_limit_rule_t r = e->tokens;
-            r.cost = (uint64_t)in->est_tokens;
+            uint64_t est = (uint64_t)in->est_tokens;
+            r.cost = r.limit && est > r.limit ? r.limit : est;
             a->tok_keys[a->ntok] = tg_limit_key(tenant, tscopes[i][2], tscopes[i][1]);
             a->tok_rules[a->ntok] = e->tokens;
+            a->tok_charged[a->ntok] = (int64_t)r.cost;
             keys[n] = a->tok_keys[a->ntok++], names[n] = "tokens", rules[n++] = r;
         }
     }
@@ -468,7 +470,6 @@ void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns
     tg_limit_info_t info[8];
     size_t which = 0;
     tg_limit_result_t r = tg_limit_check_all(p->limiter, keys, rules, n, now_ns, info, &which);
-    if (r == TG_LIMIT_OK) a->tok_reserved = in->est_tokens;
     /* The headers describe the request-rate rule closest to refusing, or the rule that
      * refused. */
     size_t w = r == TG_LIMIT_OK ? 0 : which;
@@ -504,12 +505,12 @@ void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns
 void tg_policy_settle(tg_policy_t *p, tg_admission_t *a, const char *tenant, int64_t tokens,
                       int64_t cost_micros, uint64_t now_ns, int64_t wall_us)
 {
-    if (a->ntok && tokens >= 0 && tokens != a->tok_reserved)
+    if (tokens >= 0)
         for (size_t i = 0; i < a->ntok; i++)
-            tg_limit_adjust(p->limiter, a->tok_keys[i], &a->tok_rules[i], tokens - a->tok_reserved,
-                            now_ns);
+            if (tokens != a->tok_charged[i])
+                tg_limit_adjust(p->limiter, a->tok_keys[i], &a->tok_rules[i],
+                                tokens - a->tok_charged[i], now_ns);
     a->ntok = 0;
-    a->tok_reserved = 0;
     if (a->budget_reserved || cost_micros)
         tg_budgets_settle(p->budgets, tenant, a->budget_reserved, cost_micros, wall_us);
     a->budget_reserved = 0;

@@ -54,7 +54,8 @@ typedef struct tg_admission {
     size_t ntok; /* token rules charged (tenant, model, key) */
     uint64_t tok_keys[3];
     tg_limit_rule_t tok_rules[3];
-    int64_t tok_reserved;    /* tokens charged to each of them */
+    int64_t tok_charged[3];  /* tokens charged to each: the estimate, at most the rule's
+                                limit (one request never holds more than a whole window) */
     int64_t budget_reserved; /* micro-USD reserved against the tenant's budget */
 } tg_admission_t;
 
