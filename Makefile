@@ -18,7 +18,7 @@ TBINS   := $(TESTS:tests/unit/%.c=$(B)/test/%)
 ATBINS  := $(TESTS:tests/unit/%.c=$(B)/asan-test/%)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
 
-.PHONY: all deps run check unit unit-asan e2e format format-check bench clean
+.PHONY: all deps run check unit unit-asan e2e e2e-asan format format-check bench clean
 all: $(B)/tollgate $(B)/mock-upstream
 
 deps:
@@ -42,6 +42,9 @@ $(B)/libtollgate-asan.a: $(ASOBJS)
 
 $(B)/tollgate: $(B)/obj/src/main.o $(B)/libtollgate.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tollgate-asan: $(B)/asan/src/main.o $(B)/libtollgate-asan.a
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/mock-upstream: tests/mock/upstream.c
 	@mkdir -p $(B)
@@ -72,6 +75,15 @@ E2E_NPM := tests/e2e/node_modules/.package-lock.json
 e2e: all $(E2E_NPM)
 	@node --test --test-concurrency=1 tests/e2e/
 
+# The gateway built with ASan+UBSan under the suites that drive its request paths; the
+# harness fails a test on any sanitizer report (leaks at exit included) in its stderr.
+E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/ai.test.mjs tests/e2e/mcp.test.mjs \
+            tests/e2e/held.test.mjs tests/e2e/budget.test.mjs
+
+e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TOLLGATE_BIN=$(B)/tollgate-asan \
+	  node --test --test-concurrency=1 $(E2E_ASAN)
+
 $(E2E_NPM): tests/e2e/package.json tests/e2e/package-lock.json
 	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -89,6 +101,7 @@ check: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory e2e-asan
 
 bench: all
 	@scripts/deps.sh --bench

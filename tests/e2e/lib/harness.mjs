@@ -414,11 +414,16 @@ export async function startGateway({ upstreams = [], routes = [], extra = {}, wo
         reject(new Error(`tollgate did not exit within 30 s of ${signal}; stderr:\n${stderr}`));
       }, 30000);
     });
+    let result;
     try {
-      return await Promise.race([done, timeout]);
+      result = await Promise.race([done, timeout]);
     } finally {
       clearTimeout(timer);
     }
+    // With a sanitizer build (TOLLGATE_BIN), a report in its stderr fails the test.
+    const report = /ERROR: (Address|Leak|Thread)Sanitizer|runtime error:/.exec(stderr);
+    if (report) throw new Error(`sanitizer report from tollgate serve:\n${stderr.slice(report.index, report.index + 4000)}`);
+    return result;
   }
 
   await start();
