@@ -43,8 +43,7 @@
 #define PEND_MAX       (64 * 1024) /* pipelined bytes held while a request is in flight */
 #define DISCARD_SMALL  (64 * 1024) /* a rejected request's body up to this is read and dropped */
 #define LINGER_MS      1000
-#define MAX_OUTPUT_EST 100000000 /* max_tokens beyond this (no model comes close) counts as this   \
-                                  */
+#define MAX_OUTPUT_EST 100000000 /* a larger max_tokens counts as this in estimates */
 
 typedef struct hdr {
     uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
