@@ -165,12 +165,6 @@ static int collect_alert(const tg_alert_row_t *r, void *ud)
     return tg_cli_push((void **)&as->v, &as->n, &as->cap, r, sizeof *r);
 }
 
-static int list_error(int r, const tg_err_t *err)
-{
-    return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
-                         r == -1 && !err->msg[0] ? "out of memory" : err->msg);
-}
-
 static json_t *thresholds_json(const tg_budget_row_t *b)
 {
     json_t *a = json_array();
@@ -179,22 +173,80 @@ static json_t *thresholds_json(const tg_budget_row_t *b)
     return a;
 }
 
-/* Fills o with what show and list --format json share. */
-static void budget_json(json_t *o, const tg_budget_row_t *b, const status_t *s)
+/* What list prints of a budget, and what show prints in JSON before the period and the
+ * alerts. The table has the thresholds and the percent used as text ("80,90,100",
+ * "42.5%"); JSON has them as numbers, and the exact micro-USD. */
+static const tg_cli_col_t cols[] = {
+    {.name = "tenant", .type = TG_CLI_COL_TEXT},
+    {.name = "monthly", .type = TG_CLI_COL_TEXT},
+    {.name = "mode", .type = TG_CLI_COL_TEXT},
+    {.name = "thresholds", .type = TG_CLI_COL_TEXT, .flags = TG_CLI_COL_NO_JSON},
+    {.name = "thresholds", .type = TG_CLI_COL_JSON, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "spend", .type = TG_CLI_COL_TEXT},
+    {.name = "used", .type = TG_CLI_COL_TEXT, .flags = TG_CLI_COL_NO_JSON},
+    {.name = "used_percent", .type = TG_CLI_COL_JSON, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "remaining", .type = TG_CLI_COL_TEXT, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "monthly_micros", .type = TG_CLI_COL_INT, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "spend_micros", .type = TG_CLI_COL_INT, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "remaining_micros", .type = TG_CLI_COL_INT, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "updated", .type = TG_CLI_COL_TEXT},
+};
+
+static int add_budget(tg_cli_rows_t *t, const tg_budget_row_t *b, const status_t *s)
 {
-    char updated[25];
-    tg_cli_fmt_time(b->updated_us, updated);
-    json_object_set_new(o, "tenant", tg_cli_json_text(b->tenant));
-    json_object_set_new(o, "monthly", json_string(s->monthly));
-    json_object_set_new(o, "mode", json_string(b->hard ? "hard" : "soft"));
-    json_object_set_new(o, "thresholds", thresholds_json(b));
-    json_object_set_new(o, "spend", json_string(s->spend_usd));
-    json_object_set_new(o, "used_percent", json_real((double)s->tenths / 10));
-    json_object_set_new(o, "remaining", json_string(s->remaining_usd));
-    json_object_set_new(o, "monthly_micros", json_integer(b->monthly_micros));
-    json_object_set_new(o, "spend_micros", json_integer(s->spend));
-    json_object_set_new(o, "remaining_micros", json_integer(s->remaining));
-    json_object_set_new(o, "updated", json_string(updated));
+    tg_cli_cell_text(t, b->tenant);
+    tg_cli_cell_text(t, s->monthly);
+    tg_cli_cell_text(t, b->hard ? "hard" : "soft");
+    tg_cli_cell_text(t, s->thresholds);
+    tg_cli_cell_json(t, thresholds_json(b));
+    tg_cli_cell_text(t, s->spend_usd);
+    tg_cli_cell_text(t, s->used);
+    tg_cli_cell_json(t, json_real((double)s->tenths / 10));
+    tg_cli_cell_text(t, s->remaining_usd);
+    tg_cli_cell_int(t, b->monthly_micros);
+    tg_cli_cell_int(t, s->spend);
+    tg_cli_cell_int(t, s->remaining);
+    tg_cli_cell_time(t, b->updated_us);
+    return tg_cli_row_done(t);
+}
+
+static const tg_cli_col_t alert_cols[] = {
+    {.name = "threshold", .type = TG_CLI_COL_INT},
+    {.name = "fired", .type = TG_CLI_COL_TEXT},
+    {.name = "spend", .type = TG_CLI_COL_TEXT},
+    {.name = "budget", .type = TG_CLI_COL_TEXT},
+};
+
+/* show --format json: the budget's list row, then "period" and "alerts". */
+static json_t *show_json(const tg_budget_row_t *b, const status_t *s, const month_t *m,
+                         const alerts_t *as)
+{
+    tg_cli_rows_t bt = TG_CLI_ROWS(cols), at = TG_CLI_ROWS(alert_cols);
+    add_budget(&bt, b, s);
+    for (size_t i = 0; i < as->n; i++) {
+        char at_usd[32], of_usd[32];
+        tg_money_format(as->v[i].spend_micros, at_usd, sizeof at_usd);
+        tg_money_format(as->v[i].budget_micros, of_usd, sizeof of_usd);
+        tg_cli_cell_int(&at, as->v[i].threshold);
+        tg_cli_cell_time(&at, as->v[i].fired_us);
+        tg_cli_cell_text(&at, at_usd);
+        tg_cli_cell_text(&at, of_usd);
+        tg_cli_row_done(&at);
+    }
+    json_t *arr = tg_cli_rows_json(&bt), *alerts = tg_cli_rows_json(&at);
+    json_t *o = arr ? json_incref(json_array_get(arr, 0)) : NULL;
+    json_decref(arr);
+    tg_cli_rows_free(&bt);
+    tg_cli_rows_free(&at);
+    int ok = o && alerts && json_object_set_new(o, "period", json_string(m->period)) == 0;
+    if (ok) {
+        ok = json_object_set_new(o, "alerts", alerts) == 0; /* takes alerts, also on failure */
+        alerts = NULL;
+    }
+    json_decref(alerts);
+    if (ok) return o;
+    json_decref(o);
+    return NULL;
 }
 
 static int cmd_show(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
@@ -206,7 +258,7 @@ static int cmd_show(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
     int r = tg_store_budget_list(store, tenant, collect_budget, &bs, &err);
     if (r != 0) {
         free(bs.v);
-        return list_error(r, &err);
+        return tg_cli_list_error(r, &err);
     }
     if (bs.n == 0) {
         free(bs.v);
@@ -221,37 +273,14 @@ static int cmd_show(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
     alerts_t as = {.period = m.period};
     if ((r = tg_store_alert_list(store, tenant, collect_alert, &as, &err)) != 0) {
         free(as.v);
-        return list_error(r, &err);
+        return tg_cli_list_error(r, &err);
     }
     status_t s;
     budget_status(&b, spend, &s);
 
     int w = 0;
     if (fmt == TG_CLI_JSON) {
-        json_t *o = json_object(), *al = json_array();
-        if (o && al) {
-            budget_json(o, &b, &s);
-            json_object_set_new(o, "period", json_string(m.period));
-            for (size_t i = 0; i < as.n; i++) {
-                char fired[25], at[32], of[32];
-                tg_cli_fmt_time(as.v[i].fired_us, fired);
-                tg_money_format(as.v[i].spend_micros, at, sizeof at);
-                tg_money_format(as.v[i].budget_micros, of, sizeof of);
-                json_t *x = json_object();
-                json_object_set_new(x, "threshold", json_integer(as.v[i].threshold));
-                json_object_set_new(x, "fired", json_string(fired));
-                json_object_set_new(x, "spend", json_string(at));
-                json_object_set_new(x, "budget", json_string(of));
-                json_array_append_new(al, x);
-            }
-            json_object_set_new(o, "alerts", al);
-            al = NULL;
-            w = tg_cli_print_json(o, JSON_REAL_PRECISION(15));
-        } else {
-            json_decref(o);
-            w = -1;
-        }
-        json_decref(al);
+        w = tg_cli_print_json(show_json(&b, &s, &m, &as), JSON_REAL_PRECISION(15));
     } else {
         char updated[25];
         tg_cli_fmt_time(b.updated_us, updated);
@@ -279,63 +308,29 @@ static int cmd_show(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
     return TG_EXIT_OK;
 }
 
-#define NCOLS 7
-
 static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
 {
     tg_err_t err = {{0}};
     budgets_t bs = {0};
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
+    t.json_flags = JSON_REAL_PRECISION(15);
     int r = tg_store_budget_list(store, NULL, collect_budget, &bs, &err);
-    if (r != 0) {
-        free(bs.v);
-        return list_error(r, &err);
-    }
     month_t m;
     this_month(&m);
-    status_t *ss = calloc(bs.n + 1, sizeof *ss);
-    char(*updated)[25] = calloc(bs.n + 1, sizeof *updated);
-    const char **cells = calloc((bs.n + 1) * NCOLS, sizeof *cells);
-    json_t *arr = fmt == TG_CLI_JSON ? json_array() : NULL;
-    int rc = TG_EXIT_OK, w = -1;
-    if (!ss || !updated || !cells || (fmt == TG_CLI_JSON && !arr)) goto out;
-    for (size_t i = 0; i < bs.n; i++) {
-        const tg_budget_row_t *b = &bs.v[i];
+    for (size_t i = 0; r == 0 && i < bs.n; i++) {
         int64_t spend;
-        if ((rc = spend_of(store, b->tenant, &m, &spend)) != 0) goto out;
-        budget_status(b, spend, &ss[i]);
-        tg_cli_fmt_time(b->updated_us, updated[i]);
-        const char **row = cells + i * NCOLS;
-        row[0] = b->tenant;
-        row[1] = ss[i].monthly;
-        row[2] = b->hard ? "hard" : "soft";
-        row[3] = ss[i].thresholds;
-        row[4] = ss[i].spend_usd;
-        row[5] = ss[i].used;
-        row[6] = updated[i];
-        if (arr) {
-            json_t *o = json_object();
-            if (!o || json_array_append_new(arr, o) != 0) goto out;
-            budget_json(o, b, &ss[i]);
+        status_t s;
+        int rc = spend_of(store, bs.v[i].tenant, &m, &spend);
+        if (rc != 0) {
+            tg_cli_rows_free(&t);
+            free(bs.v);
+            return rc;
         }
+        budget_status(&bs.v[i], spend, &s);
+        add_budget(&t, &bs.v[i], &s);
     }
-    if (arr) {
-        w = tg_cli_print_json(arr, JSON_REAL_PRECISION(15));
-        arr = NULL;
-    } else {
-        static const char *const head[NCOLS] = {"tenant", "monthly", "mode",   "thresholds",
-                                                "spend",  "used",    "updated"};
-        w = tg_cli_print_rows(stdout, fmt, NCOLS, head, cells, bs.n);
-    }
-out:
-    json_decref(arr);
-    free(ss);
-    free(updated);
-    free(cells);
     free(bs.v);
-    if (rc != TG_EXIT_OK) return rc;
-    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
-    return TG_EXIT_OK;
+    return tg_cli_rows_finish(&t, r, &err, fmt, "list");
 }
 
 int tg_cli_budget(int argc, char **argv, const char *config_path)

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/money.h"
 
 int tg_cli_open(const char *config_path, tg_config_t **cfg, tg_store_t **store)
@@ -222,6 +223,13 @@ int tg_cli_tenant_exists(tg_store_t *store, const char *tenant, int star_ok)
     return TG_EXIT_OK;
 }
 
+const char *tg_cli_rule_owner(const char *tenant, char *buf, size_t cap)
+{
+    if (strcmp(tenant, "*") == 0) return "for all tenants";
+    snprintf(buf, cap, "for tenant %s", tenant);
+    return buf;
+}
+
 int tg_cli_parse_format(const char *s, int allow_csv, tg_cli_format_t *out)
 {
     *out = TG_CLI_TABLE;
@@ -286,49 +294,264 @@ void tg_cli_csv_field(FILE *out, const char *s)
     fputc('"', out);
 }
 
-int tg_cli_print_rows(FILE *out, tg_cli_format_t fmt, size_t ncols, const char *const *head,
-                      const char *const *cells, size_t nrows)
+/* ---- the list writer ---- */
+
+typedef struct tg_cli_cell {
+    size_t off;         /* of its text in rows->text; NO_TEXT for none or a JSON value */
+    int64_t n;          /* INT columns, for JSON */
+    json_t *json;       /* JSON columns; owned by the rows */
+    unsigned char skip; /* left out of the row's JSON object */
+} cell_t;
+
+#define NO_TEXT  ((size_t)-1)
+#define MAX_COLS 32 /* the widest list (limit) has 12 */
+
+/* A new cell for the next column, which must be of type a or b; NULL (the rows are
+ * marked out of memory) when it cannot grow. */
+static cell_t *new_cell(tg_cli_rows_t *t, tg_cli_col_type_t a, tg_cli_col_type_t b)
 {
-    if (fmt == TG_CLI_CSV) {
-        for (size_t c = 0; c < ncols; c++) {
-            tg_cli_csv_field(out, head[c]);
-            fputc(c + 1 == ncols ? '\n' : ',', out);
-        }
-        for (size_t r = 0; r < nrows; r++)
-            for (size_t c = 0; c < ncols; c++) {
-                const char *s = cells[r * ncols + c];
-                tg_cli_csv_field(out, s ? s : "");
-                fputc(c + 1 == ncols ? '\n' : ',', out);
-            }
-        return ferror(out) ? -1 : 0;
+    if (t->oom) return NULL;
+    tg_cli_col_type_t type = t->cols[t->ncells % t->ncols].type;
+    TG_ASSERT(type == a || type == b);
+    cell_t c = {NO_TEXT, 0, NULL, 0};
+    if (tg_cli_push((void **)&t->cells, &t->ncells, &t->cap, &c, sizeof c) != 0) {
+        t->oom = 1;
+        return NULL;
     }
-    int w[32];
-    if (ncols > sizeof w / sizeof w[0]) return -1;
-    for (size_t c = 0; c < ncols; c++) {
-        w[c] = (int)strlen(head[c]);
-        for (size_t r = 0; r < nrows; r++) {
-            const char *s = cells[r * ncols + c];
-            int l = s ? (int)strlen(s) : 1;
+    return &t->cells[t->ncells - 1];
+}
+
+static void set_text(tg_cli_rows_t *t, cell_t *c, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    if (t->tlen + len > t->tcap) {
+        size_t cap = t->tcap ? t->tcap : 1024;
+        while (cap < t->tlen + len)
+            cap *= 2;
+        char *nt = realloc(t->text, cap);
+        if (!nt) {
+            t->oom = 1;
+            return;
+        }
+        t->text = nt;
+        t->tcap = cap;
+    }
+    memcpy(t->text + t->tlen, s, len);
+    c->off = t->tlen;
+    t->tlen += len;
+}
+
+void tg_cli_cell_text(tg_cli_rows_t *t, const char *s)
+{
+    if (!s) {
+        new_cell(t, TG_CLI_COL_TEXT_OR_NONE, TG_CLI_COL_TEXT_OR_NONE);
+        return;
+    }
+    cell_t *c = new_cell(t, TG_CLI_COL_TEXT, TG_CLI_COL_TEXT_OR_NONE);
+    if (c) set_text(t, c, s);
+}
+
+void tg_cli_cell_time(tg_cli_rows_t *t, int64_t us)
+{
+    char buf[25];
+    tg_cli_fmt_time(us, buf);
+    tg_cli_cell_text(t, buf);
+}
+
+void tg_cli_cell_int(tg_cli_rows_t *t, int64_t v)
+{
+    cell_t *c = new_cell(t, TG_CLI_COL_INT, TG_CLI_COL_INT_OR_NONE);
+    if (!c) return;
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    c->n = v;
+    set_text(t, c, buf);
+}
+
+void tg_cli_cell_int_or_none(tg_cli_rows_t *t, int has, int64_t v)
+{
+    if (has)
+        tg_cli_cell_int(t, v);
+    else
+        tg_cli_cell_none(t);
+}
+
+void tg_cli_cell_none(tg_cli_rows_t *t)
+{
+    new_cell(t, TG_CLI_COL_TEXT_OR_NONE, TG_CLI_COL_INT_OR_NONE);
+}
+
+void tg_cli_cell_json(tg_cli_rows_t *t, json_t *v)
+{
+    cell_t *c = v ? new_cell(t, TG_CLI_COL_JSON, TG_CLI_COL_JSON) : NULL;
+    if (c)
+        c->json = v;
+    else {
+        json_decref(v);
+        t->oom = 1;
+    }
+}
+
+void tg_cli_cell_skip_json(tg_cli_rows_t *t)
+{
+    if (!t->oom) t->cells[t->ncells - 1].skip = 1;
+}
+
+int tg_cli_row_done(tg_cli_rows_t *t)
+{
+    if (t->oom) return -1;
+    TG_ASSERT_EQ(t->ncells % t->ncols, 0);
+    return 0;
+}
+
+/* The text a table (dash) or CSV shows for a cell. */
+static const char *shown(const tg_cli_rows_t *t, size_t i, int dash)
+{
+    const cell_t *c = &t->cells[i];
+    const char *s = c->off == NO_TEXT ? NULL : t->text + c->off;
+    if (!dash) return s ? s : "";
+    if (!s || (!*s && (t->cols[i % t->ncols].flags & TG_CLI_COL_DASH))) return "-";
+    return s;
+}
+
+static int in_table(const tg_cli_col_t *c)
+{
+    return c->type != TG_CLI_COL_JSON && !(c->flags & TG_CLI_COL_JSON_ONLY);
+}
+
+static void print_csv(const tg_cli_rows_t *t, FILE *out)
+{
+    size_t last = 0;
+    for (size_t c = 0; c < t->ncols; c++)
+        if (in_table(&t->cols[c])) last = c;
+    for (size_t c = 0; c < t->ncols; c++) {
+        if (!in_table(&t->cols[c])) continue;
+        tg_cli_csv_field(out, t->cols[c].name);
+        fputc(c == last ? '\n' : ',', out);
+    }
+    for (size_t i = 0; i < t->ncells; i++) {
+        size_t c = i % t->ncols;
+        if (!in_table(&t->cols[c])) continue;
+        tg_cli_csv_field(out, shown(t, i, 0));
+        fputc(c == last ? '\n' : ',', out);
+    }
+}
+
+static void print_table(const tg_cli_rows_t *t, FILE *out)
+{
+    int w[MAX_COLS];
+    TG_ASSERT(t->ncols <= MAX_COLS);
+    size_t last = 0;
+    for (size_t c = 0; c < t->ncols; c++) {
+        if (!in_table(&t->cols[c])) continue;
+        last = c;
+        w[c] = t->cols[c].width;
+        if (w[c]) continue;
+        w[c] = (int)strlen(t->cols[c].name);
+        for (size_t i = c; i < t->ncells; i += t->ncols) {
+            int l = (int)strlen(shown(t, i, 1));
             if (l > w[c]) w[c] = l;
         }
     }
-    for (size_t c = 0; c < ncols; c++) {
-        for (const char *p = head[c]; *p; p++)
-            fputc(*p >= 'a' && *p <= 'z' ? *p - 32 : *p, out);
-        if (c + 1 < ncols) fprintf(out, "%*s", w[c] - (int)strlen(head[c]) + 2, "");
-    }
-    fputc('\n', out);
-    for (size_t r = 0; r < nrows; r++) {
-        for (size_t c = 0; c < ncols; c++) {
-            const char *s = cells[r * ncols + c];
-            if (!s) s = "-";
-            if (c + 1 < ncols)
-                fprintf(out, "%-*s  ", w[c], s);
-            else
-                fprintf(out, "%s\n", s);
+    char head[64];
+    for (size_t i = 0; i < t->ncols + t->ncells; i++) {
+        size_t c = i % t->ncols;
+        const tg_cli_col_t *col = &t->cols[c];
+        if (!in_table(col)) continue;
+        const char *s;
+        if (i < t->ncols) { /* the header row */
+            size_t k = 0;
+            for (; col->name[k] && k < sizeof head - 1; k++)
+                head[k] = (char)(col->name[k] >= 'a' && col->name[k] <= 'z' ? col->name[k] - 32
+                                                                            : col->name[k]);
+            head[k] = '\0';
+            s = head;
+        } else {
+            s = shown(t, i - t->ncols, 1);
         }
+        if (col->flags & TG_CLI_COL_RIGHT)
+            fprintf(out, "%*s", w[c], s);
+        else if (c == last)
+            fputs(s, out);
+        else
+            fprintf(out, "%-*s", w[c], s);
+        fputs(c == last ? "\n" : "  ", out);
+    }
+}
+
+json_t *tg_cli_rows_json(const tg_cli_rows_t *t)
+{
+    if (t->oom) return NULL;
+    json_t *arr = json_array(), *o = NULL;
+    for (size_t i = 0; arr && i < t->ncells; i++) {
+        size_t c = i % t->ncols;
+        const tg_cli_col_t *col = &t->cols[c];
+        const cell_t *x = &t->cells[i];
+        if (c == 0 && (!(o = json_object()) || json_array_append_new(arr, o) != 0)) goto fail;
+        if ((col->flags & TG_CLI_COL_NO_JSON) || x->skip) continue;
+        const char *s = x->off == NO_TEXT ? NULL : t->text + x->off;
+        json_t *v;
+        switch (col->type) {
+        case TG_CLI_COL_TEXT:
+        case TG_CLI_COL_TEXT_OR_NONE:
+            v = !s ? json_null() : col->json_text ? col->json_text(s) : tg_cli_json_text(s);
+            break;
+        case TG_CLI_COL_INT:
+        case TG_CLI_COL_INT_OR_NONE: v = s ? json_integer(x->n) : json_null(); break;
+        default: v = json_incref(x->json);
+        }
+        if (!v || json_object_set_new(o, col->name, v) != 0) goto fail;
+    }
+    return arr;
+fail:
+    json_decref(arr);
+    return NULL;
+}
+
+int tg_cli_rows_print(const tg_cli_rows_t *t, FILE *out, tg_cli_format_t fmt)
+{
+    if (t->oom) return -1;
+    TG_ASSERT_EQ(t->ncells % t->ncols, 0);
+    if (fmt == TG_CLI_JSON) {
+        json_t *arr = tg_cli_rows_json(t);
+        int rc = arr ? json_dumpf(arr, out, JSON_INDENT(2) | t->json_flags) : -1;
+        json_decref(arr);
+        fputc('\n', out);
+        if (rc != 0) return -1;
+    } else if (fmt == TG_CLI_CSV) {
+        print_csv(t, out);
+    } else {
+        print_table(t, out);
     }
     return ferror(out) ? -1 : 0;
+}
+
+int tg_cli_rows_finish(tg_cli_rows_t *t, int r, const tg_err_t *err, tg_cli_format_t fmt,
+                       const char *what)
+{
+    int w = r == 0 ? tg_cli_rows_print(t, stdout, fmt) : 0;
+    tg_cli_rows_free(t);
+    if (r != 0) return tg_cli_list_error(r, err);
+    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the %s", what);
+    return TG_EXIT_OK;
+}
+
+void tg_cli_rows_free(tg_cli_rows_t *t)
+{
+    for (size_t i = 0; i < t->ncells; i++)
+        json_decref(t->cells[i].json);
+    free(t->cells);
+    free(t->text);
+    t->cells = NULL;
+    t->text = NULL;
+    t->ncells = t->cap = t->tlen = t->tcap = 0;
+}
+
+int tg_cli_list_error(int r, const tg_err_t *err)
+{
+    return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
+                         r == -1 && !err->msg[0] ? "out of memory" : err->msg);
 }
 
 int tg_cli_print_json(json_t *json, size_t flags)

@@ -1,12 +1,15 @@
 /* What the command groups share: the one-line error, option parsing, the
- * checks on ids and labels, and how a time is printed. Every command reports
- * the same way (docs/cli.md, "Exit status and errors"), so these live once. */
+ * checks on ids and labels, how a time is printed, and the writer every list
+ * prints its rows with (table, CSV or JSON). Every command reports the same
+ * way (docs/cli.md, "Exit status and errors"), so these live once. */
 #ifndef TG_CLI_COMMON_H
 #define TG_CLI_COMMON_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "util/err.h"
 
 /* Prints "tollgate: " + the message + newline on stderr and returns code, so
  * a command can `return tg_cli_errorf(TG_EXIT_USAGE, ...)`. */
@@ -68,6 +71,10 @@ int tg_cli_check_tenant(const char *tenant, int star_ok);
 struct tg_store;
 int tg_cli_tenant_exists(struct tg_store *store, const char *tenant, int star_ok);
 
+/* Whom an ip or tool rule is for, as their confirmations say it: "for all tenants" ("*")
+ * or "for tenant ID" (written into buf of cap bytes). */
+const char *tg_cli_rule_owner(const char *tenant, char *buf, size_t cap);
+
 typedef enum { TG_CLI_TABLE = 0, TG_CLI_JSON, TG_CLI_CSV } tg_cli_format_t;
 
 /* --format: NULL is table; csv only when allow_csv. Prints the error line and returns
@@ -86,11 +93,96 @@ int tg_cli_take_flag(int *argc, char **argv, int first, const char *name);
 /* One field of a CSV row, quoted per RFC 4180 when it holds a comma, quote, CR or LF. */
 void tg_cli_csv_field(FILE *out, const char *s);
 
-/* Rows of text cells (row-major, nrows x ncols; NULL = none) as a table (upper-case
- * header, columns left-aligned and padded to their widest cell, none shown as "-") or as
- * CSV (header as given, none as an empty field). 0, or -1 on a write error. */
-int tg_cli_print_rows(FILE *out, tg_cli_format_t fmt, size_t ncols, const char *const *head,
-                      const char *const *cells, size_t nrows);
+/* ---- the list writer ----
+ *
+ * Every list prints the same rows as a table, CSV or JSON. A command describes its
+ * columns once and adds each row's cells in column order; tg_cli_rows_print lays them
+ * out, so the three formats cannot drift apart:
+ *   table: an upper-case header, columns padded to their widest cell (or to a fixed
+ *          width) and two spaces apart, the last one not padded unless right-aligned;
+ *   CSV:   a header of the names as given, fields quoted per RFC 4180;
+ *   JSON:  an array of objects keyed by column name, typed values, indented by 2.
+ * A column may stand in the table and CSV only, or in JSON only, which is how a list
+ * shows "100/min" in its table and {"limit": 100, "period_s": 60} in JSON. */
+
+typedef enum {
+    TG_CLI_COL_TEXT,         /* as is; JSON a string (see json_text) */
+    TG_CLI_COL_TEXT_OR_NONE, /* text or none: "-" in a table, an empty CSV field, JSON null */
+    TG_CLI_COL_INT,          /* an integer in decimal; JSON a number */
+    TG_CLI_COL_INT_OR_NONE,  /* an integer or none, shown as for TEXT_OR_NONE */
+    TG_CLI_COL_JSON,         /* a value the command builds (an array, a real): JSON only */
+} tg_cli_col_type_t;
+
+#define TG_CLI_COL_NO_JSON   0x1u /* in the table and CSV only */
+#define TG_CLI_COL_JSON_ONLY 0x2u /* in JSON only */
+#define TG_CLI_COL_RIGHT     0x4u /* table: right-aligned, and padded also as the last column */
+#define TG_CLI_COL_DASH      0x8u /* table: empty text shows as "-" (CSV and JSON keep it "") */
+
+typedef struct tg_cli_col {
+    const char *name; /* JSON key and CSV header; upper-cased, the table header */
+    tg_cli_col_type_t type;
+    unsigned flags; /* TG_CLI_COL_* */
+    /* Table: 0 pads to the widest of header and cells. N pads to N without measuring,
+     * for cells of a known width (a key prefix, a status); a longer one (only a row
+     * written into the store by hand has one) pushes the rest of its line right. */
+    int width;
+    /* TEXT in JSON: NULL is tg_cli_json_text; usage has its own for bytes that are not
+     * UTF-8. */
+    struct json_t *(*json_text)(const char *s);
+} tg_cli_col_t;
+
+/* The rows of one list. The text of every cell is copied, so a row can be added from a
+ * store callback, whose strings live only during the call. Fields are the writer's. */
+typedef struct tg_cli_rows {
+    const tg_cli_col_t *cols;
+    size_t ncols;
+    struct tg_cli_cell *cells; /* ncells, row after row */
+    size_t ncells, cap;
+    char *text; /* every cell's text, NUL-terminated */
+    size_t tlen, tcap;
+    int oom;           /* an allocation failed: later cells are dropped and printing fails */
+    size_t json_flags; /* added to JSON_INDENT(2) (budget: JSON_REAL_PRECISION(15)) */
+} tg_cli_rows_t;
+
+/* No rows yet, for an array of columns: `tg_cli_rows_t t = TG_CLI_ROWS(cols);`. */
+#define TG_CLI_ROWS(cols_)                                                                         \
+    {                                                                                              \
+        .cols = (cols_), .ncols = sizeof(cols_) / sizeof((cols_)[0])                               \
+    }
+
+/* The next cell, in column order; a cell of another type than its column's is a bug
+ * (TG_ASSERT). text: TEXT, or TEXT_OR_NONE (NULL is none). time: TEXT, as
+ * tg_cli_fmt_time prints it. int_or_none: v, or none unless has. json: takes the
+ * reference (NULL counts as out of memory). */
+void tg_cli_cell_text(tg_cli_rows_t *t, const char *s);
+void tg_cli_cell_time(tg_cli_rows_t *t, int64_t us);
+void tg_cli_cell_int(tg_cli_rows_t *t, int64_t v);
+void tg_cli_cell_int_or_none(tg_cli_rows_t *t, int has, int64_t v);
+void tg_cli_cell_none(tg_cli_rows_t *t);
+void tg_cli_cell_json(tg_cli_rows_t *t, struct json_t *v);
+/* Leaves the cell just added out of its row's JSON object (a price row has only its own
+ * meter's amounts there); the table and CSV still show it. */
+void tg_cli_cell_skip_json(tg_cli_rows_t *t);
+/* Ends a row (asserting it has every column): 0, or -1 when out of memory, which is what
+ * a store callback returns to stop the listing. */
+int tg_cli_row_done(tg_cli_rows_t *t);
+
+/* The rows as a JSON array (a new reference), NULL when out of memory. budget show
+ * takes its one object from here. */
+struct json_t *tg_cli_rows_json(const tg_cli_rows_t *t);
+/* Prints the rows to out in fmt. 0, or -1 on a write error or when out of memory. */
+int tg_cli_rows_print(const tg_cli_rows_t *t, FILE *out, tg_cli_format_t fmt);
+/* What a list command ends with, given what its store listing returned (r, err): the
+ * store's error line (tg_cli_list_error) when r is not 0, else the rows printed to
+ * stdout and flushed. Frees the rows. TG_EXIT_OK, or TG_EXIT_RUNTIME after the one
+ * error line ("cannot write the WHAT" when stdout fails). */
+int tg_cli_rows_finish(tg_cli_rows_t *t, int r, const tg_err_t *err, tg_cli_format_t fmt,
+                       const char *what);
+void tg_cli_rows_free(tg_cli_rows_t *t);
+
+/* The error line of a failed store listing: "out of memory" when a callback gave up (r
+ * is -1 with no message), else the store's message. Returns TG_EXIT_RUNTIME. */
+int tg_cli_list_error(int r, const tg_err_t *err);
 
 /* Dumps json (indented, then a newline) to stdout and takes its reference. 0 or -1.
  * flags are added to the dump flags (e.g. JSON_REAL_PRECISION). */

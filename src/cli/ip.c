@@ -8,10 +8,7 @@
  * (tenant, action, cidr) key catches the same network written twice. No
  * --tenant is every tenant ("*"). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -45,89 +42,34 @@ static int check_tenant(const char **tenant)
                          *tenant);
 }
 
-static int tenant_exists(tg_store_t *store, const char *tenant)
+/* An action is allow or deny, so 6 wide ("ACTION") is all it needs. */
+static const tg_cli_col_t cols[] = {
+    {.name = "tenant", .type = TG_CLI_COL_TEXT},
+    {.name = "action", .type = TG_CLI_COL_TEXT, .width = 6},
+    {.name = "cidr", .type = TG_CLI_COL_TEXT},
+    {.name = "created", .type = TG_CLI_COL_TEXT},
+};
+
+static int add_row(const tg_ip_rule_row_t *r, void *ud)
 {
-    if (strcmp(tenant, "*") == 0) return TG_EXIT_OK;
-    tg_err_t err = {{0}};
-    tg_tenant_t t;
-    int r = tg_store_tenant_get(store, tenant, &t, &err);
-    if (r == TG_STORE_NOTFOUND) return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
-    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
-    return TG_EXIT_OK;
+    tg_cli_rows_t *t = ud;
+    tg_cli_cell_text(t, r->tenant);
+    tg_cli_cell_text(t, r->action);
+    tg_cli_cell_text(t, r->cidr);
+    tg_cli_cell_time(t, r->created_us);
+    return tg_cli_row_done(t);
 }
 
-static const char *owner(const char *tenant, char *buf, size_t cap)
-{
-    if (strcmp(tenant, "*") == 0) return "for all tenants";
-    snprintf(buf, cap, "for tenant %s", tenant);
-    return buf;
-}
-
-typedef struct rules {
-    tg_ip_rule_row_t *v;
-    size_t n, cap;
-} rules_t;
-
-static int collect(const tg_ip_rule_row_t *r, void *ud)
-{
-    rules_t *rs = ud;
-    return tg_cli_push((void **)&rs->v, &rs->n, &rs->cap, r, sizeof *r);
-}
-
-static int cmd_list(tg_store_t *store, const char *tenant, int json)
+static int cmd_list(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
 {
     if (tenant) {
-        int rc = tenant_exists(store, tenant);
+        int rc = tg_cli_tenant_exists(store, tenant, 1);
         if (rc != 0) return rc;
     }
-    rules_t rs = {0};
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
     tg_err_t err = {{0}};
-    int r = tg_store_ip_rule_list(store, tenant, collect, &rs, &err);
-    if (r != 0) {
-        free(rs.v);
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
-                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
-    }
-    int w = 0;
-    if (json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr && i < rs.n; i++) {
-            char created[25];
-            tg_cli_fmt_time(rs.v[i].created_us, created);
-            json_t *o = json_object();
-            if (!o || json_array_append_new(arr, o) != 0) {
-                json_decref(arr);
-                arr = NULL;
-                break;
-            }
-            json_object_set_new(o, "tenant", tg_cli_json_text(rs.v[i].tenant));
-            json_object_set_new(o, "action", tg_cli_json_text(rs.v[i].action));
-            json_object_set_new(o, "cidr", tg_cli_json_text(rs.v[i].cidr));
-            json_object_set_new(o, "created", json_string(created));
-        }
-        w = arr ? json_dumpf(arr, stdout, JSON_INDENT(2)) : -1;
-        json_decref(arr);
-        putchar('\n');
-    } else {
-        int wt = 6, wc = 4;
-        for (size_t i = 0; i < rs.n; i++) {
-            int l = (int)strlen(rs.v[i].tenant);
-            wt = l > wt ? l : wt;
-            l = (int)strlen(rs.v[i].cidr);
-            wc = l > wc ? l : wc;
-        }
-        printf("%-*s  %-6s  %-*s  %s\n", wt, "TENANT", "ACTION", wc, "CIDR", "CREATED");
-        for (size_t i = 0; i < rs.n; i++) {
-            char created[25];
-            tg_cli_fmt_time(rs.v[i].created_us, created);
-            printf("%-*s  %-6s  %-*s  %s\n", wt, rs.v[i].tenant, rs.v[i].action, wc, rs.v[i].cidr,
-                   created);
-        }
-    }
-    free(rs.v);
-    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
-    return TG_EXIT_OK;
+    int r = tg_store_ip_rule_list(store, tenant, add_row, &t, &err);
+    return tg_cli_rows_finish(&t, r, &err, fmt, "list");
 }
 
 /* For rm: parse_err is set when the CIDR did not parse and is tried as
@@ -136,7 +78,7 @@ static int cmd_list(tg_store_t *store, const char *tenant, int json)
 static int cmd_change(tg_store_t *store, int add, const char *tenant, const char *action,
                       const char *cidr, const char *parse_err)
 {
-    int rc = tenant_exists(store, tenant);
+    int rc = tg_cli_tenant_exists(store, tenant, 1);
     if (rc != 0) return rc;
     tg_err_t err = {{0}};
     char who[96];
@@ -155,7 +97,7 @@ static int cmd_change(tg_store_t *store, int add, const char *tenant, const char
     }
     if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     printf("ip rule %s: %s %s %s\n", add ? "added" : "removed", action, cidr,
-           owner(tenant, who, sizeof who));
+           tg_cli_rule_owner(tenant, who, sizeof who));
     return TG_EXIT_OK;
 }
 
@@ -188,7 +130,8 @@ int tg_cli_ip(int argc, char **argv, const char *config_path)
 
     const char *action = add ? sub : NULL, *text = NULL;
     char cidr[64], parse_err[sizeof((tg_err_t *)0)->msg + 8];
-    int parsed = 0, json = 0;
+    int parsed = 0;
+    tg_cli_format_t fmt = TG_CLI_TABLE;
     if (add || rm) {
         if (add && npos < 1)
             return tg_cli_errorf(TG_EXIT_USAGE, "ip %s needs a CIDR (%s)", sub, USAGE);
@@ -212,12 +155,8 @@ int tg_cli_ip(int argc, char **argv, const char *config_path)
             snprintf(cidr, sizeof cidr, "%s", text);
             snprintf(parse_err, sizeof parse_err, "%s", err.msg);
         }
-    } else if (format) {
-        if (strcmp(format, "json") == 0)
-            json = 1;
-        else if (strcmp(format, "table") != 0)
-            return tg_cli_errorf(TG_EXIT_USAGE, "invalid --format \"%s\" (expected table or json)",
-                                 format);
+    } else if ((rc = tg_cli_parse_format(format, 0, &fmt)) != 0) {
+        return rc;
     }
     if ((add || rm || tenant) && (rc = check_tenant(&tenant)) != 0) return rc;
 
@@ -227,7 +166,7 @@ int tg_cli_ip(int argc, char **argv, const char *config_path)
     if (add || rm)
         rc = cmd_change(store, add, tenant, action, cidr, parsed ? NULL : parse_err);
     else
-        rc = cmd_list(store, tenant, json);
+        rc = cmd_list(store, tenant, fmt);
     tg_store_close(store);
     tg_config_unref(cfg);
     return rc;

@@ -5,7 +5,6 @@
  * buffer is wiped before exit. `key list` shows ids and prefixes, never a
  * secret or a hash. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "auth/apikey.h"
@@ -73,57 +72,44 @@ static int cmd_create(tg_store_t *store, const args_t *a)
     return rc;
 }
 
-typedef struct keys {
-    tg_key_t *v;
-    size_t n, cap;
-} keys_t;
+/* Prefixes are 8 characters, statuses active or revoked, times 20 (or "-"). */
+static const tg_cli_col_t cols[] = {
+    {.name = "id", .type = TG_CLI_COL_TEXT},
+    {.name = "tenant", .type = TG_CLI_COL_TEXT},
+    {.name = "prefix", .type = TG_CLI_COL_TEXT, .width = 8},
+    {.name = "name", .type = TG_CLI_COL_TEXT, .flags = TG_CLI_COL_DASH},
+    {.name = "status", .type = TG_CLI_COL_TEXT, .width = 7},
+    {.name = "created", .type = TG_CLI_COL_TEXT, .width = 20},
+    {.name = "last_used", .type = TG_CLI_COL_TEXT},
+};
 
-static int collect(const tg_key_t *k, void *ud)
+/* Copies what is shown, never the hash. */
+static int add_row(const tg_key_t *k, void *ud)
 {
-    keys_t *ks = ud;
-    if (tg_cli_push((void **)&ks->v, &ks->n, &ks->cap, k, sizeof *k) != 0) return -1;
-    memset(ks->v[ks->n - 1].sha256, 0, sizeof k->sha256); /* not needed past here */
-    return 0;
+    tg_cli_rows_t *t = ud;
+    tg_cli_cell_text(t, k->id);
+    tg_cli_cell_text(t, k->tenant_id);
+    tg_cli_cell_text(t, k->prefix);
+    tg_cli_cell_text(t, k->name);
+    tg_cli_cell_text(t, k->status);
+    tg_cli_cell_time(t, k->created_us);
+    tg_cli_cell_time(t, k->last_used_us);
+    return tg_cli_row_done(t);
 }
 
+/* As tenant list, a failed write is not reported (see tenant.c). */
 static int cmd_list(tg_store_t *store, const char *tenant)
 {
-    tg_err_t err = {{0}};
     if (tenant) {
-        tg_tenant_t t;
-        int r = tg_store_tenant_get(store, tenant, &t, &err);
-        if (r == TG_STORE_NOTFOUND)
-            return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
-        if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+        int rc = tg_cli_tenant_exists(store, tenant, 0);
+        if (rc != 0) return rc;
     }
-    keys_t ks = {0};
-    int r = tg_store_key_list(store, tenant, collect, &ks, &err);
-    if (r != 0) {
-        free(ks.v);
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
-                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
-    }
-    int wid = 2, wten = 6, wname = 4;
-    for (size_t i = 0; i < ks.n; i++) {
-        int l = (int)strlen(ks.v[i].id);
-        wid = l > wid ? l : wid;
-        l = (int)strlen(ks.v[i].tenant_id);
-        wten = l > wten ? l : wten;
-        l = (int)strlen(ks.v[i].name);
-        wname = l > wname ? l : wname;
-    }
-    printf("%-*s  %-*s  %-8s  %-*s  %-7s  %-20s  %s\n", wid, "ID", wten, "TENANT", "PREFIX", wname,
-           "NAME", "STATUS", "CREATED", "LAST_USED");
-    for (size_t i = 0; i < ks.n; i++) {
-        const tg_key_t *k = &ks.v[i];
-        char created[25], used[25];
-        tg_cli_fmt_time(k->created_us, created);
-        tg_cli_fmt_time(k->last_used_us, used);
-        printf("%-*s  %-*s  %-8s  %-*s  %-7s  %-20s  %s\n", wid, k->id, wten, k->tenant_id,
-               k->prefix, wname, k->name[0] ? k->name : "-", k->status, created, used);
-    }
-    free(ks.v);
-    return TG_EXIT_OK;
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
+    tg_err_t err = {{0}};
+    int r = tg_store_key_list(store, tenant, add_row, &t, &err);
+    if (r == 0) tg_cli_rows_print(&t, stdout, TG_CLI_TABLE);
+    tg_cli_rows_free(&t);
+    return r == 0 ? TG_EXIT_OK : tg_cli_list_error(r, &err);
 }
 
 int tg_cli_key(int argc, char **argv, const char *config_path)

@@ -9,10 +9,7 @@
  * Arguments are checked before the config is read, as in the other groups;
  * whether the tenant (and the key) exist is checked against the store. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -159,16 +156,6 @@ static int check_set(const args_t *a, tg_limit_row_t *row)
     return TG_EXIT_OK;
 }
 
-static int tenant_exists(tg_store_t *store, const char *tenant)
-{
-    tg_err_t err = {{0}};
-    tg_tenant_t t;
-    int r = tg_store_tenant_get(store, tenant, &t, &err);
-    if (r == TG_STORE_NOTFOUND) return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
-    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
-    return TG_EXIT_OK;
-}
-
 typedef struct key_find {
     const char *id;
     int found;
@@ -184,7 +171,7 @@ static int find_key(const tg_key_t *k, void *ud)
 static int cmd_set(tg_config_t *cfg, tg_store_t *store, tg_limit_row_t *row)
 {
     tg_err_t err = {{0}};
-    int rc = tenant_exists(store, row->tenant);
+    int rc = tg_cli_tenant_exists(store, row->tenant, 0);
     if (rc != 0) return rc;
     if (strcmp(row->scope, "key") == 0) {
         /* A key's limit is looked up under the key's own tenant, so a key
@@ -229,7 +216,7 @@ static int cmd_set(tg_config_t *cfg, tg_store_t *store, tg_limit_row_t *row)
 
 static int cmd_rm(tg_store_t *store, const char *tenant, const char *scope, const char *value)
 {
-    int rc = tenant_exists(store, tenant);
+    int rc = tg_cli_tenant_exists(store, tenant, 0);
     if (rc != 0) return rc;
     tg_err_t err = {{0}};
     if (tg_store_limit_rm(store, tenant, scope, value, &err) != 0)
@@ -241,137 +228,56 @@ static int cmd_rm(tg_store_t *store, const char *tenant, const char *scope, cons
     return TG_EXIT_OK;
 }
 
-typedef struct rows {
-    tg_limit_row_t *v;
-    size_t n, cap;
-} rows_t;
+/* The table shows a rate as "100/min"; JSON has the count and the period apart, and
+ * null for what a row does not set, so a script need not know the table's "-". */
+static const tg_cli_col_t cols[] = {
+    {.name = "tenant", .type = TG_CLI_COL_TEXT},
+    {.name = "scope", .type = TG_CLI_COL_TEXT},
+    {.name = "value", .type = TG_CLI_COL_TEXT, .flags = TG_CLI_COL_DASH},
+    {.name = "limit", .type = TG_CLI_COL_TEXT_OR_NONE, .flags = TG_CLI_COL_NO_JSON},
+    {.name = "limit", .type = TG_CLI_COL_INT_OR_NONE, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "period_s", .type = TG_CLI_COL_INT_OR_NONE, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "burst", .type = TG_CLI_COL_INT_OR_NONE},
+    {.name = "tokens", .type = TG_CLI_COL_TEXT_OR_NONE, .flags = TG_CLI_COL_NO_JSON},
+    {.name = "tokens", .type = TG_CLI_COL_INT_OR_NONE, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "tokens_period_s", .type = TG_CLI_COL_INT_OR_NONE, .flags = TG_CLI_COL_JSON_ONLY},
+    {.name = "concurrency", .type = TG_CLI_COL_INT_OR_NONE, .width = 11},
+    {.name = "updated", .type = TG_CLI_COL_TEXT},
+};
 
-static int collect(const tg_limit_row_t *r, void *ud)
+static int add_row(const tg_limit_row_t *r, void *ud)
 {
-    rows_t *rs = ud;
-    return tg_cli_push((void **)&rs->v, &rs->n, &rs->cap, r, sizeof *r);
+    tg_cli_rows_t *t = ud;
+    int rate = r->period_s > 0, tokens = r->tokens_period_s > 0;
+    char rate_text[32], tokens_text[32];
+    fmt_rate(r->limit, r->period_s, rate_text);
+    fmt_rate(r->tokens, r->tokens_period_s, tokens_text);
+    tg_cli_cell_text(t, r->tenant);
+    tg_cli_cell_text(t, r->scope);
+    tg_cli_cell_text(t, r->value);
+    tg_cli_cell_text(t, rate ? rate_text : NULL);
+    tg_cli_cell_int_or_none(t, rate, r->limit);
+    tg_cli_cell_int_or_none(t, rate, r->period_s);
+    /* The burst in effect: a row stored with burst 0 admits `limit` at once. */
+    tg_cli_cell_int_or_none(t, rate, r->burst ? r->burst : r->limit);
+    tg_cli_cell_text(t, tokens ? tokens_text : NULL);
+    tg_cli_cell_int_or_none(t, tokens, r->tokens);
+    tg_cli_cell_int_or_none(t, tokens, r->tokens_period_s);
+    tg_cli_cell_int_or_none(t, r->concurrency > 0, r->concurrency);
+    tg_cli_cell_time(t, r->updated_us);
+    return tg_cli_row_done(t);
 }
 
-/* The cells of one row as the table shows them. The burst is the one in
- * effect: a row stored with burst 0 admits `limit` at once. */
-typedef struct cells {
-    char limit[32], burst[24], tokens[32], conc[24], updated[25];
-} cells_t;
-
-static void row_cells(const tg_limit_row_t *r, cells_t *c)
-{
-    if (r->period_s)
-        fmt_rate(r->limit, r->period_s, c->limit);
-    else
-        snprintf(c->limit, sizeof c->limit, "-");
-    if (r->period_s)
-        snprintf(c->burst, sizeof c->burst, "%lld", (long long)(r->burst ? r->burst : r->limit));
-    else
-        snprintf(c->burst, sizeof c->burst, "-");
-    if (r->tokens_period_s)
-        fmt_rate(r->tokens, r->tokens_period_s, c->tokens);
-    else
-        snprintf(c->tokens, sizeof c->tokens, "-");
-    if (r->concurrency)
-        snprintf(c->conc, sizeof c->conc, "%lld", (long long)r->concurrency);
-    else
-        snprintf(c->conc, sizeof c->conc, "-");
-    tg_cli_fmt_time(r->updated_us, c->updated);
-}
-
-static void print_table(const rows_t *rs)
-{
-    int wt = 6, ws = 5, wv = 5, wl = 5, wb = 5, wk = 6;
-    for (size_t i = 0; i < rs->n; i++) {
-        const tg_limit_row_t *r = &rs->v[i];
-        cells_t c;
-        row_cells(r, &c);
-        int l = (int)strlen(r->tenant);
-        wt = l > wt ? l : wt;
-        l = (int)strlen(r->scope);
-        ws = l > ws ? l : ws;
-        l = (int)strlen(r->value);
-        wv = l > wv ? l : wv;
-        l = (int)strlen(c.limit);
-        wl = l > wl ? l : wl;
-        l = (int)strlen(c.burst);
-        wb = l > wb ? l : wb;
-        l = (int)strlen(c.tokens);
-        wk = l > wk ? l : wk;
-    }
-    printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-11s  %s\n", wt, "TENANT", ws, "SCOPE", wv,
-           "VALUE", wl, "LIMIT", wb, "BURST", wk, "TOKENS", "CONCURRENCY", "UPDATED");
-    for (size_t i = 0; i < rs->n; i++) {
-        const tg_limit_row_t *r = &rs->v[i];
-        cells_t c;
-        row_cells(r, &c);
-        printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-11s  %s\n", wt, r->tenant, ws, r->scope, wv,
-               r->value[0] ? r->value : "-", wl, c.limit, wb, c.burst, wk, c.tokens, c.conc,
-               c.updated);
-    }
-}
-
-/* null for "none", so a script need not know the table's "-". */
-static json_t *count_or_null(int has, int64_t v)
-{
-    return has ? json_integer(v) : json_null();
-}
-
-static int print_json(const rows_t *rs)
-{
-    json_t *arr = json_array();
-    if (!arr) return -1;
-    for (size_t i = 0; i < rs->n; i++) {
-        const tg_limit_row_t *r = &rs->v[i];
-        char updated[25];
-        tg_cli_fmt_time(r->updated_us, updated);
-        json_t *o = json_object();
-        if (!o || json_array_append_new(arr, o) != 0) {
-            json_decref(arr);
-            return -1;
-        }
-        json_object_set_new(o, "tenant", tg_cli_json_text(r->tenant));
-        json_object_set_new(o, "scope", tg_cli_json_text(r->scope));
-        json_object_set_new(o, "value", tg_cli_json_text(r->value));
-        json_object_set_new(o, "limit", count_or_null(r->period_s > 0, r->limit));
-        json_object_set_new(o, "period_s", count_or_null(r->period_s > 0, r->period_s));
-        json_object_set_new(o, "burst",
-                            count_or_null(r->period_s > 0, r->burst ? r->burst : r->limit));
-        json_object_set_new(o, "tokens", count_or_null(r->tokens_period_s > 0, r->tokens));
-        json_object_set_new(o, "tokens_period_s",
-                            count_or_null(r->tokens_period_s > 0, r->tokens_period_s));
-        json_object_set_new(o, "concurrency", count_or_null(r->concurrency > 0, r->concurrency));
-        json_object_set_new(o, "updated", json_string(updated));
-    }
-    int rc = json_dumpf(arr, stdout, JSON_INDENT(2));
-    json_decref(arr);
-    putchar('\n');
-    return rc;
-}
-
-static int cmd_list(tg_store_t *store, const char *tenant, int json)
+static int cmd_list(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
 {
     if (tenant) {
-        int rc = tenant_exists(store, tenant);
+        int rc = tg_cli_tenant_exists(store, tenant, 0);
         if (rc != 0) return rc;
     }
-    rows_t rs = {0};
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
     tg_err_t err = {{0}};
-    int r = tg_store_limit_list(store, tenant, collect, &rs, &err);
-    if (r != 0) {
-        free(rs.v);
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
-                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
-    }
-    int w = 0;
-    if (json)
-        w = print_json(&rs);
-    else
-        print_table(&rs);
-    free(rs.v);
-    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
-    return TG_EXIT_OK;
+    int r = tg_store_limit_list(store, tenant, add_row, &t, &err);
+    return tg_cli_rows_finish(&t, r, &err, fmt, "list");
 }
 
 int tg_cli_limit(int argc, char **argv, const char *config_path)
@@ -394,7 +300,7 @@ int tg_cli_limit(int argc, char **argv, const char *config_path)
     int help = 0, rc;
     tg_limit_row_t row;
     const char *scope = NULL, *value = NULL;
-    int json = 0;
+    tg_cli_format_t fmt = TG_CLI_TABLE;
     if (strcmp(sub, "set") == 0) {
         rc = tg_cli_parse(argc, argv, 2, set_opts, sizeof set_opts / sizeof set_opts[0], NULL, 0,
                           NULL, &help, USAGE);
@@ -408,13 +314,7 @@ int tg_cli_limit(int argc, char **argv, const char *config_path)
     } else if (strcmp(sub, "list") == 0) {
         rc = tg_cli_parse(argc, argv, 2, list_opts, 2, NULL, 0, NULL, &help, USAGE);
         if (rc == 0 && !help && a.tenant) rc = check_tenant(a.tenant);
-        if (rc == 0 && !help && a.format) {
-            if (strcmp(a.format, "json") == 0)
-                json = 1;
-            else if (strcmp(a.format, "table") != 0)
-                rc = tg_cli_errorf(TG_EXIT_USAGE,
-                                   "invalid --format \"%s\" (expected table or json)", a.format);
-        }
+        if (rc == 0 && !help) rc = tg_cli_parse_format(a.format, 0, &fmt);
     } else {
         return tg_cli_errorf(TG_EXIT_USAGE, "unknown limit subcommand \"%s\" (%s)", sub, USAGE);
     }
@@ -432,7 +332,7 @@ int tg_cli_limit(int argc, char **argv, const char *config_path)
     else if (sub[0] == 'r')
         rc = cmd_rm(store, a.tenant, scope, value);
     else
-        rc = cmd_list(store, a.tenant, json);
+        rc = cmd_list(store, a.tenant, fmt);
     tg_store_close(store);
     tg_config_unref(cfg);
     return rc;

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "cli/cli.h"
 #include "cli/common.h"
 
@@ -28,17 +26,6 @@ static int check_tenant(const char **tenant)
     return tg_cli_errorf(TG_EXIT_USAGE,
                          "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ -",
                          *tenant);
-}
-
-static int tenant_exists(tg_store_t *store, const char *tenant)
-{
-    if (strcmp(tenant, "*") == 0) return TG_EXIT_OK;
-    tg_err_t err = {{0}};
-    tg_tenant_t t;
-    int r = tg_store_tenant_get(store, tenant, &t, &err);
-    if (r == TG_STORE_NOTFOUND) return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
-    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
-    return TG_EXIT_OK;
 }
 
 typedef struct pauses {
@@ -59,58 +46,35 @@ static int load(tg_store_t *store, pauses_t *ps)
     if (r == 0) return TG_EXIT_OK;
     free(ps->v);
     ps->v = NULL;
-    return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", r == -1 && !err.msg[0] ? "out of memory" : err.msg);
+    return tg_cli_list_error(r, &err);
 }
 
-static int cmd_list(tg_store_t *store, int json)
+static const tg_cli_col_t cols[] = {
+    {.name = "tenant", .type = TG_CLI_COL_TEXT},
+    {.name = "reason", .type = TG_CLI_COL_TEXT, .flags = TG_CLI_COL_DASH},
+    {.name = "since", .type = TG_CLI_COL_TEXT},
+};
+
+static int add_row(const tg_pause_row_t *p, void *ud)
 {
-    pauses_t ps = {0};
-    int rc = load(store, &ps);
-    if (rc != 0) return rc;
-    int w = 0;
-    if (json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr && i < ps.n; i++) {
-            char since[25];
-            tg_cli_fmt_time(ps.v[i].created_us, since);
-            json_t *o = json_object();
-            if (!o || json_array_append_new(arr, o) != 0) {
-                json_decref(arr);
-                arr = NULL;
-                break;
-            }
-            json_object_set_new(o, "tenant", tg_cli_json_text(ps.v[i].tenant));
-            json_object_set_new(o, "reason", tg_cli_json_text(ps.v[i].reason));
-            json_object_set_new(o, "since", json_string(since));
-        }
-        w = arr ? json_dumpf(arr, stdout, JSON_INDENT(2)) : -1;
-        json_decref(arr);
-        putchar('\n');
-    } else {
-        int wt = 6, wr = 6;
-        for (size_t i = 0; i < ps.n; i++) {
-            int l = (int)strlen(ps.v[i].tenant);
-            wt = l > wt ? l : wt;
-            l = (int)strlen(ps.v[i].reason);
-            wr = l > wr ? l : wr;
-        }
-        printf("%-*s  %-*s  %s\n", wt, "TENANT", wr, "REASON", "SINCE");
-        for (size_t i = 0; i < ps.n; i++) {
-            char since[25];
-            tg_cli_fmt_time(ps.v[i].created_us, since);
-            printf("%-*s  %-*s  %s\n", wt, ps.v[i].tenant, wr,
-                   ps.v[i].reason[0] ? ps.v[i].reason : "-", since);
-        }
-    }
-    free(ps.v);
-    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
-    return TG_EXIT_OK;
+    tg_cli_rows_t *t = ud;
+    tg_cli_cell_text(t, p->tenant);
+    tg_cli_cell_text(t, p->reason);
+    tg_cli_cell_time(t, p->created_us);
+    return tg_cli_row_done(t);
+}
+
+static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
+{
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
+    tg_err_t err = {{0}};
+    int r = tg_store_pause_list(store, add_row, &t, &err);
+    return tg_cli_rows_finish(&t, r, &err, fmt, "list");
 }
 
 static int cmd_pause(tg_store_t *store, const char *tenant, const char *reason)
 {
-    int rc = tenant_exists(store, tenant);
+    int rc = tg_cli_tenant_exists(store, tenant, 1);
     if (rc != 0) return rc;
     tg_err_t err = {{0}};
     if (tg_store_pause_set(store, tenant, reason, &err) != 0)
@@ -124,7 +88,7 @@ static int cmd_pause(tg_store_t *store, const char *tenant, const char *reason)
 
 static int cmd_resume(tg_store_t *store, const char *tenant)
 {
-    int rc = tenant_exists(store, tenant);
+    int rc = tg_cli_tenant_exists(store, tenant, 1);
     if (rc != 0) return rc;
     tg_err_t err = {{0}};
     int global = strcmp(tenant, "*") == 0;
@@ -167,7 +131,8 @@ int tg_cli_pause(int argc, char **argv, const char *config_path)
         {"--reason", &reason},
         {"--format", &format},
     };
-    int help = 0, npos = 0, json = 0;
+    int help = 0, npos = 0;
+    tg_cli_format_t fmt = TG_CLI_TABLE;
     int rc = tg_cli_parse(argc, argv, 1, opts, 3, &pos, 1, &npos, &help, USAGE_PAUSE);
     if (rc != 0) return rc;
     if (help || (pos && strcmp(pos, "help") == 0)) {
@@ -182,13 +147,7 @@ int tg_cli_pause(int argc, char **argv, const char *config_path)
                              tenant ? "--tenant" : "--reason", USAGE_PAUSE);
     if (!list && format)
         return tg_cli_errorf(TG_EXIT_USAGE, "--format goes with pause list (%s)", USAGE_PAUSE);
-    if (format) {
-        if (strcmp(format, "json") == 0)
-            json = 1;
-        else if (strcmp(format, "table") != 0)
-            return tg_cli_errorf(TG_EXIT_USAGE, "invalid --format \"%s\" (expected table or json)",
-                                 format);
-    }
+    if ((rc = tg_cli_parse_format(format, 0, &fmt)) != 0) return rc;
     if (!list) {
         if ((rc = check_tenant(&tenant)) != 0) return rc;
         if (!reason) reason = "";
@@ -203,7 +162,7 @@ int tg_cli_pause(int argc, char **argv, const char *config_path)
     tg_config_t *cfg;
     tg_store_t *store;
     if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
-    rc = list ? cmd_list(store, json) : cmd_pause(store, tenant, reason);
+    rc = list ? cmd_list(store, fmt) : cmd_pause(store, tenant, reason);
     tg_store_close(store);
     tg_config_unref(cfg);
     return rc;

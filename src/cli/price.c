@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "util/clock.h"
@@ -249,82 +247,61 @@ static void statuses(const rows_t *rs, int64_t now, const char **st)
     }
 }
 
-#define NCOLS (4 + NAMOUNTS)
+/* The amounts are text ("2.50"), none where a row does not set them; JSON has only the
+ * row's own meter's amounts, and when the row was written. */
+static const tg_cli_col_t cols[] = {
+    {.name = "meter", .type = TG_CLI_COL_TEXT},
+    {.name = "name", .type = TG_CLI_COL_TEXT},
+    {.name = "from", .type = TG_CLI_COL_TEXT},
+    {.name = "status", .type = TG_CLI_COL_TEXT},
+    {.name = "input", .type = TG_CLI_COL_TEXT_OR_NONE},
+    {.name = "output", .type = TG_CLI_COL_TEXT_OR_NONE},
+    {.name = "cached", .type = TG_CLI_COL_TEXT_OR_NONE},
+    {.name = "cache_write", .type = TG_CLI_COL_TEXT_OR_NONE},
+    {.name = "request", .type = TG_CLI_COL_TEXT_OR_NONE},
+    {.name = "gb", .type = TG_CLI_COL_TEXT_OR_NONE},
+    {.name = "call", .type = TG_CLI_COL_TEXT_OR_NONE},
+    {.name = "created", .type = TG_CLI_COL_TEXT, .flags = TG_CLI_COL_JSON_ONLY},
+};
 
-typedef struct cells {
-    char from[25], usd[NAMOUNTS][32];
-} cells_t;
-
-static int print_list(const rows_t *rs, tg_cli_format_t fmt)
+static void add_rows(tg_cli_rows_t *t, const rows_t *rs, const char *const *st)
 {
-    const char **st = calloc(rs->n + 1, sizeof *st);
-    cells_t *cs = calloc(rs->n + 1, sizeof *cs);
-    const char **cells = calloc((rs->n + 1) * NCOLS, sizeof *cells);
-    json_t *arr = fmt == TG_CLI_JSON ? json_array() : NULL;
-    int ret = -1;
-    if (!st || !cs || !cells || (fmt == TG_CLI_JSON && !arr)) goto out;
-    statuses(rs, tg_wall_us(), st);
     for (size_t r = 0; r < rs->n; r++) {
         const tg_price_row_t *p = &rs->v[r];
-        const char **row = cells + r * NCOLS;
-        fmt_when(p->effective_us, cs[r].from);
-        row[0] = p->meter;
-        row[1] = p->name;
-        row[2] = cs[r].from;
-        row[3] = st[r];
+        char from[25];
+        fmt_when(p->effective_us, from);
+        tg_cli_cell_text(t, p->meter);
+        tg_cli_cell_text(t, p->name);
+        tg_cli_cell_text(t, from);
+        tg_cli_cell_text(t, st[r]);
         for (int i = 0; i < NAMOUNTS; i++) {
             int64_t v = amount_of(p, i);
-            if (v >= 0) tg_money_format(v, cs[r].usd[i], sizeof cs[r].usd[i]);
-            row[4 + i] = v >= 0 ? cs[r].usd[i] : NULL;
+            char usd[32];
+            if (v >= 0) tg_money_format(v, usd, sizeof usd);
+            tg_cli_cell_text(t, v >= 0 ? usd : NULL);
+            if (strcmp(amount_meter[i], p->meter) != 0) tg_cli_cell_skip_json(t);
         }
-        if (arr) {
-            char created[25];
-            tg_cli_fmt_time(p->created_us, created);
-            json_t *o = json_object();
-            if (!o || json_array_append_new(arr, o) != 0) goto out;
-            json_object_set_new(o, "meter", tg_cli_json_text(p->meter));
-            json_object_set_new(o, "name", tg_cli_json_text(p->name));
-            json_object_set_new(o, "from", json_string(cs[r].from));
-            json_object_set_new(o, "status", json_string(st[r]));
-            for (int i = 0; i < NAMOUNTS; i++)
-                if (strcmp(amount_meter[i], p->meter) == 0)
-                    json_object_set_new(o, amount_col[i],
-                                        row[4 + i] ? json_string(row[4 + i]) : json_null());
-            json_object_set_new(o, "created", json_string(created));
-        }
+        tg_cli_cell_time(t, p->created_us);
+        tg_cli_row_done(t);
     }
-    if (arr) {
-        ret = tg_cli_print_json(arr, 0);
-        arr = NULL;
-    } else {
-        static const char *const head[NCOLS] = {"meter",   "name",   "from",   "status",
-                                                "input",   "output", "cached", "cache_write",
-                                                "request", "gb",     "call"};
-        ret = tg_cli_print_rows(stdout, fmt, NCOLS, head, cells, rs->n);
-    }
-out:
-    json_decref(arr);
-    free(st);
-    free(cs);
-    free(cells);
-    return ret;
 }
 
 static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
 {
     rows_t rs = {0};
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
     tg_err_t err = {{0}};
     int r = tg_store_price_list(store, collect, &rs, &err);
-    if (r != 0) {
-        free(rs.v);
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
-                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
+    const char **st = r == 0 ? calloc(rs.n + 1, sizeof *st) : NULL;
+    if (st) {
+        statuses(&rs, tg_wall_us(), st);
+        add_rows(&t, &rs, st);
+    } else {
+        t.oom = 1;
     }
-    int w = print_list(&rs, fmt);
+    free(st);
     free(rs.v);
-    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
-    return TG_EXIT_OK;
+    return tg_cli_rows_finish(&t, r, &err, fmt, "list");
 }
 
 int tg_cli_price(int argc, char **argv, const char *config_path)

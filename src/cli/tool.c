@@ -9,10 +9,7 @@
  * forgetting an option. */
 #include <fnmatch.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -39,13 +36,6 @@ static int check_pattern(const char *p)
     return TG_EXIT_OK;
 }
 
-static const char *owner(const char *tenant, char *buf, size_t cap)
-{
-    if (strcmp(tenant, "*") == 0) return "for all tenants";
-    snprintf(buf, cap, "for tenant %s", tenant);
-    return buf;
-}
-
 static int cmd_change(tg_store_t *store, int add, const char *tenant, const char *action,
                       const char *pattern)
 {
@@ -66,19 +56,25 @@ static int cmd_change(tg_store_t *store, int add, const char *tenant, const char
     if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     char who[96];
     printf("tool rule %s: %s %s %s\n", add ? "added" : "removed", action, pattern,
-           owner(tenant, who, sizeof who));
+           tg_cli_rule_owner(tenant, who, sizeof who));
     return TG_EXIT_OK;
 }
 
-typedef struct rules {
-    tg_tool_rule_row_t *v;
-    size_t n, cap;
-} rules_t;
+static const tg_cli_col_t cols[] = {
+    {.name = "tenant", .type = TG_CLI_COL_TEXT},
+    {.name = "action", .type = TG_CLI_COL_TEXT},
+    {.name = "pattern", .type = TG_CLI_COL_TEXT},
+    {.name = "created", .type = TG_CLI_COL_TEXT},
+};
 
-static int collect(const tg_tool_rule_row_t *r, void *ud)
+static int add_row(const tg_tool_rule_row_t *r, void *ud)
 {
-    rules_t *rs = ud;
-    return tg_cli_push((void **)&rs->v, &rs->n, &rs->cap, r, sizeof *r);
+    tg_cli_rows_t *t = ud;
+    tg_cli_cell_text(t, r->tenant);
+    tg_cli_cell_text(t, r->action);
+    tg_cli_cell_text(t, r->pattern);
+    tg_cli_cell_time(t, r->created_us);
+    return tg_cli_row_done(t);
 }
 
 static int cmd_list(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
@@ -87,50 +83,10 @@ static int cmd_list(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
         int rc = tg_cli_tenant_exists(store, tenant, 1);
         if (rc != 0) return rc;
     }
-    rules_t rs = {0};
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
     tg_err_t err = {{0}};
-    int r = tg_store_tool_rule_list(store, tenant, collect, &rs, &err);
-    if (r != 0) {
-        free(rs.v);
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s",
-                             r == -1 && !err.msg[0] ? "out of memory" : err.msg);
-    }
-    int w = -1;
-    char(*created)[25] = calloc(rs.n + 1, sizeof *created);
-    const char **cells = calloc((rs.n + 1) * 4, sizeof *cells);
-    json_t *arr = fmt == TG_CLI_JSON ? json_array() : NULL;
-    if (!created || !cells || (fmt == TG_CLI_JSON && !arr)) goto out;
-    for (size_t i = 0; i < rs.n; i++) {
-        tg_cli_fmt_time(rs.v[i].created_us, created[i]);
-        const char **row = cells + i * 4;
-        row[0] = rs.v[i].tenant;
-        row[1] = rs.v[i].action;
-        row[2] = rs.v[i].pattern;
-        row[3] = created[i];
-        if (arr) {
-            json_t *o = json_object();
-            if (!o || json_array_append_new(arr, o) != 0) goto out;
-            json_object_set_new(o, "tenant", tg_cli_json_text(row[0]));
-            json_object_set_new(o, "action", tg_cli_json_text(row[1]));
-            json_object_set_new(o, "pattern", tg_cli_json_text(row[2]));
-            json_object_set_new(o, "created", json_string(row[3]));
-        }
-    }
-    if (arr) {
-        w = tg_cli_print_json(arr, 0);
-        arr = NULL;
-    } else {
-        static const char *const head[4] = {"tenant", "action", "pattern", "created"};
-        w = tg_cli_print_rows(stdout, fmt, 4, head, cells, rs.n);
-    }
-out:
-    json_decref(arr);
-    free(created);
-    free(cells);
-    free(rs.v);
-    if (w != 0 || fflush(stdout) != 0 || ferror(stdout))
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the list");
-    return TG_EXIT_OK;
+    int r = tg_store_tool_rule_list(store, tenant, add_row, &t, &err);
+    return tg_cli_rows_finish(&t, r, &err, fmt, "list");
 }
 
 int tg_cli_tool(int argc, char **argv, const char *config_path)

@@ -361,6 +361,64 @@ static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_int64(st, i, v);
 }
 
+/* ---- reading rows ------------------------------------------------------- */
+
+/* Where a list hands its rows: the caller's callback and ud. The callback's type names
+ * the row type, so it is kept as void (*)(void) (a function pointer converts to another
+ * function pointer type and back unchanged, C11 6.3.2.3p8) and called as its own type
+ * again by the emit_* function that reads that row type. SINK checks at compile time that
+ * cb takes a const T *. */
+typedef struct sink {
+    void (*cb)(void);
+    void *ud;
+} sink_t;
+#define SINK_CB(T, cb)       ((void (*)(void))(1 ? (cb) : (int (*)(const T *, void *))0))
+#define SINK(T, cb, ud)      ((sink_t){SINK_CB(T, cb), (ud)})
+#define SINK_CALL(T, k, row) (((int (*)(const T *, void *))(k)->cb)((row), (k)->ud))
+
+/* Reads the current row of st into its row type and hands it to k; returns what the
+ * callback returns (0 to go on), or 0 for a row it skips. */
+typedef int (*emit_fn)(sqlite3_stmt *st, const sink_t *k);
+
+/* Steps statement id and emits each row until a callback returns nonzero, which is
+ * returned as is. A statement with a parameter has ?1 for the tenant filter: bound to
+ * tenant, NULL meaning every tenant. what names the list in an error. */
+static int each_row(sq_store_t *s, int id, const char *tenant, emit_fn emit, sink_t k,
+                    const char *what, tg_err_t *err)
+{
+    sqlite3_stmt *st = stmt(s, id, err);
+    if (!st) return -1;
+    if (sqlite3_bind_parameter_count(st) > 0) {
+        if (tenant)
+            sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 1);
+    }
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ret = emit(st, &k);
+    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, what, err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* The value of one meta row (statement id): auth_version or policy_version. */
+static int read_version(sq_store_t *s, int id, const char *what, int64_t *out, tg_err_t *err)
+{
+    sqlite3_stmt *st = stmt(s, id, err);
+    if (!st) return -1;
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        ret = tg_err_set(err, "%s: meta row missing", what);
+    else
+        ret = fail(s, rc, what, err);
+    sqlite3_reset(st);
+    return ret;
+}
+
 /* ---- tenants and keys ------------------------------------------------- */
 
 /* Runs one bound statement in its own transaction together with bump (the
@@ -460,21 +518,18 @@ static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_
     return ret;
 }
 
+static int emit_tenant(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_tenant_t t;
+    read_tenant(st, &t);
+    return SINK_CALL(tg_tenant_t, k, &t);
+}
+
 static int sq_tenant_list(tg_store_t *base, int (*cb)(const tg_tenant_t *, void *), void *ud,
                           tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_TENANT_LIST, err);
-    if (!st) return -1;
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_tenant_t t;
-        read_tenant(st, &t);
-        ret = cb(&t, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "tenant list", err);
-    sqlite3_reset(st);
-    return ret;
+    return each_row((sq_store_t *)base, ST_TENANT_LIST, NULL, emit_tenant,
+                    SINK(tg_tenant_t, cb, ud), "tenant list", err);
 }
 
 static int sq_tenant_set_status(tg_store_t *base, const char *id, const char *status, tg_err_t *err)
@@ -516,34 +571,27 @@ static int sq_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
     return ret;
 }
 
+static int emit_key(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_key_t key;
+    memset(&key, 0, sizeof key);
+    copy_col(key.id, sizeof key.id, st, 0);
+    copy_col(key.tenant_id, sizeof key.tenant_id, st, 1);
+    if (sqlite3_column_bytes(st, 2) == (int)sizeof key.sha256)
+        memcpy(key.sha256, sqlite3_column_blob(st, 2), sizeof key.sha256);
+    copy_col(key.prefix, sizeof key.prefix, st, 3);
+    copy_col(key.name, sizeof key.name, st, 4);
+    copy_col(key.status, sizeof key.status, st, 5);
+    key.created_us = sqlite3_column_int64(st, 6);
+    key.last_used_us = sqlite3_column_int64(st, 7); /* NULL reads as 0 = never */
+    return SINK_CALL(tg_key_t, k, &key);
+}
+
 static int sq_key_list(tg_store_t *base, const char *tenant, int (*cb)(const tg_key_t *, void *),
                        void *ud, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_KEY_LIST, err);
-    if (!st) return -1;
-    if (tenant)
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 1);
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_key_t k;
-        memset(&k, 0, sizeof k);
-        copy_col(k.id, sizeof k.id, st, 0);
-        copy_col(k.tenant_id, sizeof k.tenant_id, st, 1);
-        if (sqlite3_column_bytes(st, 2) == (int)sizeof k.sha256)
-            memcpy(k.sha256, sqlite3_column_blob(st, 2), sizeof k.sha256);
-        copy_col(k.prefix, sizeof k.prefix, st, 3);
-        copy_col(k.name, sizeof k.name, st, 4);
-        copy_col(k.status, sizeof k.status, st, 5);
-        k.created_us = sqlite3_column_int64(st, 6);
-        k.last_used_us = sqlite3_column_int64(st, 7); /* NULL reads as 0 = never */
-        ret = cb(&k, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "key list", err);
-    sqlite3_reset(st);
-    return ret;
+    return each_row((sq_store_t *)base, ST_KEY_LIST, tenant, emit_key, SINK(tg_key_t, cb, ud),
+                    "key list", err);
 }
 
 static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
@@ -557,63 +605,36 @@ static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
     return ret;
 }
 
+static int emit_auth(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_auth_row_t r;
+    r.sha256 = sqlite3_column_blob(st, 0);
+    if (!r.sha256 || sqlite3_column_bytes(st, 0) != 32) return 0; /* CHECK forbids it */
+    r.key_id = (const char *)sqlite3_column_text(st, 1);
+    r.tenant_id = (const char *)sqlite3_column_text(st, 2);
+    r.key_active = sqlite3_column_int(st, 3);
+    r.tenant_active = sqlite3_column_int(st, 4);
+    if (!r.key_id || !r.tenant_id) return 0;
+    return SINK_CALL(tg_auth_row_t, k, &r);
+}
+
 static int sq_auth_load(tg_store_t *base, int (*cb)(const tg_auth_row_t *, void *), void *ud,
                         tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_AUTH_LOAD, err);
-    if (!st) return -1;
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_auth_row_t r;
-        r.sha256 = sqlite3_column_blob(st, 0);
-        if (!r.sha256 || sqlite3_column_bytes(st, 0) != 32) continue; /* CHECK forbids it */
-        r.key_id = (const char *)sqlite3_column_text(st, 1);
-        r.tenant_id = (const char *)sqlite3_column_text(st, 2);
-        r.key_active = sqlite3_column_int(st, 3);
-        r.tenant_active = sqlite3_column_int(st, 4);
-        if (!r.key_id || !r.tenant_id) continue;
-        ret = cb(&r, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "auth load", err);
-    sqlite3_reset(st);
-    return ret;
+    return each_row((sq_store_t *)base, ST_AUTH_LOAD, NULL, emit_auth, SINK(tg_auth_row_t, cb, ud),
+                    "auth load", err);
 }
 
 static int sq_auth_version(tg_store_t *base, int64_t *out, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_AUTH_VERSION, err);
-    if (!st) return -1;
-    int rc = sqlite3_step(st);
-    int ret = 0;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_DONE)
-        ret = tg_err_set(err, "auth version: meta row missing");
-    else
-        ret = fail(s, rc, "auth version", err);
-    sqlite3_reset(st);
-    return ret;
+    return read_version((sq_store_t *)base, ST_AUTH_VERSION, "auth version", out, err);
 }
 
 /* ---- policy: limits, pauses, IP rules ------------------------------------ */
 
 static int sq_policy_version(tg_store_t *base, int64_t *out, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_POLICY_VERSION, err);
-    if (!st) return -1;
-    int rc = sqlite3_step(st);
-    int ret = 0;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_DONE)
-        ret = tg_err_set(err, "policy version: meta row missing");
-    else
-        ret = fail(s, rc, "policy version", err);
-    sqlite3_reset(st);
-    return ret;
+    return read_version((sq_store_t *)base, ST_POLICY_VERSION, "policy version", out, err);
 }
 
 /* Binds a fixed-size row field (strnlen: a field without its NUL stops at
@@ -697,35 +718,28 @@ static int sq_limit_rm(tg_store_t *base, const char *tenant, const char *scope, 
     return ret;
 }
 
+static int emit_limit(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_limit_row_t r;
+    memset(&r, 0, sizeof r);
+    copy_col(r.tenant, sizeof r.tenant, st, 0);
+    copy_col(r.scope, sizeof r.scope, st, 1);
+    copy_col(r.value, sizeof r.value, st, 2);
+    r.limit = sqlite3_column_int64(st, 3);
+    r.period_s = sqlite3_column_int64(st, 4);
+    r.burst = sqlite3_column_int64(st, 5);
+    r.concurrency = sqlite3_column_int64(st, 6);
+    r.updated_us = sqlite3_column_int64(st, 7);
+    r.tokens = sqlite3_column_int64(st, 8);
+    r.tokens_period_s = sqlite3_column_int64(st, 9);
+    return SINK_CALL(tg_limit_row_t, k, &r);
+}
+
 static int sq_limit_list(tg_store_t *base, const char *tenant,
                          int (*cb)(const tg_limit_row_t *, void *), void *ud, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_LIMIT_LIST, err);
-    if (!st) return -1;
-    if (tenant)
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 1);
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_limit_row_t r;
-        memset(&r, 0, sizeof r);
-        copy_col(r.tenant, sizeof r.tenant, st, 0);
-        copy_col(r.scope, sizeof r.scope, st, 1);
-        copy_col(r.value, sizeof r.value, st, 2);
-        r.limit = sqlite3_column_int64(st, 3);
-        r.period_s = sqlite3_column_int64(st, 4);
-        r.burst = sqlite3_column_int64(st, 5);
-        r.concurrency = sqlite3_column_int64(st, 6);
-        r.updated_us = sqlite3_column_int64(st, 7);
-        r.tokens = sqlite3_column_int64(st, 8);
-        r.tokens_period_s = sqlite3_column_int64(st, 9);
-        ret = cb(&r, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "limit list", err);
-    sqlite3_reset(st);
-    return ret;
+    return each_row((sq_store_t *)base, ST_LIMIT_LIST, tenant, emit_limit,
+                    SINK(tg_limit_row_t, cb, ud), "limit list", err);
 }
 
 static int sq_pause_set(tg_store_t *base, const char *tenant, const char *reason, tg_err_t *err)
@@ -756,24 +770,21 @@ static int sq_pause_clear(tg_store_t *base, const char *tenant, tg_err_t *err)
     return ret;
 }
 
+static int emit_pause(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_pause_row_t r;
+    memset(&r, 0, sizeof r);
+    copy_col(r.tenant, sizeof r.tenant, st, 0);
+    copy_col(r.reason, sizeof r.reason, st, 1);
+    r.created_us = sqlite3_column_int64(st, 2);
+    return SINK_CALL(tg_pause_row_t, k, &r);
+}
+
 static int sq_pause_list(tg_store_t *base, int (*cb)(const tg_pause_row_t *, void *), void *ud,
                          tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_PAUSE_LIST, err);
-    if (!st) return -1;
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_pause_row_t r;
-        memset(&r, 0, sizeof r);
-        copy_col(r.tenant, sizeof r.tenant, st, 0);
-        copy_col(r.reason, sizeof r.reason, st, 1);
-        r.created_us = sqlite3_column_int64(st, 2);
-        ret = cb(&r, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "pause list", err);
-    sqlite3_reset(st);
-    return ret;
+    return each_row((sq_store_t *)base, ST_PAUSE_LIST, NULL, emit_pause,
+                    SINK(tg_pause_row_t, cb, ud), "pause list", err);
 }
 
 static int valid_action(const char *a)
@@ -789,69 +800,113 @@ static const char *rule_owner(const char *tenant, char *buf, size_t cap)
     return buf;
 }
 
+/* IP rules and tool rules are one shape, (tenant, action, value) with the value a CIDR
+ * or a tool pattern, in two tables because they are matched apart. One add, rm and list
+ * serves both, told by a rule_kind which statements and words to use. */
+typedef struct rule_kind {
+    const char *what;  /* "ip rule": the operations are "ip rule add", ... */
+    const char *value; /* what the value is called: "CIDR" */
+    const char *q;     /* how messages quote the value: "" (a CIDR has no spaces) or "\"" */
+    int st_add, st_rm, st_list;
+} rule_kind_t;
+
+static const rule_kind_t ip_rules = {"ip rule", "CIDR", "", ST_IP_ADD, ST_IP_RM, ST_IP_LIST};
+static const rule_kind_t tool_rules = {"tool rule", "pattern",  "\"",
+                                       ST_TOOL_ADD, ST_TOOL_RM, ST_TOOL_LIST};
+
+/* The fields of a tg_ip_rule_row_t or tg_tool_rule_row_t to add: fixed-size arrays,
+ * maybe filled without a NUL, so each comes with its size. */
+typedef struct rule_fields {
+    const char *tenant, *action, *value;
+    size_t tenant_cap, action_cap, value_cap;
+    int64_t created_us;
+} rule_fields_t;
+#define RULE_FIELDS(row, value_field)                                                              \
+    ((rule_fields_t){(row)->tenant, (row)->action, (row)->value_field, sizeof(row)->tenant,        \
+                     sizeof(row)->action, sizeof(row)->value_field, (row)->created_us})
+
+static int rule_add(sq_store_t *s, const rule_kind_t *k, rule_fields_t r, tg_err_t *err)
+{
+    char what[32], action[16], owner[96];
+    snprintf(what, sizeof what, "%s add", k->what);
+    snprintf(action, sizeof action, "%.*s", (int)r.action_cap, r.action);
+    if (!r.tenant[0]) return tg_err_set(err, "%s: empty tenant", what);
+    if (!valid_action(action))
+        return tg_err_set(err, "%s: invalid action \"%s\" (expected allow or deny)", what, action);
+    if (!r.value[0]) return tg_err_set(err, "%s: empty %s", what, k->value);
+    sqlite3_stmt *st = stmt(s, k->st_add, err);
+    if (!st) return -1;
+    bind_field(st, 1, r.tenant, r.tenant_cap, 0);
+    bind_field(st, 2, r.action, r.action_cap, 0);
+    bind_field(st, 3, r.value, r.value_cap, 0);
+    sqlite3_bind_int64(st, 4, r.created_us ? r.created_us : tg_wall_us());
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, what, err);
+    if (ret == TG_STORE_EXISTS)
+        tg_err_set(err, "%s %s %s%.*s%s %s already exists", k->what, action, k->q, (int)r.value_cap,
+                   r.value, k->q, rule_owner(r.tenant, owner, sizeof owner));
+    return ret;
+}
+
+static int rule_rm(sq_store_t *s, const rule_kind_t *k, const char *tenant, const char *action,
+                   const char *value, tg_err_t *err)
+{
+    char what[32], owner[96];
+    snprintf(what, sizeof what, "%s rm", k->what);
+    sqlite3_stmt *st = stmt(s, k->st_rm, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+    int ret = mutate_bump(s, st, ST_POLICY_BUMP, what, err);
+    if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no %s %s %s%s%s %s", k->what, action, k->q, value, k->q,
+                   rule_owner(tenant, owner, sizeof owner));
+    return ret;
+}
+
+static int rule_list(sq_store_t *s, const rule_kind_t *k, const char *tenant, emit_fn emit,
+                     sink_t sink, tg_err_t *err)
+{
+    char what[32];
+    snprintf(what, sizeof what, "%s list", k->what);
+    return each_row(s, k->st_list, tenant, emit, sink, what, err);
+}
+
+/* A rule row's columns: tenant, action, value, created_us. */
+static void read_rule(sqlite3_stmt *st, char *tenant, size_t tcap, char *action, size_t acap,
+                      char *value, size_t vcap, int64_t *created_us)
+{
+    copy_col(tenant, tcap, st, 0);
+    copy_col(action, acap, st, 1);
+    copy_col(value, vcap, st, 2);
+    *created_us = sqlite3_column_int64(st, 3);
+}
+
+static int emit_ip_rule(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_ip_rule_row_t r;
+    memset(&r, 0, sizeof r);
+    read_rule(st, r.tenant, sizeof r.tenant, r.action, sizeof r.action, r.cidr, sizeof r.cidr,
+              &r.created_us);
+    return SINK_CALL(tg_ip_rule_row_t, k, &r);
+}
+
 static int sq_ip_rule_add(tg_store_t *base, const tg_ip_rule_row_t *row, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    char action[sizeof row->action + 1], owner[96];
-    snprintf(action, sizeof action, "%.*s", (int)sizeof row->action, row->action);
-    if (!row->tenant[0]) return tg_err_set(err, "ip rule add: empty tenant");
-    if (!valid_action(action))
-        return tg_err_set(err, "ip rule add: invalid action \"%s\" (expected allow or deny)",
-                          action);
-    if (!row->cidr[0]) return tg_err_set(err, "ip rule add: empty CIDR");
-    sqlite3_stmt *st = stmt(s, ST_IP_ADD, err);
-    if (!st) return -1;
-    BIND_ROW(st, 1, row, tenant);
-    BIND_ROW(st, 2, row, action);
-    BIND_ROW(st, 3, row, cidr);
-    sqlite3_bind_int64(st, 4, row->created_us ? row->created_us : tg_wall_us());
-    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "ip rule add", err);
-    if (ret == TG_STORE_EXISTS)
-        tg_err_set(err, "ip rule %s %.*s %s already exists", action, (int)sizeof row->cidr,
-                   row->cidr, rule_owner(row->tenant, owner, sizeof owner));
-    return ret;
+    return rule_add((sq_store_t *)base, &ip_rules, RULE_FIELDS(row, cidr), err);
 }
 
 static int sq_ip_rule_rm(tg_store_t *base, const char *tenant, const char *action, const char *cidr,
                          tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    char owner[96];
-    sqlite3_stmt *st = stmt(s, ST_IP_RM, err);
-    if (!st) return -1;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, cidr, -1, SQLITE_STATIC);
-    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "ip rule rm", err);
-    if (ret == TG_STORE_NOTFOUND)
-        tg_err_set(err, "no ip rule %s %s %s", action, cidr,
-                   rule_owner(tenant, owner, sizeof owner));
-    return ret;
+    return rule_rm((sq_store_t *)base, &ip_rules, tenant, action, cidr, err);
 }
 
 static int sq_ip_rule_list(tg_store_t *base, const char *tenant,
                            int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_IP_LIST, err);
-    if (!st) return -1;
-    if (tenant)
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 1);
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_ip_rule_row_t r;
-        memset(&r, 0, sizeof r);
-        copy_col(r.tenant, sizeof r.tenant, st, 0);
-        copy_col(r.action, sizeof r.action, st, 1);
-        copy_col(r.cidr, sizeof r.cidr, st, 2);
-        r.created_us = sqlite3_column_int64(st, 3);
-        ret = cb(&r, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "ip rule list", err);
-    sqlite3_reset(st);
-    return ret;
+    return rule_list((sq_store_t *)base, &ip_rules, tenant, emit_ip_rule,
+                     SINK(tg_ip_rule_row_t, cb, ud), err);
 }
 
 /* ---- prices, budgets, alerts, tool rules --------------------------------- */
@@ -953,32 +1008,29 @@ static int sq_price_rm(tg_store_t *base, const char *meter, const char *name, in
     return ret;
 }
 
+static int emit_price(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_price_row_t r;
+    memset(&r, 0, sizeof r);
+    copy_col(r.meter, sizeof r.meter, st, 0);
+    copy_col(r.name, sizeof r.name, st, 1);
+    r.effective_us = sqlite3_column_int64(st, 2);
+    r.input_micros = col_amount(st, 3);
+    r.output_micros = col_amount(st, 4);
+    r.cached_micros = col_amount(st, 5);
+    r.cache_write_micros = col_amount(st, 6);
+    r.request_micros = col_amount(st, 7);
+    r.gb_micros = col_amount(st, 8);
+    r.call_micros = col_amount(st, 9);
+    r.created_us = sqlite3_column_int64(st, 10);
+    return SINK_CALL(tg_price_row_t, k, &r);
+}
+
 static int sq_price_list(tg_store_t *base, int (*cb)(const tg_price_row_t *, void *), void *ud,
                          tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_PRICE_LIST, err);
-    if (!st) return -1;
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_price_row_t r;
-        memset(&r, 0, sizeof r);
-        copy_col(r.meter, sizeof r.meter, st, 0);
-        copy_col(r.name, sizeof r.name, st, 1);
-        r.effective_us = sqlite3_column_int64(st, 2);
-        r.input_micros = col_amount(st, 3);
-        r.output_micros = col_amount(st, 4);
-        r.cached_micros = col_amount(st, 5);
-        r.cache_write_micros = col_amount(st, 6);
-        r.request_micros = col_amount(st, 7);
-        r.gb_micros = col_amount(st, 8);
-        r.call_micros = col_amount(st, 9);
-        r.created_us = sqlite3_column_int64(st, 10);
-        ret = cb(&r, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "price list", err);
-    sqlite3_reset(st);
-    return ret;
+    return each_row((sq_store_t *)base, ST_PRICE_LIST, NULL, emit_price,
+                    SINK(tg_price_row_t, cb, ud), "price list", err);
 }
 
 #define MAX_THRESHOLD 1000 /* percent: alerts up to ten times the budget */
@@ -1053,30 +1105,23 @@ static int sq_budget_rm(tg_store_t *base, const char *tenant, tg_err_t *err)
     return ret;
 }
 
+static int emit_budget(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_budget_row_t r;
+    memset(&r, 0, sizeof r);
+    copy_col(r.tenant, sizeof r.tenant, st, 0);
+    r.monthly_micros = sqlite3_column_int64(st, 1);
+    r.hard = sqlite3_column_int(st, 2) != 0;
+    thresholds_parse((const char *)sqlite3_column_text(st, 3), &r);
+    r.updated_us = sqlite3_column_int64(st, 4);
+    return SINK_CALL(tg_budget_row_t, k, &r);
+}
+
 static int sq_budget_list(tg_store_t *base, const char *tenant,
                           int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_BUDGET_LIST, err);
-    if (!st) return -1;
-    if (tenant)
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 1);
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_budget_row_t r;
-        memset(&r, 0, sizeof r);
-        copy_col(r.tenant, sizeof r.tenant, st, 0);
-        r.monthly_micros = sqlite3_column_int64(st, 1);
-        r.hard = sqlite3_column_int(st, 2) != 0;
-        thresholds_parse((const char *)sqlite3_column_text(st, 3), &r);
-        r.updated_us = sqlite3_column_int64(st, 4);
-        ret = cb(&r, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "budget list", err);
-    sqlite3_reset(st);
-    return ret;
+    return each_row((sq_store_t *)base, ST_BUDGET_LIST, tenant, emit_budget,
+                    SINK(tg_budget_row_t, cb, ud), "budget list", err);
 }
 
 /* "YYYY-MM" with a month from 01 to 12. */
@@ -1114,33 +1159,26 @@ static int sq_alert_add(tg_store_t *base, const tg_alert_row_t *row, int *insert
     return 0;
 }
 
+static int emit_alert(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_alert_row_t r;
+    memset(&r, 0, sizeof r);
+    r.id = sqlite3_column_int64(st, 0);
+    copy_col(r.kind, sizeof r.kind, st, 1);
+    copy_col(r.tenant, sizeof r.tenant, st, 2);
+    r.threshold = sqlite3_column_int(st, 3);
+    copy_col(r.period, sizeof r.period, st, 4);
+    r.spend_micros = sqlite3_column_int64(st, 5);
+    r.budget_micros = sqlite3_column_int64(st, 6);
+    r.fired_us = sqlite3_column_int64(st, 7);
+    return SINK_CALL(tg_alert_row_t, k, &r);
+}
+
 static int sq_alert_list(tg_store_t *base, const char *tenant,
                          int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_ALERT_LIST, err);
-    if (!st) return -1;
-    if (tenant)
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 1);
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_alert_row_t r;
-        memset(&r, 0, sizeof r);
-        r.id = sqlite3_column_int64(st, 0);
-        copy_col(r.kind, sizeof r.kind, st, 1);
-        copy_col(r.tenant, sizeof r.tenant, st, 2);
-        r.threshold = sqlite3_column_int(st, 3);
-        copy_col(r.period, sizeof r.period, st, 4);
-        r.spend_micros = sqlite3_column_int64(st, 5);
-        r.budget_micros = sqlite3_column_int64(st, 6);
-        r.fired_us = sqlite3_column_int64(st, 7);
-        ret = cb(&r, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "alert list", err);
-    sqlite3_reset(st);
-    return ret;
+    return each_row((sq_store_t *)base, ST_ALERT_LIST, tenant, emit_alert,
+                    SINK(tg_alert_row_t, cb, ud), "alert list", err);
 }
 
 /* A read of the (tenant_id, day) primary key: at most 31 rows for a month. */
@@ -1164,69 +1202,31 @@ static int sq_spend(tg_store_t *base, const char *tenant, const char *from_day, 
     return ret;
 }
 
+static int emit_tool_rule(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_tool_rule_row_t r;
+    memset(&r, 0, sizeof r);
+    read_rule(st, r.tenant, sizeof r.tenant, r.action, sizeof r.action, r.pattern, sizeof r.pattern,
+              &r.created_us);
+    return SINK_CALL(tg_tool_rule_row_t, k, &r);
+}
+
 static int sq_tool_rule_add(tg_store_t *base, const tg_tool_rule_row_t *row, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    char action[sizeof row->action + 1], owner[96];
-    snprintf(action, sizeof action, "%.*s", (int)sizeof row->action, row->action);
-    if (!row->tenant[0]) return tg_err_set(err, "tool rule add: empty tenant");
-    if (!valid_action(action))
-        return tg_err_set(err, "tool rule add: invalid action \"%s\" (expected allow or deny)",
-                          action);
-    if (!row->pattern[0]) return tg_err_set(err, "tool rule add: empty pattern");
-    sqlite3_stmt *st = stmt(s, ST_TOOL_ADD, err);
-    if (!st) return -1;
-    BIND_ROW(st, 1, row, tenant);
-    BIND_ROW(st, 2, row, action);
-    BIND_ROW(st, 3, row, pattern);
-    sqlite3_bind_int64(st, 4, row->created_us ? row->created_us : tg_wall_us());
-    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "tool rule add", err);
-    if (ret == TG_STORE_EXISTS)
-        tg_err_set(err, "tool rule %s \"%.*s\" %s already exists", action, (int)sizeof row->pattern,
-                   row->pattern, rule_owner(row->tenant, owner, sizeof owner));
-    return ret;
+    return rule_add((sq_store_t *)base, &tool_rules, RULE_FIELDS(row, pattern), err);
 }
 
 static int sq_tool_rule_rm(tg_store_t *base, const char *tenant, const char *action,
                            const char *pattern, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    char owner[96];
-    sqlite3_stmt *st = stmt(s, ST_TOOL_RM, err);
-    if (!st) return -1;
-    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, pattern, -1, SQLITE_STATIC);
-    int ret = mutate_bump(s, st, ST_POLICY_BUMP, "tool rule rm", err);
-    if (ret == TG_STORE_NOTFOUND)
-        tg_err_set(err, "no tool rule %s \"%s\" %s", action, pattern,
-                   rule_owner(tenant, owner, sizeof owner));
-    return ret;
+    return rule_rm((sq_store_t *)base, &tool_rules, tenant, action, pattern, err);
 }
 
 static int sq_tool_rule_list(tg_store_t *base, const char *tenant,
                              int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = stmt(s, ST_TOOL_LIST, err);
-    if (!st) return -1;
-    if (tenant)
-        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 1);
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tg_tool_rule_row_t r;
-        memset(&r, 0, sizeof r);
-        copy_col(r.tenant, sizeof r.tenant, st, 0);
-        copy_col(r.action, sizeof r.action, st, 1);
-        copy_col(r.pattern, sizeof r.pattern, st, 2);
-        r.created_us = sqlite3_column_int64(st, 3);
-        ret = cb(&r, ud);
-    }
-    if (ret == 0 && rc != SQLITE_DONE) ret = fail(s, rc, "tool rule list", err);
-    sqlite3_reset(st);
-    return ret;
+    return rule_list((sq_store_t *)base, &tool_rules, tenant, emit_tool_rule,
+                     SINK(tg_tool_rule_row_t, cb, ud), err);
 }
 
 /* ---- usage events ------------------------------------------------------ */

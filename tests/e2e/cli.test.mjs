@@ -3,8 +3,9 @@
 // codes and one-line errors of bad input.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 
-import { createTenantKey, curlJson, run, bin, startGateway, startMock, waitFor, sqlite } from './lib/harness.mjs';
+import { createTenantKey, curlJson, run, bin, startGateway, startMock, waitFor, sqlite, tempDir } from './lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -476,5 +477,357 @@ describe('cli: prices, budgets, tool rules, token limits', () => {
       assert.equal(h.code, 0);
       assert.match(h.stdout, new RegExp(`^usage: tollgate ${g} `));
     }
+  });
+});
+
+// What every list command prints, byte for byte, in each of its formats: the layout a
+// script parses (column widths, "-" for none, CSV quoting, JSON keys, types and nulls).
+// Rows get fixed times through sqlite3, and a few are written by hand the way only a
+// direct edit of the store could (a long key prefix, a huge concurrency, bytes that are
+// not UTF-8), since the commands must print those too.
+describe('cli: list output, byte for byte', () => {
+  const T = 1772359200000000; // 2026-03-01T10:00:00Z
+  const month = new Date().toISOString().slice(0, 7);
+  let dir, db;
+  const cli = async (...args) => {
+    const r = await run(bin, ['-c', `${dir}/tollgate.yaml`, ...args]);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const lines = (...l) => l.join('\n') + '\n';
+  const json = (v) => JSON.stringify(v, null, 2) + '\n';
+
+  before(async () => {
+    dir = await tempDir();
+    db = `${dir}/t.db`;
+    await fs.promises.writeFile(`${dir}/tollgate.yaml`, `store: sqlite:${db}\n`);
+    await cli('tenant', 'add', 'acme', '--name', 'Acme Inc');
+    await cli('tenant', 'add', 'beta');
+    await cli('tenant', 'add', 'a-longer-tenant', '--name', 'Ünïcødé, Ltd');
+    await cli('tenant', 'disable', 'beta');
+    await cli('key', 'create', '--tenant', 'acme', '--name', 'ci');
+    await cli('limit', 'set', '--tenant', 'acme', '--rpm', '600', '--burst', '50', '--concurrency', '20');
+    await cli('limit', 'set', '--tenant', 'acme', '--route', 'chat', '--rps', '100');
+    await cli('limit', 'set', '--tenant', 'acme', '--tool', 'delete_repo', '--rpm', '0');
+    await cli('limit', 'set', '--tenant', 'acme', '--model', 'gpt-4o', '--rph', '60', '--tph', '200000');
+    await cli('limit', 'set', '--tenant', 'beta', '--concurrency', '4');
+    await cli('pause', '--reason', 'incident 4312');
+    await cli('pause', '--tenant', 'acme', '--reason', 'billing, "review"');
+    await cli('pause', '--tenant', 'beta');
+    await cli('ip', 'deny', '203.0.113.0/24');
+    await cli('ip', 'allow', '2001:DB8::/32', '--tenant', 'acme');
+    await cli('ip', 'deny', '192.0.2.7', '--tenant', 'acme');
+    await cli('price', 'set', 'gpt-4o', '--input', '2.50', '--output', '10', '--cached', '1.25', '--from', '2020-01-01');
+    await cli('price', 'set', 'gpt-4o', '--input', '2', '--output', '8', '--cache-write', '0.000001', '--from', '2099-01-01');
+    await cli('price', 'set', 'old', '--input', '1', '--output', '1', '--from', '2019-01-01');
+    await cli('price', 'set', 'old', '--input', '3', '--output', '3', '--from', '2020-01-01T10:11:12Z');
+    await cli('price', 'set', '--route', 'chat', '--gb', '0.05', '--from', '2020-01-01');
+    await cli('price', 'set', '--tool', 'a,"b"', '--call', '0', '--from', '2020-01-01');
+    await cli('budget', 'set', '--tenant', 'acme', '--monthly', '100');
+    await cli('budget', 'set', '--tenant', 'beta', '--monthly', '0.5', '--soft', '--thresholds', '50,100,250');
+    await cli('tool', 'deny', '--tenant', '*', 'shell_*');
+    await cli('tool', 'allow', '--tenant', 'acme', 'github_*');
+    await cli('tool', 'deny', '--tenant', 'acme', 'a "quoted", pattern');
+    const bad = "cast(X'C3A9FF' as text)"; // "é" then a byte that is not UTF-8
+    await sqlite(
+      db,
+      [
+        `update tenants set created_us = ${T}`,
+        `update api_keys set id = 'key_0123456789abcdef', prefix = 'tg_Xb3dE', created_us = ${T}, last_used_us = ${T + 1000000}`,
+        `insert into api_keys (id, tenant_id, sha256, prefix, name, status, created_us) values` +
+          ` ('key_hand', 'beta', randomblob(32), 'tg_longer_prefix', '', 'revoked', 0)`,
+        `insert into limits (tenant_id, scope, value, concurrency, updated_us) values ('zz', 'tenant', '', 123456789012345, ${T})`,
+        `update limits set updated_us = ${T}`,
+        `insert into pauses (tenant_id, reason, created_us) values ('zz', ${bad}, 0)`,
+        `update pauses set created_us = ${T}`,
+        `update ip_rules set created_us = ${T}`,
+        `update prices set created_us = ${T}`,
+        `update budgets set updated_us = ${T}`,
+        `update tool_rules set created_us = ${T}`,
+        `insert into usage_daily (tenant_id, day, requests, billable, cost_micros) values` +
+          ` ('acme', '${month}-01', 3, 3, 42000000), ('acme', '1999-12-31', 1, 1, 7000000), ('', '${month}-02', 2, 0, 0)`,
+        `insert into alerts (kind, tenant_id, threshold, period, spend_micros, budget_micros, fired_us) values` +
+          ` ('budget', 'acme', 80, '${month}', 80000000, 100000000, ${T}), ('budget', 'acme', 90, '1999-12', 1, 1, 1)`,
+        `insert into usage_events (id, ts_us, tenant, method, path, status, outcome, latency_us, bytes_in, bytes_out,` +
+          ` model, tokens_in, tokens_out, cost_micros) values` +
+          ` (1, ${T}, 'acme', 'POST', '/v1/x', 200, 'billable', 1, 10, 20, 'gpt-4o', 1000, 200, 4500),` +
+          ` (2, ${T}, 'acme', 'POST', '/v1/x', 500, 'failed', 1, 10, 20, ${bad}, 3000, 100, 0),` +
+          ` (3, ${T}, '', 'POST', '/v1/x', 401, 'rejected', 1, 10, 0, NULL, NULL, NULL, 0),` +
+          ` (4, ${T}, 'beta', 'POST', '/v1/x', 200, 'billable', 1, 10, 20, 'a,"b"', 5, 5, 1500)`,
+      ].join('; '),
+    );
+  });
+  const created = (tenant, action, x) => ({ tenant, action, [x.key]: x.value, created: '2026-03-01T10:00:00Z' });
+  const U = '\uFFFD'; // how a byte that is not UTF-8 reads back here
+
+  test('tenant list and key list: fixed-width columns, "-" for none', async () => {
+    assert.equal(
+      await cli('tenant', 'list'),
+      lines(
+        'ID               NAME              STATUS    CREATED',
+        'a-longer-tenant  Ünïcødé, Ltd  active    2026-03-01T10:00:00Z',
+        'acme             Acme Inc          active    2026-03-01T10:00:00Z',
+        'beta                               disabled  2026-03-01T10:00:00Z',
+      ),
+    );
+    // PREFIX, STATUS and CREATED have fixed widths: a longer prefix (only a hand-written
+    // row has one) pushes the rest of its line right.
+    assert.equal(
+      await cli('key', 'list'),
+      lines(
+        'ID                    TENANT  PREFIX    NAME  STATUS   CREATED               LAST_USED',
+        'key_0123456789abcdef  acme    tg_Xb3dE  ci    active   2026-03-01T10:00:00Z  2026-03-01T10:00:01Z',
+        'key_hand              beta    tg_longer_prefi  -     revoked  -                     -',
+      ),
+    );
+    assert.equal(await cli('key', 'list', '--tenant', 'a-longer-tenant'), 'ID  TENANT  PREFIX    NAME  STATUS   CREATED               LAST_USED\n');
+  });
+
+  test('limit list: table and json', async () => {
+    assert.equal(
+      await cli('limit', 'list'),
+      lines(
+        'TENANT  SCOPE   VALUE        LIMIT    BURST  TOKENS    CONCURRENCY  UPDATED',
+        'acme    tenant  -            600/min  50     -         20           2026-03-01T10:00:00Z',
+        'acme    route   chat         100/s    100    -         -            2026-03-01T10:00:00Z',
+        'acme    tool    delete_repo  0/min    0      -         -            2026-03-01T10:00:00Z',
+        'acme    model   gpt-4o       60/h     60     200000/h  -            2026-03-01T10:00:00Z',
+        'beta    tenant  -            -        -      -         4            2026-03-01T10:00:00Z',
+        'zz      tenant  -            -        -      -         123456789012345  2026-03-01T10:00:00Z',
+      ),
+    );
+    const none = { limit: null, period_s: null, burst: null, tokens: null, tokens_period_s: null, concurrency: null };
+    const row = (tenant, scope, value, set) => ({ tenant, scope, value, ...none, ...set, updated: '2026-03-01T10:00:00Z' });
+    assert.equal(
+      await cli('limit', 'list', '--format', 'json'),
+      json([
+        row('acme', 'tenant', '', { limit: 600, period_s: 60, burst: 50, concurrency: 20 }),
+        row('acme', 'route', 'chat', { limit: 100, period_s: 1, burst: 100 }),
+        row('acme', 'tool', 'delete_repo', { limit: 0, period_s: 60, burst: 0 }),
+        row('acme', 'model', 'gpt-4o', { limit: 60, period_s: 3600, burst: 60, tokens: 200000, tokens_period_s: 3600 }),
+        row('beta', 'tenant', '', { concurrency: 4 }),
+        row('zz', 'tenant', '', { concurrency: 123456789012345 }),
+      ]),
+    );
+    assert.equal(await cli('limit', 'list', '--tenant', 'a-longer-tenant', '--format', 'json'), '[]\n');
+  });
+
+  test('pause list and ip list: table and json', async () => {
+    assert.equal(
+      await cli('pause', 'list'),
+      lines(
+        'TENANT  REASON             SINCE',
+        '*       incident 4312      2026-03-01T10:00:00Z',
+        'acme    billing, "review"  2026-03-01T10:00:00Z',
+        'beta    -                  2026-03-01T10:00:00Z',
+        `zz      é${U}                2026-03-01T10:00:00Z`,
+      ),
+    );
+    const since = '2026-03-01T10:00:00Z';
+    assert.equal(
+      await cli('pause', 'list', '--format', 'json'),
+      json([
+        { tenant: '*', reason: 'incident 4312', since },
+        { tenant: 'acme', reason: 'billing, "review"', since },
+        { tenant: 'beta', reason: '', since },
+        { tenant: 'zz', reason: 'é?', since },
+      ]),
+    );
+    assert.equal(
+      await cli('ip', 'list'),
+      lines(
+        'TENANT  ACTION  CIDR            CREATED',
+        '*       deny    203.0.113.0/24  2026-03-01T10:00:00Z',
+        'acme    allow   2001:db8::/32   2026-03-01T10:00:00Z',
+        'acme    deny    192.0.2.7/32    2026-03-01T10:00:00Z',
+      ),
+    );
+    const cidr = (value) => ({ key: 'cidr', value });
+    assert.equal(
+      await cli('ip', 'list', '--tenant', 'acme', '--format', 'json'),
+      json([created('acme', 'allow', cidr('2001:db8::/32')), created('acme', 'deny', cidr('192.0.2.7/32'))]),
+    );
+    assert.equal(await cli('ip', 'list', '--tenant', 'beta'), 'TENANT  ACTION  CIDR  CREATED\n');
+  });
+
+  test('tool list: table, json and csv', async () => {
+    assert.equal(
+      await cli('tool', 'list'),
+      lines(
+        'TENANT  ACTION  PATTERN              CREATED',
+        '*       deny    shell_*              2026-03-01T10:00:00Z',
+        'acme    allow   github_*             2026-03-01T10:00:00Z',
+        'acme    deny    a "quoted", pattern  2026-03-01T10:00:00Z',
+      ),
+    );
+    const pattern = (value) => ({ key: 'pattern', value });
+    assert.equal(
+      await cli('tool', 'list', '--format', 'json'),
+      json([
+        created('*', 'deny', pattern('shell_*')),
+        created('acme', 'allow', pattern('github_*')),
+        created('acme', 'deny', pattern('a "quoted", pattern')),
+      ]),
+    );
+    assert.equal(
+      await cli('tool', 'list', '--format', 'csv'),
+      lines(
+        'tenant,action,pattern,created',
+        '*,deny,shell_*,2026-03-01T10:00:00Z',
+        'acme,allow,github_*,2026-03-01T10:00:00Z',
+        'acme,deny,"a ""quoted"", pattern",2026-03-01T10:00:00Z',
+      ),
+    );
+  });
+
+  test("price list: table, json (only the meter's amounts) and csv", async () => {
+    assert.equal(
+      await cli('price', 'list'),
+      lines(
+        'METER  NAME    FROM                  STATUS      INPUT  OUTPUT  CACHED  CACHE_WRITE  REQUEST  GB    CALL',
+        'model  gpt-4o  2020-01-01T00:00:00Z  current     2.50   10.00   1.25    -            -        -     -',
+        'model  gpt-4o  2099-01-01T00:00:00Z  scheduled   2.00   8.00    -       0.000001     -        -     -',
+        'model  old     2019-01-01T00:00:00Z  superseded  1.00   1.00    -       -            -        -     -',
+        'model  old     2020-01-01T10:11:12Z  current     3.00   3.00    -       -            -        -     -',
+        'route  chat    2020-01-01T00:00:00Z  current     -      -       -       -            -        0.05  -',
+        'tool   a,"b"   2020-01-01T00:00:00Z  current     -      -       -       -            -        -     0.00',
+      ),
+    );
+    const p = (meter, name, from, status, amounts) => ({ meter, name, from, status, ...amounts, created: '2026-03-01T10:00:00Z' });
+    assert.equal(
+      await cli('price', 'list', '--format', 'json'),
+      json([
+        p('model', 'gpt-4o', '2020-01-01T00:00:00Z', 'current', { input: '2.50', output: '10.00', cached: '1.25', cache_write: null }),
+        p('model', 'gpt-4o', '2099-01-01T00:00:00Z', 'scheduled', { input: '2.00', output: '8.00', cached: null, cache_write: '0.000001' }),
+        p('model', 'old', '2019-01-01T00:00:00Z', 'superseded', { input: '1.00', output: '1.00', cached: null, cache_write: null }),
+        p('model', 'old', '2020-01-01T10:11:12Z', 'current', { input: '3.00', output: '3.00', cached: null, cache_write: null }),
+        p('route', 'chat', '2020-01-01T00:00:00Z', 'current', { request: null, gb: '0.05' }),
+        p('tool', 'a,"b"', '2020-01-01T00:00:00Z', 'current', { call: '0.00' }),
+      ]),
+    );
+    assert.equal(
+      await cli('price', 'list', '--format', 'csv'),
+      lines(
+        'meter,name,from,status,input,output,cached,cache_write,request,gb,call',
+        'model,gpt-4o,2020-01-01T00:00:00Z,current,2.50,10.00,1.25,,,,',
+        'model,gpt-4o,2099-01-01T00:00:00Z,scheduled,2.00,8.00,,0.000001,,,',
+        'model,old,2019-01-01T00:00:00Z,superseded,1.00,1.00,,,,,',
+        'model,old,2020-01-01T10:11:12Z,current,3.00,3.00,,,,,',
+        'route,chat,2020-01-01T00:00:00Z,current,,,,,,0.05,',
+        'tool,"a,""b""",2020-01-01T00:00:00Z,current,,,,,,,0.00',
+      ),
+    );
+  });
+
+  test('budget list and show: table, json (reals as jansson prints them) and csv', async () => {
+    assert.equal(
+      await cli('budget', 'list'),
+      lines(
+        'TENANT  MONTHLY  MODE  THRESHOLDS  SPEND  USED   UPDATED',
+        'acme    100.00   hard  80,90,100   42.00  42.0%  2026-03-01T10:00:00Z',
+        'beta    0.50     soft  50,100,250  0.00   0.0%   2026-03-01T10:00:00Z',
+      ),
+    );
+    assert.equal(
+      await cli('budget', 'list', '--format', 'csv'),
+      lines(
+        'tenant,monthly,mode,thresholds,spend,used,updated',
+        'acme,100.00,hard,"80,90,100",42.00,42.0%,2026-03-01T10:00:00Z',
+        'beta,0.50,soft,"50,100,250",0.00,0.0%,2026-03-01T10:00:00Z',
+      ),
+    );
+    // Literal text, not JSON.stringify: jansson prints a whole used_percent as 42.0. The
+    // fields up to updated, which list and show share.
+    const fields = (tenant, monthly, mode, thresholds, spend, used, remaining, micros) => [
+      `"tenant": "${tenant}",`,
+      `"monthly": "${monthly}",`,
+      `"mode": "${mode}",`,
+      '"thresholds": [',
+      ...thresholds.map((t, i) => `  ${t}${i + 1 < thresholds.length ? ',' : ''}`),
+      '],',
+      `"spend": "${spend}",`,
+      `"used_percent": ${used},`,
+      `"remaining": "${remaining}",`,
+      `"monthly_micros": ${micros[0]},`,
+      `"spend_micros": ${micros[1]},`,
+      `"remaining_micros": ${micros[2]},`,
+    ];
+    const acme = fields('acme', '100.00', 'hard', [80, 90, 100], '42.00', '42.0', '58.00', [100000000, 42000000, 58000000]);
+    const beta = fields('beta', '0.50', 'soft', [50, 100, 250], '0.00', '0.0', '0.50', [500000, 0, 500000]);
+    const updated = '"updated": "2026-03-01T10:00:00Z"';
+    const indent = (n, l) => l.map((x) => ' '.repeat(n) + x);
+    assert.equal(
+      await cli('budget', 'list', '--format', 'json'),
+      lines('[', '  {', ...indent(4, [...acme, updated]), '  },', '  {', ...indent(4, [...beta, updated]), '  }', ']'),
+    );
+    const show = (f, alerts) => lines('{', ...indent(2, [...f, `${updated},`, `"period": "${month}",`, ...alerts]), '}');
+    assert.equal(
+      await cli('budget', 'show', '--tenant', 'acme', '--format', 'json'),
+      show(acme, [
+        '"alerts": [',
+        '  {',
+        '    "threshold": 80,',
+        '    "fired": "2026-03-01T10:00:00Z",',
+        '    "spend": "80.00",',
+        '    "budget": "100.00"',
+        '  }',
+        ']',
+      ]),
+    );
+    assert.equal(await cli('budget', 'show', '--tenant', 'beta', '--format', 'json'), show(beta, ['"alerts": []']));
+  });
+
+  test('usage: table, json (bytes that are not UTF-8 as "?") and csv', async () => {
+    assert.equal(
+      await cli('usage', '--by', 'model'),
+      lines(
+        'TENANT  MODEL   REQUESTS  BILLABLE  FAILED  REJECTED  BYTES_IN  BYTES_OUT  TOKENS_IN  TOKENS_OUT  COST_USD',
+        '-       -              1         0       0         1        10          0          0           0  0.000000',
+        'acme    gpt-4o         1         1       0         0        10         20       1000         200  0.004500',
+        `acme    é${U}            1         0       1         0        10         20       3000         100  0.000000`,
+        'beta    a,"b"          1         1       0         0        10         20          5           5  0.001500',
+      ),
+    );
+    const u = (tenant, model, counts, tokens_in, tokens_out, cost) => ({
+      tenant,
+      model,
+      requests: 1,
+      ...counts,
+      bytes_in: 10,
+      bytes_out: tenant ? 20 : 0,
+      tokens_in,
+      tokens_out,
+      cost_micros: cost,
+      cost_usd: (cost / 1e6).toFixed(6),
+    });
+    const billable = { billable: 1, failed: 0, rejected: 0 };
+    assert.equal(
+      await cli('usage', '--by', 'model', '--format', 'json'),
+      json([
+        u('', '', { billable: 0, failed: 0, rejected: 1 }, 0, 0, 0),
+        u('acme', 'gpt-4o', billable, 1000, 200, 4500),
+        // Every byte past ASCII becomes "?" once the text is not UTF-8: the "é" too.
+        u('acme', '???', { billable: 0, failed: 1, rejected: 0 }, 3000, 100, 0),
+        u('beta', 'a,"b"', billable, 5, 5, 1500),
+      ]),
+    );
+    assert.equal(
+      await cli('usage', '--by', 'model', '--format', 'csv'),
+      lines(
+        'tenant,model,requests,billable,failed,rejected,bytes_in,bytes_out,tokens_in,tokens_out,cost_usd',
+        ',,1,0,0,1,10,0,0,0,0.000000',
+        'acme,gpt-4o,1,1,0,0,10,20,1000,200,0.004500',
+        `acme,é${U},1,0,1,0,10,20,3000,100,0.000000`,
+        'beta,"a,""b""",1,1,0,0,10,20,5,5,0.001500',
+      ),
+    );
+    assert.equal(
+      await cli('usage', '--by', 'day', '--tenant', 'acme'),
+      lines(
+        'TENANT  DAY         REQUESTS  BILLABLE  FAILED  REJECTED  BYTES_IN  BYTES_OUT  TOKENS_IN  TOKENS_OUT   COST_USD',
+        'acme    1999-12-31         1         1       0         0         0          0          0           0   7.000000',
+        `acme    ${month}-01         3         3       0         0         0          0          0           0  42.000000`,
+      ),
+    );
   });
 });

@@ -1,5 +1,5 @@
 /* Tests for the helpers of src/cli/common.c that the list and policy commands share:
- * the table/CSV printer, flags without a value, --format and USD options. */
+ * the list writer (table, CSV and JSON), flags without a value, --format and USD options. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,39 +10,141 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli/cli.h"
 #include "cli/common.h"
 
-static char *capture(tg_cli_format_t fmt, size_t ncols, const char *const *head,
-                     const char *const *cells, size_t nrows)
+static char *capture(const tg_cli_rows_t *t, tg_cli_format_t fmt)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     assert_non_null(f);
-    assert_int_equal(tg_cli_print_rows(f, fmt, ncols, head, cells, nrows), 0);
+    assert_int_equal(tg_cli_rows_print(t, f, fmt), 0);
     fclose(f);
     return buf;
 }
 
-static void test_print_rows(void **state)
+/* Text cells, none as "-" in the table and an empty CSV field; CSV quoting. */
+static void test_rows_text(void **state)
 {
     (void)state;
-    const char *head[3] = {"tenant", "pattern", "created"};
-    const char *cells[6] = {"acme", "github_*", "2026-03-01T10:00:00Z", "b", NULL, "x,\"y\""};
-    char *t = capture(TG_CLI_TABLE, 3, head, cells, 2);
-    assert_string_equal(t, "TENANT  PATTERN   CREATED\n"
-                           "acme    github_*  2026-03-01T10:00:00Z\n"
-                           "b       -         x,\"y\"\n");
-    free(t);
-    char *c = capture(TG_CLI_CSV, 3, head, cells, 2);
-    assert_string_equal(c, "tenant,pattern,created\n"
-                           "acme,github_*,2026-03-01T10:00:00Z\n"
-                           "b,,\"x,\"\"y\"\"\"\n");
-    free(c);
-    char *e = capture(TG_CLI_TABLE, 3, head, cells, 0);
+    static const tg_cli_col_t cols[] = {
+        {.name = "tenant", .type = TG_CLI_COL_TEXT},
+        {.name = "pattern", .type = TG_CLI_COL_TEXT_OR_NONE},
+        {.name = "created", .type = TG_CLI_COL_TEXT},
+    };
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
+    char *e = capture(&t, TG_CLI_TABLE);
     assert_string_equal(e, "TENANT  PATTERN  CREATED\n");
     free(e);
+    e = capture(&t, TG_CLI_JSON);
+    assert_string_equal(e, "[]\n");
+    free(e);
+    const char *cells[6] = {"acme", "github_*", "2026-03-01T10:00:00Z", "b", NULL, "x,\"y\""};
+    for (size_t i = 0; i < 6; i++) {
+        tg_cli_cell_text(&t, cells[i]);
+        if (i % 3 == 2) assert_int_equal(tg_cli_row_done(&t), 0);
+    }
+    char *s = capture(&t, TG_CLI_TABLE);
+    assert_string_equal(s, "TENANT  PATTERN   CREATED\n"
+                           "acme    github_*  2026-03-01T10:00:00Z\n"
+                           "b       -         x,\"y\"\n");
+    free(s);
+    s = capture(&t, TG_CLI_CSV);
+    assert_string_equal(s, "tenant,pattern,created\n"
+                           "acme,github_*,2026-03-01T10:00:00Z\n"
+                           "b,,\"x,\"\"y\"\"\"\n");
+    free(s);
+    s = capture(&t, TG_CLI_JSON);
+    assert_string_equal(s, "[\n"
+                           "  {\n"
+                           "    \"tenant\": \"acme\",\n"
+                           "    \"pattern\": \"github_*\",\n"
+                           "    \"created\": \"2026-03-01T10:00:00Z\"\n"
+                           "  },\n"
+                           "  {\n"
+                           "    \"tenant\": \"b\",\n"
+                           "    \"pattern\": null,\n"
+                           "    \"created\": \"x,\\\"y\\\"\"\n"
+                           "  }\n"
+                           "]\n");
+    free(s);
+    tg_cli_rows_free(&t);
+}
+
+static json_t *shout(const char *s)
+{
+    (void)s;
+    return json_string("SHOUT");
+}
+
+/* Integers, "-" for empty text, right alignment, fixed widths, columns of one format,
+ * cells left out of JSON, JSON values the caller builds, and a column's own text-to-JSON. */
+static void test_rows_types(void **state)
+{
+    (void)state;
+    static const tg_cli_col_t cols[] = {
+        {.name = "name", .type = TG_CLI_COL_TEXT, .flags = TG_CLI_COL_DASH, .json_text = shout},
+        {.name = "st", .type = TG_CLI_COL_TEXT, .width = 4},
+        {.name = "rate", .type = TG_CLI_COL_TEXT_OR_NONE, .flags = TG_CLI_COL_NO_JSON},
+        {.name = "rate", .type = TG_CLI_COL_INT_OR_NONE, .flags = TG_CLI_COL_JSON_ONLY},
+        {.name = "list", .type = TG_CLI_COL_JSON, .flags = TG_CLI_COL_JSON_ONLY},
+        {.name = "opt", .type = TG_CLI_COL_TEXT_OR_NONE},
+        {.name = "n", .type = TG_CLI_COL_INT, .flags = TG_CLI_COL_RIGHT},
+    };
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
+    tg_cli_cell_text(&t, "");
+    tg_cli_cell_text(&t, "ok");
+    tg_cli_cell_text(&t, "5/s");
+    tg_cli_cell_int_or_none(&t, 1, 5);
+    tg_cli_cell_json(&t, json_pack("[i]", 1));
+    tg_cli_cell_text(&t, "x");
+    tg_cli_cell_skip_json(&t);
+    tg_cli_cell_int(&t, -12345);
+    assert_int_equal(tg_cli_row_done(&t), 0);
+    tg_cli_cell_text(&t, "longer");
+    tg_cli_cell_text(&t, "toolong"); /* past the fixed width: pushes its line right */
+    tg_cli_cell_none(&t);
+    tg_cli_cell_int_or_none(&t, 0, 7);
+    tg_cli_cell_json(&t, json_real(0));
+    tg_cli_cell_none(&t);
+    tg_cli_cell_int(&t, 3);
+    assert_int_equal(tg_cli_row_done(&t), 0);
+    char *s = capture(&t, TG_CLI_TABLE);
+    assert_string_equal(s, "NAME    ST    RATE  OPT       N\n"
+                           "-       ok    5/s   x    -12345\n"
+                           "longer  toolong  -     -         3\n");
+    free(s);
+    s = capture(&t, TG_CLI_CSV);
+    assert_string_equal(s, "name,st,rate,opt,n\n"
+                           ",ok,5/s,x,-12345\n"
+                           "longer,toolong,,,3\n");
+    free(s);
+    t.json_flags = JSON_COMPACT;
+    s = capture(&t, TG_CLI_JSON);
+    assert_string_equal(s, "[\n"
+                           "  {\n"
+                           "    \"name\":\"SHOUT\",\n"
+                           "    \"st\":\"ok\",\n"
+                           "    \"rate\":5,\n"
+                           "    \"list\":[\n"
+                           "      1\n"
+                           "    ],\n"
+                           "    \"n\":-12345\n"
+                           "  },\n"
+                           "  {\n"
+                           "    \"name\":\"SHOUT\",\n"
+                           "    \"st\":\"toolong\",\n"
+                           "    \"rate\":null,\n"
+                           "    \"list\":0.0,\n"
+                           "    \"opt\":null,\n"
+                           "    \"n\":3\n"
+                           "  }\n"
+                           "]\n");
+    free(s);
+    tg_cli_rows_free(&t);
 }
 
 static void test_take_flag(void **state)
@@ -92,7 +194,8 @@ static void test_format_and_usd(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_print_rows),
+        cmocka_unit_test(test_rows_text),
+        cmocka_unit_test(test_rows_types),
         cmocka_unit_test(test_take_flag),
         cmocka_unit_test(test_format_and_usd),
     };

@@ -1731,6 +1731,191 @@ static void test_migrate_from_v2(void **state)
     sqlite3_close(db);
 }
 
+/* ---- what every list and every rule shares ------------------------------- */
+
+/* A callback of each row type that counts its calls and stops the listing with 7. */
+#define STOPPER(name, T)                                                                           \
+    static int stop_##name(const T *r, void *ud)                                                   \
+    {                                                                                              \
+        (void)r;                                                                                   \
+        (*(int *)ud)++;                                                                            \
+        return 7;                                                                                  \
+    }
+STOPPER(tenant, tg_tenant_t)
+STOPPER(key, tg_key_t)
+STOPPER(auth, tg_auth_row_t)
+STOPPER(limit, tg_limit_row_t)
+STOPPER(pause, tg_pause_row_t)
+STOPPER(ip, tg_ip_rule_row_t)
+STOPPER(price, tg_price_row_t)
+STOPPER(budget, tg_budget_row_t)
+STOPPER(alert, tg_alert_row_t)
+STOPPER(tool, tg_tool_rule_row_t)
+
+/* Every list hands its rows to the callback until it returns nonzero, which the list
+ * returns as is; a list that fails says which list in its error. */
+static void test_lists_stop_and_fail(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_tenant_add(f->s, "acme", "", &err), 0);
+    assert_int_equal(tg_store_tenant_add(f->s, "beta", "", &err), 0);
+    for (int i = 0; i < 2; i++) {
+        tg_key_t k;
+        memset(&k, 0, sizeof k);
+        snprintf(k.id, sizeof k.id, "key_%d", i);
+        snprintf(k.tenant_id, sizeof k.tenant_id, "acme");
+        memset(k.sha256, i + 1, sizeof k.sha256);
+        assert_int_equal(tg_store_key_add(f->s, &k, &err), 0);
+        tg_limit_row_t l;
+        memset(&l, 0, sizeof l);
+        snprintf(l.tenant, sizeof l.tenant, "%s", i ? "beta" : "acme");
+        snprintf(l.scope, sizeof l.scope, "tenant");
+        l.concurrency = 1;
+        assert_int_equal(tg_store_limit_set(f->s, &l, &err), 0);
+        assert_int_equal(tg_store_pause_set(f->s, i ? "beta" : "acme", "", &err), 0);
+        tg_ip_rule_row_t ip = ip_make("acme", i ? "allow" : "deny", "10.0.0.0/8");
+        assert_int_equal(tg_store_ip_rule_add(f->s, &ip, &err), 0);
+        tg_price_row_t p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.meter, sizeof p.meter, "tool");
+        snprintf(p.name, sizeof p.name, "t%d", i);
+        p.input_micros = p.output_micros = p.cached_micros = p.cache_write_micros = -1;
+        p.request_micros = p.gb_micros = -1;
+        p.call_micros = 1;
+        assert_int_equal(tg_store_price_set(f->s, &p, &err), 0);
+        tg_budget_row_t b;
+        memset(&b, 0, sizeof b);
+        snprintf(b.tenant, sizeof b.tenant, "%s", i ? "beta" : "acme");
+        b.monthly_micros = 1;
+        assert_int_equal(tg_store_budget_set(f->s, &b, &err), 0);
+        tg_alert_row_t a;
+        memset(&a, 0, sizeof a);
+        snprintf(a.kind, sizeof a.kind, "budget");
+        snprintf(a.tenant, sizeof a.tenant, "acme");
+        snprintf(a.period, sizeof a.period, "2026-0%d", i + 1);
+        assert_int_equal(tg_store_alert_add(f->s, &a, NULL, &err), 0);
+        tg_tool_rule_row_t t = tool_make("acme", i ? "allow" : "deny", "x");
+        assert_int_equal(tg_store_tool_rule_add(f->s, &t, &err), 0);
+    }
+    int n = 0;
+    assert_int_equal(tg_store_tenant_list(f->s, stop_tenant, &n, &err), 7);
+    assert_int_equal(tg_store_key_list(f->s, NULL, stop_key, &n, &err), 7);
+    assert_int_equal(tg_store_key_list(f->s, "acme", stop_key, &n, &err), 7);
+    assert_int_equal(tg_store_auth_load(f->s, stop_auth, &n, &err), 7);
+    assert_int_equal(tg_store_limit_list(f->s, NULL, stop_limit, &n, &err), 7);
+    assert_int_equal(tg_store_pause_list(f->s, stop_pause, &n, &err), 7);
+    assert_int_equal(tg_store_ip_rule_list(f->s, NULL, stop_ip, &n, &err), 7);
+    assert_int_equal(tg_store_price_list(f->s, stop_price, &n, &err), 7);
+    assert_int_equal(tg_store_budget_list(f->s, NULL, stop_budget, &n, &err), 7);
+    assert_int_equal(tg_store_alert_list(f->s, "acme", stop_alert, &n, &err), 7);
+    assert_int_equal(tg_store_tool_rule_list(f->s, "acme", stop_tool, &n, &err), 7);
+    assert_int_equal(n, 11); /* one call each */
+
+    /* With its table gone, a list fails with its own name; the statements are prepared
+     * already, so the error is the step's. */
+    sqlite3 *db = raw_open(f);
+    static const char *const tables[] = {"alerts", "ip_rules", "tool_rules", "prices", "budgets",
+                                         "pauses", "limits",   "api_keys",   "tenants"};
+    assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL), SQLITE_OK);
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "DROP TABLE %s", tables[i]);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    sqlite3_close(db);
+    assert_int_equal(tg_store_tenant_list(f->s, stop_tenant, &n, &err), -1);
+    assert_string_equal(err.msg, "tenant list: no such table: tenants");
+    assert_int_equal(tg_store_key_list(f->s, "acme", stop_key, &n, &err), -1);
+    assert_string_equal(err.msg, "key list: no such table: api_keys");
+    assert_int_equal(tg_store_auth_load(f->s, stop_auth, &n, &err), -1);
+    assert_string_equal(err.msg, "auth load: no such table: api_keys");
+    assert_int_equal(tg_store_limit_list(f->s, NULL, stop_limit, &n, &err), -1);
+    assert_string_equal(err.msg, "limit list: no such table: limits");
+    assert_int_equal(tg_store_pause_list(f->s, stop_pause, &n, &err), -1);
+    assert_string_equal(err.msg, "pause list: no such table: pauses");
+    assert_int_equal(tg_store_ip_rule_list(f->s, NULL, stop_ip, &n, &err), -1);
+    assert_string_equal(err.msg, "ip rule list: no such table: ip_rules");
+    assert_int_equal(tg_store_price_list(f->s, stop_price, &n, &err), -1);
+    assert_string_equal(err.msg, "price list: no such table: prices");
+    assert_int_equal(tg_store_budget_list(f->s, NULL, stop_budget, &n, &err), -1);
+    assert_string_equal(err.msg, "budget list: no such table: budgets");
+    assert_int_equal(tg_store_alert_list(f->s, NULL, stop_alert, &n, &err), -1);
+    assert_string_equal(err.msg, "alert list: no such table: alerts");
+    assert_int_equal(tg_store_tool_rule_list(f->s, NULL, stop_tool, &n, &err), -1);
+    assert_string_equal(err.msg, "tool rule list: no such table: tool_rules");
+    assert_int_equal(n, 11);
+}
+
+/* IP and tool rules refuse the same bad rows with the same words, each naming its own
+ * kind of value; an action filling its field without a NUL is read to the field's end. */
+static void test_rule_messages(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_ip_rule_row_t ip = ip_make("", "deny", "10.0.0.0/8");
+    assert_int_equal(tg_store_ip_rule_add(f->s, &ip, &err), -1);
+    assert_string_equal(err.msg, "ip rule add: empty tenant");
+    ip = ip_make("acme", "block", "10.0.0.0/8");
+    assert_int_equal(tg_store_ip_rule_add(f->s, &ip, &err), -1);
+    assert_string_equal(err.msg, "ip rule add: invalid action \"block\" (expected allow or deny)");
+    memcpy(ip.action, "allowxyz", sizeof ip.action);
+    assert_int_equal(tg_store_ip_rule_add(f->s, &ip, &err), -1);
+    assert_string_equal(err.msg,
+                        "ip rule add: invalid action \"allowxyz\" (expected allow or deny)");
+    ip = ip_make("acme", "deny", "");
+    assert_int_equal(tg_store_ip_rule_add(f->s, &ip, &err), -1);
+    assert_string_equal(err.msg, "ip rule add: empty CIDR");
+    assert_int_equal(tg_store_ip_rule_rm(f->s, "*", "allow", "10.0.0.0/8", &err),
+                     TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no ip rule allow 10.0.0.0/8 for all tenants");
+
+    tg_tool_rule_row_t t = tool_make("", "deny", "x");
+    assert_int_equal(tg_store_tool_rule_add(f->s, &t, &err), -1);
+    assert_string_equal(err.msg, "tool rule add: empty tenant");
+    t = tool_make("acme", "block", "x");
+    assert_int_equal(tg_store_tool_rule_add(f->s, &t, &err), -1);
+    assert_string_equal(err.msg,
+                        "tool rule add: invalid action \"block\" (expected allow or deny)");
+    t = tool_make("acme", "deny", "");
+    assert_int_equal(tg_store_tool_rule_add(f->s, &t, &err), -1);
+    assert_string_equal(err.msg, "tool rule add: empty pattern");
+    assert_int_equal(tg_store_tool_rule_rm(f->s, "*", "deny", "a b", &err), TG_STORE_NOTFOUND);
+    assert_string_equal(err.msg, "no tool rule deny \"a b\" for all tenants");
+
+    /* A value filling its field is used to the field's end, in the store and the message. */
+    assert_int_equal(tg_store_tenant_add(f->s, "acme", "", &err), 0);
+    memset(t.pattern, 'p', sizeof t.pattern);
+    assert_int_equal(tg_store_tool_rule_add(f->s, &t, &err), 0);
+    assert_int_equal(tg_store_tool_rule_add(f->s, &t, &err), TG_STORE_EXISTS);
+    char want[256];
+    snprintf(want, sizeof want, "tool rule deny \"%.*s\" for tenant \"acme\" already exists",
+             (int)sizeof t.pattern, t.pattern);
+    assert_string_equal(err.msg, want);
+    tool_rules_t ts = {0};
+    assert_int_equal(tg_store_tool_rule_list(f->s, "acme", collect_tool, &ts, &err), 0);
+    assert_int_equal(ts.n, 1);
+    assert_int_equal(strlen(ts.r[0].pattern), sizeof t.pattern - 1); /* copy_col's cap */
+}
+
+/* Without their meta rows, the versions are an error rather than a version that never
+ * moves. */
+static void test_versions_without_meta(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    int64_t v;
+    assert_int_equal(tg_store_auth_version(f->s, &v, &err), 0);
+    assert_int_equal(tg_store_policy_version(f->s, &v, &err), 0);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM meta", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(tg_store_auth_version(f->s, &v, &err), -1);
+    assert_string_equal(err.msg, "auth version: meta row missing");
+    assert_int_equal(tg_store_policy_version(f->s, &v, &err), -1);
+    assert_string_equal(err.msg, "policy version: meta row missing");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1759,6 +1944,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spend_month, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lists_stop_and_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions_without_meta, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
