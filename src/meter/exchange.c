@@ -67,6 +67,7 @@ struct tg_xchg {
     tg_usage_t usage;
     size_t n_ok, n_tool_err, n_rpc_err;
     int unreadable; /* an event or body could not be read */
+    char first;     /* a JSON body's first non-blank byte ('\0' until seen) */
 
     /* During tg_xchg_response_body, for the SSE callback. */
     const char *feed_p;
@@ -102,6 +103,11 @@ static void buf_reset(struct buf *b)
         b->p = NULL;
         b->cap = 0;
     }
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 static int ends_with(const char *p, size_t n, const char *suffix)
@@ -166,6 +172,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->nreq = 0;
     x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
     x->body_over = 0;
+    x->first = '\0';
     x->n_ok = x->n_tool_err = x->n_rpc_err = 0;
     x->unreadable = 0;
     x->emit_failed = 0;
@@ -215,7 +222,7 @@ static void inject_usage(tg_xchg_t *x, json_t *root, const char *body, size_t le
     }
     if (!opts) {
         size_t end = len;
-        while (end > 0 && strchr(" \t\r\n", body[end - 1]))
+        while (end > 0 && is_blank(body[end - 1]))
             end--;
         if (end == 0 || body[end - 1] != '}') return;
         static const char member[] = ",\"stream_options\":{\"include_usage\":true}";
@@ -391,7 +398,10 @@ static void send_rewritten(tg_xchg_t *x, json_t *root, const char *raw, size_t n
     json_t *choices = json_object_get(root, "choices");
     if (json_is_object(usage) && json_is_array(choices) && json_array_size(choices) == 0)
         return; /* the usage chunk */
-    long at = usage && json_is_null(usage) ? usage_null_at(raw, n) : -1;
+    /* An event that was not parsed (no usage object in it) loses its one "usage":null
+     * member as text: in JSON text that can only be a member, and OpenAI's chunks have it
+     * at the top level only. */
+    long at = !root || json_is_null(usage) ? usage_null_at(raw, n) : -1;
     if (at < 0) {
         emit(x, raw, n);
         return;
@@ -412,12 +422,25 @@ static void pass_event(tg_xchg_t *x, json_t *root)
         raw = x->hold.p;
         n = x->hold.len;
     }
-    if (root)
-        send_rewritten(x, root, raw, n);
-    else
-        emit(x, raw, n);
+    send_rewritten(x, root, raw, n);
     x->hold.len = 0;
     x->feed_from = pos;
+}
+
+/* 1 when p holds a "usage" member whose value is an object (not null). */
+static int usage_object_in(const char *p, size_t n)
+{
+    const char *end = p + n;
+    for (const char *a = p; (a = memmem(a, (size_t)(end - a), "\"usage\"", 7)); a += 7) {
+        const char *v = a + 7;
+        while (v < end && is_blank(*v))
+            v++;
+        if (v >= end || *v != ':') continue;
+        for (v++; v < end && is_blank(*v); v++)
+            ;
+        if (v < end && *v == '{') return 1;
+    }
+    return 0;
 }
 
 static void on_event(void *ud, const char *ev, size_t elen, const char *data, size_t dlen)
@@ -425,13 +448,15 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
     tg_xchg_t *x = ud;
     json_t *root = NULL;
     json_error_t jerr;
-    int has_usage = memmem(data, dlen, "\"usage\"", 7) != NULL;
+    int has_usage = usage_object_in(data, dlen);
     switch (x->ep) {
     case EP_CHAT:
     case EP_COMPLETIONS:
     case EP_RESPONSES:
-        /* Only events that can carry a model or usage are parsed. */
-        if (has_usage || !x->usage.model[0]) {
+        /* Only events that carry a usage object are parsed (and the first, for the model,
+         * when the request named none): with include_usage every other chunk has
+         * "usage":null, and parsing each of them cost 20 times the rest of the relay. */
+        if (has_usage || (!x->model[0] && !x->usage.model[0])) {
             root = json_loadb(data, dlen, 0, &jerr);
             if (root)
                 tg_usage_openai_root(root, &x->usage);
@@ -462,7 +487,7 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
         x->rewriting = 0;
         x->unreadable = 1;
     }
-    if (x->rewriting) pass_event(x, has_usage && json_is_object(root) ? root : NULL);
+    if (x->rewriting) pass_event(x, json_is_object(root) ? root : NULL);
     json_decref(root);
 }
 
@@ -496,6 +521,8 @@ int tg_xchg_rewrites(const tg_xchg_t *x)
 /* A JSON body: kept whole up to body_max, then only its last JSON_TAIL bytes. */
 static void keep_json(tg_xchg_t *x, const char *p, size_t n)
 {
+    for (size_t i = 0; !x->first && i < n; i++)
+        if (!is_blank(p[i])) x->first = p[i];
     if (!x->body_over && x->body.len + n <= x->body_max) {
         if (buf_put(&x->body, p, n) != 0) x->unreadable = 1;
         return;
@@ -569,7 +596,7 @@ static json_t *last_member(const char *p, size_t n, const char *key)
     if (!hit) return NULL;
     const char *v = hit + kl + 2;
     const char *end = p + n;
-    while (v < end && strchr(" \t\r\n", *v))
+    while (v < end && is_blank(*v))
         v++;
     if (v >= end || *v != ':') return NULL;
     v++;
@@ -581,13 +608,20 @@ static void finish_json(tg_xchg_t *x)
 {
     json_error_t jerr;
     json_t *root = NULL;
-    if (!x->body_over) {
-        root = json_loadb(x->body.p ? x->body.p : "", x->body.len, 0, &jerr);
-    } else if (x->ep != EP_MCP) {
-        /* Only the tail: rebuild {"model":..., "usage":...} from its last members. */
+    size_t end = x->body.len;
+    while (end > 0 && is_blank(x->body.p[end - 1]))
+        end--;
+    if (x->ep == EP_MCP) {
+        if (!x->body_over) root = json_loadb(x->body.p ? x->body.p : "", x->body.len, 0, &jerr);
+    } else if (x->first == '{' && end > 0 && x->body.p[end - 1] == '}') {
+        /* An AI answer: only its model and usage are needed, and they are its last such
+         * members (OpenAI and Anthropic put usage after the content, and strings cannot
+         * hold an unescaped quote, so the text "usage": is a member). Parsing just those
+         * costs a fifth of parsing the whole answer; the rest of the body is not checked
+         * beyond being one object. */
         root = json_object();
         json_t *usage = last_member(x->body.p, x->body.len, "usage");
-        json_t *model = last_member(x->body.p, x->body.len, "model");
+        json_t *model = x->model[0] ? NULL : last_member(x->body.p, x->body.len, "model");
         if (json_is_object(usage)) json_object_set(root, "usage", usage);
         if (json_is_string(model)) json_object_set(root, "model", model);
         json_decref(usage);
