@@ -107,6 +107,7 @@ bench: all
 	@scripts/deps.sh --bench
 	@bench/recorder/run.sh
 	@bench/proxy/run.sh
+	@bench/stream/run.sh
 
 clean:
 	rm -rf $(B)

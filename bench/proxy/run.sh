@@ -10,6 +10,15 @@
 # LIMITS=1 turns a default rate limit and in-flight cap on for every tenant
 # (set high enough never to refuse: what is measured is the cost of checking).
 #
+# CASES (default "get post chat") picks the cases. chat is a non-streamed
+# POST /v1/chat/completions with a small JSON body (max_tokens 16), which the
+# mock answers with a chat.completion carrying usage (526 bytes). It runs
+# against the mock directly, nginx, tollgate on a route of kind openai (reads
+# the request body before admission, parses the JSON answer for model and
+# tokens, prices the event) and, for the same request, a second tollgate whose
+# route is of kind http (tg-http): the openai route's tollgate/nginx ratio is
+# compared with the plain route's from the same run.
+#
 # Everything listens on 127.0.0.1 ports chosen here and is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,6 +26,7 @@ DUR=${1:-10}
 CONNS=${2:-50}
 WORKERS=${3:-1}
 LIMITS=${4:-0}
+CASES=${CASES:-get post chat}
 # PIN=1: wrk on CPU 0, the proxy under test and the upstream on CPU 1, which
 # takes the scheduler's placement out of the comparison (less run-to-run noise).
 if [ "${PIN:-0}" = 1 ]; then LOAD="taskset -c 0"; SERVE="taskset -c 1"; else LOAD=""; SERVE=""; fi
@@ -34,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-UP=$(port); TG=$(port); TGA=$(port); NG=$(port)
+UP=$(port); TG=$(port); TGA=$(port); NG=$(port); TH=$(port); THA=$(port)
 
 $SERVE build/mock-upstream --listen 127.0.0.1:$UP --threads 1 >"$T/mock.log" 2>&1 &
 PIDS+=($!)
@@ -47,15 +57,32 @@ upstreams:
   - { name: mock, targets: [http://127.0.0.1:$UP] }
 routes:
   - { name: api, path_prefix: /, upstream: mock, kind: http }
+  - { name: chat, path_prefix: /v1/chat/, upstream: mock, kind: openai }
+prices:
+  models:
+    bench: { input: 0.15, output: 0.60 }
 YAML
-if [ "$LIMITS" = 1 ]; then
-  printf 'defaults:\n  limits: { rps: 1000000, burst: 1000000, concurrency: 100000 }\n' >>"$T/tollgate.yaml"
-fi
-build/tollgate -c "$T/tollgate.yaml" tenant add bench >/dev/null
+# tg-http: the same gateway, but /v1/chat/ is a plain route (its own store)
+mkdir -p "$T/h"
+sed -e "s|127.0.0.1:$TG,|127.0.0.1:$TH,|; s|127.0.0.1:$TGA,|127.0.0.1:$THA,|; s|$T/|$T/h/|g" \
+    -e "s|kind: openai|kind: http|" "$T/tollgate.yaml" >"$T/h/tollgate.yaml"
+for c in "$T/tollgate.yaml" "$T/h/tollgate.yaml"; do
+  if [ "$LIMITS" = 1 ]; then
+    printf 'defaults:\n  limits: { rps: 1000000, burst: 1000000, concurrency: 100000 }\n' >>"$c"
+  fi
+  build/tollgate -c "$c" tenant add bench >/dev/null
+done
 KEY=$(build/tollgate -c "$T/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p')
+HKEY=$(build/tollgate -c "$T/h/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p')
 $SERVE build/tollgate -c "$T/tollgate.yaml" serve 2>"$T/tollgate.err" &
 TGPID=$!
 PIDS+=($TGPID)
+THPID=
+case " $CASES " in *" chat "*)
+  $SERVE build/tollgate -c "$T/h/tollgate.yaml" serve 2>"$T/h/tollgate.err" &
+  THPID=$!
+  PIDS+=($THPID) ;;
+esac
 
 mkdir -p "$T/nginx"
 cat >"$T/nginx.conf" <<NGINX
@@ -84,7 +111,8 @@ $SERVE nginx -c "$T/nginx.conf" -p "$T" &
 PIDS+=($!)
 
 for i in $(seq 1 50); do
-  curl -sf "http://127.0.0.1:$TGA/healthz" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$NG/" >/dev/null 2>&1 && break
+  curl -sf "http://127.0.0.1:$TGA/healthz" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$NG/" >/dev/null 2>&1 &&
+    { [ -z "$THPID" ] || curl -sf "http://127.0.0.1:$THA/healthz" >/dev/null 2>&1; } && break
   sleep 0.1
 done
 
@@ -92,6 +120,13 @@ BODY=$(python3 -c 'import json;print(json.dumps({"model":"bench","input":"x"*985
 cat >"$T/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+CHAT='{"model":"bench","messages":[{"role":"user","content":"Hello, how are you today?"}],"max_tokens":16}'
+cat >"$T/chat.lua" <<LUA
+wrk.method = "POST"
+wrk.path = "/v1/chat/completions"
+wrk.body = '$CHAT'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
@@ -109,24 +144,38 @@ run() {
 
 printf '%-8s %-9s %12s %10s %10s\n' case target req/s p50 p99
 declare -A R
-for kind in get post; do
-  for target in direct tollgate nginx; do
+for kind in $CASES; do
+  targets="direct tollgate nginx"
+  [ $kind = chat ] && targets="direct tollgate tg-http nginx"
+  for target in $targets; do
     case $target in
       direct) url="http://127.0.0.1:$UP/"; auth=() ;;
       tollgate) url="http://127.0.0.1:$TG/"; auth=(-H "Authorization: Bearer $KEY") ;;
+      tg-http) url="http://127.0.0.1:$TH/"; auth=(-H "Authorization: Bearer $HKEY") ;;
       nginx) url="http://127.0.0.1:$NG/"; auth=() ;;
     esac
-    if [ $kind = post ]; then extra=(-s "$T/post.lua"); else extra=(); fi
+    case $kind in
+      post) extra=(-s "$T/post.lua") ;;
+      chat) extra=(-s "$T/chat.lua") ;;
+      *) extra=() ;;
+    esac
     read -r rps p50 p99 errs < <(run "${auth[@]}" "${extra[@]}" "$url")
     R[$kind.$target]=$rps
     printf '%-8s %-9s %12s %10s %10s %s\n' "$kind" "$target" "$rps" "$p50" "$p99" "$errs"
   done
 done
 echo
-for kind in get post; do
+for kind in $CASES; do
   awk -v k=$kind -v t="${R[$kind.tollgate]}" -v n="${R[$kind.nginx]}" -v d="${R[$kind.direct]}" \
     'BEGIN { printf "%s: tollgate/nginx = %.2fx   tollgate/direct = %.2fx   nginx/direct = %.2fx\n", k, t/n, t/d, n/d }'
 done
+case " $CASES " in *" chat "*)
+  # the openai route against the plain route: the same request (tg-http), and the post case
+  awk -v t="${R[chat.tollgate]}" -v h="${R[chat.tg-http]}" -v n="${R[chat.nginx]}" -v p="${R[post.tollgate]:-}" -v pn="${R[post.nginx]:-}" \
+    'BEGIN { printf "chat: openai route tollgate/nginx = %.2fx, plain route (tg-http)/nginx = %.2fx: openai/plain = %.3f", t/n, h/n, t/h
+             if (p != "" && pn != "") printf "; post (plain route) tollgate/nginx = %.2fx: chat-openai/post = %.3f", p/pn, (t/n)/(p/pn)
+             printf "\n" }' ;;
+esac
 
 # Every tollgate request must be metered: stop it (SIGTERM drains) and count.
 kill -TERM $TGPID
@@ -134,4 +183,12 @@ wait $TGPID || true
 EVENTS=$(sqlite3 "$T/tollgate.db" "select count(*) from usage_events")
 BILLABLE=$(sqlite3 "$T/tollgate.db" "select coalesce(sum(billable),0) from usage_daily")
 echo "tollgate metered $EVENTS events ($BILLABLE billable) during the run"
-echo "(workers=$WORKERS connections=$CONNS duration=${DUR}s limits=$LIMITS, wrk -t1; $(nproc) cores shared by wrk, proxy and upstream)"
+case " $CASES " in *" chat "*)
+  sqlite3 "$T/tollgate.db" "select 'openai route: ' || count(*) || ' events, ' || sum(tokens_out = 16) || ' with 16 output tokens read from the answer, cost ' || coalesce(sum(cost_micros),0) || ' micro-USD' from usage_events where route = 'chat'"
+  # (wrk cuts its connections at the end of a run: those last requests have no answer to read)
+  sqlite3 "$T/tollgate.db" "select '  tokens unknown: ' || count(*) || ' (status ' || status || ', ' || outcome || ', ' || coalesce(reason, '-') || ')' from usage_events where route = 'chat' and tokens_out is null group by status, outcome, reason"
+  kill -TERM $THPID
+  wait $THPID || true
+  echo "tg-http metered $(sqlite3 "$T/h/tollgate.db" "select count(*) from usage_events") events" ;;
+esac
+echo "(workers=$WORKERS connections=$CONNS duration=${DUR}s limits=$LIMITS pin=${PIN:-0}, wrk -t1; $(nproc) cores shared by wrk, proxy and upstream)"

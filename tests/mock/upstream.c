@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <http_parser.h>
@@ -84,6 +85,9 @@ static const char usage[] =
     "cache_write = cache_creation_input_tokens), or would have reported (mock-no-usage,\n"
     "mock-bad-json); all 0 on mock-error.\n"
     "  header x-mock-interval-ms: N  wait N ms between streamed events\n"
+    "  header x-mock-stamp: 1        /v1/chat/completions streams: each event starts with a\n"
+    "                                line id: NS, NS = CLOCK_MONOTONIC in nanoseconds when\n"
+    "                                the event is written (for latency benchmarks)\n"
     "  model mock-no-usage           no usage object anywhere (body or stream)\n"
     "  model mock-bad-json           200, but the body (or every event's data) is cut short by\n"
     "                                its last byte, so it is not valid JSON\n"
@@ -205,8 +209,8 @@ struct conn {
     int err_status;    /* set by a parser callback that rejects the request */
     bool in_value;     /* last header callback was a value */
     bool hdr_started;  /* a header field has begun since the last block started */
-    char cur_name[24]; /* first bytes of the current header name, to spot Expect and
-                          x-mock-interval-ms */
+    char cur_name[24]; /* first bytes of the current header name, to spot Expect,
+                          x-mock-interval-ms and x-mock-stamp */
     size_t cur_name_len;
     char cur_val[16];
     size_t cur_val_len;
@@ -219,6 +223,7 @@ struct conn {
     EVP_MD_CTX *sha;
     uint64_t body_bytes;
     uint64_t ai_interval_ms; /* x-mock-interval-ms */
+    bool ai_stamp;           /* x-mock-stamp: 1 */
     char *ai_req;            /* AI endpoints: the request body (owned), up to AI_BODY_MAX */
     size_t ai_req_len, ai_req_cap;
     bool ai_too_big; /* the body went over AI_BODY_MAX: 413 */
@@ -591,6 +596,7 @@ static int on_message_begin(http_parser *hp)
     c->hbuf_len = 0;
     c->body_bytes = 0;
     c->ai_interval_ms = 0;
+    c->ai_stamp = false;
     c->ai_req_len = 0;
     c->ai_too_big = false;
     return 0;
@@ -625,8 +631,9 @@ static bool hbuf_put(conn_t *c, const char *at, size_t len)
     return true;
 }
 
-/* Decides whether the header that just ended was `Expect: 100-continue`, or
- * `x-mock-interval-ms` (values longer than cur_val are capped, as parse_num would). */
+/* Decides whether the header that just ended was `Expect: 100-continue`,
+ * `x-mock-interval-ms` (values longer than cur_val are capped, as parse_num would) or
+ * `x-mock-stamp`. */
 static void end_header(conn_t *c)
 {
     if (c->cur_name_len == 6 && strncasecmp(c->cur_name, "expect", 6) == 0 &&
@@ -636,6 +643,8 @@ static void end_header(conn_t *c)
         c->ai_interval_ms = c->cur_val_len > sizeof c->cur_val
                                 ? DELAY_MAX
                                 : parse_num(c->cur_val, c->cur_val_len, DELAY_MAX);
+    if (c->cur_name_len == 12 && strncasecmp(c->cur_name, "x-mock-stamp", 12) == 0)
+        c->ai_stamp = c->cur_val_len == 1 && c->cur_val[0] == '1';
     c->cur_name_len = c->cur_val_len = 0;
 }
 
@@ -1904,17 +1913,26 @@ static void pump(conn_t *c)
             len = (c->chunk_i + 1) * c->body_len / c->nchunks - off;
             mem = c->body_mem ? c->body_mem + off : NULL;
         }
+        char stamp[40];
+        size_t stamp_len = 0;
+        if (c->ai_offs && c->ai_stamp && c->p.ai == AI_CHAT) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+            stamp_len = (size_t)snprintf(stamp, sizeof stamp, "id: %" PRIu64 "\n", ns);
+        }
         size_t inline_len = mem ? (size_t)len : 0;
-        wreq_t *wr = wreq_get(c, 32 + inline_len + 8);
+        wreq_t *wr = wreq_get(c, 32 + stamp_len + inline_len + 8);
         if (!wr) {
             conn_close(c);
             return;
         }
         sb_t b = {wr->buf, 0, wr->cap};
         if (c->te_chunked) {
-            sb_u64(&b, len, 16);
+            sb_u64(&b, len + stamp_len, 16);
             sb_str(&b, "\r\n");
         }
+        sb_put(&b, stamp, stamp_len);
         sb_put(&b, mem, inline_len);
         if (mem && c->te_chunked) sb_str(&b, last ? "\r\n0\r\n\r\n" : "\r\n");
         wr->len = b.len;
