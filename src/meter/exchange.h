@@ -25,9 +25,12 @@
  *
  * What cannot be read (not JSON, no usage, an event over the cap, a body over the cap) is
  * forwarded untouched all the same; tg_xchg_finish then reports the tokens unknown and
- * sets *unparsed so the caller can count it. A JSON response body is parsed whole when it
- * is at most 1 MiB; beyond that only its last 64 KiB is kept, where OpenAI and Anthropic
- * put "model" and "usage", and the last "usage" object found there is read. */
+ * sets *unparsed so the caller can count it. An AI JSON answer is kept whole up to 1 MiB,
+ * beyond that only its last 64 KiB, where OpenAI and Anthropic put "model" and "usage";
+ * once it is known to be one object ('{' ... '}'), its last "usage" and "model" members
+ * are parsed (not the whole tree: that cost five times as much). Stream events are parsed
+ * only when they carry a usage object (or, once, for the model when the request named
+ * none). An MCP answer is parsed whole, up to 4 MiB (one SSE event up to 4 MiB). */
 #ifndef TG_METER_EXCHANGE_H
 #define TG_METER_EXCHANGE_H
 
