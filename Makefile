@@ -77,7 +77,7 @@ e2e: all $(E2E_NPM)
 
 # The gateway built with ASan+UBSan under the suites that drive its request paths; the
 # harness fails a test on any sanitizer report (leaks at exit included) in its stderr.
-E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/ai.test.mjs tests/e2e/mcp.test.mjs \
+E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/ai.test.mjs tests/e2e/mcp.test.mjs tests/e2e/edges.test.mjs \
             tests/e2e/held.test.mjs tests/e2e/budget.test.mjs
 
 e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)

@@ -35,15 +35,16 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define MAX_HDRS       100
-#define BODY_HIGH      (256 * 1024)  /* stop reading the client above this much unsent body */
-#define BODY_LOW       (64 * 1024)   /* and read again below this */
-#define OUT_HIGH       (1024 * 1024) /* pause the upstream above this much unsent response */
-#define OUT_LOW        (256 * 1024)
-#define PEND_MAX       (64 * 1024) /* pipelined bytes held while a request is in flight */
-#define DISCARD_SMALL  (64 * 1024) /* a rejected request's body up to this is read and dropped */
-#define LINGER_MS      1000
-#define MAX_OUTPUT_EST 100000000 /* a larger max_tokens counts as this in estimates */
+#define MAX_HDRS        100
+#define BODY_HIGH       (256 * 1024)  /* stop reading the client above this much unsent body */
+#define BODY_LOW        (64 * 1024)   /* and read again below this */
+#define OUT_HIGH        (1024 * 1024) /* pause the upstream above this much unsent response */
+#define OUT_LOW         (256 * 1024)
+#define PEND_MAX        (64 * 1024) /* pipelined bytes held while a request is in flight */
+#define DISCARD_SMALL   (64 * 1024) /* a rejected request's body up to this is read and dropped */
+#define LINGER_MS       1000
+#define MAX_OUTPUT_EST  100000000 /* a larger max_tokens counts as this in estimates */
+#define MAX_BATCH_TOOLS 64        /* tools/call in one JSON-RPC batch (more: 400) */
 
 typedef struct hdr {
     uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
@@ -335,7 +336,14 @@ static void record(tg_conn_t *c)
                           : TG_OUTCOME_FAILED;
     tg_server_t *srv = c->w->srv;
     tg_route_kind_t kind = c->route ? c->route->kind : TG_ROUTE_HTTP;
-    if (srv->prices) tg_pricebook_price(srv->prices, ev, kind);
+    if (srv->prices) {
+        tg_pricebook_price(srv->prices, ev, kind); /* (with the first tool's call price) */
+        size_t ntools = kind == TG_ROUTE_MCP && c->xchg ? tg_xchg_ntools(c->xchg) : 0;
+        for (size_t i = 1; ev->outcome == TG_OUTCOME_BILLABLE && i < ntools; i++) {
+            int64_t p = tg_pricebook_call(srv->prices, tg_xchg_tool(c->xchg, i), ev->ts_us);
+            ev->cost_micros = ev->cost_micros > INT64_MAX - p ? INT64_MAX : ev->cost_micros + p;
+        }
+    }
     /* Token limits and the budget: reservations become the actual counts. */
     int64_t tokens = -1;
     if (ev->tokens_in >= 0 && ev->tokens_out >= 0) {
@@ -712,8 +720,7 @@ static int admit(tg_conn_t *c)
                         .model = c->ev.model,
                         .client = &client,
                         .wall_us = c->ev.ts_us};
-    if (c->metered && c->hold_body && c->ev.model[0] &&
-        (c->route->kind == TG_ROUTE_OPENAI || c->route->kind == TG_ROUTE_ANTHROPIC)) {
+    if (c->metered && c->hold_body && tg_xchg_counts_tokens(c->xchg)) {
         /* An AI call: reserve its worst case. A token is never shorter than a byte, so
          * the body's length (as the client sent it) bounds the input; the output is
          * bounded by max_tokens (or the configured default when the request names none),
@@ -729,8 +736,21 @@ static int admit(tg_conn_t *c)
     } else if (c->metered && c->route->kind == TG_ROUTE_MCP && c->ev.tool[0] && c->w->srv->prices) {
         in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name, "",
                                             c->ev.tool, 0, 0, (int64_t)c->body_len, c->ev.ts_us);
+        for (size_t i = 1; i < tg_xchg_ntools(c->xchg); i++) /* a batch's further calls */
+            in.est_cost +=
+                tg_pricebook_call(c->w->srv->prices, tg_xchg_tool(c->xchg, i), c->ev.ts_us);
     }
-    tg_policy_admit_ex(c->w->srv->policy, &in, (uint64_t)tg_mono_us() * 1000, &c->adm);
+    uint64_t now_ns = (uint64_t)tg_mono_us() * 1000;
+    tg_policy_admit_ex(c->w->srv->policy, &in, now_ns, &c->adm);
+    size_t ntools = c->metered && c->route->kind == TG_ROUTE_MCP ? tg_xchg_ntools(c->xchg) : 0;
+    if (c->adm.verdict == TG_ADMIT_OK && ntools > 1) {
+        /* A batch: every further tools/call counts against its tool's rate rule too. */
+        const char *more[MAX_BATCH_TOOLS];
+        for (size_t i = 1; i < ntools; i++)
+            more[i - 1] = tg_xchg_tool(c->xchg, i);
+        tg_policy_admit_more_tools(c->w->srv->policy, &c->adm, c->ev.tenant, more, ntools - 1,
+                                   now_ns, c->ev.ts_us);
+    }
     switch (c->adm.verdict) {
     case TG_ADMIT_OK: return 1;
     case TG_ADMIT_BUDGET:
@@ -851,7 +871,27 @@ static void start_held(tg_conn_t *c)
     c->has_body = c->body_len > 0;
     const char *model = tg_xchg_model(c->xchg);
     if (model[0]) TG_EVENT_SET(&c->ev, model, model, strlen(model));
+    if (c->route->kind == TG_ROUTE_MCP && tg_xchg_request_unreadable(c->xchg)) {
+        /* Tool rules, tool limits and prices need the calls: a body tollgate cannot read
+         * is refused, never forwarded unchecked. */
+        static const char perr[] =
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":"
+            "\"Parse error: the request body is not JSON tollgate can read\"}}\n";
+        c->ev.outcome = TG_OUTCOME_REJECTED;
+        TG_EVENT_SET(&c->ev, reason, "malformed_request", 17);
+        send_json(c, 400, perr, sizeof perr - 1);
+        return;
+    }
     size_t ntools = tg_xchg_ntools(c->xchg);
+    if (ntools > MAX_BATCH_TOOLS) {
+        static const char many[] =
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
+            "\"Invalid request: more than 64 tools/call in one batch\"}}\n";
+        c->ev.outcome = TG_OUTCOME_REJECTED;
+        TG_EVENT_SET(&c->ev, reason, "malformed_request", 17);
+        send_json(c, 400, many, sizeof many - 1);
+        return;
+    }
     for (size_t i = 0; i < ntools; i++) {
         const char *tool = tg_xchg_tool(c->xchg, i);
         if (i == 0) TG_EVENT_SET(&c->ev, tool, tool, strlen(tool));

@@ -50,6 +50,7 @@ struct tg_xchg {
     json_t *tools;  /* MCP: tool names of tools/call requests (strings) */
     size_t nreq;    /* MCP: requests (messages with a method and an id) */
     int batch;      /* MCP: the body was an array */
+    int req_unread; /* a metered request body that is not JSON jansson can read */
     char rpc_method[48];
 
     /* Response. */
@@ -67,6 +68,7 @@ struct tg_xchg {
     tg_usage_t usage;
     size_t n_ok, n_tool_err, n_rpc_err;
     int unreadable; /* an event or body could not be read */
+    int too_big;    /* ... because it was over the cap (MCP: 4 MiB) */
     char first;     /* a JSON body's first non-blank byte ('\0' until seen) */
 
     /* During tg_xchg_response_body, for the SSE callback. */
@@ -168,10 +170,10 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->kind = kind;
     x->model[0] = x->rpc_method[0] = '\0';
     x->max_out = -1;
-    x->injected = x->batch = 0;
+    x->injected = x->batch = x->req_unread = 0;
     x->nreq = 0;
     x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
-    x->body_over = 0;
+    x->body_over = x->too_big = 0;
     x->first = '\0';
     x->n_ok = x->n_tool_err = x->n_rpc_err = 0;
     x->unreadable = 0;
@@ -271,8 +273,11 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
     *outlen = 0;
     if (x->ep == EP_NONE) return;
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    if (!root) return;
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        x->req_unread = 1;
+        return;
+    }
     if (x->ep == EP_MCP) {
         x->ids = json_array();
         x->tools = json_array();
@@ -303,6 +308,16 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
         *out = x->req.p;
         *outlen = x->req.len;
     }
+}
+
+int tg_xchg_request_unreadable(const tg_xchg_t *x)
+{
+    return x->req_unread;
+}
+
+int tg_xchg_counts_tokens(const tg_xchg_t *x)
+{
+    return x->ep != EP_NONE && x->ep != EP_MCP;
 }
 
 const char *tg_xchg_model(const tg_xchg_t *x)
@@ -457,7 +472,7 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
          * when the request named none): with include_usage every other chunk has
          * "usage":null, and parsing each of them cost 20 times the rest of the relay. */
         if (has_usage || (!x->model[0] && !x->usage.model[0])) {
-            root = json_loadb(data, dlen, 0, &jerr);
+            root = json_loadb(data, dlen, JSON_ALLOW_NUL, &jerr);
             if (root)
                 tg_usage_openai_root(root, &x->usage);
             else if (!(dlen == 6 && memcmp(data, "[DONE]", 6) == 0))
@@ -471,7 +486,7 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
             tg_usage_anthropic_event(ev, elen == 7 ? 0 : elen, data, dlen, &x->usage);
         break;
     case EP_MCP:
-        root = json_loadb(data, dlen, 0, &jerr);
+        root = json_loadb(data, dlen, JSON_ALLOW_NUL, &jerr);
         if (root)
             mcp_response_message(x, root);
         else
@@ -601,7 +616,8 @@ static json_t *last_member(const char *p, size_t n, const char *key)
     if (v >= end || *v != ':') return NULL;
     v++;
     json_error_t jerr;
-    return json_loadb(v, (size_t)(end - v), JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &jerr);
+    return json_loadb(v, (size_t)(end - v),
+                      JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
 }
 
 static void finish_json(tg_xchg_t *x)
@@ -611,14 +627,15 @@ static void finish_json(tg_xchg_t *x)
     size_t end = x->body.len;
     while (end > 0 && is_blank(x->body.p[end - 1]))
         end--;
-    if (x->ep == EP_MCP) {
-        if (!x->body_over) root = json_loadb(x->body.p ? x->body.p : "", x->body.len, 0, &jerr);
-    } else if (x->first == '{' && end > 0 && x->body.p[end - 1] == '}') {
-        /* An AI answer: only its model and usage are needed, and they are its last such
-         * members (OpenAI and Anthropic put usage after the content, and strings cannot
-         * hold an unescaped quote, so the text "usage": is a member). Parsing just those
-         * costs a fifth of parsing the whole answer; the rest of the body is not checked
-         * beyond being one object. */
+    if (!x->body_over) {
+        /* Parsed whole: the top-level "usage" is the provider's. (Reading only the last
+         * "usage" member of the text was five times cheaper but not safe: the Responses
+         * API echoes the client's own metadata after its usage.) */
+        root = json_loadb(x->body.p ? x->body.p : "", x->body.len, JSON_ALLOW_NUL, &jerr);
+    } else if (x->ep != EP_MCP && x->first == '{' && end > 0 && x->body.p[end - 1] == '}') {
+        /* Over 1 MiB, only the tail was kept: its last "usage" and "model" members, where
+         * OpenAI and Anthropic put them (strings cannot hold an unescaped quote, so the
+         * text "usage": is a member). */
         root = json_object();
         json_t *usage = last_member(x->body.p, x->body.len, "usage");
         json_t *model = x->model[0] ? NULL : last_member(x->body.p, x->body.len, "model");
@@ -645,7 +662,8 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
     *unparsed = 0;
     if (x->observe && !x->sse) finish_json(x);
     /* An event the parser dropped for its size was not read (an MCP result over 4 MiB). */
-    if (x->parser_live && tg_sse_skipped(&x->parser)) x->unreadable = 1;
+    if (x->parser_live && tg_sse_skipped(&x->parser)) x->unreadable = x->too_big = 1;
+    if (x->body_over) x->too_big = 1;
     end_response(x);
     const char *model = x->model[0] ? x->model : x->usage.model;
     if (model[0]) TG_EVENT_SET(ev, model, model, strlen(model));
@@ -659,8 +677,8 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
             reason = "rpc_error";
         else if (x->n_tool_err)
             reason = "tool_error";
-        else if (x->n_ok < x->nreq)
-            reason = "no_result";
+        else if (x->n_ok < x->nreq && !x->too_big)
+            reason = "no_result"; /* (an answer too large to read is billed, and counted) */
         if (reason && !ev->reason[0]) TG_EVENT_SET(ev, reason, reason, strlen(reason));
         *unparsed = x->unreadable && x->n_ok + x->n_tool_err + x->n_rpc_err < x->nreq;
         return;

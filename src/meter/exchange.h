@@ -27,10 +27,11 @@
  * forwarded untouched all the same; tg_xchg_finish then reports the tokens unknown and
  * sets *unparsed so the caller can count it. An AI JSON answer is kept whole up to 1 MiB,
  * beyond that only its last 64 KiB, where OpenAI and Anthropic put "model" and "usage";
- * once it is known to be one object ('{' ... '}'), its last "usage" and "model" members
- * are parsed (not the whole tree: that cost five times as much). Stream events are parsed
+ * up to 1 MiB it is parsed whole; beyond, once it is known to be one object ('{' ... '}'),
+ * the last "usage" and "model" members of the tail are parsed. Stream events are parsed
  * only when they carry a usage object (or, once, for the model when the request named
- * none). An MCP answer is parsed whole, up to 4 MiB (one SSE event up to 4 MiB). */
+ * none). An MCP answer is parsed whole, up to 4 MiB (one SSE event up to 4 MiB); an answer
+ * too large to read is still billed (2xx) and counted as unparsed. */
 #ifndef TG_METER_EXCHANGE_H
 #define TG_METER_EXCHANGE_H
 
@@ -56,6 +57,12 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
  * body (owned by x, valid until the next tg_xchg_begin); else *out is NULL. A body that
  * is not the JSON expected is left as it is (the upstream answers it). */
 void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **out, size_t *outlen);
+
+/* 1 when the request body was not JSON jansson can read (the route's kind expected it). */
+int tg_xchg_request_unreadable(const tg_xchg_t *x);
+/* 1 when the path is one whose answers carry token usage (chat, completions, embeddings,
+ * responses, messages): the request is reserved against token limits. */
+int tg_xchg_counts_tokens(const tg_xchg_t *x);
 
 /* What the request said (after tg_xchg_request). */
 const char *tg_xchg_model(const tg_xchg_t *x); /* "" when none */

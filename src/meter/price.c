@@ -313,6 +313,17 @@ void tg_pricebook_price(tg_pricebook_t *pb, tg_event_t *ev, tg_route_kind_t kind
     TG_EVENT_SET(ev, price_flag, flag, strlen(flag));
 }
 
+int64_t tg_pricebook_call(tg_pricebook_t *pb, const char *tool, int64_t ts_us)
+{
+    if (!tool || !*tool) return 0;
+    int fb;
+    pthread_rwlock_rdlock(&pb->lock);
+    const tg_price_row_t *r = find_or_any(pb->snap, M_TOOL, tool, ts_us, &fb);
+    int64_t v = r ? (int64_t)nonneg(r->call_micros) : 0;
+    pthread_rwlock_unlock(&pb->lock);
+    return v;
+}
+
 int64_t tg_pricebook_estimate(tg_pricebook_t *pb, tg_route_kind_t kind, const char *route,
                               const char *model, const char *tool, int64_t tokens_in,
                               int64_t tokens_out, int64_t bytes, int64_t ts_us)

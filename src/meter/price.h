@@ -66,6 +66,10 @@ void tg_pricebook_stop_refresh(tg_pricebook_t *pb);
  * the given kind. Thread-safe. */
 void tg_pricebook_price(tg_pricebook_t *pb, tg_event_t *ev, tg_route_kind_t kind);
 
+/* The call price of one MCP tool (its row, else "*"; 0 when none) in force at ts_us: a
+ * batch's further tools/call are added with it to the event priced above. Thread-safe. */
+int64_t tg_pricebook_call(tg_pricebook_t *pb, const char *tool, int64_t ts_us);
+
 /* What a request would cost with these counts, by the rules above as if billable (for
  * budget reservations), with no cached or cache-write tokens. model, tool: "" (or NULL)
  * when none; tokens < 0 means unknown (no model part, as above). Thread-safe. */

@@ -502,6 +502,48 @@ void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns
     }
 }
 
+int tg_policy_admit_more_tools(tg_policy_t *p, tg_admission_t *a, const char *tenant,
+                               const char *const *tools, size_t n, uint64_t now_ns, int64_t wall_us)
+{
+    uint64_t taken[64];
+    tg_limit_rule_t rules[64];
+    size_t ntaken = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = tg_limit_key(tenant, "tool", tools[i]);
+        pthread_rwlock_rdlock(&p->lock);
+        const lim_entry_t *e = lim_find(p->snap, key);
+        int has = e && e->has_rate;
+        tg_limit_rule_t rule = has ? e->rule : (tg_limit_rule_t){0};
+        pthread_rwlock_unlock(&p->lock);
+        if (!has) continue;
+        tg_limit_info_t info;
+        if (ntaken < 64 && tg_limit_check(p->limiter, key, &rule, now_ns, &info) == TG_LIMIT_OK) {
+            taken[ntaken] = key;
+            rules[ntaken++] = rule;
+            continue;
+        }
+        /* Refused (or more limited calls than can be undone): give everything back. */
+        for (size_t k = 0; k < ntaken; k++)
+            tg_limit_adjust(p->limiter, taken[k], &rules[k], -1, now_ns);
+        unreserve(p, a, tenant, now_ns, wall_us);
+        a->verdict = TG_ADMIT_RATE;
+        a->reason = "rate_limited";
+        a->limited = 1;
+        memcpy(a->policy, "tool", 5);
+        a->limit = info.limit;
+        a->window_s = rule.period_ns / NS;
+        a->remaining = 0;
+        a->reset_s = ceil_s(info.reset_ns);
+        a->retry_after_s = ceil_s(info.retry_after_ns);
+        if (a->retry_after_s == 0) a->retry_after_s = 1;
+        snprintf(a->message, sizeof a->message,
+                 "rate limit exceeded for tool \"%.64s\" (%llu per %llu s)", tools[i],
+                 (unsigned long long)a->limit, (unsigned long long)a->window_s);
+        return 0;
+    }
+    return 1;
+}
+
 void tg_policy_settle(tg_policy_t *p, tg_admission_t *a, const char *tenant, int64_t tokens,
                       int64_t cost_micros, uint64_t now_ns, int64_t wall_us)
 {

@@ -91,6 +91,12 @@ void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, cons
  * refusal gives back what was reserved. */
 void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns,
                         tg_admission_t *a);
+/* A JSON-RPC batch calls several tools: after tg_policy_admit_ex (which counted the first),
+ * each further call is counted against its tool's rate rule. Returns 1 when all fit; else
+ * 0 with a->verdict TG_ADMIT_RATE and everything the request held given back. */
+int tg_policy_admit_more_tools(tg_policy_t *p, tg_admission_t *a, const char *tenant,
+                               const char *const *tools, size_t n, uint64_t now_ns,
+                               int64_t wall_us);
 /* The request ended: token reservations are moved to the actual count (tokens < 0 =
  * unknown: the estimate stands) and the budget reservation replaced by the actual cost.
  * Safe to call for any admission (a no-op when nothing is held); clears what it settled. */

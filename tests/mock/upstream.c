@@ -1402,7 +1402,11 @@ static json_t *resp_object(const ai_t *a, const char *status, json_t *output, bo
         1, "temperature", 1.0, "text", "format", "type", "text", "tool_choice", "auto", "tools",
         "top_p", 1.0, "truncation", "disabled");
     if (o && !a->no_usage) json_object_set_new(o, "usage", final ? resp_usage(a) : json_null());
-    if (o) json_object_set_new(o, "metadata", json_object());
+    /* The real API echoes the request's metadata, after the usage. */
+    json_t *meta = json_object_get(a->root, "metadata");
+    if (o)
+        json_object_set_new(o, "metadata",
+                            json_is_object(meta) ? json_deep_copy(meta) : json_object());
     return o;
 }
 
