@@ -34,7 +34,7 @@
 #define MAX_SIZE       (1ull << 40)              /* 1 TiB: anything larger is a typo */
 #define MAX_MS         (7ull * 24 * 3600 * 1000) /* 7 days: keeps ms*1000 far from overflow */
 #define KEYPATH        256
-#define MAX_MODEL      63  /* fits tg_event_t.model[64]: a longer name could never match */
+#define MAX_MODEL      127 /* fits tg_event_t.model[128]: a longer name could never match */
 #define MAX_TOOL       127 /* fits tg_event_t.tool[128] */
 #define MAX_THRESHOLDS 8   /* fits tg_budget_row_t.thresholds[8] */
 

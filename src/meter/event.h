@@ -39,7 +39,7 @@ typedef struct tg_event {
     char method[16];
     char path[256];
     char reason[48]; /* why rejected or failed: "no_route", "unauthorized", ... */
-    char model[64];
+    char model[128];
     char tool[128];
     char rpc_method[48]; /* MCP: the JSON-RPC method (first request of a batch) */
     char price_flag[16]; /* "" = priced by its own price, or nothing to price;

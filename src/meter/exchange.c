@@ -42,7 +42,7 @@ struct tg_xchg {
     endpoint_t ep;
 
     /* Request. */
-    char model[64];
+    char model[128];
     int64_t max_out;
     int injected;   /* include_usage was added: the stream is rewritten */
     struct buf req; /* the rewritten body */

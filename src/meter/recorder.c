@@ -68,7 +68,7 @@ struct spool_hdr {
     uint32_t record_size; /* sizeof(tg_event_t) of the writer */
 };
 #define SPOOL_MAGIC   "TGSPOOL"
-#define SPOOL_VERSION 2 /* 2: tg_event_t gained tokens_cache_write, rpc_method, price_flag */
+#define SPOOL_VERSION 3 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128] */
 #define HDR           ((off_t)sizeof(struct spool_hdr))
 
 struct tg_recorder {

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 typedef struct tg_usage {
-    char model[64]; /* NUL-terminated, truncated if longer */
+    char model[128]; /* NUL-terminated, truncated if longer */
     int64_t tokens_in, tokens_out, tokens_cached, cache_write;
     int known; /* 1 once a usage object was seen */
 } tg_usage_t;

@@ -805,10 +805,11 @@ static void test_err_prices(void **state)
     expect_err("prices:\n  models:\n    \"\": { input: 1, output: 2 }\n",
                "t.yaml:3: prices.models: empty name");
     char y[512];
-    snprintf(y, sizeof y, "prices:\n  models:\n    %064d: { input: 1, output: 2 }\n", 7);
+    snprintf(y, sizeof y, "prices:\n  models:\n    %0128d: { input: 1, output: 2 }\n", 7);
     char want[512];
     snprintf(want, sizeof want,
-             "t.yaml:3: prices.models.%064d: name longer than 63 bytes (an event cannot hold it)",
+             "t.yaml:3: prices.models.%0128d: name longer than 127 bytes (an event cannot hold "
+             "it)",
              7);
     expect_err(y, want);
     expect_err("routes: []\nprices:\n  routes:\n    apii: { request: 0.01 }\n",

@@ -493,10 +493,14 @@ static void test_request_fields(void **state)
         {TG_ROUTE_ANTHROPIC, "/v1/messages",
          "{\"model\":\"claude-sonnet-4-20250514\",\"max_tokens\":1024}", "claude-sonnet-4-20250514",
          1024},
-        /* Longer than the event's field: truncated to 63 bytes. */
+        /* Longer than the event's field: truncated to 127 bytes. */
         {TG_ROUTE_OPENAI, "/v1/chat/completions",
-         "{\"model\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"}",
-         "012345678901234567890123456789012345678901234567890123456789012", -1},
+         "{\"model\":"
+         "\"012345678901234567890123456789012345678901234567890123456789012345678901234567890123456"
+         "7890123456789012345678901234567890123456789\"}",
+         "01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678"
+         "90123456789012345678901234567890123456",
+         -1},
         {TG_ROUTE_OPENAI, "/v1/models", "{\"model\":\"gpt-4o\",\"max_tokens\":5}", "", -1},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "not json", "", -1},
     };
