@@ -516,7 +516,7 @@ int tg_policy_admit_more_tools(tg_policy_t *p, tg_admission_t *a, const char *te
         tg_limit_rule_t rule = has ? e->rule : (tg_limit_rule_t){0};
         pthread_rwlock_unlock(&p->lock);
         if (!has) continue;
-        tg_limit_info_t info;
+        tg_limit_info_t info = {0};
         if (ntaken < 64 && tg_limit_check(p->limiter, key, &rule, now_ns, &info) == TG_LIMIT_OK) {
             taken[ntaken] = key;
             rules[ntaken++] = rule;
