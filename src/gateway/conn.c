@@ -442,13 +442,25 @@ static void after_early_response(tg_conn_t *c)
     }
 }
 
-static void reject(tg_conn_t *c, int status, const char *type, const char *message,
-                   const char *reason)
+static void mark_rejected(tg_conn_t *c, const char *reason)
 {
     c->ev.outcome = TG_OUTCOME_REJECTED;
     TG_EVENT_SET(&c->ev, reason, reason, strlen(reason));
     after_early_response(c);
+}
+
+static void reject(tg_conn_t *c, int status, const char *type, const char *message,
+                   const char *reason)
+{
+    mark_rejected(c, reason);
     send_error(c, status, type, message);
+}
+
+/* The same with a JSON body of the route's own protocol (a JSON-RPC error for MCP). */
+static void reject_json(tg_conn_t *c, int status, const char *body, size_t bl, const char *reason)
+{
+    mark_rejected(c, reason);
+    send_json(c, status, body, bl);
 }
 
 /* Parses data; returns the bytes consumed. Errors answer and close. */
@@ -877,9 +889,7 @@ static void start_held(tg_conn_t *c)
         static const char perr[] =
             "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":"
             "\"Parse error: the request body is not JSON tollgate can read\"}}\n";
-        c->ev.outcome = TG_OUTCOME_REJECTED;
-        TG_EVENT_SET(&c->ev, reason, "malformed_request", 17);
-        send_json(c, 400, perr, sizeof perr - 1);
+        reject_json(c, 400, perr, sizeof perr - 1, "malformed_request");
         return;
     }
     size_t ntools = tg_xchg_ntools(c->xchg);
@@ -887,9 +897,7 @@ static void start_held(tg_conn_t *c)
         static const char many[] =
             "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
             "\"Invalid request: more than 64 tools/call in one batch\"}}\n";
-        c->ev.outcome = TG_OUTCOME_REJECTED;
-        TG_EVENT_SET(&c->ev, reason, "malformed_request", 17);
-        send_json(c, 400, many, sizeof many - 1);
+        reject_json(c, 400, many, sizeof many - 1, "malformed_request");
         return;
     }
     for (size_t i = 0; i < ntools; i++) {
@@ -899,14 +907,12 @@ static void start_held(tg_conn_t *c)
         char msg[256], body[4096];
         snprintf(msg, sizeof msg, "tool \"%.128s\" is not allowed for this tenant", tool);
         size_t bl = tg_xchg_mcp_error(c->xchg, msg, body, sizeof body - 1);
-        c->ev.outcome = TG_OUTCOME_REJECTED;
-        TG_EVENT_SET(&c->ev, reason, "tool_denied", 11);
         if (bl == 0) {
-            send_error(c, 403, "forbidden", msg);
+            reject(c, 403, "forbidden", msg, "tool_denied");
             return;
         }
         body[bl++] = '\n';
-        send_json(c, 403, body, bl);
+        reject_json(c, 403, body, bl, "tool_denied");
         return;
     }
     if (!admit(c)) return;
@@ -1362,9 +1368,7 @@ static void on_timer(uv_timer_t *t)
         /* A held (AI/MCP) body that stopped arriving. */
         c->keep_alive = 0;
         c->msg_done = 1;
-        c->ev.outcome = TG_OUTCOME_REJECTED;
-        TG_EVENT_SET(&c->ev, reason, "body_timeout", 12);
-        send_error(c, 408, "request_timeout", "request body not received in time");
+        reject(c, 408, "request_timeout", "request body not received in time", "body_timeout");
         maybe_finish(c);
         return;
     }
