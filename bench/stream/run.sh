@@ -23,6 +23,7 @@
 # KEEP=DIR keeps the sample files in DIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/lib/nginx.sh
 STREAMS=${1:-300}
 CONC=${2:-10}
 ROUNDS=${3:-3}
@@ -72,31 +73,7 @@ $SERVE build/tollgate -c "$T/tollgate.yaml" serve 2>"$T/tollgate.err" &
 TGPID=$!
 PIDS+=($TGPID)
 
-mkdir -p "$T/nginx"
-cat >"$T/nginx.conf" <<NGINX
-worker_processes 1;
-pid $T/nginx.pid;
-error_log $T/nginx-error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log $T/nginx-access.log;
-  client_body_temp_path $T/nginx; proxy_temp_path $T/nginx;
-  fastcgi_temp_path $T/nginx; uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
-  upstream up { server 127.0.0.1:$UP; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NG;
-    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGINX
-$SERVE nginx -c "$T/nginx.conf" -p "$T" &
-PIDS+=($!)
+start_nginx "$T" "$NG" "$UP" 1
 
 for i in $(seq 1 50); do
   curl -sf "http://127.0.0.1:$TGA/healthz" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$NG/healthz" >/dev/null 2>&1 && break
