@@ -2,7 +2,7 @@
 # needs no edit here. `make` builds build/tollgate; `make check` runs everything.
 
 CC      ?= cc
-PKGS    := libuv libcurl sqlite3 libcrypto yaml-0.1 jansson
+PKGS    := libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

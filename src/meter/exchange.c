@@ -1,10 +1,13 @@
 /* One metered exchange: see exchange.h.
  *
- * JSON is parsed by jansson only. The few byte-level operations are on JSON text jansson
- * has already accepted: adding a member before an object's closing brace, and removing the
- * exact member `"usage":null`, which in JSON text can only be a member (inside a string
- * every quote is escaped) and is removed only when the parsed object has it at the top
- * level and the text holds it once. */
+ * JSON is read by a parser only: AI requests, answers and stream events by the member
+ * picker (util/jpick.h, yajl), which validates the whole text but keeps only the members
+ * metering needs; MCP messages, whose ids must be kept and compared as JSON values, by
+ * jansson. The few byte-level operations are on JSON text a parser has already accepted:
+ * adding a member before an object's closing brace, and removing the exact member
+ * `"usage":null`, which in JSON text can only be a member (inside a string every quote is
+ * escaped) and is removed only when the parsed object has it at the top level and the text
+ * holds it once. */
 #include "meter/exchange.h"
 
 #include <jansson.h>
@@ -15,12 +18,10 @@
 #include "meter/sse.h"
 #include "meter/usage.h"
 
-#define JSON_FULL_MAX (1u << 20)   /* a JSON response up to this is parsed whole */
-#define JSON_TAIL     (64u << 10)  /* beyond, the last this many bytes are kept */
-#define MCP_JSON_MAX  (4u << 20)   /* an MCP JSON response is parsed whole up to this */
-#define SSE_MAX_AI    (1u << 20)   /* one SSE event, AI routes */
-#define SSE_MAX_MCP   (4u << 20)   /* one SSE event, MCP (tool results can be large) */
-#define KEEP_MAX      (256u << 10) /* buffers larger than this are freed between requests */
+#define MCP_JSON_MAX (4u << 20)   /* an MCP JSON response is parsed whole up to this */
+#define SSE_MAX_AI   (1u << 20)   /* one SSE event, AI routes */
+#define SSE_MAX_MCP  (4u << 20)   /* one SSE event, MCP (tool results can be large) */
+#define KEEP_MAX     (256u << 10) /* buffers larger than this are freed between requests */
 
 typedef enum {
     EP_NONE = 0, /* nothing metered on this path (e.g. GET /v1/models) */
@@ -61,15 +62,15 @@ struct tg_xchg {
     int rewriting; /* OpenAI stream rewritten event by event */
     tg_sse_t parser;
     int parser_live;
-    struct buf body; /* JSON body: whole, or its tail once over */
-    int body_over;
-    size_t body_max;
+    tg_jpick_t answer; /* an AI JSON answer, read as it passes */
+    int answer_live;
+    struct buf body; /* an MCP JSON answer, kept whole up to MCP_JSON_MAX */
+    int body_over;   /* ... and it was larger */
     struct buf hold; /* rewriting: raw bytes of the event in progress */
     tg_usage_t usage;
     size_t n_ok, n_tool_err, n_rpc_err;
     int unreadable; /* an event or body could not be read */
     int too_big;    /* ... because it was over the cap (MCP: 4 MiB) */
-    char first;     /* a JSON body's first non-blank byte ('\0' until seen) */
 
     /* During tg_xchg_response_body, for the SSE callback. */
     const char *feed_p;
@@ -144,6 +145,8 @@ static void end_response(tg_xchg_t *x)
 {
     if (x->parser_live) tg_sse_free(&x->parser);
     x->parser_live = 0;
+    tg_jpick_free(&x->answer);
+    x->answer_live = 0;
 }
 
 void tg_xchg_free(tg_xchg_t *x)
@@ -174,7 +177,6 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->nreq = 0;
     x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
     x->body_over = x->too_big = 0;
-    x->first = '\0';
     x->n_ok = x->n_tool_err = x->n_rpc_err = 0;
     x->unreadable = 0;
     x->emit_failed = 0;
@@ -198,54 +200,76 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
 
 /* ---- the request ---------------------------------------------------------- */
 
-static void set_max_out(tg_xchg_t *x, json_t *root)
+/* What an OpenAI or Anthropic request body is read for. */
+enum { R_MODEL, R_MAX_COMPLETION, R_MAX_TOKENS, R_MAX_OUTPUT, R_STREAM, R_OPTS, R_INCLUDE, R_N };
+static const tg_jpath_t request_paths[R_N] = {
+    [R_MODEL] = {{"model"}},
+    [R_MAX_COMPLETION] = {{"max_completion_tokens"}},
+    [R_MAX_TOKENS] = {{"max_tokens"}},
+    [R_MAX_OUTPUT] = {{"max_output_tokens"}},
+    [R_STREAM] = {{"stream"}},
+    [R_OPTS] = {{"stream_options"}},
+    [R_INCLUDE] = {{"stream_options", "include_usage"}},
+};
+
+/* The first of max_completion_tokens, max_tokens, max_output_tokens that is a count. */
+static void set_max_out(tg_xchg_t *x, const tg_jpick_t *pk)
 {
-    static const char *const keys[] = {"max_completion_tokens", "max_tokens", "max_output_tokens"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        json_t *v = json_object_get(root, keys[i]);
-        if (json_is_integer(v) && json_integer_value(v) >= 0) {
-            x->max_out = (int64_t)json_integer_value(v);
+    for (size_t i = R_MAX_COMPLETION; i <= R_MAX_OUTPUT; i++) {
+        const tg_jval_t *v = tg_jpick_get(pk, i);
+        if (v->type == TG_JT_INT && v->i >= 0) {
+            x->max_out = v->i;
             return;
         }
     }
 }
 
+/* "stream_options": null or an object without include_usage: set it through jansson (the
+ * body is re-serialised; rare: clients that name stream_options mostly ask for usage). */
+static int set_include_usage(tg_xchg_t *x, const char *body, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
+    json_t *opts = json_object_get(root, "stream_options");
+    int rc = -1;
+    if (json_is_null(opts)) {
+        opts = json_object();
+        if (json_object_set_new(root, "stream_options", opts) != 0) opts = NULL;
+    }
+    if (json_is_object(opts) && json_object_set_new(opts, "include_usage", json_true()) == 0) {
+        char *s = json_dumps(root, JSON_COMPACT);
+        if (s && buf_put(&x->req, s, strlen(s)) == 0) rc = 0;
+        free(s);
+    }
+    json_decref(root);
+    if (rc != 0) x->req.len = 0;
+    return rc;
+}
+
 /* Streamed chat/completions without include_usage: ask for it. The member is added as
  * text before the closing brace, so every byte the client sent reaches the upstream
  * unchanged; a stream_options object without include_usage is updated through jansson. */
-static void inject_usage(tg_xchg_t *x, json_t *root, const char *body, size_t len)
+static void inject_usage(tg_xchg_t *x, const tg_jpick_t *pk, const char *body, size_t len)
 {
-    json_t *opts = json_object_get(root, "stream_options");
-    if (json_is_true(json_object_get(opts, "include_usage"))) return;
-    if (json_is_null(opts)) {
-        /* "stream_options": null is allowed: it becomes the object. */
-        opts = json_object();
-        if (!opts || json_object_set_new(root, "stream_options", opts) != 0) return;
+    if (tg_jpick_get(pk, R_INCLUDE)->type == TG_JT_TRUE) return;
+    tg_jtype_t opts = tg_jpick_get(pk, R_OPTS)->type;
+    if (opts == TG_JT_NULL || opts == TG_JT_OBJECT) {
+        if (set_include_usage(x, body, len) == 0) x->injected = 1;
+        return;
     }
-    if (!opts) {
-        size_t end = len;
-        while (end > 0 && is_blank(body[end - 1]))
-            end--;
-        if (end == 0 || body[end - 1] != '}') return;
-        static const char member[] = ",\"stream_options\":{\"include_usage\":true}";
-        size_t skip = json_object_size(root) == 0; /* no comma in an empty object */
-        if (buf_put(&x->req, body, end - 1) != 0 ||
-            buf_put(&x->req, member + skip, sizeof member - 1 - skip) != 0 ||
-            buf_put(&x->req, body + end - 1, len - end + 1) != 0) {
-            x->req.len = 0;
-            return;
-        }
-    } else {
-        if (!json_is_object(opts) || json_object_set_new(opts, "include_usage", json_true()) != 0)
-            return;
-        char *s = json_dumps(root, JSON_COMPACT);
-        if (!s) return;
-        int rc = buf_put(&x->req, s, strlen(s));
-        free(s);
-        if (rc != 0) {
-            x->req.len = 0;
-            return;
-        }
+    if (opts != TG_JT_ABSENT) return; /* not a valid stream_options: the upstream says so */
+    /* The body is one valid object: its last non-blank byte is its closing brace. */
+    size_t end = len;
+    while (end > 0 && is_blank(body[end - 1]))
+        end--;
+    if (end == 0 || body[end - 1] != '}') return;
+    static const char member[] = ",\"stream_options\":{\"include_usage\":true}";
+    size_t skip = pk->root_n == 0; /* no comma in an empty object */
+    if (buf_put(&x->req, body, end - 1) != 0 ||
+        buf_put(&x->req, member + skip, sizeof member - 1 - skip) != 0 ||
+        buf_put(&x->req, body + end - 1, len - end + 1) != 0) {
+        x->req.len = 0;
+        return;
     }
     x->injected = 1;
 }
@@ -267,43 +291,50 @@ static void mcp_request_message(tg_xchg_t *x, json_t *m)
     }
 }
 
-void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **out, size_t *outlen)
+static void mcp_request(tg_xchg_t *x, const char *body, size_t len)
 {
-    *out = NULL;
-    *outlen = 0;
-    if (x->ep == EP_NONE) return;
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
     if (!root) {
         x->req_unread = 1;
         return;
     }
+    x->ids = json_array();
+    x->tools = json_array();
+    if (json_is_array(root)) {
+        x->batch = 1;
+        size_t i;
+        json_t *m;
+        json_array_foreach(root, i, m) mcp_request_message(x, m);
+    } else {
+        mcp_request_message(x, root);
+    }
+    json_decref(root);
+}
+
+void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (x->ep == EP_NONE) return;
     if (x->ep == EP_MCP) {
-        x->ids = json_array();
-        x->tools = json_array();
-        if (json_is_array(root)) {
-            x->batch = 1;
-            size_t i;
-            json_t *m;
-            json_array_foreach(root, i, m) mcp_request_message(x, m);
-        } else {
-            mcp_request_message(x, root);
-        }
-        json_decref(root);
+        mcp_request(x, body, len);
         return;
     }
-    if (!json_is_object(root)) {
-        json_decref(root);
+    tg_jpick_t pk;
+    pk.yajl = NULL;
+    if (tg_jpick_doc(&pk, request_paths, R_N, body, len) != 0) {
+        x->req_unread = 1;
         return;
     }
-    const char *model = json_string_value(json_object_get(root, "model"));
-    if (model) copy_str(x->model, sizeof x->model, model);
-    set_max_out(x, root);
+    if (pk.root != TG_JT_OBJECT) return;
+    const tg_jval_t *model = tg_jpick_get(&pk, R_MODEL);
+    if (model->type == TG_JT_STRING) copy_str(x->model, sizeof x->model, model->s);
+    set_max_out(x, &pk);
     if (x->ep == EP_EMBEDDINGS) x->max_out = 0;
     if ((x->ep == EP_CHAT || x->ep == EP_COMPLETIONS) &&
-        json_is_true(json_object_get(root, "stream")))
-        inject_usage(x, root, body, len);
-    json_decref(root);
+        tg_jpick_get(&pk, R_STREAM)->type == TG_JT_TRUE)
+        inject_usage(x, &pk, body, len);
     if (x->injected) {
         *out = x->req.p;
         *outlen = x->req.len;
@@ -406,17 +437,14 @@ static long usage_null_at(const char *raw, size_t n)
 }
 
 /* Sends one OpenAI stream event being rewritten (raw: its bytes), minus what the client
- * did not ask for. */
-static void send_rewritten(tg_xchg_t *x, json_t *root, const char *raw, size_t n)
+ * did not ask for. seen: what tg_usage_openai_event found in it, -1 when it was not read. */
+static void send_rewritten(tg_xchg_t *x, int seen, const char *raw, size_t n)
 {
-    json_t *usage = json_object_get(root, "usage");
-    json_t *choices = json_object_get(root, "choices");
-    if (json_is_object(usage) && json_is_array(choices) && json_array_size(choices) == 0)
-        return; /* the usage chunk */
-    /* An event that was not parsed (no usage object in it) loses its one "usage":null
+    if (seen > 0 && (seen & TG_USAGE_EV_USAGE_CHUNK)) return; /* the usage chunk */
+    /* An event that was not read (no usage object in it) loses its one "usage":null
      * member as text: in JSON text that can only be a member, and OpenAI's chunks have it
      * at the top level only. */
-    long at = !root || json_is_null(usage) ? usage_null_at(raw, n) : -1;
+    long at = seen < 0 || (seen & TG_USAGE_EV_USAGE_NULL) ? usage_null_at(raw, n) : -1;
     if (at < 0) {
         emit(x, raw, n);
         return;
@@ -426,8 +454,8 @@ static void send_rewritten(tg_xchg_t *x, json_t *root, const char *raw, size_t n
 }
 
 /* Rewriting: the raw bytes of the block that just ended (what was held plus this chunk up
- * to the block's end) are sent, through send_rewritten when root is the event's JSON. */
-static void pass_event(tg_xchg_t *x, json_t *root)
+ * to the block's end) are sent, through send_rewritten. */
+static void pass_event(tg_xchg_t *x, int seen)
 {
     size_t pos = x->parser.pos;
     const char *raw = x->feed_p + x->feed_from;
@@ -437,7 +465,7 @@ static void pass_event(tg_xchg_t *x, json_t *root)
         raw = x->hold.p;
         n = x->hold.len;
     }
-    send_rewritten(x, root, raw, n);
+    send_rewritten(x, seen, raw, n);
     x->hold.len = 0;
     x->feed_from = pos;
 }
@@ -463,7 +491,7 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
     tg_xchg_t *x = ud;
     json_t *root = NULL;
     json_error_t jerr;
-    int has_usage = usage_object_in(data, dlen);
+    int seen = -1;
     switch (x->ep) {
     case EP_CHAT:
     case EP_COMPLETIONS:
@@ -471,12 +499,9 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
         /* Only events that carry a usage object are parsed (and the first, for the model,
          * when the request named none): with include_usage every other chunk has
          * "usage":null, and parsing each of them cost 20 times the rest of the relay. */
-        if (has_usage || (!x->model[0] && !x->usage.model[0])) {
-            root = json_loadb(data, dlen, JSON_ALLOW_NUL, &jerr);
-            if (root)
-                tg_usage_openai_root(root, &x->usage);
-            else if (!(dlen == 6 && memcmp(data, "[DONE]", 6) == 0))
-                x->unreadable = 1;
+        if (usage_object_in(data, dlen) || (!x->model[0] && !x->usage.model[0])) {
+            seen = tg_usage_openai_event(data, dlen, &x->usage);
+            if (seen < 0) x->unreadable = 1;
         }
         break;
     case EP_MESSAGES:
@@ -502,7 +527,7 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
         x->rewriting = 0;
         x->unreadable = 1;
     }
-    if (x->rewriting) pass_event(x, json_is_object(root) ? root : NULL);
+    if (x->rewriting) pass_event(x, seen);
     json_decref(root);
 }
 
@@ -510,7 +535,7 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
 static void on_empty(void *ud)
 {
     tg_xchg_t *x = ud;
-    if (x->rewriting && tg_sse_skipped(&x->parser) == 0) pass_event(x, NULL);
+    if (x->rewriting && tg_sse_skipped(&x->parser) == 0) pass_event(x, -1);
 }
 
 void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t clen)
@@ -520,11 +545,15 @@ void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t c
     x->sse = ctype && clen >= 17 && strncasecmp(ctype, "text/event-stream", 17) == 0;
     x->observe = x->ok && x->ep != EP_NONE && (x->ep != EP_MCP || x->nreq > 0);
     x->rewriting = x->observe && x->sse && x->injected;
-    x->body_max = x->ep == EP_MCP ? MCP_JSON_MAX : JSON_FULL_MAX;
     if (x->observe && x->sse) {
         tg_sse_init(&x->parser, x->ep == EP_MCP ? SSE_MAX_MCP : SSE_MAX_AI, on_event, x);
         x->parser.on_empty = on_empty;
         x->parser_live = 1;
+    } else if (x->observe && x->ep != EP_MCP) {
+        if (tg_usage_begin(&x->answer,
+                           x->ep == EP_MESSAGES ? TG_USAGE_ANTHROPIC : TG_USAGE_OPENAI) != 0)
+            x->unreadable = 1;
+        x->answer_live = 1;
     }
 }
 
@@ -533,27 +562,16 @@ int tg_xchg_rewrites(const tg_xchg_t *x)
     return x->rewriting;
 }
 
-/* A JSON body: kept whole up to body_max, then only its last JSON_TAIL bytes. */
+/* An MCP JSON answer: kept whole up to MCP_JSON_MAX, then no more. */
 static void keep_json(tg_xchg_t *x, const char *p, size_t n)
 {
-    for (size_t i = 0; !x->first && i < n; i++)
-        if (!is_blank(p[i])) x->first = p[i];
-    if (!x->body_over && x->body.len + n <= x->body_max) {
-        if (buf_put(&x->body, p, n) != 0) x->unreadable = 1;
+    if (x->body_over) return;
+    if (x->body.len + n > MCP_JSON_MAX) {
+        x->body_over = 1;
+        buf_reset(&x->body);
         return;
     }
-    x->body_over = 1;
-    if (n >= JSON_TAIL) {
-        x->body.len = 0;
-        buf_put(&x->body, p + n - JSON_TAIL, JSON_TAIL);
-        return;
-    }
-    if (x->body.len + n > 2 * JSON_TAIL) {
-        size_t keep = JSON_TAIL - n;
-        memmove(x->body.p, x->body.p + x->body.len - keep, keep);
-        x->body.len = keep;
-    }
-    buf_put(&x->body, p, n);
+    if (buf_put(&x->body, p, n) != 0) x->unreadable = 1;
 }
 
 int tg_xchg_response_body(tg_xchg_t *x, const char *p, size_t n, tg_xchg_emit_fn fn, void *ud)
@@ -565,6 +583,8 @@ int tg_xchg_response_body(tg_xchg_t *x, const char *p, size_t n, tg_xchg_emit_fn
         if (!x->observe) return 0;
         if (x->sse)
             tg_sse_feed(&x->parser, p, n);
+        else if (x->answer_live)
+            tg_jpick_feed(&x->answer, p, n);
         else
             keep_json(x, p, n);
         return 0;
@@ -596,64 +616,25 @@ int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn fn, void *ud)
     return x->emit_failed ? -1 : 0;
 }
 
-/* The value after the last `"key"` member in text (a tail of a large body), parsed. */
-static json_t *last_member(const char *p, size_t n, const char *key)
-{
-    char pat[32];
-    size_t kl = strlen(key);
-    if (kl + 2 > sizeof pat) return NULL;
-    pat[0] = '"';
-    memcpy(pat + 1, key, kl);
-    pat[kl + 1] = '"';
-    const char *hit = NULL;
-    for (const char *a = p; (a = memmem(a, n - (size_t)(a - p), pat, kl + 2)); a++)
-        hit = a;
-    if (!hit) return NULL;
-    const char *v = hit + kl + 2;
-    const char *end = p + n;
-    while (v < end && is_blank(*v))
-        v++;
-    if (v >= end || *v != ':') return NULL;
-    v++;
-    json_error_t jerr;
-    return json_loadb(v, (size_t)(end - v),
-                      JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
-}
-
+/* The whole answer has passed: what it reported. */
 static void finish_json(tg_xchg_t *x)
 {
-    json_error_t jerr;
-    json_t *root = NULL;
-    size_t end = x->body.len;
-    while (end > 0 && is_blank(x->body.p[end - 1]))
-        end--;
-    if (!x->body_over) {
-        /* Parsed whole: the top-level "usage" is the provider's. (Reading only the last
-         * "usage" member of the text was five times cheaper but not safe: the Responses
-         * API echoes the client's own metadata after its usage.) */
-        root = json_loadb(x->body.p ? x->body.p : "", x->body.len, JSON_ALLOW_NUL, &jerr);
-    } else if (x->ep != EP_MCP && x->first == '{' && end > 0 && x->body.p[end - 1] == '}') {
-        /* Over 1 MiB, only the tail was kept: its last "usage" and "model" members, where
-         * OpenAI and Anthropic put them (strings cannot hold an unescaped quote, so the
-         * text "usage": is a member). */
-        root = json_object();
-        json_t *usage = last_member(x->body.p, x->body.len, "usage");
-        json_t *model = x->model[0] ? NULL : last_member(x->body.p, x->body.len, "model");
-        if (json_is_object(usage)) json_object_set(root, "usage", usage);
-        if (json_is_string(model)) json_object_set(root, "model", model);
-        json_decref(usage);
-        json_decref(model);
+    if (x->answer_live) {
+        tg_usage_api_t api = x->ep == EP_MESSAGES ? TG_USAGE_ANTHROPIC : TG_USAGE_OPENAI;
+        if (tg_jpick_end(&x->answer) != 0 || tg_usage_answer(&x->answer, api, &x->usage) != 0)
+            x->unreadable = 1;
+        if (tg_jpick_too_big(&x->answer)) x->too_big = 1;
+        return;
     }
+    json_error_t jerr;
+    json_t *root = x->body_over
+                       ? NULL
+                       : json_loadb(x->body.p ? x->body.p : "", x->body.len, JSON_ALLOW_NUL, &jerr);
     if (!root) {
         x->unreadable = 1;
         return;
     }
-    if (x->ep == EP_MCP)
-        mcp_response_message(x, root);
-    else if (x->ep == EP_MESSAGES)
-        tg_usage_anthropic_root(root, &x->usage);
-    else
-        tg_usage_openai_root(root, &x->usage);
+    mcp_response_message(x, root);
     json_decref(root);
 }
 

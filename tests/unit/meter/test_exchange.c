@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "meter/exchange.h"
+#include "util/jpick.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
@@ -1045,33 +1046,71 @@ static void test_json_huge_body(void **state)
     tg_xchg_free(x);
 }
 
-/* A body of exactly 1 MiB is parsed whole; one byte more and only its tail is read. */
-static void test_json_full_parse_cap(void **state)
+/* Answers of any size are read as they pass; what is capped is one token still in
+ * progress: a string longer than TG_JPICK_TOKEN_MAX arriving in pieces makes the answer
+ * unreadable (forwarded all the same), one just under it does not. */
+static void test_json_token_cap(void **state)
 {
     (void)state;
     static const char head[] = "{\"usage\":{\"prompt_tokens\":7,\"total_tokens\":7},\"model\":"
                                "\"text-embedding-3-small\",\"object\":\"list\",\"pad\":\"";
     tg_xchg_t *x = tg_xchg_new();
     struct req rq = {TG_ROUTE_OPENAI, "/v1/embeddings", S("{\"input\":\"x\"}")};
-    for (size_t total = (1u << 20) - 1; total <= (1u << 20) + 1; total++) {
+    static const size_t pads[] = {TG_JPICK_TOKEN_MAX - 65536, TG_JPICK_TOKEN_MAX + 65536 * 2};
+    for (size_t k = 0; k < 2; k++) {
+        size_t total = sizeof head - 1 + pads[k] + 2;
         char *body = malloc(total);
         assert_non_null(body);
         memcpy(body, head, sizeof head - 1);
-        memset(body + sizeof head - 1, 'x', total - (sizeof head - 1) - 2);
+        memset(body + sizeof head - 1, 'x', pads[k]);
         memcpy(body + total - 2, "\"}", 2);
-        for (size_t step = 0; step <= 4096; step += 4096) {
+        struct resp rs = {200, "application/json", body, total};
+        struct result r;
+        run(x, &rq, &rs, 65536, NULL, 0, body, total, &r);
+        assert_int_equal(r.o.len, total);
+        assert_memory_equal(r.o.p, body, total);
+        assert_int_equal(r.unparsed, k);
+        assert_int_equal(r.ev.tokens_in, k ? TG_TOKENS_UNKNOWN : 7);
+        result_free(&r);
+        free(body);
+    }
+    tg_xchg_free(x);
+}
+
+/* A Responses API answer echoes the client's metadata after its usage: however large the
+ * answer, only the top-level usage counts. */
+static void test_json_nested_usage_ignored(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/responses",
+                     S("{\"model\":\"gpt-4.1\",\"input\":\"hi\"}")};
+    static const char head[] = "{\"object\":\"response\",\"model\":\"gpt-4.1\",\"usage\":{"
+                               "\"input_tokens\":20,\"output_tokens\":11},\"output\":[";
+    static const char tail[] = "],\"metadata\":{\"usage\":{\"input_tokens\":1,\"output_tokens\":"
+                               "1}},\"x\":[{\"usage\":{\"input_tokens\":2}}]}";
+    static const size_t fill[] = {0, 3u << 20};
+    for (size_t k = 0; k < 2; k++) {
+        size_t total = sizeof head - 1 + fill[k] * 2 + sizeof tail - 1;
+        char *body = malloc(total);
+        assert_non_null(body);
+        char *w = body;
+        memcpy(w, head, sizeof head - 1);
+        w += sizeof head - 1;
+        for (size_t i = 0; i < fill[k]; i++) { /* "11,1,1,...": many small tokens */
+            *w++ = i ? ',' : '1';
+            *w++ = '1';
+        }
+        memcpy(w, tail, sizeof tail - 1);
+        w += sizeof tail - 1;
+        assert_int_equal((size_t)(w - body), total);
+        for (size_t step = 0; step <= 65536; step += 65536) {
             struct resp rs = {200, "application/json", body, total};
             struct result r;
             run(x, &rq, &rs, step, NULL, 0, body, total, &r);
-            if (total <= (1u << 20)) {
-                assert_int_equal(r.unparsed, 0);
-                assert_int_equal(r.ev.tokens_in, 7);
-                assert_string_equal(r.ev.model, "text-embedding-3-small");
-            } else {
-                assert_int_equal(r.unparsed, 1);
-                assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
-                assert_string_equal(r.ev.model, "");
-            }
+            assert_int_equal(r.unparsed, 0);
+            assert_int_equal(r.ev.tokens_in, 20);
+            assert_int_equal(r.ev.tokens_out, 11);
             result_free(&r);
         }
         free(body);
@@ -1631,7 +1670,8 @@ int main(void)
         cmocka_unit_test(test_json_unreadable),
         cmocka_unit_test(test_json_not_observed),
         cmocka_unit_test(test_json_huge_body),
-        cmocka_unit_test(test_json_full_parse_cap),
+        cmocka_unit_test(test_json_token_cap),
+        cmocka_unit_test(test_json_nested_usage_ignored),
         cmocka_unit_test(test_mcp_single),
         cmocka_unit_test(test_mcp_sse),
         cmocka_unit_test(test_mcp_batch),

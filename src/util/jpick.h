@@ -1,0 +1,104 @@
+/* Picks a few members out of a JSON document without building it.
+ *
+ * A picker is given a table of paths, each a list of object keys from the root
+ * ({"usage", "prompt_tokens"}), and is fed the document in pieces as they arrive. The
+ * whole document is validated (yajl, strict: no comments, no trailing garbage, UTF-8
+ * checked); only the values at the paths are kept, scalars by value, objects and arrays by
+ * their type and number of direct members. No path goes through an array: a member of an
+ * object inside an array never matches.
+ *
+ * Why not jansson here: jansson builds the whole tree (a hashtable and allocations per
+ * object) at ~15 ns a byte, which made metering a 526-byte chat answer cost more CPU than
+ * proxying it (bench/RESULTS.md). yajl is an event (SAX) parser at ~2 ns a byte; this
+ * module keeps, per open object, the bit set of paths that still match, so each key costs
+ * a comparison with the few keys that could follow. jansson stays everywhere else.
+ *
+ * Semantics follow jansson's for the documents both accept: a repeated key replaces the
+ * earlier value and everything picked under it; integers beyond 64 bits are an error;
+ * \u0000 is allowed in strings (a picked string ends there).
+ *
+ * Memory: yajl buffers the token in progress when it spans pieces, so one token is capped:
+ * once more than TG_JPICK_TOKEN_MAX bytes were fed without any value or key completing,
+ * the picker stops (tg_jpick_too_big) and frees what it held. Nothing else grows with the
+ * document. */
+#ifndef TG_UTIL_JPICK_H
+#define TG_UTIL_JPICK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TG_JPICK_MAX       32         /* paths in a table */
+#define TG_JPICK_DEPTH     4          /* keys in a path */
+#define TG_JPICK_STR       128        /* a picked string keeps up to 127 bytes */
+#define TG_JPICK_TOKEN_MAX (4u << 20) /* see above */
+
+typedef enum {
+    TG_JT_ABSENT = 0,
+    TG_JT_NULL,
+    TG_JT_FALSE,
+    TG_JT_TRUE,
+    TG_JT_INT,
+    TG_JT_REAL,
+    TG_JT_STRING,
+    TG_JT_OBJECT,
+    TG_JT_ARRAY,
+} tg_jtype_t;
+
+/* Keys from the root object, NULL-terminated. */
+typedef struct tg_jpath {
+    const char *key[TG_JPICK_DEPTH + 1];
+} tg_jpath_t;
+
+typedef struct tg_jval {
+    tg_jtype_t type;
+    int64_t i;            /* TG_JT_INT */
+    size_t n;             /* TG_JT_OBJECT: members; TG_JT_ARRAY: elements */
+    char s[TG_JPICK_STR]; /* TG_JT_STRING, NUL-terminated, cut at TG_JPICK_STR - 1 bytes */
+} tg_jval_t;
+
+typedef struct tg_jpick {
+    const tg_jpath_t *paths;
+    size_t npaths;
+    void *yajl;      /* the parse in progress, NULL before begin and after end */
+    int depth;       /* containers open */
+    int failed;      /* not JSON, or a token over the cap */
+    int too_big;     /* ... the latter */
+    int progressed;  /* a value or key completed during the current piece */
+    size_t idle;     /* bytes fed since one last did */
+    tg_jtype_t root; /* the document's type, once known */
+    size_t root_n;   /* members or elements of the root */
+    /* Per depth d (1 = inside the root): the paths that can still match a key of the open
+     * object (0 in an array), the paths matching the key just read, the picked value whose
+     * members are being counted (-1: none; -2: the root), and whether the container is an
+     * array. Depths beyond are not followed. */
+    uint32_t live[TG_JPICK_DEPTH + 2];
+    uint32_t keyed[TG_JPICK_DEPTH + 2];
+    int8_t counted[TG_JPICK_DEPTH + 2];
+    uint8_t in_array[TG_JPICK_DEPTH + 2];
+    uint8_t plen[TG_JPICK_MAX];
+    tg_jval_t v[TG_JPICK_MAX]; /* by path index */
+} tg_jpick_t;
+
+/* Starts a document. paths must outlive the parse; npaths <= TG_JPICK_MAX and each path at
+ * most TG_JPICK_DEPTH keys. Returns 0, -1 when out of memory (the picker is then failed). */
+int tg_jpick_begin(tg_jpick_t *pk, const tg_jpath_t *paths, size_t npaths);
+/* The next piece. Returns 0, or -1 once the document is known to be unreadable. */
+int tg_jpick_feed(tg_jpick_t *pk, const char *p, size_t n);
+/* The document ended. Returns 0 when it was one complete JSON value, else -1. The values
+ * stay readable until the next begin. */
+int tg_jpick_end(tg_jpick_t *pk);
+/* Abandons a parse in progress (safe to call at any time, and more than once). */
+void tg_jpick_free(tg_jpick_t *pk);
+/* begin + feed + end of one whole document. */
+int tg_jpick_doc(tg_jpick_t *pk, const tg_jpath_t *paths, size_t npaths, const char *p, size_t n);
+
+static inline const tg_jval_t *tg_jpick_get(const tg_jpick_t *pk, size_t i)
+{
+    return &pk->v[i];
+}
+static inline int tg_jpick_too_big(const tg_jpick_t *pk)
+{
+    return pk->too_big;
+}
+
+#endif
