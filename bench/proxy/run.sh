@@ -19,6 +19,11 @@
 # route is of kind http (tg-http): the openai route's tollgate/nginx ratio is
 # compared with the plain route's from the same run.
 #
+# ROUNDS=N (default 1) runs the targets of each case N times in turn (direct, tollgate, ...,
+# direct, tollgate, ...) and reports each target's median req/s, and for chat the median
+# of the per-round openai/plain ratios: on a shared VM whose speed drifts by 10-30% over
+# minutes, interleaving keeps a drift from landing on one target only.
+#
 # Everything listens on 127.0.0.1 ports chosen here and is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,6 +33,7 @@ CONNS=${2:-50}
 WORKERS=${3:-1}
 LIMITS=${4:-0}
 CASES=${CASES:-get post chat}
+ROUNDS=${ROUNDS:-1}
 # PIN=1: wrk on CPU 0, the proxy under test and the upstream on CPU 1, which
 # takes the scheduler's placement out of the comparison (less run-to-run noise).
 if [ "${PIN:-0}" = 1 ]; then LOAD="taskset -c 0"; SERVE="taskset -c 1"; else LOAD=""; SERVE=""; fi
@@ -119,11 +125,16 @@ run() {
   echo "$rps $p50 $p99 ${errs:-}"
 }
 
+# median of the numbers on stdin
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 printf '%-8s %-9s %12s %10s %10s\n' case target req/s p50 p99
-declare -A R
+declare -A R RS
+CHATRATIOS=""
 for kind in $CASES; do
   targets="direct tollgate nginx"
   [ $kind = chat ] && targets="direct tollgate tg-http nginx"
+  for round in $(seq 1 "$ROUNDS"); do
   for target in $targets; do
     case $target in
       direct) url="http://127.0.0.1:$UP/"; auth=() ;;
@@ -137,10 +148,20 @@ for kind in $CASES; do
       *) extra=() ;;
     esac
     read -r rps p50 p99 errs < <(run "${auth[@]}" "${extra[@]}" "$url")
-    R[$kind.$target]=$rps
+    RS[$kind.$target]="${RS[$kind.$target]:-} $rps"
     printf '%-8s %-9s %12s %10s %10s %s\n' "$kind" "$target" "$rps" "$p50" "$p99" "$errs"
   done
+  if [ $kind = chat ]; then
+    r=$(awk -v h="$(echo ${RS[chat.tg-http]} | awk '{print $NF}')" -v o="$(echo ${RS[chat.tollgate]} | awk '{print $NF}')" 'BEGIN { printf "%.3f", o/h }')
+    CHATRATIOS="$CHATRATIOS $r"
+    if [ "$ROUNDS" -gt 1 ]; then echo "chat round $round: openai/plain = $r"; fi
+  fi
+  done
+  for target in $targets; do
+    R[$kind.$target]=$(echo ${RS[$kind.$target]} | tr ' ' '\n' | median)
+  done
 done
+if [ "$ROUNDS" -gt 1 ]; then echo "(ROUNDS=$ROUNDS: the ratios below are of each target's median req/s)"; fi
 echo
 for kind in $CASES; do
   awk -v k=$kind -v t="${R[$kind.tollgate]}" -v n="${R[$kind.nginx]}" -v d="${R[$kind.direct]}" \
@@ -151,7 +172,10 @@ case " $CASES " in *" chat "*)
   awk -v t="${R[chat.tollgate]}" -v h="${R[chat.tg-http]}" -v n="${R[chat.nginx]}" -v p="${R[post.tollgate]:-}" -v pn="${R[post.nginx]:-}" \
     'BEGIN { printf "chat: openai route tollgate/nginx = %.2fx, plain route (tg-http)/nginx = %.2fx: openai/plain = %.3f", t/n, h/n, t/h
              if (p != "" && pn != "") printf "; post (plain route) tollgate/nginx = %.2fx: chat-openai/post = %.3f", p/pn, (t/n)/(p/pn)
-             printf "\n" }' ;;
+             printf "\n" }'
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo "chat: openai/plain per round:$CHATRATIOS; median $(echo $CHATRATIOS | tr ' ' '\n' | median)"
+  fi ;;
 esac
 
 # Every tollgate request must be metered: stop it (SIGTERM drains) and count.

@@ -211,6 +211,7 @@ static const tg_jpath_t request_paths[R_N] = {
     [R_OPTS] = {{"stream_options"}},
     [R_INCLUDE] = {{"stream_options", "include_usage"}},
 };
+static tg_jpick_spec_t request_spec = TG_JPICK_SPEC(request_paths);
 
 /* The first of max_completion_tokens, max_tokens, max_output_tokens that is a count. */
 static void set_max_out(tg_xchg_t *x, const tg_jpick_t *pk)
@@ -323,7 +324,7 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
     }
     tg_jpick_t pk;
     pk.yajl = NULL;
-    if (tg_jpick_doc(&pk, request_paths, R_N, body, len) != 0) {
+    if (tg_jpick_doc(&pk, &request_spec, body, len) != 0) {
         x->req_unread = 1;
         return;
     }

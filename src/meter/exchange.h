@@ -23,14 +23,14 @@
  * client receives the bytes it would have received without tollgate. An event larger than
  * the parser's cap ends the rewriting: from there the stream passes untouched.
  *
- * What cannot be read (not JSON, no usage, an event over the cap, a body over the cap) is
- * forwarded untouched all the same; tg_xchg_finish then reports the tokens unknown and
- * sets *unparsed so the caller can count it. An AI JSON answer is kept whole up to 1 MiB,
- * beyond that only its last 64 KiB, where OpenAI and Anthropic put "model" and "usage";
- * up to 1 MiB it is parsed whole; beyond, once it is known to be one object ('{' ... '}'),
- * the last "usage" and "model" members of the tail are parsed. Stream events are parsed
- * only when they carry a usage object (or, once, for the model when the request named
- * none). An MCP answer is parsed whole, up to 4 MiB (one SSE event up to 4 MiB); an answer
+ * What cannot be read (not JSON, no usage, an event over the cap, a token over the
+ * picker's cap) is forwarded untouched all the same; tg_xchg_finish then reports the
+ * tokens unknown and sets *unparsed so the caller can count it. An AI JSON answer is read
+ * by the member picker (util/jpick.h) piece by piece as it passes, whatever its size: only
+ * its top-level "model" and "usage" count, never a member of the same name nested deeper
+ * (the Responses API echoes client metadata). Stream events are read only when they carry
+ * a usage object (or, once, for the model when the request named none). An MCP answer is
+ * parsed whole by jansson, up to 4 MiB (one SSE event up to 4 MiB); an MCP answer
  * too large to read is still billed (2xx) and counted as unparsed. */
 #ifndef TG_METER_EXCHANGE_H
 #define TG_METER_EXCHANGE_H
@@ -58,7 +58,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
  * is not the JSON expected is left as it is (the upstream answers it). */
 void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **out, size_t *outlen);
 
-/* 1 when the request body was not JSON jansson can read (the route's kind expected it). */
+/* 1 when the request body was not JSON tollgate can read (the route's kind expected it). */
 int tg_xchg_request_unreadable(const tg_xchg_t *x);
 /* 1 when the path is one whose answers carry token usage (chat, completions, embeddings,
  * responses, messages): the request is reserved against token limits. */

@@ -68,6 +68,9 @@ static const tg_jpath_t anthropic_paths[A_N] = {
     [A_M_CACHE_CREATION] = {{"message", "usage", "cache_creation_input_tokens"}},
 };
 
+static tg_jpick_spec_t openai_spec = TG_JPICK_SPEC(openai_paths);
+static tg_jpick_spec_t anthropic_spec = TG_JPICK_SPEC(anthropic_paths);
+
 void tg_usage_init(tg_usage_t *u)
 {
     memset(u, 0, sizeof *u);
@@ -137,8 +140,8 @@ static void anthropic_usage(const tg_jpick_t *pk, tg_usage_t *u)
 
 int tg_usage_begin(tg_jpick_t *pk, tg_usage_api_t api)
 {
-    if (api == TG_USAGE_ANTHROPIC) return tg_jpick_begin(pk, anthropic_paths, A_N);
-    return tg_jpick_begin(pk, openai_paths, O_N);
+    if (api == TG_USAGE_ANTHROPIC) return tg_jpick_begin(pk, &anthropic_spec);
+    return tg_jpick_begin(pk, &openai_spec);
 }
 
 int tg_usage_answer(const tg_jpick_t *pk, tg_usage_api_t api, tg_usage_t *u)
@@ -178,7 +181,7 @@ int tg_usage_openai_event(const char *data, size_t len, tg_usage_t *u)
 {
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) return 0;
     tg_jpick_t pk = {0};
-    if (tg_jpick_doc(&pk, openai_paths, O_N, data, len) != 0 || pk.root != TG_JT_OBJECT) return -1;
+    if (tg_jpick_doc(&pk, &openai_spec, data, len) != 0 || pk.root != TG_JT_OBJECT) return -1;
     openai_picked(&pk, u);
     int flags = 0;
     tg_jtype_t usage = type_at(&pk, O_USAGE + G_USAGE);
@@ -193,8 +196,7 @@ int tg_usage_anthropic_event(const char *event, size_t elen, const char *data, s
                              tg_usage_t *u)
 {
     tg_jpick_t pk = {0};
-    if (tg_jpick_doc(&pk, anthropic_paths, A_N, data, dlen) != 0 || pk.root != TG_JT_OBJECT)
-        return -1;
+    if (tg_jpick_doc(&pk, &anthropic_spec, data, dlen) != 0 || pk.root != TG_JT_OBJECT) return -1;
     const char *type = event;
     size_t tlen = elen;
     if (!elen && type_at(&pk, A_TYPE) == TG_JT_STRING) {

@@ -6,17 +6,44 @@
  * objects above, keyed[d] those whose d-th key is also the key just read. */
 #include "util/jpick.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
 #define TRACKED (TG_JPICK_DEPTH + 1) /* deepest depth whose members are counted */
 
-/* 1 when the NUL-terminated key equals the k bytes at s (which may hold a NUL). */
-static int key_eq(const char *key, const unsigned char *s, size_t k)
+static pthread_mutex_t prepare_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Fills the spec's tables, once. */
+static void prepare(tg_jpick_spec_t *sp)
 {
-    for (size_t i = 0; i < k; i++)
-        if (key[i] == '\0' || key[i] != (char)s[i]) return 0;
-    return key[k] == '\0';
+    if (__atomic_load_n(&sp->ready, __ATOMIC_ACQUIRE)) return;
+    pthread_mutex_lock(&prepare_lock);
+    if (!sp->ready) {
+        if (sp->npaths > TG_JPICK_MAX) sp->npaths = TG_JPICK_MAX;
+        for (size_t p = 0; p < sp->npaths; p++) {
+            uint8_t d = 0;
+            for (; d < TG_JPICK_DEPTH && sp->paths[p].key[d]; d++) {
+                const char *k = sp->paths[p].key[d];
+                size_t i = 0;
+                while (i < sp->nkeys[d] && strcmp(sp->keys[d][i].s, k) != 0)
+                    i++;
+                if (i == sp->nkeys[d]) {
+                    sp->keys[d][i].s = k;
+                    sp->keys[d][i].len = strlen(k);
+                    sp->nkeys[d]++;
+                }
+                sp->keys[d][i].paths |= 1u << p;
+            }
+            sp->plen[p] = d;
+            sp->exact[d] |= 1u << p;
+            for (uint8_t e = 0; e < d; e++)
+                sp->longer[e] |= 1u << p;
+        }
+        __atomic_store_n(&sp->ready, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&prepare_lock);
 }
 
 /* A value starts at the current depth: returns the paths it is the value of, with their
@@ -29,15 +56,12 @@ static uint32_t value(tg_jpick_t *pk, tg_jtype_t t)
         pk->root = t;
         return 0;
     }
-    uint32_t hit = 0;
-    if (d <= TG_JPICK_DEPTH) {
-        for (uint32_t m = pk->keyed[d]; m; m &= m - 1) {
-            int p = __builtin_ctz(m);
-            if (pk->plen[p] != d) continue;
-            pk->v[p].type = t;
-            pk->v[p].n = 0;
-            hit |= 1u << p;
-        }
+    if (d > TG_JPICK_DEPTH) return 0;
+    uint32_t hit = pk->keyed[d] & pk->spec->exact[d];
+    for (uint32_t m = hit; m; m &= m - 1) {
+        tg_jval_t *v = &pk->v[__builtin_ctz(m)];
+        v->type = t;
+        v->n = 0;
     }
     return hit;
 }
@@ -60,14 +84,10 @@ static void open_container(tg_jpick_t *pk, uint32_t hit, int array)
     int parent = d - 1;
     uint32_t live = 0;
     if (!array) {
-        if (parent == 0) {
-            live = pk->npaths >= 32 ? UINT32_MAX : (1u << pk->npaths) - 1;
-        } else if (parent <= TG_JPICK_DEPTH) {
-            for (uint32_t m = pk->keyed[parent]; m; m &= m - 1) {
-                int p = __builtin_ctz(m);
-                if (pk->plen[p] > parent) live |= 1u << p;
-            }
-        }
+        if (parent == 0)
+            live = pk->spec->npaths >= 32 ? UINT32_MAX : (1u << pk->spec->npaths) - 1;
+        else if (parent <= TG_JPICK_DEPTH)
+            live = pk->keyed[parent] & pk->spec->longer[parent];
     }
     pk->live[d] = live;
     pk->keyed[d] = 0;
@@ -158,12 +178,18 @@ static int on_key(void *ud, const unsigned char *k, size_t n)
     else if (pk->counted[d] >= 0)
         pk->v[pk->counted[d]].n++;
     if (d > TG_JPICK_DEPTH) return 1;
-    uint32_t keyed = 0;
-    for (uint32_t m = pk->live[d]; m; m &= m - 1) {
-        int p = __builtin_ctz(m);
-        if (!key_eq(pk->paths[p].key[d - 1], k, n)) continue;
-        keyed |= 1u << p;
-        pk->v[p].type = TG_JT_ABSENT; /* a repeated key replaces the earlier value */
+    uint32_t keyed = 0, live = pk->live[d];
+    if (live) {
+        const tg_jpick_spec_t *sp = pk->spec;
+        for (size_t i = 0; i < sp->nkeys[d - 1]; i++) {
+            const struct tg_jpick_key *e = &sp->keys[d - 1][i];
+            if ((e->paths & live) && e->len == n && memcmp(e->s, k, n) == 0) {
+                keyed = e->paths & live;
+                break;
+            }
+        }
+        for (uint32_t m = keyed; m; m &= m - 1) /* a repeated key replaces the earlier value */
+            pk->v[__builtin_ctz(m)].type = TG_JT_ABSENT;
     }
     pk->keyed[d] = keyed;
     return 1;
@@ -182,6 +208,60 @@ static const yajl_callbacks callbacks = {
     .yajl_end_array = on_end,
 };
 
+/* ---- yajl's allocator: a bump arena in the picker, then malloc ----------------------- */
+
+/* Each arena block starts with its size, so realloc can copy it. */
+#define HDR 16
+
+static int in_arena(const tg_jpick_t *pk, const void *p)
+{
+    const unsigned char *c = p;
+    return c >= pk->arena && c < pk->arena + sizeof pk->arena;
+}
+
+static void *a_malloc(void *ud, size_t n)
+{
+    tg_jpick_t *pk = ud;
+    size_t need = HDR + ((n + 15) & ~(size_t)15);
+    if (n > sizeof pk->arena || need > sizeof pk->arena - pk->arena_used) return malloc(n);
+    unsigned char *b = pk->arena + pk->arena_used;
+    memcpy(b, &n, sizeof n);
+    pk->arena_last = pk->arena_used;
+    pk->arena_used += need;
+    return b + HDR;
+}
+
+static void a_free(void *ud, void *p)
+{
+    tg_jpick_t *pk = ud;
+    if (!p) return;
+    if (!in_arena(pk, p)) {
+        free(p);
+        return;
+    }
+    /* Only the last block is given back; the rest waits for the next begin. */
+    if ((unsigned char *)p - HDR == pk->arena + pk->arena_last) pk->arena_used = pk->arena_last;
+}
+
+static void *a_realloc(void *ud, void *p, size_t n)
+{
+    tg_jpick_t *pk = ud;
+    if (!p) return a_malloc(pk, n);
+    if (!in_arena(pk, p)) return realloc(p, n);
+    unsigned char *b = (unsigned char *)p - HDR;
+    size_t old;
+    memcpy(&old, b, sizeof old);
+    size_t off = (size_t)(b - pk->arena);
+    if (off == pk->arena_last && n <= sizeof pk->arena - off - HDR) { /* the last: grow it */
+        memcpy(b, &n, sizeof n);
+        pk->arena_used = off + HDR + ((n + 15) & ~(size_t)15);
+        return p;
+    }
+    void *q = a_malloc(pk, n);
+    if (q) memcpy(q, p, old < n ? old : n);
+    return q; /* p stays in the arena until the next begin */
+}
+
 void tg_jpick_free(tg_jpick_t *pk)
 {
     if (pk->yajl) yajl_free(pk->yajl);
@@ -195,24 +275,21 @@ static int fail(tg_jpick_t *pk)
     return -1;
 }
 
-int tg_jpick_begin(tg_jpick_t *pk, const tg_jpath_t *paths, size_t npaths)
+int tg_jpick_begin(tg_jpick_t *pk, tg_jpick_spec_t *spec)
 {
     tg_jpick_free(pk);
-    pk->paths = paths;
-    pk->npaths = npaths > TG_JPICK_MAX ? TG_JPICK_MAX : npaths;
+    prepare(spec);
+    pk->spec = spec;
     pk->depth = 0;
     pk->failed = pk->too_big = pk->progressed = 0;
     pk->idle = 0;
     pk->root = TG_JT_ABSENT;
     pk->root_n = 0;
-    for (size_t p = 0; p < pk->npaths; p++) {
-        uint8_t k = 0;
-        while (k < TG_JPICK_DEPTH && paths[p].key[k])
-            k++;
-        pk->plen[p] = k;
+    for (size_t p = 0; p < spec->npaths; p++)
         pk->v[p].type = TG_JT_ABSENT;
-    }
-    pk->yajl = yajl_alloc(&callbacks, NULL, pk);
+    pk->arena_used = pk->arena_last = 0;
+    yajl_alloc_funcs afs = {a_malloc, a_realloc, a_free, pk};
+    pk->yajl = yajl_alloc(&callbacks, &afs, pk);
     return pk->yajl ? 0 : fail(pk);
 }
 
@@ -244,9 +321,9 @@ int tg_jpick_end(tg_jpick_t *pk)
     return 0;
 }
 
-int tg_jpick_doc(tg_jpick_t *pk, const tg_jpath_t *paths, size_t npaths, const char *p, size_t n)
+int tg_jpick_doc(tg_jpick_t *pk, tg_jpick_spec_t *spec, const char *p, size_t n)
 {
-    if (tg_jpick_begin(pk, paths, npaths) != 0) return -1;
+    if (tg_jpick_begin(pk, spec) != 0) return -1;
     if (n && yajl_parse(pk->yajl, (const unsigned char *)p, n) != yajl_status_ok) return fail(pk);
     return tg_jpick_end(pk);
 }

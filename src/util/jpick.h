@@ -20,7 +20,8 @@
  * Memory: yajl buffers the token in progress when it spans pieces, so one token is capped:
  * once more than TG_JPICK_TOKEN_MAX bytes were fed without any value or key completing,
  * the picker stops (tg_jpick_too_big) and frees what it held. Nothing else grows with the
- * document. */
+ * document. yajl allocates from an arena inside the picker first (its handle, stacks and
+ * buffers for a small document fit), then from malloc. */
 #ifndef TG_UTIL_JPICK_H
 #define TG_UTIL_JPICK_H
 
@@ -31,6 +32,7 @@
 #define TG_JPICK_DEPTH     4          /* keys in a path */
 #define TG_JPICK_STR       128        /* a picked string keeps up to 127 bytes */
 #define TG_JPICK_TOKEN_MAX (4u << 20) /* see above */
+#define TG_JPICK_ARENA     4096       /* bytes for yajl's own allocations, see above */
 
 typedef enum {
     TG_JT_ABSENT = 0,
@@ -49,6 +51,29 @@ typedef struct tg_jpath {
     const char *key[TG_JPICK_DEPTH + 1];
 } tg_jpath_t;
 
+/* A table of paths, prepared on first use (thread-safe) for matching: per depth, the
+ * distinct keys and which paths have each. Declare it static next to its paths:
+ *   static tg_jpick_spec_t spec = TG_JPICK_SPEC(paths); */
+typedef struct tg_jpick_spec {
+    const tg_jpath_t *paths;
+    size_t npaths;
+    int ready; /* atomic: the fields below are set */
+    uint8_t plen[TG_JPICK_MAX];
+    uint32_t exact[TG_JPICK_DEPTH + 1];  /* per depth d: the paths of d keys */
+    uint32_t longer[TG_JPICK_DEPTH + 1]; /* ... of more than d keys */
+    struct tg_jpick_key {
+        const char *s;
+        size_t len;
+        uint32_t paths; /* whose key at this depth is s */
+    } keys[TG_JPICK_DEPTH][TG_JPICK_MAX];
+    uint8_t nkeys[TG_JPICK_DEPTH];
+} tg_jpick_spec_t;
+
+#define TG_JPICK_SPEC(arr)                                                                         \
+    {                                                                                              \
+        .paths = (arr), .npaths = sizeof(arr) / sizeof((arr)[0])                                   \
+    }
+
 typedef struct tg_jval {
     tg_jtype_t type;
     int64_t i;            /* TG_JT_INT */
@@ -57,9 +82,12 @@ typedef struct tg_jval {
 } tg_jval_t;
 
 typedef struct tg_jpick {
-    const tg_jpath_t *paths;
-    size_t npaths;
-    void *yajl;      /* the parse in progress, NULL before begin and after end */
+    tg_jpick_spec_t *spec;
+    void *yajl; /* the parse in progress, NULL before begin and after end */
+    /* yajl's allocations (its handle, lexer, stacks, small buffers) come from here while
+     * they fit, so a parse of a small document calls malloc not at all. */
+    size_t arena_used, arena_last;
+    _Alignas(16) unsigned char arena[TG_JPICK_ARENA];
     int depth;       /* containers open */
     int failed;      /* not JSON, or a token over the cap */
     int too_big;     /* ... the latter */
@@ -75,13 +103,12 @@ typedef struct tg_jpick {
     uint32_t keyed[TG_JPICK_DEPTH + 2];
     int8_t counted[TG_JPICK_DEPTH + 2];
     uint8_t in_array[TG_JPICK_DEPTH + 2];
-    uint8_t plen[TG_JPICK_MAX];
     tg_jval_t v[TG_JPICK_MAX]; /* by path index */
 } tg_jpick_t;
 
-/* Starts a document. paths must outlive the parse; npaths <= TG_JPICK_MAX and each path at
- * most TG_JPICK_DEPTH keys. Returns 0, -1 when out of memory (the picker is then failed). */
-int tg_jpick_begin(tg_jpick_t *pk, const tg_jpath_t *paths, size_t npaths);
+/* Starts a document. The spec's paths: at most TG_JPICK_MAX (more are ignored), each of 1
+ * to TG_JPICK_DEPTH keys. Returns 0, -1 when out of memory (the picker is then failed). */
+int tg_jpick_begin(tg_jpick_t *pk, tg_jpick_spec_t *spec);
 /* The next piece. Returns 0, or -1 once the document is known to be unreadable. */
 int tg_jpick_feed(tg_jpick_t *pk, const char *p, size_t n);
 /* The document ended. Returns 0 when it was one complete JSON value, else -1. The values
@@ -90,7 +117,7 @@ int tg_jpick_end(tg_jpick_t *pk);
 /* Abandons a parse in progress (safe to call at any time, and more than once). */
 void tg_jpick_free(tg_jpick_t *pk);
 /* begin + feed + end of one whole document. */
-int tg_jpick_doc(tg_jpick_t *pk, const tg_jpath_t *paths, size_t npaths, const char *p, size_t n);
+int tg_jpick_doc(tg_jpick_t *pk, tg_jpick_spec_t *spec, const char *p, size_t n);
 
 static inline const tg_jval_t *tg_jpick_get(const tg_jpick_t *pk, size_t i)
 {

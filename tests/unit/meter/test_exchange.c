@@ -2,8 +2,9 @@
  * rewritten through jansson), the rewritten OpenAI stream (emitted bytes equal to the stream
  * the client would have got without tollgate, under every cut of the input and three line
  * endings), streams and JSON bodies passed untouched while their usage is read (huge bodies
- * read from the tail), MCP requests, answers and refusals, the event over the cap that ends
- * the rewriting, and one tg_xchg_t reused across many requests.
+ * read as they pass, the token cap, nested "usage" members ignored), MCP requests, answers and
+ * refusals, the event over the cap that ends the rewriting, and one tg_xchg_t reused across many
+ * requests.
  *
  * Fixtures are written with \n line ends and converted to \r\n or \r where a test runs a
  * stream under every line ending. */
@@ -1015,10 +1016,10 @@ static void test_json_huge_body(void **state)
         assert_int_equal(r.ev.tokens_in, 5120);
         assert_int_equal(r.ev.tokens_out, 0);
         assert_int_equal(r.ev.tokens_cached, 0);
-        assert_string_equal(r.ev.model, "text-embedding-3-large"); /* from the tail */
+        assert_string_equal(r.ev.model, "text-embedding-3-large");
         result_free(&r);
     }
-    /* Cut where the tail begins, inside the usage object. */
+    /* Cut 64 KiB before the end and inside the usage object. */
     for (size_t back = 1; back < 120; back += 3) {
         size_t cuts[2] = {n - 65536 - back, n - back};
         struct resp rs = {200, "application/json", body, n};

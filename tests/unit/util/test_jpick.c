@@ -15,7 +15,7 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 
-enum { P_MODEL, P_USAGE, P_IN, P_CACHED, P_LIST, P_FLAG, P_DEEP, P_N };
+enum { P_MODEL, P_USAGE, P_IN, P_CACHED, P_LIST, P_FLAG, P_DEEP, P_OTHER_IN, P_N };
 static const tg_jpath_t paths[P_N] = {
     [P_MODEL] = {{"model"}},
     [P_USAGE] = {{"usage"}},
@@ -24,13 +24,15 @@ static const tg_jpath_t paths[P_N] = {
     [P_LIST] = {{"list"}},
     [P_FLAG] = {{"flag"}},
     [P_DEEP] = {{"a", "b", "c", "d"}},
+    [P_OTHER_IN] = {{"other", "in"}}, /* the same key as P_IN, under another parent */
 };
+static tg_jpick_spec_t spec = TG_JPICK_SPEC(paths);
 
 static tg_jpick_t pk;
 
 static int doc(const char *p, size_t n)
 {
-    return tg_jpick_doc(&pk, paths, P_N, p, n);
+    return tg_jpick_doc(&pk, &spec, p, n);
 }
 
 static const tg_jval_t *at(int i)
@@ -59,6 +61,11 @@ static void test_paths(void **state)
     assert_int_equal(at(P_FLAG)->type, TG_JT_TRUE);
     assert_int_equal(at(P_DEEP)->type, TG_JT_INT);
     assert_int_equal(at(P_DEEP)->i, -7);
+    assert_int_equal(at(P_OTHER_IN)->type, TG_JT_ABSENT);
+
+    assert_int_equal(doc(S("{\"other\":{\"in\":5},\"usage\":{\"x\":{\"in\":6}}}")), 0);
+    assert_int_equal(at(P_OTHER_IN)->i, 5);
+    assert_int_equal(at(P_IN)->type, TG_JT_ABSENT);
 }
 
 /* The same names elsewhere never match: nested under other keys, inside arrays, one level
@@ -174,7 +181,7 @@ static void test_every_split(void **state)
                             "{\"cached\":-4}},\"list\":[1.25e3,\"x\",true],\"flag\":null}";
     size_t n = sizeof d - 1;
     for (size_t cut = 0; cut <= n; cut++) {
-        assert_int_equal(tg_jpick_begin(&pk, paths, P_N), 0);
+        assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
         assert_int_equal(tg_jpick_feed(&pk, d, cut), 0);
         assert_int_equal(tg_jpick_feed(&pk, d + cut, n - cut), 0);
         assert_int_equal(tg_jpick_end(&pk), 0);
@@ -186,7 +193,7 @@ static void test_every_split(void **state)
         assert_int_equal(pk.root_n, 4);
     }
     /* One byte at a time. */
-    assert_int_equal(tg_jpick_begin(&pk, paths, P_N), 0);
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(tg_jpick_feed(&pk, d + i, 1), 0);
     assert_int_equal(tg_jpick_end(&pk), 0);
@@ -203,7 +210,7 @@ static void test_token_cap(void **state)
     assert_non_null(buf);
     memset(buf, 'x', piece);
 
-    assert_int_equal(tg_jpick_begin(&pk, paths, P_N), 0);
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
     assert_int_equal(tg_jpick_feed(&pk, S("{\"model\":\"")), 0);
     size_t fed = 0;
     int rc = 0;
@@ -217,7 +224,7 @@ static void test_token_cap(void **state)
     /* 8 MiB of "1,1,1,...": fine. */
     for (size_t i = 0; i < piece; i += 2)
         memcpy(buf + i, "1,", 2);
-    assert_int_equal(tg_jpick_begin(&pk, paths, P_N), 0);
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
     assert_int_equal(tg_jpick_feed(&pk, S("{\"list\":[")), 0);
     for (size_t i = 0; i < 128; i++)
         assert_int_equal(tg_jpick_feed(&pk, buf, piece), 0);
@@ -227,6 +234,39 @@ static void test_token_cap(void **state)
     assert_int_equal(at(P_LIST)->n, 128 * piece / 2 + 1);
     assert_int_equal(at(P_FLAG)->type, TG_JT_TRUE);
     free(buf);
+}
+
+/* Long escaped strings split across pieces: yajl's buffers outgrow the picker's arena and
+ * move to malloc mid-token; the value is still right (and nothing leaks, under ASan). */
+static void test_arena_overflow(void **state)
+{
+    (void)state;
+    size_t reps = 20000;
+    char *d = malloc(12 * reps + 64);
+    assert_non_null(d);
+    size_t n = (size_t)sprintf(d, "{\"list\":[\"");
+    for (size_t i = 0; i < reps; i++) {
+        memcpy(d + n, "\\u0041", 6);
+        n += 6;
+    }
+    n += (size_t)sprintf(d + n, "\"],\"model\":\"");
+    for (size_t i = 0; i < reps; i++) {
+        memcpy(d + n, "\\u0042", 6);
+        n += 6;
+    }
+    n += (size_t)sprintf(d + n, "\"}");
+    static const size_t pieces[] = {1, 7, 1000, 4096, 70000};
+    for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
+        assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
+        for (size_t off = 0; off < n; off += pieces[k])
+            assert_int_equal(tg_jpick_feed(&pk, d + off, off + pieces[k] < n ? pieces[k] : n - off),
+                             0);
+        assert_int_equal(tg_jpick_end(&pk), 0);
+        assert_int_equal(at(P_LIST)->n, 1);
+        assert_int_equal(strlen(at(P_MODEL)->s), TG_JPICK_STR - 1);
+        assert_int_equal(strspn(at(P_MODEL)->s, "B"), TG_JPICK_STR - 1);
+    }
+    free(d);
 }
 
 /* Nesting far deeper than any path: followed by depth only, no recursion. */
@@ -252,9 +292,9 @@ static void test_deep_nesting(void **state)
 static void test_abandon(void **state)
 {
     (void)state;
-    assert_int_equal(tg_jpick_begin(&pk, paths, P_N), 0);
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
     assert_int_equal(tg_jpick_feed(&pk, S("{\"model\":\"half")), 0);
-    assert_int_equal(tg_jpick_begin(&pk, paths, P_N), 0);
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
     assert_int_equal(tg_jpick_feed(&pk, S("{\"usage\":{\"in\":")), 0);
     tg_jpick_free(&pk);
     tg_jpick_free(&pk);
@@ -268,7 +308,7 @@ int main(void)
         cmocka_unit_test(test_repeated_keys), cmocka_unit_test(test_scalars),
         cmocka_unit_test(test_invalid),       cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_token_cap),     cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_abandon),
+        cmocka_unit_test(test_abandon),       cmocka_unit_test(test_arena_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
