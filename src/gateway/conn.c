@@ -842,6 +842,7 @@ static int on_headers_complete(http_parser *p)
             return 0;
         }
         tg_xchg_begin(c->xchg, c->route->kind, url, plen);
+        tg_xchg_set_max_body(c->xchg, c->body_limit);
         c->metered = 1;
         /* The body says what is asked (model, tokens, tools): admission waits for
          * all of it (at most server.max_body), see on_message_complete. */

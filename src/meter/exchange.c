@@ -64,9 +64,10 @@ struct tg_xchg {
     int parser_live;
     tg_jpick_t answer; /* an AI JSON answer, read as it passes */
     int answer_live;
-    struct buf body; /* an MCP JSON answer, kept whole up to MCP_JSON_MAX */
-    int body_over;   /* ... and it was larger */
-    struct buf hold; /* rewriting: raw bytes of the event in progress */
+    size_t token_max; /* see tg_xchg_set_max_body; 0: the picker's default */
+    struct buf body;  /* an MCP JSON answer, kept whole up to MCP_JSON_MAX */
+    int body_over;    /* ... and it was larger */
+    struct buf hold;  /* rewriting: raw bytes of the event in progress */
     tg_usage_t usage;
     size_t n_ok, n_tool_err, n_rpc_err;
     int unreadable; /* an event or body could not be read */
@@ -159,6 +160,13 @@ void tg_xchg_free(tg_xchg_t *x)
     free(x->body.p);
     free(x->hold.p);
     free(x);
+}
+
+void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body)
+{
+    size_t cap = SIZE_MAX / 4;
+    x->token_max =
+        (max_body > (cap - TG_JPICK_TOKEN_MAX) / 3 ? cap : 3 * max_body + TG_JPICK_TOKEN_MAX);
 }
 
 void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t plen)
@@ -554,6 +562,7 @@ void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t c
         if (tg_usage_begin(&x->answer,
                            x->ep == EP_MESSAGES ? TG_USAGE_ANTHROPIC : TG_USAGE_OPENAI) != 0)
             x->unreadable = 1;
+        if (x->token_max) x->answer.token_max = x->token_max;
         x->answer_live = 1;
     }
 }

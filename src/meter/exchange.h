@@ -53,6 +53,12 @@ void tg_xchg_free(tg_xchg_t *x);
 /* A new request on a route of this kind; path without the query string. */
 void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t plen);
 
+/* The largest request body a client may send (server.max_body). An answer may echo any
+ * of it (the Responses API echoes "instructions"), so one JSON token of an AI answer is
+ * read up to 3 times that (\u escapes) plus TG_JPICK_TOKEN_MAX; without this call, up to
+ * TG_JPICK_TOKEN_MAX. Kept across requests. */
+void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body);
+
 /* The whole request body. When the body was rewritten, *out and *outlen point to the new
  * body (owned by x, valid until the next tg_xchg_begin); else *out is NULL. A body that
  * is not the JSON expected is left as it is (the upstream answers it). */

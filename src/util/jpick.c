@@ -283,6 +283,7 @@ int tg_jpick_begin(tg_jpick_t *pk, tg_jpick_spec_t *spec)
     pk->depth = 0;
     pk->failed = pk->too_big = pk->progressed = 0;
     pk->idle = 0;
+    pk->token_max = TG_JPICK_TOKEN_MAX;
     pk->root = TG_JT_ABSENT;
     pk->root_n = 0;
     for (size_t p = 0; p < spec->npaths; p++)
@@ -302,7 +303,7 @@ int tg_jpick_feed(tg_jpick_t *pk, const char *p, size_t n)
     /* After a piece in which something completed, what yajl holds is at most that piece;
      * pieces in which nothing did add up. */
     pk->idle = pk->progressed ? 0 : pk->idle + n;
-    if (pk->idle > TG_JPICK_TOKEN_MAX) {
+    if (pk->idle > pk->token_max) {
         pk->too_big = 1;
         return fail(pk);
     }

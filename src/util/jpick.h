@@ -18,7 +18,8 @@
  * \u0000 is allowed in strings (a picked string ends there).
  *
  * Memory: yajl buffers the token in progress when it spans pieces, so one token is capped:
- * once more than TG_JPICK_TOKEN_MAX bytes were fed without any value or key completing,
+ * once more than token_max bytes (TG_JPICK_TOKEN_MAX unless the caller raises it after
+ * tg_jpick_begin) were fed without any value or key completing,
  * the picker stops (tg_jpick_too_big) and frees what it held. Nothing else grows with the
  * document. yajl allocates from an arena inside the picker first (its handle, stacks and
  * buffers for a small document fit), then from malloc. */
@@ -88,13 +89,14 @@ typedef struct tg_jpick {
      * they fit, so a parse of a small document calls malloc not at all. */
     size_t arena_used, arena_last;
     _Alignas(16) unsigned char arena[TG_JPICK_ARENA];
-    int depth;       /* containers open */
-    int failed;      /* not JSON, or a token over the cap */
-    int too_big;     /* ... the latter */
-    int progressed;  /* a value or key completed during the current piece */
-    size_t idle;     /* bytes fed since one last did */
-    tg_jtype_t root; /* the document's type, once known */
-    size_t root_n;   /* members or elements of the root */
+    int depth;        /* containers open */
+    int failed;       /* not JSON, or a token over the cap */
+    int too_big;      /* ... the latter */
+    int progressed;   /* a value or key completed during the current piece */
+    size_t idle;      /* bytes fed since one last did */
+    size_t token_max; /* TG_JPICK_TOKEN_MAX unless raised after begin */
+    tg_jtype_t root;  /* the document's type, once known */
+    size_t root_n;    /* members or elements of the root */
     /* Per depth d (1 = inside the root): the paths that can still match a key of the open
      * object (0 in an array), the paths matching the key just read, the picked value whose
      * members are being counted (-1: none; -2: the root), and whether the container is an

@@ -132,5 +132,17 @@ describe('metering edges', () => {
     assert.equal(b.tokens_in, spoof.json().usage.input_tokens);
     assert.equal(b.tokens_out, spoof.json().usage.output_tokens);
     assert.ok(b.cost_micros > 0);
+
+    // The same in an answer over 4 MiB (the echoed metadata makes it so): it is read as it
+    // passes, whole, so the top-level usage still counts and the echo does not.
+    const bigBody = { ...spoofBody, metadata: { pad: 'x'.repeat(5 << 20), usage: { input_tokens: 0, output_tokens: 0 } } };
+    const big = await request(`${gw.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify(bigBody) });
+    assert.equal(big.status, 200, big.text.slice(0, 200));
+    assert.ok(big.text.length > 5 << 20, 'the answer carries the echo');
+    assert.match(big.text, /"usage":\{.*"metadata":\{"pad":"x+","usage":\{"input_tokens":0/s);
+    const c = await waitForEvent(gw, big.headers['x-request-id']);
+    assert.equal(c.tokens_in, big.json().usage.input_tokens);
+    assert.ok(c.tokens_in > 0);
+    assert.equal(c.tokens_out, big.json().usage.output_tokens);
   });
 });

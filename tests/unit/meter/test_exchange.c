@@ -1049,7 +1049,8 @@ static void test_json_huge_body(void **state)
 
 /* Answers of any size are read as they pass; what is capped is one token still in
  * progress: a string longer than TG_JPICK_TOKEN_MAX arriving in pieces makes the answer
- * unreadable (forwarded all the same), one just under it does not. */
+ * unreadable (forwarded all the same), one just under it does not; tg_xchg_set_max_body
+ * raises the cap. */
 static void test_json_token_cap(void **state)
 {
     (void)state;
@@ -1075,6 +1076,22 @@ static void test_json_token_cap(void **state)
         result_free(&r);
         free(body);
     }
+    /* With server.max_body set, a token up to 3 times it plus the default is read: an
+     * answer that echoes a client's request whole stays readable. */
+    tg_xchg_set_max_body(x, 1u << 20);
+    size_t total = sizeof head - 1 + pads[1] + 2;
+    char *body = malloc(total);
+    assert_non_null(body);
+    memcpy(body, head, sizeof head - 1);
+    memset(body + sizeof head - 1, 'x', pads[1]);
+    memcpy(body + total - 2, "\"}", 2);
+    struct resp rs = {200, "application/json", body, total};
+    struct result r;
+    run(x, &rq, &rs, 65536, NULL, 0, body, total, &r);
+    assert_int_equal(r.unparsed, 0);
+    assert_int_equal(r.ev.tokens_in, 7);
+    result_free(&r);
+    free(body);
     tg_xchg_free(x);
 }
 
