@@ -164,9 +164,13 @@ void tg_xchg_free(tg_xchg_t *x)
 
 void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body)
 {
-    size_t cap = SIZE_MAX / 4;
-    x->token_max =
-        (max_body > (cap - TG_JPICK_TOKEN_MAX) / 3 ? cap : 3 * max_body + TG_JPICK_TOKEN_MAX);
+    size_t echo = max_body > (SIZE_MAX / 4) / 3 ? SIZE_MAX / 4 : 3 * max_body + (4u << 20);
+    x->token_max = echo > TG_JPICK_TOKEN_MAX ? echo : TG_JPICK_TOKEN_MAX;
+}
+
+void tg_xchg_set_token_max(tg_xchg_t *x, size_t n)
+{
+    x->token_max = n;
 }
 
 void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t plen)
@@ -331,7 +335,7 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
         return;
     }
     tg_jpick_t pk;
-    pk.yajl = NULL;
+    tg_jpick_init(&pk);
     if (tg_jpick_doc(&pk, &request_spec, body, len) != 0) {
         x->req_unread = 1;
         return;

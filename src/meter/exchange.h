@@ -54,10 +54,13 @@ void tg_xchg_free(tg_xchg_t *x);
 void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t plen);
 
 /* The largest request body a client may send (server.max_body). An answer may echo any
- * of it (the Responses API echoes "instructions"), so one JSON token of an AI answer is
- * read up to 3 times that (\u escapes) plus TG_JPICK_TOKEN_MAX; without this call, up to
- * TG_JPICK_TOKEN_MAX. Kept across requests. */
+ * of it (the Responses API echoes "instructions"), so one JSON token (a string) of an AI
+ * answer is read up to 3 times that (\u escapes) plus 4 MiB, and at least up to
+ * TG_JPICK_TOKEN_MAX (64 MiB: base64 audio and images); a client cannot make its own answer
+ * unreadable. Kept across requests. */
 void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body);
+/* The same cap set directly, in bytes (0: TG_JPICK_TOKEN_MAX). */
+void tg_xchg_set_token_max(tg_xchg_t *x, size_t n);
 
 /* The whole request body. When the body was rewritten, *out and *outlen point to the new
  * body (owned by x, valid until the next tg_xchg_begin); else *out is NULL. A body that

@@ -158,7 +158,8 @@ int tg_usage_answer(const tg_jpick_t *pk, tg_usage_api_t api, tg_usage_t *u)
 
 static int json_body(tg_usage_api_t api, const char *body, size_t len, tg_usage_t *u)
 {
-    tg_jpick_t pk = {0};
+    tg_jpick_t pk;
+    tg_jpick_init(&pk);
     if (tg_usage_begin(&pk, api) != 0 || tg_jpick_feed(&pk, body, len) != 0 ||
         tg_jpick_end(&pk) != 0) {
         tg_jpick_free(&pk);
@@ -180,7 +181,8 @@ int tg_usage_anthropic_json(const char *body, size_t len, tg_usage_t *u)
 int tg_usage_openai_event(const char *data, size_t len, tg_usage_t *u)
 {
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) return 0;
-    tg_jpick_t pk = {0};
+    tg_jpick_t pk;
+    tg_jpick_init(&pk);
     if (tg_jpick_doc(&pk, &openai_spec, data, len) != 0 || pk.root != TG_JT_OBJECT) return -1;
     openai_picked(&pk, u);
     int flags = 0;
@@ -195,7 +197,8 @@ int tg_usage_openai_event(const char *data, size_t len, tg_usage_t *u)
 int tg_usage_anthropic_event(const char *event, size_t elen, const char *data, size_t dlen,
                              tg_usage_t *u)
 {
-    tg_jpick_t pk = {0};
+    tg_jpick_t pk;
+    tg_jpick_init(&pk);
     if (tg_jpick_doc(&pk, &anthropic_spec, data, dlen) != 0 || pk.root != TG_JT_OBJECT) return -1;
     const char *type = event;
     size_t tlen = elen;

@@ -6,6 +6,8 @@
  * objects above, keyed[d] those whose d-th key is also the key just read. */
 #include "util/jpick.h"
 
+#include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +50,22 @@ static void prepare(tg_jpick_spec_t *sp)
 
 /* A value starts at the current depth: returns the paths it is the value of, with their
  * type set. */
+/* The one value of the document ended: only whitespace may follow. Where it ended in the
+ * bytes yajl is reading is yajl's running offset: inside a callback yajl 2.1.0 (the only
+ * yajl there is) reports the bytes consumed so far, just past the token. */
+static void root_ended(tg_jpick_t *pk)
+{
+    pk->root_done = 1;
+    pk->root_end = yajl_get_bytes_consumed(pk->yajl);
+}
+
 static uint32_t value(tg_jpick_t *pk, tg_jtype_t t)
 {
     int d = pk->depth;
     pk->progressed = 1;
     if (d == 0) {
         pk->root = t;
+        if (t != TG_JT_OBJECT && t != TG_JT_ARRAY) root_ended(pk);
         return 0;
     }
     if (d > TG_JPICK_DEPTH) return 0;
@@ -109,20 +121,31 @@ static int on_bool(void *ud, int b)
     return 1;
 }
 
-static int on_int(void *ud, long long i)
+/* A number as text (yajl's own conversion refuses -2^63): an integer must fit int64, a
+ * real a double, as in jansson. Returning 0 stops the parse. */
+static int on_number(void *ud, const char *s, size_t n)
 {
     tg_jpick_t *pk = ud;
+    char tmp[64];
+    char *t = n < sizeof tmp ? tmp : malloc(n + 1);
+    if (!t) return 0;
+    memcpy(t, s, n);
+    t[n] = '\0';
+    int real = strpbrk(t, ".eE") != NULL;
+    long long i = 0;
+    errno = 0;
+    if (real) {
+        double x = strtod(t, NULL);
+        if ((x == HUGE_VAL || x == -HUGE_VAL) && errno == ERANGE) errno = EDOM;
+    } else {
+        i = strtoll(t, NULL, 10);
+    }
+    int bad = errno == EDOM || (!real && errno == ERANGE);
+    if (t != tmp) free(t);
+    if (bad) return 0;
     element(pk);
-    for (uint32_t m = value(pk, TG_JT_INT); m; m &= m - 1)
+    for (uint32_t m = value(pk, real ? TG_JT_REAL : TG_JT_INT); m; m &= m - 1)
         pk->v[__builtin_ctz(m)].i = (int64_t)i;
-    return 1;
-}
-
-static int on_double(void *ud, double x)
-{
-    (void)x;
-    element(ud);
-    value(ud, TG_JT_REAL);
     return 1;
 }
 
@@ -146,6 +169,7 @@ static int on_string(void *ud, const unsigned char *s, size_t n)
 static int on_start_map(void *ud)
 {
     tg_jpick_t *pk = ud;
+    if (pk->depth >= TG_JPICK_NEST) return 0;
     element(pk);
     open_container(pk, value(pk, TG_JT_OBJECT), 0);
     return 1;
@@ -154,6 +178,7 @@ static int on_start_map(void *ud)
 static int on_start_array(void *ud)
 {
     tg_jpick_t *pk = ud;
+    if (pk->depth >= TG_JPICK_NEST) return 0;
     element(pk);
     open_container(pk, value(pk, TG_JT_ARRAY), 1);
     return 1;
@@ -162,7 +187,7 @@ static int on_start_array(void *ud)
 static int on_end(void *ud)
 {
     tg_jpick_t *pk = ud;
-    pk->depth--;
+    if (--pk->depth == 0) root_ended(pk);
     pk->progressed = 1;
     return 1;
 }
@@ -198,8 +223,7 @@ static int on_key(void *ud, const unsigned char *k, size_t n)
 static const yajl_callbacks callbacks = {
     .yajl_null = on_null,
     .yajl_boolean = on_bool,
-    .yajl_integer = on_int,
-    .yajl_double = on_double,
+    .yajl_number = on_number,
     .yajl_string = on_string,
     .yajl_start_map = on_start_map,
     .yajl_map_key = on_key,
@@ -266,6 +290,9 @@ void tg_jpick_free(tg_jpick_t *pk)
 {
     if (pk->yajl) yajl_free(pk->yajl);
     pk->yajl = NULL;
+    free(pk->held);
+    pk->held = NULL;
+    pk->held_len = pk->held_cap = 0;
 }
 
 static int fail(tg_jpick_t *pk)
@@ -281,8 +308,8 @@ int tg_jpick_begin(tg_jpick_t *pk, tg_jpick_spec_t *spec)
     prepare(spec);
     pk->spec = spec;
     pk->depth = 0;
-    pk->failed = pk->too_big = pk->progressed = 0;
-    pk->idle = 0;
+    pk->failed = pk->too_big = pk->progressed = pk->root_done = 0;
+    pk->idle = pk->parses = 0;
     pk->token_max = TG_JPICK_TOKEN_MAX;
     pk->root = TG_JT_ABSENT;
     pk->root_n = 0;
@@ -294,25 +321,71 @@ int tg_jpick_begin(tg_jpick_t *pk, tg_jpick_spec_t *spec)
     return pk->yajl ? 0 : fail(pk);
 }
 
+static int all_blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') return 0;
+    return 1;
+}
+
+/* Hands bytes to yajl; then nothing but whitespace may follow the end of the value (yajl
+ * itself would take an unterminated string after it for a token still arriving). */
+static int parse(tg_jpick_t *pk, const char *p, size_t n)
+{
+    pk->progressed = 0;
+    pk->root_end = SIZE_MAX;
+    pk->parses++;
+    if (yajl_parse(pk->yajl, (const unsigned char *)p, n) != yajl_status_ok) return fail(pk);
+    if (pk->root_end != SIZE_MAX && pk->root_end < n &&
+        !all_blank(p + pk->root_end, n - pk->root_end))
+        return fail(pk);
+    pk->idle = pk->progressed ? 0 : pk->idle + n;
+    return 0;
+}
+
+static int hold(tg_jpick_t *pk, const char *p, size_t n)
+{
+    if (pk->held_len + n > pk->held_cap) {
+        size_t cap = pk->held_cap ? pk->held_cap : 4096;
+        while (cap < pk->held_len + n)
+            cap *= 2;
+        char *np = realloc(pk->held, cap);
+        if (!np) return fail(pk);
+        pk->held = np;
+        pk->held_cap = cap;
+    }
+    memcpy(pk->held + pk->held_len, p, n);
+    pk->held_len += n;
+    return 0;
+}
+
 int tg_jpick_feed(tg_jpick_t *pk, const char *p, size_t n)
 {
     if (pk->failed || !pk->yajl) return -1;
     if (n == 0) return 0;
-    pk->progressed = 0;
-    if (yajl_parse(pk->yajl, (const unsigned char *)p, n) != yajl_status_ok) return fail(pk);
-    /* After a piece in which something completed, what yajl holds is at most that piece;
-     * pieces in which nothing did add up. */
-    pk->idle = pk->progressed ? 0 : pk->idle + n;
-    if (pk->idle > pk->token_max) {
+    if (pk->root_done) return all_blank(p, n) ? 0 : fail(pk);
+    if (pk->idle + pk->held_len + n > pk->token_max) {
         pk->too_big = 1;
         return fail(pk);
     }
-    return 0;
+    if (pk->idle == 0) return parse(pk, p, n);
+    /* A token is in progress and yajl would re-read all of it: wait for as many new bytes
+     * as it holds, so the work stays linear in the token's length. */
+    if (hold(pk, p, n) != 0) return -1;
+    if (pk->held_len < pk->idle) return 0;
+    int rc = parse(pk, pk->held, pk->held_len);
+    pk->held_len = 0;
+    return rc;
 }
 
 int tg_jpick_end(tg_jpick_t *pk)
 {
     if (pk->failed || !pk->yajl) return -1;
+    if (pk->held_len) {
+        int rc = parse(pk, pk->held, pk->held_len);
+        pk->held_len = 0;
+        if (rc != 0) return -1;
+    }
     yajl_status st = yajl_complete_parse(pk->yajl);
     tg_jpick_free(pk);
     if (st != yajl_status_ok) {
@@ -325,6 +398,6 @@ int tg_jpick_end(tg_jpick_t *pk)
 int tg_jpick_doc(tg_jpick_t *pk, tg_jpick_spec_t *spec, const char *p, size_t n)
 {
     if (tg_jpick_begin(pk, spec) != 0) return -1;
-    if (n && yajl_parse(pk->yajl, (const unsigned char *)p, n) != yajl_status_ok) return fail(pk);
+    if (n && parse(pk, p, n) != 0) return -1;
     return tg_jpick_end(pk);
 }

@@ -2,10 +2,11 @@
  *
  * A picker is given a table of paths, each a list of object keys from the root
  * ({"usage", "prompt_tokens"}), and is fed the document in pieces as they arrive. The
- * whole document is validated (yajl, strict: no comments, no trailing garbage, UTF-8
- * checked); only the values at the paths are kept, scalars by value, objects and arrays by
- * their type and number of direct members. No path goes through an array: a member of an
- * object inside an array never matches.
+ * whole document is validated (yajl: no comments, nothing but whitespace after the one
+ * value, at most TG_JPICK_NEST containers deep, UTF-8 as far as yajl checks it, see below);
+ * only the values at the paths are kept, scalars by value, objects and arrays by their
+ * type and number of direct members (an object's repeated keys counted each time). No path
+ * goes through an array: a member of an object inside an array never matches.
  *
  * Why not jansson here: jansson builds the whole tree (a hashtable and allocations per
  * object) at ~15 ns a byte, which made metering a 526-byte chat answer cost more CPU than
@@ -13,27 +14,35 @@
  * module keeps, per open object, the bit set of paths that still match, so each key costs
  * a comparison with the few keys that could follow. jansson stays everywhere else.
  *
- * Semantics follow jansson's for the documents both accept: a repeated key replaces the
- * earlier value and everything picked under it; integers beyond 64 bits are an error;
- * \u0000 is allowed in strings (a picked string ends there).
+ * Semantics follow jansson's: a repeated key replaces the earlier value and everything
+ * picked under it; integers outside int64 and reals beyond a double are errors; \u0000 is
+ * allowed in strings (a picked string ends there); nesting deeper than jansson's limit is
+ * an error. One difference: yajl's UTF-8 check lets through some sequences jansson refuses
+ * (overlong forms, encoded surrogates, lone \ud800 escapes, code points past U+10FFFF), so
+ * a picked string may be invalid UTF-8; every writer of event fields escapes or replaces
+ * such bytes.
  *
- * Memory: yajl buffers the token in progress when it spans pieces, so one token is capped:
- * once more than token_max bytes (TG_JPICK_TOKEN_MAX unless the caller raises it after
- * tg_jpick_begin) were fed without any value or key completing,
- * the picker stops (tg_jpick_too_big) and frees what it held. Nothing else grows with the
- * document. yajl allocates from an arena inside the picker first (its handle, stacks and
- * buffers for a small document fit), then from malloc. */
+ * Memory and time: yajl buffers the token in progress when it spans pieces, and re-reads
+ * the whole buffered token on each call. So (1) one token is capped: once more than
+ * token_max bytes (TG_JPICK_TOKEN_MAX unless the caller changes it after tg_jpick_begin)
+ * were fed without any value or key completing, the picker stops (tg_jpick_too_big) and
+ * frees what it held; and (2) while a token is in progress, pieces are held in the picker
+ * until they are as many bytes as yajl already holds, so each byte is re-read a bounded
+ * number of times however small the pieces (a trickling upstream, 1460-byte segments).
+ * Nesting is bounded by TG_JPICK_NEST. yajl allocates from an arena inside the picker
+ * first (its handle, stacks and buffers for a small document fit), then from malloc. */
 #ifndef TG_UTIL_JPICK_H
 #define TG_UTIL_JPICK_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define TG_JPICK_MAX       32         /* paths in a table */
-#define TG_JPICK_DEPTH     4          /* keys in a path */
-#define TG_JPICK_STR       128        /* a picked string keeps up to 127 bytes */
-#define TG_JPICK_TOKEN_MAX (4u << 20) /* see above */
-#define TG_JPICK_ARENA     4096       /* bytes for yajl's own allocations, see above */
+#define TG_JPICK_MAX       32          /* paths in a table */
+#define TG_JPICK_DEPTH     4           /* keys in a path */
+#define TG_JPICK_STR       128         /* a picked string keeps up to 127 bytes */
+#define TG_JPICK_TOKEN_MAX (64u << 20) /* see above: base64 audio or images fit */
+#define TG_JPICK_NEST      2048        /* containers deep (jansson's limit) */
+#define TG_JPICK_ARENA     4096        /* bytes for yajl's own allocations, see above */
 
 typedef enum {
     TG_JT_ABSENT = 0,
@@ -93,10 +102,15 @@ typedef struct tg_jpick {
     int failed;       /* not JSON, or a token over the cap */
     int too_big;      /* ... the latter */
     int progressed;   /* a value or key completed during the current piece */
-    size_t idle;      /* bytes fed since one last did */
-    size_t token_max; /* TG_JPICK_TOKEN_MAX unless raised after begin */
-    tg_jtype_t root;  /* the document's type, once known */
-    size_t root_n;    /* members or elements of the root */
+    size_t idle;      /* bytes given to yajl since one last did */
+    size_t token_max; /* TG_JPICK_TOKEN_MAX unless changed after begin */
+    char *held;       /* pieces held while a token is in progress (malloc) */
+    size_t held_len, held_cap;
+    size_t parses;   /* yajl_parse calls in this document (for tests) */
+    int root_done;   /* the one value has ended: only whitespace may follow */
+    size_t root_end; /* where it ended in the bytes being parsed (SIZE_MAX: not in them) */
+    tg_jtype_t root; /* the document's type, once known */
+    size_t root_n;   /* members or elements of the root */
     /* Per depth d (1 = inside the root): the paths that can still match a key of the open
      * object (0 in an array), the paths matching the key just read, the picked value whose
      * members are being counted (-1: none; -2: the root), and whether the container is an
@@ -107,6 +121,14 @@ typedef struct tg_jpick {
     uint8_t in_array[TG_JPICK_DEPTH + 2];
     tg_jval_t v[TG_JPICK_MAX]; /* by path index */
 } tg_jpick_t;
+
+/* A picker that holds nothing (as a zeroed one does): call before its first begin. */
+static inline void tg_jpick_init(tg_jpick_t *pk)
+{
+    pk->yajl = NULL;
+    pk->held = NULL;
+    pk->held_len = pk->held_cap = 0;
+}
 
 /* Starts a document. The spec's paths: at most TG_JPICK_MAX (more are ignored), each of 1
  * to TG_JPICK_DEPTH keys. Returns 0, -1 when out of memory (the picker is then failed). */

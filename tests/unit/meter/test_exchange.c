@@ -1048,9 +1048,10 @@ static void test_json_huge_body(void **state)
 }
 
 /* Answers of any size are read as they pass; what is capped is one token still in
- * progress: a string longer than TG_JPICK_TOKEN_MAX arriving in pieces makes the answer
- * unreadable (forwarded all the same), one just under it does not; tg_xchg_set_max_body
- * raises the cap. */
+ * progress: a string longer than the cap arriving in pieces makes the answer unreadable
+ * (forwarded all the same), one just under it does not. The cap is set small here
+ * (tg_xchg_set_token_max); tg_xchg_set_max_body gives at least TG_JPICK_TOKEN_MAX and 3 x
+ * max_body + 4 MiB. */
 static void test_json_token_cap(void **state)
 {
     (void)state;
@@ -1058,40 +1059,32 @@ static void test_json_token_cap(void **state)
                                "\"text-embedding-3-small\",\"object\":\"list\",\"pad\":\"";
     tg_xchg_t *x = tg_xchg_new();
     struct req rq = {TG_ROUTE_OPENAI, "/v1/embeddings", S("{\"input\":\"x\"}")};
-    static const size_t pads[] = {TG_JPICK_TOKEN_MAX - 65536, TG_JPICK_TOKEN_MAX + 65536 * 2};
+    size_t cap = 1u << 20;
+    static const size_t pads[] = {(1u << 20) - 65536, (1u << 20) + 65536 * 2};
     for (size_t k = 0; k < 2; k++) {
-        size_t total = sizeof head - 1 + pads[k] + 2;
-        char *body = malloc(total);
-        assert_non_null(body);
-        memcpy(body, head, sizeof head - 1);
-        memset(body + sizeof head - 1, 'x', pads[k]);
-        memcpy(body + total - 2, "\"}", 2);
-        struct resp rs = {200, "application/json", body, total};
-        struct result r;
-        run(x, &rq, &rs, 65536, NULL, 0, body, total, &r);
-        assert_int_equal(r.o.len, total);
-        assert_memory_equal(r.o.p, body, total);
-        assert_int_equal(r.unparsed, k);
-        assert_int_equal(r.ev.tokens_in, k ? TG_TOKENS_UNKNOWN : 7);
-        result_free(&r);
-        free(body);
+        for (size_t raise = 0; raise < 2; raise++) {
+            if (raise)
+                tg_xchg_set_max_body(x, 1u << 20);
+            else
+                tg_xchg_set_token_max(x, cap);
+            size_t total = sizeof head - 1 + pads[k] + 2;
+            char *body = malloc(total);
+            assert_non_null(body);
+            memcpy(body, head, sizeof head - 1);
+            memset(body + sizeof head - 1, 'x', pads[k]);
+            memcpy(body + total - 2, "\"}", 2);
+            struct resp rs = {200, "application/json", body, total};
+            struct result r;
+            run(x, &rq, &rs, 16384, NULL, 0, body, total, &r);
+            assert_int_equal(r.o.len, total);
+            assert_memory_equal(r.o.p, body, total);
+            int over = k && !raise;
+            assert_int_equal(r.unparsed, over);
+            assert_int_equal(r.ev.tokens_in, over ? TG_TOKENS_UNKNOWN : 7);
+            result_free(&r);
+            free(body);
+        }
     }
-    /* With server.max_body set, a token up to 3 times it plus the default is read: an
-     * answer that echoes a client's request whole stays readable. */
-    tg_xchg_set_max_body(x, 1u << 20);
-    size_t total = sizeof head - 1 + pads[1] + 2;
-    char *body = malloc(total);
-    assert_non_null(body);
-    memcpy(body, head, sizeof head - 1);
-    memset(body + sizeof head - 1, 'x', pads[1]);
-    memcpy(body + total - 2, "\"}", 2);
-    struct resp rs = {200, "application/json", body, total};
-    struct result r;
-    run(x, &rq, &rs, 65536, NULL, 0, body, total, &r);
-    assert_int_equal(r.unparsed, 0);
-    assert_int_equal(r.ev.tokens_in, 7);
-    result_free(&r);
-    free(body);
     tg_xchg_free(x);
 }
 

@@ -118,11 +118,22 @@ static void test_scalars(void **state)
     assert_int_equal(at(P_MODEL)->type, TG_JT_REAL);
     assert_int_equal(at(P_FLAG)->type, TG_JT_FALSE);
     assert_int_equal(at(P_LIST)->type, TG_JT_NULL);
-    assert_int_equal(doc(S("{\"usage\":{\"in\":-9223372036854775807}}")), 0);
-    assert_true(at(P_IN)->i == -INT64_MAX);
-    /* yajl reads the magnitude first, so -2^63 is out of range (jansson takes it): no
-     * count comes close, and a negative count is clamped to 0 anyway. */
-    assert_int_equal(doc(S("{\"usage\":{\"in\":-9223372036854775808}}")), -1);
+    assert_int_equal(doc(S("{\"usage\":{\"in\":-9223372036854775808}}")), 0);
+    assert_true(at(P_IN)->i == INT64_MIN);
+    /* Out of int64, or beyond a double: not JSON tollgate reads (as in jansson). */
+    assert_int_equal(doc(S("{\"usage\":{\"in\":9223372036854775808}}")), -1);
+    assert_int_equal(doc(S("{\"x\":-9223372036854775809}")), -1);
+    assert_int_equal(doc(S("{\"x\":1e400}")), -1);
+    assert_int_equal(doc(S("{\"x\":-1e400}")), -1);
+    assert_int_equal(doc(S("{\"x\":1e-400,\"usage\":{\"in\":-0}}")), 0);
+    assert_int_equal(at(P_IN)->type, TG_JT_INT);
+    assert_int_equal(at(P_IN)->i, 0);
+    char longnum[200];
+    memcpy(longnum, "{\"usage\":{\"in\":0.", 17);
+    memset(longnum + 17, '5', 150); /* longer than on_number's stack copy */
+    memcpy(longnum + 167, "}}", 2);
+    assert_int_equal(doc(longnum, 169), 0);
+    assert_int_equal(at(P_IN)->type, TG_JT_REAL);
     assert_int_equal(doc(S("{\"usage\":{\"in\":16.0}}")), 0);
     assert_int_equal(at(P_IN)->type, TG_JT_REAL);
 
@@ -210,15 +221,17 @@ static void test_token_cap(void **state)
     assert_non_null(buf);
     memset(buf, 'x', piece);
 
+    size_t cap = 1u << 20; /* TG_JPICK_TOKEN_MAX is 64 MiB: the test sets its own */
     assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
+    pk.token_max = cap;
     assert_int_equal(tg_jpick_feed(&pk, S("{\"model\":\"")), 0);
     size_t fed = 0;
     int rc = 0;
-    while (rc == 0 && fed <= TG_JPICK_TOKEN_MAX + piece)
+    while (rc == 0 && fed <= cap + piece)
         if ((rc = tg_jpick_feed(&pk, buf, piece)) == 0) fed += piece;
     assert_int_equal(rc, -1);
     assert_true(tg_jpick_too_big(&pk));
-    assert_true(fed >= TG_JPICK_TOKEN_MAX - piece && fed <= TG_JPICK_TOKEN_MAX + piece);
+    assert_true(fed >= cap - piece && fed <= cap + piece);
     assert_int_equal(tg_jpick_end(&pk), -1);
 
     /* 8 MiB of "1,1,1,...": fine. */
@@ -269,22 +282,82 @@ static void test_arena_overflow(void **state)
     free(d);
 }
 
-/* Nesting far deeper than any path: followed by depth only, no recursion. */
+/* Nesting: up to TG_JPICK_NEST containers, as jansson; deeper is refused at once, so a
+ * stream of '[' costs nothing however long. */
 static void test_deep_nesting(void **state)
 {
     (void)state;
-    size_t depth = 100000;
-    char *d = malloc(2 * depth + 64);
-    assert_non_null(d);
-    size_t n = 0;
-    n += (size_t)sprintf(d, "{\"a\":");
-    for (size_t i = 0; i < depth; i++)
-        d[n++] = '[';
-    for (size_t i = 0; i < depth; i++)
-        d[n++] = ']';
-    n += (size_t)sprintf(d + n, ",\"model\":\"m\"}");
-    assert_int_equal(doc(d, n), 0);
+    for (size_t depth = TG_JPICK_NEST - 1; depth <= TG_JPICK_NEST; depth++) {
+        char *d = malloc(2 * depth + 64);
+        assert_non_null(d);
+        size_t n = 0;
+        n += (size_t)sprintf(d, "{\"a\":");
+        for (size_t i = 0; i < depth; i++)
+            d[n++] = '[';
+        for (size_t i = 0; i < depth; i++)
+            d[n++] = ']';
+        n += (size_t)sprintf(d + n, ",\"model\":\"m\"}");
+        /* The root object is one container: depth + 1 in all. */
+        assert_int_equal(doc(d, n), depth + 1 <= TG_JPICK_NEST ? 0 : -1);
+        if (depth + 1 <= TG_JPICK_NEST) assert_string_equal(at(P_MODEL)->s, "m");
+        free(d);
+    }
+    char *b = malloc(65536);
+    assert_non_null(b);
+    memset(b, '[', 65536);
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
+    assert_int_equal(tg_jpick_feed(&pk, b, 65536), -1);
+    assert_false(tg_jpick_too_big(&pk));
+    free(b);
+}
+
+/* Only whitespace may follow the value, also when what follows is a token still
+ * arriving (an unterminated string) or comes in a later piece. */
+static void test_trailing(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"a\":1} \"x", "{\"a\":1}\"", "{} x", "{}{}", "[] 1", "42 x", "\"s\" \"t", "{}\f",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (doc(bad[i], strlen(bad[i])) != -1) fail_msg("accepted: %s", bad[i]);
+    }
+    static const char *const good[] = {"{\"a\":1}  \r\n\t", "42", " 42 ", "\"s\"\n", "[]"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (doc(good[i], strlen(good[i])) != 0) fail_msg("refused: %s", good[i]);
+    /* In pieces: the value, then whitespace, then garbage. */
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
+    assert_int_equal(tg_jpick_feed(&pk, S("{\"model\":\"m\"}")), 0);
+    assert_int_equal(tg_jpick_feed(&pk, S("  \n")), 0);
+    assert_int_equal(tg_jpick_feed(&pk, S(" \"unterminated")), -1);
+    assert_int_equal(tg_jpick_end(&pk), -1);
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
+    assert_int_equal(tg_jpick_feed(&pk, S("{\"model\":\"m\"} ")), 0);
+    assert_int_equal(tg_jpick_feed(&pk, S("\n")), 0);
+    assert_int_equal(tg_jpick_end(&pk), 0);
     assert_string_equal(at(P_MODEL)->s, "m");
+}
+
+/* A long string in small pieces: pieces are held while it is in progress, so yajl, which
+ * re-reads its buffered token on every call, is called a logarithmic number of times. */
+static void test_small_pieces(void **state)
+{
+    (void)state;
+    size_t len = 4u << 20, piece = 1460;
+    char *d = malloc(len + 64);
+    assert_non_null(d);
+    size_t n = (size_t)sprintf(d, "{\"list\":[\"");
+    memset(d + n, 'q', len);
+    n += len;
+    n += (size_t)sprintf(d + n, "\"],\"model\":\"m\"}");
+    assert_int_equal(tg_jpick_begin(&pk, &spec), 0);
+    for (size_t off = 0; off < n; off += piece)
+        assert_int_equal(tg_jpick_feed(&pk, d + off, off + piece < n ? piece : n - off), 0);
+    size_t parses = pk.parses;
+    assert_int_equal(tg_jpick_end(&pk), 0);
+    assert_string_equal(at(P_MODEL)->s, "m");
+    assert_int_equal(at(P_LIST)->n, 1);
+    assert_true(parses < 64); /* 2,900 pieces */
     free(d);
 }
 
@@ -309,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_invalid),       cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_token_cap),     cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_abandon),       cmocka_unit_test(test_arena_overflow),
+        cmocka_unit_test(test_trailing),      cmocka_unit_test(test_small_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
