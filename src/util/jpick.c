@@ -126,6 +126,18 @@ static int on_bool(void *ud, int b)
 static int on_number(void *ud, const char *s, size_t n)
 {
     tg_jpick_t *pk = ud;
+    /* Most numbers are short integers (counts, ids, timestamps): yajl has checked the
+     * syntax, and 18 digits cannot overflow, so they are summed here without a copy. */
+    size_t neg = n && s[0] == '-', k = neg;
+    int64_t v = 0;
+    while (k < n && k - neg < 18 && s[k] >= '0' && s[k] <= '9')
+        v = v * 10 + (s[k++] - '0');
+    if (k == n && n > neg) {
+        element(pk);
+        for (uint32_t m = value(pk, TG_JT_INT); m; m &= m - 1)
+            pk->v[__builtin_ctz(m)].i = neg ? -v : v;
+        return 1;
+    }
     char tmp[64];
     char *t = n < sizeof tmp ? tmp : malloc(n + 1);
     if (!t) return 0;
@@ -208,7 +220,8 @@ static int on_key(void *ud, const unsigned char *k, size_t n)
         const tg_jpick_spec_t *sp = pk->spec;
         for (size_t i = 0; i < sp->nkeys[d - 1]; i++) {
             const struct tg_jpick_key *e = &sp->keys[d - 1][i];
-            if ((e->paths & live) && e->len == n && memcmp(e->s, k, n) == 0) {
+            if ((e->paths & live) && e->len == n && (n == 0 || e->s[0] == (char)k[0]) &&
+                memcmp(e->s, k, n) == 0) {
                 keyed = e->paths & live;
                 break;
             }
