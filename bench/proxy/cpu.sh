@@ -11,33 +11,16 @@
 # request, a 526-byte chat.completion answer with usage).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/lib/setup.sh
 DUR=${1:-6}
 ROUNDS=${2:-3}
 
-scripts/deps.sh --bench
-make -s all >/dev/null
-
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+bench_setup
 UP=$(port)
 taskset -c 1 build/mock-upstream --listen 127.0.0.1:$UP --threads 1 >"$T/mock.log" 2>&1 &
 PIDS+=($!)
 
-CHAT='{"model":"bench","messages":[{"role":"user","content":"Hello, how are you today?"}],"max_tokens":16}'
-cat >"$T/chat.lua" <<LUA
-wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
-wrk.body = '$CHAT'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+write_chat_lua "$T/chat.lua"
 
 # cpu_ticks PID: utime + stime of the process, in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

@@ -28,6 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . bench/lib/nginx.sh
+. bench/lib/setup.sh
 DUR=${1:-10}
 CONNS=${2:-50}
 WORKERS=${3:-1}
@@ -38,19 +39,7 @@ ROUNDS=${ROUNDS:-1}
 # takes the scheduler's placement out of the comparison (less run-to-run noise).
 if [ "${PIN:-0}" = 1 ]; then LOAD="taskset -c 0"; SERVE="taskset -c 1"; else LOAD=""; SERVE=""; fi
 
-scripts/deps.sh --bench
-make -s all >/dev/null
-
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+bench_setup
 UP=$(port); TG=$(port); TGA=$(port); NG=$(port); TH=$(port); THA=$(port)
 
 $SERVE build/mock-upstream --listen 127.0.0.1:$UP --threads 1 >"$T/mock.log" 2>&1 &
@@ -105,13 +94,7 @@ wrk.method = "POST"
 wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-CHAT='{"model":"bench","messages":[{"role":"user","content":"Hello, how are you today?"}],"max_tokens":16}'
-cat >"$T/chat.lua" <<LUA
-wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
-wrk.body = '$CHAT'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+write_chat_lua "$T/chat.lua"
 
 # run NAME URL [wrk args...] -> "rps p50 p99"
 run() {

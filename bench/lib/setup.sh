@@ -1,0 +1,31 @@
+# Sourced by bench/proxy/run.sh and bench/proxy/cpu.sh: what every run needs first.
+#
+# bench_setup: installs what is missing, builds, makes the temp dir $T and the PID list
+# PIDS, both cleaned up on exit (every PID in PIDS killed, then waited for).
+# port: a free loopback port.
+# write_chat_lua FILE: the wrk script of the chat case (a 100-byte chat completion request,
+# max_tokens 16, which the mock answers with 526 bytes carrying usage).
+bench_setup() {
+  scripts/deps.sh --bench
+  make -s all >/dev/null
+  T=$(mktemp -d)
+  PIDS=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+write_chat_lua() {
+  cat >"$1" <<'LUA'
+wrk.method = "POST"
+wrk.path = "/v1/chat/completions"
+wrk.body = '{"model":"bench","messages":[{"role":"user","content":"Hello, how are you today?"}],"max_tokens":16}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+}
