@@ -48,8 +48,6 @@ static void prepare(tg_jpick_spec_t *sp)
     pthread_mutex_unlock(&prepare_lock);
 }
 
-/* A value starts at the current depth: returns the paths it is the value of, with their
- * type set. */
 /* The one value of the document ended: only whitespace may follow. Where it ended in the
  * bytes yajl is reading is yajl's running offset: inside a callback yajl 2.1.0 (the only
  * yajl there is) reports the bytes consumed so far, just past the token. */
@@ -59,6 +57,8 @@ static void root_ended(tg_jpick_t *pk)
     pk->root_end = yajl_get_bytes_consumed(pk->yajl);
 }
 
+/* A value starts at the current depth: returns the paths it is the value of, with their
+ * type set. */
 static uint32_t value(tg_jpick_t *pk, tg_jtype_t t)
 {
     int d = pk->depth;
