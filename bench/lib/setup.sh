@@ -1,4 +1,5 @@
-# Sourced by bench/proxy/run.sh and bench/proxy/cpu.sh: what every run needs first.
+# Sourced by the bench scripts: what every run needs first (bench/stream keeps its own
+# cleanup, which can save the samples, and uses port only).
 #
 # bench_setup: installs what is missing, builds, makes the temp dir $T and the PID list
 # PIDS, both cleaned up on exit (every PID in PIDS killed, then waited for).

@@ -24,6 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . bench/lib/nginx.sh
+. bench/lib/setup.sh
 STREAMS=${1:-300}
 CONC=${2:-10}
 ROUNDS=${3:-3}
@@ -48,8 +49,6 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 UP=$(port); TG=$(port); TGA=$(port); NG=$(port)
 
 $SERVE build/mock-upstream --listen 127.0.0.1:$UP --threads 1 >"$T/mock.log" 2>&1 &

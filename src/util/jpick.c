@@ -38,7 +38,6 @@ static void prepare(tg_jpick_spec_t *sp)
                 }
                 sp->keys[d][i].paths |= 1u << p;
             }
-            sp->plen[p] = d;
             sp->exact[d] |= 1u << p;
             for (uint8_t e = 0; e < d; e++)
                 sp->longer[e] |= 1u << p;

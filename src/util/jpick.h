@@ -67,8 +67,7 @@ typedef struct tg_jpath {
 typedef struct tg_jpick_spec {
     const tg_jpath_t *paths;
     size_t npaths;
-    int ready; /* atomic: the fields below are set */
-    uint8_t plen[TG_JPICK_MAX];
+    int ready;                           /* atomic: the fields below are set */
     uint32_t exact[TG_JPICK_DEPTH + 1];  /* per depth d: the paths of d keys */
     uint32_t longer[TG_JPICK_DEPTH + 1]; /* ... of more than d keys */
     struct tg_jpick_key {
