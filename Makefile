@@ -18,7 +18,7 @@ TBINS   := $(TESTS:tests/unit/%.c=$(B)/test/%)
 ATBINS  := $(TESTS:tests/unit/%.c=$(B)/asan-test/%)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
 
-.PHONY: all deps run check unit unit-asan e2e e2e-asan format format-check bench clean
+.PHONY: all deps run check unit unit-asan e2e e2e-asan faketime-check format format-check bench clean
 all: $(B)/tollgate $(B)/mock-upstream
 
 deps:
@@ -84,6 +84,11 @@ e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TOLLGATE_BIN=$(B)/tollgate-asan \
 	  node --test --test-concurrency=1 $(E2E_ASAN)
 
+# No time bomb: the unit suites and the date-dependent e2e suites again at three frozen
+# wall-clock instants (a month's last seconds, a leap day, a year's last second).
+faketime-check: all $(TBINS) $(E2E_NPM)
+	@scripts/faketime-check.sh $(TBINS)
+
 $(E2E_NPM): tests/e2e/package.json tests/e2e/package-lock.json
 	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -102,6 +107,7 @@ check: deps
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory e2e-asan
+	@$(MAKE) --no-print-directory faketime-check
 
 bench: all
 	@scripts/deps.sh --bench

@@ -8,7 +8,7 @@ PKGS=(
   build-essential pkg-config clang-format
   libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libssl-dev
   libyaml-dev libjansson-dev libyajl-dev libcmocka-dev
-  curl sqlite3 openssl
+  curl sqlite3 openssl faketime
 )
 # Node runs the end-to-end tests; any node >= 20 will do, so keep one that is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

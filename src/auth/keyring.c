@@ -181,8 +181,9 @@ size_t tg_keyring_size(tg_keyring_t *kr)
     return n;
 }
 
-static int reload_cb(void *ud, tg_store_t *store, tg_err_t *err)
+static int reload_cb(void *ud, tg_store_t *store, int64_t now_us, tg_err_t *err)
 {
+    (void)now_us;
     tg_keyring_t *kr = ud;
     if (tg_keyring_load(kr, store, err) != 0) return -1;
     TG_DEBUG("keyring: reloaded %zu keys", tg_keyring_size(kr));

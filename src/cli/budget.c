@@ -15,13 +15,14 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "policy/budget.h"
 #include "util/clock.h"
 #include "util/money.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate budget set --tenant ID --monthly USD [--soft] [--thresholds 80,90,100] | "    \
-    "show --tenant ID [--format table|json] | list [--format table|json|csv] | "                   \
-    "rm --tenant ID"
+    "show --tenant ID [--month YYYY-MM] [--format table|json] | "                                  \
+    "list [--month YYYY-MM] [--format table|json|csv] | rm --tenant ID"
 
 #define MAX_THRESHOLD 1000 /* percent: ten times the budget is the last alert worth having */
 #define NTHRESHOLDS   ((int)(sizeof((tg_budget_row_t *)0)->thresholds / sizeof(int)))
@@ -72,17 +73,19 @@ typedef struct month {
     char period[8], first[11], last[11];
 } month_t;
 
-static void this_month(month_t *m)
+/* "YYYY-MM" (a real month) into the wall time of its first day, 00:00 UTC. */
+static int parse_month(const char *s, int64_t *us)
 {
-    char today[11];
-    tg_utc_day(tg_wall_us(), today);
-    int y = atoi(today), mo = atoi(today + 5);
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    int last = days[mo - 1] + (mo == 2 && leap);
-    snprintf(m->period, sizeof m->period, "%.7s", today);
-    snprintf(m->first, sizeof m->first, "%.7s-01", today);
-    snprintf(m->last, sizeof m->last, "%.7s-%02d", today, last);
+    char day[11];
+    if (strlen(s) != 7 || s[4] != '-') return -1;
+    snprintf(day, sizeof day, "%s-01", s);
+    return tg_parse_day(day, us);
+}
+
+/* The UTC month holding now_us, as the gateway's budgets count it. */
+static void this_month(int64_t now_us, month_t *m)
+{
+    tg_budget_period(now_us, m->period, m->first, m->last);
 }
 
 /* What show and list print about one budget this month. */
@@ -249,7 +252,7 @@ static json_t *show_json(const tg_budget_row_t *b, const status_t *s, const mont
     return NULL;
 }
 
-static int cmd_show(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
+static int cmd_show(tg_store_t *store, const char *tenant, int64_t now_us, tg_cli_format_t fmt)
 {
     int rc = tg_cli_tenant_exists(store, tenant, 0);
     if (rc != 0) return rc;
@@ -267,7 +270,7 @@ static int cmd_show(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
     tg_budget_row_t b = bs.v[0];
     free(bs.v);
     month_t m;
-    this_month(&m);
+    this_month(now_us, &m);
     int64_t spend;
     if ((rc = spend_of(store, tenant, &m, &spend)) != 0) return rc;
     alerts_t as = {.period = m.period};
@@ -308,7 +311,7 @@ static int cmd_show(tg_store_t *store, const char *tenant, tg_cli_format_t fmt)
     return TG_EXIT_OK;
 }
 
-static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
+static int cmd_list(tg_store_t *store, int64_t now_us, tg_cli_format_t fmt)
 {
     tg_err_t err = {{0}};
     budgets_t bs = {0};
@@ -316,7 +319,7 @@ static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
     t.json_flags = JSON_REAL_PRECISION(15);
     int r = tg_store_budget_list(store, NULL, collect_budget, &bs, &err);
     month_t m;
-    this_month(&m);
+    this_month(now_us, &m);
     for (size_t i = 0; r == 0 && i < bs.n; i++) {
         int64_t spend;
         status_t s;
@@ -341,14 +344,15 @@ int tg_cli_budget(int argc, char **argv, const char *config_path)
         puts(USAGE);
         return TG_EXIT_OK;
     }
-    const char *tenant = NULL, *monthly = NULL, *thresholds = NULL, *format = NULL;
-    /* set takes the first three, show the first and the last, rm the first, list the
-     * last. */
+    const char *tenant = NULL, *monthly = NULL, *thresholds = NULL, *format = NULL, *month = NULL;
+    /* set takes the first three, show --tenant, --format and --month, rm --tenant, list the
+     * last two. */
     const tg_cli_opt_t opts[] = {{"--tenant", &tenant},
                                  {"--monthly", &monthly},
                                  {"--thresholds", &thresholds},
-                                 {"--format", &format}};
-    const tg_cli_opt_t show_opts[] = {opts[0], opts[3]};
+                                 {"--format", &format},
+                                 {"--month", &month}};
+    const tg_cli_opt_t show_opts[] = {opts[0], opts[3], opts[4]};
     int help = 0, rc, soft = 0;
     tg_cli_format_t fmt = TG_CLI_TABLE;
     tg_budget_row_t row;
@@ -373,13 +377,13 @@ int tg_cli_budget(int argc, char **argv, const char *config_path)
         }
     } else if (strcmp(sub, "show") == 0 || strcmp(sub, "rm") == 0) {
         int show = sub[0] == 's';
-        rc = tg_cli_parse(argc, argv, 2, show_opts, show ? 2 : 1, NULL, 0, NULL, &help, USAGE);
+        rc = tg_cli_parse(argc, argv, 2, show_opts, show ? 3 : 1, NULL, 0, NULL, &help, USAGE);
         if (rc == 0 && !help && !tenant)
             rc = tg_cli_errorf(TG_EXIT_USAGE, "budget %s needs --tenant ID (%s)", sub, USAGE);
         if (rc == 0 && !help) rc = tg_cli_check_tenant(tenant, 0);
         if (rc == 0 && !help && show) rc = tg_cli_parse_format(format, 0, &fmt);
     } else if (strcmp(sub, "list") == 0) {
-        rc = tg_cli_parse(argc, argv, 2, opts + 3, 1, NULL, 0, NULL, &help, USAGE);
+        rc = tg_cli_parse(argc, argv, 2, opts + 3, 2, NULL, 0, NULL, &help, USAGE);
         if (rc == 0 && !help) rc = tg_cli_parse_format(format, 1, &fmt);
     } else {
         return tg_cli_errorf(TG_EXIT_USAGE, "unknown budget subcommand \"%s\" (%s)", sub, USAGE);
@@ -389,6 +393,11 @@ int tg_cli_budget(int argc, char **argv, const char *config_path)
         puts(USAGE);
         return TG_EXIT_OK;
     }
+    /* The month shown: --month YYYY-MM, or the UTC month of now (the one clock read). */
+    int64_t when = 0;
+    if (month && parse_month(month, &when) != 0)
+        return tg_cli_errorf(TG_EXIT_USAGE, "invalid --month \"%s\" (YYYY-MM)", month);
+    if (!month) when = tg_wall_us();
 
     tg_config_t *cfg;
     tg_store_t *store;
@@ -402,11 +411,11 @@ int tg_cli_budget(int argc, char **argv, const char *config_path)
     if (strcmp(sub, "set") == 0)
         rc = cmd_set(store, &row);
     else if (strcmp(sub, "show") == 0)
-        rc = cmd_show(store, tenant, fmt);
+        rc = cmd_show(store, tenant, when, fmt);
     else if (strcmp(sub, "rm") == 0)
         rc = cmd_rm(store, tenant);
     else
-        rc = cmd_list(store, fmt);
+        rc = cmd_list(store, when, fmt);
     tg_store_close(store);
     tg_config_unref(cfg);
     return rc;

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "util/clock.h"
 
 #define USAGE_PAUSE                                                                                \
     "usage: tollgate pause [--tenant ID] [--reason TEXT] | pause list [--format table|json]"
@@ -77,7 +78,7 @@ static int cmd_pause(tg_store_t *store, const char *tenant, const char *reason)
     int rc = tg_cli_tenant_exists(store, tenant, 1);
     if (rc != 0) return rc;
     tg_err_t err = {{0}};
-    if (tg_store_pause_set(store, tenant, reason, &err) != 0)
+    if (tg_store_pause_set(store, tenant, reason, tg_wall_us(), &err) != 0)
         return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     if (strcmp(tenant, "*") == 0)
         printf("all tenants paused%s%s\n", *reason ? ": " : "", reason);

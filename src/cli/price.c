@@ -76,12 +76,12 @@ static int digits(const char *s, int n, int *out)
     return 0;
 }
 
-/* --from: "now" (when now_ok) is the current second; "YYYY-MM-DD" is 00:00 UTC that
+/* --from: "now" (when now_us >= 0) is the second of now_us; "YYYY-MM-DD" is 00:00 UTC that
  * day; "YYYY-MM-DDTHH:MM:SSZ" is that second, as `price list` prints it. */
-static int parse_from(const char *s, int now_ok, int64_t *us)
+static int parse_from(const char *s, int64_t now_us, int64_t *us)
 {
-    if (now_ok && strcmp(s, "now") == 0) {
-        *us = tg_wall_us() / SEC_US * SEC_US;
+    if (now_us >= 0 && strcmp(s, "now") == 0) {
+        *us = now_us / SEC_US * SEC_US;
         return 0;
     }
     size_t n = strlen(s);
@@ -135,7 +135,7 @@ static int meter_of(const args_t *a, const char *cmd, const char **meter, const 
 }
 
 /* Everything `price set` can check without the store; fills row. */
-static int check_set(const args_t *a, tg_price_row_t *row)
+static int check_set(const args_t *a, int64_t now_us, tg_price_row_t *row)
 {
     memset(row, 0, sizeof *row);
     const char *meter = NULL, *name = NULL;
@@ -165,7 +165,7 @@ static int check_set(const args_t *a, tg_price_row_t *row)
         return tg_cli_errorf(TG_EXIT_USAGE, "price set --tool needs --call USD");
     if (!any)
         return tg_cli_errorf(TG_EXIT_USAGE, "price set --route needs --request USD or --gb USD");
-    if (parse_from(a->from ? a->from : "now", 1, &row->effective_us) != 0)
+    if (parse_from(a->from ? a->from : "now", now_us, &row->effective_us) != 0)
         return from_error(a->from, 1);
     return TG_EXIT_OK;
 }
@@ -286,7 +286,7 @@ static void add_rows(tg_cli_rows_t *t, const rows_t *rs, const char *const *st)
     }
 }
 
-static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
+static int cmd_list(tg_store_t *store, int64_t now_us, tg_cli_format_t fmt)
 {
     rows_t rs = {0};
     tg_cli_rows_t t = TG_CLI_ROWS(cols);
@@ -294,7 +294,7 @@ static int cmd_list(tg_store_t *store, tg_cli_format_t fmt)
     int r = tg_store_price_list(store, collect, &rs, &err);
     const char **st = r == 0 ? calloc(rs.n + 1, sizeof *st) : NULL;
     if (st) {
-        statuses(&rs, tg_wall_us(), st);
+        statuses(&rs, now_us, st);
         add_rows(&t, &rs, st);
     } else {
         t.oom = 1;
@@ -313,6 +313,7 @@ int tg_cli_price(int argc, char **argv, const char *config_path)
         return TG_EXIT_OK;
     }
     args_t a = {0};
+    int64_t now = tg_wall_us(); /* "now" of --from and of the listed rows' status */
     /* set takes all of these; rm the first three. */
     const tg_cli_opt_t opts[] = {
         {"--route", &a.route},
@@ -335,11 +336,11 @@ int tg_cli_price(int argc, char **argv, const char *config_path)
     if (strcmp(sub, "set") == 0) {
         rc = tg_cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0], &a.model, 1, NULL,
                           &help, USAGE);
-        if (rc == 0 && !help) rc = check_set(&a, &row);
+        if (rc == 0 && !help) rc = check_set(&a, now, &row);
     } else if (strcmp(sub, "rm") == 0) {
         rc = tg_cli_parse(argc, argv, 2, opts, 3, &a.model, 1, NULL, &help, USAGE);
         if (rc == 0 && !help) rc = meter_of(&a, "rm", &meter, &name);
-        if (rc == 0 && !help && a.from && parse_from(a.from, 0, &from) != 0)
+        if (rc == 0 && !help && a.from && parse_from(a.from, -1, &from) != 0)
             rc = from_error(a.from, 0);
     } else if (strcmp(sub, "list") == 0) {
         rc = tg_cli_parse(argc, argv, 2, list_opts, 1, NULL, 0, NULL, &help, USAGE);
@@ -361,7 +362,7 @@ int tg_cli_price(int argc, char **argv, const char *config_path)
     else if (sub[0] == 'r')
         rc = cmd_rm(store, meter, name, from);
     else
-        rc = cmd_list(store, fmt);
+        rc = cmd_list(store, now, fmt);
     tg_store_close(store);
     tg_config_unref(cfg);
     return rc;

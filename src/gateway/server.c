@@ -299,7 +299,7 @@ int tg_server_run(const char *config_path)
     }
     if (tg_store_open(cfg->store, &store, &err) != 0 ||
         tg_keyring_load(srv.keys, store, &err) != 0 ||
-        tg_policy_load(srv.policy, store, &err) != 0 ||
+        tg_policy_load(srv.policy, store, tg_wall_us(), &err) != 0 ||
         tg_pricebook_load(srv.prices, store, &err) != 0) {
         fprintf(stderr, "tollgate: store: %s\n", err.msg);
         goto out;

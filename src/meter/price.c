@@ -453,8 +453,9 @@ int tg_pricebook_load(tg_pricebook_t *pb, tg_store_t *store, tg_err_t *err)
     return rc;
 }
 
-static int reload_cb(void *ud, tg_store_t *store, tg_err_t *err)
+static int reload_cb(void *ud, tg_store_t *store, int64_t now_us, tg_err_t *err)
 {
+    (void)now_us; /* rows are effective-dated; the snapshot keeps them all */
     return tg_pricebook_load(ud, store, err);
 }
 

@@ -98,6 +98,7 @@ struct tg_recorder {
     /* ---- the writer thread's alone (start/stop touch them only while it is
      * not running) ---- */
     tg_store_t *store;
+    int64_t (*wall_clock)(void); /* immutable after start */
     int own_store;
     tg_accesslog_t *alog;
     tg_event_t *batch; /* BATCH_MAX: taken from the ring, not yet stored or spooled */
@@ -339,7 +340,7 @@ static void maybe_purge(tg_recorder_t *r, int64_t now)
         r->next_purge_us = INT64_MAX;
         return;
     }
-    int64_t wall = tg_wall_us();
+    int64_t wall = r->wall_clock();
     int64_t events_before = r->ret_events_days > 0 ? wall - r->ret_events_days * DAY_US : 0;
     char day[11];
     const char *agg_before = NULL;
@@ -566,6 +567,7 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->flush_us = (opts->flush_ms > 0 ? opts->flush_ms : DEFAULT_FLUSH) * 1000LL;
     r->ret_events_days = opts->retention_events_days;
     r->ret_agg_days = opts->retention_aggregates_days;
+    r->wall_clock = opts->wall_clock ? opts->wall_clock : tg_wall_us;
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -28,6 +28,8 @@ typedef struct tg_recorder_opts {
     long flush_ms;                 /* <= 0: 50 */
     int retention_events_days;     /* 0 = keep forever */
     int retention_aggregates_days; /* 0 = keep forever */
+    int64_t (*wall_clock)(void);   /* the writer's wall clock (retention's cut-off days);
+                                      NULL = tg_wall_us. Tests pass a fixed instant. */
 } tg_recorder_opts_t;
 
 typedef struct tg_recorder_stats {

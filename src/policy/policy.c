@@ -217,7 +217,7 @@ static int on_tool_rule(const tg_tool_rule_row_t *r, void *ud)
     return globs_add(allow ? &t->tool_allow : &t->tool_deny, r->pattern);
 }
 
-int tg_policy_load(tg_policy_t *p, tg_store_t *store, tg_err_t *err)
+int tg_policy_load(tg_policy_t *p, tg_store_t *store, int64_t now_us, tg_err_t *err)
 {
     build_t b = {.s = calloc(1, sizeof(snap_t))};
     if (!b.s) return tg_err_set(err, "out of memory loading the policy");
@@ -225,7 +225,7 @@ int tg_policy_load(tg_policy_t *p, tg_store_t *store, tg_err_t *err)
     if (rc == 0) rc = tg_store_pause_list(store, on_pause, &b, err);
     if (rc == 0) rc = tg_store_ip_rule_list(store, NULL, on_ip_rule, &b, err);
     if (rc == 0) rc = tg_store_tool_rule_list(store, NULL, on_tool_rule, &b, err);
-    if (rc == 0) rc = tg_budgets_load(p->budgets, store, tg_wall_us(), err);
+    if (rc == 0) rc = tg_budgets_load(p->budgets, store, now_us, err);
     if (rc == 0 && b.n) {
         size_t cap = 16;
         while (cap < b.n * 2)
@@ -346,18 +346,6 @@ int tg_policy_tool_allowed(tg_policy_t *p, const char *tenant, const char *tool)
 static uint64_t ceil_s(uint64_t ns)
 {
     return (ns + NS - 1) / NS;
-}
-
-void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, const char *key_id,
-                     const char *tool, const tg_ip_t *client, uint64_t now_ns, tg_admission_t *a)
-{
-    tg_admit_in_t in = {.tenant = tenant,
-                        .route = route,
-                        .key_id = key_id,
-                        .tool = tool,
-                        .client = client,
-                        .wall_us = tg_wall_us()};
-    tg_policy_admit_ex(p, &in, now_ns, a);
 }
 
 /* Gives back what an admission reserved (a refusal after the reservations). */
@@ -611,9 +599,9 @@ void tg_policy_set_defaults(tg_policy_t *p, const tg_policy_defaults_t *d)
     pthread_rwlock_unlock(&p->lock);
 }
 
-static int reload_cb(void *ud, tg_store_t *store, tg_err_t *err)
+static int reload_cb(void *ud, tg_store_t *store, int64_t now_us, tg_err_t *err)
 {
-    return tg_policy_load(ud, store, err);
+    return tg_policy_load(ud, store, now_us, err);
 }
 
 static int version_cb(tg_store_t *s, int64_t *out, tg_err_t *err)
@@ -626,8 +614,9 @@ int tg_policy_flush_alerts(tg_policy_t *p, tg_store_t *store, tg_err_t *err)
     return tg_budgets_flush(p->budgets, store, err);
 }
 
-static int tick_cb(void *ud, tg_store_t *store, tg_err_t *err)
+static int tick_cb(void *ud, tg_store_t *store, int64_t now_us, tg_err_t *err)
 {
+    (void)now_us;
     return tg_policy_flush_alerts(ud, store, err);
 }
 

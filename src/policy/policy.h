@@ -74,17 +74,16 @@ tg_policy_t *tg_policy_new(void);
 void tg_policy_free(tg_policy_t *p);
 /* Config defaults; safe while requests run (copied under the lock). */
 void tg_policy_set_defaults(tg_policy_t *p, const tg_policy_defaults_t *d);
-/* Rebuilds the snapshot from the store now. */
-int tg_policy_load(tg_policy_t *p, tg_store_t *store, tg_err_t *err);
+/* Rebuilds the snapshot from the store now. now_us: the wall clock of the caller (budgets
+ * start from the month-to-date spend of the UTC month holding it). */
+int tg_policy_load(tg_policy_t *p, tg_store_t *store, int64_t now_us, tg_err_t *err);
 int tg_policy_start_refresh(tg_policy_t *p, const char *store_url, long interval_ms, tg_err_t *err);
 void tg_policy_stop_refresh(tg_policy_t *p);
 
-/* Decides admission for an authenticated, routed request. key_id and tool
- * may be "" (no such scope). On TG_ADMIT_OK with a->conc_key set, the caller
- * must call tg_policy_release once the request ends (whatever way). */
-void tg_policy_admit(tg_policy_t *p, const char *tenant, const char *route, const char *key_id,
-                     const char *tool, const tg_ip_t *client, uint64_t now_ns, tg_admission_t *a);
-/* The same with token limits and the budget: after pauses, IP rules and the in-flight cap,
+/* Decides admission for an authenticated, routed request (in->key_id and in->tool may be
+ * "": no such scope). On TG_ADMIT_OK with a->conc_key set, the caller must call
+ * tg_policy_release once the request ends (whatever way). After pauses, IP rules and the
+ * in-flight cap,
  * the estimated cost is reserved against a budget (402 when a hard one is reached), then
  * every rate rule and every token rule that applies (tokens per minute/hour of the tenant,
  * the model and the key, each charged est_tokens) is decided at once, all-or-nothing; a

@@ -742,7 +742,8 @@ static int sq_limit_list(tg_store_t *base, const char *tenant,
                     SINK(tg_limit_row_t, cb, ud), "limit list", err);
 }
 
-static int sq_pause_set(tg_store_t *base, const char *tenant, const char *reason, tg_err_t *err)
+static int sq_pause_set(tg_store_t *base, const char *tenant, const char *reason, int64_t now_us,
+                        tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
     if (!tenant || !*tenant) return tg_err_set(err, "pause: empty tenant");
@@ -750,7 +751,7 @@ static int sq_pause_set(tg_store_t *base, const char *tenant, const char *reason
     if (!st) return -1;
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, tg_wall_us());
+    sqlite3_bind_int64(st, 3, now_us);
     return mutate_bump(s, st, ST_POLICY_BUMP, "pause", err);
 }
 

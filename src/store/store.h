@@ -198,7 +198,9 @@ struct tg_store_ops {
                     tg_err_t *err);
     int (*limit_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_limit_row_t *, void *),
                       void *ud, tg_err_t *err);
-    int (*pause_set)(tg_store_t *s, const char *tenant, const char *reason, tg_err_t *err);
+    /* now_us: when the pause begins (kept when an existing pause gets a new reason). */
+    int (*pause_set)(tg_store_t *s, const char *tenant, const char *reason, int64_t now_us,
+                     tg_err_t *err);
     int (*pause_clear)(tg_store_t *s, const char *tenant, tg_err_t *err);
     int (*pause_list)(tg_store_t *s, int (*cb)(const tg_pause_row_t *, void *), void *ud,
                       tg_err_t *err);

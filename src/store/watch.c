@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 struct tg_watch {
@@ -31,22 +32,22 @@ static void *watch_main(void *arg)
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
         pthread_mutex_unlock(&w->mu);
-        int64_t v;
+        int64_t v, now_us = tg_wall_us();
         if (!store && tg_store_open(w->url, &store, &err) != 0) {
             TG_WARN("%s: cannot open store: %s", w->name, err.msg);
             store = NULL;
         } else if (store && w->version(store, &v, &err) != 0) {
             TG_WARN("%s: %s", w->name, err.msg);
         } else if (store && v != seen) {
-            if (w->reload(w->ud, store, &err) == 0)
+            if (w->reload(w->ud, store, now_us, &err) == 0)
                 seen = v;
             else
                 TG_WARN("%s: reload failed: %s", w->name, err.msg);
         }
-        if (store && w->tick && w->tick(w->ud, store, &err) != 0)
+        if (store && w->tick && w->tick(w->ud, store, now_us, &err) != 0)
             TG_WARN("%s: %s", w->name, err.msg);
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* the interval, unmoved by wall-clock steps */
         ts.tv_nsec += w->interval_ms * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
@@ -55,7 +56,8 @@ static void *watch_main(void *arg)
     }
     pthread_mutex_unlock(&w->mu);
     /* A last tick, so work queued for it (alerts) is not lost at shutdown. */
-    if (store && w->tick && w->tick(w->ud, store, &err) != 0) TG_WARN("%s: %s", w->name, err.msg);
+    if (store && w->tick && w->tick(w->ud, store, tg_wall_us(), &err) != 0)
+        TG_WARN("%s: %s", w->name, err.msg);
     tg_store_close(store);
     return NULL;
 }
@@ -81,7 +83,11 @@ tg_watch_t *tg_watch_start_tick(const char *name, const char *store_url, long in
     w->tick = tick;
     w->ud = ud;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (!w->name || !w->url || pthread_create(&w->thread, NULL, watch_main, w) != 0) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);

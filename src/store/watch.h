@@ -12,7 +12,9 @@
 typedef struct tg_watch tg_watch_t;
 
 typedef int (*tg_watch_version_fn)(tg_store_t *s, int64_t *out, tg_err_t *err);
-typedef int (*tg_watch_reload_fn)(void *ud, tg_store_t *s, tg_err_t *err);
+/* now_us: the wall clock, read by the watcher thread once per tick (the one place this
+ * thread reads it), for reloads that depend on the date (a budget's UTC month). */
+typedef int (*tg_watch_reload_fn)(void *ud, tg_store_t *s, int64_t now_us, tg_err_t *err);
 
 /* name is used in log lines ("keyring", "policy"). */
 tg_watch_t *tg_watch_start(const char *name, const char *store_url, long interval_ms,
@@ -20,7 +22,7 @@ tg_watch_t *tg_watch_start(const char *name, const char *store_url, long interva
                            tg_err_t *err);
 /* Also calls tick (with the thread's store connection) at every interval and once more
  * when stopped: for work queued by other threads that needs the store (budget alerts). */
-typedef int (*tg_watch_tick_fn)(void *ud, tg_store_t *s, tg_err_t *err);
+typedef int (*tg_watch_tick_fn)(void *ud, tg_store_t *s, int64_t now_us, tg_err_t *err);
 tg_watch_t *tg_watch_start_tick(const char *name, const char *store_url, long interval_ms,
                                 tg_watch_version_fn version, tg_watch_reload_fn reload,
                                 tg_watch_tick_fn tick, void *ud, tg_err_t *err);

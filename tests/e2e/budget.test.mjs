@@ -57,9 +57,13 @@ function tokenCost(price, tokensIn, tokensOut) {
   const sum = BigInt(tokensIn) * usdMicros(price.input) + BigInt(tokensOut) * usdMicros(price.output);
   return Number((sum * 2n + MILLION) / (2n * MILLION));
 }
-/** This UTC month: its first microsecond and its "YYYY-MM". */
-function thisMonth() {
-  const d = new Date();
+/** The UTC month in which the gateway recorded tenant t's latest event, by the gateway's own
+ * clock: its first microsecond and its "YYYY-MM". A test never takes the month from its own
+ * clock (make check runs this suite with the gateway's clock set to other dates). */
+async function gatewayMonth(gw, t) {
+  const [{ ts }] = await sqlite(gw.dbPath, `SELECT max(ts_us) AS ts FROM usage_events WHERE tenant = '${t}'`);
+  assert.ok(ts, `no event of ${t} yet`);
+  const d = new Date(Math.floor(ts / 1000));
   return { startUs: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) * 1000, period: d.toISOString().slice(0, 7) };
 }
 
@@ -106,7 +110,7 @@ async function waitForCount(gw, t, where, n) {
 }
 
 async function billableSum(gw, t) {
-  const { startUs } = thisMonth();
+  const { startUs } = await gatewayMonth(gw, t);
   const [row] = await sqlite(
     gw.dbPath,
     `SELECT coalesce(sum(cost_micros), 0) AS s FROM usage_events
@@ -227,7 +231,7 @@ describe('budgets and token limits', () => {
   test('budget alerts at 80/90/100% fire once per threshold and month, across more requests and restarts', async () => {
     const t = 'alerts';
     const { secret } = await tenant(gw, t);
-    const { period } = thisMonth();
+    let period; // the gateway's month, from its first event below
     const body = chat('alert-model', 'hi', { max_tokens: 10 }); // costs exactly 10000 micro-USD
     const one = async (status = 200) => {
       const r = await post(gw, secret, body);
@@ -241,6 +245,7 @@ describe('budgets and token limits', () => {
     await cliOk(gw, ['budget', 'set', '--tenant', t, '--monthly', '0.1']);
     await sleep(POLL_MS);
     for (let i = 0; i < 8; i++) await one(); // 80% with the 8th (the rows' spend below says when each fired)
+    ({ period } = await gatewayMonth(gw, t));
     await waitFor(async () => (await alertRows(gw, t)).length === 1, { message: 'the 80% alert row' });
     await waitFor(() => line(80).test(gw.stderr()), { message: 'the 80% log line' });
     const firstProcess = gw.stderr().length;
@@ -287,7 +292,6 @@ describe('budgets and token limits', () => {
   test('a soft budget never refuses, and its alerts still fire (thresholds 50,100,150)', async () => {
     const t = 'softie';
     const { secret } = await tenant(gw, t);
-    const { period } = thisMonth();
     await cliOk(gw, ['budget', 'set', '--tenant', t, '--monthly', '0.03', '--soft', '--thresholds', '50,100,150']);
     await sleep(POLL_MS);
     const body = chat('alert-model', 'hi', { max_tokens: 10 }); // 10000 each
@@ -301,6 +305,7 @@ describe('budgets and token limits', () => {
     assert.deepEqual(burst.map((r) => r.status), Array(10).fill(200));
     await waitForCount(gw, t, "method = 'POST'", 15);
     await waitFor(async () => (await alertRows(gw, t)).length === 3, { message: 'three soft-budget alerts' });
+    const { period } = await gatewayMonth(gw, t);
     assert.deepEqual(await alertRows(gw, t), [
       { kind: 'budget', threshold: 50, period, spend_micros: 20000, budget_micros: 30000 },
       { kind: 'budget', threshold: 100, period, spend_micros: 30000, budget_micros: 30000 },
@@ -421,7 +426,7 @@ describe('prices and usage reports', () => {
   };
   const NEW_P = { input: '1', output: '2' };
   const STAR = { input: '2', output: '4' };
-  const tomorrow = new Date(Date.now() + 86400e3).toISOString().slice(0, 10);
+  const tomorrow = '2099-01-01'; // a day still to come, whatever the gateway's date
   let mock, mcp, gw;
 
   before(async () => {

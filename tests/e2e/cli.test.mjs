@@ -104,7 +104,11 @@ describe('cli', () => {
     r = await gw.cli(['usage', '--by', 'hour', '--tenant', 'globex']);
     assert.match(r.stdout, /^TENANT\s+HOUR/m);
     assert.match(r.stdout, /globex\s+\d{4}-\d\d-\d\dT\d\d/);
-    const today = new Date().toISOString().slice(0, 10);
+    // The day the gateway recorded globex's request on (its clock, not this process's).
+    const [{ day: today }] = await sqlite(
+      gw.dbPath,
+      "select strftime('%Y-%m-%d', ts_us / 1000000, 'unixepoch') day from usage_events where tenant = 'globex'",
+    );
     r = await gw.cli(['usage', '--from', today, '--to', today, '--format', 'json', '--tenant', 'globex']);
     assert.equal(JSON.parse(r.stdout)[0].requests, 1);
     r = await gw.cli(['usage', '--from', '2000-01-01', '--to', '2000-01-02', '--format', 'json']);
@@ -129,7 +133,7 @@ describe('cli', () => {
 // tool. Money goes in and out as exact USD text; the store holds integer micro-USD.
 describe('cli: prices, budgets, tool rules, token limits', () => {
   let mock, gw;
-  const month = new Date().toISOString().slice(0, 7);
+  const month = '2026-03'; // a fixed month, asked for with --month: never today's
   const policyVersion = async () =>
     (await sqlite(gw.dbPath, "select value v from meta where key = 'policy_version'"))[0].v;
   // Every bad input: the exit code, exactly one line on stderr, and what it says.
@@ -270,7 +274,7 @@ describe('cli: prices, budgets, tool rules, token limits', () => {
         ` ('budget', 'acme', 80, '${month}', 80000000, 100000000, 1767225600000000),` +
         ` ('budget', 'acme', 90, '1999-12', 1, 1, 1)`,
     );
-    r = await gw.cli(['budget', 'show', '--tenant', 'acme']);
+    r = await gw.cli(['budget', 'show', '--tenant', 'acme', '--month', month]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^budget:\s+100\.00 USD per month, hard/m);
     assert.match(r.stdout, new RegExp(`^period:\\s+${month} \\(UTC`, 'm'));
@@ -280,7 +284,7 @@ describe('cli: prices, budgets, tool rules, token limits', () => {
     assert.match(r.stdout, /^thresholds:\s+80,90,100%$/m);
     assert.match(r.stdout, /^alerts:\s+80% at 2026-01-01T00:00:00Z, spend 80\.00$/m);
     assert.doesNotMatch(r.stdout, /90% at/, 'alerts of other months are not shown');
-    r = await gw.cli(['budget', 'show', '--tenant', 'acme', '--format', 'json']);
+    r = await gw.cli(['budget', 'show', '--tenant', 'acme', '--month', month, '--format', 'json']);
     const b = JSON.parse(r.stdout);
     assert.equal(b.monthly, '100.00');
     assert.equal(b.monthly_micros, 100000000);
@@ -293,14 +297,14 @@ describe('cli: prices, budgets, tool rules, token limits', () => {
     assert.equal(b.period, month);
     assert.deepEqual(b.alerts, [{ threshold: 80, fired: '2026-01-01T00:00:00Z', spend: '80.00', budget: '100.00' }]);
 
-    r = await gw.cli(['budget', 'list']);
+    r = await gw.cli(['budget', 'list', '--month', month]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^TENANT\s+MONTHLY\s+MODE\s+THRESHOLDS\s+SPEND\s+USED\s+UPDATED$/m);
     assert.match(r.stdout, /^acme\s+100\.00\s+hard\s+80,90,100\s+42\.500001\s+42\.5%\s+\d{4}-/m);
     assert.match(r.stdout, /^beta\s+0\.50\s+soft\s+50,100,250\s+0\.00\s+0\.0%\s+/m);
-    r = await gw.cli(['budget', 'list', '--format', 'csv']);
+    r = await gw.cli(['budget', 'list', '--month', month, '--format', 'csv']);
     assert.match(r.stdout, /^tenant,monthly,mode,thresholds,spend,used,updated\nacme,100\.00,hard,"80,90,100",42\.500001,42\.5%,/);
-    r = await gw.cli(['budget', 'list', '--format', 'json']);
+    r = await gw.cli(['budget', 'list', '--month', month, '--format', 'json']);
     assert.deepEqual(JSON.parse(r.stdout).map((x) => [x.tenant, x.mode, x.spend]), [['acme', 'hard', '42.500001'], ['beta', 'soft', '0.00']]);
 
     // set replaces the whole row: no --soft is hard again, no --thresholds the default.
@@ -331,6 +335,8 @@ describe('cli: prices, budgets, tool rules, token limits', () => {
       [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--thresholds', '1,2,3,4,5,6,7,8,9'], 2, /at most 8/],
       [['budget', 'set', '--tenant', 'acme', '--monthly', '10', '--soft=1'], 2, /--soft takes no value/],
       [['budget', 'show', '--tenant', 'beta'], 1, /no budget for tenant "beta"/],
+      [['budget', 'show', '--tenant', 'acme', '--month', '2026-13'], 2, /invalid --month "2026-13" \(YYYY-MM\)/],
+      [['budget', 'list', '--month', '2026-3'], 2, /invalid --month "2026-3" \(YYYY-MM\)/],
       [['budget', 'show', '--tenant', 'nobody'], 1, /no tenant "nobody"/],
       [['budget', 'show', '--tenant', 'acme', '--format', 'csv'], 2, /invalid --format "csv" \(expected table or json\)/],
       [['budget', 'rm', '--tenant', 'beta'], 1, /no budget for tenant "beta"/],
@@ -433,7 +439,7 @@ describe('cli: prices, budgets, tool rules, token limits', () => {
 
   test('usage --by model and --by tool: tokens in and out, cost in USD', async () => {
     // Events as the recorder writes them for an AI route and an MCP route.
-    const now = Date.now() * 1000;
+    const now = 1772359200000000; // 2026-03-01T10:00:00Z
     const ev = (id, model, tool, tin, tout, cost) =>
       `(${id}, ${now + id}, 'ai', 'POST', '/v1/x', 200, 'billable', 1, 10, 20, ${model}, ${tin}, ${tout}, ${tool}, ${cost})`;
     await sqlite(
@@ -487,7 +493,7 @@ describe('cli: prices, budgets, tool rules, token limits', () => {
 // not UTF-8), since the commands must print those too.
 describe('cli: list output, byte for byte', () => {
   const T = 1772359200000000; // 2026-03-01T10:00:00Z
-  const month = new Date().toISOString().slice(0, 7);
+  const month = '2026-03'; // a fixed month, asked for with --month: never today's
   let dir, db;
   const cli = async (...args) => {
     const r = await run(bin, ['-c', `${dir}/tollgate.yaml`, ...args]);
@@ -721,7 +727,7 @@ describe('cli: list output, byte for byte', () => {
 
   test('budget list and show: table, json (reals as jansson prints them) and csv', async () => {
     assert.equal(
-      await cli('budget', 'list'),
+      await cli('budget', 'list', '--month', month),
       lines(
         'TENANT  MONTHLY  MODE  THRESHOLDS  SPEND  USED   UPDATED',
         'acme    100.00   hard  80,90,100   42.00  42.0%  2026-03-01T10:00:00Z',
@@ -729,7 +735,7 @@ describe('cli: list output, byte for byte', () => {
       ),
     );
     assert.equal(
-      await cli('budget', 'list', '--format', 'csv'),
+      await cli('budget', 'list', '--month', month, '--format', 'csv'),
       lines(
         'tenant,monthly,mode,thresholds,spend,used,updated',
         'acme,100.00,hard,"80,90,100",42.00,42.0%,2026-03-01T10:00:00Z',
@@ -757,12 +763,12 @@ describe('cli: list output, byte for byte', () => {
     const updated = '"updated": "2026-03-01T10:00:00Z"';
     const indent = (n, l) => l.map((x) => ' '.repeat(n) + x);
     assert.equal(
-      await cli('budget', 'list', '--format', 'json'),
+      await cli('budget', 'list', '--month', month, '--format', 'json'),
       lines('[', '  {', ...indent(4, [...acme, updated]), '  },', '  {', ...indent(4, [...beta, updated]), '  }', ']'),
     );
     const show = (f, alerts) => lines('{', ...indent(2, [...f, `${updated},`, `"period": "${month}",`, ...alerts]), '}');
     assert.equal(
-      await cli('budget', 'show', '--tenant', 'acme', '--format', 'json'),
+      await cli('budget', 'show', '--tenant', 'acme', '--month', month, '--format', 'json'),
       show(acme, [
         '"alerts": [',
         '  {',
@@ -774,7 +780,7 @@ describe('cli: list output, byte for byte', () => {
         ']',
       ]),
     );
-    assert.equal(await cli('budget', 'show', '--tenant', 'beta', '--format', 'json'), show(beta, ['"alerts": []']));
+    assert.equal(await cli('budget', 'show', '--tenant', 'beta', '--month', month, '--format', 'json'), show(beta, ['"alerts": []']));
   });
 
   test('usage: table, json (bytes that are not UTF-8 as "?") and csv', async () => {

@@ -23,6 +23,22 @@ export const bin = path.resolve(repoRoot, process.env.TOLLGATE_BIN || path.join(
 export const mockBin = path.resolve(repoRoot, process.env.MOCK_UPSTREAM_BIN || path.join('build', 'mock-upstream'));
 
 const KEEP_TMP = process.env.KEEP_TMP === '1';
+
+/**
+ * With TOLLGATE_FAKETIME="YYYY-MM-DD hh:mm:ss" (make check's faketime runs), every tollgate
+ * process the harness starts (serve and the CLI) sees that wall-clock instant, frozen, through
+ * Debian's libfaketime; its monotonic clock stays real, so timers and timeouts work. The test
+ * process itself keeps the real date: a test that compared its own month or day with the
+ * gateway's would fail here, which is the point (tests take dates from what tollgate recorded).
+ */
+const FAKETIME = process.env.TOLLGATE_FAKETIME;
+const clockEnv = FAKETIME
+  ? {
+      LD_PRELOAD: process.env.TOLLGATE_FAKETIME_LIB || '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1',
+      FAKETIME,
+      FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    }
+  : {};
 const children = new Set(); // live ChildProcess objects
 const tmpDirs = new Set();
 
@@ -103,7 +119,7 @@ export function run(file, args, { env, cwd, input, timeoutMs = 30000 } = {}) {
     const child = track(
       spawn(file, args, {
         cwd,
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...(file === bin ? clockEnv : {}), ...env },
         stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       }),
     );
@@ -166,7 +182,7 @@ export async function freePort() {
  * @returns {Promise<T>}
  */
 export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 50, message = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs; // elapsed time, not the date
   let last;
   for (;;) {
     try {
@@ -175,7 +191,7 @@ export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 50, message =
     } catch (e) {
       last = e;
     }
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       throw new Error(`waitFor: ${message} not met within ${timeoutMs} ms${last ? `: ${last.message}` : ''}`);
     }
     await sleep(intervalMs);
@@ -368,7 +384,7 @@ export async function startGateway({ upstreams = [], routes = [], extra = {}, wo
       track(
         spawn(bin, ['serve', '-c', configPath], {
           cwd: dir,
-          env: { ...process.env, ...env },
+          env: { ...process.env, ...clockEnv, ...env },
           stdio: ['ignore', 'pipe', 'pipe'],
         }),
       ),
@@ -378,7 +394,7 @@ export async function startGateway({ upstreams = [], routes = [], extra = {}, wo
     child.stderr.on('data', (d) => (stderr += d));
     let spawnError = null;
     child.once('error', (e) => (spawnError = e));
-    const deadline = Date.now() + 10000;
+    const deadline = performance.now() + 10000;
     for (;;) {
       if (spawnError) throw spawnError;
       if (child.exitCode !== null || child.signalCode !== null) {
@@ -392,7 +408,7 @@ export async function startGateway({ upstreams = [], routes = [], extra = {}, wo
       } catch {
         // not listening yet
       }
-      if (Date.now() >= deadline) {
+      if (performance.now() >= deadline) {
         child.kill('SIGKILL');
         throw new Error(
           `tollgate serve: ${adminUrl}/healthz did not answer 200 within 10 s; ` +

@@ -65,23 +65,34 @@ static void test_status(void **state)
     assert_string_equal(s.thresholds, "none");
 }
 
+/* The month of a fixed instant, at the edges where a clock-based test would break. */
 static void test_this_month(void **state)
 {
     (void)state;
-    month_t m;
-    this_month(&m);
-    char today[11];
-    tg_utc_day(tg_wall_us(), today);
-    assert_int_equal(strlen(m.period), 7);
-    assert_memory_equal(m.period, today, 7);
-    assert_memory_equal(m.first, today, 8);
-    assert_string_equal(m.first + 8, "01");
-    assert_true(strcmp(m.first, today) <= 0 && strcmp(today, m.last) <= 0);
-    int64_t us;
-    assert_int_equal(tg_parse_day(m.last, &us), 0); /* a real day */
-    char next[11];
-    tg_utc_day(us + 86400000000LL, next);
-    assert_string_equal(next + 8, "01"); /* and the month's last */
+    static const struct {
+        const char *when; /* a day at noon UTC, or "" with us */
+        int64_t us;
+        const char *period, *first, *last;
+    } cases[] = {
+        {"", 1801439998000000LL, "2027-01", "2027-01-01", "2027-01-31"}, /* 2027-01-31 23:59:58 */
+        {"", 1801440000000000LL, "2027-02", "2027-02-01", "2027-02-28"}, /* two seconds later */
+        {"2028-02-29", 0, "2028-02", "2028-02-01", "2028-02-29"},        /* a leap day */
+        {"2100-02-10", 0, "2100-02", "2100-02-01", "2100-02-28"},        /* not a leap year */
+        {"2000-02-10", 0, "2000-02", "2000-02-01", "2000-02-29"},        /* a leap year */
+        {"", 1830297599000000LL, "2027-12", "2027-12-01", "2027-12-31"}, /* 2027-12-31 23:59:59 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = cases[i].us;
+        if (cases[i].when[0]) {
+            assert_int_equal(tg_parse_day(cases[i].when, &us), 0);
+            us += 12 * 3600 * 1000000LL;
+        }
+        month_t m;
+        this_month(us, &m);
+        assert_string_equal(m.period, cases[i].period);
+        assert_string_equal(m.first, cases[i].first);
+        assert_string_equal(m.last, cases[i].last);
+    }
 }
 
 int main(void)

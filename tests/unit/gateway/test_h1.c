@@ -12,6 +12,7 @@
  * Teardown aborts whatever transfer is still active, frees the client, closes
  * every handle and checks uv_loop_close() == 0, so a handle the client forgot
  * fails the test and leaked memory shows up under the ASan build. */
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1217,7 +1218,10 @@ static int blackhole_port(void)
         (void)!connect(s, (struct sockaddr *)&sa, sizeof sa);
         F.rawfds[F.nrawfds++] = s;
     }
-    usleep(20 * 1000);
+    /* Wait (an event, not a sleep) until the first connect sits in the accept queue: the
+     * ones after it are the dropped SYNs. */
+    struct pollfd pfd = {.fd = F.rawfds[1], .events = POLLOUT};
+    if (poll(&pfd, 1, 2000) != 1) return -1;
     return ntohs(sa.sin_port);
 }
 

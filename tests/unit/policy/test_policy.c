@@ -13,6 +13,8 @@
 #include "policy/policy.h"
 
 #define S 1000000000ULL
+/* The wall clock every test passes in: 2026-11-18T07:33:20Z (the budget's month is 2026-11). */
+#define WALL 1795000000000000LL
 
 static tg_limit_row_t limits[8];
 static size_t nlimits;
@@ -129,12 +131,25 @@ static void limit(const char *tenant, const char *scope, const char *value, int6
     r->concurrency = conc;
 }
 
+/* Admission of a plain (non-AI) request at the fixed wall clock. */
+static void admit_plain(tg_policy_t *p, const char *tenant, const char *route, const char *key_id,
+                        const char *tool, const tg_ip_t *client, uint64_t now_ns, tg_admission_t *a)
+{
+    tg_admit_in_t in = {.tenant = tenant,
+                        .route = route,
+                        .key_id = key_id,
+                        .tool = tool,
+                        .client = client,
+                        .wall_us = WALL};
+    tg_policy_admit_ex(p, &in, now_ns, a);
+}
+
 static tg_policy_t *fresh(const tg_policy_defaults_t *d)
 {
     tg_policy_t *p = tg_policy_new();
     assert_non_null(p);
     if (d) tg_policy_set_defaults(p, d);
-    assert_int_equal(tg_policy_load(p, &store, NULL), 0);
+    assert_int_equal(tg_policy_load(p, &store, WALL, NULL), 0);
     return p;
 }
 
@@ -162,7 +177,7 @@ static void test_defaults_and_override(void **state)
     tg_ip_t c = ip("127.0.0.1");
     tg_admission_t a;
     for (int i = 0; i < 2; i++) {
-        tg_policy_admit(p, "small", "r", "", "", &c, 1 * S, &a);
+        admit_plain(p, "small", "r", "", "", &c, 1 * S, &a);
         assert_int_equal(a.verdict, TG_ADMIT_OK);
         assert_true(a.limited);
         assert_string_equal(a.policy, "tenant");
@@ -170,15 +185,15 @@ static void test_defaults_and_override(void **state)
         assert_int_equal(a.window_s, 60);
         assert_int_equal(a.remaining, (uint64_t)(1 - i));
     }
-    tg_policy_admit(p, "small", "r", "", "", &c, 1 * S, &a);
+    admit_plain(p, "small", "r", "", "", &c, 1 * S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_RATE);
     assert_string_equal(a.reason, "rate_limited");
     assert_int_equal(a.retry_after_s, 30); /* one request every 30 s */
     for (int i = 0; i < 5; i++) {
-        tg_policy_admit(p, "big", "r", "", "", &c, 1 * S, &a);
+        admit_plain(p, "big", "r", "", "", &c, 1 * S, &a);
         assert_int_equal(a.verdict, TG_ADMIT_OK);
     }
-    tg_policy_admit(p, "big", "r", "", "", &c, 1 * S, &a);
+    admit_plain(p, "big", "r", "", "", &c, 1 * S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_RATE);
     tg_policy_free(p);
 }
@@ -192,15 +207,15 @@ static void test_strictest_wins(void **state)
     tg_policy_t *p = fresh(NULL);
     tg_ip_t c = ip("127.0.0.1");
     tg_admission_t a;
-    tg_policy_admit(p, "t", "chat", "key_1", "", &c, 1 * S, &a);
+    admit_plain(p, "t", "chat", "key_1", "", &c, 1 * S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_OK);
     assert_string_equal(a.policy, "route"); /* the rule closest to refusing */
     assert_int_equal(a.remaining, 0);
-    tg_policy_admit(p, "t", "chat", "key_1", "", &c, 1 * S, &a);
+    admit_plain(p, "t", "chat", "key_1", "", &c, 1 * S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_RATE);
     assert_string_equal(a.policy, "route");
     /* Refused all-or-nothing: the key rule was not charged for that request. */
-    tg_policy_admit(p, "t", "other", "key_1", "", &c, 1 * S, &a);
+    admit_plain(p, "t", "other", "key_1", "", &c, 1 * S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_OK);
     assert_string_equal(a.policy, "key");
     assert_int_equal(a.remaining, 1);
@@ -216,16 +231,16 @@ static void test_pause_messages(void **state)
     tg_policy_t *p = fresh(NULL);
     tg_ip_t c = ip("127.0.0.1");
     tg_admission_t a;
-    tg_policy_admit(p, "acme", "r", "", "", &c, 1 * S, &a);
+    admit_plain(p, "acme", "r", "", "", &c, 1 * S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_PAUSED);
     assert_string_equal(a.message, "tenant paused: invoice overdue");
-    tg_policy_admit(p, "other", "r", "", "", &c, 1 * S, &a);
+    admit_plain(p, "other", "r", "", "", &c, 1 * S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_OK);
     assert_false(a.limited);
     snprintf(pauses[1].tenant, sizeof pauses[1].tenant, "*");
     npauses = 2;
-    assert_int_equal(tg_policy_load(p, &store, NULL), 0);
-    tg_policy_admit(p, "other", "r", "", "", &c, 1 * S, &a);
+    assert_int_equal(tg_policy_load(p, &store, WALL, NULL), 0);
+    admit_plain(p, "other", "r", "", "", &c, 1 * S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_PAUSED);
     assert_string_equal(a.message, "service paused");
     tg_policy_free(p);
@@ -257,7 +272,7 @@ static void test_ip_rules(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tg_ip_t c = ip(cases[i].addr);
-        tg_policy_admit(p, cases[i].tenant, "r", "", "", &c, 1 * S, &a);
+        admit_plain(p, cases[i].tenant, "r", "", "", &c, 1 * S, &a);
         assert_int_equal(a.verdict, cases[i].want);
     }
     tg_policy_free(p);
@@ -271,20 +286,20 @@ static void test_inflight_slots(void **state)
     tg_policy_t *p = fresh(&d);
     tg_ip_t c = ip("127.0.0.1");
     tg_admission_t a1, a2, a3;
-    tg_policy_admit(p, "c", "r", "", "", &c, 1 * S, &a1);
-    tg_policy_admit(p, "c", "r", "", "", &c, 1 * S, &a2);
+    admit_plain(p, "c", "r", "", "", &c, 1 * S, &a1);
+    admit_plain(p, "c", "r", "", "", &c, 1 * S, &a2);
     assert_int_equal(a1.verdict, TG_ADMIT_OK);
     assert_int_equal(a2.verdict, TG_ADMIT_OK);
     assert_int_equal(tg_policy_inflight(p, "c"), 2);
-    tg_policy_admit(p, "c", "r", "", "", &c, 1 * S, &a3);
+    admit_plain(p, "c", "r", "", "", &c, 1 * S, &a3);
     assert_int_equal(a3.verdict, TG_ADMIT_CONCURRENCY);
     assert_int_equal(a3.conc_key, 0);
     tg_policy_release(p, a1.conc_key);
-    tg_policy_admit(p, "c", "r", "", "", &c, 1 * S, &a3);
+    admit_plain(p, "c", "r", "", "", &c, 1 * S, &a3);
     assert_int_equal(a3.verdict, TG_ADMIT_OK); /* the 3rd of the default rate */
     tg_policy_release(p, a3.conc_key);
     /* A rate refusal gives the slot it took back. */
-    tg_policy_admit(p, "c", "r", "", "", &c, 1 * S, &a3);
+    admit_plain(p, "c", "r", "", "", &c, 1 * S, &a3);
     assert_int_equal(a3.verdict, TG_ADMIT_RATE);
     assert_int_equal(tg_policy_inflight(p, "c"), 1);
     tg_policy_release(p, a2.conc_key);
@@ -333,7 +348,7 @@ static void admit_ai(tg_policy_t *p, const char *tenant, const char *model, int6
                         .client = &c,
                         .est_tokens = tokens,
                         .est_cost = cost,
-                        .wall_us = 1795000000000000LL};
+                        .wall_us = WALL};
     tg_policy_admit_ex(p, &in, now, a);
 }
 
@@ -420,8 +435,8 @@ static void test_budget_hard_stop_and_alerts(void **state)
     assert_string_equal(c.reason, "budget_exceeded");
     assert_non_null(strstr(c.message, "7.00 USD of 10.00 USD"));
     /* Settling: a cost 1.5 USD (reserved 2), b fails and costs nothing. */
-    tg_policy_settle(p, &a, "t", 10, 1500000, S, 1795000000000000LL);
-    tg_policy_settle(p, &b, "t", 10, 0, S, 1795000000000000LL);
+    tg_policy_settle(p, &a, "t", 10, 1500000, S, WALL);
+    tg_policy_settle(p, &b, "t", 10, 0, S, WALL);
     assert_int_equal(tg_policy_budget_state(p, "t", &spent, &reserved, &bud), 0);
     assert_int_equal(spent, 8500000);
     assert_int_equal(reserved, 0);
@@ -433,7 +448,7 @@ static void test_budget_hard_stop_and_alerts(void **state)
     assert_int_equal(alerts[0].spend_micros, 8500000);
     admit_ai(p, "t", "m", 10, 1000000, S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_OK);
-    tg_policy_settle(p, &a, "t", 10, 1600000, S, 1795000000000000LL); /* 10.1 USD */
+    tg_policy_settle(p, &a, "t", 10, 1600000, S, WALL); /* 10.1 USD */
     assert_int_equal(tg_policy_flush_alerts(p, &store, NULL), 0);
     assert_int_equal(nalerts, 3); /* 90 and 100, each once */
     assert_int_equal(alerts[1].threshold, 90);
@@ -441,7 +456,7 @@ static void test_budget_hard_stop_and_alerts(void **state)
     admit_ai(p, "t", "m", 10, 0, S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_BUDGET);
     /* A reload (another budget set) keeps the spend and does not fire again. */
-    assert_int_equal(tg_policy_load(p, &store, NULL), 0);
+    assert_int_equal(tg_policy_load(p, &store, WALL, NULL), 0);
     assert_int_equal(tg_policy_budget_state(p, "t", &spent, &reserved, &bud), 0);
     assert_int_equal(spent, 10100000);
     assert_int_equal(tg_policy_flush_alerts(p, &store, NULL), 0);
@@ -456,7 +471,7 @@ static void test_budget_hard_stop_and_alerts(void **state)
     p = fresh(NULL);
     admit_ai(p, "s", "m", 10, 100, S, &a);
     assert_int_equal(a.verdict, TG_ADMIT_OK);
-    tg_policy_settle(p, &a, "s", 10, 100, S, 1795000000000000LL);
+    tg_policy_settle(p, &a, "s", 10, 100, S, WALL);
     assert_int_equal(tg_policy_flush_alerts(p, &store, NULL), 0);
     assert_int_equal(nalerts, 3); /* already past every threshold when loaded */
     tg_policy_free(p);
@@ -478,7 +493,7 @@ static void *racer(void *arg)
         admit_ai(r->p, "t", "m", 10, 300000, S, &a);
         if (a.verdict != TG_ADMIT_OK) continue;
         r->admitted++;
-        tg_policy_settle(r->p, &a, "t", 10, 100000 + (i % 3) * 100000, S, 1795000000000000LL);
+        tg_policy_settle(r->p, &a, "t", 10, 100000 + (i % 3) * 100000, S, WALL);
     }
     return NULL;
 }
