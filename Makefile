@@ -2,7 +2,9 @@
 # needs no edit here. `make` builds build/tollgate; `make check` runs everything.
 
 CC      ?= cc
-PKGS    := libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl
+PKGS    := libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd
+# The mock upstream also compresses answers with brotli, as the providers' edges do.
+MOCK_PKGS := libbrotlienc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -48,7 +50,7 @@ $(B)/tollgate-asan: $(B)/asan/src/main.o $(B)/libtollgate-asan.a
 
 $(B)/mock-upstream: tests/mock/upstream.c
 	@mkdir -p $(B)
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS) $(shell pkg-config --libs $(MOCK_PKGS) 2>/dev/null)
 
 $(B)/test/%: tests/unit/%.c $(B)/libtollgate.a
 	@mkdir -p $(dir $@)
