@@ -3,8 +3,10 @@
 
 CC      ?= cc
 PKGS    := libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd
-# The mock upstream also compresses answers with brotli, as the providers' edges do.
-MOCK_PKGS := libbrotlienc
+# The mock upstream and the unit tests also compress answers with brotli, as the
+# providers' edges do; the gateway itself only decodes.
+ENC_PKGS := libbrotlienc
+ENC_LIBS  = $(shell pkg-config --libs $(ENC_PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -50,15 +52,15 @@ $(B)/tollgate-asan: $(B)/asan/src/main.o $(B)/libtollgate-asan.a
 
 $(B)/mock-upstream: tests/mock/upstream.c
 	@mkdir -p $(B)
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS) $(shell pkg-config --libs $(MOCK_PKGS) 2>/dev/null)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS) $(ENC_LIBS)
 
 $(B)/test/%: tests/unit/%.c $(B)/libtollgate.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate.a $(LDLIBS) $(ENC_LIBS) -lcmocka
 
 $(B)/asan-test/%: tests/unit/%.c $(B)/libtollgate-asan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate-asan.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SANFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate-asan.a $(LDLIBS) $(ENC_LIBS) -lcmocka
 
 run: deps all
 	@scripts/run-demo.sh
