@@ -22,7 +22,7 @@ TBINS   := $(TESTS:tests/unit/%.c=$(B)/test/%)
 ATBINS  := $(TESTS:tests/unit/%.c=$(B)/asan-test/%)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
 
-.PHONY: all deps run check unit unit-asan e2e e2e-asan format format-check bench clean
+.PHONY: all deps run check unit unit-asan e2e e2e-plain e2e-asan format format-check bench clean
 all: $(B)/tollgate $(B)/mock-upstream
 
 deps:
@@ -78,6 +78,14 @@ E2E_NPM := tests/e2e/node_modules/.package-lock.json
 
 e2e: all $(E2E_NPM)
 	@node --test --test-concurrency=1 tests/e2e/
+	@$(MAKE) --no-print-directory e2e-plain
+
+# The mock compresses AI answers as the SDKs allow (as the providers do); the SDK suites
+# also run against an upstream that never compresses.
+E2E_PLAIN := tests/e2e/ai.test.mjs tests/e2e/budget.test.mjs
+
+e2e-plain: all $(E2E_NPM)
+	@MOCK_COMPRESS=off node --test --test-concurrency=1 $(E2E_PLAIN)
 
 # The gateway built with ASan+UBSan under the suites that drive its request paths; the
 # harness fails a test on any sanitizer report (leaks at exit included) in its stderr.
