@@ -79,7 +79,8 @@ struct tg_xchg {
     char coding[CODING_MAX]; /* the Content-Encoding lines, joined by commas */
     size_t coding_len;
     int coding_over;        /* ... they did not fit */
-    int decoding;           /* the answer is not identity: read through dec */
+    int coded;              /* the answer is not identity: never rewritten */
+    int decoding;           /* ... and is read through dec */
     tg_decode_status_t dst; /* what decoding found (TG_DECODE_OK when not decoding) */
     tg_decode_t *dec;       /* made on the connection's first compressed answer */
     uint64_t decoded_max;   /* cap on its decoded bytes; 0: TG_XCHG_DECODED_MAX */
@@ -207,7 +208,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
     x->body_over = x->too_big = 0;
     x->coding_len = 0;
-    x->coding_over = x->decoding = 0;
+    x->coding_over = x->coded = x->decoding = 0;
     x->dst = TG_DECODE_OK;
     x->n_ok = x->n_tool_err = x->n_rpc_err = 0;
     x->unreadable = 0;
@@ -619,11 +620,15 @@ void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t c
     x->sse = ctype && clen >= 17 && strncasecmp(ctype, "text/event-stream", 17) == 0;
     x->observe = x->ok && x->ep != EP_NONE && (x->ep != EP_MCP || x->nreq > 0);
     /* (The identity check costs nothing when the answer has no Content-Encoding.) */
-    if (x->observe && (x->coding_over || !tg_decode_is_identity(x->coding, x->coding_len)))
-        start_decoding(x);
+    if (x->observe && (x->coding_over || !tg_decode_is_identity(x->coding, x->coding_len))) {
+        x->coded = 1;
+        /* A coding tollgate does not know is read as it is: should it be JSON after all
+         * (a mislabelled answer), its usage still counts; else the tokens stay unknown. */
+        if (start_decoding(x) != 0 && x->dst == TG_DECODE_UNKNOWN) x->decoding = 0;
+    }
     /* Compressed bytes cannot be rewritten: such a stream passes untouched (the client
      * then also gets the usage chunk it did not ask for) and is read from the copy. */
-    x->rewriting = x->observe && x->sse && x->injected && !x->decoding;
+    x->rewriting = x->observe && x->sse && x->injected && !x->coded;
     if (x->observe && x->sse) {
         tg_sse_init(&x->parser, x->ep == EP_MCP ? SSE_MAX_MCP : SSE_MAX_AI, on_event, x);
         x->parser.on_empty = on_empty;

@@ -41,10 +41,11 @@
  * the meter cannot read; a stream tollgate rewrites asks for identity, since compressed
  * bytes cannot be rewritten. A compressed stream that arrives anyway is passed through
  * unrewritten (the client also sees the usage chunk) and still metered from the copy. An
- * answer that cannot be decoded (unknown coding, corrupt, truncated, over the cap) is
- * forwarded all the same and read as far as it decoded; tg_xchg_decode_flag names the
- * problem, and a 2xx MCP answer that could not be decoded is billed like one too large
- * to read, never turned into a free "no_result". */
+ * answer that cannot be decoded is forwarded all the same: corrupt, truncated or over the
+ * cap, it is read as far as it decoded; in a coding tollgate does not know, it is read as
+ * it is (a mislabelled JSON answer still counts). tg_xchg_decode_flag names the problem,
+ * and a 2xx MCP answer that could not be decoded is billed like one too large to read,
+ * never turned into a free "no_result". */
 #ifndef TG_METER_EXCHANGE_H
 #define TG_METER_EXCHANGE_H
 

@@ -152,10 +152,21 @@ describe('compressed answers through the gateway', () => {
   });
 
   test('an unknown coding is passed through untouched and flagged coding_unknown', async () => {
+    // The mock only labels its plain JSON: read as it is, the tokens still count.
     const res = await both('/v1/chat/completions', chat(), { 'x-mock-encoding': 'x-custom' });
     assertSameBytes(res, 'x-custom');
-    assert.equal(JSON.parse(res.viaGw.text).object, 'chat.completion'); // (the mock's label only)
-    await assertFlagged(res.viaGw, 'coding_unknown');
+    assert.equal(JSON.parse(res.viaGw.text).object, 'chat.completion');
+    const u = JSON.parse(res.viaGw.headers['x-mock-usage']);
+    const ev = await waitForEvent(gw, res.viaGw.headers['x-request-id']);
+    assert.deepEqual([ev.outcome, ev.tokens_in, ev.tokens_out, ev.price_flag], ['billable', u.input, u.output, 'coding_unknown']);
+    assert.ok(ev.cost_micros > 0);
+    // Really encoded in a coding tollgate does not decode (gzip bytes labelled x-zip, or four
+    // stacked codings, more than it undoes): not read, tokens unknown, flagged.
+    for (const label of ['x-zip', 'gzip, gzip, gzip, gzip']) {
+      const r = await both('/v1/chat/completions', chat(), { 'x-mock-encoding': `gzip-as-${label}` });
+      assertSameBytes(r, label);
+      await assertFlagged(r.viaGw, 'coding_unknown');
+    }
   });
 
   test('a corrupt gzip body is passed through untouched and flagged decode_error', async () => {

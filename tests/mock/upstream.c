@@ -107,8 +107,9 @@ static const char usage[] =
     "  header x-mock-encoding: C     force coding C on the answer, JSON or stream (streams\n"
     "                                flushed event by event): gzip, deflate (zlib),\n"
     "                                deflate-raw (sent as deflate), br, zstd, identity,\n"
-    "                                gzip-corrupt (one byte flipped mid-body); any other C is\n"
-    "                                sent as the Content-Encoding of the plain body\n"
+    "                                gzip-corrupt (one byte flipped mid-body), gzip-as-L (a\n"
+    "                                gzip body labelled L); any other C is sent as the\n"
+    "                                Content-Encoding of the plain body\n"
     "  header x-mock-pad: N          with a coding, N spaces (at most 4 GiB) before a JSON\n"
     "                                answer: still the same JSON, N bytes longer decoded\n";
 
@@ -248,7 +249,7 @@ struct conn {
     char *ai_req;            /* AI endpoints: the request body (owned), up to AI_BODY_MAX */
     size_t ai_req_len, ai_req_cap;
     bool ai_too_big; /* the body went over AI_BODY_MAX: 413 */
-    char ae[AE_MAX];   /* Accept-Encoding (several lines joined by commas) */
+    char ae[AE_MAX]; /* Accept-Encoding (several lines joined by commas) */
     size_t ae_len;
     char menc[AE_MAX]; /* x-mock-encoding */
     size_t menc_len;
@@ -677,8 +678,9 @@ static void end_header(conn_t *c)
     if (c->cur_name_len == 12 && strncasecmp(c->cur_name, "x-mock-stamp", 12) == 0)
         c->ai_stamp = c->cur_val_len == 1 && c->cur_val[0] == '1';
     if (c->cur_name_len == 10 && strncasecmp(c->cur_name, "x-mock-pad", 10) == 0)
-        c->mpad = c->cur_val_len > sizeof c->cur_val ? PAD_MAX
-                                                      : parse_num(c->cur_val, c->cur_val_len, PAD_MAX);
+        c->mpad = c->cur_val_len > sizeof c->cur_val
+                      ? PAD_MAX
+                      : parse_num(c->cur_val, c->cur_val_len, PAD_MAX);
     c->cur_name_len = c->cur_val_len = 0;
     c->cur_dst = NULL;
 }
@@ -731,8 +733,7 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
         if (c->cur_name_len == 15 && strncasecmp(c->cur_name, "accept-encoding", 15) == 0) {
             c->cur_dst = c->ae;
             c->cur_dst_len = &c->ae_len;
-        } else if (c->cur_name_len == 15 &&
-                   strncasecmp(c->cur_name, "x-mock-encoding", 15) == 0) {
+        } else if (c->cur_name_len == 15 && strncasecmp(c->cur_name, "x-mock-encoding", 15) == 0) {
             c->cur_dst = c->menc;
             c->cur_dst_len = &c->menc_len;
         }
@@ -1817,7 +1818,6 @@ done:
     return rc;
 }
 
-
 /* ---- content codings of AI answers ---- */
 
 typedef enum { E_NONE, E_GZIP, E_ZLIB, E_RAW, E_BR, E_ZSTD } ecoding_t;
@@ -1838,8 +1838,10 @@ static int enc_init(encoder_t *e, ecoding_t kind)
     case E_ZLIB:
     case E_RAW:
         return deflateInit2(&e->zs, 6, Z_DEFLATED,
-                            kind == E_GZIP ? 15 + 16 : kind == E_ZLIB ? 15 : -15, 8,
-                            Z_DEFAULT_STRATEGY) == Z_OK
+                            kind == E_GZIP   ? 15 + 16
+                            : kind == E_ZLIB ? 15
+                                             : -15,
+                            8, Z_DEFAULT_STRATEGY) == Z_OK
                    ? 0
                    : -1;
     case E_BR:
@@ -1964,24 +1966,37 @@ static int ai_encode(conn_t *c)
     if (c->menc_len) {
         const char *m = c->menc;
         size_t n = c->menc_len;
-        if (tok_eq(m, n, "gzip")) kind = E_GZIP;
-        else if (tok_eq(m, n, "deflate")) kind = E_ZLIB;
-        else if (tok_eq(m, n, "deflate-raw")) kind = E_RAW;
-        else if (tok_eq(m, n, "br")) kind = E_BR;
-        else if (tok_eq(m, n, "zstd")) kind = E_ZSTD;
-        else if (tok_eq(m, n, "gzip-corrupt")) kind = E_GZIP, corrupt = true;
-        else if (tok_eq(m, n, "identity")) return 0;
-        else label = m; /* sent as it is, over the plain body */
+        if (tok_eq(m, n, "gzip"))
+            kind = E_GZIP;
+        else if (tok_eq(m, n, "deflate"))
+            kind = E_ZLIB;
+        else if (tok_eq(m, n, "deflate-raw"))
+            kind = E_RAW;
+        else if (tok_eq(m, n, "br"))
+            kind = E_BR;
+        else if (tok_eq(m, n, "zstd"))
+            kind = E_ZSTD;
+        else if (tok_eq(m, n, "gzip-corrupt"))
+            kind = E_GZIP, corrupt = true;
+        else if (tok_eq(m, n, "identity"))
+            return 0;
+        else if (n > 8 && strncasecmp(m, "gzip-as-", 8) == 0)
+            kind = E_GZIP, label = m + 8;
+        else
+            label = m; /* sent as it is, over the plain body */
     } else if (!compress_off && !streamed) {
         kind = pick_coding(c);
     }
-    static const char *const names[] = {[E_GZIP] = "gzip", [E_ZLIB] = "deflate",
-                                        [E_RAW] = "deflate", [E_BR] = "br", [E_ZSTD] = "zstd"};
+    static const char *const names[] = {[E_GZIP] = "gzip",
+                                        [E_ZLIB] = "deflate",
+                                        [E_RAW] = "deflate",
+                                        [E_BR] = "br",
+                                        [E_ZSTD] = "zstd"};
     dbuf_t h = {0};
     db_str(&h, c->ai_hdrs);
     db_str(&h, "Content-Encoding: ");
     if (label)
-        db_put(&h, label, c->menc_len);
+        db_put(&h, label, c->menc_len - (size_t)(label - c->menc));
     else if (kind != E_NONE)
         db_str(&h, names[kind]);
     db_str(&h, "\r\nVary: Accept-Encoding\r\n");
@@ -1996,7 +2011,7 @@ static int ai_encode(conn_t *c)
     }
     free(c->ai_hdrs);
     c->ai_hdrs = h.p;
-    if (label) return 0;
+    if (label && kind == E_NONE) return 0;
 
     encoder_t e;
     if (enc_init(&e, kind) < 0) return -1;

@@ -1766,6 +1766,13 @@ static void test_compressed_problems(void **state)
     assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
     assert_string_equal(tg_xchg_decode_flag(x), "coding_unknown");
     result_free(&r);
+    /* An unknown coding over what is in fact JSON: read as it is, and flagged. */
+    run_coded(x, &rq, "application/json", S(body), NULL, "x-custom", 2, &r);
+    assert_int_equal(r.unparsed, 0);
+    assert_int_equal(r.ev.tokens_in, 7);
+    assert_int_equal(r.ev.tokens_out, 3);
+    assert_string_equal(tg_xchg_decode_flag(x), "coding_unknown");
+    result_free(&r);
     /* A header too long to keep: unknown. */
     run_coded(x, &rq, "application/json", S(body), NULL,
               "identity, identity, identity, identity, identity, identity, identity, identity", 0,
