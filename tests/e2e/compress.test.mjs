@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, curl, request, sha256, startGateway, startMock, waitForEvent, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, curl, request, sha256, startGateway, startMcpServer, startMock, waitForEvent, waitForKey } from './lib/harness.mjs';
 
 const PRICES = { 'gpt-4o-mini': { input: '0.15', output: '0.6' }, 'claude-metering-test': { input: '3', output: '15' } };
 const CODINGS = ['gzip', 'deflate', 'deflate-raw', 'br', 'zstd'];
@@ -221,3 +221,45 @@ describe('decompression bombs', () => {
     assert.equal(ev2.tokens_in, JSON.parse(after.headers['x-mock-usage']).input);
   });
 });
+
+const unzip = { gzip: zlib.gunzipSync, deflate: zlib.inflateSync, 'deflate-raw': zlib.inflateRawSync, br: zlib.brotliDecompressSync };
+
+for (const kind of ['sse', 'json']) {
+  describe(`compressed MCP answers (${kind})`, () => {
+    let srv, mgw, secret;
+    before(async () => {
+      srv = await startMcpServer({ json: kind === 'json', compress: true });
+      mgw = await startGateway({
+        upstreams: [{ name: 'mcpsrv', targets: [`http://127.0.0.1:${srv.port}`] }],
+        routes: [{ name: 'mcp', path_prefix: '/mcp', upstream: 'mcpsrv', kind: 'mcp' }],
+        extra: { prices: { tools: { echo: { call: '0.5' } } } },
+      });
+      ({ secret } = await createTenantKey(mgw, 'zipmcp'));
+      await waitForKey(mgw, secret, '/mcp');
+    });
+    after(async () => {
+      await mgw?.stop();
+      await srv?.stop();
+    });
+
+    for (const coding of ['gzip', 'deflate', 'deflate-raw', 'br']) {
+      test(`${coding}: results read from the decoded copy, billed per result`, async () => {
+        const base = { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'x-mock-encoding': coding };
+        const post = (body, h = {}) => request(`${mgw.url}/mcp`, { method: 'POST', headers: { ...base, ...h }, body: JSON.stringify(body) });
+        const init = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'zip', version: '1' } } });
+        assert.equal(init.status, 200, init.text);
+        const h = { 'mcp-session-id': init.headers['mcp-session-id'], 'mcp-protocol-version': '2025-03-26' };
+        assert.equal((await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, h)).status, 202);
+        const ok = await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'zipped' } } }, h);
+        assert.equal(ok.status, 200);
+        assert.equal(ok.headers['content-encoding'], coding === 'deflate-raw' ? 'deflate' : coding);
+        assert.match(unzip[coding](ok.body).toString(), /"text":"zipped"/); // the client's bytes decode
+        const ev = await waitForEvent(mgw, ok.headers['x-request-id']);
+        assert.deepEqual([ev.outcome, ev.reason, ev.tool, ev.price_flag, ev.cost_micros], ['billable', null, 'echo', null, 500000]);
+        const bad = await post({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'fail', arguments: {} } }, h);
+        const evb = await waitForEvent(mgw, bad.headers['x-request-id']);
+        assert.deepEqual([evb.outcome, evb.reason], ['failed', 'tool_error']); // read, so not billed
+      });
+    }
+  });
+}

@@ -719,15 +719,18 @@ export const mcpServerScript = path.join(here, 'mcp-server.mjs');
 /**
  * Starts the MCP test server (lib/mcp-server.mjs: tools echo, add, fail, secret_admin; call
  * counts at GET /stats) on an ephemeral loopback port; it needs `npm ci --prefix tests/e2e`.
- * @param {{json?: boolean}} [opts] json: answer POSTs with JSON instead of SSE streams
+ * @param {{json?: boolean, compress?: boolean}} [opts] json: answer POSTs with JSON instead of
+ *   SSE streams; compress: compress them as Accept-Encoding allows, like the mock (default: on
+ *   unless MOCK_COMPRESS=off)
  * @returns {Promise<{port: number, url: string, proc: import('node:child_process').ChildProcess,
  *   stats: () => Promise<Record<string, number>>, stdout: () => string, stderr: () => string,
  *   stop: () => Promise<{code: number|null, signal: string|null}>}>} url is the MCP endpoint
  *   (http://127.0.0.1:PORT/mcp)
  */
-export async function startMcpServer({ json = false } = {}) {
+export async function startMcpServer({ json = false, compress = mockCompresses } = {}) {
   const args = [mcpServerScript, '0'];
   if (json) args.push('--json');
+  if (compress) args.push('--compress');
   const proc = detachFromLoop(track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })));
   let stdout = '';
   let stderr = '';
