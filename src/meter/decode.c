@@ -18,6 +18,9 @@
 /* RFC 9659: a zstd content coding uses windows of at most 8 MiB; larger ones (up to the
  * library's 128 MiB default) would let one answer pin that much memory. */
 #define ZSTD_WINDOW_LOG_MAX 23
+/* A zstd state grown past this by a large window is freed when its answer ends, so an idle
+ * keep-alive connection does not hold megabytes (zlib's 32 KiB window is kept). */
+#define ZSTD_KEEP_MAX (512u << 10)
 
 typedef enum { C_NONE = 0, C_GZIP, C_DEFLATE, C_BR, C_ZSTD } coding_t;
 
@@ -32,7 +35,7 @@ typedef struct {
     int nhead;              /* ... how many are held; 2 once decided */
     BrotliDecoderState *br; /* made per br answer: libbrotli has no reset */
     ZSTD_DCtx *zd;          /* made once, reset per answer */
-    unsigned char out[TG_DECODE_SCRATCH];
+    unsigned char *out;     /* TG_DECODE_SCRATCH bytes, made on the stage's first use */
 } stage_t;
 
 struct tg_decode {
@@ -57,8 +60,22 @@ void tg_decode_free(tg_decode_t *d)
         if (s->z_ready) inflateEnd(&s->zs);
         if (s->br) BrotliDecoderDestroyInstance(s->br);
         ZSTD_freeDCtx(s->zd);
+        free(s->out);
     }
     free(d);
+}
+
+void tg_decode_trim(tg_decode_t *d)
+{
+    for (int i = 0; d && i < TG_DECODE_MAX_STAGES; i++) {
+        stage_t *s = &d->st[i];
+        if (s->br) BrotliDecoderDestroyInstance(s->br);
+        s->br = NULL;
+        if (s->zd && ZSTD_sizeof_DCtx(s->zd) > ZSTD_KEEP_MAX) {
+            ZSTD_freeDCtx(s->zd);
+            s->zd = NULL;
+        }
+    }
 }
 
 /* ---- the Content-Encoding list -------------------------------------------- */
@@ -256,10 +273,16 @@ static int zstd_feed(tg_decode_t *d, int i, const unsigned char *p, size_t n)
     ZSTD_inBuffer in = {p, n, 0};
     for (;;) {
         ZSTD_outBuffer out = {s->out, TG_DECODE_SCRATCH, 0};
+        size_t before = in.pos;
         size_t r = ZSTD_decompressStream(s->zd, &out, &in);
         if (ZSTD_isError(r)) return fail(d, TG_DECODE_CORRUPT);
         if (out.pos && pass(d, i, s->out, out.pos) != 0) return -1;
-        s->done = r == 0; /* a frame ended and is flushed; more input starts the next */
+        /* 0: a frame ended and is flushed. A call that moved nothing (after a frame ended
+         * on a full buffer) says nothing; bytes of a next frame start it. */
+        if (r == 0)
+            s->done = 1;
+        else if (out.pos || in.pos > before)
+            s->done = 0;
         if (in.pos == in.size && out.pos < out.size) return 0;
     }
 }
@@ -281,6 +304,7 @@ static int feed_stage(tg_decode_t *d, int i, const unsigned char *p, size_t n)
 
 static int reset_stage(stage_t *s, coding_t c)
 {
+    if (!s->out && !(s->out = malloc(TG_DECODE_SCRATCH))) return -1;
     s->coding = c;
     s->fed = s->done = 0;
     s->nhead = 0;

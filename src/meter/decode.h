@@ -21,8 +21,10 @@
  *                       decompression bomb costs at most cap bytes of decoder output.
  *
  * One tg_decode_t is made per connection, on its first compressed answer, and reused:
- * zlib and zstd states are reset, not remade, between answers (libbrotli has no reset: its
- * state is made per br answer). */
+ * zlib and zstd states and the stages' output buffers are reset, not remade, between
+ * answers (libbrotli has no reset: its state is made per br answer). Memory: about 16 KiB
+ * per stage in use plus the library's state (zlib: 7 KiB and a 32 KiB window; zstd: up to
+ * the 8 MiB window, released by tg_decode_trim). */
 #ifndef TG_METER_DECODE_H
 #define TG_METER_DECODE_H
 
@@ -66,6 +68,10 @@ tg_decode_status_t tg_decode_feed(tg_decode_t *d, const char *p, size_t n, tg_de
 /* The answer ended: TG_DECODE_TRUNCATED when a stream was left unfinished, else the
  * status so far. */
 tg_decode_status_t tg_decode_end(tg_decode_t *d);
+
+/* Between answers: frees what only a large answer needed (a brotli state, a zstd state
+ * grown past 512 KiB), so an idle connection keeps little. */
+void tg_decode_trim(tg_decode_t *d);
 
 tg_decode_status_t tg_decode_status(const tg_decode_t *d);
 uint64_t tg_decode_total(const tg_decode_t *d); /* bytes decoded so far, all stages */

@@ -84,6 +84,7 @@ struct tg_xchg {
     tg_decode_status_t dst; /* what decoding found (TG_DECODE_OK when not decoding) */
     tg_decode_t *dec;       /* made on the connection's first compressed answer */
     uint64_t decoded_max;   /* cap on its decoded bytes; 0: TG_XCHG_DECODED_MAX */
+    uint64_t echo_max;      /* ... but at least what an answer may echo (set_max_body) */
 
     /* During tg_xchg_response_body, for the SSE callback. */
     const char *feed_p;
@@ -179,6 +180,7 @@ void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body)
 {
     size_t echo = max_body > (SIZE_MAX / 4) / 3 ? SIZE_MAX / 4 : 3 * max_body + (4u << 20);
     x->token_max = echo > TG_JPICK_TOKEN_MAX ? echo : TG_JPICK_TOKEN_MAX;
+    x->echo_max = echo;
 }
 
 void tg_xchg_set_token_max(tg_xchg_t *x, size_t n)
@@ -608,8 +610,11 @@ static int start_decoding(tg_xchg_t *x)
         x->dst = TG_DECODE_CORRUPT;
         return -1;
     }
-    x->dst = tg_decode_start(x->dec, x->coding, x->coding_len,
-                             x->decoded_max ? x->decoded_max : TG_XCHG_DECODED_MAX);
+    /* A client can make an answer echo its request (3 x max_body, \u escapes): the cap
+     * never falls below that, or a large echo would pass the cap and go unmetered. */
+    uint64_t cap = x->decoded_max ? x->decoded_max : TG_XCHG_DECODED_MAX;
+    x->dst =
+        tg_decode_start(x->dec, x->coding, x->coding_len, cap > x->echo_max ? cap : x->echo_max);
     return x->dst == TG_DECODE_OK ? 0 : -1;
 }
 
@@ -738,6 +743,7 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
 {
     *unparsed = 0;
     if (x->decoding && x->dst == TG_DECODE_OK) x->dst = tg_decode_end(x->dec);
+    if (x->dec) tg_decode_trim(x->dec);
     /* What could not be decoded was not read (an unknown coding: nothing was). */
     if (x->dst != TG_DECODE_OK) x->unreadable = 1;
     if (x->observe && !x->sse) finish_json(x);

@@ -77,7 +77,9 @@ void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body);
 void tg_xchg_set_token_max(tg_xchg_t *x, size_t n);
 
 /* The cap on the decoded size of a compressed answer (server.max_decoded_body); 0:
- * TG_XCHG_DECODED_MAX. Kept across requests. */
+ * TG_XCHG_DECODED_MAX. Never below 3 x max_body + 4 MiB (tg_xchg_set_max_body), what an
+ * answer may echo of its request: a client cannot push its own answer past the cap. Kept
+ * across requests. */
 #define TG_XCHG_DECODED_MAX (256ull << 20)
 void tg_xchg_set_decoded_max(tg_xchg_t *x, uint64_t n);
 

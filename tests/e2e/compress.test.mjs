@@ -185,6 +185,9 @@ describe('compressed answers through the gateway', () => {
     assert.equal(r.json().headers['accept-encoding'], 'gzip;q=0.5');
     const none = await request(`${gw.url}/v1/models?echo=1`, { headers: { Authorization: `Bearer ${key}`, 'Accept-Encoding': 'compress' } });
     assert.equal(none.json().headers['accept-encoding'], 'identity');
+    // Without the header any coding would be acceptable (RFC 9110): tollgate asks for identity.
+    const absent = await request(`${gw.url}/v1/models?echo=1`, { headers: { Authorization: `Bearer ${key}` } });
+    assert.equal(absent.json().headers['accept-encoding'], 'identity');
   });
 });
 
@@ -194,7 +197,8 @@ describe('decompression bombs', () => {
     small = await startGateway({
       upstreams: [{ name: 'mock', targets: [mock.url] }],
       routes: [{ name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' }],
-      extra: { server: { max_decoded_body: '1m' }, prices: { models: PRICES } },
+      // (the cap is never below 3 x max_body + 4 MiB: 4.2 MiB here)
+      extra: { server: { max_decoded_body: '1m', max_body: '64k' }, prices: { models: PRICES } },
     });
     await createTenantKey(small, 'zip');
   });

@@ -408,9 +408,40 @@ static void test_reuse(void **state)
             assert_int_not_equal(s, TG_DECODE_OK);
         }
         free(o.p);
+        if (round % 3 == 0) tg_decode_trim(d); /* (what the exchange does between answers) */
     }
     for (size_t c = 0; c < NCODINGS; c++)
         enc_free(&es[c]);
+    /* A zstd frame with an 8 MiB window (unknown size, streamed) grows the state; trim
+     * frees it and the next answer makes a fresh one. A 16 MiB window is refused. */
+    for (int wlog = 23; wlog <= 24; wlog++) {
+        ZSTD_CCtx *cc = ZSTD_createCCtx();
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, wlog);
+        size_t n = 12u << 20;
+        char *src = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            src[i] = (char)(i * 2654435761u >> 13);
+        memcpy(src, ANSWER, sizeof ANSWER - 1);
+        struct enc z = {malloc(ZSTD_compressBound(n)), 0};
+        ZSTD_inBuffer in = {src, n, 0};
+        ZSTD_outBuffer out = {z.p, ZSTD_compressBound(n), 0};
+        assert_int_equal(ZSTD_compressStream2(cc, &out, &in, ZSTD_e_end), 0);
+        z.len = out.pos;
+        ZSTD_freeCCtx(cc);
+        free(src);
+        struct out o = {.keep = 0};
+        tg_decode_status_t s = run(d, "zstd", &z, 0, 65536, 0, &o);
+        assert_int_equal(s, wlog == 23 ? TG_DECODE_OK : TG_DECODE_CORRUPT);
+        if (wlog == 23) assert_int_equal(o.total, n);
+        tg_decode_trim(d);
+        enc_free(&z);
+        struct enc small = encode("zstd", ANSWER, sizeof ANSWER - 1);
+        struct out o2 = {.keep = 1};
+        assert_int_equal(run(d, "zstd", &small, 0, 7, 0, &o2), TG_DECODE_OK);
+        expect_answer(&o2);
+        free(o2.p);
+        enc_free(&small);
+    }
     tg_decode_free(d);
 }
 

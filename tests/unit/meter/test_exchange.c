@@ -1791,6 +1791,26 @@ static void test_compressed_problems(void **state)
     assert_int_equal(r.unparsed, 1);
     assert_string_equal(tg_xchg_decode_flag(x), "decode_cap");
     result_free(&r);
+    /* ...but never below what an answer may echo of its request (3 x max_body + 4 MiB):
+     * a client cannot push its own answer past the cap. */
+    tg_xchg_set_max_body(x, 1u << 20);
+    size_t big_len = (6u << 20) + sizeof body - 1;
+    char *big = malloc(big_len);
+    memset(big, ' ', big_len - (sizeof body - 1));
+    memcpy(big + big_len - (sizeof body - 1), body, sizeof body - 1);
+    run_coded(x, &rq, "application/json", big, big_len, "gzip", "gzip", 1u << 16, &r);
+    assert_int_equal(r.ev.tokens_in, 7);
+    assert_string_equal(tg_xchg_decode_flag(x), "");
+    result_free(&r);
+    /* (the floor is 7 MiB here: 8 MiB is over it) */
+    big = realloc(big, (8u << 20) + sizeof body - 1);
+    big_len = (8u << 20) + sizeof body - 1;
+    memset(big, ' ', big_len - (sizeof body - 1));
+    memcpy(big + big_len - (sizeof body - 1), body, sizeof body - 1);
+    run_coded(x, &rq, "application/json", big, big_len, "gzip", "gzip", 1u << 16, &r);
+    assert_string_equal(tg_xchg_decode_flag(x), "decode_cap");
+    result_free(&r);
+    free(big);
     tg_xchg_set_decoded_max(x, 0);
     /* Truncated: the answer ends inside the stream. */
     struct enc e = encode("zstd", body, sizeof body - 1);
