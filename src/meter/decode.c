@@ -399,13 +399,31 @@ struct accept {
     size_t len, cap;
 };
 
+/* 1 when an Accept-Encoding element's parameters say q=0 (not acceptable). */
+static int q_zero(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != ';') continue;
+        size_t j = i + 1;
+        while (j < n && is_ows(p[j]))
+            j++;
+        if (j + 1 >= n || (p[j] != 'q' && p[j] != 'Q') || p[j + 1] != '=') continue;
+        for (j += 2; j < n && (p[j] == '0' || p[j] == '.'); j++)
+            ;
+        return j == n || p[j] == ';' || is_ows(p[j]);
+    }
+    return 0;
+}
+
 static int keep_accepted(void *ud, const char *t, size_t n)
 {
     struct accept *a = ud;
     size_t k = 0;
     while (k < n && t[k] != ';' && !is_ows(t[k]))
         k++;
-    if (coding_of(t, k) < 0) return 0; /* (also "*": it would invite any coding) */
+    /* Unknown codings go, and so does "*" (it would invite any coding); so do refusals
+     * (q=0): "identity;q=0" alone would leave the upstream free to pick any coding. */
+    if (coding_of(t, k) < 0 || q_zero(t + k, n - k)) return 0;
     if (a->len + (a->len ? 1 : 0) + n > a->cap) return 0;
     if (a->len) a->out[a->len++] = ',';
     memcpy(a->out + a->len, t, n);

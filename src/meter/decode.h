@@ -82,10 +82,10 @@ uint64_t tg_decode_total(const tg_decode_t *d); /* bytes decoded so far, all sta
 const char *tg_decode_flag(tg_decode_status_t s);
 
 /* The Accept-Encoding to send upstream for a client's value: the client's list with only
- * the codings this module decodes kept (with their parameters, e.g. ";q=0.5"), or
- * "identity" when none is left, so an upstream is never invited to answer in a coding the
- * meter cannot read. Writes at most cap bytes (cap >= n + 8 always suffices) and returns
- * the length, not NUL-terminated. */
+ * the codings this module decodes kept (with their parameters, e.g. ";q=0.5"; "*" and
+ * refusals with q=0 dropped), or "identity" when none is left, so an upstream is never
+ * invited to answer in a coding the meter cannot read. Writes at most cap bytes (cap >= n + 8
+ * always suffices) and returns the length, not NUL-terminated. */
 size_t tg_decode_accept(const char *in, size_t n, char *out, size_t cap);
 
 #endif

@@ -185,6 +185,8 @@ describe('compressed answers through the gateway', () => {
     assert.equal(r.json().headers['accept-encoding'], 'gzip;q=0.5');
     const none = await request(`${gw.url}/v1/models?echo=1`, { headers: { Authorization: `Bearer ${key}`, 'Accept-Encoding': 'compress' } });
     assert.equal(none.json().headers['accept-encoding'], 'identity');
+    const refusal = await request(`${gw.url}/v1/models?echo=1`, { headers: { Authorization: `Bearer ${key}`, 'Accept-Encoding': 'compress, identity;q=0' } });
+    assert.equal(refusal.json().headers['accept-encoding'], 'identity');
     // Without the header any coding would be acceptable (RFC 9110): tollgate asks for identity.
     const absent = await request(`${gw.url}/v1/models?echo=1`, { headers: { Authorization: `Bearer ${key}` } });
     assert.equal(absent.json().headers['accept-encoding'], 'identity');

@@ -466,6 +466,12 @@ static void test_accept(void **state)
     expect_accept("x", "identity");
     expect_accept(" identity ;q=1 , *;q=0", "identity ;q=1");
     expect_accept("GZIP,,x-gzip", "GZIP,x-gzip");
+    /* Refusals go: what is left never lets the upstream pick a coding the meter cannot read. */
+    expect_accept("compress, identity;q=0", "identity");
+    expect_accept("gzip;q=0, br", "br");
+    expect_accept("gzip; q=0.000, zstd;q=0.5", "zstd;q=0.5");
+    expect_accept("gzip;q=0.01", "gzip;q=0.01");
+    expect_accept("gzip;Q=0", "identity");
 }
 
 int main(void)
