@@ -1277,6 +1277,8 @@ static void start_upstream(tg_conn_t *c)
         o = tg_put(o, c->head + h->vo, h->vl);
         *o++ = '\0';
     }
+    for (size_t i = 0; i < u->nheaders; i++)
+        if (strcasecmp(u->headers[i].name, "accept-encoding") == 0) ae = 1; /* the operator's */
     if (c->metered && !ae) {
         /* Without the header any coding is acceptable (RFC 9110 §12.5.3): ask for text. */
         c->up_hdrs[nh++] = o;

@@ -228,6 +228,33 @@ describe('decompression bombs', () => {
   });
 });
 
+describe('an Accept-Encoding set by the operator', () => {
+  let ogw;
+  before(async () => {
+    ogw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url], headers: { 'Accept-Encoding': 'br' } }],
+      routes: [{ name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' }],
+      extra: { prices: { models: PRICES } },
+    });
+  });
+  after(async () => {
+    await ogw?.stop();
+  });
+
+  test('is sent once, as configured, and its answers are metered', async () => {
+    const { secret } = await createTenantKey(ogw, 'op');
+    await waitForKey(ogw, secret, '/v1/models');
+    const echo = await request(`${ogw.url}/v1/models?echo=1`, { headers: { Authorization: `Bearer ${secret}` } });
+    assert.equal(echo.json().headers['accept-encoding'], 'br'); // not "identity, br"
+    const r = await request(`${ogw.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${secret}` }, body: chat(),
+    });
+    assert.equal(r.headers['content-encoding'], 'br');
+    const ev = await waitForEvent(ogw, r.headers['x-request-id']);
+    assert.equal(ev.tokens_out, JSON.parse(r.headers['x-mock-usage']).output);
+  });
+});
+
 const unzip = { gzip: zlib.gunzipSync, deflate: zlib.inflateSync, 'deflate-raw': zlib.inflateRawSync, br: zlib.brotliDecompressSync };
 
 for (const kind of ['sse', 'json']) {
