@@ -42,6 +42,7 @@ struct tg_decode {
     stage_t st[TG_DECODE_MAX_STAGES];
     int n; /* stages of this answer, st[0] first applied to the input */
     tg_decode_status_t status;
+    int stopped; /* the sink asked to stop: the rest of the answer is ignored */
     uint64_t cap, total;
     tg_decode_sink_fn sink;
     void *ud;
@@ -172,7 +173,7 @@ static int pass(tg_decode_t *d, int i, const unsigned char *p, size_t n)
     int rc = 0;
     if (n) rc = i + 1 < d->n ? feed_stage(d, i + 1, p, n) : d->sink(d->ud, (const char *)p, n);
     if (over) return fail(d, TG_DECODE_CAP);
-    if (rc != 0 && d->status == TG_DECODE_OK) return -1; /* the sink stopped */
+    if (rc != 0 && d->status == TG_DECODE_OK) d->stopped = 1; /* the sink's own choice */
     return rc;
 }
 
@@ -342,6 +343,7 @@ tg_decode_status_t tg_decode_start(tg_decode_t *d, const char *coding, size_t n,
     d->cap = cap;
     d->total = 0;
     d->status = TG_DECODE_OK;
+    d->stopped = 0;
     if (coding && each_element(coding, n, add_coding, &ps) != 0)
         return d->status = TG_DECODE_UNKNOWN;
     /* The list is in the order the codings were applied: the last one is undone first. */
@@ -354,7 +356,7 @@ tg_decode_status_t tg_decode_start(tg_decode_t *d, const char *coding, size_t n,
 tg_decode_status_t tg_decode_feed(tg_decode_t *d, const char *p, size_t n, tg_decode_sink_fn sink,
                                   void *ud)
 {
-    if (d->status != TG_DECODE_OK || n == 0) return d->status;
+    if (d->status != TG_DECODE_OK || d->stopped || n == 0) return d->status;
     d->sink = sink;
     d->ud = ud;
     if (d->n == 0)
@@ -366,7 +368,7 @@ tg_decode_status_t tg_decode_feed(tg_decode_t *d, const char *p, size_t n, tg_de
 
 tg_decode_status_t tg_decode_end(tg_decode_t *d)
 {
-    if (d->status != TG_DECODE_OK) return d->status;
+    if (d->status != TG_DECODE_OK || d->stopped) return d->status;
     for (int i = 0; i < d->n; i++)
         if (d->st[i].fed && !d->st[i].done) return d->status = TG_DECODE_TRUNCATED;
     return d->status;

@@ -24,7 +24,8 @@
  * zlib and zstd states and the stages' output buffers are reset, not remade, between
  * answers (libbrotli has no reset: its state is made per br answer). Memory: about 16 KiB
  * per stage in use plus the library's state (zlib: 7 KiB and a 32 KiB window; zstd: up to
- * the 8 MiB window, released by tg_decode_trim). */
+ * the 8 MiB window, released by tg_decode_trim; brotli: up to its 16 MiB window while a br
+ * answer is decoded, libbrotli having no lower limit to set). */
 #ifndef TG_METER_DECODE_H
 #define TG_METER_DECODE_H
 
@@ -43,7 +44,7 @@ typedef enum {
 } tg_decode_status_t;
 
 /* Decoded bytes, in order; valid only during the call. Returns 0, or -1 to stop decoding
- * (the status stays as it is). */
+ * this answer (the rest is ignored; the status stays as it is). */
 typedef int (*tg_decode_sink_fn)(void *ud, const char *p, size_t n);
 
 typedef struct tg_decode tg_decode_t;

@@ -445,6 +445,28 @@ static void test_reuse(void **state)
     tg_decode_free(d);
 }
 
+static int stop_after_one(void *ud, const char *p, size_t n)
+{
+    (void)p;
+    *(size_t *)ud += n;
+    return -1;
+}
+
+static void test_sink_stops(void **state)
+{
+    (void)state;
+    tg_decode_t *d = tg_decode_new();
+    struct enc g = encode("gzip", ANSWER, sizeof ANSWER - 1);
+    size_t got = 0;
+    assert_int_equal(tg_decode_start(d, S("gzip"), 0), TG_DECODE_OK);
+    for (size_t i = 0; i < g.len; i++)
+        assert_int_equal(tg_decode_feed(d, (char *)g.p + i, 1, stop_after_one, &got), TG_DECODE_OK);
+    assert_int_equal(tg_decode_end(d), TG_DECODE_OK); /* stopped by choice: not truncated */
+    assert_true(got > 0 && got < sizeof ANSWER - 1);  /* one piece, then nothing */
+    enc_free(&g);
+    tg_decode_free(d);
+}
+
 static void expect_accept(const char *in, const char *want)
 {
     char out[256];
@@ -486,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_bomb),
         cmocka_unit_test(test_unknown),
         cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_sink_stops),
         cmocka_unit_test(test_accept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
