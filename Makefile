@@ -2,7 +2,11 @@
 # needs no edit here. `make` builds build/tollgate; `make check` runs everything.
 
 CC      ?= cc
-PKGS    := libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl
+PKGS    := libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd
+# The mock upstream and the unit tests also compress answers with brotli, as the
+# providers' edges do; the gateway itself only decodes.
+ENC_PKGS := libbrotlienc
+ENC_LIBS  = $(shell pkg-config --libs $(ENC_PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -18,7 +22,7 @@ TBINS   := $(TESTS:tests/unit/%.c=$(B)/test/%)
 ATBINS  := $(TESTS:tests/unit/%.c=$(B)/asan-test/%)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
 
-.PHONY: all deps run check unit unit-asan e2e e2e-asan faketime-check format format-check bench clean
+.PHONY: all deps run check unit unit-asan e2e e2e-plain e2e-asan faketime-check format format-check bench clean
 all: $(B)/tollgate $(B)/mock-upstream
 
 deps:
@@ -48,15 +52,15 @@ $(B)/tollgate-asan: $(B)/asan/src/main.o $(B)/libtollgate-asan.a
 
 $(B)/mock-upstream: tests/mock/upstream.c
 	@mkdir -p $(B)
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS) $(ENC_LIBS)
 
 $(B)/test/%: tests/unit/%.c $(B)/libtollgate.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate.a $(LDLIBS) $(ENC_LIBS) -lcmocka
 
 $(B)/asan-test/%: tests/unit/%.c $(B)/libtollgate-asan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate-asan.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SANFLAGS) -Itests/unit -o $@ $< $(B)/libtollgate-asan.a $(LDLIBS) $(ENC_LIBS) -lcmocka
 
 run: deps all
 	@scripts/run-demo.sh
@@ -74,11 +78,19 @@ E2E_NPM := tests/e2e/node_modules/.package-lock.json
 
 e2e: all $(E2E_NPM)
 	@node --test --test-concurrency=1 tests/e2e/
+	@$(MAKE) --no-print-directory e2e-plain
+
+# The mock compresses AI answers as the SDKs allow (as the providers do); the SDK suites
+# also run against an upstream that never compresses.
+E2E_PLAIN := tests/e2e/ai.test.mjs tests/e2e/budget.test.mjs
+
+e2e-plain: all $(E2E_NPM)
+	@MOCK_COMPRESS=off node --test --test-concurrency=1 $(E2E_PLAIN)
 
 # The gateway built with ASan+UBSan under the suites that drive its request paths; the
 # harness fails a test on any sanitizer report (leaks at exit included) in its stderr.
 E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/ai.test.mjs tests/e2e/mcp.test.mjs tests/e2e/edges.test.mjs \
-            tests/e2e/held.test.mjs tests/e2e/budget.test.mjs
+            tests/e2e/held.test.mjs tests/e2e/budget.test.mjs tests/e2e/compress.test.mjs
 
 e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TOLLGATE_BIN=$(B)/tollgate-asan \

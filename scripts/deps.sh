@@ -8,6 +8,7 @@ PKGS=(
   build-essential pkg-config clang-format
   libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libssl-dev
   libyaml-dev libjansson-dev libyajl-dev libcmocka-dev
+  zlib1g-dev libbrotli-dev libzstd-dev
   curl sqlite3 openssl faketime
 )
 # Node runs the end-to-end tests; any node >= 20 will do, so keep one that is there.

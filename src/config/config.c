@@ -1152,6 +1152,7 @@ static const field_t server_fields[] = {
     {"workers", V_WORKERS, SRV(workers)},
     {"max_header_bytes", V_SIZE, SRV(max_header_bytes)},
     {"max_body", V_SIZE, SRV(max_body)},
+    {"max_decoded_body", V_SIZE, SRV(max_decoded_body)},
     {"idle_timeout", V_MS, SRV(idle_timeout_ms)},
     {"header_timeout", V_MS, SRV(header_timeout_ms)},
     {"drain_timeout", V_MS, SRV(drain_timeout_ms)},
@@ -1418,6 +1419,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->server.workers = cores();
     c->server.max_header_bytes = 16384;
     c->server.max_body = 10u << 20;
+    c->server.max_decoded_body = 256u << 20;
     c->server.idle_timeout_ms = 60000;
     c->server.header_timeout_ms = 10000;
     c->server.drain_timeout_ms = 30000;

@@ -68,6 +68,8 @@ typedef struct tg_config {
         int workers;             /* "auto" (the default) = number of online cores, 1..1024 */
         size_t max_header_bytes; /* default 16384 */
         size_t max_body;         /* default 10 MiB */
+        size_t max_decoded_body; /* a compressed answer is metered up to this decoded size,
+                                    default 256 MiB (meter/decode.h) */
         long idle_timeout_ms;    /* keep-alive idle close, default 60000 */
         long header_timeout_ms;  /* slowloris guard, default 10000 */
         long drain_timeout_ms;   /* SIGTERM grace for in-flight requests, default 30000 */

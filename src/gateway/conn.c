@@ -322,11 +322,13 @@ static void record(tg_conn_t *c)
     tg_policy_release(c->w->srv->policy, c->adm.conc_key); /* the in-flight slot */
     c->adm.conc_key = 0;
     ev->latency_us = tg_mono_us() - c->start_mono;
+    const char *dflag = ""; /* a compressed answer not decoded whole (meter/decode.h) */
     if (c->metered) {
         /* Model, tokens, JSON-RPC method and tool; a 2xx MCP answer that is not a
          * result gets its reason here, which makes it not billable below. */
         int unparsed;
         tg_xchg_finish(c->xchg, ev, &unparsed);
+        dflag = tg_xchg_decode_flag(c->xchg);
         c->metered = 0;
         if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
     }
@@ -344,6 +346,10 @@ static void record(tg_conn_t *c)
             ev->cost_micros = ev->cost_micros > INT64_MAX - p ? INT64_MAX : ev->cost_micros + p;
         }
     }
+    /* Why the tokens are unknown (or suspect), unless a price flag explains the cost. */
+    if (dflag[0] && ev->outcome == TG_OUTCOME_BILLABLE &&
+        (!ev->price_flag[0] || strcmp(ev->price_flag, "tokens_unknown") == 0))
+        TG_EVENT_SET(ev, price_flag, dflag, strlen(dflag));
     /* Token limits and the budget: reservations become the actual counts. */
     int64_t tokens = -1;
     if (ev->tokens_in >= 0 && ev->tokens_out >= 0) {
@@ -843,6 +849,7 @@ static int on_headers_complete(http_parser *p)
         }
         tg_xchg_begin(c->xchg, c->route->kind, url, plen);
         tg_xchg_set_max_body(c->xchg, c->body_limit);
+        tg_xchg_set_decoded_max(c->xchg, c->cfg->server.max_decoded_body);
         c->metered = 1;
         /* The body says what is asked (model, tokens, tools): admission waits for
          * all of it (at most server.max_body), see on_message_complete. */
@@ -1009,6 +1016,8 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
 {
     tg_conn_t *c = ud;
     if (nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) c->resp_te = 1;
+    if (c->metered && nl == 16 && strncasecmp(name, "content-encoding", 16) == 0)
+        tg_xchg_response_coding(c->xchg, value, vl); /* (forwarded as it is, below) */
     if (hop_by_hop(name, nl)) return;
     if (nl == 12 && strncasecmp(name, "x-request-id", 12) == 0) return;
     if (nl == 14 && strncasecmp(name, "content-length", 14) == 0) {
@@ -1237,6 +1246,7 @@ static void start_upstream(tg_conn_t *c)
         need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + 4;
     const hdr_t *xff = find_hdr(c, "x-forwarded-for");
     if (xff) need += xff->vl;
+    need += c->nhdrs * 8 + 32; /* Accept-Encoding may become "identity" (below) */
     if (grow(&c->scratch, &c->scratch_cap, need) != 0) {
         send_error(c, 502, "bad_gateway", "out of memory");
         return;
@@ -1248,13 +1258,31 @@ static void start_upstream(tg_conn_t *c)
     o = tg_puts(o, c->target->url);
     o = tg_put(o, c->head + c->url_off, c->url_len);
     *o++ = '\0';
+    int ae = 0;
     for (size_t i = 0; i < c->nhdrs && nh < TG_PROXY_MAX_HEADERS - 8; i++) {
         const hdr_t *h = &c->hdrs[i];
         if (drop_request_header(c, h)) continue;
         c->up_hdrs[nh++] = o;
+        if (c->metered && name_is(c, h, "accept-encoding")) {
+            /* The meter must read the answer: only codings it decodes are asked for (see
+             * meter/exchange.h); the answer still reaches the client as it comes. */
+            o = tg_puts(o, "Accept-Encoding: ");
+            o += tg_xchg_accept_encoding(c->xchg, c->head + h->vo, h->vl, o, h->vl + 8);
+            *o++ = '\0';
+            ae = 1;
+            continue;
+        }
         o = tg_put(o, c->head + h->no, h->nl);
         o = tg_put(o, ": ", 2);
         o = tg_put(o, c->head + h->vo, h->vl);
+        *o++ = '\0';
+    }
+    for (size_t i = 0; i < u->nheaders; i++)
+        if (strcasecmp(u->headers[i].name, "accept-encoding") == 0) ae = 1; /* the operator's */
+    if (c->metered && !ae) {
+        /* Without the header any coding is acceptable (RFC 9110 §12.5.3): ask for text. */
+        c->up_hdrs[nh++] = o;
+        o = tg_puts(o, "Accept-Encoding: identity");
         *o++ = '\0';
     }
     for (size_t i = 0; i < u->nheaders && nh < TG_PROXY_MAX_HEADERS - 3; i++) {

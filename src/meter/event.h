@@ -45,7 +45,10 @@ typedef struct tg_event {
     char price_flag[16]; /* "" = priced by its own price, or nothing to price;
                             "fallback" = an unknown model priced by the fallback price;
                             "unpriced" = no price applied and no fallback configured;
-                            "tokens_unknown" = an AI response whose usage could not be read */
+                            "tokens_unknown" = an AI response whose usage could not be read;
+                            "coding_unknown", "decode_error", "decode_cap" = a compressed
+                            answer not decoded whole (meter/decode.h), set by the gateway in
+                            place of "" or "tokens_unknown" */
     char cache[16];
     char client_ip[48];
     char request_id[64];

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "meter/decode.h"
 #include "meter/sse.h"
 #include "meter/usage.h"
 
@@ -22,6 +23,7 @@
 #define SSE_MAX_AI   (1u << 20)   /* one SSE event, AI routes */
 #define SSE_MAX_MCP  (4u << 20)   /* one SSE event, MCP (tool results can be large) */
 #define KEEP_MAX     (256u << 10) /* buffers larger than this are freed between requests */
+#define CODING_MAX   64           /* a longer Content-Encoding is not decoded (flagged) */
 
 typedef enum {
     EP_NONE = 0, /* nothing metered on this path (e.g. GET /v1/models) */
@@ -72,6 +74,17 @@ struct tg_xchg {
     size_t n_ok, n_tool_err, n_rpc_err;
     int unreadable; /* an event or body could not be read */
     int too_big;    /* ... because it was over the cap (MCP: 4 MiB) */
+
+    /* A compressed answer: the readers above get a decoded copy (see exchange.h). */
+    char coding[CODING_MAX]; /* the Content-Encoding lines, joined by commas */
+    size_t coding_len;
+    int coding_over;        /* ... they did not fit */
+    int coded;              /* the answer is not identity: never rewritten */
+    int decoding;           /* ... and is read through dec */
+    tg_decode_status_t dst; /* what decoding found (TG_DECODE_OK when not decoding) */
+    tg_decode_t *dec;       /* made on the connection's first compressed answer */
+    uint64_t decoded_max;   /* cap on its decoded bytes; 0: TG_XCHG_DECODED_MAX */
+    uint64_t echo_max;      /* ... but at least what an answer may echo (set_max_body) */
 
     /* During tg_xchg_response_body, for the SSE callback. */
     const char *feed_p;
@@ -154,6 +167,7 @@ void tg_xchg_free(tg_xchg_t *x)
 {
     if (!x) return;
     end_response(x);
+    tg_decode_free(x->dec);
     json_decref(x->ids);
     json_decref(x->tools);
     free(x->req.p);
@@ -166,11 +180,17 @@ void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body)
 {
     size_t echo = max_body > (SIZE_MAX / 4) / 3 ? SIZE_MAX / 4 : 3 * max_body + (4u << 20);
     x->token_max = echo > TG_JPICK_TOKEN_MAX ? echo : TG_JPICK_TOKEN_MAX;
+    x->echo_max = echo;
 }
 
 void tg_xchg_set_token_max(tg_xchg_t *x, size_t n)
 {
     x->token_max = n;
+}
+
+void tg_xchg_set_decoded_max(tg_xchg_t *x, uint64_t n)
+{
+    x->decoded_max = n;
 }
 
 void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t plen)
@@ -189,6 +209,9 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->nreq = 0;
     x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
     x->body_over = x->too_big = 0;
+    x->coding_len = 0;
+    x->coding_over = x->coded = x->decoding = 0;
+    x->dst = TG_DECODE_OK;
     x->n_ok = x->n_tool_err = x->n_rpc_err = 0;
     x->unreadable = 0;
     x->emit_failed = 0;
@@ -352,6 +375,17 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
         *out = x->req.p;
         *outlen = x->req.len;
     }
+}
+
+size_t tg_xchg_accept_encoding(const tg_xchg_t *x, const char *v, size_t n, char *out, size_t cap)
+{
+    if (x->injected) {
+        /* A stream tollgate rewrites must arrive readable as text: see exchange.h. */
+        if (cap < 8) return 0;
+        memcpy(out, "identity", 8);
+        return 8;
+    }
+    return tg_decode_accept(v, n, out, cap);
 }
 
 int tg_xchg_request_unreadable(const tg_xchg_t *x)
@@ -551,13 +585,55 @@ static void on_empty(void *ud)
     if (x->rewriting && tg_sse_skipped(&x->parser) == 0) pass_event(x, -1);
 }
 
+void tg_xchg_response_coding(tg_xchg_t *x, const char *v, size_t n)
+{
+    size_t need = n + (x->coding_len ? 1 : 0);
+    if (x->coding_over || need > sizeof x->coding - x->coding_len) {
+        x->coding_over = 1;
+        return;
+    }
+    if (x->coding_len) x->coding[x->coding_len++] = ',';
+    memcpy(x->coding + x->coding_len, v, n);
+    x->coding_len += n;
+}
+
+/* A compressed answer to be read: the decoder is made (once per connection) and started.
+ * Returns 0, or -1 when it cannot be read at all (x->dst says why). */
+static int start_decoding(tg_xchg_t *x)
+{
+    x->decoding = 1;
+    if (x->coding_over) {
+        x->dst = TG_DECODE_UNKNOWN;
+        return -1;
+    }
+    if (!x->dec && !(x->dec = tg_decode_new())) {
+        x->dst = TG_DECODE_CORRUPT;
+        return -1;
+    }
+    /* A client can make an answer echo its request (3 x max_body, \u escapes): the cap
+     * never falls below that, or a large echo would pass the cap and go unmetered. */
+    uint64_t cap = x->decoded_max ? x->decoded_max : TG_XCHG_DECODED_MAX;
+    x->dst =
+        tg_decode_start(x->dec, x->coding, x->coding_len, cap > x->echo_max ? cap : x->echo_max);
+    return x->dst == TG_DECODE_OK ? 0 : -1;
+}
+
 void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t clen)
 {
     x->status = status;
     x->ok = status >= 200 && status < 300;
     x->sse = ctype && clen >= 17 && strncasecmp(ctype, "text/event-stream", 17) == 0;
     x->observe = x->ok && x->ep != EP_NONE && (x->ep != EP_MCP || x->nreq > 0);
-    x->rewriting = x->observe && x->sse && x->injected;
+    /* (The identity check costs nothing when the answer has no Content-Encoding.) */
+    if (x->observe && (x->coding_over || !tg_decode_is_identity(x->coding, x->coding_len))) {
+        x->coded = 1;
+        /* A coding tollgate does not know is read as it is: should it be JSON after all
+         * (a mislabelled answer), its usage still counts; else the tokens stay unknown. */
+        if (start_decoding(x) != 0 && x->dst == TG_DECODE_UNKNOWN) x->decoding = 0;
+    }
+    /* Compressed bytes cannot be rewritten: such a stream passes untouched (the client
+     * then also gets the usage chunk it did not ask for) and is read from the copy. */
+    x->rewriting = x->observe && x->sse && x->injected && !x->coded;
     if (x->observe && x->sse) {
         tg_sse_init(&x->parser, x->ep == EP_MCP ? SSE_MAX_MCP : SSE_MAX_AI, on_event, x);
         x->parser.on_empty = on_empty;
@@ -588,6 +664,19 @@ static void keep_json(tg_xchg_t *x, const char *p, size_t n)
     if (buf_put(&x->body, p, n) != 0) x->unreadable = 1;
 }
 
+/* Answer bytes as sent (identity), or decoded, to the reader of this answer. */
+static int read_answer(void *ud, const char *p, size_t n)
+{
+    tg_xchg_t *x = ud;
+    if (x->sse)
+        tg_sse_feed(&x->parser, p, n);
+    else if (x->answer_live)
+        tg_jpick_feed(&x->answer, p, n);
+    else
+        keep_json(x, p, n);
+    return 0;
+}
+
 int tg_xchg_response_body(tg_xchg_t *x, const char *p, size_t n, tg_xchg_emit_fn fn, void *ud)
 {
     x->emit = fn;
@@ -595,12 +684,10 @@ int tg_xchg_response_body(tg_xchg_t *x, const char *p, size_t n, tg_xchg_emit_fn
     if (!x->rewriting) {
         if (emit(x, p, n) != 0) return -1;
         if (!x->observe) return 0;
-        if (x->sse)
-            tg_sse_feed(&x->parser, p, n);
-        else if (x->answer_live)
-            tg_jpick_feed(&x->answer, p, n);
-        else
-            keep_json(x, p, n);
+        if (!x->decoding)
+            read_answer(x, p, n);
+        else if (x->dst == TG_DECODE_OK)
+            x->dst = tg_decode_feed(x->dec, p, n, read_answer, x);
         return 0;
     }
     x->feed_p = p;
@@ -655,6 +742,10 @@ static void finish_json(tg_xchg_t *x)
 void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
 {
     *unparsed = 0;
+    if (x->decoding && x->dst == TG_DECODE_OK) x->dst = tg_decode_end(x->dec);
+    if (x->dec) tg_decode_trim(x->dec);
+    /* What could not be decoded was not read (an unknown coding: nothing was). */
+    if (x->dst != TG_DECODE_OK) x->unreadable = 1;
     if (x->observe && !x->sse) finish_json(x);
     /* An event the parser dropped for its size was not read (an MCP result over 4 MiB). */
     if (x->parser_live && tg_sse_skipped(&x->parser)) x->unreadable = x->too_big = 1;
@@ -672,8 +763,9 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
             reason = "rpc_error";
         else if (x->n_tool_err)
             reason = "tool_error";
-        else if (x->n_ok < x->nreq && !x->too_big)
-            reason = "no_result"; /* (an answer too large to read is billed, and counted) */
+        else if (x->n_ok < x->nreq && !x->too_big && x->dst == TG_DECODE_OK)
+            reason = "no_result"; /* (an answer too large to read, or that could not be
+                                     decoded, is billed, and counted) */
         if (reason && !ev->reason[0]) TG_EVENT_SET(ev, reason, reason, strlen(reason));
         *unparsed = x->unreadable && x->n_ok + x->n_tool_err + x->n_rpc_err < x->nreq;
         return;
@@ -687,4 +779,9 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
     } else {
         *unparsed = 1;
     }
+}
+
+const char *tg_xchg_decode_flag(const tg_xchg_t *x)
+{
+    return tg_decode_flag(x->dst);
 }

@@ -31,7 +31,21 @@
  * (the Responses API echoes client metadata). Stream events are read only when they carry
  * a usage object (or, once, for the model when the request named none). An MCP answer is
  * parsed whole by jansson, up to 4 MiB (one SSE event up to 4 MiB); an MCP answer
- * too large to read is still billed (2xx) and counted as unparsed. */
+ * too large to read is still billed (2xx) and counted as unparsed.
+ *
+ * Compressed answers (Content-Encoding gzip, deflate, br, zstd, or a list of them): the
+ * client gets the upstream's bytes and headers untouched; the readers above get a copy
+ * decoded by meter/decode.h, piece by piece, up to a cap on the decoded size. An identity
+ * answer never touches the decoder. The request's Accept-Encoding is narrowed to the
+ * codings tollgate decodes (tg_xchg_accept_encoding), so a client cannot invite a coding
+ * the meter cannot read; a stream tollgate rewrites asks for identity, since compressed
+ * bytes cannot be rewritten. A compressed stream that arrives anyway is passed through
+ * unrewritten (the client also sees the usage chunk) and still metered from the copy. An
+ * answer that cannot be decoded is forwarded all the same: corrupt, truncated or over the
+ * cap, it is read as far as it decoded; in a coding tollgate does not know, it is read as
+ * it is (a mislabelled JSON answer still counts). tg_xchg_decode_flag names the problem,
+ * and a 2xx MCP answer that could not be decoded is billed like one too large to read,
+ * never turned into a free "no_result". */
 #ifndef TG_METER_EXCHANGE_H
 #define TG_METER_EXCHANGE_H
 
@@ -62,10 +76,23 @@ void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body);
 /* The same cap set directly, in bytes (0: TG_JPICK_TOKEN_MAX). */
 void tg_xchg_set_token_max(tg_xchg_t *x, size_t n);
 
+/* The cap on the decoded size of a compressed answer (server.max_decoded_body); 0:
+ * TG_XCHG_DECODED_MAX. Never below 3 x max_body + 4 MiB (tg_xchg_set_max_body), what an
+ * answer may echo of its request: a client cannot push its own answer past the cap. Kept
+ * across requests. */
+#define TG_XCHG_DECODED_MAX (256ull << 20)
+void tg_xchg_set_decoded_max(tg_xchg_t *x, uint64_t n);
+
 /* The whole request body. When the body was rewritten, *out and *outlen point to the new
  * body (owned by x, valid until the next tg_xchg_begin); else *out is NULL. A body that
  * is not the JSON expected is left as it is (the upstream answers it). */
 void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **out, size_t *outlen);
+
+/* The Accept-Encoding value to send upstream instead of the client's (v, n), after
+ * tg_xchg_request: "identity" for a stream tollgate will rewrite, else the client's list
+ * narrowed to the codings the meter decodes (meter/decode.h, tg_decode_accept). Writes at
+ * most cap bytes (n + 8 suffices) to out and returns the length. */
+size_t tg_xchg_accept_encoding(const tg_xchg_t *x, const char *v, size_t n, char *out, size_t cap);
 
 /* 1 when the request body was not JSON tollgate can read (the route's kind expected it). */
 int tg_xchg_request_unreadable(const tg_xchg_t *x);
@@ -87,6 +114,9 @@ const char *tg_xchg_tool(const tg_xchg_t *x, size_t i);
  * the length written to buf (NUL-terminated), 0 if it did not fit. */
 size_t tg_xchg_mcp_error(const tg_xchg_t *x, const char *message, char *buf, size_t cap);
 
+/* A Content-Encoding header line of the response, before tg_xchg_response_head (several
+ * lines are joined, as RFC 9110 §5.3 allows). */
+void tg_xchg_response_coding(tg_xchg_t *x, const char *v, size_t n);
 /* The upstream's response status and Content-Type (may be NULL). */
 void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t clen);
 /* 1 when the response body will be rewritten (see above): its length changes, so the
@@ -102,5 +132,10 @@ int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn emit, void *ud);
  * ("tool_error", "rpc_error", "no_result"). *unparsed = 1 when a response that should
  * have carried usage or a JSON-RPC result could not be read. */
 void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed);
+
+/* After tg_xchg_finish: "" when the answer was identity or decoded whole, else what the
+ * event's price_flag records (tg_decode_flag: "coding_unknown", "decode_error",
+ * "decode_cap"). */
+const char *tg_xchg_decode_flag(const tg_xchg_t *x);
 
 #endif

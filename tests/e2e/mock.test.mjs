@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 
 import {
@@ -867,5 +868,54 @@ describe('AI special models and bad requests', () => {
     assert.equal(r.data.match(/HTTP\/1\.1 200 OK\r\n/g).length, 3);
     assert.equal(r.data.match(/\r\nx-mock-usage: /g).length, 3);
     assert.match(r.data, /data: \[DONE\]\n\n\r\n0\r\n\r\nHTTP\/1\.1 200 OK/);
+  });
+});
+
+describe('mock upstream: compressed AI answers', () => {
+  const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'squeeze me' }], max_tokens: 6 });
+  const post = (m, headers = {}) =>
+    request(`${m.url}/v1/chat/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
+  const unzip = { gzip: zlib.gunzipSync, deflate: zlib.inflateSync, br: zlib.brotliDecompressSync };
+
+  test('Accept-Encoding picks the coding (highest q, gzip on a tie); the decoded body is the plain one', async () => {
+    const plain = await post(mock);
+    assert.equal(plain.headers['content-encoding'], undefined); // no Accept-Encoding: identity
+    const cases = [
+      ['gzip, deflate', 'gzip'],
+      ['deflate, br', 'deflate'],
+      ['br;q=0.9, gzip;q=0.5', 'br'],
+      ['zstd', 'zstd'],
+      ['compress', undefined],
+      ['gzip;q=0, br', 'br'],
+    ];
+    for (const [ae, want] of cases) {
+      const r = await post(mock, { 'Accept-Encoding': ae });
+      assert.equal(r.headers['content-encoding'], want, ae);
+      assert.equal(r.headers['x-mock-usage'], plain.headers['x-mock-usage']);
+      if (unzip[want]) assert.equal(unzip[want](r.body).toString(), plain.text);
+      if (!want) assert.equal(r.text, plain.text);
+    }
+  });
+
+  test('x-mock-encoding forces a coding (streams flushed per event); --no-compress only stops the default', async () => {
+    const off = await startMock({ compress: false });
+    try {
+      assert.equal((await post(off, { 'Accept-Encoding': 'gzip' })).headers['content-encoding'], undefined);
+      const forced = await post(off, { 'x-mock-encoding': 'deflate-raw' });
+      assert.equal(forced.headers['content-encoding'], 'deflate');
+      assert.equal(JSON.parse(zlib.inflateRawSync(forced.body)).object, 'chat.completion');
+    } finally {
+      await off.stop();
+    }
+    const sse = await request(`${mock.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'x-mock-encoding': 'gzip' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+    });
+    assert.equal(sse.headers['content-encoding'], 'gzip');
+    assert.match(zlib.gunzipSync(sse.body).toString(), /data: \[DONE\]\n\n$/);
+    const labelled = await post(mock, { 'x-mock-encoding': 'gzip-as-x-zip' });
+    assert.equal(labelled.headers['content-encoding'], 'x-zip');
+    assert.equal(JSON.parse(zlib.gunzipSync(labelled.body)).object, 'chat.completion');
   });
 });

@@ -18,7 +18,10 @@
  * every event of a stream, back to back) is generated before the head is sent, so a stream
  * is only paced, never computed, while it is written. Token counts are a pure function of
  * the request (see usage) and every such response says them in x-mock-usage, so a test can
- * check what a gateway recorded even when the client never sees a usage object. */
+ * check what a gateway recorded even when the client never sees a usage object.
+ *
+ * Like the providers' edges, AI JSON answers are compressed when the request's
+ * Accept-Encoding allows it (see `usage`); streams only when a test forces a coding. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -32,16 +35,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <brotli/encode.h>
 #include <http_parser.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <uv.h>
+#include <zlib.h>
+#include <zstd.h>
 
 static const char usage[] =
-    "usage: mock-upstream [--listen HOST:PORT] [--threads N] [--port-file PATH]\n"
+    "usage: mock-upstream [--listen HOST:PORT] [--threads N] [--port-file PATH] [--no-compress]\n"
     "  --listen HOST:PORT  address to listen on (default 127.0.0.1:0; port 0 = ephemeral)\n"
     "  --threads N         worker threads, each with its own SO_REUSEPORT socket (default 1)\n"
     "  --port-file PATH    write the port actually bound to PATH once listening\n"
+    "  --no-compress       never compress AI answers on our own (x-mock-encoding still does)\n"
     "Any path answers 200 {\"ok\":true}; query parameters (combinable) change that:\n"
     "  status=N            respond with status N (200..999)\n"
     "  size=N              body of exactly N filler bytes (text/plain)\n"
@@ -93,7 +100,18 @@ static const char usage[] =
     "                                its last byte, so it is not valid JSON\n"
     "  model mock-error              400 with the API's error JSON\n"
     "A body that is not a JSON object, or lacks model or the prompt field, gets 400 with the\n"
-    "API's error JSON; a body over 8 MiB gets 413.\n";
+    "API's error JSON; a body over 8 MiB gets 413.\n"
+    "Compression of AI answers (Content-Encoding, as the providers' edges do): a JSON answer\n"
+    "(any status) is compressed when Accept-Encoding accepts gzip, deflate, br or zstd: the\n"
+    "accepted one with the highest q, gzip on a tie, else the first listed; streams are not.\n"
+    "  header x-mock-encoding: C     force coding C on the answer, JSON or stream (streams\n"
+    "                                flushed event by event): gzip, deflate (zlib),\n"
+    "                                deflate-raw (sent as deflate), br, zstd, identity,\n"
+    "                                gzip-corrupt (one byte flipped mid-body), gzip-as-L (a\n"
+    "                                gzip body labelled L); any other C is sent as the\n"
+    "                                Content-Encoding of the plain body\n"
+    "  header x-mock-pad: N          with a coding, N spaces (at most 4 GiB) before a JSON\n"
+    "                                answer: still the same JSON, N bytes longer decoded\n";
 
 #define READ_BUF      (16 * 1024)   /* per connection; bodies stream through it */
 #define URL_MAX       8192          /* longer request targets get 414 */
@@ -116,6 +134,10 @@ static const char usage[] =
 #define AI_DIMS_DEF   8          /* embedding dimensions unless "dimensions" says */
 #define AI_DIMS_MAX   4096
 #define AI_INPUTS_MAX 2048 /* embedding inputs per request, as the real API */
+#define AE_MAX        256  /* Accept-Encoding and x-mock-encoding bytes kept */
+#define PAD_MAX       (4ULL << 30)
+
+static bool compress_off; /* --no-compress */
 
 static const char filler_pattern[FILLER_PERIOD + 1] =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-\n";
@@ -227,6 +249,13 @@ struct conn {
     char *ai_req;            /* AI endpoints: the request body (owned), up to AI_BODY_MAX */
     size_t ai_req_len, ai_req_cap;
     bool ai_too_big; /* the body went over AI_BODY_MAX: 413 */
+    char ae[AE_MAX]; /* Accept-Encoding (several lines joined by commas) */
+    size_t ae_len;
+    char menc[AE_MAX]; /* x-mock-encoding */
+    size_t menc_len;
+    uint64_t mpad; /* x-mock-pad */
+    char *cur_dst; /* while a header value is read: where it goes (ae, menc), or NULL */
+    size_t *cur_dst_len;
 
     /* the response being produced */
     const char *body_mem; /* NULL = filler */
@@ -599,6 +628,9 @@ static int on_message_begin(http_parser *hp)
     c->ai_stamp = false;
     c->ai_req_len = 0;
     c->ai_too_big = false;
+    c->ae_len = c->menc_len = 0;
+    c->mpad = 0;
+    c->cur_dst = NULL;
     return 0;
 }
 
@@ -645,7 +677,12 @@ static void end_header(conn_t *c)
                                 : parse_num(c->cur_val, c->cur_val_len, DELAY_MAX);
     if (c->cur_name_len == 12 && strncasecmp(c->cur_name, "x-mock-stamp", 12) == 0)
         c->ai_stamp = c->cur_val_len == 1 && c->cur_val[0] == '1';
+    if (c->cur_name_len == 10 && strncasecmp(c->cur_name, "x-mock-pad", 10) == 0)
+        c->mpad = c->cur_val_len > sizeof c->cur_val
+                      ? PAD_MAX
+                      : parse_num(c->cur_val, c->cur_val_len, PAD_MAX);
     c->cur_name_len = c->cur_val_len = 0;
+    c->cur_dst = NULL;
 }
 
 static int on_header_field(http_parser *hp, const char *at, size_t len)
@@ -691,6 +728,20 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
 static int on_header_value(http_parser *hp, const char *at, size_t len)
 {
     conn_t *c = hp->data;
+    if (!c->in_value) {
+        c->cur_dst = NULL;
+        if (c->cur_name_len == 15 && strncasecmp(c->cur_name, "accept-encoding", 15) == 0) {
+            c->cur_dst = c->ae;
+            c->cur_dst_len = &c->ae_len;
+        } else if (c->cur_name_len == 15 && strncasecmp(c->cur_name, "x-mock-encoding", 15) == 0) {
+            c->cur_dst = c->menc;
+            c->cur_dst_len = &c->menc_len;
+        }
+        if (c->cur_dst && *c->cur_dst_len && *c->cur_dst_len < AE_MAX)
+            c->cur_dst[(*c->cur_dst_len)++] = ','; /* another line of the same header */
+    }
+    for (size_t i = 0; c->cur_dst && i < len && *c->cur_dst_len < AE_MAX; i++)
+        c->cur_dst[(*c->cur_dst_len)++] = at[i];
     for (size_t i = 0; i < len; i++) {
         if (c->cur_val_len < sizeof c->cur_val) c->cur_val[c->cur_val_len] = at[i];
         c->cur_val_len++;
@@ -1767,6 +1818,235 @@ done:
     return rc;
 }
 
+/* ---- content codings of AI answers ---- */
+
+typedef enum { E_NONE, E_GZIP, E_ZLIB, E_RAW, E_BR, E_ZSTD } ecoding_t;
+
+typedef struct {
+    ecoding_t kind;
+    z_stream zs;
+    BrotliEncoderState *br;
+    ZSTD_CCtx *zc;
+} encoder_t;
+
+static int enc_init(encoder_t *e, ecoding_t kind)
+{
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    switch (kind) {
+    case E_GZIP:
+    case E_ZLIB:
+    case E_RAW:
+        return deflateInit2(&e->zs, 6, Z_DEFLATED,
+                            kind == E_GZIP   ? 15 + 16
+                            : kind == E_ZLIB ? 15
+                                             : -15,
+                            8, Z_DEFAULT_STRATEGY) == Z_OK
+                   ? 0
+                   : -1;
+    case E_BR:
+        if (!(e->br = BrotliEncoderCreateInstance(NULL, NULL, NULL))) return -1;
+        BrotliEncoderSetParameter(e->br, BROTLI_PARAM_QUALITY, 5);
+        return 0;
+    case E_ZSTD: return (e->zc = ZSTD_createCCtx()) ? 0 : -1;
+    default: return -1;
+    }
+}
+
+static void enc_end(encoder_t *e)
+{
+    if (e->kind == E_GZIP || e->kind == E_ZLIB || e->kind == E_RAW) deflateEnd(&e->zs);
+    if (e->br) BrotliEncoderDestroyInstance(e->br);
+    ZSTD_freeCCtx(e->zc);
+}
+
+/* Compresses n bytes into out; flush: make everything so far decodable (an event's end);
+ * last: end the stream. */
+static void enc_put(encoder_t *e, const char *in, size_t n, bool flush, bool last, dbuf_t *out)
+{
+    unsigned char buf[16384];
+    if (e->kind == E_BR) {
+        size_t ain = n;
+        const uint8_t *nin = (const uint8_t *)in;
+        BrotliEncoderOperation op = last    ? BROTLI_OPERATION_FINISH
+                                    : flush ? BROTLI_OPERATION_FLUSH
+                                            : BROTLI_OPERATION_PROCESS;
+        do {
+            size_t aout = sizeof buf;
+            uint8_t *nout = buf;
+            if (!BrotliEncoderCompressStream(e->br, op, &ain, &nin, &aout, &nout, NULL)) {
+                out->oom = true;
+                return;
+            }
+            db_put(out, buf, sizeof buf - aout);
+        } while (ain || BrotliEncoderHasMoreOutput(e->br) ||
+                 (last && !BrotliEncoderIsFinished(e->br)));
+        return;
+    }
+    if (e->kind == E_ZSTD) {
+        ZSTD_inBuffer ib = {in, n, 0};
+        ZSTD_EndDirective op = last ? ZSTD_e_end : flush ? ZSTD_e_flush : ZSTD_e_continue;
+        for (;;) {
+            ZSTD_outBuffer ob = {buf, sizeof buf, 0};
+            size_t r = ZSTD_compressStream2(e->zc, &ob, &ib, op);
+            if (ZSTD_isError(r)) {
+                out->oom = true;
+                return;
+            }
+            db_put(out, buf, ob.pos);
+            if (op == ZSTD_e_continue ? ib.pos == ib.size : r == 0) return;
+        }
+    }
+    e->zs.next_in = (Bytef *)in;
+    e->zs.avail_in = (uInt)n;
+    int zf = last ? Z_FINISH : flush ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+    do {
+        e->zs.next_out = buf;
+        e->zs.avail_out = sizeof buf;
+        if (deflate(&e->zs, zf) == Z_STREAM_ERROR) {
+            out->oom = true;
+            return;
+        }
+        db_put(out, buf, sizeof buf - e->zs.avail_out);
+    } while (e->zs.avail_out == 0 || e->zs.avail_in > 0);
+}
+
+static bool tok_eq(const char *t, size_t n, const char *lit)
+{
+    return strlen(lit) == n && strncasecmp(t, lit, n) == 0;
+}
+
+/* The coding the request's Accept-Encoding picks (see usage): E_NONE when none. */
+static ecoding_t pick_coding(const conn_t *c)
+{
+    static const char *const names[] = {"gzip", "deflate", "br", "zstd"};
+    static const ecoding_t kinds[] = {E_GZIP, E_ZLIB, E_BR, E_ZSTD};
+    ecoding_t best = E_NONE;
+    double bq = 0;
+    const char *p = c->ae, *end = c->ae + c->ae_len;
+    while (p < end) {
+        const char *e = memchr(p, ',', (size_t)(end - p));
+        if (!e) e = end;
+        const char *t = p;
+        while (t < e && (*t == ' ' || *t == '\t'))
+            t++;
+        const char *te = t;
+        while (te < e && *te != ';' && *te != ' ' && *te != '\t')
+            te++;
+        double q = 1;
+        const char *qp = memchr(te, ';', (size_t)(e - te));
+        while (qp && qp < e) {
+            qp++;
+            while (qp < e && *qp == ' ')
+                qp++;
+            if (e - qp > 2 && (qp[0] == 'q' || qp[0] == 'Q') && qp[1] == '=')
+                q = strtod(qp + 2, NULL);
+            qp = memchr(qp, ';', (size_t)(e - qp));
+        }
+        for (size_t i = 0; i < 4; i++)
+            if (tok_eq(t, (size_t)(te - t), names[i]) && q > 0 &&
+                (q > bq || (q == bq && kinds[i] == E_GZIP))) {
+                best = kinds[i];
+                bq = q;
+            }
+        p = e + 1;
+    }
+    return best;
+}
+
+/* Compresses the prepared AI answer in place when asked (see usage). -1 when out of
+ * memory. */
+static int ai_encode(conn_t *c)
+{
+    if (!c->ai_status) return 0;
+    const bool streamed = c->ai_offs != NULL;
+    ecoding_t kind = E_NONE;
+    const char *label = NULL;
+    bool corrupt = false;
+    if (c->menc_len) {
+        const char *m = c->menc;
+        size_t n = c->menc_len;
+        if (tok_eq(m, n, "gzip"))
+            kind = E_GZIP;
+        else if (tok_eq(m, n, "deflate"))
+            kind = E_ZLIB;
+        else if (tok_eq(m, n, "deflate-raw"))
+            kind = E_RAW;
+        else if (tok_eq(m, n, "br"))
+            kind = E_BR;
+        else if (tok_eq(m, n, "zstd"))
+            kind = E_ZSTD;
+        else if (tok_eq(m, n, "gzip-corrupt"))
+            kind = E_GZIP, corrupt = true;
+        else if (tok_eq(m, n, "identity"))
+            return 0;
+        else if (n > 8 && strncasecmp(m, "gzip-as-", 8) == 0)
+            kind = E_GZIP, label = m + 8;
+        else
+            label = m; /* sent as it is, over the plain body */
+    } else if (!compress_off && !streamed) {
+        kind = pick_coding(c);
+    }
+    static const char *const names[] = {[E_GZIP] = "gzip",
+                                        [E_ZLIB] = "deflate",
+                                        [E_RAW] = "deflate",
+                                        [E_BR] = "br",
+                                        [E_ZSTD] = "zstd"};
+    dbuf_t h = {0};
+    db_str(&h, c->ai_hdrs);
+    db_str(&h, "Content-Encoding: ");
+    if (label)
+        db_put(&h, label, c->menc_len - (size_t)(label - c->menc));
+    else if (kind != E_NONE)
+        db_str(&h, names[kind]);
+    db_str(&h, "\r\nVary: Accept-Encoding\r\n");
+    db_put(&h, "", 1);
+    if (h.oom) {
+        free(h.p);
+        return -1;
+    }
+    if (kind == E_NONE && !label) {
+        free(h.p); /* nothing accepted: identity, as the providers answer then */
+        return 0;
+    }
+    free(c->ai_hdrs);
+    c->ai_hdrs = h.p;
+    if (label && kind == E_NONE) return 0;
+
+    encoder_t e;
+    if (enc_init(&e, kind) < 0) return -1;
+    dbuf_t out = {0};
+    if (streamed) {
+        /* Each event flushed on its own, so a reader can decode it as it arrives. */
+        size_t a = 0; /* (offs[0] is 0 either way) */
+        for (size_t i = 0; i < c->nchunks; i++) {
+            size_t b = c->ai_offs[i + 1];
+            enc_put(&e, c->ai_out + a, b - a, true, i + 1 == c->nchunks, &out);
+            a = b;
+            c->ai_offs[i + 1] = out.len;
+        }
+    } else {
+        char spaces[4096];
+        memset(spaces, ' ', sizeof spaces);
+        for (uint64_t left = c->mpad; left > 0 && !out.oom;) {
+            size_t k = left > sizeof spaces ? sizeof spaces : (size_t)left;
+            enc_put(&e, spaces, k, false, false, &out);
+            left -= k;
+        }
+        enc_put(&e, c->ai_out, c->ai_out_len, false, true, &out);
+    }
+    enc_end(&e);
+    if (out.oom) {
+        free(out.p);
+        return -1;
+    }
+    if (corrupt && out.len > 20) out.p[out.len / 2] ^= 0x5a;
+    free(c->ai_out);
+    c->ai_out = out.p;
+    c->ai_out_len = out.len;
+    return 0;
+}
+
 /* Sends a prepared AI response: the head with x-mock-usage, then the body or the events
  * (through pump(), x-mock-interval-ms apart). */
 static void ai_send(conn_t *c)
@@ -1987,7 +2267,7 @@ static void start_response(conn_t *c)
         return;
     }
     if (p->ai) {
-        if (ai_prepare(c) < 0) { /* out of memory */
+        if (ai_prepare(c) < 0 || ai_encode(c) < 0) { /* out of memory */
             conn_close(c);
             return;
         }
@@ -2161,6 +2441,8 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
             port_file = argv[++i];
+        } else if (strcmp(argv[i], "--no-compress") == 0) {
+            compress_off = true;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
             return 0;

@@ -198,19 +198,26 @@ export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 50, message =
   }
 }
 
+/** 0 when MOCK_COMPRESS=off: the mock then answers uncompressed unless a test forces a coding. */
+export const mockCompresses = process.env.MOCK_COMPRESS !== 'off';
+
 /**
- * Starts build/mock-upstream on an ephemeral loopback port and waits for its ready line.
- * @param {{threads?: number}} [opts]
+ * Starts build/mock-upstream on an ephemeral loopback port and waits for its ready line. The
+ * mock compresses AI JSON answers as the request's Accept-Encoding allows, like the providers'
+ * edges, unless compress is false (default: off when MOCK_COMPRESS=off is in the environment).
+ * @param {{threads?: number, compress?: boolean}} [opts]
  * @returns {Promise<{port: number, url: string, proc: import('node:child_process').ChildProcess,
  *   stdout: () => string, stderr: () => string,
  *   stop: () => Promise<{code: number|null, signal: string|null}>}>}
  *   stop() sends SIGTERM and resolves when the process has exited (SIGKILL after 5 s).
  */
-export async function startMock({ threads = 1 } = {}) {
+export async function startMock({ threads = 1, compress = mockCompresses } = {}) {
   requireBinary(mockBin);
+  const args = ['--listen', '127.0.0.1:0', '--threads', String(threads)];
+  if (!compress) args.push('--no-compress');
   const proc = detachFromLoop(
     track(
-      spawn(mockBin, ['--listen', '127.0.0.1:0', '--threads', String(threads)], {
+      spawn(mockBin, args, {
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
     ),
@@ -728,15 +735,18 @@ export const mcpServerScript = path.join(here, 'mcp-server.mjs');
 /**
  * Starts the MCP test server (lib/mcp-server.mjs: tools echo, add, fail, secret_admin; call
  * counts at GET /stats) on an ephemeral loopback port; it needs `npm ci --prefix tests/e2e`.
- * @param {{json?: boolean}} [opts] json: answer POSTs with JSON instead of SSE streams
+ * @param {{json?: boolean, compress?: boolean}} [opts] json: answer POSTs with JSON instead of
+ *   SSE streams; compress: compress them as Accept-Encoding allows, like the mock (default: on
+ *   unless MOCK_COMPRESS=off)
  * @returns {Promise<{port: number, url: string, proc: import('node:child_process').ChildProcess,
  *   stats: () => Promise<Record<string, number>>, stdout: () => string, stderr: () => string,
  *   stop: () => Promise<{code: number|null, signal: string|null}>}>} url is the MCP endpoint
  *   (http://127.0.0.1:PORT/mcp)
  */
-export async function startMcpServer({ json = false } = {}) {
+export async function startMcpServer({ json = false, compress = mockCompresses } = {}) {
   const args = [mcpServerScript, '0'];
   if (json) args.push('--json');
+  if (compress) args.push('--compress');
   const proc = detachFromLoop(track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })));
   let stdout = '';
   let stderr = '';

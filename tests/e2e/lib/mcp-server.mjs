@@ -2,7 +2,7 @@
 // HTTP transport, with sessions (Mcp-Session-Id), so the gateway sees what a real MCP server
 // sends. Started by harness.mjs startMcpServer(); needs `npm ci --prefix tests/e2e`.
 //
-//   node tests/e2e/lib/mcp-server.mjs PORT [--json]
+//   node tests/e2e/lib/mcp-server.mjs PORT [--json] [--compress]
 //
 // PORT 0 picks a free one; "listening PORT" on stdout says it is ready. POST /mcp answers
 // with an SSE stream (the SDK's default) or, with --json, with application/json. GET /mcp is
@@ -13,9 +13,15 @@
 //
 // Tools: echo {text} returns its text; add {a, b} returns a + b (text and structured);
 // fail returns a result with isError: true; secret_admin returns "secret" (the tests deny it).
+//
+// With --compress, 200 answers on /mcp (JSON, and SSE streams flushed event by event) are
+// compressed as the request's Accept-Encoding allows (gzip, deflate or br: the accepted one
+// with the highest q, gzip on a tie), as a provider's edge would; a request header
+// x-mock-encoding: gzip|deflate|deflate-raw|br|identity forces a coding, compress or not.
 
 import crypto from 'node:crypto';
 import http from 'node:http';
+import zlib from 'node:zlib';
 
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -25,8 +31,9 @@ import { z } from 'zod';
 const args = process.argv.slice(2);
 const port = Number(args.find((a) => /^\d+$/.test(a)) ?? 0);
 const jsonResponses = args.includes('--json');
-if (args.some((a) => !/^\d+$/.test(a) && a !== '--json')) {
-  process.stderr.write('usage: mcp-server.mjs PORT [--json]\n');
+const compress = args.includes('--compress');
+if (args.some((a) => !/^\d+$/.test(a) && a !== '--json' && a !== '--compress')) {
+  process.stderr.write('usage: mcp-server.mjs PORT [--json] [--compress]\n');
   process.exit(2);
 }
 
@@ -122,8 +129,76 @@ async function handleMcp(req, res) {
   await transport.handleRequest(req, res, body);
 }
 
+const encoders = {
+  gzip: () => zlib.createGzip(),
+  deflate: () => zlib.createDeflate(),
+  'deflate-raw': () => zlib.createDeflateRaw(),
+  br: () => zlib.createBrotliCompress(),
+};
+
+/** The coding for this request (see the top), or null. */
+function pickCoding(req) {
+  const forced = req.headers['x-mock-encoding'];
+  if (forced) return encoders[forced] ? forced : null;
+  if (!compress) return null;
+  let best = null;
+  let bq = 0;
+  for (const el of String(req.headers['accept-encoding'] ?? '').split(',')) {
+    const [name, ...params] = el.trim().split(';');
+    const qp = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const q = qp ? Number(qp.slice(2)) : 1;
+    const n = name.trim().toLowerCase();
+    if (!['gzip', 'deflate', 'br'].includes(n) || !(q > 0)) continue;
+    if (q > bq || (q === bq && n === 'gzip')) [best, bq] = [n, q];
+  }
+  return best;
+}
+
+/** Makes res compress its body when it turns out to be a 200 (the transport writes the head
+ * itself): Content-Length dropped, Content-Encoding set, every write flushed at once so an
+ * SSE event is decodable as soon as it is sent. */
+function compressResponse(req, res) {
+  const coding = pickCoding(req);
+  if (!coding) return;
+  const { writeHead, write, end } = res;
+  let z = null;
+  res.writeHead = function (status, ...rest) {
+    if (status === 200) {
+      z = encoders[coding]();
+      z.on('data', (d) => write.call(res, d));
+      z.on('end', () => end.call(res));
+      for (const r of rest) {
+        if (r && typeof r === 'object' && !Array.isArray(r))
+          for (const k of Object.keys(r)) if (k.toLowerCase() === 'content-length') delete r[k];
+      }
+      res.removeHeader('content-length');
+      res.setHeader('Content-Encoding', coding === 'deflate-raw' ? 'deflate' : coding);
+      res.setHeader('Vary', 'Accept-Encoding');
+    }
+    return writeHead.call(res, status, ...rest);
+  };
+  res.write = function (chunk, encoding, cb) {
+    if (!z) return write.call(res, chunk, encoding, cb);
+    z.write(chunk, typeof encoding === 'string' ? encoding : undefined);
+    z.flush();
+    if (typeof encoding === 'function') encoding();
+    else if (typeof cb === 'function') cb();
+    return true;
+  };
+  res.end = function (chunk, encoding, cb) {
+    if (!z) return end.call(res, chunk, encoding, cb);
+    if (typeof chunk === 'function') [chunk, cb] = [undefined, chunk];
+    if (typeof encoding === 'function') [encoding, cb] = [undefined, encoding];
+    if (chunk !== undefined && chunk !== null) z.write(chunk, encoding);
+    if (typeof cb === 'function') res.once('finish', cb);
+    z.end();
+    return res;
+  };
+}
+
 const httpServer = http.createServer((req, res) => {
   const { pathname } = new URL(req.url, 'http://localhost');
+  if (pathname === '/mcp') compressResponse(req, res);
   let work;
   if (pathname === '/stats' && req.method === 'GET') work = Promise.resolve(sendJson(res, 200, calls));
   else if (pathname === '/last-headers' && req.method === 'GET') work = Promise.resolve(sendJson(res, 200, lastHeaders));

@@ -94,6 +94,7 @@ static void test_full(void **state)
                               "  workers: 4\n"
                               "  max_header_bytes: 32k\n"
                               "  max_body: 2m\n"
+                              "  max_decoded_body: 64m\n"
                               "  idle_timeout: 2m\n"
                               "  header_timeout: 5s\n"
                               "  drain_timeout: 1500\n"
@@ -136,6 +137,7 @@ static void test_full(void **state)
     assert_int_equal(c->server.workers, 4);
     assert_int_equal(c->server.max_header_bytes, 32 * 1024);
     assert_int_equal(c->server.max_body, 2 * 1024 * 1024);
+    assert_int_equal(c->server.max_decoded_body, 64 * 1024 * 1024);
     assert_int_equal(c->server.idle_timeout_ms, 120000);
     assert_int_equal(c->server.header_timeout_ms, 5000);
     assert_int_equal(c->server.drain_timeout_ms, 1500);
@@ -178,6 +180,7 @@ static void check_defaults(const tg_config_t *c)
     assert_int_equal(c->server.workers, cores < 1 ? 1 : cores);
     assert_int_equal(c->server.max_header_bytes, 16384);
     assert_int_equal(c->server.max_body, 10 * 1024 * 1024);
+    assert_int_equal(c->server.max_decoded_body, 256 * 1024 * 1024);
     assert_int_equal(c->server.idle_timeout_ms, 60000);
     assert_int_equal(c->server.header_timeout_ms, 10000);
     assert_int_equal(c->server.drain_timeout_ms, 30000);

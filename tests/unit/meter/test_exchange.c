@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "meter/compress.h"
 #include "meter/exchange.h"
 #include "util/jpick.h"
 
@@ -1662,6 +1663,272 @@ static void test_free_mid_response(void **state)
     free(out.p);
 }
 
+/* ---- 7. compressed answers ------------------------------------------------------------ */
+
+/* One exchange whose answer (plain, len) arrives encoded with coding (a test coding name,
+ * see meter/compress.h; NULL: sent as it is under the header value hdr) in pieces of step
+ * bytes (0: whole). The client must get exactly the encoded bytes. */
+static void run_coded(tg_xchg_t *x, const struct req *rq, const char *ctype, const char *plain,
+                      size_t len, const char *coding, const char *hdr, size_t step,
+                      struct result *r)
+{
+    memset(r, 0, sizeof *r);
+    event_init(&r->ev);
+    struct enc e = coding ? encode(coding, plain, len) : encode("identity", plain, len);
+    const char *out;
+    size_t outlen;
+    request(x, rq, &out, &outlen);
+    r->req_rewritten = out != NULL;
+    if (hdr) tg_xchg_response_coding(x, hdr, strlen(hdr));
+    tg_xchg_response_head(x, 200, ctype, strlen(ctype));
+    r->rewrites = tg_xchg_rewrites(x);
+    for (size_t off = 0; off < e.len;) {
+        size_t k = step && e.len - off > step ? step : e.len - off;
+        char *piece = malloc(k);
+        memcpy(piece, e.p + off, k);
+        assert_int_equal(tg_xchg_response_body(x, piece, k, collect, &r->o), 0);
+        free(piece);
+        off += k;
+        assert_int_equal(r->o.len, off); /* passed through as it came, at once */
+    }
+    assert_int_equal(tg_xchg_response_end(x, collect, &r->o), 0);
+    tg_xchg_finish(x, &r->ev, &r->unparsed);
+    assert_int_equal(r->o.len, e.len);
+    if (e.len) assert_memory_equal(r->o.p, e.p, e.len);
+    enc_free(&e);
+}
+
+static const char *const CODED[] = {"gzip", "deflate", "deflate-raw", "br", "zstd"};
+
+static void test_compressed_json(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"gpt-4o-2024-08-06\","
+        "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"}}],"
+        "\"usage\":{\"prompt_tokens\":1117,\"completion_tokens\":46,\"total_tokens\":1163,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":1024}}}";
+    static const char abody[] =
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"model\":\"claude-sonnet-4-20250514\","
+        "\"content\":[],\"usage\":{\"input_tokens\":21,\"cache_creation_input_tokens\":1500,"
+        "\"cache_read_input_tokens\":3000,\"output_tokens\":42}}";
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
+                     S("{\"model\":\"gpt-4o\",\"messages\":[]}")};
+    struct req arq = {TG_ROUTE_ANTHROPIC, "/v1/messages",
+                      S("{\"model\":\"claude-sonnet-4-20250514\",\"max_tokens\":9}")};
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t c = 0; c < sizeof CODED / sizeof CODED[0]; c++) {
+        const char *hdr = strcmp(CODED[c], "deflate-raw") == 0 ? "deflate" : CODED[c];
+        for (size_t step = 0; step < 40; step += (step < 3 ? 1 : 9)) {
+            struct result r;
+            run_coded(x, &rq, "application/json", S(body), CODED[c], hdr, step, &r);
+            assert_int_equal(r.unparsed, 0);
+            assert_int_equal(r.ev.tokens_in, 1117);
+            assert_int_equal(r.ev.tokens_out, 46);
+            assert_int_equal(r.ev.tokens_cached, 1024);
+            assert_string_equal(tg_xchg_decode_flag(x), "");
+            result_free(&r);
+            run_coded(x, &arq, "application/json", S(abody), CODED[c], hdr, step, &r);
+            assert_int_equal(r.ev.tokens_in, 21);
+            assert_int_equal(r.ev.tokens_out, 42);
+            assert_int_equal(r.ev.tokens_cached, 3000);
+            assert_int_equal(r.ev.tokens_cache_write, 1500);
+            result_free(&r);
+        }
+    }
+    /* Without the decoder (what tollgate did before): the same bytes are unreadable. */
+    struct result r;
+    run_coded(x, &rq, "application/json", S(body), "gzip", NULL, 0, &r);
+    assert_int_equal(r.unparsed, 1);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    result_free(&r);
+    /* identity named, and then an identity answer after compressed ones: nothing flagged. */
+    run_coded(x, &rq, "application/json", S(body), NULL, "identity", 1, &r);
+    assert_int_equal(r.ev.tokens_in, 1117);
+    assert_string_equal(tg_xchg_decode_flag(x), "");
+    result_free(&r);
+    tg_xchg_free(x);
+}
+
+static void test_compressed_problems(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":"
+        "{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}";
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
+                     S("{\"model\":\"gpt-4o\",\"messages\":[]}")};
+    tg_xchg_t *x = tg_xchg_new();
+    struct result r;
+    /* An unknown coding: passed through, not read, flagged. */
+    run_coded(x, &rq, "application/json", S(body), "gzip", "compress", 0, &r);
+    assert_int_equal(r.unparsed, 1);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_string_equal(tg_xchg_decode_flag(x), "coding_unknown");
+    result_free(&r);
+    /* An unknown coding over what is in fact JSON: read as it is, and flagged. */
+    run_coded(x, &rq, "application/json", S(body), NULL, "x-custom", 2, &r);
+    assert_int_equal(r.unparsed, 0);
+    assert_int_equal(r.ev.tokens_in, 7);
+    assert_int_equal(r.ev.tokens_out, 3);
+    assert_string_equal(tg_xchg_decode_flag(x), "coding_unknown");
+    result_free(&r);
+    /* A header too long to keep: unknown. */
+    run_coded(x, &rq, "application/json", S(body), NULL,
+              "identity, identity, identity, identity, identity, identity, identity, identity", 0,
+              &r);
+    assert_string_equal(tg_xchg_decode_flag(x), "coding_unknown");
+    result_free(&r);
+    /* Plain JSON labelled gzip: corrupt. */
+    run_coded(x, &rq, "application/json", S(body), NULL, "gzip", 0, &r);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_string_equal(tg_xchg_decode_flag(x), "decode_error");
+    result_free(&r);
+    /* Over the decoded-size cap. */
+    tg_xchg_set_decoded_max(x, 20);
+    run_coded(x, &rq, "application/json", S(body), "br", "br", 0, &r);
+    assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
+    assert_int_equal(r.unparsed, 1);
+    assert_string_equal(tg_xchg_decode_flag(x), "decode_cap");
+    result_free(&r);
+    /* ...but never below what an answer may echo of its request (3 x max_body + 4 MiB):
+     * a client cannot push its own answer past the cap. */
+    tg_xchg_set_max_body(x, 1u << 20);
+    size_t big_len = (6u << 20) + sizeof body - 1;
+    char *big = malloc(big_len);
+    memset(big, ' ', big_len - (sizeof body - 1));
+    memcpy(big + big_len - (sizeof body - 1), body, sizeof body - 1);
+    run_coded(x, &rq, "application/json", big, big_len, "gzip", "gzip", 1u << 16, &r);
+    assert_int_equal(r.ev.tokens_in, 7);
+    assert_string_equal(tg_xchg_decode_flag(x), "");
+    result_free(&r);
+    /* (the floor is 7 MiB here: 8 MiB is over it) */
+    big = realloc(big, (8u << 20) + sizeof body - 1);
+    big_len = (8u << 20) + sizeof body - 1;
+    memset(big, ' ', big_len - (sizeof body - 1));
+    memcpy(big + big_len - (sizeof body - 1), body, sizeof body - 1);
+    run_coded(x, &rq, "application/json", big, big_len, "gzip", "gzip", 1u << 16, &r);
+    assert_string_equal(tg_xchg_decode_flag(x), "decode_cap");
+    result_free(&r);
+    free(big);
+    tg_xchg_set_decoded_max(x, 0);
+    /* Truncated: the answer ends inside the stream. */
+    struct enc e = encode("zstd", body, sizeof body - 1);
+    const char *out;
+    size_t outlen;
+    request(x, &rq, &out, &outlen);
+    tg_xchg_response_coding(x, S("zstd"));
+    tg_xchg_response_head(x, 200, S("application/json"));
+    struct out o = {0};
+    assert_int_equal(tg_xchg_response_body(x, (char *)e.p, e.len - 4, collect, &o), 0);
+    assert_int_equal(tg_xchg_response_end(x, collect, &o), 0);
+    tg_event_t ev;
+    int unparsed;
+    event_init(&ev);
+    tg_xchg_finish(x, &ev, &unparsed);
+    assert_string_equal(tg_xchg_decode_flag(x), "decode_error");
+    assert_int_equal(o.len, e.len - 4);
+    free(o.p);
+    enc_free(&e);
+    /* The next request starts clean. */
+    run_coded(x, &rq, "application/json", S(body), "gzip", "gzip", 0, &r);
+    assert_int_equal(r.ev.tokens_in, 7);
+    assert_string_equal(tg_xchg_decode_flag(x), "");
+    result_free(&r);
+    tg_xchg_free(x);
+}
+
+static void test_compressed_streams(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    /* A stream tollgate would rewrite asks for identity... */
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)};
+    const char *out;
+    size_t outlen;
+    char ae[64];
+    request(x, &rq, &out, &outlen);
+    assert_non_null(out);
+    assert_int_equal(tg_xchg_accept_encoding(x, S("gzip, deflate"), ae, sizeof ae), 8);
+    assert_memory_equal(ae, "identity", 8);
+    /* ...and one that is not rewritten keeps the codings the meter reads. */
+    struct req arq = {TG_ROUTE_ANTHROPIC, "/v1/messages",
+                      S("{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":256,"
+                        "\"stream\":true,\"messages\":[]}")};
+    request(x, &arq, &out, &outlen);
+    assert_null(out);
+    size_t n = tg_xchg_accept_encoding(x, S("gzip, compress, br"), ae, sizeof ae);
+    assert_int_equal(n, 7);
+    assert_memory_equal(ae, "gzip,br", 7);
+    for (size_t c = 0; c < sizeof CODED / sizeof CODED[0]; c++) {
+        const char *hdr = strcmp(CODED[c], "deflate-raw") == 0 ? "deflate" : CODED[c];
+        for (size_t step = 0; step < 30; step += (step < 2 ? 1 : 7)) {
+            /* A compressed answer to a request tollgate rewrote: passed untouched (usage
+             * chunk included), read from the decoded copy. */
+            struct result r;
+            run_coded(x, &rq, "text/event-stream", S(chat_with_usage), CODED[c], hdr, step, &r);
+            assert_int_equal(r.req_rewritten, 1);
+            assert_int_equal(r.rewrites, 0);
+            assert_int_equal(r.unparsed, 0);
+            assert_int_equal(r.ev.tokens_in, 19);
+            assert_int_equal(r.ev.tokens_out, 10);
+            assert_int_equal(r.ev.tokens_cached, 6);
+            assert_string_equal(r.ev.model, "gpt-4o-mini");
+            result_free(&r);
+            run_coded(x, &arq, "text/event-stream", S(anthropic_stream), CODED[c], hdr, step, &r);
+            assert_int_equal(r.rewrites, 0);
+            assert_int_equal(r.ev.tokens_in, 25);
+            assert_int_equal(r.ev.tokens_out, 15);
+            assert_int_equal(r.ev.tokens_cached, 300);
+            assert_int_equal(r.ev.tokens_cache_write, 40);
+            result_free(&r);
+        }
+    }
+    /* The same identity stream is still rewritten afterwards. */
+    struct resp rs = {200, "text/event-stream", S(chat_with_usage)};
+    struct result r;
+    run(x, &rq, &rs, 0, NULL, 0, chat_plain, sizeof chat_plain - 1, &r);
+    assert_int_equal(r.rewrites, 1);
+    assert_int_equal(r.o.len, sizeof chat_plain - 1);
+    assert_int_equal(r.ev.tokens_in, 19);
+    result_free(&r);
+    tg_xchg_free(x);
+}
+
+static void test_compressed_mcp(void **state)
+{
+    (void)state;
+    static const char ok[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":"
+                             "\"text\",\"text\":\"18C, sunny\"}],\"isError\":false}}";
+    static const char sse[] = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":"
+                              "{\"content\":[],\"isError\":true}}\n\n";
+    struct req rq = {TG_ROUTE_MCP, "/mcp", S(MCP_CALL)};
+    tg_xchg_t *x = tg_xchg_new();
+    struct result r;
+    for (size_t c = 0; c < sizeof CODED / sizeof CODED[0]; c++) {
+        const char *hdr = strcmp(CODED[c], "deflate-raw") == 0 ? "deflate" : CODED[c];
+        run_coded(x, &rq, "application/json", S(ok), CODED[c], hdr, 3, &r);
+        assert_string_equal(r.ev.reason, "");
+        assert_int_equal(r.unparsed, 0);
+        assert_string_equal(r.ev.tool, "get_weather");
+        result_free(&r);
+        run_coded(x, &rq, "text/event-stream", S(sse), CODED[c], hdr, 5, &r);
+        assert_string_equal(r.ev.reason, "tool_error"); /* read: the result said isError */
+        result_free(&r);
+    }
+    /* Not decodable: billed (no "no_result", which would make it free) and flagged. */
+    run_coded(x, &rq, "application/json", S(ok), "gzip", "compress", 0, &r);
+    assert_string_equal(r.ev.reason, "");
+    assert_int_equal(r.unparsed, 1);
+    assert_string_equal(tg_xchg_decode_flag(x), "coding_unknown");
+    result_free(&r);
+    run_coded(x, &rq, "application/json", S(ok), NULL, "br", 0, &r);
+    assert_string_equal(r.ev.reason, "");
+    assert_string_equal(tg_xchg_decode_flag(x), "decode_error");
+    result_free(&r);
+    tg_xchg_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1692,6 +1959,10 @@ int main(void)
         cmocka_unit_test(test_oversize_event_ends_rewriting),
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_free_mid_response),
+        cmocka_unit_test(test_compressed_json),
+        cmocka_unit_test(test_compressed_problems),
+        cmocka_unit_test(test_compressed_streams),
+        cmocka_unit_test(test_compressed_mcp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
