@@ -39,7 +39,7 @@
 #define MAX_ID_RETRIES 8    /* other ids tried for one colliding event */
 #define ID_LOW_BITS    22   /* the per-process part of an event id: see event.h */
 #define MULTI_ROWS     32   /* events per multi-row INSERT on the fast path */
-#define EV_NCOLS       26
+#define EV_NCOLS       27
 
 /* Statements prepared once per connection, on first use. */
 enum {
@@ -96,7 +96,7 @@ enum {
     "INSERT OR IGNORE INTO usage_events (id, ts_us, tenant, key_id, route, method, path, "         \
     "status, outcome, reason, latency_us, bytes_in, bytes_out, model, tokens_in, tokens_out, "     \
     "tokens_cached, tool, cost_micros, cache, client_ip, request_id, upstream, "                   \
-    "tokens_cache_write, rpc_method, price_flag) VALUES "
+    "tokens_cache_write, rpc_method, price_flag, requests) VALUES "
 
 static const char *const stmt_sql[ST_COUNT] = {
     /* IMMEDIATE takes the write lock up front: a busy store fails here, before
@@ -123,8 +123,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                     "(last_used_us IS NULL OR last_used_us < ?2)",
     [ST_AUTH_LOAD] = "SELECT k.sha256, k.id, k.tenant_id, k.status = 'active', "
                      "t.status = 'active' FROM api_keys k JOIN tenants t ON t.id = k.tenant_id",
-    [ST_EV_INSERT] =
-        EV_INSERT "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_EV_INSERT] = EV_INSERT
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_EV_MAX_ID] = "SELECT max(id) FROM usage_events",
     [ST_EV_PEEK] = "SELECT ts_us, request_id FROM usage_events WHERE id = ?1",
     [ST_DAILY_UPSERT] =
@@ -266,7 +266,7 @@ static int fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
 /* EV_INSERT with MULTI_ROWS rows of EV_NCOLS anonymous parameters. */
 static char *multi_insert_sql(void)
 {
-    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     _Static_assert(sizeof row - 1 == 2 * EV_NCOLS + 1, "one ? per column");
     size_t cap = sizeof EV_INSERT + MULTI_ROWS * sizeof row;
     char *sql = malloc(cap);
@@ -1315,6 +1315,7 @@ static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id
     bind_opt_int(st, b + 24, ev->tokens_cache_write);
     BIND_OPT(st, b + 25, ev, rpc_method);
     BIND_OPT(st, b + 26, ev, price_flag);
+    sqlite3_bind_int64(st, b + 27, tg_event_count(ev));
 }
 
 /* After an ignored insert: is the stored row with this id the same event (a
@@ -1380,10 +1381,11 @@ static void agg_add(sq_store_t *s, size_t *ngroups, const tg_event_t *ev)
         g->day = day;
         s->slots[i] = (uint32_t)++ * ngroups;
     }
-    g->requests++;
-    g->billable += ev->outcome == TG_OUTCOME_BILLABLE;
-    g->rejected += ev->outcome == TG_OUTCOME_REJECTED;
-    g->failed += ev->outcome != TG_OUTCOME_BILLABLE && ev->outcome != TG_OUTCOME_REJECTED;
+    int64_t n = tg_event_count(ev); /* an aggregate of refusals stands for n requests */
+    g->requests += n;
+    g->billable += n * (ev->outcome == TG_OUTCOME_BILLABLE);
+    g->rejected += n * (ev->outcome == TG_OUTCOME_REJECTED);
+    g->failed += n * (ev->outcome != TG_OUTCOME_BILLABLE && ev->outcome != TG_OUTCOME_REJECTED);
     g->bytes_in += ev->bytes_in;
     g->bytes_out += ev->bytes_out;
     if (ev->tokens_in > 0) g->tokens_in += ev->tokens_in;
@@ -1647,8 +1649,9 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
         default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
         }
         snprintf(sql, sizeof sql,
-                 "SELECT tenant, %s AS grp, count(*), sum(outcome = 'billable'), "
-                 "sum(outcome = 'failed'), sum(outcome = 'rejected'), sum(bytes_in), "
+                 "SELECT tenant, %s AS grp, sum(requests), sum(requests * (outcome = 'billable')), "
+                 "sum(requests * (outcome = 'failed')), sum(requests * (outcome = 'rejected')), "
+                 "sum(bytes_in), "
                  "sum(bytes_out), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
                  "sum(cost_micros) FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
                  "GROUP BY tenant, grp ORDER BY tenant, grp",
