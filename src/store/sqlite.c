@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "store/migrations.h"
+#include "store/walshm.h"
 #include "util/clock.h"
 
 #define DAY_US         86400000000LL
@@ -233,6 +234,9 @@ typedef struct sq_store {
     size_t slots_cap; /* power of two, >= 2 * aggs_cap */
     fast_ev_t *fast;
     unsigned char *done; /* per event: inserted by the fast path */
+    /* The -shm this connection mapped (walshm.h): checked before every use; once it is
+     * lost the connection is never touched again, not even to close it. */
+    tg_walshm_t shm;
 } sq_store_t;
 
 static const struct tg_store_ops sqlite_ops;
@@ -255,6 +259,10 @@ static int is_busy(int rc)
 /* Fills err from the connection and returns TG_STORE_BUSY or -1. */
 static int fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
 {
+    if (s->shm.lost) { /* not SQLite's error: the connection was not even used */
+        tg_err_set(err, "%s: %s; restart tollgate", what, s->shm.why);
+        return TG_STORE_BUSY;
+    }
     const char *msg = sqlite3_errcode(s->db) == rc ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     if ((rc & 0xff) == SQLITE_BUSY)
         tg_err_set(err, "%s: %s (another connection holds the write lock; try again)", what, msg);
@@ -277,8 +285,11 @@ static char *multi_insert_sql(void)
     return sql;
 }
 
+/* Every use of the connection starts here (or in exec() and sq_usage()), so this is where
+ * the WAL index is checked before SQLite touches its mapping. */
 static sqlite3_stmt *stmt(sq_store_t *s, int i, tg_err_t *err)
 {
+    if (tg_walshm_check(&s->shm, err) != 0) return NULL;
     if (!s->st[i]) {
         char *built = i == ST_EV_INSERT_MULTI ? multi_insert_sql() : NULL;
         const char *sql = i == ST_EV_INSERT_MULTI ? built : stmt_sql[i];
@@ -306,7 +317,7 @@ static int run(sqlite3_stmt *st)
 static int run_cached(sq_store_t *s, int i)
 {
     sqlite3_stmt *st = stmt(s, i, NULL);
-    return st ? run(st) : SQLITE_NOMEM;
+    return st ? run(st) : s->shm.lost ? SQLITE_IOERR : SQLITE_NOMEM;
 }
 
 static int begin(sq_store_t *s, const char *what, tg_err_t *err)
@@ -1659,6 +1670,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
     }
 
     sqlite3_stmt *st = NULL;
+    if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) return fail(s, rc, "usage", err);
     if (q->tenant) sqlite3_bind_text(st, 1, q->tenant, -1, SQLITE_STATIC);
@@ -1713,9 +1725,14 @@ static int sq_set_busy_timeout(tg_store_t *base, long ms, tg_err_t *err)
 static void sq_close(tg_store_t *base)
 {
     sq_store_t *s = (sq_store_t *)base;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(s->st[i]);
-    sqlite3_close_v2(s->db);
+    /* With its WAL index lost, closing (which may checkpoint through the mapping) could
+     * be SIGBUS: the connection is left open, and the process ends soon anyway. */
+    if (!tg_walshm_check(&s->shm, NULL)) {
+        for (int i = 0; i < ST_COUNT; i++)
+            sqlite3_finalize(s->st[i]);
+        sqlite3_close_v2(s->db);
+    }
+    tg_walshm_release(&s->shm);
     free(s->aggs);
     free(s->slots);
     free(s->fast);
@@ -1725,6 +1742,7 @@ static void sq_close(tg_store_t *base)
 
 static int exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err)
 {
+    if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : fail(s, rc, what, err);
 }
@@ -1818,6 +1836,20 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, TG_STORE_BUSY_TIMEOUT_MS);
 
+    /* Before the first statement maps the WAL index: a -shm that cannot be written is
+     * refused here, with its name, rather than found later (walshm.h). A read-only
+     * connection (a read-only database file) does not need to write it. */
+    const char *file = sqlite3_db_filename(s->db, "main");
+    int file_backed = file && *file;
+    if (file_backed && !sqlite3_db_readonly(s->db, "main") && tg_walshm_precheck(file, err) != 0) {
+        char msg[sizeof err->msg];
+        if (err) {
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            tg_err_set(err, "store %s: %s", path, msg);
+        }
+        goto err;
+    }
+
     /* WAL is a property of the file and persists; setting it again is a no-op.
      * An in-memory database answers "memory", which is fine for tests. */
     char what[300];
@@ -1838,6 +1870,8 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
         }
         goto err;
     }
+    /* Mapped now (migrations read it): guard the file SQLite mapped. */
+    if (file_backed && tg_walshm_arm(&s->shm, file, err) != 0) goto err;
     *out = &s->base;
     return 0;
 
