@@ -1463,7 +1463,7 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
     sqlite3_stmt *maxid = multi ? stmt(s, ST_EV_MAX_ID, err) : NULL;
     sqlite3_stmt *peek = maxid ? stmt(s, ST_EV_PEEK, err) : NULL;
     sqlite3_stmt *up = peek ? stmt(s, ST_DAILY_UPSERT, err) : NULL;
-    if (!up) return -1;
+    if (!up) return s->shm.lost ? TG_STORE_BUSY : -1; /* busy: the recorder spools */
     if (scratch_reserve(s, n) != 0) return tg_err_set(err, "append: out of memory");
     memset(s->slots, 0, s->slots_cap * sizeof *s->slots);
     memset(s->done, 0, n);
@@ -1589,7 +1589,7 @@ static int sq_purge(tg_store_t *base, int64_t events_before_us, const char *agg_
 
     if (events_before_us) {
         sqlite3_stmt *st = stmt(s, ST_PURGE_EVENTS, err);
-        if (!st) return -1;
+        if (!st) return s->shm.lost ? TG_STORE_BUSY : -1;
         for (;;) {
             if ((ret = begin(s, "purge", err)) != 0) goto out;
             sqlite3_bind_int64(st, 1, events_before_us);
