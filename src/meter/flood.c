@@ -10,6 +10,7 @@
  * slot. */
 #include "meter/flood.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,10 +111,29 @@ static tg_flood_verdict_t bump(slot_t *s, const char *ip, int64_t m, int64_t per
     return TG_FLOOD_COUNTED;
 }
 
-tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *ip, int64_t ts_us,
+/* The counting key of a client address: an IPv6 address by its /64, since one host or
+ * site is routinely given a whole /64 and could otherwise draw a fresh bound from each of
+ * its 2^64 addresses; an IPv4 address (also v4-mapped) as it is. */
+static void key_of(const char *ip, char out[48])
+{
+    struct in6_addr a;
+    if (strchr(ip, ':') && inet_pton(AF_INET6, ip, &a) == 1 && !IN6_IS_ADDR_V4MAPPED(&a)) {
+        memset(a.s6_addr + 8, 0, 8);
+        char txt[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, &a, txt, sizeof txt)) {
+            snprintf(out, 48, "%.43s/64", txt); /* a /64 prints in at most 21 bytes */
+            return;
+        }
+    }
+    snprintf(out, 48, "%s", ip);
+}
+
+tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int64_t ts_us,
                                   tg_flood_agg_t *flushed, int *has_flushed)
 {
     *has_flushed = 0;
+    char ip[48];
+    key_of(addr, ip);
     int64_t m = minute_of(ts_us);
     uint64_t h = hash(f->seed, ip);
     shard_t *sh = &f->shards[h % TG_FLOOD_SHARDS];

@@ -16,6 +16,9 @@
  * their real address, the rest go into a "*" aggregate. So a flood from any number of
  * addresses costs at most (slots + 1) * (per_minute + 1) rows a minute.
  *
+ * An IPv6 address is counted by its /64 prefix (one host or site routinely holds a whole
+ * /64); an IPv4 address as it is.
+ *
  * Time is the event's: no clock is read here. */
 #ifndef TG_METER_FLOOD_H
 #define TG_METER_FLOOD_H
@@ -32,7 +35,8 @@ typedef struct tg_flood tg_flood_t;
 
 /* One (address, minute) surplus taken out of the table. */
 typedef struct tg_flood_agg {
-    char ip[48];       /* the client address, or "*" (the overflow slot) */
+    char ip[48];       /* the client address (IPv6: its /64, "2001:db8::/64"), or "*" (the
+                          overflow slot) */
     int64_t minute_us; /* start of the UTC minute, Unix microseconds */
     int64_t count;     /* refusals not recorded one by one; > 0 */
 } tg_flood_agg_t;

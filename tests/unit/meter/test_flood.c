@@ -103,6 +103,28 @@ static void test_addresses_counted_apart(void **state)
     tg_flood_free(f);
 }
 
+/* IPv6 counts by /64: a client cannot draw a fresh bound from each address of its /64. */
+static void test_ipv6_by_prefix(void **state)
+{
+    (void)state;
+    tg_flood_t *f = tg_flood_new(2);
+    tally_t t = {0};
+    hit(f, "2001:db8:1:2::1", T0, &t);
+    hit(f, "2001:db8:1:2::2", T0, &t);
+    hit(f, "2001:db8:1:2:ffff:ffff:ffff:ffff", T0, &t); /* same /64: past the bound */
+    hit(f, "2001:db8:1:3::1", T0, &t);                  /* another /64 */
+    hit(f, "::ffff:192.0.2.1", T0, &t);                 /* v4-mapped: per address */
+    hit(f, "::ffff:192.0.2.2", T0, &t);
+    hit(f, "::ffff:192.0.2.2", T0, &t);
+    assert_int_equal(t.recorded, 6);
+    assert_int_equal(t.counted, 1);
+    tg_flood_agg_t out[4];
+    size_t n;
+    assert_int_equal(harvest_all(f, T0 + MIN, out, 4, &n), 1);
+    assert_string_equal(out[0].ip, "2001:db8:1:2::/64");
+    tg_flood_free(f);
+}
+
 /* The bound is per minute of the event's timestamp: the last microsecond of a minute and
  * the first of the next are two minutes. */
 static void test_minute_boundary(void **state)
@@ -274,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_bound_then_counted),
         cmocka_unit_test(test_addresses_counted_apart),
         cmocka_unit_test(test_minute_boundary),
+        cmocka_unit_test(test_ipv6_by_prefix),
         cmocka_unit_test(test_negative_time_floors),
         cmocka_unit_test(test_zero_bound_counts_all),
         cmocka_unit_test(test_overflow_slot),
