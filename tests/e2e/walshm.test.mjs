@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 
-import { sqlite, startGateway, startMock } from './lib/harness.mjs';
+import { request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
 
 /** n keyless requests pipelined on one connection; resolves with the 401s answered. */
 function keyless(port, n) {
@@ -118,6 +118,12 @@ describe('the WAL index (-shm)', () => {
       }
       assert.equal(gw.proc.signalCode, null, 'not killed by a signal');
       assert.equal(gw.proc.exitCode, null, 'still running');
+      // Not ready: the store is not being written (a load balancer can take it out).
+      await waitFor(async () => (await request(`${gw.adminUrl}/readyz`)).status === 503, {
+        message: '/readyz 503 once the writer met the lost index',
+      });
+      const ready = await request(`${gw.adminUrl}/readyz`);
+      assert.equal(JSON.parse(ready.body).store.status, 'spooling');
       await gw.stop();
       assert.equal(gw.proc.signalCode, null, `no signal at stop: ${gw.stderr().slice(-500)}`);
       assert.match(gw.stderr(), /tollgate\.db-shm was truncated while in use/);
