@@ -1176,6 +1176,7 @@ static const field_t limits_fields[] = {
 static const field_t log_fields[] = {
     {"access", V_PATH, offsetof(tg_config_t, log.access)},
     {"level", V_LEVEL, offsetof(tg_config_t, log.level)},
+    {"unauthenticated_per_minute", V_INT1, offsetof(tg_config_t, log.unauthenticated_per_minute)},
 };
 static const field_t retention_fields[] = {
     {"events_days", V_INT0, offsetof(tg_config_t, retention.events_days)},
@@ -1423,6 +1424,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->server.idle_timeout_ms = 60000;
     c->server.header_timeout_ms = 10000;
     c->server.drain_timeout_ms = 30000;
+    c->log.unauthenticated_per_minute = 100;
     c->retention.events_days = 90;
     c->retention.aggregates_days = 730;
     c->default_limits.rps = c->default_limits.rpm = c->default_limits.rph = -1;

@@ -93,8 +93,10 @@ typedef struct tg_config {
     size_t nprices;
     char *store; /* "sqlite:PATH" or "postgres://...", default sqlite:./tollgate.db */
     struct {
-        char *access; /* "stdout", "off", or a file path; default stdout */
-        char *level;  /* debug|info|warn|error; default info */
+        char *access;                   /* "stdout", "off", or a file path; default stdout */
+        char *level;                    /* debug|info|warn|error; default info */
+        int unauthenticated_per_minute; /* 401s recorded one by one per client address
+                                           and minute, the rest aggregated; default 100 */
     } log;
     struct {
         int events_days;     /* default 90; 0 = keep forever */

@@ -31,9 +31,13 @@ typedef struct tg_event {
      * tokens_cached (cache reads) and tokens_cache_write (cache creation). */
     int64_t tokens_in, tokens_out, tokens_cached, tokens_cache_write;
     int64_t cost_micros; /* integer micro-USD */
-    int32_t status;      /* HTTP status sent to the client */
-    int32_t outcome;     /* tg_outcome_t */
-    char tenant[64];     /* "" when unauthenticated */
+    /* Requests this event stands for: 0 or 1 = one request (0 so that a zeroed event is
+     * one); N > 1 only in an aggregate of refusals without a valid key (reason
+     * TG_REASON_FLOOD, see meter/flood.h), which stands for N of them. */
+    int64_t count;
+    int32_t status;  /* HTTP status sent to the client */
+    int32_t outcome; /* tg_outcome_t */
+    char tenant[64]; /* "" when unauthenticated */
     char key_id[32];
     char route[64];
     char method[16];
@@ -54,6 +58,24 @@ typedef struct tg_event {
     char request_id[64];
     char upstream[128]; /* the target URL the request went to */
 } tg_event_t;
+
+/* The reason of an aggregate event: the refusals without a valid key from one client
+ * address in one UTC minute past log.unauthenticated_per_minute (meter/flood.h). Its
+ * ts_us is the minute's start, count the number of refusals, status 401. */
+#define TG_REASON_FLOOD "unauthenticated_aggregate"
+
+/* A refusal without a valid key (missing, unknown or revoked key, disabled tenant):
+ * tollgate answers 401 for nothing else. */
+static inline int tg_event_unauthenticated(const tg_event_t *ev)
+{
+    return ev->outcome == TG_OUTCOME_REJECTED && ev->status == 401;
+}
+
+/* The requests ev stands for (1, or an aggregate's count). */
+static inline int64_t tg_event_count(const tg_event_t *ev)
+{
+    return ev->count > 1 ? ev->count : 1;
+}
 
 /* A new time-ordered id: milliseconds since 2020-01-01 in the top 41 bits, and
  * a per-process random salt plus a counter in the low 22 bits. Thread-safe. */

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "meter/flood.h"
 #include "observe/accesslog.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -67,9 +68,11 @@ struct spool_hdr {
     uint32_t version;
     uint32_t record_size; /* sizeof(tg_event_t) of the writer */
 };
-#define SPOOL_MAGIC   "TGSPOOL"
-#define SPOOL_VERSION 3 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128] */
-#define HDR           ((off_t)sizeof(struct spool_hdr))
+#define SPOOL_MAGIC "TGSPOOL"
+#define SPOOL_VERSION                                                                              \
+    4 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
+         4: count (aggregates of unauthenticated refusals) */
+#define HDR ((off_t)sizeof(struct spool_hdr))
 
 struct tg_recorder {
     /* ---- shared with pushers: guarded by mu ---- */
@@ -94,6 +97,12 @@ struct tg_recorder {
     _Atomic uint64_t dropped;
     atomic_int spooling;
     atomic_int reopen_log; /* set by anyone, cleared by the writer */
+    _Atomic uint64_t aggregated;
+    _Atomic uint64_t aggregates;
+
+    /* Immutable after start (thread-safe itself): the per-address counts of
+     * unauthenticated refusals; NULL when unbounded. */
+    tg_flood_t *flood;
 
     /* ---- the writer thread's alone (start/stop touch them only while it is
      * not running) ---- */
@@ -116,13 +125,54 @@ struct tg_recorder {
     int64_t last_err_log_us;
     int ret_events_days, ret_agg_days;
     int64_t next_purge_us;
+    int flood_closed;     /* tg_flood_close() called: the last harvests are running */
+    tg_flood_agg_t *fagg; /* BATCH_MAX: surpluses taken out of the flood table */
     pthread_t thread;
 };
 
 /* ------------------------------------------------------------------------ */
 /* push side                                                                */
 
+static void push_one(tg_recorder_t *r, const tg_event_t *ev);
+
+/* The event standing for a (client address, minute) surplus of refusals. */
+static void aggregate_event(const tg_flood_agg_t *a, tg_event_t *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->ts_us = a->minute_us;
+    ev->id = tg_event_new_id(a->minute_us);
+    ev->count = a->count;
+    ev->status = 401;
+    ev->outcome = TG_OUTCOME_REJECTED;
+    ev->tokens_in = ev->tokens_out = ev->tokens_cached = ev->tokens_cache_write = TG_TOKENS_UNKNOWN;
+    TG_EVENT_SET(ev, reason, TG_REASON_FLOOD, strlen(TG_REASON_FLOOD));
+    TG_EVENT_SET(ev, client_ip, a->ip, strnlen(a->ip, sizeof a->ip));
+    /* Distinct per address, so two aggregates of one minute that drew the same id in
+     * two processes are not mistaken for a replay of one another (store/sqlite.c). */
+    snprintf(ev->request_id, sizeof ev->request_id, "aggregate:%s", ev->client_ip);
+}
+
 void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev)
+{
+    if (r->flood && tg_event_unauthenticated(ev) && tg_event_count(ev) == 1) {
+        tg_flood_agg_t fl;
+        int has = 0;
+        tg_flood_verdict_t v = tg_flood_count(r->flood, ev->client_ip, ev->ts_us, &fl, &has);
+        if (has) { /* the address's previous minute, not harvested yet */
+            tg_event_t agg;
+            aggregate_event(&fl, &agg);
+            atomic_fetch_add_explicit(&r->aggregates, 1, memory_order_relaxed);
+            push_one(r, &agg);
+        }
+        if (v == TG_FLOOD_COUNTED) {
+            atomic_fetch_add_explicit(&r->aggregated, 1, memory_order_relaxed);
+            return;
+        }
+    }
+    push_one(r, ev);
+}
+
+static void push_one(tg_recorder_t *r, const tg_event_t *ev)
 {
     int warn = 0;
     uint64_t full_count = 0;
@@ -179,6 +229,8 @@ void tg_recorder_stats(tg_recorder_t *r, tg_recorder_stats_t *out)
     out->spooled = atomic_load_explicit(&r->spooled, memory_order_relaxed);
     out->dropped = atomic_load_explicit(&r->dropped, memory_order_relaxed);
     out->spooling = atomic_load_explicit(&r->spooling, memory_order_relaxed);
+    out->aggregated = atomic_load_explicit(&r->aggregated, memory_order_relaxed);
+    out->aggregates = atomic_load_explicit(&r->aggregates, memory_order_relaxed);
 }
 
 void tg_recorder_reopen_accesslog(tg_recorder_t *r)
@@ -385,6 +437,25 @@ static void take_locked(tg_recorder_t *r)
     r->nbatch = got;
 }
 
+/* Moves the flood table's surpluses of ended minutes (all of them once stopping) into a
+ * freshly taken batch, after its events. Returns 1 when the batch filled before the table
+ * was empty. A held batch (its access-log lines written) takes none: they wait. */
+static int take_aggregates(tg_recorder_t *r, int stopping, int64_t wall_us)
+{
+    if (!r->flood || r->batch_logged) return 0;
+    if (stopping && !r->flood_closed) {
+        tg_flood_close(r->flood); /* no count can land after the last harvest */
+        r->flood_closed = 1;
+    }
+    size_t room = BATCH_MAX - r->nbatch;
+    if (room == 0) return 1;
+    size_t n = tg_flood_harvest(r->flood, stopping ? INT64_MAX : wall_us, r->fagg, room);
+    for (size_t i = 0; i < n; i++)
+        aggregate_event(&r->fagg[i], &r->batch[r->nbatch++]);
+    atomic_fetch_add_explicit(&r->aggregates, n, memory_order_relaxed);
+    return n == room;
+}
+
 static void timed_wait(tg_recorder_t *r, int64_t until_mono_us)
 {
     struct timespec ts = {.tv_sec = until_mono_us / 1000000,
@@ -419,6 +490,9 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         int64_t now = tg_mono_us();
+        int more_aggregates = 0;
+        if (stopping || now >= next_tick) /* the wall clock: which minutes have ended */
+            more_aggregates = take_aggregates(r, stopping, r->wall_clock());
         if (now >= next_tick) {
             next_tick += r->flush_us;
             if (next_tick <= now) next_tick = now + r->flush_us;
@@ -442,7 +516,7 @@ static void *writer_main(void *arg)
                 r->batch_logged = 0;
             }
         }
-        if (closed && r->nbatch == 0) break;
+        if (closed && r->nbatch == 0 && !more_aggregates) break;
     }
     /* A clean stop leaves as little as possible in the spool. */
     r->retry_at_us = 0;
@@ -541,6 +615,8 @@ static void destroy(tg_recorder_t *r)
     pthread_mutex_destroy(&r->mu);
     free(r->spool_path);
     free(r->rbuf);
+    free(r->fagg);
+    tg_flood_free(r->flood);
     free(r->batch);
     free(r->ring);
     free(r);
@@ -584,6 +660,14 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->ring = malloc(r->cap * sizeof *r->ring);
     r->batch = malloc(BATCH_MAX * sizeof *r->batch);
     r->rbuf = malloc(BATCH_MAX * sizeof *r->rbuf);
+    if (opts->unauth_per_minute > 0) {
+        r->flood = tg_flood_new(opts->unauth_per_minute);
+        r->fagg = malloc(BATCH_MAX * sizeof *r->fagg);
+        if (!r->flood || !r->fagg) {
+            tg_err_set(err, "recorder: out of memory for the unauthenticated-flood table");
+            goto fail;
+        }
+    }
     if (!r->ring || !r->batch || !r->rbuf) {
         tg_err_set(err, "recorder: out of memory for a queue of %zu events", r->cap);
         goto fail;
@@ -642,9 +726,11 @@ void tg_recorder_stop(tg_recorder_t *r)
     pthread_join(r->thread, NULL);
     tg_recorder_stats_t st;
     tg_recorder_stats(r, &st);
-    TG_INFO("recorder: stopped: %llu events pushed, %llu committed, %llu spooled%s",
+    TG_INFO("recorder: stopped: %llu events pushed, %llu committed, %llu spooled, %llu "
+            "unauthenticated refusals in %llu aggregates%s",
             (unsigned long long)st.pushed, (unsigned long long)st.committed,
-            (unsigned long long)st.spooled,
+            (unsigned long long)st.spooled, (unsigned long long)st.aggregated,
+            (unsigned long long)st.aggregates,
             st.spooling ? " (spool not empty: replayed next start)" : "");
     destroy(r);
 }

@@ -30,6 +30,10 @@ typedef struct tg_recorder_opts {
     int retention_aggregates_days; /* 0 = keep forever */
     int64_t (*wall_clock)(void);   /* the writer's wall clock (retention's cut-off days);
                                       NULL = tg_wall_us. Tests pass a fixed instant. */
+    int64_t unauth_per_minute;     /* refusals without a valid key (401) recorded one by one
+                                      per client address and UTC minute; the rest become one
+                                      aggregate event (meter/flood.h). 0 = no bound: every
+                                      refusal is an event */
 } tg_recorder_opts_t;
 
 typedef struct tg_recorder_stats {
@@ -42,6 +46,8 @@ typedef struct tg_recorder_stats {
                             (a caller bug), or neither store nor spool took them
                             at stop; each is also logged as an error */
     int spooling;        /* 1 while the spool holds events not yet in the store */
+    uint64_t aggregated; /* refusals counted into aggregates instead of pushed */
+    uint64_t aggregates; /* aggregate events made of them (pushed or batched) */
 } tg_recorder_stats_t;
 
 /* Opens the store (applying migrations), opens the spool (cutting a torn last
@@ -57,7 +63,8 @@ struct tg_store;
 int tg_recorder_start_with_store(const tg_recorder_opts_t *opts, struct tg_store *store,
                                  tg_recorder_t **out, tg_err_t *err);
 /* Copies ev into the queue. Thread-safe. Waits (never drops) while the queue
- * is full. */
+ * is full. A refusal without a valid key past the per-address bound of its minute is
+ * only counted (no queue slot): it reaches the store in that minute's aggregate. */
 void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev);
 /* Asks the writer to reopen a file access log at its next tick (after
  * logrotate moved it). One atomic store: safe from a signal handler. */

@@ -183,6 +183,11 @@ long tg_accesslog_format(const tg_event_t *ev, char *buf, size_t cap)
         PUT_LIT(&o, ",\"reason\":");
         put_str(&o, ev->reason);
     }
+    if (tg_event_count(ev) > 1 || strcmp(ev->reason, TG_REASON_FLOOD) == 0) {
+        /* An aggregate: the one line of many refusals (meter/flood.h). */
+        PUT_LIT(&o, ",\"count\":");
+        put_i64(&o, tg_event_count(ev));
+    }
     /* Whole microseconds: milliseconds with exactly three decimals. */
     int64_t lat = ev->latency_us > 0 ? ev->latency_us : 0;
     char tmp[32];

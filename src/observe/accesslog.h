@@ -3,7 +3,8 @@
  *
  * A line has these keys, in this order:
  *   time (ISO-8601 UTC, milliseconds), request_id, tenant, key_id, route,
- *   method, path, status, outcome, reason (omitted when empty), latency_ms
+ *   method, path, status, outcome, reason (omitted when empty), count (only in the
+ *   line of an aggregate of unauthenticated refusals: how many it stands for), latency_ms
  *   (a number with exactly three decimals: 12.345, 1.500), bytes_in,
  *   bytes_out, upstream, client_ip
  * Strings are escaped by jansson; bytes that are not valid UTF-8 (a path

@@ -309,6 +309,19 @@ static const char m3_metering[] =
     "  PRIMARY KEY (tenant_id, action, pattern)\n"
     ") WITHOUT ROWID;\n";
 
+/* Unauthenticated floods (issue 9): past log.unauthenticated_per_minute refusals without
+ * a valid key from one address in one minute, the rest are one aggregate row (reason
+ * 'unauthenticated_aggregate', ts_us = the minute's start) whose requests column says how
+ * many refusals it stands for; every other row stands for one. usage_daily counts
+ * requests, so reports stay exact: rows of usage_events summed by requests = requests.
+ * The partial index finds the aggregates without scanning the events. */
+static const char m4_flood[] =
+    "ALTER TABLE usage_events ADD COLUMN requests /* requests this row stands for: 1, or\n"
+    "  N in an aggregate of refusals without a valid key (reason\n"
+    "  'unauthenticated_aggregate') */ INTEGER NOT NULL DEFAULT 1 CHECK (requests >= 1);\n"
+    "CREATE INDEX usage_events_aggregates ON usage_events (ts_us)\n"
+    "  WHERE reason = 'unauthenticated_aggregate';\n";
+
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
     {2, "limits, pauses, ip_rules, policy_version", m2_policy},
@@ -316,6 +329,7 @@ const tg_migration_t tg_store_migrations[] = {
      "event tokens_cache_write, rpc_method, price_flag; token limits; prices, budgets, "
      "alerts, tool_rules",
      m3_metering},
+    {4, "usage_events.requests: aggregates of unauthenticated refusals", m4_flood},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

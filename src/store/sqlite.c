@@ -26,12 +26,14 @@
 #include "store/store.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/migrations.h"
+#include "store/walshm.h"
 #include "util/clock.h"
 
 #define DAY_US         86400000000LL
@@ -39,7 +41,7 @@
 #define MAX_ID_RETRIES 8    /* other ids tried for one colliding event */
 #define ID_LOW_BITS    22   /* the per-process part of an event id: see event.h */
 #define MULTI_ROWS     32   /* events per multi-row INSERT on the fast path */
-#define EV_NCOLS       26
+#define EV_NCOLS       27
 
 /* Statements prepared once per connection, on first use. */
 enum {
@@ -96,7 +98,7 @@ enum {
     "INSERT OR IGNORE INTO usage_events (id, ts_us, tenant, key_id, route, method, path, "         \
     "status, outcome, reason, latency_us, bytes_in, bytes_out, model, tokens_in, tokens_out, "     \
     "tokens_cached, tool, cost_micros, cache, client_ip, request_id, upstream, "                   \
-    "tokens_cache_write, rpc_method, price_flag) VALUES "
+    "tokens_cache_write, rpc_method, price_flag, requests) VALUES "
 
 static const char *const stmt_sql[ST_COUNT] = {
     /* IMMEDIATE takes the write lock up front: a busy store fails here, before
@@ -123,8 +125,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                     "(last_used_us IS NULL OR last_used_us < ?2)",
     [ST_AUTH_LOAD] = "SELECT k.sha256, k.id, k.tenant_id, k.status = 'active', "
                      "t.status = 'active' FROM api_keys k JOIN tenants t ON t.id = k.tenant_id",
-    [ST_EV_INSERT] =
-        EV_INSERT "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_EV_INSERT] = EV_INSERT
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_EV_MAX_ID] = "SELECT max(id) FROM usage_events",
     [ST_EV_PEEK] = "SELECT ts_us, request_id FROM usage_events WHERE id = ?1",
     [ST_DAILY_UPSERT] =
@@ -233,6 +235,10 @@ typedef struct sq_store {
     size_t slots_cap; /* power of two, >= 2 * aggs_cap */
     fast_ev_t *fast;
     unsigned char *done; /* per event: inserted by the fast path */
+    /* The -shm this connection mapped (walshm.h): checked before every use; once it is
+     * lost the connection is never touched again, not even to close it. */
+    tg_walshm_t shm;
+    struct sq_store *abandoned_next; /* in `abandoned` once closed with its index lost */
 } sq_store_t;
 
 static const struct tg_store_ops sqlite_ops;
@@ -255,6 +261,10 @@ static int is_busy(int rc)
 /* Fills err from the connection and returns TG_STORE_BUSY or -1. */
 static int fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
 {
+    if (s->shm.lost) { /* not SQLite's error: the connection was not even used */
+        tg_err_set(err, "%s: %s; restart tollgate", what, s->shm.why);
+        return TG_STORE_BUSY;
+    }
     const char *msg = sqlite3_errcode(s->db) == rc ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     if ((rc & 0xff) == SQLITE_BUSY)
         tg_err_set(err, "%s: %s (another connection holds the write lock; try again)", what, msg);
@@ -266,7 +276,7 @@ static int fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
 /* EV_INSERT with MULTI_ROWS rows of EV_NCOLS anonymous parameters. */
 static char *multi_insert_sql(void)
 {
-    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     _Static_assert(sizeof row - 1 == 2 * EV_NCOLS + 1, "one ? per column");
     size_t cap = sizeof EV_INSERT + MULTI_ROWS * sizeof row;
     char *sql = malloc(cap);
@@ -277,8 +287,11 @@ static char *multi_insert_sql(void)
     return sql;
 }
 
+/* Every use of the connection starts here (or in exec() and sq_usage()), so this is where
+ * the WAL index is checked before SQLite touches its mapping. */
 static sqlite3_stmt *stmt(sq_store_t *s, int i, tg_err_t *err)
 {
+    if (tg_walshm_check(&s->shm, err) != 0) return NULL;
     if (!s->st[i]) {
         char *built = i == ST_EV_INSERT_MULTI ? multi_insert_sql() : NULL;
         const char *sql = i == ST_EV_INSERT_MULTI ? built : stmt_sql[i];
@@ -306,7 +319,7 @@ static int run(sqlite3_stmt *st)
 static int run_cached(sq_store_t *s, int i)
 {
     sqlite3_stmt *st = stmt(s, i, NULL);
-    return st ? run(st) : SQLITE_NOMEM;
+    return st ? run(st) : s->shm.lost ? SQLITE_IOERR : SQLITE_NOMEM;
 }
 
 static int begin(sq_store_t *s, const char *what, tg_err_t *err)
@@ -1316,6 +1329,7 @@ static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id
     bind_opt_int(st, b + 24, ev->tokens_cache_write);
     BIND_OPT(st, b + 25, ev, rpc_method);
     BIND_OPT(st, b + 26, ev, price_flag);
+    sqlite3_bind_int64(st, b + 27, tg_event_count(ev));
 }
 
 /* After an ignored insert: is the stored row with this id the same event (a
@@ -1381,10 +1395,11 @@ static void agg_add(sq_store_t *s, size_t *ngroups, const tg_event_t *ev)
         g->day = day;
         s->slots[i] = (uint32_t)++ * ngroups;
     }
-    g->requests++;
-    g->billable += ev->outcome == TG_OUTCOME_BILLABLE;
-    g->rejected += ev->outcome == TG_OUTCOME_REJECTED;
-    g->failed += ev->outcome != TG_OUTCOME_BILLABLE && ev->outcome != TG_OUTCOME_REJECTED;
+    int64_t n = tg_event_count(ev); /* an aggregate of refusals stands for n requests */
+    g->requests += n;
+    g->billable += n * (ev->outcome == TG_OUTCOME_BILLABLE);
+    g->rejected += n * (ev->outcome == TG_OUTCOME_REJECTED);
+    g->failed += n * (ev->outcome != TG_OUTCOME_BILLABLE && ev->outcome != TG_OUTCOME_REJECTED);
     g->bytes_in += ev->bytes_in;
     g->bytes_out += ev->bytes_out;
     if (ev->tokens_in > 0) g->tokens_in += ev->tokens_in;
@@ -1451,7 +1466,7 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
     sqlite3_stmt *maxid = multi ? stmt(s, ST_EV_MAX_ID, err) : NULL;
     sqlite3_stmt *peek = maxid ? stmt(s, ST_EV_PEEK, err) : NULL;
     sqlite3_stmt *up = peek ? stmt(s, ST_DAILY_UPSERT, err) : NULL;
-    if (!up) return -1;
+    if (!up) return s->shm.lost ? TG_STORE_BUSY : -1; /* busy: the recorder spools */
     if (scratch_reserve(s, n) != 0) return tg_err_set(err, "append: out of memory");
     memset(s->slots, 0, s->slots_cap * sizeof *s->slots);
     memset(s->done, 0, n);
@@ -1577,7 +1592,7 @@ static int sq_purge(tg_store_t *base, int64_t events_before_us, const char *agg_
 
     if (events_before_us) {
         sqlite3_stmt *st = stmt(s, ST_PURGE_EVENTS, err);
-        if (!st) return -1;
+        if (!st) return s->shm.lost ? TG_STORE_BUSY : -1;
         for (;;) {
             if ((ret = begin(s, "purge", err)) != 0) goto out;
             sqlite3_bind_int64(st, 1, events_before_us);
@@ -1648,8 +1663,9 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
         default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
         }
         snprintf(sql, sizeof sql,
-                 "SELECT tenant, %s AS grp, count(*), sum(outcome = 'billable'), "
-                 "sum(outcome = 'failed'), sum(outcome = 'rejected'), sum(bytes_in), "
+                 "SELECT tenant, %s AS grp, sum(requests), sum(requests * (outcome = 'billable')), "
+                 "sum(requests * (outcome = 'failed')), sum(requests * (outcome = 'rejected')), "
+                 "sum(bytes_in), "
                  "sum(bytes_out), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
                  "sum(cost_micros) FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
                  "GROUP BY tenant, grp ORDER BY tenant, grp",
@@ -1657,6 +1673,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
     }
 
     sqlite3_stmt *st = NULL;
+    if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) return fail(s, rc, "usage", err);
     if (q->tenant) sqlite3_bind_text(st, 1, q->tenant, -1, SQLITE_STATIC);
@@ -1708,12 +1725,27 @@ static int sq_set_busy_timeout(tg_store_t *base, long ms, tg_err_t *err)
 
 /* ---- open, migrate, close ---------------------------------------------- */
 
+/* Connections closed after their WAL index was lost: kept open and reachable from here,
+ * so leak checkers do not report what is left open on purpose. */
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static sq_store_t *abandoned;
+
 static void sq_close(tg_store_t *base)
 {
     sq_store_t *s = (sq_store_t *)base;
+    /* With its WAL index lost, closing (which may checkpoint through the mapping) could
+     * be SIGBUS: the connection is left open, and the process ends soon anyway. */
+    if (tg_walshm_check(&s->shm, NULL) != 0) {
+        pthread_mutex_lock(&abandoned_mu);
+        s->abandoned_next = abandoned;
+        abandoned = s;
+        pthread_mutex_unlock(&abandoned_mu);
+        return;
+    }
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close_v2(s->db);
+    tg_walshm_release(&s->shm);
     free(s->aggs);
     free(s->slots);
     free(s->fast);
@@ -1723,6 +1755,7 @@ static void sq_close(tg_store_t *base)
 
 static int exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err)
 {
+    if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : fail(s, rc, what, err);
 }
@@ -1816,6 +1849,20 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, TG_STORE_BUSY_TIMEOUT_MS);
 
+    /* Before the first statement maps the WAL index: a -shm that cannot be written is
+     * refused here, with its name, rather than found later (walshm.h). A read-only
+     * connection (a read-only database file) does not need to write it. */
+    const char *file = sqlite3_db_filename(s->db, "main");
+    int file_backed = file && *file;
+    if (file_backed && !sqlite3_db_readonly(s->db, "main") && tg_walshm_precheck(file, err) != 0) {
+        char msg[sizeof err->msg];
+        if (err) {
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            tg_err_set(err, "store %s: %s", path, msg);
+        }
+        goto err;
+    }
+
     /* WAL is a property of the file and persists; setting it again is a no-op.
      * An in-memory database answers "memory", which is fine for tests. */
     char what[300];
@@ -1836,6 +1883,8 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
         }
         goto err;
     }
+    /* Mapped now (migrations read it): guard the file SQLite mapped. */
+    if (file_backed && tg_walshm_arm(&s->shm, file, err) != 0) goto err;
     *out = &s->base;
     return 0;
 

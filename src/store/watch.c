@@ -1,8 +1,12 @@
 /* Store watcher: see watch.h. The thread sleeps on a condition variable so
- * tg_watch_stop wakes it at once instead of waiting out the interval. */
+ * tg_watch_stop wakes it at once instead of waiting out the interval. A failure that
+ * repeats word for word (a store locked for long, a lost WAL index: every poll fails the
+ * same way) is logged once, not four times a second, until something else happens. */
 #include "store/watch.h"
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,8 +27,22 @@ struct tg_watch {
     void *ud;
 };
 
+/* Logs a warning unless it is the same as the last one; last[0] = 0 forgets it. */
+static void __attribute__((format(printf, 2, 3))) warn(char last[512], const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (strcmp(msg, last) == 0) return;
+    memcpy(last, msg, sizeof msg);
+    TG_WARN("%s", msg);
+}
+
 static void *watch_main(void *arg)
 {
+    char last[512] = ""; /* the last warning logged */
     tg_watch_t *w = arg;
     tg_store_t *store = NULL;
     int64_t seen = -1;
@@ -33,19 +51,27 @@ static void *watch_main(void *arg)
     while (!w->stop) {
         pthread_mutex_unlock(&w->mu);
         int64_t v, now_us = tg_wall_us();
+        int failed = 1;
         if (!store && tg_store_open(w->url, &store, &err) != 0) {
-            TG_WARN("%s: cannot open store: %s", w->name, err.msg);
+            warn(last, "%s: cannot open store: %s", w->name, err.msg);
             store = NULL;
         } else if (store && w->version(store, &v, &err) != 0) {
-            TG_WARN("%s: %s", w->name, err.msg);
+            warn(last, "%s: %s", w->name, err.msg);
         } else if (store && v != seen) {
-            if (w->reload(w->ud, store, now_us, &err) == 0)
+            if (w->reload(w->ud, store, now_us, &err) == 0) {
                 seen = v;
-            else
-                TG_WARN("%s: reload failed: %s", w->name, err.msg);
+                failed = 0;
+            } else {
+                warn(last, "%s: reload failed: %s", w->name, err.msg);
+            }
+        } else {
+            failed = 0;
         }
-        if (store && w->tick && w->tick(w->ud, store, now_us, &err) != 0)
-            TG_WARN("%s: %s", w->name, err.msg);
+        if (store && w->tick && w->tick(w->ud, store, now_us, &err) != 0) {
+            warn(last, "%s: %s", w->name, err.msg);
+            failed = 1;
+        }
+        if (!failed) last[0] = '\0';
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts); /* the interval, unmoved by wall-clock steps */
         ts.tv_nsec += w->interval_ms * 1000000L;

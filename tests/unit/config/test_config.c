@@ -102,6 +102,7 @@ static void test_full(void **state)
                               "log:\n"
                               "  access: /var/log/tollgate/access.log\n"
                               "  level: debug\n"
+                              "  unauthenticated_per_minute: 20\n"
                               "retention:\n"
                               "  events_days: 0\n"
                               "  aggregates_days: 365\n"
@@ -144,6 +145,7 @@ static void test_full(void **state)
     assert_string_equal(c->store, "postgres://tg@db/tollgate");
     assert_string_equal(c->log.access, "/var/log/tollgate/access.log");
     assert_string_equal(c->log.level, "debug");
+    assert_int_equal(c->log.unauthenticated_per_minute, 20);
     assert_int_equal(c->retention.events_days, 0);
     assert_int_equal(c->retention.aggregates_days, 365);
     assert_int_equal(c->recorder.queue_size, 1024);
@@ -187,6 +189,7 @@ static void check_defaults(const tg_config_t *c)
     assert_string_equal(c->store, "sqlite:./tollgate.db");
     assert_string_equal(c->log.access, "stdout");
     assert_string_equal(c->log.level, "info");
+    assert_int_equal(c->log.unauthenticated_per_minute, 100);
     assert_int_equal(c->retention.events_days, 90);
     assert_int_equal(c->retention.aggregates_days, 730);
     assert_int_equal(c->recorder.queue_size, 65536);
@@ -462,6 +465,11 @@ static void test_err_numbers(void **state)
                "t.yaml:2: retention.events_days: must not be negative (got -1)");
     expect_err("retention:\n  aggregates_days: 1e3\n",
                "t.yaml:2: retention.aggregates_days: expected a whole number, got \"1e3\"");
+    expect_err("log:\n  unauthenticated_per_minute: 0\n",
+               "t.yaml:2: log.unauthenticated_per_minute: must be positive (got 0)");
+    expect_err(
+        "log:\n  unauthenticated_per_minute: 2000000\n",
+        "t.yaml:2: log.unauthenticated_per_minute: too large (got 2000000; at most 1000000)");
     expect_err("recorder:\n  queue_size: 0\n",
                "t.yaml:2: recorder.queue_size: must be positive (got 0)");
     expect_err("upstreams:\n  - name: a\n    targets: [http://a]\n    max_fails: 0\n",

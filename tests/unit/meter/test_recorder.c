@@ -46,6 +46,8 @@ typedef struct fake {
     size_t purges;
     int64_t purge_events_before;
     char purge_agg[16];
+    int64_t requests;  /* mu: requests the committed events stand for (aggregates: count) */
+    size_t aggregates; /* mu: committed aggregate events (reason TG_REASON_FLOOD) */
 } fake_t;
 
 static fake_t *fk(tg_store_t *s)
@@ -89,6 +91,8 @@ static int fake_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *i
         }
         TG_ASSERT(f->n < f->cap); /* writer thread: no cmocka asserts here */
         f->ids[f->n++] = evs[i].id;
+        f->requests += tg_event_count(&evs[i]);
+        f->aggregates += strcmp(evs[i].reason, TG_REASON_FLOOD) == 0;
         ins++;
     }
     *inserted = ins;
@@ -706,6 +710,82 @@ static void test_access_log_written_by_writer(void **state)
     fake_free(f);
 }
 
+/* 401s past the per-address bound take no queue slot and reach the store as one
+ * aggregate per (address, minute), harvested at stop: events + counts = refusals. */
+#define T_FLOOD (1795000020LL * 1000000LL) /* a minute start, fixed */
+
+static tg_event_t mk_401(const char *ip, int64_t ts)
+{
+    tg_event_t ev = mk_event(0);
+    ev.ts_us = ts;
+    ev.id = tg_event_new_id(ts);
+    ev.status = 401;
+    ev.outcome = TG_OUTCOME_REJECTED;
+    ev.tenant[0] = '\0';
+    TG_EVENT_SET(&ev, reason, "missing_key", 11);
+    TG_EVENT_SET(&ev, client_ip, ip, strlen(ip));
+    return ev;
+}
+
+static void push_401s(tg_recorder_t *r, const char *ip, int64_t ts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        tg_event_t ev = mk_401(ip, ts + i);
+        tg_recorder_push(r, &ev);
+    }
+}
+
+static void test_unauthenticated_aggregated(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(1000);
+    /* No tick during the test (the first one is at start): the harvest happens at stop,
+     * so each (address, minute) has exactly one aggregate. */
+    tg_recorder_opts_t o = opts_for(NULL, 1024, 100000);
+    o.unauth_per_minute = 5;
+    tg_recorder_t *r = start_rec(&o, f);
+    push_401s(r, "192.0.2.1", T_FLOOD, 500);
+    push_401s(r, "192.0.2.2", T_FLOOD, 7);
+    push_401s(r, "192.0.2.1", T_FLOOD + 60 * 1000000LL, 3); /* next minute: its own bound */
+    tg_event_t ok = mk_event(1);                            /* not a 401: never counted */
+    tg_recorder_push(r, &ok);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    /* At most the bound per address and minute, plus one aggregate handed out when
+     * 192.0.2.1 moved to the next minute, went through the ring. */
+    assert_true(st.pushed <= 5 + 5 + 3 + 1 + 1);
+    assert_int_equal(st.aggregated, 495 + 2);
+    tg_recorder_stop(r);
+    assert_int_equal(f->n, 5 + 5 + 3 + 1 + 2);
+    assert_int_equal(f->aggregates, 2);
+    assert_int_equal(f->requests, 500 + 7 + 3 + 1);
+    fake_free(f);
+}
+
+/* Aggregates spooled while the store is busy reach it on replay, counted once. */
+static void test_unauthenticated_aggregates_spooled(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    fake_t *f = fake_new(1000);
+    fake_set_busy(f, 1);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 100000);
+    o.unauth_per_minute = 2;
+    tg_recorder_t *r = start_rec(&o, f);
+    push_401s(r, "2001:db8::1", T_FLOOD, 100);
+    tg_recorder_stop(r); /* store busy: events and the aggregate go to the spool */
+    assert_int_equal(f->n, 0);
+    fake_set_busy(f, 0);
+    o.unauth_per_minute = 2;
+    r = start_rec(&o, f); /* replays the spool */
+    tg_recorder_stop(r);
+    assert_int_equal(f->n, 3);
+    assert_int_equal(f->aggregates, 1);
+    assert_int_equal(f->requests, 100);
+    fake_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +810,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_purge_at_start, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_no_retention_no_purge, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_access_log_written_by_writer, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_unauthenticated_aggregated, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_unauthenticated_aggregates_spooled, setup_dir,
+                                        teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

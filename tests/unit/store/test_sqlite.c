@@ -460,6 +460,57 @@ static void test_append_aggregates(void **state)
     assert_int_equal(cost_day, cost_route);
 }
 
+/* An aggregate of unauthenticated refusals (meter/flood.h) stands for `count` requests:
+ * usage_events.requests holds it, and every report counts it, so events + aggregate
+ * counts = refusals. A replay of the aggregate counts nothing twice. */
+static void test_append_flood_aggregate(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    int64_t d = day_us("2026-03-01") + 3 * HOUR_US; /* a minute start */
+    tg_event_t evs[4];
+    for (int i = 0; i < 3; i++) {
+        evs[i] = ev_make(200 + i, d + i, "", TG_OUTCOME_REJECTED);
+        evs[i].status = 401;
+        snprintf(evs[i].client_ip, sizeof evs[i].client_ip, "192.0.2.1");
+    }
+    evs[3] = ev_make(203, d, "", TG_OUTCOME_REJECTED);
+    evs[3].status = 401;
+    evs[3].count = 1897;
+    evs[3].bytes_in = evs[3].bytes_out = 0;
+    snprintf(evs[3].reason, sizeof evs[3].reason, "%s", TG_REASON_FLOOD);
+    snprintf(evs[3].client_ip, sizeof evs[3].client_ip, "192.0.2.1");
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(f->s, evs, 4, &ins, &err), 0);
+    assert_int_equal(ins, 4);
+    assert_int_equal(tg_store_append(f->s, evs, 4, &ins, &err), 0); /* a replay */
+    assert_int_equal(ins, 0);
+
+    rows_t rs;
+    usage(f->s, TG_BY_DAY, NULL, 0, 0, &rs);
+    assert_int_equal(rs.n, 1);
+    assert_int_equal(rs.r[0].requests, 1900);
+    assert_int_equal(rs.r[0].rejected, 1900);
+    usage(f->s, TG_BY_HOUR, NULL, 0, 0, &rs);
+    assert_int_equal(rs.n, 1);
+    assert_int_equal(rs.r[0].requests, 1900);
+    assert_int_equal(rs.r[0].rejected, 1900);
+    assert_int_equal(rs.r[0].billable + rs.r[0].failed, 0);
+
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT sum(requests) FROM usage_events WHERE status = 401"),
+                     1900);
+    assert_int_equal(raw_int(db, "SELECT requests FROM usage_events WHERE reason = "
+                                 "'unauthenticated_aggregate' AND client_ip = '192.0.2.1'"),
+                     1897);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE requests = 1"), 3);
+    /* The documented operator query uses the partial index. */
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_index_list('usage_events') "
+                                 "WHERE name = 'usage_events_aggregates' AND partial = 1"),
+                     1);
+    sqlite3_close(db);
+}
+
 static void test_append_replay_counts_nothing(void **state)
 {
     fixture_t *f = *state;
@@ -1924,6 +1975,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_crud, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_version_two_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_aggregates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_flood_aggregate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_replay_counts_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_id_collision_keeps_both, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_mixed_large_batch, setup, teardown),
