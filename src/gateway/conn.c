@@ -43,8 +43,9 @@
 #define PEND_MAX        (64 * 1024) /* pipelined bytes held while a request is in flight */
 #define DISCARD_SMALL   (64 * 1024) /* a rejected request's body up to this is read and dropped */
 #define LINGER_MS       1000
-#define MAX_OUTPUT_EST  100000000 /* a larger max_tokens counts as this in estimates */
-#define MAX_BATCH_TOOLS 64        /* tools/call in one JSON-RPC batch (more: 400) */
+#define MAX_OUTPUT_EST  100000000   /* a larger max_tokens counts as this in estimates */
+#define MAX_BATCH_TOOLS 64          /* tools/call in one JSON-RPC batch (more: 400) */
+#define UP_HEAD_MAX     (64 * 1024) /* an upstream response head, as re-sent (more: 502) */
 
 typedef struct hdr {
     uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
@@ -81,6 +82,7 @@ struct tg_conn {
     size_t timer_q;        /* write-queue size when the timer last fired (progress) */
     int resp_te;           /* the upstream response came with Transfer-Encoding */
     size_t cl_off, cl_len; /* its Content-Length line within c->out */
+    int up_bad;            /* the upstream head was over UP_HEAD_MAX: 502, nothing sent */
 
     /* Pipelined input not parsed yet. */
     char *pend;
@@ -599,6 +601,7 @@ static int on_message_begin(http_parser *p)
     c->overflow = 0;
     c->refuse = NULL;
     c->resp_te = 0;
+    c->up_bad = 0;
     c->cl_len = 0;
     c->ctype_len = 0;
     c->head_sent = c->head_pending = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
@@ -1008,16 +1011,23 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
 static void on_up_header(void *ud, const char *name, size_t nl, const char *value, size_t vl)
 {
     tg_conn_t *c = ud;
+    if (c->up_bad) return;
     if (nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) c->resp_te = 1;
     if (hop_by_hop(name, nl)) return;
     if (nl == 12 && strncasecmp(name, "x-request-id", 12) == 0) return;
+    size_t line = nl + vl + 4;
+    /* A head over the cap is refused whole (502), never cut: a dropped line must not
+     * leave offsets (Content-Length, Content-Type) pointing past what was kept. */
+    if (c->out_len + line > UP_HEAD_MAX || grow(&c->out, &c->out_cap, c->out_len + line) != 0) {
+        c->up_bad = 1;
+        return;
+    }
     if (nl == 14 && strncasecmp(name, "content-length", 14) == 0) {
+        if (c->resp_has_cl) return; /* a repeated length: the first one frames */
         c->resp_has_cl = 1;
         c->cl_off = c->out_len;
-        c->cl_len = nl + vl + 4;
+        c->cl_len = line;
     }
-    if (c->out_len + nl + vl + 4 > 65536) return; /* a runaway header block is cut */
-    if (grow(&c->out, &c->out_cap, c->out_len + nl + vl + 4) != 0) return;
     if (nl == 12 && strncasecmp(name, "content-type", 12) == 0) {
         c->ctype_off = (uint32_t)(c->out_len + nl + 2);
         c->ctype_len = (uint32_t)vl;
@@ -1035,6 +1045,12 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
 {
     tg_conn_t *c = ud;
+    if (c->up_bad) {
+        /* Nothing is built or sent: on_up_body aborts the transfer and on_up_done
+         * answers 502 (the client never sees a part of this head). */
+        c->ev.status = 502;
+        return;
+    }
     c->ev.status = status;
     int bodiless = status < 200 || status == 204 || status == 304 || c->parser.method == HTTP_HEAD;
     if (c->metered && !bodiless) {
@@ -1130,7 +1146,7 @@ static int send_body(void *ud, const char *p, size_t n)
 static int on_up_body(void *ud, const char *p, size_t n)
 {
     tg_conn_t *c = ud;
-    if (c->write_failed || c->closing) return -1;
+    if (c->write_failed || c->closing || c->up_bad) return -1;
     if (n == 0 || c->no_body_out) return 0;
     int rc = c->metered ? tg_xchg_response_body(c->xchg, p, n, send_body, c) : send_body(c, p, n);
     if (rc != 0) return -1;
@@ -1163,6 +1179,10 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
 {
     tg_conn_t *c = ud;
     c->up = NULL;
+    if (c->up_bad) {
+        r = TG_PROXY_ERROR; /* even a bodiless answer ended "OK": its head was refused */
+        detail = "response head larger than 64 KiB";
+    }
     tg_upstream_conf_t *u = c->route->up;
     int64_t now = tg_mono_us();
     /* A timeout while the client's own body is still coming is the client's
@@ -1194,7 +1214,10 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
         c->head_pending = 0;
         c->head_sent = 0;
         TG_WARN("upstream %s (%s): %s", u->name, c->target->url, detail);
-        if (r == TG_PROXY_TIMEOUT) {
+        if (c->up_bad) {
+            TG_EVENT_SET(&c->ev, reason, "upstream_bad_response", 21);
+            send_error(c, 502, "bad_gateway", "the upstream's response head is too large");
+        } else if (r == TG_PROXY_TIMEOUT) {
             TG_EVENT_SET(&c->ev, reason, "upstream_timeout", 16);
             send_error(c, 504, "gateway_timeout", "the upstream did not answer in time");
         } else {

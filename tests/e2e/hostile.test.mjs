@@ -1,0 +1,143 @@
+// Hostile peers: upstreams and clients that try to crash, exhaust or hold the gateway, and
+// requests shaped to slip past its parsing. Raw TCP on both sides (node:net): the hostile
+// upstream is written here, so it can send what no well-behaved server would.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+
+import { createTenantKey, raw, sqlite, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
+
+/**
+ * A hostile upstream: answer(head, socket) is called with each request head (as text) once
+ * it is complete; what it writes is the whole answer. Returns {port, url, heads, stop()}.
+ */
+async function hostileUpstream(answer) {
+  const heads = [];
+  const sockets = new Set();
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    let buf = '';
+    let answered = false;
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (answered || end < 0) return;
+      answered = true;
+      heads.push(buf.slice(0, end));
+      answer(buf.slice(0, end), sock, buf.slice(end + 4));
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    heads,
+    stop: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(r);
+      }),
+  };
+}
+
+/** n response header lines of width + 11 bytes each (127 × 531: over 64 KiB). */
+function bigHeaders(n = 127, width = 520) {
+  let s = '';
+  for (let i = 0; i < n; i++) s += `X-Pad-${String(i).padStart(3, '0')}: ${'a'.repeat(width)}\r\n`;
+  return s;
+}
+
+/** One request on a fresh connection; resolves with {data, closed} (raw() with a shorter default). */
+const once = (port, data, timeoutMs = 5000) => raw(port, data, { timeoutMs });
+
+const statusOf = (data) => Number(/^HTTP\/1\.1 (\d{3}) /.exec(data)?.[1] ?? 0);
+
+// ---- 1. an upstream response head over the limit -----------------------------------------
+
+for (const client of ['native', 'libcurl']) {
+  describe(`an upstream head over 64 KiB is a 502 (${client} client)`, () => {
+    let up;
+    let gw;
+    let key;
+    before(async () => {
+      up = await hostileUpstream((head, sock) => {
+        const path = head.split(' ')[1];
+        if (path.startsWith('/te')) {
+          // Both framings after 66 KiB of headers: Transfer-Encoding wins, Content-Length
+          // is removed from what the client gets (the line that used to be cut).
+          sock.end(
+            'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n' +
+              bigHeaders() +
+              'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+          );
+        } else if (path.startsWith('/v1/chat')) {
+          // An SSE answer that tollgate rewrites (include_usage), after headers that fill
+          // the head just short of the native client's own limit, then a Content-Length.
+          const body =
+            'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n' +
+            'data: [DONE]\n\n';
+          sock.end(
+            'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n' +
+              bigHeaders(100, 643) +
+              `Content-Length: ${body.length}\r\n\r\n${body}`,
+          );
+        } else if (path.startsWith('/empty')) {
+          sock.end('HTTP/1.1 204 No Content\r\n' + bigHeaders(100, 643) + '\r\n');
+        } else {
+          sock.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        }
+      });
+      gw = await startGateway({
+        upstreams: [{ name: 'up', targets: [up.url] }],
+        routes: [
+          { name: 'oa', path_prefix: '/v1/', upstream: 'up', kind: 'openai' },
+          { name: 'all', path_prefix: '/', upstream: 'up', kind: 'http' },
+        ],
+        env: client === 'libcurl' ? { TOLLGATE_NO_NATIVE_HTTP: '1' } : {},
+        // (The parser's header cap is process-wide: it bounds the native client's
+        // response heads too, so it is raised for the native client to reach 64 KiB.)
+        extra: { server: { max_header_bytes: '96k' } },
+        workers: 1,
+      });
+      ({ secret: key } = await createTenantKey(gw, 'big'));
+      await waitForKey(gw, key, '/ok');
+    });
+    after(async () => {
+      await gw?.stop();
+      await up?.stop();
+    });
+
+    const chat = JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const cases = [
+      ['Content-Length plus chunked', `GET /te HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'KEY'}\r\nx-request-id: big-te-${client}\r\n\r\n`],
+      [
+        'an SSE stream tollgate rewrites',
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\nContent-Type: application/json\r\nx-request-id: big-sse-${client}\r\nContent-Length: ${chat.length}\r\n\r\n${chat}`,
+      ],
+      ['a bodiless answer', `GET /empty HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\nx-request-id: big-empty-${client}\r\n\r\n`],
+    ];
+    for (const [name, req] of cases) {
+      test(`${name}: 502, recorded, and the gateway lives on`, async () => {
+        const r = await once(gw.port, req.replace('KEY', key));
+        assert.equal(statusOf(r.data), 502, r.data.slice(0, 300));
+        assert.doesNotMatch(r.data, /X-Pad/i, 'no part of the refused head reaches the client');
+        const id = /x-request-id: (\S+)/.exec(req)[1];
+        const [ev] = await waitFor(async () => {
+          const rows = await sqlite(gw.dbPath, `SELECT status, reason FROM usage_events WHERE request_id = '${id}'`);
+          return rows.length ? rows : null;
+        });
+        assert.equal(ev.status, 502);
+        // (The native client refuses a head over its own 64 KiB read limit before tollgate
+        // sees it: a bad answer from the upstream either way.)
+        assert.match(ev.reason, /^upstream_(bad_response|unreachable)$/);
+        const ok = await once(gw.port, `GET /ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`);
+        assert.equal(statusOf(ok.data), 200, 'still serving');
+        assert.equal(gw.proc.exitCode, null, `gateway alive; stderr:\n${gw.stderr().slice(-2000)}`);
+      });
+    }
+  });
+}
