@@ -61,11 +61,12 @@ struct tg_conn {
     int open_handles;
 
     /* Connection state. */
-    int closing;   /* uv_close called */
-    int lingering; /* response sent with close; draining the client's rest */
-    int reading;   /* uv_read_start in effect */
-    int driving;   /* inside drive(): finish_request must not recurse */
-    int resume;    /* drive() should unpause the parser and parse c->pend */
+    int closing;     /* uv_close called */
+    int lingering;   /* response sent with close; draining the client's rest */
+    int reading;     /* uv_read_start in effect */
+    int driving;     /* inside drive(): finish_request must not recurse */
+    int resume;      /* drive() should unpause the parser and parse c->pend */
+    int out_blocked; /* over OUT_HIGH unsent between requests: no next request until it drains */
     int write_failed;
     char client_ip[48]; /* the socket peer, printable */
     tg_ip_t peer;       /* the socket peer */
@@ -138,6 +139,7 @@ struct tg_conn {
 };
 
 static void drive(tg_conn_t *c);
+static void arm_timer(tg_conn_t *c, long ms);
 static void conn_close(tg_conn_t *c);
 static void start_upstream(tg_conn_t *c);
 static void new_request_id(tg_conn_t *c);
@@ -209,8 +211,15 @@ static void on_write(void *data, int status)
         if (!c->up) conn_close(c);
         return;
     }
-    if (c->up && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < OUT_LOW)
-        tg_proxy_resume_download(c->up);
+    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (c->up && q < OUT_LOW) tg_proxy_resume_download(c->up);
+    if (c->out_blocked && q < OUT_LOW) {
+        /* The client reads again: the next pipelined request may go. */
+        c->out_blocked = 0;
+        c->resume = 1;
+        arm_timer(c, c->w->cfg->server.idle_timeout_ms);
+        drive(c);
+    }
 }
 
 /* Writes bufs in order (see wqueue.h). Returns 0, or -1 with write_failed
@@ -307,7 +316,7 @@ static void set_reading(tg_conn_t *c, int on)
 
 static void update_reading(tg_conn_t *c)
 {
-    set_reading(c, !c->body_paused && c->pend_len < PEND_MAX);
+    set_reading(c, !c->body_paused && !c->out_blocked && c->pend_len < PEND_MAX);
 }
 
 static int pend_append(tg_conn_t *c, const char *p, size_t n)
@@ -419,8 +428,18 @@ static void finish_request(tg_conn_t *c)
         close_after_response(c);
         return;
     }
-    c->resume = 1;
+    c->timer_q = 0;
     arm_timer(c, c->w->cfg->server.idle_timeout_ms);
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > OUT_HIGH) {
+        /* A client that sends requests but does not read the answers (tollgate's own
+         * 401s cost it nothing to provoke) must not grow the write queue without bound:
+         * nothing more is read or parsed until it drains below OUT_LOW (on_write), and
+         * the timer closes the connection if it does not move for idle_timeout. */
+        c->out_blocked = 1;
+        set_reading(c, 0);
+        return;
+    }
+    c->resume = 1;
     drive(c);
 }
 

@@ -141,3 +141,60 @@ for (const client of ['native', 'libcurl']) {
     }
   });
 }
+
+// ---- 2. a client that sends requests and never reads the answers ------------------------
+
+/** The gateway's peak resident memory in KiB (VmHWM from /proc). */
+function peakRssKiB(gw) {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${gw.proc.pid}/status`, 'utf8'));
+  return Number(m[1]);
+}
+
+describe('a client that never reads its answers', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({
+      upstreams: [{ name: 'none', targets: ['http://127.0.0.1:9'] }],
+      routes: [{ name: 'all', path_prefix: '/', upstream: 'none', kind: 'http' }],
+      extra: { server: { idle_timeout: '1s' } },
+      workers: 1,
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('pipelined unauthenticated requests: reading stops at a bound, then the connection is closed', async () => {
+    const before = peakRssKiB(gw);
+    const one = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const n = 1 << 20; // 27 MiB of requests, each answered 401 by tollgate itself
+    const all = Buffer.alloc(one.length * n);
+    for (let i = 0; i < n; i++) one.copy(all, i * one.length);
+    const sock = net.connect({ port: gw.port, host: '127.0.0.1' });
+    sock.on('error', () => {});
+    sock.pause(); // never read
+    const t0 = Date.now();
+    sock.write(all);
+    const closed = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 30000);
+      sock.on('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    const ms = Date.now() - t0;
+    sock.destroy();
+    const grown = peakRssKiB(gw) - before;
+    assert.ok(closed, 'the gateway closed the connection of a client that does not read');
+    assert.ok(grown < 64 * 1024, `peak RSS grew by ${grown} KiB`);
+    // Far fewer requests were taken than sent: the rest never left the client.
+    const [{ n: answered }] = await waitFor(async () => {
+      const a = await sqlite(gw.dbPath, "SELECT count(*) AS n FROM usage_events WHERE reason = 'missing_key'");
+      await new Promise((r) => setTimeout(r, 300));
+      const b = await sqlite(gw.dbPath, "SELECT count(*) AS n FROM usage_events WHERE reason = 'missing_key'");
+      return a[0].n === b[0].n ? b : null;
+    }, { timeoutMs: 30000 });
+    assert.ok(answered < n / 4, `${answered} of ${n} requests answered in ${ms} ms`);
+    if (process.env.DBG) console.log({ answered, ms, grown });
+  });
+});
