@@ -1154,6 +1154,7 @@ static const field_t server_fields[] = {
     {"max_body", V_SIZE, SRV(max_body)},
     {"idle_timeout", V_MS, SRV(idle_timeout_ms)},
     {"header_timeout", V_MS, SRV(header_timeout_ms)},
+    {"body_timeout", V_MS, SRV(body_timeout_ms)},
     {"drain_timeout", V_MS, SRV(drain_timeout_ms)},
     {"trusted_proxies", V_CIDRS, offsetof(tg_config_t, trusted_proxies)},
 };
@@ -1420,6 +1421,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->server.max_body = 10u << 20;
     c->server.idle_timeout_ms = 60000;
     c->server.header_timeout_ms = 10000;
+    c->server.body_timeout_ms = 60000;
     c->server.drain_timeout_ms = 30000;
     c->retention.events_days = 90;
     c->retention.aggregates_days = 730;

@@ -70,6 +70,8 @@ typedef struct tg_config {
         size_t max_body;         /* default 10 MiB */
         long idle_timeout_ms;    /* keep-alive idle close, default 60000 */
         long header_timeout_ms;  /* slowloris guard, default 10000 */
+        long body_timeout_ms;    /* a body tollgate reads itself (held, discarded), whole;
+                                    default 60000 */
         long drain_timeout_ms;   /* SIGTERM grace for in-flight requests, default 30000 */
     } server;
     tg_cidr_list_t trusted_proxies; /* server.trusted_proxies: peers whose

@@ -100,7 +100,8 @@ struct tg_conn {
     int hold_body; /* AI/MCP route: the whole body is read before admission (exchange.h) */
     int metered;   /* the exchange (c->xchg) follows this request */
     int64_t body_limit;
-    int64_t content_length; /* -1 when chunked or absent */
+    int64_t body_deadline_us; /* a body read by tollgate itself is whole by then */
+    int64_t content_length;   /* -1 when chunked or absent */
     tg_config_t *cfg;
     const tg_route_conf_t *route;
     tg_admission_t adm; /* rate-limit headers and the in-flight slot to give back */
@@ -386,6 +387,19 @@ static void arm_timer(tg_conn_t *c, long ms)
     if (ms > 0) uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
 }
 
+/* A body tollgate reads itself (held for admission, or the rest of an answered request
+ * being dropped) must keep coming (server.header_timeout without a byte) and be whole by
+ * body_deadline_us (server.body_timeout): a trickle of a byte now and then does not
+ * hold the connection, or a held request's buffer, forever. */
+static void arm_body_timer(tg_conn_t *c)
+{
+    long ms = c->w->cfg->server.header_timeout_ms;
+    int64_t left = (c->body_deadline_us - tg_mono_us()) / 1000;
+    if (left < 1) left = 1;
+    if (left < ms) ms = (long)left;
+    arm_timer(c, ms);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     tg_conn_t *c = req->data;
@@ -460,7 +474,10 @@ static void after_early_response(tg_conn_t *c)
     if (c->content_length < 0 || c->content_length > DISCARD_SMALL || find_hdr(c, "expect")) {
         c->keep_alive = 0;
         c->msg_done = 1; /* nothing more will be read for this request */
+        return;
     }
+    c->body_deadline_us = tg_mono_us() + (int64_t)c->w->cfg->server.body_timeout_ms * 1000;
+    arm_body_timer(c); /* a rest that never comes must not hold the connection */
 }
 
 static void mark_rejected(tg_conn_t *c, const char *reason)
@@ -872,8 +889,12 @@ static int on_headers_complete(http_parser *p)
     }
     if (!c->hold_body && !admit(c)) return 0;
     /* A held body has no upstream to time it: a client that stops sending it gets 408
-     * after server.header_timeout without progress (re-armed by on_body). */
-    if (c->hold_body) arm_timer(c, c->cfg->server.header_timeout_ms);
+     * after server.header_timeout without progress (re-armed by on_body), or once
+     * server.body_timeout has passed since the head. */
+    if (c->hold_body) {
+        c->body_deadline_us = tg_mono_us() + (int64_t)c->cfg->server.body_timeout_ms * 1000;
+        arm_body_timer(c);
+    }
     const hdr_t *ex = find_hdr(c, "expect");
     if (ex && ex->vl == 12 && strncasecmp(c->head + ex->vo, "100-continue", 12) == 0 &&
         p->http_minor >= 1) {
@@ -946,7 +967,10 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
     c->ev.bytes_in += (int64_t)n;
-    if (c->discard) return 0;
+    if (c->discard) {
+        if (!c->msg_done && c->resp_done && !c->up) arm_body_timer(c);
+        return 0;
+    }
     if (c->ev.bytes_in > c->body_limit) {
         /* A chunked body grew past the limit while streaming. */
         if (c->up) {
@@ -971,7 +995,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     c->body_len += n;
     /* (A held body is bounded by body_limit instead: nothing drains it yet.) */
     if (!c->hold_body && c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
-    if (c->hold_body && !c->up) arm_timer(c, c->cfg->server.header_timeout_ms);
+    if (c->hold_body && !c->up) arm_body_timer(c);
     return 0;
 }
 
@@ -1412,6 +1436,14 @@ static void on_timer(uv_timer_t *t)
         c->keep_alive = 0;
         c->msg_done = 1;
         reject(c, 408, "request_timeout", "request body not received in time", "body_timeout");
+        maybe_finish(c);
+        return;
+    }
+    if (c->discard && !c->msg_done && !c->up) {
+        /* The rest of an answered request's body stopped coming, or came too slowly:
+         * the connection ends (the request was recorded with its answer's reason). */
+        c->keep_alive = 0;
+        c->msg_done = 1;
         maybe_finish(c);
         return;
     }

@@ -198,3 +198,122 @@ describe('a client that never reads its answers', () => {
     if (process.env.DBG) console.log({ answered, ms, grown });
   });
 });
+
+// ---- 3. every connection state has a deadline -------------------------------------------
+
+/**
+ * Opens a connection, writes `head`, then `body` one byte every `everyMs` (until the server
+ * closes); resolves with {data, closed, ms} when the server closes or after timeoutMs.
+ */
+function trickle(port, head, body = '', { everyMs = 100, timeoutMs = 6000 } = {}) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const parts = [];
+    let i = 0;
+    let done = false;
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearInterval(tick);
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ data: Buffer.concat(parts).toString('utf8'), closed, ms: Date.now() - t0 });
+    };
+    const tick = setInterval(() => {
+      if (i < body.length && !sock.destroyed) sock.write(body[i++]);
+    }, everyMs);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.on('connect', () => sock.write(head));
+    sock.on('data', (d) => parts.push(d));
+    sock.on('close', () => finish(true));
+    sock.on('error', () => finish(true));
+  });
+}
+
+describe('deadlines for every connection state', () => {
+  let up;
+  let gw;
+  let key;
+  before(async () => {
+    // Answers at once, without waiting for the request body.
+    up = await hostileUpstream((head, sock) => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
+    gw = await startGateway({
+      upstreams: [{ name: 'up', targets: [up.url] }],
+      routes: [
+        { name: 'oa', path_prefix: '/v1/', upstream: 'up', kind: 'openai' },
+        { name: 'all', path_prefix: '/', upstream: 'up', kind: 'http' },
+      ],
+      extra: { server: { header_timeout: '1s', body_timeout: '1500ms', idle_timeout: '1s' } },
+      workers: 1,
+    });
+    ({ secret: key } = await createTenantKey(gw, 'slow'));
+    await waitForKey(gw, key, '/ok');
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.stop();
+  });
+
+  test('a 401 whose announced body never comes: closed by body_timeout', async () => {
+    const r = await trickle(gw.port, 'POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n', '', { timeoutMs: 6000 });
+    assert.equal(statusOf(r.data), 401);
+    assert.ok(r.closed, `still open after ${r.ms} ms`);
+    assert.ok(r.ms < 4000, `closed after ${r.ms} ms`);
+  });
+
+  test('a 401 whose body trickles: closed by body_timeout, not kept alive by each byte', async () => {
+    const r = await trickle(gw.port, 'POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n', 'x'.repeat(1000), {
+      everyMs: 200,
+      timeoutMs: 6000,
+    });
+    assert.equal(statusOf(r.data), 401);
+    assert.ok(r.closed && r.ms < 4000, `closed ${r.closed} after ${r.ms} ms`);
+  });
+
+  test('an upstream that answered before the body came: the rest has a deadline too', async () => {
+    const r = await trickle(
+      gw.port,
+      `POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Length: 60000\r\n\r\nabc`,
+      '',
+      { timeoutMs: 8000 },
+    );
+    assert.equal(statusOf(r.data), 200, r.data);
+    assert.ok(r.closed, `still open after ${r.ms} ms`);
+    assert.ok(r.ms < 6000, `closed after ${r.ms} ms`);
+  });
+
+  test('a held AI body that trickles gets 408 at body_timeout, not only per byte', async () => {
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(200) }] });
+    const r = await trickle(
+      gw.port,
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nx-request-id: slow-held-1\r\nContent-Length: ${body.length}\r\n\r\n`,
+      body,
+      { everyMs: 100, timeoutMs: 6000 },
+    );
+    assert.equal(statusOf(r.data), 408, r.data);
+    assert.ok(r.ms >= 1400 && r.ms < 4000, `408 after ${r.ms} ms`);
+    const [ev] = await waitFor(async () => {
+      const rows = await sqlite(gw.dbPath, "SELECT status, reason FROM usage_events WHERE request_id = 'slow-held-1'");
+      return rows.length ? rows : null;
+    });
+    assert.deepEqual(ev, { status: 408, reason: 'body_timeout' });
+  });
+
+  test('admin listener: a head that never completes is closed after header_timeout', async () => {
+    const r = await trickle(gw.adminPort, 'GET /healthz HTTP/1.1\r\nHost: x\r\n', 'X-Slow: yes', { everyMs: 200, timeoutMs: 6000 });
+    assert.ok(r.closed, `admin connection still open after ${r.ms} ms`);
+    assert.ok(r.ms < 4000, `closed after ${r.ms} ms`);
+    assert.equal(r.data, '', 'no answer to a head that never completed');
+  });
+
+  test('admin listener: a silent connection is closed after header_timeout', async () => {
+    const r = await trickle(gw.adminPort, '', '', { timeoutMs: 6000 });
+    assert.ok(r.closed && r.ms < 4000, `closed ${r.closed} after ${r.ms} ms`);
+  });
+
+  test('admin listener still answers', async () => {
+    const r = await once(gw.adminPort, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(statusOf(r.data), 200);
+  });
+});

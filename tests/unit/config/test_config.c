@@ -96,6 +96,7 @@ static void test_full(void **state)
                               "  max_body: 2m\n"
                               "  idle_timeout: 2m\n"
                               "  header_timeout: 5s\n"
+                              "  body_timeout: 20s\n"
                               "  drain_timeout: 1500\n"
                               "store: postgres://tg@db/tollgate\n"
                               "log:\n"
@@ -138,6 +139,7 @@ static void test_full(void **state)
     assert_int_equal(c->server.max_body, 2 * 1024 * 1024);
     assert_int_equal(c->server.idle_timeout_ms, 120000);
     assert_int_equal(c->server.header_timeout_ms, 5000);
+    assert_int_equal(c->server.body_timeout_ms, 20000);
     assert_int_equal(c->server.drain_timeout_ms, 1500);
     assert_string_equal(c->store, "postgres://tg@db/tollgate");
     assert_string_equal(c->log.access, "/var/log/tollgate/access.log");
@@ -180,6 +182,7 @@ static void check_defaults(const tg_config_t *c)
     assert_int_equal(c->server.max_body, 10 * 1024 * 1024);
     assert_int_equal(c->server.idle_timeout_ms, 60000);
     assert_int_equal(c->server.header_timeout_ms, 10000);
+    assert_int_equal(c->server.body_timeout_ms, 60000);
     assert_int_equal(c->server.drain_timeout_ms, 30000);
     assert_string_equal(c->store, "sqlite:./tollgate.db");
     assert_string_equal(c->log.access, "stdout");
