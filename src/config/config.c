@@ -1518,7 +1518,11 @@ const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, s
     for (size_t i = 0; i < c->nroutes; i++) {
         const tg_route_conf_t *r = &c->routes[i];
         size_t l = strlen(r->path_prefix);
-        if (l <= len && (!best || l > best_len) && !memcmp(path, r->path_prefix, l)) {
+        /* On a segment boundary: "/v1/messages" matches itself and "/v1/messages/..."
+         * but not "/v1/messagesX"; a prefix ending in "/" matches what lies beneath it. */
+        if (l > len || (best && l <= best_len) || memcmp(path, r->path_prefix, l) != 0) continue;
+        if (l == len || (l > 0 && r->path_prefix[l - 1] == '/') || path[l] == '/' ||
+            path[l] == '?') {
             best = r;
             best_len = l;
         }

@@ -123,7 +123,10 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
 tg_config_t *tg_config_ref(tg_config_t *c);
 void tg_config_unref(tg_config_t *c); /* frees at zero */
 
-/* The route whose path_prefix is the longest prefix of path, or NULL. */
+/* The route whose path_prefix is the longest prefix of path ending on a segment
+ * boundary, or NULL: "/v1/messages" matches "/v1/messages", "/v1/messages/x" and
+ * "/v1/messages?q", never "/v1/messagesX"; a prefix ending in "/" ("/v1/") matches
+ * what lies beneath it but not "/v1" itself. path is the canonical one (target.h). */
 const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, size_t len);
 
 const char *tg_route_kind_name(tg_route_kind_t k);

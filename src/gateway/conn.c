@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gateway/target.h"
 #include "gateway/upstream.h"
 #include "gateway/wqueue.h"
 #include "meter/exchange.h"
@@ -77,13 +78,16 @@ struct tg_conn {
     hdr_t hdrs[MAX_HDRS];
     size_t nhdrs;
     int last_was_value;
-    uint32_t url_off, url_len;
-    int overflow;          /* head over max_header_bytes or MAX_HDRS: 431 */
-    const char *refuse;    /* a well-formed head we will not serve: 400 with this */
-    size_t timer_q;        /* write-queue size when the timer last fired (progress) */
-    int resp_te;           /* the upstream response came with Transfer-Encoding */
-    size_t cl_off, cl_len; /* its Content-Length line within c->out */
-    int up_bad;            /* the upstream head was over UP_HEAD_MAX: 502, nothing sent */
+    uint32_t url_off, url_len;     /* the request-target; after the head, the canonical one */
+    uint32_t match_off, match_len; /* its path as routes and endpoints see it (target.h) */
+    int overflow;                  /* head over max_header_bytes or MAX_HDRS: 431 */
+    const char *refuse;            /* a well-formed head we will not serve: 400 with this */
+    size_t timer_q;                /* write-queue size when the timer last fired (progress) */
+    int resp_te;                   /* the upstream response came with Transfer-Encoding */
+    size_t cl_off, cl_len;         /* its Content-Length line within c->out */
+    int up_bad;                    /* the upstream head was over UP_HEAD_MAX: 502, nothing sent */
+    char up_conn[256];             /* names its Connection header lists (but close, keep-alive) */
+    size_t up_conn_len;
 
     /* Pipelined input not parsed yet. */
     char *pend;
@@ -158,6 +162,32 @@ static int grow(char **buf, size_t *cap, size_t need)
     if (!p) return -1;
     *buf = p;
     *cap = n;
+    return 0;
+}
+
+/* RFC 9110 §5.6.2 tchar. */
+static int tchar(unsigned char ch)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && memchr(extra, ch, sizeof extra - 1));
+}
+
+/* Is name[0..nl) one of the tokens of the comma-separated list[0..ll)? (Connection) */
+static int in_token_list(const char *list, size_t ll, const char *name, size_t nl)
+{
+    size_t i = 0;
+    while (i < ll) {
+        while (i < ll && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+            i++;
+        size_t b = i;
+        while (i < ll && list[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > b && (list[e - 1] == ' ' || list[e - 1] == '\t'))
+            e--;
+        if (e - b == nl && nl && strncasecmp(list + b, name, nl) == 0) return 1;
+    }
     return 0;
 }
 
@@ -638,6 +668,7 @@ static int on_message_begin(http_parser *p)
     c->refuse = NULL;
     c->resp_te = 0;
     c->up_bad = 0;
+    c->up_conn_len = 0;
     c->cl_len = 0;
     c->ctype_len = 0;
     c->head_sent = c->head_pending = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
@@ -681,6 +712,14 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     }
     if (head_append(c, at, n) != 0) return -1;
     c->hdrs[c->nhdrs - 1].nl += (uint32_t)n;
+    /* RFC 9112 §5.1: a field name is a token, no whitespace before the colon. The parser
+     * lets "Content-Length : 4" through and frames by it; a proxy must not (whoever reads
+     * the forwarded head next may frame it differently): 400. */
+    for (size_t i = 0; i < n; i++)
+        if (!tchar((unsigned char)at[i])) {
+            c->refuse = "invalid character in a header field name";
+            return -1;
+        }
     return 0;
 }
 
@@ -817,6 +856,51 @@ static int admit(tg_conn_t *c)
     return 1;
 }
 
+/* Transfer-Encoding, when present, must be exactly "chunked" (one line, one coding): the
+ * parser frames by a final chunked and drops what precedes it ("gzip, chunked"), which
+ * would forward a body whose coding nobody applied. 400, like any coding but chunked. */
+static int te_is_chunked(const tg_conn_t *c, const http_parser *p)
+{
+    int n = 0;
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        if (!name_is(c, h, "transfer-encoding")) continue;
+        const char *v = c->head + h->vo;
+        size_t b = 0, e = h->vl;
+        while (b < e && (v[b] == ' ' || v[b] == '\t'))
+            b++;
+        while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (++n > 1 || e - b != 7 || strncasecmp(v + b, "chunked", 7) != 0) return 0;
+    }
+    return n == 0 || (p->flags & F_CHUNKED);
+}
+
+/* The request-target made canonical (target.h) into c->head past the head: from here
+ * on url_off/url_len name it (it is what is forwarded), match_off/match_len its path as
+ * routes and endpoint detection see it. A target that cannot be served sets c->refuse.
+ * (c->head keeps its capacity across requests: no allocation in the steady state.) */
+static void canon_target(tg_conn_t *c)
+{
+    size_t n = c->url_len;
+    if (grow(&c->head, &c->head_cap, c->head_len + 2 * n + 2) != 0) {
+        c->refuse = "out of memory";
+        return;
+    }
+    char *out = c->head + c->head_len;
+    tg_target_norm_t r;
+    if (tg_target_normalize(c->head + c->url_off, n, out, &r) != 0) {
+        c->refuse = r.error;
+        return;
+    }
+    size_t len = tg_target_strip_tollgate_keys(out, r.len);
+    c->match_len = (uint32_t)tg_target_match_path(out, r.path_len, out + len);
+    c->url_off = (uint32_t)c->head_len;
+    c->url_len = (uint32_t)len;
+    c->match_off = (uint32_t)(c->head_len + len);
+    c->head_len += len + c->match_len;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     tg_conn_t *c = p->data;
@@ -824,15 +908,20 @@ static int on_headers_complete(http_parser *p)
     /* Heads we will not serve: parse() answers 400 and closes. */
     if (p->http_major != 1) c->refuse = "only HTTP/1.0 and HTTP/1.1 are supported";
     if (p->method == HTTP_CONNECT) c->refuse = "CONNECT is not supported";
-    if (find_hdr(c, "transfer-encoding") && !(p->flags & F_CHUNKED))
-        c->refuse = "unsupported Transfer-Encoding (only chunked)";
+    if (!te_is_chunked(c, p)) c->refuse = "unsupported Transfer-Encoding (only chunked)";
+    if (!c->refuse) canon_target(c);
     if (c->refuse) return -1;
     c->headers_done = 1;
     c->cfg = tg_config_ref(c->w->cfg);
     const char *method = http_method_str((enum http_method)p->method);
     TG_EVENT_SET(&c->ev, method, method, strlen(method));
     const char *url = c->head + c->url_off;
-    TG_EVENT_SET(&c->ev, path, url, c->url_len);
+    {
+        /* Events and access logs never hold a credential passed in the query. */
+        char red[sizeof c->ev.path];
+        size_t rl = tg_target_redact(url, c->url_len, red, sizeof red);
+        TG_EVENT_SET(&c->ev, path, red, rl);
+    }
     set_request_id(c);
     c->keep_alive = http_should_keep_alive(p) && !c->w->draining;
     c->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
@@ -862,9 +951,9 @@ static int on_headers_complete(http_parser *p)
         reject(c, 401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
         return 0;
     }
-    const char *q = memchr(url, '?', c->url_len);
-    size_t plen = q ? (size_t)(q - url) : c->url_len;
-    c->route = tg_config_route(c->cfg, url, plen);
+    const char *mpath = c->head + c->match_off;
+    size_t plen = c->match_len;
+    c->route = tg_config_route(c->cfg, mpath, plen);
     if (!c->route) {
         reject(c, 404, "not_found", "no route for this path", "no_route");
         return 0;
@@ -880,7 +969,9 @@ static int on_headers_complete(http_parser *p)
             reject(c, 503, "unavailable", "out of memory", "out_of_memory");
             return 0;
         }
-        tg_xchg_begin(c->xchg, c->route->kind, url, plen);
+        /* (A trailing "/" does not hide the endpoint: "/v1/chat/completions/".) */
+        tg_xchg_begin(c->xchg, c->route->kind, mpath,
+                      plen > 1 && mpath[plen - 1] == '/' ? plen - 1 : plen);
         tg_xchg_set_max_body(c->xchg, c->body_limit);
         c->metered = 1;
         /* The body says what is asked (model, tokens, tools): admission waits for
@@ -1045,10 +1136,73 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (name_is(c, h, names[i])) return 1;
     if (h->nl >= 11 && strncasecmp(n, "x-tollgate-", 11) == 0) return 1;
+    /* Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */
+    for (size_t i = 0; i < c->nhdrs; i++)
+        if (name_is(c, &c->hdrs[i], "connection") &&
+            in_token_list(c->head + c->hdrs[i].vo, c->hdrs[i].vl, n, h->nl))
+            return 1;
     const tg_upstream_conf_t *u = c->route->up;
     for (size_t i = 0; i < u->nheaders; i++)
         if (name_is(c, h, u->headers[i].name)) return 1; /* the config's value wins */
     return 0;
+}
+
+/* Keeps the names an upstream's Connection header lists, to strip those headers once
+ * the head is whole (a named header may come before the Connection line). "close" and
+ * "keep-alive" name no header and are skipped, so the common case keeps nothing. A list
+ * longer than up_conn is a head tollgate will not relay: 502. */
+static void note_up_connection(tg_conn_t *c, const char *v, size_t vl)
+{
+    size_t i = 0;
+    while (i < vl) {
+        while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t b = i;
+        while (i < vl && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        size_t n = e - b;
+        if (n == 0 || (n == 5 && !strncasecmp(v + b, "close", 5)) ||
+            (n == 10 && !strncasecmp(v + b, "keep-alive", 10)))
+            continue;
+        if (c->up_conn_len + n + 1 > sizeof c->up_conn) {
+            c->up_bad = 1;
+            return;
+        }
+        if (c->up_conn_len) c->up_conn[c->up_conn_len++] = ',';
+        memcpy(c->up_conn + c->up_conn_len, v + b, n);
+        c->up_conn_len += n;
+    }
+}
+
+/* Removes from c->out the header lines the upstream's Connection header named. Framing
+ * stays tollgate's: a named Content-Length is not removed (Transfer-Encoding and
+ * Connection never reach c->out). */
+static void strip_up_connection(tg_conn_t *c)
+{
+    size_t off = 0;
+    while (off < c->out_len) {
+        const char *line = c->out + off;
+        const char *end = memchr(line, '\n', c->out_len - off);
+        size_t ll = end ? (size_t)(end - line) + 1 : c->out_len - off;
+        const char *colon = memchr(line, ':', ll);
+        size_t nl = colon ? (size_t)(colon - line) : 0;
+        int named = nl && in_token_list(c->up_conn, c->up_conn_len, line, nl) &&
+                    !(nl == 14 && !strncasecmp(line, "content-length", 14));
+        if (!named) {
+            off += ll;
+            continue;
+        }
+        memmove(c->out + off, c->out + off + ll, c->out_len - off - ll);
+        c->out_len -= ll;
+        if (c->cl_len && c->cl_off > off) c->cl_off -= ll;
+        if (c->ctype_len && c->ctype_off > off && c->ctype_off < off + ll)
+            c->ctype_len = 0; /* the Content-Type line itself */
+        else if (c->ctype_len && c->ctype_off > off)
+            c->ctype_off -= (uint32_t)ll;
+    }
 }
 
 static void on_up_header(void *ud, const char *name, size_t nl, const char *value, size_t vl)
@@ -1056,6 +1210,10 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
     tg_conn_t *c = ud;
     if (c->up_bad) return;
     if (nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) c->resp_te = 1;
+    if (nl == 10 && strncasecmp(name, "connection", 10) == 0) {
+        note_up_connection(c, value, vl);
+        return;
+    }
     if (hop_by_hop(name, nl)) return;
     if (nl == 12 && strncasecmp(name, "x-request-id", 12) == 0) return;
     size_t line = nl + vl + 4;
@@ -1094,6 +1252,7 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
         c->ev.status = 502;
         return;
     }
+    if (c->up_conn_len) strip_up_connection(c);
     c->ev.status = status;
     int bodiless = status < 200 || status == 204 || status == 304 || c->parser.method == HTTP_HEAD;
     if (c->metered && !bodiless) {

@@ -317,3 +317,162 @@ describe('deadlines for every connection state', () => {
     assert.equal(statusOf(r.data), 200);
   });
 });
+
+// ---- 4. header parsing strictness; 5. request-target tricks -----------------------------
+
+describe('strict heads and canonical request-targets', () => {
+  let mock;
+  let up;
+  let gw;
+  let key;
+  before(async () => {
+    mock = await startMock();
+    // Names a header in its Connection header: that header is hop-by-hop.
+    up = await hostileUpstream((head, sock) =>
+      sock.end('HTTP/1.1 200 OK\r\nX-Up-Hop: secret\r\nConnection: close, X-Up-Hop\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok'),
+    );
+    gw = await startGateway({
+      upstreams: [
+        { name: 'mock', targets: [mock.url] },
+        { name: 'hop', targets: [up.url] },
+      ],
+      routes: [
+        { name: 'an', path_prefix: '/v1/messages', upstream: 'mock', kind: 'anthropic' },
+        { name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' },
+        { name: 'hop', path_prefix: '/hop', upstream: 'hop', kind: 'http' },
+        { name: 'all', path_prefix: '/', upstream: 'mock', kind: 'http' },
+      ],
+      workers: 1,
+    });
+    ({ secret: key } = await createTenantKey(gw, 'strict'));
+    await waitForKey(gw, key, '/ok');
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.stop();
+    await mock?.stop();
+  });
+
+  const event = async (id) =>
+    (
+      await waitFor(async () => {
+        const rows = await sqlite(
+          gw.dbPath,
+          `SELECT status, route, path, model, tokens_in, tokens_out, reason FROM usage_events WHERE request_id = '${id}'`,
+        );
+        return rows.length ? rows : null;
+      })
+    )[0];
+
+  for (const [name, head] of [
+    ['Host : x', 'GET /x?echo=1 HTTP/1.1\r\nHost : evil\r\nAuthorization: Bearer KEY\r\n\r\n'],
+    ['Content-Length : 4', 'POST /x?echo=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\nContent-Length : 4\r\n\r\nabcd'],
+    [
+      'Transfer-Encoding : chunked',
+      'POST /x?echo=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\nTransfer-Encoding : chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n',
+    ],
+    [
+      'Transfer-Encoding: gzip, chunked',
+      'POST /x?echo=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n',
+    ],
+    [
+      'two Transfer-Encoding lines',
+      'POST /x?echo=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n',
+    ],
+  ]) {
+    test(`${name}: 400, not forwarded`, async () => {
+      const r = await once(gw.port, head.replace('KEY', key));
+      assert.equal(statusOf(r.data), 400, r.data);
+      assert.ok(r.closed, 'connection closed after the 400');
+    });
+  }
+
+  test('headers named in Connection are not forwarded, either way', async () => {
+    const r = await once(
+      gw.port,
+      `GET /x?echo=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nConnection: X-Hop, close\r\nX-Hop: secret\r\nX-Other: 1\r\n\r\n`,
+    );
+    assert.equal(statusOf(r.data), 200, r.data);
+    const echo = JSON.parse(r.data.slice(r.data.indexOf('\r\n\r\n') + 4));
+    assert.equal(echo.headers['x-hop'], undefined, 'X-Hop reached the upstream');
+    assert.equal(echo.headers['x-other'], '1');
+    const h = await once(gw.port, `GET /hop HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(h.data), 200, h.data);
+    assert.doesNotMatch(h.data, /x-up-hop/i, 'X-Up-Hop reached the client');
+    assert.match(h.data, /\r\nX-Kept: 1\r\n/);
+  });
+
+  test('a key in the query string is redacted in events and the access log; a tollgate key never reaches the upstream', async () => {
+    const r = await once(
+      gw.port,
+      `GET /x?echo=1&api_key=${key}&KEY=upstream-own&q=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nx-request-id: qkey-1\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(r.data), 200, r.data);
+    const echo = JSON.parse(r.data.slice(r.data.indexOf('\r\n\r\n') + 4));
+    assert.equal(echo.path, '/x?echo=1&KEY=upstream-own&q=2', 'the tenant key is stripped, the upstream key kept');
+    const ev = await event('qkey-1');
+    assert.equal(ev.path, '/x?echo=1&KEY=REDACTED&q=2');
+    await waitFor(() => fs.existsSync(gw.accessLog) && fs.readFileSync(gw.accessLog, 'utf8').includes('qkey-1'));
+    const log = fs.readFileSync(gw.accessLog, 'utf8');
+    assert.ok(!log.includes(key) && !log.includes('upstream-own'), 'a credential in the access log');
+    // A key the upstream is given (not a tollgate one) is still redacted in the records.
+    const r2 = await once(gw.port, `GET /x?Api_Key=abc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nx-request-id: qkey-2\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(r2.data), 200);
+    assert.equal((await event('qkey-2')).path, '/x?Api_Key=REDACTED');
+  });
+
+  const chat = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 2 });
+  const post = (path, id) =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nx-request-id: ${id}\r\nConnection: close\r\nContent-Length: ${chat.length}\r\n\r\n${chat}`;
+
+  for (const [name, path] of [
+    ['a fragment', '/v1/chat/completions#x'],
+    ['a TAB', '/v1/chat/\tcompletions'],
+    ['an encoded NUL', '/v1/chat/completions%00'],
+  ]) {
+    test(`request-target with ${name}: 400`, async () => {
+      const r = await once(gw.port, post(path, 'bad-target'));
+      assert.equal(statusOf(r.data), 400, r.data);
+    });
+  }
+
+  for (const [name, path, forwarded] of [
+    ['dot-segments', '/x/../v1/chat/completions', '/v1/chat/completions'],
+    ['a percent-encoded letter', '/v1/chat/complet%69ons', '/v1/chat/completions'],
+    ['encoded dot-segments', '/v1/x/%2e%2E/chat/completions', '/v1/chat/completions'],
+  ]) {
+    test(`${name} are normalised before routing and metering, and forwarded normalised`, async () => {
+      const id = `norm-${name.replace(/\W+/g, '-')}`;
+      const r = await once(gw.port, post(path, id));
+      assert.equal(statusOf(r.data), 200, r.data);
+      assert.match(r.data, /x-mock-usage: /i, `the mock did not see ${forwarded}`);
+      const ev = await event(id);
+      assert.equal(ev.route, 'oa');
+      assert.equal(ev.path, forwarded);
+      assert.equal(ev.model, 'gpt-4o-mini');
+      assert.ok(ev.tokens_in > 0 && ev.tokens_out === 2, `tokens ${ev.tokens_in}/${ev.tokens_out}`);
+    });
+  }
+
+  for (const [name, path] of [
+    ['";a=b" parameters', '/v1/chat/completions;a=b'],
+    ['a trailing slash', '/v1/chat/completions/'],
+  ]) {
+    test(`${name} do not hide the endpoint`, async () => {
+      const id = `param-${name.replace(/\W+/g, '-')}`;
+      await once(gw.port, post(path, id));
+      const ev = await event(id);
+      assert.equal(ev.route, 'oa');
+      assert.equal(ev.path, path, 'forwarded as sent (parameters are the upstream\'s business)');
+      assert.equal(ev.model, 'gpt-4o-mini', 'the chat endpoint was recognised (the model read from the body)');
+    });
+  }
+
+  test('a route prefix matches on a segment boundary: /v1/messagesX is not the /v1/messages route', async () => {
+    const id = 'prefix-x';
+    await once(gw.port, post('/v1/messagesX', id));
+    assert.equal((await event(id)).route, 'oa');
+    await once(gw.port, post('/v1/messages', 'prefix-exact'));
+    assert.equal((await event('prefix-exact')).route, 'an');
+  });
+});

@@ -912,6 +912,10 @@ static void test_route(void **state)
     assert_null(tg_config_route(c, p, 3));
     p = "/v2/x";
     assert_null(tg_config_route(c, p, strlen(p)));
+    p = "/mcpX";
+    assert_null(tg_config_route(c, p, strlen(p)));
+    p = "/mcp/x";
+    assert_int_equal(tg_config_route(c, p, strlen(p))->kind, TG_ROUTE_MCP);
     assert_null(tg_config_route(c, "", 0));
     tg_config_unref(c);
 
@@ -919,7 +923,11 @@ static void test_route(void **state)
                  "routes: [ { name: all, path_prefix: /, upstream: u },"
                  "          { name: x, path_prefix: /x, upstream: u } ]\n");
     assert_string_equal(tg_config_route(c, "/anything", 9)->name, "all");
-    assert_string_equal(tg_config_route(c, "/xyz", 4)->name, "x");
+    /* A prefix matches on a segment boundary only. */
+    assert_string_equal(tg_config_route(c, "/xyz", 4)->name, "all");
+    assert_string_equal(tg_config_route(c, "/x", 2)->name, "x");
+    assert_string_equal(tg_config_route(c, "/x/y", 4)->name, "x");
+    assert_string_equal(tg_config_route(c, "/x?q", 4)->name, "x");
     tg_config_unref(c);
 
     c = parse_ok("");
