@@ -785,12 +785,21 @@ static int admit(tg_conn_t *c)
     tg_ip_t client = c->peer;
     if (c->cfg->trusted_proxies.n) {
         /* Every X-Forwarded-For line, joined in order: a proxy that adds its
-         * own line must not leave the client's first line to be believed. */
-        char xff[2048];
-        size_t xl = 0;
+         * own line must not leave the client's first line to be believed. No line is
+         * skipped for its length (a long one used to be, and with it the client's
+         * address): the lines are bounded by the head's cap (431 past it), and the
+         * scratch buffer, reused by start_upstream, keeps its capacity. */
+        size_t need = 0, xl = 0;
+        for (size_t i = 0; i < c->nhdrs; i++)
+            if (name_is(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 1;
+        if (need && grow(&c->scratch, &c->scratch_cap, need) != 0) {
+            reject(c, 503, "unavailable", "out of memory", "out_of_memory");
+            return 0;
+        }
+        char *xff = c->scratch;
         for (size_t i = 0; i < c->nhdrs; i++) {
             const hdr_t *h = &c->hdrs[i];
-            if (!name_is(c, h, "x-forwarded-for") || xl + h->vl + 2 > sizeof xff) continue;
+            if (!name_is(c, h, "x-forwarded-for")) continue;
             if (xl) xff[xl++] = ',';
             memcpy(xff + xl, c->head + h->vo, h->vl);
             xl += h->vl;

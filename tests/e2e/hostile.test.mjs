@@ -476,3 +476,64 @@ describe('strict heads and canonical request-targets', () => {
     assert.equal((await event('prefix-exact')).route, 'an');
   });
 });
+
+// ---- 6. a long X-Forwarded-For behind a trusted proxy ------------------------------------
+
+describe('X-Forwarded-For of any length', () => {
+  let mock;
+  let gw;
+  let key;
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [{ name: 'all', path_prefix: '/', upstream: 'mock', kind: 'http' }],
+      extra: { server: { trusted_proxies: ['127.0.0.1/32'], max_header_bytes: '16k' } },
+      workers: 1,
+    });
+    ({ secret: key } = await createTenantKey(gw, 'xff'));
+    await waitForKey(gw, key, '/ok');
+    const r = await gw.cli(['ip', 'deny', '203.0.113.0/24']);
+    assert.equal(r.code, 0, r.stderr);
+    // The rule is live once a short header naming a denied client is refused.
+    await waitFor(
+      async () => statusOf((await once(gw.port, get('203.0.113.7'))).data) === 403,
+      { message: 'the deny rule in effect' },
+    );
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  const get = (xff) =>
+    `GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nX-Forwarded-For: ${xff}\r\nConnection: close\r\n\r\n`;
+
+  test('a line over 2 KiB is read, not skipped: the denied client is refused', async () => {
+    // A client-written padding, then what the trusted proxy appended: the real client.
+    const xff = '10.0.0.1, '.repeat(300) + '203.0.113.7';
+    assert.ok(xff.length > 2048);
+    const r = await once(gw.port, get(xff));
+    assert.equal(statusOf(r.data), 403, r.data.slice(0, 200));
+  });
+
+  test('lines that only together pass 2 KiB are all read', async () => {
+    const pad = '10.0.0.1, '.repeat(150);
+    const r = await once(
+      gw.port,
+      `GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nX-Forwarded-For: ${pad}10.0.0.2\r\n` +
+        `X-Forwarded-For: ${pad}203.0.113.9\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(statusOf(r.data), 403, r.data.slice(0, 200));
+  });
+
+  test('an allowed client behind a long line still passes', async () => {
+    const r = await once(gw.port, get('10.0.0.1, '.repeat(300) + '198.51.100.4'));
+    assert.equal(statusOf(r.data), 200, r.data.slice(0, 200));
+  });
+
+  test('past the header limit the request is refused (431), never passed with the header skipped', async () => {
+    const r = await once(gw.port, get('10.0.0.1, '.repeat(2000) + '203.0.113.7'));
+    assert.equal(statusOf(r.data), 431, r.data.slice(0, 200));
+  });
+});
