@@ -191,7 +191,8 @@ describe('a client that never reads its answers', () => {
     sock.destroy();
     const grown = peakRssKiB(gw) - before;
     assert.ok(closed, 'the gateway closed the connection of a client that does not read');
-    assert.ok(grown < 64 * 1024, `peak RSS grew by ${grown} KiB`);
+    // (Unbounded, this is hundreds of MiB; the bound leaves room for a sanitizer build.)
+    assert.ok(grown < 192 * 1024, `peak RSS grew by ${grown} KiB`);
     // Far fewer requests were taken than sent: the rest never left the client.
     const [{ n: answered }] = await waitFor(async () => {
       const a = await sqlite(gw.dbPath, "SELECT count(*) AS n FROM usage_events WHERE reason = 'missing_key'");
