@@ -925,12 +925,8 @@ static int on_headers_complete(http_parser *p)
     const char *method = http_method_str((enum http_method)p->method);
     TG_EVENT_SET(&c->ev, method, method, strlen(method));
     const char *url = c->head + c->url_off;
-    {
-        /* Events and access logs never hold a credential passed in the query. */
-        char red[sizeof c->ev.path];
-        size_t rl = tg_target_redact(url, c->url_len, red, sizeof red);
-        TG_EVENT_SET(&c->ev, path, red, rl);
-    }
+    /* Events and access logs never hold a credential passed in the query. */
+    tg_target_redact(url, c->url_len, c->ev.path, sizeof c->ev.path);
     set_request_id(c);
     c->keep_alive = http_should_keep_alive(p) && !c->w->draining;
     c->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
@@ -1135,7 +1131,7 @@ static int hop_by_hop(const char *n, size_t l)
 
 /* Request headers the upstream must not get from the client: hop-by-hop,
  * ones we set ourselves, and the tenant's credential. */
-static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
+static int drop_request_header(const tg_conn_t *c, const hdr_t *h, int conn_names)
 {
     const char *n = c->head + h->no;
     if (hop_by_hop(n, h->nl)) return 1;
@@ -1146,7 +1142,7 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
         if (name_is(c, h, names[i])) return 1;
     if (h->nl >= 11 && strncasecmp(n, "x-tollgate-", 11) == 0) return 1;
     /* Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */
-    for (size_t i = 0; i < c->nhdrs; i++)
+    for (size_t i = 0; conn_names && i < c->nhdrs; i++)
         if (name_is(c, &c->hdrs[i], "connection") &&
             in_token_list(c->head + c->hdrs[i].vo, c->hdrs[i].vl, n, h->nl))
             return 1;
@@ -1475,6 +1471,16 @@ static void start_upstream(tg_conn_t *c)
         send_error(c, 502, "bad_gateway", "out of memory");
         return;
     }
+    /* Does a Connection header name anything but close / keep-alive? (Usually not: then
+     * no header is looked up in it.) */
+    int conn_names = 0;
+    for (size_t i = 0; i < c->nhdrs && !conn_names; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        if (!name_is(c, h, "connection")) continue;
+        const char *v = c->head + h->vo;
+        conn_names = !((h->vl == 5 && !strncasecmp(v, "close", 5)) ||
+                       (h->vl == 10 && !strncasecmp(v, "keep-alive", 10)));
+    }
     /* The URL, then one NUL-terminated "Name: value" string per header. */
     char *o = c->scratch;
     size_t nh = 0;
@@ -1484,7 +1490,7 @@ static void start_upstream(tg_conn_t *c)
     *o++ = '\0';
     for (size_t i = 0; i < c->nhdrs && nh < TG_PROXY_MAX_HEADERS - 8; i++) {
         const hdr_t *h = &c->hdrs[i];
-        if (drop_request_header(c, h)) continue;
+        if (drop_request_header(c, h, conn_names)) continue;
         c->up_hdrs[nh++] = o;
         o = tg_put(o, c->head + h->no, h->nl);
         o = tg_put(o, ": ", 2);
