@@ -138,11 +138,17 @@ size_t tg_target_match_path(const char *path, size_t len, char *out)
     int skip = 0;
     for (size_t i = 0; i < len; i++) {
         char c = path[i];
+        if (c == '%' && i + 2 < len && path[i + 1] == '2' &&
+            (path[i + 2] == 'F' || path[i + 2] == 'f')) {
+            c = '/'; /* an upstream may decode it: match as if it had */
+            i += 2;
+        }
         if (c == '/') skip = 0;
         if (c == ';') skip = 1;
         if (!skip) out[o++] = c;
     }
-    return o;
+    /* "%2F.." segments may now be dot-segments: resolved as the upstream could. */
+    return remove_dot_segments(out, o);
 }
 
 /* The name of a credential parameter? */

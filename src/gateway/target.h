@@ -28,9 +28,13 @@ typedef struct tg_target_norm {
  * The query is kept as it came (after the same byte checks). */
 int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t *res);
 
-/* The path as routes and endpoint detection match it: every segment's ";parameters"
- * removed ("/v1/chat;x=1/completions;y" -> "/v1/chat/completions"). out has room for
- * len bytes (it may be path itself: the result is never longer). Returns its length. */
+/* The path as routes and endpoint detection match it, the most decoded view an upstream
+ * could take of the canonical path: %2F read as "/", every segment's ";parameters"
+ * removed, dot-segments resolved again ("/v1/chat;x=1%2Fcompletions;y" ->
+ * "/v1/chat/completions"). So a spelling an upstream may decode to a billed endpoint is
+ * metered as one, and one it may decode to another route's path matches that route.
+ * out has room for len bytes (it may be path itself: the result is never longer).
+ * Returns its length. */
 size_t tg_target_match_path(const char *path, size_t len, char *out);
 
 /* Query parameters that carry credentials: api_key, api-key, apikey, key (names

@@ -490,6 +490,7 @@ describe('strict heads and canonical request-targets', () => {
   for (const [name, path] of [
     ['";a=b" parameters', '/v1/chat/completions;a=b'],
     ['a trailing slash', '/v1/chat/completions/'],
+    ['an encoded slash', '/v1/chat%2Fcompletions'],
   ]) {
     test(`${name} do not hide the endpoint`, async () => {
       const id = `param-${name.replace(/\W+/g, '-')}`;

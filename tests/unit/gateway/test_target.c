@@ -130,6 +130,10 @@ static void test_match_path(void **state)
     assert_string_equal(match("/v1/chat;x/completions;y=1;z"), "/v1/chat/completions");
     assert_string_equal(match("/v1/messages"), "/v1/messages");
     assert_string_equal(match("/;a"), "/");
+    /* %2F as an upstream may decode it, then dot-segments again. */
+    assert_string_equal(match("/v1/chat%2Fcompletions"), "/v1/chat/completions");
+    assert_string_equal(match("/v1%2f..%2Fadmin"), "/admin");
+    assert_string_equal(match("/v1/x;p=%2F../chat/completions"), "/v1/chat/completions");
     char inplace[] = "/a;b/c";
     assert_int_equal(tg_target_match_path(inplace, strlen(inplace), inplace), 4);
     assert_memory_equal(inplace, "/a/c", 4);
