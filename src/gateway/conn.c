@@ -1465,8 +1465,8 @@ static void start_upstream(tg_conn_t *c)
     size_t need = strlen(c->target->url) + c->url_len + c->head_len + c->nhdrs * 4 + 512;
     for (size_t i = 0; i < u->nheaders; i++)
         need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + 4;
-    const hdr_t *xff = find_hdr(c, "x-forwarded-for");
-    if (xff) need += xff->vl;
+    for (size_t i = 0; i < c->nhdrs; i++) /* every X-Forwarded-For line, joined */
+        if (name_is(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 2;
     if (grow(&c->scratch, &c->scratch_cap, need) != 0) {
         send_error(c, 502, "bad_gateway", "out of memory");
         return;
@@ -1512,7 +1512,11 @@ static void start_upstream(tg_conn_t *c)
     *o++ = '\0';
     c->up_hdrs[nh++] = o;
     o = tg_puts(o, "X-Forwarded-For: ");
-    if (xff) o = tg_put(tg_put(o, c->head + xff->vo, xff->vl), ", ", 2);
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        if (name_is(c, h, "x-forwarded-for"))
+            o = tg_put(tg_put(o, c->head + h->vo, h->vl), ", ", 2);
+    }
     o = tg_puts(o, c->client_ip);
     *o++ = '\0';
 

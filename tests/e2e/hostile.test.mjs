@@ -561,6 +561,17 @@ describe('X-Forwarded-For of any length', () => {
     assert.equal(statusOf(r.data), 403, r.data.slice(0, 200));
   });
 
+  test('every X-Forwarded-For line reaches the upstream, joined, then the peer', async () => {
+    const r = await once(
+      gw.port,
+      `GET /x?echo=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nX-Forwarded-For: 198.51.100.1\r\n` +
+        'X-Forwarded-For: 198.51.100.2\r\nConnection: close\r\n\r\n',
+    );
+    assert.equal(statusOf(r.data), 200, r.data.slice(0, 200));
+    const echo = JSON.parse(r.data.slice(r.data.indexOf('\r\n\r\n') + 4));
+    assert.equal(echo.headers['x-forwarded-for'], '198.51.100.1, 198.51.100.2, 127.0.0.1');
+  });
+
   test('an allowed client behind a long line still passes', async () => {
     const r = await once(gw.port, get('10.0.0.1, '.repeat(300) + '198.51.100.4'));
     assert.equal(statusOf(r.data), 200, r.data.slice(0, 200));
