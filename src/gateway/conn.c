@@ -919,7 +919,11 @@ static int on_headers_complete(http_parser *p)
     if (p->method == HTTP_CONNECT) c->refuse = "CONNECT is not supported";
     if (!te_is_chunked(c, p)) c->refuse = "unsupported Transfer-Encoding (only chunked)";
     if (!c->refuse) canon_target(c);
-    if (c->refuse) return -1;
+    if (c->refuse) {
+        /* The 400's event shows the target as sent (credentials redacted still). */
+        tg_target_redact(c->head + c->url_off, c->url_len, c->ev.path, sizeof c->ev.path);
+        return -1;
+    }
     c->headers_done = 1;
     c->cfg = tg_config_ref(c->w->cfg);
     const char *method = http_method_str((enum http_method)p->method);

@@ -464,8 +464,14 @@ describe('strict heads and canonical request-targets', () => {
     ['an encoded NUL', '/v1/chat/completions%00'],
   ]) {
     test(`request-target with ${name}: 400`, async () => {
-      const r = await once(gw.port, post(path, 'bad-target'));
+      const id = `bad-target-${name.replace(/\W+/g, '-')}`;
+      const r = await once(gw.port, post(path, id));
       assert.equal(statusOf(r.data), 400, r.data);
+      const [ev] = await waitFor(async () => {
+        const rows = await sqlite(gw.dbPath, `SELECT status, path, reason FROM usage_events WHERE path LIKE '/v1/chat/%' AND status = 400 AND path = '${path.replace(/'/g, "''")}'`);
+        return rows.length ? rows : null;
+      });
+      assert.equal(ev.reason, 'malformed_request');
     });
   }
 
