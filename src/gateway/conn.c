@@ -44,9 +44,9 @@
 #define PEND_MAX        (64 * 1024) /* pipelined bytes held while a request is in flight */
 #define DISCARD_SMALL   (64 * 1024) /* a rejected request's body up to this is read and dropped */
 #define LINGER_MS       1000
-#define MAX_OUTPUT_EST  100000000   /* a larger max_tokens counts as this in estimates */
-#define MAX_BATCH_TOOLS 64          /* tools/call in one JSON-RPC batch (more: 400) */
-#define UP_HEAD_MAX     (64 * 1024) /* an upstream response head, as re-sent (more: 502) */
+#define MAX_OUTPUT_EST  100000000 /* a larger max_tokens counts as this in estimates */
+#define MAX_BATCH_TOOLS 64        /* tools/call in one JSON-RPC batch (more: 400) */
+#define UP_HEAD_MAX     65536     /* an upstream response head, as re-sent (more: 502) */
 
 typedef struct hdr {
     uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
@@ -62,12 +62,11 @@ struct tg_conn {
     int open_handles;
 
     /* Connection state. */
-    int closing;     /* uv_close called */
-    int lingering;   /* response sent with close; draining the client's rest */
-    int reading;     /* uv_read_start in effect */
-    int driving;     /* inside drive(): finish_request must not recurse */
-    int resume;      /* drive() should unpause the parser and parse c->pend */
-    int out_blocked; /* over OUT_HIGH unsent between requests: no next request until it drains */
+    int closing;   /* uv_close called */
+    int lingering; /* response sent with close; draining the client's rest */
+    int reading;   /* uv_read_start in effect */
+    int driving;   /* inside drive(): finish_request must not recurse */
+    int resume;    /* drive() should unpause the parser and parse c->pend */
     int write_failed;
     char client_ip[48]; /* the socket peer, printable */
     tg_ip_t peer;       /* the socket peer */
@@ -78,16 +77,22 @@ struct tg_conn {
     hdr_t hdrs[MAX_HDRS];
     size_t nhdrs;
     int last_was_value;
-    uint32_t url_off, url_len;     /* the request-target; after the head, the canonical one */
+    uint32_t url_off, url_len;
+    int overflow;          /* head over max_header_bytes or MAX_HDRS: 431 */
+    const char *refuse;    /* a well-formed head we will not serve: 400 with this */
+    size_t timer_q;        /* write-queue size when the timer last fired (progress) */
+    int resp_te;           /* the upstream response came with Transfer-Encoding */
+    size_t cl_off, cl_len; /* its Content-Length line within c->out */
+
+    /* Against hostile peers (per request, but out_blocked). From the head on, url_off /
+     * url_len name the canonical request-target (target.h), the one forwarded. */
     uint32_t match_off, match_len; /* its path as routes and endpoints see it (target.h) */
-    int overflow;                  /* head over max_header_bytes or MAX_HDRS: 431 */
-    const char *refuse;            /* a well-formed head we will not serve: 400 with this */
-    size_t timer_q;                /* write-queue size when the timer last fired (progress) */
-    int resp_te;                   /* the upstream response came with Transfer-Encoding */
-    size_t cl_off, cl_len;         /* its Content-Length line within c->out */
-    int up_bad;                    /* the upstream head was over UP_HEAD_MAX: 502, nothing sent */
+    int64_t body_deadline_us;      /* a body read by tollgate itself is whole by then */
+    int up_bad;                    /* upstream head over UP_HEAD_MAX (or its Connection list
+                                      over up_conn): 502, nothing of it sent */
     char up_conn[256];             /* names its Connection header lists (but close, keep-alive) */
     size_t up_conn_len;
+    int out_blocked; /* over OUT_HIGH unsent between requests: nothing read until it drains */
 
     /* Pipelined input not parsed yet. */
     char *pend;
@@ -104,8 +109,7 @@ struct tg_conn {
     int hold_body; /* AI/MCP route: the whole body is read before admission (exchange.h) */
     int metered;   /* the exchange (c->xchg) follows this request */
     int64_t body_limit;
-    int64_t body_deadline_us; /* a body read by tollgate itself is whole by then */
-    int64_t content_length;   /* -1 when chunked or absent */
+    int64_t content_length; /* -1 when chunked or absent */
     tg_config_t *cfg;
     const tg_route_conf_t *route;
     tg_admission_t adm; /* rate-limit headers and the in-flight slot to give back */
@@ -1392,7 +1396,7 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
     c->up = NULL;
     if (c->up_bad) {
         r = TG_PROXY_ERROR; /* even a bodiless answer ended "OK": its head was refused */
-        detail = "response head larger than 64 KiB";
+        detail = "response head over 64 KiB (or a Connection list over 255 bytes)";
     }
     tg_upstream_conf_t *u = c->route->up;
     int64_t now = tg_mono_us();
