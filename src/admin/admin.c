@@ -1,6 +1,8 @@
 /* Admin listener: see admin.h. Requests are parsed with http_parser like the
  * gateway's, but kept tiny (4 KiB head cap, no bodies) and answered with
- * Connection: close. */
+ * Connection: close. Each connection has a deadline, as on the gateway: its request
+ * within server.header_timeout, then its answer taken by the client within
+ * server.idle_timeout; a slow or silent client is closed, never held. */
 #include "admin/admin.h"
 
 #include <http_parser.h>
@@ -21,6 +23,8 @@ struct tg_admin {
 
 typedef struct aconn {
     uv_tcp_t tcp;
+    uv_timer_t timer; /* the deadline of the current phase (request, then answer) */
+    int open_handles; /* freed when both handles are closed */
     tg_admin_t *a;
     struct aconn *prev, *next;
     http_parser parser;
@@ -35,9 +39,22 @@ typedef struct awrite {
     char data[];
 } awrite_t;
 
-static void on_aconn_closed(uv_handle_t *h)
+static void on_listener_closed(uv_handle_t *h)
 {
     free(h->data);
+}
+
+static void on_aconn_closed(uv_handle_t *h)
+{
+    aconn_t *c = h->data;
+    if (--c->open_handles == 0) free(c);
+}
+
+static void close_handles(aconn_t *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    uv_close((uv_handle_t *)&c->tcp, on_aconn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_aconn_closed);
 }
 
 static void aconn_close(aconn_t *c)
@@ -48,7 +65,18 @@ static void aconn_close(aconn_t *c)
     else if (c->a)
         c->a->conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    uv_close((uv_handle_t *)&c->tcp, on_aconn_closed);
+    close_handles(c);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    aconn_close(t->data);
+}
+
+/* The admin runs on the main thread, which owns the current config. */
+static void arm(aconn_t *c, long ms)
+{
+    if (c->a && ms > 0) uv_timer_start(&c->timer, on_deadline, (uint64_t)ms, 0);
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -81,6 +109,7 @@ static void respond_text(aconn_t *c, int status, const char *ctype, char *js)
     w->data[hl + bl] = '\n';
     free(js);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)(hl + bl + 1));
+    arm(c, c->a ? c->a->srv->cfg->server.idle_timeout_ms : 0); /* a client that never reads */
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
         free(w);
         aconn_close(c);
@@ -177,11 +206,15 @@ static void on_connection(uv_stream_t *server, int status)
     c->a = a;
     uv_tcp_init(server->loop, &c->tcp);
     c->tcp.data = c;
+    uv_timer_init(server->loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         c->a = NULL;
-        uv_close((uv_handle_t *)&c->tcp, on_aconn_closed);
+        close_handles(c);
         return;
     }
+    arm(c, a->srv->cfg->server.header_timeout_ms); /* slowloris: the request, whole */
     c->next = a->conns;
     if (a->conns) a->conns->prev = c;
     a->conns = c;
@@ -206,7 +239,7 @@ tg_admin_t *tg_admin_start(uv_loop_t *loop, const char *listen, struct tg_server
     if (rc == 0) rc = uv_listen((uv_stream_t *)&a->tcp, 128, on_connection);
     if (rc != 0) {
         tg_err_set(err, "admin listen on %s: %s", listen, uv_strerror(rc));
-        uv_close((uv_handle_t *)&a->tcp, on_aconn_closed);
+        uv_close((uv_handle_t *)&a->tcp, on_listener_closed);
         return NULL;
     }
     return a;
@@ -220,8 +253,7 @@ void tg_admin_stop(tg_admin_t *a)
         c->prev = NULL;
         c->next = NULL;
         c->a = NULL;
-        if (!uv_is_closing((uv_handle_t *)&c->tcp))
-            uv_close((uv_handle_t *)&c->tcp, on_aconn_closed);
+        close_handles(c);
     }
-    uv_close((uv_handle_t *)&a->tcp, on_aconn_closed);
+    uv_close((uv_handle_t *)&a->tcp, on_listener_closed);
 }

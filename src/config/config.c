@@ -1155,6 +1155,7 @@ static const field_t server_fields[] = {
     {"max_decoded_body", V_SIZE, SRV(max_decoded_body)},
     {"idle_timeout", V_MS, SRV(idle_timeout_ms)},
     {"header_timeout", V_MS, SRV(header_timeout_ms)},
+    {"body_timeout", V_MS, SRV(body_timeout_ms)},
     {"drain_timeout", V_MS, SRV(drain_timeout_ms)},
     {"trusted_proxies", V_CIDRS, offsetof(tg_config_t, trusted_proxies)},
 };
@@ -1423,6 +1424,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->server.max_decoded_body = 256u << 20;
     c->server.idle_timeout_ms = 60000;
     c->server.header_timeout_ms = 10000;
+    c->server.body_timeout_ms = 60000;
     c->server.drain_timeout_ms = 30000;
     c->log.unauthenticated_per_minute = 100;
     c->retention.events_days = 90;
@@ -1520,7 +1522,11 @@ const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, s
     for (size_t i = 0; i < c->nroutes; i++) {
         const tg_route_conf_t *r = &c->routes[i];
         size_t l = strlen(r->path_prefix);
-        if (l <= len && (!best || l > best_len) && !memcmp(path, r->path_prefix, l)) {
+        /* On a segment boundary: "/v1/messages" matches itself and "/v1/messages/..."
+         * but not "/v1/messagesX"; a prefix ending in "/" matches what lies beneath it. */
+        if (l > len || (best && l <= best_len) || memcmp(path, r->path_prefix, l) != 0) continue;
+        if (l == len || (l > 0 && r->path_prefix[l - 1] == '/') || path[l] == '/' ||
+            path[l] == '?') {
             best = r;
             best_len = l;
         }

@@ -72,6 +72,8 @@ typedef struct tg_config {
                                     default 256 MiB (meter/decode.h) */
         long idle_timeout_ms;    /* keep-alive idle close, default 60000 */
         long header_timeout_ms;  /* slowloris guard, default 10000 */
+        long body_timeout_ms;    /* a body tollgate reads itself (held, discarded), whole;
+                                    default 60000 */
         long drain_timeout_ms;   /* SIGTERM grace for in-flight requests, default 30000 */
     } server;
     tg_cidr_list_t trusted_proxies; /* server.trusted_proxies: peers whose
@@ -125,7 +127,10 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
 tg_config_t *tg_config_ref(tg_config_t *c);
 void tg_config_unref(tg_config_t *c); /* frees at zero */
 
-/* The route whose path_prefix is the longest prefix of path, or NULL. */
+/* The route whose path_prefix is the longest prefix of path ending on a segment
+ * boundary, or NULL: "/v1/messages" matches "/v1/messages", "/v1/messages/x" and
+ * "/v1/messages?q", never "/v1/messagesX"; a prefix ending in "/" ("/v1/") matches
+ * what lies beneath it but not "/v1" itself. path is the canonical one (target.h). */
 const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, size_t len);
 
 const char *tg_route_kind_name(tg_route_kind_t k);

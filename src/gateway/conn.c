@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gateway/target.h"
 #include "gateway/upstream.h"
 #include "gateway/wqueue.h"
 #include "meter/exchange.h"
@@ -45,6 +46,7 @@
 #define LINGER_MS       1000
 #define MAX_OUTPUT_EST  100000000 /* a larger max_tokens counts as this in estimates */
 #define MAX_BATCH_TOOLS 64        /* tools/call in one JSON-RPC batch (more: 400) */
+#define UP_HEAD_MAX     65536     /* an upstream response head, as re-sent (more: 502) */
 
 typedef struct hdr {
     uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
@@ -81,6 +83,16 @@ struct tg_conn {
     size_t timer_q;        /* write-queue size when the timer last fired (progress) */
     int resp_te;           /* the upstream response came with Transfer-Encoding */
     size_t cl_off, cl_len; /* its Content-Length line within c->out */
+
+    /* Against hostile peers (per request, but out_blocked). From the head on, url_off /
+     * url_len name the canonical request-target (target.h), the one forwarded. */
+    uint32_t match_off, match_len; /* its path as routes and endpoints see it (target.h) */
+    int64_t body_deadline_us;      /* a body read by tollgate itself is whole by then */
+    int up_bad;                    /* upstream head over UP_HEAD_MAX (or its Connection list
+                                      over up_conn): 502, nothing of it sent */
+    char up_conn[256];             /* names its Connection header lists (but close, keep-alive) */
+    size_t up_conn_len;
+    int out_blocked; /* over OUT_HIGH unsent between requests: nothing read until it drains */
 
     /* Pipelined input not parsed yet. */
     char *pend;
@@ -136,6 +148,7 @@ struct tg_conn {
 };
 
 static void drive(tg_conn_t *c);
+static void arm_timer(tg_conn_t *c, long ms);
 static void conn_close(tg_conn_t *c);
 static void start_upstream(tg_conn_t *c);
 static void new_request_id(tg_conn_t *c);
@@ -153,6 +166,32 @@ static int grow(char **buf, size_t *cap, size_t need)
     if (!p) return -1;
     *buf = p;
     *cap = n;
+    return 0;
+}
+
+/* RFC 9110 §5.6.2 tchar. */
+static int tchar(unsigned char ch)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && memchr(extra, ch, sizeof extra - 1));
+}
+
+/* Is name[0..nl) one of the tokens of the comma-separated list[0..ll)? (Connection) */
+static int in_token_list(const char *list, size_t ll, const char *name, size_t nl)
+{
+    size_t i = 0;
+    while (i < ll) {
+        while (i < ll && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+            i++;
+        size_t b = i;
+        while (i < ll && list[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > b && (list[e - 1] == ' ' || list[e - 1] == '\t'))
+            e--;
+        if (e - b == nl && nl && strncasecmp(list + b, name, nl) == 0) return 1;
+    }
     return 0;
 }
 
@@ -207,8 +246,15 @@ static void on_write(void *data, int status)
         if (!c->up) conn_close(c);
         return;
     }
-    if (c->up && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < OUT_LOW)
-        tg_proxy_resume_download(c->up);
+    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (c->up && q < OUT_LOW) tg_proxy_resume_download(c->up);
+    if (c->out_blocked && q < OUT_LOW) {
+        /* The client reads again: the next pipelined request may go. */
+        c->out_blocked = 0;
+        c->resume = 1;
+        arm_timer(c, c->w->cfg->server.idle_timeout_ms);
+        drive(c);
+    }
 }
 
 /* Writes bufs in order (see wqueue.h). Returns 0, or -1 with write_failed
@@ -305,7 +351,7 @@ static void set_reading(tg_conn_t *c, int on)
 
 static void update_reading(tg_conn_t *c)
 {
-    set_reading(c, !c->body_paused && c->pend_len < PEND_MAX);
+    set_reading(c, !c->body_paused && !c->out_blocked && c->pend_len < PEND_MAX);
 }
 
 static int pend_append(tg_conn_t *c, const char *p, size_t n)
@@ -381,6 +427,19 @@ static void arm_timer(tg_conn_t *c, long ms)
     if (ms > 0) uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
 }
 
+/* A body tollgate reads itself (held for admission, or the rest of an answered request
+ * being dropped) must keep coming (server.header_timeout without a byte) and be whole by
+ * body_deadline_us (server.body_timeout): a trickle of a byte now and then does not
+ * hold the connection, or a held request's buffer, forever. */
+static void arm_body_timer(tg_conn_t *c)
+{
+    long ms = c->w->cfg->server.header_timeout_ms;
+    int64_t left = (c->body_deadline_us - tg_mono_us()) / 1000;
+    if (left < 1) left = 1;
+    if (left < ms) ms = (long)left;
+    arm_timer(c, ms);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     tg_conn_t *c = req->data;
@@ -423,8 +482,18 @@ static void finish_request(tg_conn_t *c)
         close_after_response(c);
         return;
     }
-    c->resume = 1;
+    c->timer_q = 0;
     arm_timer(c, c->w->cfg->server.idle_timeout_ms);
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > OUT_HIGH) {
+        /* A client that sends requests but does not read the answers (tollgate's own
+         * 401s cost it nothing to provoke) must not grow the write queue without bound:
+         * nothing more is read or parsed until it drains below OUT_LOW (on_write), and
+         * the timer closes the connection if it does not move for idle_timeout. */
+        c->out_blocked = 1;
+        set_reading(c, 0);
+        return;
+    }
+    c->resume = 1;
     drive(c);
 }
 
@@ -445,7 +514,10 @@ static void after_early_response(tg_conn_t *c)
     if (c->content_length < 0 || c->content_length > DISCARD_SMALL || find_hdr(c, "expect")) {
         c->keep_alive = 0;
         c->msg_done = 1; /* nothing more will be read for this request */
+        return;
     }
+    c->body_deadline_us = tg_mono_us() + (int64_t)c->w->cfg->server.body_timeout_ms * 1000;
+    arm_body_timer(c); /* a rest that never comes must not hold the connection */
 }
 
 static void mark_rejected(tg_conn_t *c, const char *reason)
@@ -605,6 +677,8 @@ static int on_message_begin(http_parser *p)
     c->overflow = 0;
     c->refuse = NULL;
     c->resp_te = 0;
+    c->up_bad = 0;
+    c->up_conn_len = 0;
     c->cl_len = 0;
     c->ctype_len = 0;
     c->head_sent = c->head_pending = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
@@ -648,6 +722,14 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     }
     if (head_append(c, at, n) != 0) return -1;
     c->hdrs[c->nhdrs - 1].nl += (uint32_t)n;
+    /* RFC 9112 §5.1: a field name is a token, no whitespace before the colon. The parser
+     * lets "Content-Length : 4" through and frames by it; a proxy must not (whoever reads
+     * the forwarded head next may frame it differently): 400. */
+    for (size_t i = 0; i < n; i++)
+        if (!tchar((unsigned char)at[i])) {
+            c->refuse = "invalid character in a header field name";
+            return -1;
+        }
     return 0;
 }
 
@@ -713,12 +795,21 @@ static int admit(tg_conn_t *c)
     tg_ip_t client = c->peer;
     if (c->cfg->trusted_proxies.n) {
         /* Every X-Forwarded-For line, joined in order: a proxy that adds its
-         * own line must not leave the client's first line to be believed. */
-        char xff[2048];
-        size_t xl = 0;
+         * own line must not leave the client's first line to be believed. No line is
+         * skipped for its length (a long one used to be, and with it the client's
+         * address): the lines are bounded by the head's cap (431 past it), and the
+         * scratch buffer, reused by start_upstream, keeps its capacity. */
+        size_t need = 0, xl = 0;
+        for (size_t i = 0; i < c->nhdrs; i++)
+            if (name_is(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 1;
+        if (need && grow(&c->scratch, &c->scratch_cap, need) != 0) {
+            reject(c, 503, "unavailable", "out of memory", "out_of_memory");
+            return 0;
+        }
+        char *xff = c->scratch;
         for (size_t i = 0; i < c->nhdrs; i++) {
             const hdr_t *h = &c->hdrs[i];
-            if (!name_is(c, h, "x-forwarded-for") || xl + h->vl + 2 > sizeof xff) continue;
+            if (!name_is(c, h, "x-forwarded-for")) continue;
             if (xl) xff[xl++] = ',';
             memcpy(xff + xl, c->head + h->vo, h->vl);
             xl += h->vl;
@@ -784,6 +875,51 @@ static int admit(tg_conn_t *c)
     return 1;
 }
 
+/* Transfer-Encoding, when present, must be exactly "chunked" (one line, one coding): the
+ * parser frames by a final chunked and drops what precedes it ("gzip, chunked"), which
+ * would forward a body whose coding nobody applied. 400, like any coding but chunked. */
+static int te_is_chunked(const tg_conn_t *c, const http_parser *p)
+{
+    int n = 0;
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        if (!name_is(c, h, "transfer-encoding")) continue;
+        const char *v = c->head + h->vo;
+        size_t b = 0, e = h->vl;
+        while (b < e && (v[b] == ' ' || v[b] == '\t'))
+            b++;
+        while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (++n > 1 || e - b != 7 || strncasecmp(v + b, "chunked", 7) != 0) return 0;
+    }
+    return n == 0 || (p->flags & F_CHUNKED);
+}
+
+/* The request-target made canonical (target.h) into c->head past the head: from here
+ * on url_off/url_len name it (it is what is forwarded), match_off/match_len its path as
+ * routes and endpoint detection see it. A target that cannot be served sets c->refuse.
+ * (c->head keeps its capacity across requests: no allocation in the steady state.) */
+static void canon_target(tg_conn_t *c)
+{
+    size_t n = c->url_len;
+    if (grow(&c->head, &c->head_cap, c->head_len + 2 * n + 2) != 0) {
+        c->refuse = "out of memory";
+        return;
+    }
+    char *out = c->head + c->head_len;
+    tg_target_norm_t r;
+    if (tg_target_normalize(c->head + c->url_off, n, out, &r) != 0) {
+        c->refuse = r.error;
+        return;
+    }
+    size_t len = tg_target_strip_tollgate_keys(out, r.len);
+    c->match_len = (uint32_t)tg_target_match_path(out, r.path_len, out + len);
+    c->url_off = (uint32_t)c->head_len;
+    c->url_len = (uint32_t)len;
+    c->match_off = (uint32_t)(c->head_len + len);
+    c->head_len += len + c->match_len;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     tg_conn_t *c = p->data;
@@ -791,15 +927,20 @@ static int on_headers_complete(http_parser *p)
     /* Heads we will not serve: parse() answers 400 and closes. */
     if (p->http_major != 1) c->refuse = "only HTTP/1.0 and HTTP/1.1 are supported";
     if (p->method == HTTP_CONNECT) c->refuse = "CONNECT is not supported";
-    if (find_hdr(c, "transfer-encoding") && !(p->flags & F_CHUNKED))
-        c->refuse = "unsupported Transfer-Encoding (only chunked)";
-    if (c->refuse) return -1;
+    if (!te_is_chunked(c, p)) c->refuse = "unsupported Transfer-Encoding (only chunked)";
+    if (!c->refuse) canon_target(c);
+    if (c->refuse) {
+        /* The 400's event shows the target as sent (credentials redacted still). */
+        tg_target_redact(c->head + c->url_off, c->url_len, c->ev.path, sizeof c->ev.path);
+        return -1;
+    }
     c->headers_done = 1;
     c->cfg = tg_config_ref(c->w->cfg);
     const char *method = http_method_str((enum http_method)p->method);
     TG_EVENT_SET(&c->ev, method, method, strlen(method));
     const char *url = c->head + c->url_off;
-    TG_EVENT_SET(&c->ev, path, url, c->url_len);
+    /* Events and access logs never hold a credential passed in the query. */
+    tg_target_redact(url, c->url_len, c->ev.path, sizeof c->ev.path);
     set_request_id(c);
     c->keep_alive = http_should_keep_alive(p) && !c->w->draining;
     c->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
@@ -829,9 +970,9 @@ static int on_headers_complete(http_parser *p)
         reject(c, 401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
         return 0;
     }
-    const char *q = memchr(url, '?', c->url_len);
-    size_t plen = q ? (size_t)(q - url) : c->url_len;
-    c->route = tg_config_route(c->cfg, url, plen);
+    const char *mpath = c->head + c->match_off;
+    size_t plen = c->match_len;
+    c->route = tg_config_route(c->cfg, mpath, plen);
     if (!c->route) {
         reject(c, 404, "not_found", "no route for this path", "no_route");
         return 0;
@@ -847,7 +988,9 @@ static int on_headers_complete(http_parser *p)
             reject(c, 503, "unavailable", "out of memory", "out_of_memory");
             return 0;
         }
-        tg_xchg_begin(c->xchg, c->route->kind, url, plen);
+        /* (A trailing "/" does not hide the endpoint: "/v1/chat/completions/".) */
+        tg_xchg_begin(c->xchg, c->route->kind, mpath,
+                      plen > 1 && mpath[plen - 1] == '/' ? plen - 1 : plen);
         tg_xchg_set_max_body(c->xchg, c->body_limit);
         tg_xchg_set_decoded_max(c->xchg, c->cfg->server.max_decoded_body);
         c->metered = 1;
@@ -857,8 +1000,12 @@ static int on_headers_complete(http_parser *p)
     }
     if (!c->hold_body && !admit(c)) return 0;
     /* A held body has no upstream to time it: a client that stops sending it gets 408
-     * after server.header_timeout without progress (re-armed by on_body). */
-    if (c->hold_body) arm_timer(c, c->cfg->server.header_timeout_ms);
+     * after server.header_timeout without progress (re-armed by on_body), or once
+     * server.body_timeout has passed since the head. */
+    if (c->hold_body) {
+        c->body_deadline_us = tg_mono_us() + (int64_t)c->cfg->server.body_timeout_ms * 1000;
+        arm_body_timer(c);
+    }
     const hdr_t *ex = find_hdr(c, "expect");
     if (ex && ex->vl == 12 && strncasecmp(c->head + ex->vo, "100-continue", 12) == 0 &&
         p->http_minor >= 1) {
@@ -931,7 +1078,10 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
     c->ev.bytes_in += (int64_t)n;
-    if (c->discard) return 0;
+    if (c->discard) {
+        if (!c->msg_done && c->resp_done && !c->up) arm_body_timer(c);
+        return 0;
+    }
     if (c->ev.bytes_in > c->body_limit) {
         /* A chunked body grew past the limit while streaming. */
         if (c->up) {
@@ -956,7 +1106,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     c->body_len += n;
     /* (A held body is bounded by body_limit instead: nothing drains it yet.) */
     if (!c->hold_body && c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
-    if (c->hold_body && !c->up) arm_timer(c, c->cfg->server.header_timeout_ms);
+    if (c->hold_body && !c->up) arm_body_timer(c);
     return 0;
 }
 
@@ -996,7 +1146,7 @@ static int hop_by_hop(const char *n, size_t l)
 
 /* Request headers the upstream must not get from the client: hop-by-hop,
  * ones we set ourselves, and the tenant's credential. */
-static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
+static int drop_request_header(const tg_conn_t *c, const hdr_t *h, int conn_names)
 {
     const char *n = c->head + h->no;
     if (hop_by_hop(n, h->nl)) return 1;
@@ -1006,27 +1156,101 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (name_is(c, h, names[i])) return 1;
     if (h->nl >= 11 && strncasecmp(n, "x-tollgate-", 11) == 0) return 1;
+    /* Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */
+    for (size_t i = 0; conn_names && i < c->nhdrs; i++)
+        if (name_is(c, &c->hdrs[i], "connection") &&
+            in_token_list(c->head + c->hdrs[i].vo, c->hdrs[i].vl, n, h->nl))
+            return 1;
     const tg_upstream_conf_t *u = c->route->up;
     for (size_t i = 0; i < u->nheaders; i++)
         if (name_is(c, h, u->headers[i].name)) return 1; /* the config's value wins */
     return 0;
 }
 
+/* Keeps the names an upstream's Connection header lists, to strip those headers once
+ * the head is whole (a named header may come before the Connection line). "close" and
+ * "keep-alive" name no header and are skipped, so the common case keeps nothing. A list
+ * longer than up_conn is a head tollgate will not relay: 502. */
+static void note_up_connection(tg_conn_t *c, const char *v, size_t vl)
+{
+    size_t i = 0;
+    while (i < vl) {
+        while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t b = i;
+        while (i < vl && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        size_t n = e - b;
+        if (n == 0 || (n == 5 && !strncasecmp(v + b, "close", 5)) ||
+            (n == 10 && !strncasecmp(v + b, "keep-alive", 10)))
+            continue;
+        if (c->up_conn_len + n + 1 > sizeof c->up_conn) {
+            c->up_bad = 1;
+            return;
+        }
+        if (c->up_conn_len) c->up_conn[c->up_conn_len++] = ',';
+        memcpy(c->up_conn + c->up_conn_len, v + b, n);
+        c->up_conn_len += n;
+    }
+}
+
+/* Removes from c->out the header lines the upstream's Connection header named. Framing
+ * stays tollgate's: a named Content-Length is not removed (Transfer-Encoding and
+ * Connection never reach c->out). */
+static void strip_up_connection(tg_conn_t *c)
+{
+    size_t off = 0;
+    while (off < c->out_len) {
+        const char *line = c->out + off;
+        const char *end = memchr(line, '\n', c->out_len - off);
+        size_t ll = end ? (size_t)(end - line) + 1 : c->out_len - off;
+        const char *colon = memchr(line, ':', ll);
+        size_t nl = colon ? (size_t)(colon - line) : 0;
+        int named = nl && in_token_list(c->up_conn, c->up_conn_len, line, nl) &&
+                    !(nl == 14 && !strncasecmp(line, "content-length", 14));
+        if (!named) {
+            off += ll;
+            continue;
+        }
+        memmove(c->out + off, c->out + off + ll, c->out_len - off - ll);
+        c->out_len -= ll;
+        if (c->cl_len && c->cl_off > off) c->cl_off -= ll;
+        if (c->ctype_len && c->ctype_off > off && c->ctype_off < off + ll)
+            c->ctype_len = 0; /* the Content-Type line itself */
+        else if (c->ctype_len && c->ctype_off > off)
+            c->ctype_off -= (uint32_t)ll;
+    }
+}
+
 static void on_up_header(void *ud, const char *name, size_t nl, const char *value, size_t vl)
 {
     tg_conn_t *c = ud;
+    if (c->up_bad) return;
     if (nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) c->resp_te = 1;
+    if (nl == 10 && strncasecmp(name, "connection", 10) == 0) {
+        note_up_connection(c, value, vl);
+        return;
+    }
     if (c->metered && nl == 16 && strncasecmp(name, "content-encoding", 16) == 0)
         tg_xchg_response_coding(c->xchg, value, vl); /* (forwarded as it is, below) */
     if (hop_by_hop(name, nl)) return;
     if (nl == 12 && strncasecmp(name, "x-request-id", 12) == 0) return;
+    size_t line = nl + vl + 4;
+    /* A head over the cap is refused whole (502), never cut: a dropped line must not
+     * leave offsets (Content-Length, Content-Type) pointing past what was kept. */
+    if (c->out_len + line > UP_HEAD_MAX || grow(&c->out, &c->out_cap, c->out_len + line) != 0) {
+        c->up_bad = 1;
+        return;
+    }
     if (nl == 14 && strncasecmp(name, "content-length", 14) == 0) {
+        if (c->resp_has_cl) return; /* a repeated length: the first one frames */
         c->resp_has_cl = 1;
         c->cl_off = c->out_len;
-        c->cl_len = nl + vl + 4;
+        c->cl_len = line;
     }
-    if (c->out_len + nl + vl + 4 > 65536) return; /* a runaway header block is cut */
-    if (grow(&c->out, &c->out_cap, c->out_len + nl + vl + 4) != 0) return;
     if (nl == 12 && strncasecmp(name, "content-type", 12) == 0) {
         c->ctype_off = (uint32_t)(c->out_len + nl + 2);
         c->ctype_len = (uint32_t)vl;
@@ -1044,6 +1268,13 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
 {
     tg_conn_t *c = ud;
+    if (c->up_bad) {
+        /* Nothing is built or sent: on_up_body aborts the transfer and on_up_done
+         * answers 502 (the client never sees a part of this head). */
+        c->ev.status = 502;
+        return;
+    }
+    if (c->up_conn_len) strip_up_connection(c);
     c->ev.status = status;
     int bodiless = status < 200 || status == 204 || status == 304 || c->parser.method == HTTP_HEAD;
     if (c->metered && !bodiless) {
@@ -1139,7 +1370,7 @@ static int send_body(void *ud, const char *p, size_t n)
 static int on_up_body(void *ud, const char *p, size_t n)
 {
     tg_conn_t *c = ud;
-    if (c->write_failed || c->closing) return -1;
+    if (c->write_failed || c->closing || c->up_bad) return -1;
     if (n == 0 || c->no_body_out) return 0;
     int rc = c->metered ? tg_xchg_response_body(c->xchg, p, n, send_body, c) : send_body(c, p, n);
     if (rc != 0) return -1;
@@ -1172,6 +1403,10 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
 {
     tg_conn_t *c = ud;
     c->up = NULL;
+    if (c->up_bad) {
+        r = TG_PROXY_ERROR; /* even a bodiless answer ended "OK": its head was refused */
+        detail = "response head over 64 KiB (or a Connection list over 255 bytes)";
+    }
     tg_upstream_conf_t *u = c->route->up;
     int64_t now = tg_mono_us();
     /* A timeout while the client's own body is still coming is the client's
@@ -1203,7 +1438,10 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
         c->head_pending = 0;
         c->head_sent = 0;
         TG_WARN("upstream %s (%s): %s", u->name, c->target->url, detail);
-        if (r == TG_PROXY_TIMEOUT) {
+        if (c->up_bad) {
+            TG_EVENT_SET(&c->ev, reason, "upstream_bad_response", 21);
+            send_error(c, 502, "bad_gateway", "the upstream's response head is too large");
+        } else if (r == TG_PROXY_TIMEOUT) {
             TG_EVENT_SET(&c->ev, reason, "upstream_timeout", 16);
             send_error(c, 504, "gateway_timeout", "the upstream did not answer in time");
         } else {
@@ -1244,12 +1482,22 @@ static void start_upstream(tg_conn_t *c)
     size_t need = strlen(c->target->url) + c->url_len + c->head_len + c->nhdrs * 4 + 512;
     for (size_t i = 0; i < u->nheaders; i++)
         need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + 4;
-    const hdr_t *xff = find_hdr(c, "x-forwarded-for");
-    if (xff) need += xff->vl;
+    for (size_t i = 0; i < c->nhdrs; i++) /* every X-Forwarded-For line, joined */
+        if (name_is(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 2;
     need += c->nhdrs * 8 + 32; /* Accept-Encoding may become "identity" (below) */
     if (grow(&c->scratch, &c->scratch_cap, need) != 0) {
         send_error(c, 502, "bad_gateway", "out of memory");
         return;
+    }
+    /* Does a Connection header name anything but close / keep-alive? (Usually not: then
+     * no header is looked up in it.) */
+    int conn_names = 0;
+    for (size_t i = 0; i < c->nhdrs && !conn_names; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        if (!name_is(c, h, "connection")) continue;
+        const char *v = c->head + h->vo;
+        conn_names = !((h->vl == 5 && !strncasecmp(v, "close", 5)) ||
+                       (h->vl == 10 && !strncasecmp(v, "keep-alive", 10)));
     }
     /* The URL, then one NUL-terminated "Name: value" string per header. */
     char *o = c->scratch;
@@ -1261,7 +1509,7 @@ static void start_upstream(tg_conn_t *c)
     int ae = 0;
     for (size_t i = 0; i < c->nhdrs && nh < TG_PROXY_MAX_HEADERS - 8; i++) {
         const hdr_t *h = &c->hdrs[i];
-        if (drop_request_header(c, h)) continue;
+        if (drop_request_header(c, h, conn_names)) continue;
         c->up_hdrs[nh++] = o;
         if (c->metered && name_is(c, h, "accept-encoding")) {
             /* The meter must read the answer: only codings it decodes are asked for (see
@@ -1300,7 +1548,11 @@ static void start_upstream(tg_conn_t *c)
     *o++ = '\0';
     c->up_hdrs[nh++] = o;
     o = tg_puts(o, "X-Forwarded-For: ");
-    if (xff) o = tg_put(tg_put(o, c->head + xff->vo, xff->vl), ", ", 2);
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        if (name_is(c, h, "x-forwarded-for"))
+            o = tg_put(tg_put(o, c->head + h->vo, h->vl), ", ", 2);
+    }
     o = tg_puts(o, c->client_ip);
     *o++ = '\0';
 
@@ -1398,6 +1650,14 @@ static void on_timer(uv_timer_t *t)
         c->keep_alive = 0;
         c->msg_done = 1;
         reject(c, 408, "request_timeout", "request body not received in time", "body_timeout");
+        maybe_finish(c);
+        return;
+    }
+    if (c->discard && !c->msg_done && !c->up) {
+        /* The rest of an answered request's body stopped coming, or came too slowly:
+         * the connection ends (the request was recorded with its answer's reason). */
+        c->keep_alive = 0;
+        c->msg_done = 1;
         maybe_finish(c);
         return;
     }

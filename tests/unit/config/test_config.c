@@ -97,6 +97,7 @@ static void test_full(void **state)
                               "  max_decoded_body: 64m\n"
                               "  idle_timeout: 2m\n"
                               "  header_timeout: 5s\n"
+                              "  body_timeout: 20s\n"
                               "  drain_timeout: 1500\n"
                               "store: postgres://tg@db/tollgate\n"
                               "log:\n"
@@ -141,6 +142,7 @@ static void test_full(void **state)
     assert_int_equal(c->server.max_decoded_body, 64 * 1024 * 1024);
     assert_int_equal(c->server.idle_timeout_ms, 120000);
     assert_int_equal(c->server.header_timeout_ms, 5000);
+    assert_int_equal(c->server.body_timeout_ms, 20000);
     assert_int_equal(c->server.drain_timeout_ms, 1500);
     assert_string_equal(c->store, "postgres://tg@db/tollgate");
     assert_string_equal(c->log.access, "/var/log/tollgate/access.log");
@@ -185,6 +187,7 @@ static void check_defaults(const tg_config_t *c)
     assert_int_equal(c->server.max_decoded_body, 256 * 1024 * 1024);
     assert_int_equal(c->server.idle_timeout_ms, 60000);
     assert_int_equal(c->server.header_timeout_ms, 10000);
+    assert_int_equal(c->server.body_timeout_ms, 60000);
     assert_int_equal(c->server.drain_timeout_ms, 30000);
     assert_string_equal(c->store, "sqlite:./tollgate.db");
     assert_string_equal(c->log.access, "stdout");
@@ -920,6 +923,10 @@ static void test_route(void **state)
     assert_null(tg_config_route(c, p, 3));
     p = "/v2/x";
     assert_null(tg_config_route(c, p, strlen(p)));
+    p = "/mcpX";
+    assert_null(tg_config_route(c, p, strlen(p)));
+    p = "/mcp/x";
+    assert_int_equal(tg_config_route(c, p, strlen(p))->kind, TG_ROUTE_MCP);
     assert_null(tg_config_route(c, "", 0));
     tg_config_unref(c);
 
@@ -927,7 +934,11 @@ static void test_route(void **state)
                  "routes: [ { name: all, path_prefix: /, upstream: u },"
                  "          { name: x, path_prefix: /x, upstream: u } ]\n");
     assert_string_equal(tg_config_route(c, "/anything", 9)->name, "all");
-    assert_string_equal(tg_config_route(c, "/xyz", 4)->name, "x");
+    /* A prefix matches on a segment boundary only. */
+    assert_string_equal(tg_config_route(c, "/xyz", 4)->name, "all");
+    assert_string_equal(tg_config_route(c, "/x", 2)->name, "x");
+    assert_string_equal(tg_config_route(c, "/x/y", 4)->name, "x");
+    assert_string_equal(tg_config_route(c, "/x?q", 4)->name, "x");
     tg_config_unref(c);
 
     c = parse_ok("");

@@ -1,0 +1,232 @@
+/* Request-target normalisation: see target.h.
+ *
+ * The order is RFC 3986 §6.2.2's: percent-decoding of unreserved characters first, then
+ * dot-segment removal, so "%2E%2E" is a ".." like any other. Both steps only shrink the
+ * path, which is why the output never needs more than the input (plus one byte for the
+ * "/" an absolute-form target without a path gets). */
+#include "gateway/target.h"
+
+#include <string.h>
+#include <strings.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/* RFC 3986 §5.2.4 on b[0..n), in place; returns the new length. The write index never
+ * passes the read index, and rewriting the input's prefix to "/" (steps B and C) only
+ * moves the read index forward or writes one '/' at or ahead of it. */
+static size_t remove_dot_segments(char *b, size_t n)
+{
+    size_t r = 0, w = 0;
+    while (r < n) {
+        size_t left = n - r;
+        const char *p = b + r;
+        if (left >= 3 && !memcmp(p, "../", 3)) { /* A */
+            r += 3;
+        } else if (left >= 2 && !memcmp(p, "./", 2)) {
+            r += 2;
+        } else if (left >= 3 && !memcmp(p, "/./", 3)) { /* B */
+            r += 2;
+        } else if (left == 2 && !memcmp(p, "/.", 2)) {
+            b[r + 1] = '/';
+            r += 1;
+        } else if ((left >= 4 && !memcmp(p, "/../", 4)) || (left == 3 && !memcmp(p, "/..", 3))) {
+            if (left == 3) b[r + 2] = '/'; /* C: input becomes "/" */
+            r += left == 3 ? 2 : 3;
+            while (w > 0 && b[w - 1] != '/') /* the output's last segment, */
+                w--;
+            if (w > 0) w--; /* and its "/" */
+        } else if ((left == 1 && p[0] == '.') || (left == 2 && !memcmp(p, "..", 2))) { /* D */
+            r = n;
+        } else { /* E: the first segment, with its leading "/" */
+            if (b[r] == '/') b[w++] = b[r++];
+            while (r < n && b[r] != '/')
+                b[w++] = b[r++];
+        }
+    }
+    return w;
+}
+
+int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t *res)
+{
+    res->len = res->path_len = 0;
+    res->error = NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c <= 0x20 || c == 0x7f || c == '#') {
+            res->error = c == '#' ? "a fragment (#) is not allowed in the request-target"
+                                  : "control character or space in the request-target";
+            return -1;
+        }
+    }
+    if (len == 1 && in[0] == '*') { /* asterisk-form (OPTIONS *) */
+        out[0] = '*';
+        res->len = res->path_len = 1;
+        return 0;
+    }
+    size_t i = 0;
+    int absolute = 0;
+    if (len >= 7 && !strncasecmp(in, "http://", 7)) {
+        i = 7;
+        absolute = 1;
+    } else if (len >= 8 && !strncasecmp(in, "https://", 8)) {
+        i = 8;
+        absolute = 1;
+    }
+    if (absolute) { /* the authority is the Host's business, not the path's */
+        while (i < len && in[i] != '/' && in[i] != '?')
+            i++;
+    } else if (len == 0 || in[0] != '/') {
+        res->error = "the request-target must be a path starting with /";
+        return -1;
+    }
+    const char *q = memchr(in + i, '?', len - i);
+    size_t pend = q ? (size_t)(q - in) : len;
+    size_t o = 0;
+    if (i == pend || in[i] != '/') out[o++] = '/';
+    for (; i < pend; i++) {
+        char c = in[i];
+        if (c != '%') {
+            out[o++] = c;
+            continue;
+        }
+        int hi = i + 2 < pend ? hexval(in[i + 1]) : -1;
+        int lo = hi >= 0 ? hexval(in[i + 2]) : -1;
+        if (lo < 0) {
+            res->error = "malformed percent-encoding in the request-target";
+            return -1;
+        }
+        unsigned char v = (unsigned char)(hi * 16 + lo);
+        if (v == 0) {
+            res->error = "an encoded NUL (%00) in the request-target path";
+            return -1;
+        }
+        if (unreserved(v)) {
+            out[o++] = (char)v;
+        } else {
+            static const char hex[] = "0123456789ABCDEF";
+            out[o++] = '%';
+            out[o++] = hex[hi];
+            out[o++] = hex[lo];
+        }
+        i += 2;
+    }
+    o = remove_dot_segments(out, o);
+    res->path_len = o;
+    if (q) {
+        memcpy(out + o, q, len - pend);
+        o += len - pend;
+    }
+    res->len = o;
+    return 0;
+}
+
+size_t tg_target_match_path(const char *path, size_t len, char *out)
+{
+    size_t o = 0;
+    int skip = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = path[i];
+        if (c == '%' && i + 2 < len && path[i + 1] == '2' &&
+            (path[i + 2] == 'F' || path[i + 2] == 'f')) {
+            c = '/'; /* an upstream may decode it: match as if it had */
+            i += 2;
+        }
+        if (c == '/') skip = 0;
+        if (c == ';') skip = 1;
+        if (!skip) out[o++] = c;
+    }
+    /* "%2F.." segments may now be dot-segments: resolved as the upstream could. */
+    return remove_dot_segments(out, o);
+}
+
+/* The name of a credential parameter? */
+static int key_name(const char *n, size_t l)
+{
+    static const char *const names[] = {"api_key", "api-key", "apikey", "key"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == l && !strncasecmp(n, names[i], l)) return 1;
+    return 0;
+}
+
+/* Walks the query's parameters: for each, [ns, ne) is its name, [vs, ve) its value. */
+typedef struct param {
+    size_t start, ns, ne, vs, ve, end; /* end: index of the '&' or the length */
+} param_t;
+
+static int next_param(const char *t, size_t len, size_t *at, param_t *p)
+{
+    if (*at >= len) return 0;
+    p->start = p->ns = *at;
+    size_t i = *at;
+    while (i < len && t[i] != '&' && t[i] != '=')
+        i++;
+    p->ne = i;
+    if (i < len && t[i] == '=') i++;
+    p->vs = i;
+    while (i < len && t[i] != '&')
+        i++;
+    p->ve = p->end = i;
+    *at = i + 1;
+    return 1;
+}
+
+size_t tg_target_redact(const char *t, size_t len, char *out, size_t cap)
+{
+    const char *q = memchr(t, '?', len);
+    size_t o = 0, head = q ? (size_t)(q - t) + 1 : len;
+    if (cap == 0) return 0;
+#define PUT(s, n)                                                                                  \
+    do {                                                                                           \
+        size_t k_ = (n) < cap - 1 - o ? (n) : cap - 1 - o;                                         \
+        memcpy(out + o, (s), k_);                                                                  \
+        o += k_;                                                                                   \
+    } while (0)
+    PUT(t, head);
+    size_t at = head;
+    param_t p;
+    while (q && o < cap - 1 && next_param(t, len, &at, &p)) {
+        if (p.vs > p.ne && key_name(t + p.ns, p.ne - p.ns)) {
+            PUT(t + p.start, p.vs - p.start);
+            PUT("REDACTED", 8);
+        } else {
+            PUT(t + p.start, p.end - p.start);
+        }
+        if (p.end < len) PUT("&", 1);
+    }
+#undef PUT
+    out[o] = '\0';
+    return o;
+}
+
+size_t tg_target_strip_tollgate_keys(char *t, size_t len)
+{
+    char *q = memchr(t, '?', len);
+    if (!q) return len;
+    size_t at = (size_t)(q - t) + 1, w = at;
+    param_t p;
+    int dropped = 0;
+    while (next_param(t, len, &at, &p)) {
+        int drop = p.vs > p.ne && key_name(t + p.ns, p.ne - p.ns) && p.ve - p.vs >= 3 &&
+                   !memcmp(t + p.vs, "tg_", 3);
+        dropped |= drop;
+        if (drop) continue;
+        if (w > (size_t)(q - t) + 1) t[w++] = '&';
+        memmove(t + w, t + p.start, p.end - p.start);
+        w += p.end - p.start;
+    }
+    if (!dropped) return len;          /* (the walk rewrote nothing) */
+    if (w == (size_t)(q - t) + 1) w--; /* nothing left: no "?" either */
+    return w;
+}

@@ -1,0 +1,197 @@
+/* Tests src/gateway/target.c: request-target normalisation (RFC 3986 §5.2.4 and
+ * §6.2.2, RFC 9112 §3.2), the match path, and credential parameters in queries. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gateway/target.h"
+
+/* Normalises in; the result as a string, or "ERR" when refused. */
+static const char *norm(const char *in)
+{
+    static char out[512];
+    tg_target_norm_t r;
+    if (tg_target_normalize(in, strlen(in), out, &r) != 0) {
+        assert_non_null(r.error);
+        return "ERR";
+    }
+    assert_true(r.len <= strlen(in) + 1);
+    assert_true(r.path_len <= r.len);
+    out[r.len] = '\0';
+    return out;
+}
+
+static size_t path_len(const char *in)
+{
+    char out[512];
+    tg_target_norm_t r;
+    assert_int_equal(tg_target_normalize(in, strlen(in), out, &r), 0);
+    return r.path_len;
+}
+
+static void test_rfc3986_dot_segments(void **state)
+{
+    (void)state;
+    /* RFC 3986 §5.2.4's own examples, and §5.4's abnormal ones as paths. */
+    assert_string_equal(norm("/a/b/c/./../../g"), "/a/g");
+    assert_string_equal(norm("/mid/content=5/../6"), "/mid/6");
+    assert_string_equal(norm("/b/c/./g"), "/b/c/g");
+    assert_string_equal(norm("/b/c/."), "/b/c/");
+    assert_string_equal(norm("/b/c/./"), "/b/c/");
+    assert_string_equal(norm("/b/c/.."), "/b/");
+    assert_string_equal(norm("/b/c/../"), "/b/");
+    assert_string_equal(norm("/b/c/../g"), "/b/g");
+    assert_string_equal(norm("/b/c/../.."), "/");
+    assert_string_equal(norm("/b/c/../../g"), "/g");
+    assert_string_equal(norm("/b/g."), "/b/g.");
+    assert_string_equal(norm("/b/.g"), "/b/.g");
+    assert_string_equal(norm("/b/g.."), "/b/g..");
+    assert_string_equal(norm("/b/..g"), "/b/..g");
+    assert_string_equal(norm("/b/c/./../g"), "/b/g");
+    assert_string_equal(norm("/b/c/./g/."), "/b/c/g/");
+    assert_string_equal(norm("/b/c/g/./h"), "/b/c/g/h");
+    assert_string_equal(norm("/b/c/g/../h"), "/b/c/h");
+    /* The attack: a detour that ends on the billed endpoint. */
+    assert_string_equal(norm("/x/../v1/chat/completions"), "/v1/chat/completions");
+    assert_string_equal(norm("/v1/./chat/completions"), "/v1/chat/completions");
+    assert_string_equal(norm("/"), "/");
+    assert_string_equal(norm("//a//b"), "//a//b"); /* empty segments are not dot-segments */
+}
+
+static void test_above_root(void **state)
+{
+    (void)state;
+    /* ".." above the root stays at the root (RFC 3986 §5.2.4), never an error. */
+    assert_string_equal(norm("/.."), "/");
+    assert_string_equal(norm("/../"), "/");
+    assert_string_equal(norm("/../../v1/messages"), "/v1/messages");
+    assert_string_equal(norm("/a/../../../b"), "/b");
+    assert_string_equal(norm("/%2e%2E/v1"), "/v1");
+}
+
+static void test_percent(void **state)
+{
+    (void)state;
+    /* Unreserved characters decoded, other escapes kept, upper-cased. */
+    assert_string_equal(norm("/v1/chat/complet%69ons"), "/v1/chat/completions");
+    assert_string_equal(norm("/%7Euser/%41%2d%5f%2E"), "/~user/A-_.");
+    assert_string_equal(norm("/a%2fb"), "/a%2Fb");           /* never a "/" */
+    assert_string_equal(norm("/a/%2E%2E%2fb"), "/a/..%2Fb"); /* "..%2Fb" is one segment */
+    assert_string_equal(norm("/a%20b"), "/a%20b");
+    assert_string_equal(norm("/%c3%a9"), "/%C3%A9");
+    assert_string_equal(norm("/a%00b"), "ERR");
+    assert_string_equal(norm("/a%2"), "ERR");
+    assert_string_equal(norm("/a%zzb"), "ERR");
+    assert_string_equal(norm("/a%"), "ERR");
+    /* The query is kept as it came (only the byte checks apply). */
+    assert_string_equal(norm("/v1/x?a=%69&b=/../c"), "/v1/x?a=%69&b=/../c");
+    assert_string_equal(norm("/v1/x?a=%00"), "/v1/x?a=%00");
+    assert_int_equal(path_len("/a/../b?x=1"), 2);
+}
+
+static void test_refused_bytes(void **state)
+{
+    (void)state;
+    assert_string_equal(norm("/v1/chat/completions#x"), "ERR");
+    assert_string_equal(norm("/v1/chat/completions?a#x"), "ERR");
+    assert_string_equal(norm("/v1/chat\t/completions"), "ERR");
+    assert_string_equal(norm("/a b"), "ERR");
+    assert_string_equal(norm("/a\x7f"), "ERR");
+    assert_string_equal(norm("/a\x01"), "ERR");
+    assert_string_equal(norm("v1/chat"), "ERR");
+    assert_string_equal(norm(""), "ERR");
+}
+
+static void test_forms(void **state)
+{
+    (void)state;
+    assert_string_equal(norm("*"), "*");
+    assert_string_equal(norm("http://example.com/v1/../v1/messages?x=1"), "/v1/messages?x=1");
+    assert_string_equal(norm("HTTPS://example.com"), "/");
+    assert_string_equal(norm("http://example.com?x"), "/?x");
+    assert_int_equal(path_len("http://example.com?x"), 1);
+}
+
+static const char *match(const char *in)
+{
+    static char out[256];
+    size_t n = tg_target_match_path(in, strlen(in), out);
+    out[n] = '\0';
+    return out;
+}
+
+static void test_match_path(void **state)
+{
+    (void)state;
+    assert_string_equal(match("/v1/chat/completions;a=b"), "/v1/chat/completions");
+    assert_string_equal(match("/v1/chat;x/completions;y=1;z"), "/v1/chat/completions");
+    assert_string_equal(match("/v1/messages"), "/v1/messages");
+    assert_string_equal(match("/;a"), "/");
+    /* %2F as an upstream may decode it, then dot-segments again. */
+    assert_string_equal(match("/v1/chat%2Fcompletions"), "/v1/chat/completions");
+    assert_string_equal(match("/v1%2f..%2Fadmin"), "/admin");
+    assert_string_equal(match("/v1/x;p=%2F../chat/completions"), "/v1/chat/completions");
+    char inplace[] = "/a;b/c";
+    assert_int_equal(tg_target_match_path(inplace, strlen(inplace), inplace), 4);
+    assert_memory_equal(inplace, "/a/c", 4);
+}
+
+static const char *redact(const char *in, size_t cap)
+{
+    static char out[256];
+    tg_target_redact(in, strlen(in), out, cap);
+    return out;
+}
+
+static void test_redact(void **state)
+{
+    (void)state;
+    assert_string_equal(redact("/v1/x?api_key=tg_secret&a=1", 256), "/v1/x?api_key=REDACTED&a=1");
+    assert_string_equal(redact("/v1/x?a=1&KEY=abc&Api-Key=z&apikey=", 256),
+                        "/v1/x?a=1&KEY=REDACTED&Api-Key=REDACTED&apikey=REDACTED");
+    assert_string_equal(redact("/v1/x?monkey=1&key", 256), "/v1/x?monkey=1&key");
+    assert_string_equal(redact("/v1/x", 256), "/v1/x");
+    assert_string_equal(redact("/v1/x?a=1&", 256), "/v1/x?a=1&");
+    /* Cut at the cap, never past it, and a cut value is still redacted. */
+    assert_string_equal(redact("/v1/x?key=tg_0123456789", 12), "/v1/x?key=R");
+    assert_string_equal(redact("/v1/x?key=tg_0123456789", 1), "");
+}
+
+static const char *strip(const char *in)
+{
+    static char buf[256];
+    strcpy(buf, in);
+    size_t n = tg_target_strip_tollgate_keys(buf, strlen(buf));
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_strip(void **state)
+{
+    (void)state;
+    assert_string_equal(strip("/v1/x?api_key=tg_abc&a=1"), "/v1/x?a=1");
+    assert_string_equal(strip("/v1/x?a=1&KEY=tg_abc"), "/v1/x?a=1");
+    assert_string_equal(strip("/v1/x?key=tg_abc"), "/v1/x");
+    assert_string_equal(strip("/v1/x?key=AIzaUpstreamKey&a=1"), "/v1/x?key=AIzaUpstreamKey&a=1");
+    assert_string_equal(strip("/v1/x?a=1&"), "/v1/x?a=1&");
+    assert_string_equal(strip("/v1/x?b=tg_x&key=tg_y&c=3"), "/v1/x?b=tg_x&c=3");
+    assert_string_equal(strip("/v1/x"), "/v1/x");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc3986_dot_segments),
+        cmocka_unit_test(test_above_root),
+        cmocka_unit_test(test_percent),
+        cmocka_unit_test(test_refused_bytes),
+        cmocka_unit_test(test_forms),
+        cmocka_unit_test(test_match_path),
+        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_strip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
