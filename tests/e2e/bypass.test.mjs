@@ -18,25 +18,23 @@ const waitForEvent = async (g, id) => {
   return ev;
 };
 
-let mock, srv, gw, gwShort;
+let mock, srv, gw, gwShort, upstreams, routes, prices;
 before(async () => {
   mock = await startMock();
   srv = await startMcpServer({ json: true });
-  const upstreams = [
+  upstreams = [
     { name: 'mock', targets: [mock.url] },
     { name: 'mcpsrv', targets: [`http://127.0.0.1:${srv.port}`] },
   ];
-  const routes = [
+  routes = [
     { name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' },
     { name: 'mcp', path_prefix: '/mcp', upstream: 'mcpsrv', kind: 'mcp' },
   ];
-  const prices = {
+  prices = {
     models: { 'gpt-4o-mini': { input: '0.15', output: '0.6' }, 'gpt-4o': { input: '2.5', output: '10' } },
     tools: { echo: { call: '0.001' }, add: { call: '1' }, fail: { call: '5' } },
   };
   gw = await startGateway({ upstreams, routes, extra: { prices } });
-  // The same with a short drain: an upstream that never ends is given up on after 200 ms.
-  gwShort = await startGateway({ upstreams, routes, extra: { prices, ai: { drain_after_disconnect: '200ms' } } });
 });
 after(async () => {
   await gw?.stop();
@@ -186,6 +184,9 @@ describe('a client that leaves a 2xx AI answer', () => {
   });
 
   test('an upstream that does not finish within ai.drain_after_disconnect is charged an estimate', async () => {
+    // The same gateway with a short drain: an upstream that never ends is given up on
+    // after 200 ms.
+    gwShort = await startGateway({ upstreams, routes, extra: { prices, ai: { drain_after_disconnect: '200ms' } } });
     const { secret } = await createTenantKey(gwShort, 'leaver2');
     await waitForKey(gwShort, secret, '/v1/models');
     const body = chat(20);
