@@ -486,7 +486,8 @@ static int start_drain(tg_conn_t *c)
     TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
     tg_xchg_client_gone(c->xchg);
     set_reading(c, 0);
-    long ms = c->cfg->ai.drain_after_disconnect_ms;
+    /* (Shutting down: no wait; the answer is charged on what was delivered.) */
+    long ms = c->w->draining ? 0 : c->cfg->ai.drain_after_disconnect_ms;
     arm_timer(c, ms > 0 ? ms : 1);
     tg_proxy_resume_download(c->up); /* it may have been paused for the client */
     return 1;
@@ -1533,7 +1534,10 @@ void tg_conn_drain_all(tg_worker_t *w)
     tg_conn_t *c = w->conns;
     while (c) {
         tg_conn_t *next = c->next;
-        if (!c->in_request && !c->lingering) conn_close(c);
+        if (!c->in_request && !c->lingering)
+            conn_close(c);
+        else if (c->drain)
+            arm_timer(c, 1); /* no client waits on it: ended (and charged) at once */
         c = next;
     }
 }

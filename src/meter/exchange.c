@@ -391,7 +391,7 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
 {
     *out = NULL;
     *outlen = 0;
-    if (x->ep == EP_NONE && x->unknown_path) x->ep = EP_UNKNOWN; /* it has a body */
+    if (x->ep == EP_NONE && x->unknown_path && len > 0) x->ep = EP_UNKNOWN; /* a body */
     if (x->ep == EP_NONE) return;
     if (x->ep == EP_MCP) {
         mcp_request(x, body, len);

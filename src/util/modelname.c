@@ -10,6 +10,14 @@ static int digits(const char *p, size_t n)
     return 1;
 }
 
+/* YYYY MM DD (digits already checked): a year 19xx or 20xx, a month and a day that can be. */
+static int date(const char *y, const char *m, const char *d)
+{
+    int mm = (m[0] - '0') * 10 + (m[1] - '0'), dd = (d[0] - '0') * 10 + (d[1] - '0');
+    return (y[0] == '1' ? y[1] == '9' : y[0] == '2' && y[1] == '0') && mm >= 1 && mm <= 12 &&
+           dd >= 1 && dd <= 31;
+}
+
 size_t tg_modelname_base(const char *name, size_t len)
 {
     /* A provider's qualifier: everything from the first '@' or ':' on. */
@@ -19,13 +27,13 @@ size_t tg_modelname_base(const char *name, size_t len)
     if (len > 11) {
         const char *d = name + len - 11;
         if (d[0] == '-' && digits(d + 1, 4) && d[5] == '-' && digits(d + 6, 2) && d[8] == '-' &&
-            digits(d + 9, 2))
+            digits(d + 9, 2) && date(d + 1, d + 6, d + 9))
             return len - 11;
     }
-    /* -YYYYMMDD (a year of this millennium or the last, so -12345678 is not a date) */
+    /* -YYYYMMDD (a plausible date, so -12345678 is not one) */
     if (len > 9) {
         const char *d = name + len - 9;
-        if (d[0] == '-' && digits(d + 1, 8) && (d[1] == '1' || d[1] == '2')) return len - 9;
+        if (d[0] == '-' && digits(d + 1, 8) && date(d + 1, d + 5, d + 7)) return len - 9;
     }
     return 0;
 }
