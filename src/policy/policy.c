@@ -426,24 +426,27 @@ void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns
         e = lim_find(s, k);
         if (e && e->has_rate) keys[n] = k, names[n] = scopes[i][0], rules[n++] = e->rule;
     }
-    nrate = n;
-    /* The model's token rule: its own, else its base model's (a dated snapshot, a
-     * provider's variant), looked up folded; counted under the name the rule is written
-     * for, so every spelling of a model shares one counter. */
+    /* The model's rules: its own, else its base model's (a dated snapshot, a provider's
+     * variant), looked up folded; counted under the name the rule is written for, so
+     * every spelling of a model shares one counter. */
     char model[128] = "";
     const lim_entry_t *model_row = NULL;
-    if (in->est_tokens > 0 && in->model && in->model[0]) {
+    if (in->model && in->model[0]) {
         size_t len = tg_modelname_fold(in->model, strlen(in->model), model, sizeof model);
         for (int i = 0; i < TG_MODELNAME_TRIES && len && !model_row; i++) {
             model[len] = '\0';
             e = lim_find(s, tg_limit_key(tenant, "model", model));
-            if (e && e->has_tokens)
+            if (e && (e->has_rate || e->has_tokens))
                 model_row = e;
             else
                 len = tg_modelname_base(model, len);
         }
         if (!model_row) model[0] = '\0';
     }
+    if (model_row && model_row->has_rate)
+        keys[n] = tg_limit_key(tenant, "model", model), names[n] = "model",
+        rules[n++] = model_row->rule;
+    nrate = n;
     if (in->est_tokens > 0) {
         /* Token rules: the tenant's, the model's and the key's (keys distinct from the
          * request-rate keys of the same scope, so the two never share a state). */

@@ -267,6 +267,19 @@ describe('model names', () => {
     assert.equal((await ask(secret, 'gpt-4o', 16)).status, 200);
   });
 
+  test('a request-rate limit on a model (limit set --model M --rpm N) holds it, in every spelling', async () => {
+    const { secret } = await createTenantKey(gw, 'modelrpm');
+    await waitForKey(gw, secret, '/v1/models');
+    assert.equal((await gw.cli(['limit', 'set', '--tenant', 'modelrpm', '--model', 'gpt-4o', '--rpm', '2'])).code, 0);
+    await sleep(POLICY_POLL_MS);
+    assert.equal((await ask(secret, 'gpt-4o')).status, 200);
+    assert.equal((await ask(secret, 'GPT-4o-2024-08-06')).status, 200);
+    const r = await ask(secret, 'gpt-4o@x');
+    assert.equal(r.status, 429, r.text);
+    assert.equal(r.headers['ratelimit-policy'], '"model";q=2;w=60');
+    assert.equal((await ask(secret, 'gpt-4o-mini')).status, 200);
+  });
+
   test('on a budgeted tenant a model with no price (and no "*" price) is refused, not free', async () => {
     const { secret } = await createTenantKey(gw, 'unpriced');
     await waitForKey(gw, secret, '/v1/models');

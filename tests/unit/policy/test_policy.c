@@ -421,6 +421,28 @@ static void test_token_limits_model_names(void **state)
     tg_policy_free(p);
 }
 
+/* A model's request-rate rule (limit set --model M --rpm N) applies, to every spelling. */
+static void test_model_rate(void **state)
+{
+    (void)state;
+    limit("t", "model", "claude-3-5-sonnet", 2, 60, 0);
+    tg_policy_t *p = fresh(NULL);
+    tg_admission_t a;
+    uint64_t now = 100 * S;
+    admit_ai(p, "t", "claude-3-5-sonnet", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    assert_int_equal(a.limited, 1);
+    assert_string_equal(a.policy, "model");
+    admit_ai(p, "t", "Claude-3-5-Sonnet-20241022", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    admit_ai(p, "t", "claude-3-5-sonnet@20240620", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_RATE);
+    assert_string_equal(a.reason, "rate_limited");
+    admit_ai(p, "t", "claude-3-opus", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    tg_policy_free(p);
+}
+
 static void budget(const char *tenant, int64_t micros, int hard)
 {
     tg_budget_row_t *r = &budgets[nbudgets++];
@@ -558,6 +580,7 @@ int main(void)
         cmocka_unit_test_setup(test_tool_rules, setup),
         cmocka_unit_test_setup(test_token_limits, setup),
         cmocka_unit_test_setup(test_token_limits_model_names, setup),
+        cmocka_unit_test_setup(test_model_rate, setup),
         cmocka_unit_test_setup(test_budget_hard_stop_and_alerts, setup),
         cmocka_unit_test_setup(test_budget_bounded_overshoot, setup),
     };
