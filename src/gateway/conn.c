@@ -466,16 +466,17 @@ static void maybe_finish(tg_conn_t *c)
     if (c->in_request && c->msg_done && c->resp_done && !c->up) finish_request(c);
 }
 
-/* The client left (or its socket failed) during a 2xx answer of an AI call: the upstream
- * bills the whole answer, so it is read on, sent nowhere, for its final usage, up to
- * ai.drain_after_disconnect (then on_timer ends it and record() charges an estimate).
+/* The client left (or its socket failed) during a 2xx answer of an AI call, or while its
+ * admitted call waited for the answer's head: the upstream bills the whole answer, so it is
+ * read on, sent nowhere, for its final usage, up to ai.drain_after_disconnect (then
+ * on_timer ends it and record() charges an estimate; with no head by then, nothing is).
  * Returns 1 when the connection now drains; 0 when this answer is not one to drain. Never
  * ends the transfer itself (it may run inside an upstream callback). */
 static int start_drain(tg_conn_t *c)
 {
     if (c->drain) return 1;
-    if (!c->metered || !c->up || !c->head_sent || c->no_body_out || !c->msg_done || c->closing ||
-        c->ev.status < 200 || c->ev.status >= 300 ||
+    if (!c->metered || !c->up || c->no_body_out || !c->msg_done || c->closing ||
+        (c->head_sent && (c->ev.status < 200 || c->ev.status >= 300)) ||
         (c->route->kind != TG_ROUTE_OPENAI && c->route->kind != TG_ROUTE_ANTHROPIC) ||
         !tg_xchg_counts_tokens(c->xchg))
         return 0;
@@ -1446,6 +1447,7 @@ static void on_timer(uv_timer_t *t)
             tg_proxy_abort(c->up);
             c->up = NULL;
         }
+        if (!c->head_sent) c->ev.status = 499; /* no answer came: nothing to bill */
         c->msg_done = c->resp_done = 1;
         maybe_finish(c);
         if (!c->closing) conn_close(c);

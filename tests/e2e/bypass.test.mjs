@@ -228,6 +228,27 @@ describe('a client that leaves a 2xx AI answer', () => {
   });
 });
 
+describe('a client that leaves before the answer', () => {
+  test('an admitted AI call whose client left before the head is still billed when it answers 2xx', async () => {
+    const { secret } = await createTenantKey(gw, 'leaver4');
+    await waitForKey(gw, secret, '/v1/models');
+    const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 30 });
+    // The mock answers after 300 ms; the client sends its request and closes at once.
+    const sock = net.connect(gw.port, '127.0.0.1');
+    await new Promise((resolve, reject) => {
+      sock.on('error', reject);
+      sock.on('connect', () => {
+        sock.end(`POST /v1/chat/completions?delay_ms=300 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Type: application/json\r\nx-request-id: left-before-head\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, resolve);
+      });
+    });
+    sock.destroy();
+    const ev = await waitForEvent(gw, 'left-before-head');
+    assert.deepEqual([ev.outcome, ev.reason, ev.status, ev.price_flag], ['billable', 'client_closed', 200, '']);
+    assert.equal(ev.tokens_out, 30);
+    assert.ok(ev.cost_micros > 0);
+  });
+});
+
 describe('model names', () => {
   const ask = (secret, model, max = 16) =>
     request(`${gw.url}/v1/chat/completions`, {
