@@ -23,6 +23,9 @@
 #define SSE_MAX_AI   (1u << 20)   /* one SSE event, AI routes */
 #define SSE_MAX_MCP  (4u << 20)   /* one SSE event, MCP (tool results can be large) */
 #define KEEP_MAX     (256u << 10) /* buffers larger than this are freed between requests */
+/* tools/call whose ids are checked unique; the gateway refuses a batch of more than 64
+ * calls anyway, and the check stays O(64 n) for a body of n requests. */
+#define CALLS_CHECKED 65
 
 typedef enum {
     EP_NONE = 0, /* nothing metered on this path (e.g. GET /v1/models) */
@@ -63,9 +66,11 @@ struct tg_xchg {
     size_t nreq;    /* MCP: requests (messages with a method and an id) */
     size_t mreq_cap;
     const char *invalid; /* MCP: why the body is not a JSON-RPC message tollgate forwards */
-    int unknown_path;    /* AI route: the path is not an endpoint tollgate recognises */
-    int batch;           /* MCP: the body was an array */
-    int req_unread;      /* a metered request body that is not JSON jansson can read */
+    size_t call_at[CALLS_CHECKED]; /* MCP: mreq indexes of the first tools/call */
+    size_t ncall_at;
+    int unknown_path; /* AI route: the path is not an endpoint tollgate recognises */
+    int batch;        /* MCP: the body was an array */
+    int req_unread;   /* a metered request body that is not JSON jansson can read */
     char rpc_method[48];
 
     /* Response. */
@@ -211,6 +216,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->injected = x->batch = x->req_unread = 0;
     x->nreq = 0;
     x->invalid = NULL;
+    x->ncall_at = 0;
     x->partial = x->gone = 0;
     x->dlv_events = x->dlv_bytes = 0;
     x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
@@ -319,6 +325,8 @@ static void inject_usage(tg_xchg_t *x, const tg_jpick_t *pk, const char *body, s
     x->injected = 1;
 }
 
+#define DUP_ID "Invalid request: a tools/call shares its id with another request"
+
 static void mcp_request_message(tg_xchg_t *x, json_t *m)
 {
     if (json_is_array(m)) {
@@ -351,6 +359,14 @@ static void mcp_request_message(tg_xchg_t *x, json_t *m)
         json_array_append_new(x->tools, json_string(name ? name : ""));
     }
     if (has_id) {
+        /* Answers are paired with calls by id: a call sharing its id with another request
+         * could be credited with that request's result. */
+        for (size_t i = 0; tool >= 0 && x->ncall_at < CALLS_CHECKED && i < x->nreq; i++)
+            if (json_equal(json_array_get(x->ids, i), id)) x->invalid = DUP_ID;
+        for (size_t i = 0; tool < 0 && i < x->ncall_at; i++)
+            if (json_equal(json_array_get(x->ids, x->call_at[i]), id)) x->invalid = DUP_ID;
+        if (x->invalid) return;
+        if (tool >= 0 && x->ncall_at < CALLS_CHECKED) x->call_at[x->ncall_at++] = x->nreq;
         if (x->nreq == x->mreq_cap) {
             size_t cap = x->mreq_cap ? x->mreq_cap * 2 : 8;
             mreq_t *n = realloc(x->mreq, cap * sizeof *n);

@@ -146,6 +146,17 @@ describe('MCP batches', () => {
     assert.deepEqual([ev.outcome, ev.reason], ['rejected', 'malformed_request']);
   });
 
+  test('a tools/call sharing its id with another request (whose result could be credited to it) is refused', async () => {
+    const { secret } = await createTenantKey(gw, 'dupid');
+    await waitForKey(gw, secret, '/mcp');
+    const post = await mcpSession(secret);
+    const before = await srv.stats();
+    const r = await post([{ jsonrpc: '2.0', id: 50, method: 'tools/list' }, call(50, 'add', { a: 1, b: 2 })]);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json().error.code, -32600);
+    assert.equal((await srv.stats()).add ?? 0, before.add ?? 0);
+  });
+
   test('a tools/call without an id (no answer could bill it) is refused', async () => {
     const { secret } = await createTenantKey(gw, 'noid');
     await waitForKey(gw, secret, '/mcp');

@@ -1439,6 +1439,16 @@ static void test_mcp_invalid(void **state)
         {"[" MCP_CALL ",{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
          "\"name\":\"\\u0000\"}}]",
          1},
+        /* A tools/call sharing its id with another request (either order). */
+        {"[" MCP_CALL "," MCP_CALL "]", 1},
+        {"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}," MCP_CALL "]", 1},
+        {"[" MCP_CALL ",{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}]", 1},
+        /* Ids equal as JSON values only: 1 and "1" differ. */
+        {"[" MCP_CALL ",{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"method\":\"tools/list\"}]", 0},
+        /* Other requests may share ids among themselves (no call to credit). */
+        {"[{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\"},{\"jsonrpc\":\"2.0\",\"id\":9,"
+         "\"method\":\"ping\"}]",
+         0},
         {MCP_CALL, 0},
         {MCP_BATCH, 0},
         {"[]", 0},
