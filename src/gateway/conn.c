@@ -358,10 +358,11 @@ static void record(tg_conn_t *c)
      * reached the client (tg_xchg_estimate_out). */
     int estimated =
         ai_call && ev->outcome == TG_OUTCOME_BILLABLE && (ev->tokens_in < 0 || ev->tokens_out < 0);
-    if (estimated) {
-        ev->tokens_in = (ev->bytes_in + 3) / 4;
-        ev->tokens_out = tg_xchg_estimate_out(c->xchg);
-        ev->tokens_cached = ev->tokens_cache_write = 0;
+    if (estimated) { /* (what the upstream did report stands) */
+        if (ev->tokens_in < 0) ev->tokens_in = (ev->bytes_in + 3) / 4;
+        if (ev->tokens_out < 0) ev->tokens_out = tg_xchg_estimate_out(c->xchg);
+        if (ev->tokens_cached < 0) ev->tokens_cached = 0;
+        if (ev->tokens_cache_write < 0) ev->tokens_cache_write = 0;
     }
     tg_server_t *srv = c->w->srv;
     tg_route_kind_t kind = c->route ? c->route->kind : TG_ROUTE_HTTP;

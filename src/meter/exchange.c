@@ -95,7 +95,8 @@ struct tg_xchg {
 
     /* What reached the client, for an estimate when it left early (tg_xchg_client_gone). */
     int gone;           /* the client left: nothing more is emitted */
-    int64_t dlv_events; /* stream events with data delivered ([DONE] aside) */
+    int64_t dlv_events; /* stream events delivered that carry output (carries_output) */
+    int out_final;      /* an Anthropic stream's final output count came (message_delta) */
     int64_t dlv_bytes;  /* body bytes delivered */
 
     /* During tg_xchg_response_body, for the SSE callback. */
@@ -219,6 +220,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->ncall_at = 0;
     x->partial = x->gone = 0;
     x->dlv_events = x->dlv_bytes = 0;
+    x->out_final = 0;
     x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
     x->body_over = x->too_big = 0;
     x->n_ok = x->n_tool_err = x->n_rpc_err = 0;
@@ -592,13 +594,26 @@ static int usage_object_in(const char *p, size_t n)
     return 0;
 }
 
+/* For the estimate of what a client received: an unnamed event (the parser names it
+ * "message": OpenAI chat and completions chunks) other than [DONE], or a named one whose
+ * name ends in delta (Anthropic content_block_delta, the Responses API's
+ * response.output_text.delta): the events that carry the answer's text, a token or a few
+ * each. */
+static int carries_output(const char *ev, size_t elen, const char *data, size_t dlen)
+{
+    if (elen == 7 && memcmp(ev, "message", 7) == 0)
+        return !(dlen == 6 && memcmp(data, "[DONE]", 6) == 0);
+    return elen >= 6 && memcmp(ev + elen - 5, "delta", 5) == 0 &&
+           (ev[elen - 6] == '_' || ev[elen - 6] == '.');
+}
+
 static void on_event(void *ud, const char *ev, size_t elen, const char *data, size_t dlen)
 {
     tg_xchg_t *x = ud;
     json_t *root = NULL;
     json_error_t jerr;
     int seen = -1;
-    if (!x->gone && !(dlen == 6 && memcmp(data, "[DONE]", 6) == 0)) x->dlv_events++;
+    if (!x->gone && carries_output(ev, elen, data, dlen)) x->dlv_events++;
     endpoint_t ep = x->ep;
     if (ep == EP_UNKNOWN) ep = x->kind == TG_ROUTE_ANTHROPIC ? EP_MESSAGES : EP_RESPONSES;
     switch (ep) {
@@ -618,6 +633,8 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
              (memcmp(ev, "message_start", 13) == 0 || memcmp(ev, "message_delta", 13) == 0)) ||
             (elen == 7 && memcmp(ev, "message", 7) == 0))
             tg_usage_anthropic_event(ev, elen == 7 ? 0 : elen, data, dlen, &x->usage);
+        /* (An event named "message" says its type inside: taken as final, as before.) */
+        if ((elen == 13 && memcmp(ev, "message_delta", 13) == 0) || elen == 7) x->out_final = 1;
         break;
     case EP_MCP:
         root = json_loadb(data, dlen, JSON_ALLOW_NUL, &jerr);
@@ -815,6 +832,11 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
     if (x->usage.known) {
         ev->tokens_in = x->usage.tokens_in;
         ev->tokens_out = x->usage.tokens_out;
+        /* A client that left an Anthropic stream ended before its final output count
+         * (message_delta): message_start's is provisional, so the output is not known
+         * (the caller estimates it). */
+        if (x->gone && x->sse && answer_api(x) == TG_USAGE_ANTHROPIC && !x->out_final)
+            ev->tokens_out = TG_TOKENS_UNKNOWN;
         ev->tokens_cached = x->usage.tokens_cached;
         ev->tokens_cache_write = x->usage.cache_write;
     } else if (x->ep != EP_UNKNOWN) {

@@ -197,7 +197,11 @@ describe('a client that leaves a 2xx AI answer', () => {
   test('an upstream that does not finish within ai.drain_after_disconnect is charged an estimate', async () => {
     // The same gateway with a short drain: an upstream that never ends is given up on
     // after 200 ms.
-    gwShort = await startGateway({ upstreams, routes, extra: { prices, ai: { drain_after_disconnect: '200ms' } } });
+    gwShort = await startGateway({
+      upstreams,
+      routes: [{ name: 'an', path_prefix: '/v1/messages', upstream: 'mock', kind: 'anthropic' }, ...routes],
+      extra: { prices: { ...prices, models: { ...prices.models, 'claude-x': { input: '3', output: '15' } } }, ai: { drain_after_disconnect: '200ms' } },
+    });
     const { secret } = await createTenantKey(gwShort, 'leaver2');
     await waitForKey(gwShort, secret, '/v1/models');
     const body = chat(20);
@@ -216,6 +220,22 @@ describe('a client that leaves a 2xx AI answer', () => {
     assert.deepEqual([ev.tokens_in, ev.tokens_out], [inTok, 5]);
     assert.equal(ev.cost_micros, tokenCost(inTok, 5, 150000, 600000));
     assert.ok(ev.cost_micros > 0);
+
+    // Anthropic: message_start's input count stands; its provisional output count does
+    // not, the delivered deltas are counted instead (two: tok0 and tok1).
+    const an = JSON.stringify({ model: 'claude-x', messages: [{ role: 'user', content: 'tell me a story' }], max_tokens: 20, stream: true });
+    const r2 = await leaveEarly(gwShort, {
+      path: '/v1/messages',
+      secret,
+      body: an,
+      headers: { 'x-mock-stall-after': '5', 'x-mock-stall-ms': '3600000' },
+      until: (b) => b.includes('tok1 '),
+    });
+    const want = JSON.parse(r2.headers['x-mock-usage']);
+    const ev2 = await waitForEvent(gwShort, r2.headers['x-request-id']);
+    assert.deepEqual([ev2.outcome, ev2.reason, ev2.price_flag], ['billable', 'client_closed', 'estimated']);
+    assert.deepEqual([ev2.tokens_in, ev2.tokens_out], [want.input, 2]);
+    assert.equal(ev2.cost_micros, tokenCost(want.input, 2, 3000000, 15000000));
   });
 
   test('a non-streamed JSON answer the client abandons halfway still pays its usage', async () => {

@@ -1619,6 +1619,46 @@ static void test_client_gone(void **state)
     assert_int_equal(ev.tokens_out, 10);
     free(o.p);
 
+    /* An Anthropic stream the client left, cut before message_delta: the input counts
+     * stand, the output (message_start's is provisional) is unknown; one content delta was
+     * delivered (message_start, content_block_start and ping carry no text). */
+    const char *stop = strstr(anthropic_stream, "event: content_block_stop");
+    assert_non_null(stop);
+    for (int gone = 0; gone < 2; gone++) {
+        tg_xchg_begin(x, TG_ROUTE_ANTHROPIC, S("/v1/messages"));
+        tg_xchg_request(x, S("{\"model\":\"claude-3-5-haiku-latest\",\"stream\":true}"), &out,
+                        &outlen);
+        tg_xchg_response_head(x, 200, S("text/event-stream"));
+        memset(&o, 0, sizeof o);
+        assert_int_equal(tg_xchg_response_body(x, anthropic_stream,
+                                               (size_t)(stop - anthropic_stream), collect, &o),
+                         0);
+        assert_int_equal(tg_xchg_estimate_out(x), 1);
+        if (gone) tg_xchg_client_gone(x);
+        event_init(&ev);
+        tg_xchg_finish(x, &ev, &unparsed);
+        assert_int_equal(ev.tokens_in, 25);
+        assert_int_equal(ev.tokens_cached, 300);
+        /* (A stream that merely ended early keeps what it reported, as before.) */
+        assert_int_equal(ev.tokens_out, gone ? TG_TOKENS_UNKNOWN : 0);
+        free(o.p);
+    }
+    /* The whole stream, the client gone midway: the final count is taken. */
+    tg_xchg_begin(x, TG_ROUTE_ANTHROPIC, S("/v1/messages"));
+    tg_xchg_request(x, S("{\"model\":\"claude-3-5-haiku-latest\",\"stream\":true}"), &out, &outlen);
+    tg_xchg_response_head(x, 200, S("text/event-stream"));
+    memset(&o, 0, sizeof o);
+    assert_int_equal(tg_xchg_response_body(x, anthropic_stream, 40, collect, &o), 0);
+    tg_xchg_client_gone(x);
+    assert_int_equal(tg_xchg_response_body(x, anthropic_stream + 40,
+                                           sizeof anthropic_stream - 1 - 40, collect, &o),
+                     0);
+    assert_int_equal(o.len, 40);
+    event_init(&ev);
+    tg_xchg_finish(x, &ev, &unparsed);
+    assert_int_equal(ev.tokens_out, 15);
+    free(o.p);
+
     /* A JSON answer: a token per 4 bytes delivered, at most max_tokens. */
     static const char json[] =
         "{\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
