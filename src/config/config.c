@@ -1183,6 +1183,9 @@ static const field_t retention_fields[] = {
     {"events_days", V_INT0, offsetof(tg_config_t, retention.events_days)},
     {"aggregates_days", V_INT0, offsetof(tg_config_t, retention.aggregates_days)},
 };
+static const field_t ai_fields[] = {
+    {"drain_after_disconnect", V_MS0, offsetof(tg_config_t, ai.drain_after_disconnect_ms)},
+};
 static const field_t recorder_fields[] = {
     {"queue_size", V_COUNT, offsetof(tg_config_t, recorder.queue_size)},
     {"flush_interval", V_MS, offsetof(tg_config_t, recorder.flush_ms)},
@@ -1197,14 +1200,15 @@ enum {
     R_UPSTREAMS,
     R_ROUTES,
     R_DEFAULTS,
-    R_PRICES
+    R_PRICES,
+    R_AI
 };
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},   {"store", V_STORE, offsetof(tg_config_t, store)},
     {"log", V_SECTION, 0},      {"retention", V_SECTION, 0},
     {"recorder", V_SECTION, 0}, {"upstreams", V_SECTION, 0},
     {"routes", V_SECTION, 0},   {"defaults", V_SECTION, 0},
-    {"prices", V_SECTION, 0},
+    {"prices", V_SECTION, 0},   {"ai", V_SECTION, 0},
 };
 
 /* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
@@ -1296,6 +1300,7 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
                                         NFIELDS(retention_fields), c, s) < 0) ||
         (v[R_RECORDER] && parse_fields(p, v[R_RECORDER], "recorder", recorder_fields,
                                        NFIELDS(recorder_fields), c, s) < 0) ||
+        (v[R_AI] && parse_fields(p, v[R_AI], "ai", ai_fields, NFIELDS(ai_fields), c, s) < 0) ||
         parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0 ||
         parse_defaults(p, v[R_DEFAULTS], c) < 0 || parse_prices(p, v[R_PRICES], c) < 0)
         return -1;
@@ -1427,6 +1432,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->server.body_timeout_ms = 60000;
     c->server.drain_timeout_ms = 30000;
     c->log.unauthenticated_per_minute = 100;
+    c->ai.drain_after_disconnect_ms = 30000;
     c->retention.events_days = 90;
     c->retention.aggregates_days = 730;
     c->default_limits.rps = c->default_limits.rpm = c->default_limits.rph = -1;

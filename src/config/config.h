@@ -105,6 +105,12 @@ typedef struct tg_config {
         int aggregates_days; /* default 730; 0 = keep forever */
     } retention;
     struct {
+        long drain_after_disconnect_ms; /* ai.drain_after_disconnect: how long the upstream of
+                                           a 2xx AI answer is still read for its usage once
+                                           the client left; default 30000; 0 = not at all
+                                           (the answer is charged on an estimate at once) */
+    } ai;
+    struct {
         size_t queue_size; /* events, default 65536 */
         long flush_ms;     /* default 50 */
         char *spool;       /* append-only file when the store cannot be written;

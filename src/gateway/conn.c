@@ -104,6 +104,8 @@ struct tg_conn {
     int msg_done;  /* the whole request message was read */
     int resp_done; /* the whole response was queued */
     int keep_alive;
+    int drain;   /* the client left a 2xx AI answer: the upstream is read on, unsent, for its
+                    usage (ai.drain_after_disconnect); see start_drain */
     int discard; /* body bytes are read and dropped (request already answered) */
     int has_body;
     int hold_body; /* AI/MCP route: the whole body is read before admission (exchange.h) */
@@ -152,6 +154,7 @@ static void arm_timer(tg_conn_t *c, long ms);
 static void conn_close(tg_conn_t *c);
 static void start_upstream(tg_conn_t *c);
 static void new_request_id(tg_conn_t *c);
+static int start_drain(tg_conn_t *c);
 static const http_parser_settings settings;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -242,6 +245,7 @@ static void on_write(void *data, int status)
     tg_conn_t *c = data;
     if (c->closing) return;
     if (status < 0) {
+        if (c->drain || start_drain(c)) return;
         c->write_failed = 1;
         if (!c->up) conn_close(c);
         return;
@@ -362,6 +366,17 @@ static int pend_append(tg_conn_t *c, const char *p, size_t n)
     return 0;
 }
 
+/* A 2xx answer is billable unless a reason says otherwise; these reasons only note why
+ * it is billed as it is: a client that left and still pays what the upstream served
+ * (start_drain), an endpoint tollgate does not recognise, an MCP batch of which only
+ * some calls got a result. */
+static int billable_reason(const tg_conn_t *c, const char *reason)
+{
+    return !reason[0] || strcmp(reason, "endpoint_unknown") == 0 ||
+           (c->drain && strcmp(reason, "client_closed") == 0) ||
+           strncmp(reason, "partial:", 8) == 0;
+}
+
 static void record(tg_conn_t *c)
 {
     tg_event_t *ev = &c->ev;
@@ -369,6 +384,7 @@ static void record(tg_conn_t *c)
     c->adm.conc_key = 0;
     ev->latency_us = tg_mono_us() - c->start_mono;
     const char *dflag = ""; /* a compressed answer not decoded whole (meter/decode.h) */
+    int ai_call = 0; /* an AI call whose tokens may have to be estimated */
     if (c->metered) {
         /* Model, tokens, JSON-RPC method and tool; a 2xx MCP answer that is not a
          * result gets its reason here, which makes it not billable below. */
@@ -377,20 +393,44 @@ static void record(tg_conn_t *c)
         dflag = tg_xchg_decode_flag(c->xchg);
         c->metered = 0;
         if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
+        ai_call = c->route->kind != TG_ROUTE_MCP && tg_xchg_counts_tokens(c->xchg) &&
+                  (c->drain || tg_xchg_unknown_endpoint(c->xchg));
     }
     if (ev->outcome != TG_OUTCOME_REJECTED)
-        ev->outcome = (ev->status >= 200 && ev->status < 300 && !ev->reason[0])
+        ev->outcome = (ev->status >= 200 && ev->status < 300 && billable_reason(c, ev->reason))
                           ? TG_OUTCOME_BILLABLE
                           : TG_OUTCOME_FAILED;
+    /* A client that left before the usage came, or an unknown endpoint whose answer had
+     * none: charged on an estimate, never free. Input: one token per 4 bytes of the body
+     * (the usual rule for text; admission reserved the body's whole length); output: what
+     * reached the client (tg_xchg_estimate_out). */
+    int estimated =
+        ai_call && ev->outcome == TG_OUTCOME_BILLABLE && (ev->tokens_in < 0 || ev->tokens_out < 0);
+    if (estimated) { /* (what the upstream did report stands) */
+        if (ev->tokens_in < 0) ev->tokens_in = (ev->bytes_in + 3) / 4;
+        if (ev->tokens_out < 0) ev->tokens_out = tg_xchg_estimate_out(c->xchg);
+        if (ev->tokens_cached < 0) ev->tokens_cached = 0;
+        if (ev->tokens_cache_write < 0) ev->tokens_cache_write = 0;
+    }
     tg_server_t *srv = c->w->srv;
     tg_route_kind_t kind = c->route ? c->route->kind : TG_ROUTE_HTTP;
     if (srv->prices) {
-        tg_pricebook_price(srv->prices, ev, kind); /* (with the first tool's call price) */
+        /* MCP: each tools/call is billed by its own result (the event's tool, the first,
+         * is set aside while the route part is priced). */
         size_t ntools = kind == TG_ROUTE_MCP && c->xchg ? tg_xchg_ntools(c->xchg) : 0;
-        for (size_t i = 1; ev->outcome == TG_OUTCOME_BILLABLE && i < ntools; i++) {
+        char first[sizeof ev->tool];
+        if (ntools) {
+            memcpy(first, ev->tool, sizeof first);
+            ev->tool[0] = '\0';
+        }
+        tg_pricebook_price(srv->prices, ev, kind);
+        if (ntools) memcpy(ev->tool, first, sizeof first);
+        for (size_t i = 0; ev->outcome == TG_OUTCOME_BILLABLE && i < ntools; i++) {
+            if (!tg_xchg_call_billed(c->xchg, i)) continue;
             int64_t p = tg_pricebook_call(srv->prices, tg_xchg_tool(c->xchg, i), ev->ts_us);
             ev->cost_micros = ev->cost_micros > INT64_MAX - p ? INT64_MAX : ev->cost_micros + p;
         }
+        if (estimated) TG_EVENT_SET(ev, price_flag, "estimated", 9);
     }
     /* Why the tokens are unknown (or suspect), unless a price flag explains the cost. */
     if (dflag[0] && ev->outcome == TG_OUTCOME_BILLABLE &&
@@ -500,6 +540,34 @@ static void finish_request(tg_conn_t *c)
 static void maybe_finish(tg_conn_t *c)
 {
     if (c->in_request && c->msg_done && c->resp_done && !c->up) finish_request(c);
+}
+
+/* The client left (or its socket failed) during a 2xx answer of an AI call, or while its
+ * admitted call waited for the answer's head: the upstream bills the whole answer, so it is
+ * read on, sent nowhere, for its final usage, up to ai.drain_after_disconnect (then
+ * on_timer ends it and record() charges an estimate; with no head by then, nothing is).
+ * Returns 1 when the connection now drains; 0 when this answer is not one to drain. Never
+ * ends the transfer itself (it may run inside an upstream callback). */
+static int start_drain(tg_conn_t *c)
+{
+    if (c->drain) return 1;
+    if (!c->metered || !c->up || c->no_body_out || !c->msg_done || c->closing ||
+        (c->head_sent && (c->ev.status < 200 || c->ev.status >= 300)) ||
+        (c->route->kind != TG_ROUTE_OPENAI && c->route->kind != TG_ROUTE_ANTHROPIC) ||
+        !tg_xchg_counts_tokens(c->xchg))
+        return 0;
+    c->drain = 1;
+    c->write_failed = 1; /* nothing more is written */
+    c->head_pending = 0;
+    c->keep_alive = 0;
+    TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
+    tg_xchg_client_gone(c->xchg);
+    set_reading(c, 0);
+    /* (Shutting down: no wait; the answer is charged on what was delivered.) */
+    long ms = c->w->draining ? 0 : c->cfg->ai.drain_after_disconnect_ms;
+    arm_timer(c, ms > 0 ? ms : 1);
+    tg_proxy_resume_download(c->up); /* it may have been paused for the client */
+    return 1;
 }
 
 /* A rejected or answered request whose body is still coming: read and drop a
@@ -620,6 +688,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         /* The client went away mid-request. */
+        if (start_drain(c)) return;
         if (c->up) {
             tg_proxy_abort(c->up);
             c->up = NULL;
@@ -670,7 +739,7 @@ static int on_message_begin(http_parser *p)
     tg_conn_t *c = p->data;
     c->in_request = 1;
     c->headers_done = c->msg_done = c->resp_done = 0;
-    c->discard = c->has_body = c->hold_body = c->metered = 0;
+    c->discard = c->has_body = c->hold_body = c->metered = c->drain = 0;
     c->head_len = c->nhdrs = 0;
     c->url_off = c->url_len = 0;
     c->last_was_value = 0;
@@ -839,6 +908,15 @@ static int admit(tg_conn_t *c)
         if (out > MAX_OUTPUT_EST) out = MAX_OUTPUT_EST;
         int64_t body = c->ev.bytes_in;
         in.est_tokens = body + out; /* both below 2^40: no overflow */
+        int64_t spent, held, budget;
+        if (c->w->srv->prices && c->ev.model[0] &&
+            !tg_pricebook_model_priced(c->w->srv->prices, c->ev.model, c->ev.ts_us) &&
+            tg_policy_budget_state(c->w->srv->policy, c->ev.tenant, &spent, &held, &budget) == 0) {
+            /* No price for it, its base model's or "*": on a budget it would be free. */
+            reject(c, 400, "model_not_priced", "no price is configured for this model",
+                   "model_not_priced");
+            return 0;
+        }
         if (c->w->srv->prices)
             in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name,
                                                 c->ev.model, "", body, out, body, c->ev.ts_us);
@@ -1047,6 +1125,23 @@ static void start_held(tg_conn_t *c)
         reject_json(c, 400, perr, sizeof perr - 1, "malformed_request");
         return;
     }
+    const char *invalid = tg_xchg_mcp_invalid(c->xchg);
+    if (c->route->kind == TG_ROUTE_MCP && invalid) {
+        /* JSON-RPC "Invalid Request", encoded by jansson (the message is ours). */
+        char body[512];
+        json_t *o = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code",
+                              -32600, "message", invalid);
+        size_t bl = o ? json_dumpb(o, body, sizeof body - 1, JSON_COMPACT) : 0;
+        json_decref(o);
+        if (bl == 0 || bl >= sizeof body - 1) {
+            reject(c, 400, "invalid_request", invalid, "malformed_request");
+            return;
+        }
+        body[bl++] = '\n';
+        reject_json(c, 400, body, bl, "malformed_request");
+        return;
+    }
+    if (tg_xchg_unknown_endpoint(c->xchg)) TG_EVENT_SET(&c->ev, reason, "endpoint_unknown", 16);
     size_t ntools = tg_xchg_ntools(c->xchg);
     if (ntools > MAX_BATCH_TOOLS) {
         static const char many[] =
@@ -1362,7 +1457,7 @@ static int send_body(void *ud, const char *p, size_t n)
         uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
         rc = write_with_head(c, &b, 1);
     }
-    if (rc != 0) return -1;
+    if (rc != 0) return start_drain(c) ? 0 : -1;
     c->ev.bytes_out += (int64_t)n;
     return 0;
 }
@@ -1370,10 +1465,11 @@ static int send_body(void *ud, const char *p, size_t n)
 static int on_up_body(void *ud, const char *p, size_t n)
 {
     tg_conn_t *c = ud;
-    if (c->write_failed || c->closing || c->up_bad) return -1;
+    if ((c->write_failed && !c->drain) || c->closing || c->up_bad) return -1;
     if (n == 0 || c->no_body_out) return 0;
     int rc = c->metered ? tg_xchg_response_body(c->xchg, p, n, send_body, c) : send_body(c, p, n);
     if (rc != 0) return -1;
+    if (c->drain) return 0; /* read for its usage only: nothing waits on the client */
     /* Taken; ask for a pause while the client lags this far behind (and time
      * the client's progress meanwhile: the upstream is not to blame). */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= OUT_HIGH) return 0;
@@ -1625,6 +1721,19 @@ static void conn_close(tg_conn_t *c)
 static void on_timer(uv_timer_t *t)
 {
     tg_conn_t *c = t->data;
+    if (c->drain) {
+        /* ai.drain_after_disconnect passed before the upstream finished: the answer is
+         * charged on an estimate (record). */
+        if (c->up) {
+            tg_proxy_abort(c->up);
+            c->up = NULL;
+        }
+        if (!c->head_sent) c->ev.status = 499; /* no answer came: nothing to bill */
+        c->msg_done = c->resp_done = 1;
+        maybe_finish(c);
+        if (!c->closing) conn_close(c);
+        return;
+    }
     /* A response still draining to a slow client gets more time as long as it
      * moves; a client that stopped reading altogether is cut off. */
     size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
@@ -1716,7 +1825,10 @@ void tg_conn_drain_all(tg_worker_t *w)
     tg_conn_t *c = w->conns;
     while (c) {
         tg_conn_t *next = c->next;
-        if (!c->in_request && !c->lingering) conn_close(c);
+        if (!c->in_request && !c->lingering)
+            conn_close(c);
+        else if (c->drain)
+            arm_timer(c, 1); /* no client waits on it: ended (and charged) at once */
         c = next;
     }
 }

@@ -11,6 +11,7 @@
 #include "meter/exchange.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +25,9 @@
 #define SSE_MAX_MCP  (4u << 20)   /* one SSE event, MCP (tool results can be large) */
 #define KEEP_MAX     (256u << 10) /* buffers larger than this are freed between requests */
 #define CODING_MAX   64           /* a longer Content-Encoding is not decoded (flagged) */
+/* tools/call whose ids are checked unique; the gateway refuses a batch of more than 64
+ * calls anyway, and the check stays O(64 n) for a body of n requests. */
+#define CALLS_CHECKED 65
 
 typedef enum {
     EP_NONE = 0, /* nothing metered on this path (e.g. GET /v1/models) */
@@ -33,7 +37,16 @@ typedef enum {
     EP_RESPONSES,
     EP_MESSAGES,
     EP_MCP,
+    EP_UNKNOWN, /* an AI route, a request with a body, an endpoint not recognised: metered
+                   on an estimate, and from a usage object if its answer carries one */
 } endpoint_t;
+
+/* One JSON-RPC request (a message with a method and an id) of an MCP body. */
+typedef struct mreq {
+    int tool;  /* index in tools (tools/call), or -1 */
+    int state; /* 0 no answer yet, else one of the R_ below */
+} mreq_t;
+enum { ANS_OK = 1, ANS_TOOL_ERR, ANS_RPC_ERR };
 
 struct buf {
     char *p;
@@ -49,11 +62,17 @@ struct tg_xchg {
     int64_t max_out;
     int injected;   /* include_usage was added: the stream is rewritten */
     struct buf req; /* the rewritten body */
-    json_t *ids;    /* MCP: ids of the requests in the body (JSON values), unanswered */
+    json_t *ids;    /* MCP: ids of the requests in the body (JSON values), as mreq */
     json_t *tools;  /* MCP: tool names of tools/call requests (strings) */
+    mreq_t *mreq;   /* MCP: the requests, in body order (ids[i] is mreq[i]'s id) */
     size_t nreq;    /* MCP: requests (messages with a method and an id) */
-    int batch;      /* MCP: the body was an array */
-    int req_unread; /* a metered request body that is not JSON jansson can read */
+    size_t mreq_cap;
+    const char *invalid; /* MCP: why the body is not a JSON-RPC message tollgate forwards */
+    size_t call_at[CALLS_CHECKED]; /* MCP: mreq indexes of the first tools/call */
+    size_t ncall_at;
+    int unknown_path; /* AI route: the path is not an endpoint tollgate recognises */
+    int batch;        /* MCP: the body was an array */
+    int req_unread;   /* a metered request body that is not JSON jansson can read */
     char rpc_method[48];
 
     /* Response. */
@@ -74,6 +93,13 @@ struct tg_xchg {
     size_t n_ok, n_tool_err, n_rpc_err;
     int unreadable; /* an event or body could not be read */
     int too_big;    /* ... because it was over the cap (MCP: 4 MiB) */
+    int partial;    /* MCP: some requests got a result, others did not */
+
+    /* What reached the client, for an estimate when it left early (tg_xchg_client_gone). */
+    int gone;           /* the client left: nothing more is emitted */
+    int64_t dlv_events; /* stream events delivered that carry output (carries_output) */
+    int out_final;      /* an Anthropic stream's final output count came (message_delta) */
+    int64_t dlv_bytes;  /* body bytes delivered */
 
     /* A compressed answer: the readers above get a decoded copy (see exchange.h). */
     char coding[CODING_MAX]; /* the Content-Encoding lines, joined by commas */
@@ -143,8 +169,10 @@ static void copy_str(char *dst, size_t cap, const char *s)
 
 static int emit(tg_xchg_t *x, const char *p, size_t n)
 {
+    if (x->gone) return 0; /* the answer is still read, for its usage */
     if (x->emit_failed || n == 0) return x->emit_failed ? -1 : 0;
     if (x->emit(x->eud, p, n) != 0) x->emit_failed = 1;
+    if (!x->emit_failed && !x->gone) x->dlv_bytes += (int64_t)n;
     return x->emit_failed ? -1 : 0;
 }
 
@@ -170,6 +198,7 @@ void tg_xchg_free(tg_xchg_t *x)
     tg_decode_free(x->dec);
     json_decref(x->ids);
     json_decref(x->tools);
+    free(x->mreq);
     free(x->req.p);
     free(x->body.p);
     free(x->hold.p);
@@ -207,6 +236,11 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->max_out = -1;
     x->injected = x->batch = x->req_unread = 0;
     x->nreq = 0;
+    x->invalid = NULL;
+    x->ncall_at = 0;
+    x->partial = x->gone = 0;
+    x->dlv_events = x->dlv_bytes = 0;
+    x->out_final = 0;
     x->status = x->ok = x->sse = x->observe = x->rewriting = 0;
     x->body_over = x->too_big = 0;
     x->coding_len = 0;
@@ -217,6 +251,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->emit_failed = 0;
     tg_usage_init(&x->usage);
     x->ep = EP_NONE;
+    x->unknown_path = 0;
     if (kind == TG_ROUTE_OPENAI) {
         if (ends_with(path, plen, "/chat/completions"))
             x->ep = EP_CHAT;
@@ -226,8 +261,13 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
             x->ep = EP_EMBEDDINGS;
         else if (ends_with(path, plen, "/responses"))
             x->ep = EP_RESPONSES;
+        else if (!ends_with(path, plen, "/moderations")) /* free: recognised, not metered */
+            x->unknown_path = 1;
     } else if (kind == TG_ROUTE_ANTHROPIC) {
-        if (ends_with(path, plen, "/messages")) x->ep = EP_MESSAGES;
+        if (ends_with(path, plen, "/messages"))
+            x->ep = EP_MESSAGES;
+        else if (!ends_with(path, plen, "/messages/count_tokens")) /* free, as above */
+            x->unknown_path = 1;
     } else if (kind == TG_ROUTE_MCP) {
         x->ep = EP_MCP;
     }
@@ -310,20 +350,60 @@ static void inject_usage(tg_xchg_t *x, const tg_jpick_t *pk, const char *body, s
     x->injected = 1;
 }
 
+#define DUP_ID "Invalid request: a tools/call shares its id with another request"
+
 static void mcp_request_message(tg_xchg_t *x, json_t *m)
 {
+    if (json_is_array(m)) {
+        /* JSON-RPC 2.0 has no nested batches: one would hide its calls from the rules. */
+        x->invalid = "Invalid request: a batch inside a batch";
+        return;
+    }
     if (!json_is_object(m)) return;
     const char *method = json_string_value(json_object_get(m, "method"));
     if (!method) return; /* a response to a server request */
     if (!x->rpc_method[0]) copy_str(x->rpc_method, sizeof x->rpc_method, method);
     json_t *id = json_object_get(m, "id");
-    if (id && !json_is_null(id)) {
-        x->nreq++;
-        json_array_append(x->ids, id);
-    }
+    int has_id = id && !json_is_null(id);
+    int tool = -1;
     if (strcmp(method, "tools/call") == 0) {
-        const char *name = json_string_value(json_object_get(json_object_get(m, "params"), "name"));
+        if (!has_id) {
+            /* A call without an id gets no answer: it could be neither billed nor counted
+             * by its result. MCP requires the id. */
+            x->invalid = "Invalid request: tools/call without an id";
+            return;
+        }
+        json_t *jn = json_object_get(json_object_get(m, "params"), "name");
+        const char *name = json_string_value(jn);
+        if (name && strlen(name) != json_string_length(jn)) {
+            /* A NUL would cut the name every rule and price compares. */
+            x->invalid = "Invalid params: a tool name with a NUL character";
+            return;
+        }
+        tool = (int)json_array_size(x->tools);
         json_array_append_new(x->tools, json_string(name ? name : ""));
+    }
+    if (has_id) {
+        /* Answers are paired with calls by id: a call sharing its id with another request
+         * could be credited with that request's result. */
+        for (size_t i = 0; tool >= 0 && x->ncall_at < CALLS_CHECKED && i < x->nreq; i++)
+            if (json_equal(json_array_get(x->ids, i), id)) x->invalid = DUP_ID;
+        for (size_t i = 0; tool < 0 && i < x->ncall_at; i++)
+            if (json_equal(json_array_get(x->ids, x->call_at[i]), id)) x->invalid = DUP_ID;
+        if (x->invalid) return;
+        if (tool >= 0 && x->ncall_at < CALLS_CHECKED) x->call_at[x->ncall_at++] = x->nreq;
+        if (x->nreq == x->mreq_cap) {
+            size_t cap = x->mreq_cap ? x->mreq_cap * 2 : 8;
+            mreq_t *n = realloc(x->mreq, cap * sizeof *n);
+            if (!n) {
+                x->invalid = "Internal error: out of memory";
+                return;
+            }
+            x->mreq = n;
+            x->mreq_cap = cap;
+        }
+        x->mreq[x->nreq++] = (mreq_t){tool, 0};
+        json_array_append(x->ids, id);
     }
 }
 
@@ -352,6 +432,7 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
 {
     *out = NULL;
     *outlen = 0;
+    if (x->ep == EP_NONE && x->unknown_path && len > 0) x->ep = EP_UNKNOWN; /* a body */
     if (x->ep == EP_NONE) return;
     if (x->ep == EP_MCP) {
         mcp_request(x, body, len);
@@ -360,7 +441,7 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
     tg_jpick_t pk;
     tg_jpick_init(&pk);
     if (tg_jpick_doc(&pk, &request_spec, body, len) != 0) {
-        x->req_unread = 1;
+        x->req_unread = x->ep != EP_UNKNOWN; /* (any body may go to an unknown endpoint) */
         return;
     }
     if (pk.root != TG_JT_OBJECT) return;
@@ -393,9 +474,19 @@ int tg_xchg_request_unreadable(const tg_xchg_t *x)
     return x->req_unread;
 }
 
+const char *tg_xchg_mcp_invalid(const tg_xchg_t *x)
+{
+    return x->invalid;
+}
+
 int tg_xchg_counts_tokens(const tg_xchg_t *x)
 {
     return x->ep != EP_NONE && x->ep != EP_MCP;
+}
+
+int tg_xchg_unknown_endpoint(const tg_xchg_t *x)
+{
+    return x->ep == EP_UNKNOWN;
 }
 
 const char *tg_xchg_model(const tg_xchg_t *x)
@@ -440,6 +531,14 @@ size_t tg_xchg_mcp_error(const tg_xchg_t *x, const char *message, char *buf, siz
 
 /* ---- the response --------------------------------------------------------- */
 
+/* Whose usage object an answer carries: an unknown endpoint's is read as its route's. */
+static tg_usage_api_t answer_api(const tg_xchg_t *x)
+{
+    if (x->ep == EP_MESSAGES || (x->ep == EP_UNKNOWN && x->kind == TG_ROUTE_ANTHROPIC))
+        return TG_USAGE_ANTHROPIC;
+    return TG_USAGE_OPENAI;
+}
+
 static void mcp_response_message(tg_xchg_t *x, json_t *m)
 {
     if (json_is_array(m)) {
@@ -453,18 +552,14 @@ static void mcp_response_message(tg_xchg_t *x, json_t *m)
     json_t *result = json_object_get(m, "result");
     json_t *error = json_object_get(m, "error");
     if (!id || (!result && !error)) return;
-    size_t i;
-    json_t *want;
-    json_array_foreach(x->ids, i, want)
-    {
-        if (!json_equal(want, id)) continue;
-        json_array_remove(x->ids, i);
+    for (size_t i = 0; i < x->nreq; i++) {
+        if (x->mreq[i].state || !json_equal(json_array_get(x->ids, i), id)) continue;
         if (error)
-            x->n_rpc_err++;
+            x->mreq[i].state = ANS_RPC_ERR, x->n_rpc_err++;
         else if (json_is_true(json_object_get(result, "isError")))
-            x->n_tool_err++;
+            x->mreq[i].state = ANS_TOOL_ERR, x->n_tool_err++;
         else
-            x->n_ok++;
+            x->mreq[i].state = ANS_OK, x->n_ok++;
         return;
     }
 }
@@ -533,13 +628,29 @@ static int usage_object_in(const char *p, size_t n)
     return 0;
 }
 
+/* For the estimate of what a client received: an unnamed event (the parser names it
+ * "message": OpenAI chat and completions chunks) other than [DONE], or a named one whose
+ * name ends in delta (Anthropic content_block_delta, the Responses API's
+ * response.output_text.delta): the events that carry the answer's text, a token or a few
+ * each. */
+static int carries_output(const char *ev, size_t elen, const char *data, size_t dlen)
+{
+    if (elen == 7 && memcmp(ev, "message", 7) == 0)
+        return !(dlen == 6 && memcmp(data, "[DONE]", 6) == 0);
+    return elen >= 6 && memcmp(ev + elen - 5, "delta", 5) == 0 &&
+           (ev[elen - 6] == '_' || ev[elen - 6] == '.');
+}
+
 static void on_event(void *ud, const char *ev, size_t elen, const char *data, size_t dlen)
 {
     tg_xchg_t *x = ud;
     json_t *root = NULL;
     json_error_t jerr;
     int seen = -1;
-    switch (x->ep) {
+    if (!x->gone && carries_output(ev, elen, data, dlen)) x->dlv_events++;
+    endpoint_t ep = x->ep;
+    if (ep == EP_UNKNOWN) ep = x->kind == TG_ROUTE_ANTHROPIC ? EP_MESSAGES : EP_RESPONSES;
+    switch (ep) {
     case EP_CHAT:
     case EP_COMPLETIONS:
     case EP_RESPONSES:
@@ -556,6 +667,8 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
              (memcmp(ev, "message_start", 13) == 0 || memcmp(ev, "message_delta", 13) == 0)) ||
             (elen == 7 && memcmp(ev, "message", 7) == 0))
             tg_usage_anthropic_event(ev, elen == 7 ? 0 : elen, data, dlen, &x->usage);
+        /* (An event named "message" says its type inside: taken as final, as before.) */
+        if ((elen == 13 && memcmp(ev, "message_delta", 13) == 0) || elen == 7) x->out_final = 1;
         break;
     case EP_MCP:
         root = json_loadb(data, dlen, JSON_ALLOW_NUL, &jerr);
@@ -639,12 +752,25 @@ void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t c
         x->parser.on_empty = on_empty;
         x->parser_live = 1;
     } else if (x->observe && x->ep != EP_MCP) {
-        if (tg_usage_begin(&x->answer,
-                           x->ep == EP_MESSAGES ? TG_USAGE_ANTHROPIC : TG_USAGE_OPENAI) != 0)
-            x->unreadable = 1;
+        if (tg_usage_begin(&x->answer, answer_api(x)) != 0) x->unreadable = 1;
         if (x->token_max) x->answer.token_max = x->token_max;
         x->answer_live = 1;
     }
+}
+
+int tg_xchg_partial(const tg_xchg_t *x)
+{
+    return x->partial;
+}
+
+int tg_xchg_call_billed(const tg_xchg_t *x, size_t tool)
+{
+    for (size_t i = 0; i < x->nreq; i++) {
+        if (x->mreq[i].tool != (int)tool) continue;
+        /* Its own result, or (an answer too large to read) none that could be read. */
+        return x->mreq[i].state == ANS_OK || (x->mreq[i].state == 0 && x->too_big);
+    }
+    return 0;
 }
 
 int tg_xchg_rewrites(const tg_xchg_t *x)
@@ -653,6 +779,21 @@ int tg_xchg_rewrites(const tg_xchg_t *x)
 }
 
 /* An MCP JSON answer: kept whole up to MCP_JSON_MAX, then no more. */
+
+void tg_xchg_client_gone(tg_xchg_t *x)
+{
+    x->gone = 1;
+}
+
+int64_t tg_xchg_estimate_out(const tg_xchg_t *x)
+{
+    /* A stream: one token per delivered event (OpenAI's chunks and the Responses API's
+     * deltas carry about one each; Anthropic's deltas may carry more: this errs low). A
+     * JSON answer: one token per 4 bytes delivered, the usual rule for English text. */
+    int64_t n = x->sse ? x->dlv_events : (x->dlv_bytes + 3) / 4;
+    if (x->max_out >= 0 && n > x->max_out) n = x->max_out;
+    return n;
+}
 static void keep_json(tg_xchg_t *x, const char *p, size_t n)
 {
     if (x->body_over) return;
@@ -721,7 +862,7 @@ int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn fn, void *ud)
 static void finish_json(tg_xchg_t *x)
 {
     if (x->answer_live) {
-        tg_usage_api_t api = x->ep == EP_MESSAGES ? TG_USAGE_ANTHROPIC : TG_USAGE_OPENAI;
+        tg_usage_api_t api = answer_api(x);
         if (tg_jpick_end(&x->answer) != 0 || tg_usage_answer(&x->answer, api, &x->usage) != 0)
             x->unreadable = 1;
         if (tg_jpick_too_big(&x->answer)) x->too_big = 1;
@@ -751,22 +892,31 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
     if (x->parser_live && tg_sse_skipped(&x->parser)) x->unreadable = x->too_big = 1;
     if (x->body_over) x->too_big = 1;
     end_response(x);
-    const char *model = x->model[0] ? x->model : x->usage.model;
+    /* The model the upstream says it ran is the one priced (a dated snapshot of the one
+     * asked for, usually); else the one asked for. */
+    const char *model = x->usage.model[0] ? x->usage.model : x->model;
     if (model[0]) TG_EVENT_SET(ev, model, model, strlen(model));
     if (x->ep == EP_MCP) {
         if (x->rpc_method[0]) TG_EVENT_SET(ev, rpc_method, x->rpc_method, strlen(x->rpc_method));
         const char *tool = tg_xchg_ntools(x) ? tg_xchg_tool(x, 0) : NULL;
         if (tool && tool[0]) TG_EVENT_SET(ev, tool, tool, strlen(tool));
         if (!x->observe) return;
-        const char *reason = NULL;
-        if (x->n_rpc_err)
-            reason = "rpc_error";
-        else if (x->n_tool_err)
-            reason = "tool_error";
-        else if (x->n_ok < x->nreq && !x->too_big && x->dst == TG_DECODE_OK)
-            reason = "no_result"; /* (an answer too large to read, or that could not be
-                                     decoded, is billed, and counted) */
-        if (reason && !ev->reason[0]) TG_EVENT_SET(ev, reason, reason, strlen(reason));
+        char reason[48] = "";
+        size_t failed = x->nreq - x->n_ok; /* an error, or no answer */
+        if (x->n_ok && failed && !x->too_big) {
+            /* Each call is billed by its own result: the event is billable for those that
+             * got one (tg_xchg_call_billed), and says how many of how many. */
+            snprintf(reason, sizeof reason, "partial:%zu/%zu", x->n_ok, x->nreq);
+            x->partial = 1;
+        } else if (x->n_rpc_err) {
+            strcpy(reason, "rpc_error");
+        } else if (x->n_tool_err) {
+            strcpy(reason, "tool_error");
+        } else if (x->n_ok < x->nreq && !x->too_big && x->dst == TG_DECODE_OK) {
+            strcpy(reason, "no_result"); /* (an answer too large to read, or that could not
+                                            be decoded, is billed, and counted) */
+        }
+        if (reason[0] && !ev->reason[0]) TG_EVENT_SET(ev, reason, reason, strlen(reason));
         *unparsed = x->unreadable && x->n_ok + x->n_tool_err + x->n_rpc_err < x->nreq;
         return;
     }
@@ -774,10 +924,15 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
     if (x->usage.known) {
         ev->tokens_in = x->usage.tokens_in;
         ev->tokens_out = x->usage.tokens_out;
+        /* A client that left an Anthropic stream ended before its final output count
+         * (message_delta): message_start's is provisional, so the output is not known
+         * (the caller estimates it). */
+        if (x->gone && x->sse && answer_api(x) == TG_USAGE_ANTHROPIC && !x->out_final)
+            ev->tokens_out = TG_TOKENS_UNKNOWN;
         ev->tokens_cached = x->usage.tokens_cached;
         ev->tokens_cache_write = x->usage.cache_write;
-    } else {
-        *unparsed = 1;
+    } else if (x->ep != EP_UNKNOWN) {
+        *unparsed = 1; /* (an unknown endpoint's answer need not carry usage) */
     }
 }
 

@@ -96,9 +96,21 @@ size_t tg_xchg_accept_encoding(const tg_xchg_t *x, const char *v, size_t n, char
 
 /* 1 when the request body was not JSON tollgate can read (the route's kind expected it). */
 int tg_xchg_request_unreadable(const tg_xchg_t *x);
+/* MCP: why the body must be refused with a JSON-RPC -32600/-32602 error, else NULL: a
+ * batch nested in a batch (it would hide its calls from the tool rules), a tools/call
+ * without an id (no answer could bill it), a tool name holding a NUL (it would be cut
+ * where rules and prices compare it). */
+const char *tg_xchg_mcp_invalid(const tg_xchg_t *x);
 /* 1 when the path is one whose answers carry token usage (chat, completions, embeddings,
- * responses, messages): the request is reserved against token limits. */
+ * responses, messages), or an endpoint tollgate does not recognise: the request is
+ * reserved against token limits. */
 int tg_xchg_counts_tokens(const tg_xchg_t *x);
+/* 1 when the request went to an endpoint of an AI route that tollgate does not recognise
+ * (any path but chat/completions, completions, embeddings, responses, messages and the
+ * free moderations and messages/count_tokens) with a body: admitted on an estimate like
+ * any AI call, metered from the answer's usage object when it carries one (read as the
+ * route's kind's), else charged on the estimate (the caller's). */
+int tg_xchg_unknown_endpoint(const tg_xchg_t *x);
 
 /* What the request said (after tg_xchg_request). */
 const char *tg_xchg_model(const tg_xchg_t *x); /* "" when none */
@@ -127,15 +139,34 @@ int tg_xchg_response_body(tg_xchg_t *x, const char *p, size_t n, tg_xchg_emit_fn
 /* The upstream finished the body: anything held is emitted. */
 int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn emit, void *ud);
 
-/* Fills ev: model (request's, else response's), tokens (or TG_TOKENS_UNKNOWN), rpc_method
- * and tool (MCP), and for a 2xx MCP response that is not a success the reason
- * ("tool_error", "rpc_error", "no_result"). *unparsed = 1 when a response that should
- * have carried usage or a JSON-RPC result could not be read. */
+/* The client left during the answer: from now on nothing is emitted (emit is not called),
+ * but the answer is still read for its usage as it comes. */
+void tg_xchg_client_gone(tg_xchg_t *x);
+/* Output tokens the client had received when it left: on a stream, one per delivered
+ * event that carries text (an unnamed event other than [DONE], as OpenAI's chunks; a named
+ * one ending in _delta or .delta, as Anthropic's content_block_delta); on a JSON answer
+ * one per 4 bytes delivered; at most the request's max tokens when it named one. After a
+ * client left an Anthropic stream before its final count (message_delta), tg_xchg_finish
+ * reports the output tokens unknown. */
+int64_t tg_xchg_estimate_out(const tg_xchg_t *x);
+
+/* Fills ev: model (the one the upstream reports, else the request's), tokens (or
+ * TG_TOKENS_UNKNOWN), rpc_method and tool (MCP), and for a 2xx MCP response that is not a
+ * success the reason ("tool_error", "rpc_error", "no_result"), or for one where some of a
+ * batch's requests got a result and others did not "partial:OK/N" (OK results of N
+ * requests; tg_xchg_partial). *unparsed = 1 when a response that should have carried
+ * usage or a JSON-RPC result could not be read. */
 void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed);
 
 /* After tg_xchg_finish: "" when the answer was identity or decoded whole, else what the
  * event's price_flag records (tg_decode_flag: "coding_unknown", "decode_error",
  * "decode_cap"). */
 const char *tg_xchg_decode_flag(const tg_xchg_t *x);
+/* After tg_xchg_finish. 1 when the MCP answer was partial: billable for the calls that got
+ * a result (its reason says so, it is not a failure). */
+int tg_xchg_partial(const tg_xchg_t *x);
+/* 1 when tools/call number i (as tg_xchg_tool) is billed: it got a result that is not an
+ * error (isError), or the answer was too large to read. */
+int tg_xchg_call_billed(const tg_xchg_t *x, size_t i);
 
 #endif

@@ -22,9 +22,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "store/watch.h"
 #include "util/log.h"
+#include "util/modelname.h"
 
 enum { M_MODEL, M_ROUTE, M_TOOL, M_COUNT };
 static const char *const meter_names[M_COUNT] = {"model", "route", "tool"};
@@ -70,13 +72,31 @@ static int meter_of(const char *m)
     return -1;
 }
 
-static uint64_t hash_of(int meter, const char *name)
+/* Model names compare case-insensitively (util/modelname.h): they hash and sort folded. */
+static unsigned char fold(int meter, unsigned char ch)
+{
+    return meter == M_MODEL && ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch - 'A' + 'a') : ch;
+}
+
+static uint64_t hash_of(int meter, const char *name, size_t len)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     h = (h ^ (uint64_t)(meter + 1)) * 1099511628211ULL;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ fold(meter, (unsigned char)name[i])) * 1099511628211ULL;
     return h ? h : 1;
+}
+
+static int name_cmp(int meter, const char *a, const char *b)
+{
+    return meter == M_MODEL ? strcasecmp(a, b) : strcmp(a, b);
+}
+
+/* name (NUL-terminated) equals key[0..len) under the meter's comparison. */
+static int name_is(int meter, const char *name, const char *key, size_t len)
+{
+    if (strlen(name) != len) return 0;
+    return meter == M_MODEL ? strncasecmp(name, key, len) == 0 : memcmp(name, key, len) == 0;
 }
 
 typedef struct cand {
@@ -91,7 +111,7 @@ static int cand_cmp(const void *a, const void *b)
     const cand_t *x = a, *y = b;
     int c;
     if (x->meter != y->meter) return x->meter < y->meter ? -1 : 1;
-    if ((c = strcmp(x->row->name, y->row->name))) return c;
+    if ((c = name_cmp(x->meter, x->row->name, y->row->name))) return c;
     if (x->row->effective_us != y->row->effective_us)
         return x->row->effective_us < y->row->effective_us ? -1 : 1;
     if (x->from_store != y->from_store) return x->from_store < y->from_store ? -1 : 1;
@@ -137,7 +157,7 @@ static void snap_free(snap_t *s)
 
 static int same_key(const cand_t *a, const cand_t *b)
 {
-    return a->meter == b->meter && !strcmp(a->row->name, b->row->name);
+    return a->meter == b->meter && !name_cmp(a->meter, a->row->name, b->row->name);
 }
 
 static snap_t *snap_build(const tg_price_row_t *defs, size_t nd, const tg_price_row_t *st,
@@ -182,9 +202,9 @@ static snap_t *snap_build(const tg_price_row_t *defs, size_t nd, const tg_price_
             int m = meter_of(s->rows[i].meter);
             size_t j = i + 1;
             while (j < s->nrows && !strcmp(s->rows[j].meter, s->rows[i].meter) &&
-                   !strcmp(s->rows[j].name, s->rows[i].name))
+                   !name_cmp(m, s->rows[j].name, s->rows[i].name))
                 j++;
-            uint64_t h = hash_of(m, s->rows[i].name);
+            uint64_t h = hash_of(m, s->rows[i].name, strlen(s->rows[i].name));
             size_t k = h & s->mask;
             while (s->slots[k].hash)
                 k = (k + 1) & s->mask;
@@ -200,14 +220,17 @@ err:
     return NULL;
 }
 
-/* The row of (meter, name) in force at ts, or NULL. */
-static const tg_price_row_t *find(const snap_t *s, int meter, const char *name, int64_t ts)
+/* The row of (meter, name[0..len)) in force at ts, or NULL. */
+static const tg_price_row_t *find_n(const snap_t *s, int meter, const char *name, size_t len,
+                                    int64_t ts)
 {
     if (!s->slots) return NULL;
-    uint64_t h = hash_of(meter, name);
+    uint64_t h = hash_of(meter, name, len);
     for (size_t k = h & s->mask; s->slots[k].hash; k = (k + 1) & s->mask) {
         const slot_t *sl = &s->slots[k];
-        if (sl->hash != h || sl->meter != meter || strcmp(s->rows[sl->first].name, name)) continue;
+        if (sl->hash != h || sl->meter != meter ||
+            !name_is(meter, s->rows[sl->first].name, name, len))
+            continue;
         /* Latest effective_us <= ts: lo is the count of rows with effective_us <= ts. */
         size_t lo = 0, hi = sl->n;
         while (lo < hi) {
@@ -222,10 +245,29 @@ static const tg_price_row_t *find(const snap_t *s, int meter, const char *name, 
     return NULL;
 }
 
+static const tg_price_row_t *find(const snap_t *s, int meter, const char *name, int64_t ts)
+{
+    return find_n(s, meter, name, strlen(name), ts);
+}
+
+/* A model's row: its own, else its base's (util/modelname.h: a dated snapshot or a
+ * provider's variant is priced as the model it names, unless it has a row of its own). */
+static const tg_price_row_t *find_model(const snap_t *s, const char *name, int64_t ts)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < TG_MODELNAME_TRIES && len; i++) {
+        const tg_price_row_t *r = find_n(s, M_MODEL, name, len, ts);
+        if (r) return r;
+        len = tg_modelname_base(name, len);
+    }
+    return NULL;
+}
+
 static const tg_price_row_t *find_or_any(const snap_t *s, int meter, const char *name, int64_t ts,
                                          int *fell_back)
 {
-    const tg_price_row_t *r = name && *name ? find(s, meter, name, ts) : NULL;
+    const tg_price_row_t *r = NULL;
+    if (name && *name) r = meter == M_MODEL ? find_model(s, name, ts) : find(s, meter, name, ts);
     *fell_back = 0;
     if (!r && (r = find(s, meter, "*", ts))) *fell_back = 1;
     return r;
@@ -322,6 +364,15 @@ int64_t tg_pricebook_call(tg_pricebook_t *pb, const char *tool, int64_t ts_us)
     int64_t v = r ? (int64_t)nonneg(r->call_micros) : 0;
     pthread_rwlock_unlock(&pb->lock);
     return v;
+}
+
+int tg_pricebook_model_priced(tg_pricebook_t *pb, const char *model, int64_t ts_us)
+{
+    int fb;
+    pthread_rwlock_rdlock(&pb->lock);
+    int ok = find_or_any(pb->snap, M_MODEL, model ? model : "", ts_us, &fb) != NULL;
+    pthread_rwlock_unlock(&pb->lock);
+    return ok;
 }
 
 int64_t tg_pricebook_estimate(tg_pricebook_t *pb, tg_route_kind_t kind, const char *route,

@@ -19,7 +19,9 @@
  *     requests are never billed, and their price_flag is "" (they were not priced, so
  *     no flag is computed for them).
  *   - model part, AI routes (openai, anthropic) with known tokens: the model's row, else
- *     the fallback row (model "*", flag "fallback"), else nothing (flag "unpriced").
+ *     its base model's (util/modelname.h: `gpt-4o-mini-2024-07-18`, `claude@2024`, `x:0`
+ *     fall back to the model they name; names compare case-insensitively), else the
+ *     fallback row (model "*", flag "fallback"), else nothing (flag "unpriced").
  *       openai:    (tokens_in - tokens_cached) * input + tokens_cached * cached
  *                  + tokens_out * output
  *       anthropic: tokens_in * input + tokens_cached * cached
@@ -69,6 +71,10 @@ void tg_pricebook_price(tg_pricebook_t *pb, tg_event_t *ev, tg_route_kind_t kind
 /* The call price of one MCP tool (its row, else "*"; 0 when none) in force at ts_us: a
  * batch's further tools/call are added with it to the event priced above. Thread-safe. */
 int64_t tg_pricebook_call(tg_pricebook_t *pb, const char *tool, int64_t ts_us);
+
+/* 1 when a model part can be priced for model at ts_us: a row of its own or of its base
+ * model, or a "*" row. Thread-safe. */
+int tg_pricebook_model_priced(tg_pricebook_t *pb, const char *model, int64_t ts_us);
 
 /* What a request would cost with these counts, by the rules above as if billable (for
  * budget reservations), with no cached or cache-write tokens. model, tool: "" (or NULL)

@@ -16,6 +16,7 @@
 #include "store/watch.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/modelname.h"
 
 #define NS          1000000000ULL
 #define CONC_SHARDS 64
@@ -143,7 +144,14 @@ static int on_limit(const tg_limit_row_t *r, void *ud)
     }
     lim_entry_t *e = &b->rows[b->n++];
     memset(e, 0, sizeof *e);
-    e->key = tg_limit_key(r->tenant, r->scope, r->value);
+    if (strcmp(r->scope, "model") == 0) {
+        /* Model names compare case-insensitively (util/modelname.h). */
+        char folded[128];
+        tg_modelname_fold(r->value, strlen(r->value), folded, sizeof folded);
+        e->key = tg_limit_key(r->tenant, r->scope, folded);
+    } else {
+        e->key = tg_limit_key(r->tenant, r->scope, r->value);
+    }
     e->has_rate = r->period_s > 0;
     e->rule.limit = r->limit > 0 ? (uint64_t)r->limit : 0;
     e->rule.period_ns = r->period_s > 0 ? (uint64_t)r->period_s * NS : 0;
@@ -406,17 +414,38 @@ void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns
         e = lim_find(s, k);
         if (e && e->has_rate) keys[n] = k, names[n] = scopes[i][0], rules[n++] = e->rule;
     }
+    /* The model's rules: its own, else its base model's (a dated snapshot, a provider's
+     * variant), looked up folded; counted under the name the rule is written for, so
+     * every spelling of a model shares one counter. */
+    char model[128] = "";
+    const lim_entry_t *model_row = NULL;
+    if (in->model && in->model[0]) {
+        size_t len = tg_modelname_fold(in->model, strlen(in->model), model, sizeof model);
+        for (int i = 0; i < TG_MODELNAME_TRIES && len && !model_row; i++) {
+            model[len] = '\0';
+            e = lim_find(s, tg_limit_key(tenant, "model", model));
+            if (e && (e->has_rate || e->has_tokens))
+                model_row = e;
+            else
+                len = tg_modelname_base(model, len);
+        }
+        if (!model_row) model[0] = '\0';
+    }
+    if (model_row && model_row->has_rate)
+        keys[n] = tg_limit_key(tenant, "model", model), names[n] = "model",
+        rules[n++] = model_row->rule;
     nrate = n;
     if (in->est_tokens > 0) {
         /* Token rules: the tenant's, the model's and the key's (keys distinct from the
          * request-rate keys of the same scope, so the two never share a state). */
         const char *tscopes[3][3] = {{"tenant", "", "tokens.tenant"},
-                                     {"model", in->model, "tokens.model"},
+                                     {"model", model, "tokens.model"},
                                      {"key", in->key_id, "tokens.key"}};
         for (size_t i = 0; i < 3; i++) {
             if (i > 0 && (!tscopes[i][1] || !tscopes[i][1][0])) continue;
-            e = i == 0 ? tenant_row
-                       : lim_find(s, tg_limit_key(tenant, tscopes[i][0], tscopes[i][1]));
+            e = i == 0   ? tenant_row
+                : i == 1 ? model_row
+                         : lim_find(s, tg_limit_key(tenant, tscopes[i][0], tscopes[i][1]));
             if (!e || !e->has_tokens) continue;
             tg_limit_rule_t r = e->tokens;
             uint64_t est = (uint64_t)in->est_tokens;

@@ -92,6 +92,10 @@ static const char usage[] =
     "cache_write = cache_creation_input_tokens), or would have reported (mock-no-usage,\n"
     "mock-bad-json); all 0 on mock-error.\n"
     "  header x-mock-interval-ms: N  wait N ms between streamed events\n"
+    "  header x-mock-stall-after: K  with x-mock-stall-ms: N: after K (>= 1) streamed events\n"
+    "                                wait N ms before the rest; a JSON answer is sent in two\n"
+    "                                halves (Content-Length framing) and K = 1 waits between\n"
+    "                                them (a client that leaves mid-answer, deterministically)\n"
     "  header x-mock-stamp: 1        /v1/chat/completions streams: each event starts with a\n"
     "                                line id: NS, NS = CLOCK_MONOTONIC in nanoseconds when\n"
     "                                the event is written (for latency benchmarks)\n"
@@ -246,6 +250,8 @@ struct conn {
     uint64_t body_bytes;
     uint64_t ai_interval_ms; /* x-mock-interval-ms */
     bool ai_stamp;           /* x-mock-stamp: 1 */
+    uint64_t ai_stall_after; /* x-mock-stall-after (0 = none) */
+    uint64_t ai_stall_ms;    /* x-mock-stall-ms */
     char *ai_req;            /* AI endpoints: the request body (owned), up to AI_BODY_MAX */
     size_t ai_req_len, ai_req_cap;
     bool ai_too_big; /* the body went over AI_BODY_MAX: 413 */
@@ -626,6 +632,7 @@ static int on_message_begin(http_parser *hp)
     c->body_bytes = 0;
     c->ai_interval_ms = 0;
     c->ai_stamp = false;
+    c->ai_stall_after = c->ai_stall_ms = 0;
     c->ai_req_len = 0;
     c->ai_too_big = false;
     c->ae_len = c->menc_len = 0;
@@ -675,6 +682,14 @@ static void end_header(conn_t *c)
         c->ai_interval_ms = c->cur_val_len > sizeof c->cur_val
                                 ? DELAY_MAX
                                 : parse_num(c->cur_val, c->cur_val_len, DELAY_MAX);
+    if (c->cur_name_len == 18 && strncasecmp(c->cur_name, "x-mock-stall-after", 18) == 0)
+        c->ai_stall_after = c->cur_val_len > sizeof c->cur_val
+                                ? COUNT_MAX
+                                : parse_num(c->cur_val, c->cur_val_len, COUNT_MAX);
+    if (c->cur_name_len == 15 && strncasecmp(c->cur_name, "x-mock-stall-ms", 15) == 0)
+        c->ai_stall_ms = c->cur_val_len > sizeof c->cur_val
+                             ? DELAY_MAX
+                             : parse_num(c->cur_val, c->cur_val_len, DELAY_MAX);
     if (c->cur_name_len == 12 && strncasecmp(c->cur_name, "x-mock-stamp", 12) == 0)
         c->ai_stamp = c->cur_val_len == 1 && c->cur_val[0] == '1';
     if (c->cur_name_len == 10 && strncasecmp(c->cur_name, "x-mock-pad", 10) == 0)
@@ -2084,6 +2099,29 @@ static void ai_send(conn_t *c)
     sb_str(&b, "Content-Length: ");
     sb_u64(&b, c->ai_out_len, 10);
     sb_str(&b, "\r\n\r\n");
+    if (c->ai_stall_after == 1 && c->ai_out_len >= 2) {
+        /* x-mock-stall-after: 1 on a JSON answer: two halves, paced like a stream. */
+        if (!(c->ai_offs = malloc(3 * sizeof *c->ai_offs))) {
+            wreq_put(c->w, wr);
+            conn_close(c);
+            return;
+        }
+        c->ai_offs[0] = 0;
+        c->ai_offs[1] = c->ai_out_len / 2;
+        c->ai_offs[2] = c->ai_out_len;
+        c->nchunks = 2;
+        c->te_chunked = false;
+        wr->len = b.len;
+        submit(c, wr, 0, 0, NULL, 0);
+        c->streamed = true;
+        c->chunk_i = 0;
+        c->gap_ms = 0;
+        c->gap_done = true;
+        c->timer_wait = false;
+        c->state = ST_STREAMING;
+        pump(c);
+        return;
+    }
     sb_put(&b, c->ai_out, inline_len);
     wr->len = b.len;
     submit(c, wr, 0, 0, NULL, 0);
@@ -2173,9 +2211,12 @@ static void pump(conn_t *c)
             return;
         }
         if (c->inflight >= MAX_INFLIGHT) return; /* on_written() calls back */
-        if (!c->gap_done && c->gap_ms > 0) {
+        uint64_t gap = c->ai_offs && c->ai_stall_after && c->chunk_i == c->ai_stall_after
+                           ? c->ai_stall_ms
+                           : c->gap_ms;
+        if (!c->gap_done && gap > 0) {
             c->timer_wait = true;
-            uv_timer_start(&c->timer, on_timer, c->gap_ms, 0);
+            uv_timer_start(&c->timer, on_timer, gap, 0);
             return;
         }
         bool last = c->chunk_i + 1 == c->nchunks;

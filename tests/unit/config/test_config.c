@@ -99,6 +99,8 @@ static void test_full(void **state)
                               "  header_timeout: 5s\n"
                               "  body_timeout: 20s\n"
                               "  drain_timeout: 1500\n"
+                              "ai:\n"
+                              "  drain_after_disconnect: 200ms\n"
                               "store: postgres://tg@db/tollgate\n"
                               "log:\n"
                               "  access: /var/log/tollgate/access.log\n"
@@ -144,6 +146,7 @@ static void test_full(void **state)
     assert_int_equal(c->server.header_timeout_ms, 5000);
     assert_int_equal(c->server.body_timeout_ms, 20000);
     assert_int_equal(c->server.drain_timeout_ms, 1500);
+    assert_int_equal(c->ai.drain_after_disconnect_ms, 200);
     assert_string_equal(c->store, "postgres://tg@db/tollgate");
     assert_string_equal(c->log.access, "/var/log/tollgate/access.log");
     assert_string_equal(c->log.level, "debug");
@@ -189,6 +192,7 @@ static void check_defaults(const tg_config_t *c)
     assert_int_equal(c->server.header_timeout_ms, 10000);
     assert_int_equal(c->server.body_timeout_ms, 60000);
     assert_int_equal(c->server.drain_timeout_ms, 30000);
+    assert_int_equal(c->ai.drain_after_disconnect_ms, 30000);
     assert_string_equal(c->store, "sqlite:./tollgate.db");
     assert_string_equal(c->log.access, "stdout");
     assert_string_equal(c->log.level, "info");
@@ -360,7 +364,7 @@ static void test_err_keys(void **state)
                "t.yaml:3: server.lisen: unknown key (did you mean \"listen\"?)");
     expect_err("store: sqlite:x\nfrobnicate: 1\n",
                "t.yaml:2: frobnicate: unknown key (expected one of: server, store, log, "
-               "retention, recorder, upstreams, routes, defaults, prices)");
+               "retention, recorder, upstreams, routes, defaults, prices, ai)");
     expect_err("server:\n  idle_timeout_ms: 5000\n",
                "t.yaml:2: server.idle_timeout_ms: unknown key (write \"idle_timeout: 5s\"; "
                "durations take a unit, a plain number is milliseconds)");
@@ -458,6 +462,8 @@ static void test_err_numbers(void **state)
     expect_err("server: { idle_timeout: 1.5s }\n",
                "t.yaml:1: server.idle_timeout: bad duration \"1.5s\" (milliseconds, or a number "
                "with ms, s, m or h, e.g. 250ms, 5s)");
+    expect_err("ai: { drain_after_disconnect: -1s }\n",
+               "t.yaml:1: ai.drain_after_disconnect: must not be negative (got -1s)");
     expect_err("server: { header_timeout: -1s }\n",
                "t.yaml:1: server.header_timeout: must not be negative (got -1s)");
     expect_err("server: { drain_timeout: 0 }\n",

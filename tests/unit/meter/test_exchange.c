@@ -504,7 +504,9 @@ static void test_request_fields(void **state)
          "01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678"
          "90123456789012345678901234567890123456",
          -1},
-        {TG_ROUTE_OPENAI, "/v1/models", "{\"model\":\"gpt-4o\",\"max_tokens\":5}", "", -1},
+        /* Not an endpoint tollgate recognises: still read, for an estimate. */
+        {TG_ROUTE_OPENAI, "/v1/models", "{\"model\":\"gpt-4o\",\"max_tokens\":5}", "gpt-4o", 5},
+        {TG_ROUTE_OPENAI, "/v1/moderations", "{\"model\":\"omni-moderation-latest\"}", "", -1},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "not json", "", -1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -605,7 +607,7 @@ static void test_rewrite_chat_stream(void **state)
 {
     (void)state;
     rewritten_stream(S(CHAT_REQ), "/v1/chat/completions", chat_with_usage, chat_plain, 19, 10, 6,
-                     "gpt-4o-mini");
+                     "gpt-4o-mini-2024-07-18"); /* the model the upstream reports */
 }
 
 static void test_rewrite_completions_stream(void **state)
@@ -783,7 +785,7 @@ static void test_passthrough_streams(void **state)
         assert_int_equal(ref.ev.tokens_out, 10);
         assert_int_equal(ref.ev.tokens_cached, 6);
         assert_int_equal(ref.ev.tokens_cache_write, 0);
-        assert_string_equal(ref.ev.model, "gpt-4o-mini");
+        assert_string_equal(ref.ev.model, "gpt-4o-mini-2024-07-18"); /* the upstream's */
         assert_int_equal(ref.unparsed, 0);
         result_free(&ref);
         free(in);
@@ -817,7 +819,7 @@ static void test_passthrough_streams(void **state)
         assert_int_equal(ref.ev.tokens_out, 15);
         assert_int_equal(ref.ev.tokens_cached, 300);
         assert_int_equal(ref.ev.tokens_cache_write, 40);
-        assert_string_equal(ref.ev.model, "claude-3-5-haiku-latest");
+        assert_string_equal(ref.ev.model, "claude-3-5-haiku-20241022"); /* the upstream's */
         assert_int_equal(ref.unparsed, 0);
         result_free(&ref);
         free(in);
@@ -845,7 +847,7 @@ static void test_json_responses(void **state)
          "\"completion_tokens\":46,\"total_tokens\":1163,\"prompt_tokens_details\":{"
          "\"cached_tokens\":1024,\"audio_tokens\":0},\"completion_tokens_details\":{"
          "\"reasoning_tokens\":0}},\"service_tier\":\"default\"}\n",
-         "gpt-4o", 1117, 46, 1024, 0},
+         "gpt-4o-2024-08-06", 1117, 46, 1024, 0},
         {TG_ROUTE_OPENAI, "/v1/embeddings", "{\"input\":\"The food was delicious\"}",
          "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":"
          "[-0.006929283,-0.005336422,0.00024047505]}],\"model\":\"text-embedding-3-small\","
@@ -859,7 +861,7 @@ static void test_json_responses(void **state)
          "\"usage\":{\"input_tokens\":36,\"input_tokens_details\":{\"cached_tokens\":12},"
          "\"output_tokens\":87,\"output_tokens_details\":{\"reasoning_tokens\":0},"
          "\"total_tokens\":123}}",
-         "gpt-4.1", 36, 87, 12, 0},
+         "gpt-4.1-2025-04-14", 36, 87, 12, 0},
         {TG_ROUTE_ANTHROPIC, "/v1/messages",
          "{\"model\":\"claude-sonnet-4-20250514\",\"max_tokens\":1024,\"messages\":[]}",
          "{\"id\":\"msg_013Zva2CMHLNnXjNJJKqJ2EF\",\"type\":\"message\",\"role\":\"assistant\","
@@ -934,8 +936,9 @@ static void test_json_not_observed(void **state)
         {TG_ROUTE_OPENAI, "/v1/chat/completions", 304, "gpt-4o-mini"},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", 199, "gpt-4o-mini"},
         {TG_ROUTE_ANTHROPIC, "/v1/messages", 529, "gpt-4o-mini"},
-        {TG_ROUTE_OPENAI, "/v1/models", 200, ""},
-        {TG_ROUTE_ANTHROPIC, "/v1/models", 200, ""},
+        /* Endpoints recognised as free (an unknown one with a body is metered). */
+        {TG_ROUTE_OPENAI, "/v1/moderations", 200, ""},
+        {TG_ROUTE_ANTHROPIC, "/v1/messages/count_tokens", 200, ""},
         {TG_ROUTE_HTTP, "/v1/chat/completions", 200, ""},
     };
     tg_xchg_t *x = tg_xchg_new();
@@ -1308,14 +1311,15 @@ static void test_mcp_batch(void **state)
         {"[{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"result\":{\"content\":[]}},"
          "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[],\"isError\":false}}]",
          ""},
-        {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[]}}]", "no_result"},
+        /* One answered, one not: billed for the one (partial, OK of requests). */
+        {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[]}}]", "partial:1/2"},
         /* The same answer twice does not answer the other. */
         {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}},{\"jsonrpc\":\"2.0\",\"id\":7,"
          "\"result\":{}}]",
-         "no_result"},
+         "partial:1/2"},
         {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[],\"isError\":true}},"
          "{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"result\":{\"content\":[]}}]",
-         "tool_error"},
+         "partial:1/2"},
         /* An error outranks a tool error. */
         {"[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[],\"isError\":true}},"
          "{\"jsonrpc\":\"2.0\",\"id\":\"req-b\",\"error\":{\"code\":-32603,\"message\":"
@@ -1415,6 +1419,272 @@ static void test_mcp_notification_only(void **state)
     tg_xchg_free(x);
 }
 
+/* Bodies refused before forwarding: a nested batch, a tools/call without an id, a tool name
+ * with a NUL; a valid body is not. */
+static void test_mcp_invalid(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        int invalid;
+    } cases[] = {
+        {"[[" MCP_CALL "]]", 1},
+        {"[" MCP_CALL ",[" MCP_CALL "]]", 1},
+        {"[[]]", 1},
+        {"{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"name\":\"add\"}}", 1},
+        {"{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}",
+         1},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+         "\"echo\\u0000secret\"}}",
+         1},
+        {"[" MCP_CALL ",{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{"
+         "\"name\":\"\\u0000\"}}]",
+         1},
+        /* A tools/call sharing its id with another request (either order). */
+        {"[" MCP_CALL "," MCP_CALL "]", 1},
+        {"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}," MCP_CALL "]", 1},
+        {"[" MCP_CALL ",{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}]", 1},
+        /* Ids equal as JSON values only: 1 and "1" differ. */
+        {"[" MCP_CALL ",{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"method\":\"tools/list\"}]", 0},
+        /* Other requests may share ids among themselves (no call to credit). */
+        {"[{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\"},{\"jsonrpc\":\"2.0\",\"id\":9,"
+         "\"method\":\"ping\"}]",
+         0},
+        {MCP_CALL, 0},
+        {MCP_BATCH, 0},
+        {"[]", 0},
+        /* A NUL elsewhere (an argument) is no concern of the tool rules. */
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\","
+         "\"arguments\":{\"x\":\"\\u0000\"}}}",
+         0},
+        /* A notification that is not a call needs no id. */
+        {"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", 0},
+    };
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *out;
+        size_t outlen;
+        tg_xchg_begin(x, TG_ROUTE_MCP, S("/mcp"));
+        tg_xchg_request(x, cases[i].body, strlen(cases[i].body), &out, &outlen);
+        print_message("case %zu\n", i);
+        if (cases[i].invalid)
+            assert_non_null(tg_xchg_mcp_invalid(x));
+        else
+            assert_null(tg_xchg_mcp_invalid(x));
+    }
+    tg_xchg_free(x);
+}
+
+/* Each call of a batch is billed by its own result. */
+static void test_mcp_partial(void **state)
+{
+    (void)state;
+    static const char req[] =
+        "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}},"
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"},"
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"b\"}},"
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"c\"}},"
+        "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":\"d\"}}]";
+    static const char resp[] =
+        "[{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}},"
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[]}},"
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"isError\":true}},"
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}},"
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"error\":{\"code\":-32601,\"message\":\"no\"}}]";
+    tg_xchg_t *x = tg_xchg_new();
+    struct req rq = {TG_ROUTE_MCP, "/mcp", S(req)};
+    struct resp rs = {200, "application/json", S(resp)};
+    struct result r;
+    run(x, &rq, &rs, 7, NULL, 0, resp, sizeof resp - 1, &r);
+    assert_string_equal(r.ev.reason, "partial:3/5");
+    assert_int_equal(tg_xchg_partial(x), 1);
+    assert_int_equal(tg_xchg_ntools(x), 4);
+    static const int billed[] = {1, 0, 0, 1}; /* a ok, b tool error, c rpc error, d ok */
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(tg_xchg_call_billed(x, i), billed[i]);
+    assert_int_equal(tg_xchg_call_billed(x, 4), 0); /* no such call */
+    result_free(&r);
+    /* All answered well: no reason, every call billed. */
+    static const char all_ok[] =
+        "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}},{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}"
+        ","
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}},{\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{}},"
+        "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}]";
+    rs = (struct resp){200, "application/json", S(all_ok)};
+    run(x, &rq, &rs, 0, NULL, 0, all_ok, sizeof all_ok - 1, &r);
+    assert_string_equal(r.ev.reason, "");
+    assert_int_equal(tg_xchg_partial(x), 0);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(tg_xchg_call_billed(x, i), 1);
+    result_free(&r);
+    /* None good: failed, nothing billed. */
+    static const char none[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
+                               "\"message\":\"Parse error\"}}";
+    rs = (struct resp){200, "application/json", S(none)};
+    run(x, &rq, &rs, 0, NULL, 0, none, sizeof none - 1, &r);
+    assert_string_equal(r.ev.reason, "no_result");
+    assert_int_equal(tg_xchg_partial(x), 0);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(tg_xchg_call_billed(x, i), 0);
+    result_free(&r);
+    tg_xchg_free(x);
+}
+
+/* An endpoint tollgate does not recognise, with a body: counted as an AI call, read for
+ * its model and max tokens when JSON, metered from a usage object of the route's kind when
+ * the answer has one, and not "unparsed" when it has none. */
+static void test_unknown_endpoint(void **state)
+{
+    (void)state;
+    static const char oa_usage[] = "{\"model\":\"gpt-4o-2024-08-06\",\"usage\":{\"prompt_tokens\":"
+                                   "5,\"completion_tokens\":6}}";
+    static const char an_usage[] = "{\"model\":\"claude-x\",\"usage\":{\"input_tokens\":7,"
+                                   "\"output_tokens\":8}}";
+    static const struct {
+        tg_route_kind_t kind;
+        const char *path, *body, *answer;
+        int unknown;
+        int64_t in, out;
+    } cases[] = {
+        {TG_ROUTE_OPENAI, "/v1/chat/completions/", "{\"model\":\"gpt-4o\"}", oa_usage, 1, 5, 6},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions;a=b", "{\"model\":\"gpt-4o\"}", oa_usage, 1, 5, 6},
+        {TG_ROUTE_OPENAI, "/v1/something-new", "not json at all", oa_usage, 1, 5, 6},
+        {TG_ROUTE_OPENAI, "/v1/something-new", "{\"model\":\"m\"}", "{\"ok\":true}", 1, -1, -1},
+        {TG_ROUTE_ANTHROPIC, "/v1/messagesX", "{\"model\":\"claude-x\"}", an_usage, 1, 7, 8},
+        {TG_ROUTE_OPENAI, "/v1/moderations", "{\"input\":\"x\"}", oa_usage, 0, -1, -1},
+        {TG_ROUTE_ANTHROPIC, "/v1/messages/count_tokens", "{}", an_usage, 0, -1, -1},
+    };
+    tg_xchg_t *x = tg_xchg_new();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("case %zu: %s\n", i, cases[i].path);
+        struct req rq = {cases[i].kind, cases[i].path, cases[i].body, strlen(cases[i].body)};
+        struct resp rs = {200, "application/json", cases[i].answer, strlen(cases[i].answer)};
+        struct result r;
+        run(x, &rq, &rs, 3, NULL, 0, rs.body, rs.len, &r);
+        assert_int_equal(tg_xchg_unknown_endpoint(x), cases[i].unknown);
+        assert_int_equal(tg_xchg_counts_tokens(x), cases[i].unknown);
+        assert_int_equal(tg_xchg_request_unreadable(x), 0);
+        assert_int_equal(r.ev.tokens_in, cases[i].in);
+        assert_int_equal(r.ev.tokens_out, cases[i].out);
+        assert_int_equal(r.unparsed, 0);
+        result_free(&r);
+    }
+    /* The request's model and max tokens are read for the estimate. */
+    const char *out;
+    size_t outlen;
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, S("/v1/chat/completions/"));
+    tg_xchg_request(x, S("{\"model\":\"gpt-4o\",\"max_tokens\":33,\"stream\":true}"), &out,
+                    &outlen);
+    assert_null(out); /* (not rewritten: only known streams are) */
+    assert_string_equal(tg_xchg_model(x), "gpt-4o");
+    assert_int_equal(tg_xchg_max_output(x), 33);
+    /* Without a body (GET) it is not an AI call. */
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, S("/v1/files"));
+    tg_xchg_request(x, "", 0, &out, &outlen);
+    assert_int_equal(tg_xchg_unknown_endpoint(x), 0);
+    assert_int_equal(tg_xchg_counts_tokens(x), 0);
+    tg_xchg_free(x);
+}
+
+/* The client leaves: nothing more is emitted, the usage is still read, and the estimate
+ * counts what was delivered. */
+static void test_client_gone(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    const char *out;
+    size_t outlen;
+    /* A stream (rewritten): two events delivered, then the client leaves. */
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, S("/v1/chat/completions"));
+    tg_xchg_request(x, S(CHAT_REQ), &out, &outlen);
+    tg_xchg_response_head(x, 200, S("text/event-stream"));
+    const char *cut = strstr(chat_with_usage, "data: " C_TRICKY);
+    assert_non_null(cut);
+    size_t first = (size_t)(cut - chat_with_usage);
+    struct out o = {0};
+    assert_int_equal(tg_xchg_response_body(x, chat_with_usage, first, collect, &o), 0);
+    size_t delivered = o.len;
+    assert_int_equal(tg_xchg_estimate_out(x), 2);
+    tg_xchg_client_gone(x);
+    assert_int_equal(tg_xchg_response_body(x, chat_with_usage + first,
+                                           sizeof chat_with_usage - 1 - first, collect, &o),
+                     0);
+    assert_int_equal(tg_xchg_response_end(x, collect, &o), 0);
+    assert_int_equal(o.len, delivered);
+    assert_int_equal(tg_xchg_estimate_out(x), 2);
+    tg_event_t ev;
+    int unparsed;
+    event_init(&ev);
+    tg_xchg_finish(x, &ev, &unparsed);
+    assert_int_equal(ev.tokens_in, 19);
+    assert_int_equal(ev.tokens_out, 10);
+    free(o.p);
+
+    /* An Anthropic stream the client left, cut before message_delta: the input counts
+     * stand, the output (message_start's is provisional) is unknown; one content delta was
+     * delivered (message_start, content_block_start and ping carry no text). */
+    const char *stop = strstr(anthropic_stream, "event: content_block_stop");
+    assert_non_null(stop);
+    for (int gone = 0; gone < 2; gone++) {
+        tg_xchg_begin(x, TG_ROUTE_ANTHROPIC, S("/v1/messages"));
+        tg_xchg_request(x, S("{\"model\":\"claude-3-5-haiku-latest\",\"stream\":true}"), &out,
+                        &outlen);
+        tg_xchg_response_head(x, 200, S("text/event-stream"));
+        memset(&o, 0, sizeof o);
+        assert_int_equal(tg_xchg_response_body(x, anthropic_stream,
+                                               (size_t)(stop - anthropic_stream), collect, &o),
+                         0);
+        assert_int_equal(tg_xchg_estimate_out(x), 1);
+        if (gone) tg_xchg_client_gone(x);
+        event_init(&ev);
+        tg_xchg_finish(x, &ev, &unparsed);
+        assert_int_equal(ev.tokens_in, 25);
+        assert_int_equal(ev.tokens_cached, 300);
+        /* (A stream that merely ended early keeps what it reported, as before.) */
+        assert_int_equal(ev.tokens_out, gone ? TG_TOKENS_UNKNOWN : 0);
+        free(o.p);
+    }
+    /* The whole stream, the client gone midway: the final count is taken. */
+    tg_xchg_begin(x, TG_ROUTE_ANTHROPIC, S("/v1/messages"));
+    tg_xchg_request(x, S("{\"model\":\"claude-3-5-haiku-latest\",\"stream\":true}"), &out, &outlen);
+    tg_xchg_response_head(x, 200, S("text/event-stream"));
+    memset(&o, 0, sizeof o);
+    assert_int_equal(tg_xchg_response_body(x, anthropic_stream, 40, collect, &o), 0);
+    tg_xchg_client_gone(x);
+    assert_int_equal(tg_xchg_response_body(x, anthropic_stream + 40,
+                                           sizeof anthropic_stream - 1 - 40, collect, &o),
+                     0);
+    assert_int_equal(o.len, 40);
+    event_init(&ev);
+    tg_xchg_finish(x, &ev, &unparsed);
+    assert_int_equal(ev.tokens_out, 15);
+    free(o.p);
+
+    /* A JSON answer: a token per 4 bytes delivered, at most max_tokens. */
+    static const char json[] =
+        "{\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+        "\"completion_tokens\":4}}";
+    for (int max = 0; max < 2; max++) {
+        tg_xchg_begin(x, TG_ROUTE_OPENAI, S("/v1/chat/completions"));
+        if (max)
+            tg_xchg_request(x, S("{\"model\":\"gpt-4o\",\"max_tokens\":2}"), &out, &outlen);
+        else
+            tg_xchg_request(x, S("{\"model\":\"gpt-4o\"}"), &out, &outlen);
+        tg_xchg_response_head(x, 200, S("application/json"));
+        memset(&o, 0, sizeof o);
+        assert_int_equal(tg_xchg_response_body(x, json, 17, collect, &o), 0);
+        tg_xchg_client_gone(x);
+        assert_int_equal(tg_xchg_response_body(x, json + 17, sizeof json - 1 - 17, collect, &o), 0);
+        assert_int_equal(o.len, 17);
+        assert_int_equal(tg_xchg_estimate_out(x), max ? 2 : 5); /* ceil(17 / 4) */
+        event_init(&ev);
+        tg_xchg_finish(x, &ev, &unparsed);
+        assert_int_equal(ev.tokens_out, 4);
+        free(o.p);
+    }
+    tg_xchg_free(x);
+}
+
 /* Tool results are read whole up to 4 MiB, JSON or one SSE event; a larger one is
  * forwarded and still billed (a 2xx that was too large to read is not "no result"), and the
  * exchange says it could not be read. */
@@ -1504,7 +1774,7 @@ static void test_oversize_event_ends_rewriting(void **state)
             assert_int_equal(ref.ev.tokens_in, 19);
             assert_int_equal(ref.ev.tokens_out, 10);
             assert_int_equal(ref.ev.tokens_cached, 6);
-            assert_string_equal(ref.ev.model, "gpt-4o-mini");
+            assert_string_equal(ref.ev.model, "gpt-4o-mini-2024-07-18");
             assert_int_equal(ref.unparsed, 0);
 
             static const size_t steps[] = {1, 4096, 65536, 1u << 20};
@@ -1587,7 +1857,7 @@ static void test_reuse(void **state)
     }
     /* What each of them must report, so that equal-to-fresh means right. */
     assert_int_equal(ref[0].ev.tokens_in, 19);
-    assert_string_equal(ref[1].ev.reason, "tool_error");
+    assert_string_equal(ref[1].ev.reason, "partial:1/2");
     assert_int_equal(ref[2].ev.tokens_in, 5120);
     assert_int_equal(ref[3].ev.tokens_out, 15);
     assert_int_equal(ref[4].ev.tokens_in, TG_TOKENS_UNKNOWN);
@@ -1956,6 +2226,10 @@ int main(void)
         cmocka_unit_test(test_mcp_error_document),
         cmocka_unit_test(test_mcp_notification_only),
         cmocka_unit_test(test_mcp_large_results),
+        cmocka_unit_test(test_mcp_invalid),
+        cmocka_unit_test(test_mcp_partial),
+        cmocka_unit_test(test_unknown_endpoint),
+        cmocka_unit_test(test_client_gone),
         cmocka_unit_test(test_oversize_event_ends_rewriting),
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_free_mid_response),

@@ -340,6 +340,54 @@ static void test_flags(void **state)
     tg_pricebook_free(pb);
 }
 
+/* Model names match case-insensitively; a dated snapshot or a provider's variant falls back
+ * to its base model's row unless it has its own (util/modelname.h). */
+static void test_model_names(void **state)
+{
+    (void)state;
+    tg_pricebook_t *pb = BOOK(model("gpt-4o-mini", 0, "0.15", "0.60", NULL, NULL),
+                              model("Claude-3-5-Sonnet", 0, "3", "15", NULL, NULL),
+                              model("gpt-4o-mini-2024-07-18", 0, "1", "1", NULL, NULL));
+    /* 100*150000 + 10*600000 = 21,000,000 -> 21 */
+    static const char *const mini[] = {"GPT-4o-mini", "gpt-4o-mini", "GPT-4O-MINI-2024-08-06",
+                                       "gpt-4o-mini@x", "gpt-4o-mini:0"};
+    for (size_t i = 0; i < sizeof mini / sizeof mini[0]; i++) {
+        tg_event_t e = ev_ai("chat", mini[i], 100, 10, 0, 0);
+        PRICE(pb, e, TG_ROUTE_OPENAI, 21, "");
+        assert_true(tg_pricebook_model_priced(pb, mini[i], NOW));
+    }
+    /* A snapshot with a row of its own keeps it, in any case: 100*1e6 + 10*1e6 -> 110. */
+    tg_event_t e = ev_ai("chat", "GPT-4o-mini-2024-07-18", 100, 10, 0, 0);
+    PRICE(pb, e, TG_ROUTE_OPENAI, 110, "");
+    /* A row written in capitals matches lower case; Vertex and Bedrock spellings fall back
+     * through two steps: 100*3e6 + 10*15e6 = 450,000,000 -> 450. */
+    static const char *const sonnet[] = {"claude-3-5-sonnet", "claude-3-5-sonnet-20241022",
+                                         "claude-3-5-sonnet@20240620",
+                                         "claude-3-5-sonnet-20240620@vertex"};
+    for (size_t i = 0; i < sizeof sonnet / sizeof sonnet[0]; i++) {
+        e = ev_ai("chat", sonnet[i], 100, 10, 0, 0);
+        PRICE(pb, e, TG_ROUTE_ANTHROPIC, 450, "");
+    }
+    /* Not a variant of a priced model: unpriced (no "*" row), and so reported. */
+    static const char *const other[] = {"gpt-4o", "gpt-4o-mini2", "xgpt-4o-mini", ""};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        e = ev_ai("chat", other[i], 100, 10, 0, 0);
+        PRICE(pb, e, TG_ROUTE_OPENAI, 0, "unpriced");
+        assert_false(tg_pricebook_model_priced(pb, other[i], NOW));
+    }
+    tg_pricebook_free(pb);
+    /* With a "*" row every model is priced. */
+    pb = BOOK(model("*", 0, "1", "1", NULL, NULL));
+    assert_true(tg_pricebook_model_priced(pb, "anything", NOW));
+    assert_true(tg_pricebook_model_priced(pb, "", NOW));
+    tg_pricebook_free(pb);
+    /* A row dated later is not in force yet. */
+    pb = BOOK(model("gpt-4o", NOW + DAY, "1", "1", NULL, NULL));
+    assert_false(tg_pricebook_model_priced(pb, "gpt-4o", NOW));
+    assert_true(tg_pricebook_model_priced(pb, "GPT-4o-2024-05-13", NOW + DAY));
+    tg_pricebook_free(pb);
+}
+
 static void test_not_billable(void **state)
 {
     (void)state;
@@ -678,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup(test_rounding, reset),
         cmocka_unit_test_setup(test_saturation, reset),
         cmocka_unit_test_setup(test_flags, reset),
+        cmocka_unit_test_setup(test_model_names, reset),
         cmocka_unit_test_setup(test_not_billable, reset),
         cmocka_unit_test_setup(test_route_part, reset),
         cmocka_unit_test_setup(test_tool_part, reset),

@@ -401,6 +401,63 @@ static void test_token_limits(void **state)
     tg_policy_free(p);
 }
 
+/* A model's token rule holds every spelling of it and its snapshots and variants, on one
+ * counter; a variant with a rule of its own keeps it. */
+static void test_token_limits_model_names(void **state)
+{
+    (void)state;
+    limit("t", "model", "GPT-4o-mini", 0, 0, 0); /* written in capitals: folded */
+    limits[0].tokens = 300;
+    limits[0].tokens_period_s = 60;
+    limit("t", "model", "gpt-4o-mini-2024-07-18", 0, 0, 0);
+    limits[1].tokens = 5000;
+    limits[1].tokens_period_s = 60;
+    tg_policy_t *p = fresh(NULL);
+    tg_admission_t a;
+    uint64_t now = 100 * S;
+    admit_ai(p, "t", "gpt-4o-mini", 300, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    assert_int_equal(a.ntok, 1);
+    static const char *const same[] = {
+        "gpt-4o-mini",        "GPT-4O-MINI",   "gpt-4o-mini-2024-08-06",
+        "gpt-4o-mini@vertex", "gpt-4o-mini:0", "Gpt-4o-Mini-20240806"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        admit_ai(p, "t", same[i], 10, 0, now, &a);
+        assert_int_equal(a.verdict, TG_ADMIT_RATE);
+        assert_string_equal(a.reason, "token_limited");
+    }
+    /* Its own rule (5000), in any case; another model has none. */
+    admit_ai(p, "t", "GPT-4o-mini-2024-07-18", 1000, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    assert_int_equal(a.ntok, 1);
+    admit_ai(p, "t", "gpt-4o", 1000, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    assert_int_equal(a.ntok, 0);
+    tg_policy_free(p);
+}
+
+/* A model's request-rate rule (limit set --model M --rpm N) applies, to every spelling. */
+static void test_model_rate(void **state)
+{
+    (void)state;
+    limit("t", "model", "claude-3-5-sonnet", 2, 60, 0);
+    tg_policy_t *p = fresh(NULL);
+    tg_admission_t a;
+    uint64_t now = 100 * S;
+    admit_ai(p, "t", "claude-3-5-sonnet", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    assert_int_equal(a.limited, 1);
+    assert_string_equal(a.policy, "model");
+    admit_ai(p, "t", "Claude-3-5-Sonnet-20241022", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    admit_ai(p, "t", "claude-3-5-sonnet@20240620", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_RATE);
+    assert_string_equal(a.reason, "rate_limited");
+    admit_ai(p, "t", "claude-3-opus", 10, 0, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_OK);
+    tg_policy_free(p);
+}
+
 static void budget(const char *tenant, int64_t micros, int hard)
 {
     tg_budget_row_t *r = &budgets[nbudgets++];
@@ -537,6 +594,8 @@ int main(void)
         cmocka_unit_test_setup(test_inflight_slots, setup),
         cmocka_unit_test_setup(test_tool_rules, setup),
         cmocka_unit_test_setup(test_token_limits, setup),
+        cmocka_unit_test_setup(test_token_limits_model_names, setup),
+        cmocka_unit_test_setup(test_model_rate, setup),
         cmocka_unit_test_setup(test_budget_hard_stop_and_alerts, setup),
         cmocka_unit_test_setup(test_budget_bounded_overshoot, setup),
     };
