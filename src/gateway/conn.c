@@ -384,7 +384,7 @@ static void record(tg_conn_t *c)
     c->adm.conc_key = 0;
     ev->latency_us = tg_mono_us() - c->start_mono;
     const char *dflag = ""; /* a compressed answer not decoded whole (meter/decode.h) */
-    int ai_call = 0; /* an AI call whose tokens may have to be estimated */
+    int ai_call = 0;        /* an AI call whose tokens may have to be estimated */
     if (c->metered) {
         /* Model, tokens, JSON-RPC method and tool; a 2xx MCP answer that is not a
          * result gets its reason here, which makes it not billable below. */
