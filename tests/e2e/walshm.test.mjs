@@ -110,6 +110,12 @@ describe('the WAL index (-shm)', () => {
     const { mock, gw } = await gateway();
     try {
       assert.equal(await keyless(gw.port, 50), 50);
+      // Truncate while the writer is idle (its 50 events committed): a truncation that lands
+      // inside a store call can still fault there (docs/operations.md, "WAL index"); what is
+      // tested is that tollgate notices a lost index before its next use.
+      await waitFor(async () => (await sqlite(gw.dbPath, 'SELECT count(*) AS n FROM usage_events'))[0].n === 50, {
+        message: 'the first 50 refusals committed',
+      });
       fs.truncateSync(`${gw.dbPath}-shm`, 0); // what a full or failing filesystem can do to a mapping
       let sent = 50;
       for (let i = 0; i < 5; i++) {

@@ -713,6 +713,13 @@ static void test_access_log_written_by_writer(void **state)
 /* 401s past the per-address bound take no queue slot and reach the store as one
  * aggregate per (address, minute), harvested at stop: events + counts = refusals. */
 #define T_FLOOD (1795000020LL * 1000000LL) /* a minute start, fixed */
+/* The writer's wall clock in these tests: T_FLOOD's minute has not ended, so whenever the
+ * writer ticks (its first tick races with the pushes on a loaded machine) it harvests
+ * nothing, and every aggregate is taken whole at stop. */
+static int64_t flood_wall(void)
+{
+    return T_FLOOD;
+}
 
 static tg_event_t mk_401(const char *ip, int64_t ts)
 {
@@ -739,10 +746,11 @@ static void test_unauthenticated_aggregated(void **state)
 {
     (void)state;
     fake_t *f = fake_new(1000);
-    /* No tick during the test (the first one is at start): the harvest happens at stop,
-     * so each (address, minute) has exactly one aggregate. */
+    /* The harvest happens at stop (flood_wall), so each (address, minute) has exactly one
+     * aggregate. */
     tg_recorder_opts_t o = opts_for(NULL, 1024, 100000);
     o.unauth_per_minute = 5;
+    o.wall_clock = flood_wall;
     tg_recorder_t *r = start_rec(&o, f);
     push_401s(r, "192.0.2.1", T_FLOOD, 500);
     push_401s(r, "192.0.2.2", T_FLOOD, 7);
@@ -772,6 +780,7 @@ static void test_unauthenticated_aggregates_spooled(void **state)
     fake_set_busy(f, 1);
     tg_recorder_opts_t o = opts_for(sp, 1024, 100000);
     o.unauth_per_minute = 2;
+    o.wall_clock = flood_wall;
     tg_recorder_t *r = start_rec(&o, f);
     push_401s(r, "2001:db8::1", T_FLOOD, 100);
     tg_recorder_stop(r); /* store busy: events and the aggregate go to the spool */
