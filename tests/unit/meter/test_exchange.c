@@ -1784,9 +1784,16 @@ static void test_compressed_problems(void **state)
     assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
     assert_string_equal(tg_xchg_decode_flag(x), "decode_error");
     result_free(&r);
-    /* Over the decoded-size cap. */
+    /* Over the decoded-size cap: 256 KiB of blanks before the answer, a bomb's ratio (far
+     * above 64 to one, so the allowance per encoded byte does not cover it). */
     tg_xchg_set_decoded_max(x, 20);
-    run_coded(x, &rq, "application/json", S(body), "br", "br", 0, &r);
+    size_t pad_len = (256u << 10) + sizeof body - 1;
+    char *pad = malloc(pad_len);
+    assert_non_null(pad);
+    memset(pad, ' ', pad_len - (sizeof body - 1));
+    memcpy(pad + pad_len - (sizeof body - 1), body, sizeof body - 1);
+    run_coded(x, &rq, "application/json", pad, pad_len, "br", "br", 0, &r);
+    free(pad);
     assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
     assert_int_equal(r.unparsed, 1);
     assert_string_equal(tg_xchg_decode_flag(x), "decode_cap");
