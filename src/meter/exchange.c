@@ -388,6 +388,11 @@ size_t tg_xchg_accept_encoding(const tg_xchg_t *x, const char *v, size_t n, char
     return tg_decode_accept(v, n, out, cap);
 }
 
+int tg_xchg_request_coded(const char *v, size_t n)
+{
+    return !tg_decode_is_identity(v, n);
+}
+
 int tg_xchg_request_unreadable(const tg_xchg_t *x)
 {
     return x->req_unread;

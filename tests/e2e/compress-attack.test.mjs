@@ -87,3 +87,57 @@ describe('a client makes its own answer decode past server.max_decoded_body', ()
     });
   }
 });
+
+describe('a compressed request body hides the request from admission', () => {
+  // An AI request body in gzip is not JSON tollgate can read: model, max_tokens and the body's
+  // length (which bounds the input tokens) were unknown to admission, and it was forwarded as
+  // it was; an upstream that accepts request codings then served a model and a size that no
+  // limit, price estimate or budget had seen. tollgate does not decode request bodies: a
+  // metered route refuses a coded one (RFC 9110 §15.5.16: 415) and never forwards it.
+  const body = JSON.stringify({ model: 'gpt-4o', max_tokens: 100000, messages: [{ role: 'user', content: 'x'.repeat(5000) }] });
+  const cases = [
+    ['gzip', (b) => zlib.gzipSync(b), [['Content-Encoding', 'gzip']]],
+    ['deflate', (b) => zlib.deflateSync(b), [['Content-Encoding', 'deflate']]],
+    ['br in a list', (b) => zlib.brotliCompressSync(b), [['Content-Encoding', 'identity, br']]],
+    ['an unknown coding', (b) => b, [['Content-Encoding', 'x-custom']]],
+    ['the second of two lines', (b) => zlib.gzipSync(b), [['Content-Encoding', 'identity'], ['Content-Encoding', 'GZIP']]],
+  ];
+  for (const [label, enc, lines] of cases) {
+    test(`${label}: 415 on an AI route, nothing forwarded`, async () => {
+      const seen = up.seen.length;
+      const headers = { 'Content-Type': J, Authorization: `Bearer ${key}` };
+      const res = await rawPost('/v1/chat/completions', headers, lines, enc(Buffer.from(body)));
+      assert.match(res, /^HTTP\/1\.1 415 /, res.slice(0, 200));
+      assert.match(res, /"type":"unsupported_media_type"/);
+      assert.equal(up.seen.length, seen, 'the upstream got the request');
+    });
+  }
+
+  test('on an MCP route too', async () => {
+    const seen = up.seen.length;
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'denied', arguments: {} } });
+    const res = await rawPost('/mcp', { 'Content-Type': J, Authorization: `Bearer ${key}` }, [['Content-Encoding', 'gzip']], zlib.gzipSync(call));
+    assert.match(res, /^HTTP\/1\.1 415 /, res.slice(0, 200));
+    assert.equal(up.seen.length, seen);
+  });
+
+  test('Content-Encoding: identity is not a coding: the request passes and is metered', async () => {
+    const plain = JSON.stringify({ model: 'gpt-4o-mini', messages: [] });
+    const res = await rawPost('/v1/chat/completions', { 'Content-Type': J, Authorization: `Bearer ${key}` }, [['Content-Encoding', ' Identity ']], Buffer.from(plain));
+    assert.match(res, /^HTTP\/1\.1 200 /, res.slice(0, 200));
+  });
+});
+
+/** A POST on a fresh connection with the header lines exactly as given (repeated names kept). */
+async function rawPost(path, headers, lines, body) {
+  const net = await import('node:net');
+  const all = [...Object.entries(headers), ...lines, ['Content-Length', String(body.length)], ['Connection', 'close']];
+  const head = `POST ${path} HTTP/1.1\r\nHost: x\r\n${all.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  return new Promise((resolve, reject) => {
+    const parts = [];
+    const sock = net.connect(Number(new URL(gw.url).port), '127.0.0.1', () => sock.write(Buffer.concat([Buffer.from(head, 'latin1'), body])));
+    sock.on('data', (d) => parts.push(d));
+    sock.on('close', () => resolve(Buffer.concat(parts).toString('latin1')));
+    sock.on('error', reject);
+  });
+}
