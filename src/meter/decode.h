@@ -23,10 +23,12 @@
  *
  * Why the cap grows with the input: a client can make an honest answer as large as it likes
  * (2048 embeddings, top_logprobs with n choices), and its usage comes last; a fixed cap
- * would leave exactly those answers unread, and free. JSON compresses well under 64:1 (5 to
- * 10 with logprobs, 2 to 3 for embeddings), bombs by hundreds to millions: a stream above the
- * ratio is read up to the cap and no further, one below it is read whole, at a CPU cost per
- * received byte bounded by the ratio.
+ * would leave exactly those answers unread, and free. Honest JSON compresses 2 to 10 to one
+ * (embeddings, logprobs), a few hundred at most when a client makes the model repeat
+ * itself; bombs by a thousand (gzip's ceiling) to millions (br, zstd): a stream above the
+ * ratio is read up to the cap and a little further, one below it is read whole. (A bomb's
+ * cost per received byte was never bounded by the cap alone: many small answers each
+ * decoding to the cap cost more.)
  *
  * One tg_decode_t is made per connection, on its first compressed answer, and reused:
  * zlib and zstd states and the stages' output buffers are reset, not remade, between
@@ -42,7 +44,7 @@
 
 #define TG_DECODE_MAX_STAGES 3
 #define TG_DECODE_SCRATCH    (16u << 10) /* output buffer of each stage */
-#define TG_DECODE_RATIO      64u         /* decoded bytes allowed past the cap per input byte */
+#define TG_DECODE_RATIO      256u        /* decoded bytes allowed past the cap per input byte */
 
 typedef enum {
     TG_DECODE_OK = 0,

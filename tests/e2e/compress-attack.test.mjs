@@ -66,8 +66,8 @@ describe('a client makes its own answer decode past server.max_decoded_body', ()
   // 2048 inputs of one token each (an 8 KiB request, the API's maximum count) at 384 dimensions
   // answer with about 10 MiB of JSON: more than the decoded cap. The usage comes last, so past
   // the cap it was never read and the answer was free (price_flag decode_cap, cost 0), while the
-  // same answer uncompressed is metered. The cap is a defence against bombs, whose ratio is in
-  // the hundreds; an answer that compresses like JSON must be read to its end.
+  // same answer uncompressed is metered. The cap is a defence against bombs, whose ratio is a
+  // thousand and more; an answer that compresses like JSON must be read to its end.
   for (const coding of ['gzip', 'br']) {
     test(`${coding}: 10 MiB of embeddings (${coding} ratio about 2-3) are metered exactly`, async () => {
       assert.ok(big.length > 9 << 20 && coded[coding].length > big.length / 8, `${big.length} -> ${coded[coding].length}`);

@@ -382,6 +382,25 @@ static void test_cap_grows_with_input(void **state)
         assert_int_equal(o.total, n);
         enc_free(&e);
     }
+    /* A client that makes the model repeat one token with logprobs gets an answer that
+     * compresses about 150 to one in gzip: still read whole (a bomb's ratio is a thousand
+     * and more). */
+    size_t rl = 0, rcap = 8u << 20;
+    char *rep = malloc(rcap);
+    assert_non_null(rep);
+    for (int i = 0; rl + 200 < rcap && i < 40000; i++)
+        rl += (size_t)snprintf(rep + rl, rcap - rl,
+                               "{\"token\":\" a\",\"logprob\":-0.000%d,\"bytes\":[32,97],"
+                               "\"top_logprobs\":[{\"token\":\" a\",\"logprob\":-0.000%d},"
+                               "{\"token\":\" b\",\"logprob\":-9.5}]},",
+                               i % 10, i / 10 % 10);
+    struct enc er = encode("gzip", rep, rl);
+    assert_true(er.len * 100 < rl && er.len * 200 > rl);
+    struct out orep = {.keep = 0};
+    assert_int_equal(run(d, "gzip", &er, 0, 16384, 1u << 20, &orep), TG_DECODE_OK);
+    assert_int_equal(orep.total, rl);
+    enc_free(&er);
+    free(rep);
     /* Two stages: the cap counts both, the allowance all that was received. */
     struct enc in = encode("gzip", text, n);
     struct enc e2 = encode("br", in.p, in.len);
