@@ -5,6 +5,7 @@
 // The upstream is a raw node:net server (lib/hostile-upstream.mjs), so the bytes, headers and
 // codings are exactly what the test writes.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 
@@ -107,17 +108,30 @@ describe('a compressed request body hides the request from admission', () => {
       const seen = up.seen.length;
       const headers = { 'Content-Type': J, Authorization: `Bearer ${key}` };
       const res = await rawPost('/v1/chat/completions', headers, lines, enc(Buffer.from(body)));
-      assert.match(res, /^HTTP\/1\.1 415 /, res.slice(0, 200));
+      assert.match(res, /^HTTP\/1\.1 415 Unsupported Media Type\r\n/, res.slice(0, 200));
       assert.match(res, /"type":"unsupported_media_type"/);
       assert.equal(up.seen.length, seen, 'the upstream got the request');
     });
   }
 
+  test('the refused body is skipped, never read as a request of its own', async () => {
+    // The body is a whole request; a pipelined request follows it on the same connection.
+    const inner = `GET /v1/smuggled HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n\r\n`;
+    const next = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`;
+    const seen = up.seen.length;
+    const res = await rawSend(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Encoding: gzip\r\n` +
+        `Content-Length: ${inner.length}\r\n\r\n${inner}${next}`,
+    );
+    assert.deepEqual(res.match(/^HTTP\/1\.1 \d+/gm), ['HTTP/1.1 415', 'HTTP/1.1 200']);
+    assert.deepEqual(up.seen.slice(seen).map((r) => r.line), ['POST /v1/chat/completions HTTP/1.1']);
+  });
+
   test('on an MCP route too', async () => {
     const seen = up.seen.length;
     const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'denied', arguments: {} } });
     const res = await rawPost('/mcp', { 'Content-Type': J, Authorization: `Bearer ${key}` }, [['Content-Encoding', 'gzip']], zlib.gzipSync(call));
-    assert.match(res, /^HTTP\/1\.1 415 /, res.slice(0, 200));
+    assert.match(res, /^HTTP\/1\.1 415 Unsupported Media Type\r\n/, res.slice(0, 200));
     assert.equal(up.seen.length, seen);
   });
 
@@ -129,13 +143,17 @@ describe('a compressed request body hides the request from admission', () => {
 });
 
 /** A POST on a fresh connection with the header lines exactly as given (repeated names kept). */
-async function rawPost(path, headers, lines, body) {
-  const net = await import('node:net');
+function rawPost(path, headers, lines, body) {
   const all = [...Object.entries(headers), ...lines, ['Content-Length', String(body.length)], ['Connection', 'close']];
   const head = `POST ${path} HTTP/1.1\r\nHost: x\r\n${all.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  return rawSend(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+}
+
+/** Bytes written to a fresh connection; everything received until the gateway closes it. */
+function rawSend(data) {
   return new Promise((resolve, reject) => {
     const parts = [];
-    const sock = net.connect(Number(new URL(gw.url).port), '127.0.0.1', () => sock.write(Buffer.concat([Buffer.from(head, 'latin1'), body])));
+    const sock = net.connect(Number(new URL(gw.url).port), '127.0.0.1', () => sock.write(data));
     sock.on('data', (d) => parts.push(d));
     sock.on('close', () => resolve(Buffer.concat(parts).toString('latin1')));
     sock.on('error', reject);
