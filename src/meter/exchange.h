@@ -29,7 +29,10 @@
  * by the member picker (util/jpick.h) piece by piece as it passes, whatever its size: only
  * its top-level "model" and "usage" count, never a member of the same name nested deeper
  * (the Responses API echoes client metadata). Stream events are read only when they carry
- * a usage object (or, once, for the model when the request named none). An MCP answer is
+ * a usage object (or, once, for the model when the request named none); one AI event is
+ * read up to 1 MiB, or up to what an answer may echo of its request when that is more
+ * (tg_xchg_set_max_body: the Responses API repeats instructions and tools in the event
+ * with the usage). An MCP answer is
  * parsed whole by jansson, up to 4 MiB (one SSE event up to 4 MiB); an MCP answer
  * too large to read is still billed (2xx) and counted as unparsed.
  *
