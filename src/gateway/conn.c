@@ -228,6 +228,7 @@ static const char *status_text(int status)
     case 404: return "Not Found";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -1061,6 +1062,14 @@ static int on_headers_complete(http_parser *p)
                "body_too_large");
         return 0;
     }
+    for (size_t i = 0; c->route->kind != TG_ROUTE_HTTP && i < c->nhdrs; i++)
+        if (name_is(c, &c->hdrs[i], "content-encoding") &&
+            tg_xchg_request_coded(c->head + c->hdrs[i].vo, c->hdrs[i].vl)) {
+            reject(c, 415, "unsupported_media_type",
+                   "a compressed request body (Content-Encoding) is not accepted here",
+                   "coded_request"); /* (see tg_xchg_request_coded) */
+            return 0;
+        }
     if (c->route->kind != TG_ROUTE_HTTP) {
         if (!c->xchg && !(c->xchg = tg_xchg_new())) {
             reject(c, 503, "unavailable", "out of memory", "out_of_memory");

@@ -44,6 +44,7 @@ struct tg_decode {
     tg_decode_status_t status;
     int stopped; /* the sink asked to stop: the rest of the answer is ignored */
     uint64_t cap, total;
+    uint64_t in; /* encoded bytes fed this answer: the cap grows by TG_DECODE_RATIO per byte */
     tg_decode_sink_fn sink;
     void *ud;
 };
@@ -165,8 +166,11 @@ static int feed_stage(tg_decode_t *d, int i, const unsigned char *p, size_t n);
 static int pass(tg_decode_t *d, int i, const unsigned char *p, size_t n)
 {
     int over = 0;
-    if (d->cap && n > d->cap - d->total) {
-        n = (size_t)(d->cap - d->total);
+    /* (in counts received bytes: far below 2^58, where the product would wrap.) */
+    uint64_t grow = d->n ? TG_DECODE_RATIO * d->in : 0;
+    uint64_t limit = grow > UINT64_MAX - d->cap ? UINT64_MAX : d->cap + grow;
+    if (d->cap && n > limit - d->total) {
+        n = (size_t)(limit - d->total);
         over = 1;
     }
     d->total += n;
@@ -341,7 +345,7 @@ tg_decode_status_t tg_decode_start(tg_decode_t *d, const char *coding, size_t n,
     struct parse ps = {.n = 0};
     d->n = 0;
     d->cap = cap;
-    d->total = 0;
+    d->total = d->in = 0;
     d->status = TG_DECODE_OK;
     d->stopped = 0;
     if (coding && each_element(coding, n, add_coding, &ps) != 0)
@@ -359,6 +363,7 @@ tg_decode_status_t tg_decode_feed(tg_decode_t *d, const char *p, size_t n, tg_de
     if (d->status != TG_DECODE_OK || d->stopped || n == 0) return d->status;
     d->sink = sink;
     d->ud = ud;
+    d->in += n;
     if (d->n == 0)
         pass(d, -1, (const unsigned char *)p, n); /* identity: straight to the sink */
     else

@@ -17,8 +17,18 @@
  *   TG_DECODE_UNKNOWN   a coding not listed above, or more codings than the stages;
  *   TG_DECODE_CORRUPT   bytes the decoder rejects (bad header, checksum, trailing bytes);
  *   TG_DECODE_TRUNCATED the answer ended inside a compressed stream;
- *   TG_DECODE_CAP       the decoded bytes (all stages together) passed the cap: a
- *                       decompression bomb costs at most cap bytes of decoder output.
+ *   TG_DECODE_CAP       the decoded bytes (all stages together) passed the cap plus
+ *                       TG_DECODE_RATIO times the encoded bytes received so far: a
+ *                       decompression bomb costs at most that much decoder output.
+ *
+ * Why the cap grows with the input: a client can make an honest answer as large as it likes
+ * (2048 embeddings, top_logprobs with n choices), and its usage comes last; a fixed cap
+ * would leave exactly those answers unread, and free. Honest JSON compresses 2 to 10 to one
+ * (embeddings, logprobs), a few hundred at most when a client makes the model repeat
+ * itself; bombs by a thousand (gzip's ceiling) to millions (br, zstd): a stream above the
+ * ratio is read up to the cap and a little further, one below it is read whole. (A bomb's
+ * cost per received byte was never bounded by the cap alone: many small answers each
+ * decoding to the cap cost more.)
  *
  * One tg_decode_t is made per connection, on its first compressed answer, and reused:
  * zlib and zstd states and the stages' output buffers are reset, not remade, between
@@ -34,6 +44,7 @@
 
 #define TG_DECODE_MAX_STAGES 3
 #define TG_DECODE_SCRATCH    (16u << 10) /* output buffer of each stage */
+#define TG_DECODE_RATIO      256u        /* decoded bytes allowed past the cap per input byte */
 
 typedef enum {
     TG_DECODE_OK = 0,
@@ -57,8 +68,9 @@ void tg_decode_free(tg_decode_t *d);
 int tg_decode_is_identity(const char *coding, size_t n);
 
 /* Starts a new answer with this Content-Encoding value and a cap on the decoded bytes
- * (0: no cap). Returns the status: TG_DECODE_UNKNOWN when the list cannot be decoded (the
- * answer is then passed by, not read), TG_DECODE_CORRUPT when out of memory. */
+ * (0: no cap), which grows by TG_DECODE_RATIO per encoded byte fed (not for identity). Returns the
+ * status: TG_DECODE_UNKNOWN when the list cannot be decoded (the answer is then passed by, not
+ * read), TG_DECODE_CORRUPT when out of memory. */
 tg_decode_status_t tg_decode_start(tg_decode_t *d, const char *coding, size_t n, uint64_t cap);
 
 /* The next piece of the encoded answer. Decoded output goes to sink. Returns the status

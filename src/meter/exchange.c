@@ -469,6 +469,11 @@ size_t tg_xchg_accept_encoding(const tg_xchg_t *x, const char *v, size_t n, char
     return tg_decode_accept(v, n, out, cap);
 }
 
+int tg_xchg_request_coded(const char *v, size_t n)
+{
+    return !tg_decode_is_identity(v, n);
+}
+
 int tg_xchg_request_unreadable(const tg_xchg_t *x)
 {
     return x->req_unread;
@@ -748,7 +753,14 @@ void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t c
      * then also gets the usage chunk it did not ask for) and is read from the copy. */
     x->rewriting = x->observe && x->sse && x->injected && !x->coded;
     if (x->observe && x->sse) {
-        tg_sse_init(&x->parser, x->ep == EP_MCP ? SSE_MAX_MCP : SSE_MAX_AI, on_event, x);
+        /* An AI event may echo the request: the Responses API repeats instructions and
+         * tools in response.created and in response.completed, which carries the usage. A
+         * request with 1 MiB of instructions made that event too large to read, and the
+         * answer free; so the cap is never below what an answer may echo (set_max_body),
+         * as for a JSON answer's tokens. (Memory grows only to the largest event seen.) */
+        size_t max_ev = x->ep == EP_MCP ? SSE_MAX_MCP : SSE_MAX_AI;
+        if (x->ep != EP_MCP && x->echo_max > max_ev) max_ev = (size_t)x->echo_max;
+        tg_sse_init(&x->parser, max_ev, on_event, x);
         x->parser.on_empty = on_empty;
         x->parser_live = 1;
     } else if (x->observe && x->ep != EP_MCP) {

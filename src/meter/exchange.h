@@ -29,7 +29,10 @@
  * by the member picker (util/jpick.h) piece by piece as it passes, whatever its size: only
  * its top-level "model" and "usage" count, never a member of the same name nested deeper
  * (the Responses API echoes client metadata). Stream events are read only when they carry
- * a usage object (or, once, for the model when the request named none). An MCP answer is
+ * a usage object (or, once, for the model when the request named none); one AI event is
+ * read up to 1 MiB, or up to what an answer may echo of its request when that is more
+ * (tg_xchg_set_max_body: the Responses API repeats instructions and tools in the event
+ * with the usage). An MCP answer is
  * parsed whole by jansson, up to 4 MiB (one SSE event up to 4 MiB); an MCP answer
  * too large to read is still billed (2xx) and counted as unparsed.
  *
@@ -78,8 +81,10 @@ void tg_xchg_set_token_max(tg_xchg_t *x, size_t n);
 
 /* The cap on the decoded size of a compressed answer (server.max_decoded_body); 0:
  * TG_XCHG_DECODED_MAX. Never below 3 x max_body + 4 MiB (tg_xchg_set_max_body), what an
- * answer may echo of its request: a client cannot push its own answer past the cap. Kept
- * across requests. */
+ * answer may echo of its request (an echo can be as repetitive as the client likes, so the
+ * decoder's allowance per encoded byte, TG_DECODE_RATIO, does not cover it); an answer a
+ * client makes large otherwise (many embeddings, logprobs) compresses like text and is
+ * covered by that allowance. Kept across requests. */
 #define TG_XCHG_DECODED_MAX (256ull << 20)
 void tg_xchg_set_decoded_max(tg_xchg_t *x, uint64_t n);
 
@@ -93,6 +98,13 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
  * narrowed to the codings the meter decodes (meter/decode.h, tg_decode_accept). Writes at
  * most cap bytes (n + 8 suffices) to out and returns the length. */
 size_t tg_xchg_accept_encoding(const tg_xchg_t *x, const char *v, size_t n, char *out, size_t cap);
+
+/* 1 when a request's Content-Encoding line names a coding (not empty, not only identity).
+ * The meter reads a request body as it is sent: a coded one would hide its model, its
+ * max_tokens and the size that bounds its input tokens from admission, and be forwarded to
+ * an upstream that may well decode it. A metered route refuses it (415, RFC 9110 §15.5.16);
+ * no official SDK compresses requests. */
+int tg_xchg_request_coded(const char *v, size_t n);
 
 /* 1 when the request body was not JSON tollgate can read (the route's kind expected it). */
 int tg_xchg_request_unreadable(const tg_xchg_t *x);

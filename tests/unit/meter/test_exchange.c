@@ -2054,9 +2054,16 @@ static void test_compressed_problems(void **state)
     assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
     assert_string_equal(tg_xchg_decode_flag(x), "decode_error");
     result_free(&r);
-    /* Over the decoded-size cap. */
+    /* Over the decoded-size cap: 256 KiB of blanks before the answer, a bomb's ratio (far
+     * above 256 to one, so the allowance per encoded byte does not cover it). */
     tg_xchg_set_decoded_max(x, 20);
-    run_coded(x, &rq, "application/json", S(body), "br", "br", 0, &r);
+    size_t pad_len = (256u << 10) + sizeof body - 1;
+    char *pad = malloc(pad_len);
+    assert_non_null(pad);
+    memset(pad, ' ', pad_len - (sizeof body - 1));
+    memcpy(pad + pad_len - (sizeof body - 1), body, sizeof body - 1);
+    run_coded(x, &rq, "application/json", pad, pad_len, "br", "br", 0, &r);
+    free(pad);
     assert_int_equal(r.ev.tokens_in, TG_TOKENS_UNKNOWN);
     assert_int_equal(r.unparsed, 1);
     assert_string_equal(tg_xchg_decode_flag(x), "decode_cap");
@@ -2072,9 +2079,10 @@ static void test_compressed_problems(void **state)
     assert_int_equal(r.ev.tokens_in, 7);
     assert_string_equal(tg_xchg_decode_flag(x), "");
     result_free(&r);
-    /* (the floor is 7 MiB here: 8 MiB is over it) */
-    big = realloc(big, (8u << 20) + sizeof body - 1);
-    big_len = (8u << 20) + sizeof body - 1;
+    /* (the floor is 7 MiB here, plus 256 bytes per encoded byte, about 4 MiB for 16 MiB of
+     * blanks in gzip: 16 MiB is over it) */
+    big = realloc(big, (16u << 20) + sizeof body - 1);
+    big_len = (16u << 20) + sizeof body - 1;
     memset(big, ' ', big_len - (sizeof body - 1));
     memcpy(big + big_len - (sizeof body - 1), body, sizeof body - 1);
     run_coded(x, &rq, "application/json", big, big_len, "gzip", "gzip", 1u << 16, &r);
@@ -2199,6 +2207,70 @@ static void test_compressed_mcp(void **state)
     tg_xchg_free(x);
 }
 
+/* A Responses stream echoes the request's instructions in response.created and in
+ * response.completed, the event with the usage: with 1.5 MiB of instructions that event was
+ * over the 1 MiB event cap, skipped, and the answer unmetered (and free). The cap follows
+ * what an answer may echo (3 x max_body + 4 MiB), identity or compressed. */
+static void test_responses_stream_echo(void **state)
+{
+    (void)state;
+    size_t il = 3u << 19; /* 1.5 MiB of instructions */
+    char *ins = malloc(il + 1);
+    assert_non_null(ins);
+    memset(ins, 'a', il);
+    ins[il] = '\0';
+    size_t cap = 2 * il + 4096;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    int n = snprintf(body, cap,
+                     "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{"
+                     "\"status\":\"in_progress\",\"model\":\"gpt-4o-mini\",\"instructions\":\"%s\","
+                     "\"output\":[],\"usage\":null}}\n\n"
+                     "event: response.completed\ndata: {\"type\":\"response.completed\","
+                     "\"response\":{\"status\":\"completed\",\"model\":\"gpt-4o-mini\","
+                     "\"instructions\":\"%s\",\"output\":[],\"usage\":{\"input_tokens\":300000,"
+                     "\"output_tokens\":20,\"total_tokens\":300020}}}\n\n",
+                     ins, ins);
+    assert_true(n > 0 && (size_t)n < cap);
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/responses",
+                     S("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"input\":\"hi\"}")};
+    tg_xchg_t *x = tg_xchg_new();
+    const char *codings[] = {NULL, "gzip", "zstd"};
+    for (size_t k = 0; k < 3; k++) {
+        tg_xchg_set_max_body(x, 10u << 20);
+        struct result r;
+        if (codings[k]) {
+            run_coded(x, &rq, "text/event-stream", body, (size_t)n, codings[k], codings[k],
+                      1u << 14, &r);
+        } else {
+            struct resp rs = {200, "text/event-stream", body, (size_t)n};
+            run(x, &rq, &rs, 1u << 14, NULL, 0, NULL, 0, &r);
+        }
+        assert_int_equal(r.ev.tokens_in, 300000);
+        assert_int_equal(r.ev.tokens_out, 20);
+        assert_int_equal(r.unparsed, 0);
+        result_free(&r);
+    }
+    tg_xchg_free(x);
+    free(body);
+    free(ins);
+}
+
+/* A request body in a content coding is refused on metered routes (the meter reads request
+ * bodies as sent): every spelling of a coding counts, identity alone does not. */
+static void test_request_coded(void **state)
+{
+    (void)state;
+    assert_true(tg_xchg_request_coded(S("gzip")));
+    assert_true(tg_xchg_request_coded(S(" GZIP ")));
+    assert_true(tg_xchg_request_coded(S("identity, br")));
+    assert_true(tg_xchg_request_coded(S("x-custom")));
+    assert_true(tg_xchg_request_coded(S("identity,identity,identity,identity,identity,zstd")));
+    assert_false(tg_xchg_request_coded(S("")));
+    assert_false(tg_xchg_request_coded(S(" Identity ")));
+    assert_false(tg_xchg_request_coded(S("identity, ,identity")));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2237,6 +2309,8 @@ int main(void)
         cmocka_unit_test(test_compressed_problems),
         cmocka_unit_test(test_compressed_streams),
         cmocka_unit_test(test_compressed_mcp),
+        cmocka_unit_test(test_request_coded),
+        cmocka_unit_test(test_responses_stream_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
