@@ -1426,7 +1426,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->server.workers = cores();
     c->server.max_header_bytes = 16384;
     c->server.max_body = 10u << 20;
-    c->server.max_decoded_body = 256u << 20;
+    c->server.max_decoded_body = 64u << 20; /* honest answers grow it (decode.h) */
     c->server.idle_timeout_ms = 60000;
     c->server.header_timeout_ms = 10000;
     c->server.body_timeout_ms = 60000;

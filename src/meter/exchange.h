@@ -85,7 +85,7 @@ void tg_xchg_set_token_max(tg_xchg_t *x, size_t n);
  * decoder's allowance per encoded byte, TG_DECODE_RATIO, does not cover it); an answer a
  * client makes large otherwise (many embeddings, logprobs) compresses like text and is
  * covered by that allowance. Kept across requests. */
-#define TG_XCHG_DECODED_MAX (256ull << 20)
+#define TG_XCHG_DECODED_MAX (64ull << 20)
 void tg_xchg_set_decoded_max(tg_xchg_t *x, uint64_t n);
 
 /* The whole request body. When the body was rewritten, *out and *outlen point to the new

@@ -94,7 +94,7 @@ static void test_full(void **state)
                               "  workers: 4\n"
                               "  max_header_bytes: 32k\n"
                               "  max_body: 2m\n"
-                              "  max_decoded_body: 64m\n"
+                              "  max_decoded_body: 48m\n"
                               "  idle_timeout: 2m\n"
                               "  header_timeout: 5s\n"
                               "  body_timeout: 20s\n"
@@ -141,7 +141,7 @@ static void test_full(void **state)
     assert_int_equal(c->server.workers, 4);
     assert_int_equal(c->server.max_header_bytes, 32 * 1024);
     assert_int_equal(c->server.max_body, 2 * 1024 * 1024);
-    assert_int_equal(c->server.max_decoded_body, 64 * 1024 * 1024);
+    assert_int_equal(c->server.max_decoded_body, 48 * 1024 * 1024);
     assert_int_equal(c->server.idle_timeout_ms, 120000);
     assert_int_equal(c->server.header_timeout_ms, 5000);
     assert_int_equal(c->server.body_timeout_ms, 20000);
@@ -187,7 +187,7 @@ static void check_defaults(const tg_config_t *c)
     assert_int_equal(c->server.workers, cores < 1 ? 1 : cores);
     assert_int_equal(c->server.max_header_bytes, 16384);
     assert_int_equal(c->server.max_body, 10 * 1024 * 1024);
-    assert_int_equal(c->server.max_decoded_body, 256 * 1024 * 1024);
+    assert_int_equal(c->server.max_decoded_body, 64 * 1024 * 1024);
     assert_int_equal(c->server.idle_timeout_ms, 60000);
     assert_int_equal(c->server.header_timeout_ms, 10000);
     assert_int_equal(c->server.body_timeout_ms, 60000);
