@@ -1,0 +1,185 @@
+// Hostile peers, second round: tricks against the hardening of issue 9 §3-4 (canonical
+// targets, strict heads, redaction, deadlines, flood bounds). Raw TCP on both sides.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+
+import { createTenantKey, raw, sqlite, startGateway, waitFor, waitForKey } from './lib/harness.mjs';
+
+/**
+ * An upstream that answers every request, once its body is whole (Content-Length or
+ * chunked), with a chat completion of 7 + 11 tokens, and keeps each request head (text).
+ */
+async function aiUpstream() {
+  const heads = [];
+  const sockets = new Set();
+  const answer = JSON.stringify({
+    id: 'c',
+    object: 'chat.completion',
+    model: 'm',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 7, completion_tokens: 11, total_tokens: 18 },
+  });
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.slice(0, end);
+        const cl = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+        let rest = buf.slice(end + 4);
+        if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
+          const z = rest.indexOf('0\r\n\r\n');
+          if (z < 0) return;
+          rest = rest.slice(z + 5);
+        } else {
+          if (rest.length < cl) return;
+          rest = rest.slice(cl);
+        }
+        buf = rest;
+        heads.push(head);
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${answer.length}\r\n\r\n${answer}`);
+      }
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    heads,
+    stop: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(r);
+      }),
+  };
+}
+
+const once = (port, data, timeoutMs = 5000) => raw(port, data, { timeoutMs });
+const statusOf = (data) => Number(/^HTTP\/1\.1 (\d{3}) /.exec(data)?.[1] ?? 0);
+const chat = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+
+async function eventOf(gw, id) {
+  const rows = await waitFor(async () => {
+    const r = await sqlite(gw.dbPath, `SELECT * FROM usage_events WHERE request_id = '${id}'`);
+    return r.length ? r : null;
+  });
+  return rows[0];
+}
+
+// ---- 1. request-targets an upstream reads as a billed endpoint ------------------------------
+
+describe('empty segments and backslashes in the request-target', () => {
+  let up;
+  let gw;
+  let key;
+  before(async () => {
+    up = await aiUpstream();
+    gw = await startGateway({
+      upstreams: [{ name: 'up', targets: [up.url] }],
+      routes: [
+        { name: 'oa', path_prefix: '/v1/', upstream: 'up', kind: 'openai' },
+        { name: 'all', path_prefix: '/', upstream: 'up', kind: 'http' },
+      ],
+      workers: 1,
+    });
+    ({ secret: key } = await createTenantKey(gw, 'segs'));
+    await waitForKey(gw, key, '/ok');
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.stop();
+  });
+
+  const post = (target, id) =>
+    `POST ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\n` +
+    `x-request-id: ${id}\r\nContent-Length: ${chat.length}\r\nConnection: close\r\n\r\n${chat}`;
+
+  // nginx (merge_slashes, on by default) and many frameworks serve each of these as
+  // /v1/chat/completions: each must be routed and metered as that endpoint.
+  for (const [i, target] of ['/v1/chat/completions//', '/v1/chat/completions%2F%2F', '//v1/chat/completions', '/v1//chat//completions/'].entries()) {
+    test(`${target}: the openai route, its tokens metered`, async () => {
+      const r = await once(gw.port, post(target, `seg-${i}`));
+      assert.equal(statusOf(r.data), 200, r.data);
+      const ev = await eventOf(gw, `seg-${i}`);
+      assert.equal(ev.route, 'oa');
+      assert.equal(ev.tokens_in, 7, `tokens of ${target} not metered`);
+      assert.equal(ev.tokens_out, 11);
+    });
+  }
+
+  test('a backslash in the path is a 400, never forwarded', async () => {
+    const n = up.heads.length;
+    const r = await once(gw.port, post('/v1\\chat\\completions', 'bs-1'));
+    assert.equal(statusOf(r.data), 400, r.data);
+    assert.equal(up.heads.length, n, 'forwarded');
+  });
+});
+
+// ---- 2. credentials in the request-target -----------------------------------------------------
+
+describe('credentials in the query or a fragment never reach events or logs', () => {
+  let up;
+  let gw;
+  let key;
+  before(async () => {
+    up = await aiUpstream();
+    gw = await startGateway({
+      upstreams: [{ name: 'up', targets: [up.url] }],
+      routes: [{ name: 'all', path_prefix: '/', upstream: 'up', kind: 'http' }],
+      workers: 1,
+    });
+    ({ secret: key } = await createTenantKey(gw, 'redact'));
+    await waitForKey(gw, key, '/ok');
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.stop();
+  });
+
+  const get = (target, id) =>
+    `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nx-request-id: ${id}\r\nConnection: close\r\n\r\n`;
+
+  test('percent-encoded names, other credential names, a tollgate key under any name', async () => {
+    const cases = [
+      ['/x?api%5Fkey=SECRET-A&a=1', '/x?api%5Fkey=REDACTED&a=1'],
+      ['/x?%6Bey=SECRET-B', '/x?%6Bey=REDACTED'],
+      ['/x?access_token=SECRET-C&token=SECRET-D', '/x?access_token=REDACTED&token=REDACTED'],
+      [`/x?q=${key}&r=%74g_${key.slice(3)}`, '/x?q=REDACTED&r=REDACTED'],
+    ];
+    for (const [i, [target, logged]] of cases.entries()) {
+      const r = await once(gw.port, get(target, `rd-${i}`));
+      assert.equal(statusOf(r.data), 200, r.data);
+      assert.equal((await eventOf(gw, `rd-${i}`)).path, logged);
+    }
+    await waitFor(() => fs.existsSync(gw.accessLog) && fs.readFileSync(gw.accessLog, 'utf8').includes(`rd-${cases.length - 1}`));
+    const log = fs.readFileSync(gw.accessLog, 'utf8');
+    assert.doesNotMatch(log, /SECRET-/, 'a credential in the access log');
+    assert.ok(!log.includes(key.slice(3)), 'the tollgate key in the access log');
+  });
+
+  test('a tollgate key under an encoded credential name does not reach the upstream', async () => {
+    const r = await once(gw.port, get(`/x?api%5Fkey=${key}&a=1`, 'rd-strip'));
+    assert.equal(statusOf(r.data), 200, r.data);
+    const head = up.heads.find((h) => h.includes('x-request-id: rd-strip'));
+    assert.equal(head.split('\r\n')[0], 'GET /x?a=1 HTTP/1.1');
+  });
+
+  test('a fragment in a refused target is not recorded', async () => {
+    const r = await once(gw.port, get('/frag#x&key=SECRET-F', 'rd-frag'));
+    assert.equal(statusOf(r.data), 400, r.data);
+    const [ev] = await waitFor(async () => {
+      const rows = await sqlite(gw.dbPath, "SELECT path FROM usage_events WHERE path LIKE '/frag%'");
+      return rows.length ? rows : null;
+    });
+    assert.equal(ev.path, '/frag#REDACTED');
+    await waitFor(() => fs.existsSync(gw.accessLog) && fs.readFileSync(gw.accessLog, 'utf8').includes('/frag'));
+    assert.doesNotMatch(fs.readFileSync(gw.accessLog, 'utf8'), /SECRET-F/);
+  });
+});
