@@ -122,7 +122,67 @@ describe('empty segments and backslashes in the request-target', () => {
   });
 });
 
-// ---- 2. credentials in the request-target -----------------------------------------------------
+// ---- 2. a chunked body's trailers ------------------------------------------------------------
+
+describe('trailers of a chunked request are not headers', () => {
+  let up;
+  let gw;
+  let key;
+  before(async () => {
+    up = await aiUpstream();
+    gw = await startGateway({
+      upstreams: [{ name: 'up', targets: [up.url] }],
+      routes: [
+        { name: 'oa', path_prefix: '/v1/', upstream: 'up', kind: 'openai' },
+        { name: 'all', path_prefix: '/', upstream: 'up', kind: 'http' },
+      ],
+      extra: { server: { trusted_proxies: ['127.0.0.1/32'] } },
+      workers: 1,
+    });
+    ({ secret: key } = await createTenantKey(gw, 'trailers'));
+    await waitForKey(gw, key, '/ok');
+    const r = await gw.cli(['ip', 'deny', '203.0.113.0/24']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor(
+      async () =>
+        statusOf(
+          (await once(gw.port, `GET /ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nX-Forwarded-For: 203.0.113.7\r\nConnection: close\r\n\r\n`))
+            .data,
+        ) === 403,
+      { message: 'the deny rule in effect' },
+    );
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.stop();
+  });
+
+  // The trusted proxy (the test's own address) says the client is 203.0.113.5, denied; the
+  // client adds a trailer naming another address, and one more field.
+  const req = (id) =>
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nx-request-id: ${id}\r\n` +
+    'X-Forwarded-For: 203.0.113.5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+    `${chat.length.toString(16)}\r\n${chat}\r\n0\r\nX-Forwarded-For: 198.51.100.9\r\nX-Trailer-Field: 1\r\n\r\n`;
+
+  test('a trailing X-Forwarded-For does not pick the client address: the denied client is refused', async () => {
+    const r = await once(gw.port, req('trl-1'));
+    assert.equal(statusOf(r.data), 403, r.data);
+    const ev = await eventOf(gw, 'trl-1');
+    assert.equal(ev.client_ip, '203.0.113.5');
+  });
+
+  test('a trailer field is not forwarded as a header', async () => {
+    const r = await once(gw.port, req('trl-2').replace('203.0.113.5', '192.0.2.1'));
+    assert.equal(statusOf(r.data), 200, r.data);
+    const head = up.heads.find((h) => h.includes('x-request-id: trl-2'));
+    assert.ok(head, 'forwarded');
+    assert.doesNotMatch(head, /x-trailer-field/i);
+    assert.doesNotMatch(head, /198\.51\.100\.9/);
+    assert.equal((await eventOf(gw, 'trl-2')).client_ip, '192.0.2.1');
+  });
+});
+
+// ---- 3. credentials in the request-target -----------------------------------------------------
 
 describe('credentials in the query or a fragment never reach events or logs', () => {
   let up;
