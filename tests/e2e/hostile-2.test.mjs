@@ -243,3 +243,40 @@ describe('credentials in the query or a fragment never reach events or logs', ()
     assert.doesNotMatch(fs.readFileSync(gw.accessLog, 'utf8'), /SECRET-F/);
   });
 });
+
+// ---- 4. keyless floods of malformed heads --------------------------------------------------
+
+describe('a flood of heads refused before their key is read is bounded like 401s', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({
+      upstreams: [{ name: 'up', targets: ['http://127.0.0.1:9'] }],
+      routes: [{ name: 'all', path_prefix: '/', upstream: 'up', kind: 'http' }],
+      extra: { log: { unauthenticated_per_minute: 5 } },
+      workers: 1,
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('400s, one connection each: a few recorded one by one, the rest one aggregate with status 400', async () => {
+    // A 400 closes its connection, so a flood of them costs a connection each: cheap for
+    // a client, and each was an event and an access-log line whatever the bound.
+    const n = 40;
+    for (let i = 0; i < n; i++) {
+      const r = await once(gw.port, `GET /flood#${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      assert.equal(statusOf(r.data), 400, r.data);
+    }
+    await gw.stop(); // the last harvest: every count is written
+    const rows = await sqlite(gw.dbPath, 'SELECT status, reason, requests FROM usage_events WHERE status = 400');
+    const total = rows.reduce((s, r) => s + r.requests, 0);
+    assert.equal(total, n, 'every refusal counted, exactly');
+    // At most 5 a minute one by one (the run may straddle a minute) plus their aggregates.
+    assert.ok(rows.length <= 12, `${rows.length} rows for ${n} refusals`);
+    const agg = rows.filter((r) => r.reason === 'unauthenticated_aggregate');
+    assert.ok(agg.length >= 1 && agg.every((r) => r.status === 400), JSON.stringify(agg));
+    const lines = fs.readFileSync(gw.accessLog, 'utf8').split('\n').filter((l) => l.includes('/flood') || l.includes('unauthenticated_aggregate'));
+    assert.ok(lines.length >= 5 && lines.length <= 12, `${lines.length} access-log lines`);
+  });
+});
