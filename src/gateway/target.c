@@ -155,6 +155,9 @@ size_t tg_target_match_path(const char *path, size_t len, char *out)
         /* Empty segments are merged, as many servers do (nginx's merge_slashes, the
          * default): "/v1/chat/completions//" is that endpoint, "//v1/x" the /v1 route. */
         if (c == '/' && o > 0 && out[o - 1] == '/') continue;
+        /* Letters lower-cased: servers that route case-insensitively (Express's and
+         * Fiber's default) serve "/v1/CHAT/completions" as the chat endpoint. */
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
         if (!skip) out[o++] = c;
     }
     /* "%2F.." segments may now be dot-segments: resolved as the upstream could. */

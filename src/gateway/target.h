@@ -32,11 +32,11 @@ int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t 
 /* The path as routes and endpoint detection match it, the most decoded view an upstream
  * could take of the canonical path: %2F read as "/", every segment's ";parameters"
  * removed, empty segments merged ("//" is "/", as nginx's merge_slashes reads it),
- * dot-segments resolved again ("/v1/chat;x=1%2Fcompletions;y//" ->
- * "/v1/chat/completions/"). So a spelling an upstream may decode to a billed endpoint is
- * metered as one, and one it may decode to another route's path matches that route.
- * out has room for len bytes (it may be path itself: the result is never longer).
- * Returns its length. */
+ * ASCII letters lower-cased (as case-insensitive routers read them), dot-segments
+ * resolved again ("/V1/chat;x=1%2FCompletions;y//" -> "/v1/chat/completions/"). So a spelling an
+ * upstream may decode to a billed endpoint is metered as one, and one it may decode to another
+ * route's path matches that route. out has room for len bytes (it may be path itself: the result is
+ * never longer). Returns its length. */
 size_t tg_target_match_path(const char *path, size_t len, char *out);
 
 /* Query parameters that carry credentials: api_key, api-key, apikey, key, access_token,

@@ -102,8 +102,17 @@ describe('empty segments and backslashes in the request-target', () => {
     `x-request-id: ${id}\r\nContent-Length: ${chat.length}\r\nConnection: close\r\n\r\n${chat}`;
 
   // nginx (merge_slashes, on by default) and many frameworks serve each of these as
-  // /v1/chat/completions: each must be routed and metered as that endpoint.
-  for (const [i, target] of ['/v1/chat/completions//', '/v1/chat/completions%2F%2F', '//v1/chat/completions', '/v1//chat//completions/'].entries()) {
+  // /v1/chat/completions, case-insensitive routers (Express's and Fiber's default, as in
+  // OpenAI-compatible servers built on them) the last two: each must be routed and
+  // metered as that endpoint.
+  for (const [i, target] of [
+    '/v1/chat/completions//',
+    '/v1/chat/completions%2F%2F',
+    '//v1/chat/completions',
+    '/v1//chat//completions/',
+    '/v1/CHAT/Completions',
+    '/V1/chat/completions',
+  ].entries()) {
     test(`${target}: the openai route, its tokens metered`, async () => {
       const r = await once(gw.port, post(target, `seg-${i}`));
       assert.equal(statusOf(r.data), 200, r.data);

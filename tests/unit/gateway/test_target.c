@@ -145,6 +145,9 @@ static void test_match_path(void **state)
     assert_string_equal(match("/v1/;a/chat/completions"), "/v1/chat/completions");
     assert_string_equal(match("/v1/x//..//chat/completions"), "/v1/chat/completions");
     assert_string_equal(match("//"), "/");
+    /* Letters lower-cased, as case-insensitive routers (Express, Fiber) read them. */
+    assert_string_equal(match("/V1/Chat/COMPLETIONS"), "/v1/chat/completions");
+    assert_string_equal(match("/v1/chat/complet%C3%A9"), "/v1/chat/complet%c3%a9");
     char inplace[] = "/a;b/c";
     assert_int_equal(tg_target_match_path(inplace, strlen(inplace), inplace), 4);
     assert_memory_equal(inplace, "/a/c", 4);
