@@ -147,9 +147,13 @@ static void aggregate_event(const tg_flood_agg_t *a, tg_event_t *ev)
     ev->tokens_in = ev->tokens_out = ev->tokens_cached = ev->tokens_cache_write = TG_TOKENS_UNKNOWN;
     TG_EVENT_SET(ev, reason, TG_REASON_FLOOD, strlen(TG_REASON_FLOOD));
     TG_EVENT_SET(ev, client_ip, a->ip, strnlen(a->ip, sizeof a->ip));
-    /* Distinct per address, so two aggregates of one minute that drew the same id in
-     * two processes are not mistaken for a replay of one another (store/sqlite.c). */
-    snprintf(ev->request_id, sizeof ev->request_id, "aggregate:%s", ev->client_ip);
+    /* Distinct per address and status, so two aggregates of one minute that drew the same
+     * id in two processes are not mistaken for a replay of one another (store/sqlite.c). */
+    if (a->status == 401)
+        snprintf(ev->request_id, sizeof ev->request_id, "aggregate:%s", ev->client_ip);
+    else
+        snprintf(ev->request_id, sizeof ev->request_id, "aggregate:%d:%s", a->status,
+                 ev->client_ip);
 }
 
 void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev)
