@@ -23,6 +23,19 @@ static int unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
+/* Does the escaped byte v, followed by rest[0..n), start an overlong UTF-8 sequence (RFC
+ * 3629 §3: C0 and C1 never occur; E0 must be followed by A0..BF, F0 by 90..BF)? */
+static int overlong(unsigned char v, const char *rest, size_t n)
+{
+    if (v == 0xC0 || v == 0xC1) return 1;
+    if (v != 0xE0 && v != 0xF0) return 0;
+    int hi = n >= 3 && rest[0] == '%' ? hexval(rest[1]) : -1;
+    int lo = hi >= 0 ? hexval(rest[2]) : -1;
+    if (lo < 0) return 0; /* (not a valid sequence either way: left to the upstream) */
+    unsigned char next = (unsigned char)(hi * 16 + lo);
+    return v == 0xE0 ? next < 0xA0 : next < 0x90;
+}
+
 /* RFC 3986 §5.2.4 on b[0..n), in place; returns the new length. The write index never
  * passes the read index, and rewriting the input's prefix to "/" (steps B and C) only
  * moves the read index forward or writes one '/' at or ahead of it. */
@@ -117,6 +130,12 @@ int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t 
         unsigned char v = (unsigned char)(hi * 16 + lo);
         if (v == 0) {
             res->error = "an encoded NUL (%00) in the request-target path";
+            return -1;
+        }
+        if (overlong(v, in + i + 3, pend - i - 3)) {
+            /* An ASCII character spelt in more bytes than UTF-8 allows ("%C0%AE" for
+             * '.'): never sent by a client, and a lax decoder reads a "..": 400. */
+            res->error = "an overlong UTF-8 sequence in the request-target path";
             return -1;
         }
         if (unreserved(v)) {

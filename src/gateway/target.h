@@ -21,8 +21,9 @@ typedef struct tg_target_norm {
  * - a control byte, space, DEL or '#' anywhere (a fragment is never sent, RFC 9112 §3.2);
  * - a path that does not start with '/' (origin-form; absolute-form "http://host/p" is
  *   reduced to its path and query, and "*" is kept as it is);
- * - a '%' not followed by two hex digits, an encoded NUL (%00) or a backslash in the
- *   path (not a URI character; some servers read it as "/").
+ * - a '%' not followed by two hex digits, an encoded NUL (%00), an overlong UTF-8
+ *   sequence ("%C0%AE" for '.') or a backslash in the path (not a URI character; some
+ *   servers read it as "/").
  * In the path, percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) are decoded,
  * other escapes upper-cased and kept (so %2F stays an encoded byte, never a '/'), then
  * dot-segments are removed (RFC 3986 §5.2.4; ".." above the root stays at the root).

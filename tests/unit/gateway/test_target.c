@@ -107,6 +107,15 @@ static void test_refused_bytes(void **state)
     assert_string_equal(norm("/v1\\chat\\completions"), "ERR");
     assert_string_equal(norm("/v1/x?q=a\\b"), "/v1/x?q=a\\b"); /* (the query is the upstream's) */
     assert_string_equal(norm("/v1/chat%5Ccompletions"), "/v1/chat%5Ccompletions");
+    /* Overlong UTF-8 (a lax decoder's "..", "/"): 400; well-formed UTF-8 is kept. */
+    assert_string_equal(norm("/v1/x/%C0%AE%C0%AE/admin"), "ERR");
+    assert_string_equal(norm("/v1/x%c1%9c"), "ERR");
+    assert_string_equal(norm("/v1/x%E0%80%AF"), "ERR");
+    assert_string_equal(norm("/v1/x%F0%80%80%AF"), "ERR");
+    assert_string_equal(norm("/v1/caf%C3%A9"), "/v1/caf%C3%A9");
+    assert_string_equal(norm("/v1/%E0%A4%85%F0%9F%98%80"), "/v1/%E0%A4%85%F0%9F%98%80");
+    assert_string_equal(norm("/v1/x%E0"), "/v1/x%E0");
+    assert_string_equal(norm("/v1/x?q=%C0%AE"), "/v1/x?q=%C0%AE"); /* (the query: the upstream's) */
 }
 
 static void test_forms(void **state)
