@@ -1000,7 +1000,7 @@ static int parse_routes(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
                             "duplicate route name \"%s\" (first at line %lu)", r->name,
                             line_of(fn ? fn : first));
             }
-            if (!strcmp(c->routes[j].path_prefix, r->path_prefix)) {
+            if (!strcasecmp(c->routes[j].path_prefix, r->path_prefix)) { /* (matched so) */
                 join(key, sub, "path_prefix");
                 return fail(p, vals[RF_PREFIX], key,
                             "path_prefix \"%s\" is already used by route \"%s\"", r->path_prefix,
@@ -1530,7 +1530,9 @@ const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, s
         size_t l = strlen(r->path_prefix);
         /* On a segment boundary: "/v1/messages" matches itself and "/v1/messages/..."
          * but not "/v1/messagesX"; a prefix ending in "/" matches what lies beneath it. */
-        if (l > len || (best && l <= best_len) || memcmp(path, r->path_prefix, l) != 0) continue;
+        /* (Case-insensitively: the path comes lower-cased from gateway/target.h.) */
+        if (l > len || (best && l <= best_len) || strncasecmp(path, r->path_prefix, l) != 0)
+            continue;
         if (l == len || (l > 0 && r->path_prefix[l - 1] == '/') || path[l] == '/' ||
             path[l] == '?') {
             best = r;

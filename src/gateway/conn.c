@@ -781,6 +781,10 @@ static int on_url(http_parser *p, const char *at, size_t n)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
+    /* A chunked body's trailer section comes through here too: it is dropped, never read
+     * as headers (RFC 9110 §6.5.1), or a trailing X-Forwarded-For would pick the client
+     * address of a held request and any trailer would be forwarded as a header. */
+    if (c->headers_done) return 0;
     if (c->nhdrs == 0 || c->last_was_value) {
         if (c->nhdrs == MAX_HDRS) {
             c->overflow = 1;
@@ -806,6 +810,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
+    if (c->headers_done) return 0; /* a trailer (above) */
     hdr_t *h = &c->hdrs[c->nhdrs - 1];
     if (!c->last_was_value) {
         h->vo = (uint32_t)c->head_len;

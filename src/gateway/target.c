@@ -23,6 +23,19 @@ static int unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
+/* Does the escaped byte v, followed by rest[0..n), start an overlong UTF-8 sequence (RFC
+ * 3629 §3: C0 and C1 never occur; E0 must be followed by A0..BF, F0 by 90..BF)? */
+static int overlong(unsigned char v, const char *rest, size_t n)
+{
+    if (v == 0xC0 || v == 0xC1) return 1;
+    if (v != 0xE0 && v != 0xF0) return 0;
+    int hi = n >= 3 && rest[0] == '%' ? hexval(rest[1]) : -1;
+    int lo = hi >= 0 ? hexval(rest[2]) : -1;
+    if (lo < 0) return 0; /* (not a valid sequence either way: left to the upstream) */
+    unsigned char next = (unsigned char)(hi * 16 + lo);
+    return v == 0xE0 ? next < 0xA0 : next < 0x90;
+}
+
 /* RFC 3986 §5.2.4 on b[0..n), in place; returns the new length. The write index never
  * passes the read index, and rewriting the input's prefix to "/" (steps B and C) only
  * moves the read index forward or writes one '/' at or ahead of it. */
@@ -97,6 +110,13 @@ int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t 
     if (i == pend || in[i] != '/') out[o++] = '/';
     for (; i < pend; i++) {
         char c = in[i];
+        if (c == '\\') {
+            /* Not a URI character (RFC 3986 §2), and some servers read it as a "/": a
+             * path spelt with it would be routed and metered as one path and served as
+             * another ("/v1\\chat\\completions"). */
+            res->error = "a backslash in the request-target path";
+            return -1;
+        }
         if (c != '%') {
             out[o++] = c;
             continue;
@@ -110,6 +130,12 @@ int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t 
         unsigned char v = (unsigned char)(hi * 16 + lo);
         if (v == 0) {
             res->error = "an encoded NUL (%00) in the request-target path";
+            return -1;
+        }
+        if (overlong(v, in + i + 3, pend - i - 3)) {
+            /* An ASCII character spelt in more bytes than UTF-8 allows ("%C0%AE" for
+             * '.'): never sent by a client, and a lax decoder reads a "..": 400. */
+            res->error = "an overlong UTF-8 sequence in the request-target path";
             return -1;
         }
         if (unreserved(v)) {
@@ -145,19 +171,61 @@ size_t tg_target_match_path(const char *path, size_t len, char *out)
         }
         if (c == '/') skip = 0;
         if (c == ';') skip = 1;
+        /* Empty segments are merged, as many servers do (nginx's merge_slashes, the
+         * default): "/v1/chat/completions//" is that endpoint, "//v1/x" the /v1 route. */
+        if (c == '/' && o > 0 && out[o - 1] == '/') continue;
+        /* Letters lower-cased: servers that route case-insensitively (Express's and
+         * Fiber's default) serve "/v1/CHAT/completions" as the chat endpoint. */
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
         if (!skip) out[o++] = c;
     }
     /* "%2F.." segments may now be dot-segments: resolved as the upstream could. */
     return remove_dot_segments(out, o);
 }
 
-/* The name of a credential parameter? */
+/* s[0..l) percent-decoded into out (cap bytes); returns the decoded length, or cap when
+ * it does not fit (an upstream decodes a parameter's name and value: so must the check). */
+static size_t pct_decode(const char *s, size_t l, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < l; i++) {
+        if (o == cap) return cap;
+        int hi = s[i] == '%' && i + 2 < l ? hexval(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+        if (lo >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    return o;
+}
+
+/* The name of a credential parameter? (Compared decoded: "api%5Fkey" is api_key.) */
 static int key_name(const char *n, size_t l)
 {
-    static const char *const names[] = {"api_key", "api-key", "apikey", "key"};
+    static const char *const names[] = {"api_key",      "api-key", "apikey",   "key",
+                                        "access_token", "token",   "x-api-key"};
+    char d[16];
+    size_t dl = pct_decode(n, l, d, sizeof d);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i]) == l && !strncasecmp(n, names[i], l)) return 1;
+        if (strlen(names[i]) == dl && !strncasecmp(d, names[i], dl)) return 1;
     return 0;
+}
+
+/* Does the value v[0..l) hold a tollgate key ("tg_...", also percent-encoded)? */
+static int tollgate_key(const char *v, size_t l)
+{
+    char d[3];
+    size_t k = 0, i = 0;
+    while (k < 3 && i < l) { /* the first three decoded bytes */
+        size_t step =
+            v[i] == '%' && i + 2 < l && hexval(v[i + 1]) >= 0 && hexval(v[i + 2]) >= 0 ? 3 : 1;
+        pct_decode(v + i, step, d + k++, 1);
+        i += step;
+    }
+    return k == 3 && !memcmp(d, "tg_", 3);
 }
 
 /* Walks the query's parameters: for each, [ns, ne) is its name, [vs, ve) its value. */
@@ -184,6 +252,9 @@ static int next_param(const char *t, size_t len, size_t *at, param_t *p)
 
 size_t tg_target_redact(const char *t, size_t len, char *out, size_t cap)
 {
+    /* A fragment (only in a target refused with 400) may hold anything: it is not kept. */
+    const char *frag = memchr(t, '#', len);
+    if (frag) len = (size_t)(frag - t);
     const char *q = memchr(t, '?', len);
     size_t o = 0, head = q ? (size_t)(q - t) + 1 : len;
     if (cap == 0) return 0;
@@ -197,14 +268,18 @@ size_t tg_target_redact(const char *t, size_t len, char *out, size_t cap)
     size_t at = head;
     param_t p;
     while (q && o < cap - 1 && next_param(t, len, &at, &p)) {
-        if (p.vs > p.ne && key_name(t + p.ns, p.ne - p.ns)) {
+        if (p.vs > p.ne &&
+            (key_name(t + p.ns, p.ne - p.ns) || tollgate_key(t + p.vs, p.ve - p.vs))) {
             PUT(t + p.start, p.vs - p.start);
             PUT("REDACTED", 8);
+        } else if (p.vs == p.ne && tollgate_key(t + p.ns, p.ne - p.ns)) {
+            PUT("REDACTED", 8); /* a bare "?tg_..." */
         } else {
             PUT(t + p.start, p.end - p.start);
         }
         if (p.end < len) PUT("&", 1);
     }
+    if (frag) PUT("#REDACTED", 9);
 #undef PUT
     out[o] = '\0';
     return o;
@@ -218,8 +293,8 @@ size_t tg_target_strip_tollgate_keys(char *t, size_t len)
     param_t p;
     int dropped = 0;
     while (next_param(t, len, &at, &p)) {
-        int drop = p.vs > p.ne && key_name(t + p.ns, p.ne - p.ns) && p.ve - p.vs >= 3 &&
-                   !memcmp(t + p.vs, "tg_", 3);
+        int drop =
+            p.vs > p.ne && key_name(t + p.ns, p.ne - p.ns) && tollgate_key(t + p.vs, p.ve - p.vs);
         dropped |= drop;
         if (drop) continue;
         if (w > (size_t)(q - t) + 1) t[w++] = '&';

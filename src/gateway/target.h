@@ -21,7 +21,9 @@ typedef struct tg_target_norm {
  * - a control byte, space, DEL or '#' anywhere (a fragment is never sent, RFC 9112 §3.2);
  * - a path that does not start with '/' (origin-form; absolute-form "http://host/p" is
  *   reduced to its path and query, and "*" is kept as it is);
- * - a '%' not followed by two hex digits, or an encoded NUL (%00) in the path.
+ * - a '%' not followed by two hex digits, an encoded NUL (%00), an overlong UTF-8
+ *   sequence ("%C0%AE" for '.') or a backslash in the path (not a URI character; some
+ *   servers read it as "/").
  * In the path, percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) are decoded,
  * other escapes upper-cased and kept (so %2F stays an encoded byte, never a '/'), then
  * dot-segments are removed (RFC 3986 §5.2.4; ".." above the root stays at the root).
@@ -30,22 +32,27 @@ int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t 
 
 /* The path as routes and endpoint detection match it, the most decoded view an upstream
  * could take of the canonical path: %2F read as "/", every segment's ";parameters"
- * removed, dot-segments resolved again ("/v1/chat;x=1%2Fcompletions;y" ->
- * "/v1/chat/completions"). So a spelling an upstream may decode to a billed endpoint is
- * metered as one, and one it may decode to another route's path matches that route.
- * out has room for len bytes (it may be path itself: the result is never longer).
- * Returns its length. */
+ * removed, empty segments merged ("//" is "/", as nginx's merge_slashes reads it),
+ * ASCII letters lower-cased (as case-insensitive routers read them), dot-segments
+ * resolved again ("/V1/chat;x=1%2FCompletions;y//" -> "/v1/chat/completions/"). So a spelling an
+ * upstream may decode to a billed endpoint is metered as one, and one it may decode to another
+ * route's path matches that route. out has room for len bytes (it may be path itself: the result is
+ * never longer). Returns its length. */
 size_t tg_target_match_path(const char *path, size_t len, char *out);
 
-/* Query parameters that carry credentials: api_key, api-key, apikey, key (names
- * compared case-insensitively). Copies target[0..len) into out (cap bytes, at least 1),
- * each such value replaced by REDACTED, cut at cap - 1, NUL-terminated; returns the
- * length written. For events and access logs. */
+/* Query parameters that carry credentials: api_key, api-key, apikey, key, access_token,
+ * token, x-api-key (names compared percent-decoded and case-insensitively: "api%5Fkey"
+ * is api_key), and any parameter whose value (or bare name) is a tollgate key "tg_..."
+ * (also percent-encoded). Copies target[0..len) into out (cap bytes, at least 1), each
+ * such value replaced by REDACTED and a fragment ("#...", only in a target refused with
+ * 400) by "#REDACTED", cut at cap - 1, NUL-terminated; returns the length written. For
+ * events and access logs. */
 size_t tg_target_redact(const char *target, size_t len, char *out, size_t cap);
 
-/* Removes, in place, credential parameters (as above) whose value is a tollgate key
- * ("tg_..."): a tenant's key is tollgate's and never reaches the upstream, while an
- * upstream's own key (Google's ?key=) is left to reach it. Returns the new length. */
+/* Removes, in place, credential parameters (by name, as above) whose value is a
+ * tollgate key ("tg_...", also percent-encoded): a tenant's key is tollgate's and never reaches the
+ * upstream, while an upstream's own key (Google's ?key=) is left to reach it. Returns the new
+ * length. */
 size_t tg_target_strip_tollgate_keys(char *target, size_t len);
 
 #endif

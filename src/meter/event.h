@@ -61,14 +61,18 @@ typedef struct tg_event {
 
 /* The reason of an aggregate event: the refusals without a valid key from one client
  * address in one UTC minute past log.unauthenticated_per_minute (meter/flood.h). Its
- * ts_us is the minute's start, count the number of refusals, status 401. */
+ * ts_us is the minute's start, count the number of refusals, status theirs (401, or 400,
+ * 408, 431: one aggregate per status). */
 #define TG_REASON_FLOOD "unauthenticated_aggregate"
 
-/* A refusal without a valid key (missing, unknown or revoked key, disabled tenant):
- * tollgate answers 401 for nothing else. */
+/* A refusal without a valid key: a 401 (missing, unknown or revoked key, disabled tenant),
+ * or a head refused before its key was read (no tenant: 400 malformed, 408 too slow, 431
+ * too large). Each costs a client nothing but a connection to provoke. */
 static inline int tg_event_unauthenticated(const tg_event_t *ev)
 {
-    return ev->outcome == TG_OUTCOME_REJECTED && ev->status == 401;
+    return ev->outcome == TG_OUTCOME_REJECTED &&
+           (ev->status == 401 ||
+            (!ev->tenant[0] && (ev->status == 400 || ev->status == 408 || ev->status == 431)));
 }
 
 /* The requests ev stands for (1, or an aggregate's count). */

@@ -21,6 +21,7 @@
 
 typedef struct slot {
     char ip[48];
+    int status;      /* of the refusals counted (one slot per address and status) */
     int64_t minute;  /* minute index (ts_us / TG_FLOOD_MINUTE, floored); EMPTY */
     int64_t seen;    /* refusals of that minute */
     int64_t surplus; /* of those, counted but neither recorded nor harvested */
@@ -36,7 +37,7 @@ struct tg_flood {
     int64_t per_minute; /* immutable */
     uint64_t seed;      /* immutable */
     shard_t shards[TG_FLOOD_SHARDS];
-    shard_t overflow; /* one slot used: the addresses that found no slot */
+    shard_t overflow; /* the addresses that found no slot: one slot per status */
 };
 
 static int64_t minute_of(int64_t ts_us)
@@ -88,6 +89,7 @@ static void flush_slot(slot_t *s, tg_flood_agg_t *out, int *has)
 {
     if (s->minute == EMPTY || s->surplus == 0) return;
     memcpy(out->ip, s->ip, sizeof out->ip);
+    out->status = s->status;
     out->minute_us = s->minute * TG_FLOOD_MINUTE;
     out->count = s->surplus;
     s->surplus = 0;
@@ -95,13 +97,14 @@ static void flush_slot(slot_t *s, tg_flood_agg_t *out, int *has)
 }
 
 /* One refusal of minute m in slot s (which holds ip, or is being taken for it). */
-static tg_flood_verdict_t bump(slot_t *s, const char *ip, int64_t m, int64_t per_minute,
+static tg_flood_verdict_t bump(slot_t *s, const char *ip, int status, int64_t m, int64_t per_minute,
                                tg_flood_agg_t *flushed, int *has)
 {
     if (s->minute != EMPTY && m < s->minute) return TG_FLOOD_RECORD; /* late: record it */
-    if (s->minute != m || strcmp(s->ip, ip) != 0) {
+    if (s->minute != m || s->status != status || strcmp(s->ip, ip) != 0) {
         flush_slot(s, flushed, has);
         snprintf(s->ip, sizeof s->ip, "%s", ip);
+        s->status = status;
         s->minute = m;
         s->seen = 0;
         s->surplus = 0;
@@ -128,14 +131,21 @@ static void key_of(const char *ip, char out[48])
     snprintf(out, 48, "%s", ip);
 }
 
-tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int64_t ts_us,
+/* The overflow slot of a status: the four statuses counted (401, 400, 408, 431) fall in
+ * distinct slots, and any other in one of its own. */
+static size_t overflow_slot(int status)
+{
+    return (size_t)(status < 0 ? 0 : status) % TG_FLOOD_SLOTS;
+}
+
+tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int status, int64_t ts_us,
                                   tg_flood_agg_t *flushed, int *has_flushed)
 {
     *has_flushed = 0;
     char ip[48];
     key_of(addr, ip);
     int64_t m = minute_of(ts_us);
-    uint64_t h = hash(f->seed, ip);
+    uint64_t h = hash(f->seed ^ ((uint64_t)(unsigned)status * 0x9e3779b97f4a7c15ull), ip);
     shard_t *sh = &f->shards[h % TG_FLOOD_SHARDS];
     size_t start = (size_t)((h / TG_FLOOD_SHARDS) % TG_FLOOD_SLOTS);
     tg_flood_verdict_t v;
@@ -148,8 +158,8 @@ tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int64_t ts_us
     slot_t *free_slot = NULL; /* empty, or holding an ended minute: may be taken */
     for (size_t k = 0; k < TG_FLOOD_PROBE; k++) {
         slot_t *s = &sh->slots[(start + k) % TG_FLOOD_SLOTS];
-        if (s->minute != EMPTY && strcmp(s->ip, ip) == 0) {
-            v = bump(s, ip, m, f->per_minute, flushed, has_flushed);
+        if (s->minute != EMPTY && s->status == status && strcmp(s->ip, ip) == 0) {
+            v = bump(s, ip, status, m, f->per_minute, flushed, has_flushed);
             pthread_mutex_unlock(&sh->mu);
             return v;
         }
@@ -161,7 +171,7 @@ tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int64_t ts_us
         }
     }
     if (free_slot) {
-        v = bump(free_slot, ip, m, f->per_minute, flushed, has_flushed);
+        v = bump(free_slot, ip, status, m, f->per_minute, flushed, has_flushed);
         pthread_mutex_unlock(&sh->mu);
         return v;
     }
@@ -171,7 +181,8 @@ tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int64_t ts_us
     shard_t *o = &f->overflow;
     pthread_mutex_lock(&o->mu);
     v = o->closed ? TG_FLOOD_RECORD
-                  : bump(&o->slots[0], "*", m, f->per_minute, flushed, has_flushed);
+                  : bump(&o->slots[overflow_slot(status)], "*", status, m, f->per_minute, flushed,
+                         has_flushed);
     pthread_mutex_unlock(&o->mu);
     return v;
 }
@@ -199,7 +210,7 @@ size_t tg_flood_harvest(tg_flood_t *f, int64_t before_us, tg_flood_agg_t *out, s
     size_t n = 0;
     for (size_t i = 0; i < TG_FLOOD_SHARDS && n < max; i++)
         n += harvest_shard(&f->shards[i], TG_FLOOD_SLOTS, all, before_m, out + n, max - n);
-    if (n < max) n += harvest_shard(&f->overflow, 1, all, before_m, out + n, max - n);
+    if (n < max) n += harvest_shard(&f->overflow, TG_FLOOD_SLOTS, all, before_m, out + n, max - n);
     return n;
 }
 

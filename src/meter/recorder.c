@@ -142,14 +142,18 @@ static void aggregate_event(const tg_flood_agg_t *a, tg_event_t *ev)
     ev->ts_us = a->minute_us;
     ev->id = tg_event_new_id(a->minute_us);
     ev->count = a->count;
-    ev->status = 401;
+    ev->status = a->status;
     ev->outcome = TG_OUTCOME_REJECTED;
     ev->tokens_in = ev->tokens_out = ev->tokens_cached = ev->tokens_cache_write = TG_TOKENS_UNKNOWN;
     TG_EVENT_SET(ev, reason, TG_REASON_FLOOD, strlen(TG_REASON_FLOOD));
     TG_EVENT_SET(ev, client_ip, a->ip, strnlen(a->ip, sizeof a->ip));
-    /* Distinct per address, so two aggregates of one minute that drew the same id in
-     * two processes are not mistaken for a replay of one another (store/sqlite.c). */
-    snprintf(ev->request_id, sizeof ev->request_id, "aggregate:%s", ev->client_ip);
+    /* Distinct per address and status, so two aggregates of one minute that drew the same
+     * id in two processes are not mistaken for a replay of one another (store/sqlite.c). */
+    if (a->status == 401)
+        snprintf(ev->request_id, sizeof ev->request_id, "aggregate:%s", ev->client_ip);
+    else
+        snprintf(ev->request_id, sizeof ev->request_id, "aggregate:%d:%s", a->status,
+                 ev->client_ip);
 }
 
 void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev)
@@ -157,7 +161,8 @@ void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev)
     if (r->flood && tg_event_unauthenticated(ev) && tg_event_count(ev) == 1) {
         tg_flood_agg_t fl;
         int has = 0;
-        tg_flood_verdict_t v = tg_flood_count(r->flood, ev->client_ip, ev->ts_us, &fl, &has);
+        tg_flood_verdict_t v =
+            tg_flood_count(r->flood, ev->client_ip, ev->status, ev->ts_us, &fl, &has);
         if (has) { /* the address's previous minute, not harvested yet */
             tg_event_t agg;
             aggregate_event(&fl, &agg);

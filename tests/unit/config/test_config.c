@@ -635,6 +635,13 @@ static void test_err_routes(void **state)
              ups);
     expect_err(y, "t.yaml:6: routes[1].path_prefix: path_prefix \"/v1/\" is already used by route "
                   "\"a\"");
+    snprintf(y, sizeof y,
+             "%sroutes:\n"
+             "  - { name: a, path_prefix: /v1/, upstream: openai }\n"
+             "  - { name: b, path_prefix: /V1/, upstream: openai }\n",
+             ups);
+    expect_err(y, "t.yaml:6: routes[1].path_prefix: path_prefix \"/V1/\" is already used by route "
+                  "\"a\"");
     snprintf(y, sizeof y, "%sroutes:\n  - name: a\n    upstream: openai\n", ups);
     expect_err(y, "t.yaml:5: routes[0].path_prefix: required key is missing");
     expect_err("routes:\n  - { name: a, path_prefix: /a, upstream: x }\n",
@@ -934,6 +941,8 @@ static void test_route(void **state)
     p = "/mcp/x";
     assert_int_equal(tg_config_route(c, p, strlen(p))->kind, TG_ROUTE_MCP);
     assert_null(tg_config_route(c, "", 0));
+    p = "/V1/Chat/x"; /* letters compared case-insensitively (target.h lower-cases the path) */
+    assert_string_equal(tg_config_route(c, p, strlen(p))->name, "chat");
     tg_config_unref(c);
 
     c = parse_ok("upstreams: [ { name: u, targets: [http://u] } ]\n"

@@ -103,6 +103,19 @@ static void test_refused_bytes(void **state)
     assert_string_equal(norm("/a\x01"), "ERR");
     assert_string_equal(norm("v1/chat"), "ERR");
     assert_string_equal(norm(""), "ERR");
+    /* A backslash, which some servers read as "/": 400, not another route's path. */
+    assert_string_equal(norm("/v1\\chat\\completions"), "ERR");
+    assert_string_equal(norm("/v1/x?q=a\\b"), "/v1/x?q=a\\b"); /* (the query is the upstream's) */
+    assert_string_equal(norm("/v1/chat%5Ccompletions"), "/v1/chat%5Ccompletions");
+    /* Overlong UTF-8 (a lax decoder's "..", "/"): 400; well-formed UTF-8 is kept. */
+    assert_string_equal(norm("/v1/x/%C0%AE%C0%AE/admin"), "ERR");
+    assert_string_equal(norm("/v1/x%c1%9c"), "ERR");
+    assert_string_equal(norm("/v1/x%E0%80%AF"), "ERR");
+    assert_string_equal(norm("/v1/x%F0%80%80%AF"), "ERR");
+    assert_string_equal(norm("/v1/caf%C3%A9"), "/v1/caf%C3%A9");
+    assert_string_equal(norm("/v1/%E0%A4%85%F0%9F%98%80"), "/v1/%E0%A4%85%F0%9F%98%80");
+    assert_string_equal(norm("/v1/x%E0"), "/v1/x%E0");
+    assert_string_equal(norm("/v1/x?q=%C0%AE"), "/v1/x?q=%C0%AE"); /* (the query: the upstream's) */
 }
 
 static void test_forms(void **state)
@@ -134,6 +147,16 @@ static void test_match_path(void **state)
     assert_string_equal(match("/v1/chat%2Fcompletions"), "/v1/chat/completions");
     assert_string_equal(match("/v1%2f..%2Fadmin"), "/admin");
     assert_string_equal(match("/v1/x;p=%2F../chat/completions"), "/v1/chat/completions");
+    /* Empty segments merged, as nginx (merge_slashes) and others serve them. */
+    assert_string_equal(match("/v1/chat/completions//"), "/v1/chat/completions/");
+    assert_string_equal(match("/v1/chat/completions%2F%2F"), "/v1/chat/completions/");
+    assert_string_equal(match("//v1//chat///completions"), "/v1/chat/completions");
+    assert_string_equal(match("/v1/;a/chat/completions"), "/v1/chat/completions");
+    assert_string_equal(match("/v1/x//..//chat/completions"), "/v1/chat/completions");
+    assert_string_equal(match("//"), "/");
+    /* Letters lower-cased, as case-insensitive routers (Express, Fiber) read them. */
+    assert_string_equal(match("/V1/Chat/COMPLETIONS"), "/v1/chat/completions");
+    assert_string_equal(match("/v1/chat/complet%C3%A9"), "/v1/chat/complet%c3%a9");
     char inplace[] = "/a;b/c";
     assert_int_equal(tg_target_match_path(inplace, strlen(inplace), inplace), 4);
     assert_memory_equal(inplace, "/a/c", 4);
@@ -158,6 +181,17 @@ static void test_redact(void **state)
     /* Cut at the cap, never past it, and a cut value is still redacted. */
     assert_string_equal(redact("/v1/x?key=tg_0123456789", 12), "/v1/x?key=R");
     assert_string_equal(redact("/v1/x?key=tg_0123456789", 1), "");
+    /* Names as the upstream decodes them; other credential names; a tollgate key under
+     * any name (or alone); a fragment in a refused target. */
+    assert_string_equal(redact("/x?api%5Fkey=s1&%6Bey=s2&api%5fKEY=s3&%=s", 256),
+                        "/x?api%5Fkey=REDACTED&%6Bey=REDACTED&api%5fKEY=REDACTED&%=s");
+    assert_string_equal(redact("/x?access_token=s&Token=s&X-Api-Key=s&tokens=1", 256),
+                        "/x?access_token=REDACTED&Token=REDACTED&X-Api-Key=REDACTED&tokens=1");
+    assert_string_equal(redact("/x?q=tg_abc&r=%74g_abc&s=%74g&tg_abc&tg=1", 256),
+                        "/x?q=REDACTED&r=REDACTED&s=%74g&REDACTED&tg=1");
+    assert_string_equal(redact("/p#x&key=s", 256), "/p#REDACTED");
+    assert_string_equal(redact("/p?a=1#key=s", 256), "/p?a=1#REDACTED");
+    assert_string_equal(redact("/p?a=1&key=s#x", 256), "/p?a=1&key=REDACTED#REDACTED");
 }
 
 static const char *strip(const char *in)
@@ -179,6 +213,10 @@ static void test_strip(void **state)
     assert_string_equal(strip("/v1/x?a=1&"), "/v1/x?a=1&");
     assert_string_equal(strip("/v1/x?b=tg_x&key=tg_y&c=3"), "/v1/x?b=tg_x&c=3");
     assert_string_equal(strip("/v1/x"), "/v1/x");
+    /* Encoded names and values are what the upstream reads. */
+    assert_string_equal(strip("/v1/x?api%5Fkey=tg_abc&a=1"), "/v1/x?a=1");
+    assert_string_equal(strip("/v1/x?a=1&key=%74g%5Fabc"), "/v1/x?a=1");
+    assert_string_equal(strip("/v1/x?key=%74"), "/v1/x?key=%74");
 }
 
 int main(void)

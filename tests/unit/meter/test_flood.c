@@ -23,11 +23,11 @@ typedef struct tally {
     tg_flood_agg_t last_flushed;
 } tally_t;
 
-static void hit(tg_flood_t *f, const char *ip, int64_t ts, tally_t *t)
+static void hit_status(tg_flood_t *f, const char *ip, int status, int64_t ts, tally_t *t)
 {
     tg_flood_agg_t fl;
     int has = 0;
-    tg_flood_verdict_t v = tg_flood_count(f, ip, ts, &fl, &has);
+    tg_flood_verdict_t v = tg_flood_count(f, ip, status, ts, &fl, &has);
     if (v == TG_FLOOD_RECORD)
         t->recorded++;
     else
@@ -37,6 +37,11 @@ static void hit(tg_flood_t *f, const char *ip, int64_t ts, tally_t *t)
         t->flushed += fl.count;
         t->last_flushed = fl;
     }
+}
+
+static void hit(tg_flood_t *f, const char *ip, int64_t ts, tally_t *t)
+{
+    hit_status(f, ip, 401, ts, t);
 }
 
 static int64_t harvest_all(tg_flood_t *f, int64_t before, tg_flood_agg_t *out, size_t max,
@@ -219,6 +224,58 @@ static void test_overflow_slot(void **state)
     tg_flood_free(f);
 }
 
+/* Keyless refusals of different statuses (a 401 flood, a flood of malformed heads) are
+ * bounded apart and aggregated apart: an aggregate states one status, exactly. */
+static void test_statuses_apart(void **state)
+{
+    (void)state;
+    tg_flood_t *f = tg_flood_new(2);
+    tally_t t = {0};
+    static const int statuses[] = {401, 400, 408, 431};
+    for (int i = 0; i < 40; i++)
+        hit_status(f, "192.0.2.9", statuses[i % 4], T0 + i, &t);
+    assert_int_equal(t.recorded, 8); /* two of each */
+    assert_int_equal(t.counted, 32);
+    tg_flood_agg_t out[8];
+    size_t n;
+    assert_int_equal(harvest_all(f, T0 + MIN, out, 8, &n), 32);
+    assert_int_equal(n, 4);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].count, 8);
+        assert_string_equal(out[i].ip, "192.0.2.9");
+        for (int k = 0; k < 4; k++)
+            if (out[i].status == statuses[k]) seen |= 1 << k;
+    }
+    assert_int_equal(seen, 15);
+
+    /* The overflow slot too: more addresses than slots, two statuses, each bounded. */
+    int naddr = TG_FLOOD_SHARDS * TG_FLOOD_SLOTS * 2;
+    char ip[48];
+    tally_t u = {0};
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < naddr; i++) {
+            snprintf(ip, sizeof ip, "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+            hit_status(f, ip, r == 1 ? 400 : 401, T0 + MIN + r, &u);
+        }
+    /* Two recorded per slot and minute, and per status in the overflow slot. */
+    assert_true(u.recorded <= 2 * (TG_FLOOD_SHARDS * TG_FLOOD_SLOTS + 2));
+    tg_flood_agg_t *big = calloc(TG_FLOOD_SHARDS * TG_FLOOD_SLOTS + 8, sizeof *big);
+    int64_t sum = 0, star400 = 0;
+    for (;;) {
+        sum += harvest_all(f, INT64_MAX, big, 1000, &n);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(big[i].status == 400 || big[i].status == 401);
+            if (!strcmp(big[i].ip, "*") && big[i].status == 400) star400 += big[i].count;
+        }
+        if (n < 1000) break;
+    }
+    assert_int_equal(u.recorded + u.flushed + sum, 3LL * naddr);
+    assert_true(star400 > 0);
+    free(big);
+    tg_flood_free(f);
+}
+
 /* After close nothing is counted: the recorder's last harvest leaves nothing behind. */
 static void test_close(void **state)
 {
@@ -292,15 +349,11 @@ static void test_concurrent_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_t0_is_a_minute_start),
-        cmocka_unit_test(test_bound_then_counted),
-        cmocka_unit_test(test_addresses_counted_apart),
-        cmocka_unit_test(test_minute_boundary),
-        cmocka_unit_test(test_ipv6_by_prefix),
-        cmocka_unit_test(test_negative_time_floors),
-        cmocka_unit_test(test_zero_bound_counts_all),
-        cmocka_unit_test(test_overflow_slot),
-        cmocka_unit_test(test_close),
+        cmocka_unit_test(test_t0_is_a_minute_start),    cmocka_unit_test(test_bound_then_counted),
+        cmocka_unit_test(test_addresses_counted_apart), cmocka_unit_test(test_minute_boundary),
+        cmocka_unit_test(test_ipv6_by_prefix),          cmocka_unit_test(test_negative_time_floors),
+        cmocka_unit_test(test_zero_bound_counts_all),   cmocka_unit_test(test_overflow_slot),
+        cmocka_unit_test(test_statuses_apart),          cmocka_unit_test(test_close),
         cmocka_unit_test(test_concurrent_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
