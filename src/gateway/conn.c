@@ -368,13 +368,14 @@ static int pend_append(tg_conn_t *c, const char *p, size_t n)
 }
 
 /* A 2xx answer is billable unless a reason says otherwise; these reasons only note why
- * it is billed as it is: a client that left and still pays what the upstream served
- * (start_drain), an endpoint tollgate does not recognise, an MCP batch of which only
- * some calls got a result. */
+ * it is billed as it is: a client that left, or stopped reading, and still pays what the
+ * upstream served (start_drain), an endpoint tollgate does not recognise, an MCP batch of
+ * which only some calls got a result. */
 static int billable_reason(const tg_conn_t *c, const char *reason)
 {
     return !reason[0] || strcmp(reason, "endpoint_unknown") == 0 ||
-           (c->drain && strcmp(reason, "client_closed") == 0) ||
+           (c->drain &&
+            (strcmp(reason, "client_closed") == 0 || strcmp(reason, "client_stalled") == 0)) ||
            strncmp(reason, "partial:", 8) == 0;
 }
 
@@ -1762,7 +1763,13 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (q > 0) {
-        /* Mid-response and the client reads nothing: give up on it. */
+        /* Mid-response and the client reads nothing: give up on it. An AI answer is still
+         * read from the upstream for its usage (start_drain): a client that stops reading
+         * pays what was served, as one that leaves does. */
+        if (start_drain(c)) {
+            TG_EVENT_SET(&c->ev, reason, "client_stalled", 14);
+            return;
+        }
         TG_EVENT_SET(&c->ev, reason, "client_stalled", 14);
         c->write_failed = 1;
         conn_close(c);

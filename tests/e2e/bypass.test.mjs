@@ -280,6 +280,37 @@ describe('a client that leaves before the answer', () => {
   });
 });
 
+describe('a client that stops reading a 2xx AI answer', () => {
+  test('is cut off after idle_timeout and still pays: the upstream is drained, or the answer estimated', async () => {
+    // Its own gateway: a short idle_timeout (the patience for a client that reads nothing).
+    const g = await startGateway({ upstreams, routes, extra: { prices, server: { idle_timeout: '1s' } } });
+    try {
+      const { secret } = await createTenantKey(g, 'staller');
+      await waitForKey(g, secret, '/v1/models');
+      const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 400 });
+      // A 32 MiB answer (more than the kernel's socket buffers hold) to a client that reads
+      // nothing: tollgate's queue for it stops moving, and idle_timeout cuts it off.
+      const sock = net.connect(g.port, '127.0.0.1');
+      sock.on('error', () => {});
+      await new Promise((resolve) => sock.on('connect', resolve));
+      sock.pause();
+      sock.write(
+        `POST /v1/something-new?size=33554432 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\n` +
+          `Content-Type: application/json\r\nx-request-id: stalled-1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      const ev = await waitForEvent(g, 'stalled-1');
+      sock.destroy();
+      // Before: failed, reason client_stalled, cost 0 (a free answer for a client that stops
+      // reading instead of closing).
+      assert.deepEqual([ev.outcome, ev.reason, ev.status, ev.price_flag], ['billable', 'client_stalled', 200, 'estimated']);
+      assert.equal(ev.tokens_out, 400, 'output estimated up to the request\'s max_tokens');
+      assert.equal(ev.cost_micros, tokenCost(ev.tokens_in, 400, 2500000, 10000000));
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
 describe('model names', () => {
   const ask = (secret, model, max = 16) =>
     request(`${gw.url}/v1/chat/completions`, {
