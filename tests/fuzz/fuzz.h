@@ -80,8 +80,7 @@ static inline size_t fz_split_next(fz_split_t *sp, size_t left)
 
 /* The input cut at the first occurrence of sep: [p, *n) before it and the rest after it
  * (rest NULL when sep does not occur: everything is the first part). */
-static inline const uint8_t *fz_cut(const uint8_t *p, size_t *n, const char *sep,
-                                    size_t *restn)
+static inline const uint8_t *fz_cut(const uint8_t *p, size_t *n, const char *sep, size_t *restn)
 {
     size_t sl = strlen(sep);
     for (size_t i = 0; i + sl <= *n; i++) {

@@ -11,7 +11,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const anthropic[] = {"/v1/messages", "/v1/messages/count_tokens"};
     /* Byte 0: the high bit picks the provider, the rest the path. */
     if (size < 1) return 0;
-    if (data[0] & 0x80)
-        return xchg_one(data, size, TG_ROUTE_ANTHROPIC, anthropic, 2);
+    if (data[0] & 0x80) return xchg_one(data, size, TG_ROUTE_ANTHROPIC, anthropic, 2);
     return xchg_one(data, size, TG_ROUTE_OPENAI, openai, 5);
 }

@@ -2,8 +2,9 @@
  *
  * Input: bytes 0-1 seed the piece sizes, the rest is the document. Three readings must
  * agree: the picker on the whole document, the picker fed in pieces (same result and same
- * values), and jansson: a document (without a raw NUL byte) jansson accepts must be accepted with the same values at
- * every path (the picker may accept more: yajl's UTF-8 check is looser, see jpick.h). */
+ * values), and jansson: a document (without a raw NUL byte) jansson accepts must be accepted with
+ * the same values at every path (the picker may accept more: yajl's UTF-8 check is looser, see
+ * jpick.h). */
 #include <jansson.h>
 
 #include "fuzz.h"
@@ -88,8 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int failed = 0;
     for (size_t off = 0; off < n;) {
         size_t k = fz_split_next(&sp, n - off);
-        if (tg_jpick_feed(&split, p + off, k) != 0) failed = 1;
-        else FZ_CHECK(!failed); /* once unreadable, always unreadable */
+        if (tg_jpick_feed(&split, p + off, k) != 0)
+            failed = 1;
+        else
+            FZ_CHECK(!failed); /* once unreadable, always unreadable */
         off += k;
     }
     rs = tg_jpick_end(&split);
@@ -100,8 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* jansson stops at a raw NUL byte as at the end of input ("1\0" loads): no valid
      * document holds one, so such inputs are left to the first two readings. */
     json_error_t jerr;
-    json_t *root = memchr(p, '\0', n) ? NULL
-                                       : json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    json_t *root =
+        memchr(p, '\0', n) ? NULL : json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (root) {
         FZ_CHECK(rw == 0);
         like_jansson(&whole, root);

@@ -39,8 +39,8 @@ struct xchg_result {
 };
 
 static void xchg_read(tg_xchg_t *x, tg_route_kind_t kind, const char *path, const char *req,
-                      size_t reqn, int status, const char *ctype, const char *resp,
-                      size_t respn, fz_split_t *sp, size_t fail_after, struct xchg_result *r)
+                      size_t reqn, int status, const char *ctype, const char *resp, size_t respn,
+                      fz_split_t *sp, size_t fail_after, struct xchg_result *r)
 {
     memset(r, 0, sizeof *r);
     r->sink.fail_after = fail_after;
@@ -53,8 +53,8 @@ static void xchg_read(tg_xchg_t *x, tg_route_kind_t kind, const char *path, cons
         json_error_t jerr;
         json_t *j = json_loadb(out, outlen, JSON_ALLOW_NUL, &jerr);
         FZ_CHECK(j != NULL);
-        FZ_CHECK(json_is_true(json_object_get(json_object_get(j, "stream_options"),
-                                              "include_usage")));
+        FZ_CHECK(
+            json_is_true(json_object_get(json_object_get(j, "stream_options"), "include_usage")));
         json_decref(j);
     }
     (void)tg_xchg_model(x);
@@ -112,8 +112,8 @@ static int xchg_one(const uint8_t *data, size_t size, tg_route_kind_t kind,
     fz_split_init(&sp, seed);
     xchg_read(x, kind, path, (const char *)req, reqn, status, ctype, (const char *)resp, respn,
               NULL, fail_after, &whole);
-    xchg_read(x, kind, path, (const char *)req, reqn, status, ctype, (const char *)resp, respn,
-              &sp, fail_after, &split);
+    xchg_read(x, kind, path, (const char *)req, reqn, status, ctype, (const char *)resp, respn, &sp,
+              fail_after, &split);
     tg_xchg_free(x);
 
     if (fail_after == SIZE_MAX) {
