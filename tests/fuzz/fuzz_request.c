@@ -11,7 +11,9 @@
  * http://127.0.0.1:1, which refuses: every forwarded request ends in a 502. The store is
  * SQLite in memory with one tenant, a budget and one key, FUZZ_KEY (the seeds use it);
  * events reach the recorder, whose store append discards them so memory stays flat over
- * millions of runs. */
+ * millions of runs. Checks: the answers are well-formed HTTP/1.1 responses (http_parser), every
+ * connection ends and no request stays in flight. */
+#include <errno.h>
 #include <fcntl.h>
 #include <http_parser.h>
 #include <netinet/in.h>
@@ -150,6 +152,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 struct client {
     int fd;
+    http_parser rp; /* tollgate's answers, which must be well-formed HTTP/1.1 */
+    int head;       /* a HEAD request was sent: bodiless answers, unknown to rp */
     const uint8_t *p;
     size_t n, sent;
     size_t got; /* response bytes read */
@@ -176,6 +180,15 @@ static int pump(struct client *cl)
         if (k <= 0) break;
         cl->got += (size_t)k;
         if (echo) fwrite(buf, 1, (size_t)k, stderr);
+        if (!cl->head) {
+            static const http_parser_settings none;
+            http_parser_execute(&cl->rp, &none, buf, (size_t)k);
+            if (HTTP_PARSER_ERRNO(&cl->rp) != HPE_OK) {
+                fprintf(stderr, "malformed answer: %s\n",
+                        http_errno_description(HTTP_PARSER_ERRNO(&cl->rp)));
+                abort();
+            }
+        }
         moved = 1;
     }
     return moved;
@@ -204,6 +217,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct client cl = {.fd = socket(AF_INET, SOCK_STREAM, 0), .p = data, .n = size};
     FZ_CHECK(cl.fd >= 0);
+    http_parser_init(&cl.rp, HTTP_RESPONSE);
+    cl.head = memmem(data, size, "HEAD", 4) != NULL;
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
