@@ -49,13 +49,18 @@ static void xchg_read(tg_xchg_t *x, tg_route_kind_t kind, const char *path, cons
     size_t outlen = 0;
     tg_xchg_request(x, req, reqn, &out, &outlen);
     if (out) {
-        /* Only a JSON body that asked for a stream is rewritten, and it stays JSON. */
+        /* Only a JSON body that asked for a stream is rewritten, and it stays JSON that
+         * asks for usage. jansson refuses some valid JSON (a \u0000 inside a key): then it
+         * must refuse the client's body as well. */
         json_error_t jerr;
         json_t *j = json_loadb(out, outlen, JSON_ALLOW_NUL, &jerr);
-        FZ_CHECK(j != NULL);
-        FZ_CHECK(
-            json_is_true(json_object_get(json_object_get(j, "stream_options"), "include_usage")));
-        json_decref(j);
+        if (j) {
+            FZ_CHECK(json_is_true(
+                json_object_get(json_object_get(j, "stream_options"), "include_usage")));
+            json_decref(j);
+        } else {
+            FZ_CHECK(json_loadb(req, reqn, JSON_ALLOW_NUL, &jerr) == NULL);
+        }
     }
     (void)tg_xchg_model(x);
     (void)tg_xchg_max_output(x);
@@ -70,7 +75,7 @@ static void xchg_read(tg_xchg_t *x, tg_route_kind_t kind, const char *path, cons
         if (n) {
             FZ_CHECK(strlen(buf) == n);
             json_error_t jerr;
-            json_t *j = json_loadb(buf, n, 0, &jerr);
+            json_t *j = json_loadb(buf, n, JSON_ALLOW_NUL, &jerr);
             FZ_CHECK(j != NULL);
             json_decref(j);
         }
