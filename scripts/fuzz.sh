@@ -39,9 +39,10 @@ for bin in "$@"; do
   if ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
      "$bin" "${opts[@]}" "$corpus" "$seeds" >"$log" 2>&1; then
     pass=$((pass + 1))
-    stats=$(grep -E '^stat::(number_of_executed_units|peak_rss_mb):' "$log" | awk '{print $2}' | paste -sd' ')
+    execs=$(awk '/^stat::number_of_executed_units:/ {print $2}' "$log")
+    rss=$(awk '/^stat::peak_rss_mb:/ {print $2}' "$log")
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[^ ]+' "$log" | tail -1)
-    echo "fuzz: $t: ok (${secs}s, execs rss_mb: $stats; $cov)"
+    echo "fuzz: $t: ok, ${secs} s, $execs runs, peak RSS $rss MB, $cov"
   else
     fail=$((fail + 1))
     failed+=("$t")
