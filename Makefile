@@ -22,7 +22,7 @@ TBINS   := $(TESTS:tests/unit/%.c=$(B)/test/%)
 ATBINS  := $(TESTS:tests/unit/%.c=$(B)/asan-test/%)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
 
-.PHONY: all deps run check unit unit-asan e2e e2e-plain e2e-asan faketime-check format format-check bench clean
+.PHONY: all deps run check unit unit-asan e2e e2e-plain e2e-asan faketime-check format format-check bench clean fuzz fuzz-check
 all: $(B)/tollgate $(B)/mock-upstream
 
 deps:
@@ -107,11 +107,44 @@ $(E2E_NPM): tests/e2e/package.json tests/e2e/package-lock.json
 	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Fuzzing (docs/fuzzing.md): each tests/fuzz/fuzz_NAME.c is a libFuzzer target, seeded from
+# tests/fuzz/corpus/NAME/. The sources are compiled again with clang into build/fuzz/ with
+# coverage (fuzzer-no-link) and ASan+UBSan, so the normal build is untouched. Adding a
+# target is one file plus a seed folder (and optionally fuzz_NAME.options, fuzz_NAME.dict).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FZ           := $(B)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread -O1 -g $(FUZZ_SAN) \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FZOBJS       := $(LIBSRCS:%.c=$(FZ)/obj/%.o)
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FZ)/%)
+
+$(FZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FZ)/libtollgate-fuzz.a: $(FZOBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FZ)/libtollgate-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(FZ)/libtollgate-fuzz.a $(LDLIBS)
+
+# FUZZ_SECONDS per target, growing the corpus in build/fuzz/corpus/NAME; FUZZ=NAME runs one.
+fuzz: $(FUZZ_BINS)
+	@scripts/fuzz.sh run $(FUZZ_SECONDS) $(if $(FUZZ),$(FZ)/fuzz_$(FUZZ),$(FUZZ_BINS))
+
+# 30 s per target from the seeds alone with a fixed -seed per target: what CI runs.
+fuzz-check: $(FUZZ_BINS)
+	@scripts/fuzz.sh check 30 $(FUZZ_BINS)
+
 format:
-	@clang-format -i $(SRCS) $(shell find src tests/unit tests/mock -name '*.h' -o -name '*.c' | grep -v '^src/.*\.c$$')
+	@clang-format -i $(SRCS) $(shell find src tests/unit tests/mock tests/fuzz -name '*.h' -o -name '*.c' | grep -v '^src/.*\.c$$')
 
 format-check:
-	@clang-format --dry-run --Werror $(SRCS) $(shell find src tests/unit tests/mock -name '*.h' -o -name '*.c' | grep -v '^src/.*\.c$$')
+	@clang-format --dry-run --Werror $(SRCS) $(shell find src tests/unit tests/mock tests/fuzz -name '*.h' -o -name '*.c' | grep -v '^src/.*\.c$$')
 	@echo "format-check: ok"
 
 check: deps
@@ -122,6 +155,7 @@ check: deps
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory e2e-asan
 	@$(MAKE) --no-print-directory faketime-check
+	@$(MAKE) --no-print-directory fuzz-check
 
 bench: all
 	@scripts/deps.sh --bench

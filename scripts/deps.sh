@@ -4,8 +4,10 @@
 # `make check` both call it, and it does nothing when everything is present.
 set -euo pipefail
 
+# clang and libclang-rt-14-dev (libFuzzer's runtime) build the fuzz targets of `make fuzz`;
+# llvm-14 has llvm-cov for scripts/fuzz-cov.sh.
 PKGS=(
-  build-essential pkg-config clang-format
+  build-essential pkg-config clang-format clang libclang-rt-14-dev llvm-14
   libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libssl-dev
   libyaml-dev libjansson-dev libyajl-dev libcmocka-dev
   zlib1g-dev libbrotli-dev libzstd-dev

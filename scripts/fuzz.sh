@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs libFuzzer targets one after the other (docs/fuzzing.md).
+#   scripts/fuzz.sh run SECONDS BIN...    grow build/fuzz/corpus/NAME from it and the seeds
+#   scripts/fuzz.sh check SECONDS BIN...  seeds only, fixed -seed per target (CI)
+# A target's options: the defaults below, then tests/fuzz/fuzz_NAME.options (one flag a
+# line, e.g. -max_len=65536) and tests/fuzz/fuzz_NAME.dict when present. Any crash, leak,
+# timeout, out-of-memory or sanitizer report fails the run; the input that caused it is
+# left in build/fuzz/crashes/NAME/ and the log in build/fuzz/logs/NAME.log.
+set -u
+mode=$1 secs=$2
+shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=$root/build/fuzz
+pass=0 fail=0 failed=()
+for bin in "$@"; do
+  name=$(basename "$bin")
+  t=${name#fuzz_}
+  seeds=$root/tests/fuzz/corpus/$t
+  [ -d "$seeds" ] || { echo "fuzz: $t: no seed folder $seeds" >&2; exit 2; }
+  mkdir -p "$out/crashes/$t" "$out/logs"
+  opts=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048
+        -print_final_stats=1 -artifact_prefix="$out/crashes/$t/")
+  if [ -f "$root/tests/fuzz/$name.options" ]; then
+    while read -r o; do [ -n "$o" ] && [ "${o:0:1}" != "#" ] && opts+=("$o"); done \
+      <"$root/tests/fuzz/$name.options"
+  fi
+  [ -f "$root/tests/fuzz/$name.dict" ] && opts+=(-dict="$root/tests/fuzz/$name.dict")
+  if [ "$mode" = check ]; then
+    # A fixed seed per target: the same mutations in the same order on every machine (how
+    # far a run gets in its time still depends on the machine's speed).
+    corpus=$out/check-corpus/$t
+    rm -rf "$corpus"
+    opts+=(-seed=$(printf '%s' "$t" | cksum | cut -d' ' -f1))
+  else
+    corpus=$out/corpus/$t
+  fi
+  mkdir -p "$corpus"
+  log=$out/logs/$t.log
+  if ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
+     "$bin" "${opts[@]}" "$corpus" "$seeds" >"$log" 2>&1; then
+    pass=$((pass + 1))
+    execs=$(awk '/^stat::number_of_executed_units:/ {print $2}' "$log")
+    rss=$(awk '/^stat::peak_rss_mb:/ {print $2}' "$log")
+    cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[^ ]+' "$log" | tail -1)
+    echo "fuzz: $t: ok, ${secs} s, $execs runs, peak RSS $rss MB, $cov"
+  else
+    fail=$((fail + 1))
+    failed+=("$t")
+    grep -E 'ERROR|SUMMARY|runtime error|Test unit written|^==[0-9]+==' "$log" | head -20
+    echo "fuzz: $t: FAILED, input in $out/crashes/$t/, log $log" >&2
+  fi
+done
+echo "fuzz: $pass passed, $fail failed"
+[ $fail -eq 0 ] || { echo "failed: ${failed[*]}" >&2; exit 1; }
