@@ -352,6 +352,16 @@ static void inject_usage(tg_xchg_t *x, const tg_jpick_t *pk, const char *body, s
 
 #define DUP_ID "Invalid request: a tools/call shares its id with another request"
 
+/* Two JSON-RPC ids are the same id: numbers by their value as a double, as a JavaScript
+ * server reads them (the official SDK answers `"id": 1.0` or `1e0` with `"id": 1`, and
+ * 2^53 + 1 with 2^53), so a call cannot escape its result, or share one, by spelling its
+ * number differently; anything else by value (jansson). */
+static int id_equal(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b)) return json_number_value(a) == json_number_value(b);
+    return json_equal(a, b);
+}
+
 static void mcp_request_message(tg_xchg_t *x, json_t *m)
 {
     if (json_is_array(m)) {
@@ -387,9 +397,9 @@ static void mcp_request_message(tg_xchg_t *x, json_t *m)
         /* Answers are paired with calls by id: a call sharing its id with another request
          * could be credited with that request's result. */
         for (size_t i = 0; tool >= 0 && x->ncall_at < CALLS_CHECKED && i < x->nreq; i++)
-            if (json_equal(json_array_get(x->ids, i), id)) x->invalid = DUP_ID;
+            if (id_equal(json_array_get(x->ids, i), id)) x->invalid = DUP_ID;
         for (size_t i = 0; tool < 0 && i < x->ncall_at; i++)
-            if (json_equal(json_array_get(x->ids, x->call_at[i]), id)) x->invalid = DUP_ID;
+            if (id_equal(json_array_get(x->ids, x->call_at[i]), id)) x->invalid = DUP_ID;
         if (x->invalid) return;
         if (tool >= 0 && x->ncall_at < CALLS_CHECKED) x->call_at[x->ncall_at++] = x->nreq;
         if (x->nreq == x->mreq_cap) {
@@ -553,7 +563,7 @@ static void mcp_response_message(tg_xchg_t *x, json_t *m)
     json_t *error = json_object_get(m, "error");
     if (!id || (!result && !error)) return;
     for (size_t i = 0; i < x->nreq; i++) {
-        if (x->mreq[i].state || !json_equal(json_array_get(x->ids, i), id)) continue;
+        if (x->mreq[i].state || !id_equal(json_array_get(x->ids, i), id)) continue;
         if (error)
             x->mreq[i].state = ANS_RPC_ERR, x->n_rpc_err++;
         else if (json_is_true(json_object_get(result, "isError")))

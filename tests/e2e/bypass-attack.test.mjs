@@ -1,0 +1,109 @@
+// A hostile tenant's further ways to get AI calls free or cheaper than the upstream served
+// (issue 9, section 3, attacked after the bypass branch landed): each a regression test
+// that failed on the gateway before its fix. An upstream in node answers as the providers
+// (and the routers in front of them) do where the mock does not.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+
+import { createTenantKey, request, startGateway, startMcpServer, startMock, waitForEvent as waitForRow, waitForKey } from './lib/harness.mjs';
+
+const POLICY_POLL_MS = 600;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const waitForEvent = async (g, id) => {
+  const ev = await waitForRow(g, id);
+  for (const k of ['reason', 'price_flag']) ev[k] ??= '';
+  return ev;
+};
+/** Micro-USD of tokens at micro-USD-per-million prices, rounded half up once (price.h). */
+const tokenCost = (inTok, outTok, inPrice, outPrice) => Math.floor((inTok * inPrice + outTok * outPrice + 500000) / 1000000);
+
+// x-answer picks what the upstream answers:
+//   queued:  the Responses API's answer to "background": true (queued, usage null);
+//   routed:  a router's answer: it ran a model of its own choosing, with usage.
+const answers = {
+  queued: () => ({ id: 'resp_1', object: 'response', status: 'queued', background: true, model: 'gpt-4o', output: [], usage: null }),
+  chat: () => ({ id: 'chatcmpl-2', object: 'chat.completion', model: 'gpt-4o', choices: [], usage: { prompt_tokens: 1000, completion_tokens: 1000, total_tokens: 2000 } }),
+  routed: () => ({ id: 'chatcmpl-1', object: 'chat.completion', model: 'router-picked-model', choices: [], usage: { prompt_tokens: 1000, completion_tokens: 1000, total_tokens: 2000 } }),
+};
+
+let mock, up, gw, srv;
+before(async () => {
+  mock = await startMock();
+  srv = await startMcpServer({ json: true });
+  up = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      // Path parameters are dropped from each segment before routing, as servlet
+      // containers do (Tomcat, Jetty): /a;x=1/b is /a/b.
+      const route = req.url.split('?')[0].replace(/;[^/]*/g, '');
+      const make = answers[req.headers['x-answer']] ?? (route === '/router/chat/completions' ? answers.chat : undefined);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(make ? make() : { ok: true }));
+    });
+  });
+  await new Promise((r) => up.listen(0, '127.0.0.1', r));
+  gw = await startGateway({
+    upstreams: [
+      { name: 'mock', targets: [mock.url] },
+      { name: 'node', targets: [`http://127.0.0.1:${up.address().port}`] },
+      { name: 'mcpsrv', targets: [`http://127.0.0.1:${srv.port}`] },
+    ],
+    routes: [
+      { name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' },
+      { name: 'router', path_prefix: '/router/', upstream: 'node', kind: 'openai' },
+      { name: 'mcp', path_prefix: '/mcp', upstream: 'mcpsrv', kind: 'mcp' },
+    ],
+    extra: { prices: { models: { 'gpt-4o-mini': { input: '0.15', output: '0.6' }, 'gpt-4o': { input: '2.5', output: '10' } }, tools: { add: { call: '1' } } }, defaults: { max_output_tokens: 4096 } },
+  });
+});
+after(async () => {
+  await gw?.stop();
+  await srv?.stop();
+  await mock?.stop();
+  await new Promise((r) => (up ? up.close(r) : r()));
+});
+
+async function tenant(name, { budget } = {}) {
+  const { secret } = await createTenantKey(gw, name);
+  await waitForKey(gw, secret, '/v1/models');
+  if (budget) {
+    assert.equal((await gw.cli(['budget', 'set', '--tenant', name, '--monthly', budget])).code, 0);
+    await sleep(POLICY_POLL_MS);
+  }
+  return { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
+}
+
+describe('MCP ids spelled as another number', () => {
+  async function mcpSession(headers) {
+    const base = { ...headers, accept: 'application/json, text/event-stream' };
+    const post = (body, h = {}) => request(`${gw.url}/mcp`, { method: 'POST', headers: { ...base, ...h }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const init = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'attack', version: '1' } } });
+    assert.equal(init.status, 200, init.text);
+    const h = { 'mcp-session-id': init.headers['mcp-session-id'], 'mcp-protocol-version': '2025-03-26' };
+    assert.equal((await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, h)).status, 202);
+    return (body) => post(body, h);
+  }
+  const add = (id) => `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}`;
+
+  test('a tools/call with id 1.0 or 1e0 (answered as id 1 by the SDK) is billed, not "no_result"', async () => {
+    const post = await mcpSession(await tenant('mcpid'));
+    for (const [body, calls] of [[add('1.0'), 1], [add('1e0'), 1], [`[${add('2.0')},${add(3)}]`, 2]]) {
+      const before = (await srv.stats()).add;
+      const r = await post(body);
+      assert.equal(r.status, 200, r.text);
+      assert.equal((await srv.stats()).add - before, calls, 'the server ran the calls');
+      const ev = await waitForEvent(gw, r.headers['x-request-id']);
+      assert.deepEqual([ev.outcome, ev.reason, ev.cost_micros], ['billable', '', calls * 1000000], body);
+    }
+  });
+
+  test('two calls whose ids are one number spelled twice (1 and 1.0) are refused, not one billed', async () => {
+    const post = await mcpSession(await tenant('mcpid2'));
+    const before = (await srv.stats()).add;
+    const r = await post(`[${add(1)},${add('1.0')}]`);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json().error.code, -32600);
+    assert.equal((await srv.stats()).add, before);
+  });
+});
