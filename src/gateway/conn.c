@@ -394,21 +394,26 @@ static void record(tg_conn_t *c)
         c->metered = 0;
         if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
         ai_call = c->route->kind != TG_ROUTE_MCP && tg_xchg_counts_tokens(c->xchg) &&
-                  (c->drain || tg_xchg_unknown_endpoint(c->xchg));
+                  (c->drain || tg_xchg_unknown_endpoint(c->xchg) || tg_xchg_background(c->xchg));
     }
     if (ev->outcome != TG_OUTCOME_REJECTED)
         ev->outcome = (ev->status >= 200 && ev->status < 300 && billable_reason(c, ev->reason))
                           ? TG_OUTCOME_BILLABLE
                           : TG_OUTCOME_FAILED;
-    /* A client that left before the usage came, or an unknown endpoint whose answer had
-     * none: charged on an estimate, never free. Input: one token per 4 bytes of the body
-     * (the usual rule for text; admission reserved the body's whole length); output: what
-     * reached the client (tg_xchg_estimate_out). */
+    /* A client that left before the usage came, an unknown endpoint whose answer had
+     * none, or a background Responses call (its usage never passes here): charged on an
+     * estimate, never free. Input: one token per 4 bytes of the body (the usual rule for
+     * text; admission reserved the body's whole length); output: what reached the client
+     * (tg_xchg_estimate_out), for a background call the bound admission reserved. */
     int estimated =
         ai_call && ev->outcome == TG_OUTCOME_BILLABLE && (ev->tokens_in < 0 || ev->tokens_out < 0);
     if (estimated) { /* (what the upstream did report stands) */
         if (ev->tokens_in < 0) ev->tokens_in = (ev->bytes_in + 3) / 4;
-        if (ev->tokens_out < 0) ev->tokens_out = tg_xchg_estimate_out(c->xchg);
+        if (ev->tokens_out < 0) {
+            int64_t o = tg_xchg_estimate_out(c->xchg);
+            if (o < 0) o = c->cfg ? c->cfg->max_output_tokens : 0; /* (admission's bound) */
+            ev->tokens_out = o > MAX_OUTPUT_EST ? MAX_OUTPUT_EST : o;
+        }
         if (ev->tokens_cached < 0) ev->tokens_cached = 0;
         if (ev->tokens_cache_write < 0) ev->tokens_cache_write = 0;
     }

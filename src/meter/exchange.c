@@ -61,6 +61,7 @@ struct tg_xchg {
     char model[128];
     int64_t max_out;
     int injected;   /* include_usage was added: the stream is rewritten */
+    int background; /* a Responses API call run in the background (its usage never passes) */
     struct buf req; /* the rewritten body */
     json_t *ids;    /* MCP: ids of the requests in the body (JSON values), as mreq */
     json_t *tools;  /* MCP: tool names of tools/call requests (strings) */
@@ -234,7 +235,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->kind = kind;
     x->model[0] = x->rpc_method[0] = '\0';
     x->max_out = -1;
-    x->injected = x->batch = x->req_unread = 0;
+    x->injected = x->batch = x->req_unread = x->background = 0;
     x->nreq = 0;
     x->invalid = NULL;
     x->ncall_at = 0;
@@ -276,7 +277,17 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
 /* ---- the request ---------------------------------------------------------- */
 
 /* What an OpenAI or Anthropic request body is read for. */
-enum { R_MODEL, R_MAX_COMPLETION, R_MAX_TOKENS, R_MAX_OUTPUT, R_STREAM, R_OPTS, R_INCLUDE, R_N };
+enum {
+    R_MODEL,
+    R_MAX_COMPLETION,
+    R_MAX_TOKENS,
+    R_MAX_OUTPUT,
+    R_STREAM,
+    R_OPTS,
+    R_INCLUDE,
+    R_BACKGROUND,
+    R_N
+};
 static const tg_jpath_t request_paths[R_N] = {
     [R_MODEL] = {{"model"}},
     [R_MAX_COMPLETION] = {{"max_completion_tokens"}},
@@ -285,6 +296,7 @@ static const tg_jpath_t request_paths[R_N] = {
     [R_STREAM] = {{"stream"}},
     [R_OPTS] = {{"stream_options"}},
     [R_INCLUDE] = {{"stream_options", "include_usage"}},
+    [R_BACKGROUND] = {{"background"}},
 };
 static tg_jpick_spec_t request_spec = TG_JPICK_SPEC(request_paths);
 
@@ -459,6 +471,9 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
     if (model->type == TG_JT_STRING) copy_str(x->model, sizeof x->model, model->s);
     set_max_out(x, &pk);
     if (x->ep == EP_EMBEDDINGS) x->max_out = 0;
+    /* "background": true answers at once with the response queued and no usage; the
+     * result (and its usage) is fetched later by GET, which carries no body to meter. */
+    x->background = x->ep == EP_RESPONSES && tg_jpick_get(&pk, R_BACKGROUND)->type == TG_JT_TRUE;
     if ((x->ep == EP_CHAT || x->ep == EP_COMPLETIONS) &&
         tg_jpick_get(&pk, R_STREAM)->type == TG_JT_TRUE)
         inject_usage(x, &pk, body, len);
@@ -497,6 +512,11 @@ int tg_xchg_counts_tokens(const tg_xchg_t *x)
 int tg_xchg_unknown_endpoint(const tg_xchg_t *x)
 {
     return x->ep == EP_UNKNOWN;
+}
+
+int tg_xchg_background(const tg_xchg_t *x)
+{
+    return x->background;
 }
 
 const char *tg_xchg_model(const tg_xchg_t *x)
@@ -800,6 +820,9 @@ int64_t tg_xchg_estimate_out(const tg_xchg_t *x)
     /* A stream: one token per delivered event (OpenAI's chunks and the Responses API's
      * deltas carry about one each; Anthropic's deltas may carry more: this errs low). A
      * JSON answer: one token per 4 bytes delivered, the usual rule for English text. */
+    /* A background response ran (or will run) out of sight: its bound, not the few bytes
+     * of the queued answer. */
+    if (x->background && !x->sse) return x->max_out;
     int64_t n = x->sse ? x->dlv_events : (x->dlv_bytes + 3) / 4;
     if (x->max_out >= 0 && n > x->max_out) n = x->max_out;
     return n;
@@ -941,8 +964,9 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
             ev->tokens_out = TG_TOKENS_UNKNOWN;
         ev->tokens_cached = x->usage.tokens_cached;
         ev->tokens_cache_write = x->usage.cache_write;
-    } else if (x->ep != EP_UNKNOWN) {
-        *unparsed = 1; /* (an unknown endpoint's answer need not carry usage) */
+    } else if (x->ep != EP_UNKNOWN && !x->background) {
+        *unparsed = 1; /* (an unknown endpoint's or a background call's answer need not
+                          carry usage) */
     }
 }
 

@@ -111,6 +111,11 @@ int tg_xchg_counts_tokens(const tg_xchg_t *x);
  * any AI call, metered from the answer's usage object when it carries one (read as the
  * route's kind's), else charged on the estimate (the caller's). */
 int tg_xchg_unknown_endpoint(const tg_xchg_t *x);
+/* 1 when the request is a Responses API call with "background": true: its answer is the
+ * response queued, without usage, and the usage is only in a later GET that tollgate does
+ * not meter (it has no body). Charged on an estimate with the request's bound as output
+ * (tg_xchg_estimate_out), flagged, never free. */
+int tg_xchg_background(const tg_xchg_t *x);
 
 /* What the request said (after tg_xchg_request). */
 const char *tg_xchg_model(const tg_xchg_t *x); /* "" when none */
@@ -142,7 +147,8 @@ int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn emit, void *ud);
 /* The client left during the answer: from now on nothing is emitted (emit is not called),
  * but the answer is still read for its usage as it comes. */
 void tg_xchg_client_gone(tg_xchg_t *x);
-/* Output tokens the client had received when it left: on a stream, one per delivered
+/* Output tokens the client had received when it left (a background call's: its max
+ * tokens, or -1 when it named none, for the caller's default): on a stream, one per delivered
  * event that carries text (an unnamed event other than [DONE], as OpenAI's chunks; a named
  * one ending in _delta or .delta, as Anthropic's content_block_delta); on a JSON answer
  * one per 4 bytes delivered; at most the request's max tokens when it named one. After a

@@ -74,6 +74,35 @@ async function tenant(name, { budget } = {}) {
   return { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
 }
 
+describe('Responses API background mode', () => {
+  test('"background": true (queued, usage null, result fetched by a body-less GET) is charged its bound, not free', async () => {
+    const headers = await tenant('background');
+    const body = JSON.stringify({ model: 'gpt-4o', input: 'write a long novel', background: true, max_output_tokens: 3000 });
+    const r = await request(`${gw.url}/router/responses`, { method: 'POST', headers: { ...headers, 'x-answer': 'queued' }, body });
+    assert.equal(r.status, 200, r.text);
+    const ev = await waitForEvent(gw, r.headers['x-request-id']);
+    const inTok = Math.ceil(Buffer.byteLength(body) / 4);
+    assert.deepEqual([ev.outcome, ev.price_flag, ev.tokens_in, ev.tokens_out], ['billable', 'estimated', inTok, 3000]);
+    assert.equal(ev.cost_micros, tokenCost(inTok, 3000, 2500000, 10000000));
+
+    // Without a bound of its own: the default one admission reserved.
+    const noMax = JSON.stringify({ model: 'gpt-4o', input: 'write a long novel', background: true });
+    const r2 = await request(`${gw.url}/router/responses`, { method: 'POST', headers: { ...headers, 'x-answer': 'queued' }, body: noMax });
+    const ev2 = await waitForEvent(gw, r2.headers['x-request-id']);
+    assert.deepEqual([ev2.price_flag, ev2.tokens_out], ['estimated', 4096]);
+    assert.ok(ev2.cost_micros > 0);
+  });
+
+  test('an ordinary (not background) response is still metered from its usage', async () => {
+    const headers = await tenant('foreground');
+    const r = await request(`${gw.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify({ model: 'gpt-4o', input: 'hi', max_output_tokens: 7 }) });
+    assert.equal(r.status, 200, r.text);
+    const want = JSON.parse(r.headers['x-mock-usage']);
+    const ev = await waitForEvent(gw, r.headers['x-request-id']);
+    assert.deepEqual([ev.price_flag, ev.tokens_in, ev.tokens_out], ['', want.input, want.output]);
+  });
+});
+
 describe('MCP ids spelled as another number', () => {
   async function mcpSession(headers) {
     const base = { ...headers, accept: 'application/json, text/event-stream' };
