@@ -430,6 +430,22 @@ static void record(tg_conn_t *c)
         }
         tg_pricebook_price(srv->prices, ev, kind);
         if (ntools) memcpy(ev->tool, first, sizeof first);
+        const char *asked = c->xchg && (kind == TG_ROUTE_OPENAI || kind == TG_ROUTE_ANTHROPIC)
+                                ? tg_xchg_model(c->xchg)
+                                : "";
+        if (asked[0] && strcmp(ev->price_flag, "unpriced") == 0 &&
+            tg_pricebook_model_priced(srv->prices, asked, ev->ts_us)) {
+            /* The upstream reported a model with no price (a router's pick, a deployment
+             * that ignores the body's model): the model asked for, which was admitted
+             * and reserved, prices it, flagged; never free. The event keeps the model
+             * the upstream reported. */
+            char reported[sizeof ev->model];
+            memcpy(reported, ev->model, sizeof reported);
+            TG_EVENT_SET(ev, model, asked, strlen(asked));
+            tg_pricebook_price(srv->prices, ev, kind);
+            memcpy(ev->model, reported, sizeof reported);
+            if (!ev->price_flag[0]) TG_EVENT_SET(ev, price_flag, "model_asked", 11);
+        }
         for (size_t i = 0; ev->outcome == TG_OUTCOME_BILLABLE && i < ntools; i++) {
             if (!tg_xchg_call_billed(c->xchg, i)) continue;
             int64_t p = tg_pricebook_call(srv->prices, tg_xchg_tool(c->xchg, i), ev->ts_us);
@@ -914,10 +930,12 @@ static int admit(tg_conn_t *c)
         int64_t body = c->ev.bytes_in;
         in.est_tokens = body + out; /* both below 2^40: no overflow */
         int64_t spent, held, budget;
-        if (c->w->srv->prices && c->ev.model[0] &&
+        if (c->w->srv->prices &&
             !tg_pricebook_model_priced(c->w->srv->prices, c->ev.model, c->ev.ts_us) &&
             tg_policy_budget_state(c->w->srv->policy, c->ev.tenant, &spent, &held, &budget) == 0) {
-            /* No price for it, its base model's or "*": on a budget it would be free. */
+            /* No price for it, its base model's or "*": on a budget it would be free. A
+             * body that names no model (or not as a string) asks for whatever the upstream
+             * picks, which may have no price either: only a "*" price admits it. */
             reject(c, 400, "model_not_priced", "no price is configured for this model",
                    "model_not_priced");
             return 0;

@@ -103,6 +103,33 @@ describe('Responses API background mode', () => {
   });
 });
 
+describe('the model the upstream reports', () => {
+  test('a reported model with no price is priced as the model asked for (admitted and reserved), not free', async () => {
+    const headers = await tenant('routed', { budget: '10' });
+    const r = await request(`${gw.url}/router/chat/completions`, {
+      method: 'POST',
+      headers: { ...headers, 'x-answer': 'routed' },
+      body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(r.status, 200, r.text);
+    const ev = await waitForEvent(gw, r.headers['x-request-id']);
+    assert.deepEqual([ev.model, ev.tokens_in, ev.tokens_out, ev.price_flag], ['router-picked-model', 1000, 1000, 'model_asked']);
+    assert.equal(ev.cost_micros, tokenCost(1000, 1000, 2500000, 10000000));
+  });
+
+  test('on a budgeted tenant a body that names no model (or not as a string) is refused without a "*" price', async () => {
+    const headers = await tenant('nomodel', { budget: '10' });
+    for (const body of [{ messages: [] }, { model: 5, messages: [] }, { model: null, messages: [] }]) {
+      const r = await request(`${gw.url}/router/chat/completions`, { method: 'POST', headers: { ...headers, 'x-answer': 'routed' }, body: JSON.stringify(body) });
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(JSON.parse(r.text).error.type, 'model_not_priced');
+    }
+    // A model that is priced still goes through.
+    const ok = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }) });
+    assert.equal(ok.status, 200, ok.text);
+  });
+});
+
 describe('MCP ids spelled as another number', () => {
   async function mcpSession(headers) {
     const base = { ...headers, accept: 'application/json, text/event-stream' };
