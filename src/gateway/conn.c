@@ -1089,9 +1089,13 @@ static int on_headers_complete(http_parser *p)
             reject(c, 503, "unavailable", "out of memory", "out_of_memory");
             return 0;
         }
-        /* (A trailing "/" does not hide the endpoint: "/v1/chat/completions/".) */
-        tg_xchg_begin(c->xchg, c->route->kind, mpath,
-                      plen > 1 && mpath[plen - 1] == '/' ? plen - 1 : plen);
+        /* The endpoint is the path as forwarded, not as routes match it: a path the
+         * upstream may read as another endpoint ("/v1/chat/completions/", ";a=b",
+         * "%2F..%2Fmoderations") is one tollgate does not recognise, metered from its
+         * answer's usage or on an estimate; never free, never unmetered. */
+        const char *fpath = c->head + c->url_off;
+        const char *q = memchr(fpath, '?', c->url_len);
+        tg_xchg_begin(c->xchg, c->route->kind, fpath, q ? (size_t)(q - fpath) : c->url_len);
         tg_xchg_set_max_body(c->xchg, c->body_limit);
         tg_xchg_set_decoded_max(c->xchg, c->cfg->server.max_decoded_body);
         c->metered = 1;

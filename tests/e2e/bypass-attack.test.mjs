@@ -130,6 +130,35 @@ describe('the model the upstream reports', () => {
   });
 });
 
+describe('endpoints are read from the path as forwarded', () => {
+  test('a path routes match as a free endpoint but the upstream serves as chat is metered, not free', async () => {
+    // Routes and the old endpoint detection read "%2F" as "/" and drop ";x" up to the next
+    // "/": /router/chat/completions;x=%2F..%2Fmoderations matched as .../chat/moderations
+    // (free, not even admitted on an estimate), while a servlet upstream drops the path
+    // parameter and serves /router/chat/completions.
+    const headers = await tenant('matrix');
+    const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] });
+    const r = await request(`${gw.url}/router/chat/completions;x=%2F..%2Fmoderations`, { method: 'POST', headers, body });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json().usage.completion_tokens, 1000, 'the upstream served a chat completion');
+    const ev = await waitForEvent(gw, r.headers['x-request-id']);
+    assert.deepEqual([ev.outcome, ev.reason, ev.tokens_in, ev.tokens_out], ['billable', 'endpoint_unknown', 1000, 1000]);
+    assert.equal(ev.cost_micros, tokenCost(1000, 1000, 2500000, 10000000));
+  });
+
+  test('a trailing "/" the upstream answers without usage is charged on an estimate, not free', async () => {
+    // The mock serves no endpoint at /v1/chat/completions/ (it answers {"ok":true}): read
+    // as the chat endpoint, its answer had no usage and cost 0.
+    const headers = await tenant('trailing');
+    const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 400 });
+    const r = await request(`${gw.url}/v1/chat/completions/`, { method: 'POST', headers, body });
+    assert.equal(r.status, 200, r.text);
+    const ev = await waitForEvent(gw, r.headers['x-request-id']);
+    assert.deepEqual([ev.outcome, ev.reason, ev.price_flag], ['billable', 'endpoint_unknown', 'estimated']);
+    assert.ok(ev.cost_micros > 0);
+  });
+});
+
 describe('MCP ids spelled as another number', () => {
   async function mcpSession(headers) {
     const base = { ...headers, accept: 'application/json, text/event-stream' };
