@@ -922,10 +922,10 @@ static int admit(tg_conn_t *c)
     if (c->metered && c->hold_body && tg_xchg_counts_tokens(c->xchg)) {
         /* An AI call: reserve its worst case. A token is never shorter than a byte, so
          * the body's length (as the client sent it) bounds the input; the output is
-         * bounded by max_tokens (or the configured default when the request names none),
-         * counted as at most MAX_OUTPUT_EST. */
+         * bounded by max_tokens (or the configured default when the request names none)
+         * times the answers it asks for (n), counted as at most MAX_OUTPUT_EST. */
         int64_t out = tg_xchg_max_output(c->xchg);
-        if (out < 0) out = c->cfg->max_output_tokens;
+        if (out < 0) out = (int64_t)c->cfg->max_output_tokens * tg_xchg_choices(c->xchg);
         if (out > MAX_OUTPUT_EST) out = MAX_OUTPUT_EST;
         int64_t body = c->ev.bytes_in;
         in.est_tokens = body + out; /* both below 2^40: no overflow */

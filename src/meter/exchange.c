@@ -60,13 +60,14 @@ struct tg_xchg {
     /* Request. */
     char model[128];
     int64_t max_out;
-    int injected;   /* include_usage was added: the stream is rewritten */
-    int background; /* a Responses API call run in the background (its usage never passes) */
-    struct buf req; /* the rewritten body */
-    json_t *ids;    /* MCP: ids of the requests in the body (JSON values), as mreq */
-    json_t *tools;  /* MCP: tool names of tools/call requests (strings) */
-    mreq_t *mreq;   /* MCP: the requests, in body order (ids[i] is mreq[i]'s id) */
-    size_t nreq;    /* MCP: requests (messages with a method and an id) */
+    int64_t choices; /* answers the upstream generates (and bills): n, or best_of */
+    int injected;    /* include_usage was added: the stream is rewritten */
+    int background;  /* a Responses API call run in the background (its usage never passes) */
+    struct buf req;  /* the rewritten body */
+    json_t *ids;     /* MCP: ids of the requests in the body (JSON values), as mreq */
+    json_t *tools;   /* MCP: tool names of tools/call requests (strings) */
+    mreq_t *mreq;    /* MCP: the requests, in body order (ids[i] is mreq[i]'s id) */
+    size_t nreq;     /* MCP: requests (messages with a method and an id) */
     size_t mreq_cap;
     const char *invalid; /* MCP: why the body is not a JSON-RPC message tollgate forwards */
     size_t call_at[CALLS_CHECKED]; /* MCP: mreq indexes of the first tools/call */
@@ -235,6 +236,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->kind = kind;
     x->model[0] = x->rpc_method[0] = '\0';
     x->max_out = -1;
+    x->choices = 1;
     x->injected = x->batch = x->req_unread = x->background = 0;
     x->nreq = 0;
     x->invalid = NULL;
@@ -286,6 +288,8 @@ enum {
     R_OPTS,
     R_INCLUDE,
     R_BACKGROUND,
+    R_CHOICES,
+    R_BEST_OF,
     R_N
 };
 static const tg_jpath_t request_paths[R_N] = {
@@ -297,8 +301,33 @@ static const tg_jpath_t request_paths[R_N] = {
     [R_OPTS] = {{"stream_options"}},
     [R_INCLUDE] = {{"stream_options", "include_usage"}},
     [R_BACKGROUND] = {{"background"}},
+    [R_CHOICES] = {{"n"}},
+    [R_BEST_OF] = {{"best_of"}},
 };
 static tg_jpick_spec_t request_spec = TG_JPICK_SPEC(request_paths);
+
+/* Chat and completions generate n answers (completions: best_of, when larger), each up to
+ * the maximum, and the provider bills them all: the bound is the maximum times that. */
+#define CHOICES_MAX 1024 /* far above any provider's (OpenAI: n <= 128): no overflow */
+static void set_choices(tg_xchg_t *x, const tg_jpick_t *pk)
+{
+    if (x->ep != EP_CHAT && x->ep != EP_COMPLETIONS && x->ep != EP_UNKNOWN) return;
+    for (size_t i = R_CHOICES; i <= R_BEST_OF; i++) {
+        const tg_jval_t *v = tg_jpick_get(pk, i);
+        if (v->type == TG_JT_INT && v->i > x->choices)
+            x->choices = v->i > CHOICES_MAX ? CHOICES_MAX : v->i;
+        else if (v->type == TG_JT_REAL) /* (50.0: a lax provider reads 50; its value is not
+                                           kept, so the worst case) */
+            x->choices = CHOICES_MAX;
+    }
+}
+
+/* The output bound of the whole answer: max tokens times the choices, or -1. */
+static int64_t out_bound(const tg_xchg_t *x)
+{
+    if (x->max_out < 0) return -1;
+    return x->max_out > INT64_MAX / x->choices ? INT64_MAX : x->max_out * x->choices;
+}
 
 /* The first of max_completion_tokens, max_tokens, max_output_tokens that is a count. */
 static void set_max_out(tg_xchg_t *x, const tg_jpick_t *pk)
@@ -470,6 +499,7 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
     const tg_jval_t *model = tg_jpick_get(&pk, R_MODEL);
     if (model->type == TG_JT_STRING) copy_str(x->model, sizeof x->model, model->s);
     set_max_out(x, &pk);
+    set_choices(x, &pk);
     if (x->ep == EP_EMBEDDINGS) x->max_out = 0;
     /* "background": true answers at once with the response queued and no usage; the
      * result (and its usage) is fetched later by GET, which carries no body to meter. */
@@ -526,7 +556,12 @@ const char *tg_xchg_model(const tg_xchg_t *x)
 
 int64_t tg_xchg_max_output(const tg_xchg_t *x)
 {
-    return x->max_out;
+    return out_bound(x);
+}
+
+int64_t tg_xchg_choices(const tg_xchg_t *x)
+{
+    return x->choices;
 }
 
 size_t tg_xchg_ntools(const tg_xchg_t *x)
@@ -822,9 +857,9 @@ int64_t tg_xchg_estimate_out(const tg_xchg_t *x)
      * JSON answer: one token per 4 bytes delivered, the usual rule for English text. */
     /* A background response ran (or will run) out of sight: its bound, not the few bytes
      * of the queued answer. */
-    if (x->background && !x->sse) return x->max_out;
+    if (x->background && !x->sse) return out_bound(x);
     int64_t n = x->sse ? x->dlv_events : (x->dlv_bytes + 3) / 4;
-    if (x->max_out >= 0 && n > x->max_out) n = x->max_out;
+    if (x->max_out >= 0 && n > out_bound(x)) n = out_bound(x);
     return n;
 }
 static void keep_json(tg_xchg_t *x, const char *p, size_t n)

@@ -120,8 +120,12 @@ int tg_xchg_background(const tg_xchg_t *x);
 /* What the request said (after tg_xchg_request). */
 const char *tg_xchg_model(const tg_xchg_t *x); /* "" when none */
 /* Output tokens the request may produce: max_tokens, max_completion_tokens or
- * max_output_tokens, or -1 when it named none (embeddings: 0). */
+ * max_output_tokens, times tg_xchg_choices, or -1 when it named none (embeddings: 0). */
 int64_t tg_xchg_max_output(const tg_xchg_t *x);
+/* How many answers the request asks the upstream to generate, each billed: chat's and
+ * completions' (and an unknown endpoint's) "n", or completions' "best_of" when larger;
+ * 1 when neither, at most 1024. A default maximum applies to each. */
+int64_t tg_xchg_choices(const tg_xchg_t *x);
 /* MCP: the tools named by tools/call requests in the body (a batch may hold several). */
 size_t tg_xchg_ntools(const tg_xchg_t *x);
 const char *tg_xchg_tool(const tg_xchg_t *x, size_t i);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, request, startGateway, startMcpServer, startMock, waitForEvent as waitForRow, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, request, startGateway, startMcpServer, startMock, waitFor, waitForEvent as waitForRow, waitForKey } from './lib/harness.mjs';
 
 const POLICY_POLL_MS = 600;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -28,6 +28,7 @@ const answers = {
 };
 
 let mock, up, gw, srv;
+const held = []; // answers an x-answer: hold request waits for
 before(async () => {
   mock = await startMock();
   srv = await startMcpServer({ json: true });
@@ -37,6 +38,7 @@ before(async () => {
       // Path parameters are dropped from each segment before routing, as servlet
       // containers do (Tomcat, Jetty): /a;x=1/b is /a/b.
       const route = req.url.split('?')[0].replace(/;[^/]*/g, '');
+      if (req.headers['x-answer'] === 'hold') return held.push(res); // answered by the test
       const make = answers[req.headers['x-answer']] ?? (route === '/router/chat/completions' ? answers.chat : undefined);
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(make ? make() : { ok: true }));
@@ -61,6 +63,7 @@ after(async () => {
   await gw?.stop();
   await srv?.stop();
   await mock?.stop();
+  for (const res of held) res.destroy();
   await new Promise((r) => (up ? up.close(r) : r()));
 });
 
@@ -190,5 +193,31 @@ describe('MCP ids spelled as another number', () => {
     assert.equal(r.status, 400, r.text);
     assert.equal(r.json().error.code, -32600);
     assert.equal((await srv.stats()).add, before);
+  });
+});
+
+describe('n answers in one request', () => {
+  test('"n": 50 reserves 50 answers against a hard budget (the provider bills each), not one', async () => {
+    // 0.01 USD. A call for 50 answers of up to 1000 gpt-4o-mini tokens (30000 micro-USD)
+    // is in flight: its reservation alone is past the budget, so a second call waits for
+    // it. Reserved as one answer (600 micro-USD), the second went through as well.
+    const headers = await tenant('nchoices', { budget: '0.01' });
+    for (const n of ['50', '50.0']) {
+      const first = request(`${gw.url}/router/chat/completions`, {
+        method: 'POST',
+        headers: { ...headers, 'x-answer': 'hold' },
+        body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":1000,"n":${n}}`,
+      });
+      await waitFor(() => held.length > 0, { message: 'the first call reached the upstream' });
+      const second = await request(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers,
+        body: '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":10}',
+      });
+      assert.equal(second.status, 402, `n ${n}: ${second.text}`);
+      assert.equal(JSON.parse(second.text).error.type, 'budget_exceeded');
+      held.shift().end('{"object":"chat.completion","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}');
+      assert.equal((await first).status, 200);
+    }
   });
 });

@@ -508,6 +508,17 @@ static void test_request_fields(void **state)
         {TG_ROUTE_OPENAI, "/v1/models", "{\"model\":\"gpt-4o\",\"max_tokens\":5}", "gpt-4o", 5},
         {TG_ROUTE_OPENAI, "/v1/moderations", "{\"model\":\"omni-moderation-latest\"}", "", -1},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "not json", "", -1},
+        /* n answers (completions: best_of when larger), each up to the maximum, all billed. */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"m\",\"n\":50,\"max_tokens\":100}",
+         "m", 5000},
+        {TG_ROUTE_OPENAI, "/v1/completions",
+         "{\"model\":\"m\",\"n\":2,\"best_of\":8,\"max_tokens\":10}", "m", 80},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"m\",\"n\":5e1,\"max_tokens\":10}",
+         "m", 10240}, /* a real (50.0 to a lax provider): the worst case */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions",
+         "{\"model\":\"m\",\"n\":99999,\"max_tokens\":9223372036854775807}", "m",
+         INT64_MAX}, /* capped at 1024 answers, saturated */
+        {TG_ROUTE_OPENAI, "/v1/embeddings", "{\"model\":\"e\",\"n\":5}", "e", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tg_xchg_begin(x, cases[i].kind, cases[i].path, strlen(cases[i].path));
@@ -517,6 +528,15 @@ static void test_request_fields(void **state)
         assert_int_equal(tg_xchg_max_output(x), cases[i].max_out);
         assert_int_equal(tg_xchg_ntools(x), 0);
     }
+    /* A request that names no maximum: the caller's default applies to each answer. */
+    static const char n3[] = "{\"model\":\"m\",\"n\":3}";
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, "/v1/chat/completions", 20);
+    tg_xchg_request(x, n3, sizeof n3 - 1, &out, &outlen);
+    assert_int_equal(tg_xchg_max_output(x), -1);
+    assert_int_equal(tg_xchg_choices(x), 3);
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, "/v1/chat/completions", 20);
+    tg_xchg_request(x, "{}", 2, &out, &outlen);
+    assert_int_equal(tg_xchg_choices(x), 1);
     tg_xchg_free(x);
     tg_xchg_free(NULL);
 }
