@@ -563,8 +563,9 @@ static void maybe_finish(tg_conn_t *c)
     if (c->in_request && c->msg_done && c->resp_done && !c->up) finish_request(c);
 }
 
-/* The client left (or its socket failed) during a 2xx answer of an AI call, or while its
- * admitted call waited for the answer's head: the upstream bills the whole answer, so it is
+/* The client left (or its socket failed) during a 2xx answer of an AI call or an MCP
+ * tools/call, or while its admitted call waited for the answer's head: the upstream bills
+ * the whole answer (the MCP server ran the tools), so it is
  * read on, sent nowhere, for its final usage, up to ai.drain_after_disconnect (then
  * on_timer ends it and record() charges an estimate; with no head by then, nothing is).
  * Returns 1 when the connection now drains; 0 when this answer is not one to drain. Never
@@ -573,10 +574,13 @@ static int start_drain(tg_conn_t *c)
 {
     if (c->drain) return 1;
     if (!c->metered || !c->up || c->no_body_out || !c->msg_done || c->closing ||
-        (c->head_sent && (c->ev.status < 200 || c->ev.status >= 300)) ||
-        (c->route->kind != TG_ROUTE_OPENAI && c->route->kind != TG_ROUTE_ANTHROPIC) ||
-        !tg_xchg_counts_tokens(c->xchg))
+        (c->head_sent && (c->ev.status < 200 || c->ev.status >= 300)))
         return 0;
+    /* An MCP server runs a tools/call whether or not its client waits for the result:
+     * each call that gets one is billed (record; no estimate for the others). */
+    int ai = (c->route->kind == TG_ROUTE_OPENAI || c->route->kind == TG_ROUTE_ANTHROPIC) &&
+             tg_xchg_counts_tokens(c->xchg);
+    if (!ai && !(c->route->kind == TG_ROUTE_MCP && tg_xchg_ntools(c->xchg) > 0)) return 0;
     c->drain = 1;
     c->write_failed = 1; /* nothing more is written */
     c->head_pending = 0;

@@ -984,7 +984,10 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
             strcpy(reason, "no_result"); /* (an answer too large to read, or that could not
                                             be decoded, is billed, and counted) */
         }
-        if (reason[0] && !ev->reason[0]) TG_EVENT_SET(ev, reason, reason, strlen(reason));
+        /* A client that left (client_closed, drained) pays for the calls that got a
+         * result; with none, the answer is not billable, and says why. */
+        if (reason[0] && (!ev->reason[0] || (x->gone && !x->n_ok)))
+            TG_EVENT_SET(ev, reason, reason, strlen(reason));
         *unparsed = x->unreadable && x->n_ok + x->n_tool_err + x->n_rpc_err < x->nreq;
         return;
     }

@@ -4,6 +4,7 @@
 // (and the routers in front of them) do where the mock does not.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import { createTenantKey, request, startGateway, startMcpServer, startMock, waitFor, waitForEvent as waitForRow, waitForKey } from './lib/harness.mjs';
@@ -27,12 +28,35 @@ const answers = {
   routed: () => ({ id: 'chatcmpl-1', object: 'chat.completion', model: 'router-picked-model', choices: [], usage: { prompt_tokens: 1000, completion_tokens: 1000, total_tokens: 2000 } }),
 };
 
+/**
+ * A JSON-RPC server that runs each tools/call (counted in mcpRan) and answers 300 ms later:
+ * tool "boom" with a JSON-RPC error, any other with a result.
+ */
+const mcpRan = {};
+function slowMcp(req, res) {
+  let body = '';
+  req.on('data', (d) => (body += d));
+  req.on('end', () => {
+    const msgs = [].concat(JSON.parse(body));
+    const out = msgs.map((m) => {
+      const name = m.params?.name;
+      mcpRan[name] = (mcpRan[name] ?? 0) + 1;
+      return name === 'boom' ? { jsonrpc: '2.0', id: m.id, error: { code: -32000, message: 'boom' } } : { jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'done' }] } };
+    });
+    setTimeout(() => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(Array.isArray(JSON.parse(body)) ? out : out[0]));
+    }, 300);
+  });
+}
+
 let mock, up, gw, srv;
 const held = []; // answers an x-answer: hold request waits for
 before(async () => {
   mock = await startMock();
   srv = await startMcpServer({ json: true });
   up = http.createServer((req, res) => {
+    if (req.url.startsWith('/slowmcp')) return slowMcp(req, res);
     req.resume();
     req.on('end', () => {
       // Path parameters are dropped from each segment before routing, as servlet
@@ -55,8 +79,9 @@ before(async () => {
       { name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' },
       { name: 'router', path_prefix: '/router/', upstream: 'node', kind: 'openai' },
       { name: 'mcp', path_prefix: '/mcp', upstream: 'mcpsrv', kind: 'mcp' },
+      { name: 'slowmcp', path_prefix: '/slowmcp', upstream: 'node', kind: 'mcp' },
     ],
-    extra: { prices: { models: { 'gpt-4o-mini': { input: '0.15', output: '0.6' }, 'gpt-4o': { input: '2.5', output: '10' } }, tools: { add: { call: '1' } } }, defaults: { max_output_tokens: 4096 } },
+    extra: { prices: { models: { 'gpt-4o-mini': { input: '0.15', output: '0.6' }, 'gpt-4o': { input: '2.5', output: '10' } }, tools: { add: { call: '1' }, slow: { call: '2' }, boom: { call: '3' } } }, defaults: { max_output_tokens: 4096 } },
   });
 });
 after(async () => {
@@ -219,5 +244,38 @@ describe('n answers in one request', () => {
       held.shift().end('{"object":"chat.completion","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}');
       assert.equal((await first).status, 200);
     }
+  });
+});
+
+describe('an MCP client that leaves before the answer', () => {
+  /** Sends one POST and closes at once: the call is admitted and forwarded, its answer never read. */
+  async function sendAndLeave(secret, id, body) {
+    const sock = net.connect(gw.port, '127.0.0.1');
+    await new Promise((resolve, reject) => {
+      sock.on('error', reject);
+      sock.on('connect', () =>
+        sock.end(`POST /slowmcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Type: application/json\r\nAccept: application/json\r\nx-request-id: ${id}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, resolve),
+      );
+    });
+    sock.destroy();
+    return waitForEvent(gw, id);
+  }
+  const tcall = (id, name) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+  test('still pays for the tools the server ran (drained), not client_closed at cost 0', async () => {
+    const { secret } = await createTenantKey(gw, 'mcpleave');
+    await waitForKey(gw, secret, '/v1/models');
+    const before = mcpRan.slow ?? 0;
+    const ev = await sendAndLeave(secret, 'mcp-left-1', JSON.stringify(tcall(1, 'slow')));
+    assert.equal(mcpRan.slow - before, 1, 'the server ran the tool');
+    assert.deepEqual([ev.status, ev.outcome, ev.reason, ev.tool, ev.cost_micros], [200, 'billable', 'client_closed', 'slow', 2000000]);
+
+    // A batch: the call that got a result is billed, the one that got an error is not.
+    const ev2 = await sendAndLeave(secret, 'mcp-left-2', JSON.stringify([tcall(2, 'slow'), tcall(3, 'boom')]));
+    assert.deepEqual([ev2.outcome, ev2.reason, ev2.cost_micros], ['billable', 'client_closed', 2000000]);
+
+    // Nothing but an error: not billable, and the reason says why.
+    const ev3 = await sendAndLeave(secret, 'mcp-left-3', JSON.stringify(tcall(4, 'boom')));
+    assert.deepEqual([ev3.outcome, ev3.reason, ev3.cost_micros], ['failed', 'rpc_error', 0]);
   });
 });
