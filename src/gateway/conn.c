@@ -394,17 +394,20 @@ static void record(tg_conn_t *c)
         c->metered = 0;
         if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
         ai_call = c->route->kind != TG_ROUTE_MCP && tg_xchg_counts_tokens(c->xchg) &&
-                  (c->drain || tg_xchg_unknown_endpoint(c->xchg) || tg_xchg_background(c->xchg));
+                  (c->drain || tg_xchg_unknown_endpoint(c->xchg) || tg_xchg_background(c->xchg) ||
+                   tg_xchg_request_unreadable(c->xchg));
     }
     if (ev->outcome != TG_OUTCOME_REJECTED)
         ev->outcome = (ev->status >= 200 && ev->status < 300 && billable_reason(c, ev->reason))
                           ? TG_OUTCOME_BILLABLE
                           : TG_OUTCOME_FAILED;
     /* A client that left before the usage came, an unknown endpoint whose answer had
-     * none, or a background Responses call (its usage never passes here): charged on an
-     * estimate, never free. Input: one token per 4 bytes of the body (the usual rule for
-     * text; admission reserved the body's whole length); output: what reached the client
-     * (tg_xchg_estimate_out), for a background call the bound admission reserved. */
+     * none, a body tollgate could not read (a BOM, UTF-16: a provider may read it, and
+     * stream without the usage tollgate could not ask for), or a background Responses
+     * call (its usage never passes here): charged on an estimate, never free. Input: one
+     * token per 4 bytes of the body (the usual rule for text; admission reserved the
+     * body's whole length); output: what reached the client (tg_xchg_estimate_out), for a
+     * background call the bound admission reserved. */
     int estimated =
         ai_call && ev->outcome == TG_OUTCOME_BILLABLE && (ev->tokens_in < 0 || ev->tokens_out < 0);
     if (estimated) { /* (what the upstream did report stands) */

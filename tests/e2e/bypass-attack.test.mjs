@@ -63,6 +63,12 @@ before(async () => {
       // containers do (Tomcat, Jetty): /a;x=1/b is /a/b.
       const route = req.url.split('?')[0].replace(/;[^/]*/g, '');
       if (req.headers['x-answer'] === 'hold') return held.push(res); // answered by the test
+      if (req.headers['x-answer'] === 'stream') {
+        // A stream without usage, as asked by a body without stream_options.
+        res.setHeader('content-type', 'text/event-stream');
+        for (let i = 0; i < 5; i++) res.write(`data: {"object":"chat.completion.chunk","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"tok${i} "}}]}\n\n`);
+        return res.end('data: [DONE]\n\n');
+      }
       const make = answers[req.headers['x-answer']] ?? (route === '/router/chat/completions' ? answers.chat : undefined);
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(make ? make() : { ok: true }));
@@ -277,5 +283,19 @@ describe('an MCP client that leaves before the answer', () => {
     // Nothing but an error: not billable, and the reason says why.
     const ev3 = await sendAndLeave(secret, 'mcp-left-3', JSON.stringify(tcall(4, 'boom')));
     assert.deepEqual([ev3.outcome, ev3.reason, ev3.cost_micros], ['failed', 'rpc_error', 0]);
+  });
+});
+
+describe('a body tollgate cannot read', () => {
+  test('a streamed chat body behind a BOM (read by a provider, not by tollgate) is charged on an estimate, not free', async () => {
+    // Python's json.loads(bytes) reads a UTF-8 BOM (and UTF-16): the upstream streams
+    // without usage, since tollgate could not ask for it.
+    const headers = await tenant('bom');
+    const body = '\ufeff' + JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 50, stream: true });
+    const r = await request(`${gw.url}/router/chat/completions`, { method: 'POST', headers: { ...headers, 'x-answer': 'stream' }, body });
+    assert.equal(r.status, 200, r.text);
+    const ev = await waitForEvent(gw, r.headers['x-request-id']);
+    assert.deepEqual([ev.outcome, ev.price_flag, ev.tokens_in, ev.tokens_out], ['billable', 'estimated', Math.ceil(Buffer.byteLength(body) / 4), 5]);
+    assert.ok(ev.cost_micros > 0);
   });
 });
