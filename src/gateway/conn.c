@@ -211,6 +211,23 @@ static const hdr_t *find_hdr(const tg_conn_t *c, const char *name)
     return NULL;
 }
 
+/* A request body in a content coding (any Content-Encoding line but "identity"). */
+static int body_coded(const tg_conn_t *c)
+{
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        const hdr_t *h = &c->hdrs[i];
+        if (!name_is(c, h, "content-encoding")) continue;
+        const char *v = c->head + h->vo;
+        size_t n = h->vl;
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        while (n && (*v == ' ' || *v == '\t'))
+            v++, n--;
+        if (!(n == 8 && strncasecmp(v, "identity", 8) == 0)) return 1;
+    }
+    return 0;
+}
+
 static const char *status_text(int status)
 {
     switch (status) {
@@ -228,6 +245,7 @@ static const char *status_text(int status)
     case 404: return "Not Found";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -1106,6 +1124,15 @@ static int on_headers_complete(http_parser *p)
         tg_xchg_set_max_body(c->xchg, c->body_limit);
         tg_xchg_set_decoded_max(c->xchg, c->cfg->server.max_decoded_body);
         c->metered = 1;
+        if (c->has_body && body_coded(c)) {
+            /* What is metered and admitted is read from the body: one tollgate cannot
+             * read (gzip) would pass without its model's limits and with an estimate
+             * from its compressed size, while an upstream that decodes it bills it all. */
+            reject(c, 415, "unsupported_media_type",
+                   "a request body with a Content-Encoding is not accepted on this route",
+                   "content_encoding");
+            return 0;
+        }
         /* The body says what is asked (model, tokens, tools): admission waits for
          * all of it (at most server.max_body), see on_message_complete. */
         c->hold_body = c->has_body;

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 
 import { createTenantKey, request, startGateway, startMcpServer, startMock, waitFor, waitForEvent as waitForRow, waitForKey } from './lib/harness.mjs';
@@ -297,5 +298,33 @@ describe('a body tollgate cannot read', () => {
     const ev = await waitForEvent(gw, r.headers['x-request-id']);
     assert.deepEqual([ev.outcome, ev.price_flag, ev.tokens_in, ev.tokens_out], ['billable', 'estimated', Math.ceil(Buffer.byteLength(body) / 4), 5]);
     assert.ok(ev.cost_micros > 0);
+  });
+});
+
+describe('a compressed request body on a metered route', () => {
+  test('is refused with 415, not forwarded past its model\'s limits and estimated from its compressed size', async () => {
+    const headers = await tenant('gzipbody');
+    // A model limit tollgate could not have applied: it reads the model from the body.
+    assert.equal((await gw.cli(['limit', 'set', '--tenant', 'gzipbody', '--model', 'gpt-4o', '--rpm', '1'])).code, 0);
+    await sleep(POLICY_POLL_MS);
+    const json = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'word '.repeat(20000) }], stream: true });
+    const gz = zlib.gzipSync(json);
+    for (const coding of ['gzip', 'GZIP ', 'identity, gzip']) {
+      const r = await new Promise((resolve, reject) => {
+        const req = http.request(`${gw.url}/router/chat/completions`, { method: 'POST', headers: { ...headers, 'content-encoding': coding, 'x-answer': 'stream', 'content-length': gz.length } }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode, text, id: res.headers['x-request-id'] }));
+        });
+        req.on('error', reject);
+        req.end(gz);
+      });
+      assert.equal(r.status, 415, `${coding}: ${r.text}`);
+      const ev = await waitForEvent(gw, r.id);
+      assert.deepEqual([ev.outcome, ev.reason], ['rejected', 'content_encoding']);
+    }
+    // "identity" is no coding at all.
+    const ok = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { ...headers, 'content-encoding': 'identity' }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 }) });
+    assert.equal(ok.status, 200, ok.text);
   });
 });
