@@ -1124,6 +1124,17 @@ static int on_headers_complete(http_parser *p)
         tg_xchg_set_max_body(c->xchg, c->body_limit);
         tg_xchg_set_decoded_max(c->xchg, c->cfg->server.max_decoded_body);
         c->metered = 1;
+        if (tg_xchg_offside(c->route->kind, fpath, q ? (size_t)(q - fpath) : c->url_len,
+                            c->has_body) ||
+            tg_xchg_offside(c->route->kind, mpath, plen, c->has_body)) {
+            /* A credential for the upstream or work billed later: nothing tollgate could
+             * meter or hold to the tenant's limits (exchange.h). */
+            reject(c, 403, "endpoint_not_metered",
+                   "this endpoint spends outside the request and cannot be metered on this "
+                   "route",
+                   "endpoint_not_metered");
+            return 0;
+        }
         if (c->has_body && body_coded(c)) {
             /* What is metered and admitted is read from the body: one tollgate cannot
              * read (gzip) would pass without its model's limits and with an estimate

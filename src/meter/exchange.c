@@ -161,6 +161,27 @@ static int ends_with(const char *p, size_t n, const char *suffix)
     return n >= k && memcmp(p + n - k, suffix, k) == 0;
 }
 
+/* Endpoints whose spending tollgate cannot meter, see tg_xchg_offside: 1 for one that
+ * mints a credential of the upstream's account, 2 for one that starts work billed later
+ * (created with a body). Trailing slashes do not hide one. */
+static int offside(tg_route_kind_t kind, const char *p, size_t n)
+{
+    while (n > 1 && p[n - 1] == '/')
+        n--;
+    static const char *const mint[] = {"/realtime/sessions", "/realtime/client_secrets",
+                                       "/realtime/transcription_sessions"};
+    static const char *const later[] = {"/batches", "/fine_tuning/jobs"};
+    if (kind == TG_ROUTE_OPENAI) {
+        for (size_t i = 0; i < sizeof mint / sizeof mint[0]; i++)
+            if (ends_with(p, n, mint[i])) return 1;
+        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+            if (ends_with(p, n, later[i])) return 2;
+    } else if (kind == TG_ROUTE_ANTHROPIC && ends_with(p, n, "/messages/batches")) {
+        return 2;
+    }
+    return 0;
+}
+
 static void copy_str(char *dst, size_t cap, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -542,6 +563,12 @@ int tg_xchg_counts_tokens(const tg_xchg_t *x)
 int tg_xchg_unknown_endpoint(const tg_xchg_t *x)
 {
     return x->ep == EP_UNKNOWN;
+}
+
+int tg_xchg_offside(tg_route_kind_t kind, const char *path, size_t plen, int has_body)
+{
+    int o = offside(kind, path, plen);
+    return o == 1 || (o == 2 && has_body);
 }
 
 int tg_xchg_background(const tg_xchg_t *x)

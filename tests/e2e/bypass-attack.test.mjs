@@ -87,6 +87,7 @@ before(async () => {
       { name: 'router', path_prefix: '/router/', upstream: 'node', kind: 'openai' },
       { name: 'mcp', path_prefix: '/mcp', upstream: 'mcpsrv', kind: 'mcp' },
       { name: 'slowmcp', path_prefix: '/slowmcp', upstream: 'node', kind: 'mcp' },
+      { name: 'an', path_prefix: '/anthropic/', upstream: 'node', kind: 'anthropic' },
     ],
     extra: { prices: { models: { 'gpt-4o-mini': { input: '0.15', output: '0.6' }, 'gpt-4o': { input: '2.5', output: '10' } }, tools: { add: { call: '1' }, slow: { call: '2' }, boom: { call: '3' } } }, defaults: { max_output_tokens: 4096 } },
   });
@@ -326,5 +327,31 @@ describe('a compressed request body on a metered route', () => {
     // "identity" is no coding at all.
     const ok = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { ...headers, 'content-encoding': 'identity' }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 }) });
     assert.equal(ok.status, 200, ok.text);
+  });
+});
+
+describe('endpoints that spend out of sight', () => {
+  test('an ephemeral credential, a batch or a fine-tuning job is refused on an AI route (403), not admitted on a tiny estimate', async () => {
+    // A realtime client secret lets the client talk to the provider directly on the
+    // operator's account; a batch's or a job's work is billed later, its results fetched
+    // by GETs with nothing to meter.
+    const headers = await tenant('offside');
+    for (const [path, body] of [
+      ['/router/realtime/client_secrets', ''],
+      ['/router/realtime/sessions', JSON.stringify({ model: 'gpt-4o-realtime-preview' })],
+      ['/router/realtime/transcription_sessions/', '{}'],
+      ['/router/batches', JSON.stringify({ input_file_id: 'file-1', endpoint: '/v1/chat/completions', completion_window: '24h' })],
+      ['/router/fine_tuning/jobs', JSON.stringify({ model: 'gpt-4o-mini', training_file: 'file-1' })],
+      ['/anthropic/messages/batches', JSON.stringify({ requests: [{ custom_id: 'a', params: { model: 'claude-x', max_tokens: 4096, messages: [] } }] })],
+    ]) {
+      const r = await request(`${gw.url}${path}`, { method: 'POST', headers, body });
+      assert.equal(r.status, 403, `${path}: ${r.text}`);
+      assert.equal(JSON.parse(r.text).error.type, 'endpoint_not_metered');
+      const ev = await waitForEvent(gw, r.headers['x-request-id']);
+      assert.deepEqual([ev.outcome, ev.reason], ['rejected', 'endpoint_not_metered'], path);
+    }
+    // Reading a batch (no body) stays allowed: it spends nothing.
+    const list = await request(`${gw.url}/router/batches`, { headers });
+    assert.equal(list.status, 200, list.text);
   });
 });

@@ -541,6 +541,26 @@ static void test_request_fields(void **state)
     tg_xchg_free(NULL);
 }
 
+/* Endpoints whose spending tollgate cannot meter (exchange.h tg_xchg_offside). */
+static void test_offside(void **state)
+{
+    (void)state;
+#define OFF(kind, path, body) tg_xchg_offside(kind, path, strlen(path), body)
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/client_secrets", 0));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/sessions", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/transcription_sessions//", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/batches", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/batches", 0)); /* listing batches */
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/fine_tuning/jobs/", 1));
+    assert_true(OFF(TG_ROUTE_ANTHROPIC, "/v1/messages/batches", 1));
+    assert_false(OFF(TG_ROUTE_ANTHROPIC, "/v1/messages", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/chat/completions", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/batches/batch_1/cancel", 1));
+    assert_false(OFF(TG_ROUTE_MCP, "/v1/batches", 1));
+    assert_false(OFF(TG_ROUTE_HTTP, "/v1/realtime/sessions", 1));
+#undef OFF
+}
+
 /* A body that is not JSON is forwarded as it is, and the response alone decides. */
 static void test_request_not_json_response_decides(void **state)
 {
@@ -2227,6 +2247,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_keepalive_not_held),
         cmocka_unit_test(test_request_not_rewritten),
         cmocka_unit_test(test_request_fields),
+        cmocka_unit_test(test_offside),
         cmocka_unit_test(test_request_not_json_response_decides),
         cmocka_unit_test(test_rewrite_chat_stream),
         cmocka_unit_test(test_rewrite_completions_stream),
