@@ -97,11 +97,12 @@ struct tg_xchg {
     int too_big;    /* ... because it was over the cap (MCP: 4 MiB) */
     int partial;    /* MCP: some requests got a result, others did not */
 
-    /* What reached the client, for an estimate when it left early (tg_xchg_client_gone). */
+    /* What the upstream sent (to the client, or to the drain after it left), for an
+     * estimate when its usage did not come (tg_xchg_estimate_out). */
     int gone;           /* the client left: nothing more is emitted */
-    int64_t dlv_events; /* stream events delivered that carry output (carries_output) */
+    int64_t dlv_events; /* stream events read that carry output (carries_output) */
     int out_final;      /* an Anthropic stream's final output count came (message_delta) */
-    int64_t dlv_bytes;  /* body bytes delivered */
+    int64_t dlv_bytes;  /* body bytes read (decoded) */
 
     /* A compressed answer: the readers above get a decoded copy (see exchange.h). */
     char coding[CODING_MAX]; /* the Content-Encoding lines, joined by commas */
@@ -195,7 +196,6 @@ static int emit(tg_xchg_t *x, const char *p, size_t n)
     if (x->gone) return 0; /* the answer is still read, for its usage */
     if (x->emit_failed || n == 0) return x->emit_failed ? -1 : 0;
     if (x->emit(x->eud, p, n) != 0) x->emit_failed = 1;
-    if (!x->emit_failed && !x->gone) x->dlv_bytes += (int64_t)n;
     return x->emit_failed ? -1 : 0;
 }
 
@@ -739,7 +739,7 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
     json_t *root = NULL;
     json_error_t jerr;
     int seen = -1;
-    if (!x->gone && carries_output(ev, elen, data, dlen)) x->dlv_events++;
+    if (carries_output(ev, elen, data, dlen)) x->dlv_events++;
     endpoint_t ep = x->ep;
     if (ep == EP_UNKNOWN) ep = x->kind == TG_ROUTE_ANTHROPIC ? EP_MESSAGES : EP_RESPONSES;
     switch (ep) {
@@ -904,6 +904,7 @@ static void keep_json(tg_xchg_t *x, const char *p, size_t n)
 static int read_answer(void *ud, const char *p, size_t n)
 {
     tg_xchg_t *x = ud;
+    x->dlv_bytes += (int64_t)n;
     if (x->sse)
         tg_sse_feed(&x->parser, p, n);
     else if (x->answer_live)

@@ -160,11 +160,14 @@ int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn emit, void *ud);
 /* The client left during the answer: from now on nothing is emitted (emit is not called),
  * but the answer is still read for its usage as it comes. */
 void tg_xchg_client_gone(tg_xchg_t *x);
-/* Output tokens the client had received when it left (a background call's: its max
- * tokens, or -1 when it named none, for the caller's default): on a stream, one per delivered
- * event that carries text (an unnamed event other than [DONE], as OpenAI's chunks; a named
- * one ending in _delta or .delta, as Anthropic's content_block_delta); on a JSON answer
- * one per 4 bytes delivered; at most the request's max tokens when it named one. After a
+/* Output tokens the upstream had sent when its usage did not come (a background call's:
+ * its max tokens, or -1 when it named none, for the caller's default): on a stream, one
+ * per event read that carries text (an unnamed event other than [DONE], as OpenAI's
+ * chunks; a named one ending in _delta or .delta, as Anthropic's content_block_delta); on
+ * a JSON answer one per 4 bytes read (decoded); at most the request's max tokens when it
+ * named one. What the upstream sent after the client left counts: the provider generated
+ * and bills it (a client that leaves at once must not make a long answer cost what one
+ * event did). After a
  * client left an Anthropic stream before its final count (message_delta), tg_xchg_finish
  * reports the output tokens unknown. */
 int64_t tg_xchg_estimate_out(const tg_xchg_t *x);
