@@ -170,8 +170,8 @@ static int offside(tg_route_kind_t kind, const char *p, size_t n)
     while (n > 1 && p[n - 1] == '/')
         n--;
     static const char *const mint[] = {"/realtime/sessions", "/realtime/client_secrets",
-                                       "/realtime/transcription_sessions"};
-    static const char *const later[] = {"/batches", "/fine_tuning/jobs"};
+                                       "/realtime/transcription_sessions", "/realtime/calls"};
+    static const char *const later[] = {"/batches", "/fine_tuning/jobs", "/videos", "/runs"};
     if (kind == TG_ROUTE_OPENAI) {
         for (size_t i = 0; i < sizeof mint / sizeof mint[0]; i++)
             if (ends_with(p, n, mint[i])) return 1;

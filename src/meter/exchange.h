@@ -114,10 +114,12 @@ int tg_xchg_unknown_endpoint(const tg_xchg_t *x);
 /* 1 when a request to path (has_body: with a body) on a route of this kind goes to an
  * endpoint whose spending tollgate cannot meter, to be refused (trailing slashes do not
  * hide one; the caller asks for each view of the path an upstream may take): one that mints a
- * credential of the upstream's account for the client to use directly (OpenAI's
- * realtime/sessions, realtime/client_secrets, realtime/transcription_sessions), or one
- * that creates work billed later, its results fetched by body-less GETs (OpenAI's
- * batches and fine_tuning/jobs, Anthropic's messages/batches, with a body). An operator
+ * credential of the upstream's account, or a session, for the client to use directly
+ * (OpenAI's realtime/sessions, realtime/client_secrets, realtime/transcription_sessions,
+ * realtime/calls: WebRTC media flows straight to the provider), or one that creates work
+ * billed later, its results fetched by body-less GETs (OpenAI's batches,
+ * fine_tuning/jobs, videos, runs (evals, threads), Anthropic's messages/batches, with a
+ * body). An operator
  * who wants them routes them on a route of kind http. */
 int tg_xchg_offside(tg_route_kind_t kind, const char *path, size_t plen, int has_body);
 /* 1 when the request is a Responses API call with "background": true: its answer is the

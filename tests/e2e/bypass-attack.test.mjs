@@ -342,6 +342,8 @@ describe('endpoints that spend out of sight', () => {
       ['/router/realtime/transcription_sessions/', '{}'],
       ['/router/batches', JSON.stringify({ input_file_id: 'file-1', endpoint: '/v1/chat/completions', completion_window: '24h' })],
       ['/router/fine_tuning/jobs', JSON.stringify({ model: 'gpt-4o-mini', training_file: 'file-1' })],
+      ['/router/realtime/calls', 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n'],
+      ['/router/videos', JSON.stringify({ model: 'sora-2', prompt: 'a toll gate', seconds: '12' })],
       ['/anthropic/messages/batches', JSON.stringify({ requests: [{ custom_id: 'a', params: { model: 'claude-x', max_tokens: 4096, messages: [] } }] })],
     ]) {
       const r = await request(`${gw.url}${path}`, { method: 'POST', headers, body });

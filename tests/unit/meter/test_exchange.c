@@ -553,6 +553,9 @@ static void test_offside(void **state)
     assert_false(OFF(TG_ROUTE_OPENAI, "/v1/batches", 0)); /* listing batches */
     assert_true(OFF(TG_ROUTE_OPENAI, "/v1/fine_tuning/jobs/", 1));
     assert_true(OFF(TG_ROUTE_ANTHROPIC, "/v1/messages/batches", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/calls", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/videos", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/evals/eval_1/runs", 1));
     assert_false(OFF(TG_ROUTE_ANTHROPIC, "/v1/messages", 1));
     assert_false(OFF(TG_ROUTE_OPENAI, "/v1/chat/completions", 1));
     assert_false(OFF(TG_ROUTE_OPENAI, "/v1/batches/batch_1/cancel", 1));
