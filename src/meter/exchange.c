@@ -350,15 +350,14 @@ static int64_t out_bound(const tg_xchg_t *x)
     return x->max_out > INT64_MAX / x->choices ? INT64_MAX : x->max_out * x->choices;
 }
 
-/* The first of max_completion_tokens, max_tokens, max_output_tokens that is a count. */
+/* The largest of max_completion_tokens, max_tokens, max_output_tokens that is a count:
+ * each endpoint reads its own (Anthropic max_tokens, Responses max_output_tokens), so a
+ * small one beside it must not stand for the bound the upstream applies. */
 static void set_max_out(tg_xchg_t *x, const tg_jpick_t *pk)
 {
     for (size_t i = R_MAX_COMPLETION; i <= R_MAX_OUTPUT; i++) {
         const tg_jval_t *v = tg_jpick_get(pk, i);
-        if (v->type == TG_JT_INT && v->i >= 0) {
-            x->max_out = v->i;
-            return;
-        }
+        if (v->type == TG_JT_INT && v->i >= 0 && v->i > x->max_out) x->max_out = v->i;
     }
 }
 

@@ -130,8 +130,8 @@ int tg_xchg_background(const tg_xchg_t *x);
 
 /* What the request said (after tg_xchg_request). */
 const char *tg_xchg_model(const tg_xchg_t *x); /* "" when none */
-/* Output tokens the request may produce: max_tokens, max_completion_tokens or
- * max_output_tokens, times tg_xchg_choices, or -1 when it named none (embeddings: 0). */
+/* Output tokens the request may produce: the largest of max_tokens, max_completion_tokens
+ * and max_output_tokens, times tg_xchg_choices, or -1 when it named none (embeddings: 0). */
 int64_t tg_xchg_max_output(const tg_xchg_t *x);
 /* How many answers the request asks the upstream to generate, each billed: chat's and
  * completions' (and an unknown endpoint's) "n", or completions' "best_of" when larger;

@@ -363,13 +363,38 @@ describe('a client that leaves at once, on an answer longer than the drain', () 
   before(async () => {
     gwDrain = await startGateway({
       upstreams: [{ name: 'mock', targets: [mock.url] }],
-      routes: [{ name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' }],
-      extra: { prices: { models: { 'gpt-4o': { input: '2.5', output: '10' } } }, ai: { drain_after_disconnect: '1s' } },
+      routes: [
+        { name: 'an', path_prefix: '/v1/messages', upstream: 'mock', kind: 'anthropic' },
+        { name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' },
+      ],
+      extra: { prices: { models: { 'gpt-4o': { input: '2.5', output: '10' }, 'claude-x': { input: '3', output: '15' } } }, ai: { drain_after_disconnect: '1s' } },
     });
   });
   after(async () => {
     await gwDrain?.stop();
   });
+
+  /** Sends a stream request, reads until `until` shows, leaves; resolves with the request id. */
+  function readAndLeave(secret, path, body, until) {
+    const sock = net.connect(gwDrain.port, '127.0.0.1');
+    return new Promise((resolve, reject) => {
+      let text = '';
+      sock.setEncoding('latin1');
+      sock.on('error', reject);
+      sock.on('connect', () =>
+        sock.write(
+          `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Type: application/json\r\n` +
+            `x-mock-interval-ms: 50\r\nx-mock-stall-after: 12\r\nx-mock-stall-ms: 3600000\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        ),
+      );
+      sock.on('data', (d) => {
+        text += d;
+        if (!text.includes(until)) return;
+        sock.destroy();
+        resolve(/x-request-id: (\S+)/i.exec(text)[1]);
+      });
+    });
+  }
 
   test('is charged for every event the upstream sent, not only the one it read', async () => {
     // The client reads the first token and leaves; the upstream goes on sending (50 ms
@@ -377,28 +402,20 @@ describe('a client that leaves at once, on an answer longer than the drain', () 
     // an estimate. The provider generated (and bills) all 12, not the 1 or 2 delivered.
     const { secret } = await createTenantKey(gwDrain, 'quickleave');
     await waitForKey(gwDrain, secret, '/v1/models');
-    const headers = { authorization: `Bearer ${secret}` };
     const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'a long story' }], max_tokens: 20, stream: true });
-    const sock = net.connect(gwDrain.port, '127.0.0.1');
-    const id = await new Promise((resolve, reject) => {
-      let text = '';
-      sock.setEncoding('latin1');
-      sock.on('error', reject);
-      sock.on('connect', () =>
-        sock.write(
-          `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: ${headers.authorization}\r\nContent-Type: application/json\r\n` +
-            `x-mock-interval-ms: 50\r\nx-mock-stall-after: 12\r\nx-mock-stall-ms: 3600000\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-        ),
-      );
-      sock.on('data', (d) => {
-        text += d;
-        if (!text.includes('tok0 ')) return;
-        sock.destroy();
-        resolve(/x-request-id: (\S+)/i.exec(text)[1]);
-      });
-    });
-    const ev = await waitForEvent(gwDrain, id);
+    const ev = await waitForEvent(gwDrain, await readAndLeave(secret, '/v1/chat/completions', body, 'tok0 '));
     assert.deepEqual([ev.outcome, ev.reason, ev.price_flag, ev.tokens_out], ['billable', 'client_closed', 'estimated', 12]);
     assert.equal(ev.cost_micros, tokenCost(ev.tokens_in, 12, 2500000, 10000000));
+  });
+
+  test('a tiny max_completion_tokens beside the max_tokens Anthropic reads does not cap the estimate', async () => {
+    // Anthropic reads max_tokens (30); the estimate was capped at the first count named
+    // (max_completion_tokens: 1). 12 events: message_start, content_block_start, ping and
+    // 9 text deltas.
+    const { secret } = await createTenantKey(gwDrain, 'maxpick');
+    await waitForKey(gwDrain, secret, '/v1/models');
+    const body = JSON.stringify({ model: 'claude-x', messages: [{ role: 'user', content: 'a long story' }], max_completion_tokens: 1, max_tokens: 30, stream: true });
+    const ev = await waitForEvent(gwDrain, await readAndLeave(secret, '/v1/messages', body, 'tok0 '));
+    assert.deepEqual([ev.outcome, ev.reason, ev.price_flag, ev.tokens_out], ['billable', 'client_closed', 'estimated', 9]);
   });
 });

@@ -488,6 +488,11 @@ static void test_request_fields(void **state)
          "{\"max_tokens\":100,\"model\":\"o3\",\"max_completion_tokens\":4000}", "o3", 4000},
         {TG_ROUTE_OPENAI, "/v1/responses", "{\"model\":\"gpt-4.1\",\"max_output_tokens\":64}",
          "gpt-4.1", 64},
+        /* The largest: a small field the endpoint ignores does not stand for its bound. */
+        {TG_ROUTE_ANTHROPIC, "/v1/messages",
+         "{\"model\":\"c\",\"max_completion_tokens\":1,\"max_tokens\":8000}", "c", 8000},
+        {TG_ROUTE_OPENAI, "/v1/responses",
+         "{\"model\":\"m\",\"max_tokens\":1,\"max_output_tokens\":900}", "m", 900},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\"}", "gpt-4o", -1},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"m\",\"max_tokens\":-5}", "m", -1},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":7,\"max_tokens\":\"9\"}", "", -1},
