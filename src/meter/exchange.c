@@ -522,8 +522,11 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
     set_choices(x, &pk);
     if (x->ep == EP_EMBEDDINGS) x->max_out = 0;
     /* "background": true answers at once with the response queued and no usage; the
-     * result (and its usage) is fetched later by GET, which carries no body to meter. */
-    x->background = x->ep == EP_RESPONSES && tg_jpick_get(&pk, R_BACKGROUND)->type == TG_JT_TRUE;
+     * result (and its usage) is fetched later by GET, which carries no body to meter. (On
+     * a path tollgate does not recognise too: "/v1/responses/" may be served as one.) */
+    x->background =
+        (x->ep == EP_RESPONSES || (x->ep == EP_UNKNOWN && x->kind == TG_ROUTE_OPENAI)) &&
+        tg_jpick_get(&pk, R_BACKGROUND)->type == TG_JT_TRUE;
     if ((x->ep == EP_CHAT || x->ep == EP_COMPLETIONS) &&
         tg_jpick_get(&pk, R_STREAM)->type == TG_JT_TRUE)
         inject_usage(x, &pk, body, len);

@@ -127,6 +127,11 @@ describe('Responses API background mode', () => {
     const ev2 = await waitForEvent(gw, r2.headers['x-request-id']);
     assert.deepEqual([ev2.price_flag, ev2.tokens_out], ['estimated', 4096]);
     assert.ok(ev2.cost_micros > 0);
+
+    // A path tollgate does not recognise that an upstream may serve as /responses.
+    const r3 = await request(`${gw.url}/router/responses/`, { method: 'POST', headers: { ...headers, 'x-answer': 'queued' }, body });
+    const ev3 = await waitForEvent(gw, r3.headers['x-request-id']);
+    assert.deepEqual([ev3.reason, ev3.price_flag, ev3.tokens_out], ['endpoint_unknown', 'estimated', 3000]);
   });
 
   test('an ordinary (not background) response is still metered from its usage', async () => {
