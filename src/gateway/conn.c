@@ -396,21 +396,29 @@ static void record(tg_conn_t *c)
         c->metered = 0;
         if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
         ai_call = c->route->kind != TG_ROUTE_MCP && tg_xchg_counts_tokens(c->xchg) &&
-                  (c->drain || tg_xchg_unknown_endpoint(c->xchg));
+                  (c->drain || tg_xchg_unknown_endpoint(c->xchg) || tg_xchg_background(c->xchg) ||
+                   tg_xchg_request_unreadable(c->xchg));
     }
     if (ev->outcome != TG_OUTCOME_REJECTED)
         ev->outcome = (ev->status >= 200 && ev->status < 300 && billable_reason(c, ev->reason))
                           ? TG_OUTCOME_BILLABLE
                           : TG_OUTCOME_FAILED;
-    /* A client that left before the usage came, or an unknown endpoint whose answer had
-     * none: charged on an estimate, never free. Input: one token per 4 bytes of the body
-     * (the usual rule for text; admission reserved the body's whole length); output: what
-     * reached the client (tg_xchg_estimate_out). */
+    /* A client that left before the usage came, an unknown endpoint whose answer had
+     * none, a body tollgate could not read (a BOM, UTF-16: a provider may read it, and
+     * stream without the usage tollgate could not ask for), or a background Responses
+     * call (its usage never passes here): charged on an estimate, never free. Input: one
+     * token per 4 bytes of the body (the usual rule for text; admission reserved the
+     * body's whole length); output: what reached the client (tg_xchg_estimate_out), for a
+     * background call the bound admission reserved. */
     int estimated =
         ai_call && ev->outcome == TG_OUTCOME_BILLABLE && (ev->tokens_in < 0 || ev->tokens_out < 0);
     if (estimated) { /* (what the upstream did report stands) */
         if (ev->tokens_in < 0) ev->tokens_in = (ev->bytes_in + 3) / 4;
-        if (ev->tokens_out < 0) ev->tokens_out = tg_xchg_estimate_out(c->xchg);
+        if (ev->tokens_out < 0) {
+            int64_t o = tg_xchg_estimate_out(c->xchg);
+            if (o < 0) o = c->cfg ? c->cfg->max_output_tokens : 0; /* (admission's bound) */
+            ev->tokens_out = o > MAX_OUTPUT_EST ? MAX_OUTPUT_EST : o;
+        }
         if (ev->tokens_cached < 0) ev->tokens_cached = 0;
         if (ev->tokens_cache_write < 0) ev->tokens_cache_write = 0;
     }
@@ -427,6 +435,22 @@ static void record(tg_conn_t *c)
         }
         tg_pricebook_price(srv->prices, ev, kind);
         if (ntools) memcpy(ev->tool, first, sizeof first);
+        const char *asked = c->xchg && (kind == TG_ROUTE_OPENAI || kind == TG_ROUTE_ANTHROPIC)
+                                ? tg_xchg_model(c->xchg)
+                                : "";
+        if (asked[0] && strcmp(ev->price_flag, "unpriced") == 0 &&
+            tg_pricebook_model_priced(srv->prices, asked, ev->ts_us)) {
+            /* The upstream reported a model with no price (a router's pick, a deployment
+             * that ignores the body's model): the model asked for, which was admitted
+             * and reserved, prices it, flagged; never free. The event keeps the model
+             * the upstream reported. */
+            char reported[sizeof ev->model];
+            memcpy(reported, ev->model, sizeof reported);
+            TG_EVENT_SET(ev, model, asked, strlen(asked));
+            tg_pricebook_price(srv->prices, ev, kind);
+            memcpy(ev->model, reported, sizeof reported);
+            if (!ev->price_flag[0]) TG_EVENT_SET(ev, price_flag, "model_asked", 11);
+        }
         for (size_t i = 0; ev->outcome == TG_OUTCOME_BILLABLE && i < ntools; i++) {
             if (!tg_xchg_call_billed(c->xchg, i)) continue;
             int64_t p = tg_pricebook_call(srv->prices, tg_xchg_tool(c->xchg, i), ev->ts_us);
@@ -544,8 +568,9 @@ static void maybe_finish(tg_conn_t *c)
     if (c->in_request && c->msg_done && c->resp_done && !c->up) finish_request(c);
 }
 
-/* The client left (or its socket failed) during a 2xx answer of an AI call, or while its
- * admitted call waited for the answer's head: the upstream bills the whole answer, so it is
+/* The client left (or its socket failed) during a 2xx answer of an AI call or an MCP
+ * tools/call, or while its admitted call waited for the answer's head: the upstream bills
+ * the whole answer (the MCP server ran the tools), so it is
  * read on, sent nowhere, for its final usage, up to ai.drain_after_disconnect (then
  * on_timer ends it and record() charges an estimate; with no head by then, nothing is).
  * Returns 1 when the connection now drains; 0 when this answer is not one to drain. Never
@@ -554,10 +579,13 @@ static int start_drain(tg_conn_t *c)
 {
     if (c->drain) return 1;
     if (!c->metered || !c->up || c->no_body_out || !c->msg_done || c->closing ||
-        (c->head_sent && (c->ev.status < 200 || c->ev.status >= 300)) ||
-        (c->route->kind != TG_ROUTE_OPENAI && c->route->kind != TG_ROUTE_ANTHROPIC) ||
-        !tg_xchg_counts_tokens(c->xchg))
+        (c->head_sent && (c->ev.status < 200 || c->ev.status >= 300)))
         return 0;
+    /* An MCP server runs a tools/call whether or not its client waits for the result:
+     * each call that gets one is billed (record; no estimate for the others). */
+    int ai = (c->route->kind == TG_ROUTE_OPENAI || c->route->kind == TG_ROUTE_ANTHROPIC) &&
+             tg_xchg_counts_tokens(c->xchg);
+    if (!ai && !(c->route->kind == TG_ROUTE_MCP && tg_xchg_ntools(c->xchg) > 0)) return 0;
     c->drain = 1;
     c->write_failed = 1; /* nothing more is written */
     c->head_pending = 0;
@@ -908,18 +936,20 @@ static int admit(tg_conn_t *c)
     if (c->metered && c->hold_body && tg_xchg_counts_tokens(c->xchg)) {
         /* An AI call: reserve its worst case. A token is never shorter than a byte, so
          * the body's length (as the client sent it) bounds the input; the output is
-         * bounded by max_tokens (or the configured default when the request names none),
-         * counted as at most MAX_OUTPUT_EST. */
+         * bounded by max_tokens (or the configured default when the request names none)
+         * times the answers it asks for (n), counted as at most MAX_OUTPUT_EST. */
         int64_t out = tg_xchg_max_output(c->xchg);
-        if (out < 0) out = c->cfg->max_output_tokens;
+        if (out < 0) out = (int64_t)c->cfg->max_output_tokens * tg_xchg_choices(c->xchg);
         if (out > MAX_OUTPUT_EST) out = MAX_OUTPUT_EST;
         int64_t body = c->ev.bytes_in;
         in.est_tokens = body + out; /* both below 2^40: no overflow */
         int64_t spent, held, budget;
-        if (c->w->srv->prices && c->ev.model[0] &&
+        if (c->w->srv->prices &&
             !tg_pricebook_model_priced(c->w->srv->prices, c->ev.model, c->ev.ts_us) &&
             tg_policy_budget_state(c->w->srv->policy, c->ev.tenant, &spent, &held, &budget) == 0) {
-            /* No price for it, its base model's or "*": on a budget it would be free. */
+            /* No price for it, its base model's or "*": on a budget it would be free. A
+             * body that names no model (or not as a string) asks for whatever the upstream
+             * picks, which may have no price either: only a "*" price admits it. */
             reject(c, 400, "model_not_priced", "no price is configured for this model",
                    "model_not_priced");
             return 0;
@@ -1073,7 +1103,7 @@ static int on_headers_complete(http_parser *p)
             tg_xchg_request_coded(c->head + c->hdrs[i].vo, c->hdrs[i].vl)) {
             reject(c, 415, "unsupported_media_type",
                    "a compressed request body (Content-Encoding) is not accepted here",
-                   "coded_request"); /* (see tg_xchg_request_coded) */
+                   "content_encoding"); /* (see tg_xchg_request_coded) */
             return 0;
         }
     if (c->route->kind != TG_ROUTE_HTTP) {
@@ -1081,12 +1111,27 @@ static int on_headers_complete(http_parser *p)
             reject(c, 503, "unavailable", "out of memory", "out_of_memory");
             return 0;
         }
-        /* (A trailing "/" does not hide the endpoint: "/v1/chat/completions/".) */
-        tg_xchg_begin(c->xchg, c->route->kind, mpath,
-                      plen > 1 && mpath[plen - 1] == '/' ? plen - 1 : plen);
+        /* The endpoint is the path as forwarded, not as routes match it: a path the
+         * upstream may read as another endpoint ("/v1/chat/completions/", ";a=b",
+         * "%2F..%2Fmoderations") is one tollgate does not recognise, metered from its
+         * answer's usage or on an estimate; never free, never unmetered. */
+        const char *fpath = c->head + c->url_off;
+        const char *q = memchr(fpath, '?', c->url_len);
+        tg_xchg_begin(c->xchg, c->route->kind, fpath, q ? (size_t)(q - fpath) : c->url_len);
         tg_xchg_set_max_body(c->xchg, c->body_limit);
         tg_xchg_set_decoded_max(c->xchg, c->cfg->server.max_decoded_body);
         c->metered = 1;
+        if (tg_xchg_offside(c->route->kind, fpath, q ? (size_t)(q - fpath) : c->url_len,
+                            c->has_body) ||
+            tg_xchg_offside(c->route->kind, mpath, plen, c->has_body)) {
+            /* A credential for the upstream or work billed later: nothing tollgate could
+             * meter or hold to the tenant's limits (exchange.h). */
+            reject(c, 403, "endpoint_not_metered",
+                   "this endpoint spends outside the request and cannot be metered on this "
+                   "route",
+                   "endpoint_not_metered");
+            return 0;
+        }
         /* The body says what is asked (model, tokens, tools): admission waits for
          * all of it (at most server.max_body), see on_message_complete. */
         c->hold_body = c->has_body;

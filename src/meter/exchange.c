@@ -60,12 +60,14 @@ struct tg_xchg {
     /* Request. */
     char model[128];
     int64_t max_out;
-    int injected;   /* include_usage was added: the stream is rewritten */
-    struct buf req; /* the rewritten body */
-    json_t *ids;    /* MCP: ids of the requests in the body (JSON values), as mreq */
-    json_t *tools;  /* MCP: tool names of tools/call requests (strings) */
-    mreq_t *mreq;   /* MCP: the requests, in body order (ids[i] is mreq[i]'s id) */
-    size_t nreq;    /* MCP: requests (messages with a method and an id) */
+    int64_t choices; /* answers the upstream generates (and bills): n, or best_of */
+    int injected;    /* include_usage was added: the stream is rewritten */
+    int background;  /* a Responses API call run in the background (its usage never passes) */
+    struct buf req;  /* the rewritten body */
+    json_t *ids;     /* MCP: ids of the requests in the body (JSON values), as mreq */
+    json_t *tools;   /* MCP: tool names of tools/call requests (strings) */
+    mreq_t *mreq;    /* MCP: the requests, in body order (ids[i] is mreq[i]'s id) */
+    size_t nreq;     /* MCP: requests (messages with a method and an id) */
     size_t mreq_cap;
     const char *invalid; /* MCP: why the body is not a JSON-RPC message tollgate forwards */
     size_t call_at[CALLS_CHECKED]; /* MCP: mreq indexes of the first tools/call */
@@ -95,11 +97,12 @@ struct tg_xchg {
     int too_big;    /* ... because it was over the cap (MCP: 4 MiB) */
     int partial;    /* MCP: some requests got a result, others did not */
 
-    /* What reached the client, for an estimate when it left early (tg_xchg_client_gone). */
+    /* What the upstream sent (to the client, or to the drain after it left), for an
+     * estimate when its usage did not come (tg_xchg_estimate_out). */
     int gone;           /* the client left: nothing more is emitted */
-    int64_t dlv_events; /* stream events delivered that carry output (carries_output) */
+    int64_t dlv_events; /* stream events read that carry output (carries_output) */
     int out_final;      /* an Anthropic stream's final output count came (message_delta) */
-    int64_t dlv_bytes;  /* body bytes delivered */
+    int64_t dlv_bytes;  /* body bytes read (decoded) */
 
     /* A compressed answer: the readers above get a decoded copy (see exchange.h). */
     char coding[CODING_MAX]; /* the Content-Encoding lines, joined by commas */
@@ -159,6 +162,27 @@ static int ends_with(const char *p, size_t n, const char *suffix)
     return n >= k && memcmp(p + n - k, suffix, k) == 0;
 }
 
+/* Endpoints whose spending tollgate cannot meter, see tg_xchg_offside: 1 for one that
+ * mints a credential of the upstream's account, 2 for one that starts work billed later
+ * (created with a body). Trailing slashes do not hide one. */
+static int offside(tg_route_kind_t kind, const char *p, size_t n)
+{
+    while (n > 1 && p[n - 1] == '/')
+        n--;
+    static const char *const mint[] = {"/realtime/sessions", "/realtime/client_secrets",
+                                       "/realtime/transcription_sessions", "/realtime/calls"};
+    static const char *const later[] = {"/batches", "/fine_tuning/jobs", "/videos", "/runs"};
+    if (kind == TG_ROUTE_OPENAI) {
+        for (size_t i = 0; i < sizeof mint / sizeof mint[0]; i++)
+            if (ends_with(p, n, mint[i])) return 1;
+        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+            if (ends_with(p, n, later[i])) return 2;
+    } else if (kind == TG_ROUTE_ANTHROPIC && ends_with(p, n, "/messages/batches")) {
+        return 2;
+    }
+    return 0;
+}
+
 static void copy_str(char *dst, size_t cap, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -172,7 +196,6 @@ static int emit(tg_xchg_t *x, const char *p, size_t n)
     if (x->gone) return 0; /* the answer is still read, for its usage */
     if (x->emit_failed || n == 0) return x->emit_failed ? -1 : 0;
     if (x->emit(x->eud, p, n) != 0) x->emit_failed = 1;
-    if (!x->emit_failed && !x->gone) x->dlv_bytes += (int64_t)n;
     return x->emit_failed ? -1 : 0;
 }
 
@@ -234,7 +257,8 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->kind = kind;
     x->model[0] = x->rpc_method[0] = '\0';
     x->max_out = -1;
-    x->injected = x->batch = x->req_unread = 0;
+    x->choices = 1;
+    x->injected = x->batch = x->req_unread = x->background = 0;
     x->nreq = 0;
     x->invalid = NULL;
     x->ncall_at = 0;
@@ -276,7 +300,19 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
 /* ---- the request ---------------------------------------------------------- */
 
 /* What an OpenAI or Anthropic request body is read for. */
-enum { R_MODEL, R_MAX_COMPLETION, R_MAX_TOKENS, R_MAX_OUTPUT, R_STREAM, R_OPTS, R_INCLUDE, R_N };
+enum {
+    R_MODEL,
+    R_MAX_COMPLETION,
+    R_MAX_TOKENS,
+    R_MAX_OUTPUT,
+    R_STREAM,
+    R_OPTS,
+    R_INCLUDE,
+    R_BACKGROUND,
+    R_CHOICES,
+    R_BEST_OF,
+    R_N
+};
 static const tg_jpath_t request_paths[R_N] = {
     [R_MODEL] = {{"model"}},
     [R_MAX_COMPLETION] = {{"max_completion_tokens"}},
@@ -285,18 +321,43 @@ static const tg_jpath_t request_paths[R_N] = {
     [R_STREAM] = {{"stream"}},
     [R_OPTS] = {{"stream_options"}},
     [R_INCLUDE] = {{"stream_options", "include_usage"}},
+    [R_BACKGROUND] = {{"background"}},
+    [R_CHOICES] = {{"n"}},
+    [R_BEST_OF] = {{"best_of"}},
 };
 static tg_jpick_spec_t request_spec = TG_JPICK_SPEC(request_paths);
 
-/* The first of max_completion_tokens, max_tokens, max_output_tokens that is a count. */
+/* Chat and completions generate n answers (completions: best_of, when larger), each up to
+ * the maximum, and the provider bills them all: the bound is the maximum times that. */
+#define CHOICES_MAX 1024 /* far above any provider's (OpenAI: n <= 128): no overflow */
+static void set_choices(tg_xchg_t *x, const tg_jpick_t *pk)
+{
+    if (x->ep != EP_CHAT && x->ep != EP_COMPLETIONS && x->ep != EP_UNKNOWN) return;
+    for (size_t i = R_CHOICES; i <= R_BEST_OF; i++) {
+        const tg_jval_t *v = tg_jpick_get(pk, i);
+        if (v->type == TG_JT_INT && v->i > x->choices)
+            x->choices = v->i > CHOICES_MAX ? CHOICES_MAX : v->i;
+        else if (v->type == TG_JT_REAL) /* (50.0: a lax provider reads 50; its value is not
+                                           kept, so the worst case) */
+            x->choices = CHOICES_MAX;
+    }
+}
+
+/* The output bound of the whole answer: max tokens times the choices, or -1. */
+static int64_t out_bound(const tg_xchg_t *x)
+{
+    if (x->max_out < 0) return -1;
+    return x->max_out > INT64_MAX / x->choices ? INT64_MAX : x->max_out * x->choices;
+}
+
+/* The largest of max_completion_tokens, max_tokens, max_output_tokens that is a count:
+ * each endpoint reads its own (Anthropic max_tokens, Responses max_output_tokens), so a
+ * small one beside it must not stand for the bound the upstream applies. */
 static void set_max_out(tg_xchg_t *x, const tg_jpick_t *pk)
 {
     for (size_t i = R_MAX_COMPLETION; i <= R_MAX_OUTPUT; i++) {
         const tg_jval_t *v = tg_jpick_get(pk, i);
-        if (v->type == TG_JT_INT && v->i >= 0) {
-            x->max_out = v->i;
-            return;
-        }
+        if (v->type == TG_JT_INT && v->i >= 0 && v->i > x->max_out) x->max_out = v->i;
     }
 }
 
@@ -352,6 +413,16 @@ static void inject_usage(tg_xchg_t *x, const tg_jpick_t *pk, const char *body, s
 
 #define DUP_ID "Invalid request: a tools/call shares its id with another request"
 
+/* Two JSON-RPC ids are the same id: numbers by their value as a double, as a JavaScript
+ * server reads them (the official SDK answers `"id": 1.0` or `1e0` with `"id": 1`, and
+ * 2^53 + 1 with 2^53), so a call cannot escape its result, or share one, by spelling its
+ * number differently; anything else by value (jansson). */
+static int id_equal(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b)) return json_number_value(a) == json_number_value(b);
+    return json_equal(a, b);
+}
+
 static void mcp_request_message(tg_xchg_t *x, json_t *m)
 {
     if (json_is_array(m)) {
@@ -387,9 +458,9 @@ static void mcp_request_message(tg_xchg_t *x, json_t *m)
         /* Answers are paired with calls by id: a call sharing its id with another request
          * could be credited with that request's result. */
         for (size_t i = 0; tool >= 0 && x->ncall_at < CALLS_CHECKED && i < x->nreq; i++)
-            if (json_equal(json_array_get(x->ids, i), id)) x->invalid = DUP_ID;
+            if (id_equal(json_array_get(x->ids, i), id)) x->invalid = DUP_ID;
         for (size_t i = 0; tool < 0 && i < x->ncall_at; i++)
-            if (json_equal(json_array_get(x->ids, x->call_at[i]), id)) x->invalid = DUP_ID;
+            if (id_equal(json_array_get(x->ids, x->call_at[i]), id)) x->invalid = DUP_ID;
         if (x->invalid) return;
         if (tool >= 0 && x->ncall_at < CALLS_CHECKED) x->call_at[x->ncall_at++] = x->nreq;
         if (x->nreq == x->mreq_cap) {
@@ -448,7 +519,14 @@ void tg_xchg_request(tg_xchg_t *x, const char *body, size_t len, const char **ou
     const tg_jval_t *model = tg_jpick_get(&pk, R_MODEL);
     if (model->type == TG_JT_STRING) copy_str(x->model, sizeof x->model, model->s);
     set_max_out(x, &pk);
+    set_choices(x, &pk);
     if (x->ep == EP_EMBEDDINGS) x->max_out = 0;
+    /* "background": true answers at once with the response queued and no usage; the
+     * result (and its usage) is fetched later by GET, which carries no body to meter. (On
+     * a path tollgate does not recognise too: "/v1/responses/" may be served as one.) */
+    x->background =
+        (x->ep == EP_RESPONSES || (x->ep == EP_UNKNOWN && x->kind == TG_ROUTE_OPENAI)) &&
+        tg_jpick_get(&pk, R_BACKGROUND)->type == TG_JT_TRUE;
     if ((x->ep == EP_CHAT || x->ep == EP_COMPLETIONS) &&
         tg_jpick_get(&pk, R_STREAM)->type == TG_JT_TRUE)
         inject_usage(x, &pk, body, len);
@@ -494,6 +572,17 @@ int tg_xchg_unknown_endpoint(const tg_xchg_t *x)
     return x->ep == EP_UNKNOWN;
 }
 
+int tg_xchg_offside(tg_route_kind_t kind, const char *path, size_t plen, int has_body)
+{
+    int o = offside(kind, path, plen);
+    return o == 1 || (o == 2 && has_body);
+}
+
+int tg_xchg_background(const tg_xchg_t *x)
+{
+    return x->background;
+}
+
 const char *tg_xchg_model(const tg_xchg_t *x)
 {
     return x->model;
@@ -501,7 +590,12 @@ const char *tg_xchg_model(const tg_xchg_t *x)
 
 int64_t tg_xchg_max_output(const tg_xchg_t *x)
 {
-    return x->max_out;
+    return out_bound(x);
+}
+
+int64_t tg_xchg_choices(const tg_xchg_t *x)
+{
+    return x->choices;
 }
 
 size_t tg_xchg_ntools(const tg_xchg_t *x)
@@ -558,7 +652,7 @@ static void mcp_response_message(tg_xchg_t *x, json_t *m)
     json_t *error = json_object_get(m, "error");
     if (!id || (!result && !error)) return;
     for (size_t i = 0; i < x->nreq; i++) {
-        if (x->mreq[i].state || !json_equal(json_array_get(x->ids, i), id)) continue;
+        if (x->mreq[i].state || !id_equal(json_array_get(x->ids, i), id)) continue;
         if (error)
             x->mreq[i].state = ANS_RPC_ERR, x->n_rpc_err++;
         else if (json_is_true(json_object_get(result, "isError")))
@@ -652,7 +746,7 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
     json_t *root = NULL;
     json_error_t jerr;
     int seen = -1;
-    if (!x->gone && carries_output(ev, elen, data, dlen)) x->dlv_events++;
+    if (carries_output(ev, elen, data, dlen)) x->dlv_events++;
     endpoint_t ep = x->ep;
     if (ep == EP_UNKNOWN) ep = x->kind == TG_ROUTE_ANTHROPIC ? EP_MESSAGES : EP_RESPONSES;
     switch (ep) {
@@ -802,8 +896,11 @@ int64_t tg_xchg_estimate_out(const tg_xchg_t *x)
     /* A stream: one token per delivered event (OpenAI's chunks and the Responses API's
      * deltas carry about one each; Anthropic's deltas may carry more: this errs low). A
      * JSON answer: one token per 4 bytes delivered, the usual rule for English text. */
+    /* A background response ran (or will run) out of sight: its bound, not the few bytes
+     * of the queued answer. */
+    if (x->background && !x->sse) return out_bound(x);
     int64_t n = x->sse ? x->dlv_events : (x->dlv_bytes + 3) / 4;
-    if (x->max_out >= 0 && n > x->max_out) n = x->max_out;
+    if (x->max_out >= 0 && n > out_bound(x)) n = out_bound(x);
     return n;
 }
 static void keep_json(tg_xchg_t *x, const char *p, size_t n)
@@ -821,6 +918,7 @@ static void keep_json(tg_xchg_t *x, const char *p, size_t n)
 static int read_answer(void *ud, const char *p, size_t n)
 {
     tg_xchg_t *x = ud;
+    x->dlv_bytes += (int64_t)n;
     if (x->sse)
         tg_sse_feed(&x->parser, p, n);
     else if (x->answer_live)
@@ -928,7 +1026,10 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
             strcpy(reason, "no_result"); /* (an answer too large to read, or that could not
                                             be decoded, is billed, and counted) */
         }
-        if (reason[0] && !ev->reason[0]) TG_EVENT_SET(ev, reason, reason, strlen(reason));
+        /* A client that left (client_closed, drained) pays for the calls that got a
+         * result; with none, the answer is not billable, and says why. */
+        if (reason[0] && (!ev->reason[0] || (x->gone && !x->n_ok)))
+            TG_EVENT_SET(ev, reason, reason, strlen(reason));
         *unparsed = x->unreadable && x->n_ok + x->n_tool_err + x->n_rpc_err < x->nreq;
         return;
     }
@@ -943,8 +1044,9 @@ void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
             ev->tokens_out = TG_TOKENS_UNKNOWN;
         ev->tokens_cached = x->usage.tokens_cached;
         ev->tokens_cache_write = x->usage.cache_write;
-    } else if (x->ep != EP_UNKNOWN) {
-        *unparsed = 1; /* (an unknown endpoint's answer need not carry usage) */
+    } else if (x->ep != EP_UNKNOWN && !x->background) {
+        *unparsed = 1; /* (an unknown endpoint's or a background call's answer need not
+                          carry usage) */
     }
 }
 

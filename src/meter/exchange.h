@@ -123,12 +123,32 @@ int tg_xchg_counts_tokens(const tg_xchg_t *x);
  * any AI call, metered from the answer's usage object when it carries one (read as the
  * route's kind's), else charged on the estimate (the caller's). */
 int tg_xchg_unknown_endpoint(const tg_xchg_t *x);
+/* 1 when a request to path (has_body: with a body) on a route of this kind goes to an
+ * endpoint whose spending tollgate cannot meter, to be refused (trailing slashes do not
+ * hide one; the caller asks for each view of the path an upstream may take): one that mints a
+ * credential of the upstream's account, or a session, for the client to use directly
+ * (OpenAI's realtime/sessions, realtime/client_secrets, realtime/transcription_sessions,
+ * realtime/calls: WebRTC media flows straight to the provider), or one that creates work
+ * billed later, its results fetched by body-less GETs (OpenAI's batches,
+ * fine_tuning/jobs, videos, runs (evals, threads), Anthropic's messages/batches, with a
+ * body). An operator
+ * who wants them routes them on a route of kind http. */
+int tg_xchg_offside(tg_route_kind_t kind, const char *path, size_t plen, int has_body);
+/* 1 when the request is a Responses API call with "background": true: its answer is the
+ * response queued, without usage, and the usage is only in a later GET that tollgate does
+ * not meter (it has no body). Charged on an estimate with the request's bound as output
+ * (tg_xchg_estimate_out), flagged, never free. */
+int tg_xchg_background(const tg_xchg_t *x);
 
 /* What the request said (after tg_xchg_request). */
 const char *tg_xchg_model(const tg_xchg_t *x); /* "" when none */
-/* Output tokens the request may produce: max_tokens, max_completion_tokens or
- * max_output_tokens, or -1 when it named none (embeddings: 0). */
+/* Output tokens the request may produce: the largest of max_tokens, max_completion_tokens
+ * and max_output_tokens, times tg_xchg_choices, or -1 when it named none (embeddings: 0). */
 int64_t tg_xchg_max_output(const tg_xchg_t *x);
+/* How many answers the request asks the upstream to generate, each billed: chat's and
+ * completions' (and an unknown endpoint's) "n", or completions' "best_of" when larger;
+ * 1 when neither, at most 1024. A default maximum applies to each. */
+int64_t tg_xchg_choices(const tg_xchg_t *x);
 /* MCP: the tools named by tools/call requests in the body (a batch may hold several). */
 size_t tg_xchg_ntools(const tg_xchg_t *x);
 const char *tg_xchg_tool(const tg_xchg_t *x, size_t i);
@@ -154,10 +174,14 @@ int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn emit, void *ud);
 /* The client left during the answer: from now on nothing is emitted (emit is not called),
  * but the answer is still read for its usage as it comes. */
 void tg_xchg_client_gone(tg_xchg_t *x);
-/* Output tokens the client had received when it left: on a stream, one per delivered
- * event that carries text (an unnamed event other than [DONE], as OpenAI's chunks; a named
- * one ending in _delta or .delta, as Anthropic's content_block_delta); on a JSON answer
- * one per 4 bytes delivered; at most the request's max tokens when it named one. After a
+/* Output tokens the upstream had sent when its usage did not come (a background call's:
+ * its max tokens, or -1 when it named none, for the caller's default): on a stream, one
+ * per event read that carries text (an unnamed event other than [DONE], as OpenAI's
+ * chunks; a named one ending in _delta or .delta, as Anthropic's content_block_delta); on
+ * a JSON answer one per 4 bytes read (decoded); at most the request's max tokens when it
+ * named one. What the upstream sent after the client left counts: the provider generated
+ * and bills it (a client that leaves at once must not make a long answer cost what one
+ * event did). After a
  * client left an Anthropic stream before its final count (message_delta), tg_xchg_finish
  * reports the output tokens unknown. */
 int64_t tg_xchg_estimate_out(const tg_xchg_t *x);

@@ -488,6 +488,11 @@ static void test_request_fields(void **state)
          "{\"max_tokens\":100,\"model\":\"o3\",\"max_completion_tokens\":4000}", "o3", 4000},
         {TG_ROUTE_OPENAI, "/v1/responses", "{\"model\":\"gpt-4.1\",\"max_output_tokens\":64}",
          "gpt-4.1", 64},
+        /* The largest: a small field the endpoint ignores does not stand for its bound. */
+        {TG_ROUTE_ANTHROPIC, "/v1/messages",
+         "{\"model\":\"c\",\"max_completion_tokens\":1,\"max_tokens\":8000}", "c", 8000},
+        {TG_ROUTE_OPENAI, "/v1/responses",
+         "{\"model\":\"m\",\"max_tokens\":1,\"max_output_tokens\":900}", "m", 900},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"gpt-4o\"}", "gpt-4o", -1},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"m\",\"max_tokens\":-5}", "m", -1},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":7,\"max_tokens\":\"9\"}", "", -1},
@@ -508,6 +513,17 @@ static void test_request_fields(void **state)
         {TG_ROUTE_OPENAI, "/v1/models", "{\"model\":\"gpt-4o\",\"max_tokens\":5}", "gpt-4o", 5},
         {TG_ROUTE_OPENAI, "/v1/moderations", "{\"model\":\"omni-moderation-latest\"}", "", -1},
         {TG_ROUTE_OPENAI, "/v1/chat/completions", "not json", "", -1},
+        /* n answers (completions: best_of when larger), each up to the maximum, all billed. */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"m\",\"n\":50,\"max_tokens\":100}",
+         "m", 5000},
+        {TG_ROUTE_OPENAI, "/v1/completions",
+         "{\"model\":\"m\",\"n\":2,\"best_of\":8,\"max_tokens\":10}", "m", 80},
+        {TG_ROUTE_OPENAI, "/v1/chat/completions", "{\"model\":\"m\",\"n\":5e1,\"max_tokens\":10}",
+         "m", 10240}, /* a real (50.0 to a lax provider): the worst case */
+        {TG_ROUTE_OPENAI, "/v1/chat/completions",
+         "{\"model\":\"m\",\"n\":99999,\"max_tokens\":9223372036854775807}", "m",
+         INT64_MAX}, /* capped at 1024 answers, saturated */
+        {TG_ROUTE_OPENAI, "/v1/embeddings", "{\"model\":\"e\",\"n\":5}", "e", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tg_xchg_begin(x, cases[i].kind, cases[i].path, strlen(cases[i].path));
@@ -517,8 +533,40 @@ static void test_request_fields(void **state)
         assert_int_equal(tg_xchg_max_output(x), cases[i].max_out);
         assert_int_equal(tg_xchg_ntools(x), 0);
     }
+    /* A request that names no maximum: the caller's default applies to each answer. */
+    static const char n3[] = "{\"model\":\"m\",\"n\":3}";
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, "/v1/chat/completions", 20);
+    tg_xchg_request(x, n3, sizeof n3 - 1, &out, &outlen);
+    assert_int_equal(tg_xchg_max_output(x), -1);
+    assert_int_equal(tg_xchg_choices(x), 3);
+    tg_xchg_begin(x, TG_ROUTE_OPENAI, "/v1/chat/completions", 20);
+    tg_xchg_request(x, "{}", 2, &out, &outlen);
+    assert_int_equal(tg_xchg_choices(x), 1);
     tg_xchg_free(x);
     tg_xchg_free(NULL);
+}
+
+/* Endpoints whose spending tollgate cannot meter (exchange.h tg_xchg_offside). */
+static void test_offside(void **state)
+{
+    (void)state;
+#define OFF(kind, path, body) tg_xchg_offside(kind, path, strlen(path), body)
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/client_secrets", 0));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/sessions", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/transcription_sessions//", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/batches", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/batches", 0)); /* listing batches */
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/fine_tuning/jobs/", 1));
+    assert_true(OFF(TG_ROUTE_ANTHROPIC, "/v1/messages/batches", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/calls", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/videos", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/evals/eval_1/runs", 1));
+    assert_false(OFF(TG_ROUTE_ANTHROPIC, "/v1/messages", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/chat/completions", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/batches/batch_1/cancel", 1));
+    assert_false(OFF(TG_ROUTE_MCP, "/v1/batches", 1));
+    assert_false(OFF(TG_ROUTE_HTTP, "/v1/realtime/sessions", 1));
+#undef OFF
 }
 
 /* A body that is not JSON is forwarded as it is, and the response alone decides. */
@@ -1587,7 +1635,7 @@ static void test_unknown_endpoint(void **state)
 }
 
 /* The client leaves: nothing more is emitted, the usage is still read, and the estimate
- * counts what was delivered. */
+ * counts what the upstream sent, before and after (it generated and bills it all). */
 static void test_client_gone(void **state)
 {
     (void)state;
@@ -1611,7 +1659,7 @@ static void test_client_gone(void **state)
                      0);
     assert_int_equal(tg_xchg_response_end(x, collect, &o), 0);
     assert_int_equal(o.len, delivered);
-    assert_int_equal(tg_xchg_estimate_out(x), 2);
+    assert_int_equal(tg_xchg_estimate_out(x), 5); /* (every chunk the upstream sent) */
     tg_event_t ev;
     int unparsed;
     event_init(&ev);
@@ -1660,7 +1708,7 @@ static void test_client_gone(void **state)
     assert_int_equal(ev.tokens_out, 15);
     free(o.p);
 
-    /* A JSON answer: a token per 4 bytes delivered, at most max_tokens. */
+    /* A JSON answer: a token per 4 bytes the upstream sent, at most max_tokens. */
     static const char json[] =
         "{\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
         "\"completion_tokens\":4}}";
@@ -1676,7 +1724,7 @@ static void test_client_gone(void **state)
         tg_xchg_client_gone(x);
         assert_int_equal(tg_xchg_response_body(x, json + 17, sizeof json - 1 - 17, collect, &o), 0);
         assert_int_equal(o.len, 17);
-        assert_int_equal(tg_xchg_estimate_out(x), max ? 2 : 5); /* ceil(17 / 4) */
+        assert_int_equal(tg_xchg_estimate_out(x), max ? 2 : (int64_t)(sizeof json - 1 + 3) / 4);
         event_init(&ev);
         tg_xchg_finish(x, &ev, &unparsed);
         assert_int_equal(ev.tokens_out, 4);
@@ -2279,6 +2327,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_keepalive_not_held),
         cmocka_unit_test(test_request_not_rewritten),
         cmocka_unit_test(test_request_fields),
+        cmocka_unit_test(test_offside),
         cmocka_unit_test(test_request_not_json_response_decides),
         cmocka_unit_test(test_rewrite_chat_stream),
         cmocka_unit_test(test_rewrite_completions_stream),
