@@ -965,7 +965,7 @@ static int admit(tg_conn_t *c)
                 tg_pricebook_call(c->w->srv->prices, tg_xchg_tool(c->xchg, i), c->ev.ts_us);
     }
     uint64_t now_ns = (uint64_t)tg_mono_us() * 1000;
-    tg_policy_admit_ex(c->w->srv->policy, &in, now_ns, &c->adm);
+    tg_policy_admit(c->w->srv->policy, &in, now_ns, &c->adm);
     size_t ntools = c->metered && c->route->kind == TG_ROUTE_MCP ? tg_xchg_ntools(c->xchg) : 0;
     if (c->adm.verdict == TG_ADMIT_OK && ntools > 1) {
         /* A batch: every further tools/call counts against its tool's rate rule too. */

@@ -365,7 +365,7 @@ static void unreserve(tg_policy_t *p, tg_admission_t *a, const char *tenant, uin
     a->conc_key = 0;
 }
 
-void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, tg_admission_t *a)
+void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, tg_admission_t *a)
 {
     memset(a, 0, sizeof *a);
     const char *tenant = in->tenant ? in->tenant : "";

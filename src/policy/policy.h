@@ -88,9 +88,8 @@ void tg_policy_stop_refresh(tg_policy_t *p);
  * every rate rule and every token rule that applies (tokens per minute/hour of the tenant,
  * the model and the key, each charged est_tokens) is decided at once, all-or-nothing; a
  * refusal gives back what was reserved. */
-void tg_policy_admit_ex(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns,
-                        tg_admission_t *a);
-/* A JSON-RPC batch calls several tools: after tg_policy_admit_ex (which counted the first),
+void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, tg_admission_t *a);
+/* A JSON-RPC batch calls several tools: after tg_policy_admit (which counted the first),
  * each further call is counted against its tool's rate rule. Returns 1 when all fit; else
  * 0 with a->verdict TG_ADMIT_RATE and everything the request held given back. */
 int tg_policy_admit_more_tools(tg_policy_t *p, tg_admission_t *a, const char *tenant,

@@ -141,7 +141,7 @@ static void admit_plain(tg_policy_t *p, const char *tenant, const char *route, c
                         .tool = tool,
                         .client = client,
                         .wall_us = WALL};
-    tg_policy_admit_ex(p, &in, now_ns, a);
+    tg_policy_admit(p, &in, now_ns, a);
 }
 
 static tg_policy_t *fresh(const tg_policy_defaults_t *d)
@@ -349,7 +349,7 @@ static void admit_ai(tg_policy_t *p, const char *tenant, const char *model, int6
                         .est_tokens = tokens,
                         .est_cost = cost,
                         .wall_us = WALL};
-    tg_policy_admit_ex(p, &in, now, a);
+    tg_policy_admit(p, &in, now, a);
 }
 
 static void test_token_limits(void **state)
