@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,21 @@ struct tg_flood {
     uint64_t seed;      /* immutable */
     shard_t shards[TG_FLOOD_SHARDS];
     shard_t overflow; /* the addresses that found no slot: one slot per status */
+    /* Surplus counted and not yet handed out, over all shards: while it is 0 (no flood,
+     * the usual case) a harvest returns at once instead of scanning 8,320 slots every
+     * writer tick (measured: 3.5% of the gateway's instructions on an idle table). */
+    _Atomic int64_t pending;
 };
+
+/* Keeps f->pending in step with one tg_flood_count: +1 for a refusal counted, minus what
+ * a reused slot handed out. */
+static tg_flood_verdict_t counted(tg_flood_t *f, tg_flood_verdict_t v,
+                                  const tg_flood_agg_t *flushed, const int *has_flushed)
+{
+    if (v == TG_FLOOD_COUNTED) atomic_fetch_add_explicit(&f->pending, 1, memory_order_relaxed);
+    if (*has_flushed) atomic_fetch_sub_explicit(&f->pending, flushed->count, memory_order_relaxed);
+    return v;
+}
 
 static int64_t minute_of(int64_t ts_us)
 {
@@ -159,7 +174,8 @@ tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int status, i
     for (size_t k = 0; k < TG_FLOOD_PROBE; k++) {
         slot_t *s = &sh->slots[(start + k) % TG_FLOOD_SLOTS];
         if (s->minute != EMPTY && s->status == status && strcmp(s->ip, ip) == 0) {
-            v = bump(s, ip, status, m, f->per_minute, flushed, has_flushed);
+            v = counted(f, bump(s, ip, status, m, f->per_minute, flushed, has_flushed), flushed,
+                        has_flushed);
             pthread_mutex_unlock(&sh->mu);
             return v;
         }
@@ -171,7 +187,8 @@ tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int status, i
         }
     }
     if (free_slot) {
-        v = bump(free_slot, ip, status, m, f->per_minute, flushed, has_flushed);
+        v = counted(f, bump(free_slot, ip, status, m, f->per_minute, flushed, has_flushed), flushed,
+                    has_flushed);
         pthread_mutex_unlock(&sh->mu);
         return v;
     }
@@ -181,8 +198,10 @@ tg_flood_verdict_t tg_flood_count(tg_flood_t *f, const char *addr, int status, i
     shard_t *o = &f->overflow;
     pthread_mutex_lock(&o->mu);
     v = o->closed ? TG_FLOOD_RECORD
-                  : bump(&o->slots[overflow_slot(status)], "*", status, m, f->per_minute, flushed,
-                         has_flushed);
+                  : counted(f,
+                            bump(&o->slots[overflow_slot(status)], "*", status, m, f->per_minute,
+                                 flushed, has_flushed),
+                            flushed, has_flushed);
     pthread_mutex_unlock(&o->mu);
     return v;
 }
@@ -206,11 +225,14 @@ static size_t harvest_shard(shard_t *sh, size_t nslots, int all, int64_t before_
 size_t tg_flood_harvest(tg_flood_t *f, int64_t before_us, tg_flood_agg_t *out, size_t max)
 {
     int all = before_us == INT64_MAX;
+    if (!all && atomic_load_explicit(&f->pending, memory_order_relaxed) == 0) return 0;
     int64_t before_m = all ? 0 : minute_of(before_us);
     size_t n = 0;
     for (size_t i = 0; i < TG_FLOOD_SHARDS && n < max; i++)
         n += harvest_shard(&f->shards[i], TG_FLOOD_SLOTS, all, before_m, out + n, max - n);
     if (n < max) n += harvest_shard(&f->overflow, TG_FLOOD_SLOTS, all, before_m, out + n, max - n);
+    for (size_t i = 0; i < n; i++)
+        atomic_fetch_sub_explicit(&f->pending, out[i].count, memory_order_relaxed);
     return n;
 }
 
