@@ -116,6 +116,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (trim) tg_decode_trim(d);
     tg_decode_status_t s2 = decode(d, &split, coding, cn, cap, p, n, &sp);
     tg_decode_free(d);
+    if (getenv("FUZZ_ECHO"))
+        fprintf(stderr, "cap %llu: whole %d, %llu bytes; pieces %d, %llu bytes\n",
+                (unsigned long long)cap, (int)s1, (unsigned long long)whole.len, (int)s2,
+                (unsigned long long)split.len);
 
     if (s1 == TG_DECODE_CAP || s2 == TG_DECODE_CAP) {
         /* the pieces run's limit is never above the whole run's at any point */
