@@ -314,7 +314,9 @@ static void test_zstd_frames_only(void **state)
     struct enc z = encode("zstd", ANSWER, sizeof ANSWER - 1);
     struct enc all = encode("identity", "\x50\x2a\x4d\x18\x00\x00\x00\x00", 8);
     cat(&all, &z);
-    struct enc skip = {(unsigned char *)"\x5f\x2a\x4d\x18\x03\x00\x00\x00" "abc", 11};
+    struct enc skip = {(unsigned char *)"\x5f\x2a\x4d\x18\x03\x00\x00\x00"
+                                        "abc",
+                       11};
     cat(&all, &skip);
     for (size_t piece = 1; piece <= 13; piece += 3) {
         struct out o = {.keep = 1};
