@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out=build/fuzz-cov
 mkdir -p "$out/obj"
-pkgs="libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl"
+pkgs="libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd"
 cflags="-std=c11 -D_GNU_SOURCE -Isrc -pthread -O0 -g -fprofile-instr-generate -fcoverage-mapping $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) -lhttp_parser -lm"
 objs=()
@@ -23,7 +23,8 @@ rm -f "$out/lib.a" && ar rcs "$out/lib.a" "${objs[@]}"
 declare -A files=(
   [request]="src/gateway/conn.c" [sse]="src/meter/sse.c" [jpick]="src/util/jpick.c"
   [exchange]="src/meter/exchange.c src/meter/usage.c" [mcp]="src/meter/exchange.c"
-  [config]="src/config/config.c"
+  [config]="src/config/config.c" [decode]="src/meter/decode.c"
+  [upstream]="src/gateway/conn.c src/gateway/h1.c"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || for f in tests/fuzz/fuzz_*.c; do n=${f##*/fuzz_}; names+=("${n%.c}"); done

@@ -89,7 +89,8 @@ struct tg_conn {
     uint32_t match_off, match_len; /* its path as routes and endpoints see it (target.h) */
     int64_t body_deadline_us;      /* a body read by tollgate itself is whole by then */
     int up_bad;                    /* upstream head over UP_HEAD_MAX (or its Connection list
-                                      over up_conn): 502, nothing of it sent */
+                                      over up_conn; 2: a status outside 100-599): 502,
+                                      nothing of it sent */
     char up_conn[256];             /* names its Connection header lists (but close, keep-alive) */
     size_t up_conn_len;
     int out_blocked; /* over OUT_HIGH unsent between requests: nothing read until it drains */
@@ -1423,6 +1424,11 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
 {
     tg_conn_t *c = ud;
+    /* RFC 9110 §15: a status is three digits, 1xx to 5xx. http_parser takes 0 to 999, and
+     * relaying "0" (bodiless here, as under 200) with its Content-Length would leave the
+     * client waiting for a body that never comes and then reading the next answer as it
+     * (found by fuzz_upstream). */
+    if (!c->up_bad && (status < 100 || status > 599)) c->up_bad = 2;
     if (c->up_bad) {
         /* Nothing is built or sent: on_up_body aborts the transfer and on_up_done
          * answers 502 (the client never sees a part of this head). */
@@ -1475,7 +1481,9 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
         return;
     }
     memcpy(c->rhead, line, (size_t)ll);
-    memcpy(c->rhead + ll, c->out, c->out_len);
+    /* (An answer with no header line kept has no c->out yet: memcpy from NULL is undefined
+     * even for 0 bytes.) */
+    if (c->out_len) memcpy(c->rhead + ll, c->out, c->out_len);
     memcpy(c->rhead + ll + c->out_len, tail, (size_t)tl);
     c->rhead_len = (size_t)ll + c->out_len + (size_t)tl;
     c->head_pending = 1;
@@ -1561,7 +1569,8 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
     c->up = NULL;
     if (c->up_bad) {
         r = TG_PROXY_ERROR; /* even a bodiless answer ended "OK": its head was refused */
-        detail = "response head over 64 KiB (or a Connection list over 255 bytes)";
+        detail = c->up_bad == 2 ? "response status outside 100-599"
+                                : "response head over 64 KiB (or a Connection list over 255 bytes)";
     }
     tg_upstream_conf_t *u = c->route->up;
     int64_t now = tg_mono_us();
@@ -1596,7 +1605,9 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
         TG_WARN("upstream %s (%s): %s", u->name, c->target->url, detail);
         if (c->up_bad) {
             TG_EVENT_SET(&c->ev, reason, "upstream_bad_response", 21);
-            send_error(c, 502, "bad_gateway", "the upstream's response head is too large");
+            send_error(c, 502, "bad_gateway",
+                       c->up_bad == 2 ? "the upstream's response status is invalid"
+                                      : "the upstream's response head is too large");
         } else if (r == TG_PROXY_TIMEOUT) {
             TG_EVENT_SET(&c->ev, reason, "upstream_timeout", 16);
             send_error(c, 504, "gateway_timeout", "the upstream did not answer in time");

@@ -374,7 +374,10 @@ static int on_hdone(http_parser *p)
     h1req_t *r = ((h1conn_t *)p->data)->req;
     int status = p->status_code;
     r->interim = status >= 100 && status < 200;
-    if (r->interim) return 0;
+    /* 1: a 1xx ends with its head (RFC 9110 §15.2), whatever Content-Length or
+     * Transfer-Encoding it names; read as a body, those bytes went to the client before any
+     * head (found by fuzz_upstream). */
+    if (r->interim) return 1;
     for (size_t i = 0; i < r->nhdrs; i++) {
         const rhdr_t *hh = &r->hdrs[i];
         r->hd->on_header(r->ud, r->hbuf + hh->no, hh->nl, r->hbuf + hh->vo, hh->vl);

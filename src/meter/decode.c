@@ -35,6 +35,8 @@ typedef struct {
     int nhead;              /* ... how many are held; 2 once decided */
     BrotliDecoderState *br; /* made per br answer: libbrotli has no reset */
     ZSTD_DCtx *zd;          /* made once, reset per answer */
+    unsigned char zh[18];   /* zstd: the frame header being held, checked before libzstd sees it */
+    int nzh;                /* ... its bytes held; -1 inside a frame (header passed on) */
     unsigned char *out;     /* TG_DECODE_SCRATCH bytes, made on the stage's first use */
 } stage_t;
 
@@ -272,24 +274,68 @@ static int br_feed(tg_decode_t *d, int i, const unsigned char *p, size_t n)
     }
 }
 
+/* The length of the zstd frame header starting in h (n bytes so far; RFC 8878 §3.1.1.1 and
+ * §3.1.2): 0 while n is too short to tell, -1 when h does not start a zstd frame (standard
+ * or skippable). Checked here, not by libzstd, because libzstd also decodes the legacy
+ * formats of zstd before 0.8 (other magic numbers, no window limit) and, when a header
+ * fails, tries them on whatever piece it was fed next: a frame cut in other places would
+ * decode differently (found by fuzz_decode). */
+static int zstd_header_len(const unsigned char *h, int n)
+{
+    if (n < 4) return 0;
+    uint32_t magic =
+        (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+    if ((magic & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START) return 8;
+    if (magic != ZSTD_MAGICNUMBER) return -1;
+    if (n < 5) return 0;
+    unsigned fhd = h[4], single = (fhd >> 5) & 1;
+    static const int did[4] = {0, 1, 2, 4}, fcs[4] = {0, 2, 4, 8};
+    int fcs_len = (fhd >> 6) == 0 ? (int)single : fcs[fhd >> 6];
+    return 5 + (single ? 0 : 1) + did[fhd & 3] + fcs_len;
+}
+
+/* Decodes from in until it is used up or a frame ends (then in->pos is past the frame). */
+static int zstd_run(tg_decode_t *d, int i, ZSTD_inBuffer *in)
+{
+    stage_t *s = &d->st[i];
+    for (;;) {
+        ZSTD_outBuffer out = {s->out, TG_DECODE_SCRATCH, 0};
+        size_t r = ZSTD_decompressStream(s->zd, &out, in);
+        if (ZSTD_isError(r)) return fail(d, TG_DECODE_CORRUPT);
+        if (out.pos && pass(d, i, s->out, out.pos) != 0) return -1;
+        if (r == 0) { /* the frame ended and is flushed: what follows starts the next */
+            s->done = 1;
+            s->nzh = 0;
+            return 0;
+        }
+        if (in->pos == in->size && out.pos < out.size) return 0;
+    }
+}
+
 static int zstd_feed(tg_decode_t *d, int i, const unsigned char *p, size_t n)
 {
     stage_t *s = &d->st[i];
-    ZSTD_inBuffer in = {p, n, 0};
-    for (;;) {
-        ZSTD_outBuffer out = {s->out, TG_DECODE_SCRATCH, 0};
-        size_t before = in.pos;
-        size_t r = ZSTD_decompressStream(s->zd, &out, &in);
-        if (ZSTD_isError(r)) return fail(d, TG_DECODE_CORRUPT);
-        if (out.pos && pass(d, i, s->out, out.pos) != 0) return -1;
-        /* 0: a frame ended and is flushed. A call that moved nothing (after a frame ended
-         * on a full buffer) says nothing; bytes of a next frame start it. */
-        if (r == 0)
-            s->done = 1;
-        else if (out.pos || in.pos > before)
+    while (n) {
+        if (s->nzh >= 0) { /* at a frame's start: its header is held until whole */
             s->done = 0;
-        if (in.pos == in.size && out.pos < out.size) return 0;
+            int want;
+            while ((want = zstd_header_len(s->zh, s->nzh)) == 0 || s->nzh < want) {
+                if (want < 0) return fail(d, TG_DECODE_CORRUPT);
+                if (!n) return 0;
+                s->zh[s->nzh++] = *p++;
+                n--;
+            }
+            ZSTD_inBuffer hin = {s->zh, (size_t)s->nzh, 0};
+            s->nzh = -1;
+            if (zstd_run(d, i, &hin) != 0) return -1;
+            continue; /* (hin is used up; only an empty skippable frame ends in it) */
+        }
+        ZSTD_inBuffer in = {p, n, 0};
+        if (zstd_run(d, i, &in) != 0) return -1;
+        p += in.pos;
+        n -= in.pos;
     }
+    return 0;
 }
 
 static int feed_stage(tg_decode_t *d, int i, const unsigned char *p, size_t n)
@@ -312,7 +358,7 @@ static int reset_stage(stage_t *s, coding_t c)
     if (!s->out && !(s->out = malloc(TG_DECODE_SCRATCH))) return -1;
     s->coding = c;
     s->fed = s->done = 0;
-    s->nhead = 0;
+    s->nhead = s->nzh = 0;
     if (s->br) {
         BrotliDecoderDestroyInstance(s->br);
         s->br = NULL;

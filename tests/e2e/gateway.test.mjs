@@ -485,9 +485,13 @@ describe('request-path edge cases', () => {
           const head = buf.slice(0, buf.indexOf('\r\n\r\n'));
           buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
           s.write(
-            head.startsWith('GET /nm')
-              ? 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: "x"\r\n\r\n'
-              : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+            head.startsWith('GET /nm/bare')
+              ? 'HTTP/1.1 204 No Content\r\n\r\n' // not one header line
+              : head.startsWith('GET /nm/zero')
+                ? 'HTTP/1.1 0 OK\r\nContent-Length: 2\r\n\r\nok' // not a status
+                : head.startsWith('GET /nm')
+                ? 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: "x"\r\n\r\n'
+                : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
           );
         }
       });
@@ -511,6 +515,33 @@ describe('request-path edge cases', () => {
     await gw?.stop();
     await mock?.stop();
     raw304?.close();
+  });
+
+  // Found by fuzz_upstream: a head without a single header line made conn.c copy from a
+  // NULL buffer (undefined behaviour; the ASan/UBSan build, make e2e-asan, aborted).
+  test('an upstream answer without any header line is relayed', async () => {
+    const r = await raw(
+      gw.port,
+      `GET /nm/bare HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\n\r\n` +
+        `GET /after HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\n\r\n`,
+      { timeoutMs: 1500 },
+    );
+    assert.match(r.data, /^HTTP\/1\.1 204 /, r.data);
+    assert.match(r.data, /HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nok$/, r.data);
+  });
+
+  // Found by fuzz_upstream: status 0 was relayed with its Content-Length but no body (under
+  // 200 counts as bodiless), so the client read the next answer as this one's body.
+  test('an upstream status outside 100-599 is a 502; the next answer stays in sync', async () => {
+    const r = await raw(
+      gw.port,
+      `GET /nm/zero HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\n\r\n` +
+        `GET /after HTTP/1.1\r\nHost: x\r\nx-api-key: ${key.secret}\r\n\r\n`,
+      { timeoutMs: 1500 },
+    );
+    assert.match(r.data, /^HTTP\/1\.1 502 /, r.data);
+    assert.match(r.data, /"the upstream's response status is invalid"/, r.data);
+    assert.match(r.data, /HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nok$/, r.data);
   });
 
   test('pipelined requests answered by tollgate itself are all answered', async () => {

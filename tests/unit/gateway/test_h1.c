@@ -1156,6 +1156,31 @@ static void test_100_continue_same_read(void **state)
     assert_string_equal(c->hdrs, "X-Final: 1\n");
 }
 
+/* A 1xx naming a framing has no content all the same (found by fuzz_upstream: its "body"
+ * was handed on before the final head). */
+static void respond_interim_framed(sconn_t *sc, int idx)
+{
+    (void)idx;
+    srv_send(sc, "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n"
+                 "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+}
+
+static void test_interim_has_no_body(void **state)
+{
+    (void)state;
+    F.respond = respond_interim_framed;
+    client_t *c = client_new();
+    client_init(c, "GET", "/");
+    assert_non_null(client_start(c));
+    RUN_UNTIL(c->done, 2000);
+    assert_int_equal(c->result, TG_PROXY_OK);
+    assert_int_equal(c->head_done, 1);
+    assert_int_equal(c->status, 200);
+    assert_string_equal(c->hdrs, "Content-Length: 2\n");
+    assert_string_equal(c->body, "ok");
+}
+
 static void respond_malformed(sconn_t *sc, int idx)
 {
     (void)idx;
@@ -1543,6 +1568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100_continue_same_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interim_has_no_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),

@@ -276,6 +276,65 @@ static void test_corrupt(void **state)
     tg_decode_free(d);
 }
 
+/* Found by fuzz_decode: libzstd also decodes the legacy formats of zstd before 0.8 (magic
+ * numbers 0xFD2FB51E to 0xFD2FB527, no window limit), and a frame whose header fails is
+ * tried again as legacy from the start of the next piece: the same bytes were corrupt
+ * whole and "truncated" when cut 1 + 62 + 1 + 3. Only RFC 8878 frames are accepted, the
+ * same whatever the cuts. */
+static void test_zstd_frames_only(void **state)
+{
+    (void)state;
+    static const unsigned char found[] = {
+        0x28, 0x25, 0xb5, 0x2f, 0xfd, 0x00, 0x31, 0x58, 0x20, 0x02, 0x00, 0x10, 0x20, 0x02,
+        0x09, 0xf0, 0x20, 0x02, 0xff, 0xef, 0xdf, 0xfd, 0x00, 0x10, 0x20, 0x02, 0x00, 0x10,
+        0x20, 0x02, 0x00, 0x10, 0x20, 0x02, 0x00, 0x10, 0x20, 0x02, 0x00, 0x10, 0x20, 0x02,
+        0x09, 0xf0, 0x20, 0x02, 0x00, 0x10, 0x20, 0x02, 0x02, 0x2c, 0x20, 0x00, 0x10, 0x20,
+        0x02, 0x10, 0x20, 0x02, 0x00, 0x10, 0x20, 0x02, 0x42, 0x0e, 0x84};
+    static const size_t cuts[][4] = {{sizeof found, 0, 0, 0}, {1, 62, 1, 3}, {4, 1, 62, 0}};
+    tg_decode_t *d = tg_decode_new();
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        struct out o = {.keep = 1};
+        assert_int_equal(tg_decode_start(d, S("zstd"), 0), TG_DECODE_OK);
+        size_t off = 0;
+        for (int j = 0; j < 4 && cuts[k][j]; j++) {
+            tg_decode_feed(d, (const char *)found + off, cuts[k][j], collect, &o);
+            off += cuts[k][j];
+        }
+        assert_int_equal(off, sizeof found);
+        assert_int_equal(tg_decode_end(d), TG_DECODE_CORRUPT);
+        assert_int_equal(o.total, 0);
+        free(o.p);
+    }
+    /* A legacy (v0.7) magic number is refused as soon as it is complete. */
+    assert_int_equal(tg_decode_start(d, S("zstd"), 0), TG_DECODE_OK);
+    assert_int_equal(tg_decode_feed(d, S("\x27\xb5\x2f"), collect, NULL), TG_DECODE_OK);
+    assert_int_equal(tg_decode_feed(d, S("\xfd"), collect, NULL), TG_DECODE_CORRUPT);
+    /* Skippable frames (empty, and with content) around a real one still decode, in any
+     * cuts; a header cut anywhere is only truncated. */
+    struct enc z = encode("zstd", ANSWER, sizeof ANSWER - 1);
+    struct enc all = encode("identity", "\x50\x2a\x4d\x18\x00\x00\x00\x00", 8);
+    cat(&all, &z);
+    struct enc skip = {(unsigned char *)"\x5f\x2a\x4d\x18\x03\x00\x00\x00"
+                                        "abc",
+                       11};
+    cat(&all, &skip);
+    for (size_t piece = 1; piece <= 13; piece += 3) {
+        struct out o = {.keep = 1};
+        assert_int_equal(run(d, "zstd", &all, 0, piece, 0, &o), TG_DECODE_OK);
+        expect_answer(&o);
+        free(o.p);
+    }
+    for (size_t cut = 1; cut < 18; cut++) {
+        struct enc head = {z.p, cut};
+        struct out o = {.keep = 1};
+        assert_int_equal(run(d, "zstd", &head, 0, 1, 0, &o), TG_DECODE_TRUNCATED);
+        free(o.p);
+    }
+    enc_free(&all);
+    enc_free(&z);
+    tg_decode_free(d);
+}
+
 static long max_rss_kb(void)
 {
     struct rusage ru;
@@ -564,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_stacked),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_zstd_frames_only),
         cmocka_unit_test(test_bomb),
         cmocka_unit_test(test_cap_grows_with_input),
         cmocka_unit_test(test_unknown),
