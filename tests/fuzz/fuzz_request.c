@@ -23,11 +23,10 @@
 
 #include "auth/apikey.h"
 #include "fuzz.h"
+#include "worker.h"
 #include "gateway/conn.h"
 #include "util/clock.h"
 #include "util/log.h"
-
-#define FUZZ_KEY "tg_fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuz"
 
 static const char config_yaml[] =
     "server:\n"
@@ -58,104 +57,17 @@ static const char config_yaml[] =
 
 static tg_server_t srv;
 static tg_worker_t w;
-static struct tg_store_ops ops; /* the SQLite store's, with append and purge discarding */
 static int port;
 static int echo; /* FUZZ_ECHO=1: the answers go to stderr (to look at what a seed does) */
-
-static int discard_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
-                          tg_err_t *err)
-{
-    (void)s, (void)evs, (void)err;
-    *inserted = n;
-    return 0;
-}
-
-static int discard_purge(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
-                         int64_t *deleted, tg_err_t *err)
-{
-    (void)s, (void)events_before_us, (void)agg_before_day, (void)err;
-    if (deleted) *deleted = 0;
-    return 0;
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    if (status == 0) tg_conn_accept(server->data);
-}
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "fuzz_request: %s: %s\n", what, msg);
-    exit(1);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    tg_err_t err;
     signal(SIGPIPE, SIG_IGN);
     echo = getenv("FUZZ_ECHO") != NULL;
     tg_log_level = TG_LOG_ERROR;
-    if (tg_config_parse("fuzz.yaml", config_yaml, sizeof config_yaml - 1, &srv.cfg, &err) != 0)
-        die("config", err.msg);
+    port = fz_worker_start("fuzz_request", config_yaml, sizeof config_yaml - 1, &srv, &w);
     http_parser_set_max_header_size((uint32_t)srv.cfg->server.max_header_bytes);
-
-    tg_store_t *store;
-    if (tg_store_open("sqlite::memory:", &store, &err) != 0) die("store", err.msg);
-    tg_key_t k = {.id = "key_fuzz",
-                  .tenant_id = "t1",
-                  .prefix = "tg_fuzzf",
-                  .name = "fuzz",
-                  .status = "active"};
-    tg_apikey_hash(FUZZ_KEY, strlen(FUZZ_KEY), k.sha256);
-    tg_budget_row_t b = {.tenant = "t1", .monthly_micros = INT64_C(1) << 50, .hard = 1};
-    if (tg_store_tenant_add(store, "t1", "fuzz", &err) != 0 ||
-        tg_store_key_add(store, &k, &err) != 0 || tg_store_budget_set(store, &b, &err) != 0)
-        die("store", err.msg);
-    srv.keys = tg_keyring_new();
-    srv.policy = tg_policy_new();
-    srv.prices = tg_pricebook_new();
-    tg_policy_defaults_t pd = {
-        .rate = {.limit = 1000000, .period_ns = 1000000000ull}, .has_rate = 1, .concurrency = 1000};
-    tg_policy_set_defaults(srv.policy, &pd);
-    if (tg_pricebook_set_defaults(srv.prices, srv.cfg->prices, srv.cfg->nprices, &err) != 0 ||
-        tg_keyring_load(srv.keys, store, &err) != 0 ||
-        tg_policy_load(srv.policy, store, tg_wall_us(), &err) != 0 ||
-        tg_pricebook_load(srv.prices, store, &err) != 0)
-        die("load", err.msg);
-    ops = *store->ops;
-    ops.append = discard_append;
-    ops.purge = discard_purge;
-    store->ops = &ops;
-    tg_recorder_opts_t ro = {.access_log = "off", .queue_size = 4096, .flush_ms = 50};
-    if (tg_recorder_start_with_store(&ro, store, &srv.rec, &err) != 0) die("recorder", err.msg);
-
-    /* One worker, built as server.c's worker_init does, on a loopback listener. */
-    srv.workers = &w;
-    srv.nworkers = 1;
-    w.srv = &srv;
-    w.cfg = tg_config_ref(srv.cfg);
-    pthread_mutex_init(&w.mu, NULL);
-    uv_loop_init(&w.loop);
-    uv_tcp_init(&w.loop, &w.listener);
-    w.listener.data = &w;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (uv_tcp_bind(&w.listener, (struct sockaddr *)&a, 0) != 0 ||
-        uv_listen((uv_stream_t *)&w.listener, 128, on_connection) != 0)
-        die("listen", "cannot listen on 127.0.0.1");
-    /* Accepted sockets inherit SO_LINGER: a connection tollgate closes ends with a reset,
-     * never in TIME_WAIT, which would hold its port pair for a minute and run out of ports
-     * after some 28,000 connections. */
-    uv_os_fd_t lfd;
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    if (uv_fileno((uv_handle_t *)&w.listener, &lfd) != 0 ||
-        setsockopt(lfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0)
-        die("listen", "cannot set SO_LINGER");
-    int alen = sizeof a;
-    uv_tcp_getsockname(&w.listener, (struct sockaddr *)&a, &alen);
-    port = ntohs(a.sin_port);
-    w.proxy = tg_proxy_new(&w.loop);
-    if (!w.proxy) die("proxy", "cannot create the upstream client");
     return 0;
 }
 
@@ -240,8 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     /* Closing with a reset: no TIME_WAIT pile-up over millions of connections. */
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(cl.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    fz_linger0(cl.fd);
     for (int t = 0; t < 1000 && w.nconns == 0; t++)
         uv_run(&w.loop, UV_RUN_NOWAIT); /* the accept */
     FZ_CHECK(w.nconns == 1);

@@ -36,12 +36,12 @@
 
 #include "auth/apikey.h"
 #include "fuzz.h"
+#include "worker.h"
 #include "gateway/conn.h"
 #include "util/clock.h"
 #include "util/log.h"
 
-#define FUZZ_KEY "tg_fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuz"
-#define AUTH     "Authorization: Bearer " FUZZ_KEY "\r\n"
+#define AUTH "Authorization: Bearer " FUZZ_KEY "\r\n"
 
 /* %d: the upstream's port. Targets never cool down (max_fails): every input reaches it. */
 static const char config_fmt[] =
@@ -106,43 +106,13 @@ static const struct {
 static char config_yaml[4096];
 static tg_server_t srv;
 static tg_worker_t w;
-static struct tg_store_ops ops; /* the SQLite store's, with append and purge discarding */
 static int port, up_fd, up_port;
 static int echo; /* FUZZ_ECHO=1: the answers to the client go to stderr */
-
-static int discard_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
-                          tg_err_t *err)
-{
-    (void)s, (void)evs, (void)err;
-    *inserted = n;
-    return 0;
-}
-
-static int discard_purge(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
-                         int64_t *deleted, tg_err_t *err)
-{
-    (void)s, (void)events_before_us, (void)agg_before_day, (void)err;
-    if (deleted) *deleted = 0;
-    return 0;
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    if (status == 0) tg_conn_accept(server->data);
-}
 
 static void die(const char *what, const char *msg)
 {
     fprintf(stderr, "fuzz_upstream: %s: %s\n", what, msg);
     exit(1);
-}
-
-/* A listening socket on 127.0.0.1 whose accepted sockets close with a reset (SO_LINGER 0,
- * inherited): no TIME_WAIT pile-up over millions of connections. */
-static void linger0(int fd)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0) die("socket", "SO_LINGER");
 }
 
 static void upstream_listen(void)
@@ -153,77 +123,23 @@ static void upstream_listen(void)
     if (up_fd < 0 || bind(up_fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(up_fd, 64) != 0 ||
         getsockname(up_fd, (struct sockaddr *)&a, &alen) != 0)
         die("upstream", "cannot listen on 127.0.0.1");
-    linger0(up_fd);
+    if (fz_linger0(up_fd) != 0) die("upstream", "cannot set SO_LINGER");
     up_port = ntohs(a.sin_port);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    tg_err_t err;
     signal(SIGPIPE, SIG_IGN);
     echo = getenv("FUZZ_ECHO") != NULL;
     tg_log_level = TG_LOG_ERROR;
     upstream_listen();
     int len = snprintf(config_yaml, sizeof config_yaml, config_fmt, up_port);
-    if (tg_config_parse("fuzz.yaml", config_yaml, (size_t)len, &srv.cfg, &err) != 0)
-        die("config", err.msg);
     /* http_parser's head limit is global: server.c sets it to max_header_bytes, which would
      * refuse upstream heads (in h1.c) long before conn.c's own 64 KiB cap on a re-sent head,
      * the cap of libcurl targets and the code this target is about; and the client's parser
      * here must take what tollgate adds to a head it relays. The default, 80 KiB, does both. */
-
-    tg_store_t *store;
-    if (tg_store_open("sqlite::memory:", &store, &err) != 0) die("store", err.msg);
-    tg_key_t k = {.id = "key_fuzz",
-                  .tenant_id = "t1",
-                  .prefix = "tg_fuzzf",
-                  .name = "fuzz",
-                  .status = "active"};
-    tg_apikey_hash(FUZZ_KEY, strlen(FUZZ_KEY), k.sha256);
-    tg_budget_row_t b = {.tenant = "t1", .monthly_micros = INT64_C(1) << 50, .hard = 1};
-    if (tg_store_tenant_add(store, "t1", "fuzz", &err) != 0 ||
-        tg_store_key_add(store, &k, &err) != 0 || tg_store_budget_set(store, &b, &err) != 0)
-        die("store", err.msg);
-    srv.keys = tg_keyring_new();
-    srv.policy = tg_policy_new();
-    srv.prices = tg_pricebook_new();
-    tg_policy_defaults_t pd = {
-        .rate = {.limit = 1000000, .period_ns = 1000000000ull}, .has_rate = 1, .concurrency = 1000};
-    tg_policy_set_defaults(srv.policy, &pd);
-    if (tg_pricebook_set_defaults(srv.prices, srv.cfg->prices, srv.cfg->nprices, &err) != 0 ||
-        tg_keyring_load(srv.keys, store, &err) != 0 ||
-        tg_policy_load(srv.policy, store, tg_wall_us(), &err) != 0 ||
-        tg_pricebook_load(srv.prices, store, &err) != 0)
-        die("load", err.msg);
-    ops = *store->ops;
-    ops.append = discard_append;
-    ops.purge = discard_purge;
-    store->ops = &ops;
-    tg_recorder_opts_t ro = {.access_log = "off", .queue_size = 4096, .flush_ms = 50};
-    if (tg_recorder_start_with_store(&ro, store, &srv.rec, &err) != 0) die("recorder", err.msg);
-
-    /* One worker, built as server.c's worker_init does, on a loopback listener. */
-    srv.workers = &w;
-    srv.nworkers = 1;
-    w.srv = &srv;
-    w.cfg = tg_config_ref(srv.cfg);
-    pthread_mutex_init(&w.mu, NULL);
-    uv_loop_init(&w.loop);
-    uv_tcp_init(&w.loop, &w.listener);
-    w.listener.data = &w;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (uv_tcp_bind(&w.listener, (struct sockaddr *)&a, 0) != 0 ||
-        uv_listen((uv_stream_t *)&w.listener, 128, on_connection) != 0)
-        die("listen", "cannot listen on 127.0.0.1");
-    uv_os_fd_t lfd;
-    if (uv_fileno((uv_handle_t *)&w.listener, &lfd) != 0) die("listen", "no fd");
-    linger0(lfd);
-    int alen = sizeof a;
-    uv_tcp_getsockname(&w.listener, (struct sockaddr *)&a, &alen);
-    port = ntohs(a.sin_port);
-    w.proxy = tg_proxy_new(&w.loop);
-    if (!w.proxy) die("proxy", "cannot create the upstream client");
+    port = fz_worker_start("fuzz_upstream", config_yaml, (size_t)len, &srv, &w);
     return 0;
 }
 
@@ -437,7 +353,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         perror("fuzz_upstream: connect");
         abort();
     }
-    linger0(cl.fd);
+    fz_linger0(cl.fd);
     for (int t = 0; t < 1000 && w.nconns == 0; t++)
         uv_run(&w.loop, UV_RUN_NOWAIT); /* the accept */
     FZ_CHECK(w.nconns == 1);
