@@ -24,7 +24,7 @@ lib=build/libtollgate.a
 use_lib=0
 if [ -f "$lib" ]; then
   use_lib=1
-  for s in $SRCS $(ls src/meter/*.h src/store/*.h src/observe/*.h src/util/*.h); do
+  for s in $SRCS $(ls src/meter/*.h src/store/*.h src/observe/*.h src/types/*.h src/util/*.h); do
     if [ "$s" -nt "$lib" ]; then use_lib=0; break; fi
   done
 fi
