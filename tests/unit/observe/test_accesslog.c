@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "meter/event.h"
 #include "observe/accesslog.h"
+#include "types/event.h"
 
 #define SET(ev, field, s) TG_EVENT_SET((ev), field, (s), strlen(s))
 
