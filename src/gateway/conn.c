@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bill/bill.h"
 #include "gateway/target.h"
 #include "gateway/upstream.h"
 #include "gateway/wqueue.h"
@@ -44,9 +45,17 @@
 #define PEND_MAX        (64 * 1024) /* pipelined bytes held while a request is in flight */
 #define DISCARD_SMALL   (64 * 1024) /* a rejected request's body up to this is read and dropped */
 #define LINGER_MS       1000
-#define MAX_OUTPUT_EST  100000000 /* a larger max_tokens counts as this in estimates */
-#define MAX_BATCH_TOOLS 64        /* tools/call in one JSON-RPC batch (more: 400) */
-#define UP_HEAD_MAX     65536     /* an upstream response head, as re-sent (more: 502) */
+#define MAX_BATCH_TOOLS TG_BILL_MAX_TOOLS /* tools/call in one JSON-RPC batch (more: 400) */
+#define UP_HEAD_MAX     65536             /* an upstream response head, as re-sent (more: 502) */
+
+/* String literals with their length counted by the compiler, never by hand. */
+#define LEN(lit)               (sizeof(lit) - 1)
+#define LIT(lit)               (lit), LEN(lit) /* the two arguments (p, n) of a function */
+#define EV_SET(ev, field, lit) TG_EVENT_SET(ev, field, lit, LEN(lit))
+/* p[0..n) is lit, ASCII case ignored (header names, tokens). */
+#define IS_LIT(p, n, lit) ((n) == LEN(lit) && strncasecmp((p), (lit), LEN(lit)) == 0)
+/* p starts with lit, case ignored (p has at least LEN(lit) bytes). */
+#define HAS_PREFIX(p, lit) (strncasecmp((p), (lit), LEN(lit)) == 0)
 
 typedef struct hdr {
     uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
@@ -368,111 +377,24 @@ static int pend_append(tg_conn_t *c, const char *p, size_t n)
     return 0;
 }
 
-/* A 2xx answer is billable unless a reason says otherwise; these reasons only note why
- * it is billed as it is: a client that left, or stopped reading, and still pays what the
- * upstream served (start_drain), an endpoint tollgate does not recognise, an MCP batch of
- * which only some calls got a result. */
-static int billable_reason(const tg_conn_t *c, const char *reason)
-{
-    return !reason[0] || strcmp(reason, "endpoint_unknown") == 0 ||
-           (c->drain &&
-            (strcmp(reason, "client_closed") == 0 || strcmp(reason, "client_stalled") == 0)) ||
-           strncmp(reason, "partial:", 8) == 0;
-}
-
 static void record(tg_conn_t *c)
 {
     tg_event_t *ev = &c->ev;
-    tg_policy_release(c->w->srv->policy, c->adm.conc_key); /* the in-flight slot */
-    c->adm.conc_key = 0;
     ev->latency_us = tg_mono_us() - c->start_mono;
-    const char *dflag = ""; /* a compressed answer not decoded whole (meter/decode.h) */
-    int ai_call = 0;        /* an AI call whose tokens may have to be estimated */
-    if (c->metered) {
+    int metered = c->metered;
+    if (metered) {
         /* Model, tokens, JSON-RPC method and tool; a 2xx MCP answer that is not a
-         * result gets its reason here, which makes it not billable below. */
+         * result gets its reason here, which makes it not billable (bill.h). */
         int unparsed;
         tg_xchg_finish(c->xchg, ev, &unparsed);
-        dflag = tg_xchg_decode_flag(c->xchg);
         c->metered = 0;
         if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
-        ai_call = c->route->kind != TG_ROUTE_MCP && tg_xchg_counts_tokens(c->xchg) &&
-                  (c->drain || tg_xchg_unknown_endpoint(c->xchg) || tg_xchg_background(c->xchg) ||
-                   tg_xchg_request_unreadable(c->xchg));
     }
-    if (ev->outcome != TG_OUTCOME_REJECTED)
-        ev->outcome = (ev->status >= 200 && ev->status < 300 && billable_reason(c, ev->reason))
-                          ? TG_OUTCOME_BILLABLE
-                          : TG_OUTCOME_FAILED;
-    /* A client that left before the usage came, an unknown endpoint whose answer had
-     * none, a body tollgate could not read (a BOM, UTF-16: a provider may read it, and
-     * stream without the usage tollgate could not ask for), or a background Responses
-     * call (its usage never passes here): charged on an estimate, never free. Input: one
-     * token per 4 bytes of the body (the usual rule for text; admission reserved the
-     * body's whole length); output: what reached the client (tg_xchg_estimate_out), for a
-     * background call the bound admission reserved. */
-    int estimated =
-        ai_call && ev->outcome == TG_OUTCOME_BILLABLE && (ev->tokens_in < 0 || ev->tokens_out < 0);
-    if (estimated) { /* (what the upstream did report stands) */
-        if (ev->tokens_in < 0) ev->tokens_in = (ev->bytes_in + 3) / 4;
-        if (ev->tokens_out < 0) {
-            int64_t o = tg_xchg_estimate_out(c->xchg);
-            if (o < 0) o = c->cfg ? c->cfg->max_output_tokens : 0; /* (admission's bound) */
-            ev->tokens_out = o > MAX_OUTPUT_EST ? MAX_OUTPUT_EST : o;
-        }
-        if (ev->tokens_cached < 0) ev->tokens_cached = 0;
-        if (ev->tokens_cache_write < 0) ev->tokens_cache_write = 0;
-    }
-    tg_server_t *srv = c->w->srv;
-    tg_route_kind_t kind = c->route ? c->route->kind : TG_ROUTE_HTTP;
-    if (srv->prices) {
-        /* MCP: each tools/call is billed by its own result (the event's tool, the first,
-         * is set aside while the route part is priced). */
-        size_t ntools = kind == TG_ROUTE_MCP && c->xchg ? tg_xchg_ntools(c->xchg) : 0;
-        char first[sizeof ev->tool];
-        if (ntools) {
-            memcpy(first, ev->tool, sizeof first);
-            ev->tool[0] = '\0';
-        }
-        tg_pricebook_price(srv->prices, ev, kind);
-        if (ntools) memcpy(ev->tool, first, sizeof first);
-        const char *asked = c->xchg && (kind == TG_ROUTE_OPENAI || kind == TG_ROUTE_ANTHROPIC)
-                                ? tg_xchg_model(c->xchg)
-                                : "";
-        if (asked[0] && strcmp(ev->price_flag, "unpriced") == 0 &&
-            tg_pricebook_model_priced(srv->prices, asked, ev->ts_us)) {
-            /* The upstream reported a model with no price (a router's pick, a deployment
-             * that ignores the body's model): the model asked for, which was admitted
-             * and reserved, prices it, flagged; never free. The event keeps the model
-             * the upstream reported. */
-            char reported[sizeof ev->model];
-            memcpy(reported, ev->model, sizeof reported);
-            TG_EVENT_SET(ev, model, asked, strlen(asked));
-            tg_pricebook_price(srv->prices, ev, kind);
-            memcpy(ev->model, reported, sizeof reported);
-            if (!ev->price_flag[0]) TG_EVENT_SET(ev, price_flag, "model_asked", 11);
-        }
-        for (size_t i = 0; ev->outcome == TG_OUTCOME_BILLABLE && i < ntools; i++) {
-            if (!tg_xchg_call_billed(c->xchg, i)) continue;
-            int64_t p = tg_pricebook_call(srv->prices, tg_xchg_tool(c->xchg, i), ev->ts_us);
-            ev->cost_micros = ev->cost_micros > INT64_MAX - p ? INT64_MAX : ev->cost_micros + p;
-        }
-        if (estimated) TG_EVENT_SET(ev, price_flag, "estimated", 9);
-    }
-    /* Why the tokens are unknown (or suspect), unless a price flag explains the cost. */
-    if (dflag[0] && ev->outcome == TG_OUTCOME_BILLABLE &&
-        (!ev->price_flag[0] || strcmp(ev->price_flag, "tokens_unknown") == 0))
-        TG_EVENT_SET(ev, price_flag, dflag, strlen(dflag));
-    /* Token limits and the budget: reservations become the actual counts. */
-    int64_t tokens = -1;
-    if (ev->tokens_in >= 0 && ev->tokens_out >= 0) {
-        tokens = ev->tokens_in + ev->tokens_out;
-        if (kind == TG_ROUTE_ANTHROPIC) /* its input count excludes the cache's */
-            tokens += (ev->tokens_cached > 0 ? ev->tokens_cached : 0) +
-                      (ev->tokens_cache_write > 0 ? ev->tokens_cache_write : 0);
-    }
-    tg_policy_settle(srv->policy, &c->adm, ev->tenant, tokens, ev->cost_micros,
-                     (uint64_t)tg_mono_us() * 1000, ev->ts_us);
+    tg_bill_answer_t a;
+    tg_bill_answer_from(&a, c->xchg, metered, c->drain, c->route ? c->route->kind : TG_ROUTE_HTTP,
+                        c->cfg ? c->cfg->max_output_tokens : 0);
+    tg_bill_env_t env = {c->w->srv->policy, c->w->srv->prices};
+    tg_bill_settle(&env, &a, &c->adm, ev, (uint64_t)tg_mono_us() * 1000);
     ev->id = tg_event_new_id(ev->ts_us);
     tg_recorder_push(c->w->srv->rec, ev);
 }
@@ -591,7 +513,7 @@ static int start_drain(tg_conn_t *c)
     c->write_failed = 1; /* nothing more is written */
     c->head_pending = 0;
     c->keep_alive = 0;
-    TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
+    EV_SET(&c->ev, reason, "client_closed");
     tg_xchg_client_gone(c->xchg);
     set_reading(c, 0);
     /* (Shutting down: no wait; the answer is charged on what was delivered.) */
@@ -674,7 +596,7 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
         else
             send_error(c, 400, "invalid_request", c->refuse ? c->refuse : "malformed HTTP request");
     } else {
-        TG_EVENT_SET(&c->ev, reason, "malformed_request", 17);
+        EV_SET(&c->ev, reason, "malformed_request");
         c->write_failed = 1; /* the response cannot be completed: just close */
     }
     c->resp_done = 1;
@@ -725,7 +647,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             c->up = NULL;
         }
         if (!c->head_sent) c->ev.status = 499; /* nginx's "client closed request" */
-        if (!c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
+        if (!c->ev.reason[0]) EV_SET(&c->ev, reason, "client_closed");
         c->msg_done = c->resp_done = 1;
         c->keep_alive = 0;
         c->write_failed = 1;
@@ -859,9 +781,9 @@ static void credential(const tg_conn_t *c, const char **secret, size_t *len)
     for (size_t i = 0; i < c->nhdrs; i++) {
         const hdr_t *h = &c->hdrs[i];
         const char *v = c->head + h->vo;
-        if (name_is(c, h, "authorization") && h->vl > 7 && strncasecmp(v, "bearer ", 7) == 0) {
-            *secret = v + 7;
-            *len = h->vl - 7;
+        if (name_is(c, h, "authorization") && h->vl > LEN("bearer ") && HAS_PREFIX(v, "bearer ")) {
+            *secret = v + LEN("bearer ");
+            *len = h->vl - LEN("bearer ");
             while (*len && **secret == ' ')
                 (*secret)++, (*len)--;
             return;
@@ -927,68 +849,15 @@ static int admit(tg_conn_t *c)
             TG_EVENT_SET(&c->ev, client_ip, ip, strlen(ip));
         }
     }
-    tg_admit_in_t in = {.tenant = c->ev.tenant,
-                        .route = c->route->name,
-                        .key_id = c->ev.key_id,
-                        .tool = c->ev.tool,
-                        .model = c->ev.model,
-                        .client = &client,
-                        .wall_us = c->ev.ts_us};
-    if (c->metered && c->hold_body && tg_xchg_counts_tokens(c->xchg)) {
-        /* An AI call: reserve its worst case. A token is never shorter than a byte, so
-         * the body's length (as the client sent it) bounds the input; the output is
-         * bounded by max_tokens (or the configured default when the request names none)
-         * times the answers it asks for (n), counted as at most MAX_OUTPUT_EST. */
-        int64_t out = tg_xchg_max_output(c->xchg);
-        if (out < 0) out = (int64_t)c->cfg->max_output_tokens * tg_xchg_choices(c->xchg);
-        if (out > MAX_OUTPUT_EST) out = MAX_OUTPUT_EST;
-        int64_t body = c->ev.bytes_in;
-        in.est_tokens = body + out; /* both below 2^40: no overflow */
-        int64_t spent, held, budget;
-        if (c->w->srv->prices &&
-            !tg_pricebook_model_priced(c->w->srv->prices, c->ev.model, c->ev.ts_us) &&
-            tg_policy_budget_state(c->w->srv->policy, c->ev.tenant, &spent, &held, &budget) == 0) {
-            /* No price for it, its base model's or "*": on a budget it would be free. A
-             * body that names no model (or not as a string) asks for whatever the upstream
-             * picks, which may have no price either: only a "*" price admits it. */
-            reject(c, 400, "model_not_priced", "no price is configured for this model",
-                   "model_not_priced");
-            return 0;
-        }
-        if (c->w->srv->prices)
-            in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name,
-                                                c->ev.model, "", body, out, body, c->ev.ts_us);
-    } else if (c->metered && c->route->kind == TG_ROUTE_MCP && c->ev.tool[0] && c->w->srv->prices) {
-        in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name, "",
-                                            c->ev.tool, 0, 0, (int64_t)c->body_len, c->ev.ts_us);
-        for (size_t i = 1; i < tg_xchg_ntools(c->xchg); i++) /* a batch's further calls */
-            in.est_cost +=
-                tg_pricebook_call(c->w->srv->prices, tg_xchg_tool(c->xchg, i), c->ev.ts_us);
-    }
-    uint64_t now_ns = (uint64_t)tg_mono_us() * 1000;
-    tg_policy_admit(c->w->srv->policy, &in, now_ns, &c->adm);
-    size_t ntools = c->metered && c->route->kind == TG_ROUTE_MCP ? tg_xchg_ntools(c->xchg) : 0;
-    if (c->adm.verdict == TG_ADMIT_OK && ntools > 1) {
-        /* A batch: every further tools/call counts against its tool's rate rule too. */
-        const char *more[MAX_BATCH_TOOLS];
-        for (size_t i = 1; i < ntools; i++)
-            more[i - 1] = tg_xchg_tool(c->xchg, i);
-        tg_policy_admit_more_tools(c->w->srv->policy, &c->adm, c->ev.tenant, more, ntools - 1,
-                                   now_ns, c->ev.ts_us);
-    }
-    switch (c->adm.verdict) {
-    case TG_ADMIT_OK: return 1;
-    case TG_ADMIT_BUDGET:
-        reject(c, 402, "budget_exceeded", c->adm.message, c->adm.reason);
-        return 0;
-    case TG_ADMIT_PAUSED: reject(c, 503, "paused", c->adm.message, c->adm.reason); return 0;
-    case TG_ADMIT_IP_DENIED: reject(c, 403, "forbidden", c->adm.message, c->adm.reason); return 0;
-    case TG_ADMIT_RATE:
-    case TG_ADMIT_CONCURRENCY:
-        reject(c, 429, "rate_limited", c->adm.message, c->adm.reason);
-        return 0;
-    }
-    return 1;
+    tg_bill_ask_t ask;
+    tg_bill_ask_from(&ask, c->xchg, c->metered, c->hold_body, c->route->kind, c->route->name,
+                     c->ev.bytes_in, (int64_t)c->body_len, (int64_t)c->cfg->max_output_tokens);
+    tg_bill_env_t env = {c->w->srv->policy, c->w->srv->prices};
+    tg_bill_refusal_t r;
+    if (tg_bill_admit(&env, &ask, &c->ev, &client, (uint64_t)tg_mono_us() * 1000, &c->adm, &r) == 0)
+        return 1;
+    reject(c, r.status, r.type, r.message, r.reason);
+    return 0;
 }
 
 /* Transfer-Encoding, when present, must be exactly "chunked" (one line, one coding): the
@@ -1006,7 +875,7 @@ static int te_is_chunked(const tg_conn_t *c, const http_parser *p)
             b++;
         while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
-        if (++n > 1 || e - b != 7 || strncasecmp(v + b, "chunked", 7) != 0) return 0;
+        if (++n > 1 || !IS_LIT(v + b, e - b, "chunked")) return 0;
     }
     return n == 0 || (p->flags & F_CHUNKED);
 }
@@ -1146,11 +1015,10 @@ static int on_headers_complete(http_parser *p)
         arm_body_timer(c);
     }
     const hdr_t *ex = find_hdr(c, "expect");
-    if (ex && ex->vl == 12 && strncasecmp(c->head + ex->vo, "100-continue", 12) == 0 &&
-        p->http_minor >= 1) {
+    if (ex && IS_LIT(c->head + ex->vo, ex->vl, "100-continue") && p->http_minor >= 1) {
         /* Accepted (or to be decided on the body): let the client send its body
          * now (the upstream never sees the Expect; its own 100 is swallowed). */
-        uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+        uv_buf_t cont = uv_buf_init(LIT("HTTP/1.1 100 Continue\r\n\r\n"));
         conn_write(c, &cont, 1);
     }
     if (!c->hold_body) start_upstream(c);
@@ -1202,7 +1070,7 @@ static void start_held(tg_conn_t *c)
         reject_json(c, 400, body, bl, "malformed_request");
         return;
     }
-    if (tg_xchg_unknown_endpoint(c->xchg)) TG_EVENT_SET(&c->ev, reason, "endpoint_unknown", 16);
+    if (tg_xchg_unknown_endpoint(c->xchg)) EV_SET(&c->ev, reason, "endpoint_unknown");
     size_t ntools = tg_xchg_ntools(c->xchg);
     if (ntools > MAX_BATCH_TOOLS) {
         static const char many[] =
@@ -1311,7 +1179,7 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h, int conn_name
                                         "expect"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (name_is(c, h, names[i])) return 1;
-    if (h->nl >= 11 && strncasecmp(n, "x-tollgate-", 11) == 0) return 1;
+    if (h->nl >= LEN("x-tollgate-") && HAS_PREFIX(n, "x-tollgate-")) return 1;
     /* Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */
     for (size_t i = 0; conn_names && i < c->nhdrs; i++)
         if (name_is(c, &c->hdrs[i], "connection") &&
@@ -1340,9 +1208,7 @@ static void note_up_connection(tg_conn_t *c, const char *v, size_t vl)
         while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
         size_t n = e - b;
-        if (n == 0 || (n == 5 && !strncasecmp(v + b, "close", 5)) ||
-            (n == 10 && !strncasecmp(v + b, "keep-alive", 10)))
-            continue;
+        if (n == 0 || IS_LIT(v + b, n, "close") || IS_LIT(v + b, n, "keep-alive")) continue;
         if (c->up_conn_len + n + 1 > sizeof c->up_conn) {
             c->up_bad = 1;
             return;
@@ -1366,7 +1232,7 @@ static void strip_up_connection(tg_conn_t *c)
         const char *colon = memchr(line, ':', ll);
         size_t nl = colon ? (size_t)(colon - line) : 0;
         int named = nl && in_token_list(c->up_conn, c->up_conn_len, line, nl) &&
-                    !(nl == 14 && !strncasecmp(line, "content-length", 14));
+                    !IS_LIT(line, nl, "content-length");
         if (!named) {
             off += ll;
             continue;
@@ -1385,40 +1251,35 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
 {
     tg_conn_t *c = ud;
     if (c->up_bad) return;
-    if (nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) c->resp_te = 1;
-    if (nl == 10 && strncasecmp(name, "connection", 10) == 0) {
+    if (IS_LIT(name, nl, "transfer-encoding")) c->resp_te = 1;
+    if (IS_LIT(name, nl, "connection")) {
         note_up_connection(c, value, vl);
         return;
     }
-    if (c->metered && nl == 16 && strncasecmp(name, "content-encoding", 16) == 0)
+    if (c->metered && IS_LIT(name, nl, "content-encoding"))
         tg_xchg_response_coding(c->xchg, value, vl); /* (forwarded as it is, below) */
     if (hop_by_hop(name, nl)) return;
-    if (nl == 12 && strncasecmp(name, "x-request-id", 12) == 0) return;
-    size_t line = nl + vl + 4;
+    if (IS_LIT(name, nl, "x-request-id")) return;
+    size_t line = nl + vl + LEN(": \r\n");
     /* A head over the cap is refused whole (502), never cut: a dropped line must not
      * leave offsets (Content-Length, Content-Type) pointing past what was kept. */
     if (c->out_len + line > UP_HEAD_MAX || grow(&c->out, &c->out_cap, c->out_len + line) != 0) {
         c->up_bad = 1;
         return;
     }
-    if (nl == 14 && strncasecmp(name, "content-length", 14) == 0) {
+    if (IS_LIT(name, nl, "content-length")) {
         if (c->resp_has_cl) return; /* a repeated length: the first one frames */
         c->resp_has_cl = 1;
         c->cl_off = c->out_len;
         c->cl_len = line;
     }
-    if (nl == 12 && strncasecmp(name, "content-type", 12) == 0) {
-        c->ctype_off = (uint32_t)(c->out_len + nl + 2);
+    if (IS_LIT(name, nl, "content-type")) {
+        c->ctype_off = (uint32_t)(c->out_len + nl + LEN(": "));
         c->ctype_len = (uint32_t)vl;
     }
-    memcpy(c->out + c->out_len, name, nl);
-    c->out_len += nl;
-    memcpy(c->out + c->out_len, ": ", 2);
-    c->out_len += 2;
-    memcpy(c->out + c->out_len, value, vl);
-    c->out_len += vl;
-    memcpy(c->out + c->out_len, "\r\n", 2);
-    c->out_len += 2;
+    char *o = tg_put(c->out + c->out_len, name, nl);
+    o = tg_put(tg_put(tg_put(o, LIT(": ")), value, vl), LIT("\r\n"));
+    c->out_len = (size_t)(o - c->out);
 }
 
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
@@ -1519,7 +1380,7 @@ static int send_body(void *ud, const char *p, size_t n)
         char pre[24];
         int pl = snprintf(pre, sizeof pre, "%zx\r\n", n);
         uv_buf_t bufs[3] = {uv_buf_init(pre, (unsigned)pl), uv_buf_init((char *)p, (unsigned)n),
-                            uv_buf_init("\r\n", 2)};
+                            uv_buf_init(LIT("\r\n"))};
         rc = write_with_head(c, bufs, 3);
     } else {
         uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
@@ -1590,13 +1451,13 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
     after_early_response(c); /* before any head is built: it may set keep_alive = 0 */
     if (r == TG_PROXY_OK) {
         if (c->metered && !c->no_body_out) tg_xchg_response_end(c->xchg, send_body, c);
-        uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
+        uv_buf_t end = uv_buf_init(LIT("0\r\n\r\n"));
         write_with_head(c, &end, c->chunked_out ? 1 : 0);
     } else if (client_slow) {
         c->keep_alive = 0;
         c->msg_done = 1;
         c->ev.outcome = TG_OUTCOME_REJECTED;
-        TG_EVENT_SET(&c->ev, reason, "body_timeout", 12);
+        EV_SET(&c->ev, reason, "body_timeout");
         send_error(c, 408, "request_timeout", "request body not received in time");
     } else if (!c->head_sent || c->head_pending) {
         /* Nothing reached the client yet: it gets an error instead. */
@@ -1604,25 +1465,25 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
         c->head_sent = 0;
         TG_WARN("upstream %s (%s): %s", u->name, c->target->url, detail);
         if (c->up_bad) {
-            TG_EVENT_SET(&c->ev, reason, "upstream_bad_response", 21);
+            EV_SET(&c->ev, reason, "upstream_bad_response");
             send_error(c, 502, "bad_gateway",
                        c->up_bad == 2 ? "the upstream's response status is invalid"
                                       : "the upstream's response head is too large");
         } else if (r == TG_PROXY_TIMEOUT) {
-            TG_EVENT_SET(&c->ev, reason, "upstream_timeout", 16);
+            EV_SET(&c->ev, reason, "upstream_timeout");
             send_error(c, 504, "gateway_timeout", "the upstream did not answer in time");
         } else {
-            TG_EVENT_SET(&c->ev, reason, "upstream_unreachable", 20);
+            EV_SET(&c->ev, reason, "upstream_unreachable");
             send_error(c, 502, "bad_gateway", "the upstream could not be reached");
         }
     } else if (!c->write_failed) {
         /* The response broke after it started: it cannot be completed. */
         TG_WARN("upstream %s (%s): response cut short: %s", u->name, c->target->url, detail);
-        TG_EVENT_SET(&c->ev, reason, "upstream_reset", 14);
+        EV_SET(&c->ev, reason, "upstream_reset");
         c->write_failed = 1;
     }
     c->resp_done = 1;
-    if (c->write_failed && !c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
+    if (c->write_failed && !c->ev.reason[0]) EV_SET(&c->ev, reason, "client_closed");
     if (c->msg_done) {
         finish_request(c);
         return;
@@ -1663,8 +1524,7 @@ static void start_upstream(tg_conn_t *c)
         const hdr_t *h = &c->hdrs[i];
         if (!name_is(c, h, "connection")) continue;
         const char *v = c->head + h->vo;
-        conn_names = !((h->vl == 5 && !strncasecmp(v, "close", 5)) ||
-                       (h->vl == 10 && !strncasecmp(v, "keep-alive", 10)));
+        conn_names = !(IS_LIT(v, h->vl, "close") || IS_LIT(v, h->vl, "keep-alive"));
     }
     /* The URL, then one NUL-terminated "Name: value" string per header. */
     char *o = c->scratch;
@@ -1688,7 +1548,7 @@ static void start_upstream(tg_conn_t *c)
             continue;
         }
         o = tg_put(o, c->head + h->no, h->nl);
-        o = tg_put(o, ": ", 2);
+        o = tg_put(o, LIT(": "));
         o = tg_put(o, c->head + h->vo, h->vl);
         *o++ = '\0';
     }
@@ -1703,7 +1563,7 @@ static void start_upstream(tg_conn_t *c)
     for (size_t i = 0; i < u->nheaders && nh < TG_PROXY_MAX_HEADERS - 3; i++) {
         c->up_hdrs[nh++] = o;
         o = tg_puts(o, u->headers[i].name);
-        o = tg_put(o, ": ", 2);
+        o = tg_put(o, LIT(": "));
         o = tg_puts(o, u->headers[i].value);
         *o++ = '\0';
     }
@@ -1718,7 +1578,7 @@ static void start_upstream(tg_conn_t *c)
     for (size_t i = 0; i < c->nhdrs; i++) {
         const hdr_t *h = &c->hdrs[i];
         if (name_is(c, h, "x-forwarded-for"))
-            o = tg_put(tg_put(o, c->head + h->vo, h->vl), ", ", 2);
+            o = tg_put(tg_put(o, c->head + h->vo, h->vl), LIT(", "));
     }
     o = tg_puts(o, c->client_ip);
     *o++ = '\0';
@@ -1737,7 +1597,7 @@ static void start_upstream(tg_conn_t *c)
     };
     c->up = tg_proxy_start(c->w->proxy, &spec, &handler, c);
     if (!c->up) {
-        TG_EVENT_SET(&c->ev, reason, "upstream_error", 14);
+        EV_SET(&c->ev, reason, "upstream_error");
         after_early_response(c);
         send_error(c, 502, "bad_gateway", "the upstream request could not be started");
     }
@@ -1765,7 +1625,7 @@ static void conn_close(tg_conn_t *c)
     if (c->up) {
         tg_proxy_abort(c->up);
         c->up = NULL;
-        if (!c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "shutdown", 8);
+        if (!c->ev.reason[0]) EV_SET(&c->ev, reason, "shutdown");
         if (!c->head_sent) c->ev.status = 503;
     }
     if (c->in_request && c->headers_done) {
@@ -1823,10 +1683,10 @@ static void on_timer(uv_timer_t *t)
          * read from the upstream for its usage (start_drain): a client that stops reading
          * pays what was served, as one that leaves does. */
         if (start_drain(c)) {
-            TG_EVENT_SET(&c->ev, reason, "client_stalled", 14);
+            EV_SET(&c->ev, reason, "client_stalled");
             return;
         }
-        TG_EVENT_SET(&c->ev, reason, "client_stalled", 14);
+        EV_SET(&c->ev, reason, "client_stalled");
         c->write_failed = 1;
         conn_close(c);
         return;
@@ -1853,7 +1713,7 @@ static void on_timer(uv_timer_t *t)
         c->keep_alive = 0;
         c->msg_done = 1;
         c->ev.outcome = TG_OUTCOME_REJECTED;
-        TG_EVENT_SET(&c->ev, reason, "header_timeout", 14);
+        EV_SET(&c->ev, reason, "header_timeout");
         send_error(c, 408, "request_timeout", "request head not received in time");
         maybe_finish(c);
     }
