@@ -32,8 +32,10 @@
  * waits for arrives later on the event loop, and its callback runs the phases again from
  * r->phase, which finds what it waited for). BODY waits for the rest of a held body
  * today; an asynchronous admission (a shared limiter across gateways) is an ADMIT that
- * returns WAIT and is resumed by its answer's callback. A new check is a new phase
- * function in the table, in its place in the order. */
+ * returns WAIT and is resumed by its answer's callback. A waiting request may end without
+ * being resumed (the client leaves, a deadline passes: conn_close records it and frees the
+ * connection), so what a phase waits for must be cancellable from there. A new check is
+ * a new phase function in the table, in its place in the order. */
 #ifndef TG_GATEWAY_REQUEST_H
 #define TG_GATEWAY_REQUEST_H
 
