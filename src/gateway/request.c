@@ -1,7 +1,7 @@
 /* A request's constructor: see request.h. */
 #include "gateway/request.h"
 
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 void tg_req_reset(tg_req_t *r, struct tg_conn *conn, const char *client_ip, int64_t mono_us,
@@ -20,6 +20,9 @@ void tg_req_reset(tg_req_t *r, struct tg_conn *conn, const char *client_ip, int6
     TG_EVENT_SET(&r->ev, client_ip, client_ip, strlen(client_ip));
     /* Unique per process and time-ordered, like event ids; the client's own may replace
      * it once the head is read. */
-    snprintf(r->ev.request_id, sizeof r->ev.request_id, "%016llx",
-             (unsigned long long)tg_event_new_id(wall_us));
+    uint64_t id = (uint64_t)tg_event_new_id(wall_us);
+    _Static_assert(sizeof r->ev.request_id > 16, "16 hex digits and a NUL");
+    for (int i = 15; i >= 0; i--, id >>= 4) /* "%016llx", without printf (every request) */
+        r->ev.request_id[i] = "0123456789abcdef"[id & 15];
+    r->ev.request_id[16] = '\0';
 }
