@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# bench/proxy/unpinned.sh (also `bench/proxy/run.sh --unpinned`): issue 10's comparison,
+# unpinned, every target side by side in one run, with CPU per request.
+#
+#   bench/proxy/unpinned.sh            (or: bench/proxy/run.sh --unpinned)
+#
+# Settings (the issue's): wrk -t1 -c32, a 2 s warm-up then a 5 s measured run per target;
+# nothing pinned (load generator, upstream and proxy share the machine's cores as users'
+# deployments do); 1 worker each. The upstream is nginx answering every request (GET and
+# POST) with the same fixed 526-byte chat.completion carrying usage, no access log, from
+# two ports: plain HTTP and HTTPS (a self-signed P-256 certificate for IP 127.0.0.1 made
+# here with openssl; HTTP/1.1 only, no ALPN h2).
+#
+# Targets, for each upstream scheme (http, https) and each case (get: GET /; chat: the chat
+# POST of bench/lib/setup.sh's write_chat_lua to /v1/chat/completions):
+#   direct     wrk -> upstream
+#   nginx      nginx proxy_pass, upstream keepalive 128 (ssl session reuse on https),
+#              proxy_buffering off, no access log
+#   nginx-log  the same, plus a buffered (buffer=64k flush=1s) JSON access line per request
+#   tollgate   key auth, metering every request into SQLite (usage_events + usage_daily),
+#              its JSON access log on; route / of kind http (get) and /v1/chat/ of kind
+#              openai (chat, priced); the https upstream goes through libcurl
+# Both proxies and the upstream keep connections for 1,000,000 requests (nginx's default
+# would close them every 1000; tollgate has no such limit).
+#
+# CPU per request: utime+stime of the proxy's processes (/proc/PID/stat: all threads of a
+# process, so tollgate's writer thread is included; nginx's master and worker) read before
+# and after the measured 5 s, divided by the requests wrk counted. For direct it is the
+# upstream's. Clock ticks are 10 ms: at ~30k req/s over 5 s the resolution is ~0.1 µs.
+#
+# ROUNDS (3) rounds; in each, every (scheme, case) runs its targets in turn, so a drift of
+# the shared machine's speed spreads over all targets. The summary is of each target's
+# medians; ratios are of medians. Environment: ROUNDS, DUR (5), WARM (2), CONNS (32),
+# SCHEMES ("http https"), CASES ("get chat"), TARGETS ("direct nginx nginx-log tollgate"),
+# KEEP=DIR copies the configs, logs and per-run wrk output there. Needs wrk, nginx,
+# openssl, sqlite3, curl, python3: `scripts/deps.sh --bench` installs them.
+#
+# Everything listens on 127.0.0.1 ports chosen here, runs in a temp dir, and is stopped by
+# PID on exit (also on error or Ctrl-C).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. bench/lib/setup.sh
+
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-5}
+WARM=${WARM:-2}
+CONNS=${CONNS:-32}
+SCHEMES=${SCHEMES:-http https}
+CASES=${CASES:-get chat}
+TARGETS=${TARGETS:-direct nginx nginx-log tollgate}
+
+bench_require wrk nginx openssl sqlite3 curl python3
+make -s all >/dev/null
+T=$(mktemp -d)
+PIDS=()
+unpinned_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp -r "$T"/. "$KEEP"/ 2>/dev/null || true; fi
+  rm -rf "$T"
+}
+trap unpinned_cleanup EXIT
+trap 'exit 130' INT TERM
+
+UP=$(port); UPS=$(port); NG=$(port); NGL=$(port); NGS=$(port); NGSL=$(port)
+TG=$(port); TGA=$(port); TGS=$(port); TGSA=$(port)
+
+# --- the upstream: nginx, a fixed chat completion with usage --------------------------------
+ANSWER='{"id":"chatcmpl-5344c31757e0e48e806b8cd7","object":"chat.completion","created":1700000000,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 tok8 tok9 tok10 tok11 tok12 tok13 tok14 tok15 ","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":16,"total_tokens":23,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}},"system_fingerprint":"fp_mock"}'
+mkdir -p "$T/up" "$T/ng"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout "$T/up/key.pem" -out "$T/up/cert.pem" -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 2>"$T/up/openssl.err" ||
+  { cat "$T/up/openssl.err" >&2; echo "unpinned: openssl could not make the test certificate" >&2; exit 1; }
+
+# nginx_common DIR: the lines every nginx here shares (one worker, files in DIR)
+nginx_common() {
+  cat <<NGINX
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+NGINX
+}
+temp_paths() {
+  echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
+}
+
+{
+  nginx_common "$T/up"
+  cat <<NGINX
+http {
+  access_log off;
+  $(temp_paths "$T/up")
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  default_type application/json;
+  server {
+    listen 127.0.0.1:$UP;
+    location / { return 200 '$ANSWER'; }
+  }
+  server {
+    listen 127.0.0.1:$UPS ssl;
+    ssl_certificate $T/up/cert.pem;
+    ssl_certificate_key $T/up/key.pem;
+    ssl_session_cache shared:up:1m;
+    location / { return 200 '$ANSWER'; }
+  }
+}
+NGINX
+} >"$T/up/nginx.conf"
+
+# --- nginx, the reference proxy: four servers in one instance (one worker) ------------------
+# NG plain without log, NGL plain with the JSON log, NGS https without, NGSL https with.
+ng_location() { # UPSTREAM-URL
+  cat <<NGINX
+    location / {
+      proxy_pass $1;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_ssl_session_reuse on;
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate $T/up/cert.pem;
+      proxy_ssl_name 127.0.0.1;
+    }
+NGINX
+}
+{
+  nginx_common "$T/ng"
+  cat <<NGINX
+http {
+  access_log off;
+  $(temp_paths "$T/ng")
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  log_format jsonl escape=json '{"time":"\$time_iso8601","client":"\$remote_addr","method":"\$request_method","path":"\$request_uri","status":\$status,"bytes_in":\$request_length,"bytes_out":\$bytes_sent,"duration_ms":\$request_time,"upstream":"\$upstream_addr","upstream_status":"\$upstream_status","upstream_ms":"\$upstream_response_time"}';
+  upstream up { server 127.0.0.1:$UP; keepalive 128; keepalive_requests 1000000; keepalive_timeout 300s; }
+  upstream ups { server 127.0.0.1:$UPS; keepalive 128; keepalive_requests 1000000; keepalive_timeout 300s; }
+  server {
+    listen 127.0.0.1:$NG;
+$(ng_location http://up)
+  }
+  server {
+    listen 127.0.0.1:$NGL;
+    access_log $T/ng/access-http.json jsonl buffer=64k flush=1s;
+$(ng_location http://up)
+  }
+  server {
+    listen 127.0.0.1:$NGS;
+$(ng_location https://ups)
+  }
+  server {
+    listen 127.0.0.1:$NGSL;
+    access_log $T/ng/access-https.json jsonl buffer=64k flush=1s;
+$(ng_location https://ups)
+  }
+}
+NGINX
+} >"$T/ng/nginx.conf"
+
+for d in up ng; do
+  nginx -t -q -c "$T/$d/nginx.conf" -p "$T/$d" 2>"$T/$d/test.err" ||
+    { cat "$T/$d/test.err" >&2; echo "unpinned: the $d nginx config does not load" >&2; exit 1; }
+done
+nginx -c "$T/up/nginx.conf" -p "$T/up" &
+UPPID=$!
+PIDS+=($UPPID)
+nginx -c "$T/ng/nginx.conf" -p "$T/ng" &
+NGPID=$!
+PIDS+=($NGPID)
+
+# --- tollgate: one instance for the plain upstream, one for the TLS upstream ----------------
+# tollgate_conf DIR PORT ADMIN-PORT TARGET
+tollgate_conf() {
+  mkdir -p "$1"
+  cat >"$1/tollgate.yaml" <<YAML
+server: { listen: 127.0.0.1:$2, admin_listen: 127.0.0.1:$3, workers: 1 }
+store: sqlite:$1/tollgate.db
+log: { access: $1/access.log, level: warn }
+upstreams:
+  - { name: up, targets: [$4], ca_file: $T/up/cert.pem }
+routes:
+  - { name: api, path_prefix: /, upstream: up, kind: http }
+  - { name: chat, path_prefix: /v1/chat/, upstream: up, kind: openai }
+prices:
+  models:
+    bench: { input: 0.15, output: 0.60 }
+YAML
+  build/tollgate -c "$1/tollgate.yaml" tenant add bench >/dev/null
+  build/tollgate -c "$1/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p' >"$1/key"
+  [ -s "$1/key" ] || { echo "unpinned: could not create a key in $1" >&2; exit 1; }
+}
+tollgate_conf "$T/tg" "$TG" "$TGA" "http://127.0.0.1:$UP"
+tollgate_conf "$T/tgs" "$TGS" "$TGSA" "https://127.0.0.1:$UPS"
+build/tollgate -c "$T/tg/tollgate.yaml" serve 2>"$T/tg/err" &
+TGPID=$!
+PIDS+=($TGPID)
+build/tollgate -c "$T/tgs/tollgate.yaml" serve 2>"$T/tgs/err" &
+TGSPID=$!
+PIDS+=($TGSPID)
+KEY=$(cat "$T/tg/key")
+KEYS=$(cat "$T/tgs/key")
+
+# --- wait until everything answers, and check each path once ---------------------------------
+ready() { curl -sf -o /dev/null --max-time 2 "$@" 2>/dev/null; }
+for i in $(seq 1 100); do
+  ready "http://127.0.0.1:$UP/" && ready -k "https://127.0.0.1:$UPS/" && ready "http://127.0.0.1:$NG/" &&
+    ready "http://127.0.0.1:$TGA/healthz" && ready "http://127.0.0.1:$TGSA/healthz" && break
+  [ "$i" = 100 ] && { echo "unpinned: the servers did not come up (see KEEP=DIR for logs)" >&2; exit 1; }
+  sleep 0.1
+done
+for u in "$NG" "$NGL" "$NGS" "$NGSL"; do
+  ready "http://127.0.0.1:$u/" || { echo "unpinned: nginx on :$u does not answer" >&2; cat "$T/ng/error.log" >&2; exit 1; }
+done
+ready -H "Authorization: Bearer $KEY" "http://127.0.0.1:$TG/" ||
+  { echo "unpinned: tollgate (http upstream) does not answer" >&2; cat "$T/tg/err" >&2; exit 1; }
+ready -H "Authorization: Bearer $KEYS" "http://127.0.0.1:$TGS/" ||
+  { echo "unpinned: tollgate (https upstream) does not answer" >&2; cat "$T/tgs/err" >&2; exit 1; }
+
+write_chat_lua "$T/chat.lua"
+
+# pids_of PID: the process and its children (nginx: master and worker)
+pids_of() { echo "$1"; ps -o pid= --ppid "$1" 2>/dev/null || true; }
+# cpu_ticks PID...: utime + stime of those processes (all their threads), in clock ticks
+cpu_ticks() {
+  local s=0 p t
+  for p in "$@"; do
+    t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+    s=$((s + t))
+  done
+  echo $s
+}
+HZ=$(getconf CLK_TCK)
+# to_ms: wrk's latency ("850.00us", "1.23ms", "1.02s") in milliseconds
+to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v += 0; else if ($1 ~ /s$/) v *= 1000; printf "%.3f\n", v }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# one SCHEME CASE TARGET ROUND -> "rps p99_ms us_per_req requests errors"
+one() {
+  local scheme=$1 kind=$2 target=$3 round=$4 url cpid auth=() extra=()
+  case $scheme.$target in
+    http.direct) url="http://127.0.0.1:$UP"; cpid=$UPPID ;;
+    https.direct) url="https://127.0.0.1:$UPS"; cpid=$UPPID ;;
+    http.nginx) url="http://127.0.0.1:$NG"; cpid=$NGPID ;;
+    http.nginx-log) url="http://127.0.0.1:$NGL"; cpid=$NGPID ;;
+    https.nginx) url="http://127.0.0.1:$NGS"; cpid=$NGPID ;;
+    https.nginx-log) url="http://127.0.0.1:$NGSL"; cpid=$NGPID ;;
+    http.tollgate) url="http://127.0.0.1:$TG"; cpid=$TGPID; auth=(-H "Authorization: Bearer $KEY") ;;
+    https.tollgate) url="http://127.0.0.1:$TGS"; cpid=$TGSPID; auth=(-H "Authorization: Bearer $KEYS") ;;
+    *) echo "unpinned: unknown target $scheme.$target" >&2; exit 1 ;;
+  esac
+  [ "$kind" = chat ] && extra=(-s "$T/chat.lua")
+  local pids c0 c1 out n rps p99 errs
+  pids=$(pids_of $cpid)
+  wrk -t1 -c"$CONNS" -d"${WARM}s" "${auth[@]}" "${extra[@]}" "$url/" >"$T/warm.$scheme.$kind.$target.$round" 2>&1
+  # shellcheck disable=SC2086
+  c0=$(cpu_ticks $pids)
+  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${auth[@]}" "${extra[@]}" "$url/" 2>&1)
+  # shellcheck disable=SC2086
+  c1=$(cpu_ticks $pids)
+  echo "$out" >"$T/wrk.$scheme.$kind.$target.$round"
+  n=$(echo "$out" | awk '/requests in/ { print $1 }')
+  rps=$(echo "$out" | awk '/Requests\/sec/ { print $2 }')
+  p99=$(echo "$out" | awk '$1 == "99%" { print $2 }' | to_ms)
+  errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ { printf "[%s] ", $0 }')
+  [ -n "$n" ] && [ -n "$rps" ] || { echo "unpinned: wrk gave no result for $scheme $kind $target:" >&2; echo "$out" >&2; exit 1; }
+  awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$n" -v r="$rps" -v p="$p99" -v e="$errs" \
+    'BEGIN { printf "%s %s %.1f %d %s\n", r, p, c / hz * 1e6 / n, n, e }'
+}
+
+declare -A RPS P99 CPU
+SERVED_TG=0
+printf '%-5s %-6s %-5s %-10s %10s %9s %11s\n' round scheme case target req/s p99_ms cpu_us/req
+for round in $(seq 1 "$ROUNDS"); do
+  for scheme in $SCHEMES; do
+    for kind in $CASES; do
+      for target in $TARGETS; do
+        read -r rps p99 us n errs < <(one "$scheme" "$kind" "$target" "$round")
+        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "${errs:-}"
+        k=$scheme.$kind.$target
+        RPS[$k]="${RPS[$k]:-} $rps"; P99[$k]="${P99[$k]:-} $p99"; CPU[$k]="${CPU[$k]:-} $us"
+      done
+    done
+  done
+done
+
+echo
+echo "medians of $ROUNDS round(s); cpu = µs of CPU per request (direct: the upstream's; proxies: all their threads)"
+printf '%-6s %-5s %-10s %10s %8s %8s %10s %10s %10s\n' scheme case target req/s p99_ms cpu_us rps/nginx rps/ng-log cpu/nginx
+for scheme in $SCHEMES; do
+  for kind in $CASES; do
+    declare -A M=()
+    for target in $TARGETS; do
+      k=$scheme.$kind.$target
+      M[$target.r]=$(echo ${RPS[$k]} | tr ' ' '\n' | median)
+      M[$target.p]=$(echo ${P99[$k]} | tr ' ' '\n' | median)
+      M[$target.c]=$(echo ${CPU[$k]} | tr ' ' '\n' | median)
+    done
+    for target in $TARGETS; do
+      awk -v s=$scheme -v k=$kind -v t=$target -v r="${M[$target.r]}" -v p="${M[$target.p]}" -v c="${M[$target.c]}" \
+        -v nr="${M[nginx.r]:-}" -v nl="${M[nginx-log.r]:-}" -v nc="${M[nginx.c]:-}" '
+        function ratio(a, b) { return (b == "" || b + 0 == 0) ? "-" : sprintf("%.2fx", a / b) }
+        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %10s %10s %10s\n", s, k, t, r, p, c,
+                  ratio(r, nr), ratio(r, nl), t == "direct" ? "-" : ratio(c, nc) }'
+    done
+    if [ -n "${M[tollgate.r]:-}" ] && [ -n "${M[nginx.r]:-}" ]; then
+      awk -v s=$scheme -v k=$kind -v r="${M[tollgate.r]}" -v nr="${M[nginx.r]}" -v p="${M[tollgate.p]}" \
+        -v np="${M[nginx.p]}" -v c="${M[tollgate.c]}" -v nc="${M[nginx.c]}" '
+        BEGIN { printf "  %s %s target check: req/s %.2fx (>= 0.90) %s, p99 %.2fx (<= 1.5) %s, cpu %.2fx (<= 1.15) %s\n",
+                  s, k, r / nr, (r / nr >= 0.9) ? "met" : "MISSED", p / np, (p / np <= 1.5) ? "met" : "MISSED",
+                  c / nc, (c / nc <= 1.15) ? "met" : "MISSED" }'
+    fi
+    unset M
+  done
+done
+
+# Every request tollgate answered must be metered: stop it (SIGTERM drains the recorder), count.
+case " $TARGETS " in *" tollgate "*)
+  for s in tg tgs; do
+    pid=$TGPID; scheme=http
+    [ $s = tgs ] && { pid=$TGSPID; scheme=https; }
+    kill -TERM "$pid"
+    wait "$pid" || true
+    answered=$(cat "$T"/wrk.$scheme.*.tollgate.* "$T"/warm.$scheme.*.tollgate.* 2>/dev/null | awk '/requests in/ { n += $1 } END { print n + 0 }')
+    echo "tollgate ($scheme upstream): $(sqlite3 "$T/$s/tollgate.db" "select count(*) || ' events (' || coalesce(sum(route = 'chat' and tokens_out = 16), 0) || ' chat with 16 output tokens read from the answer)' from usage_events") for $answered answers wrk counted (+ the readiness checks; wrk cuts its last requests)"
+  done ;;
+esac
+echo "(unpinned; wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured per target; 1 worker each; $(nproc) cores shared by wrk, upstream and proxy; $(nginx -v 2>&1 | sed 's/.*: //'))"
