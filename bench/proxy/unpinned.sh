@@ -40,6 +40,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . bench/lib/setup.sh
+. bench/lib/peers.sh
 
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-5}
@@ -66,135 +67,17 @@ trap 'exit 130' INT TERM
 UP=$(port); UPS=$(port); NG=$(port); NGL=$(port); NGS=$(port); NGSL=$(port)
 TG=$(port); TGA=$(port); TGS=$(port); TGSA=$(port)
 
-# --- the upstream: nginx, a fixed chat completion with usage --------------------------------
-ANSWER='{"id":"chatcmpl-5344c31757e0e48e806b8cd7","object":"chat.completion","created":1700000000,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 tok8 tok9 tok10 tok11 tok12 tok13 tok14 tok15 ","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":16,"total_tokens":23,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}},"system_fingerprint":"fp_mock"}'
-mkdir -p "$T/up" "$T/ng"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$T/up/key.pem" -out "$T/up/cert.pem" -subj /CN=127.0.0.1 \
-  -addext subjectAltName=IP:127.0.0.1 2>"$T/up/openssl.err" ||
-  { cat "$T/up/openssl.err" >&2; echo "unpinned: openssl could not make the test certificate" >&2; exit 1; }
-
-# nginx_common DIR: the lines every nginx here shares (one worker, files in DIR)
-nginx_common() {
-  cat <<NGINX
-worker_processes 1;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-daemon off;
-events { worker_connections 4096; }
-NGINX
-}
-temp_paths() {
-  echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
-}
-
-{
-  nginx_common "$T/up"
-  cat <<NGINX
-http {
-  access_log off;
-  $(temp_paths "$T/up")
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  default_type application/json;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { return 200 '$ANSWER'; }
-  }
-  server {
-    listen 127.0.0.1:$UPS ssl;
-    ssl_certificate $T/up/cert.pem;
-    ssl_certificate_key $T/up/key.pem;
-    ssl_session_cache shared:up:1m;
-    location / { return 200 '$ANSWER'; }
-  }
-}
-NGINX
-} >"$T/up/nginx.conf"
-
-# --- nginx, the reference proxy: four servers in one instance (one worker) ------------------
-# NG plain without log, NGL plain with the JSON log, NGS https without, NGSL https with.
-ng_location() { # UPSTREAM-URL
-  cat <<NGINX
-    location / {
-      proxy_pass $1;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_ssl_session_reuse on;
-      proxy_ssl_verify on;
-      proxy_ssl_trusted_certificate $T/up/cert.pem;
-      proxy_ssl_name 127.0.0.1;
-    }
-NGINX
-}
-{
-  nginx_common "$T/ng"
-  cat <<NGINX
-http {
-  access_log off;
-  $(temp_paths "$T/ng")
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  log_format jsonl escape=json '{"time":"\$time_iso8601","client":"\$remote_addr","method":"\$request_method","path":"\$request_uri","status":\$status,"bytes_in":\$request_length,"bytes_out":\$bytes_sent,"duration_ms":\$request_time,"upstream":"\$upstream_addr","upstream_status":"\$upstream_status","upstream_ms":"\$upstream_response_time"}';
-  upstream up { server 127.0.0.1:$UP; keepalive 128; keepalive_requests 1000000; keepalive_timeout 300s; }
-  upstream ups { server 127.0.0.1:$UPS; keepalive 128; keepalive_requests 1000000; keepalive_timeout 300s; }
-  server {
-    listen 127.0.0.1:$NG;
-$(ng_location http://up)
-  }
-  server {
-    listen 127.0.0.1:$NGL;
-    access_log $T/ng/access-http.json jsonl buffer=64k flush=1s;
-$(ng_location http://up)
-  }
-  server {
-    listen 127.0.0.1:$NGS;
-$(ng_location https://ups)
-  }
-  server {
-    listen 127.0.0.1:$NGSL;
-    access_log $T/ng/access-https.json jsonl buffer=64k flush=1s;
-$(ng_location https://ups)
-  }
-}
-NGINX
-} >"$T/ng/nginx.conf"
-
-for d in up ng; do
-  nginx -t -q -c "$T/$d/nginx.conf" -p "$T/$d" 2>"$T/$d/test.err" ||
-    { cat "$T/$d/test.err" >&2; echo "unpinned: the $d nginx config does not load" >&2; exit 1; }
-done
+# --- servers: the nginx upstream, nginx as proxy, two tollgates (bench/lib/peers.sh) ---------
+peers_upstream "$T/up" "$UP" "$UPS"
+peers_nginx "$T/ng" "$UP" "$UPS" "$NG" "$NGL" "$NGS" "$NGSL" "$T/up/cert.pem"
 nginx -c "$T/up/nginx.conf" -p "$T/up" &
 UPPID=$!
 PIDS+=($UPPID)
 nginx -c "$T/ng/nginx.conf" -p "$T/ng" &
 NGPID=$!
 PIDS+=($NGPID)
-
-# --- tollgate: one instance for the plain upstream, one for the TLS upstream ----------------
-# tollgate_conf DIR PORT ADMIN-PORT TARGET
-tollgate_conf() {
-  mkdir -p "$1"
-  cat >"$1/tollgate.yaml" <<YAML
-server: { listen: 127.0.0.1:$2, admin_listen: 127.0.0.1:$3, workers: 1 }
-store: sqlite:$1/tollgate.db
-log: { access: $1/access.log, level: warn }
-upstreams:
-  - { name: up, targets: [$4], ca_file: $T/up/cert.pem }
-routes:
-  - { name: api, path_prefix: /, upstream: up, kind: http }
-  - { name: chat, path_prefix: /v1/chat/, upstream: up, kind: openai }
-prices:
-  models:
-    bench: { input: 0.15, output: 0.60 }
-YAML
-  build/tollgate -c "$1/tollgate.yaml" tenant add bench >/dev/null
-  build/tollgate -c "$1/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p' >"$1/key"
-  [ -s "$1/key" ] || { echo "unpinned: could not create a key in $1" >&2; exit 1; }
-}
-tollgate_conf "$T/tg" "$TG" "$TGA" "http://127.0.0.1:$UP"
-tollgate_conf "$T/tgs" "$TGS" "$TGSA" "https://127.0.0.1:$UPS"
+peers_tollgate "$T/tg" "$TG" "$TGA" "http://127.0.0.1:$UP" "$T/up/cert.pem"
+peers_tollgate "$T/tgs" "$TGS" "$TGSA" "https://127.0.0.1:$UPS" "$T/up/cert.pem"
 build/tollgate -c "$T/tg/tollgate.yaml" serve 2>"$T/tg/err" &
 TGPID=$!
 PIDS+=($TGPID)
