@@ -26,7 +26,8 @@
 # CPU per request: utime+stime of the proxy's processes (/proc/PID/stat: all threads of a
 # process, so tollgate's writer thread is included; nginx's master and worker) read before
 # and after the measured 5 s, divided by the requests wrk counted. For direct it is the
-# upstream's. Clock ticks are 10 ms: at ~30k req/s over 5 s the resolution is ~0.1 µs.
+# upstream's. user% is the share of it spent in user space (the rest is the kernel's).
+# Clock ticks are 10 ms: at ~30k req/s over 5 s the resolution is ~0.1 µs.
 #
 # ROUNDS (3) rounds; in each, every (scheme, case) runs its targets in turn, so a drift of
 # the shared machine's speed spreads over all targets. The summary is of each target's
@@ -107,21 +108,22 @@ write_chat_lua "$T/chat.lua"
 
 # pids_of PID: the process and its children (nginx: master and worker)
 pids_of() { echo "$1"; ps -o pid= --ppid "$1" 2>/dev/null || true; }
-# cpu_ticks PID...: utime + stime of those processes (all their threads), in clock ticks
+# cpu_ticks PID...: "user system" CPU time of those processes (all their threads), in
+# clock ticks
 cpu_ticks() {
-  local s=0 p t
+  local u=0 k=0 p t
   for p in "$@"; do
-    t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-    s=$((s + t))
+    t=$(awk '{ print $14, $15 }' "/proc/$p/stat" 2>/dev/null || echo 0 0)
+    u=$((u + ${t% *})); k=$((k + ${t#* }))
   done
-  echo $s
+  echo "$u $k"
 }
 HZ=$(getconf CLK_TCK)
 # to_ms: wrk's latency ("850.00us", "1.23ms", "1.02s") in milliseconds
 to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v += 0; else if ($1 ~ /s$/) v *= 1000; printf "%.3f\n", v }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# one SCHEME CASE TARGET ROUND -> "rps p99_ms us_per_req requests errors"
+# one SCHEME CASE TARGET ROUND -> "rps p99_ms us_per_req user_share requests errors"
 one() {
   local scheme=$1 kind=$2 target=$3 round=$4 url cpid auth=() extra=()
   case $scheme.$target in
@@ -150,19 +152,20 @@ one() {
   p99=$(echo "$out" | awk '$1 == "99%" { print $2 }' | to_ms)
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ { printf "[%s] ", $0 }')
   [ -n "$n" ] && [ -n "$rps" ] || { echo "unpinned: wrk gave no result for $scheme $kind $target:" >&2; echo "$out" >&2; exit 1; }
-  awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$n" -v r="$rps" -v p="$p99" -v e="$errs" \
-    'BEGIN { printf "%s %s %.1f %d %s\n", r, p, c / hz * 1e6 / n, n, e }'
+  awk -v u0="${c0% *}" -v k0="${c0#* }" -v u1="${c1% *}" -v k1="${c1#* }" -v hz="$HZ" -v n="$n" \
+    -v r="$rps" -v p="$p99" -v e="$errs" 'BEGIN { c = u1 - u0 + k1 - k0
+      printf "%s %s %.1f %.0f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0, n, e }'
 }
 
 declare -A RPS P99 CPU
 SERVED_TG=0
-printf '%-5s %-6s %-5s %-10s %10s %9s %11s\n' round scheme case target req/s p99_ms cpu_us/req
+printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s\n' round scheme case target req/s p99_ms cpu_us/req user%
 for round in $(seq 1 "$ROUNDS"); do
   for scheme in $SCHEMES; do
     for kind in $CASES; do
       for target in $TARGETS; do
-        read -r rps p99 us n errs < <(one "$scheme" "$kind" "$target" "$round")
-        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "${errs:-}"
+        read -r rps p99 us usr n errs < <(one "$scheme" "$kind" "$target" "$round")
+        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "${errs:-}"
         k=$scheme.$kind.$target
         RPS[$k]="${RPS[$k]:-} $rps"; P99[$k]="${P99[$k]:-} $p99"; CPU[$k]="${CPU[$k]:-} $us"
       done
