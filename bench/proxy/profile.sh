@@ -61,9 +61,13 @@ profile_cleanup() {
 trap profile_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# stop PID: TERM, wait, and drop it from PIDS
+# stop PID: TERM, KILL if it is still there after 10 s (nginx under valgrind can sit in
+# epoll_wait with the signal pending), wait, and drop it from PIDS
 stop() {
+  local i
   kill -TERM "$1" 2>/dev/null || true
+  for i in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
   local keep=() p
   for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
