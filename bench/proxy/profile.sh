@@ -5,7 +5,7 @@
 # fixed chat completion, plain and TLS; nginx as proxy with and without its access log;
 # tollgate with key auth, SQLite metering and its access log, one worker).
 #
-#   bench/proxy/profile.sh [strace] [callgrind] [writer]      (default: all three)
+#   bench/proxy/profile.sh [strace] [callgrind] [writer] [perf]  (default: the first three)
 #
 # strace     syscalls per request of each proxy, per thread kind, for GET and the openai
 #            chat POST, plain and TLS upstream: `strace -f -qq -p PID` attached to the
@@ -29,6 +29,11 @@
 #            in batches of 256 with one usage_daily upsert a batch, 16 a batch, one per
 #            event, a transaction per event, batches of 4096, without the api_keys update),
 #            with the top functions of the 256-batch append.
+# perf       sampled, so as noisy as the machine (not in the default set): perf record -e
+#            cpu-clock -g on the running proxy (all tollgate threads; nginx's worker) over
+#            the same wrk load as strace, for the plain upstream: the share of kernel time,
+#            the top objects, and the top kernel and user-space symbols. Where the kernel
+#            half of the CPU per request goes, which callgrind does not see.
 #
 # Environment: SCHEMES ("http https"), CASES ("get chat"), CONNS (32), SDUR (3), N (2000),
 # WARMN (200), KEEP=DIR keeps every raw file (strace traces, callgrind outputs).
@@ -48,6 +53,7 @@ N=${N:-2000}
 WARMN=${WARMN:-200}
 
 bench_require strace valgrind callgrind_annotate callgrind_control wrk nginx openssl sqlite3 curl python3
+if [[ " $PARTS " == *" perf "* ]]; then bench_require perf; fi
 make -s all >/dev/null
 T=$(mktemp -d)
 PIDS=()
@@ -163,8 +169,29 @@ strace_one() {
   count_trace "$T/strace.$name" "$n"
 }
 
-if [[ " $PARTS " == *" strace "* ]]; then
-  echo "== strace: syscalls per request (wrk -t1 -c$CONNS -d${SDUR}s, strace -f attached) =="
+# perf_one NAME PID URL KIND WRK-ARGS...: sample PID over a wrk load, report
+perf_one() {
+  local name=$1 pid=$2 url=$3 kind=$4
+  shift 4
+  local extra=()
+  [ "$kind" = chat ] && extra=(-s "$T/chat.lua")
+  wrk -t1 -c"$CONNS" -d1s "$@" "${extra[@]}" "$url/" >/dev/null 2>&1
+  perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$T/perf.$name" -- sleep "$SDUR" >/dev/null 2>&1 &
+  local ppid=$!
+  wrk -t1 -c"$CONNS" -d"$((SDUR + 1))s" "$@" "${extra[@]}" "$url/" >/dev/null 2>&1
+  wait $ppid || true
+  echo "  $name:"
+  perf report -i "$T/perf.$name" --no-children -g none --sort dso -q 2>/dev/null |
+    awk 'NF { printf "%s%s %s", sep, $1, $2; sep = ", " } END { print "" }' | sed 's/^/    objects: /'
+  echo "    top kernel symbols (share of the proxy's samples):"
+  perf report -i "$T/perf.$name" --no-children -g none --sort sym -q 2>/dev/null |
+    awk '$2 == "[k]"' | head -12 | sed 's/^ */      /' || true
+  echo "    top user-space symbols:"
+  perf report -i "$T/perf.$name" --no-children -g none --sort dso,sym -q 2>/dev/null |
+    awk '$3 == "[.]"' | head -10 | sed 's/^ */      /' || true
+}
+
+if [[ " $PARTS " == *" strace "* || " $PARTS " == *" perf "* ]]; then
   TG=$(port); TGA=$(port); TGS=$(port); TGSA=$(port)
   peers_nginx "$T/ng" "$UP" "$UPS" "$NG" "$NGL" "$NGS" "$NGSL" "$T/up/cert.pem"
   nginx -c "$T/ng/nginx.conf" -p "$T/ng" &
@@ -182,6 +209,9 @@ if [[ " $PARTS " == *" strace "* ]]; then
   wait_for tollgate "http://127.0.0.1:$TGA/healthz"
   wait_for tollgate-tls "http://127.0.0.1:$TGSA/healthz"
   NGW=$(ps -o pid= --ppid $NGPID | head -1 | tr -d ' ')
+fi
+if [[ " $PARTS " == *" strace "* ]]; then
+  echo "== strace: syscalls per request (wrk -t1 -c$CONNS -d${SDUR}s, strace -f attached) =="
   for scheme in $SCHEMES; do
     for kind in $CASES; do
       echo "$scheme upstream, $kind:"
@@ -196,10 +226,21 @@ if [[ " $PARTS " == *" strace "* ]]; then
       fi
     done
   done
+  echo
+fi
+if [[ " $PARTS " == *" perf "* ]]; then
+  echo "== perf: sampled CPU of each proxy, plain upstream (noisy: as busy as the machine) =="
+  for kind in $CASES; do
+    perf_one "tollgate.$kind" $TGPID "http://127.0.0.1:$TG" $kind -H "Authorization: Bearer $(cat "$T/tg/key")"
+    perf_one "nginx.$kind" "$NGW" "http://127.0.0.1:$NG" $kind
+    perf_one "nginx-log.$kind" "$NGW" "http://127.0.0.1:$NGL" $kind
+  done
+  echo
+fi
+if [[ " $PARTS " == *" strace "* || " $PARTS " == *" perf "* ]]; then
   stop $TGPID
   stop $TGSPID
   stop $NGPID
-  echo
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +298,8 @@ cg_top() {
     callgrind_annotate --auto=no --threshold=100 --inclusive=$mode "$f" 2>/dev/null |
       awk -v d="$div" 'hdr && $1 ~ /^[0-9,]+$/ { v = $1; gsub(",", "", v); name = $0
           sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", name)
-          sub(/ \[.*\]$/, "", name); sub(/^.*\//, "", name); printf "      %8.0f  %s\n", v / d, name }
+          sub(/ \[.*\]$/, "", name); sub(/^.*\//, "", name)
+          if (!seen[name]++) printf "      %8.0f  %s\n", v / d, name }
         /file:function/ { hdr = 1 }' |
       grep -v -E 'below main|libc_start|start_thread|clone3?$|0x0000000000|:main$|_main$' | head -"$count" || true
   done
