@@ -26,7 +26,9 @@
 # CPU per request: utime+stime of the proxy's processes (/proc/PID/stat: all threads of a
 # process, so tollgate's writer thread is included; nginx's master and worker) read before
 # and after the measured 5 s, divided by the requests wrk counted. For direct it is the
-# upstream's. user% is the share of it spent in user space (the rest is the kernel's).
+# upstream's. user% is the share of it spent in user space (the rest is the kernel's);
+# others_us the CPU per request of all threads but the busiest one (tollgate: the writer,
+# the store watchers and the admin loop besides the worker; nginx: its master).
 # Clock ticks are 10 ms: at ~30k req/s over 5 s the resolution is ~0.1 µs.
 #
 # ROUNDS (3) rounds; in each, every (scheme, case) runs its targets in turn, so a drift of
@@ -118,12 +120,22 @@ cpu_ticks() {
   done
   echo "$u $k"
 }
+# task_ticks PID...: "TASK TICKS" for every thread of those processes (utime + stime)
+task_ticks() {
+  local p f
+  for p in "$@"; do
+    for f in /proc/"$p"/task/*/stat; do
+      awk -v f="$f" '{ print f, $14 + $15 }' "$f" 2>/dev/null || true
+    done
+  done
+}
 HZ=$(getconf CLK_TCK)
 # to_ms: wrk's latency ("850.00us", "1.23ms", "1.02s") in milliseconds
 to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v += 0; else if ($1 ~ /s$/) v *= 1000; printf "%.3f\n", v }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# one SCHEME CASE TARGET ROUND -> "rps p99_ms us_per_req user_share requests errors"
+# one SCHEME CASE TARGET ROUND ->
+#   "rps p99_ms us_per_req user_share us_per_req_beyond_the_busiest_thread requests errors"
 one() {
   local scheme=$1 kind=$2 target=$3 round=$4 url cpid auth=() extra=()
   case $scheme.$target in
@@ -143,9 +155,16 @@ one() {
   wrk -t1 -c"$CONNS" -d"${WARM}s" "${auth[@]}" "${extra[@]}" "$url/" >"$T/warm.$scheme.$kind.$target.$round" 2>&1
   # shellcheck disable=SC2086
   c0=$(cpu_ticks $pids)
+  # shellcheck disable=SC2086
+  task_ticks $pids >"$T/tasks0"
   out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${auth[@]}" "${extra[@]}" "$url/" 2>&1)
   # shellcheck disable=SC2086
   c1=$(cpu_ticks $pids)
+  # shellcheck disable=SC2086
+  task_ticks $pids >"$T/tasks1"
+  local rest
+  rest=$(awk 'NR == FNR { t0[$1] = $2; next } { d = $2 - t0[$1]; s += d; if (d > m) m = d } END { print s - m }' \
+    "$T/tasks0" "$T/tasks1")
   echo "$out" >"$T/wrk.$scheme.$kind.$target.$round"
   n=$(echo "$out" | awk '/requests in/ { print $1 }')
   rps=$(echo "$out" | awk '/Requests\/sec/ { print $2 }')
@@ -153,29 +172,31 @@ one() {
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ { printf "[%s] ", $0 }')
   [ -n "$n" ] && [ -n "$rps" ] || { echo "unpinned: wrk gave no result for $scheme $kind $target:" >&2; echo "$out" >&2; exit 1; }
   awk -v u0="${c0% *}" -v k0="${c0#* }" -v u1="${c1% *}" -v k1="${c1#* }" -v hz="$HZ" -v n="$n" \
-    -v r="$rps" -v p="$p99" -v e="$errs" 'BEGIN { c = u1 - u0 + k1 - k0
-      printf "%s %s %.1f %.0f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0, n, e }'
+    -v r="$rps" -v p="$p99" -v e="$errs" -v o="$rest" 'BEGIN { c = u1 - u0 + k1 - k0
+      printf "%s %s %.1f %.0f %.1f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0,
+        o / hz * 1e6 / n, n, e }'
 }
 
-declare -A RPS P99 CPU
-SERVED_TG=0
-printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s\n' round scheme case target req/s p99_ms cpu_us/req user%
+declare -A RPS P99 CPU USR OTH
+printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s\n' round scheme case target req/s p99_ms cpu_us/req user% others_us
 for round in $(seq 1 "$ROUNDS"); do
   for scheme in $SCHEMES; do
     for kind in $CASES; do
       for target in $TARGETS; do
-        read -r rps p99 us usr n errs < <(one "$scheme" "$kind" "$target" "$round")
-        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "${errs:-}"
+        read -r rps p99 us usr oth n errs < <(one "$scheme" "$kind" "$target" "$round")
+        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "$oth" "${errs:-}"
         k=$scheme.$kind.$target
         RPS[$k]="${RPS[$k]:-} $rps"; P99[$k]="${P99[$k]:-} $p99"; CPU[$k]="${CPU[$k]:-} $us"
+        USR[$k]="${USR[$k]:-} $usr"; OTH[$k]="${OTH[$k]:-} $oth"
       done
     done
   done
 done
 
 echo
-echo "medians of $ROUNDS round(s); cpu = µs of CPU per request (direct: the upstream's; proxies: all their threads)"
-printf '%-6s %-5s %-10s %10s %8s %8s %10s %10s %10s\n' scheme case target req/s p99_ms cpu_us rps/nginx rps/ng-log cpu/nginx
+echo "medians of $ROUNDS round(s); cpu = µs of CPU per request (direct: the upstream's; proxies: all their threads),"
+echo "usr = its user-space share in %, others = µs per request of the threads but the busiest (tollgate: writer and the rest)"
+printf '%-6s %-5s %-10s %10s %8s %8s %4s %7s %10s %10s %10s\n' scheme case target req/s p99_ms cpu_us usr others rps/nginx rps/ng-log cpu/nginx
 for scheme in $SCHEMES; do
   for kind in $CASES; do
     declare -A M=()
@@ -184,12 +205,15 @@ for scheme in $SCHEMES; do
       M[$target.r]=$(echo ${RPS[$k]} | tr ' ' '\n' | median)
       M[$target.p]=$(echo ${P99[$k]} | tr ' ' '\n' | median)
       M[$target.c]=$(echo ${CPU[$k]} | tr ' ' '\n' | median)
+      M[$target.u]=$(echo ${USR[$k]} | tr ' ' '\n' | median)
+      M[$target.o]=$(echo ${OTH[$k]} | tr ' ' '\n' | median)
     done
     for target in $TARGETS; do
       awk -v s=$scheme -v k=$kind -v t=$target -v r="${M[$target.r]}" -v p="${M[$target.p]}" -v c="${M[$target.c]}" \
+        -v u="${M[$target.u]}" -v o="${M[$target.o]}" \
         -v nr="${M[nginx.r]:-}" -v nl="${M[nginx-log.r]:-}" -v nc="${M[nginx.c]:-}" '
         function ratio(a, b) { return (b == "" || b + 0 == 0) ? "-" : sprintf("%.2fx", a / b) }
-        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %10s %10s %10s\n", s, k, t, r, p, c,
+        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %4.0f %7.1f %10s %10s %10s\n", s, k, t, r, p, c, u, o,
                   ratio(r, nr), ratio(r, nl), t == "direct" ? "-" : ratio(c, nc) }'
     done
     if [ -n "${M[tollgate.r]:-}" ] && [ -n "${M[nginx.r]:-}" ]; then
