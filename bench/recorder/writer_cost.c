@@ -108,8 +108,8 @@ static int append(tg_store_t *s, const tg_event_t *evs, int total, int bsize, co
 
 /* One append phase on a fresh store file DIR/PHASE.db (so no phase pays for the rows of
  * another: a bigger b-tree, a WAL checkpoint), warmed with one batch of 256 first. */
-static int append_phase(const char *dir, tg_event_t *evs, const char *phase, int bsize,
-                        int ngroups, int by_day, int with_key)
+static int append_phase(const char *dir, tg_event_t *evs, const char *phase, int bsize, int ngroups,
+                        int by_day, int with_key)
 {
     char url[512];
     snprintf(url, sizeof url, "sqlite:%s/%s.db", dir, phase);
@@ -151,7 +151,8 @@ int main(int argc, char **argv)
     char line[4096];
     long sum = 0;
     CALLGRIND_ZERO_STATS;
-    for (int i = 0; i < EVENTS; i++) sum += tg_accesslog_format(&evs[i], line, sizeof line);
+    for (int i = 0; i < EVENTS; i++)
+        sum += tg_accesslog_format(&evs[i], line, sizeof line);
     CALLGRIND_DUMP_STATS_AT("format");
     printf("format %d (%ld bytes a line)\n", EVENTS, sum / EVENTS);
 
