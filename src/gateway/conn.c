@@ -82,6 +82,7 @@ struct tg_conn {
     size_t timer_q;     /* write-queue size when the timer last fired (progress) */
     char client_ip[48]; /* the socket peer, printable */
     tg_ip_t peer;       /* the socket peer */
+    tg_keycache_t keycache; /* the last key presented here and its hash (keyring.h) */
 
     /* The request being read or answered (request.h): one at a time. */
     tg_req_t req;
@@ -804,7 +805,8 @@ static tg_phase_res_t ph_auth(tg_req_t *r)
     size_t slen;
     credential(c, &secret, &slen);
     char tenant[sizeof r->ev.tenant], key_id[sizeof r->ev.key_id];
-    tg_auth_result_t ar = tg_keyring_check(c->w->srv->keys, secret, slen, tenant, key_id);
+    tg_auth_result_t ar =
+        tg_keyring_check_cached(c->w->srv->keys, &c->keycache, secret, slen, tenant, key_id);
     if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
         TG_EVENT_SET(&r->ev, tenant, tenant, strlen(tenant));
         TG_EVENT_SET(&r->ev, key_id, key_id, strlen(key_id));
@@ -1592,6 +1594,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
     tg_conn_t *c = h->data;
     if (--c->open_handles > 0) return;
+    tg_keycache_clear(&c->keycache);
     free(c->head);
     free(c->pend);
     free(c->body);
