@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/backend.h"
 #include "store/migrations.h"
 #include "store/walshm.h"
 #include "util/clock.h"
@@ -241,7 +242,7 @@ typedef struct sq_store {
     struct sq_store *abandoned_next; /* in `abandoned` once closed with its index lost */
 } sq_store_t;
 
-static const struct tg_store_ops sqlite_ops;
+static const tg_store_t sqlite_tables;
 
 /* Errors that mean "the store cannot be written right now" rather than "this
  * request is wrong": the caller (the recorder) spools and retries later. */
@@ -1835,7 +1836,7 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
     *out = NULL;
     sq_store_t *s = calloc(1, sizeof *s);
     if (!s) return tg_err_set(err, "out of memory");
-    s->base.ops = &sqlite_ops;
+    s->base = sqlite_tables;
 
     /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's
      * per-connection mutex would only cost. */
@@ -1893,8 +1894,20 @@ err:
     return -1;
 }
 
-static const struct tg_store_ops sqlite_ops = {
+static const struct tg_store_life_ops life_ops = {
     .close = sq_close,
+    .writable = sq_writable,
+    .set_busy_timeout = sq_set_busy_timeout,
+};
+
+static const struct tg_store_event_ops event_ops = {
+    .append = sq_append,
+    .purge = sq_purge,
+    .usage = sq_usage,
+    .spend = sq_spend,
+};
+
+static const struct tg_store_tenant_ops tenant_ops = {
     .tenant_add = sq_tenant_add,
     .tenant_get = sq_tenant_get,
     .tenant_list = sq_tenant_list,
@@ -1904,10 +1917,9 @@ static const struct tg_store_ops sqlite_ops = {
     .key_revoke = sq_key_revoke,
     .auth_load = sq_auth_load,
     .auth_version = sq_auth_version,
-    .append = sq_append,
-    .purge = sq_purge,
-    .usage = sq_usage,
-    .writable = sq_writable,
+};
+
+static const struct tg_store_policy_ops policy_ops = {
     .policy_version = sq_policy_version,
     .limit_set = sq_limit_set,
     .limit_rm = sq_limit_rm,
@@ -1918,17 +1930,30 @@ static const struct tg_store_ops sqlite_ops = {
     .ip_rule_add = sq_ip_rule_add,
     .ip_rule_rm = sq_ip_rule_rm,
     .ip_rule_list = sq_ip_rule_list,
+    .tool_rule_add = sq_tool_rule_add,
+    .tool_rule_rm = sq_tool_rule_rm,
+    .tool_rule_list = sq_tool_rule_list,
+};
+
+static const struct tg_store_price_ops price_ops = {
     .price_set = sq_price_set,
     .price_rm = sq_price_rm,
     .price_list = sq_price_list,
     .budget_set = sq_budget_set,
     .budget_rm = sq_budget_rm,
     .budget_list = sq_budget_list,
+};
+
+static const struct tg_store_alert_ops alert_ops = {
     .alert_add = sq_alert_add,
     .alert_list = sq_alert_list,
-    .spend = sq_spend,
-    .tool_rule_add = sq_tool_rule_add,
-    .tool_rule_rm = sq_tool_rule_rm,
-    .tool_rule_list = sq_tool_rule_list,
-    .set_busy_timeout = sq_set_busy_timeout,
+};
+
+static const tg_store_t sqlite_tables = {
+    .life = &life_ops,
+    .events = &event_ops,
+    .tenants = &tenant_ops,
+    .policy = &policy_ops,
+    .prices = &price_ops,
+    .alerts = &alert_ops,
 };
