@@ -1,0 +1,201 @@
+/* SQLite store, tenants and keys (the tenant_ops of backend.h): tenants, api_keys and
+ * the keyring's load. Every change bumps meta.auth_version in the same transaction
+ * (sq_mutate), so a gateway in another process notices a revoked key with one cheap
+ * query. Marking keys used belongs to the writer's append (sqlite_events.c). */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+
+static const sq_sql_t sql_tenant_add = {
+    .slot = ST_TENANT_ADD,
+    .sql = "INSERT INTO tenants (id, name, status, created_us) VALUES (?1, ?2, "
+           "'active', ?3)"};
+static const sq_sql_t sql_tenant_get = {
+    .slot = ST_TENANT_GET, .sql = "SELECT id, name, status, created_us FROM tenants WHERE id = ?1"};
+static const sq_sql_t sql_tenant_list = {
+    .slot = ST_TENANT_LIST, .sql = "SELECT id, name, status, created_us FROM tenants ORDER BY id"};
+static const sq_sql_t sql_tenant_status = {.slot = ST_TENANT_STATUS,
+                                           .sql = "UPDATE tenants SET status = ?2 WHERE id = ?1"};
+static const sq_sql_t sql_key_add = {
+    .slot = ST_KEY_ADD,
+    .sql = "INSERT INTO api_keys (id, tenant_id, sha256, prefix, name, status, "
+           "created_us, last_used_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"};
+static const sq_sql_t sql_key_list = {
+    .slot = ST_KEY_LIST,
+    .sql = "SELECT id, tenant_id, sha256, prefix, name, status, created_us, "
+           "last_used_us FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 "
+           "ORDER BY tenant_id, created_us, id"};
+static const sq_sql_t sql_key_revoke = {
+    .slot = ST_KEY_REVOKE, .sql = "UPDATE api_keys SET status = 'revoked' WHERE id = ?1"};
+static const sq_sql_t sql_auth_load = {
+    .slot = ST_AUTH_LOAD,
+    .sql = "SELECT k.sha256, k.id, k.tenant_id, k.status = 'active', "
+           "t.status = 'active' FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"};
+
+static int sq_tenant_add(tg_store_t *base, const char *id, const char *name, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_tenant_add, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name ? name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, tg_wall_us());
+    int ret = sq_mutate(s, st, SQ_AUTH, "tenant add", err);
+    if (ret == TG_STORE_EXISTS) tg_err_set(err, "tenant \"%s\" already exists", id);
+    return ret;
+}
+
+static void read_tenant(sqlite3_stmt *st, tg_tenant_t *t)
+{
+    sq_copy_col(t->id, sizeof t->id, st, 0);
+    sq_copy_col(t->name, sizeof t->name, st, 1);
+    sq_copy_col(t->status, sizeof t->status, st, 2);
+    t->created_us = sqlite3_column_int64(st, 3);
+}
+
+static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_tenant_get, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        read_tenant(st, out);
+    else if (rc == SQLITE_DONE) {
+        tg_err_set(err, "no tenant \"%s\"", id);
+        ret = TG_STORE_NOTFOUND;
+    } else
+        ret = sq_fail(s, rc, "tenant get", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int emit_tenant(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_tenant_t t;
+    read_tenant(st, &t);
+    return SINK_CALL(tg_tenant_t, k, &t);
+}
+
+static int sq_tenant_list(tg_store_t *base, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                          tg_err_t *err)
+{
+    return sq_each_row((sq_store_t *)base, &sql_tenant_list, NULL, emit_tenant,
+                       SINK(tg_tenant_t, cb, ud), "tenant list", err);
+}
+
+static int sq_tenant_set_status(tg_store_t *base, const char *id, const char *status, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (strcmp(status, "active") != 0 && strcmp(status, "disabled") != 0)
+        return tg_err_set(err, "invalid tenant status \"%s\"", status);
+    sqlite3_stmt *st = sq_stmt(s, &sql_tenant_status, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    int ret = sq_mutate(s, st, SQ_AUTH, "tenant set status", err);
+    if (ret == TG_STORE_NOTFOUND) tg_err_set(err, "no tenant \"%s\"", id);
+    return ret;
+}
+
+static int sq_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_key_add, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, k->id, (int)strnlen(k->id, sizeof k->id), SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, k->tenant_id, (int)strnlen(k->tenant_id, sizeof k->tenant_id),
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, k->sha256, sizeof k->sha256, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, k->prefix, (int)strnlen(k->prefix, sizeof k->prefix), SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, k->name, (int)strnlen(k->name, sizeof k->name), SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, k->status[0] ? k->status : "active", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, k->created_us ? k->created_us : tg_wall_us());
+    if (k->last_used_us)
+        sqlite3_bind_int64(st, 8, k->last_used_us);
+    else
+        sqlite3_bind_null(st, 8);
+    int ret = sq_mutate(s, st, SQ_AUTH, "key add", err);
+    if (ret == TG_STORE_EXISTS)
+        tg_err_set(err, "key \"%.31s\" (or its secret) already exists", k->id);
+    else if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no tenant \"%.63s\"", k->tenant_id);
+    return ret;
+}
+
+static int emit_key(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_key_t key;
+    memset(&key, 0, sizeof key);
+    sq_copy_col(key.id, sizeof key.id, st, 0);
+    sq_copy_col(key.tenant_id, sizeof key.tenant_id, st, 1);
+    if (sqlite3_column_bytes(st, 2) == (int)sizeof key.sha256)
+        memcpy(key.sha256, sqlite3_column_blob(st, 2), sizeof key.sha256);
+    sq_copy_col(key.prefix, sizeof key.prefix, st, 3);
+    sq_copy_col(key.name, sizeof key.name, st, 4);
+    sq_copy_col(key.status, sizeof key.status, st, 5);
+    key.created_us = sqlite3_column_int64(st, 6);
+    key.last_used_us = sqlite3_column_int64(st, 7); /* NULL reads as 0 = never */
+    return SINK_CALL(tg_key_t, k, &key);
+}
+
+static int sq_key_list(tg_store_t *base, const char *tenant, int (*cb)(const tg_key_t *, void *),
+                       void *ud, tg_err_t *err)
+{
+    return sq_each_row((sq_store_t *)base, &sql_key_list, tenant, emit_key, SINK(tg_key_t, cb, ud),
+                       "key list", err);
+}
+
+static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_key_revoke, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    int ret = sq_mutate(s, st, SQ_AUTH, "key revoke", err);
+    if (ret == TG_STORE_NOTFOUND) tg_err_set(err, "no key \"%s\"", key_id);
+    return ret;
+}
+
+static int emit_auth(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_auth_row_t r;
+    r.sha256 = sqlite3_column_blob(st, 0);
+    if (!r.sha256 || sqlite3_column_bytes(st, 0) != 32) return 0; /* CHECK forbids it */
+    r.key_id = (const char *)sqlite3_column_text(st, 1);
+    r.tenant_id = (const char *)sqlite3_column_text(st, 2);
+    r.key_active = sqlite3_column_int(st, 3);
+    r.tenant_active = sqlite3_column_int(st, 4);
+    if (!r.key_id || !r.tenant_id) return 0;
+    return SINK_CALL(tg_auth_row_t, k, &r);
+}
+
+static int sq_auth_load(tg_store_t *base, int (*cb)(const tg_auth_row_t *, void *), void *ud,
+                        tg_err_t *err)
+{
+    return sq_each_row((sq_store_t *)base, &sql_auth_load, NULL, emit_auth,
+                       SINK(tg_auth_row_t, cb, ud), "auth load", err);
+}
+
+static int sq_auth_version(tg_store_t *base, int64_t *out, tg_err_t *err)
+{
+    return sq_read_version((sq_store_t *)base, SQ_AUTH, "auth version", out, err);
+}
+
+const struct tg_store_tenant_ops sq_tenant_ops = {
+    .tenant_add = sq_tenant_add,
+    .tenant_get = sq_tenant_get,
+    .tenant_list = sq_tenant_list,
+    .tenant_set_status = sq_tenant_set_status,
+    .key_add = sq_key_add,
+    .key_list = sq_key_list,
+    .key_revoke = sq_key_revoke,
+    .auth_load = sq_auth_load,
+    .auth_version = sq_auth_version,
+};
