@@ -85,6 +85,24 @@ int sq_fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
     return is_busy(rc) ? TG_STORE_BUSY : -1;
 }
 
+/* "SELECT <the map's columns> <q->sql>", malloc'd; NULL when out of memory. */
+static char *select_sql(const sq_sql_t *q)
+{
+    size_t cap = 7 + strlen(q->sql) + 2;
+    for (int i = 0; i < q->select->ncols; i++)
+        cap += strlen(q->select->cols[i].name ? q->select->cols[i].name : "") + 2;
+    char *sql = malloc(cap);
+    if (!sql) return NULL;
+    memcpy(sql, "SELECT ", 7);
+    int n = sq_select_list(q->select, NULL, sql + 7, cap - 7);
+    if (n < 0) { /* cannot happen: cap counts every name */
+        free(sql);
+        return NULL;
+    }
+    snprintf(sql + 7 + n, cap - 7 - (size_t)n, " %s", q->sql);
+    return sql;
+}
+
 /* See sqlite_int.h: every use of the connection starts here (or in sq_exec() and the usage
  * report), so this is where the WAL index is checked before SQLite touches its mapping. */
 sqlite3_stmt *sq_stmt(sq_store_t *s, const sq_sql_t *q, tg_err_t *err)
@@ -92,8 +110,8 @@ sqlite3_stmt *sq_stmt(sq_store_t *s, const sq_sql_t *q, tg_err_t *err)
     int i = q->slot;
     if (tg_walshm_check(&s->shm, err) != 0) return NULL;
     if (!s->st[i]) {
-        char *built = q->build ? q->build() : NULL;
-        const char *sql = q->build ? built : q->sql;
+        char *built = q->build ? q->build() : q->select ? select_sql(q) : NULL;
+        const char *sql = q->build || q->select ? built : q->sql;
         int rc =
             sql ? sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL)
                 : SQLITE_NOMEM;
@@ -136,7 +154,8 @@ int sq_commit(sq_store_t *s, const char *what, tg_err_t *err)
 
 /* ---- binding and reading rows --------------------------------------------------- */
 
-void sq_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+/* Column col as text into dst[cap], truncated to fit, always NUL-terminated. */
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
@@ -144,6 +163,67 @@ void sq_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
     if (n) memcpy(dst, t, n);
     dst[n] = '\0';
 }
+
+int sq_select_list(const sq_map_t *m, const char *group, char *buf, size_t cap)
+{
+    size_t o = 0;
+    if (cap) buf[0] = '\0';
+    for (int i = 0; i < m->ncols; i++) {
+        const char *name = m->cols[i].name;
+        int n =
+            name ? snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", name)
+                 : snprintf(buf + o, cap - o, "%s%s AS grp", i ? ", " : "", group ? group : "''");
+        if (n < 0 || (size_t)n >= cap - o) return -1;
+        o += (size_t)n;
+    }
+    return (int)o;
+}
+
+void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row)
+{
+    memset(row, 0, m->row_size);
+    for (int i = 0; i < m->ncols; i++) {
+        const sq_col_t *c = &m->cols[i];
+        char *f = (char *)row + c->off;
+        switch (c->kind) {
+        case SQ_TEXT: copy_col(f, c->size, st, i); break;
+        case SQ_INT64: *(int64_t *)(void *)f = sqlite3_column_int64(st, i); break;
+        case SQ_INT: *(int *)(void *)f = sqlite3_column_int(st, i); break;
+        case SQ_FLAG: *(int *)(void *)f = sqlite3_column_int(st, i) != 0; break;
+        case SQ_AMOUNT:
+            *(int64_t *)(void *)f =
+                sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+            break;
+        case SQ_BLOB:
+            if (sqlite3_column_bytes(st, i) == (int)c->size)
+                memcpy(f, sqlite3_column_blob(st, i), c->size);
+            break;
+        case SQ_STR: *(const char **)(void *)f = (const char *)sqlite3_column_text(st, i); break;
+        case SQ_BLOB_PTR: {
+            const void *b = sqlite3_column_blob(st, i);
+            *(const void **)(void *)f = b && sqlite3_column_bytes(st, i) == (int)c->size ? b : NULL;
+            break;
+        }
+        case SQ_CUSTOM: c->read(st, i, row); break;
+        }
+    }
+}
+
+const sq_map_t *const sq_maps[] = {
+    &sq_tenant_map,
+    &sq_key_map,
+    &sq_auth_map,
+    &sq_usage_daily_map,
+    &sq_usage_events_map,
+    &sq_limit_map,
+    &sq_pause_map,
+    &sq_ip_rule_map,
+    &sq_tool_rule_map,
+    &sq_price_map,
+    &sq_budget_map,
+    &sq_alert_map,
+    NULL,
+};
 
 /* Steps statement q and emits each row until a callback returns nonzero, which is
  * returned as is. A statement with a parameter has ?1 for the tenant filter: bound to

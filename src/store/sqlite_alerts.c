@@ -15,9 +15,8 @@ static const sq_sql_t sql_alert_add = {
            "ON CONFLICT (kind, tenant_id, threshold, period) DO NOTHING"};
 static const sq_sql_t sql_alert_list = {
     .slot = ST_ALERT_LIST,
-    .sql = "SELECT id, kind, tenant_id, threshold, period, spend_micros, "
-           "budget_micros, fired_us FROM alerts WHERE ?1 IS NULL OR tenant_id = ?1 "
-           "ORDER BY id"};
+    .select = &sq_alert_map,
+    .sql = "FROM alerts WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY id"};
 
 /* "YYYY-MM" with a month from 01 to 12. */
 static int valid_period(const char *p, size_t cap)
@@ -54,18 +53,22 @@ static int sq_alert_add(tg_store_t *base, const tg_alert_row_t *row, int *insert
     return 0;
 }
 
+static const sq_col_t alert_cols[] = {
+    SQ_COL(tg_alert_row_t, id, "id", SQ_INT64),
+    SQ_COL(tg_alert_row_t, kind, "kind", SQ_TEXT),
+    SQ_COL(tg_alert_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_alert_row_t, threshold, "threshold", SQ_INT),
+    SQ_COL(tg_alert_row_t, period, "period", SQ_TEXT),
+    SQ_COL(tg_alert_row_t, spend_micros, "spend_micros", SQ_INT64),
+    SQ_COL(tg_alert_row_t, budget_micros, "budget_micros", SQ_INT64),
+    SQ_COL(tg_alert_row_t, fired_us, "fired_us", SQ_INT64),
+};
+const sq_map_t sq_alert_map = SQ_MAP(tg_alert_row_t, "alerts", alert_cols);
+
 static int emit_alert(sqlite3_stmt *st, const sink_t *k)
 {
     tg_alert_row_t r;
-    memset(&r, 0, sizeof r);
-    r.id = sqlite3_column_int64(st, 0);
-    sq_copy_col(r.kind, sizeof r.kind, st, 1);
-    sq_copy_col(r.tenant, sizeof r.tenant, st, 2);
-    r.threshold = sqlite3_column_int(st, 3);
-    sq_copy_col(r.period, sizeof r.period, st, 4);
-    r.spend_micros = sqlite3_column_int64(st, 5);
-    r.budget_micros = sqlite3_column_int64(st, 6);
-    r.fired_us = sqlite3_column_int64(st, 7);
+    sq_read_row(st, &sq_alert_map, &r);
     return SINK_CALL(tg_alert_row_t, k, &r);
 }
 

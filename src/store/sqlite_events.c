@@ -484,13 +484,46 @@ out:
     return ret;
 }
 
+/* A usage report's row: from the daily aggregates when by day, else summed from the
+ * events per tenant and group (the group's expression depends on the report: NULL here,
+ * given to sq_select_list per query). The strings point into the statement. */
+static const sq_col_t usage_daily_cols[] = {
+    SQ_COL(tg_usage_row_t, tenant, "tenant_id", SQ_STR),
+    SQ_COL(tg_usage_row_t, group, "day", SQ_STR),
+    SQ_COL(tg_usage_row_t, requests, "requests", SQ_INT64),
+    SQ_COL(tg_usage_row_t, billable, "billable", SQ_INT64),
+    SQ_COL(tg_usage_row_t, failed, "failed", SQ_INT64),
+    SQ_COL(tg_usage_row_t, rejected, "rejected", SQ_INT64),
+    SQ_COL(tg_usage_row_t, bytes_in, "bytes_in", SQ_INT64),
+    SQ_COL(tg_usage_row_t, bytes_out, "bytes_out", SQ_INT64),
+    SQ_COL(tg_usage_row_t, tokens_in, "tokens_in", SQ_INT64),
+    SQ_COL(tg_usage_row_t, tokens_out, "tokens_out", SQ_INT64),
+    SQ_COL(tg_usage_row_t, cost_micros, "cost_micros", SQ_INT64),
+};
+const sq_map_t sq_usage_daily_map = SQ_MAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
+
+static const sq_col_t usage_events_cols[] = {
+    SQ_COL(tg_usage_row_t, tenant, "tenant", SQ_STR),
+    SQ_COL(tg_usage_row_t, group, NULL, SQ_STR),
+    SQ_COL(tg_usage_row_t, requests, "sum(requests)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, billable, "sum(requests * (outcome = 'billable'))", SQ_INT64),
+    SQ_COL(tg_usage_row_t, failed, "sum(requests * (outcome = 'failed'))", SQ_INT64),
+    SQ_COL(tg_usage_row_t, rejected, "sum(requests * (outcome = 'rejected'))", SQ_INT64),
+    SQ_COL(tg_usage_row_t, bytes_in, "sum(bytes_in)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, bytes_out, "sum(bytes_out)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, tokens_in, "coalesce(sum(tokens_in), 0)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, tokens_out, "coalesce(sum(tokens_out), 0)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, cost_micros, "sum(cost_micros)", SQ_INT64),
+};
+const sq_map_t sq_usage_events_map = SQ_MAP(tg_usage_row_t, "usage_events", usage_events_cols);
+
 /* Reports are read rarely, so their SQL is built per call: with the tenant
  * filter only when given, so SQLite can use the (tenant, ts_us) index. */
 static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
                     int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
-    char sql[1024];
+    char sql[1024], cols[640];
     char from_day[11], to_day[11];
 
     if (q->by == TG_BY_DAY) {
@@ -498,12 +531,13 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
          * the (exclusive) to_us. */
         if (q->from_us) tg_utc_day(q->from_us, from_day);
         if (q->to_us) tg_utc_day(q->to_us - 1, to_day);
+        if (sq_select_list(&sq_usage_daily_map, NULL, cols, sizeof cols) < 0)
+            return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
-                 "SELECT tenant_id, day, requests, billable, failed, rejected, bytes_in, "
-                 "bytes_out, tokens_in, tokens_out, cost_micros FROM usage_daily WHERE %s"
+                 "SELECT %s FROM usage_daily WHERE %s"
                  "(?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3) "
                  "ORDER BY tenant_id, day",
-                 q->tenant ? "tenant_id = ?1 AND " : "");
+                 cols, q->tenant ? "tenant_id = ?1 AND " : "");
     } else {
         const char *grp;
         switch (q->by) {
@@ -516,14 +550,12 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
         case TG_BY_TOOL: grp = "coalesce(tool, '')"; break;
         default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
         }
+        if (sq_select_list(&sq_usage_events_map, grp, cols, sizeof cols) < 0)
+            return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
-                 "SELECT tenant, %s AS grp, sum(requests), sum(requests * (outcome = 'billable')), "
-                 "sum(requests * (outcome = 'failed')), sum(requests * (outcome = 'rejected')), "
-                 "sum(bytes_in), "
-                 "sum(bytes_out), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
-                 "sum(cost_micros) FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
+                 "SELECT %s FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
                  "GROUP BY tenant, grp ORDER BY tenant, grp",
-                 grp, q->tenant ? "tenant = ?1 AND " : "");
+                 cols, q->tenant ? "tenant = ?1 AND " : "");
     }
 
     sqlite3_stmt *st = NULL;
@@ -542,19 +574,9 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
     int ret = 0;
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         tg_usage_row_t r;
-        r.tenant = (const char *)sqlite3_column_text(st, 0);
-        r.group = (const char *)sqlite3_column_text(st, 1);
+        sq_read_row(st, q->by == TG_BY_DAY ? &sq_usage_daily_map : &sq_usage_events_map, &r);
         if (!r.tenant) r.tenant = "";
         if (!r.group) r.group = "";
-        r.requests = sqlite3_column_int64(st, 2);
-        r.billable = sqlite3_column_int64(st, 3);
-        r.failed = sqlite3_column_int64(st, 4);
-        r.rejected = sqlite3_column_int64(st, 5);
-        r.bytes_in = sqlite3_column_int64(st, 6);
-        r.bytes_out = sqlite3_column_int64(st, 7);
-        r.tokens_in = sqlite3_column_int64(st, 8);
-        r.tokens_out = sqlite3_column_int64(st, 9);
-        r.cost_micros = sqlite3_column_int64(st, 10);
         ret = cb(&r, ud);
     }
     if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "usage", err);

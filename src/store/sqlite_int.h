@@ -74,11 +74,84 @@ enum {
     ST_COUNT
 };
 
-/* One cached statement: its slot and its SQL, or a function building the SQL (malloc'd,
- * freed once prepared) for a statement too repetitive to write out. */
+/* ---- row mappings ----------------------------------------------------------------- */
+
+/* How one column of a SELECT is read into its field of a row struct. */
+typedef enum {
+    SQ_TEXT,     /* char[size]: copied, truncated to fit, NUL-terminated; NULL reads as "" */
+    SQ_INT64,    /* int64_t; NULL reads as 0 */
+    SQ_INT,      /* int; NULL reads as 0 */
+    SQ_FLAG,     /* int: 1 when the column is nonzero, else 0 */
+    SQ_AMOUNT,   /* int64_t; NULL reads as -1 ("not set", as in tg_price_row_t) */
+    SQ_BLOB,     /* unsigned char[size]: copied only when the blob has exactly size bytes */
+    SQ_STR,      /* const char *: into the statement, valid until it steps again; NULL stays */
+    SQ_BLOB_PTR, /* const unsigned char *: likewise, NULL unless exactly size bytes */
+    SQ_CUSTOM,   /* read(st, col, row) does it, given the whole row */
+} sq_kind_t;
+
+typedef struct sq_col {
+    const char *name; /* a column of the map's from, or an expression over it; NULL: the
+                         group of a usage report, given per query (sq_select_list) */
+    sq_kind_t kind;
+    size_t off, size; /* the field in the row struct (size: see the kinds) */
+    void (*read)(sqlite3_stmt *st, int col, void *row); /* SQ_CUSTOM only */
+} sq_col_t;
+
+/* One row type as read from the database: the table (or join) its columns come from,
+ * and its columns in SELECT order. The same table builds the statement's column list
+ * and reads each row, so no list of positions is kept in step by hand; and a renamed
+ * column fails the test that prepares every map against the migrated schema
+ * (tests/unit/store/test_sqlite.c), not a read at run time. */
+typedef struct sq_map {
+    const char *from;
+    const sq_col_t *cols;
+    int ncols;
+    size_t row_size;
+} sq_map_t;
+
+#define SQ_FIELD_SIZE(T, f) sizeof(((T *)0)->f)
+#define SQ_COL(T, f, name, kind)                                                                   \
+    {                                                                                              \
+        (name), (kind), offsetof(T, f), SQ_FIELD_SIZE(T, f), NULL                                  \
+    }
+/* A pointer field to a blob of n bytes (SQ_BLOB_PTR). */
+#define SQ_COL_BLOB_PTR(T, f, name, n)                                                             \
+    {                                                                                              \
+        (name), SQ_BLOB_PTR, offsetof(T, f), (n), NULL                                             \
+    }
+#define SQ_COL_CUSTOM(T, name, fn)                                                                 \
+    {                                                                                              \
+        (name), SQ_CUSTOM, 0, sizeof(T), (fn)                                                      \
+    }
+#define SQ_MAP(T, from, cols)                                                                      \
+    {                                                                                              \
+        (from), (cols), (int)(sizeof(cols) / sizeof((cols)[0])), sizeof(T)                         \
+    }
+
+/* "a, b, c": the map's column list for a SELECT, with "group AS grp" for a NULL name.
+ * Returns its length, or -1 when it does not fit in cap. */
+int sq_select_list(const sq_map_t *m, const char *group, char *buf, size_t cap);
+/* Zeroes row (m->row_size bytes) and reads the current row of st into it. */
+void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row);
+
+/* The maps, each next to the functions that read its rows. */
+extern const sq_map_t sq_tenant_map, sq_key_map, sq_auth_map;                       /* tenants */
+extern const sq_map_t sq_usage_daily_map, sq_usage_events_map;                      /* events */
+extern const sq_map_t sq_limit_map, sq_pause_map, sq_ip_rule_map, sq_tool_rule_map; /* policy */
+extern const sq_map_t sq_price_map, sq_budget_map;                                  /* prices */
+extern const sq_map_t sq_alert_map;                                                 /* alerts */
+/* All of them, NULL-terminated (sqlite.c): what the schema test walks. */
+extern const sq_map_t *const sq_maps[];
+
+/* ---- statements ---------------------------------------------------------------------- */
+
+/* One cached statement: its slot and its SQL. With select, the SQL is "SELECT " and the
+ * map's column list, then sql (from FROM on). With build, a function builds the SQL
+ * (malloc'd, freed once prepared) for a statement too repetitive to write out. */
 typedef struct sq_sql {
     int slot;
     const char *sql;
+    const sq_map_t *select;
     char *(*build)(void);
 } sq_sql_t;
 
@@ -168,8 +241,6 @@ static inline void sq_bind_field(sqlite3_stmt *st, int i, const char *f, size_t 
         sqlite3_bind_text(st, i, f, (int)n, SQLITE_STATIC);
 }
 #define BIND_ROW(st, i, row, field) sq_bind_field((st), (i), (row)->field, sizeof(row)->field, 0)
-/* Column col as text into dst[cap], truncated to fit, always NUL-terminated. */
-void sq_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col);
 
 /* Where a list hands its rows: the caller's callback and ud. The callback's type names
  * the row type, so it is kept as void (*)(void) (a function pointer converts to another

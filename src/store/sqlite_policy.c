@@ -10,6 +10,44 @@
 
 #include "util/clock.h"
 
+static const sq_col_t limit_cols[] = {
+    SQ_COL(tg_limit_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_limit_row_t, scope, "scope", SQ_TEXT),
+    SQ_COL(tg_limit_row_t, value, "value", SQ_TEXT),
+    SQ_COL(tg_limit_row_t, limit, "requests", SQ_INT64),
+    SQ_COL(tg_limit_row_t, period_s, "period_s", SQ_INT64),
+    SQ_COL(tg_limit_row_t, burst, "burst", SQ_INT64),
+    SQ_COL(tg_limit_row_t, concurrency, "concurrency", SQ_INT64),
+    SQ_COL(tg_limit_row_t, updated_us, "updated_us", SQ_INT64),
+    SQ_COL(tg_limit_row_t, tokens, "tokens", SQ_INT64),
+    SQ_COL(tg_limit_row_t, tokens_period_s, "tokens_period_s", SQ_INT64),
+};
+const sq_map_t sq_limit_map = SQ_MAP(tg_limit_row_t, "limits", limit_cols);
+
+static const sq_col_t pause_cols[] = {
+    SQ_COL(tg_pause_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_pause_row_t, reason, "reason", SQ_TEXT),
+    SQ_COL(tg_pause_row_t, created_us, "created_us", SQ_INT64),
+};
+const sq_map_t sq_pause_map = SQ_MAP(tg_pause_row_t, "pauses", pause_cols);
+
+/* IP rules and tool rules: one shape, (tenant, action, value), in two tables. */
+static const sq_col_t ip_rule_cols[] = {
+    SQ_COL(tg_ip_rule_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_ip_rule_row_t, action, "action", SQ_TEXT),
+    SQ_COL(tg_ip_rule_row_t, cidr, "cidr", SQ_TEXT),
+    SQ_COL(tg_ip_rule_row_t, created_us, "created_us", SQ_INT64),
+};
+const sq_map_t sq_ip_rule_map = SQ_MAP(tg_ip_rule_row_t, "ip_rules", ip_rule_cols);
+
+static const sq_col_t tool_rule_cols[] = {
+    SQ_COL(tg_tool_rule_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_tool_rule_row_t, action, "action", SQ_TEXT),
+    SQ_COL(tg_tool_rule_row_t, pattern, "pattern", SQ_TEXT),
+    SQ_COL(tg_tool_rule_row_t, created_us, "created_us", SQ_INT64),
+};
+const sq_map_t sq_tool_rule_map = SQ_MAP(tg_tool_rule_row_t, "tool_rules", tool_rule_cols);
+
 static const sq_sql_t sql_limit_set = {
     .slot = ST_LIMIT_SET,
     .sql = "INSERT INTO limits (tenant_id, scope, value, requests, period_s, burst, concurrency, "
@@ -24,9 +62,9 @@ static const sq_sql_t sql_limit_rm = {
 /* The tenant-wide row first, then route, tool, key and model rows. */
 static const sq_sql_t sql_limit_list = {
     .slot = ST_LIMIT_LIST,
-    .sql = "SELECT tenant_id, scope, value, requests, period_s, burst, concurrency, "
-           "updated_us, tokens, tokens_period_s FROM limits WHERE ?1 IS NULL OR "
-           "tenant_id = ?1 ORDER BY tenant_id, CASE scope WHEN 'tenant' THEN 0 "
+    .select = &sq_limit_map,
+    .sql = "FROM limits WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, CASE scope WHEN "
+           "'tenant' THEN 0 "
            "WHEN 'route' THEN 1 WHEN 'tool' THEN 2 WHEN 'key' THEN 3 ELSE 4 END, "
            "value"};
 /* A second pause of the same tenant changes the reason; the pause is
@@ -38,8 +76,7 @@ static const sq_sql_t sql_pause_set = {
 static const sq_sql_t sql_pause_clear = {.slot = ST_PAUSE_CLEAR,
                                          .sql = "DELETE FROM pauses WHERE tenant_id = ?1"};
 static const sq_sql_t sql_pause_list = {
-    .slot = ST_PAUSE_LIST,
-    .sql = "SELECT tenant_id, reason, created_us FROM pauses ORDER BY tenant_id"};
+    .slot = ST_PAUSE_LIST, .select = &sq_pause_map, .sql = "FROM pauses ORDER BY tenant_id"};
 static const sq_sql_t sql_ip_add = {
     .slot = ST_IP_ADD,
     .sql = "INSERT INTO ip_rules (tenant_id, action, cidr, created_us) VALUES (?1, ?2, "
@@ -49,8 +86,8 @@ static const sq_sql_t sql_ip_rm = {
     .sql = "DELETE FROM ip_rules WHERE tenant_id = ?1 AND action = ?2 AND cidr = ?3"};
 static const sq_sql_t sql_ip_list = {
     .slot = ST_IP_LIST,
-    .sql = "SELECT tenant_id, action, cidr, created_us FROM ip_rules WHERE ?1 IS NULL "
-           "OR tenant_id = ?1 ORDER BY tenant_id, action, cidr"};
+    .select = &sq_ip_rule_map,
+    .sql = "FROM ip_rules WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, action, cidr"};
 static const sq_sql_t sql_tool_add = {
     .slot = ST_TOOL_ADD,
     .sql = "INSERT INTO tool_rules (tenant_id, action, pattern, created_us) VALUES "
@@ -60,13 +97,15 @@ static const sq_sql_t sql_tool_rm = {
     .sql = "DELETE FROM tool_rules WHERE tenant_id = ?1 AND action = ?2 AND pattern = ?3"};
 static const sq_sql_t sql_tool_list = {
     .slot = ST_TOOL_LIST,
-    .sql = "SELECT tenant_id, action, pattern, created_us FROM tool_rules WHERE ?1 IS "
-           "NULL OR tenant_id = ?1 ORDER BY tenant_id, action, pattern"};
+    .select = &sq_tool_rule_map,
+    .sql = "FROM tool_rules WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, action, "
+           "pattern"};
 
 static int sq_policy_version(tg_store_t *base, int64_t *out, tg_err_t *err)
 {
     return sq_read_version((sq_store_t *)base, SQ_POLICY, "policy version", out, err);
 }
+
 static int valid_scope(const char *scope)
 {
     return strcmp(scope, "tenant") == 0 || strcmp(scope, "route") == 0 ||
@@ -145,17 +184,7 @@ static int sq_limit_rm(tg_store_t *base, const char *tenant, const char *scope, 
 static int emit_limit(sqlite3_stmt *st, const sink_t *k)
 {
     tg_limit_row_t r;
-    memset(&r, 0, sizeof r);
-    sq_copy_col(r.tenant, sizeof r.tenant, st, 0);
-    sq_copy_col(r.scope, sizeof r.scope, st, 1);
-    sq_copy_col(r.value, sizeof r.value, st, 2);
-    r.limit = sqlite3_column_int64(st, 3);
-    r.period_s = sqlite3_column_int64(st, 4);
-    r.burst = sqlite3_column_int64(st, 5);
-    r.concurrency = sqlite3_column_int64(st, 6);
-    r.updated_us = sqlite3_column_int64(st, 7);
-    r.tokens = sqlite3_column_int64(st, 8);
-    r.tokens_period_s = sqlite3_column_int64(st, 9);
+    sq_read_row(st, &sq_limit_map, &r);
     return SINK_CALL(tg_limit_row_t, k, &r);
 }
 
@@ -198,10 +227,7 @@ static int sq_pause_clear(tg_store_t *base, const char *tenant, tg_err_t *err)
 static int emit_pause(sqlite3_stmt *st, const sink_t *k)
 {
     tg_pause_row_t r;
-    memset(&r, 0, sizeof r);
-    sq_copy_col(r.tenant, sizeof r.tenant, st, 0);
-    sq_copy_col(r.reason, sizeof r.reason, st, 1);
-    r.created_us = sqlite3_column_int64(st, 2);
+    sq_read_row(st, &sq_pause_map, &r);
     return SINK_CALL(tg_pause_row_t, k, &r);
 }
 
@@ -297,22 +323,10 @@ static int rule_list(sq_store_t *s, const rule_kind_t *k, const char *tenant, sq
     return sq_each_row(s, k->list, tenant, emit, sink, what, err);
 }
 
-/* A rule row's columns: tenant, action, value, created_us. */
-static void read_rule(sqlite3_stmt *st, char *tenant, size_t tcap, char *action, size_t acap,
-                      char *value, size_t vcap, int64_t *created_us)
-{
-    sq_copy_col(tenant, tcap, st, 0);
-    sq_copy_col(action, acap, st, 1);
-    sq_copy_col(value, vcap, st, 2);
-    *created_us = sqlite3_column_int64(st, 3);
-}
-
 static int emit_ip_rule(sqlite3_stmt *st, const sink_t *k)
 {
     tg_ip_rule_row_t r;
-    memset(&r, 0, sizeof r);
-    read_rule(st, r.tenant, sizeof r.tenant, r.action, sizeof r.action, r.cidr, sizeof r.cidr,
-              &r.created_us);
+    sq_read_row(st, &sq_ip_rule_map, &r);
     return SINK_CALL(tg_ip_rule_row_t, k, &r);
 }
 
@@ -337,9 +351,7 @@ static int sq_ip_rule_list(tg_store_t *base, const char *tenant,
 static int emit_tool_rule(sqlite3_stmt *st, const sink_t *k)
 {
     tg_tool_rule_row_t r;
-    memset(&r, 0, sizeof r);
-    read_rule(st, r.tenant, sizeof r.tenant, r.action, sizeof r.action, r.pattern, sizeof r.pattern,
-              &r.created_us);
+    sq_read_row(st, &sq_tool_rule_map, &r);
     return SINK_CALL(tg_tool_rule_row_t, k, &r);
 }
 

@@ -23,9 +23,8 @@ static const sq_sql_t sql_price_rm_all = {
 /* Oldest first within a (meter, name): the order in which rows take over. */
 static const sq_sql_t sql_price_list = {
     .slot = ST_PRICE_LIST,
-    .sql = "SELECT meter, name, effective_us, input_micros, output_micros, "
-           "cached_micros, cache_write_micros, request_micros, gb_micros, "
-           "call_micros, created_us FROM prices ORDER BY CASE meter WHEN 'model' "
+    .select = &sq_price_map,
+    .sql = "FROM prices ORDER BY CASE meter WHEN 'model' "
            "THEN 0 WHEN 'route' THEN 1 ELSE 2 END, name, effective_us"};
 static const sq_sql_t sql_budget_set = {
     .slot = ST_BUDGET_SET,
@@ -37,8 +36,8 @@ static const sq_sql_t sql_budget_rm = {.slot = ST_BUDGET_RM,
                                        .sql = "DELETE FROM budgets WHERE tenant_id = ?1"};
 static const sq_sql_t sql_budget_list = {
     .slot = ST_BUDGET_LIST,
-    .sql = "SELECT tenant_id, monthly_micros, hard, thresholds, updated_us FROM "
-           "budgets WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id"};
+    .select = &sq_budget_map,
+    .sql = "FROM budgets WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id"};
 
 static int valid_meter(const char *m)
 {
@@ -52,11 +51,6 @@ static void bind_amount(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_null(st, i);
     else
         sqlite3_bind_int64(st, i, v);
-}
-
-static int64_t col_amount(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
 }
 
 /* "2026-03-01T00:00:00.000Z", for messages about an effective time. */
@@ -137,21 +131,26 @@ static int sq_price_rm(tg_store_t *base, const char *meter, const char *name, in
     return ret;
 }
 
+/* An amount not set in a row is NULL in the table and -1 in the row (SQ_AMOUNT). */
+static const sq_col_t price_cols[] = {
+    SQ_COL(tg_price_row_t, meter, "meter", SQ_TEXT),
+    SQ_COL(tg_price_row_t, name, "name", SQ_TEXT),
+    SQ_COL(tg_price_row_t, effective_us, "effective_us", SQ_INT64),
+    SQ_COL(tg_price_row_t, input_micros, "input_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, output_micros, "output_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, cached_micros, "cached_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, cache_write_micros, "cache_write_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, request_micros, "request_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, gb_micros, "gb_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, call_micros, "call_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, created_us, "created_us", SQ_INT64),
+};
+const sq_map_t sq_price_map = SQ_MAP(tg_price_row_t, "prices", price_cols);
+
 static int emit_price(sqlite3_stmt *st, const sink_t *k)
 {
     tg_price_row_t r;
-    memset(&r, 0, sizeof r);
-    sq_copy_col(r.meter, sizeof r.meter, st, 0);
-    sq_copy_col(r.name, sizeof r.name, st, 1);
-    r.effective_us = sqlite3_column_int64(st, 2);
-    r.input_micros = col_amount(st, 3);
-    r.output_micros = col_amount(st, 4);
-    r.cached_micros = col_amount(st, 5);
-    r.cache_write_micros = col_amount(st, 6);
-    r.request_micros = col_amount(st, 7);
-    r.gb_micros = col_amount(st, 8);
-    r.call_micros = col_amount(st, 9);
-    r.created_us = sqlite3_column_int64(st, 10);
+    sq_read_row(st, &sq_price_map, &r);
     return SINK_CALL(tg_price_row_t, k, &r);
 }
 
@@ -234,15 +233,24 @@ static int sq_budget_rm(tg_store_t *base, const char *tenant, tg_err_t *err)
     return ret;
 }
 
+static void read_thresholds(sqlite3_stmt *st, int col, void *row)
+{
+    thresholds_parse((const char *)sqlite3_column_text(st, col), row);
+}
+
+static const sq_col_t budget_cols[] = {
+    SQ_COL(tg_budget_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_budget_row_t, monthly_micros, "monthly_micros", SQ_INT64),
+    SQ_COL(tg_budget_row_t, hard, "hard", SQ_FLAG),
+    SQ_COL_CUSTOM(tg_budget_row_t, "thresholds", read_thresholds), /* "80,90,100" */
+    SQ_COL(tg_budget_row_t, updated_us, "updated_us", SQ_INT64),
+};
+const sq_map_t sq_budget_map = SQ_MAP(tg_budget_row_t, "budgets", budget_cols);
+
 static int emit_budget(sqlite3_stmt *st, const sink_t *k)
 {
     tg_budget_row_t r;
-    memset(&r, 0, sizeof r);
-    sq_copy_col(r.tenant, sizeof r.tenant, st, 0);
-    r.monthly_micros = sqlite3_column_int64(st, 1);
-    r.hard = sqlite3_column_int(st, 2) != 0;
-    thresholds_parse((const char *)sqlite3_column_text(st, 3), &r);
-    r.updated_us = sqlite3_column_int64(st, 4);
+    sq_read_row(st, &sq_budget_map, &r);
     return SINK_CALL(tg_budget_row_t, k, &r);
 }
 

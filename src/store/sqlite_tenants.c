@@ -14,10 +14,41 @@ static const sq_sql_t sql_tenant_add = {
     .slot = ST_TENANT_ADD,
     .sql = "INSERT INTO tenants (id, name, status, created_us) VALUES (?1, ?2, "
            "'active', ?3)"};
+static const sq_col_t tenant_cols[] = {
+    SQ_COL(tg_tenant_t, id, "id", SQ_TEXT),
+    SQ_COL(tg_tenant_t, name, "name", SQ_TEXT),
+    SQ_COL(tg_tenant_t, status, "status", SQ_TEXT),
+    SQ_COL(tg_tenant_t, created_us, "created_us", SQ_INT64),
+};
+const sq_map_t sq_tenant_map = SQ_MAP(tg_tenant_t, "tenants", tenant_cols);
+
+static const sq_col_t key_cols[] = {
+    SQ_COL(tg_key_t, id, "id", SQ_TEXT),
+    SQ_COL(tg_key_t, tenant_id, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_key_t, sha256, "sha256", SQ_BLOB),
+    SQ_COL(tg_key_t, prefix, "prefix", SQ_TEXT),
+    SQ_COL(tg_key_t, name, "name", SQ_TEXT),
+    SQ_COL(tg_key_t, status, "status", SQ_TEXT),
+    SQ_COL(tg_key_t, created_us, "created_us", SQ_INT64),
+    SQ_COL(tg_key_t, last_used_us, "last_used_us", SQ_INT64), /* NULL reads as 0 = never */
+};
+const sq_map_t sq_key_map = SQ_MAP(tg_key_t, "api_keys", key_cols);
+
+/* Every key joined with its tenant; the row's strings point into the statement. */
+static const sq_col_t auth_cols[] = {
+    SQ_COL_BLOB_PTR(tg_auth_row_t, sha256, "k.sha256", 32),
+    SQ_COL(tg_auth_row_t, key_id, "k.id", SQ_STR),
+    SQ_COL(tg_auth_row_t, tenant_id, "k.tenant_id", SQ_STR),
+    SQ_COL(tg_auth_row_t, key_active, "k.status = 'active'", SQ_INT),
+    SQ_COL(tg_auth_row_t, tenant_active, "t.status = 'active'", SQ_INT),
+};
+const sq_map_t sq_auth_map =
+    SQ_MAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);
+
 static const sq_sql_t sql_tenant_get = {
-    .slot = ST_TENANT_GET, .sql = "SELECT id, name, status, created_us FROM tenants WHERE id = ?1"};
+    .slot = ST_TENANT_GET, .select = &sq_tenant_map, .sql = "FROM tenants WHERE id = ?1"};
 static const sq_sql_t sql_tenant_list = {
-    .slot = ST_TENANT_LIST, .sql = "SELECT id, name, status, created_us FROM tenants ORDER BY id"};
+    .slot = ST_TENANT_LIST, .select = &sq_tenant_map, .sql = "FROM tenants ORDER BY id"};
 static const sq_sql_t sql_tenant_status = {.slot = ST_TENANT_STATUS,
                                            .sql = "UPDATE tenants SET status = ?2 WHERE id = ?1"};
 static const sq_sql_t sql_key_add = {
@@ -26,15 +57,14 @@ static const sq_sql_t sql_key_add = {
            "created_us, last_used_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"};
 static const sq_sql_t sql_key_list = {
     .slot = ST_KEY_LIST,
-    .sql = "SELECT id, tenant_id, sha256, prefix, name, status, created_us, "
-           "last_used_us FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 "
-           "ORDER BY tenant_id, created_us, id"};
+    .select = &sq_key_map,
+    .sql = "FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, created_us, id"};
 static const sq_sql_t sql_key_revoke = {
     .slot = ST_KEY_REVOKE, .sql = "UPDATE api_keys SET status = 'revoked' WHERE id = ?1"};
-static const sq_sql_t sql_auth_load = {
-    .slot = ST_AUTH_LOAD,
-    .sql = "SELECT k.sha256, k.id, k.tenant_id, k.status = 'active', "
-           "t.status = 'active' FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"};
+static const sq_sql_t sql_auth_load = {.slot = ST_AUTH_LOAD,
+                                       .select = &sq_auth_map,
+                                       .sql =
+                                           "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"};
 
 static int sq_tenant_add(tg_store_t *base, const char *id, const char *name, tg_err_t *err)
 {
@@ -49,14 +79,6 @@ static int sq_tenant_add(tg_store_t *base, const char *id, const char *name, tg_
     return ret;
 }
 
-static void read_tenant(sqlite3_stmt *st, tg_tenant_t *t)
-{
-    sq_copy_col(t->id, sizeof t->id, st, 0);
-    sq_copy_col(t->name, sizeof t->name, st, 1);
-    sq_copy_col(t->status, sizeof t->status, st, 2);
-    t->created_us = sqlite3_column_int64(st, 3);
-}
-
 static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
@@ -66,7 +88,7 @@ static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_
     int rc = sqlite3_step(st);
     int ret = 0;
     if (rc == SQLITE_ROW)
-        read_tenant(st, out);
+        sq_read_row(st, &sq_tenant_map, out);
     else if (rc == SQLITE_DONE) {
         tg_err_set(err, "no tenant \"%s\"", id);
         ret = TG_STORE_NOTFOUND;
@@ -79,7 +101,7 @@ static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_
 static int emit_tenant(sqlite3_stmt *st, const sink_t *k)
 {
     tg_tenant_t t;
-    read_tenant(st, &t);
+    sq_read_row(st, &sq_tenant_map, &t);
     return SINK_CALL(tg_tenant_t, k, &t);
 }
 
@@ -132,16 +154,7 @@ static int sq_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
 static int emit_key(sqlite3_stmt *st, const sink_t *k)
 {
     tg_key_t key;
-    memset(&key, 0, sizeof key);
-    sq_copy_col(key.id, sizeof key.id, st, 0);
-    sq_copy_col(key.tenant_id, sizeof key.tenant_id, st, 1);
-    if (sqlite3_column_bytes(st, 2) == (int)sizeof key.sha256)
-        memcpy(key.sha256, sqlite3_column_blob(st, 2), sizeof key.sha256);
-    sq_copy_col(key.prefix, sizeof key.prefix, st, 3);
-    sq_copy_col(key.name, sizeof key.name, st, 4);
-    sq_copy_col(key.status, sizeof key.status, st, 5);
-    key.created_us = sqlite3_column_int64(st, 6);
-    key.last_used_us = sqlite3_column_int64(st, 7); /* NULL reads as 0 = never */
+    sq_read_row(st, &sq_key_map, &key);
     return SINK_CALL(tg_key_t, k, &key);
 }
 
@@ -166,13 +179,8 @@ static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
 static int emit_auth(sqlite3_stmt *st, const sink_t *k)
 {
     tg_auth_row_t r;
-    r.sha256 = sqlite3_column_blob(st, 0);
-    if (!r.sha256 || sqlite3_column_bytes(st, 0) != 32) return 0; /* CHECK forbids it */
-    r.key_id = (const char *)sqlite3_column_text(st, 1);
-    r.tenant_id = (const char *)sqlite3_column_text(st, 2);
-    r.key_active = sqlite3_column_int(st, 3);
-    r.tenant_active = sqlite3_column_int(st, 4);
-    if (!r.key_id || !r.tenant_id) return 0;
+    sq_read_row(st, &sq_auth_map, &r);
+    if (!r.sha256 || !r.key_id || !r.tenant_id) return 0; /* the table's CHECKs forbid it */
     return SINK_CALL(tg_auth_row_t, k, &r);
 }
 
