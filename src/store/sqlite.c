@@ -209,21 +209,8 @@ void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row)
     }
 }
 
-const sq_map_t *const sq_maps[] = {
-    &sq_tenant_map,
-    &sq_key_map,
-    &sq_auth_map,
-    &sq_usage_daily_map,
-    &sq_usage_events_map,
-    &sq_limit_map,
-    &sq_pause_map,
-    &sq_ip_rule_map,
-    &sq_tool_rule_map,
-    &sq_price_map,
-    &sq_budget_map,
-    &sq_alert_map,
-    NULL,
-};
+const sq_map_t *const *const sq_maps[] = {sq_tenant_maps, sq_event_maps, sq_policy_maps,
+                                          sq_price_maps,  sq_alert_maps, NULL};
 
 /* Steps statement q and emits each row until a callback returns nonzero, which is
  * returned as is. A statement with a parameter has ?1 for the tenant filter: bound to

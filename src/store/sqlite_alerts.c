@@ -8,6 +8,18 @@
 
 #include "util/clock.h"
 
+static const sq_col_t alert_cols[] = {
+    SQ_COL(tg_alert_row_t, id, "id", SQ_INT64),
+    SQ_COL(tg_alert_row_t, kind, "kind", SQ_TEXT),
+    SQ_COL(tg_alert_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_alert_row_t, threshold, "threshold", SQ_INT),
+    SQ_COL(tg_alert_row_t, period, "period", SQ_TEXT),
+    SQ_COL(tg_alert_row_t, spend_micros, "spend_micros", SQ_INT64),
+    SQ_COL(tg_alert_row_t, budget_micros, "budget_micros", SQ_INT64),
+    SQ_COL(tg_alert_row_t, fired_us, "fired_us", SQ_INT64),
+};
+static const sq_map_t alert_map = SQ_MAP(tg_alert_row_t, "alerts", alert_cols);
+
 static const sq_sql_t sql_alert_add = {
     .slot = ST_ALERT_ADD,
     .sql = "INSERT INTO alerts (kind, tenant_id, threshold, period, spend_micros, "
@@ -15,7 +27,7 @@ static const sq_sql_t sql_alert_add = {
            "ON CONFLICT (kind, tenant_id, threshold, period) DO NOTHING"};
 static const sq_sql_t sql_alert_list = {
     .slot = ST_ALERT_LIST,
-    .select = &sq_alert_map,
+    .select = &alert_map,
     .sql = "FROM alerts WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY id"};
 
 /* "YYYY-MM" with a month from 01 to 12. */
@@ -53,22 +65,10 @@ static int sq_alert_add(tg_store_t *base, const tg_alert_row_t *row, int *insert
     return 0;
 }
 
-static const sq_col_t alert_cols[] = {
-    SQ_COL(tg_alert_row_t, id, "id", SQ_INT64),
-    SQ_COL(tg_alert_row_t, kind, "kind", SQ_TEXT),
-    SQ_COL(tg_alert_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_alert_row_t, threshold, "threshold", SQ_INT),
-    SQ_COL(tg_alert_row_t, period, "period", SQ_TEXT),
-    SQ_COL(tg_alert_row_t, spend_micros, "spend_micros", SQ_INT64),
-    SQ_COL(tg_alert_row_t, budget_micros, "budget_micros", SQ_INT64),
-    SQ_COL(tg_alert_row_t, fired_us, "fired_us", SQ_INT64),
-};
-const sq_map_t sq_alert_map = SQ_MAP(tg_alert_row_t, "alerts", alert_cols);
-
 static int emit_alert(sqlite3_stmt *st, const sink_t *k)
 {
     tg_alert_row_t r;
-    sq_read_row(st, &sq_alert_map, &r);
+    sq_read_row(st, &alert_map, &r);
     return SINK_CALL(tg_alert_row_t, k, &r);
 }
 
@@ -78,6 +78,9 @@ static int sq_alert_list(tg_store_t *base, const char *tenant,
     return sq_each_row((sq_store_t *)base, &sql_alert_list, tenant, emit_alert,
                        SINK(tg_alert_row_t, cb, ud), "alert list", err);
 }
+
+/* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
+const sq_map_t *const sq_alert_maps[] = {&alert_map, NULL};
 
 const struct tg_store_alert_ops sq_alert_ops = {
     .alert_add = sq_alert_add,

@@ -500,7 +500,7 @@ static const sq_col_t usage_daily_cols[] = {
     SQ_COL(tg_usage_row_t, tokens_out, "tokens_out", SQ_INT64),
     SQ_COL(tg_usage_row_t, cost_micros, "cost_micros", SQ_INT64),
 };
-const sq_map_t sq_usage_daily_map = SQ_MAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
+static const sq_map_t usage_daily_map = SQ_MAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
 
 static const sq_col_t usage_events_cols[] = {
     SQ_COL(tg_usage_row_t, tenant, "tenant", SQ_STR),
@@ -515,7 +515,7 @@ static const sq_col_t usage_events_cols[] = {
     SQ_COL(tg_usage_row_t, tokens_out, "coalesce(sum(tokens_out), 0)", SQ_INT64),
     SQ_COL(tg_usage_row_t, cost_micros, "sum(cost_micros)", SQ_INT64),
 };
-const sq_map_t sq_usage_events_map = SQ_MAP(tg_usage_row_t, "usage_events", usage_events_cols);
+static const sq_map_t usage_events_map = SQ_MAP(tg_usage_row_t, "usage_events", usage_events_cols);
 
 /* Reports are read rarely, so their SQL is built per call: with the tenant
  * filter only when given, so SQLite can use the (tenant, ts_us) index. */
@@ -531,7 +531,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
          * the (exclusive) to_us. */
         if (q->from_us) tg_utc_day(q->from_us, from_day);
         if (q->to_us) tg_utc_day(q->to_us - 1, to_day);
-        if (sq_select_list(&sq_usage_daily_map, NULL, cols, sizeof cols) < 0)
+        if (sq_select_list(&usage_daily_map, NULL, cols, sizeof cols) < 0)
             return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM usage_daily WHERE %s"
@@ -550,7 +550,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
         case TG_BY_TOOL: grp = "coalesce(tool, '')"; break;
         default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
         }
-        if (sq_select_list(&sq_usage_events_map, grp, cols, sizeof cols) < 0)
+        if (sq_select_list(&usage_events_map, grp, cols, sizeof cols) < 0)
             return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
@@ -574,7 +574,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
     int ret = 0;
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         tg_usage_row_t r;
-        sq_read_row(st, q->by == TG_BY_DAY ? &sq_usage_daily_map : &sq_usage_events_map, &r);
+        sq_read_row(st, q->by == TG_BY_DAY ? &usage_daily_map : &usage_events_map, &r);
         if (!r.tenant) r.tenant = "";
         if (!r.group) r.group = "";
         ret = cb(&r, ud);
@@ -604,6 +604,9 @@ static int sq_spend(tg_store_t *base, const char *tenant, const char *from_day, 
     sqlite3_reset(st);
     return ret;
 }
+
+/* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
+const sq_map_t *const sq_event_maps[] = {&usage_daily_map, &usage_events_map, NULL};
 
 const struct tg_store_event_ops sq_event_ops = {
     .append = sq_append,

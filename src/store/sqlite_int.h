@@ -4,8 +4,9 @@
  * src/store/sqlite*.c includes it, except the store's unit test.
  *
  * Adding a table to the SQLite backend: a migration (migrations.c), the statements'
- * cache slots in the enum below, their SQL (sq_sql_t) next to the functions that use
- * them in the file of their concern, and the functions in that concern's table. */
+ * cache slots in the enum below; then, in the file of its concern, the statements' SQL
+ * (sq_sql_t), a row mapping (sq_map_t) in that file's list of maps, the functions, and
+ * their place in the concern's table. */
 #ifndef TG_STORE_SQLITE_INT_H
 #define TG_STORE_SQLITE_INT_H
 
@@ -134,14 +135,12 @@ int sq_select_list(const sq_map_t *m, const char *group, char *buf, size_t cap);
 /* Zeroes row (m->row_size bytes) and reads the current row of st into it. */
 void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row);
 
-/* The maps, each next to the functions that read its rows. */
-extern const sq_map_t sq_tenant_map, sq_key_map, sq_auth_map;                       /* tenants */
-extern const sq_map_t sq_usage_daily_map, sq_usage_events_map;                      /* events */
-extern const sq_map_t sq_limit_map, sq_pause_map, sq_ip_rule_map, sq_tool_rule_map; /* policy */
-extern const sq_map_t sq_price_map, sq_budget_map;                                  /* prices */
-extern const sq_map_t sq_alert_map;                                                 /* alerts */
-/* All of them, NULL-terminated (sqlite.c): what the schema test walks. */
-extern const sq_map_t *const sq_maps[];
+/* Each concern's maps, NULL-terminated, defined (static) next to the functions that
+ * read their rows; and the list of those lists (sqlite.c), NULL-terminated: what the
+ * schema test walks. */
+extern const sq_map_t *const sq_tenant_maps[],
+    *const sq_event_maps[], *const sq_policy_maps[], *const sq_price_maps[], *const sq_alert_maps[];
+extern const sq_map_t *const *const sq_maps[];
 
 /* ---- statements ---------------------------------------------------------------------- */
 

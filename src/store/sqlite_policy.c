@@ -22,14 +22,14 @@ static const sq_col_t limit_cols[] = {
     SQ_COL(tg_limit_row_t, tokens, "tokens", SQ_INT64),
     SQ_COL(tg_limit_row_t, tokens_period_s, "tokens_period_s", SQ_INT64),
 };
-const sq_map_t sq_limit_map = SQ_MAP(tg_limit_row_t, "limits", limit_cols);
+static const sq_map_t limit_map = SQ_MAP(tg_limit_row_t, "limits", limit_cols);
 
 static const sq_col_t pause_cols[] = {
     SQ_COL(tg_pause_row_t, tenant, "tenant_id", SQ_TEXT),
     SQ_COL(tg_pause_row_t, reason, "reason", SQ_TEXT),
     SQ_COL(tg_pause_row_t, created_us, "created_us", SQ_INT64),
 };
-const sq_map_t sq_pause_map = SQ_MAP(tg_pause_row_t, "pauses", pause_cols);
+static const sq_map_t pause_map = SQ_MAP(tg_pause_row_t, "pauses", pause_cols);
 
 /* IP rules and tool rules: one shape, (tenant, action, value), in two tables. */
 static const sq_col_t ip_rule_cols[] = {
@@ -38,7 +38,7 @@ static const sq_col_t ip_rule_cols[] = {
     SQ_COL(tg_ip_rule_row_t, cidr, "cidr", SQ_TEXT),
     SQ_COL(tg_ip_rule_row_t, created_us, "created_us", SQ_INT64),
 };
-const sq_map_t sq_ip_rule_map = SQ_MAP(tg_ip_rule_row_t, "ip_rules", ip_rule_cols);
+static const sq_map_t ip_rule_map = SQ_MAP(tg_ip_rule_row_t, "ip_rules", ip_rule_cols);
 
 static const sq_col_t tool_rule_cols[] = {
     SQ_COL(tg_tool_rule_row_t, tenant, "tenant_id", SQ_TEXT),
@@ -46,7 +46,7 @@ static const sq_col_t tool_rule_cols[] = {
     SQ_COL(tg_tool_rule_row_t, pattern, "pattern", SQ_TEXT),
     SQ_COL(tg_tool_rule_row_t, created_us, "created_us", SQ_INT64),
 };
-const sq_map_t sq_tool_rule_map = SQ_MAP(tg_tool_rule_row_t, "tool_rules", tool_rule_cols);
+static const sq_map_t tool_rule_map = SQ_MAP(tg_tool_rule_row_t, "tool_rules", tool_rule_cols);
 
 static const sq_sql_t sql_limit_set = {
     .slot = ST_LIMIT_SET,
@@ -62,7 +62,7 @@ static const sq_sql_t sql_limit_rm = {
 /* The tenant-wide row first, then route, tool, key and model rows. */
 static const sq_sql_t sql_limit_list = {
     .slot = ST_LIMIT_LIST,
-    .select = &sq_limit_map,
+    .select = &limit_map,
     .sql = "FROM limits WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, CASE scope WHEN "
            "'tenant' THEN 0 "
            "WHEN 'route' THEN 1 WHEN 'tool' THEN 2 WHEN 'key' THEN 3 ELSE 4 END, "
@@ -76,7 +76,7 @@ static const sq_sql_t sql_pause_set = {
 static const sq_sql_t sql_pause_clear = {.slot = ST_PAUSE_CLEAR,
                                          .sql = "DELETE FROM pauses WHERE tenant_id = ?1"};
 static const sq_sql_t sql_pause_list = {
-    .slot = ST_PAUSE_LIST, .select = &sq_pause_map, .sql = "FROM pauses ORDER BY tenant_id"};
+    .slot = ST_PAUSE_LIST, .select = &pause_map, .sql = "FROM pauses ORDER BY tenant_id"};
 static const sq_sql_t sql_ip_add = {
     .slot = ST_IP_ADD,
     .sql = "INSERT INTO ip_rules (tenant_id, action, cidr, created_us) VALUES (?1, ?2, "
@@ -86,7 +86,7 @@ static const sq_sql_t sql_ip_rm = {
     .sql = "DELETE FROM ip_rules WHERE tenant_id = ?1 AND action = ?2 AND cidr = ?3"};
 static const sq_sql_t sql_ip_list = {
     .slot = ST_IP_LIST,
-    .select = &sq_ip_rule_map,
+    .select = &ip_rule_map,
     .sql = "FROM ip_rules WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, action, cidr"};
 static const sq_sql_t sql_tool_add = {
     .slot = ST_TOOL_ADD,
@@ -97,7 +97,7 @@ static const sq_sql_t sql_tool_rm = {
     .sql = "DELETE FROM tool_rules WHERE tenant_id = ?1 AND action = ?2 AND pattern = ?3"};
 static const sq_sql_t sql_tool_list = {
     .slot = ST_TOOL_LIST,
-    .select = &sq_tool_rule_map,
+    .select = &tool_rule_map,
     .sql = "FROM tool_rules WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, action, "
            "pattern"};
 
@@ -184,7 +184,7 @@ static int sq_limit_rm(tg_store_t *base, const char *tenant, const char *scope, 
 static int emit_limit(sqlite3_stmt *st, const sink_t *k)
 {
     tg_limit_row_t r;
-    sq_read_row(st, &sq_limit_map, &r);
+    sq_read_row(st, &limit_map, &r);
     return SINK_CALL(tg_limit_row_t, k, &r);
 }
 
@@ -227,7 +227,7 @@ static int sq_pause_clear(tg_store_t *base, const char *tenant, tg_err_t *err)
 static int emit_pause(sqlite3_stmt *st, const sink_t *k)
 {
     tg_pause_row_t r;
-    sq_read_row(st, &sq_pause_map, &r);
+    sq_read_row(st, &pause_map, &r);
     return SINK_CALL(tg_pause_row_t, k, &r);
 }
 
@@ -326,7 +326,7 @@ static int rule_list(sq_store_t *s, const rule_kind_t *k, const char *tenant, sq
 static int emit_ip_rule(sqlite3_stmt *st, const sink_t *k)
 {
     tg_ip_rule_row_t r;
-    sq_read_row(st, &sq_ip_rule_map, &r);
+    sq_read_row(st, &ip_rule_map, &r);
     return SINK_CALL(tg_ip_rule_row_t, k, &r);
 }
 
@@ -351,7 +351,7 @@ static int sq_ip_rule_list(tg_store_t *base, const char *tenant,
 static int emit_tool_rule(sqlite3_stmt *st, const sink_t *k)
 {
     tg_tool_rule_row_t r;
-    sq_read_row(st, &sq_tool_rule_map, &r);
+    sq_read_row(st, &tool_rule_map, &r);
     return SINK_CALL(tg_tool_rule_row_t, k, &r);
 }
 
@@ -372,6 +372,10 @@ static int sq_tool_rule_list(tg_store_t *base, const char *tenant,
     return rule_list((sq_store_t *)base, &tool_rules, tenant, emit_tool_rule,
                      SINK(tg_tool_rule_row_t, cb, ud), err);
 }
+
+/* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
+const sq_map_t *const sq_policy_maps[] = {&limit_map, &pause_map, &ip_rule_map, &tool_rule_map,
+                                          NULL};
 
 const struct tg_store_policy_ops sq_policy_ops = {
     .policy_version = sq_policy_version,

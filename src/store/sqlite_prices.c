@@ -9,6 +9,33 @@
 
 #include "util/clock.h"
 
+static void read_thresholds(sqlite3_stmt *st, int col, void *row); /* "80,90,100", below */
+
+/* An amount not set in a row is NULL in the table and -1 in the row (SQ_AMOUNT). */
+static const sq_col_t price_cols[] = {
+    SQ_COL(tg_price_row_t, meter, "meter", SQ_TEXT),
+    SQ_COL(tg_price_row_t, name, "name", SQ_TEXT),
+    SQ_COL(tg_price_row_t, effective_us, "effective_us", SQ_INT64),
+    SQ_COL(tg_price_row_t, input_micros, "input_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, output_micros, "output_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, cached_micros, "cached_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, cache_write_micros, "cache_write_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, request_micros, "request_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, gb_micros, "gb_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, call_micros, "call_micros", SQ_AMOUNT),
+    SQ_COL(tg_price_row_t, created_us, "created_us", SQ_INT64),
+};
+static const sq_map_t price_map = SQ_MAP(tg_price_row_t, "prices", price_cols);
+
+static const sq_col_t budget_cols[] = {
+    SQ_COL(tg_budget_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_budget_row_t, monthly_micros, "monthly_micros", SQ_INT64),
+    SQ_COL(tg_budget_row_t, hard, "hard", SQ_FLAG),
+    SQ_COL_CUSTOM(tg_budget_row_t, "thresholds", read_thresholds),
+    SQ_COL(tg_budget_row_t, updated_us, "updated_us", SQ_INT64),
+};
+static const sq_map_t budget_map = SQ_MAP(tg_budget_row_t, "budgets", budget_cols);
+
 /* A row of the same (meter, name, effective_us) is replaced as a whole. */
 static const sq_sql_t sql_price_set = {
     .slot = ST_PRICE_SET,
@@ -23,7 +50,7 @@ static const sq_sql_t sql_price_rm_all = {
 /* Oldest first within a (meter, name): the order in which rows take over. */
 static const sq_sql_t sql_price_list = {
     .slot = ST_PRICE_LIST,
-    .select = &sq_price_map,
+    .select = &price_map,
     .sql = "FROM prices ORDER BY CASE meter WHEN 'model' "
            "THEN 0 WHEN 'route' THEN 1 ELSE 2 END, name, effective_us"};
 static const sq_sql_t sql_budget_set = {
@@ -36,7 +63,7 @@ static const sq_sql_t sql_budget_rm = {.slot = ST_BUDGET_RM,
                                        .sql = "DELETE FROM budgets WHERE tenant_id = ?1"};
 static const sq_sql_t sql_budget_list = {
     .slot = ST_BUDGET_LIST,
-    .select = &sq_budget_map,
+    .select = &budget_map,
     .sql = "FROM budgets WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id"};
 
 static int valid_meter(const char *m)
@@ -131,26 +158,10 @@ static int sq_price_rm(tg_store_t *base, const char *meter, const char *name, in
     return ret;
 }
 
-/* An amount not set in a row is NULL in the table and -1 in the row (SQ_AMOUNT). */
-static const sq_col_t price_cols[] = {
-    SQ_COL(tg_price_row_t, meter, "meter", SQ_TEXT),
-    SQ_COL(tg_price_row_t, name, "name", SQ_TEXT),
-    SQ_COL(tg_price_row_t, effective_us, "effective_us", SQ_INT64),
-    SQ_COL(tg_price_row_t, input_micros, "input_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, output_micros, "output_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, cached_micros, "cached_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, cache_write_micros, "cache_write_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, request_micros, "request_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, gb_micros, "gb_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, call_micros, "call_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, created_us, "created_us", SQ_INT64),
-};
-const sq_map_t sq_price_map = SQ_MAP(tg_price_row_t, "prices", price_cols);
-
 static int emit_price(sqlite3_stmt *st, const sink_t *k)
 {
     tg_price_row_t r;
-    sq_read_row(st, &sq_price_map, &r);
+    sq_read_row(st, &price_map, &r);
     return SINK_CALL(tg_price_row_t, k, &r);
 }
 
@@ -238,19 +249,10 @@ static void read_thresholds(sqlite3_stmt *st, int col, void *row)
     thresholds_parse((const char *)sqlite3_column_text(st, col), row);
 }
 
-static const sq_col_t budget_cols[] = {
-    SQ_COL(tg_budget_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_budget_row_t, monthly_micros, "monthly_micros", SQ_INT64),
-    SQ_COL(tg_budget_row_t, hard, "hard", SQ_FLAG),
-    SQ_COL_CUSTOM(tg_budget_row_t, "thresholds", read_thresholds), /* "80,90,100" */
-    SQ_COL(tg_budget_row_t, updated_us, "updated_us", SQ_INT64),
-};
-const sq_map_t sq_budget_map = SQ_MAP(tg_budget_row_t, "budgets", budget_cols);
-
 static int emit_budget(sqlite3_stmt *st, const sink_t *k)
 {
     tg_budget_row_t r;
-    sq_read_row(st, &sq_budget_map, &r);
+    sq_read_row(st, &budget_map, &r);
     return SINK_CALL(tg_budget_row_t, k, &r);
 }
 
@@ -260,6 +262,9 @@ static int sq_budget_list(tg_store_t *base, const char *tenant,
     return sq_each_row((sq_store_t *)base, &sql_budget_list, tenant, emit_budget,
                        SINK(tg_budget_row_t, cb, ud), "budget list", err);
 }
+
+/* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
+const sq_map_t *const sq_price_maps[] = {&price_map, &budget_map, NULL};
 
 const struct tg_store_price_ops sq_price_ops = {
     .price_set = sq_price_set,

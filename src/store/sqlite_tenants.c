@@ -20,7 +20,7 @@ static const sq_col_t tenant_cols[] = {
     SQ_COL(tg_tenant_t, status, "status", SQ_TEXT),
     SQ_COL(tg_tenant_t, created_us, "created_us", SQ_INT64),
 };
-const sq_map_t sq_tenant_map = SQ_MAP(tg_tenant_t, "tenants", tenant_cols);
+static const sq_map_t tenant_map = SQ_MAP(tg_tenant_t, "tenants", tenant_cols);
 
 static const sq_col_t key_cols[] = {
     SQ_COL(tg_key_t, id, "id", SQ_TEXT),
@@ -32,7 +32,7 @@ static const sq_col_t key_cols[] = {
     SQ_COL(tg_key_t, created_us, "created_us", SQ_INT64),
     SQ_COL(tg_key_t, last_used_us, "last_used_us", SQ_INT64), /* NULL reads as 0 = never */
 };
-const sq_map_t sq_key_map = SQ_MAP(tg_key_t, "api_keys", key_cols);
+static const sq_map_t key_map = SQ_MAP(tg_key_t, "api_keys", key_cols);
 
 /* Every key joined with its tenant; the row's strings point into the statement. */
 static const sq_col_t auth_cols[] = {
@@ -42,13 +42,13 @@ static const sq_col_t auth_cols[] = {
     SQ_COL(tg_auth_row_t, key_active, "k.status = 'active'", SQ_INT),
     SQ_COL(tg_auth_row_t, tenant_active, "t.status = 'active'", SQ_INT),
 };
-const sq_map_t sq_auth_map =
+static const sq_map_t auth_map =
     SQ_MAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);
 
 static const sq_sql_t sql_tenant_get = {
-    .slot = ST_TENANT_GET, .select = &sq_tenant_map, .sql = "FROM tenants WHERE id = ?1"};
+    .slot = ST_TENANT_GET, .select = &tenant_map, .sql = "FROM tenants WHERE id = ?1"};
 static const sq_sql_t sql_tenant_list = {
-    .slot = ST_TENANT_LIST, .select = &sq_tenant_map, .sql = "FROM tenants ORDER BY id"};
+    .slot = ST_TENANT_LIST, .select = &tenant_map, .sql = "FROM tenants ORDER BY id"};
 static const sq_sql_t sql_tenant_status = {.slot = ST_TENANT_STATUS,
                                            .sql = "UPDATE tenants SET status = ?2 WHERE id = ?1"};
 static const sq_sql_t sql_key_add = {
@@ -57,12 +57,12 @@ static const sq_sql_t sql_key_add = {
            "created_us, last_used_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"};
 static const sq_sql_t sql_key_list = {
     .slot = ST_KEY_LIST,
-    .select = &sq_key_map,
+    .select = &key_map,
     .sql = "FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, created_us, id"};
 static const sq_sql_t sql_key_revoke = {
     .slot = ST_KEY_REVOKE, .sql = "UPDATE api_keys SET status = 'revoked' WHERE id = ?1"};
 static const sq_sql_t sql_auth_load = {.slot = ST_AUTH_LOAD,
-                                       .select = &sq_auth_map,
+                                       .select = &auth_map,
                                        .sql =
                                            "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"};
 
@@ -88,7 +88,7 @@ static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_
     int rc = sqlite3_step(st);
     int ret = 0;
     if (rc == SQLITE_ROW)
-        sq_read_row(st, &sq_tenant_map, out);
+        sq_read_row(st, &tenant_map, out);
     else if (rc == SQLITE_DONE) {
         tg_err_set(err, "no tenant \"%s\"", id);
         ret = TG_STORE_NOTFOUND;
@@ -101,7 +101,7 @@ static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_
 static int emit_tenant(sqlite3_stmt *st, const sink_t *k)
 {
     tg_tenant_t t;
-    sq_read_row(st, &sq_tenant_map, &t);
+    sq_read_row(st, &tenant_map, &t);
     return SINK_CALL(tg_tenant_t, k, &t);
 }
 
@@ -154,7 +154,7 @@ static int sq_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
 static int emit_key(sqlite3_stmt *st, const sink_t *k)
 {
     tg_key_t key;
-    sq_read_row(st, &sq_key_map, &key);
+    sq_read_row(st, &key_map, &key);
     return SINK_CALL(tg_key_t, k, &key);
 }
 
@@ -179,7 +179,7 @@ static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
 static int emit_auth(sqlite3_stmt *st, const sink_t *k)
 {
     tg_auth_row_t r;
-    sq_read_row(st, &sq_auth_map, &r);
+    sq_read_row(st, &auth_map, &r);
     if (!r.sha256 || !r.key_id || !r.tenant_id) return 0; /* the table's CHECKs forbid it */
     return SINK_CALL(tg_auth_row_t, k, &r);
 }
@@ -195,6 +195,9 @@ static int sq_auth_version(tg_store_t *base, int64_t *out, tg_err_t *err)
 {
     return sq_read_version((sq_store_t *)base, SQ_AUTH, "auth version", out, err);
 }
+
+/* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
+const sq_map_t *const sq_tenant_maps[] = {&tenant_map, &key_map, &auth_map, NULL};
 
 const struct tg_store_tenant_ops sq_tenant_ops = {
     .tenant_add = sq_tenant_add,
