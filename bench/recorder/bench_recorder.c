@@ -23,10 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "meter/event.h"
 #include "meter/recorder.h"
 #include "store/backend.h"
 #include "store/store.h"
+#include "types/event.h"
 #include "util/clock.h"
 #include "util/log.h"
 

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "meter/event.h"
 #include "store/migrations.h"
 #include "store/sqlite_int.h"
 #include "store/store.h"
+#include "types/event.h"
 #include "util/clock.h"
 
 #define HOUR_US 3600000000LL
