@@ -10,6 +10,7 @@
 
 #include "auth/apikey.h"
 #include "auth/keyring.h"
+#include "store/backend.h"
 
 typedef struct fake_key {
     char secret[64];
@@ -36,8 +37,8 @@ static int fake_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *
     return 0;
 }
 
-static const struct tg_store_ops fake_ops = {.auth_load = fake_auth_load};
-static tg_store_t fake_store = {.ops = &fake_ops};
+static const struct tg_store_tenant_ops fake_ops = {.auth_load = fake_auth_load};
+static tg_store_t fake_store = {.tenants = &fake_ops};
 
 static void add(const char *secret, const char *id, const char *tenant, int ka, int ta)
 {
