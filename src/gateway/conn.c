@@ -1328,6 +1328,9 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
         reason = status_text(status);
         rlen = strlen(reason);
     }
+    /* The parser lets a NUL through in a reason phrase: the line ends before it, as the
+     * "%.*s" that used to print it did (never a NUL in the client's head). */
+    rlen = strnlen(reason, rlen);
     char rl[512];
     rate_headers(c, rl, sizeof rl);
     const char *te = c->req.chunked_out ? "Transfer-Encoding: chunked\r\n" : "";
