@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/money.h"
 
@@ -112,28 +113,6 @@ static int is_null(const yaml_node_t *n)
     return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
 }
 
-typedef struct sbuf {
-    char *d;
-    size_t n, cap;
-} sbuf_t;
-
-static int sbuf_put(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *d = realloc(b->d, cap);
-        if (!d) return -1;
-        b->d = d;
-        b->cap = cap;
-    }
-    memcpy(b->d + b->n, s, n);
-    b->n += n;
-    b->d[b->n] = '\0';
-    return 0;
-}
-
 static int valid_var(const char *s, size_t n)
 {
     if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return 0;
@@ -153,27 +132,29 @@ static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out
         *out = strdup(s);
         return *out ? 0 : oom(p, n, path);
     }
-    sbuf_t b = {0};
+    /* A value expanded past the size of a whole config file is a mistake (or a loop of
+     * references to a huge variable), not a setting. */
+    tg_buf_t b = TG_BUF_INIT(MAX_FILE_BYTES);
     size_t i = 0;
     while (i < len) {
         int rc = 0;
         if (s[i] != '$') {
             size_t run = strcspn(s + i, "$");
-            rc = sbuf_put(&b, s + i, run);
+            rc = tg_buf_add(&b, s + i, run);
             i += run;
         } else if (i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') {
-            rc = sbuf_put(&b, "${", 2);
+            rc = tg_buf_add(&b, TG_LIT("${"));
             i += 3;
         } else if (i + 1 < len && s[i + 1] == '{') {
             const char *name = s + i + 2;
             const char *end = memchr(name, '}', len - i - 2);
             if (!end) {
-                free(b.d);
+                tg_buf_free(&b);
                 return fail(p, n, path, "unterminated \"${\" (write $${ for a literal ${)");
             }
             size_t nl = (size_t)(end - name);
             if (!valid_var(name, nl) || nl > 128) {
-                free(b.d);
+                tg_buf_free(&b);
                 return fail(p, n, path,
                             "bad variable reference \"${%.*s}\" (names are letters, digits and _; "
                             "write $${ for a literal ${)",
@@ -184,24 +165,25 @@ static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out
             var[nl] = '\0';
             const char *v = getenv(var);
             if (!v) {
-                free(b.d);
+                tg_buf_free(&b);
                 return fail(p, n, path, "environment variable %s is not set", var);
             }
-            rc = sbuf_put(&b, v, strlen(v));
+            rc = tg_buf_add(&b, v, strlen(v));
             i += nl + 3;
         } else {
-            rc = sbuf_put(&b, "$", 1);
+            rc = tg_buf_add(&b, TG_LIT("$"));
             i++;
         }
-        if (rc < 0) {
-            free(b.d);
+        if (rc != TG_BUF_OK) {
+            tg_buf_free(&b);
+            if (rc == TG_BUF_TOOBIG)
+                return fail(p, n, path, "longer than %u MiB with its variables expanded",
+                            MAX_FILE_BYTES >> 20);
             return oom(p, n, path);
         }
     }
-    if (!b.d) b.d = strdup("");
-    if (!b.d) return oom(p, n, path);
-    *out = b.d;
-    return 0;
+    *out = tg_buf_take(&b);
+    return *out ? 0 : oom(p, n, path);
 }
 
 /* A single value (not a mapping, list or null), expanded. expect describes it. */
@@ -1468,39 +1450,30 @@ int tg_config_load(const char *path, tg_config_t **out, tg_err_t *err)
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return tg_err_set(err, "%s: cannot open: %s", path, strerror(errno));
-    size_t len = 0, cap = 4096;
-    char *text = malloc(cap);
+    /* (Less one byte: a file of exactly MAX_FILE_BYTES was always refused too.) */
+    tg_buf_t text = TG_BUF_INIT(MAX_FILE_BYTES - 1);
     int rc = -1;
-    if (!text) {
-        tg_err_set(err, "%s: out of memory", path);
-        goto out;
-    }
-    for (;;) {
-        if (len == cap) {
-            if (cap >= MAX_FILE_BYTES) {
-                tg_err_set(err, "%s: larger than %u MiB; is this a config file?", path,
-                           MAX_FILE_BYTES >> 20);
-                goto out;
-            }
-            char *t = realloc(text, cap * 2);
-            if (!t) {
-                tg_err_set(err, "%s: out of memory", path);
-                goto out;
-            }
-            text = t;
-            cap *= 2;
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        int brc = tg_buf_add(&text, chunk, got);
+        if (brc == TG_BUF_TOOBIG) {
+            tg_err_set(err, "%s: larger than %u MiB; is this a config file?", path,
+                       MAX_FILE_BYTES >> 20);
+            goto out;
         }
-        size_t got = fread(text + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
+        if (brc != TG_BUF_OK) {
+            tg_err_set(err, "%s: out of memory", path);
+            goto out;
+        }
     }
     if (ferror(f)) {
         tg_err_set(err, "%s: cannot read: %s", path, strerror(errno));
         goto out;
     }
-    rc = tg_config_parse(path, text, len, out, err);
+    rc = tg_config_parse(path, tg_buf_str(&text), text.len, out, err);
 out:
-    free(text);
+    tg_buf_free(&text);
     fclose(f);
     return rc;
 }

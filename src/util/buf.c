@@ -15,6 +15,13 @@ void tg_buf_init(tg_buf_t *b, size_t max)
     *b = (tg_buf_t)TG_BUF_INIT(max);
 }
 
+void tg_buf_set_max(tg_buf_t *b, size_t max)
+{
+    TG_ASSERT(b->len == 0);
+    b->max = max < TG_BUF_MAX_LIMIT ? max : TG_BUF_MAX_LIMIT;
+    if (b->cap > b->max + 1) tg_buf_free(b);
+}
+
 /* Room for n more bytes and the NUL, within max. */
 static int grow(tg_buf_t *b, size_t n)
 {

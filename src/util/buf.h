@@ -48,6 +48,9 @@ void tg_buf_init(tg_buf_t *b, size_t max);
 
 int tg_buf__add_grow(tg_buf_t *b, const void *p, size_t n); /* (internal: tg_buf_add) */
 
+/* Changes the max of an empty buffer (between uses); memory above the new max is freed. */
+void tg_buf_set_max(tg_buf_t *b, size_t max);
+
 /* Appends n bytes (none when n is 0). 0, TG_BUF_TOOBIG or TG_BUF_NOMEM. Inline: on the
  * request path the bytes nearly always fit the memory kept from the last use. */
 static inline int tg_buf_add(tg_buf_t *b, const void *p, size_t n)

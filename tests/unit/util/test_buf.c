@@ -183,6 +183,29 @@ static void test_reset_trim(void **state)
     tg_buf_free(&b);
 }
 
+static void test_set_max(void **state)
+{
+    (void)state;
+    tg_buf_t b = TG_BUF_INIT(1000);
+    static char big[600];
+    memset(big, 'm', sizeof big);
+    assert_int_equal(tg_buf_add(&b, big, sizeof big), TG_BUF_OK);
+    tg_buf_reset(&b);
+    tg_buf_set_max(&b, 2000); /* larger: memory kept */
+    assert_non_null(b.p);
+    assert_int_equal(tg_buf_add(&b, big, sizeof big), TG_BUF_OK);
+    assert_int_equal(tg_buf_add(&b, big, sizeof big), TG_BUF_OK);
+    assert_int_equal(tg_buf_add(&b, big, sizeof big), TG_BUF_OK);
+    assert_int_equal(tg_buf_add(&b, big, sizeof big), TG_BUF_TOOBIG);
+    tg_buf_reset(&b);
+    tg_buf_set_max(&b, 100); /* smaller than the memory: freed, so cap <= max + 1 holds */
+    assert_null(b.p);
+    assert_int_equal(tg_buf_add(&b, big, 101), TG_BUF_TOOBIG);
+    assert_int_equal(tg_buf_add(&b, big, 100), TG_BUF_OK);
+    assert_true(b.cap <= 101);
+    tg_buf_free(&b);
+}
+
 static void test_reserve_take(void **state)
 {
     (void)state;
@@ -228,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_reset_reuse),
         cmocka_unit_test(test_size_overflow_refused),
         cmocka_unit_test(test_reset_trim),
+        cmocka_unit_test(test_set_max),
         cmocka_unit_test(test_reserve_take),
         cmocka_unit_test(test_lit),
     };
