@@ -27,12 +27,13 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/money.h"
+#include "util/sizes.h"
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is a page of YAML; refuse runaway input */
 #define MAX_NAME       63         /* fits tg_event_t.route[64] */
 #define MAX_PREFIX     255
-#define MAX_WORKERS    1024
-#define MAX_SIZE       (1ull << 40)              /* 1 TiB: anything larger is a typo */
+#define MAX_WORKERS    TG_WORKERS_MAX /* what the server runs: more would be capped unseen */
+#define MAX_SIZE       (1ull << 40)   /* 1 TiB: anything larger is a typo */
 #define MAX_MS         (7ull * 24 * 3600 * 1000) /* 7 days: keeps ms*1000 far from overflow */
 #define KEYPATH        256
 #define MAX_MODEL      127 /* fits tg_event_t.model[128]: a longer name could never match */

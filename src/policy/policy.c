@@ -15,6 +15,7 @@
 
 #include "store/watch.h"
 #include "util/clock.h"
+#include "util/sizes.h"
 #include "util/log.h"
 #include "util/modelname.h"
 
@@ -37,7 +38,7 @@ typedef struct globs {
 } globs_t;
 
 typedef struct tenant_rules {
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     char pause_reason[256];
     int paused;
     tg_cidr_list_t allow, deny;
