@@ -526,7 +526,7 @@ size_t tg_xchg_accept_encoding(const tg_xchg_t *x, const char *v, size_t n, char
     if (x->injected) {
         /* A stream tollgate rewrites must arrive readable as text: see exchange.h. */
         if (cap < 8) return 0;
-        memcpy(out, "identity", 8);
+        memcpy(out, TG_LIT("identity"));
         return 8;
     }
     return tg_decode_accept(v, n, out, cap);
@@ -737,8 +737,7 @@ static int usage_object_in(const char *p, size_t n)
  * each. */
 static int carries_output(const char *ev, size_t elen, const char *data, size_t dlen)
 {
-    if (elen == 7 && memcmp(ev, "message", 7) == 0)
-        return !(dlen == 6 && memcmp(data, "[DONE]", 6) == 0);
+    if (TG_LIT_EQ(ev, elen, "message")) return !TG_LIT_EQ(data, dlen, "[DONE]");
     return elen >= 6 && memcmp(ev + elen - 5, "delta", 5) == 0 &&
            (ev[elen - 6] == '_' || ev[elen - 6] == '.');
 }
@@ -765,12 +764,11 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
         }
         break;
     case EP_MESSAGES:
-        if ((elen == 13 &&
-             (memcmp(ev, "message_start", 13) == 0 || memcmp(ev, "message_delta", 13) == 0)) ||
-            (elen == 7 && memcmp(ev, "message", 7) == 0))
+        if (TG_LIT_EQ(ev, elen, "message_start") || TG_LIT_EQ(ev, elen, "message_delta") ||
+            TG_LIT_EQ(ev, elen, "message"))
             tg_usage_anthropic_event(ev, elen == 7 ? 0 : elen, data, dlen, &x->usage);
         /* (An event named "message" says its type inside: taken as final, as before.) */
-        if ((elen == 13 && memcmp(ev, "message_delta", 13) == 0) || elen == 7) x->out_final = 1;
+        if (TG_LIT_EQ(ev, elen, "message_delta") || elen == 7) x->out_final = 1;
         break;
     case EP_MCP:
         root = json_loadb(data, dlen, JSON_ALLOW_NUL, &jerr);
@@ -837,7 +835,8 @@ void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t c
 {
     x->status = status;
     x->ok = status >= 200 && status < 300;
-    x->sse = ctype && clen >= 17 && strncasecmp(ctype, "text/event-stream", 17) == 0;
+    x->sse = ctype && clen >= sizeof "text/event-stream" - 1 &&
+             strncasecmp(ctype, TG_LIT("text/event-stream")) == 0;
     x->observe = x->ok && x->ep != EP_NONE && (x->ep != EP_MCP || x->nreq > 0);
     /* (The identity check costs nothing when the answer has no Content-Encoding.) */
     if (x->observe && (x->coding_over || !tg_decode_is_identity(x->coding, x->coding_len))) {

@@ -51,7 +51,7 @@ static void dispatch(tg_sse_t *s)
     /* WHATWG: an event with no data lines is not dispatched, only reset. */
     if (s->data.len > 0 && s->cb) {
         const char *ev = s->name.len ? s->name.p : "message";
-        size_t elen = s->name.len ? s->name.len : 7;
+        size_t elen = s->name.len ? s->name.len : sizeof "message" - 1;
         s->cb(s->ud, ev, elen, s->data.p, s->data.len - 1);
     } else if (s->data.len == 0 && s->on_empty) {
         s->on_empty(s->ud);
@@ -70,12 +70,12 @@ static void field_line(tg_sse_t *s)
     size_t vlen = (size_t)(l + n - v);
     if (vlen && v[0] == ' ') v++, vlen--;
     int rc = 0;
-    if (flen == 5 && memcmp(l, "event", 5) == 0) {
+    if (TG_LIT_EQ(l, flen, "event")) {
         tg_buf_reset(&s->name);
         rc = tg_buf_add(&s->name, v, vlen);
-    } else if (flen == 4 && memcmp(l, "data", 4) == 0) {
+    } else if (TG_LIT_EQ(l, flen, "data")) {
         rc = tg_buf_add(&s->data, v, vlen);
-        if (rc == 0) rc = tg_buf_add(&s->data, "\n", 1);
+        if (rc == 0) rc = tg_buf_add(&s->data, TG_LIT("\n"));
     }
     if (rc != 0) start_skip(s);
 }

@@ -15,9 +15,9 @@
 
 #include "store/watch.h"
 #include "util/clock.h"
-#include "util/sizes.h"
 #include "util/log.h"
 #include "util/modelname.h"
+#include "util/sizes.h"
 
 #define NS          1000000000ULL
 #define CONC_SHARDS 64
@@ -547,7 +547,7 @@ int tg_policy_admit_more_tools(tg_policy_t *p, tg_admission_t *a, const char *te
         a->verdict = TG_ADMIT_RATE;
         a->reason = "rate_limited";
         a->limited = 1;
-        memcpy(a->policy, "tool", 5);
+        memcpy(a->policy, "tool", sizeof "tool");
         a->limit = info.limit;
         a->window_s = rule.period_ns / NS;
         a->remaining = 0;
