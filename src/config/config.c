@@ -393,7 +393,7 @@ static const char *check_hostport(const char *s, size_t n, int listen)
             return "IPv6 addresses need brackets, e.g. [::1]:8080";
         if (hl == 0) return "missing host";
         if (!valid_hostname(s, hl)) return "bad host name";
-        if (listen && !(hl == 9 && !memcmp(s, "localhost", 9))) {
+        if (listen && !TG_LIT_EQ(s, hl, "localhost")) {
             char v4[16];
             struct in_addr a;
             if (hl >= sizeof v4) return "host must be an IP address or localhost";
@@ -444,10 +444,10 @@ static int get_target(parse_t *p, const yaml_node_t *n, const char *path, char *
     if (scalar(p, n, path, "an http:// or https:// URL", &v) < 0) return -1;
     const char *scheme = NULL;
     size_t skip = 0;
-    if (!strncasecmp(v, "http://", 7))
-        scheme = "http", skip = 7;
-    else if (!strncasecmp(v, "https://", 8))
-        scheme = "https", skip = 8;
+    if (!strncasecmp(v, TG_LIT("http://")))
+        scheme = "http", skip = TG_LIT_LEN("http://");
+    else if (!strncasecmp(v, TG_LIT("https://")))
+        scheme = "https", skip = TG_LIT_LEN("https://");
     const char *auth = v + skip;
     size_t an = strcspn(auth, "/?#");
     const char *rest = auth + an, *problem = NULL;
@@ -542,10 +542,10 @@ static int get_store(parse_t *p, const yaml_node_t *n, const char *path, char **
     char *v;
     if (scalar(p, n, path, "a store URL", &v) < 0) return -1;
     const char *problem = NULL;
-    if (!strncmp(v, "sqlite:", 7)) {
-        if (!v[7]) problem = "sqlite: needs a path, e.g. sqlite:./tollgate.db";
-    } else if (!strncmp(v, "postgres://", 11)) {
-        if (!v[11]) problem = "postgres:// needs a host or database";
+    if (!strncmp(v, TG_LIT("sqlite:"))) {
+        if (!v[TG_LIT_LEN("sqlite:")]) problem = "sqlite: needs a path, e.g. sqlite:./tollgate.db";
+    } else if (!strncmp(v, TG_LIT("postgres://"))) {
+        if (!v[TG_LIT_LEN("postgres://")]) problem = "postgres:// needs a host or database";
     } else {
         problem = "must be sqlite:PATH or postgres://...";
     }
@@ -1255,8 +1255,8 @@ static int dup_default(char **dst, const char *def)
 static int spool_default(tg_config_t *c)
 {
     if (c->recorder.spool) return 0;
-    const char *db = c->store + 7;
-    if (strncmp(c->store, "sqlite:", 7) || !strcmp(db, ":memory:"))
+    const char *db = c->store + TG_LIT_LEN("sqlite:");
+    if (strncmp(c->store, TG_LIT("sqlite:")) || !strcmp(db, ":memory:"))
         return dup_default(&c->recorder.spool, "./tollgate.spool");
     size_t len = strlen(db) + sizeof ".spool";
     c->recorder.spool = malloc(len);

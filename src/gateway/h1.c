@@ -120,8 +120,8 @@ static const http_parser_settings rsettings;
  * use; NULL if the URL is not a plain-HTTP numeric/localhost one. */
 static pool_t *pool_for(tg_h1_t *h, const char *url, const char **path)
 {
-    if (strncmp(url, "http://", 7) != 0) return NULL;
-    const char *hs = url + 7, *slash = strchr(hs, '/');
+    if (strncmp(url, TG_LIT("http://")) != 0) return NULL;
+    const char *hs = url + TG_LIT_LEN("http://"), *slash = strchr(hs, '/');
     size_t tlen = slash ? (size_t)(slash - url) : strlen(url);
     *path = slash ? slash : "/";
     for (size_t i = 0; i < h->npools; i++)
@@ -129,7 +129,7 @@ static pool_t *pool_for(tg_h1_t *h, const char *url, const char **path)
             return h->pools[i];
 
     char host[256];
-    size_t hlen = tlen - 7;
+    size_t hlen = tlen - TG_LIT_LEN("http://");
     if (hlen == 0 || hlen >= sizeof host) return NULL;
     memcpy(host, hs, hlen);
     host[hlen] = '\0';

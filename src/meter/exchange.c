@@ -717,9 +717,11 @@ static void pass_event(tg_xchg_t *x, int seen)
 /* 1 when p holds a "usage" member whose value is an object (not null). */
 static int usage_object_in(const char *p, size_t n)
 {
+    static const char key[] = "\"usage\"";
     const char *end = p + n;
-    for (const char *a = p; (a = memmem(a, (size_t)(end - a), "\"usage\"", 7)); a += 7) {
-        const char *v = a + 7;
+    for (const char *a = p; (a = memmem(a, (size_t)(end - a), key, sizeof key - 1));
+         a += sizeof key - 1) {
+        const char *v = a + sizeof key - 1;
         while (v < end && is_blank(*v))
             v++;
         if (v >= end || *v != ':') continue;

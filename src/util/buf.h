@@ -19,7 +19,8 @@
 #include <string.h>
 
 /* A string literal and its length, counted by the compiler: tg_put(o, TG_LIT("\r\n")). */
-#define TG_LIT(s) ("" s ""), (sizeof(s) - 1)
+#define TG_LIT(s)     ("" s ""), (sizeof(s) - 1)
+#define TG_LIT_LEN(s) (sizeof("" s "") - 1)
 /* n bytes at p are exactly the literal s: TG_LIT_EQ(name, nlen, "event"). */
 #define TG_LIT_EQ(p, n, s) ((n) == sizeof(s) - 1 && memcmp((p), "" s "", sizeof(s) - 1) == 0)
 
