@@ -66,14 +66,6 @@ void tg_buf_added(tg_buf_t *b, size_t n)
     b->p[b->len] = '\0';
 }
 
-void tg_buf_reset_trim(tg_buf_t *b, size_t keep)
-{
-    if (b->cap > keep)
-        tg_buf_free(b);
-    else
-        tg_buf_reset(b);
-}
-
 void tg_buf_truncate(tg_buf_t *b, size_t n)
 {
     if (n >= b->len) return;

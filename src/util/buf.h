@@ -79,13 +79,19 @@ static inline void tg_buf_reset(tg_buf_t *b)
     b->len = 0;
     if (b->p) b->p[0] = '\0';
 }
-/* Empties the buffer; frees its memory when more than keep bytes are allocated (a rare
- * large message does not pin its memory to a connection for the connection's lifetime). */
-void tg_buf_reset_trim(tg_buf_t *b, size_t keep);
-/* Keeps the first n bytes (n <= tg_buf_len). */
-void tg_buf_truncate(tg_buf_t *b, size_t n);
 /* Frees the memory; the buffer is empty and usable again, with the same max. */
 void tg_buf_free(tg_buf_t *b);
+/* Empties the buffer; frees its memory when more than keep bytes are allocated (a rare
+ * large message does not pin its memory to a connection for the connection's lifetime). */
+static inline void tg_buf_reset_trim(tg_buf_t *b, size_t keep)
+{
+    if (b->cap > keep)
+        tg_buf_free(b);
+    else
+        tg_buf_reset(b);
+}
+/* Keeps the first n bytes (n <= tg_buf_len). */
+void tg_buf_truncate(tg_buf_t *b, size_t n);
 /* Hands over the bytes as a malloc'd NUL-terminated string (owned by the caller, "" when
  * nothing was added; NULL when that cannot be allocated); the buffer is left empty. */
 char *tg_buf_take(tg_buf_t *b);
