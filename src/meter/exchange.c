@@ -214,10 +214,13 @@ void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body)
     x->echo_max = echo;
     /* A rewrite adds one member as text, or re-serialises the body through jansson, whose
      * compact form of an accepted body is at most about 6 times as long (a real such as
-     * 0.1 prints with 17 digits): 8 x max_body cannot refuse one. */
-    tg_buf_reset(&x->req);
-    tg_buf_set_max(&x->req,
-                   max_body > TG_BUF_MAX_LIMIT / 8 ? TG_BUF_MAX_LIMIT : 8 * max_body + 4096);
+     * 0.1 prints with 17 digits): 8 x max_body cannot refuse one. (Per request: set only
+     * when it changes.) */
+    size_t req_max = max_body > TG_BUF_MAX_LIMIT / 8 ? TG_BUF_MAX_LIMIT : 8 * max_body + 4096;
+    if (req_max != tg_buf_max(&x->req)) {
+        tg_buf_reset(&x->req);
+        tg_buf_set_max(&x->req, req_max);
+    }
 }
 
 void tg_xchg_set_token_max(tg_xchg_t *x, size_t n)
