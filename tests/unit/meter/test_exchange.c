@@ -1815,7 +1815,7 @@ static void test_event_ends_past_hold_cap(void **state)
     assert_int_equal(r.o.len, in.len - (sizeof "data: " C_ROLE ",\"usage\":null}\n\n" - 1) +
                                   (sizeof "data: " C_ROLE "}\n\n" - 1));
     assert_memory_equal(r.o.p + (big_at - 13), in.p + big_at, in.len - big_at);
-    assert_int_equal(r.unparsed, 0); /* (its usage came: the tokens are known) */
+    assert_int_equal(r.unparsed, 0);       /* (its usage came: the tokens are known) */
     assert_int_equal(r.ev.tokens_out, 10); /* the usage is still read */
     result_free(&r);
     result_free(&ref);
