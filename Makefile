@@ -22,7 +22,7 @@ TBINS   := $(TESTS:tests/unit/%.c=$(B)/test/%)
 ATBINS  := $(TESTS:tests/unit/%.c=$(B)/asan-test/%)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
 
-.PHONY: all deps run check unit unit-asan e2e e2e-plain e2e-asan faketime-check format format-check bench clean fuzz fuzz-check
+.PHONY: all deps run check unit unit-asan e2e e2e-plain e2e-asan faketime-check format format-check layers-check bench clean fuzz fuzz-check
 all: $(B)/tollgate $(B)/mock-upstream
 
 deps:
@@ -147,9 +147,16 @@ format-check:
 	@clang-format --dry-run --Werror $(SRCS) $(shell find src tests/unit tests/mock tests/fuzz -name '*.h' -o -name '*.c' | grep -v '^src/.*\.c$$')
 	@echo "format-check: ok"
 
+# Includes point down the layer order of docs/ARCHITECTURE.md ("Layers"), no cycle between
+# modules; the self-test first shows the check fails on trees that break it.
+layers-check:
+	@scripts/check-layers.sh --self-test
+	@scripts/check-layers.sh
+
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory layers-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory e2e

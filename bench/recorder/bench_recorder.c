@@ -23,9 +23,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "meter/event.h"
 #include "meter/recorder.h"
 #include "store/store.h"
+#include "types/event.h"
 #include "util/clock.h"
 #include "util/log.h"
 

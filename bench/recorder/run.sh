@@ -18,13 +18,13 @@ CC=${CC:-cc}
 CFLAGS="-O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isrc -pthread"
 PKGS="sqlite3 jansson libcrypto"
 LIBS="$(pkg-config --libs $PKGS) -pthread -lm"
-SRCS="src/meter/recorder.c src/meter/event.c src/observe/accesslog.c $(ls src/store/*.c src/util/*.c)"
+SRCS="src/meter/recorder.c src/types/event.c src/observe/accesslog.c $(ls src/store/*.c src/util/*.c)"
 
 lib=build/libtollgate.a
 use_lib=0
 if [ -f "$lib" ]; then
   use_lib=1
-  for s in $SRCS $(ls src/meter/*.h src/store/*.h src/observe/*.h src/util/*.h); do
+  for s in $SRCS $(ls src/meter/*.h src/store/*.h src/observe/*.h src/types/*.h src/util/*.h); do
     if [ "$s" -nt "$lib" ]; then use_lib=0; break; fi
   done
 fi

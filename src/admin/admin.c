@@ -10,14 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/listen.h"
-#include "gateway/server.h"
-
 #define ADMIN_HEAD_MAX 4096
 
 struct tg_admin {
     uv_tcp_t tcp;
-    struct tg_server *srv;
+    tg_admin_ops_t ops; /* the server's answers (admin.h) */
+    void *ctx;          /* their argument */
     struct aconn *conns;
 };
 
@@ -73,7 +71,7 @@ static void on_deadline(uv_timer_t *t)
     aconn_close(t->data);
 }
 
-/* The admin runs on the main thread, which owns the current config. */
+/* ms from the server (tg_admin_ops_t): its current config, read on the main thread. */
 static void arm(aconn_t *c, long ms)
 {
     if (c->a && ms > 0) uv_timer_start(&c->timer, on_deadline, (uint64_t)ms, 0);
@@ -109,7 +107,7 @@ static void respond_text(aconn_t *c, int status, const char *ctype, char *js)
     w->data[hl + bl] = '\n';
     free(js);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)(hl + bl + 1));
-    arm(c, c->a ? c->a->srv->cfg->server.idle_timeout_ms : 0); /* a client that never reads */
+    arm(c, c->a ? c->a->ops.idle_timeout_ms(c->a->ctx) : 0); /* a client that never reads */
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
         free(w);
         aconn_close(c);
@@ -147,10 +145,10 @@ static int on_message_complete(http_parser *p)
         respond(c, 200, json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(c->url, "/readyz") == 0) {
         json_t *o = json_object();
-        int ready = tg_server_ready(c->a->srv, o);
+        int ready = c->a->ops.ready(c->a->ctx, o);
         respond(c, ready ? 200 : 503, o);
     } else if (strcmp(c->url, "/metrics") == 0) {
-        char *text = tg_server_metrics(c->a->srv);
+        char *text = c->a->ops.metrics(c->a->ctx);
         respond_text(c, 200, "text/plain; version=0.0.4", text);
     } else {
         respond(c, 404,
@@ -214,7 +212,7 @@ static void on_connection(uv_stream_t *server, int status)
         close_handles(c);
         return;
     }
-    arm(c, a->srv->cfg->server.header_timeout_ms); /* slowloris: the request, whole */
+    arm(c, a->ops.header_timeout_ms(a->ctx)); /* slowloris: the request, whole */
     c->next = a->conns;
     if (a->conns) a->conns->prev = c;
     a->conns = c;
@@ -223,16 +221,13 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-tg_admin_t *tg_admin_start(uv_loop_t *loop, const char *listen, struct tg_server *srv,
-                           tg_err_t *err)
+tg_admin_t *tg_admin_start(uv_loop_t *loop, int fd, const char *listen, const tg_admin_ops_t *ops,
+                           void *ctx, tg_err_t *err)
 {
-    struct sockaddr_storage addr;
-    if (tg_listen_parse(listen, &addr, err) != 0) return NULL;
-    int fd = tg_listen_socket(&addr, 0, err);
-    if (fd < 0) return NULL;
     tg_admin_t *a = calloc(1, sizeof *a);
     if (!a) return NULL;
-    a->srv = srv;
+    a->ops = *ops;
+    a->ctx = ctx;
     uv_tcp_init(loop, &a->tcp);
     a->tcp.data = a;
     int rc = uv_tcp_open(&a->tcp, fd);

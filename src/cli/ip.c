@@ -12,7 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
-#include "policy/iprules.h"
+#include "types/cidr.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate ip allow|deny CIDR [--tenant ID] | rm allow|deny CIDR [--tenant ID] | "       \

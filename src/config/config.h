@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "policy/iprules.h"
-#include "store/store.h"
+#include "types/cidr.h"
+#include "types/rows.h"
 #include "util/err.h"
 
 typedef enum {

@@ -173,14 +173,6 @@ static int grow(char **buf, size_t *cap, size_t need)
     return 0;
 }
 
-/* RFC 9110 §5.6.2 tchar: ALPHA, DIGIT and "!#$%&'*+-.^_`|~", as a bitmap of the 128 ASCII
- * codes (it runs on every byte of every header name). */
-static int tchar(unsigned char ch)
-{
-    static const uint64_t map[2] = {0x03ff6cfa00000000ull, 0x57ffffffc7fffffeull};
-    return ch < 128 && (map[ch >> 6] >> (ch & 63)) & 1;
-}
-
 /* Is name[0..nl) one of the tokens of the comma-separated list[0..ll)? (Connection) */
 static int in_token_list(const char *list, size_t ll, const char *name, size_t nl)
 {
@@ -828,12 +820,13 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     c->hdrs[c->nhdrs - 1].nl += (uint32_t)n;
     /* RFC 9112 §5.1: a field name is a token, no whitespace before the colon. The parser
      * lets "Content-Length : 4" through and frames by it; a proxy must not (whoever reads
-     * the forwarded head next may frame it differently): 400. */
-    for (size_t i = 0; i < n; i++)
-        if (!tchar((unsigned char)at[i])) {
-            c->refuse = "invalid character in a header field name";
-            return -1;
-        }
+     * the forwarded head next may frame it differently): 400. The parser itself refuses
+     * every other byte that is not a tchar (its token table; tests/unit/gateway/
+     * test_http_parser.c holds it to that), so the space is the one byte to look for. */
+    if (memchr(at, ' ', n)) {
+        c->refuse = "invalid character in a header field name";
+        return -1;
+    }
     return 0;
 }
 

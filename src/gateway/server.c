@@ -162,6 +162,44 @@ char *tg_server_metrics(tg_server_t *srv)
     return n < 0 ? NULL : out;
 }
 
+/* ---- the admin listener's view of the server (admin.h) ---------------- */
+
+static int admin_ready(void *ctx, json_t *out)
+{
+    return tg_server_ready(ctx, out);
+}
+
+static char *admin_metrics(void *ctx)
+{
+    return tg_server_metrics(ctx);
+}
+
+/* The admin runs on the main thread, which owns srv->cfg (the current config). */
+static long admin_header_timeout_ms(void *ctx)
+{
+    return ((tg_server_t *)ctx)->cfg->server.header_timeout_ms;
+}
+
+static long admin_idle_timeout_ms(void *ctx)
+{
+    return ((tg_server_t *)ctx)->cfg->server.idle_timeout_ms;
+}
+
+static tg_admin_t *admin_start(uv_loop_t *loop, const char *listen, tg_server_t *srv, tg_err_t *err)
+{
+    static const tg_admin_ops_t ops = {
+        .ready = admin_ready,
+        .metrics = admin_metrics,
+        .header_timeout_ms = admin_header_timeout_ms,
+        .idle_timeout_ms = admin_idle_timeout_ms,
+    };
+    struct sockaddr_storage addr;
+    if (tg_listen_parse(listen, &addr, err) != 0) return NULL;
+    int fd = tg_listen_socket(&addr, 0, err);
+    if (fd < 0) return NULL;
+    return tg_admin_start(loop, fd, listen, &ops, srv, err);
+}
+
 /* ---- main thread: signals and reload ---------------------------------- */
 
 /* defaults.limits of a config, in the policy's terms. */
@@ -338,7 +376,7 @@ int tg_server_run(const char *config_path)
         }
     }
     if (cfg->server.admin_listen[0]) {
-        m.admin = tg_admin_start(loop, cfg->server.admin_listen, &srv, &err);
+        m.admin = admin_start(loop, cfg->server.admin_listen, &srv, &err);
         if (!m.admin) {
             fprintf(stderr, "tollgate: admin: %s\n", err.msg);
             goto out;

@@ -71,13 +71,46 @@ static size_t remove_dot_segments(char *b, size_t n)
     return w;
 }
 
+/* Byte classes of a request-target, for the one pass every target gets. */
+enum { B_BAD = 1, B_WORK = 2, B_QUERY = 4 };
+#define BAD_RANGE(c) ((c) <= 0x20 || (c) == 0x7f)
+static unsigned char byte_class(unsigned c)
+{
+    if (BAD_RANGE(c) || c == '#') return B_BAD;
+    if (c == '%' || c == '\\') return B_WORK; /* escapes, backslash */
+    if (c == '?') return B_QUERY;
+    return 0;
+}
+
+/* The common target, "/v1/chat/completions" or "/p?q=1": origin-form, and no escape,
+ * backslash or segment starting with a dot in its path. Already canonical: copied as it is. Returns
+ * 1 when it was (out and res filled), 0 when the whole normalisation must run. */
+static int canonical_already(const char *in, size_t len, char *out, tg_target_norm_t *res)
+{
+    if (len == 0 || in[0] != '/') return 0;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char k = byte_class((unsigned char)in[i]);
+        if (k & (B_BAD | B_WORK) || (in[i] == '.' && in[i - 1] == '/')) return 0;
+        if (k & B_QUERY) break;
+        i++;
+    }
+    for (size_t j = i; j < len; j++) /* the query: only the byte checks */
+        if (byte_class((unsigned char)in[j]) & B_BAD) return 0;
+    memcpy(out, in, len);
+    res->len = len;
+    res->path_len = i;
+    return 1;
+}
+
 int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t *res)
 {
     res->len = res->path_len = 0;
     res->error = NULL;
+    if (canonical_already(in, len, out, res)) return 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (c <= 0x20 || c == 0x7f || c == '#') {
+        if (BAD_RANGE(c) || c == '#') {
             res->error = c == '#' ? "a fragment (#) is not allowed in the request-target"
                                   : "control character or space in the request-target";
             return -1;
@@ -160,6 +193,16 @@ int tg_target_normalize(const char *in, size_t len, char *out, tg_target_norm_t 
 
 size_t tg_target_match_path(const char *path, size_t len, char *out)
 {
+    /* The common path has no escape, no ";", no empty or dot segment: it only needs its
+     * letters lower-cased (in place when out is path; what is written was already read,
+     * and the full walk below reads the lower-cased prefix the same way). */
+    size_t i = 0;
+    for (char prev = 0; i < len; prev = path[i++]) {
+        char c = path[i];
+        if (c == '%' || c == ';' || (c == '/' && prev == '/') || (c == '.' && prev == '/')) break;
+        out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    if (i == len) return len;
     size_t o = 0;
     int skip = 0;
     for (size_t i = 0; i < len; i++) {

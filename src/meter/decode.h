@@ -89,7 +89,7 @@ void tg_decode_trim(tg_decode_t *d);
 tg_decode_status_t tg_decode_status(const tg_decode_t *d);
 uint64_t tg_decode_total(const tg_decode_t *d); /* bytes decoded so far, all stages */
 
-/* What an event records for a status (price_flag, see meter/event.h): "" for
+/* What an event records for a status (price_flag, see types/event.h): "" for
  * TG_DECODE_OK, else "coding_unknown", "decode_error" (corrupt or truncated),
  * "decode_cap". */
 const char *tg_decode_flag(tg_decode_status_t s);

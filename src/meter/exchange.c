@@ -129,11 +129,18 @@ static int is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static int ends_with(const char *p, size_t n, const char *suffix)
+typedef struct lit {
+    const char *s;
+    size_t n;
+} lit_t;
+#define LIT(s) ((lit_t){s, sizeof s - 1})
+
+static int ends_with_lit(const char *p, size_t n, lit_t suffix)
 {
-    size_t k = strlen(suffix);
-    return n >= k && memcmp(p + n - k, suffix, k) == 0;
+    return n >= suffix.n && memcmp(p + n - suffix.n, suffix.s, suffix.n) == 0;
 }
+/* p[0..n) ends with the string literal suffix (its length known at compile time). */
+#define ends_with(p, n, suffix) ends_with_lit(p, n, LIT(suffix))
 
 /* Endpoints whose spending tollgate cannot meter, see tg_xchg_offside: 1 for one that
  * mints a credential of the upstream's account, 2 for one that starts work billed later
@@ -142,14 +149,21 @@ static int offside(tg_route_kind_t kind, const char *p, size_t n)
 {
     while (n > 1 && p[n - 1] == '/')
         n--;
-    static const char *const mint[] = {"/realtime/sessions", "/realtime/client_secrets",
-                                       "/realtime/transcription_sessions", "/realtime/calls"};
-    static const char *const later[] = {"/batches", "/fine_tuning/jobs", "/videos", "/runs"};
+    /* Each suffix below is a last segment of 4, 5, 6, 7, 8, 14 or 22 bytes: a path whose
+     * last segment is of another length ("completions") is none of them. */
+    size_t seg = 0;
+    while (seg < n && p[n - 1 - seg] != '/')
+        seg++;
+    if (seg > 22 || !((1u << seg) & (0x1f0u | 1u << 14 | 1u << 22))) return 0;
+    static const lit_t mint[] = {LIT("/realtime/sessions"), LIT("/realtime/client_secrets"),
+                                 LIT("/realtime/transcription_sessions"), LIT("/realtime/calls")};
+    static const lit_t later[] = {LIT("/batches"), LIT("/fine_tuning/jobs"), LIT("/videos"),
+                                  LIT("/runs")};
     if (kind == TG_ROUTE_OPENAI) {
         for (size_t i = 0; i < sizeof mint / sizeof mint[0]; i++)
-            if (ends_with(p, n, mint[i])) return 1;
+            if (ends_with_lit(p, n, mint[i])) return 1;
         for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
-            if (ends_with(p, n, later[i])) return 2;
+            if (ends_with_lit(p, n, later[i])) return 2;
     } else if (kind == TG_ROUTE_ANTHROPIC && ends_with(p, n, "/messages/batches")) {
         return 2;
     }

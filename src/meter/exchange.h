@@ -56,7 +56,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "meter/event.h"
+#include "types/event.h"
 
 typedef struct tg_xchg tg_xchg_t;
 

@@ -8,7 +8,7 @@
  * `per_minute` refusals from one client address in one UTC minute (of the event's own
  * timestamp) are recorded one by one, as before; the rest are only counted here, and the
  * writer thread later takes each (address, minute) surplus out with tg_flood_harvest() and
- * records it as one aggregate event (meter/event.h: reason TG_REASON_FLOOD, count = the
+ * records it as one aggregate event (types/event.h: reason TG_REASON_FLOOD, count = the
  * surplus). Events recorded + aggregate counts = refusals: nothing is sampled.
  *
  * Memory is fixed at creation: TG_FLOOD_SHARDS shards of TG_FLOOD_SLOTS slots, each shard

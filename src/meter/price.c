@@ -48,7 +48,8 @@ typedef struct snap {
     tg_price_row_t *rows;
     size_t nrows;
     slot_t *slots;
-    size_t mask; /* slots has mask + 1 entries; 0 entries when nrows == 0 */
+    size_t mask;                /* slots has mask + 1 entries; 0 entries when nrows == 0 */
+    unsigned char has[M_COUNT]; /* a meter with no row at all is not looked up */
 } snap_t;
 
 struct tg_pricebook {
@@ -204,6 +205,7 @@ static snap_t *snap_build(const tg_price_row_t *defs, size_t nd, const tg_price_
             while (j < s->nrows && !strcmp(s->rows[j].meter, s->rows[i].meter) &&
                    !name_cmp(m, s->rows[j].name, s->rows[i].name))
                 j++;
+            s->has[m] = 1;
             uint64_t h = hash_of(m, s->rows[i].name, strlen(s->rows[i].name));
             size_t k = h & s->mask;
             while (s->slots[k].hash)
@@ -224,7 +226,7 @@ err:
 static const tg_price_row_t *find_n(const snap_t *s, int meter, const char *name, size_t len,
                                     int64_t ts)
 {
-    if (!s->slots) return NULL;
+    if (!s->has[meter]) return NULL; /* (most books price models only) */
     uint64_t h = hash_of(meter, name, len);
     for (size_t k = h & s->mask; s->slots[k].hash; k = (k + 1) & s->mask) {
         const slot_t *sl = &s->slots[k];

@@ -1,6 +1,6 @@
 /* Pricing: what a usage event costs, in integer micro-USD.
  *
- * The price book is an immutable snapshot of price rows (store/store.h, tg_price_row_t):
+ * The price book is an immutable snapshot of price rows (types/rows.h, tg_price_row_t):
  * config defaults (prices: in tollgate.yaml, effective from the epoch) overlaid by store
  * rows (`tollgate price set`, effective-dated). It is rebuilt by a refresher thread when
  * meta.policy_version moves, like the admission policy, and swapped under a rwlock, so
@@ -46,8 +46,8 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "meter/event.h"
 #include "store/store.h"
+#include "types/event.h"
 #include "util/err.h"
 
 typedef struct tg_pricebook tg_pricebook_t;

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "meter/event.h"
+#include "types/event.h"
 #include "util/err.h"
 
 typedef struct tg_recorder tg_recorder_t;

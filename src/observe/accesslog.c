@@ -131,11 +131,26 @@ static void put_str(struct out *o, const char *s)
     json_decref(j);
 }
 
+/* Decimal digits by hand, not snprintf: five numbers a line, and snprintf's format
+ * interpreter was a third of the writer's formatting cost (callgrind). */
 static void put_i64(struct out *o, int64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    put(o, tmp, (size_t)n);
+    size_t i = sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN too */
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[--i] = '-';
+    put(o, tmp + i, sizeof tmp - i);
+}
+
+/* Exactly three digits of v (0..999): the fraction of milliseconds and seconds. */
+static void put_3digits(struct out *o, int v)
+{
+    char d[3] = {(char)('0' + v / 100), (char)('0' + v / 10 % 10), (char)('0' + v % 10)};
+    put(o, d, 3);
 }
 
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" of wall_us; the seconds part is cached per
@@ -153,9 +168,11 @@ static void put_time(struct out *o, int64_t wall_us)
         cached_sec = sec;
     }
     int ms = (int)((wall_us - sec * 1000000) / 1000);
-    char tmp[40];
-    int n = snprintf(tmp, sizeof tmp, "\"%s.%03dZ\"", cached, ms);
-    put(o, tmp, (size_t)n);
+    PUT_LIT(o, "\"");
+    put(o, cached, 19);
+    PUT_LIT(o, ".");
+    put_3digits(o, ms);
+    PUT_LIT(o, "Z\"");
 }
 
 long tg_accesslog_format(const tg_event_t *ev, char *buf, size_t cap)
@@ -190,10 +207,10 @@ long tg_accesslog_format(const tg_event_t *ev, char *buf, size_t cap)
     }
     /* Whole microseconds: milliseconds with exactly three decimals. */
     int64_t lat = ev->latency_us > 0 ? ev->latency_us : 0;
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, ",\"latency_ms\":%lld.%03d", (long long)(lat / 1000),
-                     (int)(lat % 1000));
-    put(&o, tmp, (size_t)n);
+    PUT_LIT(&o, ",\"latency_ms\":");
+    put_i64(&o, lat / 1000);
+    PUT_LIT(&o, ".");
+    put_3digits(&o, (int)(lat % 1000));
     PUT_LIT(&o, ",\"bytes_in\":");
     put_i64(&o, ev->bytes_in);
     PUT_LIT(&o, ",\"bytes_out\":");

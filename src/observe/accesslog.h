@@ -16,7 +16,7 @@
 #ifndef TG_OBSERVE_ACCESSLOG_H
 #define TG_OBSERVE_ACCESSLOG_H
 
-#include "meter/event.h"
+#include "types/event.h"
 #include "util/err.h"
 
 typedef struct tg_accesslog tg_accesslog_t;

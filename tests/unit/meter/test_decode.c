@@ -612,6 +612,23 @@ static void test_accept(void **state)
     expect_accept("gzip; q=0.000, zstd;q=0.5", "zstd;q=0.5");
     expect_accept("gzip;q=0.01", "gzip;q=0.01");
     expect_accept("gzip;Q=0", "identity");
+    /* The values common clients send are answered from a table: each gives what the walk
+     * gives for the same list spelt another way (a leading space skips the table), and a
+     * buffer too small for the answer takes the walk (which drops what does not fit). */
+    static const char *const common[] = {"gzip, deflate", "identity", "gzip, deflate, br",
+                                         "gzip, deflate, br, zstd", "gzip"};
+    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) {
+        char spelt[64], want[64], got[64];
+        snprintf(spelt, sizeof spelt, " %s", common[i]);
+        size_t wn = tg_decode_accept(spelt, strlen(spelt), want, sizeof want);
+        size_t gn = tg_decode_accept(common[i], strlen(common[i]), got, sizeof got);
+        assert_int_equal(gn, wn);
+        assert_memory_equal(got, want, wn);
+        wn = tg_decode_accept(spelt, strlen(spelt), want, 5);
+        gn = tg_decode_accept(common[i], strlen(common[i]), got, 5);
+        assert_int_equal(gn, wn);
+        assert_memory_equal(got, want, wn);
+    }
 }
 
 int main(void)

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "meter/event.h"
 #include "observe/accesslog.h"
+#include "types/event.h"
 
 #define SET(ev, field, s) TG_EVENT_SET((ev), field, (s), strlen(s))
 
@@ -165,6 +165,34 @@ static void test_latency_ms(void **state)
         ev.latency_us = cases[i].us;
         const char *l = line_of(&ev);
         if (!strstr(l, cases[i].want)) fail_msg("latency %lld: %s", (long long)cases[i].us, l);
+    }
+}
+
+/* Numbers are written by hand, not by snprintf: every edge prints as printf would. */
+static void test_integers(void **state)
+{
+    (void)state;
+    struct {
+        int64_t in, out;
+        int32_t status;
+        const char *want;
+    } cases[] = {
+        {0, 0, 0, "\"status\":0,"},
+        {0, 0, 0, "\"bytes_in\":0,\"bytes_out\":0,"},
+        {9, 10, 200, "\"bytes_in\":9,\"bytes_out\":10,"},
+        {INT64_MAX, INT64_MIN, -1,
+         "\"bytes_in\":9223372036854775807,"
+         "\"bytes_out\":-9223372036854775808,"},
+        {INT64_MAX, INT64_MIN, -1, "\"status\":-1,"},
+        {-42, 1000000, 599, "\"bytes_in\":-42,\"bytes_out\":1000000,"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_event_t ev = sample();
+        ev.bytes_in = cases[i].in;
+        ev.bytes_out = cases[i].out;
+        ev.status = cases[i].status;
+        const char *l = line_of(&ev);
+        if (!strstr(l, cases[i].want)) fail_msg("case %zu: %s", i, l);
     }
 }
 
@@ -327,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_escaping_in_path),
         cmocka_unit_test(test_invalid_utf8_replaced),
         cmocka_unit_test(test_latency_ms),
+        cmocka_unit_test(test_integers),
         cmocka_unit_test(test_time_across_seconds),
         cmocka_unit_test(test_random_bytes_always_valid_json),
         cmocka_unit_test(test_format_reports_needed_size),

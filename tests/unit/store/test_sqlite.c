@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "meter/event.h"
 #include "store/migrations.h"
 #include "store/store.h"
+#include "types/event.h"
 #include "util/clock.h"
 
 #define HOUR_US 3600000000LL

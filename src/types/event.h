@@ -4,8 +4,8 @@
  * The struct is fixed-size on purpose: the recorder's queue is a ring of them,
  * so recording a request allocates nothing. Strings longer than their field
  * are truncated (path keeps its first 255 bytes). */
-#ifndef TG_METER_EVENT_H
-#define TG_METER_EVENT_H
+#ifndef TG_TYPES_EVENT_H
+#define TG_TYPES_EVENT_H
 
 #include <stddef.h>
 #include <stdint.h>

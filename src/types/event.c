@@ -1,5 +1,5 @@
 /* Usage event helpers: see event.h. */
-#include "meter/event.h"
+#include "types/event.h"
 
 #include <stdatomic.h>
 #include <string.h>
