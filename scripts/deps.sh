@@ -16,9 +16,10 @@ PKGS=(
 # Node runs the end-to-end tests; any node >= 20 will do, so keep one that is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
-# Benchmarks need these too; `make bench` passes --bench.
+# Benchmarks need these too; `make bench` passes --bench. strace, valgrind (callgrind) and
+# linux-perf are the profilers of bench/proxy/profile.sh.
 if [ "${1:-}" = "--bench" ]; then
-  PKGS+=(wrk nginx-light)
+  PKGS+=(wrk nginx-light strace valgrind linux-perf)
 fi
 
 missing=()

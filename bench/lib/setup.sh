@@ -30,3 +30,14 @@ wrk.body = '{"model":"bench","messages":[{"role":"user","content":"Hello, how ar
 wrk.headers["Content-Type"] = "application/json"
 LUA
 }
+
+# bench_require CMD...: stops with a clear error naming what is missing (the scripts that
+# call this do not install anything themselves).
+bench_require() {
+  local c missing=()
+  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench: missing ${missing[*]}: install with scripts/deps.sh --bench (as root)" >&2
+    exit 1
+  fi
+}

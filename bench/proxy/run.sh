@@ -25,8 +25,13 @@
 # minutes, interleaving keeps a drift from landing on one target only.
 #
 # Everything listens on 127.0.0.1 ports chosen here and is stopped by PID.
+#
+# --unpinned: issue 10's side-by-side comparison instead (nginx upstream, plain and TLS,
+# nginx with and without an access log, CPU per request, interleaved rounds and medians):
+# see bench/proxy/unpinned.sh, which it runs with the remaining arguments.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+if [ "${1:-}" = --unpinned ]; then shift; exec bench/proxy/unpinned.sh "$@"; fi
 . bench/lib/nginx.sh
 . bench/lib/setup.sh
 DUR=${1:-10}

@@ -1,16 +1,16 @@
 /* Client connections: see conn.h.
  *
- * Life of a request: http_parser callbacks collect the head into c->head
- * (capped: 431 past server.max_header_bytes); at headers-complete the request
- * is authenticated, routed and size-checked, then handed to the upstream
- * client (proxy.h). The body is copied into c->body as it arrives and pulled
- * by the upstream client; reading from the client stops while more than
- * BODY_HIGH bytes wait. Response bytes go to the socket with uv_try_write and
- * only the part the kernel did not take is copied; while more than OUT_HIGH
- * bytes are queued the upstream download is paused. A request ends when both
- * its message was read and its response was queued; then exactly one event
- * is pushed to the recorder and, on keep-alive, the parser resumes on any
- * pipelined bytes kept in c->pend.
+ * Life of a request: http_parser callbacks collect the head into c->head (capped: 431
+ * past server.max_header_bytes); at headers-complete the request (c->req, request.h)
+ * walks its phases (run_phases: authenticate, route, read a held body, admit, forward)
+ * and is handed to the upstream client (proxy.h); billing (bill/bill.h) decides its
+ * admission and, at the end, its outcome and price. The body is copied into c->body as
+ * it arrives and pulled by the upstream client; reading from the client stops while
+ * more than BODY_HIGH bytes wait. Response bytes go to the socket with uv_try_write and
+ * only the part the kernel did not take is copied; while more than OUT_HIGH bytes are
+ * queued the upstream download is paused. A request ends when both its message was read
+ * and its response was queued; then exactly one event is pushed to the recorder and, on
+ * keep-alive, the parser resumes on any pipelined bytes kept in c->pend.
  *
  * Callbacks from the upstream client never close the connection themselves
  * (curl forbids removing a transfer from inside its callbacks): a failed
@@ -26,6 +26,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bill/bill.h"
+#include "gateway/request.h"
 #include "gateway/target.h"
 #include "gateway/upstream.h"
 #include "gateway/wqueue.h"
@@ -44,9 +46,17 @@
 #define PEND_MAX        (64 * 1024) /* pipelined bytes held while a request is in flight */
 #define DISCARD_SMALL   (64 * 1024) /* a rejected request's body up to this is read and dropped */
 #define LINGER_MS       1000
-#define MAX_OUTPUT_EST  100000000 /* a larger max_tokens counts as this in estimates */
-#define MAX_BATCH_TOOLS 64        /* tools/call in one JSON-RPC batch (more: 400) */
-#define UP_HEAD_MAX     65536     /* an upstream response head, as re-sent (more: 502) */
+#define MAX_BATCH_TOOLS TG_BILL_MAX_TOOLS /* tools/call in one JSON-RPC batch (more: 400) */
+#define UP_HEAD_MAX     65536             /* an upstream response head, as re-sent (more: 502) */
+
+/* String literals with their length counted by the compiler, never by hand. */
+#define LEN(lit)               (sizeof(lit) - 1)
+#define LIT(lit)               (lit), LEN(lit) /* the two arguments (p, n) of a function */
+#define EV_SET(ev, field, lit) TG_EVENT_SET(ev, field, lit, LEN(lit))
+/* p[0..n) is lit, ASCII case ignored (header names, tokens). */
+#define IS_LIT(p, n, lit) ((n) == LEN(lit) && strncasecmp((p), (lit), LEN(lit)) == 0)
+/* p starts with lit, case ignored (p has at least LEN(lit) bytes). */
+#define HAS_PREFIX(p, lit) (strncasecmp((p), (lit), LEN(lit)) == 0)
 
 typedef struct hdr {
     uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
@@ -68,70 +78,36 @@ struct tg_conn {
     int driving;   /* inside drive(): finish_request must not recurse */
     int resume;    /* drive() should unpause the parser and parse c->pend */
     int write_failed;
+    int out_blocked;    /* over OUT_HIGH unsent between requests: nothing read until it drains */
+    size_t timer_q;     /* write-queue size when the timer last fired (progress) */
     char client_ip[48]; /* the socket peer, printable */
     tg_ip_t peer;       /* the socket peer */
 
-    /* Head of the current request (reset per request). */
+    /* The request being read or answered (request.h): one at a time. */
+    tg_req_t req;
+
+    /* Head of the current request: the buffer keeps its capacity across requests. */
     char *head;
     size_t head_len, head_cap;
     hdr_t hdrs[MAX_HDRS];
     size_t nhdrs;
     int last_was_value;
-    uint32_t url_off, url_len;
-    int overflow;          /* head over max_header_bytes or MAX_HDRS: 431 */
-    const char *refuse;    /* a well-formed head we will not serve: 400 with this */
-    size_t timer_q;        /* write-queue size when the timer last fired (progress) */
-    int resp_te;           /* the upstream response came with Transfer-Encoding */
-    size_t cl_off, cl_len; /* its Content-Length line within c->out */
-
-    /* Against hostile peers (per request, but out_blocked). From the head on, url_off /
-     * url_len name the canonical request-target (target.h), the one forwarded. */
-    uint32_t match_off, match_len; /* its path as routes and endpoints see it (target.h) */
-    int64_t body_deadline_us;      /* a body read by tollgate itself is whole by then */
-    int up_bad;                    /* upstream head over UP_HEAD_MAX (or its Connection list
-                                      over up_conn; 2: a status outside 100-599): 502,
-                                      nothing of it sent */
-    char up_conn[256];             /* names its Connection header lists (but close, keep-alive) */
-    size_t up_conn_len;
-    int out_blocked; /* over OUT_HIGH unsent between requests: nothing read until it drains */
 
     /* Pipelined input not parsed yet. */
     char *pend;
     size_t pend_len, pend_cap;
 
-    /* The request in flight. */
-    int in_request;
-    int headers_done;
-    int msg_done;  /* the whole request message was read */
-    int resp_done; /* the whole response was queued */
-    int keep_alive;
-    int drain;   /* the client left a 2xx AI answer: the upstream is read on, unsent, for its
-                    usage (ai.drain_after_disconnect); see start_drain */
-    int discard; /* body bytes are read and dropped (request already answered) */
-    int has_body;
-    int hold_body; /* AI/MCP route: the whole body is read before admission (exchange.h) */
-    int metered;   /* the exchange (c->xchg) follows this request */
-    int64_t body_limit;
-    int64_t content_length; /* -1 when chunked or absent */
-    tg_config_t *cfg;
-    const tg_route_conf_t *route;
-    tg_admission_t adm; /* rate-limit headers and the in-flight slot to give back */
-    tg_target_t *target;
-    int attempts;
-    int64_t start_mono;
-    tg_event_t ev;
-
     /* Request body on its way to the upstream. */
     char *body;
     size_t body_len, body_off, body_cap;
-    int64_t body_pulled; /* bytes handed to the upstream client */
-    int body_paused;     /* client reads stopped for back-pressure */
+    int body_paused; /* client reads stopped for back-pressure */
 
     /* Upstream transfer. */
-    tg_proxy_req_t *up;
     const char *up_hdrs[TG_PROXY_MAX_HEADERS];
     char *scratch; /* URL and header lines handed to the upstream client */
     size_t scratch_cap;
+    char up_conn[256]; /* names the upstream's Connection header lists (but close,
+                          keep-alive); req.up_conn_len of it in use */
 
     /* Response head being collected from the upstream, then held until the
      * first body bytes (or the end of the read that brought it) so head and
@@ -140,12 +116,6 @@ struct tg_conn {
     size_t out_len, out_cap;
     char *rhead;
     size_t rhead_len, rhead_cap;
-    int head_pending; /* rhead holds a head not written yet */
-    int head_sent;    /* a response head went to the client: no error page now */
-    int resp_has_cl;
-    int chunked_out;
-    int no_body_out;
-    uint32_t ctype_off, ctype_len; /* the upstream's Content-Type value within c->out */
 
     tg_xchg_t *xchg; /* AI/MCP metering state, made on the first such request */
 };
@@ -154,7 +124,6 @@ static void drive(tg_conn_t *c);
 static void arm_timer(tg_conn_t *c, long ms);
 static void conn_close(tg_conn_t *c);
 static void start_upstream(tg_conn_t *c);
-static void new_request_id(tg_conn_t *c);
 static int start_drain(tg_conn_t *c);
 static const http_parser_settings settings;
 
@@ -239,13 +208,13 @@ static void on_write(void *data, int status)
     tg_conn_t *c = data;
     if (c->closing) return;
     if (status < 0) {
-        if (c->drain || start_drain(c)) return;
+        if (c->req.drain || start_drain(c)) return;
         c->write_failed = 1;
-        if (!c->up) conn_close(c);
+        if (!c->req.up) conn_close(c);
         return;
     }
     size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    if (c->up && q < OUT_LOW) tg_proxy_resume_download(c->up);
+    if (c->req.up && q < OUT_LOW) tg_proxy_resume_download(c->req.up);
     if (c->out_blocked && q < OUT_LOW) {
         /* The client reads again: the next pipelined request may go. */
         c->out_blocked = 0;
@@ -273,7 +242,7 @@ static int conn_write(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
  * for a request a rate rule applied to; "" otherwise. */
 static int rate_headers(const tg_conn_t *c, char *buf, size_t cap)
 {
-    const tg_admission_t *a = &c->adm;
+    const tg_admission_t *a = &c->req.adm;
     buf[0] = '\0';
     if (!a->limited || cap < 256) return 0;
     /* Per request on a limited route: memcpy and a digit loop, not printf
@@ -297,20 +266,21 @@ static void send_json(tg_conn_t *c, int status, const char *body, size_t bl)
 {
     char head[1024], extra[512];
     int el = rate_headers(c, extra, sizeof extra);
-    if (c->adm.retry_after_s && (status == 429 || status == 503))
+    if (c->req.adm.retry_after_s && (status == 429 || status == 503))
         el += snprintf(extra + el, sizeof extra - (size_t)el, "Retry-After: %llu\r\n",
-                       (unsigned long long)c->adm.retry_after_s);
+                       (unsigned long long)c->req.adm.retry_after_s);
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\nx-request-id: %s\r\n%s%s\r\n",
-                      status, status_text(status), bl, c->ev.request_id, extra,
-                      c->keep_alive ? "" : "Connection: close\r\n");
+                      status, status_text(status), bl, c->req.ev.request_id, extra,
+                      c->req.keep_alive ? "" : "Connection: close\r\n");
     uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)body, (unsigned)bl)};
-    int head_only = c->headers_done && c->parser.method == HTTP_HEAD;
-    if (conn_write(c, bufs, head_only ? 1 : 2) == 0 && !head_only) c->ev.bytes_out += (int64_t)bl;
-    c->ev.status = status;
-    c->head_sent = 1;
-    c->resp_done = 1;
+    int head_only = c->req.headers_done && c->parser.method == HTTP_HEAD;
+    if (conn_write(c, bufs, head_only ? 1 : 2) == 0 && !head_only)
+        c->req.ev.bytes_out += (int64_t)bl;
+    c->req.ev.status = status;
+    c->req.head_sent = 1;
+    c->req.resp_done = 1;
 }
 
 /* An error answered by tollgate itself: {"error":{"type","message"}},
@@ -360,121 +330,41 @@ static int pend_append(tg_conn_t *c, const char *p, size_t n)
     return 0;
 }
 
-/* A 2xx answer is billable unless a reason says otherwise; these reasons only note why
- * it is billed as it is: a client that left, or stopped reading, and still pays what the
- * upstream served (start_drain), an endpoint tollgate does not recognise, an MCP batch of
- * which only some calls got a result. */
-static int billable_reason(const tg_conn_t *c, const char *reason)
-{
-    return !reason[0] || strcmp(reason, "endpoint_unknown") == 0 ||
-           (c->drain &&
-            (strcmp(reason, "client_closed") == 0 || strcmp(reason, "client_stalled") == 0)) ||
-           strncmp(reason, "partial:", 8) == 0;
-}
-
+/* The answer's phases (request.h), once both halves of the request are over, whatever
+ * way: METER's end (the exchange fills model, tokens, JSON-RPC method and tool; a 2xx MCP
+ * answer that is not a result gets its reason, which makes it not billable), SETTLE
+ * (bill.h: outcome, estimate, price, reservations settled), RECORD (the event, one per
+ * request, to the recorder). */
 static void record(tg_conn_t *c)
 {
-    tg_event_t *ev = &c->ev;
-    tg_policy_release(c->w->srv->policy, c->adm.conc_key); /* the in-flight slot */
-    c->adm.conc_key = 0;
-    ev->latency_us = tg_mono_us() - c->start_mono;
-    const char *dflag = ""; /* a compressed answer not decoded whole (meter/decode.h) */
-    int ai_call = 0;        /* an AI call whose tokens may have to be estimated */
-    if (c->metered) {
-        /* Model, tokens, JSON-RPC method and tool; a 2xx MCP answer that is not a
-         * result gets its reason here, which makes it not billable below. */
+    tg_req_t *r = &c->req;
+    tg_event_t *ev = &r->ev;
+    ev->latency_us = tg_mono_us() - r->start_mono;
+    r->phase = TG_PHASE_METER;
+    int metered = r->metered;
+    if (metered) {
         int unparsed;
         tg_xchg_finish(c->xchg, ev, &unparsed);
-        dflag = tg_xchg_decode_flag(c->xchg);
-        c->metered = 0;
+        r->metered = 0;
         if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
-        ai_call = c->route->kind != TG_ROUTE_MCP && tg_xchg_counts_tokens(c->xchg) &&
-                  (c->drain || tg_xchg_unknown_endpoint(c->xchg) || tg_xchg_background(c->xchg) ||
-                   tg_xchg_request_unreadable(c->xchg));
     }
-    if (ev->outcome != TG_OUTCOME_REJECTED)
-        ev->outcome = (ev->status >= 200 && ev->status < 300 && billable_reason(c, ev->reason))
-                          ? TG_OUTCOME_BILLABLE
-                          : TG_OUTCOME_FAILED;
-    /* A client that left before the usage came, an unknown endpoint whose answer had
-     * none, a body tollgate could not read (a BOM, UTF-16: a provider may read it, and
-     * stream without the usage tollgate could not ask for), or a background Responses
-     * call (its usage never passes here): charged on an estimate, never free. Input: one
-     * token per 4 bytes of the body (the usual rule for text; admission reserved the
-     * body's whole length); output: what reached the client (tg_xchg_estimate_out), for a
-     * background call the bound admission reserved. */
-    int estimated =
-        ai_call && ev->outcome == TG_OUTCOME_BILLABLE && (ev->tokens_in < 0 || ev->tokens_out < 0);
-    if (estimated) { /* (what the upstream did report stands) */
-        if (ev->tokens_in < 0) ev->tokens_in = (ev->bytes_in + 3) / 4;
-        if (ev->tokens_out < 0) {
-            int64_t o = tg_xchg_estimate_out(c->xchg);
-            if (o < 0) o = c->cfg ? c->cfg->max_output_tokens : 0; /* (admission's bound) */
-            ev->tokens_out = o > MAX_OUTPUT_EST ? MAX_OUTPUT_EST : o;
-        }
-        if (ev->tokens_cached < 0) ev->tokens_cached = 0;
-        if (ev->tokens_cache_write < 0) ev->tokens_cache_write = 0;
-    }
-    tg_server_t *srv = c->w->srv;
-    tg_route_kind_t kind = c->route ? c->route->kind : TG_ROUTE_HTTP;
-    if (srv->prices) {
-        /* MCP: each tools/call is billed by its own result (the event's tool, the first,
-         * is set aside while the route part is priced). */
-        size_t ntools = kind == TG_ROUTE_MCP && c->xchg ? tg_xchg_ntools(c->xchg) : 0;
-        char first[sizeof ev->tool];
-        if (ntools) {
-            memcpy(first, ev->tool, sizeof first);
-            ev->tool[0] = '\0';
-        }
-        tg_pricebook_price(srv->prices, ev, kind);
-        if (ntools) memcpy(ev->tool, first, sizeof first);
-        const char *asked = c->xchg && (kind == TG_ROUTE_OPENAI || kind == TG_ROUTE_ANTHROPIC)
-                                ? tg_xchg_model(c->xchg)
-                                : "";
-        if (asked[0] && strcmp(ev->price_flag, "unpriced") == 0 &&
-            tg_pricebook_model_priced(srv->prices, asked, ev->ts_us)) {
-            /* The upstream reported a model with no price (a router's pick, a deployment
-             * that ignores the body's model): the model asked for, which was admitted
-             * and reserved, prices it, flagged; never free. The event keeps the model
-             * the upstream reported. */
-            char reported[sizeof ev->model];
-            memcpy(reported, ev->model, sizeof reported);
-            TG_EVENT_SET(ev, model, asked, strlen(asked));
-            tg_pricebook_price(srv->prices, ev, kind);
-            memcpy(ev->model, reported, sizeof reported);
-            if (!ev->price_flag[0]) TG_EVENT_SET(ev, price_flag, "model_asked", 11);
-        }
-        for (size_t i = 0; ev->outcome == TG_OUTCOME_BILLABLE && i < ntools; i++) {
-            if (!tg_xchg_call_billed(c->xchg, i)) continue;
-            int64_t p = tg_pricebook_call(srv->prices, tg_xchg_tool(c->xchg, i), ev->ts_us);
-            ev->cost_micros = ev->cost_micros > INT64_MAX - p ? INT64_MAX : ev->cost_micros + p;
-        }
-        if (estimated) TG_EVENT_SET(ev, price_flag, "estimated", 9);
-    }
-    /* Why the tokens are unknown (or suspect), unless a price flag explains the cost. */
-    if (dflag[0] && ev->outcome == TG_OUTCOME_BILLABLE &&
-        (!ev->price_flag[0] || strcmp(ev->price_flag, "tokens_unknown") == 0))
-        TG_EVENT_SET(ev, price_flag, dflag, strlen(dflag));
-    /* Token limits and the budget: reservations become the actual counts. */
-    int64_t tokens = -1;
-    if (ev->tokens_in >= 0 && ev->tokens_out >= 0) {
-        tokens = ev->tokens_in + ev->tokens_out;
-        if (kind == TG_ROUTE_ANTHROPIC) /* its input count excludes the cache's */
-            tokens += (ev->tokens_cached > 0 ? ev->tokens_cached : 0) +
-                      (ev->tokens_cache_write > 0 ? ev->tokens_cache_write : 0);
-    }
-    tg_policy_settle(srv->policy, &c->adm, ev->tenant, tokens, ev->cost_micros,
-                     (uint64_t)tg_mono_us() * 1000, ev->ts_us);
+    r->phase = TG_PHASE_SETTLE;
+    tg_bill_answer_t a;
+    tg_bill_answer_from(&a, c->xchg, metered, r->drain, r->route ? r->route->kind : TG_ROUTE_HTTP,
+                        r->cfg ? r->cfg->max_output_tokens : 0);
+    tg_bill_env_t env = {c->w->srv->policy, c->w->srv->prices};
+    tg_bill_settle(&env, &a, &r->adm, ev, (uint64_t)tg_mono_us() * 1000);
+    r->phase = TG_PHASE_RECORD;
     ev->id = tg_event_new_id(ev->ts_us);
     tg_recorder_push(c->w->srv->rec, ev);
 }
 
 static void end_request_state(tg_conn_t *c)
 {
-    if (c->cfg) tg_config_unref(c->cfg);
-    c->cfg = NULL;
-    c->route = NULL;
-    c->in_request = 0;
+    if (c->req.cfg) tg_config_unref(c->req.cfg);
+    c->req.cfg = NULL;
+    c->req.route = NULL;
+    c->req.in_request = 0;
     c->body_len = c->body_off = 0;
     c->body_paused = 0;
 }
@@ -493,7 +383,7 @@ static void arm_timer(tg_conn_t *c, long ms)
 static void arm_body_timer(tg_conn_t *c)
 {
     long ms = c->w->cfg->server.header_timeout_ms;
-    int64_t left = (c->body_deadline_us - tg_mono_us()) / 1000;
+    int64_t left = (c->req.body_deadline_us - tg_mono_us()) / 1000;
     if (left < 1) left = 1;
     if (left < ms) ms = (long)left;
     arm_timer(c, ms);
@@ -537,7 +427,7 @@ static void finish_request(tg_conn_t *c)
     record(c);
     atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     end_request_state(c);
-    if (!c->keep_alive || c->w->draining || c->write_failed) {
+    if (!c->req.keep_alive || c->w->draining || c->write_failed) {
         close_after_response(c);
         return;
     }
@@ -558,7 +448,7 @@ static void finish_request(tg_conn_t *c)
 
 static void maybe_finish(tg_conn_t *c)
 {
-    if (c->in_request && c->msg_done && c->resp_done && !c->up) finish_request(c);
+    if (c->req.in_request && c->req.msg_done && c->req.resp_done && !c->req.up) finish_request(c);
 }
 
 /* The client left (or its socket failed) during a 2xx answer of an AI call or an MCP
@@ -570,26 +460,26 @@ static void maybe_finish(tg_conn_t *c)
  * ends the transfer itself (it may run inside an upstream callback). */
 static int start_drain(tg_conn_t *c)
 {
-    if (c->drain) return 1;
-    if (!c->metered || !c->up || c->no_body_out || !c->msg_done || c->closing ||
-        (c->head_sent && (c->ev.status < 200 || c->ev.status >= 300)))
+    if (c->req.drain) return 1;
+    if (!c->req.metered || !c->req.up || c->req.no_body_out || !c->req.msg_done || c->closing ||
+        (c->req.head_sent && (c->req.ev.status < 200 || c->req.ev.status >= 300)))
         return 0;
     /* An MCP server runs a tools/call whether or not its client waits for the result:
      * each call that gets one is billed (record; no estimate for the others). */
-    int ai = (c->route->kind == TG_ROUTE_OPENAI || c->route->kind == TG_ROUTE_ANTHROPIC) &&
+    int ai = (c->req.route->kind == TG_ROUTE_OPENAI || c->req.route->kind == TG_ROUTE_ANTHROPIC) &&
              tg_xchg_counts_tokens(c->xchg);
-    if (!ai && !(c->route->kind == TG_ROUTE_MCP && tg_xchg_ntools(c->xchg) > 0)) return 0;
-    c->drain = 1;
+    if (!ai && !(c->req.route->kind == TG_ROUTE_MCP && tg_xchg_ntools(c->xchg) > 0)) return 0;
+    c->req.drain = 1;
     c->write_failed = 1; /* nothing more is written */
-    c->head_pending = 0;
-    c->keep_alive = 0;
-    TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
+    c->req.head_pending = 0;
+    c->req.keep_alive = 0;
+    EV_SET(&c->req.ev, reason, "client_closed");
     tg_xchg_client_gone(c->xchg);
     set_reading(c, 0);
     /* (Shutting down: no wait; the answer is charged on what was delivered.) */
-    long ms = c->w->draining ? 0 : c->cfg->ai.drain_after_disconnect_ms;
+    long ms = c->w->draining ? 0 : c->req.cfg->ai.drain_after_disconnect_ms;
     arm_timer(c, ms > 0 ? ms : 1);
-    tg_proxy_resume_download(c->up); /* it may have been paused for the client */
+    tg_proxy_resume_download(c->req.up); /* it may have been paused for the client */
     return 1;
 }
 
@@ -597,24 +487,25 @@ static int start_drain(tg_conn_t *c)
  * small rest to keep the connection, close after a large one. */
 static void after_early_response(tg_conn_t *c)
 {
-    if (c->msg_done || !c->has_body) return;
-    c->discard = 1;
+    if (c->req.msg_done || !c->req.has_body) return;
+    c->req.discard = 1;
     c->body_len = c->body_off = 0;
     /* A client that sent Expect: 100-continue may never send the body: what
      * it sends next could be read as body, so the connection ends here. */
-    if (c->content_length < 0 || c->content_length > DISCARD_SMALL || find_hdr(c, "expect")) {
-        c->keep_alive = 0;
-        c->msg_done = 1; /* nothing more will be read for this request */
+    if (c->req.content_length < 0 || c->req.content_length > DISCARD_SMALL ||
+        find_hdr(c, "expect")) {
+        c->req.keep_alive = 0;
+        c->req.msg_done = 1; /* nothing more will be read for this request */
         return;
     }
-    c->body_deadline_us = tg_mono_us() + (int64_t)c->w->cfg->server.body_timeout_ms * 1000;
+    c->req.body_deadline_us = tg_mono_us() + (int64_t)c->w->cfg->server.body_timeout_ms * 1000;
     arm_body_timer(c); /* a rest that never comes must not hold the connection */
 }
 
 static void mark_rejected(tg_conn_t *c, const char *reason)
 {
-    c->ev.outcome = TG_OUTCOME_REJECTED;
-    TG_EVENT_SET(&c->ev, reason, reason, strlen(reason));
+    c->req.ev.outcome = TG_OUTCOME_REJECTED;
+    TG_EVENT_SET(&c->req.ev, reason, reason, strlen(reason));
     after_early_response(c);
 }
 
@@ -640,36 +531,35 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (e == HPE_PAUSED || e == HPE_OK) return n;
     /* Malformed input: answer if the response has not started, then close. */
-    if (c->up) {
-        tg_proxy_abort(c->up);
-        c->up = NULL;
+    if (c->req.up) {
+        tg_proxy_abort(c->req.up);
+        c->req.up = NULL;
     }
-    if (!c->in_request) {
-        /* An error before any message began (garbage on an idle connection). */
-        c->in_request = 1;
-        c->start_mono = tg_mono_us();
-        c->ev.ts_us = tg_wall_us();
-        TG_EVENT_SET(&c->ev, client_ip, c->client_ip, strlen(c->client_ip));
-        new_request_id(c);
+    if (!c->req.in_request) {
+        /* An error before any message began (garbage on an idle connection, or after a
+         * finished keep-alive request): a request of its own, nothing of the last one's
+         * (its tenant, path, status or sent head) carried into this event. */
+        tg_req_reset(&c->req, c, c->client_ip, tg_mono_us(), tg_wall_us());
         atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     }
-    c->headers_done = 1; /* so the event is recorded even if the head was cut */
-    c->keep_alive = 0;
-    c->msg_done = 1;
-    if (!c->head_sent) {
-        int big = c->overflow || e == HPE_HEADER_OVERFLOW;
-        c->ev.outcome = TG_OUTCOME_REJECTED;
+    c->req.headers_done = 1; /* so the event is recorded even if the head was cut */
+    c->req.keep_alive = 0;
+    c->req.msg_done = 1;
+    if (!c->req.head_sent) {
+        int big = c->req.overflow || e == HPE_HEADER_OVERFLOW;
+        c->req.ev.outcome = TG_OUTCOME_REJECTED;
         const char *reason = big ? "headers_too_large" : "malformed_request";
-        TG_EVENT_SET(&c->ev, reason, reason, strlen(reason));
+        TG_EVENT_SET(&c->req.ev, reason, reason, strlen(reason));
         if (big)
             send_error(c, 431, "headers_too_large", "request header block is too large");
         else
-            send_error(c, 400, "invalid_request", c->refuse ? c->refuse : "malformed HTTP request");
+            send_error(c, 400, "invalid_request",
+                       c->req.refuse ? c->req.refuse : "malformed HTTP request");
     } else {
-        TG_EVENT_SET(&c->ev, reason, "malformed_request", 17);
+        EV_SET(&c->req.ev, reason, "malformed_request");
         c->write_failed = 1; /* the response cannot be completed: just close */
     }
-    c->resp_done = 1;
+    c->req.resp_done = 1;
     maybe_finish(c);
     return len;
 }
@@ -678,7 +568,8 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
  * a request that is now fully read and answered. */
 static void after_parse(tg_conn_t *c)
 {
-    if (c->up && (c->body_len > c->body_off || c->msg_done)) tg_proxy_resume_upload(c->up);
+    if (c->req.up && (c->body_len > c->body_off || c->req.msg_done))
+        tg_proxy_resume_upload(c->req.up);
     if (!c->closing) maybe_finish(c);
 }
 
@@ -706,27 +597,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     tg_conn_t *c = s->data;
     if (nread == 0) return;
     if (nread < 0) {
-        if (c->lingering || !c->in_request || !c->headers_done) {
+        if (c->lingering || !c->req.in_request || !c->req.headers_done) {
             conn_close(c); /* nothing, or only part of a head, was received */
             return;
         }
         /* The client went away mid-request. */
         if (start_drain(c)) return;
-        if (c->up) {
-            tg_proxy_abort(c->up);
-            c->up = NULL;
+        if (c->req.up) {
+            tg_proxy_abort(c->req.up);
+            c->req.up = NULL;
         }
-        if (!c->head_sent) c->ev.status = 499; /* nginx's "client closed request" */
-        if (!c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
-        c->msg_done = c->resp_done = 1;
-        c->keep_alive = 0;
+        if (!c->req.head_sent) c->req.ev.status = 499; /* nginx's "client closed request" */
+        if (!c->req.ev.reason[0]) EV_SET(&c->req.ev, reason, "client_closed");
+        c->req.msg_done = c->req.resp_done = 1;
+        c->req.keep_alive = 0;
         c->write_failed = 1;
         maybe_finish(c);
         if (!c->closing) conn_close(c);
         return;
     }
     if (c->lingering) return;
-    if (c->in_request && c->msg_done && !c->discard) {
+    if (c->req.in_request && c->req.msg_done && !c->req.discard) {
         /* Pipelined: keep it until this response is done. */
         if (pend_append(c, buf->base, (size_t)nread) != 0) conn_close(c);
         update_reading(c);
@@ -748,7 +639,7 @@ static int head_append(tg_conn_t *c, const char *p, size_t n)
 {
     size_t cap = c->w->cfg->server.max_header_bytes;
     if (c->head_len + n > cap) {
-        c->overflow = 1;
+        c->req.overflow = 1;
         return -1;
     }
     if (grow(&c->head, &c->head_cap, c->head_len + n) != 0) return -1;
@@ -760,32 +651,11 @@ static int head_append(tg_conn_t *c, const char *p, size_t n)
 static int on_message_begin(http_parser *p)
 {
     tg_conn_t *c = p->data;
-    c->in_request = 1;
-    c->headers_done = c->msg_done = c->resp_done = 0;
-    c->discard = c->has_body = c->hold_body = c->metered = c->drain = 0;
+    /* The connection's buffers start over (keeping their capacity), the request anew. */
     c->head_len = c->nhdrs = 0;
-    c->url_off = c->url_len = 0;
     c->last_was_value = 0;
-    c->overflow = 0;
-    c->refuse = NULL;
-    c->resp_te = 0;
-    c->up_bad = 0;
-    c->up_conn_len = 0;
-    c->cl_len = 0;
-    c->ctype_len = 0;
-    c->head_sent = c->head_pending = c->resp_has_cl = c->chunked_out = c->no_body_out = 0;
     c->out_len = 0;
-    c->attempts = 0;
-    c->body_pulled = 0;
-    memset(&c->adm, 0, sizeof c->adm);
-    c->target = NULL;
-    c->start_mono = tg_mono_us();
-    memset(&c->ev, 0, sizeof c->ev);
-    c->ev.ts_us = tg_wall_us();
-    c->ev.tokens_in = c->ev.tokens_out = c->ev.tokens_cached = c->ev.tokens_cache_write =
-        TG_TOKENS_UNKNOWN;
-    TG_EVENT_SET(&c->ev, client_ip, c->client_ip, strlen(c->client_ip));
-    new_request_id(c);
+    tg_req_reset(&c->req, c, c->client_ip, tg_mono_us(), tg_wall_us());
     atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     arm_timer(c, c->w->cfg->server.header_timeout_ms);
     return 0;
@@ -794,9 +664,9 @@ static int on_message_begin(http_parser *p)
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
-    if (c->url_len == 0) c->url_off = (uint32_t)c->head_len;
+    if (c->req.url_len == 0) c->req.url_off = (uint32_t)c->head_len;
     if (head_append(c, at, n) != 0) return -1;
-    c->url_len += (uint32_t)n;
+    c->req.url_len += (uint32_t)n;
     return 0;
 }
 
@@ -806,10 +676,10 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     /* A chunked body's trailer section comes through here too: it is dropped, never read
      * as headers (RFC 9110 §6.5.1), or a trailing X-Forwarded-For would pick the client
      * address of a held request and any trailer would be forwarded as a header. */
-    if (c->headers_done) return 0;
+    if (c->req.headers_done) return 0;
     if (c->nhdrs == 0 || c->last_was_value) {
         if (c->nhdrs == MAX_HDRS) {
-            c->overflow = 1;
+            c->req.overflow = 1;
             return -1;
         }
         hdr_t *h = &c->hdrs[c->nhdrs++];
@@ -824,7 +694,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
      * every other byte that is not a tchar (its token table; tests/unit/gateway/
      * test_http_parser.c holds it to that), so the space is the one byte to look for. */
     if (memchr(at, ' ', n)) {
-        c->refuse = "invalid character in a header field name";
+        c->req.refuse = "invalid character in a header field name";
         return -1;
     }
     return 0;
@@ -833,7 +703,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
-    if (c->headers_done) return 0; /* a trailer (above) */
+    if (c->req.headers_done) return 0; /* a trailer (above) */
     hdr_t *h = &c->hdrs[c->nhdrs - 1];
     if (!c->last_was_value) {
         h->vo = (uint32_t)c->head_len;
@@ -852,9 +722,9 @@ static void credential(const tg_conn_t *c, const char **secret, size_t *len)
     for (size_t i = 0; i < c->nhdrs; i++) {
         const hdr_t *h = &c->hdrs[i];
         const char *v = c->head + h->vo;
-        if (name_is(c, h, "authorization") && h->vl > 7 && strncasecmp(v, "bearer ", 7) == 0) {
-            *secret = v + 7;
-            *len = h->vl - 7;
+        if (name_is(c, h, "authorization") && h->vl > LEN("bearer ") && HAS_PREFIX(v, "bearer ")) {
+            *secret = v + LEN("bearer ");
+            *len = h->vl - LEN("bearer ");
             while (*len && **secret == ' ')
                 (*secret)++, (*len)--;
             return;
@@ -867,121 +737,16 @@ static void credential(const tg_conn_t *c, const char **secret, size_t *len)
     }
 }
 
-/* Unique per process and time-ordered, like event ids. */
-static void new_request_id(tg_conn_t *c)
-{
-    snprintf(c->ev.request_id, sizeof c->ev.request_id, "%016llx",
-             (unsigned long long)tg_event_new_id(c->ev.ts_us));
-}
-
 /* The client's x-request-id when it is a sane token, else ours stays. */
 static void set_request_id(tg_conn_t *c)
 {
     const hdr_t *h = find_hdr(c, "x-request-id");
-    int ok = h && h->vl > 0 && h->vl < sizeof c->ev.request_id;
+    int ok = h && h->vl > 0 && h->vl < sizeof c->req.ev.request_id;
     for (uint32_t i = 0; ok && i < h->vl; i++) {
         char ch = c->head[h->vo + i];
         ok = ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
     }
-    if (ok) TG_EVENT_SET(&c->ev, request_id, c->head + h->vo, h->vl);
-}
-
-/* Pauses, IP rules, the in-flight cap and rate limits (policy.h). Returns 1
- * when admitted; otherwise the request was answered. */
-static int admit(tg_conn_t *c)
-{
-    tg_ip_t client = c->peer;
-    if (c->cfg->trusted_proxies.n) {
-        /* Every X-Forwarded-For line, joined in order: a proxy that adds its
-         * own line must not leave the client's first line to be believed. No line is
-         * skipped for its length (a long one used to be, and with it the client's
-         * address): the lines are bounded by the head's cap (431 past it), and the
-         * scratch buffer, reused by start_upstream, keeps its capacity. */
-        size_t need = 0, xl = 0;
-        for (size_t i = 0; i < c->nhdrs; i++)
-            if (name_is(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 1;
-        if (need && grow(&c->scratch, &c->scratch_cap, need) != 0) {
-            reject(c, 503, "unavailable", "out of memory", "out_of_memory");
-            return 0;
-        }
-        char *xff = c->scratch;
-        for (size_t i = 0; i < c->nhdrs; i++) {
-            const hdr_t *h = &c->hdrs[i];
-            if (!name_is(c, h, "x-forwarded-for")) continue;
-            if (xl) xff[xl++] = ',';
-            memcpy(xff + xl, c->head + h->vo, h->vl);
-            xl += h->vl;
-        }
-        tg_ip_client(&c->peer, xl ? xff : NULL, xl, &c->cfg->trusted_proxies, &client);
-        if (memcmp(&client, &c->peer, sizeof client) != 0) {
-            /* (The peer's printable form is already in the event.) */
-            char ip[48];
-            tg_ip_format(&client, ip, sizeof ip);
-            TG_EVENT_SET(&c->ev, client_ip, ip, strlen(ip));
-        }
-    }
-    tg_admit_in_t in = {.tenant = c->ev.tenant,
-                        .route = c->route->name,
-                        .key_id = c->ev.key_id,
-                        .tool = c->ev.tool,
-                        .model = c->ev.model,
-                        .client = &client,
-                        .wall_us = c->ev.ts_us};
-    if (c->metered && c->hold_body && tg_xchg_counts_tokens(c->xchg)) {
-        /* An AI call: reserve its worst case. A token is never shorter than a byte, so
-         * the body's length (as the client sent it) bounds the input; the output is
-         * bounded by max_tokens (or the configured default when the request names none)
-         * times the answers it asks for (n), counted as at most MAX_OUTPUT_EST. */
-        int64_t out = tg_xchg_max_output(c->xchg);
-        if (out < 0) out = (int64_t)c->cfg->max_output_tokens * tg_xchg_choices(c->xchg);
-        if (out > MAX_OUTPUT_EST) out = MAX_OUTPUT_EST;
-        int64_t body = c->ev.bytes_in;
-        in.est_tokens = body + out; /* both below 2^40: no overflow */
-        int64_t spent, held, budget;
-        if (c->w->srv->prices &&
-            !tg_pricebook_model_priced(c->w->srv->prices, c->ev.model, c->ev.ts_us) &&
-            tg_policy_budget_state(c->w->srv->policy, c->ev.tenant, &spent, &held, &budget) == 0) {
-            /* No price for it, its base model's or "*": on a budget it would be free. A
-             * body that names no model (or not as a string) asks for whatever the upstream
-             * picks, which may have no price either: only a "*" price admits it. */
-            reject(c, 400, "model_not_priced", "no price is configured for this model",
-                   "model_not_priced");
-            return 0;
-        }
-        if (c->w->srv->prices)
-            in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name,
-                                                c->ev.model, "", body, out, body, c->ev.ts_us);
-    } else if (c->metered && c->route->kind == TG_ROUTE_MCP && c->ev.tool[0] && c->w->srv->prices) {
-        in.est_cost = tg_pricebook_estimate(c->w->srv->prices, c->route->kind, c->route->name, "",
-                                            c->ev.tool, 0, 0, (int64_t)c->body_len, c->ev.ts_us);
-        for (size_t i = 1; i < tg_xchg_ntools(c->xchg); i++) /* a batch's further calls */
-            in.est_cost +=
-                tg_pricebook_call(c->w->srv->prices, tg_xchg_tool(c->xchg, i), c->ev.ts_us);
-    }
-    uint64_t now_ns = (uint64_t)tg_mono_us() * 1000;
-    tg_policy_admit(c->w->srv->policy, &in, now_ns, &c->adm);
-    size_t ntools = c->metered && c->route->kind == TG_ROUTE_MCP ? tg_xchg_ntools(c->xchg) : 0;
-    if (c->adm.verdict == TG_ADMIT_OK && ntools > 1) {
-        /* A batch: every further tools/call counts against its tool's rate rule too. */
-        const char *more[MAX_BATCH_TOOLS];
-        for (size_t i = 1; i < ntools; i++)
-            more[i - 1] = tg_xchg_tool(c->xchg, i);
-        tg_policy_admit_more_tools(c->w->srv->policy, &c->adm, c->ev.tenant, more, ntools - 1,
-                                   now_ns, c->ev.ts_us);
-    }
-    switch (c->adm.verdict) {
-    case TG_ADMIT_OK: return 1;
-    case TG_ADMIT_BUDGET:
-        reject(c, 402, "budget_exceeded", c->adm.message, c->adm.reason);
-        return 0;
-    case TG_ADMIT_PAUSED: reject(c, 503, "paused", c->adm.message, c->adm.reason); return 0;
-    case TG_ADMIT_IP_DENIED: reject(c, 403, "forbidden", c->adm.message, c->adm.reason); return 0;
-    case TG_ADMIT_RATE:
-    case TG_ADMIT_CONCURRENCY:
-        reject(c, 429, "rate_limited", c->adm.message, c->adm.reason);
-        return 0;
-    }
-    return 1;
+    if (ok) TG_EVENT_SET(&c->req.ev, request_id, c->head + h->vo, h->vl);
 }
 
 /* Transfer-Encoding, when present, must be exactly "chunked" (one line, one coding): the
@@ -999,34 +764,277 @@ static int te_is_chunked(const tg_conn_t *c, const http_parser *p)
             b++;
         while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
-        if (++n > 1 || e - b != 7 || strncasecmp(v + b, "chunked", 7) != 0) return 0;
+        if (++n > 1 || !IS_LIT(v + b, e - b, "chunked")) return 0;
     }
     return n == 0 || (p->flags & F_CHUNKED);
 }
 
 /* The request-target made canonical (target.h) into c->head past the head: from here
  * on url_off/url_len name it (it is what is forwarded), match_off/match_len its path as
- * routes and endpoint detection see it. A target that cannot be served sets c->refuse.
+ * routes and endpoint detection see it. A target that cannot be served sets c->req.refuse.
  * (c->head keeps its capacity across requests: no allocation in the steady state.) */
 static void canon_target(tg_conn_t *c)
 {
-    size_t n = c->url_len;
+    size_t n = c->req.url_len;
     if (grow(&c->head, &c->head_cap, c->head_len + 2 * n + 2) != 0) {
-        c->refuse = "out of memory";
+        c->req.refuse = "out of memory";
         return;
     }
     char *out = c->head + c->head_len;
     tg_target_norm_t r;
-    if (tg_target_normalize(c->head + c->url_off, n, out, &r) != 0) {
-        c->refuse = r.error;
+    if (tg_target_normalize(c->head + c->req.url_off, n, out, &r) != 0) {
+        c->req.refuse = r.error;
         return;
     }
     size_t len = tg_target_strip_tollgate_keys(out, r.len);
-    c->match_len = (uint32_t)tg_target_match_path(out, r.path_len, out + len);
-    c->url_off = (uint32_t)c->head_len;
-    c->url_len = (uint32_t)len;
-    c->match_off = (uint32_t)(c->head_len + len);
-    c->head_len += len + c->match_len;
+    c->req.match_len = (uint32_t)tg_target_match_path(out, r.path_len, out + len);
+    c->req.url_off = (uint32_t)c->head_len;
+    c->req.url_len = (uint32_t)len;
+    c->req.match_off = (uint32_t)(c->head_len + len);
+    c->head_len += len + c->req.match_len;
+}
+
+/* ---- the request's phases (request.h) --------------------------------- */
+
+/* AUTH: the presented key. */
+static tg_phase_res_t ph_auth(tg_req_t *r)
+{
+    tg_conn_t *c = r->conn;
+    const char *secret;
+    size_t slen;
+    credential(c, &secret, &slen);
+    char tenant[sizeof r->ev.tenant], key_id[sizeof r->ev.key_id];
+    tg_auth_result_t ar = tg_keyring_check(c->w->srv->keys, secret, slen, tenant, key_id);
+    if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
+        TG_EVENT_SET(&r->ev, tenant, tenant, strlen(tenant));
+        TG_EVENT_SET(&r->ev, key_id, key_id, strlen(key_id));
+    }
+    if (ar == TG_AUTH_OK) return TG_PHASE_RES(TG_PHASE_NEXT);
+    static const char *const msgs[] = {
+        [TG_AUTH_MISSING] = "missing API key (Authorization: Bearer KEY or x-api-key)",
+        [TG_AUTH_UNKNOWN] = "invalid API key",
+        [TG_AUTH_REVOKED] = "API key revoked",
+        [TG_AUTH_DISABLED] = "tenant disabled",
+    };
+    return TG_PHASE_REFUSE(401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
+}
+
+/* ROUTE: the route, what it accepts, and on AI/MCP routes the exchange begun. */
+static tg_phase_res_t ph_route(tg_req_t *r)
+{
+    tg_conn_t *c = r->conn;
+    const char *mpath = c->head + r->match_off;
+    size_t plen = r->match_len;
+    r->route = tg_config_route(r->cfg, mpath, plen);
+    if (!r->route) return TG_PHASE_REFUSE(404, "not_found", "no route for this path", "no_route");
+    TG_EVENT_SET(&r->ev, route, r->route->name, strlen(r->route->name));
+    if (r->content_length > r->body_limit)
+        return TG_PHASE_REFUSE(413, "payload_too_large",
+                               "request body is larger than server.max_body", "body_too_large");
+    for (size_t i = 0; r->route->kind != TG_ROUTE_HTTP && i < c->nhdrs; i++)
+        if (name_is(c, &c->hdrs[i], "content-encoding") &&
+            tg_xchg_request_coded(c->head + c->hdrs[i].vo, c->hdrs[i].vl))
+            return TG_PHASE_REFUSE(
+                415, "unsupported_media_type",
+                "a compressed request body (Content-Encoding) is not accepted here",
+                "content_encoding"); /* (see tg_xchg_request_coded) */
+    if (r->route->kind == TG_ROUTE_HTTP) return TG_PHASE_RES(TG_PHASE_NEXT);
+    if (!c->xchg && !(c->xchg = tg_xchg_new()))
+        return TG_PHASE_REFUSE(503, "unavailable", "out of memory", "out_of_memory");
+    /* The endpoint is the path as forwarded, not as routes match it: a path the
+     * upstream may read as another endpoint ("/v1/chat/completions/", ";a=b",
+     * "%2F..%2Fmoderations") is one tollgate does not recognise, metered from its
+     * answer's usage or on an estimate; never free, never unmetered. */
+    const char *fpath = c->head + r->url_off;
+    const char *q = memchr(fpath, '?', r->url_len);
+    size_t flen = q ? (size_t)(q - fpath) : r->url_len;
+    tg_xchg_begin(c->xchg, r->route->kind, fpath, flen);
+    tg_xchg_set_max_body(c->xchg, r->body_limit);
+    tg_xchg_set_decoded_max(c->xchg, r->cfg->server.max_decoded_body);
+    r->metered = 1;
+    if (tg_xchg_offside(r->route->kind, fpath, flen, r->has_body) ||
+        tg_xchg_offside(r->route->kind, mpath, plen, r->has_body))
+        /* A credential for the upstream or work billed later: nothing tollgate could
+         * meter or hold to the tenant's limits (exchange.h). */
+        return TG_PHASE_REFUSE(403, "endpoint_not_metered",
+                               "this endpoint spends outside the request and cannot be "
+                               "metered on this route",
+                               "endpoint_not_metered");
+    /* The body says what is asked (model, tokens, tools): admission waits for
+     * all of it (at most server.max_body), see ph_body. */
+    r->hold_body = r->has_body;
+    return TG_PHASE_RES(TG_PHASE_NEXT);
+}
+
+/* Expect: 100-continue from an HTTP/1.1 client, once the request is accepted (or is to
+ * be decided on its body): the client may send its body now (the upstream never sees the
+ * Expect; its own 100 is swallowed). */
+static void expect_continue(tg_conn_t *c)
+{
+    const hdr_t *ex = find_hdr(c, "expect");
+    if (ex && IS_LIT(c->head + ex->vo, ex->vl, "100-continue") && c->parser.http_minor >= 1) {
+        uv_buf_t cont = uv_buf_init(LIT("HTTP/1.1 100 Continue\r\n\r\n"));
+        conn_write(c, &cont, 1);
+    }
+}
+
+/* BODY: an AI/MCP body is read whole before admission (WAIT until on_message_complete),
+ * then read by the exchange, which may rewrite it; MCP bodies are checked and their
+ * tools held to the tool rules. Other requests stream their body during FORWARD. */
+static tg_phase_res_t ph_body(tg_req_t *r)
+{
+    tg_conn_t *c = r->conn;
+    if (!r->hold_body) return TG_PHASE_RES(TG_PHASE_NEXT);
+    if (!r->msg_done) {
+        /* A held body has no upstream to time it: a client that stops sending it gets 408
+         * after server.header_timeout without progress (re-armed by on_body), or once
+         * server.body_timeout has passed since the head. */
+        r->body_deadline_us = tg_mono_us() + (int64_t)r->cfg->server.body_timeout_ms * 1000;
+        arm_body_timer(c);
+        expect_continue(c);
+        return TG_PHASE_RES(TG_PHASE_WAIT);
+    }
+    const char *nb;
+    size_t nl;
+    tg_xchg_request(c->xchg, c->body ? c->body : "", c->body_len, &nb, &nl);
+    if (nb) {
+        if (grow(&c->body, &c->body_cap, nl) != 0)
+            return TG_PHASE_REFUSE(503, "unavailable", "out of memory", "out_of_memory");
+        memcpy(c->body, nb, nl);
+        c->body_len = nl;
+    }
+    c->body_off = 0;
+    r->content_length = (int64_t)c->body_len;
+    r->has_body = c->body_len > 0;
+    const char *model = tg_xchg_model(c->xchg);
+    if (model[0]) TG_EVENT_SET(&r->ev, model, model, strlen(model));
+    if (r->route->kind == TG_ROUTE_MCP && tg_xchg_request_unreadable(c->xchg)) {
+        /* Tool rules, tool limits and prices need the calls: a body tollgate cannot read
+         * is refused, never forwarded unchecked. */
+        static const char perr[] =
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":"
+            "\"Parse error: the request body is not JSON tollgate can read\"}}\n";
+        reject_json(c, 400, perr, sizeof perr - 1, "malformed_request");
+        return TG_PHASE_RES(TG_PHASE_DONE);
+    }
+    const char *invalid = tg_xchg_mcp_invalid(c->xchg);
+    if (r->route->kind == TG_ROUTE_MCP && invalid) {
+        /* JSON-RPC "Invalid Request", encoded by jansson (the message is ours). */
+        char body[512];
+        json_t *o = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code",
+                              -32600, "message", invalid);
+        size_t bl = o ? json_dumpb(o, body, sizeof body - 1, JSON_COMPACT) : 0;
+        json_decref(o);
+        if (bl == 0 || bl >= sizeof body - 1)
+            return TG_PHASE_REFUSE(400, "invalid_request", invalid, "malformed_request");
+        body[bl++] = '\n';
+        reject_json(c, 400, body, bl, "malformed_request");
+        return TG_PHASE_RES(TG_PHASE_DONE);
+    }
+    if (tg_xchg_unknown_endpoint(c->xchg)) EV_SET(&r->ev, reason, "endpoint_unknown");
+    size_t ntools = tg_xchg_ntools(c->xchg);
+    if (ntools > MAX_BATCH_TOOLS) {
+        static const char many[] =
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
+            "\"Invalid request: more than 64 tools/call in one batch\"}}\n";
+        reject_json(c, 400, many, sizeof many - 1, "malformed_request");
+        return TG_PHASE_RES(TG_PHASE_DONE);
+    }
+    for (size_t i = 0; i < ntools; i++) {
+        const char *tool = tg_xchg_tool(c->xchg, i);
+        if (i == 0) TG_EVENT_SET(&r->ev, tool, tool, strlen(tool));
+        if (tg_policy_tool_allowed(c->w->srv->policy, r->ev.tenant, tool)) continue;
+        char msg[256], body[4096];
+        snprintf(msg, sizeof msg, "tool \"%.128s\" is not allowed for this tenant", tool);
+        size_t bl = tg_xchg_mcp_error(c->xchg, msg, body, sizeof body - 1);
+        if (bl == 0) {
+            reject(c, 403, "forbidden", msg, "tool_denied");
+            return TG_PHASE_RES(TG_PHASE_DONE);
+        }
+        body[bl++] = '\n';
+        reject_json(c, 403, body, bl, "tool_denied");
+        return TG_PHASE_RES(TG_PHASE_DONE);
+    }
+    return TG_PHASE_RES(TG_PHASE_NEXT);
+}
+
+/* ADMIT: the client's address, then billing's admission (bill.h). */
+static tg_phase_res_t ph_admit(tg_req_t *r)
+{
+    tg_conn_t *c = r->conn;
+    tg_ip_t client = c->peer;
+    if (r->cfg->trusted_proxies.n) {
+        /* Every X-Forwarded-For line, joined in order: a proxy that adds its
+         * own line must not leave the client's first line to be believed. No line is
+         * skipped for its length (a long one used to be, and with it the client's
+         * address): the lines are bounded by the head's cap (431 past it), and the
+         * scratch buffer, reused by start_upstream, keeps its capacity. */
+        size_t need = 0, xl = 0;
+        for (size_t i = 0; i < c->nhdrs; i++)
+            if (name_is(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 1;
+        if (need && grow(&c->scratch, &c->scratch_cap, need) != 0)
+            return TG_PHASE_REFUSE(503, "unavailable", "out of memory", "out_of_memory");
+        char *xff = c->scratch;
+        for (size_t i = 0; i < c->nhdrs; i++) {
+            const hdr_t *h = &c->hdrs[i];
+            if (!name_is(c, h, "x-forwarded-for")) continue;
+            if (xl) xff[xl++] = ',';
+            memcpy(xff + xl, c->head + h->vo, h->vl);
+            xl += h->vl;
+        }
+        tg_ip_client(&c->peer, xl ? xff : NULL, xl, &r->cfg->trusted_proxies, &client);
+        if (memcmp(&client, &c->peer, sizeof client) != 0) {
+            /* (The peer's printable form is already in the event.) */
+            char ip[48];
+            tg_ip_format(&client, ip, sizeof ip);
+            TG_EVENT_SET(&r->ev, client_ip, ip, strlen(ip));
+        }
+    }
+    tg_bill_ask_t ask;
+    tg_bill_ask_from(&ask, c->xchg, r->metered, r->hold_body, r->route->kind, r->route->name,
+                     r->ev.bytes_in, (int64_t)c->body_len, (int64_t)r->cfg->max_output_tokens);
+    tg_bill_env_t env = {c->w->srv->policy, c->w->srv->prices};
+    tg_bill_refusal_t no;
+    if (tg_bill_admit(&env, &ask, &r->ev, &client, (uint64_t)tg_mono_us() * 1000, &r->adm, &no) ==
+        0)
+        return TG_PHASE_RES(TG_PHASE_NEXT);
+    return TG_PHASE_REFUSE(no.status, no.type, no.message, no.reason);
+}
+
+/* FORWARD: the upstream request starts; the answer comes back through the handler. */
+static tg_phase_res_t ph_forward(tg_req_t *r)
+{
+    tg_conn_t *c = r->conn;
+    if (!r->hold_body) expect_continue(c); /* (a held body's was sent by ph_body) */
+    start_upstream(c);                     /* (it answers 502 itself when it cannot) */
+    return TG_PHASE_RES(TG_PHASE_DONE);
+}
+
+typedef tg_phase_res_t (*phase_fn)(tg_req_t *r);
+
+static const phase_fn phases[] = {
+    [TG_PHASE_AUTH] = ph_auth,   [TG_PHASE_ROUTE] = ph_route,     [TG_PHASE_BODY] = ph_body,
+    [TG_PHASE_ADMIT] = ph_admit, [TG_PHASE_FORWARD] = ph_forward,
+};
+
+/* Runs the request's phases from r->phase on, until one answers, hands the request to
+ * the upstream, or waits (then whatever it waits for calls this again, from that phase).
+ * Once it stops for good the request is in the answer's phases (METER, then SETTLE and
+ * RECORD in record()). */
+static void run_phases(tg_req_t *r)
+{
+    while (r->phase <= TG_PHASE_FORWARD) {
+        tg_phase_res_t res = phases[r->phase](r);
+        switch (res.rc) {
+        case TG_PHASE_NEXT: r->phase = (tg_phase_t)(r->phase + 1); continue;
+        case TG_PHASE_WAIT: return;
+        case TG_PHASE_ANSWER:
+            reject(r->conn, res.status, res.type, res.message, res.reason);
+            r->phase = TG_PHASE_METER;
+            return;
+        case TG_PHASE_DONE: r->phase = TG_PHASE_METER; return;
+        }
+    }
 }
 
 static int on_headers_complete(http_parser *p)
@@ -1034,240 +1042,85 @@ static int on_headers_complete(http_parser *p)
     tg_conn_t *c = p->data;
     uv_timer_stop(&c->timer);
     /* Heads we will not serve: parse() answers 400 and closes. */
-    if (p->http_major != 1) c->refuse = "only HTTP/1.0 and HTTP/1.1 are supported";
-    if (p->method == HTTP_CONNECT) c->refuse = "CONNECT is not supported";
-    if (!te_is_chunked(c, p)) c->refuse = "unsupported Transfer-Encoding (only chunked)";
-    if (!c->refuse) canon_target(c);
-    if (c->refuse) {
+    if (p->http_major != 1) c->req.refuse = "only HTTP/1.0 and HTTP/1.1 are supported";
+    if (p->method == HTTP_CONNECT) c->req.refuse = "CONNECT is not supported";
+    if (!te_is_chunked(c, p)) c->req.refuse = "unsupported Transfer-Encoding (only chunked)";
+    if (!c->req.refuse) canon_target(c);
+    if (c->req.refuse) {
         /* The 400's event shows the target as sent (credentials redacted still). */
-        tg_target_redact(c->head + c->url_off, c->url_len, c->ev.path, sizeof c->ev.path);
+        tg_target_redact(c->head + c->req.url_off, c->req.url_len, c->req.ev.path,
+                         sizeof c->req.ev.path);
         return -1;
     }
-    c->headers_done = 1;
-    c->cfg = tg_config_ref(c->w->cfg);
+    c->req.headers_done = 1;
+    c->req.cfg = tg_config_ref(c->w->cfg);
     const char *method = http_method_str((enum http_method)p->method);
-    TG_EVENT_SET(&c->ev, method, method, strlen(method));
-    const char *url = c->head + c->url_off;
+    TG_EVENT_SET(&c->req.ev, method, method, strlen(method));
+    const char *url = c->head + c->req.url_off;
     /* Events and access logs never hold a credential passed in the query. */
-    tg_target_redact(url, c->url_len, c->ev.path, sizeof c->ev.path);
+    tg_target_redact(url, c->req.url_len, c->req.ev.path, sizeof c->req.ev.path);
     set_request_id(c);
-    c->keep_alive = http_should_keep_alive(p) && !c->w->draining;
-    c->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
-    c->has_body = (p->flags & F_CHUNKED) || c->content_length > 0;
-    c->body_limit = (int64_t)c->cfg->server.max_body;
+    c->req.keep_alive = http_should_keep_alive(p) && !c->w->draining;
+    c->req.content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
+    c->req.has_body = (p->flags & F_CHUNKED) || c->req.content_length > 0;
+    c->req.body_limit = (int64_t)c->req.cfg->server.max_body;
     /* An Upgrade (h2c, websocket) is ignored, as RFC 9110 allows: the request
      * is served as HTTP/1.1 and the connection closed after it, since the
      * parser stops at an upgrade. */
-    if (p->upgrade) c->keep_alive = 0;
+    if (p->upgrade) c->req.keep_alive = 0;
 
-    const char *secret;
-    size_t slen;
-    credential(c, &secret, &slen);
-    char tenant[64], key_id[32];
-    tg_auth_result_t ar = tg_keyring_check(c->w->srv->keys, secret, slen, tenant, key_id);
-    if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
-        TG_EVENT_SET(&c->ev, tenant, tenant, strlen(tenant));
-        TG_EVENT_SET(&c->ev, key_id, key_id, strlen(key_id));
-    }
-    if (ar != TG_AUTH_OK) {
-        static const char *const msgs[] = {
-            [TG_AUTH_MISSING] = "missing API key (Authorization: Bearer KEY or x-api-key)",
-            [TG_AUTH_UNKNOWN] = "invalid API key",
-            [TG_AUTH_REVOKED] = "API key revoked",
-            [TG_AUTH_DISABLED] = "tenant disabled",
-        };
-        reject(c, 401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
-        return 0;
-    }
-    const char *mpath = c->head + c->match_off;
-    size_t plen = c->match_len;
-    c->route = tg_config_route(c->cfg, mpath, plen);
-    if (!c->route) {
-        reject(c, 404, "not_found", "no route for this path", "no_route");
-        return 0;
-    }
-    TG_EVENT_SET(&c->ev, route, c->route->name, strlen(c->route->name));
-    if (c->content_length > c->body_limit) {
-        reject(c, 413, "payload_too_large", "request body is larger than server.max_body",
-               "body_too_large");
-        return 0;
-    }
-    for (size_t i = 0; c->route->kind != TG_ROUTE_HTTP && i < c->nhdrs; i++)
-        if (name_is(c, &c->hdrs[i], "content-encoding") &&
-            tg_xchg_request_coded(c->head + c->hdrs[i].vo, c->hdrs[i].vl)) {
-            reject(c, 415, "unsupported_media_type",
-                   "a compressed request body (Content-Encoding) is not accepted here",
-                   "content_encoding"); /* (see tg_xchg_request_coded) */
-            return 0;
-        }
-    if (c->route->kind != TG_ROUTE_HTTP) {
-        if (!c->xchg && !(c->xchg = tg_xchg_new())) {
-            reject(c, 503, "unavailable", "out of memory", "out_of_memory");
-            return 0;
-        }
-        /* The endpoint is the path as forwarded, not as routes match it: a path the
-         * upstream may read as another endpoint ("/v1/chat/completions/", ";a=b",
-         * "%2F..%2Fmoderations") is one tollgate does not recognise, metered from its
-         * answer's usage or on an estimate; never free, never unmetered. */
-        const char *fpath = c->head + c->url_off;
-        const char *q = memchr(fpath, '?', c->url_len);
-        tg_xchg_begin(c->xchg, c->route->kind, fpath, q ? (size_t)(q - fpath) : c->url_len);
-        tg_xchg_set_max_body(c->xchg, c->body_limit);
-        tg_xchg_set_decoded_max(c->xchg, c->cfg->server.max_decoded_body);
-        c->metered = 1;
-        if (tg_xchg_offside(c->route->kind, fpath, q ? (size_t)(q - fpath) : c->url_len,
-                            c->has_body) ||
-            tg_xchg_offside(c->route->kind, mpath, plen, c->has_body)) {
-            /* A credential for the upstream or work billed later: nothing tollgate could
-             * meter or hold to the tenant's limits (exchange.h). */
-            reject(c, 403, "endpoint_not_metered",
-                   "this endpoint spends outside the request and cannot be metered on this "
-                   "route",
-                   "endpoint_not_metered");
-            return 0;
-        }
-        /* The body says what is asked (model, tokens, tools): admission waits for
-         * all of it (at most server.max_body), see on_message_complete. */
-        c->hold_body = c->has_body;
-    }
-    if (!c->hold_body && !admit(c)) return 0;
-    /* A held body has no upstream to time it: a client that stops sending it gets 408
-     * after server.header_timeout without progress (re-armed by on_body), or once
-     * server.body_timeout has passed since the head. */
-    if (c->hold_body) {
-        c->body_deadline_us = tg_mono_us() + (int64_t)c->cfg->server.body_timeout_ms * 1000;
-        arm_body_timer(c);
-    }
-    const hdr_t *ex = find_hdr(c, "expect");
-    if (ex && ex->vl == 12 && strncasecmp(c->head + ex->vo, "100-continue", 12) == 0 &&
-        p->http_minor >= 1) {
-        /* Accepted (or to be decided on the body): let the client send its body
-         * now (the upstream never sees the Expect; its own 100 is swallowed). */
-        uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
-        conn_write(c, &cont, 1);
-    }
-    if (!c->hold_body) start_upstream(c);
+    /* The connection's part is done: the request walks its phases (request.h). */
+    c->req.phase = TG_PHASE_AUTH;
+    run_phases(&c->req);
     return 0;
-}
-
-/* The whole body of a held (AI or MCP) request is in c->body: read it, apply the tool
- * policy, admit, and send it on, rewritten if the exchange asked for that. */
-static void start_held(tg_conn_t *c)
-{
-    const char *nb;
-    size_t nl;
-    tg_xchg_request(c->xchg, c->body ? c->body : "", c->body_len, &nb, &nl);
-    if (nb) {
-        if (grow(&c->body, &c->body_cap, nl) != 0) {
-            reject(c, 503, "unavailable", "out of memory", "out_of_memory");
-            return;
-        }
-        memcpy(c->body, nb, nl);
-        c->body_len = nl;
-    }
-    c->body_off = 0;
-    c->content_length = (int64_t)c->body_len;
-    c->has_body = c->body_len > 0;
-    const char *model = tg_xchg_model(c->xchg);
-    if (model[0]) TG_EVENT_SET(&c->ev, model, model, strlen(model));
-    if (c->route->kind == TG_ROUTE_MCP && tg_xchg_request_unreadable(c->xchg)) {
-        /* Tool rules, tool limits and prices need the calls: a body tollgate cannot read
-         * is refused, never forwarded unchecked. */
-        static const char perr[] =
-            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":"
-            "\"Parse error: the request body is not JSON tollgate can read\"}}\n";
-        reject_json(c, 400, perr, sizeof perr - 1, "malformed_request");
-        return;
-    }
-    const char *invalid = tg_xchg_mcp_invalid(c->xchg);
-    if (c->route->kind == TG_ROUTE_MCP && invalid) {
-        /* JSON-RPC "Invalid Request", encoded by jansson (the message is ours). */
-        char body[512];
-        json_t *o = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code",
-                              -32600, "message", invalid);
-        size_t bl = o ? json_dumpb(o, body, sizeof body - 1, JSON_COMPACT) : 0;
-        json_decref(o);
-        if (bl == 0 || bl >= sizeof body - 1) {
-            reject(c, 400, "invalid_request", invalid, "malformed_request");
-            return;
-        }
-        body[bl++] = '\n';
-        reject_json(c, 400, body, bl, "malformed_request");
-        return;
-    }
-    if (tg_xchg_unknown_endpoint(c->xchg)) TG_EVENT_SET(&c->ev, reason, "endpoint_unknown", 16);
-    size_t ntools = tg_xchg_ntools(c->xchg);
-    if (ntools > MAX_BATCH_TOOLS) {
-        static const char many[] =
-            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
-            "\"Invalid request: more than 64 tools/call in one batch\"}}\n";
-        reject_json(c, 400, many, sizeof many - 1, "malformed_request");
-        return;
-    }
-    for (size_t i = 0; i < ntools; i++) {
-        const char *tool = tg_xchg_tool(c->xchg, i);
-        if (i == 0) TG_EVENT_SET(&c->ev, tool, tool, strlen(tool));
-        if (tg_policy_tool_allowed(c->w->srv->policy, c->ev.tenant, tool)) continue;
-        char msg[256], body[4096];
-        snprintf(msg, sizeof msg, "tool \"%.128s\" is not allowed for this tenant", tool);
-        size_t bl = tg_xchg_mcp_error(c->xchg, msg, body, sizeof body - 1);
-        if (bl == 0) {
-            reject(c, 403, "forbidden", msg, "tool_denied");
-            return;
-        }
-        body[bl++] = '\n';
-        reject_json(c, 403, body, bl, "tool_denied");
-        return;
-    }
-    if (!admit(c)) return;
-    start_upstream(c);
 }
 
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
-    c->ev.bytes_in += (int64_t)n;
-    if (c->discard) {
-        if (!c->msg_done && c->resp_done && !c->up) arm_body_timer(c);
+    c->req.ev.bytes_in += (int64_t)n;
+    if (c->req.discard) {
+        if (!c->req.msg_done && c->req.resp_done && !c->req.up) arm_body_timer(c);
         return 0;
     }
-    if (c->ev.bytes_in > c->body_limit) {
+    if (c->req.ev.bytes_in > c->req.body_limit) {
         /* A chunked body grew past the limit while streaming. */
-        if (c->up) {
-            tg_proxy_abort(c->up);
-            c->up = NULL;
+        if (c->req.up) {
+            tg_proxy_abort(c->req.up);
+            c->req.up = NULL;
         }
-        if (!c->head_sent) {
-            c->keep_alive = 0;
+        if (!c->req.head_sent) {
+            c->req.keep_alive = 0;
             reject(c, 413, "payload_too_large", "request body is larger than server.max_body",
                    "body_too_large");
         } else {
             c->write_failed = 1;
-            c->resp_done = 1;
+            c->req.resp_done = 1;
         }
-        c->msg_done = 1;
-        c->discard = 1;
+        c->req.msg_done = 1;
+        c->req.discard = 1;
         return 0;
     }
-    if (!c->up && !c->hold_body) return 0; /* answered already; nothing to forward to */
+    if (!c->req.up && !c->req.hold_body) return 0; /* answered already; nothing to forward to */
     if (grow(&c->body, &c->body_cap, c->body_len + n) != 0) return -1;
     memcpy(c->body + c->body_len, at, n);
     c->body_len += n;
     /* (A held body is bounded by body_limit instead: nothing drains it yet.) */
-    if (!c->hold_body && c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
-    if (c->hold_body && !c->up) arm_body_timer(c);
+    if (!c->req.hold_body && c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
+    if (c->req.hold_body && !c->req.up) arm_body_timer(c);
     return 0;
 }
 
 static int on_message_complete(http_parser *p)
 {
     tg_conn_t *c = p->data;
-    int answered = c->discard || c->resp_done;
-    if (c->hold_body && !answered) uv_timer_stop(&c->timer);
-    c->msg_done = 1;
-    c->discard = 0;
+    int answered = c->req.discard || c->req.resp_done;
+    if (c->req.hold_body && !answered) uv_timer_stop(&c->timer);
+    c->req.msg_done = 1;
+    c->req.discard = 0;
     http_parser_pause(p, 1);
-    if (c->hold_body && !answered && !c->up) start_held(c);
+    /* The held body is whole: the phases go on from BODY, where they waited. */
+    if (c->req.hold_body && !answered && !c->req.up) run_phases(&c->req);
     return 0;
 }
 
@@ -1304,13 +1157,13 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h, int conn_name
                                         "expect"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (name_is(c, h, names[i])) return 1;
-    if (h->nl >= 11 && strncasecmp(n, "x-tollgate-", 11) == 0) return 1;
+    if (h->nl >= LEN("x-tollgate-") && HAS_PREFIX(n, "x-tollgate-")) return 1;
     /* Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */
     for (size_t i = 0; conn_names && i < c->nhdrs; i++)
         if (name_is(c, &c->hdrs[i], "connection") &&
             in_token_list(c->head + c->hdrs[i].vo, c->hdrs[i].vl, n, h->nl))
             return 1;
-    const tg_upstream_conf_t *u = c->route->up;
+    const tg_upstream_conf_t *u = c->req.route->up;
     for (size_t i = 0; i < u->nheaders; i++)
         if (name_is(c, h, u->headers[i].name)) return 1; /* the config's value wins */
     return 0;
@@ -1333,16 +1186,14 @@ static void note_up_connection(tg_conn_t *c, const char *v, size_t vl)
         while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
         size_t n = e - b;
-        if (n == 0 || (n == 5 && !strncasecmp(v + b, "close", 5)) ||
-            (n == 10 && !strncasecmp(v + b, "keep-alive", 10)))
-            continue;
-        if (c->up_conn_len + n + 1 > sizeof c->up_conn) {
-            c->up_bad = 1;
+        if (n == 0 || IS_LIT(v + b, n, "close") || IS_LIT(v + b, n, "keep-alive")) continue;
+        if (c->req.up_conn_len + n + 1 > sizeof c->up_conn) {
+            c->req.up_bad = 1;
             return;
         }
-        if (c->up_conn_len) c->up_conn[c->up_conn_len++] = ',';
-        memcpy(c->up_conn + c->up_conn_len, v + b, n);
-        c->up_conn_len += n;
+        if (c->req.up_conn_len) c->up_conn[c->req.up_conn_len++] = ',';
+        memcpy(c->up_conn + c->req.up_conn_len, v + b, n);
+        c->req.up_conn_len += n;
     }
 }
 
@@ -1358,60 +1209,55 @@ static void strip_up_connection(tg_conn_t *c)
         size_t ll = end ? (size_t)(end - line) + 1 : c->out_len - off;
         const char *colon = memchr(line, ':', ll);
         size_t nl = colon ? (size_t)(colon - line) : 0;
-        int named = nl && in_token_list(c->up_conn, c->up_conn_len, line, nl) &&
-                    !(nl == 14 && !strncasecmp(line, "content-length", 14));
+        int named = nl && in_token_list(c->up_conn, c->req.up_conn_len, line, nl) &&
+                    !IS_LIT(line, nl, "content-length");
         if (!named) {
             off += ll;
             continue;
         }
         memmove(c->out + off, c->out + off + ll, c->out_len - off - ll);
         c->out_len -= ll;
-        if (c->cl_len && c->cl_off > off) c->cl_off -= ll;
-        if (c->ctype_len && c->ctype_off > off && c->ctype_off < off + ll)
-            c->ctype_len = 0; /* the Content-Type line itself */
-        else if (c->ctype_len && c->ctype_off > off)
-            c->ctype_off -= (uint32_t)ll;
+        if (c->req.cl_len && c->req.cl_off > off) c->req.cl_off -= ll;
+        if (c->req.ctype_len && c->req.ctype_off > off && c->req.ctype_off < off + ll)
+            c->req.ctype_len = 0; /* the Content-Type line itself */
+        else if (c->req.ctype_len && c->req.ctype_off > off)
+            c->req.ctype_off -= (uint32_t)ll;
     }
 }
 
 static void on_up_header(void *ud, const char *name, size_t nl, const char *value, size_t vl)
 {
     tg_conn_t *c = ud;
-    if (c->up_bad) return;
-    if (nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) c->resp_te = 1;
-    if (nl == 10 && strncasecmp(name, "connection", 10) == 0) {
+    if (c->req.up_bad) return;
+    if (IS_LIT(name, nl, "transfer-encoding")) c->req.resp_te = 1;
+    if (IS_LIT(name, nl, "connection")) {
         note_up_connection(c, value, vl);
         return;
     }
-    if (c->metered && nl == 16 && strncasecmp(name, "content-encoding", 16) == 0)
+    if (c->req.metered && IS_LIT(name, nl, "content-encoding"))
         tg_xchg_response_coding(c->xchg, value, vl); /* (forwarded as it is, below) */
     if (hop_by_hop(name, nl)) return;
-    if (nl == 12 && strncasecmp(name, "x-request-id", 12) == 0) return;
-    size_t line = nl + vl + 4;
+    if (IS_LIT(name, nl, "x-request-id")) return;
+    size_t line = nl + vl + LEN(": \r\n");
     /* A head over the cap is refused whole (502), never cut: a dropped line must not
      * leave offsets (Content-Length, Content-Type) pointing past what was kept. */
     if (c->out_len + line > UP_HEAD_MAX || grow(&c->out, &c->out_cap, c->out_len + line) != 0) {
-        c->up_bad = 1;
+        c->req.up_bad = 1;
         return;
     }
-    if (nl == 14 && strncasecmp(name, "content-length", 14) == 0) {
-        if (c->resp_has_cl) return; /* a repeated length: the first one frames */
-        c->resp_has_cl = 1;
-        c->cl_off = c->out_len;
-        c->cl_len = line;
+    if (IS_LIT(name, nl, "content-length")) {
+        if (c->req.resp_has_cl) return; /* a repeated length: the first one frames */
+        c->req.resp_has_cl = 1;
+        c->req.cl_off = c->out_len;
+        c->req.cl_len = line;
     }
-    if (nl == 12 && strncasecmp(name, "content-type", 12) == 0) {
-        c->ctype_off = (uint32_t)(c->out_len + nl + 2);
-        c->ctype_len = (uint32_t)vl;
+    if (IS_LIT(name, nl, "content-type")) {
+        c->req.ctype_off = (uint32_t)(c->out_len + nl + LEN(": "));
+        c->req.ctype_len = (uint32_t)vl;
     }
-    memcpy(c->out + c->out_len, name, nl);
-    c->out_len += nl;
-    memcpy(c->out + c->out_len, ": ", 2);
-    c->out_len += 2;
-    memcpy(c->out + c->out_len, value, vl);
-    c->out_len += vl;
-    memcpy(c->out + c->out_len, "\r\n", 2);
-    c->out_len += 2;
+    char *o = tg_put(c->out + c->out_len, name, nl);
+    o = tg_put(tg_put(tg_put(o, LIT(": ")), value, vl), LIT("\r\n"));
+    c->out_len = (size_t)(o - c->out);
 }
 
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
@@ -1421,66 +1267,69 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
      * relaying "0" (bodiless here, as under 200) with its Content-Length would leave the
      * client waiting for a body that never comes and then reading the next answer as it
      * (found by fuzz_upstream). */
-    if (!c->up_bad && (status < 100 || status > 599)) c->up_bad = 2;
-    if (c->up_bad) {
+    if (!c->req.up_bad && (status < 100 || status > 599)) c->req.up_bad = 2;
+    if (c->req.up_bad) {
         /* Nothing is built or sent: on_up_body aborts the transfer and on_up_done
          * answers 502 (the client never sees a part of this head). */
-        c->ev.status = 502;
+        c->req.ev.status = 502;
         return;
     }
-    if (c->up_conn_len) strip_up_connection(c);
-    c->ev.status = status;
+    if (c->req.up_conn_len) strip_up_connection(c);
+    c->req.ev.status = status;
     int bodiless = status < 200 || status == 204 || status == 304 || c->parser.method == HTTP_HEAD;
-    if (c->metered && !bodiless) {
+    if (c->req.metered && !bodiless) {
         /* (A response without a body carries no usage: it is not observed.) */
-        tg_xchg_response_head(c->xchg, status, c->ctype_len ? c->out + c->ctype_off : NULL,
-                              c->ctype_len);
+        tg_xchg_response_head(c->xchg, status, c->req.ctype_len ? c->out + c->req.ctype_off : NULL,
+                              c->req.ctype_len);
         /* A rewritten stream changes length: it is re-framed like the case below. */
-        if (tg_xchg_rewrites(c->xchg) && c->resp_has_cl && c->cl_len) c->resp_te = 1;
+        if (tg_xchg_rewrites(c->xchg) && c->req.resp_has_cl && c->req.cl_len) c->req.resp_te = 1;
     }
-    if (c->resp_te && c->resp_has_cl && c->cl_len) {
+    if (c->req.resp_te && c->req.resp_has_cl && c->req.cl_len) {
         /* Both framings: Transfer-Encoding wins (the body arrives decoded),
          * so the length must not reach the client; it is re-framed. */
-        memmove(c->out + c->cl_off, c->out + c->cl_off + c->cl_len,
-                c->out_len - c->cl_off - c->cl_len);
-        c->out_len -= c->cl_len;
-        c->resp_has_cl = 0;
+        memmove(c->out + c->req.cl_off, c->out + c->req.cl_off + c->req.cl_len,
+                c->out_len - c->req.cl_off - c->req.cl_len);
+        c->out_len -= c->req.cl_len;
+        c->req.resp_has_cl = 0;
     }
-    int head = strcmp(c->ev.method, "HEAD") == 0;
-    c->no_body_out = head || status == 204 || status == 304 || status < 200;
-    if (c->w->draining) c->keep_alive = 0;
-    if (!c->no_body_out && !c->resp_has_cl) {
+    int head = strcmp(c->req.ev.method, "HEAD") == 0;
+    c->req.no_body_out = head || status == 204 || status == 304 || status < 200;
+    if (c->w->draining) c->req.keep_alive = 0;
+    if (!c->req.no_body_out && !c->req.resp_has_cl) {
         if (c->parser.http_major == 1 && c->parser.http_minor >= 1)
-            c->chunked_out = 1;
+            c->req.chunked_out = 1;
         else
-            c->keep_alive = 0; /* HTTP/1.0 client: the close delimits the body */
+            c->req.keep_alive = 0; /* HTTP/1.0 client: the close delimits the body */
     }
     if (!rlen) {
         reason = status_text(status);
         rlen = strlen(reason);
     }
-    char line[160], tail[768];
-    int ll = snprintf(line, sizeof line, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
     char rl[512];
     rate_headers(c, rl, sizeof rl);
-    int tl = snprintf(tail, sizeof tail, "x-request-id: %s\r\n%s%s%s\r\n", c->ev.request_id, rl,
-                      c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "",
-                      !c->keep_alive              ? "Connection: close\r\n"
-                      : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
-                                                  : "");
+    const char *te = c->req.chunked_out ? "Transfer-Encoding: chunked\r\n" : "";
+    const char *cn = !c->req.keep_alive          ? "Connection: close\r\n"
+                     : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
+                                                 : "";
+    /* Copied piece by piece, not printed: this runs for every proxied answer (two
+     * snprintf calls were 2,500 instructions a request). rlen <= 64 (h1.c, proxy.c). */
+    size_t need = sizeof "HTTP/1.1  \r\n" + 20 + rlen + c->out_len + sizeof "x-request-id: \r\n" +
+                  strlen(c->req.ev.request_id) + strlen(rl) + strlen(te) + strlen(cn) + 2;
     c->rhead_len = 0;
-    if (grow(&c->rhead, &c->rhead_cap, (size_t)ll + c->out_len + (size_t)tl) != 0) {
+    if (grow(&c->rhead, &c->rhead_cap, need) != 0) {
         c->write_failed = 1;
         return;
     }
-    memcpy(c->rhead, line, (size_t)ll);
+    char *w = tg_putu(tg_puts(c->rhead, "HTTP/1.1 "), (unsigned)status);
+    w = tg_puts(tg_put(tg_puts(w, " "), reason, rlen), "\r\n");
     /* (An answer with no header line kept has no c->out yet: memcpy from NULL is undefined
      * even for 0 bytes.) */
-    if (c->out_len) memcpy(c->rhead + ll, c->out, c->out_len);
-    memcpy(c->rhead + ll + c->out_len, tail, (size_t)tl);
-    c->rhead_len = (size_t)ll + c->out_len + (size_t)tl;
-    c->head_pending = 1;
-    c->head_sent = 1;
+    if (c->out_len) w = tg_put(w, c->out, c->out_len);
+    w = tg_puts(tg_puts(tg_puts(w, "x-request-id: "), c->req.ev.request_id), "\r\n");
+    w = tg_puts(tg_puts(tg_puts(tg_puts(w, rl), te), cn), "\r\n");
+    c->rhead_len = (size_t)(w - c->rhead);
+    c->req.head_pending = 1;
+    c->req.head_sent = 1;
 }
 
 /* Writes bufs behind the held response head, if any, in one write. */
@@ -1488,9 +1337,9 @@ static int write_with_head(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
 {
     uv_buf_t all[5];
     unsigned k = 0;
-    if (c->head_pending) {
+    if (c->req.head_pending) {
         all[k++] = uv_buf_init(c->rhead, (unsigned)c->rhead_len);
-        c->head_pending = 0;
+        c->req.head_pending = 0;
     }
     for (unsigned i = 0; i < n && k < 5; i++)
         all[k++] = bufs[i];
@@ -1500,7 +1349,7 @@ static int write_with_head(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
 static void on_up_flush(void *ud)
 {
     tg_conn_t *c = ud;
-    if (c->head_pending) write_with_head(c, NULL, 0);
+    if (c->req.head_pending) write_with_head(c, NULL, 0);
 }
 
 /* Response body bytes to the client, framed. */
@@ -1508,29 +1357,30 @@ static int send_body(void *ud, const char *p, size_t n)
 {
     tg_conn_t *c = ud;
     int rc;
-    if (c->chunked_out) {
+    if (c->req.chunked_out) {
         char pre[24];
         int pl = snprintf(pre, sizeof pre, "%zx\r\n", n);
         uv_buf_t bufs[3] = {uv_buf_init(pre, (unsigned)pl), uv_buf_init((char *)p, (unsigned)n),
-                            uv_buf_init("\r\n", 2)};
+                            uv_buf_init(LIT("\r\n"))};
         rc = write_with_head(c, bufs, 3);
     } else {
         uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
         rc = write_with_head(c, &b, 1);
     }
     if (rc != 0) return start_drain(c) ? 0 : -1;
-    c->ev.bytes_out += (int64_t)n;
+    c->req.ev.bytes_out += (int64_t)n;
     return 0;
 }
 
 static int on_up_body(void *ud, const char *p, size_t n)
 {
     tg_conn_t *c = ud;
-    if ((c->write_failed && !c->drain) || c->closing || c->up_bad) return -1;
-    if (n == 0 || c->no_body_out) return 0;
-    int rc = c->metered ? tg_xchg_response_body(c->xchg, p, n, send_body, c) : send_body(c, p, n);
+    if ((c->write_failed && !c->req.drain) || c->closing || c->req.up_bad) return -1;
+    if (n == 0 || c->req.no_body_out) return 0;
+    int rc =
+        c->req.metered ? tg_xchg_response_body(c->xchg, p, n, send_body, c) : send_body(c, p, n);
     if (rc != 0) return -1;
-    if (c->drain) return 0; /* read for its usage only: nothing waits on the client */
+    if (c->req.drain) return 0; /* read for its usage only: nothing waits on the client */
     /* Taken; ask for a pause while the client lags this far behind (and time
      * the client's progress meanwhile: the upstream is not to blame). */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= OUT_HIGH) return 0;
@@ -1543,11 +1393,11 @@ static size_t on_up_read(void *ud, char *buf, size_t cap)
 {
     tg_conn_t *c = ud;
     size_t avail = c->body_len - c->body_off;
-    if (avail == 0) return c->msg_done ? 0 : TG_PROXY_PAUSE;
+    if (avail == 0) return c->req.msg_done ? 0 : TG_PROXY_PAUSE;
     size_t k = avail < cap ? avail : cap;
     memcpy(buf, c->body + c->body_off, k);
     c->body_off += k;
-    c->body_pulled += (int64_t)k;
+    c->req.body_pulled += (int64_t)k;
     if (c->body_off == c->body_len) c->body_off = c->body_len = 0;
     if (c->body_paused && c->body_len - c->body_off < BODY_LOW) {
         c->body_paused = 0;
@@ -1559,64 +1409,65 @@ static size_t on_up_read(void *ud, char *buf, size_t cap)
 static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
 {
     tg_conn_t *c = ud;
-    c->up = NULL;
-    if (c->up_bad) {
+    c->req.up = NULL;
+    if (c->req.up_bad) {
         r = TG_PROXY_ERROR; /* even a bodiless answer ended "OK": its head was refused */
-        detail = c->up_bad == 2 ? "response status outside 100-599"
-                                : "response head over 64 KiB (or a Connection list over 255 bytes)";
+        detail = c->req.up_bad == 2
+                     ? "response status outside 100-599"
+                     : "response head over 64 KiB (or a Connection list over 255 bytes)";
     }
-    tg_upstream_conf_t *u = c->route->up;
+    tg_upstream_conf_t *u = c->req.route->up;
     int64_t now = tg_mono_us();
     /* A timeout while the client's own body is still coming is the client's
      * slowness, not the upstream's: 408, and the target's health is spared. */
-    int client_slow = r == TG_PROXY_TIMEOUT && !c->msg_done && !c->head_sent;
-    int answered = r == TG_PROXY_OK || c->head_sent;
-    if (!client_slow) tg_upstream_report(u, c->target, answered, now);
-    if (r == TG_PROXY_CONNECT && !c->head_sent && c->body_pulled == 0 &&
-        c->attempts < (int)u->ntargets && !c->w->draining) {
+    int client_slow = r == TG_PROXY_TIMEOUT && !c->req.msg_done && !c->req.head_sent;
+    int answered = r == TG_PROXY_OK || c->req.head_sent;
+    if (!client_slow) tg_upstream_report(u, c->req.target, answered, now);
+    if (r == TG_PROXY_CONNECT && !c->req.head_sent && c->req.body_pulled == 0 &&
+        c->req.attempts < (int)u->ntargets && !c->w->draining) {
         /* Nothing reached the upstream: another target may take it. The body
          * buffer still holds every byte read, since none was pulled. */
-        TG_DEBUG("%s: %s; trying the next target", c->target->url, detail);
+        TG_DEBUG("%s: %s; trying the next target", c->req.target->url, detail);
         start_upstream(c);
-        if (c->up) return;
+        if (c->req.up) return;
     }
     after_early_response(c); /* before any head is built: it may set keep_alive = 0 */
     if (r == TG_PROXY_OK) {
-        if (c->metered && !c->no_body_out) tg_xchg_response_end(c->xchg, send_body, c);
-        uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
-        write_with_head(c, &end, c->chunked_out ? 1 : 0);
+        if (c->req.metered && !c->req.no_body_out) tg_xchg_response_end(c->xchg, send_body, c);
+        uv_buf_t end = uv_buf_init(LIT("0\r\n\r\n"));
+        write_with_head(c, &end, c->req.chunked_out ? 1 : 0);
     } else if (client_slow) {
-        c->keep_alive = 0;
-        c->msg_done = 1;
-        c->ev.outcome = TG_OUTCOME_REJECTED;
-        TG_EVENT_SET(&c->ev, reason, "body_timeout", 12);
+        c->req.keep_alive = 0;
+        c->req.msg_done = 1;
+        c->req.ev.outcome = TG_OUTCOME_REJECTED;
+        EV_SET(&c->req.ev, reason, "body_timeout");
         send_error(c, 408, "request_timeout", "request body not received in time");
-    } else if (!c->head_sent || c->head_pending) {
+    } else if (!c->req.head_sent || c->req.head_pending) {
         /* Nothing reached the client yet: it gets an error instead. */
-        c->head_pending = 0;
-        c->head_sent = 0;
-        TG_WARN("upstream %s (%s): %s", u->name, c->target->url, detail);
-        if (c->up_bad) {
-            TG_EVENT_SET(&c->ev, reason, "upstream_bad_response", 21);
+        c->req.head_pending = 0;
+        c->req.head_sent = 0;
+        TG_WARN("upstream %s (%s): %s", u->name, c->req.target->url, detail);
+        if (c->req.up_bad) {
+            EV_SET(&c->req.ev, reason, "upstream_bad_response");
             send_error(c, 502, "bad_gateway",
-                       c->up_bad == 2 ? "the upstream's response status is invalid"
-                                      : "the upstream's response head is too large");
+                       c->req.up_bad == 2 ? "the upstream's response status is invalid"
+                                          : "the upstream's response head is too large");
         } else if (r == TG_PROXY_TIMEOUT) {
-            TG_EVENT_SET(&c->ev, reason, "upstream_timeout", 16);
+            EV_SET(&c->req.ev, reason, "upstream_timeout");
             send_error(c, 504, "gateway_timeout", "the upstream did not answer in time");
         } else {
-            TG_EVENT_SET(&c->ev, reason, "upstream_unreachable", 20);
+            EV_SET(&c->req.ev, reason, "upstream_unreachable");
             send_error(c, 502, "bad_gateway", "the upstream could not be reached");
         }
     } else if (!c->write_failed) {
         /* The response broke after it started: it cannot be completed. */
-        TG_WARN("upstream %s (%s): response cut short: %s", u->name, c->target->url, detail);
-        TG_EVENT_SET(&c->ev, reason, "upstream_reset", 14);
+        TG_WARN("upstream %s (%s): response cut short: %s", u->name, c->req.target->url, detail);
+        EV_SET(&c->req.ev, reason, "upstream_reset");
         c->write_failed = 1;
     }
-    c->resp_done = 1;
-    if (c->write_failed && !c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "client_closed", 13);
-    if (c->msg_done) {
+    c->req.resp_done = 1;
+    if (c->write_failed && !c->req.ev.reason[0]) EV_SET(&c->req.ev, reason, "client_closed");
+    if (c->req.msg_done) {
         finish_request(c);
         return;
     }
@@ -1634,12 +1485,12 @@ static const tg_proxy_handler_t handler = {
 
 static void start_upstream(tg_conn_t *c)
 {
-    tg_upstream_conf_t *u = c->route->up;
-    c->target = tg_upstream_pick(u, tg_mono_us());
-    c->attempts++;
-    TG_EVENT_SET(&c->ev, upstream, c->target->url, strlen(c->target->url));
+    tg_upstream_conf_t *u = c->req.route->up;
+    c->req.target = tg_upstream_pick(u, tg_mono_us());
+    c->req.attempts++;
+    TG_EVENT_SET(&c->req.ev, upstream, c->req.target->url, strlen(c->req.target->url));
 
-    size_t need = strlen(c->target->url) + c->url_len + c->head_len + c->nhdrs * 4 + 512;
+    size_t need = strlen(c->req.target->url) + c->req.url_len + c->head_len + c->nhdrs * 4 + 512;
     for (size_t i = 0; i < u->nheaders; i++)
         need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + 4;
     for (size_t i = 0; i < c->nhdrs; i++) /* every X-Forwarded-For line, joined */
@@ -1656,22 +1507,21 @@ static void start_upstream(tg_conn_t *c)
         const hdr_t *h = &c->hdrs[i];
         if (!name_is(c, h, "connection")) continue;
         const char *v = c->head + h->vo;
-        conn_names = !((h->vl == 5 && !strncasecmp(v, "close", 5)) ||
-                       (h->vl == 10 && !strncasecmp(v, "keep-alive", 10)));
+        conn_names = !(IS_LIT(v, h->vl, "close") || IS_LIT(v, h->vl, "keep-alive"));
     }
     /* The URL, then one NUL-terminated "Name: value" string per header. */
     char *o = c->scratch;
     size_t nh = 0;
     const char *url = o;
-    o = tg_puts(o, c->target->url);
-    o = tg_put(o, c->head + c->url_off, c->url_len);
+    o = tg_puts(o, c->req.target->url);
+    o = tg_put(o, c->head + c->req.url_off, c->req.url_len);
     *o++ = '\0';
     int ae = 0;
     for (size_t i = 0; i < c->nhdrs && nh < TG_PROXY_MAX_HEADERS - 8; i++) {
         const hdr_t *h = &c->hdrs[i];
         if (drop_request_header(c, h, conn_names)) continue;
         c->up_hdrs[nh++] = o;
-        if (c->metered && name_is(c, h, "accept-encoding")) {
+        if (c->req.metered && name_is(c, h, "accept-encoding")) {
             /* The meter must read the answer: only codings it decodes are asked for (see
              * meter/exchange.h); the answer still reaches the client as it comes. */
             o = tg_puts(o, "Accept-Encoding: ");
@@ -1681,13 +1531,13 @@ static void start_upstream(tg_conn_t *c)
             continue;
         }
         o = tg_put(o, c->head + h->no, h->nl);
-        o = tg_put(o, ": ", 2);
+        o = tg_put(o, LIT(": "));
         o = tg_put(o, c->head + h->vo, h->vl);
         *o++ = '\0';
     }
     for (size_t i = 0; i < u->nheaders; i++)
         if (strcasecmp(u->headers[i].name, "accept-encoding") == 0) ae = 1; /* the operator's */
-    if (c->metered && !ae) {
+    if (c->req.metered && !ae) {
         /* Without the header any coding is acceptable (RFC 9110 §12.5.3): ask for text. */
         c->up_hdrs[nh++] = o;
         o = tg_puts(o, "Accept-Encoding: identity");
@@ -1696,41 +1546,41 @@ static void start_upstream(tg_conn_t *c)
     for (size_t i = 0; i < u->nheaders && nh < TG_PROXY_MAX_HEADERS - 3; i++) {
         c->up_hdrs[nh++] = o;
         o = tg_puts(o, u->headers[i].name);
-        o = tg_put(o, ": ", 2);
+        o = tg_put(o, LIT(": "));
         o = tg_puts(o, u->headers[i].value);
         *o++ = '\0';
     }
     c->up_hdrs[nh++] = o;
-    o = tg_puts(tg_puts(o, "x-request-id: "), c->ev.request_id);
+    o = tg_puts(tg_puts(o, "x-request-id: "), c->req.ev.request_id);
     *o++ = '\0';
     c->up_hdrs[nh++] = o;
-    o = tg_puts(tg_puts(o, "x-tollgate-tenant: "), c->ev.tenant);
+    o = tg_puts(tg_puts(o, "x-tollgate-tenant: "), c->req.ev.tenant);
     *o++ = '\0';
     c->up_hdrs[nh++] = o;
     o = tg_puts(o, "X-Forwarded-For: ");
     for (size_t i = 0; i < c->nhdrs; i++) {
         const hdr_t *h = &c->hdrs[i];
         if (name_is(c, h, "x-forwarded-for"))
-            o = tg_put(tg_put(o, c->head + h->vo, h->vl), ", ", 2);
+            o = tg_put(tg_put(o, c->head + h->vo, h->vl), LIT(", "));
     }
     o = tg_puts(o, c->client_ip);
     *o++ = '\0';
 
     tg_proxy_spec_t spec = {
-        .method = c->ev.method,
+        .method = c->req.ev.method,
         .url = url,
         .headers = c->up_hdrs,
         .nheaders = nh,
-        .has_body = c->has_body,
-        .body_len = c->content_length,
+        .has_body = c->req.has_body,
+        .body_len = c->req.content_length,
         .connect_timeout_ms = u->connect_timeout_ms,
         .timeout_ms = u->timeout_ms,
         .idle_timeout_ms = u->idle_timeout_ms,
         .ca_file = u->ca_file,
     };
-    c->up = tg_proxy_start(c->w->proxy, &spec, &handler, c);
-    if (!c->up) {
-        TG_EVENT_SET(&c->ev, reason, "upstream_error", 14);
+    c->req.up = tg_proxy_start(c->w->proxy, &spec, &handler, c);
+    if (!c->req.up) {
+        EV_SET(&c->req.ev, reason, "upstream_error");
         after_early_response(c);
         send_error(c, 502, "bad_gateway", "the upstream request could not be started");
     }
@@ -1755,16 +1605,16 @@ static void on_handle_closed(uv_handle_t *h)
 static void conn_close(tg_conn_t *c)
 {
     if (c->closing) return;
-    if (c->up) {
-        tg_proxy_abort(c->up);
-        c->up = NULL;
-        if (!c->ev.reason[0]) TG_EVENT_SET(&c->ev, reason, "shutdown", 8);
-        if (!c->head_sent) c->ev.status = 503;
+    if (c->req.up) {
+        tg_proxy_abort(c->req.up);
+        c->req.up = NULL;
+        if (!c->req.ev.reason[0]) EV_SET(&c->req.ev, reason, "shutdown");
+        if (!c->req.head_sent) c->req.ev.status = 503;
     }
-    if (c->in_request && c->headers_done) {
+    if (c->req.in_request && c->req.headers_done) {
         record(c);
         atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
-    } else if (c->in_request) {
+    } else if (c->req.in_request) {
         atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     }
     end_request_state(c);
@@ -1785,15 +1635,15 @@ static void conn_close(tg_conn_t *c)
 static void on_timer(uv_timer_t *t)
 {
     tg_conn_t *c = t->data;
-    if (c->drain) {
+    if (c->req.drain) {
         /* ai.drain_after_disconnect passed before the upstream finished: the answer is
          * charged on an estimate (record). */
-        if (c->up) {
-            tg_proxy_abort(c->up);
-            c->up = NULL;
+        if (c->req.up) {
+            tg_proxy_abort(c->req.up);
+            c->req.up = NULL;
         }
-        if (!c->head_sent) c->ev.status = 499; /* no answer came: nothing to bill */
-        c->msg_done = c->resp_done = 1;
+        if (!c->req.head_sent) c->req.ev.status = 499; /* no answer came: nothing to bill */
+        c->req.msg_done = c->req.resp_done = 1;
         maybe_finish(c);
         if (!c->closing) conn_close(c);
         return;
@@ -1807,7 +1657,7 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     c->timer_q = 0;
-    if (c->lingering || !c->in_request) {
+    if (c->lingering || !c->req.in_request) {
         conn_close(c); /* linger over, keep-alive idle, or a stalled close */
         return;
     }
@@ -1816,37 +1666,37 @@ static void on_timer(uv_timer_t *t)
          * read from the upstream for its usage (start_drain): a client that stops reading
          * pays what was served, as one that leaves does. */
         if (start_drain(c)) {
-            TG_EVENT_SET(&c->ev, reason, "client_stalled", 14);
+            EV_SET(&c->req.ev, reason, "client_stalled");
             return;
         }
-        TG_EVENT_SET(&c->ev, reason, "client_stalled", 14);
+        EV_SET(&c->req.ev, reason, "client_stalled");
         c->write_failed = 1;
         conn_close(c);
         return;
     }
-    if (c->hold_body && !c->msg_done && !c->up && !c->resp_done) {
+    if (c->req.hold_body && !c->req.msg_done && !c->req.up && !c->req.resp_done) {
         /* A held (AI/MCP) body that stopped arriving. */
-        c->keep_alive = 0;
-        c->msg_done = 1;
+        c->req.keep_alive = 0;
+        c->req.msg_done = 1;
         reject(c, 408, "request_timeout", "request body not received in time", "body_timeout");
         maybe_finish(c);
         return;
     }
-    if (c->discard && !c->msg_done && !c->up) {
+    if (c->req.discard && !c->req.msg_done && !c->req.up) {
         /* The rest of an answered request's body stopped coming, or came too slowly:
          * the connection ends (the request was recorded with its answer's reason). */
-        c->keep_alive = 0;
-        c->msg_done = 1;
+        c->req.keep_alive = 0;
+        c->req.msg_done = 1;
         maybe_finish(c);
         return;
     }
-    if (!c->headers_done) {
+    if (!c->req.headers_done) {
         /* Slow or stalled head. */
-        c->headers_done = 1;
-        c->keep_alive = 0;
-        c->msg_done = 1;
-        c->ev.outcome = TG_OUTCOME_REJECTED;
-        TG_EVENT_SET(&c->ev, reason, "header_timeout", 14);
+        c->req.headers_done = 1;
+        c->req.keep_alive = 0;
+        c->req.msg_done = 1;
+        c->req.ev.outcome = TG_OUTCOME_REJECTED;
+        EV_SET(&c->req.ev, reason, "header_timeout");
         send_error(c, 408, "request_timeout", "request head not received in time");
         maybe_finish(c);
     }
@@ -1885,7 +1735,7 @@ void tg_conn_accept(tg_worker_t *w)
     if (w->conns) w->conns->prev = c;
     w->conns = c;
     w->nconns++;
-    c->keep_alive = 1;
+    c->req.keep_alive = 1;
     arm_timer(c, w->cfg->server.header_timeout_ms);
     set_reading(c, 1);
 }
@@ -1895,9 +1745,9 @@ void tg_conn_drain_all(tg_worker_t *w)
     tg_conn_t *c = w->conns;
     while (c) {
         tg_conn_t *next = c->next;
-        if (!c->in_request && !c->lingering)
+        if (!c->req.in_request && !c->lingering)
             conn_close(c);
-        else if (c->drain)
+        else if (c->req.drain)
             arm_timer(c, 1); /* no client waits on it: ended (and charged) at once */
         c = next;
     }

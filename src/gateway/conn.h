@@ -1,8 +1,9 @@
 /* One client connection: HTTP/1.1 parsed by http_parser, keep-alive and
  * pipelining (one request at a time: the parser pauses after each message
- * until its response is done), authentication, routing, and the proxied
- * transfer with streaming and back-pressure in both directions. Each request
- * ends in exactly one usage event pushed to the recorder. */
+ * until its response is done), and the proxied transfer with streaming and
+ * back-pressure in both directions. Each request (gateway/request.h) walks its phases
+ * (authentication, routing, a held body, admission, forwarding) and ends in exactly one
+ * usage event pushed to the recorder. */
 #ifndef TG_GATEWAY_CONN_H
 #define TG_GATEWAY_CONN_H
 

@@ -25,7 +25,6 @@ struct tg_proxy_req {
     struct tg_proxy_req *next_free;
     struct curl_slist nodes[TG_PROXY_MAX_HEADERS + 4];
     char errbuf[CURL_ERROR_SIZE];
-    int64_t body_sent;
     int up_paused, down_paused;
     int pause_next; /* on_body asked for a pause: the next bytes are refused */
     int interim;    /* inside a 1xx response head: its headers are swallowed */
@@ -267,7 +266,6 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *ud)
         return CURL_READFUNC_PAUSE;
     }
     if (got == TG_PROXY_ABORT) return CURL_READFUNC_ABORT;
-    r->body_sent += (int64_t)got;
     return got;
 }
 
@@ -295,7 +293,6 @@ tg_proxy_req_t *tg_proxy_start(tg_proxy_t *p, const tg_proxy_spec_t *spec,
     }
     r->h = h;
     r->ud = ud;
-    r->body_sent = 0;
     r->up_paused = r->down_paused = r->interim = r->pause_next = 0;
     r->errbuf[0] = '\0';
     r->reason_len = 0;
@@ -391,12 +388,6 @@ void tg_proxy_resume_download(tg_proxy_req_t *r)
     if (!r->down_paused) return;
     r->down_paused = 0;
     apply_pause(r);
-}
-
-int64_t tg_proxy_body_sent(const tg_proxy_req_t *r)
-{
-    if (r->base.native) return tg_h1_body_sent(r);
-    return r->body_sent;
 }
 
 void tg_proxy_abort(tg_proxy_req_t *r)

@@ -81,8 +81,6 @@ tg_proxy_req_t *tg_proxy_start(tg_proxy_t *p, const tg_proxy_spec_t *spec,
 void tg_proxy_resume_upload(tg_proxy_req_t *r);
 /* The consumer can take body bytes again (after on_body returned 1). */
 void tg_proxy_resume_download(tg_proxy_req_t *r);
-/* Bytes of request body handed to the upstream so far. */
-int64_t tg_proxy_body_sent(const tg_proxy_req_t *r);
 /* Cancels the transfer; on_done is not called. Not from inside a callback. */
 void tg_proxy_abort(tg_proxy_req_t *r);
 

@@ -292,3 +292,52 @@ describe('a flood of heads refused before their key is read is bounded like 401s
     assert.ok(lines.length >= 5 && lines.length <= 12, `${lines.length} access-log lines`);
   });
 });
+
+// ---- garbage after a finished keep-alive request ----------------------------------------------
+
+describe('bytes that are no request, after a finished one on the same connection', () => {
+  let up;
+  let gw;
+  let key;
+  before(async () => {
+    up = await aiUpstream();
+    gw = await startGateway({
+      upstreams: [{ name: 'up', targets: [up.url] }],
+      routes: [{ name: 'all', path_prefix: '/', upstream: 'up', kind: 'http' }],
+      workers: 1,
+    });
+    ({ secret: key } = await createTenantKey(gw, 'garbage'));
+    await waitForKey(gw, key, '/ok');
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.stop();
+  });
+
+  // The parser fails before a message begins: that is a request of its own (a 400 and an
+  // event with no tenant), never the last request's event a second time.
+  test('a 400 and an event of their own, nothing of the request before them', async () => {
+    const first = `GET /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nx-request-id: ka-first\r\n\r\n`;
+    const r = await once(gw.port, `${first}\x01garbage\r\n\r\n`);
+    const statuses = [...r.data.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    assert.deepEqual(statuses, [200, 400], r.data);
+    await eventOf(gw, 'ka-first');
+    const rows = await waitFor(async () => {
+      const x = await sqlite(
+        gw.dbPath,
+        `SELECT * FROM usage_events WHERE request_id <> 'ka-first' AND (reason = 'malformed_request' OR path = '/echo')`,
+      );
+      return x.length ? x : null;
+    });
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    const ev = rows[0];
+    assert.equal(ev.status, 400);
+    assert.equal(ev.outcome, 'rejected');
+    assert.equal(ev.reason, 'malformed_request');
+    assert.ok(!ev.tenant, `the last request's tenant: ${ev.tenant}`);
+    assert.notEqual(ev.path, '/echo');
+    assert.ok(!ev.key_id);
+    const body400 = r.data.slice(r.data.indexOf('\r\n\r\n', r.data.indexOf('HTTP/1.1 400')) + 4);
+    assert.equal(ev.bytes_out, Buffer.byteLength(body400), 'the bytes of its own 400');
+  });
+});
