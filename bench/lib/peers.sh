@@ -145,7 +145,7 @@ prices:
   models:
     bench: { input: 0.15, output: 0.60 }
 YAML
-  build/tollgate -c "$dir/tollgate.yaml" tenant add bench >/dev/null
-  build/tollgate -c "$dir/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p' >"$dir/key"
+  "${TOLLGATE:-build/tollgate}" -c "$dir/tollgate.yaml" tenant add bench >/dev/null
+  "${TOLLGATE:-build/tollgate}" -c "$dir/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p' >"$dir/key"
   [ -s "$dir/key" ] || { echo "bench: could not create a tollgate key in $dir" >&2; exit 1; }
 }

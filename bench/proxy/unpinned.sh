@@ -35,7 +35,8 @@
 # the shared machine's speed spreads over all targets. The summary is of each target's
 # medians; ratios are of medians. Environment: ROUNDS, DUR (5), WARM (2), CONNS (32),
 # SCHEMES ("http https"), CASES ("get chat"), TARGETS ("direct nginx nginx-log tollgate"),
-# KEEP=DIR copies the configs, logs and per-run wrk output there. Needs wrk, nginx,
+# TOLLGATE=PATH (build/tollgate) the binary to measure, KEEP=DIR copies the configs,
+# logs and per-run wrk output there. Needs wrk, nginx,
 # openssl, sqlite3, curl, python3: `scripts/deps.sh --bench` installs them.
 #
 # Everything listens on 127.0.0.1 ports chosen here, runs in a temp dir, and is stopped by
@@ -52,6 +53,7 @@ CONNS=${CONNS:-32}
 SCHEMES=${SCHEMES:-http https}
 CASES=${CASES:-get chat}
 TARGETS=${TARGETS:-direct nginx nginx-log tollgate}
+TOLLGATE=${TOLLGATE:-build/tollgate} # another build to measure (say, an older commit's)
 
 bench_require wrk nginx openssl sqlite3 curl python3
 make -s all >/dev/null
@@ -81,10 +83,10 @@ NGPID=$!
 PIDS+=($NGPID)
 peers_tollgate "$T/tg" "$TG" "$TGA" "http://127.0.0.1:$UP" "$T/up/cert.pem"
 peers_tollgate "$T/tgs" "$TGS" "$TGSA" "https://127.0.0.1:$UPS" "$T/up/cert.pem"
-build/tollgate -c "$T/tg/tollgate.yaml" serve 2>"$T/tg/err" &
+"$TOLLGATE" -c "$T/tg/tollgate.yaml" serve 2>"$T/tg/err" &
 TGPID=$!
 PIDS+=($TGPID)
-build/tollgate -c "$T/tgs/tollgate.yaml" serve 2>"$T/tgs/err" &
+"$TOLLGATE" -c "$T/tgs/tollgate.yaml" serve 2>"$T/tgs/err" &
 TGSPID=$!
 PIDS+=($TGSPID)
 KEY=$(cat "$T/tg/key")

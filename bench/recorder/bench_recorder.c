@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "meter/recorder.h"
+#include "store/backend.h"
 #include "store/store.h"
 #include "types/event.h"
 #include "util/clock.h"
@@ -97,8 +98,8 @@ static int null_purge(tg_store_t *s, int64_t before, const char *day, int64_t *d
     return 0;
 }
 
-static const struct tg_store_ops null_ops = {.append = null_append, .purge = null_purge};
-static struct tg_store null_store = {.ops = &null_ops};
+static const struct tg_store_event_ops null_ops = {.append = null_append, .purge = null_purge};
+static struct tg_store null_store = {.events = &null_ops};
 
 static long long query1(sqlite3 *db, const char *sql)
 {

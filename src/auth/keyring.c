@@ -9,6 +9,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <time.h>
+#include <openssl/crypto.h>
 
 #include "auth/apikey.h"
 #include "store/watch.h"
@@ -155,9 +156,31 @@ int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err)
 tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len,
                                   char tenant[TG_TENANT_SIZE], char key_id[32])
 {
+    return tg_keyring_check_cached(kr, NULL, secret, len, tenant, key_id);
+}
+
+void tg_keycache_clear(tg_keycache_t *cache)
+{
+    OPENSSL_cleanse(cache, sizeof *cache);
+}
+
+tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
+                                         size_t len, char tenant[64], char key_id[32])
+{
     if (!secret || len == 0) return TG_AUTH_MISSING;
     unsigned char sha[32];
-    tg_apikey_hash(secret, len, sha);
+    if (cache && cache->len == len && CRYPTO_memcmp(cache->secret, secret, len) == 0) {
+        memcpy(sha, cache->sha256, sizeof sha); /* the same bytes: the same hash */
+    } else {
+        tg_apikey_hash(secret, len, sha);
+        if (cache && len <= sizeof cache->secret) {
+            memcpy(cache->secret, secret, len);
+            memcpy(cache->sha256, sha, sizeof sha);
+            cache->len = len;
+        } else if (cache) {
+            tg_keycache_clear(cache); /* too long to keep: the next one is hashed */
+        }
+    }
     tg_auth_result_t r = TG_AUTH_UNKNOWN;
     pthread_rwlock_rdlock(&kr->lock);
     const snapshot_t *s = kr->snap;

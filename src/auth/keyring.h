@@ -43,6 +43,23 @@ void tg_keyring_stop_refresh(tg_keyring_t *kr);
 tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len,
                                   char tenant[TG_TENANT_SIZE], char key_id[32]);
 
+/* The last secret a keep-alive connection presented and its SHA-256, so the next request
+ * presenting the same bytes (the usual case: one client, one key) is not hashed again. The
+ * lookup in the current snapshot still happens every time, so a revoked key or a disabled
+ * tenant is refused as soon as the snapshot says so. The secret is compared in constant
+ * time and wiped by tg_keycache_clear (call it when the connection ends). Zero-initialise. */
+typedef struct tg_keycache {
+    size_t len; /* 0: empty */
+    unsigned char sha256[32];
+    char secret[96];
+} tg_keycache_t;
+
+/* tg_keyring_check, through cache (may be NULL). */
+tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
+                                         size_t len, char tenant[64], char key_id[32]);
+
+void tg_keycache_clear(tg_keycache_t *cache);
+
 /* Number of keys in the current snapshot. */
 size_t tg_keyring_size(tg_keyring_t *kr);
 

@@ -82,6 +82,7 @@ struct tg_conn {
     size_t timer_q;     /* write-queue size when the timer last fired (progress) */
     char client_ip[48]; /* the socket peer, printable */
     tg_ip_t peer;       /* the socket peer */
+    tg_keycache_t keycache; /* the last key presented here and its hash (keyring.h) */
 
     /* The request being read or answered (request.h): one at a time. */
     tg_req_t req;
@@ -166,12 +167,19 @@ static int name_is(const tg_conn_t *c, const hdr_t *h, const char *name)
     return h->nl == n && strncasecmp(c->head + h->no, name, n) == 0;
 }
 
-static const hdr_t *find_hdr(const tg_conn_t *c, const char *name)
+static const hdr_t *find_hdr_n(const tg_conn_t *c, const char *name, size_t n)
 {
     for (size_t i = 0; i < c->nhdrs; i++)
-        if (name_is(c, &c->hdrs[i], name)) return &c->hdrs[i];
+        if (c->hdrs[i].nl == n && strncasecmp(c->head + c->hdrs[i].no, name, n) == 0)
+            return &c->hdrs[i];
     return NULL;
 }
+
+/* The same for a string literal: its length is known at compile time, and most header
+ * names are told apart by it before a byte is compared. */
+#define NAME_IS(c, h, lit)                                                                         \
+    ((h)->nl == sizeof(lit) - 1 && strncasecmp((c)->head + (h)->no, lit, sizeof(lit) - 1) == 0)
+#define FIND_HDR(c, lit) find_hdr_n(c, lit, sizeof(lit) - 1)
 
 static const char *status_text(int status)
 {
@@ -493,7 +501,7 @@ static void after_early_response(tg_conn_t *c)
     /* A client that sent Expect: 100-continue may never send the body: what
      * it sends next could be read as body, so the connection ends here. */
     if (c->req.content_length < 0 || c->req.content_length > DISCARD_SMALL ||
-        find_hdr(c, "expect")) {
+        FIND_HDR(c, "expect")) {
         c->req.keep_alive = 0;
         c->req.msg_done = 1; /* nothing more will be read for this request */
         return;
@@ -722,14 +730,14 @@ static void credential(const tg_conn_t *c, const char **secret, size_t *len)
     for (size_t i = 0; i < c->nhdrs; i++) {
         const hdr_t *h = &c->hdrs[i];
         const char *v = c->head + h->vo;
-        if (name_is(c, h, "authorization") && h->vl > LEN("bearer ") && HAS_PREFIX(v, "bearer ")) {
+        if (NAME_IS(c, h, "authorization") && h->vl > LEN("bearer ") && HAS_PREFIX(v, "bearer ")) {
             *secret = v + LEN("bearer ");
             *len = h->vl - LEN("bearer ");
             while (*len && **secret == ' ')
                 (*secret)++, (*len)--;
             return;
         }
-        if (name_is(c, h, "x-api-key")) {
+        if (NAME_IS(c, h, "x-api-key")) {
             *secret = v;
             *len = h->vl;
             return;
@@ -740,7 +748,7 @@ static void credential(const tg_conn_t *c, const char **secret, size_t *len)
 /* The client's x-request-id when it is a sane token, else ours stays. */
 static void set_request_id(tg_conn_t *c)
 {
-    const hdr_t *h = find_hdr(c, "x-request-id");
+    const hdr_t *h = FIND_HDR(c, "x-request-id");
     int ok = h && h->vl > 0 && h->vl < sizeof c->req.ev.request_id;
     for (uint32_t i = 0; ok && i < h->vl; i++) {
         char ch = c->head[h->vo + i];
@@ -757,7 +765,7 @@ static int te_is_chunked(const tg_conn_t *c, const http_parser *p)
     int n = 0;
     for (size_t i = 0; i < c->nhdrs; i++) {
         const hdr_t *h = &c->hdrs[i];
-        if (!name_is(c, h, "transfer-encoding")) continue;
+        if (!NAME_IS(c, h, "transfer-encoding")) continue;
         const char *v = c->head + h->vo;
         size_t b = 0, e = h->vl;
         while (b < e && (v[b] == ' ' || v[b] == '\t'))
@@ -804,7 +812,8 @@ static tg_phase_res_t ph_auth(tg_req_t *r)
     size_t slen;
     credential(c, &secret, &slen);
     char tenant[sizeof r->ev.tenant], key_id[sizeof r->ev.key_id];
-    tg_auth_result_t ar = tg_keyring_check(c->w->srv->keys, secret, slen, tenant, key_id);
+    tg_auth_result_t ar =
+        tg_keyring_check_cached(c->w->srv->keys, &c->keycache, secret, slen, tenant, key_id);
     if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
         TG_EVENT_SET(&r->ev, tenant, tenant, strlen(tenant));
         TG_EVENT_SET(&r->ev, key_id, key_id, strlen(key_id));
@@ -832,7 +841,7 @@ static tg_phase_res_t ph_route(tg_req_t *r)
         return TG_PHASE_REFUSE(413, "payload_too_large",
                                "request body is larger than server.max_body", "body_too_large");
     for (size_t i = 0; r->route->kind != TG_ROUTE_HTTP && i < c->nhdrs; i++)
-        if (name_is(c, &c->hdrs[i], "content-encoding") &&
+        if (NAME_IS(c, &c->hdrs[i], "content-encoding") &&
             tg_xchg_request_coded(c->head + c->hdrs[i].vo, c->hdrs[i].vl))
             return TG_PHASE_REFUSE(
                 415, "unsupported_media_type",
@@ -871,7 +880,7 @@ static tg_phase_res_t ph_route(tg_req_t *r)
  * Expect; its own 100 is swallowed). */
 static void expect_continue(tg_conn_t *c)
 {
-    const hdr_t *ex = find_hdr(c, "expect");
+    const hdr_t *ex = FIND_HDR(c, "expect");
     if (ex && IS_LIT(c->head + ex->vo, ex->vl, "100-continue") && c->parser.http_minor >= 1) {
         uv_buf_t cont = uv_buf_init(LIT("HTTP/1.1 100 Continue\r\n\r\n"));
         conn_write(c, &cont, 1);
@@ -971,13 +980,13 @@ static tg_phase_res_t ph_admit(tg_req_t *r)
          * scratch buffer, reused by start_upstream, keeps its capacity. */
         size_t need = 0, xl = 0;
         for (size_t i = 0; i < c->nhdrs; i++)
-            if (name_is(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 1;
+            if (NAME_IS(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 1;
         if (need && grow(&c->scratch, &c->scratch_cap, need) != 0)
             return TG_PHASE_REFUSE(503, "unavailable", "out of memory", "out_of_memory");
         char *xff = c->scratch;
         for (size_t i = 0; i < c->nhdrs; i++) {
             const hdr_t *h = &c->hdrs[i];
-            if (!name_is(c, h, "x-forwarded-for")) continue;
+            if (!NAME_IS(c, h, "x-forwarded-for")) continue;
             if (xl) xff[xl++] = ',';
             memcpy(xff + xl, c->head + h->vo, h->vl);
             xl += h->vl;
@@ -1136,14 +1145,29 @@ static const http_parser_settings settings = {
 
 /* ---- the upstream side ------------------------------------------------ */
 
+typedef struct hname {
+    const char *s;
+    size_t n;
+} hname_t;
+#define HNAME(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+static int in_names(const char *n, size_t l, const hname_t *names, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        if (names[i].n == l && strncasecmp(n, names[i].s, l) == 0) return 1;
+    return 0;
+}
+
 static int hop_by_hop(const char *n, size_t l)
 {
-    static const char *const names[] = {
-        "connection", "keep-alive",        "proxy-connection", "te",
-        "trailer",    "transfer-encoding", "upgrade",          "proxy-authorization"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i]) == l && strncasecmp(n, names[i], l) == 0) return 1;
-    return 0;
+    static const hname_t names[] = {HNAME("connection"),       HNAME("keep-alive"),
+                                    HNAME("proxy-connection"), HNAME("te"),
+                                    HNAME("trailer"),          HNAME("transfer-encoding"),
+                                    HNAME("upgrade"),          HNAME("proxy-authorization")};
+    return in_names(n, l, names, sizeof names / sizeof names[0]);
 }
 
 /* Request headers the upstream must not get from the client: hop-by-hop,
@@ -1152,15 +1176,14 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h, int conn_name
 {
     const char *n = c->head + h->no;
     if (hop_by_hop(n, h->nl)) return 1;
-    static const char *const names[] = {"host",      "content-length", "authorization",
-                                        "x-api-key", "x-request-id",   "x-forwarded-for",
-                                        "expect"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (name_is(c, h, names[i])) return 1;
+    static const hname_t names[] = {
+        HNAME("host"),         HNAME("content-length"),  HNAME("authorization"), HNAME("x-api-key"),
+        HNAME("x-request-id"), HNAME("x-forwarded-for"), HNAME("expect")};
+    if (in_names(n, h->nl, names, sizeof names / sizeof names[0])) return 1;
     if (h->nl >= LEN("x-tollgate-") && HAS_PREFIX(n, "x-tollgate-")) return 1;
     /* Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */
     for (size_t i = 0; conn_names && i < c->nhdrs; i++)
-        if (name_is(c, &c->hdrs[i], "connection") &&
+        if (NAME_IS(c, &c->hdrs[i], "connection") &&
             in_token_list(c->head + c->hdrs[i].vo, c->hdrs[i].vl, n, h->nl))
             return 1;
     const tg_upstream_conf_t *u = c->req.route->up;
@@ -1358,8 +1381,12 @@ static int send_body(void *ud, const char *p, size_t n)
     tg_conn_t *c = ud;
     int rc;
     if (c->req.chunked_out) {
-        char pre[24];
-        int pl = snprintf(pre, sizeof pre, "%zx\r\n", n);
+        char pre[24]; /* the chunk size in hex, as "%zx\r\n" without printf (every chunk) */
+        int pl = 0;
+        for (int sh = (int)(sizeof n * 8) - 4; sh >= 0; sh -= 4)
+            if (pl || (n >> sh) & 15 || sh == 0) pre[pl++] = "0123456789abcdef"[(n >> sh) & 15];
+        pre[pl++] = '\r';
+        pre[pl++] = '\n';
         uv_buf_t bufs[3] = {uv_buf_init(pre, (unsigned)pl), uv_buf_init((char *)p, (unsigned)n),
                             uv_buf_init(LIT("\r\n"))};
         rc = write_with_head(c, bufs, 3);
@@ -1494,7 +1521,7 @@ static void start_upstream(tg_conn_t *c)
     for (size_t i = 0; i < u->nheaders; i++)
         need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + 4;
     for (size_t i = 0; i < c->nhdrs; i++) /* every X-Forwarded-For line, joined */
-        if (name_is(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 2;
+        if (NAME_IS(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 2;
     need += c->nhdrs * 8 + 32; /* Accept-Encoding may become "identity" (below) */
     if (grow(&c->scratch, &c->scratch_cap, need) != 0) {
         send_error(c, 502, "bad_gateway", "out of memory");
@@ -1505,7 +1532,7 @@ static void start_upstream(tg_conn_t *c)
     int conn_names = 0;
     for (size_t i = 0; i < c->nhdrs && !conn_names; i++) {
         const hdr_t *h = &c->hdrs[i];
-        if (!name_is(c, h, "connection")) continue;
+        if (!NAME_IS(c, h, "connection")) continue;
         const char *v = c->head + h->vo;
         conn_names = !(IS_LIT(v, h->vl, "close") || IS_LIT(v, h->vl, "keep-alive"));
     }
@@ -1521,7 +1548,7 @@ static void start_upstream(tg_conn_t *c)
         const hdr_t *h = &c->hdrs[i];
         if (drop_request_header(c, h, conn_names)) continue;
         c->up_hdrs[nh++] = o;
-        if (c->req.metered && name_is(c, h, "accept-encoding")) {
+        if (c->req.metered && NAME_IS(c, h, "accept-encoding")) {
             /* The meter must read the answer: only codings it decodes are asked for (see
              * meter/exchange.h); the answer still reaches the client as it comes. */
             o = tg_puts(o, "Accept-Encoding: ");
@@ -1560,7 +1587,7 @@ static void start_upstream(tg_conn_t *c)
     o = tg_puts(o, "X-Forwarded-For: ");
     for (size_t i = 0; i < c->nhdrs; i++) {
         const hdr_t *h = &c->hdrs[i];
-        if (name_is(c, h, "x-forwarded-for"))
+        if (NAME_IS(c, h, "x-forwarded-for"))
             o = tg_put(tg_put(o, c->head + h->vo, h->vl), LIT(", "));
     }
     o = tg_puts(o, c->client_ip);
@@ -1592,6 +1619,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
     tg_conn_t *c = h->data;
     if (--c->open_handles > 0) return;
+    tg_keycache_clear(&c->keycache);
     free(c->head);
     free(c->pend);
     free(c->body);

@@ -487,7 +487,6 @@ static int on_price(const tg_price_row_t *r, void *ud)
 int tg_pricebook_load(tg_pricebook_t *pb, tg_store_t *store, tg_err_t *err)
 {
     collect_t b = {0};
-    if (!store->ops->price_list) return tg_err_set(err, "this store has no prices");
     int rc = tg_store_price_list(store, on_price, &b, err);
     if (rc != 0) {
         free(b.rows);

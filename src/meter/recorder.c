@@ -148,7 +148,7 @@ static void aggregate_event(const tg_flood_agg_t *a, tg_event_t *ev)
     TG_EVENT_SET(ev, reason, TG_REASON_FLOOD, strlen(TG_REASON_FLOOD));
     TG_EVENT_SET(ev, client_ip, a->ip, strnlen(a->ip, sizeof a->ip));
     /* Distinct per address and status, so two aggregates of one minute that drew the same
-     * id in two processes are not mistaken for a replay of one another (store/sqlite.c). */
+     * id in two processes are not mistaken for a replay of one another (store/sqlite_events.c). */
     if (a->status == 401)
         snprintf(ev->request_id, sizeof ev->request_id, "aggregate:%s", ev->client_ip);
     else

@@ -1,6 +1,9 @@
-/* Store URL dispatch: see store.h. The scheme picks the backend; everything
- * after it is the backend's business. */
+/* Store URL dispatch and the tg_store_* functions: see store.h. The scheme picks the
+ * backend; everything after it is the backend's business. Each operation forwards to
+ * the backend's table for its concern (backend.h). */
 #include "store/store.h"
+
+#include "store/backend.h"
 
 #include <string.h>
 
@@ -30,4 +33,219 @@ int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
         return tg_err_set(err, "store \"%s\": missing scheme (expected sqlite:PATH)", url);
     return tg_err_set(err, "store \"%.*s:...\": unknown scheme (expected sqlite:PATH)",
                       (int)(scheme < 32 ? scheme : 32), url);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+void tg_store_close(tg_store_t *s)
+{
+    if (s) s->life->close(s);
+}
+
+int tg_store_writable(tg_store_t *s, tg_err_t *err)
+{
+    return s->life->writable(s, err);
+}
+
+int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err)
+{
+    return s->life && s->life->set_busy_timeout ? s->life->set_busy_timeout(s, ms, err) : 0;
+}
+
+/* ---- events and aggregates -------------------------------------------------------- */
+
+int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err)
+{
+    return s->events->append(s, evs, n, inserted, err);
+}
+
+int tg_store_purge(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
+                   int64_t *deleted, tg_err_t *err)
+{
+    return s->events->purge(s, events_before_us, agg_before_day, deleted, err);
+}
+
+int tg_store_usage(tg_store_t *s, const tg_usage_query_t *q,
+                   int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->events->usage(s, q, cb, ud, err);
+}
+
+int tg_store_spend(tg_store_t *s, const char *tenant, const char *from_day, const char *to_day,
+                   int64_t *micros, tg_err_t *err)
+{
+    return s->events->spend(s, tenant, from_day, to_day, micros, err);
+}
+
+/* ---- tenants and keys ------------------------------------------------------------- */
+
+int tg_store_tenant_add(tg_store_t *s, const char *id, const char *name, tg_err_t *err)
+{
+    return s->tenants->tenant_add(s, id, name, err);
+}
+
+int tg_store_tenant_get(tg_store_t *s, const char *id, tg_tenant_t *out, tg_err_t *err)
+{
+    return s->tenants->tenant_get(s, id, out, err);
+}
+
+int tg_store_tenant_list(tg_store_t *s, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                         tg_err_t *err)
+{
+    return s->tenants->tenant_list(s, cb, ud, err);
+}
+
+int tg_store_tenant_set_status(tg_store_t *s, const char *id, const char *status, tg_err_t *err)
+{
+    return s->tenants->tenant_set_status(s, id, status, err);
+}
+
+int tg_store_key_add(tg_store_t *s, const tg_key_t *k, tg_err_t *err)
+{
+    return s->tenants->key_add(s, k, err);
+}
+
+int tg_store_key_list(tg_store_t *s, const char *tenant, int (*cb)(const tg_key_t *, void *),
+                      void *ud, tg_err_t *err)
+{
+    return s->tenants->key_list(s, tenant, cb, ud, err);
+}
+
+int tg_store_key_revoke(tg_store_t *s, const char *key_id, tg_err_t *err)
+{
+    return s->tenants->key_revoke(s, key_id, err);
+}
+
+int tg_store_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
+                       tg_err_t *err)
+{
+    return s->tenants->auth_load(s, cb, ud, err);
+}
+
+int tg_store_auth_version(tg_store_t *s, int64_t *out, tg_err_t *err)
+{
+    return s->tenants->auth_version(s, out, err);
+}
+
+/* ---- policy rows ------------------------------------------------------------------ */
+
+int tg_store_policy_version(tg_store_t *s, int64_t *out, tg_err_t *err)
+{
+    return s->policy->policy_version(s, out, err);
+}
+
+int tg_store_limit_set(tg_store_t *s, const tg_limit_row_t *row, tg_err_t *err)
+{
+    return s->policy->limit_set(s, row, err);
+}
+
+int tg_store_limit_rm(tg_store_t *s, const char *tenant, const char *scope, const char *value,
+                      tg_err_t *err)
+{
+    return s->policy->limit_rm(s, tenant, scope, value, err);
+}
+
+int tg_store_limit_list(tg_store_t *s, const char *tenant,
+                        int (*cb)(const tg_limit_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->policy->limit_list(s, tenant, cb, ud, err);
+}
+
+int tg_store_pause_set(tg_store_t *s, const char *tenant, const char *reason, int64_t now_us,
+                       tg_err_t *err)
+{
+    return s->policy->pause_set(s, tenant, reason, now_us, err);
+}
+
+int tg_store_pause_clear(tg_store_t *s, const char *tenant, tg_err_t *err)
+{
+    return s->policy->pause_clear(s, tenant, err);
+}
+
+int tg_store_pause_list(tg_store_t *s, int (*cb)(const tg_pause_row_t *, void *), void *ud,
+                        tg_err_t *err)
+{
+    return s->policy->pause_list(s, cb, ud, err);
+}
+
+int tg_store_ip_rule_add(tg_store_t *s, const tg_ip_rule_row_t *row, tg_err_t *err)
+{
+    return s->policy->ip_rule_add(s, row, err);
+}
+
+int tg_store_ip_rule_rm(tg_store_t *s, const char *tenant, const char *action, const char *cidr,
+                        tg_err_t *err)
+{
+    return s->policy->ip_rule_rm(s, tenant, action, cidr, err);
+}
+
+int tg_store_ip_rule_list(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->policy->ip_rule_list(s, tenant, cb, ud, err);
+}
+
+int tg_store_tool_rule_add(tg_store_t *s, const tg_tool_rule_row_t *row, tg_err_t *err)
+{
+    return s->policy->tool_rule_add(s, row, err);
+}
+
+int tg_store_tool_rule_rm(tg_store_t *s, const char *tenant, const char *action,
+                          const char *pattern, tg_err_t *err)
+{
+    return s->policy->tool_rule_rm(s, tenant, action, pattern, err);
+}
+
+int tg_store_tool_rule_list(tg_store_t *s, const char *tenant,
+                            int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->policy->tool_rule_list(s, tenant, cb, ud, err);
+}
+
+/* ---- prices and budgets ----------------------------------------------------------- */
+
+int tg_store_price_set(tg_store_t *s, const tg_price_row_t *row, tg_err_t *err)
+{
+    return s->prices->price_set(s, row, err);
+}
+
+int tg_store_price_rm(tg_store_t *s, const char *meter, const char *name, int64_t effective_us,
+                      tg_err_t *err)
+{
+    return s->prices->price_rm(s, meter, name, effective_us, err);
+}
+
+int tg_store_price_list(tg_store_t *s, int (*cb)(const tg_price_row_t *, void *), void *ud,
+                        tg_err_t *err)
+{
+    return s->prices->price_list(s, cb, ud, err);
+}
+
+int tg_store_budget_set(tg_store_t *s, const tg_budget_row_t *row, tg_err_t *err)
+{
+    return s->prices->budget_set(s, row, err);
+}
+
+int tg_store_budget_rm(tg_store_t *s, const char *tenant, tg_err_t *err)
+{
+    return s->prices->budget_rm(s, tenant, err);
+}
+
+int tg_store_budget_list(tg_store_t *s, const char *tenant,
+                         int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->prices->budget_list(s, tenant, cb, ud, err);
+}
+
+/* ---- alerts ----------------------------------------------------------------------- */
+
+int tg_store_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err)
+{
+    return s->alerts->alert_add(s, row, inserted, err);
+}
+
+int tg_store_alert_list(tg_store_t *s, const char *tenant,
+                        int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->alerts->alert_list(s, tenant, cb, ud, err);
 }

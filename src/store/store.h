@@ -1,7 +1,7 @@
 /* The store: tenants, API keys, usage events and daily aggregates.
  *
- * One interface, backends behind a function table (struct tg_store_ops):
- * sqlite.c today, postgres.c later. Callers never know which one they talk to.
+ * One interface, backends behind function tables, one per concern (backend.h):
+ * sqlite*.c today, postgres later. Callers never know which one they talk to.
  * A tg_store_t is one connection and is not thread-safe: each thread opens its
  * own (the writer thread, the auth refresher, a CLI command).
  *
@@ -28,145 +28,111 @@
 
 typedef struct tg_store tg_store_t;
 
-struct tg_store_ops {
-    void (*close)(tg_store_t *s);
-    int (*tenant_add)(tg_store_t *s, const char *id, const char *name, tg_err_t *err);
-    int (*tenant_get)(tg_store_t *s, const char *id, tg_tenant_t *out, tg_err_t *err);
-    int (*tenant_list)(tg_store_t *s, int (*cb)(const tg_tenant_t *, void *), void *ud,
-                       tg_err_t *err);
-    int (*tenant_set_status)(tg_store_t *s, const char *id, const char *status, tg_err_t *err);
-    int (*key_add)(tg_store_t *s, const tg_key_t *k, tg_err_t *err);
-    int (*key_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_key_t *, void *),
-                    void *ud, tg_err_t *err);
-    int (*key_revoke)(tg_store_t *s, const char *key_id, tg_err_t *err);
-    int (*auth_load)(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
-                     tg_err_t *err);
-    /* A number that changes whenever any connection (any process) committed a
-     * change to tenants or keys; cheap enough to poll several times a second. */
-    int (*auth_version)(tg_store_t *s, int64_t *out, tg_err_t *err);
-    /* Inserts events and updates usage_daily in one transaction. An event
-     * whose id is already stored is skipped (so a replay counts nothing twice);
-     * *inserted says how many were new. TG_STORE_BUSY when the store cannot
-     * be written now (nothing was written). */
-    int (*append)(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err);
-    /* Deletes events with ts before events_before_us (0 = none) and
-     * aggregates for days before agg_before_day "YYYY-MM-DD" (NULL = none).
-     * *deleted (may be NULL) is the number of rows deleted, both kinds. Events
-     * go in short transactions of a few thousand rows, so a large purge does
-     * not hold the write lock against the writer for long. */
-    int (*purge)(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
-                 int64_t *deleted, tg_err_t *err);
-    int (*usage)(tg_store_t *s, const tg_usage_query_t *q,
-                 int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err);
-    /* 0 when a write transaction can be taken now. */
-    int (*writable)(tg_store_t *s, tg_err_t *err);
-    /* Policy. Every change bumps meta.policy_version in the same transaction,
-     * which a running gateway polls (like auth_version). limit_set replaces
-     * the row of (tenant, scope, value). *_rm and pause_clear return
-     * TG_STORE_NOTFOUND when there was nothing to remove. */
-    int (*policy_version)(tg_store_t *s, int64_t *out, tg_err_t *err);
-    int (*limit_set)(tg_store_t *s, const tg_limit_row_t *row, tg_err_t *err);
-    int (*limit_rm)(tg_store_t *s, const char *tenant, const char *scope, const char *value,
-                    tg_err_t *err);
-    int (*limit_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_limit_row_t *, void *),
-                      void *ud, tg_err_t *err);
-    /* now_us: when the pause begins (kept when an existing pause gets a new reason). */
-    int (*pause_set)(tg_store_t *s, const char *tenant, const char *reason, int64_t now_us,
-                     tg_err_t *err);
-    int (*pause_clear)(tg_store_t *s, const char *tenant, tg_err_t *err);
-    int (*pause_list)(tg_store_t *s, int (*cb)(const tg_pause_row_t *, void *), void *ud,
-                      tg_err_t *err);
-    int (*ip_rule_add)(tg_store_t *s, const tg_ip_rule_row_t *row, tg_err_t *err);
-    int (*ip_rule_rm)(tg_store_t *s, const char *tenant, const char *action, const char *cidr,
-                      tg_err_t *err);
-    int (*ip_rule_list)(tg_store_t *s, const char *tenant,
-                        int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err);
-    /* Prices, budgets and tool rules bump meta.policy_version like the policy tables.
-     * price_rm removes every row of (meter, name) when effective_us is -1, else that one
-     * row. alert_add inserts unless (kind, tenant, threshold, period) exists; *inserted
-     * says which. spend is the sum of usage_daily.cost_micros of tenant for days in
-     * [from_day, to_day] ("YYYY-MM-DD", inclusive). */
-    int (*price_set)(tg_store_t *s, const tg_price_row_t *row, tg_err_t *err);
-    int (*price_rm)(tg_store_t *s, const char *meter, const char *name, int64_t effective_us,
-                    tg_err_t *err);
-    int (*price_list)(tg_store_t *s, int (*cb)(const tg_price_row_t *, void *), void *ud,
-                      tg_err_t *err);
-    int (*budget_set)(tg_store_t *s, const tg_budget_row_t *row, tg_err_t *err);
-    int (*budget_rm)(tg_store_t *s, const char *tenant, tg_err_t *err);
-    int (*budget_list)(tg_store_t *s, const char *tenant,
-                       int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err);
-    int (*alert_add)(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err);
-    int (*alert_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_alert_row_t *, void *),
-                      void *ud, tg_err_t *err);
-    int (*spend)(tg_store_t *s, const char *tenant, const char *from_day, const char *to_day,
-                 int64_t *micros, tg_err_t *err);
-    int (*tool_rule_add)(tg_store_t *s, const tg_tool_rule_row_t *row, tg_err_t *err);
-    int (*tool_rule_rm)(tg_store_t *s, const char *tenant, const char *action, const char *pattern,
-                        tg_err_t *err);
-    int (*tool_rule_list)(tg_store_t *s, const char *tenant,
-                          int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err);
-    /* How long a call waits for another connection's lock before giving up
-     * with TG_STORE_BUSY. tg_store_open sets 5000 ms, right for the CLI and
-     * readers; the recorder's writer sets a short one (it spools instead of
-     * stalling the queue). May be NULL in a backend without the notion. */
-    int (*set_busy_timeout)(tg_store_t *s, long ms, tg_err_t *err);
-};
-
-struct tg_store {
-    const struct tg_store_ops *ops;
-};
-
 /* Opens "sqlite:PATH" (creating it and applying migrations). */
 int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err);
 
-/* Thin wrappers so call sites read as tg_store_*(). */
-static inline void tg_store_close(tg_store_t *s)
-{
-    if (s) s->ops->close(s);
-}
-#define tg_store_tenant_add(s, ...)        ((s)->ops->tenant_add((s), __VA_ARGS__))
-#define tg_store_tenant_get(s, ...)        ((s)->ops->tenant_get((s), __VA_ARGS__))
-#define tg_store_tenant_list(s, ...)       ((s)->ops->tenant_list((s), __VA_ARGS__))
-#define tg_store_tenant_set_status(s, ...) ((s)->ops->tenant_set_status((s), __VA_ARGS__))
-#define tg_store_key_add(s, ...)           ((s)->ops->key_add((s), __VA_ARGS__))
-#define tg_store_key_list(s, ...)          ((s)->ops->key_list((s), __VA_ARGS__))
-#define tg_store_key_revoke(s, ...)        ((s)->ops->key_revoke((s), __VA_ARGS__))
-#define tg_store_auth_load(s, ...)         ((s)->ops->auth_load((s), __VA_ARGS__))
-#define tg_store_auth_version(s, ...)      ((s)->ops->auth_version((s), __VA_ARGS__))
-#define tg_store_append(s, ...)            ((s)->ops->append((s), __VA_ARGS__))
-#define tg_store_purge(s, ...)             ((s)->ops->purge((s), __VA_ARGS__))
-#define tg_store_usage(s, ...)             ((s)->ops->usage((s), __VA_ARGS__))
-#define tg_store_writable(s, ...)          ((s)->ops->writable((s), __VA_ARGS__))
-#define tg_store_policy_version(s, ...)    ((s)->ops->policy_version((s), __VA_ARGS__))
-#define tg_store_limit_set(s, ...)         ((s)->ops->limit_set((s), __VA_ARGS__))
-#define tg_store_limit_rm(s, ...)          ((s)->ops->limit_rm((s), __VA_ARGS__))
-#define tg_store_limit_list(s, ...)        ((s)->ops->limit_list((s), __VA_ARGS__))
-#define tg_store_pause_set(s, ...)         ((s)->ops->pause_set((s), __VA_ARGS__))
-#define tg_store_pause_clear(s, ...)       ((s)->ops->pause_clear((s), __VA_ARGS__))
-#define tg_store_pause_list(s, ...)        ((s)->ops->pause_list((s), __VA_ARGS__))
-#define tg_store_ip_rule_add(s, ...)       ((s)->ops->ip_rule_add((s), __VA_ARGS__))
-#define tg_store_ip_rule_rm(s, ...)        ((s)->ops->ip_rule_rm((s), __VA_ARGS__))
-#define tg_store_ip_rule_list(s, ...)      ((s)->ops->ip_rule_list((s), __VA_ARGS__))
-#define tg_store_price_set(s, ...)         ((s)->ops->price_set((s), __VA_ARGS__))
-#define tg_store_price_rm(s, ...)          ((s)->ops->price_rm((s), __VA_ARGS__))
-#define tg_store_price_list(s, ...)        ((s)->ops->price_list((s), __VA_ARGS__))
-#define tg_store_budget_set(s, ...)        ((s)->ops->budget_set((s), __VA_ARGS__))
-#define tg_store_budget_rm(s, ...)         ((s)->ops->budget_rm((s), __VA_ARGS__))
-#define tg_store_budget_list(s, ...)       ((s)->ops->budget_list((s), __VA_ARGS__))
-#define tg_store_alert_add(s, ...)         ((s)->ops->alert_add((s), __VA_ARGS__))
-#define tg_store_alert_list(s, ...)        ((s)->ops->alert_list((s), __VA_ARGS__))
-#define tg_store_spend(s, ...)             ((s)->ops->spend((s), __VA_ARGS__))
-#define tg_store_tool_rule_add(s, ...)     ((s)->ops->tool_rule_add((s), __VA_ARGS__))
-#define tg_store_tool_rule_rm(s, ...)      ((s)->ops->tool_rule_rm((s), __VA_ARGS__))
-#define tg_store_tool_rule_list(s, ...)    ((s)->ops->tool_rule_list((s), __VA_ARGS__))
-static inline int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err)
-{
-    return s->ops->set_busy_timeout ? s->ops->set_busy_timeout(s, ms, err) : 0;
-}
+/* The operations, by concern. Each is a thin function in store.c calling the backend's
+ * table for that concern (src/store/backend.h). */
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+/* NULL is accepted and does nothing. */
+void tg_store_close(tg_store_t *s);
+/* 0 when a write transaction can be taken now. */
+int tg_store_writable(tg_store_t *s, tg_err_t *err);
+/* How long a call waits for another connection's lock before giving up with
+ * TG_STORE_BUSY. tg_store_open sets TG_STORE_BUSY_TIMEOUT_MS, right for the CLI and
+ * readers; the recorder's writer sets a short one (it spools instead of stalling the
+ * queue). 0 without effect in a backend without the notion. */
+int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
 
 #define TG_STORE_BUSY_TIMEOUT_MS 5000 /* the default set by tg_store_open */
 
-/* Backend constructors (store.c dispatches on the URL scheme). */
-int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err);
+/* ---- events and aggregates -------------------------------------------------------- */
+
+/* Inserts events and updates usage_daily in one transaction. An event whose id is
+ * already stored is skipped (so a replay counts nothing twice); *inserted says how many
+ * were new. TG_STORE_BUSY when the store cannot be written now (nothing was written). */
+int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
+                    tg_err_t *err);
+/* Deletes events with ts before events_before_us (0 = none) and aggregates for days
+ * before agg_before_day "YYYY-MM-DD" (NULL = none). *deleted (may be NULL) is the number
+ * of rows deleted, both kinds. Events go in short transactions of a few thousand rows, so
+ * a large purge does not hold the write lock against the writer for long. */
+int tg_store_purge(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
+                   int64_t *deleted, tg_err_t *err);
+int tg_store_usage(tg_store_t *s, const tg_usage_query_t *q,
+                   int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err);
+/* The sum of usage_daily.cost_micros of tenant for days in [from_day, to_day]
+ * ("YYYY-MM-DD", inclusive): what a budget has spent. */
+int tg_store_spend(tg_store_t *s, const char *tenant, const char *from_day, const char *to_day,
+                   int64_t *micros, tg_err_t *err);
+
+/* ---- tenants and keys ------------------------------------------------------------- */
+
+int tg_store_tenant_add(tg_store_t *s, const char *id, const char *name, tg_err_t *err);
+int tg_store_tenant_get(tg_store_t *s, const char *id, tg_tenant_t *out, tg_err_t *err);
+int tg_store_tenant_list(tg_store_t *s, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                         tg_err_t *err);
+int tg_store_tenant_set_status(tg_store_t *s, const char *id, const char *status, tg_err_t *err);
+int tg_store_key_add(tg_store_t *s, const tg_key_t *k, tg_err_t *err);
+int tg_store_key_list(tg_store_t *s, const char *tenant, int (*cb)(const tg_key_t *, void *),
+                      void *ud, tg_err_t *err);
+int tg_store_key_revoke(tg_store_t *s, const char *key_id, tg_err_t *err);
+int tg_store_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
+                       tg_err_t *err);
+/* A number that changes whenever any connection (any process) committed a change to
+ * tenants or keys; cheap enough to poll several times a second. */
+int tg_store_auth_version(tg_store_t *s, int64_t *out, tg_err_t *err);
+
+/* ---- policy rows: limits, pauses, IP rules, tool rules ---------------------------- */
+
+/* Every change bumps meta.policy_version in the same transaction, which a running
+ * gateway polls (like auth_version); so do the changes to prices and budgets.
+ * limit_set replaces the row of (tenant, scope, value). *_rm and pause_clear return
+ * TG_STORE_NOTFOUND when there was nothing to remove. */
+int tg_store_policy_version(tg_store_t *s, int64_t *out, tg_err_t *err);
+int tg_store_limit_set(tg_store_t *s, const tg_limit_row_t *row, tg_err_t *err);
+int tg_store_limit_rm(tg_store_t *s, const char *tenant, const char *scope, const char *value,
+                      tg_err_t *err);
+int tg_store_limit_list(tg_store_t *s, const char *tenant,
+                        int (*cb)(const tg_limit_row_t *, void *), void *ud, tg_err_t *err);
+/* now_us: when the pause begins (kept when an existing pause gets a new reason). */
+int tg_store_pause_set(tg_store_t *s, const char *tenant, const char *reason, int64_t now_us,
+                       tg_err_t *err);
+int tg_store_pause_clear(tg_store_t *s, const char *tenant, tg_err_t *err);
+int tg_store_pause_list(tg_store_t *s, int (*cb)(const tg_pause_row_t *, void *), void *ud,
+                        tg_err_t *err);
+int tg_store_ip_rule_add(tg_store_t *s, const tg_ip_rule_row_t *row, tg_err_t *err);
+int tg_store_ip_rule_rm(tg_store_t *s, const char *tenant, const char *action, const char *cidr,
+                        tg_err_t *err);
+int tg_store_ip_rule_list(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err);
+int tg_store_tool_rule_add(tg_store_t *s, const tg_tool_rule_row_t *row, tg_err_t *err);
+int tg_store_tool_rule_rm(tg_store_t *s, const char *tenant, const char *action,
+                          const char *pattern, tg_err_t *err);
+int tg_store_tool_rule_list(tg_store_t *s, const char *tenant,
+                            int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err);
+
+/* ---- prices and budgets ----------------------------------------------------------- */
+
+/* price_rm removes every row of (meter, name) when effective_us is -1, else that one row. */
+int tg_store_price_set(tg_store_t *s, const tg_price_row_t *row, tg_err_t *err);
+int tg_store_price_rm(tg_store_t *s, const char *meter, const char *name, int64_t effective_us,
+                      tg_err_t *err);
+int tg_store_price_list(tg_store_t *s, int (*cb)(const tg_price_row_t *, void *), void *ud,
+                        tg_err_t *err);
+int tg_store_budget_set(tg_store_t *s, const tg_budget_row_t *row, tg_err_t *err);
+int tg_store_budget_rm(tg_store_t *s, const char *tenant, tg_err_t *err);
+int tg_store_budget_list(tg_store_t *s, const char *tenant,
+                         int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err);
+
+/* ---- alerts ----------------------------------------------------------------------- */
+
+/* Inserts unless (kind, tenant, threshold, period) exists; *inserted says which. Alerts
+ * are a record, not policy: they bump no version. */
+int tg_store_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err);
+int tg_store_alert_list(tg_store_t *s, const char *tenant,
+                        int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "auth/apikey.h"
 #include "gateway/conn.h"
+#include "store/backend.h"
 #include "util/clock.h"
 
 /* The tenant's key (the seeds use it). */
@@ -60,7 +61,7 @@ static void fz_on_connection(uv_stream_t *server, int status)
 static int fz_worker_start(const char *target, const char *yaml, size_t len, tg_server_t *srv,
                            tg_worker_t *w)
 {
-    static struct tg_store_ops ops; /* the SQLite store's, with append and purge discarding */
+    static struct tg_store_event_ops ops; /* the SQLite store's, with append and purge discarding */
     tg_err_t err;
     if (tg_config_parse("fuzz.yaml", yaml, len, &srv->cfg, &err) != 0)
         fz_die(target, "config", err.msg);
@@ -87,10 +88,10 @@ static int fz_worker_start(const char *target, const char *yaml, size_t len, tg_
         tg_policy_load(srv->policy, store, tg_wall_us(), &err) != 0 ||
         tg_pricebook_load(srv->prices, store, &err) != 0)
         fz_die(target, "load", err.msg);
-    ops = *store->ops;
+    ops = *store->events;
     ops.append = fz_discard_append;
     ops.purge = fz_discard_purge;
-    store->ops = &ops;
+    store->events = &ops;
     tg_recorder_opts_t ro = {.access_log = "off", .queue_size = 4096, .flush_ms = 50};
     if (tg_recorder_start_with_store(&ro, store, &srv->rec, &err) != 0)
         fz_die(target, "recorder", err.msg);

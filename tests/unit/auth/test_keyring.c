@@ -10,6 +10,7 @@
 
 #include "auth/apikey.h"
 #include "auth/keyring.h"
+#include "store/backend.h"
 
 typedef struct fake_key {
     char secret[64];
@@ -36,8 +37,8 @@ static int fake_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *
     return 0;
 }
 
-static const struct tg_store_ops fake_ops = {.auth_load = fake_auth_load};
-static tg_store_t fake_store = {.ops = &fake_ops};
+static const struct tg_store_tenant_ops fake_ops = {.auth_load = fake_auth_load};
+static tg_store_t fake_store = {.tenants = &fake_ops};
 
 static void add(const char *secret, const char *id, const char *tenant, int ka, int ta)
 {
@@ -124,10 +125,55 @@ static void test_many_keys(void **state)
     tg_keyring_free(kr);
 }
 
+/* A connection's cache skips the hash of a secret presented again, never the lookup: a
+ * revoked key is refused at once, another secret (even of the same length, even one byte
+ * off) is hashed and judged on its own, and one too long to keep is still checked. */
+static void test_cached_check(void **state)
+{
+    (void)state;
+    nkeys = 0;
+    add("tg_one_AAAA", "key_1", "acme", 1, 1);
+    add("tg_two_BBBB", "key_2", "globex", 1, 1);
+    char longer[200];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    tg_keyring_t *kr = tg_keyring_new();
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    tg_keycache_t kc = {0};
+    char tenant[64], id[32];
+    const char *one = "tg_one_AAAA", *two = "tg_two_BBBB", *off = "tg_one_AAAB";
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tg_keyring_check_cached(kr, &kc, one, strlen(one), tenant, id),
+                         TG_AUTH_OK);
+        assert_string_equal(tenant, "acme");
+        assert_int_equal(kc.len, strlen(one));
+    }
+    assert_int_equal(tg_keyring_check_cached(kr, &kc, off, strlen(off), tenant, id),
+                     TG_AUTH_UNKNOWN);
+    assert_int_equal(tg_keyring_check_cached(kr, &kc, two, strlen(two), tenant, id), TG_AUTH_OK);
+    assert_string_equal(tenant, "globex");
+    assert_int_equal(tg_keyring_check_cached(kr, &kc, one, strlen(one), tenant, id), TG_AUTH_OK);
+    assert_string_equal(tenant, "acme");
+    /* Revoked in the store, reloaded: the cached hash finds the revoked entry. */
+    keys[0].key_active = 0;
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    assert_int_equal(tg_keyring_check_cached(kr, &kc, one, strlen(one), tenant, id),
+                     TG_AUTH_REVOKED);
+    assert_int_equal(tg_keyring_check_cached(kr, &kc, longer, strlen(longer), tenant, id),
+                     TG_AUTH_UNKNOWN);
+    assert_int_equal(kc.len, 0); /* not kept */
+    assert_int_equal(tg_keyring_check_cached(kr, NULL, two, strlen(two), tenant, id), TG_AUTH_OK);
+    tg_keycache_clear(&kc);
+    for (size_t i = 0; i < sizeof kc.secret; i++)
+        assert_int_equal(kc.secret[i], 0);
+    tg_keyring_free(kr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup_states),
+        cmocka_unit_test(test_cached_check),
         cmocka_unit_test(test_reload_replaces),
         cmocka_unit_test(test_many_keys),
     };

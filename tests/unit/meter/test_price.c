@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "meter/price.h"
+#include "store/backend.h"
 #include "util/money.h"
 
 #define NOW  1700000000000000LL /* 2023-11-14, Unix microseconds */
@@ -145,9 +146,9 @@ static int f_policy_version(tg_store_t *s, int64_t *out, tg_err_t *err)
     return 0;
 }
 
-static const struct tg_store_ops fake_ops = {.price_list = f_price_list,
-                                             .policy_version = f_policy_version};
-static tg_store_t fake = {.ops = &fake_ops};
+static const struct tg_store_price_ops fake_prices = {.price_list = f_price_list};
+static const struct tg_store_policy_ops fake_policy = {.policy_version = f_policy_version};
+static tg_store_t fake = {.prices = &fake_prices, .policy = &fake_policy};
 
 static void load(tg_pricebook_t *pb)
 {

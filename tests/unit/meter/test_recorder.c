@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "meter/recorder.h"
+#include "store/backend.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -122,8 +123,8 @@ static void fake_close(tg_store_t *s)
     (void)s; /* the test frees the fake itself */
 }
 
-static const struct tg_store_ops fake_ops = {
-    .close = fake_close,
+static const struct tg_store_life_ops fake_life = {.close = fake_close};
+static const struct tg_store_event_ops fake_events = {
     .append = fake_append,
     .purge = fake_purge,
 };
@@ -131,7 +132,8 @@ static const struct tg_store_ops fake_ops = {
 static fake_t *fake_new(size_t max_events)
 {
     fake_t *f = calloc(1, sizeof *f);
-    f->base.ops = &fake_ops;
+    f->base.life = &fake_life;
+    f->base.events = &fake_events;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->cap = max_events;

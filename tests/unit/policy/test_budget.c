@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "policy/budget.h"
+#include "store/backend.h"
 
 #define US 1000000LL
 
@@ -59,11 +60,11 @@ static int f_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, 
     return 0;
 }
 
-static const struct tg_store_ops ops = {.budget_list = f_budget_list,
-                                        .spend = f_spend,
-                                        .alert_list = f_alert_list,
-                                        .alert_add = f_alert_add};
-static tg_store_t store = {.ops = &ops};
+static const struct tg_store_price_ops price_ops = {.budget_list = f_budget_list};
+static const struct tg_store_event_ops event_ops = {.spend = f_spend};
+static const struct tg_store_alert_ops alert_ops = {.alert_list = f_alert_list,
+                                                    .alert_add = f_alert_add};
+static tg_store_t store = {.prices = &price_ops, .events = &event_ops, .alerts = &alert_ops};
 
 /* 2028-02-14T12:00:00Z, a leap year's February. */
 static const int64_t FEB14 = 1834142400LL * US;

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "policy/policy.h"
+#include "store/backend.h"
 
 #define S 1000000000ULL
 /* The wall clock every test passes in: 2026-11-18T07:33:20Z (the budget's month is 2026-11). */
@@ -108,15 +109,16 @@ static int f_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, 
     return 0;
 }
 
-static const struct tg_store_ops ops = {.limit_list = f_limit_list,
-                                        .pause_list = f_pause_list,
-                                        .ip_rule_list = f_ip_list,
-                                        .tool_rule_list = f_tool_list,
-                                        .budget_list = f_budget_list,
-                                        .spend = f_spend,
-                                        .alert_list = f_alert_list,
-                                        .alert_add = f_alert_add};
-static tg_store_t store = {.ops = &ops};
+static const struct tg_store_policy_ops policy_ops = {.limit_list = f_limit_list,
+                                                      .pause_list = f_pause_list,
+                                                      .ip_rule_list = f_ip_list,
+                                                      .tool_rule_list = f_tool_list};
+static const struct tg_store_price_ops price_ops = {.budget_list = f_budget_list};
+static const struct tg_store_event_ops event_ops = {.spend = f_spend};
+static const struct tg_store_alert_ops alert_ops = {.alert_list = f_alert_list,
+                                                    .alert_add = f_alert_add};
+static tg_store_t store = {
+    .policy = &policy_ops, .prices = &price_ops, .events = &event_ops, .alerts = &alert_ops};
 
 static void limit(const char *tenant, const char *scope, const char *value, int64_t n,
                   int64_t period_s, int64_t conc)

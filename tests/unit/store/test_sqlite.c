@@ -1,4 +1,4 @@
-/* Tests for src/store/sqlite.c (and the URL dispatch in store.c), each against
+/* Tests for src/store/sqlite*.c (and the URL dispatch in store.c), each against
  * a fresh database file in its own temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "store/migrations.h"
+#include "store/sqlite_int.h"
 #include "store/store.h"
 #include "types/event.h"
 #include "util/clock.h"
@@ -1966,6 +1967,104 @@ static void test_versions_without_meta(void **state)
     assert_string_equal(err.msg, "policy version: meta row missing");
 }
 
+/* ---- row mappings (sqlite_int.h) -------------------------------------------------- */
+
+/* The map reading from `from` (a table), through every concern's list. */
+static const sq_map_t *find_map(const char *from)
+{
+    for (const sq_map_t *const *const *l = sq_maps; *l; l++)
+        for (const sq_map_t *const *mp = *l; *mp; mp++)
+            if (strcmp((*mp)->from, from) == 0) return *mp;
+    fail_msg("no map reads from %s", from);
+    return NULL;
+}
+
+/* Prepares "SELECT <the map's columns> FROM <its from> LIMIT 0" on db: what the store's
+ * own statements select, against the schema the migrations left. 0, or the SQLite code
+ * with its message in msg. */
+static int map_prepares(sqlite3 *db, const sq_map_t *m, char *msg, size_t cap)
+{
+    char cols[1024], sql[1300];
+    assert_true(sq_select_list(m, "''", cols, sizeof cols) > 0);
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", cols, m->from);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    snprintf(msg, cap, "%s: %s", m->from, rc == SQLITE_OK ? "ok" : sqlite3_errmsg(db));
+    if (rc == SQLITE_OK) assert_int_equal(sqlite3_column_count(st), m->ncols);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Every column name of every row mapping exists in the migrated schema (a renamed
+ * column fails here), and each column reads into its own field, inside the row. */
+static void test_row_maps_match_schema(void **state)
+{
+    fixture_t *f = *state;
+    sqlite3 *db = raw_open(f);
+    size_t nmaps = 0;
+    for (const sq_map_t *const *const *l = sq_maps; *l; l++)
+        for (const sq_map_t *const *mp = *l; *mp; mp++, nmaps++) {
+            const sq_map_t *m = *mp;
+            char msg[256];
+            int rc = map_prepares(db, m, msg, sizeof msg);
+            if (rc != SQLITE_OK) fprintf(stderr, "%s\n", msg);
+            assert_int_equal(rc, SQLITE_OK);
+            assert_true(m->ncols > 0);
+            for (int i = 0; i < m->ncols; i++) {
+                const sq_col_t *c = &m->cols[i];
+                if (c->kind == SQ_CUSTOM) {
+                    assert_non_null(c->read);
+                    continue;
+                }
+                size_t width =
+                    c->kind == SQ_STR || c->kind == SQ_BLOB_PTR ? sizeof(void *) : c->size;
+                assert_true(c->off + width <= m->row_size);
+                for (int j = 0; j < i; j++)
+                    if (m->cols[j].kind != SQ_CUSTOM) assert_int_not_equal(m->cols[j].off, c->off);
+            }
+        }
+    assert_int_equal(nmaps, 12); /* the 11 row types (usage read two ways): none left out */
+    sqlite3_close(db);
+}
+
+/* The check above can fail: after a column is renamed, the map no longer prepares, and
+ * the store's list reports the missing column instead of reading a wrong one. */
+static void test_row_map_renamed_column(void **state)
+{
+    fixture_t *f = *state;
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(
+        sqlite3_exec(db, "ALTER TABLE limits RENAME COLUMN burst TO burst_x", NULL, NULL, NULL),
+        SQLITE_OK);
+    char msg[256];
+    assert_int_not_equal(map_prepares(db, find_map("limits"), msg, sizeof msg), SQLITE_OK);
+    assert_non_null(strstr(msg, "no such column: burst"));
+    assert_int_equal(map_prepares(db, find_map("pauses"), msg, sizeof msg), SQLITE_OK);
+    sqlite3_close(db);
+
+    tg_store_t *s2;
+    tg_err_t err;
+    assert_int_equal(tg_store_open(f->url, &s2, &err), 0);
+    assert_int_equal(tg_store_limit_list(s2, NULL, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "no such column: burst"));
+    tg_store_close(s2);
+}
+
+/* The column list: names in order, the report's group for the NULL name, and -1 rather
+ * than a cut list when the buffer is short. */
+static void test_row_map_select_list(void **state)
+{
+    (void)state;
+    char buf[512];
+    assert_int_equal(sq_select_list(find_map("pauses"), NULL, buf, sizeof buf),
+                     (int)strlen("tenant_id, reason, created_us"));
+    assert_string_equal(buf, "tenant_id, reason, created_us");
+    assert_true(sq_select_list(find_map("usage_events"), "coalesce(route, '')", buf, sizeof buf) >
+                0);
+    assert_non_null(strstr(buf, "tenant, coalesce(route, '') AS grp, sum(requests), "));
+    assert_int_equal(sq_select_list(find_map("pauses"), NULL, buf, 10), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1998,6 +2097,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lists_stop_and_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rule_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_versions_without_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_maps_match_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_map_renamed_column, setup, teardown),
+        cmocka_unit_test(test_row_map_select_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,116 @@
+/* What a store backend implements (store.h is what callers use).
+ *
+ * Six small tables of functions, one per concern, each reached from the store handle:
+ * a backend fills one of each (sqlite.c and its sqlite_*.c today; a PostgreSQL backend
+ * would be postgres.c with its own six) and tg_store_open (store.c) picks it by the URL
+ * scheme. The tg_store_* functions of store.h only forward to these tables, so callers
+ * never include this header.
+ *
+ * Each function takes the handle first; the meaning of every operation, its results
+ * (0, -1, TG_STORE_NOTFOUND, TG_STORE_EXISTS, TG_STORE_BUSY) and its transactions are
+ * documented once, at its tg_store_* declaration in store.h. Every pointer is required
+ * except life->set_busy_timeout.
+ *
+ * Adding an operation to an existing concern: its declaration in store.h, a pointer
+ * here, a forwarding function in store.c, the implementation in each backend. A new
+ * concern is a new table here and a new member of struct tg_store. */
+#ifndef TG_STORE_BACKEND_H
+#define TG_STORE_BACKEND_H
+
+#include "store/store.h"
+
+/* Open is the backend's constructor (below); migrations run inside it. */
+struct tg_store_life_ops {
+    void (*close)(tg_store_t *s);
+    int (*writable)(tg_store_t *s, tg_err_t *err);
+    int (*set_busy_timeout)(tg_store_t *s, long ms, tg_err_t *err); /* may be NULL */
+};
+
+/* usage_events and usage_daily: the writer's append, retention, reports, and the spend
+ * a budget reads from the daily aggregates. */
+struct tg_store_event_ops {
+    int (*append)(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err);
+    int (*purge)(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
+                 int64_t *deleted, tg_err_t *err);
+    int (*usage)(tg_store_t *s, const tg_usage_query_t *q,
+                 int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err);
+    int (*spend)(tg_store_t *s, const char *tenant, const char *from_day, const char *to_day,
+                 int64_t *micros, tg_err_t *err);
+};
+
+/* tenants and api_keys, and meta.auth_version which every change to them bumps. */
+struct tg_store_tenant_ops {
+    int (*tenant_add)(tg_store_t *s, const char *id, const char *name, tg_err_t *err);
+    int (*tenant_get)(tg_store_t *s, const char *id, tg_tenant_t *out, tg_err_t *err);
+    int (*tenant_list)(tg_store_t *s, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                       tg_err_t *err);
+    int (*tenant_set_status)(tg_store_t *s, const char *id, const char *status, tg_err_t *err);
+    int (*key_add)(tg_store_t *s, const tg_key_t *k, tg_err_t *err);
+    int (*key_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_key_t *, void *),
+                    void *ud, tg_err_t *err);
+    int (*key_revoke)(tg_store_t *s, const char *key_id, tg_err_t *err);
+    int (*auth_load)(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
+                     tg_err_t *err);
+    int (*auth_version)(tg_store_t *s, int64_t *out, tg_err_t *err);
+};
+
+/* limits, pauses, ip_rules, tool_rules, and meta.policy_version. */
+struct tg_store_policy_ops {
+    int (*policy_version)(tg_store_t *s, int64_t *out, tg_err_t *err);
+    int (*limit_set)(tg_store_t *s, const tg_limit_row_t *row, tg_err_t *err);
+    int (*limit_rm)(tg_store_t *s, const char *tenant, const char *scope, const char *value,
+                    tg_err_t *err);
+    int (*limit_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_limit_row_t *, void *),
+                      void *ud, tg_err_t *err);
+    int (*pause_set)(tg_store_t *s, const char *tenant, const char *reason, int64_t now_us,
+                     tg_err_t *err);
+    int (*pause_clear)(tg_store_t *s, const char *tenant, tg_err_t *err);
+    int (*pause_list)(tg_store_t *s, int (*cb)(const tg_pause_row_t *, void *), void *ud,
+                      tg_err_t *err);
+    int (*ip_rule_add)(tg_store_t *s, const tg_ip_rule_row_t *row, tg_err_t *err);
+    int (*ip_rule_rm)(tg_store_t *s, const char *tenant, const char *action, const char *cidr,
+                      tg_err_t *err);
+    int (*ip_rule_list)(tg_store_t *s, const char *tenant,
+                        int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err);
+    int (*tool_rule_add)(tg_store_t *s, const tg_tool_rule_row_t *row, tg_err_t *err);
+    int (*tool_rule_rm)(tg_store_t *s, const char *tenant, const char *action, const char *pattern,
+                        tg_err_t *err);
+    int (*tool_rule_list)(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err);
+};
+
+/* prices and budgets (their changes bump meta.policy_version too). */
+struct tg_store_price_ops {
+    int (*price_set)(tg_store_t *s, const tg_price_row_t *row, tg_err_t *err);
+    int (*price_rm)(tg_store_t *s, const char *meter, const char *name, int64_t effective_us,
+                    tg_err_t *err);
+    int (*price_list)(tg_store_t *s, int (*cb)(const tg_price_row_t *, void *), void *ud,
+                      tg_err_t *err);
+    int (*budget_set)(tg_store_t *s, const tg_budget_row_t *row, tg_err_t *err);
+    int (*budget_rm)(tg_store_t *s, const char *tenant, tg_err_t *err);
+    int (*budget_list)(tg_store_t *s, const char *tenant,
+                       int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err);
+};
+
+/* alerts: a record of what fired, no version. */
+struct tg_store_alert_ops {
+    int (*alert_add)(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err);
+    int (*alert_list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_alert_row_t *, void *),
+                      void *ud, tg_err_t *err);
+};
+
+/* The handle: a backend embeds it first in its own connection struct and points each
+ * member at its (static, shared) table. */
+struct tg_store {
+    const struct tg_store_life_ops *life;
+    const struct tg_store_event_ops *events;
+    const struct tg_store_tenant_ops *tenants;
+    const struct tg_store_policy_ops *policy;
+    const struct tg_store_price_ops *prices;
+    const struct tg_store_alert_ops *alerts;
+};
+
+/* Backend constructors (store.c dispatches on the URL scheme). */
+int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err);
+
+#endif

@@ -1,0 +1,616 @@
+/* SQLite store, events and aggregates (the event_ops of backend.h): usage_events,
+ * usage_daily and api_keys.last_used_us, written by append(); purge, the usage reports
+ * and the spend a budget reads.
+ *
+ * append() is the hot path (the writer thread, ~50 ms batches): one
+ * BEGIN IMMEDIATE ... COMMIT per batch; cached INSERT OR IGNORE statements,
+ * MULTI_ROWS events per statement where the ids are provably new and one by
+ * one otherwise; aggregates summed in memory per (tenant, day) and written
+ * with one UPSERT per group. Only rows actually inserted are counted, so
+ * replaying a batch (spool, retry after an unknown commit outcome) counts
+ * nothing twice. Measured with a throwaway program (50 tenants, a 2-core VM,
+ * 5M events into a growing file): ~200k events/s in batches of 1000, ~270k
+ * in batches of 4096. */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+
+#define DAY_US         86400000000LL
+#define PURGE_CHUNK    5000 /* events per purge transaction */
+#define MAX_ID_RETRIES 8    /* other ids tried for one colliding event */
+#define ID_LOW_BITS    22   /* the per-process part of an event id: see event.h */
+#define MULTI_ROWS     32   /* events per multi-row INSERT on the fast path */
+#define EV_NCOLS       27
+
+/* The columns bound by bind_event(), in order. */
+#define EV_INSERT                                                                                  \
+    "INSERT OR IGNORE INTO usage_events (id, ts_us, tenant, key_id, route, method, path, "         \
+    "status, outcome, reason, latency_us, bytes_in, bytes_out, model, tokens_in, tokens_out, "     \
+    "tokens_cached, tool, cost_micros, cache, client_ip, request_id, upstream, "                   \
+    "tokens_cache_write, rpc_method, price_flag, requests) VALUES "
+
+/* EV_INSERT with MULTI_ROWS rows of EV_NCOLS anonymous parameters. */
+static char *multi_insert_sql(void)
+{
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    _Static_assert(sizeof row - 1 == 2 * EV_NCOLS + 1, "one ? per column");
+    size_t cap = sizeof EV_INSERT + MULTI_ROWS * sizeof row;
+    char *sql = malloc(cap);
+    if (!sql) return NULL;
+    size_t o = (size_t)snprintf(sql, cap, "%s", EV_INSERT);
+    for (int r = 0; r < MULTI_ROWS; r++)
+        o += (size_t)snprintf(sql + o, cap - o, "%s%s", r ? "," : "", row);
+    return sql;
+}
+
+static const sq_sql_t sql_ev_insert = {
+    .slot = ST_EV_INSERT,
+    .sql = EV_INSERT
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+static const sq_sql_t sql_ev_insert_multi = {.slot = ST_EV_INSERT_MULTI, .build = multi_insert_sql};
+static const sq_sql_t sql_ev_max_id = {.slot = ST_EV_MAX_ID,
+                                       .sql = "SELECT max(id) FROM usage_events"};
+static const sq_sql_t sql_ev_peek = {
+    .slot = ST_EV_PEEK, .sql = "SELECT ts_us, request_id FROM usage_events WHERE id = ?1"};
+static const sq_sql_t sql_daily_upsert = {
+    .slot = ST_DAILY_UPSERT,
+    .sql = "INSERT INTO usage_daily (tenant_id, day, requests, billable, failed, rejected, "
+           "bytes_in, bytes_out, tokens_in, tokens_out, cost_micros, tokens_cached) VALUES (?1, "
+           "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (tenant_id, day) DO UPDATE "
+           "SET "
+           "requests = requests + excluded.requests, billable = billable + excluded.billable, "
+           "failed = failed + excluded.failed, rejected = rejected + excluded.rejected, "
+           "bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, "
+           "tokens_in = tokens_in + excluded.tokens_in, "
+           "tokens_out = tokens_out + excluded.tokens_out, "
+           "cost_micros = cost_micros + excluded.cost_micros, "
+           "tokens_cached = tokens_cached + excluded.tokens_cached"};
+/* Ids are time-ordered, so a rowid-order scan meets the oldest events
+ * first and each chunk reads little more than what it deletes. NOT INDEXED
+ * keeps the planner off the (tenant, ts_us) index, whose order would not. */
+static const sq_sql_t sql_purge_events = {
+    .slot = ST_PURGE_EVENTS,
+    .sql = "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events "
+           "NOT INDEXED WHERE ts_us < ?1 ORDER BY id LIMIT ?2)"};
+static const sq_sql_t sql_purge_daily = {.slot = ST_PURGE_DAILY,
+                                         .sql = "DELETE FROM usage_daily WHERE day < ?1"};
+static const sq_sql_t sql_spend = {
+    .slot = ST_SPEND,
+    .sql = "SELECT coalesce(sum(cost_micros), 0) FROM usage_daily WHERE tenant_id = ?1 "
+           "AND day >= ?2 AND day <= ?3"};
+/* Not an auth change: auth_version stays, no keyring reload follows. */
+static const sq_sql_t sql_key_used = {.slot = ST_KEY_USED,
+                                      .sql =
+                                          "UPDATE api_keys SET last_used_us = ?2 WHERE id = ?1 AND "
+                                          "(last_used_us IS NULL OR last_used_us < ?2)"};
+
+#define BIND_OPT(st, i, ev, field) sq_bind_field((st), (i), (ev)->field, sizeof(ev)->field, 1)
+#define BIND_STR(st, i, ev, field) sq_bind_field((st), (i), (ev)->field, sizeof(ev)->field, 0)
+
+static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v < 0)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static uint32_t agg_hash(const char *tenant, int64_t day)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)tenant; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return (h ^ (uint32_t)day) * 16777619u;
+}
+
+/* Makes room for a batch of n; before the transaction, so a failure writes
+ * nothing. */
+static int scratch_reserve(sq_store_t *s, size_t n)
+{
+    if (n > UINT32_MAX / 4) return -1;
+    if (n > s->aggs_cap) {
+        agg_t *a = realloc(s->aggs, n * sizeof *a);
+        if (!a) return -1;
+        s->aggs = a;
+        fast_ev_t *f = realloc(s->fast, n * sizeof *f);
+        if (!f) return -1;
+        s->fast = f;
+        unsigned char *d = realloc(s->done, n);
+        if (!d) return -1;
+        s->done = d;
+        s->aggs_cap = n;
+    }
+    size_t want = 16;
+    while (want < 2 * n)
+        want *= 2;
+    if (want > s->slots_cap) {
+        uint32_t *sl = realloc(s->slots, want * sizeof *sl);
+        if (!sl) return -1;
+        s->slots = sl;
+        s->slots_cap = want;
+    }
+    return 0;
+}
+
+static const char *outcome_text(int32_t o)
+{
+    /* An out-of-range outcome is a recorder bug; recording it as failed keeps
+     * the event (and never bills it) rather than letting the CHECK constraint
+     * make INSERT OR IGNORE drop it silently. */
+    switch (o) {
+    case TG_OUTCOME_BILLABLE: return "billable";
+    case TG_OUTCOME_REJECTED: return "rejected";
+    default: return "failed";
+    }
+}
+
+/* Binds ev to parameters b+1 .. b+EV_NCOLS. */
+static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id)
+{
+    sqlite3_bind_int64(st, b + 1, id);
+    sqlite3_bind_int64(st, b + 2, ev->ts_us);
+    BIND_STR(st, b + 3, ev, tenant);
+    BIND_OPT(st, b + 4, ev, key_id);
+    BIND_OPT(st, b + 5, ev, route);
+    BIND_STR(st, b + 6, ev, method);
+    BIND_STR(st, b + 7, ev, path);
+    sqlite3_bind_int(st, b + 8, ev->status);
+    sqlite3_bind_text(st, b + 9, outcome_text(ev->outcome), -1, SQLITE_STATIC);
+    BIND_OPT(st, b + 10, ev, reason);
+    sqlite3_bind_int64(st, b + 11, ev->latency_us);
+    sqlite3_bind_int64(st, b + 12, ev->bytes_in);
+    sqlite3_bind_int64(st, b + 13, ev->bytes_out);
+    BIND_OPT(st, b + 14, ev, model);
+    bind_opt_int(st, b + 15, ev->tokens_in);
+    bind_opt_int(st, b + 16, ev->tokens_out);
+    bind_opt_int(st, b + 17, ev->tokens_cached);
+    BIND_OPT(st, b + 18, ev, tool);
+    sqlite3_bind_int64(st, b + 19, ev->cost_micros);
+    BIND_OPT(st, b + 20, ev, cache);
+    BIND_OPT(st, b + 21, ev, client_ip);
+    BIND_OPT(st, b + 22, ev, request_id);
+    BIND_OPT(st, b + 23, ev, upstream);
+    bind_opt_int(st, b + 24, ev->tokens_cache_write);
+    BIND_OPT(st, b + 25, ev, rpc_method);
+    BIND_OPT(st, b + 26, ev, price_flag);
+    sqlite3_bind_int64(st, b + 27, tg_event_count(ev));
+}
+
+/* After an ignored insert: is the stored row with this id the same event (a
+ * replay: skip it) or another event that drew the same id (another process,
+ * same millisecond, same 22 low bits: keep both)? Same ts and request id =
+ * same event. Returns 1 same, 0 different, -2 no such row, or an SQLite error. */
+static int same_event(sqlite3_stmt *peek, const tg_event_t *ev, int64_t id)
+{
+    sqlite3_bind_int64(peek, 1, id);
+    int rc = sqlite3_step(peek), ret;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *rid = sqlite3_column_text(peek, 1);
+        size_t len = strnlen(ev->request_id, sizeof ev->request_id);
+        int rid_same = rid ? (size_t)sqlite3_column_bytes(peek, 1) == len &&
+                                 memcmp(rid, ev->request_id, len) == 0
+                           : len == 0;
+        ret = sqlite3_column_int64(peek, 0) == ev->ts_us && rid_same;
+    } else {
+        ret = rc == SQLITE_DONE ? -2 : rc;
+    }
+    sqlite3_reset(peek);
+    return ret;
+}
+
+/* The id to try next for an event whose id another event holds. Derived from
+ * the event itself, not drawn at random, so a replay of the same batch walks
+ * the same sequence, finds its earlier copy and skips it. The top bits (the
+ * millisecond) stay, so the id stays time-ordered. */
+static int64_t next_id(const tg_event_t *ev, int64_t id, int attempt)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
+    const unsigned char *p = (const unsigned char *)ev->request_id;
+    for (size_t i = 0; i < sizeof ev->request_id && p[i]; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    p = (const unsigned char *)ev->tenant;
+    for (size_t i = 0; i < sizeof ev->tenant && p[i]; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t mix[2] = {(uint64_t)ev->ts_us, (uint64_t)attempt};
+    p = (const unsigned char *)mix;
+    for (size_t i = 0; i < sizeof mix; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    const int64_t low = (1 << ID_LOW_BITS) - 1;
+    return (id & ~low) | (int64_t)(h & (uint64_t)low);
+}
+
+static void agg_add(sq_store_t *s, size_t *ngroups, const tg_event_t *ev)
+{
+    int64_t day = floor_div(ev->ts_us, DAY_US);
+    size_t mask = s->slots_cap - 1;
+    size_t i = agg_hash(ev->tenant, day) & mask;
+    agg_t *g = NULL;
+    for (; s->slots[i]; i = (i + 1) & mask) {
+        agg_t *c = &s->aggs[s->slots[i] - 1];
+        if (c->day == day && strcmp(c->tenant, ev->tenant) == 0) {
+            g = c;
+            break;
+        }
+    }
+    if (!g) {
+        g = &s->aggs[*ngroups];
+        memset(g, 0, sizeof *g);
+        g->tenant = ev->tenant;
+        g->day = day;
+        s->slots[i] = (uint32_t)++ * ngroups;
+    }
+    int64_t n = tg_event_count(ev); /* an aggregate of refusals stands for n requests */
+    g->requests += n;
+    g->billable += n * (ev->outcome == TG_OUTCOME_BILLABLE);
+    g->rejected += n * (ev->outcome == TG_OUTCOME_REJECTED);
+    g->failed += n * (ev->outcome != TG_OUTCOME_BILLABLE && ev->outcome != TG_OUTCOME_REJECTED);
+    g->bytes_in += ev->bytes_in;
+    g->bytes_out += ev->bytes_out;
+    if (ev->tokens_in > 0) g->tokens_in += ev->tokens_in;
+    if (ev->tokens_out > 0) g->tokens_out += ev->tokens_out;
+    if (ev->tokens_cached > 0) g->tokens_cached += ev->tokens_cached;
+    g->cost_micros += ev->cost_micros;
+}
+
+/* api_keys.last_used_us: the newest authenticated request of each key in the
+ * batch (a refused revoked key or disabled tenant is not a use). max() keeps a
+ * replayed batch harmless. Batches hold few distinct keys, so a short linear
+ * table; past its size it is written out and started again. */
+static int mark_keys_used(sq_store_t *s, const tg_event_t *evs, size_t n, tg_err_t *err)
+{
+    enum { MAXK = 64 };
+    const char *ids[MAXK];
+    int64_t ts[MAXK];
+    size_t k = 0;
+    sqlite3_stmt *st = sq_stmt(s, &sql_key_used, err);
+    if (!st) return SQLITE_ERROR;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || k == MAXK) {
+            for (size_t j = 0; j < k; j++) {
+                sqlite3_bind_text(st, 1, ids[j], -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, ts[j]);
+                int rc = sq_run(st);
+                if (rc != SQLITE_OK) return rc;
+            }
+            k = 0;
+            if (i == n) break;
+        }
+        const tg_event_t *ev = &evs[i];
+        if (!ev->key_id[0] || strcmp(ev->reason, "revoked_key") == 0 ||
+            strcmp(ev->reason, "tenant_disabled") == 0)
+            continue;
+        size_t j = 0;
+        while (j < k && strcmp(ids[j], ev->key_id) != 0)
+            j++;
+        if (j == k) {
+            ids[k] = ev->key_id;
+            ts[k++] = ev->ts_us;
+        } else if (ev->ts_us > ts[j]) {
+            ts[j] = ev->ts_us;
+        }
+    }
+    return SQLITE_OK;
+}
+
+static int cmp_fast(const void *a, const void *b)
+{
+    int64_t x = ((const fast_ev_t *)a)->id, y = ((const fast_ev_t *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *inserted,
+                     tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (inserted) *inserted = 0;
+    if (n == 0) return 0;
+
+    sqlite3_stmt *ins = sq_stmt(s, &sql_ev_insert, err);
+    sqlite3_stmt *multi = ins ? sq_stmt(s, &sql_ev_insert_multi, err) : NULL;
+    sqlite3_stmt *maxid = multi ? sq_stmt(s, &sql_ev_max_id, err) : NULL;
+    sqlite3_stmt *peek = maxid ? sq_stmt(s, &sql_ev_peek, err) : NULL;
+    sqlite3_stmt *up = peek ? sq_stmt(s, &sql_daily_upsert, err) : NULL;
+    if (!up) return s->shm.lost ? TG_STORE_BUSY : -1; /* busy: the recorder spools */
+    if (scratch_reserve(s, n) != 0) return tg_err_set(err, "append: out of memory");
+    memset(s->slots, 0, s->slots_cap * sizeof *s->slots);
+    memset(s->done, 0, n);
+
+    int ret = sq_begin(s, "append", err);
+    if (ret != 0) return ret;
+
+    size_t added = 0, ngroups = 0;
+    int rc = SQLITE_OK;
+
+    /* Fast path. An id above the largest stored one cannot be taken (we hold
+     * the write lock, so nobody adds one meanwhile), and sorting makes ids
+     * repeated within the batch adjacent: those events are certain to insert,
+     * so they go MULTI_ROWS per statement, which saves a fifth of the CPU of
+     * one statement per event, and in id order, which appends to the b-tree.
+     * Everything else (replays, repeats, a short tail) takes the general path
+     * below, event by event. */
+    rc = sqlite3_step(maxid);
+    int64_t max_id = rc == SQLITE_ROW && sqlite3_column_type(maxid, 0) != SQLITE_NULL
+                         ? sqlite3_column_int64(maxid, 0)
+                         : INT64_MIN;
+    sqlite3_reset(maxid);
+    if (rc != SQLITE_ROW) goto fail;
+    size_t nfast = 0;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i].id > max_id) s->fast[nfast++] = (fast_ev_t){evs[i].id, (uint32_t)i};
+    qsort(s->fast, nfast, sizeof *s->fast, cmp_fast);
+    size_t u = 0; /* unique ids, compacted to the front */
+    for (size_t j = 0; j < nfast; j++)
+        if (u == 0 || s->fast[j].id != s->fast[u - 1].id) s->fast[u++] = s->fast[j];
+    for (size_t j = 0; j + MULTI_ROWS <= u; j += MULTI_ROWS) {
+        for (int r = 0; r < MULTI_ROWS; r++) {
+            const tg_event_t *ev = &evs[s->fast[j + r].idx];
+            bind_event(multi, r * EV_NCOLS, ev, ev->id);
+        }
+        if ((rc = sq_run(multi)) != SQLITE_OK) goto fail;
+        if (sqlite3_changes(s->db) != MULTI_ROWS) {
+            tg_err_set(err, "append: fast path inserted %d of %d events", sqlite3_changes(s->db),
+                       MULTI_ROWS);
+            sq_rollback(s);
+            return -1;
+        }
+        for (int r = 0; r < MULTI_ROWS; r++) {
+            s->done[s->fast[j + r].idx] = 1;
+            agg_add(s, &ngroups, &evs[s->fast[j + r].idx]);
+        }
+        added += MULTI_ROWS;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        if (s->done[i]) continue;
+        const tg_event_t *ev = &evs[i];
+        int64_t id = ev->id;
+        for (int attempt = 0;; attempt++) {
+            bind_event(ins, 0, ev, id);
+            rc = sq_run(ins);
+            if (rc != SQLITE_OK) goto fail;
+            if (sqlite3_changes(s->db) == 1) {
+                added++;
+                agg_add(s, &ngroups, ev);
+                break;
+            }
+            int same = same_event(peek, ev, id);
+            if (same == 1) break; /* already stored: a replay */
+            if (same == -2) {
+                tg_err_set(err, "append: event %lld refused by a constraint", (long long)id);
+                sq_rollback(s);
+                return -1;
+            }
+            if (same != 0) {
+                rc = same;
+                goto fail;
+            }
+            if (attempt == MAX_ID_RETRIES) {
+                tg_err_set(err, "append: no free id for event %lld", (long long)ev->id);
+                sq_rollback(s);
+                return -1;
+            }
+            id = next_id(ev, ev->id, attempt + 1);
+        }
+    }
+
+    for (size_t g = 0; g < ngroups; g++) {
+        const agg_t *a = &s->aggs[g];
+        char day[11];
+        tg_utc_day(a->day * DAY_US, day);
+        sqlite3_bind_text(up, 1, a->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(up, 2, day, 10, SQLITE_STATIC);
+        sqlite3_bind_int64(up, 3, a->requests);
+        sqlite3_bind_int64(up, 4, a->billable);
+        sqlite3_bind_int64(up, 5, a->failed);
+        sqlite3_bind_int64(up, 6, a->rejected);
+        sqlite3_bind_int64(up, 7, a->bytes_in);
+        sqlite3_bind_int64(up, 8, a->bytes_out);
+        sqlite3_bind_int64(up, 9, a->tokens_in);
+        sqlite3_bind_int64(up, 10, a->tokens_out);
+        sqlite3_bind_int64(up, 11, a->cost_micros);
+        sqlite3_bind_int64(up, 12, a->tokens_cached);
+        rc = sq_run(up);
+        if (rc != SQLITE_OK) goto fail;
+    }
+
+    rc = mark_keys_used(s, evs, n, err);
+    if (rc != SQLITE_OK) goto fail;
+
+    ret = sq_commit(s, "append", err);
+    if (ret == 0 && inserted) *inserted = added;
+    return ret;
+
+fail:
+    ret = sq_fail(s, rc, "append", err);
+    sq_rollback(s);
+    return ret;
+}
+
+static int sq_purge(tg_store_t *base, int64_t events_before_us, const char *agg_before_day,
+                    int64_t *deleted, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int64_t total = 0;
+    int ret = 0, rc;
+    if (deleted) *deleted = 0;
+
+    if (events_before_us) {
+        sqlite3_stmt *st = sq_stmt(s, &sql_purge_events, err);
+        if (!st) return s->shm.lost ? TG_STORE_BUSY : -1;
+        for (;;) {
+            if ((ret = sq_begin(s, "purge", err)) != 0) goto out;
+            sqlite3_bind_int64(st, 1, events_before_us);
+            sqlite3_bind_int(st, 2, PURGE_CHUNK);
+            if ((rc = sq_run(st)) != SQLITE_OK) {
+                ret = sq_fail(s, rc, "purge", err);
+                sq_rollback(s);
+                goto out;
+            }
+            int64_t n = sqlite3_changes(s->db);
+            if ((ret = sq_commit(s, "purge", err)) != 0) goto out;
+            total += n;
+            if (n < PURGE_CHUNK) break;
+        }
+    }
+    if (agg_before_day) {
+        sqlite3_stmt *st = sq_stmt(s, &sql_purge_daily, err);
+        if (!st) {
+            ret = -1;
+            goto out;
+        }
+        if ((ret = sq_begin(s, "purge", err)) != 0) goto out;
+        sqlite3_bind_text(st, 1, agg_before_day, -1, SQLITE_STATIC);
+        if ((rc = sq_run(st)) != SQLITE_OK) {
+            ret = sq_fail(s, rc, "purge", err);
+            sq_rollback(s);
+            goto out;
+        }
+        int64_t n = sqlite3_changes(s->db);
+        if ((ret = sq_commit(s, "purge", err)) != 0) goto out;
+        total += n;
+    }
+out:
+    if (deleted) *deleted = total; /* committed chunks stay deleted on error */
+    return ret;
+}
+
+/* A usage report's row: from the daily aggregates when by day, else summed from the
+ * events per tenant and group (the group's expression depends on the report: NULL here,
+ * given to sq_select_list per query). The strings point into the statement. */
+static const sq_col_t usage_daily_cols[] = {
+    SQ_COL(tg_usage_row_t, tenant, "tenant_id", SQ_STR),
+    SQ_COL(tg_usage_row_t, group, "day", SQ_STR),
+    SQ_COL(tg_usage_row_t, requests, "requests", SQ_INT64),
+    SQ_COL(tg_usage_row_t, billable, "billable", SQ_INT64),
+    SQ_COL(tg_usage_row_t, failed, "failed", SQ_INT64),
+    SQ_COL(tg_usage_row_t, rejected, "rejected", SQ_INT64),
+    SQ_COL(tg_usage_row_t, bytes_in, "bytes_in", SQ_INT64),
+    SQ_COL(tg_usage_row_t, bytes_out, "bytes_out", SQ_INT64),
+    SQ_COL(tg_usage_row_t, tokens_in, "tokens_in", SQ_INT64),
+    SQ_COL(tg_usage_row_t, tokens_out, "tokens_out", SQ_INT64),
+    SQ_COL(tg_usage_row_t, cost_micros, "cost_micros", SQ_INT64),
+};
+static const sq_map_t usage_daily_map = SQ_MAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
+
+static const sq_col_t usage_events_cols[] = {
+    SQ_COL(tg_usage_row_t, tenant, "tenant", SQ_STR),
+    SQ_COL(tg_usage_row_t, group, NULL, SQ_STR),
+    SQ_COL(tg_usage_row_t, requests, "sum(requests)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, billable, "sum(requests * (outcome = 'billable'))", SQ_INT64),
+    SQ_COL(tg_usage_row_t, failed, "sum(requests * (outcome = 'failed'))", SQ_INT64),
+    SQ_COL(tg_usage_row_t, rejected, "sum(requests * (outcome = 'rejected'))", SQ_INT64),
+    SQ_COL(tg_usage_row_t, bytes_in, "sum(bytes_in)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, bytes_out, "sum(bytes_out)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, tokens_in, "coalesce(sum(tokens_in), 0)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, tokens_out, "coalesce(sum(tokens_out), 0)", SQ_INT64),
+    SQ_COL(tg_usage_row_t, cost_micros, "sum(cost_micros)", SQ_INT64),
+};
+static const sq_map_t usage_events_map = SQ_MAP(tg_usage_row_t, "usage_events", usage_events_cols);
+
+/* Reports are read rarely, so their SQL is built per call: with the tenant
+ * filter only when given, so SQLite can use the (tenant, ts_us) index. */
+static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
+                    int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    char sql[1024], cols[640];
+    char from_day[11], to_day[11];
+
+    if (q->by == TG_BY_DAY) {
+        /* Days are whole: from is the day holding from_us, to the day before
+         * the (exclusive) to_us. */
+        if (q->from_us) tg_utc_day(q->from_us, from_day);
+        if (q->to_us) tg_utc_day(q->to_us - 1, to_day);
+        if (sq_select_list(&usage_daily_map, NULL, cols, sizeof cols) < 0)
+            return tg_err_set(err, "usage: column list too long");
+        snprintf(sql, sizeof sql,
+                 "SELECT %s FROM usage_daily WHERE %s"
+                 "(?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3) "
+                 "ORDER BY tenant_id, day",
+                 cols, q->tenant ? "tenant_id = ?1 AND " : "");
+    } else {
+        const char *grp;
+        switch (q->by) {
+        case TG_BY_HOUR:
+            grp = "strftime('%Y-%m-%dT%H:00Z', (ts_us / 3600000000) * 3600, 'unixepoch')";
+            break;
+        case TG_BY_ROUTE: grp = "coalesce(route, '')"; break;
+        case TG_BY_KEY: grp = "coalesce(key_id, '')"; break;
+        case TG_BY_MODEL: grp = "coalesce(model, '')"; break;
+        case TG_BY_TOOL: grp = "coalesce(tool, '')"; break;
+        default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
+        }
+        if (sq_select_list(&usage_events_map, grp, cols, sizeof cols) < 0)
+            return tg_err_set(err, "usage: column list too long");
+        snprintf(sql, sizeof sql,
+                 "SELECT %s FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
+                 "GROUP BY tenant, grp ORDER BY tenant, grp",
+                 cols, q->tenant ? "tenant = ?1 AND " : "");
+    }
+
+    sqlite3_stmt *st = NULL;
+    if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) return sq_fail(s, rc, "usage", err);
+    if (q->tenant) sqlite3_bind_text(st, 1, q->tenant, -1, SQLITE_STATIC);
+    if (q->by == TG_BY_DAY) {
+        if (q->from_us) sqlite3_bind_text(st, 2, from_day, 10, SQLITE_STATIC);
+        if (q->to_us) sqlite3_bind_text(st, 3, to_day, 10, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(st, 2, q->from_us ? q->from_us : INT64_MIN);
+        sqlite3_bind_int64(st, 3, q->to_us ? q->to_us : INT64_MAX);
+    }
+
+    int ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_usage_row_t r;
+        sq_read_row(st, q->by == TG_BY_DAY ? &usage_daily_map : &usage_events_map, &r);
+        if (!r.tenant) r.tenant = "";
+        if (!r.group) r.group = "";
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "usage", err);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* A read of the (tenant_id, day) primary key: at most 31 rows for a month. */
+static int sq_spend(tg_store_t *base, const char *tenant, const char *from_day, const char *to_day,
+                    int64_t *micros, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    *micros = 0;
+    if (!tenant || !from_day || !to_day) return tg_err_set(err, "spend: missing argument");
+    sqlite3_stmt *st = sq_stmt(s, &sql_spend, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, from_day, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, to_day, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        *micros = sqlite3_column_int64(st, 0);
+    else
+        ret = sq_fail(s, rc, "spend", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
+const sq_map_t *const sq_event_maps[] = {&usage_daily_map, &usage_events_map, NULL};
+
+const struct tg_store_event_ops sq_event_ops = {
+    .append = sq_append,
+    .purge = sq_purge,
+    .usage = sq_usage,
+    .spend = sq_spend,
+};

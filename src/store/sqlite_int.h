@@ -1,0 +1,267 @@
+/* Private to the SQLite backend: what sqlite.c (open, close, migrations, the shared
+ * helpers) and the files of each concern (sqlite_events.c, sqlite_tenants.c,
+ * sqlite_policy.c, sqlite_prices.c, sqlite_alerts.c) share. Nothing outside
+ * src/store/sqlite*.c includes it, except the store's unit test.
+ *
+ * Adding a table to the SQLite backend: a migration (migrations.c), the statements'
+ * cache slots in the enum below; then, in the file of its concern, the statements' SQL
+ * (sq_sql_t), a row mapping (sq_map_t) in that file's list of maps, the functions, and
+ * their place in the concern's table. */
+#ifndef TG_STORE_SQLITE_INT_H
+#define TG_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "store/backend.h"
+#include "store/walshm.h"
+
+/* Cache slots: each statement is prepared once per connection, on first use, and kept
+ * (SQLITE_PREPARE_PERSISTENT) until close. Grouped by the file that owns the SQL. */
+enum {
+    /* sqlite.c */
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_AUTH_BUMP,
+    ST_AUTH_VERSION,
+    ST_POLICY_BUMP,
+    ST_POLICY_VERSION,
+    /* sqlite_tenants.c */
+    ST_TENANT_ADD,
+    ST_TENANT_GET,
+    ST_TENANT_LIST,
+    ST_TENANT_STATUS,
+    ST_KEY_ADD,
+    ST_KEY_LIST,
+    ST_KEY_REVOKE,
+    ST_AUTH_LOAD,
+    /* sqlite_events.c */
+    ST_EV_INSERT,
+    ST_EV_INSERT_MULTI,
+    ST_EV_MAX_ID,
+    ST_EV_PEEK,
+    ST_DAILY_UPSERT,
+    ST_KEY_USED,
+    ST_PURGE_EVENTS,
+    ST_PURGE_DAILY,
+    ST_SPEND,
+    /* sqlite_policy.c */
+    ST_LIMIT_SET,
+    ST_LIMIT_RM,
+    ST_LIMIT_LIST,
+    ST_PAUSE_SET,
+    ST_PAUSE_CLEAR,
+    ST_PAUSE_LIST,
+    ST_IP_ADD,
+    ST_IP_RM,
+    ST_IP_LIST,
+    ST_TOOL_ADD,
+    ST_TOOL_RM,
+    ST_TOOL_LIST,
+    /* sqlite_prices.c */
+    ST_PRICE_SET,
+    ST_PRICE_RM,
+    ST_PRICE_RM_ALL,
+    ST_PRICE_LIST,
+    ST_BUDGET_SET,
+    ST_BUDGET_RM,
+    ST_BUDGET_LIST,
+    /* sqlite_alerts.c */
+    ST_ALERT_ADD,
+    ST_ALERT_LIST,
+    ST_COUNT
+};
+
+/* ---- row mappings ----------------------------------------------------------------- */
+
+/* How one column of a SELECT is read into its field of a row struct. */
+typedef enum {
+    SQ_TEXT,     /* char[size]: copied, truncated to fit, NUL-terminated; NULL reads as "" */
+    SQ_INT64,    /* int64_t; NULL reads as 0 */
+    SQ_INT,      /* int; NULL reads as 0 */
+    SQ_FLAG,     /* int: 1 when the column is nonzero, else 0 */
+    SQ_AMOUNT,   /* int64_t; NULL reads as -1 ("not set", as in tg_price_row_t) */
+    SQ_BLOB,     /* unsigned char[size]: copied only when the blob has exactly size bytes */
+    SQ_STR,      /* const char *: into the statement, valid until it steps again; NULL stays */
+    SQ_BLOB_PTR, /* const unsigned char *: likewise, NULL unless exactly size bytes */
+    SQ_CUSTOM,   /* read(st, col, row) does it, given the whole row */
+} sq_kind_t;
+
+typedef struct sq_col {
+    const char *name; /* a column of the map's from, or an expression over it; NULL: the
+                         group of a usage report, given per query (sq_select_list) */
+    sq_kind_t kind;
+    size_t off, size; /* the field in the row struct (size: see the kinds) */
+    void (*read)(sqlite3_stmt *st, int col, void *row); /* SQ_CUSTOM only */
+} sq_col_t;
+
+/* One row type as read from the database: the table (or join) its columns come from,
+ * and its columns in SELECT order. The same table builds the statement's column list
+ * and reads each row, so no list of positions is kept in step by hand; and a renamed
+ * column fails the test that prepares every map against the migrated schema
+ * (tests/unit/store/test_sqlite.c), not a read at run time. */
+typedef struct sq_map {
+    const char *from;
+    const sq_col_t *cols;
+    int ncols;
+    size_t row_size;
+} sq_map_t;
+
+#define SQ_FIELD_SIZE(T, f) sizeof(((T *)0)->f)
+#define SQ_COL(T, f, name, kind)                                                                   \
+    {                                                                                              \
+        (name), (kind), offsetof(T, f), SQ_FIELD_SIZE(T, f), NULL                                  \
+    }
+/* A pointer field to a blob of n bytes (SQ_BLOB_PTR). */
+#define SQ_COL_BLOB_PTR(T, f, name, n)                                                             \
+    {                                                                                              \
+        (name), SQ_BLOB_PTR, offsetof(T, f), (n), NULL                                             \
+    }
+#define SQ_COL_CUSTOM(T, name, fn)                                                                 \
+    {                                                                                              \
+        (name), SQ_CUSTOM, 0, sizeof(T), (fn)                                                      \
+    }
+#define SQ_MAP(T, from, cols)                                                                      \
+    {                                                                                              \
+        (from), (cols), (int)(sizeof(cols) / sizeof((cols)[0])), sizeof(T)                         \
+    }
+
+/* "a, b, c": the map's column list for a SELECT, with "group AS grp" for a NULL name.
+ * Returns its length, or -1 when it does not fit in cap. */
+int sq_select_list(const sq_map_t *m, const char *group, char *buf, size_t cap);
+/* Zeroes row (m->row_size bytes) and reads the current row of st into it. */
+void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row);
+
+/* Each concern's maps, NULL-terminated, defined (static) next to the functions that
+ * read their rows; and the list of those lists (sqlite.c), NULL-terminated: what the
+ * schema test walks. */
+extern const sq_map_t *const sq_tenant_maps[],
+    *const sq_event_maps[], *const sq_policy_maps[], *const sq_price_maps[], *const sq_alert_maps[];
+extern const sq_map_t *const *const sq_maps[];
+
+/* ---- statements ---------------------------------------------------------------------- */
+
+/* One cached statement: its slot and its SQL. With select, the SQL is "SELECT " and the
+ * map's column list, then sql (from FROM on). With build, a function builds the SQL
+ * (malloc'd, freed once prepared) for a statement too repetitive to write out. */
+typedef struct sq_sql {
+    int slot;
+    const char *sql;
+    const sq_map_t *select;
+    char *(*build)(void);
+} sq_sql_t;
+
+/* One (tenant, UTC day) group of a batch being appended. */
+typedef struct agg {
+    const char *tenant; /* points into the caller's events, valid during append */
+    int64_t day;        /* days since 1970-01-01 */
+    int64_t requests, billable, failed, rejected;
+    int64_t bytes_in, bytes_out, tokens_in, tokens_out, tokens_cached, cost_micros;
+} agg_t;
+
+/* A fast-path candidate: an event whose id is above every stored one. */
+typedef struct fast_ev {
+    int64_t id;
+    uint32_t idx; /* into the caller's events */
+} fast_ev_t;
+
+/* One connection. Not shared between threads (store.h). */
+typedef struct sq_store {
+    tg_store_t base; /* first: a tg_store_t * is an sq_store_t * */
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    /* append() scratch, kept between calls so a steady writer allocates once:
+     * groups (at most one per event) and an open-addressing index over them,
+     * and the fast path's events sorted by id, with a done flag per event. */
+    agg_t *aggs;
+    size_t aggs_cap;
+    uint32_t *slots;  /* 0 = empty, else index into aggs + 1 */
+    size_t slots_cap; /* power of two, >= 2 * aggs_cap */
+    fast_ev_t *fast;
+    unsigned char *done; /* per event: inserted by the fast path */
+    /* The -shm this connection mapped (walshm.h): checked before every use; once it is
+     * lost the connection is never touched again, not even to close it. */
+    tg_walshm_t shm;
+    struct sq_store *abandoned_next; /* in `abandoned` once closed with its index lost */
+} sq_store_t;
+
+/* The tables of each concern, assembled into the handle by tg_sqlite_open. */
+extern const struct tg_store_event_ops sq_event_ops;
+extern const struct tg_store_tenant_ops sq_tenant_ops;
+extern const struct tg_store_policy_ops sq_policy_ops;
+extern const struct tg_store_price_ops sq_price_ops;
+extern const struct tg_store_alert_ops sq_alert_ops;
+
+/* ---- statements and transactions (sqlite.c) -------------------------------------- */
+
+/* Fills err from the connection and returns TG_STORE_BUSY (the store cannot be written
+ * right now: the recorder spools and retries) or -1. */
+int sq_fail(sq_store_t *s, int rc, const char *what, tg_err_t *err);
+/* The cached statement of q, prepared on first use; NULL with err set on failure. Every
+ * use of the connection starts here (or in sq_exec() and the usage report), so this is
+ * where the WAL index is checked before SQLite touches its mapping. */
+sqlite3_stmt *sq_stmt(sq_store_t *s, const sq_sql_t *q, tg_err_t *err);
+/* Steps a statement that returns no rows we need, then resets it (a statement left
+ * un-reset would keep its read transaction, and its snapshot, open). SQLite's code.
+ * Inline, like sq_bind_field: the writer calls both for every event it appends. */
+static inline int sq_run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+int sq_begin(sq_store_t *s, const char *what, tg_err_t *err); /* BEGIN IMMEDIATE */
+void sq_rollback(sq_store_t *s); /* whatever is open; nothing if nothing is */
+int sq_commit(sq_store_t *s, const char *what, tg_err_t *err); /* rolls back on failure */
+
+/* The two versions running gateways poll. */
+typedef enum { SQ_AUTH, SQ_POLICY } sq_version_t;
+
+/* Runs one bound statement in its own transaction together with the bump of version v.
+ * Returns 0, TG_STORE_NOTFOUND (no row changed, or a missing parent), TG_STORE_EXISTS
+ * (duplicate), TG_STORE_BUSY or -1. A change that fails bumps nothing. */
+int sq_mutate(sq_store_t *s, sqlite3_stmt *st, sq_version_t v, const char *what, tg_err_t *err);
+int sq_read_version(sq_store_t *s, sq_version_t v, const char *what, int64_t *out, tg_err_t *err);
+
+/* ---- binding and reading --------------------------------------------------------- */
+
+/* Binds a fixed-size field; strnlen so a field without its NUL cannot make SQLite read
+ * past it. */
+static inline void sq_bind_field(sqlite3_stmt *st, int i, const char *f, size_t cap,
+                                 int null_if_empty)
+{
+    size_t n = strnlen(f, cap);
+    if (n == 0 && null_if_empty)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, f, (int)n, SQLITE_STATIC);
+}
+#define BIND_ROW(st, i, row, field) sq_bind_field((st), (i), (row)->field, sizeof(row)->field, 0)
+
+/* Where a list hands its rows: the caller's callback and ud. The callback's type names
+ * the row type, so it is kept as void (*)(void) (a function pointer converts to another
+ * function pointer type and back unchanged, C11 6.3.2.3p8) and called as its own type
+ * again by the emit_* function that reads that row type. SINK checks at compile time that
+ * cb takes a const T *. */
+typedef struct sink {
+    void (*cb)(void);
+    void *ud;
+} sink_t;
+#define SINK_CB(T, cb)       ((void (*)(void))(1 ? (cb) : (int (*)(const T *, void *))0))
+#define SINK(T, cb, ud)      ((sink_t){SINK_CB(T, cb), (ud)})
+#define SINK_CALL(T, k, row) (((int (*)(const T *, void *))(k)->cb)((row), (k)->ud))
+
+/* Reads the current row of st into its row type and hands it to k; returns what the
+ * callback returns (0 to go on), or 0 for a row it skips. */
+typedef int (*sq_emit_fn)(sqlite3_stmt *st, const sink_t *k);
+
+/* Steps statement q and emits each row until a callback returns nonzero, which is
+ * returned as is. A statement with a parameter has ?1 for the tenant filter: bound to
+ * tenant, NULL meaning every tenant. what names the list in an error. */
+int sq_each_row(sq_store_t *s, const sq_sql_t *q, const char *tenant, sq_emit_fn emit, sink_t k,
+                const char *what, tg_err_t *err);
+
+#endif

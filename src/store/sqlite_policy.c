@@ -1,0 +1,394 @@
+/* SQLite store, policy rows (the policy_ops of backend.h): limits, pauses, IP rules and
+ * tool rules. Every change bumps meta.policy_version in the same transaction
+ * (sq_mutate), which running gateways poll; it is apart from auth_version so a new limit
+ * does not reload the keyring. */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+
+static const sq_col_t limit_cols[] = {
+    SQ_COL(tg_limit_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_limit_row_t, scope, "scope", SQ_TEXT),
+    SQ_COL(tg_limit_row_t, value, "value", SQ_TEXT),
+    SQ_COL(tg_limit_row_t, limit, "requests", SQ_INT64),
+    SQ_COL(tg_limit_row_t, period_s, "period_s", SQ_INT64),
+    SQ_COL(tg_limit_row_t, burst, "burst", SQ_INT64),
+    SQ_COL(tg_limit_row_t, concurrency, "concurrency", SQ_INT64),
+    SQ_COL(tg_limit_row_t, updated_us, "updated_us", SQ_INT64),
+    SQ_COL(tg_limit_row_t, tokens, "tokens", SQ_INT64),
+    SQ_COL(tg_limit_row_t, tokens_period_s, "tokens_period_s", SQ_INT64),
+};
+static const sq_map_t limit_map = SQ_MAP(tg_limit_row_t, "limits", limit_cols);
+
+static const sq_col_t pause_cols[] = {
+    SQ_COL(tg_pause_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_pause_row_t, reason, "reason", SQ_TEXT),
+    SQ_COL(tg_pause_row_t, created_us, "created_us", SQ_INT64),
+};
+static const sq_map_t pause_map = SQ_MAP(tg_pause_row_t, "pauses", pause_cols);
+
+/* IP rules and tool rules: one shape, (tenant, action, value), in two tables. */
+static const sq_col_t ip_rule_cols[] = {
+    SQ_COL(tg_ip_rule_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_ip_rule_row_t, action, "action", SQ_TEXT),
+    SQ_COL(tg_ip_rule_row_t, cidr, "cidr", SQ_TEXT),
+    SQ_COL(tg_ip_rule_row_t, created_us, "created_us", SQ_INT64),
+};
+static const sq_map_t ip_rule_map = SQ_MAP(tg_ip_rule_row_t, "ip_rules", ip_rule_cols);
+
+static const sq_col_t tool_rule_cols[] = {
+    SQ_COL(tg_tool_rule_row_t, tenant, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_tool_rule_row_t, action, "action", SQ_TEXT),
+    SQ_COL(tg_tool_rule_row_t, pattern, "pattern", SQ_TEXT),
+    SQ_COL(tg_tool_rule_row_t, created_us, "created_us", SQ_INT64),
+};
+static const sq_map_t tool_rule_map = SQ_MAP(tg_tool_rule_row_t, "tool_rules", tool_rule_cols);
+
+static const sq_sql_t sql_limit_set = {
+    .slot = ST_LIMIT_SET,
+    .sql = "INSERT INTO limits (tenant_id, scope, value, requests, period_s, burst, concurrency, "
+           "tokens, tokens_period_s, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10, ?8) "
+           "ON CONFLICT (tenant_id, scope, value) DO UPDATE SET requests = excluded.requests, "
+           "period_s = excluded.period_s, burst = excluded.burst, "
+           "concurrency = excluded.concurrency, tokens = excluded.tokens, "
+           "tokens_period_s = excluded.tokens_period_s, updated_us = excluded.updated_us"};
+static const sq_sql_t sql_limit_rm = {
+    .slot = ST_LIMIT_RM,
+    .sql = "DELETE FROM limits WHERE tenant_id = ?1 AND scope = ?2 AND value = ?3"};
+/* The tenant-wide row first, then route, tool, key and model rows. */
+static const sq_sql_t sql_limit_list = {
+    .slot = ST_LIMIT_LIST,
+    .select = &limit_map,
+    .sql = "FROM limits WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, CASE scope WHEN "
+           "'tenant' THEN 0 "
+           "WHEN 'route' THEN 1 WHEN 'tool' THEN 2 WHEN 'key' THEN 3 ELSE 4 END, "
+           "value"};
+/* A second pause of the same tenant changes the reason; the pause is
+ * still the one that began first. */
+static const sq_sql_t sql_pause_set = {
+    .slot = ST_PAUSE_SET,
+    .sql = "INSERT INTO pauses (tenant_id, reason, created_us) VALUES (?1, ?2, ?3) "
+           "ON CONFLICT (tenant_id) DO UPDATE SET reason = excluded.reason"};
+static const sq_sql_t sql_pause_clear = {.slot = ST_PAUSE_CLEAR,
+                                         .sql = "DELETE FROM pauses WHERE tenant_id = ?1"};
+static const sq_sql_t sql_pause_list = {
+    .slot = ST_PAUSE_LIST, .select = &pause_map, .sql = "FROM pauses ORDER BY tenant_id"};
+static const sq_sql_t sql_ip_add = {
+    .slot = ST_IP_ADD,
+    .sql = "INSERT INTO ip_rules (tenant_id, action, cidr, created_us) VALUES (?1, ?2, "
+           "?3, ?4)"};
+static const sq_sql_t sql_ip_rm = {
+    .slot = ST_IP_RM,
+    .sql = "DELETE FROM ip_rules WHERE tenant_id = ?1 AND action = ?2 AND cidr = ?3"};
+static const sq_sql_t sql_ip_list = {
+    .slot = ST_IP_LIST,
+    .select = &ip_rule_map,
+    .sql = "FROM ip_rules WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, action, cidr"};
+static const sq_sql_t sql_tool_add = {
+    .slot = ST_TOOL_ADD,
+    .sql = "INSERT INTO tool_rules (tenant_id, action, pattern, created_us) VALUES "
+           "(?1, ?2, ?3, ?4)"};
+static const sq_sql_t sql_tool_rm = {
+    .slot = ST_TOOL_RM,
+    .sql = "DELETE FROM tool_rules WHERE tenant_id = ?1 AND action = ?2 AND pattern = ?3"};
+static const sq_sql_t sql_tool_list = {
+    .slot = ST_TOOL_LIST,
+    .select = &tool_rule_map,
+    .sql = "FROM tool_rules WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, action, "
+           "pattern"};
+
+static int sq_policy_version(tg_store_t *base, int64_t *out, tg_err_t *err)
+{
+    return sq_read_version((sq_store_t *)base, SQ_POLICY, "policy version", out, err);
+}
+
+static int valid_scope(const char *scope)
+{
+    return strcmp(scope, "tenant") == 0 || strcmp(scope, "route") == 0 ||
+           strcmp(scope, "tool") == 0 || strcmp(scope, "key") == 0 || strcmp(scope, "model") == 0;
+}
+
+/* The table's CHECKs, said in words before SQLite says "CHECK constraint
+ * failed". */
+static int check_limit(const tg_limit_row_t *r, tg_err_t *err)
+{
+    char scope[sizeof r->scope + 1];
+    snprintf(scope, sizeof scope, "%.*s", (int)sizeof r->scope, r->scope);
+    if (!r->tenant[0]) return tg_err_set(err, "limit set: empty tenant");
+    if (!valid_scope(scope)) return tg_err_set(err, "limit set: invalid scope \"%s\"", scope);
+    int tenant_scope = strcmp(scope, "tenant") == 0;
+    if (tenant_scope != !r->value[0])
+        return tg_err_set(err, "limit set: scope %s %s", scope,
+                          tenant_scope ? "takes no value" : "needs a value");
+    if (r->period_s != 0 && r->period_s != 1 && r->period_s != 60 && r->period_s != 3600)
+        return tg_err_set(err, "limit set: period %lld s (expected 1, 60 or 3600)",
+                          (long long)r->period_s);
+    if (r->tokens_period_s != 0 && r->tokens_period_s != 60 && r->tokens_period_s != 3600)
+        return tg_err_set(err, "limit set: token period %lld s (expected 60 or 3600)",
+                          (long long)r->tokens_period_s);
+    if (r->limit < 0 || r->burst < 0 || r->concurrency < 0 || r->tokens < 0)
+        return tg_err_set(err, "limit set: negative limit, burst, concurrency or tokens");
+    if (r->period_s == 0 && r->limit != 0)
+        return tg_err_set(err, "limit set: a limit of %lld needs a period", (long long)r->limit);
+    if (r->tokens_period_s == 0 && r->tokens != 0)
+        return tg_err_set(err, "limit set: a token limit of %lld needs a period",
+                          (long long)r->tokens);
+    if (r->concurrency && !tenant_scope)
+        return tg_err_set(err, "limit set: concurrency applies to scope tenant only");
+    return 0;
+}
+
+static int sq_limit_set(tg_store_t *base, const tg_limit_row_t *row, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (check_limit(row, err) != 0) return -1;
+    sqlite3_stmt *st = sq_stmt(s, &sql_limit_set, err);
+    if (!st) return -1;
+    BIND_ROW(st, 1, row, tenant);
+    BIND_ROW(st, 2, row, scope);
+    BIND_ROW(st, 3, row, value);
+    sqlite3_bind_int64(st, 4, row->limit);
+    sqlite3_bind_int64(st, 5, row->period_s);
+    sqlite3_bind_int64(st, 6, row->burst);
+    sqlite3_bind_int64(st, 7, row->concurrency);
+    sqlite3_bind_int64(st, 8, row->updated_us ? row->updated_us : tg_wall_us());
+    sqlite3_bind_int64(st, 9, row->tokens);
+    sqlite3_bind_int64(st, 10, row->tokens_period_s);
+    return sq_mutate(s, st, SQ_POLICY, "limit set", err);
+}
+
+static int sq_limit_rm(tg_store_t *base, const char *tenant, const char *scope, const char *value,
+                       tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (!value) value = "";
+    sqlite3_stmt *st = sq_stmt(s, &sql_limit_rm, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+    int ret = sq_mutate(s, st, SQ_POLICY, "limit rm", err);
+    if (ret == TG_STORE_NOTFOUND) {
+        if (*value)
+            tg_err_set(err, "no limit for tenant \"%s\" %s \"%s\"", tenant, scope, value);
+        else
+            tg_err_set(err, "no tenant-wide limit for tenant \"%s\"", tenant);
+    }
+    return ret;
+}
+
+static int emit_limit(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_limit_row_t r;
+    sq_read_row(st, &limit_map, &r);
+    return SINK_CALL(tg_limit_row_t, k, &r);
+}
+
+static int sq_limit_list(tg_store_t *base, const char *tenant,
+                         int (*cb)(const tg_limit_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return sq_each_row((sq_store_t *)base, &sql_limit_list, tenant, emit_limit,
+                       SINK(tg_limit_row_t, cb, ud), "limit list", err);
+}
+
+static int sq_pause_set(tg_store_t *base, const char *tenant, const char *reason, int64_t now_us,
+                        tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (!tenant || !*tenant) return tg_err_set(err, "pause: empty tenant");
+    sqlite3_stmt *st = sq_stmt(s, &sql_pause_set, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now_us);
+    return sq_mutate(s, st, SQ_POLICY, "pause", err);
+}
+
+static int sq_pause_clear(tg_store_t *base, const char *tenant, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_pause_clear, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    int ret = sq_mutate(s, st, SQ_POLICY, "resume", err);
+    if (ret == TG_STORE_NOTFOUND) {
+        if (strcmp(tenant, "*") == 0)
+            tg_err_set(err, "no global pause");
+        else
+            tg_err_set(err, "tenant \"%s\" is not paused", tenant);
+    }
+    return ret;
+}
+
+static int emit_pause(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_pause_row_t r;
+    sq_read_row(st, &pause_map, &r);
+    return SINK_CALL(tg_pause_row_t, k, &r);
+}
+
+static int sq_pause_list(tg_store_t *base, int (*cb)(const tg_pause_row_t *, void *), void *ud,
+                         tg_err_t *err)
+{
+    return sq_each_row((sq_store_t *)base, &sql_pause_list, NULL, emit_pause,
+                       SINK(tg_pause_row_t, cb, ud), "pause list", err);
+}
+
+static int valid_action(const char *a)
+{
+    return strcmp(a, "allow") == 0 || strcmp(a, "deny") == 0;
+}
+
+/* "for tenant "acme"" or "for all tenants", for messages about a rule. */
+static const char *rule_owner(const char *tenant, char *buf, size_t cap)
+{
+    if (strcmp(tenant, "*") == 0) return "for all tenants";
+    snprintf(buf, cap, "for tenant \"%s\"", tenant);
+    return buf;
+}
+
+/* IP rules and tool rules are one shape, (tenant, action, value) with the value a CIDR
+ * or a tool pattern, in two tables because they are matched apart. One add, rm and list
+ * serves both, told by a rule_kind which statements and words to use. */
+typedef struct rule_kind {
+    const char *what;  /* "ip rule": the operations are "ip rule add", ... */
+    const char *value; /* what the value is called: "CIDR" */
+    const char *q;     /* how messages quote the value: "" (a CIDR has no spaces) or "\"" */
+    const sq_sql_t *add, *rm, *list;
+} rule_kind_t;
+
+static const rule_kind_t ip_rules = {"ip rule", "CIDR", "", &sql_ip_add, &sql_ip_rm, &sql_ip_list};
+static const rule_kind_t tool_rules = {"tool rule",   "pattern",    "\"",
+                                       &sql_tool_add, &sql_tool_rm, &sql_tool_list};
+
+/* The fields of a tg_ip_rule_row_t or tg_tool_rule_row_t to add: fixed-size arrays,
+ * maybe filled without a NUL, so each comes with its size. */
+typedef struct rule_fields {
+    const char *tenant, *action, *value;
+    size_t tenant_cap, action_cap, value_cap;
+    int64_t created_us;
+} rule_fields_t;
+#define RULE_FIELDS(row, value_field)                                                              \
+    ((rule_fields_t){(row)->tenant, (row)->action, (row)->value_field, sizeof(row)->tenant,        \
+                     sizeof(row)->action, sizeof(row)->value_field, (row)->created_us})
+
+static int rule_add(sq_store_t *s, const rule_kind_t *k, rule_fields_t r, tg_err_t *err)
+{
+    char what[32], action[16], owner[96];
+    snprintf(what, sizeof what, "%s add", k->what);
+    snprintf(action, sizeof action, "%.*s", (int)r.action_cap, r.action);
+    if (!r.tenant[0]) return tg_err_set(err, "%s: empty tenant", what);
+    if (!valid_action(action))
+        return tg_err_set(err, "%s: invalid action \"%s\" (expected allow or deny)", what, action);
+    if (!r.value[0]) return tg_err_set(err, "%s: empty %s", what, k->value);
+    sqlite3_stmt *st = sq_stmt(s, k->add, err);
+    if (!st) return -1;
+    sq_bind_field(st, 1, r.tenant, r.tenant_cap, 0);
+    sq_bind_field(st, 2, r.action, r.action_cap, 0);
+    sq_bind_field(st, 3, r.value, r.value_cap, 0);
+    sqlite3_bind_int64(st, 4, r.created_us ? r.created_us : tg_wall_us());
+    int ret = sq_mutate(s, st, SQ_POLICY, what, err);
+    if (ret == TG_STORE_EXISTS)
+        tg_err_set(err, "%s %s %s%.*s%s %s already exists", k->what, action, k->q, (int)r.value_cap,
+                   r.value, k->q, rule_owner(r.tenant, owner, sizeof owner));
+    return ret;
+}
+
+static int rule_rm(sq_store_t *s, const rule_kind_t *k, const char *tenant, const char *action,
+                   const char *value, tg_err_t *err)
+{
+    char what[32], owner[96];
+    snprintf(what, sizeof what, "%s rm", k->what);
+    sqlite3_stmt *st = sq_stmt(s, k->rm, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+    int ret = sq_mutate(s, st, SQ_POLICY, what, err);
+    if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no %s %s %s%s%s %s", k->what, action, k->q, value, k->q,
+                   rule_owner(tenant, owner, sizeof owner));
+    return ret;
+}
+
+static int rule_list(sq_store_t *s, const rule_kind_t *k, const char *tenant, sq_emit_fn emit,
+                     sink_t sink, tg_err_t *err)
+{
+    char what[32];
+    snprintf(what, sizeof what, "%s list", k->what);
+    return sq_each_row(s, k->list, tenant, emit, sink, what, err);
+}
+
+static int emit_ip_rule(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_ip_rule_row_t r;
+    sq_read_row(st, &ip_rule_map, &r);
+    return SINK_CALL(tg_ip_rule_row_t, k, &r);
+}
+
+static int sq_ip_rule_add(tg_store_t *base, const tg_ip_rule_row_t *row, tg_err_t *err)
+{
+    return rule_add((sq_store_t *)base, &ip_rules, RULE_FIELDS(row, cidr), err);
+}
+
+static int sq_ip_rule_rm(tg_store_t *base, const char *tenant, const char *action, const char *cidr,
+                         tg_err_t *err)
+{
+    return rule_rm((sq_store_t *)base, &ip_rules, tenant, action, cidr, err);
+}
+
+static int sq_ip_rule_list(tg_store_t *base, const char *tenant,
+                           int (*cb)(const tg_ip_rule_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return rule_list((sq_store_t *)base, &ip_rules, tenant, emit_ip_rule,
+                     SINK(tg_ip_rule_row_t, cb, ud), err);
+}
+
+static int emit_tool_rule(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_tool_rule_row_t r;
+    sq_read_row(st, &tool_rule_map, &r);
+    return SINK_CALL(tg_tool_rule_row_t, k, &r);
+}
+
+static int sq_tool_rule_add(tg_store_t *base, const tg_tool_rule_row_t *row, tg_err_t *err)
+{
+    return rule_add((sq_store_t *)base, &tool_rules, RULE_FIELDS(row, pattern), err);
+}
+
+static int sq_tool_rule_rm(tg_store_t *base, const char *tenant, const char *action,
+                           const char *pattern, tg_err_t *err)
+{
+    return rule_rm((sq_store_t *)base, &tool_rules, tenant, action, pattern, err);
+}
+
+static int sq_tool_rule_list(tg_store_t *base, const char *tenant,
+                             int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return rule_list((sq_store_t *)base, &tool_rules, tenant, emit_tool_rule,
+                     SINK(tg_tool_rule_row_t, cb, ud), err);
+}
+
+/* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
+const sq_map_t *const sq_policy_maps[] = {&limit_map, &pause_map, &ip_rule_map, &tool_rule_map,
+                                          NULL};
+
+const struct tg_store_policy_ops sq_policy_ops = {
+    .policy_version = sq_policy_version,
+    .limit_set = sq_limit_set,
+    .limit_rm = sq_limit_rm,
+    .limit_list = sq_limit_list,
+    .pause_set = sq_pause_set,
+    .pause_clear = sq_pause_clear,
+    .pause_list = sq_pause_list,
+    .ip_rule_add = sq_ip_rule_add,
+    .ip_rule_rm = sq_ip_rule_rm,
+    .ip_rule_list = sq_ip_rule_list,
+    .tool_rule_add = sq_tool_rule_add,
+    .tool_rule_rm = sq_tool_rule_rm,
+    .tool_rule_list = sq_tool_rule_list,
+};

@@ -1,0 +1,212 @@
+/* SQLite store, tenants and keys (the tenant_ops of backend.h): tenants, api_keys and
+ * the keyring's load. Every change bumps meta.auth_version in the same transaction
+ * (sq_mutate), so a gateway in another process notices a revoked key with one cheap
+ * query. Marking keys used belongs to the writer's append (sqlite_events.c). */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+
+static const sq_sql_t sql_tenant_add = {
+    .slot = ST_TENANT_ADD,
+    .sql = "INSERT INTO tenants (id, name, status, created_us) VALUES (?1, ?2, "
+           "'active', ?3)"};
+static const sq_col_t tenant_cols[] = {
+    SQ_COL(tg_tenant_t, id, "id", SQ_TEXT),
+    SQ_COL(tg_tenant_t, name, "name", SQ_TEXT),
+    SQ_COL(tg_tenant_t, status, "status", SQ_TEXT),
+    SQ_COL(tg_tenant_t, created_us, "created_us", SQ_INT64),
+};
+static const sq_map_t tenant_map = SQ_MAP(tg_tenant_t, "tenants", tenant_cols);
+
+static const sq_col_t key_cols[] = {
+    SQ_COL(tg_key_t, id, "id", SQ_TEXT),
+    SQ_COL(tg_key_t, tenant_id, "tenant_id", SQ_TEXT),
+    SQ_COL(tg_key_t, sha256, "sha256", SQ_BLOB),
+    SQ_COL(tg_key_t, prefix, "prefix", SQ_TEXT),
+    SQ_COL(tg_key_t, name, "name", SQ_TEXT),
+    SQ_COL(tg_key_t, status, "status", SQ_TEXT),
+    SQ_COL(tg_key_t, created_us, "created_us", SQ_INT64),
+    SQ_COL(tg_key_t, last_used_us, "last_used_us", SQ_INT64), /* NULL reads as 0 = never */
+};
+static const sq_map_t key_map = SQ_MAP(tg_key_t, "api_keys", key_cols);
+
+/* Every key joined with its tenant; the row's strings point into the statement. */
+static const sq_col_t auth_cols[] = {
+    SQ_COL_BLOB_PTR(tg_auth_row_t, sha256, "k.sha256", 32),
+    SQ_COL(tg_auth_row_t, key_id, "k.id", SQ_STR),
+    SQ_COL(tg_auth_row_t, tenant_id, "k.tenant_id", SQ_STR),
+    SQ_COL(tg_auth_row_t, key_active, "k.status = 'active'", SQ_INT),
+    SQ_COL(tg_auth_row_t, tenant_active, "t.status = 'active'", SQ_INT),
+};
+static const sq_map_t auth_map =
+    SQ_MAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);
+
+static const sq_sql_t sql_tenant_get = {
+    .slot = ST_TENANT_GET, .select = &tenant_map, .sql = "FROM tenants WHERE id = ?1"};
+static const sq_sql_t sql_tenant_list = {
+    .slot = ST_TENANT_LIST, .select = &tenant_map, .sql = "FROM tenants ORDER BY id"};
+static const sq_sql_t sql_tenant_status = {.slot = ST_TENANT_STATUS,
+                                           .sql = "UPDATE tenants SET status = ?2 WHERE id = ?1"};
+static const sq_sql_t sql_key_add = {
+    .slot = ST_KEY_ADD,
+    .sql = "INSERT INTO api_keys (id, tenant_id, sha256, prefix, name, status, "
+           "created_us, last_used_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"};
+static const sq_sql_t sql_key_list = {
+    .slot = ST_KEY_LIST,
+    .select = &key_map,
+    .sql = "FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, created_us, id"};
+static const sq_sql_t sql_key_revoke = {
+    .slot = ST_KEY_REVOKE, .sql = "UPDATE api_keys SET status = 'revoked' WHERE id = ?1"};
+static const sq_sql_t sql_auth_load = {.slot = ST_AUTH_LOAD,
+                                       .select = &auth_map,
+                                       .sql =
+                                           "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"};
+
+static int sq_tenant_add(tg_store_t *base, const char *id, const char *name, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_tenant_add, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name ? name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, tg_wall_us());
+    int ret = sq_mutate(s, st, SQ_AUTH, "tenant add", err);
+    if (ret == TG_STORE_EXISTS) tg_err_set(err, "tenant \"%s\" already exists", id);
+    return ret;
+}
+
+static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_tenant_get, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW)
+        sq_read_row(st, &tenant_map, out);
+    else if (rc == SQLITE_DONE) {
+        tg_err_set(err, "no tenant \"%s\"", id);
+        ret = TG_STORE_NOTFOUND;
+    } else
+        ret = sq_fail(s, rc, "tenant get", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int emit_tenant(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_tenant_t t;
+    sq_read_row(st, &tenant_map, &t);
+    return SINK_CALL(tg_tenant_t, k, &t);
+}
+
+static int sq_tenant_list(tg_store_t *base, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                          tg_err_t *err)
+{
+    return sq_each_row((sq_store_t *)base, &sql_tenant_list, NULL, emit_tenant,
+                       SINK(tg_tenant_t, cb, ud), "tenant list", err);
+}
+
+static int sq_tenant_set_status(tg_store_t *base, const char *id, const char *status, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (strcmp(status, "active") != 0 && strcmp(status, "disabled") != 0)
+        return tg_err_set(err, "invalid tenant status \"%s\"", status);
+    sqlite3_stmt *st = sq_stmt(s, &sql_tenant_status, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    int ret = sq_mutate(s, st, SQ_AUTH, "tenant set status", err);
+    if (ret == TG_STORE_NOTFOUND) tg_err_set(err, "no tenant \"%s\"", id);
+    return ret;
+}
+
+static int sq_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_key_add, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, k->id, (int)strnlen(k->id, sizeof k->id), SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, k->tenant_id, (int)strnlen(k->tenant_id, sizeof k->tenant_id),
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, k->sha256, sizeof k->sha256, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, k->prefix, (int)strnlen(k->prefix, sizeof k->prefix), SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, k->name, (int)strnlen(k->name, sizeof k->name), SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, k->status[0] ? k->status : "active", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, k->created_us ? k->created_us : tg_wall_us());
+    if (k->last_used_us)
+        sqlite3_bind_int64(st, 8, k->last_used_us);
+    else
+        sqlite3_bind_null(st, 8);
+    int ret = sq_mutate(s, st, SQ_AUTH, "key add", err);
+    if (ret == TG_STORE_EXISTS)
+        tg_err_set(err, "key \"%.31s\" (or its secret) already exists", k->id);
+    else if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no tenant \"%.63s\"", k->tenant_id);
+    return ret;
+}
+
+static int emit_key(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_key_t key;
+    sq_read_row(st, &key_map, &key);
+    return SINK_CALL(tg_key_t, k, &key);
+}
+
+static int sq_key_list(tg_store_t *base, const char *tenant, int (*cb)(const tg_key_t *, void *),
+                       void *ud, tg_err_t *err)
+{
+    return sq_each_row((sq_store_t *)base, &sql_key_list, tenant, emit_key, SINK(tg_key_t, cb, ud),
+                       "key list", err);
+}
+
+static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_key_revoke, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    int ret = sq_mutate(s, st, SQ_AUTH, "key revoke", err);
+    if (ret == TG_STORE_NOTFOUND) tg_err_set(err, "no key \"%s\"", key_id);
+    return ret;
+}
+
+static int emit_auth(sqlite3_stmt *st, const sink_t *k)
+{
+    tg_auth_row_t r;
+    sq_read_row(st, &auth_map, &r);
+    if (!r.sha256 || !r.key_id || !r.tenant_id) return 0; /* the table's CHECKs forbid it */
+    return SINK_CALL(tg_auth_row_t, k, &r);
+}
+
+static int sq_auth_load(tg_store_t *base, int (*cb)(const tg_auth_row_t *, void *), void *ud,
+                        tg_err_t *err)
+{
+    return sq_each_row((sq_store_t *)base, &sql_auth_load, NULL, emit_auth,
+                       SINK(tg_auth_row_t, cb, ud), "auth load", err);
+}
+
+static int sq_auth_version(tg_store_t *base, int64_t *out, tg_err_t *err)
+{
+    return sq_read_version((sq_store_t *)base, SQ_AUTH, "auth version", out, err);
+}
+
+/* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
+const sq_map_t *const sq_tenant_maps[] = {&tenant_map, &key_map, &auth_map, NULL};
+
+const struct tg_store_tenant_ops sq_tenant_ops = {
+    .tenant_add = sq_tenant_add,
+    .tenant_get = sq_tenant_get,
+    .tenant_list = sq_tenant_list,
+    .tenant_set_status = sq_tenant_set_status,
+    .key_add = sq_key_add,
+    .key_list = sq_key_list,
+    .key_revoke = sq_key_revoke,
+    .auth_load = sq_auth_load,
+    .auth_version = sq_auth_version,
+};
