@@ -56,7 +56,7 @@ typedef struct tg_keycache {
 
 /* tg_keyring_check, through cache (may be NULL). */
 tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
-                                         size_t len, char tenant[64], char key_id[32]);
+                                         size_t len, char tenant[TG_TENANT_SIZE], char key_id[32]);
 
 void tg_keycache_clear(tg_keycache_t *cache);
 

@@ -140,7 +140,7 @@ static void test_cached_check(void **state)
     tg_keyring_t *kr = tg_keyring_new();
     assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
     tg_keycache_t kc = {0};
-    char tenant[64], id[32];
+    char tenant[TG_TENANT_SIZE], id[32];
     const char *one = "tg_one_AAAA", *two = "tg_two_BBBB", *off = "tg_one_AAAB";
     for (int i = 0; i < 3; i++) {
         assert_int_equal(tg_keyring_check_cached(kr, &kc, one, strlen(one), tenant, id),
