@@ -18,7 +18,7 @@ int tg_apikey_generate(char secret[TG_APIKEY_SECRET_MAX], char key_id[TG_APIKEY_
 {
     unsigned char rnd[64];
     size_t n = 0;
-    memcpy(secret, "tg_", 3);
+    memcpy(secret, "tg_", sizeof "tg_" - 1);
     while (n < SECRET_CHARS) {
         if (RAND_bytes(rnd, sizeof rnd) != 1) return -1;
         for (size_t i = 0; i < sizeof rnd && n < SECRET_CHARS; i++)

@@ -18,7 +18,7 @@
 typedef struct entry {
     unsigned char sha256[32];
     char key_id[32];
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     unsigned char used, key_active, tenant_active;
 } entry_t;
 
@@ -153,8 +153,8 @@ int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err)
     return 0;
 }
 
-tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len, char tenant[64],
-                                  char key_id[32])
+tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len,
+                                  char tenant[TG_TENANT_SIZE], char key_id[32])
 {
     return tg_keyring_check_cached(kr, NULL, secret, len, tenant, key_id);
 }
@@ -165,7 +165,7 @@ void tg_keycache_clear(tg_keycache_t *cache)
 }
 
 tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
-                                         size_t len, char tenant[64], char key_id[32])
+                                         size_t len, char tenant[TG_TENANT_SIZE], char key_id[32])
 {
     if (!secret || len == 0) return TG_AUTH_MISSING;
     unsigned char sha[32];

@@ -13,6 +13,7 @@
 
 #include "store/store.h"
 #include "util/err.h"
+#include "util/sizes.h"
 
 typedef enum {
     TG_AUTH_OK = 0,
@@ -39,8 +40,8 @@ void tg_keyring_stop_refresh(tg_keyring_t *kr);
 
 /* Authenticates a presented secret. On TG_AUTH_OK (and on REVOKED/DISABLED)
  * copies the tenant and key id out. Thread-safe. */
-tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len, char tenant[64],
-                                  char key_id[32]);
+tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len,
+                                  char tenant[TG_TENANT_SIZE], char key_id[32]);
 
 /* The last secret a keep-alive connection presented and its SHA-256, so the next request
  * presenting the same bytes (the usual case: one client, one key) is not hashed again. The
@@ -55,7 +56,7 @@ typedef struct tg_keycache {
 
 /* tg_keyring_check, through cache (may be NULL). */
 tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
-                                         size_t len, char tenant[64], char key_id[32]);
+                                         size_t len, char tenant[TG_TENANT_SIZE], char key_id[32]);
 
 void tg_keycache_clear(tg_keycache_t *cache);
 

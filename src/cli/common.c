@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/money.h"
@@ -191,14 +192,12 @@ int tg_cli_parse_count(const char *s, int64_t max, int64_t *out)
 
 int tg_cli_push(void **v, size_t *n, size_t *cap, const void *row, size_t size)
 {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 32;
-        void *nv = realloc(*v, nc * size);
-        if (!nv) return -1;
-        *v = nv;
-        *cap = nc;
-    }
-    memcpy((char *)*v + *n * size, row, size);
+    /* The caller keeps the array as its rows; the buffer is rebuilt around it for the add
+     * (n * size <= cap: the product cannot wrap). */
+    tg_buf_t b = {*v, *n * size, *cap, TG_CLI_ROWS_MAX};
+    if (tg_buf_add(&b, row, size) != TG_BUF_OK) return -1;
+    *v = b.p;
+    *cap = b.cap;
     (*n)++;
     return 0;
 }

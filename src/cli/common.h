@@ -55,9 +55,10 @@ int tg_cli_parse_count(const char *s, int64_t max, int64_t *out);
 struct json_t;
 struct json_t *tg_cli_json_text(const char *s);
 
-/* Appends one row of size bytes to a growing array (*v, *n, *cap), doubling
- * from 32: what the list commands collect store rows with. 0, or -1 when out
- * of memory. */
+/* Appends one row of size bytes to a growing array (*v, *n rows; *cap: bytes allocated,
+ * 0 at first), a tg_buf_t underneath (util/buf.h): what the list commands collect store
+ * rows with. 0, or -1 when out of memory or past TG_CLI_ROWS_MAX bytes of rows. */
+#define TG_CLI_ROWS_MAX (1ull << 30)
 int tg_cli_push(void **v, size_t *n, size_t *cap, const void *row, size_t size);
 
 /* ---- shared by the list and policy commands (price, budget, tool, ...) ---- */

@@ -24,14 +24,16 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/money.h"
+#include "util/sizes.h"
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is a page of YAML; refuse runaway input */
 #define MAX_NAME       63         /* fits tg_event_t.route[64] */
 #define MAX_PREFIX     255
-#define MAX_WORKERS    1024
-#define MAX_SIZE       (1ull << 40)              /* 1 TiB: anything larger is a typo */
+#define MAX_WORKERS    TG_WORKERS_MAX /* what the server runs: more would be capped unseen */
+#define MAX_SIZE       (1ull << 40)   /* 1 TiB: anything larger is a typo */
 #define MAX_MS         (7ull * 24 * 3600 * 1000) /* 7 days: keeps ms*1000 far from overflow */
 #define KEYPATH        256
 #define MAX_MODEL      127 /* fits tg_event_t.model[128]: a longer name could never match */
@@ -112,28 +114,6 @@ static int is_null(const yaml_node_t *n)
     return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
 }
 
-typedef struct sbuf {
-    char *d;
-    size_t n, cap;
-} sbuf_t;
-
-static int sbuf_put(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *d = realloc(b->d, cap);
-        if (!d) return -1;
-        b->d = d;
-        b->cap = cap;
-    }
-    memcpy(b->d + b->n, s, n);
-    b->n += n;
-    b->d[b->n] = '\0';
-    return 0;
-}
-
 static int valid_var(const char *s, size_t n)
 {
     if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return 0;
@@ -153,27 +133,29 @@ static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out
         *out = strdup(s);
         return *out ? 0 : oom(p, n, path);
     }
-    sbuf_t b = {0};
+    /* A value expanded past the size of a whole config file is a mistake (or a loop of
+     * references to a huge variable), not a setting. */
+    tg_buf_t b = TG_BUF_INIT(MAX_FILE_BYTES);
     size_t i = 0;
     while (i < len) {
         int rc = 0;
         if (s[i] != '$') {
             size_t run = strcspn(s + i, "$");
-            rc = sbuf_put(&b, s + i, run);
+            rc = tg_buf_add(&b, s + i, run);
             i += run;
         } else if (i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') {
-            rc = sbuf_put(&b, "${", 2);
+            rc = tg_buf_add(&b, TG_LIT("${"));
             i += 3;
         } else if (i + 1 < len && s[i + 1] == '{') {
             const char *name = s + i + 2;
             const char *end = memchr(name, '}', len - i - 2);
             if (!end) {
-                free(b.d);
+                tg_buf_free(&b);
                 return fail(p, n, path, "unterminated \"${\" (write $${ for a literal ${)");
             }
             size_t nl = (size_t)(end - name);
             if (!valid_var(name, nl) || nl > 128) {
-                free(b.d);
+                tg_buf_free(&b);
                 return fail(p, n, path,
                             "bad variable reference \"${%.*s}\" (names are letters, digits and _; "
                             "write $${ for a literal ${)",
@@ -184,24 +166,25 @@ static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out
             var[nl] = '\0';
             const char *v = getenv(var);
             if (!v) {
-                free(b.d);
+                tg_buf_free(&b);
                 return fail(p, n, path, "environment variable %s is not set", var);
             }
-            rc = sbuf_put(&b, v, strlen(v));
+            rc = tg_buf_add(&b, v, strlen(v));
             i += nl + 3;
         } else {
-            rc = sbuf_put(&b, "$", 1);
+            rc = tg_buf_add(&b, TG_LIT("$"));
             i++;
         }
-        if (rc < 0) {
-            free(b.d);
+        if (rc != TG_BUF_OK) {
+            tg_buf_free(&b);
+            if (rc == TG_BUF_TOOBIG)
+                return fail(p, n, path, "longer than %u MiB with its variables expanded",
+                            MAX_FILE_BYTES >> 20);
             return oom(p, n, path);
         }
     }
-    if (!b.d) b.d = strdup("");
-    if (!b.d) return oom(p, n, path);
-    *out = b.d;
-    return 0;
+    *out = tg_buf_take(&b);
+    return *out ? 0 : oom(p, n, path);
 }
 
 /* A single value (not a mapping, list or null), expanded. expect describes it. */
@@ -410,7 +393,7 @@ static const char *check_hostport(const char *s, size_t n, int listen)
             return "IPv6 addresses need brackets, e.g. [::1]:8080";
         if (hl == 0) return "missing host";
         if (!valid_hostname(s, hl)) return "bad host name";
-        if (listen && !(hl == 9 && !memcmp(s, "localhost", 9))) {
+        if (listen && !TG_LIT_EQ(s, hl, "localhost")) {
             char v4[16];
             struct in_addr a;
             if (hl >= sizeof v4) return "host must be an IP address or localhost";
@@ -461,10 +444,10 @@ static int get_target(parse_t *p, const yaml_node_t *n, const char *path, char *
     if (scalar(p, n, path, "an http:// or https:// URL", &v) < 0) return -1;
     const char *scheme = NULL;
     size_t skip = 0;
-    if (!strncasecmp(v, "http://", 7))
-        scheme = "http", skip = 7;
-    else if (!strncasecmp(v, "https://", 8))
-        scheme = "https", skip = 8;
+    if (!strncasecmp(v, TG_LIT("http://")))
+        scheme = "http", skip = TG_LIT_LEN("http://");
+    else if (!strncasecmp(v, TG_LIT("https://")))
+        scheme = "https", skip = TG_LIT_LEN("https://");
     const char *auth = v + skip;
     size_t an = strcspn(auth, "/?#");
     const char *rest = auth + an, *problem = NULL;
@@ -559,10 +542,10 @@ static int get_store(parse_t *p, const yaml_node_t *n, const char *path, char **
     char *v;
     if (scalar(p, n, path, "a store URL", &v) < 0) return -1;
     const char *problem = NULL;
-    if (!strncmp(v, "sqlite:", 7)) {
-        if (!v[7]) problem = "sqlite: needs a path, e.g. sqlite:./tollgate.db";
-    } else if (!strncmp(v, "postgres://", 11)) {
-        if (!v[11]) problem = "postgres:// needs a host or database";
+    if (!strncmp(v, TG_LIT("sqlite:"))) {
+        if (!v[TG_LIT_LEN("sqlite:")]) problem = "sqlite: needs a path, e.g. sqlite:./tollgate.db";
+    } else if (!strncmp(v, TG_LIT("postgres://"))) {
+        if (!v[TG_LIT_LEN("postgres://")]) problem = "postgres:// needs a host or database";
     } else {
         problem = "must be sqlite:PATH or postgres://...";
     }
@@ -1272,8 +1255,8 @@ static int dup_default(char **dst, const char *def)
 static int spool_default(tg_config_t *c)
 {
     if (c->recorder.spool) return 0;
-    const char *db = c->store + 7;
-    if (strncmp(c->store, "sqlite:", 7) || !strcmp(db, ":memory:"))
+    const char *db = c->store + TG_LIT_LEN("sqlite:");
+    if (strncmp(c->store, TG_LIT("sqlite:")) || !strcmp(db, ":memory:"))
         return dup_default(&c->recorder.spool, "./tollgate.spool");
     size_t len = strlen(db) + sizeof ".spool";
     c->recorder.spool = malloc(len);
@@ -1468,39 +1451,30 @@ int tg_config_load(const char *path, tg_config_t **out, tg_err_t *err)
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return tg_err_set(err, "%s: cannot open: %s", path, strerror(errno));
-    size_t len = 0, cap = 4096;
-    char *text = malloc(cap);
+    /* (Less one byte: a file of exactly MAX_FILE_BYTES was always refused too.) */
+    tg_buf_t text = TG_BUF_INIT(MAX_FILE_BYTES - 1);
     int rc = -1;
-    if (!text) {
-        tg_err_set(err, "%s: out of memory", path);
-        goto out;
-    }
-    for (;;) {
-        if (len == cap) {
-            if (cap >= MAX_FILE_BYTES) {
-                tg_err_set(err, "%s: larger than %u MiB; is this a config file?", path,
-                           MAX_FILE_BYTES >> 20);
-                goto out;
-            }
-            char *t = realloc(text, cap * 2);
-            if (!t) {
-                tg_err_set(err, "%s: out of memory", path);
-                goto out;
-            }
-            text = t;
-            cap *= 2;
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        int brc = tg_buf_add(&text, chunk, got);
+        if (brc == TG_BUF_TOOBIG) {
+            tg_err_set(err, "%s: larger than %u MiB; is this a config file?", path,
+                       MAX_FILE_BYTES >> 20);
+            goto out;
         }
-        size_t got = fread(text + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
+        if (brc != TG_BUF_OK) {
+            tg_err_set(err, "%s: out of memory", path);
+            goto out;
+        }
     }
     if (ferror(f)) {
         tg_err_set(err, "%s: cannot read: %s", path, strerror(errno));
         goto out;
     }
-    rc = tg_config_parse(path, text, len, out, err);
+    rc = tg_config_parse(path, tg_buf_str(&text), text.len, out, err);
 out:
-    free(text);
+    tg_buf_free(&text);
     fclose(f);
     return rc;
 }

@@ -98,15 +98,13 @@ struct h1req {
     tg_proxy_result_t fail_result; /* a deferred failure, delivered by the timer */
     const char *fail_detail;
     /* response head being collected (names and values may span reads) */
-    char *hbuf;
-    size_t hlen, hcap;
+    tg_buf_t hbuf; /* max: RESP_HEAD_MAX */
     rhdr_t hdrs[MAX_RESP_HDRS];
     size_t nhdrs;
     int last_val;
     char reason[64];
     size_t rlen;
-    char *obuf; /* request head */
-    size_t ocap;
+    tg_buf_t obuf;          /* request head (its size is bounded by the client's head) */
     char stage[STAGE_SIZE]; /* request body on its way out */
 };
 
@@ -122,8 +120,8 @@ static const http_parser_settings rsettings;
  * use; NULL if the URL is not a plain-HTTP numeric/localhost one. */
 static pool_t *pool_for(tg_h1_t *h, const char *url, const char **path)
 {
-    if (strncmp(url, "http://", 7) != 0) return NULL;
-    const char *hs = url + 7, *slash = strchr(hs, '/');
+    if (strncmp(url, TG_LIT("http://")) != 0) return NULL;
+    const char *hs = url + TG_LIT_LEN("http://"), *slash = strchr(hs, '/');
     size_t tlen = slash ? (size_t)(slash - url) : strlen(url);
     *path = slash ? slash : "/";
     for (size_t i = 0; i < h->npools; i++)
@@ -131,7 +129,7 @@ static pool_t *pool_for(tg_h1_t *h, const char *url, const char **path)
             return h->pools[i];
 
     char host[256];
-    size_t hlen = tlen - 7;
+    size_t hlen = tlen - TG_LIT_LEN("http://");
     if (hlen == 0 || hlen >= sizeof host) return NULL;
     memcpy(host, hs, hlen);
     host[hlen] = '\0';
@@ -309,27 +307,11 @@ static void arm_response_timer(h1req_t *r)
 
 /* ---- reading the response ---------------------------------------------- */
 
-static int hbuf_append(h1req_t *r, const char *p, size_t n)
-{
-    if (r->hlen + n > RESP_HEAD_MAX) return -1;
-    if (r->hlen + n > r->hcap) {
-        size_t cap = r->hcap ? r->hcap * 2 : 2048;
-        while (cap < r->hlen + n)
-            cap *= 2;
-        char *nb = realloc(r->hbuf, cap);
-        if (!nb) return -1;
-        r->hbuf = nb;
-        r->hcap = cap;
-    }
-    memcpy(r->hbuf + r->hlen, p, n);
-    r->hlen += n;
-    return 0;
-}
-
 static int on_msg_begin(http_parser *p)
 {
     h1req_t *r = ((h1conn_t *)p->data)->req;
-    r->hlen = r->nhdrs = r->rlen = 0;
+    tg_buf_reset(&r->hbuf);
+    r->nhdrs = r->rlen = 0;
     r->last_val = 0;
     return 0;
 }
@@ -348,10 +330,10 @@ static int on_hfield(http_parser *p, const char *at, size_t n)
     h1req_t *r = ((h1conn_t *)p->data)->req;
     if (r->nhdrs == 0 || r->last_val) {
         if (r->nhdrs == MAX_RESP_HDRS) return -1;
-        r->hdrs[r->nhdrs++] = (rhdr_t){.no = (uint32_t)r->hlen};
+        r->hdrs[r->nhdrs++] = (rhdr_t){.no = (uint32_t)r->hbuf.len};
         r->last_val = 0;
     }
-    if (hbuf_append(r, at, n) != 0) return -1;
+    if (tg_buf_add(&r->hbuf, at, n) != 0) return -1;
     r->hdrs[r->nhdrs - 1].nl += (uint32_t)n;
     return 0;
 }
@@ -361,10 +343,10 @@ static int on_hvalue(http_parser *p, const char *at, size_t n)
     h1req_t *r = ((h1conn_t *)p->data)->req;
     rhdr_t *hh = &r->hdrs[r->nhdrs - 1];
     if (!r->last_val) {
-        hh->vo = (uint32_t)r->hlen;
+        hh->vo = (uint32_t)r->hbuf.len;
         r->last_val = 1;
     }
-    if (hbuf_append(r, at, n) != 0) return -1;
+    if (tg_buf_add(&r->hbuf, at, n) != 0) return -1;
     hh->vl += (uint32_t)n;
     return 0;
 }
@@ -380,7 +362,7 @@ static int on_hdone(http_parser *p)
     if (r->interim) return 1;
     for (size_t i = 0; i < r->nhdrs; i++) {
         const rhdr_t *hh = &r->hdrs[i];
-        r->hd->on_header(r->ud, r->hbuf + hh->no, hh->nl, r->hbuf + hh->vo, hh->vl);
+        r->hd->on_header(r->ud, r->hbuf.p + hh->no, hh->nl, r->hbuf.p + hh->vo, hh->vl);
     }
     r->hd->on_head_done(r->ud, status, r->reason, r->rlen);
     /* 1: no body follows, whatever Content-Length says (HEAD, 204, 304). */
@@ -505,7 +487,7 @@ static void pump_upload(h1req_t *r)
         unsigned nb = 0;
         char pre[24];
         if (!r->head_sent) {
-            bufs[nb++] = uv_buf_init(r->obuf, (unsigned)strlen(r->obuf));
+            bufs[nb++] = uv_buf_init(r->obuf.p, (unsigned)r->obuf.len);
             r->head_sent = 1;
         }
         if (r->body_done || r->upload_paused ||
@@ -528,7 +510,7 @@ static void pump_upload(h1req_t *r)
             }
         } else if (got == 0) {
             r->body_done = 1;
-            if (r->chunked) bufs[nb++] = uv_buf_init("0\r\n\r\n", 5);
+            if (r->chunked) bufs[nb++] = uv_buf_init(TG_LIT("0\r\n\r\n"));
             arm_response_timer(r);
         } else {
             if (r->chunked) {
@@ -536,7 +518,7 @@ static void pump_upload(h1req_t *r)
                 bufs[nb++] = uv_buf_init(pre, (unsigned)pl);
             }
             bufs[nb++] = uv_buf_init(r->stage, (unsigned)got);
-            if (r->chunked) bufs[nb++] = uv_buf_init("\r\n", 2);
+            if (r->chunked) bufs[nb++] = uv_buf_init(TG_LIT("\r\n"));
             r->body_sent += (int64_t)got;
             arm_response_timer(r); /* an upload in progress is not an idle upstream */
         }
@@ -620,17 +602,13 @@ static int build_head(h1req_t *r)
     size_t need = strlen(r->method) + strlen(r->path) + strlen(r->pool->host) + 96;
     for (size_t i = 0; i < r->nheaders; i++)
         need += strlen(r->headers[i]) + 2;
-    if (need > r->ocap) {
-        char *nb = realloc(r->obuf, need);
-        if (!nb) return -1;
-        r->obuf = nb;
-        r->ocap = need;
-    }
-    char *o = r->obuf;
+    tg_buf_reset(&r->obuf);
+    if (tg_buf_reserve(&r->obuf, need) != 0) return -1;
+    char *o = tg_buf_end(&r->obuf);
     o = tg_puts(tg_puts(tg_puts(o, r->method), " "), r->path);
     o = tg_puts(tg_puts(tg_puts(o, " HTTP/1.1\r\nHost: "), r->pool->host), "\r\n");
     for (size_t i = 0; i < r->nheaders; i++)
-        o = tg_put(tg_puts(o, r->headers[i]), "\r\n", 2);
+        o = tg_put(tg_puts(o, r->headers[i]), TG_LIT("\r\n"));
     if (r->has_body && !r->chunked)
         o += sprintf(o, "Content-Length: %lld\r\n", (long long)r->body_len);
     else if (!r->has_body && (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT") ||
@@ -638,7 +616,8 @@ static int build_head(h1req_t *r)
         o = tg_puts(o, "Content-Length: 0\r\n"); /* some front-ends answer 411 without */
     else if (r->chunked)
         o = tg_puts(o, "Transfer-Encoding: chunked\r\n");
-    memcpy(o, "\r\n", 3);
+    o = tg_put(o, TG_LIT("\r\n"));
+    tg_buf_added(&r->obuf, (size_t)(o - r->obuf.p));
     return 0;
 }
 
@@ -654,6 +633,8 @@ tg_proxy_req_t *tg_h1_start(tg_h1_t *h, const tg_proxy_spec_t *spec, const tg_pr
     } else {
         r = calloc(1, sizeof *r);
         if (!r) return NULL;
+        tg_buf_init(&r->hbuf, RESP_HEAD_MAX);
+        tg_buf_init(&r->obuf, TG_BUF_MAX_LIMIT);
         r->base.native = 1;
         r->h = h;
         uv_timer_init(h->loop, &r->timer);
@@ -678,7 +659,8 @@ tg_proxy_req_t *tg_h1_start(tg_h1_t *h, const tg_proxy_spec_t *spec, const tg_pr
     r->head_only = strcmp(spec->method, "HEAD") == 0;
     r->body_sent = 0;
     r->fail_detail = NULL;
-    r->hlen = r->nhdrs = r->rlen = 0;
+    tg_buf_reset(&r->hbuf);
+    r->nhdrs = r->rlen = 0;
     r->c = NULL;
     r->active = 1;
     if (build_head(r) != 0) {
@@ -737,8 +719,8 @@ tg_h1_t *tg_h1_new(uv_loop_t *loop)
 static void on_req_timer_closed(uv_handle_t *hd)
 {
     h1req_t *r = hd->data;
-    free(r->hbuf);
-    free(r->obuf);
+    tg_buf_free(&r->hbuf);
+    tg_buf_free(&r->obuf);
     free(r);
 }
 

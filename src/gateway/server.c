@@ -21,6 +21,7 @@
 #include "gateway/upstream.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/sizes.h"
 
 /* ---- worker threads --------------------------------------------------- */
 
@@ -317,7 +318,7 @@ int tg_server_run(const char *config_path)
 
     int code = 1;
     int nfds = 0;
-    int fds[256];
+    int fds[TG_WORKERS_MAX];
     tg_store_t *store = NULL;
     srv.keys = tg_keyring_new();
     srv.policy = tg_policy_new();
@@ -358,15 +359,15 @@ int tg_server_run(const char *config_path)
         fprintf(stderr, "tollgate: recorder: %s\n", err.msg);
         goto out;
     }
-    if (tg_keyring_start_refresh(srv.keys, cfg->store, 250, &err) != 0 ||
-        tg_policy_start_refresh(srv.policy, cfg->store, 250, &err) != 0 ||
-        tg_pricebook_start_refresh(srv.prices, cfg->store, 250, &err) != 0) {
+    if (tg_keyring_start_refresh(srv.keys, cfg->store, TG_REFRESH_MS, &err) != 0 ||
+        tg_policy_start_refresh(srv.policy, cfg->store, TG_REFRESH_MS, &err) != 0 ||
+        tg_pricebook_start_refresh(srv.prices, cfg->store, TG_REFRESH_MS, &err) != 0) {
         fprintf(stderr, "tollgate: %s\n", err.msg);
         goto out;
     }
 
     srv.nworkers = cfg->server.workers > 0 ? cfg->server.workers : 1;
-    if (srv.nworkers > 256) srv.nworkers = 256;
+    if (srv.nworkers > TG_WORKERS_MAX) srv.nworkers = TG_WORKERS_MAX; /* (config refuses more) */
     for (nfds = 0; nfds < srv.nworkers; nfds++) {
         fds[nfds] = tg_listen_socket(&srv.listen_addr, 1, &err);
         if (fds[nfds] < 0) {

@@ -314,15 +314,15 @@ size_t tg_target_redact(const char *t, size_t len, char *out, size_t cap)
         if (p.vs > p.ne &&
             (key_name(t + p.ns, p.ne - p.ns) || tollgate_key(t + p.vs, p.ve - p.vs))) {
             PUT(t + p.start, p.vs - p.start);
-            PUT("REDACTED", 8);
+            PUT("REDACTED", sizeof "REDACTED" - 1);
         } else if (p.vs == p.ne && tollgate_key(t + p.ns, p.ne - p.ns)) {
-            PUT("REDACTED", 8); /* a bare "?tg_..." */
+            PUT("REDACTED", sizeof "REDACTED" - 1); /* a bare "?tg_..." */
         } else {
             PUT(t + p.start, p.end - p.start);
         }
         if (p.end < len) PUT("&", 1);
     }
-    if (frag) PUT("#REDACTED", 9);
+    if (frag) PUT("#REDACTED", sizeof "#REDACTED" - 1);
 #undef PUT
     out[o] = '\0';
     return o;

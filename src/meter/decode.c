@@ -509,7 +509,7 @@ size_t tg_decode_accept(const char *in, size_t n, char *out, size_t cap)
     struct accept a = {out, 0, cap};
     each_element(in, n, keep_accepted, &a);
     if (a.len == 0 && cap >= 8) {
-        memcpy(out, "identity", 8);
+        memcpy(out, "identity", sizeof "identity" - 1);
         a.len = 8;
     }
     return a.len;

@@ -19,12 +19,16 @@
 #include "meter/decode.h"
 #include "meter/sse.h"
 #include "meter/usage.h"
+#include "util/buf.h"
 
 #define MCP_JSON_MAX (4u << 20)   /* an MCP JSON response is parsed whole up to this */
 #define SSE_MAX_AI   (1u << 20)   /* one SSE event, AI routes */
 #define SSE_MAX_MCP  (4u << 20)   /* one SSE event, MCP (tool results can be large) */
 #define KEEP_MAX     (256u << 10) /* buffers larger than this are freed between requests */
-#define CODING_MAX   64           /* a longer Content-Encoding is not decoded (flagged) */
+/* Rewriting: the raw bytes of the stream event in progress, held until it ends; an event
+ * that has not ended by this size passes untouched (see tg_xchg_response_body). */
+#define HOLD_MAX   (SSE_MAX_AI + 4096)
+#define CODING_MAX 64 /* a longer Content-Encoding is not decoded (flagged) */
 /* tools/call whose ids are checked unique; the gateway refuses a batch of more than 64
  * calls anyway, and the check stays O(64 n) for a body of n requests. */
 #define CALLS_CHECKED 65
@@ -48,11 +52,6 @@ typedef struct mreq {
 } mreq_t;
 enum { ANS_OK = 1, ANS_TOOL_ERR, ANS_RPC_ERR };
 
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
 struct tg_xchg {
     tg_route_kind_t kind;
     endpoint_t ep;
@@ -63,7 +62,7 @@ struct tg_xchg {
     int64_t choices; /* answers the upstream generates (and bills): n, or best_of */
     int injected;    /* include_usage was added: the stream is rewritten */
     int background;  /* a Responses API call run in the background (its usage never passes) */
-    struct buf req;  /* the rewritten body */
+    tg_buf_t req;    /* the rewritten body (max: what a rewrite of max_body can take) */
     json_t *ids;     /* MCP: ids of the requests in the body (JSON values), as mreq */
     json_t *tools;   /* MCP: tool names of tools/call requests (strings) */
     mreq_t *mreq;    /* MCP: the requests, in body order (ids[i] is mreq[i]'s id) */
@@ -88,9 +87,9 @@ struct tg_xchg {
     tg_jpick_t answer; /* an AI JSON answer, read as it passes */
     int answer_live;
     size_t token_max; /* see tg_xchg_set_max_body; 0: the picker's default */
-    struct buf body;  /* an MCP JSON answer, kept whole up to MCP_JSON_MAX */
+    tg_buf_t body;    /* an MCP JSON answer, kept whole (max: MCP_JSON_MAX) */
     int body_over;    /* ... and it was larger */
-    struct buf hold;  /* rewriting: raw bytes of the event in progress */
+    tg_buf_t hold;    /* rewriting: raw bytes of the event in progress (max: HOLD_MAX) */
     tg_usage_t usage;
     size_t n_ok, n_tool_err, n_rpc_err;
     int unreadable; /* an event or body could not be read */
@@ -124,32 +123,6 @@ struct tg_xchg {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static int buf_put(struct buf *b, const char *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->len + n)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) return -1;
-        b->p = np;
-        b->cap = nc;
-    }
-    if (n) memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static void buf_reset(struct buf *b)
-{
-    b->len = 0;
-    if (b->cap > KEEP_MAX) {
-        free(b->p);
-        b->p = NULL;
-        b->cap = 0;
-    }
-}
 
 static int is_blank(char c)
 {
@@ -217,7 +190,13 @@ static int emit(tg_xchg_t *x, const char *p, size_t n)
 
 tg_xchg_t *tg_xchg_new(void)
 {
-    return calloc(1, sizeof(tg_xchg_t));
+    tg_xchg_t *x = calloc(1, sizeof(tg_xchg_t));
+    if (!x) return NULL;
+    /* The request body is capped by its caller (server.max_body, tg_xchg_set_max_body). */
+    tg_buf_init(&x->req, TG_BUF_MAX_LIMIT);
+    tg_buf_init(&x->body, MCP_JSON_MAX);
+    tg_buf_init(&x->hold, HOLD_MAX);
+    return x;
 }
 
 static void end_response(tg_xchg_t *x)
@@ -236,9 +215,9 @@ void tg_xchg_free(tg_xchg_t *x)
     json_decref(x->ids);
     json_decref(x->tools);
     free(x->mreq);
-    free(x->req.p);
-    free(x->body.p);
-    free(x->hold.p);
+    tg_buf_free(&x->req);
+    tg_buf_free(&x->body);
+    tg_buf_free(&x->hold);
     free(x);
 }
 
@@ -247,6 +226,15 @@ void tg_xchg_set_max_body(tg_xchg_t *x, size_t max_body)
     size_t echo = max_body > (SIZE_MAX / 4) / 3 ? SIZE_MAX / 4 : 3 * max_body + (4u << 20);
     x->token_max = echo > TG_JPICK_TOKEN_MAX ? echo : TG_JPICK_TOKEN_MAX;
     x->echo_max = echo;
+    /* A rewrite adds one member as text, or re-serialises the body through jansson, whose
+     * compact form of an accepted body is at most about 6 times as long (a real such as
+     * 0.1 prints with 17 digits): 8 x max_body cannot refuse one. (Per request: set only
+     * when it changes.) */
+    size_t req_max = max_body > TG_BUF_MAX_LIMIT / 8 ? TG_BUF_MAX_LIMIT : 8 * max_body + 4096;
+    if (req_max != tg_buf_max(&x->req)) {
+        tg_buf_reset(&x->req);
+        tg_buf_set_max(&x->req, req_max);
+    }
 }
 
 void tg_xchg_set_token_max(tg_xchg_t *x, size_t n)
@@ -265,9 +253,9 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     json_decref(x->ids);
     json_decref(x->tools);
     x->ids = x->tools = NULL;
-    buf_reset(&x->req);
-    buf_reset(&x->body);
-    buf_reset(&x->hold);
+    tg_buf_reset_trim(&x->req, KEEP_MAX);
+    tg_buf_reset_trim(&x->body, KEEP_MAX);
+    tg_buf_reset_trim(&x->hold, KEEP_MAX);
     x->kind = kind;
     x->model[0] = x->rpc_method[0] = '\0';
     x->max_out = -1;
@@ -389,11 +377,11 @@ static int set_include_usage(tg_xchg_t *x, const char *body, size_t len)
     }
     if (json_is_object(opts) && json_object_set_new(opts, "include_usage", json_true()) == 0) {
         char *s = json_dumps(root, JSON_COMPACT);
-        if (s && buf_put(&x->req, s, strlen(s)) == 0) rc = 0;
+        if (s && tg_buf_add(&x->req, s, strlen(s)) == 0) rc = 0;
         free(s);
     }
     json_decref(root);
-    if (rc != 0) x->req.len = 0;
+    if (rc != 0) tg_buf_reset(&x->req);
     return rc;
 }
 
@@ -416,10 +404,10 @@ static void inject_usage(tg_xchg_t *x, const tg_jpick_t *pk, const char *body, s
     if (end == 0 || body[end - 1] != '}') return;
     static const char member[] = ",\"stream_options\":{\"include_usage\":true}";
     size_t skip = pk->root_n == 0; /* no comma in an empty object */
-    if (buf_put(&x->req, body, end - 1) != 0 ||
-        buf_put(&x->req, member + skip, sizeof member - 1 - skip) != 0 ||
-        buf_put(&x->req, body + end - 1, len - end + 1) != 0) {
-        x->req.len = 0;
+    if (tg_buf_add(&x->req, body, end - 1) != 0 ||
+        tg_buf_add(&x->req, member + skip, sizeof member - 1 - skip) != 0 ||
+        tg_buf_add(&x->req, body + end - 1, len - end + 1) != 0) {
+        tg_buf_reset(&x->req);
         return;
     }
     x->injected = 1;
@@ -555,7 +543,7 @@ size_t tg_xchg_accept_encoding(const tg_xchg_t *x, const char *v, size_t n, char
     if (x->injected) {
         /* A stream tollgate rewrites must arrive readable as text: see exchange.h. */
         if (cap < 8) return 0;
-        memcpy(out, "identity", 8);
+        memcpy(out, TG_LIT("identity"));
         return 8;
     }
     return tg_decode_accept(v, n, out, cap);
@@ -716,21 +704,41 @@ static void pass_event(tg_xchg_t *x, int seen)
     const char *raw = x->feed_p + x->feed_from;
     size_t n = pos - x->feed_from;
     if (x->hold.len) {
-        if (buf_put(&x->hold, raw, n) != 0) x->unreadable = 1;
-        raw = x->hold.p;
-        n = x->hold.len;
+        int rc = tg_buf_add(&x->hold, raw, n);
+        if (rc == TG_BUF_TOOBIG) {
+            /* The event began within HOLD_MAX and ends past it in this chunk: read whole,
+             * it is rewritten like any other, from a copy made once (rare: over 1 MiB). */
+            char *whole = malloc(x->hold.len + n);
+            if (whole) {
+                memcpy(whole, x->hold.p, x->hold.len);
+                memcpy(whole + x->hold.len, raw, n);
+                send_rewritten(x, seen, whole, x->hold.len + n);
+                free(whole);
+                n = 0;
+            }
+        }
+        if (rc == TG_BUF_OK) {
+            send_rewritten(x, seen, x->hold.p, x->hold.len);
+        } else if (n) { /* out of memory: the bytes pass as they came */
+            x->unreadable = 1;
+            emit(x, x->hold.p, x->hold.len);
+            emit(x, raw, n);
+        }
+    } else {
+        send_rewritten(x, seen, raw, n);
     }
-    send_rewritten(x, seen, raw, n);
-    x->hold.len = 0;
+    tg_buf_reset(&x->hold);
     x->feed_from = pos;
 }
 
 /* 1 when p holds a "usage" member whose value is an object (not null). */
 static int usage_object_in(const char *p, size_t n)
 {
+    static const char key[] = "\"usage\"";
     const char *end = p + n;
-    for (const char *a = p; (a = memmem(a, (size_t)(end - a), "\"usage\"", 7)); a += 7) {
-        const char *v = a + 7;
+    for (const char *a = p; (a = memmem(a, (size_t)(end - a), key, sizeof key - 1));
+         a += sizeof key - 1) {
+        const char *v = a + sizeof key - 1;
         while (v < end && is_blank(*v))
             v++;
         if (v >= end || *v != ':') continue;
@@ -748,8 +756,7 @@ static int usage_object_in(const char *p, size_t n)
  * each. */
 static int carries_output(const char *ev, size_t elen, const char *data, size_t dlen)
 {
-    if (elen == 7 && memcmp(ev, "message", 7) == 0)
-        return !(dlen == 6 && memcmp(data, "[DONE]", 6) == 0);
+    if (TG_LIT_EQ(ev, elen, "message")) return !TG_LIT_EQ(data, dlen, "[DONE]");
     return elen >= 6 && memcmp(ev + elen - 5, "delta", 5) == 0 &&
            (ev[elen - 6] == '_' || ev[elen - 6] == '.');
 }
@@ -776,12 +783,11 @@ static void on_event(void *ud, const char *ev, size_t elen, const char *data, si
         }
         break;
     case EP_MESSAGES:
-        if ((elen == 13 &&
-             (memcmp(ev, "message_start", 13) == 0 || memcmp(ev, "message_delta", 13) == 0)) ||
-            (elen == 7 && memcmp(ev, "message", 7) == 0))
+        if (TG_LIT_EQ(ev, elen, "message_start") || TG_LIT_EQ(ev, elen, "message_delta") ||
+            TG_LIT_EQ(ev, elen, "message"))
             tg_usage_anthropic_event(ev, elen == 7 ? 0 : elen, data, dlen, &x->usage);
         /* (An event named "message" says its type inside: taken as final, as before.) */
-        if ((elen == 13 && memcmp(ev, "message_delta", 13) == 0) || elen == 7) x->out_final = 1;
+        if (TG_LIT_EQ(ev, elen, "message_delta") || elen == 7) x->out_final = 1;
         break;
     case EP_MCP:
         root = json_loadb(data, dlen, JSON_ALLOW_NUL, &jerr);
@@ -848,7 +854,8 @@ void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t c
 {
     x->status = status;
     x->ok = status >= 200 && status < 300;
-    x->sse = ctype && clen >= 17 && strncasecmp(ctype, "text/event-stream", 17) == 0;
+    x->sse = ctype && clen >= sizeof "text/event-stream" - 1 &&
+             strncasecmp(ctype, TG_LIT("text/event-stream")) == 0;
     x->observe = x->ok && x->ep != EP_NONE && (x->ep != EP_MCP || x->nreq > 0);
     /* (The identity check costs nothing when the answer has no Content-Encoding.) */
     if (x->observe && (x->coding_over || !tg_decode_is_identity(x->coding, x->coding_len))) {
@@ -920,12 +927,13 @@ int64_t tg_xchg_estimate_out(const tg_xchg_t *x)
 static void keep_json(tg_xchg_t *x, const char *p, size_t n)
 {
     if (x->body_over) return;
-    if (x->body.len + n > MCP_JSON_MAX) {
+    int rc = tg_buf_add(&x->body, p, n);
+    if (rc == TG_BUF_TOOBIG) {
         x->body_over = 1;
-        buf_reset(&x->body);
-        return;
+        tg_buf_reset_trim(&x->body, KEEP_MAX);
+    } else if (rc != TG_BUF_OK) {
+        x->unreadable = 1;
     }
-    if (buf_put(&x->body, p, n) != 0) x->unreadable = 1;
 }
 
 /* Answer bytes as sent (identity), or decoded, to the reader of this answer. */
@@ -959,13 +967,17 @@ int tg_xchg_response_body(tg_xchg_t *x, const char *p, size_t n, tg_xchg_emit_fn
     x->feed_from = 0;
     size_t skipped = tg_sse_skipped(&x->parser);
     tg_sse_feed(&x->parser, p, n);
-    if (buf_put(&x->hold, p + x->feed_from, n - x->feed_from) != 0 ||
-        tg_sse_skipped(&x->parser) != skipped || x->hold.len > SSE_MAX_AI + 4096) {
-        /* An event too large to rewrite: from here on the stream passes untouched. */
+    /* The rest of the chunk is the start of the next event: held until it ends. */
+    const char *rest = p + x->feed_from;
+    size_t nrest = n - x->feed_from;
+    if (tg_sse_skipped(&x->parser) != skipped || tg_buf_add(&x->hold, rest, nrest) != 0) {
+        /* An event too large to rewrite (over the parser's cap, or HOLD_MAX without its
+         * end): from here on the stream passes untouched. */
         x->unreadable = 1;
         x->rewriting = 0;
         emit(x, x->hold.p, x->hold.len);
-        x->hold.len = 0;
+        emit(x, rest, nrest);
+        tg_buf_reset(&x->hold);
     }
     x->feed_p = NULL;
     return x->emit_failed ? -1 : 0;
@@ -977,7 +989,7 @@ int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn fn, void *ud)
     x->eud = ud;
     if (x->rewriting && x->hold.len) {
         emit(x, x->hold.p, x->hold.len);
-        x->hold.len = 0;
+        tg_buf_reset(&x->hold);
     }
     return x->emit_failed ? -1 : 0;
 }
@@ -993,9 +1005,8 @@ static void finish_json(tg_xchg_t *x)
         return;
     }
     json_error_t jerr;
-    json_t *root = x->body_over
-                       ? NULL
-                       : json_loadb(x->body.p ? x->body.p : "", x->body.len, JSON_ALLOW_NUL, &jerr);
+    json_t *root =
+        x->body_over ? NULL : json_loadb(tg_buf_str(&x->body), x->body.len, JSON_ALLOW_NUL, &jerr);
     if (!root) {
         x->unreadable = 1;
         return;

@@ -12,27 +12,24 @@
 
 #include <stddef.h>
 
+#include "util/buf.h"
+
 /* Called once per dispatched event. event is "message" when the stream named none. Neither
  * string is NUL-terminated; both are valid only for the duration of the call. */
 typedef void (*tg_sse_cb)(void *ud, const char *event, size_t elen, const char *data, size_t dlen);
-
-struct tg_sse_buf {
-    char *p;
-    size_t len, cap;
-};
 
 typedef struct tg_sse {
     size_t max_event; /* cap on one event's raw bytes, see above */
     tg_sse_cb cb;
     void *ud;
-    struct tg_sse_buf line; /* current field line, without terminator */
-    struct tg_sse_buf data; /* data lines of this event, each followed by \n */
-    struct tg_sse_buf name; /* last "event" field value of this event */
-    size_t ev_bytes;        /* raw bytes of this event so far, checked against max_event */
-    size_t line_len;        /* length of the current line, counted even while skipping */
-    size_t skipped;         /* events dropped for exceeding max_event (or out of memory) */
-    int skipping;           /* 1 while discarding the rest of an oversize event */
-    int after_cr;           /* last byte was \r: a following \n belongs to the same break */
+    tg_buf_t line;   /* current field line, without terminator (max: max_event) */
+    tg_buf_t data;   /* data lines of this event, each followed by \n (max_event + 1) */
+    tg_buf_t name;   /* last "event" field value of this event (max_event) */
+    size_t ev_bytes; /* raw bytes of this event so far, checked against max_event */
+    size_t line_len; /* length of the current line, counted even while skipping */
+    size_t skipped;  /* events dropped for exceeding max_event (or out of memory) */
+    int skipping;    /* 1 while discarding the rest of an oversize event */
+    int after_cr;    /* last byte was \r: a following \n belongs to the same break */
     /* Optional, set after tg_sse_init: called when a blank line ends a block that dispatches
      * nothing (a comment-only keep-alive such as ": ping"), with pos set as for cb. */
     void (*on_empty)(void *ud);

@@ -69,7 +69,7 @@ static void utf8_clean(const char *src, char *dst)
             d += n;
             s += n;
         } else {
-            memcpy(d, "\xEF\xBF\xBD", 3);
+            memcpy(d, "\xEF\xBF\xBD", sizeof "\xEF\xBF\xBD" - 1); /* U+FFFD */
             d += 3;
             s += 1;
         }

@@ -13,12 +13,13 @@
 
 #include "policy/ratelimit.h"
 #include "util/log.h"
+#include "util/sizes.h"
 #include "util/money.h"
 
 #define MAX_THRESHOLDS 8
 
 typedef struct entry {
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     int64_t budget;
     int hard;
     int thresholds[MAX_THRESHOLDS];

@@ -17,6 +17,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/modelname.h"
+#include "util/sizes.h"
 
 #define NS          1000000000ULL
 #define CONC_SHARDS 64
@@ -37,7 +38,7 @@ typedef struct globs {
 } globs_t;
 
 typedef struct tenant_rules {
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     char pause_reason[256];
     int paused;
     tg_cidr_list_t allow, deny;
@@ -546,7 +547,7 @@ int tg_policy_admit_more_tools(tg_policy_t *p, tg_admission_t *a, const char *te
         a->verdict = TG_ADMIT_RATE;
         a->reason = "rate_limited";
         a->limited = 1;
-        memcpy(a->policy, "tool", 5);
+        memcpy(a->policy, "tool", sizeof "tool");
         a->limit = info.limit;
         a->window_s = rule.period_ns / NS;
         a->remaining = 0;

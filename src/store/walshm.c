@@ -22,7 +22,7 @@ static char *shm_of(const char *db_path)
     char *p = malloc(n + 5);
     if (p) {
         memcpy(p, db_path, n);
-        memcpy(p + n, "-shm", 5);
+        memcpy(p + n, "-shm", sizeof "-shm");
     }
     return p;
 }

@@ -13,6 +13,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/sizes.h"
 
 struct tg_watch {
     pthread_t thread;
@@ -103,7 +104,7 @@ tg_watch_t *tg_watch_start_tick(const char *name, const char *store_url, long in
     if (!w) goto fail;
     w->name = strdup(name);
     w->url = strdup(store_url);
-    w->interval_ms = interval_ms > 0 ? interval_ms : 250;
+    w->interval_ms = interval_ms > 0 ? interval_ms : TG_REFRESH_MS;
     w->version = version;
     w->reload = reload;
     w->tick = tick;

@@ -76,7 +76,7 @@ static void quote(const char *s, size_t n, char dst[QUOTED_CAP])
         }
     }
     if (i < n) {
-        memcpy(dst + o, "...", 3);
+        memcpy(dst + o, "...", sizeof "..." - 1);
         o += 3;
     }
     dst[o++] = '"';

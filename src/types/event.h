@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/sizes.h"
+
 typedef enum {
     TG_OUTCOME_BILLABLE = 0, /* upstream answered 2xx */
     TG_OUTCOME_FAILED = 1,   /* reached (or tried) the upstream, not 2xx */
@@ -35,9 +37,9 @@ typedef struct tg_event {
      * one); N > 1 only in an aggregate of refusals without a valid key (reason
      * TG_REASON_FLOOD, see meter/flood.h), which stands for N of them. */
     int64_t count;
-    int32_t status;  /* HTTP status sent to the client */
-    int32_t outcome; /* tg_outcome_t */
-    char tenant[64]; /* "" when unauthenticated */
+    int32_t status;              /* HTTP status sent to the client */
+    int32_t outcome;             /* tg_outcome_t */
+    char tenant[TG_TENANT_SIZE]; /* "" when unauthenticated */
     char key_id[32];
     char route[64];
     char method[16];

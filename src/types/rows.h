@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "util/sizes.h"
+
 typedef struct tg_tenant {
     char id[64];
     char name[128];
@@ -64,7 +66,7 @@ typedef struct tg_usage_row {
 /* Policy: rate limits, concurrency caps, pauses and IP rules (limits issue).
  * "*" as tenant means every tenant (global). */
 typedef struct tg_limit_row {
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     char scope[8];           /* "tenant" | "route" | "tool" | "key" | "model" */
     char value[128];         /* route name, tool name, key id or model; "" for scope "tenant" */
     int64_t limit;           /* requests per period; with period_s 0 = no rate limit */
@@ -96,7 +98,7 @@ typedef struct tg_price_row {
 
 /* A tenant's monthly budget (UTC calendar month). */
 typedef struct tg_budget_row {
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     int64_t monthly_micros;
     int hard;          /* 1: refuse with 402 at the budget; 0 (--soft): alerts only */
     int thresholds[8]; /* percent, ascending, e.g. 80, 90, 100 */
@@ -109,7 +111,7 @@ typedef struct tg_budget_row {
 typedef struct tg_alert_row {
     int64_t id;
     char kind[32]; /* "budget" */
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     int threshold;                       /* percent */
     char period[8];                      /* "YYYY-MM" (UTC) */
     int64_t spend_micros, budget_micros; /* when it fired */
@@ -119,22 +121,22 @@ typedef struct tg_alert_row {
 /* Per-tenant MCP tool policy: glob patterns (fnmatch(3)); deny wins; once a tenant has an
  * allow pattern, only tools matching one are allowed. "*" as tenant = every tenant. */
 typedef struct tg_tool_rule_row {
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     char action[8]; /* "allow" | "deny" */
     char pattern[128];
     int64_t created_us;
 } tg_tool_rule_row_t;
 
 typedef struct tg_pause_row {
-    char tenant[64]; /* "*" = everything */
+    char tenant[TG_TENANT_SIZE]; /* "*" = everything */
     char reason[256];
     int64_t created_us;
 } tg_pause_row_t;
 
 typedef struct tg_ip_rule_row {
-    char tenant[64]; /* "*" = global */
-    char action[8];  /* "allow" | "deny" */
-    char cidr[64];   /* normalized text, e.g. "10.0.0.0/8" */
+    char tenant[TG_TENANT_SIZE]; /* "*" = global */
+    char action[8];              /* "allow" | "deny" */
+    char cidr[64];               /* normalized text, e.g. "10.0.0.0/8" */
     int64_t created_us;
 } tg_ip_rule_row_t;
 

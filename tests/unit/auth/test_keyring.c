@@ -15,7 +15,7 @@
 typedef struct fake_key {
     char secret[64];
     char id[32];
-    char tenant[64];
+    char tenant[TG_TENANT_SIZE];
     int key_active, tenant_active;
 } fake_key_t;
 
@@ -50,7 +50,8 @@ static void add(const char *secret, const char *id, const char *tenant, int ka, 
     k->tenant_active = ta;
 }
 
-static tg_auth_result_t check(tg_keyring_t *kr, const char *secret, char tenant[64], char id[32])
+static tg_auth_result_t check(tg_keyring_t *kr, const char *secret, char tenant[TG_TENANT_SIZE],
+                              char id[32])
 {
     return tg_keyring_check(kr, secret, secret ? strlen(secret) : 0, tenant, id);
 }
@@ -64,7 +65,7 @@ static void test_lookup_states(void **state)
     add("tg_disabled", "key_3", "globex", 1, 0);
     tg_keyring_t *kr = tg_keyring_new();
     assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
-    char tenant[64], id[32];
+    char tenant[TG_TENANT_SIZE], id[32];
     assert_int_equal(check(kr, "tg_good", tenant, id), TG_AUTH_OK);
     assert_string_equal(tenant, "acme");
     assert_string_equal(id, "key_1");
@@ -86,7 +87,7 @@ static void test_reload_replaces(void **state)
     nkeys = 0;
     add("tg_a", "key_a", "t1", 1, 1);
     tg_keyring_t *kr = tg_keyring_new();
-    char tenant[64], id[32];
+    char tenant[TG_TENANT_SIZE], id[32];
     assert_int_equal(check(kr, "tg_a", tenant, id), TG_AUTH_UNKNOWN); /* empty before load */
     assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
     assert_int_equal(check(kr, "tg_a", tenant, id), TG_AUTH_OK);
@@ -113,7 +114,7 @@ static void test_many_keys(void **state)
     tg_keyring_t *kr = tg_keyring_new();
     assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
     assert_int_equal(tg_keyring_size(kr), 5000);
-    char tenant[64], id[32];
+    char tenant[TG_TENANT_SIZE], id[32];
     for (int k = 0; k < 5000; k += 7) {
         snprintf(s, sizeof s, "tg_secret_%d", k);
         assert_int_equal(check(kr, s, tenant, id), TG_AUTH_OK);
@@ -139,7 +140,7 @@ static void test_cached_check(void **state)
     tg_keyring_t *kr = tg_keyring_new();
     assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
     tg_keycache_t kc = {0};
-    char tenant[64], id[32];
+    char tenant[TG_TENANT_SIZE], id[32];
     const char *one = "tg_one_AAAA", *two = "tg_two_BBBB", *off = "tg_one_AAAB";
     for (int i = 0; i < 3; i++) {
         assert_int_equal(tg_keyring_check_cached(kr, &kc, one, strlen(one), tenant, id),

@@ -446,7 +446,15 @@ static void test_err_numbers(void **state)
     expect_err("server: { workers: lots }\n",
                "t.yaml:1: server.workers: expected a positive number or \"auto\", got \"lots\"");
     expect_err("server: { workers: 5000 }\n",
-               "t.yaml:1: server.workers: must be at most 1024 (got 5000)");
+               "t.yaml:1: server.workers: must be at most 256 (got 5000)");
+    /* The server's own cap, not a larger one it would cut down without a word. */
+    tg_config_t *c = parse_ok("server: { workers: 256 }\n");
+    assert_int_equal(c->server.workers, 256);
+    tg_config_unref(c);
+    expect_err("server: { workers: 1024 }\n",
+               "t.yaml:1: server.workers: must be at most 256 (got 1024)");
+    expect_err("server:\n  listen: 127.0.0.1:1\n  workers: 257\n",
+               "t.yaml:3: server.workers: must be at most 256 (got 257)");
     expect_err("server:\n\n  max_body: 10x\n",
                "t.yaml:3: server.max_body: bad size \"10x\" (bytes, or a number with k, m or g, "
                "e.g. 64k, 10m)");
@@ -670,6 +678,27 @@ static void test_err_misc(void **state)
 static void test_err_env(void **state)
 {
     (void)state;
+    /* A value is at most 4 MiB once expanded: 5 references to 1 MiB are refused, 3 pass. */
+    char *big = malloc((1u << 20) + 1);
+    assert_non_null(big);
+    memset(big, 'a', 1u << 20);
+    big[1u << 20] = '\0';
+    setenv("TG_T_BIG", big, 1);
+    free(big);
+    expect_err("upstreams:\n"
+               "  - name: a\n"
+               "    targets: [http://127.0.0.1:1]\n"
+               "    headers:\n"
+               "      X-Big: \"${TG_T_BIG}${TG_T_BIG}${TG_T_BIG}${TG_T_BIG}${TG_T_BIG}\"\n",
+               "t.yaml:5: upstreams[0].headers.X-Big: longer than 4 MiB with its variables "
+               "expanded");
+    tg_config_t *c = parse_ok("upstreams:\n"
+                              "  - name: a\n"
+                              "    targets: [http://127.0.0.1:1]\n"
+                              "    headers:\n"
+                              "      X-Big: \"${TG_T_BIG}$${TG_T_BIG}${TG_T_BIG}\"\n");
+    tg_config_unref(c);
+    unsetenv("TG_T_BIG");
     unsetenv("TG_T_MISSING");
     expect_err("upstreams:\n"
                "  - name: openai\n"
@@ -1024,6 +1053,34 @@ static void test_load_file(void **state)
     assert_string_equal(c->path, path);
     assert_string_equal(c->server.listen, "127.0.0.1:1234");
     tg_config_unref(c);
+    unlink(path);
+
+    /* Under 4 MiB loads; 4 MiB (a runaway file) does not. */
+    static char pad[4u << 20];
+    static const char head[] = "server:\n  listen: 127.0.0.1:1234\n";
+    memset(pad, '#', sizeof pad);
+    for (size_t i = 99; i < sizeof pad; i += 100)
+        pad[i] = '\n';
+    memcpy(pad, head, sizeof head - 1);
+    for (int k = 0; k < 2; k++) {
+        size_t n = sizeof pad - (k == 0 ? 1 : 0);
+        pad[n - 1] = '\n';
+        f = fopen(path, "w");
+        assert_non_null(f);
+        assert_int_equal(fwrite(pad, 1, n, f), n);
+        fclose(f);
+        c = NULL;
+        int rc = tg_config_load(path, &c, &err);
+        if (k == 0) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(c->server.listen, "127.0.0.1:1234");
+            tg_config_unref(c);
+        } else {
+            assert_int_equal(rc, -1);
+            snprintf(want, sizeof want, "%s: larger than 4 MiB; is this a config file?", path);
+            assert_string_equal(err.msg, want);
+        }
+    }
     unlink(path);
 
     assert_int_equal(tg_config_load("/nonexistent/tollgate.yaml", &c, &err), -1);

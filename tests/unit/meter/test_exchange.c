@@ -1771,6 +1771,60 @@ static void test_mcp_large_results(void **state)
     tg_xchg_free(x);
 }
 
+/* An event that begins within what is held for rewriting (1 MiB + 4 KiB) and ends past it
+ * in the chunk that completes it is still rewritten whole; one still unfinished past it is
+ * not (the stream then passes as it came). */
+static void test_event_ends_past_hold_cap(void **state)
+{
+    (void)state;
+    tg_xchg_t *x = tg_xchg_new();
+    tg_xchg_set_max_body(x, 1u << 20); /* the parser reads events up to 7 MiB */
+    struct sb in = {0}, want = {0};
+    sb_str(&in, "data: " C_ROLE ",\"usage\":null}\n\n");
+    sb_str(&want, "data: " C_ROLE "}\n\n");
+    size_t big_at = in.len;
+    struct sb big = {0};
+    sb_str(&big, "data: " CHUNK "{\"index\":0,\"delta\":{\"content\":\"");
+    for (size_t i = 0; i < ((1u << 20) + 8192) / 64; i++)
+        sb_str(&big, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    sb_str(&big, "\"},\"logprobs\":null,\"finish_reason\":null}]");
+    sb_put(&in, big.p, big.len);
+    sb_put(&want, big.p, big.len);
+    sb_str(&in, ",\"usage\":null}\n\n");
+    sb_str(&want, "}\n\n");
+    size_t big_end = in.len;
+    sb_str(&in, "data: " C_USAGE "\n\ndata: [DONE]\n\n");
+    sb_str(&want, "data: [DONE]\n\n");
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions", S(CHAT_REQ)};
+    struct resp rs = {200, "text/event-stream", in.p, in.len};
+    struct result ref, r;
+    run(x, &rq, &rs, 0, NULL, 0, want.p, want.len, &ref);
+    check_same(&ref, &ref, want.p, want.len, "whole", 0, 0);
+    assert_int_equal(ref.rewrites, 1);
+    assert_int_equal(ref.unparsed, 0);
+    assert_int_equal(ref.ev.tokens_out, 10);
+    /* Held 1 MiB (under the cap), then the chunk that ends the event goes past it. */
+    size_t cuts[2] = {big_at + (1u << 20), big_end + 3};
+    run(x, &rq, &rs, 0, cuts, 2, want.p, want.len, &r);
+    check_same(&ref, &r, want.p, want.len, "in three at", cuts[0], 0);
+    result_free(&r);
+    /* Held past the cap before the event ended: from there on the bytes pass as they came
+     * (the usage chunk included), and the answer is flagged. */
+    size_t cuts2[2] = {big_at + (1u << 20) + 6000, big_end};
+    run(x, &rq, &rs, 0, cuts2, 2, NULL, 0, &r);
+    assert_int_equal(r.o.len, in.len - (sizeof "data: " C_ROLE ",\"usage\":null}\n\n" - 1) +
+                                  (sizeof "data: " C_ROLE "}\n\n" - 1));
+    assert_memory_equal(r.o.p + (big_at - 13), in.p + big_at, in.len - big_at);
+    assert_int_equal(r.unparsed, 0);       /* (its usage came: the tokens are known) */
+    assert_int_equal(r.ev.tokens_out, 10); /* the usage is still read */
+    result_free(&r);
+    result_free(&ref);
+    free(big.p);
+    free(in.p);
+    free(want.p);
+    tg_xchg_free(x);
+}
+
 /* ---- 6. an event over the cap ---------------------------------------------------------- */
 
 /* Events before the big one are rewritten; from the big one on, everything passes as it
@@ -2351,6 +2405,7 @@ int main(void)
         cmocka_unit_test(test_mcp_partial),
         cmocka_unit_test(test_unknown_endpoint),
         cmocka_unit_test(test_client_gone),
+        cmocka_unit_test(test_event_ends_past_hold_cap),
         cmocka_unit_test(test_oversize_event_ends_rewriting),
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_free_mid_response),
