@@ -154,8 +154,12 @@ layers-check:
 	@scripts/check-layers.sh --self-test
 	@scripts/check-layers.sh
 
+# Everything the steps below run is built first, in parallel (one job per core): the steps
+# then find it up to date. Built one after another it took a quarter of the suite's time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 check: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(TBINS) $(ATBINS) $(B)/tollgate-asan $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory layers-check
 	@$(MAKE) --no-print-directory unit
