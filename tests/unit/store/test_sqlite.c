@@ -630,6 +630,43 @@ static void test_append_mixed_large_batch(void **state)
     free(evs);
 }
 
+/* The usual batch: ids nearly in order (a few neighbours swapped, one event late by many
+ * places, an exact repeat), which the append sorts without qsort: every event lands once. */
+static void test_append_nearly_sorted_batch(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    int64_t ts = day_us("2026-03-02") + HOUR_US;
+    enum { N = 100 };
+    tg_event_t *evs = calloc(N + 1, sizeof *evs);
+    size_t ins = 0, n = 0;
+    for (int i = 0; i < N; i++)
+        evs[n++] = ev_make(9000 + i, ts + i, "acme", TG_OUTCOME_BILLABLE);
+    for (int i = 10; i < 60; i += 7) { /* neighbours swapped */
+        tg_event_t t = evs[i];
+        evs[i] = evs[i + 1];
+        evs[i + 1] = t;
+    }
+    tg_event_t late = evs[3]; /* one event 90 places late */
+    memmove(&evs[3], &evs[4], (size_t)(N - 4) * sizeof *evs);
+    evs[N - 1] = late;
+    /* An exact repeat of the 50th, early in the batch: it must meet its twin after the sort,
+     * or the two would share a multi-row INSERT (which counts its rows) and fail it. */
+    memmove(&evs[21], &evs[20], (size_t)(N - 20) * sizeof *evs);
+    evs[20] = evs[51];
+    n++;
+    assert_int_equal(tg_store_append(f->s, evs, n, &ins, &err), 0);
+    assert_int_equal(ins, N);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(
+        raw_int(db, "SELECT count(*) FROM usage_events WHERE id BETWEEN 9000 AND 9099"), N);
+    assert_int_equal(raw_int(db, "SELECT count(DISTINCT id) FROM usage_events WHERE id BETWEEN "
+                                 "9000 AND 9099"),
+                     N);
+    sqlite3_close(db);
+    free(evs);
+}
+
 static void test_append_busy_writes_nothing(void **state)
 {
     fixture_t *f = *state;
@@ -2078,6 +2115,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_replay_counts_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_id_collision_keeps_both, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_mixed_large_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_nearly_sorted_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_busy_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_groupings, setup, teardown),
