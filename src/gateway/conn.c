@@ -1145,16 +1145,7 @@ static const http_parser_settings settings = {
 
 /* ---- the upstream side ------------------------------------------------ */
 
-typedef struct hname {
-    const char *s;
-    size_t n;
-} hname_t;
-#define HNAME(lit)                                                                                 \
-    {                                                                                              \
-        lit, sizeof(lit) - 1                                                                       \
-    }
-
-static int in_names(const char *n, size_t l, const hname_t *names, size_t k)
+static int in_names(const char *n, size_t l, const tg_lit_t *names, size_t k)
 {
     for (size_t i = 0; i < k; i++)
         if (names[i].n == l && strncasecmp(n, names[i].s, l) == 0) return 1;
@@ -1163,10 +1154,11 @@ static int in_names(const char *n, size_t l, const hname_t *names, size_t k)
 
 static int hop_by_hop(const char *n, size_t l)
 {
-    static const hname_t names[] = {HNAME("connection"),       HNAME("keep-alive"),
-                                    HNAME("proxy-connection"), HNAME("te"),
-                                    HNAME("trailer"),          HNAME("transfer-encoding"),
-                                    HNAME("upgrade"),          HNAME("proxy-authorization")};
+    static const tg_lit_t names[] = {
+        TG_LIT_INIT("connection"),       TG_LIT_INIT("keep-alive"),
+        TG_LIT_INIT("proxy-connection"), TG_LIT_INIT("te"),
+        TG_LIT_INIT("trailer"),          TG_LIT_INIT("transfer-encoding"),
+        TG_LIT_INIT("upgrade"),          TG_LIT_INIT("proxy-authorization")};
     return in_names(n, l, names, sizeof names / sizeof names[0]);
 }
 
@@ -1176,9 +1168,10 @@ static int drop_request_header(const tg_conn_t *c, const hdr_t *h, int conn_name
 {
     const char *n = c->head + h->no;
     if (hop_by_hop(n, h->nl)) return 1;
-    static const hname_t names[] = {
-        HNAME("host"),         HNAME("content-length"),  HNAME("authorization"), HNAME("x-api-key"),
-        HNAME("x-request-id"), HNAME("x-forwarded-for"), HNAME("expect")};
+    static const tg_lit_t names[] = {TG_LIT_INIT("host"),          TG_LIT_INIT("content-length"),
+                                     TG_LIT_INIT("authorization"), TG_LIT_INIT("x-api-key"),
+                                     TG_LIT_INIT("x-request-id"),  TG_LIT_INIT("x-forwarded-for"),
+                                     TG_LIT_INIT("expect")};
     if (in_names(n, h->nl, names, sizeof names / sizeof names[0])) return 1;
     if (h->nl >= LEN("x-tollgate-") && HAS_PREFIX(n, "x-tollgate-")) return 1;
     /* Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */

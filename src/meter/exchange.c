@@ -129,18 +129,12 @@ static int is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-typedef struct lit {
-    const char *s;
-    size_t n;
-} lit_t;
-#define LIT(s) ((lit_t){s, sizeof s - 1})
-
-static int ends_with_lit(const char *p, size_t n, lit_t suffix)
+static int ends_with_lit(const char *p, size_t n, tg_lit_t suffix)
 {
     return n >= suffix.n && memcmp(p + n - suffix.n, suffix.s, suffix.n) == 0;
 }
 /* p[0..n) ends with the string literal suffix (its length known at compile time). */
-#define ends_with(p, n, suffix) ends_with_lit(p, n, LIT(suffix))
+#define ends_with(p, n, suffix) ends_with_lit(p, n, (tg_lit_t)TG_LIT_INIT(suffix))
 
 /* Endpoints whose spending tollgate cannot meter, see tg_xchg_offside: 1 for one that
  * mints a credential of the upstream's account, 2 for one that starts work billed later
@@ -155,10 +149,11 @@ static int offside(tg_route_kind_t kind, const char *p, size_t n)
     while (seg < n && p[n - 1 - seg] != '/')
         seg++;
     if (seg > 22 || !((1u << seg) & (0x1f0u | 1u << 14 | 1u << 22))) return 0;
-    static const lit_t mint[] = {LIT("/realtime/sessions"), LIT("/realtime/client_secrets"),
-                                 LIT("/realtime/transcription_sessions"), LIT("/realtime/calls")};
-    static const lit_t later[] = {LIT("/batches"), LIT("/fine_tuning/jobs"), LIT("/videos"),
-                                  LIT("/runs")};
+    static const tg_lit_t mint[] = {
+        TG_LIT_INIT("/realtime/sessions"), TG_LIT_INIT("/realtime/client_secrets"),
+        TG_LIT_INIT("/realtime/transcription_sessions"), TG_LIT_INIT("/realtime/calls")};
+    static const tg_lit_t later[] = {TG_LIT_INIT("/batches"), TG_LIT_INIT("/fine_tuning/jobs"),
+                                     TG_LIT_INIT("/videos"), TG_LIT_INIT("/runs")};
     if (kind == TG_ROUTE_OPENAI) {
         for (size_t i = 0; i < sizeof mint / sizeof mint[0]; i++)
             if (ends_with_lit(p, n, mint[i])) return 1;

@@ -21,6 +21,16 @@
 /* A string literal and its length, counted by the compiler: tg_put(o, TG_LIT("\r\n")). */
 #define TG_LIT(s)     ("" s ""), (sizeof(s) - 1)
 #define TG_LIT_LEN(s) (sizeof("" s "") - 1)
+/* A literal and its length as one value, for tables: static const tg_lit_t t[] =
+ * {TG_LIT_INIT("host"), ...}. */
+typedef struct tg_lit {
+    const char *s;
+    size_t n;
+} tg_lit_t;
+#define TG_LIT_INIT(s)                                                                             \
+    {                                                                                              \
+        "" s "", sizeof(s) - 1                                                                     \
+    }
 /* n bytes at p are exactly the literal s: TG_LIT_EQ(name, nlen, "event"). */
 #define TG_LIT_EQ(p, n, s) ((n) == sizeof(s) - 1 && memcmp((p), "" s "", sizeof(s) - 1) == 0)
 
