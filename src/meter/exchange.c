@@ -136,13 +136,36 @@ static int ends_with_lit(const char *p, size_t n, tg_lit_t suffix)
 /* p[0..n) ends with the string literal suffix (its length known at compile time). */
 #define ends_with(p, n, suffix) ends_with_lit(p, n, (tg_lit_t)TG_LIT_INIT(suffix))
 
+/* The length of p[0..n) as a lenient server may read its endpoint: trailing slashes
+ * dropped, and the last segment cut at path parameters (";a=b", also percent-encoded
+ * as "%3B", which some servers decode before they split) and stripped of trailing dots
+ * (which some servers drop), as often as that changes anything ("/runs/;x" is "/runs"). */
+static size_t endpoint_len(const char *p, size_t n)
+{
+    for (;;) {
+        while (n > 1 && p[n - 1] == '/')
+            n--;
+        size_t s = n, cut = n;
+        while (s > 0 && p[s - 1] != '/')
+            s--;
+        for (size_t i = s; i < n && cut == n; i++)
+            if (p[i] == ';' || (p[i] == '%' && i + 2 < n && p[i + 1] == '3' &&
+                                (p[i + 2] == 'b' || p[i + 2] == 'B')))
+                cut = i;
+        while (cut > s && p[cut - 1] == '.')
+            cut--;
+        if (cut == n) return n;
+        n = cut;
+    }
+}
+
 /* Endpoints whose spending tollgate cannot meter, see tg_xchg_offside: 1 for one that
  * mints a credential of the upstream's account, 2 for one that starts work billed later
- * (created with a body). Trailing slashes do not hide one. */
+ * (created with a body). Trailing slashes, path parameters and trailing dots do not hide
+ * one (endpoint_len). */
 static int offside(tg_route_kind_t kind, const char *p, size_t n)
 {
-    while (n > 1 && p[n - 1] == '/')
-        n--;
+    n = endpoint_len(p, n);
     /* Each suffix below is a last segment of 4, 5, 6, 7, 8, 14 or 22 bytes: a path whose
      * last segment is of another length ("completions") is none of them. */
     size_t seg = 0;

@@ -350,6 +350,12 @@ describe('endpoints that spend out of sight', () => {
       ['/router/realtime/calls', 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n'],
       ['/router/videos', JSON.stringify({ model: 'sora-2', prompt: 'a toll gate', seconds: '12' })],
       ['/anthropic/messages/batches', JSON.stringify({ requests: [{ custom_id: 'a', params: { model: 'claude-x', max_tokens: 4096, messages: [] } }] })],
+      // What a lenient upstream reads as the same endpoint: path parameters (also
+      // percent-encoded) and trailing dots.
+      ['/router/threads/thread_1/runs;x=1', JSON.stringify({ assistant_id: 'asst_1' })],
+      ['/router/threads/thread_1/runs%3B', JSON.stringify({ assistant_id: 'asst_1' })],
+      ['/router/threads/thread_1/runs.', JSON.stringify({ assistant_id: 'asst_1' })],
+      ['/router/batches./', JSON.stringify({ input_file_id: 'file-1' })],
     ]) {
       const r = await request(`${gw.url}${path}`, { method: 'POST', headers, body });
       assert.equal(r.status, 403, `${path}: ${r.text}`);

@@ -566,6 +566,25 @@ static void test_offside(void **state)
     assert_false(OFF(TG_ROUTE_OPENAI, "/v1/batches/batch_1/cancel", 1));
     assert_false(OFF(TG_ROUTE_MCP, "/v1/batches", 1));
     assert_false(OFF(TG_ROUTE_HTTP, "/v1/realtime/sessions", 1));
+    /* What a lenient upstream reads as the same endpoint: path parameters (also encoded),
+     * trailing dots, in any mix with trailing slashes. */
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs.", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs...", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs%3B", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs%3bx=1", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs;jsessionid=1", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs/;x/", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/batches./", 1));
+    assert_true(OFF(TG_ROUTE_OPENAI, "/v1/realtime/client_secrets;a", 0));
+    assert_true(OFF(TG_ROUTE_ANTHROPIC, "/v1/messages/batches%3B.", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs.", 0)); /* listing */
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runsx", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs%3", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/threads/t_1/runs%3C", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/v1/chat/completions;a", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, ";", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "/;", 1));
+    assert_false(OFF(TG_ROUTE_OPENAI, "...", 1));
 #undef OFF
 }
 
