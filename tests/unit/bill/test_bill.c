@@ -14,92 +14,14 @@
 #include <cmocka.h>
 
 #include "bill/bill.h"
-#include "store/backend.h"
+#include "policy/fake_store.h"
 
 #define S 1000000000ULL
 /* 2026-11-18T07:33:20Z: the wall clock of every event and admission. */
 #define WALL 1795000000000000LL
 #define USD  1000000LL /* micro-USD */
 
-/* ---- a fake store: limits and budgets --------------------------------------------- */
-
-static tg_limit_row_t limits[4];
-static size_t nlimits;
-static tg_budget_row_t budgets[2];
-static size_t nbudgets;
-static int64_t store_spend;
-
-static int f_limit_list(tg_store_t *s, const char *tenant,
-                        int (*cb)(const tg_limit_row_t *, void *), void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)err;
-    for (size_t i = 0; i < nlimits; i++)
-        if (cb(&limits[i], ud)) return -1;
-    return 0;
-}
-
-static int f_pause_list(tg_store_t *s, int (*cb)(const tg_pause_row_t *, void *), void *ud,
-                        tg_err_t *err)
-{
-    (void)s, (void)cb, (void)ud, (void)err;
-    return 0;
-}
-
-static int f_ip_list(tg_store_t *s, const char *tenant, int (*cb)(const tg_ip_rule_row_t *, void *),
-                     void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)cb, (void)ud, (void)err;
-    return 0;
-}
-
-static int f_tool_list(tg_store_t *s, const char *tenant,
-                       int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)cb, (void)ud, (void)err;
-    return 0;
-}
-
-static int f_budget_list(tg_store_t *s, const char *tenant,
-                         int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)err;
-    for (size_t i = 0; i < nbudgets; i++)
-        if (cb(&budgets[i], ud)) return -1;
-    return 0;
-}
-
-static int f_spend(tg_store_t *s, const char *tenant, const char *from, const char *to,
-                   int64_t *micros, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)from, (void)to, (void)err;
-    *micros = store_spend;
-    return 0;
-}
-
-static int f_alert_list(tg_store_t *s, const char *tenant,
-                        int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)cb, (void)ud, (void)err;
-    return 0;
-}
-
-static int f_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err)
-{
-    (void)s, (void)row, (void)err;
-    *inserted = 1;
-    return 0;
-}
-
-static const struct tg_store_policy_ops policy_ops = {.limit_list = f_limit_list,
-                                                      .pause_list = f_pause_list,
-                                                      .ip_rule_list = f_ip_list,
-                                                      .tool_rule_list = f_tool_list};
-static const struct tg_store_price_ops price_ops = {.budget_list = f_budget_list};
-static const struct tg_store_event_ops event_ops = {.spend = f_spend};
-static const struct tg_store_alert_ops alert_ops = {.alert_list = f_alert_list,
-                                                    .alert_add = f_alert_add};
-static tg_store_t store = {
-    .policy = &policy_ops, .prices = &price_ops, .events = &event_ops, .alerts = &alert_ops};
+/* The fake store: tests/unit/policy/fake_store.h. */
 
 static void limit(const char *tenant, const char *scope, const char *value, int64_t n,
                   int64_t period_s)
@@ -171,7 +93,7 @@ static fix_t fix;
 static int setup(void **state)
 {
     (void)state;
-    nlimits = nbudgets = 0;
+    nlimits = npauses = nrules = ntool_rules = nbudgets = nalerts = 0;
     store_spend = 0;
     return 0;
 }

@@ -11,114 +11,11 @@
 #include <cmocka.h>
 
 #include "policy/policy.h"
-#include "store/backend.h"
+#include "policy/fake_store.h"
 
 #define S 1000000000ULL
 /* The wall clock every test passes in: 2026-11-18T07:33:20Z (the budget's month is 2026-11). */
 #define WALL 1795000000000000LL
-
-static tg_limit_row_t limits[8];
-static size_t nlimits;
-static tg_pause_row_t pauses[4];
-static size_t npauses;
-static tg_ip_rule_row_t rules[4];
-static size_t nrules;
-
-static int f_limit_list(tg_store_t *s, const char *tenant,
-                        int (*cb)(const tg_limit_row_t *, void *), void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)err;
-    for (size_t i = 0; i < nlimits; i++)
-        if (cb(&limits[i], ud)) return -1;
-    return 0;
-}
-
-static int f_pause_list(tg_store_t *s, int (*cb)(const tg_pause_row_t *, void *), void *ud,
-                        tg_err_t *err)
-{
-    (void)s, (void)err;
-    for (size_t i = 0; i < npauses; i++)
-        if (cb(&pauses[i], ud)) return -1;
-    return 0;
-}
-
-static int f_ip_list(tg_store_t *s, const char *tenant, int (*cb)(const tg_ip_rule_row_t *, void *),
-                     void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)err;
-    for (size_t i = 0; i < nrules; i++)
-        if (cb(&rules[i], ud)) return -1;
-    return 0;
-}
-
-static tg_tool_rule_row_t tool_rules[4];
-static size_t ntool_rules;
-static tg_budget_row_t budgets[2];
-static size_t nbudgets;
-static int64_t store_spend; /* month-to-date spend the fake store reports */
-static tg_alert_row_t alerts[16];
-static size_t nalerts;
-
-static int f_tool_list(tg_store_t *s, const char *tenant,
-                       int (*cb)(const tg_tool_rule_row_t *, void *), void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)err;
-    for (size_t i = 0; i < ntool_rules; i++)
-        if (cb(&tool_rules[i], ud)) return -1;
-    return 0;
-}
-
-static int f_budget_list(tg_store_t *s, const char *tenant,
-                         int (*cb)(const tg_budget_row_t *, void *), void *ud, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)err;
-    for (size_t i = 0; i < nbudgets; i++)
-        if (cb(&budgets[i], ud)) return -1;
-    return 0;
-}
-
-static int f_spend(tg_store_t *s, const char *tenant, const char *from, const char *to,
-                   int64_t *micros, tg_err_t *err)
-{
-    (void)s, (void)tenant, (void)from, (void)to, (void)err;
-    *micros = store_spend;
-    return 0;
-}
-
-static int f_alert_list(tg_store_t *s, const char *tenant,
-                        int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err)
-{
-    (void)s, (void)err;
-    for (size_t i = 0; i < nalerts; i++)
-        if (strcmp(alerts[i].tenant, tenant) == 0 && cb(&alerts[i], ud)) return -1;
-    return 0;
-}
-
-/* Unique on (kind, tenant, threshold, period), as the real table. */
-static int f_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, tg_err_t *err)
-{
-    (void)s, (void)err;
-    *inserted = 0;
-    for (size_t i = 0; i < nalerts; i++)
-        if (strcmp(alerts[i].tenant, row->tenant) == 0 && alerts[i].threshold == row->threshold &&
-            strcmp(alerts[i].period, row->period) == 0)
-            return 0;
-    assert_true(nalerts < 16);
-    alerts[nalerts++] = *row;
-    *inserted = 1;
-    return 0;
-}
-
-static const struct tg_store_policy_ops policy_ops = {.limit_list = f_limit_list,
-                                                      .pause_list = f_pause_list,
-                                                      .ip_rule_list = f_ip_list,
-                                                      .tool_rule_list = f_tool_list};
-static const struct tg_store_price_ops price_ops = {.budget_list = f_budget_list};
-static const struct tg_store_event_ops event_ops = {.spend = f_spend};
-static const struct tg_store_alert_ops alert_ops = {.alert_list = f_alert_list,
-                                                    .alert_add = f_alert_add};
-static tg_store_t store = {
-    .policy = &policy_ops, .prices = &price_ops, .events = &event_ops, .alerts = &alert_ops};
 
 static void limit(const char *tenant, const char *scope, const char *value, int64_t n,
                   int64_t period_s, int64_t conc)
