@@ -12,7 +12,7 @@
 #include "util/sizes.h"
 
 typedef struct tg_tenant {
-    char id[64];
+    char id[TG_TENANT_SIZE];
     char name[128];
     char status[16]; /* "active" | "disabled" */
     int64_t created_us;
@@ -20,7 +20,7 @@ typedef struct tg_tenant {
 
 typedef struct tg_key {
     char id[32]; /* public id, e.g. "key_7f3a..." */
-    char tenant_id[64];
+    char tenant_id[TG_TENANT_SIZE];
     unsigned char sha256[32];
     char prefix[16]; /* display prefix of the secret, e.g. "tg_Ab3dE" */
     char name[128];
