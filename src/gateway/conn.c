@@ -125,6 +125,20 @@ static const http_parser_settings settings;
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* tg_buf_reserve with its common case inline: the room is there from the last request (the
+ * memory never exceeds max + 1, so bytes that fit it fit the max too). */
+static inline int room(tg_buf_t *b, size_t n)
+{
+    return b->p && n < b->cap - b->len ? TG_BUF_OK : tg_buf_reserve(b, n);
+}
+
+/* tg_buf_added after room(b, m), for n <= m bytes written at tg_buf_end(b) (so no check). */
+static inline void added(tg_buf_t *b, size_t n)
+{
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
 /* Is name[0..nl) one of the tokens of the comma-separated list[0..ll)? (Connection) */
 static int in_token_list(const char *list, size_t ll, const char *name, size_t nl)
 {
@@ -746,7 +760,7 @@ static void canon_target(tg_conn_t *c)
     size_t n = c->req.url_len;
     tg_buf_t *t = &c->head.target;
     tg_buf_reset(t);
-    if (tg_buf_reserve(t, 2 * n + 2) != 0) {
+    if (room(t, 2 * n + 2) != 0) {
         c->req.refuse = "out of memory";
         return;
     }
@@ -761,7 +775,7 @@ static void canon_target(tg_conn_t *c)
     c->req.url_off = 0;
     c->req.url_len = (uint32_t)len;
     c->req.match_off = (uint32_t)len;
-    tg_buf_added(t, len + c->req.match_len);
+    added(t, len + c->req.match_len);
 }
 
 /* Expect: 100-continue from an HTTP/1.1 client, once the request is accepted (or is to
@@ -806,8 +820,10 @@ static int on_headers_complete(http_parser *p)
     c->req.has_body = (p->flags & F_CHUNKED) || c->req.content_length > 0;
     c->req.body_limit = (int64_t)c->req.cfg->server.max_body;
     /* The body buffer's max is the limit (empty here: the last request's was dropped). */
-    if (tg_buf_max(&c->body) != (size_t)c->req.body_limit)
+    if (tg_buf_max(&c->body) != (size_t)c->req.body_limit) {
+        tg_buf_reset(&c->body);
         tg_buf_set_max(&c->body, (size_t)c->req.body_limit);
+    }
     /* An Upgrade (h2c, websocket) is ignored, as RFC 9110 allows: the request
      * is served as HTTP/1.1 and the connection closed after it, since the
      * parser stops at an upgrade. */
@@ -991,7 +1007,7 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
     size_t line = nl + vl + TG_LIT_LEN(": \r\n");
     /* A head over the cap is refused whole (502), never cut: a dropped line must not
      * leave offsets (Content-Length, Content-Type) pointing past what was kept. */
-    if (tg_buf_reserve(&c->out, line) != 0) { /* (its max: UP_HEAD_MAX) */
+    if (room(&c->out, line) != 0) { /* (its max: UP_HEAD_MAX) */
         c->req.up_bad = 1;
         return;
     }
@@ -1007,7 +1023,7 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
     }
     char *o = tg_put(tg_buf_end(&c->out), name, nl);
     o = tg_put(tg_put(tg_put(o, TG_LIT(": ")), value, vl), TG_LIT("\r\n"));
-    tg_buf_added(&c->out, line);
+    added(&c->out, line);
 }
 
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
@@ -1070,7 +1086,7 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
     size_t need = sizeof "HTTP/1.1  \r\n" + 20 + rlen + c->out.len + sizeof "x-request-id: \r\n" +
                   strlen(c->req.ev.request_id) + strlen(rl) + strlen(te) + strlen(cn) + 2;
     tg_buf_reset(&c->rhead);
-    if (tg_buf_reserve(&c->rhead, need) != 0) {
+    if (room(&c->rhead, need) != 0) {
         c->write_failed = 1;
         return;
     }
@@ -1081,7 +1097,7 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
     if (c->out.len) w = tg_put(w, c->out.p, c->out.len);
     w = tg_puts(tg_puts(tg_puts(w, "x-request-id: "), c->req.ev.request_id), "\r\n");
     w = tg_puts(tg_puts(tg_puts(tg_puts(w, rl), te), cn), "\r\n");
-    tg_buf_added(&c->rhead, (size_t)(w - c->rhead.p));
+    added(&c->rhead, (size_t)(w - c->rhead.p));
     c->req.head_pending = 1;
     c->req.head_sent = 1;
 }
@@ -1260,7 +1276,7 @@ static void start_upstream(tg_conn_t *c)
             need += c->head.hdrs[i].vl + 2;
     need += c->head.nhdrs * 8 + 32; /* Accept-Encoding may become "identity" (below) */
     tg_buf_reset(&c->scratch);
-    if (tg_buf_reserve(&c->scratch, need) != 0) {
+    if (room(&c->scratch, need) != 0) {
         send_error(c, 502, "bad_gateway", "out of memory");
         return;
     }
@@ -1329,7 +1345,7 @@ static void start_upstream(tg_conn_t *c)
     }
     o = tg_puts(o, c->client_ip);
     *o++ = '\0';
-    tg_buf_added(&c->scratch, (size_t)(o - c->scratch.p));
+    added(&c->scratch, (size_t)(o - c->scratch.p));
 
     tg_proxy_spec_t spec = {
         .method = c->req.ev.method,
