@@ -8,7 +8,8 @@
  * is read by the exchange when whole, an MCP body it cannot read is a JSON-RPC 400, a
  * denied tool a 403; ADMIT: the client address from every X-Forwarded-For line joined,
  * believed from trusted proxies only; the loop: ANSWER answers once and stops, WAIT stops
- * where it is and resumes there, FORWARD hands the request to the connection. */
+ * where it is and resumes there, FORWARD hands the request to the connection; METER's end
+ * and SETTLE: the outcome and the estimate billing gives a failed or a drained answer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -538,6 +539,56 @@ static void test_run_streams_plain_route(void **state)
     tg_ph_settle(r, MONO);
 }
 
+/* ---- the answer's phases ------------------------------------------------------------- */
+
+/* METER's end and SETTLE through billing: an upstream error is a failure with nothing
+ * estimated; a 2xx AI answer whose client left before its usage came (drained) is
+ * billable on an estimate (input: a token per 4 body bytes); a refusal stays one. */
+static void test_meter_settle(void **state)
+{
+    (void)state;
+    static const char chat[] = "{\"model\":\"gpt-4o\",\"messages\":[],\"max_tokens\":5}";
+    for (int drained = 0; drained <= 1; drained++) {
+        tg_req_t *r =
+            REQ("192.0.2.1", "/v1/chat/completions", (int64_t)strlen(chat), "x-api-key", "tg_good");
+        r->phase = TG_PHASE_AUTH;
+        tg_req_run(r, MONO);
+        assert_int_equal(tg_buf_add(&body, chat, strlen(chat)), 0);
+        r->msg_done = 1;
+        r->ev.bytes_in = (int64_t)strlen(chat);
+        tg_req_run(r, MONO);
+        assert_int_equal(calls.upstreams, 1);
+        if (drained) {
+            r->drain = 1;
+            r->ev.status = 200;
+            TG_EVENT_SET(&r->ev, reason, "client_closed", 13);
+        } else {
+            r->ev.status = 502;
+            TG_EVENT_SET(&r->ev, reason, "upstream_unreachable", 20);
+        }
+        tg_ph_meter(r, MONO + 10);
+        assert_int_equal(r->phase, TG_PHASE_METER);
+        tg_ph_settle(r, MONO + 10);
+        assert_int_equal(r->phase, TG_PHASE_SETTLE);
+        assert_int_equal(r->metered, 0); /* the exchange follows no request now */
+        if (drained) {
+            assert_int_equal(r->ev.outcome, TG_OUTCOME_BILLABLE);
+            assert_int_equal(r->ev.tokens_in, ((int64_t)strlen(chat) + 3) / 4);
+        } else {
+            assert_int_equal(r->ev.outcome, TG_OUTCOME_FAILED);
+            assert_int_equal(r->ev.tokens_in, TG_TOKENS_UNKNOWN);
+        }
+    }
+    tg_req_t *r = REQ("192.0.2.1", "/v1/chat/completions", -1, "Host", "x");
+    r->phase = TG_PHASE_AUTH;
+    tg_req_run(r, MONO);
+    r->ev.status = 401;
+    tg_ph_meter(r, MONO);
+    tg_ph_settle(r, MONO);
+    assert_int_equal(r->ev.outcome, TG_OUTCOME_REJECTED);
+    assert_string_equal(r->ev.reason, "missing_key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_run_answers_once_and_stops),
         cmocka_unit_test(test_run_waits_and_resumes),
         cmocka_unit_test(test_run_streams_plain_route),
+        cmocka_unit_test(test_meter_settle),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
