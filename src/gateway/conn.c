@@ -1,16 +1,21 @@
 /* Client connections: see conn.h.
  *
- * Life of a request: http_parser callbacks collect the head into c->head (capped: 431
- * past server.max_header_bytes); at headers-complete the request (c->req, request.h)
- * walks its phases (run_phases: authenticate, route, read a held body, admit, forward)
- * and is handed to the upstream client (proxy.h); billing (bill/bill.h) decides its
- * admission and, at the end, its outcome and price. The body is copied into c->body as
- * it arrives and pulled by the upstream client; reading from the client stops while
- * more than BODY_HIGH bytes wait. Response bytes go to the socket with uv_try_write and
- * only the part the kernel did not take is copied; while more than OUT_HIGH bytes are
+ * Life of a request: http_parser callbacks collect the head into c->head (request.h's
+ * tg_req_head_t; capped: 431 past server.max_header_bytes); at headers-complete the
+ * request (c->req, request.h) walks its phases (gateway/phases.h, run by tg_req_run:
+ * authenticate, route, read a held body, admit, forward), each in its own module, which
+ * see the head and the held body through c->cx and ask this file for what only the
+ * connection does (answer, 100 Continue, the body timer, the upstream, a rewritten body:
+ * the op_* callbacks); the request is handed to the upstream client (proxy.h), whose
+ * callbacks below relay the answer and feed the exchange (METER). The body is copied into
+ * c->body as it arrives and pulled by the upstream client; reading from the client stops
+ * while more than BODY_HIGH bytes wait. Response bytes go to the socket with uv_try_write
+ * and only the part the kernel did not take is copied; while more than OUT_HIGH bytes are
  * queued the upstream download is paused. A request ends when both its message was read
- * and its response was queued; then exactly one event is pushed to the recorder and, on
- * keep-alive, the parser resumes on any pipelined bytes kept in c->pend.
+ * and its response was queued; then tg_req_end runs the answer's phases (METER's end,
+ * SETTLE, RECORD: exactly one event to the recorder) and, on keep-alive, the parser
+ * resumes on any pipelined bytes kept in c->pend. Every buffer here is a util/buf.h
+ * tg_buf_t whose max is the limit it is held to.
  *
  * Callbacks from the upstream client never close the connection themselves
  * (curl forbids removing a transfer from inside its callbacks): a failed
@@ -26,7 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "bill/bill.h"
+#include "gateway/phases.h"
 #include "gateway/request.h"
 #include "gateway/target.h"
 #include "gateway/upstream.h"
@@ -38,29 +43,22 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define MAX_HDRS        100
-#define BODY_HIGH       (256 * 1024)  /* stop reading the client above this much unsent body */
-#define BODY_LOW        (64 * 1024)   /* and read again below this */
-#define OUT_HIGH        (1024 * 1024) /* pause the upstream above this much unsent response */
-#define OUT_LOW         (256 * 1024)
-#define PEND_MAX        (64 * 1024) /* pipelined bytes held while a request is in flight */
-#define DISCARD_SMALL   (64 * 1024) /* a rejected request's body up to this is read and dropped */
-#define LINGER_MS       1000
-#define MAX_BATCH_TOOLS TG_BILL_MAX_TOOLS /* tools/call in one JSON-RPC batch (more: 400) */
-#define UP_HEAD_MAX     65536             /* an upstream response head, as re-sent (more: 502) */
+#define BODY_HIGH     (256 * 1024)  /* stop reading the client above this much unsent body */
+#define BODY_LOW      (64 * 1024)   /* and read again below this */
+#define OUT_HIGH      (1024 * 1024) /* pause the upstream above this much unsent response */
+#define OUT_LOW       (256 * 1024)
+#define PEND_MAX      (64 * 1024) /* pipelined bytes held while a request is in flight */
+#define DISCARD_SMALL (64 * 1024) /* a rejected request's body up to this is read and dropped */
+#define LINGER_MS     1000
+#define UP_HEAD_MAX   65536 /* an upstream response head, as re-sent (more: 502) */
+/* The response head built from it: the status line, the kept lines (UP_HEAD_MAX at most),
+ * x-request-id, the rate-limit headers (under 512 bytes) and the framing lines. */
+#define RHEAD_MAX (UP_HEAD_MAX + 4096)
 
-/* String literals with their length counted by the compiler, never by hand. */
-#define LEN(lit)               (sizeof(lit) - 1)
-#define LIT(lit)               (lit), LEN(lit) /* the two arguments (p, n) of a function */
-#define EV_SET(ev, field, lit) TG_EVENT_SET(ev, field, lit, LEN(lit))
+/* String literals with their length counted by the compiler (util/buf.h's TG_LIT family). */
+#define EV_SET(ev, field, lit) TG_EVENT_SET(ev, field, lit, TG_LIT_LEN(lit))
 /* p[0..n) is lit, ASCII case ignored (header names, tokens). */
-#define IS_LIT(p, n, lit) ((n) == LEN(lit) && strncasecmp((p), (lit), LEN(lit)) == 0)
-/* p starts with lit, case ignored (p has at least LEN(lit) bytes). */
-#define HAS_PREFIX(p, lit) (strncasecmp((p), (lit), LEN(lit)) == 0)
-
-typedef struct hdr {
-    uint32_t no, nl, vo, vl; /* offsets and lengths of name and value in c->head */
-} hdr_t;
+#define IS_LIT(p, n, lit) ((n) == TG_LIT_LEN(lit) && strncasecmp((p), TG_LIT(lit)) == 0)
 
 struct tg_conn {
     uv_tcp_t tcp;
@@ -84,41 +82,38 @@ struct tg_conn {
     tg_ip_t peer;       /* the socket peer */
     tg_keycache_t keycache; /* the last key presented here and its hash (keyring.h) */
 
-    /* The request being read or answered (request.h): one at a time. */
+    /* The request being read or answered (request.h): one at a time, and what it borrows
+     * from the connection (views of the buffers below, the callbacks, the exchange). */
     tg_req_t req;
+    tg_req_ctx_t cx;
 
-    /* Head of the current request: the buffer keeps its capacity across requests. */
-    char *head;
-    size_t head_len, head_cap;
-    hdr_t hdrs[MAX_HDRS];
-    size_t nhdrs;
+    /* Head of the current request (request.h; capped at server.max_header_bytes): the
+     * buffers keep their capacity across requests. */
+    tg_req_head_t head;
     int last_was_value;
 
-    /* Pipelined input not parsed yet. */
-    char *pend;
-    size_t pend_len, pend_cap;
+    /* Pipelined input not parsed yet: reading stops at PEND_MAX, so at most one read
+     * more (the worker's rbuf) is ever held. */
+    tg_buf_t pend;
 
-    /* Request body on its way to the upstream. */
-    char *body;
-    size_t body_len, body_off, body_cap;
+    /* Request body on its way to the upstream (capped at the request's body_limit,
+     * server.max_body; body_off of it pulled). */
+    tg_buf_t body;
+    size_t body_off;
     int body_paused; /* client reads stopped for back-pressure */
 
     /* Upstream transfer. */
     const char *up_hdrs[TG_PROXY_MAX_HEADERS];
-    char *scratch; /* URL and header lines handed to the upstream client */
-    size_t scratch_cap;
+    tg_buf_t scratch;  /* URL and header lines handed to the upstream client (sized from
+                          the head's capped parts: no cap of its own) */
     char up_conn[256]; /* names the upstream's Connection header lists (but close,
                           keep-alive); req.up_conn_len of it in use */
 
     /* Response head being collected from the upstream, then held until the
      * first body bytes (or the end of the read that brought it) so head and
      * body leave in one write. */
-    char *out;
-    size_t out_len, out_cap;
-    char *rhead;
-    size_t rhead_len, rhead_cap;
-
-    tg_xchg_t *xchg; /* AI/MCP metering state, made on the first such request */
+    tg_buf_t out;   /* the upstream's header lines kept (UP_HEAD_MAX: 502 past it) */
+    tg_buf_t rhead; /* the response head built from them (RHEAD_MAX) */
 };
 
 static void drive(tg_conn_t *c);
@@ -130,17 +125,18 @@ static const http_parser_settings settings;
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static int grow(char **buf, size_t *cap, size_t need)
+/* tg_buf_reserve with its common case inline: the room is there from the last request (the
+ * memory never exceeds max + 1, so bytes that fit it fit the max too). */
+static inline int room(tg_buf_t *b, size_t n)
 {
-    if (need <= *cap) return 0;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need)
-        n *= 2;
-    char *p = realloc(*buf, n);
-    if (!p) return -1;
-    *buf = p;
-    *cap = n;
-    return 0;
+    return b->p && n < b->cap - b->len ? TG_BUF_OK : tg_buf_reserve(b, n);
+}
+
+/* tg_buf_added after room(b, m), for n <= m bytes written at tg_buf_end(b) (so no check). */
+static inline void added(tg_buf_t *b, size_t n)
+{
+    b->len += n;
+    b->p[b->len] = '\0';
 }
 
 /* Is name[0..nl) one of the tokens of the comma-separated list[0..ll)? (Connection) */
@@ -160,26 +156,6 @@ static int in_token_list(const char *list, size_t ll, const char *name, size_t n
     }
     return 0;
 }
-
-static int name_is(const tg_conn_t *c, const hdr_t *h, const char *name)
-{
-    size_t n = strlen(name);
-    return h->nl == n && strncasecmp(c->head + h->no, name, n) == 0;
-}
-
-static const hdr_t *find_hdr_n(const tg_conn_t *c, const char *name, size_t n)
-{
-    for (size_t i = 0; i < c->nhdrs; i++)
-        if (c->hdrs[i].nl == n && strncasecmp(c->head + c->hdrs[i].no, name, n) == 0)
-            return &c->hdrs[i];
-    return NULL;
-}
-
-/* The same for a string literal: its length is known at compile time, and most header
- * names are told apart by it before a byte is compared. */
-#define NAME_IS(c, h, lit)                                                                         \
-    ((h)->nl == sizeof(lit) - 1 && strncasecmp((c)->head + (h)->no, lit, sizeof(lit) - 1) == 0)
-#define FIND_HDR(c, lit) find_hdr_n(c, lit, sizeof(lit) - 1)
 
 static const char *status_text(int status)
 {
@@ -327,44 +303,12 @@ static void set_reading(tg_conn_t *c, int on)
 
 static void update_reading(tg_conn_t *c)
 {
-    set_reading(c, !c->body_paused && !c->out_blocked && c->pend_len < PEND_MAX);
+    set_reading(c, !c->body_paused && !c->out_blocked && c->pend.len < PEND_MAX);
 }
 
 static int pend_append(tg_conn_t *c, const char *p, size_t n)
 {
-    if (grow(&c->pend, &c->pend_cap, c->pend_len + n) != 0) return -1;
-    memcpy(c->pend + c->pend_len, p, n);
-    c->pend_len += n;
-    return 0;
-}
-
-/* The answer's phases (request.h), once both halves of the request are over, whatever
- * way: METER's end (the exchange fills model, tokens, JSON-RPC method and tool; a 2xx MCP
- * answer that is not a result gets its reason, which makes it not billable), SETTLE
- * (bill.h: outcome, estimate, price, reservations settled), RECORD (the event, one per
- * request, to the recorder). */
-static void record(tg_conn_t *c)
-{
-    tg_req_t *r = &c->req;
-    tg_event_t *ev = &r->ev;
-    ev->latency_us = tg_mono_us() - r->start_mono;
-    r->phase = TG_PHASE_METER;
-    int metered = r->metered;
-    if (metered) {
-        int unparsed;
-        tg_xchg_finish(c->xchg, ev, &unparsed);
-        r->metered = 0;
-        if (unparsed) atomic_fetch_add_explicit(&c->w->srv->unparsed, 1, memory_order_relaxed);
-    }
-    r->phase = TG_PHASE_SETTLE;
-    tg_bill_answer_t a;
-    tg_bill_answer_from(&a, c->xchg, metered, r->drain, r->route ? r->route->kind : TG_ROUTE_HTTP,
-                        r->cfg ? r->cfg->max_output_tokens : 0);
-    tg_bill_env_t env = {c->w->srv->policy, c->w->srv->prices};
-    tg_bill_settle(&env, &a, &r->adm, ev, (uint64_t)tg_mono_us() * 1000);
-    r->phase = TG_PHASE_RECORD;
-    ev->id = tg_event_new_id(ev->ts_us);
-    tg_recorder_push(c->w->srv->rec, ev);
+    return tg_buf_add(&c->pend, p, n) == 0 ? 0 : -1;
 }
 
 static void end_request_state(tg_conn_t *c)
@@ -373,7 +317,8 @@ static void end_request_state(tg_conn_t *c)
     c->req.cfg = NULL;
     c->req.route = NULL;
     c->req.in_request = 0;
-    c->body_len = c->body_off = 0;
+    tg_buf_reset(&c->body);
+    c->body_off = 0;
     c->body_paused = 0;
 }
 
@@ -410,7 +355,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
      * destroy the response before the client read it. */
     c->lingering = 1;
     c->body_paused = 0;
-    c->pend_len = 0;
+    tg_buf_reset(&c->pend);
     set_reading(c, 1);
     arm_timer(c, LINGER_MS);
 }
@@ -432,7 +377,7 @@ static void close_after_response(tg_conn_t *c)
 /* Both halves of the request are done: record it and move on. */
 static void finish_request(tg_conn_t *c)
 {
-    record(c);
+    tg_req_end(&c->req, tg_mono_us());
     atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     end_request_state(c);
     if (!c->req.keep_alive || c->w->draining || c->write_failed) {
@@ -463,7 +408,7 @@ static void maybe_finish(tg_conn_t *c)
  * tools/call, or while its admitted call waited for the answer's head: the upstream bills
  * the whole answer (the MCP server ran the tools), so it is
  * read on, sent nowhere, for its final usage, up to ai.drain_after_disconnect (then
- * on_timer ends it and record() charges an estimate; with no head by then, nothing is).
+ * on_timer ends it and SETTLE (tg_req_end) charges an estimate; with no head by then, nothing is).
  * Returns 1 when the connection now drains; 0 when this answer is not one to drain. Never
  * ends the transfer itself (it may run inside an upstream callback). */
 static int start_drain(tg_conn_t *c)
@@ -475,14 +420,14 @@ static int start_drain(tg_conn_t *c)
     /* An MCP server runs a tools/call whether or not its client waits for the result:
      * each call that gets one is billed (record; no estimate for the others). */
     int ai = (c->req.route->kind == TG_ROUTE_OPENAI || c->req.route->kind == TG_ROUTE_ANTHROPIC) &&
-             tg_xchg_counts_tokens(c->xchg);
-    if (!ai && !(c->req.route->kind == TG_ROUTE_MCP && tg_xchg_ntools(c->xchg) > 0)) return 0;
+             tg_xchg_counts_tokens(c->cx.xchg);
+    if (!ai && !(c->req.route->kind == TG_ROUTE_MCP && tg_xchg_ntools(c->cx.xchg) > 0)) return 0;
     c->req.drain = 1;
     c->write_failed = 1; /* nothing more is written */
     c->req.head_pending = 0;
     c->req.keep_alive = 0;
     EV_SET(&c->req.ev, reason, "client_closed");
-    tg_xchg_client_gone(c->xchg);
+    tg_xchg_client_gone(c->cx.xchg);
     set_reading(c, 0);
     /* (Shutting down: no wait; the answer is charged on what was delivered.) */
     long ms = c->w->draining ? 0 : c->req.cfg->ai.drain_after_disconnect_ms;
@@ -497,11 +442,12 @@ static void after_early_response(tg_conn_t *c)
 {
     if (c->req.msg_done || !c->req.has_body) return;
     c->req.discard = 1;
-    c->body_len = c->body_off = 0;
+    tg_buf_reset(&c->body);
+    c->body_off = 0;
     /* A client that sent Expect: 100-continue may never send the body: what
      * it sends next could be read as body, so the connection ends here. */
     if (c->req.content_length < 0 || c->req.content_length > DISCARD_SMALL ||
-        FIND_HDR(c, "expect")) {
+        TG_REQ_HDR(&c->head, "expect")) {
         c->req.keep_alive = 0;
         c->req.msg_done = 1; /* nothing more will be read for this request */
         return;
@@ -531,6 +477,53 @@ static void reject_json(tg_conn_t *c, int status, const char *body, size_t bl, c
     send_json(c, status, body, bl);
 }
 
+/* ---- what the connection does for its request's phases (request.h) ----- */
+
+static void op_answer_error(tg_req_t *r, int status, const char *type, const char *message,
+                            const char *reason)
+{
+    reject(r->conn, status, type, message, reason);
+}
+
+static void op_answer_json(tg_req_t *r, int status, const char *body, size_t len,
+                           const char *reason)
+{
+    reject_json(r->conn, status, body, len, reason);
+}
+
+static void op_arm_body_timer(tg_req_t *r)
+{
+    arm_body_timer(r->conn);
+}
+
+static void op_start_upstream(tg_req_t *r)
+{
+    start_upstream(r->conn);
+}
+
+/* The exchange's rewrite of a held body replaces it. The rewrite is tollgate's own (a
+ * stream_options member added): it may pass the client's cap, server.max_body, by that
+ * much, so the buffer's max follows it for this request (headers-complete sets it back). */
+static int op_set_body(tg_req_t *r, const char *p, size_t n)
+{
+    tg_conn_t *c = r->conn;
+    tg_buf_reset(&c->body);
+    c->body_off = 0;
+    if (n > tg_buf_max(&c->body)) tg_buf_set_max(&c->body, n);
+    return tg_buf_add(&c->body, p, n) == 0 ? 0 : -1;
+}
+
+static void op_send_continue(tg_req_t *r);
+
+static const tg_req_ops_t req_ops = {
+    .answer_error = op_answer_error,
+    .answer_json = op_answer_json,
+    .send_continue = op_send_continue,
+    .arm_body_timer = op_arm_body_timer,
+    .start_upstream = op_start_upstream,
+    .set_body = op_set_body,
+};
+
 /* Parses data; returns the bytes consumed. Errors answer and close. */
 static size_t parse(tg_conn_t *c, const char *data, size_t len)
 {
@@ -548,6 +541,7 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
          * finished keep-alive request): a request of its own, nothing of the last one's
          * (its tenant, path, status or sent head) carried into this event. */
         tg_req_reset(&c->req, c, c->client_ip, tg_mono_us(), tg_wall_us());
+        c->req.cx = &c->cx;
         atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     }
     c->req.headers_done = 1; /* so the event is recorded even if the head was cut */
@@ -576,7 +570,7 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
  * a request that is now fully read and answered. */
 static void after_parse(tg_conn_t *c)
 {
-    if (c->req.up && (c->body_len > c->body_off || c->req.msg_done))
+    if (c->req.up && (c->body.len > c->body_off || c->req.msg_done))
         tg_proxy_resume_upload(c->req.up);
     if (!c->closing) maybe_finish(c);
 }
@@ -589,11 +583,11 @@ static void drive(tg_conn_t *c)
     while (c->resume && !c->closing && !c->lingering) {
         c->resume = 0;
         http_parser_pause(&c->parser, 0);
-        if (c->pend_len == 0) break;
-        size_t n = parse(c, c->pend, c->pend_len);
+        if (c->pend.len == 0) break;
+        size_t n = parse(c, c->pend.p, c->pend.len);
         if (c->closing) break;
-        memmove(c->pend, c->pend + n, c->pend_len - n);
-        c->pend_len -= n;
+        memmove(c->pend.p, c->pend.p + n, c->pend.len - n);
+        tg_buf_truncate(&c->pend, c->pend.len - n);
         after_parse(c); /* may finish the request and set resume again */
     }
     c->driving = 0;
@@ -645,25 +639,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static int head_append(tg_conn_t *c, const char *p, size_t n)
 {
-    size_t cap = c->w->cfg->server.max_header_bytes;
-    if (c->head_len + n > cap) {
-        c->req.overflow = 1;
-        return -1;
-    }
-    if (grow(&c->head, &c->head_cap, c->head_len + n) != 0) return -1;
-    memcpy(c->head + c->head_len, p, n);
-    c->head_len += n;
-    return 0;
+    int rc = tg_buf_add(&c->head.bytes, p, n); /* (its max: server.max_header_bytes) */
+    if (rc == TG_BUF_TOOBIG) c->req.overflow = 1;
+    return rc == TG_BUF_OK ? 0 : -1;
 }
 
 static int on_message_begin(http_parser *p)
 {
     tg_conn_t *c = p->data;
     /* The connection's buffers start over (keeping their capacity), the request anew. */
-    c->head_len = c->nhdrs = 0;
+    size_t hmax = c->w->cfg->server.max_header_bytes;
+    tg_buf_reset(&c->head.bytes);
+    tg_buf_reset(&c->head.target);
+    if (tg_buf_max(&c->head.bytes) != hmax) { /* (the config changed: rarely) */
+        tg_buf_set_max(&c->head.bytes, hmax);
+        tg_buf_set_max(&c->head.target, 2 * hmax + 2);
+    }
+    c->head.nhdrs = 0;
     c->last_was_value = 0;
-    c->out_len = 0;
+    tg_buf_reset(&c->out);
     tg_req_reset(&c->req, c, c->client_ip, tg_mono_us(), tg_wall_us());
+    c->req.cx = &c->cx;
     atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     arm_timer(c, c->w->cfg->server.header_timeout_ms);
     return 0;
@@ -672,7 +668,7 @@ static int on_message_begin(http_parser *p)
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
-    if (c->req.url_len == 0) c->req.url_off = (uint32_t)c->head_len;
+    if (c->req.url_len == 0) c->req.url_off = (uint32_t)c->head.bytes.len;
     if (head_append(c, at, n) != 0) return -1;
     c->req.url_len += (uint32_t)n;
     return 0;
@@ -685,17 +681,17 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
      * as headers (RFC 9110 §6.5.1), or a trailing X-Forwarded-For would pick the client
      * address of a held request and any trailer would be forwarded as a header. */
     if (c->req.headers_done) return 0;
-    if (c->nhdrs == 0 || c->last_was_value) {
-        if (c->nhdrs == MAX_HDRS) {
+    if (c->head.nhdrs == 0 || c->last_was_value) {
+        if (c->head.nhdrs == TG_REQ_MAX_HDRS) {
             c->req.overflow = 1;
             return -1;
         }
-        hdr_t *h = &c->hdrs[c->nhdrs++];
-        *h = (hdr_t){.no = (uint32_t)c->head_len};
+        tg_hdr_t *h = &c->head.hdrs[c->head.nhdrs++];
+        *h = (tg_hdr_t){.no = (uint32_t)c->head.bytes.len};
         c->last_was_value = 0;
     }
     if (head_append(c, at, n) != 0) return -1;
-    c->hdrs[c->nhdrs - 1].nl += (uint32_t)n;
+    c->head.hdrs[c->head.nhdrs - 1].nl += (uint32_t)n;
     /* RFC 9112 §5.1: a field name is a token, no whitespace before the colon. The parser
      * lets "Content-Length : 4" through and frames by it; a proxy must not (whoever reads
      * the forwarded head next may frame it differently): 400. The parser itself refuses
@@ -712,9 +708,9 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
     if (c->req.headers_done) return 0; /* a trailer (above) */
-    hdr_t *h = &c->hdrs[c->nhdrs - 1];
+    tg_hdr_t *h = &c->head.hdrs[c->head.nhdrs - 1];
     if (!c->last_was_value) {
-        h->vo = (uint32_t)c->head_len;
+        h->vo = (uint32_t)c->head.bytes.len;
         c->last_was_value = 1;
     }
     if (head_append(c, at, n) != 0) return -1;
@@ -722,39 +718,16 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-/* The presented credential: "Authorization: Bearer X" or "x-api-key: X". */
-static void credential(const tg_conn_t *c, const char **secret, size_t *len)
-{
-    *secret = NULL;
-    *len = 0;
-    for (size_t i = 0; i < c->nhdrs; i++) {
-        const hdr_t *h = &c->hdrs[i];
-        const char *v = c->head + h->vo;
-        if (NAME_IS(c, h, "authorization") && h->vl > LEN("bearer ") && HAS_PREFIX(v, "bearer ")) {
-            *secret = v + LEN("bearer ");
-            *len = h->vl - LEN("bearer ");
-            while (*len && **secret == ' ')
-                (*secret)++, (*len)--;
-            return;
-        }
-        if (NAME_IS(c, h, "x-api-key")) {
-            *secret = v;
-            *len = h->vl;
-            return;
-        }
-    }
-}
-
 /* The client's x-request-id when it is a sane token, else ours stays. */
 static void set_request_id(tg_conn_t *c)
 {
-    const hdr_t *h = FIND_HDR(c, "x-request-id");
+    const tg_hdr_t *h = TG_REQ_HDR(&c->head, "x-request-id");
     int ok = h && h->vl > 0 && h->vl < sizeof c->req.ev.request_id;
     for (uint32_t i = 0; ok && i < h->vl; i++) {
-        char ch = c->head[h->vo + i];
+        char ch = c->head.bytes.p[h->vo + i];
         ok = ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
     }
-    if (ok) TG_EVENT_SET(&c->req.ev, request_id, c->head + h->vo, h->vl);
+    if (ok) TG_EVENT_SET(&c->req.ev, request_id, c->head.bytes.p + h->vo, h->vl);
 }
 
 /* Transfer-Encoding, when present, must be exactly "chunked" (one line, one coding): the
@@ -763,10 +736,10 @@ static void set_request_id(tg_conn_t *c)
 static int te_is_chunked(const tg_conn_t *c, const http_parser *p)
 {
     int n = 0;
-    for (size_t i = 0; i < c->nhdrs; i++) {
-        const hdr_t *h = &c->hdrs[i];
-        if (!NAME_IS(c, h, "transfer-encoding")) continue;
-        const char *v = c->head + h->vo;
+    for (size_t i = 0; i < c->head.nhdrs; i++) {
+        const tg_hdr_t *h = &c->head.hdrs[i];
+        if (!TG_HDR_IS(&c->head, h, "transfer-encoding")) continue;
+        const char *v = c->head.bytes.p + h->vo;
         size_t b = 0, e = h->vl;
         while (b < e && (v[b] == ' ' || v[b] == '\t'))
             b++;
@@ -777,272 +750,45 @@ static int te_is_chunked(const tg_conn_t *c, const http_parser *p)
     return n == 0 || (p->flags & F_CHUNKED);
 }
 
-/* The request-target made canonical (target.h) into c->head past the head: from here
- * on url_off/url_len name it (it is what is forwarded), match_off/match_len its path as
- * routes and endpoint detection see it. A target that cannot be served sets c->req.refuse.
- * (c->head keeps its capacity across requests: no allocation in the steady state.) */
+/* The request-target made canonical (target.h) into the head's target buffer: from here
+ * on url_off/url_len name it there (it is what is forwarded), match_off/match_len its path
+ * as routes and endpoint detection see it. A target that cannot be served sets
+ * c->req.refuse. (The buffer keeps its capacity across requests: no allocation in the
+ * steady state.) */
 static void canon_target(tg_conn_t *c)
 {
     size_t n = c->req.url_len;
-    if (grow(&c->head, &c->head_cap, c->head_len + 2 * n + 2) != 0) {
+    tg_buf_t *t = &c->head.target;
+    tg_buf_reset(t);
+    if (room(t, 2 * n + 2) != 0) {
         c->req.refuse = "out of memory";
         return;
     }
-    char *out = c->head + c->head_len;
+    char *out = tg_buf_end(t);
     tg_target_norm_t r;
-    if (tg_target_normalize(c->head + c->req.url_off, n, out, &r) != 0) {
+    if (tg_target_normalize(c->head.bytes.p + c->req.url_off, n, out, &r) != 0) {
         c->req.refuse = r.error;
         return;
     }
     size_t len = tg_target_strip_tollgate_keys(out, r.len);
     c->req.match_len = (uint32_t)tg_target_match_path(out, r.path_len, out + len);
-    c->req.url_off = (uint32_t)c->head_len;
+    c->req.url_off = 0;
     c->req.url_len = (uint32_t)len;
-    c->req.match_off = (uint32_t)(c->head_len + len);
-    c->head_len += len + c->req.match_len;
-}
-
-/* ---- the request's phases (request.h) --------------------------------- */
-
-/* AUTH: the presented key. */
-static tg_phase_res_t ph_auth(tg_req_t *r)
-{
-    tg_conn_t *c = r->conn;
-    const char *secret;
-    size_t slen;
-    credential(c, &secret, &slen);
-    char tenant[sizeof r->ev.tenant], key_id[sizeof r->ev.key_id];
-    tg_auth_result_t ar =
-        tg_keyring_check_cached(c->w->srv->keys, &c->keycache, secret, slen, tenant, key_id);
-    if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
-        TG_EVENT_SET(&r->ev, tenant, tenant, strlen(tenant));
-        TG_EVENT_SET(&r->ev, key_id, key_id, strlen(key_id));
-    }
-    if (ar == TG_AUTH_OK) return TG_PHASE_RES(TG_PHASE_NEXT);
-    static const char *const msgs[] = {
-        [TG_AUTH_MISSING] = "missing API key (Authorization: Bearer KEY or x-api-key)",
-        [TG_AUTH_UNKNOWN] = "invalid API key",
-        [TG_AUTH_REVOKED] = "API key revoked",
-        [TG_AUTH_DISABLED] = "tenant disabled",
-    };
-    return TG_PHASE_REFUSE(401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
-}
-
-/* ROUTE: the route, what it accepts, and on AI/MCP routes the exchange begun. */
-static tg_phase_res_t ph_route(tg_req_t *r)
-{
-    tg_conn_t *c = r->conn;
-    const char *mpath = c->head + r->match_off;
-    size_t plen = r->match_len;
-    r->route = tg_config_route(r->cfg, mpath, plen);
-    if (!r->route) return TG_PHASE_REFUSE(404, "not_found", "no route for this path", "no_route");
-    TG_EVENT_SET(&r->ev, route, r->route->name, strlen(r->route->name));
-    if (r->content_length > r->body_limit)
-        return TG_PHASE_REFUSE(413, "payload_too_large",
-                               "request body is larger than server.max_body", "body_too_large");
-    for (size_t i = 0; r->route->kind != TG_ROUTE_HTTP && i < c->nhdrs; i++)
-        if (NAME_IS(c, &c->hdrs[i], "content-encoding") &&
-            tg_xchg_request_coded(c->head + c->hdrs[i].vo, c->hdrs[i].vl))
-            return TG_PHASE_REFUSE(
-                415, "unsupported_media_type",
-                "a compressed request body (Content-Encoding) is not accepted here",
-                "content_encoding"); /* (see tg_xchg_request_coded) */
-    if (r->route->kind == TG_ROUTE_HTTP) return TG_PHASE_RES(TG_PHASE_NEXT);
-    if (!c->xchg && !(c->xchg = tg_xchg_new()))
-        return TG_PHASE_REFUSE(503, "unavailable", "out of memory", "out_of_memory");
-    /* The endpoint is the path as forwarded, not as routes match it: a path the
-     * upstream may read as another endpoint ("/v1/chat/completions/", ";a=b",
-     * "%2F..%2Fmoderations") is one tollgate does not recognise, metered from its
-     * answer's usage or on an estimate; never free, never unmetered. */
-    const char *fpath = c->head + r->url_off;
-    const char *q = memchr(fpath, '?', r->url_len);
-    size_t flen = q ? (size_t)(q - fpath) : r->url_len;
-    tg_xchg_begin(c->xchg, r->route->kind, fpath, flen);
-    tg_xchg_set_max_body(c->xchg, r->body_limit);
-    tg_xchg_set_decoded_max(c->xchg, r->cfg->server.max_decoded_body);
-    r->metered = 1;
-    if (tg_xchg_offside(r->route->kind, fpath, flen, r->has_body) ||
-        tg_xchg_offside(r->route->kind, mpath, plen, r->has_body))
-        /* A credential for the upstream or work billed later: nothing tollgate could
-         * meter or hold to the tenant's limits (exchange.h). */
-        return TG_PHASE_REFUSE(403, "endpoint_not_metered",
-                               "this endpoint spends outside the request and cannot be "
-                               "metered on this route",
-                               "endpoint_not_metered");
-    /* The body says what is asked (model, tokens, tools): admission waits for
-     * all of it (at most server.max_body), see ph_body. */
-    r->hold_body = r->has_body;
-    return TG_PHASE_RES(TG_PHASE_NEXT);
+    c->req.match_off = (uint32_t)len;
+    added(t, len + c->req.match_len);
 }
 
 /* Expect: 100-continue from an HTTP/1.1 client, once the request is accepted (or is to
  * be decided on its body): the client may send its body now (the upstream never sees the
  * Expect; its own 100 is swallowed). */
-static void expect_continue(tg_conn_t *c)
+static void op_send_continue(tg_req_t *r)
 {
-    const hdr_t *ex = FIND_HDR(c, "expect");
-    if (ex && IS_LIT(c->head + ex->vo, ex->vl, "100-continue") && c->parser.http_minor >= 1) {
-        uv_buf_t cont = uv_buf_init(LIT("HTTP/1.1 100 Continue\r\n\r\n"));
+    tg_conn_t *c = r->conn;
+    const tg_hdr_t *ex = TG_REQ_HDR(&c->head, "expect");
+    if (ex && IS_LIT(c->head.bytes.p + ex->vo, ex->vl, "100-continue") &&
+        c->parser.http_minor >= 1) {
+        uv_buf_t cont = uv_buf_init(TG_LIT("HTTP/1.1 100 Continue\r\n\r\n"));
         conn_write(c, &cont, 1);
-    }
-}
-
-/* BODY: an AI/MCP body is read whole before admission (WAIT until on_message_complete),
- * then read by the exchange, which may rewrite it; MCP bodies are checked and their
- * tools held to the tool rules. Other requests stream their body during FORWARD. */
-static tg_phase_res_t ph_body(tg_req_t *r)
-{
-    tg_conn_t *c = r->conn;
-    if (!r->hold_body) return TG_PHASE_RES(TG_PHASE_NEXT);
-    if (!r->msg_done) {
-        /* A held body has no upstream to time it: a client that stops sending it gets 408
-         * after server.header_timeout without progress (re-armed by on_body), or once
-         * server.body_timeout has passed since the head. */
-        r->body_deadline_us = tg_mono_us() + (int64_t)r->cfg->server.body_timeout_ms * 1000;
-        arm_body_timer(c);
-        expect_continue(c);
-        return TG_PHASE_RES(TG_PHASE_WAIT);
-    }
-    const char *nb;
-    size_t nl;
-    tg_xchg_request(c->xchg, c->body ? c->body : "", c->body_len, &nb, &nl);
-    if (nb) {
-        if (grow(&c->body, &c->body_cap, nl) != 0)
-            return TG_PHASE_REFUSE(503, "unavailable", "out of memory", "out_of_memory");
-        memcpy(c->body, nb, nl);
-        c->body_len = nl;
-    }
-    c->body_off = 0;
-    r->content_length = (int64_t)c->body_len;
-    r->has_body = c->body_len > 0;
-    const char *model = tg_xchg_model(c->xchg);
-    if (model[0]) TG_EVENT_SET(&r->ev, model, model, strlen(model));
-    if (r->route->kind == TG_ROUTE_MCP && tg_xchg_request_unreadable(c->xchg)) {
-        /* Tool rules, tool limits and prices need the calls: a body tollgate cannot read
-         * is refused, never forwarded unchecked. */
-        static const char perr[] =
-            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":"
-            "\"Parse error: the request body is not JSON tollgate can read\"}}\n";
-        reject_json(c, 400, perr, sizeof perr - 1, "malformed_request");
-        return TG_PHASE_RES(TG_PHASE_DONE);
-    }
-    const char *invalid = tg_xchg_mcp_invalid(c->xchg);
-    if (r->route->kind == TG_ROUTE_MCP && invalid) {
-        /* JSON-RPC "Invalid Request", encoded by jansson (the message is ours). */
-        char body[512];
-        json_t *o = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code",
-                              -32600, "message", invalid);
-        size_t bl = o ? json_dumpb(o, body, sizeof body - 1, JSON_COMPACT) : 0;
-        json_decref(o);
-        if (bl == 0 || bl >= sizeof body - 1)
-            return TG_PHASE_REFUSE(400, "invalid_request", invalid, "malformed_request");
-        body[bl++] = '\n';
-        reject_json(c, 400, body, bl, "malformed_request");
-        return TG_PHASE_RES(TG_PHASE_DONE);
-    }
-    if (tg_xchg_unknown_endpoint(c->xchg)) EV_SET(&r->ev, reason, "endpoint_unknown");
-    size_t ntools = tg_xchg_ntools(c->xchg);
-    if (ntools > MAX_BATCH_TOOLS) {
-        static const char many[] =
-            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":"
-            "\"Invalid request: more than 64 tools/call in one batch\"}}\n";
-        reject_json(c, 400, many, sizeof many - 1, "malformed_request");
-        return TG_PHASE_RES(TG_PHASE_DONE);
-    }
-    for (size_t i = 0; i < ntools; i++) {
-        const char *tool = tg_xchg_tool(c->xchg, i);
-        if (i == 0) TG_EVENT_SET(&r->ev, tool, tool, strlen(tool));
-        if (tg_policy_tool_allowed(c->w->srv->policy, r->ev.tenant, tool)) continue;
-        char msg[256], body[4096];
-        snprintf(msg, sizeof msg, "tool \"%.128s\" is not allowed for this tenant", tool);
-        size_t bl = tg_xchg_mcp_error(c->xchg, msg, body, sizeof body - 1);
-        if (bl == 0) {
-            reject(c, 403, "forbidden", msg, "tool_denied");
-            return TG_PHASE_RES(TG_PHASE_DONE);
-        }
-        body[bl++] = '\n';
-        reject_json(c, 403, body, bl, "tool_denied");
-        return TG_PHASE_RES(TG_PHASE_DONE);
-    }
-    return TG_PHASE_RES(TG_PHASE_NEXT);
-}
-
-/* ADMIT: the client's address, then billing's admission (bill.h). */
-static tg_phase_res_t ph_admit(tg_req_t *r)
-{
-    tg_conn_t *c = r->conn;
-    tg_ip_t client = c->peer;
-    if (r->cfg->trusted_proxies.n) {
-        /* Every X-Forwarded-For line, joined in order: a proxy that adds its
-         * own line must not leave the client's first line to be believed. No line is
-         * skipped for its length (a long one used to be, and with it the client's
-         * address): the lines are bounded by the head's cap (431 past it), and the
-         * scratch buffer, reused by start_upstream, keeps its capacity. */
-        size_t need = 0, xl = 0;
-        for (size_t i = 0; i < c->nhdrs; i++)
-            if (NAME_IS(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 1;
-        if (need && grow(&c->scratch, &c->scratch_cap, need) != 0)
-            return TG_PHASE_REFUSE(503, "unavailable", "out of memory", "out_of_memory");
-        char *xff = c->scratch;
-        for (size_t i = 0; i < c->nhdrs; i++) {
-            const hdr_t *h = &c->hdrs[i];
-            if (!NAME_IS(c, h, "x-forwarded-for")) continue;
-            if (xl) xff[xl++] = ',';
-            memcpy(xff + xl, c->head + h->vo, h->vl);
-            xl += h->vl;
-        }
-        tg_ip_client(&c->peer, xl ? xff : NULL, xl, &r->cfg->trusted_proxies, &client);
-        if (memcmp(&client, &c->peer, sizeof client) != 0) {
-            /* (The peer's printable form is already in the event.) */
-            char ip[48];
-            tg_ip_format(&client, ip, sizeof ip);
-            TG_EVENT_SET(&r->ev, client_ip, ip, strlen(ip));
-        }
-    }
-    tg_bill_ask_t ask;
-    tg_bill_ask_from(&ask, c->xchg, r->metered, r->hold_body, r->route->kind, r->route->name,
-                     r->ev.bytes_in, (int64_t)c->body_len, (int64_t)r->cfg->max_output_tokens);
-    tg_bill_env_t env = {c->w->srv->policy, c->w->srv->prices};
-    tg_bill_refusal_t no;
-    if (tg_bill_admit(&env, &ask, &r->ev, &client, (uint64_t)tg_mono_us() * 1000, &r->adm, &no) ==
-        0)
-        return TG_PHASE_RES(TG_PHASE_NEXT);
-    return TG_PHASE_REFUSE(no.status, no.type, no.message, no.reason);
-}
-
-/* FORWARD: the upstream request starts; the answer comes back through the handler. */
-static tg_phase_res_t ph_forward(tg_req_t *r)
-{
-    tg_conn_t *c = r->conn;
-    if (!r->hold_body) expect_continue(c); /* (a held body's was sent by ph_body) */
-    start_upstream(c);                     /* (it answers 502 itself when it cannot) */
-    return TG_PHASE_RES(TG_PHASE_DONE);
-}
-
-typedef tg_phase_res_t (*phase_fn)(tg_req_t *r);
-
-static const phase_fn phases[] = {
-    [TG_PHASE_AUTH] = ph_auth,   [TG_PHASE_ROUTE] = ph_route,     [TG_PHASE_BODY] = ph_body,
-    [TG_PHASE_ADMIT] = ph_admit, [TG_PHASE_FORWARD] = ph_forward,
-};
-
-/* Runs the request's phases from r->phase on, until one answers, hands the request to
- * the upstream, or waits (then whatever it waits for calls this again, from that phase).
- * Once it stops for good the request is in the answer's phases (METER, then SETTLE and
- * RECORD in record()). */
-static void run_phases(tg_req_t *r)
-{
-    while (r->phase <= TG_PHASE_FORWARD) {
-        tg_phase_res_t res = phases[r->phase](r);
-        switch (res.rc) {
-        case TG_PHASE_NEXT: r->phase = (tg_phase_t)(r->phase + 1); continue;
-        case TG_PHASE_WAIT: return;
-        case TG_PHASE_ANSWER:
-            reject(r->conn, res.status, res.type, res.message, res.reason);
-            r->phase = TG_PHASE_METER;
-            return;
-        case TG_PHASE_DONE: r->phase = TG_PHASE_METER; return;
-        }
     }
 }
 
@@ -1057,7 +803,7 @@ static int on_headers_complete(http_parser *p)
     if (!c->req.refuse) canon_target(c);
     if (c->req.refuse) {
         /* The 400's event shows the target as sent (credentials redacted still). */
-        tg_target_redact(c->head + c->req.url_off, c->req.url_len, c->req.ev.path,
+        tg_target_redact(c->head.bytes.p + c->req.url_off, c->req.url_len, c->req.ev.path,
                          sizeof c->req.ev.path);
         return -1;
     }
@@ -1065,7 +811,7 @@ static int on_headers_complete(http_parser *p)
     c->req.cfg = tg_config_ref(c->w->cfg);
     const char *method = http_method_str((enum http_method)p->method);
     TG_EVENT_SET(&c->req.ev, method, method, strlen(method));
-    const char *url = c->head + c->req.url_off;
+    const char *url = c->head.target.p + c->req.url_off;
     /* Events and access logs never hold a credential passed in the query. */
     tg_target_redact(url, c->req.url_len, c->req.ev.path, sizeof c->req.ev.path);
     set_request_id(c);
@@ -1073,6 +819,11 @@ static int on_headers_complete(http_parser *p)
     c->req.content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
     c->req.has_body = (p->flags & F_CHUNKED) || c->req.content_length > 0;
     c->req.body_limit = (int64_t)c->req.cfg->server.max_body;
+    /* The body buffer's max is the limit (empty here: the last request's was dropped). */
+    if (tg_buf_max(&c->body) != (size_t)c->req.body_limit) {
+        tg_buf_reset(&c->body);
+        tg_buf_set_max(&c->body, (size_t)c->req.body_limit);
+    }
     /* An Upgrade (h2c, websocket) is ignored, as RFC 9110 allows: the request
      * is served as HTTP/1.1 and the connection closed after it, since the
      * parser stops at an upgrade. */
@@ -1080,7 +831,7 @@ static int on_headers_complete(http_parser *p)
 
     /* The connection's part is done: the request walks its phases (request.h). */
     c->req.phase = TG_PHASE_AUTH;
-    run_phases(&c->req);
+    tg_req_run(&c->req, tg_mono_us());
     return 0;
 }
 
@@ -1110,12 +861,10 @@ static int on_body(http_parser *p, const char *at, size_t n)
         c->req.discard = 1;
         return 0;
     }
-    if (!c->req.up && !c->req.hold_body) return 0; /* answered already; nothing to forward to */
-    if (grow(&c->body, &c->body_cap, c->body_len + n) != 0) return -1;
-    memcpy(c->body + c->body_len, at, n);
-    c->body_len += n;
+    if (!c->req.up && !c->req.hold_body) return 0;   /* answered already; nothing to forward to */
+    if (tg_buf_add(&c->body, at, n) != 0) return -1; /* (its max: body_limit) */
     /* (A held body is bounded by body_limit instead: nothing drains it yet.) */
-    if (!c->req.hold_body && c->body_len - c->body_off > BODY_HIGH) c->body_paused = 1;
+    if (!c->req.hold_body && c->body.len - c->body_off > BODY_HIGH) c->body_paused = 1;
     if (c->req.hold_body && !c->req.up) arm_body_timer(c);
     return 0;
 }
@@ -1129,7 +878,7 @@ static int on_message_complete(http_parser *p)
     c->req.discard = 0;
     http_parser_pause(p, 1);
     /* The held body is whole: the phases go on from BODY, where they waited. */
-    if (c->req.hold_body && !answered && !c->req.up) run_phases(&c->req);
+    if (c->req.hold_body && !answered && !c->req.up) tg_req_run(&c->req, tg_mono_us());
     return 0;
 }
 
@@ -1164,24 +913,25 @@ static int hop_by_hop(const char *n, size_t l)
 
 /* Request headers the upstream must not get from the client: hop-by-hop,
  * ones we set ourselves, and the tenant's credential. */
-static int drop_request_header(const tg_conn_t *c, const hdr_t *h, int conn_names)
+static int drop_request_header(const tg_conn_t *c, const tg_hdr_t *h, int conn_names)
 {
-    const char *n = c->head + h->no;
+    const char *n = c->head.bytes.p + h->no;
     if (hop_by_hop(n, h->nl)) return 1;
     static const tg_lit_t names[] = {TG_LIT_INIT("host"),          TG_LIT_INIT("content-length"),
                                      TG_LIT_INIT("authorization"), TG_LIT_INIT("x-api-key"),
                                      TG_LIT_INIT("x-request-id"),  TG_LIT_INIT("x-forwarded-for"),
                                      TG_LIT_INIT("expect")};
     if (in_names(n, h->nl, names, sizeof names / sizeof names[0])) return 1;
-    if (h->nl >= LEN("x-tollgate-") && HAS_PREFIX(n, "x-tollgate-")) return 1;
+    if (h->nl >= TG_LIT_LEN("x-tollgate-") && strncasecmp(n, TG_LIT("x-tollgate-")) == 0) return 1;
     /* Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */
-    for (size_t i = 0; conn_names && i < c->nhdrs; i++)
-        if (NAME_IS(c, &c->hdrs[i], "connection") &&
-            in_token_list(c->head + c->hdrs[i].vo, c->hdrs[i].vl, n, h->nl))
+    for (size_t i = 0; conn_names && i < c->head.nhdrs; i++)
+        if (TG_HDR_IS(&c->head, &c->head.hdrs[i], "connection") &&
+            in_token_list(c->head.bytes.p + c->head.hdrs[i].vo, c->head.hdrs[i].vl, n, h->nl))
             return 1;
     const tg_upstream_conf_t *u = c->req.route->up;
     for (size_t i = 0; i < u->nheaders; i++)
-        if (name_is(c, h, u->headers[i].name)) return 1; /* the config's value wins */
+        if (tg_hdr_is(&c->head, h, u->headers[i].name, strlen(u->headers[i].name)))
+            return 1; /* the config's value wins */
     return 0;
 }
 
@@ -1219,10 +969,10 @@ static void note_up_connection(tg_conn_t *c, const char *v, size_t vl)
 static void strip_up_connection(tg_conn_t *c)
 {
     size_t off = 0;
-    while (off < c->out_len) {
-        const char *line = c->out + off;
-        const char *end = memchr(line, '\n', c->out_len - off);
-        size_t ll = end ? (size_t)(end - line) + 1 : c->out_len - off;
+    while (off < c->out.len) {
+        const char *line = c->out.p + off;
+        const char *end = memchr(line, '\n', c->out.len - off);
+        size_t ll = end ? (size_t)(end - line) + 1 : c->out.len - off;
         const char *colon = memchr(line, ':', ll);
         size_t nl = colon ? (size_t)(colon - line) : 0;
         int named = nl && in_token_list(c->up_conn, c->req.up_conn_len, line, nl) &&
@@ -1231,8 +981,8 @@ static void strip_up_connection(tg_conn_t *c)
             off += ll;
             continue;
         }
-        memmove(c->out + off, c->out + off + ll, c->out_len - off - ll);
-        c->out_len -= ll;
+        memmove(c->out.p + off, c->out.p + off + ll, c->out.len - off - ll);
+        tg_buf_truncate(&c->out, c->out.len - ll);
         if (c->req.cl_len && c->req.cl_off > off) c->req.cl_off -= ll;
         if (c->req.ctype_len && c->req.ctype_off > off && c->req.ctype_off < off + ll)
             c->req.ctype_len = 0; /* the Content-Type line itself */
@@ -1251,29 +1001,29 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
         return;
     }
     if (c->req.metered && IS_LIT(name, nl, "content-encoding"))
-        tg_xchg_response_coding(c->xchg, value, vl); /* (forwarded as it is, below) */
+        tg_xchg_response_coding(c->cx.xchg, value, vl); /* (forwarded as it is, below) */
     if (hop_by_hop(name, nl)) return;
     if (IS_LIT(name, nl, "x-request-id")) return;
-    size_t line = nl + vl + LEN(": \r\n");
+    size_t line = nl + vl + TG_LIT_LEN(": \r\n");
     /* A head over the cap is refused whole (502), never cut: a dropped line must not
      * leave offsets (Content-Length, Content-Type) pointing past what was kept. */
-    if (c->out_len + line > UP_HEAD_MAX || grow(&c->out, &c->out_cap, c->out_len + line) != 0) {
+    if (room(&c->out, line) != 0) { /* (its max: UP_HEAD_MAX) */
         c->req.up_bad = 1;
         return;
     }
     if (IS_LIT(name, nl, "content-length")) {
         if (c->req.resp_has_cl) return; /* a repeated length: the first one frames */
         c->req.resp_has_cl = 1;
-        c->req.cl_off = c->out_len;
+        c->req.cl_off = c->out.len;
         c->req.cl_len = line;
     }
     if (IS_LIT(name, nl, "content-type")) {
-        c->req.ctype_off = (uint32_t)(c->out_len + nl + LEN(": "));
+        c->req.ctype_off = (uint32_t)(c->out.len + nl + TG_LIT_LEN(": "));
         c->req.ctype_len = (uint32_t)vl;
     }
-    char *o = tg_put(c->out + c->out_len, name, nl);
-    o = tg_put(tg_put(tg_put(o, LIT(": ")), value, vl), LIT("\r\n"));
-    c->out_len = (size_t)(o - c->out);
+    char *o = tg_put(tg_buf_end(&c->out), name, nl);
+    o = tg_put(tg_put(tg_put(o, TG_LIT(": ")), value, vl), TG_LIT("\r\n"));
+    added(&c->out, line);
 }
 
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
@@ -1295,17 +1045,18 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
     int bodiless = status < 200 || status == 204 || status == 304 || c->parser.method == HTTP_HEAD;
     if (c->req.metered && !bodiless) {
         /* (A response without a body carries no usage: it is not observed.) */
-        tg_xchg_response_head(c->xchg, status, c->req.ctype_len ? c->out + c->req.ctype_off : NULL,
+        tg_xchg_response_head(c->cx.xchg, status,
+                              c->req.ctype_len ? c->out.p + c->req.ctype_off : NULL,
                               c->req.ctype_len);
         /* A rewritten stream changes length: it is re-framed like the case below. */
-        if (tg_xchg_rewrites(c->xchg) && c->req.resp_has_cl && c->req.cl_len) c->req.resp_te = 1;
+        if (tg_xchg_rewrites(c->cx.xchg) && c->req.resp_has_cl && c->req.cl_len) c->req.resp_te = 1;
     }
     if (c->req.resp_te && c->req.resp_has_cl && c->req.cl_len) {
         /* Both framings: Transfer-Encoding wins (the body arrives decoded),
          * so the length must not reach the client; it is re-framed. */
-        memmove(c->out + c->req.cl_off, c->out + c->req.cl_off + c->req.cl_len,
-                c->out_len - c->req.cl_off - c->req.cl_len);
-        c->out_len -= c->req.cl_len;
+        memmove(c->out.p + c->req.cl_off, c->out.p + c->req.cl_off + c->req.cl_len,
+                c->out.len - c->req.cl_off - c->req.cl_len);
+        tg_buf_truncate(&c->out, c->out.len - c->req.cl_len);
         c->req.resp_has_cl = 0;
     }
     int head = strcmp(c->req.ev.method, "HEAD") == 0;
@@ -1332,21 +1083,21 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
                                                  : "";
     /* Copied piece by piece, not printed: this runs for every proxied answer (two
      * snprintf calls were 2,500 instructions a request). rlen <= 64 (h1.c, proxy.c). */
-    size_t need = sizeof "HTTP/1.1  \r\n" + 20 + rlen + c->out_len + sizeof "x-request-id: \r\n" +
+    size_t need = sizeof "HTTP/1.1  \r\n" + 20 + rlen + c->out.len + sizeof "x-request-id: \r\n" +
                   strlen(c->req.ev.request_id) + strlen(rl) + strlen(te) + strlen(cn) + 2;
-    c->rhead_len = 0;
-    if (grow(&c->rhead, &c->rhead_cap, need) != 0) {
+    tg_buf_reset(&c->rhead);
+    if (room(&c->rhead, need) != 0) {
         c->write_failed = 1;
         return;
     }
-    char *w = tg_putu(tg_puts(c->rhead, "HTTP/1.1 "), (unsigned)status);
+    char *w = tg_putu(tg_puts(c->rhead.p, "HTTP/1.1 "), (unsigned)status);
     w = tg_puts(tg_put(tg_puts(w, " "), reason, rlen), "\r\n");
     /* (An answer with no header line kept has no c->out yet: memcpy from NULL is undefined
      * even for 0 bytes.) */
-    if (c->out_len) w = tg_put(w, c->out, c->out_len);
+    if (c->out.len) w = tg_put(w, c->out.p, c->out.len);
     w = tg_puts(tg_puts(tg_puts(w, "x-request-id: "), c->req.ev.request_id), "\r\n");
     w = tg_puts(tg_puts(tg_puts(tg_puts(w, rl), te), cn), "\r\n");
-    c->rhead_len = (size_t)(w - c->rhead);
+    added(&c->rhead, (size_t)(w - c->rhead.p));
     c->req.head_pending = 1;
     c->req.head_sent = 1;
 }
@@ -1357,7 +1108,7 @@ static int write_with_head(tg_conn_t *c, uv_buf_t *bufs, unsigned n)
     uv_buf_t all[5];
     unsigned k = 0;
     if (c->req.head_pending) {
-        all[k++] = uv_buf_init(c->rhead, (unsigned)c->rhead_len);
+        all[k++] = uv_buf_init(c->rhead.p, (unsigned)c->rhead.len);
         c->req.head_pending = 0;
     }
     for (unsigned i = 0; i < n && k < 5; i++)
@@ -1384,7 +1135,7 @@ static int send_body(void *ud, const char *p, size_t n)
         pre[pl++] = '\r';
         pre[pl++] = '\n';
         uv_buf_t bufs[3] = {uv_buf_init(pre, (unsigned)pl), uv_buf_init((char *)p, (unsigned)n),
-                            uv_buf_init(LIT("\r\n"))};
+                            uv_buf_init(TG_LIT("\r\n"))};
         rc = write_with_head(c, bufs, 3);
     } else {
         uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
@@ -1401,7 +1152,7 @@ static int on_up_body(void *ud, const char *p, size_t n)
     if ((c->write_failed && !c->req.drain) || c->closing || c->req.up_bad) return -1;
     if (n == 0 || c->req.no_body_out) return 0;
     int rc =
-        c->req.metered ? tg_xchg_response_body(c->xchg, p, n, send_body, c) : send_body(c, p, n);
+        c->req.metered ? tg_xchg_response_body(c->cx.xchg, p, n, send_body, c) : send_body(c, p, n);
     if (rc != 0) return -1;
     if (c->req.drain) return 0; /* read for its usage only: nothing waits on the client */
     /* Taken; ask for a pause while the client lags this far behind (and time
@@ -1415,14 +1166,17 @@ static int on_up_body(void *ud, const char *p, size_t n)
 static size_t on_up_read(void *ud, char *buf, size_t cap)
 {
     tg_conn_t *c = ud;
-    size_t avail = c->body_len - c->body_off;
+    size_t avail = c->body.len - c->body_off;
     if (avail == 0) return c->req.msg_done ? 0 : TG_PROXY_PAUSE;
     size_t k = avail < cap ? avail : cap;
-    memcpy(buf, c->body + c->body_off, k);
+    memcpy(buf, c->body.p + c->body_off, k);
     c->body_off += k;
     c->req.body_pulled += (int64_t)k;
-    if (c->body_off == c->body_len) c->body_off = c->body_len = 0;
-    if (c->body_paused && c->body_len - c->body_off < BODY_LOW) {
+    if (c->body_off == c->body.len) {
+        c->body_off = 0;
+        tg_buf_reset(&c->body);
+    }
+    if (c->body_paused && c->body.len - c->body_off < BODY_LOW) {
         c->body_paused = 0;
         update_reading(c);
     }
@@ -1456,8 +1210,8 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
     }
     after_early_response(c); /* before any head is built: it may set keep_alive = 0 */
     if (r == TG_PROXY_OK) {
-        if (c->req.metered && !c->req.no_body_out) tg_xchg_response_end(c->xchg, send_body, c);
-        uv_buf_t end = uv_buf_init(LIT("0\r\n\r\n"));
+        if (c->req.metered && !c->req.no_body_out) tg_xchg_response_end(c->cx.xchg, send_body, c);
+        uv_buf_t end = uv_buf_init(TG_LIT("0\r\n\r\n"));
         write_with_head(c, &end, c->req.chunked_out ? 1 : 0);
     } else if (client_slow) {
         c->req.keep_alive = 0;
@@ -1513,49 +1267,52 @@ static void start_upstream(tg_conn_t *c)
     c->req.attempts++;
     TG_EVENT_SET(&c->req.ev, upstream, c->req.target->url, strlen(c->req.target->url));
 
-    size_t need = strlen(c->req.target->url) + c->req.url_len + c->head_len + c->nhdrs * 4 + 512;
+    size_t need = strlen(c->req.target->url) + c->req.url_len + c->head.bytes.len +
+                  c->head.target.len + c->head.nhdrs * 4 + 512;
     for (size_t i = 0; i < u->nheaders; i++)
         need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + 4;
-    for (size_t i = 0; i < c->nhdrs; i++) /* every X-Forwarded-For line, joined */
-        if (NAME_IS(c, &c->hdrs[i], "x-forwarded-for")) need += c->hdrs[i].vl + 2;
-    need += c->nhdrs * 8 + 32; /* Accept-Encoding may become "identity" (below) */
-    if (grow(&c->scratch, &c->scratch_cap, need) != 0) {
+    for (size_t i = 0; i < c->head.nhdrs; i++) /* every X-Forwarded-For line, joined */
+        if (TG_HDR_IS(&c->head, &c->head.hdrs[i], "x-forwarded-for"))
+            need += c->head.hdrs[i].vl + 2;
+    need += c->head.nhdrs * 8 + 32; /* Accept-Encoding may become "identity" (below) */
+    tg_buf_reset(&c->scratch);
+    if (room(&c->scratch, need) != 0) {
         send_error(c, 502, "bad_gateway", "out of memory");
         return;
     }
     /* Does a Connection header name anything but close / keep-alive? (Usually not: then
      * no header is looked up in it.) */
     int conn_names = 0;
-    for (size_t i = 0; i < c->nhdrs && !conn_names; i++) {
-        const hdr_t *h = &c->hdrs[i];
-        if (!NAME_IS(c, h, "connection")) continue;
-        const char *v = c->head + h->vo;
+    for (size_t i = 0; i < c->head.nhdrs && !conn_names; i++) {
+        const tg_hdr_t *h = &c->head.hdrs[i];
+        if (!TG_HDR_IS(&c->head, h, "connection")) continue;
+        const char *v = c->head.bytes.p + h->vo;
         conn_names = !(IS_LIT(v, h->vl, "close") || IS_LIT(v, h->vl, "keep-alive"));
     }
     /* The URL, then one NUL-terminated "Name: value" string per header. */
-    char *o = c->scratch;
+    char *o = c->scratch.p;
     size_t nh = 0;
     const char *url = o;
     o = tg_puts(o, c->req.target->url);
-    o = tg_put(o, c->head + c->req.url_off, c->req.url_len);
+    o = tg_put(o, c->head.target.p + c->req.url_off, c->req.url_len);
     *o++ = '\0';
     int ae = 0;
-    for (size_t i = 0; i < c->nhdrs && nh < TG_PROXY_MAX_HEADERS - 8; i++) {
-        const hdr_t *h = &c->hdrs[i];
+    for (size_t i = 0; i < c->head.nhdrs && nh < TG_PROXY_MAX_HEADERS - 8; i++) {
+        const tg_hdr_t *h = &c->head.hdrs[i];
         if (drop_request_header(c, h, conn_names)) continue;
         c->up_hdrs[nh++] = o;
-        if (c->req.metered && NAME_IS(c, h, "accept-encoding")) {
+        if (c->req.metered && TG_HDR_IS(&c->head, h, "accept-encoding")) {
             /* The meter must read the answer: only codings it decodes are asked for (see
              * meter/exchange.h); the answer still reaches the client as it comes. */
             o = tg_puts(o, "Accept-Encoding: ");
-            o += tg_xchg_accept_encoding(c->xchg, c->head + h->vo, h->vl, o, h->vl + 8);
+            o += tg_xchg_accept_encoding(c->cx.xchg, c->head.bytes.p + h->vo, h->vl, o, h->vl + 8);
             *o++ = '\0';
             ae = 1;
             continue;
         }
-        o = tg_put(o, c->head + h->no, h->nl);
-        o = tg_put(o, LIT(": "));
-        o = tg_put(o, c->head + h->vo, h->vl);
+        o = tg_put(o, c->head.bytes.p + h->no, h->nl);
+        o = tg_put(o, TG_LIT(": "));
+        o = tg_put(o, c->head.bytes.p + h->vo, h->vl);
         *o++ = '\0';
     }
     for (size_t i = 0; i < u->nheaders; i++)
@@ -1569,7 +1326,7 @@ static void start_upstream(tg_conn_t *c)
     for (size_t i = 0; i < u->nheaders && nh < TG_PROXY_MAX_HEADERS - 3; i++) {
         c->up_hdrs[nh++] = o;
         o = tg_puts(o, u->headers[i].name);
-        o = tg_put(o, LIT(": "));
+        o = tg_put(o, TG_LIT(": "));
         o = tg_puts(o, u->headers[i].value);
         *o++ = '\0';
     }
@@ -1581,13 +1338,14 @@ static void start_upstream(tg_conn_t *c)
     *o++ = '\0';
     c->up_hdrs[nh++] = o;
     o = tg_puts(o, "X-Forwarded-For: ");
-    for (size_t i = 0; i < c->nhdrs; i++) {
-        const hdr_t *h = &c->hdrs[i];
-        if (NAME_IS(c, h, "x-forwarded-for"))
-            o = tg_put(tg_put(o, c->head + h->vo, h->vl), LIT(", "));
+    for (size_t i = 0; i < c->head.nhdrs; i++) {
+        const tg_hdr_t *h = &c->head.hdrs[i];
+        if (TG_HDR_IS(&c->head, h, "x-forwarded-for"))
+            o = tg_put(tg_put(o, c->head.bytes.p + h->vo, h->vl), TG_LIT(", "));
     }
     o = tg_puts(o, c->client_ip);
     *o++ = '\0';
+    added(&c->scratch, (size_t)(o - c->scratch.p));
 
     tg_proxy_spec_t spec = {
         .method = c->req.ev.method,
@@ -1616,13 +1374,14 @@ static void on_handle_closed(uv_handle_t *h)
     tg_conn_t *c = h->data;
     if (--c->open_handles > 0) return;
     tg_keycache_clear(&c->keycache);
-    free(c->head);
-    free(c->pend);
-    free(c->body);
-    free(c->scratch);
-    free(c->out);
-    free(c->rhead);
-    tg_xchg_free(c->xchg);
+    tg_buf_free(&c->head.bytes);
+    tg_buf_free(&c->head.target);
+    tg_buf_free(&c->pend);
+    tg_buf_free(&c->body);
+    tg_buf_free(&c->scratch);
+    tg_buf_free(&c->out);
+    tg_buf_free(&c->rhead);
+    tg_xchg_free(c->cx.xchg);
     free(c);
 }
 
@@ -1636,7 +1395,7 @@ static void conn_close(tg_conn_t *c)
         if (!c->req.head_sent) c->req.ev.status = 503;
     }
     if (c->req.in_request && c->req.headers_done) {
-        record(c);
+        tg_req_end(&c->req, tg_mono_us());
         atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     } else if (c->req.in_request) {
         atomic_fetch_sub_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
@@ -1755,6 +1514,29 @@ void tg_conn_accept(tg_worker_t *w)
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    size_t hmax = w->cfg->server.max_header_bytes;
+    tg_buf_init(&c->head.bytes, hmax);
+    tg_buf_init(&c->head.target, 2 * hmax + 2);
+    tg_buf_init(&c->pend, PEND_MAX + sizeof w->rbuf);
+    tg_buf_init(&c->body, w->cfg->server.max_body);
+    tg_buf_init(&c->scratch, SIZE_MAX);
+    tg_buf_init(&c->out, UP_HEAD_MAX);
+    tg_buf_init(&c->rhead, RHEAD_MAX);
+    tg_server_t *srv = w->srv;
+    c->cx = (tg_req_ctx_t){
+        .ops = &req_ops,
+        .keys = srv->keys,
+        .policy = srv->policy,
+        .prices = srv->prices,
+        .rec = srv->rec,
+        .unparsed = &srv->unparsed,
+        .keycache = &c->keycache,
+        .peer = &c->peer,
+        .head = &c->head,
+        .body = &c->body,
+        .scratch = &c->scratch,
+    };
+    c->req.cx = &c->cx;
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;
     w->conns = c;

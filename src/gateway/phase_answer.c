@@ -1,0 +1,43 @@
+/* The answer's phases, once both halves of the request are over, whatever way: METER's
+ * end, SETTLE, RECORD (phases.h). */
+#include "bill/bill.h"
+#include "gateway/phases.h"
+#include "meter/exchange.h"
+#include "meter/recorder.h"
+
+void tg_ph_meter(tg_req_t *r, int64_t now_us)
+{
+    (void)now_us;
+    r->phase = TG_PHASE_METER;
+    if (!r->metered) return;
+    int unparsed;
+    tg_xchg_finish(r->cx->xchg, &r->ev, &unparsed);
+    if (unparsed) atomic_fetch_add_explicit(r->cx->unparsed, 1, memory_order_relaxed);
+}
+
+void tg_ph_settle(tg_req_t *r, int64_t now_us)
+{
+    r->phase = TG_PHASE_SETTLE;
+    tg_bill_answer_t a;
+    tg_bill_answer_from(&a, r->cx->xchg, r->metered, r->drain,
+                        r->route ? r->route->kind : TG_ROUTE_HTTP,
+                        r->cfg ? r->cfg->max_output_tokens : 0);
+    tg_bill_env_t env = {r->cx->policy, r->cx->prices};
+    tg_bill_settle(&env, &a, &r->adm, &r->ev, (uint64_t)now_us * 1000);
+    r->metered = 0; /* the exchange follows no request now */
+}
+
+void tg_ph_record(tg_req_t *r)
+{
+    r->phase = TG_PHASE_RECORD;
+    r->ev.id = tg_event_new_id(r->ev.ts_us);
+    tg_recorder_push(r->cx->rec, &r->ev);
+}
+
+void tg_req_end(tg_req_t *r, int64_t now_us)
+{
+    r->ev.latency_us = now_us - r->start_mono;
+    tg_ph_meter(r, now_us);
+    tg_ph_settle(r, now_us);
+    tg_ph_record(r);
+}
