@@ -1026,6 +1026,19 @@ static void on_up_header(void *ud, const char *name, size_t nl, const char *valu
     added(&c->out, line);
 }
 
+/* A reason phrase to relay: not empty, and only HTAB, SP, VCHAR and obs-text (RFC 9112
+ * section 4). The parser stops at CR and LF but lets other control bytes through, which
+ * some clients choke on; such a phrase is replaced by the status's own. */
+static int reason_ok(const char *r, size_t n)
+{
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)r[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return 0;
+    }
+    return 1;
+}
+
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
 {
     tg_conn_t *c = ud;
@@ -1068,13 +1081,13 @@ static void on_up_head_done(void *ud, int status, const char *reason, size_t rle
         else
             c->req.keep_alive = 0; /* HTTP/1.0 client: the close delimits the body */
     }
-    if (!rlen) {
+    /* The parser lets a NUL through in a reason phrase: the line ends before it, as the
+     * "%.*s" that used to print it did (never a NUL in the client's head). */
+    rlen = reason ? strnlen(reason, rlen) : 0;
+    if (!reason_ok(reason, rlen)) {
         reason = status_text(status);
         rlen = strlen(reason);
     }
-    /* The parser lets a NUL through in a reason phrase: the line ends before it, as the
-     * "%.*s" that used to print it did (never a NUL in the client's head). */
-    rlen = strnlen(reason, rlen);
     char rl[512];
     rate_headers(c, rl, sizeof rl);
     const char *te = c->req.chunked_out ? "Transfer-Encoding: chunked\r\n" : "";

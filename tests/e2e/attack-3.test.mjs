@@ -51,7 +51,11 @@ for (const client of ['native', 'libcurl']) {
       up = await rawUpstream((head) =>
         head.startsWith('GET /nul ')
           ? 'HTTP/1.1 200 O\x00K\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi'
-          : 'HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n',
+          : head.startsWith('GET /ctl ')
+            ? 'HTTP/1.1 200 O\x01K\x1b[2J\x7f\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi'
+            : head.startsWith('GET /tab ')
+              ? 'HTTP/1.1 200 Fine\tby me \xe9\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi'
+              : 'HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n',
       );
       gw = await startGateway({
         upstreams: [{ name: 'up', targets: [up.url] }],
@@ -77,6 +81,18 @@ for (const client of ['native', 'libcurl']) {
         assert.match(r.data, /^HTTP\/1\.1 200 O\r\n/);
         assert.ok(r.data.endsWith('\r\n\r\nhi'), r.data);
       }
+    });
+
+    test('a reason phrase with control bytes is replaced by the status\'s own; HTAB and obs-text pass', async () => {
+      const r = await raw(gw.port, `GET /ctl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`);
+      const line = r.buffer.subarray(0, r.buffer.indexOf('\r\n'));
+      assert.ok(line.length > 0, r.data);
+      for (const b of line) assert.ok(b === 9 || (b >= 0x20 && b !== 0x7f), `a control byte in ${JSON.stringify(line.toString('latin1'))}`);
+      if (client === 'native') assert.equal(line.toString('latin1'), 'HTTP/1.1 200 OK');
+      const t = await raw(gw.port, `GET /tab HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`);
+      const tline = t.buffer.subarray(0, t.buffer.indexOf('\r\n')).toString('latin1');
+      if (client === 'native') assert.equal(tline, 'HTTP/1.1 200 Fine\tby me \xe9');
+      else assert.match(tline, /^HTTP\/1\.1 200 /);
     });
   });
 }
