@@ -109,6 +109,7 @@ struct h1conn {
     BIO *rbio, *wbio;
     int connected; /* TCP connected */
     int ready;     /* connected, and for TLS the handshake done */
+    int tls_bad;   /* a TLS error: its session is not offered again */
     int closing, is_idle, reused;
 };
 
@@ -283,10 +284,28 @@ static void on_conn_closed(uv_handle_t *hd)
     free(c);
 }
 
+/* A TLS connection that ends without an error says so (close_notify, sent as far as the
+ * socket takes it now): OpenSSL marks the session of a connection freed without it as not
+ * resumable, and the pool's session is that same object. */
+static void tls_goodbye(h1conn_t *c)
+{
+    if (!c->ssl || !c->ready || c->tls_bad) return;
+    if (SSL_shutdown(c->ssl) < 0) {
+        ERR_clear_error();
+        return;
+    }
+    int k = BIO_read(c->wbio, c->h->wbuf, sizeof c->h->wbuf);
+    if (k > 0) {
+        uv_buf_t b = uv_buf_init(c->h->wbuf, (unsigned)k);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+}
+
 static void conn_close(h1conn_t *c)
 {
     if (c->closing) return;
     c->closing = 1;
+    tls_goodbye(c);
     idle_remove(c);
     if (c->req) c->req->c = NULL;
     c->req = NULL;
@@ -583,6 +602,7 @@ static void tls_handshake(h1conn_t *c, h1req_t *r)
     }
     int e = SSL_get_error(c->ssl, rc);
     if (e == SSL_ERROR_WANT_READ) return;
+    c->tls_bad = 1;
     tg_h1tls_why(c->ssl, r->msg, sizeof r->msg);
     finish(r, TG_PROXY_ERROR, r->msg);
 }
@@ -628,6 +648,7 @@ static void tls_read(h1conn_t *c, h1req_t *r, const char *p, size_t n)
             return;
         }
         ERR_clear_error();
+        c->tls_bad = 1;
         if (r)
             finish(r, TG_PROXY_ERROR, "TLS error reading from upstream");
         else
