@@ -529,6 +529,7 @@ static int tls_flush(h1conn_t *c);
  * close_notify, an error)? Then it is not reusable. Tickets and partial records are not. */
 static int tls_more(h1conn_t *c)
 {
+    if (BIO_ctrl_pending(c->rbio) == 0 && !SSL_has_pending(c->ssl)) return 0; /* the usual */
     int k = SSL_read(c->ssl, c->h->pbuf, sizeof c->h->pbuf);
     if (k > 0) return 1;
     int e = SSL_get_error(c->ssl, k);
@@ -636,6 +637,7 @@ static void tls_read(h1conn_t *c, h1req_t *r, const char *p, size_t n)
                 return;
             }
             if (got_plain(c, r, c->h->pbuf, (size_t)k)) return;
+            if (BIO_ctrl_pending(c->rbio) == 0 && !SSL_has_pending(c->ssl)) break; /* all read */
             continue;
         }
         int e = SSL_get_error(c->ssl, k);
