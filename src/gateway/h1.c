@@ -1,25 +1,46 @@
 /* Native HTTP/1.1 upstream client: see h1.h.
  *
- * Per worker: one pool per target (by its URL), each with a LIFO list of idle
+ * Per worker: one pool per (target, ca_file), each with a LIFO list of idle
  * keep-alive connections. An idle connection keeps reading so an upstream
- * close is noticed at once; a transfer on a reused connection that gets no
- * response byte before the connection closes (the upstream timed it out just
- * as we sent) is retried once on a fresh connection when no request body was
- * pulled yet.
+ * close is noticed at once (for TLS its bytes go through OpenSSL: a
+ * close_notify, an EOF or any application data closes it; a session ticket
+ * does not); a transfer on a reused connection that gets no response byte
+ * before the connection closes (the upstream timed it out just as we sent) is
+ * retried once on a fresh connection when no request body was pulled yet.
+ *
+ * TLS (https://) runs on the same uv_tcp connection through two memory BIOs:
+ * what the socket reads (64 KiB at a time, so a record never costs two
+ * syscalls) is written into the read BIO and SSL_read hands plaintext to the
+ * same http_parser path as plain HTTP; what SSL_write produces is drained
+ * from the write BIO into one write per flush (a request head and its first
+ * body bytes are one TLS record in one write). connect_timeout covers the
+ * resolve, the TCP connect and the handshake. The last session a pool got is
+ * offered on its next connections (TLS 1.3 tickets come after the handshake:
+ * the context's new-session callback hands them over when they arrive).
+ *
+ * Host names are resolved with uv_getaddrinfo on the loop, the result kept
+ * per pool for TG_H1DNS_TTL_US (h1dns.h); transfers that need a connection
+ * while a resolve is in flight wait for it in the pool's queue. A failed
+ * connect tries the pool's next address.
  *
  * Completion and failures are reported with on_done only from this module's
- * own libuv callbacks (socket reads, connects, timers), never from inside a
- * call the caller made (start, resume, abort): a failure found there is
- * deferred through the transfer's timer, so the caller is never re-entered. */
+ * own libuv callbacks (socket reads, connects, resolves, timers), never from
+ * inside a call the caller made (start, resume, abort): a failure found there
+ * is deferred through the transfer's timer, so the caller is never
+ * re-entered. */
 #include "gateway/h1.h"
 
-#include <arpa/inet.h>
 #include <http_parser.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "gateway/h1dns.h"
+#include "gateway/h1tls.h"
+#include "gateway/h1url.h"
 #include "gateway/wqueue.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -30,25 +51,50 @@
 #define MAX_RESP_HDRS     128
 #define RESP_HEAD_MAX     (64 * 1024)
 
+#define PLAIN_MAX 16384 /* one TLS record's plaintext */
+
 typedef struct h1conn h1conn_t;
 typedef struct h1req h1req_t;
+typedef struct pool pool_t;
 
-typedef struct pool {
+/* An asynchronous resolve, apart from its pool so tg_h1_free can leave it behind: the
+ * callback frees it, and does nothing else once pool is NULL. */
+typedef struct resolve {
+    uv_getaddrinfo_t req;
+    pool_t *pool;
+} resolve_t;
+
+struct pool {
     char *target; /* "http://host:port", as in the URL prefix */
     size_t target_len;
-    char host[300]; /* the Host header value */
-    struct sockaddr_storage addr;
-    h1conn_t *idle; /* doubly linked through idle_prev/idle_next */
+    char *ca_file;  /* with target, the key: NULL = the system's CAs */
+    tg_h1url_t url; /* name, port, Host header, tls */
+    tg_h1dns_t dns;
+    SSL_CTX *ctx;      /* https: the worker's context for ca_file (not owned) */
+    SSL_SESSION *sess; /* https: the last session, offered to new connections */
+    resolve_t *resolving;
+    h1req_t *waiting, *waiting_tail; /* transfers waiting for the resolve, FIFO */
+    h1conn_t *idle;                  /* doubly linked through idle_prev/idle_next */
     size_t nidle;
-} pool_t;
+};
+
+typedef struct tlsctx {
+    char *ca_file;
+    SSL_CTX *ctx;
+} tlsctx_t;
 
 struct tg_h1 {
     uv_loop_t *loop;
     pool_t **pools;
     size_t npools, cap;
+    tlsctx_t *ctxs; /* one per ca_file used by an https pool */
+    size_t nctxs;
     h1req_t *free_reqs;
-    h1conn_t *conns;  /* every open connection, for tg_h1_free */
-    char rbuf[65536]; /* read buffer: parsed before the next read */
+    h1conn_t *conns;        /* every open connection, for tg_h1_free */
+    char rbuf[65536];       /* read buffer: parsed (or fed to TLS) before the next read */
+    char pbuf[PLAIN_MAX];   /* TLS: plaintext out of SSL_read */
+    char wplain[PLAIN_MAX]; /* TLS: small request pieces joined into one record */
+    char wbuf[65536];       /* TLS: ciphertext on its way to the socket */
 };
 
 struct h1conn {
@@ -59,7 +105,12 @@ struct h1conn {
     h1conn_t *idle_prev, *idle_next, *all_prev, *all_next;
     h1req_t *req; /* the transfer using it, NULL when idle */
     http_parser parser;
-    int connected, closing, is_idle, reused;
+    SSL *ssl; /* https, with rbio (socket -> OpenSSL) and wbio (OpenSSL -> socket) */
+    BIO *rbio, *wbio;
+    int connected; /* TCP connected */
+    int ready;     /* connected, and for TLS the handshake done */
+    int tls_bad;   /* a TLS error: its session is not offered again */
+    int closing, is_idle, reused;
 };
 
 typedef struct rhdr {
@@ -72,6 +123,9 @@ struct h1req {
     pool_t *pool;
     h1conn_t *c;
     h1req_t *next_free;
+    h1req_t *wnext;   /* in pool->waiting */
+    int waiting;      /* in pool->waiting */
+    size_t addr_i;    /* the pool address being tried */
     uv_timer_t timer; /* connect / response timeouts; deferred failures */
     const tg_proxy_handler_t *hd;
     void *ud;
@@ -97,6 +151,7 @@ struct h1req {
     int64_t body_sent;
     tg_proxy_result_t fail_result; /* a deferred failure, delivered by the timer */
     const char *fail_detail;
+    char msg[256]; /* a failure's detail, when it is made up */
     /* response head being collected (names and values may span reads) */
     tg_buf_t hbuf; /* max: RESP_HEAD_MAX */
     rhdr_t hdrs[MAX_RESP_HDRS];
@@ -112,50 +167,61 @@ static void conn_close(h1conn_t *c);
 static void conn_connect(h1req_t *r);
 static void send_request(h1req_t *r);
 static void pump_upload(h1req_t *r);
+static int on_new_session(SSL *ssl, SSL_SESSION *sess);
 static const http_parser_settings rsettings;
 
 /* ---- pools ------------------------------------------------------------ */
 
-/* "http://1.2.3.4:80/path" → the pool for "http://1.2.3.4:80", made on first
- * use; NULL if the URL is not a plain-HTTP numeric/localhost one. */
-static pool_t *pool_for(tg_h1_t *h, const char *url, const char **path)
+static SSL_CTX *ctx_for(tg_h1_t *h, const char *ca_file)
 {
-    if (strncmp(url, TG_LIT("http://")) != 0) return NULL;
-    const char *hs = url + TG_LIT_LEN("http://"), *slash = strchr(hs, '/');
-    size_t tlen = slash ? (size_t)(slash - url) : strlen(url);
-    *path = slash ? slash : "/";
-    for (size_t i = 0; i < h->npools; i++)
-        if (h->pools[i]->target_len == tlen && memcmp(h->pools[i]->target, url, tlen) == 0)
-            return h->pools[i];
+    for (size_t i = 0; i < h->nctxs; i++) {
+        const char *f = h->ctxs[i].ca_file;
+        if (f == ca_file || (f && ca_file && strcmp(f, ca_file) == 0)) return h->ctxs[i].ctx;
+    }
+    tlsctx_t *nc = realloc(h->ctxs, (h->nctxs + 1) * sizeof *nc);
+    if (!nc) return NULL;
+    h->ctxs = nc;
+    char *f = ca_file ? strdup(ca_file) : NULL;
+    if (ca_file && !f) return NULL;
+    SSL_CTX *ctx = tg_h1tls_ctx(ca_file, on_new_session);
+    if (!ctx) {
+        free(f);
+        return NULL;
+    }
+    h->ctxs[h->nctxs++] = (tlsctx_t){.ca_file = f, .ctx = ctx};
+    return ctx;
+}
 
-    char host[256];
-    size_t hlen = tlen - TG_LIT_LEN("http://");
-    if (hlen == 0 || hlen >= sizeof host) return NULL;
-    memcpy(host, hs, hlen);
-    host[hlen] = '\0';
-    int port = 80;
-    char *ip = host;
-    if (host[0] == '[') {
-        char *rb = strchr(host, ']');
-        if (!rb) return NULL;
-        *rb = '\0';
-        ip = host + 1;
-        if (rb[1] == ':') port = atoi(rb + 2);
-    } else {
-        char *colon = strrchr(host, ':');
-        if (colon) {
-            *colon = '\0';
-            port = atoi(colon + 1);
+static void pool_free(pool_t *p)
+{
+    if (p->resolving) {
+        p->resolving->pool = NULL; /* its callback frees it */
+        uv_cancel((uv_req_t *)&p->resolving->req);
+    }
+    if (p->sess) SSL_SESSION_free(p->sess);
+    free(p->target);
+    free(p->ca_file);
+    free(p);
+}
+
+/* "http://1.2.3.4:80/path" → the pool for "http://1.2.3.4:80" (and this ca_file for
+ * https), made on first use; NULL if the URL is not one this client takes. */
+static pool_t *pool_for(tg_h1_t *h, const char *url, const char *ca_file, const char **path)
+{
+    size_t tlen = tg_h1url_target_len(url);
+    if (tlen == 0) return NULL;
+    if (strncmp(url, TG_LIT("https://")) != 0) ca_file = NULL; /* only https uses it */
+    for (size_t i = 0; i < h->npools; i++) {
+        pool_t *p = h->pools[i];
+        if (p->target_len == tlen && memcmp(p->target, url, tlen) == 0 &&
+            (p->ca_file == ca_file || (p->ca_file && ca_file && !strcmp(p->ca_file, ca_file)))) {
+            *path = url[tlen] == '/' ? url + tlen : "/";
+            return p;
         }
     }
-    if (port <= 0 || port > 65535) return NULL;
-    if (strcmp(ip, "localhost") == 0) ip = "127.0.0.1";
-    struct sockaddr_storage addr;
-    memset(&addr, 0, sizeof addr);
-    if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr) != 0 &&
-        uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr) != 0)
-        return NULL; /* a host name: libcurl resolves those */
 
+    tg_h1url_t u;
+    if (tg_h1url_parse(url, &u) != 0 || u.target_len != tlen) return NULL;
     if (h->npools == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 8;
         pool_t **np = realloc(h->pools, cap * sizeof *np);
@@ -165,16 +231,21 @@ static pool_t *pool_for(tg_h1_t *h, const char *url, const char **path)
     }
     pool_t *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->url = u;
     p->target = strndup(url, tlen);
-    if (!p->target) {
-        free(p);
-        return NULL;
-    }
+    p->ca_file = ca_file ? strdup(ca_file) : NULL;
+    if (!p->target || (ca_file && !p->ca_file)) goto fail;
     p->target_len = tlen;
-    snprintf(p->host, sizeof p->host, "%.*s", (int)hlen, hs);
-    p->addr = addr;
+    /* localhost is the loopback address, as before this client resolved names. */
+    const char *lit = strcmp(u.name, "localhost") == 0 ? "127.0.0.1" : u.name;
+    if (u.numeric || lit != u.name) tg_h1dns_literal(&p->dns, lit, u.port);
+    if (u.tls && !(p->ctx = ctx_for(h, p->ca_file))) goto fail;
     h->pools[h->npools++] = p;
+    *path = u.path;
     return p;
+fail:
+    pool_free(p);
+    return NULL;
 }
 
 static void idle_remove(h1conn_t *c)
@@ -208,13 +279,33 @@ static void idle_push(h1conn_t *c)
 
 static void on_conn_closed(uv_handle_t *hd)
 {
-    free(hd->data);
+    h1conn_t *c = hd->data;
+    if (c->ssl) SSL_free(c->ssl); /* and its BIOs */
+    free(c);
+}
+
+/* A TLS connection that ends without an error says so (close_notify, sent as far as the
+ * socket takes it now): OpenSSL marks the session of a connection freed without it as not
+ * resumable, and the pool's session is that same object. */
+static void tls_goodbye(h1conn_t *c)
+{
+    if (!c->ssl || !c->ready || c->tls_bad) return;
+    if (SSL_shutdown(c->ssl) < 0) {
+        ERR_clear_error();
+        return;
+    }
+    int k = BIO_read(c->wbio, c->h->wbuf, sizeof c->h->wbuf);
+    if (k > 0) {
+        uv_buf_t b = uv_buf_init(c->h->wbuf, (unsigned)k);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
 }
 
 static void conn_close(h1conn_t *c)
 {
     if (c->closing) return;
     c->closing = 1;
+    tls_goodbye(c);
     idle_remove(c);
     if (c->req) c->req->c = NULL;
     c->req = NULL;
@@ -233,11 +324,39 @@ static void on_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(c->h->rbuf, sizeof c->h->rbuf);
 }
 
+/* TLS 1.3 tickets arrive after the handshake, on whichever read brings them: the pool
+ * keeps the newest session for its next connection. 1: we keep the reference. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    h1conn_t *c = SSL_get_app_data(ssl);
+    if (!c || c->closing) return 0;
+    pool_t *p = c->pool;
+    if (p->sess) SSL_SESSION_free(p->sess);
+    p->sess = sess;
+    return 1;
+}
+
 /* ---- finishing a transfer --------------------------------------------- */
+
+static void unwait(h1req_t *r)
+{
+    if (!r->waiting) return;
+    pool_t *p = r->pool;
+    h1req_t **pp = &p->waiting, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->wnext;
+    }
+    if (*pp) *pp = r->wnext;
+    if (p->waiting_tail == r) p->waiting_tail = prev;
+    r->wnext = NULL;
+    r->waiting = 0;
+}
 
 static void release(h1req_t *r)
 {
     uv_timer_stop(&r->timer);
+    unwait(r);
     r->active = 0;
     r->c = NULL;
     r->next_free = r->h->free_reqs;
@@ -263,8 +382,12 @@ static void finish(h1req_t *r, tg_proxy_result_t res, const char *detail)
     }
     const tg_proxy_handler_t *hd = r->hd;
     void *ud = r->ud;
-    release(r); /* on_done may start a transfer that reuses r */
-    hd->on_done(ud, res, detail);
+    /* detail may be r->msg: copied before r goes back to the free list, since on_done
+     * may start a transfer that reuses r. */
+    char msg[sizeof r->msg];
+    snprintf(msg, sizeof msg, "%s", detail);
+    release(r);
+    hd->on_done(ud, res, msg);
 }
 
 static void on_deferred(uv_timer_t *t)
@@ -286,7 +409,7 @@ static void on_timeout(uv_timer_t *t)
 {
     h1req_t *r = t->data;
     finish(r, TG_PROXY_TIMEOUT,
-           r->c && r->c->connected ? "upstream response timed out" : "upstream connect timed out");
+           r->c && r->c->ready ? "upstream response timed out" : "upstream connect timed out");
 }
 
 /* (Re)arms the response timer: the idle timeout, cut to the overall deadline. */
@@ -400,54 +523,180 @@ static const http_parser_settings rsettings = {
     .on_message_complete = on_msg_complete,
 };
 
+static int tls_flush(h1conn_t *c);
+
+/* After a complete response: is anything more on a TLS connection (application data, a
+ * close_notify, an error)? Then it is not reusable. Tickets and partial records are not. */
+static int tls_more(h1conn_t *c)
+{
+    if (BIO_ctrl_pending(c->rbio) == 0 && !SSL_has_pending(c->ssl)) return 0; /* the usual */
+    int k = SSL_read(c->ssl, c->h->pbuf, sizeof c->h->pbuf);
+    if (k > 0) return 1;
+    int e = SSL_get_error(c->ssl, k);
+    if (e == SSL_ERROR_WANT_READ) return 0;
+    ERR_clear_error();
+    return 1;
+}
+
+/* Response bytes (plaintext) for r: parsed. 1 when the transfer ended here. */
+static int got_plain(h1conn_t *c, h1req_t *r, const char *p, size_t n)
+{
+    r->got_bytes = 1;
+    size_t k = http_parser_execute(&c->parser, &rsettings, p, n);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (r->done) {
+        /* bytes past the response: not reusable */
+        if (k < n || (c->ssl && tls_more(c))) conn_close(c);
+        finish(r, TG_PROXY_OK, "");
+        return 1;
+    }
+    if (e != HPE_OK) {
+        finish(r, TG_PROXY_ERROR,
+               e == HPE_CB_body ? "aborted by the client side" : "malformed upstream response");
+        return 1;
+    }
+    return 0;
+}
+
+/* The upstream's side ended: clean is a plain TCP end, or a TLS close_notify (a TLS
+ * connection cut without one may have been truncated by anyone on the path, so a body
+ * read until the close is not complete). */
+static void got_eof(h1conn_t *c, h1req_t *r, int clean)
+{
+    if (!r->got_bytes && c->reused && !r->retried && r->body_sent == 0) {
+        /* A stale keep-alive connection: try once more on a fresh one. */
+        r->retried = 1;
+        r->head_sent = 0;
+        r->body_done = 0; /* nothing was pulled: pull (and end) the body again */
+        r->upload_paused = 0;
+        r->c = NULL;
+        c->req = NULL;
+        conn_close(c);
+        conn_connect(r);
+        return;
+    }
+    if (r->got_bytes && clean) {
+        http_parser_execute(&c->parser, &rsettings, NULL, 0); /* EOF-delimited body */
+        if (r->done) {
+            conn_close(c); /* the close ended the body: not reusable */
+            finish(r, TG_PROXY_OK, "");
+            return;
+        }
+    }
+    finish(r, TG_PROXY_ERROR,
+           !r->got_bytes ? "upstream closed the connection without a response"
+           : clean       ? "upstream closed the connection mid-response"
+                         : "upstream closed the TLS connection mid-response without close_notify");
+}
+
+static void tls_handshake(h1conn_t *c, h1req_t *r)
+{
+    int rc = SSL_do_handshake(c->ssl);
+    if (tls_flush(c) != 0) {
+        finish(r, TG_PROXY_ERROR, "write to upstream failed");
+        return;
+    }
+    if (rc == 1) {
+        c->ready = 1;
+        send_request(r);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) return;
+    c->tls_bad = 1;
+    tg_h1tls_why(c->ssl, r->msg, sizeof r->msg);
+    finish(r, TG_PROXY_ERROR, r->msg);
+}
+
+/* Ciphertext read from a TLS connection: the handshake goes on, or plaintext goes to the
+ * parser. */
+static void tls_read(h1conn_t *c, h1req_t *r, const char *p, size_t n)
+{
+    if (BIO_write(c->rbio, p, (int)n) != (int)n) {
+        ERR_clear_error();
+        if (r)
+            finish(r, TG_PROXY_ERROR, "out of memory");
+        else
+            conn_close(c);
+        return;
+    }
+    if (!c->ready) {
+        if (!r) {
+            conn_close(c);
+            return;
+        }
+        tls_handshake(c, r);
+        /* Records after the handshake in the same read (an early answer) are read now. */
+        if (!c->ready || c->req != r) return;
+    }
+    for (;;) {
+        int k = SSL_read(c->ssl, c->h->pbuf, sizeof c->h->pbuf);
+        if (k > 0) {
+            if (!r) {
+                conn_close(c); /* idle: data nobody asked for */
+                return;
+            }
+            if (got_plain(c, r, c->h->pbuf, (size_t)k)) return;
+            if (BIO_ctrl_pending(c->rbio) == 0 && !SSL_has_pending(c->ssl)) break; /* all read */
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, k);
+        if (e == SSL_ERROR_WANT_READ) break;
+        if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify */
+            if (r)
+                got_eof(c, r, 1);
+            else
+                conn_close(c);
+            return;
+        }
+        ERR_clear_error();
+        c->tls_bad = 1;
+        if (r)
+            finish(r, TG_PROXY_ERROR, "TLS error reading from upstream");
+        else
+            conn_close(c);
+        return;
+    }
+    /* SSL_read may have something to say (a key update's answer). */
+    if (BIO_ctrl_pending(c->wbio) && tls_flush(c) != 0 && r) {
+        finish(r, TG_PROXY_ERROR, "write to upstream failed");
+        return;
+    }
+    if (!r) return;
+    if (r->hd->on_flush) r->hd->on_flush(r->ud);
+    if (r->down_paused) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_timer_stop(&r->timer);
+        return;
+    }
+    arm_response_timer(r);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     h1conn_t *c = s->data;
     h1req_t *r = c->req;
     if (nread == 0) return;
-    if (!r) {
-        conn_close(c); /* idle: the upstream closed it (or sent junk) */
-        return;
-    }
     if (nread < 0) {
-        if (!r->got_bytes && c->reused && !r->retried && r->body_sent == 0) {
-            /* A stale keep-alive connection: try once more on a fresh one. */
-            r->retried = 1;
-            r->head_sent = 0;
-            r->body_done = 0; /* nothing was pulled: pull (and end) the body again */
-            r->upload_paused = 0;
-            r->c = NULL;
-            c->req = NULL;
-            conn_close(c);
-            conn_connect(r);
-            return;
+        if (!r) {
+            conn_close(c); /* idle: the upstream closed it */
+        } else if (c->ssl && !c->ready) {
+            finish(r, TG_PROXY_ERROR, "upstream closed the connection during the TLS handshake");
+        } else {
+            /* TLS: a close_notify was handled as it came (and this connection then closed) */
+            got_eof(c, r, !c->ssl);
         }
-        if (r->got_bytes) {
-            http_parser_execute(&c->parser, &rsettings, NULL, 0); /* EOF-delimited body */
-            if (r->done) {
-                conn_close(c); /* the close ended the body: not reusable */
-                finish(r, TG_PROXY_OK, "");
-                return;
-            }
-        }
-        finish(r, TG_PROXY_ERROR,
-               r->got_bytes ? "upstream closed the connection mid-response"
-                            : "upstream closed the connection without a response");
         return;
     }
-    r->got_bytes = 1;
-    size_t n = http_parser_execute(&c->parser, &rsettings, buf->base, (size_t)nread);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (r->done) {
-        if (n < (size_t)nread) conn_close(c); /* bytes past the response: not reusable */
-        finish(r, TG_PROXY_OK, "");
+    if (c->ssl) {
+        tls_read(c, r, buf->base, (size_t)nread);
         return;
     }
-    if (e != HPE_OK) {
-        finish(r, TG_PROXY_ERROR,
-               e == HPE_CB_body ? "aborted by the client side" : "malformed upstream response");
+    if (!r) {
+        conn_close(c); /* idle: the upstream sent junk */
         return;
     }
+    if (got_plain(c, r, buf->base, (size_t)nread)) return;
     if (r->hd->on_flush) r->hd->on_flush(r->ud);
     if (r->down_paused) {
         /* Waiting on our client, not on the upstream: no upstream timer. */
@@ -468,12 +717,53 @@ static void on_written(void *data, int status)
         finish(c->req, TG_PROXY_ERROR, "write to upstream failed");
         return;
     }
-    pump_upload(c->req);
+    if (c->ready) pump_upload(c->req);
+}
+
+/* Everything OpenSSL has to send, out to the socket. */
+static int tls_flush(h1conn_t *c)
+{
+    for (;;) {
+        int k = BIO_read(c->wbio, c->h->wbuf, sizeof c->h->wbuf);
+        if (k <= 0) return 0;
+        uv_buf_t b = uv_buf_init(c->h->wbuf, (unsigned)k);
+        int rc = tg_wq_write((uv_stream_t *)&c->tcp, &b, 1, on_written, c);
+        if (rc != 0) return rc;
+    }
+}
+
+static int tls_write(h1conn_t *c, const char *p, size_t n)
+{
+    if (n == 0) return 0;
+    if (SSL_write(c->ssl, p, (int)n) != (int)n) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
 }
 
 static int write_out(h1req_t *r, const uv_buf_t *bufs, unsigned n)
 {
-    int rc = tg_wq_write((uv_stream_t *)&r->c->tcp, bufs, n, on_written, r->c);
+    h1conn_t *c = r->c;
+    int rc = 0;
+    if (c->ssl) {
+        /* Pieces that fit one record are joined: one record, one encryption. */
+        size_t total = 0;
+        for (unsigned i = 0; i < n; i++)
+            total += bufs[i].len;
+        if (total <= sizeof c->h->wplain) {
+            char *o = c->h->wplain;
+            for (unsigned i = 0; i < n; i++)
+                o = tg_put(o, bufs[i].base, bufs[i].len);
+            rc = tls_write(c, c->h->wplain, total);
+        } else {
+            for (unsigned i = 0; i < n && rc == 0; i++)
+                rc = tls_write(c, bufs[i].base, bufs[i].len);
+        }
+        if (rc == 0) rc = tls_flush(c);
+    } else {
+        rc = tg_wq_write((uv_stream_t *)&c->tcp, bufs, n, on_written, c);
+    }
     if (rc != 0) fail_later(r, TG_PROXY_ERROR, "write to upstream failed");
     return rc;
 }
@@ -538,6 +828,32 @@ static void send_request(h1req_t *r)
     pump_upload(r);
 }
 
+/* The TLS side of a connection that just connected: the ClientHello goes out. */
+static int tls_start(h1conn_t *c)
+{
+    pool_t *p = c->pool;
+    c->ssl = tg_h1tls_new(p->ctx, p->url.name, p->url.numeric);
+    if (!c->ssl) return -1;
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->rbio || !c->wbio) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        c->rbio = c->wbio = NULL;
+        return -1;
+    }
+    BIO_set_mem_eof_return(c->rbio, -1); /* empty: "want read", not EOF */
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_app_data(c->ssl, c);
+    if (p->sess) SSL_set_session(c->ssl, p->sess);
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc != 0) return -1;
+    tls_handshake(c, c->req);
+    return 0;
+}
+
+static void conn_open(h1req_t *r);
+
 static void on_connect(uv_connect_t *creq, int status)
 {
     h1conn_t *c = creq->data;
@@ -548,17 +864,34 @@ static void on_connect(uv_connect_t *creq, int status)
         return;
     }
     if (status < 0) {
-        static char msg[128];
-        snprintf(msg, sizeof msg, "connect to %s: %s", c->pool->target, uv_strerror(status));
-        finish(r, TG_PROXY_CONNECT, msg);
+        if (r->addr_i + 1 < r->pool->dns.n) {
+            /* The next address of the name, under the same connect timer. */
+            r->addr_i++;
+            r->c = NULL;
+            c->req = NULL;
+            conn_close(c);
+            conn_open(r);
+            return;
+        }
+        snprintf(r->msg, sizeof r->msg, "connect to %s: %s", c->pool->target, uv_strerror(status));
+        finish(r, TG_PROXY_CONNECT, r->msg);
         return;
     }
     c->connected = 1;
     uv_tcp_nodelay(&c->tcp, 1);
+    if (c->pool->url.tls) {
+        if (tls_start(c) != 0) {
+            ERR_clear_error();
+            finish(r, TG_PROXY_ERROR, "TLS setup failed");
+        }
+        return; /* the connect timer runs on through the handshake */
+    }
+    c->ready = 1;
     send_request(r);
 }
 
-static void conn_connect(h1req_t *r)
+/* A new connection to the pool's address r->addr_i. */
+static void conn_open(h1req_t *r)
 {
     tg_h1_t *h = r->h;
     h1conn_t *c = calloc(1, sizeof *c);
@@ -578,14 +911,50 @@ static void conn_connect(h1req_t *r)
     h->conns = c;
     c->req = r;
     r->c = c;
-    int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&r->pool->addr, on_connect);
+    const struct sockaddr *sa = (const struct sockaddr *)&r->pool->dns.addr[r->addr_i];
+    int rc = uv_tcp_connect(&c->creq, &c->tcp, sa, on_connect);
     if (rc != 0) {
         conn_close(c);
         r->c = NULL;
         fail_later(r, TG_PROXY_CONNECT, "connect failed");
+    }
+}
+
+static void on_resolved(uv_getaddrinfo_t *q, int status, struct addrinfo *ai)
+{
+    resolve_t *rs = q->data;
+    pool_t *p = rs->pool;
+    free(rs);
+    if (!p) { /* the client was freed meanwhile */
+        uv_freeaddrinfo(ai);
         return;
     }
-    /* The connect timeout, cut to the whole transfer's deadline. */
+    p->resolving = NULL;
+    size_t n = status == 0 ? tg_h1dns_set(&p->dns, ai, p->url.port, tg_mono_us()) : 0;
+    uv_freeaddrinfo(ai);
+    /* One at a time from the queue: a failure's on_done may start transfers (they queue
+     * behind a new resolve, which stops this loop) or abort waiting ones. */
+    while (p->waiting && !p->resolving) {
+        h1req_t *r = p->waiting;
+        unwait(r);
+        if (n) {
+            r->addr_i = 0;
+            conn_open(r);
+        } else {
+            snprintf(r->msg, sizeof r->msg, "could not resolve host %.180s: %s", p->url.name,
+                     status ? uv_strerror(status) : "no address");
+            finish(r, TG_PROXY_CONNECT, r->msg);
+        }
+    }
+}
+
+/* A connection for r: the connect timer starts, and the name is resolved first when the
+ * pool's addresses are missing or stale. */
+static void conn_connect(h1req_t *r)
+{
+    pool_t *p = r->pool;
+    /* The connect timeout (resolve, connect, TLS handshake), cut to the whole transfer's
+     * deadline. */
     int64_t ms = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 0;
     if (r->deadline_us) {
         int64_t left = (r->deadline_us - tg_mono_us()) / 1000;
@@ -593,20 +962,47 @@ static void conn_connect(h1req_t *r)
         if (ms == 0 || left < ms) ms = left;
     }
     if (ms > 0) uv_timer_start(&r->timer, on_timeout, (uint64_t)ms, 0);
+    r->addr_i = 0;
+    if (p->dns.fixed || (!p->resolving && tg_h1dns_fresh(&p->dns, tg_mono_us()))) {
+        conn_open(r);
+        return;
+    }
+    r->waiting = 1;
+    r->wnext = NULL;
+    if (p->waiting_tail)
+        p->waiting_tail->wnext = r;
+    else
+        p->waiting = r;
+    p->waiting_tail = r;
+    if (p->resolving) return;
+    resolve_t *rs = calloc(1, sizeof *rs);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    if (rs) {
+        rs->pool = p;
+        rs->req.data = rs;
+    }
+    if (!rs || uv_getaddrinfo(r->h->loop, &rs->req, on_resolved, p->url.name, NULL, &hints) != 0) {
+        free(rs);
+        unwait(r);
+        fail_later(r, TG_PROXY_CONNECT, "could not start resolving the upstream host");
+        return;
+    }
+    p->resolving = rs;
 }
 
 /* ---- the proxy.h calls ------------------------------------------------ */
 
 static int build_head(h1req_t *r)
 {
-    size_t need = strlen(r->method) + strlen(r->path) + strlen(r->pool->host) + 96;
+    const char *host = r->pool->url.host;
+    size_t need = strlen(r->method) + strlen(r->path) + strlen(host) + 96;
     for (size_t i = 0; i < r->nheaders; i++)
         need += strlen(r->headers[i]) + 2;
     tg_buf_reset(&r->obuf);
     if (tg_buf_reserve(&r->obuf, need) != 0) return -1;
     char *o = tg_buf_end(&r->obuf);
     o = tg_puts(tg_puts(tg_puts(o, r->method), " "), r->path);
-    o = tg_puts(tg_puts(tg_puts(o, " HTTP/1.1\r\nHost: "), r->pool->host), "\r\n");
+    o = tg_puts(tg_puts(tg_puts(o, " HTTP/1.1\r\nHost: "), host), "\r\n");
     for (size_t i = 0; i < r->nheaders; i++)
         o = tg_put(tg_puts(o, r->headers[i]), TG_LIT("\r\n"));
     if (r->has_body && !r->chunked)
@@ -625,7 +1021,7 @@ tg_proxy_req_t *tg_h1_start(tg_h1_t *h, const tg_proxy_spec_t *spec, const tg_pr
                             void *ud)
 {
     const char *path;
-    pool_t *pool = pool_for(h, spec->url, &path);
+    pool_t *pool = pool_for(h, spec->url, spec->ca_file, &path);
     if (!pool) return NULL;
     h1req_t *r = h->free_reqs;
     if (r) {
@@ -659,6 +1055,8 @@ tg_proxy_req_t *tg_h1_start(tg_h1_t *h, const tg_proxy_spec_t *spec, const tg_pr
     r->head_only = strcmp(spec->method, "HEAD") == 0;
     r->body_sent = 0;
     r->fail_detail = NULL;
+    r->waiting = 0;
+    r->wnext = NULL;
     tg_buf_reset(&r->hbuf);
     r->nhdrs = r->rlen = 0;
     r->c = NULL;
@@ -684,7 +1082,7 @@ void tg_h1_resume_upload(tg_proxy_req_t *pr)
     h1req_t *r = (h1req_t *)pr;
     if (!r->active || !r->upload_paused) return;
     r->upload_paused = 0;
-    if (r->c && r->c->connected) pump_upload(r);
+    if (r->c && r->c->ready) pump_upload(r);
 }
 
 void tg_h1_resume_download(tg_proxy_req_t *pr)
@@ -734,10 +1132,13 @@ void tg_h1_free(tg_h1_t *h)
         h->free_reqs = r->next_free;
         uv_close((uv_handle_t *)&r->timer, on_req_timer_closed);
     }
-    for (size_t i = 0; i < h->npools; i++) {
-        free(h->pools[i]->target);
-        free(h->pools[i]);
-    }
+    for (size_t i = 0; i < h->npools; i++)
+        pool_free(h->pools[i]);
     free(h->pools);
+    for (size_t i = 0; i < h->nctxs; i++) {
+        SSL_CTX_free(h->ctxs[i].ctx);
+        free(h->ctxs[i].ca_file);
+    }
+    free(h->ctxs);
     free(h);
 }

@@ -1,13 +1,21 @@
-/* The native upstream client: keep-alive HTTP/1.1 over plain TCP on the
- * worker's loop, responses parsed by http_parser, connections pooled per
- * target. proxy.c uses it for http:// targets whose host is a numeric address
- * or localhost (no DNS on the loop) and libcurl for everything else (TLS,
- * host names). It implements the same calls as proxy.h, and a transfer of
- * either kind starts with struct tg_proxy_base so proxy.c can tell them apart.
+/* The native upstream client: keep-alive HTTP/1.1 on the worker's loop, plain
+ * TCP or TLS (OpenSSL, through memory BIOs on the same uv_tcp connection),
+ * responses parsed by http_parser, connections pooled per (target, ca_file).
+ * proxy.c tries it first for every http:// and https:// target; it refuses
+ * (NULL from tg_h1_start) what it does not take: other schemes, hosts that are
+ * not a plain name or an IP literal (IDN, escapes, user info), and then
+ * libcurl has the request. Host names are resolved asynchronously on the loop
+ * (h1dns.h), TLS is set up as strictly as libcurl's (h1tls.h), the Host header
+ * is libcurl's (h1url.h). It implements the same calls as proxy.h, and a
+ * transfer of either kind starts with struct tg_proxy_base so proxy.c can
+ * tell them apart.
  *
- * Why it exists: bench/proxy showed libcurl's per-transfer cost (two poll()
- * calls for connection checks, socket-interest churn, separate head and body
- * writes) kept tollgate under half of nginx's req/s on plain-HTTP upstreams. */
+ * Why it exists: bench/proxy showed libcurl's per-transfer cost (connection
+ * checks with poll(), socket-interest churn, separate head and body writes,
+ * URL parsing and header building per request) kept tollgate under half of
+ * nginx's req/s on plain-HTTP upstreams, and on https upstreams ~78k of the
+ * worker's ~120k instructions per GET were libcurl's machinery around
+ * OpenSSL's ~14k (bench/RESULTS.md, "Issue 10: where the time goes"). */
 #ifndef TG_GATEWAY_H1_H
 #define TG_GATEWAY_H1_H
 

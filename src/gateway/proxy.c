@@ -1,8 +1,9 @@
-/* Upstream client over libcurl's multi interface, driven by a libuv loop:
- * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION → uv_poll)
- * and when to wake it (CURLMOPT_TIMERFUNCTION → uv_timer); we hand readiness
- * back with curl_multi_socket_action. Connections are cached by the multi
- * handle, so keep-alive to upstreams is shared by all transfers of a worker.
+/* Upstream client: the native client (h1.h) first, and libcurl's multi
+ * interface, driven by a libuv loop, for what it refuses: curl tells us which
+ * sockets to watch (CURLMOPT_SOCKETFUNCTION → uv_poll) and when to wake it
+ * (CURLMOPT_TIMERFUNCTION → uv_timer); we hand readiness back with
+ * curl_multi_socket_action. Connections are cached by the multi handle, so
+ * keep-alive to upstreams is shared by all transfers of a worker.
  *
  * Transfers are pooled: an easy handle is reset and reused, and the request
  * header list is built from nodes inside the pooled struct, so a request
@@ -38,7 +39,7 @@ struct tg_proxy {
     CURLM *multi;
     uv_timer_t timer;
     tg_proxy_req_t *free_list;
-    tg_h1_t *h1; /* plain-HTTP fast path, see h1.h */
+    tg_h1_t *h1; /* the native client, see h1.h; NULL with TOLLGATE_NO_NATIVE_HTTP */
     int closing;
 };
 

@@ -1,13 +1,14 @@
 /* The upstream client: one per worker, on that worker's event loop.
  *
- * It hides how requests reach upstreams. http:// targets given as a numeric
- * address or localhost go through the native keep-alive HTTP/1.1 client
- * (h1.h); everything else (https://, host names) through libcurl's multi
- * interface driven by the libuv loop, which brings TLS, DNS, HTTP/2 and
- * connection reuse. TOLLGATE_NO_NATIVE_HTTP=1 in the environment sends all
- * through libcurl. The caller (an HTTP connection) supplies a handler:
- * request body bytes are pulled from it, response head and body pushed to it,
- * both with pause/resume so neither side buffers a whole body.
+ * It hides how requests reach upstreams. http:// and https:// targets named
+ * by a host name or an IP literal go through the native keep-alive HTTP/1.1
+ * client (h1.h: plain TCP, or TLS on OpenSSL; names resolved on the loop);
+ * whatever it refuses (other schemes, hosts it does not parse) through
+ * libcurl's multi interface driven by the libuv loop. TOLLGATE_NO_NATIVE_HTTP=1
+ * in the environment sends all through libcurl. The caller (an HTTP
+ * connection) supplies a handler: request body bytes are pulled from it,
+ * response head and body pushed to it, both with pause/resume so neither side
+ * buffers a whole body.
  *
  * Nothing here allocates per request in the steady state: transfers (with
  * their curl easy handle and header list nodes, or their h1 buffers) are
