@@ -19,7 +19,7 @@
 #   nginx-log  the same, plus a buffered (buffer=64k flush=1s) JSON access line per request
 #   tollgate   key auth, metering every request into SQLite (usage_events + usage_daily),
 #              its JSON access log on; route / of kind http (get) and /v1/chat/ of kind
-#              openai (chat, priced); the https upstream goes through libcurl
+#              openai (chat, priced); the https upstream through the native client (OpenSSL)
 # Both proxies and the upstream keep connections for 1,000,000 requests (nginx's default
 # would close them every 1000; tollgate has no such limit).
 #

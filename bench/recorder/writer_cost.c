@@ -33,7 +33,7 @@
 #include <string.h>
 #include <valgrind/callgrind.h>
 
-#include "meter/event.h"
+#include "types/event.h"
 #include "observe/accesslog.h"
 #include "store/store.h"
 
