@@ -123,7 +123,8 @@ function onRequests(sock, cb) {
 describe('tls attacks', () => {
   let dir, cert, nameOnly, expired;
   let srv, srvPort, trickle, tricklePort, rstHs, rstHsPort, old, oldPort, wantCert, wantCertPort;
-  let reneg, renegPort, expSrv, expPort, nameSrv, nameSrvPort;
+  let reneg, renegPort, expSrv, expPort, nameSrv, nameSrvPort, halfHs, halfHsPort, cert6, srv6, srv6Port;
+  const seen6 = [];
   const seenSni = [];
   const upSockets = new Set();
   let bigBody;
@@ -216,6 +217,31 @@ describe('tls attacks', () => {
       s.once('data', () => s.resetAndDestroy());
     });
     rstHsPort = await listen(rstHs);
+    // The first 100 bytes of the server's handshake, then nothing.
+    halfHs = net.createServer((down) => {
+      down.on('error', () => {});
+      const up = net.connect(srvPort, '127.0.0.1');
+      up.on('error', () => {});
+      let sent = 0;
+      up.on('data', (d) => {
+        if (sent < 100) down.write(d.subarray(0, 100 - sent));
+        sent += d.length;
+      });
+      down.on('data', (d) => up.write(d));
+      down.on('close', () => up.destroy());
+    });
+    halfHsPort = await listen(halfHs);
+    // An IPv6 literal target, with a certificate for ::1.
+    cert6 = await makeCert(dir, 'cert6', 'IP:::1');
+    srv6 = tls.createServer({ key: cert6.key, cert: cert6.cert }, (s) => {
+      s.on('error', () => {});
+      seen6.push(s.servername || null);
+      onRequests(s, (head) => {
+        const b = /\r\nhost: (\S+)/i.exec(head)[1];
+        s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${b.length}\r\n\r\n${b}`);
+      });
+    });
+    srv6Port = await listen(srv6, '::1');
     // A server that speaks TLS 1.0/1.1 only.
     old = tls.createServer({
       key: cert.key, cert: cert.cert, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0',
@@ -231,7 +257,12 @@ describe('tls attacks', () => {
     // TLS 1.2 only, a renegotiation asked for (HelloRequest) when the request arrives.
     reneg = tls.createServer({ key: cert.key, cert: cert.cert, maxVersion: 'TLSv1.2' }, (s) => {
       s.on('error', () => {});
-      onRequests(s, () => {
+      onRequests(s, (head) => {
+        if (head.includes(' /reneg/idle')) { // answered, then a HelloRequest on the idle connection
+          s.write('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nidle', () =>
+            setTimeout(() => !s.destroyed && s.renegotiate({ rejectUnauthorized: false }, () => {}), 30));
+          return;
+        }
         s.renegotiate({ rejectUnauthorized: false }, () => {});
         setTimeout(() => !s.destroyed && s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nreneg'), 50);
       });
@@ -251,7 +282,7 @@ describe('tls attacks', () => {
     nameSrvPort = await listen(nameSrv);
   });
   after(() => {
-    for (const s of [srv, trickle, rstHs, old, wantCert, reneg, expSrv, nameSrv]) s?.close();
+    for (const s of [srv, trickle, rstHs, old, wantCert, reneg, expSrv, nameSrv, halfHs, srv6]) s?.close();
     for (const s of upSockets) s.destroy();
   });
 
@@ -284,6 +315,8 @@ describe('tls attacks', () => {
         { name: 'expired', targets: [`https://localhost:${expPort}`], ca_file: expired.certPath, max_fails: 100000 },
         { name: 'ipname', targets: [`https://127.0.0.1:${nameSrvPort}`], ca_file: nameOnly.certPath, max_fails: 100000 },
         { name: 'noca', targets: [`https://localhost:${srvPort}`], max_fails: 100000 },
+        { name: 'halfhs', targets: [`https://localhost:${halfHsPort}`], ca_file: ca, max_fails: 100000, connect_timeout: '400ms' },
+        { name: 'v6', targets: [`https://[::1]:${srv6Port}`], ca_file: cert6.certPath, max_fails: 100000 },
       ],
       routes: [
         { name: 'trickle', path_prefix: '/t/', upstream: 'trickle', kind: 'http' },
@@ -295,6 +328,8 @@ describe('tls attacks', () => {
         { name: 'expired', path_prefix: '/expired/', upstream: 'expired', kind: 'http' },
         { name: 'ipname', path_prefix: '/ipname/', upstream: 'ipname', kind: 'http' },
         { name: 'noca', path_prefix: '/noca/', upstream: 'noca', kind: 'http' },
+        { name: 'halfhs', path_prefix: '/halfhs/', upstream: 'halfhs', kind: 'http' },
+        { name: 'v6', path_prefix: '/v6/', upstream: 'v6', kind: 'http' },
         { name: 'chat', path_prefix: '/v1/', upstream: 'trickle', kind: 'openai' }, // 1-byte TCP writes too
         { name: 'api', path_prefix: '/', upstream: 'srv', kind: 'http' },
       ],
@@ -436,6 +471,32 @@ describe('tls attacks', () => {
     else assert.notEqual(r.status, 200);
   });
 
+  test('a handshake cut off after 100 bytes of the server: 504 within connect_timeout', async () => {
+    const r = await request(`${gw.url}/halfhs/x`, { headers: auth });
+    assert.equal(r.status, 504, r.text);
+    assert.ok(r.ms >= 350 && r.ms < 3000, `${r.ms} ms`);
+    const ev = await eventFor('/halfhs/x');
+    assert.deepEqual([ev.status, ev.outcome, ev.reason], [504, 'failed', 'upstream_timeout']);
+  });
+
+  test('a HelloRequest on an idle pooled TLS 1.2 connection: the next request still answered', async () => {
+    const a = await request(`${gw.url}/reneg/idle1`, { headers: auth });
+    assert.equal(a.text, 'idle');
+    await new Promise((r) => setTimeout(r, 150)); // the HelloRequest went 30 ms after the answer
+    const b = await request(`${gw.url}/reneg/idle2`, { headers: auth });
+    assert.equal(b.status, 200, b.text);
+    assert.equal(b.text, 'idle');
+  });
+
+  test('an IPv6 literal target: Host [::1]:port, verified against the IP, no SNI', async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await request(`${gw.url}/v6/${i}`, { headers: auth });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.text, `[::1]:${srv6Port}`);
+    }
+    assert.ok(seen6.length >= 1 && seen6.every((s) => !s), JSON.stringify(seen6));
+  });
+
   test('certificates: expired, no ca_file for a self-signed one, an IP target with a name-only cert: 502', async () => {
     for (const p of ['/expired/x', '/noca/plain/x', '/ipname/x']) {
       const r = await request(`${gw.url}${p}`, { headers: auth });
@@ -558,9 +619,10 @@ describe('tls attacks', () => {
   });
 
   test('200 concurrent keep-alive clients through TLS', { timeout: 30000 }, async () => {
+    // the ip upstream: default timeouts (the srv one's 500 ms idle_timeout is for the stall test)
     const agent = new http.Agent({ keepAlive: true, maxSockets: 200 });
     const one = (i) => new Promise((resolve, reject) => {
-      const req = http.request(`${gw.url}/plain/c${i}`, { headers: auth, agent }, (res) => {
+      const req = http.request(`${gw.url}/ip/plain/c${i}`, { headers: auth, agent }, (res) => {
         let t = '';
         res.on('data', (d) => (t += d));
         res.on('end', () => resolve({ status: res.statusCode, text: t }));
