@@ -199,6 +199,8 @@ describe('tls attacks', () => {
             sock._parent.write(Buffer.from([0x17, 0x03, 0x03, 0xff, 0xff])));
         } else if (p.startsWith('/junkidle/')) { // an answer, then 3 bytes of a record header, raw
           sock.write(ok(`junkidle ${p}`), () => setTimeout(() => sock._parent.write(Buffer.from([0x17, 0x03, 0x03]), () => (junkSent = true)), 30));
+        } else if (p.startsWith('/notify-after/')) { // a keep-alive answer, then close_notify at once or later
+          sock.write(ok(`notify ${p}`), () => (p.endsWith('now') ? sock.end() : setTimeout(() => sock.end(), 40)));
         } else if (p.startsWith('/stale/')) { // the second request on a connection: dropped
           if (n === 1) sock.write(ok(`stale ${p}`));
           else sock.destroy();
@@ -496,6 +498,17 @@ describe('tls attacks', () => {
     const r2 = await request(`${gw.url}/plain/after-junk`, { headers: auth }); // the LIFO pool's top
     assert.equal(r2.status, 200, r2.text);
     assert.equal(r2.text, 'plain /plain/after-junk');
+  });
+
+  test('a close_notify right after a keep-alive answer, or while idle: the next request gets a fresh connection', async () => {
+    for (const when of ['now', 'later']) {
+      const a = await request(`${gw.url}/notify-after/${when}`, { headers: auth });
+      assert.equal(a.text, `notify /notify-after/${when}`);
+      if (when === 'later') await new Promise((r) => setTimeout(r, 100)); // its close_notify comes 40 ms after
+      const b = await request(`${gw.url}/plain/after-notify-${when}`, { headers: auth });
+      assert.equal(b.status, 200, b.text);
+      assert.equal(b.text, `plain /plain/after-notify-${when}`);
+    }
   });
 
   test('a pooled connection the upstream drops at the next request: retried once, 200', async () => {
