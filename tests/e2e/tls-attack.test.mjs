@@ -323,10 +323,8 @@ describe('tls attacks', () => {
   });
 
   let gw, auth;
-  const events = (where) =>
-    sqlite(gw.dbPath, `select path, status, outcome, reason, tokens_in, tokens_out, model, bytes_out from usage_events where ${where} order by id`);
-  const eventFor = async (p, g = gw) => {
-    const q = () => sqlite(g.dbPath, `select path, status, outcome, reason, tokens_in, tokens_out, model from usage_events where path = '${p}' order by id`);
+  const eventFor = async (p) => {
+    const q = () => sqlite(gw.dbPath, `select path, status, outcome, reason, tokens_in, tokens_out, model from usage_events where path = '${p}' order by id`);
     await waitFor(async () => (await q()).length >= 1, { message: `the event of ${p}` });
     return (await q())[0];
   };
@@ -395,18 +393,16 @@ describe('tls attacks', () => {
   });
 
   test('openai over TLS, 1-byte records and 1-byte TCP writes: usage billed exactly', { timeout: 20000 }, async () => {
-    {
-      const r = await request(`${gw.url}/v1/chat/completions`, {
-        method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
-      });
-      assert.equal(r.status, 200, r.text);
-      assert.deepEqual(r.json().usage, CHAT_USAGE);
-      const id = r.headers['x-request-id'];
-      await waitFor(async () => (await sqlite(gw.dbPath, `select 1 from usage_events where request_id='${id}'`)).length === 1);
-      const [ev] = await sqlite(gw.dbPath, `select status, outcome, tokens_in, tokens_out, model from usage_events where request_id='${id}'`);
-      assert.deepEqual([ev.status, ev.outcome, ev.tokens_in, ev.tokens_out, ev.model], [200, 'billable', 13, 5, 'gpt-4o-mini']);
-    }
+    const r = await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json().usage, CHAT_USAGE);
+    const id = r.headers['x-request-id'];
+    await waitFor(async () => (await sqlite(gw.dbPath, `select 1 from usage_events where request_id='${id}'`)).length === 1);
+    const [ev] = await sqlite(gw.dbPath, `select status, outcome, tokens_in, tokens_out, model from usage_events where request_id='${id}'`);
+    assert.deepEqual([ev.status, ev.outcome, ev.tokens_in, ev.tokens_out, ev.model], [200, 'billable', 13, 5, 'gpt-4o-mini']);
   });
 
   test('openai SSE with usage in the last chunk, events split across 7-byte records', async () => {
