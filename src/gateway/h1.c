@@ -123,10 +123,11 @@ struct h1req {
     pool_t *pool;
     h1conn_t *c;
     h1req_t *next_free;
-    h1req_t *wnext;   /* in pool->waiting */
-    int waiting;      /* in pool->waiting */
-    size_t addr_i;    /* the pool address being tried */
-    uv_timer_t timer; /* connect / response timeouts; deferred failures */
+    h1req_t *wnext;           /* in pool->waiting */
+    int waiting;              /* in pool->waiting */
+    size_t addr_i;            /* the pool address being tried */
+    int64_t conn_deadline_us; /* the connect timeout's end (monotonic), 0 = none */
+    uv_timer_t timer;         /* connect / response timeouts; deferred failures */
     const tg_proxy_handler_t *hd;
     void *ud;
     /* the request */
@@ -854,6 +855,33 @@ static int tls_start(h1conn_t *c)
 
 static void conn_open(h1req_t *r);
 
+/* Arms r's timer with what is left of the connect timeout: all of it for the last address
+ * (cb on_timeout), else an even share among the addresses left, so one that never answers
+ * does not use up the time of the ones after it (cb on_addr_timeout). */
+static void arm_connect_timer(h1req_t *r, uv_timer_cb cb, size_t addresses)
+{
+    if (!r->conn_deadline_us) return;
+    int64_t left = (r->conn_deadline_us - tg_mono_us()) / 1000;
+    if (addresses > 1) left /= (int64_t)addresses;
+    uv_timer_start(&r->timer, cb, (uint64_t)(left < 1 ? 1 : left), 0);
+}
+
+/* An address's share of the connect timeout ran out before it connected: the next one. */
+static void on_addr_timeout(uv_timer_t *t)
+{
+    h1req_t *r = t->data;
+    h1conn_t *c = r->c;
+    if (c && !c->connected && r->addr_i + 1 < r->pool->dns.n) {
+        r->c = NULL;
+        c->req = NULL;
+        conn_close(c);
+        r->addr_i++;
+        conn_open(r);
+        return;
+    }
+    on_timeout(t);
+}
+
 static void on_connect(uv_connect_t *creq, int status)
 {
     h1conn_t *c = creq->data;
@@ -878,6 +906,7 @@ static void on_connect(uv_connect_t *creq, int status)
         return;
     }
     c->connected = 1;
+    arm_connect_timer(r, on_timeout, 1); /* the rest of it, for the TLS handshake */
     uv_tcp_nodelay(&c->tcp, 1);
     if (c->pool->url.tls) {
         if (tls_start(c) != 0) {
@@ -911,6 +940,8 @@ static void conn_open(h1req_t *r)
     h->conns = c;
     c->req = r;
     r->c = c;
+    size_t rest = r->pool->dns.n - r->addr_i;
+    arm_connect_timer(r, rest > 1 ? on_addr_timeout : on_timeout, rest);
     const struct sockaddr *sa = (const struct sockaddr *)&r->pool->dns.addr[r->addr_i];
     int rc = uv_tcp_connect(&c->creq, &c->tcp, sa, on_connect);
     if (rc != 0) {
@@ -962,6 +993,7 @@ static void conn_connect(h1req_t *r)
         if (ms == 0 || left < ms) ms = left;
     }
     if (ms > 0) uv_timer_start(&r->timer, on_timeout, (uint64_t)ms, 0);
+    r->conn_deadline_us = ms > 0 ? tg_mono_us() + ms * 1000 : 0;
     r->addr_i = 0;
     if (p->dns.fixed || (!p->resolving && tg_h1dns_fresh(&p->dns, tg_mono_us()))) {
         conn_open(r);
@@ -1066,6 +1098,13 @@ tg_proxy_req_t *tg_h1_start(tg_h1_t *h, const tg_proxy_spec_t *spec, const tg_pr
         return NULL;
     }
     h1conn_t *c = pool->idle;
+    /* An idle TLS connection holding bytes OpenSSL has not made a whole record of (the
+     * upstream wrote them after the answer) is closed, not reused: the next answer would be
+     * read behind them. (Whole records on an idle connection close it as they come.) */
+    while (c && c->ssl && (BIO_ctrl_pending(c->rbio) > 0 || SSL_has_pending(c->ssl))) {
+        conn_close(c);
+        c = pool->idle;
+    }
     if (c) {
         idle_remove(c);
         c->req = r;

@@ -6,8 +6,10 @@
 // hosts file and a slow DNS server of this test (the gateway runs in its own mount
 // namespace, so /etc/hosts and /etc/resolv.conf are this test's), backpressure both ways,
 // metering over TLS, and resource use (fds) after many failures. Tests marked
-// `// FINDING n` assert the right behaviour where the snapshot they were written against
-// did otherwise (see the findings report of branch tlsattack). The names suite needs root
+// `// FINDING n` failed on the first native TLS client and pass since the fix in h1.c: a
+// name's first address that never answers no longer takes the whole connect_timeout (each
+// address gets a share), and an idle TLS connection holding part of a record is not
+// reused. The names suite needs root
 // (unshare -m, and UDP port 53 on 127.0.0.77) and is skipped without it. With
 // TOLLGATE_NO_NATIVE_HTTP=1 (libcurl) two more fail: libcurl takes the unsolicited answer
 // of an idle connection as the next request's answer, and the answers after it shift.
