@@ -1038,7 +1038,8 @@ static int build_head(h1req_t *r)
     for (size_t i = 0; i < r->nheaders; i++)
         o = tg_put(tg_puts(o, r->headers[i]), TG_LIT("\r\n"));
     if (r->has_body && !r->chunked)
-        o += sprintf(o, "Content-Length: %lld\r\n", (long long)r->body_len);
+        o = tg_put(tg_putu(tg_puts(o, "Content-Length: "), (unsigned long long)r->body_len),
+                   TG_LIT("\r\n"));
     else if (!r->has_body && (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT") ||
                               !strcmp(r->method, "PATCH")))
         o = tg_puts(o, "Content-Length: 0\r\n"); /* some front-ends answer 411 without */
