@@ -56,7 +56,10 @@ typedef struct centry {
 
 typedef struct cache {
     centry_t *e;
-    size_t cap, n; /* cap: a power of two, or 0 */
+    size_t cap, n;    /* cap: a power of two, or 0 */
+    const char *memo; /* the raw value met last (an entry's copy), or NULL: a worker's */
+    uint32_t memo_id; /* requests mostly repeat the last tenant, route and model, and a
+                         compare is cheaper than a hash */
 } cache_t;
 
 /* ---- series ------------------------------------------------------------------------- */
@@ -106,6 +109,8 @@ struct tg_metrics_block {
     cache_t cache[NKINDS];
     ientry_t *idx;
     size_t idxcap, idxn;
+    uint64_t last_key[NFAMS]; /* each family's series found last (0: none) */
+    series_t *last[NFAMS];
     chunk_t *chunks;
 };
 
@@ -260,20 +265,26 @@ static int cache_put(cache_t *c, uint64_t h, const char *raw, size_t len, uint32
         j = (j + 1) & (c->cap - 1);
     c->e[j] = (centry_t){.h = h, .raw = copy, .len = (uint32_t)len, .id = id};
     c->n++;
+    c->memo = copy;
+    c->memo_id = id;
     return 0;
 }
 
 /* The id of the raw label value s (NUL-terminated; its first RAW_MAX bytes). */
 static uint32_t intern(tg_metrics_block_t *b, int kind, const char *s)
 {
+    cache_t *c = &b->cache[kind];
+    if (c->memo && strncmp(s, c->memo, RAW_MAX) == 0) return c->memo_id;
     size_t len;
     uint64_t h = hash_str(b->m->seed, s, RAW_MAX, &len);
-    cache_t *c = &b->cache[kind];
     if (c->cap) {
         size_t mask = c->cap - 1;
         for (size_t i = h & mask; c->e[i].raw; i = (i + 1) & mask)
-            if (c->e[i].h == h && c->e[i].len == len && memcmp(c->e[i].raw, s, len) == 0)
+            if (c->e[i].h == h && c->e[i].len == len && memcmp(c->e[i].raw, s, len) == 0) {
+                c->memo = c->e[i].raw;
+                c->memo_id = c->e[i].id;
                 return c->e[i].id;
+            }
     }
     /* First time this worker meets s. */
     char clean[CLEAN_MAX];
@@ -330,11 +341,15 @@ static int idx_grow(tg_metrics_block_t *b)
 static series_t *find(tg_metrics_block_t *b, int fam, uint32_t a, uint32_t c)
 {
     uint64_t key = (uint64_t)fam << 48 | (uint64_t)a << 24 | c;
+    if (b->last_key[fam] == key) return b->last[fam];
     uint64_t h = mix64(key);
     if (b->idxcap) {
         size_t mask = b->idxcap - 1;
         for (size_t i = h & mask; b->idx[i].key; i = (i + 1) & mask)
-            if (b->idx[i].key == key) return b->idx[i].s;
+            if (b->idx[i].key == key) {
+                b->last_key[fam] = key;
+                return b->last[fam] = b->idx[i].s;
+            }
     }
     if ((b->idxn + 1) * 2 > b->idxcap && idx_grow(b) < 0) return NULL;
     series_t *s = series_alloc(b, fam);
@@ -348,7 +363,8 @@ static series_t *find(tg_metrics_block_t *b, int fam, uint32_t a, uint32_t c)
         i = (i + 1) & mask;
     b->idx[i] = (ientry_t){key, s};
     b->idxn++;
-    return s;
+    b->last_key[fam] = key;
+    return b->last[fam] = s;
 }
 
 /* ---- observing ---------------------------------------------------------------------- */
