@@ -160,11 +160,32 @@ char *tg_server_metrics(tg_server_t *srv)
          (long long)st.spooled},
         {"tollgate_events_written_total", "counter",
          "Usage events committed to the store (spool replays included).", (long long)st.committed},
+        {"tollgate_events_spooling", "gauge",
+         "1 while the spool file holds events not yet in the store.", (long long)st.spooling},
     };
     for (size_t i = 0; i < sizeof proc / sizeof proc[0]; i++)
         if (tg_metrics_family(&out, proc[i].name, proc[i].type, proc[i].help) < 0 ||
             tg_metrics_sample(&out, proc[i].name, proc[i].v) < 0)
             goto oom;
+    /* Upstream target health, as /readyz sees it (the main thread's config). */
+    int64_t now = tg_mono_us();
+    const char *up[2] = {"tollgate_upstream_targets", "tollgate_upstream_targets_healthy"};
+    const char *uphelp[2] = {"Targets of an upstream.",
+                             "Targets of an upstream not cooling down after failures."};
+    for (int k = 0; k < 2; k++) {
+        if (tg_metrics_family(&out, up[k], "gauge", uphelp[k]) < 0) goto oom;
+        for (size_t i = 0; i < srv->cfg->nupstreams; i++) {
+            tg_upstream_conf_t *u = &srv->cfg->upstreams[i];
+            long long v = k ? tg_upstream_healthy(u, now) : (long long)u->ntargets;
+            char num[32];
+            int n = snprintf(num, sizeof num, "\"} %lld\n", v);
+            if (tg_buf_add(&out, up[k], strlen(up[k])) < 0 ||
+                tg_buf_add(&out, TG_LIT("{upstream=\"")) < 0 ||
+                tg_metrics_escape(&out, u->name, strlen(u->name)) < 0 ||
+                tg_buf_add(&out, num, (size_t)n) < 0)
+                goto oom;
+        }
+    }
     if (srv->metrics && tg_metrics_render(srv->metrics, &out) < 0) goto oom;
     /* The admin adds the last newline. */
     if (tg_buf_len(&out) && tg_buf_str(&out)[tg_buf_len(&out) - 1] == '\n')

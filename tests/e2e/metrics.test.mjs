@@ -271,6 +271,12 @@ describe('/metrics per tenant', () => {
     for (const name of ['tollgate_requests_inflight', 'tollgate_usage_unparsed_total', 'tollgate_events_queued', 'tollgate_events_spooled_total']) {
       assert.equal(final.filter((x) => x.name === name).length, 1, name);
     }
+    // Process: upstream target health as /readyz has it, the spool not in use.
+    for (const upstream of ['mock', 'mcpsrv']) {
+      assert.equal(sum(final, 'tollgate_upstream_targets', { upstream }), 1);
+      assert.equal(sum(final, 'tollgate_upstream_targets_healthy', { upstream }), 1);
+    }
+    assert.equal(sum(final, 'tollgate_events_spooling'), 0);
     const written = parseMetrics(await scrape()).find((x) => x.name === 'tollgate_events_written_total');
     assert.ok(written.value >= rows.reduce((a, x) => a + x.n, 0));
   });
