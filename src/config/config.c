@@ -1174,6 +1174,11 @@ static const field_t recorder_fields[] = {
     {"flush_interval", V_MS, offsetof(tg_config_t, recorder.flush_ms)},
     {"spool", V_PATH, offsetof(tg_config_t, recorder.spool)},
 };
+static const field_t metrics_fields[] = {
+    {"max_tenants", V_INT1, offsetof(tg_config_t, metrics.max_tenants)},
+    {"max_models", V_INT1, offsetof(tg_config_t, metrics.max_models)},
+    {"max_tools", V_INT1, offsetof(tg_config_t, metrics.max_tools)},
+};
 enum {
     R_SERVER,
     R_STORE,
@@ -1184,7 +1189,8 @@ enum {
     R_ROUTES,
     R_DEFAULTS,
     R_PRICES,
-    R_AI
+    R_AI,
+    R_METRICS
 };
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},   {"store", V_STORE, offsetof(tg_config_t, store)},
@@ -1192,6 +1198,7 @@ static const field_t root_fields[] = {
     {"recorder", V_SECTION, 0}, {"upstreams", V_SECTION, 0},
     {"routes", V_SECTION, 0},   {"defaults", V_SECTION, 0},
     {"prices", V_SECTION, 0},   {"ai", V_SECTION, 0},
+    {"metrics", V_SECTION, 0},
 };
 
 /* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
@@ -1284,6 +1291,8 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         (v[R_RECORDER] && parse_fields(p, v[R_RECORDER], "recorder", recorder_fields,
                                        NFIELDS(recorder_fields), c, s) < 0) ||
         (v[R_AI] && parse_fields(p, v[R_AI], "ai", ai_fields, NFIELDS(ai_fields), c, s) < 0) ||
+        (v[R_METRICS] && parse_fields(p, v[R_METRICS], "metrics", metrics_fields,
+                                      NFIELDS(metrics_fields), c, s) < 0) ||
         parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0 ||
         parse_defaults(p, v[R_DEFAULTS], c) < 0 || parse_prices(p, v[R_PRICES], c) < 0)
         return -1;
@@ -1426,6 +1435,9 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->nbudget_thresholds = 3;
     c->recorder.queue_size = 65536;
     c->recorder.flush_ms = 50;
+    c->metrics.max_tenants = 1000;
+    c->metrics.max_models = 200;
+    c->metrics.max_tools = 200;
     c->path = strdup(name);
     if (!c->path) {
         config_free(c);

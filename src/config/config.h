@@ -117,6 +117,12 @@ typedef struct tg_config {
                               default: the sqlite path + ".spool", else
                               ./tollgate.spool */
     } recorder;
+    struct {
+        int max_tenants; /* metrics.max_tenants: tenants with label values of their own on
+                            /metrics, the rest summed as "_other"; default 1000, 1..1000000 */
+        int max_models;  /* metrics.max_models, the same for models; default 200 */
+        int max_tools;   /* metrics.max_tools, the same for MCP tools; default 200 */
+    } metrics;
     tg_upstream_conf_t *upstreams;
     size_t nupstreams;
     tg_route_conf_t *routes;

@@ -1542,6 +1542,7 @@ void tg_conn_accept(tg_worker_t *w)
         .policy = srv->policy,
         .prices = srv->prices,
         .rec = srv->rec,
+        .metrics = w->metrics,
         .unparsed = &srv->unparsed,
         .keycache = &c->keycache,
         .peer = &c->peer,

@@ -4,6 +4,7 @@
 #include "gateway/phases.h"
 #include "meter/exchange.h"
 #include "meter/recorder.h"
+#include "observe/metrics.h"
 
 void tg_ph_meter(tg_req_t *r, int64_t now_us)
 {
@@ -27,10 +28,26 @@ void tg_ph_settle(tg_req_t *r, int64_t now_us)
     r->metered = 0; /* the exchange follows no request now */
 }
 
+/* The finished request in the worker's metrics: its event, and on an MCP route that
+ * reached the upstream each tools/call of it (the exchange still holds this request's
+ * calls: the next request has not begun). */
+static void observe(tg_req_t *r)
+{
+    tg_metrics_block_t *mb = r->cx->metrics;
+    if (!mb) return;
+    tg_metrics_observe(mb, &r->ev);
+    if (r->route && r->route->kind == TG_ROUTE_MCP && r->ev.outcome != TG_OUTCOME_REJECTED &&
+        r->cx->xchg)
+        for (size_t i = 0, n = tg_xchg_ntools(r->cx->xchg); i < n; i++)
+            tg_metrics_observe_tool(mb, r->ev.tenant, tg_xchg_tool(r->cx->xchg, i),
+                                    !tg_xchg_call_billed(r->cx->xchg, i));
+}
+
 void tg_ph_record(tg_req_t *r)
 {
     r->phase = TG_PHASE_RECORD;
     r->ev.id = tg_event_new_id(r->ev.ts_us);
+    observe(r);
     tg_recorder_push(r->cx->rec, &r->ev);
 }
 

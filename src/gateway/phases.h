@@ -50,7 +50,8 @@ void tg_req_run(tg_req_t *r, int64_t now_us);
 void tg_ph_meter(tg_req_t *r, int64_t now_us);
 /* SETTLE: billing's outcome, estimate and price, the reservations settled (bill.h). */
 void tg_ph_settle(tg_req_t *r, int64_t now_us);
-/* RECORD: the event, one per request, to the recorder. */
+/* RECORD: the event, one per request, counted in the worker's metrics (r->cx->metrics,
+ * observe/metrics.h) and pushed to the recorder. */
 void tg_ph_record(tg_req_t *r);
 /* The three in order, the latency first: the one place a request's event is finished. */
 void tg_req_end(tg_req_t *r, int64_t now_us);

@@ -35,7 +35,8 @@
  *            the event gets model, tokens and the MCP results
  *   SETTLE   phase_answer.c: billing decides outcome and price and settles the
  *            reservations (bill.h)
- *   RECORD   phase_answer.c: the event pushed to the recorder
+ *   RECORD   phase_answer.c: the event counted in the worker's metrics and pushed to
+ *            the recorder
  *
  * AUTH to FORWARD are phase functions run by one loop (pipeline.c, tg_req_run). Each
  * returns a tg_phase_res_t: NEXT (on to the next phase), ANSWER (refuse with the status,
@@ -67,6 +68,7 @@
 #include "meter/exchange.h"
 #include "meter/price.h"
 #include "meter/recorder.h"
+#include "observe/metrics.h"
 #include "policy/policy.h"
 #include "types/cidr.h"
 #include "types/event.h"
@@ -184,7 +186,8 @@ typedef struct tg_req_ctx {
     tg_policy_t *policy;
     tg_pricebook_t *prices;
     tg_recorder_t *rec;
-    atomic_llong *unparsed; /* answers whose usage or result could not be read */
+    tg_metrics_block_t *metrics; /* the worker's own counters (NULL: none kept) */
+    atomic_llong *unparsed;      /* answers whose usage or result could not be read */
     /* The connection's. */
     tg_keycache_t *keycache;   /* the last key presented on it (keyring.h) */
     const tg_ip_t *peer;       /* the socket peer */

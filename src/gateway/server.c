@@ -100,6 +100,8 @@ static int worker_init(tg_worker_t *w, tg_server_t *srv, int id, int fd, tg_err_
     w->drain_timer.data = w;
     w->proxy = tg_proxy_new(&w->loop);
     if (!w->proxy) return tg_err_set(err, "cannot create the upstream client");
+    w->metrics = tg_metrics_block_new(srv->metrics);
+    if (!w->metrics) return tg_err_set(err, "out of memory");
     return 0;
 }
 
@@ -136,30 +138,62 @@ int tg_server_ready(tg_server_t *srv, json_t *out)
     return ready;
 }
 
+/* The process families first (their names are older than the per-tenant ones and kept
+ * as they were), then the workers' counters summed (observe/metrics.h). */
 char *tg_server_metrics(tg_server_t *srv)
 {
     tg_recorder_stats_t st;
     tg_recorder_stats(srv->rec, &st);
-    char *out = NULL;
-    int n = asprintf(
-        &out,
-        "# HELP tollgate_requests_inflight Requests between head parsed and response done.\n"
-        "# TYPE tollgate_requests_inflight gauge\n"
-        "tollgate_requests_inflight %lld\n"
-        "# HELP tollgate_usage_unparsed_total AI/MCP responses forwarded whose usage or "
-        "result could not be read.\n"
-        "# TYPE tollgate_usage_unparsed_total counter\n"
-        "tollgate_usage_unparsed_total %lld\n"
-        "# HELP tollgate_events_queued Usage events waiting for the writer.\n"
-        "# TYPE tollgate_events_queued gauge\n"
-        "tollgate_events_queued %llu\n"
-        "# HELP tollgate_events_spooled_total Usage events written to the spool file.\n"
-        "# TYPE tollgate_events_spooled_total counter\n"
-        "tollgate_events_spooled_total %llu",
-        (long long)atomic_load_explicit(&srv->inflight, memory_order_relaxed),
-        (long long)atomic_load_explicit(&srv->unparsed, memory_order_relaxed),
-        (unsigned long long)st.queued, (unsigned long long)st.spooled);
-    return n < 0 ? NULL : out;
+    tg_buf_t out = TG_BUF_INIT(SIZE_MAX);
+    const struct {
+        const char *name, *type, *help;
+        long long v;
+    } proc[] = {
+        {"tollgate_requests_inflight", "gauge", "Requests between head parsed and response done.",
+         (long long)atomic_load_explicit(&srv->inflight, memory_order_relaxed)},
+        {"tollgate_usage_unparsed_total", "counter",
+         "AI/MCP responses forwarded whose usage or result could not be read.",
+         (long long)atomic_load_explicit(&srv->unparsed, memory_order_relaxed)},
+        {"tollgate_events_queued", "gauge", "Usage events waiting for the writer.",
+         (long long)st.queued},
+        {"tollgate_events_spooled_total", "counter", "Usage events written to the spool file.",
+         (long long)st.spooled},
+        {"tollgate_events_written_total", "counter",
+         "Usage events committed to the store (spool replays included).", (long long)st.committed},
+        {"tollgate_events_spooling", "gauge",
+         "1 while the spool file holds events not yet in the store.", (long long)st.spooling},
+    };
+    for (size_t i = 0; i < sizeof proc / sizeof proc[0]; i++)
+        if (tg_metrics_family(&out, proc[i].name, proc[i].type, proc[i].help) < 0 ||
+            tg_metrics_sample(&out, proc[i].name, proc[i].v) < 0)
+            goto oom;
+    /* Upstream target health, as /readyz sees it (the main thread's config). */
+    int64_t now = tg_mono_us();
+    const char *up[2] = {"tollgate_upstream_targets", "tollgate_upstream_targets_healthy"};
+    const char *uphelp[2] = {"Targets of an upstream.",
+                             "Targets of an upstream not cooling down after failures."};
+    for (int k = 0; k < 2; k++) {
+        if (tg_metrics_family(&out, up[k], "gauge", uphelp[k]) < 0) goto oom;
+        for (size_t i = 0; i < srv->cfg->nupstreams; i++) {
+            tg_upstream_conf_t *u = &srv->cfg->upstreams[i];
+            long long v = k ? tg_upstream_healthy(u, now) : (long long)u->ntargets;
+            char num[32];
+            int n = snprintf(num, sizeof num, "\"} %lld\n", v);
+            if (tg_buf_add(&out, up[k], strlen(up[k])) < 0 ||
+                tg_buf_add(&out, TG_LIT("{upstream=\"")) < 0 ||
+                tg_metrics_escape(&out, u->name, strlen(u->name)) < 0 ||
+                tg_buf_add(&out, num, (size_t)n) < 0)
+                goto oom;
+        }
+    }
+    if (srv->metrics && tg_metrics_render(srv->metrics, &out) < 0) goto oom;
+    /* The admin adds the last newline. */
+    if (tg_buf_len(&out) && tg_buf_str(&out)[tg_buf_len(&out) - 1] == '\n')
+        tg_buf_truncate(&out, tg_buf_len(&out) - 1);
+    return tg_buf_take(&out);
+oom:
+    tg_buf_free(&out);
+    return NULL;
 }
 
 /* ---- the admin listener's view of the server (admin.h) ---------------- */
@@ -323,6 +357,11 @@ int tg_server_run(const char *config_path)
     srv.keys = tg_keyring_new();
     srv.policy = tg_policy_new();
     srv.prices = tg_pricebook_new();
+    srv.metrics = tg_metrics_new(&(tg_metrics_caps_t){
+        .max_tenants = (size_t)cfg->metrics.max_tenants,
+        .max_models = (size_t)cfg->metrics.max_models,
+        .max_tools = (size_t)cfg->metrics.max_tools,
+    });
     tg_policy_defaults_t pd;
     policy_defaults(cfg, &pd);
     if (srv.policy) tg_policy_set_defaults(srv.policy, &pd);
@@ -331,7 +370,7 @@ int tg_server_run(const char *config_path)
 
     /* Store first: migrations, the key snapshot, then the recorder (which
      * replays any spool a previous run left). */
-    if (!srv.keys || !srv.policy || !srv.prices ||
+    if (!srv.keys || !srv.policy || !srv.prices || !srv.metrics ||
         tg_pricebook_set_defaults(srv.prices, cfg->prices, cfg->nprices, &err) != 0) {
         fprintf(stderr, "tollgate: out of memory\n");
         goto out;
@@ -430,6 +469,7 @@ out:
     tg_keyring_free(srv.keys);
     tg_policy_free(srv.policy);
     tg_pricebook_free(srv.prices);
+    tg_metrics_free(srv.metrics); /* the workers are joined */
     tg_store_close(store);
     free(srv.workers);
     tg_config_unref(srv.cfg);

@@ -4,7 +4,8 @@
  * keyring refresher thread; the recorder's writer thread.
  *
  * Shared between threads: the keyring (rwlock), the recorder (its mutex), the
- * upstream health atomics inside tg_config_t, and each worker's mailbox. */
+ * upstream health atomics inside tg_config_t, each worker's mailbox, and the metrics
+ * registry (each worker writes its own block; the admin's scrape reads them all). */
 #ifndef TG_GATEWAY_SERVER_H
 #define TG_GATEWAY_SERVER_H
 
@@ -18,6 +19,7 @@
 #include "gateway/proxy.h"
 #include "meter/price.h"
 #include "meter/recorder.h"
+#include "observe/metrics.h"
 #include "policy/policy.h"
 
 typedef struct tg_server tg_server_t;
@@ -31,6 +33,7 @@ typedef struct tg_worker {
     uv_async_t mailbox;     /* wakes the loop for the fields under mu */
     uv_timer_t drain_timer; /* forces the last connections closed at drain_timeout */
     tg_proxy_t *proxy;
+    tg_metrics_block_t *metrics; /* this worker's counters: written by its thread only */
     pthread_t thread;
     int listen_fd;
     /* Owned by this worker's thread only. */
@@ -51,6 +54,7 @@ struct tg_server {
     tg_policy_t *policy;
     tg_pricebook_t *prices;
     tg_recorder_t *rec;
+    tg_metrics_t *metrics; /* the workers' blocks, summed by /metrics (observe/metrics.h) */
     tg_worker_t *workers;
     int nworkers;
     struct sockaddr_storage listen_addr;

@@ -202,6 +202,9 @@ static void check_defaults(const tg_config_t *c)
     assert_int_equal(c->recorder.queue_size, 65536);
     assert_int_equal(c->recorder.flush_ms, 50);
     assert_string_equal(c->recorder.spool, "./tollgate.db.spool");
+    assert_int_equal(c->metrics.max_tenants, 1000);
+    assert_int_equal(c->metrics.max_models, 200);
+    assert_int_equal(c->metrics.max_tools, 200);
     assert_int_equal(c->nupstreams, 0);
     assert_int_equal(c->nroutes, 0);
     assert_int_equal(c->max_output_tokens, 4096);
@@ -364,7 +367,7 @@ static void test_err_keys(void **state)
                "t.yaml:3: server.lisen: unknown key (did you mean \"listen\"?)");
     expect_err("store: sqlite:x\nfrobnicate: 1\n",
                "t.yaml:2: frobnicate: unknown key (expected one of: server, store, log, "
-               "retention, recorder, upstreams, routes, defaults, prices, ai)");
+               "retention, recorder, upstreams, routes, defaults, prices, ai, metrics)");
     expect_err("server:\n  idle_timeout_ms: 5000\n",
                "t.yaml:2: server.idle_timeout_ms: unknown key (write \"idle_timeout: 5s\"; "
                "durations take a unit, a plain number is milliseconds)");
@@ -487,6 +490,23 @@ static void test_err_numbers(void **state)
     expect_err(
         "log:\n  unauthenticated_per_minute: 2000000\n",
         "t.yaml:2: log.unauthenticated_per_minute: too large (got 2000000; at most 1000000)");
+    expect_err("metrics:\n  max_tenants: -5\n",
+               "t.yaml:2: metrics.max_tenants: must not be negative (got -5)");
+    expect_err("metrics:\n  max_models: 2.5\n",
+               "t.yaml:2: metrics.max_models: expected a whole number, got \"2.5\"");
+    expect_err("metrics:\n  max_tools: many\n",
+               "t.yaml:2: metrics.max_tools: expected a whole number, got \"many\"");
+    expect_err("metrics:\n  max_tenants: 0\n",
+               "t.yaml:2: metrics.max_tenants: must be positive (got 0)");
+    expect_err("metrics:\n  max_tenants: 1000001\n",
+               "t.yaml:2: metrics.max_tenants: too large (got 1000001; at most 1000000)");
+    expect_err("metrics:\n  max_tenant: 5\n",
+               "t.yaml:2: metrics.max_tenant: unknown key (did you mean \"max_tenants\"?)");
+    tg_config_t *mc = parse_ok("metrics: { max_tenants: 7, max_models: 8, max_tools: 9 }\n");
+    assert_int_equal(mc->metrics.max_tenants, 7);
+    assert_int_equal(mc->metrics.max_models, 8);
+    assert_int_equal(mc->metrics.max_tools, 9);
+    tg_config_unref(mc);
     expect_err("recorder:\n  queue_size: 0\n",
                "t.yaml:2: recorder.queue_size: must be positive (got 0)");
     expect_err("upstreams:\n  - name: a\n    targets: [http://a]\n    max_fails: 0\n",
