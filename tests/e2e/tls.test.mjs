@@ -134,8 +134,11 @@ describe('https upstream', () => {
     await waitFor(async () => (await events(`path = '${p}'`)).length === 1, { message: `the event of ${p}` });
     return (await events(`path = '${p}'`))[0];
   };
+  let notPem;
   test('start a gateway with every kind of https upstream', async () => {
     const ca = certPath;
+    notPem = path.join(dir, 'not-a-certificate.pem'); // readable, so the config takes it
+    fs.writeFileSync(notPem, 'this is not a PEM certificate\n');
     gw = await startGateway({
       workers: 1,
       upstreams: [
@@ -146,6 +149,7 @@ describe('https upstream', () => {
         { name: 'garbage', targets: [`https://127.0.0.1:${garbagePort}`], ca_file: ca },
         { name: 'nx', targets: ['https://nonexistent.invalid'], ca_file: ca },
         { name: 'byname', targets: [`https://${hostName || 'localhost'}:${port}`], ca_file: ca },
+        { name: 'notpem', targets: [`https://127.0.0.1:${port}`], ca_file: notPem },
       ],
       routes: [
         { name: 'wrongname', path_prefix: '/wrongname/', upstream: 'wrongname', kind: 'http' },
@@ -154,6 +158,7 @@ describe('https upstream', () => {
         { name: 'garbage', path_prefix: '/garbage/', upstream: 'garbage', kind: 'http' },
         { name: 'nx', path_prefix: '/nx/', upstream: 'nx', kind: 'http' },
         { name: 'byname', path_prefix: '/byname/', upstream: 'byname', kind: 'http' },
+        { name: 'notpem', path_prefix: '/notpem/', upstream: 'notpem', kind: 'http' },
         { name: 'chat', path_prefix: '/v1/', upstream: 'tls', kind: 'openai' },
         { name: 'api', path_prefix: '/', upstream: 'tls', kind: 'http' },
       ],
@@ -249,6 +254,19 @@ describe('https upstream', () => {
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json().headers.host, `${hostName}:${port}`);
     }
+  });
+
+  test('a target the native client refuses goes to libcurl, said once without path or query', async () => {
+    // A ca_file that is readable but holds no certificate: the native client cannot make
+    // its TLS context, libcurl cannot load it either (502); the fallback is logged once.
+    for (const q of ['one', 'two']) {
+      const r = await request(`${gw.url}/notpem/secret-path?upstream_key=${q}`, { headers: auth });
+      assert.equal(r.status, 502, r.text);
+    }
+    const said = gw.stderr().split('\n').filter((l) => l.includes('not taken by the native client'));
+    assert.equal(said.length, 1, gw.stderr());
+    assert.ok(said[0].includes(`https://127.0.0.1:${port}`), said[0]);
+    assert.ok(!said[0].includes('secret-path') && !said[0].includes('upstream_key'), said[0]);
   });
 
   test('a streamed (SSE, chunked) answer through TLS', async () => {
