@@ -13,6 +13,13 @@ build/mock-upstream --listen 127.0.0.1:8081 >.run/mock-upstream.log 2>&1 &
 MOCK=$!
 trap 'kill $MOCK 2>/dev/null || true' EXIT
 
+# The admin token the example config reads (server.admin_token_file): random, made once,
+# readable by this user only. Made before the first command, since every command loads the
+# config.
+if [ ! -s .run/admin-token ]; then
+  (umask 077 && openssl rand -hex 32 >.run/admin-token)
+fi
+
 if [ ! -s .run/demo-key ] || [ ! -f .run/tollgate.db ]; then
   rm -f .run/demo-key
   "$TG" -c "$CONFIG" tenant add demo --name "Demo tenant" >/dev/null 2>&1 || true
@@ -30,8 +37,10 @@ in front of the mock upstream on 127.0.0.1:8081. Try, from another terminal:
        -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5}'
   $TG -c $CONFIG usage
   $TG -c $CONFIG usage --by model
+  curl -H "Authorization: Bearer \$(cat .run/admin-token)" http://127.0.0.1:9090/metrics
 
-(The demo key is kept in .run/demo-key; Ctrl-C stops both servers.)
+(The demo key is kept in .run/demo-key, the admin token in .run/admin-token;
+Ctrl-C stops both servers.)
 
 MSG
 "$TG" -c "$CONFIG" serve

@@ -2,21 +2,34 @@
  * gateway's, but kept tiny (4 KiB head cap, no bodies) and answered with
  * Connection: close. Each connection has a deadline, as on the gateway: its request
  * within server.header_timeout, then its answer taken by the client within
- * server.idle_timeout; a slow or silent client is closed, never held. */
+ * server.idle_timeout; a slow or silent client is closed, never held.
+ *
+ * Of the request's headers only Authorization is kept (in the connection, wiped with the
+ * bytes read once the connection closes); the bearer check is tg_admin_check_bearer. */
 #include "admin/admin.h"
 
 #include <http_parser.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "util/log.h"
 
 #define ADMIN_HEAD_MAX 4096
+#define REALM          "tollgate-admin"
 
 struct tg_admin {
     uv_tcp_t tcp;
     tg_admin_ops_t ops; /* the server's answers (admin.h) */
     void *ctx;          /* their argument */
     struct aconn *conns;
+    /* Refusals for want of the token (main thread only, as everything here). */
+    unsigned long long unauthorized; /* since start: tollgate_admin_unauthorized_total */
+    unsigned long long unlogged;     /* refused since the last log line */
+    uint64_t last_log_ms;            /* uv_now of that line; 0 = none yet */
 };
 
 typedef struct aconn {
@@ -30,6 +43,14 @@ typedef struct aconn {
     size_t url_len, head_bytes;
     char rbuf[2048];
     int done;
+    /* The header being read: its name lower-cased (a longer one is not Authorization). */
+    char field[16];
+    size_t field_len;
+    int in_field; /* the last callback was a header name */
+    int is_auth;  /* the value being read is an Authorization header's */
+    int nauth;    /* Authorization headers seen: two are refused (which one would count?) */
+    char auth[ADMIN_HEAD_MAX];
+    size_t auth_len; /* the head is capped at ADMIN_HEAD_MAX, so it always fits */
 } aconn_t;
 
 typedef struct awrite {
@@ -45,7 +66,10 @@ static void on_listener_closed(uv_handle_t *h)
 static void on_aconn_closed(uv_handle_t *h)
 {
     aconn_t *c = h->data;
-    if (--c->open_handles == 0) free(c);
+    if (--c->open_handles == 0) {
+        OPENSSL_cleanse(c, sizeof *c); /* the bytes read and the header hold a credential */
+        free(c);
+    }
 }
 
 static void close_handles(aconn_t *c)
@@ -85,24 +109,26 @@ static void on_written(uv_write_t *req, int status)
     aconn_close(c);
 }
 
-static void respond_text(aconn_t *c, int status, const char *ctype, char *js)
+/* extra: more header lines, each ending in \r\n ("" for none; at most 128 bytes). */
+static void respond_text_h(aconn_t *c, int status, const char *ctype, const char *extra, char *js)
 {
     size_t bl = js ? strlen(js) : 0;
-    awrite_t *w = malloc(sizeof *w + bl + 256);
+    awrite_t *w = malloc(sizeof *w + bl + 384);
     if (!w) {
         free(js);
         aconn_close(c);
         return;
     }
-    int hl = snprintf(w->data, 256,
+    int hl = snprintf(w->data, 384,
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: "
-                      "%zu\r\nConnection: close\r\n\r\n",
+                      "%zu\r\n%sConnection: close\r\n\r\n",
                       status,
                       status == 200   ? "OK"
                       : status == 404 ? "Not Found"
                       : status == 400 ? "Bad Request"
+                      : status == 401 ? "Unauthorized"
                                       : "Service Unavailable",
-                      ctype, bl + 1);
+                      ctype, bl + 1, extra);
     memcpy(w->data + hl, js ? js : "", bl);
     w->data[hl + bl] = '\n';
     free(js);
@@ -114,11 +140,176 @@ static void respond_text(aconn_t *c, int status, const char *ctype, char *js)
     }
 }
 
+static void respond_text(aconn_t *c, int status, const char *ctype, char *js)
+{
+    respond_text_h(c, status, ctype, "", js);
+}
+
 static void respond(aconn_t *c, int status, json_t *body)
 {
     char *js = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     respond_text(c, status, "application/json", js);
+}
+
+/* ---- the bearer token -------------------------------------------------- */
+
+static unsigned long compares;
+
+unsigned long tg_admin__compares(void)
+{
+    return compares;
+}
+
+static int is_ws(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+tg_admin_auth_t tg_admin_check_bearer(const char *value, size_t len, const unsigned char *want)
+{
+    static const unsigned char none[32]; /* compared against when no token is configured */
+    tg_admin_auth_t verdict = TG_ADMIN_AUTH_WRONG;
+    const char *tok = "";
+    size_t tlen = 0;
+    if (!value) {
+        verdict = TG_ADMIN_AUTH_MISSING;
+    } else {
+        /* RFC 9110 11.4: credentials = auth-scheme [ 1*SP token68 ]; the scheme is
+         * case-insensitive. Tabs are taken as spaces; whitespace around is ignored. */
+        size_t i = 0;
+        while (i < len && is_ws(value[i]))
+            i++;
+        while (len > i && is_ws(value[len - 1]))
+            len--;
+        if (len - i > 6 && strncasecmp(value + i, "bearer", 6) == 0 && is_ws(value[i + 6])) {
+            i += 6;
+            while (i < len && is_ws(value[i]))
+                i++;
+            tok = value + i;
+            tlen = len - i;
+        } else {
+            verdict = TG_ADMIN_AUTH_MALFORMED;
+        }
+    }
+    /* Hashed and compared whatever came, once: the work does not depend on the token's
+     * length or on how much of it is right, and the configured token's length is not in
+     * the comparison at all (digests are 32 bytes). */
+    unsigned char got[32];
+    unsigned int outlen = sizeof got;
+    if (EVP_Digest(tok, tlen, got, &outlen, EVP_sha256(), NULL) != 1) verdict = TG_ADMIN_AUTH_WRONG;
+    int same = CRYPTO_memcmp(got, want ? want : none, sizeof got) == 0;
+    compares++;
+    OPENSSL_cleanse(got, sizeof got);
+    if (!want) return value ? TG_ADMIN_AUTH_UNSET : TG_ADMIN_AUTH_MISSING;
+    if (verdict == TG_ADMIN_AUTH_WRONG && same) return TG_ADMIN_AUTH_OK;
+    return verdict;
+}
+
+static const char *auth_problem(tg_admin_auth_t v)
+{
+    switch (v) {
+    case TG_ADMIN_AUTH_MISSING: return "no Authorization header";
+    case TG_ADMIN_AUTH_MALFORMED: return "an Authorization header that is not one Bearer token";
+    case TG_ADMIN_AUTH_WRONG: return "a wrong admin token";
+    case TG_ADMIN_AUTH_UNSET: return "a token, but no admin token is configured";
+    default: return "";
+    }
+}
+
+/* Counted always, logged at most once a second with how many came since the last line:
+ * a client guessing tokens cannot fill the log. Never with what was presented. */
+static void note_refusal(aconn_t *c, tg_admin_auth_t v)
+{
+    tg_admin_t *a = c->a;
+    a->unauthorized++;
+    a->unlogged++;
+    uint64_t now = uv_now(c->tcp.loop);
+    if (a->last_log_ms && now - a->last_log_ms < 1000) return;
+    char peer[64] = "?";
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, peer, sizeof peer);
+        else if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, peer, sizeof peer);
+    }
+    TG_WARN("admin: 401 for %s from %s (%llu refused since the last such line, %llu in all)",
+            auth_problem(v), peer, a->unlogged, a->unauthorized);
+    a->unlogged = 0;
+    a->last_log_ms = now ? now : 1;
+}
+
+static void respond_unauthorized(aconn_t *c, tg_admin_auth_t v, int configured)
+{
+    note_refusal(c, v);
+    /* RFC 6750 3: a request without credentials gets the challenge alone; a bad one also
+     * says invalid_token (malformed: invalid_request). */
+    const char *hdr =
+        v == TG_ADMIN_AUTH_MISSING ? "WWW-Authenticate: Bearer realm=\"" REALM "\"\r\n"
+        : v == TG_ADMIN_AUTH_MALFORMED
+            ? "WWW-Authenticate: Bearer realm=\"" REALM "\", error=\"invalid_request\"\r\n"
+            : "WWW-Authenticate: Bearer realm=\"" REALM "\", error=\"invalid_token\"\r\n";
+    json_t *body =
+        json_pack("{s:{s:s,s:s}}", "error", "type", "unauthorized", "message",
+                  !configured ? "no admin token is configured (server.admin_token)"
+                              : "admin endpoints need Authorization: Bearer <admin token>");
+    char *js = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    respond_text_h(c, 401, "application/json", hdr, js);
+}
+
+/* /metrics: the server's text, then the admin's own counter. */
+static char *metrics_text(tg_admin_t *a)
+{
+    char *text = a->ops.metrics(a->ctx);
+    if (!text) return NULL;
+    static const char fam[] =
+        "# HELP tollgate_admin_unauthorized_total Admin requests refused for a missing or wrong "
+        "admin token.\n# TYPE tollgate_admin_unauthorized_total counter\n"
+        "tollgate_admin_unauthorized_total ";
+    size_t tl = strlen(text);
+    char *out = malloc(tl + 1 + sizeof fam + 24);
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    /* The server's text has no last newline (respond_text adds it). */
+    snprintf(out, tl + 1 + sizeof fam + 24, "%s%s%s%llu", text, tl ? "\n" : "", fam,
+             a->unauthorized);
+    free(text);
+    return out;
+}
+
+/* ---- headers ------------------------------------------------------------ */
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    aconn_t *c = p->data;
+    if (!c->in_field) {
+        c->in_field = 1;
+        c->field_len = 0;
+    }
+    for (size_t i = 0; i < n; i++, c->field_len++)
+        if (c->field_len < sizeof c->field)
+            c->field[c->field_len] = (char)((at[i] >= 'A' && at[i] <= 'Z') ? at[i] + 32 : at[i]);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    aconn_t *c = p->data;
+    if (c->in_field) {
+        c->in_field = 0;
+        c->is_auth = c->field_len == 13 && memcmp(c->field, "authorization", 13) == 0;
+        c->nauth += c->is_auth;
+    }
+    if (!c->is_auth || c->nauth > 1) return 0;
+    if (n > sizeof c->auth - c->auth_len) return -1; /* cannot be: the head is capped */
+    memcpy(c->auth + c->auth_len, at, n);
+    c->auth_len += n;
+    return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t n)
@@ -137,6 +328,19 @@ static int on_message_complete(http_parser *p)
     c->done = 1;
     char *q = strchr(c->url, '?');
     if (q) *q = '\0';
+    int open_path = !strcmp(c->url, "/healthz") || !strcmp(c->url, "/readyz");
+    if (!open_path) {
+        const unsigned char *want = c->a->ops.token_sha256(c->a->ctx);
+        tg_admin_auth_t v =
+            c->nauth > 1 ? TG_ADMIN_AUTH_MALFORMED
+                         : tg_admin_check_bearer(c->nauth ? c->auth : NULL, c->auth_len, want);
+        OPENSSL_cleanse(c->auth, c->auth_len);
+        if (v != TG_ADMIN_AUTH_OK) {
+            respond_unauthorized(c, v, want != NULL);
+            http_parser_pause(p, 1);
+            return 0;
+        }
+    }
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
         respond(c, 404,
                 json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
@@ -148,7 +352,7 @@ static int on_message_complete(http_parser *p)
         int ready = c->a->ops.ready(c->a->ctx, o);
         respond(c, ready ? 200 : 503, o);
     } else if (strcmp(c->url, "/metrics") == 0) {
-        char *text = c->a->ops.metrics(c->a->ctx);
+        char *text = metrics_text(c->a);
         respond_text(c, 200, "text/plain; version=0.0.4", text);
     } else {
         respond(c, 404,
@@ -161,6 +365,8 @@ static int on_message_complete(http_parser *p)
 
 static const http_parser_settings settings = {
     .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
     .on_message_complete = on_message_complete,
 };
 

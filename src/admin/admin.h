@@ -5,6 +5,16 @@
  * Later issues add the admin API here. One request per connection: these are
  * probes, not traffic.
  *
+ * Every path but /healthz and /readyz (the probes an orchestrator sends without
+ * credentials) needs `Authorization: Bearer TOKEN` with server.admin_token: else 401 with
+ * `WWW-Authenticate: Bearer realm="tollgate-admin"`, before the path is even looked at (an
+ * unknown path is 401 too, so a caller without the token learns nothing). With no token
+ * configured every such path is 401. The token is known only by its SHA-256 (config.h); the
+ * presented one is hashed and the digests compared with CRYPTO_memcmp, so the time taken
+ * depends on neither token's length nor content. Refusals are counted
+ * (tollgate_admin_unauthorized_total on /metrics) and logged at most once a second, never
+ * with what was presented.
+ *
  * The admin sits below the gateway (docs/ARCHITECTURE.md, "Layers"): what it
  * needs from the server it gets through tg_admin_ops_t, a table the server
  * fills when it starts the admin, never by including gateway/server.h. */
@@ -29,7 +39,29 @@ typedef struct tg_admin_ops {
      * may change them), read as each connection needs them; 0 = none. */
     long (*header_timeout_ms)(void *ctx);
     long (*idle_timeout_ms)(void *ctx);
+    /* The SHA-256 of the admin token of the config in force now (a reload may change it), or
+     * NULL when none is configured (every protected path is then refused). Read per request. */
+    const unsigned char *(*token_sha256)(void *ctx);
 } tg_admin_ops_t;
+
+typedef enum {
+    TG_ADMIN_AUTH_OK = 0,
+    TG_ADMIN_AUTH_MISSING,   /* no Authorization header */
+    TG_ADMIN_AUTH_MALFORMED, /* not `Bearer TOKEN` (another scheme, no token, two headers) */
+    TG_ADMIN_AUTH_WRONG,     /* a bearer token that is not the configured one */
+    TG_ADMIN_AUTH_UNSET,     /* no token is configured: nothing is accepted */
+} tg_admin_auth_t;
+
+/* Checks an Authorization header's value (value NULL: no header) against want, the SHA-256
+ * of the token (NULL: none configured). The scheme is case-insensitive and followed by one
+ * or more spaces or tabs; whitespace after the token is ignored. Whatever the input, the
+ * presented token (empty when there is none) is hashed and compared with CRYPTO_memcmp
+ * (against zeros when want is NULL), exactly once: there is no early exit on a length. */
+tg_admin_auth_t tg_admin_check_bearer(const char *value, size_t len, const unsigned char *want);
+
+/* Digest comparisons made by tg_admin_check_bearer since the process started (for tests:
+ * one per call, whatever the input). */
+unsigned long tg_admin__compares(void);
 
 /* Serves on fd, a listening socket the caller made for `listen` (the text is only for
  * messages). ops is copied. NULL on failure, with err set when a step reported one. */

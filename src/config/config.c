@@ -16,11 +16,15 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -627,7 +631,7 @@ typedef struct field {
     size_t off;
 } field_t;
 
-#define MAX_FIELDS 12
+#define MAX_FIELDS 16
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
 static int set_targets(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u);
@@ -1126,6 +1130,107 @@ static int parse_prices(parse_t *p, const yaml_node_t *n, tg_config_t *c)
     return 0;
 }
 
+/* ---- the admin token --------------------------------------------------- */
+
+/* The token is a credential: no message shows it (only its length and the rule it breaks),
+ * and tollgate keeps only its SHA-256 (the admin hashes what is presented and compares the
+ * digests, admin.h). Every copy tollgate made of the text is wiped once hashed; the parsed
+ * document and the file's text are wiped too (tg_config_parse, tg_config_load). */
+
+/* src is "" for server.admin_token, "the token in PATH: " for a file. */
+static int take_token(parse_t *p, const yaml_node_t *n, const char *path, const char *src,
+                      const char *t, size_t len, tg_config_t *c)
+{
+    if (len < TG_ADMIN_TOKEN_MIN)
+        return fail(p, n, path,
+                    "%stoo short (%zu bytes; at least %d: `openssl rand -hex 32` makes one)", src,
+                    len, TG_ADMIN_TOKEN_MIN);
+    if (len > TG_ADMIN_TOKEN_MAX)
+        return fail(p, n, path, "%stoo long (%zu bytes; at most %d)", src, len, TG_ADMIN_TOKEN_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e)
+            return fail(p, n, path,
+                        "%smust be visible ASCII characters, without spaces or control "
+                        "characters (it is sent in an Authorization header)",
+                        src);
+    unsigned int outlen = sizeof c->server.admin_token_sha256;
+    if (EVP_Digest(t, len, c->server.admin_token_sha256, &outlen, EVP_sha256(), NULL) != 1)
+        return fail(p, n, path, "cannot hash it (OpenSSL's SHA-256 failed)");
+    c->server.admin_token_set = 1;
+    return 0;
+}
+
+/* The first line of the file, without the whitespace around it (an editor's newline, a
+ * `\r\n`); what follows the first line is not read. A regular file only: a FIFO would hold
+ * the main thread on reload. Read at every load, so SIGHUP picks up a rotated token. */
+static int read_token_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                           tg_config_t *c)
+{
+    char buf[TG_ADMIN_TOKEN_MAX + 64], src[KEYPATH];
+    struct stat st;
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return fail(p, n, path, "cannot open %s: %s", file, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(p, n, path, "%s is not a regular file", file);
+    }
+    size_t got = 0;
+    int rerr = 0;
+    while (got < sizeof buf) {
+        ssize_t r = read(fd, buf + got, sizeof buf - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) rerr = errno;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    int rc;
+    const char *nl = memchr(buf, '\n', got);
+    size_t b = 0, e = nl ? (size_t)(nl - buf) : got;
+    while (b < e && isspace((unsigned char)buf[b]))
+        b++;
+    while (e > b && isspace((unsigned char)buf[e - 1]))
+        e--;
+    keypath(src, "the token in %s: ", file);
+    if (rerr)
+        rc = fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
+    else if (!nl && got == sizeof buf)
+        rc = fail(p, n, path, "%sfirst line longer than %d bytes", src, TG_ADMIN_TOKEN_MAX);
+    else if (b == e)
+        rc = fail(p, n, path, "%s%s", src, got ? "the first line is empty" : "the file is empty");
+    else
+        rc = take_token(p, n, path, src, buf + b, e - b, c);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return rc;
+}
+
+/* server.admin_token: TOKEN (or ${ENV}) | server.admin_token_file: PATH; not both. */
+static int parse_admin_token(parse_t *p, const yaml_node_t *server, tg_config_t *c)
+{
+    yaml_node_t *tok = find_key(p, server, "admin_token");
+    yaml_node_t *file = find_key(p, server, "admin_token_file");
+    if (tok && file) {
+        int tok_last = line_of(tok) >= line_of(file);
+        return fail(p, tok_last ? tok : file,
+                    tok_last ? "server.admin_token" : "server.admin_token_file",
+                    "give server.admin_token or server.admin_token_file, not both");
+    }
+    if (file) {
+        if (get_path(p, file, "server.admin_token_file", &c->server.admin_token_file) < 0)
+            return -1;
+        return read_token_file(p, file, "server.admin_token_file", c->server.admin_token_file, c);
+    }
+    if (!tok) return 0;
+    char *v;
+    if (scalar(p, tok, "server.admin_token", "a token of at least 16 characters", &v) < 0)
+        return -1;
+    size_t len = strlen(v);
+    int rc = take_token(p, tok, "server.admin_token", "", v, len, c);
+    OPENSSL_cleanse(v, len);
+    free(v);
+    return rc;
+}
+
 /* ---- the document ------------------------------------------------------ */
 
 #define SRV(f) offsetof(tg_config_t, server.f)
@@ -1141,6 +1246,8 @@ static const field_t server_fields[] = {
     {"body_timeout", V_MS, SRV(body_timeout_ms)},
     {"drain_timeout", V_MS, SRV(drain_timeout_ms)},
     {"trusted_proxies", V_CIDRS, offsetof(tg_config_t, trusted_proxies)},
+    {"admin_token", V_SECTION, 0},      /* parse_admin_token */
+    {"admin_token_file", V_SECTION, 0}, /* parse_admin_token */
 };
 enum { DF_LIMITS, DF_MAX_OUTPUT, DF_THRESHOLDS };
 static const field_t defaults_fields[] = {
@@ -1284,7 +1391,8 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         if (parse_fields(p, root, "", root_fields, NFIELDS(root_fields), c, v) < 0) return -1;
     }
     if ((v[R_SERVER] &&
-         parse_fields(p, v[R_SERVER], "server", server_fields, NFIELDS(server_fields), c, s) < 0) ||
+         (parse_fields(p, v[R_SERVER], "server", server_fields, NFIELDS(server_fields), c, s) < 0 ||
+          parse_admin_token(p, v[R_SERVER], c) < 0)) ||
         (v[R_LOG] && parse_fields(p, v[R_LOG], "log", log_fields, NFIELDS(log_fields), c, s) < 0) ||
         (v[R_RETENTION] && parse_fields(p, v[R_RETENTION], "retention", retention_fields,
                                         NFIELDS(retention_fields), c, s) < 0) ||
@@ -1315,6 +1423,8 @@ static void config_free(tg_config_t *c)
     free(c->path);
     free(c->server.listen);
     free(c->server.admin_listen);
+    free(c->server.admin_token_file);
+    OPENSSL_cleanse(c->server.admin_token_sha256, sizeof c->server.admin_token_sha256);
     free(c->store);
     free(c->log.access);
     free(c->log.level);
@@ -1449,6 +1559,11 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     }
     parse_t p = {name, &doc, err};
     int rc = parse_root(&p, yaml_document_get_root_node(&doc), c);
+    /* The document's scalars hold the admin token and upstream credentials as written:
+     * libyaml frees them without wiping. */
+    for (yaml_node_t *n = doc.nodes.start; n < doc.nodes.top; n++)
+        if (n->type == YAML_SCALAR_NODE && n->data.scalar.value)
+            OPENSSL_cleanse(n->data.scalar.value, n->data.scalar.length);
     yaml_document_delete(&doc);
     if (rc < 0) {
         config_free(c);
@@ -1486,6 +1601,8 @@ int tg_config_load(const char *path, tg_config_t **out, tg_err_t *err)
     }
     rc = tg_config_parse(path, tg_buf_str(&text), text.len, out, err);
 out:
+    if (text.p) OPENSSL_cleanse(text.p, text.len); /* secrets as written (see take_token) */
+    OPENSSL_cleanse(chunk, sizeof chunk);
     tg_buf_free(&text);
     fclose(f);
     return rc;

@@ -75,6 +75,12 @@ typedef struct tg_config {
         long body_timeout_ms;    /* a body tollgate reads itself (held, discarded), whole;
                                     default 60000 */
         long drain_timeout_ms;   /* SIGTERM grace for in-flight requests, default 30000 */
+        /* server.admin_token, or the first line of server.admin_token_file: what every admin
+         * path but /healthz and /readyz asks for as `Authorization: Bearer TOKEN`. Only its
+         * SHA-256 is kept; the text is wiped where tollgate held it once hashed. */
+        int admin_token_set;                  /* 0: neither key given (admin answers 401) */
+        unsigned char admin_token_sha256[32]; /* valid when admin_token_set */
+        char *admin_token_file;               /* the path when the token came from a file */
     } server;
     tg_cidr_list_t trusted_proxies; /* server.trusted_proxies: peers whose
                                        X-Forwarded-For is believed */
@@ -130,7 +136,8 @@ typedef struct tg_config {
 } tg_config_t;
 
 /* Loads and validates path. On error returns -1 and fills err with
- * "FILE:LINE: KEY: problem". The result has refs == 1. */
+ * "FILE:LINE: KEY: problem". The result has refs == 1. A server.admin_token_file is read
+ * here too (and so again on every reload). */
 int tg_config_load(const char *path, tg_config_t **out, tg_err_t *err);
 /* Same, from a string (name is used in messages). */
 int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t **out,
@@ -146,6 +153,11 @@ void tg_config_unref(tg_config_t *c); /* frees at zero */
 const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, size_t len);
 
 const char *tg_route_kind_name(tg_route_kind_t k);
+
+/* Admin tokens: at least TG_ADMIN_TOKEN_MIN bytes (16: 128 bits as hex, what a guess cannot
+ * reach), at most TG_ADMIN_TOKEN_MAX, visible ASCII without spaces (a header value). */
+#define TG_ADMIN_TOKEN_MIN 16
+#define TG_ADMIN_TOKEN_MAX 1024
 
 /* The config path from -c, else $TOLLGATE_CONFIG, else ./tollgate.yaml. */
 const char *tg_config_default_path(const char *flag);

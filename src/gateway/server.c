@@ -219,6 +219,21 @@ static long admin_idle_timeout_ms(void *ctx)
     return ((tg_server_t *)ctx)->cfg->server.idle_timeout_ms;
 }
 
+static const unsigned char *admin_token_sha256(void *ctx)
+{
+    const tg_config_t *c = ((tg_server_t *)ctx)->cfg;
+    return c->server.admin_token_set ? c->server.admin_token_sha256 : NULL;
+}
+
+/* Said once at start (and at a reload that removes the token), never per request. */
+static void warn_no_admin_token(const tg_config_t *c)
+{
+    if (c->server.admin_listen[0] && !c->server.admin_token_set)
+        TG_WARN("admin: neither server.admin_token nor server.admin_token_file is set: %s "
+                "answers 401 on every path but /healthz and /readyz",
+                c->server.admin_listen);
+}
+
 static tg_admin_t *admin_start(uv_loop_t *loop, const char *listen, tg_server_t *srv, tg_err_t *err)
 {
     static const tg_admin_ops_t ops = {
@@ -226,6 +241,7 @@ static tg_admin_t *admin_start(uv_loop_t *loop, const char *listen, tg_server_t 
         .metrics = admin_metrics,
         .header_timeout_ms = admin_header_timeout_ms,
         .idle_timeout_ms = admin_idle_timeout_ms,
+        .token_sha256 = admin_token_sha256,
     };
     struct sockaddr_storage addr;
     if (tg_listen_parse(listen, &addr, err) != 0) return NULL;
@@ -278,6 +294,17 @@ static void reload(main_ctx_t *m)
         TG_WARN("reload: server.listen, admin_listen, workers and store take effect on restart");
     tg_log_level_t lvl;
     if (tg_log_parse_level(next->log.level, &lvl) == 0) tg_log_level = lvl;
+    /* The admin reads the token from m->srv->cfg per request: the swap below changes it. */
+    if (next->server.admin_token_set != cur->server.admin_token_set ||
+        memcmp(next->server.admin_token_sha256, cur->server.admin_token_sha256,
+               sizeof cur->server.admin_token_sha256) != 0) {
+        if (next->server.admin_token_set)
+            TG_INFO("reload: the admin token changed (%s); the old one is refused from now on",
+                    next->server.admin_token_file ? next->server.admin_token_file
+                                                  : "server.admin_token");
+        else
+            warn_no_admin_token(next);
+    }
     tg_policy_defaults_t pd;
     policy_defaults(next, &pd);
     tg_policy_set_defaults(m->srv->policy, &pd);
@@ -420,6 +447,7 @@ int tg_server_run(const char *config_path)
             fprintf(stderr, "tollgate: admin: %s\n", err.msg);
             goto out;
         }
+        warn_no_admin_token(cfg);
     }
     srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
     for (int i = 0; i < srv.nworkers; i++) {

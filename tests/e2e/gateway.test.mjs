@@ -229,7 +229,7 @@ describe(`proxying (${client} upstream client)`, () => {
     assert.equal(r.body.upstreams.mock.healthy_targets, 1);
     assert.equal(r.body.upstreams.pair.targets, 2);
     assert.equal(r.body.inflight, 0, 'no request in flight while /readyz answers');
-    const n = await curlJson(`${gw.adminUrl}/nope`);
+    const n = await curlJson(`${gw.adminUrl}/nope`, { headers: gw.adminHeaders });
     assert.equal(n.status, 404);
   });
 });

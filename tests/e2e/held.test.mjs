@@ -92,7 +92,7 @@ describe('held request bodies (AI routes)', () => {
 
   test('a bodiless answer (HEAD) on a metered path is not counted as unreadable', async () => {
     const metric = async () => {
-      const r = await fetch(`http://127.0.0.1:${gw.adminPort}/metrics`);
+      const r = await fetch(`http://127.0.0.1:${gw.adminPort}/metrics`, { headers: gw.adminHeaders });
       return Number(/^tollgate_usage_unparsed_total (\d+)$/m.exec(await r.text())[1]);
     };
     const before = await metric();

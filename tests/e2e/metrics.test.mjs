@@ -76,7 +76,7 @@ describe('/metrics per tenant', () => {
   let text; // the final scrape, raw
 
   const scrape = async () => {
-    const r = await request(`${gw.adminUrl}/metrics`);
+    const r = await request(`${gw.adminUrl}/metrics`, { headers: gw.adminHeaders });
     assert.equal(r.status, 200);
     assert.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/);
     return r.text;
@@ -303,6 +303,7 @@ describe('/metrics per tenant', () => {
           'scrape_configs:',
           '  - job_name: tollgate',
           `    static_configs: [{ targets: ['127.0.0.1:${gw.adminPort}'] }]`,
+          `    authorization: { type: Bearer, credentials: '${gw.adminToken}' }`,
           '',
         ].join('\n'),
       );

@@ -344,10 +344,20 @@ function probe(url, timeoutMs = 1000) {
  * Resolves once GET <adminUrl>/healthz answers 200; rejects after 10 s, or as soon as the
  * process exits, with its stderr in the message.
  *
+ * The admin listener's token (every admin path but /healthz and /readyz asks for it): a
+ * random one per gateway as server.admin_token, unless `extra.server` gives admin_token or
+ * admin_token_file itself. `adminToken` chooses it (null: none configured); with
+ * `adminTokenFile: true` it is written to <dir>/admin-token and named by
+ * server.admin_token_file instead. The result's `adminHeaders` carry it
+ * (`{authorization: 'Bearer ...'}`, `{}` without one): pass them on every admin request.
+ *
  * @param {{upstreams?: object[], routes?: object[], extra?: object, workers?: number|string,
- *   env?: object}} [opts] env is added to the environment of serve (and of cli()).
+ *   env?: object, adminToken?: string|null, adminTokenFile?: boolean}} [opts] env is added
+ *   to the environment of serve (and of cli()).
  * @returns {Promise<{dir: string, port: number, url: string, adminPort: number,
- *   adminUrl: string, configPath: string, dbPath: string, accessLog: string, config: object,
+ *   adminUrl: string, adminToken: string|null, adminHeaders: object,
+ *   adminTokenFile: string|null, configPath: string, dbPath: string, accessLog: string,
+ *   config: object,
  *   proc: import('node:child_process').ChildProcess, stdout: () => string,
  *   stderr: () => string,
  *   cli: (args: string[], opts?: {env?: object, input?: string|Buffer}) =>
@@ -359,7 +369,15 @@ function probe(url, timeoutMs = 1000) {
  *   current process. stop() rejects if the process has not exited 30 s after the signal
  *   (it is SIGKILLed then).
  */
-export async function startGateway({ upstreams = [], routes = [], extra = {}, workers = 2, env = {} } = {}) {
+export async function startGateway({
+  upstreams = [],
+  routes = [],
+  extra = {},
+  workers = 2,
+  env = {},
+  adminToken = crypto.randomBytes(24).toString('hex'),
+  adminTokenFile = false,
+} = {}) {
   requireBinary(bin);
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tollgate-e2e-'));
   tmpDirs.add(dir);
@@ -374,6 +392,17 @@ export async function startGateway({ upstreams = [], routes = [], extra = {}, wo
     upstreams,
     routes,
   };
+  let tokenFile = null;
+  const ownToken = isPlainObject(extra.server) && ('admin_token' in extra.server || 'admin_token_file' in extra.server);
+  if (ownToken) {
+    adminToken = extra.server.admin_token ?? null;
+  } else if (adminToken && adminTokenFile) {
+    tokenFile = path.join(dir, 'admin-token');
+    await fs.promises.writeFile(tokenFile, `${adminToken}\n`, { mode: 0o600 });
+    config.server.admin_token_file = tokenFile;
+  } else if (adminToken) {
+    config.server.admin_token = adminToken;
+  }
   for (const [k, v] of Object.entries(extra)) {
     config[k] = isPlainObject(v) && isPlainObject(config[k]) ? { ...config[k], ...v } : v;
   }
@@ -456,6 +485,9 @@ export async function startGateway({ upstreams = [], routes = [], extra = {}, wo
     url,
     adminPort,
     adminUrl,
+    adminToken: adminToken ?? null,
+    adminHeaders: adminToken ? { authorization: `Bearer ${adminToken}` } : {},
+    adminTokenFile: tokenFile,
     configPath,
     dbPath,
     accessLog,

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <openssl/sha.h>
+#include <sys/stat.h>
 
 #include "config/config.h"
 
@@ -1114,10 +1116,29 @@ static void test_example_file(void **state)
     (void)state;
     tg_config_t *c = NULL;
     tg_err_t err = {{0}};
-    if (tg_config_load("examples/tollgate.yaml", &c, &err) != 0) {
-        if (strstr(err.msg, "cannot open")) skip(); /* run from outside the repo root */
-        fail_msg("%s", err.msg);
-    }
+    char example[4096], cwd[4096], dir[] = "/tmp/tg_config_example_XXXXXX";
+    if (!realpath("examples/tollgate.yaml", example)) skip(); /* run from outside the repo root */
+    /* Its admin token is the file scripts/run-demo.sh makes: ./.run/admin-token, relative to
+     * where tollgate runs. Loaded from a directory holding one. */
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chdir(dir), 0);
+    assert_int_equal(mkdir(".run", 0700), 0);
+    FILE *f = fopen(".run/admin-token", "w");
+    assert_non_null(f);
+    fputs("0123456789abcdef0123456789abcdef\n", f);
+    fclose(f);
+    int rc = tg_config_load(example, &c, &err);
+    unlink(".run/admin-token");
+    rmdir(".run");
+    assert_int_equal(chdir(cwd), 0);
+    rmdir(dir);
+    if (rc != 0) fail_msg("%s", err.msg);
+    unsigned char want[32];
+    SHA256((const unsigned char *)"0123456789abcdef0123456789abcdef", 32, want);
+    assert_int_equal(c->server.admin_token_set, 1);
+    assert_memory_equal(c->server.admin_token_sha256, want, 32);
+    assert_string_equal(c->server.admin_token_file, "./.run/admin-token");
     assert_string_equal(c->server.listen, "127.0.0.1:8080");
     assert_string_equal(c->server.admin_listen, "127.0.0.1:9090");
     assert_string_equal(c->store, "sqlite:./.run/tollgate.db");
@@ -1130,6 +1151,142 @@ static void test_example_file(void **state)
     assert_string_equal(r->name, "api");
     assert_int_equal(r->kind, TG_ROUTE_HTTP);
     tg_config_unref(c);
+}
+
+/* ---- the admin token ------------------------------------------------------- */
+
+static void expect_digest(const tg_config_t *c, const char *token)
+{
+    unsigned char want[32];
+    SHA256((const unsigned char *)token, strlen(token), want);
+    assert_int_equal(c->server.admin_token_set, 1);
+    assert_memory_equal(c->server.admin_token_sha256, want, 32);
+}
+
+/* A temp file holding body (len bytes); path receives its name. */
+static void token_file(char *path, const char *body, size_t len)
+{
+    strcpy(path, "/tmp/tg_admin_token_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, body, len), (ssize_t)len);
+    close(fd);
+}
+
+static void test_admin_token(void **state)
+{
+    (void)state;
+    /* Neither key: no token (the admin refuses every protected path). */
+    tg_config_t *c = parse_ok("server: { listen: 127.0.0.1:1 }\n");
+    assert_int_equal(c->server.admin_token_set, 0);
+    assert_null(c->server.admin_token_file);
+    tg_config_unref(c);
+
+    /* A literal, and one from the environment; only the digest is kept. */
+    c = parse_ok("server:\n  admin_token: 0123456789abcdef\n");
+    expect_digest(c, "0123456789abcdef");
+    assert_null(c->server.admin_token_file);
+    tg_config_unref(c);
+    setenv("TG_T_ADMIN", "s3cr3t-from-the-environment!", 1);
+    c = parse_ok("server:\n  admin_token: ${TG_T_ADMIN}\n");
+    expect_digest(c, "s3cr3t-from-the-environment!");
+    tg_config_unref(c);
+    unsetenv("TG_T_ADMIN");
+
+    /* Errors name the key and never show the value. */
+    expect_err("server:\n  admin_token: fifteen-chars15\n",
+               "t.yaml:2: server.admin_token: too short (15 bytes; at least 16: `openssl rand "
+               "-hex 32` makes one)");
+    expect_err("server:\n  admin_token: \"0123456789 abcdef\"\n",
+               "t.yaml:2: server.admin_token: must be visible ASCII characters, without spaces "
+               "or control characters (it is sent in an Authorization header)");
+    expect_err("server:\n  admin_token: \"0123456789abcdef\\u00e9\"\n",
+               "t.yaml:2: server.admin_token: must be visible ASCII characters, without spaces "
+               "or control characters (it is sent in an Authorization header)");
+    expect_err("server:\n  admin_token:\n", "t.yaml:2: server.admin_token: missing value "
+                                            "(expected a token of at least 16 characters)");
+    expect_err("server:\n  admin_token: [a]\n",
+               "t.yaml:2: server.admin_token: expected a token of at least 16 characters, found "
+               "a list");
+    char longer[TG_ADMIN_TOKEN_MAX + 64];
+    int n = snprintf(longer, sizeof longer, "server:\n  admin_token: ");
+    memset(longer + n, 'x', TG_ADMIN_TOKEN_MAX + 1);
+    longer[n + TG_ADMIN_TOKEN_MAX + 1] = '\0';
+    expect_err(longer, "t.yaml:2: server.admin_token: too long (1025 bytes; at most 1024)");
+    longer[n + TG_ADMIN_TOKEN_MAX] = '\0';
+    c = parse_ok(longer);
+    assert_int_equal(c->server.admin_token_set, 1);
+    tg_config_unref(c);
+    unsetenv("TG_T_NO_TOKEN");
+    expect_err("server:\n  admin_token: ${TG_T_NO_TOKEN}\n",
+               "t.yaml:2: server.admin_token: environment variable TG_T_NO_TOKEN is not set");
+    expect_err("server:\n  admin_token: 0123456789abcdef\n  admin_token_file: /x\n",
+               "t.yaml:3: server.admin_token_file: give server.admin_token or "
+               "server.admin_token_file, not both");
+    expect_err("server:\n  admin_token_file: /x\n  admin_token: 0123456789abcdef\n",
+               "t.yaml:3: server.admin_token: give server.admin_token or "
+               "server.admin_token_file, not both");
+}
+
+static void test_admin_token_file(void **state)
+{
+    (void)state;
+    char path[64], yaml[256], want[512];
+    /* The first line, whitespace around it stripped (\r\n, spaces, tabs); the rest unread. */
+    static const char body[] = " \t0123456789abcdef-from-a-file \t\r\nsecond line\n";
+    token_file(path, body, sizeof body - 1);
+    snprintf(yaml, sizeof yaml, "server:\n  admin_token_file: %s\n", path);
+    tg_config_t *c = parse_ok(yaml);
+    expect_digest(c, "0123456789abcdef-from-a-file");
+    assert_string_equal(c->server.admin_token_file, path);
+    tg_config_unref(c);
+    /* Read again at every load (a SIGHUP reload): the new token, no newline at all. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("a-rotated-token-0000", f);
+    fclose(f);
+    c = parse_ok(yaml);
+    expect_digest(c, "a-rotated-token-0000");
+    tg_config_unref(c);
+
+    const struct {
+        const char *body, *problem;
+    } bad[] = {
+        {"", "the file is empty"},
+        {"  \r\n0123456789abcdef\n", "the first line is empty"},
+        {"short\n", "too short (5 bytes; at least 16: `openssl rand -hex 32` makes one)"},
+        {"0123456789 abcdef\n", "must be visible ASCII characters, without spaces or control "
+                                "characters (it is sent in an Authorization header)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(bad[i].body, f);
+        fclose(f);
+        snprintf(want, sizeof want, "t.yaml:2: server.admin_token_file: the token in %s: %s", path,
+                 bad[i].problem);
+        expect_err(yaml, want);
+    }
+    /* A first line past the cap. */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < TG_ADMIN_TOKEN_MAX + 100; i++)
+        fputc('x', f);
+    fclose(f);
+    snprintf(
+        want, sizeof want,
+        "t.yaml:2: server.admin_token_file: the token in %s: first line longer than 1024 bytes",
+        path);
+    expect_err(yaml, want);
+    unlink(path);
+    /* Unreadable: missing, a directory; an empty path. */
+    snprintf(want, sizeof want,
+             "t.yaml:2: server.admin_token_file: cannot open %s: No such file or directory", path);
+    expect_err(yaml, want);
+    expect_err("server:\n  admin_token_file: /tmp\n",
+               "t.yaml:2: server.admin_token_file: /tmp is not a regular file");
+    expect_err("server:\n  admin_token_file: \"\"\n",
+               "t.yaml:2: server.admin_token_file: must not be empty");
 }
 
 int main(void)
@@ -1162,6 +1319,8 @@ int main(void)
         cmocka_unit_test(test_default_path),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_admin_token),
+        cmocka_unit_test(test_admin_token_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
