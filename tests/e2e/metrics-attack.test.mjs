@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, request, run, sqlite, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, request, run, sqlite, startGateway, startMock, toYaml, waitFor, waitForKey } from './lib/harness.mjs';
 
 // ---- the text format --------------------------------------------------------------------
 
@@ -852,5 +852,221 @@ describe('scrapes in a tight loop while 120 clients create tenants, models and s
     assert.ok(values(s, 'tollgate_input_tokens_total', 'model').size <= 151);
     assert.ok(values(s, 'tollgate_input_tokens_total', 'model').has('_other'));
     await promtool(last);
+  });
+});
+
+// ---- hostile scrapers of the admin listener ---------------------------------------------
+
+describe('the admin listener under hostile scrapers (a scrape of several MB)', () => {
+  let fake;
+  let gw;
+  let size; // bytes of a scrape
+  before(async () => {
+    fake = await startFake();
+    gw = await startGateway({
+      workers: 2,
+      upstreams: [{ name: 'fake', targets: [fake.url] }],
+      routes: FAKE_ROUTES(),
+      extra: { metrics: { max_tools: 20000 } },
+    });
+    const { secret } = await createTenantKey(gw, 'big');
+    await waitForKey(gw, secret, '/v1/models');
+    // 9600 tools of ~250 bytes: two lines each.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const tasks = Array.from({ length: 150 }, (_, b) => async () => {
+      const batch = Array.from({ length: 64 }, (_, k) => toolCall(k + 1, `${'T'.repeat(240)}-${b}-${k}`));
+      const r = await call(agent, `${gw.url}/mcp`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(batch),
+      });
+      assert.equal(r.status, 200);
+    });
+    await pool(8, tasks);
+    agent.destroy();
+    await waitFor(async () => sum(parseMetrics((await request(`${gw.adminUrl}/metrics`)).text), 'tollgate_mcp_tool_calls_total') === 150 * 64, {
+      message: 'every call counted',
+    });
+    size = (await request(`${gw.adminUrl}/metrics`)).body.length;
+    assert.ok(size > 4e6, `${size} bytes`);
+  });
+  after(async () => {
+    await gw?.stop();
+    await fake?.stop();
+  });
+
+  test('30 concurrent scrapes: each whole (Content-Length) and the same', async () => {
+    const answers = await Promise.all(Array.from({ length: 30 }, () => rawScrape(gw.adminPort)));
+    const first = splitAnswer(answers[0]);
+    for (const a of answers) {
+      const x = splitAnswer(a);
+      assert.equal(x.status, 200);
+      assert.equal(x.body.length, x.contentLength);
+      assert.ok(x.body.equals(first.body));
+    }
+    await promtool(first.body.toString('utf8'));
+  });
+
+  test('scrapes that leave mid-body, requests cut mid-head, a trickled request: the listener goes on', async () => {
+    const leave = () =>
+      new Promise((resolve) => {
+        const s = net.connect(gw.adminPort, '127.0.0.1', () => s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'));
+        s.once('data', () => {
+          s.resetAndDestroy();
+          resolve();
+        });
+        s.on('error', () => resolve());
+      });
+    const cut = () =>
+      new Promise((resolve) => {
+        const s = net.connect(gw.adminPort, '127.0.0.1', () => s.end('GET /metr'));
+        s.on('close', resolve);
+        s.on('error', () => {});
+      });
+    await Promise.all([...Array.from({ length: 40 }, leave), ...Array.from({ length: 20 }, cut)]);
+    // A request sent a byte at a time, while others are served meanwhile.
+    const trickled = new Promise((resolve, reject) => {
+      const parts = [];
+      const s = net.connect(gw.adminPort, '127.0.0.1', async () => {
+        for (const ch of 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n') {
+          s.write(ch);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      });
+      s.on('data', (d) => parts.push(d));
+      s.on('error', reject);
+      s.on('close', () => resolve(Buffer.concat(parts)));
+    });
+    const meanwhile = await request(`${gw.adminUrl}/healthz`);
+    assert.equal(meanwhile.status, 200);
+    const t = splitAnswer(await trickled);
+    assert.equal(t.body.length, t.contentLength);
+    assert.equal(t.body.length, size);
+    assert.equal(gw.proc.exitCode, null);
+  });
+
+  // FINDING 2: every scrape connection gets its own copy of the whole text (admin.c
+  // respond_text mallocs the answer per connection), held until the client reads it or
+  // server.idle_timeout (60 s) passes, with no bound on how many: 48 scrapers that never
+  // read hold ~48 copies (the kernel's socket buffers take only the first MB or so of
+  // each). A slow or hostile scraper multiplies the scrape's size into the gateway's RSS.
+  test('scrapers that never read do not each hold a copy of the scrape', async () => {
+    const rss0 = vmRssKb(gw.proc.pid);
+    const socks = [];
+    let started = 0;
+    for (let i = 0; i < 48; i++) {
+      const s = net.connect(gw.adminPort, '127.0.0.1', () => s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'));
+      s.once('data', () => {
+        started++;
+        s.pause();
+      });
+      s.on('error', () => {});
+      socks.push(s);
+    }
+    try {
+      // Every one of them answered (rendered and queued): then the memory held now.
+      await waitFor(() => started === 48, { timeoutMs: 20000, message: 'every scrape begun' });
+      const held = vmRssKb(gw.proc.pid) - rss0;
+      assert.ok(held * 1024 < 10 * size, `${Math.round(held / 1024)} MB held by 48 stalled scrapes of ${Math.round(size / 1e6)} MB`);
+    } finally {
+      for (const s of socks) s.destroy();
+    }
+    // And all of it is given back once they are gone.
+    await waitFor(() => vmRssKb(gw.proc.pid) - rss0 < 32 * 1024, { timeoutMs: 10000, message: 'memory given back' });
+  });
+
+  // FINDING 3: HEAD /metrics is answered with the whole text as a body (admin.c
+  // respond_text writes it for HEAD too): a HEAD response has no body (RFC 9110 9.3.2),
+  // and a client reading the next answer on the connection reads the scrape instead.
+  test('HEAD /metrics: the head only', async () => {
+    const a = await rawScrape(gw.adminPort, 'HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    const x = splitAnswer(a);
+    assert.equal(x.status, 200);
+    assert.equal(x.body.length, 0, `${x.body.length} bytes of body after a HEAD answer`);
+  });
+});
+
+// ---- reload while counting --------------------------------------------------------------
+
+describe('SIGHUP while counting', () => {
+  let mock;
+  let gw;
+  before(async () => {
+    mock = await startMock({ threads: 2 });
+    gw = await startGateway({
+      workers: 2,
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [
+        { name: 'api', path_prefix: '/api/', upstream: 'mock', kind: 'http' },
+        { name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' },
+      ],
+      extra: { metrics: { max_models: 3 } },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  test('counters survive reloads (a new route, larger caps in the file), none goes down, the total exact', async () => {
+    const { secret } = await createTenantKey(gw, 'hup');
+    await waitForKey(gw, secret, '/api/ready');
+    const headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+    let stop = false;
+    let sentOa = 0;
+    let sentApi2 = 0;
+    let reloads = 0;
+    const client = async (c) => {
+      for (let i = 0; !stop; i++) {
+        if (reloads > 0 && i % 4 === 0) {
+          const r = await call(agent, `${gw.url}/api2/x`, { headers });
+          if (r.status === 200) sentApi2++;
+          else assert.equal(r.status, 404); // before the reload took
+          continue;
+        }
+        const r = await call(agent, `${gw.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ model: `h-${c}-${i % 7}`, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+        });
+        assert.equal(r.status, 200);
+        sentOa++;
+      }
+    };
+    const clients = Array.from({ length: 20 }, (_, c) => client(c));
+    let prev = new Map();
+    const scrapeCheck = async () => {
+      prev = checkScrape(prev, (await request(`${gw.adminUrl}/metrics`)).text).map;
+    };
+    const config = { ...gw.config };
+    for (let k = 0; k < 4; k++) {
+      await waitFor(async () => (await scrapeCheck(), sentOa > 150 * (k + 1)), { timeoutMs: 15000, message: 'traffic flowing' });
+      config.routes = [...gw.config.routes, { name: 'api2', path_prefix: '/api2/', upstream: 'mock', kind: 'http' }];
+      config.metrics = { max_models: 100 + k }; // read once at start (docs): no effect
+      fs.writeFileSync(gw.configPath, toYaml(config));
+      const logged = (gw.stderr().match(/config reloaded/g) || []).length;
+      gw.proc.kill('SIGHUP');
+      await waitFor(async () => (await scrapeCheck(), (gw.stderr().match(/config reloaded/g) || []).length > logged), { message: 'reloaded' });
+      reloads++;
+    }
+    await waitFor(async () => (await scrapeCheck(), sentApi2 > 20), { timeoutMs: 15000, message: 'the new route used' });
+    stop = true;
+    await Promise.all(clients);
+    agent.destroy();
+    let s;
+    await waitFor(
+      async () => {
+        s = parseMetrics((await request(`${gw.adminUrl}/metrics`)).text);
+        return sum(s, 'tollgate_requests_total', { route: 'oa' }) === sentOa && sum(s, 'tollgate_requests_total', { route: 'api2' }) === sentApi2;
+      },
+      { message: `${sentOa} + ${sentApi2} requests counted` },
+    );
+    checkScrape(prev, (await request(`${gw.adminUrl}/metrics`)).text);
+    assert.equal(sum(s, 'tollgate_output_tokens_total', { tenant: 'hup' }), 2 * sentOa);
+    // The caps of the start hold: 3 models and _other.
+    const models = values(s, 'tollgate_input_tokens_total', 'model');
+    assert.equal(models.size, 4, [...models].join(' '));
+    assert.ok(models.has('_other'));
   });
 });
