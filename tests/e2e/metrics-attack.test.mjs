@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, request, run, sqlite, startGateway, startMock, toYaml, waitFor, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, freePort, request, run, sqlite, startGateway, startMock, toYaml, waitFor, waitForKey } from './lib/harness.mjs';
 
 // ---- the text format --------------------------------------------------------------------
 
@@ -140,7 +140,8 @@ function vmRssKb(pid) {
 
 /**
  * OpenAI chat completions and MCP JSON-RPC, answered from the request:
- * - POST .../chat/completions: 200, usage 3 prompt and 2 completion tokens; the answer's
+ * - POST .../chat/completions: 200, usage 3 prompt and 2 completion tokens (or the number
+ *   in x-answer-tokens for both, as digits: any size); the answer's
  *   "model" is the request's, or the raw bytes of the x-answer-model-hex header (hex) put
  *   between the quotes as they are (so the test chooses escapes and invalid UTF-8).
  * - POST /mcp (an object or a batch): a result for each request with an id; a JSON-RPC
@@ -175,6 +176,7 @@ async function startFake() {
       } catch {
         model = Buffer.from('"m"');
       }
+      const tok = /^\d+$/.test(req.headers['x-answer-tokens'] ?? '') ? req.headers['x-answer-tokens'] : null;
       const hex = req.headers['x-answer-model-hex'];
       if (hex) model = Buffer.concat([Buffer.from('"'), Buffer.from(hex, 'hex'), Buffer.from('"')]);
       const out = Buffer.concat([
@@ -182,7 +184,7 @@ async function startFake() {
         model,
         Buffer.from(
           ',"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],' +
-            '"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}',
+            `"usage":{"prompt_tokens":${tok ?? 3},"completion_tokens":${tok ?? 2},"total_tokens":5}}`,
         ),
       ]);
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': out.length }).end(out);
@@ -542,6 +544,41 @@ describe('label injection: hostile model and tool names', () => {
     assert.equal(sum(s, 'tollgate_input_tokens_total', { tenant: 'inj', model: '_other' }), 3);
     if (process.env.MA_DEBUG) console.error(ok, [...values(s, 'tollgate_input_tokens_total', 'model')].map((v) => JSON.stringify(v)), [...values(s, 'tollgate_mcp_tool_calls_total', 'tool')].map((v) => Buffer.byteLength(v) + ':' + JSON.stringify(v.slice(-4))));
     assert.ok(ok >= 5, `${ok} of the hostile answers were read`);
+  });
+
+  // FINDING 5: counters are uint64 sums that wrap: an upstream reporting 2^62 tokens (read
+  // as an int64, and billed as such) four times brings tollgate_input_tokens_total back to
+  // 0 (metrics.c add() has no saturation), so the counter goes down and Prometheus reads
+  // a reset; the cost counter wraps after two answers (each cost_micros is INT64_MAX).
+  // A counter must never decrease.
+  test('an upstream reporting absurd token counts cannot make a counter go down', async () => {
+    const { secret: s2 } = await createTenantKey(gw, 'huge');
+    await waitForKey(gw, s2, '/v1/models');
+    let prev = new Map();
+    let last = 0;
+    const billable = async () => sum(parseMetrics(await scrape()), 'tollgate_requests_total', { tenant: 'huge', route: 'oa', outcome: 'billable' });
+    const base = await billable(); // waitForKey's
+    for (let i = 0; i < 5; i++) {
+      const r = await call(agent, `${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s2}`, 'content-type': 'application/json', 'x-answer-tokens': String(2n ** 62n) },
+        body: chatBody('m'),
+      });
+      assert.equal(r.status, 200);
+      const text = await waitFor(
+        async () => {
+          const t = await scrape();
+          return sum(parseMetrics(t), 'tollgate_requests_total', { tenant: 'huge', route: 'oa', outcome: 'billable' }) === base + i + 1 && t;
+        },
+        { message: `answer ${i + 1} counted` },
+      ).catch(async (e) => {
+        throw new Error(`${e.message}: ${(await scrape()).split('\n').filter((l) => l.includes('huge')).join(' / ')}`);
+      });
+      prev = checkScrape(prev, text).map; // no counter down
+      const now = prev.get('tollgate_input_tokens_total{model="m",tenant="huge"}');
+      assert.ok(now >= last, `input tokens went from ${last} to ${now}`);
+      last = now;
+    }
   });
 });
 
@@ -1068,5 +1105,55 @@ describe('SIGHUP while counting', () => {
     const models = values(s, 'tollgate_input_tokens_total', 'model');
     assert.equal(models.size, 4, [...models].join(' '));
     assert.ok(models.has('_other'));
+  });
+});
+
+// ---- MCP calls that never left ----------------------------------------------------------
+
+describe('MCP tool calls that never reached the upstream', () => {
+  let gw;
+  let fake;
+  before(async () => {
+    fake = await startFake();
+    const dead = await freePort(); // nothing listens there
+    gw = await startGateway({
+      workers: 1,
+      upstreams: [
+        { name: 'fake', targets: [fake.url] },
+        { name: 'dead', targets: [`http://127.0.0.1:${dead}`] },
+      ],
+      routes: [
+        { name: 'mcp', path_prefix: '/mcp', upstream: 'fake', kind: 'mcp' },
+        { name: 'deadmcp', path_prefix: '/dead/mcp', upstream: 'dead', kind: 'mcp' },
+      ],
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await fake?.stop();
+  });
+
+  // FINDING 4: tollgate_mcp_tool_calls_total is documented as "MCP tools/call requests
+  // sent upstream" (docs/operations.md; phase_answer.c observe(): "on an MCP route that
+  // reached the upstream"), but observe() only leaves out rejected requests: a batch to an
+  // upstream that cannot be reached (502, reason upstream_unreachable) counts its calls as
+  // sent, and as errors of each tool.
+  test('a batch to an unreachable upstream is not counted as calls sent upstream', async () => {
+    const { secret } = await createTenantKey(gw, 'mc');
+    await waitForKey(gw, secret, '/mcp');
+    const headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json', accept: 'application/json' };
+    const ok = await request(`${gw.url}/mcp`, { method: 'POST', headers, body: JSON.stringify([toolCall(1, 'reached')]) });
+    assert.equal(ok.status, 200);
+    const r = await request(`${gw.url}/dead/mcp`, { method: 'POST', headers, body: JSON.stringify([toolCall(1, 'never-sent'), toolCall(2, 'never-sent-2')]) });
+    assert.equal(r.status, 502);
+    const s = await waitFor(
+      async () => {
+        const x = parseMetrics((await request(`${gw.adminUrl}/metrics`)).text);
+        return sum(x, 'tollgate_requests_total', { tenant: 'mc', route: 'deadmcp' }) === 1 && x;
+      },
+      { message: 'the 502 counted' },
+    );
+    assert.equal(sum(s, 'tollgate_mcp_tool_calls_total', { tenant: 'mc', tool: 'reached' }), 1);
+    assert.equal(sum(s, 'tollgate_mcp_tool_calls_total', { tenant: 'mc' }), 1, 'calls counted as sent upstream');
   });
 });
