@@ -19,7 +19,11 @@
 #include "util/log.h"
 
 #define ADMIN_HEAD_MAX 4096
-#define REALM          "tollgate-admin"
+/* /metrics answers written but not yet taken by their clients, at most: each is a copy of
+ * the whole scrape (megabytes with many tenants), held until its client reads it or the
+ * idle timeout; scrapers that never read must not hold the gateway's memory. Past it, 503. */
+#define METRICS_INFLIGHT_MAX 8
+#define REALM                "tollgate-admin"
 
 struct tg_admin {
     uv_tcp_t tcp;
@@ -29,6 +33,7 @@ struct tg_admin {
     /* Refusals for want of the token (main thread only, as everything here). */
     unsigned long long unauthorized; /* since start: tollgate_admin_unauthorized_total */
     unsigned long long unlogged;     /* refused since the last log line */
+    int metrics_inflight;            /* /metrics answers not yet written (see its max) */
     uint64_t last_log_ms;            /* uv_now of that line; 0 = none yet */
 };
 
@@ -41,6 +46,8 @@ typedef struct aconn {
     http_parser parser;
     char url[256];
     size_t url_len, head_bytes;
+    int head;           /* a HEAD request: the answer's head only */
+    int metrics_answer; /* the answer being written is a /metrics one */
     char rbuf[2048];
     int done;
     /* The header being read: its name lower-cased (a longer one is not Authorization). */
@@ -55,6 +62,7 @@ typedef struct aconn {
 
 typedef struct awrite {
     uv_write_t req;
+    int metrics; /* a /metrics answer: counted in metrics_inflight until written */
     char data[];
 } awrite_t;
 
@@ -105,7 +113,9 @@ static void on_written(uv_write_t *req, int status)
 {
     (void)status;
     aconn_t *c = req->handle->data;
-    free(req);
+    awrite_t *w = (awrite_t *)req;
+    if (w->metrics && c->a) c->a->metrics_inflight--;
+    free(w);
     aconn_close(c);
 }
 
@@ -132,12 +142,16 @@ static void respond_text_h(aconn_t *c, int status, const char *ctype, const char
     memcpy(w->data + hl, js ? js : "", bl);
     w->data[hl + bl] = '\n';
     free(js);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)(hl + bl + 1));
+    /* HEAD: the same head, Content-Length included, and no body (RFC 9110 9.3.2). */
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)(hl + (c->head ? 0 : bl + 1)));
+    w->metrics = c->metrics_answer && c->a;
     arm(c, c->a ? c->a->ops.idle_timeout_ms(c->a->ctx) : 0); /* a client that never reads */
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
         free(w);
         aconn_close(c);
+        return;
     }
+    if (w->metrics) c->a->metrics_inflight++; /* until on_written */
 }
 
 static void respond_text(aconn_t *c, int status, const char *ctype, char *js)
@@ -326,6 +340,7 @@ static int on_message_complete(http_parser *p)
 {
     aconn_t *c = p->data;
     c->done = 1;
+    c->head = p->method == HTTP_HEAD;
     char *q = strchr(c->url, '?');
     if (q) *q = '\0';
     int open_path = !strcmp(c->url, "/healthz") || !strcmp(c->url, "/readyz");
@@ -352,8 +367,14 @@ static int on_message_complete(http_parser *p)
         int ready = c->a->ops.ready(c->a->ctx, o);
         respond(c, ready ? 200 : 503, o);
     } else if (strcmp(c->url, "/metrics") == 0) {
-        char *text = metrics_text(c->a);
-        respond_text(c, 200, "text/plain; version=0.0.4", text);
+        if (c->a->metrics_inflight >= METRICS_INFLIGHT_MAX) {
+            respond(c, 503,
+                    json_pack("{s:{s:s,s:s}}", "error", "type", "busy", "message",
+                              "too many /metrics answers are still being read; retry"));
+        } else {
+            c->metrics_answer = 1;
+            respond_text(c, 200, "text/plain; version=0.0.4", metrics_text(c->a));
+        }
     } else {
         respond(c, 404,
                 json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",

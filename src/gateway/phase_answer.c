@@ -1,5 +1,7 @@
 /* The answer's phases, once both halves of the request are over, whatever way: METER's
  * end, SETTLE, RECORD (phases.h). */
+#include <string.h>
+
 #include "bill/bill.h"
 #include "gateway/phases.h"
 #include "meter/exchange.h"
@@ -36,8 +38,9 @@ static void observe(tg_req_t *r)
     tg_metrics_block_t *mb = r->cx->metrics;
     if (!mb) return;
     tg_metrics_observe(mb, &r->ev);
+    /* (A connect that failed, upstream_unreachable, sent nothing: no call reached it.) */
     if (r->route && r->route->kind == TG_ROUTE_MCP && r->ev.outcome != TG_OUTCOME_REJECTED &&
-        r->cx->xchg)
+        strcmp(r->ev.reason, "upstream_unreachable") != 0 && r->cx->xchg)
         for (size_t i = 0, n = tg_xchg_ntools(r->cx->xchg); i < n; i++)
             tg_metrics_observe_tool(mb, r->ev.tenant, tg_xchg_tool(r->cx->xchg, i),
                                     !tg_xchg_call_billed(r->cx->xchg, i));

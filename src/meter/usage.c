@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "types/event.h"
+
 /* OpenAI: a usage object's members, in the order usage_group() reads them. */
 #define USAGE_GROUP(...)                                                                           \
     {{__VA_ARGS__, NULL}}, {{__VA_ARGS__, "prompt_tokens"}}, {{__VA_ARGS__, "input_tokens"}},      \
@@ -89,11 +91,12 @@ static void set_model(tg_usage_t *u, const tg_jpick_t *pk, int i)
     memcpy(u->model, v->s, strlen(v->s) + 1);
 }
 
-/* Sets *dst from the value picked at i when that is an integer; leaves it otherwise. */
+/* Sets *dst from the value picked at i when that is an integer (negative read as 0, past
+ * TG_TOKENS_MAX as TG_TOKENS_MAX); leaves it otherwise. */
 static void set_int(int64_t *dst, const tg_jpick_t *pk, int i)
 {
     const tg_jval_t *v = tg_jpick_get(pk, (size_t)i);
-    if (v->type == TG_JT_INT) *dst = v->i < 0 ? 0 : v->i;
+    if (v->type == TG_JT_INT) *dst = v->i < 0 ? 0 : v->i > TG_TOKENS_MAX ? TG_TOKENS_MAX : v->i;
 }
 
 /* An OpenAI usage object, either naming scheme (the paths of USAGE_GROUP from g). The

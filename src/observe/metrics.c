@@ -123,9 +123,11 @@ struct tg_metrics {
 
 static inline void add(atomic_uint_least64_t *c, uint64_t n)
 {
-    /* One writer per counter: no read-modify-write needed, only no tearing. */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    /* One writer per counter: no read-modify-write needed, only no tearing. Saturating: a
+     * counter never goes down (Prometheus would read a wrap as a reset). */
+    uint64_t v = atomic_load_explicit(c, memory_order_relaxed), sum;
+    if (__builtin_add_overflow(v, n, &sum)) sum = UINT64_MAX;
+    atomic_store_explicit(c, sum, memory_order_relaxed);
 }
 
 static inline uint64_t get(atomic_uint_least64_t *c)
@@ -296,7 +298,11 @@ static uint32_t intern(tg_metrics_block_t *b, int kind, const char *s)
          * client invents cost no memory. */
         if (!id) return 0;
     }
-    (void)cache_put(c, h, s, len, id); /* out of memory: looked up again next time */
+    /* Cached only when s is its own clean form: spellings that clean to a value already
+     * named (control bytes, invalid UTF-8, each its own raw string) would otherwise each
+     * cost an entry, without bound. They are cleaned again each time instead. */
+    if (n == len && memcmp(clean, s, len) == 0)
+        (void)cache_put(c, h, s, len, id); /* out of memory: looked up again next time */
     return id;
 }
 

@@ -149,6 +149,13 @@ static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_int64(st, i, v);
 }
 
+/* *a += b, held at INT64_MAX (or MIN) instead of overflowing: a batch's sums of what
+ * events claim (a cost priced at its cap, counts an upstream made up) stay defined. */
+static void sat_add(int64_t *a, int64_t b)
+{
+    if (__builtin_add_overflow(*a, b, a)) *a = b > 0 ? INT64_MAX : INT64_MIN;
+}
+
 static int64_t floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
@@ -299,12 +306,12 @@ static void agg_add(sq_store_t *s, size_t *ngroups, const tg_event_t *ev)
     g->billable += n * (ev->outcome == TG_OUTCOME_BILLABLE);
     g->rejected += n * (ev->outcome == TG_OUTCOME_REJECTED);
     g->failed += n * (ev->outcome != TG_OUTCOME_BILLABLE && ev->outcome != TG_OUTCOME_REJECTED);
-    g->bytes_in += ev->bytes_in;
-    g->bytes_out += ev->bytes_out;
-    if (ev->tokens_in > 0) g->tokens_in += ev->tokens_in;
-    if (ev->tokens_out > 0) g->tokens_out += ev->tokens_out;
-    if (ev->tokens_cached > 0) g->tokens_cached += ev->tokens_cached;
-    g->cost_micros += ev->cost_micros;
+    sat_add(&g->bytes_in, ev->bytes_in);
+    sat_add(&g->bytes_out, ev->bytes_out);
+    if (ev->tokens_in > 0) sat_add(&g->tokens_in, ev->tokens_in);
+    if (ev->tokens_out > 0) sat_add(&g->tokens_out, ev->tokens_out);
+    if (ev->tokens_cached > 0) sat_add(&g->tokens_cached, ev->tokens_cached);
+    sat_add(&g->cost_micros, ev->cost_micros);
 }
 
 /* api_keys.last_used_us: the newest authenticated request of each key in the

@@ -21,6 +21,11 @@ typedef enum {
 const char *tg_outcome_name(tg_outcome_t o); /* "billable", "failed", "rejected" */
 
 #define TG_TOKENS_UNKNOWN (-1)
+/* The largest token count taken from an answer; a larger one is read as this (a hundred
+ * thousand times the largest context window offered today), so that sums of counts and
+ * their prices stay far inside int64 whatever an upstream claims, and a claim that large
+ * is billed at the most, never as nothing. */
+#define TG_TOKENS_MAX 1000000000000LL
 
 typedef struct tg_event {
     int64_t id;         /* time-ordered, unique: see tg_event_new_id() */
