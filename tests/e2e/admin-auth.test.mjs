@@ -5,6 +5,7 @@
 // token configured refuses everything but the probes; refusals counted on /metrics and
 // logged at most once a second; the token (and what a client presented) never in the
 // gateway's stderr, stdout or access log; config errors name the key, never the value.
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -194,7 +195,7 @@ describe('admin token (server.admin_token)', () => {
 
 describe('admin token from ${ENV}', () => {
   let gw;
-  const token = `env-token-${Date.now()}-0123456789`;
+  const token = `env-token-${randomBytes(8).toString('hex')}-0123456789`;
   before(async () => {
     gw = await startGateway({
       adminToken: null,
@@ -232,7 +233,7 @@ describe('admin token from a file, changed on SIGHUP', () => {
 
   test('a new token in the file takes effect on SIGHUP; the old one is refused', async () => {
     const old = gw.adminToken;
-    const next = `rotated-${Date.now()}-abcdef0123456789`;
+    const next = `rotated-${randomBytes(8).toString('hex')}-abcdef0123456789`;
     // Whitespace around the first line and a second line are not the token's.
     await fs.promises.writeFile(gw.adminTokenFile, `  ${next} \r\n# a comment line\n`);
     assert.equal(await status(old), 200, 'nothing changes before the signal');
@@ -271,7 +272,7 @@ describe('admin token in the config, changed on SIGHUP', () => {
 
   test('the old token is refused after the reload, the new one accepted', async () => {
     const old = gw.adminToken;
-    const next = `changed-${Date.now()}-0123456789abcdef`;
+    const next = `changed-${randomBytes(8).toString('hex')}-0123456789abcdef`;
     const cfg = fs.readFileSync(gw.configPath, 'utf8');
     assert.ok(cfg.includes(old));
     await fs.promises.writeFile(gw.configPath, cfg.replace(old, next));
