@@ -1,0 +1,39 @@
+/* A notice: one thing an operator must hear about, as every notifier sends it.
+ *
+ * Producers: the alarm engine (a state change of a rule for a tenant, or process-wide),
+ * the budget thresholds (policy/budget.c, when an alert row is first stored) and
+ * `tollgate alarms test`. Consumer: the notification outbox (notify/), which stores the
+ * notice before sending it and sends it to every configured notifier (webhook,
+ * Alertmanager, exec) until each has taken it.
+ *
+ * A plain value with fixed-size strings, copied with =; it sits in types/ because the
+ * producers and the consumer are peers that must not include each other. */
+#ifndef TG_TYPES_NOTICE_H
+#define TG_TYPES_NOTICE_H
+
+#include <stdint.h>
+
+#include "util/sizes.h"
+
+typedef struct tg_notice {
+    /* Stable and unique per notice: a receiver de-duplicates on it. Built by the producer
+     * from what the notice is about, never from a clock read or a counter in memory alone,
+     * so a notice sent again after a crash has the same id (e.g. "alarm/errors/acme/12" =
+     * the 12th transition of rule errors for tenant acme, "budget/acme/2026-12/80"). */
+    char id[160];
+    char kind[16];               /* "alarm" | "budget" | "test" */
+    char alarm[64];              /* rule name ("budget" for budget thresholds) */
+    char alarm_kind[16];         /* quota | error_rate | latency | spend_rate | queue | budget */
+    char tenant[TG_TENANT_SIZE]; /* "" = process-wide (kind queue) */
+    char state[16];              /* "pending" | "firing" | "resolved" (budget: "firing") */
+    char severity[16];           /* "warning" | "critical" */
+    double value;                /* what was measured (a ratio, a rate, ms, micro-USD/h) */
+    double threshold;            /* what it was compared with */
+    double baseline;             /* the tenant's own baseline then; 0 when the rule has none */
+    int64_t window_s;            /* the rule's window in seconds; 0 when it has none */
+    int64_t time_us;             /* when it happened (wall clock, UTC, passed in) */
+    int64_t started_us;          /* when the alarm started firing (resolved: its start) */
+    char summary[256];           /* one human sentence, e.g. "error rate 12% over 5m ..." */
+} tg_notice_t;
+
+#endif
