@@ -1221,6 +1221,7 @@ static void on_up_done(void *ud, tg_proxy_result_t r, const char *detail)
         start_upstream(c);
         if (c->req.up) return;
     }
+    c->req.ev.upstream_latency_us = tg_req_upstream_us(&c->req, now); /* the transfer's end */
     after_early_response(c); /* before any head is built: it may set keep_alive = 0 */
     if (r == TG_PROXY_OK) {
         if (c->req.metered && !c->req.no_body_out) tg_xchg_response_end(c->cx.xchg, send_body, c);

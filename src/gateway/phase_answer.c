@@ -57,6 +57,10 @@ void tg_ph_record(tg_req_t *r)
 void tg_req_end(tg_req_t *r, int64_t now_us)
 {
     r->ev.latency_us = now_us - r->start_mono;
+    /* An upstream call still open when the request ends (tollgate gave up on it) lasted
+     * until now; a finished one was timed where it ended (the connection's on_up_done). */
+    if (r->up_start_mono && !r->ev.upstream_latency_us)
+        r->ev.upstream_latency_us = tg_req_upstream_us(r, now_us);
     tg_ph_meter(r, now_us);
     tg_ph_settle(r, now_us);
     tg_ph_record(r);

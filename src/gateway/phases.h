@@ -33,7 +33,8 @@ tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us);
  * only from trusted proxies), then billing's admission (bill.h). */
 tg_phase_res_t tg_ph_admit(tg_req_t *r, int64_t now_us);
 /* FORWARD (phase_forward.c): 100 Continue for a streamed body, then the upstream request
- * started by the connection. Always DONE. */
+ * started by the connection; now_us is the upstream call's start (r->up_start_mono, the
+ * start of the event's upstream_latency_us). Always DONE. */
 tg_phase_res_t tg_ph_forward(tg_req_t *r, int64_t now_us);
 
 /* AUTH to FORWARD, in order (indexed by tg_phase_t). */
@@ -53,7 +54,8 @@ void tg_ph_settle(tg_req_t *r, int64_t now_us);
 /* RECORD: the event, one per request, counted in the worker's metrics (r->cx->metrics,
  * observe/metrics.h) and pushed to the recorder. */
 void tg_ph_record(tg_req_t *r);
-/* The three in order, the latency first: the one place a request's event is finished. */
+/* The three in order, the latency first (and the upstream latency of a call still open,
+ * which ends now): the one place a request's event is finished. */
 void tg_req_end(tg_req_t *r, int64_t now_us);
 
 #endif

@@ -224,6 +224,7 @@ struct tg_req {
     tg_target_t *target;
     int attempts;
     int64_t start_mono;
+    int64_t up_start_mono; /* FORWARD's time: the upstream call began (0: none) */
 
     /* The request-target: until headers-complete, url_off / url_len name it in the head's
      * bytes as sent; from then on, in the head's target buffer, the canonical
@@ -254,6 +255,13 @@ struct tg_req {
     tg_admission_t adm; /* rate-limit headers, the in-flight slot and reservations */
     tg_event_t ev;      /* what is recorded: exactly one per request */
 };
+
+/* The upstream call's duration at now (event.h's upstream_latency_us): at least 1, since 0
+ * says there was no call. */
+static inline int64_t tg_req_upstream_us(const tg_req_t *r, int64_t now_us)
+{
+    return now_us - r->up_start_mono > 0 ? now_us - r->up_start_mono : 1;
+}
 
 /* The constructor: a request that just began on conn, at mono / wall microseconds, from
  * client_ip (the socket peer's printable form). Everything else starts zero (the context

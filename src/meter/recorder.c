@@ -70,8 +70,8 @@ struct spool_hdr {
 };
 #define SPOOL_MAGIC "TGSPOOL"
 #define SPOOL_VERSION                                                                              \
-    4 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
-         4: count (aggregates of unauthenticated refusals) */
+    5 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
+         4: count (aggregates of unauthenticated refusals); 5: upstream_latency_us */
 #define HDR ((off_t)sizeof(struct spool_hdr))
 
 struct tg_recorder {

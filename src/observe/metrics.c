@@ -69,13 +69,16 @@ enum { F_TR = 1, F_TM, F_T, F_RJ, F_TOOL, NFAMS };
 #define NOUTCOMES 3
 #define NCLASSES  6 /* 1xx 2xx 3xx 4xx 5xx, other (no status: a request that never got one) */
 /* tenant x route: requests by outcome and class, latency buckets (+Inf last), latency sum,
- * body bytes in and out. */
+ * body bytes in and out, then the upstream latency's buckets and sum (requests that made
+ * an upstream call only). */
 #define V_REQ(o, c) ((o)*NCLASSES + (c))
 #define V_BKT       (NOUTCOMES * NCLASSES)
 #define V_SUM       (V_BKT + TG_METRICS_BUCKETS + 1)
 #define V_BIN       (V_SUM + 1)
 #define V_BOUT      (V_SUM + 2)
-#define NV_TR       (V_SUM + 3)
+#define V_UBKT      (V_SUM + 3)
+#define V_USUM      (V_UBKT + TG_METRICS_BUCKETS + 1)
+#define NV_TR       (V_USUM + 1)
 /* tenant x model: tokens in, out, cached. tenant: cost. tenant x reason: rejections.
  * tenant x tool: calls, errors. */
 static const size_t nvals[NFAMS] = {
@@ -380,6 +383,15 @@ static inline int status_class(int32_t status)
     return status >= 100 && status <= 599 ? status / 100 - 1 : NCLASSES - 1;
 }
 
+/* The latency bucket of us: the first bound at or above it, TG_METRICS_BUCKETS for +Inf. */
+static inline int bucket(uint64_t us)
+{
+    int i = 0;
+    while (i < TG_METRICS_BUCKETS && us > (uint64_t)tg_metrics_bucket_us[i])
+        i++;
+    return i;
+}
+
 void tg_metrics_observe(tg_metrics_block_t *b, const tg_event_t *ev)
 {
     if (!b) return;
@@ -390,11 +402,13 @@ void tg_metrics_observe(tg_metrics_block_t *b, const tg_event_t *ev)
         int o = ev->outcome >= 0 && ev->outcome < NOUTCOMES ? ev->outcome : TG_OUTCOME_FAILED;
         add(&s->v[V_REQ(o, status_class(ev->status))], n);
         uint64_t lat = ev->latency_us > 0 ? (uint64_t)ev->latency_us : 0;
-        int i = 0;
-        while (i < TG_METRICS_BUCKETS && lat > (uint64_t)tg_metrics_bucket_us[i])
-            i++;
-        add(&s->v[V_BKT + i], n);
+        add(&s->v[V_BKT + bucket(lat)], n);
         add(&s->v[V_SUM], lat * n);
+        if (ev->upstream_latency_us > 0) { /* an aggregate (of refusals) never has one */
+            uint64_t up = (uint64_t)ev->upstream_latency_us;
+            add(&s->v[V_UBKT + bucket(up)], 1);
+            add(&s->v[V_USUM], up);
+        }
         if (ev->bytes_in > 0) add(&s->v[V_BIN], (uint64_t)ev->bytes_in);
         if (ev->bytes_out > 0) add(&s->v[V_BOUT], (uint64_t)ev->bytes_out);
     }
@@ -688,6 +702,38 @@ static int counter(tg_buf_t *out, const tg_metrics_t *m, const char *name, const
 static const char *const outcome_names[NOUTCOMES] = {"billable", "failed", "rejected"};
 static const char *const class_names[NCLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
 
+/* A latency histogram by tenant and route from each agg's values vbkt.. (bucket counts,
+ * +Inf last) and vsum (microseconds). skip_empty: a label set with no observation is left
+ * out (the upstream histogram of routes that were only refused). */
+static int histogram(tg_buf_t *out, const tg_metrics_t *m, const char *h, const char *help,
+                     const agg_t *ag, size_t n, size_t vbkt, size_t vsum, int skip_empty)
+{
+    if (tg_metrics_family(out, h, "histogram", help)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t total = 0;
+        for (int k = 0; k <= TG_METRICS_BUCKETS; k++)
+            total += ag[i].v[vbkt + k];
+        if (skip_empty && !total) continue;
+        uint64_t cum = 0;
+        for (int k = 0; k <= TG_METRICS_BUCKETS; k++) {
+            cum += ag[i].v[vbkt + k];
+            if (puts_(out, h) || puts_(out, "_bucket") ||
+                labels(out, m, ag[i].a, "route", K_ROUTE, ag[i].b) || puts_(out, ",le=\"") ||
+                (k < TG_METRICS_BUCKETS ? put_seconds(out, (uint64_t)tg_metrics_bucket_us[k])
+                                        : puts_(out, "+Inf")) ||
+                puts_(out, "\"} ") || putu(out, cum) || puts_(out, "\n"))
+                return -1;
+        }
+        if (puts_(out, h) || puts_(out, "_sum") ||
+            labels(out, m, ag[i].a, "route", K_ROUTE, ag[i].b) || puts_(out, "} ") ||
+            put_seconds(out, ag[i].v[vsum]) || puts_(out, "\n") || puts_(out, h) ||
+            puts_(out, "_count") || labels(out, m, ag[i].a, "route", K_ROUTE, ag[i].b) ||
+            puts_(out, "} ") || putu(out, cum) || puts_(out, "\n"))
+            return -1;
+    }
+    return 0;
+}
+
 static int render_tr(tg_buf_t *out, const tg_metrics_t *m, const agg_t *ag, size_t n)
 {
     const char *req = "tollgate_requests_total";
@@ -706,29 +752,11 @@ static int render_tr(tg_buf_t *out, const tg_metrics_t *m, const agg_t *ag, size
                     puts_(out, "\"} ") || putu(out, v) || puts_(out, "\n"))
                     return -1;
             }
-    const char *h = "tollgate_request_duration_seconds";
-    if (tg_metrics_family(out, h, "histogram",
-                          "Request latency, from the request's start to its last byte sent, "
-                          "by tenant and route."))
+    if (histogram(out, m, "tollgate_request_duration_seconds",
+                  "Request latency, from the request's start to its last byte sent, by tenant "
+                  "and route.",
+                  ag, n, V_BKT, V_SUM, 0))
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t cum = 0;
-        for (int k = 0; k <= TG_METRICS_BUCKETS; k++) {
-            cum += ag[i].v[V_BKT + k];
-            if (puts_(out, h) || puts_(out, "_bucket") ||
-                labels(out, m, ag[i].a, "route", K_ROUTE, ag[i].b) || puts_(out, ",le=\"") ||
-                (k < TG_METRICS_BUCKETS ? put_seconds(out, (uint64_t)tg_metrics_bucket_us[k])
-                                        : puts_(out, "+Inf")) ||
-                puts_(out, "\"} ") || putu(out, cum) || puts_(out, "\n"))
-                return -1;
-        }
-        if (puts_(out, h) || puts_(out, "_sum") ||
-            labels(out, m, ag[i].a, "route", K_ROUTE, ag[i].b) || puts_(out, "} ") ||
-            put_seconds(out, ag[i].v[V_SUM]) || puts_(out, "\n") || puts_(out, h) ||
-            puts_(out, "_count") || labels(out, m, ag[i].a, "route", K_ROUTE, ag[i].b) ||
-            puts_(out, "} ") || putu(out, cum) || puts_(out, "\n"))
-            return -1;
-    }
     if (counter(out, m, "tollgate_request_bytes_total",
                 "Request body bytes received from clients, by tenant and route.", ag, n, "route",
                 K_ROUTE, V_BIN) ||
@@ -736,7 +764,11 @@ static int render_tr(tg_buf_t *out, const tg_metrics_t *m, const agg_t *ag, size
                 "Response body bytes sent to clients, by tenant and route.", ag, n, "route",
                 K_ROUTE, V_BOUT))
         return -1;
-    return 0;
+    return histogram(out, m, "tollgate_upstream_duration_seconds",
+                     "Upstream call latency, from the first attempt's start to the end of the "
+                     "transfer (the answer's last byte received, or an error), by tenant and "
+                     "route; requests that reached no upstream are not in it.",
+                     ag, n, V_UBKT, V_USUM, 1);
 }
 
 int tg_metrics_render(tg_metrics_t *m, tg_buf_t *out)

@@ -58,8 +58,8 @@ typedef struct tg_metrics_caps {
 /* Every cap is at most this (ids are kept in 24 bits). */
 #define TG_METRICS_CAP_LIMIT 1000000
 
-/* The request latency histogram's upper bounds, in microseconds (the rendered le= values
- * are seconds): 5 ms .. 60 s, roughly 1-2.5-5 per decade, as Prometheus client libraries
+/* The request and upstream latency histograms' upper bounds, in microseconds (the rendered le=
+ * values are seconds): 5 ms .. 60 s, roughly 1-2.5-5 per decade, as Prometheus client libraries
  * default to, widened to a minute for AI answers. Plus +Inf. */
 #define TG_METRICS_BUCKETS 14
 extern const int64_t tg_metrics_bucket_us[TG_METRICS_BUCKETS];
@@ -74,9 +74,10 @@ void tg_metrics_free(tg_metrics_t *m);
 tg_metrics_block_t *tg_metrics_block_new(tg_metrics_t *m);
 
 /* Counts one finished request (its tg_event_count: an aggregate counts its requests):
- * requests by tenant, route, outcome and status class; its latency and bytes by tenant
- * and route; tokens by tenant and model when the upstream reported any; cost by tenant;
- * a rejection by tenant and reason. Called by the block's own thread only; b may be NULL
+ * requests by tenant, route, outcome and status class; its latency (total, and the
+ * upstream call's when upstream_latency_us > 0: tollgate_upstream_duration_seconds) and
+ * bytes by tenant and route; tokens by tenant and model when the upstream reported any; cost by
+ * tenant; a rejection by tenant and reason. Called by the block's own thread only; b may be NULL
  * (nothing is counted). Out of memory, the request is counted under "_other" or not at
  * all, never fails the request. */
 void tg_metrics_observe(tg_metrics_block_t *b, const tg_event_t *ev);

@@ -31,8 +31,14 @@ typedef struct tg_event {
     int64_t id;         /* time-ordered, unique: see tg_event_new_id() */
     int64_t ts_us;      /* wall clock at request start, Unix microseconds */
     int64_t latency_us; /* monotonic, request start to last byte sent */
-    int64_t bytes_in;   /* request body bytes received from the client */
-    int64_t bytes_out;  /* response body bytes sent to the client */
+    /* monotonic, the upstream call: from its first attempt's start (FORWARD) to the end of
+     * its transfer (the answer's last byte received, an error, or tollgate giving up on it:
+     * the client left, a body over the limit); retries after a failed connect included.
+     * 0 = no upstream call. Not stored (the store's event columns are listed in
+     * store/sqlite_events.c): metrics only. */
+    int64_t upstream_latency_us;
+    int64_t bytes_in;  /* request body bytes received from the client */
+    int64_t bytes_out; /* response body bytes sent to the client */
     /* Token counts as the provider reported them (see meter/usage.h), TG_TOKENS_UNKNOWN
      * when not known. OpenAI's tokens_in includes tokens_cached; Anthropic's excludes both
      * tokens_cached (cache reads) and tokens_cache_write (cache creation). */

@@ -184,6 +184,24 @@ describe('/metrics per tenant', () => {
     }
   });
 
+  test('upstream latency: one observation per request that reached the upstream, within the total', () => {
+    // Every request of these routes went upstream (the 503 too: the mock answered it).
+    for (const [tenant, route] of [['alpha', 'api'], ['alpha', 'oa'], ['alpha', 'mcp'], ['beta', 'api'], ['beta', 'oa']]) {
+      const reqs = delta('tollgate_requests_total', { tenant, route });
+      assert.ok(reqs > 0, `${tenant}/${route} sent requests`);
+      assert.equal(delta('tollgate_upstream_duration_seconds_count', { tenant, route }), reqs, `${tenant}/${route}`);
+      assert.equal(delta('tollgate_upstream_duration_seconds_bucket', { tenant, route, le: '+Inf' }), reqs);
+      // The upstream call is part of the request: its time never exceeds the total's.
+      const up = sum(final, 'tollgate_upstream_duration_seconds_sum', { tenant, route });
+      assert.ok(up > 0 && up <= sum(final, 'tollgate_request_duration_seconds_sum', { tenant, route }) + 1e-6, `${tenant}/${route}: ${up}`);
+    }
+    // Refused before any upstream work: no upstream series at all.
+    for (const tenant of ['beta', '']) {
+      assert.equal(final.filter((x) => x.name.startsWith('tollgate_upstream_duration_seconds') && x.labels.tenant === tenant && x.labels.route === '').length, 0);
+      assert.ok(sum(final, 'tollgate_request_duration_seconds_count', { tenant, route: '' }) > 0);
+    }
+  });
+
   test('tokens and cost per tenant: what the mock reported and the price rule', () => {
     for (const tenant of ['alpha', 'beta']) {
       const mine = sent.filter((s) => s.tenant === tenant).map((s) => s.usage);

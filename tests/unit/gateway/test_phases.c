@@ -501,6 +501,7 @@ static void test_run_answers_once_and_stops(void **state)
     assert_int_equal(r->phase, TG_PHASE_METER);
     assert_int_equal(calls.upstreams, 0);
     assert_int_equal(r->route == NULL, 1); /* ROUTE never ran */
+    assert_int_equal(r->up_start_mono, 0); /* no upstream call to time */
 }
 
 static void test_run_waits_and_resumes(void **state)
@@ -525,7 +526,8 @@ static void test_run_waits_and_resumes(void **state)
     tg_ph_settle(r, MONO + 2000);
 }
 
-/* A streamed (not held) body: FORWARD sends the 100 Continue, then starts the upstream. */
+/* A streamed (not held) body: FORWARD sends the 100 Continue, then starts the upstream (and
+ * its time is the upstream call's start). */
 static void test_run_streams_plain_route(void **state)
 {
     (void)state;
@@ -536,6 +538,10 @@ static void test_run_streams_plain_route(void **state)
     assert_int_equal(calls.continues, 1);
     assert_int_equal(calls.upstreams, 1);
     assert_int_equal(calls.body_timers, 0);
+    /* FORWARD's time starts the upstream latency (event.h): 1 at least, so 0 says "none". */
+    assert_int_equal(r->up_start_mono, MONO);
+    assert_int_equal(tg_req_upstream_us(r, MONO + 250), 250);
+    assert_int_equal(tg_req_upstream_us(r, MONO), 1);
     tg_ph_settle(r, MONO);
 }
 

@@ -405,6 +405,52 @@ static void test_histogram(void **state)
     tg_metrics_free(m);
 }
 
+/* The upstream histogram counts only requests that made an upstream call (upstream_latency_us
+ * > 0), in its own buckets, beside the total latency; a label set that never reached the
+ * upstream has none. */
+static void test_upstream_histogram(void **state)
+{
+    (void)state;
+    tg_metrics_t *m = tg_metrics_new(NULL);
+    tg_metrics_block_t *b = tg_metrics_block_new(m);
+    const int64_t up[] = {1, 5000, 5001, 70000, 61000000};
+    for (size_t i = 0; i < sizeof up / sizeof up[0]; i++) {
+        tg_event_t ev = ev_of("acme", "chat", 200, TG_OUTCOME_BILLABLE);
+        ev.latency_us = up[i] + 300; /* the total: always later */
+        ev.upstream_latency_us = up[i];
+        tg_metrics_observe(b, &ev);
+    }
+    tg_event_t rej = ev_of("acme", "chat", 429, TG_OUTCOME_REJECTED); /* no upstream call */
+    SET(&rej, reason, "rate_limited");
+    tg_metrics_observe(b, &rej);
+    tg_event_t only = ev_of("acme", "admin", 401, TG_OUTCOME_REJECTED);
+    SET(&only, reason, "unauthorized");
+    tg_metrics_observe(b, &only);
+    char *t = render(m);
+#define UP(le)                                                                                     \
+    "tollgate_upstream_duration_seconds_bucket{tenant=\"acme\",route=\"chat\",le=\"" le "\"}"
+    assert_true(value(t, UP("0.005")) == 2);
+    assert_true(value(t, UP("0.01")) == 3);
+    assert_true(value(t, UP("0.1")) == 4);
+    assert_true(value(t, UP("60")) == 4);
+    assert_true(value(t, UP("+Inf")) == 5);
+    assert_true(
+        value(t, "tollgate_upstream_duration_seconds_count{tenant=\"acme\",route=\"chat\"}") == 5);
+    double sum = value(t, "tollgate_upstream_duration_seconds_sum{tenant=\"acme\",route=\"chat\"}");
+    if (fabs(sum - 61.080002) > 1e-7) fail_msg("_sum %.6f, expected 61.080002", sum);
+    /* The total counts all six requests of the route; the refused-only route has no
+     * upstream series. */
+    assert_true(
+        value(t, "tollgate_request_duration_seconds_count{tenant=\"acme\",route=\"chat\"}") == 6);
+    assert_true(
+        value(t, "tollgate_upstream_duration_seconds_count{tenant=\"acme\",route=\"admin\"}") ==
+        -1);
+    assert_true(
+        value(t, "tollgate_request_duration_seconds_count{tenant=\"acme\",route=\"admin\"}") == 1);
+    free(t);
+    tg_metrics_free(m);
+}
+
 /* The registry, filled with one of each, plus the process families a server adds. */
 static char *full_text(void)
 {
@@ -415,6 +461,7 @@ static char *full_text(void)
     ev.tokens_out = 3;
     ev.cost_micros = 9;
     ev.latency_us = 123456;
+    ev.upstream_latency_us = 120000;
     SET(&ev, model, "gpt-\"4o\"\n\xff");
     tg_metrics_observe(b, &ev);
     ev = ev_of("we\\ird\"\n", "", 429, TG_OUTCOME_REJECTED);
@@ -466,7 +513,7 @@ static void test_every_line_parses(void **state)
         }
     }
     assert_true(nsamples > 20);
-    assert_int_equal(ntypes, 12);
+    assert_int_equal(ntypes, 13);
     regfree(&help);
     regfree(&type);
     regfree(&sample);
@@ -512,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_hostile_label_values),
         cmocka_unit_test(test_values_equal_once_cleaned_share_a_series),
         cmocka_unit_test(test_histogram),
+        cmocka_unit_test(test_upstream_histogram),
         cmocka_unit_test(test_every_line_parses),
         cmocka_unit_test(test_promtool_check_metrics),
     };
