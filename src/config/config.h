@@ -33,6 +33,8 @@ typedef struct tg_target {
     char *url;                  /* scheme://host[:port], no trailing slash */
     atomic_int fails;           /* consecutive failures; reset by a success */
     atomic_llong down_until_us; /* monotonic; skipped until then */
+    atomic_int fail_streak;     /* failures since the last success (fails restarts at each
+                                   cool-down; this does not): /metrics */
 } tg_target_t;
 
 typedef struct tg_upstream_conf {

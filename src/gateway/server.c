@@ -138,6 +138,68 @@ int tg_server_ready(tg_server_t *srv, json_t *out)
     return ready;
 }
 
+/* name{upstream="..",target=".."} v: a target's URL is scheme://host[:port] (config.c
+ * refuses credentials, paths and queries in it), escaped all the same. */
+static int target_sample(tg_buf_t *out, const char *name, const tg_upstream_conf_t *u,
+                         const tg_target_t *t, long long v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "\"} %lld\n", v);
+    if (tg_buf_add(out, name, strlen(name)) < 0 || tg_buf_add(out, TG_LIT("{upstream=\"")) < 0 ||
+        tg_metrics_escape(out, u->name, strlen(u->name)) < 0 ||
+        tg_buf_add(out, TG_LIT("\",target=\"")) < 0 ||
+        tg_metrics_escape(out, t->url, strlen(t->url)) < 0 || tg_buf_add(out, num, (size_t)n) < 0)
+        return -1;
+    return 0;
+}
+
+/* The process families added with issue 11: each target's health, the writer's time per
+ * batch, the spool's size. */
+static int process_metrics(tg_server_t *srv, const tg_recorder_stats_t *st, int64_t now,
+                           tg_buf_t *out)
+{
+    const char *upn = "tollgate_upstream_target_up";
+    const char *fln = "tollgate_upstream_target_consecutive_failures";
+    if (tg_metrics_family(out, upn, "gauge",
+                          "1 when a target takes requests, 0 while it cools down after "
+                          "max_fails failures in a row (upstreams.fail_timeout).") < 0)
+        return -1;
+    for (size_t i = 0; i < srv->cfg->nupstreams; i++) {
+        tg_upstream_conf_t *u = &srv->cfg->upstreams[i];
+        for (size_t k = 0; k < u->ntargets; k++) {
+            tg_target_t *t = &u->targets[k];
+            long long until = atomic_load_explicit(&t->down_until_us, memory_order_relaxed);
+            if (target_sample(out, upn, u, t, until <= now) < 0) return -1;
+        }
+    }
+    if (tg_metrics_family(out, fln, "gauge",
+                          "Failed transfers to a target since its last answered one.") < 0)
+        return -1;
+    for (size_t i = 0; i < srv->cfg->nupstreams; i++) {
+        tg_upstream_conf_t *u = &srv->cfg->upstreams[i];
+        for (size_t k = 0; k < u->ntargets; k++) {
+            tg_target_t *t = &u->targets[k];
+            if (target_sample(out, fln, u, t,
+                              atomic_load_explicit(&t->fail_streak, memory_order_relaxed)) < 0)
+                return -1;
+        }
+    }
+    const char *bn = "tollgate_writer_batch_duration_seconds";
+    if (tg_metrics_family(out, bn, "histogram",
+                          "Time the writer thread takes per batch of events: its access-log "
+                          "lines, then one store transaction (or the spool write).") < 0 ||
+        tg_metrics_histogram(out, bn, tg_recorder_batch_bucket_us, TG_RECORDER_BATCH_BUCKETS,
+                             st->batch_buckets, st->batch_sum_us) < 0)
+        return -1;
+    const char *sn = "tollgate_spool_bytes";
+    if (tg_metrics_family(out, sn, "gauge",
+                          "Bytes of events in the spool file, written while the store was "
+                          "unavailable (0 once replayed).") < 0 ||
+        tg_metrics_sample(out, sn, (long long)st->spool_bytes) < 0)
+        return -1;
+    return 0;
+}
+
 /* The process families first (their names are older than the per-tenant ones and kept
  * as they were), then the workers' counters summed (observe/metrics.h). */
 char *tg_server_metrics(tg_server_t *srv)
@@ -186,6 +248,7 @@ char *tg_server_metrics(tg_server_t *srv)
                 goto oom;
         }
     }
+    if (process_metrics(srv, &st, now, &out) < 0) goto oom;
     if (srv->metrics && tg_metrics_render(srv->metrics, &out) < 0) goto oom;
     /* The admin adds the last newline. */
     if (tg_buf_len(&out) && tg_buf_str(&out)[tg_buf_len(&out) - 1] == '\n')

@@ -23,8 +23,11 @@ void tg_upstream_report(tg_upstream_conf_t *u, tg_target_t *t, int ok, int64_t n
     if (ok) {
         if (atomic_load_explicit(&t->fails, memory_order_relaxed) != 0)
             atomic_store_explicit(&t->fails, 0, memory_order_relaxed);
+        if (atomic_load_explicit(&t->fail_streak, memory_order_relaxed) != 0)
+            atomic_store_explicit(&t->fail_streak, 0, memory_order_relaxed);
         return;
     }
+    atomic_fetch_add_explicit(&t->fail_streak, 1, memory_order_relaxed);
     int fails = atomic_fetch_add_explicit(&t->fails, 1, memory_order_relaxed) + 1;
     if (u->max_fails > 0 && fails >= u->max_fails) {
         atomic_store_explicit(&t->down_until_us, now + (int64_t)u->fail_timeout_ms * 1000,

@@ -61,6 +61,10 @@
 #define DAY_US         (86400 * 1000000LL)
 #define RS             ((off_t)sizeof(tg_event_t))
 
+const int64_t tg_recorder_batch_bucket_us[TG_RECORDER_BATCH_BUCKETS] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+};
+
 /* The spool header. A file whose header does not match (another version or
  * build of tollgate, with a different tg_event_t) is moved aside, not read. */
 struct spool_hdr {
@@ -99,6 +103,11 @@ struct tg_recorder {
     atomic_int reopen_log; /* set by anyone, cleared by the writer */
     _Atomic uint64_t aggregated;
     _Atomic uint64_t aggregates;
+    /* The batch-time histogram and the spool's size: written by the writer alone (a relaxed
+     * load and store, no lock, no read-modify-write), read by stats. */
+    _Atomic uint64_t batch_buckets[TG_RECORDER_BATCH_BUCKETS + 1];
+    _Atomic uint64_t batch_sum_us;
+    _Atomic int64_t spool_bytes;
 
     /* Immutable after start (thread-safe itself): the per-address counts of
      * unauthenticated refusals; NULL when unbounded. */
@@ -236,6 +245,10 @@ void tg_recorder_stats(tg_recorder_t *r, tg_recorder_stats_t *out)
     out->spooling = atomic_load_explicit(&r->spooling, memory_order_relaxed);
     out->aggregated = atomic_load_explicit(&r->aggregated, memory_order_relaxed);
     out->aggregates = atomic_load_explicit(&r->aggregates, memory_order_relaxed);
+    for (int i = 0; i <= TG_RECORDER_BATCH_BUCKETS; i++)
+        out->batch_buckets[i] = atomic_load_explicit(&r->batch_buckets[i], memory_order_relaxed);
+    out->batch_sum_us = atomic_load_explicit(&r->batch_sum_us, memory_order_relaxed);
+    out->spool_bytes = atomic_load_explicit(&r->spool_bytes, memory_order_relaxed);
 }
 
 void tg_recorder_reopen_accesslog(tg_recorder_t *r)
@@ -281,6 +294,28 @@ static int store_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
     atomic_fetch_add_explicit(&r->committed, inserted, memory_order_relaxed);
     note_store_ok(r);
     return 0;
+}
+
+/* The spool's size for stats (the writer's, or start's before the writer runs). */
+static void publish_spool(tg_recorder_t *r)
+{
+    atomic_store_explicit(&r->spool_bytes, (int64_t)(r->spool_size - HDR), memory_order_relaxed);
+}
+
+/* One more batch written (or tried) in us microseconds: the writer's only. */
+static void observe_batch(tg_recorder_t *r, int64_t us)
+{
+    if (us < 0) us = 0;
+    int i = 0;
+    while (i < TG_RECORDER_BATCH_BUCKETS && us > tg_recorder_batch_bucket_us[i])
+        i++;
+    _Atomic uint64_t *c = &r->batch_buckets[i];
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&r->batch_sum_us,
+                          atomic_load_explicit(&r->batch_sum_us, memory_order_relaxed) +
+                              (uint64_t)us,
+                          memory_order_relaxed);
 }
 
 static int spool_pending(const tg_recorder_t *r)
@@ -332,6 +367,7 @@ static int spool_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
         return -1;
     }
     r->spool_size += (off_t)n * RS;
+    publish_spool(r);
     atomic_fetch_add_explicit(&r->spooled, n, memory_order_relaxed);
     atomic_store_explicit(&r->spooling, 1, memory_order_relaxed);
     return 0;
@@ -361,6 +397,7 @@ static int spool_replay(tg_recorder_t *r, size_t max_chunks)
                 r->spool_path, strerror(errno));
     TG_INFO("recorder: spool %s replayed into the store", r->spool_path);
     r->spool_size = r->spool_done = HDR;
+    publish_spool(r);
     atomic_store_explicit(&r->spooling, 0, memory_order_relaxed);
     return 0;
 }
@@ -510,7 +547,10 @@ static void *writer_main(void *arg)
             if (r->nbatch == 0 && spool_pending(r) && now >= r->retry_at_us)
                 spool_replay(r, REPLAY_CHUNKS);
         }
-        if (flush_batch(r) != 0 && stopping) {
+        int64_t t0 = r->nbatch ? tg_mono_us() : 0;
+        int flushed = flush_batch(r);
+        if (t0) observe_batch(r, tg_mono_us() - t0);
+        if (flushed != 0 && stopping) {
             if (giveup == 0) giveup = now + STOP_GIVEUP_US;
             if (now >= giveup) {
                 TG_ERROR("recorder: stopping: neither the store nor the spool takes events; "
@@ -600,6 +640,7 @@ static int spool_open(tg_recorder_t *r, tg_err_t *err)
         }
         r->spool_fd = fd;
         r->spool_size = whole;
+        publish_spool(r);
         r->spool_done = HDR;
         if (whole > HDR) {
             TG_INFO("recorder: spool %s holds %lld events from a previous run; replaying", path,

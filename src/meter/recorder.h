@@ -36,6 +36,12 @@ typedef struct tg_recorder_opts {
                                       refusal is an event */
 } tg_recorder_opts_t;
 
+/* The upper bounds of the writer's batch-time histogram, in microseconds: 0.5 ms .. 5 s
+ * (a batch is one SQLite transaction of up to 4096 events; the writer's lock wait alone
+ * is up to 150 ms). */
+#define TG_RECORDER_BATCH_BUCKETS 13
+extern const int64_t tg_recorder_batch_bucket_us[TG_RECORDER_BATCH_BUCKETS];
+
 typedef struct tg_recorder_stats {
     uint64_t pushed;     /* events accepted into the queue */
     uint64_t committed;  /* events committed to the store (replays included) */
@@ -48,6 +54,12 @@ typedef struct tg_recorder_stats {
     int spooling;        /* 1 while the spool holds events not yet in the store */
     uint64_t aggregated; /* refusals counted into aggregates instead of pushed */
     uint64_t aggregates; /* aggregate events made of them (pushed or batched) */
+    /* The writer's time per batch (each attempt to write one: its access-log lines, then
+     * the store transaction or the spool write), by bucket of tg_recorder_batch_bucket_us
+     * (counts per bucket, not cumulative; +Inf last), and their sum. */
+    uint64_t batch_buckets[TG_RECORDER_BATCH_BUCKETS + 1];
+    uint64_t batch_sum_us;
+    int64_t spool_bytes; /* bytes of events in the spool file (0: empty, or no spool) */
 } tg_recorder_stats_t;
 
 /* Opens the store (applying migrations), opens the spool (cutting a torn last

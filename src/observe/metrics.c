@@ -595,6 +595,23 @@ int tg_metrics_sample(tg_buf_t *out, const char *name, long long value)
     return puts_(out, "\n");
 }
 
+int tg_metrics_histogram(tg_buf_t *out, const char *name, const int64_t *bounds_us, size_t n,
+                         const uint64_t *counts, uint64_t sum_us)
+{
+    uint64_t cum = 0;
+    for (size_t k = 0; k <= n; k++) {
+        cum += counts[k];
+        if (puts_(out, name) || puts_(out, "_bucket{le=\"") ||
+            (k < n ? put_seconds(out, (uint64_t)bounds_us[k]) : puts_(out, "+Inf")) ||
+            puts_(out, "\"} ") || putu(out, cum) || puts_(out, "\n"))
+            return -1;
+    }
+    if (puts_(out, name) || puts_(out, "_sum ") || put_seconds(out, sum_us) || puts_(out, "\n") ||
+        puts_(out, name) || puts_(out, "_count ") || putu(out, cum) || puts_(out, "\n"))
+        return -1;
+    return 0;
+}
+
 /* One series of a family summed over the blocks. */
 typedef struct agg {
     uint32_t a, b;

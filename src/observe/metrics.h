@@ -96,6 +96,12 @@ int tg_metrics_render(tg_metrics_t *m, tg_buf_t *out);
 int tg_metrics_family(tg_buf_t *out, const char *name, const char *type, const char *help);
 /* A sample without labels: "name value\n". 0 or -1. */
 int tg_metrics_sample(tg_buf_t *out, const char *name, long long value);
+/* The samples of a histogram without labels (its family line is the caller's): counts[i]
+ * observations in bucket i (at most bounds_us[i], not cumulative; counts[n] above the last
+ * bound), sum_us their sum; rendered cumulative with le= in seconds, then _sum and _count.
+ * For the families a caller measures itself (the writer's batch time). 0 or -1. */
+int tg_metrics_histogram(tg_buf_t *out, const char *name, const int64_t *bounds_us, size_t n,
+                         const uint64_t *counts, uint64_t sum_us);
 
 /* The label value s[0..n) escaped for the text format (\\, \", \n) into out. 0 or -1. */
 int tg_metrics_escape(tg_buf_t *out, const char *s, size_t n);

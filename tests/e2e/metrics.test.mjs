@@ -390,3 +390,81 @@ describe('/metrics per tenant', () => {
     });
   });
 });
+
+// The process series added with issue 11, on a gateway of their own (its upstream is
+// stopped at the end): the writer's batch-time histogram grows as it writes, the spool is
+// empty, and a target's health flips to down (with its failures counted) once the
+// upstream is gone.
+describe('/metrics process series', () => {
+  let mock;
+  let gw;
+  let key;
+
+  const scrape = async () => {
+    const r = await request(`${gw.adminUrl}/metrics`, { headers: gw.adminHeaders });
+    assert.equal(r.status, 200);
+    return { text: r.text, samples: parseMetrics(r.text) };
+  };
+  const get = (key_) => request(`${gw.url}/api/x`, { headers: { authorization: `Bearer ${key_}` } });
+
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url], max_fails: 2, fail_timeout: '10m' }],
+      routes: [{ name: 'api', path_prefix: '/api/', upstream: 'mock', kind: 'http' }],
+    });
+    key = (await createTenantKey(gw, 'gamma')).secret;
+    await waitForKey(gw, key, '/api/ready');
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  test('writer batches: the histogram counts each batch the writer wrote', async () => {
+    const before_ = (await scrape()).samples;
+    const batches0 = sum(before_, 'tollgate_writer_batch_duration_seconds_count');
+    const written0 = sum(before_, 'tollgate_events_written_total');
+    for (let i = 0; i < 3; i++) assert.equal((await get(key)).status, 200);
+    let now;
+    await waitFor(
+      async () => {
+        now = (await scrape()).samples;
+        return sum(now, 'tollgate_events_written_total') >= written0 + 3;
+      },
+      { message: 'three more events written' },
+    );
+    const batches = sum(now, 'tollgate_writer_batch_duration_seconds_count');
+    assert.ok(batches > batches0, `batches ${batches0} -> ${batches}`);
+    // At most one batch per event written (a batch holds one or more).
+    assert.ok(batches - batches0 <= sum(now, 'tollgate_events_written_total') - written0);
+    assert.equal(sum(now, 'tollgate_writer_batch_duration_seconds_bucket', { le: '+Inf' }), batches);
+    assert.ok(sum(now, 'tollgate_writer_batch_duration_seconds_sum') > 0);
+    assert.equal(now.filter((x) => x.name === 'tollgate_spool_bytes').length, 1);
+    assert.equal(sum(now, 'tollgate_spool_bytes'), 0);
+  });
+
+  test('target health: up with no failures, then down once the upstream is stopped', async () => {
+    const target = mock.url.replace(/\/$/, '');
+    const labels = { upstream: 'mock', target };
+    let { samples, text } = await scrape();
+    assert.equal(samples.filter((x) => x.name === 'tollgate_upstream_target_up').length, 1, text);
+    assert.equal(sum(samples, 'tollgate_upstream_target_up', labels), 1, text);
+    assert.equal(sum(samples, 'tollgate_upstream_target_consecutive_failures', labels), 0);
+    await mock.stop();
+    mock = null;
+    // The first failure is counted and the target still up (max_fails: 2) ...
+    assert.equal((await get(key)).status, 502);
+    ({ samples } = await scrape());
+    assert.equal(sum(samples, 'tollgate_upstream_target_up', labels), 1);
+    assert.equal(sum(samples, 'tollgate_upstream_target_consecutive_failures', labels), 1);
+    // ... the second takes it down for fail_timeout; the failures go on counting.
+    assert.equal((await get(key)).status, 502);
+    ({ samples, text } = await scrape());
+    assert.equal(sum(samples, 'tollgate_upstream_target_up', labels), 0, text);
+    assert.equal(sum(samples, 'tollgate_upstream_target_consecutive_failures', labels), 2);
+    assert.equal(sum(samples, 'tollgate_upstream_targets_healthy', { upstream: 'mock' }), 0);
+    const r = await run('promtool', ['check', 'metrics'], { input: text });
+    assert.equal(r.code, 0, `promtool check metrics: exit ${r.code}\n${r.stdout}${r.stderr}`);
+  });
+});

@@ -15,6 +15,7 @@ static tg_upstream_conf_t make(void)
     for (int i = 0; i < 3; i++) {
         atomic_store(&targets[i].fails, 0);
         atomic_store(&targets[i].down_until_us, 0);
+        atomic_store(&targets[i].fail_streak, 0);
     }
     tg_upstream_conf_t u = {
         .name = "u", .targets = targets, .ntargets = 3, .max_fails = 2, .fail_timeout_ms = 1000};
@@ -42,6 +43,12 @@ static void test_failures_skip_then_recover(void **state)
     assert_int_equal(tg_upstream_healthy(&u, now), 3); /* one failure is not enough */
     tg_upstream_report(&u, &targets[1], 0, now);
     assert_int_equal(tg_upstream_healthy(&u, now), 2);
+    /* The cool-down restarts fails; the streak (for /metrics) goes on until a success. */
+    assert_int_equal(atomic_load(&targets[1].fails), 0);
+    assert_int_equal(atomic_load(&targets[1].fail_streak), 2);
+    tg_upstream_report(&u, &targets[1], 0, now);
+    assert_int_equal(atomic_load(&targets[1].fail_streak), 3);
+    assert_int_equal(atomic_load(&targets[2].fail_streak), 0);
     for (int i = 0; i < 20; i++)
         assert_ptr_not_equal(tg_upstream_pick(&u, now + 10), &targets[1]);
     /* After the cool-down it is tried again. */
@@ -58,8 +65,10 @@ static void test_success_resets(void **state)
     tg_upstream_conf_t u = make();
     tg_upstream_report(&u, &targets[0], 0, 0);
     tg_upstream_report(&u, &targets[0], 1, 0);
+    assert_int_equal(atomic_load(&targets[0].fail_streak), 0);
     tg_upstream_report(&u, &targets[0], 0, 0);
     assert_int_equal(tg_upstream_healthy(&u, 0), 3);
+    assert_int_equal(atomic_load(&targets[0].fail_streak), 1);
 }
 
 static void test_all_down_picks_soonest(void **state)

@@ -329,6 +329,13 @@ static void test_concurrent_push_commits_each_once(void **state)
     assert_int_equal(st.pushed, total);
     assert_int_equal(st.spooled, 0);
     assert_int_equal(st.dropped, 0);
+    /* Each batch the writer wrote is one observation of its time (at most 4096 events a
+     * batch, at least one); where each falls depends on the machine, not their number. */
+    uint64_t batches = 0;
+    for (int i = 0; i <= TG_RECORDER_BATCH_BUCKETS; i++)
+        batches += st.batch_buckets[i];
+    assert_true(batches >= total / 4096 && batches <= total);
+    assert_int_equal(st.spool_bytes, 0);
     tg_recorder_stop(r);
 
     assert_int_equal(fake_count(f), total);
@@ -418,14 +425,21 @@ static void test_busy_store_spools_then_replays(void **state)
     assert_int_equal(st.committed, 0);
     assert_int_equal(fake_count(f), 0);
     assert_int_equal(file_size(sp), HDR_BYTES + 100 * REC);
+    assert_int_equal(st.spool_bytes, 100 * REC); /* the events' bytes, not the header */
+    uint64_t batches = 0;
+    for (int i = 0; i <= TG_RECORDER_BATCH_BUCKETS; i++)
+        batches += st.batch_buckets[i];
+    assert_true(batches >= 1); /* a batch written to the spool is a batch too */
 
     /* While the spool holds events, new ones queue behind them in it. */
     push_range(r, 101, 20);
     WAIT_FOR(r, st, st.spooled == 120);
+    assert_int_equal(st.spool_bytes, 120 * REC);
 
     fake_set_busy(f, 0);
     WAIT_FOR(r, st, st.committed == 120 && st.spooling == 0);
     assert_int_equal(file_size(sp), HDR_BYTES);
+    assert_int_equal(st.spool_bytes, 0);
 
     push_range(r, 121, 30);
     WAIT_FOR(r, st, st.committed == 150);
@@ -486,6 +500,7 @@ static void test_spool_from_previous_run_replayed_at_start(void **state)
     tg_recorder_stats_t st;
     WAIT_FOR(r, st, st.committed == 200 && st.spooling == 0);
     assert_int_equal(file_size(sp), HDR_BYTES);
+    assert_int_equal(st.spool_bytes, 0);
     tg_recorder_stop(r);
     assert_ids_in_order(f, 0, 1, 200);
     assert_int_equal(f->dups, 0);
@@ -506,6 +521,7 @@ static void test_previous_spool_kept_while_store_busy(void **state)
     tg_recorder_stats_t st;
     tg_recorder_stats(r, &st);
     assert_int_equal(st.spooling, 1);
+    assert_int_equal(st.spool_bytes, 100 * REC); /* a previous run's, counted from the start */
     push_range(r, 101, 50);
     WAIT_FOR(r, st, st.spooled == 50);
     assert_int_equal(file_size(sp), HDR_BYTES + 150 * REC);

@@ -451,6 +451,24 @@ static void test_upstream_histogram(void **state)
     tg_metrics_free(m);
 }
 
+/* A histogram the caller measured (the writer's batch time): per-bucket counts rendered
+ * cumulative, le= in seconds, _count the total. */
+static void test_caller_histogram(void **state)
+{
+    (void)state;
+    const int64_t bounds[3] = {500, 1000, 2500000};
+    const uint64_t counts[4] = {1, 0, 2, 1};
+    tg_buf_t b = TG_BUF_INIT(SIZE_MAX);
+    assert_int_equal(tg_metrics_histogram(&b, "w", bounds, 3, counts, 2601234), 0);
+    assert_string_equal(tg_buf_str(&b), "w_bucket{le=\"0.0005\"} 1\n"
+                                        "w_bucket{le=\"0.001\"} 1\n"
+                                        "w_bucket{le=\"2.5\"} 3\n"
+                                        "w_bucket{le=\"+Inf\"} 4\n"
+                                        "w_sum 2.601234\n"
+                                        "w_count 4\n");
+    tg_buf_free(&b);
+}
+
 /* The registry, filled with one of each, plus the process families a server adds. */
 static char *full_text(void)
 {
@@ -472,6 +490,14 @@ static char *full_text(void)
     assert_int_equal(tg_metrics_family(&out, "tollgate_requests_inflight", "gauge", "In flight."),
                      0);
     assert_int_equal(tg_metrics_sample(&out, "tollgate_requests_inflight", -2), 0);
+    const int64_t bounds[3] = {500, 1000, 2500000};
+    const uint64_t counts[4] = {1, 0, 2, 1};
+    assert_int_equal(tg_metrics_family(&out, "tollgate_writer_batch_duration_seconds", "histogram",
+                                       "Batch time."),
+                     0);
+    assert_int_equal(tg_metrics_histogram(&out, "tollgate_writer_batch_duration_seconds", bounds, 3,
+                                          counts, 7000),
+                     0);
     assert_int_equal(tg_metrics_render(m, &out), 0);
     tg_metrics_free(m);
     return tg_buf_take(&out);
@@ -513,7 +539,7 @@ static void test_every_line_parses(void **state)
         }
     }
     assert_true(nsamples > 20);
-    assert_int_equal(ntypes, 13);
+    assert_int_equal(ntypes, 14);
     regfree(&help);
     regfree(&type);
     regfree(&sample);
@@ -560,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_values_equal_once_cleaned_share_a_series),
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_upstream_histogram),
+        cmocka_unit_test(test_caller_histogram),
         cmocka_unit_test(test_every_line_parses),
         cmocka_unit_test(test_promtool_check_metrics),
     };
