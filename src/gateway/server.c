@@ -200,6 +200,29 @@ static int process_metrics(tg_server_t *srv, const tg_recorder_stats_t *st, int6
     return 0;
 }
 
+/* tollgate_budget_utilisation: each budget's spend this month over the budget, as the
+ * policy's budgets have it at the scrape's wall-clock time. */
+static int budget_metrics(tg_server_t *srv, tg_buf_t *out)
+{
+    tg_budget_use_t *use;
+    size_t n;
+    if (tg_policy_budget_uses(srv->policy, tg_wall_us(), &use, &n) < 0) return -1;
+    tg_metrics_ratio_t *v = n ? malloc(n * sizeof *v) : NULL;
+    int rc = -1;
+    if (!n || v) {
+        for (size_t i = 0; i < n; i++)
+            v[i] = (tg_metrics_ratio_t){use[i].tenant, use[i].spent, use[i].budget};
+        rc = tg_metrics_tenant_ratio(
+            srv->metrics, out, "tollgate_budget_utilisation",
+            "Spend this UTC month over the monthly budget, by tenant with a budget (1 = all of "
+            "it; above 1 when a soft budget is passed).",
+            v, n);
+    }
+    free(v);
+    free(use);
+    return rc;
+}
+
 /* The process families first (their names are older than the per-tenant ones and kept
  * as they were), then the workers' counters summed (observe/metrics.h). */
 char *tg_server_metrics(tg_server_t *srv)
@@ -250,6 +273,7 @@ char *tg_server_metrics(tg_server_t *srv)
     }
     if (process_metrics(srv, &st, now, &out) < 0) goto oom;
     if (srv->metrics && tg_metrics_render(srv->metrics, &out) < 0) goto oom;
+    if (srv->metrics && budget_metrics(srv, &out) < 0) goto oom;
     /* The admin adds the last newline. */
     if (tg_buf_len(&out) && tg_buf_str(&out)[tg_buf_len(&out) - 1] == '\n')
         tg_buf_truncate(&out, tg_buf_len(&out) - 1);

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -786,6 +787,63 @@ static int render_tr(tg_buf_t *out, const tg_metrics_t *m, const agg_t *ag, size
                      "transfer (the answer's last byte received, or an error), by tenant and "
                      "route; requests that reached no upstream are not in it.",
                      ag, n, V_UBKT, V_USUM, 1);
+}
+
+/* A ratio summed per tenant id. */
+typedef struct ratio_sum {
+    uint32_t id;
+    __int128 num, den;
+} ratio_sum_t;
+
+static int cmp_ratio(const void *x, const void *y)
+{
+    const ratio_sum_t *p = x, *q = y;
+    return p->id < q->id ? -1 : p->id > q->id;
+}
+
+/* The shortest %.Ng of d that reads back as d. */
+static int put_double(tg_buf_t *out, double d)
+{
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d) break;
+    }
+    return puts_(out, tmp);
+}
+
+int tg_metrics_tenant_ratio(tg_metrics_t *m, tg_buf_t *out, const char *name, const char *help,
+                            const tg_metrics_ratio_t *v, size_t n)
+{
+    if (tg_metrics_family(out, name, "gauge", help)) return -1;
+    ratio_sum_t *r = n ? malloc(n * sizeof *r) : NULL;
+    if (n && !r) return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].den <= 0) continue;
+        char clean[CLEAN_MAX];
+        size_t len = strnlen(v[i].tenant, RAW_MAX);
+        size_t cn = clean_utf8(v[i].tenant, len, clean);
+        uint32_t id = 0; /* "_other" itself, or no room for a name of its own */
+        if (!(cn == sizeof OTHER - 1 && memcmp(clean, OTHER, cn) == 0))
+            id = interner_get(m, &m->in[K_TENANT], hash_bytes(m->seed, clean, cn), clean, cn);
+        r[k++] = (ratio_sum_t){id, v[i].num, v[i].den};
+    }
+    qsort(r, k, sizeof *r, cmp_ratio);
+    int rc = 0;
+    for (size_t i = 0; i < k && !rc;) {
+        ratio_sum_t s = r[i++];
+        while (i < k && r[i].id == s.id) {
+            s.num += r[i].num;
+            s.den += r[i++].den;
+        }
+        const name_t *tn = name_of(m, K_TENANT, s.id);
+        rc = puts_(out, name) || puts_(out, "{tenant=\"") ||
+             tg_metrics_escape(out, tn->s, tn->len) || puts_(out, "\"} ") ||
+             put_double(out, (double)s.num / (double)s.den) || puts_(out, "\n");
+    }
+    free(r);
+    return rc ? -1 : 0;
 }
 
 int tg_metrics_render(tg_metrics_t *m, tg_buf_t *out)

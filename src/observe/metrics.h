@@ -91,6 +91,20 @@ void tg_metrics_observe_tool(tg_metrics_block_t *b, const char *tenant, const ch
  * when out could not hold it (out keeps what was appended). */
 int tg_metrics_render(tg_metrics_t *m, tg_buf_t *out);
 
+/* A per-tenant ratio the caller knows (budget utilisation: spend / budget). */
+typedef struct tg_metrics_ratio {
+    const char *tenant;
+    int64_t num, den; /* den <= 0: left out */
+} tg_metrics_ratio_t;
+
+/* Appends a gauge family name{tenant=".."} num/den for the n ratios, under the registry's
+ * tenant cap: a tenant without a label value of its own (past metrics.max_tenants) is summed
+ * into tenant="_other" as sum(num) / sum(den). Values are the shortest decimal that reads
+ * back as the double num/den. Any thread (it may intern a tenant: the registry's mutex,
+ * once per new name). 0, or -1 when out could not hold it or out of memory. */
+int tg_metrics_tenant_ratio(tg_metrics_t *m, tg_buf_t *out, const char *name, const char *help,
+                            const tg_metrics_ratio_t *v, size_t n);
+
 /* One family's HELP and TYPE lines (help is a constant without backslash or newline):
  * for the families a caller adds itself (the server's process gauges). 0 or -1. */
 int tg_metrics_family(tg_buf_t *out, const char *name, const char *type, const char *help);

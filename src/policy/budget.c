@@ -377,3 +377,27 @@ int tg_budgets_state(tg_budgets_t *b, const char *tenant, int64_t *spent, int64_
     pthread_mutex_unlock(&b->mu);
     return e ? 0 : -1;
 }
+
+int tg_budgets_uses(tg_budgets_t *b, int64_t now_us, tg_budget_use_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    struct tm tm;
+    int period = period_of(now_us, &tm);
+    pthread_mutex_lock(&b->mu);
+    tg_budget_use_t *v = b->n ? malloc(b->n * sizeof *v) : NULL;
+    if (b->n && !v) {
+        pthread_mutex_unlock(&b->mu);
+        return -1;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const entry_t *e = &b->v[i];
+        memcpy(v[i].tenant, e->tenant, sizeof v[i].tenant);
+        v[i].spent = e->period == period ? e->spent : 0; /* not rolled yet: a new month */
+        v[i].budget = e->budget;
+    }
+    *n = b->n;
+    pthread_mutex_unlock(&b->mu);
+    *out = v;
+    return 0;
+}

@@ -26,6 +26,7 @@
 
 #include "store/store.h"
 #include "util/err.h"
+#include "util/sizes.h"
 
 typedef struct tg_budgets tg_budgets_t;
 
@@ -52,6 +53,19 @@ int tg_budgets_flush(tg_budgets_t *b, tg_store_t *store, tg_err_t *err);
 /* The state of tenant now (tests): 0, or -1 when it has no budget. */
 int tg_budgets_state(tg_budgets_t *b, const char *tenant, int64_t *spent, int64_t *reserved,
                      int64_t *budget);
+
+/* One budget's use: the tenant's spend this month as admission sees it (the store's month
+ * to date when loaded, plus this process's settled requests) and its monthly budget. */
+typedef struct tg_budget_use {
+    char tenant[TG_TENANT_SIZE];
+    int64_t spent;  /* micro-USD */
+    int64_t budget; /* micro-USD per month */
+} tg_budget_use_t;
+
+/* Every budget's use in the UTC month of now_us (wall clock): a tenant with no request
+ * settled since that month began has spent 0 in it. *out is malloc'd (n entries; NULL
+ * when there are none) for the caller to free. 0, or -1 when out of memory. */
+int tg_budgets_uses(tg_budgets_t *b, int64_t now_us, tg_budget_use_t **out, size_t *n);
 
 /* "YYYY-MM" of a wall-clock time (UTC) into buf (>= 8 bytes), and the first and last day
  * of that month as "YYYY-MM-DD" (buffers >= 11 bytes; either may be NULL). */

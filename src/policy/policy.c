@@ -582,6 +582,11 @@ int tg_policy_budget_state(tg_policy_t *p, const char *tenant, int64_t *spent, i
     return tg_budgets_state(p->budgets, tenant, spent, reserved, budget);
 }
 
+int tg_policy_budget_uses(tg_policy_t *p, int64_t now_us, tg_budget_use_t **out, size_t *n)
+{
+    return tg_budgets_uses(p->budgets, now_us, out, n);
+}
+
 /* ---- lifecycle and refresh ------------------------------------------- */
 
 tg_policy_t *tg_policy_new(void)

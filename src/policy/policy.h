@@ -105,6 +105,8 @@ int tg_policy_flush_alerts(tg_policy_t *p, tg_store_t *store, tg_err_t *err);
 /* Budget state of a tenant (tests, show): see tg_budgets_state. */
 int tg_policy_budget_state(tg_policy_t *p, const char *tenant, int64_t *spent, int64_t *reserved,
                            int64_t *budget);
+/* Every budget's use this month (/metrics): see tg_budgets_uses. */
+int tg_policy_budget_uses(tg_policy_t *p, int64_t now_us, tg_budget_use_t **out, size_t *n);
 void tg_policy_release(tg_policy_t *p, uint64_t conc_key);
 
 /* MCP tool policy (store tool_rules, global "*" and the tenant's): a tool matching a deny

@@ -411,7 +411,11 @@ describe('/metrics process series', () => {
     mock = await startMock();
     gw = await startGateway({
       upstreams: [{ name: 'mock', targets: [mock.url], max_fails: 2, fail_timeout: '10m' }],
-      routes: [{ name: 'api', path_prefix: '/api/', upstream: 'mock', kind: 'http' }],
+      routes: [
+        { name: 'api', path_prefix: '/api/', upstream: 'mock', kind: 'http' },
+        { name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' },
+      ],
+      extra: { prices: { models: PRICES } },
     });
     key = (await createTenantKey(gw, 'gamma')).secret;
     await waitForKey(gw, key, '/api/ready');
@@ -442,6 +446,47 @@ describe('/metrics process series', () => {
     assert.ok(sum(now, 'tollgate_writer_batch_duration_seconds_sum') > 0);
     assert.equal(now.filter((x) => x.name === 'tollgate_spool_bytes').length, 1);
     assert.equal(sum(now, 'tollgate_spool_bytes'), 0);
+  });
+
+  test('budget utilisation: spend this month over the budget, as the store has it', async () => {
+    const budgetMicros = 2000; // 0.002 USD, soft: requests go on past it
+    const r = await gw.cli(['budget', 'set', '--tenant', 'gamma', '--monthly', '0.002', '--soft']);
+    assert.equal(r.code, 0, r.stderr);
+    // Only tenants with a budget have the gauge; gamma's appears once the policy reloads.
+    let samples;
+    await waitFor(
+      async () => {
+        ({ samples } = await scrape());
+        return samples.some((x) => x.name === 'tollgate_budget_utilisation' && x.labels.tenant === 'gamma');
+      },
+      { message: "gamma's budget loaded" },
+    );
+    assert.equal(samples.filter((x) => x.name === 'tollgate_budget_utilisation').length, 1);
+    for (let i = 0; i < 4; i++) {
+      const c = await request(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'spend a little' }], max_tokens: 50 + i }),
+      });
+      assert.equal(c.status, 200, c.text);
+    }
+    // The store's spend of this UTC month (what `tollgate budget show` reads), once the
+    // writer has every event, over the budget: the gauge says the same.
+    const month = new Date().toISOString().slice(0, 7);
+    let spend;
+    let got;
+    await waitFor(
+      async () => {
+        const [row] = await sqlite(gw.dbPath, `SELECT COALESCE(SUM(cost_micros), 0) AS c FROM usage_daily WHERE tenant_id = 'gamma' AND day >= '${month}-01'`);
+        spend = row.c;
+        got = sum((await scrape()).samples, 'tollgate_budget_utilisation', { tenant: 'gamma' });
+        return spend > 0 && Math.abs(got - spend / budgetMicros) < 1e-12;
+      },
+      { message: 'utilisation equal to the store spend over the budget' },
+    ).catch((e) => {
+      throw new Error(`${e.message}: store spend ${spend} micro-USD of ${budgetMicros}, gauge ${got}`);
+    });
+    assert.ok(got > 0);
   });
 
   test('target health: up with no failures, then down once the upstream is stopped', async () => {

@@ -469,6 +469,40 @@ static void test_caller_histogram(void **state)
     tg_buf_free(&b);
 }
 
+/* A per-tenant ratio from the caller (budget utilisation): under the tenant cap, the
+ * tenants past it (and one named "_other") summed as sum(num) / sum(den); no budget (den 0)
+ * left out; values the shortest decimal that reads back. */
+static void test_tenant_ratio(void **state)
+{
+    (void)state;
+    tg_metrics_t *m = tg_metrics_new(&(tg_metrics_caps_t){.max_tenants = 2});
+    tg_metrics_block_t *b = tg_metrics_block_new(m);
+    tg_event_t ev = ev_of("acme", "r", 200, TG_OUTCOME_BILLABLE);
+    tg_metrics_observe(b, &ev); /* acme: the first tenant name */
+    const tg_metrics_ratio_t v[] = {
+        {"acme", 1, 10}, {"be\"ta", 5, 4}, /* the second, and the cap reached */
+        {"gamma", 1, 2}, {"delta", 1, 2},  {"_other", 1, 1}, {"nobudget", 7, 0}, {"acme", 0, 0},
+    };
+    tg_buf_t out = TG_BUF_INIT(SIZE_MAX);
+    assert_int_equal(tg_metrics_tenant_ratio(m, &out, "u", "Use.", v, sizeof v / sizeof v[0]), 0);
+    assert_string_equal(tg_buf_str(&out), "# HELP u Use.\n# TYPE u gauge\n"
+                                          "u{tenant=\"_other\"} 0.6\n"
+                                          "u{tenant=\"acme\"} 0.1\n"
+                                          "u{tenant=\"be\\\"ta\"} 1.25\n");
+    tg_buf_reset(&out);
+    /* Nothing to show: the family alone. */
+    assert_int_equal(tg_metrics_tenant_ratio(m, &out, "u", "Use.", NULL, 0), 0);
+    assert_string_equal(tg_buf_str(&out), "# HELP u Use.\n# TYPE u gauge\n");
+    tg_buf_free(&out);
+    /* The registry's cap is shared: the request counters see the same two names. */
+    ev = ev_of("gamma", "r", 200, TG_OUTCOME_BILLABLE);
+    tg_metrics_observe(b, &ev);
+    char *t = render(m);
+    assert_true(value(t, REQ("_other", "r", "billable", "2xx")) == 1);
+    free(t);
+    tg_metrics_free(m);
+}
+
 /* The registry, filled with one of each, plus the process families a server adds. */
 static char *full_text(void)
 {
@@ -499,6 +533,10 @@ static char *full_text(void)
                                           counts, 7000),
                      0);
     assert_int_equal(tg_metrics_render(m, &out), 0);
+    const tg_metrics_ratio_t use[] = {{"acme", 1, 3}, {"we\\ird\"\n", 9, 8}};
+    assert_int_equal(tg_metrics_tenant_ratio(m, &out, "tollgate_budget_utilisation",
+                                             "Spend over budget.", use, 2),
+                     0);
     tg_metrics_free(m);
     return tg_buf_take(&out);
 }
@@ -539,7 +577,7 @@ static void test_every_line_parses(void **state)
         }
     }
     assert_true(nsamples > 20);
-    assert_int_equal(ntypes, 14);
+    assert_int_equal(ntypes, 15);
     regfree(&help);
     regfree(&type);
     regfree(&sample);
@@ -587,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_upstream_histogram),
         cmocka_unit_test(test_caller_histogram),
+        cmocka_unit_test(test_tenant_ratio),
         cmocka_unit_test(test_every_line_parses),
         cmocka_unit_test(test_promtool_check_metrics),
     };

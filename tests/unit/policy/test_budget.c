@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -141,6 +142,43 @@ static void test_new_month_starts_from_zero(void **state)
     tg_budgets_free(b);
 }
 
+/* The uses /metrics reads: each budget's spend this month (loaded from the store, plus what
+ * settled) and the budget; a month with nothing settled yet reads 0 spent. */
+static void test_uses(void **state)
+{
+    (void)state;
+    budget_row("a", 10 * US, 1);
+    budget_row("b", 4 * US, 0);
+    store_spend = 2 * US; /* each tenant's month to date, from the fake store */
+    tg_budgets_t *b = tg_budgets_new();
+    tg_budget_use_t *u;
+    size_t n;
+    assert_int_equal(tg_budgets_uses(b, FEB14, &u, &n), 0); /* nothing loaded */
+    assert_int_equal(n, 0);
+    assert_null(u);
+    assert_int_equal(tg_budgets_load(b, &store, FEB14, NULL), 0);
+    int64_t res;
+    char msg[200];
+    assert_int_equal(tg_budgets_reserve(b, "b", US, FEB14, &res, msg, sizeof msg), 0);
+    tg_budgets_settle(b, "b", res, 3 * US, FEB14); /* a soft budget passed: 5 of 4 */
+    assert_int_equal(tg_budgets_uses(b, FEB14, &u, &n), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        int is_a = strcmp(u[i].tenant, "a") == 0;
+        assert_true(is_a || strcmp(u[i].tenant, "b") == 0);
+        assert_int_equal(u[i].spent, is_a ? 2 * US : 5 * US);
+        assert_int_equal(u[i].budget, is_a ? 10 * US : 4 * US);
+    }
+    free(u);
+    /* March, before any request of March settled: nothing spent in it. */
+    assert_int_equal(tg_budgets_uses(b, MAR01, &u, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(u[0].spent, 0);
+    assert_int_equal(u[1].spent, 0);
+    free(u);
+    tg_budgets_free(b);
+}
+
 static void test_budget_removed_in_flight(void **state)
 {
     (void)state;
@@ -189,6 +227,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_periods, setup),
         cmocka_unit_test_setup(test_new_month_starts_from_zero, setup),
+        cmocka_unit_test_setup(test_uses, setup),
         cmocka_unit_test_setup(test_budget_removed_in_flight, setup),
         cmocka_unit_test_setup(test_alerts_kept_while_store_refuses, setup),
     };
