@@ -829,7 +829,7 @@ int tg_metrics_tenant_ratio(tg_metrics_t *m, tg_buf_t *out, const char *name, co
             id = interner_get(m, &m->in[K_TENANT], hash_bytes(m->seed, clean, cn), clean, cn);
         r[k++] = (ratio_sum_t){id, v[i].num, v[i].den};
     }
-    qsort(r, k, sizeof *r, cmp_ratio);
+    if (k) qsort(r, k, sizeof *r, cmp_ratio);
     int rc = 0;
     for (size_t i = 0; i < k && !rc;) {
         ratio_sum_t s = r[i++];
