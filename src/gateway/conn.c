@@ -540,9 +540,12 @@ static int head_done(tg_conn_t *c);
  * message-complete (the rest waits in c->pend for the next request). */
 static size_t parse(tg_conn_t *c, const char *data, size_t len)
 {
+    /* Still paused (a message's answer not done; an upgrade): nothing is parsed, all is kept,
+     * as http_parser did. (llhttp would return at once, its position the old one.) */
+    llhttp_errno_t e = llhttp_get_errno(&c->parser);
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) return 0;
     size_t off = 0;
     int big = 0;
-    llhttp_errno_t e;
     const char *end;
     for (;;) {
         c->hfrom = data + off;
