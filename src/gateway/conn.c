@@ -874,6 +874,9 @@ static int head_done(tg_conn_t *c)
 {
     const llhttp_t *p = &c->parser;
     uv_timer_stop(&c->timer);
+    /* An empty request-target ("CONNECT \n", which llhttp reads as an HTTP/0.9 line; http_parser
+     * refused it as it parsed, found by fuzz_request): malformed, and no head bytes to show. */
+    if (c->req.url_len == 0) return -1;
     /* Heads we will not serve: parse() answers 400 and closes. */
     if (p->http_major != 1) c->req.refuse = "only HTTP/1.0 and HTTP/1.1 are supported";
     if (p->method == HTTP_CONNECT) c->req.refuse = "CONNECT is not supported";
