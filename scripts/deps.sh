@@ -7,12 +7,15 @@ set -euo pipefail
 # clang and libclang-rt-14-dev (libFuzzer's runtime) build the fuzz targets of `make fuzz`;
 # llvm-14 has llvm-cov for scripts/fuzz-cov.sh. prometheus has promtool, which the tests run
 # on /metrics (`promtool check metrics`), and the server the metrics e2e test scrapes with.
+# node-llhttp ships llhttp's C sources (/usr/share/llhttp), which the Makefile compiles: the
+# HTTP/1.1 parser of the gateway, its upstream client and the admin listener.
 PKGS=(
   build-essential pkg-config clang-format clang libclang-rt-14-dev llvm-14
   libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libssl-dev
   libyaml-dev libjansson-dev libyajl-dev libcmocka-dev
   zlib1g-dev libbrotli-dev libzstd-dev
   curl sqlite3 openssl faketime prometheus
+  node-llhttp
 )
 # Node runs the end-to-end tests; any node >= 20 will do, so keep one that is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

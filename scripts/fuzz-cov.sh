@@ -9,11 +9,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out=build/fuzz-cov
 mkdir -p "$out/obj"
-pkgs="libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd"
-cflags="-std=c11 -D_GNU_SOURCE -Isrc -pthread -O0 -g -fprofile-instr-generate -fcoverage-mapping $(pkg-config --cflags $pkgs)"
-libs="$(pkg-config --libs $pkgs) -lhttp_parser -lm"
+pkgs="libuv libcurl sqlite3 libssl libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd"
+cflags="-std=c11 -D_GNU_SOURCE -Isrc -pthread -O0 -g -fprofile-instr-generate -fcoverage-mapping $(pkg-config --cflags $pkgs) -I/usr/share/include/llhttp"
+libs="$(pkg-config --libs $pkgs) -lm"
 objs=()
-for f in $(find src -name '*.c' ! -name main.c | sort); do
+# (llhttp's sources from Debian's node-llhttp, as the Makefile builds them)
+for f in $(find src -name '*.c' ! -name main.c | sort) /usr/share/llhttp/*.c; do
   o=$out/obj/$(echo "${f%.c}" | tr / _).o
   [ "$o" -nt "$f" ] || clang $cflags -c "$f" -o "$o"
   objs+=("$o")

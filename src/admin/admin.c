@@ -1,4 +1,4 @@
-/* Admin listener: see admin.h. Requests are parsed with http_parser like the
+/* Admin listener: see admin.h. Requests are parsed with llhttp like the
  * gateway's, but kept tiny (4 KiB head cap, no bodies) and answered with
  * Connection: close. Each connection has a deadline, as on the gateway: its request
  * within server.header_timeout, then its answer taken by the client within
@@ -8,8 +8,8 @@
  * bytes read once the connection closes); the bearer check is tg_admin_check_bearer. */
 #include "admin/admin.h"
 
-#include <http_parser.h>
 #include <jansson.h>
+#include <llhttp.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -43,7 +43,7 @@ typedef struct aconn {
     int open_handles; /* freed when both handles are closed */
     tg_admin_t *a;
     struct aconn *prev, *next;
-    http_parser parser;
+    llhttp_t parser;
     char url[256];
     size_t url_len, head_bytes;
     int head;           /* a HEAD request: the answer's head only */
@@ -298,7 +298,7 @@ static char *metrics_text(tg_admin_t *a)
 
 /* ---- headers ------------------------------------------------------------ */
 
-static int on_header_field(http_parser *p, const char *at, size_t n)
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     aconn_t *c = p->data;
     if (!c->in_field) {
@@ -311,10 +311,11 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t n)
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     aconn_t *c = p->data;
     if (c->in_field) {
+        if (c->field_len == 0) return -1; /* ": v", an empty name (llhttp passes it) */
         c->in_field = 0;
         c->is_auth = c->field_len == 13 && memcmp(c->field, "authorization", 13) == 0;
         c->nauth += c->is_auth;
@@ -326,7 +327,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t n)
+static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     aconn_t *c = p->data;
     if (c->url_len + n >= sizeof c->url) return -1;
@@ -336,7 +337,7 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_message_complete(http_parser *p)
+static int on_message_complete(llhttp_t *p)
 {
     aconn_t *c = p->data;
     c->done = 1;
@@ -352,8 +353,7 @@ static int on_message_complete(http_parser *p)
         OPENSSL_cleanse(c->auth, c->auth_len);
         if (v != TG_ADMIN_AUTH_OK) {
             respond_unauthorized(c, v, want != NULL);
-            http_parser_pause(p, 1);
-            return 0;
+            return HPE_PAUSED;
         }
     }
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
@@ -380,11 +380,10 @@ static int on_message_complete(http_parser *p)
                 json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
                           "no such admin endpoint"));
     }
-    http_parser_pause(p, 1);
-    return 0;
+    return HPE_PAUSED; /* one request a connection: nothing after it is read */
 }
 
-static const http_parser_settings settings = {
+static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
@@ -407,12 +406,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->done || nread == 0) return;
     c->head_bytes += (size_t)nread;
-    http_parser_execute(&c->parser, &settings, buf->base, (size_t)nread);
+    llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)nread);
     if (c->done) {
         uv_read_stop(s);
         return;
     }
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (e != HPE_OK || c->head_bytes > ADMIN_HEAD_MAX) {
         c->done = 1;
         uv_read_stop(s);
@@ -443,7 +441,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->next = a->conns;
     if (a->conns) a->conns->prev = c;
     a->conns = c;
-    http_parser_init(&c->parser, HTTP_REQUEST);
+    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }

@@ -1,7 +1,9 @@
 /* Client connections: see conn.h.
  *
- * Life of a request: http_parser callbacks collect the head into c->head (request.h's
- * tg_req_head_t; capped: 431 past server.max_header_bytes); at headers-complete the
+ * Life of a request: llhttp callbacks collect the head into c->head (request.h's
+ * tg_req_head_t; capped: 431 past server.max_header_bytes, counted both as the bytes kept
+ * and as the raw bytes of the head); at headers-complete (where the parser pauses, so parse()
+ * knows the head's exact end) the
  * request (c->req, request.h) walks its phases (gateway/phases.h, run by tg_req_run:
  * authenticate, route, read a held body, admit, forward), each in its own module, which
  * see the head and the held body through c->cx and ask this file for what only the
@@ -24,8 +26,8 @@
 #include "gateway/conn.h"
 
 #include <arpa/inet.h>
-#include <http_parser.h>
 #include <jansson.h>
+#include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +68,7 @@ struct tg_conn {
     uv_shutdown_t sreq;
     tg_worker_t *w;
     tg_conn_t *prev, *next;
-    http_parser parser;
+    llhttp_t parser;
     int open_handles;
 
     /* Connection state. */
@@ -91,6 +93,13 @@ struct tg_conn {
      * buffers keep their capacity across requests. */
     tg_req_head_t head;
     int last_was_value;
+    /* The head's raw size (request line, header lines, the blank line: what the limit is
+     * on; llhttp has no limit of its own): hraw bytes of the current head counted before
+     * hfrom, the start of the bytes being parsed. in_head from message-begin to the pause
+     * at headers-complete (head_paused); trailer: a chunked body's trailer bytes. */
+    size_t hraw, trailer;
+    const char *hfrom;
+    int in_head, head_paused;
 
     /* Pipelined input not parsed yet: reading stops at PEND_MAX, so at most one read
      * more (the worker's rbuf) is ever held. */
@@ -121,7 +130,7 @@ static void arm_timer(tg_conn_t *c, long ms);
 static void conn_close(tg_conn_t *c);
 static void start_upstream(tg_conn_t *c);
 static int start_drain(tg_conn_t *c);
-static const http_parser_settings settings;
+static const llhttp_settings_t settings;
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -524,13 +533,47 @@ static const tg_req_ops_t req_ops = {
     .set_body = op_set_body,
 };
 
-/* Parses data; returns the bytes consumed. Errors answer and close. */
+static int head_done(tg_conn_t *c);
+
+/* Parses data; returns the bytes consumed. Errors answer and close. The parser pauses at
+ * headers-complete (head_done runs here, with the head's exact size known) and at
+ * message-complete (the rest waits in c->pend for the next request). */
 static size_t parse(tg_conn_t *c, const char *data, size_t len)
 {
-    size_t n = http_parser_execute(&c->parser, &settings, data, len);
-    if (c->closing) return len;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED || e == HPE_OK) return n;
+    /* Still paused (a message's answer not done; an upgrade): nothing is parsed, all is kept,
+     * as http_parser did. (llhttp would return at once, its position the old one.) */
+    llhttp_errno_t e = llhttp_get_errno(&c->parser);
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) return 0;
+    size_t off = 0;
+    int big = 0;
+    const char *end;
+    for (;;) {
+        c->hfrom = data + off;
+        e = llhttp_execute(&c->parser, data + off, len - off);
+        if (c->closing) return len;
+        end = e == HPE_OK ? data + len : llhttp_get_error_pos(&c->parser);
+        if (c->in_head) {
+            c->hraw += (size_t)(end - c->hfrom);
+            /* (http_parser's limit: over the max is refused, the max itself passes) */
+            if (c->hraw > c->w->cfg->server.max_header_bytes) {
+                big = 1;
+                break;
+            }
+        }
+        if (e == HPE_PAUSED && c->head_paused) {
+            c->head_paused = 0;
+            c->in_head = 0;
+            off = (size_t)(end - data);
+            if (head_done(c) != 0) break;
+            if (c->closing) return len;
+            llhttp_resume(&c->parser);
+            continue;
+        }
+        /* (An upgrade ends in HPE_PAUSED_UPGRADE after its message: the connection closes
+         * after the answer, nothing more is parsed.) */
+        if (e == HPE_OK || e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) return (size_t)(end - data);
+        break;
+    }
     /* Malformed input: answer if the response has not started, then close. */
     if (c->req.up) {
         tg_proxy_abort(c->req.up);
@@ -544,11 +587,20 @@ static size_t parse(tg_conn_t *c, const char *data, size_t len)
         c->req.cx = &c->cx;
         atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
     }
+    c->in_head = c->head_paused = 0;
+    /* What llhttp refuses itself that http_parser left to head_done: the same words. (A
+     * version it refuses is digits it does not take, e.g. "HTTP/3.0\r", "HTTP/1.2\r".) */
+    if (!c->req.refuse && e == HPE_INVALID_TRANSFER_ENCODING)
+        c->req.refuse = "unsupported Transfer-Encoding (only chunked)";
+    if (!c->req.refuse && e == HPE_INVALID_VERSION && end - data >= 3 && end < data + len &&
+        *end == '\r' && end[-2] == '.' && end[-1] >= '0' && end[-1] <= '9' && end[-3] >= '0' &&
+        end[-3] <= '9')
+        c->req.refuse = "only HTTP/1.0 and HTTP/1.1 are supported";
     c->req.headers_done = 1; /* so the event is recorded even if the head was cut */
     c->req.keep_alive = 0;
     c->req.msg_done = 1;
     if (!c->req.head_sent) {
-        int big = c->req.overflow || e == HPE_HEADER_OVERFLOW;
+        big = big || c->req.overflow;
         c->req.ev.outcome = TG_OUTCOME_REJECTED;
         const char *reason = big ? "headers_too_large" : "malformed_request";
         TG_EVENT_SET(&c->req.ev, reason, reason, strlen(reason));
@@ -582,7 +634,7 @@ static void drive(tg_conn_t *c)
     c->driving = 1;
     while (c->resume && !c->closing && !c->lingering) {
         c->resume = 0;
-        http_parser_pause(&c->parser, 0);
+        llhttp_resume(&c->parser);
         if (c->pend.len == 0) break;
         size_t n = parse(c, c->pend.p, c->pend.len);
         if (c->closing) break;
@@ -635,7 +687,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!c->closing) update_reading(c);
 }
 
-/* ---- http_parser callbacks -------------------------------------------- */
+/* ---- llhttp callbacks ------------------------------------------------- */
 
 static int head_append(tg_conn_t *c, const char *p, size_t n)
 {
@@ -644,9 +696,12 @@ static int head_append(tg_conn_t *c, const char *p, size_t n)
     return rc == TG_BUF_OK ? 0 : -1;
 }
 
-static int on_message_begin(http_parser *p)
+static int on_message_begin(llhttp_t *p)
 {
     tg_conn_t *c = p->data;
+    /* (The message starts where this parse began: the parser pauses after each message.) */
+    c->in_head = 1;
+    c->hraw = c->trailer = 0;
     /* The connection's buffers start over (keeping their capacity), the request anew. */
     size_t hmax = c->w->cfg->server.max_header_bytes;
     tg_buf_reset(&c->head.bytes);
@@ -665,7 +720,7 @@ static int on_message_begin(http_parser *p)
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t n)
+static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
     if (c->req.url_len == 0) c->req.url_off = (uint32_t)c->head.bytes.len;
@@ -674,13 +729,23 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_header_field(http_parser *p, const char *at, size_t n)
+/* A chunked body's trailer section: its bytes count against the head limit, as they did
+ * in http_parser (past it: 431 or a close, like a head). */
+static int trailer_bytes(tg_conn_t *c, size_t n)
+{
+    c->trailer += n;
+    if (c->trailer <= c->w->cfg->server.max_header_bytes) return 0;
+    c->req.overflow = 1;
+    return -1;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
     /* A chunked body's trailer section comes through here too: it is dropped, never read
      * as headers (RFC 9110 §6.5.1), or a trailing X-Forwarded-For would pick the client
      * address of a held request and any trailer would be forwarded as a header. */
-    if (c->req.headers_done) return 0;
+    if (c->req.headers_done) return trailer_bytes(c, n);
     if (c->head.nhdrs == 0 || c->last_was_value) {
         if (c->head.nhdrs == TG_REQ_MAX_HDRS) {
             c->req.overflow = 1;
@@ -696,7 +761,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
      * lets "Content-Length : 4" through and frames by it; a proxy must not (whoever reads
      * the forwarded head next may frame it differently): 400. The parser itself refuses
      * every other byte that is not a tchar (its token table; tests/unit/gateway/
-     * test_http_parser.c holds it to that), so the space is the one byte to look for. */
+     * test_llhttp.c holds it to that), so the space is the one byte to look for. */
     if (memchr(at, ' ', n)) {
         c->req.refuse = "invalid character in a header field name";
         return -1;
@@ -704,12 +769,15 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t n)
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
-    if (c->req.headers_done) return 0; /* a trailer (above) */
+    if (c->req.headers_done) return trailer_bytes(c, n); /* a trailer (above) */
+    /* A value needs a name: llhttp passes ": v" as an empty name (http_parser refused it). */
+    if (c->head.nhdrs == 0) return -1;
     tg_hdr_t *h = &c->head.hdrs[c->head.nhdrs - 1];
     if (!c->last_was_value) {
+        if (h->nl == 0) return -1;
         h->vo = (uint32_t)c->head.bytes.len;
         c->last_was_value = 1;
     }
@@ -733,7 +801,7 @@ static void set_request_id(tg_conn_t *c)
 /* Transfer-Encoding, when present, must be exactly "chunked" (one line, one coding): the
  * parser frames by a final chunked and drops what precedes it ("gzip, chunked"), which
  * would forward a body whose coding nobody applied. 400, like any coding but chunked. */
-static int te_is_chunked(const tg_conn_t *c, const http_parser *p)
+static int te_is_chunked(const tg_conn_t *c, const llhttp_t *p)
 {
     int n = 0;
     for (size_t i = 0; i < c->head.nhdrs; i++) {
@@ -792,10 +860,23 @@ static void op_send_continue(tg_req_t *r)
     }
 }
 
-static int on_headers_complete(http_parser *p)
+/* Headers-complete: the parser pauses, parse() checks the head's size and calls head_done. */
+static int on_headers_complete(llhttp_t *p)
 {
     tg_conn_t *c = p->data;
+    c->head_paused = 1;
+    return HPE_PAUSED;
+}
+
+/* The head is whole (and within the limit): 0 to go on parsing its body, -1 to refuse it
+ * (c->req.refuse says why; parse() answers 400). */
+static int head_done(tg_conn_t *c)
+{
+    const llhttp_t *p = &c->parser;
     uv_timer_stop(&c->timer);
+    /* An empty request-target ("CONNECT \n", which llhttp reads as an HTTP/0.9 line; http_parser
+     * refused it as it parsed, found by fuzz_request): malformed, and no head bytes to show. */
+    if (c->req.url_len == 0) return -1;
     /* Heads we will not serve: parse() answers 400 and closes. */
     if (p->http_major != 1) c->req.refuse = "only HTTP/1.0 and HTTP/1.1 are supported";
     if (p->method == HTTP_CONNECT) c->req.refuse = "CONNECT is not supported";
@@ -809,14 +890,14 @@ static int on_headers_complete(http_parser *p)
     }
     c->req.headers_done = 1;
     c->req.cfg = tg_config_ref(c->w->cfg);
-    const char *method = http_method_str((enum http_method)p->method);
+    const char *method = llhttp_method_name((llhttp_method_t)p->method);
     TG_EVENT_SET(&c->req.ev, method, method, strlen(method));
     const char *url = c->head.target.p + c->req.url_off;
     /* Events and access logs never hold a credential passed in the query. */
     tg_target_redact(url, c->req.url_len, c->req.ev.path, sizeof c->req.ev.path);
     set_request_id(c);
-    c->req.keep_alive = http_should_keep_alive(p) && !c->w->draining;
-    c->req.content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
+    c->req.keep_alive = llhttp_should_keep_alive(p) && !c->w->draining;
+    c->req.content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
     c->req.has_body = (p->flags & F_CHUNKED) || c->req.content_length > 0;
     c->req.body_limit = (int64_t)c->req.cfg->server.max_body;
     /* The body buffer's max is the limit (empty here: the last request's was dropped). */
@@ -835,7 +916,7 @@ static int on_headers_complete(http_parser *p)
     return 0;
 }
 
-static int on_body(http_parser *p, const char *at, size_t n)
+static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     tg_conn_t *c = p->data;
     c->req.ev.bytes_in += (int64_t)n;
@@ -869,20 +950,19 @@ static int on_body(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_message_complete(http_parser *p)
+static int on_message_complete(llhttp_t *p)
 {
     tg_conn_t *c = p->data;
     int answered = c->req.discard || c->req.resp_done;
     if (c->req.hold_body && !answered) uv_timer_stop(&c->timer);
     c->req.msg_done = 1;
     c->req.discard = 0;
-    http_parser_pause(p, 1);
     /* The held body is whole: the phases go on from BODY, where they waited. */
     if (c->req.hold_body && !answered && !c->req.up) tg_req_run(&c->req, tg_mono_us());
-    return 0;
+    return HPE_PAUSED; /* pipelined bytes wait for this request's end (drive) */
 }
 
-static const http_parser_settings settings = {
+static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
@@ -1042,7 +1122,7 @@ static int reason_ok(const char *r, size_t n)
 static void on_up_head_done(void *ud, int status, const char *reason, size_t rlen)
 {
     tg_conn_t *c = ud;
-    /* RFC 9110 §15: a status is three digits, 1xx to 5xx. http_parser takes 0 to 999, and
+    /* RFC 9110 §15: a status is three digits, 1xx to 5xx. The parser takes 0 to 999, and
      * relaying "0" (bodiless here, as under 200) with its Content-Length would leave the
      * client waiting for a body that never comes and then reading the next answer as it
      * (found by fuzz_upstream). */
@@ -1526,7 +1606,7 @@ void tg_conn_accept(tg_worker_t *w)
             uv_ip4_name((struct sockaddr_in *)&peer, c->client_ip, sizeof c->client_ip);
         tg_ip_parse(c->client_ip, strlen(c->client_ip), &c->peer);
     }
-    http_parser_init(&c->parser, HTTP_REQUEST);
+    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
     size_t hmax = w->cfg->server.max_header_bytes;
     tg_buf_init(&c->head.bytes, hmax);

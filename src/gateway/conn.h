@@ -1,4 +1,4 @@
-/* One client connection: HTTP/1.1 parsed by http_parser, keep-alive and
+/* One client connection: HTTP/1.1 parsed by llhttp, keep-alive and
  * pipelining (one request at a time: the parser pauses after each message
  * until its response is done), and the proxied transfer with streaming and
  * back-pressure in both directions. Each request (gateway/request.h) walks its phases

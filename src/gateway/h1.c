@@ -11,7 +11,7 @@
  * TLS (https://) runs on the same uv_tcp connection through two memory BIOs:
  * what the socket reads (64 KiB at a time, so a record never costs two
  * syscalls) is written into the read BIO and SSL_read hands plaintext to the
- * same http_parser path as plain HTTP; what SSL_write produces is drained
+ * same llhttp path as plain HTTP; what SSL_write produces is drained
  * from the write BIO into one write per flush (a request head and its first
  * body bytes are one TLS record in one write). connect_timeout covers the
  * resolve, the TCP connect and the handshake. The last session a pool got is
@@ -30,7 +30,7 @@
  * re-entered. */
 #include "gateway/h1.h"
 
-#include <http_parser.h>
+#include <llhttp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -50,6 +50,9 @@
 #define STAGE_SIZE        (64 * 1024)
 #define MAX_RESP_HDRS     128
 #define RESP_HEAD_MAX     (64 * 1024)
+/* A response head's raw bytes (status line, lines, whitespace) at most: llhttp has no limit
+ * of its own; the names and values kept are held to RESP_HEAD_MAX. */
+#define RESP_RAW_MAX (2 * RESP_HEAD_MAX)
 
 #define PLAIN_MAX 16384 /* one TLS record's plaintext */
 
@@ -104,8 +107,9 @@ struct h1conn {
     pool_t *pool;
     h1conn_t *idle_prev, *idle_next, *all_prev, *all_next;
     h1req_t *req; /* the transfer using it, NULL when idle */
-    http_parser parser;
-    SSL *ssl; /* https, with rbio (socket -> OpenSSL) and wbio (OpenSSL -> socket) */
+    llhttp_t parser;
+    const char *pfrom; /* the start of the bytes being parsed (the raw head's count) */
+    SSL *ssl;          /* https, with rbio (socket -> OpenSSL) and wbio (OpenSSL -> socket) */
     BIO *rbio, *wbio;
     int connected; /* TCP connected */
     int ready;     /* connected, and for TLS the handshake done */
@@ -149,6 +153,9 @@ struct h1req {
     int head_only; /* HEAD: the response has no body whatever it says */
     int interim;   /* inside a 1xx response */
     int retried;
+    int body_abort; /* the handler's on_body refused the body (the client side is gone) */
+    int in_head;    /* a response head is being read: hraw of its bytes before c->pfrom */
+    size_t hraw;
     int64_t body_sent;
     tg_proxy_result_t fail_result; /* a deferred failure, delivered by the timer */
     const char *fail_detail;
@@ -169,7 +176,7 @@ static void conn_connect(h1req_t *r);
 static void send_request(h1req_t *r);
 static void pump_upload(h1req_t *r);
 static int on_new_session(SSL *ssl, SSL_SESSION *sess);
-static const http_parser_settings rsettings;
+static const llhttp_settings_t rsettings;
 
 /* ---- pools ------------------------------------------------------------ */
 
@@ -369,11 +376,11 @@ static void finish(h1req_t *r, tg_proxy_result_t res, const char *detail)
 {
     h1conn_t *c = r->c;
     if (c) {
-        int reuse =
-            res == TG_PROXY_OK && r->body_done && http_should_keep_alive(&c->parser) && !c->closing;
+        int reuse = res == TG_PROXY_OK && r->body_done && llhttp_should_keep_alive(&c->parser) &&
+                    !c->closing;
         c->req = NULL;
         if (reuse) {
-            http_parser_init(&c->parser, HTTP_RESPONSE);
+            llhttp_init(&c->parser, HTTP_RESPONSE, &rsettings);
             c->parser.data = c;
             c->reused = 1;
             idle_push(c);
@@ -431,16 +438,26 @@ static void arm_response_timer(h1req_t *r)
 
 /* ---- reading the response ---------------------------------------------- */
 
-static int on_msg_begin(http_parser *p)
+/* The raw head so far, up to end (in the bytes being parsed): over RESP_RAW_MAX, -1. */
+static int raw_head(const h1conn_t *c, const h1req_t *r, const char *end)
 {
-    h1req_t *r = ((h1conn_t *)p->data)->req;
+    return r->hraw + (size_t)(end - c->pfrom) > RESP_RAW_MAX ? -1 : 0;
+}
+
+static int on_msg_begin(llhttp_t *p)
+{
+    h1conn_t *c = p->data;
+    h1req_t *r = c->req;
+    /* (A 1xx's bytes before it in this read count too: still bounded.) */
+    r->in_head = 1;
+    r->hraw = 0;
     tg_buf_reset(&r->hbuf);
     r->nhdrs = r->rlen = 0;
     r->last_val = 0;
     return 0;
 }
 
-static int on_status(http_parser *p, const char *at, size_t n)
+static int on_status(llhttp_t *p, const char *at, size_t n)
 {
     h1req_t *r = ((h1conn_t *)p->data)->req;
     size_t k = n < sizeof r->reason - r->rlen ? n : sizeof r->reason - r->rlen;
@@ -449,9 +466,11 @@ static int on_status(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_hfield(http_parser *p, const char *at, size_t n)
+static int on_hfield(llhttp_t *p, const char *at, size_t n)
 {
-    h1req_t *r = ((h1conn_t *)p->data)->req;
+    h1conn_t *c = p->data;
+    h1req_t *r = c->req;
+    if (raw_head(c, r, at + n) != 0) return -1;
     if (r->nhdrs == 0 || r->last_val) {
         if (r->nhdrs == MAX_RESP_HDRS) return -1;
         r->hdrs[r->nhdrs++] = (rhdr_t){.no = (uint32_t)r->hbuf.len};
@@ -462,11 +481,16 @@ static int on_hfield(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_hvalue(http_parser *p, const char *at, size_t n)
+static int on_hvalue(llhttp_t *p, const char *at, size_t n)
 {
-    h1req_t *r = ((h1conn_t *)p->data)->req;
+    h1conn_t *c = p->data;
+    h1req_t *r = c->req;
+    if (raw_head(c, r, at + n) != 0) return -1;
+    /* A value needs a name: llhttp passes ": v" as an empty name (http_parser refused it). */
+    if (r->nhdrs == 0) return -1;
     rhdr_t *hh = &r->hdrs[r->nhdrs - 1];
     if (!r->last_val) {
+        if (hh->nl == 0) return -1;
         hh->vo = (uint32_t)r->hbuf.len;
         r->last_val = 1;
     }
@@ -475,10 +499,11 @@ static int on_hvalue(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_hdone(http_parser *p)
+static int on_hdone(llhttp_t *p)
 {
     h1req_t *r = ((h1conn_t *)p->data)->req;
     int status = p->status_code;
+    r->in_head = 0;
     r->interim = status >= 100 && status < 200;
     /* 1: a 1xx ends with its head (RFC 9110 §15.2), whatever Content-Length or
      * Transfer-Encoding it names; read as a body, those bytes went to the client before any
@@ -493,16 +518,19 @@ static int on_hdone(http_parser *p)
     return r->head_only || status == 204 || status == 304 ? 1 : 0;
 }
 
-static int on_rbody(http_parser *p, const char *at, size_t n)
+static int on_rbody(llhttp_t *p, const char *at, size_t n)
 {
     h1req_t *r = ((h1conn_t *)p->data)->req;
     int rc = r->hd->on_body(r->ud, at, n);
-    if (rc < 0) return -1;
+    if (rc < 0) {
+        r->body_abort = 1;
+        return -1;
+    }
     if (rc == 1) r->down_paused = 1;
     return 0;
 }
 
-static int on_msg_complete(http_parser *p)
+static int on_msg_complete(llhttp_t *p)
 {
     h1req_t *r = ((h1conn_t *)p->data)->req;
     if (r->interim) {
@@ -510,11 +538,10 @@ static int on_msg_complete(http_parser *p)
         return 0; /* the final response follows */
     }
     r->done = 1;
-    http_parser_pause(p, 1);
-    return 0;
+    return HPE_PAUSED; /* what follows is not this response's */
 }
 
-static const http_parser_settings rsettings = {
+static const llhttp_settings_t rsettings = {
     .on_message_begin = on_msg_begin,
     .on_status = on_status,
     .on_header_field = on_hfield,
@@ -543,17 +570,24 @@ static int tls_more(h1conn_t *c)
 static int got_plain(h1conn_t *c, h1req_t *r, const char *p, size_t n)
 {
     r->got_bytes = 1;
-    size_t k = http_parser_execute(&c->parser, &rsettings, p, n);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    c->pfrom = p;
+    llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
+    size_t k = e == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&c->parser) - p);
+    if (e == HPE_OK && r->in_head) {
+        r->hraw += n;
+        if (r->hraw > RESP_RAW_MAX) e = HPE_USER;
+    }
     if (r->done) {
         /* bytes past the response: not reusable */
         if (k < n || (c->ssl && tls_more(c))) conn_close(c);
         finish(r, TG_PROXY_OK, "");
         return 1;
     }
+    /* (HPE_PAUSED_UPGRADE: a 101 with Upgrade to a request that asked for none, RFC 9110
+     * §15.2.2: malformed.) */
     if (e != HPE_OK) {
         finish(r, TG_PROXY_ERROR,
-               e == HPE_CB_body ? "aborted by the client side" : "malformed upstream response");
+               r->body_abort ? "aborted by the client side" : "malformed upstream response");
         return 1;
     }
     return 0;
@@ -577,7 +611,7 @@ static void got_eof(h1conn_t *c, h1req_t *r, int clean)
         return;
     }
     if (r->got_bytes && clean) {
-        http_parser_execute(&c->parser, &rsettings, NULL, 0); /* EOF-delimited body */
+        llhttp_finish(&c->parser); /* an EOF-delimited body ends (on_msg_complete) */
         if (r->done) {
             conn_close(c); /* the close ended the body: not reusable */
             finish(r, TG_PROXY_OK, "");
@@ -933,7 +967,7 @@ static void conn_open(h1req_t *r)
     uv_tcp_init(h->loop, &c->tcp);
     c->tcp.data = c;
     c->creq.data = c;
-    http_parser_init(&c->parser, HTTP_RESPONSE);
+    llhttp_init(&c->parser, HTTP_RESPONSE, &rsettings);
     c->parser.data = c;
     c->all_next = h->conns;
     if (h->conns) h->conns->all_prev = c;
@@ -1084,7 +1118,8 @@ tg_proxy_req_t *tg_h1_start(tg_h1_t *h, const tg_proxy_spec_t *spec, const tg_pr
     r->idle_timeout_ms = spec->idle_timeout_ms;
     r->deadline_us = spec->timeout_ms > 0 ? tg_mono_us() + (int64_t)spec->timeout_ms * 1000 : 0;
     r->head_sent = r->body_done = r->upload_paused = r->down_paused = 0;
-    r->got_bytes = r->done = r->interim = r->retried = 0;
+    r->got_bytes = r->done = r->interim = r->retried = r->body_abort = r->in_head = 0;
+    r->hraw = 0;
     r->head_only = strcmp(spec->method, "HEAD") == 0;
     r->body_sent = 0;
     r->fail_detail = NULL;

@@ -1,6 +1,6 @@
 /* The native upstream client: keep-alive HTTP/1.1 on the worker's loop, plain
  * TCP or TLS (OpenSSL, through memory BIOs on the same uv_tcp connection),
- * responses parsed by http_parser, connections pooled per (target, ca_file).
+ * responses parsed by llhttp, connections pooled per (target, ca_file).
  * proxy.c tries it first for every http:// and https:// target; it refuses
  * (NULL from tg_h1_start) what it does not take: other schemes, hosts that are
  * not a plain name or an IP literal (IDN, escapes, user info), and then

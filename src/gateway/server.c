@@ -7,7 +7,6 @@
 #include "gateway/server.h"
 
 #include <curl/curl.h>
-#include <http_parser.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -462,7 +461,6 @@ int tg_server_run(const char *config_path)
     }
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    http_parser_set_max_header_size((uint32_t)cfg->server.max_header_bytes);
 
     int code = 1;
     int nfds = 0;

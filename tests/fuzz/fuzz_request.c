@@ -11,11 +11,11 @@
  * http://127.0.0.1:1, which refuses: every forwarded request ends in a 502. The store is
  * SQLite in memory with one tenant, a budget and one key, FUZZ_KEY (the seeds use it);
  * events reach the recorder, whose store append discards them so memory stays flat over
- * millions of runs. Checks: the answers are well-formed HTTP/1.1 responses (http_parser), every
+ * millions of runs. Checks: the answers are well-formed HTTP/1.1 responses (llhttp), every
  * connection ends and no request stays in flight. */
 #include <errno.h>
 #include <fcntl.h>
-#include <http_parser.h>
+#include <llhttp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -67,14 +67,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     echo = getenv("FUZZ_ECHO") != NULL;
     tg_log_level = TG_LOG_ERROR;
     port = fz_worker_start("fuzz_request", config_yaml, sizeof config_yaml - 1, &srv, &w);
-    http_parser_set_max_header_size((uint32_t)srv.cfg->server.max_header_bytes);
     return 0;
 }
 
 struct client {
     int fd;
-    http_parser rp; /* tollgate's answers, which must be well-formed HTTP/1.1 */
-    int head;       /* a HEAD request was sent: bodiless answers, unknown to rp */
+    llhttp_t rp; /* tollgate's answers, which must be well-formed HTTP/1.1 */
+    int head;    /* a HEAD request was sent: bodiless answers, unknown to rp */
     const uint8_t *p;
     size_t n, sent;
     size_t got; /* response bytes read */
@@ -102,11 +101,10 @@ static int pump(struct client *cl)
         cl->got += (size_t)k;
         if (echo) fwrite(buf, 1, (size_t)k, stderr);
         if (!cl->head) {
-            static const http_parser_settings none;
-            http_parser_execute(&cl->rp, &none, buf, (size_t)k);
-            if (HTTP_PARSER_ERRNO(&cl->rp) != HPE_OK) {
-                fprintf(stderr, "malformed answer: %s\n",
-                        http_errno_description(HTTP_PARSER_ERRNO(&cl->rp)));
+            llhttp_errno_t e = llhttp_execute(&cl->rp, buf, (size_t)k);
+            if (e != HPE_OK) {
+                fprintf(stderr, "malformed answer: %s (%s)\n", llhttp_errno_name(e),
+                        llhttp_get_error_reason(&cl->rp));
                 abort();
             }
         }
@@ -138,7 +136,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct client cl = {.fd = socket(AF_INET, SOCK_STREAM, 0), .p = data, .n = size};
     FZ_CHECK(cl.fd >= 0);
-    http_parser_init(&cl.rp, HTTP_RESPONSE);
+    static llhttp_settings_t none; /* (all callbacks NULL) */
+    llhttp_init(&cl.rp, HTTP_RESPONSE, &none);
     cl.head = memmem(data, size, "HEAD", 4) != NULL;
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),

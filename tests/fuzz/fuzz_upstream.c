@@ -19,14 +19,14 @@
  * arrived (an early answer); bit 6: the client leaves (a reset) as soon as the first bytes
  * of an answer reach it, so an AI answer is drained for its usage. The rest is the answer.
  *
- * Checks: every answer to the client is well-formed HTTP/1.1 (http_parser; a connection may
+ * Checks: every answer to the client is well-formed HTTP/1.1 (llhttp; a connection may
  * end anywhere, the gateway closes when it cannot finish an answer), the connection ends,
  * no request stays in flight (srv->inflight back to 0), the request reached the upstream
  * (the harness is not fooling itself), and the sanitizers. Each input ends
  * with the upstream's sockets reset, so the next starts from an empty keep-alive pool. */
 #include <errno.h>
 #include <fcntl.h>
-#include <http_parser.h>
+#include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -135,10 +135,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tg_log_level = TG_LOG_ERROR;
     upstream_listen();
     int len = snprintf(config_yaml, sizeof config_yaml, config_fmt, up_port);
-    /* http_parser's head limit is global: server.c sets it to max_header_bytes, which would
-     * refuse upstream heads (in h1.c) long before conn.c's own 64 KiB cap on a re-sent head,
-     * the cap of libcurl targets and the code this target is about; and the client's parser
-     * here must take what tollgate adds to a head it relays. The default, 80 KiB, does both. */
+    /* (The client's parser here, llhttp, has no head limit: it takes what tollgate adds to a
+     * head it relays. h1.c holds upstream heads to its own caps, not max_header_bytes.) */
     port = fz_worker_start("fuzz_upstream", config_yaml, (size_t)len, &srv, &w);
     return 0;
 }
@@ -256,7 +254,7 @@ static void up_reset(void)
 
 struct client {
     int fd;
-    http_parser rp; /* tollgate's answers, which must be well-formed HTTP/1.1 */
+    llhttp_t rp; /* tollgate's answers, which must be well-formed HTTP/1.1 */
     const char *p;
     size_t n, sent;
     int eof;
@@ -288,11 +286,10 @@ static int pump(struct client *cl)
             cl->eof = 1;
             return 1;
         }
-        static const http_parser_settings none;
-        http_parser_execute(&cl->rp, &none, buf, (size_t)k);
-        if (HTTP_PARSER_ERRNO(&cl->rp) != HPE_OK) {
-            fprintf(stderr, "malformed answer: %s\n",
-                    http_errno_description(HTTP_PARSER_ERRNO(&cl->rp)));
+        llhttp_errno_t e = llhttp_execute(&cl->rp, buf, (size_t)k);
+        if (e != HPE_OK) {
+            fprintf(stderr, "malformed answer: %s (%s)\n", llhttp_errno_name(e),
+                    llhttp_get_error_reason(&cl->rp));
             abort();
         }
         moved = 1;
@@ -343,7 +340,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct client cl = {.fd = socket(AF_INET, SOCK_STREAM, 0), .p = req, .n = (size_t)rn};
     FZ_CHECK(cl.fd >= 0);
     cl.leave = (data[0] >> 6) & 1;
-    http_parser_init(&cl.rp, HTTP_RESPONSE);
+    static llhttp_settings_t none; /* (all callbacks NULL) */
+    llhttp_init(&cl.rp, HTTP_RESPONSE, &none);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
