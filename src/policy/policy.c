@@ -23,7 +23,9 @@
 #define CONC_SHARDS 64
 
 typedef struct lim_entry {
-    uint64_t key; /* tg_limit_key(tenant, scope, value); 0 = empty slot */
+    uint64_t key;        /* tg_limit_key(tenant, scope, value); 0 = empty slot */
+    uint64_t tenant_key; /* tg_limit_key(tenant, "", ""): the row's tenant, for utilisation */
+    uint64_t tok_key;    /* the state key of its token rule (as tg_policy_admit makes it) */
     tg_limit_rule_t rule;
     int has_rate;
     int64_t concurrency;
@@ -78,6 +80,13 @@ struct tg_policy {
     conc_shard_t conc[CONC_SHARDS];
     tg_watch_t *watch; /* the refresher (store/watch.h); start/stop only */
     tg_budgets_t *budgets;
+    /* Throttled tenants (alarm actions): few, a linear list; under lock (written with the
+     * write lock, read by admissions under the read lock they already hold). */
+    struct scale {
+        char tenant[TG_TENANT_SIZE];
+        double factor;
+    } * scales;
+    size_t nscales, scales_cap;
 };
 
 /* ---- snapshots --------------------------------------------------------- */
@@ -145,14 +154,19 @@ static int on_limit(const tg_limit_row_t *r, void *ud)
     }
     lim_entry_t *e = &b->rows[b->n++];
     memset(e, 0, sizeof *e);
+    char tscope[16];
+    snprintf(tscope, sizeof tscope, "tokens.%s", r->scope);
     if (strcmp(r->scope, "model") == 0) {
         /* Model names compare case-insensitively (util/modelname.h). */
         char folded[128];
         tg_modelname_fold(r->value, strlen(r->value), folded, sizeof folded);
         e->key = tg_limit_key(r->tenant, r->scope, folded);
+        e->tok_key = tg_limit_key(r->tenant, tscope, folded);
     } else {
         e->key = tg_limit_key(r->tenant, r->scope, r->value);
+        e->tok_key = tg_limit_key(r->tenant, tscope, r->value);
     }
+    e->tenant_key = tg_limit_key(r->tenant, "", "");
     e->has_rate = r->period_s > 0;
     e->rule.limit = r->limit > 0 ? (uint64_t)r->limit : 0;
     e->rule.period_ns = r->period_s > 0 ? (uint64_t)r->period_s * NS : 0;
@@ -436,6 +450,15 @@ void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, t
         keys[n] = tg_limit_key(tenant, "model", model), names[n] = "model",
         rules[n++] = model_row->rule;
     nrate = n;
+    for (size_t i = 0; i < p->nscales; i++)
+        if (strcmp(p->scales[i].tenant, tenant) == 0)
+            for (size_t k = 0; k < nrate; k++) {
+                double f = p->scales[i].factor;
+                uint64_t lim = (uint64_t)((double)rules[k].limit * f);
+                uint64_t burst = (uint64_t)((double)rules[k].burst * f);
+                if (rules[k].limit) rules[k].limit = lim ? lim : 1;
+                if (rules[k].burst) rules[k].burst = burst ? burst : 1;
+            }
     if (in->est_tokens > 0) {
         /* Token rules: the tenant's, the model's and the key's (keys distinct from the
          * request-rate keys of the same scope, so the two never share a state). */
@@ -610,6 +633,7 @@ tg_policy_t *tg_policy_new(void)
 void tg_policy_free(tg_policy_t *p)
 {
     if (!p) return;
+    free(p->scales);
     tg_policy_stop_refresh(p);
     snap_free(p->snap);
     tg_limiter_free(p->limiter);
@@ -661,4 +685,82 @@ void tg_policy_stop_refresh(tg_policy_t *p)
 {
     tg_watch_stop(p->watch);
     p->watch = NULL;
+}
+
+/* ---- alarms: utilisation and throttles ------------------------------------------------ */
+
+double tg_policy_tenant_utilisation(tg_policy_t *p, const char *tenant, uint64_t now_ns)
+{
+    double best = -1;
+    uint64_t tk = tg_limit_key(tenant, "", "");
+    pthread_rwlock_rdlock(&p->lock);
+    const snap_t *s = p->snap;
+    uint64_t k = tg_limit_key(tenant, "tenant", "");
+    const lim_entry_t *row = lim_find(s, k);
+    tg_limit_rule_t rate = {0};
+    int has_rate = 0;
+    if (row && row->has_rate)
+        rate = row->rule, has_rate = 1;
+    else if (p->defaults.has_rate)
+        rate = p->defaults.rate, has_rate = 1;
+    for (size_t i = 0; i < p->nscales; i++) /* a throttle: the limit in force */
+        if (has_rate && strcmp(p->scales[i].tenant, tenant) == 0) {
+            uint64_t lim = (uint64_t)((double)rate.limit * p->scales[i].factor);
+            if (rate.limit) rate.limit = lim ? lim : 1;
+        }
+    if (has_rate) best = tg_limit_usage(p->limiter, k, &rate, now_ns);
+    for (size_t i = 0; s->lims && i <= s->lim_mask; i++) {
+        const lim_entry_t *e = &s->lims[i];
+        if (!e->key || e->tenant_key != tk) continue;
+        double u;
+        if (e->has_rate && e->key != k &&
+            (u = tg_limit_usage(p->limiter, e->key, &e->rule, now_ns)) > best)
+            best = u;
+        if (e->has_tokens) {
+            u = tg_limit_usage(p->limiter, e->tok_key, &e->tokens, now_ns);
+            if (u > best) best = u;
+        }
+    }
+    pthread_rwlock_unlock(&p->lock);
+    return best;
+}
+
+int tg_policy_set_scale(tg_policy_t *p, const char *tenant, double factor)
+{
+    int rc = 0;
+    pthread_rwlock_wrlock(&p->lock);
+    size_t i = 0;
+    while (i < p->nscales && strcmp(p->scales[i].tenant, tenant))
+        i++;
+    if (factor >= 1) {
+        if (i < p->nscales) p->scales[i] = p->scales[--p->nscales];
+    } else {
+        if (i == p->nscales && p->nscales == p->scales_cap) {
+            size_t cap = p->scales_cap ? p->scales_cap * 2 : 4;
+            struct scale *n = realloc(p->scales, cap * sizeof *n);
+            if (n) {
+                p->scales = n;
+                p->scales_cap = cap;
+            } else {
+                rc = -1;
+            }
+        }
+        if (rc == 0) {
+            if (i == p->nscales) p->nscales++;
+            snprintf(p->scales[i].tenant, sizeof p->scales[i].tenant, "%s", tenant);
+            p->scales[i].factor = factor > 0 ? factor : 0.0001;
+        }
+    }
+    pthread_rwlock_unlock(&p->lock);
+    return rc;
+}
+
+double tg_policy_scale(tg_policy_t *p, const char *tenant)
+{
+    double f = 1;
+    pthread_rwlock_rdlock(&p->lock);
+    for (size_t i = 0; i < p->nscales; i++)
+        if (strcmp(p->scales[i].tenant, tenant) == 0) f = p->scales[i].factor;
+    pthread_rwlock_unlock(&p->lock);
+    return f;
 }

@@ -1,0 +1,432 @@
+/* The alarm runner: see runner.h for the order of things at a tick. Applied actions are a
+ * small list (rule, tenant, what); the state rows' action column is written from it. */
+#include "alarm/runner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+#define BACKLOG_MAX 1024
+
+typedef struct applied {
+    char rule[64];
+    char tenant[TG_TENANT_SIZE];
+    tg_action_do_t what;
+    double factor;
+} applied_t;
+
+typedef struct pending_write {
+    tg_alarm_row_t row;
+    tg_alarm_event_row_t ev;
+    int has_ev;
+} pending_write_t;
+
+struct tg_alarm_runner {
+    tg_alarm_engine_t *engine;
+    tg_store_t *store;
+    tg_policy_t *policy;
+    tg_action_conf_t *actions; /* copies of the config's (alarm names strdup'd) */
+    size_t nactions;
+    applied_t *applied;
+    size_t napplied, applied_cap;
+    pending_write_t *backlog;
+    size_t nbacklog;
+};
+
+/* ---- actions ------------------------------------------------------------------------- */
+
+static void actions_free(tg_action_conf_t *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(a[i].alarm);
+    free(a);
+}
+
+static int applied_find(const tg_alarm_runner_t *r, const char *rule, const char *tenant,
+                        tg_action_do_t what)
+{
+    for (size_t i = 0; i < r->napplied; i++)
+        if (r->applied[i].what == what && !strcmp(r->applied[i].rule, rule) &&
+            !strcmp(r->applied[i].tenant, tenant))
+            return (int)i;
+    return -1;
+}
+
+static int applied_add(tg_alarm_runner_t *r, const char *rule, const char *tenant,
+                       tg_action_do_t what, double factor)
+{
+    if (applied_find(r, rule, tenant, what) >= 0) return 0;
+    if (r->napplied == r->applied_cap) {
+        size_t cap = r->applied_cap ? r->applied_cap * 2 : 8;
+        applied_t *n = realloc(r->applied, cap * sizeof *n);
+        if (!n) return -1;
+        r->applied = n;
+        r->applied_cap = cap;
+    }
+    applied_t *a = &r->applied[r->napplied++];
+    snprintf(a->rule, sizeof a->rule, "%s", rule);
+    snprintf(a->tenant, sizeof a->tenant, "%s", tenant);
+    a->what = what;
+    a->factor = factor;
+    return 0;
+}
+
+/* The tenant's throttle now: the lowest factor of its applied throttles, 1 when none. */
+static void rescale(tg_alarm_runner_t *r, const char *tenant)
+{
+    double f = 1;
+    for (size_t i = 0; i < r->napplied; i++)
+        if (r->applied[i].what == TG_ACTION_THROTTLE && !strcmp(r->applied[i].tenant, tenant) &&
+            r->applied[i].factor < f)
+            f = r->applied[i].factor;
+    if (r->policy && tg_policy_set_scale(r->policy, tenant, f) != 0)
+        TG_ERROR("alarm: out of memory throttling tenant %s", tenant);
+}
+
+/* What (rule, tenant) holds now, for the state row: "throttle 0.5", "pause", both. */
+static void applied_text(const tg_alarm_runner_t *r, const char *rule, const char *tenant,
+                         char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->napplied && used < cap; i++) {
+        const applied_t *a = &r->applied[i];
+        if (strcmp(a->rule, rule) || strcmp(a->tenant, tenant)) continue;
+        if (a->what == TG_ACTION_THROTTLE)
+            used += (size_t)snprintf(out + used, cap - used, "%sthrottle %g", used ? ", " : "",
+                                     a->factor);
+        else
+            used += (size_t)snprintf(out + used, cap - used, "%spause", used ? ", " : "");
+    }
+}
+
+typedef struct pause_find {
+    const char *tenant;
+    int found;
+    char reason[256];
+} pause_find_t;
+
+static int on_pause(const tg_pause_row_t *p, void *ud)
+{
+    pause_find_t *f = ud;
+    if (strcmp(p->tenant, f->tenant)) return 0;
+    f->found = 1;
+    snprintf(f->reason, sizeof f->reason, "%s", p->reason);
+    return 1;
+}
+
+/* -1 when the store could not say. */
+static int paused(tg_alarm_runner_t *r, const char *tenant, char *reason, size_t cap)
+{
+    pause_find_t f = {.tenant = tenant};
+    tg_err_t err;
+    int rc = tg_store_pause_list(r->store, on_pause, &f, &err);
+    if (rc < 0) {
+        TG_ERROR("alarm: reading pauses: %s", err.msg);
+        return -1;
+    }
+    snprintf(reason, cap, "%s", f.reason);
+    return f.found;
+}
+
+/* Appends "; " and text to done. */
+static void note(char *done, size_t cap, const char *text)
+{
+    size_t n = strlen(done);
+    snprintf(done + n, cap - n, "%s%s", n ? "; " : "", text);
+}
+
+static void apply(tg_alarm_runner_t *r, const tg_action_conf_t *a, const char *rule,
+                  const char *tenant, int64_t now, char *done, size_t cap)
+{
+    char text[128], reason[256], why[80];
+    if (a->what == TG_ACTION_THROTTLE) {
+        if (applied_find(r, rule, tenant, TG_ACTION_THROTTLE) >= 0) return;
+        if (applied_add(r, rule, tenant, TG_ACTION_THROTTLE, a->factor) != 0) {
+            note(done, cap, "throttle failed: out of memory");
+            return;
+        }
+        rescale(r, tenant);
+        snprintf(text, sizeof text, "throttle %g", a->factor);
+        note(done, cap, text);
+        return;
+    }
+    if (applied_find(r, rule, tenant, TG_ACTION_PAUSE) >= 0) return;
+    snprintf(why, sizeof why, "alarm:%s", rule);
+    int p = paused(r, tenant, reason, sizeof reason);
+    if (p != 0) {
+        note(done, cap, p < 0 ? "pause failed: store unreadable" : "pause left: already paused");
+        return;
+    }
+    tg_err_t err;
+    int rc = tg_store_pause_set(r->store, tenant, why, now, &err);
+    if (rc != 0 || applied_add(r, rule, tenant, TG_ACTION_PAUSE, 0) != 0) {
+        if (rc != 0) TG_ERROR("alarm: pausing tenant %s: %s", tenant, err.msg);
+        note(done, cap, "pause failed");
+        return;
+    }
+    note(done, cap, "pause");
+}
+
+static void undo(tg_alarm_runner_t *r, const char *rule, const char *tenant, char *done, size_t cap)
+{
+    int i = applied_find(r, rule, tenant, TG_ACTION_THROTTLE);
+    if (i >= 0) {
+        r->applied[i] = r->applied[--r->napplied];
+        rescale(r, tenant);
+        note(done, cap, "unthrottle");
+    }
+    i = applied_find(r, rule, tenant, TG_ACTION_PAUSE);
+    if (i < 0) return;
+    char reason[256], why[80];
+    snprintf(why, sizeof why, "alarm:%s", rule);
+    int p = paused(r, tenant, reason, sizeof reason);
+    if (p < 0) return; /* kept: tried again when the alarm next resolves or at restart */
+    r->applied[i] = r->applied[--r->napplied];
+    if (p == 0 || strcmp(reason, why)) {
+        note(done, cap, "pause left: an operator changed it");
+        return;
+    }
+    tg_err_t err;
+    if (tg_store_pause_clear(r->store, tenant, &err) != 0) {
+        TG_ERROR("alarm: resuming tenant %s: %s", tenant, err.msg);
+        note(done, cap, "resume failed");
+        return;
+    }
+    note(done, cap, "resume");
+}
+
+/* ---- the store ----------------------------------------------------------------------- */
+
+static void row_of(const tg_alarm_runner_t *r, const tg_alarm_status_t *st, int64_t now,
+                   tg_alarm_row_t *row)
+{
+    memset(row, 0, sizeof *row);
+    snprintf(row->name, sizeof row->name, "%s", st->rule);
+    snprintf(row->tenant, sizeof row->tenant, "%s", st->tenant);
+    snprintf(row->kind, sizeof row->kind, "%s", tg_alarm_kind_name(st->conf->kind));
+    snprintf(row->state, sizeof row->state, "%s", tg_alarm_state_name(st->state));
+    row->value = st->value;
+    row->threshold = st->level;
+    row->baseline = st->baseline;
+    row->since_us = st->since_us;
+    row->started_us = st->started_us;
+    row->updated_us = now;
+    row->seq = st->seq;
+    applied_text(r, st->rule, st->tenant, row->action, sizeof row->action);
+}
+
+/* Writes, or keeps for the next tick. */
+static void put(tg_alarm_runner_t *r, const tg_alarm_row_t *row, const tg_alarm_event_row_t *ev)
+{
+    tg_err_t err;
+    if (r->nbacklog == 0 && tg_store_alarm_put(r->store, row, ev, &err) == 0) return;
+    if (r->nbacklog == 0) TG_WARN("alarm: store write failed, kept for the next tick: %s", err.msg);
+    if (!ev) return; /* a state row alone is rewritten at the next tick anyway */
+    if (r->nbacklog == BACKLOG_MAX) {
+        TG_ERROR("alarm: %d store writes waiting: dropping transition %s", BACKLOG_MAX,
+                 r->backlog[0].ev.notice_id);
+        memmove(r->backlog, r->backlog + 1, (BACKLOG_MAX - 1) * sizeof *r->backlog);
+        r->nbacklog--;
+    }
+    pending_write_t *w = &r->backlog[r->nbacklog++];
+    w->row = *row;
+    w->ev = *ev;
+    w->has_ev = 1;
+}
+
+static void flush_backlog(tg_alarm_runner_t *r)
+{
+    size_t done = 0;
+    tg_err_t err;
+    while (done < r->nbacklog &&
+           tg_store_alarm_put(r->store, &r->backlog[done].row, &r->backlog[done].ev, &err) == 0)
+        done++;
+    if (done) memmove(r->backlog, r->backlog + done, (r->nbacklog - done) * sizeof *r->backlog);
+    r->nbacklog -= done;
+}
+
+typedef struct tick_ctx {
+    tg_alarm_runner_t *r;
+    int64_t now;
+    const tg_alarm_transition_t *x; /* this tick's transitions: those rows are written */
+    size_t nx;
+} tick_ctx_t;
+
+static int put_state(const tg_alarm_status_t *st, void *ud)
+{
+    tick_ctx_t *c = ud;
+    for (size_t i = 0; i < c->nx; i++)
+        if (c->x[i].rule == st->rule_idx && c->x[i].tenant_id == st->tenant_id) return 0;
+    tg_alarm_row_t row;
+    row_of(c->r, st, c->now, &row);
+    put(c->r, &row, NULL);
+    return 0;
+}
+
+/* The status of the transition's (rule, tenant), as tg_alarm_each gives it. */
+typedef struct find_status {
+    size_t rule;
+    int tenant;
+    tg_alarm_status_t st;
+    int found;
+} find_status_t;
+
+static int on_status(const tg_alarm_status_t *st, void *ud)
+{
+    find_status_t *f = ud;
+    if (st->rule_idx != f->rule || st->tenant_id != f->tenant) return 0;
+    f->st = *st;
+    f->found = 1;
+    return 1;
+}
+
+/* ---- the runner ---------------------------------------------------------------------- */
+
+size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, int64_t now_us,
+                            tg_alarm_notify_fn notify, void *ud)
+{
+    flush_backlog(r);
+    const tg_alarm_transition_t *x;
+    size_t n = tg_alarm_tick(r->engine, in, now_us, &x);
+    for (size_t i = 0; i < n; i++) {
+        const tg_notice_t *nt = &x[i].notice;
+        char done[160] = "";
+        for (size_t k = 0; k < r->nactions; k++) {
+            const tg_action_conf_t *a = &r->actions[k];
+            if (strcmp(a->alarm, nt->alarm) || !nt->tenant[0]) continue;
+            tg_alarm_state_t at = a->at_firing ? TG_ALARM_FIRING : TG_ALARM_PENDING;
+            if (x[i].to == at) apply(r, a, nt->alarm, nt->tenant, now_us, done, sizeof done);
+        }
+        if (x[i].to == TG_ALARM_RESOLVED || x[i].to == TG_ALARM_OK)
+            undo(r, nt->alarm, nt->tenant, done, sizeof done);
+
+        find_status_t f = {.rule = x[i].rule, .tenant = x[i].tenant_id};
+        tg_alarm_each(r->engine, 1, on_status, &f);
+        tg_alarm_row_t row;
+        if (f.found) {
+            row_of(r, &f.st, now_us, &row);
+            /* The row as of this transition (a later one of the same tick rewrites it). */
+            snprintf(row.state, sizeof row.state, "%s", tg_alarm_state_name(x[i].to));
+            row.seq = x[i].seq;
+            row.since_us = nt->time_us;
+        }
+        tg_alarm_event_row_t ev;
+        memset(&ev, 0, sizeof ev);
+        snprintf(ev.notice_id, sizeof ev.notice_id, "%s", nt->id);
+        snprintf(ev.name, sizeof ev.name, "%s", nt->alarm);
+        snprintf(ev.tenant, sizeof ev.tenant, "%s", nt->tenant);
+        snprintf(ev.kind, sizeof ev.kind, "%s", nt->alarm_kind);
+        snprintf(ev.from_state, sizeof ev.from_state, "%s", tg_alarm_state_name(x[i].from));
+        snprintf(ev.to_state, sizeof ev.to_state, "%s", tg_alarm_state_name(x[i].to));
+        ev.value = nt->value;
+        ev.threshold = nt->threshold;
+        ev.baseline = nt->baseline;
+        ev.window_s = nt->window_s;
+        ev.time_us = nt->time_us;
+        ev.seq = x[i].seq;
+        snprintf(ev.action, sizeof ev.action, "%s", done);
+        snprintf(ev.summary, sizeof ev.summary, "%s", nt->summary);
+        if (f.found) put(r, &row, &ev);
+
+        if (x[i].to == TG_ALARM_FIRING)
+            TG_WARN("alarm %s tenant=%s %s -> %s value=%g threshold=%g baseline=%g id=%s%s%s",
+                    nt->alarm, nt->tenant[0] ? nt->tenant : "-", tg_alarm_state_name(x[i].from),
+                    nt->state, nt->value, nt->threshold, nt->baseline, nt->id,
+                    done[0] ? " action=" : "", done);
+        else
+            TG_INFO("alarm %s tenant=%s %s -> %s value=%g threshold=%g baseline=%g id=%s%s%s",
+                    nt->alarm, nt->tenant[0] ? nt->tenant : "-", tg_alarm_state_name(x[i].from),
+                    nt->state, nt->value, nt->threshold, nt->baseline, nt->id,
+                    done[0] ? " action=" : "", done);
+        if (notify && x[i].to != TG_ALARM_OK) notify(nt, ud);
+    }
+    tick_ctx_t c = {r, now_us, x, n};
+    tg_alarm_each(r->engine, 0, put_state, &c);
+    return n;
+}
+
+static int copy_actions(tg_alarm_runner_t *r, const tg_config_t *cfg)
+{
+    tg_action_conf_t *a = calloc(cfg->nactions ? cfg->nactions : 1, sizeof *a);
+    if (!a) return -1;
+    for (size_t i = 0; i < cfg->nactions; i++) {
+        a[i] = cfg->actions[i];
+        if (!(a[i].alarm = strdup(cfg->actions[i].alarm))) {
+            actions_free(a, i);
+            return -1;
+        }
+    }
+    actions_free(r->actions, r->nactions);
+    r->actions = a;
+    r->nactions = cfg->nactions;
+    return 0;
+}
+
+int tg_alarm_runner_set_config(tg_alarm_runner_t *r, const tg_config_t *cfg)
+{
+    if (tg_alarm_set_rules(r->engine, cfg->alarms, cfg->nalarms) != 0) return -1;
+    return copy_actions(r, cfg);
+}
+
+static int on_row(const tg_alarm_row_t *row, void *ud)
+{
+    tg_alarm_runner_t *r = ud;
+    int st = tg_alarm_state_parse(row->state);
+    if (st < 0) return 0;
+    if (tg_alarm_restore(r->engine, row->name, row->tenant, (tg_alarm_state_t)st, row->seq,
+                         row->since_us, row->started_us) != 0)
+        return 0;
+    /* Actions still held when the last run stopped. */
+    const char *t = strstr(row->action, "throttle ");
+    double f = t ? strtod(t + 9, NULL) : 0;
+    if (t && f > 0 && f < 1) {
+        applied_add(r, row->name, row->tenant, TG_ACTION_THROTTLE, f);
+        rescale(r, row->tenant);
+    }
+    if (strstr(row->action, "pause")) applied_add(r, row->name, row->tenant, TG_ACTION_PAUSE, 0);
+    return 0;
+}
+
+tg_alarm_runner_t *tg_alarm_runner_new(const tg_config_t *cfg, tg_store_t *store,
+                                       tg_policy_t *policy, size_t max_tenants, tg_err_t *err)
+{
+    tg_alarm_runner_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        tg_store_close(store);
+        tg_err_set(err, "out of memory");
+        return NULL;
+    }
+    r->store = store;
+    r->policy = policy;
+    r->engine = tg_alarm_new(max_tenants);
+    r->backlog = calloc(BACKLOG_MAX, sizeof *r->backlog);
+    if (!r->engine || !r->backlog || tg_alarm_runner_set_config(r, cfg) != 0) {
+        tg_alarm_runner_free(r);
+        tg_err_set(err, "out of memory");
+        return NULL;
+    }
+    if (tg_store_alarm_list(store, on_row, r, err) != 0) {
+        tg_alarm_runner_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void tg_alarm_runner_free(tg_alarm_runner_t *r)
+{
+    if (!r) return;
+    tg_alarm_free(r->engine);
+    tg_store_close(r->store);
+    actions_free(r->actions, r->nactions);
+    free(r->applied);
+    free(r->backlog);
+    free(r);
+}
+
+size_t tg_alarm_runner_backlog(const tg_alarm_runner_t *r)
+{
+    return r->nbacklog;
+}
