@@ -367,7 +367,8 @@ static int emit(tg_alarm_engine_t *e, size_t ri, int slot, rstate_t *s, tg_alarm
     return 0;
 }
 
-static void judge(tg_alarm_engine_t *e, size_t ri, int slot, meas_t m, int64_t now)
+/* now: the wall clock (dates); clk: the windows' clock. */
+static void judge(tg_alarm_engine_t *e, size_t ri, int slot, meas_t m, int64_t now, int64_t clk)
 {
     const tg_alarm_conf_t *r = &e->rules[ri];
     rstate_t *s = &e->tenants[slot].rs[ri];
@@ -408,9 +409,9 @@ static void judge(tg_alarm_engine_t *e, size_t ri, int slot, meas_t m, int64_t n
     }
     /* The window just ended goes into the baseline after it was judged. */
     if (!has_window(r->kind) || r->baseline_factor <= 0) return;
-    if (s->last_fold_us < 0) s->last_fold_us = now;
-    if (now - s->last_fold_us < r->window_ms * 1000) return;
-    s->last_fold_us = now;
+    if (s->last_fold_us < 0) s->last_fold_us = clk;
+    if (clk - s->last_fold_us < r->window_ms * 1000) return;
+    s->last_fold_us = clk;
     if (m.count < min_req) return;
     s->base =
         s->nbase ? (1 - TG_ALARM_EWMA_ALPHA) * s->base + TG_ALARM_EWMA_ALPHA * m.value : m.value;
@@ -427,6 +428,7 @@ static void push(tenant_t *t, const snap_t *s)
 size_t tg_alarm_tick(tg_alarm_engine_t *e, const tg_alarm_inputs_t *in, int64_t now_us,
                      const tg_alarm_transition_t **out)
 {
+    int64_t clk = in->mono_us ? in->mono_us : now_us;
     e->nout = 0;
     for (size_t i = 0; i < in->ntenants; i++) {
         const tg_alarm_tenant_in_t *ti = &in->tenants[i];
@@ -434,7 +436,7 @@ size_t tg_alarm_tick(tg_alarm_engine_t *e, const tg_alarm_inputs_t *in, int64_t 
         int slot = tenant_slot(e, ti->tenant, 1);
         if (slot < 0) continue;
         tenant_t *t = &e->tenants[slot];
-        snap_t cur = {.t = now_us, .req = ti->requests, .err = ti->errors, .cost = ti->cost_micros};
+        snap_t cur = {.t = clk, .req = ti->requests, .err = ti->errors, .cost = ti->cost_micros};
         memcpy(cur.b, ti->buckets, sizeof cur.b);
         if (!t->count) {
             /* First seen: its counters were zero at the previous tick (they start at zero
@@ -445,13 +447,13 @@ size_t tg_alarm_tick(tg_alarm_engine_t *e, const tg_alarm_inputs_t *in, int64_t 
         }
         for (size_t r = 0; r < e->nrules; r++)
             if (e->rules[r].kind != TG_ALARM_QUEUE)
-                judge(e, r, slot, measure(&e->rules[r], t, &cur, in, ti, now_us), now_us);
-        if (now_us - t->ring[t->head].t >= e->spacing_us) push(t, &cur);
+                judge(e, r, slot, measure(&e->rules[r], t, &cur, in, ti, clk), now_us, clk);
+        if (clk - t->ring[t->head].t >= e->spacing_us) push(t, &cur);
     }
     for (size_t r = 0; r < e->nrules; r++)
         if (e->rules[r].kind == TG_ALARM_QUEUE)
-            judge(e, r, 0, measure(&e->rules[r], &e->tenants[0], NULL, in, NULL, now_us), now_us);
-    e->last_tick_us = now_us;
+            judge(e, r, 0, measure(&e->rules[r], &e->tenants[0], NULL, in, NULL, clk), now_us, clk);
+    e->last_tick_us = clk;
     *out = e->out;
     return e->nout;
 }

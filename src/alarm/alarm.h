@@ -76,7 +76,10 @@ typedef struct tg_alarm_tenant_in {
 typedef struct tg_alarm_inputs {
     const tg_alarm_tenant_in_t *tenants;
     size_t ntenants;
-    double queue; /* process-wide queue utilisation; < 0: unknown */
+    double queue;    /* process-wide queue utilisation; < 0: unknown */
+    int64_t mono_us; /* a monotonic clock for the windows (durations), so a wall clock that
+                        steps does not stretch or shrink them; 0: the wall time of the tick
+                        is used (tests) */
 } tg_alarm_inputs_t;
 
 typedef enum {

@@ -55,7 +55,8 @@ static void traffic(sim_t *s, const char *name, uint64_t n, uint64_t err, int64_
 static size_t tick(tg_alarm_engine_t *e, sim_t *s, const tg_alarm_transition_t **out)
 {
     s->now += STEP;
-    tg_alarm_inputs_t in = {s->in, s->n, s->queue};
+    /* The windows on a monotonic clock of another origin than the wall clock. */
+    tg_alarm_inputs_t in = {s->in, s->n, s->queue, s->now - T0 + 5 * S};
     return tg_alarm_tick(e, &in, s->now, out);
 }
 

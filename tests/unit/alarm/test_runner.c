@@ -77,7 +77,7 @@ static void notified(const tg_notice_t *n, void *ud)
 static size_t tick(tg_alarm_runner_t *r, fx_t *f, double quota, int64_t t)
 {
     tg_alarm_tenant_in_t in = {.tenant = "acme", .quota = quota};
-    tg_alarm_inputs_t inputs = {&in, 1, -1};
+    tg_alarm_inputs_t inputs = {&in, 1, -1, 0};
     return tg_alarm_runner_tick(r, &inputs, T0 + t * S, notified, f);
 }
 
