@@ -458,6 +458,33 @@ size_t tg_alarm_tick(tg_alarm_engine_t *e, const tg_alarm_inputs_t *in, int64_t 
     return e->nout;
 }
 
+static void status_fill(tg_alarm_engine_t *e, size_t r, size_t t, tg_alarm_status_t *st)
+{
+    const rstate_t *s = &e->tenants[t].rs[r];
+    *st = (tg_alarm_status_t){
+        .rule = e->rules[r].name,
+        .tenant = e->tenants[t].name,
+        .conf = &e->rules[r],
+        .rule_idx = r,
+        .tenant_id = (int)t,
+        .state = s->state,
+        .value = s->value,
+        .level = s->level,
+        .baseline = baseline_known(&e->rules[r], s) ? s->base : 0,
+        .since_us = s->since_us,
+        .started_us = s->started_us,
+        .updated_us = s->updated_us,
+        .seq = s->seq,
+    };
+}
+
+int tg_alarm_status_of(tg_alarm_engine_t *e, size_t rule, int tenant_id, tg_alarm_status_t *out)
+{
+    if (rule >= e->nrules || tenant_id < 0 || (size_t)tenant_id >= e->n) return -1;
+    status_fill(e, rule, (size_t)tenant_id, out);
+    return 0;
+}
+
 int tg_alarm_each(tg_alarm_engine_t *e, int all, int (*cb)(const tg_alarm_status_t *, void *),
                   void *ud)
 {
@@ -465,21 +492,8 @@ int tg_alarm_each(tg_alarm_engine_t *e, int all, int (*cb)(const tg_alarm_status
         for (size_t r = 0; r < e->nrules; r++) {
             const rstate_t *s = &e->tenants[t].rs[r];
             if (s->state == TG_ALARM_OK && !(all && s->seq > 0)) continue;
-            tg_alarm_status_t st = {
-                .rule = e->rules[r].name,
-                .tenant = e->tenants[t].name,
-                .conf = &e->rules[r],
-                .rule_idx = r,
-                .tenant_id = (int)t,
-                .state = s->state,
-                .value = s->value,
-                .level = s->level,
-                .baseline = baseline_known(&e->rules[r], s) ? s->base : 0,
-                .since_us = s->since_us,
-                .started_us = s->started_us,
-                .updated_us = s->updated_us,
-                .seq = s->seq,
-            };
+            tg_alarm_status_t st;
+            status_fill(e, r, t, &st);
             int rc = cb(&st, ud);
             if (rc) return rc;
         }

@@ -145,6 +145,10 @@ size_t tg_alarm_tick(tg_alarm_engine_t *e, const tg_alarm_inputs_t *in, int64_t 
 int tg_alarm_each(tg_alarm_engine_t *e, int all, int (*cb)(const tg_alarm_status_t *, void *),
                   void *ud);
 
+/* The status of (rule, tenant_id) as tg_alarm_each gives it (a transition's rule and
+ * tenant_id). 0, or -1 when there is no such pair. */
+int tg_alarm_status_of(tg_alarm_engine_t *e, size_t rule, int tenant_id, tg_alarm_status_t *out);
+
 /* The quantile q (0..1) of a histogram with bucket counts d (TG_ALARM_BUCKETS, not
  * cumulative) over the bounds tg_metrics_bucket_us, in ms; 0 when empty. */
 double tg_alarm_quantile_ms(const uint64_t *d, double q);

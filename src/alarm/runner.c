@@ -17,12 +17,6 @@ typedef struct applied {
     double factor;
 } applied_t;
 
-typedef struct pending_write {
-    tg_alarm_row_t row;
-    tg_alarm_event_row_t ev;
-    int has_ev;
-} pending_write_t;
-
 struct tg_alarm_runner {
     tg_alarm_engine_t *engine;
     tg_store_t *store;
@@ -31,8 +25,13 @@ struct tg_alarm_runner {
     size_t nactions;
     applied_t *applied;
     size_t napplied, applied_cap;
-    pending_write_t *backlog;
-    size_t nbacklog;
+    /* What one evaluation writes, in one transaction; kept when the write fails and
+     * written with the next one (rows replaced by newer ones of their (rule, tenant)). */
+    tg_alarm_row_t *rows;
+    size_t nrows, rows_cap;
+    tg_alarm_event_row_t *evs; /* at most BACKLOG_MAX, oldest dropped past it (logged) */
+    size_t nevs;
+    int failing; /* the last write failed (logged once until one succeeds) */
 };
 
 /* ---- actions ------------------------------------------------------------------------- */
@@ -131,11 +130,18 @@ static int paused(tg_alarm_runner_t *r, const char *tenant, char *reason, size_t
     return f.found;
 }
 
-/* Appends "; " and text to done. */
+/* Appends "; " and text to done[cap], cut to fit. */
 static void note(char *done, size_t cap, const char *text)
 {
     size_t n = strlen(done);
-    snprintf(done + n, cap - n, "%s%s", n ? "; " : "", text);
+    if (n && n + 2 < cap) {
+        memcpy(done + n, "; ", 2);
+        n += 2;
+    }
+    size_t t = strlen(text);
+    if (t > cap - 1 - n) t = cap - 1 - n;
+    memcpy(done + n, text, t);
+    done[n + t] = '\0';
 }
 
 static void apply(tg_alarm_runner_t *r, const tg_action_conf_t *a, const char *rule,
@@ -218,34 +224,50 @@ static void row_of(const tg_alarm_runner_t *r, const tg_alarm_status_t *st, int6
     applied_text(r, st->rule, st->tenant, row->action, sizeof row->action);
 }
 
-/* Writes, or keeps for the next tick. */
-static void put(tg_alarm_runner_t *r, const tg_alarm_row_t *row, const tg_alarm_event_row_t *ev)
+static void queue_row(tg_alarm_runner_t *r, const tg_alarm_row_t *row)
 {
-    tg_err_t err;
-    if (r->nbacklog == 0 && tg_store_alarm_put(r->store, row, ev, &err) == 0) return;
-    if (r->nbacklog == 0) TG_WARN("alarm: store write failed, kept for the next tick: %s", err.msg);
-    if (!ev) return; /* a state row alone is rewritten at the next tick anyway */
-    if (r->nbacklog == BACKLOG_MAX) {
-        TG_ERROR("alarm: %d store writes waiting: dropping transition %s", BACKLOG_MAX,
-                 r->backlog[0].ev.notice_id);
-        memmove(r->backlog, r->backlog + 1, (BACKLOG_MAX - 1) * sizeof *r->backlog);
-        r->nbacklog--;
+    for (size_t i = 0; i < r->nrows; i++)
+        if (!strcmp(r->rows[i].name, row->name) && !strcmp(r->rows[i].tenant, row->tenant)) {
+            r->rows[i] = *row;
+            return;
+        }
+    if (r->nrows == r->rows_cap) {
+        size_t cap = r->rows_cap ? r->rows_cap * 2 : 16;
+        tg_alarm_row_t *n = realloc(r->rows, cap * sizeof *n);
+        if (!n) { /* rewritten from the engine's state at a later tick */
+            TG_ERROR("alarm: out of memory: state row %s/%s not stored", row->name, row->tenant);
+            return;
+        }
+        r->rows = n;
+        r->rows_cap = cap;
     }
-    pending_write_t *w = &r->backlog[r->nbacklog++];
-    w->row = *row;
-    w->ev = *ev;
-    w->has_ev = 1;
+    r->rows[r->nrows++] = *row;
 }
 
-static void flush_backlog(tg_alarm_runner_t *r)
+static void queue_event(tg_alarm_runner_t *r, const tg_alarm_event_row_t *ev)
 {
-    size_t done = 0;
+    if (r->nevs == BACKLOG_MAX) {
+        TG_ERROR("alarm: %d transitions wait for the store: dropping %s", BACKLOG_MAX,
+                 r->evs[0].notice_id);
+        memmove(r->evs, r->evs + 1, (BACKLOG_MAX - 1) * sizeof *r->evs);
+        r->nevs--;
+    }
+    r->evs[r->nevs++] = *ev;
+}
+
+static void flush(tg_alarm_runner_t *r)
+{
     tg_err_t err;
-    while (done < r->nbacklog &&
-           tg_store_alarm_put(r->store, &r->backlog[done].row, &r->backlog[done].ev, &err) == 0)
-        done++;
-    if (done) memmove(r->backlog, r->backlog + done, (r->nbacklog - done) * sizeof *r->backlog);
-    r->nbacklog -= done;
+    if (!r->nrows && !r->nevs) return;
+    if (tg_store_alarm_put(r->store, r->rows, r->nrows, r->evs, r->nevs, &err) == 0) {
+        if (r->failing) TG_INFO("alarm: store writes succeed again (%zu transitions)", r->nevs);
+        r->nrows = r->nevs = 0;
+        r->failing = 0;
+        return;
+    }
+    if (!r->failing)
+        TG_WARN("alarm: store write failed, kept for the next evaluation: %s", err.msg);
+    r->failing = 1;
 }
 
 typedef struct tick_ctx {
@@ -258,29 +280,12 @@ typedef struct tick_ctx {
 static int put_state(const tg_alarm_status_t *st, void *ud)
 {
     tick_ctx_t *c = ud;
-    for (size_t i = 0; i < c->nx; i++)
+    for (size_t i = 0; i < c->nx; i++) /* written with its transition */
         if (c->x[i].rule == st->rule_idx && c->x[i].tenant_id == st->tenant_id) return 0;
     tg_alarm_row_t row;
     row_of(c->r, st, c->now, &row);
-    put(c->r, &row, NULL);
+    queue_row(c->r, &row);
     return 0;
-}
-
-/* The status of the transition's (rule, tenant), as tg_alarm_each gives it. */
-typedef struct find_status {
-    size_t rule;
-    int tenant;
-    tg_alarm_status_t st;
-    int found;
-} find_status_t;
-
-static int on_status(const tg_alarm_status_t *st, void *ud)
-{
-    find_status_t *f = ud;
-    if (st->rule_idx != f->rule || st->tenant_id != f->tenant) return 0;
-    f->st = *st;
-    f->found = 1;
-    return 1;
 }
 
 /* ---- the runner ---------------------------------------------------------------------- */
@@ -288,12 +293,11 @@ static int on_status(const tg_alarm_status_t *st, void *ud)
 size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, int64_t now_us,
                             tg_alarm_notify_fn notify, void *ud)
 {
-    flush_backlog(r);
     const tg_alarm_transition_t *x;
     size_t n = tg_alarm_tick(r->engine, in, now_us, &x);
     for (size_t i = 0; i < n; i++) {
         const tg_notice_t *nt = &x[i].notice;
-        char done[160] = "";
+        char done[sizeof((tg_alarm_event_row_t *)0)->action] = "";
         for (size_t k = 0; k < r->nactions; k++) {
             const tg_action_conf_t *a = &r->actions[k];
             if (strcmp(a->alarm, nt->alarm) || !nt->tenant[0]) continue;
@@ -303,15 +307,14 @@ size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, i
         if (x[i].to == TG_ALARM_RESOLVED || x[i].to == TG_ALARM_OK)
             undo(r, nt->alarm, nt->tenant, done, sizeof done);
 
-        find_status_t f = {.rule = x[i].rule, .tenant = x[i].tenant_id};
-        tg_alarm_each(r->engine, 1, on_status, &f);
+        tg_alarm_status_t st;
         tg_alarm_row_t row;
-        if (f.found) {
-            row_of(r, &f.st, now_us, &row);
-            /* The row as of this transition (a later one of the same tick rewrites it). */
-            snprintf(row.state, sizeof row.state, "%s", tg_alarm_state_name(x[i].to));
+        int found = tg_alarm_status_of(r->engine, x[i].rule, x[i].tenant_id, &st) == 0;
+        if (found) {
+            row_of(r, &st, now_us, &row);
+            /* The row as of this transition (the engine is one at most per rule and
+             * tenant and tick, so it is also the state now). */
             row.seq = x[i].seq;
-            row.since_us = nt->time_us;
         }
         tg_alarm_event_row_t ev;
         memset(&ev, 0, sizeof ev);
@@ -329,7 +332,8 @@ size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, i
         ev.seq = x[i].seq;
         snprintf(ev.action, sizeof ev.action, "%s", done);
         snprintf(ev.summary, sizeof ev.summary, "%s", nt->summary);
-        if (f.found) put(r, &row, &ev);
+        queue_event(r, &ev);
+        if (found) queue_row(r, &row);
 
         if (x[i].to == TG_ALARM_FIRING)
             TG_WARN("alarm %s tenant=%s %s -> %s value=%g threshold=%g baseline=%g id=%s%s%s",
@@ -345,6 +349,7 @@ size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, i
     }
     tick_ctx_t c = {r, now_us, x, n};
     tg_alarm_each(r->engine, 0, put_state, &c);
+    flush(r);
     return n;
 }
 
@@ -402,8 +407,8 @@ tg_alarm_runner_t *tg_alarm_runner_new(const tg_config_t *cfg, tg_store_t *store
     r->store = store;
     r->policy = policy;
     r->engine = tg_alarm_new(max_tenants);
-    r->backlog = calloc(BACKLOG_MAX, sizeof *r->backlog);
-    if (!r->engine || !r->backlog || tg_alarm_runner_set_config(r, cfg) != 0) {
+    r->evs = calloc(BACKLOG_MAX, sizeof *r->evs);
+    if (!r->engine || !r->evs || tg_alarm_runner_set_config(r, cfg) != 0) {
         tg_alarm_runner_free(r);
         tg_err_set(err, "out of memory");
         return NULL;
@@ -422,11 +427,12 @@ void tg_alarm_runner_free(tg_alarm_runner_t *r)
     tg_store_close(r->store);
     actions_free(r->actions, r->nactions);
     free(r->applied);
-    free(r->backlog);
+    free(r->rows);
+    free(r->evs);
     free(r);
 }
 
 size_t tg_alarm_runner_backlog(const tg_alarm_runner_t *r)
 {
-    return r->nbacklog;
+    return r->nevs;
 }

@@ -101,8 +101,8 @@ struct tg_store_alert_ops {
 
 /* alarms and alarm_events: the alarm engine's state and transitions, no version. */
 struct tg_store_alarm_ops {
-    int (*alarm_put)(tg_store_t *s, const tg_alarm_row_t *row, const tg_alarm_event_row_t *ev,
-                     tg_err_t *err);
+    int (*alarm_put)(tg_store_t *s, const tg_alarm_row_t *rows, size_t nrows,
+                     const tg_alarm_event_row_t *evs, size_t nevs, tg_err_t *err);
     int (*alarm_list)(tg_store_t *s, int (*cb)(const tg_alarm_row_t *, void *), void *ud,
                       tg_err_t *err);
     int (*alarm_events)(tg_store_t *s, const char *tenant, int64_t limit,

@@ -81,19 +81,8 @@ static int valid_state(const char *s)
            !strcmp(s, "resolved");
 }
 
-static int sq_alarm_put(tg_store_t *base, const tg_alarm_row_t *row, const tg_alarm_event_row_t *ev,
-                        tg_err_t *err)
+static int put_row(sqlite3_stmt *put, const tg_alarm_row_t *row)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    if (!row->name[0] || !valid_state(row->state))
-        return tg_err_set(err, "alarm put: empty name or unknown state \"%.16s\"", row->state);
-    if (ev && (!ev->notice_id[0] || !valid_state(ev->from_state) || !valid_state(ev->to_state)))
-        return tg_err_set(err, "alarm put: a transition needs a notice id and two states");
-    sqlite3_stmt *put = sq_stmt(s, &sql_alarm_put, err);
-    sqlite3_stmt *add = ev ? sq_stmt(s, &sql_event_add, err) : NULL;
-    if (!put || (ev && !add)) return -1;
-    int ret = sq_begin(s, "alarm put", err);
-    if (ret != 0) return ret;
     BIND_ROW(put, 1, row, name);
     BIND_ROW(put, 2, row, tenant);
     BIND_ROW(put, 3, row, kind);
@@ -106,24 +95,51 @@ static int sq_alarm_put(tg_store_t *base, const tg_alarm_row_t *row, const tg_al
     sqlite3_bind_int64(put, 10, row->updated_us);
     sqlite3_bind_int64(put, 11, row->seq);
     BIND_ROW(put, 12, row, action);
-    int rc = sq_run(put);
-    if (rc == SQLITE_OK && ev) {
-        BIND_ROW(add, 1, ev, notice_id);
-        BIND_ROW(add, 2, ev, name);
-        BIND_ROW(add, 3, ev, tenant);
-        BIND_ROW(add, 4, ev, kind);
-        BIND_ROW(add, 5, ev, from_state);
-        BIND_ROW(add, 6, ev, to_state);
-        sqlite3_bind_double(add, 7, ev->value);
-        sqlite3_bind_double(add, 8, ev->threshold);
-        sqlite3_bind_double(add, 9, ev->baseline);
-        sqlite3_bind_int64(add, 10, ev->window_s);
-        sqlite3_bind_int64(add, 11, ev->time_us);
-        sqlite3_bind_int64(add, 12, ev->seq);
-        BIND_ROW(add, 13, ev, action);
-        BIND_ROW(add, 14, ev, summary);
-        rc = sq_run(add);
-    }
+    return sq_run(put);
+}
+
+static int put_event(sqlite3_stmt *add, const tg_alarm_event_row_t *ev)
+{
+    BIND_ROW(add, 1, ev, notice_id);
+    BIND_ROW(add, 2, ev, name);
+    BIND_ROW(add, 3, ev, tenant);
+    BIND_ROW(add, 4, ev, kind);
+    BIND_ROW(add, 5, ev, from_state);
+    BIND_ROW(add, 6, ev, to_state);
+    sqlite3_bind_double(add, 7, ev->value);
+    sqlite3_bind_double(add, 8, ev->threshold);
+    sqlite3_bind_double(add, 9, ev->baseline);
+    sqlite3_bind_int64(add, 10, ev->window_s);
+    sqlite3_bind_int64(add, 11, ev->time_us);
+    sqlite3_bind_int64(add, 12, ev->seq);
+    BIND_ROW(add, 13, ev, action);
+    BIND_ROW(add, 14, ev, summary);
+    return sq_run(add);
+}
+
+static int sq_alarm_put(tg_store_t *base, const tg_alarm_row_t *rows, size_t nrows,
+                        const tg_alarm_event_row_t *evs, size_t nevs, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    for (size_t i = 0; i < nrows; i++)
+        if (!rows[i].name[0] || !valid_state(rows[i].state))
+            return tg_err_set(err, "alarm put: empty name or unknown state \"%.16s\"",
+                              rows[i].state);
+    for (size_t i = 0; i < nevs; i++)
+        if (!evs[i].notice_id[0] || !valid_state(evs[i].from_state) ||
+            !valid_state(evs[i].to_state))
+            return tg_err_set(err, "alarm put: a transition needs a notice id and two states");
+    if (!nrows && !nevs) return 0;
+    sqlite3_stmt *put = nrows ? sq_stmt(s, &sql_alarm_put, err) : NULL;
+    sqlite3_stmt *add = nevs ? sq_stmt(s, &sql_event_add, err) : NULL;
+    if ((nrows && !put) || (nevs && !add)) return -1;
+    int ret = sq_begin(s, "alarm put", err);
+    if (ret != 0) return ret;
+    int rc = SQLITE_OK;
+    for (size_t i = 0; rc == SQLITE_OK && i < nevs; i++)
+        rc = put_event(add, &evs[i]);
+    for (size_t i = 0; rc == SQLITE_OK && i < nrows; i++)
+        rc = put_row(put, &rows[i]);
     if (rc != SQLITE_OK) {
         ret = sq_fail(s, rc, "alarm put", err);
         sq_rollback(s);

@@ -252,10 +252,10 @@ int tg_store_alert_list(tg_store_t *s, const char *tenant,
 
 /* ---- alarms ----------------------------------------------------------------------- */
 
-int tg_store_alarm_put(tg_store_t *s, const tg_alarm_row_t *row, const tg_alarm_event_row_t *ev,
-                       tg_err_t *err)
+int tg_store_alarm_put(tg_store_t *s, const tg_alarm_row_t *rows, size_t nrows,
+                       const tg_alarm_event_row_t *evs, size_t nevs, tg_err_t *err)
 {
-    return s->alarms->alarm_put(s, row, ev, err);
+    return s->alarms->alarm_put(s, rows, nrows, evs, nevs, err);
 }
 
 int tg_store_alarm_list(tg_store_t *s, int (*cb)(const tg_alarm_row_t *, void *), void *ud,

@@ -137,12 +137,13 @@ int tg_store_alert_list(tg_store_t *s, const char *tenant,
 
 /* ---- alarms ----------------------------------------------------------------------- */
 
-/* Writes the state row of (row->name, row->tenant), replacing it, and when ev is not NULL
- * the transition, in one transaction. A transition whose notice_id is already stored is
- * left as it was (a retry after a failure stores nothing twice). TG_STORE_BUSY when the
- * store cannot be written now (nothing was written). Not policy: no version bump. */
-int tg_store_alarm_put(tg_store_t *s, const tg_alarm_row_t *row, const tg_alarm_event_row_t *ev,
-                       tg_err_t *err);
+/* Writes state rows (each replacing the row of its (name, tenant)) and transitions, all in
+ * one transaction: what the alarm runner stored of one evaluation. A transition whose
+ * notice_id is already stored is left as it was (a retry after a failure stores nothing
+ * twice). TG_STORE_BUSY when the store cannot be written now (nothing was written). Not
+ * policy: no version bump. */
+int tg_store_alarm_put(tg_store_t *s, const tg_alarm_row_t *rows, size_t nrows,
+                       const tg_alarm_event_row_t *evs, size_t nevs, tg_err_t *err);
 /* Every state row: firing first, then pending, resolved, ok; by name and tenant. */
 int tg_store_alarm_list(tg_store_t *s, int (*cb)(const tg_alarm_row_t *, void *), void *ud,
                         tg_err_t *err);

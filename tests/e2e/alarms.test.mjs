@@ -217,4 +217,47 @@ describe('alarm pause action', () => {
     assert.equal(resolved.action, 'pause left: an operator changed it');
     assert.equal((await get()).status, 200);
   });
+
+  test('a reload keeps the state of a rule that stays and takes a new one', async () => {
+    const seqBefore = (await waitState(gw, 'stop', 'bad', 'ok')).seq; // settled: ok
+    assert.ok(seqBefore >= 3);
+    // SIGHUP with one more rule (and the pause action dropped): stop keeps its count.
+    const cfg = fs.readFileSync(gw.configPath, 'utf8');
+    fs.writeFileSync(
+      gw.configPath,
+      cfg.replace(/^actions:.*\n(  - .*\n)*/m, '').replace(/^(alarms:\n)/m, '$1  - { name: errors2, kind: error_rate, window: 3s, threshold: 0.5, min_requests: 5 }\n'),
+    );
+    gw.proc.kill('SIGHUP');
+    await waitFor(() => /config reloaded/.test(gw.stderr()), { timeoutMs: 5000, message: 'reload' });
+    const get = (q = '') => request(`${gw.url}/x${q}`, { headers: { 'x-api-key': key } });
+    let stop = false;
+    const spike = (async () => {
+      while (!stop) {
+        await Promise.all(Array.from({ length: 5 }, () => get('?status=500')));
+        await sleep(50);
+      }
+    })();
+    let both;
+    try {
+      both = await waitFor(
+        async () => {
+          const l = await listAlarms(gw);
+          const a = l.find((x) => x.alarm === 'stop' && x.tenant === 'bad' && x.state === 'firing');
+          const b = l.find((x) => x.alarm === 'errors2' && x.tenant === 'bad' && x.state === 'firing');
+          return a && b && [a, b];
+        },
+        { timeoutMs: 15000, intervalMs: 200, message: 'stop and errors2 firing' },
+      );
+    } finally {
+      stop = true;
+      await spike;
+    }
+    // The ids go on from where they were (a restart at 1 would collide with stored ones).
+    assert.equal(both[0].seq, seqBefore + 2);
+    assert.equal(both[1].seq, 2);
+    const h = await history(gw, 'bad');
+    assert.ok(h.some((e) => e.id === `alarm/stop/bad/${seqBefore + 2}` && e.to === 'firing' && e.action === ''));
+    // No pause this time: the action is gone with the reload.
+    assert.equal((await get()).status, 200);
+  });
 });

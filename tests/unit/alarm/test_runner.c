@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "alarm/runner.h"
 
 #define S  1000000LL
@@ -234,11 +236,47 @@ static void test_restart_restores(void **state)
     tg_alarm_runner_free(r);
 }
 
+/* A store locked by another connection: the transition is notified at once, kept, and
+ * stored at the first evaluation after the lock is gone; nothing is stored twice. */
+static void test_store_busy_retry(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err;
+    tg_store_t *s = open_store(f);
+    assert_int_equal(tg_store_set_busy_timeout(s, 10, &err), 0);
+    tg_alarm_runner_t *r = tg_alarm_runner_new(f->cfg, s, f->policy, 100, &err);
+    assert_non_null(r);
+    char path[200];
+    snprintf(path, sizeof path, "%s/t.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(tick(r, f, 0.9, 10), 1); /* pending */
+    assert_int_equal(f->ngot, 1);
+    assert_int_equal(tg_alarm_runner_backlog(r), 1);
+    assert_int_equal(tick(r, f, 0.9, 20), 1); /* firing: throttled though not stored */
+    assert_int_equal(tg_alarm_runner_backlog(r), 2);
+    assert_true(tg_policy_scale(f->policy, "acme") == 0.5);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(tick(r, f, 0.9, 30), 0);
+    assert_int_equal(tg_alarm_runner_backlog(r), 0);
+    found_t x = look(f);
+    assert_int_equal(x.nevs, 2);
+    assert_string_equal(x.evs[0].notice_id, "alarm/hot/acme/2");
+    assert_string_equal(x.evs[1].notice_id, "alarm/hot/acme/1");
+    const tg_alarm_row_t *hot = row_named(&x, "hot");
+    assert_string_equal(hot->state, "firing");
+    assert_string_equal(hot->action, "throttle 0.5");
+    tg_alarm_runner_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_throttle_and_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_restores, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_busy_retry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,20 +112,20 @@ static void test_put_list_history(void **state)
     tg_err_t err;
     tg_alarm_row_t a = row("errors", "acme", "pending", 1);
     tg_alarm_event_row_t ea = event(&a, "ok");
-    assert_int_equal(tg_store_alarm_put(f->s, &a, &ea, &err), 0);
+    assert_int_equal(tg_store_alarm_put(f->s, &a, 1, &ea, 1, &err), 0);
     a = row("errors", "acme", "firing", 2);
     snprintf(a.action, sizeof a.action, "pause");
     tg_alarm_event_row_t eb = event(&a, "pending");
     snprintf(eb.action, sizeof eb.action, "pause");
-    assert_int_equal(tg_store_alarm_put(f->s, &a, &eb, &err), 0);
+    assert_int_equal(tg_store_alarm_put(f->s, &a, 1, &eb, 1, &err), 0);
     /* A retry of the same transition stores nothing twice. */
-    assert_int_equal(tg_store_alarm_put(f->s, &a, &eb, &err), 0);
+    assert_int_equal(tg_store_alarm_put(f->s, &a, 1, &eb, 1, &err), 0);
     tg_alarm_row_t q = row("backlog", "", "pending", 1);
     snprintf(q.kind, sizeof q.kind, "queue");
     tg_alarm_event_row_t eq = event(&q, "ok");
-    assert_int_equal(tg_store_alarm_put(f->s, &q, &eq, &err), 0);
+    assert_int_equal(tg_store_alarm_put(f->s, &q, 1, &eq, 1, &err), 0);
     tg_alarm_row_t o = row("errors", "beta", "ok", 4);
-    assert_int_equal(tg_store_alarm_put(f->s, &o, NULL, &err), 0); /* a state alone */
+    assert_int_equal(tg_store_alarm_put(f->s, &o, 1, NULL, 0, &err), 0); /* a state alone */
 
     rows_t x = {0};
     assert_int_equal(tg_store_alarm_list(f->s, on_row, &x, &err), 0);
@@ -165,15 +165,40 @@ static void test_bad_rows(void **state)
     fixture_t *f = *state;
     tg_err_t err;
     tg_alarm_row_t a = row("errors", "acme", "burning", 1);
-    assert_int_equal(tg_store_alarm_put(f->s, &a, NULL, &err), -1);
+    assert_int_equal(tg_store_alarm_put(f->s, &a, 1, NULL, 0, &err), -1);
     a = row("", "acme", "ok", 1);
-    assert_int_equal(tg_store_alarm_put(f->s, &a, NULL, &err), -1);
+    assert_int_equal(tg_store_alarm_put(f->s, &a, 1, NULL, 0, &err), -1);
     a = row("errors", "acme", "firing", 1);
     tg_alarm_event_row_t e = event(&a, "nowhere");
-    assert_int_equal(tg_store_alarm_put(f->s, &a, &e, &err), -1);
+    assert_int_equal(tg_store_alarm_put(f->s, &a, 1, &e, 1, &err), -1);
     rows_t x = {0};
     assert_int_equal(tg_store_alarm_list(f->s, on_row, &x, &err), 0);
     assert_int_equal(x.n, 0);
+}
+
+/* Several rows and transitions in one call, one transaction: a bad one anywhere writes
+ * none of them. */
+static void test_batch(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_alarm_row_t rows[3] = {row("errors", "a", "pending", 1), row("errors", "b", "firing", 2),
+                              row("quota", "a", "pending", 1)};
+    tg_alarm_event_row_t evs[3] = {event(&rows[0], "ok"), event(&rows[1], "pending"),
+                                   event(&rows[2], "ok")};
+    snprintf(rows[2].state, sizeof rows[2].state, "hot"); /* bad: nothing is written */
+    assert_int_equal(tg_store_alarm_put(f->s, rows, 3, evs, 3, &err), -1);
+    rows_t x = {0};
+    assert_int_equal(tg_store_alarm_list(f->s, on_row, &x, &err), 0);
+    assert_int_equal(x.n, 0);
+    snprintf(rows[2].state, sizeof rows[2].state, "pending");
+    assert_int_equal(tg_store_alarm_put(f->s, rows, 3, evs, 3, &err), 0);
+    assert_int_equal(tg_store_alarm_list(f->s, on_row, &x, &err), 0);
+    assert_int_equal(x.n, 3);
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tg_store_alarm_events(f->s, NULL, 0, on_event, &x, &err), 0);
+    assert_int_equal(x.n, 3);
+    assert_int_equal(tg_store_alarm_put(f->s, NULL, 0, NULL, 0, &err), 0); /* nothing */
 }
 
 int main(void)
@@ -181,6 +206,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_list_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
