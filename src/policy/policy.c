@@ -53,6 +53,9 @@ typedef struct tenant_rules {
 typedef struct snap {
     lim_entry_t *lims;
     size_t lim_mask, nlims;
+    uint32_t *byt; /* indexes of lims' entries sorted by tenant_key: a tenant's rows for
+                      its utilisation without a scan of every row */
+    size_t nbyt;
     int paused_all;
     char paused_all_reason[256];
     tg_cidr_list_t gallow, gdeny;
@@ -95,6 +98,7 @@ static void snap_free(snap_t *s)
 {
     if (!s) return;
     free(s->lims);
+    free(s->byt);
     tg_cidr_list_free(&s->gallow);
     tg_cidr_list_free(&s->gdeny);
     free(s->gtool_allow.v);
@@ -240,6 +244,29 @@ static int on_tool_rule(const tg_tool_rule_row_t *r, void *ud)
     return globs_add(allow ? &t->tool_allow : &t->tool_deny, r->pattern);
 }
 
+static const snap_t *sort_snap; /* qsort has no context: set under sort_mu */
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int cmp_tenant_key(const void *a, const void *b)
+{
+    uint64_t x = sort_snap->lims[*(const uint32_t *)a].tenant_key;
+    uint64_t y = sort_snap->lims[*(const uint32_t *)b].tenant_key;
+    return x < y ? -1 : x > y;
+}
+
+static int index_by_tenant(snap_t *s, tg_err_t *err)
+{
+    s->byt = malloc((s->nlims ? s->nlims : 1) * sizeof *s->byt);
+    if (!s->byt) return tg_err_set(err, "out of memory loading limits");
+    for (size_t i = 0; i <= s->lim_mask; i++)
+        if (s->lims[i].key) s->byt[s->nbyt++] = (uint32_t)i;
+    pthread_mutex_lock(&sort_mu);
+    sort_snap = s;
+    qsort(s->byt, s->nbyt, sizeof *s->byt, cmp_tenant_key);
+    pthread_mutex_unlock(&sort_mu);
+    return 0;
+}
+
 int tg_policy_load(tg_policy_t *p, tg_store_t *store, int64_t now_us, tg_err_t *err)
 {
     build_t b = {.s = calloc(1, sizeof(snap_t))};
@@ -263,6 +290,7 @@ int tg_policy_load(tg_policy_t *p, tg_store_t *store, int64_t now_us, tg_err_t *
             b.s->lims[j] = b.rows[i];
         }
         b.s->nlims = b.n;
+        if (rc == 0) rc = index_by_tenant(b.s, err);
     }
     free(b.rows);
     if (rc != 0) {
@@ -709,9 +737,16 @@ double tg_policy_tenant_utilisation(tg_policy_t *p, const char *tenant, uint64_t
             if (rate.limit) rate.limit = lim ? lim : 1;
         }
     if (has_rate) best = tg_limit_usage(p->limiter, k, &rate, now_ns);
-    for (size_t i = 0; s->lims && i <= s->lim_mask; i++) {
-        const lim_entry_t *e = &s->lims[i];
-        if (!e->key || e->tenant_key != tk) continue;
+    size_t lo = 0, hi = s->nbyt; /* the first of the tenant's rows in byt */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->lims[s->byt[mid]].tenant_key < tk)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < s->nbyt && s->lims[s->byt[i]].tenant_key == tk; i++) {
+        const lim_entry_t *e = &s->lims[s->byt[i]];
         double u;
         if (e->has_rate && e->key != k &&
             (u = tg_limit_usage(p->limiter, e->key, &e->rule, now_ns)) > best)

@@ -118,8 +118,9 @@ int64_t tg_policy_inflight(tg_policy_t *p, const char *tenant);
 /* The tenant's highest utilisation now over the rate and token rules that apply to it:
  * its own (or defaults.limits) and those of its routes, keys, tools and models, each as
  * tg_limit_usage (the units counted in the rule's own window over its limit). -1 when no
- * rule applies to the tenant. For the quota alarm and tollgate_limit_utilisation; scans
- * the snapshot's limit rows (O(rows)) under the read lock. */
+ * rule applies to the tenant. For the quota alarm and tollgate_limit_utilisation; the
+ * tenant's rows are found in an index of the snapshot (a binary search), under the read
+ * lock. */
 double tg_policy_tenant_utilisation(tg_policy_t *p, const char *tenant, uint64_t now_ns);
 
 /* Throttle (alarm actions): the tenant's request-rate rules are admitted at factor x their
