@@ -192,6 +192,13 @@ void tg_alarm_free(tg_alarm_engine_t *e)
     free(e);
 }
 
+int tg_alarm_rule_index(const tg_alarm_engine_t *e, const char *name)
+{
+    for (size_t r = 0; r < e->nrules; r++)
+        if (!strcmp(e->rules[r].name, name)) return (int)r;
+    return -1;
+}
+
 int tg_alarm_restore(tg_alarm_engine_t *e, const char *rule, const char *tenant,
                      tg_alarm_state_t state, int64_t seq, int64_t since_us, int64_t started_us)
 {

@@ -129,6 +129,9 @@ void tg_alarm_free(tg_alarm_engine_t *e);
  * memory (the old rules stay). */
 int tg_alarm_set_rules(tg_alarm_engine_t *e, const tg_alarm_conf_t *rules, size_t n);
 
+/* The index of the rule named name, or -1. */
+int tg_alarm_rule_index(const tg_alarm_engine_t *e, const char *name);
+
 /* Puts back what the store remembers of (rule, tenant) before the first tick: its state,
  * sequence number and times. Unknown rules are ignored (0); -1 when the tenant table is
  * full or out of memory. */

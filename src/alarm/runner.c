@@ -370,10 +370,31 @@ static int copy_actions(tg_alarm_runner_t *r, const tg_config_t *cfg)
     return 0;
 }
 
+/* Actions held for rules the config no longer has are undone now: those alarms can never
+ * resolve. (Their state rows stay as last written.) */
+static void drop_orphans(tg_alarm_runner_t *r)
+{
+    size_t n = r->napplied;
+    applied_t *copy = n ? malloc(n * sizeof *copy) : NULL;
+    if (n && !copy) return; /* tried again at the next reload */
+    if (n) memcpy(copy, r->applied, n * sizeof *copy);
+    for (size_t i = 0; i < n; i++) {
+        if (tg_alarm_rule_index(r->engine, copy[i].rule) >= 0) continue;
+        char done[sizeof((tg_alarm_event_row_t *)0)->action] = "";
+        undo(r, copy[i].rule, copy[i].tenant, done, sizeof done);
+        if (done[0])
+            TG_INFO("alarm %s tenant=%s: the rule is no longer configured: %s", copy[i].rule,
+                    copy[i].tenant, done);
+    }
+    free(copy);
+}
+
 int tg_alarm_runner_set_config(tg_alarm_runner_t *r, const tg_config_t *cfg)
 {
     if (tg_alarm_set_rules(r->engine, cfg->alarms, cfg->nalarms) != 0) return -1;
-    return copy_actions(r, cfg);
+    if (copy_actions(r, cfg) != 0) return -1;
+    drop_orphans(r);
+    return 0;
 }
 
 static int on_row(const tg_alarm_row_t *row, void *ud)
@@ -417,6 +438,7 @@ tg_alarm_runner_t *tg_alarm_runner_new(const tg_config_t *cfg, tg_store_t *store
         tg_alarm_runner_free(r);
         return NULL;
     }
+    drop_orphans(r); /* restored for rules removed while the gateway was down */
     return r;
 }
 

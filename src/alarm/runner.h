@@ -18,6 +18,9 @@
  *   3. one log line (info; warn for firing).
  *   4. notify(notice, ud) for pending, firing and resolved (not for resolved -> ok).
  *
+ * Actions held by a rule that a reload (or a restart) removed from the config are undone
+ * at once, as on resolve: such an alarm can never resolve.
+ *
  * At start the runner reads the alarms table: each rule's state and sequence number are
  * restored (ids are never reused) and the throttles of alarms still holding are applied
  * again (the policy's scales live in memory only). Windows and baselines are not stored:

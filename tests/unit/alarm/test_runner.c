@@ -226,11 +226,16 @@ static void test_restart_restores(void **state)
     assert_int_equal(tick(r, f, 0.1, 40), 1);
     assert_string_equal(f->got[f->ngot - 1].id, "alarm/hot/acme/3"); /* not reused */
     assert_true(tg_policy_scale(f->policy, "acme") == 1);
-    /* A reload without the rules keeps the runner going. */
+    /* Firing and throttled again, then a reload without the rules: the throttle of an
+     * alarm that can no longer resolve is undone at once, and the runner goes on. */
+    tick(r, f, 0.9, 50);
+    tick(r, f, 0.9, 60);
+    assert_true(tg_policy_scale(f->policy, "acme") == 0.5);
     tg_config_t *empty;
     assert_int_equal(tg_config_parse("e.yaml", "store: sqlite:x\n", 15, &empty, &err), 0);
     assert_int_equal(tg_alarm_runner_set_config(r, empty), 0);
-    assert_int_equal(tick(r, f, 0.99, 50), 0);
+    assert_true(tg_policy_scale(f->policy, "acme") == 1);
+    assert_int_equal(tick(r, f, 0.99, 70), 0);
     tg_config_unref(empty);
     assert_int_equal(tg_alarm_runner_backlog(r), 0);
     tg_alarm_runner_free(r);
@@ -271,12 +276,34 @@ static void test_store_busy_retry(void **state)
     tg_alarm_runner_free(r);
 }
 
+/* A pause held by a rule removed while the gateway was down is lifted at the next start
+ * (as on resolve: only if the pause is still the alarm's). */
+static void test_restart_without_the_rule(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err;
+    tg_alarm_runner_t *r = tg_alarm_runner_new(f->cfg, open_store(f), f->policy, 100, &err);
+    tick(r, f, 0.99, 10);
+    tick(r, f, 0.99, 20); /* hot and stop firing: throttled and paused */
+    tg_alarm_runner_free(r);
+    assert_true(look(f).paused);
+    tg_config_t *empty;
+    assert_int_equal(tg_config_parse("e.yaml", "store: sqlite:x\n", 15, &empty, &err), 0);
+    r = tg_alarm_runner_new(empty, open_store(f), f->policy, 100, &err);
+    assert_non_null(r);
+    tg_config_unref(empty);
+    assert_false(look(f).paused);
+    assert_true(tg_policy_scale(f->policy, "acme") == 1);
+    tg_alarm_runner_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_throttle_and_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_busy_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_without_the_rule, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
