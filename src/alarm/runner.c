@@ -345,11 +345,13 @@ size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, i
                     nt->alarm, nt->tenant[0] ? nt->tenant : "-", tg_alarm_state_name(x[i].from),
                     nt->state, nt->value, nt->threshold, nt->baseline, nt->id,
                     done[0] ? " action=" : "", done);
-        if (notify && x[i].to != TG_ALARM_OK) notify(nt, ud);
     }
     tick_ctx_t c = {r, now_us, x, n};
     tg_alarm_each(r->engine, 0, put_state, &c);
     flush(r);
+    /* Stored (or kept for the next try) before anyone hears of it. */
+    for (size_t i = 0; notify && i < n; i++)
+        if (x[i].to != TG_ALARM_OK) notify(&x[i].notice, ud);
     return n;
 }
 

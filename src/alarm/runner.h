@@ -11,12 +11,14 @@
  *      the runner's own), the pause only when its row is still there with the alarm's
  *      reason: an operator who resumed the tenant, or paused it again with a reason of
  *      their own, is not overridden.
- *   2. the store: the state row of (rule, tenant) and the transition, in one transaction
- *      (tg_store_alarm_put; the state rows of alarms still not ok are rewritten each tick
- *      with their latest value). A write that fails is kept (at most 1024) and tried again
- *      at the next tick; the transition's notice id makes the retry idempotent.
+ *   2. the store: the state row of (rule, tenant) and the transition are queued; all of
+ *      one evaluation (with the state rows of alarms still not ok, rewritten each tick with
+ *      their latest value) go in one transaction (tg_store_alarm_put) at its end. A write
+ *      that fails is kept (at most 1024 transitions) and tried again at the next tick; the
+ *      transition's notice id makes the retry idempotent.
  *   3. one log line (info; warn for firing).
- *   4. notify(notice, ud) for pending, firing and resolved (not for resolved -> ok).
+ * and once the evaluation's writes were tried: notify(notice, ud) for each transition to
+ * pending, firing or resolved (not resolved -> ok), in order.
  *
  * Actions held by a rule that a reload (or a restart) removed from the config are undone
  * at once, as on resolve: such an alarm can never resolve.
