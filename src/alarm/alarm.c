@@ -40,7 +40,8 @@ struct tg_alarm_engine {
     tg_alarm_conf_t *rules;
     size_t nrules;
     int64_t spacing_us;
-    tenant_t *tenants; /* [cap]; slot 0 = process-wide ("") */
+    tenant_t **tenants; /* [cap], made when first seen (~7.3 KiB each); slot 0 = the
+                           process-wide one ("") */
     size_t cap, n;
     uint32_t *index; /* slot + 1 by hash of the name; 0 = empty */
     size_t imask;
@@ -112,14 +113,14 @@ int tg_alarm_set_rules(tg_alarm_engine_t *e, const tg_alarm_conf_t *rules, size_
             if (!strcmp(e->rules[j].name, nr[i].name) && e->rules[j].kind == nr[i].kind) old = j;
         for (size_t t = 0; t < e->n; t++) {
             if (old < e->nrules)
-                nrs[t][i] = e->tenants[t].rs[old];
+                nrs[t][i] = e->tenants[t]->rs[old];
             else
                 rstate_init(&nrs[t][i]);
         }
     }
     for (size_t t = 0; t < e->n; t++) {
-        free(e->tenants[t].rs);
-        e->tenants[t].rs = nrs[t];
+        free(e->tenants[t]->rs);
+        e->tenants[t]->rs = nrs[t];
     }
     free(nrs);
     rules_free(e->rules, e->nrules);
@@ -147,14 +148,18 @@ static int tenant_slot(tg_alarm_engine_t *e, const char *name, int create)
 {
     size_t i = hash_name(name) & e->imask;
     for (; e->index[i]; i = (i + 1) & e->imask)
-        if (!strncmp(e->tenants[e->index[i] - 1].name, name, TG_TENANT_SIZE - 1))
+        if (!strncmp(e->tenants[e->index[i] - 1]->name, name, TG_TENANT_SIZE - 1))
             return (int)e->index[i] - 1;
     if (!create || e->n == e->cap) return -1;
-    tenant_t *t = &e->tenants[e->n];
-    memset(t, 0, sizeof *t);
+    tenant_t *t = calloc(1, sizeof *t);
+    if (!t) return -1;
     snprintf(t->name, sizeof t->name, "%s", name);
     t->rs = calloc(e->nrules ? e->nrules : 1, sizeof *t->rs);
-    if (!t->rs) return -1;
+    if (!t->rs) {
+        free(t);
+        return -1;
+    }
+    e->tenants[e->n] = t;
     for (size_t r = 0; r < e->nrules; r++)
         rstate_init(&t->rs[r]);
     e->index[i] = (uint32_t)e->n + 1;
@@ -183,8 +188,10 @@ tg_alarm_engine_t *tg_alarm_new(size_t max_tenants)
 void tg_alarm_free(tg_alarm_engine_t *e)
 {
     if (!e) return;
-    for (size_t t = 0; t < e->n; t++)
-        free(e->tenants[t].rs);
+    for (size_t t = 0; t < e->n; t++) {
+        free(e->tenants[t]->rs);
+        free(e->tenants[t]);
+    }
     free(e->tenants);
     free(e->index);
     rules_free(e->rules, e->nrules);
@@ -209,7 +216,7 @@ int tg_alarm_restore(tg_alarm_engine_t *e, const char *rule, const char *tenant,
     int slot = tenant_slot(e, tenant, 1);
     if (slot < 0) return -1;
     if ((e->rules[r].kind == TG_ALARM_QUEUE) != (slot == 0)) return 0; /* not this rule's */
-    rstate_t *s = &e->tenants[slot].rs[r];
+    rstate_t *s = &e->tenants[slot]->rs[r];
     s->state = state;
     s->seq = seq;
     s->since_us = since_us;
@@ -338,7 +345,7 @@ static int emit(tg_alarm_engine_t *e, size_t ri, int slot, rstate_t *s, tg_alarm
         e->outcap = cap;
     }
     const tg_alarm_conf_t *r = &e->rules[ri];
-    const tenant_t *t = &e->tenants[slot];
+    const tenant_t *t = e->tenants[slot];
     tg_alarm_transition_t *x = &e->out[e->nout++];
     memset(x, 0, sizeof *x);
     x->from = s->state;
@@ -378,7 +385,7 @@ static int emit(tg_alarm_engine_t *e, size_t ri, int slot, rstate_t *s, tg_alarm
 static void judge(tg_alarm_engine_t *e, size_t ri, int slot, meas_t m, int64_t now, int64_t clk)
 {
     const tg_alarm_conf_t *r = &e->rules[ri];
-    rstate_t *s = &e->tenants[slot].rs[ri];
+    rstate_t *s = &e->tenants[slot]->rs[ri];
     int known = baseline_known(r, s);
     double level = r->threshold;
     if (r->kind == TG_ALARM_LATENCY && (double)r->min_ms > level) level = (double)r->min_ms;
@@ -442,7 +449,7 @@ size_t tg_alarm_tick(tg_alarm_engine_t *e, const tg_alarm_inputs_t *in, int64_t 
         if (!ti->tenant || !ti->tenant[0]) continue; /* "" is the process-wide slot */
         int slot = tenant_slot(e, ti->tenant, 1);
         if (slot < 0) continue;
-        tenant_t *t = &e->tenants[slot];
+        tenant_t *t = e->tenants[slot];
         snap_t cur = {.t = clk, .req = ti->requests, .err = ti->errors, .cost = ti->cost_micros};
         memcpy(cur.b, ti->buckets, sizeof cur.b);
         if (!t->count) {
@@ -459,7 +466,7 @@ size_t tg_alarm_tick(tg_alarm_engine_t *e, const tg_alarm_inputs_t *in, int64_t 
     }
     for (size_t r = 0; r < e->nrules; r++)
         if (e->rules[r].kind == TG_ALARM_QUEUE)
-            judge(e, r, 0, measure(&e->rules[r], &e->tenants[0], NULL, in, NULL, clk), now_us, clk);
+            judge(e, r, 0, measure(&e->rules[r], e->tenants[0], NULL, in, NULL, clk), now_us, clk);
     e->last_tick_us = clk;
     *out = e->out;
     return e->nout;
@@ -467,10 +474,10 @@ size_t tg_alarm_tick(tg_alarm_engine_t *e, const tg_alarm_inputs_t *in, int64_t 
 
 static void status_fill(tg_alarm_engine_t *e, size_t r, size_t t, tg_alarm_status_t *st)
 {
-    const rstate_t *s = &e->tenants[t].rs[r];
+    const rstate_t *s = &e->tenants[t]->rs[r];
     *st = (tg_alarm_status_t){
         .rule = e->rules[r].name,
-        .tenant = e->tenants[t].name,
+        .tenant = e->tenants[t]->name,
         .conf = &e->rules[r],
         .rule_idx = r,
         .tenant_id = (int)t,
@@ -497,7 +504,7 @@ int tg_alarm_each(tg_alarm_engine_t *e, int all, int (*cb)(const tg_alarm_status
 {
     for (size_t t = 0; t < e->n; t++)
         for (size_t r = 0; r < e->nrules; r++) {
-            const rstate_t *s = &e->tenants[t].rs[r];
+            const rstate_t *s = &e->tenants[t]->rs[r];
             if (s->state == TG_ALARM_OK && !(all && s->seq > 0)) continue;
             tg_alarm_status_t st;
             status_fill(e, r, t, &st);

@@ -46,8 +46,9 @@
  *
  * Memory: tenants are the metrics registry's label values, at most metrics.max_tenants
  * plus "_other" (the caller passes that cap); a tenant never seen again keeps its slot
- * (metrics counters never reset either). Per tenant: the ring (48 x 152 bytes, ~7.3 KiB)
- * and one small state per rule: about 8 MiB for 1000 tenants. */
+ * (metrics counters never reset either). Per tenant, made when it is first seen: the ring
+ * (48 x 152 bytes, ~7.3 KiB) and one small state per rule: about 8 MiB for 1000 tenants;
+ * up front only a pointer and an index slot per possible tenant. */
 #ifndef TG_ALARM_ALARM_H
 #define TG_ALARM_ALARM_H
 
