@@ -30,6 +30,8 @@ struct tg_alarm_runner {
     tg_alarm_row_t *rows;
     size_t nrows, rows_cap;
     tg_alarm_event_row_t *evs; /* at most BACKLOG_MAX, oldest dropped past it (logged) */
+    tg_notice_t *notices;      /* [BACKLOG_MAX]: evs[i]'s notice, sent once it is stored */
+    unsigned char *send;       /* [BACKLOG_MAX]: 1 when notices[i] goes to the notifiers */
     size_t nevs;
     int failing; /* the last write failed (logged once until one succeeds) */
 };
@@ -244,23 +246,31 @@ static void queue_row(tg_alarm_runner_t *r, const tg_alarm_row_t *row)
     r->rows[r->nrows++] = *row;
 }
 
-static void queue_event(tg_alarm_runner_t *r, const tg_alarm_event_row_t *ev)
+static void queue_event(tg_alarm_runner_t *r, const tg_alarm_event_row_t *ev, const tg_notice_t *nt,
+                        int send)
 {
     if (r->nevs == BACKLOG_MAX) {
         TG_ERROR("alarm: %d transitions wait for the store: dropping %s", BACKLOG_MAX,
                  r->evs[0].notice_id);
         memmove(r->evs, r->evs + 1, (BACKLOG_MAX - 1) * sizeof *r->evs);
+        memmove(r->notices, r->notices + 1, (BACKLOG_MAX - 1) * sizeof *r->notices);
+        memmove(r->send, r->send + 1, BACKLOG_MAX - 1);
         r->nevs--;
     }
+    r->notices[r->nevs] = *nt;
+    r->send[r->nevs] = (unsigned char)send;
     r->evs[r->nevs++] = *ev;
 }
 
-static void flush(tg_alarm_runner_t *r)
+/* Writes what waits; once it is stored, the notices go out, in order. */
+static void flush(tg_alarm_runner_t *r, tg_alarm_notify_fn notify, void *ud)
 {
     tg_err_t err;
     if (!r->nrows && !r->nevs) return;
     if (tg_store_alarm_put(r->store, r->rows, r->nrows, r->evs, r->nevs, &err) == 0) {
         if (r->failing) TG_INFO("alarm: store writes succeed again (%zu transitions)", r->nevs);
+        for (size_t i = 0; notify && i < r->nevs; i++)
+            if (r->send[i]) notify(&r->notices[i], ud);
         r->nrows = r->nevs = 0;
         r->failing = 0;
         return;
@@ -332,7 +342,7 @@ size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, i
         ev.seq = x[i].seq;
         snprintf(ev.action, sizeof ev.action, "%s", done);
         snprintf(ev.summary, sizeof ev.summary, "%s", nt->summary);
-        queue_event(r, &ev);
+        queue_event(r, &ev, nt, x[i].to != TG_ALARM_OK);
         if (found) queue_row(r, &row);
 
         if (x[i].to == TG_ALARM_FIRING)
@@ -348,10 +358,7 @@ size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, i
     }
     tick_ctx_t c = {r, now_us, x, n};
     tg_alarm_each(r->engine, 0, put_state, &c);
-    flush(r);
-    /* Stored (or kept for the next try) before anyone hears of it. */
-    for (size_t i = 0; notify && i < n; i++)
-        if (x[i].to != TG_ALARM_OK) notify(&x[i].notice, ud);
+    flush(r, notify, ud);
     return n;
 }
 
@@ -431,7 +438,10 @@ tg_alarm_runner_t *tg_alarm_runner_new(const tg_config_t *cfg, tg_store_t *store
     r->policy = policy;
     r->engine = tg_alarm_new(max_tenants);
     r->evs = calloc(BACKLOG_MAX, sizeof *r->evs);
-    if (!r->engine || !r->evs || tg_alarm_runner_set_config(r, cfg) != 0) {
+    r->notices = calloc(BACKLOG_MAX, sizeof *r->notices);
+    r->send = calloc(BACKLOG_MAX, 1);
+    if (!r->engine || !r->evs || !r->notices || !r->send ||
+        tg_alarm_runner_set_config(r, cfg) != 0) {
         tg_alarm_runner_free(r);
         tg_err_set(err, "out of memory");
         return NULL;
@@ -453,6 +463,8 @@ void tg_alarm_runner_free(tg_alarm_runner_t *r)
     free(r->applied);
     free(r->rows);
     free(r->evs);
+    free(r->notices);
+    free(r->send);
     free(r);
 }
 

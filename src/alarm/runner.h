@@ -17,8 +17,11 @@
  *      that fails is kept (at most 1024 transitions) and tried again at the next tick; the
  *      transition's notice id makes the retry idempotent.
  *   3. one log line (info; warn for firing).
- * and once the evaluation's writes were tried: notify(notice, ud) for each transition to
- * pending, firing or resolved (not resolved -> ok), in order.
+ * and once the evaluation's writes are stored: notify(notice, ud) for each transition to
+ * pending, firing or resolved (not resolved -> ok), in order. A notice goes out only after
+ * its transition (and so its sequence number) is in the store: an id is never sent and
+ * then reused after a crash. While the store cannot be written the notices wait with the
+ * transitions (the notification outbox lives in the same store anyway).
  *
  * Actions held by a rule that a reload (or a restart) removed from the config are undone
  * at once, as on resolve: such an alarm can never resolve.
