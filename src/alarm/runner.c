@@ -33,7 +33,10 @@ struct tg_alarm_runner {
     tg_notice_t *notices;      /* [BACKLOG_MAX]: evs[i]'s notice, sent once it is stored */
     unsigned char *send;       /* [BACKLOG_MAX]: 1 when notices[i] goes to the notifiers */
     size_t nevs;
-    int failing; /* the last write failed (logged once until one succeeds) */
+    int failing;       /* the last write failed (logged once until one succeeds) */
+    tg_notice_t *outq; /* [BACKLOG_MAX]: stored, not yet taken by notify, in order */
+    size_t nout;
+    int notify_failing;
 };
 
 /* ---- actions ------------------------------------------------------------------------- */
@@ -262,15 +265,47 @@ static void queue_event(tg_alarm_runner_t *r, const tg_alarm_event_row_t *ev, co
     r->evs[r->nevs++] = *ev;
 }
 
-/* Writes what waits; once it is stored, the notices go out, in order. */
-static void flush(tg_alarm_runner_t *r, tg_alarm_notify_fn notify, void *ud)
+static void outq_push(tg_alarm_runner_t *r, const tg_notice_t *n)
+{
+    if (r->nout == BACKLOG_MAX) {
+        TG_ERROR("alarm: %d notices wait for the notifiers: dropping %s", BACKLOG_MAX,
+                 r->outq[0].id);
+        memmove(r->outq, r->outq + 1, (BACKLOG_MAX - 1) * sizeof *r->outq);
+        r->nout--;
+    }
+    r->outq[r->nout++] = *n;
+}
+
+/* Hands the stored notices on, in order, up to the first that is refused. */
+static void send_out(tg_alarm_runner_t *r, tg_alarm_notify_fn notify, void *ud)
+{
+    size_t done = 0;
+    tg_err_t err;
+    while (notify && done < r->nout) {
+        if (notify(ud, r->store, &r->outq[done], &err) != 0) {
+            if (!r->notify_failing)
+                TG_WARN("alarm: notice %s not taken, kept for the next evaluation: %s",
+                        r->outq[done].id, err.msg);
+            r->notify_failing = 1;
+            break;
+        }
+        r->notify_failing = 0;
+        done++;
+    }
+    if (!notify) done = r->nout; /* nobody to tell */
+    memmove(r->outq, r->outq + done, (r->nout - done) * sizeof *r->outq);
+    r->nout -= done;
+}
+
+/* Writes what waits; once it is stored, its notices join the queue for the notifiers. */
+static void flush(tg_alarm_runner_t *r)
 {
     tg_err_t err;
     if (!r->nrows && !r->nevs) return;
     if (tg_store_alarm_put(r->store, r->rows, r->nrows, r->evs, r->nevs, &err) == 0) {
         if (r->failing) TG_INFO("alarm: store writes succeed again (%zu transitions)", r->nevs);
-        for (size_t i = 0; notify && i < r->nevs; i++)
-            if (r->send[i]) notify(&r->notices[i], ud);
+        for (size_t i = 0; i < r->nevs; i++)
+            if (r->send[i]) outq_push(r, &r->notices[i]);
         r->nrows = r->nevs = 0;
         r->failing = 0;
         return;
@@ -358,7 +393,8 @@ size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, i
     }
     tick_ctx_t c = {r, now_us, x, n};
     tg_alarm_each(r->engine, 0, put_state, &c);
-    flush(r, notify, ud);
+    flush(r);
+    send_out(r, notify, ud);
     return n;
 }
 
@@ -440,7 +476,8 @@ tg_alarm_runner_t *tg_alarm_runner_new(const tg_config_t *cfg, tg_store_t *store
     r->evs = calloc(BACKLOG_MAX, sizeof *r->evs);
     r->notices = calloc(BACKLOG_MAX, sizeof *r->notices);
     r->send = calloc(BACKLOG_MAX, 1);
-    if (!r->engine || !r->evs || !r->notices || !r->send ||
+    r->outq = calloc(BACKLOG_MAX, sizeof *r->outq);
+    if (!r->engine || !r->evs || !r->notices || !r->send || !r->outq ||
         tg_alarm_runner_set_config(r, cfg) != 0) {
         tg_alarm_runner_free(r);
         tg_err_set(err, "out of memory");
@@ -465,10 +502,16 @@ void tg_alarm_runner_free(tg_alarm_runner_t *r)
     free(r->evs);
     free(r->notices);
     free(r->send);
+    free(r->outq);
     free(r);
 }
 
 size_t tg_alarm_runner_backlog(const tg_alarm_runner_t *r)
 {
     return r->nevs;
+}
+
+size_t tg_alarm_runner_unsent(const tg_alarm_runner_t *r)
+{
+    return r->nout;
 }

@@ -17,11 +17,11 @@
  *      that fails is kept (at most 1024 transitions) and tried again at the next tick; the
  *      transition's notice id makes the retry idempotent.
  *   3. one log line (info; warn for firing).
- * and once the evaluation's writes are stored: notify(notice, ud) for each transition to
- * pending, firing or resolved (not resolved -> ok), in order. A notice goes out only after
- * its transition (and so its sequence number) is in the store: an id is never sent and
- * then reused after a crash. While the store cannot be written the notices wait with the
- * transitions (the notification outbox lives in the same store anyway).
+ * and once the evaluation's writes are stored: notify(ud, store, notice, err) for each
+ * transition to pending, firing or resolved (not resolved -> ok), in order. A notice goes out only
+ * after its transition (and so its sequence number) is in the store: an id is never sent and then
+ * reused after a crash. While the store cannot be written the notices wait with the transitions
+ * (the notification outbox lives in the same store anyway).
  *
  * Actions held by a rule that a reload (or a restart) removed from the config are undone
  * at once, as on resolve: such an alarm can never resolve.
@@ -43,7 +43,11 @@
 
 typedef struct tg_alarm_runner tg_alarm_runner_t;
 
-typedef void (*tg_alarm_notify_fn)(const tg_notice_t *n, void *ud);
+/* Hands one notice on (to the notification outbox), on store, the runner's connection
+ * (main thread). 0 when taken; nonzero (err set) and the runner keeps it and the ones after
+ * it, in order, and tries again at the next evaluation (at most 1024 wait, the oldest
+ * dropped past that, logged). The shape of the budgets' notice hook (policy/budget.h). */
+typedef int (*tg_alarm_notify_fn)(void *ud, tg_store_t *store, const tg_notice_t *n, tg_err_t *err);
 
 /* A runner with cfg's rules and actions, over store (taken: closed by
  * tg_alarm_runner_free) and policy (borrowed; NULL: actions only logged as not done),
@@ -63,7 +67,8 @@ int tg_alarm_runner_set_config(tg_alarm_runner_t *r, const tg_config_t *cfg);
 size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, int64_t now_us,
                             tg_alarm_notify_fn notify, void *ud);
 
-/* Store writes waiting for a retry (tests). */
+/* Transitions waiting for a store write, notices waiting for notify (tests). */
 size_t tg_alarm_runner_backlog(const tg_alarm_runner_t *r);
+size_t tg_alarm_runner_unsent(const tg_alarm_runner_t *r);
 
 #endif

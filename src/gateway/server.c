@@ -208,13 +208,18 @@ static int gather_tenant(const tg_metrics_tenant_totals_t *t, void *ud)
     return 0;
 }
 
-/* Where each transition's notice goes once the runner has stored and logged it. Today the
- * log line the runner writes is the whole notification: the lead connects this callback
- * to the notification outbox (src/notify/) when the notify branch is merged. */
-static void on_alarm_transition(const tg_notice_t *n, void *ud)
+/* Where each transition's notice goes once the runner has stored and logged it, on the
+ * runner's store connection (main thread). Today the log line the runner writes is the
+ * whole notification: this is to be connected to the notification outbox (src/notify/)
+ * when that branch is merged, as the budgets' hook is: return tg_notify_enqueue(srv's
+ * notifier, store, n, tg_wall_us(), err) (nonzero: the runner keeps n and tries again). */
+static int on_alarm_transition(void *ud, tg_store_t *store, const tg_notice_t *n, tg_err_t *err)
 {
-    (void)n;
     (void)ud;
+    (void)store;
+    (void)n;
+    (void)err;
+    return 0;
 }
 
 /* Every alarms_interval on the main loop (never a worker): inputs gathered, then the

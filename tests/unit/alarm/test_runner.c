@@ -70,10 +70,18 @@ static int teardown(void **state)
     return 0;
 }
 
-static void notified(const tg_notice_t *n, void *ud)
+static int refuse; /* notices the hook refuses before it takes them again */
+
+static int notified(void *ud, tg_store_t *store, const tg_notice_t *n, tg_err_t *err)
 {
     fx_t *f = ud;
+    assert_non_null(store); /* the runner's connection, to enqueue on */
+    if (refuse > 0) {
+        refuse--;
+        return tg_err_set(err, "outbox refused");
+    }
     if (f->ngot < 16) f->got[f->ngot++] = *n;
+    return 0;
 }
 
 static size_t tick(tg_alarm_runner_t *r, fx_t *f, double quota, int64_t t)
@@ -300,6 +308,26 @@ static void test_restart_without_the_rule(void **state)
     tg_alarm_runner_free(r);
 }
 
+/* A notice the hook refuses is kept, with the ones after it, and handed on again in order
+ * at the next evaluation. */
+static void test_notify_retry(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err;
+    tg_alarm_runner_t *r = tg_alarm_runner_new(f->cfg, open_store(f), f->policy, 100, &err);
+    refuse = 1;
+    assert_int_equal(tick(r, f, 0.9, 10), 1); /* pending: refused */
+    assert_int_equal(f->ngot, 0);
+    assert_int_equal(tg_alarm_runner_unsent(r), 1);
+    assert_int_equal(tg_alarm_runner_backlog(r), 0); /* stored all the same */
+    assert_int_equal(tick(r, f, 0.9, 20), 1);        /* firing: both go, in order */
+    assert_int_equal(tg_alarm_runner_unsent(r), 0);
+    assert_int_equal(f->ngot, 2);
+    assert_string_equal(f->got[0].id, "alarm/hot/acme/1");
+    assert_string_equal(f->got[1].id, "alarm/hot/acme/2");
+    tg_alarm_runner_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +335,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_busy_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_without_the_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_retry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
