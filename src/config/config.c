@@ -1231,6 +1231,273 @@ static int parse_admin_token(parse_t *p, const yaml_node_t *server, tg_config_t 
     return rc;
 }
 
+/* ---- alarms and actions ------------------------------------------------- */
+
+static const char *const alarm_kind_names[] = {"quota", "error_rate", "latency", "spend_rate",
+                                               "queue"};
+
+const char *tg_alarm_kind_name(tg_alarm_kind_t k)
+{
+    return (unsigned)k < sizeof alarm_kind_names / sizeof alarm_kind_names[0] ? alarm_kind_names[k]
+                                                                              : "?";
+}
+
+/* A plain decimal number in [min, max] (min excluded when open_min): ratios, factors,
+ * quantiles. strtod reads it; "nan", "inf", hex and trailing text are refused. */
+static int get_number(parse_t *p, const yaml_node_t *n, const char *path, double min, int open_min,
+                      double max, double *out)
+{
+    char *v;
+    if (scalar(p, n, path, "a number", &v) < 0) return -1;
+    int rc = -1;
+    char *end = NULL;
+    int plain = *v && strspn(v, "0123456789.-+eE") == strlen(v);
+    errno = 0;
+    double x = plain ? strtod(v, &end) : 0;
+    if (!plain || !end || *end || errno)
+        fail(p, n, path, "expected a number, got \"%.*s\"", 64, v);
+    else if (x < min || (open_min && x == min) || x > max)
+        fail(p, n, path, "must be %s %g and at most %g (got %s)",
+             open_min ? "greater than" : "at least", min, max, v);
+    else {
+        *out = x;
+        rc = 0;
+    }
+    free(v);
+    return rc;
+}
+
+/* One of names[0..n) by its text; *out = its index. */
+static int get_word(parse_t *p, const yaml_node_t *n, const char *path, const char *what,
+                    const char *const *names, int nn, int *out)
+{
+    char *v;
+    if (scalar(p, n, path, what, &v) < 0) return -1;
+    for (int i = 0; i < nn; i++)
+        if (!strcmp(v, names[i])) {
+            *out = i;
+            free(v);
+            return 0;
+        }
+    char list[160] = "";
+    size_t used = 0;
+    for (int i = 0; i < nn && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+    fail(p, n, path, "unknown %s \"%.*s\" (expected one of: %s)", what, 64, v, list);
+    free(v);
+    return -1;
+}
+
+#define MAX_ALARM_WINDOW_MS (24L * 3600 * 1000) /* the engine's ring covers a day at most */
+
+enum {
+    AF_NAME,
+    AF_KIND,
+    AF_THRESHOLD,
+    AF_WINDOW,
+    AF_QUANTILE,
+    AF_FACTOR,
+    AF_MIN_REQ,
+    AF_MIN_MS,
+    AF_FOR,
+    AF_MARGIN,
+    AF_SEVERITY
+};
+static const field_t alarm_fields[] = {
+    {"name", V_NAME, offsetof(tg_alarm_conf_t, name)},
+    {"kind", V_SECTION, 0},
+    {"threshold", V_SECTION, 0},
+    {"window", V_MS, offsetof(tg_alarm_conf_t, window_ms)},
+    {"quantile", V_SECTION, 0},
+    {"baseline_factor", V_SECTION, 0},
+    {"min_requests", V_INT0, offsetof(tg_alarm_conf_t, min_requests)},
+    {"min_ms", V_SECTION, 0},
+    {"for", V_SECTION, 0},
+    {"resolve_margin", V_SECTION, 0},
+    {"severity", V_SECTION, 0},
+};
+
+static int parse_alarm(parse_t *p, const yaml_node_t *item, const char *sub, tg_alarm_conf_t *a)
+{
+    static const char *const severities[] = {"warning", "critical"};
+    yaml_node_t *v[MAX_FIELDS];
+    char key[KEYPATH];
+    if (item->type != YAML_MAPPING_NODE)
+        return fail(p, item, sub, "expected a mapping with name and kind, found %s",
+                    node_what(item));
+    if (parse_fields(p, item, sub, alarm_fields, NFIELDS(alarm_fields), a, v) < 0) return -1;
+    if (!v[AF_NAME]) return missing(p, item, sub, "name");
+    if (!v[AF_KIND]) return missing(p, item, sub, "kind");
+    int k = 0, sev = 0;
+    unsigned long long x;
+    join(key, sub, "kind");
+    if (get_word(p, v[AF_KIND], key, "alarm kind", alarm_kind_names, 5, &k) < 0) return -1;
+    a->kind = (tg_alarm_kind_t)k;
+    int windowed = k == TG_ALARM_ERROR_RATE || k == TG_ALARM_LATENCY || k == TG_ALARM_SPEND_RATE;
+    /* Keys that mean nothing for the kind are refused, not ignored. */
+    static const struct {
+        int field, kinds; /* bit per kind where the key is allowed */
+    } allowed[] = {
+        {AF_WINDOW, 1 << TG_ALARM_ERROR_RATE | 1 << TG_ALARM_LATENCY | 1 << TG_ALARM_SPEND_RATE},
+        {AF_QUANTILE, 1 << TG_ALARM_LATENCY},
+        {AF_FACTOR, 1 << TG_ALARM_ERROR_RATE | 1 << TG_ALARM_LATENCY | 1 << TG_ALARM_SPEND_RATE},
+        {AF_MIN_REQ, 1 << TG_ALARM_ERROR_RATE | 1 << TG_ALARM_LATENCY | 1 << TG_ALARM_SPEND_RATE},
+        {AF_MIN_MS, 1 << TG_ALARM_LATENCY},
+    };
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        if (v[allowed[i].field] && !(allowed[i].kinds & (1 << k))) {
+            join(key, sub, alarm_fields[allowed[i].field].key);
+            return fail(p, v[allowed[i].field], key, "not used by kind %s alarms",
+                        alarm_kind_names[k]);
+        }
+    if (v[AF_THRESHOLD]) {
+        join(key, sub, "threshold");
+        double max = k == TG_ALARM_ERROR_RATE                     ? 1
+                     : k == TG_ALARM_QUOTA || k == TG_ALARM_QUEUE ? 100
+                                                                  : 1e15;
+        if (get_number(p, v[AF_THRESHOLD], key, 0, 1, max, &a->threshold) < 0) return -1;
+    }
+    if (v[AF_QUANTILE]) {
+        join(key, sub, "quantile");
+        if (get_number(p, v[AF_QUANTILE], key, 0, 1, 0.999, &a->quantile) < 0) return -1;
+    }
+    if (v[AF_FACTOR]) {
+        join(key, sub, "baseline_factor");
+        if (get_number(p, v[AF_FACTOR], key, 1, 0, 1000, &a->baseline_factor) < 0) return -1;
+    }
+    if (v[AF_MIN_MS]) {
+        join(key, sub, "min_ms");
+        if (get_uint(p, v[AF_MIN_MS], key, 0, 3600000, &x) < 0) return -1;
+        a->min_ms = (long)x;
+    }
+    if (v[AF_FOR]) {
+        join(key, sub, "for");
+        if (get_uint(p, v[AF_FOR], key, 1, 1000, &x) < 0) return -1;
+        a->for_evals = (int)x;
+    }
+    if (v[AF_MARGIN]) {
+        join(key, sub, "resolve_margin");
+        if (get_number(p, v[AF_MARGIN], key, 0, 0, 0.99, &a->resolve_margin) < 0) return -1;
+    }
+    join(key, sub, "severity");
+    if (v[AF_SEVERITY] && get_word(p, v[AF_SEVERITY], key, "severity", severities, 2, &sev) < 0)
+        return -1;
+    if (!(a->severity = strdup(severities[sev]))) return oom(p, item, sub);
+    if (windowed && a->window_ms > MAX_ALARM_WINDOW_MS) {
+        join(key, sub, "window");
+        return fail(p, v[AF_WINDOW], key, "at most 24h (got %ld s)", a->window_ms / 1000);
+    }
+    if (!windowed) a->window_ms = 0;
+    if ((k == TG_ALARM_QUOTA || k == TG_ALARM_QUEUE) && !v[AF_THRESHOLD])
+        return missing(p, item, sub, "threshold");
+    if (windowed && !v[AF_THRESHOLD] && !v[AF_FACTOR])
+        return fail(p, item, sub, "give threshold, baseline_factor or both (kind %s)",
+                    alarm_kind_names[k]);
+    return 0;
+}
+
+static int parse_alarms(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
+{
+    const char *path = "alarms";
+    if (!seq || is_null(seq)) return 0;
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(p, seq, path, "expected a list of alarm rules, found %s", node_what(seq));
+    size_t cnt = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (cnt == 0) return 0;
+    if (cnt > 64) return fail(p, seq, path, "at most 64 alarm rules (got %zu)", cnt);
+    c->alarms = calloc(cnt, sizeof *c->alarms);
+    if (!c->alarms) return oom(p, seq, path);
+    c->nalarms = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        tg_alarm_conf_t *a = &c->alarms[i];
+        a->window_ms = 5 * 60 * 1000;
+        a->quantile = 0.95;
+        a->min_requests = 20;
+        a->for_evals = 1;
+        a->resolve_margin = 0.1;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_t *item = node_at(p, seq->data.sequence.items.start[i]);
+        char sub[KEYPATH], key[KEYPATH];
+        keypath(sub, "%s[%zu]", path, i);
+        if (parse_alarm(p, item, sub, &c->alarms[i]) < 0) return -1;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(c->alarms[j].name, c->alarms[i].name)) {
+                yaml_node_t *first = node_at(p, seq->data.sequence.items.start[j]);
+                yaml_node_t *fn = find_key(p, first, "name");
+                join(key, sub, "name");
+                return fail(p, find_key(p, item, "name"), key,
+                            "duplicate alarm name \"%s\" (first at line %lu)", c->alarms[i].name,
+                            line_of(fn ? fn : first));
+            }
+    }
+    return 0;
+}
+
+enum { AC_ALARM, AC_AT, AC_DO, AC_FACTOR };
+static const field_t action_fields[] = {
+    {"alarm", V_NAME, offsetof(tg_action_conf_t, alarm)},
+    {"at", V_SECTION, 0},
+    {"do", V_SECTION, 0},
+    {"factor", V_SECTION, 0},
+};
+
+static int parse_actions(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
+{
+    static const char *const ats[] = {"pending", "firing"};
+    static const char *const dos[] = {"throttle", "pause"};
+    const char *path = "actions";
+    if (!seq || is_null(seq)) return 0;
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(p, seq, path, "expected a list of actions, found %s", node_what(seq));
+    size_t cnt = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (cnt == 0) return 0;
+    if (cnt > 64) return fail(p, seq, path, "at most 64 actions (got %zu)", cnt);
+    c->actions = calloc(cnt, sizeof *c->actions);
+    if (!c->actions) return oom(p, seq, path);
+    c->nactions = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        tg_action_conf_t *a = &c->actions[i];
+        yaml_node_t *item = node_at(p, seq->data.sequence.items.start[i]), *v[MAX_FIELDS];
+        char sub[KEYPATH], key[KEYPATH];
+        keypath(sub, "%s[%zu]", path, i);
+        if (item->type != YAML_MAPPING_NODE)
+            return fail(p, item, sub, "expected a mapping with alarm and do, found %s",
+                        node_what(item));
+        if (parse_fields(p, item, sub, action_fields, NFIELDS(action_fields), a, v) < 0) return -1;
+        if (!v[AC_ALARM]) return missing(p, item, sub, "alarm");
+        if (!v[AC_DO]) return missing(p, item, sub, "do");
+        int at = 1, what = 0;
+        join(key, sub, "at");
+        if (v[AC_AT] && get_word(p, v[AC_AT], key, "state", ats, 2, &at) < 0) return -1;
+        a->at_firing = at;
+        join(key, sub, "do");
+        if (get_word(p, v[AC_DO], key, "action", dos, 2, &what) < 0) return -1;
+        a->what = (tg_action_do_t)what;
+        join(key, sub, "factor");
+        if (a->what == TG_ACTION_THROTTLE) {
+            if (!v[AC_FACTOR]) return missing(p, item, sub, "factor");
+            if (get_number(p, v[AC_FACTOR], key, 0, 1, 1, &a->factor) < 0) return -1;
+        } else if (v[AC_FACTOR]) {
+            return fail(p, v[AC_FACTOR], key, "only a throttle takes a factor");
+        }
+        const tg_alarm_conf_t *rule = NULL;
+        for (size_t j = 0; j < c->nalarms && !rule; j++)
+            if (!strcmp(c->alarms[j].name, a->alarm)) rule = &c->alarms[j];
+        join(key, sub, "alarm");
+        if (!rule) return fail(p, v[AC_ALARM], key, "no alarm named \"%s\"", a->alarm);
+        if (rule->kind == TG_ALARM_QUEUE)
+            return fail(p, v[AC_ALARM], key,
+                        "alarm \"%s\" is process-wide (kind queue): actions act on a tenant",
+                        a->alarm);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(c->actions[j].alarm, a->alarm) && c->actions[j].what == a->what)
+                return fail(p, v[AC_DO], key, "alarm \"%s\" already has a %s action", a->alarm,
+                            dos[what]);
+    }
+    return 0;
+}
+
 /* ---- the document ------------------------------------------------------ */
 
 #define SRV(f) offsetof(tg_config_t, server.f)
@@ -1297,15 +1564,26 @@ enum {
     R_DEFAULTS,
     R_PRICES,
     R_AI,
-    R_METRICS
+    R_METRICS,
+    R_ALARMS,
+    R_ALARMS_INTERVAL,
+    R_ACTIONS
 };
 static const field_t root_fields[] = {
-    {"server", V_SECTION, 0},   {"store", V_STORE, offsetof(tg_config_t, store)},
-    {"log", V_SECTION, 0},      {"retention", V_SECTION, 0},
-    {"recorder", V_SECTION, 0}, {"upstreams", V_SECTION, 0},
-    {"routes", V_SECTION, 0},   {"defaults", V_SECTION, 0},
-    {"prices", V_SECTION, 0},   {"ai", V_SECTION, 0},
+    {"server", V_SECTION, 0},
+    {"store", V_STORE, offsetof(tg_config_t, store)},
+    {"log", V_SECTION, 0},
+    {"retention", V_SECTION, 0},
+    {"recorder", V_SECTION, 0},
+    {"upstreams", V_SECTION, 0},
+    {"routes", V_SECTION, 0},
+    {"defaults", V_SECTION, 0},
+    {"prices", V_SECTION, 0},
+    {"ai", V_SECTION, 0},
     {"metrics", V_SECTION, 0},
+    {"alarms", V_SECTION, 0},
+    {"alarms_interval", V_MS, offsetof(tg_config_t, alarms_interval_ms)},
+    {"actions", V_SECTION, 0},
 };
 
 /* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
@@ -1402,7 +1680,8 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         (v[R_METRICS] && parse_fields(p, v[R_METRICS], "metrics", metrics_fields,
                                       NFIELDS(metrics_fields), c, s) < 0) ||
         parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0 ||
-        parse_defaults(p, v[R_DEFAULTS], c) < 0 || parse_prices(p, v[R_PRICES], c) < 0)
+        parse_defaults(p, v[R_DEFAULTS], c) < 0 || parse_prices(p, v[R_PRICES], c) < 0 ||
+        parse_alarms(p, v[R_ALARMS], c) < 0 || parse_actions(p, v[R_ACTIONS], c) < 0)
         return -1;
     if (dup_default(&c->server.listen, "127.0.0.1:8080") < 0 ||
         dup_default(&c->server.admin_listen, "127.0.0.1:9090") < 0 ||
@@ -1454,6 +1733,14 @@ static void config_free(tg_config_t *c)
     }
     free(c->routes);
     free(c->prices);
+    for (size_t i = 0; i < c->nalarms; i++) {
+        free(c->alarms[i].name);
+        free(c->alarms[i].severity);
+    }
+    free(c->alarms);
+    for (size_t i = 0; i < c->nactions; i++)
+        free(c->actions[i].alarm);
+    free(c->actions);
     free(c);
 }
 
@@ -1548,6 +1835,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->metrics.max_tenants = 1000;
     c->metrics.max_models = 200;
     c->metrics.max_tools = 200;
+    c->alarms_interval_ms = 10000;
     c->path = strdup(name);
     if (!c->path) {
         config_free(c);

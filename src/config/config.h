@@ -61,6 +61,45 @@ typedef struct tg_route_conf {
     tg_route_kind_t kind;
 } tg_route_conf_t;
 
+/* alarms: rules evaluated per tenant (process-wide for queue) by the alarm engine
+ * (src/alarm/alarm.h, docs/operations.md "Alarms"). */
+typedef enum {
+    TG_ALARM_QUOTA = 0,  /* the tenant's highest rate/token rule utilisation, 0..1+ */
+    TG_ALARM_ERROR_RATE, /* 5xx answers (not tollgate's refusals) / requests over window */
+    TG_ALARM_LATENCY,    /* quantile of the latency histogram over window, ms */
+    TG_ALARM_SPEND_RATE, /* cost over window, as micro-USD per hour */
+    TG_ALARM_QUEUE,      /* event queue fill (or 1 while spooling), process-wide */
+} tg_alarm_kind_t;
+
+typedef struct tg_alarm_conf {
+    char *name; /* unique; in notices, ids and the alarms table */
+    tg_alarm_kind_t kind;
+    double threshold;       /* the level that fires (0 = unset): quota and queue a ratio
+                               (required), error_rate a ratio (0..1], latency ms,
+                               spend_rate micro-USD per hour */
+    long window_ms;         /* error_rate, latency, spend_rate: default 5m; 0 otherwise */
+    double quantile;        /* latency: default 0.95, in (0, 1) */
+    double baseline_factor; /* fires only at factor x the tenant's baseline; 0 = unset */
+    int min_requests;       /* requests in the window below which nothing is judged;
+                               default 20 (error_rate, latency, spend_rate) */
+    long min_ms;            /* latency: never fires below this many ms; default 0 */
+    int for_evals;          /* for: evaluations the condition must hold (pending ->
+                               firing) or be clear (firing -> resolved); default 1 */
+    double resolve_margin;  /* resolve_margin: clear means below (1 - margin) x the level
+                               that fires; default 0.1, in [0, 1) */
+    char *severity;         /* "warning" (default) or "critical" */
+} tg_alarm_conf_t;
+
+/* actions: what the gateway does itself while an alarm holds for a tenant. */
+typedef enum { TG_ACTION_THROTTLE = 0, TG_ACTION_PAUSE } tg_action_do_t;
+
+typedef struct tg_action_conf {
+    char *alarm;   /* an alarms[].name (not a queue alarm: actions act on a tenant) */
+    int at_firing; /* at: firing (1, default) or pending (0) */
+    tg_action_do_t what;
+    double factor; /* throttle: the tenant's rate limits x factor, in (0, 1] */
+} tg_action_conf_t;
+
 typedef struct tg_config {
     atomic_int refs;
     char *path; /* the file it came from */
@@ -135,6 +174,12 @@ typedef struct tg_config {
     size_t nupstreams;
     tg_route_conf_t *routes;
     size_t nroutes;
+    tg_alarm_conf_t *alarms; /* alarms: in file order */
+    size_t nalarms;
+    long alarms_interval_ms;   /* alarms_interval: how often the rules are evaluated;
+                                  default 10 s */
+    tg_action_conf_t *actions; /* actions: in file order */
+    size_t nactions;
 } tg_config_t;
 
 /* Loads and validates path. On error returns -1 and fills err with
@@ -155,6 +200,8 @@ void tg_config_unref(tg_config_t *c); /* frees at zero */
 const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, size_t len);
 
 const char *tg_route_kind_name(tg_route_kind_t k);
+/* "quota", "error_rate", "latency", "spend_rate", "queue". */
+const char *tg_alarm_kind_name(tg_alarm_kind_t k);
 
 /* Admin tokens: at least TG_ADMIN_TOKEN_MIN bytes (16: 128 bits as hex, what a guess cannot
  * reach), at most TG_ADMIN_TOKEN_MAX, visible ASCII without spaces (a header value). */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "alarm/runner.h"
 #include "gateway/conn.h"
 #include "gateway/listen.h"
 #include "gateway/upstream.h"
@@ -152,6 +153,28 @@ static int target_sample(tg_buf_t *out, const char *name, const tg_upstream_conf
     return 0;
 }
 
+/* ---- alarms ------------------------------------------------------------ */
+
+typedef struct util_ctx {
+    tg_server_t *srv;
+    tg_buf_t *out;
+    uint64_t now_ns;
+} util_ctx_t;
+
+static int put_utilisation(const tg_metrics_tenant_totals_t *t, void *ud)
+{
+    util_ctx_t *c = ud;
+    double u = tg_policy_tenant_utilisation(c->srv->policy, t->tenant, c->now_ns);
+    if (u < 0) return 0; /* no rule applies: no sample */
+    char num[40];
+    int n = snprintf(num, sizeof num, "\"} %.6g\n", u);
+    if (tg_buf_add(c->out, TG_LIT("tollgate_limit_utilisation{tenant=\"")) < 0 ||
+        tg_metrics_escape(c->out, t->tenant, strlen(t->tenant)) < 0 ||
+        tg_buf_add(c->out, num, (size_t)n) < 0)
+        return -1;
+    return 0;
+}
+
 /* The process families added with issue 11: each target's health, the writer's time per
  * batch, the spool's size. */
 static int process_metrics(tg_server_t *srv, const tg_recorder_stats_t *st, int64_t now,
@@ -222,6 +245,88 @@ static int budget_metrics(tg_server_t *srv, tg_buf_t *out)
     return rc;
 }
 
+/* tollgate_limit_utilisation{tenant}: the quota alarm's input, for every tenant metrics
+ * has a series of (observe cannot include policy: the server passes the values in). */
+static int limit_utilisation(tg_server_t *srv, tg_buf_t *out)
+{
+    if (!srv->metrics || !srv->policy) return 0;
+    if (tg_metrics_family(out, "tollgate_limit_utilisation", "gauge",
+                          "Highest utilisation of the tenant's rate and token rules: units "
+                          "counted in the rule's window over its limit (0..1, above 1 for a "
+                          "token debt).") < 0)
+        return -1;
+    util_ctx_t c = {srv, out, (uint64_t)tg_mono_us() * 1000};
+    return tg_metrics_tenant_totals(srv->metrics, put_utilisation, &c) ? -1 : 0;
+}
+
+/* The alarm engine's inputs of one tick, made by the main loop's timer. */
+typedef struct alarm_gather {
+    tg_server_t *srv;
+    tg_alarm_tenant_in_t *in;
+    char (*names)[TG_TENANT_SIZE];
+    size_t n, cap;
+    uint64_t now_ns;
+} alarm_gather_t;
+
+static int gather_tenant(const tg_metrics_tenant_totals_t *t, void *ud)
+{
+    alarm_gather_t *g = ud;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        tg_alarm_tenant_in_t *in = realloc(g->in, cap * sizeof *in);
+        if (!in) return -1;
+        g->in = in;
+        char(*names)[TG_TENANT_SIZE] = realloc(g->names, cap * sizeof *names);
+        if (!names) return -1;
+        g->names = names;
+        g->cap = cap;
+    }
+    tg_alarm_tenant_in_t *x = &g->in[g->n];
+    snprintf(g->names[g->n], TG_TENANT_SIZE, "%s", t->tenant);
+    x->requests = t->requests;
+    x->errors = t->errors;
+    x->cost_micros = t->cost_micros;
+    memcpy(x->buckets, t->buckets, sizeof x->buckets);
+    x->quota = tg_policy_tenant_utilisation(g->srv->policy, t->tenant, g->now_ns);
+    g->n++;
+    return 0;
+}
+
+/* Where each transition's notice goes once the runner has stored and logged it, on the
+ * runner's store connection (main thread). Today the log line the runner writes is the
+ * whole notification: this is to be connected to the notification outbox (src/notify/)
+ * when that branch is merged, as the budgets' hook is: return tg_notify_enqueue(srv's
+ * notifier, store, n, tg_wall_us(), err) (nonzero: the runner keeps n and tries again). */
+static int on_alarm_transition(void *ud, tg_store_t *store, const tg_notice_t *n, tg_err_t *err)
+{
+    (void)ud;
+    (void)store;
+    (void)n;
+    (void)err;
+    return 0;
+}
+
+/* Every alarms_interval on the main loop (never a worker): inputs gathered, then the
+ * runner evaluates, acts, stores and logs (alarm/runner.h). Store writes happen here, off
+ * the request path; the connection waits at most 100 ms for a lock. */
+static void alarm_tick(tg_server_t *srv, tg_alarm_runner_t *runner, const tg_config_t *cfg)
+{
+    if (!runner || cfg->nalarms == 0) return;
+    alarm_gather_t g = {.srv = srv, .now_ns = (uint64_t)tg_mono_us() * 1000};
+    if (tg_metrics_tenant_totals(srv->metrics, gather_tenant, &g) != 0)
+        TG_ERROR("alarm: out of memory gathering the tenants' totals");
+    for (size_t i = 0; i < g.n; i++)
+        g.in[i].tenant = g.names[i];
+    tg_recorder_stats_t st;
+    tg_recorder_stats(srv->rec, &st);
+    double q = cfg->recorder.queue_size ? (double)st.queued / (double)cfg->recorder.queue_size : 0;
+    if (st.spooling) q = q > 1 ? q : 1; /* the store is not keeping up: as bad as full */
+    tg_alarm_inputs_t in = {g.in, g.n, q, tg_mono_us()};
+    tg_alarm_runner_tick(runner, &in, tg_wall_us(), on_alarm_transition, srv);
+    free(g.in);
+    free(g.names);
+}
+
 /* The process families first (their names are older than the per-tenant ones and kept
  * as they were), then the workers' counters summed (observe/metrics.h). */
 char *tg_server_metrics(tg_server_t *srv)
@@ -271,6 +376,7 @@ char *tg_server_metrics(tg_server_t *srv)
         }
     }
     if (process_metrics(srv, &st, now, &out) < 0) goto oom;
+    if (limit_utilisation(srv, &out) < 0) goto oom;
     if (srv->metrics && tg_metrics_render(srv->metrics, &out) < 0) goto oom;
     if (srv->metrics && budget_metrics(srv, &out) < 0) goto oom;
     /* The admin adds the last newline. */
@@ -363,7 +469,16 @@ typedef struct main_ctx {
     uv_signal_t sigterm, sigint, sighup, sigusr1;
     tg_admin_t *admin;
     int stopping;
+    tg_alarm_runner_t *alarms; /* main thread only, with its own store connection */
+    uv_timer_t alarm_timer;    /* every alarms_interval */
+    long alarm_interval_ms;
 } main_ctx_t;
+
+static void on_alarm_timer(uv_timer_t *t)
+{
+    main_ctx_t *m = t->data;
+    alarm_tick(m->srv, m->alarms, m->srv->cfg);
+}
 
 static void reload(main_ctx_t *m)
 {
@@ -404,6 +519,13 @@ static void reload(main_ctx_t *m)
         pthread_mutex_unlock(&w->mu);
         uv_async_send(&w->mailbox);
     }
+    if (m->alarms && tg_alarm_runner_set_config(m->alarms, next) != 0)
+        TG_ERROR("reload: alarms kept as they were: out of memory");
+    if (m->alarms && next->alarms_interval_ms != m->alarm_interval_ms) {
+        m->alarm_interval_ms = next->alarms_interval_ms;
+        uv_timer_start(&m->alarm_timer, on_alarm_timer, (uint64_t)m->alarm_interval_ms,
+                       (uint64_t)m->alarm_interval_ms);
+    }
     m->srv->cfg = next;
     tg_config_unref(cur);
     TG_INFO("config reloaded from %s: %zu upstreams, %zu routes", m->config_path, next->nupstreams,
@@ -435,6 +557,10 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&m->sigint);
     uv_signal_stop(&m->sighup);
     uv_signal_stop(&m->sigusr1);
+    if (m->alarms) {
+        uv_timer_stop(&m->alarm_timer);
+        uv_close((uv_handle_t *)&m->alarm_timer, NULL);
+    }
     if (m->admin) tg_admin_stop(m->admin);
     m->admin = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
@@ -534,6 +660,24 @@ int tg_server_run(const char *config_path)
         }
         warn_no_admin_token(cfg);
     }
+    /* The alarm runner: its own store connection, used by this (main) thread only. */
+    tg_store_t *astore = NULL;
+    if (tg_store_open(cfg->store, &astore, &err) != 0 ||
+        tg_store_set_busy_timeout(astore, 100, &err) != 0) {
+        tg_store_close(astore);
+        fprintf(stderr, "tollgate: alarms: %s\n", err.msg);
+        goto out;
+    }
+    m.alarms = tg_alarm_runner_new(cfg, astore, srv.policy, (size_t)cfg->metrics.max_tenants, &err);
+    if (!m.alarms) { /* (the runner closed astore) */
+        fprintf(stderr, "tollgate: alarms: %s\n", err.msg);
+        goto out;
+    }
+    uv_timer_init(loop, &m.alarm_timer);
+    m.alarm_timer.data = &m;
+    m.alarm_interval_ms = cfg->alarms_interval_ms;
+    uv_timer_start(&m.alarm_timer, on_alarm_timer, (uint64_t)m.alarm_interval_ms,
+                   (uint64_t)m.alarm_interval_ms);
     srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
     for (int i = 0; i < srv.nworkers; i++) {
         if (worker_init(&srv.workers[i], &srv, i, fds[i], &err) != 0) {
@@ -573,7 +717,9 @@ out:
     for (int i = 0; i < nfds; i++)
         if (fds[i] >= 0) close(fds[i]);
     if (m.admin) tg_admin_stop(m.admin);
+    if (m.alarms && !m.stopping) uv_close((uv_handle_t *)&m.alarm_timer, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
+    tg_alarm_runner_free(m.alarms);
     uv_loop_close(loop);
     tg_keyring_stop_refresh(srv.keys);
     if (srv.policy) tg_policy_stop_refresh(srv.policy);

@@ -893,3 +893,44 @@ int tg_metrics_render(tg_metrics_t *m, tg_buf_t *out)
     }
     return rc;
 }
+
+/* ---- per-tenant totals (the alarm engine's input) ------------------------------------ */
+
+int tg_metrics_tenant_totals(tg_metrics_t *m, int (*cb)(const tg_metrics_tenant_totals_t *, void *),
+                             void *ud)
+{
+    pthread_mutex_lock(&m->mu);
+    tg_metrics_block_t *blocks = m->blocks;
+    pthread_mutex_unlock(&m->mu);
+    int oom = 0, rc = 0;
+    size_t ntr = 0, nt = 0;
+    uint64_t *vtr = NULL, *vt = NULL;
+    agg_t *tr = gather(blocks, F_TR, &ntr, &vtr, &oom); /* sorted by tenant, then route */
+    agg_t *t = gather(blocks, F_T, &nt, &vt, &oom);     /* sorted by tenant */
+    if (oom) rc = -1;
+    for (size_t i = 0, j = 0; !rc && i < ntr;) {
+        tg_metrics_tenant_totals_t tot;
+        memset(&tot, 0, sizeof tot);
+        uint32_t a = tr[i].a;
+        tot.tenant = name_of(m, K_TENANT, a)->s;
+        for (; i < ntr && tr[i].a == a; i++) {
+            for (int o = 0; o < NOUTCOMES; o++)
+                for (int c = 0; c < NCLASSES; c++) {
+                    uint64_t v = tr[i].v[V_REQ(o, c)];
+                    tot.requests += v;
+                    if (c == 4 && o != TG_OUTCOME_REJECTED) tot.errors += v;
+                }
+            for (int k = 0; k <= TG_METRICS_BUCKETS; k++)
+                tot.buckets[k] += tr[i].v[V_BKT + k];
+        }
+        while (j < nt && t[j].a < a)
+            j++;
+        if (j < nt && t[j].a == a) tot.cost_micros = t[j].v[0];
+        rc = cb(&tot, ud);
+    }
+    free(tr);
+    free(vtr);
+    free(t);
+    free(vt);
+    return rc;
+}

@@ -120,4 +120,20 @@ int tg_metrics_histogram(tg_buf_t *out, const char *name, const int64_t *bounds_
 /* The label value s[0..n) escaped for the text format (\\, \", \n) into out. 0 or -1. */
 int tg_metrics_escape(tg_buf_t *out, const char *s, size_t n);
 
+/* One tenant's counters summed over every block (the alarm engine's input): requests of
+ * every outcome; errors = requests with a 5xx status that were not tollgate's own refusals
+ * (outcome rejected), i.e. upstream 5xx and the 502/504 of an upstream that failed; the
+ * latency histogram's counts per bucket (not cumulative; +Inf last); billed cost. */
+typedef struct tg_metrics_tenant_totals {
+    const char *tenant; /* the label value ("_other" included); valid during the call */
+    uint64_t requests, errors, cost_micros;
+    uint64_t buckets[TG_METRICS_BUCKETS + 1];
+} tg_metrics_tenant_totals_t;
+
+/* Calls cb once per tenant with a series, in id order, read as tg_metrics_render reads
+ * (relaxed loads, any thread). 0, the callback's nonzero return, or -1 when out of
+ * memory. */
+int tg_metrics_tenant_totals(tg_metrics_t *m, int (*cb)(const tg_metrics_tenant_totals_t *, void *),
+                             void *ud);
+
 #endif

@@ -23,7 +23,9 @@
 #define CONC_SHARDS 64
 
 typedef struct lim_entry {
-    uint64_t key; /* tg_limit_key(tenant, scope, value); 0 = empty slot */
+    uint64_t key;        /* tg_limit_key(tenant, scope, value); 0 = empty slot */
+    uint64_t tenant_key; /* tg_limit_key(tenant, "", ""): the row's tenant, for utilisation */
+    uint64_t tok_key;    /* the state key of its token rule (as tg_policy_admit makes it) */
     tg_limit_rule_t rule;
     int has_rate;
     int64_t concurrency;
@@ -51,6 +53,9 @@ typedef struct tenant_rules {
 typedef struct snap {
     lim_entry_t *lims;
     size_t lim_mask, nlims;
+    uint32_t *byt; /* indexes of lims' entries sorted by tenant_key: a tenant's rows for
+                      its utilisation without a scan of every row */
+    size_t nbyt;
     int paused_all;
     char paused_all_reason[256];
     tg_cidr_list_t gallow, gdeny;
@@ -78,6 +83,13 @@ struct tg_policy {
     conc_shard_t conc[CONC_SHARDS];
     tg_watch_t *watch; /* the refresher (store/watch.h); start/stop only */
     tg_budgets_t *budgets;
+    /* Throttled tenants (alarm actions): few, a linear list; under lock (written with the
+     * write lock, read by admissions under the read lock they already hold). */
+    struct scale {
+        char tenant[TG_TENANT_SIZE];
+        double factor;
+    } * scales;
+    size_t nscales, scales_cap;
 };
 
 /* ---- snapshots --------------------------------------------------------- */
@@ -86,6 +98,7 @@ static void snap_free(snap_t *s)
 {
     if (!s) return;
     free(s->lims);
+    free(s->byt);
     tg_cidr_list_free(&s->gallow);
     tg_cidr_list_free(&s->gdeny);
     free(s->gtool_allow.v);
@@ -145,14 +158,19 @@ static int on_limit(const tg_limit_row_t *r, void *ud)
     }
     lim_entry_t *e = &b->rows[b->n++];
     memset(e, 0, sizeof *e);
+    char tscope[16];
+    snprintf(tscope, sizeof tscope, "tokens.%s", r->scope);
     if (strcmp(r->scope, "model") == 0) {
         /* Model names compare case-insensitively (util/modelname.h). */
         char folded[128];
         tg_modelname_fold(r->value, strlen(r->value), folded, sizeof folded);
         e->key = tg_limit_key(r->tenant, r->scope, folded);
+        e->tok_key = tg_limit_key(r->tenant, tscope, folded);
     } else {
         e->key = tg_limit_key(r->tenant, r->scope, r->value);
+        e->tok_key = tg_limit_key(r->tenant, tscope, r->value);
     }
+    e->tenant_key = tg_limit_key(r->tenant, "", "");
     e->has_rate = r->period_s > 0;
     e->rule.limit = r->limit > 0 ? (uint64_t)r->limit : 0;
     e->rule.period_ns = r->period_s > 0 ? (uint64_t)r->period_s * NS : 0;
@@ -226,6 +244,29 @@ static int on_tool_rule(const tg_tool_rule_row_t *r, void *ud)
     return globs_add(allow ? &t->tool_allow : &t->tool_deny, r->pattern);
 }
 
+static const snap_t *sort_snap; /* qsort has no context: set under sort_mu */
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int cmp_tenant_key(const void *a, const void *b)
+{
+    uint64_t x = sort_snap->lims[*(const uint32_t *)a].tenant_key;
+    uint64_t y = sort_snap->lims[*(const uint32_t *)b].tenant_key;
+    return x < y ? -1 : x > y;
+}
+
+static int index_by_tenant(snap_t *s, tg_err_t *err)
+{
+    s->byt = malloc((s->nlims ? s->nlims : 1) * sizeof *s->byt);
+    if (!s->byt) return tg_err_set(err, "out of memory loading limits");
+    for (size_t i = 0; i <= s->lim_mask; i++)
+        if (s->lims[i].key) s->byt[s->nbyt++] = (uint32_t)i;
+    pthread_mutex_lock(&sort_mu);
+    sort_snap = s;
+    qsort(s->byt, s->nbyt, sizeof *s->byt, cmp_tenant_key);
+    pthread_mutex_unlock(&sort_mu);
+    return 0;
+}
+
 int tg_policy_load(tg_policy_t *p, tg_store_t *store, int64_t now_us, tg_err_t *err)
 {
     build_t b = {.s = calloc(1, sizeof(snap_t))};
@@ -249,6 +290,7 @@ int tg_policy_load(tg_policy_t *p, tg_store_t *store, int64_t now_us, tg_err_t *
             b.s->lims[j] = b.rows[i];
         }
         b.s->nlims = b.n;
+        if (rc == 0) rc = index_by_tenant(b.s, err);
     }
     free(b.rows);
     if (rc != 0) {
@@ -436,6 +478,15 @@ void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, t
         keys[n] = tg_limit_key(tenant, "model", model), names[n] = "model",
         rules[n++] = model_row->rule;
     nrate = n;
+    for (size_t i = 0; i < p->nscales; i++)
+        if (strcmp(p->scales[i].tenant, tenant) == 0)
+            for (size_t k = 0; k < nrate; k++) {
+                double f = p->scales[i].factor;
+                uint64_t lim = (uint64_t)((double)rules[k].limit * f);
+                uint64_t burst = (uint64_t)((double)rules[k].burst * f);
+                if (rules[k].limit) rules[k].limit = lim ? lim : 1;
+                if (rules[k].burst) rules[k].burst = burst ? burst : 1;
+            }
     if (in->est_tokens > 0) {
         /* Token rules: the tenant's, the model's and the key's (keys distinct from the
          * request-rate keys of the same scope, so the two never share a state). */
@@ -615,6 +666,7 @@ tg_policy_t *tg_policy_new(void)
 void tg_policy_free(tg_policy_t *p)
 {
     if (!p) return;
+    free(p->scales);
     tg_policy_stop_refresh(p);
     snap_free(p->snap);
     tg_limiter_free(p->limiter);
@@ -666,4 +718,89 @@ void tg_policy_stop_refresh(tg_policy_t *p)
 {
     tg_watch_stop(p->watch);
     p->watch = NULL;
+}
+
+/* ---- alarms: utilisation and throttles ------------------------------------------------ */
+
+double tg_policy_tenant_utilisation(tg_policy_t *p, const char *tenant, uint64_t now_ns)
+{
+    double best = -1;
+    uint64_t tk = tg_limit_key(tenant, "", "");
+    pthread_rwlock_rdlock(&p->lock);
+    const snap_t *s = p->snap;
+    uint64_t k = tg_limit_key(tenant, "tenant", "");
+    const lim_entry_t *row = lim_find(s, k);
+    tg_limit_rule_t rate = {0};
+    int has_rate = 0;
+    if (row && row->has_rate)
+        rate = row->rule, has_rate = 1;
+    else if (p->defaults.has_rate)
+        rate = p->defaults.rate, has_rate = 1;
+    for (size_t i = 0; i < p->nscales; i++) /* a throttle: the limit in force */
+        if (has_rate && strcmp(p->scales[i].tenant, tenant) == 0) {
+            uint64_t lim = (uint64_t)((double)rate.limit * p->scales[i].factor);
+            if (rate.limit) rate.limit = lim ? lim : 1;
+        }
+    if (has_rate) best = tg_limit_usage(p->limiter, k, &rate, now_ns);
+    size_t lo = 0, hi = s->nbyt; /* the first of the tenant's rows in byt */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->lims[s->byt[mid]].tenant_key < tk)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < s->nbyt && s->lims[s->byt[i]].tenant_key == tk; i++) {
+        const lim_entry_t *e = &s->lims[s->byt[i]];
+        double u;
+        if (e->has_rate && e->key != k &&
+            (u = tg_limit_usage(p->limiter, e->key, &e->rule, now_ns)) > best)
+            best = u;
+        if (e->has_tokens) {
+            u = tg_limit_usage(p->limiter, e->tok_key, &e->tokens, now_ns);
+            if (u > best) best = u;
+        }
+    }
+    pthread_rwlock_unlock(&p->lock);
+    return best;
+}
+
+int tg_policy_set_scale(tg_policy_t *p, const char *tenant, double factor)
+{
+    int rc = 0;
+    pthread_rwlock_wrlock(&p->lock);
+    size_t i = 0;
+    while (i < p->nscales && strcmp(p->scales[i].tenant, tenant))
+        i++;
+    if (factor >= 1) {
+        if (i < p->nscales) p->scales[i] = p->scales[--p->nscales];
+    } else {
+        if (i == p->nscales && p->nscales == p->scales_cap) {
+            size_t cap = p->scales_cap ? p->scales_cap * 2 : 4;
+            struct scale *n = realloc(p->scales, cap * sizeof *n);
+            if (n) {
+                p->scales = n;
+                p->scales_cap = cap;
+            } else {
+                rc = -1;
+            }
+        }
+        if (rc == 0) {
+            if (i == p->nscales) p->nscales++;
+            snprintf(p->scales[i].tenant, sizeof p->scales[i].tenant, "%s", tenant);
+            p->scales[i].factor = factor > 0 ? factor : 0.0001;
+        }
+    }
+    pthread_rwlock_unlock(&p->lock);
+    return rc;
+}
+
+double tg_policy_scale(tg_policy_t *p, const char *tenant)
+{
+    double f = 1;
+    pthread_rwlock_rdlock(&p->lock);
+    for (size_t i = 0; i < p->nscales; i++)
+        if (strcmp(p->scales[i].tenant, tenant) == 0) f = p->scales[i].factor;
+    pthread_rwlock_unlock(&p->lock);
+    return f;
 }

@@ -117,4 +117,21 @@ int tg_policy_tool_allowed(tg_policy_t *p, const char *tenant, const char *tool)
 /* In-flight requests of a tenant now (tests, metrics). */
 int64_t tg_policy_inflight(tg_policy_t *p, const char *tenant);
 
+/* The tenant's highest utilisation now over the rate and token rules that apply to it:
+ * its own (or defaults.limits) and those of its routes, keys, tools and models, each as
+ * tg_limit_usage (the units counted in the rule's own window over its limit). -1 when no
+ * rule applies to the tenant. For the quota alarm and tollgate_limit_utilisation; the
+ * tenant's rows are found in an index of the snapshot (a binary search), under the read
+ * lock. */
+double tg_policy_tenant_utilisation(tg_policy_t *p, const char *tenant, uint64_t now_ns);
+
+/* Throttle (alarm actions): the tenant's request-rate rules are admitted at factor x their
+ * limit and burst (at least 1) from the next request on, until set back with factor >= 1.
+ * Token rules, the in-flight cap and budgets are not scaled. A tenant without a rate rule
+ * is not limited by a throttle. Per process, in memory (the alarm runner re-applies a
+ * throttle of a still-firing alarm at start). 0, or -1 when out of memory. */
+int tg_policy_set_scale(tg_policy_t *p, const char *tenant, double factor);
+/* The tenant's factor now (1 when none). */
+double tg_policy_scale(tg_policy_t *p, const char *tenant);
+
 #endif

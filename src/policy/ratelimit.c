@@ -457,6 +457,18 @@ void tg_limit_adjust(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule,
     pthread_mutex_unlock(&sh->mu);
 }
 
+double tg_limit_usage(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule, uint64_t now_ns)
+{
+    if (rule->limit == 0) return 0;
+    params_t p = params_of(rule);
+    shard_t *sh = &l->shards[shard_index(l, key)];
+    uint64_t now = lock_at(sh, now_ns);
+    uint64_t tat = get(sh, key, now);
+    pthread_mutex_unlock(&sh->mu);
+    uint64_t d = tat > now ? tat - now : 0;
+    return (double)d / ((double)p.t * (double)rule->limit);
+}
+
 size_t tg_limiter_entries(tg_limiter_t *l)
 {
     size_t n = 0;

@@ -89,6 +89,11 @@ tg_limit_result_t tg_limit_check_all(tg_limiter_t *l, const uint64_t *keys,
 void tg_limit_adjust(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule, int64_t units,
                      uint64_t now_ns);
 
+/* How much of rule's window key has used at now_ns: (TAT - now) / (T x limit), i.e. the
+ * units counted in the window over the limit: 0 when idle, 1 when a full window's worth
+ * is taken, above 1 for a token debt. Changes nothing (reads under the shard's lock). */
+double tg_limit_usage(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule, uint64_t now_ns);
+
 /* Entries currently held (idle ones not yet reclaimed included), and bytes
  * used by the table (for the benchmark). */
 size_t tg_limiter_entries(tg_limiter_t *l);

@@ -1,8 +1,8 @@
 /* What a store backend implements (store.h is what callers use).
  *
- * Six small tables of functions, one per concern, each reached from the store handle:
+ * Seven small tables of functions, one per concern, each reached from the store handle:
  * a backend fills one of each (sqlite.c and its sqlite_*.c today; a PostgreSQL backend
- * would be postgres.c with its own six) and tg_store_open (store.c) picks it by the URL
+ * would be postgres.c with its own seven) and tg_store_open (store.c) picks it by the URL
  * scheme. The tg_store_* functions of store.h only forward to these tables, so callers
  * never include this header.
  *
@@ -99,6 +99,16 @@ struct tg_store_alert_ops {
                       void *ud, tg_err_t *err);
 };
 
+/* alarms and alarm_events: the alarm engine's state and transitions, no version. */
+struct tg_store_alarm_ops {
+    int (*alarm_put)(tg_store_t *s, const tg_alarm_row_t *rows, size_t nrows,
+                     const tg_alarm_event_row_t *evs, size_t nevs, tg_err_t *err);
+    int (*alarm_list)(tg_store_t *s, int (*cb)(const tg_alarm_row_t *, void *), void *ud,
+                      tg_err_t *err);
+    int (*alarm_events)(tg_store_t *s, const char *tenant, int64_t limit,
+                        int (*cb)(const tg_alarm_event_row_t *, void *), void *ud, tg_err_t *err);
+};
+
 /* The handle: a backend embeds it first in its own connection struct and points each
  * member at its (static, shared) table. */
 struct tg_store {
@@ -108,6 +118,7 @@ struct tg_store {
     const struct tg_store_policy_ops *policy;
     const struct tg_store_price_ops *prices;
     const struct tg_store_alert_ops *alerts;
+    const struct tg_store_alarm_ops *alarms;
 };
 
 /* Backend constructors (store.c dispatches on the URL scheme). */

@@ -322,6 +322,51 @@ static const char m4_flood[] =
     "CREATE INDEX usage_events_aggregates ON usage_events (ts_us)\n"
     "  WHERE reason = 'unauthenticated_aggregate';\n";
 
+/* Alarms (issue 11): the state of each rule per tenant and every transition. Written by
+ * the serving gateway's alarm timer (src/alarm/runner.c), read by `tollgate alarms`. Not
+ * policy: no version bump. */
+static const char m5_alarms[] =
+    "CREATE TABLE alarms (\n"
+    "  name       TEXT NOT NULL,    -- alarms[].name in the config\n"
+    "  tenant_id  TEXT NOT NULL,    -- tenants.id (or '_other', the tenants past\n"
+    "                               -- metrics.max_tenants); '' = process-wide (queue)\n"
+    "  kind       TEXT NOT NULL,    -- quota, error_rate, latency, spend_rate, queue\n"
+    "  state      TEXT NOT NULL CHECK (state IN ('ok', 'pending', 'firing', 'resolved')),\n"
+    "  value      REAL NOT NULL,    -- what was measured at the last evaluation stored\n"
+    "                               -- (ratio, ms, micro-USD per hour)\n"
+    "  threshold  REAL NOT NULL,    -- the level that fires then (baseline included)\n"
+    "  baseline   REAL NOT NULL,    -- the tenant's own baseline then; 0 = none yet\n"
+    "  since_us   INTEGER NOT NULL, -- when it entered the state\n"
+    "  started_us INTEGER NOT NULL, -- when it last began firing; 0 = never\n"
+    "  updated_us INTEGER NOT NULL, -- when the row was last written\n"
+    "  seq        INTEGER NOT NULL, -- transitions so far: the notice ids' counter, kept\n"
+    "                               -- so an id is never reused after a restart\n"
+    "  action     TEXT NOT NULL DEFAULT '', -- what tollgate did and has not undone:\n"
+    "                               -- 'throttle 0.5', 'pause' or ''\n"
+    "  PRIMARY KEY (name, tenant_id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE alarm_events (\n"
+    "  id         INTEGER PRIMARY KEY, -- in the order stored\n"
+    "  notice_id  TEXT NOT NULL UNIQUE, -- the notice's id, 'alarm/NAME/TENANT/SEQ'\n"
+    "                               -- (TENANT '-' = process-wide): storing it twice\n"
+    "                               -- changes nothing\n"
+    "  name       TEXT NOT NULL,    -- alarms.name\n"
+    "  tenant_id  TEXT NOT NULL,    -- alarms.tenant_id\n"
+    "  kind       TEXT NOT NULL,    -- alarms.kind\n"
+    "  from_state TEXT NOT NULL,    -- the state it left\n"
+    "  to_state   TEXT NOT NULL,    -- the state it entered\n"
+    "  value      REAL NOT NULL,    -- what was measured\n"
+    "  threshold  REAL NOT NULL,    -- the level that fires\n"
+    "  baseline   REAL NOT NULL,    -- the tenant's baseline; 0 = none\n"
+    "  window_s   INTEGER NOT NULL, -- the rule's window; 0 = none (quota, queue)\n"
+    "  time_us    INTEGER NOT NULL, -- when it happened\n"
+    "  seq        INTEGER NOT NULL, -- the transition's number for (name, tenant_id)\n"
+    "  action     TEXT NOT NULL DEFAULT '', -- what tollgate did: 'throttle 0.5', 'pause',\n"
+    "                               -- 'unthrottle', 'resume', or why it left a pause\n"
+    "  summary    TEXT NOT NULL     -- one human sentence\n"
+    ");\n"
+    "CREATE INDEX alarm_events_tenant ON alarm_events (tenant_id, id);\n";
+
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
     {2, "limits, pauses, ip_rules, policy_version", m2_policy},
@@ -330,6 +375,7 @@ const tg_migration_t tg_store_migrations[] = {
      "alerts, tool_rules",
      m3_metering},
     {4, "usage_events.requests: aggregates of unauthenticated refusals", m4_flood},
+    {5, "alarms, alarm_events", m5_alarms},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

@@ -72,6 +72,11 @@ enum {
     /* sqlite_alerts.c */
     ST_ALERT_ADD,
     ST_ALERT_LIST,
+    /* sqlite_alarms.c */
+    ST_ALARM_PUT,
+    ST_ALARM_EVENT_ADD,
+    ST_ALARM_LIST,
+    ST_ALARM_EVENTS,
     ST_COUNT
 };
 
@@ -140,6 +145,7 @@ void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row);
  * schema test walks. */
 extern const sq_map_t *const sq_tenant_maps[],
     *const sq_event_maps[], *const sq_policy_maps[], *const sq_price_maps[], *const sq_alert_maps[];
+extern const sq_map_t *const sq_alarm_maps[];
 extern const sq_map_t *const *const sq_maps[];
 
 /* ---- statements ---------------------------------------------------------------------- */
@@ -194,6 +200,7 @@ extern const struct tg_store_tenant_ops sq_tenant_ops;
 extern const struct tg_store_policy_ops sq_policy_ops;
 extern const struct tg_store_price_ops sq_price_ops;
 extern const struct tg_store_alert_ops sq_alert_ops;
+extern const struct tg_store_alarm_ops sq_alarm_ops;
 
 /* ---- statements and transactions (sqlite.c) -------------------------------------- */
 

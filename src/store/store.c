@@ -249,3 +249,23 @@ int tg_store_alert_list(tg_store_t *s, const char *tenant,
 {
     return s->alerts->alert_list(s, tenant, cb, ud, err);
 }
+
+/* ---- alarms ----------------------------------------------------------------------- */
+
+int tg_store_alarm_put(tg_store_t *s, const tg_alarm_row_t *rows, size_t nrows,
+                       const tg_alarm_event_row_t *evs, size_t nevs, tg_err_t *err)
+{
+    return s->alarms->alarm_put(s, rows, nrows, evs, nevs, err);
+}
+
+int tg_store_alarm_list(tg_store_t *s, int (*cb)(const tg_alarm_row_t *, void *), void *ud,
+                        tg_err_t *err)
+{
+    return s->alarms->alarm_list(s, cb, ud, err);
+}
+
+int tg_store_alarm_events(tg_store_t *s, const char *tenant, int64_t limit,
+                          int (*cb)(const tg_alarm_event_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->alarms->alarm_events(s, tenant, limit, cb, ud, err);
+}

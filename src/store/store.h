@@ -135,4 +135,21 @@ int tg_store_alert_add(tg_store_t *s, const tg_alert_row_t *row, int *inserted, 
 int tg_store_alert_list(tg_store_t *s, const char *tenant,
                         int (*cb)(const tg_alert_row_t *, void *), void *ud, tg_err_t *err);
 
+/* ---- alarms ----------------------------------------------------------------------- */
+
+/* Writes state rows (each replacing the row of its (name, tenant)) and transitions, all in
+ * one transaction: what the alarm runner stored of one evaluation. A transition whose
+ * notice_id is already stored is left as it was (a retry after a failure stores nothing
+ * twice). TG_STORE_BUSY when the store cannot be written now (nothing was written). Not
+ * policy: no version bump. */
+int tg_store_alarm_put(tg_store_t *s, const tg_alarm_row_t *rows, size_t nrows,
+                       const tg_alarm_event_row_t *evs, size_t nevs, tg_err_t *err);
+/* Every state row: firing first, then pending, resolved, ok; by name and tenant. */
+int tg_store_alarm_list(tg_store_t *s, int (*cb)(const tg_alarm_row_t *, void *), void *ud,
+                        tg_err_t *err);
+/* Transitions, newest first, of tenant (NULL = every tenant; "" = the process-wide ones),
+ * at most limit (<= 0: all). */
+int tg_store_alarm_events(tg_store_t *s, const char *tenant, int64_t limit,
+                          int (*cb)(const tg_alarm_event_row_t *, void *), void *ud, tg_err_t *err);
+
 #endif

@@ -140,4 +140,36 @@ typedef struct tg_ip_rule_row {
     int64_t created_us;
 } tg_ip_rule_row_t;
 
+/* The current state of one alarm rule for one tenant (src/alarm/alarm.h): one row per
+ * (name, tenant) that ever left ok. tenant "" = process-wide (kind queue). */
+typedef struct tg_alarm_row {
+    char name[64];
+    char tenant[TG_TENANT_SIZE];
+    char kind[16];                     /* quota | error_rate | latency | spend_rate | queue */
+    char state[16];                    /* ok | pending | firing | resolved */
+    double value, threshold, baseline; /* at the last evaluation stored */
+    int64_t since_us;                  /* when it entered the state */
+    int64_t started_us;                /* when it last began firing; 0 = never */
+    int64_t updated_us;                /* when the row was last written */
+    int64_t seq;                       /* transitions so far (the last notice id's number) */
+    char action[64]; /* what tollgate did and has not undone: "throttle 0.5", "pause", "" */
+} tg_alarm_row_t;
+
+/* One transition of an alarm, as stored in alarm_events. */
+typedef struct tg_alarm_event_row {
+    int64_t id;          /* in the order stored */
+    char notice_id[160]; /* the notice's stable id, e.g. "alarm/errors/acme/3" */
+    char name[64];
+    char tenant[TG_TENANT_SIZE];
+    char kind[16];
+    char from_state[16], to_state[16];
+    double value, threshold, baseline;
+    int64_t window_s;
+    int64_t time_us;
+    int64_t seq;
+    char action[64]; /* what was done at this transition: "throttle 0.5", "pause",
+                        "unthrottle", "resume", "pause left: an operator changed it", "" */
+    char summary[256];
+} tg_alarm_event_row_t;
+
 #endif

@@ -34,6 +34,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(tg_config_route(c, r->path_prefix, strlen(r->path_prefix)) != NULL);
         (void)tg_route_kind_name(r->kind);
     }
+    /* alarms: and actions: as loaded obey what the loader promises. */
+    for (size_t i = 0; i < c->nalarms; i++) {
+        const tg_alarm_conf_t *a = &c->alarms[i];
+        int windowed = a->kind == TG_ALARM_ERROR_RATE || a->kind == TG_ALARM_LATENCY ||
+                       a->kind == TG_ALARM_SPEND_RATE;
+        FZ_CHECK(a->name && a->name[0] && a->severity);
+        FZ_CHECK(windowed ? a->window_ms > 0 : a->window_ms == 0);
+        FZ_CHECK(a->threshold > 0 || (windowed && a->baseline_factor >= 1));
+        FZ_CHECK(a->for_evals >= 1 && a->resolve_margin >= 0 && a->resolve_margin < 1);
+        for (size_t j = 0; j < i; j++)
+            FZ_CHECK(strcmp(c->alarms[j].name, a->name) != 0);
+        (void)tg_alarm_kind_name(a->kind);
+    }
+    for (size_t i = 0; i < c->nactions; i++) {
+        const tg_action_conf_t *a = &c->actions[i];
+        const tg_alarm_conf_t *rule = NULL;
+        for (size_t j = 0; j < c->nalarms; j++)
+            if (!strcmp(c->alarms[j].name, a->alarm)) rule = &c->alarms[j];
+        FZ_CHECK(rule != NULL && rule->kind != TG_ALARM_QUEUE);
+        if (a->what == TG_ACTION_THROTTLE) FZ_CHECK(a->factor > 0 && a->factor <= 1);
+    }
+    FZ_CHECK(c->alarms_interval_ms > 0);
     tg_config_unref(tg_config_ref(c));
     tg_config_unref(c);
     return 0;
