@@ -72,6 +72,16 @@ enum {
     /* sqlite_alerts.c */
     ST_ALERT_ADD,
     ST_ALERT_LIST,
+    /* sqlite_outbox.c */
+    ST_OUTBOX_ADD,
+    ST_OUTBOX_DELIVERY_ADD,
+    ST_OUTBOX_DUE,
+    ST_OUTBOX_CLAIM,
+    ST_OUTBOX_SET,
+    ST_OUTBOX_DEFER,
+    ST_OUTBOX_NEXT,
+    ST_OUTBOX_LIST,
+    ST_OUTBOX_PURGE,
     ST_COUNT
 };
 
@@ -140,6 +150,7 @@ void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row);
  * schema test walks. */
 extern const sq_map_t *const sq_tenant_maps[],
     *const sq_event_maps[], *const sq_policy_maps[], *const sq_price_maps[], *const sq_alert_maps[];
+extern const sq_map_t *const sq_outbox_maps[];
 extern const sq_map_t *const *const sq_maps[];
 
 /* ---- statements ---------------------------------------------------------------------- */
@@ -194,6 +205,7 @@ extern const struct tg_store_tenant_ops sq_tenant_ops;
 extern const struct tg_store_policy_ops sq_policy_ops;
 extern const struct tg_store_price_ops sq_price_ops;
 extern const struct tg_store_alert_ops sq_alert_ops;
+extern const struct tg_store_outbox_ops sq_outbox_ops;
 
 /* ---- statements and transactions (sqlite.c) -------------------------------------- */
 
