@@ -1,8 +1,8 @@
 /* What a store backend implements (store.h is what callers use).
  *
- * Six small tables of functions, one per concern, each reached from the store handle:
+ * Seven small tables of functions, one per concern, each reached from the store handle:
  * a backend fills one of each (sqlite.c and its sqlite_*.c today; a PostgreSQL backend
- * would be postgres.c with its own six) and tg_store_open (store.c) picks it by the URL
+ * would be postgres.c with its own seven) and tg_store_open (store.c) picks it by the URL
  * scheme. The tg_store_* functions of store.h only forward to these tables, so callers
  * never include this header.
  *
