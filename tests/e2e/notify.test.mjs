@@ -29,6 +29,7 @@ import {
   startGateway,
   startMock,
   tempDir,
+  toYaml,
   waitFor,
   waitForEvent,
   waitForKey,
@@ -364,5 +365,28 @@ describe('notifications: webhook, Alertmanager, exec, outbox', () => {
     assert.ok(!down.stdout.includes(SECRET) && !down.stderr.includes(SECRET));
     assert.ok(!gw.stderr().includes(SECRET), 'the secret is never logged');
     hook.close = async () => {};
+  });
+
+  test('SIGHUP: a changed notify list applies to what is pending', async () => {
+    // The webhook is down (closed above): a notice for it waits in the outbox.
+    const now = Date.now() * 1000;
+    const base = { kind: 'alarm', alarm: 'slow', alarm_kind: 'latency', tenant: 'delta', state: 'firing', severity: 'warning', value: 900, threshold: 200, time_us: now, started_us: now, summary: 'p95 900 ms' };
+    await insertNotice(gw, { ...base, id: 'alarm/slow/delta/1' }, ['hook']);
+    await waitFor(async () => (await sqlite(gw.dbPath, `SELECT attempts FROM outbox_deliveries WHERE notice_id = 'alarm/slow/delta/1'`))[0].attempts >= 1, {
+      timeoutMs: 10000,
+      message: 'a failed try against the closed receiver',
+    });
+    // A new receiver under the same notifier name, and a reload.
+    const hook2 = await startReceiver();
+    try {
+      const config = { ...gw.config, notify: gw.config.notify.map((n) => (n.name === 'hook' ? { ...n, url: hook2.url } : n)) };
+      fs.writeFileSync(gw.configPath, toYaml(config));
+      gw.proc.kill('SIGHUP');
+      await waitFor(() => hook2.accepted.has('alarm/slow/delta/1'), { timeoutMs: 10000, message: 'the pending notice at the new receiver' });
+      assert.equal(hook2.badSignatures, 0);
+      assert.match(gw.stderr(), /config reloaded/);
+    } finally {
+      await hook2.close();
+    }
   });
 });
