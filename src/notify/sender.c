@@ -207,13 +207,11 @@ int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
     for (size_t i = 0; i < c->nnotifiers; i++)
         if (c->notifiers[i].timeout_ms > longest) longest = c->notifiers[i].timeout_ms;
     int64_t now = t->o.wall_clock();
-    static batch_t empty;
-    batch_t *b = malloc(sizeof *b);
+    batch_t *b = calloc(1, sizeof *b);
     if (!b) {
         tg_config_unref(c);
         return tg_err_set(err, "notify: out of memory");
     }
-    *b = empty;
     int rc = tg_store_outbox_claim(store, now, now + longest * 1000LL * BATCH + LEASE_EXTRA, BATCH,
                                    collect, b, err);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
