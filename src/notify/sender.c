@@ -96,8 +96,8 @@ int tg_notify_enqueue(tg_notify_t *t, tg_store_t *store, const tg_notice_t *n, i
     tg_config_unref(c);
     if (rc != 0) return rc;
     if (inserted) {
-        TG_INFO("notify: notice %s (%s %s%s%s) stored for %zu notifier%s", n->id, n->alarm,
-                n->state, n->tenant[0] ? ", tenant " : "", n->tenant, k, k == 1 ? "" : "s");
+        TG_INFO("notify: notice %s (%s) stored for %zu notifier%s", n->id, n->state, k,
+                k == 1 ? "" : "s");
         pthread_mutex_lock(&t->mu);
         t->wake = 1;
         pthread_cond_signal(&t->cv);
