@@ -6,7 +6,9 @@ set -euo pipefail
 
 # clang and libclang-rt-14-dev (libFuzzer's runtime) build the fuzz targets of `make fuzz`;
 # llvm-14 has llvm-cov for scripts/fuzz-cov.sh. prometheus has promtool, which the tests run
-# on /metrics (`promtool check metrics`), and the server the metrics e2e test scrapes with.
+# on /metrics (`promtool check metrics`), and the server the metrics e2e test scrapes with;
+# prometheus-alertmanager is the Alertmanager tests/e2e/notify.test.mjs starts on its own port
+# (the package's system service is never used).
 # node-llhttp ships llhttp's C sources (/usr/share/llhttp), which the Makefile compiles: the
 # HTTP/1.1 parser of the gateway, its upstream client and the admin listener.
 PKGS=(
@@ -14,7 +16,7 @@ PKGS=(
   libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libssl-dev
   libyaml-dev libjansson-dev libyajl-dev libcmocka-dev
   zlib1g-dev libbrotli-dev libzstd-dev
-  curl sqlite3 openssl faketime prometheus
+  curl sqlite3 openssl faketime prometheus prometheus-alertmanager
   node-llhttp
 )
 # Node runs the end-to-end tests; any node >= 20 will do, so keep one that is there.

@@ -36,6 +36,7 @@ static const char usage[] =
     "  alarms list [--format table|json]       current states, firing first\n"
     "  alarms history [--tenant ID] [--limit N] [--format table|json]\n"
     "  alarms export-rules                     the alarms as Prometheus alerting rules\n"
+    "  alarms test NAME                        a sample notice through every notifier\n"
     "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
 
 int main(int argc, char **argv)
@@ -75,6 +76,8 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "price") == 0) return tg_cli_price(n, args, cfg);
     if (strcmp(args[0], "budget") == 0) return tg_cli_budget(n, args, cfg);
     if (strcmp(args[0], "tool") == 0) return tg_cli_tool(n, args, cfg);
+    if (strcmp(args[0], "alarms") == 0 && n > 1 && strcmp(args[1], "test") == 0)
+        return tg_cli_alarms_test(n, args, cfg);
     if (strcmp(args[0], "alarms") == 0) return tg_cli_alarms(n, args, cfg);
     fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
     return TG_EXIT_USAGE;

@@ -28,6 +28,8 @@ int tg_cli_budget(int argc, char **argv, const char *config_path);
 int tg_cli_tool(int argc, char **argv, const char *config_path);
 /* Alarms (alarms.c): list, history, export-rules (not test: the notifiers' own). */
 int tg_cli_alarms(int argc, char **argv, const char *config_path);
+/* `alarms test NAME` (alarms_test.c): a sample notice through every notifier, synchronously. */
+int tg_cli_alarms_test(int argc, char **argv, const char *config_path);
 
 /* Loads the config and opens its store; on failure prints one line and returns
  * the exit code (2 for a config error, 1 for a store error). In common.c,

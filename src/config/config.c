@@ -717,7 +717,7 @@ static int unknown_key(parse_t *p, const yaml_node_t *k, const char *path, const
     }
     if (bestd <= (klen <= 4 ? 1u : 2u))
         return fail(p, k, path, "unknown key (did you mean \"%s\"?)", f[best].key);
-    char list[256] = "";
+    char list[512] = "";
     size_t used = 0;
     for (size_t i = 0; i < nf && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", f[i].key);
@@ -1498,6 +1498,281 @@ static int parse_actions(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
     return 0;
 }
 
+/* ---- notify ------------------------------------------------------------ */
+
+/* notify: [{ type: webhook, url, secret | secret_file }, { type: alertmanager, url },
+ *          { type: exec, command: PATH | [PATH, ARG...] }], each with optional name and
+ * timeout. URLs and secrets are never echoed in a message (a webhook URL often carries
+ * a token in its path). */
+static const char *const notifier_types[] = {"webhook", "alertmanager", "exec"};
+
+const char *tg_notifier_type_name(tg_notifier_type_t t)
+{
+    if ((unsigned)t < NFIELDS(notifier_types)) return notifier_types[t];
+    return "unknown";
+}
+
+enum { NF_TYPE, NF_NAME, NF_URL, NF_SECRET, NF_SECRET_FILE, NF_COMMAND, NF_TIMEOUT };
+static const field_t notifier_fields[] = {
+    {"type", V_SECTION, 0},
+    {"name", V_NAME, offsetof(tg_notifier_conf_t, name)},
+    {"url", V_SECTION, 0},
+    {"secret", V_SECTION, 0},
+    {"secret_file", V_SECTION, 0},
+    {"command", V_SECTION, 0},
+    {"timeout", V_MS, offsetof(tg_notifier_conf_t, timeout_ms)},
+};
+
+#define MAX_SECRET  1024
+#define MAX_ARGS    64
+#define MAX_URL     2048
+#define MAX_TIMEOUT 60000
+
+/* http:// or https://, a valid host[:port] (after any user:password@), no fragment. */
+static int get_notify_url(parse_t *p, const yaml_node_t *n, const char *path, char **out)
+{
+    char *v;
+    if (scalar(p, n, path, "an http:// or https:// URL", &v) < 0) return -1;
+    size_t skip = 0;
+    if (!strncasecmp(v, TG_LIT("http://")))
+        skip = TG_LIT_LEN("http://");
+    else if (!strncasecmp(v, TG_LIT("https://")))
+        skip = TG_LIT_LEN("https://");
+    const char *auth = v + skip, *problem = NULL;
+    size_t an = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', an);
+    if (at) {
+        an -= (size_t)(at + 1 - auth);
+        auth = at + 1;
+    }
+    if (!skip)
+        problem = "must start with http:// or https://";
+    else if (strlen(v) > MAX_URL)
+        problem = "longer than 2048 bytes";
+    else if (strchr(v, '#'))
+        problem = "no fragment (#) allowed";
+    else if (strpbrk(v, " \t\r\n"))
+        problem = "must not contain spaces or line breaks";
+    else
+        problem = check_hostport(auth, an, 0);
+    if (problem) {
+        fail(p, n, path, "bad URL: %s (the URL is not shown: it may hold a credential)", problem);
+        OPENSSL_cleanse(v, strlen(v));
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The first line of file, without the whitespace around it, as the secret. */
+static int read_secret_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                            tg_notifier_conf_t *nc)
+{
+    char buf[MAX_SECRET + 64];
+    struct stat st;
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return fail(p, n, path, "cannot open %s: %s", file, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(p, n, path, "%s is not a regular file", file);
+    }
+    size_t got = 0;
+    int rerr = 0;
+    while (got < sizeof buf) {
+        ssize_t r = read(fd, buf + got, sizeof buf - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) rerr = errno;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    const char *nl = memchr(buf, '\n', got);
+    size_t b = 0, e = nl ? (size_t)(nl - buf) : got;
+    while (b < e && isspace((unsigned char)buf[b]))
+        b++;
+    while (e > b && isspace((unsigned char)buf[e - 1]))
+        e--;
+    int rc = 0;
+    if (rerr)
+        rc = fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
+    else if (b == e)
+        rc = fail(p, n, path, "the secret in %s: the first line is empty", file);
+    else if (e - b > MAX_SECRET)
+        rc = fail(p, n, path, "the secret in %s: longer than %d bytes", file, MAX_SECRET);
+    else if (!(nc->secret = malloc(e - b + 1)))
+        rc = oom(p, n, path);
+    else {
+        memcpy(nc->secret, buf + b, e - b);
+        nc->secret[e - b] = '\0';
+        nc->secret_len = e - b;
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    return rc;
+}
+
+static int get_secret(parse_t *p, const yaml_node_t *n, const char *path, tg_notifier_conf_t *nc)
+{
+    char *v;
+    if (scalar(p, n, path, "a secret (e.g. \"${HOOK_SECRET}\")", &v) < 0) return -1;
+    size_t len = strlen(v);
+    if (len == 0 || len > MAX_SECRET) {
+        OPENSSL_cleanse(v, len);
+        free(v);
+        return fail(p, n, path, len ? "longer than %d bytes" : "must not be empty", MAX_SECRET);
+    }
+    nc->secret = v;
+    nc->secret_len = len;
+    return 0;
+}
+
+/* command: "/path" (the whole string is the path: nothing is split) or [/path, arg, ...]. */
+static int get_command(parse_t *p, const yaml_node_t *n, const char *path, tg_notifier_conf_t *nc)
+{
+    size_t cnt = 1;
+    if (n->type == YAML_SEQUENCE_NODE) {
+        cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+        if (cnt == 0) return fail(p, n, path, "needs at least the program's absolute path");
+        if (cnt > MAX_ARGS) return fail(p, n, path, "at most %d arguments", MAX_ARGS);
+    }
+    nc->argv = calloc(cnt + 1, sizeof *nc->argv);
+    if (!nc->argv) return oom(p, n, path);
+    for (size_t i = 0; i < cnt; i++) {
+        const yaml_node_t *item =
+            n->type == YAML_SEQUENCE_NODE ? node_at(p, n->data.sequence.items.start[i]) : n;
+        char sub[KEYPATH];
+        if (n->type == YAML_SEQUENCE_NODE)
+            keypath(sub, "%s[%zu]", path, i);
+        else
+            keypath(sub, "%s", path);
+        if (scalar(p, item, sub, i ? "an argument" : "an absolute path", &nc->argv[i]) < 0)
+            return -1;
+        nc->argc = i + 1;
+    }
+    if (nc->argv[0][0] != '/')
+        return fail(p, n, path,
+                    "must be an absolute path (got \"%.*s\"): the program is run without a shell "
+                    "or a PATH search",
+                    64, nc->argv[0]);
+    return 0;
+}
+
+/* What each type needs and refuses: which keys it takes. */
+static int notifier_keys(parse_t *p, const yaml_node_t *item, const char *sub,
+                         tg_notifier_conf_t *nc, yaml_node_t **vals)
+{
+    static const struct {
+        int key;
+        const char *name;
+        unsigned types; /* bit per tg_notifier_type_t that takes it */
+    } keys[] = {
+        {NF_URL, "url", 1u << TG_NOTIFIER_WEBHOOK | 1u << TG_NOTIFIER_ALERTMANAGER},
+        {NF_SECRET, "secret", 1u << TG_NOTIFIER_WEBHOOK},
+        {NF_SECRET_FILE, "secret_file", 1u << TG_NOTIFIER_WEBHOOK},
+        {NF_COMMAND, "command", 1u << TG_NOTIFIER_EXEC},
+    };
+    const char *tname = notifier_types[nc->type];
+    char key[KEYPATH];
+    for (size_t k = 0; k < NFIELDS(keys); k++) {
+        join(key, sub, keys[k].name);
+        if (vals[keys[k].key] && !(keys[k].types & (1u << nc->type)))
+            return fail(p, vals[keys[k].key], key, "not a key of a %s notifier", tname);
+    }
+    if (nc->type != TG_NOTIFIER_EXEC && !vals[NF_URL]) return missing(p, item, sub, "url");
+    if (nc->type == TG_NOTIFIER_EXEC && !vals[NF_COMMAND]) return missing(p, item, sub, "command");
+    if (nc->type == TG_NOTIFIER_WEBHOOK) {
+        if (vals[NF_SECRET] && vals[NF_SECRET_FILE]) {
+            join(key, sub, "secret_file");
+            return fail(p, vals[NF_SECRET_FILE], key, "give secret or secret_file, not both");
+        }
+        if (!vals[NF_SECRET] && !vals[NF_SECRET_FILE])
+            return fail(p, item, sub,
+                        "a webhook needs secret (e.g. \"${HOOK_SECRET}\") or secret_file: "
+                        "receivers check the X-Tollgate-Signature it signs");
+    }
+    if (vals[NF_URL]) {
+        join(key, sub, "url");
+        if (get_notify_url(p, vals[NF_URL], key, &nc->url) < 0) return -1;
+    }
+    if (vals[NF_SECRET]) {
+        join(key, sub, "secret");
+        if (get_secret(p, vals[NF_SECRET], key, nc) < 0) return -1;
+    }
+    if (vals[NF_SECRET_FILE]) {
+        char *file;
+        join(key, sub, "secret_file");
+        if (get_path(p, vals[NF_SECRET_FILE], key, &file) < 0) return -1;
+        int rc = read_secret_file(p, vals[NF_SECRET_FILE], key, file, nc);
+        free(file);
+        if (rc < 0) return -1;
+    }
+    if (vals[NF_COMMAND]) {
+        join(key, sub, "command");
+        if (get_command(p, vals[NF_COMMAND], key, nc) < 0) return -1;
+    }
+    return 0;
+}
+
+static int parse_notify(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
+{
+    const char *path = "notify";
+    if (!seq || is_null(seq)) return 0;
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(p, seq, path, "expected a list of notifiers, found %s", node_what(seq));
+    size_t cnt = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (cnt == 0) return 0;
+    if (cnt > 64) return fail(p, seq, path, "at most 64 notifiers (got %zu)", cnt);
+    c->notifiers = calloc(cnt, sizeof *c->notifiers);
+    if (!c->notifiers) return oom(p, seq, path);
+    for (size_t i = 0; i < cnt; i++) {
+        tg_notifier_conf_t *nc = &c->notifiers[i];
+        c->nnotifiers = i + 1; /* freed with the config whatever happens below */
+        nc->timeout_ms = 5000;
+        yaml_node_t *item = node_at(p, seq->data.sequence.items.start[i]), *vals[MAX_FIELDS];
+        char sub[KEYPATH], key[KEYPATH];
+        keypath(sub, "%s[%zu]", path, i);
+        if (item->type != YAML_MAPPING_NODE)
+            return fail(p, item, sub,
+                        "expected a mapping with type (webhook, alertmanager or "
+                        "exec), found %s",
+                        node_what(item));
+        if (parse_fields(p, item, sub, notifier_fields, NFIELDS(notifier_fields), nc, vals) < 0)
+            return -1;
+        if (!vals[NF_TYPE]) return missing(p, item, sub, "type");
+        char *t;
+        join(key, sub, "type");
+        if (scalar(p, vals[NF_TYPE], key, "a notifier type", &t) < 0) return -1;
+        size_t k = 0;
+        while (k < NFIELDS(notifier_types) && strcmp(t, notifier_types[k]))
+            k++;
+        if (k == NFIELDS(notifier_types)) {
+            fail(p, vals[NF_TYPE], key,
+                 "unknown type \"%.*s\" (expected webhook, alertmanager or exec)", 64, t);
+            free(t);
+            return -1;
+        }
+        free(t);
+        nc->type = (tg_notifier_type_t)k;
+        if (notifier_keys(p, item, sub, nc, vals) < 0) return -1;
+        if (nc->timeout_ms > MAX_TIMEOUT) {
+            join(key, sub, "timeout");
+            return fail(p, vals[NF_TIMEOUT], key, "at most 60s");
+        }
+        if (!nc->name) {
+            char def[32];
+            snprintf(def, sizeof def, "%s-%u", notifier_types[k], (unsigned)i);
+            if (!(nc->name = strdup(def))) return oom(p, item, sub);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(c->notifiers[j].name, nc->name)) {
+                join(key, sub, "name");
+                return fail(p, vals[NF_NAME] ? vals[NF_NAME] : item, key,
+                            "duplicate notifier name \"%s\" (notify[%zu] has it)", nc->name, j);
+            }
+    }
+    return 0;
+}
+
 /* ---- the document ------------------------------------------------------ */
 
 #define SRV(f) offsetof(tg_config_t, server.f)
@@ -1553,6 +1828,12 @@ static const field_t metrics_fields[] = {
     {"max_models", V_INT1, offsetof(tg_config_t, metrics.max_models)},
     {"max_tools", V_INT1, offsetof(tg_config_t, metrics.max_tools)},
 };
+static int parse_notify(parse_t *p, const yaml_node_t *seq, tg_config_t *c);
+static const field_t notify_retry_fields[] = {
+    {"min", V_MS, offsetof(tg_config_t, notify_retry.min_ms)},
+    {"max", V_MS, offsetof(tg_config_t, notify_retry.max_ms)},
+    {"give_up", V_MS, offsetof(tg_config_t, notify_retry.give_up_ms)},
+};
 enum {
     R_SERVER,
     R_STORE,
@@ -1567,7 +1848,9 @@ enum {
     R_METRICS,
     R_ALARMS,
     R_ALARMS_INTERVAL,
-    R_ACTIONS
+    R_ACTIONS,
+    R_NOTIFY,
+    R_NOTIFY_RETRY
 };
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},
@@ -1584,6 +1867,8 @@ static const field_t root_fields[] = {
     {"alarms", V_SECTION, 0},
     {"alarms_interval", V_MS, offsetof(tg_config_t, alarms_interval_ms)},
     {"actions", V_SECTION, 0},
+    {"notify", V_SECTION, 0},
+    {"notify_retry", V_SECTION, 0},
 };
 
 /* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
@@ -1683,6 +1968,18 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         parse_defaults(p, v[R_DEFAULTS], c) < 0 || parse_prices(p, v[R_PRICES], c) < 0 ||
         parse_alarms(p, v[R_ALARMS], c) < 0 || parse_actions(p, v[R_ACTIONS], c) < 0)
         return -1;
+    yaml_node_t *nr[MAX_FIELDS] = {0};
+    if ((v[R_NOTIFY_RETRY] &&
+         parse_fields(p, v[R_NOTIFY_RETRY], "notify_retry", notify_retry_fields,
+                      NFIELDS(notify_retry_fields), c, nr) < 0) ||
+        parse_notify(p, v[R_NOTIFY], c) < 0)
+        return -1;
+    if (c->notify_retry.max_ms > 600000)
+        return fail(p, nr[1], "notify_retry.max",
+                    "at most 10m (a receiver back from an outage waits up to this long)");
+    if (c->notify_retry.min_ms > c->notify_retry.max_ms)
+        return fail(p, nr[0] ? nr[0] : v[R_NOTIFY_RETRY], "notify_retry.min",
+                    "must not exceed notify_retry.max (%ldms)", c->notify_retry.max_ms);
     if (dup_default(&c->server.listen, "127.0.0.1:8080") < 0 ||
         dup_default(&c->server.admin_listen, "127.0.0.1:9090") < 0 ||
         dup_default(&c->store, "sqlite:./tollgate.db") < 0 ||
@@ -1741,6 +2038,22 @@ static void config_free(tg_config_t *c)
     for (size_t i = 0; i < c->nactions; i++)
         free(c->actions[i].alarm);
     free(c->actions);
+    for (size_t i = 0; i < c->nnotifiers; i++) {
+        tg_notifier_conf_t *n = &c->notifiers[i];
+        free(n->name);
+        if (n->url) { /* may hold a credential */
+            OPENSSL_cleanse(n->url, strlen(n->url));
+            free(n->url);
+        }
+        if (n->secret) {
+            OPENSSL_cleanse(n->secret, n->secret_len);
+            free(n->secret);
+        }
+        for (size_t j = 0; j < n->argc; j++)
+            free(n->argv[j]);
+        free(n->argv);
+    }
+    free(c->notifiers);
     free(c);
 }
 
@@ -1836,6 +2149,9 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->metrics.max_models = 200;
     c->metrics.max_tools = 200;
     c->alarms_interval_ms = 10000;
+    c->notify_retry.min_ms = 1000;
+    c->notify_retry.max_ms = 60000;
+    c->notify_retry.give_up_ms = 24 * 3600 * 1000L;
     c->path = strdup(name);
     if (!c->path) {
         config_free(c);

@@ -100,6 +100,30 @@ typedef struct tg_action_conf {
     double factor; /* throttle: the tenant's rate limits x factor, in (0, 1] */
 } tg_action_conf_t;
 
+/* notify: where notices (alarms, budget thresholds, `alarms test`) are sent (notify/). */
+typedef enum {
+    TG_NOTIFIER_WEBHOOK = 0,  /* POST the notice as JSON, signed with HMAC-SHA256 */
+    TG_NOTIFIER_ALERTMANAGER, /* POST /api/v2/alerts to a Prometheus Alertmanager */
+    TG_NOTIFIER_EXEC,         /* run a program with the notice as JSON on its stdin */
+} tg_notifier_type_t;
+
+typedef struct tg_notifier_conf {
+    char *name; /* notify[i].name, default TYPE-INDEX ("webhook-0"): the outbox
+                   keys deliveries by it, so name notifiers you may reorder */
+    tg_notifier_type_t type;
+    char *url;    /* webhook: the URL posted to; alertmanager: its base URL (the
+                     sender appends /api/v2/alerts); may hold a credential: never
+                     logged or echoed */
+    char *secret; /* webhook: the HMAC key (notify[i].secret, or the first line of
+                     notify[i].secret_file); never logged; wiped when freed */
+    size_t secret_len;
+    char **argv; /* exec: argv[0] an absolute path, NULL-terminated; run without
+                    a shell (notify[i].command: a path, or a list) */
+    size_t argc;
+    long timeout_ms; /* notify[i].timeout: a whole send (or the program's run), default
+                        5000 */
+} tg_notifier_conf_t;
+
 typedef struct tg_config {
     atomic_int refs;
     char *path; /* the file it came from */
@@ -180,6 +204,16 @@ typedef struct tg_config {
                                   default 10 s */
     tg_action_conf_t *actions; /* actions: in file order */
     size_t nactions;
+    tg_notifier_conf_t *notifiers; /* notify: in file order */
+    size_t nnotifiers;
+    struct {
+        long min_ms;     /* notify_retry.min: the first retry's wait, default 1000 */
+        long max_ms;     /* notify_retry.max: the longest wait between tries, default 60000,
+                            at most 10 minutes (a receiver back from an outage gets everything
+                            within this) */
+        long give_up_ms; /* notify_retry.give_up: a delivery still failing this long after
+                            the notice was stored is marked failed; default 24 h */
+    } notify_retry;
 } tg_config_t;
 
 /* Loads and validates path. On error returns -1 and fills err with
@@ -207,6 +241,8 @@ const char *tg_alarm_kind_name(tg_alarm_kind_t k);
  * reach), at most TG_ADMIN_TOKEN_MAX, visible ASCII without spaces (a header value). */
 #define TG_ADMIN_TOKEN_MIN 16
 #define TG_ADMIN_TOKEN_MAX 1024
+
+const char *tg_notifier_type_name(tg_notifier_type_t t); /* "webhook", ... */
 
 /* The config path from -c, else $TOLLGATE_CONFIG, else ./tollgate.yaml. */
 const char *tg_config_default_path(const char *flag);

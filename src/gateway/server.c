@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,18 +293,15 @@ static int gather_tenant(const tg_metrics_tenant_totals_t *t, void *ud)
     return 0;
 }
 
-/* Where each transition's notice goes once the runner has stored and logged it, on the
- * runner's store connection (main thread). Today the log line the runner writes is the
- * whole notification: this is to be connected to the notification outbox (src/notify/)
- * when that branch is merged, as the budgets' hook is: return tg_notify_enqueue(srv's
- * notifier, store, n, tg_wall_us(), err) (nonzero: the runner keeps n and tries again). */
+/* Where each transition's notice goes once the runner has stored and logged it: the
+ * notification outbox (notify/sender.h), on the runner's store connection (main thread),
+ * as the budgets' hook does. Nonzero (the outbox could not be written): the runner keeps
+ * the notice, with those after it, and tries again at its next evaluation. */
 static int on_alarm_transition(void *ud, tg_store_t *store, const tg_notice_t *n, tg_err_t *err)
 {
-    (void)ud;
-    (void)store;
-    (void)n;
-    (void)err;
-    return 0;
+    tg_server_t *srv = ud;
+    if (!srv->notify) return 0; /* no sender: the runner's log line is the notification */
+    return tg_notify_enqueue(srv->notify, store, n, tg_wall_us(), err);
 }
 
 /* Every alarms_interval on the main loop (never a worker): inputs gathered, then the
@@ -442,6 +440,24 @@ static tg_admin_t *admin_start(uv_loop_t *loop, const char *listen, tg_server_t 
     return tg_admin_start(loop, fd, listen, &ops, srv, err);
 }
 
+/* ---- notifications (notify/) ------------------------------------------ */
+
+/* The sender's jitter: OpenSSL's generator, as key ids use (a repeated value only makes two
+ * senders retry together). */
+static uint64_t notify_random(void)
+{
+    uint64_t v = 0;
+    if (RAND_bytes((unsigned char *)&v, sizeof v) != 1) v = (uint64_t)tg_mono_us();
+    return v;
+}
+
+/* The budgets' hook (policy/budget.h): a new threshold alert's notice into the outbox, on the
+ * policy refresher's thread and store connection. */
+static int budget_notice(void *ud, tg_store_t *store, const tg_notice_t *n, tg_err_t *err)
+{
+    return tg_notify_enqueue(ud, store, n, tg_wall_us(), err);
+}
+
 /* ---- main thread: signals and reload ---------------------------------- */
 
 /* defaults.limits of a config, in the policy's terms. */
@@ -509,6 +525,7 @@ static void reload(main_ctx_t *m)
     tg_policy_defaults_t pd;
     policy_defaults(next, &pd);
     tg_policy_set_defaults(m->srv->policy, &pd);
+    if (m->srv->notify) tg_notify_set_config(m->srv->notify, next); /* notify: and its retry */
     if (tg_pricebook_set_defaults(m->srv->prices, next->prices, next->nprices, &err) != 0)
         TG_ERROR("reload: prices kept as they were: %s", err.msg);
     for (int i = 0; i < m->srv->nworkers; i++) {
@@ -636,6 +653,17 @@ int tg_server_run(const char *config_path)
         fprintf(stderr, "tollgate: recorder: %s\n", err.msg);
         goto out;
     }
+    /* The outbox's sender before the policy refresher, whose flush hands it budget notices. */
+    srv.notify = tg_notify_new(&(tg_notify_opts_t){.store_url = cfg->store,
+                                                   .wall_clock = tg_wall_us,
+                                                   .mono_clock = tg_mono_us,
+                                                   .random = notify_random},
+                               cfg);
+    if (!srv.notify || tg_notify_start(srv.notify, &err) != 0) {
+        fprintf(stderr, "tollgate: notify: %s\n", srv.notify ? err.msg : "out of memory");
+        goto out;
+    }
+    tg_policy_set_notice(srv.policy, budget_notice, srv.notify);
     if (tg_keyring_start_refresh(srv.keys, cfg->store, TG_REFRESH_MS, &err) != 0 ||
         tg_policy_start_refresh(srv.policy, cfg->store, TG_REFRESH_MS, &err) != 0 ||
         tg_pricebook_start_refresh(srv.prices, cfg->store, TG_REFRESH_MS, &err) != 0) {
@@ -722,7 +750,8 @@ out:
     tg_alarm_runner_free(m.alarms);
     uv_loop_close(loop);
     tg_keyring_stop_refresh(srv.keys);
-    if (srv.policy) tg_policy_stop_refresh(srv.policy);
+    if (srv.policy) tg_policy_stop_refresh(srv.policy); /* its last flush may enqueue */
+    tg_notify_free(srv.notify); /* after: a send in progress is aborted, stays pending */
     if (srv.prices) tg_pricebook_stop_refresh(srv.prices);
     if (srv.rec) tg_recorder_stop(srv.rec); /* drains the queue into the store or spool */
     tg_keyring_free(srv.keys);

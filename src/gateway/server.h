@@ -19,6 +19,7 @@
 #include "gateway/proxy.h"
 #include "meter/price.h"
 #include "meter/recorder.h"
+#include "notify/sender.h"
 #include "observe/metrics.h"
 #include "policy/policy.h"
 
@@ -60,6 +61,8 @@ struct tg_server {
     struct sockaddr_storage listen_addr;
     atomic_llong inflight; /* requests between head parsed and response done */
     atomic_llong unparsed; /* AI/MCP responses whose usage or result could not be read */
+    tg_notify_t *notify;   /* the outbox's sender thread (notify/sender.h); its enqueue is
+                              what producers of notices call (budget thresholds now) */
 };
 
 /* Runs `tollgate serve` until SIGTERM/SIGINT; returns the exit code. */

@@ -44,6 +44,8 @@ struct tg_budgets {
     size_t mask;
     pending_t *q; /* alerts to write */
     size_t nq, qcap;
+    tg_budget_notice_fn notice; /* set before the refresher starts, then only read */
+    void *notice_ud;
 };
 
 /* ---- periods ------------------------------------------------------------- */
@@ -320,6 +322,35 @@ void tg_budgets_settle(tg_budgets_t *b, const char *tenant, int64_t reserved, in
     pthread_mutex_unlock(&b->mu);
 }
 
+void tg_budgets_set_notice(tg_budgets_t *b, tg_budget_notice_fn fn, void *ud)
+{
+    pthread_mutex_lock(&b->mu);
+    b->notice = fn;
+    b->notice_ud = ud;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void tg_budget_notice(const tg_alert_row_t *r, tg_notice_t *n)
+{
+    char s[32], bud[32];
+    memset(n, 0, sizeof *n);
+    snprintf(n->id, sizeof n->id, "budget/%s/%s/%d", r->tenant, r->period, r->threshold);
+    snprintf(n->kind, sizeof n->kind, "budget");
+    snprintf(n->alarm, sizeof n->alarm, "budget");
+    snprintf(n->alarm_kind, sizeof n->alarm_kind, "budget");
+    snprintf(n->tenant, sizeof n->tenant, "%s", r->tenant);
+    snprintf(n->state, sizeof n->state, "firing");
+    snprintf(n->severity, sizeof n->severity, "%s", r->threshold >= 100 ? "critical" : "warning");
+    n->value = r->budget_micros > 0 ? (double)r->spend_micros / (double)r->budget_micros : 0;
+    n->threshold = r->threshold / 100.0;
+    n->time_us = n->started_us = r->fired_us;
+    tg_money_format(r->spend_micros, s, sizeof s);
+    tg_money_format(r->budget_micros, bud, sizeof bud);
+    snprintf(n->summary, sizeof n->summary,
+             "tenant %s reached %d%% of its monthly budget for %s (spend %s USD of %s USD)",
+             r->tenant, r->threshold, r->period, s, bud);
+}
+
 int tg_budgets_flush(tg_budgets_t *b, tg_store_t *store, tg_err_t *err)
 {
     pthread_mutex_lock(&b->mu);
@@ -327,12 +358,22 @@ int tg_budgets_flush(tg_budgets_t *b, tg_store_t *store, tg_err_t *err)
     size_t n = b->nq;
     b->q = NULL;
     b->nq = b->qcap = 0;
+    tg_budget_notice_fn notice = b->notice;
+    void *notice_ud = b->notice_ud;
     pthread_mutex_unlock(&b->mu);
     int rc = 0;
     size_t done = 0;
     for (; done < n; done++) {
         const tg_alert_row_t *r = &q[done].row;
         int inserted = 0;
+        if (notice) { /* the notice first: see tg_budgets_set_notice */
+            tg_notice_t nt;
+            tg_budget_notice(r, &nt);
+            if (notice(notice_ud, store, &nt, err) != 0) {
+                rc = -1;
+                break;
+            }
+        }
         if (tg_store_alert_add(store, r, &inserted, err) != 0) {
             rc = -1;
             break;

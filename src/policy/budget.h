@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "types/notice.h"
 #include "util/err.h"
 #include "util/sizes.h"
 
@@ -49,6 +50,20 @@ void tg_budgets_settle(tg_budgets_t *b, const char *tenant, int64_t reserved, in
 
 /* Writes queued alerts to the store (and logs the new ones). */
 int tg_budgets_flush(tg_budgets_t *b, tg_store_t *store, tg_err_t *err);
+
+/* Notices for threshold alerts (issue 11). policy/ and notify/ are peers and include none of
+ * each other: the server sets this hook (notify's enqueue into the outbox). tg_budgets_flush
+ * calls it with each queued alert's notice (tg_budget_notice) and its own store connection
+ * BEFORE it stores the alert row, and keeps the alert queued when it fails, so a crash
+ * between the two writes loses no notice; the notice's id ("budget/TENANT/YYYY-MM/PCT")
+ * makes the outbox keep it once, so an alert already stored by another process (its
+ * notice too) adds nothing. NULL fn: no notices. Set before the refresher starts. */
+typedef int (*tg_budget_notice_fn)(void *ud, tg_store_t *store, const tg_notice_t *n,
+                                   tg_err_t *err);
+void tg_budgets_set_notice(tg_budgets_t *b, tg_budget_notice_fn fn, void *ud);
+/* The notice of alert row r: kind and alarm "budget", state firing, severity critical from
+ * 100% on (else warning), value spend / budget, threshold percent / 100, time the firing. */
+void tg_budget_notice(const tg_alert_row_t *r, tg_notice_t *out);
 
 /* The state of tenant now (tests): 0, or -1 when it has no budget. */
 int tg_budgets_state(tg_budgets_t *b, const char *tenant, int64_t *spent, int64_t *reserved,

@@ -696,6 +696,11 @@ static int version_cb(tg_store_t *s, int64_t *out, tg_err_t *err)
     return tg_store_policy_version(s, out, err);
 }
 
+void tg_policy_set_notice(tg_policy_t *p, tg_budget_notice_fn fn, void *ud)
+{
+    tg_budgets_set_notice(p->budgets, fn, ud);
+}
+
 int tg_policy_flush_alerts(tg_policy_t *p, tg_store_t *store, tg_err_t *err)
 {
     return tg_budgets_flush(p->budgets, store, err);

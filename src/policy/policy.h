@@ -100,6 +100,8 @@ int tg_policy_admit_more_tools(tg_policy_t *p, tg_admission_t *a, const char *te
  * Safe to call for any admission (a no-op when nothing is held); clears what it settled. */
 void tg_policy_settle(tg_policy_t *p, tg_admission_t *a, const char *tenant, int64_t tokens,
                       int64_t cost_micros, uint64_t now_ns, int64_t wall_us);
+/* The hook that turns each new budget alert into a notice (see tg_budgets_set_notice). */
+void tg_policy_set_notice(tg_policy_t *p, tg_budget_notice_fn fn, void *ud);
 /* Writes queued budget alerts to the store (the refresher does this every tick). */
 int tg_policy_flush_alerts(tg_policy_t *p, tg_store_t *store, tg_err_t *err);
 /* Budget state of a tenant (tests, show): see tg_budgets_state. */

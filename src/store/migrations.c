@@ -367,6 +367,46 @@ static const char m5_alarms[] =
     ");\n"
     "CREATE INDEX alarm_events_tenant ON alarm_events (tenant_id, id);\n";
 
+/* The notification outbox (issue 11, src/notify/): a notice is written here, with one
+ * delivery row per configured notifier, before any send is tried; a delivery is marked
+ * delivered only once its receiver accepted it, so a crash or restart loses none. The
+ * notice's id is the primary key: a producer that adds the same notice again (a retry
+ * after a crash, a second process crossing the same budget threshold) adds nothing.
+ * Numbered 6: migration 5 is the alarm tables (written in parallel); the runner applies
+ * what is above the database's version in list order and needs no consecutive numbers. */
+static const char m6_outbox[] =
+    "CREATE TABLE outbox (\n"
+    "  id         TEXT PRIMARY KEY, -- the notice's stable id ('budget/acme/2026-12/80')\n"
+    "  kind       TEXT NOT NULL,    -- 'alarm' | 'budget' | 'test'\n"
+    "  alarm      TEXT NOT NULL,    -- rule name ('budget' for budget thresholds)\n"
+    "  alarm_kind TEXT NOT NULL,    -- quota, error_rate, latency, spend_rate, queue, budget\n"
+    "  tenant_id  TEXT NOT NULL,    -- tenants.id; '' = process-wide\n"
+    "  state      TEXT NOT NULL,    -- 'pending' | 'firing' | 'resolved'\n"
+    "  severity   TEXT NOT NULL,    -- 'warning' | 'critical'\n"
+    "  value      REAL NOT NULL,    -- what was measured\n"
+    "  threshold  REAL NOT NULL,    -- what it was compared with\n"
+    "  baseline   REAL NOT NULL,    -- the tenant's baseline then; 0 = none\n"
+    "  window_s   INTEGER NOT NULL, -- the rule's window in seconds; 0 = none\n"
+    "  time_us    INTEGER NOT NULL, -- when it happened\n"
+    "  started_us INTEGER NOT NULL, -- when the alarm started firing\n"
+    "  summary    TEXT NOT NULL,    -- one human sentence\n"
+    "  created_us INTEGER NOT NULL  -- when it entered the outbox\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE outbox_deliveries (\n"
+    "  notice_id  TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE, -- outbox.id\n"
+    "  notifier   TEXT NOT NULL,    -- notify[].name (or TYPE-INDEX) it goes to\n"
+    "  status     TEXT NOT NULL DEFAULT 'pending' -- pending: to send at next_us;\n"
+    "             CHECK (status IN ('pending', 'delivered', 'failed')), -- failed: refused\n"
+    "                               -- for good (a 4xx) or given up; see error\n"
+    "  attempts   INTEGER NOT NULL DEFAULT 0, -- sends tried\n"
+    "  next_us    INTEGER NOT NULL, -- pending: not before this; while a sender holds it,\n"
+    "                               -- the end of its claim (another sender waits)\n"
+    "  updated_us INTEGER NOT NULL, -- last change\n"
+    "  error      TEXT,             -- the last failure, NULL if none\n"
+    "  PRIMARY KEY (notice_id, notifier)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX outbox_due ON outbox_deliveries (next_us) WHERE status = 'pending';\n";
+
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
     {2, "limits, pauses, ip_rules, policy_version", m2_policy},
@@ -376,6 +416,7 @@ const tg_migration_t tg_store_migrations[] = {
      m3_metering},
     {4, "usage_events.requests: aggregates of unauthenticated refusals", m4_flood},
     {5, "alarms, alarm_events", m5_alarms},
+    {6, "outbox, outbox_deliveries: notifications not yet delivered", m6_outbox},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 typedef struct tg_migration {
-    int version;      /* 1, 2, 3, ... with no gaps */
+    int version;      /* 1, 2, 3, ... ascending; the runner tolerates a gap */
     const char *name; /* short description, recorded in schema_migrations */
     const char *sql;  /* one or more statements, run with sqlite3_exec() */
 } tg_migration_t;

@@ -77,6 +77,16 @@ enum {
     ST_ALARM_EVENT_ADD,
     ST_ALARM_LIST,
     ST_ALARM_EVENTS,
+    /* sqlite_outbox.c */
+    ST_OUTBOX_ADD,
+    ST_OUTBOX_DELIVERY_ADD,
+    ST_OUTBOX_DUE,
+    ST_OUTBOX_CLAIM,
+    ST_OUTBOX_SET,
+    ST_OUTBOX_DEFER,
+    ST_OUTBOX_NEXT,
+    ST_OUTBOX_LIST,
+    ST_OUTBOX_PURGE,
     ST_COUNT
 };
 
@@ -146,6 +156,7 @@ void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row);
 extern const sq_map_t *const sq_tenant_maps[],
     *const sq_event_maps[], *const sq_policy_maps[], *const sq_price_maps[], *const sq_alert_maps[];
 extern const sq_map_t *const sq_alarm_maps[];
+extern const sq_map_t *const sq_outbox_maps[];
 extern const sq_map_t *const *const sq_maps[];
 
 /* ---- statements ---------------------------------------------------------------------- */
@@ -201,6 +212,7 @@ extern const struct tg_store_policy_ops sq_policy_ops;
 extern const struct tg_store_price_ops sq_price_ops;
 extern const struct tg_store_alert_ops sq_alert_ops;
 extern const struct tg_store_alarm_ops sq_alarm_ops;
+extern const struct tg_store_outbox_ops sq_outbox_ops;
 
 /* ---- statements and transactions (sqlite.c) -------------------------------------- */
 

@@ -269,3 +269,46 @@ int tg_store_alarm_events(tg_store_t *s, const char *tenant, int64_t limit,
 {
     return s->alarms->alarm_events(s, tenant, limit, cb, ud, err);
 }
+
+/* ---- the notification outbox ------------------------------------------------------ */
+
+int tg_store_outbox_add(tg_store_t *s, const tg_notice_t *n, const char *const *notifiers,
+                        size_t nnotifiers, int64_t now_us, int *inserted, tg_err_t *err)
+{
+    return s->outbox->add(s, n, notifiers, nnotifiers, now_us, inserted, err);
+}
+
+int tg_store_outbox_claim(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
+                          int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->outbox->claim(s, now_us, lease_until_us, max, cb, ud, err);
+}
+
+int tg_store_outbox_set(tg_store_t *s, const char *notice_id, const char *notifier,
+                        const char *status, int attempts, int64_t next_us, const char *error,
+                        int64_t now_us, tg_err_t *err)
+{
+    return s->outbox->set(s, notice_id, notifier, status, attempts, next_us, error, now_us, err);
+}
+
+int tg_store_outbox_defer(tg_store_t *s, const char *notifier, int64_t until_us, int64_t now_us,
+                          tg_err_t *err)
+{
+    return s->outbox->defer(s, notifier, until_us, now_us, err);
+}
+
+int tg_store_outbox_next(tg_store_t *s, int64_t *next_us, int *found, tg_err_t *err)
+{
+    return s->outbox->next(s, next_us, found, err);
+}
+
+int tg_store_outbox_list(tg_store_t *s, const char *status,
+                         int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->outbox->list(s, status, cb, ud, err);
+}
+
+int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err)
+{
+    return s->outbox->purge(s, before_us, deleted, err);
+}

@@ -36,4 +36,18 @@ typedef struct tg_notice {
     char summary[256];           /* one human sentence, e.g. "error rate 12% over 5m ..." */
 } tg_notice_t;
 
+/* One notice's delivery to one notifier, as the outbox (store, migration 6) keeps it until
+ * the notifier took it. status: "pending" (to be tried at next_us), "delivered" (the
+ * receiver accepted it), "failed" (refused for good: a 4xx, or given up; error says why). */
+typedef struct tg_notice_delivery {
+    tg_notice_t notice;
+    char notifier[64];  /* the notifier's name (notify[].name, or TYPE-INDEX) */
+    char status[16];    /* "pending" | "delivered" | "failed" */
+    int attempts;       /* sends tried so far */
+    int64_t next_us;    /* pending: not before this (wall clock); claimed: the lease's end */
+    int64_t created_us; /* when the notice entered the outbox */
+    int64_t updated_us; /* last change of this row */
+    char error[256];    /* the last failure ("HTTP 503", "connection refused"), "" if none */
+} tg_notice_delivery_t;
+
 #endif

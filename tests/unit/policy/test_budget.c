@@ -222,10 +222,69 @@ static void test_alerts_kept_while_store_refuses(void **state)
     tg_budgets_free(b);
 }
 
+/* The notice hook (issue 11): called with each alert's notice before the alert is stored;
+ * when it fails nothing is stored and the alert stays queued. */
+static tg_notice_t hooked[8];
+static size_t nhooked;
+static size_t stored_at_hook[8];
+static int hook_fails;
+
+static int hook(void *ud, tg_store_t *s, const tg_notice_t *n, tg_err_t *err)
+{
+    assert_ptr_equal(ud, &hooked);
+    assert_ptr_equal(s, &store);
+    if (hook_fails) return tg_err_set(err, "outbox busy");
+    assert_true(nhooked < 8);
+    stored_at_hook[nhooked] = nstored;
+    hooked[nhooked++] = *n;
+    return 0;
+}
+
+static void test_notice_hook(void **state)
+{
+    (void)state;
+    budget_row("acme", 10 * US, 0);
+    tg_budgets_t *b = tg_budgets_new();
+    tg_budgets_set_notice(b, hook, &hooked);
+    assert_int_equal(tg_budgets_load(b, &store, FEB14, NULL), 0);
+    int64_t res;
+    char msg[200];
+    assert_int_equal(tg_budgets_reserve(b, "acme", 0, FEB14, &res, msg, sizeof msg), 0);
+    tg_budgets_settle(b, "acme", res, 11 * US, FEB14); /* past 50% and 100% */
+    tg_err_t err;
+    hook_fails = 1;
+    assert_int_equal(tg_budgets_flush(b, &store, &err), -1);
+    assert_int_equal(nstored, 0); /* no alert stored without its notice */
+    hook_fails = 0;
+    assert_int_equal(tg_budgets_flush(b, &store, &err), 0);
+    assert_int_equal(nhooked, 2);
+    assert_int_equal(nstored, 2);
+    assert_int_equal(stored_at_hook[0], 0); /* the notice before the alert row */
+    assert_int_equal(stored_at_hook[1], 1);
+    const tg_notice_t *n = &hooked[0];
+    assert_string_equal(n->id, "budget/acme/2028-02/50");
+    assert_string_equal(n->kind, "budget");
+    assert_string_equal(n->alarm, "budget");
+    assert_string_equal(n->alarm_kind, "budget");
+    assert_string_equal(n->tenant, "acme");
+    assert_string_equal(n->state, "firing");
+    assert_string_equal(n->severity, "warning");
+    assert_true(n->value == 1.1 && n->threshold == 0.5);
+    assert_int_equal(n->time_us, FEB14);
+    assert_string_equal(n->summary, "tenant acme reached 50% of its monthly budget for 2028-02 "
+                                    "(spend 11.00 USD of 10.00 USD)");
+    assert_string_equal(hooked[1].id, "budget/acme/2028-02/100");
+    assert_string_equal(hooked[1].severity, "critical");
+    assert_int_equal(tg_budgets_flush(b, &store, &err), 0);
+    assert_int_equal(nhooked, 2);
+    tg_budgets_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_periods, setup),
+        cmocka_unit_test_setup(test_notice_hook, setup),
         cmocka_unit_test_setup(test_new_month_starts_from_zero, setup),
         cmocka_unit_test_setup(test_uses, setup),
         cmocka_unit_test_setup(test_budget_removed_in_flight, setup),

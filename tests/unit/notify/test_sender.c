@@ -1,0 +1,270 @@
+/* Tests for src/notify/sender.c without a thread: tg_notify_pass against a real store with a
+ * fake send, a fixed wall clock and fixed jitter. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "notify/sender.h"
+
+#define SEC  1000000LL
+#define WALL 1796083200000000LL /* 2026-12-01T00:00:00Z */
+
+static int64_t now_us = WALL;
+static int64_t wall(void)
+{
+    return now_us;
+}
+static int64_t mono(void)
+{
+    return now_us;
+}
+static uint64_t rnd(void)
+{
+    return 0; /* the lower bound of each backoff: min/2, min, 2 min, ... */
+}
+
+/* What each notifier answers, and what it was sent. */
+static long answer[2]; /* by notifier index: an HTTP status */
+static int sent[2];
+static char last_id[2][160];
+
+static void fake_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t t,
+                      const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
+{
+    (void)t;
+    (void)ctl;
+    int i = !strcmp(nc->name, "hook") ? 0 : 1;
+    sent[i]++;
+    snprintf(last_id[i], sizeof last_id[i], "%s", n->id);
+    memset(res, 0, sizeof *res);
+    res->http_status = answer[i];
+    res->outcome = tg_notify_classify_http(answer[i]);
+    snprintf(res->message, sizeof res->message, "HTTP %ld", answer[i]);
+}
+
+typedef struct fixture {
+    char dir[64], url[160];
+    tg_store_t *s;
+    tg_config_t *cfg;
+    tg_notify_t *t;
+} fixture_t;
+
+static const char yaml[] = "notify:\n"
+                           "  - { name: hook, type: webhook, url: \"http://127.0.0.1:1/h\", "
+                           "secret: k }\n"
+                           "  - { name: am, type: alertmanager, url: \"http://127.0.0.1:1\" }\n"
+                           "notify_retry: { min: 2s, max: 20s, give_up: 1h }\n";
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/tg_test_sender_XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    snprintf(f->url, sizeof f->url, "sqlite:%s/t.db", f->dir);
+    tg_err_t err;
+    if (tg_store_open(f->url, &f->s, &err) != 0) return -1;
+    if (tg_config_parse("t.yaml", yaml, strlen(yaml), &f->cfg, &err) != 0) return -1;
+    tg_notify_opts_t o = {.store_url = f->url,
+                          .wall_clock = wall,
+                          .mono_clock = mono,
+                          .random = rnd,
+                          .send = fake_send};
+    f->t = tg_notify_new(&o, f->cfg);
+    now_us = WALL;
+    memset(sent, 0, sizeof sent);
+    answer[0] = answer[1] = 200;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    tg_notify_free(f->t);
+    tg_config_unref(f->cfg);
+    tg_store_close(f->s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static tg_notice_t notice(const char *id)
+{
+    tg_notice_t n;
+    memset(&n, 0, sizeof n);
+    snprintf(n.id, sizeof n.id, "%s", id);
+    snprintf(n.kind, sizeof n.kind, "budget");
+    snprintf(n.state, sizeof n.state, "firing");
+    return n;
+}
+
+typedef struct query {
+    const char *id, *notifier;
+    tg_notice_delivery_t d;
+    int found;
+} query_t;
+
+static int find_cb(const tg_notice_delivery_t *d, void *ud)
+{
+    query_t *q = ud;
+    if (!strcmp(d->notice.id, q->id) && !strcmp(d->notifier, q->notifier)) {
+        q->d = *d;
+        q->found = 1;
+    }
+    return 0;
+}
+
+/* The delivery of id to notifier, as stored. */
+static tg_notice_delivery_t row_of(fixture_t *f, const char *id, const char *notifier)
+{
+    query_t q;
+    memset(&q, 0, sizeof q);
+    q.id = id;
+    q.notifier = notifier;
+    tg_err_t err;
+    assert_int_equal(tg_store_outbox_list(f->s, NULL, find_cb, &q, &err), 0);
+    assert_true(q.found);
+    return q.d;
+}
+
+static int pass(fixture_t *f)
+{
+    tg_err_t err;
+    int n = tg_notify_pass(f->t, f->s, &err);
+    assert_true(n >= 0);
+    return n;
+}
+
+/* Enqueued once per configured notifier, delivered once: a second pass sends nothing. */
+static void test_delivered_once(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_notice_t n = notice("budget/acme/2026-12/80");
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &n, WALL, &err), 0);
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &n, WALL, &err), 0); /* same id: nothing */
+    assert_int_equal(pass(f), 2);
+    assert_int_equal(sent[0], 1);
+    assert_int_equal(sent[1], 1);
+    assert_string_equal(row_of(f, n.id, "hook").status, "delivered");
+    assert_string_equal(row_of(f, n.id, "am").status, "delivered");
+    assert_int_equal(row_of(f, n.id, "am").attempts, 1);
+    now_us += 100 * SEC;
+    assert_int_equal(pass(f), 0);
+    assert_int_equal(sent[0], 1);
+}
+
+/* A receiver answering 503 is retried on the backoff schedule, one try per wait for all
+ * its notices; the other notifier is not held up; once it answers 200 everything goes. */
+static void test_retry_backoff_then_recover(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    answer[0] = 503;
+    tg_notice_t a = notice("a"), b = notice("b");
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &a, WALL, &err), 0);
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &b, WALL, &err), 0);
+    assert_int_equal(pass(f), 4);
+    assert_int_equal(sent[0], 1); /* a failed: b waits for the same backoff, not tried */
+    assert_int_equal(sent[1], 2);
+    tg_notice_delivery_t d = row_of(f, "a", "hook");
+    assert_string_equal(d.status, "pending");
+    assert_int_equal(d.attempts, 1);
+    assert_int_equal(d.next_us, WALL + 1 * SEC); /* min 2 s, jitter 0: 1 s */
+    assert_string_equal(d.error, "HTTP 503");
+    assert_int_equal(row_of(f, "b", "hook").next_us, WALL + 1 * SEC);
+    assert_int_equal(row_of(f, "b", "hook").attempts, 0);
+    /* Not due yet: nothing is sent. */
+    now_us = WALL + SEC - 1;
+    assert_int_equal(pass(f), 0);
+    /* Second failure: 2 s; third: 4 s. */
+    now_us = WALL + SEC;
+    pass(f);
+    assert_int_equal(sent[0], 2);
+    assert_int_equal(row_of(f, "a", "hook").next_us, now_us + 2 * SEC);
+    now_us += 2 * SEC;
+    pass(f);
+    assert_int_equal(sent[0], 3);
+    assert_int_equal(row_of(f, "a", "hook").next_us, now_us + 4 * SEC);
+    /* Back: both go at the next due time, once each. */
+    answer[0] = 200;
+    now_us += 4 * SEC;
+    assert_int_equal(pass(f), 2);
+    assert_int_equal(sent[0], 5);
+    assert_string_equal(row_of(f, "a", "hook").status, "delivered");
+    assert_string_equal(row_of(f, "b", "hook").status, "delivered");
+    assert_int_equal(row_of(f, "a", "hook").attempts, 4);
+    now_us += 60 * SEC;
+    assert_int_equal(pass(f), 0);
+}
+
+/* A 400 is permanent: kept as failed with its error, never sent again. A delivery that
+ * keeps failing past give_up is failed too. */
+static void test_permanent_and_give_up(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    answer[0] = 400;
+    answer[1] = 502;
+    tg_notice_t a = notice("a");
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &a, WALL, &err), 0);
+    pass(f);
+    tg_notice_delivery_t d = row_of(f, "a", "hook");
+    assert_string_equal(d.status, "failed");
+    assert_string_equal(d.error, "HTTP 400");
+    assert_string_equal(row_of(f, "a", "am").status, "pending");
+    now_us = WALL + 3600 * SEC; /* give_up: 1 h after the notice was stored */
+    pass(f);
+    d = row_of(f, "a", "am");
+    assert_string_equal(d.status, "failed");
+    assert_string_equal(d.error, "gave up after 2 attempts: HTTP 502");
+    assert_int_equal(sent[0], 1);
+    now_us += 3600 * SEC;
+    assert_int_equal(pass(f), 0);
+}
+
+/* A delivery to a notifier no longer configured stays pending (not lost, not sent). */
+static void test_unknown_notifier_kept(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_notice_t a = notice("a");
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &a, WALL, &err), 0);
+    tg_config_t *c2;
+    const char *y2 = "notify: [{ name: am, type: alertmanager, url: \"http://127.0.0.1:1\" }]\n";
+    assert_int_equal(tg_config_parse("t2.yaml", y2, strlen(y2), &c2, &err), 0);
+    tg_notify_set_config(f->t, c2);
+    tg_config_unref(c2);
+    pass(f);
+    assert_int_equal(sent[0], 0);
+    assert_int_equal(sent[1], 1);
+    tg_notice_delivery_t d = row_of(f, "a", "hook");
+    assert_string_equal(d.status, "pending");
+    assert_int_equal(d.next_us, WALL + 60 * SEC); /* notify_retry.max of the new config */
+    /* Configured again: delivered. */
+    tg_notify_set_config(f->t, f->cfg);
+    now_us = WALL + 60 * SEC;
+    pass(f);
+    assert_int_equal(sent[0], 1);
+    assert_string_equal(row_of(f, "a", "hook").status, "delivered");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_delivered_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_backoff_then_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permanent_and_give_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_notifier_kept, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
