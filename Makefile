@@ -15,6 +15,9 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -pthread
 B       := build
 SRCS    := $(shell find src -name '*.c' | sort)
 LIBSRCS := $(filter-out src/main.c,$(SRCS))
+# The dashboard's files (src/admin/assets/) made into C at build time (scripts/embed-assets.c).
+ASSETS  := $(sort $(wildcard src/admin/assets/*))
+LIBSRCS += $(B)/gen/admin_assets.c
 OBJS    := $(LIBSRCS:%.c=$(B)/obj/%.o)
 ASOBJS  := $(LIBSRCS:%.c=$(B)/asan/%.o)
 TESTS   := $(shell find tests/unit -name 'test_*.c' | sort)
@@ -35,6 +38,14 @@ $(B)/obj/%.o: %.c
 $(B)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/embed-assets: scripts/embed-assets.c
+	@mkdir -p $(B)
+	$(CC) $(CFLAGS) -o $@ $<
+
+$(B)/gen/admin_assets.c: $(B)/embed-assets $(ASSETS)
+	@mkdir -p $(dir $@)
+	$(B)/embed-assets $@ $(ASSETS)
 
 $(B)/libtollgate.a: $(OBJS)
 	@rm -f $@

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "dash/dash.h"
 #include "gateway/conn.h"
 #include "gateway/listen.h"
 #include "gateway/upstream.h"
@@ -225,6 +226,30 @@ static const unsigned char *admin_token_sha256(void *ctx)
     return c->server.admin_token_set ? c->server.admin_token_sha256 : NULL;
 }
 
+/* The dashboard's JSON, built by its own thread (dash/dash.h) with the wall clock read
+ * here, the outer layer. */
+static void *admin_dash_query(void *ctx, const char *what, const char *query,
+                              void (*done)(void *arg, int status, json_t *body), void *arg)
+{
+    tg_server_t *srv = ctx;
+    if (!srv->dash) return NULL;
+    return tg_dash_submit(srv->dash, what, query, tg_wall_us(), done, arg);
+}
+
+static void admin_dash_cancel(void *ctx, void *handle)
+{
+    (void)ctx;
+    tg_dash_cancel(handle);
+}
+
+/* The alarms firing now: none until the alarm engine is connected here. */
+static json_t *admin_alarms_firing(void *ctx, const char *tenant)
+{
+    (void)ctx;
+    (void)tenant;
+    return json_array();
+}
+
 /* Said once at start (and at a reload that removes the token), never per request. */
 static void warn_no_admin_token(const tg_config_t *c)
 {
@@ -242,6 +267,9 @@ static tg_admin_t *admin_start(uv_loop_t *loop, const char *listen, tg_server_t 
         .header_timeout_ms = admin_header_timeout_ms,
         .idle_timeout_ms = admin_idle_timeout_ms,
         .token_sha256 = admin_token_sha256,
+        .dash_query = admin_dash_query,
+        .dash_cancel = admin_dash_cancel,
+        .alarms_firing = admin_alarms_firing,
     };
     struct sockaddr_storage addr;
     if (tg_listen_parse(listen, &addr, err) != 0) return NULL;
@@ -351,6 +379,8 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&m->sigusr1);
     if (m->admin) tg_admin_stop(m->admin);
     m->admin = NULL;
+    if (m->srv->dash) tg_dash_stop(m->srv->dash); /* after the admin: its jobs are cancelled */
+    m->srv->dash = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
@@ -441,6 +471,10 @@ int tg_server_run(const char *config_path)
             goto out;
         }
     }
+    if (cfg->server.admin_listen[0] && !(srv.dash = tg_dash_start(loop, cfg->store, &err))) {
+        fprintf(stderr, "tollgate: %s\n", err.msg);
+        goto out;
+    }
     if (cfg->server.admin_listen[0]) {
         m.admin = admin_start(loop, cfg->server.admin_listen, &srv, &err);
         if (!m.admin) {
@@ -488,6 +522,7 @@ out:
     for (int i = 0; i < nfds; i++)
         if (fds[i] >= 0) close(fds[i]);
     if (m.admin) tg_admin_stop(m.admin);
+    if (srv.dash) tg_dash_stop(srv.dash);
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     tg_keyring_stop_refresh(srv.keys);

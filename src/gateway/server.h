@@ -60,6 +60,7 @@ struct tg_server {
     struct sockaddr_storage listen_addr;
     atomic_llong inflight; /* requests between head parsed and response done */
     atomic_llong unparsed; /* AI/MCP responses whose usage or result could not be read */
+    struct tg_dash *dash;  /* the dashboard's JSON builder (dash/dash.h); main thread */
 };
 
 /* Runs `tollgate serve` until SIGTERM/SIGINT; returns the exit code. */

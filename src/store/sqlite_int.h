@@ -72,6 +72,11 @@ enum {
     /* sqlite_alerts.c */
     ST_ALERT_ADD,
     ST_ALERT_LIST,
+    /* sqlite_dash.c */
+    ST_DASH_TOTALS,
+    ST_DASH_P95,
+    ST_DASH_SERIES,
+    ST_DASH_REJECTIONS,
     ST_COUNT
 };
 
@@ -194,6 +199,8 @@ extern const struct tg_store_tenant_ops sq_tenant_ops;
 extern const struct tg_store_policy_ops sq_policy_ops;
 extern const struct tg_store_price_ops sq_price_ops;
 extern const struct tg_store_alert_ops sq_alert_ops;
+extern const struct tg_store_dash_ops sq_dash_ops;
+extern const sq_map_t *const sq_dash_maps[];
 
 /* ---- statements and transactions (sqlite.c) -------------------------------------- */
 
