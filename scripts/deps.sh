@@ -14,6 +14,8 @@ PKGS=(
   zlib1g-dev libbrotli-dev libzstd-dev
   curl sqlite3 openssl faketime prometheus
 )
+# chromium: the headless browser tests/e2e/dashboard.test.mjs drives over CDP (puppeteer-core).
+PKGS+=(chromium)
 # Node runs the end-to-end tests; any node >= 20 will do, so keep one that is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

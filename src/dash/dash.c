@@ -291,8 +291,9 @@ static int on_limit(const tg_limit_row_t *l, void *ud)
                           (json_int_t)l->period_s, "burst", (json_int_t)l->burst, "concurrency",
                           (json_int_t)l->concurrency, "tokens", (json_int_t)l->tokens,
                           "tokens_period_s", (json_int_t)l->tokens_period_s);
-    /* Current use, for the rules on the whole tenant: its events over the rule's own
-     * period up to now (what the limiter counted, give or take its burst). */
+    /* Current use, for the rules on the whole tenant: its admitted requests (billable and
+     * failed: a rejected one took nothing from the limiter) and their tokens over the
+     * rule's own period up to now; the limiter's own state (GCRA, burst) is in memory. */
     json_t *ur = json_null(), *ut = json_null();
     if (strcmp(l->scope, "tenant") == 0) {
         tg_dash_totals_t t = zero_totals;
@@ -300,7 +301,7 @@ static int on_limit(const tg_limit_row_t *l, void *ud)
             if (tg_store_dash_totals(c->s, c->tenant, c->now_us - l->period_s * 1000000LL,
                                      c->now_us + 1, on_one_totals, &t, c->err) != 0)
                 return json_decref(o), json_decref(ur), -1;
-            ur = json_integer(t.requests);
+            ur = json_integer(t.requests - t.rejected); /* admitted */
         }
         t = zero_totals;
         if (l->tokens_period_s > 0) {

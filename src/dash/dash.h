@@ -11,8 +11,8 @@
  *   tenant/ID           one tenant: the last hour by minute (60 points, usage_events), the
  *                       last 30 UTC days by day (30 points, usage_daily), today's totals, the
  *                       budget with the month's spend, its limits (its own rows and the '*'
- *                       rows) with the current use of tenant-scope rules (requests and tokens
- *                       of its events over the rule's own period up to now), and its last 20
+ *                       rows) with the current use of tenant-scope rules (admitted requests and
+ *                       their tokens over the rule's own period up to now), and its last 20
  *                       rejections with their reasons. 404 when the tenant has no row and no
  *                       event at all.
  *

@@ -151,16 +151,16 @@ function renderOverview(d) {
 // last labels. The polyline has exactly values.length points.
 function lineChart(box, values, firstLabel, lastLabel, fmt = int) {
   const W = 600;
-  const H = 150;
-  const L = 44;
+  const H = 170;
   const R = 8;
   const T = 10;
   const B = 22;
   const max = Math.max(1, ...values);
+  const L = 10 + 6.5 * fmt(max).length; // room for the largest label
   const n = values.length;
   const x = (i) => L + (n <= 1 ? 0 : (i * (W - L - R)) / (n - 1));
   const y = (v) => T + (H - T - B) * (1 - v / max);
-  const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
+  const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' });
   s.append(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }));
   s.append(svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }));
   const pts = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
