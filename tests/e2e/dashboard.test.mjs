@@ -8,6 +8,7 @@
 // the token and a URL without it; 401 without the cookie or the token. A screenshot is saved
 // in build/artifacts/ (a test artifact; docs/img/dashboard.png is a copy kept for the docs).
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -323,5 +324,36 @@ describe('dashboard', () => {
 
     assert.deepEqual(problems, [], 'no console errors (a CSP violation would be one)');
     await page.close();
+  });
+});
+
+describe('dashboard cookie after the token changes (SIGHUP)', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({ adminTokenFile: true, workers: 1 });
+  });
+  after(async () => gw?.stop());
+
+  const cookieFor = async (token) => {
+    const r = await request(`${gw.adminUrl}/dashboard?token=${token}`);
+    assert.equal(r.status, 303);
+    return String(r.headers['set-cookie']).split(';')[0];
+  };
+  const api = async (cookie) => (await request(`${gw.adminUrl}/dashboard/api/overview`, { headers: { cookie } })).status;
+
+  test('the old cookie is refused once a reload changed the token; the new token logs in', async () => {
+    const old = await cookieFor(gw.adminToken);
+    assert.equal(await api(old), 200);
+    const next = `rotated-${crypto.randomBytes(8).toString('hex')}-dashboard`;
+    await fs.promises.writeFile(gw.adminTokenFile, `${next}\n`);
+    process.kill(gw.proc.pid, 'SIGHUP');
+    await waitFor(async () => (await request(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${next}` } })).status === 200, {
+      message: 'the new token in force',
+    });
+    assert.equal(await api(old), 401);
+    assert.equal((await request(`${gw.adminUrl}/dashboard?token=${gw.adminToken}`)).status, 401);
+    const fresh = await cookieFor(next);
+    assert.notEqual(fresh, old);
+    assert.equal(await api(fresh), 200);
   });
 });
