@@ -104,9 +104,8 @@ static int budget_json(tg_store_t *s, const char *tenant, const tg_budget_row_t 
 }
 
 typedef struct ov {
-    json_t *rows;    /* id -> row object */
-    json_t *budgets; /* id -> budget row copy (as an integer pointer is not json: kept aside) */
-    tg_budget_row_t *b;
+    json_t *rows;       /* id -> row object, in the answer's shape */
+    tg_budget_row_t *b; /* every budget row, matched to the rows by tenant */
     size_t nb, capb;
 } ov_t;
 
