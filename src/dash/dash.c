@@ -150,6 +150,13 @@ static int ov_budget(const tg_budget_row_t *b, void *ud)
     return 0;
 }
 
+static int by_id(const void *x, const void *y)
+{
+    const json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
+    return strcmp(json_string_value(json_object_get(a, "id")),
+                  json_string_value(json_object_get(b, "id")));
+}
+
 static json_t *overview(tg_store_t *s, const char *query, int64_t now_us, int *status)
 {
     char rname[16] = "today";
@@ -203,16 +210,20 @@ static json_t *overview(tg_store_t *s, const char *query, int64_t now_us, int *s
     /* Ordered by id (json_object_foreach follows insertion order, which mixes the tenants
      * table's order with the events'). */
     size_t n = json_array_size(tenants);
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0; j--) {
-            json_t *a = json_array_get(tenants, j - 1), *c = json_array_get(tenants, j);
-            if (strcmp(json_string_value(json_object_get(a, "id")),
-                       json_string_value(json_object_get(c, "id"))) <= 0)
-                break;
-            json_incref(a);
-            json_array_set(tenants, j - 1, c);
-            json_array_set_new(tenants, j, a);
-        }
+    json_t **sorted = n ? malloc(n * sizeof *sorted) : NULL;
+    if (n && !sorted) {
+        json_decref(tenants);
+        json_decref(sum);
+        *status = 500;
+        return error_body("store", "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = json_incref(json_array_get(tenants, i));
+    qsort(sorted, n, sizeof *sorted, by_id);
+    json_array_clear(tenants);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(tenants, sorted[i]);
+    free(sorted);
     *status = 200;
     return json_pack("{s:I,s:s,s:I,s:I,s:o,s:o}", "now_us", (json_int_t)now_us, "range", rg->name,
                      "from_us", (json_int_t)from, "to_us", (json_int_t)to, "tenants", tenants,

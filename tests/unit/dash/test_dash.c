@@ -258,6 +258,25 @@ static void test_unknown(void **state)
     json_decref(o);
 }
 
+/* A tenant id with events but no row (a removed tenant): listed, in id order. */
+static void test_order(void **state)
+{
+    fixture_t *f = *state;
+    add(f, f->now - 1 * S, "0rphan", TG_OUTCOME_BILLABLE, 10, 0, 0, 0, NULL);
+    int status = 0;
+    json_t *o = tg_dash_answer(f->s, "overview", NULL, f->now, &status);
+    assert_int_equal(status, 200);
+    json_t *ts = json_object_get(o, "tenants");
+    assert_int_equal(json_array_size(ts), 4);
+    const char *want[] = {"0rphan", "acme", "bob", "quiet"};
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(ts, i), "id")),
+                            want[i]);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ts, 0), "status")),
+                        "unknown");
+    json_decref(o);
+}
+
 static void test_read_only(void **state)
 {
     fixture_t *f = *state;
@@ -277,6 +296,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overview_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
