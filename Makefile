@@ -23,6 +23,9 @@ CFLAGS  += -I$(LLHTTP_INC)
 B       := build
 SRCS    := $(shell find src -name '*.c' | sort)
 LIBSRCS := $(filter-out src/main.c,$(SRCS))
+# The dashboard's files (src/admin/assets/) made into C at build time (scripts/embed-assets.c).
+ASSETS  := $(sort $(wildcard src/admin/assets/*))
+LIBSRCS += $(B)/gen/admin_assets.c
 OBJS    := $(LIBSRCS:%.c=$(B)/obj/%.o) $(LLHTTP_SRCS:$(LLHTTP_DIR)/%.c=$(B)/obj/llhttp/%.o)
 ASOBJS  := $(LIBSRCS:%.c=$(B)/asan/%.o) $(LLHTTP_SRCS:$(LLHTTP_DIR)/%.c=$(B)/asan/llhttp/%.o)
 TESTS   := $(shell find tests/unit -name 'test_*.c' | sort)
@@ -51,6 +54,14 @@ $(B)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 $(B)/asan/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror,$(CFLAGS)) -Wno-unused-parameter $(SANFLAGS) -c $< -o $@
+
+$(B)/embed-assets: scripts/embed-assets.c
+	@mkdir -p $(B)
+	$(CC) $(CFLAGS) -o $@ $<
+
+$(B)/gen/admin_assets.c: $(B)/embed-assets $(ASSETS)
+	@mkdir -p $(dir $@)
+	$(B)/embed-assets $@ $(ASSETS)
 
 $(B)/libtollgate.a: $(OBJS)
 	@rm -f $@

@@ -19,6 +19,8 @@ PKGS=(
   curl sqlite3 openssl faketime prometheus prometheus-alertmanager
   node-llhttp
 )
+# chromium: the headless browser tests/e2e/dashboard.test.mjs drives over CDP (puppeteer-core).
+PKGS+=(chromium)
 # Node runs the end-to-end tests; any node >= 20 will do, so keep one that is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

@@ -26,11 +26,20 @@ if [ ! -s .run/demo-key ] || [ ! -f .run/tollgate.db ]; then
   "$TG" -c "$CONFIG" key create --tenant demo --name demo 2>/dev/null | sed -n 's/^secret: //p' >.run/demo-key
 fi
 KEY=$(cat .run/demo-key)
+# The dashboard's log-in link: the admin token once in the URL, then a cookie (docs/operations.md,
+# "Dashboard"). Printed on this terminal only, as the key above is.
+DASHBOARD="http://127.0.0.1:9090/dashboard?token=$(cat .run/admin-token)"
 
 cat <<MSG
 
 tollgate is starting on http://127.0.0.1:8080 (admin http://127.0.0.1:9090/readyz)
-in front of the mock upstream on 127.0.0.1:8081. Try, from another terminal:
+in front of the mock upstream on 127.0.0.1:8081.
+
+Dashboard (open it in a browser; the token is then kept as a cookie):
+
+  $DASHBOARD
+
+Try, from another terminal:
 
   curl -i -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/hello
   curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/v1/chat/completions \\

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin/dashboard.h"
 #include "util/log.h"
 
 #define ADMIN_HEAD_MAX 4096
@@ -44,7 +45,7 @@ typedef struct aconn {
     tg_admin_t *a;
     struct aconn *prev, *next;
     llhttp_t parser;
-    char url[256];
+    char url[1024]; /* /dashboard?token=... */
     size_t url_len, head_bytes;
     int head;           /* a HEAD request: the answer's head only */
     int metrics_answer; /* the answer being written is a /metrics one */
@@ -58,6 +59,13 @@ typedef struct aconn {
     int nauth;    /* Authorization headers seen: two are refused (which one would count?) */
     char auth[ADMIN_HEAD_MAX];
     size_t auth_len; /* the head is capped at ADMIN_HEAD_MAX, so it always fits */
+    /* The dashboard: the Cookie header (its tg_dash pair is the browser's credential) and
+     * the answer being built off the loop (tg_admin_ops_t.dash_query), if any. */
+    int is_cookie;
+    char cookie[ADMIN_HEAD_MAX];
+    size_t cookie_len;
+    void *dash_job;
+    char dash_what[80]; /* "overview" or "tenant/ID": the alarms are that tenant's */
 } aconn_t;
 
 typedef struct awrite {
@@ -83,6 +91,8 @@ static void on_aconn_closed(uv_handle_t *h)
 static void close_handles(aconn_t *c)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (c->dash_job && c->a) c->a->ops.dash_cancel(c->a->ctx, c->dash_job);
+    c->dash_job = NULL;
     uv_close((uv_handle_t *)&c->tcp, on_aconn_closed);
     uv_close((uv_handle_t *)&c->timer, on_aconn_closed);
 }
@@ -123,17 +133,19 @@ static void on_written(uv_write_t *req, int status)
 static void respond_text_h(aconn_t *c, int status, const char *ctype, const char *extra, char *js)
 {
     size_t bl = js ? strlen(js) : 0;
-    awrite_t *w = malloc(sizeof *w + bl + 384);
+    size_t hcap = 256 + strlen(ctype) + strlen(extra);
+    awrite_t *w = malloc(sizeof *w + bl + hcap + 1);
     if (!w) {
         free(js);
         aconn_close(c);
         return;
     }
-    int hl = snprintf(w->data, 384,
+    int hl = snprintf(w->data, hcap,
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: "
                       "%zu\r\n%sConnection: close\r\n\r\n",
                       status,
                       status == 200   ? "OK"
+                      : status == 303 ? "See Other"
                       : status == 404 ? "Not Found"
                       : status == 400 ? "Bad Request"
                       : status == 401 ? "Unauthorized"
@@ -319,6 +331,17 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
         c->in_field = 0;
         c->is_auth = c->field_len == 13 && memcmp(c->field, "authorization", 13) == 0;
         c->nauth += c->is_auth;
+        c->is_cookie = c->field_len == 6 && memcmp(c->field, "cookie", 6) == 0;
+        if (c->is_cookie && c->cookie_len && c->cookie_len + 2 <= sizeof c->cookie) {
+            memcpy(c->cookie + c->cookie_len, "; ", 2); /* two Cookie lines: one list */
+            c->cookie_len += 2;
+        }
+    }
+    if (c->is_cookie) {
+        if (n > sizeof c->cookie - c->cookie_len) return -1; /* cannot be: the head is capped */
+        memcpy(c->cookie + c->cookie_len, at, n);
+        c->cookie_len += n;
+        return 0;
     }
     if (!c->is_auth || c->nauth > 1) return 0;
     if (n > sizeof c->auth - c->auth_len) return -1; /* cannot be: the head is capped */
@@ -337,6 +360,127 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* ---- the dashboard (admin/dashboard.h) ---------------------------------- */
+
+/* On every dashboard answer: never cached, never framed, scripts and styles only from
+ * this origin (the page has no inline script or style), no referrer. */
+#define DASH_HEADERS                                                                               \
+    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"                               \
+    "Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n"                                    \
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
+    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "                    \
+    "frame-ancestors 'none'\r\n"
+
+static const char login_page[] =
+    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tollgate: "
+    "log in</title></head><body><h1>401: the dashboard needs the admin token</h1><p>Open "
+    "<code>/dashboard?token=ADMIN_TOKEN</code> once (the token of server.admin_token or "
+    "server.admin_token_file; <code>make run</code> prints this link). The token is then "
+    "kept as a cookie for this path and removed from the address bar.</p></body></html>";
+
+static void respond_asset(aconn_t *c, int status, const tg_asset_t *a, const char *extra)
+{
+    char *body = a ? strndup((const char *)a->data, a->len) : NULL;
+    if (a && !body) {
+        aconn_close(c);
+        return;
+    }
+    respond_text_h(c, status, a ? tg_admin_asset_type(a->name) : "text/plain", extra, body);
+}
+
+static void on_dash_done(void *arg, int status, json_t *body)
+{
+    aconn_t *c = arg;
+    c->dash_job = NULL;
+    if (!c->a) {
+        json_decref(body);
+        return;
+    }
+    if (status == 200 && json_is_object(body)) {
+        const char *tenant = strncmp(c->dash_what, "tenant/", 7) == 0 ? c->dash_what + 7 : NULL;
+        json_t *al = c->a->ops.alarms_firing ? c->a->ops.alarms_firing(c->a->ctx, tenant) : NULL;
+        json_object_set_new(body, "alarms", al ? al : json_array());
+    }
+    char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!js) {
+        aconn_close(c);
+        return;
+    }
+    respond_text_h(c, status, "application/json", DASH_HEADERS, js);
+}
+
+static void dashboard(aconn_t *c, llhttp_t *p, tg_dash_route_t route, const char *what,
+                      const char *query)
+{
+    tg_admin_t *a = c->a;
+    const unsigned char *want = a->ops.token_sha256(a->ctx);
+    /* The browser's log-in: the token in the query, once; then a cookie. */
+    if (route == TG_DASH_PAGE && query &&
+        (strncmp(query, "token=", 6) == 0 || strstr(query, "&token="))) {
+        if (!tg_admin_check_token_param(query, want)) {
+            note_refusal(c, want ? TG_ADMIN_AUTH_WRONG : TG_ADMIN_AUTH_UNSET);
+            respond_text_h(c, 401, "text/html; charset=utf-8", DASH_HEADERS, strdup(login_page));
+            return;
+        }
+        char cookie[65], extra[512 + sizeof c->url];
+        tg_admin_dash_cookie(want, cookie);
+        /* c->url is a dashboard page path (its tenant id checked): safe in a header. */
+        snprintf(extra, sizeof extra,
+                 "Location: %s\r\nSet-Cookie: " TG_DASH_COOKIE
+                 "=%s; HttpOnly; SameSite=Strict; Path=/dashboard\r\n" DASH_HEADERS,
+                 c->url, cookie);
+        OPENSSL_cleanse(cookie, sizeof cookie);
+        respond_text_h(c, 303, "text/plain", extra, NULL);
+        OPENSSL_cleanse(extra, sizeof extra);
+        return;
+    }
+    tg_admin_auth_t v = c->nauth > 1
+                            ? TG_ADMIN_AUTH_MALFORMED
+                            : tg_admin_check_bearer(c->nauth ? c->auth : NULL, c->auth_len, want);
+    if (v != TG_ADMIN_AUTH_OK && tg_admin_check_cookie(c->cookie, c->cookie_len, want))
+        v = TG_ADMIN_AUTH_OK;
+    if (v != TG_ADMIN_AUTH_OK) {
+        if (route == TG_DASH_PAGE) {
+            note_refusal(c, v);
+            respond_text_h(c, 401, "text/html; charset=utf-8",
+                           DASH_HEADERS "WWW-Authenticate: Bearer realm=\"" REALM "\"\r\n",
+                           strdup(login_page));
+        } else {
+            respond_unauthorized(c, v, want != NULL);
+        }
+        return;
+    }
+    if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
+        respond(c, 404,
+                json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
+                          "admin endpoints answer GET"));
+        return;
+    }
+    switch (route) {
+    case TG_DASH_PAGE: respond_asset(c, 200, tg_admin_asset("index.html"), DASH_HEADERS); return;
+    case TG_DASH_ASSET: respond_asset(c, 200, tg_admin_asset(what), DASH_HEADERS); return;
+    case TG_DASH_API:
+        if (a->ops.dash_query) {
+            snprintf(c->dash_what, sizeof c->dash_what, "%s", what);
+            c->dash_job = a->ops.dash_query(a->ctx, what, query, on_dash_done, c);
+            if (!c->dash_job) {
+                respond(c, 503,
+                        json_pack("{s:{s:s,s:s}}", "error", "type", "busy", "message",
+                                  "too many dashboard queries are running; retry"));
+                return;
+            }
+            arm(c, a->ops.idle_timeout_ms(a->ctx)); /* the answer, then its reading */
+            return;
+        }
+        break;
+    default: break;
+    }
+    respond(c, 404,
+            json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
+                      "no such dashboard path"));
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     aconn_t *c = p->data;
@@ -344,6 +488,15 @@ static int on_message_complete(llhttp_t *p)
     c->head = p->method == HTTP_HEAD;
     char *q = strchr(c->url, '?');
     if (q) *q = '\0';
+    char what[80];
+    tg_dash_route_t route = tg_admin_dash_route(c->url, what, sizeof what);
+    if (route != TG_DASH_NONE) {
+        dashboard(c, p, route, what, q ? q + 1 : NULL);
+        OPENSSL_cleanse(c->auth, c->auth_len);
+        OPENSSL_cleanse(c->cookie, c->cookie_len);
+        OPENSSL_cleanse(c->url, sizeof c->url); /* may hold ?token= */
+        return HPE_PAUSED; /* one request a connection: nothing after it is read */
+    }
     int open_path = !strcmp(c->url, "/healthz") || !strcmp(c->url, "/readyz");
     if (!open_path) {
         const unsigned char *want = c->a->ops.token_sha256(c->a->ctx);
@@ -472,6 +625,8 @@ void tg_admin_stop(tg_admin_t *a)
         a->conns = c->next;
         c->prev = NULL;
         c->next = NULL;
+        if (c->dash_job) a->ops.dash_cancel(a->ctx, c->dash_job);
+        c->dash_job = NULL;
         c->a = NULL;
         close_handles(c);
     }

@@ -2,6 +2,8 @@
  *   GET /healthz  200 {"status":"ok"}: the process is alive
  *   GET /readyz   200 or 503 with the store and upstream state
  *   GET /metrics  counters in the Prometheus text format
+ *   GET /dashboard[/...]  the dashboard: its page, assets and JSON (admin/dashboard.h); a
+ *                 browser may also log in with ?token= and then use a cookie
  * Later issues add the admin API here. One request per connection: these are
  * probes, not traffic.
  *
@@ -42,6 +44,17 @@ typedef struct tg_admin_ops {
     /* The SHA-256 of the admin token of the config in force now (a reload may change it), or
      * NULL when none is configured (every protected path is then refused). Read per request. */
     const unsigned char *(*token_sha256)(void *ctx);
+    /* The dashboard (admin/dashboard.h; may be NULL: /dashboard/api is then 404). Starts
+     * building the JSON answer of what ("overview" or "tenant/ID") with query (the text
+     * after '?', or NULL) off this loop; done(arg, status, body) is called later on this
+     * loop, once, with the body owned by the callee, unless dash_cancel(ctx, handle) came
+     * first. Returns the handle, or NULL when it cannot now (the admin answers 503). */
+    void *(*dash_query)(void *ctx, const char *what, const char *query,
+                        void (*done)(void *arg, int status, struct json_t *body), void *arg);
+    void (*dash_cancel)(void *ctx, void *handle);
+    /* The alarms firing now for tenant (NULL: all), a JSON array the caller owns; the
+     * dashboard's "alarms" member. NULL member: an empty array. */
+    struct json_t *(*alarms_firing)(void *ctx, const char *tenant);
 } tg_admin_ops_t;
 
 typedef enum {

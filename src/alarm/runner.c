@@ -515,3 +515,9 @@ size_t tg_alarm_runner_unsent(const tg_alarm_runner_t *r)
 {
     return r->nout;
 }
+
+int tg_alarm_runner_each(tg_alarm_runner_t *r, int all,
+                         int (*cb)(const tg_alarm_status_t *, void *), void *ud)
+{
+    return tg_alarm_each(r->engine, all, cb, ud);
+}

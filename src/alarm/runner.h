@@ -67,6 +67,11 @@ int tg_alarm_runner_set_config(tg_alarm_runner_t *r, const tg_config_t *cfg);
 size_t tg_alarm_runner_tick(tg_alarm_runner_t *r, const tg_alarm_inputs_t *in, int64_t now_us,
                             tg_alarm_notify_fn notify, void *ud);
 
+/* Calls cb for every (rule, tenant) of the engine that is not ok (all: also those that had
+ * a transition), as tg_alarm_each (alarm.h) does: the dashboard's firing alarms. */
+int tg_alarm_runner_each(tg_alarm_runner_t *r, int all,
+                         int (*cb)(const tg_alarm_status_t *, void *), void *ud);
+
 /* Transitions waiting for a store write, notices waiting for notify (tests). */
 size_t tg_alarm_runner_backlog(const tg_alarm_runner_t *r);
 size_t tg_alarm_runner_unsent(const tg_alarm_runner_t *r);

@@ -17,6 +17,7 @@
 
 #include "admin/admin.h"
 #include "alarm/runner.h"
+#include "dash/dash.h"
 #include "gateway/conn.h"
 #include "gateway/listen.h"
 #include "gateway/upstream.h"
@@ -415,6 +416,50 @@ static const unsigned char *admin_token_sha256(void *ctx)
     return c->server.admin_token_set ? c->server.admin_token_sha256 : NULL;
 }
 
+/* The dashboard's JSON, built by its own thread (dash/dash.h) with the wall clock read
+ * here, the outer layer. */
+static void *admin_dash_query(void *ctx, const char *what, const char *query,
+                              void (*done)(void *arg, int status, json_t *body), void *arg)
+{
+    tg_server_t *srv = ctx;
+    if (!srv->dash) return NULL;
+    return tg_dash_submit(srv->dash, what, query, tg_wall_us(), done, arg);
+}
+
+static void admin_dash_cancel(void *ctx, void *handle)
+{
+    (void)ctx;
+    tg_dash_cancel(handle);
+}
+
+/* The alarms firing now (for tenant, or all when NULL), from the alarm runner's memory:
+ * the dashboard's "alarms" member. Main thread, as the runner. */
+typedef struct firing_ctx {
+    json_t *out;
+    const char *tenant;
+} firing_ctx_t;
+
+static int put_firing(const tg_alarm_status_t *st, void *ud)
+{
+    firing_ctx_t *f = ud;
+    if (st->state != TG_ALARM_FIRING) return 0;
+    if (f->tenant && strcmp(f->tenant, st->tenant) != 0) return 0;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:f,s:I}", "name", st->rule, "tenant",
+                          st->tenant, "kind", tg_alarm_kind_name(st->conf->kind), "state", "firing",
+                          "value", st->value, "threshold", st->level, "baseline", st->baseline,
+                          "since_us", (json_int_t)st->since_us);
+    if (o) json_array_append_new(f->out, o);
+    return 0;
+}
+
+static json_t *admin_alarms_firing(void *ctx, const char *tenant)
+{
+    tg_server_t *srv = ctx;
+    firing_ctx_t f = {json_array(), tenant};
+    if (f.out && srv->alarms) tg_alarm_runner_each(srv->alarms, 0, put_firing, &f);
+    return f.out;
+}
+
 /* Said once at start (and at a reload that removes the token), never per request. */
 static void warn_no_admin_token(const tg_config_t *c)
 {
@@ -432,6 +477,9 @@ static tg_admin_t *admin_start(uv_loop_t *loop, const char *listen, tg_server_t 
         .header_timeout_ms = admin_header_timeout_ms,
         .idle_timeout_ms = admin_idle_timeout_ms,
         .token_sha256 = admin_token_sha256,
+        .dash_query = admin_dash_query,
+        .dash_cancel = admin_dash_cancel,
+        .alarms_firing = admin_alarms_firing,
     };
     struct sockaddr_storage addr;
     if (tg_listen_parse(listen, &addr, err) != 0) return NULL;
@@ -580,6 +628,8 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     if (m->admin) tg_admin_stop(m->admin);
     m->admin = NULL;
+    if (m->srv->dash) tg_dash_stop(m->srv->dash); /* after the admin: its jobs are cancelled */
+    m->srv->dash = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
@@ -680,6 +730,10 @@ int tg_server_run(const char *config_path)
             goto out;
         }
     }
+    if (cfg->server.admin_listen[0] && !(srv.dash = tg_dash_start(loop, cfg->store, &err))) {
+        fprintf(stderr, "tollgate: %s\n", err.msg);
+        goto out;
+    }
     if (cfg->server.admin_listen[0]) {
         m.admin = admin_start(loop, cfg->server.admin_listen, &srv, &err);
         if (!m.admin) {
@@ -701,6 +755,7 @@ int tg_server_run(const char *config_path)
         fprintf(stderr, "tollgate: alarms: %s\n", err.msg);
         goto out;
     }
+    srv.alarms = m.alarms;
     uv_timer_init(loop, &m.alarm_timer);
     m.alarm_timer.data = &m;
     m.alarm_interval_ms = cfg->alarms_interval_ms;
@@ -746,7 +801,9 @@ out:
         if (fds[i] >= 0) close(fds[i]);
     if (m.admin) tg_admin_stop(m.admin);
     if (m.alarms && !m.stopping) uv_close((uv_handle_t *)&m.alarm_timer, NULL);
+    if (srv.dash) tg_dash_stop(srv.dash);
     uv_run(loop, UV_RUN_NOWAIT);
+    srv.alarms = NULL;
     tg_alarm_runner_free(m.alarms);
     uv_loop_close(loop);
     tg_keyring_stop_refresh(srv.keys);

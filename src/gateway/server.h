@@ -59,10 +59,13 @@ struct tg_server {
     tg_worker_t *workers;
     int nworkers;
     struct sockaddr_storage listen_addr;
-    atomic_llong inflight; /* requests between head parsed and response done */
-    atomic_llong unparsed; /* AI/MCP responses whose usage or result could not be read */
-    tg_notify_t *notify;   /* the outbox's sender thread (notify/sender.h); its enqueue is
-                              what producers of notices call (budget thresholds now) */
+    atomic_llong inflight;          /* requests between head parsed and response done */
+    atomic_llong unparsed;          /* AI/MCP responses whose usage or result could not be read */
+    tg_notify_t *notify;            /* the outbox's sender thread (notify/sender.h); its enqueue is
+                                       what producers of notices call (budget thresholds now) */
+    struct tg_dash *dash;           /* the dashboard's JSON builder (dash/dash.h); main thread */
+    struct tg_alarm_runner *alarms; /* the alarm runner (alarm/runner.h), main thread only:
+                                       the dashboard reads its states there */
 };
 
 /* Runs `tollgate serve` until SIGTERM/SIGINT; returns the exit code. */

@@ -125,6 +125,18 @@ struct tg_store_outbox_ops {
     int (*purge)(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
 };
 
+/* The dashboard's reads over usage_events (issue 11): no writes, no version. */
+struct tg_store_dash_ops {
+    int (*read_only)(tg_store_t *s, tg_err_t *err);
+    int (*totals)(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                  int (*cb)(const tg_dash_totals_t *, void *), void *ud, tg_err_t *err);
+    int (*series)(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                  int64_t bucket_us, int (*cb)(const tg_dash_bucket_t *, void *), void *ud,
+                  tg_err_t *err);
+    int (*rejections)(tg_store_t *s, const char *tenant, int limit,
+                      int (*cb)(const tg_dash_rejection_t *, void *), void *ud, tg_err_t *err);
+};
+
 /* The handle: a backend embeds it first in its own connection struct and points each
  * member at its (static, shared) table. */
 struct tg_store {
@@ -136,6 +148,7 @@ struct tg_store {
     const struct tg_store_alert_ops *alerts;
     const struct tg_store_alarm_ops *alarms;
     const struct tg_store_outbox_ops *outbox;
+    const struct tg_store_dash_ops *dash;
 };
 
 /* Backend constructors (store.c dispatches on the URL scheme). */

@@ -87,6 +87,11 @@ enum {
     ST_OUTBOX_NEXT,
     ST_OUTBOX_LIST,
     ST_OUTBOX_PURGE,
+    /* sqlite_dash.c */
+    ST_DASH_TOTALS,
+    ST_DASH_P95,
+    ST_DASH_SERIES,
+    ST_DASH_REJECTIONS,
     ST_COUNT
 };
 
@@ -213,6 +218,8 @@ extern const struct tg_store_price_ops sq_price_ops;
 extern const struct tg_store_alert_ops sq_alert_ops;
 extern const struct tg_store_alarm_ops sq_alarm_ops;
 extern const struct tg_store_outbox_ops sq_outbox_ops;
+extern const struct tg_store_dash_ops sq_dash_ops;
+extern const sq_map_t *const sq_dash_maps[];
 
 /* ---- statements and transactions (sqlite.c) -------------------------------------- */
 

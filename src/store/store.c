@@ -312,3 +312,30 @@ int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg
 {
     return s->outbox->purge(s, before_us, deleted, err);
 }
+
+/* ---- dashboard ---------------------------------------------------------------------- */
+
+int tg_store_dash_read_only(tg_store_t *s, tg_err_t *err)
+{
+    return s->dash->read_only(s, err);
+}
+
+int tg_store_dash_totals(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int (*cb)(const tg_dash_totals_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->dash->totals(s, tenant, from_us, to_us, cb, ud, err);
+}
+
+int tg_store_dash_series(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int64_t bucket_us, int (*cb)(const tg_dash_bucket_t *, void *), void *ud,
+                         tg_err_t *err)
+{
+    return s->dash->series(s, tenant, from_us, to_us, bucket_us, cb, ud, err);
+}
+
+int tg_store_dash_rejections(tg_store_t *s, const char *tenant, int limit,
+                             int (*cb)(const tg_dash_rejection_t *, void *), void *ud,
+                             tg_err_t *err)
+{
+    return s->dash->rejections(s, tenant, limit, cb, ud, err);
+}

@@ -185,4 +185,24 @@ int tg_store_outbox_list(tg_store_t *s, const char *status,
  * deliveries go with them). Pending ones are kept, whatever their age. */
 int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
 
+/* ---- dashboard (read only) -------------------------------------------------------- */
+
+/* Makes this connection refuse every write (PRAGMA query_only): the dashboard's own. */
+int tg_store_dash_read_only(tg_store_t *s, tg_err_t *err);
+/* Per tenant (tenant NULL = every tenant, '' the unauthenticated included), the events with
+ * ts_us in [from_us, to_us): counts summed by requests, tokens, cost, and the nearest-rank
+ * p95 of latency_us over the rows (rank ceil(0.95 n), found with ORDER BY ... OFFSET, one
+ * query per tenant). Tenants ordered by id; none without events. */
+int tg_store_dash_totals(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int (*cb)(const tg_dash_totals_t *, void *), void *ud, tg_err_t *err);
+/* tenant's events with ts_us in [from_us, to_us) grouped by (ts_us - from_us) / bucket_us,
+ * ascending; buckets without events are not reported. bucket_us > 0. */
+int tg_store_dash_series(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int64_t bucket_us, int (*cb)(const tg_dash_bucket_t *, void *), void *ud,
+                         tg_err_t *err);
+/* tenant's last `limit` events with outcome 'rejected', newest first. */
+int tg_store_dash_rejections(tg_store_t *s, const char *tenant, int limit,
+                             int (*cb)(const tg_dash_rejection_t *, void *), void *ud,
+                             tg_err_t *err);
+
 #endif

@@ -172,4 +172,30 @@ typedef struct tg_alarm_event_row {
     char summary[256];
 } tg_alarm_event_row_t;
 
+/* Dashboard reads (issue 11, store.h "dashboard"). One tenant's events over a range. */
+typedef struct tg_dash_totals {
+    char tenant[TG_TENANT_SIZE];
+    int64_t requests, billable, failed, rejected; /* summed by usage_events.requests */
+    int64_t tokens_in, tokens_out, cost_micros;
+    int64_t events;         /* rows, the latency samples */
+    int64_t latency_p95_us; /* nearest-rank 95th percentile of latency_us; -1: no rows */
+} tg_dash_totals_t;
+
+/* One bucket of a tenant's time series: index = (ts_us - from_us) / bucket_us. */
+typedef struct tg_dash_bucket {
+    int64_t index;
+    int64_t requests, failed, rejected;
+    int64_t tokens_in, tokens_out, cost_micros;
+} tg_dash_bucket_t;
+
+/* One rejected request of a tenant, newest first. */
+typedef struct tg_dash_rejection {
+    int64_t ts_us;
+    int status;
+    char reason[48];
+    char route[64];
+    char method[16];
+    char path[256];
+} tg_dash_rejection_t;
+
 #endif
