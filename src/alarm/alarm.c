@@ -224,6 +224,17 @@ int tg_alarm_restore(tg_alarm_engine_t *e, const char *rule, const char *tenant,
     return 0;
 }
 
+int tg_alarm_raise_seq(tg_alarm_engine_t *e, const char *rule, const char *tenant, int64_t seq)
+{
+    int r = tg_alarm_rule_index(e, rule);
+    if (r < 0) return 0;
+    int slot = tenant_slot(e, tenant, 1);
+    if (slot < 0) return -1;
+    rstate_t *s = &e->tenants[slot]->rs[r];
+    if (s->seq < seq) s->seq = seq;
+    return 0;
+}
+
 /* ---- measuring ----------------------------------------------------------------------- */
 
 double tg_alarm_quantile_ms(const uint64_t *d, double q)

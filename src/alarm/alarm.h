@@ -133,6 +133,12 @@ int tg_alarm_set_rules(tg_alarm_engine_t *e, const tg_alarm_conf_t *rules, size_
 /* The index of the rule named name, or -1. */
 int tg_alarm_rule_index(const tg_alarm_engine_t *e, const char *name);
 
+/* Raises the sequence number of (rule, tenant) to at least seq (the store's, after a
+ * reload brought the rule back or changed its kind): a rule that starts again at ok never
+ * reuses the ids of its earlier transitions. Unknown rules are ignored (0); -1 when the
+ * tenant table is full or out of memory. */
+int tg_alarm_raise_seq(tg_alarm_engine_t *e, const char *rule, const char *tenant, int64_t seq);
+
 /* Puts back what the store remembers of (rule, tenant) before the first tick: its state,
  * sequence number and times. Unknown rules are ignored (0); -1 when the tenant table is
  * full or out of memory. */

@@ -434,10 +434,24 @@ static void drop_orphans(tg_alarm_runner_t *r)
     free(copy);
 }
 
+static int raise_seq(const tg_alarm_row_t *row, void *ud)
+{
+    tg_alarm_runner_t *r = ud;
+    tg_alarm_raise_seq(r->engine, row->name, row->tenant, row->seq);
+    return 0;
+}
+
 int tg_alarm_runner_set_config(tg_alarm_runner_t *r, const tg_config_t *cfg)
 {
     if (tg_alarm_set_rules(r->engine, cfg->alarms, cfg->nalarms) != 0) return -1;
     if (copy_actions(r, cfg) != 0) return -1;
+    /* A rule back after a reload without it (or with another kind) restarts at ok, but its
+     * transitions go on counting from the store's: their ids must not be those already in
+     * alarm_events and the outbox, which would drop them as seen. Rows not yet stored
+     * (the backlog) carry higher numbers than the store's and are in the engine still. */
+    tg_err_t err;
+    if (tg_store_alarm_list(r->store, raise_seq, r, &err) != 0)
+        TG_WARN("alarm: cannot read the stored sequence numbers on reload: %s", err.msg);
     drop_orphans(r);
     return 0;
 }

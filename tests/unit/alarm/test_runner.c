@@ -328,6 +328,42 @@ static void test_notify_retry(void **state)
     tg_alarm_runner_free(r);
 }
 
+/* A rule removed on SIGHUP and added back later (or its kind changed under the same name)
+ * must not count its transitions from 1 again: its ids would be those already stored in
+ * alarm_events and the outbox, and both drop a notice whose id they have (ON CONFLICT DO
+ * NOTHING), so the operator would never hear of the new firing. */
+static void test_rule_readded_keeps_seq(void **state)
+{
+    fx_t *f = *state;
+    tg_err_t err;
+    tg_alarm_runner_t *r = tg_alarm_runner_new(f->cfg, open_store(f), f->policy, 100, &err);
+    tick(r, f, 0.9, 10);
+    tick(r, f, 0.9, 20);
+    tick(r, f, 0.1, 30); /* hot: pending, firing, resolved = seq 1..3 */
+    assert_int_equal(f->ngot, 3);
+    tg_config_t *empty;
+    assert_int_equal(tg_config_parse("e.yaml", "store: sqlite:x\n", 15, &empty, &err), 0);
+    assert_int_equal(tg_alarm_runner_set_config(r, empty), 0);
+    tg_config_unref(empty);
+    assert_int_equal(tg_alarm_runner_set_config(r, f->cfg), 0); /* back again */
+    assert_int_equal(tick(r, f, 0.9, 40), 1);
+    assert_string_equal(f->got[f->ngot - 1].id, "alarm/hot/acme/4");
+    /* Same name, another kind: still the same (name, tenant) row and ids. */
+    static const char other[] = "alarms:\n"
+                                "  - { name: hot, kind: error_rate, threshold: 0.5 }\n";
+    tg_config_t *oc;
+    assert_int_equal(tg_config_parse("o.yaml", other, strlen(other), &oc, &err), 0);
+    assert_int_equal(tg_alarm_runner_set_config(r, oc), 0);
+    assert_int_equal(tg_alarm_runner_set_config(r, f->cfg), 0);
+    tg_config_unref(oc);
+    tick(r, f, 0.1, 50);
+    tick(r, f, 0.9, 60);
+    assert_string_equal(f->got[f->ngot - 1].id, "alarm/hot/acme/5");
+    found_t x = look(f);
+    assert_int_equal(x.nevs, 5); /* every transition kept in the history */
+    tg_alarm_runner_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +372,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_busy_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_without_the_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_readded_keeps_seq, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
