@@ -39,11 +39,17 @@ static int stopping(const tg_notify_ctl_t *ctl)
 
 /* ---- HTTP ------------------------------------------------------------------------- */
 
+/* The answer's status is all a notifier needs: the first byte of its body ends the
+ * transfer (CURLE_WRITE_ERROR, classified by the status below). A receiver that answers
+ * 200 and then sends a body forever, or a huge one, has taken the notice: waiting for the
+ * body's end would time out and send it again at every try. */
 static size_t discard(char *p, size_t size, size_t n, void *ud)
 {
     (void)p;
     (void)ud;
-    return size * n;
+    (void)size;
+    (void)n;
+    return 0;
 }
 
 static int progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
@@ -80,14 +86,16 @@ static void post(const tg_notifier_conf_t *nc, const char *url, const char *body
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
-    if (rc == CURLE_ABORTED_BY_CALLBACK)
+    if (status >= 200) /* answered: whatever came after the status line (a body cut short,
+                          a timeout or a stop while it dripped) does not change the answer */
+        result(res, tg_notify_classify_http(status), status, "HTTP %ld", status);
+    else if (rc == CURLE_ABORTED_BY_CALLBACK)
         result(res, TG_NOTIFY_ABORTED, 0, "stopped");
     else if (rc == CURLE_OPERATION_TIMEDOUT)
         result(res, TG_NOTIFY_RETRY, 0, "timed out after %ld ms", nc->timeout_ms);
-    else if (rc != CURLE_OK) /* errbuf names the host and port at most, not the path */
-        result(res, TG_NOTIFY_RETRY, 0, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    else
-        result(res, tg_notify_classify_http(status), status, "HTTP %ld", status);
+    else /* errbuf names the host and port at most, not the path */
+        result(res, TG_NOTIFY_RETRY, 0, "%s",
+               errbuf[0] ? errbuf : rc != CURLE_OK ? curl_easy_strerror(rc) : "no answer");
 }
 
 static struct curl_slist *header(struct curl_slist *l, int *bad, const char *fmt, const char *v)
