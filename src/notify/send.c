@@ -95,7 +95,9 @@ static void post(const tg_notifier_conf_t *nc, const char *url, const char *body
         result(res, TG_NOTIFY_RETRY, 0, "timed out after %ld ms", nc->timeout_ms);
     else /* errbuf names the host and port at most, not the path */
         result(res, TG_NOTIFY_RETRY, 0, "%s",
-               errbuf[0] ? errbuf : rc != CURLE_OK ? curl_easy_strerror(rc) : "no answer");
+               errbuf[0]        ? errbuf
+               : rc != CURLE_OK ? curl_easy_strerror(rc)
+                                : "no answer");
 }
 
 static struct curl_slist *header(struct curl_slist *l, int *bad, const char *fmt, const char *v)
