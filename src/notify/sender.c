@@ -151,9 +151,19 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
     const tg_notifier_conf_t *nc = NULL;
     for (size_t i = 0; i < c->nnotifiers && !nc; i++)
         if (!strcmp(c->notifiers[i].name, d->notifier)) nc = &c->notifiers[i];
-    if (!nc) { /* kept: a reload may bring it back */
-        set(store, d, "pending", d->attempts, now + c->notify_retry.max_ms * 1000LL,
-            "no notifier of this name in the config", now, err);
+    if (!nc) { /* kept: a reload may bring it back; until give_up, as a receiver down */
+        static const char why[] = "no notifier of this name in the config";
+        if (now - d->created_us >= c->notify_retry.give_up_ms * 1000LL) {
+            set(store, d, "failed", d->attempts, now,
+                "gave up: no notifier of this name in the "
+                "config",
+                now, err);
+            return;
+        }
+        int64_t until = now + c->notify_retry.max_ms * 1000LL;
+        set(store, d, "pending", d->attempts, until, why, now, err);
+        /* The rest of its deliveries with it: not claimed and rewritten a batch at a time. */
+        tg_store_outbox_defer(store, d->notifier, until, now, NULL);
         return;
     }
     nstate_t *ns = state_of(t, d->notifier);

@@ -258,6 +258,45 @@ static void test_unknown_notifier_kept(void **state)
     assert_string_equal(row_of(f, "a", "hook").status, "delivered");
 }
 
+/* Many deliveries to a notifier removed from the config: one claimed batch puts them all
+ * off (not each claimed and rewritten at every pass, forever), and past give_up they fail
+ * like any other (so the outbox can purge them) instead of staying pending for good. */
+static void test_unknown_notifier_backlog(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    answer[0] = 503;
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%02d", i);
+        tg_notice_t n = notice(id);
+        assert_int_equal(tg_notify_enqueue(f->t, f->s, &n, WALL, &err), 0);
+    }
+    while (pass(f) > 0) /* am takes all; hook fails once, the rest wait for its backoff */
+        ;
+    assert_int_equal(sent[0], 1);
+    tg_config_t *c2;
+    const char *y2 = "notify: [{ name: am, type: alertmanager, url: \"http://127.0.0.1:1\" }]\n"
+                     "notify_retry: { give_up: 1h }\n";
+    assert_int_equal(tg_config_parse("t2.yaml", y2, strlen(y2), &c2, &err), 0);
+    tg_notify_set_config(f->t, c2);
+    tg_config_unref(c2);
+    now_us = WALL + 20 * SEC;     /* hook's backoff over */
+    assert_int_equal(pass(f), 8); /* one batch, then the rest put off with it */
+    assert_int_equal(pass(f), 0);
+    now_us += 59 * SEC;
+    assert_int_equal(pass(f), 0);
+    assert_int_equal(sent[0], 1);
+    /* Past give_up: failed, a batch at a time. */
+    now_us = WALL + 3600 * SEC;
+    for (int i = 0; i < 10; i++, now_us += 60 * SEC)
+        pass(f);
+    tg_notice_delivery_t d = row_of(f, "n00", "hook");
+    assert_string_equal(d.status, "failed");
+    assert_string_equal(row_of(f, "n39", "hook").status, "failed");
+    assert_non_null(strstr(row_of(f, "n39", "hook").error, "no notifier of this name"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +304,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_backoff_then_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_and_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_notifier_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_notifier_backlog, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
