@@ -65,6 +65,8 @@ static const sq_sql_t sql_event_add = {
            "value, threshold, baseline, window_s, time_us, seq, action, summary) "
            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
            "ON CONFLICT (notice_id) DO NOTHING"};
+static const sq_sql_t sql_alarm_events_purge = {
+    .slot = ST_ALARM_EVENTS_PURGE, .sql = "DELETE FROM alarm_events WHERE time_us < ?1"};
 static const sq_sql_t sql_alarm_list = {
     .slot = ST_ALARM_LIST,
     .select = &alarm_map,
@@ -189,3 +191,22 @@ const struct tg_store_alarm_ops sq_alarm_ops = {
     .alarm_list = sq_alarm_list,
     .alarm_events = sq_alarm_events,
 };
+
+int sq_alarm_events_purge(sq_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err)
+{
+    sqlite3_stmt *st = sq_stmt(s, &sql_alarm_events_purge, err);
+    if (!st) return -1;
+    int ret = sq_begin(s, "purge", err);
+    if (ret != 0) return ret;
+    sqlite3_bind_int64(st, 1, before_us);
+    int rc = sq_run(st);
+    if (rc != SQLITE_OK) {
+        ret = sq_fail(s, rc, "purge", err);
+        sq_rollback(s);
+        return ret;
+    }
+    int64_t n = sqlite3_changes(s->db);
+    if ((ret = sq_commit(s, "purge", err)) != 0) return ret;
+    *deleted += n;
+    return 0;
+}

@@ -537,6 +537,8 @@ static int sq_purge(tg_store_t *base, int64_t events_before_us, const char *agg_
             total += n;
             if (n < PURGE_CHUNK) break;
         }
+        /* The alarm history follows the events' retention. */
+        if ((ret = sq_alarm_events_purge(s, events_before_us, &total, err)) != 0) goto out;
     }
     if (agg_before_day) {
         sqlite3_stmt *st = sq_stmt(s, &sql_purge_daily, err);

@@ -77,6 +77,7 @@ enum {
     ST_ALARM_EVENT_ADD,
     ST_ALARM_LIST,
     ST_ALARM_EVENTS,
+    ST_ALARM_EVENTS_PURGE,
     /* sqlite_outbox.c */
     ST_OUTBOX_ADD,
     ST_OUTBOX_DELIVERY_ADD,
@@ -217,6 +218,9 @@ extern const struct tg_store_policy_ops sq_policy_ops;
 extern const struct tg_store_price_ops sq_price_ops;
 extern const struct tg_store_alert_ops sq_alert_ops;
 extern const struct tg_store_alarm_ops sq_alarm_ops;
+/* Deletes alarm_events older than before_us (sqlite_alarms.c), in one transaction; adds the
+ * number deleted to *deleted. Part of the retention purge (tg_store_purge). */
+int sq_alarm_events_purge(sq_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
 extern const struct tg_store_outbox_ops sq_outbox_ops;
 extern const struct tg_store_dash_ops sq_dash_ops;
 extern const sq_map_t *const sq_dash_maps[];

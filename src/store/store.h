@@ -56,7 +56,8 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
  * were new. TG_STORE_BUSY when the store cannot be written now (nothing was written). */
 int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
                     tg_err_t *err);
-/* Deletes events with ts before events_before_us (0 = none) and aggregates for days
+/* Deletes events with ts before events_before_us (0 = none), alarm_events rows with time_us
+ * before it too (the alarm history follows the events' retention), and aggregates for days
  * before agg_before_day "YYYY-MM-DD" (NULL = none). *deleted (may be NULL) is the number
  * of rows deleted, both kinds. Events go in short transactions of a few thousand rows, so
  * a large purge does not hold the write lock against the writer for long. */

@@ -201,12 +201,42 @@ static void test_batch(void **state)
     assert_int_equal(tg_store_alarm_put(f->s, NULL, 0, NULL, 0, &err), 0); /* nothing */
 }
 
+/* The alarm history follows the events' retention (retention.events_days): the recorder's
+ * tg_store_purge deletes alarm_events older than its cut-off too; the alarms' state rows
+ * (and their sequence numbers) stay. Before, alarm_events was never purged. */
+static void test_history_retention(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_alarm_row_t a = row("errors", "acme", "pending", 1);
+    tg_alarm_event_row_t ea = event(&a, "ok"); /* time_us T0 + 1 */
+    assert_int_equal(tg_store_alarm_put(f->s, &a, 1, &ea, 1, &err), 0);
+    a = row("errors", "acme", "firing", 2);
+    a.since_us = T0 + 1000;
+    tg_alarm_event_row_t eb = event(&a, "pending"); /* time_us T0 + 1000 */
+    assert_int_equal(tg_store_alarm_put(f->s, &a, 1, &eb, 1, &err), 0);
+    int64_t deleted = 0;
+    assert_int_equal(tg_store_purge(f->s, T0 + 500, NULL, &deleted, &err), 0);
+    assert_int_equal(deleted, 1);
+    rows_t x = {0};
+    assert_int_equal(tg_store_alarm_events(f->s, NULL, 0, on_event, &x, &err), 0);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.e[0].notice_id, "alarm/errors/acme/2");
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tg_store_alarm_list(f->s, on_row, &x, &err), 0);
+    assert_int_equal(x.n, 1);
+    assert_int_equal(x.a[0].seq, 2);
+    assert_int_equal(tg_store_purge(f->s, 0, NULL, &deleted, &err), 0); /* 0: keep all */
+    assert_int_equal(deleted, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_list_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_retention, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
