@@ -39,8 +39,9 @@ static int hexval(char c)
     return -1;
 }
 
-/* Percent-decodes n bytes of s into out (cap bytes, NUL-terminated); -1 on a bad escape
- * or when it does not fit. '+' stays '+'. */
+/* Percent-decodes n bytes of s into out (cap bytes, NUL-terminated); -1 on a bad escape,
+ * a %00 (the text would end there: "a%00junk" would stand for "a") or when it does not
+ * fit. '+' stays '+'. */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
@@ -49,7 +50,7 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
         if (ch == '%') {
             if (i + 2 >= n) return -1;
             int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0) return -1;
+            if (h < 0 || l < 0 || (h | l) == 0) return -1;
             ch = (char)(h * 16 + l);
             i += 2;
         }

@@ -219,7 +219,7 @@ static json_t *overview(tg_store_t *s, const char *query, int64_t now_us, int *s
     }
     for (size_t i = 0; i < n; i++)
         sorted[i] = json_incref(json_array_get(tenants, i));
-    qsort(sorted, n, sizeof *sorted, by_id);
+    if (n) qsort(sorted, n, sizeof *sorted, by_id); /* not with NULL, even for 0 rows (UB) */
     json_array_clear(tenants);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(tenants, sorted[i]);
