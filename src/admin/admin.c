@@ -149,6 +149,7 @@ static void respond_text_h(aconn_t *c, int status, const char *ctype, const char
                       : status == 404 ? "Not Found"
                       : status == 400 ? "Bad Request"
                       : status == 401 ? "Unauthorized"
+                      : status == 500 ? "Internal Server Error"
                                       : "Service Unavailable",
                       ctype, bl + 1, extra);
     memcpy(w->data + hl, js ? js : "", bl);

@@ -8,6 +8,8 @@
 // - A %00 in a tenant id or in ?token= is refused (it cut the text: a%00junk stood for a).
 // - Many concurrent queries: 503 past the queue, then 200 again; clients that send a query
 //   and go away do not break the listener.
+// - A store error is "500 Internal Server Error" (the status line said "500 Service
+//   Unavailable").
 // - A firing alarm shows in the JSON and on the page with its tenant; the tenant's hostile
 //   name stays text in Chromium.
 import assert from 'node:assert/strict';
@@ -17,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import puppeteer from 'puppeteer-core';
-import { raw, request, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import { raw, request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
@@ -179,5 +181,18 @@ describe('dashboard under attack', () => {
       }
       fs.rmSync(userDir, { recursive: true, force: true });
     }
+  });
+
+  test('a store error: 500 Internal Server Error, with the headers', async () => {
+    await sqlite(gw.dbPath, 'ALTER TABLE budgets RENAME TO budgets_gone');
+    try {
+      const r = await raw(gw.adminPort, `GET /dashboard/api/tenant/a HTTP/1.1\r\nAuthorization: Bearer ${gw.adminToken}\r\n\r\n`);
+      assert.equal(r.data.split('\r\n')[0], 'HTTP/1.1 500 Internal Server Error');
+      assert.match(r.data, /\r\nContent-Security-Policy: default-src 'none'/);
+      assert.match(r.data, /"type":"store"/);
+    } finally {
+      await sqlite(gw.dbPath, 'ALTER TABLE budgets_gone RENAME TO budgets');
+    }
+    assert.equal((await api('/dashboard/api/tenant/a')).status, 200);
   });
 });
