@@ -111,6 +111,14 @@ static void test_cookie(void **state)
     assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 1);
     snprintf(hdr, sizeof hdr, "tg_dash=%s", w);
     assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 0);
+    /* Ours (Path=/dashboard) first, then one tossed by another service of the same host
+     * with Path=/, as a browser orders them: still logged in (the last pair used to win). */
+    snprintf(hdr, sizeof hdr, "tg_dash=%s; tg_dash=garbage", v);
+    assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 1);
+    snprintf(hdr, sizeof hdr, "tg_dash=%s; tg_dash=%s", v, w);
+    assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 1);
+    snprintf(hdr, sizeof hdr, "tg_dash=garbage; tg_dash=%s", w); /* none right */
+    assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 0);
     snprintf(hdr, sizeof hdr, "tg_dash=%.63s", v); /* one digit short */
     assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 0);
     snprintf(hdr, sizeof hdr, "tg_dash=%sX", v); /* one too many */
