@@ -12,6 +12,8 @@
 //   Unavailable").
 // - A tg_dash cookie tossed by another service of the host (Path=/, sent after ours) does
 //   not lock the dashboard out (the last pair was the one checked).
+// - A rejected request whose path is not UTF-8 (0xff sent raw) is listed: jansson refused
+//   the row, so a client could hide its rejections from the tenant page.
 // - A firing alarm shows in the JSON and on the page with its tenant; the tenant's hostile
 //   name stays text in Chromium.
 import assert from 'node:assert/strict';
@@ -211,5 +213,24 @@ describe('dashboard under attack', () => {
       await sqlite(gw.dbPath, 'ALTER TABLE budgets_gone RENAME TO budgets');
     }
     assert.equal((await api('/dashboard/api/tenant/a')).status, 200);
+  });
+
+  test('a rejection whose path is not UTF-8 is still listed (was dropped)', async () => {
+    assert.equal((await gw.cli(['tenant', 'add', 'raw8'])).code, 0);
+    const k = await gw.cli(['key', 'create', '--tenant', 'raw8']);
+    const secret = /^\s*secret:\s*(tg_\S+)\s*$/m.exec(k.stdout)[1];
+    assert.equal((await gw.cli(['limit', 'set', '--tenant', 'raw8', '--rpm', '1'])).code, 0);
+    const send = () =>
+      raw(gw.port, Buffer.concat([Buffer.from('GET /a'), Buffer.from([0xff, 0xfe]), Buffer.from(` HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-api-key: ${secret}\r\n\r\n`)]));
+    await waitFor(async () => (await send()).data.startsWith('HTTP/1.1 429'), { timeoutMs: 10000, message: 'raw8 limited' });
+    const stored = await waitFor(async () => {
+      const rows = await sqlite(gw.dbPath, `SELECT hex(path) AS p FROM usage_events WHERE tenant = 'raw8' AND outcome = 'rejected'`);
+      return rows.length > 0 && rows;
+    }, { message: 'the rejection stored' });
+    assert.equal(stored[0].p, '2F61FFFE');
+    const d = (await api('/dashboard/api/tenant/raw8')).json();
+    assert.equal(d.rejections.length, stored.length);
+    assert.equal(d.rejections[0].path, '/a??');
+    assert.equal(d.today.rejected, stored.length);
   });
 });
