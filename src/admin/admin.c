@@ -149,6 +149,7 @@ static void respond_text_h(aconn_t *c, int status, const char *ctype, const char
                       : status == 404 ? "Not Found"
                       : status == 400 ? "Bad Request"
                       : status == 401 ? "Unauthorized"
+                      : status == 500 ? "Internal Server Error"
                                       : "Service Unavailable",
                       ctype, bl + 1, extra);
     memcpy(w->data + hl, js ? js : "", bl);
@@ -267,7 +268,8 @@ static void note_refusal(aconn_t *c, tg_admin_auth_t v)
     a->last_log_ms = now ? now : 1;
 }
 
-static void respond_unauthorized(aconn_t *c, tg_admin_auth_t v, int configured)
+/* extra: header lines added to the challenge (the dashboard's, for its paths; else ""). */
+static void respond_unauthorized_h(aconn_t *c, tg_admin_auth_t v, int configured, const char *extra)
 {
     note_refusal(c, v);
     /* RFC 6750 3: a request without credentials gets the challenge alone; a bad one also
@@ -283,7 +285,14 @@ static void respond_unauthorized(aconn_t *c, tg_admin_auth_t v, int configured)
                               : "admin endpoints need Authorization: Bearer <admin token>");
     char *js = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    respond_text_h(c, 401, "application/json", hdr, js);
+    char h[1024];
+    snprintf(h, sizeof h, "%s%s", hdr, extra);
+    respond_text_h(c, 401, "application/json", h, js);
+}
+
+static void respond_unauthorized(aconn_t *c, tg_admin_auth_t v, int configured)
+{
+    respond_unauthorized_h(c, v, configured, "");
 }
 
 /* /metrics: the server's text, then the admin's own counter. */
@@ -378,6 +387,14 @@ static const char login_page[] =
     "server.admin_token_file; <code>make run</code> prints this link). The token is then "
     "kept as a cookie for this path and removed from the address bar.</p></body></html>";
 
+/* A JSON answer under /dashboard (errors included): with DASH_HEADERS, as every answer there. */
+static void respond_dash(aconn_t *c, int status, json_t *body)
+{
+    char *js = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    respond_text_h(c, status, "application/json", DASH_HEADERS, js);
+}
+
 static void respond_asset(aconn_t *c, int status, const tg_asset_t *a, const char *extra)
 {
     char *body = a ? strndup((const char *)a->data, a->len) : NULL;
@@ -447,14 +464,14 @@ static void dashboard(aconn_t *c, llhttp_t *p, tg_dash_route_t route, const char
                            DASH_HEADERS "WWW-Authenticate: Bearer realm=\"" REALM "\"\r\n",
                            strdup(login_page));
         } else {
-            respond_unauthorized(c, v, want != NULL);
+            respond_unauthorized_h(c, v, want != NULL, DASH_HEADERS);
         }
         return;
     }
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
-        respond(c, 404,
-                json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
-                          "admin endpoints answer GET"));
+        respond_dash(c, 404,
+                     json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
+                               "admin endpoints answer GET"));
         return;
     }
     switch (route) {
@@ -465,9 +482,9 @@ static void dashboard(aconn_t *c, llhttp_t *p, tg_dash_route_t route, const char
             snprintf(c->dash_what, sizeof c->dash_what, "%s", what);
             c->dash_job = a->ops.dash_query(a->ctx, what, query, on_dash_done, c);
             if (!c->dash_job) {
-                respond(c, 503,
-                        json_pack("{s:{s:s,s:s}}", "error", "type", "busy", "message",
-                                  "too many dashboard queries are running; retry"));
+                respond_dash(c, 503,
+                             json_pack("{s:{s:s,s:s}}", "error", "type", "busy", "message",
+                                       "too many dashboard queries are running; retry"));
                 return;
             }
             arm(c, a->ops.idle_timeout_ms(a->ctx)); /* the answer, then its reading */
@@ -476,9 +493,9 @@ static void dashboard(aconn_t *c, llhttp_t *p, tg_dash_route_t route, const char
         break;
     default: break;
     }
-    respond(c, 404,
-            json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
-                      "no such dashboard path"));
+    respond_dash(c, 404,
+                 json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
+                           "no such dashboard path"));
 }
 
 static int on_message_complete(llhttp_t *p)

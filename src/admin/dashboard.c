@@ -39,8 +39,9 @@ static int hexval(char c)
     return -1;
 }
 
-/* Percent-decodes n bytes of s into out (cap bytes, NUL-terminated); -1 on a bad escape
- * or when it does not fit. '+' stays '+'. */
+/* Percent-decodes n bytes of s into out (cap bytes, NUL-terminated); -1 on a bad escape,
+ * a %00 (the text would end there: "a%00junk" would stand for "a") or when it does not
+ * fit. '+' stays '+'. */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
@@ -49,7 +50,7 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
         if (ch == '%') {
             if (i + 2 >= n) return -1;
             int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0) return -1;
+            if (h < 0 || l < 0 || (h | l) == 0) return -1;
             ch = (char)(h * 16 + l);
             i += 2;
         }
@@ -129,10 +130,13 @@ void tg_admin_dash_cookie(const unsigned char *want, char out[65])
 
 int tg_admin_check_cookie(const char *value, size_t len, const unsigned char *want)
 {
-    /* The last tg_dash= pair of the header (cookie-pairs separated by "; "). */
-    char got[65];
-    memset(got, 0, sizeof got);
-    int found = 0;
+    /* Any tg_dash= pair of the header (cookie-pairs separated by "; "): a browser sends
+     * every cookie of that name whose path matches, the most specific path first, so one
+     * set by another service of the same host (cookies ignore the port) with Path=/ comes
+     * after ours. Taking the last one let that cookie lock the dashboard out. */
+    char expect[65], got[65];
+    tg_admin_dash_cookie(want, expect);
+    int ok = 0, compared = 0;
     size_t i = 0;
     while (value && i < len) {
         while (i < len && (value[i] == ' ' || value[i] == ';'))
@@ -146,17 +150,19 @@ int tg_admin_check_cookie(const char *value, size_t len, const unsigned char *wa
             size_t vl = n - (sizeof name - 1);
             while (vl && value[start + sizeof name - 1 + vl - 1] == ' ')
                 vl--;
-            found = vl == 64;
             memset(got, 0, sizeof got);
-            if (found) memcpy(got, value + start + sizeof name - 1, 64);
+            if (vl == 64) memcpy(got, value + start + sizeof name - 1, 64);
+            ok |= (CRYPTO_memcmp(got, expect, 64) == 0) & (vl == 64);
+            compared = 1;
         }
     }
-    char expect[65];
-    tg_admin_dash_cookie(want, expect);
-    int same = CRYPTO_memcmp(got, expect, 64) == 0;
+    if (!compared) {
+        memset(got, 0, sizeof got);
+        (void)CRYPTO_memcmp(got, expect, 64); /* the same work when there is no pair */
+    }
     OPENSSL_cleanse(got, sizeof got);
     OPENSSL_cleanse(expect, sizeof expect);
-    return same && found && want != NULL;
+    return ok && want != NULL;
 }
 
 int tg_admin_check_token_param(const char *query, const unsigned char *want)

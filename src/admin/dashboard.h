@@ -47,9 +47,10 @@ tg_dash_route_t tg_admin_dash_route(const char *path, char *out, size_t cap);
 
 /* The cookie value for a token's SHA-256: 64 hex digits and a NUL. */
 void tg_admin_dash_cookie(const unsigned char *want, char out[65]);
-/* 1 when the Cookie header value (len bytes; NULL: none) holds tg_dash=VALUE with the
- * value of want (NULL: no token configured, never accepted). One CRYPTO_memcmp per call
- * whatever the input. */
+/* 1 when the Cookie header value (len bytes; NULL: none) holds a tg_dash=VALUE pair (any
+ * of them: another service of the same host may have set one with a wider path) with the
+ * value of want (NULL: no token configured, never accepted). Each pair is compared with
+ * CRYPTO_memcmp, whatever its content. */
 int tg_admin_check_cookie(const char *value, size_t len, const unsigned char *want);
 /* 1 when query (the text after '?') has token=T (percent-decoded) whose SHA-256 equals
  * want; hashed and compared once whatever the input. */

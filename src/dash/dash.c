@@ -26,6 +26,24 @@ static json_t *error_body(const char *type, const char *msg)
     return json_pack("{s:{s:s,s:s}}", "error", "type", type, "message", msg);
 }
 
+/* A JSON string of text from the store that may not be UTF-8 (a request path is stored as
+ * the client sent it; a name as the CLI got it): jansson refuses such text, and the row
+ * would vanish from the answer (a client could hide its rejections with one 0xff in its
+ * path). Then every byte from 0x80 up is shown as '?'. Never NULL but out of memory. */
+static json_t *text(const char *s)
+{
+    if (!s) s = "";
+    json_t *j = json_string(s);
+    if (j) return j;
+    char *c = strdup(s);
+    if (!c) return NULL;
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p >= 0x80) *p = '?';
+    j = json_string(c);
+    free(c);
+    return j;
+}
+
 /* ---- overview ----------------------------------------------------------------------- */
 
 typedef struct range {
@@ -125,7 +143,7 @@ static json_t *ov_row(ov_t *o, const char *id)
 static int ov_tenant(const tg_tenant_t *t, void *ud)
 {
     json_t *r = ov_row(ud, t->id);
-    json_object_set_new(r, "name", json_string(t->name));
+    json_object_set_new(r, "name", text(t->name));
     json_object_set_new(r, "status", json_string(t->status));
     return 0;
 }
@@ -219,7 +237,7 @@ static json_t *overview(tg_store_t *s, const char *query, int64_t now_us, int *s
     }
     for (size_t i = 0; i < n; i++)
         sorted[i] = json_incref(json_array_get(tenants, i));
-    qsort(sorted, n, sizeof *sorted, by_id);
+    if (n) qsort(sorted, n, sizeof *sorted, by_id); /* not with NULL, even for 0 rows (UB) */
     json_array_clear(tenants);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(tenants, sorted[i]);
@@ -279,9 +297,10 @@ static int on_one_totals(const tg_dash_totals_t *t, void *ud)
 
 static int on_rejection(const tg_dash_rejection_t *r, void *ud)
 {
-    json_array_append_new(ud, json_pack("{s:I,s:i,s:s,s:s,s:s,s:s}", "ts_us", (json_int_t)r->ts_us,
-                                        "status", r->status, "reason", r->reason, "route", r->route,
-                                        "method", r->method, "path", r->path));
+    json_array_append_new(ud, json_pack("{s:I,s:i,s:o,s:o,s:o,s:o}", "ts_us", (json_int_t)r->ts_us,
+                                        "status", r->status, "reason", text(r->reason), "route",
+                                        text(r->route), "method", text(r->method), "path",
+                                        text(r->path)));
     return 0;
 }
 
@@ -406,8 +425,8 @@ static json_t *tenant_page(tg_store_t *s, const char *id, int64_t now_us, int *s
         goto fail;
     }
     *status = 200;
-    return json_pack("{s:I,s:{s:s,s:s,s:s},s:{s:I,s:I,s:o},s:{s:o},s:o,s:o,s:o,s:o}", "now_us",
-                     (json_int_t)now_us, "tenant", "id", id, "name", t.name, "status",
+    return json_pack("{s:I,s:{s:s,s:o,s:s},s:{s:I,s:I,s:o},s:{s:o},s:o,s:o,s:o,s:o}", "now_us",
+                     (json_int_t)now_us, "tenant", "id", id, "name", text(t.name), "status",
                      known ? t.status : (id[0] ? "unknown" : "unauthenticated"), "minutes",
                      "from_us", (json_int_t)m_from, "bucket_us", (json_int_t)MIN_US, "points",
                      mins.points, "days", "points", days.points, "today", totals_json(&today),

@@ -145,7 +145,7 @@ describe('dashboard', () => {
     for (const p of ['/dashboard', '/dashboard/tenant/acme', '/dashboard/app.js', '/dashboard/api/overview', '/dashboard/api/tenant/acme', '/dashboard/nope']) {
       const r = await request(`${gw.adminUrl}${p}`);
       assert.equal(r.status, 401, `${p}: ${r.status}`);
-      assert.equal(r.headers['cache-control'] ?? 'no-store', 'no-store');
+      assert.equal(r.headers['cache-control'], 'no-store', `${p}: cache-control`);
     }
     const page = await request(`${gw.adminUrl}/dashboard`);
     assert.match(page.headers['content-type'], /^text\/html/);

@@ -62,6 +62,9 @@ static void test_routes(void **state)
         "/dashboard/api/overview2",
         "/dashboard/../metrics",
         "/dashboard/api/tenant/0123456789012345678901234567890123456789012345678901234567890123",
+        /* A %00 would cut the id: these stood for "a" (and the page's 303 echoed the rest). */
+        "/dashboard/api/tenant/a%00zz",
+        "/dashboard/tenant/a%00%3Cscript%3E",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (tg_admin_dash_route(bad[i], out, sizeof out) != TG_DASH_UNKNOWN)
@@ -108,6 +111,14 @@ static void test_cookie(void **state)
     assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 1);
     snprintf(hdr, sizeof hdr, "tg_dash=%s", w);
     assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 0);
+    /* Ours (Path=/dashboard) first, then one tossed by another service of the same host
+     * with Path=/, as a browser orders them: still logged in (the last pair used to win). */
+    snprintf(hdr, sizeof hdr, "tg_dash=%s; tg_dash=garbage", v);
+    assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 1);
+    snprintf(hdr, sizeof hdr, "tg_dash=%s; tg_dash=%s", v, w);
+    assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 1);
+    snprintf(hdr, sizeof hdr, "tg_dash=garbage; tg_dash=%s", w); /* none right */
+    assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 0);
     snprintf(hdr, sizeof hdr, "tg_dash=%.63s", v); /* one digit short */
     assert_int_equal(tg_admin_check_cookie(hdr, strlen(hdr), digest), 0);
     snprintf(hdr, sizeof hdr, "tg_dash=%sX", v); /* one too many */
@@ -141,6 +152,9 @@ static void test_token_param(void **state)
     assert_int_equal(tg_admin_check_token_param("token=0123456789abcdef-admin-toke", digest), 0);
     assert_int_equal(tg_admin_check_token_param("token=", digest), 0);
     assert_int_equal(tg_admin_check_token_param("token=%zz", digest), 0);
+    /* The token, then %00 and anything: the hash stopped at the NUL, so it was accepted. */
+    snprintf(q, sizeof q, "token=%s%%00junk", token);
+    assert_int_equal(tg_admin_check_token_param(q, digest), 0);
     assert_int_equal(tg_admin_check_token_param("", digest), 0);
     assert_int_equal(tg_admin_check_token_param(NULL, digest), 0);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "dash/dash.h"
 #include "util/clock.h"
@@ -258,6 +259,79 @@ static void test_unknown(void **state)
     json_decref(o);
 }
 
+/* Text that is not UTF-8 (a raw request path, a name given to the CLI): jansson refuses it,
+ * and the rejection vanished from the list (the tenant page's name: no answer at all). */
+static void test_not_utf8(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    add(f, f->now - 1 * S, "acme", TG_OUTCOME_REJECTED, 100, TG_TOKENS_UNKNOWN, TG_TOKENS_UNKNOWN,
+        0, "rate_limited");
+    assert_int_equal(tg_store_tenant_add(f->s, "bin", "N\xffme", &err), 0);
+    /* the last event's path, raw bytes as a client may send them */
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE usage_events SET path = '/a' || X'FFFE' WHERE id = %lld",
+             (long long)(next_id - 1));
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    int status = 0;
+    json_t *o = tg_dash_answer(f->s, "tenant/acme", NULL, f->now, &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(o, "rejections")), 2);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(o, "rejections"), 0), "path")),
+                        "/a??");
+    json_decref(o);
+    o = tg_dash_answer(f->s, "tenant/bin", NULL, f->now, &status);
+    assert_non_null(o);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "tenant"), "name")),
+                        "N?me");
+    json_decref(o);
+    o = tg_dash_answer(f->s, "overview", NULL, f->now, &status);
+    assert_int_equal(status, 200);
+    json_t *row = NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(o, "tenants"), i,
+                       r) if (strcmp(json_string_value(json_object_get(r, "id")), "bin") == 0) row =
+        r;
+    assert_non_null(row);
+    assert_string_equal(json_string_value(json_object_get(row, "name")), "N?me");
+    json_decref(o);
+}
+
+/* A fresh store (no tenant, no event): an empty overview, 200. It sorted its rows with
+ * qsort(NULL, 0, ...), undefined behaviour that aborted the sanitizer build. */
+static void test_overview_empty(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/tg_test_dash_empty_XXXXXX", path[128], url[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    tg_store_t *s = NULL;
+    tg_err_t err;
+    assert_int_equal(tg_store_open(url, &s, &err), 0);
+    int status = 0;
+    json_t *o = tg_dash_answer(s, "overview", NULL, at("2026-03-15", 12, 0, 0), &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(o, "tenants")), 0);
+    assert_int_equal(num(o, "totals.requests"), 0);
+    json_decref(o);
+    tg_store_close(s);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 /* A tenant id with events but no row (a removed tenant): listed, in id order. */
 static void test_order(void **state)
 {
@@ -298,6 +372,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+        cmocka_unit_test(test_overview_empty),
+        cmocka_unit_test_setup_teardown(test_not_utf8, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
