@@ -145,6 +145,8 @@ prices:
   models:
     bench: { input: 0.15, output: 0.60 }
 YAML
+  # TG_EXTRA_YAML: top-level config appended as is (e.g. alarms: to measure their cost).
+  [ -n "${TG_EXTRA_YAML:-}" ] && printf '%s\n' "$TG_EXTRA_YAML" >>"$dir/tollgate.yaml"
   "${TOLLGATE:-build/tollgate}" -c "$dir/tollgate.yaml" tenant add bench >/dev/null
   "${TOLLGATE:-build/tollgate}" -c "$dir/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p' >"$dir/key"
   [ -s "$dir/key" ] || { echo "bench: could not create a tollgate key in $dir" >&2; exit 1; }
