@@ -10,7 +10,8 @@
  *     one notice again: the stable id lets the receiver drop it.
  *   - retries: 5xx, 408, 429, connection errors, timeouts and failed programs are retried
  *     with exponential backoff and jitter (retry.h), per notifier: while one receiver is
- *     down its deliveries wait for its backoff, one try per wait, the others flow. A 4xx
+ *     down its deliveries wait for its backoff, one try per wait, the others flow (though
+ *     each try at a receiver that never answers holds the one thread up to its timeout). A 4xx
  *     (other than 408, 429) is permanent: the delivery is kept as failed with its error and
  *     logged. A delivery still failing notify_retry.give_up after its notice was stored is
  *     marked failed too.
