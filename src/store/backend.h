@@ -30,6 +30,8 @@ struct tg_store_life_ops {
  * a budget reads from the daily aggregates. */
 struct tg_store_event_ops {
     int (*append)(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err);
+    int (*ingest)(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                  size_t *duplicates, tg_err_t *err);
     int (*purge)(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
                  int64_t *deleted, tg_err_t *err);
     int (*usage)(tg_store_t *s, const tg_usage_query_t *q,

@@ -407,6 +407,36 @@ static const char m6_outbox[] =
     ") WITHOUT ROWID;\n"
     "CREATE INDEX outbox_due ON outbox_deliveries (next_us) WHERE status = 'pending';\n";
 
+/* Ingested access logs (issue 12, src/ingest/). Every event says where it came from; the
+ * column's default makes the rows written before it 'gateway' without rewriting them.
+ *
+ * ingest_seen is what makes `tollgate ingest` idempotent: one row per record ever stored,
+ * keyed by the SHA-256 of (source, record id) and written in the transaction of the record's
+ * event, so a record is in both or in neither. It is not usage_events.id: that id is
+ * time-ordered (tg_event_new_id) with 22 bits per millisecond, and a content hash squeezed
+ * into it could collide and silently drop a distinct record as a "replay"; 256 bits do not
+ * collide. Rows are kept when events are purged, so a log ingested again after its events
+ * were purged is still counted once (usage_daily keeps its totals).
+ *
+ * ingest_unknown_keys: a key found in a log that matches no api_keys row, kept as its
+ * SHA-256 and display prefix, never the secret; its events carry tenant '' and key_id
+ * 'unk_' + the first 16 hex digits of that hash. */
+static const char m7_ingest[] =
+    "ALTER TABLE usage_events ADD COLUMN source /* 'gateway' = proxied by tollgate; else\n"
+    "  the log it was ingested from: 'cloudfront', 'apigw', 'clf', 'accesslog' */\n"
+    "  TEXT NOT NULL DEFAULT 'gateway';\n"
+    "CREATE TABLE ingest_seen (\n"
+    "  digest BLOB PRIMARY KEY CHECK (length(digest) = 32) -- SHA-256 of source, NUL, record id\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE ingest_unknown_keys (\n"
+    "  sha256     BLOB PRIMARY KEY CHECK (length(sha256) = 32), -- SHA-256 of the secret\n"
+    "  prefix     TEXT NOT NULL,    -- its first 8 characters, for display\n"
+    "  source     TEXT NOT NULL,    -- the log it was first seen in ('cloudfront', ...)\n"
+    "  records    INTEGER NOT NULL, -- ingested records that carried it\n"
+    "  first_us   INTEGER NOT NULL, -- the earliest such record's time\n"
+    "  last_us    INTEGER NOT NULL  -- the latest such record's time\n"
+    ") WITHOUT ROWID;\n";
+
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
     {2, "limits, pauses, ip_rules, policy_version", m2_policy},
@@ -417,6 +447,7 @@ const tg_migration_t tg_store_migrations[] = {
     {4, "usage_events.requests: aggregates of unauthenticated refusals", m4_flood},
     {5, "alarms, alarm_events", m5_alarms},
     {6, "outbox, outbox_deliveries: notifications not yet delivered", m6_outbox},
+    {7, "usage_events.source; ingest_seen, ingest_unknown_keys: ingested access logs", m7_ingest},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

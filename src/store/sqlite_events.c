@@ -37,6 +37,7 @@ typedef enum {
     EW_TOKENS,   /* int64_t, TG_TOKENS_UNKNOWN (any negative) is NULL */
     EW_OUTCOME,  /* int32_t tg_outcome_t, as its text */
     EW_COUNT,    /* the requests the event stands for (tg_event_count) */
+    EW_SOURCE,   /* char[size], "" is 'gateway' */
 } ev_wkind_t;
 
 typedef struct ev_wcol {
@@ -65,6 +66,7 @@ static const ev_wcol_t ev_wcols[] = {
     EW(cost_micros, EW_INT64),   EW(cache, EW_TEXT_OPT),       EW(client_ip, EW_TEXT_OPT),
     EW(request_id, EW_TEXT_OPT), EW(upstream, EW_TEXT_OPT),    EW(tokens_cache_write, EW_TOKENS),
     EW(rpc_method, EW_TEXT_OPT), EW(price_flag, EW_TEXT_OPT),  {"requests", EW_COUNT, 0, 0},
+    EW(source, EW_SOURCE),
 };
 #define EV_NCOLS ((int)(sizeof ev_wcols / sizeof ev_wcols[0]))
 
@@ -234,6 +236,12 @@ static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id
                               SQLITE_STATIC);
             break;
         case EW_COUNT: sqlite3_bind_int64(st, at, tg_event_count(ev)); break;
+        case EW_SOURCE:
+            if (*f)
+                sq_bind_field(st, at, f, c->size, 0);
+            else
+                sqlite3_bind_text(st, at, "gateway", 7, SQLITE_STATIC);
+            break;
         }
     }
 }
@@ -384,28 +392,35 @@ static void sort_fast(fast_ev_t *f, size_t n)
     }
 }
 
-static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *inserted,
-                     tg_err_t *err)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    if (inserted) *inserted = 0;
-    if (n == 0) return 0;
+/* The append's statements, prepared before its transaction. */
+typedef struct append_st {
+    sqlite3_stmt *ins, *multi, *maxid, *peek, *up;
+} append_st_t;
 
-    sqlite3_stmt *ins = sq_stmt(s, &sql_ev_insert, err);
-    sqlite3_stmt *multi = ins ? sq_stmt(s, &sql_ev_insert_multi, err) : NULL;
-    sqlite3_stmt *maxid = multi ? sq_stmt(s, &sql_ev_max_id, err) : NULL;
-    sqlite3_stmt *peek = maxid ? sq_stmt(s, &sql_ev_peek, err) : NULL;
-    sqlite3_stmt *up = peek ? sq_stmt(s, &sql_daily_upsert, err) : NULL;
-    if (!up) return s->shm.lost ? TG_STORE_BUSY : -1; /* busy: the recorder spools */
+/* Prepares the statements and the scratch space for a batch of n. 0, or -1 / TG_STORE_BUSY
+ * (nothing begun). */
+static int append_prepare(sq_store_t *s, size_t n, append_st_t *a, tg_err_t *err)
+{
+    a->ins = sq_stmt(s, &sql_ev_insert, err);
+    a->multi = a->ins ? sq_stmt(s, &sql_ev_insert_multi, err) : NULL;
+    a->maxid = a->multi ? sq_stmt(s, &sql_ev_max_id, err) : NULL;
+    a->peek = a->maxid ? sq_stmt(s, &sql_ev_peek, err) : NULL;
+    a->up = a->peek ? sq_stmt(s, &sql_daily_upsert, err) : NULL;
+    if (!a->up) return s->shm.lost ? TG_STORE_BUSY : -1; /* busy: the recorder spools */
     if (scratch_reserve(s, n) != 0) return tg_err_set(err, "append: out of memory");
     memset(s->slots, 0, s->slots_cap * sizeof *s->slots);
     memset(s->done, 0, n);
+    return 0;
+}
 
-    int ret = sq_begin(s, "append", err);
-    if (ret != 0) return ret;
-
+/* Inside the caller's transaction: inserts evs and updates usage_daily; *inserted says
+ * how many were new. 0, or an error after rolling the transaction back. */
+static int append_txn(sq_store_t *s, const append_st_t *a, const tg_event_t *evs, size_t n,
+                      size_t *inserted, tg_err_t *err)
+{
+    sqlite3_stmt *ins = a->ins, *multi = a->multi, *maxid = a->maxid, *peek = a->peek, *up = a->up;
     size_t added = 0, ngroups = 0;
-    int rc = SQLITE_OK;
+    int rc = SQLITE_OK, ret;
 
     /* Fast path. An id above the largest stored one cannot be taken (we hold
      * the write lock, so nobody adds one meanwhile), and sorting makes ids
@@ -501,14 +516,95 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
 
     rc = mark_keys_used(s, evs, n, err);
     if (rc != SQLITE_OK) goto fail;
-
-    ret = sq_commit(s, "append", err);
-    if (ret == 0 && inserted) *inserted = added;
-    return ret;
+    *inserted = added;
+    return 0;
 
 fail:
     ret = sq_fail(s, rc, "append", err);
     sq_rollback(s);
+    return ret;
+}
+
+static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *inserted,
+                     tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (inserted) *inserted = 0;
+    if (n == 0) return 0;
+    append_st_t a;
+    int ret = append_prepare(s, n, &a, err);
+    if (ret != 0) return ret;
+    if ((ret = sq_begin(s, "append", err)) != 0) return ret;
+    size_t added = 0;
+    if ((ret = append_txn(s, &a, evs, n, &added, err)) != 0) return ret;
+    ret = sq_commit(s, "append", err);
+    if (ret == 0 && inserted) *inserted = added;
+    return ret;
+}
+
+/* ---- ingested records (tg_store_ingest) --------------------------------------------- */
+
+static const sq_sql_t sql_ingest_seen = {
+    .slot = ST_INGEST_SEEN, .sql = "INSERT OR IGNORE INTO ingest_seen (digest) VALUES (?1)"};
+static const sq_sql_t sql_ingest_unknown = {
+    .slot = ST_INGEST_UNKNOWN,
+    .sql = "INSERT INTO ingest_unknown_keys (sha256, prefix, source, records, first_us, "
+           "last_us) VALUES (?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT (sha256) DO UPDATE SET "
+           "records = records + 1, first_us = min(first_us, excluded.first_us), "
+           "last_us = max(last_us, excluded.last_us)"};
+
+/* One transaction: each record whose digest is not in ingest_seen gets its row there and
+ * its event appended (usage_daily with it); the others are duplicates. A record and its
+ * digest are stored together or not at all, so a failed batch is retried by ingesting the
+ * file again. */
+static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                     size_t *duplicates, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    *inserted = *duplicates = 0;
+    if (n == 0) return 0;
+    tg_event_t *fresh = malloc(n * sizeof *fresh);
+    if (!fresh) return tg_err_set(err, "ingest: out of memory");
+    append_st_t a;
+    int ret = append_prepare(s, n, &a, err);
+    sqlite3_stmt *seen = ret == 0 ? sq_stmt(s, &sql_ingest_seen, err) : NULL;
+    sqlite3_stmt *unk = seen ? sq_stmt(s, &sql_ingest_unknown, err) : NULL;
+    if (!unk) {
+        free(fresh);
+        return ret ? ret : -1;
+    }
+    if ((ret = sq_begin(s, "ingest", err)) != 0) {
+        free(fresh);
+        return ret;
+    }
+    size_t k = 0, added = 0;
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < n; i++) {
+        const tg_ingest_item_t *it = &items[i];
+        sqlite3_bind_blob(seen, 1, it->digest, 32, SQLITE_STATIC);
+        if ((rc = sq_run(seen)) != SQLITE_OK) goto fail;
+        if (sqlite3_changes(s->db) == 0) continue; /* seen before: a duplicate */
+        fresh[k++] = it->ev;
+        if (!it->key_prefix[0]) continue;
+        sqlite3_bind_blob(unk, 1, it->key_sha256, 32, SQLITE_STATIC);
+        sqlite3_bind_text(unk, 2, it->key_prefix, -1, SQLITE_STATIC);
+        sq_bind_field(unk, 3, it->ev.source, sizeof it->ev.source, 0);
+        sqlite3_bind_int64(unk, 4, it->ev.ts_us);
+        if ((rc = sq_run(unk)) != SQLITE_OK) goto fail;
+    }
+    /* append_txn skips an event only when a stored one has its id, time and request id:
+     * the same request (a gateway event rebuilt from the access log), so a duplicate too. */
+    if ((ret = append_txn(s, &a, fresh, k, &added, err)) != 0) goto out;
+    if ((ret = sq_commit(s, "ingest", err)) == 0) {
+        *inserted = added;
+        *duplicates = n - added;
+    }
+    goto out;
+fail:
+    ret = sq_fail(s, rc, "ingest", err);
+    sq_rollback(s);
+out:
+    free(fresh);
     return ret;
 }
 
@@ -688,6 +784,7 @@ const sq_map_t *const sq_event_maps[] = {&usage_daily_map, &usage_events_map, NU
 
 const struct tg_store_event_ops sq_event_ops = {
     .append = sq_append,
+    .ingest = sq_ingest,
     .purge = sq_purge,
     .usage = sq_usage,
     .spend = sq_spend,

@@ -48,6 +48,8 @@ enum {
     ST_PURGE_EVENTS,
     ST_PURGE_DAILY,
     ST_SPEND,
+    ST_INGEST_SEEN,
+    ST_INGEST_UNKNOWN,
     /* sqlite_policy.c */
     ST_LIMIT_SET,
     ST_LIMIT_RM,

@@ -59,6 +59,12 @@ int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inse
     return s->events->append(s, evs, n, inserted, err);
 }
 
+int tg_store_ingest(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                    size_t *duplicates, tg_err_t *err)
+{
+    return s->events->ingest(s, items, n, inserted, duplicates, err);
+}
+
 int tg_store_purge(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
                    int64_t *deleted, tg_err_t *err)
 {

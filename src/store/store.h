@@ -56,6 +56,20 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
  * were new. TG_STORE_BUSY when the store cannot be written now (nothing was written). */
 int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
                     tg_err_t *err);
+/* One record of an access log brought in by `tollgate ingest` (src/ingest/). */
+typedef struct tg_ingest_item {
+    tg_event_t ev;                /* its event; ev.source names the log's kind */
+    unsigned char digest[32];     /* its identity: SHA-256 of (source, NUL, record id) */
+    unsigned char key_sha256[32]; /* an API key that matched no api_keys row: its SHA-256 */
+    char key_prefix[9];           /* and its first 8 characters; "" = no such key */
+} tg_ingest_item_t;
+
+/* Stores, in one transaction, the events of the items whose digest was never stored
+ * before (with the digest, so a second ingestion of the same record adds nothing), their
+ * usage_daily totals, and the unknown keys they carried (ingest_unknown_keys).
+ * *inserted + *duplicates = n. Nothing is written on an error. */
+int tg_store_ingest(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                    size_t *duplicates, tg_err_t *err);
 /* Deletes events with ts before events_before_us (0 = none), alarm_events rows with time_us
  * before it too (the alarm history follows the events' retention), and aggregates for days
  * before agg_before_day "YYYY-MM-DD" (NULL = none). *deleted (may be NULL) is the number
