@@ -11,6 +11,7 @@ static const char usage[] =
     "  tenant add ID [--name NAME] | list | show ID | disable ID | enable ID\n"
     "  key create --tenant ID [--name NAME]    prints the secret once\n"
     "  key list [--tenant ID] | revoke KEY_ID\n"
+    "  key import --tenant ID [--name NAME]    an existing secret, read from stdin\n"
     "  usage [--tenant ID] [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
     "        [--by day|hour|route|key|model|tool] [--format table|json|csv]\n"
     "  limit set --tenant ID [--route R | --tool T | --key K | --model M]\n"
@@ -37,12 +38,14 @@ static const char usage[] =
     "  alarms history [--tenant ID] [--limit N] [--format table|json]\n"
     "  alarms export-rules                     the alarms as Prometheus alerting rules\n"
     "  alarms test NAME                        a sample notice through every notifier\n"
+    "  ingest --format cloudfront|apigw-json|clf|combined|jsonl [--key-field NAME]\n"
+    "         [--tenant-field NAME] [--strict] [--dry-run] FILE...  access logs into events\n"
     "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
 
 int main(int argc, char **argv)
 {
     const char *config_flag = NULL;
-    char *args[256];
+    char *args[8192]; /* ingest takes many log files (CloudFront writes several an hour) */
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
@@ -69,6 +72,7 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "tenant") == 0) return tg_cli_tenant(n, args, cfg);
     if (strcmp(args[0], "key") == 0) return tg_cli_key(n, args, cfg);
     if (strcmp(args[0], "usage") == 0) return tg_cli_usage(n, args, cfg);
+    if (strcmp(args[0], "ingest") == 0) return tg_cli_ingest(n, args, cfg);
     if (strcmp(args[0], "limit") == 0) return tg_cli_limit(n, args, cfg);
     if (strcmp(args[0], "pause") == 0) return tg_cli_pause(n, args, cfg);
     if (strcmp(args[0], "resume") == 0) return tg_cli_resume(n, args, cfg);

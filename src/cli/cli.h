@@ -31,6 +31,10 @@ int tg_cli_alarms(int argc, char **argv, const char *config_path);
 /* `alarms test NAME` (alarms_test.c): a sample notice through every notifier, synchronously. */
 int tg_cli_alarms_test(int argc, char **argv, const char *config_path);
 
+/* `ingest` (ingest.c): access logs (CloudFront, API Gateway, CLF, tollgate's own) into
+ * usage events, each record counted once however often its file is ingested. */
+int tg_cli_ingest(int argc, char **argv, const char *config_path);
+
 /* Loads the config and opens its store; on failure prints one line and returns
  * the exit code (2 for a config error, 1 for a store error). In common.c,
  * with the helpers of common.h. */
