@@ -36,7 +36,7 @@
 
 #include "auth/apikey.h"
 
-#define BATCH       4096
+#define BATCH       8192
 #define CHUNK       (256 * 1024)
 #define PROGRESS_AT 65536 /* lines between progress calls */
 

@@ -411,8 +411,12 @@ static const char m6_outbox[] =
  * column's default makes the rows written before it 'gateway' without rewriting them.
  *
  * ingest_seen is what makes `tollgate ingest` idempotent: one row per record ever stored,
- * keyed by the SHA-256 of (source, record id) and written in the transaction of the record's
- * event, so a record is in both or in neither. It is not usage_events.id: that id is
+ * keyed by the record's time and the SHA-256 of (source, record id), written in the
+ * transaction of the record's event, so a record is in both or in neither. The time leads
+ * the key because logs run in time order: inserts then land at the b-tree's right edge,
+ * where a key of the digest alone put each batch's rows on every leaf page of the table
+ * and rewrote all of them at each commit. A record's time is part of it, so the same
+ * record ingested again has the same key. It is not usage_events.id: that id is
  * time-ordered (tg_event_new_id) with 22 bits per millisecond, and a content hash squeezed
  * into it could collide and silently drop a distinct record as a "replay"; 256 bits do not
  * collide. Rows are kept when events are purged, so a log ingested again after its events
@@ -426,7 +430,9 @@ static const char m7_ingest[] =
     "  the log it was ingested from: 'cloudfront', 'apigw', 'clf', 'accesslog' */\n"
     "  TEXT NOT NULL DEFAULT 'gateway';\n"
     "CREATE TABLE ingest_seen (\n"
-    "  digest BLOB PRIMARY KEY CHECK (length(digest) = 32) -- SHA-256 of source, NUL, record id\n"
+    "  ts_us  INTEGER NOT NULL, -- the record's time, as its event's ts_us\n"
+    "  digest BLOB NOT NULL CHECK (length(digest) = 32), -- SHA-256 of source, NUL, record id\n"
+    "  PRIMARY KEY (ts_us, digest)\n"
     ") WITHOUT ROWID;\n"
     "CREATE TABLE ingest_unknown_keys (\n"
     "  sha256     BLOB PRIMARY KEY CHECK (length(sha256) = 32), -- SHA-256 of the secret\n"

@@ -545,7 +545,8 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
 /* ---- ingested records (tg_store_ingest) --------------------------------------------- */
 
 static const sq_sql_t sql_ingest_seen = {
-    .slot = ST_INGEST_SEEN, .sql = "INSERT OR IGNORE INTO ingest_seen (digest) VALUES (?1)"};
+    .slot = ST_INGEST_SEEN,
+    .sql = "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?1, ?2)"};
 static const sq_sql_t sql_ingest_unknown = {
     .slot = ST_INGEST_UNKNOWN,
     .sql = "INSERT INTO ingest_unknown_keys (sha256, prefix, source, records, first_us, "
@@ -563,6 +564,14 @@ static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, 
     sq_store_t *s = (sq_store_t *)base;
     *inserted = *duplicates = 0;
     if (n == 0) return 0;
+    /* The connection ingesting a log is a bulk loader: ingest_seen's keys are random and
+     * the events' index grows with them, and with SQLite's default 2 MB cache most page
+     * visits were preads from the OS (perf: a third of the run). 128 MiB, this connection
+     * only; the gateway's writer never calls ingest(). */
+    if (!s->bulk) {
+        sqlite3_exec(s->db, "PRAGMA cache_size = -131072", NULL, NULL, NULL);
+        s->bulk = 1;
+    }
     tg_event_t *fresh = malloc(n * sizeof *fresh);
     if (!fresh) return tg_err_set(err, "ingest: out of memory");
     append_st_t a;
@@ -581,7 +590,8 @@ static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, 
     int rc = SQLITE_OK;
     for (size_t i = 0; i < n; i++) {
         const tg_ingest_item_t *it = &items[i];
-        sqlite3_bind_blob(seen, 1, it->digest, 32, SQLITE_STATIC);
+        sqlite3_bind_int64(seen, 1, it->ev.ts_us);
+        sqlite3_bind_blob(seen, 2, it->digest, 32, SQLITE_STATIC);
         if ((rc = sq_run(seen)) != SQLITE_OK) goto fail;
         if (sqlite3_changes(s->db) == 0) continue; /* seen before: a duplicate */
         fresh[k++] = it->ev;

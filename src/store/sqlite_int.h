@@ -207,6 +207,7 @@ typedef struct sq_store {
     size_t slots_cap; /* power of two, >= 2 * aggs_cap */
     fast_ev_t *fast;
     unsigned char *done; /* per event: inserted by the fast path */
+    int bulk;            /* ingest() has enlarged this connection's page cache */
     /* The -shm this connection mapped (walshm.h): checked before every use; once it is
      * lost the connection is never touched again, not even to close it. */
     tg_walshm_t shm;

@@ -59,7 +59,8 @@ int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inse
 /* One record of an access log brought in by `tollgate ingest` (src/ingest/). */
 typedef struct tg_ingest_item {
     tg_event_t ev;                /* its event; ev.source names the log's kind */
-    unsigned char digest[32];     /* its identity: SHA-256 of (source, NUL, record id) */
+    unsigned char digest[32];     /* its identity, with ev.ts_us: SHA-256 of (source, NUL,
+                                     record id) */
     unsigned char key_sha256[32]; /* an API key that matched no api_keys row: its SHA-256 */
     char key_prefix[9];           /* and its first 8 characters; "" = no such key */
 } tg_ingest_item_t;
