@@ -544,64 +544,161 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
 
 /* ---- ingested records (tg_store_ingest) --------------------------------------------- */
 
+#define SEEN_ROWS 32 /* digests per multi-row INSERT into ingest_seen */
+
+/* "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?,?),... RETURNING ..." of
+ * SEEN_ROWS rows: RETURNING yields the rows actually inserted, so one statement tells which
+ * of 32 records are new (a fifth less CPU than a statement per record). */
+static char *seen_multi_sql(void)
+{
+    static const char head[] = "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES ",
+                      tail[] = " RETURNING ts_us, digest";
+    size_t cap = sizeof head + sizeof tail + SEEN_ROWS * 6;
+    char *sql = malloc(cap);
+    if (!sql) return NULL;
+    size_t o = (size_t)snprintf(sql, cap, "%s", head);
+    for (int r = 0; r < SEEN_ROWS; r++)
+        o += (size_t)snprintf(sql + o, cap - o, "%s(?,?)", r ? "," : "");
+    snprintf(sql + o, cap - o, "%s", tail);
+    return sql;
+}
+
 static const sq_sql_t sql_ingest_seen = {
     .slot = ST_INGEST_SEEN,
     .sql = "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?1, ?2)"};
+static const sq_sql_t sql_ingest_seen_multi = {.slot = ST_INGEST_SEEN_MULTI,
+                                               .build = seen_multi_sql};
 static const sq_sql_t sql_ingest_unknown = {
     .slot = ST_INGEST_UNKNOWN,
     .sql = "INSERT INTO ingest_unknown_keys (sha256, prefix, source, records, first_us, "
-           "last_us) VALUES (?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT (sha256) DO UPDATE SET "
-           "records = records + 1, first_us = min(first_us, excluded.first_us), "
+           "last_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha256) DO UPDATE SET "
+           "records = records + excluded.records, first_us = min(first_us, excluded.first_us), "
            "last_us = max(last_us, excluded.last_us)"};
 
-/* One transaction: each record whose digest is not in ingest_seen gets its row there and
- * its event appended (usage_daily with it); the others are duplicates. A record and its
- * digest are stored together or not at all, so a failed batch is retried by ingesting the
- * file again. */
+/* The unknown keys of a batch's new records, summed per key before they are written (a
+ * log repeats its few unknown keys; one upsert each per batch, not per record). */
+typedef struct unk_sum {
+    const tg_ingest_item_t *it; /* the first record with the key: its hash and prefix */
+    int64_t records, first_us, last_us;
+} unk_sum_t;
+#define UNK_MAX 64
+
+static int unk_flush(sqlite3_stmt *st, unk_sum_t *u, size_t *nu)
+{
+    for (size_t i = 0; i < *nu; i++) {
+        sqlite3_bind_blob(st, 1, u[i].it->key_sha256, 32, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, u[i].it->key_prefix, -1, SQLITE_STATIC);
+        sq_bind_field(st, 3, u[i].it->ev.source, sizeof u[i].it->ev.source, 0);
+        sqlite3_bind_int64(st, 4, u[i].records);
+        sqlite3_bind_int64(st, 5, u[i].first_us);
+        sqlite3_bind_int64(st, 6, u[i].last_us);
+        int rc = sq_run(st);
+        if (rc != SQLITE_OK) return rc;
+    }
+    *nu = 0;
+    return SQLITE_OK;
+}
+
+static int unk_add(sqlite3_stmt *st, unk_sum_t *u, size_t *nu, const tg_ingest_item_t *it)
+{
+    int64_t ts = it->ev.ts_us;
+    for (size_t i = 0; i < *nu; i++)
+        if (memcmp(u[i].it->key_sha256, it->key_sha256, 32) == 0) {
+            u[i].records++;
+            if (ts < u[i].first_us) u[i].first_us = ts;
+            if (ts > u[i].last_us) u[i].last_us = ts;
+            return SQLITE_OK;
+        }
+    if (*nu == UNK_MAX) {
+        int rc = unk_flush(st, u, nu);
+        if (rc != SQLITE_OK) return rc;
+    }
+    u[(*nu)++] = (unk_sum_t){it, 1, ts, ts};
+    return SQLITE_OK;
+}
+
+/* Marks in isnew[] which of the n items (n == SEEN_ROWS) the multi-row insert took. */
+static int seen_chunk(sqlite3_stmt *st, const tg_ingest_item_t *items, unsigned char *isnew)
+{
+    for (int r = 0; r < SEEN_ROWS; r++) {
+        sqlite3_bind_int64(st, 2 * r + 1, items[r].ev.ts_us);
+        sqlite3_bind_blob(st, 2 * r + 2, items[r].digest, 32, SQLITE_STATIC);
+        isnew[r] = 0;
+    }
+    int rc, next = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t ts = sqlite3_column_int64(st, 0);
+        const void *d = sqlite3_column_blob(st, 1);
+        if (!d || sqlite3_column_bytes(st, 1) != 32) continue;
+        /* Rows usually come back in the order given; a record repeated within the chunk
+         * was inserted once: the first unmarked match is it. */
+        for (int k = 0; k < SEEN_ROWS; k++) {
+            int r = (next + k) % SEEN_ROWS;
+            if (!isnew[r] && items[r].ev.ts_us == ts && memcmp(items[r].digest, d, 32) == 0) {
+                isnew[r] = 1;
+                next = r + 1;
+                break;
+            }
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* One transaction: each record whose (time, digest) is not in ingest_seen gets its row there
+ * and its event appended (usage_daily with it); the others are duplicates. A record and
+ * its digest are stored together or not at all, so a failed batch is retried by ingesting
+ * the file again. */
 static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, size_t *inserted,
                      size_t *duplicates, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
     *inserted = *duplicates = 0;
     if (n == 0) return 0;
-    /* The connection ingesting a log is a bulk loader: ingest_seen's keys are random and
-     * the events' index grows with them, and with SQLite's default 2 MB cache most page
-     * visits were preads from the OS (perf: a third of the run). 128 MiB, this connection
-     * only; the gateway's writer never calls ingest(). */
+    /* The connection ingesting a log is a bulk loader: with SQLite's default 2 MB cache most
+     * page visits of the growing events index and ingest_seen were preads from the OS
+     * (perf: a third of the run). 128 MiB, this connection only; the gateway's writer
+     * never calls ingest(). */
     if (!s->bulk) {
         sqlite3_exec(s->db, "PRAGMA cache_size = -131072", NULL, NULL, NULL);
         s->bulk = 1;
     }
     tg_event_t *fresh = malloc(n * sizeof *fresh);
-    if (!fresh) return tg_err_set(err, "ingest: out of memory");
+    unsigned char *isnew = malloc(n);
+    unk_sum_t unk[UNK_MAX];
+    size_t nunk = 0;
+    if (!fresh || !isnew) {
+        free(fresh);
+        free(isnew);
+        return tg_err_set(err, "ingest: out of memory");
+    }
     append_st_t a;
     int ret = append_prepare(s, n, &a, err);
     sqlite3_stmt *seen = ret == 0 ? sq_stmt(s, &sql_ingest_seen, err) : NULL;
-    sqlite3_stmt *unk = seen ? sq_stmt(s, &sql_ingest_unknown, err) : NULL;
-    if (!unk) {
-        free(fresh);
-        return ret ? ret : -1;
+    sqlite3_stmt *multi = seen ? sq_stmt(s, &sql_ingest_seen_multi, err) : NULL;
+    sqlite3_stmt *unkst = multi ? sq_stmt(s, &sql_ingest_unknown, err) : NULL;
+    if (!unkst) {
+        ret = ret ? ret : -1;
+        goto out;
     }
-    if ((ret = sq_begin(s, "ingest", err)) != 0) {
-        free(fresh);
-        return ret;
-    }
-    size_t k = 0, added = 0;
+    if ((ret = sq_begin(s, "ingest", err)) != 0) goto out;
+    size_t k = 0, added = 0, i = 0;
     int rc = SQLITE_OK;
-    for (size_t i = 0; i < n; i++) {
-        const tg_ingest_item_t *it = &items[i];
-        sqlite3_bind_int64(seen, 1, it->ev.ts_us);
-        sqlite3_bind_blob(seen, 2, it->digest, 32, SQLITE_STATIC);
+    for (; i + SEEN_ROWS <= n; i += SEEN_ROWS)
+        if ((rc = seen_chunk(multi, items + i, isnew + i)) != SQLITE_OK) goto fail;
+    for (; i < n; i++) {
+        sqlite3_bind_int64(seen, 1, items[i].ev.ts_us);
+        sqlite3_bind_blob(seen, 2, items[i].digest, 32, SQLITE_STATIC);
         if ((rc = sq_run(seen)) != SQLITE_OK) goto fail;
-        if (sqlite3_changes(s->db) == 0) continue; /* seen before: a duplicate */
-        fresh[k++] = it->ev;
-        if (!it->key_prefix[0]) continue;
-        sqlite3_bind_blob(unk, 1, it->key_sha256, 32, SQLITE_STATIC);
-        sqlite3_bind_text(unk, 2, it->key_prefix, -1, SQLITE_STATIC);
-        sq_bind_field(unk, 3, it->ev.source, sizeof it->ev.source, 0);
-        sqlite3_bind_int64(unk, 4, it->ev.ts_us);
-        if ((rc = sq_run(unk)) != SQLITE_OK) goto fail;
+        isnew[i] = sqlite3_changes(s->db) == 1;
     }
+    for (i = 0; i < n; i++) {
+        if (!isnew[i]) continue; /* seen before: a duplicate */
+        fresh[k++] = items[i].ev;
+        if (items[i].key_prefix[0] && (rc = unk_add(unkst, unk, &nunk, &items[i])) != SQLITE_OK)
+            goto fail;
+    }
+    if ((rc = unk_flush(unkst, unk, &nunk)) != SQLITE_OK) goto fail;
     /* append_txn skips an event only when a stored one has its id, time and request id:
      * the same request (a gateway event rebuilt from the access log), so a duplicate too. */
     if ((ret = append_txn(s, &a, fresh, k, &added, err)) != 0) goto out;
@@ -615,6 +712,7 @@ fail:
     sq_rollback(s);
 out:
     free(fresh);
+    free(isnew);
     return ret;
 }
 

@@ -147,6 +147,34 @@ static void test_ingest_same_id_distinct_records(void **state)
     assert_int_equal(raw_int(f, "SELECT requests FROM usage_daily"), 2);
 }
 
+/* Batches past one multi-row statement (32 digests): repeats inside a chunk, across
+ * chunks and in the one-by-one tail are each counted once, the others all kept. */
+static void test_ingest_large_batch_repeats(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    enum { N = 100 };
+    tg_ingest_item_t *it = calloc(N, sizeof *it);
+    for (int i = 0; i < N; i++) {
+        /* tags 0..69 once, then 70..99 repeat tags 0, 3, ... (in chunk 0 and later) */
+        int tag = i < 70 ? i : (i - 70) * 3 % 70;
+        it[i] = item(1000 + i, T_DEC + tag, "acme", (unsigned char)tag);
+    }
+    it[5] = it[4]; /* a repeat inside the first chunk, next to its original */
+    it[5].ev.id = 2000;
+    size_t ins = 0, dup = 0;
+    assert_int_equal(tg_store_ingest(f->s, it, N, &ins, &dup, &err), 0);
+    /* tags 0..69, each once: 5, replaced by a repeat of 4, comes back in the tail (i 95) */
+    assert_int_equal(ins, 70);
+    assert_int_equal(dup, N - 70);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM ingest_seen"), 70);
+    assert_int_equal(raw_int(f, "SELECT requests FROM usage_daily"), 70);
+    assert_int_equal(tg_store_ingest(f->s, it, N, &ins, &dup, &err), 0);
+    assert_int_equal(ins, 0);
+    assert_int_equal(dup, N);
+    free(it);
+}
+
 /* An unknown key is kept as its hash and prefix, counted per record stored. */
 static void test_ingest_unknown_key_bucket(void **state)
 {
@@ -173,6 +201,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_source_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_twice_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_same_id_distinct_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_large_batch_repeats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_unknown_key_bucket, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
