@@ -64,8 +64,8 @@ struct tg_ingest {
      * Raw keys, in memory only, wiped when the run ends. */
     struct keycache {
         char key[TG_INGEST_KEY_MAX];
-        size_t len;              /* 0 = empty */
-        const keyent_t *hit;     /* NULL: the key is unknown */
+        size_t len;          /* 0 = empty */
+        const keyent_t *hit; /* NULL: the key is unknown */
         unsigned char sha256[32];
     } kc[KEYCACHE];
     tg_ingest_item_t *batch;
