@@ -35,6 +35,7 @@
 #include <zlib.h>
 
 #include "auth/apikey.h"
+#include "util/sizes.h"
 
 #define BATCH       8192
 #define CHUNK       (256 * 1024)
@@ -177,19 +178,6 @@ int tg_ingest_flush(tg_ingest_t *in, tg_err_t *err)
     return 0;
 }
 
-static int valid_tenant(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 static void hex(const unsigned char *b, size_t n, char *out)
 {
     static const char d[] = "0123456789abcdef";
@@ -242,7 +230,7 @@ static void resolve_key(tg_ingest_t *in, tg_ingest_rec_t *rec, tg_ingest_item_t 
 static int emit(void *ud, tg_ingest_rec_t *rec)
 {
     tg_ingest_t *in = ud;
-    if (rec->ev.tenant[0] && !valid_tenant(rec->ev.tenant)) {
+    if (rec->ev.tenant[0] && !tg_tenant_id_valid(rec->ev.tenant)) {
         snprintf(in->why, sizeof in->why,
                  "tenant \"%.63s\" is not a tenant id (1-63 of "
                  "[A-Za-z0-9._-])",
