@@ -5,7 +5,7 @@
  * (numbers are accepted too) and "-" is a missing value:
  *   requestId                     the record's id
  *   requestTimeEpoch | requestTime  milliseconds since the epoch | "10/Oct/2000:13:55:36 +0000"
- *   httpMethod, path | resourcePath, status, responseLength (bytes out),
+ *   httpMethod, path | resourcePath | routeKey's path, status, responseLength (bytes out),
  *   responseLatency | integrationLatency (ms), ip | sourceIp, apiKeyId (kept as key_id:
  *   it is an id, not a secret), and the tenant from --tenant-field (default tenant_id,
  *   e.g. $context.authorizer.tenant_id); --key-field names a field holding a raw key. */
@@ -91,8 +91,10 @@ static int record(tg_ingest_parser_t *p, json_t *o, const char *raw, size_t raw_
     ev->latency_us = lat * 1000;
     const char *s;
     if ((s = text(o, "httpMethod", b1, sizeof b1))) TG_EVENT_SET(ev, method, s, strlen(s));
-    if ((s = text(o, "path", b1, sizeof b1)) || (s = text(o, "resourcePath", b1, sizeof b1))) {
-        const char *qm = strchr(s, '?'); /* never a query: it may carry a key */
+    const char *rk = text(o, "routeKey", b2, sizeof b2), *sp;
+    if ((s = text(o, "path", b1, sizeof b1)) || (s = text(o, "resourcePath", b1, sizeof b1)) ||
+        (rk && (sp = strchr(rk, ' ')) && (s = sp + 1))) { /* routeKey: "GET /pets" */
+        const char *qm = strchr(s, '?');                  /* never a query: it may carry a key */
         TG_EVENT_SET(ev, path, s, qm ? (size_t)(qm - s) : strlen(s));
     }
     if ((s = text(o, "ip", b1, sizeof b1)) || (s = text(o, "sourceIp", b1, sizeof b1)))

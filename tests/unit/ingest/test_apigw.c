@@ -62,6 +62,32 @@ static void test_one_per_line(void **state)
     assert_int_equal(g.recs[0].ev.status, 204);
 }
 
+/* The JSON format AWS documents for HTTP API access logs ($context.requestId, ip,
+ * requestTime, httpMethod, routeKey, status, protocol, responseLength), with values as
+ * API Gateway fills them; no tenant field: the record is unattributed. */
+static void test_aws_http_api_format(void **state)
+{
+    (void)state;
+    tg_ingest_parser_t p;
+    got_t g;
+    tg_ingest_parser_init(&p, TG_INGEST_APIGW, NULL, NULL);
+    assert_int_equal(
+        parse(&p,
+              "{ \"requestId\":\"Hq2aEjLQoAMEPmw=\", \"ip\": \"198.51.100.1\", "
+              "\"requestTime\":\"02/Dec/2026:20:23:15 +0000\", \"httpMethod\":\"GET\","
+              "\"routeKey\":\"GET /pets\", \"status\":\"200\",\"protocol\":\"HTTP/1.1\", "
+              "\"responseLength\":\"54\" }",
+              &g),
+        0);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.recs[0].ev.path, "/pets");
+    assert_string_equal(g.recs[0].ev.method, "GET");
+    assert_int_equal(g.recs[0].ev.bytes_out, 54);
+    assert_int_equal(g.recs[0].ev.ts_us, 1796242995000000LL); /* 2026-12-02T20:23:15Z */
+    assert_string_equal(g.recs[0].ev.tenant, "");
+    assert_string_equal(g.rid[0], "Hq2aEjLQoAMEPmw=");
+}
+
 static void test_concatenated(void **state)
 {
     (void)state;
@@ -106,6 +132,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_per_line),
+        cmocka_unit_test(test_aws_http_api_format),
         cmocka_unit_test(test_concatenated),
         cmocka_unit_test(test_malformed),
     };
