@@ -88,14 +88,20 @@ static int run_files(tg_store_t *store, tg_pricebook_t *pb, const tg_ingest_opts
     if (tg_ingest_new(store, pb, o, &in, &err) != 0)
         return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     int rc = TG_EXIT_OK;
-    for (int i = 0; i < nfiles; i++) {
-        if (tg_ingest_file(in, files[i], &err) != 0) {
+    int r = 0;
+    for (int i = 0; i < nfiles && r != TG_INGEST_STORE_FAILED; i++) {
+        if ((r = tg_ingest_file(in, files[i], &err)) != 0) {
             clear_line(o->ud);
             tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
             rc = TG_EXIT_RUNTIME;
         }
     }
-    if (tg_ingest_flush(in, &err) != 0) {
+    /* The store refused a batch: the run stops there (what was stored stays; run it
+     * again once the store is writable). */
+    if (r == TG_INGEST_STORE_FAILED)
+        fprintf(stderr, "tollgate: stopped: the records read since the last stored batch "
+                        "are not stored; ingesting the same files again completes the run\n");
+    else if (tg_ingest_flush(in, &err) != 0) {
         clear_line(o->ud);
         rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     }

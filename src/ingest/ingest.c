@@ -239,6 +239,9 @@ static int emit(void *ud, tg_ingest_rec_t *rec)
     }
     in->st.records++;
     if (!in->store) return EMIT_OK;
+    /* A full batch is stored before the next record goes in (also when an earlier try
+     * failed: the batch is still whole, and is offered again). */
+    if (in->nbatch == BATCH && tg_ingest_flush(in, &in->err) != 0) return EMIT_STORE;
 
     tg_ingest_item_t *it = &in->batch[in->nbatch];
     memset(it->key_sha256, 0, sizeof it->key_sha256);
@@ -264,7 +267,7 @@ static int emit(void *ud, tg_ingest_rec_t *rec)
     }
     ev->id = tg_event_new_id(ev->ts_us);
     if (in->pb) tg_pricebook_price(in->pb, ev, TG_ROUTE_HTTP);
-    if (++in->nbatch == BATCH && tg_ingest_flush(in, &in->err) != 0) return EMIT_STORE;
+    in->nbatch++;
     return EMIT_OK;
 }
 
@@ -334,7 +337,8 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
                 report(in, name, "line longer than 1 MiB");
                 skipping = 0;
             } else if (line(in, name, in->buf + start, end - start) != 0) {
-                ret = tg_err_set(err, "%s", in->err.msg);
+                tg_err_set(err, "%s", in->err.msg);
+                ret = TG_INGEST_STORE_FAILED;
                 goto done;
             }
             start = end + 1;

@@ -133,8 +133,10 @@ typedef struct tg_ingest tg_ingest_t;
 int tg_ingest_new(tg_store_t *store, tg_pricebook_t *pb, const tg_ingest_opts_t *opts,
                   tg_ingest_t **out, tg_err_t *err);
 /* Reads one file ("-" = stdin) to its end. Malformed lines are reported and skipped;
- * -1 only when the file cannot be read or the store refuses a batch (the batches stored
- * before stay: ingesting again completes the run without counting anything twice). */
+ * -1 when the file cannot be read, TG_INGEST_STORE_FAILED when the store refused a batch
+ * (the batches stored before stay, the refused one is kept for the next try: ingesting
+ * again completes the run without counting anything twice). */
+#define TG_INGEST_STORE_FAILED (-2)
 int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err);
 /* Stores what is still batched. */
 int tg_ingest_flush(tg_ingest_t *in, tg_err_t *err);

@@ -247,6 +247,36 @@ static void test_malformed_lines_reported(void **state)
                      1);
 }
 
+/* The store refuses a batch (another connection holds the write lock): the file stops
+ * with TG_INGEST_STORE_FAILED, nothing is lost or overrun, and the same file again, once
+ * the store is writable, completes the run counting each record once. */
+static void test_store_refuses_a_batch(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 9000 }; /* more than a batch (8192) */
+    char a[160];
+    snprintf(a, sizeof a, "%s/big.log", f->dir);
+    write_cf(a, 0, N, 0, N);
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(f->s, 20, &err), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    tg_ingest_opts_t o = {.format = TG_INGEST_CLOUDFRONT};
+    tg_ingest_t *in;
+    assert_int_equal(tg_ingest_new(f->s, NULL, &o, &in, &err), 0);
+    assert_int_equal(tg_ingest_file(in, a, &err), TG_INGEST_STORE_FAILED);
+    assert_int_equal(tg_ingest_stats(in)->stored, 0);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(tg_ingest_file(in, a, &err), 0);
+    assert_int_equal(tg_ingest_flush(in, &err), 0);
+    assert_int_equal(tg_ingest_stats(in)->stored, N);
+    assert_int_equal(tg_ingest_stats(in)->duplicates, 8192);
+    tg_ingest_free(in);
+    assert_int_equal(q(f, "SELECT sum(requests) FROM usage_daily"), N);
+}
+
 /* Parse only (no store): records counted, nothing written. */
 static void test_parse_only(void **state)
 {
@@ -274,6 +304,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_generated_totals_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_lines_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_refuses_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_only, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
