@@ -160,6 +160,9 @@ int tg_cli_ingest(int argc, char **argv, const char *config_path)
                              format);
     if (tenant_field && (o.format == TG_INGEST_CLOUDFRONT || o.format == TG_INGEST_JSONL))
         return tg_cli_errorf(TG_EXIT_USAGE, "--tenant-field does not apply to %s", format);
+    if (key_field && o.format == TG_INGEST_JSONL)
+        return tg_cli_errorf(TG_EXIT_USAGE,
+                             "--key-field does not apply to jsonl (its lines name the key)");
     o.key_field = key_field;
     o.tenant_field = tenant_field;
 

@@ -209,6 +209,7 @@ describe('ingest', () => {
       [['ingest', '--format', 'w3c', 'x.log'], /unknown --format "w3c"/],
       [['ingest', '--format', 'clf'], /needs a FILE/],
       [['ingest', '--format', 'clf', '--tenant-field', 'x', 'a'], /only be "user"/],
+      [['ingest', '--format', 'jsonl', '--key-field', 'k', 'a'], /does not apply to jsonl/],
     ]) {
       const r = await tg(args);
       assert.equal(r.code, 2, args.join(' '));
