@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
-import { bin, run, sqlite, tempDir, toYaml } from './lib/harness.mjs';
+import { bin, createTenantKey, curlJson, run, sqlite, startGateway, startMock, tempDir, toYaml, waitFor } from './lib/harness.mjs';
 
 const FIELDS =
   '#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status ' +
@@ -201,6 +201,44 @@ describe('ingest', () => {
     assert.deepEqual(rows.map((x) => x.ts_us), [Date.UTC(2026, 11, 1) * 1000, Date.UTC(2026, 11, 1) * 1000]);
     const [junk] = await sqlite(db, "select method, reason from usage_events where source = 'clf' and status = 400");
     assert.deepEqual(junk, { method: '-', reason: 'bad_request_line' });
+  });
+
+  test('jsonl: the gateway\'s own access log rebuilds its events in an empty store', async () => {
+    const mock = await startMock();
+    const gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [{ name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' }],
+    });
+    try {
+      const acme = await createTenantKey(gw, 'acme');
+      await waitFor(async () => (await curlJson(`${gw.url}/x`, { headers: { 'x-api-key': acme.secret } })).status === 200);
+      const h = { 'x-api-key': acme.secret };
+      for (let i = 0; i < 4; i++) assert.equal((await curlJson(`${gw.url}/v1/a?size=${100 + i}`, { headers: h })).status, 200);
+      assert.equal((await curlJson(`${gw.url}/y?status=500`, { headers: h })).status, 500);
+      assert.equal((await curlJson(`${gw.url}/z`)).status, 401);
+      await gw.stop();
+      const q = "select tenant, count(*) n, sum(outcome = 'billable') b, sum(bytes_out) bo from usage_events group by tenant order by tenant";
+      const original = await sqlite(gw.dbPath, q);
+      // an empty store, same tenants and keys not needed: the lines name the tenant
+      const d2 = await tempDir('tollgate-rebuild-');
+      const c2 = path.join(d2, 'tollgate.yaml');
+      fs.writeFileSync(c2, toYaml({
+        store: `sqlite:${path.join(d2, 'r.db')}`,
+        upstreams: [{ name: 'u', targets: ['http://127.0.0.1:9'] }],
+        routes: [{ name: 'r', path_prefix: '/', upstream: 'u', kind: 'http' }],
+      }));
+      let r = await run(bin, ['-c', c2, 'ingest', '--format', 'jsonl', gw.accessLog]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /0 malformed/);
+      assert.deepEqual(await sqlite(path.join(d2, 'r.db'), q), original);
+      const [src] = await sqlite(path.join(d2, 'r.db'), "select count(*) n from usage_events where source = 'accesslog'");
+      assert.equal(src.n, original.reduce((a, x) => a + x.n, 0));
+      r = await run(bin, ['-c', c2, 'ingest', '--format', 'jsonl', gw.accessLog]);
+      assert.match(r.stdout, / 0 stored/);
+    } finally {
+      await gw.stop();
+      await mock.stop();
+    }
   });
 
   test('usage errors', async () => {
