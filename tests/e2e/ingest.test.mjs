@@ -219,6 +219,9 @@ describe('ingest', () => {
       await gw.stop();
       const q = "select tenant, count(*) n, sum(outcome = 'billable') b, sum(bytes_out) bo from usage_events group by tenant order by tenant";
       const original = await sqlite(gw.dbPath, q);
+      const [gwsrc] = await sqlite(gw.dbPath, "select count(*) n, sum(source = 'gateway') g from usage_events");
+      assert.ok(gwsrc.n >= 6);
+      assert.equal(gwsrc.g, gwsrc.n, 'proxied traffic is source gateway');
       // an empty store, same tenants and keys not needed: the lines name the tenant
       const d2 = await tempDir('tollgate-rebuild-');
       const c2 = path.join(d2, 'tollgate.yaml');
