@@ -344,6 +344,7 @@ static void sq_close(tg_store_t *base)
     free(s->slots);
     free(s->fast);
     free(s->done);
+    free(s->fresh);
     free(s);
 }
 

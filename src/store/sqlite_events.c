@@ -663,25 +663,27 @@ static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, 
         sqlite3_exec(s->db, "PRAGMA cache_size = -131072", NULL, NULL, NULL);
         s->bulk = 1;
     }
-    tg_event_t *fresh = malloc(n * sizeof *fresh);
-    unsigned char *isnew = malloc(n);
+    /* Kept between batches: a batch's copy is ~10 MB, and a fresh allocation each time
+     * was a new mapping, page-faulted in again. */
+    if (n > s->fresh_cap) {
+        tg_event_t *f = realloc(s->fresh, n * sizeof *f);
+        if (f) s->fresh = f;
+        unsigned char *m = f ? realloc(s->isnew, n) : NULL;
+        if (m) s->isnew = m;
+        if (!f || !m) return tg_err_set(err, "ingest: out of memory");
+        s->fresh_cap = n;
+    }
+    tg_event_t *fresh = s->fresh;
+    unsigned char *isnew = s->isnew;
     unk_sum_t unk[UNK_MAX];
     size_t nunk = 0;
-    if (!fresh || !isnew) {
-        free(fresh);
-        free(isnew);
-        return tg_err_set(err, "ingest: out of memory");
-    }
     append_st_t a;
     int ret = append_prepare(s, n, &a, err);
     sqlite3_stmt *seen = ret == 0 ? sq_stmt(s, &sql_ingest_seen, err) : NULL;
     sqlite3_stmt *multi = seen ? sq_stmt(s, &sql_ingest_seen_multi, err) : NULL;
     sqlite3_stmt *unkst = multi ? sq_stmt(s, &sql_ingest_unknown, err) : NULL;
-    if (!unkst) {
-        ret = ret ? ret : -1;
-        goto out;
-    }
-    if ((ret = sq_begin(s, "ingest", err)) != 0) goto out;
+    if (!unkst) return ret ? ret : -1;
+    if ((ret = sq_begin(s, "ingest", err)) != 0) return ret;
     size_t k = 0, added = 0, i = 0;
     int rc = SQLITE_OK;
     for (; i + SEEN_ROWS <= n; i += SEEN_ROWS)
@@ -701,18 +703,15 @@ static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, 
     if ((rc = unk_flush(unkst, unk, &nunk)) != SQLITE_OK) goto fail;
     /* append_txn skips an event only when a stored one has its id, time and request id:
      * the same request (a gateway event rebuilt from the access log), so a duplicate too. */
-    if ((ret = append_txn(s, &a, fresh, k, &added, err)) != 0) goto out;
+    if ((ret = append_txn(s, &a, fresh, k, &added, err)) != 0) return ret;
     if ((ret = sq_commit(s, "ingest", err)) == 0) {
         *inserted = added;
         *duplicates = n - added;
     }
-    goto out;
+    return ret;
 fail:
     ret = sq_fail(s, rc, "ingest", err);
     sq_rollback(s);
-out:
-    free(fresh);
-    free(isnew);
     return ret;
 }
 

@@ -207,8 +207,11 @@ typedef struct sq_store {
     uint32_t *slots;  /* 0 = empty, else index into aggs + 1 */
     size_t slots_cap; /* power of two, >= 2 * aggs_cap */
     fast_ev_t *fast;
-    unsigned char *done; /* per event: inserted by the fast path */
-    int bulk;            /* ingest() has enlarged this connection's page cache */
+    unsigned char *done;  /* per event: inserted by the fast path */
+    int bulk;             /* ingest() has enlarged this connection's page cache */
+    tg_event_t *fresh;    /* ingest() scratch: the events of a batch's new records */
+    unsigned char *isnew; /* and which of its records are new */
+    size_t fresh_cap;
     /* The -shm this connection mapped (walshm.h): checked before every use; once it is
      * lost the connection is never touched again, not even to close it. */
     tg_walshm_t shm;
