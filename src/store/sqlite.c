@@ -345,6 +345,7 @@ static void sq_close(tg_store_t *base)
     free(s->fast);
     free(s->done);
     free(s->fresh);
+    free(s->isnew);
     free(s);
 }
 
