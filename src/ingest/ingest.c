@@ -277,6 +277,14 @@ static void report(tg_ingest_t *in, const char *name, const char *why)
     if (in->opts.malformed) in->opts.malformed(in->opts.ud, name, in->lineno, why);
 }
 
+/* A line past TG_INGEST_LINE_MAX: counted, reported, never parsed. */
+static void too_long(tg_ingest_t *in, const char *name)
+{
+    in->st.lines++;
+    in->lineno++;
+    report(in, name, "line longer than 1 MiB");
+}
+
 /* One line (no newline); -1 when the store failed. */
 static int line(tg_ingest_t *in, const char *name, const char *s, size_t n)
 {
@@ -331,10 +339,8 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
             char *nl = memchr(in->buf + start, '\n', have - start);
             if (!nl && !(eof && start < have)) break;
             size_t end = nl ? (size_t)(nl - in->buf) : have;
-            if (skipping) {
-                in->st.lines++;
-                in->lineno++;
-                report(in, name, "line longer than 1 MiB");
+            if (skipping || end - start > TG_INGEST_LINE_MAX) {
+                too_long(in, name);
                 skipping = 0;
             } else if (line(in, name, in->buf + start, end - start) != 0) {
                 tg_err_set(err, "%s", in->err.msg);
@@ -354,6 +360,7 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
             have = 0;
         }
     }
+    if (ret == 0 && skipping) too_long(in, name); /* the file ended inside it */
 done:
     gzclose(gz);
     if (ret == 0) in->st.files++;

@@ -220,7 +220,10 @@ static void test_malformed_lines_reported(void **state)
         fputc('x', fp);
     fputc('\n', fp);
     fputs("127.0.0.1 - - [01/Dec/2026:00:00:00 +0000] \"GET / HTTP/1.1\" 404 -\n", fp);
-    fputs("127.0.0.1 - bad!tenant [01/Dec/2026:00:00:00 +0000] \"GET / HTTP/1.1\" 200 -", fp);
+    fputs("127.0.0.1 - bad!tenant [01/Dec/2026:00:00:00 +0000] \"GET / HTTP/1.1\" 200 -\n", fp);
+    /* the file ends inside a line of 1.5 MiB */
+    for (int i = 0; i < 3 * 512 * 1024; i++)
+        fputc('y', fp);
     fclose(fp);
     tg_ingest_opts_t o = {
         .format = TG_INGEST_CLF, .tenant_field = "user", .malformed = on_bad, .ud = f};
@@ -230,11 +233,12 @@ static void test_malformed_lines_reported(void **state)
     assert_int_equal(tg_ingest_file(in, p, &err), 0);
     assert_int_equal(tg_ingest_flush(in, &err), 0);
     const tg_ingest_stats_t *st = tg_ingest_stats(in);
-    assert_int_equal(st->lines, 5);
+    assert_int_equal(st->lines, 6);
     assert_int_equal(st->records, 2);
-    assert_int_equal(st->malformed, 3);
+    assert_int_equal(st->malformed, 4);
     tg_ingest_free(in);
-    assert_int_equal(f->nbad, 3);
+    assert_int_equal(f->nbad, 4);
+    assert_non_null(strstr(f->bad[3], "m.log:6: line longer than 1 MiB"));
     assert_non_null(strstr(f->bad[0], "m.log:2: "));
     assert_non_null(strstr(f->bad[1], "m.log:3: line longer than 1 MiB"));
     assert_non_null(strstr(f->bad[2], "m.log:5: tenant \"bad!tenant\""));
