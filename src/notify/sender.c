@@ -28,6 +28,7 @@ typedef struct nstate {
     char name[64];
     int fails;                /* consecutive retryable failures */
     int64_t blocked_until_us; /* wall clock; 0 = not blocked */
+    int64_t resent_us;        /* alertmanager: the last round of re-sends; 0 = none yet */
 } nstate_t;
 
 struct tg_notify {
@@ -237,6 +238,123 @@ int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
     return rc;
 }
 
+/* ---- re-sending what still fires (alertmanager) ------------------------------------ */
+
+typedef struct firing {
+    tg_alarm_row_t *v;
+    size_t n, cap;
+} firing_t;
+
+#define MAX_RESEND 100000 /* alarm rows re-sent in one round: more are left for the next */
+
+static int collect_firing(const tg_alarm_row_t *row, void *ud)
+{
+    firing_t *f = ud;
+    if (strncmp(row->state, "firing", sizeof row->state)) return 1; /* firing come first */
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        if (cap > MAX_RESEND) return 1;
+        tg_alarm_row_t *v = realloc(f->v, cap * sizeof *v);
+        if (!v) return 1;
+        f->v = v;
+        f->cap = cap;
+    }
+    f->v[f->n++] = *row;
+    return 0;
+}
+
+/* The notice re-sent for a stored firing row: the labels of the one sent when it began to
+ * fire (alertname, tenant, severity from its rule now, alarm_kind), its id, start and last
+ * values. NULL rule: the rule is gone from the config (nothing is re-sent). */
+static void refire_notice(const tg_alarm_row_t *row, const tg_alarm_conf_t *rule, int64_t now,
+                          tg_notice_t *n)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->id, sizeof n->id, "alarm/%s/%s/%lld", row->name, row->tenant[0] ? row->tenant : "-",
+             (long long)row->seq);
+    snprintf(n->kind, sizeof n->kind, "alarm");
+    snprintf(n->alarm, sizeof n->alarm, "%s", row->name);
+    snprintf(n->alarm_kind, sizeof n->alarm_kind, "%s", row->kind);
+    snprintf(n->tenant, sizeof n->tenant, "%s", row->tenant);
+    snprintf(n->state, sizeof n->state, "firing");
+    snprintf(n->severity, sizeof n->severity, "%s", rule->severity ? rule->severity : "warning");
+    n->value = row->value;
+    n->threshold = row->threshold;
+    n->baseline = row->baseline;
+    n->window_s = rule->window_ms / 1000;
+    n->time_us = now;
+    n->started_us = row->started_us > 0 ? row->started_us : row->since_us;
+    snprintf(n->summary, sizeof n->summary, "%s: still firing %s%s (last value %g, fires at %g)",
+             row->name, row->tenant[0] ? "for tenant " : "process-wide", row->tenant, row->value,
+             row->threshold);
+}
+
+static const tg_alarm_conf_t *rule_of(const tg_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nalarms; i++)
+        if (!strcmp(c->alarms[i].name, name)) return &c->alarms[i];
+    return NULL;
+}
+
+/* One alertmanager notifier's round: every firing row posted again. Stops at the first
+ * failure, which blocks the notifier as a failed delivery does (its backlog waits too). */
+static int resend_to(tg_notify_t *t, const tg_config_t *c, const tg_notifier_conf_t *nc,
+                     nstate_t *ns, const firing_t *f)
+{
+    int sent = 0;
+    for (size_t i = 0; i < f->n && !atomic_load(&t->stop); i++) {
+        const tg_alarm_conf_t *rule = rule_of(c, f->v[i].name);
+        if (!rule) continue;
+        int64_t now = t->o.wall_clock();
+        tg_notice_t n;
+        refire_notice(&f->v[i], rule, now, &n);
+        tg_notify_ctl_t ctl = {.stop = &t->stop, .mono_us = t->o.mono_clock};
+        tg_notify_result_t res;
+        t->o.send(nc, &n, now, &ctl, &res);
+        if (res.outcome == TG_NOTIFY_OK) {
+            sent++;
+            continue;
+        }
+        if (res.outcome == TG_NOTIFY_RETRY) {
+            now = t->o.wall_clock();
+            int64_t wait_ms = tg_notify_backoff_ms(++ns->fails, c->notify_retry.min_ms,
+                                                   c->notify_retry.max_ms, t->o.random());
+            ns->blocked_until_us = now + wait_ms * 1000;
+            ns->resent_us = 0; /* the next round as soon as it is back */
+        }
+        TG_WARN("notify: %s: re-sending firing alarm %s failed (%s)", nc->name, n.id, res.message);
+        break;
+    }
+    if (sent) ns->fails = 0, ns->blocked_until_us = 0;
+    return sent;
+}
+
+int tg_notify_resend(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
+{
+    tg_config_t *c = current(t);
+    int64_t now = t->o.wall_clock();
+    firing_t f = {0};
+    int listed = 0, sent = 0, rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->nnotifiers; i++) {
+        const tg_notifier_conf_t *nc = &c->notifiers[i];
+        if (nc->type != TG_NOTIFIER_ALERTMANAGER || nc->resend_ms <= 0) continue;
+        nstate_t *ns = state_of(t, nc->name);
+        if (!ns || ns->blocked_until_us > now) continue; /* down: its backlog comes first */
+        if (ns->resent_us && now - ns->resent_us < nc->resend_ms * 1000LL) continue;
+        if (!listed) {
+            listed = 1;
+            rc = tg_store_alarm_list(store, collect_firing, &f, err);
+            if (rc == 1) rc = 0; /* stopped at the first row not firing */
+            if (rc != 0) break;
+        }
+        ns->resent_us = now;
+        sent += resend_to(t, c, nc, ns, &f);
+    }
+    free(f.v);
+    tg_config_unref(c);
+    return rc != 0 ? -1 : sent;
+}
+
 static void *sender_main(void *arg)
 {
     tg_notify_t *t = arg;
@@ -251,6 +369,8 @@ static void *sender_main(void *arg)
         if (store) {
             int rc = tg_notify_pass(t, store, &err);
             if (rc < 0) TG_WARN("notify: outbox: %s", err.msg);
+            if (tg_notify_resend(t, store, &err) < 0)
+                TG_WARN("notify: cannot read the firing alarms to re-send: %s", err.msg);
             int64_t now = t->o.wall_clock(), next = 0;
             int found = 0;
             if (rc == BATCH)

@@ -69,4 +69,13 @@ int tg_notify_enqueue(tg_notify_t *t, tg_store_t *store, const tg_notice_t *n, i
  * thread's body; the unit tests call it without a thread.) */
 int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err);
 
+/* The re-send round of the thread's loop on store: each alertmanager notifier whose resend
+ * interval has passed since its last round (and that is not in a failure's backoff) gets
+ * every alarm the store says is firing again, with the labels and id of the notice sent when
+ * it began and endsAt a lease away (send.c), so Alertmanager keeps it firing while it fires
+ * and resolves it if tollgate is gone. The first round is at once (after a restart, what still
+ * fires is posted again). A failure ends the round and blocks the notifier as a failed
+ * delivery does. Returns the alerts posted, or -1 with err set (the store cannot be read). */
+int tg_notify_resend(tg_notify_t *t, tg_store_t *store, tg_err_t *err);
+
 #endif
