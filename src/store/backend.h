@@ -114,12 +114,15 @@ struct tg_store_outbox_ops {
     int (*add)(tg_store_t *s, const tg_notice_t *n, const char *const *notifiers, size_t nnotifiers,
                int64_t now_us, int *inserted, tg_err_t *err);
     int (*claim)(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
-                 int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err);
+                 const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *), void *ud,
+                 tg_err_t *err);
     int (*set)(tg_store_t *s, const char *notice_id, const char *notifier, const char *status,
                int attempts, int64_t next_us, const char *error, int64_t now_us, tg_err_t *err);
     int (*defer)(tg_store_t *s, const char *notifier, int64_t until_us, int64_t now_us,
                  tg_err_t *err);
-    int (*next)(tg_store_t *s, int64_t *next_us, int *found, tg_err_t *err);
+    int (*next)(tg_store_t *s, const char *notifier, int64_t *next_us, int *found, tg_err_t *err);
+    int (*notifiers)(tg_store_t *s, int (*cb)(const char *notifier, void *), void *ud,
+                     tg_err_t *err);
     int (*list)(tg_store_t *s, const char *status, int (*cb)(const tg_notice_delivery_t *, void *),
                 void *ud, tg_err_t *err);
     int (*purge)(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);

@@ -86,6 +86,7 @@ enum {
     ST_OUTBOX_SET,
     ST_OUTBOX_DEFER,
     ST_OUTBOX_NEXT,
+    ST_OUTBOX_NOTIFIERS,
     ST_OUTBOX_LIST,
     ST_OUTBOX_PURGE,
     /* sqlite_dash.c */

@@ -279,9 +279,10 @@ int tg_store_outbox_add(tg_store_t *s, const tg_notice_t *n, const char *const *
 }
 
 int tg_store_outbox_claim(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
-                          int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err)
+                          const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *),
+                          void *ud, tg_err_t *err)
 {
-    return s->outbox->claim(s, now_us, lease_until_us, max, cb, ud, err);
+    return s->outbox->claim(s, now_us, lease_until_us, max, notifier, cb, ud, err);
 }
 
 int tg_store_outbox_set(tg_store_t *s, const char *notice_id, const char *notifier,
@@ -297,9 +298,16 @@ int tg_store_outbox_defer(tg_store_t *s, const char *notifier, int64_t until_us,
     return s->outbox->defer(s, notifier, until_us, now_us, err);
 }
 
-int tg_store_outbox_next(tg_store_t *s, int64_t *next_us, int *found, tg_err_t *err)
+int tg_store_outbox_next(tg_store_t *s, const char *notifier, int64_t *next_us, int *found,
+                         tg_err_t *err)
 {
-    return s->outbox->next(s, next_us, found, err);
+    return s->outbox->next(s, notifier, next_us, found, err);
+}
+
+int tg_store_outbox_notifiers(tg_store_t *s, int (*cb)(const char *notifier, void *), void *ud,
+                              tg_err_t *err)
+{
+    return s->outbox->notifiers(s, cb, ud, err);
 }
 
 int tg_store_outbox_list(tg_store_t *s, const char *status,

@@ -162,12 +162,14 @@ int tg_store_alarm_events(tg_store_t *s, const char *tenant, int64_t limit,
  * crash, or from a second process, sends nothing twice. nnotifiers 0 stores nothing. */
 int tg_store_outbox_add(tg_store_t *s, const tg_notice_t *n, const char *const *notifiers,
                         size_t nnotifiers, int64_t now_us, int *inserted, tg_err_t *err);
-/* Claims up to max pending deliveries due at now_us (next_us <= now_us), earliest first:
- * in one transaction their next_us becomes lease_until_us, so another sender on the same
- * store does not take them meanwhile (and a sender that died holding them only delays
- * them to the lease's end). Then calls cb once per claimed delivery, after the commit. */
+/* Claims up to max pending deliveries due at now_us (next_us <= now_us) to notifier (NULL =
+ * to any), earliest first: in one transaction their next_us becomes lease_until_us, so
+ * another sender on the same store does not take them meanwhile (and a sender that died
+ * holding them only delays them to the lease's end). Then calls cb once per claimed
+ * delivery, after the commit. */
 int tg_store_outbox_claim(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
-                          int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err);
+                          const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *),
+                          void *ud, tg_err_t *err);
 /* Sets one delivery's status ("pending", "delivered", "failed"), attempts, next_us and
  * error (NULL or "" = none). TG_STORE_NOTFOUND when there is no such delivery. */
 int tg_store_outbox_set(tg_store_t *s, const char *notice_id, const char *notifier,
@@ -177,8 +179,13 @@ int tg_store_outbox_set(tg_store_t *s, const char *notice_id, const char *notifi
  * that is down is tried again once its backoff ends, not once per waiting notice. */
 int tg_store_outbox_defer(tg_store_t *s, const char *notifier, int64_t until_us, int64_t now_us,
                           tg_err_t *err);
-/* The earliest next_us of the pending deliveries; *found = 0 when there are none. */
-int tg_store_outbox_next(tg_store_t *s, int64_t *next_us, int *found, tg_err_t *err);
+/* The earliest next_us of the pending deliveries to notifier (NULL = to any); *found = 0
+ * when there are none. */
+int tg_store_outbox_next(tg_store_t *s, const char *notifier, int64_t *next_us, int *found,
+                         tg_err_t *err);
+/* The names of the notifiers with pending deliveries, each once, in name order. */
+int tg_store_outbox_notifiers(tg_store_t *s, int (*cb)(const char *notifier, void *), void *ud,
+                              tg_err_t *err);
 /* Every delivery with status (NULL = any), oldest notice first. */
 int tg_store_outbox_list(tg_store_t *s, const char *status,
                          int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err);
