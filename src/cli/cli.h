@@ -30,6 +30,12 @@ int tg_cli_tool(int argc, char **argv, const char *config_path);
 int tg_cli_alarms(int argc, char **argv, const char *config_path);
 /* `alarms test NAME` (alarms_test.c): a sample notice through every notifier, synchronously. */
 int tg_cli_alarms_test(int argc, char **argv, const char *config_path);
+/* Plans and invoices (plan.c, invoice.c, export.c; docs/billing.md): not policy, nothing
+ * the gateway reads. `tenant set-plan` is handed to plan.c by tenant.c. */
+int tg_cli_plan(int argc, char **argv, const char *config_path);
+int tg_cli_tenant_set_plan(int argc, char **argv, const char *config_path);
+int tg_cli_invoice(int argc, char **argv, const char *config_path);
+int tg_cli_export(int argc, char **argv, const char *config_path);
 
 /* Loads the config and opens its store; on failure prints one line and returns
  * the exit code (2 for a config error, 1 for a store error). In common.c,

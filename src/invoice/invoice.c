@@ -17,41 +17,6 @@
 #define DAY_US   86400000000LL
 #define MAX_YEAR 9999
 
-static const char *const meter_names[TG_PMETER_COUNT] = {
-    "requests", "billable", "gb", "tokens_in", "tokens_out", "tool_calls", "ai_cost"};
-static const char *const model_names[TG_PMODEL_COUNT] = {"flat", "unit", "graduated", "volume"};
-static const char *const kind_names[TG_LINE_COUNT] = {"base", "included", "flat", "tier",
-                                                      "adjustment"};
-
-const char *tg_invoice_meter_name(int meter)
-{
-    return meter >= 0 && meter < TG_PMETER_COUNT ? meter_names[meter] : "?";
-}
-
-int tg_invoice_meter_parse(const char *s)
-{
-    for (int i = 0; i < TG_PMETER_COUNT; i++)
-        if (strcmp(s, meter_names[i]) == 0) return i;
-    return -1;
-}
-
-const char *tg_invoice_model_name(int model)
-{
-    return model >= 0 && model < TG_PMODEL_COUNT ? model_names[model] : "?";
-}
-
-int tg_invoice_model_parse(const char *s)
-{
-    for (int i = 0; i < TG_PMODEL_COUNT; i++)
-        if (strcmp(s, model_names[i]) == 0) return i;
-    return -1;
-}
-
-const char *tg_invoice_line_kind_name(int kind)
-{
-    return kind >= 0 && kind < TG_LINE_COUNT ? kind_names[kind] : "?";
-}
-
 static int overflow(tg_err_t *err)
 {
     return tg_err_set(err, "amount too large: it does not fit in 64 bits of micro-USD");
@@ -131,7 +96,7 @@ static int check_meter(const tg_plan_meter_t *m, int i, tg_err_t *err)
 {
     if (m->meter < 0 || m->meter >= TG_PMETER_COUNT)
         return tg_err_set(err, "plan meter %d: unknown meter %d", i + 1, m->meter);
-    const char *name = meter_names[m->meter];
+    const char *name = tg_plan_meter_name(m->meter);
     size_t mlen = strnlen(m->match, sizeof m->match);
     if (mlen == sizeof m->match) return tg_err_set(err, "plan meter %s: match too long", name);
     if (has_match(m->meter) && mlen == 0)
@@ -148,7 +113,7 @@ static int check_meter(const tg_plan_meter_t *m, int i, tg_err_t *err)
     int want_max = m->model == TG_PMODEL_FLAT ? 0 : m->model == TG_PMODEL_UNIT ? 1 : TG_PLAN_TIERS;
     if (m->ntiers < want_min || m->ntiers > want_max)
         return tg_err_set(err, "plan meter %s: %s takes %d to %d tiers, not %d", name,
-                          model_names[m->model], want_min, want_max, m->ntiers);
+                          tg_plan_model_name(m->model), want_min, want_max, m->ntiers);
     int64_t prev = 0;
     for (int t = 0; t < m->ntiers; t++) {
         const tg_plan_tier_t *tr = &m->tiers[t];
@@ -179,8 +144,8 @@ int tg_invoice_plan_check(const tg_plan_t *p, tg_err_t *err)
             if (p->meters[j].meter == p->meters[i].meter &&
                 strcasecmp(p->meters[j].match, p->meters[i].match) == 0)
                 return tg_err_set(err, "plan %s: meter %s%s%s given twice", p->name,
-                                  meter_names[p->meters[i].meter], p->meters[i].match[0] ? ":" : "",
-                                  p->meters[i].match);
+                                  tg_plan_meter_name(p->meters[i].meter),
+                                  p->meters[i].match[0] ? ":" : "", p->meters[i].match);
     }
     return 0;
 }

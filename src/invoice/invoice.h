@@ -47,15 +47,6 @@ int tg_invoice_month_prev(const char *month, char buf[8]);
 /* Everything a stored plan must satisfy (the store and the CLI both call it). */
 int tg_invoice_plan_check(const tg_plan_t *p, tg_err_t *err);
 
-/* Names: "requests", "billable", "gb", "tokens_in", "tokens_out", "tool_calls", "ai_cost";
- * "flat", "unit", "graduated", "volume"; "base", "included", "flat", "tier", "adjustment".
- * Parse returns the value or -1. */
-const char *tg_invoice_meter_name(int meter);
-int tg_invoice_meter_parse(const char *s);
-const char *tg_invoice_model_name(int model);
-int tg_invoice_model_parse(const char *s);
-const char *tg_invoice_line_kind_name(int kind);
-
 /* Adds one usage group to measured[] (per meter of p, by index; zeroed by the caller): a
  * token meter takes a model's tokens when its match names the model or a base of it
  * (util/modelname.h, case-insensitively), else the "*" meter of its kind does; tool_calls

@@ -407,6 +407,97 @@ static const char m6_outbox[] =
     ") WITHOUT ROWID;\n"
     "CREATE INDEX outbox_due ON outbox_deliveries (next_us) WHERE status = 'pending';\n";
 
+/* Plans and invoices (issue 12, src/invoice/, docs/billing.md). A plan version is a row of
+ * plans with its meters and their tiers; the version in force at a month's first instant
+ * prices that whole month. tenant_plans says which plan a tenant is on from a month on.
+ * invoices, invoice_lines and invoice_meters hold closed months, frozen: late events for a
+ * closed month never change its rows, they are billed by an adjustment line of a later
+ * invoice, which moves invoice_meters (what has been billed for the month) to the events'
+ * values when that later month is closed. Plans are not policy: no version bump, the
+ * gateway never reads them. No foreign key to tenants (as limits): the CLI checks.
+ * Numbered 9: migrations 7 and 8 are written in parallel. */
+static const char m9_plans[] =
+    "CREATE TABLE plans (\n"
+    "  name         TEXT NOT NULL,    -- the plan's name, chosen by the operator\n"
+    "  effective_us INTEGER NOT NULL, -- first instant of the UTC month it applies from\n"
+    "  base_micros  INTEGER NOT NULL CHECK (base_micros >= 0), -- monthly fee, micro-USD\n"
+    "  created_us   INTEGER NOT NULL, -- when the row was written\n"
+    "  PRIMARY KEY (name, effective_us)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE plan_meters (\n"
+    "  plan         TEXT NOT NULL,    -- plans.name\n"
+    "  effective_us INTEGER NOT NULL, -- plans.effective_us\n"
+    "  seq          INTEGER NOT NULL, -- order on the invoice, from 0\n"
+    "  meter        TEXT NOT NULL CHECK (meter IN ('requests', 'billable', 'gb', 'tokens_in',\n"
+    "               'tokens_out', 'tool_calls', 'ai_cost')), -- what it counts\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- tokens: model, tool_calls: tool, '*' = the\n"
+    "                                 -- rest; '' for the other meters\n"
+    "  model        TEXT NOT NULL CHECK (model IN ('flat', 'unit', 'graduated', 'volume')),\n"
+    "  included     INTEGER NOT NULL DEFAULT 0 CHECK (included >= 0), -- free units a month\n"
+    "  flat_micros  INTEGER NOT NULL DEFAULT 0 CHECK (flat_micros >= 0), -- model 'flat'\n"
+    "  PRIMARY KEY (plan, effective_us, seq),\n"
+    "  FOREIGN KEY (plan, effective_us) REFERENCES plans (name, effective_us) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE plan_tiers (\n"
+    "  plan         TEXT NOT NULL,    -- plan_meters.plan\n"
+    "  effective_us INTEGER NOT NULL, -- plan_meters.effective_us\n"
+    "  seq          INTEGER NOT NULL, -- plan_meters.seq\n"
+    "  tier         INTEGER NOT NULL, -- from 1\n"
+    "  up_to        INTEGER,          -- units (after the included ones) where it ends;\n"
+    "                                 -- NULL = no end (the last tier)\n"
+    "  unit_micros  INTEGER NOT NULL CHECK (unit_micros >= 0), -- micro-USD per 1M units\n"
+    "                                 -- (per GB = 10^9 bytes for meter 'gb')\n"
+    "  PRIMARY KEY (plan, effective_us, seq, tier),\n"
+    "  FOREIGN KEY (plan, effective_us, seq) REFERENCES plan_meters (plan, effective_us, seq)\n"
+    "    ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE tenant_plans (\n"
+    "  tenant_id    TEXT NOT NULL,    -- tenants.id\n"
+    "  from_month   TEXT NOT NULL,    -- 'YYYY-MM': the plan applies from this month on\n"
+    "  plan         TEXT NOT NULL,    -- plans.name\n"
+    "  updated_us   INTEGER NOT NULL, -- when the row was written\n"
+    "  PRIMARY KEY (tenant_id, from_month)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoices (\n"
+    "  tenant_id    TEXT NOT NULL,    -- tenants.id\n"
+    "  month        TEXT NOT NULL,    -- 'YYYY-MM', UTC\n"
+    "  plan         TEXT NOT NULL,    -- plans.name that priced it\n"
+    "  plan_effective_us INTEGER NOT NULL, -- and its version\n"
+    "  total_micros INTEGER NOT NULL, -- the invoice's total, adjustments included\n"
+    "  closed_us    INTEGER NOT NULL, -- when it was closed (frozen)\n"
+    "  PRIMARY KEY (tenant_id, month)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoice_lines (\n"
+    "  tenant_id    TEXT NOT NULL,    -- invoices.tenant_id\n"
+    "  month        TEXT NOT NULL,    -- invoices.month\n"
+    "  seq          INTEGER NOT NULL, -- order on the invoice\n"
+    "  kind         TEXT NOT NULL CHECK (kind IN ('base', 'included', 'flat', 'tier',\n"
+    "               'adjustment')),\n"
+    "  meter        TEXT,             -- plan_meters.meter; NULL for the base fee\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- plan_meters.match\n"
+    "  tier         INTEGER NOT NULL DEFAULT 0, -- tier number; 0 = not a tier\n"
+    "  tier_from    INTEGER NOT NULL DEFAULT 0, -- where the tier starts\n"
+    "  tier_to      INTEGER,          -- where it ends; NULL = no end\n"
+    "  quantity     INTEGER NOT NULL, -- units on the line (adjustment: the change)\n"
+    "  unit_micros  INTEGER NOT NULL DEFAULT 0, -- micro-USD per scale units\n"
+    "  scale        INTEGER NOT NULL DEFAULT 0, -- 10^6, or 10^9 for gb; 0 = no unit price\n"
+    "  subtotal_micros INTEGER NOT NULL, -- rounded half up, once per line\n"
+    "  for_month    TEXT,             -- adjustment: the closed month it corrects\n"
+    "  PRIMARY KEY (tenant_id, month, seq),\n"
+    "  FOREIGN KEY (tenant_id, month) REFERENCES invoices (tenant_id, month) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoice_meters (\n"
+    "  tenant_id    TEXT NOT NULL,    -- invoices.tenant_id\n"
+    "  month        TEXT NOT NULL,    -- invoices.month: the month used\n"
+    "  meter        TEXT NOT NULL,    -- plan_meters.meter\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- plan_meters.match\n"
+    "  measured     INTEGER NOT NULL, -- units billed so far for the month\n"
+    "  amount_micros INTEGER NOT NULL, -- what they were billed\n"
+    "  updated_us   INTEGER NOT NULL, -- close, or the adjustment that last moved it\n"
+    "  PRIMARY KEY (tenant_id, month, meter, match),\n"
+    "  FOREIGN KEY (tenant_id, month) REFERENCES invoices (tenant_id, month) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n";
+
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
     {2, "limits, pauses, ip_rules, policy_version", m2_policy},
@@ -417,6 +508,8 @@ const tg_migration_t tg_store_migrations[] = {
     {4, "usage_events.requests: aggregates of unauthenticated refusals", m4_flood},
     {5, "alarms, alarm_events", m5_alarms},
     {6, "outbox, outbox_deliveries: notifications not yet delivered", m6_outbox},
+    {9, "plans, plan_meters, plan_tiers, tenant_plans, invoices, invoice_lines, invoice_meters",
+     m9_plans},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

@@ -211,7 +211,7 @@ void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row)
 
 const sq_map_t *const *const sq_maps[] = {sq_tenant_maps, sq_event_maps, sq_policy_maps,
                                           sq_price_maps,  sq_alert_maps, sq_alarm_maps,
-                                          sq_outbox_maps, sq_dash_maps,  NULL};
+                                          sq_outbox_maps, sq_dash_maps,  sq_invoice_maps, NULL};
 
 /* Steps statement q and emits each row until a callback returns nonzero, which is
  * returned as is. A statement with a parameter has ?1 for the tenant filter: bound to
@@ -437,7 +437,8 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
                            .alerts = &sq_alert_ops,
                            .alarms = &sq_alarm_ops,
                            .outbox = &sq_outbox_ops,
-                           .dash = &sq_dash_ops};
+                           .dash = &sq_dash_ops,
+                           .invoices = &sq_invoice_ops};
 
     /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's
      * per-connection mutex would only cost. */

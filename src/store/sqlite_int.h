@@ -94,6 +94,29 @@ enum {
     ST_DASH_P95,
     ST_DASH_SERIES,
     ST_DASH_REJECTIONS,
+    /* sqlite_invoices.c */
+    ST_PLAN_INSERT,
+    ST_PLAN_DELETE,
+    ST_PLAN_RM,
+    ST_PLAN_RM_ALL,
+    ST_PLAN_LIST,
+    ST_PLAN_GET,
+    ST_PLAN_METER_INSERT,
+    ST_PLAN_METERS,
+    ST_PLAN_TIER_INSERT,
+    ST_PLAN_TIERS,
+    ST_TENANT_PLAN_SET,
+    ST_TENANT_PLAN_RM,
+    ST_TENANT_PLAN_LIST,
+    ST_PLAN_USAGE,
+    ST_INVOICE_INSERT,
+    ST_INVOICE_LINE_INSERT,
+    ST_INVOICE_METER_PUT,
+    ST_INVOICE_GET,
+    ST_INVOICE_LINES,
+    ST_INVOICE_LIST,
+    ST_INVOICE_BILLED,
+    ST_EVENT_RANGE,
     ST_COUNT
 };
 
@@ -225,6 +248,8 @@ int sq_alarm_events_purge(sq_store_t *s, int64_t before_us, int64_t *deleted, tg
 extern const struct tg_store_outbox_ops sq_outbox_ops;
 extern const struct tg_store_dash_ops sq_dash_ops;
 extern const sq_map_t *const sq_dash_maps[];
+extern const struct tg_store_invoice_ops sq_invoice_ops;
+extern const sq_map_t *const sq_invoice_maps[];
 
 /* ---- statements and transactions (sqlite.c) -------------------------------------- */
 

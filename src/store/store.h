@@ -19,6 +19,7 @@
 
 #include "types/event.h"
 #include "types/notice.h"
+#include "types/plan.h"
 #include "types/rows.h"
 #include "util/err.h"
 
@@ -192,6 +193,59 @@ int tg_store_outbox_list(tg_store_t *s, const char *status,
 /* Deletes notices created before before_us none of whose deliveries is pending (their
  * deliveries go with them). Pending ones are kept, whatever their age. */
 int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
+
+/* ---- plans, invoices and the usage they price (issue 12) ------------------------- */
+
+/* Writes plan version p (name, effective_us) whole, replacing a version of the same name
+ * and effective_us with its meters and tiers, in one transaction. The caller checked it
+ * (tg_invoice_plan_check). Plans are not policy: no version bump. */
+int tg_store_plan_set(tg_store_t *s, const tg_plan_t *p, tg_err_t *err);
+/* Removes every version of name when effective_us is -1, else that one version. */
+int tg_store_plan_rm(tg_store_t *s, const char *name, int64_t effective_us, tg_err_t *err);
+/* Every version of plan name (NULL = every plan), by name, oldest first. */
+int tg_store_plan_list(tg_store_t *s, const char *name, int (*cb)(const tg_plan_t *, void *),
+                       void *ud, tg_err_t *err);
+/* The version of name in force at at_us (the latest effective_us <= at_us) into *out;
+ * TG_STORE_NOTFOUND when none. */
+int tg_store_plan_get(tg_store_t *s, const char *name, int64_t at_us, tg_plan_t *out,
+                      tg_err_t *err);
+/* Replaces the row of (tenant, from_month). */
+int tg_store_tenant_plan_set(tg_store_t *s, const tg_tenant_plan_row_t *row, tg_err_t *err);
+int tg_store_tenant_plan_rm(tg_store_t *s, const char *tenant, const char *from_month,
+                            tg_err_t *err);
+/* Rows of tenant (NULL = every tenant), by tenant and from_month. */
+int tg_store_tenant_plan_list(tg_store_t *s, const char *tenant,
+                              int (*cb)(const tg_tenant_plan_row_t *, void *), void *ud,
+                              tg_err_t *err);
+/* tenant's events with ts_us in [from_us, to_us) summed per (model, tool): what the meters
+ * are measured from (tg_plan_usage_row_t says which outcomes each sum counts). */
+int tg_store_plan_usage(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                        int (*cb)(const tg_plan_usage_row_t *, void *), void *ud, tg_err_t *err);
+/* Closes month inv->month of inv->tenant in one transaction: the invoice row, its lines,
+ * its meters as billed (meters, nmeters; their month is inv->month), and the billed values
+ * of earlier closed months that its adjustment lines brought up to date (rebilled,
+ * nrebilled: each replaces its (month, meter, match) row). TG_STORE_EXISTS when the month
+ * is already closed (nothing is written). */
+int tg_store_invoice_close(tg_store_t *s, const tg_invoice_row_t *inv,
+                           const tg_invoice_line_t *lines, size_t nlines,
+                           const tg_invoice_billed_t *meters, size_t nmeters,
+                           const tg_invoice_billed_t *rebilled, size_t nrebilled, tg_err_t *err);
+/* A closed month: its row into *out (may be NULL) and each of its lines, in order.
+ * TG_STORE_NOTFOUND when the month is not closed. */
+int tg_store_invoice_get(tg_store_t *s, const char *tenant, const char *month,
+                         tg_invoice_row_t *out, int (*cb)(const tg_invoice_line_t *, void *),
+                         void *ud, tg_err_t *err);
+/* tenant's closed months (NULL = every tenant), by tenant and month. */
+int tg_store_invoice_list(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_invoice_row_t *, void *), void *ud, tg_err_t *err);
+/* What has been billed for each meter of tenant's closed month. */
+int tg_store_invoice_billed(tg_store_t *s, const char *tenant, const char *month,
+                            int (*cb)(const tg_invoice_billed_t *, void *), void *ud,
+                            tg_err_t *err);
+/* Events with ts_us in [from_us, to_us) of tenant (NULL = every tenant), by ts_us then id,
+ * each read whole into an event (the export). */
+int tg_store_event_range(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err);
 
 /* ---- dashboard (read only) -------------------------------------------------------- */
 

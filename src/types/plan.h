@@ -11,6 +11,7 @@
 #define TG_TYPES_PLAN_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "util/sizes.h"
 
@@ -133,6 +134,37 @@ typedef struct tg_invoice_row {
     int64_t total_micros;
     int64_t closed_us;
 } tg_invoice_row_t;
+
+/* The names the store, the CLI and the documents use: "requests", "billable", "gb",
+ * "tokens_in", "tokens_out", "tool_calls", "ai_cost"; "flat", "unit", "graduated",
+ * "volume"; "base", "included", "flat", "tier", "adjustment". "?" when out of range. Parse
+ * gives the value, or -1. */
+static inline const char *tg_plan_meter_name(int meter)
+{
+    static const char *const n[TG_PMETER_COUNT] = {
+        "requests", "billable", "gb", "tokens_in", "tokens_out", "tool_calls", "ai_cost"};
+    return meter >= 0 && meter < TG_PMETER_COUNT ? n[meter] : "?";
+}
+
+static inline const char *tg_plan_model_name(int model)
+{
+    static const char *const n[TG_PMODEL_COUNT] = {"flat", "unit", "graduated", "volume"};
+    return model >= 0 && model < TG_PMODEL_COUNT ? n[model] : "?";
+}
+
+static inline const char *tg_plan_line_kind_name(int kind)
+{
+    static const char *const n[TG_LINE_COUNT] = {"base", "included", "flat", "tier", "adjustment"};
+    return kind >= 0 && kind < TG_LINE_COUNT ? n[kind] : "?";
+}
+
+/* The value whose name (above) is s, among count: -1 when none. */
+static inline int tg_plan_name_parse(const char *(*name)(int), int count, const char *s)
+{
+    for (int i = 0; i < count; i++)
+        if (s && strcmp(s, name(i)) == 0) return i;
+    return -1;
+}
 
 /* Units per price unit: 10^9 bytes (a GB) for TG_PMETER_GB, else 10^6 (1M requests,
  * tokens or calls; 1 USD of AI cost). */
