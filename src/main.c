@@ -37,6 +37,12 @@ static const char usage[] =
     "  alarms history [--tenant ID] [--limit N] [--format table|json]\n"
     "  alarms export-rules                     the alarms as Prometheus alerting rules\n"
     "  alarms test NAME                        a sample notice through every notifier\n"
+    "  plan set NAME [--base USD] [--from YYYY-MM] --meter SPEC...   docs/billing.md\n"
+    "  plan list [--format table|json|csv] | show NAME [--month YYYY-MM] | rm NAME [--from M]\n"
+    "  tenant set-plan ID PLAN [--from YYYY-MM]\n"
+    "  invoice --tenant ID|--all --month YYYY-MM [--format table|json|csv|html]\n"
+    "          [--out FILE|DIR] [--close]        --close freezes a month that has ended\n"
+    "  export --format cloudevents|jsonl --from YYYY-MM-DD --to YYYY-MM-DD [--tenant ID]\n"
     "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
 
 int main(int argc, char **argv)
@@ -79,6 +85,9 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "alarms") == 0 && n > 1 && strcmp(args[1], "test") == 0)
         return tg_cli_alarms_test(n, args, cfg);
     if (strcmp(args[0], "alarms") == 0) return tg_cli_alarms(n, args, cfg);
+    if (strcmp(args[0], "plan") == 0) return tg_cli_plan(n, args, cfg);
+    if (strcmp(args[0], "invoice") == 0) return tg_cli_invoice(n, args, cfg);
+    if (strcmp(args[0], "export") == 0) return tg_cli_export(n, args, cfg);
     fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
     return TG_EXIT_USAGE;
 }
