@@ -223,9 +223,12 @@ static int build(tg_store_t *store, const char *tenant, doc_t *d)
 /* Freezes d (an open month that has ended at now). */
 static int close_month(tg_store_t *store, doc_t *d, int64_t now)
 {
-    if (now < d->next_us)
+    if (now < d->next_us) {
+        char next[8];
+        tg_invoice_month_of(d->next_us, next);
         return tg_cli_errorf(TG_EXIT_RUNTIME, "%s has not ended: it can be closed from %s-01",
-                             d->month, d->month);
+                             d->month, next);
+    }
     tg_invoice_billed_t meters[TG_PLAN_METERS];
     for (int i = 0; i < d->plan.nmeters; i++) {
         memset(&meters[i], 0, sizeof meters[i]);

@@ -376,10 +376,13 @@ static void test_names(void **state)
 {
     (void)state;
     for (int i = 0; i < TG_PMETER_COUNT; i++)
-        assert_int_equal(tg_invoice_meter_parse(tg_invoice_meter_name(i)), i);
+        assert_int_equal(
+            tg_plan_name_parse(tg_plan_meter_name, TG_PMETER_COUNT, tg_plan_meter_name(i)), i);
     for (int i = 0; i < TG_PMODEL_COUNT; i++)
-        assert_int_equal(tg_invoice_model_parse(tg_invoice_model_name(i)), i);
-    assert_int_equal(tg_invoice_meter_parse("bytes"), -1);
+        assert_int_equal(
+            tg_plan_name_parse(tg_plan_model_name, TG_PMODEL_COUNT, tg_plan_model_name(i)), i);
+    assert_int_equal(tg_plan_name_parse(tg_plan_meter_name, TG_PMETER_COUNT, "bytes"), -1);
+    assert_string_equal(tg_plan_meter_name(99), "?");
 }
 
 int main(void)
