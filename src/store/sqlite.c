@@ -209,9 +209,9 @@ void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row)
     }
 }
 
-const sq_map_t *const *const sq_maps[] = {sq_tenant_maps, sq_event_maps, sq_policy_maps,
-                                          sq_price_maps,  sq_alert_maps, sq_alarm_maps,
-                                          sq_outbox_maps, sq_dash_maps,  sq_invoice_maps, NULL};
+const sq_map_t *const *const sq_maps[] = {
+    sq_tenant_maps, sq_event_maps,  sq_policy_maps, sq_price_maps,   sq_alert_maps,
+    sq_alarm_maps,  sq_outbox_maps, sq_dash_maps,   sq_invoice_maps, NULL};
 
 /* Steps statement q and emits each row until a callback returns nonzero, which is
  * returned as is. A statement with a parameter has ?1 for the tenant filter: bound to
