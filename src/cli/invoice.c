@@ -254,15 +254,15 @@ static int close_month(tg_store_t *store, doc_t *d, int64_t now)
 
 /* ---- lines as text ----------------------------------------------------------------- */
 
-static const char *unit_name(int meter)
+static const char *unit_name(int meter, int64_t q)
 {
     switch (meter) {
     case TG_PMETER_GB: return "GB";
     case TG_PMETER_AI_COST: return "USD";
     case TG_PMETER_TOKENS_IN:
-    case TG_PMETER_TOKENS_OUT: return "tokens";
-    case TG_PMETER_TOOL_CALLS: return "calls";
-    default: return "requests";
+    case TG_PMETER_TOKENS_OUT: return q == 1 ? "token" : "tokens";
+    case TG_PMETER_TOOL_CALLS: return q == 1 ? "call" : "calls";
+    default: return q == 1 ? "request" : "requests";
     }
 }
 
@@ -283,11 +283,13 @@ static void line_desc(const doc_t *d, const tg_invoice_line_t *l, char *buf, siz
             break;
         }
         tg_cli_plan_qty_text(l->meter, l->tier_from, a, sizeof a);
+        tg_cli_plan_qty_text(l->meter, l->tier_to, b, sizeof b);
         if (l->tier_to < 0)
-            snprintf(b, sizeof b, "up");
+            snprintf(buf, cap, "%s, tier %d (above %s)", what, l->tier, a);
+        else if (l->tier_from == 0)
+            snprintf(buf, cap, "%s, tier %d (first %s)", what, l->tier, b);
         else
-            tg_cli_plan_qty_text(l->meter, l->tier_to, b, sizeof b);
-        snprintf(buf, cap, "%s, tier %d (%s to %s)", what, l->tier, a, b);
+            snprintf(buf, cap, "%s, tier %d (%s to %s)", what, l->tier, a, b);
     }
 }
 
@@ -304,7 +306,7 @@ static void qty_text(const tg_invoice_line_t *l, char *buf, size_t cap)
              neg                         ? "-"
              : l->kind == TG_LINE_ADJUST ? "+"
                                          : "",
-             q, unit_name(l->meter));
+             q, unit_name(l->meter, neg ? -l->quantity : l->quantity));
 }
 
 /* "3.00 per 1M" / "0.09 per GB" / "1.20 per USD"; "" when the line has no unit price. */
@@ -484,9 +486,9 @@ static const char html_head[] =
 
 static int write_html(FILE *out, const doc_t *d)
 {
-    char usd[48], from[25], to[25], when[25], desc[400], q[96], price[64];
-    tg_cli_fmt_time(d->start_us, from);
-    tg_cli_fmt_time(d->next_us, to);
+    char usd[48], from[11], to[11], when[25], desc[400], q[96], price[64];
+    tg_utc_day(d->start_us, from);
+    tg_utc_day(d->next_us - 1, to);
     fputs(html_head, out);
     fputs("<title>Invoice ", out);
     html(out, d->tenant.id);
@@ -495,7 +497,7 @@ static int write_html(FILE *out, const doc_t *d)
             "<div class=\"brand\">tollgate usage billing</div>\n</div>\n"
             "<div class=\"meta\">\n<div>Period <b>%s</b></div>\n",
             d->month, d->month);
-    fprintf(out, "<div>%s to %s (UTC)</div>\n", from, to);
+    fprintf(out, "<div>%s to %s, UTC</div>\n", from, to);
     fputs("<div>Plan <b>", out);
     html(out, d->plan.name);
     fprintf(out, "</b></div>\n<div><span class=\"status %s\">%s</span></div>\n",
