@@ -40,6 +40,9 @@ typedef struct doc {
     tg_invoice_t inv;
     int closed;
     int64_t closed_us;
+    /* A closed month's meters, as frozen and as billed since (tg_store_invoice_billed). */
+    tg_invoice_billed_t *billed;
+    size_t nbilled, billed_cap;
     /* For --close: the earlier closed months' meters at the values the adjustments billed. */
     tg_invoice_billed_t *rebilled;
     size_t nrebilled, rebilled_cap;
@@ -197,6 +200,13 @@ static int build(tg_store_t *store, const char *tenant, doc_t *d)
         d->have_plan = tg_store_plan_get(store, row.plan, d->start_us, &d->plan, &err) == 0 &&
                        d->plan.effective_us == row.plan_effective_us;
         if (!d->have_plan) snprintf(d->plan.name, sizeof d->plan.name, "%s", row.plan);
+        rows_t b = {0};
+        r = tg_store_invoice_billed(store, tenant, d->month, collect_billed, &b, &err);
+        d->billed = b.v;
+        d->nbilled = b.n;
+        d->billed_cap = b.cap;
+        if (r != 0)
+            return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg[0] ? err.msg : "out of memory");
         return TG_EXIT_OK;
     }
     if (r != TG_STORE_NOTFOUND)
@@ -353,6 +363,19 @@ static json_t *doc_json(const doc_t *d)
         json_array_append_new(lines, o);
     }
     json_t *meters = json_array();
+    /* closed: as frozen, and as billed since by later invoices' adjustments */
+    for (size_t i = 0; d->closed && i < d->nbilled; i++) {
+        const tg_invoice_billed_t *b = &d->billed[i];
+        tg_money_format(b->closed_amount_micros, usd, sizeof usd);
+        json_array_append_new(meters,
+                              json_pack("{s:s, s:o, s:I, s:I, s:s, s:I, s:I}", "meter",
+                                        tg_plan_meter_name(b->meter), "match",
+                                        b->match[0] ? tg_cli_json_text(b->match) : json_null(),
+                                        "measured", (json_int_t)b->closed_measured, "amount_micros",
+                                        (json_int_t)b->closed_amount_micros, "amount", usd,
+                                        "billed_measured", (json_int_t)b->measured,
+                                        "billed_amount_micros", (json_int_t)b->amount_micros));
+    }
     for (int i = 0; !d->closed && i < d->plan.nmeters; i++) {
         const tg_plan_meter_t *m = &d->plan.meters[i];
         tg_money_format(d->inv.amount_micros[i], usd, sizeof usd);
@@ -629,6 +652,7 @@ static int one(tg_store_t *store, const args_t *a, const char *tenant, const cha
             rc = tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write the invoice");
     }
     free(d->rebilled);
+    free(d->billed);
     free(d);
     return rc;
 }

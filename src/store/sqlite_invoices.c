@@ -66,6 +66,8 @@ static const sq_col_t billed_cols[] = {
     SQ_COL(tg_invoice_billed_t, match, "match", SQ_TEXT),
     SQ_COL(tg_invoice_billed_t, measured, "measured", SQ_INT64),
     SQ_COL(tg_invoice_billed_t, amount_micros, "amount_micros", SQ_INT64),
+    SQ_COL(tg_invoice_billed_t, closed_measured, "closed_measured", SQ_INT64),
+    SQ_COL(tg_invoice_billed_t, closed_amount_micros, "closed_amount_micros", SQ_INT64),
 };
 static const sq_map_t billed_map = SQ_MAP(tg_invoice_billed_t, "invoice_meters", billed_cols);
 
@@ -212,10 +214,18 @@ static const sq_sql_t sql_line_insert = {
     .sql = "INSERT INTO invoice_lines (tenant_id, month, seq, kind, meter, match, tier, tier_from, "
            "tier_to, quantity, unit_micros, scale, subtotal_micros, for_month) "
            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"};
+/* A month's own meters at close (frozen and billed alike), or an earlier month's billed
+ * values moved by an adjustment: its frozen ones are kept (a meter new in that month's
+ * plan since it closed starts at 0 frozen). */
 static const sq_sql_t sql_meter_put = {
     .slot = ST_INVOICE_METER_PUT,
-    .sql = "INSERT OR REPLACE INTO invoice_meters (tenant_id, month, meter, match, measured, "
-           "amount_micros, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"};
+    .sql =
+        "INSERT INTO invoice_meters (tenant_id, month, meter, match, closed_measured, "
+        "closed_amount_micros, measured, amount_micros, updated_us) "
+        "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?8 THEN ?5 ELSE 0 END, "
+        "CASE WHEN ?8 THEN ?6 ELSE 0 END, ?5, ?6, ?7) "
+        "ON CONFLICT (tenant_id, month, meter, match) DO UPDATE SET measured = excluded.measured, "
+        "amount_micros = excluded.amount_micros, updated_us = excluded.updated_us"};
 static const sq_sql_t sql_invoice_get = {.slot = ST_INVOICE_GET,
                                          .select = &invoice_map,
                                          .sql =
@@ -516,7 +526,7 @@ static int sq_plan_usage(tg_store_t *base, const char *tenant, int64_t from_us, 
 
 /* ---- invoices ---------------------------------------------------------------------- */
 
-static int put_billed(sq_store_t *s, const char *tenant, const tg_invoice_billed_t *b,
+static int put_billed(sq_store_t *s, const char *tenant, const tg_invoice_billed_t *b, int closing,
                       int64_t now_us, tg_err_t *err)
 {
     sqlite3_stmt *st = sq_stmt(s, &sql_meter_put, err);
@@ -528,6 +538,7 @@ static int put_billed(sq_store_t *s, const char *tenant, const tg_invoice_billed
     sqlite3_bind_int64(st, 5, b->measured);
     sqlite3_bind_int64(st, 6, b->amount_micros);
     sqlite3_bind_int64(st, 7, now_us);
+    sqlite3_bind_int(st, 8, closing);
     return step_done(s, st, "invoice close", err);
 }
 
@@ -590,10 +601,10 @@ static int sq_invoice_close(tg_store_t *base, const tg_invoice_row_t *inv,
     for (size_t i = 0; i < nmeters; i++) {
         tg_invoice_billed_t b = meters[i];
         snprintf(b.month, sizeof b.month, "%s", inv->month);
-        if (put_billed(s, inv->tenant, &b, now, err) != 0) goto fail;
+        if (put_billed(s, inv->tenant, &b, 1, now, err) != 0) goto fail;
     }
     for (size_t i = 0; i < nrebilled; i++)
-        if (put_billed(s, inv->tenant, &rebilled[i], now, err) != 0) goto fail;
+        if (put_billed(s, inv->tenant, &rebilled[i], 0, now, err) != 0) goto fail;
     return sq_commit(s, "invoice close", err);
 fail:
     sq_rollback(s);

@@ -224,7 +224,8 @@ int tg_store_plan_usage(tg_store_t *s, const char *tenant, int64_t from_us, int6
 /* Closes month inv->month of inv->tenant in one transaction: the invoice row, its lines,
  * its meters as billed (meters, nmeters; their month is inv->month), and the billed values
  * of earlier closed months that its adjustment lines brought up to date (rebilled,
- * nrebilled: each replaces its (month, meter, match) row). TG_STORE_EXISTS when the month
+ * nrebilled: each sets measured and amount of its (month, meter, match) row, the frozen
+ * values staying as they were). TG_STORE_EXISTS when the month
  * is already closed (nothing is written). */
 int tg_store_invoice_close(tg_store_t *s, const tg_invoice_row_t *inv,
                            const tg_invoice_line_t *lines, size_t nlines,
@@ -238,7 +239,7 @@ int tg_store_invoice_get(tg_store_t *s, const char *tenant, const char *month,
 /* tenant's closed months (NULL = every tenant), by tenant and month. */
 int tg_store_invoice_list(tg_store_t *s, const char *tenant,
                           int (*cb)(const tg_invoice_row_t *, void *), void *ud, tg_err_t *err);
-/* What has been billed for each meter of tenant's closed month. */
+/* Each meter of tenant's closed month: as frozen at close and as billed so far. */
 int tg_store_invoice_billed(tg_store_t *s, const char *tenant, const char *month,
                             int (*cb)(const tg_invoice_billed_t *, void *), void *ud,
                             tg_err_t *err);

@@ -121,8 +121,11 @@ typedef struct tg_invoice_billed {
     char month[8];
     int32_t meter;
     char match[TG_PLAN_MATCH_SIZE];
-    int64_t measured;      /* units measured, before included units */
-    int64_t amount_micros; /* what its lines came to */
+    int64_t measured;      /* units billed so far (before included units) */
+    int64_t amount_micros; /* what they were billed so far */
+    /* As frozen when the month was closed (never moved by adjustments); ignored by
+     * tg_store_invoice_close's rebilled rows. */
+    int64_t closed_measured, closed_amount_micros;
 } tg_invoice_billed_t;
 
 /* A closed month's invoice header. */

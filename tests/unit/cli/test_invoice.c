@@ -167,6 +167,7 @@ static doc_t *invoice(const char *tenant, const char *month)
 
 static void free_doc(doc_t *d)
 {
+    free(d->billed);
     free(d->rebilled);
     free(d);
 }
@@ -285,6 +286,15 @@ static void test_reconcile(void **state)
     free_doc(jan);
     jan = invoice("acme", "2027-01");
     assert_int_equal(count_adjust(jan, "2026-12", &adj), 2);
+    /* November's meters: as frozen, and as billed since (December's adjustment) */
+    doc_t *nov2 = invoice("acme", "2026-11");
+    assert_int_equal(nov2->nbilled, NMETERS);
+    for (size_t i = 0; i < nov2->nbilled; i++)
+        if (nov2->billed[i].meter == TG_PMETER_REQUESTS) {
+            assert_int_equal(nov2->billed[i].closed_measured, 6);
+            assert_int_equal(nov2->billed[i].measured, 7);
+        }
+    free_doc(nov2);
     dec = invoice("acme", "2026-12");
     assert_true(dec->closed);
     assert_int_equal(dec->inv.total_micros, dec_own + nov_now - frozen);

@@ -258,6 +258,8 @@ static void test_close(void **state)
     assert_int_equal(b[0].meter, TG_PMETER_TOKENS_IN);
     assert_int_equal(b[0].measured, 7); /* moved by November's close, not by the refused one */
     assert_int_equal(b[0].amount_micros, 2);
+    assert_int_equal(b[0].closed_measured, 10); /* as frozen when October closed */
+    assert_int_equal(b[0].closed_amount_micros, 4);
     assert_int_equal(b[1].measured, -7);
 }
 
