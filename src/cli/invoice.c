@@ -276,24 +276,63 @@ static const char *unit_name(int meter, int64_t q)
     }
 }
 
-/* What a line is, in words: "billable, tier 2 (1000000 to 10000000)". */
+/* A quantity for people: the meter's unit text with its integer part grouped by threes
+ * ("1,843,211", "24.6 GB" stays "24.6"). */
+static void human_qty(int meter, int64_t q, char *buf, size_t cap)
+{
+    char raw[48];
+    tg_cli_plan_qty_text(meter, q, raw, sizeof raw);
+    size_t n = strcspn(raw, "."), o = 0;
+    for (size_t i = 0; raw[i] && o + 2 < cap; i++) {
+        if (i > 0 && i < n && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = '\0';
+}
+
+/* What a meter counts, for people: "Input tokens, gpt-4o"; a "*" meter is "all models"
+ * when the plan has no other of its kind, else "other models". */
+static void meter_label(const tg_plan_t *p, int meter, const char *match, char *buf, size_t cap)
+{
+    int others = 0;
+    for (int i = 0; i < p->nmeters; i++)
+        others += p->meters[i].meter == meter && strcmp(p->meters[i].match, "*") != 0;
+    const char *what = meter == TG_PMETER_REQUESTS     ? "Requests"
+                       : meter == TG_PMETER_BILLABLE   ? "Billable requests"
+                       : meter == TG_PMETER_GB         ? "Data transfer"
+                       : meter == TG_PMETER_TOKENS_IN  ? "Input tokens"
+                       : meter == TG_PMETER_TOKENS_OUT ? "Output tokens"
+                       : meter == TG_PMETER_TOOL_CALLS ? "MCP tool calls"
+                       : meter == TG_PMETER_AI_COST    ? "AI usage at cost"
+                                                       : "?";
+    int tools = meter == TG_PMETER_TOOL_CALLS;
+    if (!match[0])
+        snprintf(buf, cap, "%s", what);
+    else if (strcmp(match, "*") == 0)
+        snprintf(buf, cap, "%s, %s %s", what, others ? "other" : "all", tools ? "tools" : "models");
+    else
+        snprintf(buf, cap, "%s, %s", what, match);
+}
+
+/* What a line is, in words: "Billable requests, tier 2 (1,000,000 to 10,000,000)". */
 static void line_desc(const doc_t *d, const tg_invoice_line_t *l, char *buf, size_t cap)
 {
-    char what[200], a[48], b[48];
-    snprintf(what, sizeof what, "%s%s%s", tg_plan_meter_name(l->meter), l->match[0] ? ":" : "",
-             l->match);
+    char what[200], a[64], b[64];
+    meter_label(&d->plan, l->meter, l->match, what, sizeof what);
     switch (l->kind) {
-    case TG_LINE_BASE: snprintf(buf, cap, "base fee, plan %s", d->plan.name); break;
-    case TG_LINE_INCLUDED: snprintf(buf, cap, "%s, included", what); break;
-    case TG_LINE_FLAT: snprintf(buf, cap, "%s, flat", what); break;
-    case TG_LINE_ADJUST: snprintf(buf, cap, "adjustment %s: %s", l->for_month, what); break;
+    case TG_LINE_BASE: snprintf(buf, cap, "Base fee, plan %s", d->plan.name); break;
+    case TG_LINE_INCLUDED: snprintf(buf, cap, "%s, included in the plan", what); break;
+    case TG_LINE_FLAT: snprintf(buf, cap, "%s, flat fee", what); break;
+    case TG_LINE_ADJUST:
+        snprintf(buf, cap, "Adjustment for %s (late events): %s", l->for_month, what);
+        break;
     default:
         if (l->tier == 0) {
             snprintf(buf, cap, "%s", what);
             break;
         }
-        tg_cli_plan_qty_text(l->meter, l->tier_from, a, sizeof a);
-        tg_cli_plan_qty_text(l->meter, l->tier_to, b, sizeof b);
+        human_qty(l->meter, l->tier_from, a, sizeof a);
+        human_qty(l->meter, l->tier_to, b, sizeof b);
         if (l->tier_to < 0)
             snprintf(buf, cap, "%s, tier %d (above %s)", what, l->tier, a);
         else if (l->tier_from == 0)
@@ -310,8 +349,8 @@ static void qty_text(const tg_invoice_line_t *l, char *buf, size_t cap)
         return;
     }
     int neg = l->quantity < 0;
-    char q[48];
-    tg_cli_plan_qty_text(l->meter, neg ? -l->quantity : l->quantity, q, sizeof q);
+    char q[64];
+    human_qty(l->meter, neg ? -l->quantity : l->quantity, q, sizeof q);
     snprintf(buf, cap, "%s%s %s",
              neg                         ? "-"
              : l->kind == TG_LINE_ADJUST ? "+"
