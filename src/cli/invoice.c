@@ -696,15 +696,10 @@ static int one(tg_store_t *store, const args_t *a, const char *tenant, const cha
     return rc;
 }
 
-typedef struct ids {
-    tg_tenant_t *v;
-    size_t n, cap;
-} ids_t;
-
 static int collect_tenant(const tg_tenant_t *t, void *ud)
 {
-    ids_t *ids = ud;
-    return tg_cli_push((void **)&ids->v, &ids->n, &ids->cap, t, sizeof *t);
+    rows_t *rs = ud;
+    return tg_cli_push(&rs->v, &rs->n, &rs->cap, t, sizeof *t);
 }
 
 static int has_plan(const tg_tenant_plan_row_t *r, void *ud)
@@ -717,19 +712,22 @@ static int has_plan(const tg_tenant_plan_row_t *r, void *ud)
 static int all(tg_store_t *store, const args_t *a)
 {
     const char *dir = a->out ? a->out : ".";
-    ids_t ids = {0};
+    rows_t ids = {0};
     tg_err_t err = {{0}};
-    if (tg_store_tenant_list(store, collect_tenant, &ids, &err) != 0) {
+    int r = tg_store_tenant_list(store, collect_tenant, &ids, &err);
+    if (r != 0) {
         free(ids.v);
-        return tg_cli_list_error(-1, &err);
+        return tg_cli_list_error(r, &err);
     }
+    const tg_tenant_t *tenants = ids.v;
     int rc = TG_EXIT_OK, written = 0;
     for (size_t i = 0; i < ids.n; i++) {
         int any = 0;
-        tg_store_tenant_plan_list(store, ids.v[i].id, has_plan, &any, &err);
-        if (!any && tg_store_invoice_get(store, ids.v[i].id, a->month, NULL, NULL, NULL, &err) != 0)
+        tg_store_tenant_plan_list(store, tenants[i].id, has_plan, &any, &err);
+        if (!any &&
+            tg_store_invoice_get(store, tenants[i].id, a->month, NULL, NULL, NULL, &err) != 0)
             continue; /* never on a plan: nothing to invoice */
-        int r = one(store, a, ids.v[i].id, dir, NULL);
+        r = one(store, a, tenants[i].id, dir, NULL);
         if (r != 0)
             rc = r;
         else

@@ -14,8 +14,7 @@
 #include "util/clock.h"
 #include "util/modelname.h"
 
-#define DAY_US   86400000000LL
-#define MAX_YEAR 9999
+#define DAY_US 86400000000LL
 
 static int overflow(tg_err_t *err)
 {
@@ -42,31 +41,21 @@ int tg_invoice_amount(int64_t q, int64_t unit, int64_t scale, int64_t *out, tg_e
     return 0;
 }
 
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 int tg_invoice_month(const char *s, int64_t *start_us, int64_t *next_us)
 {
-    int y, m;
-    if (strlen(s) != 7 || s[4] != '-' || digits(s, 4, &y) || digits(s + 5, 2, &m) || y < 1970 ||
-        m < 1 || m > 12)
-        return -1;
-    char day[24]; /* y <= 9999 and m <= 12 by the checks above; room for the compiler */
-    snprintf(day, sizeof day, "%04d-%02d-01", y, m);
-    if (tg_parse_day(day, start_us) != 0) return -1;
-    if (m == 12 && y == MAX_YEAR) {
+    /* "YYYY-MM-01" checked by tg_parse_day; the next month is the one 31 days on (a month
+     * has 28 to 31). */
+    char day[11], next[8];
+    if (strlen(s) != 7 || s[4] != '-') return -1;
+    memcpy(day, s, 7);
+    memcpy(day + 7, "-01", 4);
+    if (tg_parse_day(day, start_us) != 0 || *start_us < 0) return -1;
+    if (strcmp(s, "9999-12") == 0) {
         *next_us = *start_us + 31 * DAY_US;
         return 0;
     }
-    snprintf(day, sizeof day, "%04d-%02d-01", m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1);
+    tg_invoice_month_of(*start_us + 31 * DAY_US, next);
+    memcpy(day, next, 7);
     return tg_parse_day(day, next_us);
 }
 

@@ -96,7 +96,6 @@ enum {
     ST_DASH_REJECTIONS,
     /* sqlite_invoices.c */
     ST_PLAN_INSERT,
-    ST_PLAN_DELETE,
     ST_PLAN_RM,
     ST_PLAN_RM_ALL,
     ST_PLAN_LIST,

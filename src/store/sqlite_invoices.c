@@ -150,9 +150,7 @@ static const sq_sql_t sql_plan_insert = {
     .slot = ST_PLAN_INSERT,
     .sql = "INSERT INTO plans (name, effective_us, base_micros, created_us) "
            "VALUES (?1, ?2, ?3, ?4)"};
-/* Inside plan_set: the version replaced, its meters and tiers by cascade. */
-static const sq_sql_t sql_plan_delete = {
-    .slot = ST_PLAN_DELETE, .sql = "DELETE FROM plans WHERE name = ?1 AND effective_us = ?2"};
+/* Also inside plan_set: the version replaced, its meters and tiers by cascade. */
 static const sq_sql_t sql_plan_rm = {
     .slot = ST_PLAN_RM, .sql = "DELETE FROM plans WHERE name = ?1 AND effective_us = ?2"};
 static const sq_sql_t sql_plan_rm_all = {.slot = ST_PLAN_RM_ALL,
@@ -292,7 +290,7 @@ static int sq_plan_set(tg_store_t *base, const tg_plan_t *p, tg_err_t *err)
     if (p->nmeters < 0 || p->nmeters > TG_PLAN_METERS)
         return tg_err_set(err, "plan set: %d meters (at most %d)", p->nmeters, TG_PLAN_METERS);
     if (sq_begin(s, "plan set", err) != 0) return -1;
-    sqlite3_stmt *st = sq_stmt(s, &sql_plan_delete, err);
+    sqlite3_stmt *st = sq_stmt(s, &sql_plan_rm, err);
     if (!st) goto fail;
     sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, p->effective_us);
@@ -480,7 +478,19 @@ static int sq_tenant_plan_list(tg_store_t *base, const char *tenant,
 
 /* ---- usage ------------------------------------------------------------------------- */
 
-/* tenant, then the interval, bound to st; rows stepped to emit. */
+/* Steps the bound statement st, each row to emit until it returns nonzero; resets st. */
+static int each_bound(sq_store_t *s, sqlite3_stmt *st, sq_emit_fn emit, sink_t k, const char *what,
+                      tg_err_t *err)
+{
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ret = emit(st, &k);
+    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, what, err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* tenant (NULL: every tenant), then the interval, bound to q's ?1 to ?3. */
 static int each_in_range(sq_store_t *s, const sq_sql_t *q, const char *tenant, int64_t from_us,
                          int64_t to_us, sq_emit_fn emit, sink_t k, const char *what, tg_err_t *err)
 {
@@ -492,12 +502,7 @@ static int each_in_range(sq_store_t *s, const sq_sql_t *q, const char *tenant, i
         sqlite3_bind_null(st, 1);
     sqlite3_bind_int64(st, 2, from_us);
     sqlite3_bind_int64(st, 3, to_us);
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        ret = emit(st, &k);
-    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, what, err);
-    sqlite3_reset(st);
-    return ret;
+    return each_bound(s, st, emit, k, what, err);
 }
 
 static int emit_usage(sqlite3_stmt *st, const sink_t *k)
@@ -626,12 +631,7 @@ static int each_of_month(sq_store_t *s, const sq_sql_t *q, const char *tenant, c
     if (!st) return -1;
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, month, -1, SQLITE_STATIC);
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        ret = emit(st, &k);
-    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, what, err);
-    sqlite3_reset(st);
-    return ret;
+    return each_bound(s, st, emit, k, what, err);
 }
 
 static int sq_invoice_get(tg_store_t *base, const char *tenant, const char *month,
