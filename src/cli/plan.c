@@ -253,28 +253,34 @@ static int check_name(const char *name)
 }
 
 /* Parses and checks `plan set` into *pp (nothing written yet). */
-static int parse_set(int argc, char **argv, int64_t now, tg_plan_t *pp)
+/* `plan set`'s arguments: --meter may be given many times, which tg_cli_parse (the last
+ * one wins) does not do. "--opt VALUE" and "--opt=VALUE" both work, as everywhere. */
+static int parse_set(int argc, char **argv, int64_t now, tg_plan_t *p, int *help)
 {
-#define p (*pp)
-    memset(&p, 0, sizeof p);
+    memset(p, 0, sizeof *p);
     const char *name = NULL, *base = NULL, *from = NULL;
+    int rc;
     for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char **slot = strcmp(a, "--base") == 0   ? &base
-                            : strcmp(a, "--from") == 0 ? &from
-                                                       : NULL;
-        if (slot || strcmp(a, "--meter") == 0) {
-            if (i + 1 >= argc) return tg_cli_errorf(TG_EXIT_USAGE, "%s needs a value", a);
-            const char *v = argv[++i];
+        const char *a = argv[i], *eq = strchr(a, '=');
+        size_t n = a[0] == '-' && eq ? (size_t)(eq - a) : strlen(a);
+        const char **slot = n == 6 && strncmp(a, "--base", n) == 0   ? &base
+                            : n == 6 && strncmp(a, "--from", n) == 0 ? &from
+                                                                     : NULL;
+        int meter = n == 7 && strncmp(a, "--meter", n) == 0;
+        if (slot || meter) {
+            if (!eq && i + 1 >= argc) return tg_cli_errorf(TG_EXIT_USAGE, "%s needs a value", a);
+            const char *v = eq && a[0] == '-' ? eq + 1 : argv[++i];
             if (slot) {
                 *slot = v;
                 continue;
             }
-            if (p.nmeters >= TG_PLAN_METERS)
+            if (p->nmeters >= TG_PLAN_METERS)
                 return tg_cli_errorf(TG_EXIT_USAGE, "at most %d meters", TG_PLAN_METERS);
-            int rc = tg_cli_plan_parse_meter(v, &p.meters[p.nmeters]);
-            if (rc != 0) return rc;
-            p.nmeters++;
+            if ((rc = tg_cli_plan_parse_meter(v, &p->meters[p->nmeters])) != 0) return rc;
+            p->nmeters++;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            *help = 1;
+            return TG_EXIT_OK;
         } else if (a[0] == '-' && a[1]) {
             return tg_cli_errorf(TG_EXIT_USAGE, "unknown option %s (%s)", a, USAGE);
         } else if (name) {
@@ -283,18 +289,16 @@ static int parse_set(int argc, char **argv, int64_t now, tg_plan_t *pp)
             name = a;
         }
     }
-    int rc = check_name(name);
-    if (rc != 0) return rc;
-    snprintf(p.name, sizeof p.name, "%s", name);
-    if (base && (rc = tg_cli_parse_usd("--base", base, &p.base_micros)) != 0) return rc;
+    if ((rc = check_name(name)) != 0) return rc;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    if (base && (rc = tg_cli_parse_usd("--base", base, &p->base_micros)) != 0) return rc;
     char month[8];
-    if ((rc = month_arg("--from", from, now, month, &p.effective_us)) != 0) return rc;
-    if (!base && p.nmeters == 0)
+    if ((rc = month_arg("--from", from, now, month, &p->effective_us)) != 0) return rc;
+    if (!base && p->nmeters == 0)
         return tg_cli_errorf(TG_EXIT_USAGE, "plan set needs --base USD or a --meter (%s)", USAGE);
     tg_err_t err = {{0}};
-    if (tg_invoice_plan_check(&p, &err) != 0) return tg_cli_errorf(TG_EXIT_USAGE, "%s", err.msg);
+    if (tg_invoice_plan_check(p, &err) != 0) return tg_cli_errorf(TG_EXIT_USAGE, "%s", err.msg);
     return TG_EXIT_OK;
-#undef p
 }
 
 /* ---- list and show ----------------------------------------------------------------- */
@@ -473,7 +477,7 @@ int tg_cli_plan(int argc, char **argv, const char *config_path)
     int64_t at = now;
     char mbuf[8];
     if (strcmp(sub, "set") == 0) {
-        rc = parse_set(argc, argv, now, &p);
+        rc = parse_set(argc, argv, now, &p, &help);
     } else if (strcmp(sub, "list") == 0) {
         const tg_cli_opt_t o[] = {{"--format", &format}};
         rc = tg_cli_parse(argc, argv, 2, o, 1, NULL, 0, NULL, &help, USAGE);
