@@ -122,11 +122,12 @@ static int adjustments(tg_store_t *store, doc_t *d, tg_err_t *err)
         if (strcmp(c->month, d->month) >= 0) continue;
         int64_t start, next;
         if (tg_invoice_month(c->month, &start, &next) != 0) continue; /* a hand-made row */
-        int r = tg_store_plan_get(store, c->plan, start, plan, err);
-        if (r == TG_STORE_NOTFOUND) {
+        /* The version that priced it: the one effective at the instant stored with it. */
+        int r = tg_store_plan_get(store, c->plan, c->plan_effective_us, plan, err);
+        if (r == TG_STORE_NOTFOUND || (r == 0 && plan->effective_us != c->plan_effective_us)) {
             ret = tg_err_set(err,
-                             "closed month %s was priced by plan \"%s\", which is gone: "
-                             "its late events cannot be priced",
+                             "closed month %s was priced by a version of plan \"%s\" that is "
+                             "gone: its late events cannot be priced",
                              c->month, c->plan);
             break;
         }

@@ -165,6 +165,16 @@ static doc_t *invoice(const char *tenant, const char *month)
     return d;
 }
 
+/* build() refusing: the exit code 1, the doc handed back to be freed. */
+static doc_t *invoice_fails(const char *tenant, const char *month)
+{
+    doc_t *d = calloc(1, sizeof *d);
+    snprintf(d->month, sizeof d->month, "%s", month);
+    assert_int_equal(tg_invoice_month(month, &d->start_us, &d->next_us), 0);
+    assert_int_equal(build(store, tenant, d), TG_EXIT_RUNTIME);
+    return d;
+}
+
 static void free_doc(doc_t *d)
 {
     free(d->billed);
@@ -304,14 +314,25 @@ static void test_reconcile(void **state)
     free_doc(oct);
     free_doc(bob);
 
+    tg_err_t err;
+    doc_t *d;
     /* Closing a month twice: the second is already closed (printed from its rows). */
     doc_t *again = invoice("acme", "2026-11");
     assert_true(again->closed);
     free_doc(again);
+    /* The plan version that priced the closed months removed: their late events cannot be
+     * priced, and the invoice says so rather than guess. */
+    static tg_plan_t p;
+    assert_int_equal(tg_store_plan_get(store, "pro", at("2027-01-01T00:00:00"), &p, &err), 0);
+    assert_int_equal(tg_store_plan_rm(store, "pro", -1, &err), 0);
+    int64_t next;
+    assert_int_equal(tg_invoice_month("2027-01", &p.effective_us, &next), 0);
+    assert_int_equal(tg_store_plan_set(store, &p, &err), 0);
+    d = invoice_fails("acme", "2027-02");
+    free_doc(d);
     /* No plan: a clear error. */
-    tg_err_t err;
     assert_int_equal(tg_store_tenant_add(store, "free", "", &err), 0);
-    doc_t *d = calloc(1, sizeof *d);
+    d = calloc(1, sizeof *d);
     snprintf(d->month, sizeof d->month, "2026-11");
     tg_invoice_month(d->month, &d->start_us, &d->next_us);
     assert_int_equal(build(store, "free", d), TG_EXIT_RUNTIME);
