@@ -243,8 +243,9 @@ int tg_store_invoice_list(tg_store_t *s, const char *tenant,
 int tg_store_invoice_billed(tg_store_t *s, const char *tenant, const char *month,
                             int (*cb)(const tg_invoice_billed_t *, void *), void *ud,
                             tg_err_t *err);
-/* Events with ts_us in [from_us, to_us) of tenant (NULL = every tenant), by ts_us then id,
- * each read whole into an event (the export). */
+/* Events with ts_us in [from_us, to_us) of tenant, by ts_us then id; or of every tenant
+ * (tenant NULL), by id (time order for the gateway's own events, whose ids are
+ * time-ordered). Each read whole into an event (the export), streamed: nothing sorted. */
 int tg_store_event_range(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
                          int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err);
 

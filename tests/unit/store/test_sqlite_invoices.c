@@ -318,8 +318,13 @@ static void test_usage_and_range(void **state)
     assert_int_equal(tg_store_plan_usage(s, "acme", t0, t0 + 1000, collect_usage, &u, &err), 0);
     assert_string_equal(u.text, "[m1| 2 1 110 5 0 0 3][m1|search 1 1 110 5 0 1 3]");
     u.text[0] = '\0';
-    assert_int_equal(tg_store_event_range(s, NULL, t0 - 1, t0 + 3, collect_ids, &u, &err), 0);
+    /* one tenant: time order (104 is the earliest); every tenant: id order */
+    assert_int_equal(tg_store_event_range(s, "acme", t0 - 1, t0 + 3, collect_ids, &u, &err), 0);
     assert_string_equal(u.text, "104:acme:0:5:1 100:acme:0:5:1 101:acme:1:5:1 102:acme:0:5:1 ");
+    u.text[0] = '\0';
+    assert_int_equal(tg_store_event_range(s, NULL, t0 - 1, t0 + 4, collect_ids, &u, &err), 0);
+    assert_string_equal(
+        u.text, "100:acme:0:5:1 101:acme:1:5:1 102:acme:0:5:1 103:bob:0:5:1 104:acme:0:5:1 ");
     u.text[0] = '\0';
     assert_int_equal(tg_store_event_range(s, "bob", 0, t0 + 1000, collect_ids, &u, &err), 0);
     assert_string_equal(u.text, "103:bob:0:5:1 ");
