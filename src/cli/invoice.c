@@ -69,6 +69,8 @@ static int price_month(tg_store_t *store, const char *tenant, const tg_plan_t *p
     int64_t measured[TG_PLAN_METERS] = {0};
     measure_ctx_t m = {plan, measured, err};
     err->msg[0] = '\0';
+    /* A row written into the store by hand is checked as plan set checks it. */
+    if (tg_invoice_plan_check(plan, err) != 0) return -1;
     if (tg_store_plan_usage(store, tenant, start, next, on_usage, &m, err) != 0) return -1;
     return tg_invoice_price(plan, measured, inv, err);
 }
