@@ -336,12 +336,13 @@ static void line_desc(const doc_t *d, const tg_invoice_line_t *l, char *buf, siz
         }
         human_qty(l->meter, l->tier_from, a, sizeof a);
         human_qty(l->meter, l->tier_to, b, sizeof b);
+        const char *vol = l->kind == TG_LINE_VOLUME ? ", every unit" : "";
         if (l->tier_to < 0)
-            snprintf(buf, cap, "%s, tier %d (above %s)", what, l->tier, a);
+            snprintf(buf, cap, "%s, tier %d (above %s)%s", what, l->tier, a, vol);
         else if (l->tier_from == 0)
-            snprintf(buf, cap, "%s, tier %d (first %s)", what, l->tier, b);
+            snprintf(buf, cap, "%s, tier %d (first %s)%s", what, l->tier, b, vol);
         else
-            snprintf(buf, cap, "%s, tier %d (%s to %s)", what, l->tier, a, b);
+            snprintf(buf, cap, "%s, tier %d (%s to %s)%s", what, l->tier, a, b, vol);
     }
 }
 

@@ -214,7 +214,8 @@ static tg_invoice_line_t *new_line(tg_invoice_t *inv, int kind, const tg_plan_me
 static int tier_line(tg_invoice_t *inv, const tg_plan_meter_t *m, int t, int64_t from, int64_t n,
                      int64_t *amount, tg_err_t *err)
 {
-    tg_invoice_line_t *l = new_line(inv, TG_LINE_TIER, m, err);
+    int kind = m->model == TG_PMODEL_VOLUME ? TG_LINE_VOLUME : TG_LINE_TIER;
+    tg_invoice_line_t *l = new_line(inv, kind, m, err);
     if (!l) return -1;
     const tg_plan_tier_t *tr = &m->tiers[t - 1];
     l->tier = m->model == TG_PMODEL_UNIT ? 0 : t;

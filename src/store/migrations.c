@@ -472,7 +472,7 @@ static const char m9_plans[] =
     "  month        TEXT NOT NULL,    -- invoices.month\n"
     "  seq          INTEGER NOT NULL, -- order on the invoice\n"
     "  kind         TEXT NOT NULL CHECK (kind IN ('base', 'included', 'flat', 'tier',\n"
-    "               'adjustment')),\n"
+    "               'volume', 'adjustment')), -- volume: every unit at the tier reached\n"
     "  meter        TEXT,             -- plan_meters.meter; NULL for the base fee\n"
     "  match        TEXT NOT NULL DEFAULT '', -- plan_meters.match\n"
     "  tier         INTEGER NOT NULL DEFAULT 0, -- tier number; 0 = not a tier\n"

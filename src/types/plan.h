@@ -96,6 +96,7 @@ typedef enum {
     TG_LINE_INCLUDED, /* units free under the plan, priced 0 */
     TG_LINE_FLAT,     /* a flat meter's amount */
     TG_LINE_TIER,     /* units of one tier (UNIT: its one tier) */
+    TG_LINE_VOLUME,   /* a volume meter: every unit, at the price of the tier reached */
     TG_LINE_ADJUST,   /* a closed month's difference: late events, billed now */
     TG_LINE_COUNT
 } tg_line_kind_t;
@@ -140,8 +141,8 @@ typedef struct tg_invoice_row {
 
 /* The names the store, the CLI and the documents use: "requests", "billable", "gb",
  * "tokens_in", "tokens_out", "tool_calls", "ai_cost"; "flat", "unit", "graduated",
- * "volume"; "base", "included", "flat", "tier", "adjustment". "?" when out of range. Parse
- * gives the value, or -1. */
+ * "volume"; "base", "included", "flat", "tier", "volume", "adjustment". "?" when out of range.
+ * Parse gives the value, or -1. */
 static inline const char *tg_plan_meter_name(int meter)
 {
     static const char *const n[TG_PMETER_COUNT] = {
@@ -157,7 +158,8 @@ static inline const char *tg_plan_model_name(int model)
 
 static inline const char *tg_plan_line_kind_name(int kind)
 {
-    static const char *const n[TG_LINE_COUNT] = {"base", "included", "flat", "tier", "adjustment"};
+    static const char *const n[TG_LINE_COUNT] = {"base", "included", "flat",
+                                                 "tier", "volume",   "adjustment"};
     return kind >= 0 && kind < TG_LINE_COUNT ? n[kind] : "?";
 }
 

@@ -143,6 +143,7 @@ static void test_volume_edges(void **state)
     assert_int_equal(price1(&p, 1000001), 2000002); /* one over: every unit at tier 2 */
     assert_int_equal(inv.nlines, 2);
     assert_int_equal(inv.lines[1].tier, 2);
+    assert_int_equal(inv.lines[1].kind, TG_LINE_VOLUME);
     assert_int_equal(inv.lines[1].quantity, 1000001);
     assert_int_equal(price1(&p, 10000000), 20 * M);
     assert_int_equal(price1(&p, 10000001), 10000001);
