@@ -377,6 +377,19 @@ static void price_text(const tg_invoice_line_t *l, char *buf, size_t cap)
                                              : "1M");
 }
 
+/* One line as people read it, in every output. */
+typedef struct line_text {
+    char desc[400], qty[96], price[64], amount[48];
+} line_text_t;
+
+static void line_text(const doc_t *d, const tg_invoice_line_t *l, line_text_t *t)
+{
+    line_desc(d, l, t->desc, sizeof t->desc);
+    qty_text(l, t->qty, sizeof t->qty);
+    price_text(l, t->price, sizeof t->price);
+    tg_money_format(l->subtotal_micros, t->amount, sizeof t->amount);
+}
+
 /* ---- outputs ----------------------------------------------------------------------- */
 
 static json_t *doc_json(const doc_t *d)
@@ -552,7 +565,7 @@ static const char html_head[] =
 
 static int write_html(FILE *out, const doc_t *d)
 {
-    char usd[48], from[11], to[11], when[25], desc[400], q[96], price[64];
+    char usd[48], from[11], to[11], when[25];
     tg_utc_day(d->start_us, from);
     tg_utc_day(d->next_us - 1, to);
     fputs(html_head, out);
@@ -582,17 +595,15 @@ static int write_html(FILE *out, const doc_t *d)
           out);
     for (int i = 0; i < d->inv.nlines; i++) {
         const tg_invoice_line_t *l = &d->inv.lines[i];
-        line_desc(d, l, desc, sizeof desc);
-        qty_text(l, q, sizeof q);
-        price_text(l, price, sizeof price);
-        tg_money_format(l->subtotal_micros, usd, sizeof usd);
+        line_text_t t;
+        line_text(d, l, &t);
         fprintf(out, "<tr%s><td>", l->kind == TG_LINE_ADJUST ? " class=\"adjust\"" : "");
-        html(out, desc);
+        html(out, t.desc);
         fputs("</td><td class=\"num\">", out);
-        html(out, q);
+        html(out, t.qty);
         fputs("</td><td class=\"num\">", out);
-        html(out, price);
-        fprintf(out, "</td><td class=\"num\">%s</td></tr>\n", usd);
+        html(out, t.price);
+        fprintf(out, "</td><td class=\"num\">%s</td></tr>\n", t.amount);
     }
     tg_money_format(d->inv.total_micros, usd, sizeof usd);
     fprintf(out,
@@ -618,20 +629,17 @@ static const tg_cli_col_t table_cols[] = {
 
 static int write_table(FILE *out, const doc_t *d)
 {
-    char usd[48], desc[400], q[96], price[64];
+    char usd[48];
     fprintf(out, "invoice %s %s, plan %s, %s\n", d->tenant.id, d->month, d->plan.name,
             d->closed ? "closed" : "open");
     tg_cli_rows_t t = TG_CLI_ROWS(table_cols);
     for (int i = 0; i < d->inv.nlines; i++) {
-        const tg_invoice_line_t *l = &d->inv.lines[i];
-        line_desc(d, l, desc, sizeof desc);
-        qty_text(l, q, sizeof q);
-        price_text(l, price, sizeof price);
-        tg_money_format(l->subtotal_micros, usd, sizeof usd);
-        tg_cli_cell_text(&t, desc);
-        tg_cli_cell_text(&t, q);
-        tg_cli_cell_text(&t, price);
-        tg_cli_cell_text(&t, usd);
+        line_text_t lt;
+        line_text(d, &d->inv.lines[i], &lt);
+        tg_cli_cell_text(&t, lt.desc);
+        tg_cli_cell_text(&t, lt.qty);
+        tg_cli_cell_text(&t, lt.price);
+        tg_cli_cell_text(&t, lt.amount);
         tg_cli_row_done(&t);
     }
     tg_money_format(d->inv.total_micros, usd, sizeof usd);

@@ -227,6 +227,12 @@ int sq_each_row(sq_store_t *s, const sq_sql_t *q, const char *tenant, sq_emit_fn
         else
             sqlite3_bind_null(st, 1);
     }
+    return sq_step_each(s, st, emit, k, what, err);
+}
+
+int sq_step_each(sq_store_t *s, sqlite3_stmt *st, sq_emit_fn emit, sink_t k, const char *what,
+                 tg_err_t *err)
+{
     int rc, ret = 0;
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
         ret = emit(st, &k);

@@ -319,5 +319,8 @@ typedef int (*sq_emit_fn)(sqlite3_stmt *st, const sink_t *k);
  * tenant, NULL meaning every tenant. what names the list in an error. */
 int sq_each_row(sq_store_t *s, const sq_sql_t *q, const char *tenant, sq_emit_fn emit, sink_t k,
                 const char *what, tg_err_t *err);
+/* The same for a statement its caller bound: steps st, each row to emit, then resets it. */
+int sq_step_each(sq_store_t *s, sqlite3_stmt *st, sq_emit_fn emit, sink_t k, const char *what,
+                 tg_err_t *err);
 
 #endif

@@ -485,18 +485,6 @@ static int sq_tenant_plan_list(tg_store_t *base, const char *tenant,
 
 /* ---- usage ------------------------------------------------------------------------- */
 
-/* Steps the bound statement st, each row to emit until it returns nonzero; resets st. */
-static int each_bound(sq_store_t *s, sqlite3_stmt *st, sq_emit_fn emit, sink_t k, const char *what,
-                      tg_err_t *err)
-{
-    int rc, ret = 0;
-    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        ret = emit(st, &k);
-    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, what, err);
-    sqlite3_reset(st);
-    return ret;
-}
-
 /* tenant (NULL: every tenant), then the interval, bound to q's ?1 to ?3. */
 static int each_in_range(sq_store_t *s, const sq_sql_t *q, const char *tenant, int64_t from_us,
                          int64_t to_us, sq_emit_fn emit, sink_t k, const char *what, tg_err_t *err)
@@ -509,7 +497,7 @@ static int each_in_range(sq_store_t *s, const sq_sql_t *q, const char *tenant, i
         sqlite3_bind_null(st, 1);
     sqlite3_bind_int64(st, 2, from_us);
     sqlite3_bind_int64(st, 3, to_us);
-    return each_bound(s, st, emit, k, what, err);
+    return sq_step_each(s, st, emit, k, what, err);
 }
 
 static int emit_usage(sqlite3_stmt *st, const sink_t *k)
@@ -638,7 +626,7 @@ static int each_of_month(sq_store_t *s, const sq_sql_t *q, const char *tenant, c
     if (!st) return -1;
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, month, -1, SQLITE_STATIC);
-    return each_bound(s, st, emit, k, what, err);
+    return sq_step_each(s, st, emit, k, what, err);
 }
 
 static int sq_invoice_get(tg_store_t *base, const char *tenant, const char *month,
