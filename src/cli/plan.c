@@ -459,6 +459,43 @@ int tg_cli_tenant_set_plan(int argc, char **argv, const char *config_path)
     return rc;
 }
 
+/* ---- versions that priced closed months ------------------------------------------- */
+
+/* A closed invoice priced by plan name (version effective_us; -1 = any version). */
+typedef struct used_by {
+    const char *name;
+    int64_t effective_us;
+    tg_invoice_row_t first;
+    int found;
+} used_by_t;
+
+static int find_use(const tg_invoice_row_t *r, void *ud)
+{
+    used_by_t *u = ud;
+    if (strcmp(r->plan, u->name) != 0 ||
+        (u->effective_us >= 0 && r->plan_effective_us != u->effective_us))
+        return 0;
+    u->first = *r;
+    u->found = 1;
+    return 1;
+}
+
+/* A version that priced a closed month stays as it was: its late events are priced by it
+ * (docs/billing.md), so changing or removing it would reprice a frozen month. TG_EXIT_OK,
+ * or the error line printed and TG_EXIT_RUNTIME. */
+static int check_unused(tg_store_t *store, const char *name, int64_t effective_us, const char *what)
+{
+    used_by_t u = {.name = name, .effective_us = effective_us};
+    tg_err_t err = {{0}};
+    int r = tg_store_invoice_list(store, NULL, find_use, &u, &err);
+    if (r < 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    if (!u.found) return TG_EXIT_OK;
+    return tg_cli_errorf(TG_EXIT_RUNTIME,
+                         "cannot %s plan %s: it priced the closed invoice of tenant %s for %s "
+                         "(set a new version from a later month instead)",
+                         what, name, u.first.tenant, u.first.month);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 int tg_cli_plan(int argc, char **argv, const char *config_path)
@@ -504,7 +541,10 @@ int tg_cli_plan(int argc, char **argv, const char *config_path)
     tg_err_t err = {{0}};
     if (strcmp(sub, "set") == 0) {
         const tg_plan_t *np = &p;
-        if (tg_store_plan_set(store, np, &err) != 0) {
+        rc = check_unused(store, np->name, np->effective_us, "replace this version of");
+        if (rc != 0) {
+            /* printed */
+        } else if (tg_store_plan_set(store, np, &err) != 0) {
             rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
         } else {
             char m[8], usd[48];
@@ -517,7 +557,7 @@ int tg_cli_plan(int argc, char **argv, const char *config_path)
         rc = cmd_list(store, now, fmt);
     } else if (strcmp(sub, "show") == 0) {
         rc = cmd_show(store, name, at, fmt);
-    } else {
+    } else if ((rc = check_unused(store, name, from ? at : -1, "remove")) == 0) {
         int r = tg_store_plan_rm(store, name, from ? at : -1, &err);
         if (r != 0)
             rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);

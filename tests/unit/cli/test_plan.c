@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "cli/plan.c"
 
@@ -113,12 +114,42 @@ static void test_round_trip(void **state)
     }
 }
 
+/* A version that priced a closed month can be neither replaced nor removed; others can. */
+static void test_versions_in_use(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tg_test_plan_XXXXXX", url[64], path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof url, "sqlite:%s/t.db", dir);
+    tg_store_t *s;
+    tg_err_t err;
+    assert_int_equal(tg_store_open(url, &s, &err), 0);
+    tg_invoice_row_t inv = {.tenant = "acme",
+                            .month = "2026-11",
+                            .plan = "pro",
+                            .plan_effective_us = 1000,
+                            .closed_us = 1};
+    assert_int_equal(tg_store_invoice_close(s, &inv, NULL, 0, NULL, 0, NULL, 0, &err), 0);
+    assert_int_equal(check_unused(s, "pro", 1000, "replace"), TG_EXIT_RUNTIME);
+    assert_int_equal(check_unused(s, "pro", -1, "remove"), TG_EXIT_RUNTIME);
+    assert_int_equal(check_unused(s, "pro", 2000, "replace"), TG_EXIT_OK);
+    assert_int_equal(check_unused(s, "basic", -1, "remove"), TG_EXIT_OK);
+    tg_store_close(s);
+    const char *files[] = {"t.db", "t.db-wal", "t.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantities),
         cmocka_unit_test(test_specs),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_versions_in_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
