@@ -183,8 +183,10 @@ int tg_cli_parse_count(const char *s, int64_t max, int64_t *out)
     if (!*s) return -1;
     for (; *s; s++) {
         if (*s < '0' || *s > '9') return -1;
-        v = v * 10 + (*s - '0');
-        if (v > max) return -1;
+        /* checked before it is computed: with max near INT64_MAX, v * 10 would overflow */
+        int d = *s - '0';
+        if (d > max || v > (max - d) / 10) return -1;
+        v = v * 10 + d;
     }
     *out = v;
     return 0;
