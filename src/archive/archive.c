@@ -170,6 +170,7 @@ static int write_file(tg_store_t *s, int64_t before_us, const char *tmp, int64_t
     sha_hex(w.md, sha);
 out:
     if (w.f && fclose(w.f) != 0 && rc == 0) rc = tg_err_set(err, "%s: %s", tmp, strerror(errno));
+    if (rc != 0) unlink(tmp); /* ours: created above */
     ZSTD_freeCCtx(w.z);
     free(w.zout);
     EVP_MD_CTX_free(w.md);
@@ -297,7 +298,11 @@ int tg_archive_run(tg_store_t *s, int64_t before_us, const char *out_path, tg_ar
     size_t nids = 0;
     char sha_w[65], sha_r[65];
     int rc = write_file(s, before_us, tmp, &written, sha_w, err);
-    if (rc == 0) rc = tg_archive_read(tmp, &reread, sha_r, &ids, &nids, err);
+    if (rc != 0) { /* nothing of ours to remove: a tmp that was there is another run's */
+        free(tmp);
+        return rc;
+    }
+    rc = tg_archive_read(tmp, &reread, sha_r, &ids, &nids, err);
     if (rc == 0 && (reread != written || strcmp(sha_r, sha_w) != 0))
         rc = tg_err_set(err,
                         "%s: read back %lld events (checksum %.12s), wrote %lld (%.12s): nothing "
