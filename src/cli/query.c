@@ -74,7 +74,9 @@ static void add_value(tg_cli_rows_t *t, const tg_sql_value_t *v)
         tg_cli_cell_any(t, buf, json_integer(v->i));
         break;
     case TG_SQL_REAL:
+        /* A real stays one in a table and CSV: 300.0, as sqlite3 shows it, not 300. */
         snprintf(buf, sizeof buf, "%.15g", v->r);
+        if (!strpbrk(buf, ".eni")) strcat(buf, ".0");
         tg_cli_cell_any(t, buf, json_real(v->r));
         break;
     case TG_SQL_TEXT: tg_cli_cell_any(t, v->s, tg_cli_json_text(v->s)); break;
