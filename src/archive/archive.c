@@ -190,7 +190,7 @@ typedef struct reader {
 static int read_line(reader_t *r, const char *p, size_t n, const char *path, tg_err_t *err)
 {
     json_error_t je;
-    json_t *o = json_loadb(p, n, 0, &je);
+    json_t *o = json_loadb(p, n, JSON_ALLOW_NUL, &je);
     json_t *id = json_object_get(o, "id");
     if (!o || !json_is_object(o) || !json_is_integer(id)) {
         json_decref(o);

@@ -30,7 +30,8 @@
 
 #define BACKUP_PAGES 256 /* pages (4 KB each) per backup step */
 
-/* One positional, the flags of flags[] (set to 1 when given), the options of opts. */
+/* At most one positional into *pos (pos NULL: none), --force into *force (NULL: not
+ * taken), the options of opts. 0; -1 when help was printed; else the usage exit code. */
 static int parse(int argc, char **argv, const char *usage, const char **pos, int *force,
                  const tg_cli_opt_t *opts, size_t nopts)
 {

@@ -2,12 +2,12 @@
  * `tollgate report NAME [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--tenant ID] [--format ...]`.
  *
  * Both read through a read-only handle (tg_store_open_readonly: SQLite opened read-only,
- * query_only, and an authorizer), after a normal open has applied the migrations that
- * create the views. Rows are streamed: each FLUSH_ROWS rows go out through the list
- * writer of common.h (tg_cli_rows_flush), so a query over millions of events holds one
- * chunk in memory, never the result. A table's widths are measured on the first chunk.
- * Values keep their SQL type in JSON (integer, real, string, null); a blob is shown as
- * hex. docs/query.md lists the views and the reports. */
+ * query_only, and an authorizer); only a store from before the views is opened normally
+ * first, to apply the migrations that create them. A missing store is not created. Rows are
+ * streamed: each FLUSH_ROWS rows go out through the list writer of common.h (tg_cli_rows_flush), so
+ * a query over millions of events holds one chunk in memory, never the result. A table's widths are
+ * measured on the first chunk. Values keep their SQL type in JSON (integer, real, string, null); a
+ * blob is shown as hex. docs/query.md lists the views and the reports. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,17 +103,45 @@ static int on_row(const tg_sql_value_t *vals, size_t n, void *ud)
     return 0;
 }
 
+static int count_row(const tg_sql_value_t *v, size_t n, void *ud)
+{
+    *(int64_t *)ud = n && v[0].type == TG_SQL_INT ? v[0].i : 0;
+    return 0;
+}
+
+/* A read-only handle on the store at url whose views exist: a store from before them
+ * (migration 8) is opened once normally, which applies the migrations, and then again
+ * read-only. A store that does not exist is not created. */
+static int open_views(const char *url, tg_store_t **out, tg_err_t *err)
+{
+    for (int attempt = 0;; attempt++) {
+        if (tg_store_open_readonly(url, out, err) != 0) return -1;
+        int64_t views = 0;
+        const tg_sql_sink_t sink = {NULL, count_row, &views};
+        if (tg_store_query(*out,
+                           "SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND "
+                           "name = 'events'",
+                           NULL, 0, &sink, err) != 0)
+            views = -1;
+        if (views == 1 || attempt > 0) break;
+        tg_store_close(*out);
+        tg_store_t *rw;
+        if (tg_store_open(url, &rw, err) != 0) return -1;
+        tg_store_close(rw);
+    }
+    return 0;
+}
+
 /* Runs sql (or report r) through a read-only handle and prints it; the exit code. */
 static int run(const char *config_path, const char *sql, const tg_report_t *r,
                const tg_report_query_t *q, tg_cli_format_t fmt)
 {
     tg_config_t *cfg;
     tg_store_t *store;
-    int rc = tg_cli_open(config_path, &cfg, &store); /* applies the migrations: the views */
-    if (rc != 0) return rc;
-    tg_store_close(store);
     tg_err_t err = {{0}};
-    if (tg_store_open_readonly(cfg->store, &store, &err) != 0) {
+    if (tg_config_load(config_path, &cfg, &err) != 0)
+        return tg_cli_errorf(TG_EXIT_USAGE, "%s", err.msg);
+    if (open_views(cfg->store, &store, &err) != 0) {
         tg_config_unref(cfg);
         return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     }

@@ -28,6 +28,7 @@
 
 #define DELETE_CHUNK  5000 /* events per archive purge transaction, as tg_store_purge */
 #define STEP_PAUSE_MS 1    /* between two backup steps */
+#define BUSY_TRIES    500  /* a step refused as busy is tried again every 10 ms, 5 s at most */
 
 static const sq_sql_t sql_delete_id = {
     .slot = ST_EV_DELETE_ID, .sql = "DELETE FROM usage_events WHERE id = ?1 AND ts_us < ?2"};
@@ -261,10 +262,12 @@ static int copy_db(sqlite3 *dst, sqlite3 *src, int pages, int64_t *npages, const
 {
     sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
     if (!b) return tg_err_set(err, "%s: %s", what, sqlite3_errmsg(dst));
-    int rc;
-    while ((rc = sqlite3_backup_step(b, pages)) == SQLITE_OK || rc == SQLITE_BUSY ||
-           rc == SQLITE_LOCKED)
+    int rc, busy = 0;
+    while ((rc = sqlite3_backup_step(b, pages)) == SQLITE_OK ||
+           ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && ++busy < BUSY_TRIES)) {
+        if (rc == SQLITE_OK) busy = 0;
         sqlite3_sleep(rc == SQLITE_OK ? STEP_PAUSE_MS : 10);
+    }
     if (npages) *npages = sqlite3_backup_pagecount(b);
     int frc = sqlite3_backup_finish(b);
     if (rc != SQLITE_DONE || frc != SQLITE_OK)
@@ -283,14 +286,12 @@ static int sq_backup(tg_store_t *base, const char *dest_path, int pages, int64_t
     /* The snapshot: a deferred transaction becomes a read one at its first read. */
     int ret = -1;
     int rc = sqlite3_exec(s->db, "BEGIN; SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
+    if (rc == SQLITE_OK)
+        ret = copy_db(dst, s->db, pages > 0 ? pages : 256, npages, "backup", err);
+    else
         sq_fail(s, rc, "backup", err);
-        goto out;
-    }
-    ret = copy_db(dst, s->db, pages > 0 ? pages : 256, npages, "backup", err);
-    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    sq_rollback(s); /* ends the snapshot (nothing was written in it) */
     if (ret == 0) ret = check_integrity(dst, dest_path, err);
-out:
     sqlite3_close_v2(dst);
     if (ret != 0) remove_db(dest_path);
     return ret;
@@ -369,8 +370,13 @@ int tg_sqlite_restore(const char *path, const char *src_path, char *bak_out, siz
     }
     if (check_integrity(src, src_path, err) != 0 || check_tollgate(src, src_path, err) != 0)
         goto out;
-    struct stat sb;
+    struct stat sb, sb_src;
     int existed = stat(path, &sb) == 0 && sb.st_size > 0;
+    if (existed && stat(src_path, &sb_src) == 0 && sb.st_dev == sb_src.st_dev &&
+        sb.st_ino == sb_src.st_ino) {
+        tg_err_set(err, "%s is the store itself", src_path);
+        goto out;
+    }
     rc = sqlite3_open_v2(path, &dst,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {

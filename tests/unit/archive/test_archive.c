@@ -14,20 +14,6 @@
 #include "archive/archive.h"
 #include "store/sql_fixture.h"
 
-static int setup(void **state)
-{
-    fx_t *f = fx_open();
-    if (!f || fx_fill(f->s) != 0) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_close(*state);
-    return 0;
-}
-
 static int64_t count(tg_store_t *s, const char *sql)
 {
     fx_rows_t r;
@@ -172,9 +158,9 @@ static void test_read_rejects_damage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failure_purges_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_rejects_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_failure_purges_nothing, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_read_rejects_damage, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,20 +12,6 @@
 #include "report/report.h"
 #include "store/sql_fixture.h"
 
-static int setup(void **state)
-{
-    fx_t *f = fx_open();
-    if (!f || fx_fill(f->s) != 0) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_close(*state);
-    return 0;
-}
-
 /* Runs report name with the bounds, into r; asserts it succeeded. */
 static void run(fx_t *f, const char *name, const char *from, const char *to, const char *tenant,
                 fx_rows_t *r)
@@ -178,15 +164,15 @@ static void test_catalogue(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_daily, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_daily_bounds_inclusive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hourly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_models_and_tools, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_daily_matches_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daily, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_daily_bounds_inclusive, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_hourly, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_keys, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_endpoints, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_transfer, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cache, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_models_and_tools, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_daily_matches_events, fx_setup, fx_teardown),
         cmocka_unit_test(test_catalogue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

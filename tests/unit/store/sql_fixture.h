@@ -143,6 +143,21 @@ static inline int fx_fill(tg_store_t *s)
     return inserted == FX_NEVENTS ? 0 : -1;
 }
 
+/* cmocka setup and teardown: *state is an fx_t with the store filled (fx_fill). */
+static inline int fx_setup(void **state)
+{
+    fx_t *f = fx_open();
+    if (!f || fx_fill(f->s) != 0) return -1;
+    *state = f;
+    return 0;
+}
+
+static inline int fx_teardown(void **state)
+{
+    fx_close(*state);
+    return 0;
+}
+
 /* Rows as text lines: values joined by '|', NULL as "NULL", reals by %.10g. */
 typedef struct fx_rows {
     char cols[512];

@@ -21,7 +21,7 @@ typedef struct t {
 static int setup(void **state)
 {
     t_t *t = calloc(1, sizeof *t);
-    if (!(t->f = fx_open()) || fx_fill(t->f->s) != 0) return -1;
+    if (fx_setup((void **)&t->f) != 0) return -1;
     tg_err_t err;
     if (tg_store_open_readonly(t->f->url, &t->ro, &err) != 0) {
         fprintf(stderr, "open ro: %s\n", err.msg);
@@ -283,6 +283,10 @@ static void test_restore(void **state)
     assert_int_equal(tg_store_restore(t->f->url, newer, bak, sizeof bak, &err), -1);
     assert_non_null(strstr(err.msg, "newer"));
     assert_string_equal(bak, "");
+
+    /* The store onto itself. */
+    assert_int_equal(tg_store_restore(t->f->url, t->f->path, bak, sizeof bak, &err), -1);
+    assert_non_null(strstr(err.msg, "is the store itself"));
 
     /* The backup comes back; the store as it was is kept in .bak. */
     assert_int_equal(tg_store_restore(t->f->url, copy, bak, sizeof bak, &err), 0);
