@@ -103,13 +103,15 @@ int tg_cli_restore(int argc, char **argv, const char *config_path)
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
-        tg_config_unref(cfg);
         if (e == EWOULDBLOCK)
-            return tg_cli_errorf(TG_EXIT_RUNTIME,
-                                 "restore: a gateway is running on this store (it holds %s): "
-                                 "stop it first",
-                                 spool);
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "restore: lock %s: %s", spool, strerror(e));
+            tg_cli_errorf(TG_EXIT_RUNTIME,
+                          "restore: a gateway is running on this store (it holds %s): stop it "
+                          "first",
+                          spool);
+        else
+            tg_cli_errorf(TG_EXIT_RUNTIME, "restore: lock %s: %s", spool, strerror(e));
+        tg_config_unref(cfg); /* spool is the config's */
+        return TG_EXIT_RUNTIME;
     }
     char bak[4200];
     int r = tg_store_restore(cfg->store, file, bak, sizeof bak, &err);
