@@ -565,9 +565,13 @@ static int print_json_chunk(const tg_cli_rows_t *t, FILE *out)
             break;
         }
         fputs(t->printed + i ? ",\n  " : "[\n  ", out);
-        for (const char *p = s; *p; p++) {
-            fputc(*p, out);
-            if (*p == '\n') fputs("  ", out);
+        for (const char *p = s, *nl; *p; p = nl + 1) {
+            if (!(nl = strchr(p, '\n'))) {
+                fputs(p, out);
+                break;
+            }
+            fwrite(p, 1, (size_t)(nl - p) + 1, out);
+            fputs("  ", out);
         }
         free(s);
     }
