@@ -31,8 +31,7 @@ typedef struct out {
     tg_cli_rows_t t;
     tg_cli_col_t *cols; /* names copied: the statement's are gone once it is finalized */
     tg_cli_format_t fmt;
-    int failed; /* stdout failed, or out of memory: the query was stopped */
-    tg_err_t *err;
+    tg_err_t *err; /* where a callback's failure is said */
 } out_t;
 
 static int on_columns(const char *const *names, size_t n, void *ud)
@@ -97,7 +96,6 @@ static int on_row(const tg_sql_value_t *vals, size_t n, void *ud)
         add_value(&o->t, &vals[i]);
     if (tg_cli_row_done(&o->t) != 0 ||
         (o->t.ncells >= FLUSH_ROWS * o->t.ncols && tg_cli_rows_flush(&o->t, stdout, o->fmt) != 0)) {
-        o->failed = 1;
         return tg_err_set(o->err, "cannot write the rows (out of memory or stdout failed)");
     }
     return 0;

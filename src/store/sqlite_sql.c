@@ -79,9 +79,13 @@ void sq_sql_guard(sq_store_t *s)
 
 /* ---- query ------------------------------------------------------------------------ */
 
+/* The one error line, with the SQL it quotes kept on that line (a newline or tab of a
+ * multi-line statement becomes a space). */
 static int refuse(tg_err_t *err, const char *fmt, const char *arg)
 {
     tg_err_set(err, fmt, arg);
+    for (char *p = err ? err->msg : NULL; p && *p; p++)
+        if ((unsigned char)*p < 0x20) *p = ' ';
     return TG_STORE_REFUSED;
 }
 

@@ -121,6 +121,7 @@ static void test_refusals(void **state)
         {"INSERT INTO tenants (id, created_us) VALUES ('x', 0)", "could write"},
         {"DELETE FROM usage_events", "could write"},
         {"UPDATE tenants SET name = 'x'", "could write"},
+        {"UPDATE tenants\n\tSET name = 'x'", "\"UPDATE tenants  SET name"}, /* one line */
         {"DROP TABLE usage_daily", "could write"},
         {"CREATE TEMP TABLE z (x)", "could write"},
         {"VACUUM INTO '/tmp/tg_test_sql_vacuum.db'", "could write"},
