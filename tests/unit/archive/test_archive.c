@@ -152,7 +152,58 @@ static void test_read_rejects_damage(void **state)
     fclose(o);
     free(z);
     assert_int_equal(tg_archive_read(cut, &cnt, sha, NULL, NULL, &err), -1);
-    assert_non_null(strstr(err.msg, ":2: not an archived event"));
+    assert_non_null(strstr(err.msg, "event 2: not an archived event (no integer id)"));
+}
+
+/* A path that is not UTF-8 is archived with '?' for its bad byte, not refused. */
+static void test_not_utf8(void **state)
+{
+    fx_t *f = *state;
+    tg_event_t e = fx_event(0);
+    e.id = 100;
+    snprintf(e.path, sizeof e.path,
+             "/a\xff\x01"
+             "b");
+    size_t n = 0;
+    tg_err_t err;
+    assert_int_equal(tg_store_append(f->s, &e, 1, &n, &err), 0);
+    char out[160];
+    snprintf(out, sizeof out, "%s/u.jsonl.zst", f->dir);
+    tg_archive_stats_t st;
+    if (tg_archive_run(f->s, FX_DEC01, out, &st, &err) != 0) fail_msg("archive: %s", err.msg);
+    assert_int_equal(st.events, 4);
+    size_t len;
+    char *text = slurp(out, &len);
+    assert_non_null(strstr(text, "\"path\":\"/a?\\u0001b\""));
+    free(text);
+}
+
+/* Values on their own, or an id that is not an integer, are not events. */
+static void test_read_rejects_non_events(void **state)
+{
+    fx_t *f = *state;
+    static const char *const bad[][2] = {
+        {"[1]\n", "event 1: not an archived event (not a JSON object)"},
+        {"{\"id\":1}\n{\"id\":\"2\"}\n", "event 2: not an archived event (its id is not"},
+        {"{\"id\":1,\"id\":2}\n", "event 1: not an archived event (two ids)"},
+        {"{\"id\":1}\n{\"id\":2", "event 2: not an archived event (cut short)"},
+    };
+    char path[160];
+    snprintf(path, sizeof path, "%s/bad.zst", f->dir);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t cap = ZSTD_compressBound(strlen(bad[i][0]));
+        void *z = malloc(cap);
+        size_t zlen = ZSTD_compress(z, cap, bad[i][0], strlen(bad[i][0]), 3);
+        FILE *o = fopen(path, "wb");
+        fwrite(z, 1, zlen, o);
+        fclose(o);
+        free(z);
+        int64_t cnt;
+        char sha[65];
+        tg_err_t err;
+        assert_int_equal(tg_archive_read(path, &cnt, sha, NULL, NULL, &err), -1);
+        if (!strstr(err.msg, bad[i][1])) fail_msg("case %zu: %s", i, err.msg);
+    }
 }
 
 int main(void)
@@ -161,6 +212,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_failure_purges_nothing, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_read_rejects_damage, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_not_utf8, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_read_rejects_non_events, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
