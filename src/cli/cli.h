@@ -36,6 +36,12 @@ int tg_cli_plan(int argc, char **argv, const char *config_path);
 int tg_cli_tenant_set_plan(int argc, char **argv, const char *config_path);
 int tg_cli_invoice(int argc, char **argv, const char *config_path);
 int tg_cli_export(int argc, char **argv, const char *config_path);
+/* Read-only SQL and the reports (query.c), backup, restore and archive (backup.c). */
+int tg_cli_query(int argc, char **argv, const char *config_path);
+int tg_cli_report(int argc, char **argv, const char *config_path);
+int tg_cli_backup(int argc, char **argv, const char *config_path);
+int tg_cli_restore(int argc, char **argv, const char *config_path);
+int tg_cli_archive(int argc, char **argv, const char *config_path);
 
 /* Loads the config and opens its store; on failure prints one line and returns
  * the exit code (2 for a config error, 1 for a store error). In common.c,

@@ -116,9 +116,13 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
     int rc;
     if (strcmp(sub, "add") == 0) {
         if ((rc = parse(argc, argv, &id, &name)) != 0) return rc;
-        if (!tg_cli_valid_tenant_id(id))
+        /* "." and "..": a tenant's id is a path segment of its dashboard page (and of admin
+         * URLs), where a browser resolves them away. Only new tenants are refused. */
+        if (!tg_cli_valid_tenant_id(id) || !strcmp(id, ".") || !strcmp(id, ".."))
             return tg_cli_errorf(
-                TG_EXIT_USAGE, "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ -",
+                TG_EXIT_USAGE,
+                "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ - "
+                "(not . or ..)",
                 id);
         if (name && strlen(name) >= sizeof((tg_tenant_t *)0)->name)
             return tg_cli_errorf(TG_EXIT_USAGE, "--name is too long (at most %zu bytes)",

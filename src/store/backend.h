@@ -1,8 +1,8 @@
 /* What a store backend implements (store.h is what callers use).
  *
- * Seven small tables of functions, one per concern, each reached from the store handle:
+ * Small tables of functions, one per concern, each reached from the store handle:
  * a backend fills one of each (sqlite.c and its sqlite_*.c today; a PostgreSQL backend
- * would be postgres.c with its own seven) and tg_store_open (store.c) picks it by the URL
+ * would be postgres.c with its own) and tg_store_open (store.c) picks it by the URL
  * scheme. The tg_store_* functions of store.h only forward to these tables, so callers
  * never include this header.
  *
@@ -168,6 +168,16 @@ struct tg_store_invoice_ops {
                        int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err);
 };
 
+/* Read-only SQL (`tollgate query`, the reports), the online backup, and the archive's
+ * purge of the events it exported (issue 12). query never writes on any backend. */
+struct tg_store_sql_ops {
+    int (*query)(tg_store_t *s, const char *sql, const char *const *params, size_t nparams,
+                 const tg_sql_sink_t *sink, tg_err_t *err);
+    int (*backup)(tg_store_t *s, const char *dest_path, int pages, int64_t *npages, tg_err_t *err);
+    int (*events_delete)(tg_store_t *s, const int64_t *ids, size_t n, int64_t before_us,
+                         int64_t *deleted, tg_err_t *err);
+};
+
 /* The handle: a backend embeds it first in its own connection struct and points each
  * member at its (static, shared) table. */
 struct tg_store {
@@ -181,9 +191,14 @@ struct tg_store {
     const struct tg_store_outbox_ops *outbox;
     const struct tg_store_dash_ops *dash;
     const struct tg_store_invoice_ops *invoices;
+    const struct tg_store_sql_ops *sql;
 };
 
 /* Backend constructors (store.c dispatches on the URL scheme). */
 int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err);
+int tg_sqlite_open_readonly(const char *path, tg_store_t **out, tg_err_t *err);
+/* Not an operation of an open handle: the store is replaced under it (store.h). */
+int tg_sqlite_restore(const char *path, const char *src_path, char *bak, size_t bak_cap,
+                      tg_err_t *err);
 
 #endif

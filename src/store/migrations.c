@@ -407,6 +407,99 @@ static const char m6_outbox[] =
     ") WITHOUT ROWID;\n"
     "CREATE INDEX outbox_due ON outbox_deliveries (next_us) WHERE status = 'pending';\n";
 
+/* Stable views for `tollgate query` and the reports (issue 12, docs/query.md): what a user
+ * writes SQL against, so the tables under them can change without breaking their queries.
+ * No secret is shown: api_keys.sha256 is in no view. `tenants` is the table itself (it
+ * holds nothing secret), so it has no view of its own. Days and hours are UTC, from ts_us
+ * (integer division: whole seconds). Numbered 8: migrations 7 and 9 are written in
+ * parallel; the runner applies them in list order. A later change to a view is a new
+ * migration (DROP VIEW, CREATE VIEW). */
+static const char m8_views[] =
+    /* One row per usage event (an aggregate of unauthenticated refusals stands for
+     * `requests` of them). */
+    "CREATE VIEW events AS SELECT id, ts_us,\n"
+    "  strftime('%Y-%m-%dT%H:%M:%SZ', ts_us / 1000000, 'unixepoch') AS time,\n"
+    "  date(ts_us / 1000000, 'unixepoch') AS day,\n"
+    "  tenant, key_id, route, method, path, status, outcome, reason, requests, latency_us,\n"
+    "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
+    "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream\n"
+    "  FROM usage_events;\n"
+    /* The daily aggregates: kept when events are purged or archived. */
+    "CREATE VIEW daily AS SELECT day, tenant_id AS tenant, requests, billable, failed,\n"
+    "  rejected, bytes_in, bytes_out, tokens_in, tokens_out, tokens_cached, cost_micros\n"
+    "  FROM usage_daily;\n"
+    /* The same sums per UTC hour, from the events still stored. */
+    "CREATE VIEW hourly AS SELECT\n"
+    "  strftime('%Y-%m-%dT%H:00:00Z', ts_us / 1000000, 'unixepoch') AS hour,\n"
+    "  date(ts_us / 1000000, 'unixepoch') AS day, tenant, sum(requests) AS requests,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END) AS failed,\n"
+    "  sum(CASE WHEN outcome = 'rejected' THEN requests ELSE 0 END) AS rejected,\n"
+    "  sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out,\n"
+    "  coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,\n"
+    "  coalesce(sum(tokens_cached), 0) AS tokens_cached, sum(cost_micros) AS cost_micros\n"
+    "  FROM usage_events GROUP BY tenant, hour, day;\n"
+    /* API keys without their hash. */
+    "CREATE VIEW keys AS SELECT id, tenant_id AS tenant, prefix, name, status, created_us,\n"
+    "  strftime('%Y-%m-%dT%H:%M:%SZ', created_us / 1000000, 'unixepoch') AS created,\n"
+    "  last_used_us FROM api_keys;\n"
+
+    /* The reports (`tollgate report NAME`): one row per UTC day and what each groups by;
+     * `report` filters them on day and tenant. Sent = to the client (bytes_out), received
+     * = from it (bytes_in); KB, MB, GB are 10^3, 10^6, 10^9 bytes. avg_tokens_per_request
+     * counts every request of the row. */
+    "CREATE VIEW report_daily AS SELECT day, tenant, requests, billable, tokens_in,\n"
+    "  tokens_out, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS REAL) / requests, 2) END\n"
+    "  AS avg_tokens_per_request FROM daily;\n"
+    "CREATE VIEW report_hourly AS SELECT hour, day, tenant, requests, billable, tokens_in,\n"
+    "  tokens_out, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS REAL) / requests, 2) END\n"
+    "  AS avg_tokens_per_request FROM hourly;\n"
+    "CREATE VIEW report_keys AS SELECT date(e.ts_us / 1000000, 'unixepoch') AS day,\n"
+    "  e.tenant AS tenant, e.key_id AS key_id, k.prefix AS key_prefix, k.name AS key_name,\n"
+    "  sum(e.requests) AS requests, sum(e.bytes_out) AS bytes_sent,\n"
+    "  sum(e.bytes_in) AS bytes_received, round(sum(e.bytes_out) / 1e6, 3) AS mb_sent,\n"
+    "  round(sum(e.bytes_in) / 1e6, 3) AS mb_received,\n"
+    "  round(avg(e.latency_us) / 1e3, 3) AS avg_response_ms\n"
+    "  FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id\n"
+    "  GROUP BY 1, e.tenant, e.key_id;\n"
+    "CREATE VIEW report_endpoints AS SELECT date(ts_us / 1000000, 'unixepoch') AS day,\n"
+    "  tenant, key_id, method, path, sum(requests) AS requests, sum(bytes_out) AS bytes_sent,\n"
+    "  round(sum(bytes_out) / 1e3, 3) AS kb_sent\n"
+    "  FROM usage_events GROUP BY 1, tenant, key_id, method, path;\n"
+    "CREATE VIEW report_transfer AS SELECT day, tenant, key_id, key_prefix, bytes_sent,\n"
+    "  bytes_received, round(bytes_sent / 1e9, 6) AS gb_sent,\n"
+    "  round(bytes_received / 1e9, 6) AS gb_received,\n"
+    "  round((bytes_sent + bytes_received) / 1e9, 6) AS gb_total FROM report_keys;\n"
+    /* hit: cache 'hit' or 'refreshhit' (any case), miss: 'miss'; the shares are of the
+     * requests with either, NULL when there is none. */
+    "CREATE VIEW report_cache AS SELECT day, tenant, key_id, requests, hits, misses,\n"
+    "  CASE WHEN hits + misses > 0 THEN round(CAST(hits AS REAL) / (hits + misses), 4) END\n"
+    "  AS hit_share,\n"
+    "  CASE WHEN hits + misses > 0 THEN round(CAST(misses AS REAL) / (hits + misses), 4) END\n"
+    "  AS miss_share\n"
+    "  FROM (SELECT date(ts_us / 1000000, 'unixepoch') AS day, tenant, key_id,\n"
+    "  sum(requests) AS requests,\n"
+    "  sum(CASE WHEN lower(cache) IN ('hit', 'refreshhit') THEN requests ELSE 0 END) AS hits,\n"
+    "  sum(CASE WHEN lower(cache) = 'miss' THEN requests ELSE 0 END) AS misses\n"
+    "  FROM usage_events GROUP BY 1, tenant, key_id);\n"
+    "CREATE VIEW report_models AS SELECT day, tenant, model, requests, billable, tokens_in,\n"
+    "  tokens_out, tokens_cached, cost_micros, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS REAL) / requests, 2) END\n"
+    "  AS avg_tokens_per_request\n"
+    "  FROM (SELECT date(ts_us / 1000000, 'unixepoch') AS day, tenant, model,\n"
+    "  sum(requests) AS requests,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,\n"
+    "  coalesce(sum(tokens_cached), 0) AS tokens_cached, sum(cost_micros) AS cost_micros\n"
+    "  FROM usage_events WHERE model IS NOT NULL GROUP BY 1, tenant, model);\n"
+    "CREATE VIEW report_tools AS SELECT date(ts_us / 1000000, 'unixepoch') AS day, tenant,\n"
+    "  tool, sum(requests) AS calls,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END) AS failed,\n"
+    "  sum(cost_micros) AS cost_micros, round(avg(latency_us) / 1e3, 3) AS avg_response_ms\n"
+    "  FROM usage_events WHERE tool IS NOT NULL GROUP BY 1, tenant, tool;\n";
 /* Plans and invoices (issue 12, src/invoice/, docs/billing.md). A plan version is a row of
  * plans with its meters and their tiers; the version in force at a month's first instant
  * prices that whole month. tenant_plans says which plan a tenant is on from a month on.
@@ -511,6 +604,7 @@ const tg_migration_t tg_store_migrations[] = {
     {4, "usage_events.requests: aggregates of unauthenticated refusals", m4_flood},
     {5, "alarms, alarm_events", m5_alarms},
     {6, "outbox, outbox_deliveries: notifications not yet delivered", m6_outbox},
+    {8, "views for query and reports: events, daily, hourly, keys, report_*", m8_views},
     {9, "plans, plan_meters, plan_tiers, tenant_plans, invoices, invoice_lines, invoice_meters",
      m9_plans},
 };

@@ -430,7 +430,10 @@ static int migrate(sq_store_t *s, tg_err_t *err)
     return 0;
 }
 
-int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
+/* Opens a connection; readonly: for `tollgate query` (store.h, tg_store_open_readonly):
+ * SQLITE_OPEN_READONLY, no migrations, PRAGMA query_only and the authorizer of
+ * sqlite_sql.c. */
+static int open_conn(const char *path, int readonly, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
     sq_store_t *s = calloc(1, sizeof *s);
@@ -444,12 +447,13 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
                            .alarms = &sq_alarm_ops,
                            .outbox = &sq_outbox_ops,
                            .dash = &sq_dash_ops,
+                           .sql = &sq_sql_ops,
                            .invoices = &sq_invoice_ops};
 
     /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's
      * per-connection mutex would only cost. */
-    int rc = sqlite3_open_v2(
-        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         tg_err_set(err, "cannot open store %s: %s", path,
                    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -476,6 +480,13 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
      * An in-memory database answers "memory", which is fine for tests. */
     char what[300];
     snprintf(what, sizeof what, "store %s", path);
+    if (readonly) {
+        if (sq_exec(s, "PRAGMA query_only = ON", what, err) != 0) goto err;
+        sq_sql_guard(s);
+        if (file_backed && tg_walshm_arm(&s->shm, file, err) != 0) goto err;
+        *out = &s->base;
+        return 0;
+    }
     if (sq_exec(s, "PRAGMA journal_mode = WAL", what, err) != 0) goto err;
     if (sq_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", what, err) != 0)
         goto err;
@@ -501,6 +512,22 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
 err:
     sq_close(&s->base);
     return -1;
+}
+
+int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
+{
+    return open_conn(path, 0, out, err);
+}
+
+int tg_sqlite_open_readonly(const char *path, tg_store_t **out, tg_err_t *err)
+{
+    return open_conn(path, 1, out, err);
+}
+
+/* The newest schema version this build knows: what restore accepts at most. */
+int sq_schema_latest(void)
+{
+    return tg_store_migrations[tg_store_nmigrations - 1].version;
 }
 
 static const struct tg_store_life_ops sq_life_ops = {

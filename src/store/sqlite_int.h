@@ -117,6 +117,8 @@ enum {
     ST_INVOICE_BILLED,
     ST_EVENT_RANGE,
     ST_EVENT_RANGE_ALL,
+    /* sqlite_sql.c */
+    ST_EV_DELETE_ID,
     ST_COUNT
 };
 
@@ -233,6 +235,9 @@ typedef struct sq_store {
      * lost the connection is never touched again, not even to close it. */
     tg_walshm_t shm;
     struct sq_store *abandoned_next; /* in `abandoned` once closed with its index lost */
+    /* Read-only handles: what the authorizer refused last (sqlite_sql.c), for the error
+     * line; "" when nothing was. */
+    char denied[96];
 } sq_store_t;
 
 /* The tables of each concern, assembled into the handle by tg_sqlite_open. */
@@ -250,6 +255,11 @@ extern const struct tg_store_dash_ops sq_dash_ops;
 extern const sq_map_t *const sq_dash_maps[];
 extern const struct tg_store_invoice_ops sq_invoice_ops;
 extern const sq_map_t *const sq_invoice_maps[];
+extern const struct tg_store_sql_ops sq_sql_ops;
+/* Installs the read-only authorizer on s (sqlite_sql.c). */
+void sq_sql_guard(sq_store_t *s);
+/* The newest migration's version (sqlite.c). */
+int sq_schema_latest(void);
 
 /* ---- statements and transactions (sqlite.c) -------------------------------------- */
 

@@ -12,19 +12,26 @@ static int has_prefix(const char *s, const char *p)
     return strncmp(s, p, strlen(p)) == 0;
 }
 
-int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
+/* The path of a "sqlite:" url, or NULL (err set when it is a sqlite url without one). */
+static const char *sqlite_path(const char *url, tg_err_t *err)
 {
-    *out = NULL;
-    if (!url || !*url) return tg_err_set(err, "no store configured (expected sqlite:PATH)");
-
-    if (has_prefix(url, "sqlite:")) {
-        /* "sqlite:./x.db" and "sqlite:/abs/x.db"; "sqlite:///abs/x.db" too,
-         * for those used to URL forms. */
-        const char *path = url + strlen("sqlite:");
-        if (has_prefix(path, "//")) path += 2;
-        if (!*path) return tg_err_set(err, "store \"%s\": missing database path", url);
-        return tg_sqlite_open(path, out, err);
+    if (!has_prefix(url, "sqlite:")) return NULL;
+    /* "sqlite:./x.db" and "sqlite:/abs/x.db"; "sqlite:///abs/x.db" too, for those used
+     * to URL forms. */
+    const char *path = url + strlen("sqlite:");
+    if (has_prefix(path, "//")) path += 2;
+    if (!*path) {
+        tg_err_set(err, "store \"%s\": missing database path", url);
+        return NULL;
     }
+    return path;
+}
+
+/* What every constructor says about a url that is not sqlite:PATH. */
+static int not_sqlite(const char *url, tg_err_t *err)
+{
+    if (!url || !*url) return tg_err_set(err, "no store configured (expected sqlite:PATH)");
+    if (has_prefix(url, "sqlite:")) return -1; /* sqlite_path said what is missing */
     if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"))
         return tg_err_set(err, "postgres store is not supported yet");
     /* Only the scheme is echoed: the rest of a URL may hold a password. */
@@ -33,6 +40,28 @@ int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
         return tg_err_set(err, "store \"%s\": missing scheme (expected sqlite:PATH)", url);
     return tg_err_set(err, "store \"%.*s:...\": unknown scheme (expected sqlite:PATH)",
                       (int)(scheme < 32 ? scheme : 32), url);
+}
+
+int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    const char *path = url ? sqlite_path(url, err) : NULL;
+    return path ? tg_sqlite_open(path, out, err) : not_sqlite(url, err);
+}
+
+int tg_store_open_readonly(const char *url, tg_store_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    const char *path = url ? sqlite_path(url, err) : NULL;
+    return path ? tg_sqlite_open_readonly(path, out, err) : not_sqlite(url, err);
+}
+
+int tg_store_restore(const char *url, const char *src_path, char *bak, size_t bak_cap,
+                     tg_err_t *err)
+{
+    if (bak_cap) bak[0] = '\0';
+    const char *path = url ? sqlite_path(url, err) : NULL;
+    return path ? tg_sqlite_restore(path, src_path, bak, bak_cap, err) : not_sqlite(url, err);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------- */
@@ -426,4 +455,23 @@ int tg_store_dash_rejections(tg_store_t *s, const char *tenant, int limit,
                              tg_err_t *err)
 {
     return s->dash->rejections(s, tenant, limit, cb, ud, err);
+}
+
+/* ---- read-only SQL, backup and archive ------------------------------------------- */
+
+int tg_store_query(tg_store_t *s, const char *sql, const char *const *params, size_t nparams,
+                   const tg_sql_sink_t *sink, tg_err_t *err)
+{
+    return s->sql->query(s, sql, params, nparams, sink, err);
+}
+
+int tg_store_backup(tg_store_t *s, const char *dest_path, int pages, int64_t *npages, tg_err_t *err)
+{
+    return s->sql->backup(s, dest_path, pages, npages, err);
+}
+
+int tg_store_events_delete(tg_store_t *s, const int64_t *ids, size_t n, int64_t before_us,
+                           int64_t *deleted, tg_err_t *err)
+{
+    return s->sql->events_delete(s, ids, n, before_us, deleted, err);
 }

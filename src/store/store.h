@@ -27,11 +27,18 @@
 #define TG_STORE_NOTFOUND (-2)
 #define TG_STORE_EXISTS   (-3)
 #define TG_STORE_BUSY     (-4) /* locked or not writable right now: try again later */
+#define TG_STORE_REFUSED  (-5) /* tg_store_query: not one read-only statement; nothing ran */
 
 typedef struct tg_store tg_store_t;
 
 /* Opens "sqlite:PATH" (creating it and applying migrations). */
 int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err);
+/* Opens an existing store for reading only (`tollgate query`): no migrations, nothing
+ * created; SQLite opens the file SQLITE_OPEN_READONLY with PRAGMA query_only and an
+ * authorizer that refuses ATTACH, DETACH, REINDEX, ANALYZE, load_extension() and every
+ * PRAGMA but the schema-reading ones (table_info, index_list, ...); a PostgreSQL backend
+ * would use a READ ONLY transaction. Every write operation of the handle fails. */
+int tg_store_open_readonly(const char *url, tg_store_t **out, tg_err_t *err);
 
 /* The operations, by concern. Each is a thin function in store.c calling the backend's
  * table for that concern (src/store/backend.h). */
@@ -268,5 +275,62 @@ int tg_store_dash_series(tg_store_t *s, const char *tenant, int64_t from_us, int
 int tg_store_dash_rejections(tg_store_t *s, const char *tenant, int limit,
                              int (*cb)(const tg_dash_rejection_t *, void *), void *ud,
                              tg_err_t *err);
+
+/* ---- read-only SQL, backup and archive ------------------------------------------- */
+
+/* One value of a query's row. text/blob point into the backend's row, valid during the
+ * callback; text is NUL-terminated (len excludes the NUL). */
+typedef enum { TG_SQL_NULL, TG_SQL_INT, TG_SQL_REAL, TG_SQL_TEXT, TG_SQL_BLOB } tg_sql_type_t;
+typedef struct tg_sql_value {
+    tg_sql_type_t type;
+    int64_t i;     /* TG_SQL_INT */
+    double r;      /* TG_SQL_REAL */
+    const char *s; /* TG_SQL_TEXT, TG_SQL_BLOB */
+    size_t len;    /* bytes of s */
+} tg_sql_value_t;
+
+/* Where a query's result goes: columns once (before any row, also when there is none),
+ * then each row. A nonzero return stops the query and is returned as is. */
+typedef struct tg_sql_sink {
+    int (*columns)(const char *const *names, size_t n, void *ud);
+    int (*row)(const tg_sql_value_t *vals, size_t n, void *ud);
+    void *ud;
+} tg_sql_sink_t;
+
+/* Runs one read-only SQL statement, rows streamed to sink as they are stepped (nothing is
+ * buffered). params[0..nparams) are bound as text to ?1..?N (NULL binds NULL). Refused
+ * (TG_STORE_REFUSED, nothing run, err says why) when sql is not exactly one statement
+ * (trailing ';', spaces and comments are fine), does not compile, or could write
+ * (sqlite3_stmt_readonly(), and the read-only handle's authorizer). On any handle, so
+ * the archive reads events through it too. */
+int tg_store_query(tg_store_t *s, const char *sql, const char *const *params, size_t nparams,
+                   const tg_sql_sink_t *sink, tg_err_t *err);
+
+/* An online, consistent copy of the store into the new file dest_path (which must not
+ * exist): one read snapshot held from the first page to the last, copied `pages` pages
+ * per step with a pause between steps, so the gateway's writer is never blocked (WAL:
+ * readers do not block the writer) and the copy's I/O is spread out. *npages (may be
+ * NULL) is the number of pages copied. The copy is then checked with PRAGMA
+ * integrity_check; on any failure dest_path is removed. */
+int tg_store_backup(tg_store_t *s, const char *dest_path, int pages, int64_t *npages,
+                    tg_err_t *err);
+
+/* Deletes the usage_events rows of ids[0..n) that are also older than before_us (a row
+ * with a newer ts is left: it was not what the caller exported), in transactions of a
+ * few thousand rows so the writer is never held long. usage_daily is not touched.
+ * *deleted: rows deleted. On a failure the transactions already committed stay. */
+int tg_store_events_delete(tg_store_t *s, const int64_t *ids, size_t n, int64_t before_us,
+                           int64_t *deleted, tg_err_t *err);
+
+/* Replaces the store at url with the database file src_path, which must be a tollgate
+ * store: it passes PRAGMA integrity_check and its schema_migrations version is one this
+ * build knows (1 up to the latest). The store's current content, when it has any, is
+ * first copied to a new file, the store's path + ".bak" (refused when that exists), whose
+ * name goes into bak (bak_cap bytes; "" when nothing was kept). The copy into the store is
+ * one transaction: a failure leaves the store as it was. For a stopped gateway only: the
+ * caller checks that none runs (a running gateway's connection would keep its cached
+ * pages). The next open applies the migrations src_path lacks. */
+int tg_store_restore(const char *url, const char *src_path, char *bak, size_t bak_cap,
+                     tg_err_t *err);
 
 #endif
