@@ -373,7 +373,7 @@ static int query_int(sq_store_t *s, const char *sql, int64_t bind, int64_t *out,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Applies every migration newer than the database, each in its own
+/* Applies every migration the database has not applied yet, each in its own
  * transaction. Two processes opening a new database at once both get here:
  * the version is checked again under the write lock, so each migration runs
  * exactly once. */
@@ -391,9 +391,17 @@ static int migrate(sq_store_t *s, tg_err_t *err)
                           "(%d): upgrade tollgate",
                           (long long)cur, last->version);
 
+    /* Each version not applied yet is applied, not only those above the newest applied:
+     * migrations written in parallel merge in any order (a store that has 9 still gets a
+     * 7 merged after it). The check here takes no lock; the one inside the transaction
+     * settles a race with another process. */
     for (size_t i = 0; i < tg_store_nmigrations; i++) {
         const tg_migration_t *m = &tg_store_migrations[i];
-        if (m->version <= cur) continue;
+        int64_t had;
+        rc = query_int(s, "SELECT 1 FROM schema_migrations WHERE version = ?1", m->version, &had,
+                       &found);
+        if (rc != SQLITE_OK) return sq_fail(s, rc, "migrations", err);
+        if (found) continue;
         char what[96];
         snprintf(what, sizeof what, "migration %d (%s)", m->version, m->name);
         if (sq_exec(s, "BEGIN IMMEDIATE", what, err) != 0) return -1;

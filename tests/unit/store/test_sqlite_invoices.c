@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "store/store.h"
 #include "util/clock.h"
@@ -330,13 +331,57 @@ static void test_usage_and_range(void **state)
     assert_string_equal(u.text, "103:bob:0:5:1 ");
 }
 
+/* A migration missing below the newest one applied (merged after it) is applied at the
+ * next open: here 8 (the views) is taken out of a store that has 9. */
+static void test_migration_gap(void **state)
+{
+    (void)state;
+    char path[128], url[160];
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'view'", -1, &st, NULL),
+        SQLITE_OK);
+    char drop[4096] = "";
+    int views = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        size_t o = strlen(drop);
+        snprintf(drop + o, sizeof drop - o, "DROP VIEW \"%s\";", sqlite3_column_text(st, 0));
+        views++;
+    }
+    sqlite3_finalize(st);
+    assert_true(views > 0);
+    strcat(drop, "DELETE FROM schema_migrations WHERE version = 8;");
+    assert_int_equal(sqlite3_exec(db, drop, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    tg_store_t *s2;
+    tg_err_t err;
+    assert_int_equal(tg_store_open(url, &s2, &err), 0);
+    tg_store_close(s2);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT count(*) FROM sqlite_master WHERE "
+                                        "type = 'view'), (SELECT count(*) FROM schema_migrations "
+                                        "WHERE version IN (8, 9))",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), views);
+    assert_int_equal(sqlite3_column_int(st, 1), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plans),
-        cmocka_unit_test(test_tenant_plans),
-        cmocka_unit_test(test_close),
-        cmocka_unit_test(test_usage_and_range),
+        cmocka_unit_test(test_plans),         cmocka_unit_test(test_tenant_plans),
+        cmocka_unit_test(test_close),         cmocka_unit_test(test_usage_and_range),
+        cmocka_unit_test(test_migration_gap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
