@@ -40,6 +40,9 @@ typedef struct doc {
     tg_invoice_t inv;
     int closed;
     int64_t closed_us;
+    /* Closed months that began before this get no adjustment (retention.events_days
+     * before now; 0 = none). */
+    int64_t horizon_us;
     /* A closed month's meters, as frozen and as billed since (tg_store_invoice_billed). */
     tg_invoice_billed_t *billed;
     size_t nbilled, billed_cap;
@@ -109,8 +112,9 @@ static int push_rebilled(doc_t *d, const char *month, int meter, const char *mat
     return tg_cli_push((void **)&d->rebilled, &d->nrebilled, &d->rebilled_cap, &b, sizeof b);
 }
 
-/* Adjustment lines for every closed month before d->month whose events now say more or
- * less than was billed. */
+/* Adjustment lines for every closed month before d->month whose events now say more than
+ * was billed. A month that began before d->horizon_us is left alone: retention may have
+ * purged some of its events, and the ones that came late would be purged too. */
 static int adjustments(tg_store_t *store, doc_t *d, tg_err_t *err)
 {
     rows_t closed = {0};
@@ -124,6 +128,7 @@ static int adjustments(tg_store_t *store, doc_t *d, tg_err_t *err)
         if (strcmp(c->month, d->month) >= 0) continue;
         int64_t start, next;
         if (tg_invoice_month(c->month, &start, &next) != 0) continue; /* a hand-made row */
+        if (start < d->horizon_us) continue;
         /* The version that priced it: the one effective at the instant stored with it. */
         int r = tg_store_plan_get(store, c->plan, c->plan_effective_us, plan, err);
         if (r == TG_STORE_NOTFOUND || (r == 0 && plan->effective_us != c->plan_effective_us)) {
@@ -138,26 +143,21 @@ static int adjustments(tg_store_t *store, doc_t *d, tg_err_t *err)
             break;
         }
         rows_t billed = {0};
+        int grew[TG_PLAN_METERS];
         if (tg_store_invoice_billed(store, d->tenant.id, c->month, collect_billed, &billed, err) !=
                 0 ||
-            tg_invoice_adjust(&d->inv, c->month, plan, now_inv, billed.v, billed.n, err) != 0) {
+            tg_invoice_adjust(&d->inv, c->month, plan, now_inv, billed.v, billed.n, grew, err) !=
+                0) {
             free(billed.v);
             ret = -1;
             break;
         }
         /* What closing d->month records as billed for c->month: the events' values now,
-         * and 0 for a billed meter the plan no longer has (the adjustment took it off). */
-        const tg_invoice_billed_t *bv = billed.v;
+         * for the meters billed more; the others keep what was billed (never lowered). */
         for (int m = 0; ret == 0 && m < plan->nmeters; m++)
-            ret = push_rebilled(d, c->month, plan->meters[m].meter, plan->meters[m].match,
-                                now_inv->measured[m], now_inv->amount_micros[m]);
-        for (size_t b = 0; ret == 0 && b < billed.n; b++) {
-            int in_plan = 0;
-            for (int m = 0; m < plan->nmeters && !in_plan; m++)
-                in_plan = plan->meters[m].meter == bv[b].meter &&
-                          strcmp(plan->meters[m].match, bv[b].match) == 0;
-            if (!in_plan) ret = push_rebilled(d, c->month, bv[b].meter, bv[b].match, 0, 0);
-        }
+            if (grew[m])
+                ret = push_rebilled(d, c->month, plan->meters[m].meter, plan->meters[m].match,
+                                    now_inv->measured[m], now_inv->amount_micros[m]);
         if (ret != 0 && !err->msg[0]) tg_err_set(err, "out of memory");
         free(billed.v);
     }
@@ -670,6 +670,7 @@ typedef struct args {
     int all, close;
     fmt_t fmt;
     int64_t now;
+    int64_t horizon_us; /* see doc_t */
 } args_t;
 
 /* One tenant's invoice to out (NULL: to the file DIR/ID-MONTH.EXT). */
@@ -679,6 +680,7 @@ static int one(tg_store_t *store, const args_t *a, const char *tenant, const cha
     if (!d) return tg_cli_errorf(TG_EXIT_RUNTIME, "out of memory");
     snprintf(d->month, sizeof d->month, "%s", a->month);
     tg_invoice_month(d->month, &d->start_us, &d->next_us);
+    d->horizon_us = a->horizon_us;
     int rc = build(store, tenant, d);
     if (rc == 0 && a->close && !d->closed) rc = close_month(store, d, a->now);
     char path[4096];
@@ -783,6 +785,8 @@ int tg_cli_invoice(int argc, char **argv, const char *config_path)
     tg_config_t *cfg;
     tg_store_t *store;
     if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
+    if (cfg->retention.events_days > 0)
+        a.horizon_us = a.now - (int64_t)cfg->retention.events_days * 86400 * 1000000;
     if (a.all) {
         rc = all(store, &a);
     } else {

@@ -299,7 +299,6 @@ static const tg_invoice_billed_t *billed_of(const tg_invoice_billed_t *b, size_t
 static int adjust_line(tg_invoice_t *inv, const char *for_month, int meter, const char *match,
                        int64_t dq, int64_t da, tg_err_t *err)
 {
-    if (dq == 0 && da == 0) return 0;
     tg_plan_meter_t m = {.meter = meter};
     snprintf(m.match, sizeof m.match, "%s", match);
     tg_invoice_line_t *l = new_line(inv, TG_LINE_ADJUST, &m, err);
@@ -313,7 +312,7 @@ static int adjust_line(tg_invoice_t *inv, const char *for_month, int meter, cons
 
 int tg_invoice_adjust(tg_invoice_t *inv, const char *for_month, const tg_plan_t *p,
                       const tg_invoice_t *now_inv, const tg_invoice_billed_t *billed,
-                      size_t nbilled, tg_err_t *err)
+                      size_t nbilled, int *grew, tg_err_t *err)
 {
     for (int i = 0; i < p->nmeters; i++) {
         const tg_plan_meter_t *m = &p->meters[i];
@@ -322,17 +321,8 @@ int tg_invoice_adjust(tg_invoice_t *inv, const char *for_month, const tg_plan_t 
         if (__builtin_sub_overflow(now_inv->measured[i], b ? b->measured : 0, &dq) ||
             __builtin_sub_overflow(now_inv->amount_micros[i], b ? b->amount_micros : 0, &da))
             return overflow(err);
-        if (adjust_line(inv, for_month, m->meter, m->match, dq, da, err) != 0) return -1;
-    }
-    /* Billed meters the plan no longer has: their units are no longer priced. */
-    for (size_t j = 0; j < nbilled; j++) {
-        int found = 0;
-        for (int i = 0; i < p->nmeters && !found; i++)
-            found = p->meters[i].meter == billed[j].meter &&
-                    strcmp(p->meters[i].match, billed[j].match) == 0;
-        if (!found && adjust_line(inv, for_month, billed[j].meter, billed[j].match,
-                                  -billed[j].measured, -billed[j].amount_micros, err) != 0)
-            return -1;
+        if (grew) grew[i] = dq > 0;
+        if (dq > 0 && adjust_line(inv, for_month, m->meter, m->match, dq, da, err) != 0) return -1;
     }
     return 0;
 }

@@ -60,12 +60,14 @@ int tg_invoice_measure(const tg_plan_t *p, const tg_plan_usage_row_t *row, int64
 int tg_invoice_price(const tg_plan_t *p, const int64_t *measured, tg_invoice_t *inv, tg_err_t *err);
 
 /* Adds to inv one adjustment line per meter of a closed month whose units now (now_inv,
- * priced by the closed month's plan p from the events as they are now) differ from what
- * was billed (billed[], nbilled rows of that month): the change of units and of amount.
- * A meter billed but no longer in p, or in p but never billed, counts as 0 on the missing
- * side. Updates inv->total_micros. */
+ * priced by the closed month's plan p from the events as they are now) are more than
+ * were billed (billed[], nbilled rows of that month; a meter never billed counts 0): the
+ * units added and the change of amount (which a volume meter may make negative). Units
+ * fewer than billed make no line: events leave a closed month only by retention or the
+ * archive, which credit nothing. grew[i] (when grew is not NULL) is set to whether meter
+ * i got a line. Updates inv->total_micros. */
 int tg_invoice_adjust(tg_invoice_t *inv, const char *for_month, const tg_plan_t *p,
                       const tg_invoice_t *now_inv, const tg_invoice_billed_t *billed,
-                      size_t nbilled, tg_err_t *err);
+                      size_t nbilled, int *grew, tg_err_t *err);
 
 #endif

@@ -156,6 +156,17 @@ static void setup_store(void)
     assert_int_equal(tg_store_tenant_plan_set(store, &tp, &err), 0);
 }
 
+/* build() with closed months that began before horizon left out of the adjustments. */
+static doc_t *invoice_h(const char *tenant, const char *month, int64_t horizon)
+{
+    doc_t *d = calloc(1, sizeof *d);
+    d->horizon_us = horizon;
+    snprintf(d->month, sizeof d->month, "%s", month);
+    assert_int_equal(tg_invoice_month(month, &d->start_us, &d->next_us), 0);
+    assert_int_equal(build(store, tenant, d), 0);
+    return d;
+}
+
 static doc_t *invoice(const char *tenant, const char *month)
 {
     doc_t *d = calloc(1, sizeof *d);
@@ -320,6 +331,25 @@ static void test_reconcile(void **state)
     doc_t *again = invoice("acme", "2026-11");
     assert_true(again->closed);
     free_doc(again);
+    /* Retention purges November's events: that credits nothing (no line, no negative
+     * amount), and what was billed for November is not lowered. */
+    int64_t purged = 0;
+    assert_int_equal(tg_store_purge(store, at("2026-12-01T00:00:00"), NULL, &purged, &err), 0);
+    assert_true(purged > 0);
+    jan = invoice("acme", "2027-01");
+    assert_int_equal(count_adjust(jan, "2026-11", &adj), 0);
+    for (int i = 0; i < jan->inv.nlines; i++)
+        assert_true(jan->inv.lines[i].quantity >= 0 && jan->inv.lines[i].subtotal_micros >= 0);
+    free_doc(jan);
+    /* A closed month that began before the retention horizon gets no adjustment. */
+    add((ev_t){"acme", "2026-12-15T00:00:00", NULL, NULL, 200, 0, 0, -1, -1, 0});
+    jan = invoice_h("acme", "2027-01", at("2026-12-01T00:00:01"));
+    assert_int_equal(count_adjust(jan, "2026-12", &adj), 0);
+    free_doc(jan);
+    jan = invoice_h("acme", "2027-01", at("2026-12-01T00:00:00"));
+    assert_int_equal(count_adjust(jan, "2026-12", &adj), 2); /* requests, billable: 2 each */
+    free_doc(jan);
+
     /* The plan version that priced the closed months removed: their late events cannot be
      * priced, and the invoice says so rather than guess. */
     static tg_plan_t p;

@@ -361,16 +361,41 @@ static void test_adjust(void **state)
     int64_t empty[TG_PLAN_METERS] = {0};
     assert_int_equal(tg_invoice_price(&p, empty, &inv, &err), 0);
     int64_t before = inv.total_micros;
-    assert_int_equal(tg_invoice_adjust(&inv, "2026-11", &p, &now_inv, billed, 3, &err), 0);
-    /* billable +1 (2 micro-USD); requests unchanged (no line); gb gone (-5 units, -1) */
-    assert_int_equal(inv.total_micros, before + 2 - 1);
-    tg_invoice_line_t *l = &inv.lines[inv.nlines - 2];
+    int grew[TG_PLAN_METERS];
+    assert_int_equal(tg_invoice_adjust(&inv, "2026-11", &p, &now_inv, billed, 3, grew, &err), 0);
+    /* billable +1 (2 micro-USD); requests unchanged: no line; gb, billed but no longer in
+     * the plan: no credit */
+    assert_int_equal(inv.total_micros, before + 2);
+    assert_int_equal(grew[0], 1);
+    assert_int_equal(grew[1], 0);
+    tg_invoice_line_t *l = &inv.lines[inv.nlines - 1];
     assert_int_equal(l->kind, TG_LINE_ADJUST);
     assert_int_equal(l->meter, TG_PMETER_BILLABLE);
     assert_int_equal(l->quantity, 1);
     assert_int_equal(l->subtotal_micros, 2);
     assert_string_equal(l->for_month, "2026-11");
-    assert_int_equal(inv.lines[inv.nlines - 1].quantity, -5);
+    /* fewer units than billed (events purged by retention or archived): no line */
+    int64_t fewer[TG_PLAN_METERS] = {999999, 1000003};
+    assert_int_equal(tg_invoice_price(&p, fewer, &now_inv, &err), 0);
+    int n = inv.nlines;
+    assert_int_equal(tg_invoice_adjust(&inv, "2026-11", &p, &now_inv, billed, 3, grew, &err), 0);
+    assert_int_equal(inv.nlines, n);
+    assert_int_equal(grew[0], 0);
+    /* a volume meter: one more unit crosses into a cheaper tier, the adjustment is negative */
+    tg_plan_t v;
+    plan_init(&v, 0);
+    tg_plan_meter_t *vm = add_meter(&v, TG_PMETER_BILLABLE, "", TG_PMODEL_VOLUME, 0);
+    tier(vm, 1000000, 3 * M);
+    tier(vm, -1, 2 * M);
+    int64_t one_m[TG_PLAN_METERS] = {1000001};
+    assert_int_equal(tg_invoice_price(&v, one_m, &now_inv, &err), 0);
+    tg_invoice_billed_t vb = {.month = "2026-11",
+                              .meter = TG_PMETER_BILLABLE,
+                              .measured = 1000000,
+                              .amount_micros = 3 * M};
+    assert_int_equal(tg_invoice_adjust(&inv, "2026-11", &v, &now_inv, &vb, 1, grew, &err), 0);
+    assert_int_equal(inv.lines[inv.nlines - 1].quantity, 1);
+    assert_int_equal(inv.lines[inv.nlines - 1].subtotal_micros, 2000002 - 3 * M);
 }
 
 static void test_names(void **state)
