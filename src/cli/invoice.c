@@ -682,6 +682,11 @@ static int one(tg_store_t *store, const args_t *a, const char *tenant, const cha
     tg_invoice_month(d->month, &d->start_us, &d->next_us);
     d->horizon_us = a->horizon_us;
     int rc = build(store, tenant, d);
+    if (rc == 0 && !d->closed && d->start_us < a->horizon_us)
+        fprintf(stderr,
+                "tollgate: warning: %s began before retention.events_days: events of its first "
+                "days may be purged already, and this invoice counts only the events stored\n",
+                d->month);
     if (rc == 0 && a->close && !d->closed) rc = close_month(store, d, a->now);
     char path[4096];
     if (rc == 0 && !out) {
