@@ -169,11 +169,7 @@ static doc_t *invoice_h(const char *tenant, const char *month, int64_t horizon)
 
 static doc_t *invoice(const char *tenant, const char *month)
 {
-    doc_t *d = calloc(1, sizeof *d);
-    snprintf(d->month, sizeof d->month, "%s", month);
-    assert_int_equal(tg_invoice_month(month, &d->start_us, &d->next_us), 0);
-    assert_int_equal(build(store, tenant, d), 0);
-    return d;
+    return invoice_h(tenant, month, 0);
 }
 
 /* build() refusing: the exit code 1, the doc handed back to be freed. */
