@@ -1512,7 +1512,7 @@ const char *tg_notifier_type_name(tg_notifier_type_t t)
     return "unknown";
 }
 
-enum { NF_TYPE, NF_NAME, NF_URL, NF_SECRET, NF_SECRET_FILE, NF_COMMAND, NF_TIMEOUT };
+enum { NF_TYPE, NF_NAME, NF_URL, NF_SECRET, NF_SECRET_FILE, NF_COMMAND, NF_TIMEOUT, NF_RESEND };
 static const field_t notifier_fields[] = {
     {"type", V_SECTION, 0},
     {"name", V_NAME, offsetof(tg_notifier_conf_t, name)},
@@ -1521,6 +1521,7 @@ static const field_t notifier_fields[] = {
     {"secret_file", V_SECTION, 0},
     {"command", V_SECTION, 0},
     {"timeout", V_MS, offsetof(tg_notifier_conf_t, timeout_ms)},
+    {"resend", V_MS0, offsetof(tg_notifier_conf_t, resend_ms)},
 };
 
 #define MAX_SECRET  1024
@@ -1670,13 +1671,17 @@ static int notifier_keys(parse_t *p, const yaml_node_t *item, const char *sub,
         {NF_SECRET, "secret", 1u << TG_NOTIFIER_WEBHOOK},
         {NF_SECRET_FILE, "secret_file", 1u << TG_NOTIFIER_WEBHOOK},
         {NF_COMMAND, "command", 1u << TG_NOTIFIER_EXEC},
+        {NF_RESEND, "resend", 1u << TG_NOTIFIER_ALERTMANAGER},
     };
     const char *tname = notifier_types[nc->type];
     char key[KEYPATH];
     for (size_t k = 0; k < NFIELDS(keys); k++) {
         join(key, sub, keys[k].name);
         if (vals[keys[k].key] && !(keys[k].types & (1u << nc->type)))
-            return fail(p, vals[keys[k].key], key, "not a key of a %s notifier", tname);
+            return fail(p, vals[keys[k].key], key, "not a key of %s %s notifier",
+                        nc->type == TG_NOTIFIER_ALERTMANAGER || nc->type == TG_NOTIFIER_EXEC ? "an"
+                                                                                             : "a",
+                        tname);
     }
     if (nc->type != TG_NOTIFIER_EXEC && !vals[NF_URL]) return missing(p, item, sub, "url");
     if (nc->type == TG_NOTIFIER_EXEC && !vals[NF_COMMAND]) return missing(p, item, sub, "command");
@@ -1728,6 +1733,7 @@ static int parse_notify(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
         tg_notifier_conf_t *nc = &c->notifiers[i];
         c->nnotifiers = i + 1; /* freed with the config whatever happens below */
         nc->timeout_ms = 5000;
+        nc->resend_ms = 60000;
         yaml_node_t *item = node_at(p, seq->data.sequence.items.start[i]), *vals[MAX_FIELDS];
         char sub[KEYPATH], key[KEYPATH];
         keypath(sub, "%s[%zu]", path, i);
@@ -1757,6 +1763,10 @@ static int parse_notify(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
         if (nc->timeout_ms > MAX_TIMEOUT) {
             join(key, sub, "timeout");
             return fail(p, vals[NF_TIMEOUT], key, "at most 60s");
+        }
+        if (nc->resend_ms && (nc->resend_ms < 1000 || nc->resend_ms > 3600000)) {
+            join(key, sub, "resend");
+            return fail(p, vals[NF_RESEND], key, "between 1s and 1h, or 0 (never re-sent)");
         }
         if (!nc->name) {
             char def[32];

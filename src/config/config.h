@@ -122,6 +122,10 @@ typedef struct tg_notifier_conf {
     size_t argc;
     long timeout_ms; /* notify[i].timeout: a whole send (or the program's run), default
                         5000 */
+    long resend_ms;  /* alertmanager: notify[i].resend, default 60000, 0 = never: how often
+                        the alarms still firing are posted again (as Prometheus does), each
+                        with endsAt = now + 4 x resend, so Alertmanager neither resolves
+                        them while they fire nor keeps them when tollgate is gone */
 } tg_notifier_conf_t;
 
 typedef struct tg_config {

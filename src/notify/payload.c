@@ -106,7 +106,7 @@ static int put_num(json_t *o, const char *key, double v)
     return put(o, key, json_string(buf));
 }
 
-char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_url)
+char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_url, int64_t ends_us)
 {
     json_t *arr = json_array(), *a = json_object(), *labels = json_object(), *ann = json_object();
     int bad = !arr || !a || !labels || !ann;
@@ -127,6 +127,8 @@ char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_ur
               put(a, "startsAt", when(n->started_us > 0 ? n->started_us : n->time_us));
         if (!bad && !strncmp(n->state, "resolved", sizeof n->state))
             bad = put(a, "endsAt", when(n->time_us));
+        else if (!bad && ends_us > 0)
+            bad = put(a, "endsAt", when(ends_us));
         if (!bad && generator_url && *generator_url)
             bad = put(a, "generatorURL", json_string(generator_url));
         if (!bad) bad = json_array_append(arr, a);

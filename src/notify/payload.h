@@ -30,8 +30,9 @@ int tg_notify_signature(const char *secret, size_t secret_len, const char *body,
  * One alert: labels alertname (the rule), tenant (left out when process-wide), severity,
  * alarm_kind and source="tollgate" (what routes and groups it); annotations summary, value,
  * threshold, baseline, notice_id, state; startsAt = started (or time); endsAt = time when the
- * state is resolved (an alert without it stays firing until Alertmanager's resolve_timeout).
+ * state is resolved, else ends_us when > 0 (a firing alert's lease: it is re-sent before
+ * then while it fires), else none (it stays firing until Alertmanager's resolve_timeout).
  * generator_url: put as generatorURL when not NULL or "". */
-char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_url);
+char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_url, int64_t ends_us);
 
 #endif

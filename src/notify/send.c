@@ -133,14 +133,17 @@ static void send_webhook(const tg_notifier_conf_t *nc, const tg_notice_t *n, int
     free(body);
 }
 
-static void send_alertmanager(const tg_notifier_conf_t *nc, const tg_notice_t *n,
+static void send_alertmanager(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t now_us,
                               const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
 {
     if (!strncmp(n->state, "pending", sizeof n->state)) {
         result(res, TG_NOTIFY_OK, 0, "not sent: Alertmanager takes firing and resolved only");
         return;
     }
-    char *body = tg_notify_alertmanager_json(n, NULL);
+    /* As Prometheus does: a firing alert ends 4 re-send intervals from now unless posted
+     * again, so it neither resolves while it fires nor outlives a gateway that is gone. */
+    int64_t ends = nc->resend_ms > 0 ? now_us + 4 * (int64_t)nc->resend_ms * 1000 : 0;
+    char *body = tg_notify_alertmanager_json(n, NULL, ends);
     size_t ul = strlen(nc->url);
     char *url = malloc(ul + sizeof "/api/v2/alerts");
     if (!body || !url) {
@@ -309,7 +312,7 @@ void tg_notify_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t 
     memset(res, 0, sizeof *res);
     switch (nc->type) {
     case TG_NOTIFIER_WEBHOOK: send_webhook(nc, n, now_us, ctl, res); return;
-    case TG_NOTIFIER_ALERTMANAGER: send_alertmanager(nc, n, ctl, res); return;
+    case TG_NOTIFIER_ALERTMANAGER: send_alertmanager(nc, n, now_us, ctl, res); return;
     case TG_NOTIFIER_EXEC: send_exec(nc, n, ctl, res); return;
     }
     result(res, TG_NOTIFY_PERMANENT, 0, "unknown notifier type");

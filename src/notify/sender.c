@@ -1,6 +1,10 @@
-/* The outbox's sender: see sender.h. One thread, one store connection; the in-memory state
- * is only each notifier's run of failures (the backoff's exponent and the time it is
- * blocked until), which a restart forgets: the first try after a restart is at once. */
+/* The outbox's sender: see sender.h. A supervisor thread keeps one lane (a thread with its
+ * own store connection) per configured notifier and handles the deliveries to notifiers no
+ * longer configured (no network there); each lane claims and sends its notifier's deliveries
+ * only, so a receiver that never answers holds up its own lane and no other. The in-memory
+ * state is only each lane's run of failures (the backoff's exponent and the time it is
+ * blocked until) and its last re-send round, which a restart forgets: the first try after a
+ * restart is at once. */
 #include "notify/sender.h"
 
 #include <pthread.h>
@@ -28,23 +32,67 @@ typedef struct nstate {
     char name[64];
     int fails;                /* consecutive retryable failures */
     int64_t blocked_until_us; /* wall clock; 0 = not blocked */
+    int64_t resent_us;        /* alertmanager: the last round of re-sends; 0 = none yet */
 } nstate_t;
+
+/* One notifier's sending thread. Only the supervisor creates, stops, joins and frees lanes;
+ * a lane touches its own struct and what the notifier shares under its mutex. */
+typedef struct lane {
+    struct tg_notify *t;
+    nstate_t ns; /* ns.name is the notifier's */
+    pthread_t thread;
+    atomic_int stop; /* set by the supervisor: the notifier left the config */
+    atomic_int done; /* set by the lane as its thread ends: to be joined */
+} lane_t;
+
+#define MAX_LANES 64 /* notify: takes at most 64 notifiers */
 
 struct tg_notify {
     tg_notify_opts_t o;
     char *store_url;
-    pthread_mutex_t mu; /* guards cfg and wake */
-    pthread_cond_t cv;  /* signalled by enqueue, set_config and free */
+    pthread_mutex_t mu; /* guards cfg and gen */
+    pthread_cond_t cv;  /* broadcast with gen bumped: enqueue, set_config, stopping */
     tg_config_t *cfg;
-    int wake;
+    uint64_t gen; /* a thread that saw it change since its last look goes round at once */
     atomic_int stop;
-    pthread_t thread;
+    pthread_t thread; /* the supervisor */
     int running;
-    /* The sender thread's own (or the test's, without a thread). */
+    lane_t *lanes[2 * MAX_LANES]; /* the supervisor's (a stopping lane and its successor
+                                     for one name may overlap) */
+    size_t nlanes;
+    /* Without threads (the tests' tg_notify_pass and tg_notify_resend) and for the
+     * supervisor's deliveries to notifiers gone from the config. */
     nstate_t *ns;
     size_t nns;
     int64_t last_purge_us;
 };
+
+static void wake_all(tg_notify_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->gen++;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static uint64_t generation(tg_notify_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    uint64_t g = t->gen;
+    pthread_mutex_unlock(&t->mu);
+    return g;
+}
+
+/* Waits up to wait_us (monotonic) unless gen moved past seen or *also (may be NULL) is set. */
+static void wait_for(tg_notify_t *t, uint64_t seen, int64_t wait_us, atomic_int *also)
+{
+    pthread_mutex_lock(&t->mu);
+    int64_t at = t->o.mono_clock() + wait_us;
+    struct timespec ts = {at / 1000000, (at % 1000000) * 1000};
+    while (wait_us > 0 && t->gen == seen && !atomic_load(&t->stop) && !(also && atomic_load(also)))
+        if (pthread_cond_timedwait(&t->cv, &t->mu, &ts) != 0) break;
+    pthread_mutex_unlock(&t->mu);
+}
 
 static tg_config_t *current(tg_notify_t *t)
 {
@@ -77,8 +125,8 @@ void tg_notify_set_config(tg_notify_t *t, tg_config_t *cfg)
     pthread_mutex_lock(&t->mu);
     tg_config_t *old = t->cfg;
     t->cfg = tg_config_ref(cfg);
-    t->wake = 1;
-    pthread_cond_signal(&t->cv);
+    t->gen++;
+    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
     tg_config_unref(old);
 }
@@ -98,10 +146,7 @@ int tg_notify_enqueue(tg_notify_t *t, tg_store_t *store, const tg_notice_t *n, i
     if (inserted) {
         TG_INFO("notify: notice %s (%s) stored for %zu notifier%s", n->id, n->state, k,
                 k == 1 ? "" : "s");
-        pthread_mutex_lock(&t->mu);
-        t->wake = 1;
-        pthread_cond_signal(&t->cv);
-        pthread_mutex_unlock(&t->mu);
+        wake_all(t);
     }
     return 0;
 }
@@ -143,9 +188,9 @@ static int set(tg_store_t *store, const tg_notice_delivery_t *d, const char *sta
     return rc;
 }
 
-/* Sends d and records the outcome. */
+/* Sends d and records the outcome. ns: its notifier's state (NULL: looked up in t's own). */
 static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
-                    const tg_notice_delivery_t *d, tg_err_t *err)
+                    const tg_notice_delivery_t *d, nstate_t *ns, tg_err_t *err)
 {
     int64_t now = t->o.wall_clock();
     const tg_notifier_conf_t *nc = NULL;
@@ -166,7 +211,7 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         tg_store_outbox_defer(store, d->notifier, until, now, NULL);
         return;
     }
-    nstate_t *ns = state_of(t, d->notifier);
+    if (!ns) ns = state_of(t, d->notifier);
     if (ns && ns->blocked_until_us > now) { /* its receiver is down: wait with the others */
         set(store, d, "pending", d->attempts, ns->blocked_until_us, d->error, now, err);
         return;
@@ -210,53 +255,308 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
             d->notice.id, res.message, (long long)wait_ms);
 }
 
-int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
+/* Claims up to BATCH due deliveries to notifier (NULL = to any) and delivers each. */
+static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, const char *notifier,
+                   nstate_t *ns, tg_err_t *err)
 {
-    tg_config_t *c = current(t);
     long longest = 0;
     for (size_t i = 0; i < c->nnotifiers; i++)
-        if (c->notifiers[i].timeout_ms > longest) longest = c->notifiers[i].timeout_ms;
+        if ((!notifier || !strcmp(c->notifiers[i].name, notifier)) &&
+            c->notifiers[i].timeout_ms > longest)
+            longest = c->notifiers[i].timeout_ms;
     int64_t now = t->o.wall_clock();
     batch_t *b = calloc(1, sizeof *b);
-    if (!b) {
-        tg_config_unref(c);
-        return tg_err_set(err, "notify: out of memory");
-    }
+    if (!b) return tg_err_set(err, "notify: out of memory");
     int rc = tg_store_outbox_claim(store, now, now + longest * 1000LL * BATCH + LEASE_EXTRA, BATCH,
-                                   collect, b, err);
+                                   notifier, collect, b, err);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         if (atomic_load(&t->stop)) { /* hand back the rest at once */
             set(store, &b->v[i], "pending", b->v[i].attempts, now, b->v[i].error, now, err);
             continue;
         }
-        deliver(t, store, c, &b->v[i], err);
+        deliver(t, store, c, &b->v[i], ns, err);
     }
     if (rc == 0) rc = (int)b->n;
     free(b);
+    return rc;
+}
+
+int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
+{
+    tg_config_t *c = current(t);
+    int rc = pass_of(t, store, c, NULL, NULL, err);
     tg_config_unref(c);
     return rc;
 }
 
+/* ---- re-sending what still fires (alertmanager) ------------------------------------ */
+
+typedef struct firing {
+    tg_alarm_row_t *v;
+    size_t n, cap;
+} firing_t;
+
+#define MAX_RESEND 100000 /* alarm rows re-sent in one round: more are left for the next */
+
+static int collect_firing(const tg_alarm_row_t *row, void *ud)
+{
+    firing_t *f = ud;
+    if (strncmp(row->state, "firing", sizeof row->state)) return 1; /* firing come first */
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        if (cap > MAX_RESEND) return 1;
+        tg_alarm_row_t *v = realloc(f->v, cap * sizeof *v);
+        if (!v) return 1;
+        f->v = v;
+        f->cap = cap;
+    }
+    f->v[f->n++] = *row;
+    return 0;
+}
+
+/* The notice re-sent for a stored firing row: the labels of the one sent when it began to
+ * fire (alertname, tenant, severity from its rule now, alarm_kind), its id, start and last
+ * values. NULL rule: the rule is gone from the config (nothing is re-sent). */
+static void refire_notice(const tg_alarm_row_t *row, const tg_alarm_conf_t *rule, int64_t now,
+                          tg_notice_t *n)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->id, sizeof n->id, "alarm/%s/%s/%lld", row->name, row->tenant[0] ? row->tenant : "-",
+             (long long)row->seq);
+    snprintf(n->kind, sizeof n->kind, "alarm");
+    snprintf(n->alarm, sizeof n->alarm, "%s", row->name);
+    snprintf(n->alarm_kind, sizeof n->alarm_kind, "%s", row->kind);
+    snprintf(n->tenant, sizeof n->tenant, "%s", row->tenant);
+    snprintf(n->state, sizeof n->state, "firing");
+    snprintf(n->severity, sizeof n->severity, "%s", rule->severity ? rule->severity : "warning");
+    n->value = row->value;
+    n->threshold = row->threshold;
+    n->baseline = row->baseline;
+    n->window_s = rule->window_ms / 1000;
+    n->time_us = now;
+    n->started_us = row->started_us > 0 ? row->started_us : row->since_us;
+    snprintf(n->summary, sizeof n->summary, "%s: still firing %s%s (last value %g, fires at %g)",
+             row->name, row->tenant[0] ? "for tenant " : "process-wide", row->tenant, row->value,
+             row->threshold);
+}
+
+static const tg_alarm_conf_t *rule_of(const tg_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nalarms; i++)
+        if (!strcmp(c->alarms[i].name, name)) return &c->alarms[i];
+    return NULL;
+}
+
+/* One alertmanager notifier's round: every firing row posted again. Stops at the first
+ * failure, which blocks the notifier as a failed delivery does (its backlog waits too). */
+static int resend_to(tg_notify_t *t, const tg_config_t *c, const tg_notifier_conf_t *nc,
+                     nstate_t *ns, const firing_t *f)
+{
+    int sent = 0;
+    for (size_t i = 0; i < f->n && !atomic_load(&t->stop); i++) {
+        const tg_alarm_conf_t *rule = rule_of(c, f->v[i].name);
+        if (!rule) continue;
+        int64_t now = t->o.wall_clock();
+        tg_notice_t n;
+        refire_notice(&f->v[i], rule, now, &n);
+        tg_notify_ctl_t ctl = {.stop = &t->stop, .mono_us = t->o.mono_clock};
+        tg_notify_result_t res;
+        t->o.send(nc, &n, now, &ctl, &res);
+        if (res.outcome == TG_NOTIFY_OK) {
+            sent++;
+            continue;
+        }
+        if (res.outcome == TG_NOTIFY_RETRY) {
+            now = t->o.wall_clock();
+            int64_t wait_ms = tg_notify_backoff_ms(++ns->fails, c->notify_retry.min_ms,
+                                                   c->notify_retry.max_ms, t->o.random());
+            ns->blocked_until_us = now + wait_ms * 1000;
+            ns->resent_us = 0; /* the next round as soon as it is back */
+        }
+        TG_WARN("notify: %s: re-sending firing alarm %s failed (%s)", nc->name, n.id, res.message);
+        break;
+    }
+    if (sent) ns->fails = 0, ns->blocked_until_us = 0;
+    return sent;
+}
+
+/* nc's re-send round if one is due (ns its state). Returns the alerts posted, or -1 with
+ * err set. */
+static int resend_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
+                     const tg_notifier_conf_t *nc, nstate_t *ns, tg_err_t *err)
+{
+    int64_t now = t->o.wall_clock();
+    if (nc->type != TG_NOTIFIER_ALERTMANAGER || nc->resend_ms <= 0) return 0;
+    if (ns->blocked_until_us > now) return 0; /* down: its backlog comes first */
+    if (ns->resent_us && now - ns->resent_us < nc->resend_ms * 1000LL) return 0;
+    firing_t f = {0};
+    int rc = tg_store_alarm_list(store, collect_firing, &f, err);
+    if (rc != 0 && rc != 1) { /* 1: stopped at the first row not firing */
+        free(f.v);
+        return -1;
+    }
+    ns->resent_us = now;
+    int sent = resend_to(t, c, nc, ns, &f);
+    free(f.v);
+    return sent;
+}
+
+int tg_notify_resend(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
+{
+    tg_config_t *c = current(t);
+    int sent = 0;
+    for (size_t i = 0; i < c->nnotifiers; i++) {
+        nstate_t *ns = state_of(t, c->notifiers[i].name);
+        int n = ns ? resend_of(t, store, c, &c->notifiers[i], ns, err) : 0;
+        if (n < 0) {
+            sent = -1;
+            break;
+        }
+        sent += n;
+    }
+    tg_config_unref(c);
+    return sent;
+}
+
+/* ---- threads ---------------------------------------------------------------------- */
+
+static const tg_notifier_conf_t *notifier_of(const tg_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nnotifiers; i++)
+        if (!strcmp(c->notifiers[i].name, name)) return &c->notifiers[i];
+    return NULL;
+}
+
+/* How long a loop may sleep: at once when a full batch was claimed (more may be due), else
+ * until the earliest pending delivery of notifier (NULL = any), at most MAX_WAIT_US. */
+static int64_t next_wait(tg_notify_t *t, tg_store_t *store, const char *notifier, int claimed)
+{
+    if (claimed == BATCH) return 0;
+    int64_t next = 0, now = t->o.wall_clock();
+    int found = 0;
+    tg_err_t err;
+    if (claimed < 0 || tg_store_outbox_next(store, notifier, &next, &found, &err) != 0 || !found)
+        return MAX_WAIT_US;
+    return next <= now ? 0 : next - now < MAX_WAIT_US ? next - now : MAX_WAIT_US;
+}
+
+static void *lane_main(void *arg)
+{
+    lane_t *l = arg;
+    tg_notify_t *t = l->t;
+    tg_store_t *store = NULL;
+    tg_err_t err;
+    int reported = 0;
+    while (!atomic_load(&t->stop) && !atomic_load(&l->stop)) {
+        uint64_t seen = generation(t); /* before the work: a wake during it is not lost */
+        int64_t wait_us = MAX_WAIT_US;
+        if (!store && tg_store_open(t->store_url, &store, &err) != 0) {
+            if (!reported++)
+                TG_ERROR("notify: %s: cannot open the store (trying again): %s", l->ns.name,
+                         err.msg);
+            store = NULL;
+        }
+        tg_config_t *c = store ? current(t) : NULL;
+        const tg_notifier_conf_t *nc = c ? notifier_of(c, l->ns.name) : NULL;
+        if (nc) {
+            reported = 0;
+            int rc = pass_of(t, store, c, l->ns.name, &l->ns, &err);
+            if (rc < 0) TG_WARN("notify: %s: outbox: %s", l->ns.name, err.msg);
+            if (resend_of(t, store, c, nc, &l->ns, &err) < 0)
+                TG_WARN("notify: %s: cannot read the firing alarms to re-send: %s", l->ns.name,
+                        err.msg);
+            wait_us = next_wait(t, store, l->ns.name, rc);
+        }
+        tg_config_unref(c);
+        wait_for(t, seen, wait_us, &l->stop);
+    }
+    tg_store_close(store);
+    atomic_store(&l->done, 1);
+    return NULL;
+}
+
+/* Joins the lanes that ended, asks those whose notifier left c to end, starts one for each
+ * notifier of c without a live lane. */
+static void sync_lanes(tg_notify_t *t, const tg_config_t *c)
+{
+    int told = 0;
+    for (size_t i = 0; i < t->nlanes;) {
+        lane_t *l = t->lanes[i];
+        if (atomic_load(&l->done)) {
+            pthread_join(l->thread, NULL);
+            free(l);
+            t->lanes[i] = t->lanes[--t->nlanes];
+            continue;
+        }
+        if (!atomic_load(&l->stop) && !notifier_of(c, l->ns.name)) {
+            atomic_store(&l->stop, 1);
+            told = 1;
+        }
+        i++;
+    }
+    if (told) wake_all(t);
+    for (size_t k = 0; k < c->nnotifiers; k++) {
+        int live = 0;
+        for (size_t i = 0; i < t->nlanes && !live; i++)
+            live = !atomic_load(&t->lanes[i]->stop) &&
+                   !strcmp(t->lanes[i]->ns.name, c->notifiers[k].name);
+        if (live || t->nlanes == sizeof t->lanes / sizeof t->lanes[0]) continue;
+        lane_t *l = calloc(1, sizeof *l);
+        if (!l) continue; /* tried again at the next round */
+        l->t = t;
+        snprintf(l->ns.name, sizeof l->ns.name, "%s", c->notifiers[k].name);
+        atomic_init(&l->stop, 0);
+        atomic_init(&l->done, 0);
+        if (pthread_create(&l->thread, NULL, lane_main, l) != 0) {
+            TG_ERROR("notify: cannot start the thread of notifier %s (trying again)", l->ns.name);
+            free(l);
+            continue;
+        }
+        t->lanes[t->nlanes++] = l;
+    }
+}
+
+typedef struct names {
+    char v[MAX_LANES][64];
+    size_t n;
+    const tg_config_t *c;
+} names_t;
+
+static int collect_orphan(const char *name, void *ud)
+{
+    names_t *o = ud;
+    if (notifier_of(o->c, name)) return 0;
+    snprintf(o->v[o->n++], sizeof o->v[0], "%s", name);
+    return o->n == MAX_LANES; /* the rest at the next round */
+}
+
+/* The supervisor: the lanes, the deliveries to notifiers gone from the config (kept until a
+ * reload brings them back or give_up: no send), the hourly purge. */
 static void *sender_main(void *arg)
 {
     tg_notify_t *t = arg;
     tg_store_t *store = NULL;
     tg_err_t err;
     while (!atomic_load(&t->stop)) {
-        int64_t wait_us = MAX_WAIT_US;
+        uint64_t seen = generation(t);
+        tg_config_t *c = current(t);
+        sync_lanes(t, c);
         if (!store && tg_store_open(t->store_url, &store, &err) != 0) {
             TG_ERROR("notify: cannot open the store (trying again): %s", err.msg);
             store = NULL;
         }
         if (store) {
-            int rc = tg_notify_pass(t, store, &err);
-            if (rc < 0) TG_WARN("notify: outbox: %s", err.msg);
-            int64_t now = t->o.wall_clock(), next = 0;
-            int found = 0;
-            if (rc == BATCH)
-                wait_us = 0; /* more may be due */
-            else if (rc >= 0 && tg_store_outbox_next(store, &next, &found, &err) == 0 && found)
-                wait_us = next <= now ? 0 : next - now < MAX_WAIT_US ? next - now : MAX_WAIT_US;
+            names_t *o = calloc(1, sizeof *o);
+            if (o) {
+                o->c = c;
+                if (tg_store_outbox_notifiers(store, collect_orphan, o, &err) < 0)
+                    TG_WARN("notify: outbox: %s", err.msg);
+                for (size_t i = 0; i < o->n && !atomic_load(&t->stop); i++)
+                    if (pass_of(t, store, c, o->v[i], NULL, &err) < 0)
+                        TG_WARN("notify: outbox: %s", err.msg);
+                free(o);
+            }
+            int64_t now = t->o.wall_clock();
             if (now - t->last_purge_us >= PURGE_EVERY) {
                 t->last_purge_us = now;
                 int64_t deleted = 0;
@@ -265,15 +565,17 @@ static void *sender_main(void *arg)
                     TG_INFO("notify: purged %lld old notices from the outbox", (long long)deleted);
             }
         }
-        pthread_mutex_lock(&t->mu);
-        if (!t->wake && !atomic_load(&t->stop) && wait_us > 0) {
-            int64_t at = t->o.mono_clock() + wait_us;
-            struct timespec ts = {at / 1000000, (at % 1000000) * 1000};
-            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-        }
-        t->wake = 0;
-        pthread_mutex_unlock(&t->mu);
+        tg_config_unref(c);
+        wait_for(t, seen, MAX_WAIT_US, NULL);
     }
+    for (size_t i = 0; i < t->nlanes; i++) /* t->stop is set: each ends its send and goes */
+        atomic_store(&t->lanes[i]->stop, 1);
+    wake_all(t);
+    for (size_t i = 0; i < t->nlanes; i++) {
+        pthread_join(t->lanes[i]->thread, NULL);
+        free(t->lanes[i]);
+    }
+    t->nlanes = 0;
     tg_store_close(store);
     return NULL;
 }
@@ -294,9 +596,10 @@ void tg_notify_free(tg_notify_t *t)
     if (!t) return;
     pthread_mutex_lock(&t->mu);
     atomic_store(&t->stop, 1);
-    pthread_cond_signal(&t->cv);
+    t->gen++;
+    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
-    if (t->running) pthread_join(t->thread, NULL);
+    if (t->running) pthread_join(t->thread, NULL); /* it joins the lanes */
     tg_config_unref(t->cfg);
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);

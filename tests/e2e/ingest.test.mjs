@@ -139,6 +139,10 @@ describe('ingest', () => {
     assert.equal(row.gone, Math.ceil(N / 11));
     // the reason says the viewer left when the tenant is known (else why it is unattributed)
     assert.equal(row.gone_known, [...Array(N).keys()].filter((i) => i % 11 === 0 && i % 4 < 2).length);
+    // the query views carry the source
+    const qr = await tg(['query', "SELECT source, sum(requests) AS n FROM events GROUP BY source", '--format', 'json']);
+    assert.equal(qr.code, 0, qr.stderr);
+    assert.deepEqual(JSON.parse(qr.stdout), [{ source: 'cloudfront', n: N }]);
     const [v6] = await sqlite(db, "select count(*) n from usage_events where client_ip like '2001:db8::%'");
     assert.equal(v6.n, N / 2);
     // the unknown key: hash and prefix, never the secret, anywhere in the store

@@ -399,3 +399,56 @@ describe('notifications: webhook, Alertmanager, exec, outbox', () => {
     }
   });
 });
+
+// An alarm that keeps firing is posted to Alertmanager again every `resend` with endsAt four
+// intervals ahead (as Prometheus does): Alertmanager keeps it active while tollgate says it
+// fires, and ends it on its own once tollgate stops saying so (or is gone). The firing row is
+// written into the store as a restarted gateway finds it: no notice in the outbox for it.
+describe('Alertmanager: what still fires is re-sent', () => {
+  let am, gw;
+  before(async () => {
+    if (!fs.existsSync(AM_BIN)) throw new Error(`${AM_BIN} missing: run scripts/deps.sh`);
+    am = await startAlertmanager();
+    gw = await startGateway({
+      upstreams: [{ name: 'none', targets: ['http://127.0.0.1:9'] }],
+      routes: [{ name: 'r', path_prefix: '/', upstream: 'none' }],
+      extra: {
+        notify: [{ name: 'am', type: 'alertmanager', url: am.url, timeout: '2s', resend: '1s' }],
+        alarms: [{ name: 'errors', kind: 'error_rate', threshold: 0.05, severity: 'critical' }],
+        alarms_interval: '1h',
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await am?.stop();
+  });
+
+  test('re-sent each second with a lease; ends once the store says resolved', async () => {
+    const t0 = Date.now() * 1000 - 120e6;
+    await sqlite(
+      gw.dbPath,
+      `INSERT INTO alarms (name, tenant_id, kind, state, value, threshold, baseline, since_us, started_us, updated_us, seq) ` +
+        `VALUES ('errors', 'dock', 'error_rate', 'firing', 0.3, 0.05, 0, ${t0}, ${t0}, ${t0}, 7)`,
+    );
+    const f = '?filter=alertname%3D%22errors%22&filter=tenant%3D%22dock%22';
+    await waitFor(async () => (await am.alerts(f)).length === 1, { timeoutMs: 10000, message: 'the re-sent alert' });
+    const [a] = await am.alerts(f);
+    assert.deepEqual(a.labels, { alertname: 'errors', tenant: 'dock', severity: 'critical', source: 'tollgate', alarm_kind: 'error_rate' });
+    assert.equal(a.annotations.notice_id, 'alarm/errors/dock/7');
+    assert.equal(new Date(a.startsAt).getTime(), Math.floor(t0 / 1000));
+    const lease = new Date(a.endsAt).getTime() - Date.now();
+    assert.ok(lease > 1000 && lease <= 4500, `endsAt about 4 s ahead (got ${lease} ms)`);
+    // Posted again: endsAt moves forward while it fires.
+    await waitFor(async () => new Date((await am.alerts(f))[0].endsAt).getTime() > new Date(a.endsAt).getTime() + 500, {
+      timeoutMs: 10000,
+      message: 'endsAt moved forward',
+    });
+    // Resolved in the store (no notice sent): re-sends stop and Alertmanager ends it itself.
+    await sqlite(gw.dbPath, `UPDATE alarms SET state = 'resolved' WHERE name = 'errors' AND tenant_id = 'dock'`);
+    await waitFor(async () => (await am.alerts(`${f}&active=true`)).length === 0, {
+      timeoutMs: 15000,
+      message: 'the alert ended after its lease',
+    });
+  });
+});

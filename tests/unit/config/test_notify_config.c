@@ -57,6 +57,7 @@ static void test_issue_example(void **state)
     assert_string_equal(n[1].name, "alertmanager-1");
     assert_int_equal(n[1].type, TG_NOTIFIER_ALERTMANAGER);
     assert_null(n[1].secret);
+    assert_int_equal(n[1].resend_ms, 60000); /* what still fires is posted again each minute */
     assert_string_equal(n[2].name, "exec-2");
     assert_int_equal(n[2].argc, 1);
     assert_string_equal(n[2].argv[0], "/usr/local/bin/on-alarm");
@@ -71,6 +72,12 @@ static void test_issue_example(void **state)
     assert_int_equal(c->notify_retry.max_ms, 60000);
     assert_int_equal(c->notify_retry.give_up_ms, 24 * 3600 * 1000L);
     assert_string_equal(tg_notifier_type_name(n[1].type), "alertmanager");
+    tg_config_unref(c);
+
+    c = parse_ok("notify:\n  - { type: alertmanager, url: \"http://am\", resend: 0 }\n"
+                 "  - { type: alertmanager, url: \"http://am2\", resend: 15s }\n");
+    assert_int_equal(c->notifiers[0].resend_ms, 0);
+    assert_int_equal(c->notifiers[1].resend_ms, 15000);
     tg_config_unref(c);
 
     c = parse_ok("notify_retry: { min: 200ms, max: 2s, give_up: 1h }\n");
@@ -134,7 +141,13 @@ static void test_errors(void **state)
                "t.yaml:2: notify[0].url: bad URL: port out of range (the URL is not shown: it "
                "may hold a credential)");
     expect_err("notify:\n  - { type: alertmanager, url: \"http://am\", secret: x }\n",
-               "t.yaml:2: notify[0].secret: not a key of a alertmanager notifier");
+               "t.yaml:2: notify[0].secret: not a key of an alertmanager notifier");
+    expect_err("notify:\n  - { type: webhook, url: \"http://a/h\", secret: x, resend: 1m }\n",
+               "t.yaml:2: notify[0].resend: not a key of a webhook notifier");
+    expect_err("notify:\n  - { type: alertmanager, url: \"http://am\", resend: 500ms }\n",
+               "t.yaml:2: notify[0].resend: between 1s and 1h, or 0 (never re-sent)");
+    expect_err("notify:\n  - { type: alertmanager, url: \"http://am\", resend: 2h }\n",
+               "t.yaml:2: notify[0].resend: between 1s and 1h, or 0 (never re-sent)");
     expect_err("notify:\n  - { type: exec, command: on-alarm.sh }\n",
                "t.yaml:2: notify[0].command: must be an absolute path (got \"on-alarm.sh\"): the "
                "program is run without a shell or a PATH search");
@@ -143,7 +156,7 @@ static void test_errors(void **state)
     expect_err("notify:\n  - { type: exec }\n", "t.yaml:2: notify[0].command: required key is "
                                                 "missing");
     expect_err("notify:\n  - { type: exec, command: /bin/true, url: \"http://a\" }\n",
-               "t.yaml:2: notify[0].url: not a key of a exec notifier");
+               "t.yaml:2: notify[0].url: not a key of an exec notifier");
     expect_err("notify:\n  - { type: exec, command: /bin/true, timeout: 2m }\n",
                "t.yaml:2: notify[0].timeout: at most 60s");
     expect_err("notify:\n  - { name: a, type: exec, command: /bin/true }\n"

@@ -84,7 +84,7 @@ static void test_alertmanager(void **state)
 {
     (void)state;
     tg_notice_t n = sample();
-    char *s = tg_notify_alertmanager_json(&n, NULL);
+    char *s = tg_notify_alertmanager_json(&n, NULL, 0);
     json_error_t e;
     json_t *arr = json_loads(s, 0, &e);
     free(s);
@@ -104,14 +104,23 @@ static void test_alertmanager(void **state)
                         "alarm/errors/acme/12");
     assert_string_equal(json_string_value(json_object_get(a, "startsAt")),
                         "2026-12-01T00:00:00.000Z");
-    assert_null(json_object_get(a, "endsAt")); /* firing */
+    assert_null(json_object_get(a, "endsAt")); /* firing, no lease */
     assert_null(json_object_get(a, "generatorURL"));
     json_decref(arr);
 
-    /* Resolved: endsAt is the notice's time; a process-wide notice has no tenant label. */
+    /* Firing with a lease: endsAt is the lease's end (re-sent before it while firing). */
+    s = tg_notify_alertmanager_json(&n, NULL, 1796083440000000LL);
+    arr = json_loads(s, 0, &e);
+    free(s);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "endsAt")),
+                        "2026-12-01T00:04:00.000Z");
+    json_decref(arr);
+
+    /* Resolved: endsAt is the notice's time, whatever the lease; a process-wide notice has
+     * no tenant label. */
     snprintf(n.state, sizeof n.state, "resolved");
     n.tenant[0] = '\0';
-    s = tg_notify_alertmanager_json(&n, "http://gw:9090/dashboard");
+    s = tg_notify_alertmanager_json(&n, "http://gw:9090/dashboard", 1796083440000000LL);
     arr = json_loads(s, 0, &e);
     free(s);
     a = json_array_get(arr, 0);

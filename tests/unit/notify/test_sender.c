@@ -34,15 +34,18 @@ static uint64_t rnd(void)
 static long answer[2]; /* by notifier index: an HTTP status */
 static int sent[2];
 static char last_id[2][160];
+static tg_notice_t last_notice[2];
+static int64_t last_time[2];
 
 static void fake_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t t,
                       const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
 {
-    (void)t;
     (void)ctl;
     int i = !strcmp(nc->name, "hook") ? 0 : 1;
     sent[i]++;
     snprintf(last_id[i], sizeof last_id[i], "%s", n->id);
+    last_notice[i] = *n;
+    last_time[i] = t;
     memset(res, 0, sizeof *res);
     res->http_status = answer[i];
     res->outcome = tg_notify_classify_http(answer[i]);
@@ -60,7 +63,10 @@ static const char yaml[] = "notify:\n"
                            "  - { name: hook, type: webhook, url: \"http://127.0.0.1:1/h\", "
                            "secret: k }\n"
                            "  - { name: am, type: alertmanager, url: \"http://127.0.0.1:1\" }\n"
-                           "notify_retry: { min: 2s, max: 20s, give_up: 1h }\n";
+                           "notify_retry: { min: 2s, max: 20s, give_up: 1h }\n"
+                           "alarms:\n"
+                           "  - { name: errors, kind: error_rate, threshold: 0.05, "
+                           "severity: critical }\n";
 
 static int setup(void **state)
 {
@@ -297,6 +303,85 @@ static void test_unknown_notifier_backlog(void **state)
     assert_non_null(strstr(row_of(f, "n39", "hook").error, "no notifier of this name"));
 }
 
+/* An alarm row as the runner stores it. */
+static tg_alarm_row_t alarm_row(const char *name, const char *tenant, const char *st, int64_t seq)
+{
+    tg_alarm_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "%s", name);
+    snprintf(r.tenant, sizeof r.tenant, "%s", tenant);
+    snprintf(r.kind, sizeof r.kind, "error_rate");
+    snprintf(r.state, sizeof r.state, "%s", st);
+    r.value = 0.25;
+    r.threshold = 0.05;
+    r.since_us = r.started_us = r.updated_us = WALL - 600 * SEC;
+    r.seq = seq;
+    return r;
+}
+
+static int resend(fixture_t *f)
+{
+    tg_err_t err;
+    int n = tg_notify_resend(f->t, f->s, &err);
+    assert_true(n >= 0);
+    return n;
+}
+
+/* What still fires goes to Alertmanager again every resend interval (60 s by default), with
+ * the id and labels of the notice sent when it began; never to the webhook; not what is
+ * resolved, nor a rule gone from the config. A 503 ends the round and blocks the notifier
+ * for the backoff; it gets the next round once it is back. */
+static void test_resend_firing(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_alarm_row_t rows[] = {
+        alarm_row("errors", "acme", "firing", 3), alarm_row("errors", "beta", "resolved", 2),
+        alarm_row("gone", "acme", "firing", 1), /* its rule was removed */
+    };
+    assert_int_equal(tg_store_alarm_put(f->s, rows, 3, NULL, 0, &err), 0);
+
+    assert_int_equal(resend(f), 1); /* the first round is at once */
+    assert_int_equal(sent[0], 0);
+    assert_int_equal(sent[1], 1);
+    const tg_notice_t *n = &last_notice[1];
+    assert_string_equal(n->id, "alarm/errors/acme/3");
+    assert_string_equal(n->state, "firing");
+    assert_string_equal(n->alarm, "errors");
+    assert_string_equal(n->alarm_kind, "error_rate");
+    assert_string_equal(n->tenant, "acme");
+    assert_string_equal(n->severity, "critical");
+    assert_true(n->started_us == WALL - 600 * SEC);
+    assert_true(last_time[1] == WALL);
+
+    now_us = WALL + 59 * SEC;
+    assert_int_equal(resend(f), 0);
+    now_us = WALL + 60 * SEC;
+    assert_int_equal(resend(f), 1);
+    assert_int_equal(sent[1], 2);
+
+    /* Down: the round stops, the notifier waits out the backoff (1 s: min/2 with no jitter). */
+    answer[1] = 503;
+    now_us = WALL + 120 * SEC;
+    assert_int_equal(resend(f), 0);
+    assert_int_equal(sent[1], 3);
+    now_us = WALL + 120 * SEC + SEC / 2;
+    assert_int_equal(resend(f), 0);
+    assert_int_equal(sent[1], 3); /* blocked: not even tried */
+    answer[1] = 200;
+    now_us = WALL + 121 * SEC;
+    assert_int_equal(resend(f), 1); /* back: at once, not a whole interval later */
+    assert_int_equal(sent[1], 4);
+
+    /* Resolved: nothing more. */
+    rows[0] = alarm_row("errors", "acme", "resolved", 4);
+    assert_int_equal(tg_store_alarm_put(f->s, rows, 1, NULL, 0, &err), 0);
+    now_us = WALL + 300 * SEC;
+    assert_int_equal(resend(f), 0);
+    assert_int_equal(sent[1], 4);
+    assert_int_equal(sent[0], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_and_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_notifier_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_notifier_backlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resend_firing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
