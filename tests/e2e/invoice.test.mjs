@@ -262,4 +262,53 @@ describe('plans, invoices and export', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // Issue 12: "including events ingested from logs". Records of a CloudFront log with acme's
+  // key in its query are ordinary events of acme's: the invoice counts them (only the 2xx
+  // ones as billable, their bytes in the gb meter), and ingesting the same log again changes
+  // nothing.
+  test('events ingested from a CloudFront log are invoiced like proxied ones, once', async () => {
+    const measure = async () => {
+      const inv = JSON.parse((await cliOk(gw, ['invoice', '--tenant', 'acme', '--month', month, '--format', 'json'])).stdout);
+      assert.equal(
+        inv.lines.reduce((a, l) => a + BigInt(l.subtotal_micros), 0n),
+        BigInt(inv.total_micros),
+      );
+      return Object.fromEntries(inv.meters.map((m) => [m.meter, m.measured]));
+    };
+    const m0 = await measure();
+    const fields =
+      '#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status ' +
+      'cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id ' +
+      'x-host-header cs-protocol cs-bytes time-taken';
+    const statuses = ['200', '200', '503', '200', '000'];
+    const lines = ['#Version: 1.0', fields];
+    statuses.forEach((st, i) => {
+      const key = encodeURIComponent(encodeURIComponent(acme.secret)); // as CloudFront logs it
+      lines.push(
+        [first, `12:00:0${i}`, 'FRA56-P1', 2000 + i, '198.51.100.7', 'GET', 'd1.cloudfront.net', '/api/items', st, '-', 'curl/8.5',
+          `cf_api_key=${key}`, '-', 'Miss', `INV${i}==`, 'api.example.com', 'https', 100 + i, '0.020'].join('\t'),
+      );
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-invoice-ingest-'));
+    try {
+      const file = path.join(dir, 'cf.log');
+      fs.writeFileSync(file, lines.join('\n') + '\n');
+      const r = await cliOk(gw, ['ingest', '--format', 'cloudfront', file]);
+      assert.match(r.stdout + r.stderr, /5 records/);
+      const m1 = await measure();
+      const billable = statuses.map((st, i) => (st === '200' ? 2000 + i + 100 + i : null)).filter((b) => b !== null);
+      assert.equal(m1.requests - m0.requests, statuses.length);
+      assert.equal(m1.billable - m0.billable, billable.length);
+      assert.equal(m1.gb - m0.gb, billable.reduce((a, b) => a + b, 0));
+      const usage = JSON.parse((await cliOk(gw, ['usage', '--tenant', 'acme', '--from', first, '--to', last, '--format', 'json'])).stdout);
+      assert.equal(m1.requests, usage.reduce((a, x) => a + x.requests, 0));
+      assert.equal(m1.billable, usage.reduce((a, x) => a + x.billable, 0));
+      // Ingested again: nothing new, the same invoice.
+      await cliOk(gw, ['ingest', '--format', 'cloudfront', file]);
+      assert.deepEqual(await measure(), m1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
