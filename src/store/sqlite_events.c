@@ -546,10 +546,11 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
 
 #define SEEN_ROWS 32 /* digests per multi-row INSERT into ingest_seen */
 
-/* "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?,?),... RETURNING ..." of
- * SEEN_ROWS rows: RETURNING yields the rows actually inserted, so one statement tells which
- * of 32 records are new (a fifth less CPU than a statement per record). */
-static char *seen_multi_sql(void)
+/* "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?,?),..." of SEEN_ROWS rows,
+ * with "RETURNING ts_us, digest" when returning: RETURNING yields the rows actually
+ * inserted, so one statement tells which of 32 records are new (a fifth less CPU than a
+ * statement per record). Without it, the change count alone says "all new" or "none". */
+static char *seen_multi_sql_as(int returning)
 {
     static const char head[] = "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES ",
                       tail[] = " RETURNING ts_us, digest";
@@ -559,8 +560,18 @@ static char *seen_multi_sql(void)
     size_t o = (size_t)snprintf(sql, cap, "%s", head);
     for (int r = 0; r < SEEN_ROWS; r++)
         o += (size_t)snprintf(sql + o, cap - o, "%s(?,?)", r ? "," : "");
-    snprintf(sql + o, cap - o, "%s", tail);
+    snprintf(sql + o, cap - o, "%s", returning ? tail : "");
     return sql;
+}
+
+static char *seen_multi_sql(void)
+{
+    return seen_multi_sql_as(1);
+}
+
+static char *seen_plain_sql(void)
+{
+    return seen_multi_sql_as(0);
 }
 
 static const sq_sql_t sql_ingest_seen = {
@@ -568,6 +579,8 @@ static const sq_sql_t sql_ingest_seen = {
     .sql = "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?1, ?2)"};
 static const sq_sql_t sql_ingest_seen_multi = {.slot = ST_INGEST_SEEN_MULTI,
                                                .build = seen_multi_sql};
+static const sq_sql_t sql_ingest_seen_plain = {.slot = ST_INGEST_SEEN_PLAIN,
+                                               .build = seen_plain_sql};
 static const sq_sql_t sql_ingest_unknown = {
     .slot = ST_INGEST_UNKNOWN,
     .sql = "INSERT INTO ingest_unknown_keys (sha256, prefix, source, records, first_us, "
@@ -645,6 +658,50 @@ static int seen_chunk(sqlite3_stmt *st, const tg_ingest_item_t *items, unsigned 
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* The statements that mark which records of a batch are new. */
+typedef struct seen_st {
+    sqlite3_stmt *one, *multi, *plain;
+} seen_st_t;
+
+/* Marks isnew[] for items[0..n), inserting their (time, digest) rows. Chunks of SEEN_ROWS
+ * go through the plain statement unless exact: a chunk that inserts all its rows is all
+ * new, one that inserts none is all seen before (RETURNING's per-row answer costs a third
+ * of the statement: it runs as a trigger, row by row, into a temporary table). Any other
+ * count (a chunk mixing old and new records, or repeating one) sets *mixed and stops: the
+ * caller rolls the transaction back and marks the batch again with exact set, where
+ * RETURNING says which rows were taken. */
+static int seen_mark(sq_store_t *s, const seen_st_t *st, const tg_ingest_item_t *items, size_t n,
+                     unsigned char *isnew, int exact, int *mixed)
+{
+    int rc;
+    size_t i = 0;
+    *mixed = 0;
+    for (; i + SEEN_ROWS <= n; i += SEEN_ROWS) {
+        if (exact) {
+            if ((rc = seen_chunk(st->multi, items + i, isnew + i)) != SQLITE_OK) return rc;
+            continue;
+        }
+        for (int r = 0; r < SEEN_ROWS; r++) {
+            sqlite3_bind_int64(st->plain, 2 * r + 1, items[i + r].ev.ts_us);
+            sqlite3_bind_blob(st->plain, 2 * r + 2, items[i + r].digest, 32, SQLITE_STATIC);
+        }
+        if ((rc = sq_run(st->plain)) != SQLITE_OK) return rc;
+        int taken = sqlite3_changes(s->db);
+        if (taken != 0 && taken != SEEN_ROWS) {
+            *mixed = 1;
+            return SQLITE_OK;
+        }
+        memset(isnew + i, taken == SEEN_ROWS, SEEN_ROWS);
+    }
+    for (; i < n; i++) {
+        sqlite3_bind_int64(st->one, 1, items[i].ev.ts_us);
+        sqlite3_bind_blob(st->one, 2, items[i].digest, 32, SQLITE_STATIC);
+        if ((rc = sq_run(st->one)) != SQLITE_OK) return rc;
+        isnew[i] = sqlite3_changes(s->db) == 1;
+    }
+    return SQLITE_OK;
+}
+
 /* One transaction: each record whose (time, digest) is not in ingest_seen gets its row there
  * and its event appended (usage_daily with it); the others are duplicates. A record and
  * its digest are stored together or not at all, so a failed batch is retried by ingesting
@@ -679,22 +736,23 @@ static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, 
     size_t nunk = 0;
     append_st_t a;
     int ret = append_prepare(s, n, &a, err);
-    sqlite3_stmt *seen = ret == 0 ? sq_stmt(s, &sql_ingest_seen, err) : NULL;
-    sqlite3_stmt *multi = seen ? sq_stmt(s, &sql_ingest_seen_multi, err) : NULL;
-    sqlite3_stmt *unkst = multi ? sq_stmt(s, &sql_ingest_unknown, err) : NULL;
+    seen_st_t seen;
+    seen.one = ret == 0 ? sq_stmt(s, &sql_ingest_seen, err) : NULL;
+    seen.multi = seen.one ? sq_stmt(s, &sql_ingest_seen_multi, err) : NULL;
+    seen.plain = seen.multi ? sq_stmt(s, &sql_ingest_seen_plain, err) : NULL;
+    sqlite3_stmt *unkst = seen.plain ? sq_stmt(s, &sql_ingest_unknown, err) : NULL;
     if (!unkst) return ret ? ret : -1;
     if ((ret = sq_begin(s, "ingest", err)) != 0) return ret;
-    size_t k = 0, added = 0, i = 0;
-    int rc = SQLITE_OK;
-    for (; i + SEEN_ROWS <= n; i += SEEN_ROWS)
-        if ((rc = seen_chunk(multi, items + i, isnew + i)) != SQLITE_OK) goto fail;
-    for (; i < n; i++) {
-        sqlite3_bind_int64(seen, 1, items[i].ev.ts_us);
-        sqlite3_bind_blob(seen, 2, items[i].digest, 32, SQLITE_STATIC);
-        if ((rc = sq_run(seen)) != SQLITE_OK) goto fail;
-        isnew[i] = sqlite3_changes(s->db) == 1;
+    size_t k = 0, added = 0;
+    int mixed;
+    int rc = seen_mark(s, &seen, items, n, isnew, 0, &mixed);
+    if (rc == SQLITE_OK && mixed) {
+        sq_rollback(s);
+        if ((ret = sq_begin(s, "ingest", err)) != 0) return ret;
+        rc = seen_mark(s, &seen, items, n, isnew, 1, &mixed);
     }
-    for (i = 0; i < n; i++) {
+    if (rc != SQLITE_OK) goto fail;
+    for (size_t i = 0; i < n; i++) {
         if (!isnew[i]) continue; /* seen before: a duplicate */
         fresh[k++] = items[i].ev;
         if (items[i].key_prefix[0] && (rc = unk_add(unkst, unk, &nunk, &items[i])) != SQLITE_OK)

@@ -50,6 +50,7 @@ enum {
     ST_SPEND,
     ST_INGEST_SEEN,
     ST_INGEST_SEEN_MULTI,
+    ST_INGEST_SEEN_PLAIN,
     ST_INGEST_UNKNOWN,
     /* sqlite_policy.c */
     ST_LIMIT_SET,

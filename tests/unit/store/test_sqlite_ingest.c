@@ -175,6 +175,33 @@ static void test_ingest_large_batch_repeats(void **state)
     free(it);
 }
 
+/* Overlapping runs: a 32-record chunk seen whole before, one all new, and one mixing old
+ * and new records (decided again row by row) each count only their new records. */
+static void test_ingest_overlap_chunks(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    enum { N = 144 };
+    tg_ingest_item_t *it = calloc(N, sizeof *it);
+    for (int i = 0; i < N; i++)
+        it[i] = item(5000 + i, T_DEC + i, "acme", (unsigned char)i);
+    size_t ins = 0, dup = 0;
+    assert_int_equal(tg_store_ingest(f->s, it, 32, &ins, &dup, &err), 0);
+    assert_int_equal(ins, 32);
+    /* 0..95: chunk 0 all seen, chunks 1 and 2 all new */
+    assert_int_equal(tg_store_ingest(f->s, it, 96, &ins, &dup, &err), 0);
+    assert_int_equal(ins, 64);
+    assert_int_equal(dup, 32);
+    /* 80..143: chunk 80..111 mixes 16 seen and 16 new; 112..143 all new */
+    assert_int_equal(tg_store_ingest(f->s, it + 80, 64, &ins, &dup, &err), 0);
+    assert_int_equal(ins, 48);
+    assert_int_equal(dup, 16);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM ingest_seen"), N);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM usage_events"), N);
+    assert_int_equal(raw_int(f, "SELECT requests FROM usage_daily"), N);
+    free(it);
+}
+
 /* An unknown key is kept as its hash and prefix, counted per record stored. */
 static void test_ingest_unknown_key_bucket(void **state)
 {
@@ -202,6 +229,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_twice_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_same_id_distinct_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_large_batch_repeats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_overlap_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_unknown_key_bucket, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
