@@ -44,6 +44,10 @@
 
 enum { EMIT_OK = 0, EMIT_MALFORMED = 1, EMIT_STORE = 2 };
 
+/* The ids emit() and resolve_key() write in place: "unk_" + 16 hex, "ingest-" + 32 hex. */
+_Static_assert(sizeof((tg_event_t *)0)->key_id >= 4 + 16 + 1, "key_id holds unk_ + 16 hex");
+_Static_assert(sizeof((tg_event_t *)0)->request_id >= 7 + 32 + 1, "request_id holds ingest-");
+
 typedef struct keyent {
     unsigned char sha256[32];
     char tenant[TG_TENANT_SIZE];
@@ -217,9 +221,8 @@ static void resolve_key(tg_ingest_t *in, tg_ingest_rec_t *rec, tg_ingest_item_t 
         return;
     }
     in->st.unknown++;
-    char hx[17];
-    hex(c->sha256, 8, hx);
-    snprintf(ev->key_id, sizeof ev->key_id, "unk_%s", hx);
+    memcpy(ev->key_id, "unk_", 4); /* + 16 hex and the NUL: fits key_id[32] */
+    hex(c->sha256, 8, ev->key_id + 4);
     if (!ev->reason[0]) TG_EVENT_SET(ev, reason, "unknown_key", 11);
     memcpy(it->key_sha256, c->sha256, 32);
     size_t pn = rec->key_len < TG_APIKEY_PREFIX_LEN ? rec->key_len : TG_APIKEY_PREFIX_LEN;
@@ -260,10 +263,9 @@ static int emit(void *ud, tg_ingest_rec_t *rec)
     ev->tokens_in = ev->tokens_out = ev->tokens_cached = ev->tokens_cache_write = TG_TOKENS_UNKNOWN;
     TG_EVENT_SET(ev, source, in->source, strlen(in->source));
     digest(in, rec->rid ? rec->rid : rec->raw, rec->rid ? rec->rid_len : rec->raw_len, it->digest);
-    if (!ev->request_id[0]) {
-        char h[33];
-        hex(it->digest, 16, h);
-        snprintf(ev->request_id, sizeof ev->request_id, "ingest-%s", h);
+    if (!ev->request_id[0]) { /* "ingest-" + 32 hex and the NUL: fits request_id[64] */
+        memcpy(ev->request_id, "ingest-", 7);
+        hex(it->digest, 16, ev->request_id + 7);
     }
     ev->id = tg_event_new_id(ev->ts_us);
     if (in->pb) tg_pricebook_price(in->pb, ev, TG_ROUTE_HTTP);

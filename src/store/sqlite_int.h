@@ -303,15 +303,16 @@ int sq_read_version(sq_store_t *s, sq_version_t v, const char *what, int64_t *ou
 /* ---- binding and reading --------------------------------------------------------- */
 
 /* Binds a fixed-size field; strnlen so a field without its NUL cannot make SQLite read
- * past it. */
+ * past it. An empty optional field is told by its first byte: most of an event's optional
+ * fields are empty, and a strnlen call each was 4% of the CPU of `tollgate ingest`. */
 static inline void sq_bind_field(sqlite3_stmt *st, int i, const char *f, size_t cap,
                                  int null_if_empty)
 {
-    size_t n = strnlen(f, cap);
-    if (n == 0 && null_if_empty)
+    if (null_if_empty && (cap == 0 || f[0] == '\0')) {
         sqlite3_bind_null(st, i);
-    else
-        sqlite3_bind_text(st, i, f, (int)n, SQLITE_STATIC);
+        return;
+    }
+    sqlite3_bind_text(st, i, f, (int)strnlen(f, cap), SQLITE_STATIC);
 }
 #define BIND_ROW(st, i, row, field) sq_bind_field((st), (i), (row)->field, sizeof(row)->field, 0)
 
