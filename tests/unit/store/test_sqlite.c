@@ -270,6 +270,40 @@ static void test_tenant_crud(void **state)
     assert_int_equal(tg_store_tenant_set_status(f->s, "acme", "paused", &err), -1);
 }
 
+/* api_keys.last_used_us is each key's newest event in a batch; a revoked key's refusal is
+ * not a use. Keys take turns, as in an ingested log. */
+static void test_key_last_used(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_tenant_add(f->s, "acme", "", &err), 0);
+    const char *ids[3] = {"key_0000000000000001", "key_0000000000000002", "key_0000000000000003"};
+    for (int i = 0; i < 3; i++) {
+        tg_key_t k = key_make(ids[i], "acme", (unsigned char)(0x11 * (i + 1)));
+        assert_int_equal(tg_store_key_add(f->s, &k, &err), 0);
+    }
+    /* key 1 at 100, 300, 250; key 2 at 200, 150; key 3 refused as revoked at 400 */
+    const int who[6] = {0, 1, 0, 2, 1, 0};
+    const int64_t ts[6] = {100, 200, 300, 400, 150, 250};
+    tg_event_t evs[6];
+    for (int i = 0; i < 6; i++) {
+        evs[i] = ev_make(700 + i, ts[i], "acme", TG_OUTCOME_BILLABLE);
+        snprintf(evs[i].key_id, sizeof evs[i].key_id, "%s", ids[who[i]]);
+    }
+    evs[3].outcome = TG_OUTCOME_REJECTED;
+    snprintf(evs[3].reason, sizeof evs[3].reason, "revoked_key");
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(f->s, evs, 6, &ins, &err), 0);
+    keys_t ks = {0};
+    assert_int_equal(tg_store_key_list(f->s, "acme", collect_keys, &ks, &err), 0);
+    assert_int_equal(ks.n, 3);
+    for (int i = 0; i < 3; i++) {
+        int64_t want = i == 0 ? 300 : i == 1 ? 200 : 0;
+        for (size_t j = 0; j < ks.n; j++)
+            if (strcmp(ks.k[j].id, ids[i]) == 0) assert_int_equal(ks.k[j].last_used_us, want);
+    }
+}
+
 static void test_key_crud(void **state)
 {
     fixture_t *f = *state;
@@ -2111,6 +2145,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_crud, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_crud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_last_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_version_two_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_aggregates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_flood_aggregate, setup, teardown),
