@@ -350,7 +350,6 @@ static void sq_close(tg_store_t *base)
     free(s->slots);
     free(s->fast);
     free(s->done);
-    free(s->fresh);
     free(s->isnew);
     free(s);
 }

@@ -236,9 +236,8 @@ typedef struct sq_store {
     fast_ev_t *fast;
     unsigned char *done;  /* per event: inserted by the fast path */
     int bulk;             /* ingest() has enlarged this connection's page cache */
-    tg_event_t *fresh;    /* ingest() scratch: the events of a batch's new records */
-    unsigned char *isnew; /* and which of its records are new */
-    size_t fresh_cap;
+    unsigned char *isnew; /* ingest() scratch: which of a batch's records are new */
+    size_t isnew_cap;
     /* The -shm this connection mapped (walshm.h): checked before every use; once it is
      * lost the connection is never touched again, not even to close it. */
     tg_walshm_t shm;
