@@ -40,15 +40,25 @@ static int quoted(const char *s, size_t n, size_t *i, const char **b, size_t *le
         (*i)++;
     if (*i >= n || s[*i] != '"') return -1;
     size_t st = ++*i;
-    while (*i < n && s[*i] != '"') {
-        if (s[*i] == '\\' && *i + 1 < n) (*i)++;
-        (*i)++;
+    /* memchr to each '"', which ends the field unless an odd run of backslashes escapes it:
+     * a byte-by-byte scan of the user agent was a twentieth of the instructions of
+     * ingesting a combined log. */
+    for (size_t at = st; at < n;) {
+        const char *q = memchr(s + at, '"', n - at);
+        if (!q) break;
+        size_t e = (size_t)(q - s), bs = 0;
+        while (e - bs > st && s[e - bs - 1] == '\\')
+            bs++;
+        if (bs % 2 == 0) {
+            *b = s + st;
+            *len = e - st;
+            *i = e + 1;
+            return 0;
+        }
+        at = e + 1;
     }
-    if (*i >= n) return -1;
-    *b = s + st;
-    *len = *i - st;
-    (*i)++;
-    return 0;
+    *i = n;
+    return -1;
 }
 
 static int hexv(char c)

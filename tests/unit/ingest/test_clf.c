@@ -69,6 +69,14 @@ static void test_zones_quotes_junk(void **state)
     assert_string_equal(g.recs[0].ev.path, "/a\"b");
     assert_int_equal(g.recs[0].ev.bytes_out, 0);
     assert_string_equal(g.recs[0].ev.client_ip, "2001:db8::1");
+    /* a field ending in an escaped backslash: its quote closes it (an even run) */
+    assert_int_equal(parse(&p,
+                           "192.0.2.5 - - [30/Nov/2026:23:59:59 +0000] \"GET /b\\\\ HTTP/1.1\" "
+                           "200 7 \"-\" \"ua \\\\\\\\\" \"x\"",
+                           &g),
+                     0);
+    assert_string_equal(g.recs[0].ev.path, "/b\\");
+    assert_int_equal(g.recs[0].ev.bytes_out, 7);
     /* a TLS handshake on a plain port, and a connection that sent nothing */
     assert_int_equal(parse(&p,
                            "192.0.2.5 - - [30/Nov/2026:23:59:59 +0000] "
