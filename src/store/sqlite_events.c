@@ -575,7 +575,8 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
 
 /* ---- ingested records (tg_store_ingest) --------------------------------------------- */
 
-#define SEEN_ROWS 32 /* digests per multi-row INSERT into ingest_seen */
+#define SEEN_ROWS        32 /* digests per multi-row INSERT into ingest_seen */
+#define SEEN_EXACT_AFTER 16 /* batches marked with RETURNING after a mixed one */
 
 /* "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?,?),..." of SEEN_ROWS rows,
  * with "RETURNING ts_us, digest" when returning: RETURNING yields the rows actually
@@ -772,8 +773,14 @@ static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, 
     if ((ret = sq_begin(s, "ingest", err)) != 0) return ret;
     size_t added = 0;
     int mixed;
-    int rc = seen_mark(s, &seen, items, n, isnew, 0, &mixed);
+    /* After a mixed batch the next SEEN_EXACT_AFTER go straight to RETURNING: a log whose
+     * identical lines recur (one client's same request twice in a second) would otherwise
+     * pay for both passes batch after batch. */
+    int exact = s->seen_exact > 0;
+    if (exact) s->seen_exact--;
+    int rc = seen_mark(s, &seen, items, n, isnew, exact, &mixed);
     if (rc == SQLITE_OK && mixed) {
+        s->seen_exact = SEEN_EXACT_AFTER;
         sq_rollback(s);
         if ((ret = sq_begin(s, "ingest", err)) != 0) return ret;
         rc = seen_mark(s, &seen, items, n, isnew, 1, &mixed);

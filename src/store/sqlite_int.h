@@ -238,6 +238,7 @@ typedef struct sq_store {
     int bulk;             /* ingest() has enlarged this connection's page cache */
     unsigned char *isnew; /* ingest() scratch: which of a batch's records are new */
     size_t isnew_cap;
+    unsigned seen_exact; /* ingest(): batches left to mark with RETURNING at once */
     /* The -shm this connection mapped (walshm.h): checked before every use; once it is
      * lost the connection is never touched again, not even to close it. */
     tg_walshm_t shm;

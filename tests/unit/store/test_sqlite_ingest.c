@@ -175,26 +175,42 @@ static void test_ingest_large_batch_repeats(void **state)
     free(it);
 }
 
+/* A new run draws new event ids for the same records. */
+static void renumber(tg_ingest_item_t *it, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        it[i].ev.id += 1000;
+}
+
 /* Overlapping runs: a 32-record chunk seen whole before, one all new, and one mixing old
- * and new records (decided again row by row) each count only their new records. */
+ * and new records (decided again row by row, as are the batches after it) each count only
+ * their new records. */
 static void test_ingest_overlap_chunks(void **state)
 {
     fixture_t *f = *state;
     tg_err_t err;
-    enum { N = 144 };
+    enum { N = 176 };
     tg_ingest_item_t *it = calloc(N, sizeof *it);
     for (int i = 0; i < N; i++)
         it[i] = item(5000 + i, T_DEC + i, "acme", (unsigned char)i);
     size_t ins = 0, dup = 0;
     assert_int_equal(tg_store_ingest(f->s, it, 32, &ins, &dup, &err), 0);
     assert_int_equal(ins, 32);
+    /* only ingest_seen can tell a record already stored */
+    renumber(it, N);
     /* 0..95: chunk 0 all seen, chunks 1 and 2 all new */
     assert_int_equal(tg_store_ingest(f->s, it, 96, &ins, &dup, &err), 0);
     assert_int_equal(ins, 64);
     assert_int_equal(dup, 32);
+    renumber(it, N);
     /* 80..143: chunk 80..111 mixes 16 seen and 16 new; 112..143 all new */
     assert_int_equal(tg_store_ingest(f->s, it + 80, 64, &ins, &dup, &err), 0);
     assert_int_equal(ins, 48);
+    assert_int_equal(dup, 16);
+    renumber(it, N);
+    /* after a mixed batch the next ones are marked row by row at once: 128..175 */
+    assert_int_equal(tg_store_ingest(f->s, it + 128, 48, &ins, &dup, &err), 0);
+    assert_int_equal(ins, 32);
     assert_int_equal(dup, 16);
     assert_int_equal(raw_int(f, "SELECT count(*) FROM ingest_seen"), N);
     assert_int_equal(raw_int(f, "SELECT count(*) FROM usage_events"), N);
