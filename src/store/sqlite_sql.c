@@ -5,10 +5,11 @@
  * PRAGMA query_only (sqlite.c), every statement must pass sqlite3_stmt_readonly() and
  * return columns, and the read-only handle's authorizer (below) refuses what
  * stmt_readonly() lets through although it is not a plain read: ATTACH and DETACH (which
- * would read, or create, other files), REINDEX, ANALYZE, load_extension() and PRAGMAs
- * that set something (PRAGMA query_only = 0 is "read-only" to SQLite). One statement per
- * call: a second result set has no place in one table, CSV or JSON array, and refusing
- * it means nothing after a refused statement can run either.
+ * would read, or create, other files), REINDEX, ANALYZE, load_extension(), fts3_tokenizer()
+ * (a pointer out of the process, or into it as code) and PRAGMAs that set something
+ * (PRAGMA query_only = 0 is "read-only" to SQLite). One statement per call: a second result
+ * set has no place in one table, CSV or JSON array, and refusing it means nothing after a
+ * refused statement can run either.
  *
  * The backup holds one read transaction on the source from the first page to the last:
  * sqlite3_backup_step() otherwise takes a new snapshot per step and restarts from page 1
@@ -64,7 +65,10 @@ static int authorize(void *ud, int action, const char *a, const char *b, const c
         if (!pragma_reads(a)) what = "PRAGMA ", arg = a ? a : "";
         break;
     case SQLITE_FUNCTION:
+        /* fts3_tokenizer(NAME) returns a pointer into the process and (NAME, PTR) installs
+         * one as a tokenizer's code: Debian's SQLite is built with it enabled. */
         if (b && strcasecmp(b, "load_extension") == 0) what = "load_extension()";
+        if (b && strcasecmp(b, "fts3_tokenizer") == 0) what = "fts3_tokenizer()";
         break;
     }
     if (!what) return SQLITE_OK;

@@ -1,0 +1,97 @@
+// Hostile review of query, report, backup, restore and archive (issue 12): a tenant's
+// strings reach the operator's terminal only as text (no escape sequence passes a table);
+// query refuses fts3_tokenizer() (a pointer out, or in: it is not a read); restore refuses a
+// store whose schema is not exactly the one tollgate's migrations create (a trigger, a view
+// redefined, a CHECK added), because that schema would run inside the gateway's writer.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { createTenantKey, request, sqlite, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
+
+describe('query, report and restore against a hostile tenant, operator or file', () => {
+  let mock, gw, acme;
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [{ name: 'oa', path_prefix: '/v1/', upstream: 'mock', kind: 'openai' }],
+    });
+    acme = await createTenantKey(gw, 'acme');
+    await waitForKey(gw, acme.secret, '/v1/models');
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  test('a model name with terminal escapes is shown inert in a table', async () => {
+    // OSC 0 (set the window title) and a colour, as a tenant may put in its request body.
+    const model = '\u001b]0;owned\u0007\u001b[31mgpt-4o\u001b[0m\nfake line';
+    const r0 = await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${acme.secret}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.ok(r0.status < 500, `answered ${r0.status}`);
+    await waitFor(async () => (await sqlite(gw.dbPath, "SELECT count(*) n FROM usage_events WHERE model LIKE '%gpt-4o%'"))[0].n > 0);
+    for (const args of [
+      ['query', "SELECT model FROM events WHERE model LIKE '%gpt-4o%'"],
+      ['report', 'models', '--tenant', 'acme'],
+    ]) {
+      const r = await gw.cli(args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.includes('gpt-4o'), r.stdout);
+      assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f]/, `${args[0]}: no control character: ${JSON.stringify(r.stdout)}`);
+      assert.doesNotMatch(r.stdout, /\nfake line/, 'a value cannot start a line of its own');
+    }
+    // JSON keeps the value exactly (escaped by the encoder).
+    const r = await gw.cli(['query', "SELECT model FROM events WHERE model LIKE '%gpt-4o%'", '--format', 'json']);
+    assert.equal(JSON.parse(r.stdout)[0].model, model);
+  });
+
+  test('query refuses fts3_tokenizer()', async () => {
+    for (const sql of ["SELECT hex(fts3_tokenizer('simple'))", "SELECT fts3_tokenizer('simple', x'4141414141414141')"]) {
+      const r = await gw.cli(['query', sql]);
+      assert.equal(r.code, 2, `${sql}: ${r.stdout}`);
+      assert.match(r.stderr, /fts3_tokenizer\(\) is not allowed/);
+    }
+  });
+
+  test('restore refuses a store whose schema tollgate did not create', async () => {
+    await gw.stop();
+    const good = path.join(gw.dir, 'good.db');
+    let r = await gw.cli(['backup', good]);
+    assert.equal(r.code, 0, r.stderr);
+    const hostile = [
+      // Drops every event of acme before it is written: free traffic, nothing billed.
+      ['trigger', "CREATE TRIGGER free BEFORE INSERT ON usage_events WHEN NEW.tenant = 'acme' BEGIN SELECT RAISE(IGNORE); END"],
+      // Brings a revoked key back on every request of anyone.
+      ['trigger', "CREATE TRIGGER revive AFTER INSERT ON usage_events BEGIN UPDATE api_keys SET status = 'active'; END"],
+      // The stable view now shows the key hashes to every query.
+      ['view keys', 'DROP VIEW keys; CREATE VIEW keys AS SELECT id, tenant_id AS tenant, hex(sha256) AS prefix FROM api_keys'],
+      // A constraint that refuses the events of a tenant to come: the writer stalls on them.
+      ['table usage_events', "ALTER TABLE usage_events ADD COLUMN x INTEGER CHECK (tenant <> 'newcomer')"],
+      ['index', 'CREATE INDEX extra ON usage_events (model)'],
+    ];
+    const before = await sqlite(gw.dbPath, 'SELECT count(*) n FROM usage_events');
+    for (const [what, sql] of hostile) {
+      const file = path.join(gw.dir, 'hostile.db');
+      fs.copyFileSync(good, file);
+      await sqlite(file, sql);
+      r = await gw.cli(['restore', file]);
+      assert.equal(r.code, 1, `${what}: ${r.stdout}`);
+      assert.match(r.stderr, /restore: .*hostile\.db: .*not (part )?of tollgate's schema|differs from tollgate's schema/, what);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.ok(!fs.existsSync(`${gw.dbPath}.bak`), `${what}: the store untouched, no copy made`);
+      assert.deepEqual(await sqlite(gw.dbPath, "SELECT name FROM sqlite_schema WHERE type = 'trigger'"), []);
+      fs.rmSync(file);
+    }
+    assert.deepEqual(await sqlite(gw.dbPath, 'SELECT count(*) n FROM usage_events'), before);
+    // The unmodified backup is still accepted.
+    r = await gw.cli(['restore', good]);
+    assert.equal(r.code, 0, r.stderr);
+    await gw.restart();
+  });
+});
