@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/migrations.h"
+
 #define DELETE_CHUNK  5000 /* events per archive purge transaction, as tg_store_purge */
 #define STEP_PAUSE_MS 1    /* between two backup steps */
 #define BUSY_TRIES    500  /* a step refused as busy is tried again every 10 ms, 5 s at most */
@@ -305,8 +307,9 @@ static int sq_backup(tg_store_t *base, const char *dest_path, int pages, int64_t
     return ret;
 }
 
-/* 0 when db is a tollgate store of a schema version this build knows. */
-static int check_tollgate(sqlite3 *db, const char *name, tg_err_t *err)
+/* 0 when db is a tollgate store of a schema version this build knows, that version into
+ * *version. */
+static int check_tollgate(sqlite3 *db, const char *name, int64_t *version, tg_err_t *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db,
@@ -323,7 +326,7 @@ static int check_tollgate(sqlite3 *db, const char *name, tg_err_t *err)
     if (sqlite3_step(st) != SQLITE_ROW)
         ret = tg_err_set(err, "%s: not a tollgate store (%s)", name, sqlite3_errmsg(db));
     else {
-        int64_t v = sqlite3_column_int64(st, 0), tables = sqlite3_column_int64(st, 1);
+        int64_t v = *version = sqlite3_column_int64(st, 0), tables = sqlite3_column_int64(st, 1);
         if (tables != 4 || v < 1)
             ret = tg_err_set(err, "%s: not a tollgate store (tables missing)", name);
         else if (v > sq_schema_latest())
@@ -333,6 +336,123 @@ static int check_tollgate(sqlite3 *db, const char *name, tg_err_t *err)
                              name, (long long)v, sq_schema_latest());
     }
     sqlite3_finalize(st);
+    return ret;
+}
+
+/* A store's schema objects, sorted by key: "type name", and what defines each (its table
+ * and SQL, as JSON). sqlite_stat* (the planner's statistics, which ANALYZE adds) are data,
+ * not code, and left out. */
+typedef struct obj {
+    char *key, *def;
+} obj_t;
+
+typedef struct objs {
+    obj_t *v;
+    size_t n, cap;
+} objs_t;
+
+static void objs_free(objs_t *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->v[i].key);
+        free(o->v[i].def);
+    }
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+/* db's objects into o (emptied first); SQLITE_OK or SQLite's error. */
+static int objs_read(sqlite3 *db, objs_t *o)
+{
+    memset(o, 0, sizeof *o);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT type || ' ' || name, json_array(tbl_name, sql) FROM "
+                                "sqlite_schema WHERE substr(name, 1, 11) <> 'sqlite_stat' ORDER BY 1",
+                                -1, &st, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        if (o->n == o->cap) {
+            size_t cap = o->cap ? 2 * o->cap : 64;
+            obj_t *v = realloc(o->v, cap * sizeof *v);
+            if (!v) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            o->v = v;
+            o->cap = cap;
+        }
+        obj_t *x = &o->v[o->n++];
+        x->key = strdup((const char *)sqlite3_column_text(st, 0));
+        x->def = strdup((const char *)sqlite3_column_text(st, 1));
+        if (!x->key || !x->def) rc = SQLITE_NOMEM;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE) return SQLITE_OK;
+    objs_free(o);
+    return rc;
+}
+
+/* The objects tollgate's migrations up to version v create, built in a new in-memory
+ * database as a store is opened (sqlite.c: foreign keys on, then the migrations in list
+ * order). */
+static int objs_expected(int64_t v, objs_t *o, tg_err_t *err)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, tg_store_migrations_bootstrap, NULL, NULL, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < tg_store_nmigrations; i++)
+        if (tg_store_migrations[i].version <= v)
+            rc = sqlite3_exec(db, tg_store_migrations[i].sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = objs_read(db, o);
+    int ret = 0;
+    if (rc != SQLITE_OK)
+        ret = tg_err_set(err, "tollgate's schema version %lld: %s", (long long)v,
+                         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return ret;
+}
+
+/* 0 when db's schema is exactly the one tollgate's migrations create at version v. The
+ * schema is code that runs in the gateway: a trigger on usage_events runs in its writer
+ * (RAISE(IGNORE) there drops a tenant's events unbilled; an UPDATE revives revoked keys),
+ * a view in every query that reads it, a CHECK on every insert. So a restored file brings
+ * its rows and nothing else: no object added, none redefined, none missing. The message
+ * names the first difference, on one line (the names are the file's). */
+static int check_schema(sqlite3 *db, const char *name, int64_t v, tg_err_t *err)
+{
+    objs_t got, want;
+    int rc = objs_read(db, &got);
+    if (rc != SQLITE_OK)
+        return tg_err_set(err, "%s: reading its schema: %s", name, sqlite3_errstr(rc));
+    if (objs_expected(v, &want, err) != 0) {
+        objs_free(&got);
+        return -1;
+    }
+    int ret = 0;
+    for (size_t i = 0, j = 0; ret == 0 && (i < got.n || j < want.n);) {
+        int c = i == got.n ? 1 : j == want.n ? -1 : strcmp(got.v[i].key, want.v[j].key);
+        if (c < 0)
+            ret = tg_err_set(err,
+                             "%s: %.80s is not part of tollgate's schema (version %lld); a "
+                             "restored store brings rows only: drop it from the file first",
+                             name, got.v[i].key, (long long)v);
+        else if (c > 0)
+            ret = tg_err_set(err, "%s: %.80s of tollgate's schema (version %lld) is missing",
+                             name, want.v[j].key, (long long)v);
+        else if (strcmp(got.v[i].def, want.v[j].def) != 0)
+            ret = tg_err_set(err,
+                             "%s: %.80s differs from tollgate's schema (version %lld); a "
+                             "restored store brings rows only",
+                             name, got.v[i].key, (long long)v);
+        i += c <= 0;
+        j += c >= 0;
+    }
+    for (char *p = err && ret ? err->msg : NULL; p && *p; p++)
+        if ((unsigned char)*p < 0x20) *p = ' ';
+    objs_free(&got);
+    objs_free(&want);
     return ret;
 }
 
@@ -376,7 +496,16 @@ int tg_sqlite_restore(const char *path, const char *src_path, char *bak_out, siz
         tg_err_set(err, "%s: %s", src_path, src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
         goto out;
     }
-    if (check_integrity(src, src_path, err) != 0 || check_tollgate(src, src_path, err) != 0)
+    /* The file is not trusted until its schema is checked: its views and CHECKs may call
+     * only harmless functions meanwhile. The checks and the copy read one snapshot, so
+     * what is copied is what was checked. */
+    sqlite3_db_config(src, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    sqlite3_db_config(src, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    int64_t version = 0;
+    if (sqlite3_exec(src, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        check_integrity(src, src_path, err) != 0 ||
+        check_tollgate(src, src_path, &version, err) != 0 ||
+        check_schema(src, src_path, version, err) != 0)
         goto out;
     struct stat sb, sb_src;
     int existed = stat(path, &sb) == 0 && sb.st_size > 0;
