@@ -366,10 +366,11 @@ static int objs_read(sqlite3 *db, objs_t *o)
 {
     memset(o, 0, sizeof *o);
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT type || ' ' || name, json_array(tbl_name, sql) FROM "
-                                "sqlite_schema WHERE substr(name, 1, 11) <> 'sqlite_stat' ORDER BY 1",
-                                -1, &st, NULL);
+    int rc =
+        sqlite3_prepare_v2(db,
+                           "SELECT type || ' ' || name, json_array(tbl_name, sql) FROM "
+                           "sqlite_schema WHERE substr(name, 1, 11) <> 'sqlite_stat' ORDER BY 1",
+                           -1, &st, NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
         if (o->n == o->cap) {
@@ -439,8 +440,8 @@ static int check_schema(sqlite3 *db, const char *name, int64_t v, tg_err_t *err)
                              "restored store brings rows only: drop it from the file first",
                              name, got.v[i].key, (long long)v);
         else if (c > 0)
-            ret = tg_err_set(err, "%s: %.80s of tollgate's schema (version %lld) is missing",
-                             name, want.v[j].key, (long long)v);
+            ret = tg_err_set(err, "%s: %.80s of tollgate's schema (version %lld) is missing", name,
+                             want.v[j].key, (long long)v);
         else if (strcmp(got.v[i].def, want.v[j].def) != 0)
             ret = tg_err_set(err,
                              "%s: %.80s differs from tollgate's schema (version %lld); a "
