@@ -470,6 +470,26 @@ static int sidecars(const char *path)
     return have;
 }
 
+/* Whether a and b are the same existing file. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+int tg_sqlite_owns_file(const char *path, const char *file)
+{
+    static const char *const sides[] = {"-wal", "-shm", "-journal"};
+    char side[4096];
+    if (same_file(path, file)) return TG_STORE_OWN_DB;
+    for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+        snprintf(side, sizeof side, "%s%s", path, sides[i]);
+        if (same_file(side, file)) return TG_STORE_OWN_SIDE;
+    }
+    return 0;
+}
+
 /* Removes the -wal and -shm a read-only connection to path left beside it (it cannot
  * checkpoint, so SQLite keeps them) when they were not there before: restore reads the
  * user's file and leaves nothing behind. */

@@ -2,7 +2,8 @@
 // strings reach the operator's terminal only as text (no escape sequence passes a table);
 // query refuses fts3_tokenizer() (a pointer out, or in: it is not a read); restore refuses a
 // store whose schema is not exactly the one tollgate's migrations create (a trigger, a view
-// redefined, a CHECK added), because that schema would run inside the gateway's writer.
+// redefined, a CHECK added), because that schema would run inside the gateway's writer;
+// backup --force refuses to put its copy in place of the live store or its WAL files.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -57,6 +58,24 @@ describe('query, report and restore against a hostile tenant, operator or file',
       assert.equal(r.code, 2, `${sql}: ${r.stdout}`);
       assert.match(r.stderr, /fts3_tokenizer\(\) is not allowed/);
     }
+  });
+
+  test('backup --force refuses the live store and its WAL files as FILE', async () => {
+    const auth = { Authorization: `Bearer ${acme.secret}` };
+    const count = async () => (await sqlite(gw.dbPath, "SELECT count(*) n FROM usage_events WHERE tenant = 'acme'"))[0].n;
+    await request(`${gw.url}/v1/models`, { headers: auth });
+    assert.ok(fs.existsSync(`${gw.dbPath}-wal`), 'a serving gateway has its WAL');
+    for (const file of [gw.dbPath, `${gw.dbPath}-wal`, `${gw.dbPath}-shm`, gw.config.recorder?.spool ?? `${gw.dbPath}.spool`]) {
+      const r = await gw.cli(['backup', file, '--force']);
+      assert.equal(r.code, 1, `${file}: ${r.stdout}`);
+      assert.match(r.stderr, /backup: .* is (the store|a file of the store|the recorder's spool)/, file);
+      assert.ok(!fs.existsSync(`${file}.partial`), 'no copy left');
+    }
+    // The gateway still records into the store (the store replaced under it spooled every
+    // event until a restart).
+    const n = await count();
+    for (let i = 0; i < 3; i++) await request(`${gw.url}/v1/models`, { headers: auth });
+    await waitFor(async () => (await count()) >= n + 3, { message: 'events still reach the store' });
   });
 
   test('restore refuses a store whose schema tollgate did not create', async () => {
