@@ -47,6 +47,7 @@ static void sha_hex(EVP_MD_CTX *md, char out[65])
 /* ---- writing ---- */
 
 typedef struct writer {
+    const char *path; /* the file written, for its errors */
     FILE *f;
     ZSTD_CCtx *z;
     void *zout;
@@ -70,7 +71,7 @@ static int zwrite(writer_t *w, const void *p, size_t n, int end)
         if (ZSTD_isError(left))
             return tg_err_set(w->err, "archive: zstd: %s", ZSTD_getErrorName(left));
         if (out.pos && fwrite(w->zout, 1, out.pos, w->f) != out.pos)
-            return tg_err_set(w->err, "archive: write: %s", strerror(errno));
+            return tg_err_set(w->err, "%s: %s", w->path, strerror(errno));
         if (end ? left == 0 : in.pos == in.size) return 0;
     }
 }
@@ -146,8 +147,14 @@ static int write_file(tg_store_t *s, int64_t before_us, const char *tmp, int64_t
                       char sha[65], tg_err_t *err)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) /* a run that is going on, or one killed midway */
+        return tg_err_set(err,
+                          "%s: already exists: left by an archive that did not finish (or one "
+                          "running now); nothing was purged for it: remove it and run again",
+                          tmp);
     if (fd < 0) return tg_err_set(err, "%s: %s", tmp, strerror(errno));
-    writer_t w = {.f = fdopen(fd, "wb"),
+    writer_t w = {.path = tmp,
+                  .f = fdopen(fd, "wb"),
                   .z = ZSTD_createCCtx(),
                   .zout_cap = ZSTD_CStreamOutSize(),
                   .md = EVP_MD_CTX_new(),

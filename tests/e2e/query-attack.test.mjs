@@ -78,6 +78,18 @@ describe('query, report and restore against a hostile tenant, operator or file',
     await waitFor(async () => (await count()) >= n + 3, { message: 'events still reach the store' });
   });
 
+  test('archive after one killed midway: the file it left is named, nothing purged', async () => {
+    const out = path.join(gw.dir, 'killed.jsonl.zst');
+    fs.writeFileSync(`${out}.partial`, 'half an archive');
+    const before = await sqlite(gw.dbPath, 'SELECT count(*) n FROM usage_events');
+    const r = await gw.cli(['archive', '--before', '2999-01-01', '--out', out]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /killed\.jsonl\.zst\.partial: .*left by an archive that did not finish.*remove it/);
+    assert.deepEqual(await sqlite(gw.dbPath, 'SELECT count(*) n FROM usage_events'), before);
+    assert.equal(fs.readFileSync(`${out}.partial`, 'utf8'), 'half an archive', 'not ours to remove');
+    assert.ok(!fs.existsSync(out));
+  });
+
   test('restore refuses a store whose schema tollgate did not create', async () => {
     await gw.stop();
     const good = path.join(gw.dir, 'good.db');
