@@ -528,10 +528,9 @@ int tg_sqlite_restore(const char *path, const char *src_path, char *bak_out, siz
         check_tollgate(src, src_path, &version, err) != 0 ||
         check_schema(src, src_path, version, err) != 0)
         goto out;
-    struct stat sb, sb_src;
+    struct stat sb;
     int existed = stat(path, &sb) == 0 && sb.st_size > 0;
-    if (existed && stat(src_path, &sb_src) == 0 && sb.st_dev == sb_src.st_dev &&
-        sb.st_ino == sb_src.st_ino) {
+    if (existed && same_file(path, src_path)) {
         tg_err_set(err, "%s is the store itself", src_path);
         goto out;
     }
