@@ -203,7 +203,11 @@ static int sq_query(tg_store_t *base, const char *sql, const char *const *params
             read_value(st, i, &vals[i]);
         if ((ret = sink->row(vals, (size_t)n, sink->ud)) != 0) goto out;
     }
-    if (rc != SQLITE_DONE) ret = sq_fail(s, rc, "query", err);
+    /* A PRAGMA read as a table (pragma_optimize) is authorized when it runs, not compiled. */
+    if (rc != SQLITE_DONE && s->denied[0])
+        ret = refuse(err, "refused: %s is not allowed (tollgate query only reads)", s->denied);
+    else if (rc != SQLITE_DONE)
+        ret = sq_fail(s, rc, "query", err);
 out:
     free(names);
     free(vals);

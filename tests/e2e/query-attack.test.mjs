@@ -52,11 +52,17 @@ describe('query, report and restore against a hostile tenant, operator or file',
     assert.equal(JSON.parse(r.stdout)[0].model, model);
   });
 
-  test('query refuses fts3_tokenizer()', async () => {
-    for (const sql of ["SELECT hex(fts3_tokenizer('simple'))", "SELECT fts3_tokenizer('simple', x'4141414141414141')"]) {
+  test('query refuses fts3_tokenizer() and PRAGMAs read as tables, saying why', async () => {
+    for (const [sql, re] of [
+      ["SELECT hex(fts3_tokenizer('simple'))", /fts3_tokenizer\(\) is not allowed/],
+      ["SELECT fts3_tokenizer('simple', x'4141414141414141')", /fts3_tokenizer\(\) is not allowed/],
+      // The table-valued forms of PRAGMAs are refused while running, not compiling.
+      ['SELECT * FROM pragma_optimize', /refused: PRAGMA optimize is not allowed/],
+      ['SELECT * FROM pragma_journal_mode', /refused: PRAGMA journal_mode is not allowed/],
+    ]) {
       const r = await gw.cli(['query', sql]);
-      assert.equal(r.code, 2, `${sql}: ${r.stdout}`);
-      assert.match(r.stderr, /fts3_tokenizer\(\) is not allowed/);
+      assert.equal(r.code, 2, `${sql}: ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, re);
     }
   });
 
