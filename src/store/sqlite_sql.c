@@ -344,8 +344,9 @@ static int check_tollgate(sqlite3 *db, const char *name, int64_t *version, tg_er
 }
 
 /* A store's schema objects, sorted by key: "type name", and what defines each (its table
- * and SQL, as JSON). sqlite_stat* (the planner's statistics, which ANALYZE adds) are data,
- * not code, and left out. */
+ * and SQL, as JSON). ANALYZE's sqlite_stat1, the planner's statistics, is data, not code,
+ * and left out, but only as SQLite creates it: a file can write any object into its
+ * schema under that name (writable_schema), a trigger too. */
 typedef struct obj {
     char *key, *def;
 } obj_t;
@@ -370,11 +371,12 @@ static int objs_read(sqlite3 *db, objs_t *o)
 {
     memset(o, 0, sizeof *o);
     sqlite3_stmt *st = NULL;
-    int rc =
-        sqlite3_prepare_v2(db,
-                           "SELECT type || ' ' || name, json_array(tbl_name, sql) FROM "
-                           "sqlite_schema WHERE substr(name, 1, 11) <> 'sqlite_stat' ORDER BY 1",
-                           -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT type || ' ' || name, json_array(tbl_name, sql) FROM "
+                                "sqlite_schema WHERE NOT (type = 'table' AND name = 'sqlite_stat1' "
+                                "AND tbl_name = name AND sql = 'CREATE TABLE "
+                                "sqlite_stat1(tbl,idx,stat)') ORDER BY 1",
+                                -1, &st, NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
         if (o->n == o->cap) {

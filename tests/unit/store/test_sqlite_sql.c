@@ -350,6 +350,14 @@ static void test_restore_schema(void **state)
         {"DROP INDEX api_keys_tenant", "index api_keys_tenant of tollgate's schema (version 6) is "
                                        "missing"},
         {"ALTER TABLE tenants ADD COLUMN x", "table tenants differs"},
+        /* Named as ANALYZE's statistics, written in with writable_schema: still a trigger. */
+        {"PRAGMA writable_schema = ON; INSERT INTO sqlite_schema VALUES ('trigger', "
+         "'sqlite_stat9', 'usage_events', 0, 'CREATE TRIGGER sqlite_stat9 BEFORE INSERT ON "
+         "usage_events BEGIN SELECT RAISE(IGNORE); END')",
+         "trigger sqlite_stat9 is not part of"},
+        {"ANALYZE; PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE TABLE "
+         "sqlite_stat1(tbl,idx,stat,x CHECK (x > 0))' WHERE name = 'sqlite_stat1'",
+         "table sqlite_stat1 is not part of"},
         /* The version says 5: migration 6's tables are extra. */
         {"DELETE FROM schema_migrations WHERE version = 6", "of tollgate's schema (version 5)"},
     };
