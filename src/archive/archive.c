@@ -412,6 +412,25 @@ done:
 
 /* ---- the whole run ---- */
 
+/* Syncs the directory holding path, so its new name survives a power cut: the file's
+ * bytes were synced before the link, its name is the directory's. */
+static int sync_dir(const char *path, tg_err_t *err)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if ((size_t)(slash - path) >= sizeof dir)
+        return tg_err_set(err, "%s: path too long", path);
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return tg_err_set(err, "%s: %s", dir, strerror(errno));
+    int rc = fsync(fd) == 0 ? 0 : tg_err_set(err, "%s: sync: %s", dir, strerror(errno));
+    close(fd);
+    return rc;
+}
+
 int tg_archive_run(tg_store_t *s, int64_t before_us, const char *out_path, tg_archive_stats_t *st,
                    tg_err_t *err)
 {
@@ -446,6 +465,9 @@ int tg_archive_run(tg_store_t *s, int64_t before_us, const char *out_path, tg_ar
                                         : strerror(errno));
     unlink(tmp);
     free(tmp);
+    /* Before the purge: once events are deleted, FILE must be found after a power cut too
+     * (a file system such as btrfs persists an fsync'd file's bytes, not its new name). */
+    if (rc == 0 && (rc = sync_dir(out_path, err)) != 0) unlink(out_path);
     if (rc != 0) {
         free(ids);
         return rc;

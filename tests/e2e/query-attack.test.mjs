@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { createTenantKey, request, sqlite, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
+import { bin, createTenantKey, request, run, sqlite, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
 
 describe('query, report and restore against a hostile tenant, operator or file', () => {
   let mock, gw, acme;
@@ -94,6 +94,24 @@ describe('query, report and restore against a hostile tenant, operator or file',
     assert.deepEqual(await sqlite(gw.dbPath, 'SELECT count(*) n FROM usage_events'), before);
     assert.equal(fs.readFileSync(`${out}.partial`, 'utf8'), 'half an archive', 'not ours to remove');
     assert.ok(!fs.existsSync(out));
+  });
+
+  // A power cut after the purge must not lose the archive's name: its directory is synced
+  // between the link and the purge (seen with strace; skipped where strace cannot trace).
+  test('archive syncs the directory holding FILE before it purges', async (t) => {
+    if ((await run('strace', ['-o', '/dev/null', 'true'])).code !== 0) return t.skip('no strace');
+    await sqlite(gw.dbPath, "INSERT INTO usage_events (id, ts_us, tenant, method, path, status, outcome, latency_us, bytes_in, bytes_out, cost_micros) VALUES (7, 1000000, 'old', 'GET', '/', 200, 'billable', 1, 1, 1, 0)");
+    const out = path.join(gw.dir, 'old.jsonl.zst');
+    const trace = path.join(gw.dir, 'archive.strace');
+    const r = await run('strace', ['-f', '-o', trace, '-e', 'trace=link,linkat,openat,open,fsync,fdatasync', bin, '-c', gw.configPath, 'archive', '--before', '2000-01-01', '--out', out], { cwd: gw.dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /archived 1 events .* purged 1/);
+    const lines = fs.readFileSync(trace, 'utf8').split('\n');
+    const linked = lines.findIndex((l) => l.includes(`"${out}") = 0`) && /\blink(at)?\(/.test(l));
+    assert.ok(linked >= 0, 'FILE linked');
+    const dirFd = lines.slice(linked).map((l) => l.match(new RegExp(`open(at)?\\(.*"${gw.dir}/?",.*O_DIRECTORY.*\\) += (\\d+)`))).find(Boolean);
+    assert.ok(dirFd, `the directory opened after the link:\n${lines.slice(linked).join('\n')}`);
+    assert.ok(lines.slice(linked).some((l) => new RegExp(`f(data)?sync\\(${dirFd[2]}\\) += 0`).test(l)), 'and synced');
   });
 
   test('restore refuses a store whose schema tollgate did not create', async () => {
