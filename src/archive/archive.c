@@ -357,6 +357,7 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
     unsigned char *in = malloc(in_cap), *out = malloc(out_cap);
     int rc = -1;
     size_t last = 1; /* ZSTD_decompressStream's hint: 0 once a frame is complete */
+    size_t fed = 0;  /* bytes given to the parser */
     if (!r.md || !z || !h || !in || !out || !EVP_DigestInit_ex(r.md, EVP_sha256(), NULL)) {
         tg_err_set(err, "archive: out of memory");
         goto done;
@@ -372,6 +373,7 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
                 tg_err_set(err, "%s: zstd: %s", path, ZSTD_getErrorName(last));
                 goto done;
             }
+            fed += ob.pos;
             if (ob.pos && yajl_parse(h, out, ob.pos) != yajl_status_ok) {
                 parse_error(h, &r, path, err);
                 goto done;
@@ -386,7 +388,8 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
         tg_err_set(err, "%s: truncated (the zstd frame is incomplete)", path);
         goto done;
     }
-    if (yajl_complete_parse(h) != yajl_status_ok || r.depth != 0) {
+    /* No text at all is an archive of no events (yajl calls it a premature EOF). */
+    if (fed > 0 && (yajl_complete_parse(h) != yajl_status_ok || r.depth != 0)) {
         if (r.depth != 0 && !r.why[0]) snprintf(r.why, sizeof r.why, "cut short");
         parse_error(h, &r, path, err);
         goto done;

@@ -114,6 +114,16 @@ describe('query, report and restore against a hostile tenant, operator or file',
     assert.ok(lines.slice(linked).some((l) => new RegExp(`f(data)?sync\\(${dirFd[2]}\\) += 0`).test(l)), 'and synced');
   });
 
+  test('archive of a period without events: an empty archive, not a parse error', async () => {
+    const out = path.join(gw.dir, 'empty.jsonl.zst');
+    const r = await gw.cli(['archive', '--before', '1990-01-01', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^archived 0 events before 1990-01-01 .*; purged 0$/m);
+    const z = await run('zstd', ['-dc', out]);
+    assert.equal(z.code, 0, z.stderr);
+    assert.equal(z.stdout, '');
+  });
+
   test('restore refuses a store whose schema tollgate did not create', async () => {
     await gw.stop();
     const good = path.join(gw.dir, 'good.db');
