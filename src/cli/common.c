@@ -14,6 +14,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/sizes.h"
 #include "util/money.h"
 
 int tg_cli_open(const char *config_path, tg_config_t **cfg, tg_store_t **store)
@@ -58,15 +59,7 @@ void tg_cli_fmt_time(int64_t us, char buf[25])
 
 int tg_cli_valid_tenant_id(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 63) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return tg_tenant_id_valid(s);
 }
 
 int tg_cli_valid_label(const char *s)
@@ -183,8 +176,10 @@ int tg_cli_parse_count(const char *s, int64_t max, int64_t *out)
     if (!*s) return -1;
     for (; *s; s++) {
         if (*s < '0' || *s > '9') return -1;
-        v = v * 10 + (*s - '0');
-        if (v > max) return -1;
+        /* checked before it is computed: with max near INT64_MAX, v * 10 would overflow */
+        int d = *s - '0';
+        if (d > max || v > (max - d) / 10) return -1;
+        v = v * 10 + d;
     }
     *out = v;
     return 0;

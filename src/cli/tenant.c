@@ -11,7 +11,8 @@
 #include "cli/common.h"
 
 #define USAGE                                                                                      \
-    "usage: tollgate tenant add ID [--name NAME] | list | show ID | disable ID | enable ID"
+    "usage: tollgate tenant add ID [--name NAME] | list | show ID | disable ID | enable ID | "     \
+    "set-plan ID PLAN [--from YYYY-MM]"
 
 /* Splits argv[2..] into at most one positional (the ID) and --name. */
 static int parse(int argc, char **argv, const char **id, const char **name)
@@ -109,6 +110,7 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
         puts(USAGE);
         return TG_EXIT_OK;
     }
+    if (strcmp(sub, "set-plan") == 0) return tg_cli_tenant_set_plan(argc, argv, config_path);
 
     const char *id = NULL, *name = NULL, *status = NULL;
     int rc;

@@ -30,6 +30,8 @@ struct tg_store_life_ops {
  * a budget reads from the daily aggregates. */
 struct tg_store_event_ops {
     int (*append)(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err);
+    int (*ingest)(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                  size_t *duplicates, tg_err_t *err);
     int (*purge)(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
                  int64_t *deleted, tg_err_t *err);
     int (*usage)(tg_store_t *s, const tg_usage_query_t *q,
@@ -140,6 +142,34 @@ struct tg_store_dash_ops {
                       int (*cb)(const tg_dash_rejection_t *, void *), void *ud, tg_err_t *err);
 };
 
+/* plans, tenant_plans and invoices, the usage they price, and the event export (issue
+ * 12): no version bump, the gateway never reads them. */
+struct tg_store_invoice_ops {
+    int (*plan_set)(tg_store_t *s, const tg_plan_t *p, tg_err_t *err);
+    int (*plan_rm)(tg_store_t *s, const char *name, int64_t effective_us, tg_err_t *err);
+    int (*plan_list)(tg_store_t *s, const char *name, int (*cb)(const tg_plan_t *, void *),
+                     void *ud, tg_err_t *err);
+    int (*plan_get)(tg_store_t *s, const char *name, int64_t at_us, tg_plan_t *out, tg_err_t *err);
+    int (*tenant_plan_set)(tg_store_t *s, const tg_tenant_plan_row_t *row, tg_err_t *err);
+    int (*tenant_plan_rm)(tg_store_t *s, const char *tenant, const char *from_month, tg_err_t *err);
+    int (*tenant_plan_list)(tg_store_t *s, const char *tenant,
+                            int (*cb)(const tg_tenant_plan_row_t *, void *), void *ud,
+                            tg_err_t *err);
+    int (*usage)(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                 int (*cb)(const tg_plan_usage_row_t *, void *), void *ud, tg_err_t *err);
+    int (*close)(tg_store_t *s, const tg_invoice_row_t *inv, const tg_invoice_line_t *lines,
+                 size_t nlines, const tg_invoice_billed_t *meters, size_t nmeters,
+                 const tg_invoice_billed_t *rebilled, size_t nrebilled, tg_err_t *err);
+    int (*get)(tg_store_t *s, const char *tenant, const char *month, tg_invoice_row_t *out,
+               int (*cb)(const tg_invoice_line_t *, void *), void *ud, tg_err_t *err);
+    int (*list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_invoice_row_t *, void *),
+                void *ud, tg_err_t *err);
+    int (*billed)(tg_store_t *s, const char *tenant, const char *month,
+                  int (*cb)(const tg_invoice_billed_t *, void *), void *ud, tg_err_t *err);
+    int (*event_range)(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                       int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err);
+};
+
 /* Read-only SQL (`tollgate query`, the reports), the online backup, and the archive's
  * purge of the events it exported (issue 12). query never writes on any backend. */
 struct tg_store_sql_ops {
@@ -162,6 +192,7 @@ struct tg_store {
     const struct tg_store_alarm_ops *alarms;
     const struct tg_store_outbox_ops *outbox;
     const struct tg_store_dash_ops *dash;
+    const struct tg_store_invoice_ops *invoices;
     const struct tg_store_sql_ops *sql;
 };
 

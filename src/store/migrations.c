@@ -407,6 +407,42 @@ static const char m6_outbox[] =
     ") WITHOUT ROWID;\n"
     "CREATE INDEX outbox_due ON outbox_deliveries (next_us) WHERE status = 'pending';\n";
 
+/* Ingested access logs (issue 12, src/ingest/). Every event says where it came from; the
+ * column's default makes the rows written before it 'gateway' without rewriting them.
+ *
+ * ingest_seen is what makes `tollgate ingest` idempotent: one row per record ever stored,
+ * keyed by the record's time and the SHA-256 of (source, record id), written in the
+ * transaction of the record's event, so a record is in both or in neither. The time leads
+ * the key because logs run in time order: inserts then land at the b-tree's right edge,
+ * where a key of the digest alone put each batch's rows on every leaf page of the table
+ * and rewrote all of them at each commit. A record's time is part of it, so the same
+ * record ingested again has the same key. It is not usage_events.id: that id is
+ * time-ordered (tg_event_new_id) with 22 bits per millisecond, and a content hash squeezed
+ * into it could collide and silently drop a distinct record as a "replay"; 256 bits do not
+ * collide. Rows are kept when events are purged, so a log ingested again after its events
+ * were purged is still counted once (usage_daily keeps its totals).
+ *
+ * ingest_unknown_keys: a key found in a log that matches no api_keys row, kept as its
+ * SHA-256 and display prefix, never the secret; its events carry tenant '' and key_id
+ * 'unk_' + the first 16 hex digits of that hash. */
+static const char m7_ingest[] =
+    "ALTER TABLE usage_events ADD COLUMN source /* 'gateway' = proxied by tollgate; else\n"
+    "  the log it was ingested from: 'cloudfront', 'apigw', 'clf', 'accesslog' */\n"
+    "  TEXT NOT NULL DEFAULT 'gateway';\n"
+    "CREATE TABLE ingest_seen (\n"
+    "  ts_us  INTEGER NOT NULL, -- the record's time, as its event's ts_us\n"
+    "  digest BLOB NOT NULL CHECK (length(digest) = 32), -- SHA-256 of source, NUL, record id\n"
+    "  PRIMARY KEY (ts_us, digest)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE ingest_unknown_keys (\n"
+    "  sha256     BLOB PRIMARY KEY CHECK (length(sha256) = 32), -- SHA-256 of the secret\n"
+    "  prefix     TEXT NOT NULL,    -- its first 8 characters, for display\n"
+    "  source     TEXT NOT NULL,    -- the log it was first seen in ('cloudfront', ...)\n"
+    "  records    INTEGER NOT NULL, -- ingested records that carried it\n"
+    "  first_us   INTEGER NOT NULL, -- the earliest such record's time\n"
+    "  last_us    INTEGER NOT NULL  -- the latest such record's time\n"
+    ") WITHOUT ROWID;\n";
+
 /* Stable views for `tollgate query` and the reports (issue 12, docs/query.md): what a user
  * writes SQL against, so the tables under them can change without breaking their queries.
  * No secret is shown: api_keys.sha256 is in no view. `tenants` is the table itself (it
@@ -500,6 +536,112 @@ static const char m8_views[] =
     "  sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END) AS failed,\n"
     "  sum(cost_micros) AS cost_micros, round(avg(latency_us) / 1e3, 3) AS avg_response_ms\n"
     "  FROM usage_events WHERE tool IS NOT NULL GROUP BY 1, tenant, tool;\n";
+/* Plans and invoices (issue 12, src/invoice/, docs/billing.md). A plan version is a row of
+ * plans with its meters and their tiers; the version in force at a month's first instant
+ * prices that whole month. tenant_plans says which plan a tenant is on from a month on.
+ * invoices, invoice_lines and invoice_meters hold closed months, frozen: late events for a
+ * closed month never change its rows, they are billed by an adjustment line of a later
+ * invoice, which moves invoice_meters (what has been billed for the month) to the events'
+ * values when that later month is closed. Plans are not policy: no version bump, the
+ * gateway never reads them. No foreign key to tenants (as limits): the CLI checks.
+ * Numbered 9: migrations 7 and 8 are written in parallel. */
+static const char m9_plans[] =
+    "CREATE TABLE plans (\n"
+    "  name         TEXT NOT NULL,    -- the plan's name, chosen by the operator\n"
+    "  effective_us INTEGER NOT NULL, -- first instant of the UTC month it applies from\n"
+    "  base_micros  INTEGER NOT NULL CHECK (base_micros >= 0), -- monthly fee, micro-USD\n"
+    "  created_us   INTEGER NOT NULL, -- when the row was written\n"
+    "  PRIMARY KEY (name, effective_us)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE plan_meters (\n"
+    "  plan         TEXT NOT NULL,    -- plans.name\n"
+    "  effective_us INTEGER NOT NULL, -- plans.effective_us\n"
+    "  seq          INTEGER NOT NULL, -- order on the invoice, from 0\n"
+    "  meter        TEXT NOT NULL CHECK (meter IN ('requests', 'billable', 'gb', 'tokens_in',\n"
+    "               'tokens_out', 'tool_calls', 'ai_cost')), -- what it counts\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- tokens: model, tool_calls: tool, '*' = the\n"
+    "                                 -- rest; '' for the other meters\n"
+    "  model        TEXT NOT NULL CHECK (model IN ('flat', 'unit', 'graduated', 'volume')),\n"
+    "  included     INTEGER NOT NULL DEFAULT 0 CHECK (included >= 0), -- free units a month\n"
+    "  flat_micros  INTEGER NOT NULL DEFAULT 0 CHECK (flat_micros >= 0), -- model 'flat'\n"
+    "  PRIMARY KEY (plan, effective_us, seq),\n"
+    "  FOREIGN KEY (plan, effective_us) REFERENCES plans (name, effective_us) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE plan_tiers (\n"
+    "  plan         TEXT NOT NULL,    -- plan_meters.plan\n"
+    "  effective_us INTEGER NOT NULL, -- plan_meters.effective_us\n"
+    "  seq          INTEGER NOT NULL, -- plan_meters.seq\n"
+    "  tier         INTEGER NOT NULL, -- from 1\n"
+    "  up_to        INTEGER,          -- units (after the included ones) where it ends;\n"
+    "                                 -- NULL = no end (the last tier)\n"
+    "  unit_micros  INTEGER NOT NULL CHECK (unit_micros >= 0), -- micro-USD per 1M units\n"
+    "                                 -- (per GB = 10^9 bytes for meter 'gb')\n"
+    "  PRIMARY KEY (plan, effective_us, seq, tier),\n"
+    "  FOREIGN KEY (plan, effective_us, seq) REFERENCES plan_meters (plan, effective_us, seq)\n"
+    "    ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE tenant_plans (\n"
+    "  tenant_id    TEXT NOT NULL,    -- tenants.id\n"
+    "  from_month   TEXT NOT NULL,    -- 'YYYY-MM': the plan applies from this month on\n"
+    "  plan         TEXT NOT NULL,    -- plans.name\n"
+    "  updated_us   INTEGER NOT NULL, -- when the row was written\n"
+    "  PRIMARY KEY (tenant_id, from_month)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoices (\n"
+    "  tenant_id    TEXT NOT NULL,    -- tenants.id\n"
+    "  month        TEXT NOT NULL,    -- 'YYYY-MM', UTC\n"
+    "  plan         TEXT NOT NULL,    -- plans.name that priced it\n"
+    "  plan_effective_us INTEGER NOT NULL, -- and its version\n"
+    "  total_micros INTEGER NOT NULL, -- the invoice's total, adjustments included\n"
+    "  closed_us    INTEGER NOT NULL, -- when it was closed (frozen)\n"
+    "  PRIMARY KEY (tenant_id, month)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoice_lines (\n"
+    "  tenant_id    TEXT NOT NULL,    -- invoices.tenant_id\n"
+    "  month        TEXT NOT NULL,    -- invoices.month\n"
+    "  seq          INTEGER NOT NULL, -- order on the invoice\n"
+    "  kind         TEXT NOT NULL CHECK (kind IN ('base', 'included', 'flat', 'tier',\n"
+    "               'volume', 'adjustment')), -- volume: every unit at the tier reached\n"
+    "  meter        TEXT,             -- plan_meters.meter; NULL for the base fee\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- plan_meters.match\n"
+    "  tier         INTEGER NOT NULL DEFAULT 0, -- tier number; 0 = not a tier\n"
+    "  tier_from    INTEGER NOT NULL DEFAULT 0, -- where the tier starts\n"
+    "  tier_to      INTEGER,          -- where it ends; NULL = no end\n"
+    "  quantity     INTEGER NOT NULL, -- units on the line (adjustment: the change)\n"
+    "  unit_micros  INTEGER NOT NULL DEFAULT 0, -- micro-USD per scale units\n"
+    "  scale        INTEGER NOT NULL DEFAULT 0, -- 10^6, or 10^9 for gb; 0 = no unit price\n"
+    "  subtotal_micros INTEGER NOT NULL, -- rounded half up, once per line\n"
+    "  for_month    TEXT,             -- adjustment: the closed month it corrects\n"
+    "  PRIMARY KEY (tenant_id, month, seq),\n"
+    "  FOREIGN KEY (tenant_id, month) REFERENCES invoices (tenant_id, month) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoice_meters (\n"
+    "  tenant_id    TEXT NOT NULL,    -- invoices.tenant_id\n"
+    "  month        TEXT NOT NULL,    -- invoices.month: the month used\n"
+    "  meter        TEXT NOT NULL,    -- plan_meters.meter\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- plan_meters.match\n"
+    "  closed_measured INTEGER NOT NULL, -- units measured when the month was closed\n"
+    "  closed_amount_micros INTEGER NOT NULL, -- and what they came to, both frozen\n"
+    "  measured     INTEGER NOT NULL, -- units billed so far for the month (closed plus\n"
+    "                                 -- the adjustments of later invoices)\n"
+    "  amount_micros INTEGER NOT NULL, -- what they were billed so far\n"
+    "  updated_us   INTEGER NOT NULL, -- close, or the adjustment that last moved it\n"
+    "  PRIMARY KEY (tenant_id, month, meter, match),\n"
+    "  FOREIGN KEY (tenant_id, month) REFERENCES invoices (tenant_id, month) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n";
+
+/* usage_events.source (migration 7) in the `events` view (migration 8; the two were
+ * written in parallel): a view lists its columns, so it is made again with the column,
+ * last, the others as they were. Numbered 10, after the parallel 8 and 9. */
+static const char m10_events_source[] =
+    "DROP VIEW events;\n"
+    "CREATE VIEW events AS SELECT id, ts_us,\n"
+    "  strftime('%Y-%m-%dT%H:%M:%SZ', ts_us / 1000000, 'unixepoch') AS time,\n"
+    "  date(ts_us / 1000000, 'unixepoch') AS day,\n"
+    "  tenant, key_id, route, method, path, status, outcome, reason, requests, latency_us,\n"
+    "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
+    "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream,\n"
+    "  source FROM usage_events;\n";
 
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
@@ -511,7 +653,11 @@ const tg_migration_t tg_store_migrations[] = {
     {4, "usage_events.requests: aggregates of unauthenticated refusals", m4_flood},
     {5, "alarms, alarm_events", m5_alarms},
     {6, "outbox, outbox_deliveries: notifications not yet delivered", m6_outbox},
+    {7, "usage_events.source; ingest_seen, ingest_unknown_keys: ingested access logs", m7_ingest},
     {8, "views for query and reports: events, daily, hourly, keys, report_*", m8_views},
+    {9, "plans, plan_meters, plan_tiers, tenant_plans, invoices, invoice_lines, invoice_meters",
+     m9_plans},
+    {10, "events view: usage_events.source", m10_events_source},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

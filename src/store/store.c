@@ -94,6 +94,12 @@ int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inse
     return s->events->append(s, evs, n, inserted, err);
 }
 
+int tg_store_ingest(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                    size_t *duplicates, tg_err_t *err)
+{
+    return s->events->ingest(s, items, n, inserted, duplicates, err);
+}
+
 int tg_store_purge(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
                    int64_t *deleted, tg_err_t *err)
 {
@@ -354,6 +360,86 @@ int tg_store_outbox_list(tg_store_t *s, const char *status,
 int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err)
 {
     return s->outbox->purge(s, before_us, deleted, err);
+}
+
+/* ---- plans, invoices, export ------------------------------------------------------ */
+
+int tg_store_plan_set(tg_store_t *s, const tg_plan_t *p, tg_err_t *err)
+{
+    return s->invoices->plan_set(s, p, err);
+}
+
+int tg_store_plan_rm(tg_store_t *s, const char *name, int64_t effective_us, tg_err_t *err)
+{
+    return s->invoices->plan_rm(s, name, effective_us, err);
+}
+
+int tg_store_plan_list(tg_store_t *s, const char *name, int (*cb)(const tg_plan_t *, void *),
+                       void *ud, tg_err_t *err)
+{
+    return s->invoices->plan_list(s, name, cb, ud, err);
+}
+
+int tg_store_plan_get(tg_store_t *s, const char *name, int64_t at_us, tg_plan_t *out, tg_err_t *err)
+{
+    return s->invoices->plan_get(s, name, at_us, out, err);
+}
+
+int tg_store_tenant_plan_set(tg_store_t *s, const tg_tenant_plan_row_t *row, tg_err_t *err)
+{
+    return s->invoices->tenant_plan_set(s, row, err);
+}
+
+int tg_store_tenant_plan_rm(tg_store_t *s, const char *tenant, const char *from_month,
+                            tg_err_t *err)
+{
+    return s->invoices->tenant_plan_rm(s, tenant, from_month, err);
+}
+
+int tg_store_tenant_plan_list(tg_store_t *s, const char *tenant,
+                              int (*cb)(const tg_tenant_plan_row_t *, void *), void *ud,
+                              tg_err_t *err)
+{
+    return s->invoices->tenant_plan_list(s, tenant, cb, ud, err);
+}
+
+int tg_store_plan_usage(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                        int (*cb)(const tg_plan_usage_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->invoices->usage(s, tenant, from_us, to_us, cb, ud, err);
+}
+
+int tg_store_invoice_close(tg_store_t *s, const tg_invoice_row_t *inv,
+                           const tg_invoice_line_t *lines, size_t nlines,
+                           const tg_invoice_billed_t *meters, size_t nmeters,
+                           const tg_invoice_billed_t *rebilled, size_t nrebilled, tg_err_t *err)
+{
+    return s->invoices->close(s, inv, lines, nlines, meters, nmeters, rebilled, nrebilled, err);
+}
+
+int tg_store_invoice_get(tg_store_t *s, const char *tenant, const char *month,
+                         tg_invoice_row_t *out, int (*cb)(const tg_invoice_line_t *, void *),
+                         void *ud, tg_err_t *err)
+{
+    return s->invoices->get(s, tenant, month, out, cb, ud, err);
+}
+
+int tg_store_invoice_list(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_invoice_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->invoices->list(s, tenant, cb, ud, err);
+}
+
+int tg_store_invoice_billed(tg_store_t *s, const char *tenant, const char *month,
+                            int (*cb)(const tg_invoice_billed_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->invoices->billed(s, tenant, month, cb, ud, err);
+}
+
+int tg_store_event_range(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->invoices->event_range(s, tenant, from_us, to_us, cb, ud, err);
 }
 
 /* ---- dashboard ---------------------------------------------------------------------- */

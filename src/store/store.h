@@ -19,6 +19,7 @@
 
 #include "types/event.h"
 #include "types/notice.h"
+#include "types/plan.h"
 #include "types/rows.h"
 #include "util/err.h"
 
@@ -63,6 +64,21 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
  * were new. TG_STORE_BUSY when the store cannot be written now (nothing was written). */
 int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
                     tg_err_t *err);
+/* One record of an access log brought in by `tollgate ingest` (src/ingest/). */
+typedef struct tg_ingest_item {
+    tg_event_t ev;                /* its event; ev.source names the log's kind */
+    unsigned char digest[32];     /* its identity, with ev.ts_us: SHA-256 of (source, NUL,
+                                     record id) */
+    unsigned char key_sha256[32]; /* an API key that matched no api_keys row: its SHA-256 */
+    char key_prefix[9];           /* and its first 8 characters; "" = no such key */
+} tg_ingest_item_t;
+
+/* Stores, in one transaction, the events of the items whose digest was never stored
+ * before (with the digest, so a second ingestion of the same record adds nothing), their
+ * usage_daily totals, and the unknown keys they carried (ingest_unknown_keys).
+ * *inserted + *duplicates = n. Nothing is written on an error. */
+int tg_store_ingest(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                    size_t *duplicates, tg_err_t *err);
 /* Deletes events with ts before events_before_us (0 = none), alarm_events rows with time_us
  * before it too (the alarm history follows the events' retention), and aggregates for days
  * before agg_before_day "YYYY-MM-DD" (NULL = none). *deleted (may be NULL) is the number
@@ -199,6 +215,61 @@ int tg_store_outbox_list(tg_store_t *s, const char *status,
 /* Deletes notices created before before_us none of whose deliveries is pending (their
  * deliveries go with them). Pending ones are kept, whatever their age. */
 int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
+
+/* ---- plans, invoices and the usage they price (issue 12) ------------------------- */
+
+/* Writes plan version p (name, effective_us) whole, replacing a version of the same name
+ * and effective_us with its meters and tiers, in one transaction. The caller checked it
+ * (tg_invoice_plan_check). Plans are not policy: no version bump. */
+int tg_store_plan_set(tg_store_t *s, const tg_plan_t *p, tg_err_t *err);
+/* Removes every version of name when effective_us is -1, else that one version. */
+int tg_store_plan_rm(tg_store_t *s, const char *name, int64_t effective_us, tg_err_t *err);
+/* Every version of plan name (NULL = every plan), by name, oldest first. */
+int tg_store_plan_list(tg_store_t *s, const char *name, int (*cb)(const tg_plan_t *, void *),
+                       void *ud, tg_err_t *err);
+/* The version of name in force at at_us (the latest effective_us <= at_us) into *out;
+ * TG_STORE_NOTFOUND when none. */
+int tg_store_plan_get(tg_store_t *s, const char *name, int64_t at_us, tg_plan_t *out,
+                      tg_err_t *err);
+/* Replaces the row of (tenant, from_month). */
+int tg_store_tenant_plan_set(tg_store_t *s, const tg_tenant_plan_row_t *row, tg_err_t *err);
+int tg_store_tenant_plan_rm(tg_store_t *s, const char *tenant, const char *from_month,
+                            tg_err_t *err);
+/* Rows of tenant (NULL = every tenant), by tenant and from_month. */
+int tg_store_tenant_plan_list(tg_store_t *s, const char *tenant,
+                              int (*cb)(const tg_tenant_plan_row_t *, void *), void *ud,
+                              tg_err_t *err);
+/* tenant's events with ts_us in [from_us, to_us) summed per (model, tool): what the meters
+ * are measured from (tg_plan_usage_row_t says which outcomes each sum counts). */
+int tg_store_plan_usage(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                        int (*cb)(const tg_plan_usage_row_t *, void *), void *ud, tg_err_t *err);
+/* Closes month inv->month of inv->tenant in one transaction: the invoice row, its lines,
+ * its meters as billed (meters, nmeters; their month is inv->month), and the billed values
+ * of earlier closed months that its adjustment lines brought up to date (rebilled,
+ * nrebilled: each sets measured and amount of its (month, meter, match) row, the frozen
+ * values staying as they were). TG_STORE_EXISTS when the month
+ * is already closed (nothing is written). */
+int tg_store_invoice_close(tg_store_t *s, const tg_invoice_row_t *inv,
+                           const tg_invoice_line_t *lines, size_t nlines,
+                           const tg_invoice_billed_t *meters, size_t nmeters,
+                           const tg_invoice_billed_t *rebilled, size_t nrebilled, tg_err_t *err);
+/* A closed month: its row into *out (may be NULL) and each of its lines, in order.
+ * TG_STORE_NOTFOUND when the month is not closed. */
+int tg_store_invoice_get(tg_store_t *s, const char *tenant, const char *month,
+                         tg_invoice_row_t *out, int (*cb)(const tg_invoice_line_t *, void *),
+                         void *ud, tg_err_t *err);
+/* tenant's closed months (NULL = every tenant), by tenant and month. */
+int tg_store_invoice_list(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_invoice_row_t *, void *), void *ud, tg_err_t *err);
+/* Each meter of tenant's closed month: as frozen at close and as billed so far. */
+int tg_store_invoice_billed(tg_store_t *s, const char *tenant, const char *month,
+                            int (*cb)(const tg_invoice_billed_t *, void *), void *ud,
+                            tg_err_t *err);
+/* Events with ts_us in [from_us, to_us) of tenant, by ts_us then id; or of every tenant
+ * (tenant NULL), by id (time order for the gateway's own events, whose ids are
+ * time-ordered). Each read whole into an event (the export), streamed: nothing sorted. */
+int tg_store_event_range(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err);
 
 /* ---- dashboard (read only) -------------------------------------------------------- */
 
