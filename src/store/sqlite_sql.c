@@ -400,17 +400,30 @@ static int objs_read(sqlite3 *db, objs_t *o)
     return rc;
 }
 
-/* The objects tollgate's migrations up to version v create, built in a new in-memory
- * database as a store is opened (sqlite.c: foreign keys on, then the migrations in list
- * order). */
-static int objs_expected(int64_t v, objs_t *o, tg_err_t *err)
+/* Whether src's schema_migrations lists version v. */
+static int applied(sqlite3 *src, int v)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(src, "SELECT 1 FROM schema_migrations WHERE version = ?1", -1, &st,
+                                NULL);
+    if (rc == SQLITE_OK) sqlite3_bind_int(st, 1, v);
+    int found = rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* The objects tollgate's migrations create for a store that applied those src lists, built
+ * in a new in-memory database as a store is opened (sqlite.c: foreign keys on, then each
+ * migration not applied yet, in list order; a store may lack one written in parallel and
+ * merged after it was made). */
+static int objs_expected(sqlite3 *src, int64_t v, objs_t *o, tg_err_t *err)
 {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, tg_store_migrations_bootstrap, NULL, NULL, NULL);
     for (size_t i = 0; rc == SQLITE_OK && i < tg_store_nmigrations; i++)
-        if (tg_store_migrations[i].version <= v)
+        if (applied(src, tg_store_migrations[i].version))
             rc = sqlite3_exec(db, tg_store_migrations[i].sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = objs_read(db, o);
     int ret = 0;
@@ -421,19 +434,20 @@ static int objs_expected(int64_t v, objs_t *o, tg_err_t *err)
     return ret;
 }
 
-/* 0 when db's schema is exactly the one tollgate's migrations create at version v. The
- * schema is code that runs in the gateway: a trigger on usage_events runs in its writer
- * (RAISE(IGNORE) there drops a tenant's events unbilled; an UPDATE revives revoked keys),
- * a view in every query that reads it, a CHECK on every insert. So a restored file brings
- * its rows and nothing else: no object added, none redefined, none missing. The message
- * names the first difference, on one line (the names are the file's). */
+/* 0 when db's schema is exactly the one the tollgate migrations it lists create (v: the
+ * newest, for the messages). The schema is code that runs in the gateway: a trigger on
+ * usage_events runs in its writer (RAISE(IGNORE) there drops a tenant's events unbilled;
+ * an UPDATE revives revoked keys), a view in every query that reads it, a CHECK on every
+ * insert. So a restored file brings its rows and nothing else: no object added, none
+ * redefined, none missing. The message names the first difference, on one line (the
+ * names are the file's). */
 static int check_schema(sqlite3 *db, const char *name, int64_t v, tg_err_t *err)
 {
     objs_t got, want;
     int rc = objs_read(db, &got);
     if (rc != SQLITE_OK)
         return tg_err_set(err, "%s: reading its schema: %s", name, sqlite3_errstr(rc));
-    if (objs_expected(v, &want, err) != 0) {
+    if (objs_expected(db, v, &want, err) != 0) {
         objs_free(&got);
         return -1;
     }
