@@ -390,6 +390,15 @@ static void test_restore_schema(void **state)
     if (tg_store_restore(t->f->url, old, bak, sizeof bak, &err) != 0) fail_msg("%s", err.msg);
     assert_int_equal(tg_store_open(t->f->url, &t->f->s, &err), 0);
     assert_int_equal(count(t->f->s, "SELECT count(*) FROM schema_migrations WHERE version = 7"), 1);
+    /* Upgraded so (7 after 8), its backup is restored again. */
+    char again[160];
+    snprintf(again, sizeof again, "%s/again.db", t->f->dir);
+    assert_int_equal(tg_store_backup(t->f->s, again, 0, NULL, &err), 0);
+    tg_store_close(t->f->s);
+    t->f->s = NULL;
+    unlink(bak2);
+    if (tg_store_restore(t->f->url, again, bak, sizeof bak, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(tg_store_open(t->f->url, &t->f->s, &err), 0);
     /* The same file with 7's row but not its tables: refused. */
     tg_store_close(t->f->s);
     t->f->s = NULL;
