@@ -371,12 +371,13 @@ static int objs_read(sqlite3 *db, objs_t *o)
 {
     memset(o, 0, sizeof *o);
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT type || ' ' || name, json_array(tbl_name, sql) FROM "
-                                "sqlite_schema WHERE NOT (type = 'table' AND name = 'sqlite_stat1' "
-                                "AND tbl_name = name AND sql = 'CREATE TABLE "
-                                "sqlite_stat1(tbl,idx,stat)') ORDER BY 1",
-                                -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(
+        db,
+        "SELECT coalesce(type || ' ' || name, ''), json_array(tbl_name, sql) FROM "
+        "sqlite_schema WHERE NOT (type = 'table' AND name = 'sqlite_stat1' "
+        "AND tbl_name = name AND sql = 'CREATE TABLE "
+        "sqlite_stat1(tbl,idx,stat)') ORDER BY 1",
+        -1, &st, NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
         if (o->n == o->cap) {
