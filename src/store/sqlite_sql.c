@@ -561,7 +561,23 @@ int tg_sqlite_restore(const char *path, const char *src_path, char *bak_out, siz
         tg_err_set(err, "store %s: %s", path, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
         goto out;
     }
+    /* The store to itself from its first read to the close: in WAL mode, EXCLUSIVE locking
+     * takes the database file's lock outright, which no other connection may hold. The
+     * caller's spool lock says no gateway with the same spool runs; this says no process
+     * at all has the store open (a gateway whose config names another spool, a query),
+     * and none can open it until the restore is done. Not waited for: a connection that
+     * holds the store holds it for as long as it lives. */
+    rc = sqlite3_exec(dst, "PRAGMA locking_mode = EXCLUSIVE; SELECT count(*) FROM sqlite_schema",
+                      NULL, NULL, NULL);
     sqlite3_busy_timeout(dst, TG_STORE_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK) {
+        tg_err_set(err, "store %s: %s", path,
+                   (rc & 0xff) == SQLITE_BUSY
+                       ? "open in another process (a gateway, or a tollgate command): stop it "
+                         "first"
+                       : sqlite3_errmsg(dst));
+        goto out;
+    }
     if (existed) {
         if (open_new(bak_path, &bak, err) != 0) goto out;
         int b = copy_db(bak, dst, -1, NULL, "copy of the store", err);

@@ -124,6 +124,21 @@ describe('query, report and restore against a hostile tenant, operator or file',
     assert.equal(z.stdout, '');
   });
 
+  test('restore refuses while the gateway serves, even named with another spool', async () => {
+    const good = path.join(gw.dir, 'serving.db');
+    let r = await gw.cli(['backup', good]);
+    assert.equal(r.code, 0, r.stderr);
+    const text = fs.readFileSync(gw.configPath, 'utf8');
+    assert.doesNotMatch(text, /^recorder:/m);
+    const other = path.join(gw.dir, 'other.yaml');
+    fs.writeFileSync(other, `${text}\nrecorder:\n  spool: ${path.join(gw.dir, 'other.spool')}\n`);
+    r = await run(bin, ['-c', other, 'restore', good], { cwd: gw.dir });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /restore: .*(open in another process|a gateway is running)/);
+    assert.ok(!fs.existsSync(`${gw.dbPath}.bak`), 'nothing done');
+    fs.rmSync(good);
+  });
+
   test('restore refuses a store whose schema tollgate did not create', async () => {
     await gw.stop();
     const good = path.join(gw.dir, 'good.db');

@@ -303,6 +303,11 @@ static void test_restore(void **state)
     assert_int_equal(tg_store_open_readonly(want, &old, &err), 0);
     assert_int_equal(count(old, "SELECT count(*) FROM tenants WHERE id = 'gamma'"), 1);
     tg_store_close(old);
+    /* While any connection has the store open: refused (before the .bak is looked at). */
+    assert_int_equal(tg_store_restore(t->f->url, copy, bak, sizeof bak, &err), -1);
+    assert_non_null(strstr(err.msg, "open in another process"));
+    tg_store_close(t->f->s);
+    t->f->s = NULL;
     /* A second restore would overwrite that .bak: refused. */
     assert_int_equal(tg_store_restore(t->f->url, copy, bak, sizeof bak, &err), -1);
     assert_non_null(strstr(err.msg, "already exists"));
