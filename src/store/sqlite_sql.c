@@ -566,9 +566,13 @@ int tg_sqlite_restore(const char *path, const char *src_path, char *bak_out, siz
      * caller's spool lock says no gateway with the same spool runs; this says no process
      * at all has the store open (a gateway whose config names another spool, a query),
      * and none can open it until the restore is done. Not waited for: a connection that
-     * holds the store holds it for as long as it lives. */
-    rc = sqlite3_exec(dst, "PRAGMA locking_mode = EXCLUSIVE; SELECT count(*) FROM sqlite_schema",
-                      NULL, NULL, NULL);
+     * holds the store holds it for as long as it lives. A store that did not exist has no
+     * one on it (and in rollback mode EXCLUSIVE would leave its -journal behind). */
+    rc = !existed
+             ? SQLITE_OK
+             : sqlite3_exec(dst,
+                            "PRAGMA locking_mode = EXCLUSIVE; SELECT count(*) FROM sqlite_schema",
+                            NULL, NULL, NULL);
     sqlite3_busy_timeout(dst, TG_STORE_BUSY_TIMEOUT_MS);
     if (rc != SQLITE_OK) {
         tg_err_set(err, "store %s: %s", path,
