@@ -1,9 +1,12 @@
 // Hostile review of query, report, backup, restore and archive (issue 12): a tenant's
 // strings reach the operator's terminal only as text (no escape sequence passes a table);
-// query refuses fts3_tokenizer() (a pointer out, or in: it is not a read); restore refuses a
-// store whose schema is not exactly the one tollgate's migrations create (a trigger, a view
-// redefined, a CHECK added), because that schema would run inside the gateway's writer;
-// backup --force refuses to put its copy in place of the live store or its WAL files.
+// query refuses fts3_tokenizer() (a pointer out, or in: it is not a read) and PRAGMAs read as
+// tables; backup --force never puts its copy in place of the live store, its WAL files or
+// the spool; archive names a FILE.partial left by a killed run, archives an empty period and
+// syncs FILE's directory before it purges; restore refuses while any process has the store
+// open and refuses a store whose schema is not exactly the one tollgate's migrations create
+// (a trigger, a view redefined, a column or an index added): that schema would run inside
+// the gateway's writer.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -11,7 +14,7 @@ import path from 'node:path';
 
 import { bin, createTenantKey, request, run, sqlite, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
 
-describe('query, report and restore against a hostile tenant, operator or file', () => {
+describe('query, report, backup, restore and archive against a hostile tenant, operator or file', () => {
   let mock, gw, acme;
   before(async () => {
     mock = await startMock();
