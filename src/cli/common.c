@@ -460,16 +460,24 @@ static void measure(const tg_cli_rows_t *t, int *w)
 /* s padded to width w (negative: left-aligned; 0: as is) with every control character
  * shown as '?': a cell can hold a tenant's text (a model name, a path) and a table goes to
  * a terminal, where ESC would start a sequence (a window title, colours, worse) and a
- * newline a line that is not a row. One byte for one, so the measured widths hold. CSV
- * and JSON keep the value as it is (JSON escapes it). */
+ * newline a line that is not a row. C1 controls too, as UTF-8 (U+0080-U+009F: xterm reads
+ * U+009B as CSI). One byte for one, so the measured widths hold. CSV and JSON keep the
+ * value as it is (JSON escapes it). */
 static void put_cell(FILE *out, const char *s, int w)
 {
     size_t n = strlen(s);
     size_t pad = (size_t)(w < 0 ? -w : w) > n ? (size_t)(w < 0 ? -w : w) - n : 0;
     for (size_t i = 0; w > 0 && i < pad; i++)
         fputc(' ', out);
-    for (; *s; s++)
-        fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+            fputs("??", out);
+            s++;
+        } else {
+            fputc(c < 0x20 || c == 0x7f ? '?' : c, out);
+        }
+    }
     for (size_t i = 0; w < 0 && i < pad; i++)
         fputc(' ', out);
 }

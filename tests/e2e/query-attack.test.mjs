@@ -31,8 +31,9 @@ describe('query, report, backup, restore and archive against a hostile tenant, o
   });
 
   test('a model name with terminal escapes is shown inert in a table', async () => {
-    // OSC 0 (set the window title) and a colour, as a tenant may put in its request body.
-    const model = '\u001b]0;owned\u0007\u001b[31mgpt-4o\u001b[0m\nfake line';
+    // OSC 0 (set the window title), a colour and a C1 CSI (U+009B, which xterm obeys), as a
+    // tenant may put in its request body.
+    const model = '\u001b]0;owned\u0007\u001b[31mgpt-4o\u001b[0m\u009b1m\nfake line';
     const r0 = await request(`${gw.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${acme.secret}`, 'Content-Type': 'application/json' },
@@ -47,7 +48,7 @@ describe('query, report, backup, restore and archive against a hostile tenant, o
       const r = await gw.cli(args);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.includes('gpt-4o'), r.stdout);
-      assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f]/, `${args[0]}: no control character: ${JSON.stringify(r.stdout)}`);
+      assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${args[0]}: no control character: ${JSON.stringify(r.stdout)}`);
       assert.doesNotMatch(r.stdout, /\nfake line/, 'a value cannot start a line of its own');
     }
     // JSON keeps the value exactly (escaped by the encoder).
