@@ -255,9 +255,12 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
             d->notice.id, res.message, (long long)wait_ms);
 }
 
-/* Claims up to BATCH due deliveries to notifier (NULL = to any) and delivers each. */
+/* Claims up to BATCH due deliveries to notifier (NULL = to any) and delivers each. quit (may
+ * be NULL): its lane's stop; once set (its notifier left the config) the rest of the batch is
+ * handed back unsent, as on t->stop, instead of one send after another to a receiver the
+ * operator removed (each up to its timeout). */
 static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, const char *notifier,
-                   nstate_t *ns, tg_err_t *err)
+                   nstate_t *ns, atomic_int *quit, tg_err_t *err)
 {
     long longest = 0;
     for (size_t i = 0; i < c->nnotifiers; i++)
@@ -270,7 +273,7 @@ static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, cons
     int rc = tg_store_outbox_claim(store, now, now + longest * 1000LL * BATCH + LEASE_EXTRA, BATCH,
                                    notifier, collect, b, err);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
-        if (atomic_load(&t->stop)) { /* hand back the rest at once */
+        if (atomic_load(&t->stop) || (quit && atomic_load(quit))) { /* the rest back at once */
             set(store, &b->v[i], "pending", b->v[i].attempts, now, b->v[i].error, now, err);
             continue;
         }
@@ -284,7 +287,7 @@ static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, cons
 int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
 {
     tg_config_t *c = current(t);
-    int rc = pass_of(t, store, c, NULL, NULL, err);
+    int rc = pass_of(t, store, c, NULL, NULL, NULL, err);
     tg_config_unref(c);
     return rc;
 }
@@ -347,26 +350,36 @@ static const tg_alarm_conf_t *rule_of(const tg_config_t *c, const char *name)
     return NULL;
 }
 
-/* One alertmanager notifier's round: every firing row posted again. Stops at the first
- * failure, which blocks the notifier as a failed delivery does (its backlog waits too). */
+/* One alertmanager notifier's round: every firing row posted again. A refusal (4xx) is that
+ * alert's alone: the round goes on, or every alarm after it would expire in Alertmanager
+ * while it fires, round after round. A retryable failure ends the round and blocks the
+ * notifier as a failed delivery does (its backlog waits too), whatever was posted before it:
+ * a receiver failing halfway through is backed off, not given a new round at once.
+ * quit (may be NULL): its lane's stop (the notifier left the config). */
 static int resend_to(tg_notify_t *t, const tg_config_t *c, const tg_notifier_conf_t *nc,
-                     nstate_t *ns, const firing_t *f)
+                     nstate_t *ns, const firing_t *f, atomic_int *quit)
 {
-    int sent = 0;
-    for (size_t i = 0; i < f->n && !atomic_load(&t->stop); i++) {
+    int sent = 0, refused = 0, down = 0;
+    tg_notify_result_t res;
+    char first[sizeof(tg_notice_t){0}.id + sizeof res.message + 4] = ""; /* "ID (why)" */
+    for (size_t i = 0; i < f->n && !atomic_load(&t->stop) && !(quit && atomic_load(quit)); i++) {
         const tg_alarm_conf_t *rule = rule_of(c, f->v[i].name);
         if (!rule) continue;
         int64_t now = t->o.wall_clock();
         tg_notice_t n;
         refire_notice(&f->v[i], rule, now, &n);
         tg_notify_ctl_t ctl = {.stop = &t->stop, .mono_us = t->o.mono_clock};
-        tg_notify_result_t res;
         t->o.send(nc, &n, now, &ctl, &res);
         if (res.outcome == TG_NOTIFY_OK) {
             sent++;
             continue;
         }
+        if (res.outcome == TG_NOTIFY_PERMANENT) { /* logged once a round, with the count */
+            if (!refused++) snprintf(first, sizeof first, "%s (%s)", n.id, res.message);
+            continue;
+        }
         if (res.outcome == TG_NOTIFY_RETRY) {
+            down = 1;
             now = t->o.wall_clock();
             int64_t wait_ms = tg_notify_backoff_ms(++ns->fails, c->notify_retry.min_ms,
                                                    c->notify_retry.max_ms, t->o.random());
@@ -376,14 +389,17 @@ static int resend_to(tg_notify_t *t, const tg_config_t *c, const tg_notifier_con
         TG_WARN("notify: %s: re-sending firing alarm %s failed (%s)", nc->name, n.id, res.message);
         break;
     }
-    if (sent) ns->fails = 0, ns->blocked_until_us = 0;
+    if (refused)
+        TG_WARN("notify: %s refused %d firing alarm%s re-sent, the first %s; the others were sent",
+                nc->name, refused, refused == 1 ? "" : "s", first);
+    if (sent && !down) ns->fails = 0, ns->blocked_until_us = 0;
     return sent;
 }
 
 /* nc's re-send round if one is due (ns its state). Returns the alerts posted, or -1 with
  * err set. */
 static int resend_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
-                     const tg_notifier_conf_t *nc, nstate_t *ns, tg_err_t *err)
+                     const tg_notifier_conf_t *nc, nstate_t *ns, atomic_int *quit, tg_err_t *err)
 {
     int64_t now = t->o.wall_clock();
     if (nc->type != TG_NOTIFIER_ALERTMANAGER || nc->resend_ms <= 0) return 0;
@@ -396,7 +412,7 @@ static int resend_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         return -1;
     }
     ns->resent_us = now;
-    int sent = resend_to(t, c, nc, ns, &f);
+    int sent = resend_to(t, c, nc, ns, &f, quit);
     free(f.v);
     return sent;
 }
@@ -407,7 +423,7 @@ int tg_notify_resend(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
     int sent = 0;
     for (size_t i = 0; i < c->nnotifiers; i++) {
         nstate_t *ns = state_of(t, c->notifiers[i].name);
-        int n = ns ? resend_of(t, store, c, &c->notifiers[i], ns, err) : 0;
+        int n = ns ? resend_of(t, store, c, &c->notifiers[i], ns, NULL, err) : 0;
         if (n < 0) {
             sent = -1;
             break;
@@ -460,9 +476,9 @@ static void *lane_main(void *arg)
         const tg_notifier_conf_t *nc = c ? notifier_of(c, l->ns.name) : NULL;
         if (nc) {
             reported = 0;
-            int rc = pass_of(t, store, c, l->ns.name, &l->ns, &err);
+            int rc = pass_of(t, store, c, l->ns.name, &l->ns, &l->stop, &err);
             if (rc < 0) TG_WARN("notify: %s: outbox: %s", l->ns.name, err.msg);
-            if (resend_of(t, store, c, nc, &l->ns, &err) < 0)
+            if (resend_of(t, store, c, nc, &l->ns, &l->stop, &err) < 0)
                 TG_WARN("notify: %s: cannot read the firing alarms to re-send: %s", l->ns.name,
                         err.msg);
             wait_us = next_wait(t, store, l->ns.name, rc);
@@ -552,7 +568,7 @@ static void *sender_main(void *arg)
                 if (tg_store_outbox_notifiers(store, collect_orphan, o, &err) < 0)
                     TG_WARN("notify: outbox: %s", err.msg);
                 for (size_t i = 0; i < o->n && !atomic_load(&t->stop); i++)
-                    if (pass_of(t, store, c, o->v[i], NULL, &err) < 0)
+                    if (pass_of(t, store, c, o->v[i], NULL, NULL, &err) < 0)
                         TG_WARN("notify: outbox: %s", err.msg);
                 free(o);
             }

@@ -36,6 +36,8 @@ static int sent[2];
 static char last_id[2][160];
 static tg_notice_t last_notice[2];
 static int64_t last_time[2];
+static char odd_tenant[64]; /* a notice for this tenant gets odd_answer instead */
+static long odd_answer;
 
 static void fake_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t t,
                       const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
@@ -47,9 +49,10 @@ static void fake_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_
     last_notice[i] = *n;
     last_time[i] = t;
     memset(res, 0, sizeof *res);
-    res->http_status = answer[i];
-    res->outcome = tg_notify_classify_http(answer[i]);
-    snprintf(res->message, sizeof res->message, "HTTP %ld", answer[i]);
+    long a = odd_tenant[0] && !strcmp(n->tenant, odd_tenant) ? odd_answer : answer[i];
+    res->http_status = a;
+    res->outcome = tg_notify_classify_http(a);
+    snprintf(res->message, sizeof res->message, "HTTP %ld", a);
 }
 
 typedef struct fixture {
@@ -86,6 +89,7 @@ static int setup(void **state)
     now_us = WALL;
     memset(sent, 0, sizeof sent);
     answer[0] = answer[1] = 200;
+    odd_tenant[0] = '\0';
     *state = f;
     return 0;
 }
@@ -382,6 +386,40 @@ static void test_resend_firing(void **state)
     assert_int_equal(sent[0], 0);
 }
 
+/* A refused alert (4xx) is that alert's alone: the round goes on to the others (it stopped,
+ * so every alarm after it expired in Alertmanager while it fired). A 503 halfway through a
+ * round blocks the notifier for the backoff although alerts were posted before it (they
+ * reset the backoff: a new round came at once). */
+static void test_resend_refused_and_halfway_down(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_alarm_row_t rows[] = {
+        alarm_row("errors", "acme", "firing", 1),
+        alarm_row("errors", "beta", "firing", 1),
+        alarm_row("errors", "gamma", "firing", 1),
+    };
+    assert_int_equal(tg_store_alarm_put(f->s, rows, 3, NULL, 0, &err), 0);
+
+    snprintf(odd_tenant, sizeof odd_tenant, "acme");
+    odd_answer = 400;
+    assert_int_equal(resend(f), 2); /* beta and gamma, after acme's refusal */
+    assert_int_equal(sent[1], 3);
+    assert_string_equal(last_notice[1].tenant, "gamma");
+
+    snprintf(odd_tenant, sizeof odd_tenant, "beta");
+    odd_answer = 503;
+    now_us = WALL + 60 * SEC;
+    assert_int_equal(resend(f), 1); /* acme, then beta's 503 ends the round */
+    assert_int_equal(sent[1], 5);
+    now_us = WALL + 60 * SEC + SEC / 2;
+    assert_int_equal(resend(f), 0);
+    assert_int_equal(sent[1], 5); /* blocked (1 s: min/2 with no jitter): not even tried */
+    odd_tenant[0] = '\0';
+    now_us = WALL + 61 * SEC;
+    assert_int_equal(resend(f), 3); /* back: the whole round at once */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +429,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_notifier_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_notifier_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_firing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resend_refused_and_halfway_down, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
