@@ -41,4 +41,10 @@ typedef struct tg_notify_ctl {
 void tg_notify_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t now_us,
                     const tg_notify_ctl_t *ctl, tg_notify_result_t *res);
 
+/* Posts the n firing notices of v to nc (an alertmanager notifier) in one request, as one
+ * alert list, each with endsAt 4 x resend ahead: a re-send round's batch. One result for
+ * them all (Alertmanager keeps the valid alerts of a list it answers 400 to). */
+void tg_notify_send_alerts(const tg_notifier_conf_t *nc, const tg_notice_t *v, size_t n,
+                           int64_t now_us, const tg_notify_ctl_t *ctl, tg_notify_result_t *res);
+
 #endif

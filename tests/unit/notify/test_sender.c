@@ -55,6 +55,23 @@ static void fake_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_
     snprintf(res->message, sizeof res->message, "HTTP %ld", a);
 }
 
+/* A list of alerts in one request, as Alertmanager answers it: each alert as above (sent[]
+ * counts alerts), the list refused when one is, 5xx when one is. */
+static int lists; /* requests of alerts */
+static void fake_send_alerts(const tg_notifier_conf_t *nc, const tg_notice_t *v, size_t n,
+                             int64_t t, const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
+{
+    tg_notify_result_t worst = {.outcome = TG_NOTIFY_OK, .http_status = 200}, one;
+    lists++;
+    for (size_t i = 0; i < n; i++) {
+        fake_send(nc, &v[i], t, ctl, &one);
+        if (one.outcome == TG_NOTIFY_RETRY ||
+            (one.outcome == TG_NOTIFY_PERMANENT && worst.outcome == TG_NOTIFY_OK))
+            worst = one;
+    }
+    *res = worst;
+}
+
 typedef struct fixture {
     char dir[64], url[160];
     tg_store_t *s;
@@ -84,12 +101,14 @@ static int setup(void **state)
                           .wall_clock = wall,
                           .mono_clock = mono,
                           .random = rnd,
-                          .send = fake_send};
+                          .send = fake_send,
+                          .send_alerts = fake_send_alerts};
     f->t = tg_notify_new(&o, f->cfg);
     now_us = WALL;
     memset(sent, 0, sizeof sent);
     answer[0] = answer[1] = 200;
     odd_tenant[0] = '\0';
+    lists = 0;
     *state = f;
     return 0;
 }
@@ -386,38 +405,47 @@ static void test_resend_firing(void **state)
     assert_int_equal(sent[0], 0);
 }
 
-/* A refused alert (4xx) is that alert's alone: the round goes on to the others (it stopped,
- * so every alarm after it expired in Alertmanager while it fired). A 503 halfway through a
- * round blocks the notifier for the backoff although alerts were posted before it (they
- * reset the backoff: a new round came at once). */
-static void test_resend_refused_and_halfway_down(void **state)
+/* A round posts 256 alerts a request. A refused list (4xx) is that list's alone: the round
+ * goes on to the others (it stopped, so every alarm after it expired in Alertmanager while
+ * it fired). A 503 halfway through a round blocks the notifier for the backoff although
+ * alerts were posted before it (they reset the backoff: a new round came at once). */
+static void test_resend_lists_refused_and_halfway_down(void **state)
 {
     fixture_t *f = *state;
     tg_err_t err;
-    tg_alarm_row_t rows[] = {
-        alarm_row("errors", "acme", "firing", 1),
-        alarm_row("errors", "beta", "firing", 1),
-        alarm_row("errors", "gamma", "firing", 1),
-    };
-    assert_int_equal(tg_store_alarm_put(f->s, rows, 3, NULL, 0, &err), 0);
+    enum { N = 600 };
+    tg_alarm_row_t *rows = calloc(N, sizeof *rows);
+    assert_non_null(rows);
+    for (int i = 0; i < N; i++) {
+        char tenant[16];
+        snprintf(tenant, sizeof tenant, "t%03d", i);
+        rows[i] = alarm_row("errors", tenant, "firing", 1);
+    }
+    assert_int_equal(tg_store_alarm_put(f->s, rows, N, NULL, 0, &err), 0);
+    free(rows);
 
-    snprintf(odd_tenant, sizeof odd_tenant, "acme");
+    assert_int_equal(resend(f), N); /* 256 + 256 + 88 */
+    assert_int_equal(lists, 3);
+    assert_int_equal(sent[1], N);
+
+    snprintf(odd_tenant, sizeof odd_tenant, "t000"); /* in the first list */
     odd_answer = 400;
-    assert_int_equal(resend(f), 2); /* beta and gamma, after acme's refusal */
-    assert_int_equal(sent[1], 3);
-    assert_string_equal(last_notice[1].tenant, "gamma");
-
-    snprintf(odd_tenant, sizeof odd_tenant, "beta");
-    odd_answer = 503;
     now_us = WALL + 60 * SEC;
-    assert_int_equal(resend(f), 1); /* acme, then beta's 503 ends the round */
-    assert_int_equal(sent[1], 5);
-    now_us = WALL + 60 * SEC + SEC / 2;
+    assert_int_equal(resend(f), N - 256); /* the two lists after the refused one */
+    assert_int_equal(lists, 6);
+    assert_string_equal(last_notice[1].tenant, "t599");
+
+    snprintf(odd_tenant, sizeof odd_tenant, "t300"); /* in the second list */
+    odd_answer = 503;
+    now_us = WALL + 120 * SEC;
+    assert_int_equal(resend(f), 256); /* the first list, then the 503 ends the round */
+    assert_int_equal(lists, 8);
+    now_us = WALL + 120 * SEC + SEC / 2;
     assert_int_equal(resend(f), 0);
-    assert_int_equal(sent[1], 5); /* blocked (1 s: min/2 with no jitter): not even tried */
+    assert_int_equal(lists, 8); /* blocked (1 s: min/2 with no jitter): not even tried */
     odd_tenant[0] = '\0';
-    now_us = WALL + 61 * SEC;
-    assert_int_equal(resend(f), 3); /* back: the whole round at once */
+    now_us = WALL + 121 * SEC;
+    assert_int_equal(resend(f), N); /* back: the whole round at once */
 }
 
 int main(void)
@@ -429,7 +457,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_notifier_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_notifier_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_firing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resend_refused_and_halfway_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resend_lists_refused_and_halfway_down, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
