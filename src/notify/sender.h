@@ -60,8 +60,9 @@ int tg_notify_start(tg_notify_t *t, tg_err_t *err);
 /* Stops the thread (a send in progress is aborted and stays pending) and frees t. */
 void tg_notify_free(tg_notify_t *t);
 
-/* A reload: the notifiers and retry settings of cfg from now on (takes a reference).
- * Deliveries for a notifier that is no longer configured stay pending (tried again every
+/* A reload: the notifiers and retry settings of cfg from now on (takes a reference). The
+ * lane of a notifier no longer configured gives up its send in progress (pending, as on
+ * stop) and ends; its deliveries stay pending (tried again every
  * notify_retry.max) until one of that name is configured again. */
 void tg_notify_set_config(tg_notify_t *t, tg_config_t *cfg);
 
