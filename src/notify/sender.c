@@ -309,19 +309,24 @@ int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
 typedef struct firing {
     tg_alarm_row_t *v;
     size_t n, cap;
+    int cut; /* more rows fire than were read (MAX_RESEND, or out of memory) */
 } firing_t;
 
-#define MAX_RESEND 100000 /* alarm rows re-sent in one round: more are left for the next */
+#define MAX_RESEND 100000 /* alarm rows re-sent in one round (30 MB): more are not */
 
 static int collect_firing(const tg_alarm_row_t *row, void *ud)
 {
     firing_t *f = ud;
     if (strncmp(row->state, "firing", sizeof row->state)) return 1; /* firing come first */
     if (f->n == f->cap) {
+        /* Up to MAX_RESEND exactly: doubling alone stopped at 65536. */
         size_t cap = f->cap ? f->cap * 2 : 16;
-        if (cap > MAX_RESEND) return 1;
-        tg_alarm_row_t *v = realloc(f->v, cap * sizeof *v);
-        if (!v) return 1;
+        if (cap > MAX_RESEND) cap = MAX_RESEND;
+        tg_alarm_row_t *v = cap > f->cap ? realloc(f->v, cap * sizeof *v) : NULL;
+        if (!v) {
+            f->cut = 1;
+            return 1;
+        }
         f->v = v;
         f->cap = cap;
     }
@@ -438,6 +443,10 @@ static int resend_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         return -1;
     }
     ns->resent_us = now;
+    if (f.cut)
+        TG_WARN("notify: %s: more than %zu alarms fire; only the first %zu (by name and tenant) "
+                "are re-sent",
+                nc->name, f.n, f.n);
     int sent = resend_to(t, c, nc, ns, &f, quit);
     free(f.v);
     return sent;

@@ -448,6 +448,26 @@ static void test_resend_lists_refused_and_halfway_down(void **state)
     assert_int_equal(resend(f), N); /* back: the whole round at once */
 }
 
+/* A round takes up to 100000 firing rows (it stopped at 65536, where doubling its array
+ * went past the cap). */
+static void test_resend_many(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    enum { N = 70000 };
+    tg_alarm_row_t *rows = calloc(N, sizeof *rows);
+    assert_non_null(rows);
+    for (int i = 0; i < N; i++) {
+        char tenant[16];
+        snprintf(tenant, sizeof tenant, "t%05d", i);
+        rows[i] = alarm_row("errors", tenant, "firing", 1);
+    }
+    assert_int_equal(tg_store_alarm_put(f->s, rows, N, NULL, 0, &err), 0);
+    free(rows);
+    assert_int_equal(resend(f), N);
+    assert_string_equal(last_notice[1].tenant, "t69999");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resend_firing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_lists_refused_and_halfway_down, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_resend_many, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
