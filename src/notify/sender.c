@@ -187,10 +187,17 @@ static int collect(const tg_notice_delivery_t *d, void *ud)
     return 0;
 }
 
+#define SET_TRIES 5 /* a busy store: each try waits the store's busy timeout (5 s) */
+
+/* Records d's outcome. A busy store is tried again (the row is still ours, under its claim):
+ * with 2 x 64 lanes on one store the write lock can stay out of reach past one busy
+ * timeout, and a delivery made but not recorded is sent again once its claim ends. */
 static int set(tg_store_t *store, const tg_notice_delivery_t *d, const char *status, int attempts,
                int64_t next_us, const char *error, int64_t now_us, tg_err_t *err)
 {
-    int rc = tg_store_outbox_set(store, d->notice.id, d->notifier, status, attempts, next_us, error,
+    int rc = TG_STORE_BUSY;
+    for (int i = 0; i < SET_TRIES && rc == TG_STORE_BUSY; i++)
+        rc = tg_store_outbox_set(store, d->notice.id, d->notifier, status, attempts, next_us, error,
                                  now_us, err);
     if (rc != 0)
         TG_WARN("notify: cannot record the delivery of %s to %s (%s); it is sent again once "

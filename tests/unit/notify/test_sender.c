@@ -6,9 +6,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "notify/sender.h"
@@ -39,10 +42,13 @@ static int64_t last_time[2];
 static char odd_tenant[64]; /* a notice for this tenant gets odd_answer instead */
 static long odd_answer;
 
+static void (*on_send)(void); /* called in each send when set */
+
 static void fake_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t t,
                       const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
 {
     (void)ctl;
+    if (on_send) on_send();
     int i = !strcmp(nc->name, "hook") ? 0 : 1;
     sent[i]++;
     snprintf(last_id[i], sizeof last_id[i], "%s", n->id);
@@ -109,6 +115,7 @@ static int setup(void **state)
     answer[0] = answer[1] = 200;
     odd_tenant[0] = '\0';
     lists = 0;
+    on_send = NULL;
     *state = f;
     return 0;
 }
@@ -468,6 +475,48 @@ static void test_resend_many(void **state)
     assert_string_equal(last_notice[1].tenant, "t69999");
 }
 
+/* Another connection holds the store's write lock from the first send for 150 ms (a thread
+ * releases it: the lock is what is tested, so a real wait), longer than the sender's busy
+ * timeout of 40 ms: the delivery made is recorded all the same, not left claimed to be sent
+ * again once its claim ends (as it was with 2 x 64 lanes on one store). */
+static char lock_db[128];
+static sqlite3 *locker;
+
+static void *unlock_later(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 150 * 1000000L};
+    nanosleep(&ts, NULL);
+    sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
+static pthread_t unlocker;
+
+static void lock_store(void)
+{
+    on_send = NULL; /* once */
+    assert_int_equal(sqlite3_open(lock_db, &locker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(pthread_create(&unlocker, NULL, unlock_later, NULL), 0);
+}
+
+static void test_busy_store_records_delivery(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    snprintf(lock_db, sizeof lock_db, "%s/t.db", f->dir);
+    assert_int_equal(tg_store_set_busy_timeout(f->s, 40, &err), 0);
+    tg_notice_t n = notice("budget/acme/2026-12/90");
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &n, WALL, &err), 0);
+    on_send = lock_store;
+    assert_int_equal(pass(f), 2);
+    pthread_join(unlocker, NULL);
+    sqlite3_close(locker);
+    assert_string_equal(row_of(f, n.id, "hook").status, "delivered");
+    assert_string_equal(row_of(f, n.id, "am").status, "delivered");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resend_lists_refused_and_halfway_down, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_resend_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_store_records_delivery, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
