@@ -412,6 +412,21 @@ static void test_resend_firing(void **state)
     assert_int_equal(sent[0], 0);
 }
 
+/* n firing rows of rule errors, for tenants t0, t1, ... (digits wide, zero-padded). */
+static void put_firing(fixture_t *f, int n, int digits)
+{
+    tg_err_t err;
+    tg_alarm_row_t *rows = calloc((size_t)n, sizeof *rows);
+    assert_non_null(rows);
+    for (int i = 0; i < n; i++) {
+        char tenant[16];
+        snprintf(tenant, sizeof tenant, "t%0*d", digits, i);
+        rows[i] = alarm_row("errors", tenant, "firing", 1);
+    }
+    assert_int_equal(tg_store_alarm_put(f->s, rows, (size_t)n, NULL, 0, &err), 0);
+    free(rows);
+}
+
 /* A round posts 256 alerts a request. A refused list (4xx) is that list's alone: the round
  * goes on to the others (it stopped, so every alarm after it expired in Alertmanager while
  * it fired). A 503 halfway through a round blocks the notifier for the backoff although
@@ -419,17 +434,8 @@ static void test_resend_firing(void **state)
 static void test_resend_lists_refused_and_halfway_down(void **state)
 {
     fixture_t *f = *state;
-    tg_err_t err;
     enum { N = 600 };
-    tg_alarm_row_t *rows = calloc(N, sizeof *rows);
-    assert_non_null(rows);
-    for (int i = 0; i < N; i++) {
-        char tenant[16];
-        snprintf(tenant, sizeof tenant, "t%03d", i);
-        rows[i] = alarm_row("errors", tenant, "firing", 1);
-    }
-    assert_int_equal(tg_store_alarm_put(f->s, rows, N, NULL, 0, &err), 0);
-    free(rows);
+    put_firing(f, N, 3);
 
     assert_int_equal(resend(f), N); /* 256 + 256 + 88 */
     assert_int_equal(lists, 3);
@@ -460,17 +466,8 @@ static void test_resend_lists_refused_and_halfway_down(void **state)
 static void test_resend_many(void **state)
 {
     fixture_t *f = *state;
-    tg_err_t err;
     enum { N = 70000 };
-    tg_alarm_row_t *rows = calloc(N, sizeof *rows);
-    assert_non_null(rows);
-    for (int i = 0; i < N; i++) {
-        char tenant[16];
-        snprintf(tenant, sizeof tenant, "t%05d", i);
-        rows[i] = alarm_row("errors", tenant, "firing", 1);
-    }
-    assert_int_equal(tg_store_alarm_put(f->s, rows, N, NULL, 0, &err), 0);
-    free(rows);
+    put_firing(f, N, 5);
     assert_int_equal(resend(f), N);
     assert_string_equal(last_notice[1].tenant, "t69999");
 }
