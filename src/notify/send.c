@@ -34,7 +34,8 @@ static void result(tg_notify_result_t *res, tg_notify_outcome_t o, long status, 
 
 static int stopping(const tg_notify_ctl_t *ctl)
 {
-    return ctl && ctl->stop && atomic_load_explicit(ctl->stop, memory_order_relaxed);
+    return ctl && ((ctl->stop && atomic_load_explicit(ctl->stop, memory_order_relaxed)) ||
+                   (ctl->also && atomic_load_explicit(ctl->also, memory_order_relaxed)));
 }
 
 /* ---- HTTP ------------------------------------------------------------------------- */

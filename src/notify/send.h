@@ -34,6 +34,7 @@ typedef struct tg_notify_result {
 
 typedef struct tg_notify_ctl {
     const atomic_int *stop;   /* non-zero: abort now (TG_NOTIFY_ABORTED); may be NULL */
+    const atomic_int *also;   /* the same, a second flag (a lane's own stop); may be NULL */
     int64_t (*mono_us)(void); /* the clock an exec timeout is measured with */
 } tg_notify_ctl_t;
 

@@ -165,16 +165,6 @@ static nstate_t *state_of(tg_notify_t *t, const char *name)
     return s;
 }
 
-/* What aborts a send: quit, a lane's stop (its notifier left the config, or the sender
- * stops: the supervisor sets every lane's then), else t->stop. A removed notifier's send in
- * progress is given up (pending, no attempt counted) rather than held up to its timeout:
- * 2 x 64 lanes are the most there are, so a lane waiting out a hung send to a receiver the
- * operator removed kept a renamed notifier from getting a lane at all. */
-static const atomic_int *stop_of(tg_notify_t *t, atomic_int *quit)
-{
-    return quit ? quit : &t->stop;
-}
-
 typedef struct batch {
     tg_notice_delivery_t v[BATCH];
     size_t n;
@@ -207,7 +197,7 @@ static int set(tg_store_t *store, const tg_notice_delivery_t *d, const char *sta
 }
 
 /* Sends d and records the outcome. ns: its notifier's state (NULL: looked up in t's own).
- * quit: see stop_of. */
+ * quit (may be NULL): its lane's stop, which aborts the send as t->stop does. */
 static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
                     const tg_notice_delivery_t *d, nstate_t *ns, atomic_int *quit, tg_err_t *err)
 {
@@ -235,7 +225,10 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         set(store, d, "pending", d->attempts, ns->blocked_until_us, d->error, now, err);
         return;
     }
-    tg_notify_ctl_t ctl = {.stop = stop_of(t, quit), .mono_us = t->o.mono_clock};
+    /* A removed notifier's send in progress is given up (pending, no attempt counted) rather
+     * than held up to its timeout: 2 x 64 lanes are the most there are, so lanes waiting out
+     * hung sends to receivers the operator removed kept renamed notifiers from getting one. */
+    tg_notify_ctl_t ctl = {.stop = &t->stop, .also = quit, .mono_us = t->o.mono_clock};
     tg_notify_result_t res;
     t->o.send(nc, &d->notice, now, &ctl, &res);
     now = t->o.wall_clock();
@@ -402,7 +395,7 @@ static int resend_to(tg_notify_t *t, const tg_config_t *c, const tg_notifier_con
             if (rule) refire_notice(&f->v[i], rule, now, &v[k++]);
         }
         if (k == 0) break;
-        tg_notify_ctl_t ctl = {.stop = stop_of(t, quit), .mono_us = t->o.mono_clock};
+        tg_notify_ctl_t ctl = {.stop = &t->stop, .also = quit, .mono_us = t->o.mono_clock};
         t->o.send_alerts(nc, v, k, now, &ctl, &res);
         if (res.outcome == TG_NOTIFY_OK) {
             sent += (int)k;
