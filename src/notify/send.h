@@ -5,7 +5,8 @@
  * webhook: POST url, the notice as JSON (payload.h), Content-Type: application/json,
  *   X-Tollgate-Signature: sha256=HEX(HMAC-SHA256(secret, body)) and X-Tollgate-Timestamp
  *   (Unix seconds of the send). libcurl, no redirects followed, http and https only.
- * alertmanager: POST url + /api/v2/alerts, one alert (payload.h). A notice in state
+ * alertmanager: POST url + /api/v2/alerts, one alert (payload.h; a re-send round's list of
+ *   up to 256 through tg_notify_send_alerts). A notice in state
  *   pending is not sent (Alertmanager knows firing and resolved only, as with Prometheus)
  *   and counts as delivered.
  * exec: argv[0] run with posix_spawn (no shell, no PATH search, argv from the config
