@@ -279,7 +279,12 @@ static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, cons
         if ((!notifier || !strcmp(c->notifiers[i].name, notifier)) &&
             c->notifiers[i].timeout_ms > longest)
             longest = c->notifiers[i].timeout_ms;
-    int64_t now = t->o.wall_clock();
+    int64_t now = t->o.wall_clock(), next = 0;
+    int found = 0;
+    /* A read first: a claim takes the write lock (against the event writer), and an idle
+     * lane looks every second. */
+    if (tg_store_outbox_next(store, notifier, &next, &found, err) != 0) return -1;
+    if (!found || next > now) return 0;
     batch_t *b = calloc(1, sizeof *b);
     if (!b) return tg_err_set(err, "notify: out of memory");
     int rc = tg_store_outbox_claim(store, now, now + longest * 1000LL * BATCH + LEASE_EXTRA, BATCH,

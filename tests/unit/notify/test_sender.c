@@ -514,6 +514,29 @@ static void test_busy_store_records_delivery(void **state)
     assert_string_equal(row_of(f, n.id, "am").status, "delivered");
 }
 
+/* An idle pass only reads: with another connection holding the write lock (the event
+ * writer's batch) and nothing due, it neither waits for the lock nor fails; what is due is
+ * claimed once the lock is free. Every lane passes once a second. */
+static void test_idle_pass_takes_no_write_lock(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(f->s, 40, &err), 0);
+    tg_notice_t n = notice("budget/acme/2026-12/95");
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &n, WALL + 60 * SEC, &err), 0); /* due later */
+    char db[128];
+    snprintf(db, sizeof db, "%s/t.db", f->dir);
+    sqlite3 *w;
+    assert_int_equal(sqlite3_open(db, &w), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(w, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(tg_notify_pass(f->t, f->s, &err), 0); /* -1 (locked) if it claimed */
+    assert_int_equal(sent[0] + sent[1], 0);
+    assert_int_equal(sqlite3_exec(w, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(w);
+    now_us = WALL + 60 * SEC;
+    assert_int_equal(pass(f), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +550,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_resend_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_store_records_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_pass_takes_no_write_lock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
