@@ -1934,6 +1934,7 @@ static const field_t metrics_fields[] = {
 static const field_t limits_backend_fields[] = {
     {"backend", V_BACKEND, 0},
     {"timeout", V_MS, offsetof(tg_config_t, limits.timeout_ms)},
+    {"reservation_ttl", V_MS, offsetof(tg_config_t, limits.reservation_ttl_ms)},
     {"on_backend_down", V_ONDOWN, offsetof(tg_config_t, limits.on_down)},
     {"instances", V_INT1, offsetof(tg_config_t, limits.instances)},
 };
@@ -2265,6 +2266,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->alarms_interval_ms = 10000;
     c->limits.redis_port = 6379;
     c->limits.timeout_ms = 20;
+    c->limits.reservation_ttl_ms = 300000;
     c->limits.instances = 1;
     c->notify_retry.min_ms = 1000;
     c->notify_retry.max_ms = 60000;

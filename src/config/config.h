@@ -169,6 +169,9 @@ typedef struct tg_config {
         int redis_port;           /* default 6379 */
         int redis_db;             /* default 0 */
         long timeout_ms;          /* limits.timeout: one admission's wait for Redis, default 20 */
+        long reservation_ttl_ms;  /* limits.reservation_ttl: an in-flight slot's and a budget
+                                     reservation's life in Redis, default 5m: what a gateway
+                                     that dies without settling holds is free after it */
         tg_limits_down_t on_down; /* limits.on_backend_down, default local */
         int instances;            /* limits.instances: gateways sharing the limits, default 1; the
                                      local fallback divides rates and caps by it */

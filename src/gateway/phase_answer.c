@@ -25,9 +25,21 @@ void tg_ph_settle(tg_req_t *r, int64_t now_us)
     tg_bill_answer_from(&a, r->cx->xchg, r->metered, r->drain,
                         r->route ? r->route->kind : TG_ROUTE_HTTP,
                         r->cfg ? r->cfg->max_output_tokens : 0);
-    tg_bill_env_t env = {r->cx->policy, r->cx->prices};
+    tg_bill_env_t env = {r->cx->policy, r->cx->prices, 0};
     tg_bill_settle(&env, &a, &r->adm, &r->ev, (uint64_t)now_us * 1000);
-    r->metered = 0; /* the exchange follows no request now */
+    r->metered = 0;  /* the exchange follows no request now */
+    if (r->ticket) { /* ended while Redis decided its admission: a late "yes" is undone */
+        tg_redis_cancel(r->ticket);
+        r->ticket = NULL;
+    }
+    if (r->held && r->cx->shared && r->cx->hold) {
+        /* What the request holds in Redis: its slot and reservation back, its cost to the
+         * month's spend, its token charges to the actual count. */
+        tg_redis_adj_t adj[3];
+        size_t n = tg_redis_token_adj(r->cx->hold, tg_bill_tokens(&r->ev, a.kind), adj);
+        tg_redis_settle(r->cx->shared, r->cx->hold, r->ev.cost_micros, adj, n);
+        r->held = 0;
+    }
 }
 
 /* The finished request in the worker's metrics: its event, and on an MCP route that
