@@ -10,7 +10,9 @@
  *
  * Spend starts from the store (usage_daily, month to date) when a tenant's budget is first
  * loaded in a period, then grows with every settled request of this process. Several
- * gateway processes on one store each count their own requests (documented limit until
+ * gateway processes on one store each count their own requests (unless they share a Redis:
+ * limits.backend, src/redis/, where this is the seed of the shared spend and the local
+ * fallback's view; documented limit without it
  * budget counters live in Redis). A new month starts from zero.
  *
  * Alerts: when spend reaches a threshold (percent of the budget; 80/90/100 by default),

@@ -22,10 +22,11 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define TIMEOUTS_DOWN  3 /* admissions in a row without an answer: down */
-#define CONNECT_MS                                                                                 \
-    1000                       /* a connection not up (script loaded) by then is                   \
-                                  given up and tried again */
+/* A connection not up (its script loaded) this long after connect_now is given up. */
+#define CONNECT_MS  1000
 #define JOURNAL_MAX (8u << 20) /* bytes of commands kept while down */
+#define PROBE_MS    250        /* a stalled connection is PINGed this often */
+#define PROBES_MAX  20         /* PINGs unanswered before it is dropped */
 
 /* A command as it was built, without its SHA (argv[1] is the client's at each send). */
 typedef struct blob {
@@ -67,6 +68,9 @@ struct tg_redis {
     int worker;
     long backoff_ms;
     int timeouts; /* admissions in a row that timed out */
+    int stalled;  /* down for timeouts, connection kept: late replies still come (and are
+                     undone) and a PING answered brings it back up */
+    int probes;   /* PINGs sent while stalled, unanswered */
     uv_timer_t retry, deadline;
     int open_handles;
     tg_redis_ticket_t *head, *tail;
@@ -229,6 +233,51 @@ static void flush_journal(tg_redis_t *rc)
     }
 }
 
+/* Connected, script loaded, answering: admissions go to Redis again, and what was admitted
+ * locally meanwhile is sent. */
+static void become_up(tg_redis_t *rc)
+{
+    uv_timer_stop(&rc->retry); /* (the connect timeout, or the stall's probe) */
+    rc->stalled = 0;
+    rc->probes = 0;
+    rc->timeouts = 0;
+    if (!rc->up) {
+        rc->up = 1;
+        rc->backoff_ms = BACKOFF_MIN_MS;
+        atomic_fetch_add_explicit(&rc->stats->up, 1, memory_order_relaxed);
+        TG_INFO("limits: redis %s:%d up (worker %d)%s", rc->host, rc->port, rc->worker,
+                rc->jhead ? ": sending what was admitted locally meanwhile" : "");
+        rc->said_down = 0;
+    }
+    flush_journal(rc);
+}
+
+static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    tg_redis_t *rc = ac->data;
+    /* Every reply before it has been read (and a late admission undone): up again. */
+    if (rc && !rc->closing && reply && rc->stalled) become_up(rc);
+}
+
+/* While stalled: a PING per PROBE_MS; PROBES_MAX unanswered and the connection is dropped
+ * (and made again with the backoff). */
+static void on_probe(uv_timer_t *h)
+{
+    tg_redis_t *rc = h->data;
+    if (!rc->stalled || !rc->ac) return;
+    if (++rc->probes > PROBES_MAX) {
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        rc->stalled = 0;
+        redisAsyncFree(ac); /* (pending callbacks run without a reply; then the retry) */
+        if (!uv_is_active((uv_handle_t *)&rc->retry)) schedule_retry(rc);
+        return;
+    }
+    redisAsyncCommand(rc->ac, on_pong, NULL, "PING");
+    uv_timer_start(&rc->retry, on_probe, PROBE_MS, 0);
+}
+
 static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
@@ -243,17 +292,7 @@ static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     memcpy(rc->sha, r->str, 40);
-    uv_timer_stop(&rc->retry); /* (the connect timeout) */
-    if (!rc->up) {
-        rc->up = 1;
-        rc->timeouts = 0;
-        rc->backoff_ms = BACKOFF_MIN_MS;
-        atomic_fetch_add_explicit(&rc->stats->up, 1, memory_order_relaxed);
-        TG_INFO("limits: redis %s:%d up (worker %d)%s", rc->host, rc->port, rc->worker,
-                rc->jhead ? ": sending what was admitted locally meanwhile" : "");
-        rc->said_down = 0;
-    }
-    flush_journal(rc);
+    if (!rc->stalled) become_up(rc); /* (stalled: the PING that follows decides) */
 }
 
 static void on_select(redisAsyncContext *ac, void *reply, void *priv)
@@ -282,6 +321,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     tg_redis_t *rc = ac->data;
     if (!rc) return;
     rc->ac = NULL;
+    rc->stalled = 0;
     mark_down(rc, ac->errstr[0] ? ac->errstr : "connection closed");
     schedule_retry(rc);
 }
@@ -386,13 +426,14 @@ static void on_deadline(uv_timer_t *h)
         t->cb(t->ud, NULL, -1); /* the ticket stays with hiredis until its reply */
     }
     rc->timeouts += expired;
-    if (rc->timeouts >= TIMEOUTS_DOWN && rc->ac) {
+    if (rc->timeouts >= TIMEOUTS_DOWN && rc->up && rc->ac) {
+        /* Down, but the connection is kept: what Redis still runs of the admissions sent
+         * is answered late and undone, rather than counted with nobody to give it back
+         * (a dropped connection's commands may still run). A PING decides when it is back. */
         mark_down(rc, "no answer within limits.timeout");
-        redisAsyncContext *ac = rc->ac;
-        rc->ac = NULL;
-        ac->data = rc;
-        redisAsyncFree(ac); /* (its disconnect callback schedules the retry) */
-        if (!uv_is_active((uv_handle_t *)&rc->retry)) schedule_retry(rc);
+        rc->stalled = 1;
+        rc->probes = 0;
+        uv_timer_start(&rc->retry, on_probe, PROBE_MS, 0);
     }
     arm_deadline(rc);
 }

@@ -12,13 +12,16 @@
  * logged at debug and counted). NOSCRIPT (Redis restarted, SCRIPT FLUSH) loads the script
  * again ahead of the same command on the same connection, which Redis runs in order.
  *
- * Connection state: connected and the script loaded is "up". A refused or lost connection,
- * or three admissions in a row without an answer in time, is "down": admissions fall back
- * at once, without waiting, and the connection is tried again with a backoff (100 ms
- * doubling to 2 s). Each change is logged once per worker. While down, what requests
- * admitted locally count (their rate and token units at the instant of admission, their
- * cost) is journaled (up to 8 MiB of commands per worker, then counted as dropped) and
- * sent when Redis is back, so the shared counters end up with it, counted once. */
+ * Connection state: connected and the script loaded is "up". A refused or lost connection
+ * is "down": admissions fall back at once, without waiting, and the connection is made again
+ * with a backoff (100 ms doubling to 2 s; a connect not up in 1 s is given up). Three
+ * admissions in a row without an answer in time is "down" too, but the connection is kept
+ * (what Redis still runs of them is answered late and undone, where a dropped connection's
+ * commands might run with nobody to give them back) and PINGed every 250 ms: an answer
+ * brings it up, 20 unanswered drop it. Each change is logged once per worker. While down,
+ * what requests admitted locally count (their rate and token units at the instant of
+ * admission, their cost) is journaled (up to 8 MiB of commands per worker, then counted as
+ * dropped) and sent when Redis is back, so the shared counters end up with it, counted once. */
 #ifndef TG_REDIS_CLIENT_H
 #define TG_REDIS_CLIENT_H
 

@@ -288,6 +288,40 @@ describe('limits shared through Redis, three gateways', () => {
     await waitFor(async () => (await readyz(gws[2])).limits?.status === 'up', { message: 'restarted gateway up' });
   });
 
+  test('Redis stalled (SIGSTOP): answered within limits.timeout, then down; late answers are undone', async () => {
+    const t = 'slow';
+    const { secret } = await tenantOn(t);
+    await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--rpm', '30']);
+    await sleep(POLL_MS);
+    const before = await metric(gws[0], 'tollgate_limits_backend_timeouts_total');
+    process.kill(redisProc.pid, 'SIGSTOP');
+    const res = [];
+    try {
+      for (let i = 0; i < 8; i++) res.push(await get(gws[0], secret, `/s${i}`));
+    } finally {
+      process.kill(redisProc.pid, 'SIGCONT');
+    }
+    const timeouts = (await metric(gws[0], 'tollgate_limits_backend_timeouts_total')) - before;
+    const maxMs = Math.max(...res.map((r) => r.ms));
+    assert.deepEqual(res.map((r) => r.status), Array(8).fill(200), 'admitted locally (10 per gateway)');
+    assert.ok(maxMs < 1000, `slowest ${Math.round(maxMs)} ms (limits.timeout 250 ms)`);
+    assert.ok(timeouts >= 1 && timeouts <= 6, `${timeouts} admissions timed out (3 at most per worker, then down)`);
+    await waitFor(async () => (await readyz(gws[0])).limits?.status === 'up', { timeoutMs: 10000, message: 'up again' });
+    // Every admission Redis ran after its request stopped waiting was given back, and the
+    // journal added the 8 local ones: Redis counts 8, not 8 + the timed-out ones.
+    await waitFor(async () => (await metric(gws[0], 'tollgate_limits_backend_undone_total')) >= timeouts, { message: 'late answers undone' });
+    await waitFor(() => redisCli(redisPort, 'EXISTS', `tg:{${t}}:tenant:`) === '1', { message: 'journal replayed' });
+    await sleep(200);
+    const tat = Number(redisCli(redisPort, 'GET', `tg:{${t}}:tenant:`));
+    const [sec, usec] = redisCli(redisPort, 'TIME').split('\n').map(Number);
+    const aheadS = (tat - (sec * 1e6 + usec)) / 1e6;
+    console.log(
+      `stall: 8 sent, 8 answered (slowest ${Math.round(maxMs)} ms), ${timeouts} timed out and undone, ` +
+        `TAT ${aheadS.toFixed(1)} s ahead (8 x 2 s counted once)`,
+    );
+    assert.ok(aheadS > 16 - 6 && aheadS <= 16, `TAT ${aheadS.toFixed(1)} s ahead: 8 requests, not ${8 + timeouts}`);
+  });
+
   test('Redis stopped under load: answered promptly, the local policy holds; back: the counts reconcile', async () => {
     const t = 'out';
     const { secret } = await tenantOn(t);
