@@ -49,10 +49,11 @@ int tg_bill_estimate(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const t
     return 0;
 }
 
-int tg_bill_admit_in(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
-                     const tg_ip_t *client, tg_admit_in_t *in, tg_bill_refusal_t *r)
+/* The two halves of tg_bill_admit, inlined there (the in-memory path, every request) and
+ * exported for a shared limiter's admission (gateway/phase_admit.c). */
+static inline int admit_in(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
+                           const tg_ip_t *client, tg_admit_in_t *in, tg_bill_refusal_t *r)
 {
-    *r = (tg_bill_refusal_t){0};
     *in = (tg_admit_in_t){.tenant = ev->tenant,
                           .route = ask->route,
                           .key_id = ev->key_id,
@@ -69,13 +70,14 @@ int tg_bill_admit_in(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const t
     return 0;
 }
 
-int tg_bill_refusal(const tg_admission_t *adm, tg_bill_refusal_t *r)
+static inline int refusal_of(const tg_admission_t *adm, tg_bill_refusal_t *r)
 {
     *r = (tg_bill_refusal_t){0};
+    if (adm->verdict == TG_ADMIT_OK) return 0;
     r->message = adm->message;
     r->reason = adm->reason;
     switch (adm->verdict) {
-    case TG_ADMIT_OK: r->message = r->reason = NULL; break;
+    case TG_ADMIT_OK: break;
     case TG_ADMIT_BUDGET: r->status = 402, r->type = "budget_exceeded"; break;
     case TG_ADMIT_PAUSED: r->status = 503, r->type = "paused"; break;
     case TG_ADMIT_IP_DENIED: r->status = 403, r->type = "forbidden"; break;
@@ -85,11 +87,23 @@ int tg_bill_refusal(const tg_admission_t *adm, tg_bill_refusal_t *r)
     return r->status;
 }
 
+int tg_bill_admit_in(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
+                     const tg_ip_t *client, tg_admit_in_t *in, tg_bill_refusal_t *r)
+{
+    *r = (tg_bill_refusal_t){0};
+    return admit_in(env, ask, ev, client, in, r);
+}
+
+int tg_bill_refusal(const tg_admission_t *adm, tg_bill_refusal_t *r)
+{
+    return refusal_of(adm, r);
+}
+
 int tg_bill_admit(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
                   const tg_ip_t *client, uint64_t now_ns, tg_admission_t *adm, tg_bill_refusal_t *r)
 {
     tg_admit_in_t in;
-    if (tg_bill_admit_in(env, ask, ev, client, &in, r) != 0) {
+    if (admit_in(env, ask, ev, client, &in, r) != 0) {
         memset(adm, 0, sizeof *adm); /* nothing held */
         return r->status;
     }
@@ -98,7 +112,7 @@ int tg_bill_admit(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_e
         /* A batch: every further tools/call counts against its tool's rate rule too. */
         tg_policy_admit_more_tools(env->policy, adm, ev->tenant, ask->tools + 1, ask->ntools - 1,
                                    now_ns, ev->ts_us);
-    return tg_bill_refusal(adm, r);
+    return refusal_of(adm, r);
 }
 
 /* ---- the answer --------------------------------------------------------------------- */

@@ -115,6 +115,7 @@ const char tg_redis_lua[] =
     "      tat = tat + units * t\n"
     "    elseif tat > now then\n"
     "      tat = tat + units * t\n"
+    "      if tat <= now then redis.call('DEL', k) end\n"
     "    end\n"
     "    if tat > now then\n"
     "      redis.call('SET', k, s(tat), 'PX', s(math.floor((tat - now) / 1000) + 1000))\n"
@@ -228,7 +229,6 @@ int tg_redis_admit_cmd(tg_redis_cmd_t *c, const char *sha, const char *tenant, c
     snprintf(hold->id, sizeof hold->id, "%s", id);
     hold->inflight = plan->cap > 0;
     hold->reserved = plan->has_budget;
-    hold->spend_seed = plan->spent;
     for (size_t i = 0; i < plan->n; i++) {
         const tg_plan_rule_t *r = &plan->rules[i];
         int64_t t, tau;

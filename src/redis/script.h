@@ -62,9 +62,8 @@ typedef struct tg_redis_hold {
     char tenant[TG_TENANT_SIZE];
     char month[8]; /* "YYYY-MM" of the admission (the budget's keys) */
     char id[TG_REDIS_ID_SIZE];
-    int inflight;       /* a slot in the tenant's in-flight set */
-    int reserved;       /* a budget reservation */
-    int64_t spend_seed; /* the spend this process knew at admission */
+    int inflight; /* a slot in the tenant's in-flight set */
+    int reserved; /* a budget reservation */
     size_t ntok;
     tg_redis_adj_t tok[3]; /* units: the tokens charged */
 } tg_redis_hold_t;

@@ -17,6 +17,8 @@
 // temp dir, no persistence (--save ''), stopped by its PID; the system's service is never
 // touched. The figures (sent, answered, recorded) are printed with console.log.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import net from 'node:net';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -217,6 +219,25 @@ describe('limits shared through Redis, three gateways', () => {
     for (const gw of gws) assert.equal(await metric(gw, 'tollgate_limits_backend_fallbacks_total'), 0);
   });
 
+  test('a request body that arrives while admission waits for Redis reaches the upstream whole', async () => {
+    const t = 'body';
+    const { secret } = await tenantOn(t);
+    await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--rpm', '1000']);
+    await sleep(POLL_MS);
+    for (const size of [10, 70000, 600000]) {
+      const body = crypto.randomBytes(size);
+      const r = await request(`${gws[1].url}/up?echo=1`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/octet-stream' },
+        body,
+      });
+      assert.equal(r.status, 200, r.text);
+      const echo = r.json();
+      assert.equal(echo.body_bytes, size);
+      assert.equal(echo.body_sha256, crypto.createHash('sha256').update(body).digest('hex'));
+    }
+  });
+
   test('fifty concurrent requests at the last dollar of a hard budget: exactly the reservations that fit', async () => {
     const t = 'bud';
     const { secret } = await tenantOn(t);
@@ -320,6 +341,32 @@ describe('limits shared through Redis, three gateways', () => {
         `TAT ${aheadS.toFixed(1)} s ahead (8 x 2 s counted once)`,
     );
     assert.ok(aheadS > 16 - 6 && aheadS <= 16, `TAT ${aheadS.toFixed(1)} s ahead: 8 requests, not ${8 + timeouts}`);
+  });
+
+  test('a client that leaves while its admission waits: nothing stays counted for it', async () => {
+    const t = 'gone';
+    const { secret } = await tenantOn(t);
+    await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--rpm', '30']);
+    await sleep(POLL_MS);
+    const undone0 = await metric(gws[0], 'tollgate_limits_backend_undone_total');
+    process.kill(redisProc.pid, 'SIGSTOP');
+    try {
+      const sock = net.connect(gws[0].port, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(`GET /gone HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\n\r\n`);
+      await sleep(100); // (limits.timeout is 250 ms: still waiting)
+      sock.destroy();
+      await waitFor(async () => (await events(dbPath, t)).length === 1, { message: 'the request recorded' });
+    } finally {
+      process.kill(redisProc.pid, 'SIGCONT');
+    }
+    // Redis runs the admission now and admits it: nobody waits for it, so it is undone.
+    await waitFor(async () => (await metric(gws[0], 'tollgate_limits_backend_undone_total')) === undone0 + 1, {
+      message: 'undone',
+    });
+    await waitFor(() => redisCli(redisPort, 'EXISTS', `tg:{${t}}:tenant:`) === '0', { message: 'no count left in Redis' });
+    const [ev] = await events(dbPath, t);
+    console.log(`client gone while waiting: recorded as status ${ev.status}, ${ev.outcome}, reason ${ev.reason}; its admission undone`);
   });
 
   test('Redis stopped under load: answered promptly, the local policy holds; back: the counts reconcile', async () => {
