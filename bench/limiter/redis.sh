@@ -81,8 +81,11 @@ run() {
 import re, sys
 t = sys.stdin.read()
 def us(s):
-    v, u = re.match(r"([\d.]+)(\w+)", s).groups()
-    return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[u]
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    if not m:
+        sys.exit("bench: cannot read the latency %r in:\n%s" % (s, t))
+    v, u = m.groups()
+    return float(v) * {"us": 1, "ms": 1e3, "s": 1e6, "m": 6e7}[u]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 p50 = us(re.search(r"50%\s+(\S+)", t).group(1))
 p99 = us(re.search(r"99%\s+(\S+)", t).group(1))

@@ -35,9 +35,12 @@ void tg_ph_settle(tg_req_t *r, int64_t now_us)
     if (r->held && r->cx->shared && r->cx->hold) {
         /* What the request holds in Redis: its slot and reservation back, its cost to the
          * month's spend, its token charges to the actual count. */
+        const tg_redis_hold_t *h = r->cx->hold;
         tg_redis_adj_t adj[3];
-        size_t n = tg_redis_token_adj(r->cx->hold, tg_bill_tokens(&r->ev, a.kind), adj);
-        tg_redis_settle(r->cx->shared, r->cx->hold, r->ev.cost_micros, adj, n);
+        size_t n = tg_redis_token_adj(h, tg_bill_tokens(&r->ev, a.kind), adj);
+        /* Only rate rules and no budget: nothing to settle, no second round trip. */
+        if (h->inflight || h->reserved || n || (h->budget && r->ev.cost_micros > 0))
+            tg_redis_settle(r->cx->shared, h, r->ev.cost_micros, adj, n);
         r->held = 0;
     }
 }

@@ -229,6 +229,7 @@ int tg_redis_admit_cmd(tg_redis_cmd_t *c, const char *sha, const char *tenant, c
     snprintf(hold->id, sizeof hold->id, "%s", id);
     hold->inflight = plan->cap > 0;
     hold->reserved = plan->has_budget;
+    hold->budget = plan->has_budget;
     for (size_t i = 0; i < plan->n; i++) {
         const tg_plan_rule_t *r = &plan->rules[i];
         int64_t t, tau;

@@ -64,6 +64,7 @@ typedef struct tg_redis_hold {
     char id[TG_REDIS_ID_SIZE];
     int inflight; /* a slot in the tenant's in-flight set */
     int reserved; /* a budget reservation */
+    int budget;   /* the tenant has a budget: its cost goes to the shared spend */
     size_t ntok;
     tg_redis_adj_t tok[3]; /* units: the tokens charged */
 } tg_redis_hold_t;

@@ -102,6 +102,7 @@ static void test_admit_args(void **state)
     assert_string_equal(h.id, "i-0-1");
     assert_int_equal(h.inflight, 1);
     assert_int_equal(h.reserved, 1);
+    assert_int_equal(h.budget, 1);
     assert_int_equal(h.ntok, 1);
     assert_string_equal(h.tok[0].key, "tg:{acme}:tokens.tenant:");
     assert_int_equal(h.tok[0].t_us, 60000);
