@@ -14,7 +14,10 @@
  * amounts (hash), [5] their sum; KEYS[6..] GCRA states.
  * A: ARGV id ttl_ms cap has_budget hard budget seed est n {t tau cost limit} x n
  *    -> {verdict, which (1-based), retry_us, spend (-1: no budget), {remaining, reset_us} x n}
- * S: ARGV id cost inflight reserved n {t units at} x n -> {0} */
+ * S: ARGV id cost inflight reserved n {t units at} x n -> {0}
+ *    A positive adjustment is stored even when its TAT is already past (an admission
+ *    journaled seconds ago): the journal's entries are separate calls, and the next one
+ *    builds on it, as the admissions did one after the other. */
 const char tg_redis_lua[] =
     "local function s(x) return string.format('%d', x) end\n"
     "local tm = redis.call('TIME')\n"
@@ -113,12 +116,16 @@ const char tg_redis_lua[] =
     "    if units > 0 then\n"
     "      if tat < at then tat = at end\n"
     "      tat = tat + units * t\n"
+    "      local px = math.floor((tat - now) / 1000) + 1000\n"
+    "      if px < 1000 then px = 1000 end\n"
+    "      redis.call('SET', k, s(tat), 'PX', s(px))\n"
     "    elseif tat > now then\n"
     "      tat = tat + units * t\n"
-    "      if tat <= now then redis.call('DEL', k) end\n"
-    "    end\n"
-    "    if tat > now then\n"
-    "      redis.call('SET', k, s(tat), 'PX', s(math.floor((tat - now) / 1000) + 1000))\n"
+    "      if tat > now then\n"
+    "        redis.call('SET', k, s(tat), 'PX', s(math.floor((tat - now) / 1000) + 1000))\n"
+    "      else\n"
+    "        redis.call('DEL', k)\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  return {0}\n"
