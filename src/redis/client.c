@@ -27,6 +27,7 @@
 #define JOURNAL_MAX (8u << 20) /* bytes of commands kept while down */
 #define PROBE_MS    250        /* a stalled connection is PINGed this often */
 #define PROBES_MAX  20         /* PINGs unanswered before it is dropped */
+#define CLOSE_MS    1000       /* at exit, the last settlements' time to be answered */
 
 /* A command as it was built, without its SHA (argv[1] is the client's at each send). */
 typedef struct blob {
@@ -60,8 +61,9 @@ struct tg_redis {
     uv_loop_t *loop;
     redisAsyncContext *ac; /* NULL: not connected */
     int up;                /* connected and the script loaded */
-    int closing;
-    int said_down; /* "down" was logged since the last "up" */
+    int closing;           /* tg_redis_free was called */
+    int finished;          /* and the client is ending (finish_free) */
+    int said_down;         /* "down" was logged since the last "up" */
     char host[256];
     int port, db;
     long timeout_ms, ttl_ms;
@@ -84,6 +86,8 @@ struct tg_redis {
 };
 
 static void connect_now(tg_redis_t *rc);
+static void on_handle_closed(uv_handle_t *h);
+static void finish_free(tg_redis_t *rc);
 static void schedule_retry(tg_redis_t *rc);
 
 /* ---- commands ---------------------------------------------------------------------------- */
@@ -322,6 +326,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (!rc) return;
     rc->ac = NULL;
     rc->stalled = 0;
+    if (rc->closing) {
+        finish_free(rc);
+        return;
+    }
     mark_down(rc, ac->errstr[0] ? ac->errstr : "connection closed");
     schedule_retry(rc);
 }
@@ -481,11 +489,12 @@ static void on_handle_closed(uv_handle_t *h)
     if (--rc->open_handles == 0) free(rc);
 }
 
-void tg_redis_free(tg_redis_t *rc)
+/* The end of a client: the connection freed (pending callbacks run with no reply), the
+ * journal dropped (counted), the timers closed; rc itself is freed when they are. Once. */
+static void finish_free(tg_redis_t *rc)
 {
-    if (!rc) return;
-    rc->closing = 1;
-    /* Pending callbacks run now, with no reply (waiting requests fall back). */
+    if (rc->finished) return;
+    rc->finished = 1;
     if (rc->ac) {
         redisAsyncContext *ac = rc->ac;
         rc->ac = NULL;
@@ -506,6 +515,27 @@ void tg_redis_free(tg_redis_t *rc)
     uv_close((uv_handle_t *)&rc->deadline, on_handle_closed);
 }
 
+static void on_close_deadline(uv_timer_t *h)
+{
+    finish_free(h->data);
+}
+
+void tg_redis_free(tg_redis_t *rc)
+{
+    if (!rc) return;
+    rc->closing = 1;
+    uv_timer_stop(&rc->retry);
+    uv_timer_stop(&rc->deadline);
+    if (rc->ac && rc->up) {
+        /* The last requests' settlements (slots, reservations, costs) are still being sent
+         * or answered: a graceful disconnect lets them finish (hiredis closes once every
+         * reply is in, then on_disconnect ends the client), within CLOSE_MS. */
+        uv_timer_start(&rc->retry, on_close_deadline, CLOSE_MS, 0);
+        redisAsyncDisconnect(rc->ac);
+        return;
+    }
+    finish_free(rc);
+}
 int tg_redis_is_up(const tg_redis_t *rc)
 {
     return rc->up;

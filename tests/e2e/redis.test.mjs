@@ -34,6 +34,7 @@ import {
   waitFor,
   waitForKey,
 } from './lib/harness.mjs';
+import { tokenCost, usdText } from './lib/money.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const POLL_MS = 600; // a CLI change reaches every running gateway within a second
@@ -111,17 +112,6 @@ async function get(gw, secret, p = '/x') {
   const t0 = performance.now();
   const r = await request(`${gw.url}${p}`, { headers: { authorization: `Bearer ${secret}` } });
   return { ...r, ms: performance.now() - t0 };
-}
-
-const MILLION = 1_000_000n;
-function usdMicros(usd) {
-  const m = /^(\d+)(?:\.(\d{1,6}))?$/.exec(String(usd));
-  return BigInt(m[1]) * MILLION + BigInt((m[2] ?? '').padEnd(6, '0'));
-}
-const usdText = (micros) => `${Math.floor(micros / 1e6)}.${String(micros % 1e6).padStart(6, '0')}`;
-function tokenCost(price, tokensIn, tokensOut) {
-  const sum = BigInt(tokensIn) * usdMicros(price.input) + BigInt(tokensOut) * usdMicros(price.output);
-  return Number((sum * 2n + MILLION) / (2n * MILLION));
 }
 
 /** The tenant's events but those of waitForKey (GET /v1/models). */
@@ -307,6 +297,24 @@ describe('limits shared through Redis, three gateways', () => {
     console.log(`sigkill: 2 slots and reservations of the killed gateway freed after ${Math.round(freedMs)} ms (reservation_ttl 2s)`);
     await gws[2].restart();
     await waitFor(async () => (await readyz(gws[2])).limits?.status === 'up', { message: 'restarted gateway up' });
+  });
+
+  test('SIGTERM: a draining gateway settles its last requests in Redis before it exits', async () => {
+    const t = 'term';
+    const { secret } = await tenantOn(t);
+    await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--concurrency', '5']);
+    await sleep(POLL_MS);
+    const body = chat('p-model', 'hello', { max_tokens: 10 });
+    const slow = post(gws[1], secret, body, { query: '?delay_ms=400' });
+    await waitFor(() => redisCli(redisPort, 'ZCARD', `tg:{${t}}:inflight`) === '1', { message: 'a slot held' });
+    const stopped = gws[1].stop(); // drains: the request finishes, then the worker ends
+    const r = await slow;
+    assert.equal(r.status, 200);
+    await stopped;
+    // Well within reservation_ttl (2 s): the slot is free because it was settled.
+    assert.equal(redisCli(redisPort, 'ZCARD', `tg:{${t}}:inflight`), '0');
+    await gws[1].restart();
+    await waitFor(async () => (await readyz(gws[1])).limits?.status === 'up', { message: 'restarted gateway up' });
   });
 
   test('Redis stalled (SIGSTOP): answered within limits.timeout, then down; late answers are undone', async () => {
