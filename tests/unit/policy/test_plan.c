@@ -177,12 +177,39 @@ static void test_share_divides(void **state)
     tg_policy_free(p);
 }
 
+/* The shared spend a reply reports raises what this process knows (never lowers it), and a
+ * threshold it crosses fires here too. */
+static void test_observe_spend(void **state)
+{
+    (void)state;
+    budgets[nbudgets++] = (tg_budget_row_t){.tenant = "acme",
+                                            .monthly_micros = 1000000,
+                                            .hard = 1,
+                                            .thresholds = {50},
+                                            .nthresholds = 1};
+    store_spend = 100000;
+    tg_policy_t *p = fresh();
+    int64_t spent, reserved, budget;
+    tg_policy_observe_spend(p, "acme", 600000, WALL);
+    assert_int_equal(tg_policy_budget_state(p, "acme", &spent, &reserved, &budget), 0);
+    assert_int_equal(spent, 600000);
+    tg_policy_observe_spend(p, "acme", 200000, WALL); /* an older figure: kept */
+    assert_int_equal(tg_policy_budget_state(p, "acme", &spent, &reserved, &budget), 0);
+    assert_int_equal(spent, 600000);
+    assert_int_equal(tg_policy_flush_alerts(p, &store, NULL), 0);
+    assert_int_equal(nalerts, 1);
+    assert_int_equal(alerts[0].threshold, 50);
+    tg_policy_observe_spend(p, "nobody", 5, WALL); /* no budget: nothing */
+    tg_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_plan_lists_every_rule, setup),
         cmocka_unit_test_setup(test_plan_decides_pauses_here, setup),
         cmocka_unit_test_setup(test_share_divides, setup),
+        cmocka_unit_test_setup(test_observe_spend, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
