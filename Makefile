@@ -102,9 +102,13 @@ unit-asan: $(ATBINS)
 # The e2e tests drive the gateway with the official OpenAI, Anthropic and MCP SDKs, pinned
 # by tests/e2e/package-lock.json; npm ci reinstalls them when the lock file is newer.
 E2E_NPM := tests/e2e/node_modules/.package-lock.json
+# Test files run two at a time: each starts its own gateway, upstreams and servers on free
+# loopback ports in its own temp dir, and most of a file's time is spent waiting on them
+# (E2E_JOBS=1 runs them one by one).
+E2E_JOBS ?= 2
 
 e2e: all $(E2E_NPM)
-	@node --test --test-concurrency=1 tests/e2e/
+	@node --test --test-concurrency=$(E2E_JOBS) tests/e2e/
 	@$(MAKE) --no-print-directory e2e-plain
 
 # The mock compresses AI answers as the SDKs allow (as the providers do); the SDK suites
@@ -112,7 +116,7 @@ e2e: all $(E2E_NPM)
 E2E_PLAIN := tests/e2e/ai.test.mjs tests/e2e/budget.test.mjs
 
 e2e-plain: all $(E2E_NPM)
-	@MOCK_COMPRESS=off node --test --test-concurrency=1 $(E2E_PLAIN)
+	@MOCK_COMPRESS=off node --test --test-concurrency=$(E2E_JOBS) $(E2E_PLAIN)
 
 # The gateway built with ASan+UBSan under the suites that drive its request paths; the
 # harness fails a test on any sanitizer report (leaks at exit included) in its stderr.
@@ -121,11 +125,12 @@ E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/ai.test.mjs tests/e2e/mcp.test.
             tests/e2e/walshm.test.mjs tests/e2e/hostile.test.mjs tests/e2e/bypass.test.mjs \
             tests/e2e/compress-attack.test.mjs tests/e2e/hostile-2.test.mjs tests/e2e/bypass-attack.test.mjs \
             tests/e2e/attack-3.test.mjs tests/e2e/tls.test.mjs tests/e2e/tls-attack.test.mjs \
-            tests/e2e/notify.test.mjs tests/e2e/dashboard.test.mjs tests/e2e/dashboard-attack.test.mjs
+            tests/e2e/notify.test.mjs tests/e2e/notify-attack.test.mjs tests/e2e/dashboard.test.mjs \
+            tests/e2e/dashboard-attack.test.mjs tests/e2e/query.test.mjs
 
 e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TOLLGATE_BIN=$(B)/tollgate-asan \
-	  node --test --test-concurrency=1 $(E2E_ASAN)
+	  node --test --test-concurrency=$(E2E_JOBS) $(E2E_ASAN)
 
 # No time bomb: the unit suites and the date-dependent e2e suites again at three frozen
 # wall-clock instants (a month's last seconds, a leap day, a year's last second).

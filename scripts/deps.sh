@@ -31,6 +31,8 @@ command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 # linux-perf are the profilers of bench/proxy/profile.sh.
 if [ "${1:-}" = "--bench" ]; then
   PKGS+=(wrk nginx-light strace valgrind linux-perf)
+  # goaccess: what bench/ingest compares `tollgate ingest` with (CloudFront and combined logs).
+  PKGS+=(goaccess)
 fi
 
 missing=()

@@ -11,6 +11,7 @@ static const char usage[] =
     "  tenant add ID [--name NAME] | list | show ID | disable ID | enable ID\n"
     "  key create --tenant ID [--name NAME]    prints the secret once\n"
     "  key list [--tenant ID] | revoke KEY_ID\n"
+    "  key import --tenant ID [--name NAME]    an existing secret, read from stdin\n"
     "  usage [--tenant ID] [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
     "        [--by day|hour|route|key|model|tool] [--format table|json|csv]\n"
     "  limit set --tenant ID [--route R | --tool T | --key K | --model M]\n"
@@ -37,12 +38,27 @@ static const char usage[] =
     "  alarms history [--tenant ID] [--limit N] [--format table|json]\n"
     "  alarms export-rules                     the alarms as Prometheus alerting rules\n"
     "  alarms test NAME                        a sample notice through every notifier\n"
+    "  ingest --format cloudfront|apigw-json|clf|combined|jsonl [--key-field NAME]\n"
+    "         [--tenant-field NAME] [--strict] [--dry-run] FILE...  access logs into events\n"
+    "  plan set NAME [--base USD] [--from YYYY-MM] --meter SPEC...   docs/billing.md\n"
+    "  plan list [--format table|json|csv] | show NAME [--month YYYY-MM] | rm NAME [--from M]\n"
+    "  tenant set-plan ID PLAN [--from YYYY-MM]\n"
+    "  invoice --tenant ID|--all --month YYYY-MM [--format table|json|csv|html]\n"
+    "          [--out FILE|DIR] [--close]        --close freezes a month that has ended\n"
+    "  export --format cloudevents|jsonl --from YYYY-MM-DD --to YYYY-MM-DD [--tenant ID]\n"
+    "  query \"SQL\" [--format table|json|csv]   read-only SQL over the views (docs/query.md)\n"
+    "  report NAME [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--tenant ID] [--format ...]\n"
+    "        NAME: daily hourly keys endpoints transfer cache models tools; --to inclusive\n"
+    "  backup FILE [--force]                   online, consistent copy of the store\n"
+    "  restore FILE                            gateway stopped; the old store kept as .bak\n"
+    "  archive --before YYYY-MM-DD --out FILE.jsonl.zst\n"
+    "                                          export older events, verify, then purge them\n"
     "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
 
 int main(int argc, char **argv)
 {
     const char *config_flag = NULL;
-    char *args[256];
+    char *args[8192]; /* ingest takes many log files (CloudFront writes several an hour) */
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
@@ -69,6 +85,7 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "tenant") == 0) return tg_cli_tenant(n, args, cfg);
     if (strcmp(args[0], "key") == 0) return tg_cli_key(n, args, cfg);
     if (strcmp(args[0], "usage") == 0) return tg_cli_usage(n, args, cfg);
+    if (strcmp(args[0], "ingest") == 0) return tg_cli_ingest(n, args, cfg);
     if (strcmp(args[0], "limit") == 0) return tg_cli_limit(n, args, cfg);
     if (strcmp(args[0], "pause") == 0) return tg_cli_pause(n, args, cfg);
     if (strcmp(args[0], "resume") == 0) return tg_cli_resume(n, args, cfg);
@@ -79,6 +96,14 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "alarms") == 0 && n > 1 && strcmp(args[1], "test") == 0)
         return tg_cli_alarms_test(n, args, cfg);
     if (strcmp(args[0], "alarms") == 0) return tg_cli_alarms(n, args, cfg);
+    if (strcmp(args[0], "plan") == 0) return tg_cli_plan(n, args, cfg);
+    if (strcmp(args[0], "invoice") == 0) return tg_cli_invoice(n, args, cfg);
+    if (strcmp(args[0], "export") == 0) return tg_cli_export(n, args, cfg);
+    if (strcmp(args[0], "query") == 0) return tg_cli_query(n, args, cfg);
+    if (strcmp(args[0], "report") == 0) return tg_cli_report(n, args, cfg);
+    if (strcmp(args[0], "backup") == 0) return tg_cli_backup(n, args, cfg);
+    if (strcmp(args[0], "restore") == 0) return tg_cli_restore(n, args, cfg);
+    if (strcmp(args[0], "archive") == 0) return tg_cli_archive(n, args, cfg);
     fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
     return TG_EXIT_USAGE;
 }

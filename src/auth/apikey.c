@@ -27,15 +27,22 @@ int tg_apikey_generate(char secret[TG_APIKEY_SECRET_MAX], char key_id[TG_APIKEY_
     }
     secret[3 + SECRET_CHARS] = '\0';
 
+    return tg_apikey_import(secret, strlen(secret), key_id, prefix, sha256);
+}
+
+int tg_apikey_import(const char *secret, size_t len, char key_id[TG_APIKEY_ID_MAX],
+                     char prefix[TG_APIKEY_PREFIX_LEN + 1], unsigned char sha256[32])
+{
     unsigned char idb[8];
     if (RAND_bytes(idb, sizeof idb) != 1) return -1;
     char *p = key_id + sprintf(key_id, "key_");
     for (size_t i = 0; i < sizeof idb; i++)
         p += sprintf(p, "%02x", idb[i]);
 
-    memcpy(prefix, secret, TG_APIKEY_PREFIX_LEN);
-    prefix[TG_APIKEY_PREFIX_LEN] = '\0';
-    tg_apikey_hash(secret, strlen(secret), sha256);
+    size_t pn = len < TG_APIKEY_PREFIX_LEN ? len : TG_APIKEY_PREFIX_LEN;
+    memcpy(prefix, secret, pn);
+    prefix[pn] = '\0';
+    tg_apikey_hash(secret, len, sha256);
     return 0;
 }
 

@@ -18,6 +18,12 @@
 int tg_apikey_generate(char secret[TG_APIKEY_SECRET_MAX], char key_id[TG_APIKEY_ID_MAX],
                        char prefix[TG_APIKEY_PREFIX_LEN + 1], unsigned char sha256[32]);
 
+/* The same for an existing secret (`tollgate key import`: a key made elsewhere, any
+ * printable form): a fresh key id, its display prefix (its first 8 characters, or all of
+ * a shorter one) and SHA-256. Returns 0, or -1 if the system RNG failed. */
+int tg_apikey_import(const char *secret, size_t len, char key_id[TG_APIKEY_ID_MAX],
+                     char prefix[TG_APIKEY_PREFIX_LEN + 1], unsigned char sha256[32]);
+
 void tg_apikey_hash(const char *secret, size_t len, unsigned char sha256[32]);
 
 /* Constant-time equality of two 32-byte hashes. */

@@ -30,6 +30,22 @@ int tg_cli_tool(int argc, char **argv, const char *config_path);
 int tg_cli_alarms(int argc, char **argv, const char *config_path);
 /* `alarms test NAME` (alarms_test.c): a sample notice through every notifier, synchronously. */
 int tg_cli_alarms_test(int argc, char **argv, const char *config_path);
+/* Plans and invoices (plan.c, invoice.c, export.c; docs/billing.md): not policy, nothing
+ * the gateway reads. `tenant set-plan` is handed to plan.c by tenant.c. */
+int tg_cli_plan(int argc, char **argv, const char *config_path);
+int tg_cli_tenant_set_plan(int argc, char **argv, const char *config_path);
+int tg_cli_invoice(int argc, char **argv, const char *config_path);
+int tg_cli_export(int argc, char **argv, const char *config_path);
+/* Read-only SQL and the reports (query.c), backup, restore and archive (backup.c). */
+int tg_cli_query(int argc, char **argv, const char *config_path);
+int tg_cli_report(int argc, char **argv, const char *config_path);
+int tg_cli_backup(int argc, char **argv, const char *config_path);
+int tg_cli_restore(int argc, char **argv, const char *config_path);
+int tg_cli_archive(int argc, char **argv, const char *config_path);
+
+/* `ingest` (ingest.c): access logs (CloudFront, API Gateway, CLF, tollgate's own) into
+ * usage events, each record counted once however often its file is ingested. */
+int tg_cli_ingest(int argc, char **argv, const char *config_path);
 
 /* Loads the config and opens its store; on failure prints one line and returns
  * the exit code (2 for a config error, 1 for a store error). In common.c,

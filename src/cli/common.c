@@ -14,6 +14,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/sizes.h"
 #include "util/money.h"
 
 int tg_cli_open(const char *config_path, tg_config_t **cfg, tg_store_t **store)
@@ -58,15 +59,7 @@ void tg_cli_fmt_time(int64_t us, char buf[25])
 
 int tg_cli_valid_tenant_id(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 63) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return tg_tenant_id_valid(s);
 }
 
 int tg_cli_valid_label(const char *s)
@@ -183,8 +176,10 @@ int tg_cli_parse_count(const char *s, int64_t max, int64_t *out)
     if (!*s) return -1;
     for (; *s; s++) {
         if (*s < '0' || *s > '9') return -1;
-        v = v * 10 + (*s - '0');
-        if (v > max) return -1;
+        /* checked before it is computed: with max near INT64_MAX, v * 10 would overflow */
+        int d = *s - '0';
+        if (d > max || v > (max - d) / 10) return -1;
+        v = v * 10 + d;
     }
     *out = v;
     return 0;
@@ -303,7 +298,7 @@ typedef struct tg_cli_cell {
 } cell_t;
 
 #define NO_TEXT  ((size_t)-1)
-#define MAX_COLS 32 /* the widest list (limit) has 12 */
+#define MAX_COLS TG_CLI_MAX_COLS
 
 /* A new cell for the next column, which must be of type a or b; NULL (the rows are
  * marked out of memory) when it cannot grow. */
@@ -391,6 +386,17 @@ void tg_cli_cell_json(tg_cli_rows_t *t, json_t *v)
     }
 }
 
+void tg_cli_cell_any(tg_cli_rows_t *t, const char *text, json_t *v)
+{
+    cell_t *c = new_cell(t, TG_CLI_COL_ANY, TG_CLI_COL_ANY);
+    if (!c) {
+        json_decref(v);
+        return;
+    }
+    c->json = v;
+    if (text) set_text(t, c, text);
+}
+
 void tg_cli_cell_skip_json(tg_cli_rows_t *t)
 {
     if (!t->oom) t->cells[t->ncells - 1].skip = 1;
@@ -418,12 +424,12 @@ static int in_table(const tg_cli_col_t *c)
     return c->type != TG_CLI_COL_JSON && !(c->flags & TG_CLI_COL_JSON_ONLY);
 }
 
-static void print_csv(const tg_cli_rows_t *t, FILE *out)
+static void print_csv(const tg_cli_rows_t *t, FILE *out, int header)
 {
     size_t last = 0;
     for (size_t c = 0; c < t->ncols; c++)
         if (in_table(&t->cols[c])) last = c;
-    for (size_t c = 0; c < t->ncols; c++) {
+    for (size_t c = 0; header && c < t->ncols; c++) {
         if (!in_table(&t->cols[c])) continue;
         tg_cli_csv_field(out, t->cols[c].name);
         fputc(c == last ? '\n' : ',', out);
@@ -436,14 +442,11 @@ static void print_csv(const tg_cli_rows_t *t, FILE *out)
     }
 }
 
-static void print_table(const tg_cli_rows_t *t, FILE *out)
+/* The table's column widths into w (ncols of them), measured on t's rows. */
+static void measure(const tg_cli_rows_t *t, int *w)
 {
-    int w[MAX_COLS];
-    TG_ASSERT(t->ncols <= MAX_COLS);
-    size_t last = 0;
     for (size_t c = 0; c < t->ncols; c++) {
         if (!in_table(&t->cols[c])) continue;
-        last = c;
         w[c] = t->cols[c].width;
         if (w[c]) continue;
         w[c] = (int)strlen(t->cols[c].name);
@@ -452,8 +455,22 @@ static void print_table(const tg_cli_rows_t *t, FILE *out)
             if (l > w[c]) w[c] = l;
         }
     }
+}
+
+/* With header, the upper-case names first; widths: NULL measures t's rows. */
+static void print_table(const tg_cli_rows_t *t, FILE *out, int header, const int *widths)
+{
+    int w[MAX_COLS];
+    TG_ASSERT(t->ncols <= MAX_COLS);
+    size_t last = 0;
+    for (size_t c = 0; c < t->ncols; c++)
+        if (in_table(&t->cols[c])) last = c;
+    if (widths)
+        memcpy(w, widths, t->ncols * sizeof *w);
+    else
+        measure(t, w);
     char head[64];
-    for (size_t i = 0; i < t->ncols + t->ncells; i++) {
+    for (size_t i = header ? 0 : t->ncols; i < t->ncols + t->ncells; i++) {
         size_t c = i % t->ncols;
         const tg_cli_col_t *col = &t->cols[c];
         if (!in_table(col)) continue;
@@ -497,6 +514,7 @@ json_t *tg_cli_rows_json(const tg_cli_rows_t *t)
             break;
         case TG_CLI_COL_INT:
         case TG_CLI_COL_INT_OR_NONE: v = s ? json_integer(x->n) : json_null(); break;
+        case TG_CLI_COL_ANY: v = x->json ? json_incref(x->json) : json_null(); break;
         default: v = json_incref(x->json);
         }
         if (!v || json_object_set_new(o, col->name, v) != 0) goto fail;
@@ -518,10 +536,74 @@ int tg_cli_rows_print(const tg_cli_rows_t *t, FILE *out, tg_cli_format_t fmt)
         fputc('\n', out);
         if (rc != 0) return -1;
     } else if (fmt == TG_CLI_CSV) {
-        print_csv(t, out);
+        print_csv(t, out, 1);
     } else {
-        print_table(t, out);
+        print_table(t, out, 1, NULL);
     }
+    return ferror(out) ? -1 : 0;
+}
+
+/* Each element of the chunk's array as tg_cli_rows_print's array holds it: indented by
+ * 2 more, after "[" or a ",". */
+static int print_json_chunk(const tg_cli_rows_t *t, FILE *out)
+{
+    json_t *arr = tg_cli_rows_json(t);
+    if (!arr) return -1;
+    size_t i;
+    json_t *o;
+    int rc = 0;
+    json_array_foreach(arr, i, o)
+    {
+        char *s = json_dumps(o, JSON_INDENT(2) | t->json_flags);
+        if (!s) {
+            rc = -1;
+            break;
+        }
+        fputs(t->printed + i ? ",\n  " : "[\n  ", out);
+        for (const char *p = s, *nl; *p; p = nl + 1) {
+            if (!(nl = strchr(p, '\n'))) {
+                fputs(p, out);
+                break;
+            }
+            fwrite(p, 1, (size_t)(nl - p) + 1, out);
+            fputs("  ", out);
+        }
+        free(s);
+    }
+    json_decref(arr);
+    return rc;
+}
+
+int tg_cli_rows_flush(tg_cli_rows_t *t, FILE *out, tg_cli_format_t fmt)
+{
+    if (t->oom) return -1;
+    TG_ASSERT_EQ(t->ncells % t->ncols, 0);
+    size_t rows = t->ncells / t->ncols;
+    int header = !t->begun;
+    if (fmt == TG_CLI_JSON) {
+        if (print_json_chunk(t, out) != 0) return -1;
+    } else if (fmt == TG_CLI_CSV) {
+        print_csv(t, out, header);
+    } else {
+        if (!t->widths) {
+            TG_ASSERT(t->ncols <= MAX_COLS);
+            if (!(t->widths = calloc(t->ncols, sizeof *t->widths))) return -1;
+            measure(t, t->widths);
+        }
+        print_table(t, out, header, t->widths);
+    }
+    t->printed += rows;
+    t->begun = 1;
+    for (size_t i = 0; i < t->ncells; i++)
+        json_decref(t->cells[i].json);
+    t->ncells = t->tlen = 0;
+    return ferror(out) ? -1 : 0;
+}
+
+int tg_cli_rows_end(tg_cli_rows_t *t, FILE *out, tg_cli_format_t fmt)
+{
+    if ((t->ncells > 0 || !t->begun) && tg_cli_rows_flush(t, out, fmt) != 0) return -1;
+    if (fmt == TG_CLI_JSON) fputs(t->printed ? "\n]\n" : "[]\n", out);
     return ferror(out) ? -1 : 0;
 }
 
@@ -542,8 +624,10 @@ void tg_cli_rows_free(tg_cli_rows_t *t)
         json_decref(t->cells[i].json);
     free(t->cells);
     free(t->text);
+    free(t->widths);
     t->cells = NULL;
     t->text = NULL;
+    t->widths = NULL;
     t->ncells = t->cap = t->tlen = t->tcap = 0;
 }
 

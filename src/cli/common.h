@@ -112,7 +112,12 @@ typedef enum {
     TG_CLI_COL_INT,          /* an integer in decimal; JSON a number */
     TG_CLI_COL_INT_OR_NONE,  /* an integer or none, shown as for TEXT_OR_NONE */
     TG_CLI_COL_JSON,         /* a value the command builds (an array, a real): JSON only */
+    TG_CLI_COL_ANY, /* text (or none) in the table and CSV, and its own JSON value per cell:
+                       a column of `query`, whose type may change from row to row */
 } tg_cli_col_type_t;
+
+/* The most columns a list may have (query refuses wider results). */
+#define TG_CLI_MAX_COLS 256
 
 #define TG_CLI_COL_NO_JSON   0x1u /* in the table and CSV only */
 #define TG_CLI_COL_JSON_ONLY 0x2u /* in JSON only */
@@ -143,6 +148,12 @@ typedef struct tg_cli_rows {
     size_t tlen, tcap;
     int oom;           /* an allocation failed: later cells are dropped and printing fails */
     size_t json_flags; /* added to JSON_INDENT(2) (budget: JSON_REAL_PRECISION(15)) */
+    /* Streaming (tg_cli_rows_flush): rows printed so far, whether the header is out, and
+     * the table's column widths, measured on the first rows flushed and kept for the rest
+     * (NULL until then). */
+    size_t printed;
+    int begun;
+    int *widths;
 } tg_cli_rows_t;
 
 /* No rows yet, for an array of columns: `tg_cli_rows_t t = TG_CLI_ROWS(cols);`. */
@@ -161,6 +172,9 @@ void tg_cli_cell_int(tg_cli_rows_t *t, int64_t v);
 void tg_cli_cell_int_or_none(tg_cli_rows_t *t, int has, int64_t v);
 void tg_cli_cell_none(tg_cli_rows_t *t);
 void tg_cli_cell_json(tg_cli_rows_t *t, struct json_t *v);
+/* An ANY cell: text (NULL = none) for the table and CSV, v (taken; NULL = JSON null)
+ * for JSON. */
+void tg_cli_cell_any(tg_cli_rows_t *t, const char *text, struct json_t *v);
 /* Leaves the cell just added out of its row's JSON object (a price row has only its own
  * meter's amounts there); the table and CSV still show it. */
 void tg_cli_cell_skip_json(tg_cli_rows_t *t);
@@ -180,6 +194,16 @@ int tg_cli_rows_print(const tg_cli_rows_t *t, FILE *out, tg_cli_format_t fmt);
 int tg_cli_rows_finish(tg_cli_rows_t *t, int r, const tg_err_t *err, tg_cli_format_t fmt,
                        const char *what);
 void tg_cli_rows_free(tg_cli_rows_t *t);
+
+/* Streaming, for a list too long to hold (query): the rows added so far are printed as
+ * the continuation of what earlier calls printed, then dropped. The header comes with the
+ * first call; JSON is the same array tg_cli_rows_print writes, one element at a time; a
+ * table's widths are measured on the rows of the first call and kept (a longer cell later
+ * pushes the rest of its line right). tg_cli_rows_end flushes the rest and closes the
+ * output (the JSON array's "]"); it does not free. 0, or -1 on a write error or when out
+ * of memory. */
+int tg_cli_rows_flush(tg_cli_rows_t *t, FILE *out, tg_cli_format_t fmt);
+int tg_cli_rows_end(tg_cli_rows_t *t, FILE *out, tg_cli_format_t fmt);
 
 /* The error line of a failed store listing: "out of memory" when a callback gave up (r
  * is -1 with no message), else the store's message. Returns TG_EXIT_RUNTIME. */

@@ -1,9 +1,12 @@
-/* `tollgate key create --tenant ID [--name NAME] | list [--tenant ID] | revoke KEY_ID`.
+/* `tollgate key create --tenant ID [--name NAME] | import --tenant ID [--name NAME] |
+ * list [--tenant ID] | revoke KEY_ID`.
  *
  * The secret exists only in this process, for as long as it takes to print
  * it: the store gets its SHA-256 and display prefix (auth/apikey.h), and the
  * buffer is wiped before exit. `key list` shows ids and prefixes, never a
- * secret or a hash. */
+ * secret or a hash. `key import` reads an existing secret (made by another gateway, any
+ * printable form) from stdin, so its holder's requests and old logs (tollgate ingest)
+ * map to the tenant; it is never echoed, and the buffer is wiped. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +16,10 @@
 #include "util/clock.h"
 
 #define USAGE                                                                                      \
-    "usage: tollgate key create --tenant ID [--name NAME] | list [--tenant ID] | revoke KEY_ID"
+    "usage: tollgate key create --tenant ID [--name NAME] | import --tenant ID [--name NAME] "     \
+    "(secret on stdin) | list [--tenant ID] | revoke KEY_ID"
+#define IMPORT_MIN 8   /* shorter is no secret; and the display prefix would be all of it */
+#define IMPORT_MAX 255 /* what `tollgate ingest` reads of a key in a log */
 
 typedef struct args {
     const char *pos;    /* the one positional: KEY_ID for revoke */
@@ -31,7 +37,39 @@ static int parse(int argc, char **argv, int allow_pos, int allow_tenant, int all
     return tg_cli_parse(argc, argv, 2, opts, n, &a->pos, allow_pos, NULL, NULL, USAGE);
 }
 
-static int cmd_create(tg_store_t *store, const args_t *a)
+/* The secret on stdin: one line (a final newline, CR LF too, and surrounding blanks are
+ * not part of it), printable ASCII, IMPORT_MIN..IMPORT_MAX characters. Error messages
+ * never quote it. */
+static int read_secret(char *buf, size_t cap)
+{
+    size_t n = fread(buf, 1, cap - 1, stdin);
+    int more = n == cap - 1 && fgetc(stdin) != EOF;
+    buf[n] = '\0';
+    while (n &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        buf[--n] = '\0';
+    size_t b = 0;
+    while (b < n && (buf[b] == ' ' || buf[b] == '\t'))
+        b++;
+    memmove(buf, buf + b, n - b + 1);
+    n -= b;
+    if (more || n > IMPORT_MAX)
+        return tg_cli_errorf(TG_EXIT_USAGE, "key import: the secret is longer than %d characters",
+                             IMPORT_MAX);
+    if (n < IMPORT_MIN)
+        return tg_cli_errorf(TG_EXIT_USAGE,
+                             "key import: no secret on stdin, or shorter than %d characters",
+                             IMPORT_MIN);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] > 0x7e)
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "key import: the secret must be one line of printable ASCII "
+                                 "(character %zu is not)",
+                                 i + 1);
+    return 0;
+}
+
+static int cmd_create(tg_store_t *store, const args_t *a, int imported)
 {
     tg_err_t err = {{0}};
     tg_tenant_t t;
@@ -40,12 +78,22 @@ static int cmd_create(tg_store_t *store, const args_t *a)
         return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", a->tenant);
     if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
 
-    char secret[TG_APIKEY_SECRET_MAX], prefix[TG_APIKEY_PREFIX_LEN + 1];
+    char secret[IMPORT_MAX + 2], prefix[TG_APIKEY_PREFIX_LEN + 1];
     tg_key_t k;
     memset(&k, 0, sizeof k);
-    if (tg_apikey_generate(secret, k.id, prefix, k.sha256) != 0)
+    if (imported) {
+        int rc = read_secret(secret, sizeof secret);
+        if (rc == 0 && tg_apikey_import(secret, strlen(secret), k.id, prefix, k.sha256) != 0)
+            rc = tg_cli_errorf(TG_EXIT_RUNTIME,
+                               "cannot make a key id: the system random source failed");
+        if (rc != 0) {
+            explicit_bzero(secret, sizeof secret);
+            return rc;
+        }
+    } else if (tg_apikey_generate(secret, k.id, prefix, k.sha256) != 0) {
         return tg_cli_errorf(TG_EXIT_RUNTIME,
                              "cannot generate a key: the system random source failed");
+    }
     snprintf(k.tenant_id, sizeof k.tenant_id, "%s", t.id);
     snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
     snprintf(k.name, sizeof k.name, "%s", a->name ? a->name : "");
@@ -56,9 +104,14 @@ static int cmd_create(tg_store_t *store, const args_t *a)
     r = tg_store_key_add(store, &k, &err);
     if (r == TG_STORE_NOTFOUND) /* removed since we looked */
         rc = tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", a->tenant);
+    else if (r == TG_STORE_EXISTS && imported)
+        rc = tg_cli_errorf(TG_EXIT_RUNTIME, "key import: this secret is already a key");
     else if (r != 0)
         rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
-    else {
+    else if (imported) {
+        printf("key_id: %s\n", k.id);
+        printf("prefix: %s\n", k.prefix);
+    } else {
         printf("key_id: %s\n", k.id);
         printf("secret: %s\n", secret);
         fprintf(stderr, "tollgate: the secret is shown this once: store it now\n");
@@ -122,10 +175,10 @@ int tg_cli_key(int argc, char **argv, const char *config_path)
     }
     args_t a = {0};
     int rc;
-    if (strcmp(sub, "create") == 0) {
+    if (strcmp(sub, "create") == 0 || strcmp(sub, "import") == 0) {
         if ((rc = parse(argc, argv, 0, 1, 1, &a)) != 0) return rc;
         if (!a.tenant)
-            return tg_cli_errorf(TG_EXIT_USAGE, "key create needs --tenant ID (%s)", USAGE);
+            return tg_cli_errorf(TG_EXIT_USAGE, "key %s needs --tenant ID (%s)", sub, USAGE);
         if (a.name && strlen(a.name) >= sizeof((tg_key_t *)0)->name)
             return tg_cli_errorf(TG_EXIT_USAGE, "--name is too long (at most %zu bytes)",
                                  sizeof((tg_key_t *)0)->name - 1);
@@ -143,8 +196,8 @@ int tg_cli_key(int argc, char **argv, const char *config_path)
     tg_config_t *cfg;
     tg_store_t *store;
     if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
-    if (strcmp(sub, "create") == 0) {
-        rc = cmd_create(store, &a);
+    if (strcmp(sub, "create") == 0 || strcmp(sub, "import") == 0) {
+        rc = cmd_create(store, &a, strcmp(sub, "import") == 0);
     } else if (strcmp(sub, "list") == 0) {
         rc = cmd_list(store, a.tenant);
     } else {

@@ -11,7 +11,8 @@
 #include "cli/common.h"
 
 #define USAGE                                                                                      \
-    "usage: tollgate tenant add ID [--name NAME] | list | show ID | disable ID | enable ID"
+    "usage: tollgate tenant add ID [--name NAME] | list | show ID | disable ID | enable ID | "     \
+    "set-plan ID PLAN [--from YYYY-MM]"
 
 /* Splits argv[2..] into at most one positional (the ID) and --name. */
 static int parse(int argc, char **argv, const char **id, const char **name)
@@ -109,14 +110,19 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
         puts(USAGE);
         return TG_EXIT_OK;
     }
+    if (strcmp(sub, "set-plan") == 0) return tg_cli_tenant_set_plan(argc, argv, config_path);
 
     const char *id = NULL, *name = NULL, *status = NULL;
     int rc;
     if (strcmp(sub, "add") == 0) {
         if ((rc = parse(argc, argv, &id, &name)) != 0) return rc;
-        if (!tg_cli_valid_tenant_id(id))
+        /* "." and "..": a tenant's id is a path segment of its dashboard page (and of admin
+         * URLs), where a browser resolves them away. Only new tenants are refused. */
+        if (!tg_cli_valid_tenant_id(id) || !strcmp(id, ".") || !strcmp(id, ".."))
             return tg_cli_errorf(
-                TG_EXIT_USAGE, "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ -",
+                TG_EXIT_USAGE,
+                "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ - "
+                "(not . or ..)",
                 id);
         if (name && strlen(name) >= sizeof((tg_tenant_t *)0)->name)
             return tg_cli_errorf(TG_EXIT_USAGE, "--name is too long (at most %zu bytes)",

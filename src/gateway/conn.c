@@ -1626,7 +1626,7 @@ void tg_conn_accept(tg_worker_t *w)
         .policy = srv->policy,
         .prices = srv->prices,
         .rec = srv->rec,
-        .metrics = w->metrics,
+        .metrics = srv->no_request_metrics ? NULL : w->metrics,
         .unparsed = &srv->unparsed,
         .keycache = &c->keycache,
         .peer = &c->peer,

@@ -739,6 +739,10 @@ int tg_server_run(const char *config_path)
     srv.keys = tg_keyring_new();
     srv.policy = tg_policy_new();
     srv.prices = tg_pricebook_new();
+    srv.no_request_metrics = getenv("TOLLGATE_BENCH_NO_REQUEST_METRICS") != NULL;
+    if (srv.no_request_metrics)
+        TG_WARN("TOLLGATE_BENCH_NO_REQUEST_METRICS is set: requests are not counted on /metrics "
+                "(a benchmark switch)");
     srv.metrics = tg_metrics_new(&(tg_metrics_caps_t){
         .max_tenants = (size_t)cfg->metrics.max_tenants,
         .max_models = (size_t)cfg->metrics.max_models,

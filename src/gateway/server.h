@@ -59,6 +59,10 @@ struct tg_server {
     tg_pricebook_t *prices;
     tg_recorder_t *rec;
     tg_metrics_t *metrics; /* the workers' blocks, summed by /metrics (observe/metrics.h) */
+    /* TOLLGATE_BENCH_NO_REQUEST_METRICS=1 (benchmarks only: bench/proxy/metrics-cost.sh):
+     * finished requests are not counted in the workers' blocks, so /metrics shows no
+     * per-request series; what the counting costs is the difference. */
+    int no_request_metrics;
     tg_worker_t *workers;
     int nworkers;
     struct sockaddr_storage listen_addr;

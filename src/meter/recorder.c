@@ -74,8 +74,9 @@ struct spool_hdr {
 };
 #define SPOOL_MAGIC "TGSPOOL"
 #define SPOOL_VERSION                                                                              \
-    5 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
-         4: count (aggregates of unauthenticated refusals); 5: upstream_latency_us */
+    6 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
+         4: count (aggregates of unauthenticated refusals); 5: upstream_latency_us;                \
+         6: source */
 #define HDR ((off_t)sizeof(struct spool_hdr))
 
 struct tg_recorder {

@@ -1,4 +1,4 @@
-/* Sending one notice to one notifier, synchronously: the sender thread (sender.h) calls it
+/* Sending one notice to one notifier, synchronously: a sender lane (sender.h) calls it
  * for each due delivery, and `tollgate alarms test` for each notifier. Never called on a
  * worker: it blocks for up to the notifier's timeout.
  *

@@ -1,6 +1,10 @@
-/* The outbox's sender: see sender.h. One thread, one store connection; the in-memory state
- * is only each notifier's run of failures (the backoff's exponent and the time it is
- * blocked until), which a restart forgets: the first try after a restart is at once. */
+/* The outbox's sender: see sender.h. A supervisor thread keeps one lane (a thread with its
+ * own store connection) per configured notifier and handles the deliveries to notifiers no
+ * longer configured (no network there); each lane claims and sends its notifier's deliveries
+ * only, so a receiver that never answers holds up its own lane and no other. The in-memory
+ * state is only each lane's run of failures (the backoff's exponent and the time it is
+ * blocked until) and its last re-send round, which a restart forgets: the first try after a
+ * restart is at once. */
 #include "notify/sender.h"
 
 #include <pthread.h>
@@ -31,21 +35,64 @@ typedef struct nstate {
     int64_t resent_us;        /* alertmanager: the last round of re-sends; 0 = none yet */
 } nstate_t;
 
+/* One notifier's sending thread. Only the supervisor creates, stops, joins and frees lanes;
+ * a lane touches its own struct and what the notifier shares under its mutex. */
+typedef struct lane {
+    struct tg_notify *t;
+    nstate_t ns; /* ns.name is the notifier's */
+    pthread_t thread;
+    atomic_int stop; /* set by the supervisor: the notifier left the config */
+    atomic_int done; /* set by the lane as its thread ends: to be joined */
+} lane_t;
+
+#define MAX_LANES 64 /* notify: takes at most 64 notifiers */
+
 struct tg_notify {
     tg_notify_opts_t o;
     char *store_url;
-    pthread_mutex_t mu; /* guards cfg and wake */
-    pthread_cond_t cv;  /* signalled by enqueue, set_config and free */
+    pthread_mutex_t mu; /* guards cfg and gen */
+    pthread_cond_t cv;  /* broadcast with gen bumped: enqueue, set_config, stopping */
     tg_config_t *cfg;
-    int wake;
+    uint64_t gen; /* a thread that saw it change since its last look goes round at once */
     atomic_int stop;
-    pthread_t thread;
+    pthread_t thread; /* the supervisor */
     int running;
-    /* The sender thread's own (or the test's, without a thread). */
+    lane_t *lanes[2 * MAX_LANES]; /* the supervisor's (a stopping lane and its successor
+                                     for one name may overlap) */
+    size_t nlanes;
+    /* Without threads (the tests' tg_notify_pass and tg_notify_resend) and for the
+     * supervisor's deliveries to notifiers gone from the config. */
     nstate_t *ns;
     size_t nns;
     int64_t last_purge_us;
 };
+
+static void wake_all(tg_notify_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->gen++;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static uint64_t generation(tg_notify_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    uint64_t g = t->gen;
+    pthread_mutex_unlock(&t->mu);
+    return g;
+}
+
+/* Waits up to wait_us (monotonic) unless gen moved past seen or *also (may be NULL) is set. */
+static void wait_for(tg_notify_t *t, uint64_t seen, int64_t wait_us, atomic_int *also)
+{
+    pthread_mutex_lock(&t->mu);
+    int64_t at = t->o.mono_clock() + wait_us;
+    struct timespec ts = {at / 1000000, (at % 1000000) * 1000};
+    while (wait_us > 0 && t->gen == seen && !atomic_load(&t->stop) && !(also && atomic_load(also)))
+        if (pthread_cond_timedwait(&t->cv, &t->mu, &ts) != 0) break;
+    pthread_mutex_unlock(&t->mu);
+}
 
 static tg_config_t *current(tg_notify_t *t)
 {
@@ -78,8 +125,8 @@ void tg_notify_set_config(tg_notify_t *t, tg_config_t *cfg)
     pthread_mutex_lock(&t->mu);
     tg_config_t *old = t->cfg;
     t->cfg = tg_config_ref(cfg);
-    t->wake = 1;
-    pthread_cond_signal(&t->cv);
+    t->gen++;
+    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
     tg_config_unref(old);
 }
@@ -99,10 +146,7 @@ int tg_notify_enqueue(tg_notify_t *t, tg_store_t *store, const tg_notice_t *n, i
     if (inserted) {
         TG_INFO("notify: notice %s (%s) stored for %zu notifier%s", n->id, n->state, k,
                 k == 1 ? "" : "s");
-        pthread_mutex_lock(&t->mu);
-        t->wake = 1;
-        pthread_cond_signal(&t->cv);
-        pthread_mutex_unlock(&t->mu);
+        wake_all(t);
     }
     return 0;
 }
@@ -144,9 +188,9 @@ static int set(tg_store_t *store, const tg_notice_delivery_t *d, const char *sta
     return rc;
 }
 
-/* Sends d and records the outcome. */
+/* Sends d and records the outcome. ns: its notifier's state (NULL: looked up in t's own). */
 static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
-                    const tg_notice_delivery_t *d, tg_err_t *err)
+                    const tg_notice_delivery_t *d, nstate_t *ns, tg_err_t *err)
 {
     int64_t now = t->o.wall_clock();
     const tg_notifier_conf_t *nc = NULL;
@@ -167,7 +211,7 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         tg_store_outbox_defer(store, d->notifier, until, now, NULL);
         return;
     }
-    nstate_t *ns = state_of(t, d->notifier);
+    if (!ns) ns = state_of(t, d->notifier);
     if (ns && ns->blocked_until_us > now) { /* its receiver is down: wait with the others */
         set(store, d, "pending", d->attempts, ns->blocked_until_us, d->error, now, err);
         return;
@@ -211,29 +255,36 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
             d->notice.id, res.message, (long long)wait_ms);
 }
 
-int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
+/* Claims up to BATCH due deliveries to notifier (NULL = to any) and delivers each. */
+static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, const char *notifier,
+                   nstate_t *ns, tg_err_t *err)
 {
-    tg_config_t *c = current(t);
     long longest = 0;
     for (size_t i = 0; i < c->nnotifiers; i++)
-        if (c->notifiers[i].timeout_ms > longest) longest = c->notifiers[i].timeout_ms;
+        if ((!notifier || !strcmp(c->notifiers[i].name, notifier)) &&
+            c->notifiers[i].timeout_ms > longest)
+            longest = c->notifiers[i].timeout_ms;
     int64_t now = t->o.wall_clock();
     batch_t *b = calloc(1, sizeof *b);
-    if (!b) {
-        tg_config_unref(c);
-        return tg_err_set(err, "notify: out of memory");
-    }
+    if (!b) return tg_err_set(err, "notify: out of memory");
     int rc = tg_store_outbox_claim(store, now, now + longest * 1000LL * BATCH + LEASE_EXTRA, BATCH,
-                                   collect, b, err);
+                                   notifier, collect, b, err);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         if (atomic_load(&t->stop)) { /* hand back the rest at once */
             set(store, &b->v[i], "pending", b->v[i].attempts, now, b->v[i].error, now, err);
             continue;
         }
-        deliver(t, store, c, &b->v[i], err);
+        deliver(t, store, c, &b->v[i], ns, err);
     }
     if (rc == 0) rc = (int)b->n;
     free(b);
+    return rc;
+}
+
+int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
+{
+    tg_config_t *c = current(t);
+    int rc = pass_of(t, store, c, NULL, NULL, err);
     tg_config_unref(c);
     return rc;
 }
@@ -329,54 +380,183 @@ static int resend_to(tg_notify_t *t, const tg_config_t *c, const tg_notifier_con
     return sent;
 }
 
+/* nc's re-send round if one is due (ns its state). Returns the alerts posted, or -1 with
+ * err set. */
+static int resend_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
+                     const tg_notifier_conf_t *nc, nstate_t *ns, tg_err_t *err)
+{
+    int64_t now = t->o.wall_clock();
+    if (nc->type != TG_NOTIFIER_ALERTMANAGER || nc->resend_ms <= 0) return 0;
+    if (ns->blocked_until_us > now) return 0; /* down: its backlog comes first */
+    if (ns->resent_us && now - ns->resent_us < nc->resend_ms * 1000LL) return 0;
+    firing_t f = {0};
+    int rc = tg_store_alarm_list(store, collect_firing, &f, err);
+    if (rc != 0 && rc != 1) { /* 1: stopped at the first row not firing */
+        free(f.v);
+        return -1;
+    }
+    ns->resent_us = now;
+    int sent = resend_to(t, c, nc, ns, &f);
+    free(f.v);
+    return sent;
+}
+
 int tg_notify_resend(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
 {
     tg_config_t *c = current(t);
-    int64_t now = t->o.wall_clock();
-    firing_t f = {0};
-    int listed = 0, sent = 0, rc = 0;
-    for (size_t i = 0; rc == 0 && i < c->nnotifiers; i++) {
-        const tg_notifier_conf_t *nc = &c->notifiers[i];
-        if (nc->type != TG_NOTIFIER_ALERTMANAGER || nc->resend_ms <= 0) continue;
-        nstate_t *ns = state_of(t, nc->name);
-        if (!ns || ns->blocked_until_us > now) continue; /* down: its backlog comes first */
-        if (ns->resent_us && now - ns->resent_us < nc->resend_ms * 1000LL) continue;
-        if (!listed) {
-            listed = 1;
-            rc = tg_store_alarm_list(store, collect_firing, &f, err);
-            if (rc == 1) rc = 0; /* stopped at the first row not firing */
-            if (rc != 0) break;
+    int sent = 0;
+    for (size_t i = 0; i < c->nnotifiers; i++) {
+        nstate_t *ns = state_of(t, c->notifiers[i].name);
+        int n = ns ? resend_of(t, store, c, &c->notifiers[i], ns, err) : 0;
+        if (n < 0) {
+            sent = -1;
+            break;
         }
-        ns->resent_us = now;
-        sent += resend_to(t, c, nc, ns, &f);
+        sent += n;
     }
-    free(f.v);
     tg_config_unref(c);
-    return rc != 0 ? -1 : sent;
+    return sent;
 }
 
+/* ---- threads ---------------------------------------------------------------------- */
+
+static const tg_notifier_conf_t *notifier_of(const tg_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nnotifiers; i++)
+        if (!strcmp(c->notifiers[i].name, name)) return &c->notifiers[i];
+    return NULL;
+}
+
+/* How long a loop may sleep: at once when a full batch was claimed (more may be due), else
+ * until the earliest pending delivery of notifier (NULL = any), at most MAX_WAIT_US. */
+static int64_t next_wait(tg_notify_t *t, tg_store_t *store, const char *notifier, int claimed)
+{
+    if (claimed == BATCH) return 0;
+    int64_t next = 0, now = t->o.wall_clock();
+    int found = 0;
+    tg_err_t err;
+    if (claimed < 0 || tg_store_outbox_next(store, notifier, &next, &found, &err) != 0 || !found)
+        return MAX_WAIT_US;
+    return next <= now ? 0 : next - now < MAX_WAIT_US ? next - now : MAX_WAIT_US;
+}
+
+static void *lane_main(void *arg)
+{
+    lane_t *l = arg;
+    tg_notify_t *t = l->t;
+    tg_store_t *store = NULL;
+    tg_err_t err;
+    int reported = 0;
+    while (!atomic_load(&t->stop) && !atomic_load(&l->stop)) {
+        uint64_t seen = generation(t); /* before the work: a wake during it is not lost */
+        int64_t wait_us = MAX_WAIT_US;
+        if (!store && tg_store_open(t->store_url, &store, &err) != 0) {
+            if (!reported++)
+                TG_ERROR("notify: %s: cannot open the store (trying again): %s", l->ns.name,
+                         err.msg);
+            store = NULL;
+        }
+        tg_config_t *c = store ? current(t) : NULL;
+        const tg_notifier_conf_t *nc = c ? notifier_of(c, l->ns.name) : NULL;
+        if (nc) {
+            reported = 0;
+            int rc = pass_of(t, store, c, l->ns.name, &l->ns, &err);
+            if (rc < 0) TG_WARN("notify: %s: outbox: %s", l->ns.name, err.msg);
+            if (resend_of(t, store, c, nc, &l->ns, &err) < 0)
+                TG_WARN("notify: %s: cannot read the firing alarms to re-send: %s", l->ns.name,
+                        err.msg);
+            wait_us = next_wait(t, store, l->ns.name, rc);
+        }
+        tg_config_unref(c);
+        wait_for(t, seen, wait_us, &l->stop);
+    }
+    tg_store_close(store);
+    atomic_store(&l->done, 1);
+    return NULL;
+}
+
+/* Joins the lanes that ended, asks those whose notifier left c to end, starts one for each
+ * notifier of c without a live lane. */
+static void sync_lanes(tg_notify_t *t, const tg_config_t *c)
+{
+    int told = 0;
+    for (size_t i = 0; i < t->nlanes;) {
+        lane_t *l = t->lanes[i];
+        if (atomic_load(&l->done)) {
+            pthread_join(l->thread, NULL);
+            free(l);
+            t->lanes[i] = t->lanes[--t->nlanes];
+            continue;
+        }
+        if (!atomic_load(&l->stop) && !notifier_of(c, l->ns.name)) {
+            atomic_store(&l->stop, 1);
+            told = 1;
+        }
+        i++;
+    }
+    if (told) wake_all(t);
+    for (size_t k = 0; k < c->nnotifiers; k++) {
+        int live = 0;
+        for (size_t i = 0; i < t->nlanes && !live; i++)
+            live = !atomic_load(&t->lanes[i]->stop) &&
+                   !strcmp(t->lanes[i]->ns.name, c->notifiers[k].name);
+        if (live || t->nlanes == sizeof t->lanes / sizeof t->lanes[0]) continue;
+        lane_t *l = calloc(1, sizeof *l);
+        if (!l) continue; /* tried again at the next round */
+        l->t = t;
+        snprintf(l->ns.name, sizeof l->ns.name, "%s", c->notifiers[k].name);
+        atomic_init(&l->stop, 0);
+        atomic_init(&l->done, 0);
+        if (pthread_create(&l->thread, NULL, lane_main, l) != 0) {
+            TG_ERROR("notify: cannot start the thread of notifier %s (trying again)", l->ns.name);
+            free(l);
+            continue;
+        }
+        t->lanes[t->nlanes++] = l;
+    }
+}
+
+typedef struct names {
+    char v[MAX_LANES][64];
+    size_t n;
+    const tg_config_t *c;
+} names_t;
+
+static int collect_orphan(const char *name, void *ud)
+{
+    names_t *o = ud;
+    if (notifier_of(o->c, name)) return 0;
+    snprintf(o->v[o->n++], sizeof o->v[0], "%s", name);
+    return o->n == MAX_LANES; /* the rest at the next round */
+}
+
+/* The supervisor: the lanes, the deliveries to notifiers gone from the config (kept until a
+ * reload brings them back or give_up: no send), the hourly purge. */
 static void *sender_main(void *arg)
 {
     tg_notify_t *t = arg;
     tg_store_t *store = NULL;
     tg_err_t err;
     while (!atomic_load(&t->stop)) {
-        int64_t wait_us = MAX_WAIT_US;
+        uint64_t seen = generation(t);
+        tg_config_t *c = current(t);
+        sync_lanes(t, c);
         if (!store && tg_store_open(t->store_url, &store, &err) != 0) {
             TG_ERROR("notify: cannot open the store (trying again): %s", err.msg);
             store = NULL;
         }
         if (store) {
-            int rc = tg_notify_pass(t, store, &err);
-            if (rc < 0) TG_WARN("notify: outbox: %s", err.msg);
-            if (tg_notify_resend(t, store, &err) < 0)
-                TG_WARN("notify: cannot read the firing alarms to re-send: %s", err.msg);
-            int64_t now = t->o.wall_clock(), next = 0;
-            int found = 0;
-            if (rc == BATCH)
-                wait_us = 0; /* more may be due */
-            else if (rc >= 0 && tg_store_outbox_next(store, &next, &found, &err) == 0 && found)
-                wait_us = next <= now ? 0 : next - now < MAX_WAIT_US ? next - now : MAX_WAIT_US;
+            names_t *o = calloc(1, sizeof *o);
+            if (o) {
+                o->c = c;
+                if (tg_store_outbox_notifiers(store, collect_orphan, o, &err) < 0)
+                    TG_WARN("notify: outbox: %s", err.msg);
+                for (size_t i = 0; i < o->n && !atomic_load(&t->stop); i++)
+                    if (pass_of(t, store, c, o->v[i], NULL, &err) < 0)
+                        TG_WARN("notify: outbox: %s", err.msg);
+                free(o);
+            }
+            int64_t now = t->o.wall_clock();
             if (now - t->last_purge_us >= PURGE_EVERY) {
                 t->last_purge_us = now;
                 int64_t deleted = 0;
@@ -385,15 +565,17 @@ static void *sender_main(void *arg)
                     TG_INFO("notify: purged %lld old notices from the outbox", (long long)deleted);
             }
         }
-        pthread_mutex_lock(&t->mu);
-        if (!t->wake && !atomic_load(&t->stop) && wait_us > 0) {
-            int64_t at = t->o.mono_clock() + wait_us;
-            struct timespec ts = {at / 1000000, (at % 1000000) * 1000};
-            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-        }
-        t->wake = 0;
-        pthread_mutex_unlock(&t->mu);
+        tg_config_unref(c);
+        wait_for(t, seen, MAX_WAIT_US, NULL);
     }
+    for (size_t i = 0; i < t->nlanes; i++) /* t->stop is set: each ends its send and goes */
+        atomic_store(&t->lanes[i]->stop, 1);
+    wake_all(t);
+    for (size_t i = 0; i < t->nlanes; i++) {
+        pthread_join(t->lanes[i]->thread, NULL);
+        free(t->lanes[i]);
+    }
+    t->nlanes = 0;
     tg_store_close(store);
     return NULL;
 }
@@ -414,9 +596,10 @@ void tg_notify_free(tg_notify_t *t)
     if (!t) return;
     pthread_mutex_lock(&t->mu);
     atomic_store(&t->stop, 1);
-    pthread_cond_signal(&t->cv);
+    t->gen++;
+    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
-    if (t->running) pthread_join(t->thread, NULL);
+    if (t->running) pthread_join(t->thread, NULL); /* it joins the lanes */
     tg_config_unref(t->cfg);
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);

@@ -1,6 +1,7 @@
 /* The notification sender: the outbox's producer side (tg_notify_enqueue, called by whoever
  * has a notice: the budget thresholds through the policy's hook, the alarm engine) and its
- * consumer, one thread of its own with its own store connection that sends what is due.
+ * consumer: a supervisor thread and one thread per configured notifier (its lane), each with
+ * its own store connection; a lane claims and sends its own notifier's deliveries only.
  *
  * Guarantees (docs/operations.md, "Notifications"):
  *   - a notice is in the store, with one delivery row per configured notifier, before any
@@ -10,15 +11,16 @@
  *     one notice again: the stable id lets the receiver drop it.
  *   - retries: 5xx, 408, 429, connection errors, timeouts and failed programs are retried
  *     with exponential backoff and jitter (retry.h), per notifier: while one receiver is
- *     down its deliveries wait for its backoff, one try per wait, the others flow (though
- *     each try at a receiver that never answers holds the one thread up to its timeout). A 4xx
+ *     down its deliveries wait for its backoff, one try per wait, the others flow (a
+ *     receiver that never answers holds up its own lane only, up to its timeout). A 4xx
  *     (other than 408, 429) is permanent: the delivery is kept as failed with its error and
  *     logged. A delivery still failing notify_retry.give_up after its notice was stored is
  *     marked failed too.
  *   - several gateways on one store: a sender claims the rows it sends (a lease of the
  *     8 times the longest timeout + 10 s: one batch), so no two send the same row; a
  *     sender killed while it held a batch delays those rows to the lease's end.
- * Never on a worker: sends block this thread only. */
+ * Never on a worker: a send blocks its own lane only. Deliveries to a notifier gone from the
+ * config are handled by the supervisor (kept until a reload brings it back, or give_up). */
 #ifndef TG_NOTIFY_SENDER_H
 #define TG_NOTIFY_SENDER_H
 

@@ -1,8 +1,8 @@
 /* What a store backend implements (store.h is what callers use).
  *
- * Seven small tables of functions, one per concern, each reached from the store handle:
+ * Small tables of functions, one per concern, each reached from the store handle:
  * a backend fills one of each (sqlite.c and its sqlite_*.c today; a PostgreSQL backend
- * would be postgres.c with its own seven) and tg_store_open (store.c) picks it by the URL
+ * would be postgres.c with its own) and tg_store_open (store.c) picks it by the URL
  * scheme. The tg_store_* functions of store.h only forward to these tables, so callers
  * never include this header.
  *
@@ -30,6 +30,8 @@ struct tg_store_life_ops {
  * a budget reads from the daily aggregates. */
 struct tg_store_event_ops {
     int (*append)(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err);
+    int (*ingest)(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                  size_t *duplicates, tg_err_t *err);
     int (*purge)(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
                  int64_t *deleted, tg_err_t *err);
     int (*usage)(tg_store_t *s, const tg_usage_query_t *q,
@@ -114,12 +116,15 @@ struct tg_store_outbox_ops {
     int (*add)(tg_store_t *s, const tg_notice_t *n, const char *const *notifiers, size_t nnotifiers,
                int64_t now_us, int *inserted, tg_err_t *err);
     int (*claim)(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
-                 int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err);
+                 const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *), void *ud,
+                 tg_err_t *err);
     int (*set)(tg_store_t *s, const char *notice_id, const char *notifier, const char *status,
                int attempts, int64_t next_us, const char *error, int64_t now_us, tg_err_t *err);
     int (*defer)(tg_store_t *s, const char *notifier, int64_t until_us, int64_t now_us,
                  tg_err_t *err);
-    int (*next)(tg_store_t *s, int64_t *next_us, int *found, tg_err_t *err);
+    int (*next)(tg_store_t *s, const char *notifier, int64_t *next_us, int *found, tg_err_t *err);
+    int (*notifiers)(tg_store_t *s, int (*cb)(const char *notifier, void *), void *ud,
+                     tg_err_t *err);
     int (*list)(tg_store_t *s, const char *status, int (*cb)(const tg_notice_delivery_t *, void *),
                 void *ud, tg_err_t *err);
     int (*purge)(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
@@ -137,6 +142,44 @@ struct tg_store_dash_ops {
                       int (*cb)(const tg_dash_rejection_t *, void *), void *ud, tg_err_t *err);
 };
 
+/* plans, tenant_plans and invoices, the usage they price, and the event export (issue
+ * 12): no version bump, the gateway never reads them. */
+struct tg_store_invoice_ops {
+    int (*plan_set)(tg_store_t *s, const tg_plan_t *p, tg_err_t *err);
+    int (*plan_rm)(tg_store_t *s, const char *name, int64_t effective_us, tg_err_t *err);
+    int (*plan_list)(tg_store_t *s, const char *name, int (*cb)(const tg_plan_t *, void *),
+                     void *ud, tg_err_t *err);
+    int (*plan_get)(tg_store_t *s, const char *name, int64_t at_us, tg_plan_t *out, tg_err_t *err);
+    int (*tenant_plan_set)(tg_store_t *s, const tg_tenant_plan_row_t *row, tg_err_t *err);
+    int (*tenant_plan_rm)(tg_store_t *s, const char *tenant, const char *from_month, tg_err_t *err);
+    int (*tenant_plan_list)(tg_store_t *s, const char *tenant,
+                            int (*cb)(const tg_tenant_plan_row_t *, void *), void *ud,
+                            tg_err_t *err);
+    int (*usage)(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                 int (*cb)(const tg_plan_usage_row_t *, void *), void *ud, tg_err_t *err);
+    int (*close)(tg_store_t *s, const tg_invoice_row_t *inv, const tg_invoice_line_t *lines,
+                 size_t nlines, const tg_invoice_billed_t *meters, size_t nmeters,
+                 const tg_invoice_billed_t *rebilled, size_t nrebilled, tg_err_t *err);
+    int (*get)(tg_store_t *s, const char *tenant, const char *month, tg_invoice_row_t *out,
+               int (*cb)(const tg_invoice_line_t *, void *), void *ud, tg_err_t *err);
+    int (*list)(tg_store_t *s, const char *tenant, int (*cb)(const tg_invoice_row_t *, void *),
+                void *ud, tg_err_t *err);
+    int (*billed)(tg_store_t *s, const char *tenant, const char *month,
+                  int (*cb)(const tg_invoice_billed_t *, void *), void *ud, tg_err_t *err);
+    int (*event_range)(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                       int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err);
+};
+
+/* Read-only SQL (`tollgate query`, the reports), the online backup, and the archive's
+ * purge of the events it exported (issue 12). query never writes on any backend. */
+struct tg_store_sql_ops {
+    int (*query)(tg_store_t *s, const char *sql, const char *const *params, size_t nparams,
+                 const tg_sql_sink_t *sink, tg_err_t *err);
+    int (*backup)(tg_store_t *s, const char *dest_path, int pages, int64_t *npages, tg_err_t *err);
+    int (*events_delete)(tg_store_t *s, const int64_t *ids, size_t n, int64_t before_us,
+                         int64_t *deleted, tg_err_t *err);
+};
+
 /* The handle: a backend embeds it first in its own connection struct and points each
  * member at its (static, shared) table. */
 struct tg_store {
@@ -149,9 +192,15 @@ struct tg_store {
     const struct tg_store_alarm_ops *alarms;
     const struct tg_store_outbox_ops *outbox;
     const struct tg_store_dash_ops *dash;
+    const struct tg_store_invoice_ops *invoices;
+    const struct tg_store_sql_ops *sql;
 };
 
 /* Backend constructors (store.c dispatches on the URL scheme). */
 int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err);
+int tg_sqlite_open_readonly(const char *path, tg_store_t **out, tg_err_t *err);
+/* Not an operation of an open handle: the store is replaced under it (store.h). */
+int tg_sqlite_restore(const char *path, const char *src_path, char *bak, size_t bak_cap,
+                      tg_err_t *err);
 
 #endif

@@ -407,6 +407,242 @@ static const char m6_outbox[] =
     ") WITHOUT ROWID;\n"
     "CREATE INDEX outbox_due ON outbox_deliveries (next_us) WHERE status = 'pending';\n";
 
+/* Ingested access logs (issue 12, src/ingest/). Every event says where it came from; the
+ * column's default makes the rows written before it 'gateway' without rewriting them.
+ *
+ * ingest_seen is what makes `tollgate ingest` idempotent: one row per record ever stored,
+ * keyed by the record's time and the SHA-256 of (source, record id), written in the
+ * transaction of the record's event, so a record is in both or in neither. The time leads
+ * the key because logs run in time order: inserts then land at the b-tree's right edge,
+ * where a key of the digest alone put each batch's rows on every leaf page of the table
+ * and rewrote all of them at each commit. A record's time is part of it, so the same
+ * record ingested again has the same key. It is not usage_events.id: that id is
+ * time-ordered (tg_event_new_id) with 22 bits per millisecond, and a content hash squeezed
+ * into it could collide and silently drop a distinct record as a "replay"; 256 bits do not
+ * collide. Rows are kept when events are purged, so a log ingested again after its events
+ * were purged is still counted once (usage_daily keeps its totals).
+ *
+ * ingest_unknown_keys: a key found in a log that matches no api_keys row, kept as its
+ * SHA-256 and display prefix, never the secret; its events carry tenant '' and key_id
+ * 'unk_' + the first 16 hex digits of that hash. */
+static const char m7_ingest[] =
+    "ALTER TABLE usage_events ADD COLUMN source /* 'gateway' = proxied by tollgate; else\n"
+    "  the log it was ingested from: 'cloudfront', 'apigw', 'clf', 'accesslog' */\n"
+    "  TEXT NOT NULL DEFAULT 'gateway';\n"
+    "CREATE TABLE ingest_seen (\n"
+    "  ts_us  INTEGER NOT NULL, -- the record's time, as its event's ts_us\n"
+    "  digest BLOB NOT NULL CHECK (length(digest) = 32), -- SHA-256 of source, NUL, record id\n"
+    "  PRIMARY KEY (ts_us, digest)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE ingest_unknown_keys (\n"
+    "  sha256     BLOB PRIMARY KEY CHECK (length(sha256) = 32), -- SHA-256 of the secret\n"
+    "  prefix     TEXT NOT NULL,    -- its first 8 characters, for display\n"
+    "  source     TEXT NOT NULL,    -- the log it was first seen in ('cloudfront', ...)\n"
+    "  records    INTEGER NOT NULL, -- ingested records that carried it\n"
+    "  first_us   INTEGER NOT NULL, -- the earliest such record's time\n"
+    "  last_us    INTEGER NOT NULL  -- the latest such record's time\n"
+    ") WITHOUT ROWID;\n";
+
+/* Stable views for `tollgate query` and the reports (issue 12, docs/query.md): what a user
+ * writes SQL against, so the tables under them can change without breaking their queries.
+ * No secret is shown: api_keys.sha256 is in no view. `tenants` is the table itself (it
+ * holds nothing secret), so it has no view of its own. Days and hours are UTC, from ts_us
+ * (integer division: whole seconds). Numbered 8: migrations 7 and 9 are written in
+ * parallel; the runner applies them in list order. A later change to a view is a new
+ * migration (DROP VIEW, CREATE VIEW). */
+static const char m8_views[] =
+    /* One row per usage event (an aggregate of unauthenticated refusals stands for
+     * `requests` of them). */
+    "CREATE VIEW events AS SELECT id, ts_us,\n"
+    "  strftime('%Y-%m-%dT%H:%M:%SZ', ts_us / 1000000, 'unixepoch') AS time,\n"
+    "  date(ts_us / 1000000, 'unixepoch') AS day,\n"
+    "  tenant, key_id, route, method, path, status, outcome, reason, requests, latency_us,\n"
+    "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
+    "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream\n"
+    "  FROM usage_events;\n"
+    /* The daily aggregates: kept when events are purged or archived. */
+    "CREATE VIEW daily AS SELECT day, tenant_id AS tenant, requests, billable, failed,\n"
+    "  rejected, bytes_in, bytes_out, tokens_in, tokens_out, tokens_cached, cost_micros\n"
+    "  FROM usage_daily;\n"
+    /* The same sums per UTC hour, from the events still stored. */
+    "CREATE VIEW hourly AS SELECT\n"
+    "  strftime('%Y-%m-%dT%H:00:00Z', ts_us / 1000000, 'unixepoch') AS hour,\n"
+    "  date(ts_us / 1000000, 'unixepoch') AS day, tenant, sum(requests) AS requests,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END) AS failed,\n"
+    "  sum(CASE WHEN outcome = 'rejected' THEN requests ELSE 0 END) AS rejected,\n"
+    "  sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out,\n"
+    "  coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,\n"
+    "  coalesce(sum(tokens_cached), 0) AS tokens_cached, sum(cost_micros) AS cost_micros\n"
+    "  FROM usage_events GROUP BY tenant, hour, day;\n"
+    /* API keys without their hash. */
+    "CREATE VIEW keys AS SELECT id, tenant_id AS tenant, prefix, name, status, created_us,\n"
+    "  strftime('%Y-%m-%dT%H:%M:%SZ', created_us / 1000000, 'unixepoch') AS created,\n"
+    "  last_used_us FROM api_keys;\n"
+
+    /* The reports (`tollgate report NAME`): one row per UTC day and what each groups by;
+     * `report` filters them on day and tenant. Sent = to the client (bytes_out), received
+     * = from it (bytes_in); KB, MB, GB are 10^3, 10^6, 10^9 bytes. avg_tokens_per_request
+     * counts every request of the row. */
+    "CREATE VIEW report_daily AS SELECT day, tenant, requests, billable, tokens_in,\n"
+    "  tokens_out, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS REAL) / requests, 2) END\n"
+    "  AS avg_tokens_per_request FROM daily;\n"
+    "CREATE VIEW report_hourly AS SELECT hour, day, tenant, requests, billable, tokens_in,\n"
+    "  tokens_out, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS REAL) / requests, 2) END\n"
+    "  AS avg_tokens_per_request FROM hourly;\n"
+    "CREATE VIEW report_keys AS SELECT date(e.ts_us / 1000000, 'unixepoch') AS day,\n"
+    "  e.tenant AS tenant, e.key_id AS key_id, k.prefix AS key_prefix, k.name AS key_name,\n"
+    "  sum(e.requests) AS requests, sum(e.bytes_out) AS bytes_sent,\n"
+    "  sum(e.bytes_in) AS bytes_received, round(sum(e.bytes_out) / 1e6, 3) AS mb_sent,\n"
+    "  round(sum(e.bytes_in) / 1e6, 3) AS mb_received,\n"
+    "  round(avg(e.latency_us) / 1e3, 3) AS avg_response_ms\n"
+    "  FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id\n"
+    "  GROUP BY 1, e.tenant, e.key_id;\n"
+    "CREATE VIEW report_endpoints AS SELECT date(ts_us / 1000000, 'unixepoch') AS day,\n"
+    "  tenant, key_id, method, path, sum(requests) AS requests, sum(bytes_out) AS bytes_sent,\n"
+    "  round(sum(bytes_out) / 1e3, 3) AS kb_sent\n"
+    "  FROM usage_events GROUP BY 1, tenant, key_id, method, path;\n"
+    "CREATE VIEW report_transfer AS SELECT day, tenant, key_id, key_prefix, bytes_sent,\n"
+    "  bytes_received, round(bytes_sent / 1e9, 6) AS gb_sent,\n"
+    "  round(bytes_received / 1e9, 6) AS gb_received,\n"
+    "  round((bytes_sent + bytes_received) / 1e9, 6) AS gb_total FROM report_keys;\n"
+    /* hit: cache 'hit' or 'refreshhit' (any case), miss: 'miss'; the shares are of the
+     * requests with either, NULL when there is none. */
+    "CREATE VIEW report_cache AS SELECT day, tenant, key_id, requests, hits, misses,\n"
+    "  CASE WHEN hits + misses > 0 THEN round(CAST(hits AS REAL) / (hits + misses), 4) END\n"
+    "  AS hit_share,\n"
+    "  CASE WHEN hits + misses > 0 THEN round(CAST(misses AS REAL) / (hits + misses), 4) END\n"
+    "  AS miss_share\n"
+    "  FROM (SELECT date(ts_us / 1000000, 'unixepoch') AS day, tenant, key_id,\n"
+    "  sum(requests) AS requests,\n"
+    "  sum(CASE WHEN lower(cache) IN ('hit', 'refreshhit') THEN requests ELSE 0 END) AS hits,\n"
+    "  sum(CASE WHEN lower(cache) = 'miss' THEN requests ELSE 0 END) AS misses\n"
+    "  FROM usage_events GROUP BY 1, tenant, key_id);\n"
+    "CREATE VIEW report_models AS SELECT day, tenant, model, requests, billable, tokens_in,\n"
+    "  tokens_out, tokens_cached, cost_micros, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS REAL) / requests, 2) END\n"
+    "  AS avg_tokens_per_request\n"
+    "  FROM (SELECT date(ts_us / 1000000, 'unixepoch') AS day, tenant, model,\n"
+    "  sum(requests) AS requests,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,\n"
+    "  coalesce(sum(tokens_cached), 0) AS tokens_cached, sum(cost_micros) AS cost_micros\n"
+    "  FROM usage_events WHERE model IS NOT NULL GROUP BY 1, tenant, model);\n"
+    "CREATE VIEW report_tools AS SELECT date(ts_us / 1000000, 'unixepoch') AS day, tenant,\n"
+    "  tool, sum(requests) AS calls,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END) AS failed,\n"
+    "  sum(cost_micros) AS cost_micros, round(avg(latency_us) / 1e3, 3) AS avg_response_ms\n"
+    "  FROM usage_events WHERE tool IS NOT NULL GROUP BY 1, tenant, tool;\n";
+/* Plans and invoices (issue 12, src/invoice/, docs/billing.md). A plan version is a row of
+ * plans with its meters and their tiers; the version in force at a month's first instant
+ * prices that whole month. tenant_plans says which plan a tenant is on from a month on.
+ * invoices, invoice_lines and invoice_meters hold closed months, frozen: late events for a
+ * closed month never change its rows, they are billed by an adjustment line of a later
+ * invoice, which moves invoice_meters (what has been billed for the month) to the events'
+ * values when that later month is closed. Plans are not policy: no version bump, the
+ * gateway never reads them. No foreign key to tenants (as limits): the CLI checks.
+ * Numbered 9: migrations 7 and 8 are written in parallel. */
+static const char m9_plans[] =
+    "CREATE TABLE plans (\n"
+    "  name         TEXT NOT NULL,    -- the plan's name, chosen by the operator\n"
+    "  effective_us INTEGER NOT NULL, -- first instant of the UTC month it applies from\n"
+    "  base_micros  INTEGER NOT NULL CHECK (base_micros >= 0), -- monthly fee, micro-USD\n"
+    "  created_us   INTEGER NOT NULL, -- when the row was written\n"
+    "  PRIMARY KEY (name, effective_us)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE plan_meters (\n"
+    "  plan         TEXT NOT NULL,    -- plans.name\n"
+    "  effective_us INTEGER NOT NULL, -- plans.effective_us\n"
+    "  seq          INTEGER NOT NULL, -- order on the invoice, from 0\n"
+    "  meter        TEXT NOT NULL CHECK (meter IN ('requests', 'billable', 'gb', 'tokens_in',\n"
+    "               'tokens_out', 'tool_calls', 'ai_cost')), -- what it counts\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- tokens: model, tool_calls: tool, '*' = the\n"
+    "                                 -- rest; '' for the other meters\n"
+    "  model        TEXT NOT NULL CHECK (model IN ('flat', 'unit', 'graduated', 'volume')),\n"
+    "  included     INTEGER NOT NULL DEFAULT 0 CHECK (included >= 0), -- free units a month\n"
+    "  flat_micros  INTEGER NOT NULL DEFAULT 0 CHECK (flat_micros >= 0), -- model 'flat'\n"
+    "  PRIMARY KEY (plan, effective_us, seq),\n"
+    "  FOREIGN KEY (plan, effective_us) REFERENCES plans (name, effective_us) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE plan_tiers (\n"
+    "  plan         TEXT NOT NULL,    -- plan_meters.plan\n"
+    "  effective_us INTEGER NOT NULL, -- plan_meters.effective_us\n"
+    "  seq          INTEGER NOT NULL, -- plan_meters.seq\n"
+    "  tier         INTEGER NOT NULL, -- from 1\n"
+    "  up_to        INTEGER,          -- units (after the included ones) where it ends;\n"
+    "                                 -- NULL = no end (the last tier)\n"
+    "  unit_micros  INTEGER NOT NULL CHECK (unit_micros >= 0), -- micro-USD per 1M units\n"
+    "                                 -- (per GB = 10^9 bytes for meter 'gb')\n"
+    "  PRIMARY KEY (plan, effective_us, seq, tier),\n"
+    "  FOREIGN KEY (plan, effective_us, seq) REFERENCES plan_meters (plan, effective_us, seq)\n"
+    "    ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE tenant_plans (\n"
+    "  tenant_id    TEXT NOT NULL,    -- tenants.id\n"
+    "  from_month   TEXT NOT NULL,    -- 'YYYY-MM': the plan applies from this month on\n"
+    "  plan         TEXT NOT NULL,    -- plans.name\n"
+    "  updated_us   INTEGER NOT NULL, -- when the row was written\n"
+    "  PRIMARY KEY (tenant_id, from_month)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoices (\n"
+    "  tenant_id    TEXT NOT NULL,    -- tenants.id\n"
+    "  month        TEXT NOT NULL,    -- 'YYYY-MM', UTC\n"
+    "  plan         TEXT NOT NULL,    -- plans.name that priced it\n"
+    "  plan_effective_us INTEGER NOT NULL, -- and its version\n"
+    "  total_micros INTEGER NOT NULL, -- the invoice's total, adjustments included\n"
+    "  closed_us    INTEGER NOT NULL, -- when it was closed (frozen)\n"
+    "  PRIMARY KEY (tenant_id, month)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoice_lines (\n"
+    "  tenant_id    TEXT NOT NULL,    -- invoices.tenant_id\n"
+    "  month        TEXT NOT NULL,    -- invoices.month\n"
+    "  seq          INTEGER NOT NULL, -- order on the invoice\n"
+    "  kind         TEXT NOT NULL CHECK (kind IN ('base', 'included', 'flat', 'tier',\n"
+    "               'volume', 'adjustment')), -- volume: every unit at the tier reached\n"
+    "  meter        TEXT,             -- plan_meters.meter; NULL for the base fee\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- plan_meters.match\n"
+    "  tier         INTEGER NOT NULL DEFAULT 0, -- tier number; 0 = not a tier\n"
+    "  tier_from    INTEGER NOT NULL DEFAULT 0, -- where the tier starts\n"
+    "  tier_to      INTEGER,          -- where it ends; NULL = no end\n"
+    "  quantity     INTEGER NOT NULL, -- units on the line (adjustment: the change)\n"
+    "  unit_micros  INTEGER NOT NULL DEFAULT 0, -- micro-USD per scale units\n"
+    "  scale        INTEGER NOT NULL DEFAULT 0, -- 10^6, or 10^9 for gb; 0 = no unit price\n"
+    "  subtotal_micros INTEGER NOT NULL, -- rounded half up, once per line\n"
+    "  for_month    TEXT,             -- adjustment: the closed month it corrects\n"
+    "  PRIMARY KEY (tenant_id, month, seq),\n"
+    "  FOREIGN KEY (tenant_id, month) REFERENCES invoices (tenant_id, month) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE invoice_meters (\n"
+    "  tenant_id    TEXT NOT NULL,    -- invoices.tenant_id\n"
+    "  month        TEXT NOT NULL,    -- invoices.month: the month used\n"
+    "  meter        TEXT NOT NULL,    -- plan_meters.meter\n"
+    "  match        TEXT NOT NULL DEFAULT '', -- plan_meters.match\n"
+    "  closed_measured INTEGER NOT NULL, -- units measured when the month was closed\n"
+    "  closed_amount_micros INTEGER NOT NULL, -- and what they came to, both frozen\n"
+    "  measured     INTEGER NOT NULL, -- units billed so far for the month (closed plus\n"
+    "                                 -- the adjustments of later invoices)\n"
+    "  amount_micros INTEGER NOT NULL, -- what they were billed so far\n"
+    "  updated_us   INTEGER NOT NULL, -- close, or the adjustment that last moved it\n"
+    "  PRIMARY KEY (tenant_id, month, meter, match),\n"
+    "  FOREIGN KEY (tenant_id, month) REFERENCES invoices (tenant_id, month) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n";
+
+/* usage_events.source (migration 7) in the `events` view (migration 8; the two were
+ * written in parallel): a view lists its columns, so it is made again with the column,
+ * last, the others as they were. Numbered 10, after the parallel 8 and 9. */
+static const char m10_events_source[] =
+    "DROP VIEW events;\n"
+    "CREATE VIEW events AS SELECT id, ts_us,\n"
+    "  strftime('%Y-%m-%dT%H:%M:%SZ', ts_us / 1000000, 'unixepoch') AS time,\n"
+    "  date(ts_us / 1000000, 'unixepoch') AS day,\n"
+    "  tenant, key_id, route, method, path, status, outcome, reason, requests, latency_us,\n"
+    "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
+    "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream,\n"
+    "  source FROM usage_events;\n";
+
 const tg_migration_t tg_store_migrations[] = {
     {1, "tenants, api_keys, usage_events, usage_daily", m1_core},
     {2, "limits, pauses, ip_rules, policy_version", m2_policy},
@@ -417,6 +653,11 @@ const tg_migration_t tg_store_migrations[] = {
     {4, "usage_events.requests: aggregates of unauthenticated refusals", m4_flood},
     {5, "alarms, alarm_events", m5_alarms},
     {6, "outbox, outbox_deliveries: notifications not yet delivered", m6_outbox},
+    {7, "usage_events.source; ingest_seen, ingest_unknown_keys: ingested access logs", m7_ingest},
+    {8, "views for query and reports: events, daily, hourly, keys, report_*", m8_views},
+    {9, "plans, plan_meters, plan_tiers, tenant_plans, invoices, invoice_lines, invoice_meters",
+     m9_plans},
+    {10, "events view: usage_events.source", m10_events_source},
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

@@ -209,9 +209,9 @@ void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row)
     }
 }
 
-const sq_map_t *const *const sq_maps[] = {sq_tenant_maps, sq_event_maps, sq_policy_maps,
-                                          sq_price_maps,  sq_alert_maps, sq_alarm_maps,
-                                          sq_outbox_maps, sq_dash_maps,  NULL};
+const sq_map_t *const *const sq_maps[] = {
+    sq_tenant_maps, sq_event_maps,  sq_policy_maps, sq_price_maps,   sq_alert_maps,
+    sq_alarm_maps,  sq_outbox_maps, sq_dash_maps,   sq_invoice_maps, NULL};
 
 /* Steps statement q and emits each row until a callback returns nonzero, which is
  * returned as is. A statement with a parameter has ?1 for the tenant filter: bound to
@@ -227,6 +227,12 @@ int sq_each_row(sq_store_t *s, const sq_sql_t *q, const char *tenant, sq_emit_fn
         else
             sqlite3_bind_null(st, 1);
     }
+    return sq_step_each(s, st, emit, k, what, err);
+}
+
+int sq_step_each(sq_store_t *s, sqlite3_stmt *st, sq_emit_fn emit, sink_t k, const char *what,
+                 tg_err_t *err)
+{
     int rc, ret = 0;
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
         ret = emit(st, &k);
@@ -344,6 +350,8 @@ static void sq_close(tg_store_t *base)
     free(s->slots);
     free(s->fast);
     free(s->done);
+    free(s->fresh);
+    free(s->isnew);
     free(s);
 }
 
@@ -367,7 +375,7 @@ static int query_int(sq_store_t *s, const char *sql, int64_t bind, int64_t *out,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Applies every migration newer than the database, each in its own
+/* Applies every migration the database has not applied yet, each in its own
  * transaction. Two processes opening a new database at once both get here:
  * the version is checked again under the write lock, so each migration runs
  * exactly once. */
@@ -385,9 +393,17 @@ static int migrate(sq_store_t *s, tg_err_t *err)
                           "(%d): upgrade tollgate",
                           (long long)cur, last->version);
 
+    /* Each version not applied yet is applied, not only those above the newest applied:
+     * migrations written in parallel merge in any order (a store that has 9 still gets a
+     * 7 merged after it). The check here takes no lock; the one inside the transaction
+     * settles a race with another process. */
     for (size_t i = 0; i < tg_store_nmigrations; i++) {
         const tg_migration_t *m = &tg_store_migrations[i];
-        if (m->version <= cur) continue;
+        int64_t had;
+        rc = query_int(s, "SELECT 1 FROM schema_migrations WHERE version = ?1", m->version, &had,
+                       &found);
+        if (rc != SQLITE_OK) return sq_fail(s, rc, "migrations", err);
+        if (found) continue;
         char what[96];
         snprintf(what, sizeof what, "migration %d (%s)", m->version, m->name);
         if (sq_exec(s, "BEGIN IMMEDIATE", what, err) != 0) return -1;
@@ -424,7 +440,10 @@ static int migrate(sq_store_t *s, tg_err_t *err)
     return 0;
 }
 
-int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
+/* Opens a connection; readonly: for `tollgate query` (store.h, tg_store_open_readonly):
+ * SQLITE_OPEN_READONLY, no migrations, PRAGMA query_only and the authorizer of
+ * sqlite_sql.c. */
+static int open_conn(const char *path, int readonly, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
     sq_store_t *s = calloc(1, sizeof *s);
@@ -437,12 +456,14 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
                            .alerts = &sq_alert_ops,
                            .alarms = &sq_alarm_ops,
                            .outbox = &sq_outbox_ops,
-                           .dash = &sq_dash_ops};
+                           .dash = &sq_dash_ops,
+                           .sql = &sq_sql_ops,
+                           .invoices = &sq_invoice_ops};
 
     /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's
      * per-connection mutex would only cost. */
-    int rc = sqlite3_open_v2(
-        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         tg_err_set(err, "cannot open store %s: %s", path,
                    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -469,6 +490,13 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
      * An in-memory database answers "memory", which is fine for tests. */
     char what[300];
     snprintf(what, sizeof what, "store %s", path);
+    if (readonly) {
+        if (sq_exec(s, "PRAGMA query_only = ON", what, err) != 0) goto err;
+        sq_sql_guard(s);
+        if (file_backed && tg_walshm_arm(&s->shm, file, err) != 0) goto err;
+        *out = &s->base;
+        return 0;
+    }
     if (sq_exec(s, "PRAGMA journal_mode = WAL", what, err) != 0) goto err;
     if (sq_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", what, err) != 0)
         goto err;
@@ -494,6 +522,22 @@ int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
 err:
     sq_close(&s->base);
     return -1;
+}
+
+int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err)
+{
+    return open_conn(path, 0, out, err);
+}
+
+int tg_sqlite_open_readonly(const char *path, tg_store_t **out, tg_err_t *err)
+{
+    return open_conn(path, 1, out, err);
+}
+
+/* The newest schema version this build knows: what restore accepts at most. */
+int sq_schema_latest(void)
+{
+    return tg_store_migrations[tg_store_nmigrations - 1].version;
 }
 
 static const struct tg_store_life_ops sq_life_ops = {

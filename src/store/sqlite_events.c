@@ -37,6 +37,7 @@ typedef enum {
     EW_TOKENS,   /* int64_t, TG_TOKENS_UNKNOWN (any negative) is NULL */
     EW_OUTCOME,  /* int32_t tg_outcome_t, as its text */
     EW_COUNT,    /* the requests the event stands for (tg_event_count) */
+    EW_SOURCE,   /* char[size], "" is 'gateway' */
 } ev_wkind_t;
 
 typedef struct ev_wcol {
@@ -65,6 +66,7 @@ static const ev_wcol_t ev_wcols[] = {
     EW(cost_micros, EW_INT64),   EW(cache, EW_TEXT_OPT),       EW(client_ip, EW_TEXT_OPT),
     EW(request_id, EW_TEXT_OPT), EW(upstream, EW_TEXT_OPT),    EW(tokens_cache_write, EW_TOKENS),
     EW(rpc_method, EW_TEXT_OPT), EW(price_flag, EW_TEXT_OPT),  {"requests", EW_COUNT, 0, 0},
+    EW(source, EW_SOURCE),
 };
 #define EV_NCOLS ((int)(sizeof ev_wcols / sizeof ev_wcols[0]))
 
@@ -234,6 +236,12 @@ static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id
                               SQLITE_STATIC);
             break;
         case EW_COUNT: sqlite3_bind_int64(st, at, tg_event_count(ev)); break;
+        case EW_SOURCE:
+            if (*f)
+                sq_bind_field(st, at, f, c->size, 0);
+            else
+                sqlite3_bind_text(st, at, "gateway", 7, SQLITE_STATIC);
+            break;
         }
     }
 }
@@ -384,28 +392,35 @@ static void sort_fast(fast_ev_t *f, size_t n)
     }
 }
 
-static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *inserted,
-                     tg_err_t *err)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    if (inserted) *inserted = 0;
-    if (n == 0) return 0;
+/* The append's statements, prepared before its transaction. */
+typedef struct append_st {
+    sqlite3_stmt *ins, *multi, *maxid, *peek, *up;
+} append_st_t;
 
-    sqlite3_stmt *ins = sq_stmt(s, &sql_ev_insert, err);
-    sqlite3_stmt *multi = ins ? sq_stmt(s, &sql_ev_insert_multi, err) : NULL;
-    sqlite3_stmt *maxid = multi ? sq_stmt(s, &sql_ev_max_id, err) : NULL;
-    sqlite3_stmt *peek = maxid ? sq_stmt(s, &sql_ev_peek, err) : NULL;
-    sqlite3_stmt *up = peek ? sq_stmt(s, &sql_daily_upsert, err) : NULL;
-    if (!up) return s->shm.lost ? TG_STORE_BUSY : -1; /* busy: the recorder spools */
+/* Prepares the statements and the scratch space for a batch of n. 0, or -1 / TG_STORE_BUSY
+ * (nothing begun). */
+static int append_prepare(sq_store_t *s, size_t n, append_st_t *a, tg_err_t *err)
+{
+    a->ins = sq_stmt(s, &sql_ev_insert, err);
+    a->multi = a->ins ? sq_stmt(s, &sql_ev_insert_multi, err) : NULL;
+    a->maxid = a->multi ? sq_stmt(s, &sql_ev_max_id, err) : NULL;
+    a->peek = a->maxid ? sq_stmt(s, &sql_ev_peek, err) : NULL;
+    a->up = a->peek ? sq_stmt(s, &sql_daily_upsert, err) : NULL;
+    if (!a->up) return s->shm.lost ? TG_STORE_BUSY : -1; /* busy: the recorder spools */
     if (scratch_reserve(s, n) != 0) return tg_err_set(err, "append: out of memory");
     memset(s->slots, 0, s->slots_cap * sizeof *s->slots);
     memset(s->done, 0, n);
+    return 0;
+}
 
-    int ret = sq_begin(s, "append", err);
-    if (ret != 0) return ret;
-
+/* Inside the caller's transaction: inserts evs and updates usage_daily; *inserted says
+ * how many were new. 0, or an error after rolling the transaction back. */
+static int append_txn(sq_store_t *s, const append_st_t *a, const tg_event_t *evs, size_t n,
+                      size_t *inserted, tg_err_t *err)
+{
+    sqlite3_stmt *ins = a->ins, *multi = a->multi, *maxid = a->maxid, *peek = a->peek, *up = a->up;
     size_t added = 0, ngroups = 0;
-    int rc = SQLITE_OK;
+    int rc = SQLITE_OK, ret;
 
     /* Fast path. An id above the largest stored one cannot be taken (we hold
      * the write lock, so nobody adds one meanwhile), and sorting makes ids
@@ -501,13 +516,201 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
 
     rc = mark_keys_used(s, evs, n, err);
     if (rc != SQLITE_OK) goto fail;
-
-    ret = sq_commit(s, "append", err);
-    if (ret == 0 && inserted) *inserted = added;
-    return ret;
+    *inserted = added;
+    return 0;
 
 fail:
     ret = sq_fail(s, rc, "append", err);
+    sq_rollback(s);
+    return ret;
+}
+
+static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *inserted,
+                     tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (inserted) *inserted = 0;
+    if (n == 0) return 0;
+    append_st_t a;
+    int ret = append_prepare(s, n, &a, err);
+    if (ret != 0) return ret;
+    if ((ret = sq_begin(s, "append", err)) != 0) return ret;
+    size_t added = 0;
+    if ((ret = append_txn(s, &a, evs, n, &added, err)) != 0) return ret;
+    ret = sq_commit(s, "append", err);
+    if (ret == 0 && inserted) *inserted = added;
+    return ret;
+}
+
+/* ---- ingested records (tg_store_ingest) --------------------------------------------- */
+
+#define SEEN_ROWS 32 /* digests per multi-row INSERT into ingest_seen */
+
+/* "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?,?),... RETURNING ..." of
+ * SEEN_ROWS rows: RETURNING yields the rows actually inserted, so one statement tells which
+ * of 32 records are new (a fifth less CPU than a statement per record). */
+static char *seen_multi_sql(void)
+{
+    static const char head[] = "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES ",
+                      tail[] = " RETURNING ts_us, digest";
+    size_t cap = sizeof head + sizeof tail + SEEN_ROWS * 6;
+    char *sql = malloc(cap);
+    if (!sql) return NULL;
+    size_t o = (size_t)snprintf(sql, cap, "%s", head);
+    for (int r = 0; r < SEEN_ROWS; r++)
+        o += (size_t)snprintf(sql + o, cap - o, "%s(?,?)", r ? "," : "");
+    snprintf(sql + o, cap - o, "%s", tail);
+    return sql;
+}
+
+static const sq_sql_t sql_ingest_seen = {
+    .slot = ST_INGEST_SEEN,
+    .sql = "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES (?1, ?2)"};
+static const sq_sql_t sql_ingest_seen_multi = {.slot = ST_INGEST_SEEN_MULTI,
+                                               .build = seen_multi_sql};
+static const sq_sql_t sql_ingest_unknown = {
+    .slot = ST_INGEST_UNKNOWN,
+    .sql = "INSERT INTO ingest_unknown_keys (sha256, prefix, source, records, first_us, "
+           "last_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha256) DO UPDATE SET "
+           "records = records + excluded.records, first_us = min(first_us, excluded.first_us), "
+           "last_us = max(last_us, excluded.last_us)"};
+
+/* The unknown keys of a batch's new records, summed per key before they are written (a
+ * log repeats its few unknown keys; one upsert each per batch, not per record). */
+typedef struct unk_sum {
+    const tg_ingest_item_t *it; /* the first record with the key: its hash and prefix */
+    int64_t records, first_us, last_us;
+} unk_sum_t;
+#define UNK_MAX 64
+
+static int unk_flush(sqlite3_stmt *st, unk_sum_t *u, size_t *nu)
+{
+    for (size_t i = 0; i < *nu; i++) {
+        sqlite3_bind_blob(st, 1, u[i].it->key_sha256, 32, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, u[i].it->key_prefix, -1, SQLITE_STATIC);
+        sq_bind_field(st, 3, u[i].it->ev.source, sizeof u[i].it->ev.source, 0);
+        sqlite3_bind_int64(st, 4, u[i].records);
+        sqlite3_bind_int64(st, 5, u[i].first_us);
+        sqlite3_bind_int64(st, 6, u[i].last_us);
+        int rc = sq_run(st);
+        if (rc != SQLITE_OK) return rc;
+    }
+    *nu = 0;
+    return SQLITE_OK;
+}
+
+static int unk_add(sqlite3_stmt *st, unk_sum_t *u, size_t *nu, const tg_ingest_item_t *it)
+{
+    int64_t ts = it->ev.ts_us;
+    for (size_t i = 0; i < *nu; i++)
+        if (memcmp(u[i].it->key_sha256, it->key_sha256, 32) == 0) {
+            u[i].records++;
+            if (ts < u[i].first_us) u[i].first_us = ts;
+            if (ts > u[i].last_us) u[i].last_us = ts;
+            return SQLITE_OK;
+        }
+    if (*nu == UNK_MAX) {
+        int rc = unk_flush(st, u, nu);
+        if (rc != SQLITE_OK) return rc;
+    }
+    u[(*nu)++] = (unk_sum_t){it, 1, ts, ts};
+    return SQLITE_OK;
+}
+
+/* Marks in isnew[] which of the n items (n == SEEN_ROWS) the multi-row insert took. */
+static int seen_chunk(sqlite3_stmt *st, const tg_ingest_item_t *items, unsigned char *isnew)
+{
+    for (int r = 0; r < SEEN_ROWS; r++) {
+        sqlite3_bind_int64(st, 2 * r + 1, items[r].ev.ts_us);
+        sqlite3_bind_blob(st, 2 * r + 2, items[r].digest, 32, SQLITE_STATIC);
+        isnew[r] = 0;
+    }
+    int rc, next = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t ts = sqlite3_column_int64(st, 0);
+        const void *d = sqlite3_column_blob(st, 1);
+        if (!d || sqlite3_column_bytes(st, 1) != 32) continue;
+        /* Rows usually come back in the order given; a record repeated within the chunk
+         * was inserted once: the first unmarked match is it. */
+        for (int k = 0; k < SEEN_ROWS; k++) {
+            int r = (next + k) % SEEN_ROWS;
+            if (!isnew[r] && items[r].ev.ts_us == ts && memcmp(items[r].digest, d, 32) == 0) {
+                isnew[r] = 1;
+                next = r + 1;
+                break;
+            }
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* One transaction: each record whose (time, digest) is not in ingest_seen gets its row there
+ * and its event appended (usage_daily with it); the others are duplicates. A record and
+ * its digest are stored together or not at all, so a failed batch is retried by ingesting
+ * the file again. */
+static int sq_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                     size_t *duplicates, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    *inserted = *duplicates = 0;
+    if (n == 0) return 0;
+    /* The connection ingesting a log is a bulk loader: with SQLite's default 2 MB cache most
+     * page visits of the growing events index and ingest_seen were preads from the OS
+     * (perf: a third of the run). 128 MiB, this connection only; the gateway's writer
+     * never calls ingest(). */
+    if (!s->bulk) {
+        sqlite3_exec(s->db, "PRAGMA cache_size = -131072", NULL, NULL, NULL);
+        s->bulk = 1;
+    }
+    /* Kept between batches: a batch's copy is ~10 MB, and a fresh allocation each time
+     * was a new mapping, page-faulted in again. */
+    if (n > s->fresh_cap) {
+        tg_event_t *f = realloc(s->fresh, n * sizeof *f);
+        if (f) s->fresh = f;
+        unsigned char *m = f ? realloc(s->isnew, n) : NULL;
+        if (m) s->isnew = m;
+        if (!f || !m) return tg_err_set(err, "ingest: out of memory");
+        s->fresh_cap = n;
+    }
+    tg_event_t *fresh = s->fresh;
+    unsigned char *isnew = s->isnew;
+    unk_sum_t unk[UNK_MAX];
+    size_t nunk = 0;
+    append_st_t a;
+    int ret = append_prepare(s, n, &a, err);
+    sqlite3_stmt *seen = ret == 0 ? sq_stmt(s, &sql_ingest_seen, err) : NULL;
+    sqlite3_stmt *multi = seen ? sq_stmt(s, &sql_ingest_seen_multi, err) : NULL;
+    sqlite3_stmt *unkst = multi ? sq_stmt(s, &sql_ingest_unknown, err) : NULL;
+    if (!unkst) return ret ? ret : -1;
+    if ((ret = sq_begin(s, "ingest", err)) != 0) return ret;
+    size_t k = 0, added = 0, i = 0;
+    int rc = SQLITE_OK;
+    for (; i + SEEN_ROWS <= n; i += SEEN_ROWS)
+        if ((rc = seen_chunk(multi, items + i, isnew + i)) != SQLITE_OK) goto fail;
+    for (; i < n; i++) {
+        sqlite3_bind_int64(seen, 1, items[i].ev.ts_us);
+        sqlite3_bind_blob(seen, 2, items[i].digest, 32, SQLITE_STATIC);
+        if ((rc = sq_run(seen)) != SQLITE_OK) goto fail;
+        isnew[i] = sqlite3_changes(s->db) == 1;
+    }
+    for (i = 0; i < n; i++) {
+        if (!isnew[i]) continue; /* seen before: a duplicate */
+        fresh[k++] = items[i].ev;
+        if (items[i].key_prefix[0] && (rc = unk_add(unkst, unk, &nunk, &items[i])) != SQLITE_OK)
+            goto fail;
+    }
+    if ((rc = unk_flush(unkst, unk, &nunk)) != SQLITE_OK) goto fail;
+    /* append_txn skips an event only when a stored one has its id, time and request id:
+     * the same request (a gateway event rebuilt from the access log), so a duplicate too. */
+    if ((ret = append_txn(s, &a, fresh, k, &added, err)) != 0) return ret;
+    if ((ret = sq_commit(s, "ingest", err)) == 0) {
+        *inserted = added;
+        *duplicates = n - added;
+    }
+    return ret;
+fail:
+    ret = sq_fail(s, rc, "ingest", err);
     sq_rollback(s);
     return ret;
 }
@@ -688,6 +891,7 @@ const sq_map_t *const sq_event_maps[] = {&usage_daily_map, &usage_events_map, NU
 
 const struct tg_store_event_ops sq_event_ops = {
     .append = sq_append,
+    .ingest = sq_ingest,
     .purge = sq_purge,
     .usage = sq_usage,
     .spend = sq_spend,

@@ -48,6 +48,9 @@ enum {
     ST_PURGE_EVENTS,
     ST_PURGE_DAILY,
     ST_SPEND,
+    ST_INGEST_SEEN,
+    ST_INGEST_SEEN_MULTI,
+    ST_INGEST_UNKNOWN,
     /* sqlite_policy.c */
     ST_LIMIT_SET,
     ST_LIMIT_RM,
@@ -86,6 +89,7 @@ enum {
     ST_OUTBOX_SET,
     ST_OUTBOX_DEFER,
     ST_OUTBOX_NEXT,
+    ST_OUTBOX_NOTIFIERS,
     ST_OUTBOX_LIST,
     ST_OUTBOX_PURGE,
     /* sqlite_dash.c */
@@ -93,6 +97,31 @@ enum {
     ST_DASH_P95,
     ST_DASH_SERIES,
     ST_DASH_REJECTIONS,
+    /* sqlite_invoices.c */
+    ST_PLAN_INSERT,
+    ST_PLAN_RM,
+    ST_PLAN_RM_ALL,
+    ST_PLAN_LIST,
+    ST_PLAN_GET,
+    ST_PLAN_METER_INSERT,
+    ST_PLAN_METERS,
+    ST_PLAN_TIER_INSERT,
+    ST_PLAN_TIERS,
+    ST_TENANT_PLAN_SET,
+    ST_TENANT_PLAN_RM,
+    ST_TENANT_PLAN_LIST,
+    ST_PLAN_USAGE,
+    ST_INVOICE_INSERT,
+    ST_INVOICE_LINE_INSERT,
+    ST_INVOICE_METER_PUT,
+    ST_INVOICE_GET,
+    ST_INVOICE_LINES,
+    ST_INVOICE_LIST,
+    ST_INVOICE_BILLED,
+    ST_EVENT_RANGE,
+    ST_EVENT_RANGE_ALL,
+    /* sqlite_sql.c */
+    ST_EV_DELETE_ID,
     ST_COUNT
 };
 
@@ -204,11 +233,18 @@ typedef struct sq_store {
     uint32_t *slots;  /* 0 = empty, else index into aggs + 1 */
     size_t slots_cap; /* power of two, >= 2 * aggs_cap */
     fast_ev_t *fast;
-    unsigned char *done; /* per event: inserted by the fast path */
+    unsigned char *done;  /* per event: inserted by the fast path */
+    int bulk;             /* ingest() has enlarged this connection's page cache */
+    tg_event_t *fresh;    /* ingest() scratch: the events of a batch's new records */
+    unsigned char *isnew; /* and which of its records are new */
+    size_t fresh_cap;
     /* The -shm this connection mapped (walshm.h): checked before every use; once it is
      * lost the connection is never touched again, not even to close it. */
     tg_walshm_t shm;
     struct sq_store *abandoned_next; /* in `abandoned` once closed with its index lost */
+    /* Read-only handles: what the authorizer refused last (sqlite_sql.c), for the error
+     * line; "" when nothing was. */
+    char denied[96];
 } sq_store_t;
 
 /* The tables of each concern, assembled into the handle by tg_sqlite_open. */
@@ -224,6 +260,13 @@ int sq_alarm_events_purge(sq_store_t *s, int64_t before_us, int64_t *deleted, tg
 extern const struct tg_store_outbox_ops sq_outbox_ops;
 extern const struct tg_store_dash_ops sq_dash_ops;
 extern const sq_map_t *const sq_dash_maps[];
+extern const struct tg_store_invoice_ops sq_invoice_ops;
+extern const sq_map_t *const sq_invoice_maps[];
+extern const struct tg_store_sql_ops sq_sql_ops;
+/* Installs the read-only authorizer on s (sqlite_sql.c). */
+void sq_sql_guard(sq_store_t *s);
+/* The newest migration's version (sqlite.c). */
+int sq_schema_latest(void);
 
 /* ---- statements and transactions (sqlite.c) -------------------------------------- */
 
@@ -293,5 +336,8 @@ typedef int (*sq_emit_fn)(sqlite3_stmt *st, const sink_t *k);
  * tenant, NULL meaning every tenant. what names the list in an error. */
 int sq_each_row(sq_store_t *s, const sq_sql_t *q, const char *tenant, sq_emit_fn emit, sink_t k,
                 const char *what, tg_err_t *err);
+/* The same for a statement its caller bound: steps st, each row to emit, then resets it. */
+int sq_step_each(sq_store_t *s, sqlite3_stmt *st, sq_emit_fn emit, sink_t k, const char *what,
+                 tg_err_t *err);
 
 #endif

@@ -73,7 +73,8 @@ static const sq_sql_t sql_due = {.slot = ST_OUTBOX_DUE,
                                  .select = &delivery_map,
                                  .sql = "FROM outbox_deliveries d JOIN outbox o ON o.id = "
                                         "d.notice_id WHERE d.status = 'pending' AND d.next_us "
-                                        "<= ?1 ORDER BY d.next_us, o.created_us LIMIT ?2"};
+                                        "<= ?1 AND (?3 IS NULL OR d.notifier = ?3) ORDER BY "
+                                        "d.next_us, o.created_us LIMIT ?2"};
 static const sq_sql_t sql_claim = {
     .slot = ST_OUTBOX_CLAIM,
     .sql = "UPDATE outbox_deliveries SET next_us = ?3 WHERE notice_id = ?1 AND notifier = ?2 "
@@ -88,7 +89,12 @@ static const sq_sql_t sql_defer = {
            "AND status = 'pending' AND next_us < ?2"};
 static const sq_sql_t sql_next = {
     .slot = ST_OUTBOX_NEXT,
-    .sql = "SELECT min(next_us) FROM outbox_deliveries WHERE status = 'pending'"};
+    .sql = "SELECT min(next_us) FROM outbox_deliveries WHERE status = 'pending' AND (?1 IS "
+           "NULL OR notifier = ?1)"};
+static const sq_sql_t sql_notifiers = {
+    .slot = ST_OUTBOX_NOTIFIERS,
+    .sql = "SELECT DISTINCT notifier FROM outbox_deliveries WHERE status = 'pending' ORDER BY "
+           "notifier"};
 static const sq_sql_t sql_list = {
     .slot = ST_OUTBOX_LIST,
     .select = &delivery_map,
@@ -157,7 +163,8 @@ fail:
 }
 
 static int sq_outbox_claim(tg_store_t *base, int64_t now_us, int64_t lease_until_us, size_t max,
-                           int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err)
+                           const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *),
+                           void *ud, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
     if (max == 0) return 0;
@@ -176,6 +183,10 @@ static int sq_outbox_claim(tg_store_t *base, int64_t now_us, int64_t lease_until
     }
     sqlite3_bind_int64(st, 1, now_us);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    if (notifier)
+        sqlite3_bind_text(st, 3, notifier, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
     int rc;
     while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
         sq_read_row(st, &delivery_map, &v[n++]);
@@ -252,12 +263,17 @@ static int sq_outbox_defer(tg_store_t *base, const char *notifier, int64_t until
     return rc == SQLITE_OK ? 0 : sq_fail(s, rc, "outbox defer", err);
 }
 
-static int sq_outbox_next(tg_store_t *base, int64_t *next_us, int *found, tg_err_t *err)
+static int sq_outbox_next(tg_store_t *base, const char *notifier, int64_t *next_us, int *found,
+                          tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
     *found = 0;
     sqlite3_stmt *st = sq_stmt(s, &sql_next, err);
     if (!st) return -1;
+    if (notifier)
+        sqlite3_bind_text(st, 1, notifier, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
         *next_us = sqlite3_column_int64(st, 0);
@@ -265,6 +281,22 @@ static int sq_outbox_next(tg_store_t *base, int64_t *next_us, int *found, tg_err
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "outbox next", err);
+}
+
+static int sq_outbox_notifiers(tg_store_t *base, int (*cb)(const char *notifier, void *), void *ud,
+                               tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_notifiers, err);
+    if (!st) return -1;
+    int rc = SQLITE_DONE, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(st, 0);
+        ret = cb(name ? (const char *)name : "", ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "outbox notifiers", err);
+    sqlite3_reset(st);
+    return ret;
 }
 
 static int emit_delivery(sqlite3_stmt *st, const sink_t *k)
@@ -303,6 +335,7 @@ const struct tg_store_outbox_ops sq_outbox_ops = {
     .set = sq_outbox_set,
     .defer = sq_outbox_defer,
     .next = sq_outbox_next,
+    .notifiers = sq_outbox_notifiers,
     .list = sq_outbox_list,
     .purge = sq_outbox_purge,
 };

@@ -12,19 +12,26 @@ static int has_prefix(const char *s, const char *p)
     return strncmp(s, p, strlen(p)) == 0;
 }
 
-int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
+/* The path of a "sqlite:" url, or NULL (err set when it is a sqlite url without one). */
+static const char *sqlite_path(const char *url, tg_err_t *err)
 {
-    *out = NULL;
-    if (!url || !*url) return tg_err_set(err, "no store configured (expected sqlite:PATH)");
-
-    if (has_prefix(url, "sqlite:")) {
-        /* "sqlite:./x.db" and "sqlite:/abs/x.db"; "sqlite:///abs/x.db" too,
-         * for those used to URL forms. */
-        const char *path = url + strlen("sqlite:");
-        if (has_prefix(path, "//")) path += 2;
-        if (!*path) return tg_err_set(err, "store \"%s\": missing database path", url);
-        return tg_sqlite_open(path, out, err);
+    if (!has_prefix(url, "sqlite:")) return NULL;
+    /* "sqlite:./x.db" and "sqlite:/abs/x.db"; "sqlite:///abs/x.db" too, for those used
+     * to URL forms. */
+    const char *path = url + strlen("sqlite:");
+    if (has_prefix(path, "//")) path += 2;
+    if (!*path) {
+        tg_err_set(err, "store \"%s\": missing database path", url);
+        return NULL;
     }
+    return path;
+}
+
+/* What every constructor says about a url that is not sqlite:PATH. */
+static int not_sqlite(const char *url, tg_err_t *err)
+{
+    if (!url || !*url) return tg_err_set(err, "no store configured (expected sqlite:PATH)");
+    if (has_prefix(url, "sqlite:")) return -1; /* sqlite_path said what is missing */
     if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"))
         return tg_err_set(err, "postgres store is not supported yet");
     /* Only the scheme is echoed: the rest of a URL may hold a password. */
@@ -33,6 +40,28 @@ int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
         return tg_err_set(err, "store \"%s\": missing scheme (expected sqlite:PATH)", url);
     return tg_err_set(err, "store \"%.*s:...\": unknown scheme (expected sqlite:PATH)",
                       (int)(scheme < 32 ? scheme : 32), url);
+}
+
+int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    const char *path = url ? sqlite_path(url, err) : NULL;
+    return path ? tg_sqlite_open(path, out, err) : not_sqlite(url, err);
+}
+
+int tg_store_open_readonly(const char *url, tg_store_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    const char *path = url ? sqlite_path(url, err) : NULL;
+    return path ? tg_sqlite_open_readonly(path, out, err) : not_sqlite(url, err);
+}
+
+int tg_store_restore(const char *url, const char *src_path, char *bak, size_t bak_cap,
+                     tg_err_t *err)
+{
+    if (bak_cap) bak[0] = '\0';
+    const char *path = url ? sqlite_path(url, err) : NULL;
+    return path ? tg_sqlite_restore(path, src_path, bak, bak_cap, err) : not_sqlite(url, err);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------- */
@@ -57,6 +86,12 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err)
 int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err)
 {
     return s->events->append(s, evs, n, inserted, err);
+}
+
+int tg_store_ingest(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                    size_t *duplicates, tg_err_t *err)
+{
+    return s->events->ingest(s, items, n, inserted, duplicates, err);
 }
 
 int tg_store_purge(tg_store_t *s, int64_t events_before_us, const char *agg_before_day,
@@ -279,9 +314,10 @@ int tg_store_outbox_add(tg_store_t *s, const tg_notice_t *n, const char *const *
 }
 
 int tg_store_outbox_claim(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
-                          int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err)
+                          const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *),
+                          void *ud, tg_err_t *err)
 {
-    return s->outbox->claim(s, now_us, lease_until_us, max, cb, ud, err);
+    return s->outbox->claim(s, now_us, lease_until_us, max, notifier, cb, ud, err);
 }
 
 int tg_store_outbox_set(tg_store_t *s, const char *notice_id, const char *notifier,
@@ -297,9 +333,16 @@ int tg_store_outbox_defer(tg_store_t *s, const char *notifier, int64_t until_us,
     return s->outbox->defer(s, notifier, until_us, now_us, err);
 }
 
-int tg_store_outbox_next(tg_store_t *s, int64_t *next_us, int *found, tg_err_t *err)
+int tg_store_outbox_next(tg_store_t *s, const char *notifier, int64_t *next_us, int *found,
+                         tg_err_t *err)
 {
-    return s->outbox->next(s, next_us, found, err);
+    return s->outbox->next(s, notifier, next_us, found, err);
+}
+
+int tg_store_outbox_notifiers(tg_store_t *s, int (*cb)(const char *notifier, void *), void *ud,
+                              tg_err_t *err)
+{
+    return s->outbox->notifiers(s, cb, ud, err);
 }
 
 int tg_store_outbox_list(tg_store_t *s, const char *status,
@@ -311,6 +354,86 @@ int tg_store_outbox_list(tg_store_t *s, const char *status,
 int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err)
 {
     return s->outbox->purge(s, before_us, deleted, err);
+}
+
+/* ---- plans, invoices, export ------------------------------------------------------ */
+
+int tg_store_plan_set(tg_store_t *s, const tg_plan_t *p, tg_err_t *err)
+{
+    return s->invoices->plan_set(s, p, err);
+}
+
+int tg_store_plan_rm(tg_store_t *s, const char *name, int64_t effective_us, tg_err_t *err)
+{
+    return s->invoices->plan_rm(s, name, effective_us, err);
+}
+
+int tg_store_plan_list(tg_store_t *s, const char *name, int (*cb)(const tg_plan_t *, void *),
+                       void *ud, tg_err_t *err)
+{
+    return s->invoices->plan_list(s, name, cb, ud, err);
+}
+
+int tg_store_plan_get(tg_store_t *s, const char *name, int64_t at_us, tg_plan_t *out, tg_err_t *err)
+{
+    return s->invoices->plan_get(s, name, at_us, out, err);
+}
+
+int tg_store_tenant_plan_set(tg_store_t *s, const tg_tenant_plan_row_t *row, tg_err_t *err)
+{
+    return s->invoices->tenant_plan_set(s, row, err);
+}
+
+int tg_store_tenant_plan_rm(tg_store_t *s, const char *tenant, const char *from_month,
+                            tg_err_t *err)
+{
+    return s->invoices->tenant_plan_rm(s, tenant, from_month, err);
+}
+
+int tg_store_tenant_plan_list(tg_store_t *s, const char *tenant,
+                              int (*cb)(const tg_tenant_plan_row_t *, void *), void *ud,
+                              tg_err_t *err)
+{
+    return s->invoices->tenant_plan_list(s, tenant, cb, ud, err);
+}
+
+int tg_store_plan_usage(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                        int (*cb)(const tg_plan_usage_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->invoices->usage(s, tenant, from_us, to_us, cb, ud, err);
+}
+
+int tg_store_invoice_close(tg_store_t *s, const tg_invoice_row_t *inv,
+                           const tg_invoice_line_t *lines, size_t nlines,
+                           const tg_invoice_billed_t *meters, size_t nmeters,
+                           const tg_invoice_billed_t *rebilled, size_t nrebilled, tg_err_t *err)
+{
+    return s->invoices->close(s, inv, lines, nlines, meters, nmeters, rebilled, nrebilled, err);
+}
+
+int tg_store_invoice_get(tg_store_t *s, const char *tenant, const char *month,
+                         tg_invoice_row_t *out, int (*cb)(const tg_invoice_line_t *, void *),
+                         void *ud, tg_err_t *err)
+{
+    return s->invoices->get(s, tenant, month, out, cb, ud, err);
+}
+
+int tg_store_invoice_list(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_invoice_row_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->invoices->list(s, tenant, cb, ud, err);
+}
+
+int tg_store_invoice_billed(tg_store_t *s, const char *tenant, const char *month,
+                            int (*cb)(const tg_invoice_billed_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->invoices->billed(s, tenant, month, cb, ud, err);
+}
+
+int tg_store_event_range(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->invoices->event_range(s, tenant, from_us, to_us, cb, ud, err);
 }
 
 /* ---- dashboard ---------------------------------------------------------------------- */
@@ -338,4 +461,23 @@ int tg_store_dash_rejections(tg_store_t *s, const char *tenant, int limit,
                              tg_err_t *err)
 {
     return s->dash->rejections(s, tenant, limit, cb, ud, err);
+}
+
+/* ---- read-only SQL, backup and archive ------------------------------------------- */
+
+int tg_store_query(tg_store_t *s, const char *sql, const char *const *params, size_t nparams,
+                   const tg_sql_sink_t *sink, tg_err_t *err)
+{
+    return s->sql->query(s, sql, params, nparams, sink, err);
+}
+
+int tg_store_backup(tg_store_t *s, const char *dest_path, int pages, int64_t *npages, tg_err_t *err)
+{
+    return s->sql->backup(s, dest_path, pages, npages, err);
+}
+
+int tg_store_events_delete(tg_store_t *s, const int64_t *ids, size_t n, int64_t before_us,
+                           int64_t *deleted, tg_err_t *err)
+{
+    return s->sql->events_delete(s, ids, n, before_us, deleted, err);
 }

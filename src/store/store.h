@@ -19,6 +19,7 @@
 
 #include "types/event.h"
 #include "types/notice.h"
+#include "types/plan.h"
 #include "types/rows.h"
 #include "util/err.h"
 
@@ -26,11 +27,18 @@
 #define TG_STORE_NOTFOUND (-2)
 #define TG_STORE_EXISTS   (-3)
 #define TG_STORE_BUSY     (-4) /* locked or not writable right now: try again later */
+#define TG_STORE_REFUSED  (-5) /* tg_store_query: not one read-only statement; nothing ran */
 
 typedef struct tg_store tg_store_t;
 
 /* Opens "sqlite:PATH" (creating it and applying migrations). */
 int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err);
+/* Opens an existing store for reading only (`tollgate query`): no migrations, nothing
+ * created; SQLite opens the file SQLITE_OPEN_READONLY with PRAGMA query_only and an
+ * authorizer that refuses ATTACH, DETACH, REINDEX, ANALYZE, load_extension() and every
+ * PRAGMA but the schema-reading ones (table_info, index_list, ...); a PostgreSQL backend
+ * would use a READ ONLY transaction. Every write operation of the handle fails. */
+int tg_store_open_readonly(const char *url, tg_store_t **out, tg_err_t *err);
 
 /* The operations, by concern. Each is a thin function in store.c calling the backend's
  * table for that concern (src/store/backend.h). */
@@ -56,6 +64,21 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
  * were new. TG_STORE_BUSY when the store cannot be written now (nothing was written). */
 int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
                     tg_err_t *err);
+/* One record of an access log brought in by `tollgate ingest` (src/ingest/). */
+typedef struct tg_ingest_item {
+    tg_event_t ev;                /* its event; ev.source names the log's kind */
+    unsigned char digest[32];     /* its identity, with ev.ts_us: SHA-256 of (source, NUL,
+                                     record id) */
+    unsigned char key_sha256[32]; /* an API key that matched no api_keys row: its SHA-256 */
+    char key_prefix[9];           /* and its first 8 characters; "" = no such key */
+} tg_ingest_item_t;
+
+/* Stores, in one transaction, the events of the items whose digest was never stored
+ * before (with the digest, so a second ingestion of the same record adds nothing), their
+ * usage_daily totals, and the unknown keys they carried (ingest_unknown_keys).
+ * *inserted + *duplicates = n. Nothing is written on an error. */
+int tg_store_ingest(tg_store_t *s, const tg_ingest_item_t *items, size_t n, size_t *inserted,
+                    size_t *duplicates, tg_err_t *err);
 /* Deletes events with ts before events_before_us (0 = none), alarm_events rows with time_us
  * before it too (the alarm history follows the events' retention), and aggregates for days
  * before agg_before_day "YYYY-MM-DD" (NULL = none). *deleted (may be NULL) is the number
@@ -162,12 +185,14 @@ int tg_store_alarm_events(tg_store_t *s, const char *tenant, int64_t limit,
  * crash, or from a second process, sends nothing twice. nnotifiers 0 stores nothing. */
 int tg_store_outbox_add(tg_store_t *s, const tg_notice_t *n, const char *const *notifiers,
                         size_t nnotifiers, int64_t now_us, int *inserted, tg_err_t *err);
-/* Claims up to max pending deliveries due at now_us (next_us <= now_us), earliest first:
- * in one transaction their next_us becomes lease_until_us, so another sender on the same
- * store does not take them meanwhile (and a sender that died holding them only delays
- * them to the lease's end). Then calls cb once per claimed delivery, after the commit. */
+/* Claims up to max pending deliveries due at now_us (next_us <= now_us) to notifier (NULL =
+ * to any), earliest first: in one transaction their next_us becomes lease_until_us, so
+ * another sender on the same store does not take them meanwhile (and a sender that died
+ * holding them only delays them to the lease's end). Then calls cb once per claimed
+ * delivery, after the commit. */
 int tg_store_outbox_claim(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
-                          int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err);
+                          const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *),
+                          void *ud, tg_err_t *err);
 /* Sets one delivery's status ("pending", "delivered", "failed"), attempts, next_us and
  * error (NULL or "" = none). TG_STORE_NOTFOUND when there is no such delivery. */
 int tg_store_outbox_set(tg_store_t *s, const char *notice_id, const char *notifier,
@@ -177,14 +202,74 @@ int tg_store_outbox_set(tg_store_t *s, const char *notice_id, const char *notifi
  * that is down is tried again once its backoff ends, not once per waiting notice. */
 int tg_store_outbox_defer(tg_store_t *s, const char *notifier, int64_t until_us, int64_t now_us,
                           tg_err_t *err);
-/* The earliest next_us of the pending deliveries; *found = 0 when there are none. */
-int tg_store_outbox_next(tg_store_t *s, int64_t *next_us, int *found, tg_err_t *err);
+/* The earliest next_us of the pending deliveries to notifier (NULL = to any); *found = 0
+ * when there are none. */
+int tg_store_outbox_next(tg_store_t *s, const char *notifier, int64_t *next_us, int *found,
+                         tg_err_t *err);
+/* The names of the notifiers with pending deliveries, each once, in name order. */
+int tg_store_outbox_notifiers(tg_store_t *s, int (*cb)(const char *notifier, void *), void *ud,
+                              tg_err_t *err);
 /* Every delivery with status (NULL = any), oldest notice first. */
 int tg_store_outbox_list(tg_store_t *s, const char *status,
                          int (*cb)(const tg_notice_delivery_t *, void *), void *ud, tg_err_t *err);
 /* Deletes notices created before before_us none of whose deliveries is pending (their
  * deliveries go with them). Pending ones are kept, whatever their age. */
 int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
+
+/* ---- plans, invoices and the usage they price (issue 12) ------------------------- */
+
+/* Writes plan version p (name, effective_us) whole, replacing a version of the same name
+ * and effective_us with its meters and tiers, in one transaction. The caller checked it
+ * (tg_invoice_plan_check). Plans are not policy: no version bump. */
+int tg_store_plan_set(tg_store_t *s, const tg_plan_t *p, tg_err_t *err);
+/* Removes every version of name when effective_us is -1, else that one version. */
+int tg_store_plan_rm(tg_store_t *s, const char *name, int64_t effective_us, tg_err_t *err);
+/* Every version of plan name (NULL = every plan), by name, oldest first. */
+int tg_store_plan_list(tg_store_t *s, const char *name, int (*cb)(const tg_plan_t *, void *),
+                       void *ud, tg_err_t *err);
+/* The version of name in force at at_us (the latest effective_us <= at_us) into *out;
+ * TG_STORE_NOTFOUND when none. */
+int tg_store_plan_get(tg_store_t *s, const char *name, int64_t at_us, tg_plan_t *out,
+                      tg_err_t *err);
+/* Replaces the row of (tenant, from_month). */
+int tg_store_tenant_plan_set(tg_store_t *s, const tg_tenant_plan_row_t *row, tg_err_t *err);
+int tg_store_tenant_plan_rm(tg_store_t *s, const char *tenant, const char *from_month,
+                            tg_err_t *err);
+/* Rows of tenant (NULL = every tenant), by tenant and from_month. */
+int tg_store_tenant_plan_list(tg_store_t *s, const char *tenant,
+                              int (*cb)(const tg_tenant_plan_row_t *, void *), void *ud,
+                              tg_err_t *err);
+/* tenant's events with ts_us in [from_us, to_us) summed per (model, tool): what the meters
+ * are measured from (tg_plan_usage_row_t says which outcomes each sum counts). */
+int tg_store_plan_usage(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                        int (*cb)(const tg_plan_usage_row_t *, void *), void *ud, tg_err_t *err);
+/* Closes month inv->month of inv->tenant in one transaction: the invoice row, its lines,
+ * its meters as billed (meters, nmeters; their month is inv->month), and the billed values
+ * of earlier closed months that its adjustment lines brought up to date (rebilled,
+ * nrebilled: each sets measured and amount of its (month, meter, match) row, the frozen
+ * values staying as they were). TG_STORE_EXISTS when the month
+ * is already closed (nothing is written). */
+int tg_store_invoice_close(tg_store_t *s, const tg_invoice_row_t *inv,
+                           const tg_invoice_line_t *lines, size_t nlines,
+                           const tg_invoice_billed_t *meters, size_t nmeters,
+                           const tg_invoice_billed_t *rebilled, size_t nrebilled, tg_err_t *err);
+/* A closed month: its row into *out (may be NULL) and each of its lines, in order.
+ * TG_STORE_NOTFOUND when the month is not closed. */
+int tg_store_invoice_get(tg_store_t *s, const char *tenant, const char *month,
+                         tg_invoice_row_t *out, int (*cb)(const tg_invoice_line_t *, void *),
+                         void *ud, tg_err_t *err);
+/* tenant's closed months (NULL = every tenant), by tenant and month. */
+int tg_store_invoice_list(tg_store_t *s, const char *tenant,
+                          int (*cb)(const tg_invoice_row_t *, void *), void *ud, tg_err_t *err);
+/* Each meter of tenant's closed month: as frozen at close and as billed so far. */
+int tg_store_invoice_billed(tg_store_t *s, const char *tenant, const char *month,
+                            int (*cb)(const tg_invoice_billed_t *, void *), void *ud,
+                            tg_err_t *err);
+/* Events with ts_us in [from_us, to_us) of tenant, by ts_us then id; or of every tenant
+ * (tenant NULL), by id (time order for the gateway's own events, whose ids are
+ * time-ordered). Each read whole into an event (the export), streamed: nothing sorted. */
+int tg_store_event_range(tg_store_t *s, const char *tenant, int64_t from_us, int64_t to_us,
+                         int (*cb)(const tg_event_t *, void *), void *ud, tg_err_t *err);
 
 /* ---- dashboard (read only) -------------------------------------------------------- */
 
@@ -205,5 +290,62 @@ int tg_store_dash_series(tg_store_t *s, const char *tenant, int64_t from_us, int
 int tg_store_dash_rejections(tg_store_t *s, const char *tenant, int limit,
                              int (*cb)(const tg_dash_rejection_t *, void *), void *ud,
                              tg_err_t *err);
+
+/* ---- read-only SQL, backup and archive ------------------------------------------- */
+
+/* One value of a query's row. text/blob point into the backend's row, valid during the
+ * callback; text is NUL-terminated (len excludes the NUL). */
+typedef enum { TG_SQL_NULL, TG_SQL_INT, TG_SQL_REAL, TG_SQL_TEXT, TG_SQL_BLOB } tg_sql_type_t;
+typedef struct tg_sql_value {
+    tg_sql_type_t type;
+    int64_t i;     /* TG_SQL_INT */
+    double r;      /* TG_SQL_REAL */
+    const char *s; /* TG_SQL_TEXT, TG_SQL_BLOB */
+    size_t len;    /* bytes of s */
+} tg_sql_value_t;
+
+/* Where a query's result goes: columns once (before any row, also when there is none),
+ * then each row. A nonzero return stops the query and is returned as is. */
+typedef struct tg_sql_sink {
+    int (*columns)(const char *const *names, size_t n, void *ud);
+    int (*row)(const tg_sql_value_t *vals, size_t n, void *ud);
+    void *ud;
+} tg_sql_sink_t;
+
+/* Runs one read-only SQL statement, rows streamed to sink as they are stepped (nothing is
+ * buffered). params[0..nparams) are bound as text to ?1..?N (NULL binds NULL). Refused
+ * (TG_STORE_REFUSED, nothing run, err says why) when sql is not exactly one statement
+ * (trailing ';', spaces and comments are fine), does not compile, or could write
+ * (sqlite3_stmt_readonly(), and the read-only handle's authorizer). On any handle, so
+ * the archive reads events through it too. */
+int tg_store_query(tg_store_t *s, const char *sql, const char *const *params, size_t nparams,
+                   const tg_sql_sink_t *sink, tg_err_t *err);
+
+/* An online, consistent copy of the store into the new file dest_path (which must not
+ * exist): one read snapshot held from the first page to the last, copied `pages` pages
+ * per step with a pause between steps, so the gateway's writer is never blocked (WAL:
+ * readers do not block the writer) and the copy's I/O is spread out. *npages (may be
+ * NULL) is the number of pages copied. The copy is then checked with PRAGMA
+ * integrity_check; on any failure dest_path is removed. */
+int tg_store_backup(tg_store_t *s, const char *dest_path, int pages, int64_t *npages,
+                    tg_err_t *err);
+
+/* Deletes the usage_events rows of ids[0..n) that are also older than before_us (a row
+ * with a newer ts is left: it was not what the caller exported), in transactions of a
+ * few thousand rows so the writer is never held long. usage_daily is not touched.
+ * *deleted: rows deleted. On a failure the transactions already committed stay. */
+int tg_store_events_delete(tg_store_t *s, const int64_t *ids, size_t n, int64_t before_us,
+                           int64_t *deleted, tg_err_t *err);
+
+/* Replaces the store at url with the database file src_path, which must be a tollgate
+ * store: it passes PRAGMA integrity_check and its schema_migrations version is one this
+ * build knows (1 up to the latest). The store's current content, when it has any, is
+ * first copied to a new file, the store's path + ".bak" (refused when that exists), whose
+ * name goes into bak (bak_cap bytes; "" when nothing was kept). The copy into the store is
+ * one transaction: a failure leaves the store as it was. For a stopped gateway only: the
+ * caller checks that none runs (a running gateway's connection would keep its cached
+ * pages). The next open applies the migrations src_path lacks. */
+int tg_store_restore(const char *url, const char *src_path, char *bak, size_t bak_cap,
+                     tg_err_t *err);
 
 #endif

@@ -70,6 +70,10 @@ typedef struct tg_event {
     char client_ip[48];
     char request_id[64];
     char upstream[128]; /* the target URL the request went to */
+    /* Where the event came from: "" (stored as 'gateway') for traffic tollgate proxied;
+     * "cloudfront", "apigw", "clf", "accesslog" for records of an access log brought in by
+     * `tollgate ingest` (src/ingest/). */
+    char source[16];
 } tg_event_t;
 
 /* The reason of an aggregate event: the refusals without a valid key from one client

@@ -51,6 +51,9 @@ describe('cli', () => {
       [['tenant', 'add', 'acme'], 1, /already exists/],
       [['tenant', 'show', 'nope'], 1, /nope/],
       [['tenant', 'add', 'bad id!'], 2, /tenant id/i],
+      // a path segment in the dashboard's (and an API's) URLs: "." and ".." would be resolved away
+      [['tenant', 'add', '.'], 2, /invalid tenant id "\.": .*not \. or \.\./],
+      [['tenant', 'add', '..'], 2, /invalid tenant id "\.\.": .*not \. or \.\./],
       [['tenant', 'add', 'x', '--nmae', 'y'], 2, /unknown option --nmae/],
       [['tenant', 'frobnicate'], 2, /frobnicate/],
       [['frobnicate'], 2, /unknown command/],

@@ -8,7 +8,10 @@
 //   - a webhook that accepts and never answers does not hold up requests through the proxy,
 //     and its delivery stays pending with a timeout as its error;
 //   - an exec program that never exits is killed at its timeout with what it started (its
-//     process group), so no grandchild is left behind.
+//     process group), so no grandchild is left behind;
+//   - a webhook that never answers, with a long timeout, holds up only its own deliveries:
+//     another notifier gets each notice at once meanwhile (each notifier has its own thread;
+//     with one sender thread it waited for the whole timeout).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -167,5 +170,42 @@ describe('notifications: hostile receivers and programs', () => {
     await waitFor(async () => (await delivery(gw, 'stuck-4')).attempts >= 1, { timeoutMs: 5000, message: 'a timed-out try' });
     assert.match((await delivery(gw, 'stuck-4')).error, /timed out/);
     await waitFor(() => !alive(pid) && !alive(child), { timeoutMs: 3000, message: `program ${pid} and its child ${child} gone` });
+  });
+});
+
+describe('notifications: a receiver that never answers holds up only itself', () => {
+  let gw, hang, fast;
+  before(async () => {
+    hang = await startServer(() => {}); // reads the request, never answers
+    fast = await startServer((req, res) => res.writeHead(204).end());
+    gw = await startGateway({
+      upstreams: [{ name: 'none', targets: ['http://127.0.0.1:9'] }],
+      routes: [{ name: 'r', path_prefix: '/', upstream: 'none' }],
+      env: { HOOK_SECRET: SECRET },
+      extra: {
+        notify: [
+          // first in the config and in the outbox: the one a single sender would try first
+          { name: 'hang', type: 'webhook', url: hang.url, secret: '${HOOK_SECRET}', timeout: '30s' },
+          { name: 'fast', type: 'webhook', url: fast.url, secret: '${HOOK_SECRET}', timeout: '2s' },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await hang?.close();
+    await fast?.close();
+  });
+
+  test('while one send hangs for its 30 s timeout, the other notifier gets every notice', async () => {
+    await insertNotice(gw, 'iso/hang/1', 'hang');
+    await waitFor(() => hang.ids.length >= 1, { timeoutMs: 5000, message: 'the hanging receiver reached' });
+    for (let i = 1; i <= 3; i++) {
+      const id = `iso/fast/${i}`;
+      await insertNotice(gw, id, 'fast');
+      await waitFor(() => fast.ids.includes(id), { timeoutMs: 5000, message: `${id} at the other receiver` });
+    }
+    const d = await delivery(gw, 'iso/hang/1');
+    assert.deepEqual([d.status, d.attempts], ['pending', 0], 'the hanging send is still in progress');
   });
 });

@@ -56,12 +56,32 @@ static void test_hash_known_vector(void **state)
     assert_false(tg_apikey_hash_eq(got, other));
 }
 
+/* An imported secret (any printable form): a fresh id, its first 8 characters (all of a
+ * shorter one) as prefix, and the same hash the gateway computes for it. */
+static void test_import(void **state)
+{
+    (void)state;
+    const char *secret = "sk_live_Abc/123+x y";
+    char id[TG_APIKEY_ID_MAX], id2[TG_APIKEY_ID_MAX], prefix[TG_APIKEY_PREFIX_LEN + 1];
+    unsigned char sha[32], want[32];
+    assert_int_equal(tg_apikey_import(secret, strlen(secret), id, prefix, sha), 0);
+    assert_int_equal(strlen(id), 20);
+    assert_memory_equal(id, "key_", 4);
+    assert_string_equal(prefix, "sk_live_");
+    tg_apikey_hash(secret, strlen(secret), want);
+    assert_memory_equal(sha, want, 32);
+    assert_int_equal(tg_apikey_import("abc", 3, id2, prefix, sha), 0);
+    assert_string_equal(prefix, "abc");
+    assert_string_not_equal(id, id2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generate_shape),
         cmocka_unit_test(test_generate_unique),
         cmocka_unit_test(test_hash_known_vector),
+        cmocka_unit_test(test_import),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

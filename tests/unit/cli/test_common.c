@@ -27,6 +27,28 @@ static char *capture(const tg_cli_rows_t *t, tg_cli_format_t fmt)
 }
 
 /* Text cells, none as "-" in the table and an empty CSV field; CSV quoting. */
+/* Counts up to max, INT64_MAX included, refused past it without overflowing on the way. */
+static void test_parse_count(void **state)
+{
+    (void)state;
+    int64_t v;
+    assert_int_equal(tg_cli_parse_count("5", 5, &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(tg_cli_parse_count("6", 5, &v), -1);
+    assert_int_equal(tg_cli_parse_count("7", 5, &v), -1);
+    assert_int_equal(tg_cli_parse_count("0", 0, &v), 0);
+    assert_int_equal(tg_cli_parse_count("1", 0, &v), -1);
+    assert_int_equal(tg_cli_parse_count("9223372036854775807", INT64_MAX, &v), 0);
+    assert_int_equal(v, INT64_MAX);
+    assert_int_equal(tg_cli_parse_count("9223372036854775808", INT64_MAX, &v), -1);
+    assert_int_equal(tg_cli_parse_count("99999999999999999999", INT64_MAX, &v), -1);
+    assert_int_equal(tg_cli_parse_count("999999999999999999", 1000000000000000000LL, &v), 0);
+    assert_int_equal(tg_cli_parse_count("9999999999999999999", 1000000000000000000LL, &v), -1);
+    assert_int_equal(tg_cli_parse_count("", 10, &v), -1);
+    assert_int_equal(tg_cli_parse_count("1a", 10, &v), -1);
+    assert_int_equal(tg_cli_parse_count("-1", 10, &v), -1);
+}
+
 static void test_rows_text(void **state)
 {
     (void)state;
@@ -232,9 +254,9 @@ static void test_push(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows_text), cmocka_unit_test(test_rows_types),
-        cmocka_unit_test(test_take_flag), cmocka_unit_test(test_format_and_usd),
-        cmocka_unit_test(test_push),
+        cmocka_unit_test(test_parse_count),    cmocka_unit_test(test_rows_text),
+        cmocka_unit_test(test_rows_types),     cmocka_unit_test(test_take_flag),
+        cmocka_unit_test(test_format_and_usd), cmocka_unit_test(test_push),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -141,30 +141,81 @@ static void test_claim_lease(void **state)
     assert_int_equal(tg_store_outbox_add(f->s, &a, two, 1, WALL + 2 * SEC, NULL, &err), 0);
     assert_int_equal(tg_store_outbox_add(f->s, &b, two, 1, WALL, NULL, &err), 0);
     seen_t s = {0};
-    assert_int_equal(tg_store_outbox_claim(f->s, WALL + SEC, WALL + 30 * SEC, 8, collect, &s, &err),
-                     0);
+    assert_int_equal(
+        tg_store_outbox_claim(f->s, WALL + SEC, WALL + 30 * SEC, 8, NULL, collect, &s, &err), 0);
     assert_int_equal(s.n, 1); /* a is not due yet */
     assert_string_equal(s.v[0].notice.id, "b");
     assert_int_equal(s.v[0].next_us, WALL + 30 * SEC);
     memset(&s, 0, sizeof s);
     assert_int_equal(
-        tg_store_outbox_claim(f->s, WALL + 3 * SEC, WALL + 33 * SEC, 8, collect, &s, &err), 0);
+        tg_store_outbox_claim(f->s, WALL + 3 * SEC, WALL + 33 * SEC, 8, NULL, collect, &s, &err),
+        0);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.v[0].notice.id, "a");
     memset(&s, 0, sizeof s);
     assert_int_equal(
-        tg_store_outbox_claim(f->s, WALL + 29 * SEC, WALL + 60 * SEC, 8, collect, &s, &err), 0);
+        tg_store_outbox_claim(f->s, WALL + 29 * SEC, WALL + 60 * SEC, 8, NULL, collect, &s, &err),
+        0);
     assert_int_equal(s.n, 0);
     int64_t next = 0;
     int found = 0;
-    assert_int_equal(tg_store_outbox_next(f->s, &next, &found, &err), 0);
+    assert_int_equal(tg_store_outbox_next(f->s, NULL, &next, &found, &err), 0);
     assert_int_equal(found, 1);
     assert_int_equal(next, WALL + 30 * SEC);
     memset(&s, 0, sizeof s);
     assert_int_equal(
-        tg_store_outbox_claim(f->s, WALL + 40 * SEC, WALL + 70 * SEC, 1, collect, &s, &err), 0);
+        tg_store_outbox_claim(f->s, WALL + 40 * SEC, WALL + 70 * SEC, 1, NULL, collect, &s, &err),
+        0);
     assert_int_equal(s.n, 1); /* max 1: the earliest lease first */
     assert_string_equal(s.v[0].notice.id, "b");
+}
+
+static int collect_name(const char *name, void *ud)
+{
+    char *out = ud;
+    strcat(out, name);
+    strcat(out, ",");
+    return 0;
+}
+
+/* Each notifier's sending thread claims and waits for its own deliveries only; the names
+ * with pending deliveries are listed once each (the sender's supervisor finds those gone
+ * from the config with it). */
+static void test_claim_per_notifier(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    tg_notice_t a = notice("a"), b = notice("b");
+    assert_int_equal(tg_store_outbox_add(f->s, &a, two, 2, WALL, NULL, &err), 0);
+    assert_int_equal(tg_store_outbox_add(f->s, &b, two, 1, WALL + 5 * SEC, NULL, &err), 0);
+    char names[64] = "";
+    assert_int_equal(tg_store_outbox_notifiers(f->s, collect_name, names, &err), 0);
+    assert_string_equal(names, "am,hook,");
+    int64_t next = 0;
+    int found = 0;
+    assert_int_equal(tg_store_outbox_next(f->s, two[1], &next, &found, &err), 0);
+    assert_int_equal(found, 1);
+    assert_int_equal(next, WALL);
+    seen_t s = {0};
+    assert_int_equal(
+        tg_store_outbox_claim(f->s, WALL + 9 * SEC, WALL + 30 * SEC, 8, two[1], collect, &s, &err),
+        0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.v[0].notifier, two[1]);
+    assert_string_equal(s.v[0].notice.id, "a");
+    assert_int_equal(tg_store_outbox_next(f->s, two[1], &next, &found, &err), 0);
+    assert_int_equal(next, WALL + 30 * SEC); /* its lease */
+    assert_int_equal(tg_store_outbox_next(f->s, two[0], &next, &found, &err), 0);
+    assert_int_equal(next, WALL); /* the other's, untouched */
+    assert_int_equal(tg_store_outbox_next(f->s, "nobody", &next, &found, &err), 0);
+    assert_int_equal(found, 0);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(
+        tg_store_outbox_claim(f->s, WALL + 9 * SEC, WALL + 30 * SEC, 8, two[0], collect, &s, &err),
+        0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.v[0].notifier, two[0]);
+    assert_string_equal(s.v[1].notifier, two[0]);
 }
 
 /* Outcomes: delivered and failed rows are never claimed again; a retry keeps the row
@@ -197,10 +248,12 @@ static void test_set_defer_purge(void **state)
     /* The notifier "hook" is down until +20 s: b (due +4 s) and c (due +5 s) wait. */
     assert_int_equal(tg_store_outbox_defer(f->s, "hook", WALL + 20 * SEC, WALL + 2 * SEC, &err), 0);
     assert_int_equal(
-        tg_store_outbox_claim(f->s, WALL + 19 * SEC, WALL + 50 * SEC, 8, collect, &s, &err), 0);
+        tg_store_outbox_claim(f->s, WALL + 19 * SEC, WALL + 50 * SEC, 8, NULL, collect, &s, &err),
+        0);
     assert_int_equal(s.n, 0);
     assert_int_equal(
-        tg_store_outbox_claim(f->s, WALL + 20 * SEC, WALL + 50 * SEC, 8, collect, &s, &err), 0);
+        tg_store_outbox_claim(f->s, WALL + 20 * SEC, WALL + 50 * SEC, 8, NULL, collect, &s, &err),
+        0);
     assert_int_equal(s.n, 2);
     assert_string_equal(s.v[0].notice.id, "b");
     assert_int_equal(s.v[0].attempts, 3);
@@ -223,7 +276,7 @@ static void test_survives_reopen(void **state)
     tg_store_close(f->s);
     assert_int_equal(tg_store_open(f->url, &f->s, &err), 0);
     seen_t s = {0};
-    assert_int_equal(tg_store_outbox_claim(f->s, WALL, WALL + SEC, 8, collect, &s, &err), 0);
+    assert_int_equal(tg_store_outbox_claim(f->s, WALL, WALL + SEC, 8, NULL, collect, &s, &err), 0);
     assert_int_equal(s.n, 2);
 }
 
@@ -232,6 +285,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_add_and_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_per_notifier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_defer_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
     };
