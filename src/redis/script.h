@@ -72,7 +72,9 @@ enum { TG_REDIS_HELD = 1, TG_REDIS_LOCAL = 2 };
 
 /* The GCRA parameters of a rule in microseconds (policy/ratelimit.h's, from nanoseconds):
  * emission interval t = ceil(period / limit) (the period itself for a limit of 0), tolerance
- * tau = t x (burst - 1). */
+ * tau = t x (burst - 1). Microseconds because Lua's numbers are doubles: microseconds since
+ * 1970 are exact in one, nanoseconds are not. Rounding t up keeps a limit from being
+ * exceeded; a rule of more than ~600,000 per minute is held up to 1 us per unit tighter. */
 void tg_redis_gcra(const tg_limit_rule_t *r, int64_t *t_us, int64_t *tau_us);
 
 /* EVALSHA sha of an admission of plan for tenant in month: request id, the reservations'
