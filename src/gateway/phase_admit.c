@@ -80,6 +80,9 @@ static void on_shared(void *ud, const tg_admission_t *a, int64_t spend)
     } else {
         r->shared = TG_SHARED_UNANSWERED;
     }
+    /* The connection answered it meanwhile (a body over server.max_body, a malformed
+     * message): no phase runs now; what Redis admitted is given back at its SETTLE. */
+    if (r->resp_done) return;
     tg_req_run(r, tg_mono_us());
 }
 
