@@ -68,22 +68,28 @@ static tg_redis_hold_t *hold_of(tg_req_ctx_t *cx)
 }
 
 /* The reply (or its absence) of a shared admission: the phases go on from ADMIT. */
-static void on_shared(void *ud, const tg_admission_t *a, int64_t spend)
+static void on_shared(void *ud, const tg_admission_t *a, int64_t spend, const tg_admit_plan_t *plan,
+                      const int64_t *ahead_us, size_t nahead)
 {
     tg_req_t *r = ud;
+    int64_t now_us = tg_mono_us();
     r->ticket = NULL;
     if (a) {
         r->adm = *a;
         r->shared = TG_SHARED_DECIDED;
         r->held = a->verdict == TG_ADMIT_OK;
         if (spend >= 0) tg_policy_observe_spend(r->cx->policy, r->ev.tenant, spend, r->ev.ts_us);
+        /* The shared counters as Redis left them, for this process's view of the tenant's
+         * use (quota alarm, /metrics) and for a fallback that starts from them. */
+        if (plan && nahead == plan->n)
+            tg_policy_mirror(r->cx->policy, r->ev.tenant, plan, ahead_us, (uint64_t)now_us * 1000);
     } else {
         r->shared = TG_SHARED_UNANSWERED;
     }
     /* The connection answered it meanwhile (a body over server.max_body, a malformed
      * message): no phase runs now; what Redis admitted is given back at its SETTLE. */
     if (r->resp_done) return;
-    tg_req_run(r, tg_mono_us());
+    tg_req_run(r, now_us);
 }
 
 /* Redis cannot answer: limits.on_backend_down. An admission made here is journaled (its

@@ -408,13 +408,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         unqueue(rc, t);
         arm_deadline(rc);
         tg_admission_t a;
-        int64_t spend = -1;
-        if (ok && tg_redis_admit_reply(v, n, t->plan, &a, &spend) != 0) {
+        int64_t spend = -1, ahead[TG_PLAN_MAX_RULES];
+        int nahead = ok ? tg_redis_admit_reply(v, n, t->plan, &a, &spend, ahead) : 0;
+        if (nahead < 0) {
             TG_WARN("limits: redis admission (worker %d): a reply of the wrong shape", rc->worker);
             ok = 0;
+            nahead = 0;
         }
         if (ok) rc->timeouts = 0;
-        t->cb(t->ud, ok ? &a : NULL, spend);
+        t->cb(t->ud, ok ? &a : NULL, spend, t->plan, ahead, (size_t)nahead);
     } else if (ok && v[0] == TG_REDIS_OK) {
         undo(rc, t); /* timed out or cancelled, and admitted after all */
     }
@@ -431,7 +433,7 @@ static void on_deadline(uv_timer_t *h)
         unqueue(rc, t);
         expired++;
         atomic_fetch_add_explicit(&rc->stats->timeouts, 1, memory_order_relaxed);
-        t->cb(t->ud, NULL, -1); /* the ticket stays with hiredis until its reply */
+        t->cb(t->ud, NULL, -1, NULL, NULL, 0); /* the ticket stays with hiredis until its reply */
     }
     rc->timeouts += expired;
     if (rc->timeouts >= TIMEOUTS_DOWN && rc->up && rc->ac) {

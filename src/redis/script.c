@@ -313,7 +313,7 @@ static uint64_t ceil_s(long long us)
 }
 
 int tg_redis_admit_reply(const long long *v, size_t n, const tg_admit_plan_t *plan,
-                         tg_admission_t *a, int64_t *spend)
+                         tg_admission_t *a, int64_t *spend, int64_t *ahead_us)
 {
     memset(a, 0, sizeof *a);
     *spend = -1;
@@ -338,6 +338,9 @@ int tg_redis_admit_reply(const long long *v, size_t n, const tg_admit_plan_t *pl
     }
     if ((verdict != TG_REDIS_OK && verdict != TG_REDIS_RATE) || n != 4 + 2 * plan->n) return -1;
     if (verdict == TG_REDIS_RATE && (v[1] < 1 || (size_t)v[1] > plan->n)) return -1;
+    if (ahead_us)
+        for (size_t i = 0; i < plan->n; i++)
+            ahead_us[i] = v[5 + 2 * i];
     /* The headers describe the request-rate rule closest to refusing, or the rule that
      * refused (as tg_policy_admit). */
     size_t w = verdict == TG_REDIS_RATE ? (size_t)v[1] - 1 : 0;
@@ -373,5 +376,5 @@ int tg_redis_admit_reply(const long long *v, size_t n, const tg_admit_plan_t *pl
                          (unsigned long long)a->limit, (unsigned long long)a->window_s);
         }
     }
-    return 0;
+    return (int)plan->n;
 }

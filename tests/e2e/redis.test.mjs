@@ -208,6 +208,12 @@ describe('limits shared through Redis, three gateways', () => {
     console.log(`rate: sent ${sent}, answered ${res.length} (200: ${ok}, 429: ${limited.length}), recorded ${ev.length - 3}`);
     assert.equal(ev.filter((e) => e.reason === 'rate_limited').length, sent - 10);
     for (const gw of gws) assert.equal(await metric(gw, 'tollgate_limits_backend_fallbacks_total'), 0);
+    // Every gateway sees the shared use (the quota alarm's input): the minute is used up.
+    for (const gw of gws) {
+      const text = (await request(`${gw.adminUrl}/metrics`, { headers: gw.adminHeaders })).text;
+      const u = Number(/^tollgate_limit_utilisation\{tenant="rl"\} (\S+)$/m.exec(text)?.[1]);
+      assert.ok(u > 0.8 && u <= 1.05, `utilisation ${u} on ${gw.url}`);
+    }
   });
 
   test('a request body that arrives while admission waits for Redis reaches the upstream whole', async () => {

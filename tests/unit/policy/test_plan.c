@@ -203,6 +203,33 @@ static void test_observe_spend(void **state)
     tg_policy_free(p);
 }
 
+/* A shared limiter's answer copied here: the tenant's utilisation follows it, and the local
+ * fallback starts from it. */
+static void test_mirror(void **state)
+{
+    (void)state;
+    limit("acme", "tenant", "", 10, 60);
+    tg_policy_t *p = fresh();
+    tg_ip_t ip = any_ip();
+    tg_admit_in_t in = {.tenant = "acme", .client = &ip, .wall_us = WALL};
+    tg_admit_plan_t plan;
+    tg_admission_t a;
+    assert_int_equal(tg_policy_plan(p, &in, &plan, &a), 0);
+    uint64_t now = 1000 * S;
+    assert_true(tg_policy_tenant_utilisation(p, "acme", now) < 0.01);
+    int64_t ahead[1] = {60000000}; /* the whole minute used */
+    tg_policy_mirror(p, "acme", &plan, ahead, now);
+    double u = tg_policy_tenant_utilisation(p, "acme", now);
+    assert_true(u > 0.99 && u < 1.01);
+    in.share = 3; /* down now: the local share starts from the shared state */
+    tg_policy_admit(p, &in, now, &a);
+    assert_int_equal(a.verdict, TG_ADMIT_RATE);
+    ahead[0] = 0; /* idle again */
+    tg_policy_mirror(p, "acme", &plan, ahead, now);
+    assert_true(tg_policy_tenant_utilisation(p, "acme", now) < 0.01);
+    tg_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +237,7 @@ int main(void)
         cmocka_unit_test_setup(test_plan_decides_pauses_here, setup),
         cmocka_unit_test_setup(test_share_divides, setup),
         cmocka_unit_test_setup(test_observe_spend, setup),
+        cmocka_unit_test_setup(test_mirror, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
