@@ -2,7 +2,7 @@
 # needs no edit here. `make` builds build/tollgate; `make check` runs everything.
 
 CC      ?= cc
-PKGS    := libuv libcurl sqlite3 libssl libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd
+PKGS    := libuv libcurl sqlite3 libssl libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd hiredis
 # The mock upstream and the unit tests also compress answers with brotli, as the
 # providers' edges do; the gateway itself only decodes.
 ENC_PKGS := libbrotlienc
@@ -126,7 +126,8 @@ E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/ai.test.mjs tests/e2e/mcp.test.
             tests/e2e/compress-attack.test.mjs tests/e2e/hostile-2.test.mjs tests/e2e/bypass-attack.test.mjs \
             tests/e2e/attack-3.test.mjs tests/e2e/tls.test.mjs tests/e2e/tls-attack.test.mjs \
             tests/e2e/notify.test.mjs tests/e2e/notify-attack.test.mjs tests/e2e/dashboard.test.mjs \
-            tests/e2e/dashboard-attack.test.mjs tests/e2e/query.test.mjs
+            tests/e2e/dashboard-attack.test.mjs tests/e2e/query.test.mjs \
+            tests/e2e/query-attack.test.mjs
 
 e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TOLLGATE_BIN=$(B)/tollgate-asan \

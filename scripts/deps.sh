@@ -9,15 +9,18 @@ set -euo pipefail
 # on /metrics (`promtool check metrics`), and the server the metrics e2e test scrapes with;
 # prometheus-alertmanager is the Alertmanager tests/e2e/notify.test.mjs starts on its own port
 # (the package's system service is never used).
+# libhiredis-dev is the Redis client of the shared limiter (limits.backend: redis://, with its
+# libuv adapter); redis-server is the private Redis tests/e2e/redis.test.mjs starts on its own
+# port and directory (the package's system service is never used).
 # node-llhttp ships llhttp's C sources (/usr/share/llhttp), which the Makefile compiles: the
 # HTTP/1.1 parser of the gateway, its upstream client and the admin listener.
 PKGS=(
   build-essential pkg-config clang-format clang libclang-rt-14-dev llvm-14
   libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libssl-dev
   libyaml-dev libjansson-dev libyajl-dev libcmocka-dev
-  zlib1g-dev libbrotli-dev libzstd-dev
+  zlib1g-dev libbrotli-dev libzstd-dev libhiredis-dev
   curl sqlite3 openssl faketime prometheus prometheus-alertmanager
-  node-llhttp
+  node-llhttp redis-server
 )
 # chromium: the headless browser tests/e2e/dashboard.test.mjs drives over CDP (puppeteer-core).
 PKGS+=(chromium)

@@ -47,6 +47,7 @@ static void sha_hex(EVP_MD_CTX *md, char out[65])
 /* ---- writing ---- */
 
 typedef struct writer {
+    const char *path; /* the file written, for its errors */
     FILE *f;
     ZSTD_CCtx *z;
     void *zout;
@@ -70,7 +71,7 @@ static int zwrite(writer_t *w, const void *p, size_t n, int end)
         if (ZSTD_isError(left))
             return tg_err_set(w->err, "archive: zstd: %s", ZSTD_getErrorName(left));
         if (out.pos && fwrite(w->zout, 1, out.pos, w->f) != out.pos)
-            return tg_err_set(w->err, "archive: write: %s", strerror(errno));
+            return tg_err_set(w->err, "%s: %s", w->path, strerror(errno));
         if (end ? left == 0 : in.pos == in.size) return 0;
     }
 }
@@ -146,8 +147,14 @@ static int write_file(tg_store_t *s, int64_t before_us, const char *tmp, int64_t
                       char sha[65], tg_err_t *err)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) /* a run that is going on, or one killed midway */
+        return tg_err_set(err,
+                          "%s: already exists: left by an archive that did not finish (or one "
+                          "running now); nothing was purged for it: remove it and run again",
+                          tmp);
     if (fd < 0) return tg_err_set(err, "%s: %s", tmp, strerror(errno));
-    writer_t w = {.f = fdopen(fd, "wb"),
+    writer_t w = {.path = tmp,
+                  .f = fdopen(fd, "wb"),
                   .z = ZSTD_createCCtx(),
                   .zout_cap = ZSTD_CStreamOutSize(),
                   .md = EVP_MD_CTX_new(),
@@ -350,6 +357,7 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
     unsigned char *in = malloc(in_cap), *out = malloc(out_cap);
     int rc = -1;
     size_t last = 1; /* ZSTD_decompressStream's hint: 0 once a frame is complete */
+    size_t fed = 0;  /* bytes given to the parser */
     if (!r.md || !z || !h || !in || !out || !EVP_DigestInit_ex(r.md, EVP_sha256(), NULL)) {
         tg_err_set(err, "archive: out of memory");
         goto done;
@@ -365,6 +373,7 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
                 tg_err_set(err, "%s: zstd: %s", path, ZSTD_getErrorName(last));
                 goto done;
             }
+            fed += ob.pos;
             if (ob.pos && yajl_parse(h, out, ob.pos) != yajl_status_ok) {
                 parse_error(h, &r, path, err);
                 goto done;
@@ -379,7 +388,8 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
         tg_err_set(err, "%s: truncated (the zstd frame is incomplete)", path);
         goto done;
     }
-    if (yajl_complete_parse(h) != yajl_status_ok || r.depth != 0) {
+    /* No text at all is an archive of no events (yajl calls it a premature EOF). */
+    if (fed > 0 && (yajl_complete_parse(h) != yajl_status_ok || r.depth != 0)) {
         if (r.depth != 0 && !r.why[0]) snprintf(r.why, sizeof r.why, "cut short");
         parse_error(h, &r, path, err);
         goto done;
@@ -404,6 +414,25 @@ done:
 }
 
 /* ---- the whole run ---- */
+
+/* Syncs the directory holding path, so its new name survives a power cut: the file's
+ * bytes were synced before the link, its name is the directory's. */
+static int sync_dir(const char *path, tg_err_t *err)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if ((size_t)(slash - path) >= sizeof dir)
+        return tg_err_set(err, "%s: path too long", path);
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return tg_err_set(err, "%s: %s", dir, strerror(errno));
+    int rc = fsync(fd) == 0 ? 0 : tg_err_set(err, "%s: sync: %s", dir, strerror(errno));
+    close(fd);
+    return rc;
+}
 
 int tg_archive_run(tg_store_t *s, int64_t before_us, const char *out_path, tg_archive_stats_t *st,
                    tg_err_t *err)
@@ -439,6 +468,9 @@ int tg_archive_run(tg_store_t *s, int64_t before_us, const char *out_path, tg_ar
                                         : strerror(errno));
     unlink(tmp);
     free(tmp);
+    /* Before the purge: once events are deleted, FILE must be found after a power cut too
+     * (a file system such as btrfs persists an fsync'd file's bytes, not its new name). */
+    if (rc == 0 && (rc = sync_dir(out_path, err)) != 0) unlink(out_path);
     if (rc != 0) {
         free(ids);
         return rc;

@@ -49,32 +49,35 @@ int tg_bill_estimate(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const t
     return 0;
 }
 
-int tg_bill_admit(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
-                  const tg_ip_t *client, uint64_t now_ns, tg_admission_t *adm, tg_bill_refusal_t *r)
+/* The two halves of tg_bill_admit, inlined there (the in-memory path, every request) and
+ * exported for a shared limiter's admission (gateway/phase_admit.c). */
+static inline int admit_in(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
+                           const tg_ip_t *client, tg_admit_in_t *in, tg_bill_refusal_t *r)
 {
-    *r = (tg_bill_refusal_t){0};
-    tg_admit_in_t in = {.tenant = ev->tenant,
-                        .route = ask->route,
-                        .key_id = ev->key_id,
-                        .tool = ev->tool,
-                        .model = ev->model,
-                        .client = client,
-                        .wall_us = ev->ts_us};
-    if (tg_bill_estimate(env, ask, ev, &in.est_tokens, &in.est_cost) != 0) {
-        memset(adm, 0, sizeof *adm); /* nothing held */
+    *in = (tg_admit_in_t){.tenant = ev->tenant,
+                          .route = ask->route,
+                          .key_id = ev->key_id,
+                          .tool = ev->tool,
+                          .model = ev->model,
+                          .client = client,
+                          .wall_us = ev->ts_us,
+                          .share = env->share};
+    if (tg_bill_estimate(env, ask, ev, &in->est_tokens, &in->est_cost) != 0) {
         *r = (tg_bill_refusal_t){400, "model_not_priced", "no price is configured for this model",
                                  "model_not_priced"};
         return r->status;
     }
-    tg_policy_admit(env->policy, &in, now_ns, adm);
-    if (adm->verdict == TG_ADMIT_OK && ask->kind == TG_ROUTE_MCP && ask->ntools > 1)
-        /* A batch: every further tools/call counts against its tool's rate rule too. */
-        tg_policy_admit_more_tools(env->policy, adm, ev->tenant, ask->tools + 1, ask->ntools - 1,
-                                   now_ns, ev->ts_us);
+    return 0;
+}
+
+static inline int refusal_of(const tg_admission_t *adm, tg_bill_refusal_t *r)
+{
+    *r = (tg_bill_refusal_t){0};
+    if (adm->verdict == TG_ADMIT_OK) return 0;
     r->message = adm->message;
     r->reason = adm->reason;
     switch (adm->verdict) {
-    case TG_ADMIT_OK: r->message = r->reason = NULL; break;
+    case TG_ADMIT_OK: break;
     case TG_ADMIT_BUDGET: r->status = 402, r->type = "budget_exceeded"; break;
     case TG_ADMIT_PAUSED: r->status = 503, r->type = "paused"; break;
     case TG_ADMIT_IP_DENIED: r->status = 403, r->type = "forbidden"; break;
@@ -82,6 +85,34 @@ int tg_bill_admit(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_e
     case TG_ADMIT_CONCURRENCY: r->status = 429, r->type = "rate_limited"; break;
     }
     return r->status;
+}
+
+int tg_bill_admit_in(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
+                     const tg_ip_t *client, tg_admit_in_t *in, tg_bill_refusal_t *r)
+{
+    *r = (tg_bill_refusal_t){0};
+    return admit_in(env, ask, ev, client, in, r);
+}
+
+int tg_bill_refusal(const tg_admission_t *adm, tg_bill_refusal_t *r)
+{
+    return refusal_of(adm, r);
+}
+
+int tg_bill_admit(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
+                  const tg_ip_t *client, uint64_t now_ns, tg_admission_t *adm, tg_bill_refusal_t *r)
+{
+    tg_admit_in_t in;
+    if (admit_in(env, ask, ev, client, &in, r) != 0) {
+        memset(adm, 0, sizeof *adm); /* nothing held */
+        return r->status;
+    }
+    tg_policy_admit(env->policy, &in, now_ns, adm);
+    if (adm->verdict == TG_ADMIT_OK && ask->kind == TG_ROUTE_MCP && ask->ntools > 1)
+        /* A batch: every further tools/call counts against its tool's rate rule too. */
+        tg_policy_admit_more_tools(env->policy, adm, ev->tenant, ask->tools + 1, ask->ntools - 1,
+                                   now_ns, ev->ts_us);
+    return refusal_of(adm, r);
 }
 
 /* ---- the answer --------------------------------------------------------------------- */

@@ -31,6 +31,8 @@
 typedef struct tg_bill_env {
     tg_policy_t *policy;
     tg_pricebook_t *prices; /* NULL: no prices configured, nothing is priced */
+    uint32_t share;         /* 0: the rules as written; N: this gateway's share of rules
+                               shared by N (tg_admit_in_t.share) */
 } tg_bill_env_t;
 
 /* What admission knows of a request besides its event (tenant, route, key, model, tool,
@@ -89,6 +91,13 @@ int64_t tg_bill_output_bound(int64_t max_output, int64_t choices, int64_t defaul
  * model's, nor "*") while the tenant has a budget: it would be free (400). */
 int tg_bill_estimate(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
                      int64_t *tokens, int64_t *cost);
+
+/* What admission asks the policy (tenant, scopes, the estimate, the wall clock): 0, or the
+ * refusal's status with r filled (an AI call whose model has no price on a budget: 400). */
+int tg_bill_admit_in(const tg_bill_env_t *env, const tg_bill_ask_t *ask, const tg_event_t *ev,
+                     const tg_ip_t *client, tg_admit_in_t *in, tg_bill_refusal_t *r);
+/* The refusal that answers an admission's verdict into r: its status, 0 when admitted. */
+int tg_bill_refusal(const tg_admission_t *adm, tg_bill_refusal_t *r);
 
 /* Admits the request (policy.h: pauses, IP rules, in-flight cap, budget, rate and token
  * limits, then each further tool of a batch). Returns 0 with r->status 0 when admitted (a

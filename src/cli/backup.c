@@ -63,6 +63,20 @@ int tg_cli_backup(int argc, char **argv, const char *config_path)
     tg_config_t *cfg;
     tg_store_t *store;
     if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
+    /* --force renames the copy over FILE: never over the live store, its WAL files or the
+     * spool (a store replaced under a serving gateway cut it off the store, every event
+     * spooled, until it was restarted). An existing FILE is refused without --force. */
+    int own = tg_store_owns_file(cfg->store, file);
+    struct stat spool;
+    if (own || (stat(cfg->recorder.spool, &spool) == 0 && stat(file, &sb) == 0 &&
+                spool.st_dev == sb.st_dev && spool.st_ino == sb.st_ino)) {
+        tg_store_close(store);
+        tg_config_unref(cfg);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "backup: %s is %s: back up to another file", file,
+                             own == TG_STORE_OWN_DB     ? "the store itself"
+                             : own == TG_STORE_OWN_SIDE ? "a file of the store (SQLite's)"
+                                                        : "the recorder's spool");
+    }
     tg_err_t err = {{0}};
     int64_t pages = 0;
     int r = tg_store_backup(store, tmp, BACKUP_PAGES, &pages, &err);

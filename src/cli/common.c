@@ -457,6 +457,31 @@ static void measure(const tg_cli_rows_t *t, int *w)
     }
 }
 
+/* s padded to width w (negative: left-aligned; 0: as is) with every control character
+ * shown as '?': a cell can hold a tenant's text (a model name, a path) and a table goes to
+ * a terminal, where ESC would start a sequence (a window title, colours, worse) and a
+ * newline a line that is not a row. C1 controls too, as UTF-8 (U+0080-U+009F: xterm reads
+ * U+009B as CSI). One byte for one, so the measured widths hold. CSV and JSON keep the
+ * value as it is (JSON escapes it). */
+static void put_cell(FILE *out, const char *s, int w)
+{
+    size_t n = strlen(s);
+    size_t pad = (size_t)(w < 0 ? -w : w) > n ? (size_t)(w < 0 ? -w : w) - n : 0;
+    for (size_t i = 0; w > 0 && i < pad; i++)
+        fputc(' ', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+            fputs("??", out);
+            s++;
+        } else {
+            fputc(c < 0x20 || c == 0x7f ? '?' : c, out);
+        }
+    }
+    for (size_t i = 0; w < 0 && i < pad; i++)
+        fputc(' ', out);
+}
+
 /* With header, the upper-case names first; widths: NULL measures t's rows. */
 static void print_table(const tg_cli_rows_t *t, FILE *out, int header, const int *widths)
 {
@@ -485,12 +510,7 @@ static void print_table(const tg_cli_rows_t *t, FILE *out, int header, const int
         } else {
             s = shown(t, i - t->ncols, 1);
         }
-        if (col->flags & TG_CLI_COL_RIGHT)
-            fprintf(out, "%*s", w[c], s);
-        else if (c == last)
-            fputs(s, out);
-        else
-            fprintf(out, "%-*s", w[c], s);
+        put_cell(out, s, col->flags & TG_CLI_COL_RIGHT ? w[c] : c == last ? 0 : -w[c]);
         fputs(c == last ? "\n" : "  ", out);
     }
 }

@@ -562,6 +562,95 @@ static int get_store(parse_t *p, const yaml_node_t *n, const char *path, char **
     return 0;
 }
 
+/* limits.backend: "memory", or redis://HOST[:PORT][/DB] (HOST a name, an IPv4 literal or
+ * an IPv6 one in brackets). No credentials or TLS yet: a URL with "@" or another scheme is
+ * refused rather than half used. */
+static int get_backend(parse_t *p, const yaml_node_t *n, const char *path, tg_config_t *c)
+{
+    char *v;
+    if (scalar(p, n, path, "a limits backend", &v) < 0) return -1;
+    const char *problem = NULL;
+    const char *h = v + TG_LIT_LEN("redis://"), *hend;
+    if (!strcmp(v, "memory")) {
+        free(v);
+        return 0;
+    }
+    if (strncmp(v, TG_LIT("redis://"))) {
+        problem = "must be memory or redis://HOST[:PORT][/DB] (rediss://, sentinel and cluster "
+                  "seeds are not supported yet)";
+        goto bad;
+    }
+    if (strchr(h, '@')) {
+        problem = "credentials in the URL are not supported yet (use a Redis bound to a "
+                  "private address)";
+        goto bad;
+    }
+    if (*h == '[') {
+        hend = strchr(h, ']');
+        if (!hend || hend == h + 1) {
+            problem = "bad IPv6 host (write redis://[::1]:6379/0)";
+            goto bad;
+        }
+        h++;
+    } else {
+        hend = h + strcspn(h, ":/");
+    }
+    if (hend == h) {
+        problem = "needs a host, e.g. redis://127.0.0.1:6379/0";
+        goto bad;
+    }
+    c->limits.redis_host = strndup(h, (size_t)(hend - h));
+    if (!c->limits.redis_host) {
+        free(v);
+        return oom(p, n, path);
+    }
+    const char *r = *hend == ']' ? hend + 1 : hend;
+    unsigned long long x;
+    const char *end;
+    if (*r == ':') {
+        if (digits(r + 1, &end, &x) != 0 || x == 0 || x > 65535 || (*end && *end != '/')) {
+            problem = "bad port (1..65535)";
+            goto bad;
+        }
+        c->limits.redis_port = (int)x;
+        r = end;
+    }
+    if (*r == '/' && r[1]) {
+        if (digits(r + 1, &end, &x) != 0 || *end || x > 15) {
+            problem = "bad database number (0..15)";
+            goto bad;
+        }
+        c->limits.redis_db = (int)x;
+    } else if (*r && strcmp(r, "/")) {
+        problem = "unexpected text after the host (redis://HOST[:PORT][/DB])";
+        goto bad;
+    }
+    c->limits.redis = 1;
+    free(v);
+    return 0;
+bad:
+    fail(p, n, path, "%s", problem);
+    free(v);
+    return -1;
+}
+
+static int get_on_down(parse_t *p, const yaml_node_t *n, const char *path, tg_limits_down_t *out)
+{
+    char *v;
+    if (scalar(p, n, path, "local, allow or deny", &v) < 0) return -1;
+    int rc = 0;
+    if (!strcmp(v, "local"))
+        *out = TG_LIMITS_DOWN_LOCAL;
+    else if (!strcmp(v, "allow"))
+        *out = TG_LIMITS_DOWN_ALLOW;
+    else if (!strcmp(v, "deny"))
+        *out = TG_LIMITS_DOWN_DENY;
+    else
+        rc = fail(p, n, path, "unknown policy \"%.*s\" (expected local, allow or deny)", 64, v);
+    free(v);
+    return rc;
+}
+
 static int get_level(parse_t *p, const yaml_node_t *n, const char *path, char **out)
 {
     char *v;
@@ -622,6 +711,8 @@ typedef enum {
     V_HEADERS,      /* the tg_upstream_conf_t itself (off 0) */
     V_CIDRS,        /* tg_cidr_list_t */
     V_USD,          /* int64_t micro-USD */
+    V_BACKEND,      /* the tg_config_t itself (off 0): limits.backend */
+    V_ONDOWN,       /* tg_limits_down_t */
     V_SECTION,      /* handled by the caller */
 } vkind_t;
 
@@ -631,7 +722,7 @@ typedef struct field {
     size_t off;
 } field_t;
 
-#define MAX_FIELDS 16
+#define MAX_FIELDS 20
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
 static int set_targets(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u);
@@ -667,6 +758,8 @@ static int set_value(parse_t *p, const yaml_node_t *n, const char *path, vkind_t
     case V_HEADERS: return set_headers(p, n, path, dst);
     case V_CIDRS: return set_cidrs(p, n, path, dst);
     case V_USD: return get_usd(p, n, path, dst);
+    case V_BACKEND: return get_backend(p, n, path, dst);
+    case V_ONDOWN: return get_on_down(p, n, path, dst);
     case V_SECTION: break;
     }
     return 0;
@@ -1838,6 +1931,13 @@ static const field_t metrics_fields[] = {
     {"max_models", V_INT1, offsetof(tg_config_t, metrics.max_models)},
     {"max_tools", V_INT1, offsetof(tg_config_t, metrics.max_tools)},
 };
+static const field_t limits_backend_fields[] = {
+    {"backend", V_BACKEND, 0},
+    {"timeout", V_MS, offsetof(tg_config_t, limits.timeout_ms)},
+    {"reservation_ttl", V_MS, offsetof(tg_config_t, limits.reservation_ttl_ms)},
+    {"on_backend_down", V_ONDOWN, offsetof(tg_config_t, limits.on_down)},
+    {"instances", V_INT1, offsetof(tg_config_t, limits.instances)},
+};
 static int parse_notify(parse_t *p, const yaml_node_t *seq, tg_config_t *c);
 static const field_t notify_retry_fields[] = {
     {"min", V_MS, offsetof(tg_config_t, notify_retry.min_ms)},
@@ -1860,7 +1960,8 @@ enum {
     R_ALARMS_INTERVAL,
     R_ACTIONS,
     R_NOTIFY,
-    R_NOTIFY_RETRY
+    R_NOTIFY_RETRY,
+    R_LIMITS
 };
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},
@@ -1879,6 +1980,7 @@ static const field_t root_fields[] = {
     {"actions", V_SECTION, 0},
     {"notify", V_SECTION, 0},
     {"notify_retry", V_SECTION, 0},
+    {"limits", V_SECTION, 0},
 };
 
 /* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
@@ -1974,6 +2076,8 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         (v[R_AI] && parse_fields(p, v[R_AI], "ai", ai_fields, NFIELDS(ai_fields), c, s) < 0) ||
         (v[R_METRICS] && parse_fields(p, v[R_METRICS], "metrics", metrics_fields,
                                       NFIELDS(metrics_fields), c, s) < 0) ||
+        (v[R_LIMITS] && parse_fields(p, v[R_LIMITS], "limits", limits_backend_fields,
+                                     NFIELDS(limits_backend_fields), c, s) < 0) ||
         parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0 ||
         parse_defaults(p, v[R_DEFAULTS], c) < 0 || parse_prices(p, v[R_PRICES], c) < 0 ||
         parse_alarms(p, v[R_ALARMS], c) < 0 || parse_actions(p, v[R_ACTIONS], c) < 0)
@@ -2012,6 +2116,7 @@ static void config_free(tg_config_t *c)
     free(c->server.admin_token_file);
     OPENSSL_cleanse(c->server.admin_token_sha256, sizeof c->server.admin_token_sha256);
     free(c->store);
+    free(c->limits.redis_host);
     free(c->log.access);
     free(c->log.level);
     free(c->recorder.spool);
@@ -2159,6 +2264,10 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->metrics.max_models = 200;
     c->metrics.max_tools = 200;
     c->alarms_interval_ms = 10000;
+    c->limits.redis_port = 6379;
+    c->limits.timeout_ms = 20;
+    c->limits.reservation_ttl_ms = 300000;
+    c->limits.instances = 1;
     c->notify_retry.min_ms = 1000;
     c->notify_retry.max_ms = 60000;
     c->notify_retry.give_up_ms = 24 * 3600 * 1000L;

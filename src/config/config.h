@@ -128,6 +128,14 @@ typedef struct tg_notifier_conf {
                         them while they fire nor keeps them when tollgate is gone */
 } tg_notifier_conf_t;
 
+/* limits.on_backend_down: what admission does while the shared limiter (Redis) cannot
+ * answer within limits.timeout. */
+typedef enum {
+    TG_LIMITS_DOWN_LOCAL = 0, /* the in-memory limits, rates and caps / limits.instances */
+    TG_LIMITS_DOWN_ALLOW,     /* admit without limits (budgets still reserve locally) */
+    TG_LIMITS_DOWN_DENY,      /* 503 limits_unavailable */
+} tg_limits_down_t;
+
 typedef struct tg_config {
     atomic_int refs;
     char *path; /* the file it came from */
@@ -153,6 +161,21 @@ typedef struct tg_config {
     } server;
     tg_cidr_list_t trusted_proxies; /* server.trusted_proxies: peers whose
                                        X-Forwarded-For is believed */
+    struct {
+        /* limits.backend: "memory" (the default: limiter and budget state in this process)
+         * or redis://HOST[:PORT][/DB] (state shared by every gateway on that Redis). */
+        int redis;                /* 1: the Redis backend below */
+        char *redis_host;         /* a name or an IP literal (IPv6 without brackets) */
+        int redis_port;           /* default 6379 */
+        int redis_db;             /* default 0 */
+        long timeout_ms;          /* limits.timeout: one admission's wait for Redis, default 20 */
+        long reservation_ttl_ms;  /* limits.reservation_ttl: an in-flight slot's and a budget
+                                     reservation's life in Redis, default 5m: what a gateway
+                                     that dies without settling holds is free after it */
+        tg_limits_down_t on_down; /* limits.on_backend_down, default local */
+        int instances;            /* limits.instances: gateways sharing the limits, default 1; the
+                                     local fallback divides rates and caps by it */
+    } limits;
     struct {
         int rps, rpm, rph; /* defaults.limits: at most one >= 0; -1 = unset */
         int burst;         /* 0 = the limit */

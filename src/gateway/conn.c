@@ -942,7 +942,9 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
         c->req.discard = 1;
         return 0;
     }
-    if (!c->req.up && !c->req.hold_body) return 0;   /* answered already; nothing to forward to */
+    /* Answered already, nothing to forward to; but a body that comes while admission waits
+     * for the shared limiter is kept for the upstream. */
+    if (!c->req.up && !c->req.hold_body && c->req.shared != TG_SHARED_WAITING) return 0;
     if (tg_buf_add(&c->body, at, n) != 0) return -1; /* (its max: body_limit) */
     /* (A held body is bounded by body_limit instead: nothing drains it yet.) */
     if (!c->req.hold_body && c->body.len - c->body_off > BODY_HIGH) c->body_paused = 1;
@@ -1476,6 +1478,7 @@ static void on_handle_closed(uv_handle_t *h)
     tg_buf_free(&c->out);
     tg_buf_free(&c->rhead);
     tg_xchg_free(c->cx.xchg);
+    free(c->cx.hold);
     free(c);
 }
 
@@ -1630,6 +1633,7 @@ void tg_conn_accept(tg_worker_t *w)
         .head = &c->head,
         .body = &c->body,
         .scratch = &c->scratch,
+        .shared = w->redis,
     };
     c->req.cx = &c->cx;
     c->next = w->conns;

@@ -18,6 +18,26 @@ void tg_ph_meter(tg_req_t *r, int64_t now_us)
     if (unparsed) atomic_fetch_add_explicit(r->cx->unparsed, 1, memory_order_relaxed);
 }
 
+/* With the shared limiter (limits.backend redis://): a request that ended while Redis decided
+ * its admission has its ticket cancelled (a late "yes" is undone); what it holds in Redis
+ * (its slot and reservation, its cost to the month's spend, its token charges to the actual
+ * count) is settled, with no call at all when it holds only rate counts. Kept out of
+ * tg_ph_settle so the in-memory path pays one test for it. */
+static __attribute__((noinline)) void settle_shared(tg_req_t *r, tg_route_kind_t kind)
+{
+    if (r->ticket) {
+        tg_redis_cancel(r->ticket);
+        r->ticket = NULL;
+    }
+    if (!r->held || !r->cx->hold) return;
+    const tg_redis_hold_t *h = r->cx->hold;
+    tg_redis_adj_t adj[3];
+    size_t n = tg_redis_token_adj(h, tg_bill_tokens(&r->ev, kind), adj);
+    if (h->inflight || h->reserved || n || (h->budget && r->ev.cost_micros > 0))
+        tg_redis_settle(r->cx->shared, h, r->ev.cost_micros, adj, n);
+    r->held = 0;
+}
+
 void tg_ph_settle(tg_req_t *r, int64_t now_us)
 {
     r->phase = TG_PHASE_SETTLE;
@@ -25,9 +45,10 @@ void tg_ph_settle(tg_req_t *r, int64_t now_us)
     tg_bill_answer_from(&a, r->cx->xchg, r->metered, r->drain,
                         r->route ? r->route->kind : TG_ROUTE_HTTP,
                         r->cfg ? r->cfg->max_output_tokens : 0);
-    tg_bill_env_t env = {r->cx->policy, r->cx->prices};
+    tg_bill_env_t env = {r->cx->policy, r->cx->prices, 0};
     tg_bill_settle(&env, &a, &r->adm, &r->ev, (uint64_t)now_us * 1000);
     r->metered = 0; /* the exchange follows no request now */
+    if (r->cx->shared) settle_shared(r, a.kind);
 }
 
 /* The finished request in the worker's metrics: its event, and on an MCP route that

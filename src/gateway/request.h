@@ -70,6 +70,7 @@
 #include "meter/recorder.h"
 #include "observe/metrics.h"
 #include "policy/policy.h"
+#include "redis/client.h"
 #include "types/cidr.h"
 #include "types/event.h"
 #include "util/buf.h"
@@ -196,6 +197,11 @@ typedef struct tg_req_ctx {
     tg_buf_t *scratch;         /* bytes a phase may write for the time of its call */
     tg_xchg_t *xchg;           /* AI/MCP metering state: made by ROUTE on the connection's
                                   first AI/MCP request, reused, freed by the connection */
+    tg_redis_t *shared;        /* the worker's shared limiter (limits.backend redis://), or
+                                  NULL: limits in memory */
+    tg_redis_hold_t *hold;     /* what the current request holds in Redis (valid while its
+                                  r->held): made by ADMIT on the connection's first shared
+                                  admission, reused, freed by the connection */
 } tg_req_ctx_t;
 
 /* ---- the request -------------------------------------------------------------------- */
@@ -251,6 +257,12 @@ struct tg_req {
     int resp_has_cl;
     int chunked_out;
     int no_body_out;
+
+    /* A shared admission (phase_admit.c): WAITING for Redis with ticket out, then DECIDED
+     * (the verdict in adm) or UNANSWERED (limits.on_backend_down decides). */
+    enum { TG_SHARED_NONE = 0, TG_SHARED_WAITING, TG_SHARED_DECIDED, TG_SHARED_UNANSWERED } shared;
+    int held;                  /* cx->hold is this request's: settled by SETTLE */
+    tg_redis_ticket_t *ticket; /* while WAITING; cancelled if the request ends first */
 
     tg_admission_t adm; /* rate-limit headers, the in-flight slot and reservations */
     tg_event_t ev;      /* what is recorded: exactly one per request */

@@ -49,6 +49,8 @@ static void worker_finish(tg_worker_t *w)
     uv_timer_stop(&w->drain_timer);
     tg_proxy_free(w->proxy);
     w->proxy = NULL;
+    tg_redis_free(w->redis);
+    w->redis = NULL;
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->mailbox, NULL);
 }
@@ -102,6 +104,14 @@ static int worker_init(tg_worker_t *w, tg_server_t *srv, int id, int fd, tg_err_
     w->drain_timer.data = w;
     w->proxy = tg_proxy_new(&w->loop);
     if (!w->proxy) return tg_err_set(err, "cannot create the upstream client");
+    const tg_config_t *c = srv->cfg;
+    if (c->limits.redis) {
+        /* (Connected from the worker's loop once it runs; down until then.) */
+        w->redis =
+            tg_redis_new(&w->loop, c->limits.redis_host, c->limits.redis_port, c->limits.redis_db,
+                         c->limits.timeout_ms, c->limits.reservation_ttl_ms, id, &srv->redis_stats);
+        if (!w->redis) return tg_err_set(err, "cannot create the shared limiter's client");
+    }
     w->metrics = tg_metrics_block_new(srv->metrics);
     if (!w->metrics) return tg_err_set(err, "out of memory");
     return 0;
@@ -133,6 +143,23 @@ int tg_server_ready(tg_server_t *srv, json_t *out)
         if (healthy == 0) ready = 0;
     }
     json_object_set_new(out, "upstreams", ups);
+    if (srv->cfg->limits.redis) {
+        /* Redis down is not "not ready" (unless on_backend_down is deny): the gateway goes on
+         * with its fallback, and taking every gateway out of the balancer would turn a
+         * Redis outage into a full one. */
+        tg_redis_stats_t *rs = &srv->redis_stats;
+        int up = atomic_load_explicit(&rs->up, memory_order_relaxed);
+        int all = atomic_load_explicit(&rs->workers, memory_order_relaxed);
+        static const char *const down_names[] = {"local", "allow", "deny"};
+        json_t *lim = json_object();
+        json_object_set_new(lim, "backend", json_string("redis"));
+        json_object_set_new(lim, "status", json_string(up == all && all > 0 ? "up" : "down"));
+        json_object_set_new(lim, "workers_up", json_integer(up));
+        json_object_set_new(lim, "on_backend_down",
+                            json_string(down_names[srv->cfg->limits.on_down]));
+        json_object_set_new(out, "limits", lim);
+        if (up < all && srv->cfg->limits.on_down == TG_LIMITS_DOWN_DENY) ready = 0;
+    }
     json_object_set_new(
         out, "inflight",
         json_integer((json_int_t)atomic_load_explicit(&srv->inflight, memory_order_relaxed)));
@@ -326,6 +353,49 @@ static void alarm_tick(tg_server_t *srv, tg_alarm_runner_t *runner, const tg_con
     free(g.names);
 }
 
+/* The shared limiter (limits.backend redis://): its state and what its clients did. */
+static int shared_limit_metrics(tg_server_t *srv, tg_buf_t *out)
+{
+    tg_redis_stats_t *rs = &srv->redis_stats;
+    int up = atomic_load_explicit(&rs->up, memory_order_relaxed);
+    int all = atomic_load_explicit(&rs->workers, memory_order_relaxed);
+#define LD(f) (long long)atomic_load_explicit(&rs->f, memory_order_relaxed)
+    const struct {
+        const char *name, *type, *help;
+        long long v;
+    } m[] = {
+        {"tollgate_limits_backend_up", "gauge",
+         "1 when every worker's connection to the shared limiter (Redis) is up, else 0 "
+         "(limits.on_backend_down decides meanwhile).",
+         (long long)(up == all && all > 0)},
+        {"tollgate_limits_backend_admissions_total", "counter",
+         "Admissions sent to the shared limiter.", LD(admits)},
+        {"tollgate_limits_backend_timeouts_total", "counter",
+         "Admissions the shared limiter did not answer within limits.timeout.", LD(timeouts)},
+        {"tollgate_limits_backend_fallbacks_total", "counter",
+         "Admissions decided by limits.on_backend_down.", LD(fallbacks)},
+        {"tollgate_limits_backend_undone_total", "counter",
+         "Admissions answered after their request stopped waiting, given back.", LD(undone)},
+        {"tollgate_limits_backend_settles_total", "counter",
+         "Settlements sent to the shared limiter.", LD(settles)},
+        {"tollgate_limits_backend_settle_errors_total", "counter",
+         "Settlements the shared limiter refused or never answered.", LD(settle_errors)},
+        {"tollgate_limits_backend_journaled_total", "counter",
+         "Counts of local admissions kept while the shared limiter was down.", LD(journaled)},
+        {"tollgate_limits_backend_replayed_total", "counter",
+         "Journaled counts sent once the shared limiter was back.", LD(replayed)},
+        {"tollgate_limits_backend_journal_dropped_total", "counter",
+         "Journaled counts lost (journal full, or the gateway stopped while down).",
+         LD(journal_dropped)},
+    };
+#undef LD
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (tg_metrics_family(out, m[i].name, m[i].type, m[i].help) < 0 ||
+            tg_metrics_sample(out, m[i].name, m[i].v) < 0)
+            return -1;
+    return 0;
+}
+
 /* The process families first (their names are older than the per-tenant ones and kept
  * as they were), then the workers' counters summed (observe/metrics.h). */
 char *tg_server_metrics(tg_server_t *srv)
@@ -375,6 +445,7 @@ char *tg_server_metrics(tg_server_t *srv)
         }
     }
     if (process_metrics(srv, &st, now, &out) < 0) goto oom;
+    if (srv->cfg->limits.redis && shared_limit_metrics(srv, &out) < 0) goto oom;
     if (limit_utilisation(srv, &out) < 0) goto oom;
     if (srv->metrics && tg_metrics_render(srv->metrics, &out) < 0) goto oom;
     if (srv->metrics && budget_metrics(srv, &out) < 0) goto oom;
@@ -555,8 +626,14 @@ static void reload(main_ctx_t *m)
     tg_config_t *cur = m->srv->cfg;
     if (strcmp(next->server.listen, cur->server.listen) != 0 ||
         strcmp(next->server.admin_listen, cur->server.admin_listen) != 0 ||
-        strcmp(next->store, cur->store) != 0 || next->server.workers != cur->server.workers)
-        TG_WARN("reload: server.listen, admin_listen, workers and store take effect on restart");
+        strcmp(next->store, cur->store) != 0 || next->server.workers != cur->server.workers ||
+        next->limits.redis != cur->limits.redis ||
+        (next->limits.redis && (strcmp(next->limits.redis_host, cur->limits.redis_host) ||
+                                next->limits.redis_port != cur->limits.redis_port ||
+                                next->limits.redis_db != cur->limits.redis_db)))
+        TG_WARN(
+            "reload: server.listen, admin_listen, workers, store and limits.backend take effect "
+            "on restart");
     tg_log_level_t lvl;
     if (tg_log_parse_level(next->log.level, &lvl) == 0) tg_log_level = lvl;
     /* The admin reads the token from m->srv->cfg per request: the swap below changes it. */

@@ -22,6 +22,7 @@
 #include "notify/sender.h"
 #include "observe/metrics.h"
 #include "policy/policy.h"
+#include "redis/client.h"
 
 typedef struct tg_server tg_server_t;
 typedef struct tg_conn tg_conn_t;
@@ -34,6 +35,8 @@ typedef struct tg_worker {
     uv_async_t mailbox;     /* wakes the loop for the fields under mu */
     uv_timer_t drain_timer; /* forces the last connections closed at drain_timeout */
     tg_proxy_t *proxy;
+    tg_redis_t *redis;           /* the shared limiter's connection (limits.backend redis://),
+                                    NULL: limits in memory; this worker's thread only */
     tg_metrics_block_t *metrics; /* this worker's counters: written by its thread only */
     pthread_t thread;
     int listen_fd;
@@ -70,6 +73,7 @@ struct tg_server {
     struct tg_dash *dash;           /* the dashboard's JSON builder (dash/dash.h); main thread */
     struct tg_alarm_runner *alarms; /* the alarm runner (alarm/runner.h), main thread only:
                                        the dashboard reads its states there */
+    tg_redis_stats_t redis_stats;   /* every worker's shared-limiter client (atomics) */
 };
 
 /* Runs `tollgate serve` until SIGTERM/SIGINT; returns the exit code. */

@@ -106,10 +106,11 @@ static int put_num(json_t *o, const char *key, double v)
     return put(o, key, json_string(buf));
 }
 
-char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_url, int64_t ends_us)
+/* One alert of the list (tg_notify_alertmanager_json); NULL when out of memory. */
+static json_t *am_alert(const tg_notice_t *n, const char *generator_url, int64_t ends_us)
 {
-    json_t *arr = json_array(), *a = json_object(), *labels = json_object(), *ann = json_object();
-    int bad = !arr || !a || !labels || !ann;
+    json_t *a = json_object(), *labels = json_object(), *ann = json_object();
+    int bad = !a || !labels || !ann;
     if (!bad)
         bad = put_str(labels, "alertname", n->alarm[0] ? n->alarm : "tollgate", sizeof n->alarm) ||
               put_str(labels, "tenant", n->tenant, sizeof n->tenant) ||
@@ -131,14 +132,31 @@ char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_ur
             bad = put(a, "endsAt", when(ends_us));
         if (!bad && generator_url && *generator_url)
             bad = put(a, "generatorURL", json_string(generator_url));
-        if (!bad) bad = json_array_append(arr, a);
     }
     json_decref(labels);
     json_decref(ann);
-    json_decref(a);
     if (bad) {
-        json_decref(arr);
+        json_decref(a);
         return NULL;
+    }
+    return a;
+}
+
+char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_url, int64_t ends_us)
+{
+    return tg_notify_alertmanager_list_json(n, 1, generator_url, ends_us);
+}
+
+char *tg_notify_alertmanager_list_json(const tg_notice_t *v, size_t n, const char *generator_url,
+                                       int64_t ends_us)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *a = am_alert(&v[i], generator_url, ends_us);
+        if (!a || json_array_append_new(arr, a) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
     }
     return dump(arr);
 }

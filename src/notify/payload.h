@@ -6,7 +6,7 @@
  *    "threshold", "baseline", "window" (seconds), "time", "started" (RFC 3339 UTC, ms),
  *    "summary"}
  * A webhook signs the exact body bytes: X-Tollgate-Signature: sha256=HEX(HMAC-SHA256(secret,
- * body)). Alertmanager gets its v2 alert list (one alert) instead. */
+ * body)). Alertmanager gets its v2 alert list (one alert, or a re-send round's batch) instead. */
 #ifndef TG_NOTIFY_PAYLOAD_H
 #define TG_NOTIFY_PAYLOAD_H
 
@@ -34,5 +34,9 @@ int tg_notify_signature(const char *secret, size_t secret_len, const char *body,
  * then while it fires), else none (it stays firing until Alertmanager's resolve_timeout).
  * generator_url: put as generatorURL when not NULL or "". */
 char *tg_notify_alertmanager_json(const tg_notice_t *n, const char *generator_url, int64_t ends_us);
+/* The same for the n notices of v, one request: the list of their alerts, in order (a
+ * re-send round posts what still fires this way, as Prometheus batches its alerts). */
+char *tg_notify_alertmanager_list_json(const tg_notice_t *v, size_t n, const char *generator_url,
+                                       int64_t ends_us);
 
 #endif

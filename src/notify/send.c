@@ -34,7 +34,8 @@ static void result(tg_notify_result_t *res, tg_notify_outcome_t o, long status, 
 
 static int stopping(const tg_notify_ctl_t *ctl)
 {
-    return ctl && ctl->stop && atomic_load_explicit(ctl->stop, memory_order_relaxed);
+    return ctl && ((ctl->stop && atomic_load_explicit(ctl->stop, memory_order_relaxed)) ||
+                   (ctl->also && atomic_load_explicit(ctl->also, memory_order_relaxed)));
 }
 
 /* ---- HTTP ------------------------------------------------------------------------- */
@@ -133,6 +134,33 @@ static void send_webhook(const tg_notifier_conf_t *nc, const tg_notice_t *n, int
     free(body);
 }
 
+/* POSTs body (an alert list) to nc's /api/v2/alerts. */
+static void post_alerts(const tg_notifier_conf_t *nc, const char *body, const tg_notify_ctl_t *ctl,
+                        tg_notify_result_t *res)
+{
+    size_t ul = strlen(nc->url);
+    char *url = malloc(ul + sizeof "/api/v2/alerts");
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!body || !url || !h) {
+        result(res, TG_NOTIFY_RETRY, 0, "out of memory");
+    } else {
+        memcpy(url, nc->url, ul);
+        while (ul > 0 && url[ul - 1] == '/') /* "http://am:9093/" is the same base */
+            ul--;
+        memcpy(url + ul, "/api/v2/alerts", sizeof "/api/v2/alerts");
+        post(nc, url, body, h, ctl, res);
+    }
+    curl_slist_free_all(h);
+    free(url);
+}
+
+/* As Prometheus does: a firing alert ends 4 re-send intervals from now unless posted again,
+ * so it neither resolves while it fires nor outlives a gateway that is gone. */
+static int64_t lease_end(const tg_notifier_conf_t *nc, int64_t now_us)
+{
+    return nc->resend_ms > 0 ? now_us + 4 * (int64_t)nc->resend_ms * 1000 : 0;
+}
+
 static void send_alertmanager(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t now_us,
                               const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
 {
@@ -140,29 +168,21 @@ static void send_alertmanager(const tg_notifier_conf_t *nc, const tg_notice_t *n
         result(res, TG_NOTIFY_OK, 0, "not sent: Alertmanager takes firing and resolved only");
         return;
     }
-    /* As Prometheus does: a firing alert ends 4 re-send intervals from now unless posted
-     * again, so it neither resolves while it fires nor outlives a gateway that is gone. */
-    int64_t ends = nc->resend_ms > 0 ? now_us + 4 * (int64_t)nc->resend_ms * 1000 : 0;
-    char *body = tg_notify_alertmanager_json(n, NULL, ends);
-    size_t ul = strlen(nc->url);
-    char *url = malloc(ul + sizeof "/api/v2/alerts");
-    if (!body || !url) {
-        free(body);
-        free(url);
-        result(res, TG_NOTIFY_RETRY, 0, "out of memory");
+    char *body = tg_notify_alertmanager_json(n, NULL, lease_end(nc, now_us));
+    post_alerts(nc, body, ctl, res);
+    free(body);
+}
+
+void tg_notify_send_alerts(const tg_notifier_conf_t *nc, const tg_notice_t *v, size_t n,
+                           int64_t now_us, const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    if (nc->type != TG_NOTIFIER_ALERTMANAGER) {
+        result(res, TG_NOTIFY_PERMANENT, 0, "not an alertmanager notifier");
         return;
     }
-    memcpy(url, nc->url, ul);
-    while (ul > 0 && url[ul - 1] == '/') /* "http://am:9093/" is the same base */
-        ul--;
-    memcpy(url + ul, "/api/v2/alerts", sizeof "/api/v2/alerts");
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (!h)
-        result(res, TG_NOTIFY_RETRY, 0, "out of memory");
-    else
-        post(nc, url, body, h, ctl, res);
-    curl_slist_free_all(h);
-    free(url);
+    char *body = tg_notify_alertmanager_list_json(v, n, NULL, lease_end(nc, now_us));
+    post_alerts(nc, body, ctl, res);
     free(body);
 }
 

@@ -5,7 +5,8 @@
  * webhook: POST url, the notice as JSON (payload.h), Content-Type: application/json,
  *   X-Tollgate-Signature: sha256=HEX(HMAC-SHA256(secret, body)) and X-Tollgate-Timestamp
  *   (Unix seconds of the send). libcurl, no redirects followed, http and https only.
- * alertmanager: POST url + /api/v2/alerts, one alert (payload.h). A notice in state
+ * alertmanager: POST url + /api/v2/alerts, one alert (payload.h; a re-send round's list of
+ *   up to 256 through tg_notify_send_alerts). A notice in state
  *   pending is not sent (Alertmanager knows firing and resolved only, as with Prometheus)
  *   and counts as delivered.
  * exec: argv[0] run with posix_spawn (no shell, no PATH search, argv from the config
@@ -34,11 +35,18 @@ typedef struct tg_notify_result {
 
 typedef struct tg_notify_ctl {
     const atomic_int *stop;   /* non-zero: abort now (TG_NOTIFY_ABORTED); may be NULL */
+    const atomic_int *also;   /* the same, a second flag (a lane's own stop); may be NULL */
     int64_t (*mono_us)(void); /* the clock an exec timeout is measured with */
 } tg_notify_ctl_t;
 
 /* Sends n to nc; now_us is the wall clock of the send (the timestamp header). */
 void tg_notify_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t now_us,
                     const tg_notify_ctl_t *ctl, tg_notify_result_t *res);
+
+/* Posts the n firing notices of v to nc (an alertmanager notifier) in one request, as one
+ * alert list, each with endsAt 4 x resend ahead: a re-send round's batch. One result for
+ * them all (Alertmanager keeps the valid alerts of a list it answers 400 to). */
+void tg_notify_send_alerts(const tg_notifier_conf_t *nc, const tg_notice_t *v, size_t n,
+                           int64_t now_us, const tg_notify_ctl_t *ctl, tg_notify_result_t *res);
 
 #endif

@@ -108,6 +108,7 @@ tg_notify_t *tg_notify_new(const tg_notify_opts_t *opts, tg_config_t *cfg)
     if (!t) return NULL;
     t->o = *opts;
     if (!t->o.send) t->o.send = tg_notify_send;
+    if (!t->o.send_alerts) t->o.send_alerts = tg_notify_send_alerts;
     t->store_url = opts->store_url ? strdup(opts->store_url) : NULL;
     pthread_mutex_init(&t->mu, NULL);
     pthread_condattr_t ca;
@@ -176,10 +177,17 @@ static int collect(const tg_notice_delivery_t *d, void *ud)
     return 0;
 }
 
+#define SET_TRIES 5 /* a busy store: each try waits the store's busy timeout (5 s) */
+
+/* Records d's outcome. A busy store is tried again (the row is still ours, under its claim):
+ * with 2 x 64 lanes on one store the write lock can stay out of reach past one busy
+ * timeout, and a delivery made but not recorded is sent again once its claim ends. */
 static int set(tg_store_t *store, const tg_notice_delivery_t *d, const char *status, int attempts,
                int64_t next_us, const char *error, int64_t now_us, tg_err_t *err)
 {
-    int rc = tg_store_outbox_set(store, d->notice.id, d->notifier, status, attempts, next_us, error,
+    int rc = TG_STORE_BUSY;
+    for (int i = 0; i < SET_TRIES && rc == TG_STORE_BUSY; i++)
+        rc = tg_store_outbox_set(store, d->notice.id, d->notifier, status, attempts, next_us, error,
                                  now_us, err);
     if (rc != 0)
         TG_WARN("notify: cannot record the delivery of %s to %s (%s); it is sent again once "
@@ -188,9 +196,10 @@ static int set(tg_store_t *store, const tg_notice_delivery_t *d, const char *sta
     return rc;
 }
 
-/* Sends d and records the outcome. ns: its notifier's state (NULL: looked up in t's own). */
+/* Sends d and records the outcome. ns: its notifier's state (NULL: looked up in t's own).
+ * quit (may be NULL): its lane's stop, which aborts the send as t->stop does. */
 static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
-                    const tg_notice_delivery_t *d, nstate_t *ns, tg_err_t *err)
+                    const tg_notice_delivery_t *d, nstate_t *ns, atomic_int *quit, tg_err_t *err)
 {
     int64_t now = t->o.wall_clock();
     const tg_notifier_conf_t *nc = NULL;
@@ -216,7 +225,10 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         set(store, d, "pending", d->attempts, ns->blocked_until_us, d->error, now, err);
         return;
     }
-    tg_notify_ctl_t ctl = {.stop = &t->stop, .mono_us = t->o.mono_clock};
+    /* A removed notifier's send in progress is given up (pending, no attempt counted) rather
+     * than held up to its timeout: 2 x 64 lanes are the most there are, so lanes waiting out
+     * hung sends to receivers the operator removed kept renamed notifiers from getting one. */
+    tg_notify_ctl_t ctl = {.stop = &t->stop, .also = quit, .mono_us = t->o.mono_clock};
     tg_notify_result_t res;
     t->o.send(nc, &d->notice, now, &ctl, &res);
     now = t->o.wall_clock();
@@ -255,26 +267,34 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
             d->notice.id, res.message, (long long)wait_ms);
 }
 
-/* Claims up to BATCH due deliveries to notifier (NULL = to any) and delivers each. */
+/* Claims up to BATCH due deliveries to notifier (NULL = to any) and delivers each. quit (may
+ * be NULL): its lane's stop; once set (its notifier left the config) the rest of the batch is
+ * handed back unsent, as on t->stop, instead of one send after another to a receiver the
+ * operator removed (each up to its timeout). */
 static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, const char *notifier,
-                   nstate_t *ns, tg_err_t *err)
+                   nstate_t *ns, atomic_int *quit, tg_err_t *err)
 {
     long longest = 0;
     for (size_t i = 0; i < c->nnotifiers; i++)
         if ((!notifier || !strcmp(c->notifiers[i].name, notifier)) &&
             c->notifiers[i].timeout_ms > longest)
             longest = c->notifiers[i].timeout_ms;
-    int64_t now = t->o.wall_clock();
+    int64_t now = t->o.wall_clock(), next = 0;
+    int found = 0;
+    /* A read first: a claim takes the write lock (against the event writer), and an idle
+     * lane looks every second. */
+    if (tg_store_outbox_next(store, notifier, &next, &found, err) != 0) return -1;
+    if (!found || next > now) return 0;
     batch_t *b = calloc(1, sizeof *b);
     if (!b) return tg_err_set(err, "notify: out of memory");
     int rc = tg_store_outbox_claim(store, now, now + longest * 1000LL * BATCH + LEASE_EXTRA, BATCH,
                                    notifier, collect, b, err);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
-        if (atomic_load(&t->stop)) { /* hand back the rest at once */
+        if (atomic_load(&t->stop) || (quit && atomic_load(quit))) { /* the rest back at once */
             set(store, &b->v[i], "pending", b->v[i].attempts, now, b->v[i].error, now, err);
             continue;
         }
-        deliver(t, store, c, &b->v[i], ns, err);
+        deliver(t, store, c, &b->v[i], ns, quit, err);
     }
     if (rc == 0) rc = (int)b->n;
     free(b);
@@ -284,7 +304,7 @@ static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, cons
 int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
 {
     tg_config_t *c = current(t);
-    int rc = pass_of(t, store, c, NULL, NULL, err);
+    int rc = pass_of(t, store, c, NULL, NULL, NULL, err);
     tg_config_unref(c);
     return rc;
 }
@@ -294,19 +314,24 @@ int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
 typedef struct firing {
     tg_alarm_row_t *v;
     size_t n, cap;
+    int cut; /* more rows fire than were read (MAX_RESEND, or out of memory) */
 } firing_t;
 
-#define MAX_RESEND 100000 /* alarm rows re-sent in one round: more are left for the next */
+#define MAX_RESEND 100000 /* alarm rows re-sent in one round (30 MB): more are not */
 
 static int collect_firing(const tg_alarm_row_t *row, void *ud)
 {
     firing_t *f = ud;
     if (strncmp(row->state, "firing", sizeof row->state)) return 1; /* firing come first */
     if (f->n == f->cap) {
+        /* Up to MAX_RESEND exactly: doubling alone stopped at 65536. */
         size_t cap = f->cap ? f->cap * 2 : 16;
-        if (cap > MAX_RESEND) return 1;
-        tg_alarm_row_t *v = realloc(f->v, cap * sizeof *v);
-        if (!v) return 1;
+        if (cap > MAX_RESEND) cap = MAX_RESEND;
+        tg_alarm_row_t *v = cap > f->cap ? realloc(f->v, cap * sizeof *v) : NULL;
+        if (!v) {
+            f->cut = 1;
+            return 1;
+        }
         f->v = v;
         f->cap = cap;
     }
@@ -347,43 +372,70 @@ static const tg_alarm_conf_t *rule_of(const tg_config_t *c, const char *name)
     return NULL;
 }
 
-/* One alertmanager notifier's round: every firing row posted again. Stops at the first
- * failure, which blocks the notifier as a failed delivery does (its backlog waits too). */
+#define RESEND_BATCH 256 /* alerts in one request, as Prometheus's notifier posts them */
+
+/* One alertmanager notifier's round: every firing row posted again, RESEND_BATCH alerts a
+ * request (one request an alert took 5 ms each: 3000 firing alarms held up the notifier's
+ * own deliveries for 16 s, and a round over 50000 outlasted the 4 x resend lease, so the
+ * last alarms expired in Alertmanager while they fired). A list refused (4xx) is that
+ * list's alone: the round goes on (Alertmanager keeps the valid alerts of a list it answers
+ * 400 to). A retryable failure ends the round and blocks the notifier as a failed delivery
+ * does (its backlog waits too), whatever was posted before it: a receiver failing halfway
+ * through is backed off, not given a new round at once. quit (may be NULL): its lane's stop
+ * (the notifier left the config). */
 static int resend_to(tg_notify_t *t, const tg_config_t *c, const tg_notifier_conf_t *nc,
-                     nstate_t *ns, const firing_t *f)
+                     nstate_t *ns, const firing_t *f, atomic_int *quit)
 {
-    int sent = 0;
-    for (size_t i = 0; i < f->n && !atomic_load(&t->stop); i++) {
-        const tg_alarm_conf_t *rule = rule_of(c, f->v[i].name);
-        if (!rule) continue;
+    tg_notice_t *v = malloc(RESEND_BATCH * sizeof *v);
+    if (!v) return 0; /* the next round */
+    int sent = 0, refused = 0, down = 0;
+    tg_notify_result_t res;
+    char first[sizeof v->id + sizeof res.message + 4] = ""; /* "ID (why)" */
+    size_t i = 0;
+    while (i < f->n && !down && !atomic_load(&t->stop) && !(quit && atomic_load(quit))) {
         int64_t now = t->o.wall_clock();
-        tg_notice_t n;
-        refire_notice(&f->v[i], rule, now, &n);
-        tg_notify_ctl_t ctl = {.stop = &t->stop, .mono_us = t->o.mono_clock};
-        tg_notify_result_t res;
-        t->o.send(nc, &n, now, &ctl, &res);
+        size_t k = 0;
+        for (; i < f->n && k < RESEND_BATCH; i++) {
+            const tg_alarm_conf_t *rule = rule_of(c, f->v[i].name);
+            if (rule) refire_notice(&f->v[i], rule, now, &v[k++]);
+        }
+        if (k == 0) break;
+        tg_notify_ctl_t ctl = {.stop = &t->stop, .also = quit, .mono_us = t->o.mono_clock};
+        t->o.send_alerts(nc, v, k, now, &ctl, &res);
         if (res.outcome == TG_NOTIFY_OK) {
-            sent++;
+            sent += (int)k;
+            continue;
+        }
+        if (res.outcome == TG_NOTIFY_PERMANENT) { /* logged once a round, with the count */
+            if (!refused) snprintf(first, sizeof first, "%s (%s)", v[0].id, res.message);
+            refused += (int)k;
             continue;
         }
         if (res.outcome == TG_NOTIFY_RETRY) {
+            down = 1;
             now = t->o.wall_clock();
             int64_t wait_ms = tg_notify_backoff_ms(++ns->fails, c->notify_retry.min_ms,
                                                    c->notify_retry.max_ms, t->o.random());
             ns->blocked_until_us = now + wait_ms * 1000;
             ns->resent_us = 0; /* the next round as soon as it is back */
         }
-        TG_WARN("notify: %s: re-sending firing alarm %s failed (%s)", nc->name, n.id, res.message);
+        TG_WARN("notify: %s: re-sending %zu firing alarms from %s failed (%s)", nc->name, k,
+                v[0].id, res.message);
         break;
     }
-    if (sent) ns->fails = 0, ns->blocked_until_us = 0;
+    if (refused)
+        TG_WARN("notify: %s refused lists of %d firing alarms re-sent (it keeps their valid "
+                "alerts), the first from %s; the others were sent",
+                nc->name, refused, first);
+    if (sent && !down) ns->fails = 0, ns->blocked_until_us = 0;
+    free(v);
     return sent;
 }
 
 /* nc's re-send round if one is due (ns its state). Returns the alerts posted, or -1 with
  * err set. */
 static int resend_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
-                     const tg_notifier_conf_t *nc, nstate_t *ns, tg_err_t *err)
+                     const tg_notifier_conf_t *nc, nstate_t *ns, atomic_int *quit, tg_err_t *err)
 {
     int64_t now = t->o.wall_clock();
     if (nc->type != TG_NOTIFIER_ALERTMANAGER || nc->resend_ms <= 0) return 0;
@@ -396,7 +448,11 @@ static int resend_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         return -1;
     }
     ns->resent_us = now;
-    int sent = resend_to(t, c, nc, ns, &f);
+    if (f.cut)
+        TG_WARN("notify: %s: more than %zu alarms fire; only the first %zu (by name and tenant) "
+                "are re-sent",
+                nc->name, f.n, f.n);
+    int sent = resend_to(t, c, nc, ns, &f, quit);
     free(f.v);
     return sent;
 }
@@ -407,7 +463,7 @@ int tg_notify_resend(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
     int sent = 0;
     for (size_t i = 0; i < c->nnotifiers; i++) {
         nstate_t *ns = state_of(t, c->notifiers[i].name);
-        int n = ns ? resend_of(t, store, c, &c->notifiers[i], ns, err) : 0;
+        int n = ns ? resend_of(t, store, c, &c->notifiers[i], ns, NULL, err) : 0;
         if (n < 0) {
             sent = -1;
             break;
@@ -460,9 +516,9 @@ static void *lane_main(void *arg)
         const tg_notifier_conf_t *nc = c ? notifier_of(c, l->ns.name) : NULL;
         if (nc) {
             reported = 0;
-            int rc = pass_of(t, store, c, l->ns.name, &l->ns, &err);
+            int rc = pass_of(t, store, c, l->ns.name, &l->ns, &l->stop, &err);
             if (rc < 0) TG_WARN("notify: %s: outbox: %s", l->ns.name, err.msg);
-            if (resend_of(t, store, c, nc, &l->ns, &err) < 0)
+            if (resend_of(t, store, c, nc, &l->ns, &l->stop, &err) < 0)
                 TG_WARN("notify: %s: cannot read the firing alarms to re-send: %s", l->ns.name,
                         err.msg);
             wait_us = next_wait(t, store, l->ns.name, rc);
@@ -552,7 +608,7 @@ static void *sender_main(void *arg)
                 if (tg_store_outbox_notifiers(store, collect_orphan, o, &err) < 0)
                     TG_WARN("notify: outbox: %s", err.msg);
                 for (size_t i = 0; i < o->n && !atomic_load(&t->stop); i++)
-                    if (pass_of(t, store, c, o->v[i], NULL, &err) < 0)
+                    if (pass_of(t, store, c, o->v[i], NULL, NULL, &err) < 0)
                         TG_WARN("notify: outbox: %s", err.msg);
                 free(o);
             }

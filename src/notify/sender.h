@@ -24,6 +24,7 @@
 #ifndef TG_NOTIFY_SENDER_H
 #define TG_NOTIFY_SENDER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -36,12 +37,17 @@ typedef void (*tg_notify_send_fn)(const tg_notifier_conf_t *nc, const tg_notice_
                                   int64_t now_us, const tg_notify_ctl_t *ctl,
                                   tg_notify_result_t *res);
 
+typedef void (*tg_notify_send_alerts_fn)(const tg_notifier_conf_t *nc, const tg_notice_t *v,
+                                         size_t n, int64_t now_us, const tg_notify_ctl_t *ctl,
+                                         tg_notify_result_t *res);
+
 typedef struct tg_notify_opts {
-    const char *store_url;       /* the sender thread opens its own connection */
-    int64_t (*wall_clock)(void); /* dates sends, due times and give-up (required) */
-    int64_t (*mono_clock)(void); /* waits and exec timeouts (required) */
-    uint64_t (*random)(void);    /* the backoff's jitter (required) */
-    tg_notify_send_fn send;      /* NULL: tg_notify_send (tests pass a fake) */
+    const char *store_url;                /* the sender thread opens its own connection */
+    int64_t (*wall_clock)(void);          /* dates sends, due times and give-up (required) */
+    int64_t (*mono_clock)(void);          /* waits and exec timeouts (required) */
+    uint64_t (*random)(void);             /* the backoff's jitter (required) */
+    tg_notify_send_fn send;               /* NULL: tg_notify_send (tests pass a fake) */
+    tg_notify_send_alerts_fn send_alerts; /* re-sends: NULL: tg_notify_send_alerts */
 } tg_notify_opts_t;
 
 typedef struct tg_notify tg_notify_t;
@@ -54,8 +60,9 @@ int tg_notify_start(tg_notify_t *t, tg_err_t *err);
 /* Stops the thread (a send in progress is aborted and stays pending) and frees t. */
 void tg_notify_free(tg_notify_t *t);
 
-/* A reload: the notifiers and retry settings of cfg from now on (takes a reference).
- * Deliveries for a notifier that is no longer configured stay pending (tried again every
+/* A reload: the notifiers and retry settings of cfg from now on (takes a reference). The
+ * lane of a notifier no longer configured gives up its send in progress (pending, as on
+ * stop) and ends; its deliveries stay pending (tried again every
  * notify_retry.max) until one of that name is configured again. */
 void tg_notify_set_config(tg_notify_t *t, tg_config_t *cfg);
 
@@ -73,10 +80,10 @@ int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err);
 
 /* The re-send round of the thread's loop on store: each alertmanager notifier whose resend
  * interval has passed since its last round (and that is not in a failure's backoff) gets
- * every alarm the store says is firing again, with the labels and id of the notice sent when
- * it began and endsAt a lease away (send.c), so Alertmanager keeps it firing while it fires
- * and resolves it if tollgate is gone. The first round is at once (after a restart, what still
- * fires is posted again). A failure ends the round and blocks the notifier as a failed
+ * every alarm the store says is firing again (256 alerts a request), with the labels and id of the
+ * notice sent when it began and endsAt a lease away (send.c), so Alertmanager keeps it firing while
+ * it fires and resolves it if tollgate is gone. The first round is at once (after a restart, what
+ * still fires is posted again). A failure ends the round and blocks the notifier as a failed
  * delivery does. Returns the alerts posted, or -1 with err set (the store cannot be read). */
 int tg_notify_resend(tg_notify_t *t, tg_store_t *store, tg_err_t *err);
 

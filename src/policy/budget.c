@@ -405,6 +405,37 @@ int tg_budgets_flush(tg_budgets_t *b, tg_store_t *store, tg_err_t *err)
     return rc;
 }
 
+int tg_budgets_terms(tg_budgets_t *b, const char *tenant, int64_t now_us, int64_t *budget,
+                     int *hard, int64_t *spent)
+{
+    if (atomic_load_explicit(&b->count, memory_order_acquire) == 0) return -1;
+    pthread_mutex_lock(&b->mu);
+    entry_t *e = find(b, tenant);
+    if (e) {
+        roll(e, now_us);
+        *budget = e->budget;
+        *hard = e->hard;
+        *spent = e->spent;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return e ? 0 : -1;
+}
+
+void tg_budgets_observe(tg_budgets_t *b, const char *tenant, int64_t spent, int64_t now_us)
+{
+    if (atomic_load_explicit(&b->count, memory_order_acquire) == 0) return;
+    pthread_mutex_lock(&b->mu);
+    entry_t *e = find(b, tenant);
+    if (e) {
+        roll(e, now_us);
+        if (spent > e->spent) {
+            e->spent = spent;
+            check_thresholds(b, e, now_us);
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
 int tg_budgets_state(tg_budgets_t *b, const char *tenant, int64_t *spent, int64_t *reserved,
                      int64_t *budget)
 {

@@ -10,7 +10,9 @@
  *
  * Spend starts from the store (usage_daily, month to date) when a tenant's budget is first
  * loaded in a period, then grows with every settled request of this process. Several
- * gateway processes on one store each count their own requests (documented limit until
+ * gateway processes on one store each count their own requests (unless they share a Redis:
+ * limits.backend, src/redis/, where this is the seed of the shared spend and the local
+ * fallback's view; documented limit without it
  * budget counters live in Redis). A new month starts from zero.
  *
  * Alerts: when spend reaches a threshold (percent of the budget; 80/90/100 by default),
@@ -64,6 +66,17 @@ void tg_budgets_set_notice(tg_budgets_t *b, tg_budget_notice_fn fn, void *ud);
 /* The notice of alert row r: kind and alarm "budget", state firing, severity critical from
  * 100% on (else warning), value spend / budget, threshold percent / 100, time the firing. */
 void tg_budget_notice(const tg_alert_row_t *r, tg_notice_t *out);
+
+/* What a shared limiter (Redis) needs to decide for tenant in the UTC month of now_us: its
+ * monthly budget, whether it is hard, and the spend this process knows (the store's month
+ * to date when loaded, plus what it settled or observed since): the seed of the shared
+ * spend counter when that is missing. 0, or -1 when the tenant has no budget. */
+int tg_budgets_terms(tg_budgets_t *b, const char *tenant, int64_t now_us, int64_t *budget,
+                     int *hard, int64_t *spent);
+/* The shared counter said the tenant has spent this much this month: a larger figure than
+ * the one known here replaces it (threshold alerts fire from it; the local fallback
+ * reserves against it while the shared limiter is down). */
+void tg_budgets_observe(tg_budgets_t *b, const char *tenant, int64_t spent, int64_t now_us);
 
 /* The state of tenant now (tests): 0, or -1 when it has no budget. */
 int tg_budgets_state(tg_budgets_t *b, const char *tenant, int64_t *spent, int64_t *reserved,

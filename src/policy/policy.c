@@ -408,19 +408,40 @@ static void unreserve(tg_policy_t *p, tg_admission_t *a, const char *tenant, uin
     a->conc_key = 0;
 }
 
-void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, tg_admission_t *a)
-{
-    memset(a, 0, sizeof *a);
-    const char *tenant = in->tenant ? in->tenant : "";
+/* The rules of one admission, gathered under the read lock: for each, its in-memory key,
+ * the rule (a throttle and the local fallback's share applied; token rules charged their
+ * cost), the name the RateLimit headers report, and the scope and value a shared limiter
+ * names its counter by. Rate rules first (nrate of them), then token rules. */
+typedef struct gathered {
+    size_t n, nrate;
     uint64_t keys[8];
     tg_limit_rule_t rules[8];
-    const char *names[8];
-    size_t n = 0, nrate;
-    int64_t cap = 0;
+    const char *names[8];  /* tenant, route, key, tool, model; tokens */
+    const char *scopes[8]; /* rate: as names; tokens.tenant, tokens.model, tokens.key */
+    const char *values[8]; /* "" for the tenant */
+    int64_t cap;           /* the in-flight cap, 0 = none */
+    char model[128];       /* the model the model rules are counted under, folded; "" */
+} gathered_t;
 
-    pthread_rwlock_rdlock(&p->lock);
+/* rule's limit and burst / share, at least 1 (a limit of 0 refuses everything: kept). */
+static void share_rule(tg_limit_rule_t *r, uint32_t share)
+{
+    if (share <= 1) return;
+    if (r->limit) r->limit = r->limit / share ? r->limit / share : 1;
+    if (r->burst) r->burst = r->burst / share ? r->burst / share : 1;
+}
+
+/* Pauses and IP rules (a refusal in *a: returns 1), then the rules that apply into *g.
+ * Caller holds the read lock. Always inlined: tg_policy_admit runs on every request of the
+ * default (in-memory) path, and the call with its struct cost it ~30 instructions a
+ * request (callgrind, bench/proxy/profile.sh); tg_policy_plan is its only other caller. */
+__attribute__((always_inline)) static inline int gather(tg_policy_t *p, const tg_admit_in_t *in,
+                                                        const char *tenant, gathered_t *g,
+                                                        tg_admission_t *a)
+{
     const snap_t *s = p->snap;
     const tenant_rules_t *t = NULL;
+    size_t n = 0;
     for (size_t i = 0; i < s->ntenants; i++)
         if (strcmp(s->tenants[i].tenant, tenant) == 0) t = &s->tenants[i];
     if (s->paused_all || (t && t->paused)) {
@@ -429,41 +450,43 @@ void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, t
         a->reason = "paused";
         snprintf(a->message, sizeof a->message, "%s%s%s",
                  s->paused_all ? "service paused" : "tenant paused", *why ? ": " : "", why);
-        pthread_rwlock_unlock(&p->lock);
-        return;
+        return 1;
     }
     if (tg_ip_check(&s->gallow, &s->gdeny, in->client) != TG_IP_ALLOWED ||
         (t && tg_ip_check(&t->allow, &t->deny, in->client) != TG_IP_ALLOWED)) {
         a->verdict = TG_ADMIT_IP_DENIED;
         a->reason = "ip_denied";
         snprintf(a->message, sizeof a->message, "requests from this address are not allowed");
-        pthread_rwlock_unlock(&p->lock);
-        return;
+        return 1;
     }
+#define ADD(key_, name_, scope_, value_, rule_)                                                    \
+    (g->keys[n] = (key_), g->names[n] = (name_), g->scopes[n] = (scope_), g->values[n] = (value_), \
+     g->rules[n++] = (rule_))
     uint64_t k = tg_limit_key(tenant, "tenant", "");
     const lim_entry_t *e = lim_find(s, k);
     const lim_entry_t *tenant_row = e;
     /* The tenant's own row overrides defaults.limits part by part: a row that
      * sets only a concurrency cap keeps the default rate, and the reverse. */
     if (e && e->has_rate)
-        keys[n] = k, names[n] = "tenant", rules[n++] = e->rule;
+        ADD(k, "tenant", "tenant", "", e->rule);
     else if (p->defaults.has_rate)
-        keys[n] = k, names[n] = "tenant", rules[n++] = p->defaults.rate;
-    cap = e && e->concurrency > 0 ? e->concurrency : p->defaults.concurrency;
+        ADD(k, "tenant", "tenant", "", p->defaults.rate);
+    g->cap = e && e->concurrency > 0 ? e->concurrency : p->defaults.concurrency;
     const char *scopes[3][2] = {{"route", in->route}, {"key", in->key_id}, {"tool", in->tool}};
     for (size_t i = 0; i < 3; i++) {
         if (!scopes[i][1] || !scopes[i][1][0]) continue;
         k = tg_limit_key(tenant, scopes[i][0], scopes[i][1]);
         e = lim_find(s, k);
-        if (e && e->has_rate) keys[n] = k, names[n] = scopes[i][0], rules[n++] = e->rule;
+        if (e && e->has_rate) ADD(k, scopes[i][0], scopes[i][0], scopes[i][1], e->rule);
     }
     /* The model's rules: its own, else its base model's (a dated snapshot, a provider's
      * variant), looked up folded; counted under the name the rule is written for, so
      * every spelling of a model shares one counter. */
-    char model[128] = "";
+    char *model = g->model;
+    model[0] = '\0';
     const lim_entry_t *model_row = NULL;
     if (in->model && in->model[0]) {
-        size_t len = tg_modelname_fold(in->model, strlen(in->model), model, sizeof model);
+        size_t len = tg_modelname_fold(in->model, strlen(in->model), model, sizeof g->model);
         for (int i = 0; i < TG_MODELNAME_TRIES && len && !model_row; i++) {
             model[len] = '\0';
             e = lim_find(s, tg_limit_key(tenant, "model", model));
@@ -475,18 +498,23 @@ void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, t
         if (!model_row) model[0] = '\0';
     }
     if (model_row && model_row->has_rate)
-        keys[n] = tg_limit_key(tenant, "model", model), names[n] = "model",
-        rules[n++] = model_row->rule;
-    nrate = n;
+        ADD(tg_limit_key(tenant, "model", model), "model", "model", model, model_row->rule);
+    g->nrate = n;
     for (size_t i = 0; i < p->nscales; i++)
         if (strcmp(p->scales[i].tenant, tenant) == 0)
-            for (size_t k = 0; k < nrate; k++) {
+            for (size_t k = 0; k < g->nrate; k++) {
+                tg_limit_rule_t *r = &g->rules[k];
                 double f = p->scales[i].factor;
-                uint64_t lim = (uint64_t)((double)rules[k].limit * f);
-                uint64_t burst = (uint64_t)((double)rules[k].burst * f);
-                if (rules[k].limit) rules[k].limit = lim ? lim : 1;
-                if (rules[k].burst) rules[k].burst = burst ? burst : 1;
+                uint64_t lim = (uint64_t)((double)r->limit * f);
+                uint64_t burst = (uint64_t)((double)r->burst * f);
+                if (r->limit) r->limit = lim ? lim : 1;
+                if (r->burst) r->burst = burst ? burst : 1;
             }
+    if (in->share > 1) {
+        for (size_t k = 0; k < g->nrate; k++)
+            share_rule(&g->rules[k], in->share);
+        if (g->cap > 0) g->cap = g->cap / in->share ? g->cap / in->share : 1;
+    }
     if (in->est_tokens > 0) {
         /* Token rules: the tenant's, the model's and the key's (keys distinct from the
          * request-rate keys of the same scope, so the two never share a state). */
@@ -500,14 +528,103 @@ void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, t
                          : lim_find(s, tg_limit_key(tenant, tscopes[i][0], tscopes[i][1]));
             if (!e || !e->has_tokens) continue;
             tg_limit_rule_t r = e->tokens;
+            share_rule(&r, in->share);
+            tg_limit_rule_t held = r;
             uint64_t est = (uint64_t)in->est_tokens;
             r.cost = r.limit && est > r.limit ? r.limit : est;
             a->tok_keys[a->ntok] = tg_limit_key(tenant, tscopes[i][2], tscopes[i][1]);
-            a->tok_rules[a->ntok] = e->tokens;
+            a->tok_rules[a->ntok] = held;
             a->tok_charged[a->ntok] = (int64_t)r.cost;
-            keys[n] = a->tok_keys[a->ntok++], names[n] = "tokens", rules[n++] = r;
+            ADD(a->tok_keys[a->ntok++], "tokens", tscopes[i][2], tscopes[i][1], r);
         }
     }
+#undef ADD
+    g->n = n;
+    return 0;
+}
+
+int tg_policy_plan(tg_policy_t *p, const tg_admit_in_t *in, tg_admit_plan_t *plan,
+                   tg_admission_t *a)
+{
+    memset(a, 0, sizeof *a);
+    const char *tenant = in->tenant ? in->tenant : "";
+    gathered_t g;
+    pthread_rwlock_rdlock(&p->lock);
+    int refused = gather(p, in, tenant, &g, a);
+    pthread_rwlock_unlock(&p->lock);
+    /* The token reservations are the shared limiter's, not this process's. */
+    a->ntok = 0;
+    if (refused) return 1;
+    memset(plan, 0, sizeof *plan);
+    snprintf(plan->model, sizeof plan->model, "%s", g.model);
+    for (size_t i = 0; i < g.n; i++) {
+        tg_plan_rule_t *r = &plan->rules[i];
+        r->name = g.names[i];
+        r->scope = g.scopes[i];
+        /* The model's value is the plan's own copy (g is gone when the caller reads it). */
+        r->value = g.values[i] == g.model ? plan->model : g.values[i];
+        r->rule = g.rules[i];
+        r->tokens = i >= g.nrate;
+    }
+    plan->n = g.n;
+    plan->nrate = g.nrate;
+    plan->cap = g.cap;
+    plan->est_cost = in->est_cost > 0 ? in->est_cost : 0;
+    plan->has_budget = tg_budgets_terms(p->budgets, tenant, in->wall_us, &plan->budget, &plan->hard,
+                                        &plan->spent) == 0;
+    return 0;
+}
+
+int tg_policy_plan_tools(tg_policy_t *p, tg_admit_plan_t *plan, const char *tenant,
+                         const char *const *tools, size_t n)
+{
+    pthread_rwlock_rdlock(&p->lock);
+    for (size_t i = 0; i < n; i++) {
+        const lim_entry_t *e = lim_find(p->snap, tg_limit_key(tenant, "tool", tools[i]));
+        if (!e || !e->has_rate) continue;
+        if (plan->n == TG_PLAN_MAX_RULES) {
+            pthread_rwlock_unlock(&p->lock);
+            return -1;
+        }
+        /* After the token rules: a batch's further calls never set the headers. */
+        plan->rules[plan->n++] = (tg_plan_rule_t){"tool", "tool", tools[i], e->rule, 0};
+    }
+    pthread_rwlock_unlock(&p->lock);
+    return 0;
+}
+
+void tg_policy_mirror(tg_policy_t *p, const char *tenant, const tg_admit_plan_t *plan,
+                      const int64_t *ahead_us, uint64_t now_ns)
+{
+    for (size_t i = 0; i < plan->n; i++) {
+        const tg_plan_rule_t *r = &plan->rules[i];
+        /* The same keys tg_policy_admit counts under (token rules: "tokens.SCOPE"). */
+        uint64_t key = tg_limit_key(tenant, r->scope, r->value);
+        tg_limit_mirror(p->limiter, key, ahead_us[i] > 0 ? (uint64_t)ahead_us[i] * 1000 : 0,
+                        now_ns);
+    }
+}
+
+void tg_policy_observe_spend(tg_policy_t *p, const char *tenant, int64_t spent, int64_t wall_us)
+{
+    tg_budgets_observe(p->budgets, tenant, spent, wall_us);
+}
+
+void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, tg_admission_t *a)
+{
+    memset(a, 0, sizeof *a);
+    const char *tenant = in->tenant ? in->tenant : "";
+    gathered_t g;
+    pthread_rwlock_rdlock(&p->lock);
+    if (gather(p, in, tenant, &g, a)) {
+        pthread_rwlock_unlock(&p->lock);
+        return;
+    }
+    uint64_t *keys = g.keys;
+    tg_limit_rule_t *rules = g.rules;
+    const char **names = g.names;
+    size_t n = g.n, nrate = g.nrate;
+    int64_t cap = g.cap;
     pthread_rwlock_unlock(&p->lock);
 
     if (cap > 0) {

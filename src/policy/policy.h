@@ -66,7 +66,43 @@ typedef struct tg_admit_in {
     int64_t est_tokens; /* tokens to reserve against token limits; 0 = not an AI request */
     int64_t est_cost;   /* micro-USD to reserve against the budget */
     int64_t wall_us;    /* wall clock (the budget's UTC month) */
+    uint32_t share;     /* 0 or 1: the rules as written; N: this process's share of rules
+                           shared by N gateways (the local fallback of a shared limiter that
+                           is down): rate and token limits, bursts and the in-flight cap / N,
+                           at least 1 */
 } tg_admit_in_t;
+
+/* ---- a shared limiter's view (limits.backend: redis://, src/redis/) -------------------- */
+
+#define TG_PLAN_MAX_RULES 72 /* 8 of one request, and every further tool of an MCP batch */
+
+/* One counter a shared limiter keeps for a request: GCRA state named by (tenant, scope,
+ * value), decided with rule (a token rule charged rule.cost units). */
+typedef struct tg_plan_rule {
+    const char *name;  /* what the RateLimit headers report: tenant, route, key, tool, model,
+                          tokens */
+    const char *scope; /* tenant, route, key, tool, model, tokens.tenant, tokens.model,
+                          tokens.key */
+    const char *value; /* "" for the tenant's own; points into the request or the plan */
+    tg_limit_rule_t rule;
+    int tokens; /* a token rule (settled to the actual count at the end) */
+} tg_plan_rule_t;
+
+/* Everything a shared limiter decides for one request at once, all or nothing: the rate
+ * rules (the first nrate), the token rules, then the further tools of a batch; the in-flight
+ * cap; the budget's terms. Pauses and IP rules are decided here, in memory (they are the
+ * store's, not counters). */
+typedef struct tg_admit_plan {
+    size_t n, nrate;
+    tg_plan_rule_t rules[TG_PLAN_MAX_RULES];
+    char model[128];  /* the value of the model's rules */
+    int64_t cap;      /* in-flight requests of the tenant, 0 = no cap */
+    int has_budget;   /* the tenant has a monthly budget: */
+    int hard;         /* refused once spend + reservations reach it */
+    int64_t budget;   /* micro-USD per month */
+    int64_t spent;    /* what this process knows was spent (the shared counter's seed) */
+    int64_t est_cost; /* micro-USD to reserve */
+} tg_admit_plan_t;
 
 typedef struct tg_policy tg_policy_t;
 
@@ -89,6 +125,24 @@ void tg_policy_stop_refresh(tg_policy_t *p);
  * the model and the key, each charged est_tokens) is decided at once, all-or-nothing; a
  * refusal gives back what was reserved. */
 void tg_policy_admit(tg_policy_t *p, const tg_admit_in_t *in, uint64_t now_ns, tg_admission_t *a);
+/* For a shared limiter: pauses and IP rules decided as tg_policy_admit does (returns 1 with
+ * the refusal in *a), else 0 with what must be decided elsewhere in *plan (values point
+ * into *in and *plan) and *a cleared (nothing held here). */
+int tg_policy_plan(tg_policy_t *p, const tg_admit_in_t *in, tg_admit_plan_t *plan,
+                   tg_admission_t *a);
+/* Adds each further tool of a batch that has a rate rule to plan: 0, or -1 when more than
+ * TG_PLAN_MAX_RULES rules would apply. */
+int tg_policy_plan_tools(tg_policy_t *p, tg_admit_plan_t *plan, const char *tenant,
+                         const char *const *tools, size_t n);
+/* A shared limiter's answer for plan: ahead_us[i] is rule i's state after it (TAT - now, in
+ * microseconds), copied into this process's limiter (tg_limit_mirror) so the tenant's
+ * utilisation here (the quota alarm, /metrics) follows the shared counters, and a fallback
+ * to the in-memory limits starts from them. now_ns: monotonic. */
+void tg_policy_mirror(tg_policy_t *p, const char *tenant, const tg_admit_plan_t *plan,
+                      const int64_t *ahead_us, uint64_t now_ns);
+/* The shared counter's month-to-date spend of tenant (see tg_budgets_observe). */
+void tg_policy_observe_spend(tg_policy_t *p, const char *tenant, int64_t spent, int64_t wall_us);
+
 /* A JSON-RPC batch calls several tools: after tg_policy_admit (which counted the first),
  * each further call is counted against its tool's rate rule. Returns 1 when all fit; else
  * 0 with a->verdict TG_ADMIT_RATE and everything the request held given back. */

@@ -457,6 +457,22 @@ void tg_limit_adjust(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule,
     pthread_mutex_unlock(&sh->mu);
 }
 
+void tg_limit_mirror(tg_limiter_t *l, uint64_t key, uint64_t ahead_ns, uint64_t now_ns)
+{
+    if (ahead_ns > SPAN_MAX * 2) ahead_ns = SPAN_MAX * 2;
+    shard_t *sh = &l->shards[shard_index(l, key)];
+    uint64_t now = lock_at(sh, now_ns);
+    int found;
+    size_t i = find(sh, key, now, &found);
+    if (now <= UINT64_MAX - ahead_ns) {
+        if (found)
+            sh->slots[i].tat = now + ahead_ns ? now + ahead_ns : 1;
+        else if (ahead_ns && reserve(sh, 1, now) == 0)
+            put(sh, key, now + ahead_ns, now);
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
 double tg_limit_usage(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule, uint64_t now_ns)
 {
     if (rule->limit == 0) return 0;

@@ -202,5 +202,6 @@ int tg_sqlite_open_readonly(const char *path, tg_store_t **out, tg_err_t *err);
 /* Not an operation of an open handle: the store is replaced under it (store.h). */
 int tg_sqlite_restore(const char *path, const char *src_path, char *bak, size_t bak_cap,
                       tg_err_t *err);
+int tg_sqlite_owns_file(const char *path, const char *file);
 
 #endif

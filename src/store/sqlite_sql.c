@@ -5,10 +5,11 @@
  * PRAGMA query_only (sqlite.c), every statement must pass sqlite3_stmt_readonly() and
  * return columns, and the read-only handle's authorizer (below) refuses what
  * stmt_readonly() lets through although it is not a plain read: ATTACH and DETACH (which
- * would read, or create, other files), REINDEX, ANALYZE, load_extension() and PRAGMAs
- * that set something (PRAGMA query_only = 0 is "read-only" to SQLite). One statement per
- * call: a second result set has no place in one table, CSV or JSON array, and refusing
- * it means nothing after a refused statement can run either.
+ * would read, or create, other files), REINDEX, ANALYZE, load_extension(), fts3_tokenizer()
+ * (a pointer out of the process, or into it as code) and PRAGMAs that set something
+ * (PRAGMA query_only = 0 is "read-only" to SQLite). One statement per call: a second result
+ * set has no place in one table, CSV or JSON array, and refusing it means nothing after a
+ * refused statement can run either.
  *
  * The backup holds one read transaction on the source from the first page to the last:
  * sqlite3_backup_step() otherwise takes a new snapshot per step and restarts from page 1
@@ -25,6 +26,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "store/migrations.h"
 
 #define DELETE_CHUNK  5000 /* events per archive purge transaction, as tg_store_purge */
 #define STEP_PAUSE_MS 1    /* between two backup steps */
@@ -64,7 +67,10 @@ static int authorize(void *ud, int action, const char *a, const char *b, const c
         if (!pragma_reads(a)) what = "PRAGMA ", arg = a ? a : "";
         break;
     case SQLITE_FUNCTION:
+        /* fts3_tokenizer(NAME) returns a pointer into the process and (NAME, PTR) installs
+         * one as a tokenizer's code: Debian's SQLite is built with it enabled. */
         if (b && strcasecmp(b, "load_extension") == 0) what = "load_extension()";
+        if (b && strcasecmp(b, "fts3_tokenizer") == 0) what = "fts3_tokenizer()";
         break;
     }
     if (!what) return SQLITE_OK;
@@ -197,7 +203,11 @@ static int sq_query(tg_store_t *base, const char *sql, const char *const *params
             read_value(st, i, &vals[i]);
         if ((ret = sink->row(vals, (size_t)n, sink->ud)) != 0) goto out;
     }
-    if (rc != SQLITE_DONE) ret = sq_fail(s, rc, "query", err);
+    /* A PRAGMA read as a table (pragma_optimize) is authorized when it runs, not compiled. */
+    if (rc != SQLITE_DONE && s->denied[0])
+        ret = refuse(err, "refused: %s is not allowed (tollgate query only reads)", s->denied);
+    else if (rc != SQLITE_DONE)
+        ret = sq_fail(s, rc, "query", err);
 out:
     free(names);
     free(vals);
@@ -301,8 +311,9 @@ static int sq_backup(tg_store_t *base, const char *dest_path, int pages, int64_t
     return ret;
 }
 
-/* 0 when db is a tollgate store of a schema version this build knows. */
-static int check_tollgate(sqlite3 *db, const char *name, tg_err_t *err)
+/* 0 when db is a tollgate store of a schema version this build knows, that version into
+ * *version. */
+static int check_tollgate(sqlite3 *db, const char *name, int64_t *version, tg_err_t *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db,
@@ -319,7 +330,7 @@ static int check_tollgate(sqlite3 *db, const char *name, tg_err_t *err)
     if (sqlite3_step(st) != SQLITE_ROW)
         ret = tg_err_set(err, "%s: not a tollgate store (%s)", name, sqlite3_errmsg(db));
     else {
-        int64_t v = sqlite3_column_int64(st, 0), tables = sqlite3_column_int64(st, 1);
+        int64_t v = *version = sqlite3_column_int64(st, 0), tables = sqlite3_column_int64(st, 1);
         if (tables != 4 || v < 1)
             ret = tg_err_set(err, "%s: not a tollgate store (tables missing)", name);
         else if (v > sq_schema_latest())
@@ -329,6 +340,141 @@ static int check_tollgate(sqlite3 *db, const char *name, tg_err_t *err)
                              name, (long long)v, sq_schema_latest());
     }
     sqlite3_finalize(st);
+    return ret;
+}
+
+/* A store's schema objects, sorted by key: "type name", and what defines each (its table
+ * and SQL, as JSON). ANALYZE's sqlite_stat1, the planner's statistics, is data, not code,
+ * and left out, but only as SQLite creates it: a file can write any object into its
+ * schema under that name (writable_schema), a trigger too. */
+typedef struct obj {
+    char *key, *def;
+} obj_t;
+
+typedef struct objs {
+    obj_t *v;
+    size_t n, cap;
+} objs_t;
+
+static void objs_free(objs_t *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->v[i].key);
+        free(o->v[i].def);
+    }
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+/* db's objects into o (emptied first); SQLITE_OK or SQLite's error. */
+static int objs_read(sqlite3 *db, objs_t *o)
+{
+    memset(o, 0, sizeof *o);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        db,
+        "SELECT coalesce(type || ' ' || name, ''), json_array(tbl_name, sql) FROM "
+        "sqlite_schema WHERE NOT (type = 'table' AND name = 'sqlite_stat1' "
+        "AND tbl_name = name AND sql = 'CREATE TABLE "
+        "sqlite_stat1(tbl,idx,stat)') ORDER BY 1",
+        -1, &st, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        if (o->n == o->cap) {
+            size_t cap = o->cap ? 2 * o->cap : 64;
+            obj_t *v = realloc(o->v, cap * sizeof *v);
+            if (!v) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            o->v = v;
+            o->cap = cap;
+        }
+        obj_t *x = &o->v[o->n++];
+        x->key = strdup((const char *)sqlite3_column_text(st, 0));
+        x->def = strdup((const char *)sqlite3_column_text(st, 1));
+        if (!x->key || !x->def) rc = SQLITE_NOMEM;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE) return SQLITE_OK;
+    objs_free(o);
+    return rc;
+}
+
+/* Whether src's schema_migrations lists version v. */
+static int applied(sqlite3 *src, int v)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(src, "SELECT 1 FROM schema_migrations WHERE version = ?1", -1, &st,
+                                NULL);
+    if (rc == SQLITE_OK) sqlite3_bind_int(st, 1, v);
+    int found = rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* The objects tollgate's migrations create for a store that applied those src lists, built
+ * in a new in-memory database as a store is opened (sqlite.c: foreign keys on, then each
+ * migration not applied yet, in list order; a store may lack one written in parallel and
+ * merged after it was made). */
+static int objs_expected(sqlite3 *src, int64_t v, objs_t *o, tg_err_t *err)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, tg_store_migrations_bootstrap, NULL, NULL, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < tg_store_nmigrations; i++)
+        if (applied(src, tg_store_migrations[i].version))
+            rc = sqlite3_exec(db, tg_store_migrations[i].sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = objs_read(db, o);
+    int ret = 0;
+    if (rc != SQLITE_OK)
+        ret = tg_err_set(err, "tollgate's schema version %lld: %s", (long long)v,
+                         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return ret;
+}
+
+/* 0 when db's schema is exactly the one the tollgate migrations it lists create (v: the
+ * newest, for the messages). The schema is code that runs in the gateway: a trigger on
+ * usage_events runs in its writer (RAISE(IGNORE) there drops a tenant's events unbilled;
+ * an UPDATE revives revoked keys), a view in every query that reads it, a CHECK on every
+ * insert. So a restored file brings its rows and nothing else: no object added, none
+ * redefined, none missing. The message names the first difference, on one line (the
+ * names are the file's). */
+static int check_schema(sqlite3 *db, const char *name, int64_t v, tg_err_t *err)
+{
+    objs_t got, want;
+    int rc = objs_read(db, &got);
+    if (rc != SQLITE_OK)
+        return tg_err_set(err, "%s: reading its schema: %s", name, sqlite3_errstr(rc));
+    if (objs_expected(db, v, &want, err) != 0) {
+        objs_free(&got);
+        return -1;
+    }
+    int ret = 0;
+    for (size_t i = 0, j = 0; ret == 0 && (i < got.n || j < want.n);) {
+        int c = i == got.n ? 1 : j == want.n ? -1 : strcmp(got.v[i].key, want.v[j].key);
+        if (c < 0)
+            ret = tg_err_set(err,
+                             "%s: %.80s is not part of tollgate's schema (version %lld); a "
+                             "restored store brings rows only: drop it from the file first",
+                             name, got.v[i].key, (long long)v);
+        else if (c > 0)
+            ret = tg_err_set(err, "%s: %.80s of tollgate's schema (version %lld) is missing", name,
+                             want.v[j].key, (long long)v);
+        else if (strcmp(got.v[i].def, want.v[j].def) != 0)
+            ret = tg_err_set(err,
+                             "%s: %.80s differs from tollgate's schema (version %lld); a "
+                             "restored store brings rows only",
+                             name, got.v[i].key, (long long)v);
+        i += c <= 0;
+        j += c >= 0;
+    }
+    for (char *p = err && ret ? err->msg : NULL; p && *p; p++)
+        if ((unsigned char)*p < 0x20) *p = ' ';
+    objs_free(&got);
+    objs_free(&want);
     return ret;
 }
 
@@ -343,6 +489,26 @@ static int sidecars(const char *path)
     snprintf(side, sizeof side, "%s-shm", path);
     if (stat(side, &sb) == 0) have |= 2;
     return have;
+}
+
+/* Whether a and b are the same existing file. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+int tg_sqlite_owns_file(const char *path, const char *file)
+{
+    static const char *const sides[] = {"-wal", "-shm", "-journal"};
+    char side[4096];
+    if (same_file(path, file)) return TG_STORE_OWN_DB;
+    for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+        snprintf(side, sizeof side, "%s%s", path, sides[i]);
+        if (same_file(side, file)) return TG_STORE_OWN_SIDE;
+    }
+    return 0;
 }
 
 /* Removes the -wal and -shm a read-only connection to path left beside it (it cannot
@@ -372,12 +538,20 @@ int tg_sqlite_restore(const char *path, const char *src_path, char *bak_out, siz
         tg_err_set(err, "%s: %s", src_path, src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
         goto out;
     }
-    if (check_integrity(src, src_path, err) != 0 || check_tollgate(src, src_path, err) != 0)
+    /* The file is not trusted until its schema is checked: its views and CHECKs may call
+     * only harmless functions meanwhile. The checks and the copy read one snapshot, so
+     * what is copied is what was checked. */
+    sqlite3_db_config(src, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    sqlite3_db_config(src, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    int64_t version = 0;
+    if (sqlite3_exec(src, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        check_integrity(src, src_path, err) != 0 ||
+        check_tollgate(src, src_path, &version, err) != 0 ||
+        check_schema(src, src_path, version, err) != 0)
         goto out;
-    struct stat sb, sb_src;
+    struct stat sb;
     int existed = stat(path, &sb) == 0 && sb.st_size > 0;
-    if (existed && stat(src_path, &sb_src) == 0 && sb.st_dev == sb_src.st_dev &&
-        sb.st_ino == sb_src.st_ino) {
+    if (existed && same_file(path, src_path)) {
         tg_err_set(err, "%s is the store itself", src_path);
         goto out;
     }
@@ -387,7 +561,27 @@ int tg_sqlite_restore(const char *path, const char *src_path, char *bak_out, siz
         tg_err_set(err, "store %s: %s", path, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
         goto out;
     }
+    /* The store to itself from its first read to the close: in WAL mode, EXCLUSIVE locking
+     * takes the database file's lock outright, which no other connection may hold. The
+     * caller's spool lock says no gateway with the same spool runs; this says no process
+     * at all has the store open (a gateway whose config names another spool, a query),
+     * and none can open it until the restore is done. Not waited for: a connection that
+     * holds the store holds it for as long as it lives. A store that did not exist has no
+     * one on it (and in rollback mode EXCLUSIVE would leave its -journal behind). */
+    rc = !existed
+             ? SQLITE_OK
+             : sqlite3_exec(dst,
+                            "PRAGMA locking_mode = EXCLUSIVE; SELECT count(*) FROM sqlite_schema",
+                            NULL, NULL, NULL);
     sqlite3_busy_timeout(dst, TG_STORE_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK) {
+        tg_err_set(err, "store %s: %s", path,
+                   (rc & 0xff) == SQLITE_BUSY
+                       ? "open in another process (a gateway, or a tollgate command): stop it "
+                         "first"
+                       : sqlite3_errmsg(dst));
+        goto out;
+    }
     if (existed) {
         if (open_new(bak_path, &bak, err) != 0) goto out;
         int b = copy_db(bak, dst, -1, NULL, "copy of the store", err);

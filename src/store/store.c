@@ -64,6 +64,12 @@ int tg_store_restore(const char *url, const char *src_path, char *bak, size_t ba
     return path ? tg_sqlite_restore(path, src_path, bak, bak_cap, err) : not_sqlite(url, err);
 }
 
+int tg_store_owns_file(const char *url, const char *file)
+{
+    const char *path = url ? sqlite_path(url, NULL) : NULL;
+    return path ? tg_sqlite_owns_file(path, file) : 0;
+}
+
 /* ---- lifecycle -------------------------------------------------------------------- */
 
 void tg_store_close(tg_store_t *s)

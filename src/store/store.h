@@ -321,6 +321,14 @@ typedef struct tg_sql_sink {
 int tg_store_query(tg_store_t *s, const char *sql, const char *const *params, size_t nparams,
                    const tg_sql_sink_t *sink, tg_err_t *err);
 
+/* TG_STORE_OWN_DB when file is the store's database at url, TG_STORE_OWN_SIDE when it is
+ * one of the files beside it that the database lives in too (SQLite's -wal, -shm,
+ * -journal), the same file however it is named (a hard link, a symlink); else 0. What
+ * replaces one of them pulls the store from under every process that has it open. */
+#define TG_STORE_OWN_DB   1
+#define TG_STORE_OWN_SIDE 2
+int tg_store_owns_file(const char *url, const char *file);
+
 /* An online, consistent copy of the store into the new file dest_path (which must not
  * exist): one read snapshot held from the first page to the last, copied `pages` pages
  * per step with a pause between steps, so the gateway's writer is never blocked (WAL:

@@ -36,27 +36,14 @@ import {
   waitForEvent,
   waitForKey,
 } from './lib/harness.mjs';
+import { tokenCost, usdText } from './lib/money.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** The documented wait for a running gateway to pick up a CLI change (polled every 250 ms). */
 const POLL_MS = 600;
 
-// ---- money ----
+// ---- money (lib/money.mjs) ----
 
-const MILLION = 1_000_000n;
-/** A USD amount as the config and CLI read it ("0.15"), as exact integer micro-USD. */
-function usdMicros(usd) {
-  const m = /^(\d+)(?:\.(\d{1,6}))?$/.exec(String(usd));
-  assert.ok(m, `not a USD amount: ${usd}`);
-  return BigInt(m[1]) * MILLION + BigInt((m[2] ?? '').padEnd(6, '0'));
-}
-/** Integer micro-USD as a CLI USD amount with 6 decimals. */
-const usdText = (micros) => `${Math.floor(micros / 1e6)}.${String(micros % 1e6).padStart(6, '0')}`;
-/** The model part: tokens x USD per 1M tokens, summed exactly, rounded half up once. */
-function tokenCost(price, tokensIn, tokensOut) {
-  const sum = BigInt(tokensIn) * usdMicros(price.input) + BigInt(tokensOut) * usdMicros(price.output);
-  return Number((sum * 2n + MILLION) / (2n * MILLION));
-}
 /** The UTC month in which the gateway recorded tenant t's latest event, by the gateway's own
  * clock: its first microsecond and its "YYYY-MM". A test never takes the month from its own
  * clock (make check runs this suite with the gateway's clock set to other dates). */

@@ -191,7 +191,7 @@ static void test_estimate_ai(void **state)
     assert_int_equal(tok, 1000 + 2 * 4096);
     assert_int_equal(cost, 1000 + 2 * 2 * 4096);
     /* Without prices: tokens reserved, no cost. */
-    tg_bill_env_t bare = {fix.env.policy, NULL};
+    tg_bill_env_t bare = {fix.env.policy, NULL, 0};
     assert_int_equal(tg_bill_estimate(&bare, &ask, &ev, &tok, &cost), 0);
     assert_int_equal(tok, 1000 + 2 * 4096);
     assert_int_equal(cost, 0);
@@ -473,7 +473,7 @@ static void test_price_asked_model_and_flags(void **state)
     tg_bill_price(&fix.env, &ev, &a, 0);
     assert_string_equal(ev.price_flag, "unpriced");
     /* Without a price book: no cost, but the decode flag still says why. */
-    tg_bill_env_t bare = {fix.env.policy, NULL};
+    tg_bill_env_t bare = {fix.env.policy, NULL, 0};
     ev = event("t", "ai", "m", "");
     ev.outcome = TG_OUTCOME_BILLABLE;
     tg_bill_price(&bare, &ev, &a, 1);

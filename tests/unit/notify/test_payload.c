@@ -132,12 +132,36 @@ static void test_alertmanager(void **state)
     json_decref(arr);
 }
 
+/* A re-send round's list: every notice's alert, in order, each with the lease. */
+static void test_alertmanager_list(void **state)
+{
+    (void)state;
+    tg_notice_t v[3] = {sample(), sample(), sample()};
+    snprintf(v[1].tenant, sizeof v[1].tenant, "beta");
+    snprintf(v[2].alarm, sizeof v[2].alarm, "slow");
+    char *s = tg_notify_alertmanager_list_json(v, 3, NULL, 1796083440000000LL);
+    json_error_t e;
+    json_t *arr = json_loads(s, 0, &e);
+    free(s);
+    assert_int_equal(json_array_size(arr), 3);
+    const char *want[3][2] = {{"errors", "acme"}, {"errors", "beta"}, {"slow", "acme"}};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *a = json_array_get(arr, i), *l = json_object_get(a, "labels");
+        assert_string_equal(json_string_value(json_object_get(l, "alertname")), want[i][0]);
+        assert_string_equal(json_string_value(json_object_get(l, "tenant")), want[i][1]);
+        assert_string_equal(json_string_value(json_object_get(a, "endsAt")),
+                            "2026-12-01T00:04:00.000Z");
+    }
+    json_decref(arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_signature),
         cmocka_unit_test(test_alertmanager),
+        cmocka_unit_test(test_alertmanager_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,9 +6,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "notify/sender.h"
@@ -36,20 +39,43 @@ static int sent[2];
 static char last_id[2][160];
 static tg_notice_t last_notice[2];
 static int64_t last_time[2];
+static char odd_tenant[64]; /* a notice for this tenant gets odd_answer instead */
+static long odd_answer;
+
+static void (*on_send)(void); /* called in each send when set */
 
 static void fake_send(const tg_notifier_conf_t *nc, const tg_notice_t *n, int64_t t,
                       const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
 {
     (void)ctl;
+    if (on_send) on_send();
     int i = !strcmp(nc->name, "hook") ? 0 : 1;
     sent[i]++;
     snprintf(last_id[i], sizeof last_id[i], "%s", n->id);
     last_notice[i] = *n;
     last_time[i] = t;
     memset(res, 0, sizeof *res);
-    res->http_status = answer[i];
-    res->outcome = tg_notify_classify_http(answer[i]);
-    snprintf(res->message, sizeof res->message, "HTTP %ld", answer[i]);
+    long a = odd_tenant[0] && !strcmp(n->tenant, odd_tenant) ? odd_answer : answer[i];
+    res->http_status = a;
+    res->outcome = tg_notify_classify_http(a);
+    snprintf(res->message, sizeof res->message, "HTTP %ld", a);
+}
+
+/* A list of alerts in one request, as Alertmanager answers it: each alert as above (sent[]
+ * counts alerts), the list refused when one is, 5xx when one is. */
+static int lists; /* requests of alerts */
+static void fake_send_alerts(const tg_notifier_conf_t *nc, const tg_notice_t *v, size_t n,
+                             int64_t t, const tg_notify_ctl_t *ctl, tg_notify_result_t *res)
+{
+    tg_notify_result_t worst = {.outcome = TG_NOTIFY_OK, .http_status = 200}, one;
+    lists++;
+    for (size_t i = 0; i < n; i++) {
+        fake_send(nc, &v[i], t, ctl, &one);
+        if (one.outcome == TG_NOTIFY_RETRY ||
+            (one.outcome == TG_NOTIFY_PERMANENT && worst.outcome == TG_NOTIFY_OK))
+            worst = one;
+    }
+    *res = worst;
 }
 
 typedef struct fixture {
@@ -81,11 +107,15 @@ static int setup(void **state)
                           .wall_clock = wall,
                           .mono_clock = mono,
                           .random = rnd,
-                          .send = fake_send};
+                          .send = fake_send,
+                          .send_alerts = fake_send_alerts};
     f->t = tg_notify_new(&o, f->cfg);
     now_us = WALL;
     memset(sent, 0, sizeof sent);
     answer[0] = answer[1] = 200;
+    odd_tenant[0] = '\0';
+    lists = 0;
+    on_send = NULL;
     *state = f;
     return 0;
 }
@@ -382,6 +412,131 @@ static void test_resend_firing(void **state)
     assert_int_equal(sent[0], 0);
 }
 
+/* n firing rows of rule errors, for tenants t0, t1, ... (digits wide, zero-padded). */
+static void put_firing(fixture_t *f, int n, int digits)
+{
+    tg_err_t err;
+    tg_alarm_row_t *rows = calloc((size_t)n, sizeof *rows);
+    assert_non_null(rows);
+    for (int i = 0; i < n; i++) {
+        char tenant[16];
+        snprintf(tenant, sizeof tenant, "t%0*d", digits, i);
+        rows[i] = alarm_row("errors", tenant, "firing", 1);
+    }
+    assert_int_equal(tg_store_alarm_put(f->s, rows, (size_t)n, NULL, 0, &err), 0);
+    free(rows);
+}
+
+/* A round posts 256 alerts a request. A refused list (4xx) is that list's alone: the round
+ * goes on to the others (it stopped, so every alarm after it expired in Alertmanager while
+ * it fired). A 503 halfway through a round blocks the notifier for the backoff although
+ * alerts were posted before it (they reset the backoff: a new round came at once). */
+static void test_resend_lists_refused_and_halfway_down(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 600 };
+    put_firing(f, N, 3);
+
+    assert_int_equal(resend(f), N); /* 256 + 256 + 88 */
+    assert_int_equal(lists, 3);
+    assert_int_equal(sent[1], N);
+
+    snprintf(odd_tenant, sizeof odd_tenant, "t000"); /* in the first list */
+    odd_answer = 400;
+    now_us = WALL + 60 * SEC;
+    assert_int_equal(resend(f), N - 256); /* the two lists after the refused one */
+    assert_int_equal(lists, 6);
+    assert_string_equal(last_notice[1].tenant, "t599");
+
+    snprintf(odd_tenant, sizeof odd_tenant, "t300"); /* in the second list */
+    odd_answer = 503;
+    now_us = WALL + 120 * SEC;
+    assert_int_equal(resend(f), 256); /* the first list, then the 503 ends the round */
+    assert_int_equal(lists, 8);
+    now_us = WALL + 120 * SEC + SEC / 2;
+    assert_int_equal(resend(f), 0);
+    assert_int_equal(lists, 8); /* blocked (1 s: min/2 with no jitter): not even tried */
+    odd_tenant[0] = '\0';
+    now_us = WALL + 121 * SEC;
+    assert_int_equal(resend(f), N); /* back: the whole round at once */
+}
+
+/* A round takes up to 100000 firing rows (it stopped at 65536, where doubling its array
+ * went past the cap). */
+static void test_resend_many(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 70000 };
+    put_firing(f, N, 5);
+    assert_int_equal(resend(f), N);
+    assert_string_equal(last_notice[1].tenant, "t69999");
+}
+
+/* Another connection holds the store's write lock from the first send for 150 ms (a thread
+ * releases it: the lock is what is tested, so a real wait), longer than the sender's busy
+ * timeout of 40 ms: the delivery made is recorded all the same, not left claimed to be sent
+ * again once its claim ends (as it was with 2 x 64 lanes on one store). */
+static char lock_db[128];
+static sqlite3 *locker;
+
+static void *unlock_later(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 150 * 1000000L};
+    nanosleep(&ts, NULL);
+    sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
+static pthread_t unlocker;
+
+static void lock_store(void)
+{
+    on_send = NULL; /* once */
+    assert_int_equal(sqlite3_open(lock_db, &locker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(pthread_create(&unlocker, NULL, unlock_later, NULL), 0);
+}
+
+static void test_busy_store_records_delivery(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    snprintf(lock_db, sizeof lock_db, "%s/t.db", f->dir);
+    assert_int_equal(tg_store_set_busy_timeout(f->s, 40, &err), 0);
+    tg_notice_t n = notice("budget/acme/2026-12/90");
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &n, WALL, &err), 0);
+    on_send = lock_store;
+    assert_int_equal(pass(f), 2);
+    pthread_join(unlocker, NULL);
+    sqlite3_close(locker);
+    assert_string_equal(row_of(f, n.id, "hook").status, "delivered");
+    assert_string_equal(row_of(f, n.id, "am").status, "delivered");
+}
+
+/* An idle pass only reads: with another connection holding the write lock (the event
+ * writer's batch) and nothing due, it neither waits for the lock nor fails; what is due is
+ * claimed once the lock is free. Every lane passes once a second. */
+static void test_idle_pass_takes_no_write_lock(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(f->s, 40, &err), 0);
+    tg_notice_t n = notice("budget/acme/2026-12/95");
+    assert_int_equal(tg_notify_enqueue(f->t, f->s, &n, WALL + 60 * SEC, &err), 0); /* due later */
+    char db[128];
+    snprintf(db, sizeof db, "%s/t.db", f->dir);
+    sqlite3 *w;
+    assert_int_equal(sqlite3_open(db, &w), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(w, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(tg_notify_pass(f->t, f->s, &err), 0); /* -1 (locked) if it claimed */
+    assert_int_equal(sent[0] + sent[1], 0);
+    assert_int_equal(sqlite3_exec(w, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(w);
+    now_us = WALL + 60 * SEC;
+    assert_int_equal(pass(f), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +546,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_notifier_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_notifier_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_firing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resend_lists_refused_and_halfway_down, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_resend_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_store_records_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_pass_takes_no_write_lock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include "store/migrations.h"
 #include "store/sql_fixture.h"
 
 typedef struct t {
@@ -302,9 +303,115 @@ static void test_restore(void **state)
     assert_int_equal(tg_store_open_readonly(want, &old, &err), 0);
     assert_int_equal(count(old, "SELECT count(*) FROM tenants WHERE id = 'gamma'"), 1);
     tg_store_close(old);
+    /* While any connection has the store open: refused (before the .bak is looked at). */
+    assert_int_equal(tg_store_restore(t->f->url, copy, bak, sizeof bak, &err), -1);
+    assert_non_null(strstr(err.msg, "open in another process"));
+    tg_store_close(t->f->s);
+    t->f->s = NULL;
     /* A second restore would overwrite that .bak: refused. */
     assert_int_equal(tg_store_restore(t->f->url, copy, bak, sizeof bak, &err), -1);
     assert_non_null(strstr(err.msg, "already exists"));
+}
+
+/* A store at version `version`, built as tollgate built it then (the migrations up to it but
+ * `skip`, each with its row), then `extra` run on it; into path. */
+static void old_store(const char *path, int version, int skip, const char *extra)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, tg_store_migrations_bootstrap, NULL, NULL, NULL), SQLITE_OK);
+    for (size_t i = 0; i < tg_store_nmigrations && tg_store_migrations[i].version <= version; i++) {
+        if (tg_store_migrations[i].version == skip) continue;
+        char row[120];
+        snprintf(row, sizeof row, "INSERT INTO schema_migrations VALUES (%d, 'm', 0)",
+                 tg_store_migrations[i].version);
+        assert_int_equal(sqlite3_exec(db, tg_store_migrations[i].sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, row, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO tenants VALUES ('old', '', 'active', 1)", NULL, NULL, NULL),
+        SQLITE_OK);
+    if (extra) assert_int_equal(sqlite3_exec(db, extra, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A store from before the views (version 6) is restored and upgraded at the next open; the
+ * same with anything tollgate did not create is refused, the store untouched. */
+static void test_restore_schema(void **state)
+{
+    t_t *t = *state;
+    tg_err_t err;
+    char old[160], bak[4200];
+    tg_store_close(t->ro);
+    t->ro = NULL;
+    tg_store_close(t->f->s);
+    t->f->s = NULL;
+    static const struct {
+        const char *extra, *says;
+    } bad[] = {
+        {"CREATE TRIGGER t AFTER INSERT ON usage_events BEGIN DELETE FROM usage_events; END",
+         "trigger t is not part of tollgate's schema (version 6)"},
+        {"CREATE VIEW events AS SELECT 1", "view events is not part of"},
+        {"DROP INDEX api_keys_tenant", "index api_keys_tenant of tollgate's schema (version 6) is "
+                                       "missing"},
+        {"ALTER TABLE tenants ADD COLUMN x", "table tenants differs"},
+        /* Named as ANALYZE's statistics, written in with writable_schema: still a trigger. */
+        {"PRAGMA writable_schema = ON; INSERT INTO sqlite_schema VALUES ('trigger', "
+         "'sqlite_stat9', 'usage_events', 0, 'CREATE TRIGGER sqlite_stat9 BEFORE INSERT ON "
+         "usage_events BEGIN SELECT RAISE(IGNORE); END')",
+         "trigger sqlite_stat9 is not part of"},
+        {"ANALYZE; PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE TABLE "
+         "sqlite_stat1(tbl,idx,stat,x CHECK (x > 0))' WHERE name = 'sqlite_stat1'",
+         "table sqlite_stat1 is not part of"},
+        /* The version says 5: migration 6's tables are extra. */
+        {"DELETE FROM schema_migrations WHERE version = 6", "of tollgate's schema (version 5)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(old, sizeof old, "%s/old%zu.db", t->f->dir, i);
+        old_store(old, 6, 0, bad[i].extra);
+        assert_int_equal(tg_store_restore(t->f->url, old, bak, sizeof bak, &err), -1);
+        if (!strstr(err.msg, bad[i].says)) fail_msg("%s: %s", bad[i].extra, err.msg);
+        assert_string_equal(bak, "");
+    }
+    snprintf(old, sizeof old, "%s/old.db", t->f->dir);
+    old_store(old, 6, 0, "ANALYZE"); /* sqlite_stat1: statistics, not code */
+    if (tg_store_restore(t->f->url, old, bak, sizeof bak, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(tg_store_open(t->f->url, &t->f->s, &err), 0);
+    assert_int_equal(count(t->f->s, "SELECT count(*) FROM tenants WHERE id = 'old'"), 1);
+    assert_int_equal(count(t->f->s, "SELECT max(version) FROM schema_migrations"),
+                     tg_store_migrations[tg_store_nmigrations - 1].version);
+    assert_int_equal(count(t->f->s, "SELECT count(*) FROM events"), 0);
+
+    /* A store made before a migration written in parallel was merged (8 without 7): what
+     * it has applied is what it is checked against; the next open applies 7. */
+    tg_store_close(t->f->s);
+    t->f->s = NULL;
+    char bak2[200];
+    snprintf(bak2, sizeof bak2, "%s.bak", t->f->path);
+    unlink(bak2);
+    snprintf(old, sizeof old, "%s/no7.db", t->f->dir);
+    old_store(old, 8, 7, NULL);
+    if (tg_store_restore(t->f->url, old, bak, sizeof bak, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(tg_store_open(t->f->url, &t->f->s, &err), 0);
+    assert_int_equal(count(t->f->s, "SELECT count(*) FROM schema_migrations WHERE version = 7"), 1);
+    /* Upgraded so (7 after 8), its backup is restored again. */
+    char again[160];
+    snprintf(again, sizeof again, "%s/again.db", t->f->dir);
+    assert_int_equal(tg_store_backup(t->f->s, again, 0, NULL, &err), 0);
+    tg_store_close(t->f->s);
+    t->f->s = NULL;
+    unlink(bak2);
+    if (tg_store_restore(t->f->url, again, bak, sizeof bak, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(tg_store_open(t->f->url, &t->f->s, &err), 0);
+    /* The same file with 7's row but not its tables: refused. */
+    tg_store_close(t->f->s);
+    t->f->s = NULL;
+    unlink(bak2);
+    snprintf(old, sizeof old, "%s/no7b.db", t->f->dir);
+    old_store(old, 8, 7, "INSERT INTO schema_migrations VALUES (7, 'm', 0)");
+    assert_int_equal(tg_store_restore(t->f->url, old, bak, sizeof bak, &err), -1);
+    assert_non_null(strstr(err.msg, "is missing"));
 }
 
 /* ---- the archive's purge ---- */
@@ -331,6 +438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_delete, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

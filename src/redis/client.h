@@ -1,0 +1,100 @@
+/* The shared limiter's connection to Redis: one per worker loop (hiredis's asynchronous
+ * context on the worker's libuv loop, through hiredis's own libuv adapter), so a worker
+ * never blocks on Redis and needs no lock to use it.
+ *
+ * An admission is one EVALSHA of script.h's script; the caller's callback runs on the same
+ * loop with the reply, or with nothing when Redis did not answer within limits.timeout
+ * (the request then follows limits.on_backend_down). A caller whose request goes away
+ * first (the client left) cancels its ticket; a reply that comes for a ticket nobody waits
+ * for any more (cancelled or timed out) and admitted is undone at once (slot and
+ * reservation given back, every counter moved back), so nothing is counted for a request
+ * that was never served. Settlements are sent without waiting (counted; a failure is
+ * logged at debug and counted). NOSCRIPT (Redis restarted, SCRIPT FLUSH) loads the script
+ * again ahead of the same command on the same connection, which Redis runs in order.
+ *
+ * Connection state: connected and the script loaded is "up". A refused or lost connection
+ * is "down": admissions fall back at once, without waiting, and the connection is made again
+ * with a backoff (100 ms doubling to 2 s; a connect not up in 1 s is given up). Three
+ * admissions in a row without an answer in time is "down" too, but the connection is kept
+ * (what Redis still runs of them is answered late and undone, where a dropped connection's
+ * commands might run with nobody to give them back) and PINGed every 250 ms: an answer
+ * brings it up, 20 unanswered drop it. Each change is logged once per worker. While down,
+ * what requests admitted locally count (their rate and token units at the instant of
+ * admission, their cost) is journaled (up to 8 MiB of commands per worker, then counted as
+ * dropped) and sent when Redis is back, so the shared counters end up with it, counted once. */
+#ifndef TG_REDIS_CLIENT_H
+#define TG_REDIS_CLIENT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "redis/script.h"
+
+/* Counters of every worker's client together: /metrics and /readyz. */
+typedef struct tg_redis_stats {
+    atomic_int workers;           /* clients made */
+    atomic_int up;                /* clients up now */
+    atomic_llong admits;          /* admissions sent */
+    atomic_llong timeouts;        /* admissions not answered within limits.timeout */
+    atomic_llong fallbacks;       /* admissions decided by limits.on_backend_down */
+    atomic_llong undone;          /* late or orphaned admissions given back */
+    atomic_llong settles;         /* settlements sent */
+    atomic_llong settle_errors;   /* settlements Redis refused or never answered */
+    atomic_llong journaled;       /* commands kept while down */
+    atomic_llong journal_dropped; /* commands the journal had no room for */
+    atomic_llong replayed;        /* journaled commands sent once back up */
+} tg_redis_stats_t;
+
+typedef struct tg_redis tg_redis_t;
+typedef struct tg_redis_ticket tg_redis_ticket_t;
+
+/* The answer to an admission, decoded (tg_redis_admit_reply): a NULL when there is none in
+ * time (timeout, connection lost, an error reply); spend: the tenant's month-to-date spend
+ * in Redis, -1 when it has no budget; plan and ahead_us[0..nahead): each rule's state after
+ * it (for tg_policy_mirror; plan is the ticket's copy, valid for the call). */
+typedef void (*tg_redis_admit_cb)(void *ud, const tg_admission_t *a, int64_t spend,
+                                  const tg_admit_plan_t *plan, const int64_t *ahead_us,
+                                  size_t nahead);
+
+/* A client for loop, connecting at once to host:port, database db. timeout_ms: an
+ * admission's wait; ttl_ms: a reservation's life; worker: its number (logs, request ids). */
+tg_redis_t *tg_redis_new(uv_loop_t *loop, const char *host, int port, int db, long timeout_ms,
+                         long ttl_ms, int worker, tg_redis_stats_t *stats);
+/* Closes the connection (pending callbacks run without a reply) and frees the client once
+ * its handles are closed: call from its loop, before the loop's last run. */
+void tg_redis_free(tg_redis_t *rc);
+
+int tg_redis_is_up(const tg_redis_t *rc);
+long tg_redis_ttl_ms(const tg_redis_t *rc);
+
+/* A new request id ("INSTANCE-WORKER-N") into out (TG_REDIS_ID_SIZE bytes). */
+void tg_redis_next_id(tg_redis_t *rc, char *out);
+
+/* Sends the admission c of plan (made by tg_redis_admit_cmd with the client's sha,
+ * tg_redis_sha, and hold): the ticket keeps a copy of both, to decode the reply and to undo
+ * an admission nobody waits for any more. The plan's values must stay valid while cb may be
+ * called (they point into the waiting request). Returns the ticket, or NULL when the client
+ * is down or the command could not be queued (the caller falls back now; cb is never
+ * called then). cb runs later, on the loop, once. */
+tg_redis_ticket_t *tg_redis_admit(tg_redis_t *rc, const tg_redis_cmd_t *c,
+                                  const tg_admit_plan_t *plan, const tg_redis_hold_t *hold,
+                                  tg_redis_admit_cb cb, void *ud);
+/* The waiter went away: cb will not be called; an admitting reply is undone. */
+void tg_redis_cancel(tg_redis_ticket_t *t);
+
+/* Settles hold: the slot and reservation back, cost added to the spend, adj applied. Sent
+ * now when up, journaled when down. */
+void tg_redis_settle(tg_redis_t *rc, const tg_redis_hold_t *hold, int64_t cost,
+                     const tg_redis_adj_t *adj, size_t n);
+
+/* Counts an admission limits.on_backend_down decided. */
+void tg_redis_count_fallback(tg_redis_t *rc);
+
+/* A command buffer of the client's for building one command at a time (on its loop). */
+tg_redis_cmd_t *tg_redis_scratch(tg_redis_t *rc);
+
+/* The script's SHA-1 (hex) the commands name. */
+const char *tg_redis_sha(const tg_redis_t *rc);
+
+#endif
