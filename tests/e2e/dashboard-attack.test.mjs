@@ -171,6 +171,8 @@ describe('dashboard under attack', () => {
       await page.waitForSelector('[data-testid="alarms"] [data-testid="alarm"]', { timeout: 10000 });
       const text = await page.$eval('[data-testid="alarms"] [data-testid="alarm"]', (e) => e.textContent);
       assert.match(text, /^errors · tenant spiky · firing/);
+      // an error rate reads as a percent, not as a raw ratio with 17 digits
+      assert.match(text, / · value \d+\.\d% · fires at \d+\.\d%$/, text);
       const name = await page.$eval('[data-testid="tenant-name"]', (e) => e.textContent);
       assert.equal(name, HOSTILE);
       await page.goto(`${gw.adminUrl}/dashboard`, { waitUntil: 'domcontentloaded' });

@@ -75,6 +75,16 @@ function td(cls, testid, text, value) {
   return c;
 }
 
+// An alarm's measure in its unit: ratios (quota, error rate, queue fill) as percent, latency
+// in ms, spend rate in USD per hour (the engine's unit is micro-USD per hour).
+function alarmValue(kind, v) {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return String(v);
+  if (kind === 'quota' || kind === 'error_rate' || kind === 'queue') return `${(v * 100).toFixed(1)}%`;
+  if (kind === 'latency') return `${v.toFixed(v < 10 ? 1 : 0)} ms`;
+  if (kind === 'spend_rate') return `$${(v / 1e6).toFixed(6)}/h`;
+  return String(Math.round(v * 1000) / 1000);
+}
+
 function alarmsInto(box, alarms) {
   box.replaceChildren();
   if (!alarms || alarms.length === 0) {
@@ -84,7 +94,8 @@ function alarmsInto(box, alarms) {
   for (const a of alarms) {
     const d = el('div', { class: 'alarm', 'data-testid': 'alarm' });
     const parts = [a.name, a.tenant ? `tenant ${a.tenant}` : '', a.state,
-      a.value !== undefined ? `value ${a.value}` : '', a.threshold !== undefined ? `threshold ${a.threshold}` : ''];
+      a.value !== undefined ? `value ${alarmValue(a.kind, a.value)}` : '',
+      a.threshold !== undefined ? `fires at ${alarmValue(a.kind, a.threshold)}` : ''];
     d.textContent = parts.filter(Boolean).join(' · ');
     box.append(d);
   }
