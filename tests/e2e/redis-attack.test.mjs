@@ -1,0 +1,129 @@
+// The shared limiter (limits.backend redis://, src/redis/) against a hostile Redis: a fake
+// one (lib/fake-redis.mjs) that answers EVALSHA with the wrong types, errors, NOSCRIPT every
+// time, half a reply then a close, late, or never; and hostile clients that leave while
+// their admission waits. Every request must be answered, the gateway must not crash or
+// leak (run it with TOLLGATE_BIN=build/tollgate-asan), and an admission Redis made for
+// nobody is undone.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+
+import { createTenantKey, request, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
+import { later, never, resp, startFakeRedis } from './lib/fake-redis.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const TIMEOUT_MS = 100;
+
+async function readyz(gw) {
+  return (await request(`${gw.adminUrl}/readyz`)).json();
+}
+
+describe('the shared limiter against a hostile Redis', () => {
+  let mock, fake, gw, secret, keepAlive;
+  const nrules = (args) => Number(args[3 + Number(args[2]) + 9]); // ARGV[10]
+  const mode = (args) => args[3 + Number(args[2])];
+  const id = (args) => args[4 + Number(args[2])];
+  const admitted = (args) => (mode(args) === 'A' ? resp.ints([0, 0, 0, -1, ...Array(2 * nrules(args)).fill(5)]) : resp.ints([0]));
+
+  before(async () => {
+    keepAlive = setInterval(() => {}, 1000);
+    mock = await startMock();
+    fake = await startFakeRedis(admitted);
+    gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [{ name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' }],
+      workers: 1,
+      extra: {
+        limits: { backend: `redis://127.0.0.1:${fake.port}/0`, timeout: `${TIMEOUT_MS}ms`, on_backend_down: 'allow' },
+        defaults: { limits: { rpm: 100000, concurrency: 50 } },
+      },
+    });
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { message: 'limits backend up' });
+    ({ secret } = await createTenantKey(gw, 't1'));
+    await waitForKey(gw, secret, '/v1/models');
+  });
+  after(async () => {
+    await gw?.stop();
+    await fake?.stop();
+    await mock?.stop();
+    clearInterval(keepAlive);
+  });
+
+  const get = (p = '/x') => request(`${gw.url}${p}`, { headers: { authorization: `Bearer ${secret}` }, timeoutMs: 10000 });
+
+  test('replies of the wrong shape: every request answered', async () => {
+    const bad = [
+      () => resp.int(0),
+      () => resp.bulk('x'.repeat(1 << 20)),
+      () => resp.arr([resp.bulk('0'), resp.bulk('0'), resp.bulk('0'), resp.bulk('0')]),
+      () => resp.ints(Array(5000).fill(0)),
+      () => resp.arr([resp.ints([0, 0, 0, -1]), resp.int(1), resp.int(2), resp.int(3)]),
+      () => resp.err('OOM command not allowed when used memory > maxmemory'),
+      () => resp.ints([0, 0, 0]),
+      () => resp.ints([7, 99, -5, -1, 1, 1]),
+      () => resp.ints([1, 99, -5, -1, 1, 1]),
+      () => resp.ints([0, 0, 0, -1, 1]),
+      () => '*-1\r\n',
+      () => '$-1\r\n',
+    ];
+    for (const [i, b] of bad.entries()) {
+      fake.onEval = (args) => (args[3 + Number(args[2])] === 'A' ? b(args) : resp.ints([0]));
+      const r = await get(`/bad${i}`);
+      assert.ok([200, 429, 503].includes(r.status), `reply ${i}: ${r.status} ${r.text}`);
+    }
+  });
+
+  test('NOSCRIPT every time: answered, each admission sent at most twice', async () => {
+    fake.onEval = () => resp.err('NOSCRIPT No matching script. Please use EVAL.');
+    const before = fake.evals('A').length;
+    const r = await get('/noscript');
+    assert.equal(r.status, 200);
+    await sleep(200);
+    assert.ok(fake.evals('A').length - before <= 2, `${fake.evals('A').length - before} sends`);
+  });
+
+  test('an admission answered late is undone: its id settled with nothing held', async () => {
+    fake.onEval = (args) => (mode(args) === 'A' ? later(TIMEOUT_MS + 30, admitted(args)) : resp.ints([0]));
+    const n = fake.evals('A').length;
+    const r = await get('/late');
+    assert.equal(r.status, 200);
+    const late = id(fake.evals('A')[n].args);
+    await waitFor(() => fake.evals('S').some((e) => id(e.args) === late), { message: 'the late admission undone' });
+    fake.onEval = admitted;
+  });
+
+  test('half a reply, then the connection closed: answered; the client connects again', async () => {
+    fake.onEval = (args, sock) => {
+      sock.write('*6\r\n:0\r\n:0');
+      setTimeout(() => sock.destroy(), 10);
+      return null;
+    };
+    const r = await get('/half');
+    assert.equal(r.status, 200);
+    fake.onEval = admitted;
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { timeoutMs: 8000, message: 'up again' });
+  });
+
+  test('clients that leave while their admission waits; pipelined requests during the wait', async () => {
+    const held = [];
+    fake.onEval = (args) => {
+      if (mode(args) !== 'A') return resp.ints([0]);
+      return new Promise((r) => held.push(() => r(admitted(args))));
+    };
+    const socks = [];
+    for (let i = 0; i < 5; i++) {
+      const s = net.connect(gw.port ?? new URL(gw.url).port, '127.0.0.1');
+      s.on('error', () => {});
+      s.write(`GET /leave${i} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\n\r\n`.repeat(3));
+      socks.push(s);
+    }
+    await sleep(30);
+    for (const s of socks) s.destroy();
+    await sleep(TIMEOUT_MS * 2);
+    for (const h of held) h();
+    fake.onEval = admitted;
+    await sleep(100);
+    const r = await get('/after');
+    assert.equal(r.status, 200);
+  });
+});
