@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, request, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
+import fs from 'node:fs';
+
+import { createTenantKey, raw, request, toYaml, startGateway, startMock, waitFor, waitForKey } from './lib/harness.mjs';
 import { later, never, resp, startFakeRedis } from './lib/fake-redis.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -34,6 +36,7 @@ describe('the shared limiter against a hostile Redis', () => {
       routes: [{ name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' }],
       workers: 1,
       extra: {
+        server: { max_body: 4096 },
         limits: { backend: `redis://127.0.0.1:${fake.port}/0`, timeout: `${TIMEOUT_MS}ms`, on_backend_down: 'allow' },
         defaults: { limits: { rpm: 100000, concurrency: 50 } },
       },
@@ -125,5 +128,66 @@ describe('the shared limiter against a hostile Redis', () => {
     await sleep(100);
     const r = await get('/after');
     assert.equal(r.status, 200);
+  });
+
+  test('a chunked body past server.max_body while admission waits: 413, and the late "yes" given back', async () => {
+    const held = [];
+    fake.onEval = (args) => (mode(args) === 'A' ? new Promise((r) => held.push([id(args), () => r(admitted(args))])) : resp.ints([0]));
+    const port = new URL(gw.url).port;
+    const chunk = 'x'.repeat(3000);
+    const body = `${(3000).toString(16)}\r\n${chunk}\r\n`.repeat(3) + '0\r\n\r\n';
+    const r = raw(port, `POST /big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nTransfer-Encoding: chunked\r\n\r\n` + body, { timeoutMs: 3000 });
+    await waitFor(() => held.length === 1, { message: 'admission sent' });
+    await sleep(20);
+    const [late, answer] = held[0];
+    answer();
+    const out = await r;
+    assert.match(out.data, /^HTTP\/1.1 (413|200)/, out.data);
+    fake.onEval = admitted;
+    await sleep(TIMEOUT_MS);
+    console.log(`413 during wait: ${out.data.split('\r\n')[0]}; settles for its id: ${fake.evals('S').filter((e) => id(e.args) === late).length}`);
+  });
+
+  test('SIGHUP switching the backend and on_backend_down while requests wait', async () => {
+    const held = [];
+    fake.onEval = (args) => (mode(args) === 'A' ? new Promise((r) => held.push(() => r(admitted(args)))) : resp.ints([0]));
+    const waiting = Array.from({ length: 3 }, (_, i) => get(`/hup${i}`));
+    await waitFor(() => held.length === 3, { message: 'three admissions sent' });
+    const cfg = structuredClone(gw.config);
+    cfg.limits = { backend: 'memory', on_backend_down: 'deny' };
+    fs.writeFileSync(gw.configPath, toYaml(cfg));
+    gw.proc.kill('SIGHUP');
+    await sleep(50);
+    for (const h of held) h();
+    const res = await Promise.all(waiting);
+    console.log(`reload while waiting: ${res.map((r) => r.status).join(', ')}`);
+    for (const r of res) assert.ok([200, 503].includes(r.status), r.text);
+    fake.onEval = admitted;
+    const r = await get('/after-hup');
+    console.log(`after reload: ${r.status} ${r.text.slice(0, 100)}`);
+    fs.writeFileSync(gw.configPath, toYaml(gw.config));
+    gw.proc.kill('SIGHUP');
+    await sleep(100);
+  });
+
+  test('Redis that never answers (not even PING): requests answered within the timeout, down, then SIGTERM with requests waiting', async () => {
+    fake.onEval = () => null;
+    fake.pingSilent = true;
+    const res = [];
+    for (let i = 0; i < 4; i++) res.push(await get(`/never${i}`));
+    for (const r of res) assert.equal(r.status, 200);
+    assert.ok(res.every((r) => r.ms < TIMEOUT_MS + 400), res.map((r) => Math.round(r.ms)).join(' '));
+    await waitFor(async () => (await readyz(gw)).limits?.status !== 'up', { message: 'down' });
+    // Back up, then stalled again with requests waiting as the gateway is stopped.
+    fake.onEval = admitted;
+    fake.pingSilent = false;
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { timeoutMs: 10000, message: 'up again' });
+    fake.onEval = () => null;
+    const waiting = Array.from({ length: 3 }, (_, i) => get(`/stop${i}`).catch((e) => e));
+    await sleep(20);
+    await gw.stop();
+    const done = await Promise.all(waiting);
+    console.log(`stopped while waiting: ${done.map((d) => d.status ?? d.message).join(', ')}`);
+    gw = null;
   });
 });
