@@ -74,9 +74,13 @@ describe('the shared limiter against a hostile Redis', () => {
       const r = await get(`/bad${i}`);
       assert.ok([200, 429, 503].includes(r.status), `reply ${i}: ${r.status} ${r.text}`);
     }
+    // (The OOM error made it down until a write succeeds.)
+    fake.onEval = admitted;
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { message: 'up again' });
   });
 
   test('NOSCRIPT every time: answered, each admission sent at most twice', async () => {
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { message: 'up' });
     fake.onEval = () => resp.err('NOSCRIPT No matching script. Please use EVAL.');
     const before = fake.evals('A').length;
     const r = await get('/noscript');
@@ -170,7 +174,7 @@ describe('the shared limiter against a hostile Redis', () => {
     await sleep(100);
   });
 
-  test('Redis that never answers (not even PING): requests answered within the timeout, down, then SIGTERM with requests waiting', async () => {
+  test('Redis that never answers (not even the probe): requests answered within the timeout, down, then SIGTERM with requests waiting', async () => {
     fake.onEval = () => null;
     fake.pingSilent = true;
     const res = [];
@@ -189,5 +193,117 @@ describe('the shared limiter against a hostile Redis', () => {
     const done = await Promise.all(waiting);
     console.log(`stopped while waiting: ${done.map((d) => d.status ?? d.message).join(', ')}`);
     gw = null;
+  });
+});
+
+// ---- a real Redis behind a proxy that delays its replies ----
+
+async function startRedisServer(port) {
+  const { spawn, spawnSync } = await import('node:child_process');
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+    { stdio: 'ignore' },
+  );
+  proc.unref();
+  const cli = (...a) => {
+    const r = spawnSync('redis-cli', ['-p', String(port), '--raw', ...a], { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.trim() : null;
+  };
+  await waitFor(() => cli('PING') === 'PONG', { timeoutMs: 10000, message: 'redis-server up' });
+  return { proc, cli, stop: () => proc.kill('SIGKILL') };
+}
+
+/** A TCP proxy to port whose replies (each chunk Redis writes) are delayed by delayMs(). */
+async function startDelayProxy(port, delayMs) {
+  const server = net.createServer((c) => {
+    const r = net.connect(port, '127.0.0.1');
+    c.on('error', () => r.destroy());
+    r.on('error', () => c.destroy());
+    c.pipe(r);
+    let last = 0;
+    r.on('data', (d) => {
+      // (In order: never before the previous chunk.)
+      const at = Math.max(performance.now() + delayMs(), last);
+      last = at;
+      setTimeout(() => !c.destroyed && c.write(d), at - performance.now());
+    });
+    c.on('close', () => r.destroy());
+    r.on('close', () => c.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  server.unref();
+  return { port: server.address().port, stop: () => new Promise((r) => server.close(r)) };
+}
+
+describe('replies right at limits.timeout', () => {
+  let mock, redis, proxy, gw, secret, keepAlive;
+  let delay = () => 0;
+  before(async () => {
+    keepAlive = setInterval(() => {}, 1000);
+    mock = await startMock();
+    const { freePort } = await import('./lib/harness.mjs');
+    const rport = await freePort();
+    redis = await startRedisServer(rport);
+    proxy = await startDelayProxy(rport, () => delay());
+    gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [{ name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' }],
+      workers: 1,
+      extra: {
+        limits: { backend: `redis://127.0.0.1:${proxy.port}/0`, timeout: `${TIMEOUT_MS}ms`, on_backend_down: 'local' },
+      },
+    });
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { message: 'limits backend up' });
+    ({ secret } = await createTenantKey(gw, 'edge'));
+    await waitForKey(gw, secret, '/v1/models');
+  });
+  after(async () => {
+    await gw?.stop();
+    await proxy?.stop();
+    redis?.stop();
+    await mock?.stop();
+    clearInterval(keepAlive);
+  });
+
+  test('a 10-per-minute limit with every other reply late admits 10', async () => {
+    await gw.cli(['limit', 'set', '--tenant', 'edge', '--rpm', '10', '--burst', '10']);
+    await sleep(1200);
+    let n = 0;
+    delay = () => (n++ % 3 === 2 ? TIMEOUT_MS + 15 : TIMEOUT_MS - 40);
+    const res = [];
+    for (let i = 0; i < 30; i++)
+      res.push(await request(`${gw.url}/e${i}`, { headers: { authorization: `Bearer ${secret}` } }));
+    delay = () => 0;
+    const ok = res.filter((r) => r.status === 200).length;
+    await sleep(300);
+    const m = (await request(`${gw.adminUrl}/metrics`, { headers: gw.adminHeaders })).text;
+    console.log(`edge: 30 sent, ${ok} admitted; ${/^tollgate_limits_backend_fallbacks_total \d+/m.exec(m)?.[0]}; keys ${redis.cli('KEYS', '*')?.replace(/\n/g, ' ')}`);
+    assert.ok(ok <= 10, `admitted ${ok}`);
+    // Redis's count: the tenant's GCRA state is one 6 s step per admission from the first.
+    const tat = Number(redis.cli('GET', 'tg:{edge}:tenant:'));
+    const [sec, us] = redis.cli('TIME').split('\n').map(Number);
+    const steps = (tat - (sec * 1e6 + us)) / 6e6;
+    console.log(`edge: Redis holds ${steps.toFixed(2)} steps ahead`);
+    assert.ok(Math.abs(steps - ok) < 1, `Redis counted ${steps.toFixed(2)} for ${ok} admitted`);
+  });
+
+  test('Redis out of memory (maxmemory, noeviction): what was admitted meanwhile is counted once it can write', async () => {
+    const { secret: s2 } = await createTenantKey(gw, 'oom2');
+    await waitForKey(gw, s2, '/v1/models');
+    await gw.cli(['limit', 'set', '--tenant', 'oom2', '--rpm', '10', '--burst', '10']);
+    await sleep(1200);
+    const get2 = (p) => request(`${gw.url}${p}`, { headers: { authorization: `Bearer ${s2}` } });
+    redis.cli('CONFIG', 'SET', 'maxmemory', '1');
+    const during = [];
+    for (let i = 0; i < 4; i++) during.push((await get2(`/oom${i}`)).status);
+    redis.cli('CONFIG', 'SET', 'maxmemory', '0');
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { timeoutMs: 8000, message: 'up' });
+    await sleep(300);
+    const res = [];
+    for (let i = 0; i < 12; i++) res.push((await get2(`/after${i}`)).status);
+    const ok = during.concat(res).filter((s) => s === 200).length;
+    console.log(`oom: during ${during.join(' ')}; after ${res.join(' ')}; admitted ${ok} of a 10-per-minute limit`);
+    assert.ok(ok <= 10, `admitted ${ok}`);
   });
 });

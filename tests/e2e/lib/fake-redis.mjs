@@ -65,7 +65,7 @@ export async function startFakeRedis(onEval) {
         log.push({ cmd, args, at: performance.now() });
         let out = null;
         if (cmd === 'SELECT') out = '+OK\r\n';
-        else if (cmd === 'PING') out = fake.pingSilent ? null : '+PONG\r\n';
+        else if (cmd === 'PING' || cmd === 'SET') out = fake.pingSilent ? null : '+OK\r\n';
         else if (cmd === 'SCRIPT') out = resp.bulk(crypto.createHash('sha1').update(args[2]).digest('hex'));
         else if (cmd === 'EVALSHA') out = fake.onEval(args, sock, log) ?? never();
         else out = resp.err('ERR unknown command');
