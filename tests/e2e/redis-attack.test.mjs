@@ -152,6 +152,45 @@ describe('the shared limiter against a hostile Redis', () => {
     console.log(`413 during wait: ${out.data.split('\r\n')[0]}; settles for its id: ${fake.evals('S').filter((e) => id(e.args) === late).length}`);
   });
 
+  test('chaos: replies late, wrong, refused or cut, clients leaving at random moments', async () => {
+    let k = 0;
+    fake.onEval = (args, sock) => {
+      if (mode(args) !== 'A') return k++ % 7 === 0 ? resp.err('OOM command not allowed') : resp.ints([0]);
+      switch (k++ % 9) {
+        case 0: return later(TIMEOUT_MS + 5, admitted(args));
+        case 1: return later(TIMEOUT_MS - 5, admitted(args));
+        case 2: return resp.err('OOM command not allowed when used memory > maxmemory');
+        case 3: return resp.err('NOSCRIPT No matching script.');
+        case 4: return resp.ints([1, 1, 5000000, -1, ...Array(2 * nrules(args)).fill(0)]);
+        case 5: setTimeout(() => sock.destroy(), 30); return null;
+        case 6: return resp.bulk('garbage');
+        default: return admitted(args);
+      }
+    };
+    const port = new URL(gw.url).port;
+    const clients = [];
+    const t0 = performance.now();
+    while (performance.now() - t0 < 4000) {
+      const batch = Array.from({ length: 20 }, (_, i) => {
+        if (i % 3 === 0) {
+          const s = net.connect(port, '127.0.0.1');
+          s.on('error', () => {});
+          s.write(`GET /c${i} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\n\r\n`.repeat(2));
+          return sleep(Math.floor(Math.random() * 2 * TIMEOUT_MS)).then(() => s.destroy());
+        }
+        return get(`/c${i}`).then((r) => clients.push(r.status), (e) => clients.push(e.message));
+      });
+      await Promise.all(batch);
+    }
+    fake.onEval = admitted;
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { timeoutMs: 10000, message: 'up again' });
+    const r = await get('/after-chaos');
+    assert.equal(r.status, 200);
+    const bad = clients.filter((s) => ![200, 429, 503].includes(s));
+    console.log(`chaos: ${clients.length} answered, statuses ${[...new Set(clients)].join(' ')}`);
+    assert.deepEqual(bad, []);
+  });
+
   test('SIGHUP switching the backend and on_backend_down while requests wait', async () => {
     const held = [];
     fake.onEval = (args) => (mode(args) === 'A' ? new Promise((r) => held.push(() => r(admitted(args)))) : resp.ints([0]));
