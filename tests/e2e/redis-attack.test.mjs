@@ -250,7 +250,7 @@ async function startRedisServer(port) {
     return r.status === 0 ? r.stdout.trim() : null;
   };
   await waitFor(() => cli('PING') === 'PONG', { timeoutMs: 10000, message: 'redis-server up' });
-  return { proc, cli, stop: () => proc.kill('SIGKILL') };
+  return { proc, cli, port, stop: () => proc.kill('SIGKILL') };
 }
 
 /** A TCP proxy to port whose replies (each chunk Redis writes) are delayed by delayMs(). */
@@ -344,5 +344,52 @@ describe('replies right at limits.timeout', () => {
     const ok = during.concat(res).filter((s) => s === 200).length;
     console.log(`oom: during ${during.join(' ')}; after ${res.join(' ')}; admitted ${ok} of a 10-per-minute limit`);
     assert.ok(ok <= 10, `admitted ${ok}`);
+  });
+});
+
+describe('a busy worker', () => {
+  let mock, redis, gw, secret, keepAlive;
+  before(async () => {
+    keepAlive = setInterval(() => {}, 1000);
+    mock = await startMock();
+    const { freePort } = await import('./lib/harness.mjs');
+    redis = await startRedisServer(await freePort());
+    gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [{ name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' }],
+      workers: 1,
+      extra: {
+        limits: { backend: `redis://127.0.0.1:${redis.port}/0`, timeout: '20ms', on_backend_down: 'allow' },
+        defaults: { limits: { rpm: 1000000 } },
+      },
+    });
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { message: 'limits backend up' });
+    ({ secret } = await createTenantKey(gw, 'busy'));
+    await waitForKey(gw, secret, '/v1/models');
+  });
+  after(async () => {
+    await gw?.stop();
+    redis?.stop();
+    await mock?.stop();
+    clearInterval(keepAlive);
+  });
+
+  // Under `allow`, an admission that times out is admitted without limits: a loaded worker
+  // must not time out a local Redis's answers (they sat unsent, then unread, behind its
+  // timers: 19 to 145 of 1000 timed out and the stalls that followed let 130 to 994 through
+  // unlimited).
+  test('two hundred bodies at once, five times: a local Redis answers every admission within 20 ms', async () => {
+    const body = 'x'.repeat(200000);
+    for (let round = 0; round < 5; round++)
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          request(`${gw.url}/b${i}`, { method: 'POST', body, headers: { authorization: `Bearer ${secret}` } }),
+        ),
+      );
+    const m = (await request(`${gw.adminUrl}/metrics`, { headers: gw.adminHeaders })).text;
+    const v = (n) => Number(new RegExp(`^tollgate_limits_backend_${n} (\\d+)$`, 'm').exec(m)?.[1]);
+    console.log(`busy: admissions ${v('admissions_total')}, timeouts ${v('timeouts_total')}, fallbacks ${v('fallbacks_total')}`);
+    assert.ok(v('timeouts_total') <= 5, `${v('timeouts_total')} timed out`);
+    assert.ok(v('fallbacks_total') <= 5, `${v('fallbacks_total')} fell back`);
   });
 });
