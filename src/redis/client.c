@@ -274,14 +274,28 @@ static void become_up(tg_redis_t *rc)
     flush_journal(rc);
 }
 
+/* An error Redis answers without having run the command (a script refused at its first
+ * write changed nothing): the server cannot write for now, so the same command is worth
+ * sending again once it can. Anything else (a script error) is not. */
+static int cannot_write(const redisReply *r)
+{
+    static const char *const codes[] = {"OOM ",  "READONLY ",   "MISCONF ", "LOADING ",
+                                        "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
+    if (!r || r->type != REDIS_REPLY_ERROR) return 0;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (!strncmp(r->str, codes[i], strlen(codes[i]))) return 1;
+    return 0;
+}
+
 static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     tg_redis_t *rc = ac->data;
     redisReply *r = reply;
     if (!rc || rc->closing || !r || !rc->stalled) return;
-    /* Answered but still refusing writes (OOM, READONLY...): the connection is kept. */
-    if (r->type == REDIS_REPLY_ERROR) {
+    /* Answered but still refusing writes (OOM, READONLY...): the connection is kept. Any
+     * other answer is up, as a PONG was (an ACL that forbids the probe's key, say). */
+    if (cannot_write(r)) {
         rc->probes = 0;
         return;
     }
@@ -299,19 +313,6 @@ static void stall(tg_redis_t *rc, const char *why)
     rc->stalled = 1;
     rc->probes = 0;
     uv_timer_start(&rc->retry, on_probe, PROBE_MS, 0);
-}
-
-/* An error Redis answers without having run the command (a script refused at its first
- * write changed nothing): the server cannot write for now, so the same command is worth
- * sending again once it can. Anything else (a script error) is not. */
-static int cannot_write(const redisReply *r)
-{
-    static const char *const codes[] = {"OOM ",  "READONLY ",   "MISCONF ", "LOADING ",
-                                        "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
-    if (!r || r->type != REDIS_REPLY_ERROR) return 0;
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        if (!strncmp(r->str, codes[i], strlen(codes[i]))) return 1;
-    return 0;
 }
 
 /* While stalled: a probe per PROBE_MS; PROBES_MAX unanswered and the connection is dropped

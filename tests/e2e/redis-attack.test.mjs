@@ -192,6 +192,7 @@ describe('the shared limiter against a hostile Redis', () => {
   });
 
   test('SIGHUP switching the backend and on_backend_down while requests wait', async () => {
+    await waitFor(async () => (await readyz(gw)).limits?.status === 'up', { timeoutMs: 10000, message: 'up' });
     const held = [];
     fake.onEval = (args) => (mode(args) === 'A' ? new Promise((r) => held.push(() => r(admitted(args)))) : resp.ints([0]));
     const waiting = Array.from({ length: 3 }, (_, i) => get(`/hup${i}`));
