@@ -237,6 +237,24 @@ static void flush_journal(tg_redis_t *rc)
     }
 }
 
+/* Keeps b (taken) for when Redis is back, within JOURNAL_MAX. */
+static void journal(tg_redis_t *rc, blob_t *b)
+{
+    if (rc->jbytes + b->bytes > JOURNAL_MAX || rc->closing) {
+        free(b);
+        atomic_fetch_add_explicit(&rc->stats->journal_dropped, 1, memory_order_relaxed);
+        return;
+    }
+    b->next = NULL;
+    if (rc->jtail)
+        rc->jtail->next = b;
+    else
+        rc->jhead = b;
+    rc->jtail = b;
+    rc->jbytes += b->bytes;
+    atomic_fetch_add_explicit(&rc->stats->journaled, 1, memory_order_relaxed);
+}
+
 /* Connected, script loaded, answering: admissions go to Redis again, and what was admitted
  * locally meanwhile is sent. */
 static void become_up(tg_redis_t *rc)
@@ -256,16 +274,50 @@ static void become_up(tg_redis_t *rc)
     flush_journal(rc);
 }
 
+/* An error Redis answers without having run the command (a script refused at its first
+ * write changed nothing): the server cannot write for now, so the same command is worth
+ * sending again once it can. Anything else (a script error) is not. */
+static int cannot_write(const redisReply *r)
+{
+    static const char *const codes[] = {"OOM ",  "READONLY ",   "MISCONF ", "LOADING ",
+                                        "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
+    if (!r || r->type != REDIS_REPLY_ERROR) return 0;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (!strncmp(r->str, codes[i], strlen(codes[i]))) return 1;
+    return 0;
+}
+
 static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     tg_redis_t *rc = ac->data;
+    redisReply *r = reply;
+    if (!rc || rc->closing || !r || !rc->stalled) return;
+    /* Answered but still refusing writes (OOM, READONLY...): the connection is kept. Any
+     * other answer is up, as a PONG was (an ACL that forbids the probe's key, say). */
+    if (cannot_write(r)) {
+        rc->probes = 0;
+        return;
+    }
     /* Every reply before it has been read (and a late admission undone): up again. */
-    if (rc && !rc->closing && reply && rc->stalled) become_up(rc);
+    become_up(rc);
 }
 
-/* While stalled: a PING per PROBE_MS; PROBES_MAX unanswered and the connection is dropped
- * (and made again with the backoff). */
+static void on_probe(uv_timer_t *h);
+
+/* Down with the connection kept (stalled): admissions fall back and settlements are
+ * journaled; a probe answered brings it back up. */
+static void stall(tg_redis_t *rc, const char *why)
+{
+    mark_down(rc, why);
+    rc->stalled = 1;
+    rc->probes = 0;
+    uv_timer_start(&rc->retry, on_probe, PROBE_MS, 0);
+}
+
+/* While stalled: a probe per PROBE_MS; PROBES_MAX unanswered and the connection is dropped
+ * (and made again with the backoff). The probe is a write of a key of its own (a PING is
+ * answered by a server that refuses every write: out of memory, a read-only replica). */
 static void on_probe(uv_timer_t *h)
 {
     tg_redis_t *rc = h->data;
@@ -278,7 +330,7 @@ static void on_probe(uv_timer_t *h)
         if (!uv_is_active((uv_handle_t *)&rc->retry)) schedule_retry(rc);
         return;
     }
-    redisAsyncCommand(rc->ac, on_pong, NULL, "PING");
+    redisAsyncCommand(rc->ac, on_pong, NULL, "SET tg:probe 1 PX 1000");
     uv_timer_start(&rc->retry, on_probe, PROBE_MS, 0);
 }
 
@@ -384,6 +436,18 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         redisAsyncCommand(rc->ac, on_loaded, NULL, "SCRIPT LOAD %s", tg_redis_lua);
         if (send_blob(rc, t->cmd, t) == 0) return;
     }
+    if (cannot_write(r) && !rc->closing) {
+        /* Out of memory, a replica, loading...: down until a probe can write. A settlement
+         * it refused is sent again then (dropped, its counts were lost: a client got past
+         * its limit with the admissions made meanwhile); an admission falls back below. */
+        if (!rc->stalled && rc->ac) stall(rc, r->str);
+        if (t->kind == K_SETTLE) {
+            journal(rc, t->cmd);
+            t->cmd = NULL;
+            ticket_free(t);
+            return;
+        }
+    }
     if (t->kind == K_SETTLE) {
         if (!r || r->type == REDIS_REPLY_ERROR) {
             atomic_fetch_add_explicit(&rc->stats->settle_errors, 1, memory_order_relaxed);
@@ -426,6 +490,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 static void on_deadline(uv_timer_t *h)
 {
     tg_redis_t *rc = h->data;
+    /* libuv runs due timers before it polls: after an iteration longer than limits.timeout
+     * (a busy worker) an answer that came in time may sit unread while its admission times
+     * out. What the socket holds is read first. (Measured alone, this changed nothing: the
+     * commands were not sent yet, which tg_redis_admit's write fixes; it covers the answer
+     * that comes during a long iteration after the write. A disconnect found here frees
+     * the context and answers its waiting tickets with no reply.) */
+    if (rc->ac && rc->up) redisAsyncHandleRead(rc->ac);
     uint64_t now = uv_now(rc->loop);
     int expired = 0;
     while (rc->head && rc->head->deadline_ms <= now) {
@@ -440,10 +511,7 @@ static void on_deadline(uv_timer_t *h)
         /* Down, but the connection is kept: what Redis still runs of the admissions sent
          * is answered late and undone, rather than counted with nobody to give it back
          * (a dropped connection's commands may still run). A PING decides when it is back. */
-        mark_down(rc, "no answer within limits.timeout");
-        rc->stalled = 1;
-        rc->probes = 0;
-        uv_timer_start(&rc->retry, on_probe, PROBE_MS, 0);
+        stall(rc, "no answer within limits.timeout");
     }
     arm_deadline(rc);
 }
@@ -590,7 +658,16 @@ tg_redis_ticket_t *tg_redis_admit(tg_redis_t *rc, const tg_redis_cmd_t *c,
         ticket_free(t);
         return NULL;
     }
+    /* On the wire now, not at the next iteration's poll: libuv runs due timers before it
+     * polls, so after a long iteration (a busy worker) the command was still in hiredis's
+     * buffer when its deadline passed (101 of 1000 admissions to a local Redis timed out,
+     * and 390 fell back with the stalls that followed; none since). A write that fails is
+     * left to the poll (hiredis's write event finds the error and ends the connection), so
+     * no callback runs inside this call. */
+    int done;
+    (void)redisBufferWrite(&rc->ac->c, &done);
     atomic_fetch_add_explicit(&rc->stats->admits, 1, memory_order_relaxed);
+    uv_update_time(rc->loop); /* (the iteration's instant may be long past: a busy loop) */
     t->deadline_ms = uv_now(rc->loop) + (uint64_t)rc->timeout_ms;
     t->queued = 1;
     t->prev = rc->tail;
@@ -635,19 +712,7 @@ void tg_redis_settle(tg_redis_t *rc, const tg_redis_hold_t *hold, int64_t cost,
             ticket_free(t);
         }
     }
-    /* Down: kept until Redis is back. */
-    if (rc->jbytes + b->bytes > JOURNAL_MAX || rc->closing) {
-        free(b);
-        atomic_fetch_add_explicit(&rc->stats->journal_dropped, 1, memory_order_relaxed);
-        return;
-    }
-    if (rc->jtail)
-        rc->jtail->next = b;
-    else
-        rc->jhead = b;
-    rc->jtail = b;
-    rc->jbytes += b->bytes;
-    atomic_fetch_add_explicit(&rc->stats->journaled, 1, memory_order_relaxed);
+    journal(rc, b); /* down: kept until Redis is back */
 }
 
 tg_redis_cmd_t *tg_redis_scratch(tg_redis_t *rc)
