@@ -225,6 +225,11 @@ int tg_keyring_start_refresh(tg_keyring_t *kr, const char *store_url, long inter
     return kr->watch ? 0 : -1;
 }
 
+int64_t tg_keyring_loaded_version(const tg_keyring_t *kr)
+{
+    return tg_watch_loaded(kr->watch);
+}
+
 void tg_keyring_stop_refresh(tg_keyring_t *kr)
 {
     tg_watch_stop(kr->watch);

@@ -37,6 +37,8 @@ int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err);
 int tg_keyring_start_refresh(tg_keyring_t *kr, const char *store_url, long interval_ms,
                              tg_err_t *err);
 void tg_keyring_stop_refresh(tg_keyring_t *kr);
+/* The store's auth_version the refresher last loaded; -1 before (store/watch.h). */
+int64_t tg_keyring_loaded_version(const tg_keyring_t *kr);
 
 /* Authenticates a presented secret. On TG_AUTH_OK (and on REVOKED/DISABLED)
  * copies the tenant and key id out. Thread-safe. */

@@ -524,6 +524,11 @@ int tg_pricebook_start_refresh(tg_pricebook_t *pb, const char *store_url, long i
     return pb->watch ? 0 : -1;
 }
 
+int64_t tg_pricebook_loaded_version(const tg_pricebook_t *pb)
+{
+    return tg_watch_loaded(pb->watch);
+}
+
 void tg_pricebook_stop_refresh(tg_pricebook_t *pb)
 {
     tg_watch_stop(pb->watch);

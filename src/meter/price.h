@@ -63,6 +63,8 @@ int tg_pricebook_load(tg_pricebook_t *pb, tg_store_t *store, tg_err_t *err);
 int tg_pricebook_start_refresh(tg_pricebook_t *pb, const char *store_url, long interval_ms,
                                tg_err_t *err);
 void tg_pricebook_stop_refresh(tg_pricebook_t *pb);
+/* The store's policy_version the refresher last loaded prices at; -1 before. */
+int64_t tg_pricebook_loaded_version(const tg_pricebook_t *pb);
 
 /* Sets ev->cost_micros and ev->price_flag (see above) for a finished event on a route of
  * the given kind. Thread-safe. */

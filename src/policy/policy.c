@@ -836,6 +836,11 @@ int tg_policy_start_refresh(tg_policy_t *p, const char *store_url, long interval
     return p->watch ? 0 : -1;
 }
 
+int64_t tg_policy_loaded_version(const tg_policy_t *p)
+{
+    return tg_watch_loaded(p->watch);
+}
+
 void tg_policy_stop_refresh(tg_policy_t *p)
 {
     tg_watch_stop(p->watch);

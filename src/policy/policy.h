@@ -115,6 +115,8 @@ void tg_policy_set_defaults(tg_policy_t *p, const tg_policy_defaults_t *d);
 int tg_policy_load(tg_policy_t *p, tg_store_t *store, int64_t now_us, tg_err_t *err);
 int tg_policy_start_refresh(tg_policy_t *p, const char *store_url, long interval_ms, tg_err_t *err);
 void tg_policy_stop_refresh(tg_policy_t *p);
+/* The store's policy_version the refresher last loaded; -1 before (store/watch.h). */
+int64_t tg_policy_loaded_version(const tg_policy_t *p);
 
 /* Decides admission for an authenticated, routed request (in->key_id and in->tool may be
  * "": no such scope). On TG_ADMIT_OK with a->conc_key set, the caller must call

@@ -5,6 +5,7 @@
 #include "store/watch.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct tg_watch {
     tg_watch_reload_fn reload;
     tg_watch_tick_fn tick;
     void *ud;
+    atomic_llong loaded; /* tg_watch_loaded */
 };
 
 /* Logs a warning unless it is the same as the last one; last[0] = 0 forgets it. */
@@ -61,6 +63,7 @@ static void *watch_main(void *arg)
         } else if (store && v != seen) {
             if (w->reload(w->ud, store, now_us, &err) == 0) {
                 seen = v;
+                atomic_store(&w->loaded, v);
                 failed = 0;
             } else {
                 warn(last, "%s: reload failed: %s", w->name, err.msg);
@@ -109,6 +112,7 @@ tg_watch_t *tg_watch_start_tick(const char *name, const char *store_url, long in
     w->reload = reload;
     w->tick = tick;
     w->ud = ud;
+    atomic_init(&w->loaded, -1);
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -127,6 +131,11 @@ tg_watch_t *tg_watch_start_tick(const char *name, const char *store_url, long in
 fail:
     tg_err_set(err, "cannot start the %s watcher", name);
     return NULL;
+}
+
+int64_t tg_watch_loaded(const tg_watch_t *w)
+{
+    return w ? atomic_load(&((tg_watch_t *)w)->loaded) : -1;
 }
 
 void tg_watch_stop(tg_watch_t *w)

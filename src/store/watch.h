@@ -28,5 +28,9 @@ tg_watch_t *tg_watch_start_tick(const char *name, const char *store_url, long in
                                 tg_watch_tick_fn tick, void *ud, tg_err_t *err);
 /* Stops the thread and frees w (NULL is fine). */
 void tg_watch_stop(tg_watch_t *w);
+/* The version the thread last loaded (reload returned 0 for it), -1 before the first load or
+ * for NULL. Any thread: what /readyz shows, so a caller that changed the store can wait until
+ * a running gateway took the change rather than sleep for the poll interval. */
+int64_t tg_watch_loaded(const tg_watch_t *w);
 
 #endif

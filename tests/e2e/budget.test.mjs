@@ -35,12 +35,11 @@ import {
   waitFor,
   waitForEvent,
   waitForKey,
+  waitLoaded,
 } from './lib/harness.mjs';
 import { tokenCost, usdText } from './lib/money.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** The documented wait for a running gateway to pick up a CLI change (polled every 250 ms). */
-const POLL_MS = 600;
 
 // ---- money (lib/money.mjs) ----
 
@@ -174,7 +173,7 @@ describe('budgets and token limits', () => {
       const fits = 2 + (round % 3);
       const budget = round % 2 === 0 ? spent0 + (fits - 1) * reservation + 1 : spent0 + fits * reservation;
       await cliOk(gw, ['budget', 'set', '--tenant', t, '--monthly', usdText(budget)]);
-      await sleep(POLL_MS);
+      await waitLoaded(gw);
 
       const opts = streamed ? { headers: { 'x-mock-interval-ms': '30' } } : { query: '?delay_ms=700' };
       const res = await Promise.all(Array.from({ length: 50 }, () => post(gw, secret, body, opts)));
@@ -230,7 +229,7 @@ describe('budgets and token limits', () => {
     const line = (thr) => new RegExp(`budget alert: tenant ${t} reached ${thr}% of its monthly budget for ${period}`);
 
     await cliOk(gw, ['budget', 'set', '--tenant', t, '--monthly', '0.1']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     for (let i = 0; i < 8; i++) await one(); // 80% with the 8th (the rows' spend below says when each fired)
     ({ period } = await gatewayMonth(gw, t));
     await waitFor(async () => (await alertRows(gw, t)).length === 1, { message: 'the 80% alert row' });
@@ -250,7 +249,7 @@ describe('budgets and token limits', () => {
     for (let i = 0; i < 2; i++) await one(402);
     // A budget change reloads the budgets (and re-checks thresholds) in the running gateway.
     await cliOk(gw, ['budget', 'set', '--tenant', t, '--monthly', '0.1']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     await one(402);
 
     assert.deepEqual(await alertRows(gw, t), [
@@ -280,7 +279,7 @@ describe('budgets and token limits', () => {
     const t = 'softie';
     const { secret } = await tenant(gw, t);
     await cliOk(gw, ['budget', 'set', '--tenant', t, '--monthly', '0.03', '--soft', '--thresholds', '50,100,150']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     const body = chat('alert-model', 'hi', { max_tokens: 10 }); // 10000 each
     for (let i = 0; i < 5; i++) {
       const r = await post(gw, secret, body);
@@ -314,7 +313,7 @@ describe('budgets and token limits', () => {
     const t = 'tokA';
     const { secret } = await tenant(gw, t);
     await cliOk(gw, ['limit', 'set', '--tenant', t, '--tpm', '2500']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     // actual = 1 + 1000 tokens, estimate = body bytes + 1000: close, so settling barely matters
     const body = chat('tok-model', 'hi', { max_tokens: 1000 });
     const seen = [];
@@ -343,7 +342,7 @@ describe('budgets and token limits', () => {
     const t = 'tokB';
     const { secret } = await tenant(gw, t);
     await cliOk(gw, ['limit', 'set', '--tenant', t, '--tpm', '6000']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     // 5000 bytes of padding outside the prompt: estimate about 5080 tokens, actual 1 + 5 = 6
     const body = chat('tok-model', 'hi', { max_tokens: 5, user: 'p'.repeat(5000) });
     const estimate = Buffer.byteLength(JSON.stringify(body)) + 5;
@@ -371,7 +370,7 @@ describe('budgets and token limits', () => {
     const t = 'tokC';
     const { secret } = await tenant(gw, t);
     await cliOk(gw, ['limit', 'set', '--tenant', t, '--tpm', '4000']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     const body = chat('tok-model', 'hi'); // the mock answers 16 output tokens
     // estimate = bytes + 3000: two fit under 4000 (one free token each time), a third does not.
     // With 4096 only one would be admitted; counting the mock's 16, all three.
@@ -388,7 +387,7 @@ describe('budgets and token limits', () => {
     const t = 'tokD';
     const { secret } = await tenant(gw, t);
     await cliOk(gw, ['limit', 'set', '--tenant', t, '--model', 'tok-model', '--tpm', '2500']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     const other = chat('other-model', 'hi', { max_tokens: 1000 });
     const limited = chat('tok-model', 'hi', { max_tokens: 1000 });
     // 5005 tokens of another model first: not counted against tok-model
@@ -456,7 +455,7 @@ describe('prices and usage reports', () => {
     const pBody = chat('p-model', 'y'.repeat(404), { max_tokens: 7 });
     await cliOk(gw, ['price', 'set', 'p2-model', '--input', '5', '--output', '5', '--from', tomorrow]);
     await cliOk(gw, ['price', 'set', 'future-model', '--input', '5', '--output', '5', '--from', tomorrow]);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
 
     const p1 = await post(gw, secret, pBody);
     assert.deepEqual([p1.usage.input, p1.usage.output], [101, 7]);
@@ -477,7 +476,7 @@ describe('prices and usage reports', () => {
     // An override from now on, and a "*" fallback.
     await cliOk(gw, ['price', 'set', 'p-model', '--input', NEW_P.input, '--output', NEW_P.output, '--from', 'now']);
     await cliOk(gw, ['price', 'set', '*', '--input', STAR.input, '--output', STAR.output]);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     const p3 = await post(gw, secret, pBody);
     await priced(p3, { cost: cost(NEW_P, p3) });
     assert.equal(cost(NEW_P, p3), 101 + 14);
@@ -491,7 +490,7 @@ describe('prices and usage reports', () => {
 
     // A route price: 0.001 USD per request on oa, on top of the model part.
     await cliOk(gw, ['price', 'set', '--route', 'oa', '--request', '0.001']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     const p4 = await post(gw, secret, pBody);
     await priced(p4, { cost: cost(NEW_P, p4) + 1000 });
     const g = await request(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } });
@@ -632,7 +631,7 @@ describe('int64 overflow in admission', () => {
   test('max_tokens 2^63-1 is still counted against --tpm', async () => {
     const { secret } = await tenant(gw, 'ovf-tok');
     await cliOk(gw, ['limit', 'set', '--tenant', 'ovf-tok', '--tpm', '1000']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     const r1 = await postRaw(secret, hugeBody('any-model', '9223372036854775807'));
     assert.equal(r1.status, 200, 'admitted: a token was free');
     assert.ok(r1.usage.output >= 10000);
@@ -646,7 +645,7 @@ describe('int64 overflow in admission', () => {
     const small = JSON.stringify(chat('big-model', 'hi', { max_tokens: 10 }));
     assert.equal((await postRaw(secret, small)).status, 200); // some spend (the overflow needs spend > 0)
     await cliOk(gw, ['budget', 'set', '--tenant', 'ovf-bud', '--monthly', '1']);
-    await sleep(POLL_MS);
+    await waitLoaded(gw);
     // Reserves max_tokens x 20 micro-USD (saturated at 2^63-1). Streamed slowly, it is
     // surely admitted and in flight once its response head has arrived.
     const huge = http.request(`${gw.url}/v1/chat/completions`, {

@@ -8,10 +8,8 @@ import net from 'node:net';
 import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, request, startGateway, startMcpServer, startMock, waitFor, waitForEvent as waitForRow, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, request, startGateway, startMcpServer, startMock, waitFor, waitForEvent as waitForRow, waitForKey, waitLoaded } from './lib/harness.mjs';
 
-const POLICY_POLL_MS = 600;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const waitForEvent = async (g, id) => {
   const ev = await waitForRow(g, id);
   for (const k of ['reason', 'price_flag']) ev[k] ??= '';
@@ -105,7 +103,7 @@ async function tenant(name, { budget } = {}) {
   await waitForKey(gw, secret, '/v1/models');
   if (budget) {
     assert.equal((await gw.cli(['budget', 'set', '--tenant', name, '--monthly', budget])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
   }
   return { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
 }
@@ -312,7 +310,7 @@ describe('a compressed request body on a metered route', () => {
     const headers = await tenant('gzipbody');
     // A model limit tollgate could not have applied: it reads the model from the body.
     assert.equal((await gw.cli(['limit', 'set', '--tenant', 'gzipbody', '--model', 'gpt-4o', '--rpm', '1'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     const json = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'word '.repeat(20000) }], stream: true });
     const gz = zlib.gzipSync(json);
     for (const coding of ['gzip', 'GZIP ', 'identity, gzip']) {

@@ -7,10 +7,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, request, startGateway, startMcpServer, startMock, waitForEvent as waitForRow, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, request, startGateway, startMcpServer, startMock, waitForEvent as waitForRow, waitForKey, waitLoaded } from './lib/harness.mjs';
 
-const POLICY_POLL_MS = 600;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** The event, with the store's NULL for an empty reason or price flag read as ''. */
 const waitForEvent = async (g, id) => {
   const ev = await waitForRow(g, id);
@@ -122,7 +120,7 @@ describe('MCP batches', () => {
     const { secret } = await createTenantKey(gw, 'nested');
     await waitForKey(gw, secret, '/mcp');
     assert.equal((await gw.cli(['tool', 'deny', '--tenant', 'nested', 'secret_admin'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     const post = await mcpSession(secret);
     const before = await srv.stats();
     const r = await post([[call(30, 'secret_admin', {})]]);
@@ -137,7 +135,7 @@ describe('MCP batches', () => {
     const { secret } = await createTenantKey(gw, 'nulname');
     await waitForKey(gw, secret, '/mcp');
     assert.equal((await gw.cli(['tool', 'allow', '--tenant', 'nulname', 'echo'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     const post = await mcpSession(secret);
     const r = await post('{"jsonrpc":"2.0","id":40,"method":"tools/call","params":{"name":"echo\\u0000secret_admin","arguments":{"text":"x"}}}');
     assert.equal(r.status, 400, r.text);
@@ -337,7 +335,7 @@ describe('model names', () => {
     const { secret } = await createTenantKey(gw, 'modellim');
     await waitForKey(gw, secret, '/v1/models');
     assert.equal((await gw.cli(['limit', 'set', '--tenant', 'modellim', '--model', 'gpt-4o-mini', '--tpm', '1000'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     // The first answer's 2000 tokens are more than the minute allows: the next request is
     // refused whatever it calls the model.
     assert.equal((await ask(secret, 'gpt-4o-mini', 2000)).status, 200);
@@ -354,7 +352,7 @@ describe('model names', () => {
     const { secret } = await createTenantKey(gw, 'modelrpm');
     await waitForKey(gw, secret, '/v1/models');
     assert.equal((await gw.cli(['limit', 'set', '--tenant', 'modelrpm', '--model', 'gpt-4o', '--rpm', '2'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     assert.equal((await ask(secret, 'gpt-4o')).status, 200);
     assert.equal((await ask(secret, 'GPT-4o-2024-08-06')).status, 200);
     const r = await ask(secret, 'gpt-4o@x');
@@ -367,7 +365,7 @@ describe('model names', () => {
     const { secret } = await createTenantKey(gw, 'unpriced');
     await waitForKey(gw, secret, '/v1/models');
     assert.equal((await gw.cli(['budget', 'set', '--tenant', 'unpriced', '--monthly', '10'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     const r = await ask(secret, 'mystery-model');
     assert.equal(r.status, 400, r.text);
     assert.equal(JSON.parse(r.text).error.type, 'model_not_priced');
@@ -383,7 +381,7 @@ describe('endpoints tollgate does not recognise on an AI route', () => {
     const { secret } = await createTenantKey(gw, 'unknownep');
     await waitForKey(gw, secret, '/v1/models');
     assert.equal((await gw.cli(['limit', 'set', '--tenant', 'unknownep', '--tpm', '1000'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     const headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
     const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 400 });
     // (A trailing "/" or ";a=b" no longer hides the chat endpoint: gateway/target.c. These

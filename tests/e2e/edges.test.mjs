@@ -6,10 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, request, startGateway, startMcpServer, startMock, waitForEvent, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, request, startGateway, startMcpServer, startMock, waitForEvent, waitForKey, waitLoaded } from './lib/harness.mjs';
 
-const POLICY_POLL_MS = 600;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let mock, srv, gw;
 before(async () => {
@@ -67,7 +65,7 @@ describe('metering edges', () => {
     const { secret } = await createTenantKey(gw, 'batchrate');
     await waitForKey(gw, secret, '/mcp');
     assert.equal((await gw.cli(['limit', 'set', '--tenant', 'batchrate', '--tool', 'add', '--rpm', '1'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     const post = await mcpSession(secret);
     const before = await srv.stats();
     const ok = await post([call(20, 'echo', { text: 'a' }), call(21, 'add', { a: 1, b: 1 })]);
@@ -84,7 +82,7 @@ describe('metering edges', () => {
     const { secret } = await createTenantKey(gw, 'badbody');
     await waitForKey(gw, secret, '/mcp');
     assert.equal((await gw.cli(['tool', 'deny', '--tenant', 'badbody', 'add'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     const post = await mcpSession(secret);
     const before = await srv.stats();
     // Valid JSON for most parsers, but an integer beyond 64 bits: the call must not be
@@ -104,7 +102,7 @@ describe('metering edges', () => {
     const { secret } = await createTenantKey(gw, 'badai');
     await waitForKey(gw, secret, '/v1/models');
     assert.equal((await gw.cli(['limit', 'set', '--tenant', 'badai', '--tpm', '100'])).code, 0);
-    await sleep(POLICY_POLL_MS);
+    await waitLoaded(gw);
     const headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
     const body = '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"n":123456789012345678901234567890}';
     const first = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers, body });

@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 
-import { createTenantKey, curlJson, freePort, raw, request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import { createTenantKey, curlJson, freePort, raw, request, sqlite, startGateway, startMock, waitFor, waitLoaded } from './lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const REFRESH_MS = 600; // CLI changes reach a running gateway within a second (polled every 250 ms)
 
 describe('limits', () => {
   let mock, gw, deadPort;
@@ -47,7 +46,7 @@ describe('limits', () => {
     for (let round = 0; round < 5; round++) {
       const k = await createTenantKey(gw, `par${round}`);
       await cli(['limit', 'set', '--tenant', `par${round}`, '--rph', '20']);
-      await sleep(REFRESH_MS);
+      await waitLoaded(gw);
       const res = await Promise.all(
         Array.from({ length: 60 }, (_, i) => request(`${gw.url}/x?i=${i}`, { headers: { 'x-api-key': k.secret } })),
       );
@@ -61,7 +60,7 @@ describe('limits', () => {
   test('RateLimit headers follow the real state; 429 carries Retry-After', async () => {
     const k = await createTenantKey(gw, 'hdr');
     await cli(['limit', 'set', '--tenant', 'hdr', '--rpm', '3']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret };
     for (let i = 0; i < 3; i++) {
       const r = await curlJson(`${gw.url}/x`, { headers: h });
@@ -90,7 +89,7 @@ describe('limits', () => {
   test('a client that waits Retry-After is admitted', async () => {
     const k = await createTenantKey(gw, 'wait');
     await cli(['limit', 'set', '--tenant', 'wait', '--rps', '1']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret };
     assert.equal((await curlJson(`${gw.url}/x`, { headers: h })).status, 200);
     const r = await curlJson(`${gw.url}/x`, { headers: h });
@@ -103,7 +102,7 @@ describe('limits', () => {
     const k = await createTenantKey(gw, 'scopes');
     await cli(['limit', 'set', '--tenant', 'scopes', '--rpm', '100']);
     await cli(['limit', 'set', '--tenant', 'scopes', '--route', 'chat', '--rpm', '2']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret };
     assert.equal((await curlJson(`${gw.url}/v1/a`, { headers: h })).status, 200);
     const second = await curlJson(`${gw.url}/v1/a`, { headers: h });
@@ -113,7 +112,7 @@ describe('limits', () => {
     assert.equal(other.status, 200, 'another route is not limited by the chat rule');
     assert.equal(other.headers['ratelimit-policy'], '"tenant";q=100;w=60');
     await cli(['limit', 'set', '--tenant', 'scopes', '--key', k.keyId, '--rpm', '1']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     assert.equal((await curlJson(`${gw.url}/elsewhere`, { headers: h })).status, 200);
     assert.equal((await curlJson(`${gw.url}/elsewhere`, { headers: h })).status, 429, 'key rule');
   });
@@ -121,7 +120,7 @@ describe('limits', () => {
   test('the in-flight cap is released on completion and on client disconnect', async () => {
     const k = await createTenantKey(gw, 'conc');
     await cli(['limit', 'set', '--tenant', 'conc', '--concurrency', '2']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret };
     const socks = [];
     for (let i = 0; i < 2; i++) {
@@ -156,7 +155,7 @@ describe('limits', () => {
   test('the in-flight slot is also released after an upstream timeout and an upstream error', async () => {
     const k = await createTenantKey(gw, 'conc1');
     await cli(['limit', 'set', '--tenant', 'conc1', '--concurrency', '1']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret };
     assert.equal((await curlJson(`${gw.url}/slow/x?delay_ms=2000`, { headers: h })).status, 504);
     assert.equal((await curlJson(`${gw.url}/dead/x`, { headers: h })).status, 502);
@@ -165,7 +164,7 @@ describe('limits', () => {
 
   test('a global IP rule applies to every tenant', async () => {
     const k = await createTenantKey(gw, 'gip');
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret, 'X-Forwarded-For': '192.0.2.44' };
     assert.equal((await curlJson(`${gw.url}/x`, { headers: h })).status, 200);
     await cli(['ip', 'deny', '192.0.2.0/24']);
@@ -177,7 +176,7 @@ describe('limits', () => {
   test('pause and resume, per tenant and global, from another process within a second', async () => {
     const a = await createTenantKey(gw, 'pa');
     const b = await createTenantKey(gw, 'pb');
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const ha = { 'x-api-key': a.secret };
     const hb = { 'x-api-key': b.secret };
     await cli(['pause', '--tenant', 'pa', '--reason', 'billing "review"']);
@@ -205,21 +204,21 @@ describe('limits', () => {
 
   test('IP rules: deny wins, allow lists, v6 through a trusted proxy', async () => {
     const k = await createTenantKey(gw, 'ipt');
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret };
     await cli(['ip', 'deny', '127.0.0.1/32', '--tenant', 'ipt']);
     await waitFor(async () => (await curlJson(`${gw.url}/x`, { headers: h })).status === 403, { timeoutMs: 1000 });
     assert.equal((await curlJson(`${gw.url}/x`, { headers: h })).body.error.type, 'forbidden');
     await cli(['ip', 'rm', 'deny', '127.0.0.1/32', '--tenant', 'ipt']);
     await cli(['ip', 'allow', '10.0.0.0/8', '--tenant', 'ipt']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     assert.equal((await curlJson(`${gw.url}/x`, { headers: h })).status, 403, 'not in the allow list');
     // 127.0.0.1 is a trusted proxy: X-Forwarded-For names the client.
     assert.equal((await curlJson(`${gw.url}/x`, { headers: { ...h, 'X-Forwarded-For': '10.1.2.3' } })).status, 200);
     await cli(['ip', 'rm', 'allow', '10.0.0.0/8', '--tenant', 'ipt']);
     await cli(['ip', 'allow', '2001:db8::/32', '--tenant', 'ipt']);
     await cli(['ip', 'deny', '2001:db8:bad::/48', '--tenant', 'ipt']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const v6 = async (addr) => (await curlJson(`${gw.url}/x`, { headers: { ...h, 'X-Forwarded-For': addr } })).status;
     assert.equal(await v6('2001:db8::7'), 200);
     assert.equal(await v6('2001:db8:bad::1'), 403, 'deny wins over allow');
@@ -246,7 +245,7 @@ describe('limits', () => {
   test('counters survive a config reload', async () => {
     const k = await createTenantKey(gw, 'reload');
     await cli(['limit', 'set', '--tenant', 'reload', '--rph', '5']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret };
     for (let i = 0; i < 3; i++) assert.equal((await curlJson(`${gw.url}/x`, { headers: h })).status, 200);
     fs.appendFileSync(gw.configPath, '\n# touched\n');
@@ -267,7 +266,7 @@ describe('limits from config defaults, and XFF from an untrusted peer', () => {
       extra: { defaults: { limits: { rpm: 2 } } },
     });
     const k = await createTenantKey(gw, 'd1');
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const h = { 'x-api-key': k.secret };
     const st = [];
     for (let i = 0; i < 3; i++) st.push((await curlJson(`${gw.url}/x`, { headers: h })).status);
@@ -276,7 +275,7 @@ describe('limits from config defaults, and XFF from an untrusted peer', () => {
     assert.equal(r.code, 0, r.stderr);
     const k2 = await createTenantKey(gw, 'd2');
     await gw.cli(['ip', 'deny', '203.0.113.0/24', '--tenant', 'd2']);
-    await sleep(REFRESH_MS);
+    await waitLoaded(gw);
     const x = await curlJson(`${gw.url}/x`, { headers: { 'x-api-key': k2.secret, 'X-Forwarded-For': '203.0.113.9' } });
     assert.equal(x.status, 200, 'a spoofed X-Forwarded-For from an untrusted peer is not believed');
     await gw.stop();

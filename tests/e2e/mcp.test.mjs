@@ -22,12 +22,11 @@ import {
   startMcpServer,
   waitForEvent,
   waitForKey,
+  waitLoaded,
 } from './lib/harness.mjs';
 
 /** The documented wait for a running gateway to pick up a policy change (it polls within
  * 1 s; the rules are read every 250 ms). */
-const POLICY_POLL_MS = 600;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A fetch for the MCP client transport that notes, per POST, the JSON-RPC method(s) sent
  * and the gateway's x-request-id and status. */
@@ -141,7 +140,7 @@ for (const json of [false, true]) {
       try {
         const d = await gw.cli(['tool', 'deny', '--tenant', 'globex', 'secret_*']);
         assert.equal(d.code, 0, d.stderr);
-        await sleep(POLICY_POLL_MS);
+        await waitLoaded(gw);
         await assert.rejects(client.callTool({ name: 'secret_admin', arguments: {} }), (e) => {
           assert.ok(e.code === 403 || /\b403\b/.test(e.message), `${e.code} ${e.message}`);
           return true;
@@ -170,7 +169,7 @@ for (const json of [false, true]) {
       const { client, rec, close } = await connect('umbrella');
       try {
         assert.equal((await gw.cli(['tool', 'allow', '--tenant', 'umbrella', 'ec*'])).code, 0);
-        await sleep(POLICY_POLL_MS);
+        await waitLoaded(gw);
         const statsBefore = await srv.stats();
         assert.equal((await client.callTool({ name: 'echo', arguments: { text: 'allowed' } })).content[0].text, 'allowed');
         await assert.rejects(client.callTool({ name: 'add', arguments: { a: 1, b: 2 } }), (e) => e.code === 403);
@@ -182,7 +181,7 @@ for (const json of [false, true]) {
 
         const rm = await gw.cli(['tool', 'rm', '--tenant', 'umbrella', 'allow', 'ec*']);
         assert.equal(rm.code, 0, rm.stderr);
-        await sleep(POLICY_POLL_MS);
+        await waitLoaded(gw);
         const sum = await client.callTool({ name: 'add', arguments: { a: 1, b: 2 } });
         assert.deepEqual(sum.structuredContent, { sum: 3 });
       } finally {
@@ -195,7 +194,7 @@ for (const json of [false, true]) {
       try {
         const l = await gw.cli(['limit', 'set', '--tenant', 'hooli', '--tool', 'echo', '--rpm', '2']);
         assert.equal(l.code, 0, l.stderr);
-        await sleep(POLICY_POLL_MS);
+        await waitLoaded(gw);
         for (const i of [1, 2]) {
           assert.equal((await client.callTool({ name: 'echo', arguments: { text: `e${i}` } })).content[0].text, `e${i}`);
         }
@@ -261,7 +260,7 @@ for (const json of [false, true]) {
       assert.deepEqual([ev.tenant, ev.rpc_method, ev.outcome], ['batchco', 'tools/call', 'billable']);
 
       assert.equal((await gw.cli(['tool', 'deny', '--tenant', 'batchco', 'secret_*'])).code, 0);
-      await sleep(POLICY_POLL_MS);
+      await waitLoaded(gw);
       const sneaky = await post(
         [
           { jsonrpc: '2.0', id: 20, method: 'tools/call', params: { name: 'echo', arguments: { text: 'cover' } } },

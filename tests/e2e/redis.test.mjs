@@ -33,11 +33,11 @@ import {
   tempDir,
   waitFor,
   waitForKey,
+  waitLoaded,
 } from './lib/harness.mjs';
 import { tokenCost, usdText } from './lib/money.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const POLL_MS = 600; // a CLI change reaches every running gateway within a second
 const TIMEOUT_MS = 500; // the gateways' limits.timeout
 
 // ---- the private Redis ----
@@ -191,7 +191,7 @@ describe('limits shared through Redis, three gateways', () => {
     const warm = await Promise.all(gws.map((gw) => get(gw, secret, '/warm')));
     for (const w of warm) assert.equal(w.status, 200, w.text); // (before the limit: not counted)
     await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--rpm', '10']);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     const sent = 45;
     const res = await Promise.all(Array.from({ length: sent }, (_, i) => get(gws[i % 3], secret, `/r${i}`)));
     const ok = res.filter((r) => r.status === 200).length;
@@ -220,7 +220,7 @@ describe('limits shared through Redis, three gateways', () => {
     const t = 'body';
     const { secret } = await tenantOn(t);
     await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--rpm', '1000']);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     for (const size of [10, 70000, 600000]) {
       const body = crypto.randomBytes(size);
       const r = await request(`${gws[1].url}/up?echo=1`, {
@@ -253,7 +253,7 @@ describe('limits shared through Redis, three gateways', () => {
     const fits = 4;
     const budget = spent0 + (fits - 1) * reservation + 1;
     await cliOk(gws[0], ['budget', 'set', '--tenant', t, '--monthly', usdText(budget)]);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     const sent = 50;
     const res = await Promise.all(
       Array.from({ length: sent }, (_, i) => post(gws[i % 3], secret, body, { query: '?delay_ms=1500' })),
@@ -282,7 +282,7 @@ describe('limits shared through Redis, three gateways', () => {
     const { secret } = await tenantOn(t);
     await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--concurrency', '2']);
     await cliOk(gws[0], ['budget', 'set', '--tenant', t, '--monthly', '100']);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     const body = chat('p-model', 'hello', { max_tokens: 10 });
     // Two slow requests through gateway 2 hold both slots (and two reservations).
     const held = [post(gws[2], secret, body, { query: '?delay_ms=8000' }), post(gws[2], secret, body, { query: '?delay_ms=8000' })];
@@ -310,7 +310,7 @@ describe('limits shared through Redis, three gateways', () => {
     const t = 'term';
     const { secret } = await tenantOn(t);
     await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--concurrency', '5']);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     const body = chat('p-model', 'hello', { max_tokens: 10 });
     const slow = post(gws[1], secret, body, { query: '?delay_ms=400' });
     await waitFor(() => redisCli(redisPort, 'ZCARD', `tg:{${t}}:inflight`) === '1', { message: 'a slot held' });
@@ -328,7 +328,7 @@ describe('limits shared through Redis, three gateways', () => {
     const t = 'slow';
     const { secret } = await tenantOn(t);
     await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--rpm', '30']);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     const before = await metric(gws[0], 'tollgate_limits_backend_timeouts_total');
     process.kill(redisProc.pid, 'SIGSTOP');
     const res = [];
@@ -362,7 +362,7 @@ describe('limits shared through Redis, three gateways', () => {
     const t = 'gone';
     const { secret } = await tenantOn(t);
     await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--rpm', '30']);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     const undone0 = await metric(gws[0], 'tollgate_limits_backend_undone_total');
     process.kill(redisProc.pid, 'SIGSTOP');
     try {
@@ -388,7 +388,7 @@ describe('limits shared through Redis, three gateways', () => {
     const t = 'out';
     const { secret } = await tenantOn(t);
     await cliOk(gws[0], ['limit', 'set', '--tenant', t, '--rpm', '30']);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     // Load before, during and after the stop: nothing but 200 and 429, and no long waits.
     let stop = false;
     const seen = [];
@@ -412,7 +412,7 @@ describe('limits shared through Redis, three gateways', () => {
     const other = 'out2';
     const { secret: s2 } = await tenantOn(other);
     await cliOk(gws[0], ['limit', 'set', '--tenant', other, '--rpm', '30']);
-    await sleep(POLL_MS);
+    await waitLoaded(gws.filter((g) => g.proc.exitCode === null && g.proc.signalCode === null));
     const sent = 60;
     const res = await Promise.all(Array.from({ length: sent }, (_, i) => get(gws[i % 3], s2, `/d${i}`)));
     const ok = res.filter((r) => r.status === 200).length;

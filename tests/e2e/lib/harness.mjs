@@ -842,3 +842,29 @@ export async function waitForKey(gw, secret, path = '/', { timeoutMs = 5000 } = 
     { timeoutMs, intervalMs: 100, message: `key ${secret.slice(0, 8)}... accepted by the gateway` },
   );
 }
+
+/**
+ * Resolves once every gateway in gws runs on the store's current policy (limits, pauses, IP
+ * and tool rules, budgets, prices) and keys: its /readyz `loaded` versions have reached the
+ * store's meta values. Call it after a CLI change instead of sleeping for the refreshers'
+ * poll interval. All gateways must share one store (the first one's: its config's store, or
+ * its own file).
+ * @param {object|object[]} gws a gateway of startGateway(), or several on one store
+ */
+export async function waitLoaded(gws, { timeoutMs = 10000 } = {}) {
+  const list = Array.isArray(gws) ? gws : [gws];
+  const store = list[0].config?.store;
+  const db = typeof store === 'string' && store.startsWith('sqlite:') ? store.slice(7) : list[0].dbPath;
+  const meta = await sqlite(db, `SELECT key, value FROM meta WHERE key IN ('policy_version', 'auth_version')`);
+  const want = Object.fromEntries(meta.map((r) => [r.key, Number(r.value)]));
+  for (const gw of list) {
+    await waitFor(
+      async () => {
+        const r = await request(`${gw.adminUrl}/readyz`);
+        const got = JSON.parse(r.text).loaded ?? {};
+        return (got.policy_version ?? -1) >= (want.policy_version ?? 0) && (got.auth_version ?? -1) >= (want.auth_version ?? 0);
+      },
+      { timeoutMs, intervalMs: 50, message: `gateway ${gw.url} on store versions ${JSON.stringify(want)}` },
+    );
+  }
+}
