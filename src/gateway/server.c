@@ -147,7 +147,8 @@ int tg_server_ready(tg_server_t *srv, json_t *out)
      * until they reach the store's meta values instead of sleeping for the poll interval.
      * policy_version: limits, pauses, IP and tool rules, budgets (the policy) and prices
      * (the price book), the older of the two; auth_version: tenants and keys. */
-    int64_t pv = tg_policy_loaded_version(srv->policy), bv = tg_pricebook_loaded_version(srv->prices);
+    int64_t pv = tg_policy_loaded_version(srv->policy),
+            bv = tg_pricebook_loaded_version(srv->prices);
     json_t *ver = json_object();
     json_object_set_new(ver, "policy_version", json_integer(pv < bv ? pv : bv));
     json_object_set_new(ver, "auth_version", json_integer(tg_keyring_loaded_version(srv->keys)));
