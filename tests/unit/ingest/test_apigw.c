@@ -149,20 +149,18 @@ static void test_hostile(void **state)
         parse(&p, "{\"requestTimeEpoch\":\"999999999999999999\",\"status\":\"200\"}", &g), -1);
     assert_int_equal(g.n, 0);
     assert_non_null(strstr(g.why, "requestTimeEpoch"));
-    assert_int_equal(
-        parse(&p, "{\"requestTimeEpoch\":\"253402300800000\",\"status\":\"200\"}", &g), -1);
-    assert_int_equal(
-        parse(&p, "{\"requestTimeEpoch\":\"253402300799999\",\"status\":\"200\"}", &g), 0);
+    assert_int_equal(parse(&p, "{\"requestTimeEpoch\":\"253402300800000\",\"status\":\"200\"}", &g),
+                     -1);
+    assert_int_equal(parse(&p, "{\"requestTimeEpoch\":\"253402300799999\",\"status\":\"200\"}", &g),
+                     0);
     assert_int_equal(g.recs[0].ev.ts_us, 253402300799999000LL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_per_line),
-        cmocka_unit_test(test_aws_http_api_format),
-        cmocka_unit_test(test_concatenated),
-        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_one_per_line), cmocka_unit_test(test_aws_http_api_format),
+        cmocka_unit_test(test_concatenated), cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
