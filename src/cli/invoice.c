@@ -104,9 +104,13 @@ static int collect_billed(const tg_invoice_billed_t *b, void *ud)
 }
 
 static int push_rebilled(doc_t *d, const char *month, int meter, const char *match,
-                         int64_t measured, int64_t amount)
+                         int64_t measured, int64_t amount, const rows_t *billed)
 {
     tg_invoice_billed_t b = {.meter = meter, .measured = measured, .amount_micros = amount};
+    const tg_invoice_billed_t *was = billed->v;
+    for (size_t i = 0; i < billed->n; i++)
+        if (was[i].meter == meter && strcmp(was[i].match, match) == 0)
+            b.was_measured = was[i].measured;
     snprintf(b.month, sizeof b.month, "%s", month);
     snprintf(b.match, sizeof b.match, "%s", match);
     return tg_cli_push((void **)&d->rebilled, &d->nrebilled, &d->rebilled_cap, &b, sizeof b);
@@ -157,7 +161,7 @@ static int adjustments(tg_store_t *store, doc_t *d, tg_err_t *err)
         for (int m = 0; ret == 0 && m < plan->nmeters; m++)
             if (grew[m])
                 ret = push_rebilled(d, c->month, plan->meters[m].meter, plan->meters[m].match,
-                                    now_inv->measured[m], now_inv->amount_micros[m]);
+                                    now_inv->measured[m], now_inv->amount_micros[m], &billed);
         if (ret != 0 && !err->msg[0]) tg_err_set(err, "out of memory");
         free(billed.v);
     }
