@@ -160,11 +160,8 @@ int tg_ingest__clf(tg_ingest_parser_t *p, const char *line, size_t len, tg_inges
         const char *qm = memchr(uri, '?', un);
         size_t pn = qm ? (size_t)(qm - uri) : un;
         TG_EVENT_SET(ev, path, uri, pn);
-        const char *kv;
-        size_t kn;
         if (qm && p->key_field &&
-            tg_ingest__query_param(qm + 1, un - pn - 1, p->key_field, &kv, &kn) &&
-            tg_ingest__set_key(&rec, kv, kn, 1, why, cap) != 0)
+            tg_ingest__key_param(&rec, qm + 1, un - pn - 1, p->key_field, 1, why, cap) != 0)
             return -1;
     } else {
         TG_EVENT_SET(ev, method, "-", 1);

@@ -192,11 +192,7 @@ int tg_ingest__cloudfront(tg_ingest_parser_t *p, const char *line, size_t len,
                                     : "cs-uri-query longer than 16 KiB");
             return -1;
         }
-        const char *kv;
-        size_t kn;
-        if (tg_ingest__query_param(q, (size_t)qn, p->key_field, &kv, &kn) &&
-            tg_ingest__set_key(&rec, kv, kn, 1, why, cap) != 0)
-            return -1;
+        if (tg_ingest__key_param(&rec, q, (size_t)qn, p->key_field, 1, why, cap) != 0) return -1;
     }
     rec.raw = line;
     rec.raw_len = len;
