@@ -205,6 +205,37 @@ static void test_generated_totals_twice(void **state)
 }
 
 /* Malformed lines are reported with their file and line and skipped; the rest is stored. */
+/* CLF has no request id and a time to the second: a client polling one URL logs the same
+ * line several times in a second. Those are distinct requests; the bytes alone as identity
+ * collapsed them into one billed record. Ingesting the file again still adds nothing. */
+static void test_identical_lines_are_distinct(void **state)
+{
+    fixture_t *f = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/same.log", f->dir);
+    FILE *fp = fopen(p, "w");
+    for (int i = 0; i < 5; i++) {
+        fputs("192.0.2.9 - acme [30/Nov/2026:23:59:59 +0000] \"GET /v1/poll HTTP/1.1\" 200 7\n",
+              fp);
+        if (i == 2)
+            fputs("192.0.2.8 - acme [30/Nov/2026:23:59:59 +0000] \"GET / HTTP/1.1\" 200 1\n", fp);
+    }
+    fclose(fp);
+    const char *files[] = {p};
+    tg_ingest_opts_t o = {.format = TG_INGEST_CLF, .tenant_field = "user"};
+    for (int round = 0; round < 2; round++) {
+        tg_ingest_t *in;
+        tg_err_t err;
+        assert_int_equal(tg_ingest_new(f->s, NULL, &o, &in, &err), 0);
+        assert_int_equal(tg_ingest_file(in, files[0], &err), 0);
+        assert_int_equal(tg_ingest_flush(in, &err), 0);
+        assert_int_equal(tg_ingest_stats(in)->stored, round ? 0 : 6);
+        assert_int_equal(tg_ingest_stats(in)->duplicates, round ? 6 : 0);
+        tg_ingest_free(in);
+    }
+    assert_int_equal(q(f, "SELECT count(*) FROM usage_events WHERE path = '/v1/poll'"), 5);
+}
+
 static void test_malformed_lines_reported(void **state)
 {
     fixture_t *f = *state;
@@ -307,6 +338,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_generated_totals_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identical_lines_are_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_lines_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_only, setup, teardown),
