@@ -369,7 +369,7 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
     in->nrep = 0;
     size_t have = 0;  /* bytes in buf not yet consumed */
     int skipping = 0; /* inside a line past TG_INGEST_LINE_MAX */
-    int ret = 0, eof = 0;
+    int ret = 0, eof = 0, truncated = 0;
     while (!eof) {
         int r = gzread(gz, in->buf + have, CHUNK);
         if (r < 0) {
@@ -379,6 +379,11 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
             break;
         }
         eof = r == 0;
+        if (eof) { /* zlib ends a gzip stream cut short quietly, with Z_BUF_ERROR set */
+            int e;
+            gzerror(gz, &e);
+            truncated = e == Z_BUF_ERROR;
+        }
         have += (size_t)r;
         z_off_t off = gzoffset(gz);
         if (off > 0) {
@@ -412,6 +417,9 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
         }
     }
     if (ret == 0 && skipping) too_long(in, name); /* the file ended inside it */
+    if (ret == 0 && truncated)
+        ret = tg_err_set(err, "%s: truncated gzip data: only the records before the cut were read",
+                         path);
 done:
     gzclose(gz);
     if (ret == 0) in->st.files++;

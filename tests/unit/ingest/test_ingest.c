@@ -236,6 +236,31 @@ static void test_identical_lines_are_distinct(void **state)
     assert_int_equal(q(f, "SELECT count(*) FROM usage_events WHERE path = '/v1/poll'"), 5);
 }
 
+/* A .gz cut short (a copy interrupted, an upload that failed) is an error naming the file,
+ * not a run that looks complete; what it held up to the cut is stored. */
+static void test_truncated_gzip(void **state)
+{
+    fixture_t *f = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/cut.log.gz", f->dir);
+    write_cf(p, 0, 2000, 1, 2000);
+    FILE *fp = fopen(p, "r+");
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fclose(fp);
+    assert_int_equal(truncate(p, size / 2), 0);
+    tg_ingest_opts_t o = {.format = TG_INGEST_CLOUDFRONT, .malformed = on_bad, .ud = f};
+    tg_ingest_t *in;
+    tg_err_t err;
+    assert_int_equal(tg_ingest_new(f->s, NULL, &o, &in, &err), 0);
+    assert_int_equal(tg_ingest_file(in, p, &err), -1);
+    assert_non_null(strstr(err.msg, "cut.log.gz"));
+    assert_non_null(strstr(err.msg, "truncated"));
+    assert_int_equal(tg_ingest_flush(in, &err), 0);
+    assert_true(tg_ingest_stats(in)->stored > 0);
+    tg_ingest_free(in);
+}
+
 static void test_malformed_lines_reported(void **state)
 {
     fixture_t *f = *state;
@@ -339,6 +364,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_generated_totals_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identical_lines_are_distinct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_gzip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_lines_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_only, setup, teardown),
