@@ -281,6 +281,12 @@ static int emit(void *ud, tg_ingest_rec_t *rec)
                  rec->ev.tenant);
         return EMIT_MALFORMED;
     }
+    if (rec->ev.bytes_in > TG_INGEST_BYTES_MAX || rec->ev.bytes_out > TG_INGEST_BYTES_MAX ||
+        rec->ev.count > TG_INGEST_BYTES_MAX) {
+        snprintf(in->why, sizeof in->why, "a byte count or count above %lld (1 TiB)",
+                 (long long)TG_INGEST_BYTES_MAX);
+        return EMIT_MALFORMED;
+    }
     in->st.records++;
     if (!in->store) return EMIT_OK;
     /* A full batch is stored before the next record goes in (also when an earlier try

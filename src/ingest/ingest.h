@@ -39,6 +39,10 @@ const char *tg_ingest_source(tg_ingest_format_t f);
 
 #define TG_INGEST_KEY_MAX  256       /* a longer key is malformed */
 #define TG_INGEST_LINE_MAX (1 << 20) /* a longer line is malformed (and skipped whole) */
+/* A record's byte counts and jsonl count at most this (1 TiB; CloudFront serves objects of
+ * at most 50 GB): past it a line is malformed, so that no hostile log can push a month's
+ * sums past 64 bits, which saturated usage_daily and failed every invoice of the month. */
+#define TG_INGEST_BYTES_MAX (1LL << 40)
 
 /* One record as a parser read it. */
 typedef struct tg_ingest_rec {

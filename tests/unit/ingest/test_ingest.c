@@ -115,6 +115,21 @@ static tg_ingest_stats_t run(fixture_t *f, tg_ingest_format_t fmt, const char **
     return st;
 }
 
+/* run() for clf files with the tenant in %u. */
+static tg_ingest_stats_t run_user(fixture_t *f, const char **files)
+{
+    tg_ingest_opts_t o = {
+        .format = TG_INGEST_CLF, .tenant_field = "user", .malformed = on_bad, .ud = f};
+    tg_ingest_t *in;
+    tg_err_t err;
+    assert_int_equal(tg_ingest_new(f->s, NULL, &o, &in, &err), 0);
+    assert_int_equal(tg_ingest_file(in, files[0], &err), 0);
+    assert_int_equal(tg_ingest_flush(in, &err), 0);
+    tg_ingest_stats_t st = *tg_ingest_stats(in);
+    tg_ingest_free(in);
+    return st;
+}
+
 /* CloudFront records i = from..to-1: the ones with i % 3 == 0 for acme (key encoded twice,
  * as CloudFront logs it), 1 for globex, 2 an unknown key; status 200 but every 10th 503;
  * 100 + i bytes out, 10 bytes in; the first half on 2026-11-30 23:59:xx, the rest on
@@ -261,6 +276,30 @@ static void test_truncated_gzip(void **state)
     tg_ingest_free(in);
 }
 
+/* A hostile log's byte counts: ten records of 999999999999999999 bytes saturated the
+ * day's usage_daily sum and made every invoice of the tenant's month fail (integer
+ * overflow). A record past TG_INGEST_BYTES_MAX is malformed, with its line. */
+static void test_huge_byte_counts(void **state)
+{
+    fixture_t *f = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/huge.log", f->dir);
+    FILE *fp = fopen(p, "w");
+    fputs("192.0.2.9 - acme [30/Nov/2026:23:59:59 +0000] \"GET /a HTTP/1.1\" 200 "
+          "999999999999999999\n",
+          fp);
+    fputs("192.0.2.9 - acme [30/Nov/2026:23:59:59 +0000] \"GET /b HTTP/1.1\" 200 "
+          "1099511627776\n",
+          fp);
+    fclose(fp);
+    const char *files[] = {p};
+    tg_ingest_stats_t st = run_user(f, files);
+    assert_int_equal(st.stored, 1);
+    assert_int_equal(st.malformed, 1);
+    assert_non_null(strstr(f->bad[0], "huge.log:1: "));
+    assert_int_equal(q(f, "SELECT sum(bytes_out) FROM usage_events"), 1099511627776LL);
+}
+
 static void test_malformed_lines_reported(void **state)
 {
     fixture_t *f = *state;
@@ -365,6 +404,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_generated_totals_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identical_lines_are_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_gzip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_byte_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_lines_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_only, setup, teardown),
