@@ -108,8 +108,14 @@ int tg_ingest__clf(tg_ingest_parser_t *p, const char *line, size_t len, tg_inges
     TG_EVENT_SET(ev, client_ip, b, n);
     if (token(line, len, &i, &b, &n) != 0) goto bad_fields; /* %l */
     if (token(line, len, &i, &b, &n) != 0) goto bad_fields; /* %u */
-    if (p->tenant_field && strcmp(p->tenant_field, "user") == 0 && !(n == 1 && b[0] == '-'))
+    if (p->tenant_field && strcmp(p->tenant_field, "user") == 0 && !(n == 1 && b[0] == '-')) {
+        if (n >= sizeof ev->tenant) { /* cut, it could name another tenant */
+            snprintf(why, cap, "user longer than %zu bytes: not a tenant id",
+                     sizeof ev->tenant - 1);
+            return -1;
+        }
         TG_EVENT_SET(ev, tenant, b, n);
+    }
     while (i < len && line[i] == ' ')
         i++;
     const char *close = i < len && line[i] == '[' ? memchr(line + i, ']', len - i) : NULL;

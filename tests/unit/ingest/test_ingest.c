@@ -300,6 +300,34 @@ static void test_huge_byte_counts(void **state)
     assert_int_equal(q(f, "SELECT sum(bytes_out) FROM usage_events"), 1099511627776LL);
 }
 
+/* A tenant id of 64 characters or more was cut to its first 63 (the event's field): a log
+ * naming "<63 chars of another tenant's id>X" billed that tenant. Malformed instead. */
+static void test_long_tenant_not_cut(void **state)
+{
+    fixture_t *f = *state;
+    char long_id[70], p[160], j[160];
+    memset(long_id, 'a', 64);
+    long_id[64] = '\0';
+    snprintf(p, sizeof p, "%s/long.log", f->dir);
+    FILE *fp = fopen(p, "w");
+    fprintf(fp, "192.0.2.9 - %s [30/Nov/2026:23:59:59 +0000] \"GET /a HTTP/1.1\" 200 1\n", long_id);
+    fclose(fp);
+    snprintf(j, sizeof j, "%s/long.jsonl", f->dir);
+    fp = fopen(j, "w");
+    fprintf(fp,
+            "{\"time\":\"2026-11-30T23:59:59Z\",\"tenant\":\"%s\",\"status\":200,"
+            "\"outcome\":\"billable\"}\n",
+            long_id);
+    fclose(fp);
+    const char *files[] = {p};
+    tg_ingest_stats_t st = run_user(f, files);
+    assert_int_equal(st.malformed, 1);
+    files[0] = j;
+    st = run(f, TG_INGEST_JSONL, files, 1);
+    assert_int_equal(st.malformed, 1);
+    assert_int_equal(q(f, "SELECT count(*) FROM usage_events"), 0);
+}
+
 static void test_malformed_lines_reported(void **state)
 {
     fixture_t *f = *state;
@@ -405,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_identical_lines_are_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_gzip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_byte_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_tenant_not_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_lines_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_only, setup, teardown),
