@@ -266,7 +266,7 @@ static void resolve_key(tg_ingest_t *in, tg_ingest_rec_t *rec, tg_ingest_item_t 
     hex(c->sha256, 8, ev->key_id + 4);
     if (!ev->reason[0]) TG_EVENT_SET(ev, reason, "unknown_key", 11);
     memcpy(it->key_sha256, c->sha256, 32);
-    size_t pn = rec->key_len < TG_APIKEY_PREFIX_LEN ? rec->key_len : TG_APIKEY_PREFIX_LEN;
+    size_t pn = tg_apikey_prefix_len(rec->key_len);
     memcpy(it->key_prefix, rec->key, pn);
     it->key_prefix[pn] = '\0';
 }
