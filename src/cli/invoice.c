@@ -11,10 +11,12 @@
  * again from its events, less what was billed for it; closing that later month records
  * the closed month's meters as billed at the new values, so a difference is billed once. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -695,7 +697,11 @@ static int one(tg_store_t *store, const args_t *a, const char *tenant, const cha
     char path[4096];
     if (rc == 0 && !out) {
         snprintf(path, sizeof path, "%s/%s-%s.%s", dir, tenant, d->month, fmt_ext[a->fmt]);
-        FILE *f = fopen(path, "w");
+        /* Not through a symlink: DIR may be shared (/tmp), and a link planted at a
+         * tenant's file name would have the invoice overwrite its target. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (fd >= 0 && !f) close(fd);
         if (!f) {
             rc = tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write %s: %s", path, strerror(errno));
         } else {

@@ -69,4 +69,19 @@ describe('bill-attack: hostile logs', () => {
     assert.match(r.stderr, /cut\.log\.gz: truncated gzip data/);
     assert.ok((await count("path like '/gz/%'")) > 0, 'the records before the cut are kept');
   });
+
+  test('invoice --all --out DIR writes no file through a symlink planted there', async () => {
+    assert.equal((await tg(['plan', 'set', 'p', '--from', '2026-11', '--meter', 'requests unit 1'])).code, 0);
+    for (const t of ['acme', 'victim'])
+      assert.equal((await tg(['tenant', 'set-plan', t, 'p', '--from', '2026-11'])).code, 0);
+    const out = path.join(dir, 'out');
+    fs.mkdirSync(out);
+    const target = file('precious.txt', 'keep me\n');
+    fs.symlinkSync(target, path.join(out, 'victim-2026-11.csv'));
+    const r = await tg(['invoice', '--all', '--month', '2026-11', '--format', 'csv', '--out', out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot write .*victim-2026-11\.csv/);
+    assert.equal(fs.readFileSync(target, 'utf8'), 'keep me\n');
+    assert.match(fs.readFileSync(path.join(out, 'acme-2026-11.csv'), 'utf8'), /^tenant,month,kind/);
+  });
 });
