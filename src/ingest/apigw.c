@@ -15,7 +15,8 @@
 
 #include "ingest/ingest.h"
 
-#define MAX_EPOCH_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define MAX_EPOCH_MS   253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define MAX_LATENCY_MS 100000000000LL    /* as the other formats: x 1000 fits in int64 */
 
 /* The field's text ("-" and JSON null are missing: NULL); a number is formatted into
  * buf. */
@@ -87,7 +88,7 @@ static int record(tg_ingest_parser_t *p, json_t *o, const char *raw, size_t raw_
     }
     int64_t lat;
     if (count(o, "responseLatency", &lat) != 0 ||
-        (lat == 0 && count(o, "integrationLatency", &lat) != 0)) {
+        (lat == 0 && count(o, "integrationLatency", &lat) != 0) || lat > MAX_LATENCY_MS) {
         snprintf(why, cap, "bad responseLatency");
         return -1;
     }

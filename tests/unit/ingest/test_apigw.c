@@ -154,6 +154,13 @@ static void test_hostile(void **state)
     assert_int_equal(parse(&p, "{\"requestTimeEpoch\":\"253402300799999\",\"status\":\"200\"}", &g),
                      0);
     assert_int_equal(g.recs[0].ev.ts_us, 253402300799999000LL);
+    /* a latency whose microseconds overflow (signed overflow: undefined) */
+    assert_int_equal(parse(&p,
+                           "{\"requestTimeEpoch\":\"1796083200000\",\"status\":\"200\","
+                           "\"responseLatency\":\"999999999999999999\"}",
+                           &g),
+                     -1);
+    assert_non_null(strstr(g.why, "responseLatency"));
 }
 
 int main(void)
