@@ -24,9 +24,9 @@
  * first keeps the plain one, so what was ingested before reads the same. A file read again
  * numbers its copies alike. The copies are counted in a table of REPEATS lines, emptied
  * when full: copies of a line further apart than that are taken for one (a line's copies
- * share its second, so they lie close together). A record without an id of its own gets request_id
- * 'ingest-' + 32 hex of that digest, so two distinct records of the same second can never
- * be taken for one replayed event by the store's id-collision check. */
+ * share its second, so they lie close together). A record without an id of its own gets
+ * request_id 'ingest-' + 32 hex of that digest, so two distinct records of the same second
+ * can never be taken for one replayed event by the store's id-collision check. */
 #include "ingest/ingest.h"
 
 #include <errno.h>
