@@ -39,7 +39,7 @@ int tg_apikey_import(const char *secret, size_t len, char key_id[TG_APIKEY_ID_MA
     for (size_t i = 0; i < sizeof idb; i++)
         p += sprintf(p, "%02x", idb[i]);
 
-    size_t pn = len < TG_APIKEY_PREFIX_LEN ? len : TG_APIKEY_PREFIX_LEN;
+    size_t pn = tg_apikey_prefix_len(len);
     memcpy(prefix, secret, pn);
     prefix[pn] = '\0';
     tg_apikey_hash(secret, len, sha256);

@@ -12,6 +12,12 @@
 #define TG_APIKEY_SECRET_MAX 64 /* buffer size for a secret, NUL included */
 #define TG_APIKEY_ID_MAX     32
 #define TG_APIKEY_PREFIX_LEN 8
+/* How much of a secret of len bytes its display prefix shows: TG_APIKEY_PREFIX_LEN, and
+ * never more than half of it (an 8-character imported secret was stored whole). */
+static inline size_t tg_apikey_prefix_len(size_t len)
+{
+    return len / 2 < TG_APIKEY_PREFIX_LEN ? len / 2 : TG_APIKEY_PREFIX_LEN;
+}
 
 /* Fills a fresh secret, its public key id ("key_" + 16 hex), display prefix and
  * SHA-256. Returns 0, or -1 if the system RNG failed. */

@@ -11,10 +11,12 @@
  * again from its events, less what was billed for it; closing that later month records
  * the closed month's meters as billed at the new values, so a difference is billed once. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -104,9 +106,13 @@ static int collect_billed(const tg_invoice_billed_t *b, void *ud)
 }
 
 static int push_rebilled(doc_t *d, const char *month, int meter, const char *match,
-                         int64_t measured, int64_t amount)
+                         int64_t measured, int64_t amount, const rows_t *billed)
 {
     tg_invoice_billed_t b = {.meter = meter, .measured = measured, .amount_micros = amount};
+    const tg_invoice_billed_t *was = billed->v;
+    for (size_t i = 0; i < billed->n; i++)
+        if (was[i].meter == meter && strcmp(was[i].match, match) == 0)
+            b.was_measured = was[i].measured;
     snprintf(b.month, sizeof b.month, "%s", month);
     snprintf(b.match, sizeof b.match, "%s", match);
     return tg_cli_push((void **)&d->rebilled, &d->nrebilled, &d->rebilled_cap, &b, sizeof b);
@@ -157,7 +163,7 @@ static int adjustments(tg_store_t *store, doc_t *d, tg_err_t *err)
         for (int m = 0; ret == 0 && m < plan->nmeters; m++)
             if (grew[m])
                 ret = push_rebilled(d, c->month, plan->meters[m].meter, plan->meters[m].match,
-                                    now_inv->measured[m], now_inv->amount_micros[m]);
+                                    now_inv->measured[m], now_inv->amount_micros[m], &billed);
         if (ret != 0 && !err->msg[0]) tg_err_set(err, "out of memory");
         free(billed.v);
     }
@@ -691,7 +697,11 @@ static int one(tg_store_t *store, const args_t *a, const char *tenant, const cha
     char path[4096];
     if (rc == 0 && !out) {
         snprintf(path, sizeof path, "%s/%s-%s.%s", dir, tenant, d->month, fmt_ext[a->fmt]);
-        FILE *f = fopen(path, "w");
+        /* Not through a symlink: DIR may be shared (/tmp), and a link planted at a
+         * tenant's file name would have the invoice overwrite its target. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (fd >= 0 && !f) close(fd);
         if (!f) {
             rc = tg_cli_errorf(TG_EXIT_RUNTIME, "cannot write %s: %s", path, strerror(errno));
         } else {

@@ -15,6 +15,9 @@
 
 #include "ingest/ingest.h"
 
+#define MAX_EPOCH_MS   253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define MAX_LATENCY_MS 100000000000LL    /* as the other formats: x 1000 fits in int64 */
+
 /* The field's text ("-" and JSON null are missing: NULL); a number is formatted into
  * buf. */
 static const char *text(json_t *o, const char *name, char *buf, size_t cap)
@@ -57,7 +60,8 @@ static int record(tg_ingest_parser_t *p, json_t *o, const char *raw, size_t raw_
     const char *ep = text(o, "requestTimeEpoch", b1, sizeof b1), *rt;
     int64_t ms;
     if (ep) {
-        if (tg_ingest__uint(ep, strlen(ep), &ms) != 0) {
+        /* Past 9999-12-31 (the dates the other formats accept) ms * 1000 would overflow. */
+        if (tg_ingest__uint(ep, strlen(ep), &ms) != 0 || ms > MAX_EPOCH_MS) {
             snprintf(why, cap, "bad requestTimeEpoch");
             return -1;
         }
@@ -84,7 +88,7 @@ static int record(tg_ingest_parser_t *p, json_t *o, const char *raw, size_t raw_
     }
     int64_t lat;
     if (count(o, "responseLatency", &lat) != 0 ||
-        (lat == 0 && count(o, "integrationLatency", &lat) != 0)) {
+        (lat == 0 && count(o, "integrationLatency", &lat) != 0) || lat > MAX_LATENCY_MS) {
         snprintf(why, cap, "bad responseLatency");
         return -1;
     }
@@ -129,7 +133,10 @@ int tg_ingest__apigw(tg_ingest_parser_t *p, const char *line, size_t len, tg_ing
             off++;
         if (off >= len) return 0;
         json_error_t je;
-        json_t *o = json_loadb(line + off, len - off, JSON_DISABLE_EOF_CHECK, &je);
+        /* Duplicate names are refused: API Gateway does not escape $context values, so a
+         * client's header can inject a second "tenant_id", and jansson keeps the last. */
+        json_t *o =
+            json_loadb(line + off, len - off, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &je);
         if (!o) {
             snprintf(why, cap, "record %d: invalid JSON at byte %zu: %s", nth,
                      off + (size_t)je.position, je.text);

@@ -108,8 +108,14 @@ int tg_ingest__clf(tg_ingest_parser_t *p, const char *line, size_t len, tg_inges
     TG_EVENT_SET(ev, client_ip, b, n);
     if (token(line, len, &i, &b, &n) != 0) goto bad_fields; /* %l */
     if (token(line, len, &i, &b, &n) != 0) goto bad_fields; /* %u */
-    if (p->tenant_field && strcmp(p->tenant_field, "user") == 0 && !(n == 1 && b[0] == '-'))
+    if (p->tenant_field && strcmp(p->tenant_field, "user") == 0 && !(n == 1 && b[0] == '-')) {
+        if (n >= sizeof ev->tenant) { /* cut, it could name another tenant */
+            snprintf(why, cap, "user longer than %zu bytes: not a tenant id",
+                     sizeof ev->tenant - 1);
+            return -1;
+        }
         TG_EVENT_SET(ev, tenant, b, n);
+    }
     while (i < len && line[i] == ' ')
         i++;
     const char *close = i < len && line[i] == '[' ? memchr(line + i, ']', len - i) : NULL;
@@ -160,11 +166,8 @@ int tg_ingest__clf(tg_ingest_parser_t *p, const char *line, size_t len, tg_inges
         const char *qm = memchr(uri, '?', un);
         size_t pn = qm ? (size_t)(qm - uri) : un;
         TG_EVENT_SET(ev, path, uri, pn);
-        const char *kv;
-        size_t kn;
         if (qm && p->key_field &&
-            tg_ingest__query_param(qm + 1, un - pn - 1, p->key_field, &kv, &kn) &&
-            tg_ingest__set_key(&rec, kv, kn, 1, why, cap) != 0)
+            tg_ingest__key_param(&rec, qm + 1, un - pn - 1, p->key_field, 1, why, cap) != 0)
             return -1;
     } else {
         TG_EVENT_SET(ev, method, "-", 1);

@@ -166,7 +166,8 @@ int tg_ingest__cloudfront(tg_ingest_parser_t *p, const char *line, size_t len,
     span_t v = col(p, cols, CF_METHOD);
     TG_EVENT_SET(ev, method, v.s, v.n);
     v = col(p, cols, CF_URI_STEM);
-    TG_EVENT_SET(ev, path, v.s, v.n);
+    const char *qm = memchr(v.s, '?', v.n); /* never a query: it may carry a key */
+    TG_EVENT_SET(ev, path, v.s, qm ? (size_t)(qm - v.s) : v.n);
     v = col(p, cols, CF_C_IP);
     TG_EVENT_SET(ev, client_ip, v.s, v.n);
     v = col(p, cols, CF_RESULT_TYPE);
@@ -192,11 +193,7 @@ int tg_ingest__cloudfront(tg_ingest_parser_t *p, const char *line, size_t len,
                                     : "cs-uri-query longer than 16 KiB");
             return -1;
         }
-        const char *kv;
-        size_t kn;
-        if (tg_ingest__query_param(q, (size_t)qn, p->key_field, &kv, &kn) &&
-            tg_ingest__set_key(&rec, kv, kn, 1, why, cap) != 0)
-            return -1;
+        if (tg_ingest__key_param(&rec, q, (size_t)qn, p->key_field, 1, why, cap) != 0) return -1;
     }
     rec.raw = line;
     rec.raw_len = len;

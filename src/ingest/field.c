@@ -96,6 +96,7 @@ int tg_ingest__query_param(const char *q, size_t n, const char *name, const char
                            size_t *vlen)
 {
     size_t nlen = strlen(name);
+    int found = 0;
     for (size_t i = 0; i < n;) {
         size_t end = i;
         while (end < n && q[end] != '&')
@@ -108,13 +109,15 @@ int tg_ingest__query_param(const char *q, size_t n, const char *name, const char
         char dn[128];
         long dl = eq - i < sizeof dn ? tg_ingest__pct_decode(q + i, eq - i, dn, sizeof dn) : -1;
         if (dl == (long)nlen && memcmp(dn, name, nlen) == 0) {
+            /* A second one: the client added it, and which the origin took is unknown. */
+            if (found) return 2;
+            found = 1;
             *val = eq < end ? q + eq + 1 : q + end;
             *vlen = eq < end ? end - eq - 1 : 0;
-            return 1;
         }
         i = end + 1;
     }
-    return 0;
+    return found;
 }
 
 int tg_ingest__uint(const char *s, size_t n, int64_t *out)
@@ -194,6 +197,19 @@ int tg_ingest__clf_time(const char *s, size_t n, int64_t *out)
     int64_t off = (zh * 3600LL + zm * 60) * 1000000LL;
     *out = s[21] == '+' ? t - off : t + off; /* local = UTC + offset */
     return 0;
+}
+
+int tg_ingest__key_param(tg_ingest_rec_t *rec, const char *q, size_t n, const char *name,
+                         int layers, char *why, size_t cap)
+{
+    const char *v;
+    size_t vn;
+    int found = tg_ingest__query_param(q, n, name, &v, &vn);
+    if (found == 2) {
+        snprintf(why, cap, "the key parameter %.64s is given twice", name);
+        return -1;
+    }
+    return found ? tg_ingest__set_key(rec, v, vn, layers, why, cap) : 0;
 }
 
 int tg_ingest__set_key(tg_ingest_rec_t *rec, const char *v, size_t n, int layers, char *why,

@@ -18,9 +18,15 @@
  *
  * Identity: SHA-256 of source, NUL, and the record's id in its log (or, lacking one, the
  * record's bytes), which tg_store_ingest keeps in ingest_seen (why not the event id: see
- * store/migrations.c, m7_ingest). A record without an id of its own gets request_id
- * 'ingest-' + 32 hex of that digest, so two distinct records of the same second can never
- * be taken for one replayed event by the store's id-collision check. */
+ * store/migrations.c, m7_ingest). Bytes are not an identity on their own: CLF logs to the
+ * second, so a client polling a URL logs the same line several times in one second, each a
+ * request. The nth copy of a line within a file (n >= 2) adds "\n" and n to the digest; the
+ * first keeps the plain one, so what was ingested before reads the same. A file read again
+ * numbers its copies alike. The copies are counted in a table of REPEATS lines, emptied
+ * when full: copies of a line further apart than that are taken for one (a line's copies
+ * share its second, so they lie close together). A record without an id of its own gets
+ * request_id 'ingest-' + 32 hex of that digest, so two distinct records of the same second
+ * can never be taken for one replayed event by the store's id-collision check. */
 #include "ingest/ingest.h"
 
 #include <errno.h>
@@ -41,6 +47,7 @@
 #define CHUNK       (256 * 1024)
 #define PROGRESS_AT 65536 /* lines between progress calls */
 #define KEYCACHE    256   /* recent keys remembered (a power of two) */
+#define REPEATS     65536 /* id-less lines whose copies are counted; 2x slots, a power of 2 */
 
 enum { EMIT_OK = 0, EMIT_MALFORMED = 1, EMIT_STORE = 2 };
 
@@ -73,6 +80,12 @@ struct tg_ingest {
         const keyent_t *hit; /* NULL: the key is unknown */
         unsigned char sha256[32];
     } kc[KEYCACHE];
+    /* Id-less lines of this file and how many times each came (see the top). */
+    struct repeat {
+        unsigned char digest[16]; /* the line's plain digest, first half */
+        uint32_t n;               /* 0 = empty slot */
+    } * rep;
+    size_t nrep;
     tg_ingest_item_t *batch;
     size_t nbatch;
     tg_ingest_stats_t st;
@@ -131,10 +144,11 @@ int tg_ingest_new(tg_store_t *store, tg_pricebook_t *pb, const tg_ingest_opts_t 
     tg_ingest_parser_init(&in->parser, opts->format, opts->key_field, opts->tenant_field);
     in->buf = malloc(CHUNK + TG_INGEST_LINE_MAX);
     in->batch = malloc(BATCH * sizeof *in->batch);
+    in->rep = calloc(2 * REPEATS, sizeof *in->rep);
     size_t nkeys = 0, slots = 16;
     in->md = EVP_MD_fetch(NULL, "SHA256", NULL);
     in->mdc = EVP_MD_CTX_new();
-    if (!in->buf || !in->batch || !in->md || !in->mdc) goto oom;
+    if (!in->buf || !in->batch || !in->rep || !in->md || !in->mdc) goto oom;
     if (store && tg_store_auth_load(store, count_key, &nkeys, err) != 0) goto fail;
     while (slots < 2 * nkeys)
         slots *= 2;
@@ -159,6 +173,7 @@ void tg_ingest_free(tg_ingest_t *in)
     if (in->buf) OPENSSL_cleanse(in->buf, CHUNK + TG_INGEST_LINE_MAX);
     free(in->buf);
     free(in->batch);
+    free(in->rep);
     EVP_MD_CTX_free(in->mdc);
     EVP_MD_free(in->md);
     free(in->keys);
@@ -192,13 +207,39 @@ static void hex(const unsigned char *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static void digest(tg_ingest_t *in, const void *b, size_t bn, unsigned char out[32])
+/* nth: the copy of an id-less line (see the top); 1 for the first, and for any record
+ * with an id of its own. */
+static void digest(tg_ingest_t *in, const void *b, size_t bn, uint32_t nth, unsigned char out[32])
 {
     unsigned int len = 32;
     EVP_DigestInit_ex(in->mdc, in->md, NULL);
     EVP_DigestUpdate(in->mdc, in->source, strlen(in->source) + 1); /* its NUL too */
     EVP_DigestUpdate(in->mdc, b, bn);
+    if (nth > 1) {
+        char suffix[16];
+        int sn = snprintf(suffix, sizeof suffix, "\n%u", nth); /* a line has no '\n' */
+        EVP_DigestUpdate(in->mdc, suffix, (size_t)sn);
+    }
     EVP_DigestFinal_ex(in->mdc, out, &len);
+}
+
+/* Which copy within this file the id-less line of plain digest d is: 1, 2, ... */
+static uint32_t copy_of(tg_ingest_t *in, const unsigned char d[32])
+{
+    size_t mask = 2 * REPEATS - 1;
+    if (in->nrep == REPEATS) {
+        memset(in->rep, 0, 2 * REPEATS * sizeof *in->rep);
+        in->nrep = 0;
+    }
+    size_t i = (size_t)load64(d) & mask;
+    while (in->rep[i].n && memcmp(in->rep[i].digest, d, sizeof in->rep[i].digest) != 0)
+        i = (i + 1) & mask;
+    struct repeat *r = &in->rep[i];
+    if (!r->n) {
+        memcpy(r->digest, d, sizeof r->digest);
+        in->nrep++;
+    }
+    return ++r->n;
 }
 
 /* Tenant and key of a record carrying a raw key. */
@@ -225,7 +266,7 @@ static void resolve_key(tg_ingest_t *in, tg_ingest_rec_t *rec, tg_ingest_item_t 
     hex(c->sha256, 8, ev->key_id + 4);
     if (!ev->reason[0]) TG_EVENT_SET(ev, reason, "unknown_key", 11);
     memcpy(it->key_sha256, c->sha256, 32);
-    size_t pn = rec->key_len < TG_APIKEY_PREFIX_LEN ? rec->key_len : TG_APIKEY_PREFIX_LEN;
+    size_t pn = tg_apikey_prefix_len(rec->key_len);
     memcpy(it->key_prefix, rec->key, pn);
     it->key_prefix[pn] = '\0';
 }
@@ -238,6 +279,12 @@ static int emit(void *ud, tg_ingest_rec_t *rec)
                  "tenant \"%.63s\" is not a tenant id (1-63 of "
                  "[A-Za-z0-9._-])",
                  rec->ev.tenant);
+        return EMIT_MALFORMED;
+    }
+    if (rec->ev.bytes_in > TG_INGEST_BYTES_MAX || rec->ev.bytes_out > TG_INGEST_BYTES_MAX ||
+        rec->ev.count > TG_INGEST_BYTES_MAX) {
+        snprintf(in->why, sizeof in->why, "a byte count or count above %lld (1 TiB)",
+                 (long long)TG_INGEST_BYTES_MAX);
         return EMIT_MALFORMED;
     }
     in->st.records++;
@@ -262,7 +309,13 @@ static int emit(void *ud, tg_ingest_rec_t *rec)
     }
     ev->tokens_in = ev->tokens_out = ev->tokens_cached = ev->tokens_cache_write = TG_TOKENS_UNKNOWN;
     TG_EVENT_SET(ev, source, in->source, strlen(in->source));
-    digest(in, rec->rid ? rec->rid : rec->raw, rec->rid ? rec->rid_len : rec->raw_len, it->digest);
+    if (rec->rid) {
+        digest(in, rec->rid, rec->rid_len, 1, it->digest);
+    } else {
+        digest(in, rec->raw, rec->raw_len, 1, it->digest);
+        uint32_t nth = copy_of(in, it->digest);
+        if (nth > 1) digest(in, rec->raw, rec->raw_len, nth, it->digest);
+    }
     if (!ev->request_id[0]) { /* "ingest-" + 32 hex and the NUL: fits request_id[64] */
         memcpy(ev->request_id, "ingest-", 7);
         hex(it->digest, 16, ev->request_id + 7);
@@ -318,9 +371,11 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
     uint64_t last_off = 0;
     in->lineno = 0;
     tg_ingest_parser_reset(&in->parser);
+    memset(in->rep, 0, 2 * REPEATS * sizeof *in->rep); /* copies are counted per file */
+    in->nrep = 0;
     size_t have = 0;  /* bytes in buf not yet consumed */
     int skipping = 0; /* inside a line past TG_INGEST_LINE_MAX */
-    int ret = 0, eof = 0;
+    int ret = 0, eof = 0, truncated = 0;
     while (!eof) {
         int r = gzread(gz, in->buf + have, CHUNK);
         if (r < 0) {
@@ -330,6 +385,11 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
             break;
         }
         eof = r == 0;
+        if (eof) { /* zlib ends a gzip stream cut short quietly, with Z_BUF_ERROR set */
+            int e;
+            gzerror(gz, &e);
+            truncated = e == Z_BUF_ERROR;
+        }
         have += (size_t)r;
         z_off_t off = gzoffset(gz);
         if (off > 0) {
@@ -363,6 +423,9 @@ int tg_ingest_file(tg_ingest_t *in, const char *path, tg_err_t *err)
         }
     }
     if (ret == 0 && skipping) too_long(in, name); /* the file ended inside it */
+    if (ret == 0 && truncated)
+        ret = tg_err_set(err, "%s: truncated gzip data: only the records before the cut were read",
+                         path);
 done:
     gzclose(gz);
     if (ret == 0) in->st.files++;

@@ -39,6 +39,10 @@ const char *tg_ingest_source(tg_ingest_format_t f);
 
 #define TG_INGEST_KEY_MAX  256       /* a longer key is malformed */
 #define TG_INGEST_LINE_MAX (1 << 20) /* a longer line is malformed (and skipped whole) */
+/* A record's byte counts and jsonl count at most this (1 TiB; CloudFront serves objects of
+ * at most 50 GB): past it a line is malformed, so that no hostile log can push a month's
+ * sums past 64 bits, which saturated usage_daily and failed every invoice of the month. */
+#define TG_INGEST_BYTES_MAX (1LL << 40)
 
 /* One record as a parser read it. */
 typedef struct tg_ingest_rec {
@@ -149,12 +153,17 @@ void tg_ingest_free(tg_ingest_t *in);
  * copied, '+' included. Returns the length, or -1 when it does not fit or an escape is
  * broken. In place is allowed (out == s). */
 long tg_ingest__pct_decode(const char *s, size_t n, char *out, size_t cap);
-/* The value of the first parameter named name in the query q[0..n) ("a=1&b=2"), the
- * name compared after decoding: *val and *vlen point into q, undecoded. 1 found, 0 not. */
+/* The value of the parameter named name in the query q[0..n) ("a=1&b=2"), the name
+ * compared after decoding: *val and *vlen point into q, undecoded (the first one's). 1
+ * found, 0 not, 2 found more than once. */
 int tg_ingest__query_param(const char *q, size_t n, const char *name, const char **val,
                            size_t *vlen);
 /* Digits only, at most 18 of them. 0 and *out, or -1. */
 int tg_ingest__uint(const char *s, size_t n, int64_t *out);
+/* The key from parameter name of query q[0..n) into rec (tg_ingest__set_key), none when it
+ * is absent; -1 and why when it is there twice or bad. */
+int tg_ingest__key_param(tg_ingest_rec_t *rec, const char *q, size_t n, const char *name,
+                         int layers, char *why, size_t cap);
 /* "12.345" seconds (digits, an optional fraction) as microseconds. 0, or -1. */
 int tg_ingest__seconds_us(const char *s, size_t n, int64_t *out);
 /* Unix microseconds of a UTC civil time; -1 when a field is out of range. */

@@ -96,6 +96,11 @@ int tg_ingest__jsonl(tg_ingest_parser_t *p, const char *line, size_t len, tg_ing
         snprintf(why, cap, "bad bytes_in, bytes_out or count");
         goto out;
     }
+    const char *tenant = json_string_value(json_object_get(o, "tenant"));
+    if (tenant && strlen(tenant) >= sizeof ev->tenant) { /* cut, it could name another */
+        snprintf(why, cap, "tenant longer than %zu bytes", sizeof ev->tenant - 1);
+        goto out;
+    }
     set(ev->request_id, sizeof ev->request_id, o, "request_id");
     set(ev->tenant, sizeof ev->tenant, o, "tenant");
     set(ev->key_id, sizeof ev->key_id, o, "key_id");

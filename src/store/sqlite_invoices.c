@@ -224,7 +224,8 @@ static const sq_sql_t sql_meter_put = {
         "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?8 THEN ?5 ELSE 0 END, "
         "CASE WHEN ?8 THEN ?6 ELSE 0 END, ?5, ?6, ?7) "
         "ON CONFLICT (tenant_id, month, meter, match) DO UPDATE SET measured = excluded.measured, "
-        "amount_micros = excluded.amount_micros, updated_us = excluded.updated_us"};
+        "amount_micros = excluded.amount_micros, updated_us = excluded.updated_us "
+        "WHERE invoice_meters.measured = ?9"};
 static const sq_sql_t sql_invoice_get = {.slot = ST_INVOICE_GET,
                                          .select = &invoice_map,
                                          .sql =
@@ -540,7 +541,16 @@ static int put_billed(sq_store_t *s, const char *tenant, const tg_invoice_billed
     sqlite3_bind_int64(st, 6, b->amount_micros);
     sqlite3_bind_int64(st, 7, now_us);
     sqlite3_bind_int(st, 8, closing);
-    return step_done(s, st, "invoice close", err);
+    sqlite3_bind_int64(st, 9, b->was_measured);
+    if (step_done(s, st, "invoice close", err) != 0) return -1;
+    /* No row changed: another process closed a month whose adjustment billed these late
+     * events since ours was computed; writing ours would bill them twice. */
+    if (!closing && sqlite3_changes(s->db) == 0)
+        return tg_err_set(err,
+                          "the late events of %s were billed by another close meanwhile: "
+                          "nothing was closed, run it again",
+                          b->month);
+    return 0;
 }
 
 static int put_line(sq_store_t *s, const tg_invoice_row_t *inv, int seq, const tg_invoice_line_t *l,

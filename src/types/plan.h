@@ -127,6 +127,10 @@ typedef struct tg_invoice_billed {
     /* As frozen when the month was closed (never moved by adjustments); ignored by
      * tg_store_invoice_close's rebilled rows. */
     int64_t closed_measured, closed_amount_micros;
+    /* Rebilled rows only: the measured value the adjustment was computed against (0 when
+     * the meter had no row). The close is refused when the row says otherwise by then:
+     * another close billed the same late events first. */
+    int64_t was_measured;
 } tg_invoice_billed_t;
 
 /* A closed month's invoice header. */

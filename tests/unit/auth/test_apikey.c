@@ -56,8 +56,8 @@ static void test_hash_known_vector(void **state)
     assert_false(tg_apikey_hash_eq(got, other));
 }
 
-/* An imported secret (any printable form): a fresh id, its first 8 characters (all of a
- * shorter one) as prefix, and the same hash the gateway computes for it. */
+/* An imported secret (any printable form): a fresh id, its first 8 characters (at most half
+ * of a shorter one) as prefix, and the same hash the gateway computes for it. */
 static void test_import(void **state)
 {
     (void)state;
@@ -71,8 +71,15 @@ static void test_import(void **state)
     tg_apikey_hash(secret, strlen(secret), want);
     assert_memory_equal(sha, want, 32);
     assert_int_equal(tg_apikey_import("abc", 3, id2, prefix, sha), 0);
-    assert_string_equal(prefix, "abc");
+    assert_string_equal(prefix, "a");
     assert_string_not_equal(id, id2);
+    /* A short secret's prefix is never most of it: "abcdefgh" (the shortest `key import`
+     * takes) was stored whole as its display prefix. At most half is shown. */
+    assert_int_equal(tg_apikey_import("abcdefgh", 8, id2, prefix, sha), 0);
+    assert_string_equal(prefix, "abcd");
+    assert_int_equal(tg_apikey_import("abcdefghijklmnop", 16, id2, prefix, sha), 0);
+    assert_string_equal(prefix, "abcdefgh");
+    assert_int_equal(tg_apikey_prefix_len(9), 4);
 }
 
 int main(void)

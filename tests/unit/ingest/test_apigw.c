@@ -128,13 +128,47 @@ static void test_malformed(void **state)
     assert_non_null(strstr(g.why, "record 2"));
 }
 
+/* A hostile record: API Gateway does not escape $context values, so a value can inject a
+ * second "tenant_id" after the authorizer's; jansson keeps the last one, which would bill
+ * the record to the tenant the client named. And an epoch past 9999-12-31 must not wrap
+ * the microsecond time (signed overflow) into an event no daily view shows. */
+static void test_hostile(void **state)
+{
+    (void)state;
+    tg_ingest_parser_t p;
+    got_t g;
+    tg_ingest_parser_init(&p, TG_INGEST_APIGW, NULL, NULL);
+    assert_int_equal(parse(&p,
+                           "{\"requestTimeEpoch\":\"1796083200000\",\"status\":\"200\","
+                           "\"tenant_id\":\"acme\",\"ua\":\"x\",\"tenant_id\":\"victim\"}",
+                           &g),
+                     -1);
+    assert_int_equal(g.n, 0);
+    assert_non_null(strstr(g.why, "duplicate"));
+    assert_int_equal(
+        parse(&p, "{\"requestTimeEpoch\":\"999999999999999999\",\"status\":\"200\"}", &g), -1);
+    assert_int_equal(g.n, 0);
+    assert_non_null(strstr(g.why, "requestTimeEpoch"));
+    assert_int_equal(parse(&p, "{\"requestTimeEpoch\":\"253402300800000\",\"status\":\"200\"}", &g),
+                     -1);
+    assert_int_equal(parse(&p, "{\"requestTimeEpoch\":\"253402300799999\",\"status\":\"200\"}", &g),
+                     0);
+    assert_int_equal(g.recs[0].ev.ts_us, 253402300799999000LL);
+    /* a latency whose microseconds overflow (signed overflow: undefined) */
+    assert_int_equal(parse(&p,
+                           "{\"requestTimeEpoch\":\"1796083200000\",\"status\":\"200\","
+                           "\"responseLatency\":\"999999999999999999\"}",
+                           &g),
+                     -1);
+    assert_non_null(strstr(g.why, "responseLatency"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_per_line),
-        cmocka_unit_test(test_aws_http_api_format),
-        cmocka_unit_test(test_concatenated),
-        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_one_per_line), cmocka_unit_test(test_aws_http_api_format),
+        cmocka_unit_test(test_concatenated), cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

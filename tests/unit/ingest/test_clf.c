@@ -116,6 +116,14 @@ static void test_key_from_query(void **state)
                      0);
     assert_string_equal(g.recs[0].key, "tg_a+b");    /* decoded once */
     assert_string_equal(g.recs[0].ev.path, "/v1/x"); /* never the query */
+    /* the key parameter twice: which one the server used is unknown */
+    assert_int_equal(parse(&p,
+                           "192.0.2.5 - - [30/Nov/2026:23:59:59 +0000] \"GET "
+                           "/v1/x?api_key=tg_victim&api_key=tg_mine HTTP/1.1\" 200 10",
+                           &g),
+                     -1);
+    assert_int_equal(g.n, 0);
+    assert_non_null(strstr(g.why, "twice"));
 }
 
 int main(void)

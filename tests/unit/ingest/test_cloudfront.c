@@ -95,6 +95,22 @@ static void test_double_encoded_key(void **state)
            "192.0.2.1");
     assert_int_equal(parse(&p, line, &g), 0);
     assert_int_equal(g.recs[0].key_len, 0);
+    /* The key parameter twice (the second under an escaped name): the client chose one of
+     * them, and which one the origin took is unknown. First-wins billed the client's pick
+     * (another tenant's key, or an unknown one: free); the record is malformed instead. */
+    line33(line, sizeof line, "200", "cf_api_key=victim&cf%255Fapi%255Fkey=mine", "Hit", "r5",
+           "192.0.2.1");
+    assert_int_equal(parse(&p, line, &g), -1);
+    assert_int_equal(g.n, 0);
+    assert_non_null(strstr(g.why, "twice"));
+    assert_null(strstr(g.why, "victim")); /* never the key itself */
+    /* A query in cs-uri-stem (CloudFront writes '?' there as %3F; a hostile or hand-made log
+     * does not): the path is stored without it, so no key is stored. */
+    snprintf(line, sizeof line,
+             "2026-11-30\t23:59:59\tFRA56-P1\t1\t192.0.2.1\tGET\td1.cloudfront.net\t"
+             "/v1/x?cf_api_key=tg_secret\t200\t-\t-\t-\t-\tMiss\tr6\tx\thttps\t1\t0.001");
+    assert_int_equal(parse(&p, line, &g), 0);
+    assert_string_equal(g.recs[0].ev.path, "/v1/x");
     /* a configured parameter name */
     tg_ingest_parser_init(&p, TG_INGEST_CLOUDFRONT, "token", NULL);
     line33(line, sizeof line, "200", "cf_api_key=nope&token=tg_abc", "Hit", "r4", "192.0.2.1");

@@ -115,6 +115,21 @@ static tg_ingest_stats_t run(fixture_t *f, tg_ingest_format_t fmt, const char **
     return st;
 }
 
+/* run() for clf files with the tenant in %u. */
+static tg_ingest_stats_t run_user(fixture_t *f, const char **files)
+{
+    tg_ingest_opts_t o = {
+        .format = TG_INGEST_CLF, .tenant_field = "user", .malformed = on_bad, .ud = f};
+    tg_ingest_t *in;
+    tg_err_t err;
+    assert_int_equal(tg_ingest_new(f->s, NULL, &o, &in, &err), 0);
+    assert_int_equal(tg_ingest_file(in, files[0], &err), 0);
+    assert_int_equal(tg_ingest_flush(in, &err), 0);
+    tg_ingest_stats_t st = *tg_ingest_stats(in);
+    tg_ingest_free(in);
+    return st;
+}
+
 /* CloudFront records i = from..to-1: the ones with i % 3 == 0 for acme (key encoded twice,
  * as CloudFront logs it), 1 for globex, 2 an unknown key; status 200 but every 10th 503;
  * 100 + i bytes out, 10 bytes in; the first half on 2026-11-30 23:59:xx, the rest on
@@ -184,9 +199,8 @@ static void test_generated_totals_twice(void **state)
     assert_int_equal(q(f, "SELECT count(*) FROM usage_events WHERE tenant = 'globex' AND key_id = "
                           "'key_globex' AND source = 'cloudfront'"),
                      100);
-    /* the unknown key: its hash and prefix, never the secret */
-    assert_int_equal(q(f, "SELECT records FROM ingest_unknown_keys WHERE prefix = 'sk_unkno'"),
-                     100);
+    /* the unknown key: its hash and prefix (7 of its 15 characters), never the secret */
+    assert_int_equal(q(f, "SELECT records FROM ingest_unknown_keys WHERE prefix = 'sk_unkn'"), 100);
     assert_int_equal(q(f, "SELECT count(*) FROM usage_events WHERE tenant = '' AND reason = "
                           "'unknown_key' AND key_id LIKE 'unk_%'"),
                      100);
@@ -205,6 +219,114 @@ static void test_generated_totals_twice(void **state)
 }
 
 /* Malformed lines are reported with their file and line and skipped; the rest is stored. */
+/* CLF has no request id and a time to the second: a client polling one URL logs the same
+ * line several times in a second. Those are distinct requests; the bytes alone as identity
+ * collapsed them into one billed record. Ingesting the file again still adds nothing. */
+static void test_identical_lines_are_distinct(void **state)
+{
+    fixture_t *f = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/same.log", f->dir);
+    FILE *fp = fopen(p, "w");
+    for (int i = 0; i < 5; i++) {
+        fputs("192.0.2.9 - acme [30/Nov/2026:23:59:59 +0000] \"GET /v1/poll HTTP/1.1\" 200 7\n",
+              fp);
+        if (i == 2)
+            fputs("192.0.2.8 - acme [30/Nov/2026:23:59:59 +0000] \"GET / HTTP/1.1\" 200 1\n", fp);
+    }
+    fclose(fp);
+    const char *files[] = {p};
+    tg_ingest_opts_t o = {.format = TG_INGEST_CLF, .tenant_field = "user"};
+    for (int round = 0; round < 2; round++) {
+        tg_ingest_t *in;
+        tg_err_t err;
+        assert_int_equal(tg_ingest_new(f->s, NULL, &o, &in, &err), 0);
+        assert_int_equal(tg_ingest_file(in, files[0], &err), 0);
+        assert_int_equal(tg_ingest_flush(in, &err), 0);
+        assert_int_equal(tg_ingest_stats(in)->stored, round ? 0 : 6);
+        assert_int_equal(tg_ingest_stats(in)->duplicates, round ? 6 : 0);
+        tg_ingest_free(in);
+    }
+    assert_int_equal(q(f, "SELECT count(*) FROM usage_events WHERE path = '/v1/poll'"), 5);
+}
+
+/* A .gz cut short (a copy interrupted, an upload that failed) is an error naming the file,
+ * not a run that looks complete; what it held up to the cut is stored. */
+static void test_truncated_gzip(void **state)
+{
+    fixture_t *f = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/cut.log.gz", f->dir);
+    write_cf(p, 0, 2000, 1, 2000);
+    FILE *fp = fopen(p, "r+");
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fclose(fp);
+    assert_int_equal(truncate(p, size / 2), 0);
+    tg_ingest_opts_t o = {.format = TG_INGEST_CLOUDFRONT, .malformed = on_bad, .ud = f};
+    tg_ingest_t *in;
+    tg_err_t err;
+    assert_int_equal(tg_ingest_new(f->s, NULL, &o, &in, &err), 0);
+    assert_int_equal(tg_ingest_file(in, p, &err), -1);
+    assert_non_null(strstr(err.msg, "cut.log.gz"));
+    assert_non_null(strstr(err.msg, "truncated"));
+    assert_int_equal(tg_ingest_flush(in, &err), 0);
+    assert_true(tg_ingest_stats(in)->stored > 0);
+    tg_ingest_free(in);
+}
+
+/* A hostile log's byte counts: ten records of 999999999999999999 bytes saturated the
+ * day's usage_daily sum and made every invoice of the tenant's month fail (integer
+ * overflow). A record past TG_INGEST_BYTES_MAX is malformed, with its line. */
+static void test_huge_byte_counts(void **state)
+{
+    fixture_t *f = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/huge.log", f->dir);
+    FILE *fp = fopen(p, "w");
+    fputs("192.0.2.9 - acme [30/Nov/2026:23:59:59 +0000] \"GET /a HTTP/1.1\" 200 "
+          "999999999999999999\n",
+          fp);
+    fputs("192.0.2.9 - acme [30/Nov/2026:23:59:59 +0000] \"GET /b HTTP/1.1\" 200 "
+          "1099511627776\n",
+          fp);
+    fclose(fp);
+    const char *files[] = {p};
+    tg_ingest_stats_t st = run_user(f, files);
+    assert_int_equal(st.stored, 1);
+    assert_int_equal(st.malformed, 1);
+    assert_non_null(strstr(f->bad[0], "huge.log:1: "));
+    assert_int_equal(q(f, "SELECT sum(bytes_out) FROM usage_events"), 1099511627776LL);
+}
+
+/* A tenant id of 64 characters or more was cut to its first 63 (the event's field): a log
+ * naming "<63 chars of another tenant's id>X" billed that tenant. Malformed instead. */
+static void test_long_tenant_not_cut(void **state)
+{
+    fixture_t *f = *state;
+    char long_id[70], p[160], j[160];
+    memset(long_id, 'a', 64);
+    long_id[64] = '\0';
+    snprintf(p, sizeof p, "%s/long.log", f->dir);
+    FILE *fp = fopen(p, "w");
+    fprintf(fp, "192.0.2.9 - %s [30/Nov/2026:23:59:59 +0000] \"GET /a HTTP/1.1\" 200 1\n", long_id);
+    fclose(fp);
+    snprintf(j, sizeof j, "%s/long.jsonl", f->dir);
+    fp = fopen(j, "w");
+    fprintf(fp,
+            "{\"time\":\"2026-11-30T23:59:59Z\",\"tenant\":\"%s\",\"status\":200,"
+            "\"outcome\":\"billable\"}\n",
+            long_id);
+    fclose(fp);
+    const char *files[] = {p};
+    tg_ingest_stats_t st = run_user(f, files);
+    assert_int_equal(st.malformed, 1);
+    files[0] = j;
+    st = run(f, TG_INGEST_JSONL, files, 1);
+    assert_int_equal(st.malformed, 1);
+    assert_int_equal(q(f, "SELECT count(*) FROM usage_events"), 0);
+}
+
 static void test_malformed_lines_reported(void **state)
 {
     fixture_t *f = *state;
@@ -307,6 +429,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_generated_totals_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identical_lines_are_distinct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_gzip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_byte_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_tenant_not_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_lines_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_only, setup, teardown),

@@ -225,7 +225,8 @@ static void test_close(void **state)
                               .meter = TG_PMETER_TOKENS_IN,
                               .match = "gpt-4o",
                               .measured = 7,
-                              .amount_micros = 2};
+                              .amount_micros = 2,
+                              .was_measured = 10};
     assert_int_equal(tg_store_invoice_close(s, &nov, lines, 3, &m_nov, 1, &re, 1, &err), 0);
     /* closed twice: refused, and nothing of the second attempt is written */
     tg_invoice_billed_t re2 = re;
@@ -262,6 +263,42 @@ static void test_close(void **state)
     assert_int_equal(b[0].closed_measured, 10); /* as frozen when October closed */
     assert_int_equal(b[0].closed_amount_micros, 4);
     assert_int_equal(b[1].measured, -7);
+}
+
+/* Two processes close November and December at once; both saw October billed at 10 with
+ * 15 units in its events now, and both carry an adjustment of 5 for it. The second to
+ * commit must be refused (nothing of it written), or October's late units are billed
+ * twice. */
+static void test_close_race(void **state)
+{
+    (void)state;
+    tg_err_t err;
+    tg_invoice_line_t base = {.kind = TG_LINE_BASE, .meter = -1, .quantity = 1};
+    tg_invoice_row_t oct = {.tenant = "globex", .month = "2026-10", .plan = "pro", .closed_us = 1};
+    tg_invoice_billed_t m = {.meter = TG_PMETER_REQUESTS, .measured = 10, .amount_micros = 10};
+    assert_int_equal(tg_store_invoice_close(s, &oct, &base, 1, &m, 1, NULL, 0, &err), 0);
+    tg_invoice_billed_t re = {.month = "2026-10",
+                              .meter = TG_PMETER_REQUESTS,
+                              .measured = 15,
+                              .amount_micros = 15,
+                              .was_measured = 10};
+    tg_invoice_row_t nov = oct, dec = oct;
+    snprintf(nov.month, sizeof nov.month, "2026-11");
+    snprintf(dec.month, sizeof dec.month, "2026-12");
+    m.measured = m.amount_micros = 0;
+    assert_int_equal(tg_store_invoice_close(s, &nov, &base, 1, &m, 1, &re, 1, &err), 0);
+    assert_int_not_equal(tg_store_invoice_close(s, &dec, &base, 1, &m, 1, &re, 1, &err), 0);
+    assert_non_null(strstr(err.msg, "another close"));
+    assert_int_equal(tg_store_invoice_get(s, "globex", "2026-12", NULL, NULL, NULL, &err),
+                     TG_STORE_NOTFOUND);
+    /* run again: it sees 15 billed, and bills only what came since */
+    re.was_measured = 15;
+    re.measured = re.amount_micros = 16;
+    assert_int_equal(tg_store_invoice_close(s, &dec, &base, 1, &m, 1, &re, 1, &err), 0);
+    tg_invoice_billed_t b[4] = {[0].measured = -7};
+    assert_int_equal(tg_store_invoice_billed(s, "globex", "2026-10", collect_billed, b, &err), 0);
+    assert_int_equal(b[0].measured, 16);
+    assert_int_equal(b[0].closed_measured, 10);
 }
 
 typedef struct sums {
@@ -379,9 +416,9 @@ static void test_migration_gap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plans),         cmocka_unit_test(test_tenant_plans),
-        cmocka_unit_test(test_close),         cmocka_unit_test(test_usage_and_range),
-        cmocka_unit_test(test_migration_gap),
+        cmocka_unit_test(test_plans),           cmocka_unit_test(test_tenant_plans),
+        cmocka_unit_test(test_close),           cmocka_unit_test(test_close_race),
+        cmocka_unit_test(test_usage_and_range), cmocka_unit_test(test_migration_gap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
