@@ -3,7 +3,7 @@
 #
 # bench_setup: installs what is missing, builds, makes the temp dir $T and the PID list
 # PIDS, both cleaned up on exit (every PID in PIDS killed, then waited for).
-# port: a free loopback port.
+# port: a free loopback port. cpu_ticks PID and HZ: a process's CPU time in clock ticks.
 # write_chat_lua FILE: the wrk script of the chat case (a 100-byte chat completion request,
 # max_tokens 16, which the mock answers with 526 bytes carrying usage).
 bench_setup() {
@@ -19,6 +19,11 @@ bench_cleanup() {
   wait 2>/dev/null || true
   rm -rf "$T"
 }
+
+# cpu_ticks PID: utime + stime of the process (all its threads), in clock ticks; HZ ticks a
+# second.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 

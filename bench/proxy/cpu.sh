@@ -22,10 +22,6 @@ PIDS+=($!)
 
 write_chat_lua "$T/chat.lua"
 
-# cpu_ticks PID: utime + stime of the process, in clock ticks
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-
 # one KIND ROUND: prints "µs-per-request requests"
 one() {
   local kind=$1 d="$T/$1.$2" tg tga

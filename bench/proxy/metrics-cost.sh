@@ -31,9 +31,6 @@ taskset -c 1 build/mock-upstream --listen 127.0.0.1:$UP --threads 1 >"$T/mock.lo
 PIDS+=($!)
 write_chat_lua "$T/chat.lua"
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-
 # one VARIANT CASE ROUND: prints "req/s us-per-request"
 one() {
   local variant=$1 case=$2 d="$T/$1.$2.$3" tg tga
