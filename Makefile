@@ -2,7 +2,7 @@
 # needs no edit here. `make` builds build/tollgate; `make check` runs everything.
 
 CC      ?= cc
-PKGS    := libuv libcurl sqlite3 libssl libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd hiredis
+PKGS    := libuv libcurl sqlite3 libssl libcrypto yaml-0.1 jansson yajl zlib libbrotlidec libzstd hiredis libpq
 # The mock upstream and the unit tests also compress answers with brotli, as the
 # providers' edges do; the gateway itself only decodes.
 ENC_PKGS := libbrotlienc

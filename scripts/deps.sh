@@ -12,15 +12,18 @@ set -euo pipefail
 # libhiredis-dev is the Redis client of the shared limiter (limits.backend: redis://, with its
 # libuv adapter); redis-server is the private Redis tests/e2e/redis.test.mjs starts on its own
 # port and directory (the package's system service is never used).
+# libpq-dev is the PostgreSQL client of the postgres:// store; postgresql has the server the
+# store tests and the multi-instance e2e start privately (initdb in a temp dir, a loopback
+# port, run as the package's postgres user; its system cluster is never used).
 # node-llhttp ships llhttp's C sources (/usr/share/llhttp), which the Makefile compiles: the
 # HTTP/1.1 parser of the gateway, its upstream client and the admin listener.
 PKGS=(
   build-essential pkg-config clang-format clang libclang-rt-14-dev llvm-14
   libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libsqlite3-dev libssl-dev
   libyaml-dev libjansson-dev libyajl-dev libcmocka-dev
-  zlib1g-dev libbrotli-dev libzstd-dev libhiredis-dev
+  zlib1g-dev libbrotli-dev libzstd-dev libhiredis-dev libpq-dev
   curl sqlite3 openssl faketime prometheus prometheus-alertmanager
-  node-llhttp redis-server
+  node-llhttp redis-server postgresql
 )
 # chromium: the headless browser tests/e2e/dashboard.test.mjs drives over CDP (puppeteer-core).
 PKGS+=(chromium)
