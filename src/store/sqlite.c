@@ -85,24 +85,6 @@ int sq_fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
     return is_busy(rc) ? TG_STORE_BUSY : -1;
 }
 
-/* "SELECT <the map's columns> <q->sql>", malloc'd; NULL when out of memory. */
-static char *select_sql(const sq_sql_t *q)
-{
-    size_t cap = 7 + strlen(q->sql) + 2;
-    for (int i = 0; i < q->select->ncols; i++)
-        cap += strlen(q->select->cols[i].name ? q->select->cols[i].name : "") + 2;
-    char *sql = malloc(cap);
-    if (!sql) return NULL;
-    memcpy(sql, "SELECT ", 7);
-    int n = sq_select_list(q->select, NULL, sql + 7, cap - 7);
-    if (n < 0) { /* cannot happen: cap counts every name */
-        free(sql);
-        return NULL;
-    }
-    snprintf(sql + 7 + n, cap - 7 - (size_t)n, " %s", q->sql);
-    return sql;
-}
-
 /* See sqlite_int.h: every use of the connection starts here (or in sq_exec() and the usage
  * report), so this is where the WAL index is checked before SQLite touches its mapping. */
 sqlite3_stmt *sq_stmt(sq_store_t *s, const sq_sql_t *q, tg_err_t *err)
@@ -110,7 +92,9 @@ sqlite3_stmt *sq_stmt(sq_store_t *s, const sq_sql_t *q, tg_err_t *err)
     int i = q->slot;
     if (tg_walshm_check(&s->shm, err) != 0) return NULL;
     if (!s->st[i]) {
-        char *built = q->build ? q->build() : q->select ? select_sql(q) : NULL;
+        char *built = q->build    ? q->build()
+                      : q->select ? tg_rowmap_select_sql(q->select, q->sql)
+                                  : NULL;
         const char *sql = q->build || q->select ? built : q->sql;
         int rc =
             sql ? sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL)
@@ -164,52 +148,44 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
     dst[n] = '\0';
 }
 
-int sq_select_list(const sq_map_t *m, const char *group, char *buf, size_t cap)
-{
-    size_t o = 0;
-    if (cap) buf[0] = '\0';
-    for (int i = 0; i < m->ncols; i++) {
-        const char *name = m->cols[i].name;
-        int n =
-            name ? snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", name)
-                 : snprintf(buf + o, cap - o, "%s%s AS grp", i ? ", " : "", group ? group : "''");
-        if (n < 0 || (size_t)n >= cap - o) return -1;
-        o += (size_t)n;
-    }
-    return (int)o;
-}
-
-void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row)
+void sq_read_row(sqlite3_stmt *st, const tg_rowmap_t *m, void *row)
 {
     memset(row, 0, m->row_size);
     for (int i = 0; i < m->ncols; i++) {
-        const sq_col_t *c = &m->cols[i];
+        const tg_col_t *c = &m->cols[i];
         char *f = (char *)row + c->off;
         switch (c->kind) {
-        case SQ_TEXT: copy_col(f, c->size, st, i); break;
-        case SQ_INT64: *(int64_t *)(void *)f = sqlite3_column_int64(st, i); break;
-        case SQ_INT: *(int *)(void *)f = sqlite3_column_int(st, i); break;
-        case SQ_FLAG: *(int *)(void *)f = sqlite3_column_int(st, i) != 0; break;
-        case SQ_AMOUNT:
+        case TG_COL_TEXT: copy_col(f, c->size, st, i); break;
+        case TG_COL_INT64: *(int64_t *)(void *)f = sqlite3_column_int64(st, i); break;
+        case TG_COL_INT: *(int *)(void *)f = sqlite3_column_int(st, i); break;
+        case TG_COL_FLAG: *(int *)(void *)f = sqlite3_column_int(st, i) != 0; break;
+        case TG_COL_AMOUNT:
             *(int64_t *)(void *)f =
                 sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
             break;
-        case SQ_BLOB:
+        case TG_COL_DOUBLE: *(double *)(void *)f = sqlite3_column_double(st, i); break;
+        case TG_COL_BLOB:
             if (sqlite3_column_bytes(st, i) == (int)c->size)
                 memcpy(f, sqlite3_column_blob(st, i), c->size);
             break;
-        case SQ_STR: *(const char **)(void *)f = (const char *)sqlite3_column_text(st, i); break;
-        case SQ_BLOB_PTR: {
+        case TG_COL_STR:
+            *(const char **)(void *)f = (const char *)sqlite3_column_text(st, i);
+            break;
+        case TG_COL_BLOB_PTR: {
             const void *b = sqlite3_column_blob(st, i);
             *(const void **)(void *)f = b && sqlite3_column_bytes(st, i) == (int)c->size ? b : NULL;
             break;
         }
-        case SQ_CUSTOM: c->read(st, i, row); break;
+        case TG_COL_ENUM:
+            *(int32_t *)(void *)f =
+                tg_rowmap_enum(c->names, (int)c->size, (const char *)sqlite3_column_text(st, i));
+            break;
+        case TG_COL_CUSTOM: c->read((const char *)sqlite3_column_text(st, i), row); break;
         }
     }
 }
 
-const sq_map_t *const *const sq_maps[] = {
+const tg_rowmap_t *const *const sq_maps[] = {
     sq_tenant_maps, sq_event_maps,  sq_policy_maps, sq_price_maps,   sq_alert_maps,
     sq_alarm_maps,  sq_outbox_maps, sq_dash_maps,   sq_invoice_maps, NULL};
 

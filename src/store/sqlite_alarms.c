@@ -1,58 +1,45 @@
 /* SQLite store, alarms (the alarm_ops of backend.h): the alarms and alarm_events tables of
- * migration 5. A record, not policy: no version bump. The three REAL columns are read by
- * SQ_CUSTOM readers (the mappings have no kind for a double otherwise). */
+ * migration 5. A record, not policy: no version bump. */
 #include "store/sqlite_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define REAL_READER(T, field)                                                                      \
-    static void read_##T##_##field(sqlite3_stmt *st, int col, void *row)                           \
-    {                                                                                              \
-        ((T *)row)->field = sqlite3_column_double(st, col);                                        \
-    }
-REAL_READER(tg_alarm_row_t, value)
-REAL_READER(tg_alarm_row_t, threshold)
-REAL_READER(tg_alarm_row_t, baseline)
-REAL_READER(tg_alarm_event_row_t, value)
-REAL_READER(tg_alarm_event_row_t, threshold)
-REAL_READER(tg_alarm_event_row_t, baseline)
-
-static const sq_col_t alarm_cols[] = {
-    SQ_COL(tg_alarm_row_t, name, "name", SQ_TEXT),
-    SQ_COL(tg_alarm_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_alarm_row_t, kind, "kind", SQ_TEXT),
-    SQ_COL(tg_alarm_row_t, state, "state", SQ_TEXT),
-    SQ_COL_CUSTOM(tg_alarm_row_t, "value", read_tg_alarm_row_t_value),
-    SQ_COL_CUSTOM(tg_alarm_row_t, "threshold", read_tg_alarm_row_t_threshold),
-    SQ_COL_CUSTOM(tg_alarm_row_t, "baseline", read_tg_alarm_row_t_baseline),
-    SQ_COL(tg_alarm_row_t, since_us, "since_us", SQ_INT64),
-    SQ_COL(tg_alarm_row_t, started_us, "started_us", SQ_INT64),
-    SQ_COL(tg_alarm_row_t, updated_us, "updated_us", SQ_INT64),
-    SQ_COL(tg_alarm_row_t, seq, "seq", SQ_INT64),
-    SQ_COL(tg_alarm_row_t, action, "action", SQ_TEXT),
+static const tg_col_t alarm_cols[] = {
+    TG_COL(tg_alarm_row_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_alarm_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_alarm_row_t, kind, "kind", TG_COL_TEXT),
+    TG_COL(tg_alarm_row_t, state, "state", TG_COL_TEXT),
+    TG_COL(tg_alarm_row_t, value, "value", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_row_t, threshold, "threshold", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_row_t, baseline, "baseline", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_row_t, since_us, "since_us", TG_COL_INT64),
+    TG_COL(tg_alarm_row_t, started_us, "started_us", TG_COL_INT64),
+    TG_COL(tg_alarm_row_t, updated_us, "updated_us", TG_COL_INT64),
+    TG_COL(tg_alarm_row_t, seq, "seq", TG_COL_INT64),
+    TG_COL(tg_alarm_row_t, action, "action", TG_COL_TEXT),
 };
-static const sq_map_t alarm_map = SQ_MAP(tg_alarm_row_t, "alarms", alarm_cols);
+static const tg_rowmap_t alarm_map = TG_ROWMAP(tg_alarm_row_t, "alarms", alarm_cols);
 
-static const sq_col_t event_cols[] = {
-    SQ_COL(tg_alarm_event_row_t, id, "id", SQ_INT64),
-    SQ_COL(tg_alarm_event_row_t, notice_id, "notice_id", SQ_TEXT),
-    SQ_COL(tg_alarm_event_row_t, name, "name", SQ_TEXT),
-    SQ_COL(tg_alarm_event_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_alarm_event_row_t, kind, "kind", SQ_TEXT),
-    SQ_COL(tg_alarm_event_row_t, from_state, "from_state", SQ_TEXT),
-    SQ_COL(tg_alarm_event_row_t, to_state, "to_state", SQ_TEXT),
-    SQ_COL_CUSTOM(tg_alarm_event_row_t, "value", read_tg_alarm_event_row_t_value),
-    SQ_COL_CUSTOM(tg_alarm_event_row_t, "threshold", read_tg_alarm_event_row_t_threshold),
-    SQ_COL_CUSTOM(tg_alarm_event_row_t, "baseline", read_tg_alarm_event_row_t_baseline),
-    SQ_COL(tg_alarm_event_row_t, window_s, "window_s", SQ_INT64),
-    SQ_COL(tg_alarm_event_row_t, time_us, "time_us", SQ_INT64),
-    SQ_COL(tg_alarm_event_row_t, seq, "seq", SQ_INT64),
-    SQ_COL(tg_alarm_event_row_t, action, "action", SQ_TEXT),
-    SQ_COL(tg_alarm_event_row_t, summary, "summary", SQ_TEXT),
+static const tg_col_t event_cols[] = {
+    TG_COL(tg_alarm_event_row_t, id, "id", TG_COL_INT64),
+    TG_COL(tg_alarm_event_row_t, notice_id, "notice_id", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, kind, "kind", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, from_state, "from_state", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, to_state, "to_state", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, value, "value", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_event_row_t, threshold, "threshold", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_event_row_t, baseline, "baseline", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_event_row_t, window_s, "window_s", TG_COL_INT64),
+    TG_COL(tg_alarm_event_row_t, time_us, "time_us", TG_COL_INT64),
+    TG_COL(tg_alarm_event_row_t, seq, "seq", TG_COL_INT64),
+    TG_COL(tg_alarm_event_row_t, action, "action", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, summary, "summary", TG_COL_TEXT),
 };
-static const sq_map_t event_map = SQ_MAP(tg_alarm_event_row_t, "alarm_events", event_cols);
+static const tg_rowmap_t event_map = TG_ROWMAP(tg_alarm_event_row_t, "alarm_events", event_cols);
 
 static const sq_sql_t sql_alarm_put = {
     .slot = ST_ALARM_PUT,
@@ -184,7 +171,7 @@ static int sq_alarm_events(tg_store_t *base, const char *tenant, int64_t limit,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_alarm_maps[] = {&alarm_map, &event_map, NULL};
+const tg_rowmap_t *const sq_alarm_maps[] = {&alarm_map, &event_map, NULL};
 
 const struct tg_store_alarm_ops sq_alarm_ops = {
     .alarm_put = sq_alarm_put,

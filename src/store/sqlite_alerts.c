@@ -8,17 +8,17 @@
 
 #include "util/clock.h"
 
-static const sq_col_t alert_cols[] = {
-    SQ_COL(tg_alert_row_t, id, "id", SQ_INT64),
-    SQ_COL(tg_alert_row_t, kind, "kind", SQ_TEXT),
-    SQ_COL(tg_alert_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_alert_row_t, threshold, "threshold", SQ_INT),
-    SQ_COL(tg_alert_row_t, period, "period", SQ_TEXT),
-    SQ_COL(tg_alert_row_t, spend_micros, "spend_micros", SQ_INT64),
-    SQ_COL(tg_alert_row_t, budget_micros, "budget_micros", SQ_INT64),
-    SQ_COL(tg_alert_row_t, fired_us, "fired_us", SQ_INT64),
+static const tg_col_t alert_cols[] = {
+    TG_COL(tg_alert_row_t, id, "id", TG_COL_INT64),
+    TG_COL(tg_alert_row_t, kind, "kind", TG_COL_TEXT),
+    TG_COL(tg_alert_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_alert_row_t, threshold, "threshold", TG_COL_INT),
+    TG_COL(tg_alert_row_t, period, "period", TG_COL_TEXT),
+    TG_COL(tg_alert_row_t, spend_micros, "spend_micros", TG_COL_INT64),
+    TG_COL(tg_alert_row_t, budget_micros, "budget_micros", TG_COL_INT64),
+    TG_COL(tg_alert_row_t, fired_us, "fired_us", TG_COL_INT64),
 };
-static const sq_map_t alert_map = SQ_MAP(tg_alert_row_t, "alerts", alert_cols);
+static const tg_rowmap_t alert_map = TG_ROWMAP(tg_alert_row_t, "alerts", alert_cols);
 
 static const sq_sql_t sql_alert_add = {
     .slot = ST_ALERT_ADD,
@@ -80,7 +80,7 @@ static int sq_alert_list(tg_store_t *base, const char *tenant,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_alert_maps[] = {&alert_map, NULL};
+const tg_rowmap_t *const sq_alert_maps[] = {&alert_map, NULL};
 
 const struct tg_store_alert_ops sq_alert_ops = {
     .alert_add = sq_alert_add,

@@ -33,15 +33,15 @@ static const sq_sql_t sql_series = {
            "FROM usage_events WHERE tenant = ?1 AND ts_us >= ?2 AND ts_us < ?3 "
            "GROUP BY b ORDER BY b"};
 
-static const sq_col_t rej_cols[] = {
-    SQ_COL(tg_dash_rejection_t, ts_us, "ts_us", SQ_INT64),
-    SQ_COL(tg_dash_rejection_t, status, "status", SQ_INT),
-    SQ_COL(tg_dash_rejection_t, reason, "reason", SQ_TEXT),
-    SQ_COL(tg_dash_rejection_t, route, "route", SQ_TEXT),
-    SQ_COL(tg_dash_rejection_t, method, "method", SQ_TEXT),
-    SQ_COL(tg_dash_rejection_t, path, "path", SQ_TEXT),
+static const tg_col_t rej_cols[] = {
+    TG_COL(tg_dash_rejection_t, ts_us, "ts_us", TG_COL_INT64),
+    TG_COL(tg_dash_rejection_t, status, "status", TG_COL_INT),
+    TG_COL(tg_dash_rejection_t, reason, "reason", TG_COL_TEXT),
+    TG_COL(tg_dash_rejection_t, route, "route", TG_COL_TEXT),
+    TG_COL(tg_dash_rejection_t, method, "method", TG_COL_TEXT),
+    TG_COL(tg_dash_rejection_t, path, "path", TG_COL_TEXT),
 };
-static const sq_map_t rej_map = SQ_MAP(tg_dash_rejection_t, "usage_events", rej_cols);
+static const tg_rowmap_t rej_map = TG_ROWMAP(tg_dash_rejection_t, "usage_events", rej_cols);
 static const sq_sql_t sql_rejections = {
     .slot = ST_DASH_REJECTIONS,
     .select = &rej_map,
@@ -164,7 +164,7 @@ static int sq_dash_rejections(tg_store_t *base, const char *tenant, int limit,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_dash_maps[] = {&rej_map, NULL};
+const tg_rowmap_t *const sq_dash_maps[] = {&rej_map, NULL};
 
 const struct tg_store_dash_ops sq_dash_ops = {
     .read_only = sq_dash_read_only,

@@ -49,7 +49,7 @@ typedef struct ev_wcol {
 /* A column named as its field. */
 #define EW(f, kind)                                                                                \
     {                                                                                              \
-#f, (kind), offsetof(tg_event_t, f), SQ_FIELD_SIZE(tg_event_t, f)                          \
+#f, (kind), offsetof(tg_event_t, f), TG_FIELD_SIZE(tg_event_t, f)                          \
     }
 
 /* Every column an event writes, in the order of the INSERT's column list and of its
@@ -859,36 +859,38 @@ out:
 
 /* A usage report's row: from the daily aggregates when by day, else summed from the
  * events per tenant and group (the group's expression depends on the report: NULL here,
- * given to sq_select_list per query). The strings point into the statement. */
-static const sq_col_t usage_daily_cols[] = {
-    SQ_COL(tg_usage_row_t, tenant, "tenant_id", SQ_STR),
-    SQ_COL(tg_usage_row_t, group, "day", SQ_STR),
-    SQ_COL(tg_usage_row_t, requests, "requests", SQ_INT64),
-    SQ_COL(tg_usage_row_t, billable, "billable", SQ_INT64),
-    SQ_COL(tg_usage_row_t, failed, "failed", SQ_INT64),
-    SQ_COL(tg_usage_row_t, rejected, "rejected", SQ_INT64),
-    SQ_COL(tg_usage_row_t, bytes_in, "bytes_in", SQ_INT64),
-    SQ_COL(tg_usage_row_t, bytes_out, "bytes_out", SQ_INT64),
-    SQ_COL(tg_usage_row_t, tokens_in, "tokens_in", SQ_INT64),
-    SQ_COL(tg_usage_row_t, tokens_out, "tokens_out", SQ_INT64),
-    SQ_COL(tg_usage_row_t, cost_micros, "cost_micros", SQ_INT64),
+ * given to tg_rowmap_select per query). The strings point into the statement. */
+static const tg_col_t usage_daily_cols[] = {
+    TG_COL(tg_usage_row_t, tenant, "tenant_id", TG_COL_STR),
+    TG_COL(tg_usage_row_t, group, "day", TG_COL_STR),
+    TG_COL(tg_usage_row_t, requests, "requests", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, billable, "billable", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, failed, "failed", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, rejected, "rejected", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, bytes_in, "bytes_in", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, bytes_out, "bytes_out", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, tokens_in, "tokens_in", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, tokens_out, "tokens_out", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, cost_micros, "cost_micros", TG_COL_INT64),
 };
-static const sq_map_t usage_daily_map = SQ_MAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
+static const tg_rowmap_t usage_daily_map =
+    TG_ROWMAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
 
-static const sq_col_t usage_events_cols[] = {
-    SQ_COL(tg_usage_row_t, tenant, "tenant", SQ_STR),
-    SQ_COL(tg_usage_row_t, group, NULL, SQ_STR),
-    SQ_COL(tg_usage_row_t, requests, "sum(requests)", SQ_INT64),
-    SQ_COL(tg_usage_row_t, billable, "sum(requests * (outcome = 'billable'))", SQ_INT64),
-    SQ_COL(tg_usage_row_t, failed, "sum(requests * (outcome = 'failed'))", SQ_INT64),
-    SQ_COL(tg_usage_row_t, rejected, "sum(requests * (outcome = 'rejected'))", SQ_INT64),
-    SQ_COL(tg_usage_row_t, bytes_in, "sum(bytes_in)", SQ_INT64),
-    SQ_COL(tg_usage_row_t, bytes_out, "sum(bytes_out)", SQ_INT64),
-    SQ_COL(tg_usage_row_t, tokens_in, "coalesce(sum(tokens_in), 0)", SQ_INT64),
-    SQ_COL(tg_usage_row_t, tokens_out, "coalesce(sum(tokens_out), 0)", SQ_INT64),
-    SQ_COL(tg_usage_row_t, cost_micros, "sum(cost_micros)", SQ_INT64),
+static const tg_col_t usage_events_cols[] = {
+    TG_COL(tg_usage_row_t, tenant, "tenant", TG_COL_STR),
+    TG_COL(tg_usage_row_t, group, NULL, TG_COL_STR),
+    TG_COL(tg_usage_row_t, requests, "sum(requests)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, billable, "sum(requests * (outcome = 'billable'))", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, failed, "sum(requests * (outcome = 'failed'))", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, rejected, "sum(requests * (outcome = 'rejected'))", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, bytes_in, "sum(bytes_in)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, bytes_out, "sum(bytes_out)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, tokens_in, "coalesce(sum(tokens_in), 0)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, tokens_out, "coalesce(sum(tokens_out), 0)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, cost_micros, "sum(cost_micros)", TG_COL_INT64),
 };
-static const sq_map_t usage_events_map = SQ_MAP(tg_usage_row_t, "usage_events", usage_events_cols);
+static const tg_rowmap_t usage_events_map =
+    TG_ROWMAP(tg_usage_row_t, "usage_events", usage_events_cols);
 
 /* Reports are read rarely, so their SQL is built per call: with the tenant
  * filter only when given, so SQLite can use the (tenant, ts_us) index. */
@@ -904,7 +906,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
          * the (exclusive) to_us. */
         if (q->from_us) tg_utc_day(q->from_us, from_day);
         if (q->to_us) tg_utc_day(q->to_us - 1, to_day);
-        if (sq_select_list(&usage_daily_map, NULL, cols, sizeof cols) < 0)
+        if (tg_rowmap_select(&usage_daily_map, NULL, cols, sizeof cols) < 0)
             return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM usage_daily WHERE %s"
@@ -923,7 +925,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
         case TG_BY_TOOL: grp = "coalesce(tool, '')"; break;
         default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
         }
-        if (sq_select_list(&usage_events_map, grp, cols, sizeof cols) < 0)
+        if (tg_rowmap_select(&usage_events_map, grp, cols, sizeof cols) < 0)
             return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
@@ -979,7 +981,7 @@ static int sq_spend(tg_store_t *base, const char *tenant, const char *from_day, 
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_event_maps[] = {&usage_daily_map, &usage_events_map, NULL};
+const tg_rowmap_t *const sq_event_maps[] = {&usage_daily_map, &usage_events_map, NULL};
 
 const struct tg_store_event_ops sq_event_ops = {
     .append = sq_append,

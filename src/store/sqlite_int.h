@@ -5,7 +5,7 @@
  *
  * Adding a table to the SQLite backend: a migration (migrations.c), the statements'
  * cache slots in the enum below; then, in the file of its concern, the statements' SQL
- * (sq_sql_t), a row mapping (sq_map_t) in that file's list of maps, the functions, and
+ * (sq_sql_t), a row mapping (tg_rowmap_t) in that file's list of maps, the functions, and
  * their place in the concern's table. */
 #ifndef TG_STORE_SQLITE_INT_H
 #define TG_STORE_SQLITE_INT_H
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/rowmap.h"
 #include "store/walshm.h"
 
 /* Cache slots: each statement is prepared once per connection, on first use, and kept
@@ -126,74 +127,19 @@ enum {
     ST_COUNT
 };
 
-/* ---- row mappings ----------------------------------------------------------------- */
+/* ---- row mappings (store/rowmap.h) ------------------------------------------------- */
 
-/* How one column of a SELECT is read into its field of a row struct. */
-typedef enum {
-    SQ_TEXT,     /* char[size]: copied, truncated to fit, NUL-terminated; NULL reads as "" */
-    SQ_INT64,    /* int64_t; NULL reads as 0 */
-    SQ_INT,      /* int; NULL reads as 0 */
-    SQ_FLAG,     /* int: 1 when the column is nonzero, else 0 */
-    SQ_AMOUNT,   /* int64_t; NULL reads as -1 ("not set", as in tg_price_row_t) */
-    SQ_BLOB,     /* unsigned char[size]: copied only when the blob has exactly size bytes */
-    SQ_STR,      /* const char *: into the statement, valid until it steps again; NULL stays */
-    SQ_BLOB_PTR, /* const unsigned char *: likewise, NULL unless exactly size bytes */
-    SQ_CUSTOM,   /* read(st, col, row) does it, given the whole row */
-} sq_kind_t;
-
-typedef struct sq_col {
-    const char *name; /* a column of the map's from, or an expression over it; NULL: the
-                         group of a usage report, given per query (sq_select_list) */
-    sq_kind_t kind;
-    size_t off, size; /* the field in the row struct (size: see the kinds) */
-    void (*read)(sqlite3_stmt *st, int col, void *row); /* SQ_CUSTOM only */
-} sq_col_t;
-
-/* One row type as read from the database: the table (or join) its columns come from,
- * and its columns in SELECT order. The same table builds the statement's column list
- * and reads each row, so no list of positions is kept in step by hand; and a renamed
- * column fails the test that prepares every map against the migrated schema
- * (tests/unit/store/test_sqlite.c), not a read at run time. */
-typedef struct sq_map {
-    const char *from;
-    const sq_col_t *cols;
-    int ncols;
-    size_t row_size;
-} sq_map_t;
-
-#define SQ_FIELD_SIZE(T, f) sizeof(((T *)0)->f)
-#define SQ_COL(T, f, name, kind)                                                                   \
-    {                                                                                              \
-        (name), (kind), offsetof(T, f), SQ_FIELD_SIZE(T, f), NULL                                  \
-    }
-/* A pointer field to a blob of n bytes (SQ_BLOB_PTR). */
-#define SQ_COL_BLOB_PTR(T, f, name, n)                                                             \
-    {                                                                                              \
-        (name), SQ_BLOB_PTR, offsetof(T, f), (n), NULL                                             \
-    }
-#define SQ_COL_CUSTOM(T, name, fn)                                                                 \
-    {                                                                                              \
-        (name), SQ_CUSTOM, 0, sizeof(T), (fn)                                                      \
-    }
-#define SQ_MAP(T, from, cols)                                                                      \
-    {                                                                                              \
-        (from), (cols), (int)(sizeof(cols) / sizeof((cols)[0])), sizeof(T)                         \
-    }
-
-/* "a, b, c": the map's column list for a SELECT, with "group AS grp" for a NULL name.
- * Returns its length, or -1 when it does not fit in cap. */
-int sq_select_list(const sq_map_t *m, const char *group, char *buf, size_t cap);
 /* Zeroes row (m->row_size bytes) and reads the current row of st into it. */
-void sq_read_row(sqlite3_stmt *st, const sq_map_t *m, void *row);
+void sq_read_row(sqlite3_stmt *st, const tg_rowmap_t *m, void *row);
 
 /* Each concern's maps, NULL-terminated, defined (static) next to the functions that
  * read their rows; and the list of those lists (sqlite.c), NULL-terminated: what the
  * schema test walks. */
-extern const sq_map_t *const sq_tenant_maps[],
+extern const tg_rowmap_t *const sq_tenant_maps[],
     *const sq_event_maps[], *const sq_policy_maps[], *const sq_price_maps[], *const sq_alert_maps[];
-extern const sq_map_t *const sq_alarm_maps[];
-extern const sq_map_t *const sq_outbox_maps[];
-extern const sq_map_t *const *const sq_maps[];
+extern const tg_rowmap_t *const sq_alarm_maps[];
+extern const tg_rowmap_t *const sq_outbox_maps[];
+extern const tg_rowmap_t *const *const sq_maps[];
 
 /* ---- statements ---------------------------------------------------------------------- */
 
@@ -203,7 +149,7 @@ extern const sq_map_t *const *const sq_maps[];
 typedef struct sq_sql {
     int slot;
     const char *sql;
-    const sq_map_t *select;
+    const tg_rowmap_t *select;
     char *(*build)(void);
 } sq_sql_t;
 
@@ -260,9 +206,9 @@ extern const struct tg_store_alarm_ops sq_alarm_ops;
 int sq_alarm_events_purge(sq_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
 extern const struct tg_store_outbox_ops sq_outbox_ops;
 extern const struct tg_store_dash_ops sq_dash_ops;
-extern const sq_map_t *const sq_dash_maps[];
+extern const tg_rowmap_t *const sq_dash_maps[];
 extern const struct tg_store_invoice_ops sq_invoice_ops;
-extern const sq_map_t *const sq_invoice_maps[];
+extern const tg_rowmap_t *const sq_invoice_maps[];
 extern const struct tg_store_sql_ops sq_sql_ops;
 /* Installs the read-only authorizer on s (sqlite_sql.c). */
 void sq_sql_guard(sq_store_t *s);
@@ -315,19 +261,6 @@ static inline void sq_bind_field(sqlite3_stmt *st, int i, const char *f, size_t 
     sqlite3_bind_text(st, i, f, (int)strnlen(f, cap), SQLITE_STATIC);
 }
 #define BIND_ROW(st, i, row, field) sq_bind_field((st), (i), (row)->field, sizeof(row)->field, 0)
-
-/* Where a list hands its rows: the caller's callback and ud. The callback's type names
- * the row type, so it is kept as void (*)(void) (a function pointer converts to another
- * function pointer type and back unchanged, C11 6.3.2.3p8) and called as its own type
- * again by the emit_* function that reads that row type. SINK checks at compile time that
- * cb takes a const T *. */
-typedef struct sink {
-    void (*cb)(void);
-    void *ud;
-} sink_t;
-#define SINK_CB(T, cb)       ((void (*)(void))(1 ? (cb) : (int (*)(const T *, void *))0))
-#define SINK(T, cb, ud)      ((sink_t){SINK_CB(T, cb), (ud)})
-#define SINK_CALL(T, k, row) (((int (*)(const T *, void *))(k)->cb)((row), (k)->ud))
 
 /* Reads the current row of st into its row type and hands it to k; returns what the
  * callback returns (0 to go on), or 0 for a row it skips. */

@@ -13,137 +13,89 @@
 
 /* ---- row mappings ------------------------------------------------------------------ */
 
-static void read_meter(sqlite3_stmt *st, int col, int32_t *out)
-{
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    *out = t ? tg_plan_name_parse(tg_plan_meter_name, TG_PMETER_COUNT, t) : -1;
-}
-
-static void read_billed_meter(sqlite3_stmt *st, int col, void *row)
-{
-    read_meter(st, col, &((tg_invoice_billed_t *)row)->meter);
-}
-
-static void read_line_meter(sqlite3_stmt *st, int col, void *row)
-{
-    read_meter(st, col, &((tg_invoice_line_t *)row)->meter);
-}
-
-static void read_line_kind(sqlite3_stmt *st, int col, void *row)
-{
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    ((tg_invoice_line_t *)row)->kind = tg_plan_name_parse(tg_plan_line_kind_name, TG_LINE_COUNT, t);
-}
-
-static void read_tier_to(sqlite3_stmt *st, int col, void *row)
-{
-    ((tg_invoice_line_t *)row)->tier_to =
-        sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
-}
-
-static const sq_col_t tenant_plan_cols[] = {
-    SQ_COL(tg_tenant_plan_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_tenant_plan_row_t, from_month, "from_month", SQ_TEXT),
-    SQ_COL(tg_tenant_plan_row_t, plan, "plan", SQ_TEXT),
-    SQ_COL(tg_tenant_plan_row_t, updated_us, "updated_us", SQ_INT64),
+static const tg_col_t tenant_plan_cols[] = {
+    TG_COL(tg_tenant_plan_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_tenant_plan_row_t, from_month, "from_month", TG_COL_TEXT),
+    TG_COL(tg_tenant_plan_row_t, plan, "plan", TG_COL_TEXT),
+    TG_COL(tg_tenant_plan_row_t, updated_us, "updated_us", TG_COL_INT64),
 };
-static const sq_map_t tenant_plan_map =
-    SQ_MAP(tg_tenant_plan_row_t, "tenant_plans", tenant_plan_cols);
+static const tg_rowmap_t tenant_plan_map =
+    TG_ROWMAP(tg_tenant_plan_row_t, "tenant_plans", tenant_plan_cols);
 
-static const sq_col_t invoice_cols[] = {
-    SQ_COL(tg_invoice_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_invoice_row_t, month, "month", SQ_TEXT),
-    SQ_COL(tg_invoice_row_t, plan, "plan", SQ_TEXT),
-    SQ_COL(tg_invoice_row_t, plan_effective_us, "plan_effective_us", SQ_INT64),
-    SQ_COL(tg_invoice_row_t, total_micros, "total_micros", SQ_INT64),
-    SQ_COL(tg_invoice_row_t, closed_us, "closed_us", SQ_INT64),
+static const tg_col_t invoice_cols[] = {
+    TG_COL(tg_invoice_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_invoice_row_t, month, "month", TG_COL_TEXT),
+    TG_COL(tg_invoice_row_t, plan, "plan", TG_COL_TEXT),
+    TG_COL(tg_invoice_row_t, plan_effective_us, "plan_effective_us", TG_COL_INT64),
+    TG_COL(tg_invoice_row_t, total_micros, "total_micros", TG_COL_INT64),
+    TG_COL(tg_invoice_row_t, closed_us, "closed_us", TG_COL_INT64),
 };
-static const sq_map_t invoice_map = SQ_MAP(tg_invoice_row_t, "invoices", invoice_cols);
+static const tg_rowmap_t invoice_map = TG_ROWMAP(tg_invoice_row_t, "invoices", invoice_cols);
 
-static const sq_col_t billed_cols[] = {
-    SQ_COL(tg_invoice_billed_t, month, "month", SQ_TEXT),
-    SQ_COL_CUSTOM(tg_invoice_billed_t, "meter", read_billed_meter),
-    SQ_COL(tg_invoice_billed_t, match, "match", SQ_TEXT),
-    SQ_COL(tg_invoice_billed_t, measured, "measured", SQ_INT64),
-    SQ_COL(tg_invoice_billed_t, amount_micros, "amount_micros", SQ_INT64),
-    SQ_COL(tg_invoice_billed_t, closed_measured, "closed_measured", SQ_INT64),
-    SQ_COL(tg_invoice_billed_t, closed_amount_micros, "closed_amount_micros", SQ_INT64),
+static const tg_col_t billed_cols[] = {
+    TG_COL(tg_invoice_billed_t, month, "month", TG_COL_TEXT),
+    TG_COL_ENUM_OF(tg_invoice_billed_t, meter, "meter", tg_plan_meter_name, TG_PMETER_COUNT),
+    TG_COL(tg_invoice_billed_t, match, "match", TG_COL_TEXT),
+    TG_COL(tg_invoice_billed_t, measured, "measured", TG_COL_INT64),
+    TG_COL(tg_invoice_billed_t, amount_micros, "amount_micros", TG_COL_INT64),
+    TG_COL(tg_invoice_billed_t, closed_measured, "closed_measured", TG_COL_INT64),
+    TG_COL(tg_invoice_billed_t, closed_amount_micros, "closed_amount_micros", TG_COL_INT64),
 };
-static const sq_map_t billed_map = SQ_MAP(tg_invoice_billed_t, "invoice_meters", billed_cols);
+static const tg_rowmap_t billed_map = TG_ROWMAP(tg_invoice_billed_t, "invoice_meters", billed_cols);
 
-static const sq_col_t line_cols[] = {
-    SQ_COL_CUSTOM(tg_invoice_line_t, "kind", read_line_kind),
-    SQ_COL_CUSTOM(tg_invoice_line_t, "meter", read_line_meter),
-    SQ_COL(tg_invoice_line_t, match, "match", SQ_TEXT),
-    SQ_COL(tg_invoice_line_t, tier, "tier", SQ_INT),
-    SQ_COL(tg_invoice_line_t, tier_from, "tier_from", SQ_INT64),
-    SQ_COL_CUSTOM(tg_invoice_line_t, "tier_to", read_tier_to),
-    SQ_COL(tg_invoice_line_t, quantity, "quantity", SQ_INT64),
-    SQ_COL(tg_invoice_line_t, unit_micros, "unit_micros", SQ_INT64),
-    SQ_COL(tg_invoice_line_t, scale, "scale", SQ_INT64),
-    SQ_COL(tg_invoice_line_t, subtotal_micros, "subtotal_micros", SQ_INT64),
-    SQ_COL(tg_invoice_line_t, for_month, "for_month", SQ_TEXT),
+static const tg_col_t line_cols[] = {
+    TG_COL_ENUM_OF(tg_invoice_line_t, kind, "kind", tg_plan_line_kind_name, TG_LINE_COUNT),
+    TG_COL_ENUM_OF(tg_invoice_line_t, meter, "meter", tg_plan_meter_name, TG_PMETER_COUNT),
+    TG_COL(tg_invoice_line_t, match, "match", TG_COL_TEXT),
+    TG_COL(tg_invoice_line_t, tier, "tier", TG_COL_INT),
+    TG_COL(tg_invoice_line_t, tier_from, "tier_from", TG_COL_INT64),
+    TG_COL(tg_invoice_line_t, tier_to, "tier_to", TG_COL_AMOUNT),
+    TG_COL(tg_invoice_line_t, quantity, "quantity", TG_COL_INT64),
+    TG_COL(tg_invoice_line_t, unit_micros, "unit_micros", TG_COL_INT64),
+    TG_COL(tg_invoice_line_t, scale, "scale", TG_COL_INT64),
+    TG_COL(tg_invoice_line_t, subtotal_micros, "subtotal_micros", TG_COL_INT64),
+    TG_COL(tg_invoice_line_t, for_month, "for_month", TG_COL_TEXT),
 };
-static const sq_map_t line_map = SQ_MAP(tg_invoice_line_t, "invoice_lines", line_cols);
+static const tg_rowmap_t line_map = TG_ROWMAP(tg_invoice_line_t, "invoice_lines", line_cols);
 
-/* An event read back whole: token counts NULL are TG_TOKENS_UNKNOWN, the outcome's text its
- * value, requests the count. */
-static void read_tokens(sqlite3_stmt *st, int col, int64_t *out)
+/* An event read back whole: token counts NULL are TG_TOKENS_UNKNOWN (-1, as an amount not
+ * set), the outcome's text its value, requests the count. */
+static const char *outcome_name(int i)
 {
-    *out = sqlite3_column_type(st, col) == SQLITE_NULL ? TG_TOKENS_UNKNOWN
-                                                       : sqlite3_column_int64(st, col);
-}
-#define TOKENS_READER(f)                                                                           \
-    static void read_##f(sqlite3_stmt *st, int col, void *row)                                     \
-    {                                                                                              \
-        read_tokens(st, col, &((tg_event_t *)row)->f);                                             \
-    }
-TOKENS_READER(tokens_in)
-TOKENS_READER(tokens_out)
-TOKENS_READER(tokens_cached)
-TOKENS_READER(tokens_cache_write)
-
-static void read_outcome(sqlite3_stmt *st, int col, void *row)
-{
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    tg_event_t *e = row;
-    e->outcome = !t                           ? TG_OUTCOME_REJECTED
-                 : strcmp(t, "billable") == 0 ? TG_OUTCOME_BILLABLE
-                 : strcmp(t, "failed") == 0   ? TG_OUTCOME_FAILED
-                                              : TG_OUTCOME_REJECTED;
+    return tg_outcome_name((tg_outcome_t)i);
 }
 
-static const sq_col_t event_cols[] = {
-    SQ_COL(tg_event_t, id, "id", SQ_INT64),
-    SQ_COL(tg_event_t, ts_us, "ts_us", SQ_INT64),
-    SQ_COL(tg_event_t, tenant, "tenant", SQ_TEXT),
-    SQ_COL(tg_event_t, key_id, "key_id", SQ_TEXT),
-    SQ_COL(tg_event_t, route, "route", SQ_TEXT),
-    SQ_COL(tg_event_t, method, "method", SQ_TEXT),
-    SQ_COL(tg_event_t, path, "path", SQ_TEXT),
-    SQ_COL(tg_event_t, status, "status", SQ_INT),
-    SQ_COL_CUSTOM(tg_event_t, "outcome", read_outcome),
-    SQ_COL(tg_event_t, reason, "reason", SQ_TEXT),
-    SQ_COL(tg_event_t, latency_us, "latency_us", SQ_INT64),
-    SQ_COL(tg_event_t, bytes_in, "bytes_in", SQ_INT64),
-    SQ_COL(tg_event_t, bytes_out, "bytes_out", SQ_INT64),
-    SQ_COL(tg_event_t, model, "model", SQ_TEXT),
-    SQ_COL_CUSTOM(tg_event_t, "tokens_in", read_tokens_in),
-    SQ_COL_CUSTOM(tg_event_t, "tokens_out", read_tokens_out),
-    SQ_COL_CUSTOM(tg_event_t, "tokens_cached", read_tokens_cached),
-    SQ_COL_CUSTOM(tg_event_t, "tokens_cache_write", read_tokens_cache_write),
-    SQ_COL(tg_event_t, tool, "tool", SQ_TEXT),
-    SQ_COL(tg_event_t, cost_micros, "cost_micros", SQ_INT64),
-    SQ_COL(tg_event_t, cache, "cache", SQ_TEXT),
-    SQ_COL(tg_event_t, client_ip, "client_ip", SQ_TEXT),
-    SQ_COL(tg_event_t, request_id, "request_id", SQ_TEXT),
-    SQ_COL(tg_event_t, upstream, "upstream", SQ_TEXT),
-    SQ_COL(tg_event_t, rpc_method, "rpc_method", SQ_TEXT),
-    SQ_COL(tg_event_t, price_flag, "price_flag", SQ_TEXT),
-    SQ_COL(tg_event_t, count, "requests", SQ_INT64),
-    SQ_COL(tg_event_t, source, "source", SQ_TEXT),
+static const tg_col_t event_cols[] = {
+    TG_COL(tg_event_t, id, "id", TG_COL_INT64),
+    TG_COL(tg_event_t, ts_us, "ts_us", TG_COL_INT64),
+    TG_COL(tg_event_t, tenant, "tenant", TG_COL_TEXT),
+    TG_COL(tg_event_t, key_id, "key_id", TG_COL_TEXT),
+    TG_COL(tg_event_t, route, "route", TG_COL_TEXT),
+    TG_COL(tg_event_t, method, "method", TG_COL_TEXT),
+    TG_COL(tg_event_t, path, "path", TG_COL_TEXT),
+    TG_COL(tg_event_t, status, "status", TG_COL_INT),
+    TG_COL_ENUM_OF(tg_event_t, outcome, "outcome", outcome_name, 3),
+    TG_COL(tg_event_t, reason, "reason", TG_COL_TEXT),
+    TG_COL(tg_event_t, latency_us, "latency_us", TG_COL_INT64),
+    TG_COL(tg_event_t, bytes_in, "bytes_in", TG_COL_INT64),
+    TG_COL(tg_event_t, bytes_out, "bytes_out", TG_COL_INT64),
+    TG_COL(tg_event_t, model, "model", TG_COL_TEXT),
+    TG_COL(tg_event_t, tokens_in, "tokens_in", TG_COL_AMOUNT),
+    TG_COL(tg_event_t, tokens_out, "tokens_out", TG_COL_AMOUNT),
+    TG_COL(tg_event_t, tokens_cached, "tokens_cached", TG_COL_AMOUNT),
+    TG_COL(tg_event_t, tokens_cache_write, "tokens_cache_write", TG_COL_AMOUNT),
+    TG_COL(tg_event_t, tool, "tool", TG_COL_TEXT),
+    TG_COL(tg_event_t, cost_micros, "cost_micros", TG_COL_INT64),
+    TG_COL(tg_event_t, cache, "cache", TG_COL_TEXT),
+    TG_COL(tg_event_t, client_ip, "client_ip", TG_COL_TEXT),
+    TG_COL(tg_event_t, request_id, "request_id", TG_COL_TEXT),
+    TG_COL(tg_event_t, upstream, "upstream", TG_COL_TEXT),
+    TG_COL(tg_event_t, rpc_method, "rpc_method", TG_COL_TEXT),
+    TG_COL(tg_event_t, price_flag, "price_flag", TG_COL_TEXT),
+    TG_COL(tg_event_t, count, "requests", TG_COL_INT64),
+    TG_COL(tg_event_t, source, "source", TG_COL_TEXT),
 };
-static const sq_map_t event_map = SQ_MAP(tg_event_t, "usage_events", event_cols);
+static const tg_rowmap_t event_map = TG_ROWMAP(tg_event_t, "usage_events", event_cols);
 
 /* ---- statements -------------------------------------------------------------------- */
 
@@ -345,7 +297,8 @@ static int load_meters(sq_store_t *s, tg_plan_t *p, tg_err_t *err)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && p->nmeters < TG_PLAN_METERS) {
         tg_plan_meter_t *m = &p->meters[p->nmeters++];
         memset(m, 0, sizeof *m);
-        read_meter(st, 1, &m->meter);
+        m->meter = tg_plan_name_parse(tg_plan_meter_name, TG_PMETER_COUNT,
+                                      (const char *)sqlite3_column_text(st, 1));
         const char *match = (const char *)sqlite3_column_text(st, 2);
         snprintf(m->match, sizeof m->match, "%s", match ? match : "");
         const char *model = (const char *)sqlite3_column_text(st, 3);
@@ -711,8 +664,8 @@ static int sq_event_range(tg_store_t *base, const char *tenant, int64_t from_us,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_invoice_maps[] = {&tenant_plan_map, &invoice_map, &billed_map,
-                                           &line_map,        &event_map,   NULL};
+const tg_rowmap_t *const sq_invoice_maps[] = {&tenant_plan_map, &invoice_map, &billed_map,
+                                              &line_map,        &event_map,   NULL};
 
 const struct tg_store_invoice_ops sq_invoice_ops = {
     .plan_set = sq_plan_set,

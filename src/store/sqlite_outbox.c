@@ -10,52 +10,37 @@
 #include <string.h>
 
 #define NOTICE(f)    offsetof(tg_notice_delivery_t, notice.f)
-#define NOTICE_SZ(f) SQ_FIELD_SIZE(tg_notice_delivery_t, notice.f)
-
-static void read_value(sqlite3_stmt *st, int col, void *row)
-{
-    ((tg_notice_delivery_t *)row)->notice.value = sqlite3_column_double(st, col);
-}
-
-static void read_threshold(sqlite3_stmt *st, int col, void *row)
-{
-    ((tg_notice_delivery_t *)row)->notice.threshold = sqlite3_column_double(st, col);
-}
-
-static void read_baseline(sqlite3_stmt *st, int col, void *row)
-{
-    ((tg_notice_delivery_t *)row)->notice.baseline = sqlite3_column_double(st, col);
-}
+#define NOTICE_SZ(f) TG_FIELD_SIZE(tg_notice_delivery_t, notice.f)
 
 #define NCOL(f, name, kind)                                                                        \
     {                                                                                              \
-        (name), (kind), NOTICE(f), NOTICE_SZ(f), NULL                                              \
+        (name), (kind), NOTICE(f), NOTICE_SZ(f), NULL, NULL                                        \
     }
 
-static const sq_col_t delivery_cols[] = {
-    NCOL(id, "o.id", SQ_TEXT),
-    NCOL(kind, "o.kind", SQ_TEXT),
-    NCOL(alarm, "o.alarm", SQ_TEXT),
-    NCOL(alarm_kind, "o.alarm_kind", SQ_TEXT),
-    NCOL(tenant, "o.tenant_id", SQ_TEXT),
-    NCOL(state, "o.state", SQ_TEXT),
-    NCOL(severity, "o.severity", SQ_TEXT),
-    SQ_COL_CUSTOM(tg_notice_delivery_t, "o.value", read_value),
-    SQ_COL_CUSTOM(tg_notice_delivery_t, "o.threshold", read_threshold),
-    SQ_COL_CUSTOM(tg_notice_delivery_t, "o.baseline", read_baseline),
-    NCOL(window_s, "o.window_s", SQ_INT64),
-    NCOL(time_us, "o.time_us", SQ_INT64),
-    NCOL(started_us, "o.started_us", SQ_INT64),
-    NCOL(summary, "o.summary", SQ_TEXT),
-    SQ_COL(tg_notice_delivery_t, created_us, "o.created_us", SQ_INT64),
-    SQ_COL(tg_notice_delivery_t, notifier, "d.notifier", SQ_TEXT),
-    SQ_COL(tg_notice_delivery_t, status, "d.status", SQ_TEXT),
-    SQ_COL(tg_notice_delivery_t, attempts, "d.attempts", SQ_INT),
-    SQ_COL(tg_notice_delivery_t, next_us, "d.next_us", SQ_INT64),
-    SQ_COL(tg_notice_delivery_t, updated_us, "d.updated_us", SQ_INT64),
-    SQ_COL(tg_notice_delivery_t, error, "d.error", SQ_TEXT),
+static const tg_col_t delivery_cols[] = {
+    NCOL(id, "o.id", TG_COL_TEXT),
+    NCOL(kind, "o.kind", TG_COL_TEXT),
+    NCOL(alarm, "o.alarm", TG_COL_TEXT),
+    NCOL(alarm_kind, "o.alarm_kind", TG_COL_TEXT),
+    NCOL(tenant, "o.tenant_id", TG_COL_TEXT),
+    NCOL(state, "o.state", TG_COL_TEXT),
+    NCOL(severity, "o.severity", TG_COL_TEXT),
+    NCOL(value, "o.value", TG_COL_DOUBLE),
+    NCOL(threshold, "o.threshold", TG_COL_DOUBLE),
+    NCOL(baseline, "o.baseline", TG_COL_DOUBLE),
+    NCOL(window_s, "o.window_s", TG_COL_INT64),
+    NCOL(time_us, "o.time_us", TG_COL_INT64),
+    NCOL(started_us, "o.started_us", TG_COL_INT64),
+    NCOL(summary, "o.summary", TG_COL_TEXT),
+    TG_COL(tg_notice_delivery_t, created_us, "o.created_us", TG_COL_INT64),
+    TG_COL(tg_notice_delivery_t, notifier, "d.notifier", TG_COL_TEXT),
+    TG_COL(tg_notice_delivery_t, status, "d.status", TG_COL_TEXT),
+    TG_COL(tg_notice_delivery_t, attempts, "d.attempts", TG_COL_INT),
+    TG_COL(tg_notice_delivery_t, next_us, "d.next_us", TG_COL_INT64),
+    TG_COL(tg_notice_delivery_t, updated_us, "d.updated_us", TG_COL_INT64),
+    TG_COL(tg_notice_delivery_t, error, "d.error", TG_COL_TEXT),
 };
-static const sq_map_t delivery_map = SQ_MAP(
+static const tg_rowmap_t delivery_map = TG_ROWMAP(
     tg_notice_delivery_t, "outbox_deliveries d JOIN outbox o ON o.id = d.notice_id", delivery_cols);
 
 static const sq_sql_t sql_add = {
@@ -327,7 +312,7 @@ static int sq_outbox_purge(tg_store_t *base, int64_t before_us, int64_t *deleted
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_outbox_maps[] = {&delivery_map, NULL};
+const tg_rowmap_t *const sq_outbox_maps[] = {&delivery_map, NULL};
 
 const struct tg_store_outbox_ops sq_outbox_ops = {
     .add = sq_outbox_add,

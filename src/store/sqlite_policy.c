@@ -10,43 +10,44 @@
 
 #include "util/clock.h"
 
-static const sq_col_t limit_cols[] = {
-    SQ_COL(tg_limit_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_limit_row_t, scope, "scope", SQ_TEXT),
-    SQ_COL(tg_limit_row_t, value, "value", SQ_TEXT),
-    SQ_COL(tg_limit_row_t, limit, "requests", SQ_INT64),
-    SQ_COL(tg_limit_row_t, period_s, "period_s", SQ_INT64),
-    SQ_COL(tg_limit_row_t, burst, "burst", SQ_INT64),
-    SQ_COL(tg_limit_row_t, concurrency, "concurrency", SQ_INT64),
-    SQ_COL(tg_limit_row_t, updated_us, "updated_us", SQ_INT64),
-    SQ_COL(tg_limit_row_t, tokens, "tokens", SQ_INT64),
-    SQ_COL(tg_limit_row_t, tokens_period_s, "tokens_period_s", SQ_INT64),
+static const tg_col_t limit_cols[] = {
+    TG_COL(tg_limit_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_limit_row_t, scope, "scope", TG_COL_TEXT),
+    TG_COL(tg_limit_row_t, value, "value", TG_COL_TEXT),
+    TG_COL(tg_limit_row_t, limit, "requests", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, period_s, "period_s", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, burst, "burst", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, concurrency, "concurrency", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, updated_us, "updated_us", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, tokens, "tokens", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, tokens_period_s, "tokens_period_s", TG_COL_INT64),
 };
-static const sq_map_t limit_map = SQ_MAP(tg_limit_row_t, "limits", limit_cols);
+static const tg_rowmap_t limit_map = TG_ROWMAP(tg_limit_row_t, "limits", limit_cols);
 
-static const sq_col_t pause_cols[] = {
-    SQ_COL(tg_pause_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_pause_row_t, reason, "reason", SQ_TEXT),
-    SQ_COL(tg_pause_row_t, created_us, "created_us", SQ_INT64),
+static const tg_col_t pause_cols[] = {
+    TG_COL(tg_pause_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_pause_row_t, reason, "reason", TG_COL_TEXT),
+    TG_COL(tg_pause_row_t, created_us, "created_us", TG_COL_INT64),
 };
-static const sq_map_t pause_map = SQ_MAP(tg_pause_row_t, "pauses", pause_cols);
+static const tg_rowmap_t pause_map = TG_ROWMAP(tg_pause_row_t, "pauses", pause_cols);
 
 /* IP rules and tool rules: one shape, (tenant, action, value), in two tables. */
-static const sq_col_t ip_rule_cols[] = {
-    SQ_COL(tg_ip_rule_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_ip_rule_row_t, action, "action", SQ_TEXT),
-    SQ_COL(tg_ip_rule_row_t, cidr, "cidr", SQ_TEXT),
-    SQ_COL(tg_ip_rule_row_t, created_us, "created_us", SQ_INT64),
+static const tg_col_t ip_rule_cols[] = {
+    TG_COL(tg_ip_rule_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_ip_rule_row_t, action, "action", TG_COL_TEXT),
+    TG_COL(tg_ip_rule_row_t, cidr, "cidr", TG_COL_TEXT),
+    TG_COL(tg_ip_rule_row_t, created_us, "created_us", TG_COL_INT64),
 };
-static const sq_map_t ip_rule_map = SQ_MAP(tg_ip_rule_row_t, "ip_rules", ip_rule_cols);
+static const tg_rowmap_t ip_rule_map = TG_ROWMAP(tg_ip_rule_row_t, "ip_rules", ip_rule_cols);
 
-static const sq_col_t tool_rule_cols[] = {
-    SQ_COL(tg_tool_rule_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_tool_rule_row_t, action, "action", SQ_TEXT),
-    SQ_COL(tg_tool_rule_row_t, pattern, "pattern", SQ_TEXT),
-    SQ_COL(tg_tool_rule_row_t, created_us, "created_us", SQ_INT64),
+static const tg_col_t tool_rule_cols[] = {
+    TG_COL(tg_tool_rule_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_tool_rule_row_t, action, "action", TG_COL_TEXT),
+    TG_COL(tg_tool_rule_row_t, pattern, "pattern", TG_COL_TEXT),
+    TG_COL(tg_tool_rule_row_t, created_us, "created_us", TG_COL_INT64),
 };
-static const sq_map_t tool_rule_map = SQ_MAP(tg_tool_rule_row_t, "tool_rules", tool_rule_cols);
+static const tg_rowmap_t tool_rule_map =
+    TG_ROWMAP(tg_tool_rule_row_t, "tool_rules", tool_rule_cols);
 
 static const sq_sql_t sql_limit_set = {
     .slot = ST_LIMIT_SET,
@@ -374,8 +375,8 @@ static int sq_tool_rule_list(tg_store_t *base, const char *tenant,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_policy_maps[] = {&limit_map, &pause_map, &ip_rule_map, &tool_rule_map,
-                                          NULL};
+const tg_rowmap_t *const sq_policy_maps[] = {&limit_map, &pause_map, &ip_rule_map, &tool_rule_map,
+                                             NULL};
 
 const struct tg_store_policy_ops sq_policy_ops = {
     .policy_version = sq_policy_version,

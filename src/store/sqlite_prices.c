@@ -9,32 +9,32 @@
 
 #include "util/clock.h"
 
-static void read_thresholds(sqlite3_stmt *st, int col, void *row); /* "80,90,100", below */
+static void read_thresholds(const char *text, void *row); /* "80,90,100", below */
 
-/* An amount not set in a row is NULL in the table and -1 in the row (SQ_AMOUNT). */
-static const sq_col_t price_cols[] = {
-    SQ_COL(tg_price_row_t, meter, "meter", SQ_TEXT),
-    SQ_COL(tg_price_row_t, name, "name", SQ_TEXT),
-    SQ_COL(tg_price_row_t, effective_us, "effective_us", SQ_INT64),
-    SQ_COL(tg_price_row_t, input_micros, "input_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, output_micros, "output_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, cached_micros, "cached_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, cache_write_micros, "cache_write_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, request_micros, "request_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, gb_micros, "gb_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, call_micros, "call_micros", SQ_AMOUNT),
-    SQ_COL(tg_price_row_t, created_us, "created_us", SQ_INT64),
+/* An amount not set in a row is NULL in the table and -1 in the row (TG_COL_AMOUNT). */
+static const tg_col_t price_cols[] = {
+    TG_COL(tg_price_row_t, meter, "meter", TG_COL_TEXT),
+    TG_COL(tg_price_row_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_price_row_t, effective_us, "effective_us", TG_COL_INT64),
+    TG_COL(tg_price_row_t, input_micros, "input_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, output_micros, "output_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, cached_micros, "cached_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, cache_write_micros, "cache_write_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, request_micros, "request_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, gb_micros, "gb_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, call_micros, "call_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, created_us, "created_us", TG_COL_INT64),
 };
-static const sq_map_t price_map = SQ_MAP(tg_price_row_t, "prices", price_cols);
+static const tg_rowmap_t price_map = TG_ROWMAP(tg_price_row_t, "prices", price_cols);
 
-static const sq_col_t budget_cols[] = {
-    SQ_COL(tg_budget_row_t, tenant, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_budget_row_t, monthly_micros, "monthly_micros", SQ_INT64),
-    SQ_COL(tg_budget_row_t, hard, "hard", SQ_FLAG),
-    SQ_COL_CUSTOM(tg_budget_row_t, "thresholds", read_thresholds),
-    SQ_COL(tg_budget_row_t, updated_us, "updated_us", SQ_INT64),
+static const tg_col_t budget_cols[] = {
+    TG_COL(tg_budget_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_budget_row_t, monthly_micros, "monthly_micros", TG_COL_INT64),
+    TG_COL(tg_budget_row_t, hard, "hard", TG_COL_FLAG),
+    TG_COL_CUSTOM_FN(tg_budget_row_t, "thresholds", read_thresholds),
+    TG_COL(tg_budget_row_t, updated_us, "updated_us", TG_COL_INT64),
 };
-static const sq_map_t budget_map = SQ_MAP(tg_budget_row_t, "budgets", budget_cols);
+static const tg_rowmap_t budget_map = TG_ROWMAP(tg_budget_row_t, "budgets", budget_cols);
 
 /* A row of the same (meter, name, effective_us) is replaced as a whole. */
 static const sq_sql_t sql_price_set = {
@@ -244,9 +244,9 @@ static int sq_budget_rm(tg_store_t *base, const char *tenant, tg_err_t *err)
     return ret;
 }
 
-static void read_thresholds(sqlite3_stmt *st, int col, void *row)
+static void read_thresholds(const char *text, void *row)
 {
-    thresholds_parse((const char *)sqlite3_column_text(st, col), row);
+    thresholds_parse(text, row);
 }
 
 static int emit_budget(sqlite3_stmt *st, const sink_t *k)
@@ -264,7 +264,7 @@ static int sq_budget_list(tg_store_t *base, const char *tenant,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_price_maps[] = {&price_map, &budget_map, NULL};
+const tg_rowmap_t *const sq_price_maps[] = {&price_map, &budget_map, NULL};
 
 const struct tg_store_price_ops sq_price_ops = {
     .price_set = sq_price_set,

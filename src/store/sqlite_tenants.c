@@ -14,36 +14,36 @@ static const sq_sql_t sql_tenant_add = {
     .slot = ST_TENANT_ADD,
     .sql = "INSERT INTO tenants (id, name, status, created_us) VALUES (?1, ?2, "
            "'active', ?3)"};
-static const sq_col_t tenant_cols[] = {
-    SQ_COL(tg_tenant_t, id, "id", SQ_TEXT),
-    SQ_COL(tg_tenant_t, name, "name", SQ_TEXT),
-    SQ_COL(tg_tenant_t, status, "status", SQ_TEXT),
-    SQ_COL(tg_tenant_t, created_us, "created_us", SQ_INT64),
+static const tg_col_t tenant_cols[] = {
+    TG_COL(tg_tenant_t, id, "id", TG_COL_TEXT),
+    TG_COL(tg_tenant_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_tenant_t, status, "status", TG_COL_TEXT),
+    TG_COL(tg_tenant_t, created_us, "created_us", TG_COL_INT64),
 };
-static const sq_map_t tenant_map = SQ_MAP(tg_tenant_t, "tenants", tenant_cols);
+static const tg_rowmap_t tenant_map = TG_ROWMAP(tg_tenant_t, "tenants", tenant_cols);
 
-static const sq_col_t key_cols[] = {
-    SQ_COL(tg_key_t, id, "id", SQ_TEXT),
-    SQ_COL(tg_key_t, tenant_id, "tenant_id", SQ_TEXT),
-    SQ_COL(tg_key_t, sha256, "sha256", SQ_BLOB),
-    SQ_COL(tg_key_t, prefix, "prefix", SQ_TEXT),
-    SQ_COL(tg_key_t, name, "name", SQ_TEXT),
-    SQ_COL(tg_key_t, status, "status", SQ_TEXT),
-    SQ_COL(tg_key_t, created_us, "created_us", SQ_INT64),
-    SQ_COL(tg_key_t, last_used_us, "last_used_us", SQ_INT64), /* NULL reads as 0 = never */
+static const tg_col_t key_cols[] = {
+    TG_COL(tg_key_t, id, "id", TG_COL_TEXT),
+    TG_COL(tg_key_t, tenant_id, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_key_t, sha256, "sha256", TG_COL_BLOB),
+    TG_COL(tg_key_t, prefix, "prefix", TG_COL_TEXT),
+    TG_COL(tg_key_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_key_t, status, "status", TG_COL_TEXT),
+    TG_COL(tg_key_t, created_us, "created_us", TG_COL_INT64),
+    TG_COL(tg_key_t, last_used_us, "last_used_us", TG_COL_INT64), /* NULL reads as 0 = never */
 };
-static const sq_map_t key_map = SQ_MAP(tg_key_t, "api_keys", key_cols);
+static const tg_rowmap_t key_map = TG_ROWMAP(tg_key_t, "api_keys", key_cols);
 
 /* Every key joined with its tenant; the row's strings point into the statement. */
-static const sq_col_t auth_cols[] = {
-    SQ_COL_BLOB_PTR(tg_auth_row_t, sha256, "k.sha256", 32),
-    SQ_COL(tg_auth_row_t, key_id, "k.id", SQ_STR),
-    SQ_COL(tg_auth_row_t, tenant_id, "k.tenant_id", SQ_STR),
-    SQ_COL(tg_auth_row_t, key_active, "k.status = 'active'", SQ_INT),
-    SQ_COL(tg_auth_row_t, tenant_active, "t.status = 'active'", SQ_INT),
+static const tg_col_t auth_cols[] = {
+    TG_COL_BLOB_PTR_N(tg_auth_row_t, sha256, "k.sha256", 32),
+    TG_COL(tg_auth_row_t, key_id, "k.id", TG_COL_STR),
+    TG_COL(tg_auth_row_t, tenant_id, "k.tenant_id", TG_COL_STR),
+    TG_COL(tg_auth_row_t, key_active, "k.status = 'active'", TG_COL_INT),
+    TG_COL(tg_auth_row_t, tenant_active, "t.status = 'active'", TG_COL_INT),
 };
-static const sq_map_t auth_map =
-    SQ_MAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);
+static const tg_rowmap_t auth_map =
+    TG_ROWMAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);
 
 static const sq_sql_t sql_tenant_get = {
     .slot = ST_TENANT_GET, .select = &tenant_map, .sql = "FROM tenants WHERE id = ?1"};
@@ -197,7 +197,7 @@ static int sq_auth_version(tg_store_t *base, int64_t *out, tg_err_t *err)
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const sq_map_t *const sq_tenant_maps[] = {&tenant_map, &key_map, &auth_map, NULL};
+const tg_rowmap_t *const sq_tenant_maps[] = {&tenant_map, &key_map, &auth_map, NULL};
 
 const struct tg_store_tenant_ops sq_tenant_ops = {
     .tenant_add = sq_tenant_add,

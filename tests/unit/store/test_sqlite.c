@@ -2041,10 +2041,10 @@ static void test_versions_without_meta(void **state)
 /* ---- row mappings (sqlite_int.h) -------------------------------------------------- */
 
 /* The map reading from `from` (a table), through every concern's list. */
-static const sq_map_t *find_map(const char *from)
+static const tg_rowmap_t *find_map(const char *from)
 {
-    for (const sq_map_t *const *const *l = sq_maps; *l; l++)
-        for (const sq_map_t *const *mp = *l; *mp; mp++)
+    for (const tg_rowmap_t *const *const *l = sq_maps; *l; l++)
+        for (const tg_rowmap_t *const *mp = *l; *mp; mp++)
             if (strcmp((*mp)->from, from) == 0) return *mp;
     fail_msg("no map reads from %s", from);
     return NULL;
@@ -2053,10 +2053,10 @@ static const sq_map_t *find_map(const char *from)
 /* Prepares "SELECT <the map's columns> FROM <its from> LIMIT 0" on db: what the store's
  * own statements select, against the schema the migrations left. 0, or the SQLite code
  * with its message in msg. */
-static int map_prepares(sqlite3 *db, const sq_map_t *m, char *msg, size_t cap)
+static int map_prepares(sqlite3 *db, const tg_rowmap_t *m, char *msg, size_t cap)
 {
     char cols[1024], sql[1300];
-    assert_true(sq_select_list(m, "''", cols, sizeof cols) > 0);
+    assert_true(tg_rowmap_select(m, "''", cols, sizeof cols) > 0);
     snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", cols, m->from);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -2073,25 +2073,28 @@ static void test_row_maps_match_schema(void **state)
     fixture_t *f = *state;
     sqlite3 *db = raw_open(f);
     size_t nmaps = 0;
-    for (const sq_map_t *const *const *l = sq_maps; *l; l++)
-        for (const sq_map_t *const *mp = *l; *mp; mp++, nmaps++) {
-            const sq_map_t *m = *mp;
+    for (const tg_rowmap_t *const *const *l = sq_maps; *l; l++)
+        for (const tg_rowmap_t *const *mp = *l; *mp; mp++, nmaps++) {
+            const tg_rowmap_t *m = *mp;
             char msg[256];
             int rc = map_prepares(db, m, msg, sizeof msg);
             if (rc != SQLITE_OK) fprintf(stderr, "%s\n", msg);
             assert_int_equal(rc, SQLITE_OK);
             assert_true(m->ncols > 0);
             for (int i = 0; i < m->ncols; i++) {
-                const sq_col_t *c = &m->cols[i];
-                if (c->kind == SQ_CUSTOM) {
+                const tg_col_t *c = &m->cols[i];
+                if (c->kind == TG_COL_CUSTOM) {
                     assert_non_null(c->read);
                     continue;
                 }
-                size_t width =
-                    c->kind == SQ_STR || c->kind == SQ_BLOB_PTR ? sizeof(void *) : c->size;
+                if (c->kind == TG_COL_ENUM) assert_non_null(c->names);
+                size_t width = c->kind == TG_COL_STR || c->kind == TG_COL_BLOB_PTR ? sizeof(void *)
+                               : c->kind == TG_COL_ENUM                            ? sizeof(int32_t)
+                                                                                   : c->size;
                 assert_true(c->off + width <= m->row_size);
                 for (int j = 0; j < i; j++)
-                    if (m->cols[j].kind != SQ_CUSTOM) assert_int_not_equal(m->cols[j].off, c->off);
+                    if (m->cols[j].kind != TG_COL_CUSTOM)
+                        assert_int_not_equal(m->cols[j].off, c->off);
             }
         }
     /* the 15 row types (usage read two ways), and issue 12's tenant plan, invoice, billed
@@ -2129,13 +2132,13 @@ static void test_row_map_select_list(void **state)
 {
     (void)state;
     char buf[512];
-    assert_int_equal(sq_select_list(find_map("pauses"), NULL, buf, sizeof buf),
+    assert_int_equal(tg_rowmap_select(find_map("pauses"), NULL, buf, sizeof buf),
                      (int)strlen("tenant_id, reason, created_us"));
     assert_string_equal(buf, "tenant_id, reason, created_us");
-    assert_true(sq_select_list(find_map("usage_events"), "coalesce(route, '')", buf, sizeof buf) >
+    assert_true(tg_rowmap_select(find_map("usage_events"), "coalesce(route, '')", buf, sizeof buf) >
                 0);
     assert_non_null(strstr(buf, "tenant, coalesce(route, '') AS grp, sum(requests), "));
-    assert_int_equal(sq_select_list(find_map("pauses"), NULL, buf, 10), -1);
+    assert_int_equal(tg_rowmap_select(find_map("pauses"), NULL, buf, 10), -1);
 }
 
 int main(void)
