@@ -203,5 +203,8 @@ int tg_sqlite_open_readonly(const char *path, tg_store_t **out, tg_err_t *err);
 int tg_sqlite_restore(const char *path, const char *src_path, char *bak, size_t bak_cap,
                       tg_err_t *err);
 int tg_sqlite_owns_file(const char *path, const char *file);
+/* url is the whole "postgres://..." or "postgresql://..." (libpq reads it as is). */
+int tg_postgres_open(const char *url, tg_store_t **out, tg_err_t *err);
+int tg_postgres_open_readonly(const char *url, tg_store_t **out, tg_err_t *err);
 
 #endif

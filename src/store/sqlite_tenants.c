@@ -4,6 +4,8 @@
  * query. Marking keys used belongs to the writer's append (sqlite_events.c). */
 #include "store/sqlite_int.h"
 
+#include "store/maps.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,41 +16,10 @@ static const sq_sql_t sql_tenant_add = {
     .slot = ST_TENANT_ADD,
     .sql = "INSERT INTO tenants (id, name, status, created_us) VALUES (?1, ?2, "
            "'active', ?3)"};
-static const tg_col_t tenant_cols[] = {
-    TG_COL(tg_tenant_t, id, "id", TG_COL_TEXT),
-    TG_COL(tg_tenant_t, name, "name", TG_COL_TEXT),
-    TG_COL(tg_tenant_t, status, "status", TG_COL_TEXT),
-    TG_COL(tg_tenant_t, created_us, "created_us", TG_COL_INT64),
-};
-static const tg_rowmap_t tenant_map = TG_ROWMAP(tg_tenant_t, "tenants", tenant_cols);
-
-static const tg_col_t key_cols[] = {
-    TG_COL(tg_key_t, id, "id", TG_COL_TEXT),
-    TG_COL(tg_key_t, tenant_id, "tenant_id", TG_COL_TEXT),
-    TG_COL(tg_key_t, sha256, "sha256", TG_COL_BLOB),
-    TG_COL(tg_key_t, prefix, "prefix", TG_COL_TEXT),
-    TG_COL(tg_key_t, name, "name", TG_COL_TEXT),
-    TG_COL(tg_key_t, status, "status", TG_COL_TEXT),
-    TG_COL(tg_key_t, created_us, "created_us", TG_COL_INT64),
-    TG_COL(tg_key_t, last_used_us, "last_used_us", TG_COL_INT64), /* NULL reads as 0 = never */
-};
-static const tg_rowmap_t key_map = TG_ROWMAP(tg_key_t, "api_keys", key_cols);
-
-/* Every key joined with its tenant; the row's strings point into the statement. */
-static const tg_col_t auth_cols[] = {
-    TG_COL_BLOB_PTR_N(tg_auth_row_t, sha256, "k.sha256", 32),
-    TG_COL(tg_auth_row_t, key_id, "k.id", TG_COL_STR),
-    TG_COL(tg_auth_row_t, tenant_id, "k.tenant_id", TG_COL_STR),
-    TG_COL(tg_auth_row_t, key_active, "k.status = 'active'", TG_COL_INT),
-    TG_COL(tg_auth_row_t, tenant_active, "t.status = 'active'", TG_COL_INT),
-};
-static const tg_rowmap_t auth_map =
-    TG_ROWMAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);
-
 static const sq_sql_t sql_tenant_get = {
-    .slot = ST_TENANT_GET, .select = &tenant_map, .sql = "FROM tenants WHERE id = ?1"};
+    .slot = ST_TENANT_GET, .select = &tg_map_tenant, .sql = "FROM tenants WHERE id = ?1"};
 static const sq_sql_t sql_tenant_list = {
-    .slot = ST_TENANT_LIST, .select = &tenant_map, .sql = "FROM tenants ORDER BY id"};
+    .slot = ST_TENANT_LIST, .select = &tg_map_tenant, .sql = "FROM tenants ORDER BY id"};
 static const sq_sql_t sql_tenant_status = {.slot = ST_TENANT_STATUS,
                                            .sql = "UPDATE tenants SET status = ?2 WHERE id = ?1"};
 static const sq_sql_t sql_key_add = {
@@ -57,12 +28,12 @@ static const sq_sql_t sql_key_add = {
            "created_us, last_used_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"};
 static const sq_sql_t sql_key_list = {
     .slot = ST_KEY_LIST,
-    .select = &key_map,
+    .select = &tg_map_key,
     .sql = "FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, created_us, id"};
 static const sq_sql_t sql_key_revoke = {
     .slot = ST_KEY_REVOKE, .sql = "UPDATE api_keys SET status = 'revoked' WHERE id = ?1"};
 static const sq_sql_t sql_auth_load = {.slot = ST_AUTH_LOAD,
-                                       .select = &auth_map,
+                                       .select = &tg_map_auth,
                                        .sql =
                                            "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"};
 
@@ -88,7 +59,7 @@ static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_
     int rc = sqlite3_step(st);
     int ret = 0;
     if (rc == SQLITE_ROW)
-        sq_read_row(st, &tenant_map, out);
+        sq_read_row(st, &tg_map_tenant, out);
     else if (rc == SQLITE_DONE) {
         tg_err_set(err, "no tenant \"%s\"", id);
         ret = TG_STORE_NOTFOUND;
@@ -101,7 +72,7 @@ static int sq_tenant_get(tg_store_t *base, const char *id, tg_tenant_t *out, tg_
 static int emit_tenant(sqlite3_stmt *st, const sink_t *k)
 {
     tg_tenant_t t;
-    sq_read_row(st, &tenant_map, &t);
+    sq_read_row(st, &tg_map_tenant, &t);
     return SINK_CALL(tg_tenant_t, k, &t);
 }
 
@@ -154,7 +125,7 @@ static int sq_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
 static int emit_key(sqlite3_stmt *st, const sink_t *k)
 {
     tg_key_t key;
-    sq_read_row(st, &key_map, &key);
+    sq_read_row(st, &tg_map_key, &key);
     return SINK_CALL(tg_key_t, k, &key);
 }
 
@@ -179,7 +150,7 @@ static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
 static int emit_auth(sqlite3_stmt *st, const sink_t *k)
 {
     tg_auth_row_t r;
-    sq_read_row(st, &auth_map, &r);
+    sq_read_row(st, &tg_map_auth, &r);
     if (!r.sha256 || !r.key_id || !r.tenant_id) return 0; /* the table's CHECKs forbid it */
     return SINK_CALL(tg_auth_row_t, k, &r);
 }
@@ -197,7 +168,7 @@ static int sq_auth_version(tg_store_t *base, int64_t *out, tg_err_t *err)
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const tg_rowmap_t *const sq_tenant_maps[] = {&tenant_map, &key_map, &auth_map, NULL};
+const tg_rowmap_t *const sq_tenant_maps[] = {&tg_map_tenant, &tg_map_key, &tg_map_auth, NULL};
 
 const struct tg_store_tenant_ops sq_tenant_ops = {
     .tenant_add = sq_tenant_add,

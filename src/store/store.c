@@ -27,41 +27,55 @@ static const char *sqlite_path(const char *url, tg_err_t *err)
     return path;
 }
 
-/* What every constructor says about a url that is not sqlite:PATH. */
-static int not_sqlite(const char *url, tg_err_t *err)
+static int is_postgres(const char *url)
 {
-    if (!url || !*url) return tg_err_set(err, "no store configured (expected sqlite:PATH)");
+    return url && (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"));
+}
+
+/* What every constructor says about a url that is neither sqlite:PATH nor postgres://. */
+static int unknown_store(const char *url, tg_err_t *err)
+{
+    if (!url || !*url)
+        return tg_err_set(err, "no store configured (expected sqlite:PATH or postgres://...)");
     if (has_prefix(url, "sqlite:")) return -1; /* sqlite_path said what is missing */
-    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"))
-        return tg_err_set(err, "postgres store is not supported yet");
     /* Only the scheme is echoed: the rest of a URL may hold a password. */
     size_t scheme = strcspn(url, ":");
     if (!url[scheme])
-        return tg_err_set(err, "store \"%s\": missing scheme (expected sqlite:PATH)", url);
-    return tg_err_set(err, "store \"%.*s:...\": unknown scheme (expected sqlite:PATH)",
+        return tg_err_set(err,
+                          "store \"%s\": missing scheme (expected sqlite:PATH or "
+                          "postgres://...)",
+                          url);
+    return tg_err_set(err,
+                      "store \"%.*s:...\": unknown scheme (expected sqlite:PATH or "
+                      "postgres://...)",
                       (int)(scheme < 32 ? scheme : 32), url);
 }
 
 int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
+    if (is_postgres(url)) return tg_postgres_open(url, out, err);
     const char *path = url ? sqlite_path(url, err) : NULL;
-    return path ? tg_sqlite_open(path, out, err) : not_sqlite(url, err);
+    return path ? tg_sqlite_open(path, out, err) : unknown_store(url, err);
 }
 
 int tg_store_open_readonly(const char *url, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
+    if (is_postgres(url)) return tg_postgres_open_readonly(url, out, err);
     const char *path = url ? sqlite_path(url, err) : NULL;
-    return path ? tg_sqlite_open_readonly(path, out, err) : not_sqlite(url, err);
+    return path ? tg_sqlite_open_readonly(path, out, err) : unknown_store(url, err);
 }
 
 int tg_store_restore(const char *url, const char *src_path, char *bak, size_t bak_cap,
                      tg_err_t *err)
 {
     if (bak_cap) bak[0] = '\0';
+    if (is_postgres(url))
+        return tg_err_set(err, "restore: a postgres store is restored with pg_restore (see "
+                               "docs/operations.md, \"The store\")");
     const char *path = url ? sqlite_path(url, err) : NULL;
-    return path ? tg_sqlite_restore(path, src_path, bak, bak_cap, err) : not_sqlite(url, err);
+    return path ? tg_sqlite_restore(path, src_path, bak, bak_cap, err) : unknown_store(url, err);
 }
 
 int tg_store_owns_file(const char *url, const char *file)

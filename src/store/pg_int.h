@@ -1,0 +1,169 @@
+/* Private to the PostgreSQL backend: what postgres.c (open, close, migrations, the shared
+ * helpers) and the files of each concern (pg_events.c, pg_tenants.c, ...) share. Nothing
+ * outside src/store/pg*.c and postgres.c includes it, except the store's unit tests.
+ *
+ * One tg_store_t is one libpq connection (PGconn), used by one thread (store.h). Statements
+ * are prepared on the connection on first use (PQprepare, named "s<slot>") and kept until it
+ * closes or is made again; parameters are $1, $2, ...; results are read as text, except
+ * bytea parameters, sent binary. A lost connection is made again at the next call (PQreset),
+ * and the call that found it lost answers TG_STORE_BUSY, so the recorder spools and retries,
+ * as it does while SQLite is locked.
+ *
+ * Adding a table to this backend: its migration's PostgreSQL text (migrations.c), the
+ * statements' slots in the enum below; then, in the file of its concern, the statements'
+ * SQL (pg_sql_t), the row mapping (rowmap.h, shared with SQLite where the columns read
+ * alike), the functions, and their place in the concern's table. */
+#ifndef TG_STORE_PG_INT_H
+#define TG_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/backend.h"
+#include "store/rowmap.h"
+
+/* Statement slots, grouped by the file that owns the SQL. */
+enum {
+    /* postgres.c */
+    PS_AUTH_BUMP,
+    PS_AUTH_VERSION,
+    PS_POLICY_BUMP,
+    PS_POLICY_VERSION,
+    /* pg_tenants.c */
+    PS_TENANT_ADD,
+    PS_TENANT_GET,
+    PS_TENANT_LIST,
+    PS_TENANT_STATUS,
+    PS_KEY_ADD,
+    PS_KEY_LIST,
+    PS_KEY_REVOKE,
+    PS_AUTH_LOAD,
+    PS_COUNT
+};
+
+/* One statement: its slot and its SQL. With select, the SQL is "SELECT " and the map's
+ * column list, then sql (from FROM on). With build, a function builds the SQL (malloc'd,
+ * freed once prepared). */
+typedef struct pg_sql {
+    int slot;
+    const char *sql;
+    const tg_rowmap_t *select;
+    char *(*build)(void);
+} pg_sql_t;
+
+/* The most parameters one statement of this backend binds (a multi-row statement builds
+ * its own arrays). */
+#define PG_MAX_PARAMS 32
+
+/* A statement's parameters, added in order ($1, $2, ...). Numbers are kept as text in num;
+ * text and bytea values point at the caller's memory, which must outlive the call. */
+typedef struct pg_params {
+    int n;
+    const char *val[PG_MAX_PARAMS];
+    int len[PG_MAX_PARAMS];
+    int fmt[PG_MAX_PARAMS]; /* 0 text, 1 binary */
+    char num[PG_MAX_PARAMS][24];
+} pg_params_t;
+
+/* A NUL-terminated string; NULL is SQL NULL. */
+void pg_p_text(pg_params_t *p, const char *s);
+/* A fixed-size field of cap bytes (read up to its NUL or cap); NULL when empty and
+ * null_if_empty. Sent as binary text, so a field without its NUL is never read past. */
+void pg_p_field(pg_params_t *p, const char *f, size_t cap, int null_if_empty);
+#define PG_P_ROW(p, row, field) pg_p_field((p), (row)->field, sizeof(row)->field, 0)
+void pg_p_int64(pg_params_t *p, int64_t v);
+/* v, or NULL when v < 0 (an amount or a token count not set). */
+void pg_p_amount(pg_params_t *p, int64_t v);
+void pg_p_double(pg_params_t *p, double v);
+void pg_p_null(pg_params_t *p);
+/* n bytes as a bytea. */
+void pg_p_bytea(pg_params_t *p, const void *b, size_t n);
+
+/* One connection. Not shared between threads (store.h). */
+typedef struct pg_store {
+    tg_store_t base; /* first: a tg_store_t * is a pg_store_t * */
+    PGconn *conn;
+    int readonly;                     /* tg_store_open_readonly: every transaction READ ONLY */
+    unsigned char prepared[PS_COUNT]; /* slot prepared on this connection */
+    char where[160]; /* "postgres://HOST:PORT/DB" for messages: never the password */
+    /* scratch for TG_COL_BLOB_PTR columns of the row being read */
+    unsigned char blob[4][64];
+} pg_store_t;
+
+/* The tables of each concern, assembled into the handle by tg_postgres_open. */
+extern const struct tg_store_event_ops pg_event_ops;
+extern const struct tg_store_tenant_ops pg_tenant_ops;
+extern const struct tg_store_policy_ops pg_policy_ops;
+extern const struct tg_store_price_ops pg_price_ops;
+extern const struct tg_store_alert_ops pg_alert_ops;
+extern const struct tg_store_alarm_ops pg_alarm_ops;
+extern const struct tg_store_outbox_ops pg_outbox_ops;
+extern const struct tg_store_dash_ops pg_dash_ops;
+extern const struct tg_store_invoice_ops pg_invoice_ops;
+extern const struct tg_store_sql_ops pg_sql_ops;
+
+/* ---- statements and transactions (postgres.c) ------------------------------------ */
+
+/* Fills err from a failed result (or the connection when r is NULL) and returns
+ * TG_STORE_BUSY (the store cannot be used right now: connection lost, server shutting
+ * down or out of space, a lock or statement timeout, a serialization failure or deadlock:
+ * try again later) or -1. */
+int pg_fail(pg_store_t *s, const PGresult *r, const char *what, tg_err_t *err);
+/* The SQLSTATE of a failed result ("23505"), or "" */
+const char *pg_state(const PGresult *r);
+
+/* Runs statement q with parameters p (NULL: none), preparing it on first use. On success
+ * returns 0 and *out (PQclear it; out may be NULL when the rows are not needed), else
+ * TG_STORE_BUSY or -1 with err set. A lost connection is made again on the next call. */
+int pg_exec(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, PGresult **out,
+            const char *what, tg_err_t *err);
+/* Runs one or more statements without parameters (DDL, SET, BEGIN ...). */
+int pg_run(pg_store_t *s, const char *sql, const char *what, tg_err_t *err);
+/* Rows changed by a command result (PQcmdTuples). */
+int64_t pg_changes(const PGresult *r);
+
+int pg_begin(pg_store_t *s, const char *what, tg_err_t *err);
+void pg_rollback(pg_store_t *s); /* whatever is open; nothing if nothing is */
+int pg_commit(pg_store_t *s, const char *what, tg_err_t *err); /* rolls back on failure */
+
+/* The two versions running gateways poll. */
+typedef enum { PG_AUTH, PG_POLICY } pg_version_t;
+
+/* Runs statement q with p in its own transaction together with the bump of version v.
+ * Returns 0, TG_STORE_NOTFOUND (no row changed, or a missing parent: foreign key),
+ * TG_STORE_EXISTS (unique violation), TG_STORE_BUSY or -1. A change that fails bumps
+ * nothing. */
+int pg_mutate(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, pg_version_t v,
+              const char *what, tg_err_t *err);
+int pg_read_version(pg_store_t *s, pg_version_t v, const char *what, int64_t *out, tg_err_t *err);
+
+/* ---- reading rows -------------------------------------------------------------------- */
+
+/* Zeroes row (m->row_size bytes) and reads row i of r into it, column j of the result being
+ * column j of the map. TG_COL_STR and TG_COL_BLOB_PTR point into r (and s->blob): valid
+ * until r is cleared or the next row is read. */
+void pg_read_row(pg_store_t *s, const PGresult *r, int i, const tg_rowmap_t *m, void *row);
+
+/* Reads row i of r into its row type and hands it to k; returns what the callback returns
+ * (0 to go on), or 0 for a row it skips. */
+typedef int (*pg_emit_fn)(pg_store_t *s, const PGresult *r, int i, const sink_t *k);
+
+/* Runs q with p and emits each row, one at a time (libpq's single-row mode: a list of any
+ * length is never held whole in memory), until a callback returns nonzero, which is
+ * returned as is. what names the list in an error. */
+int pg_each_row(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, pg_emit_fn emit, sink_t k,
+                const char *what, tg_err_t *err);
+/* The same with one parameter, the tenant filter ($1, NULL meaning every tenant), or none
+ * when tenant_filter is 0. */
+int pg_each_tenant_row(pg_store_t *s, const pg_sql_t *q, int tenant_filter, const char *tenant,
+                       pg_emit_fn emit, sink_t k, const char *what, tg_err_t *err);
+
+/* Text of column j of row i, NULL when SQL NULL. */
+static inline const char *pg_val(const PGresult *r, int i, int j)
+{
+    return PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+}
+int64_t pg_get_int64(const PGresult *r, int i, int j); /* NULL reads as 0 */
+
+#endif
