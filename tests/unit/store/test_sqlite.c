@@ -1,5 +1,6 @@
-/* Tests for src/store/sqlite*.c (and the URL dispatch in store.c), each against
- * a fresh database file in its own temporary directory. */
+/* Tests for src/store/sqlite*.c (and the URL dispatch in store.c), each against a fresh
+ * database file in its own temporary directory; those marked TB_BOTH run against a fresh
+ * PostgreSQL schema too (backends.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends.h"
 #include "store/migrations.h"
 #include "store/sqlite_int.h"
 #include "store/store.h"
@@ -23,42 +25,17 @@
 /* The wall clock tests pass in: 2027-01-31T23:59:58Z. */
 #define WALL 1801439998000000LL
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    char url[160];
-    tg_store_t *s;
-} fixture_t;
+/* Each test's store: a fresh SQLite file, or (TB_BOTH) a fresh PostgreSQL schema too. */
+typedef tb_store_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tg_test_sqlite_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
-    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
-    tg_err_t err;
-    if (tg_store_open(f->url, &f->s, &err) != 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return tb_setup_sqlite(state);
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    tg_store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return tb_teardown(state);
 }
 
 static sqlite3 *raw_open(const fixture_t *f)
@@ -195,9 +172,14 @@ static void test_url_dispatch(void **state)
     (void)state;
     tg_store_t *s = NULL;
     tg_err_t err;
-    assert_int_equal(tg_store_open("postgres://u@h/db", &s, &err), -1);
-    assert_string_equal(err.msg, "postgres store is not supported yet");
+    /* postgres:// goes to libpq (port 1: refused at once); the password is never echoed */
+    assert_int_equal(tg_store_open("postgres://u:pw-secret@127.0.0.1:1/db", &s, &err), -1);
+    assert_non_null(strstr(err.msg, "cannot open store postgres://127.0.0.1:1/db: "));
+    assert_null(strstr(err.msg, "pw-secret"));
     assert_null(s);
+    assert_int_equal(tg_store_open_readonly("postgresql://u:pw-secret@127.0.0.1:1/db", &s, &err),
+                     -1);
+    assert_null(strstr(err.msg, "pw-secret"));
     assert_int_equal(tg_store_open("mysql://root:secret@h/db", &s, &err), -1);
     assert_null(strstr(err.msg, "secret"));
     assert_int_equal(tg_store_open("sqlite:", &s, &err), -1);
@@ -2146,8 +2128,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_dispatch),
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tenant_crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_crud, setup, teardown),
+        TB_BOTH(test_tenant_crud),
+        TB_BOTH(test_key_crud),
         cmocka_unit_test_setup_teardown(test_key_last_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_version_two_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_aggregates, setup, teardown),
