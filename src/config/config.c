@@ -548,8 +548,8 @@ static int get_store(parse_t *p, const yaml_node_t *n, const char *path, char **
     const char *problem = NULL;
     if (!strncmp(v, TG_LIT("sqlite:"))) {
         if (!v[TG_LIT_LEN("sqlite:")]) problem = "sqlite: needs a path, e.g. sqlite:./tollgate.db";
-    } else if (!strncmp(v, TG_LIT("postgres://"))) {
-        if (!v[TG_LIT_LEN("postgres://")]) problem = "postgres:// needs a host or database";
+    } else if (!strncmp(v, TG_LIT("postgres://")) || !strncmp(v, TG_LIT("postgresql://"))) {
+        if (!v[strcspn(v, ":") + 3]) problem = "postgres:// needs a host or database";
     } else {
         problem = "must be sqlite:PATH or postgres://...";
     }

@@ -343,6 +343,9 @@ static void test_store_and_spool(void **state)
     c = parse_ok("store: postgres://u:p@h/db\n");
     assert_string_equal(c->recorder.spool, "./tollgate.spool");
     tg_config_unref(c);
+    c = parse_ok("store: postgresql://u:p@h/db?sslmode=require\n");
+    assert_string_equal(c->store, "postgresql://u:p@h/db?sslmode=require");
+    tg_config_unref(c);
     c = parse_ok("store: sqlite:a.db\nrecorder: { spool: /tmp/s }\n");
     assert_string_equal(c->recorder.spool, "/tmp/s");
     tg_config_unref(c);
