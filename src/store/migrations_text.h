@@ -8,9 +8,9 @@
  * The comments inside CREATE TABLE are kept by SQLite, so `sqlite3 tollgate.db
  * .schema` shows them too (PostgreSQL accepts and drops them).
  *
- * The SQLite text of a released migration never changes, byte for byte:
- * tests/unit/store/test_migrations_pg.c compares the two dialects' schemas, and a change
- * here is checked against the strings before it. No include guard: included once per
+ * The SQLite text of a released migration never changes, byte for byte (their SHA-256
+ * are in tests/unit/store/test_migrations.c); test_migrations_pg.c there compares the
+ * schemas the two dialects build. No include guard: included once per
  * dialect. clang-format is off: it cannot lay out string literals interleaved with the
  * dialect's macros, and this is data, laid out as SQL. */
 
