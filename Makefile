@@ -92,12 +92,14 @@ $(B)/asan-test/%: tests/unit/%.c $(B)/libtollgate-asan.a
 run: deps all
 	@scripts/run-demo.sh
 
+# The unit tests of the PostgreSQL store need a server: each run starts a private one on
+# loopback in a temp dir (scripts/pg-test.sh run), or uses TG_TEST_PG_URL when it is set.
 unit: $(TBINS)
-	@scripts/run-unit.sh $(TBINS)
+	@scripts/pg-test.sh run scripts/run-unit.sh $(TBINS)
 
 unit-asan: $(ATBINS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  scripts/run-unit.sh $(ATBINS)
+	  scripts/pg-test.sh run scripts/run-unit.sh $(ATBINS)
 
 # The e2e tests drive the gateway with the official OpenAI, Anthropic and MCP SDKs, pinned
 # by tests/e2e/package-lock.json; npm ci reinstalls them when the lock file is newer.
@@ -136,7 +138,7 @@ e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
 # No time bomb: the unit suites and the date-dependent e2e suites again at three frozen
 # wall-clock instants (a month's last seconds, a leap day, a year's last second).
 faketime-check: all $(TBINS) $(E2E_NPM)
-	@scripts/faketime-check.sh $(TBINS)
+	@scripts/pg-test.sh run scripts/faketime-check.sh $(TBINS)
 
 $(E2E_NPM): tests/e2e/package.json tests/e2e/package-lock.json
 	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error

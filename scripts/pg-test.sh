@@ -6,6 +6,10 @@
 #                                       socket in DIR), create database tollgate, print
 #                                       postgres://postgres@127.0.0.1:PORT/tollgate
 #   scripts/pg-test.sh stop DIR [--rm]  fast shutdown, waited for; --rm removes DIR then
+#   scripts/pg-test.sh run CMD [ARG...] CMD with TG_TEST_PG_URL set to a server started for
+#                                       it (temp dir, a free port from 55432 up), stopped
+#                                       and removed when CMD ends, however it ends; when
+#                                       TG_TEST_PG_URL is already set, that server is used
 #
 # Trust authentication, for 127.0.0.1 and the socket only: nothing else can connect.
 # PG_TEST_FAST=1 turns fsync off (a bench of tollgate, not of the disk, or a test run).
@@ -82,8 +86,33 @@ stop() {
   return 0
 }
 
+# Whether something listens on 127.0.0.1:$1.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+run() {
+  [ -n "${TG_TEST_PG_URL:-}" ] && exec "$@"
+  local dir url port try rc
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-pg.XXXXXX")
+  trap 'stop "$dir" --rm' EXIT
+  trap 'exit 130' INT TERM
+  # Another run may take the same port between the check and the bind: the next one then.
+  port=$((55432 + $$ % 500))
+  for try in $(seq 1 20); do
+    port=$((port + 1))
+    port_busy "$port" && continue
+    url=$(PG_TEST_FAST=1 start "$dir" "$port" 2>"$dir.err") && break
+    stop "$dir" --rm; mkdir -p "$dir"; url=''
+  done
+  [ -n "$url" ] || { cat "$dir.err" >&2; rm -f "$dir.err"; die "run: no server could be started"; }
+  rm -f "$dir.err"
+  rc=0
+  TG_TEST_PG_URL=$url "$@" || rc=$?
+  exit $rc
+}
+
 case "${1:-}" in
   start) [ $# -eq 3 ] || die "usage: $0 start DIR PORT"; start "$2" "$3" ;;
   stop) [ $# -ge 2 ] && [ $# -le 3 ] || die "usage: $0 stop DIR [--rm]"; stop "$2" "${3:-}" ;;
-  *) die "usage: $0 start DIR PORT | stop DIR [--rm]" ;;
+  run) [ $# -ge 2 ] || die "usage: $0 run CMD [ARG...]"; shift; run "$@" ;;
+  *) die "usage: $0 start DIR PORT | stop DIR [--rm] | run CMD [ARG...]" ;;
 esac

@@ -8,11 +8,13 @@
  * The comments inside CREATE TABLE are kept by SQLite, so `sqlite3 tollgate.db
  * .schema` shows them too (PostgreSQL accepts and drops them).
  *
- * The SQLite text of a released migration never changes, byte for byte:
- * tests/unit/store/test_migrations_pg.c compares the two dialects' schemas, and a change
- * here is checked against the strings before it. No include guard: included once per
- * dialect. */
+ * The SQLite text of a released migration never changes, byte for byte (their SHA-256
+ * are in tests/unit/store/test_migrations.c); test_migrations_pg.c there compares the
+ * schemas the two dialects build. No include guard: included once per
+ * dialect. clang-format is off: it cannot lay out string literals interleaved with the
+ * dialect's macros, and this is data, laid out as SQL. */
 
+// clang-format off
 const char BOOTSTRAP[] =
     "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
     "  version    " SQL_INT " PRIMARY KEY, -- migration number, see migrations.c\n"
@@ -43,8 +45,8 @@ static const char DIALECT(m1_core)[] =
     "CREATE TABLE api_keys (\n"
     "  id           TEXT PRIMARY KEY, -- public key id, 'key_' + 16 hex\n"
     "  tenant_id    TEXT NOT NULL REFERENCES tenants (id), -- owner\n"
-    "  sha256       " SQL_BLOB " NOT NULL UNIQUE CHECK (" SQL_OCTETS
-    "(sha256) = 32), -- SHA-256 of the\n"
+    "  sha256       " SQL_BLOB " NOT NULL UNIQUE CHECK (" SQL_OCTETS "(sha256) = 32),"
+    " -- SHA-256 of the\n"
     "                                 -- secret; the secret itself is never stored\n"
     "  prefix       TEXT NOT NULL,    -- first 8 chars of the secret, for display\n"
     "  name         TEXT NOT NULL DEFAULT '', -- operator's label for the key\n"
@@ -83,15 +85,14 @@ static const char DIALECT(m1_core)[] =
     "  tokens_out    " SQL_INT ",          -- output tokens; NULL = unknown\n"
     "  tokens_cached " SQL_INT ",          -- cached input tokens; NULL = unknown\n"
     "  tool          TEXT,             -- MCP tool called\n"
-    "  cost_micros   " SQL_INT
-    " NOT NULL, -- price of this request, micro-USD (0 if not billable)\n"
+    "  cost_micros   " SQL_INT " NOT NULL,"
+    " -- price of this request, micro-USD (0 if not billable)\n"
     "  cache         TEXT,             -- cache status, e.g. 'hit', 'miss'\n"
     "  client_ip     TEXT,             -- peer address\n"
     "  request_id    TEXT,             -- x-request-id sent upstream\n"
     "  upstream      TEXT              -- target URL the request went to\n"
     ")" PG_ONLY(" PARTITION BY RANGE (id)") ";\n"
-                                            "CREATE INDEX usage_events_tenant_ts ON usage_events "
-                                            "(tenant, ts_us);\n"
+    "CREATE INDEX usage_events_tenant_ts ON usage_events (tenant, ts_us);\n"
     /* PostgreSQL: usage_events is partitioned by month of its id, so retention drops a
      * month's partition instead of deleting its rows. An id is (milliseconds since
      * 2020-01-01 UTC) << 22 | 22 low bits (tg_event_new_id, from the event's ts_us), so a
@@ -261,238 +262,133 @@ static const char DIALECT(m3_metering)[] =
     "ALTER TABLE usage_daily RENAME TO usage_daily_v2;\n"
     /* PostgreSQL names a primary key's index after the table, once, in the schema's one
      * namespace of relations: the old one must move out of the new table's way. */
-    PG_ONLY("ALTER INDEX usage_daily_pkey RENAME TO usage_daily_v2_pkey;\n") "CREATE TABLE "
-                                                                             "usage_daily (\n"
-                                                                             "  tenant_id     TEXT "
-                                                                             "NOT NULL,    -- as "
-                                                                             "usage_events.tenant "
-                                                                             "('' = "
-                                                                             "unauthenticated)\n"
-                                                                             "  day           TEXT "
-                                                                             "NOT NULL,    -- "
-                                                                             "'YYYY-MM-DD', UTC, "
-                                                                             "of the events' "
-                                                                             "ts_us\n"
-                                                                             "  requests     "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- all events\n"
-                                                                             "  billable     "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- outcome "
-                                                                             "'billable'\n"
-                                                                             "  failed       "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- outcome 'failed'\n"
-                                                                             "  rejected     "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- outcome "
-                                                                             "'rejected'\n"
-                                                                             "  bytes_in     "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- sum of bytes_in\n"
-                                                                             "  bytes_out    "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- sum of bytes_out\n"
-                                                                             "  tokens_in    "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- sum of known "
-                                                                             "tokens_in\n"
-                                                                             "  tokens_out   "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- sum of known "
-                                                                             "tokens_out\n"
-                                                                             "  cost_micros  "
-                                                                             " " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- sum of "
-                                                                             "cost_micros\n"
-                                                                             "  "
-                                                                             "tokens_"
-                                                                             "cached " SQL_INT
-                                                                             " NOT NULL DEFAULT 0, "
-                                                                             "-- sum of known "
-                                                                             "tokens_cached\n"
-                                                                             "  PRIMARY KEY "
-                                                                             "(tenant_id, day)\n"
-                                                                             ")" SQL_NO_ROWID ";\n"
-                                                                             "INSERT INTO "
-                                                                             "usage_daily "
-                                                                             "(tenant_id, day, "
-                                                                             "requests, billable, "
-                                                                             "failed, rejected, "
-                                                                             "bytes_in,\n"
-                                                                             "  bytes_out, "
-                                                                             "tokens_in, "
-                                                                             "tokens_out, "
-                                                                             "cost_micros, "
-                                                                             "tokens_cached)\n"
-                                                                             "  SELECT "
-                                                                             "d.tenant_id, d.day, "
-                                                                             "d.requests, "
-                                                                             "d.billable, "
-                                                                             "d.failed, "
-                                                                             "d.rejected, "
-                                                                             "d.bytes_in,\n"
-                                                                             "  d.bytes_out, "
-                                                                             "d.tokens_in, "
-                                                                             "d.tokens_out, "
-                                                                             "d.cost_micros,\n"
-                                                                             "  (SELECT "
-                                                                             "coalesce(sum(e."
-                                                                             "tokens_cached), 0) "
-                                                                             "FROM usage_events e\n"
-                                                                             "   WHERE e.tenant = "
-                                                                             "d.tenant_id AND "
-                                                                             "e.tokens_cached > 0\n"
-                                                                             "   AND e.ts_us "
-                                                                             ">= " SQL_DAY_EPOCH_S(
-                                                                                 "d.day") " * "
-                                                                                          "1000000"
-                                                                                          "\n"
-                                                                                          "   AND "
-                                                                                          "e.ts_us "
-                                                                                          "< "
-                                                                                          "(" SQL_DAY_EPOCH_S(
-                                                                                              "d."
-                                                                                              "day") " + 86400) * 1000000)\n"
-                                                                                                     "  FROM usage_daily_v2 d;\n"
-                                                                                                     "DROP TABLE usage_daily_v2;\n"
+    PG_ONLY("ALTER INDEX usage_daily_pkey RENAME TO usage_daily_v2_pkey;\n")
+    "CREATE TABLE usage_daily (\n"
+    "  tenant_id     TEXT NOT NULL,    -- as usage_events.tenant ('' = unauthenticated)\n"
+    "  day           TEXT NOT NULL,    -- 'YYYY-MM-DD', UTC, of the events' ts_us\n"
+    "  requests      " SQL_INT " NOT NULL DEFAULT 0, -- all events\n"
+    "  billable      " SQL_INT " NOT NULL DEFAULT 0, -- outcome 'billable'\n"
+    "  failed        " SQL_INT " NOT NULL DEFAULT 0, -- outcome 'failed'\n"
+    "  rejected      " SQL_INT " NOT NULL DEFAULT 0, -- outcome 'rejected'\n"
+    "  bytes_in      " SQL_INT " NOT NULL DEFAULT 0, -- sum of bytes_in\n"
+    "  bytes_out     " SQL_INT " NOT NULL DEFAULT 0, -- sum of bytes_out\n"
+    "  tokens_in     " SQL_INT " NOT NULL DEFAULT 0, -- sum of known tokens_in\n"
+    "  tokens_out    " SQL_INT " NOT NULL DEFAULT 0, -- sum of known tokens_out\n"
+    "  cost_micros   " SQL_INT " NOT NULL DEFAULT 0, -- sum of cost_micros\n"
+    "  tokens_cached " SQL_INT " NOT NULL DEFAULT 0, -- sum of known tokens_cached\n"
+    "  PRIMARY KEY (tenant_id, day)\n"
+    ")" SQL_NO_ROWID ";\n"
+    "INSERT INTO usage_daily (tenant_id, day, requests, billable, failed, rejected, bytes_in,\n"
+    "  bytes_out, tokens_in, tokens_out, cost_micros, tokens_cached)\n"
+    "  SELECT d.tenant_id, d.day, d.requests, d.billable, d.failed, d.rejected, d.bytes_in,\n"
+    "  d.bytes_out, d.tokens_in, d.tokens_out, d.cost_micros,\n"
+    "  (SELECT coalesce(sum(e.tokens_cached), 0) FROM usage_events e\n"
+    "   WHERE e.tenant = d.tenant_id AND e.tokens_cached > 0\n"
+    "   AND e.ts_us >= " SQL_DAY_EPOCH_S("d.day") " * 1000000\n"
+    "   AND e.ts_us < (" SQL_DAY_EPOCH_S("d.day") " + 86400) * 1000000)\n"
+    "  FROM usage_daily_v2 d;\n"
+    "DROP TABLE usage_daily_v2;\n"
 
-                                                                                                     /* SQLite cannot change a CHECK in place: limits is rebuilt (a new table under the
-                                                                                                      * old name, the rows copied over), so .schema shows one clean definition. Nothing
-                                                                                                      * refers to limits (no foreign key, view or trigger), so the rename is safe. */
-                                                                                                     "ALTER TABLE limits RENAME TO limits_v2;\n" PG_ONLY("ALTER INDEX limits_pkey RENAME TO limits_v2_pkey;\n") "CREATE TABLE limits (\n"
-                                                                                                                                                                                                                "  tenant_id   TEXT NOT NULL,     -- tenants.id ('*' is reserved for every tenant)\n"
-                                                                                                                                                                                                                "  scope       TEXT NOT NULL      -- what is counted: 'tenant' (all its requests),\n"
-                                                                                                                                                                                                                "              CHECK (scope IN ('tenant', 'route', 'tool', 'key', 'model')), -- or\n"
-                                                                                                                                                                                                                "                                 -- one route, tool, key or model of the tenant\n"
-                                                                                                                                                                                                                "  value       TEXT NOT NULL DEFAULT '', -- route name, tool name, api_keys.id or\n"
-                                                                                                                                                                                                                "                                 -- model as requested; '' for scope 'tenant'\n"
-                                                                                                                                                                                                                "  requests    " SQL_INT
-                                                                                                                                                                                                                " NOT NULL DEFAULT 0 CHECK (requests >= 0), -- requests admitted per\n"
-                                                                                                                                                                                                                "                                 -- period; 0 with a period = refuse every request\n"
-                                                                                                                                                                                                                "  period_s    " SQL_INT
-                                                                                                                                                                                                                " NOT NULL DEFAULT 0 -- 1, 60 or 3600 (--rps, --rpm, --rph);\n"
-                                                                                                                                                                                                                "              CHECK (period_s IN (0, 1, 60, 3600)), -- 0 = no rate limit in this row\n"
-                                                                                                                                                                                                                "  burst       " SQL_INT
-                                                                                                                                                                                                                " NOT NULL DEFAULT 0 CHECK (burst >= 0), -- requests admitted at\n"
-                                                                                                                                                                                                                "                                 -- once from idle; 0 = the same as requests\n"
-                                                                                                                                                                                                                "  concurrency " SQL_INT
-                                                                                                                                                                                                                " NOT NULL DEFAULT 0 CHECK (concurrency >= 0), -- in-flight cap,\n"
-                                                                                                                                                                                                                "                                 -- scope 'tenant' only; 0 = none\n"
-                                                                                                                                                                                                                "  tokens      " SQL_INT
-                                                                                                                                                                                                                " NOT NULL DEFAULT 0 CHECK (tokens >= 0), -- tokens (input +\n"
-                                                                                                                                                                                                                "                                 -- output) per tokens_period_s\n"
-                                                                                                                                                                                                                "  tokens_period_s " SQL_INT
-                                                                                                                                                                                                                " NOT NULL DEFAULT 0 -- 60 or 3600 (--tpm, --tph);\n"
-                                                                                                                                                                                                                "              CHECK (tokens_period_s IN (0, 60, 3600)), -- 0 = no token limit\n"
-                                                                                                                                                                                                                "  updated_us  " SQL_INT
-                                                                                                                                                                                                                " NOT NULL,  -- when the row was last set\n"
-                                                                                                                                                                                                                "  PRIMARY KEY (tenant_id, scope, value),\n"
-                                                                                                                                                                                                                "  CHECK ((scope = 'tenant') = (value = '')),\n"
-                                                                                                                                                                                                                "  CHECK (period_s > 0 OR requests = 0),\n"
-                                                                                                                                                                                                                "  CHECK (tokens_period_s > 0 OR tokens = 0),\n"
-                                                                                                                                                                                                                "  CHECK (concurrency = 0 OR scope = 'tenant')\n"
-                                                                                                                                                                                                                ")" SQL_NO_ROWID
-                                                                                                                                                                                                                ";\n"
-                                                                                                                                                                                                                "INSERT INTO limits (tenant_id, scope, value, requests, period_s, burst, concurrency,\n"
-                                                                                                                                                                                                                "  updated_us) SELECT tenant_id, scope, value, requests, period_s, burst, concurrency,\n"
-                                                                                                                                                                                                                "  updated_us FROM limits_v2;\n"
-                                                                                                                                                                                                                "DROP TABLE limits_v2;\n"
+    /* SQLite cannot change a CHECK in place: limits is rebuilt (a new table under the
+     * old name, the rows copied over), so .schema shows one clean definition. Nothing
+     * refers to limits (no foreign key, view or trigger), so the rename is safe. */
+    "ALTER TABLE limits RENAME TO limits_v2;\n"
+    PG_ONLY("ALTER INDEX limits_pkey RENAME TO limits_v2_pkey;\n")
+    "CREATE TABLE limits (\n"
+    "  tenant_id   TEXT NOT NULL,     -- tenants.id ('*' is reserved for every tenant)\n"
+    "  scope       TEXT NOT NULL      -- what is counted: 'tenant' (all its requests),\n"
+    "              CHECK (scope IN ('tenant', 'route', 'tool', 'key', 'model')), -- or\n"
+    "                                 -- one route, tool, key or model of the tenant\n"
+    "  value       TEXT NOT NULL DEFAULT '', -- route name, tool name, api_keys.id or\n"
+    "                                 -- model as requested; '' for scope 'tenant'\n"
+    "  requests    " SQL_INT " NOT NULL DEFAULT 0 CHECK (requests >= 0), -- requests admitted per\n"
+    "                                 -- period; 0 with a period = refuse every request\n"
+    "  period_s    " SQL_INT " NOT NULL DEFAULT 0 -- 1, 60 or 3600 (--rps, --rpm, --rph);\n"
+    "              CHECK (period_s IN (0, 1, 60, 3600)), -- 0 = no rate limit in this row\n"
+    "  burst       " SQL_INT " NOT NULL DEFAULT 0 CHECK (burst >= 0), -- requests admitted at\n"
+    "                                 -- once from idle; 0 = the same as requests\n"
+    "  concurrency " SQL_INT " NOT NULL DEFAULT 0 CHECK (concurrency >= 0), -- in-flight cap,\n"
+    "                                 -- scope 'tenant' only; 0 = none\n"
+    "  tokens      " SQL_INT " NOT NULL DEFAULT 0 CHECK (tokens >= 0), -- tokens (input +\n"
+    "                                 -- output) per tokens_period_s\n"
+    "  tokens_period_s " SQL_INT " NOT NULL DEFAULT 0 -- 60 or 3600 (--tpm, --tph);\n"
+    "              CHECK (tokens_period_s IN (0, 60, 3600)), -- 0 = no token limit\n"
+    "  updated_us  " SQL_INT " NOT NULL,  -- when the row was last set\n"
+    "  PRIMARY KEY (tenant_id, scope, value),\n"
+    "  CHECK ((scope = 'tenant') = (value = '')),\n"
+    "  CHECK (period_s > 0 OR requests = 0),\n"
+    "  CHECK (tokens_period_s > 0 OR tokens = 0),\n"
+    "  CHECK (concurrency = 0 OR scope = 'tenant')\n"
+    ")" SQL_NO_ROWID ";\n"
+    "INSERT INTO limits (tenant_id, scope, value, requests, period_s, burst, concurrency,\n"
+    "  updated_us) SELECT tenant_id, scope, value, requests, period_s, burst, concurrency,\n"
+    "  updated_us FROM limits_v2;\n"
+    "DROP TABLE limits_v2;\n"
 
-                                                                                                                                                                                                                /* Effective-dated prices (src/meter/price.h says which row applies to an event).
-                                                                                                                                                                                                                 * A row sets some amounts and leaves the others NULL, meaning "the config's value";
-                                                                                                                                                                                                                 * each meter has its own amounts (the CHECKs). Amounts are micro-USD, integers. */
-                                                                                                                                                                                                                "CREATE TABLE prices (\n"
-                                                                                                                                                                                                                "  meter        TEXT NOT NULL     -- what is priced: 'model' (tokens), 'route'\n"
-                                                                                                                                                                                                                "               CHECK (meter IN ('model', 'route', 'tool')), -- (requests, bytes) or\n"
-                                                                                                                                                                                                                "                                 -- 'tool' (MCP tools/call)\n"
-                                                                                                                                                                                                                "  name         TEXT NOT NULL,    -- the model as requested, route name or tool name;\n"
-                                                                                                                                                                                                                "                                 -- '*' = the fallback model, every route, every tool\n"
-                                                                                                                                                                                                                "  effective_us " SQL_INT
-                                                                                                                                                                                                                " NOT NULL, -- in force from this time on (until a later row)\n"
-                                                                                                                                                                                                                "  input_micros       " SQL_INT
-                                                                                                                                                                                                                " CHECK (input_micros >= 0),       -- per 1M input tokens\n"
-                                                                                                                                                                                                                "  output_micros      " SQL_INT
-                                                                                                                                                                                                                " CHECK (output_micros >= 0),      -- per 1M output tokens\n"
-                                                                                                                                                                                                                "  cached_micros      " SQL_INT
-                                                                                                                                                                                                                " CHECK (cached_micros >= 0),      -- per 1M cached input\n"
-                                                                                                                                                                                                                "                                 -- tokens (cache reads); NULL = the input price\n"
-                                                                                                                                                                                                                "  cache_write_micros " SQL_INT
-                                                                                                                                                                                                                " CHECK (cache_write_micros >= 0), -- per 1M cache-write\n"
-                                                                                                                                                                                                                "                                 -- tokens; NULL = the input price\n"
-                                                                                                                                                                                                                "  request_micros     " SQL_INT
-                                                                                                                                                                                                                " CHECK (request_micros >= 0),     -- per request\n"
-                                                                                                                                                                                                                "  gb_micros          " SQL_INT
-                                                                                                                                                                                                                " CHECK (gb_micros >= 0), -- per 10^9 body bytes, in + out\n"
-                                                                                                                                                                                                                "  call_micros        " SQL_INT
-                                                                                                                                                                                                                " CHECK (call_micros >= 0),        -- per tools/call\n"
-                                                                                                                                                                                                                "  created_us   " SQL_INT
-                                                                                                                                                                                                                " NOT NULL, -- when the row was written\n"
-                                                                                                                                                                                                                "  PRIMARY KEY (meter, name, effective_us),\n"
-                                                                                                                                                                                                                "  CHECK (meter = 'model' OR (input_micros IS NULL AND output_micros IS NULL\n"
-                                                                                                                                                                                                                "         AND cached_micros IS NULL AND cache_write_micros IS NULL)),\n"
-                                                                                                                                                                                                                "  CHECK (meter = 'route' OR (request_micros IS NULL AND gb_micros IS NULL)),\n"
-                                                                                                                                                                                                                "  CHECK (meter = 'tool' OR call_micros IS NULL)\n"
-                                                                                                                                                                                                                ")" SQL_NO_ROWID
-                                                                                                                                                                                                                ";\n"
+    /* Effective-dated prices (src/meter/price.h says which row applies to an event).
+     * A row sets some amounts and leaves the others NULL, meaning "the config's value";
+     * each meter has its own amounts (the CHECKs). Amounts are micro-USD, integers. */
+    "CREATE TABLE prices (\n"
+    "  meter        TEXT NOT NULL     -- what is priced: 'model' (tokens), 'route'\n"
+    "               CHECK (meter IN ('model', 'route', 'tool')), -- (requests, bytes) or\n"
+    "                                 -- 'tool' (MCP tools/call)\n"
+    "  name         TEXT NOT NULL,    -- the model as requested, route name or tool name;\n"
+    "                                 -- '*' = the fallback model, every route, every tool\n"
+    "  effective_us " SQL_INT " NOT NULL, -- in force from this time on (until a later row)\n"
+    "  input_micros       " SQL_INT " CHECK (input_micros >= 0),       -- per 1M input tokens\n"
+    "  output_micros      " SQL_INT " CHECK (output_micros >= 0),      -- per 1M output tokens\n"
+    "  cached_micros      " SQL_INT " CHECK (cached_micros >= 0),      -- per 1M cached input\n"
+    "                                 -- tokens (cache reads); NULL = the input price\n"
+    "  cache_write_micros " SQL_INT " CHECK (cache_write_micros >= 0), -- per 1M cache-write\n"
+    "                                 -- tokens; NULL = the input price\n"
+    "  request_micros     " SQL_INT " CHECK (request_micros >= 0),     -- per request\n"
+    "  gb_micros          " SQL_INT " CHECK (gb_micros >= 0), -- per 10^9 body bytes, in + out\n"
+    "  call_micros        " SQL_INT " CHECK (call_micros >= 0),        -- per tools/call\n"
+    "  created_us   " SQL_INT " NOT NULL, -- when the row was written\n"
+    "  PRIMARY KEY (meter, name, effective_us),\n"
+    "  CHECK (meter = 'model' OR (input_micros IS NULL AND output_micros IS NULL\n"
+    "         AND cached_micros IS NULL AND cache_write_micros IS NULL)),\n"
+    "  CHECK (meter = 'route' OR (request_micros IS NULL AND gb_micros IS NULL)),\n"
+    "  CHECK (meter = 'tool' OR call_micros IS NULL)\n"
+    ")" SQL_NO_ROWID ";\n"
 
-                                                                                                                                                                                                                /* A tenant's spend per UTC calendar month is the sum of usage_daily.cost_micros of
-                                                                                                                                                                                                                 * the month's days: no counter of its own to drift. */
-                                                                                                                                                                                                                "CREATE TABLE budgets (\n"
-                                                                                                                                                                                                                "  tenant_id      TEXT PRIMARY KEY, -- tenants.id\n"
-                                                                                                                                                                                                                "  monthly_micros " SQL_INT
-                                                                                                                                                                                                                " NOT NULL CHECK (monthly_micros > 0), -- budget per UTC\n"
-                                                                                                                                                                                                                "                                 -- calendar month, micro-USD\n"
-                                                                                                                                                                                                                "  hard           " SQL_INT
-                                                                                                                                                                                                                " NOT NULL DEFAULT 1 CHECK (hard IN (0, 1)), -- 1: requests\n"
-                                                                                                                                                                                                                "                                 -- refused (402) once it is spent; 0: alerts only\n"
-                                                                                                                                                                                                                "  thresholds     TEXT NOT NULL DEFAULT '80,90,100', -- percents that fire an alert,\n"
-                                                                                                                                                                                                                "                                 -- ascending, 1 to 1000, comma-separated\n"
-                                                                                                                                                                                                                "  updated_us     " SQL_INT
-                                                                                                                                                                                                                " NOT NULL  -- when the row was last set\n"
-                                                                                                                                                                                                                ")" SQL_NO_ROWID
-                                                                                                                                                                                                                ";\n"
+    /* A tenant's spend per UTC calendar month is the sum of usage_daily.cost_micros of
+     * the month's days: no counter of its own to drift. */
+    "CREATE TABLE budgets (\n"
+    "  tenant_id      TEXT PRIMARY KEY, -- tenants.id\n"
+    "  monthly_micros " SQL_INT " NOT NULL CHECK (monthly_micros > 0), -- budget per UTC\n"
+    "                                 -- calendar month, micro-USD\n"
+    "  hard           " SQL_INT " NOT NULL DEFAULT 1 CHECK (hard IN (0, 1)), -- 1: requests\n"
+    "                                 -- refused (402) once it is spent; 0: alerts only\n"
+    "  thresholds     TEXT NOT NULL DEFAULT '80,90,100', -- percents that fire an alert,\n"
+    "                                 -- ascending, 1 to 1000, comma-separated\n"
+    "  updated_us     " SQL_INT " NOT NULL  -- when the row was last set\n"
+    ")" SQL_NO_ROWID ";\n"
 
-                                                                                                                                                                                                                /* Alerts that fired. The UNIQUE key makes recording one idempotent: every process
-                                                                                                                                                                                                                 * that sees a crossing may insert it, the first one wins, the others change
-                                                                                                                                                                                                                 * nothing. Not policy: no version bump. */
-                                                                                                                                                                                                                "CREATE TABLE alerts (\n"
-                                                                                                                                                                                                                "  id            " SQL_ROWID_PK
-                                                                                                                                                                                                                ", -- in firing order\n"
-                                                                                                                                                                                                                "  kind          TEXT NOT NULL,    -- 'budget'\n"
-                                                                                                                                                                                                                "  tenant_id     TEXT NOT NULL,    -- tenants.id\n"
-                                                                                                                                                                                                                "  threshold     " SQL_INT
-                                                                                                                                                                                                                " NOT NULL, -- percent of the budget crossed\n"
-                                                                                                                                                                                                                "  period        TEXT NOT NULL,    -- 'YYYY-MM' (UTC) the spend belongs to\n"
-                                                                                                                                                                                                                "  spend_micros  " SQL_INT
-                                                                                                                                                                                                                " NOT NULL, -- spend of the period when it fired\n"
-                                                                                                                                                                                                                "  budget_micros " SQL_INT
-                                                                                                                                                                                                                " NOT NULL, -- the budget then\n"
-                                                                                                                                                                                                                "  fired_us      " SQL_INT
-                                                                                                                                                                                                                " NOT NULL, -- when it fired\n"
-                                                                                                                                                                                                                "  UNIQUE (kind, tenant_id, threshold, period)\n"
-                                                                                                                                                                                                                ");\n"
+    /* Alerts that fired. The UNIQUE key makes recording one idempotent: every process
+     * that sees a crossing may insert it, the first one wins, the others change
+     * nothing. Not policy: no version bump. */
+    "CREATE TABLE alerts (\n"
+    "  id            " SQL_ROWID_PK ", -- in firing order\n"
+    "  kind          TEXT NOT NULL,    -- 'budget'\n"
+    "  tenant_id     TEXT NOT NULL,    -- tenants.id\n"
+    "  threshold     " SQL_INT " NOT NULL, -- percent of the budget crossed\n"
+    "  period        TEXT NOT NULL,    -- 'YYYY-MM' (UTC) the spend belongs to\n"
+    "  spend_micros  " SQL_INT " NOT NULL, -- spend of the period when it fired\n"
+    "  budget_micros " SQL_INT " NOT NULL, -- the budget then\n"
+    "  fired_us      " SQL_INT " NOT NULL, -- when it fired\n"
+    "  UNIQUE (kind, tenant_id, threshold, period)\n"
+    ");\n"
 
-                                                                                                                                                                                                                /* MCP tool policy (deny wins; once a tenant has an allow pattern, only matching
-                                                                                                                                                                                                                 * tools are allowed). Patterns are fnmatch(3) globs, stored as given. */
-                                                                                                                                                                                                                "CREATE TABLE tool_rules (\n"
-                                                                                                                                                                                                                "  tenant_id  TEXT NOT NULL,    -- tenants.id, or '*' = every tenant\n"
-                                                                                                                                                                                                                "  action     TEXT NOT NULL CHECK (action IN ('allow', 'deny')), -- what a match means\n"
-                                                                                                                                                                                                                "  pattern    TEXT NOT NULL,    -- glob on the tool name, e.g. 'github_*'\n"
-                                                                                                                                                                                                                "  created_us " SQL_INT
-                                                                                                                                                                                                                " NOT NULL, -- when the rule was added\n"
-                                                                                                                                                                                                                "  PRIMARY KEY (tenant_id, action, pattern)\n"
-                                                                                                                                                                                                                ")" SQL_NO_ROWID
-                                                                                                                                                                                                                ";\n";
+    /* MCP tool policy (deny wins; once a tenant has an allow pattern, only matching
+     * tools are allowed). Patterns are fnmatch(3) globs, stored as given. */
+    "CREATE TABLE tool_rules (\n"
+    "  tenant_id  TEXT NOT NULL,    -- tenants.id, or '*' = every tenant\n"
+    "  action     TEXT NOT NULL CHECK (action IN ('allow', 'deny')), -- what a match means\n"
+    "  pattern    TEXT NOT NULL,    -- glob on the tool name, e.g. 'github_*'\n"
+    "  created_us " SQL_INT " NOT NULL, -- when the rule was added\n"
+    "  PRIMARY KEY (tenant_id, action, pattern)\n"
+    ")" SQL_NO_ROWID ";\n";
 
 /* Unauthenticated floods (issue 9): past log.unauthenticated_per_minute refusals without
  * a valid key from one address in one minute, the rest are one aggregate row (reason
@@ -616,13 +512,13 @@ static const char DIALECT(m7_ingest)[] =
     "  TEXT NOT NULL DEFAULT 'gateway';\n"
     "CREATE TABLE ingest_seen (\n"
     "  ts_us  " SQL_INT " NOT NULL, -- the record's time, as its event's ts_us\n"
-    "  digest " SQL_BLOB " NOT NULL CHECK (" SQL_OCTETS
-    "(digest) = 32), -- SHA-256 of source, NUL, record id\n"
+    "  digest " SQL_BLOB " NOT NULL CHECK (" SQL_OCTETS "(digest) = 32),"
+    " -- SHA-256 of source, NUL, record id\n"
     "  PRIMARY KEY (ts_us, digest)\n"
     ")" SQL_NO_ROWID ";\n"
     "CREATE TABLE ingest_unknown_keys (\n"
-    "  sha256     " SQL_BLOB " PRIMARY KEY CHECK (" SQL_OCTETS
-    "(sha256) = 32), -- SHA-256 of the secret\n"
+    "  sha256     " SQL_BLOB " PRIMARY KEY CHECK (" SQL_OCTETS "(sha256) = 32),"
+    " -- SHA-256 of the secret\n"
     "  prefix     TEXT NOT NULL,    -- its first 8 characters, for display\n"
     "  source     TEXT NOT NULL,    -- the log it was first seen in ('cloudfront', ...)\n"
     "  records    " SQL_INT " NOT NULL, -- ingested records that carried it\n"
@@ -641,278 +537,90 @@ static const char DIALECT(m8_views)[] =
     /* One row per usage event (an aggregate of unauthenticated refusals stands for
      * `requests` of them). */
     "CREATE VIEW events AS SELECT id, ts_us,\n"
-    "  " SQL_TIME(
-        "ts_us") " AS time,\n"
-                 "  " SQL_DAY("ts_us") " AS day,\n"
-                                       "  tenant, key_id, route, method, path, status, outcome, "
-                                       "reason, requests, latency_us,\n"
-                                       "  bytes_in, bytes_out, model, tokens_in, tokens_out, "
-                                       "tokens_cached, tokens_cache_write,\n"
-                                       "  tool, rpc_method, cost_micros, price_flag, cache, "
-                                       "client_ip, request_id, upstream\n"
-                                       "  FROM usage_events;\n"
-                                       /* The daily aggregates: kept when events are purged or
-                                          archived. */
-                                       "CREATE VIEW daily AS SELECT day, tenant_id AS tenant, "
-                                       "requests, billable, failed,\n"
-                                       "  rejected, bytes_in, bytes_out, tokens_in, tokens_out, "
-                                       "tokens_cached, cost_micros\n"
-                                       "  FROM usage_daily;\n"
-                                       /* The same sums per UTC hour, from the events still stored.
-                                        */
-                                       "CREATE VIEW hourly AS SELECT\n"
-                                       "  " SQL_HOUR(
-                                           "ts_us") " AS hour,\n"
-                                                    "  " SQL_DAY("ts_us") " AS day, tenant, "
-                                                                          "sum(requests) AS "
-                                                                          "requests,\n"
-                                                                          "  sum(CASE WHEN outcome "
-                                                                          "= 'billable' THEN "
-                                                                          "requests ELSE 0 END) AS "
-                                                                          "billable,\n"
-                                                                          "  sum(CASE WHEN outcome "
-                                                                          "= 'failed' THEN "
-                                                                          "requests ELSE 0 END) AS "
-                                                                          "failed,\n"
-                                                                          "  sum(CASE WHEN outcome "
-                                                                          "= 'rejected' THEN "
-                                                                          "requests ELSE 0 END) AS "
-                                                                          "rejected,\n"
-                                                                          "  sum(bytes_in) AS "
-                                                                          "bytes_in, "
-                                                                          "sum(bytes_out) AS "
-                                                                          "bytes_out,\n"
-                                                                          "  "
-                                                                          "coalesce(sum(tokens_in),"
-                                                                          " 0) AS tokens_in, "
-                                                                          "coalesce(sum(tokens_out)"
-                                                                          ", 0) AS tokens_out,\n"
-                                                                          "  "
-                                                                          "coalesce(sum(tokens_"
-                                                                          "cached), 0) AS "
-                                                                          "tokens_cached, "
-                                                                          "sum(cost_micros) AS "
-                                                                          "cost_micros\n"
-                                                                          "  FROM usage_events "
-                                                                          "GROUP BY tenant, hour, "
-                                                                          "day;\n"
-                                                                          /* API keys without their
-                                                                             hash. */
-                                                                          "CREATE VIEW keys AS "
-                                                                          "SELECT id, tenant_id AS "
-                                                                          "tenant, prefix, name, "
-                                                                          "status, created_us,\n"
-                                                                          "  " SQL_TIME(
-                                                                              "created_us") " AS "
-                                                                                            "create"
-                                                                                            "d,\n"
-                                                                                            "  "
-                                                                                            "last_"
-                                                                                            "used_"
-                                                                                            "us "
-                                                                                            "FROM "
-                                                                                            "api_"
-                                                                                            "keys;"
-                                                                                            "\n"
+    "  " SQL_TIME("ts_us") " AS time,\n"
+    "  " SQL_DAY("ts_us") " AS day,\n"
+    "  tenant, key_id, route, method, path, status, outcome, reason, requests, latency_us,\n"
+    "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
+    "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream\n"
+    "  FROM usage_events;\n"
+    /* The daily aggregates: kept when events are purged or archived. */
+    "CREATE VIEW daily AS SELECT day, tenant_id AS tenant, requests, billable, failed,\n"
+    "  rejected, bytes_in, bytes_out, tokens_in, tokens_out, tokens_cached, cost_micros\n"
+    "  FROM usage_daily;\n"
+    /* The same sums per UTC hour, from the events still stored. */
+    "CREATE VIEW hourly AS SELECT\n"
+    "  " SQL_HOUR("ts_us") " AS hour,\n"
+    "  " SQL_DAY("ts_us") " AS day, tenant, sum(requests) AS requests,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END) AS failed,\n"
+    "  sum(CASE WHEN outcome = 'rejected' THEN requests ELSE 0 END) AS rejected,\n"
+    "  sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out,\n"
+    "  coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,\n"
+    "  coalesce(sum(tokens_cached), 0) AS tokens_cached, sum(cost_micros) AS cost_micros\n"
+    "  FROM usage_events GROUP BY tenant, hour, day;\n"
+    /* API keys without their hash. */
+    "CREATE VIEW keys AS SELECT id, tenant_id AS tenant, prefix, name, status, created_us,\n"
+    "  " SQL_TIME("created_us") " AS created,\n"
+    "  last_used_us FROM api_keys;\n"
 
-                                                                                            /* The
-                                                                                             * reports
-                                                                                             * (`tollgate
-                                                                                             * report
-                                                                                             * NAME`):
-                                                                                             * one
-                                                                                             * row
-                                                                                             * per
-                                                                                             * UTC
-                                                                                             * day
-                                                                                             * and
-                                                                                             * what
-                                                                                             * each
-                                                                                             * groups
-                                                                                             * by;
-                                                                                             * `report`
-                                                                                             * filters
-                                                                                             * them
-                                                                                             * on
-                                                                                             * day
-                                                                                             * and
-                                                                                             * tenant.
-                                                                                             * Sent
-                                                                                             * = to
-                                                                                             * the
-                                                                                             * client
-                                                                                             * (bytes_out),
-                                                                                             * received
-                                                                                             * =
-                                                                                             * from
-                                                                                             * it
-                                                                                             * (bytes_in);
-                                                                                             * KB,
-                                                                                             * MB,
-                                                                                             * GB
-                                                                                             * are
-                                                                                             * 10^3,
-                                                                                             * 10^6,
-                                                                                             * 10^9
-                                                                                             * bytes.
-                                                                                             * avg_tokens_per_request
-                                                                                             * counts
-                                                                                             * every
-                                                                                             * request
-                                                                                             * of
-                                                                                             * the
-                                                                                             * row.
-                                                                                             */
-                                                                                            "CREATE"
-                                                                                            " VIEW "
-                                                                                            "report"
-                                                                                            "_daily"
-                                                                                            " AS "
-                                                                                            "SELECT"
-                                                                                            " day, "
-                                                                                            "tenant"
-                                                                                            ", "
-                                                                                            "reques"
-                                                                                            "ts, "
-                                                                                            "billab"
-                                                                                            "le, "
-                                                                                            "tokens"
-                                                                                            "_in,\n"
-                                                                                            "  "
-                                                                                            "tokens"
-                                                                                            "_out, "
-                                                                                            "CASE "
-                                                                                            "WHEN "
-                                                                                            "reques"
-                                                                                            "ts > "
-                                                                                            "0\n"
-                                                                                            "  "
-                                                                                            "THEN "
-                                                                                            "round("
-                                                                                            "CAST("
-                                                                                            "tokens"
-                                                                                            "_in + "
-                                                                                            "tokens"
-                                                                                            "_out "
-                                                                                            "AS"
-                                                                                            " " SQL_NUMERIC
-                                                                                            ") / "
-                                                                                            "reques"
-                                                                                            "ts, "
-                                                                                            "2) "
-                                                                                            "END\n"
-                                                                                            "  AS "
-                                                                                            "avg_"
-                                                                                            "tokens"
-                                                                                            "_per_"
-                                                                                            "reques"
-                                                                                            "t "
-                                                                                            "FROM "
-                                                                                            "daily;"
-                                                                                            "\n"
-                                                                                            "CREATE"
-                                                                                            " VIEW "
-                                                                                            "report"
-                                                                                            "_hourl"
-                                                                                            "y AS "
-                                                                                            "SELECT"
-                                                                                            " hour,"
-                                                                                            " day, "
-                                                                                            "tenant"
-                                                                                            ", "
-                                                                                            "reques"
-                                                                                            "ts, "
-                                                                                            "billab"
-                                                                                            "le, "
-                                                                                            "tokens"
-                                                                                            "_in,\n"
-                                                                                            "  "
-                                                                                            "tokens"
-                                                                                            "_out, "
-                                                                                            "CASE "
-                                                                                            "WHEN "
-                                                                                            "reques"
-                                                                                            "ts > "
-                                                                                            "0\n"
-                                                                                            "  "
-                                                                                            "THEN "
-                                                                                            "round("
-                                                                                            "CAST("
-                                                                                            "tokens"
-                                                                                            "_in + "
-                                                                                            "tokens"
-                                                                                            "_out "
-                                                                                            "AS"
-                                                                                            " " SQL_NUMERIC
-                                                                                            ") / "
-                                                                                            "reques"
-                                                                                            "ts, "
-                                                                                            "2) "
-                                                                                            "END\n"
-                                                                                            "  AS "
-                                                                                            "avg_"
-                                                                                            "tokens"
-                                                                                            "_per_"
-                                                                                            "reques"
-                                                                                            "t "
-                                                                                            "FROM "
-                                                                                            "hourly"
-                                                                                            ";\n"
-                                                                                            "CREATE"
-                                                                                            " VIEW "
-                                                                                            "report"
-                                                                                            "_keys "
-                                                                                            "AS "
-                                                                                            "SELECT"
-                                                                                            " " SQL_DAY("e.ts_us") " AS day,\n"
-                                                                                                                   "  e.tenant AS tenant, e.key_id AS key_id, k.prefix AS key_prefix, k.name AS key_name,\n"
-                                                                                                                   "  sum(e.requests) AS requests, sum(e.bytes_out) AS bytes_sent,\n"
-                                                                                                                   "  sum(e.bytes_in) AS bytes_received, round(sum(e.bytes_out) / 1e6, 3) AS mb_sent,\n"
-                                                                                                                   "  round(sum(e.bytes_in) / 1e6, 3) AS mb_received,\n"
-                                                                                                                   "  round(avg(e.latency_us) / 1e3, 3) AS avg_response_ms\n"
-                                                                                                                   "  FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id\n"
-                                                                                                                   "  GROUP BY 1, e.tenant, e.key_id" PG_ONLY(
-                                                                                                                       ", k.prefix, k.name") ";\n"
-                                                                                                                                             "CREATE VIEW report_endpoints AS SELECT " SQL_DAY("ts_us") " AS day,\n"
-                                                                                                                                                                                                        "  tenant, key_id, method, path, sum(requests) AS requests, sum(bytes_out) AS bytes_sent,\n"
-                                                                                                                                                                                                        "  round(sum(bytes_out) / 1e3, 3) AS kb_sent\n"
-                                                                                                                                                                                                        "  FROM usage_events GROUP BY 1, tenant, key_id, method, path;\n"
-                                                                                                                                                                                                        "CREATE VIEW report_transfer AS SELECT day, tenant, key_id, key_prefix, bytes_sent,\n"
-                                                                                                                                                                                                        "  bytes_received, round(bytes_sent / 1e9, 6) AS gb_sent,\n"
-                                                                                                                                                                                                        "  round(bytes_received / 1e9, 6) AS gb_received,\n"
-                                                                                                                                                                                                        "  round((bytes_sent + bytes_received) / 1e9, 6) AS gb_total FROM report_keys;\n"
-                                                                                                                                                                                                        /* hit: cache 'hit' or 'refreshhit' (any case), miss: 'miss'; the shares are of the
-                                                                                                                                                                                                         * requests with either, NULL when there is none. */
-                                                                                                                                                                                                        "CREATE VIEW report_cache AS SELECT day, tenant, key_id, requests, hits, misses,\n"
-                                                                                                                                                                                                        "  CASE WHEN hits + misses > 0 THEN round(CAST(hits AS " SQL_NUMERIC
-                                                                                                                                                                                                        ") / (hits + misses), 4) END\n"
-                                                                                                                                                                                                        "  AS hit_share,\n"
-                                                                                                                                                                                                        "  CASE WHEN hits + misses > 0 THEN round(CAST(misses AS " SQL_NUMERIC ") / (hits + misses), 4) END\n"
-                                                                                                                                                                                                        "  AS miss_share\n"
-                                                                                                                                                                                                        "  FROM (SELECT " SQL_DAY("ts_us") " AS day, tenant, key_id,\n"
-                                                                                                                                                                                                                                           "  sum(requests) AS requests,\n"
-                                                                                                                                                                                                                                           "  sum(CASE WHEN lower(cache) IN ('hit', 'refreshhit') THEN requests ELSE 0 END) AS hits,\n"
-                                                                                                                                                                                                                                           "  sum(CASE WHEN lower(cache) = 'miss' THEN requests ELSE 0 END) AS misses\n"
-                                                                                                                                                                                                                                           "  FROM usage_events GROUP BY 1, tenant, key_id)" PG_ONLY(" AS g") ";\n"
-                                                                                                                                                                                                                                                                                                              "CREATE VIEW report_models AS SELECT day, tenant, model, requests, billable, tokens_in,\n"
-                                                                                                                                                                                                                                                                                                              "  tokens_out, tokens_cached, cost_micros, CASE WHEN requests > 0\n"
-                                                                                                                                                                                                                                                                                                              "  THEN round(CAST(tokens_in + tokens_out AS " SQL_NUMERIC ") / requests, 2) END\n"
-                                                                                                                                                                                                                                                                                                              "  AS avg_tokens_per_request\n"
-                                                                                                                                                                                                                                                                                                              "  FROM (SELECT " SQL_DAY(
-                                                                                                                                                                                                                                                                                                                  "ts_us") " AS day, tenant, model,\n"
-                                                                                                                                                                                                                                                                                                                           "  sum(requests) AS requests,\n"
-                                                                                                                                                                                                                                                                                                                           "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
-                                                                                                                                                                                                                                                                                                                           "  coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,\n"
-                                                                                                                                                                                                                                                                                                                           "  coalesce(sum(tokens_cached), 0) AS tokens_cached, sum(cost_micros) AS cost_micros\n"
-                                                                                                                                                                                                                                                                                                                           "  FROM usage_events WHERE model IS NOT NULL GROUP BY 1, tenant, model)" PG_ONLY(
-                                                                                                                                                                                                                                                                                                                               " AS g") ";\n"
-                                                                                                                                                                                                                                                                                                                                        "CREATE VIEW report_tools AS SELECT " SQL_DAY(
-                                                                                                                                                                                                                                                                                                                                            "ts_us") " AS day, tenant,\n"
-                                                                                                                                                                                                                                                                                                                                                     "  tool, sum(requests) AS calls,\n"
-                                                                                                                                                                                                                                                                                                                                                     "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
-                                                                                                                                                                                                                                                                                                                                                     "  sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END) AS failed,\n"
-                                                                                                                                                                                                                                                                                                                                                     "  sum(cost_micros) AS cost_micros, round(avg(latency_us) / 1e3, 3) AS avg_response_ms\n"
-                                                                                                                                                                                                                                                                                                                                                     "  FROM usage_events WHERE tool IS NOT NULL GROUP BY 1, tenant, tool;\n";
+    /* The reports (`tollgate report NAME`): one row per UTC day and what each groups by;
+     * `report` filters them on day and tenant. Sent = to the client (bytes_out), received
+     * = from it (bytes_in); KB, MB, GB are 10^3, 10^6, 10^9 bytes. avg_tokens_per_request
+     * counts every request of the row. */
+    "CREATE VIEW report_daily AS SELECT day, tenant, requests, billable, tokens_in,\n"
+    "  tokens_out, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS " SQL_NUMERIC ") / requests, 2) END\n"
+    "  AS avg_tokens_per_request FROM daily;\n"
+    "CREATE VIEW report_hourly AS SELECT hour, day, tenant, requests, billable, tokens_in,\n"
+    "  tokens_out, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS " SQL_NUMERIC ") / requests, 2) END\n"
+    "  AS avg_tokens_per_request FROM hourly;\n"
+    "CREATE VIEW report_keys AS SELECT " SQL_DAY("e.ts_us") " AS day,\n"
+    "  e.tenant AS tenant, e.key_id AS key_id, k.prefix AS key_prefix, k.name AS key_name,\n"
+    "  sum(e.requests) AS requests, sum(e.bytes_out) AS bytes_sent,\n"
+    "  sum(e.bytes_in) AS bytes_received, round(sum(e.bytes_out) / 1e6, 3) AS mb_sent,\n"
+    "  round(sum(e.bytes_in) / 1e6, 3) AS mb_received,\n"
+    "  round(avg(e.latency_us) / 1e3, 3) AS avg_response_ms\n"
+    "  FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id\n"
+    "  GROUP BY 1, e.tenant, e.key_id" PG_ONLY(", k.prefix, k.name") ";\n"
+    "CREATE VIEW report_endpoints AS SELECT " SQL_DAY("ts_us") " AS day,\n"
+    "  tenant, key_id, method, path, sum(requests) AS requests, sum(bytes_out) AS bytes_sent,\n"
+    "  round(sum(bytes_out) / 1e3, 3) AS kb_sent\n"
+    "  FROM usage_events GROUP BY 1, tenant, key_id, method, path;\n"
+    "CREATE VIEW report_transfer AS SELECT day, tenant, key_id, key_prefix, bytes_sent,\n"
+    "  bytes_received, round(bytes_sent / 1e9, 6) AS gb_sent,\n"
+    "  round(bytes_received / 1e9, 6) AS gb_received,\n"
+    "  round((bytes_sent + bytes_received) / 1e9, 6) AS gb_total FROM report_keys;\n"
+    /* hit: cache 'hit' or 'refreshhit' (any case), miss: 'miss'; the shares are of the
+     * requests with either, NULL when there is none. */
+    "CREATE VIEW report_cache AS SELECT day, tenant, key_id, requests, hits, misses,\n"
+    "  CASE WHEN hits + misses > 0"
+    " THEN round(CAST(hits AS " SQL_NUMERIC ") / (hits + misses), 4) END\n"
+    "  AS hit_share,\n"
+    "  CASE WHEN hits + misses > 0"
+    " THEN round(CAST(misses AS " SQL_NUMERIC ") / (hits + misses), 4) END\n"
+    "  AS miss_share\n"
+    "  FROM (SELECT " SQL_DAY("ts_us") " AS day, tenant, key_id,\n"
+    "  sum(requests) AS requests,\n"
+    "  sum(CASE WHEN lower(cache) IN ('hit', 'refreshhit') THEN requests ELSE 0 END) AS hits,\n"
+    "  sum(CASE WHEN lower(cache) = 'miss' THEN requests ELSE 0 END) AS misses\n"
+    "  FROM usage_events GROUP BY 1, tenant, key_id)" PG_ONLY(" AS g") ";\n"
+    "CREATE VIEW report_models AS SELECT day, tenant, model, requests, billable, tokens_in,\n"
+    "  tokens_out, tokens_cached, cost_micros, CASE WHEN requests > 0\n"
+    "  THEN round(CAST(tokens_in + tokens_out AS " SQL_NUMERIC ") / requests, 2) END\n"
+    "  AS avg_tokens_per_request\n"
+    "  FROM (SELECT " SQL_DAY("ts_us") " AS day, tenant, model,\n"
+    "  sum(requests) AS requests,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,\n"
+    "  coalesce(sum(tokens_cached), 0) AS tokens_cached, sum(cost_micros) AS cost_micros\n"
+    "  FROM usage_events WHERE model IS NOT NULL GROUP BY 1, tenant, model)" PG_ONLY(" AS g") ";\n"
+    "CREATE VIEW report_tools AS SELECT " SQL_DAY("ts_us") " AS day, tenant,\n"
+    "  tool, sum(requests) AS calls,\n"
+    "  sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS billable,\n"
+    "  sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END) AS failed,\n"
+    "  sum(cost_micros) AS cost_micros, round(avg(latency_us) / 1e3, 3) AS avg_response_ms\n"
+    "  FROM usage_events WHERE tool IS NOT NULL GROUP BY 1, tenant, tool;\n";
 /* Plans and invoices (issue 12, src/invoice/, docs/billing.md). A plan version is a row of
  * plans with its meters and their tiers; the version in force at a month's first instant
  * prices that whole month. tenant_plans says which plan a tenant is on from a month on.
@@ -1014,11 +722,9 @@ static const char DIALECT(m10_events_source)[] =
     "DROP VIEW events;\n"
     "CREATE VIEW events AS SELECT id, ts_us,\n"
     "  " SQL_TIME("ts_us") " AS time,\n"
-                           "  " SQL_DAY("ts_us") " AS day,\n"
-                                                 "  tenant, key_id, route, method, path, status, "
-                                                 "outcome, reason, requests, latency_us,\n"
-                                                 "  bytes_in, bytes_out, model, tokens_in, "
-                                                 "tokens_out, tokens_cached, tokens_cache_write,\n"
-                                                 "  tool, rpc_method, cost_micros, price_flag, "
-                                                 "cache, client_ip, request_id, upstream,\n"
-                                                 "  source FROM usage_events;\n";
+    "  " SQL_DAY("ts_us") " AS day,\n"
+    "  tenant, key_id, route, method, path, status, outcome, reason, requests, latency_us,\n"
+    "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
+    "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream,\n"
+    "  source FROM usage_events;\n";
+// clang-format on
