@@ -383,11 +383,13 @@ export async function startGateway({
   tmpDirs.add(dir);
   const port = await freePort();
   const adminPort = await freePort();
-  const dbPath = path.join(dir, 'tollgate.db');
+  // With TG_E2E_PG_URL (make e2e-pg) each gateway gets a fresh PostgreSQL schema instead of
+  // a SQLite file, and dbPath is that store's URL: sqlite() below reads either.
+  const dbPath = process.env.TG_E2E_PG_URL && !('store' in extra) ? await freshPgStore() : path.join(dir, 'tollgate.db');
   const accessLog = path.join(dir, 'access.log');
   const config = {
     server: { listen: `127.0.0.1:${port}`, admin_listen: `127.0.0.1:${adminPort}`, workers },
-    store: `sqlite:${dbPath}`,
+    store: isPgUrl(dbPath) ? dbPath : `sqlite:${dbPath}`,
     log: { access: accessLog, level: 'info' },
     upstreams,
     routes,
@@ -695,13 +697,42 @@ export function raw(port, data, { timeoutMs = 5000 } = {}) {
   });
 }
 
+/** Whether a gateway's dbPath (or a store setting) is a PostgreSQL URL. */
+export function isPgUrl(s) {
+  return typeof s === 'string' && /^postgres(ql)?:\/\//.test(s);
+}
+
+let pgSchemas = 0;
 /**
- * Runs `sqlite3 -json DB SQL` (with a 5 s busy timeout, as the gateway may be writing).
+ * A fresh, empty schema in the database of TG_E2E_PG_URL (a private server: make e2e-pg, or
+ * scripts/pg-test.sh start), as a store URL whose search_path is that schema.
+ * @returns {Promise<string>}
+ */
+export async function freshPgStore() {
+  const base = process.env.TG_E2E_PG_URL;
+  if (!base) throw new Error('freshPgStore: TG_E2E_PG_URL is not set');
+  const schema = `tg_e2e_${process.pid}_${pgSchemas++}_${crypto.randomBytes(3).toString('hex')}`;
+  const r = await run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', base, '-c', `CREATE SCHEMA ${schema}`]);
+  if (r.code !== 0) throw new Error(`psql: CREATE SCHEMA ${schema}: exit ${r.code}: ${r.stderr}`);
+  return `${base}${base.includes('?') ? '&' : '?'}options=-csearch_path%3D${schema}`;
+}
+
+/**
+ * Runs SQL on a gateway's store: `sqlite3 -json DB SQL` (with a 5 s busy timeout, as the
+ * gateway may be writing), or on a PostgreSQL store (dbPath a postgres:// URL) through psql,
+ * a query's rows as json_agg gives them (numbers, text and null as sqlite3 -json does).
  * @param {string} dbPath
  * @param {string} sql
  * @returns {Promise<object[]>} the rows; [] when the statement returns none
  */
 export async function sqlite(dbPath, sql) {
+  if (isPgUrl(dbPath)) {
+    const query = /^\s*(select|with|values)\b/i.test(sql);
+    const text = query ? `SELECT coalesce(json_agg(q), '[]') FROM (${sql.replace(/;\s*$/, '')}) q` : sql;
+    const r = await run('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', dbPath, '-c', text]);
+    if (r.code !== 0) throw new Error(`psql "${sql}": exit ${r.code}: ${r.stderr}`);
+    return query ? JSON.parse(r.stdout.trim() || '[]') : [];
+  }
   const r = await run('sqlite3', ['-cmd', '.timeout 5000', '-json', dbPath, sql]);
   if (r.code !== 0) throw new Error(`sqlite3 ${dbPath} "${sql}": exit ${r.code}: ${r.stderr}`);
   const out = r.stdout.trim();
@@ -854,7 +885,8 @@ export async function waitForKey(gw, secret, path = '/', { timeoutMs = 5000 } = 
 export async function waitLoaded(gws, { timeoutMs = 10000 } = {}) {
   const list = Array.isArray(gws) ? gws : [gws];
   const store = list[0].config?.store;
-  const db = typeof store === 'string' && store.startsWith('sqlite:') ? store.slice(7) : list[0].dbPath;
+  const db =
+    typeof store === 'string' && store.startsWith('sqlite:') ? store.slice(7) : isPgUrl(store) ? store : list[0].dbPath;
   const meta = await sqlite(db, `SELECT key, value FROM meta WHERE key IN ('policy_version', 'auth_version')`);
   const want = Object.fromEntries(meta.map((r) => [r.key, Number(r.value)]));
   for (const gw of list) {
