@@ -47,15 +47,15 @@ static int valid_action(const char *a)
     return strcmp(a, "allow") == 0 || strcmp(a, "deny") == 0;
 }
 
-int tg_rowcheck_rule(const char *what, const char *value_name, const char *tenant,
-                     const char *action, size_t action_cap, const char *value, tg_err_t *err)
+int tg_rowcheck_rule(const char *what, const char *value_name, const tg_rule_fields_t *r,
+                     tg_err_t *err)
 {
     char a[16];
-    snprintf(a, sizeof a, "%.*s", (int)action_cap, action);
-    if (!tenant[0]) return tg_err_set(err, "%s: empty tenant", what);
+    snprintf(a, sizeof a, "%.*s", (int)r->action_cap, r->action);
+    if (!r->tenant[0]) return tg_err_set(err, "%s: empty tenant", what);
     if (!valid_action(a))
         return tg_err_set(err, "%s: invalid action \"%s\" (expected allow or deny)", what, a);
-    if (!value[0]) return tg_err_set(err, "%s: empty %s", what, value_name);
+    if (!r->value[0]) return tg_err_set(err, "%s: empty %s", what, value_name);
     return 0;
 }
 

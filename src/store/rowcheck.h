@@ -7,6 +7,7 @@
 #define TG_STORE_ROWCHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "types/notice.h"
 #include "types/rows.h"
@@ -18,10 +19,22 @@ int tg_rowcheck_budget(const tg_budget_row_t *r, tg_err_t *err);
 int tg_rowcheck_alert(const tg_alert_row_t *r, tg_err_t *err);
 int tg_rowcheck_alarm_put(const tg_alarm_row_t *rows, size_t nrows, const tg_alarm_event_row_t *evs,
                           size_t nevs, tg_err_t *err);
-/* An IP or tool rule (what: "ip rule add", value_name: "CIDR"); fields of cap bytes, maybe
- * without their NUL. */
-int tg_rowcheck_rule(const char *what, const char *value_name, const char *tenant,
-                     const char *action, size_t action_cap, const char *value, tg_err_t *err);
+/* The fields of a tg_ip_rule_row_t or tg_tool_rule_row_t to add: IP rules and tool rules
+ * are one shape, (tenant, action, value) with the value a CIDR or a tool pattern, in two
+ * tables. The fields are fixed-size arrays, maybe filled without a NUL, so each comes with
+ * its size. */
+typedef struct tg_rule_fields {
+    const char *tenant, *action, *value;
+    size_t tenant_cap, action_cap, value_cap;
+    int64_t created_us;
+} tg_rule_fields_t;
+#define TG_RULE_FIELDS(row, value_field)                                                           \
+    ((tg_rule_fields_t){(row)->tenant, (row)->action, (row)->value_field, sizeof(row)->tenant,     \
+                        sizeof(row)->action, sizeof(row)->value_field, (row)->created_us})
+
+/* A rule to add (what: "ip rule add", value_name: "CIDR"). */
+int tg_rowcheck_rule(const char *what, const char *value_name, const tg_rule_fields_t *r,
+                     tg_err_t *err);
 /* A delivery's status: pending, delivered or failed. */
 int tg_rowcheck_outbox_status(const char *status, tg_err_t *err);
 

@@ -180,34 +180,23 @@ static const rule_kind_t ip_rules = {"ip rule", "CIDR", "", &sql_ip_add, &sql_ip
 static const rule_kind_t tool_rules = {"tool rule",   "pattern",    "\"",
                                        &sql_tool_add, &sql_tool_rm, &sql_tool_list};
 
-/* The fields of a tg_ip_rule_row_t or tg_tool_rule_row_t to add: fixed-size arrays,
- * maybe filled without a NUL, so each comes with its size. */
-typedef struct rule_fields {
-    const char *tenant, *action, *value;
-    size_t tenant_cap, action_cap, value_cap;
-    int64_t created_us;
-} rule_fields_t;
-#define RULE_FIELDS(row, value_field)                                                              \
-    ((rule_fields_t){(row)->tenant, (row)->action, (row)->value_field, sizeof(row)->tenant,        \
-                     sizeof(row)->action, sizeof(row)->value_field, (row)->created_us})
-
-static int rule_add(sq_store_t *s, const rule_kind_t *k, rule_fields_t r, tg_err_t *err)
+static int rule_add(sq_store_t *s, const rule_kind_t *k, const tg_rule_fields_t *r, tg_err_t *err)
 {
     char what[32], action[16], owner[96];
     snprintf(what, sizeof what, "%s add", k->what);
-    snprintf(action, sizeof action, "%.*s", (int)r.action_cap, r.action);
-    if (tg_rowcheck_rule(what, k->value, r.tenant, r.action, r.action_cap, r.value, err) != 0)
-        return -1;
+    snprintf(action, sizeof action, "%.*s", (int)r->action_cap, r->action);
+    if (tg_rowcheck_rule(what, k->value, r, err) != 0) return -1;
     sqlite3_stmt *st = sq_stmt(s, k->add, err);
     if (!st) return -1;
-    sq_bind_field(st, 1, r.tenant, r.tenant_cap, 0);
-    sq_bind_field(st, 2, r.action, r.action_cap, 0);
-    sq_bind_field(st, 3, r.value, r.value_cap, 0);
-    sqlite3_bind_int64(st, 4, r.created_us ? r.created_us : tg_wall_us());
+    sq_bind_field(st, 1, r->tenant, r->tenant_cap, 0);
+    sq_bind_field(st, 2, r->action, r->action_cap, 0);
+    sq_bind_field(st, 3, r->value, r->value_cap, 0);
+    sqlite3_bind_int64(st, 4, r->created_us ? r->created_us : tg_wall_us());
     int ret = sq_mutate(s, st, SQ_POLICY, what, err);
     if (ret == TG_STORE_EXISTS)
-        tg_err_set(err, "%s %s %s%.*s%s %s already exists", k->what, action, k->q, (int)r.value_cap,
-                   r.value, k->q, tg_rowcheck_rule_owner(r.tenant, owner, sizeof owner));
+        tg_err_set(err, "%s %s %s%.*s%s %s already exists", k->what, action, k->q,
+                   (int)r->value_cap, r->value, k->q,
+                   tg_rowcheck_rule_owner(r->tenant, owner, sizeof owner));
     return ret;
 }
 
@@ -245,7 +234,7 @@ static int emit_ip_rule(sqlite3_stmt *st, const sink_t *k)
 
 static int sq_ip_rule_add(tg_store_t *base, const tg_ip_rule_row_t *row, tg_err_t *err)
 {
-    return rule_add((sq_store_t *)base, &ip_rules, RULE_FIELDS(row, cidr), err);
+    return rule_add((sq_store_t *)base, &ip_rules, &TG_RULE_FIELDS(row, cidr), err);
 }
 
 static int sq_ip_rule_rm(tg_store_t *base, const char *tenant, const char *action, const char *cidr,
@@ -270,7 +259,7 @@ static int emit_tool_rule(sqlite3_stmt *st, const sink_t *k)
 
 static int sq_tool_rule_add(tg_store_t *base, const tg_tool_rule_row_t *row, tg_err_t *err)
 {
-    return rule_add((sq_store_t *)base, &tool_rules, RULE_FIELDS(row, pattern), err);
+    return rule_add((sq_store_t *)base, &tool_rules, &TG_RULE_FIELDS(row, pattern), err);
 }
 
 static int sq_tool_rule_rm(tg_store_t *base, const char *tenant, const char *action,
