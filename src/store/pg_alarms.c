@@ -28,7 +28,7 @@ static const pg_sql_t sql_alarm_list = {
     .slot = PS_ALARM_LIST,
     .select = &tg_map_alarm,
     .sql = "FROM alarms ORDER BY CASE state WHEN 'firing' THEN 0 WHEN 'pending' THEN 1 "
-           "WHEN 'resolved' THEN 2 ELSE 3 END, name, tenant_id"};
+           "WHEN 'resolved' THEN 2 ELSE 3 END, name COLLATE \"C\", tenant_id COLLATE \"C\""};
 /* LIMIT NULL is no limit (SQLite's LIMIT -1). */
 static const pg_sql_t sql_alarm_events = {
     .slot = PS_ALARM_EVENTS,

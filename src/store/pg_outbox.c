@@ -68,13 +68,13 @@ static const pg_sql_t sql_next = {
            "IS NULL OR notifier = $1)"};
 static const pg_sql_t sql_notifiers = {
     .slot = PS_OUTBOX_NOTIFIERS,
-    .sql = "SELECT DISTINCT notifier FROM outbox_deliveries WHERE status = 'pending' ORDER BY "
-           "notifier"};
+    .sql = "SELECT notifier FROM outbox_deliveries WHERE status = 'pending' GROUP BY notifier "
+           "ORDER BY notifier COLLATE \"C\""};
 static const pg_sql_t sql_list = {
     .slot = PS_OUTBOX_LIST,
     .select = &tg_map_delivery,
     .sql = "FROM outbox_deliveries d JOIN outbox o ON o.id = d.notice_id WHERE $1::text IS NULL "
-           "OR d.status = $1 ORDER BY o.created_us, o.id, d.notifier"};
+           "OR d.status = $1 ORDER BY o.created_us, o.id COLLATE \"C\", d.notifier COLLATE \"C\""};
 static const pg_sql_t sql_purge = {
     .slot = PS_OUTBOX_PURGE,
     .sql = "DELETE FROM outbox WHERE created_us < $1 AND NOT EXISTS (SELECT 1 FROM "

@@ -1,7 +1,9 @@
 /* PostgreSQL store, policy rows (the policy_ops of backend.h): limits, pauses, IP rules and
  * tool rules, as sqlite_policy.c. Every change bumps meta.policy_version in the same
  * transaction (pg_mutate): two gateways changing rows at once each bump it, since the bump
- * is an UPDATE of one row that the second waits on (row lock) and then increments again. */
+ * is an UPDATE of one row that the second waits on (row lock) and then increments again.
+ * Lists order text COLLATE "C" (here and in pg_prices.c, pg_alarms.c, pg_outbox.c): SQLite's
+ * byte order, whatever the database's locale ("*" first, then "acme-2" before "acme_1"). */
 #include "store/pg_int.h"
 
 #include <stdio.h>
@@ -26,9 +28,10 @@ static const pg_sql_t sql_limit_rm = {
 static const pg_sql_t sql_limit_list = {
     .slot = PS_LIMIT_LIST,
     .select = &tg_map_limit,
-    .sql = "FROM limits WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id, CASE scope "
-           "WHEN 'tenant' THEN 0 WHEN 'route' THEN 1 WHEN 'tool' THEN 2 WHEN 'key' THEN 3 "
-           "ELSE 4 END, value"};
+    .sql = "FROM limits WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id COLLATE \"C\", "
+           "CASE "
+           "scope WHEN 'tenant' THEN 0 WHEN 'route' THEN 1 WHEN 'tool' THEN 2 WHEN 'key' THEN 3 "
+           "ELSE 4 END, value COLLATE \"C\""};
 /* A second pause of the same tenant changes the reason; the pause is still the one that
  * began first. */
 static const pg_sql_t sql_pause_set = {
@@ -37,8 +40,9 @@ static const pg_sql_t sql_pause_set = {
            "ON CONFLICT (tenant_id) DO UPDATE SET reason = excluded.reason"};
 static const pg_sql_t sql_pause_clear = {.slot = PS_PAUSE_CLEAR,
                                          .sql = "DELETE FROM pauses WHERE tenant_id = $1"};
-static const pg_sql_t sql_pause_list = {
-    .slot = PS_PAUSE_LIST, .select = &tg_map_pause, .sql = "FROM pauses ORDER BY tenant_id"};
+static const pg_sql_t sql_pause_list = {.slot = PS_PAUSE_LIST,
+                                        .select = &tg_map_pause,
+                                        .sql = "FROM pauses ORDER BY tenant_id COLLATE \"C\""};
 static const pg_sql_t sql_ip_add = {
     .slot = PS_IP_ADD,
     .sql = "INSERT INTO ip_rules (tenant_id, action, cidr, created_us) VALUES ($1, $2, $3, $4)"};
@@ -48,8 +52,9 @@ static const pg_sql_t sql_ip_rm = {
 static const pg_sql_t sql_ip_list = {
     .slot = PS_IP_LIST,
     .select = &tg_map_ip_rule,
-    .sql = "FROM ip_rules WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id, action, "
-           "cidr"};
+    .sql =
+        "FROM ip_rules WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id COLLATE \"C\", "
+        "action, cidr COLLATE \"C\""};
 static const pg_sql_t sql_tool_add = {
     .slot = PS_TOOL_ADD,
     .sql = "INSERT INTO tool_rules (tenant_id, action, pattern, created_us) VALUES ($1, $2, $3, "
@@ -57,11 +62,11 @@ static const pg_sql_t sql_tool_add = {
 static const pg_sql_t sql_tool_rm = {
     .slot = PS_TOOL_RM,
     .sql = "DELETE FROM tool_rules WHERE tenant_id = $1 AND action = $2 AND pattern = $3"};
-static const pg_sql_t sql_tool_list = {
-    .slot = PS_TOOL_LIST,
-    .select = &tg_map_tool_rule,
-    .sql = "FROM tool_rules WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id, action, "
-           "pattern"};
+static const pg_sql_t sql_tool_list = {.slot = PS_TOOL_LIST,
+                                       .select = &tg_map_tool_rule,
+                                       .sql = "FROM tool_rules WHERE $1::text IS NULL OR tenant_id "
+                                              "= $1 ORDER BY tenant_id COLLATE \"C\", "
+                                              "action, pattern COLLATE \"C\""};
 
 static int pg_policy_version(tg_store_t *base, int64_t *out, tg_err_t *err)
 {

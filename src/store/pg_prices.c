@@ -33,7 +33,7 @@ static const pg_sql_t sql_price_list = {
     .slot = PS_PRICE_LIST,
     .select = &tg_map_price,
     .sql = "FROM prices ORDER BY CASE meter WHEN 'model' THEN 0 WHEN 'route' THEN 1 ELSE 2 END, "
-           "name, effective_us"};
+           "name COLLATE \"C\", effective_us"};
 static const pg_sql_t sql_budget_set = {
     .slot = PS_BUDGET_SET,
     .sql = "INSERT INTO budgets (tenant_id, monthly_micros, hard, thresholds, updated_us) VALUES "
@@ -45,7 +45,8 @@ static const pg_sql_t sql_budget_rm = {.slot = PS_BUDGET_RM,
 static const pg_sql_t sql_budget_list = {
     .slot = PS_BUDGET_LIST,
     .select = &tg_map_budget,
-    .sql = "FROM budgets WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id"};
+    .sql =
+        "FROM budgets WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id COLLATE \"C\""};
 
 static int pg_price_set(tg_store_t *base, const tg_price_row_t *row, tg_err_t *err)
 {
@@ -78,11 +79,11 @@ static int pg_price_rm(tg_store_t *base, const char *meter, const char *name, in
                         "price rm", err);
     if (ret == TG_STORE_NOTFOUND) {
         char when[25];
-        tg_utc_iso(all ? 0 : effective_us, when);
         if (all)
             tg_err_set(err, "no price for %s \"%s\"", meter, name);
         else
-            tg_err_set(err, "no price for %s \"%s\" from %s", meter, name, when);
+            tg_err_set(err, "no price for %s \"%s\" from %s", meter, name,
+                       (tg_utc_iso(effective_us, when), when));
     }
     return ret;
 }

@@ -83,11 +83,11 @@ static int sq_price_rm(tg_store_t *base, const char *meter, const char *name, in
     int ret = sq_mutate(s, st, SQ_POLICY, "price rm", err);
     if (ret == TG_STORE_NOTFOUND) {
         char when[25];
-        tg_utc_iso(all ? 0 : effective_us, when);
         if (all)
             tg_err_set(err, "no price for %s \"%s\"", meter, name);
         else
-            tg_err_set(err, "no price for %s \"%s\" from %s", meter, name, when);
+            tg_err_set(err, "no price for %s \"%s\" from %s", meter, name,
+                       (tg_utc_iso(effective_us, when), when));
     }
     return ret;
 }
