@@ -2,7 +2,10 @@
 #include "store/maps.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
+#include "types/notice.h"
 #include "types/rows.h"
 
 /* ---- tenants and api_keys ---------------------------------------------------------------- */
@@ -37,3 +40,182 @@ static const tg_col_t auth_cols[] = {
 };
 const tg_rowmap_t tg_map_auth =
     TG_ROWMAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);
+
+/* ---- limits, pauses, ip_rules, tool_rules (policy_ops) ------------------------------------ */
+
+static const tg_col_t limit_cols[] = {
+    TG_COL(tg_limit_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_limit_row_t, scope, "scope", TG_COL_TEXT),
+    TG_COL(tg_limit_row_t, value, "value", TG_COL_TEXT),
+    TG_COL(tg_limit_row_t, limit, "requests", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, period_s, "period_s", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, burst, "burst", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, concurrency, "concurrency", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, updated_us, "updated_us", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, tokens, "tokens", TG_COL_INT64),
+    TG_COL(tg_limit_row_t, tokens_period_s, "tokens_period_s", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_limit = TG_ROWMAP(tg_limit_row_t, "limits", limit_cols);
+
+static const tg_col_t pause_cols[] = {
+    TG_COL(tg_pause_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_pause_row_t, reason, "reason", TG_COL_TEXT),
+    TG_COL(tg_pause_row_t, created_us, "created_us", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_pause = TG_ROWMAP(tg_pause_row_t, "pauses", pause_cols);
+
+/* IP rules and tool rules: one shape, (tenant, action, value), in two tables. */
+static const tg_col_t ip_rule_cols[] = {
+    TG_COL(tg_ip_rule_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_ip_rule_row_t, action, "action", TG_COL_TEXT),
+    TG_COL(tg_ip_rule_row_t, cidr, "cidr", TG_COL_TEXT),
+    TG_COL(tg_ip_rule_row_t, created_us, "created_us", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_ip_rule = TG_ROWMAP(tg_ip_rule_row_t, "ip_rules", ip_rule_cols);
+
+static const tg_col_t tool_rule_cols[] = {
+    TG_COL(tg_tool_rule_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_tool_rule_row_t, action, "action", TG_COL_TEXT),
+    TG_COL(tg_tool_rule_row_t, pattern, "pattern", TG_COL_TEXT),
+    TG_COL(tg_tool_rule_row_t, created_us, "created_us", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_tool_rule = TG_ROWMAP(tg_tool_rule_row_t, "tool_rules", tool_rule_cols);
+
+/* ---- prices and budgets (price_ops) ------------------------------------------------------ */
+
+/* An amount not set in a row is NULL in the table and -1 in the row (TG_COL_AMOUNT). */
+static const tg_col_t price_cols[] = {
+    TG_COL(tg_price_row_t, meter, "meter", TG_COL_TEXT),
+    TG_COL(tg_price_row_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_price_row_t, effective_us, "effective_us", TG_COL_INT64),
+    TG_COL(tg_price_row_t, input_micros, "input_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, output_micros, "output_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, cached_micros, "cached_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, cache_write_micros, "cache_write_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, request_micros, "request_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, gb_micros, "gb_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, call_micros, "call_micros", TG_COL_AMOUNT),
+    TG_COL(tg_price_row_t, created_us, "created_us", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_price = TG_ROWMAP(tg_price_row_t, "prices", price_cols);
+
+/* budgets.thresholds is text, "80,90,100": written by tg_budget_thresholds_text, read back
+ * leniently (a row written by hand): what is not a number in range is skipped, and at most
+ * TG_BUDGET_NTHRESHOLDS are kept. */
+void tg_budget_thresholds_text(const tg_budget_row_t *r, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < r->nthresholds && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%d", i ? "," : "", r->thresholds[i]);
+}
+
+static void read_thresholds(const char *s, void *row)
+{
+    tg_budget_row_t *r = row;
+    r->nthresholds = 0;
+    while (s && *s && r->nthresholds < TG_BUDGET_NTHRESHOLDS) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end != s && v >= 1 && v <= TG_BUDGET_MAX_THRESHOLD)
+            r->thresholds[r->nthresholds++] = (int)v;
+        s = end != s ? end : s + 1;
+        while (*s == ',' || *s == ' ')
+            s++;
+    }
+}
+
+static const tg_col_t budget_cols[] = {
+    TG_COL(tg_budget_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_budget_row_t, monthly_micros, "monthly_micros", TG_COL_INT64),
+    TG_COL(tg_budget_row_t, hard, "hard", TG_COL_FLAG),
+    TG_COL_CUSTOM_FN(tg_budget_row_t, "thresholds", read_thresholds),
+    TG_COL(tg_budget_row_t, updated_us, "updated_us", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_budget = TG_ROWMAP(tg_budget_row_t, "budgets", budget_cols);
+
+/* ---- alerts, alarms, alarm_events ----------------------------------------------------------- */
+
+static const tg_col_t alert_cols[] = {
+    TG_COL(tg_alert_row_t, id, "id", TG_COL_INT64),
+    TG_COL(tg_alert_row_t, kind, "kind", TG_COL_TEXT),
+    TG_COL(tg_alert_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_alert_row_t, threshold, "threshold", TG_COL_INT),
+    TG_COL(tg_alert_row_t, period, "period", TG_COL_TEXT),
+    TG_COL(tg_alert_row_t, spend_micros, "spend_micros", TG_COL_INT64),
+    TG_COL(tg_alert_row_t, budget_micros, "budget_micros", TG_COL_INT64),
+    TG_COL(tg_alert_row_t, fired_us, "fired_us", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_alert = TG_ROWMAP(tg_alert_row_t, "alerts", alert_cols);
+
+static const tg_col_t alarm_cols[] = {
+    TG_COL(tg_alarm_row_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_alarm_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_alarm_row_t, kind, "kind", TG_COL_TEXT),
+    TG_COL(tg_alarm_row_t, state, "state", TG_COL_TEXT),
+    TG_COL(tg_alarm_row_t, value, "value", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_row_t, threshold, "threshold", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_row_t, baseline, "baseline", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_row_t, since_us, "since_us", TG_COL_INT64),
+    TG_COL(tg_alarm_row_t, started_us, "started_us", TG_COL_INT64),
+    TG_COL(tg_alarm_row_t, updated_us, "updated_us", TG_COL_INT64),
+    TG_COL(tg_alarm_row_t, seq, "seq", TG_COL_INT64),
+    TG_COL(tg_alarm_row_t, action, "action", TG_COL_TEXT),
+};
+const tg_rowmap_t tg_map_alarm = TG_ROWMAP(tg_alarm_row_t, "alarms", alarm_cols);
+
+static const tg_col_t alarm_event_cols[] = {
+    TG_COL(tg_alarm_event_row_t, id, "id", TG_COL_INT64),
+    TG_COL(tg_alarm_event_row_t, notice_id, "notice_id", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, kind, "kind", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, from_state, "from_state", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, to_state, "to_state", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, value, "value", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_event_row_t, threshold, "threshold", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_event_row_t, baseline, "baseline", TG_COL_DOUBLE),
+    TG_COL(tg_alarm_event_row_t, window_s, "window_s", TG_COL_INT64),
+    TG_COL(tg_alarm_event_row_t, time_us, "time_us", TG_COL_INT64),
+    TG_COL(tg_alarm_event_row_t, seq, "seq", TG_COL_INT64),
+    TG_COL(tg_alarm_event_row_t, action, "action", TG_COL_TEXT),
+    TG_COL(tg_alarm_event_row_t, summary, "summary", TG_COL_TEXT),
+};
+const tg_rowmap_t tg_map_alarm_event =
+    TG_ROWMAP(tg_alarm_event_row_t, "alarm_events", alarm_event_cols);
+
+/* ---- outbox and outbox_deliveries ----------------------------------------------------------- */
+
+#define NOTICE(f)    offsetof(tg_notice_delivery_t, notice.f)
+#define NOTICE_SZ(f) TG_FIELD_SIZE(tg_notice_delivery_t, notice.f)
+
+#define NCOL(f, name, kind)                                                                        \
+    {                                                                                              \
+        (name), (kind), NOTICE(f), NOTICE_SZ(f), NULL, NULL                                        \
+    }
+
+static const tg_col_t delivery_cols[] = {
+    NCOL(id, "o.id", TG_COL_TEXT),
+    NCOL(kind, "o.kind", TG_COL_TEXT),
+    NCOL(alarm, "o.alarm", TG_COL_TEXT),
+    NCOL(alarm_kind, "o.alarm_kind", TG_COL_TEXT),
+    NCOL(tenant, "o.tenant_id", TG_COL_TEXT),
+    NCOL(state, "o.state", TG_COL_TEXT),
+    NCOL(severity, "o.severity", TG_COL_TEXT),
+    NCOL(value, "o.value", TG_COL_DOUBLE),
+    NCOL(threshold, "o.threshold", TG_COL_DOUBLE),
+    NCOL(baseline, "o.baseline", TG_COL_DOUBLE),
+    NCOL(window_s, "o.window_s", TG_COL_INT64),
+    NCOL(time_us, "o.time_us", TG_COL_INT64),
+    NCOL(started_us, "o.started_us", TG_COL_INT64),
+    NCOL(summary, "o.summary", TG_COL_TEXT),
+    TG_COL(tg_notice_delivery_t, created_us, "o.created_us", TG_COL_INT64),
+    TG_COL(tg_notice_delivery_t, notifier, "d.notifier", TG_COL_TEXT),
+    TG_COL(tg_notice_delivery_t, status, "d.status", TG_COL_TEXT),
+    TG_COL(tg_notice_delivery_t, attempts, "d.attempts", TG_COL_INT),
+    TG_COL(tg_notice_delivery_t, next_us, "d.next_us", TG_COL_INT64),
+    TG_COL(tg_notice_delivery_t, updated_us, "d.updated_us", TG_COL_INT64),
+    TG_COL(tg_notice_delivery_t, error, "d.error", TG_COL_TEXT),
+};
+const tg_rowmap_t tg_map_delivery = TG_ROWMAP(
+    tg_notice_delivery_t, "outbox_deliveries d JOIN outbox o ON o.id = d.notice_id", delivery_cols);

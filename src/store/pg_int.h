@@ -39,6 +39,46 @@ enum {
     PS_KEY_LIST,
     PS_KEY_REVOKE,
     PS_AUTH_LOAD,
+    /* pg_policy.c */
+    PS_LIMIT_SET,
+    PS_LIMIT_RM,
+    PS_LIMIT_LIST,
+    PS_PAUSE_SET,
+    PS_PAUSE_CLEAR,
+    PS_PAUSE_LIST,
+    PS_IP_ADD,
+    PS_IP_RM,
+    PS_IP_LIST,
+    PS_TOOL_ADD,
+    PS_TOOL_RM,
+    PS_TOOL_LIST,
+    /* pg_prices.c */
+    PS_PRICE_SET,
+    PS_PRICE_RM,
+    PS_PRICE_RM_ALL,
+    PS_PRICE_LIST,
+    PS_BUDGET_SET,
+    PS_BUDGET_RM,
+    PS_BUDGET_LIST,
+    /* pg_alerts.c */
+    PS_ALERT_ADD,
+    PS_ALERT_LIST,
+    /* pg_alarms.c */
+    PS_ALARM_PUT,
+    PS_ALARM_EVENT_ADD,
+    PS_ALARM_LIST,
+    PS_ALARM_EVENTS,
+    PS_ALARM_EVENTS_PURGE,
+    /* pg_outbox.c */
+    PS_OUTBOX_ADD,
+    PS_OUTBOX_DELIVERY_ADD,
+    PS_OUTBOX_CLAIM,
+    PS_OUTBOX_SET,
+    PS_OUTBOX_DEFER,
+    PS_OUTBOX_NEXT,
+    PS_OUTBOX_NOTIFIERS,
+    PS_OUTBOX_LIST,
+    PS_OUTBOX_PURGE,
     PS_COUNT
 };
 
@@ -99,6 +139,10 @@ extern const struct tg_store_price_ops pg_price_ops;
 extern const struct tg_store_alert_ops pg_alert_ops;
 extern const struct tg_store_alarm_ops pg_alarm_ops;
 extern const struct tg_store_outbox_ops pg_outbox_ops;
+/* Deletes alarm_events older than before_us (pg_alarms.c) in one transaction and adds the
+ * number deleted to *deleted: part of the retention purge (tg_store_purge), as
+ * sq_alarm_events_purge is for SQLite. */
+int pg_alarm_events_purge(pg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
 extern const struct tg_store_dash_ops pg_dash_ops;
 extern const struct tg_store_invoice_ops pg_invoice_ops;
 extern const struct tg_store_sql_ops pg_sql_ops;

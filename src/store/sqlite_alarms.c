@@ -6,40 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const tg_col_t alarm_cols[] = {
-    TG_COL(tg_alarm_row_t, name, "name", TG_COL_TEXT),
-    TG_COL(tg_alarm_row_t, tenant, "tenant_id", TG_COL_TEXT),
-    TG_COL(tg_alarm_row_t, kind, "kind", TG_COL_TEXT),
-    TG_COL(tg_alarm_row_t, state, "state", TG_COL_TEXT),
-    TG_COL(tg_alarm_row_t, value, "value", TG_COL_DOUBLE),
-    TG_COL(tg_alarm_row_t, threshold, "threshold", TG_COL_DOUBLE),
-    TG_COL(tg_alarm_row_t, baseline, "baseline", TG_COL_DOUBLE),
-    TG_COL(tg_alarm_row_t, since_us, "since_us", TG_COL_INT64),
-    TG_COL(tg_alarm_row_t, started_us, "started_us", TG_COL_INT64),
-    TG_COL(tg_alarm_row_t, updated_us, "updated_us", TG_COL_INT64),
-    TG_COL(tg_alarm_row_t, seq, "seq", TG_COL_INT64),
-    TG_COL(tg_alarm_row_t, action, "action", TG_COL_TEXT),
-};
-static const tg_rowmap_t alarm_map = TG_ROWMAP(tg_alarm_row_t, "alarms", alarm_cols);
-
-static const tg_col_t event_cols[] = {
-    TG_COL(tg_alarm_event_row_t, id, "id", TG_COL_INT64),
-    TG_COL(tg_alarm_event_row_t, notice_id, "notice_id", TG_COL_TEXT),
-    TG_COL(tg_alarm_event_row_t, name, "name", TG_COL_TEXT),
-    TG_COL(tg_alarm_event_row_t, tenant, "tenant_id", TG_COL_TEXT),
-    TG_COL(tg_alarm_event_row_t, kind, "kind", TG_COL_TEXT),
-    TG_COL(tg_alarm_event_row_t, from_state, "from_state", TG_COL_TEXT),
-    TG_COL(tg_alarm_event_row_t, to_state, "to_state", TG_COL_TEXT),
-    TG_COL(tg_alarm_event_row_t, value, "value", TG_COL_DOUBLE),
-    TG_COL(tg_alarm_event_row_t, threshold, "threshold", TG_COL_DOUBLE),
-    TG_COL(tg_alarm_event_row_t, baseline, "baseline", TG_COL_DOUBLE),
-    TG_COL(tg_alarm_event_row_t, window_s, "window_s", TG_COL_INT64),
-    TG_COL(tg_alarm_event_row_t, time_us, "time_us", TG_COL_INT64),
-    TG_COL(tg_alarm_event_row_t, seq, "seq", TG_COL_INT64),
-    TG_COL(tg_alarm_event_row_t, action, "action", TG_COL_TEXT),
-    TG_COL(tg_alarm_event_row_t, summary, "summary", TG_COL_TEXT),
-};
-static const tg_rowmap_t event_map = TG_ROWMAP(tg_alarm_event_row_t, "alarm_events", event_cols);
+#include "store/maps.h"
+#include "store/rowcheck.h"
 
 static const sq_sql_t sql_alarm_put = {
     .slot = ST_ALARM_PUT,
@@ -56,19 +24,13 @@ static const sq_sql_t sql_alarm_events_purge = {
     .slot = ST_ALARM_EVENTS_PURGE, .sql = "DELETE FROM alarm_events WHERE time_us < ?1"};
 static const sq_sql_t sql_alarm_list = {
     .slot = ST_ALARM_LIST,
-    .select = &alarm_map,
+    .select = &tg_map_alarm,
     .sql = "FROM alarms ORDER BY CASE state WHEN 'firing' THEN 0 WHEN 'pending' THEN 1 "
            "WHEN 'resolved' THEN 2 ELSE 3 END, name, tenant_id"};
 static const sq_sql_t sql_alarm_events = {
     .slot = ST_ALARM_EVENTS,
-    .select = &event_map,
+    .select = &tg_map_alarm_event,
     .sql = "FROM alarm_events WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY id DESC LIMIT ?2"};
-
-static int valid_state(const char *s)
-{
-    return !strcmp(s, "ok") || !strcmp(s, "pending") || !strcmp(s, "firing") ||
-           !strcmp(s, "resolved");
-}
 
 static int put_row(sqlite3_stmt *put, const tg_alarm_row_t *row)
 {
@@ -110,14 +72,7 @@ static int sq_alarm_put(tg_store_t *base, const tg_alarm_row_t *rows, size_t nro
                         const tg_alarm_event_row_t *evs, size_t nevs, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
-    for (size_t i = 0; i < nrows; i++)
-        if (!rows[i].name[0] || !valid_state(rows[i].state))
-            return tg_err_set(err, "alarm put: empty name or unknown state \"%.16s\"",
-                              rows[i].state);
-    for (size_t i = 0; i < nevs; i++)
-        if (!evs[i].notice_id[0] || !valid_state(evs[i].from_state) ||
-            !valid_state(evs[i].to_state))
-            return tg_err_set(err, "alarm put: a transition needs a notice id and two states");
+    if (tg_rowcheck_alarm_put(rows, nrows, evs, nevs, err) != 0) return -1;
     if (!nrows && !nevs) return 0;
     sqlite3_stmt *put = nrows ? sq_stmt(s, &sql_alarm_put, err) : NULL;
     sqlite3_stmt *add = nevs ? sq_stmt(s, &sql_event_add, err) : NULL;
@@ -140,14 +95,14 @@ static int sq_alarm_put(tg_store_t *base, const tg_alarm_row_t *rows, size_t nro
 static int emit_alarm(sqlite3_stmt *st, const sink_t *k)
 {
     tg_alarm_row_t r;
-    sq_read_row(st, &alarm_map, &r);
+    sq_read_row(st, &tg_map_alarm, &r);
     return SINK_CALL(tg_alarm_row_t, k, &r);
 }
 
 static int emit_event(sqlite3_stmt *st, const sink_t *k)
 {
     tg_alarm_event_row_t r;
-    sq_read_row(st, &event_map, &r);
+    sq_read_row(st, &tg_map_alarm_event, &r);
     return SINK_CALL(tg_alarm_event_row_t, k, &r);
 }
 
@@ -171,7 +126,7 @@ static int sq_alarm_events(tg_store_t *base, const char *tenant, int64_t limit,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const tg_rowmap_t *const sq_alarm_maps[] = {&alarm_map, &event_map, NULL};
+const tg_rowmap_t *const sq_alarm_maps[] = {&tg_map_alarm, &tg_map_alarm_event, NULL};
 
 const struct tg_store_alarm_ops sq_alarm_ops = {
     .alarm_put = sq_alarm_put,

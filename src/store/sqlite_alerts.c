@@ -6,19 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/maps.h"
+#include "store/rowcheck.h"
 #include "util/clock.h"
-
-static const tg_col_t alert_cols[] = {
-    TG_COL(tg_alert_row_t, id, "id", TG_COL_INT64),
-    TG_COL(tg_alert_row_t, kind, "kind", TG_COL_TEXT),
-    TG_COL(tg_alert_row_t, tenant, "tenant_id", TG_COL_TEXT),
-    TG_COL(tg_alert_row_t, threshold, "threshold", TG_COL_INT),
-    TG_COL(tg_alert_row_t, period, "period", TG_COL_TEXT),
-    TG_COL(tg_alert_row_t, spend_micros, "spend_micros", TG_COL_INT64),
-    TG_COL(tg_alert_row_t, budget_micros, "budget_micros", TG_COL_INT64),
-    TG_COL(tg_alert_row_t, fired_us, "fired_us", TG_COL_INT64),
-};
-static const tg_rowmap_t alert_map = TG_ROWMAP(tg_alert_row_t, "alerts", alert_cols);
 
 static const sq_sql_t sql_alert_add = {
     .slot = ST_ALERT_ADD,
@@ -27,18 +17,8 @@ static const sq_sql_t sql_alert_add = {
            "ON CONFLICT (kind, tenant_id, threshold, period) DO NOTHING"};
 static const sq_sql_t sql_alert_list = {
     .slot = ST_ALERT_LIST,
-    .select = &alert_map,
+    .select = &tg_map_alert,
     .sql = "FROM alerts WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY id"};
-
-/* "YYYY-MM" with a month from 01 to 12. */
-static int valid_period(const char *p, size_t cap)
-{
-    if (strnlen(p, cap) != 7 || p[4] != '-') return 0;
-    for (int i = 0; i < 7; i++)
-        if (i != 4 && (p[i] < '0' || p[i] > '9')) return 0;
-    int month = (p[5] - '0') * 10 + (p[6] - '0');
-    return month >= 1 && month <= 12;
-}
 
 /* One statement in autocommit: atomic on its own, and whether it inserted is what
  * sqlite3_changes says. */
@@ -46,10 +26,7 @@ static int sq_alert_add(tg_store_t *base, const tg_alert_row_t *row, int *insert
 {
     sq_store_t *s = (sq_store_t *)base;
     if (inserted) *inserted = 0;
-    if (!row->kind[0] || !row->tenant[0]) return tg_err_set(err, "alert add: empty kind or tenant");
-    if (!valid_period(row->period, sizeof row->period))
-        return tg_err_set(err, "alert add: invalid period \"%.*s\" (expected YYYY-MM)",
-                          (int)sizeof row->period, row->period);
+    if (tg_rowcheck_alert(row, err) != 0) return -1;
     sqlite3_stmt *st = sq_stmt(s, &sql_alert_add, err);
     if (!st) return -1;
     BIND_ROW(st, 1, row, kind);
@@ -68,7 +45,7 @@ static int sq_alert_add(tg_store_t *base, const tg_alert_row_t *row, int *insert
 static int emit_alert(sqlite3_stmt *st, const sink_t *k)
 {
     tg_alert_row_t r;
-    sq_read_row(st, &alert_map, &r);
+    sq_read_row(st, &tg_map_alert, &r);
     return SINK_CALL(tg_alert_row_t, k, &r);
 }
 
@@ -80,7 +57,7 @@ static int sq_alert_list(tg_store_t *base, const char *tenant,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const tg_rowmap_t *const sq_alert_maps[] = {&alert_map, NULL};
+const tg_rowmap_t *const sq_alert_maps[] = {&tg_map_alert, NULL};
 
 const struct tg_store_alert_ops sq_alert_ops = {
     .alert_add = sq_alert_add,

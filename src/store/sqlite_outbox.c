@@ -9,39 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOTICE(f)    offsetof(tg_notice_delivery_t, notice.f)
-#define NOTICE_SZ(f) TG_FIELD_SIZE(tg_notice_delivery_t, notice.f)
-
-#define NCOL(f, name, kind)                                                                        \
-    {                                                                                              \
-        (name), (kind), NOTICE(f), NOTICE_SZ(f), NULL, NULL                                        \
-    }
-
-static const tg_col_t delivery_cols[] = {
-    NCOL(id, "o.id", TG_COL_TEXT),
-    NCOL(kind, "o.kind", TG_COL_TEXT),
-    NCOL(alarm, "o.alarm", TG_COL_TEXT),
-    NCOL(alarm_kind, "o.alarm_kind", TG_COL_TEXT),
-    NCOL(tenant, "o.tenant_id", TG_COL_TEXT),
-    NCOL(state, "o.state", TG_COL_TEXT),
-    NCOL(severity, "o.severity", TG_COL_TEXT),
-    NCOL(value, "o.value", TG_COL_DOUBLE),
-    NCOL(threshold, "o.threshold", TG_COL_DOUBLE),
-    NCOL(baseline, "o.baseline", TG_COL_DOUBLE),
-    NCOL(window_s, "o.window_s", TG_COL_INT64),
-    NCOL(time_us, "o.time_us", TG_COL_INT64),
-    NCOL(started_us, "o.started_us", TG_COL_INT64),
-    NCOL(summary, "o.summary", TG_COL_TEXT),
-    TG_COL(tg_notice_delivery_t, created_us, "o.created_us", TG_COL_INT64),
-    TG_COL(tg_notice_delivery_t, notifier, "d.notifier", TG_COL_TEXT),
-    TG_COL(tg_notice_delivery_t, status, "d.status", TG_COL_TEXT),
-    TG_COL(tg_notice_delivery_t, attempts, "d.attempts", TG_COL_INT),
-    TG_COL(tg_notice_delivery_t, next_us, "d.next_us", TG_COL_INT64),
-    TG_COL(tg_notice_delivery_t, updated_us, "d.updated_us", TG_COL_INT64),
-    TG_COL(tg_notice_delivery_t, error, "d.error", TG_COL_TEXT),
-};
-static const tg_rowmap_t delivery_map = TG_ROWMAP(
-    tg_notice_delivery_t, "outbox_deliveries d JOIN outbox o ON o.id = d.notice_id", delivery_cols);
+#include "store/maps.h"
+#include "store/rowcheck.h"
 
 static const sq_sql_t sql_add = {
     .slot = ST_OUTBOX_ADD,
@@ -55,7 +24,7 @@ static const sq_sql_t sql_delivery_add = {
            "updated_us) VALUES (?1, ?2, 'pending', 0, ?3, ?3) "
            "ON CONFLICT (notice_id, notifier) DO NOTHING"};
 static const sq_sql_t sql_due = {.slot = ST_OUTBOX_DUE,
-                                 .select = &delivery_map,
+                                 .select = &tg_map_delivery,
                                  .sql = "FROM outbox_deliveries d JOIN outbox o ON o.id = "
                                         "d.notice_id WHERE d.status = 'pending' AND d.next_us "
                                         "<= ?1 AND (?3 IS NULL OR d.notifier = ?3) ORDER BY "
@@ -82,7 +51,7 @@ static const sq_sql_t sql_notifiers = {
            "notifier"};
 static const sq_sql_t sql_list = {
     .slot = ST_OUTBOX_LIST,
-    .select = &delivery_map,
+    .select = &tg_map_delivery,
     .sql = "FROM outbox_deliveries d JOIN outbox o ON o.id = d.notice_id WHERE ?1 IS NULL OR "
            "d.status = ?1 ORDER BY o.created_us, o.id, d.notifier"};
 static const sq_sql_t sql_purge = {
@@ -174,7 +143,7 @@ static int sq_outbox_claim(tg_store_t *base, int64_t now_us, int64_t lease_until
         sqlite3_bind_null(st, 3);
     int rc;
     while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        sq_read_row(st, &delivery_map, &v[n++]);
+        sq_read_row(st, &tg_map_delivery, &v[n++]);
     if (n < max && rc != SQLITE_DONE) {
         ret = sq_fail(s, rc, "outbox claim", err);
         sqlite3_reset(st);
@@ -202,18 +171,12 @@ out:
     return ret;
 }
 
-static int valid_status(const char *st)
-{
-    return st && (!strcmp(st, "pending") || !strcmp(st, "delivered") || !strcmp(st, "failed"));
-}
-
 static int sq_outbox_set(tg_store_t *base, const char *notice_id, const char *notifier,
                          const char *status, int attempts, int64_t next_us, const char *error,
                          int64_t now_us, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
-    if (!valid_status(status))
-        return tg_err_set(err, "outbox set: status must be pending, delivered or failed");
+    if (tg_rowcheck_outbox_status(status, err) != 0) return -1;
     sqlite3_stmt *st = sq_stmt(s, &sql_set, err);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, notice_id, -1, SQLITE_STATIC);
@@ -287,7 +250,7 @@ static int sq_outbox_notifiers(tg_store_t *base, int (*cb)(const char *notifier,
 static int emit_delivery(sqlite3_stmt *st, const sink_t *k)
 {
     tg_notice_delivery_t d;
-    sq_read_row(st, &delivery_map, &d);
+    sq_read_row(st, &tg_map_delivery, &d);
     return SINK_CALL(tg_notice_delivery_t, k, &d);
 }
 
@@ -312,7 +275,7 @@ static int sq_outbox_purge(tg_store_t *base, int64_t before_us, int64_t *deleted
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const tg_rowmap_t *const sq_outbox_maps[] = {&delivery_map, NULL};
+const tg_rowmap_t *const sq_outbox_maps[] = {&tg_map_delivery, NULL};
 
 const struct tg_store_outbox_ops sq_outbox_ops = {
     .add = sq_outbox_add,

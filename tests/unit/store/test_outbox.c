@@ -1,59 +1,26 @@
-/* Tests for src/store/sqlite_outbox.c: the notification outbox (migration 6), against a
- * fresh database file in its own temporary directory. Times are fixed instants. */
+/* Tests for src/store/sqlite_outbox.c and pg_outbox.c: the notification outbox (migration
+ * 6), against a fresh store of each backend (backends.h). Times are fixed instants. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "backends.h"
 #include "store/store.h"
 #include "types/notice.h"
 
 #define SEC  1000000LL
 #define WALL 1801439998000000LL /* 2027-01-31T23:59:58Z */
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    char url[160];
-    tg_store_t *s;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tg_test_outbox_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
-    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
-    tg_err_t err;
-    if (tg_store_open(f->url, &f->s, &err) != 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+/* Each test's store: a fresh SQLite file and a fresh PostgreSQL schema (backends.h). */
+typedef tb_store_t fixture_t;
 
 static tg_notice_t notice(const char *id)
 {
@@ -280,14 +247,101 @@ static void test_survives_reopen(void **state)
     assert_int_equal(s.n, 2);
 }
 
+/* Several lanes (a connection each, in several gateways) claiming one notifier's deliveries
+ * at the same instant: each delivery is handed out exactly once within its lease, and every
+ * one is handed out. */
+#define RACE_NOTICES 120
+#define RACE_LANES   3
+
+typedef struct lane {
+    const fixture_t *f;
+    pthread_barrier_t *go;
+    int failed;
+    size_t n;
+    char ids[RACE_NOTICES][sizeof(((tg_notice_t *)0)->id)];
+} lane_t;
+
+static int lane_take(const tg_notice_delivery_t *d, void *ud)
+{
+    lane_t *l = ud;
+    if (l->n == RACE_NOTICES) return -1;
+    snprintf(l->ids[l->n++], sizeof l->ids[0], "%s", d->notice.id);
+    return 0;
+}
+
+static void *lane_run(void *arg)
+{
+    lane_t *l = arg;
+    tg_err_t err;
+    tg_store_t *s = NULL;
+    int ok = tg_store_open(l->f->url, &s, &err) == 0;
+    if (ok) tg_store_set_busy_timeout(s, 10000, &err);
+    pthread_barrier_wait(l->go);
+    if (!ok) {
+        l->failed = 1;
+        return NULL;
+    }
+    for (;;) { /* small claims, so the lanes interleave */
+        size_t before = l->n;
+        if (tg_store_outbox_claim(s, WALL, WALL + 60 * SEC, 5, "hook", lane_take, l, &err) != 0) {
+            l->failed = 1;
+            break;
+        }
+        if (l->n == before) break;
+    }
+    tg_store_close(s);
+    return NULL;
+}
+
+static void test_claim_race(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    for (int i = 0; i < RACE_NOTICES; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "n%03d", i);
+        tg_notice_t n = notice(id);
+        assert_int_equal(tg_store_outbox_add(f->s, &n, two, 2, WALL - i, NULL, &err), 0);
+    }
+    static lane_t lanes[RACE_LANES];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACE_LANES);
+    pthread_t t[RACE_LANES];
+    for (int i = 0; i < RACE_LANES; i++) {
+        memset(&lanes[i], 0, sizeof lanes[i]);
+        lanes[i].f = f;
+        lanes[i].go = &go;
+        assert_int_equal(pthread_create(&t[i], NULL, lane_run, &lanes[i]), 0);
+    }
+    for (int i = 0; i < RACE_LANES; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    static unsigned char seen[RACE_NOTICES];
+    memset(seen, 0, sizeof seen);
+    size_t total = 0;
+    for (int i = 0; i < RACE_LANES; i++) {
+        assert_int_equal(lanes[i].failed, 0);
+        for (size_t j = 0; j < lanes[i].n; j++) {
+            int k = atoi(lanes[i].ids[j] + 1);
+            assert_true(k >= 0 && k < RACE_NOTICES);
+            assert_int_equal(seen[k], 0); /* never handed out twice */
+            seen[k] = 1;
+        }
+        total += lanes[i].n;
+    }
+    assert_int_equal(total, RACE_NOTICES);
+    /* The other notifier's deliveries were left alone. */
+    seen_t s = {0};
+    assert_int_equal(tg_store_outbox_claim(f->s, WALL, WALL + SEC, 8, "am", collect, &s, &err), 0);
+    assert_int_equal(s.n, 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_add_and_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claim_lease, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claim_per_notifier, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_defer_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
+        TB_BOTH(test_add_and_list),       TB_BOTH(test_claim_lease),
+        TB_BOTH(test_claim_per_notifier), TB_BOTH(test_set_defer_purge),
+        TB_BOTH(test_survives_reopen),    TB_BOTH(test_claim_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -877,6 +879,48 @@ static int64_t policy_version(tg_store_t *s)
     return v;
 }
 
+/* SQL run on the test's database behind the store's back, in either backend: a row
+ * written by hand, a table emptied. */
+static PGconn *both_pg(const fixture_t *f)
+{
+    PGconn *c = PQconnectdb(f->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    return c;
+}
+
+static void both_exec(const fixture_t *f, const char *sql)
+{
+    if (!f->pg) {
+        sqlite3 *db = raw_open(f);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        return;
+    }
+    PGconn *c = both_pg(f);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int64_t both_int(const fixture_t *f, const char *sql)
+{
+    if (!f->pg) {
+        sqlite3 *db = raw_open(f);
+        int64_t v = raw_int(db, sql);
+        sqlite3_close(db);
+        return v;
+    }
+    PGconn *c = both_pg(f);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
 /* Every successful change moves policy_version, seen from another connection;
  * failed ones and non-policy changes do not; policy changes leave
  * auth_version alone (no keyring reload for a new limit). */
@@ -926,6 +970,62 @@ static void test_policy_version_two_connections(void **state)
     assert_int_equal(tg_store_auth_version(other, &a, &err), 0);
     assert_int_equal(a, a0);
     tg_store_close(other);
+}
+
+/* Two connections (two gateways' CLIs) changing limits at the same time: every change
+ * bumps policy_version once, none is lost to the other (the bump is one row's UPDATE in
+ * each change's transaction: the second waits for the first and increments its result). */
+typedef struct limit_writer {
+    const fixture_t *f;
+    const char *tenant;
+    int failed;
+    pthread_barrier_t *go;
+} limit_writer_t;
+
+#define CONCURRENT_SETS 25
+
+static void *write_limits(void *arg)
+{
+    limit_writer_t *w = arg;
+    tg_err_t err;
+    tg_store_t *s = NULL;
+    if (tg_store_open(w->f->url, &s, &err) != 0) {
+        w->failed = 1;
+        pthread_barrier_wait(w->go);
+        return NULL;
+    }
+    tg_store_set_busy_timeout(s, 10000, &err);
+    pthread_barrier_wait(w->go);
+    for (int i = 0; i < CONCURRENT_SETS; i++) {
+        tg_limit_row_t l = limit_make(w->tenant, "tenant", "", i, 60, 0, 0);
+        if (tg_store_limit_set(s, &l, &err) != 0) w->failed = 1;
+    }
+    tg_store_close(s);
+    return NULL;
+}
+
+static void test_policy_version_concurrent(void **state)
+{
+    fixture_t *f = *state;
+    int64_t v0 = policy_version(f->s);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    limit_writer_t w[2] = {{f, "acme", 0, &go}, {f, "beta", 0, &go}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, write_limits, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    assert_int_equal(w[0].failed, 0);
+    assert_int_equal(w[1].failed, 0);
+    assert_int_equal(policy_version(f->s), v0 + 2 * CONCURRENT_SETS);
+    policy_rows_t p = {0};
+    tg_err_t err;
+    assert_int_equal(tg_store_limit_list(f->s, NULL, collect_limit, &p, &err), 0);
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.lim[0].limit, CONCURRENT_SETS - 1);
+    assert_int_equal(p.lim[1].limit, CONCURRENT_SETS - 1);
 }
 
 static void test_limit_set_replace_rm_list(void **state)
@@ -1474,17 +1574,11 @@ static void test_budgets(void **state)
     assert_int_equal(bs.b[0].hard, 0);
     assert_int_equal(bs.b[0].nthresholds, 1);
     assert_int_equal(bs.b[0].thresholds[0], 150);
-    sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM budgets WHERE tenant_id = 'acme' AND "
+    assert_int_equal(both_int(f, "SELECT count(*) FROM budgets WHERE tenant_id = 'acme' AND "
                                  "thresholds = '50,80,100,150'"),
                      1);
     /* A row written by hand is read leniently. */
-    assert_int_equal(sqlite3_exec(db,
-                                  "UPDATE budgets SET thresholds = '70, x,2000,90' WHERE "
-                                  "tenant_id = 'beta'",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    both_exec(f, "UPDATE budgets SET thresholds = '70, x,2000,90' WHERE tenant_id = 'beta'");
     memset(&bs, 0, sizeof bs);
     assert_int_equal(tg_store_budget_list(f->s, "beta", collect_budget, &bs, &err), 0);
     assert_int_equal(bs.b[0].nthresholds, 2);
@@ -1917,7 +2011,8 @@ static void test_lists_stop_and_fail(void **state)
     assert_int_equal(n, 11); /* one call each */
 
     /* With its table gone, a list fails with its own name; the statements are prepared
-     * already, so the error is the step's. */
+     * already, so the error is the step's. SQLite's words: PostgreSQL says it otherwise. */
+    if (f->pg) return;
     sqlite3 *db = raw_open(f);
     static const char *const tables[] = {"alerts", "ip_rules", "tool_rules", "prices", "budgets",
                                          "pauses", "limits",   "api_keys",   "tenants"};
@@ -2011,9 +2106,7 @@ static void test_versions_without_meta(void **state)
     int64_t v;
     assert_int_equal(tg_store_auth_version(f->s, &v, &err), 0);
     assert_int_equal(tg_store_policy_version(f->s, &v, &err), 0);
-    sqlite3 *db = raw_open(f);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM meta", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    both_exec(f, "DELETE FROM meta");
     assert_int_equal(tg_store_auth_version(f->s, &v, &err), -1);
     assert_string_equal(err.msg, "auth version: meta row missing");
     assert_int_equal(tg_store_policy_version(f->s, &v, &err), -1);
@@ -2141,22 +2234,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_busy_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_groupings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_policy_version_two_connections, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limit_set_replace_rm_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pause_global_and_tenant, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ip_rules, setup, teardown),
+        TB_BOTH(test_policy_version_two_connections),
+        TB_BOTH(test_policy_version_concurrent),
+        TB_BOTH(test_limit_set_replace_rm_list),
+        TB_BOTH(test_pause_global_and_tenant),
+        TB_BOTH(test_ip_rules),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_metering_columns, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limit_tokens_and_model_scope, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prices_effective_dating, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_budgets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alerts_idempotent, setup, teardown),
+        TB_BOTH(test_limit_tokens_and_model_scope),
+        TB_BOTH(test_prices_effective_dating),
+        TB_BOTH(test_budgets),
+        TB_BOTH(test_alerts_idempotent),
         cmocka_unit_test_setup_teardown(test_spend_month, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tool_rules, setup, teardown),
+        TB_BOTH(test_tool_rules),
         cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lists_stop_and_fail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rule_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versions_without_meta, setup, teardown),
+        TB_BOTH(test_lists_stop_and_fail),
+        TB_BOTH(test_rule_messages),
+        TB_BOTH(test_versions_without_meta),
         cmocka_unit_test_setup_teardown(test_row_maps_match_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_map_renamed_column, setup, teardown),
         cmocka_unit_test(test_row_map_select_list),

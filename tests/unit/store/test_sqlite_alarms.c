@@ -1,5 +1,5 @@
-/* Tests for src/store/sqlite_alarms.c: the alarms and alarm_events tables of migration 5
- * through store.h, against a fresh database file. */
+/* Tests for src/store/sqlite_alarms.c and pg_alarms.c: the alarms and alarm_events tables
+ * of migration 5 through store.h, against a fresh store of each backend (backends.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,42 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends.h"
 #include "store/store.h"
 
 #define T0 1801439998000000LL
 
-typedef struct fixture {
-    char dir[64], path[128], url[160];
-    tg_store_t *s;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tg_test_alarms_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
-    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
-    tg_err_t err;
-    if (tg_store_open(f->url, &f->s, &err) != 0) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+/* Each test's store: a fresh SQLite file or (TB_BOTH) a fresh PostgreSQL schema. */
+typedef tb_store_t fixture_t;
 
 static tg_alarm_row_t row(const char *name, const char *tenant, const char *st, int64_t seq)
 {
@@ -233,10 +204,11 @@ static void test_history_retention(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_put_list_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history_retention, setup, teardown),
+        TB_BOTH(test_put_list_history),
+        TB_BOTH(test_bad_rows),
+        TB_BOTH(test_batch),
+        /* tg_store_purge: PostgreSQL's is pg_events.c's (it calls pg_alarm_events_purge) */
+        cmocka_unit_test_setup_teardown(test_history_retention, tb_setup_sqlite, tb_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
