@@ -14,18 +14,20 @@ static const pg_sql_t sql_tenant_add = {
     .sql = "INSERT INTO tenants (id, name, status, created_us) VALUES ($1, $2, 'active', $3)"};
 static const pg_sql_t sql_tenant_get = {
     .slot = PS_TENANT_GET, .select = &tg_map_tenant, .sql = "FROM tenants WHERE id = $1"};
-static const pg_sql_t sql_tenant_list = {
-    .slot = PS_TENANT_LIST, .select = &tg_map_tenant, .sql = "FROM tenants ORDER BY id"};
+static const pg_sql_t sql_tenant_list = {.slot = PS_TENANT_LIST,
+                                         .select = &tg_map_tenant,
+                                         .sql = "FROM tenants ORDER BY id COLLATE \"C\""};
 static const pg_sql_t sql_tenant_status = {.slot = PS_TENANT_STATUS,
                                            .sql = "UPDATE tenants SET status = $2 WHERE id = $1"};
 static const pg_sql_t sql_key_add = {
     .slot = PS_KEY_ADD,
     .sql = "INSERT INTO api_keys (id, tenant_id, sha256, prefix, name, status, created_us, "
            "last_used_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"};
-static const pg_sql_t sql_key_list = {.slot = PS_KEY_LIST,
-                                      .select = &tg_map_key,
-                                      .sql = "FROM api_keys WHERE $1::text IS NULL OR tenant_id = "
-                                             "$1 ORDER BY tenant_id, created_us, id"};
+static const pg_sql_t sql_key_list = {
+    .slot = PS_KEY_LIST,
+    .select = &tg_map_key,
+    .sql = "FROM api_keys WHERE $1::text IS NULL OR tenant_id = "
+           "$1 ORDER BY tenant_id COLLATE \"C\", created_us, id COLLATE \"C\""};
 static const pg_sql_t sql_key_revoke = {
     .slot = PS_KEY_REVOKE, .sql = "UPDATE api_keys SET status = 'revoked' WHERE id = $1"};
 static const pg_sql_t sql_auth_load = {.slot = PS_AUTH_LOAD,
