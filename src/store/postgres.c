@@ -621,6 +621,7 @@ int tg_postgres_open_readonly(const char *url, tg_store_t **out, tg_err_t *err)
 }
 
 static const struct tg_store_life_ops pg_life_ops = {
+    .dialect = "postgres",
     .close = pg_close,
     .writable = pg_writable,
     .set_busy_timeout = pg_set_busy_timeout,
