@@ -121,8 +121,7 @@ static int open_views(const char *url, tg_store_t **out, tg_err_t *err)
                 ? "SELECT count(*) FROM pg_views WHERE viewname = 'events' AND "
                   "schemaname = ANY (current_schemas(false))"
                 : "SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND name = 'events'";
-        if (tg_store_query(*out, has_views, NULL, 0, &sink, err) != 0)
-            views = -1;
+        if (tg_store_query(*out, has_views, NULL, 0, &sink, err) != 0) views = -1;
         if (views == 1 || attempt > 0) break;
         tg_store_close(*out);
         tg_store_t *rw;

@@ -60,8 +60,8 @@ static int refusal(const PGresult *r, const char *sql, tg_err_t *err)
     const char *st = pg_state(r);
     const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     if (!strcmp(st, "25006"))
-        return refuse(err, "refused: \"%.80s\" could write to the store (tollgate query only reads)",
-                      sql);
+        return refuse(
+            err, "refused: \"%.80s\" could write to the store (tollgate query only reads)", sql);
     if (m && strstr(m, "multiple commands"))
         return refuse(err,
                       "refused: one statement per query, and more follows the first: \"%.60s\" "
@@ -233,8 +233,8 @@ static int pg_query(tg_store_t *base, const char *sql, const char *const *params
         goto out;
     }
     if ((size_t)PQnparams(desc) > nparams) {
-        ret = refuse(err, "SQL error: the statement has parameters (%s) no value is given for",
-                     "$N");
+        ret =
+            refuse(err, "SQL error: the statement has parameters (%s) no value is given for", "$N");
         goto out;
     }
     ret = stream(s, sql, params, PQnparams(desc), desc, sink, err);
@@ -371,10 +371,30 @@ static int put_partitions(pg_store_t *s, const char *const *cols, size_t ncols,
     return ret;
 }
 
+/* Moves table's identity sequence on "id", if it has one, past the largest id. */
+static int bump_identity(pg_store_t *s, const char *table, tg_err_t *err)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT pg_get_serial_sequence('%s', 'id')", table);
+    PGresult *r = PQexec(s->conn, sql);
+    int ret = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        ret = pg_fail(s, r, "rows put", err);
+    else if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+        snprintf(sql, sizeof sql,
+                 "SELECT setval(pg_get_serial_sequence('%s', 'id'), max(id)) FROM %s "
+                 "HAVING max(id) IS NOT NULL",
+                 table, table);
+        ret = pg_run(s, sql, "rows put", err);
+    }
+    PQclear(r);
+    return ret;
+}
+
 /* Multi-row INSERTs of at most PUT_MAX_PARAMS parameters in one transaction, values as
  * text (the column's type reads them) and blobs as binary bytea. */
-static int pg_rows_put(tg_store_t *base, const char *table, const char *const *cols,
-                       size_t ncols, const tg_sql_value_t *vals, size_t nrows, tg_err_t *err)
+static int pg_rows_put(tg_store_t *base, const char *table, const char *const *cols, size_t ncols,
+                       const tg_sql_value_t *vals, size_t nrows, tg_err_t *err)
 {
     pg_store_t *s = (pg_store_t *)base;
     int ret = 0;
@@ -415,9 +435,7 @@ static int pg_rows_put(tg_store_t *base, const char *table, const char *const *c
                     pv[j] = num[j];
                     break;
                 case TG_SQL_TEXT: pv[j] = v->s; break;
-                case TG_SQL_BLOB:
-                    pv[j] = v->s, pl[j] = (int)v->len, pf[j] = 1;
-                    break;
+                case TG_SQL_BLOB: pv[j] = v->s, pl[j] = (int)v->len, pf[j] = 1; break;
                 default: break;
                 }
                 sb_add(&b, "%s$%zu", i ? ", " : "", j + 1);
@@ -428,8 +446,7 @@ static int pg_rows_put(tg_store_t *base, const char *table, const char *const *c
             ret = tg_err_set(err, "rows put %s: out of memory", table);
             break;
         }
-        PGresult *res =
-            PQexecParams(s->conn, b.d, (int)(k * ncols), NULL, pv, pl, pf, 0);
+        PGresult *res = PQexecParams(s->conn, b.d, (int)(k * ncols), NULL, pv, pl, pf, 0);
         free(b.d);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             ret = pg_fail(s, res, "rows put", err);
@@ -441,21 +458,10 @@ static int pg_rows_put(tg_store_t *base, const char *table, const char *const *c
         PQclear(res);
     }
     /* An identity column (alerts.id, alarm_events.id) goes on after the ids copied. */
-    if (ret == 0) {
-        strbuf_t b = {0};
-        sb_add(&b,
-               "SELECT setval(q, m) FROM (SELECT pg_get_serial_sequence('%s', 'id') AS q, "
-               "(SELECT max(id) FROM %s) AS m) x WHERE q IS NOT NULL AND m IS NOT NULL",
-               table, table);
-        int has_id = 0;
-        for (size_t i = 0; i < ncols; i++)
-            has_id |= !strcmp(cols[i], "id");
-        if (!b.d)
-            ret = tg_err_set(err, "rows put %s: out of memory", table);
-        else if (has_id)
-            ret = pg_run(s, b.d, "rows put", err);
-        free(b.d);
-    }
+    int has_id = 0;
+    for (size_t i = 0; i < ncols; i++)
+        has_id |= !strcmp(cols[i], "id");
+    if (ret == 0 && has_id) ret = bump_identity(s, table, err);
     if (ret == 0)
         ret = pg_commit(s, "rows put", err);
     else

@@ -653,8 +653,8 @@ static void bind_value(sqlite3_stmt *st, int i, const tg_sql_value_t *v)
 
 /* One statement prepared for the call (the tables and their columns vary), stepped per
  * row in one write transaction. table and cols are plain names (store.c checked them). */
-static int sq_rows_put(tg_store_t *base, const char *table, const char *const *cols,
-                       size_t ncols, const tg_sql_value_t *vals, size_t nrows, tg_err_t *err)
+static int sq_rows_put(tg_store_t *base, const char *table, const char *const *cols, size_t ncols,
+                       const tg_sql_value_t *vals, size_t nrows, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
     sqlite3_str *q = sqlite3_str_new(s->db);
