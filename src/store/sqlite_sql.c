@@ -166,6 +166,16 @@ static void read_value(sqlite3_stmt *st, int i, tg_sql_value_t *v)
     }
 }
 
+/* Which value parameter i (1-based) takes: N for ?N and $N (so $N means what it means in
+ * PostgreSQL, where SQLite would number "$2" by its first use), else its position. */
+static size_t param_number(const char *name, int i)
+{
+    if (name && (name[0] == '$' || name[0] == '?') && name[1] >= '1' && name[1] <= '9' &&
+        strspn(name + 1, "0123456789") == strlen(name + 1) && strlen(name + 1) < 6)
+        return (size_t)strtoul(name + 1, NULL, 10);
+    return (size_t)i;
+}
+
 static int sq_query(tg_store_t *base, const char *sql, const char *const *params, size_t nparams,
                     const tg_sql_sink_t *sink, tg_err_t *err)
 {
@@ -174,16 +184,17 @@ static int sq_query(tg_store_t *base, const char *sql, const char *const *params
     sqlite3_stmt *st;
     int ret = prepare_read(s, sql, &st, err);
     if (ret != 0) return ret;
-    if ((size_t)sqlite3_bind_parameter_count(st) > nparams) {
-        sqlite3_finalize(st);
-        return refuse(err, "SQL error: the statement has parameters (%s) no value is given for",
-                      "?N or :name");
-    }
-    for (size_t i = 0; i < nparams && i < (size_t)sqlite3_bind_parameter_count(st); i++) {
-        if (params[i])
-            sqlite3_bind_text(st, (int)i + 1, params[i], -1, SQLITE_STATIC);
+    for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+        size_t k = param_number(sqlite3_bind_parameter_name(st, i), i);
+        if (k == 0 || k > nparams) {
+            sqlite3_finalize(st);
+            return refuse(err, "SQL error: the statement has parameters (%s) no value is given for",
+                          "?N, $N or :name");
+        }
+        if (params[k - 1])
+            sqlite3_bind_text(st, i, params[k - 1], -1, SQLITE_STATIC);
         else
-            sqlite3_bind_null(st, (int)i + 1);
+            sqlite3_bind_null(st, i);
     }
     int n = sqlite3_column_count(st);
     const char **names = calloc((size_t)n, sizeof *names);

@@ -313,7 +313,9 @@ typedef struct tg_sql_sink {
 } tg_sql_sink_t;
 
 /* Runs one read-only SQL statement, rows streamed to sink as they are stepped (nothing is
- * buffered). params[0..nparams) are bound as text to ?1..?N (NULL binds NULL). Refused
+ * buffered). params[0..nparams) are bound as text to $1..$N (and, SQLite, ?1..?N; NULL
+ * binds NULL). PostgreSQL: one READ ONLY transaction, rolled back; 60 s statement_timeout
+ * on a read-only handle (pg_sql.c). Refused
  * (TG_STORE_REFUSED, nothing run, err says why) when sql is not exactly one statement
  * (trailing ';', spaces and comments are fine), does not compile, or could write
  * (sqlite3_stmt_readonly(), and the read-only handle's authorizer). On any handle, so
@@ -347,8 +349,8 @@ int tg_store_events_delete(tg_store_t *s, const int64_t *ids, size_t n, int64_t 
 
 /* ---- copying a store (`tollgate store copy`) -------------------------------------- */
 
-/* "sqlite" or "postgres": which SQL a query given to tg_store_query is read as. Both read
- * parameters written $1, $2, ... (in SQLite a named parameter, numbered by first use). */
+/* "sqlite" or "postgres": which SQL a query given to tg_store_query is read as. Both bind
+ * $1, $2, ... to params[0], params[1], ... (SQLite: sqlite_sql.c binds $N by its number). */
 const char *tg_store_dialect(tg_store_t *s);
 
 /* A table of the store and the columns a copy reads it in order of. */
