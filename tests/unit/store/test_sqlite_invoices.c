@@ -29,48 +29,9 @@ static tg_store_t *use(void **state)
     return s = ((tb_store_t *)*state)->s;
 }
 
-/* The events appended; on PostgreSQL, until its writer (pg_events.c) is there, written as
- * rows instead (tg_store_rows_put), the columns these tests read. */
 static int put_events(const tg_event_t *e, size_t n, tg_err_t *err)
 {
-    size_t ins = 0;
-    int rc = tg_store_append(s, e, n, &ins, err);
-    if (rc == 0 || strcmp(tg_store_dialect(s), "postgres") != 0) return rc;
-    static const char *const cols[] = {"id",        "ts_us",     "tenant",     "method",
-                                       "path",      "status",    "outcome",    "latency_us",
-                                       "bytes_in",  "bytes_out", "model",      "tokens_in",
-                                       "tool",      "cost_micros", "requests"};
-    enum { NC = sizeof cols / sizeof cols[0] };
-    tg_sql_value_t v[16 * NC];
-    for (size_t i = 0; i < n && i < 16; i++) {
-        tg_sql_value_t *r = &v[i * NC];
-#define I(j, x) r[j] = (tg_sql_value_t){.type = TG_SQL_INT, .i = (x)}
-#define T(j, x) r[j] = (tg_sql_value_t){.type = TG_SQL_TEXT, .s = (x), .len = strlen(x)}
-        I(0, e[i].id);
-        I(1, e[i].ts_us);
-        T(2, e[i].tenant);
-        T(3, e[i].method);
-        T(4, "/");
-        I(5, e[i].status);
-        T(6, tg_outcome_name(e[i].outcome));
-        I(7, e[i].latency_us);
-        I(8, e[i].bytes_in);
-        I(9, e[i].bytes_out);
-        T(10, e[i].model);
-        if (e[i].tokens_in < 0)
-            r[11] = (tg_sql_value_t){.type = TG_SQL_NULL};
-        else
-            I(11, e[i].tokens_in);
-        if (e[i].tool[0])
-            T(12, e[i].tool);
-        else
-            r[12] = (tg_sql_value_t){.type = TG_SQL_NULL};
-        I(13, e[i].cost_micros);
-        I(14, 1);
-#undef I
-#undef T
-    }
-    return tg_store_rows_put(s, "usage_events", cols, NC, v, n, err);
+    return tb_append(s, e, n, err);
 }
 
 static int64_t day(const char *d)
@@ -438,10 +399,12 @@ static void test_migration_gap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TB_BOTH(test_plans),           TB_BOTH(test_tenant_plans),
-        TB_BOTH(test_close),           TB_BOTH(test_close_race),
-        TB_BOTH(test_usage_and_range), cmocka_unit_test_setup_teardown(test_migration_gap,
-                                                                       tb_setup_sqlite, tb_teardown),
+        TB_BOTH(test_plans),
+        TB_BOTH(test_tenant_plans),
+        TB_BOTH(test_close),
+        TB_BOTH(test_close_race),
+        TB_BOTH(test_usage_and_range),
+        cmocka_unit_test_setup_teardown(test_migration_gap, tb_setup_sqlite, tb_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,17 +90,17 @@ static void test_reads(void **state)
         assert_true(r.n > 20);
     }
     assert_int_equal(q(t->ro,
-                       "WITH x(v) AS (VALUES (CAST(1.5 AS REAL)), (NULL), (2)) SELECT v FROM x",
-                       &r, &err),
+                       "WITH x(v) AS (VALUES (CAST(1.5 AS REAL)), (NULL), (2)) SELECT v FROM x", &r,
+                       &err),
                      0);
     assert_string_equal(r.row[0], "1.5");
     assert_string_equal(r.row[1], "NULL");
     assert_string_equal(r.row[2], "2");
     /* Sums and counts read as integers on both (PostgreSQL's sum of a bigint is numeric). */
-    assert_int_equal(
-        q(t->ro, "SELECT sum(cost_micros) AS c, count(*) AS n, max(tenant) AS m FROM events", &r,
-          &err),
-        0);
+    assert_int_equal(q(t->ro,
+                       "SELECT sum(cost_micros) AS c, count(*) AS n, max(tenant) AS m FROM events",
+                       &r, &err),
+                     0);
     assert_string_equal(r.row[0], "6100|6|beta");
     /* A callback's nonzero stops the rows and comes back as is. */
     tg_sql_sink_t sink = fx_sink(&r);
@@ -154,8 +154,8 @@ static void test_refusals_pg(void **state)
             tg_err_t err;
             int rc = q(handles[h], cases[i].sql, &r, &err);
             if (rc != TG_STORE_REFUSED || !strstr(err.msg, cases[i].why))
-                fail_msg("handle %zu, \"%s\": rc %d, \"%s\" (expected \"%s\")", h, cases[i].sql,
-                         rc, err.msg, cases[i].why);
+                fail_msg("handle %zu, \"%s\": rc %d, \"%s\" (expected \"%s\")", h, cases[i].sql, rc,
+                         err.msg, cases[i].why);
         }
     assert_int_equal(count(t->ro, "SELECT count(*) FROM tenants"), 2);
     assert_int_equal(count(t->ro, "SELECT count(*) FROM events"), 6);
