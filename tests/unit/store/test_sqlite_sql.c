@@ -71,6 +71,16 @@ static int64_t count(tg_store_t *s, const char *sql)
     return strtoll(r.row[0], NULL, 10);
 }
 
+/* sql on handle h is refused with why in the message. */
+static void expect_refused(tg_store_t *s, size_t h, const char *sql, const char *why)
+{
+    fx_rows_t r;
+    tg_err_t err;
+    int rc = q(s, sql, &r, &err);
+    if (rc != TG_STORE_REFUSED || !strstr(err.msg, why))
+        fail_msg("handle %zu, \"%s\": rc %d, \"%s\" (expected \"%s\")", h, sql, rc, err.msg, why);
+}
+
 static void test_reads(void **state)
 {
     t_t *t = *state;
@@ -149,14 +159,8 @@ static void test_refusals_pg(void **state)
     };
     tg_store_t *handles[2] = {t->ro, t->f->s};
     for (size_t h = 0; h < 2; h++)
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            fx_rows_t r;
-            tg_err_t err;
-            int rc = q(handles[h], cases[i].sql, &r, &err);
-            if (rc != TG_STORE_REFUSED || !strstr(err.msg, cases[i].why))
-                fail_msg("handle %zu, \"%s\": rc %d, \"%s\" (expected \"%s\")", h, cases[i].sql, rc,
-                         err.msg, cases[i].why);
-        }
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            expect_refused(handles[h], h, cases[i].sql, cases[i].why);
     assert_int_equal(count(t->ro, "SELECT count(*) FROM tenants"), 2);
     assert_int_equal(count(t->ro, "SELECT count(*) FROM events"), 6);
     assert_int_equal(count(t->ro, "SELECT count(*) FROM pg_tables WHERE tablename = "
@@ -224,18 +228,13 @@ static void test_refusals(void **state)
     tg_store_t *handles[2] = {t->ro, t->f->s};
     for (size_t h = 0; h < 2; h++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            fx_rows_t r;
-            tg_err_t err;
-            int rc = q(handles[h], cases[i].sql, &r, &err);
             /* The normal handle has no authorizer: what it lets through still writes
              * nothing (no columns, or a read). */
             if (h == 1 &&
                 (strstr(cases[i].why, "PRAGMA query_only") || !strcmp(cases[i].why, "REINDEX") ||
                  !strcmp(cases[i].why, "ATTACH") || !strcmp(cases[i].why, "load_extension")))
                 continue;
-            if (rc != TG_STORE_REFUSED || !strstr(err.msg, cases[i].why))
-                fail_msg("handle %zu, \"%s\": rc %d, \"%s\" (expected \"%s\")", h, cases[i].sql, rc,
-                         err.msg, cases[i].why);
+            expect_refused(handles[h], h, cases[i].sql, cases[i].why);
         }
     struct stat sb;
     assert_int_not_equal(stat("/tmp/tg_test_sql_vacuum.db", &sb), 0);
