@@ -462,6 +462,12 @@ static int pg_rows_put(tg_store_t *base, const char *table, const char *const *c
     for (size_t i = 0; i < ncols; i++)
         has_id |= !strcmp(cols[i], "id");
     if (ret == 0 && has_id) ret = bump_identity(s, table, err);
+    /* A gateway already on this store reloads keys and policy. */
+    if (ret == 0)
+        ret = pg_run(s,
+                     "UPDATE meta SET value = value + 1 WHERE key IN ('auth_version', "
+                     "'policy_version')",
+                     "rows put", err);
     if (ret == 0)
         ret = pg_commit(s, "rows put", err);
     else

@@ -662,6 +662,9 @@ static void bind_value(sqlite3_stmt *st, int i, const tg_sql_value_t *v)
     }
 }
 
+#define BUMP_BOTH                                                                                  \
+    "UPDATE meta SET value = value + 1 WHERE key IN ('auth_version', 'policy_version')"
+
 /* One statement prepared for the call (the tables and their columns vary), stepped per
  * row in one write transaction. table and cols are plain names (store.c checked them). */
 static int sq_rows_put(tg_store_t *base, const char *table, const char *const *cols, size_t ncols,
@@ -701,6 +704,10 @@ static int sq_rows_put(tg_store_t *base, const char *table, const char *const *c
         }
     }
     sqlite3_finalize(st);
+    /* A gateway already on this store reloads keys and policy (rows of any table may be
+     * what it reads). */
+    if (ret == 0 && (rc = sqlite3_exec(s->db, BUMP_BOTH, NULL, NULL, NULL)) != SQLITE_OK)
+        ret = sq_fail(s, rc, "rows put", err);
     if (ret != 0) {
         sq_rollback(s);
         return ret;

@@ -368,7 +368,8 @@ extern const tg_store_table_t tg_store_tables[];
 /* Inserts nrows rows into table (one of tg_store_tables), each ncols values in the order
  * of cols (vals row after row), as tg_store_query read them from a store of either
  * backend: every column of the row, ids and times included. One transaction: all or
- * nothing. TG_STORE_EXISTS when a row is there already. PostgreSQL: the monthly
+ * nothing, with meta's auth_version and policy_version bumped (a gateway on the store
+ * reloads). TG_STORE_EXISTS when a row is there already. PostgreSQL: the monthly
  * partitions of the events' ids are created first, and an identity column's sequence is
  * moved past the ids written. */
 int tg_store_rows_put(tg_store_t *s, const char *table, const char *const *cols, size_t ncols,
