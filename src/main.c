@@ -53,6 +53,8 @@ static const char usage[] =
     "  restore FILE                            gateway stopped; the old store kept as .bak\n"
     "  archive --before YYYY-MM-DD --out FILE.jsonl.zst\n"
     "                                          export older events, verify, then purge them\n"
+    "  store copy --to URL [--from URL]        every row into a new, empty store (SQLite to\n"
+    "                                          PostgreSQL), then counts and sums compared\n"
     "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
 
 int main(int argc, char **argv)
@@ -104,6 +106,7 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "backup") == 0) return tg_cli_backup(n, args, cfg);
     if (strcmp(args[0], "restore") == 0) return tg_cli_restore(n, args, cfg);
     if (strcmp(args[0], "archive") == 0) return tg_cli_archive(n, args, cfg);
+    if (strcmp(args[0], "store") == 0) return tg_cli_store(n, args, cfg);
     fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
     return TG_EXIT_USAGE;
 }

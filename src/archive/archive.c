@@ -22,7 +22,8 @@
 #include <zstd.h>
 
 #define ZSTD_LEVEL 3
-#define EXPORT_SQL "SELECT * FROM usage_events WHERE ts_us < CAST(?1 AS INTEGER) ORDER BY id"
+/* $1 and BIGINT read alike in SQLite and PostgreSQL (tg_store_dialect). */
+#define EXPORT_SQL "SELECT * FROM usage_events WHERE ts_us < CAST($1 AS BIGINT) ORDER BY id"
 
 /* ---- the id checksum ---- */
 

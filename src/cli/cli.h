@@ -42,6 +42,8 @@ int tg_cli_report(int argc, char **argv, const char *config_path);
 int tg_cli_backup(int argc, char **argv, const char *config_path);
 int tg_cli_restore(int argc, char **argv, const char *config_path);
 int tg_cli_archive(int argc, char **argv, const char *config_path);
+/* `store copy` (store.c): every row of a store into a new one of either backend. */
+int tg_cli_store(int argc, char **argv, const char *config_path);
 
 /* `ingest` (ingest.c): access logs (CloudFront, API Gateway, CLF, tollgate's own) into
  * usage events, each record counted once however often its file is ingested. */

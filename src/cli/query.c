@@ -116,11 +116,12 @@ static int open_views(const char *url, tg_store_t **out, tg_err_t *err)
         if (tg_store_open_readonly(url, out, err) != 0) return -1;
         int64_t views = 0;
         const tg_sql_sink_t sink = {NULL, count_row, &views};
-        if (tg_store_query(*out,
-                           "SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND "
-                           "name = 'events'",
-                           NULL, 0, &sink, err) != 0)
-            views = -1;
+        const char *has_views =
+            strcmp(tg_store_dialect(*out), "postgres") == 0
+                ? "SELECT count(*) FROM pg_views WHERE viewname = 'events' AND "
+                  "schemaname = ANY (current_schemas(false))"
+                : "SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND name = 'events'";
+        if (tg_store_query(*out, has_views, NULL, 0, &sink, err) != 0) views = -1;
         if (views == 1 || attempt > 0) break;
         tg_store_close(*out);
         tg_store_t *rw;

@@ -42,10 +42,14 @@ const char *tg_report_names(char *buf, size_t cap)
 
 int tg_report_sql(const tg_report_t *r, char *buf, size_t cap)
 {
-    /* NULL binds "no bound": one statement for every combination of options. */
+    /* NULL binds "no bound": one statement for every combination of options. Read alike
+     * by both backends: $N is PostgreSQL's parameter and, in SQLite, a named one numbered
+     * by first use; the CAST gives PostgreSQL the parameter's type. The views' day and
+     * tenant are text in both, compared byte by byte (days are ISO dates). */
     int n = snprintf(buf, cap,
-                     "SELECT * FROM %s WHERE (?1 IS NULL OR day >= ?1) AND (?2 IS NULL OR "
-                     "day <= ?2) AND (?3 IS NULL OR tenant = ?3) ORDER BY %s",
+                     "SELECT * FROM %s WHERE (CAST($1 AS TEXT) IS NULL OR day >= $1) AND "
+                     "(CAST($2 AS TEXT) IS NULL OR day <= $2) AND (CAST($3 AS TEXT) IS NULL OR "
+                     "tenant = $3) ORDER BY %s",
                      r->view, r->order_by);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }

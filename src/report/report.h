@@ -36,8 +36,8 @@ typedef struct tg_report_query {
     const char *tenant;
 } tg_report_query_t;
 
-/* The SQL of r filtered by q's bounds (bound as ?1 from, ?2 to, ?3 tenant), into buf of
- * cap bytes. 0, or -1 when it does not fit. */
+/* The SQL of r filtered by q's bounds (bound as $1 from, $2 to, $3 tenant), into buf of
+ * cap bytes, read alike by SQLite and PostgreSQL. 0, or -1 when it does not fit. */
 int tg_report_sql(const tg_report_t *r, char *buf, size_t cap);
 
 /* Runs report r over store s, rows streamed to sink (tg_store_query). */

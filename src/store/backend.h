@@ -21,6 +21,7 @@
 
 /* Open is the backend's constructor (below); migrations run inside it. */
 struct tg_store_life_ops {
+    const char *dialect; /* "sqlite" or "postgres": tg_store_dialect() */
     void (*close)(tg_store_t *s);
     int (*writable)(tg_store_t *s, tg_err_t *err);
     int (*set_busy_timeout)(tg_store_t *s, long ms, tg_err_t *err); /* may be NULL */
@@ -178,6 +179,9 @@ struct tg_store_sql_ops {
     int (*backup)(tg_store_t *s, const char *dest_path, int pages, int64_t *npages, tg_err_t *err);
     int (*events_delete)(tg_store_t *s, const int64_t *ids, size_t n, int64_t before_us,
                          int64_t *deleted, tg_err_t *err);
+    /* table and cols are checked by store.c (tg_store_rows_put) before this is called. */
+    int (*rows_put)(tg_store_t *s, const char *table, const char *const *cols, size_t ncols,
+                    const tg_sql_value_t *vals, size_t nrows, tg_err_t *err);
 };
 
 /* The handle: a backend embeds it first in its own connection struct and points each

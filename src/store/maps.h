@@ -36,5 +36,14 @@ extern const tg_rowmap_t tg_map_alarm_event; /* tg_alarm_event_row_t from alarm_
 /* outbox and outbox_deliveries (outbox_ops): each delivery joined with its notice, as
  * "outbox_deliveries d JOIN outbox o" */
 extern const tg_rowmap_t tg_map_delivery; /* tg_notice_delivery_t */
+/* the dashboard (dash_ops) */
+extern const tg_rowmap_t tg_map_dash_rejection; /* tg_dash_rejection_t from usage_events */
+
+/* plans and invoices (invoice_ops) */
+extern const tg_rowmap_t tg_map_tenant_plan;    /* tg_tenant_plan_row_t from tenant_plans */
+extern const tg_rowmap_t tg_map_invoice;        /* tg_invoice_row_t from invoices */
+extern const tg_rowmap_t tg_map_invoice_billed; /* tg_invoice_billed_t from invoice_meters */
+extern const tg_rowmap_t tg_map_invoice_line;   /* tg_invoice_line_t from invoice_lines */
+extern const tg_rowmap_t tg_map_event; /* tg_event_t, whole, from usage_events (the export) */
 
 #endif

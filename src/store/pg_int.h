@@ -79,6 +79,35 @@ enum {
     PS_OUTBOX_NOTIFIERS,
     PS_OUTBOX_LIST,
     PS_OUTBOX_PURGE,
+    /* pg_dash.c */
+    PS_DASH_TOTALS,
+    PS_DASH_SERIES,
+    PS_DASH_REJECTIONS,
+    /* pg_invoices.c */
+    PS_PLAN_INSERT,
+    PS_PLAN_RM,
+    PS_PLAN_RM_ALL,
+    PS_PLAN_LIST,
+    PS_PLAN_GET,
+    PS_PLAN_METER_INSERT,
+    PS_PLAN_METERS,
+    PS_PLAN_TIER_INSERT,
+    PS_PLAN_TIERS,
+    PS_TENANT_PLAN_SET,
+    PS_TENANT_PLAN_RM,
+    PS_TENANT_PLAN_LIST,
+    PS_PLAN_USAGE,
+    PS_INVOICE_INSERT,
+    PS_INVOICE_LINE_INSERT,
+    PS_INVOICE_METER_PUT,
+    PS_INVOICE_GET,
+    PS_INVOICE_LINES,
+    PS_INVOICE_LIST,
+    PS_INVOICE_BILLED,
+    PS_EVENT_RANGE,
+    PS_EVENT_RANGE_ALL,
+    /* pg_sql.c */
+    PS_EV_DELETE_IDS,
     PS_COUNT
 };
 
@@ -127,6 +156,7 @@ typedef struct pg_store {
     int readonly;                     /* tg_store_open_readonly: every transaction READ ONLY */
     unsigned char prepared[PS_COUNT]; /* slot prepared on this connection */
     char where[160]; /* "postgres://HOST:PORT/DB" for messages: never the password */
+    char state[6];   /* the SQLSTATE of the last pg_fail ("" when it had none) */
     /* scratch for TG_COL_BLOB_PTR columns of the row being read */
     unsigned char blob[4][64];
 } pg_store_t;
@@ -149,7 +179,8 @@ extern const struct tg_store_sql_ops pg_sql_ops;
 
 /* ---- statements and transactions (postgres.c) ------------------------------------ */
 
-/* Fills err from a failed result (or the connection when r is NULL) and returns
+/* Fills err from a failed result (or the connection when r is NULL), keeps its SQLSTATE in
+ * s->state (so a caller of pg_exec can tell a unique violation, 23505, apart), and returns
  * TG_STORE_BUSY (the store cannot be used right now: connection lost, server shutting
  * down or out of space, a lock or statement timeout, a serialization failure or deadlock:
  * try again later) or -1. */

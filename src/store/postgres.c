@@ -143,6 +143,7 @@ int pg_fail(pg_store_t *s, const PGresult *r, const char *what, tg_err_t *err)
     const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     first_line(msg, sizeof msg, m ? m : PQerrorMessage(s->conn));
     const char *st = pg_state(r);
+    snprintf(s->state, sizeof s->state, "%s", st);
     int lost = PQstatus(s->conn) == CONNECTION_BAD;
     if (lost)
         tg_err_set(err, "%s: %s: connection lost (%s); will reconnect", what, s->where,
@@ -634,6 +635,7 @@ int tg_postgres_open_readonly(const char *url, tg_store_t **out, tg_err_t *err)
 }
 
 static const struct tg_store_life_ops pg_life_ops = {
+    .dialect = "postgres",
     .close = pg_close,
     .writable = pg_writable,
     .set_busy_timeout = pg_set_busy_timeout,

@@ -516,6 +516,7 @@ int sq_schema_latest(void)
 }
 
 static const struct tg_store_life_ops sq_life_ops = {
+    .dialect = "sqlite",
     .close = sq_close,
     .writable = sq_writable,
     .set_busy_timeout = sq_set_busy_timeout,

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "store/maps.h"
+
 /* The sums of one group of events, in the order of the SELECTs below. */
 #define DASH_SUMS                                                                                  \
     "sum(requests), "                                                                              \
@@ -33,18 +35,9 @@ static const sq_sql_t sql_series = {
            "FROM usage_events WHERE tenant = ?1 AND ts_us >= ?2 AND ts_us < ?3 "
            "GROUP BY b ORDER BY b"};
 
-static const tg_col_t rej_cols[] = {
-    TG_COL(tg_dash_rejection_t, ts_us, "ts_us", TG_COL_INT64),
-    TG_COL(tg_dash_rejection_t, status, "status", TG_COL_INT),
-    TG_COL(tg_dash_rejection_t, reason, "reason", TG_COL_TEXT),
-    TG_COL(tg_dash_rejection_t, route, "route", TG_COL_TEXT),
-    TG_COL(tg_dash_rejection_t, method, "method", TG_COL_TEXT),
-    TG_COL(tg_dash_rejection_t, path, "path", TG_COL_TEXT),
-};
-static const tg_rowmap_t rej_map = TG_ROWMAP(tg_dash_rejection_t, "usage_events", rej_cols);
 static const sq_sql_t sql_rejections = {
     .slot = ST_DASH_REJECTIONS,
-    .select = &rej_map,
+    .select = &tg_map_dash_rejection,
     .sql = "FROM usage_events WHERE tenant = ?1 AND outcome = 'rejected' "
            "ORDER BY ts_us DESC, id DESC LIMIT ?2"};
 
@@ -155,7 +148,7 @@ static int sq_dash_rejections(tg_store_t *base, const char *tenant, int limit,
     int rc, ret = 0;
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         tg_dash_rejection_t r;
-        sq_read_row(st, &rej_map, &r);
+        sq_read_row(st, &tg_map_dash_rejection, &r);
         ret = cb(&r, ud);
     }
     if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "dashboard rejections", err);
@@ -164,7 +157,7 @@ static int sq_dash_rejections(tg_store_t *base, const char *tenant, int limit,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const tg_rowmap_t *const sq_dash_maps[] = {&rej_map, NULL};
+const tg_rowmap_t *const sq_dash_maps[] = {&tg_map_dash_rejection, NULL};
 
 const struct tg_store_dash_ops sq_dash_ops = {
     .read_only = sq_dash_read_only,

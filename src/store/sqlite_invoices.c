@@ -9,93 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/maps.h"
 #include "util/clock.h"
-
-/* ---- row mappings ------------------------------------------------------------------ */
-
-static const tg_col_t tenant_plan_cols[] = {
-    TG_COL(tg_tenant_plan_row_t, tenant, "tenant_id", TG_COL_TEXT),
-    TG_COL(tg_tenant_plan_row_t, from_month, "from_month", TG_COL_TEXT),
-    TG_COL(tg_tenant_plan_row_t, plan, "plan", TG_COL_TEXT),
-    TG_COL(tg_tenant_plan_row_t, updated_us, "updated_us", TG_COL_INT64),
-};
-static const tg_rowmap_t tenant_plan_map =
-    TG_ROWMAP(tg_tenant_plan_row_t, "tenant_plans", tenant_plan_cols);
-
-static const tg_col_t invoice_cols[] = {
-    TG_COL(tg_invoice_row_t, tenant, "tenant_id", TG_COL_TEXT),
-    TG_COL(tg_invoice_row_t, month, "month", TG_COL_TEXT),
-    TG_COL(tg_invoice_row_t, plan, "plan", TG_COL_TEXT),
-    TG_COL(tg_invoice_row_t, plan_effective_us, "plan_effective_us", TG_COL_INT64),
-    TG_COL(tg_invoice_row_t, total_micros, "total_micros", TG_COL_INT64),
-    TG_COL(tg_invoice_row_t, closed_us, "closed_us", TG_COL_INT64),
-};
-static const tg_rowmap_t invoice_map = TG_ROWMAP(tg_invoice_row_t, "invoices", invoice_cols);
-
-static const tg_col_t billed_cols[] = {
-    TG_COL(tg_invoice_billed_t, month, "month", TG_COL_TEXT),
-    TG_COL_ENUM_OF(tg_invoice_billed_t, meter, "meter", tg_plan_meter_name, TG_PMETER_COUNT),
-    TG_COL(tg_invoice_billed_t, match, "match", TG_COL_TEXT),
-    TG_COL(tg_invoice_billed_t, measured, "measured", TG_COL_INT64),
-    TG_COL(tg_invoice_billed_t, amount_micros, "amount_micros", TG_COL_INT64),
-    TG_COL(tg_invoice_billed_t, closed_measured, "closed_measured", TG_COL_INT64),
-    TG_COL(tg_invoice_billed_t, closed_amount_micros, "closed_amount_micros", TG_COL_INT64),
-};
-static const tg_rowmap_t billed_map = TG_ROWMAP(tg_invoice_billed_t, "invoice_meters", billed_cols);
-
-static const tg_col_t line_cols[] = {
-    TG_COL_ENUM_OF(tg_invoice_line_t, kind, "kind", tg_plan_line_kind_name, TG_LINE_COUNT),
-    TG_COL_ENUM_OF(tg_invoice_line_t, meter, "meter", tg_plan_meter_name, TG_PMETER_COUNT),
-    TG_COL(tg_invoice_line_t, match, "match", TG_COL_TEXT),
-    TG_COL(tg_invoice_line_t, tier, "tier", TG_COL_INT),
-    TG_COL(tg_invoice_line_t, tier_from, "tier_from", TG_COL_INT64),
-    TG_COL(tg_invoice_line_t, tier_to, "tier_to", TG_COL_AMOUNT),
-    TG_COL(tg_invoice_line_t, quantity, "quantity", TG_COL_INT64),
-    TG_COL(tg_invoice_line_t, unit_micros, "unit_micros", TG_COL_INT64),
-    TG_COL(tg_invoice_line_t, scale, "scale", TG_COL_INT64),
-    TG_COL(tg_invoice_line_t, subtotal_micros, "subtotal_micros", TG_COL_INT64),
-    TG_COL(tg_invoice_line_t, for_month, "for_month", TG_COL_TEXT),
-};
-static const tg_rowmap_t line_map = TG_ROWMAP(tg_invoice_line_t, "invoice_lines", line_cols);
-
-/* An event read back whole: token counts NULL are TG_TOKENS_UNKNOWN (-1, as an amount not
- * set), the outcome's text its value, requests the count. */
-static const char *outcome_name(int i)
-{
-    return tg_outcome_name((tg_outcome_t)i);
-}
-
-static const tg_col_t event_cols[] = {
-    TG_COL(tg_event_t, id, "id", TG_COL_INT64),
-    TG_COL(tg_event_t, ts_us, "ts_us", TG_COL_INT64),
-    TG_COL(tg_event_t, tenant, "tenant", TG_COL_TEXT),
-    TG_COL(tg_event_t, key_id, "key_id", TG_COL_TEXT),
-    TG_COL(tg_event_t, route, "route", TG_COL_TEXT),
-    TG_COL(tg_event_t, method, "method", TG_COL_TEXT),
-    TG_COL(tg_event_t, path, "path", TG_COL_TEXT),
-    TG_COL(tg_event_t, status, "status", TG_COL_INT),
-    TG_COL_ENUM_OF(tg_event_t, outcome, "outcome", outcome_name, 3),
-    TG_COL(tg_event_t, reason, "reason", TG_COL_TEXT),
-    TG_COL(tg_event_t, latency_us, "latency_us", TG_COL_INT64),
-    TG_COL(tg_event_t, bytes_in, "bytes_in", TG_COL_INT64),
-    TG_COL(tg_event_t, bytes_out, "bytes_out", TG_COL_INT64),
-    TG_COL(tg_event_t, model, "model", TG_COL_TEXT),
-    TG_COL(tg_event_t, tokens_in, "tokens_in", TG_COL_AMOUNT),
-    TG_COL(tg_event_t, tokens_out, "tokens_out", TG_COL_AMOUNT),
-    TG_COL(tg_event_t, tokens_cached, "tokens_cached", TG_COL_AMOUNT),
-    TG_COL(tg_event_t, tokens_cache_write, "tokens_cache_write", TG_COL_AMOUNT),
-    TG_COL(tg_event_t, tool, "tool", TG_COL_TEXT),
-    TG_COL(tg_event_t, cost_micros, "cost_micros", TG_COL_INT64),
-    TG_COL(tg_event_t, cache, "cache", TG_COL_TEXT),
-    TG_COL(tg_event_t, client_ip, "client_ip", TG_COL_TEXT),
-    TG_COL(tg_event_t, request_id, "request_id", TG_COL_TEXT),
-    TG_COL(tg_event_t, upstream, "upstream", TG_COL_TEXT),
-    TG_COL(tg_event_t, rpc_method, "rpc_method", TG_COL_TEXT),
-    TG_COL(tg_event_t, price_flag, "price_flag", TG_COL_TEXT),
-    TG_COL(tg_event_t, count, "requests", TG_COL_INT64),
-    TG_COL(tg_event_t, source, "source", TG_COL_TEXT),
-};
-static const tg_rowmap_t event_map = TG_ROWMAP(tg_event_t, "usage_events", event_cols);
 
 /* ---- statements -------------------------------------------------------------------- */
 
@@ -141,7 +56,7 @@ static const sq_sql_t sql_tenant_plan_rm = {
     .sql = "DELETE FROM tenant_plans WHERE tenant_id = ?1 AND from_month = ?2"};
 static const sq_sql_t sql_tenant_plan_list = {
     .slot = ST_TENANT_PLAN_LIST,
-    .select = &tenant_plan_map,
+    .select = &tg_map_tenant_plan,
     .sql = "FROM tenant_plans WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, from_month"};
 /* Through the (tenant, ts_us) index. requests counts what each row stands for (an
  * aggregate of refusals is several); the rest count billable rows only. */
@@ -179,32 +94,32 @@ static const sq_sql_t sql_meter_put = {
         "amount_micros = excluded.amount_micros, updated_us = excluded.updated_us "
         "WHERE invoice_meters.measured = ?9"};
 static const sq_sql_t sql_invoice_get = {.slot = ST_INVOICE_GET,
-                                         .select = &invoice_map,
+                                         .select = &tg_map_invoice,
                                          .sql =
                                              "FROM invoices WHERE tenant_id = ?1 AND month = ?2"};
 static const sq_sql_t sql_invoice_lines = {
     .slot = ST_INVOICE_LINES,
-    .select = &line_map,
+    .select = &tg_map_invoice_line,
     .sql = "FROM invoice_lines WHERE tenant_id = ?1 AND month = ?2 ORDER BY seq"};
 static const sq_sql_t sql_invoice_list = {
     .slot = ST_INVOICE_LIST,
-    .select = &invoice_map,
+    .select = &tg_map_invoice,
     .sql = "FROM invoices WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, month"};
 static const sq_sql_t sql_invoice_billed = {
     .slot = ST_INVOICE_BILLED,
-    .select = &billed_map,
+    .select = &tg_map_invoice_billed,
     .sql = "FROM invoice_meters WHERE tenant_id = ?1 AND month = ?2 ORDER BY meter, match"};
 /* One tenant's range comes through the (tenant, ts_us) index in time order; every
  * tenant's in id order, the rowid's, so neither sorts the range in a temporary b-tree
  * ("?1 IS NULL OR tenant = ?1" would make SQLite do both: scan the index, then sort). */
 static const sq_sql_t sql_event_range = {
     .slot = ST_EVENT_RANGE,
-    .select = &event_map,
+    .select = &tg_map_event,
     .sql = "FROM usage_events WHERE tenant = ?1 AND ts_us >= ?2 AND ts_us < ?3 "
            "ORDER BY ts_us, id"};
 static const sq_sql_t sql_event_range_all = {
     .slot = ST_EVENT_RANGE_ALL,
-    .select = &event_map,
+    .select = &tg_map_event,
     .sql = "FROM usage_events WHERE ?1 IS NULL AND ts_us >= ?2 AND ts_us < ?3 ORDER BY id"};
 
 /* ---- plans ------------------------------------------------------------------------- */
@@ -426,7 +341,7 @@ static int sq_tenant_plan_rm(tg_store_t *base, const char *tenant, const char *f
 static int emit_tenant_plan(sqlite3_stmt *st, const sink_t *k)
 {
     tg_tenant_plan_row_t r;
-    sq_read_row(st, &tenant_plan_map, &r);
+    sq_read_row(st, &tg_map_tenant_plan, &r);
     return SINK_CALL(tg_tenant_plan_row_t, k, &r);
 }
 
@@ -578,7 +493,7 @@ fail:
 static int emit_line(sqlite3_stmt *st, const sink_t *k)
 {
     tg_invoice_line_t r;
-    sq_read_row(st, &line_map, &r);
+    sq_read_row(st, &tg_map_invoice_line, &r);
     return SINK_CALL(tg_invoice_line_t, k, &r);
 }
 
@@ -604,7 +519,7 @@ static int sq_invoice_get(tg_store_t *base, const char *tenant, const char *mont
     sqlite3_bind_text(st, 2, month, -1, SQLITE_STATIC);
     tg_invoice_row_t row;
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) sq_read_row(st, &invoice_map, &row);
+    if (rc == SQLITE_ROW) sq_read_row(st, &tg_map_invoice, &row);
     sqlite3_reset(st);
     if (rc == SQLITE_DONE) {
         tg_err_set(err, "%s is not closed for tenant \"%s\"", month, tenant);
@@ -620,7 +535,7 @@ static int sq_invoice_get(tg_store_t *base, const char *tenant, const char *mont
 static int emit_invoice(sqlite3_stmt *st, const sink_t *k)
 {
     tg_invoice_row_t r;
-    sq_read_row(st, &invoice_map, &r);
+    sq_read_row(st, &tg_map_invoice, &r);
     return SINK_CALL(tg_invoice_row_t, k, &r);
 }
 
@@ -634,7 +549,7 @@ static int sq_invoice_list(tg_store_t *base, const char *tenant,
 static int emit_billed(sqlite3_stmt *st, const sink_t *k)
 {
     tg_invoice_billed_t r;
-    sq_read_row(st, &billed_map, &r);
+    sq_read_row(st, &tg_map_invoice_billed, &r);
     return SINK_CALL(tg_invoice_billed_t, k, &r);
 }
 
@@ -651,7 +566,7 @@ static int sq_invoice_billed(tg_store_t *base, const char *tenant, const char *m
 static int emit_event(sqlite3_stmt *st, const sink_t *k)
 {
     tg_event_t e;
-    sq_read_row(st, &event_map, &e);
+    sq_read_row(st, &tg_map_event, &e);
     return SINK_CALL(tg_event_t, k, &e);
 }
 
@@ -664,8 +579,9 @@ static int sq_event_range(tg_store_t *base, const char *tenant, int64_t from_us,
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const tg_rowmap_t *const sq_invoice_maps[] = {&tenant_plan_map, &invoice_map, &billed_map,
-                                              &line_map,        &event_map,   NULL};
+const tg_rowmap_t *const sq_invoice_maps[] = {&tg_map_tenant_plan,    &tg_map_invoice,
+                                              &tg_map_invoice_billed, &tg_map_invoice_line,
+                                              &tg_map_event,          NULL};
 
 const struct tg_store_invoice_ops sq_invoice_ops = {
     .plan_set = sq_plan_set,

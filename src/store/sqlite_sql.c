@@ -166,6 +166,16 @@ static void read_value(sqlite3_stmt *st, int i, tg_sql_value_t *v)
     }
 }
 
+/* Which value parameter i (1-based) takes: N for ?N and $N (so $N means what it means in
+ * PostgreSQL, where SQLite would number "$2" by its first use), else its position. */
+static size_t param_number(const char *name, int i)
+{
+    if (name && (name[0] == '$' || name[0] == '?') && name[1] >= '1' && name[1] <= '9' &&
+        strspn(name + 1, "0123456789") == strlen(name + 1) && strlen(name + 1) < 6)
+        return (size_t)strtoul(name + 1, NULL, 10);
+    return (size_t)i;
+}
+
 static int sq_query(tg_store_t *base, const char *sql, const char *const *params, size_t nparams,
                     const tg_sql_sink_t *sink, tg_err_t *err)
 {
@@ -174,16 +184,17 @@ static int sq_query(tg_store_t *base, const char *sql, const char *const *params
     sqlite3_stmt *st;
     int ret = prepare_read(s, sql, &st, err);
     if (ret != 0) return ret;
-    if ((size_t)sqlite3_bind_parameter_count(st) > nparams) {
-        sqlite3_finalize(st);
-        return refuse(err, "SQL error: the statement has parameters (%s) no value is given for",
-                      "?N or :name");
-    }
-    for (size_t i = 0; i < nparams && i < (size_t)sqlite3_bind_parameter_count(st); i++) {
-        if (params[i])
-            sqlite3_bind_text(st, (int)i + 1, params[i], -1, SQLITE_STATIC);
+    for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+        size_t k = param_number(sqlite3_bind_parameter_name(st, i), i);
+        if (k == 0 || k > nparams) {
+            sqlite3_finalize(st);
+            return refuse(err, "SQL error: the statement has parameters (%s) no value is given for",
+                          "?N, $N or :name");
+        }
+        if (params[k - 1])
+            sqlite3_bind_text(st, i, params[k - 1], -1, SQLITE_STATIC);
         else
-            sqlite3_bind_null(st, (int)i + 1);
+            sqlite3_bind_null(st, i);
     }
     int n = sqlite3_column_count(st);
     const char **names = calloc((size_t)n, sizeof *names);
@@ -638,8 +649,75 @@ static int sq_events_delete(tg_store_t *base, const int64_t *ids, size_t n, int6
     return ret;
 }
 
+/* ---- the copy's rows ---------------------------------------------------------------- */
+
+static void bind_value(sqlite3_stmt *st, int i, const tg_sql_value_t *v)
+{
+    switch (v->type) {
+    case TG_SQL_INT: sqlite3_bind_int64(st, i, v->i); break;
+    case TG_SQL_REAL: sqlite3_bind_double(st, i, v->r); break;
+    case TG_SQL_TEXT: sqlite3_bind_text(st, i, v->s, (int)v->len, SQLITE_STATIC); break;
+    case TG_SQL_BLOB: sqlite3_bind_blob(st, i, v->s, (int)v->len, SQLITE_STATIC); break;
+    default: sqlite3_bind_null(st, i);
+    }
+}
+
+#define BUMP_BOTH                                                                                  \
+    "UPDATE meta SET value = value + 1 WHERE key IN ('auth_version', 'policy_version')"
+
+/* One statement prepared for the call (the tables and their columns vary), stepped per
+ * row in one write transaction. table and cols are plain names (store.c checked them). */
+static int sq_rows_put(tg_store_t *base, const char *table, const char *const *cols, size_t ncols,
+                       const tg_sql_value_t *vals, size_t nrows, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_str *q = sqlite3_str_new(s->db);
+    sqlite3_str_appendf(q, "INSERT INTO %s (", table);
+    for (size_t i = 0; i < ncols; i++)
+        sqlite3_str_appendf(q, "%s%s", i ? ", " : "", cols[i]);
+    sqlite3_str_appendall(q, ") VALUES (");
+    for (size_t i = 0; i < ncols; i++)
+        sqlite3_str_appendf(q, "%s?%d", i ? ", " : "", (int)i + 1);
+    sqlite3_str_appendall(q, ")");
+    char *sql = sqlite3_str_finish(q);
+    if (!sql) return tg_err_set(err, "rows put %s: out of memory", table);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+        int ret = tg_err_set(err, "rows put %s: %s", table, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return ret;
+    }
+    int ret = sq_begin(s, "rows put", err);
+    for (size_t r = 0; ret == 0 && r < nrows; r++) {
+        for (size_t i = 0; i < ncols; i++)
+            bind_value(st, (int)i + 1, &vals[r * ncols + i]);
+        rc = sq_run(st);
+        int x = rc == SQLITE_OK ? rc : sqlite3_extended_errcode(s->db);
+        if (x == SQLITE_CONSTRAINT_PRIMARYKEY || x == SQLITE_CONSTRAINT_UNIQUE) {
+            tg_err_set(err, "rows put %s: a row is there already (%s)", table,
+                       sqlite3_errmsg(s->db));
+            ret = TG_STORE_EXISTS;
+        } else if (rc != SQLITE_OK) {
+            ret = sq_fail(s, rc, "rows put", err);
+        }
+    }
+    sqlite3_finalize(st);
+    /* A gateway already on this store reloads keys and policy (rows of any table may be
+     * what it reads). */
+    if (ret == 0 && (rc = sqlite3_exec(s->db, BUMP_BOTH, NULL, NULL, NULL)) != SQLITE_OK)
+        ret = sq_fail(s, rc, "rows put", err);
+    if (ret != 0) {
+        sq_rollback(s);
+        return ret;
+    }
+    return sq_commit(s, "rows put", err);
+}
+
 const struct tg_store_sql_ops sq_sql_ops = {
     .query = sq_query,
     .backup = sq_backup,
     .events_delete = sq_events_delete,
+    .rows_put = sq_rows_put,
 };

@@ -501,3 +501,63 @@ int tg_store_events_delete(tg_store_t *s, const int64_t *ids, size_t n, int64_t 
 {
     return s->sql->events_delete(s, ids, n, before_us, deleted, err);
 }
+
+/* ---- copying a store -------------------------------------------------------------- */
+
+const char *tg_store_dialect(tg_store_t *s)
+{
+    return s->life->dialect;
+}
+
+const tg_store_table_t tg_store_tables[] = {
+    {"tenants", "id"},
+    {"api_keys", "id"},
+    {"usage_events", "id"},
+    {"pauses", "tenant_id"},
+    {"ip_rules", "tenant_id, action, cidr"},
+    {"usage_daily", "tenant_id, day"},
+    {"limits", "tenant_id, scope, value"},
+    {"prices", "meter, name, effective_us"},
+    {"budgets", "tenant_id"},
+    {"alerts", "id"},
+    {"tool_rules", "tenant_id, action, pattern"},
+    {"alarms", "name, tenant_id"},
+    {"alarm_events", "id"},
+    {"outbox", "id"},
+    {"outbox_deliveries", "notice_id, notifier"},
+    {"ingest_seen", "ts_us, digest"},
+    {"ingest_unknown_keys", "sha256"},
+    {"plans", "name, effective_us"},
+    {"plan_meters", "plan, effective_us, seq"},
+    {"plan_tiers", "plan, effective_us, seq, tier"},
+    {"tenant_plans", "tenant_id, from_month"},
+    {"invoices", "tenant_id, month"},
+    {"invoice_lines", "tenant_id, month, seq"},
+    {"invoice_meters", "tenant_id, month, meter, match"},
+    {NULL, NULL},
+};
+
+/* A column name the backends may put in SQL as it is: lower-case letters, digits, '_'. */
+static int plain_name(const char *c)
+{
+    if (!c || !*c || strlen(c) > 63) return 0;
+    for (; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) return 0;
+    return 1;
+}
+
+int tg_store_rows_put(tg_store_t *s, const char *table, const char *const *cols, size_t ncols,
+                      const tg_sql_value_t *vals, size_t nrows, tg_err_t *err)
+{
+    const tg_store_table_t *t = tg_store_tables;
+    while (t->name && (!table || strcmp(t->name, table) != 0))
+        t++;
+    if (!t->name) return tg_err_set(err, "rows put: \"%.63s\" is not a table of the store", table);
+    if (ncols == 0) return tg_err_set(err, "rows put %s: no columns", table);
+    for (size_t i = 0; i < ncols; i++)
+        if (!plain_name(cols[i]))
+            return tg_err_set(err, "rows put %s: column \"%.63s\" is not a plain name", table,
+                              cols[i] ? cols[i] : "");
+    if (nrows == 0) return 0;
+    return s->sql->rows_put(s, t->name, cols, ncols, vals, nrows, err);
+}

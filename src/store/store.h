@@ -313,7 +313,9 @@ typedef struct tg_sql_sink {
 } tg_sql_sink_t;
 
 /* Runs one read-only SQL statement, rows streamed to sink as they are stepped (nothing is
- * buffered). params[0..nparams) are bound as text to ?1..?N (NULL binds NULL). Refused
+ * buffered). params[0..nparams) are bound as text to $1..$N (and, SQLite, ?1..?N; NULL
+ * binds NULL). PostgreSQL: one READ ONLY transaction, rolled back; 60 s statement_timeout
+ * on a read-only handle (pg_sql.c). Refused
  * (TG_STORE_REFUSED, nothing run, err says why) when sql is not exactly one statement
  * (trailing ';', spaces and comments are fine), does not compile, or could write
  * (sqlite3_stmt_readonly(), and the read-only handle's authorizer). On any handle, so
@@ -344,6 +346,34 @@ int tg_store_backup(tg_store_t *s, const char *dest_path, int pages, int64_t *np
  * *deleted: rows deleted. On a failure the transactions already committed stay. */
 int tg_store_events_delete(tg_store_t *s, const int64_t *ids, size_t n, int64_t before_us,
                            int64_t *deleted, tg_err_t *err);
+
+/* ---- copying a store (`tollgate store copy`) -------------------------------------- */
+
+/* "sqlite" or "postgres": which SQL a query given to tg_store_query is read as. Both bind
+ * $1, $2, ... to params[0], params[1], ... (SQLite: sqlite_sql.c binds $N by its number). */
+const char *tg_store_dialect(tg_store_t *s);
+
+/* A table of the store and the columns a copy reads it in order of. */
+typedef struct tg_store_table {
+    const char *name;
+    const char *order_by;
+} tg_store_table_t;
+
+/* Every table that holds data, parents before the tables whose foreign keys name them,
+ * ended by a zero entry; not schema_migrations and meta, which each store keeps for
+ * itself. A table a migration adds must be added here (the copy refuses a source with a
+ * table it does not know). */
+extern const tg_store_table_t tg_store_tables[];
+
+/* Inserts nrows rows into table (one of tg_store_tables), each ncols values in the order
+ * of cols (vals row after row), as tg_store_query read them from a store of either
+ * backend: every column of the row, ids and times included. One transaction: all or
+ * nothing, with meta's auth_version and policy_version bumped (a gateway on the store
+ * reloads). TG_STORE_EXISTS when a row is there already. PostgreSQL: the monthly
+ * partitions of the events' ids are created first, and an identity column's sequence is
+ * moved past the ids written. */
+int tg_store_rows_put(tg_store_t *s, const char *table, const char *const *cols, size_t ncols,
+                      const tg_sql_value_t *vals, size_t nrows, tg_err_t *err);
 
 /* Replaces the store at url with the database file src_path, which must be a tollgate
  * store: it passes PRAGMA integrity_check and its schema_migrations version is one this

@@ -164,15 +164,15 @@ static void test_catalogue(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_daily, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_daily_bounds_inclusive, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_hourly, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_keys, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_endpoints, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_transfer, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_cache, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_models_and_tools, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_daily_matches_events, fx_setup, fx_teardown),
+        FX_BOTH(test_daily),
+        FX_BOTH(test_daily_bounds_inclusive),
+        FX_BOTH(test_hourly),
+        FX_BOTH(test_keys),
+        FX_BOTH(test_endpoints),
+        FX_BOTH(test_transfer),
+        FX_BOTH(test_cache),
+        FX_BOTH(test_models_and_tools),
+        FX_BOTH(test_daily_matches_events),
         cmocka_unit_test(test_catalogue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -140,6 +140,60 @@ static inline int tb_teardown(void **state)
     return 0;
 }
 
+/* e[0..n) (n <= 16) appended; on PostgreSQL, until its writer (pg_events.c) is there,
+ * written as rows instead (tg_store_rows_put): the columns the read tests look at, path
+ * "/", one request each, usage_daily untouched. */
+static inline int tb_append(tg_store_t *s, const tg_event_t *e, size_t n, tg_err_t *err)
+{
+    size_t ins = 0;
+    int rc = tg_store_append(s, e, n, &ins, err);
+    if (rc == 0 || strcmp(tg_store_dialect(s), "postgres") != 0) return rc;
+    static const char *const cols[] = {"id",       "ts_us",       "tenant",   "method",
+                                       "path",     "status",      "outcome",  "latency_us",
+                                       "bytes_in", "bytes_out",   "model",    "tokens_in",
+                                       "tool",     "cost_micros", "requests", "reason"};
+    enum { NC = sizeof cols / sizeof cols[0] };
+    if (n > 16) return tg_err_set(err, "tb_append: at most 16 events");
+    tg_sql_value_t v[16 * NC];
+    for (size_t i = 0; i < n && i < 16; i++) {
+        tg_sql_value_t *r = &v[i * NC];
+#define I(j, x) r[j] = (tg_sql_value_t){.type = TG_SQL_INT, .i = (x)}
+#define T(j, x)                                                                                    \
+    r[j] = (tg_sql_value_t)                                                                        \
+    {                                                                                              \
+        .type = TG_SQL_TEXT, .s = (x), .len = strlen(x)                                            \
+    }
+        I(0, e[i].id);
+        I(1, e[i].ts_us);
+        T(2, e[i].tenant);
+        T(3, e[i].method);
+        T(4, "/");
+        if (e[i].reason[0])
+            T(15, e[i].reason);
+        else
+            r[15] = (tg_sql_value_t){.type = TG_SQL_NULL};
+        I(5, e[i].status);
+        T(6, tg_outcome_name(e[i].outcome));
+        I(7, e[i].latency_us);
+        I(8, e[i].bytes_in);
+        I(9, e[i].bytes_out);
+        T(10, e[i].model);
+        if (e[i].tokens_in < 0)
+            r[11] = (tg_sql_value_t){.type = TG_SQL_NULL};
+        else
+            I(11, e[i].tokens_in);
+        if (e[i].tool[0])
+            T(12, e[i].tool);
+        else
+            r[12] = (tg_sql_value_t){.type = TG_SQL_NULL};
+        I(13, e[i].cost_micros);
+        I(14, 1);
+#undef I
+#undef T
+    }
+    return tg_store_rows_put(s, "usage_events", cols, NC, v, n, err);
+}
+
 #define TB_BOTH(f)                                                                                 \
     {#f " [sqlite]", (f), tb_setup_sqlite, tb_teardown, NULL},                                     \
     {                                                                                              \

@@ -1,9 +1,10 @@
 /* What the tests of read-only SQL, the reports and the archive share (test_sqlite_sql.c,
- * report/test_report.c, archive/test_archive.c): a fresh store in its own temporary
- * directory, filled with six known events at fixed instants around the month boundary
+ * report/test_report.c, archive/test_archive.c): a fresh store of either backend
+ * (store/backends.h: a SQLite file in its own temporary directory, or a PostgreSQL schema),
+ * filled with six known events at fixed instants around the month boundary
  * 2026-11-30 / 2026-12-01 (00:00:00 UTC), and a sink that writes each row as one line of
  * text ("a|b|NULL|1.5") so expected results read as literals. Header-only: each test is
- * its own program. */
+ * its own program. FX_BOTH(test) runs a test on both backends. */
 #ifndef TG_TEST_SQL_FIXTURE_H
 #define TG_TEST_SQL_FIXTURE_H
 
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/backends.h"
 #include "store/store.h"
 #include "types/event.h"
 #include "util/clock.h"
@@ -22,34 +24,51 @@
 #define FX_DEC01 1796083200000000LL
 
 typedef struct fx {
-    char dir[64];
-    char path[128];
-    char url[160];
+    int pg;         /* 1: PostgreSQL */
+    char dir[64];   /* sqlite: the temporary directory (tests may add files to it) */
+    char path[128]; /* sqlite: the database file */
+    char url[768];
+    tb_store_t tb; /* what backends.h made */
     tg_store_t *s;
 } fx_t;
 
-static inline fx_t *fx_open(void)
+static inline fx_t *fx_open_on(int pg)
 {
     fx_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tg_test_sql_XXXXXX");
-    if (!mkdtemp(f->dir)) return NULL;
-    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
-    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
+    if (!f || tb_fresh(&f->tb, pg) != 0) {
+        free(f);
+        return NULL;
+    }
+    f->pg = pg;
+    snprintf(f->dir, sizeof f->dir, "%s", f->tb.dir);
+    snprintf(f->path, sizeof f->path, "%s", f->tb.path);
+    snprintf(f->url, sizeof f->url, "%s", f->tb.url);
     tg_err_t err;
     if (tg_store_open(f->url, &f->s, &err) != 0) {
         fprintf(stderr, "open: %s\n", err.msg);
+        tb_remove(&f->tb);
+        free(f);
         return NULL;
     }
     return f;
 }
 
-/* Closes the store and removes every file of the directory. */
+static inline fx_t *fx_open(void)
+{
+    return fx_open_on(0);
+}
+
+/* Closes the store and removes it (for SQLite every file of its directory). */
 static inline void fx_close(fx_t *f)
 {
     tg_store_close(f->s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", f->dir);
+    if (f->pg) {
+        tb_remove(&f->tb);
+    } else {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", f->dir);
+    }
     free(f);
 }
 
@@ -113,6 +132,72 @@ static inline tg_event_t fx_event(size_t i)
     return e;
 }
 
+/* Rows of one table read from a store, to be written into another (tg_store_rows_put). */
+typedef struct fx_copy {
+    const char *cols[64];
+    char names[64][32];
+    size_t ncols;
+    tg_sql_value_t vals[64 * 32];
+    char text[64 * 32][320];
+    size_t nrows;
+} fx_copy_t;
+
+static inline int fx_copy_cols(const char *const *names, size_t n, void *ud)
+{
+    fx_copy_t *c = ud;
+    for (size_t i = 0; i < n && i < 32; i++) {
+        snprintf(c->names[i], sizeof c->names[i], "%s", names[i]);
+        c->cols[i] = c->names[i];
+    }
+    c->ncols = n < 32 ? n : 32;
+    return 0;
+}
+
+static inline int fx_copy_row(const tg_sql_value_t *v, size_t n, void *ud)
+{
+    fx_copy_t *c = ud;
+    if (c->nrows == 64) return -1;
+    for (size_t i = 0; i < n && i < c->ncols; i++) {
+        size_t j = c->nrows * c->ncols + i;
+        c->vals[j] = v[i];
+        if (v[i].type == TG_SQL_TEXT || v[i].type == TG_SQL_BLOB) {
+            size_t len = v[i].len < sizeof c->text[0] ? v[i].len : sizeof c->text[0] - 1;
+            memcpy(c->text[j], v[i].s, len);
+            c->text[j][len] = '\0';
+            c->vals[j].s = c->text[j];
+            c->vals[j].len = len;
+        }
+    }
+    c->nrows++;
+    return 0;
+}
+
+static inline int fx_fill(tg_store_t *s);
+
+/* PostgreSQL while its event writer (pg_events.c) is not there: the events and daily rows
+ * a SQLite store makes of the same events, copied in as rows. */
+static inline int fx_fill_copied(tg_store_t *s, const tg_event_t *evs)
+{
+    (void)evs;
+    fx_t *src = fx_open_on(0);
+    if (!src || fx_fill(src->s) != 0) return -1;
+    static const char *const tables[] = {"usage_events", "usage_daily"};
+    static fx_copy_t c;
+    int ret = 0;
+    for (size_t t = 0; ret == 0 && t < 2; t++) {
+        memset(&c, 0, sizeof c);
+        char sql[80];
+        snprintf(sql, sizeof sql, "SELECT * FROM %s", tables[t]);
+        tg_sql_sink_t sink = {fx_copy_cols, fx_copy_row, &c};
+        tg_err_t err;
+        ret = tg_store_query(src->s, sql, NULL, 0, &sink, &err);
+        if (ret == 0) ret = tg_store_rows_put(s, tables[t], c.cols, c.ncols, c.vals, c.nrows, &err);
+        if (ret != 0) fprintf(stderr, "fill %s: %s\n", tables[t], err.msg);
+    }
+    fx_close(src);
+    return ret;
+}
+
 /* Tenants acme and beta, keys key_a, key_b (acme) and key_c (beta), the six events. */
 static inline int fx_fill(tg_store_t *s)
 {
@@ -137,6 +222,7 @@ static inline int fx_fill(tg_store_t *s)
         evs[i] = fx_event(i);
     size_t inserted = 0;
     if (tg_store_append(s, evs, FX_NEVENTS, &inserted, &err) != 0) {
+        if (strcmp(tg_store_dialect(s), "postgres") == 0) return fx_fill_copied(s, evs);
         fprintf(stderr, "append: %s\n", err.msg);
         return -1;
     }
@@ -144,19 +230,35 @@ static inline int fx_fill(tg_store_t *s)
 }
 
 /* cmocka setup and teardown: *state is an fx_t with the store filled (fx_fill). */
-static inline int fx_setup(void **state)
+static inline int fx_setup_on(void **state, int pg)
 {
-    fx_t *f = fx_open();
+    fx_t *f = fx_open_on(pg);
     if (!f || fx_fill(f->s) != 0) return -1;
     *state = f;
     return 0;
 }
 
+static inline int fx_setup(void **state)
+{
+    return fx_setup_on(state, 0);
+}
+
+static inline int fx_setup_pg(void **state)
+{
+    return fx_setup_on(state, 1);
+}
+
 static inline int fx_teardown(void **state)
 {
-    fx_close(*state);
+    if (*state) fx_close(*state);
     return 0;
 }
+
+#define FX_BOTH(f)                                                                                 \
+    {#f " [sqlite]", (f), fx_setup, fx_teardown, NULL},                                            \
+    {                                                                                              \
+#f " [postgres]", (f), fx_setup_pg, fx_teardown, NULL                                      \
+    }
 
 /* Rows as text lines: values joined by '|', NULL as "NULL", reals by %.10g. */
 typedef struct fx_rows {

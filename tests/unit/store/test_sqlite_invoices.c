@@ -1,4 +1,5 @@
-/* Tests for src/store/sqlite_invoices.c over a real migrated store: plan versions written
+/* Tests for src/store/sqlite_invoices.c and pg_invoices.c over a real migrated store of
+ * each backend (TB_BOTH; the migration gap is SQLite's): plan versions written
  * and read back whole (meters in order, tiers with an open end), the version in force at
  * an instant, removal; tenants' plans; closing a month (its rows frozen, a second close
  * refused and writing nothing, earlier months' billed meters moved); the per-(model, tool)
@@ -14,37 +15,23 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "store/backends.h"
 #include "store/store.h"
 #include "util/clock.h"
 
 #define S 1000000LL
 
+/* The store of the running test (backends.h gives each test a fresh one). */
 static tg_store_t *s;
-static char dir[64];
 
-static int setup(void **state)
+static tg_store_t *use(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/tg_test_sqinv_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    char url[128];
-    snprintf(url, sizeof url, "sqlite:%s/t.db", dir);
-    tg_err_t err;
-    return tg_store_open(url, &s, &err);
+    return s = ((tb_store_t *)*state)->s;
 }
 
-static int teardown(void **state)
+static int put_events(const tg_event_t *e, size_t n, tg_err_t *err)
 {
-    (void)state;
-    tg_store_close(s);
-    const char *files[] = {"t.db", "t.db-wal", "t.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char path[128];
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-    return 0;
+    return tb_append(s, e, n, err);
 }
 
 static int64_t day(const char *d)
@@ -83,7 +70,7 @@ static int count_plans(const tg_plan_t *p, void *ud)
 
 static void test_plans(void **state)
 {
-    (void)state;
+    use(state);
     tg_err_t err;
     static tg_plan_t p, q, got;
     make_plan(&p, "pro", "2026-10-01", 49 * S);
@@ -147,7 +134,7 @@ static int collect_tp(const tg_tenant_plan_row_t *r, void *ud)
 
 static void test_tenant_plans(void **state)
 {
-    (void)state;
+    use(state);
     tg_err_t err;
     tg_tenant_plan_row_t r = {.tenant = "acme", .from_month = "2026-11", .plan = "pro"};
     assert_int_equal(tg_store_tenant_plan_set(s, &r, &err), 0);
@@ -189,7 +176,7 @@ static int collect_billed(const tg_invoice_billed_t *b, void *ud)
 
 static void test_close(void **state)
 {
-    (void)state;
+    use(state);
     tg_err_t err;
     tg_invoice_line_t lines[3] = {
         {.kind = TG_LINE_BASE, .meter = -1, .quantity = 1, .subtotal_micros = 49 * S},
@@ -271,7 +258,7 @@ static void test_close(void **state)
  * twice. */
 static void test_close_race(void **state)
 {
-    (void)state;
+    use(state);
     tg_err_t err;
     tg_invoice_line_t base = {.kind = TG_LINE_BASE, .meter = -1, .quantity = 1};
     tg_invoice_row_t oct = {.tenant = "globex", .month = "2026-10", .plan = "pro", .closed_us = 1};
@@ -327,7 +314,7 @@ static int collect_ids(const tg_event_t *e, void *ud)
 
 static void test_usage_and_range(void **state)
 {
-    (void)state;
+    use(state);
     tg_err_t err;
     int64_t t0 = day("2026-11-01");
     tg_event_t e[5];
@@ -350,8 +337,7 @@ static void test_usage_and_range(void **state)
     e[1].status = 500;
     snprintf(e[2].tool, sizeof e[2].tool, "search");
     e[4].ts_us = t0 - 1; /* October */
-    size_t ins;
-    assert_int_equal(tg_store_append(s, e, 5, &ins, &err), 0);
+    if (put_events(e, 5, &err) != 0) fail_msg("%s", err.msg);
     sums_t u = {""};
     assert_int_equal(tg_store_plan_usage(s, "acme", t0, t0 + 1000, collect_usage, &u, &err), 0);
     assert_string_equal(u.text, "[m1| 2 1 110 5 0 0 3][m1|search 1 1 110 5 0 1 3]");
@@ -372,10 +358,7 @@ static void test_usage_and_range(void **state)
  * next open: here 8 (the views) is taken out of a store that has 9. */
 static void test_migration_gap(void **state)
 {
-    (void)state;
-    char path[128], url[160];
-    snprintf(path, sizeof path, "%s/t.db", dir);
-    snprintf(url, sizeof url, "sqlite:%s", path);
+    const char *path = ((tb_store_t *)*state)->path, *url = ((tb_store_t *)*state)->url;
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -416,9 +399,12 @@ static void test_migration_gap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plans),           cmocka_unit_test(test_tenant_plans),
-        cmocka_unit_test(test_close),           cmocka_unit_test(test_close_race),
-        cmocka_unit_test(test_usage_and_range), cmocka_unit_test(test_migration_gap),
+        TB_BOTH(test_plans),
+        TB_BOTH(test_tenant_plans),
+        TB_BOTH(test_close),
+        TB_BOTH(test_close_race),
+        TB_BOTH(test_usage_and_range),
+        cmocka_unit_test_setup_teardown(test_migration_gap, tb_setup_sqlite, tb_teardown),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
-/* Tests for src/store/sqlite_sql.c: read-only SQL (refusals on the read-only handle and on
- * a normal one, one statement per call, no secret in the views), the online backup
- * (while another connection writes), restore and the archive's purge. */
+/* Tests for src/store/sqlite_sql.c and pg_sql.c: read-only SQL (refusals on the read-only
+ * handle and on a normal one, one statement per call, no secret in the views), the online
+ * backup (while another connection writes), restore and the archive's purge. What goes
+ * through the store's API alone runs on both backends ([sqlite], [postgres]); backup and
+ * restore are SQLite's (PostgreSQL's is pg_dump). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,10 +21,10 @@ typedef struct t {
     tg_store_t *ro; /* the read-only handle on the same file */
 } t_t;
 
-static int setup(void **state)
+static int setup_on(void **state, int pg)
 {
     t_t *t = calloc(1, sizeof *t);
-    if (fx_setup((void **)&t->f) != 0) return -1;
+    if (fx_setup_on((void **)&t->f, pg) != 0) return -1;
     tg_err_t err;
     if (tg_store_open_readonly(t->f->url, &t->ro, &err) != 0) {
         fprintf(stderr, "open ro: %s\n", err.msg);
@@ -32,9 +34,20 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup(void **state)
+{
+    return setup_on(state, 0);
+}
+
+static int setup_pg(void **state)
+{
+    return setup_on(state, 1);
+}
+
 static int teardown(void **state)
 {
     t_t *t = *state;
+    if (!t) return 0;
     tg_store_close(t->ro);
     fx_close(t->f);
     free(t);
@@ -58,41 +71,112 @@ static int64_t count(tg_store_t *s, const char *sql)
     return strtoll(r.row[0], NULL, 10);
 }
 
+/* sql on handle h is refused with why in the message. */
+static void expect_refused(tg_store_t *s, size_t h, const char *sql, const char *why)
+{
+    fx_rows_t r;
+    tg_err_t err;
+    int rc = q(s, sql, &r, &err);
+    if (rc != TG_STORE_REFUSED || !strstr(err.msg, why))
+        fail_msg("handle %zu, \"%s\": rc %d, \"%s\" (expected \"%s\")", h, sql, rc, err.msg, why);
+}
+
 static void test_reads(void **state)
 {
     t_t *t = *state;
     fx_rows_t r;
     tg_err_t err;
     assert_int_equal(q(t->ro,
-                       "SELECT tenant, count(*) FROM events GROUP BY tenant ORDER BY 1;  "
+                       "SELECT tenant, count(*) AS n FROM events GROUP BY tenant ORDER BY 1;  "
                        "-- a comment after the statement is fine",
                        &r, &err),
                      0);
-    assert_string_equal(r.cols, "tenant|count(*)");
+    assert_string_equal(r.cols, "tenant|n");
     assert_int_equal(r.n, 2);
     assert_string_equal(r.row[0], "acme|5");
     assert_string_equal(r.row[1], "beta|1");
-    assert_int_equal(q(t->ro, "PRAGMA table_info(events)", &r, &err), 0);
-    assert_true(r.n > 20);
-    assert_int_equal(
-        q(t->ro, "WITH x(v) AS (VALUES (1.5), (NULL), ('t')) SELECT v FROM x", &r, &err), 0);
+    if (!t->f->pg) {
+        assert_int_equal(q(t->ro, "PRAGMA table_info(events)", &r, &err), 0);
+        assert_true(r.n > 20);
+    }
+    assert_int_equal(q(t->ro,
+                       "WITH x(v) AS (VALUES (CAST(1.5 AS REAL)), (NULL), (2)) SELECT v FROM x", &r,
+                       &err),
+                     0);
     assert_string_equal(r.row[0], "1.5");
     assert_string_equal(r.row[1], "NULL");
-    assert_string_equal(r.row[2], "t");
+    assert_string_equal(r.row[2], "2");
+    /* Sums and counts read as integers on both (PostgreSQL's sum of a bigint is numeric). */
+    assert_int_equal(q(t->ro,
+                       "SELECT sum(cost_micros) AS c, count(*) AS n, max(tenant) AS m FROM events",
+                       &r, &err),
+                     0);
+    assert_string_equal(r.row[0], "6100|6|beta");
     /* A callback's nonzero stops the rows and comes back as is. */
     tg_sql_sink_t sink = fx_sink(&r);
     r.stop_after = 2;
     assert_int_equal(tg_store_query(t->ro, "SELECT id FROM events", NULL, 0, &sink, &err), 7);
     assert_int_equal(r.n, 2);
-    /* Parameters are bound as text; NULL binds NULL; a missing one is refused. */
+    /* The handle is usable after a stopped query. */
+    assert_int_equal(count(t->ro, "SELECT count(*) FROM tenants"), 2);
+    /* Parameters are bound as text ($N on both); NULL binds NULL; a missing one is refused. */
     const char *params[2] = {"beta", NULL};
     sink = fx_sink(&r);
     assert_int_equal(tg_store_query(t->ro,
-                                    "SELECT count(*), ?2 IS NULL FROM events WHERE tenant = ?1",
+                                    "SELECT count(*) AS n, CAST($2 AS TEXT) IS NULL AS x FROM "
+                                    "events WHERE tenant = $1",
                                     params, 2, &sink, &err),
                      0);
     assert_string_equal(r.row[0], "1|1");
-    assert_int_equal(q(t->ro, "SELECT ?1", &r, &err), TG_STORE_REFUSED);
+    assert_int_equal(q(t->ro, "SELECT $1", &r, &err), TG_STORE_REFUSED);
+}
+
+/* What PostgreSQL refuses, on the read-only handle and on a normal one: nothing writes. */
+static void test_refusals_pg(void **state)
+{
+    t_t *t = *state;
+    static const struct {
+        const char *sql, *why;
+    } cases[] = {
+        {"INSERT INTO tenants (id, created_us) VALUES ('x', 0) RETURNING id", "could write"},
+        {"DELETE FROM usage_events RETURNING id", "could write"},
+        {"WITH d AS (DELETE FROM tenants RETURNING id) SELECT * FROM d", "could write"},
+        {"UPDATE tenants SET name = 'x'", "returns no rows"},
+        {"UPDATE tenants\n\tSET name = 'x' RETURNING\nid", "\"UPDATE tenants  SET name"},
+        {"DROP TABLE usage_daily", "returns no rows"},
+        {"CREATE TABLE z AS SELECT 1 AS x", "returns no rows"},
+        {"SELECT * FROM tenants FOR UPDATE", "could write"},
+        {"SELECT nextval('alerts_id_seq')", "could write"},
+        {"SELECT tg_usage_partition(1893456000000000)", "could write"}, /* creates a table */
+        {"SET default_transaction_read_only = off", "returns no rows"},
+        {"COMMIT", "returns no rows"},
+        {"BEGIN", "returns no rows"},
+        {"SELECT 1; DELETE FROM tenants", "one statement"},
+        {"SELECT 1; SELECT 2", "one statement"},
+        {"", "returns no rows"},
+        {"SELEKT 1", "SQL error"},
+        {"SELECT sha256 FROM keys", "SQL error"},
+    };
+    tg_store_t *handles[2] = {t->ro, t->f->s};
+    for (size_t h = 0; h < 2; h++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            expect_refused(handles[h], h, cases[i].sql, cases[i].why);
+    assert_int_equal(count(t->ro, "SELECT count(*) FROM tenants"), 2);
+    assert_int_equal(count(t->ro, "SELECT count(*) FROM events"), 6);
+    assert_int_equal(count(t->ro, "SELECT count(*) FROM pg_tables WHERE tablename = "
+                                  "'usage_events_203001'"),
+                     0);
+    /* A set_config() inside the query is rolled back with it. */
+    assert_int_equal(count(t->f->s, "SELECT count(*) FROM (SELECT set_config('statement_timeout', "
+                                    "'1', false)) x"),
+                     1);
+    assert_int_equal(count(t->f->s, "SELECT count(*) FROM pg_sleep(0.05)"), 1);
+    /* The read-only handle cannot be written by the other operations either. */
+    tg_err_t err;
+    assert_int_not_equal(tg_store_tenant_add(t->ro, "gamma", "", &err), 0);
+    /* The backup is pg_dump's. */
+    assert_int_equal(tg_store_backup(t->f->s, "/tmp/tg_test_pg_backup.db", 0, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "pg_dump"));
 }
 
 /* No view shows a key's hash; the views list their columns. */
@@ -105,7 +189,7 @@ static void test_no_secret(void **state)
     assert_string_equal(r.cols, "id|tenant|prefix|name|status|created_us|created|last_used_us");
     assert_null(strstr(r.row[0], "aaaa"));
     assert_int_equal(q(t->ro, "SELECT sha256 FROM keys", &r, &err), TG_STORE_REFUSED);
-    assert_non_null(strstr(err.msg, "no such column"));
+    assert_non_null(strstr(err.msg, t->f->pg ? "does not exist" : "no such column"));
     assert_int_equal(q(t->ro, "SELECT * FROM daily LIMIT 0", &r, &err), 0);
     assert_string_equal(r.cols, "day|tenant|requests|billable|failed|rejected|bytes_in|bytes_out|"
                                 "tokens_in|tokens_out|tokens_cached|cost_micros");
@@ -144,18 +228,13 @@ static void test_refusals(void **state)
     tg_store_t *handles[2] = {t->ro, t->f->s};
     for (size_t h = 0; h < 2; h++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            fx_rows_t r;
-            tg_err_t err;
-            int rc = q(handles[h], cases[i].sql, &r, &err);
             /* The normal handle has no authorizer: what it lets through still writes
              * nothing (no columns, or a read). */
             if (h == 1 &&
                 (strstr(cases[i].why, "PRAGMA query_only") || !strcmp(cases[i].why, "REINDEX") ||
                  !strcmp(cases[i].why, "ATTACH") || !strcmp(cases[i].why, "load_extension")))
                 continue;
-            if (rc != TG_STORE_REFUSED || !strstr(err.msg, cases[i].why))
-                fail_msg("handle %zu, \"%s\": rc %d, \"%s\" (expected \"%s\")", h, cases[i].sql, rc,
-                         err.msg, cases[i].why);
+            expect_refused(handles[h], h, cases[i].sql, cases[i].why);
         }
     struct stat sb;
     assert_int_not_equal(stat("/tmp/tg_test_sql_vacuum.db", &sb), 0);
@@ -434,12 +513,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_no_secret, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_secret, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_pg, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_backup_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_delete, setup_pg, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
