@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "store/evbatch.h"
+#include "store/maps.h"
 #include "util/clock.h"
 
 #define PURGE_CHUNK 5000 /* events per purge transaction */
@@ -644,48 +645,13 @@ out:
     return ret;
 }
 
-/* A usage report's row: from the daily aggregates when by day, else summed from the
- * events per tenant and group (the group's expression depends on the report: NULL here,
- * given to tg_rowmap_select per query). The strings point into the statement. */
-static const tg_col_t usage_daily_cols[] = {
-    TG_COL(tg_usage_row_t, tenant, "tenant_id", TG_COL_STR),
-    TG_COL(tg_usage_row_t, group, "day", TG_COL_STR),
-    TG_COL(tg_usage_row_t, requests, "requests", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, billable, "billable", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, failed, "failed", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, rejected, "rejected", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, bytes_in, "bytes_in", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, bytes_out, "bytes_out", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, tokens_in, "tokens_in", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, tokens_out, "tokens_out", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, cost_micros, "cost_micros", TG_COL_INT64),
-};
-static const tg_rowmap_t usage_daily_map =
-    TG_ROWMAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
-
-static const tg_col_t usage_events_cols[] = {
-    TG_COL(tg_usage_row_t, tenant, "tenant", TG_COL_STR),
-    TG_COL(tg_usage_row_t, group, NULL, TG_COL_STR),
-    TG_COL(tg_usage_row_t, requests, "sum(requests)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, billable, "sum(requests * (outcome = 'billable'))", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, failed, "sum(requests * (outcome = 'failed'))", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, rejected, "sum(requests * (outcome = 'rejected'))", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, bytes_in, "sum(bytes_in)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, bytes_out, "sum(bytes_out)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, tokens_in, "coalesce(sum(tokens_in), 0)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, tokens_out, "coalesce(sum(tokens_out), 0)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, cost_micros, "sum(cost_micros)", TG_COL_INT64),
-};
-static const tg_rowmap_t usage_events_map =
-    TG_ROWMAP(tg_usage_row_t, "usage_events", usage_events_cols);
-
 /* Reports are read rarely, so their SQL is built per call: with the tenant
  * filter only when given, so SQLite can use the (tenant, ts_us) index. */
 static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
                     int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
-    char sql[1024], cols[640];
+    char sql[1536], cols[1024];
     char from_day[11], to_day[11];
 
     if (q->by == TG_BY_DAY) {
@@ -693,7 +659,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
          * the (exclusive) to_us. */
         if (q->from_us) tg_utc_day(q->from_us, from_day);
         if (q->to_us) tg_utc_day(q->to_us - 1, to_day);
-        if (tg_rowmap_select(&usage_daily_map, NULL, cols, sizeof cols) < 0)
+        if (tg_rowmap_select(&tg_map_usage_daily, NULL, cols, sizeof cols) < 0)
             return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM usage_daily WHERE %s"
@@ -712,7 +678,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
         case TG_BY_TOOL: grp = "coalesce(tool, '')"; break;
         default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
         }
-        if (tg_rowmap_select(&usage_events_map, grp, cols, sizeof cols) < 0)
+        if (tg_rowmap_select(&tg_map_usage_events, grp, cols, sizeof cols) < 0)
             return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
@@ -736,7 +702,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
     int ret = 0;
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         tg_usage_row_t r;
-        sq_read_row(st, q->by == TG_BY_DAY ? &usage_daily_map : &usage_events_map, &r);
+        sq_read_row(st, q->by == TG_BY_DAY ? &tg_map_usage_daily : &tg_map_usage_events, &r);
         if (!r.tenant) r.tenant = "";
         if (!r.group) r.group = "";
         ret = cb(&r, ud);
@@ -768,7 +734,7 @@ static int sq_spend(tg_store_t *base, const char *tenant, const char *from_day, 
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const tg_rowmap_t *const sq_event_maps[] = {&usage_daily_map, &usage_events_map, NULL};
+const tg_rowmap_t *const sq_event_maps[] = {&tg_map_usage_daily, &tg_map_usage_events, NULL};
 
 const struct tg_store_event_ops sq_event_ops = {
     .append = sq_append,

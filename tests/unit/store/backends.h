@@ -15,6 +15,8 @@
 #define TG_TEST_STORE_BACKENDS_H
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +140,38 @@ static inline int tb_teardown(void **state)
     tb_remove(t);
     free(t);
     return 0;
+}
+
+/* One integer that sql answers on a new connection to t's store, either backend (a check
+ * of what was stored); a boolean ('t' / 'f') reads as 1 / 0, NULL as 0. INT64_MIN, and
+ * why on stderr, when the query fails. */
+static inline int64_t tb_int(const tb_store_t *t, const char *sql)
+{
+    int64_t v = INT64_MIN;
+    if (!t->pg) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_open(t->path, &db) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        else
+            fprintf(stderr, "sqlite (%s): %s\n", sql, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+    }
+    PGconn *c = PQconnectdb(t->url);
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        const char *x = PQgetvalue(r, 0, 0);
+        v = x[0] == 't' ? 1 : x[0] == 'f' ? 0 : strtoll(x, NULL, 10);
+    } else {
+        fprintf(stderr, "postgres (%s): %s", sql, PQerrorMessage(c));
+    }
+    PQclear(r);
+    PQfinish(c);
+    return v;
 }
 
 #define TB_BOTH(f)                                                                                 \
