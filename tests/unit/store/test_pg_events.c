@@ -281,7 +281,7 @@ static void test_events_before_2020(void **state)
     assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_pre2020"), 1);
 }
 
-/* COPY's text format: backslash, tab, newline and CR come back as sent; bytes PostgreSQL
+/* COPY (binary format): backslash, tab, newline and CR come back as sent; bytes PostgreSQL
  * refuses in UTF-8 text (a character cut by a field's end, a stray byte) become '?', and
  * the batch is stored rather than refused. The one-by-one path (a collision) does the
  * same. */
