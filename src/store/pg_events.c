@@ -615,11 +615,16 @@ static int append_txn(pg_store_t *s, const ev_run_t *evs, size_t *inserted, tg_e
     for (size_t i = 0; i < n; i++)
         if (!ev_skip(evs, i)) e->fast[nfast++] = (fast_ev_t){ev_at(evs, i)->id, (uint32_t)i};
     evb_sort(e->fast, nfast);
-    /* Unique ids to the front, each the first of its id in the batch; a repeat (the same
-     * event twice, or two events with one id) waits for the slow path. */
+    /* Unique ids to the front, each the first of its id in the batch (whatever the sort
+     * did with ties); a repeat (the same event twice, or two events with one id) waits for
+     * the slow path. */
     size_t u = 0;
-    for (size_t j = 0; j < nfast; j++)
-        if (u == 0 || e->fast[j].id != e->fast[u - 1].id) e->fast[u++] = e->fast[j];
+    for (size_t j = 0; j < nfast; j++) {
+        if (u == 0 || e->fast[j].id != e->fast[u - 1].id)
+            e->fast[u++] = e->fast[j];
+        else if (e->fast[j].idx < e->fast[u - 1].idx)
+            e->fast[u - 1] = e->fast[j];
+    }
     evb_groups_t gs = {e->aggs, 0, e->slots, e->slots_cap};
 
     char cols[1024], copy_sql[1200];
