@@ -5,16 +5,20 @@
  * usage_events is counted (and usage_daily summed): a figure only counts if
  * every event arrived exactly once.
  *
- *   bench_recorder [-n EVENTS] [-p PRODUCERS] [-q QUEUE] [-f FLUSH_MS] [-s null]
+ *   bench_recorder [-n EVENTS] [-p PRODUCERS] [-q QUEUE] [-f FLUSH_MS] [-s null|URL]
  *                  [-l ACCESS_LOG] [-k]
  *
  * -l sets the access log ("off" by default; a path, or "stdout").
  * -s null swaps SQLite for a store that only counts: the recorder's own
  * ceiling (ring, writer, batching), to tell its cost from the store's.
+ * -s postgres://... writes into that PostgreSQL database instead (an empty one: the
+ * counts are of its whole usage_events; bench/recorder/run.sh starts a private server). The
+ * batch sizes the writer committed are printed from the recorder's histogram.
  *
  * Prints `recorder: N events in S s = X events/s (target >= 200000)`; exits 1
  * when the rows do not match (or the run fails), 0 otherwise. */
 #include <getopt.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -101,6 +105,20 @@ static int null_purge(tg_store_t *s, int64_t before, const char *day, int64_t *d
 static const struct tg_store_event_ops null_ops = {.append = null_append, .purge = null_purge};
 static struct tg_store null_store = {.events = &null_ops};
 
+/* One number from a PostgreSQL database, or -1. */
+static long long pg_query1(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    long long v = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                      ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                      : -1;
+    if (v < 0) fprintf(stderr, "bench: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
 static long long query1(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st;
@@ -118,19 +136,22 @@ int main(int argc, char **argv)
 {
     long total = 1000000, producers = 2, queue = 65536, flush_ms = 50;
     int keep = 0, null = 0, c;
-    const char *access_log = "off";
+    const char *access_log = "off", *pg_url = NULL;
     while ((c = getopt(argc, argv, "n:p:q:f:s:l:k")) != -1) {
         switch (c) {
         case 'n': total = atol(optarg); break;
         case 'p': producers = atol(optarg); break;
         case 'q': queue = atol(optarg); break;
         case 'f': flush_ms = atol(optarg); break;
-        case 's': null = strcmp(optarg, "null") == 0; break;
+        case 's':
+            null = strcmp(optarg, "null") == 0;
+            if (strncmp(optarg, "postgres", 8) == 0) pg_url = optarg;
+            break;
         case 'l': access_log = optarg; break;
         case 'k': keep = 1; break;
         default:
             fprintf(stderr,
-                    "usage: %s [-n EVENTS] [-p PRODUCERS] [-q QUEUE] [-f FLUSH_MS] [-s null] [-l "
+                    "usage: %s [-n EVENTS] [-p PRODUCERS] [-q QUEUE] [-f FLUSH_MS] [-s null|URL] [-l "
                     "LOG] [-k]\n",
                     argv[0]);
             return 2;
@@ -153,7 +174,7 @@ int main(int argc, char **argv)
     snprintf(spool, sizeof spool, "%s/spool", dir);
 
     tg_recorder_opts_t o = {
-        .store_url = url,
+        .store_url = pg_url ? pg_url : url,
         .spool_path = spool,
         .access_log = access_log,
         .queue_size = (size_t)queue,
@@ -190,6 +211,9 @@ int main(int argc, char **argv)
     long long rows = -1, daily = -1;
     if (null) {
         rows = daily = null_rows;
+    } else if (pg_url) {
+        rows = pg_query1(pg_url, "SELECT count(*) FROM usage_events");
+        daily = pg_query1(pg_url, "SELECT sum(requests) FROM usage_daily");
     } else if (sqlite3_open_v2(db, &sdb, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
         rows = query1(sdb, "SELECT COUNT(*) FROM usage_events");
         daily = query1(sdb, "SELECT SUM(requests) FROM usage_daily");
@@ -201,13 +225,22 @@ int main(int argc, char **argv)
     double secs = (double)(t1 - t0) / 1e6;
     double rate = (double)total / secs;
     printf("recorder%s: %ld events in %.3f s = %.0f events/s (target >= %.0f)%s\n",
-           null ? " (null store)" : "", total, secs, rate, TARGET,
+           null ? " (null store)" : pg_url ? " (postgres)" : "", total, secs, rate, TARGET,
            rate >= TARGET ? "" : "  BELOW TARGET");
     printf(
         "recorder: %ld producers, queue %ld, flush %ld ms, access log %s; pushes done at %.3f s; "
         "queue full %llu times; spooled %llu; rows %lld, usage_daily requests %lld\n",
         producers, queue, flush_ms, access_log, (double)(t_pushed - t0) / 1e6,
         (unsigned long long)st.queue_full, (unsigned long long)st.spooled, rows, daily);
+
+    uint64_t batches = 0;
+    for (int b = 0; b <= TG_RECORDER_BATCH_BUCKETS; b++)
+        batches += st.batch_buckets[b];
+    printf("recorder: when the pushes ended: %llu events committed in %llu batches (%.0f events "
+           "a batch, %.1f ms a batch)\n",
+           (unsigned long long)st.committed, (unsigned long long)batches,
+           batches ? (double)st.committed / (double)batches : 0.0,
+           batches ? (double)st.batch_sum_us / 1e3 / (double)batches : 0.0);
 
     int ok = rows == total && daily == total && spool_left == 16;
     if (!ok)

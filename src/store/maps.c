@@ -320,3 +320,43 @@ static const tg_col_t event_cols[] = {
     TG_COL(tg_event_t, source, "source", TG_COL_TEXT),
 };
 const tg_rowmap_t tg_map_event = TG_ROWMAP(tg_event_t, "usage_events", event_cols);
+/* ---- usage reports (event_ops) --------------------------------------------------------- */
+
+/* A usage report's row: from the daily aggregates when by day, else summed from the
+ * events per tenant and group (the group's expression depends on the report: NULL here,
+ * given to tg_rowmap_select per query). The strings point into the statement (or result). The
+ * outcome sums are CASE expressions, not SQLite's boolean arithmetic, so both dialects read them.
+ */
+static const tg_col_t usage_daily_cols[] = {
+    TG_COL(tg_usage_row_t, tenant, "tenant_id", TG_COL_STR),
+    TG_COL(tg_usage_row_t, group, "day", TG_COL_STR),
+    TG_COL(tg_usage_row_t, requests, "requests", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, billable, "billable", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, failed, "failed", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, rejected, "rejected", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, bytes_in, "bytes_in", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, bytes_out, "bytes_out", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, tokens_in, "tokens_in", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, tokens_out, "tokens_out", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, cost_micros, "cost_micros", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_usage_daily = TG_ROWMAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
+
+static const tg_col_t usage_events_cols[] = {
+    TG_COL(tg_usage_row_t, tenant, "tenant", TG_COL_STR),
+    TG_COL(tg_usage_row_t, group, NULL, TG_COL_STR),
+    TG_COL(tg_usage_row_t, requests, "sum(requests)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, billable, "sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END)",
+           TG_COL_INT64),
+    TG_COL(tg_usage_row_t, failed, "sum(CASE WHEN outcome = 'failed' THEN requests ELSE 0 END)",
+           TG_COL_INT64),
+    TG_COL(tg_usage_row_t, rejected, "sum(CASE WHEN outcome = 'rejected' THEN requests ELSE 0 END)",
+           TG_COL_INT64),
+    TG_COL(tg_usage_row_t, bytes_in, "sum(bytes_in)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, bytes_out, "sum(bytes_out)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, tokens_in, "coalesce(sum(tokens_in), 0)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, tokens_out, "coalesce(sum(tokens_out), 0)", TG_COL_INT64),
+    TG_COL(tg_usage_row_t, cost_micros, "sum(cost_micros)", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_usage_events =
+    TG_ROWMAP(tg_usage_row_t, "usage_events", usage_events_cols);

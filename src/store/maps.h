@@ -45,5 +45,10 @@ extern const tg_rowmap_t tg_map_invoice;        /* tg_invoice_row_t from invoice
 extern const tg_rowmap_t tg_map_invoice_billed; /* tg_invoice_billed_t from invoice_meters */
 extern const tg_rowmap_t tg_map_invoice_line;   /* tg_invoice_line_t from invoice_lines */
 extern const tg_rowmap_t tg_map_event; /* tg_event_t, whole, from usage_events (the export) */
+/* usage reports (event_ops): tg_usage_row_t from usage_daily (by day), or summed from
+ * usage_events per tenant and a group whose expression each query gives (column 2: NULL
+ * here, passed to tg_rowmap_select as its grp) */
+extern const tg_rowmap_t tg_map_usage_daily;
+extern const tg_rowmap_t tg_map_usage_events;
 
 #endif

@@ -108,6 +108,21 @@ enum {
     PS_EVENT_RANGE_ALL,
     /* pg_sql.c */
     PS_EV_DELETE_IDS,
+    /* pg_events.c */
+    PS_EV_PARTITION,
+    PS_EV_STAGE_INSERT,
+    PS_EV_STAGE_CLASH,
+    PS_EV_INSERT_ONE,
+    PS_EV_PEEK,
+    PS_DAILY_UPSERT,
+    PS_KEY_USED,
+    PS_INGEST_SEEN,
+    PS_INGEST_UNKNOWN,
+    PS_PURGE_DROP,
+    PS_PURGE_MISPLACED,
+    PS_PURGE_EVENTS,
+    PS_PURGE_DAILY,
+    PS_SPEND,
     PS_COUNT
 };
 
@@ -159,6 +174,9 @@ typedef struct pg_store {
     char state[6];   /* the SQLSTATE of the last pg_fail ("" when it had none) */
     /* scratch for TG_COL_BLOB_PTR columns of the row being read */
     unsigned char blob[4][64];
+    /* pg_events.c's per-connection state (its scratch, the months whose partitions exist,
+     * the session holding its staging tables); NULL until the first append or ingest. */
+    struct pg_events *ev;
 } pg_store_t;
 
 /* The tables of each concern, assembled into the handle by tg_postgres_open. */
@@ -176,6 +194,9 @@ int pg_alarm_events_purge(pg_store_t *s, int64_t before_us, int64_t *deleted, tg
 extern const struct tg_store_dash_ops pg_dash_ops;
 extern const struct tg_store_invoice_ops pg_invoice_ops;
 extern const struct tg_store_sql_ops pg_sql_ops;
+
+/* Frees s->ev (pg_close). */
+void pg_events_free(pg_store_t *s);
 
 /* ---- statements and transactions (postgres.c) ------------------------------------ */
 
@@ -229,6 +250,9 @@ typedef int (*pg_emit_fn)(pg_store_t *s, const PGresult *r, int i, const sink_t 
  * returned as is. what names the list in an error. */
 int pg_each_row(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, pg_emit_fn emit, sink_t k,
                 const char *what, tg_err_t *err);
+/* The same with SQL built by the caller, run unprepared (a report's, built per call). */
+int pg_each_row_sql(pg_store_t *s, const char *sql, const pg_params_t *p, pg_emit_fn emit, sink_t k,
+                    const char *what, tg_err_t *err);
 /* The same with one parameter, the tenant filter ($1, NULL meaning every tenant), or none
  * when tenant_filter is 0. */
 int pg_each_tenant_row(pg_store_t *s, const pg_sql_t *q, int tenant_filter, const char *tenant,

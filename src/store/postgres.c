@@ -374,20 +374,12 @@ void pg_read_row(pg_store_t *s, const PGresult *r, int i, const tg_rowmap_t *m, 
     }
 }
 
-int pg_each_row(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, pg_emit_fn emit, sink_t k,
-                const char *what, tg_err_t *err)
+/* Reads the results of the query just sent, one row at a time. */
+static int each_row_sent(pg_store_t *s, pg_emit_fn emit, sink_t k, const char *what, tg_err_t *err)
 {
-    int ret = ensure_conn(s, what, err);
-    if (ret == 0) ret = prepare(s, q, what, err);
-    if (ret != 0) return ret;
-    char name[16];
-    snprintf(name, sizeof name, "s%d", q->slot);
-    if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
-                             p ? p->fmt : NULL, 0))
-        return pg_fail(s, NULL, what, err);
     PQsetSingleRowMode(s->conn);
     PGresult *r;
-    int failed = 0;
+    int ret = 0, failed = 0;
     while ((r = PQgetResult(s->conn))) {
         ExecStatusType rs = PQresultStatus(r);
         if (rs == PGRES_SINGLE_TUPLE) {
@@ -401,6 +393,31 @@ int pg_each_row(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, pg_emit_
         PQclear(r);
     }
     return ret;
+}
+
+int pg_each_row(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, pg_emit_fn emit, sink_t k,
+                const char *what, tg_err_t *err)
+{
+    int ret = ensure_conn(s, what, err);
+    if (ret == 0) ret = prepare(s, q, what, err);
+    if (ret != 0) return ret;
+    char name[16];
+    snprintf(name, sizeof name, "s%d", q->slot);
+    if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
+                             p ? p->fmt : NULL, 0))
+        return pg_fail(s, NULL, what, err);
+    return each_row_sent(s, emit, k, what, err);
+}
+
+int pg_each_row_sql(pg_store_t *s, const char *sql, const pg_params_t *p, pg_emit_fn emit, sink_t k,
+                    const char *what, tg_err_t *err)
+{
+    int ret = ensure_conn(s, what, err);
+    if (ret != 0) return ret;
+    if (!PQsendQueryParams(s->conn, sql, p ? p->n : 0, NULL, p ? p->val : NULL, p ? p->len : NULL,
+                           p ? p->fmt : NULL, 0))
+        return pg_fail(s, NULL, what, err);
+    return each_row_sent(s, emit, k, what, err);
 }
 
 int pg_each_tenant_row(pg_store_t *s, const pg_sql_t *q, int tenant_filter, const char *tenant,
@@ -509,6 +526,7 @@ static void pg_close(tg_store_t *base)
 {
     pg_store_t *s = (pg_store_t *)base;
     PQfinish(s->conn);
+    pg_events_free(s);
     free(s);
 }
 

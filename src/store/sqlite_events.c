@@ -17,80 +17,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/evbatch.h"
+#include "store/maps.h"
 #include "util/clock.h"
 
-#define DAY_US         86400000000LL
-#define PURGE_CHUNK    5000 /* events per purge transaction */
-#define MAX_ID_RETRIES 8    /* other ids tried for one colliding event */
-#define ID_LOW_BITS    22   /* the per-process part of an event id: see event.h */
-#define MULTI_ROWS     32   /* events per multi-row INSERT on the fast path */
+#define PURGE_CHUNK 5000 /* events per purge transaction */
+#define MULTI_ROWS  32   /* events per multi-row INSERT on the fast path */
 
 /* ---- the events INSERT, from one table of columns ----------------------------------- */
 
-/* How one column of usage_events is bound from a tg_event_t. */
-typedef enum {
-    EW_ID,       /* the id the caller passes (an event's own, or a retry's) */
-    EW_INT64,    /* int64_t */
-    EW_INT,      /* int32_t */
-    EW_TEXT,     /* char[size], "" stays "" */
-    EW_TEXT_OPT, /* char[size], "" is NULL */
-    EW_TOKENS,   /* int64_t, TG_TOKENS_UNKNOWN (any negative) is NULL */
-    EW_OUTCOME,  /* int32_t tg_outcome_t, as its text */
-    EW_COUNT,    /* the requests the event stands for (tg_event_count) */
-    EW_SOURCE,   /* char[size], "" is 'gateway' */
-} ev_wkind_t;
-
-typedef struct ev_wcol {
-    const char *name; /* the column */
-    ev_wkind_t kind;
-    size_t off, size; /* the field of tg_event_t */
-} ev_wcol_t;
-
-/* A column named as its field. */
-#define EW(f, kind)                                                                                \
-    {                                                                                              \
-#f, (kind), offsetof(tg_event_t, f), TG_FIELD_SIZE(tg_event_t, f)                          \
-    }
-
-/* Every column an event writes, in the order of the INSERT's column list and of its
- * parameters: both are made from this table (ev_insert_sql, bind_event), so no list of
- * positions is kept in step by hand, and a renamed column fails to prepare in the store
- * tests (tests/unit/store/test_sqlite.c appends and reads back every column). */
-static const ev_wcol_t ev_wcols[] = {
-    {"id", EW_ID, 0, 0},         EW(ts_us, EW_INT64),          EW(tenant, EW_TEXT),
-    EW(key_id, EW_TEXT_OPT),     EW(route, EW_TEXT_OPT),       EW(method, EW_TEXT),
-    EW(path, EW_TEXT),           EW(status, EW_INT),           EW(outcome, EW_OUTCOME),
-    EW(reason, EW_TEXT_OPT),     EW(latency_us, EW_INT64),     EW(bytes_in, EW_INT64),
-    EW(bytes_out, EW_INT64),     EW(model, EW_TEXT_OPT),       EW(tokens_in, EW_TOKENS),
-    EW(tokens_out, EW_TOKENS),   EW(tokens_cached, EW_TOKENS), EW(tool, EW_TEXT_OPT),
-    EW(cost_micros, EW_INT64),   EW(cache, EW_TEXT_OPT),       EW(client_ip, EW_TEXT_OPT),
-    EW(request_id, EW_TEXT_OPT), EW(upstream, EW_TEXT_OPT),    EW(tokens_cache_write, EW_TOKENS),
-    EW(rpc_method, EW_TEXT_OPT), EW(price_flag, EW_TEXT_OPT),  {"requests", EW_COUNT, 0, 0},
-    EW(source, EW_SOURCE),
-};
-#define EV_NCOLS ((int)(sizeof ev_wcols / sizeof ev_wcols[0]))
-
 /* "INSERT OR IGNORE INTO usage_events (id, ts_us, ...) VALUES (?,...)" with rows rows
- * of EV_NCOLS parameters: malloc'd, for sq_sql_t's build. */
+ * of EVB_NCOLS parameters: malloc'd, for sq_sql_t's build. */
 static char *ev_insert_sql(int rows)
 {
     size_t cap = 64, o = 0;
-    for (int i = 0; i < EV_NCOLS; i++)
-        cap += strlen(ev_wcols[i].name) + 2;
-    cap += (size_t)rows * (2 * (size_t)EV_NCOLS + 2);
+    for (int i = 0; i < EVB_NCOLS; i++)
+        cap += strlen(evb_cols[i].name) + 2;
+    cap += (size_t)rows * (2 * (size_t)EVB_NCOLS + 2);
     char *sql = malloc(cap);
     if (!sql) return NULL;
     o += (size_t)snprintf(sql + o, cap - o, "INSERT OR IGNORE INTO usage_events (");
-    for (int i = 0; i < EV_NCOLS; i++)
-        o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", ev_wcols[i].name);
+    for (int i = 0; i < EVB_NCOLS; i++)
+        o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", evb_cols[i].name);
     o += (size_t)snprintf(sql + o, cap - o, ") VALUES ");
     for (int r = 0; r < rows; r++)
-        for (int i = 0; i < EV_NCOLS; i++)
+        for (int i = 0; i < EVB_NCOLS; i++)
             o += (size_t)snprintf(sql + o, cap - o, "%s%s%s",
                                   i   ? ","
                                   : r ? ",("
                                       : "(",
-                                  "?", i == EV_NCOLS - 1 ? ")" : "");
+                                  "?", i == EVB_NCOLS - 1 ? ")" : "");
     return o < cap ? sql : (free(sql), NULL);
 }
 
@@ -151,27 +107,6 @@ static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_int64(st, i, v);
 }
 
-/* *a += b, held at INT64_MAX (or MIN) instead of overflowing: a batch's sums of what
- * events claim (a cost priced at its cap, counts an upstream made up) stay defined. */
-static void sat_add(int64_t *a, int64_t b)
-{
-    if (__builtin_add_overflow(*a, b, a)) *a = b > 0 ? INT64_MAX : INT64_MIN;
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-static uint32_t agg_hash(const char *tenant, int64_t day)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)tenant; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return (h ^ (uint32_t)day) * 16777619u;
-}
-
 /* Makes room for a batch of n; before the transaction, so a failure writes
  * nothing. */
 static int scratch_reserve(sq_store_t *s, size_t n)
@@ -201,27 +136,15 @@ static int scratch_reserve(sq_store_t *s, size_t n)
     return 0;
 }
 
-static const char *outcome_text(int32_t o)
-{
-    /* An out-of-range outcome is a recorder bug; recording it as failed keeps
-     * the event (and never bills it) rather than letting the CHECK constraint
-     * make INSERT OR IGNORE drop it silently. */
-    switch (o) {
-    case TG_OUTCOME_BILLABLE: return "billable";
-    case TG_OUTCOME_REJECTED: return "rejected";
-    default: return "failed";
-    }
-}
-
-/* Binds ev to parameters b+1 .. b+EV_NCOLS, as ev_wcols says. */
+/* Binds ev to parameters b+1 .. b+EVB_NCOLS, as evb_cols says. */
 static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id)
 {
     /* Unrolled, the table being constant, the compiler folds each column's case: the same
      * code as 27 calls written out (bench_recorder under callgrind: 22,482 instructions an
      * event written out, 22,834 as a loop, 22,483 unrolled). */
 #pragma GCC unroll 32
-    for (int i = 0; i < EV_NCOLS; i++) {
-        const ev_wcol_t *c = &ev_wcols[i];
+    for (int i = 0; i < EVB_NCOLS; i++) {
+        const evb_col_t *c = &evb_cols[i];
         const char *f = (const char *)ev + c->off;
         int at = b + i + 1;
         switch (c->kind) {
@@ -232,7 +155,7 @@ static void bind_event(sqlite3_stmt *st, int b, const tg_event_t *ev, int64_t id
         case EW_TEXT_OPT: sq_bind_field(st, at, f, c->size, 1); break;
         case EW_TOKENS: bind_opt_int(st, at, *(const int64_t *)(const void *)f); break;
         case EW_OUTCOME:
-            sqlite3_bind_text(st, at, outcome_text(*(const int32_t *)(const void *)f), -1,
+            sqlite3_bind_text(st, at, evb_outcome_text(*(const int32_t *)(const void *)f), -1,
                               SQLITE_STATIC);
             break;
         case EW_COUNT: sqlite3_bind_int64(st, at, tg_event_count(ev)); break;
@@ -268,157 +191,21 @@ static int same_event(sqlite3_stmt *peek, const tg_event_t *ev, int64_t id)
     return ret;
 }
 
-/* The id to try next for an event whose id another event holds. Derived from
- * the event itself, not drawn at random, so a replay of the same batch walks
- * the same sequence, finds its earlier copy and skips it. The top bits (the
- * millisecond) stay, so the id stays time-ordered. */
-static int64_t next_id(const tg_event_t *ev, int64_t id, int attempt)
+/* api_keys.last_used_us: the newest authenticated request of each key in the batch
+ * (evb_keys_used). max() keeps a replayed batch harmless. */
+static int key_used(void *ud, const char *key_id, int64_t ts)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
-    const unsigned char *p = (const unsigned char *)ev->request_id;
-    for (size_t i = 0; i < sizeof ev->request_id && p[i]; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    p = (const unsigned char *)ev->tenant;
-    for (size_t i = 0; i < sizeof ev->tenant && p[i]; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    uint64_t mix[2] = {(uint64_t)ev->ts_us, (uint64_t)attempt};
-    p = (const unsigned char *)mix;
-    for (size_t i = 0; i < sizeof mix; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    const int64_t low = (1 << ID_LOW_BITS) - 1;
-    return (id & ~low) | (int64_t)(h & (uint64_t)low);
+    sqlite3_stmt *st = ud;
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, ts);
+    return sq_run(st);
 }
 
-static void agg_add(sq_store_t *s, size_t *ngroups, const tg_event_t *ev)
-{
-    int64_t day = floor_div(ev->ts_us, DAY_US);
-    size_t mask = s->slots_cap - 1;
-    size_t i = agg_hash(ev->tenant, day) & mask;
-    agg_t *g = NULL;
-    for (; s->slots[i]; i = (i + 1) & mask) {
-        agg_t *c = &s->aggs[s->slots[i] - 1];
-        if (c->day == day && strcmp(c->tenant, ev->tenant) == 0) {
-            g = c;
-            break;
-        }
-    }
-    if (!g) {
-        g = &s->aggs[*ngroups];
-        memset(g, 0, sizeof *g);
-        g->tenant = ev->tenant;
-        g->day = day;
-        s->slots[i] = (uint32_t)++ * ngroups;
-    }
-    int64_t n = tg_event_count(ev); /* an aggregate of refusals stands for n requests */
-    g->requests += n;
-    g->billable += n * (ev->outcome == TG_OUTCOME_BILLABLE);
-    g->rejected += n * (ev->outcome == TG_OUTCOME_REJECTED);
-    g->failed += n * (ev->outcome != TG_OUTCOME_BILLABLE && ev->outcome != TG_OUTCOME_REJECTED);
-    sat_add(&g->bytes_in, ev->bytes_in);
-    sat_add(&g->bytes_out, ev->bytes_out);
-    if (ev->tokens_in > 0) sat_add(&g->tokens_in, ev->tokens_in);
-    if (ev->tokens_out > 0) sat_add(&g->tokens_out, ev->tokens_out);
-    if (ev->tokens_cached > 0) sat_add(&g->tokens_cached, ev->tokens_cached);
-    sat_add(&g->cost_micros, ev->cost_micros);
-}
-
-/* A batch's events, each stride bytes after the one before: an array of tg_event_t (the
- * gateway's), or the events inside ingest's items, read where they lie with keep[] naming
- * the new ones: copying a batch's new records out to an array of their own was 3% of the
- * CPU of `tollgate ingest`. */
-typedef struct ev_run {
-    const char *base;
-    size_t stride, n;
-    const unsigned char *keep; /* NULL: all; else keep[i] = 0 skips event i (a duplicate) */
-} ev_run_t;
-
-static inline const tg_event_t *ev_at(const ev_run_t *r, size_t i)
-{
-    return (const tg_event_t *)(const void *)(r->base + i * r->stride);
-}
-
-static inline int ev_skip(const ev_run_t *r, size_t i)
-{
-    return r->keep && !r->keep[i];
-}
-
-/* api_keys.last_used_us: the newest authenticated request of each key in the
- * batch (a refused revoked key or disabled tenant is not a use). max() keeps a
- * replayed batch harmless. Batches hold few distinct keys, so a short linear
- * table, searched by a hash of the id before its bytes are compared (an ingested log's
- * 50 keys taking turns cost 25 strcmp calls an event); past its size it is written out
- * and started again. */
 static int mark_keys_used(sq_store_t *s, const ev_run_t *evs, tg_err_t *err)
 {
-    enum { MAXK = 64 };
-    const char *ids[MAXK];
-    uint32_t hs[MAXK];
-    int64_t ts[MAXK];
-    size_t k = 0;
-    size_t n = evs->n;
     sqlite3_stmt *st = sq_stmt(s, &sql_key_used, err);
     if (!st) return SQLITE_ERROR;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || k == MAXK) {
-            for (size_t j = 0; j < k; j++) {
-                sqlite3_bind_text(st, 1, ids[j], -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, ts[j]);
-                int rc = sq_run(st);
-                if (rc != SQLITE_OK) return rc;
-            }
-            k = 0;
-            if (i == n) break;
-        }
-        const tg_event_t *ev = ev_at(evs, i);
-        if (ev_skip(evs, i) || !ev->key_id[0] ||
-            (ev->reason[0] && (strcmp(ev->reason, "revoked_key") == 0 ||
-                               strcmp(ev->reason, "tenant_disabled") == 0)))
-            continue;
-        uint32_t h = 2166136261u; /* FNV-1a */
-        for (size_t b = 0; b < sizeof ev->key_id && ev->key_id[b]; b++)
-            h = (h ^ (unsigned char)ev->key_id[b]) * 16777619u;
-        size_t j = 0;
-        while (j < k && (hs[j] != h || strcmp(ids[j], ev->key_id) != 0))
-            j++;
-        if (j == k) {
-            ids[k] = ev->key_id;
-            hs[k] = h;
-            ts[k++] = ev->ts_us;
-        } else if (ev->ts_us > ts[j]) {
-            ts[j] = ev->ts_us;
-        }
-    }
-    return SQLITE_OK;
-}
-
-static int cmp_fast(const void *a, const void *b)
-{
-    int64_t x = ((const fast_ev_t *)a)->id, y = ((const fast_ev_t *)b)->id;
-    return (x > y) - (x < y);
-}
-
-/* Sorts f[0..n) by id. The ids come nearly in order (made when an event is pushed, from
- * its request's start, so only requests that overlapped a millisecond boundary are out of
- * place): an insertion sort does the usual batch in one pass, where qsort's merge sort
- * through a comparator cost ~1,000 instructions an event even on sorted input. A batch far
- * out of order goes to qsort after 8 moves an event, so it is never quadratic. */
-static void sort_fast(fast_ev_t *f, size_t n)
-{
-    size_t moves = 0;
-    for (size_t i = 1; i < n; i++) {
-        fast_ev_t x = f[i];
-        size_t j = i;
-        while (j > 0 && f[j - 1].id > x.id) {
-            f[j] = f[j - 1];
-            j--;
-            if (++moves > 8 * n) {
-                f[j] = x; /* (the hole filled: still a permutation) */
-                qsort(f, n, sizeof *f, cmp_fast);
-                return;
-            }
-        }
-        f[j] = x;
-    }
+    return evb_keys_used(evs, key_used, st);
 }
 
 /* The append's statements, prepared before its transaction. */
@@ -448,7 +235,8 @@ static int append_txn(sq_store_t *s, const append_st_t *a, const ev_run_t *evs, 
                       tg_err_t *err)
 {
     sqlite3_stmt *ins = a->ins, *multi = a->multi, *maxid = a->maxid, *peek = a->peek, *up = a->up;
-    size_t added = 0, ngroups = 0, n = evs->n;
+    size_t added = 0, n = evs->n;
+    evb_groups_t gs = {s->aggs, 0, s->slots, s->slots_cap};
     int rc = SQLITE_OK, ret;
 
     /* Fast path. An id above the largest stored one cannot be taken (we hold
@@ -468,14 +256,14 @@ static int append_txn(sq_store_t *s, const append_st_t *a, const ev_run_t *evs, 
     for (size_t i = 0; i < n; i++)
         if (!ev_skip(evs, i) && ev_at(evs, i)->id > max_id)
             s->fast[nfast++] = (fast_ev_t){ev_at(evs, i)->id, (uint32_t)i};
-    sort_fast(s->fast, nfast);
+    evb_sort(s->fast, nfast);
     size_t u = 0; /* unique ids, compacted to the front */
     for (size_t j = 0; j < nfast; j++)
         if (u == 0 || s->fast[j].id != s->fast[u - 1].id) s->fast[u++] = s->fast[j];
     for (size_t j = 0; j + MULTI_ROWS <= u; j += MULTI_ROWS) {
         for (int r = 0; r < MULTI_ROWS; r++) {
             const tg_event_t *ev = ev_at(evs, s->fast[j + r].idx);
-            bind_event(multi, r * EV_NCOLS, ev, ev->id);
+            bind_event(multi, r * EVB_NCOLS, ev, ev->id);
         }
         if ((rc = sq_run(multi)) != SQLITE_OK) goto fail;
         if (sqlite3_changes(s->db) != MULTI_ROWS) {
@@ -486,7 +274,7 @@ static int append_txn(sq_store_t *s, const append_st_t *a, const ev_run_t *evs, 
         }
         for (int r = 0; r < MULTI_ROWS; r++) {
             s->done[s->fast[j + r].idx] = 1;
-            agg_add(s, &ngroups, ev_at(evs, s->fast[j + r].idx));
+            evb_agg_add(&gs, ev_at(evs, s->fast[j + r].idx));
         }
         added += MULTI_ROWS;
     }
@@ -501,7 +289,7 @@ static int append_txn(sq_store_t *s, const append_st_t *a, const ev_run_t *evs, 
             if (rc != SQLITE_OK) goto fail;
             if (sqlite3_changes(s->db) == 1) {
                 added++;
-                agg_add(s, &ngroups, ev);
+                evb_agg_add(&gs, ev);
                 break;
             }
             int same = same_event(peek, ev, id);
@@ -515,19 +303,19 @@ static int append_txn(sq_store_t *s, const append_st_t *a, const ev_run_t *evs, 
                 rc = same;
                 goto fail;
             }
-            if (attempt == MAX_ID_RETRIES) {
+            if (attempt == EVB_MAX_ID_RETRIES) {
                 tg_err_set(err, "append: no free id for event %lld", (long long)ev->id);
                 sq_rollback(s);
                 return -1;
             }
-            id = next_id(ev, ev->id, attempt + 1);
+            id = evb_next_id(ev, ev->id, attempt + 1);
         }
     }
 
-    for (size_t g = 0; g < ngroups; g++) {
+    for (size_t g = 0; g < gs.n; g++) {
         const agg_t *a = &s->aggs[g];
         char day[11];
-        tg_utc_day(a->day * DAY_US, day);
+        tg_utc_day(a->day * EVB_DAY_US, day);
         sqlite3_bind_text(up, 1, a->tenant, -1, SQLITE_STATIC);
         sqlite3_bind_text(up, 2, day, 10, SQLITE_STATIC);
         sqlite3_bind_int64(up, 3, a->requests);
@@ -857,48 +645,13 @@ out:
     return ret;
 }
 
-/* A usage report's row: from the daily aggregates when by day, else summed from the
- * events per tenant and group (the group's expression depends on the report: NULL here,
- * given to tg_rowmap_select per query). The strings point into the statement. */
-static const tg_col_t usage_daily_cols[] = {
-    TG_COL(tg_usage_row_t, tenant, "tenant_id", TG_COL_STR),
-    TG_COL(tg_usage_row_t, group, "day", TG_COL_STR),
-    TG_COL(tg_usage_row_t, requests, "requests", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, billable, "billable", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, failed, "failed", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, rejected, "rejected", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, bytes_in, "bytes_in", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, bytes_out, "bytes_out", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, tokens_in, "tokens_in", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, tokens_out, "tokens_out", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, cost_micros, "cost_micros", TG_COL_INT64),
-};
-static const tg_rowmap_t usage_daily_map =
-    TG_ROWMAP(tg_usage_row_t, "usage_daily", usage_daily_cols);
-
-static const tg_col_t usage_events_cols[] = {
-    TG_COL(tg_usage_row_t, tenant, "tenant", TG_COL_STR),
-    TG_COL(tg_usage_row_t, group, NULL, TG_COL_STR),
-    TG_COL(tg_usage_row_t, requests, "sum(requests)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, billable, "sum(requests * (outcome = 'billable'))", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, failed, "sum(requests * (outcome = 'failed'))", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, rejected, "sum(requests * (outcome = 'rejected'))", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, bytes_in, "sum(bytes_in)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, bytes_out, "sum(bytes_out)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, tokens_in, "coalesce(sum(tokens_in), 0)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, tokens_out, "coalesce(sum(tokens_out), 0)", TG_COL_INT64),
-    TG_COL(tg_usage_row_t, cost_micros, "sum(cost_micros)", TG_COL_INT64),
-};
-static const tg_rowmap_t usage_events_map =
-    TG_ROWMAP(tg_usage_row_t, "usage_events", usage_events_cols);
-
 /* Reports are read rarely, so their SQL is built per call: with the tenant
  * filter only when given, so SQLite can use the (tenant, ts_us) index. */
 static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
                     int (*cb)(const tg_usage_row_t *, void *), void *ud, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
-    char sql[1024], cols[640];
+    char sql[1536], cols[1024];
     char from_day[11], to_day[11];
 
     if (q->by == TG_BY_DAY) {
@@ -906,7 +659,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
          * the (exclusive) to_us. */
         if (q->from_us) tg_utc_day(q->from_us, from_day);
         if (q->to_us) tg_utc_day(q->to_us - 1, to_day);
-        if (tg_rowmap_select(&usage_daily_map, NULL, cols, sizeof cols) < 0)
+        if (tg_rowmap_select(&tg_map_usage_daily, NULL, cols, sizeof cols) < 0)
             return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM usage_daily WHERE %s"
@@ -925,7 +678,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
         case TG_BY_TOOL: grp = "coalesce(tool, '')"; break;
         default: return tg_err_set(err, "usage: unknown grouping %d", (int)q->by);
         }
-        if (tg_rowmap_select(&usage_events_map, grp, cols, sizeof cols) < 0)
+        if (tg_rowmap_select(&tg_map_usage_events, grp, cols, sizeof cols) < 0)
             return tg_err_set(err, "usage: column list too long");
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM usage_events WHERE %sts_us >= ?2 AND ts_us < ?3 "
@@ -949,7 +702,7 @@ static int sq_usage(tg_store_t *base, const tg_usage_query_t *q,
     int ret = 0;
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         tg_usage_row_t r;
-        sq_read_row(st, q->by == TG_BY_DAY ? &usage_daily_map : &usage_events_map, &r);
+        sq_read_row(st, q->by == TG_BY_DAY ? &tg_map_usage_daily : &tg_map_usage_events, &r);
         if (!r.tenant) r.tenant = "";
         if (!r.group) r.group = "";
         ret = cb(&r, ud);
@@ -981,7 +734,7 @@ static int sq_spend(tg_store_t *base, const char *tenant, const char *from_day, 
 }
 
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
-const tg_rowmap_t *const sq_event_maps[] = {&usage_daily_map, &usage_events_map, NULL};
+const tg_rowmap_t *const sq_event_maps[] = {&tg_map_usage_daily, &tg_map_usage_events, NULL};
 
 const struct tg_store_event_ops sq_event_ops = {
     .append = sq_append,

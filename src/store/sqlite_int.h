@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/evbatch.h"
 #include "store/rowmap.h"
 #include "store/walshm.h"
 
@@ -152,20 +153,6 @@ typedef struct sq_sql {
     const tg_rowmap_t *select;
     char *(*build)(void);
 } sq_sql_t;
-
-/* One (tenant, UTC day) group of a batch being appended. */
-typedef struct agg {
-    const char *tenant; /* points into the caller's events, valid during append */
-    int64_t day;        /* days since 1970-01-01 */
-    int64_t requests, billable, failed, rejected;
-    int64_t bytes_in, bytes_out, tokens_in, tokens_out, tokens_cached, cost_micros;
-} agg_t;
-
-/* A fast-path candidate: an event whose id is above every stored one. */
-typedef struct fast_ev {
-    int64_t id;
-    uint32_t idx; /* into the caller's events */
-} fast_ev_t;
 
 /* One connection. Not shared between threads (store.h). */
 typedef struct sq_store {

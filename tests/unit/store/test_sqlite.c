@@ -455,16 +455,14 @@ static void test_append_aggregates(void **state)
     assert_int_equal(rs.r[3].billable, 1);
 
     /* Stored as documented: outcome as text, unknown tokens as NULL. */
-    sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE id = 103 AND "
-                                 "outcome = 'failed' AND tokens_in IS NULL AND model IS NULL "
-                                 "AND tool = 'search' AND request_id = 'req-103'"),
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events WHERE id = 103 AND "
+                               "outcome = 'failed' AND tokens_in IS NULL AND model IS NULL "
+                               "AND tool = 'search' AND request_id = 'req-103'"),
                      1);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE id = 106 AND "
-                                 "tenant = '' AND outcome = 'rejected' AND "
-                                 "reason = 'unauthorized'"),
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events WHERE id = 106 AND "
+                               "tenant = '' AND outcome = 'rejected' AND "
+                               "reason = 'unauthorized'"),
                      1);
-    sqlite3_close(db);
 
     /* Totals from the aggregates equal those from the events. */
     rows_t by_route;
@@ -516,18 +514,17 @@ static void test_append_flood_aggregate(void **state)
     assert_int_equal(rs.r[0].rejected, 1900);
     assert_int_equal(rs.r[0].billable + rs.r[0].failed, 0);
 
-    sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT sum(requests) FROM usage_events WHERE status = 401"),
-                     1900);
-    assert_int_equal(raw_int(db, "SELECT requests FROM usage_events WHERE reason = "
-                                 "'unauthenticated_aggregate' AND client_ip = '192.0.2.1'"),
+    assert_int_equal(tb_int(f, "SELECT sum(requests) FROM usage_events WHERE status = 401"), 1900);
+    assert_int_equal(tb_int(f, "SELECT requests FROM usage_events WHERE reason = "
+                               "'unauthenticated_aggregate' AND client_ip = '192.0.2.1'"),
                      1897);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE requests = 1"), 3);
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events WHERE requests = 1"), 3);
     /* The documented operator query uses the partial index. */
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_index_list('usage_events') "
-                                 "WHERE name = 'usage_events_aggregates' AND partial = 1"),
+    assert_int_equal(tb_int(f, f->pg ? "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                                       "'usage_events_aggregates' AND indexdef LIKE '% WHERE %'"
+                                     : "SELECT count(*) FROM pragma_index_list('usage_events') "
+                                       "WHERE name = 'usage_events_aggregates' AND partial = 1"),
                      1);
-    sqlite3_close(db);
 }
 
 static void test_append_replay_counts_nothing(void **state)
@@ -588,15 +585,13 @@ static void test_append_id_collision_keeps_both(void **state)
     assert_int_equal(tg_store_append(f->s, pair, 2, &ins, &err), 0);
     assert_int_equal(ins, 0);
 
-    sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events"), 4);
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events"), 4);
     assert_int_equal(
-        raw_int(db, "SELECT count(*) FROM usage_events WHERE request_id = 'another-process' "
-                    "AND id != 777 AND outcome = 'failed'"),
+        tb_int(f, "SELECT count(*) FROM usage_events WHERE request_id = 'another-process' "
+                  "AND id != 777 AND outcome = 'failed'"),
         1);
-    assert_int_equal(raw_int(db, "SELECT requests FROM usage_daily WHERE tenant_id = 'acme'"), 4);
-    assert_int_equal(raw_int(db, "SELECT failed FROM usage_daily WHERE tenant_id = 'acme'"), 1);
-    sqlite3_close(db);
+    assert_int_equal(tb_int(f, "SELECT requests FROM usage_daily WHERE tenant_id = 'acme'"), 4);
+    assert_int_equal(tb_int(f, "SELECT failed FROM usage_daily WHERE tenant_id = 'acme'"), 1);
 }
 
 /* A batch large enough for the multi-row fast path, mixing new events out of
@@ -632,19 +627,17 @@ static void test_append_mixed_large_batch(void **state)
     assert_int_equal(tg_store_append(f->s, evs, n, &ins, &err), 0);
     assert_int_equal(ins, 0);
 
-    sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events"), FIRST + NEW + CLASH);
-    assert_int_equal(raw_int(db, "SELECT count(DISTINCT request_id) FROM usage_events"),
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events"), FIRST + NEW + CLASH);
+    assert_int_equal(tb_int(f, "SELECT count(DISTINCT request_id) FROM usage_events"),
                      FIRST + NEW + CLASH);
-    assert_int_equal(raw_int(db, "SELECT sum(requests) FROM usage_daily"), FIRST + NEW + CLASH);
-    assert_int_equal(raw_int(db, "SELECT (SELECT sum(failed) FROM usage_daily) = "
-                                 "(SELECT count(*) FROM usage_events WHERE outcome = 'failed')"),
+    assert_int_equal(tb_int(f, "SELECT sum(requests) FROM usage_daily"), FIRST + NEW + CLASH);
+    assert_int_equal(tb_int(f, "SELECT (SELECT sum(failed) FROM usage_daily) = "
+                               "(SELECT count(*) FROM usage_events WHERE outcome = 'failed')"),
                      1);
-    assert_int_equal(raw_int(db, "SELECT (SELECT sum(requests) FROM usage_daily WHERE "
-                                 "tenant_id = 'beta') = (SELECT count(*) FROM usage_events WHERE "
-                                 "tenant = 'beta')"),
+    assert_int_equal(tb_int(f, "SELECT (SELECT sum(requests) FROM usage_daily WHERE "
+                               "tenant_id = 'beta') = (SELECT count(*) FROM usage_events WHERE "
+                               "tenant = 'beta')"),
                      1);
-    sqlite3_close(db);
     free(evs);
 }
 
@@ -675,13 +668,11 @@ static void test_append_nearly_sorted_batch(void **state)
     n++;
     assert_int_equal(tg_store_append(f->s, evs, n, &ins, &err), 0);
     assert_int_equal(ins, N);
-    sqlite3 *db = raw_open(f);
-    assert_int_equal(
-        raw_int(db, "SELECT count(*) FROM usage_events WHERE id BETWEEN 9000 AND 9099"), N);
-    assert_int_equal(raw_int(db, "SELECT count(DISTINCT id) FROM usage_events WHERE id BETWEEN "
-                                 "9000 AND 9099"),
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events WHERE id BETWEEN 9000 AND 9099"),
                      N);
-    sqlite3_close(db);
+    assert_int_equal(tb_int(f, "SELECT count(DISTINCT id) FROM usage_events WHERE id BETWEEN "
+                               "9000 AND 9099"),
+                     N);
     free(evs);
 }
 
@@ -1293,29 +1284,27 @@ static void test_append_metering_columns(void **state)
     assert_int_equal(tg_store_append(f->s, evs, 3, &ins, &err), 0);
     assert_int_equal(ins, 3);
 
-    sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE id = 201 AND "
-                                 "tokens_cache_write = 200 AND tokens_cached = 600 AND "
-                                 "price_flag = 'fallback' AND rpc_method IS NULL"),
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events WHERE id = 201 AND "
+                               "tokens_cache_write = 200 AND tokens_cached = 600 AND "
+                               "price_flag = 'fallback' AND rpc_method IS NULL"),
                      1);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE id = 202 AND "
-                                 "rpc_method = 'tools/call' AND price_flag IS NULL AND "
-                                 "tokens_cache_write IS NULL"),
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events WHERE id = 202 AND "
+                               "rpc_method = 'tools/call' AND price_flag IS NULL AND "
+                               "tokens_cache_write IS NULL"),
                      1);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM usage_events WHERE id = 203 AND "
-                                 "tokens_cache_write IS NULL AND tokens_cached IS NULL AND "
-                                 "rpc_method IS NULL AND price_flag IS NULL"),
+    assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events WHERE id = 203 AND "
+                               "tokens_cache_write IS NULL AND tokens_cached IS NULL AND "
+                               "rpc_method IS NULL AND price_flag IS NULL"),
                      1);
-    assert_int_equal(raw_int(db, "SELECT tokens_cached FROM usage_daily WHERE tenant_id = "
-                                 "'acme' AND day = '2026-03-01'"),
+    assert_int_equal(tb_int(f, "SELECT tokens_cached FROM usage_daily WHERE tenant_id = "
+                               "'acme' AND day = '2026-03-01'"),
                      607);
     /* A replay adds nothing, tokens_cached included. */
     assert_int_equal(tg_store_append(f->s, evs, 3, &ins, &err), 0);
     assert_int_equal(ins, 0);
-    assert_int_equal(raw_int(db, "SELECT tokens_cached FROM usage_daily WHERE tenant_id = "
-                                 "'acme' AND day = '2026-03-01'"),
+    assert_int_equal(tb_int(f, "SELECT tokens_cached FROM usage_daily WHERE tenant_id = "
+                               "'acme' AND day = '2026-03-01'"),
                      607);
-    sqlite3_close(db);
 
     /* --by model and --by tool group the events with tokens and cost. */
     evs[0].id = 204;
@@ -2223,29 +2212,29 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
         TB_BOTH(test_tenant_crud),
         TB_BOTH(test_key_crud),
-        cmocka_unit_test_setup_teardown(test_key_last_used, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_auth_version_two_connections, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_aggregates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_flood_aggregate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_replay_counts_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_id_collision_keeps_both, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_mixed_large_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_nearly_sorted_batch, setup, teardown),
+        TB_BOTH(test_key_last_used),
+        TB_BOTH(test_auth_version_two_connections),
+        TB_BOTH(test_append_aggregates),
+        TB_BOTH(test_append_flood_aggregate),
+        TB_BOTH(test_append_replay_counts_nothing),
+        TB_BOTH(test_append_id_collision_keeps_both),
+        TB_BOTH(test_append_mixed_large_batch),
+        TB_BOTH(test_append_nearly_sorted_batch),
         cmocka_unit_test_setup_teardown(test_append_busy_writes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_groupings, setup, teardown),
+        TB_BOTH(test_purge),
+        TB_BOTH(test_usage_groupings),
         TB_BOTH(test_policy_version_two_connections),
         TB_BOTH(test_policy_version_concurrent),
         TB_BOTH(test_limit_set_replace_rm_list),
         TB_BOTH(test_pause_global_and_tenant),
         TB_BOTH(test_ip_rules),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_metering_columns, setup, teardown),
+        TB_BOTH(test_append_metering_columns),
         TB_BOTH(test_limit_tokens_and_model_scope),
         TB_BOTH(test_prices_effective_dating),
         TB_BOTH(test_budgets),
         TB_BOTH(test_alerts_idempotent),
-        cmocka_unit_test_setup_teardown(test_spend_month, setup, teardown),
+        TB_BOTH(test_spend_month),
         TB_BOTH(test_tool_rules),
         cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
         TB_BOTH(test_lists_stop_and_fail),

@@ -1,17 +1,18 @@
-/* Tests for the ingest side of src/store/sqlite_events.c (tg_store_ingest) and for
- * usage_events.source (migration 7), each against a fresh database file. */
+/* Tests for the ingest side of src/store/sqlite_events.c and pg_events.c (tg_store_ingest)
+ * and for usage_events.source (migration 7), each against a fresh SQLite file and a fresh
+ * PostgreSQL schema (backends.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "backends.h"
 #include "store/store.h"
 #include "types/event.h"
 
@@ -20,52 +21,11 @@
 #define T_NOV 1796083199000000LL
 #define T_DEC 1796083200000000LL
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    tg_store_t *s;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/tg_test_ingest_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
-    char url[160];
-    snprintf(url, sizeof url, "sqlite:%s", f->path);
-    tg_err_t err;
-    if (tg_store_open(url, &f->s, &err) != 0) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef tb_store_t fixture_t;
 
 static int64_t raw_int(const fixture_t *f, const char *sql)
 {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return tb_int(f, sql);
 }
 
 static tg_ingest_item_t item(int64_t id, int64_t ts, const char *tenant, unsigned char tag)
@@ -241,12 +201,12 @@ static void test_ingest_unknown_key_bucket(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_source_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_twice_counts_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_same_id_distinct_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_large_batch_repeats, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_overlap_chunks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_unknown_key_bucket, setup, teardown),
+        TB_BOTH(test_source_column),
+        TB_BOTH(test_ingest_twice_counts_once),
+        TB_BOTH(test_ingest_same_id_distinct_records),
+        TB_BOTH(test_ingest_large_batch_repeats),
+        TB_BOTH(test_ingest_overlap_chunks),
+        TB_BOTH(test_ingest_unknown_key_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,358 @@
+/* Tests for what only the PostgreSQL events path has (src/store/pg_events.c): several
+ * gateways appending at once, a connection lost between batches, months as partitions
+ * (purge by dropping them, events before 2020), the COPY text encoding and a lock held by
+ * another session. Each against a fresh schema (backends.h) of TG_TEST_PG_URL's server;
+ * what both backends share is tested in test_sqlite.c and test_sqlite_ingest.c (TB_BOTH). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends.h"
+#include "store/pg_int.h"
+#include "store/store.h"
+#include "types/event.h"
+#include "util/clock.h"
+
+#define HOUR_US      3600000000LL
+#define EPOCH2020_MS 1577836800000LL
+
+static int setup(void **state)
+{
+    return tb_setup_pg(state);
+}
+
+static int teardown(void **state)
+{
+    return tb_teardown(state);
+}
+
+static int64_t day_us(const char *day)
+{
+    int64_t us = 0;
+    assert_int_equal(tg_parse_day(day, &us), 0);
+    return us;
+}
+
+/* An id as tg_event_new_id makes it: the millisecond since 2020 over 22 low bits. */
+static int64_t id_at(int64_t ts_us, int64_t low)
+{
+    return ((ts_us / 1000 - EPOCH2020_MS) * (1LL << 22)) + low;
+}
+
+static tg_event_t ev_make(int64_t ts, int64_t low, const char *tenant, tg_outcome_t outcome)
+{
+    tg_event_t e;
+    memset(&e, 0, sizeof e);
+    e.id = id_at(ts, low);
+    e.ts_us = ts;
+    e.latency_us = 1000;
+    e.bytes_in = 100;
+    e.bytes_out = 1000 + low % 7;
+    e.tokens_in = 10 + low % 5;
+    e.tokens_out = e.tokens_cached = e.tokens_cache_write = TG_TOKENS_UNKNOWN;
+    e.cost_micros = 3 * (low % 11);
+    e.status = outcome == TG_OUTCOME_BILLABLE ? 200 : 502;
+    e.outcome = outcome;
+    snprintf(e.tenant, sizeof e.tenant, "%s", tenant);
+    snprintf(e.method, sizeof e.method, "POST");
+    snprintf(e.path, sizeof e.path, "/v1/chat/completions");
+    snprintf(e.request_id, sizeof e.request_id, "req-%lld", (long long)low);
+    return e;
+}
+
+/* usage_daily equals the sums over usage_events, per column that both hold. */
+static void assert_daily_matches_events(const tb_store_t *t)
+{
+    assert_int_equal(
+        tb_int(t, "SELECT count(*) FROM (SELECT tenant, to_char(to_timestamp(ts_us / 1e6) AT "
+                  "TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, sum(requests) AS r, "
+                  "sum(CASE WHEN outcome = 'billable' THEN requests ELSE 0 END) AS b, "
+                  "sum(bytes_out) AS bo, coalesce(sum(tokens_in), 0) AS ti, sum(cost_micros) AS c "
+                  "FROM usage_events GROUP BY 1, 2) e FULL JOIN usage_daily d ON "
+                  "d.tenant_id = e.tenant AND d.day = e.day WHERE d.requests IS DISTINCT FROM "
+                  "e.r OR d.billable IS DISTINCT FROM e.b OR d.bytes_out IS DISTINCT FROM e.bo "
+                  "OR d.tokens_in IS DISTINCT FROM e.ti OR d.cost_micros IS DISTINCT FROM e.c"),
+        0);
+}
+
+/* ---- two gateways at once ------------------------------------------------------------ */
+
+enum { BATCHES = 12, BATCH = 1500, SHIFT = 700 };
+
+typedef struct writer {
+    tb_store_t *t;
+    int which;
+    int failures;
+    size_t inserted;
+} writer_t;
+
+/* Writer w appends batches b = 0..BATCHES-1 of events [b * SHIFT + w * SHIFT / 2, + BATCH):
+ * each overlaps its own previous batch and the other writer's, so the same ids meet in two
+ * transactions at once. A batch refused as busy (a deadlock between them) is replayed, as
+ * the recorder does. */
+static void *write_batches(void *arg)
+{
+    writer_t *w = arg;
+    tg_store_t *s = NULL;
+    tg_err_t err;
+    if (tg_store_open(w->t->url, &s, &err) != 0) {
+        w->failures++;
+        return NULL;
+    }
+    int64_t ts0 = day_us("2026-03-31") + 23 * HOUR_US; /* the batches cross into April */
+    tg_event_t *evs = calloc(BATCH, sizeof *evs);
+    for (int b = 0; b < BATCHES; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            int64_t k = (int64_t)b * SHIFT + w->which * SHIFT / 2 + i;
+            evs[i] = ev_make(ts0 + k * 1000000, k, k % 3 ? "acme" : "beta",
+                             k % 5 ? TG_OUTCOME_BILLABLE : TG_OUTCOME_FAILED);
+        }
+        for (int tries = 0;; tries++) {
+            size_t ins = 0;
+            int rc = tg_store_append(s, evs, BATCH, &ins, &err);
+            if (rc == 0) {
+                w->inserted += ins;
+                break;
+            }
+            if (rc != TG_STORE_BUSY || tries == 20) {
+                fprintf(stderr, "writer %d: %s\n", w->which, err.msg);
+                w->failures++;
+                break;
+            }
+        }
+    }
+    free(evs);
+    tg_store_close(s);
+    return NULL;
+}
+
+static void test_two_writers_overlapping(void **state)
+{
+    tb_store_t *t = *state;
+    writer_t w[2] = {{t, 0, 0, 0}, {t, 1, 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, write_batches, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(w[0].failures + w[1].failures, 0);
+    int64_t distinct = (BATCHES - 1) * SHIFT + SHIFT / 2 + BATCH;
+    assert_int_equal(w[0].inserted + w[1].inserted, distinct);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), distinct);
+    assert_int_equal(tb_int(t, "SELECT count(DISTINCT request_id) FROM usage_events"), distinct);
+    assert_int_equal(tb_int(t, "SELECT sum(requests) FROM usage_daily"), distinct);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_daily"), 4); /* 2 tenants, 2 days */
+    assert_daily_matches_events(t);
+}
+
+/* Another process drew the same id for a different event: both are kept, from either
+ * connection, and replays from both count nothing. */
+static void test_collision_from_another_process(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    tg_store_t *other = NULL;
+    assert_int_equal(tg_store_open(t->url, &other, &err), 0);
+    int64_t ts = day_us("2026-05-01") + HOUR_US;
+    tg_event_t a[3], b[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = ev_make(ts + i, 40 + i, "acme", TG_OUTCOME_BILLABLE);
+        b[i] = a[i];
+        snprintf(b[i].request_id, sizeof b[i].request_id, "other-%d", i);
+        b[i].cost_micros = 1000;
+    }
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, a, 3, &ins, &err), 0);
+    assert_int_equal(ins, 3);
+    assert_int_equal(tg_store_append(other, b, 3, &ins, &err), 0);
+    assert_int_equal(ins, 3);
+    assert_int_equal(tg_store_append(other, b, 3, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+    assert_int_equal(tg_store_append(t->s, a, 3, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 6);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events WHERE request_id LIKE 'other-%' "
+                               "AND cost_micros = 1000"),
+                     3);
+    assert_int_equal(tb_int(t, "SELECT cost_micros FROM usage_daily"), 3000 + 21 + 24 + 27);
+    assert_daily_matches_events(t);
+    tg_store_close(other);
+}
+
+/* The server ends the store's session between two batches: the next append is busy (it
+ * wrote nothing), the one after reconnects, and a replay of both batches adds only what
+ * was missing. */
+static void test_replay_after_connection_loss(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    int64_t ts = day_us("2026-06-10");
+    enum { N = 300 };
+    tg_event_t evs[2 * N];
+    for (int i = 0; i < 2 * N; i++)
+        evs[i] = ev_make(ts + i * 1000, i, i % 2 ? "acme" : "beta", TG_OUTCOME_BILLABLE);
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, evs, N, &ins, &err), 0);
+    assert_int_equal(ins, N);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)",
+             PQbackendPID(((pg_store_t *)t->s)->conn));
+    assert_int_equal(tb_pg_admin(sql), 0);
+    assert_int_equal(tg_store_append(t->s, evs, 2 * N, &ins, &err), TG_STORE_BUSY);
+    assert_int_equal(ins, 0);
+    assert_non_null(strstr(err.msg, "connection"));
+    assert_null(strstr(err.msg, "postgres@")); /* names the server, never the URL */
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), N);
+    assert_int_equal(tg_store_append(t->s, evs, 2 * N, &ins, &err), 0);
+    assert_int_equal(ins, N);
+    assert_int_equal(tg_store_append(t->s, evs, 2 * N, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 2 * N);
+    assert_int_equal(tb_int(t, "SELECT sum(requests) FROM usage_daily"), 2 * N);
+    assert_daily_matches_events(t);
+}
+
+/* Three months of events; a cutoff in the third drops the first two months' partitions
+ * and deletes the third's older events; aggregates stay. */
+static void test_purge_three_months(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    const char *days[3] = {"2026-01-15", "2026-02-15", "2026-03-01"};
+    enum { PER = 50 };
+    tg_event_t evs[3 * PER];
+    for (int m = 0; m < 3; m++)
+        for (int i = 0; i < PER; i++)
+            evs[m * PER + i] =
+                ev_make(day_us(days[m]) + i * HOUR_US, m * PER + i, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, evs, 3 * PER, &ins, &err), 0);
+    assert_int_equal(ins, 3 * PER);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_202601"), PER);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_202603"), PER);
+    /* Cutoff 2026-03-01T20:00Z: the March events at hours 0..19 go, 20..49 stay. */
+    int64_t cutoff = day_us("2026-03-01") + 20 * HOUR_US, deleted = 0;
+    tg_store_t *other = NULL; /* another process purges */
+    assert_int_equal(tg_store_open(t->url, &other, &err), 0);
+    assert_int_equal(tg_store_purge(other, cutoff, NULL, &deleted, &err), 0);
+    tg_store_close(other);
+    assert_int_equal(deleted, 2 * PER + 20);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM pg_class WHERE relname IN "
+                               "('usage_events_202601', 'usage_events_202602') AND "
+                               "relnamespace = current_schema()::regnamespace"),
+                     0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_202603"), PER - 20);
+    assert_int_equal(tb_int(t, "SELECT min(ts_us) FROM usage_events"), cutoff);
+    assert_int_equal(tb_int(t, "SELECT sum(requests) FROM usage_daily"), 3 * PER);
+    /* The writer's connection still believes in January's partition: an old event
+     * appended again (a spool replayed late) is busy once, then makes it again. */
+    assert_int_equal(tg_store_append(t->s, evs, 1, &ins, &err), TG_STORE_BUSY);
+    assert_int_equal(tg_store_append(t->s, evs, 1, &ins, &err), 0);
+    assert_int_equal(ins, 1);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_202601"), 1);
+}
+
+/* A wrong clock before 2020: negative ids, in usage_events_pre2020; purged by DELETE. */
+static void test_events_before_2020(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    int64_t ts = day_us("2019-06-01");
+    tg_event_t evs[3];
+    for (int i = 0; i < 3; i++)
+        evs[i] = ev_make(ts + i * HOUR_US, i, "acme", TG_OUTCOME_BILLABLE);
+    assert_true(evs[0].id < 0);
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, evs, 3, &ins, &err), 0);
+    assert_int_equal(ins, 3);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_pre2020"), 3);
+    assert_int_equal(tg_store_append(t->s, evs, 3, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+    int64_t deleted = 0;
+    assert_int_equal(tg_store_purge(t->s, ts + HOUR_US + 1, NULL, &deleted, &err), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_pre2020"), 1);
+}
+
+/* COPY (binary format): backslash, tab, newline and CR come back as sent; bytes PostgreSQL
+ * refuses in UTF-8 text (a character cut by a field's end, a stray byte) become '?', and
+ * the batch is stored rather than refused. The one-by-one path (a collision) does the
+ * same. */
+static void test_copy_text_encoding(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    int64_t ts = day_us("2026-07-01");
+    tg_event_t e[2];
+    e[0] = ev_make(ts, 1, "acme", TG_OUTCOME_BILLABLE);
+    snprintf(e[0].path, sizeof e[0].path, "/a\\b\tc\nd\re\\N");
+    snprintf(e[0].model, sizeof e[0].model, "caf\xc3\xa9 \xe2\x82"); /* é, then a cut € */
+    snprintf(e[0].tool, sizeof e[0].tool,
+             "x\xff\xc0\xafy\xed\xa0\x80"); /* stray, overlong, surrogate */
+    e[1] = e[0];                            /* the same id, another event: inserted one by one */
+    snprintf(e[1].request_id, sizeof e[1].request_id, "req-other");
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, e, 2, &ins, &err), 0);
+    assert_int_equal(ins, 2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events WHERE path = "
+                               "E'/a\\\\b\\tc\\nd\\re\\\\N'"),
+                     2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events WHERE model = 'café ?"
+                               "?'"),
+                     2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events WHERE tool = 'x?"
+                               "?"
+                               "?y?"
+                               "?"
+                               "?'"),
+                     2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events WHERE source = 'gateway' AND "
+                               "key_id IS NULL AND tokens_out IS NULL"),
+                     2);
+}
+
+/* Another session holds usage_daily: the append waits the busy timeout, answers busy and
+ * writes nothing; once the lock is gone the same batch goes in. */
+static void test_busy_lock_writes_nothing(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 50, &err), 0);
+    PGconn *c = PQconnectdb(t->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "BEGIN; LOCK TABLE usage_daily IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    tg_event_t evs[4];
+    for (int i = 0; i < 4; i++)
+        evs[i] = ev_make(day_us("2026-08-01") + i, i, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 99;
+    assert_int_equal(tg_store_append(t->s, evs, 4, &ins, &err), TG_STORE_BUSY);
+    assert_int_equal(ins, 0);
+    PQclear(PQexec(c, "ROLLBACK"));
+    PQfinish(c);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 0);
+    assert_int_equal(tg_store_append(t->s, evs, 4, &ins, &err), 0);
+    assert_int_equal(ins, 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_two_writers_overlapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_collision_from_another_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_after_connection_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_three_months, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_before_2020, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy_text_encoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_lock_writes_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
