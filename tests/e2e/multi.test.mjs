@@ -21,6 +21,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -242,6 +243,39 @@ describe('three gateways behind nginx, one Redis, one store', () => {
     assert.deepEqual(c, { 200: 10, 429: 30 });
     assert.equal(f.lost, 0);
     assert.equal(f.duplicated, 0);
+  });
+
+  test('a keep-alive connection goes on after a refusal Redis decided', async (t) => {
+    // (An nginx front keeps its connections to the gateways: a 429 answered after the wait
+    // for Redis used to leave its request unfinished, and the next request on that
+    // connection waited for a timeout, 30 s and more.)
+    const tn = 'ka';
+    const { secret } = await tenantOn(tn);
+    await cliOk(gws[0], ['limit', 'set', '--tenant', tn, '--rpm', '2']);
+    await loaded(gws);
+    const sock = net.connect(gws[0].port, '127.0.0.1');
+    await new Promise((r, j) => sock.once('connect', r).once('error', j));
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    const statuses = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now();
+        sock.write(`GET /ka${i} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nx-request-id: ka-${i}\r\n\r\n`);
+        const head = new RegExp(`HTTP/1\\.1 (\\d{3}) [^\\r]*\\r\\n(?:[^\\r]+\\r\\n)*?x-request-id: ka-${i}\\r\\n`);
+        const m = await waitFor(() => head.exec(got), { timeoutMs: 3000, intervalMs: 5, message: `answer ${i}` });
+        statuses.push(`${m[1]} in ${Math.round(performance.now() - t0)} ms`);
+      }
+    } finally {
+      sock.destroy();
+    }
+    t.diagnostic(`one connection: ${statuses.join(', ')}`);
+    assert.deepEqual(statuses.map((x) => x.slice(0, 3)), ['200', '200', '429', '429', '429']);
+    const ev = await waitFor(async () => {
+      const rows = await storeQuery(gws[0], `SELECT request_id, latency_us FROM events WHERE tenant = '${tn}' AND request_id LIKE 'ka-%'`);
+      return rows.length === 5 && rows;
+    }, { message: 'the five events' });
+    for (const e of ev) assert.ok(e.latency_us < 2e6, `${e.request_id}: latency ${e.latency_us} µs`);
   });
 
   test('fifty concurrent requests at the last dollar of a hard budget: overshoot at most one reservation', async (t) => {
