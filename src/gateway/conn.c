@@ -76,6 +76,7 @@ struct tg_conn {
     int lingering; /* response sent with close; draining the client's rest */
     int reading;   /* uv_read_start in effect */
     int driving;   /* inside drive(): finish_request must not recurse */
+    int parsing;   /* inside parse(): its caller finishes what the parse answered */
     int resume;    /* drive() should unpause the parser and parse c->pend */
     int write_failed;
     int out_blocked;    /* over OUT_HIGH unsent between requests: nothing read until it drains */
@@ -488,16 +489,27 @@ static void reject_json(tg_conn_t *c, int status, const char *body, size_t bl, c
 
 /* ---- what the connection does for its request's phases (request.h) ----- */
 
+/* An answer given outside parse(): the phases resumed by an asynchronous backend (a shared
+ * admission's refusal, or its fall-back after limits.timeout). Nothing parses after it, so
+ * the request ends here; left unfinished, the next request on a keep-alive connection (an
+ * nginx front's) waited until a timeout. Inside parse(), after_parse() finishes it. */
+static void finish_if_async(tg_conn_t *c)
+{
+    if (!c->parsing && !c->closing) maybe_finish(c);
+}
+
 static void op_answer_error(tg_req_t *r, int status, const char *type, const char *message,
                             const char *reason)
 {
     reject(r->conn, status, type, message, reason);
+    finish_if_async(r->conn);
 }
 
 static void op_answer_json(tg_req_t *r, int status, const char *body, size_t len,
                            const char *reason)
 {
     reject_json(r->conn, status, body, len, reason);
+    finish_if_async(r->conn);
 }
 
 static void op_arm_body_timer(tg_req_t *r)
@@ -535,10 +547,20 @@ static const tg_req_ops_t req_ops = {
 
 static int head_done(tg_conn_t *c);
 
+static size_t parse_some(tg_conn_t *c, const char *data, size_t len);
+
 /* Parses data; returns the bytes consumed. Errors answer and close. The parser pauses at
  * headers-complete (head_done runs here, with the head's exact size known) and at
  * message-complete (the rest waits in c->pend for the next request). */
 static size_t parse(tg_conn_t *c, const char *data, size_t len)
+{
+    c->parsing = 1;
+    size_t n = parse_some(c, data, len);
+    c->parsing = 0;
+    return n;
+}
+
+static size_t parse_some(tg_conn_t *c, const char *data, size_t len)
 {
     /* Still paused (a message's answer not done; an upgrade): nothing is parsed, all is kept,
      * as http_parser did. (llhttp would return at once, its position the old one.) */

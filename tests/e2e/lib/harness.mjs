@@ -900,3 +900,186 @@ export async function waitLoaded(gws, { timeoutMs = 10000 } = {}) {
     );
   }
 }
+
+// ---- several gateways: a shared store, a private Redis, an nginx front (multi.test.mjs) ----
+
+/** Checks that a child has not exited, else rejects with what it printed. */
+function aliveOrThrow(child, what, output) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    throw new Error(`${what} exited (code ${child.exitCode}, signal ${child.signalCode}); output:\n${output()}`);
+  }
+}
+
+/**
+ * A fresh, empty store for one test file, shared by the gateways it starts: with
+ * TG_E2E_PG_URL set (postgres://USER@HOST:PORT/DB), a new database on that server, created
+ * with psql and named tg_e2e_<random>; else the SQLite file DIR/shared.db. The database is
+ * not dropped afterwards (a private server's data dir goes with its temp dir).
+ * @param {string} dir the test's temp dir
+ * @returns {Promise<{url: string, kind: 'postgres'|'sqlite', dbPath: string|null}>}
+ */
+export async function freshStore(dir) {
+  const pg = process.env.TG_E2E_PG_URL;
+  if (!pg) {
+    const dbPath = path.join(dir, 'shared.db');
+    return { url: `sqlite:${dbPath}`, kind: 'sqlite', dbPath };
+  }
+  const name = `tg_e2e_${crypto.randomBytes(6).toString('hex')}`;
+  const r = await run('psql', [pg, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE DATABASE ${name}`]);
+  if (r.code !== 0) throw new Error(`freshStore: psql ${pg}: CREATE DATABASE ${name}: exit ${r.code}: ${r.stderr}`);
+  const u = new URL(pg);
+  u.pathname = `/${name}`;
+  return { url: u.toString(), kind: 'postgres', dbPath: null };
+}
+
+/**
+ * Starts a private PostgreSQL in dir on a loopback port with scripts/pg-test.sh (initdb on
+ * the first start, the data kept across stop/start); resolves with its URL (the script's
+ * stdout). pgStop(dir) stops it (a fast shutdown: sessions are cut).
+ */
+export async function pgStart(dir, port) {
+  const r = await run(path.join(repoRoot, 'scripts', 'pg-test.sh'), ['start', dir, String(port)], { timeoutMs: 60000 });
+  if (r.code !== 0) throw new Error(`pg-test.sh start ${dir} ${port}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Stops the PostgreSQL that pgStart(dir, ...) started. */
+export async function pgStop(dir) {
+  const r = await run(path.join(repoRoot, 'scripts', 'pg-test.sh'), ['stop', dir], { timeoutMs: 60000 });
+  if (r.code !== 0) throw new Error(`pg-test.sh stop ${dir}: exit ${r.code}: ${r.stderr}`);
+}
+
+/**
+ * Runs `tollgate query SQL --format json` with a gateway's config: rows read from its store,
+ * whatever the backend.
+ * @returns {Promise<object[]>}
+ */
+export async function storeQuery(gw, sql) {
+  const r = await gw.cli(['query', '--format', 'json', '--', sql]);
+  if (r.code !== 0) throw new Error(`tollgate query "${sql}": exit ${r.code}: ${r.stderr}`);
+  const out = r.stdout.trim();
+  return out ? JSON.parse(out) : [];
+}
+
+/**
+ * Starts n gateways on one config (startGateway's options) that share `store` (a URL), each
+ * with its own recorder.spool in its own dir, one after the other.
+ * @returns {Promise<object[]>} startGateway() results
+ */
+export async function startGateways(n, store, { extra = {}, ...opts } = {}) {
+  const gws = [];
+  for (let i = 0; i < n; i++) {
+    const spoolDir = await tempDir('tollgate-spool-');
+    const recorder = { ...(extra.recorder ?? {}), spool: path.join(spoolDir, `gateway${i}.spool`) };
+    gws.push(await startGateway({ ...opts, extra: { ...extra, store, recorder } }));
+  }
+  return gws;
+}
+
+/**
+ * Starts the Debian package's redis-server on a free loopback port with dir as its working
+ * dir and no persistence; resolves once it answers PING. start() runs it again on the same
+ * port (an empty Redis), stop() sends SIGTERM and waits for the exit; cli(...args) runs
+ * redis-cli against it (stdout, or null on failure).
+ */
+export async function startRedis(dir) {
+  const port = await freePort();
+  const cli = async (...args) => {
+    const r = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--raw', ...args], { timeoutMs: 5000 });
+    return r.code === 0 ? r.stdout.trim() : null;
+  };
+  const redis = {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    proc: null,
+    cli,
+    async start() {
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
+      let out = '';
+      const proc = detachFromLoop(track(spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })));
+      proc.stdout.on('data', (d) => (out += d));
+      proc.stderr.on('data', (d) => (out += d));
+      redis.proc = proc;
+      await waitFor(
+        async () => {
+          aliveOrThrow(proc, 'redis-server', () => out);
+          return (await cli('PING')) === 'PONG';
+        },
+        { timeoutMs: 10000, message: 'redis-server answers PING' },
+      );
+    },
+    async stop() {
+      const proc = redis.proc;
+      const done = exited(proc);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await done;
+    },
+  };
+  await redis.start();
+  return redis;
+}
+
+/**
+ * Starts nginx (Debian's /usr/sbin/nginx, or $NGINX_BIN) as a private process in front of
+ * gws with the committed examples/nginx-front.conf: its listen port 8080 and gateway ports
+ * 8081, 8082, ... are replaced with a free port and the gateways' ports (each must appear
+ * exactly once), and it is included from a main config in dir that keeps pid, logs and
+ * temp files there. Resolves once the front answers; stop() sends SIGQUIT (graceful) by PID.
+ * @returns {Promise<{port: number, url: string, conf: string, proc: object, stop: () => Promise<void>}>}
+ */
+export async function startNginxFront(dir, gws) {
+  const port = await freePort();
+  let conf = await fs.promises.readFile(path.join(repoRoot, 'examples', 'nginx-front.conf'), 'utf8');
+  const swap = (re, to) => {
+    const n = conf.match(new RegExp(re.source, 'gm'))?.length ?? 0;
+    if (n !== 1) throw new Error(`examples/nginx-front.conf: ${re} found ${n} times, not once`);
+    conf = conf.replace(new RegExp(re.source, 'm'), to);
+  };
+  swap(/^(\s*listen )8080;/, `$1127.0.0.1:${port};`);
+  gws.forEach((gw, i) => swap(new RegExp(`^(\\s*server 127\\.0\\.0\\.1:)${8081 + i}\\b`), `$1${gw.port}`));
+  const front = path.join(dir, 'front.conf');
+  await fs.promises.writeFile(front, conf);
+  const main = path.join(dir, 'nginx.conf');
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
+  await fs.promises.writeFile(
+    main,
+    [
+      'daemon off;',
+      'worker_processes 1;',
+      `pid ${path.join(dir, 'nginx.pid')};`,
+      `error_log ${path.join(dir, 'nginx-error.log')} warn;`,
+      'events { worker_connections 1024; }',
+      'http {',
+      `  access_log ${path.join(dir, 'nginx-access.log')};`,
+      ...temps.map((t) => `  ${t}_temp_path ${path.join(dir, `nginx-${t}`)};`),
+      `  include ${front};`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const nginx = process.env.NGINX_BIN || '/usr/sbin/nginx';
+  let out = '';
+  const proc = detachFromLoop(
+    track(spawn(nginx, ['-p', dir, '-e', path.join(dir, 'nginx-error.log'), '-c', main], { stdio: ['ignore', 'pipe', 'pipe'] })),
+  );
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
+  await waitFor(
+    async () => {
+      aliveOrThrow(proc, 'nginx', () => out + fs.readFileSync(path.join(dir, 'nginx-error.log'), 'utf8'));
+      return (await probe(`http://127.0.0.1:${port}/`)) > 0;
+    },
+    { timeoutMs: 10000, message: 'nginx front answers' },
+  );
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    conf: front,
+    proc,
+    async stop() {
+      const done = exited(proc);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGQUIT');
+      await done;
+    },
+  };
+}
