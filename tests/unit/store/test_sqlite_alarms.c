@@ -208,7 +208,7 @@ int main(void)
         TB_BOTH(test_bad_rows),
         TB_BOTH(test_batch),
         /* tg_store_purge: PostgreSQL's is pg_events.c's (it calls pg_alarm_events_purge) */
-        cmocka_unit_test_setup_teardown(test_history_retention, tb_setup_sqlite, tb_teardown),
+        TB_BOTH(test_history_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
