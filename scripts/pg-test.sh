@@ -5,6 +5,7 @@
 #   scripts/pg-test.sh start DIR PORT   initdb into DIR/data, listen on 127.0.0.1:PORT (unix
 #                                       socket in DIR), create database tollgate, print
 #                                       postgres://postgres@127.0.0.1:PORT/tollgate
+#                                       (a DIR stopped without --rm: started again, data kept)
 #   scripts/pg-test.sh stop DIR [--rm]  fast shutdown, waited for; --rm removes DIR then
 #   scripts/pg-test.sh run CMD [ARG...] CMD with TG_TEST_PG_URL set to a server started for
 #                                       it (temp dir, a free port from 55432 up), stopped
@@ -44,7 +45,19 @@ start() {
   bin=$(pg_bin)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  [ -e "$dir/data" ] && die "start: $dir/data exists (stop it with: $0 stop $dir --rm)"
+  if [ -e "$dir/data" ]; then
+    # A server this script made and stopped: started again on its port, data kept (a test
+    # restarting PostgreSQL under load).
+    [ -f "$dir/data/PG_VERSION" ] || die "start: $dir/data exists and is not a PostgreSQL cluster"
+    grep -q "^port = $port\$" "$dir/data/postgresql.conf" ||
+      die "start: $dir/data was made for another port (stop it with: $0 stop $dir --rm)"
+    as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 &&
+      die "start: the server in $dir/data is running"
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start >/dev/null ||
+      { cat "$dir/server.log" >&2; die "the server did not start again on 127.0.0.1:$port"; }
+    echo "postgres://postgres@127.0.0.1:$port/tollgate"
+    return 0
+  fi
   [ "$(id -u)" -eq 0 ] && { id postgres >/dev/null 2>&1 || die "root needs the postgres user"; chown postgres: "$dir"; }
   as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }

@@ -508,8 +508,9 @@ describe(
     before(async () => {
       keepAlive = setInterval(() => {}, 1000);
       dir = await tempDir('tollgate-multipg-');
-      pgDir = path.join(dir, 'pg');
-      fs.mkdirSync(pgDir);
+      // Its own temp dir directly under the system's: as root, pg-test.sh hands it to the
+      // postgres user, who could not enter a directory inside our 0700 one.
+      pgDir = await tempDir('tollgate-pg-');
       pgPort = await freePort();
       pgUrl = await pgStart(pgDir, pgPort); // a private server: this test stops it
       mock = await startMock({ threads: 2 });

@@ -924,12 +924,8 @@ export async function freshStore(dir) {
     const dbPath = path.join(dir, 'shared.db');
     return { url: `sqlite:${dbPath}`, kind: 'sqlite', dbPath };
   }
-  const name = `tg_e2e_${crypto.randomBytes(6).toString('hex')}`;
-  const r = await run('psql', [pg, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE DATABASE ${name}`]);
-  if (r.code !== 0) throw new Error(`freshStore: psql ${pg}: CREATE DATABASE ${name}: exit ${r.code}: ${r.stderr}`);
-  const u = new URL(pg);
-  u.pathname = `/${name}`;
-  return { url: u.toString(), kind: 'postgres', dbPath: null };
+  // A fresh schema (freshPgStore), dropped with the server: no database left behind.
+  return { url: await freshPgStore(), kind: 'postgres', dbPath: null };
 }
 
 /**
