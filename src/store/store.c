@@ -72,7 +72,7 @@ int tg_store_restore(const char *url, const char *src_path, char *bak, size_t ba
 {
     if (bak_cap) bak[0] = '\0';
     if (is_postgres(url))
-        return tg_err_set(err, "restore: a postgres store is restored with pg_restore (see "
+        return tg_err_set(err, "a postgres store is restored with pg_restore (see "
                                "docs/operations.md, \"The store\")");
     const char *path = url ? sqlite_path(url, err) : NULL;
     return path ? tg_sqlite_restore(path, src_path, bak, bak_cap, err) : unknown_store(url, err);

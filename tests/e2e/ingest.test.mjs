@@ -221,7 +221,7 @@ describe('ingest', () => {
       assert.equal((await curlJson(`${gw.url}/y?status=500`, { headers: h })).status, 500);
       assert.equal((await curlJson(`${gw.url}/z`)).status, 401);
       await gw.stop();
-      const q = "select tenant, count(*) n, sum(outcome = 'billable') b, sum(bytes_out) bo from usage_events group by tenant order by tenant";
+      const q = "select tenant, count(*) n, sum(CASE WHEN outcome = 'billable' THEN 1 ELSE 0 END) b, sum(bytes_out) bo from usage_events group by tenant order by tenant";
       const original = await sqlite(gw.dbPath, q);
       const [gwsrc] = await sqlite(gw.dbPath, "select count(*) n, sum(source = 'gateway') g from usage_events");
       assert.ok(gwsrc.n >= 6);
