@@ -747,7 +747,8 @@ export async function sqlite(dbPath, sql) {
 /**
  * SQL expressions spelled differently by the two stores' dialects, for a gateway's dbPath
  * (a SQLite file or a postgres:// URL), so a test's check reads the same on both:
- * `hex(col)` a blob in uppercase hex, `day(us)` the UTC day (YYYY-MM-DD) of Unix µs.
+ * `hex(col)` a blob in uppercase hex, `day(us)` the UTC day (YYYY-MM-DD) of Unix µs,
+ * `todayUs()` the first µs of the current UTC day by the database's clock.
  * @param {string} dbPath
  */
 export function sqlDialect(dbPath) {
@@ -758,6 +759,10 @@ export function sqlDialect(dbPath) {
       pg
         ? `to_char(to_timestamp(${us} / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
         : `strftime('%Y-%m-%d', ${us} / 1000000, 'unixepoch')`,
+    todayUs: () =>
+      pg
+        ? `CAST(extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')) AS BIGINT) * 1000000`
+        : `CAST(strftime('%s', 'now', 'start of day') AS INTEGER) * 1000000`,
   };
 }
 
