@@ -237,10 +237,15 @@ describe('query, report, backup, restore, archive', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr, 'tollgate: backup: a postgres store is backed up with pg_dump (see docs/operations.md, "The store")\n');
     assert.ok(!fs.existsSync(copy) && !fs.existsSync(`${copy}.partial`), 'no file made');
+    // The same answer whether a gateway runs or not (not "stop it first", then this).
+    const refused = 'tollgate: restore: a postgres store is restored with pg_restore (see docs/operations.md, "The store")\n';
+    r = await gw.cli(['restore', copy]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, refused);
     await gw.stop();
     r = await gw.cli(['restore', copy]);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'tollgate: restore: a postgres store is restored with pg_restore (see docs/operations.md, "The store")\n');
+    assert.equal(r.stderr, refused);
     await gw.restart();
     assert.equal((await curlJson(`${gw.url}/x`, { headers: { Authorization: `Bearer ${acme.secret}` } })).status, 200);
   });
