@@ -138,11 +138,13 @@ e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
 # The suites that touch the store again with a PostgreSQL store (issue 13): a private server
 # (scripts/pg-test.sh, fsync off), and every gateway the harness starts gets a fresh schema
 # of it (TG_E2E_PG_URL). Chosen for the store's behaviour (events, spool and replay, CLI,
-# reports, query, archive, ingest, budgets, limits, several instances), not all files: the
-# others pass too where they say so in tests/e2e/README.md.
+# reports, query, archive, ingest, budgets, limits, several instances, the dashboard's and
+# the metrics' agreement with the store), not all files (tests/e2e/README.md says which
+# others were run on PostgreSQL).
 E2E_PG := tests/e2e/multi.test.mjs tests/e2e/gateway.test.mjs tests/e2e/cli.test.mjs tests/e2e/budget.test.mjs \
           tests/e2e/limits.test.mjs tests/e2e/query.test.mjs tests/e2e/invoice.test.mjs \
-          tests/e2e/ingest.test.mjs tests/e2e/durability.test.mjs
+          tests/e2e/ingest.test.mjs tests/e2e/durability.test.mjs tests/e2e/dashboard.test.mjs \
+          tests/e2e/metrics.test.mjs
 
 e2e-pg: all $(E2E_NPM)
 	@PG_TEST_FAST=1 scripts/pg-test.sh run sh -c \
