@@ -107,6 +107,10 @@ int tg_cli_restore(int argc, char **argv, const char *config_path)
     tg_err_t err = {{0}};
     if (tg_config_load(config_path, &cfg, &err) != 0)
         return tg_cli_errorf(TG_EXIT_USAGE, "%s", err.msg);
+    if (tg_store_restorable(cfg->store, &err) != 0) {
+        tg_config_unref(cfg);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "restore: %s", err.msg);
+    }
     const char *spool = cfg->recorder.spool;
     int fd = open(spool, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {

@@ -304,17 +304,32 @@ static int on_rejection(const tg_dash_rejection_t *r, void *ud)
     return 0;
 }
 
+/* The limit rows, copied while the store lists them: their use is read afterwards, as a
+ * callback must not call the store (PostgreSQL streams a list on the connection the next
+ * query would need: "another command is already in progress"). */
 typedef struct lim {
-    tg_store_t *s;
-    const char *tenant;
-    int64_t now_us;
-    json_t *out;
-    tg_err_t *err;
+    tg_limit_row_t *rows;
+    size_t n, cap;
 } lim_t;
 
 static int on_limit(const tg_limit_row_t *l, void *ud)
 {
     lim_t *c = ud;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 8;
+        tg_limit_row_t *g = realloc(c->rows, nc * sizeof *g);
+        if (!g) return -1;
+        c->rows = g;
+        c->cap = nc;
+    }
+    c->rows[c->n++] = *l;
+    return 0;
+}
+
+/* One limit's JSON with its current use, appended to out. */
+static int limit_json(tg_store_t *s, const char *tenant, const tg_limit_row_t *l, int64_t now_us,
+                      json_t *out, tg_err_t *err)
+{
     json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "tenant", l->tenant, "scope",
                           l->scope, "value", l->value, "requests", (json_int_t)l->limit, "period_s",
                           (json_int_t)l->period_s, "burst", (json_int_t)l->burst, "concurrency",
@@ -327,22 +342,22 @@ static int on_limit(const tg_limit_row_t *l, void *ud)
     if (strcmp(l->scope, "tenant") == 0) {
         tg_dash_totals_t t = zero_totals;
         if (l->period_s > 0) {
-            if (tg_store_dash_totals(c->s, c->tenant, c->now_us - l->period_s * 1000000LL,
-                                     c->now_us + 1, on_one_totals, &t, c->err) != 0)
+            if (tg_store_dash_totals(s, tenant, now_us - l->period_s * 1000000LL, now_us + 1,
+                                     on_one_totals, &t, err) != 0)
                 return json_decref(o), json_decref(ur), -1;
             ur = json_integer(t.requests - t.rejected); /* admitted */
         }
         t = zero_totals;
         if (l->tokens_period_s > 0) {
-            if (tg_store_dash_totals(c->s, c->tenant, c->now_us - l->tokens_period_s * 1000000LL,
-                                     c->now_us + 1, on_one_totals, &t, c->err) != 0)
+            if (tg_store_dash_totals(s, tenant, now_us - l->tokens_period_s * 1000000LL, now_us + 1,
+                                     on_one_totals, &t, err) != 0)
                 return json_decref(o), json_decref(ur), -1;
             ut = json_integer(t.tokens_in + t.tokens_out);
         }
     }
     json_object_set_new(o, "used_requests", ur);
     json_object_set_new(o, "used_tokens", ut);
-    json_array_append_new(c->out, o);
+    json_array_append_new(out, o);
     return 0;
 }
 
@@ -386,7 +401,7 @@ static json_t *tenant_page(tg_store_t *s, const char *id, int64_t now_us, int *s
     tg_budget_row_t b;
     int has_budget = 0;
     json_t *limits = json_array(), *rej = json_array(), *bj = NULL;
-    lim_t lc = {s, id, now_us, limits, &err};
+    lim_t lc = {0};
     tg_usage_query_t uq = {.tenant = id, .from_us = d_from, .to_us = d_to, .by = TG_BY_DAY};
     memset(&b, 0, sizeof b);
     rc = tg_store_dash_series(s, id, m_from, now_us + 1, MIN_US, on_bucket, &mins, &err);
@@ -398,10 +413,10 @@ static json_t *tenant_page(tg_store_t *s, const char *id, int64_t now_us, int *s
     if (rc == 0 && b.tenant[0]) has_budget = 1;
     if (rc == 0) rc = budget_json(s, id, has_budget ? &b : NULL, now_us, &bj, &err);
     if (rc == 0) rc = tg_store_limit_list(s, id, on_limit, &lc, &err);
-    if (rc == 0 && strcmp(id, "*") != 0) {
-        lc.tenant = id;
-        rc = tg_store_limit_list(s, "*", on_limit, &lc, &err);
-    }
+    if (rc == 0 && strcmp(id, "*") != 0) rc = tg_store_limit_list(s, "*", on_limit, &lc, &err);
+    for (size_t i = 0; rc == 0 && i < lc.n; i++)
+        rc = limit_json(s, id, &lc.rows[i], now_us, limits, &err);
+    free(lc.rows);
     if (rc == 0) rc = tg_store_dash_rejections(s, id, REJECTIONS_LAST, on_rejection, rej, &err);
     int seen = 0;
     for (int i = 0; i < SERIES_DAYS && !seen; i++)

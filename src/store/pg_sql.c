@@ -252,7 +252,7 @@ static int pg_backup(tg_store_t *base, const char *dest_path, int pages, int64_t
     (void)dest_path;
     (void)pages;
     if (npages) *npages = 0;
-    return tg_err_set(err, "backup: a postgres store is backed up with pg_dump (see "
+    return tg_err_set(err, "a postgres store is backed up with pg_dump (see "
                            "docs/operations.md, \"The store\")");
 }
 

@@ -71,11 +71,17 @@ int tg_store_restore(const char *url, const char *src_path, char *bak, size_t ba
                      tg_err_t *err)
 {
     if (bak_cap) bak[0] = '\0';
-    if (is_postgres(url))
-        return tg_err_set(err, "restore: a postgres store is restored with pg_restore (see "
-                               "docs/operations.md, \"The store\")");
+    if (tg_store_restorable(url, err) != 0) return -1;
     const char *path = url ? sqlite_path(url, err) : NULL;
     return path ? tg_sqlite_restore(path, src_path, bak, bak_cap, err) : unknown_store(url, err);
+}
+
+int tg_store_restorable(const char *url, tg_err_t *err)
+{
+    if (is_postgres(url))
+        return tg_err_set(err, "a postgres store is restored with pg_restore (see "
+                               "docs/operations.md, \"The store\")");
+    return 0;
 }
 
 int tg_store_owns_file(const char *url, const char *file)

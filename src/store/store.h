@@ -386,4 +386,9 @@ int tg_store_rows_put(tg_store_t *s, const char *table, const char *const *cols,
 int tg_store_restore(const char *url, const char *src_path, char *bak, size_t bak_cap,
                      tg_err_t *err);
 
+/* 0 when tg_store_restore can restore the store at url (SQLite); else -1 with the reason
+ * (a PostgreSQL store is restored with pg_restore), so a caller refuses before it waits on
+ * anything. */
+int tg_store_restorable(const char *url, tg_err_t *err);
+
 #endif

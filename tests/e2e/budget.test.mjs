@@ -553,8 +553,8 @@ describe('prices and usage reports', () => {
       sqlite(
         gw.dbPath,
         `SELECT tenant, coalesce(${col}, '') AS ${col}, count(*) AS requests,
-           sum(outcome = 'billable') AS billable, sum(outcome = 'failed') AS failed,
-           sum(outcome = 'rejected') AS rejected, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out,
+           sum(CASE WHEN outcome = 'billable' THEN 1 ELSE 0 END) AS billable, sum(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END) AS failed,
+           sum(CASE WHEN outcome = 'rejected' THEN 1 ELSE 0 END) AS rejected, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out,
            coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
            sum(cost_micros) AS cost_micros
          FROM usage_events WHERE tenant = '${t}' GROUP BY 1, 2 ORDER BY 2`,

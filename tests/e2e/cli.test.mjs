@@ -5,7 +5,20 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 
-import { createTenantKey, curlJson, run, bin, startGateway, startMock, waitFor, sqlite, tempDir } from './lib/harness.mjs';
+import {
+  bin,
+  createTenantKey,
+  curlJson,
+  eventId,
+  run,
+  sqlDialect,
+  sqlite,
+  startGateway,
+  startMock,
+  tempDir,
+  usagePartitions,
+  waitFor,
+} from './lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -77,7 +90,7 @@ describe('cli', () => {
     const id = /key_id:\s*(\S+)/.exec(fresh.stdout)[1];
     const l2 = (await gw.cli(['key', 'list'])).stdout.split('\n').find((l) => l.includes(id));
     assert.match(l2, /\s-\s*$/, `a key never used shows "-": ${l2}`);
-    const rows = await sqlite(gw.dbPath, 'select hex(sha256) h from api_keys');
+    const rows = await sqlite(gw.dbPath, `select ${sqlDialect(gw.dbPath).hex('sha256')} h from api_keys`);
     assert.ok(rows.every((x) => x.h.length === 64), 'only hashes stored');
     let e = await gw.cli(['key', 'revoke', 'key_doesnotexist']);
     assert.equal(e.code, 1);
@@ -110,7 +123,7 @@ describe('cli', () => {
     // The day the gateway recorded globex's request on (its clock, not this process's).
     const [{ day: today }] = await sqlite(
       gw.dbPath,
-      "select strftime('%Y-%m-%d', ts_us / 1000000, 'unixepoch') day from usage_events where tenant = 'globex'",
+      `select ${sqlDialect(gw.dbPath).day('ts_us')} AS day from usage_events where tenant = 'globex'`,
     );
     r = await gw.cli(['usage', '--from', today, '--to', today, '--format', 'json', '--tenant', 'globex']);
     assert.equal(JSON.parse(r.stdout)[0].requests, 1);
@@ -444,7 +457,8 @@ describe('cli: prices, budgets, tool rules, token limits', () => {
     // Events as the recorder writes them for an AI route and an MCP route.
     const now = 1772359200000000; // 2026-03-01T10:00:00Z
     const ev = (id, model, tool, tin, tout, cost) =>
-      `(${id}, ${now + id}, 'ai', 'POST', '/v1/x', 200, 'billable', 1, 10, 20, ${model}, ${tin}, ${tout}, ${tool}, ${cost})`;
+      `(${eventId(now + id, id)}, ${now + id}, 'ai', 'POST', '/v1/x', 200, 'billable', 1, 10, 20, ${model}, ${tin}, ${tout}, ${tool}, ${cost})`;
+    await usagePartitions(gw.dbPath, [now]);
     await sqlite(
       gw.dbPath,
       'insert into usage_events (id, ts_us, tenant, method, path, status, outcome, latency_us, bytes_in, bytes_out,' +

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import puppeteer from 'puppeteer-core';
-import { repoRoot, request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import { repoRoot, request, sqlDialect, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(repoRoot, 'build', 'artifacts');
@@ -60,7 +60,7 @@ describe('dashboard', () => {
       body: JSON.stringify({ model: 'dash-model', messages: [{ role: 'user', content: 'hello dashboard' }], max_tokens: maxTokens }),
     });
 
-  /** The store's truth for today, per tenant, from the SQLite file itself. */
+  /** The store's truth for today, per tenant, from the store itself (SQLite file or PostgreSQL). */
   async function storeToday() {
     const rows = await sqlite(
       gw.dbPath,
@@ -69,7 +69,7 @@ describe('dashboard', () => {
          sum(CASE WHEN outcome = 'rejected' THEN requests ELSE 0 END) AS rejected,
          coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
          sum(cost_micros) AS cost_micros
-       FROM usage_events WHERE ts_us >= CAST(strftime('%s', 'now', 'start of day') AS INTEGER) * 1000000
+       FROM usage_events WHERE ts_us >= ${sqlDialect(gw.dbPath).todayUs()}
        GROUP BY tenant`,
     );
     return Object.fromEntries(rows.map((r) => [r.tenant, r]));
@@ -181,7 +181,7 @@ describe('dashboard', () => {
     assert.equal((await request(`${gw.adminUrl}/dashboard/api/tenant/a%0d%0aX:1`, { headers: gw.adminHeaders })).status, 404);
   });
 
-  test('the JSON API equals the store (SQLite file and `tollgate usage`)', async () => {
+  test('the JSON API equals the store (its rows and `tollgate usage`)', async () => {
     const r = await request(`${gw.adminUrl}/dashboard/api/overview`, { headers: gw.adminHeaders });
     assert.equal(r.status, 200, r.text);
     const d = r.json();

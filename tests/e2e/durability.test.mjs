@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import {
   createTenantKey,
   curlJson,
+  isPgUrl,
   request,
   sqlite,
   startGateway,
@@ -58,7 +59,7 @@ describe('durability', () => {
     assert.equal(res.length, N);
     const st = await gw.stop('SIGTERM');
     assert.equal(st.code, 0, gw.stderr());
-    const [ev] = await sqlite(gw.dbPath, "select count(*) n, sum(outcome='billable') b, count(distinct request_id) d from usage_events");
+    const [ev] = await sqlite(gw.dbPath, "select count(*) n, sum(CASE WHEN outcome = 'billable' THEN 1 ELSE 0 END) b, count(distinct request_id) d from usage_events");
     assert.equal(ev.n, N, 'one event per request');
     assert.equal(ev.d, N, 'no event twice');
     assert.equal(ev.b, ok, 'billable equals the 2xx the client saw');
@@ -80,7 +81,7 @@ describe('durability', () => {
     const res = await Promise.all(inflight);
     assert.deepEqual(res.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
     assert.equal((await stopping).code, 0);
-    const [ev] = await sqlite(gw.dbPath, "select count(*) n, sum(outcome='billable') b from usage_events");
+    const [ev] = await sqlite(gw.dbPath, "select count(*) n, sum(CASE WHEN outcome = 'billable' THEN 1 ELSE 0 END) b from usage_events");
     assert.equal(ev.n, 6);
     assert.equal(ev.b, 6);
   });
@@ -129,12 +130,16 @@ describe('durability', () => {
     const k = await createTenantKey(gw, 'acme');
     await sleep(600);
     const headers = { 'x-api-key': k.secret };
-    // Another process takes the write lock and keeps it.
-    const locker = spawn('sqlite3', [gw.dbPath], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Another process takes the write lock and keeps it: SQLite's, or on PostgreSQL a lock
+    // on usage_events that lets reads through and makes every write wait (lock_timeout).
+    const pg = isPgUrl(gw.dbPath);
+    const locker = pg
+      ? spawn('psql', ['-X', '-q', '-A', '-t', gw.dbPath], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn('sqlite3', [gw.dbPath], { stdio: ['pipe', 'pipe', 'pipe'] });
     let lockerOut = '';
     locker.stdout.on('data', (d) => (lockerOut += d));
-    locker.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-    await waitFor(() => lockerOut.includes('locked'), { message: 'sqlite3 holds the lock' });
+    locker.stdin.write(pg ? "BEGIN;\nLOCK TABLE usage_events IN EXCLUSIVE MODE;\nSELECT 'locked';\n" : "BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+    await waitFor(() => lockerOut.includes('locked'), { message: `${pg ? 'psql' : 'sqlite3'} holds the lock` });
     try {
       const N = 50;
       const res = await drive(gw.url, headers, N, 5, (i) => `/held?i=${i}`);
@@ -145,12 +150,12 @@ describe('durability', () => {
       });
       const ready = await curlJson(`${gw.adminUrl}/readyz`);
       assert.equal(ready.body.store.status, 'spooling');
-      const spool = `${gw.dbPath}.spool`;
+      const spool = gw.spoolPath;
       assert.ok(fs.existsSync(spool) && fs.statSync(spool).size > 0, 'events are in the spool file');
       const [before] = await sqlite(gw.dbPath, 'select count(*) n from usage_events');
       assert.equal(before.n, 0);
     } finally {
-      locker.stdin.end('COMMIT;\n.quit\n');
+      locker.stdin.end(pg ? 'COMMIT;\n' : 'COMMIT;\n.quit\n');
       await new Promise((r) => locker.once('exit', r));
     }
     await waitFor(async () => (await sqlite(gw.dbPath, 'select count(*) n from usage_events'))[0].n === 50, {

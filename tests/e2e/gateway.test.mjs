@@ -393,7 +393,7 @@ describe(`bad input (${client} upstream client)`, () => {
     const [ev] = await eventsN(gw, 1, `request_id='${r.headers['x-request-id']}'`);
     assert.equal(ev.outcome, 'failed');
     const daily = await sqlite(gw.dbPath, "select sum(billable) b, sum(requests) n from usage_daily where tenant_id='acme'");
-    const all = await sqlite(gw.dbPath, "select count(*) n, sum(outcome='billable') b from usage_events where tenant='acme'");
+    const all = await sqlite(gw.dbPath, "select count(*) n, sum(CASE WHEN outcome = 'billable' THEN 1 ELSE 0 END) b from usage_events where tenant='acme'");
     await waitFor(async () => {
       const d = await sqlite(gw.dbPath, "select sum(requests) n from usage_daily where tenant_id='acme'");
       const e = await sqlite(gw.dbPath, "select count(*) n from usage_events where tenant='acme'");

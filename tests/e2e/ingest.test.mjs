@@ -9,7 +9,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
-import { bin, createTenantKey, curlJson, run, sqlite, startGateway, startMock, tempDir, toYaml, waitFor } from './lib/harness.mjs';
+import {
+  bin,
+  createTenantKey,
+  curlJson,
+  freshPgStore,
+  isPgUrl,
+  run,
+  sqlite,
+  startGateway,
+  startMock,
+  tempDir,
+  toYaml,
+  waitFor,
+} from './lib/harness.mjs';
 
 const FIELDS =
   '#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status ' +
@@ -221,24 +234,26 @@ describe('ingest', () => {
       assert.equal((await curlJson(`${gw.url}/y?status=500`, { headers: h })).status, 500);
       assert.equal((await curlJson(`${gw.url}/z`)).status, 401);
       await gw.stop();
-      const q = "select tenant, count(*) n, sum(outcome = 'billable') b, sum(bytes_out) bo from usage_events group by tenant order by tenant";
+      const q = "select tenant, count(*) n, sum(CASE WHEN outcome = 'billable' THEN 1 ELSE 0 END) b, sum(bytes_out) bo from usage_events group by tenant order by tenant";
       const original = await sqlite(gw.dbPath, q);
-      const [gwsrc] = await sqlite(gw.dbPath, "select count(*) n, sum(source = 'gateway') g from usage_events");
+      const [gwsrc] = await sqlite(gw.dbPath, "select count(*) n, sum(CASE WHEN source = 'gateway' THEN 1 ELSE 0 END) g from usage_events");
       assert.ok(gwsrc.n >= 6);
       assert.equal(gwsrc.g, gwsrc.n, 'proxied traffic is source gateway');
-      // an empty store, same tenants and keys not needed: the lines name the tenant
+      // an empty store of the same kind, same tenants and keys not needed: the lines name
+      // the tenant
       const d2 = await tempDir('tollgate-rebuild-');
       const c2 = path.join(d2, 'tollgate.yaml');
+      const rebuilt = isPgUrl(gw.dbPath) ? await freshPgStore() : path.join(d2, 'r.db');
       fs.writeFileSync(c2, toYaml({
-        store: `sqlite:${path.join(d2, 'r.db')}`,
+        store: isPgUrl(rebuilt) ? rebuilt : `sqlite:${rebuilt}`,
         upstreams: [{ name: 'u', targets: ['http://127.0.0.1:9'] }],
         routes: [{ name: 'r', path_prefix: '/', upstream: 'u', kind: 'http' }],
       }));
       let r = await run(bin, ['-c', c2, 'ingest', '--format', 'jsonl', gw.accessLog]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /0 malformed/);
-      assert.deepEqual(await sqlite(path.join(d2, 'r.db'), q), original);
-      const [src] = await sqlite(path.join(d2, 'r.db'), "select count(*) n from usage_events where source = 'accesslog'");
+      assert.deepEqual(await sqlite(rebuilt, q), original);
+      const [src] = await sqlite(rebuilt, "select count(*) n from usage_events where source = 'accesslog'");
       assert.equal(src.n, original.reduce((a, x) => a + x.n, 0));
       r = await run(bin, ['-c', c2, 'ingest', '--format', 'jsonl', gw.accessLog]);
       assert.match(r.stdout, / 0 stored/);

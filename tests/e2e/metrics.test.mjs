@@ -238,8 +238,8 @@ describe('/metrics per tenant', () => {
         const r = await sqlite(
           gw.dbPath,
           "SELECT tenant, COALESCE(route, '') AS route, outcome, SUM(COALESCE(requests, 1)) AS n, SUM(bytes_in) AS bin, " +
-            'SUM(bytes_out) AS bout, SUM(cost_micros) AS cost, SUM(MAX(COALESCE(tokens_in, 0), 0)) AS tin, ' +
-            'SUM(MAX(COALESCE(tokens_out, 0), 0)) AS tout, SUM(MAX(COALESCE(tokens_cached, 0), 0)) AS tcached ' +
+            'SUM(bytes_out) AS bout, SUM(cost_micros) AS cost, SUM(CASE WHEN tokens_in > 0 THEN tokens_in ELSE 0 END) AS tin, ' +
+            'SUM(CASE WHEN tokens_out > 0 THEN tokens_out ELSE 0 END) AS tout, SUM(CASE WHEN tokens_cached > 0 THEN tokens_cached ELSE 0 END) AS tcached ' +
             'FROM usage_events GROUP BY 1, 2, 3',
         );
         const n = r.reduce((a, x) => a + x.n, 0);
@@ -277,7 +277,7 @@ describe('/metrics per tenant', () => {
     assert.equal(sum(final, 'tollgate_rejections_total'), rej.reduce((a, x) => a + x.n, 0));
     const tools = await sqlite(
       gw.dbPath,
-      "SELECT tool, COUNT(*) AS calls, SUM(outcome != 'billable') AS errors FROM usage_events " +
+      "SELECT tool, COUNT(*) AS calls, SUM(CASE WHEN outcome != 'billable' THEN 1 ELSE 0 END) AS errors FROM usage_events " +
         "WHERE tenant = 'alpha' AND tool IS NOT NULL AND outcome != 'rejected' GROUP BY tool",
     );
     assert.equal(tools.length, 2);

@@ -9,25 +9,42 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { createTenantKey, curlJson, run, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import {
+  createTenantKey,
+  curlJson,
+  eventId,
+  isPgUrl,
+  run,
+  sqlDialect,
+  sqlite,
+  startGateway,
+  startMock,
+  usagePartitions,
+  waitFor,
+} from './lib/harness.mjs';
 
 const NOV30 = 1795996800000000; // 2026-11-30T00:00:00Z, µs
 const DEC01 = 1796083200000000; // 2026-12-01T00:00:00Z
 const H = 3600000000;
+// TG_E2E_PG_URL: every gateway's store is a PostgreSQL schema (make e2e-pg).
+const pg = Boolean(process.env.TG_E2E_PG_URL);
 
 // Events of tenant "known", written into the store as the writer would (the event rows
-// and their usage_daily rows): ids 1..4, far below the gateway's time-ordered ids.
+// and their usage_daily rows, ids from their instants as tg_event_new_id makes them, so
+// PostgreSQL files them into their month's partition); `ids` holds them as text.
 const known = [
   [1, NOV30 + 10 * H, 'k1', 'POST', '/v1/chat', 200, 'billable', 100000, 1000, 2000000, 100, 50],
   [2, NOV30 + 10 * H + 1, 'k1', 'POST', '/v1/chat', 200, 'billable', 300000, 3000, 1000000, 300, 150],
   [3, DEC01 - 1, 'k1', 'GET', '/v1/models', 200, 'billable', 50000, 0, 2400, null, null],
   [4, DEC01, 'k2', 'POST', '/v1/chat', 502, 'failed', 1000000, 10, 90, null, null],
 ];
+const ids = known.map(([n, ts]) => String(eventId(ts, n)));
 
 async function seedKnown(db) {
+  await usagePartitions(db, known.map((k) => k[1]));
   const rows = known
-    .map(([id, ts, key, m, p, st, out, lat, bin, bout, ti, to]) =>
-      `(${id}, ${ts}, 'known', '${key}', '${m}', '${p}', ${st}, '${out}', ${lat}, ${bin}, ${bout}, ` +
+    .map(([n, ts, key, m, p, st, out, lat, bin, bout, ti, to]) =>
+      `(${eventId(ts, n)}, ${ts}, 'known', '${key}', '${m}', '${p}', ${st}, '${out}', ${lat}, ${bin}, ${bout}, ` +
       `${ti ?? 'NULL'}, ${to ?? 'NULL'}, 0)`)
     .join(', ');
   await sqlite(
@@ -64,20 +81,34 @@ describe('query, report, backup, restore, archive', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
       r.stdout,
-      'id,time,day\n1,2026-11-30T10:00:00Z,2026-11-30\n2,2026-11-30T10:00:00Z,2026-11-30\n' +
-        '3,2026-11-30T23:59:59Z,2026-11-30\n4,2026-12-01T00:00:00Z,2026-12-01\n',
+      `id,time,day\n${ids[0]},2026-11-30T10:00:00Z,2026-11-30\n${ids[1]},2026-11-30T10:00:00Z,2026-11-30\n` +
+        `${ids[2]},2026-11-30T23:59:59Z,2026-11-30\n${ids[3]},2026-12-01T00:00:00Z,2026-12-01\n`,
     );
     r = await gw.cli(['query', 'SELECT * FROM keys']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^ID\s+TENANT\s+PREFIX\s+NAME\s+STATUS/);
     assert.ok(r.stdout.includes(acme.keyId));
-    const [{ h }] = await sqlite(gw.dbPath, 'SELECT hex(sha256) h FROM api_keys LIMIT 1');
+    const [{ h }] = await sqlite(gw.dbPath, `SELECT ${sqlDialect(gw.dbPath).hex('sha256')} h FROM api_keys LIMIT 1`);
     assert.ok(!r.stdout.toUpperCase().includes(h), 'no key hash in the keys view');
 
     const before = await sqlite(gw.dbPath, 'SELECT count(*) n FROM tenants');
     const vacuum = path.join(gw.dir, 'vacuum.db');
     const attach = path.join(gw.dir, 'attach.db');
-    for (const [sql, re] of [
+    // PostgreSQL's read-only transaction: a statement that returns no rows is refused
+    // before it runs, a writing one by its plan; SQLite's refusals name the statement's kind.
+    const refusals = pg
+      ? [
+          ['DELETE FROM tenants', /returns no rows/],
+          ["INSERT INTO tenants (id, created_us) VALUES ('evil', 0)", /returns no rows/],
+          ['DROP TABLE usage_daily', /returns no rows/],
+          ["UPDATE api_keys SET status = 'revoked'", /returns no rows/],
+          ['WITH d AS (DELETE FROM tenants RETURNING id) SELECT * FROM d', /could write/],
+          ['SELECT * FROM tenants FOR UPDATE', /could write/],
+          ['SELECT 1; DELETE FROM tenants', /one statement per query/],
+          ['SELECT sha256 FROM keys', /column "sha256" does not exist/],
+        ]
+      : null;
+    for (const [sql, re] of refusals ?? [
       ["DELETE FROM tenants", /could write/],
       ["INSERT INTO tenants (id, created_us) VALUES ('evil', 0)", /could write/],
       ['DROP TABLE usage_daily', /could write/],
@@ -150,7 +181,9 @@ describe('query, report, backup, restore, archive', () => {
     }
   });
 
-  test('backup while the gateway serves; restore refused while it runs, done once stopped', async () => {
+  test('backup while the gateway serves; restore refused while it runs, done once stopped', {
+    skip: pg && 'backup and restore are SQLite\'s: a PostgreSQL store refuses them (pg_dump, next test)',
+  }, async () => {
     const auth = { Authorization: `Bearer ${acme.secret}` };
     let stop = false;
     let sent = 0;
@@ -196,6 +229,27 @@ describe('query, report, backup, restore, archive', () => {
     assert.equal((await curlJson(`${gw.url}/x`, { headers: auth })).status, 200, 'serves on the restored store');
   });
 
+  test('backup and restore refuse a PostgreSQL store, naming pg_dump and pg_restore', {
+    skip: !pg && 'a SQLite store is backed up and restored (previous test)',
+  }, async () => {
+    const copy = path.join(gw.dir, 'copy.db');
+    let r = await gw.cli(['backup', copy]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'tollgate: backup: a postgres store is backed up with pg_dump (see docs/operations.md, "The store")\n');
+    assert.ok(!fs.existsSync(copy) && !fs.existsSync(`${copy}.partial`), 'no file made');
+    // The same answer whether a gateway runs or not (not "stop it first", then this).
+    const refused = 'tollgate: restore: a postgres store is restored with pg_restore (see docs/operations.md, "The store")\n';
+    r = await gw.cli(['restore', copy]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, refused);
+    await gw.stop();
+    r = await gw.cli(['restore', copy]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, refused);
+    await gw.restart();
+    assert.equal((await curlJson(`${gw.url}/x`, { headers: { Authorization: `Bearer ${acme.secret}` } })).status, 200);
+  });
+
   test('archive: exported, read back, purged; daily kept; never overwritten', async () => {
     const out = path.join(gw.dir, 'nov.jsonl.zst');
     let r = await gw.cli(['archive', '--before', '2026-12-01', '--out', out]);
@@ -204,9 +258,12 @@ describe('query, report, backup, restore, archive', () => {
     const z = await run('zstd', ['-dc', out]);
     assert.equal(z.code, 0, z.stderr);
     const lines = z.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((e) => [e.id, e.ts_us, e.key_id]), [[1, NOV30 + 10 * H, 'k1'], [2, NOV30 + 10 * H + 1, 'k1'], [3, DEC01 - 1, 'k1']]);
+    // ids past 2^53: read from the text, not through JSON.parse
+    const textIds = z.stdout.trimEnd().split('\n').map((l) => /"id":(\d+)/.exec(l)[1]);
+    assert.deepEqual(textIds, ids.slice(0, 3));
+    assert.deepEqual(lines.map((e) => [e.ts_us, e.key_id]), [[NOV30 + 10 * H, 'k1'], [NOV30 + 10 * H + 1, 'k1'], [DEC01 - 1, 'k1']]);
     assert.equal(lines[2].path, '/v1/models');
-    assert.deepEqual(await sqlite(gw.dbPath, "SELECT id FROM usage_events WHERE tenant = 'known'"), [{ id: 4 }]);
+    assert.deepEqual(await sqlite(gw.dbPath, "SELECT CAST(id AS TEXT) AS id FROM usage_events WHERE tenant = 'known'"), [{ id: ids[3] }]);
     r = await gw.cli(['report', 'daily', '--tenant', 'known', '--to', '2026-11-30', '--format', 'json']);
     assert.equal(JSON.parse(r.stdout)[0].requests, 3, 'usage_daily kept');
     r = await gw.cli(['archive', '--before', '2026-12-02', '--out', out]);

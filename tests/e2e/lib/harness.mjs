@@ -356,7 +356,8 @@ function probe(url, timeoutMs = 1000) {
  *   to the environment of serve (and of cli()).
  * @returns {Promise<{dir: string, port: number, url: string, adminPort: number,
  *   adminUrl: string, adminToken: string|null, adminHeaders: object,
- *   adminTokenFile: string|null, configPath: string, dbPath: string, accessLog: string,
+ *   adminTokenFile: string|null, configPath: string, dbPath: string, spoolPath: string,
+ *   accessLog: string,
  *   config: object,
  *   proc: import('node:child_process').ChildProcess, stdout: () => string,
  *   stderr: () => string,
@@ -492,6 +493,10 @@ export async function startGateway({
     adminTokenFile: tokenFile,
     configPath,
     dbPath,
+    // recorder.spool's default: next to a SQLite file, else ./tollgate.spool (the cwd is dir)
+    spoolPath: config.recorder?.spool
+      ? path.resolve(dir, config.recorder.spool)
+      : isPgUrl(dbPath) ? path.join(dir, 'tollgate.spool') : `${dbPath}.spool`,
     accessLog,
     config,
     get proc() {
@@ -737,6 +742,50 @@ export async function sqlite(dbPath, sql) {
   if (r.code !== 0) throw new Error(`sqlite3 ${dbPath} "${sql}": exit ${r.code}: ${r.stderr}`);
   const out = r.stdout.trim();
   return out ? JSON.parse(out) : [];
+}
+
+/**
+ * SQL expressions spelled differently by the two stores' dialects, for a gateway's dbPath
+ * (a SQLite file or a postgres:// URL), so a test's check reads the same on both:
+ * `hex(col)` a blob in uppercase hex, `day(us)` the UTC day (YYYY-MM-DD) of Unix µs,
+ * `todayUs()` the first µs of the current UTC day by the database's clock.
+ * @param {string} dbPath
+ */
+export function sqlDialect(dbPath) {
+  const pg = isPgUrl(dbPath);
+  return {
+    hex: (col) => (pg ? `upper(encode(${col}, 'hex'))` : `hex(${col})`),
+    day: (us) =>
+      pg
+        ? `to_char(to_timestamp(${us} / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
+        : `strftime('%Y-%m-%d', ${us} / 1000000, 'unixepoch')`,
+    todayUs: () =>
+      pg
+        ? `CAST(extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')) AS BIGINT) * 1000000`
+        : `CAST(strftime('%s', 'now', 'start of day') AS INTEGER) * 1000000`,
+  };
+}
+
+/**
+ * The id the writer gives an event at tsUs (tg_event_new_id: ms since 2020-01-01 UTC << 22,
+ * then a sequence in the 22 low bits), as a BigInt: a test that writes usage_events rows by
+ * hand uses it, as PostgreSQL files each row into the month partition of its id.
+ * @param {number} tsUs
+ * @param {number} seq 0 .. 2^22-1
+ */
+export function eventId(tsUs, seq) {
+  return ((BigInt(Math.floor(tsUs / 1000)) - 1577836800000n) << 22n) | BigInt(seq);
+}
+
+/**
+ * Before usage_events rows are written by hand: on PostgreSQL, creates the month partitions
+ * of these instants (tg_usage_partition, as the writer does); nothing to do on SQLite.
+ * @param {string} dbPath
+ * @param {number[]} tsList Unix µs
+ */
+export async function usagePartitions(dbPath, tsList) {
+  if (!isPgUrl(dbPath)) return;
+  await sqlite(dbPath, `SELECT DISTINCT tg_usage_partition(x) AS p FROM unnest(ARRAY[${tsList.join(', ')}]::bigint[]) x`);
 }
 
 /** SHA-256 of a string or Buffer, as lowercase hex. */
