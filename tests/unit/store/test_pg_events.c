@@ -281,6 +281,29 @@ static void test_events_before_2020(void **state)
     assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_pre2020"), 1);
 }
 
+/* Events far in the future (an ingested log's year 2095 or 9999, a clock gone wrong) are
+ * stored with the ids tg_event_new_id gives them, in the last month ids hold: that month's
+ * partition can be made (2089-09's upper bound does not fit in an id: 42P17, the whole
+ * batch refused, as `tollgate ingest` was). */
+static void test_events_far_future(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    const char *days[] = {"2089-09-03", "2095-06-01", "9999-12-31"};
+    tg_event_t evs[3];
+    for (int i = 0; i < 3; i++) {
+        evs[i] = ev_make(day_us(days[i]), i, "acme", TG_OUTCOME_BILLABLE);
+        evs[i].id = tg_event_new_id(evs[i].ts_us);
+    }
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, evs, 3, &ins, &err), 0);
+    assert_int_equal(ins, 3);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_208908"), 3);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_daily WHERE day = '9999-12-31'"), 1);
+    assert_int_equal(tg_store_append(t->s, evs, 3, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+}
+
 /* COPY (binary format): backslash, tab, newline and CR come back as sent; bytes PostgreSQL
  * refuses in UTF-8 text (a character cut by a field's end, a stray byte) become '?', and
  * the batch is stored rather than refused. The one-by-one path (a collision) does the
@@ -351,6 +374,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_after_connection_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_three_months, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_before_2020, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_far_future, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_text_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_lock_writes_nothing, setup, teardown),
     };
