@@ -573,9 +573,34 @@ static void describe(pg_store_t *s)
              port && *port ? ":" : "", port ? port : "", db ? db : "?");
 }
 
+/* Refuses a URL libpq cannot parse, before it is used. libpq's parse errors quote the
+ * token they stumbled on, or the whole URL: a password, percent-encoded wrong, would go to
+ * the terminal and the logs. The message is kept up to its quote. */
+static int check_url(const char *url, tg_err_t *err)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &perr);
+    if (opts) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    char msg[200];
+    first_line(msg, sizeof msg, perr ? perr : "out of memory");
+    PQfreemem(perr);
+    char *quote = strstr(msg, ": \"");
+    if (quote) *quote = '\0';
+    quote = strchr(msg, '"');
+    if (quote && !strchr(quote + 1, '"')) *quote = '\0'; /* a quote cut by first_line */
+    return tg_err_set(err,
+                      "store postgres: bad URL: %s (the URL is not shown: it may hold a "
+                      "password)",
+                      msg);
+}
+
 static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
+    if (check_url(url, err) != 0) return -1;
     pg_store_t *s = calloc(1, sizeof *s);
     if (!s) return tg_err_set(err, "out of memory");
     s->base = (tg_store_t){.life = &pg_life_ops,
