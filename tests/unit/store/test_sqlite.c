@@ -536,7 +536,8 @@ static void test_append_flood_aggregate(void **state)
     assert_int_equal(tb_int(f, "SELECT count(*) FROM usage_events WHERE requests = 1"), 3);
     /* The documented operator query uses the partial index. */
     assert_int_equal(tb_int(f, f->pg ? "SELECT count(*) FROM pg_indexes WHERE indexname = "
-                                       "'usage_events_aggregates' AND indexdef LIKE '% WHERE %'"
+                                       "'usage_events_aggregates' AND schemaname = "
+                                       "current_schema() AND indexdef LIKE '% WHERE %'"
                                      : "SELECT count(*) FROM pragma_index_list('usage_events') "
                                        "WHERE name = 'usage_events_aggregates' AND partial = 1"),
                      1);
