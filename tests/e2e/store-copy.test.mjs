@@ -123,6 +123,35 @@ describe('store copy: SQLite to PostgreSQL', () => {
     assert.match(u.stderr, /usage: tollgate store copy --to URL/);
   });
 
+  // SQLite keeps the bytes it is given: an access log line's raw path bytes (not UTF-8),
+  // a name with a byte cut out of a character. A UTF8 database refused them (22021) and the
+  // copy stopped halfway with tenants already in, so running it again was refused too. They
+  // arrive as '?', as the PostgreSQL writer stores them.
+  test('text a UTF8 database refuses is copied with its bad bytes as ?', async () => {
+    const raw = path.join(dir, 'raw.db');
+    const rawCfg = path.join(dir, 'raw.yaml');
+    fs.writeFileSync(rawCfg, `store: sqlite:${raw}\n`);
+    await ok(rawCfg, ['tenant', 'add', 'acme']);
+    const u = await run('sqlite3', [raw, "UPDATE tenants SET name = CAST(X'41636D6520C3' AS TEXT)"]);
+    assert.equal(u.code, 0, u.stderr);
+    const log = path.join(dir, 'raw.log');
+    fs.writeFileSync(log, Buffer.concat([
+      Buffer.from('10.0.0.1 - acme [01/Oct/2026:10:00:00 +0000] "GET /a'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('b HTTP/1.1" 200 12 "-" "curl"\n'),
+    ]));
+    await ok(rawCfg, ['ingest', '--format', 'combined', '--tenant-field', 'user', log]);
+    const schema = `raw_${process.pid}`;
+    const c = await run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', pgUrl, '-c', `CREATE SCHEMA ${schema}`]);
+    assert.equal(c.code, 0, c.stderr);
+    const target = `${pgUrl}?options=-csearch_path%3D${schema}`;
+    const r = await tg(rawCfg, ['store', 'copy', '--to', target], { timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stderr);
+    const q = await run('psql', ['-X', '-A', '-t', target, '-c',
+      "SELECT (SELECT path FROM usage_events) || '|' || (SELECT name FROM tenants)"]);
+    assert.equal(q.stdout.trim(), '/a??b|Acme ?');
+  });
+
   test('PostgreSQL back to a new SQLite file: the same rows again', async () => {
     const back = path.join(dir, 'back.db');
     const r = await tg(pgCfg, ['store', 'copy', '--to', `sqlite:${back}`], { timeoutMs: 60000 });
