@@ -169,7 +169,8 @@ void pg_p_bytea(pg_params_t *p, const void *b, size_t n);
 typedef struct pg_store {
     tg_store_t base; /* first: a tg_store_t * is a pg_store_t * */
     PGconn *conn;
-    int readonly;                     /* tg_store_open_readonly: every transaction READ ONLY */
+    int readonly; /* tg_store_open_readonly: every transaction READ ONLY */
+    long busy_ms; /* tg_store_set_busy_timeout's wait, -1 unset: set again on a new session */
     unsigned char prepared[PS_COUNT]; /* slot prepared on this connection */
     char where[160]; /* "postgres://HOST:PORT/DB" for messages: never the password */
     char state[6];   /* the SQLSTATE of the last pg_fail ("" when it had none) */

@@ -19,6 +19,10 @@
 #include "store/migrations.h"
 #include "util/clock.h"
 
+/* statement_timeout of a handle given a busy timeout (session_setup): a batch of 4096
+ * events takes ~60 ms; the recorder's queue of 65536 holds ~13 s of 5000 requests/s. */
+#define PG_STALL_MS 5000
+
 /* pg_advisory_xact_lock key that serializes migrations between processes ("tg" 13). */
 #define MIGRATION_LOCK 0x7467000d
 
@@ -157,17 +161,39 @@ int pg_fail(pg_store_t *s, const PGresult *r, const char *what, tg_err_t *err)
 
 /* ---- statements ---------------------------------------------------------------------- */
 
+/* What every session of the handle runs with; a session made again (PQreset after a
+ * lost connection, a restarted server) gets it again: the writer's short lock wait and
+ * stall bound were lost with the first reconnect, so after a server restart the writer
+ * waited on any lock, for as long as it was held, and its queue filled behind it.
+ *
+ * Times and days are computed in UTC by the views and the reports' SQL. A handle given a
+ * busy timeout (the writer, the alarm runner: they would rather hear TG_STORE_BUSY than
+ * wait) waits that long for a lock (lock_timeout, SQLSTATE 55P03) and PG_STALL_MS for any
+ * statement (statement_timeout, 57014): a server that answers slowly without a lock to
+ * wait for (a saturated disk, a trigger that sleeps) costs the writer that much, not the
+ * queue. */
+static int session_setup(pg_store_t *s, const char *what, tg_err_t *err)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SET TIME ZONE 'UTC'%s",
+             s->readonly ? "; SET default_transaction_read_only = on" : "");
+    int ret = pg_run(s, sql, what, err);
+    if (ret == 0 && s->busy_ms >= 0) {
+        snprintf(sql, sizeof sql, "SET lock_timeout = %ld; SET statement_timeout = %d", s->busy_ms,
+                 PG_STALL_MS);
+        ret = pg_run(s, sql, what, err);
+    }
+    return ret;
+}
+
 /* Makes a lost connection again (blocking, bounded by connect_timeout). Prepared
- * statements die with the old session. */
+ * statements die with the old session; its settings are made again. */
 static int ensure_conn(pg_store_t *s, const char *what, tg_err_t *err)
 {
     if (PQstatus(s->conn) == CONNECTION_OK) return 0;
     PQreset(s->conn);
     memset(s->prepared, 0, sizeof s->prepared);
-    if (PQstatus(s->conn) == CONNECTION_OK) {
-        if (s->readonly) return pg_run(s, "SET default_transaction_read_only = on", what, err);
-        return 0;
-    }
+    if (PQstatus(s->conn) == CONNECTION_OK) return session_setup(s, what, err);
     char msg[200];
     first_line(msg, sizeof msg, PQerrorMessage(s->conn));
     tg_err_set(err, "%s: %s: cannot connect: %s", what, s->where, msg);
@@ -548,13 +574,13 @@ static int pg_writable(tg_store_t *base, tg_err_t *err)
 }
 
 /* How long a statement waits for another transaction's lock (SQLite's busy timeout):
- * lock_timeout, after which the call fails with TG_STORE_BUSY (SQLSTATE 55P03). */
+ * lock_timeout, after which the call fails with TG_STORE_BUSY (SQLSTATE 55P03); and a
+ * bound on every statement (session_setup). */
 static int pg_set_busy_timeout(tg_store_t *base, long ms, tg_err_t *err)
 {
     pg_store_t *s = (pg_store_t *)base;
-    char sql[64];
-    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", ms < 0 ? 0 : ms);
-    return pg_run(s, sql, "busy timeout", err);
+    s->busy_ms = ms < 0 ? 0 : ms;
+    return session_setup(s, "busy timeout", err);
 }
 
 /* Server notices ("relation already exists, skipping" from the migrations' IF NOT EXISTS)
@@ -615,6 +641,7 @@ static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *
                            .sql = &pg_sql_ops,
                            .invoices = &pg_invoice_ops};
     s->readonly = readonly;
+    s->busy_ms = -1;
     /* The defaults first: what the URL says (its own connect_timeout, say) wins, since
      * libpq expands dbname in place and later values override earlier ones. Without a
      * connect_timeout libpq waits for an unreachable server forever. */
@@ -634,10 +661,8 @@ static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *
         pg_close(&s->base);
         return -1;
     }
-    /* Times and days are computed in UTC by the views and the reports' SQL. */
-    if (pg_run(s, "SET TIME ZONE 'UTC'", "store", err) != 0) goto fail;
+    if (session_setup(s, "store", err) != 0) goto fail;
     if (readonly) {
-        if (pg_run(s, "SET default_transaction_read_only = on", "store", err) != 0) goto fail;
         int64_t v = 0;
         int found = 0;
         if (query_int(s,

@@ -366,6 +366,75 @@ static void test_busy_lock_writes_nothing(void **state)
     assert_int_equal(ins, 4);
 }
 
+/* A server that answers slowly (here a trigger that sleeps; a saturated disk, a stalled
+ * checkpoint alike) without a lock to wait for: the writer's append, with its short busy
+ * timeout, gives up within PG_STALL_MS as TG_STORE_BUSY and writes nothing, so the
+ * recorder spools instead of blocking its queue (and, once full, every worker) for as
+ * long as the server takes. Before, lock_timeout alone bounded it: the append waited the
+ * whole 30 s. */
+static void test_slow_server_busy(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 150, &err), 0);
+    PGconn *c = PQconnectdb(t->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+                            "$$ BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$; "
+                            "CREATE TRIGGER slow BEFORE INSERT ON usage_daily "
+                            "FOR EACH ROW EXECUTE FUNCTION slow()");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    tg_event_t evs[4];
+    for (int i = 0; i < 4; i++)
+        evs[i] = ev_make(day_us("2026-08-01") + i, i, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 99;
+    int64_t t0 = tg_mono_us();
+    assert_int_equal(tg_store_append(t->s, evs, 4, &ins, &err), TG_STORE_BUSY);
+    assert_true(tg_mono_us() - t0 < 10 * 1000000LL);
+    assert_int_equal(ins, 0);
+    PQclear(PQexec(c, "DROP TRIGGER slow ON usage_daily"));
+    PQfinish(c);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 0);
+    assert_int_equal(tg_store_append(t->s, evs, 4, &ins, &err), 0);
+    assert_int_equal(ins, 4);
+    assert_daily_matches_events(t);
+}
+
+/* The writer's session ends (a server restart, an idle timeout): the new session keeps the
+ * short lock wait. Before, PQreset's session had none, and an append behind another
+ * session's lock waited until that lock went (here 4 s: the holder's idle timeout). */
+static void test_busy_timeout_survives_reconnect(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 50, &err), 0);
+    tg_event_t evs[2];
+    for (int i = 0; i < 2; i++)
+        evs[i] = ev_make(day_us("2026-08-01") + i, i, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, evs, 1, &ins, &err), 0);
+    pg_store_t *ps = (pg_store_t *)t->s;
+    char sql[80];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(ps->conn));
+    assert_int_equal(tb_int(t, sql), 1);
+    assert_int_equal(tg_store_append(t->s, evs + 1, 1, &ins, &err), TG_STORE_BUSY); /* lost */
+    assert_int_equal(tg_store_append(t->s, evs + 1, 1, &ins, &err), 0); /* a new session */
+    PGconn *c = PQconnectdb(t->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "SET idle_in_transaction_session_timeout = 4000; BEGIN; "
+                            "LOCK TABLE usage_daily IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    tg_event_t late = ev_make(day_us("2026-08-02"), 7, "acme", TG_OUTCOME_BILLABLE);
+    int64_t t0 = tg_mono_us();
+    assert_int_equal(tg_store_append(t->s, &late, 1, &ins, &err), TG_STORE_BUSY);
+    assert_true(tg_mono_us() - t0 < 2 * 1000000LL);
+    PQfinish(c);
+    assert_int_equal(tg_store_append(t->s, &late, 1, &ins, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +446,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_far_future, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_text_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_lock_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_server_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_timeout_survives_reconnect, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
