@@ -644,9 +644,21 @@ static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *
     s->busy_ms = -1;
     /* The defaults first: what the URL says (its own connect_timeout, say) wins, since
      * libpq expands dbname in place and later values override earlier ones. Without a
-     * connect_timeout libpq waits for an unreachable server forever. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"5", "tollgate", url, NULL};
+     * connect_timeout libpq waits for an unreachable server forever. A server host that
+     * vanishes mid-statement (powered off, a network cut: no reset comes) would hold the
+     * statement until the kernel gives the connection up, 15 minutes and more, the
+     * writer's queue full behind it: keepalives probe an idle wait after 10 s and end it
+     * 3 probes of 5 s later, tcp_user_timeout ends it when what was sent is not
+     * acknowledged for 30 s. */
+    const char *const keys[] = {"connect_timeout",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "application_name",
+                                "dbname",
+                                NULL};
+    const char *const vals[] = {"5", "10", "5", "3", "30000", "tollgate", url, NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conn) {
         free(s);

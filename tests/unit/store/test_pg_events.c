@@ -435,6 +435,37 @@ static void test_busy_timeout_survives_reconnect(void **state)
     assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 3);
 }
 
+/* A server host gone without a reset (powered off, a network cut) ends a statement in
+ * about 25 s (keepalives) rather than when the kernel gives up on the connection (15
+ * minutes and more, the writer's queue full behind it); what the URL says wins. */
+static const char *conn_option(PGconn *c, const char *key, char *buf, size_t cap)
+{
+    PQconninfoOption *o = PQconninfo(c);
+    buf[0] = '\0';
+    for (PQconninfoOption *i = o; i && i->keyword; i++)
+        if (!strcmp(i->keyword, key) && i->val) snprintf(buf, cap, "%s", i->val);
+    PQconninfoFree(o);
+    return buf;
+}
+
+static void test_dead_host_bounded(void **state)
+{
+    tb_store_t *t = *state;
+    PGconn *c = ((pg_store_t *)t->s)->conn;
+    char v[32];
+    assert_string_equal(conn_option(c, "keepalives_idle", v, sizeof v), "10");
+    assert_string_equal(conn_option(c, "keepalives_interval", v, sizeof v), "5");
+    assert_string_equal(conn_option(c, "keepalives_count", v, sizeof v), "3");
+    assert_string_equal(conn_option(c, "tcp_user_timeout", v, sizeof v), "30000");
+    char url[1024];
+    snprintf(url, sizeof url, "%s%skeepalives_idle=60", t->url, strchr(t->url, '?') ? "&" : "?");
+    tg_store_t *s = NULL;
+    tg_err_t err;
+    assert_int_equal(tg_store_open(url, &s, &err), 0);
+    assert_string_equal(conn_option(((pg_store_t *)s)->conn, "keepalives_idle", v, sizeof v), "60");
+    tg_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_lock_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_server_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_timeout_survives_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_host_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
