@@ -123,13 +123,15 @@ const char *pg_state(const PGresult *r)
  * exceptions (08), serialization failure and deadlock (40001, 40P01), insufficient
  * resources (53: disk full, out of memory, too many connections), lock not available
  * (55P03), query canceled (57014: a statement or lock timeout), operator intervention
- * (57P01-57P05: shutdown, crash, cannot connect now), read-only transaction on a standby
- * (25006 when the server is in recovery). */
+ * (57P01-57P05: shutdown, crash, cannot connect now), read-only transaction (25006: a
+ * standby the URL reached after a failover, a database set read-only for maintenance;
+ * the list said so, the test did not: such a write was an error, not a retry).
+ * tollgate query's own 25006 is a refusal (pg_sql.c), decided before this. */
 static int state_busy(const char *st)
 {
     return !strncmp(st, "08", 2) || !strcmp(st, "40001") || !strcmp(st, "40P01") ||
            !strncmp(st, "53", 2) || !strcmp(st, "55P03") || !strcmp(st, "57014") ||
-           !strncmp(st, "57P", 3);
+           !strncmp(st, "57P", 3) || !strcmp(st, "25006");
 }
 
 /* The first line of libpq's message, without its trailing newline. */

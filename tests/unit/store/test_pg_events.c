@@ -466,6 +466,22 @@ static void test_dead_host_bounded(void **state)
     tg_store_close(s);
 }
 
+/* A server that takes no writes for now (a standby after a failover, a database set
+ * read-only for maintenance: SQLSTATE 25006) is busy, as documented: try again later. */
+static void test_read_only_server_busy(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    PGresult *r = PQexec(((pg_store_t *)t->s)->conn, "SET default_transaction_read_only = on");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    tg_event_t ev = ev_make(day_us("2026-08-01"), 1, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 9;
+    assert_int_equal(tg_store_append(t->s, &ev, 1, &ins, &err), TG_STORE_BUSY);
+    assert_int_equal(ins, 0);
+    assert_int_equal(tg_store_tenant_add(t->s, "acme", "", &err), TG_STORE_BUSY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +496,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_server_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_timeout_survives_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_host_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_server_busy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
