@@ -5,7 +5,9 @@
 // second copy into the now non-empty target is refused and changes nothing.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 import { bin, freePort, repoRoot, run, tempDir } from './lib/harness.mjs';
@@ -150,6 +152,25 @@ describe('store copy: SQLite to PostgreSQL', () => {
     const q = await run('psql', ['-X', '-A', '-t', target, '-c',
       "SELECT (SELECT path FROM usage_events) || '|' || (SELECT name FROM tenants)"]);
     assert.equal(q.stdout.trim(), '/a??b|Acme ?');
+  });
+
+  // Every local user reads a process's arguments (ps, /proc/PID/cmdline) while it runs:
+  // the password of --to (and --from) is overwritten there once parsed. The target here
+  // accepts and never answers, so the copy waits out its connect_timeout meanwhile.
+  test('the password of --to is not left in the process arguments', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `postgres://u:pw-SECRET@127.0.0.1:${silent.address().port}/db?password=also-SECRET`;
+    const child = spawn(bin, ['-c', sqliteCfg, 'store', 'copy', '--to', url], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const cmdline = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'latin1');
+      assert.match(cmdline, /store\0copy\0--to\0postgres:\/\/u:x+@127\.0\.0\.1:\d+\/db\?password=x+\0/);
+      assert.doesNotMatch(cmdline, /SECRET/);
+    } finally {
+      child.kill('SIGKILL');
+      silent.close();
+    }
   });
 
   test('PostgreSQL back to a new SQLite file: the same rows again', async () => {
