@@ -182,7 +182,10 @@ static int stream(pg_store_t *s, const char *sql, const char *const *params, int
                    !stopped && !failed) {
             failed = 1;
             ret = refusal(r, sql, err);
-            if (ret == -2 && !strcmp(pg_state(r), "57014"))
+            const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+            /* 57014 is also a cancel from another session (pg_cancel_backend): its own words. */
+            if (ret == -2 && !strcmp(pg_state(r), "57014") && s->readonly && m &&
+                strstr(m, "statement timeout"))
                 ret = tg_err_set(err,
                                  "query: cancelled after %d s (statement_timeout): narrow it "
                                  "down, or read the store with psql",
