@@ -124,8 +124,7 @@ const char *pg_state(const PGresult *r)
  * resources (53: disk full, out of memory, too many connections), lock not available
  * (55P03), query canceled (57014: a statement or lock timeout), operator intervention
  * (57P01-57P05: shutdown, crash, cannot connect now), read-only transaction (25006: a
- * standby the URL reached after a failover, a database set read-only for maintenance;
- * the list said so, the test did not: such a write was an error, not a retry).
+ * standby the URL reached after a failover, a database set read-only for maintenance).
  * tollgate query's own 25006 is a refusal (pg_sql.c), decided before this. */
 static int state_busy(const char *st)
 {

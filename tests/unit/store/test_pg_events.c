@@ -467,6 +467,34 @@ static void test_dead_host_bounded(void **state)
     tg_store_close(s);
 }
 
+/* Retention on the writer's connection (busy timeout set): dropping months counts their
+ * rows, longer than the writer's 5 s stall bound on a big store (here the function made
+ * to take 6 s); the drop is not cut by it, or retention would fail every hour. */
+static void test_purge_drop_not_bounded(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 150, &err), 0);
+    PGconn *c = PQconnectdb(t->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r =
+        PQexec(c, "ALTER FUNCTION tg_usage_drop_before(bigint) RENAME TO real_drop; "
+                  "CREATE FUNCTION tg_usage_drop_before(cutoff_us bigint) RETURNS bigint "
+                  "LANGUAGE sql AS $$ SELECT pg_sleep(6); SELECT real_drop(cutoff_us) $$");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+    tg_event_t ev = ev_make(day_us("2026-01-10"), 1, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, &ev, 1, &ins, &err), 0);
+    int64_t deleted = 0;
+    assert_int_equal(tg_store_purge(t->s, day_us("2026-03-05"), NULL, &deleted, &err), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM pg_tables WHERE tablename = "
+                               "'usage_events_202601' AND schemaname = current_schema()"),
+                     0);
+}
+
 /* A server that takes no writes for now (a standby after a failover, a database set
  * read-only for maintenance: SQLSTATE 25006) is busy, as documented: try again later. */
 static void test_read_only_server_busy(void **state)
@@ -498,6 +526,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_timeout_survives_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_host_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_server_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_drop_not_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
