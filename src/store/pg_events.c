@@ -804,11 +804,11 @@ static int purge_step(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, in
 {
     int ret = pg_begin(s, "purge", err);
     if (ret != 0) return ret;
-    /* Dropping months counts their rows first (the purge's total): a month of a busy store
-     * takes longer than the writer's stall bound (postgres.c, PG_STALL_MS), and retention
-     * would fail every hour. Locks stay bounded by lock_timeout. */
-    if (q == &sql_purge_drop &&
-        (ret = pg_run(s, "SET LOCAL statement_timeout = 0", "purge", err)) != 0) {
+    /* Not cut by the writer's stall bound (postgres.c, PG_STALL_MS): dropping months counts
+     * their rows first (the purge's total), and a chunk's DELETE looks for old rows through
+     * every month's (tenant, ts_us) index; on a big store either takes longer, and
+     * retention would fail every hour. Locks stay bounded by lock_timeout. */
+    if ((ret = pg_run(s, "SET LOCAL statement_timeout = 0", "purge", err)) != 0) {
         pg_rollback(s);
         return ret;
     }
