@@ -267,10 +267,31 @@ static int verify(tg_store_t *src, tg_store_t *dst)
     return 0;
 }
 
+/* Overwrites with 'x' the password a URL given on the command line holds (userinfo's
+ * after its ':', a password= parameter): every local user reads a process's arguments
+ * (ps, /proc/PID/cmdline) for as long as the copy runs. As mysql and curl do; the caller
+ * keeps its own copy of the URL first. */
+static void hide_password(char *arg)
+{
+    char *p = strstr(arg, "://");
+    if (!p) return;
+    p += 3;
+    size_t auth = strcspn(p, "/?#");
+    char *at = NULL;
+    for (char *q = p; q < p + auth; q++)
+        if (*q == '@') at = q;
+    char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    if (colon) memset(colon + 1, 'x', (size_t)(at - colon - 1));
+    for (char *q = strstr(p, "password="); q; q = strstr(q + 1, "password="))
+        if (q[-1] == '?' || q[-1] == '&')
+            for (q += 9; *q && *q != '&' && *q != '#'; q++)
+                *q = 'x';
+}
+
 static int copy(int argc, char **argv, const char *config_path)
 {
-    const char *to = NULL, *from = NULL;
-    tg_cli_opt_t opts[] = {{"--to", &to}, {"--from", &from}};
+    const char *to_arg = NULL, *from_arg = NULL;
+    tg_cli_opt_t opts[] = {{"--to", &to_arg}, {"--from", &from_arg}};
     int help = 0, npos = 0;
     int rc = tg_cli_parse(argc, argv, 2, opts, 2, NULL, 0, &npos, &help, USAGE_COPY);
     if (rc != 0) return rc;
@@ -278,7 +299,16 @@ static int copy(int argc, char **argv, const char *config_path)
         puts(USAGE_COPY);
         return TG_EXIT_OK;
     }
-    if (!to || !*to) return tg_cli_errorf(TG_EXIT_USAGE, "%s", USAGE_COPY);
+    if (!to_arg || !*to_arg) return tg_cli_errorf(TG_EXIT_USAGE, "%s", USAGE_COPY);
+    char *to_own = strdup(to_arg), *from_own = from_arg ? strdup(from_arg) : NULL;
+    if (!to_own || (from_arg && !from_own)) {
+        free(to_own);
+        free(from_own);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "store copy: out of memory");
+    }
+    for (int i = 2; i < argc; i++)
+        hide_password(argv[i]);
+    const char *to = to_own, *from = from_own;
     tg_config_t *cfg = NULL;
     tg_err_t err = {{0}};
     if (!from) {
@@ -309,6 +339,8 @@ out:
     tg_store_close(dst);
     tg_store_close(src);
     if (cfg) tg_config_unref(cfg);
+    free(to_own);
+    free(from_own);
     return rc;
 }
 

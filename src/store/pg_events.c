@@ -291,50 +291,6 @@ static int ensure_months(pg_store_t *s, const ev_run_t *evs, const char *what, t
 
 /* ---- COPY, binary format ----------------------------------------------------------------- */
 
-/* The length of the UTF-8 sequence at p (at most left bytes), or 0 when it is not one
- * (a stray byte, a field cut in the middle of a character, an overlong or surrogate
- * form): the bytes PostgreSQL refuses in a UTF8 database (SQLSTATE 22021). */
-static size_t utf8_len(const unsigned char *p, size_t left)
-{
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    size_t n = c >= 0xc2 && c <= 0xdf   ? 2
-               : c >= 0xe0 && c <= 0xef ? 3
-               : c >= 0xf0 && c <= 0xf4 ? 4
-                                        : 0;
-    if (n == 0 || n > left) return 0;
-    unsigned lo = 0x80, hi = 0xbf; /* the second byte's range */
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    return n;
-}
-
-/* Copies src[0..n) to dst with each byte that does not begin a UTF-8 character replaced
- * by '?': the whole batch would otherwise be refused and its events spooled forever (a
- * path cut at 255 bytes can end inside a character). The same length; 1 if it changed
- * anything. */
-static int utf8_clean(char *dst, const char *src, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)src;
-    int changed = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = p[i] < 0x80 ? 1 : utf8_len(p + i, n - i);
-        if (k == 0) {
-            dst[i++] = '?';
-            changed = 1;
-        } else {
-            memcpy(dst + i, p + i, k);
-            i += k;
-        }
-    }
-    return changed;
-}
-
 /* Binary COPY's big-endian integers. */
 static char *put_be(char *o, uint64_t v, int bytes)
 {
@@ -357,7 +313,7 @@ static char *put_null(char *o)
 static char *put_text(char *o, const char *f, size_t n)
 {
     o = put_be(o, n, 4);
-    utf8_clean(o, f, n);
+    pg_utf8_clean(o, f, n);
     return o + n;
 }
 
@@ -478,7 +434,7 @@ static long find_id(const fast_ev_t *f, size_t n, int64_t id)
 static void p_text(pg_params_t *p, const char *f, size_t cap, int null_if_empty, char *scratch)
 {
     size_t n = strnlen(f, cap);
-    if (utf8_clean(scratch, f, n))
+    if (pg_utf8_clean(scratch, f, n))
         pg_p_field(p, scratch, n, null_if_empty);
     else
         pg_p_field(p, f, cap, null_if_empty);
@@ -848,6 +804,14 @@ static int purge_step(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, in
 {
     int ret = pg_begin(s, "purge", err);
     if (ret != 0) return ret;
+    /* Not cut by the writer's stall bound (postgres.c, PG_STALL_MS): dropping months counts
+     * their rows first (the purge's total), and a chunk's DELETE looks for old rows through
+     * every month's (tenant, ts_us) index; on a big store either takes longer, and
+     * retention would fail every hour. Locks stay bounded by lock_timeout. */
+    if ((ret = pg_run(s, "SET LOCAL statement_timeout = 0", "purge", err)) != 0) {
+        pg_rollback(s);
+        return ret;
+    }
     PGresult *r;
     if ((ret = pg_exec(s, q, p, &r, "purge", err)) != 0) {
         pg_rollback(s);

@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store/backend.h"
 #include "store/rowmap.h"
@@ -168,7 +169,8 @@ void pg_p_bytea(pg_params_t *p, const void *b, size_t n);
 typedef struct pg_store {
     tg_store_t base; /* first: a tg_store_t * is a pg_store_t * */
     PGconn *conn;
-    int readonly;                     /* tg_store_open_readonly: every transaction READ ONLY */
+    int readonly; /* tg_store_open_readonly: every transaction READ ONLY */
+    long busy_ms; /* tg_store_set_busy_timeout's wait, -1 unset: set again on a new session */
     unsigned char prepared[PS_COUNT]; /* slot prepared on this connection */
     char where[160]; /* "postgres://HOST:PORT/DB" for messages: never the password */
     char state[6];   /* the SQLSTATE of the last pg_fail ("" when it had none) */
@@ -264,5 +266,52 @@ static inline const char *pg_val(const PGresult *r, int i, int j)
     return PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
 }
 int64_t pg_get_int64(const PGresult *r, int i, int j); /* NULL reads as 0 */
+
+/* ---- text (inline: the append path runs it on every field) ---------------------- */
+
+/* The length of the UTF-8 sequence at p (at most left bytes), or 0 when it is not one
+ * (a stray byte, a field cut in the middle of a character, an overlong or surrogate
+ * form): the bytes PostgreSQL refuses in a UTF8 database (SQLSTATE 22021). */
+static inline size_t pg_utf8_len(const unsigned char *p, size_t left)
+{
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+    if (n == 0 || n > left) return 0;
+    unsigned lo = 0x80, hi = 0xbf; /* the second byte's range */
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+/* Copies src[0..n) to dst with each byte that does not begin a UTF-8 character replaced
+ * by '?': the whole batch (an append's, a store copy's) would otherwise be refused, its
+ * events spooled forever (a path cut at 255 bytes can end inside a character), a SQLite
+ * store holding a raw byte of a log never copied. The same length; 1 if it changed
+ * anything. */
+static inline int pg_utf8_clean(char *dst, const char *src, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)src;
+    int changed = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = p[i] < 0x80 ? 1 : pg_utf8_len(p + i, n - i);
+        if (k == 0) {
+            dst[i++] = '?';
+            changed = 1;
+        } else {
+            memcpy(dst + i, p + i, k);
+            i += k;
+        }
+    }
+    return changed;
+}
 
 #endif

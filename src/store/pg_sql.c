@@ -182,7 +182,10 @@ static int stream(pg_store_t *s, const char *sql, const char *const *params, int
                    !stopped && !failed) {
             failed = 1;
             ret = refusal(r, sql, err);
-            if (ret == -2 && !strcmp(pg_state(r), "57014"))
+            const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+            /* 57014 is also a cancel from another session (pg_cancel_backend): its own words. */
+            if (ret == -2 && !strcmp(pg_state(r), "57014") && s->readonly && m &&
+                strstr(m, "statement timeout"))
                 ret = tg_err_set(err,
                                  "query: cancelled after %d s (statement_timeout): narrow it "
                                  "down, or read the store with psql",
@@ -391,6 +394,27 @@ static int bump_identity(pg_store_t *s, const char *table, tg_err_t *err)
     return ret;
 }
 
+/* A text value as PostgreSQL takes it: as is, or (a SQLite store holds whatever bytes it
+ * was given: a raw byte of an ingested log line's path) a copy in *own with the bytes a
+ * UTF8 database refuses, NUL among them, replaced by '?' as the writer does. NULL when out
+ * of memory. */
+static const char *put_text(const tg_sql_value_t *v, char **own)
+{
+    *own = NULL;
+    const unsigned char *p = (const unsigned char *)v->s;
+    size_t n = v->len, i = 0, k;
+    while (i < n && p[i] && (k = pg_utf8_len(p + i, n - i)) != 0)
+        i += k;
+    if (i == n) return v->s; /* the common case: nothing to copy */
+    char *c = malloc(n + 1);
+    if (!c) return NULL;
+    pg_utf8_clean(c, v->s, n);
+    for (i = 0; i < n; i++)
+        if (c[i] == '\0') c[i] = '?';
+    c[n] = '\0';
+    return *own = c;
+}
+
 /* Multi-row INSERTs of at most PUT_MAX_PARAMS parameters in one transaction, values as
  * text (the column's type reads them) and blobs as binary bytea. */
 static int pg_rows_put(tg_store_t *base, const char *table, const char *const *cols, size_t ncols,
@@ -407,7 +431,8 @@ static int pg_rows_put(tg_store_t *base, const char *table, const char *const *c
     const char **pv = calloc(per * ncols, sizeof *pv);
     int *pl = calloc(per * ncols, sizeof *pl), *pf = calloc(per * ncols, sizeof *pf);
     char(*num)[32] = calloc(per * ncols, sizeof *num);
-    if (!pv || !pl || !pf || !num) {
+    char **own = calloc(per * ncols, sizeof *own);
+    if (!pv || !pl || !pf || !num || !own) {
         ret = tg_err_set(err, "rows put %s: out of memory", table);
         goto out;
     }
@@ -434,7 +459,9 @@ static int pg_rows_put(tg_store_t *base, const char *table, const char *const *c
                     snprintf(num[j], sizeof num[j], "%.17g", v->r);
                     pv[j] = num[j];
                     break;
-                case TG_SQL_TEXT: pv[j] = v->s; break;
+                case TG_SQL_TEXT:
+                    if (!(pv[j] = put_text(v, &own[j]))) ret = -1;
+                    break;
                 case TG_SQL_BLOB: pv[j] = v->s, pl[j] = (int)v->len, pf[j] = 1; break;
                 default: break;
                 }
@@ -442,12 +469,17 @@ static int pg_rows_put(tg_store_t *base, const char *table, const char *const *c
             }
             sb_add(&b, ")");
         }
-        if (!b.d) {
+        PGresult *res = NULL;
+        if (!b.d || ret != 0)
             ret = tg_err_set(err, "rows put %s: out of memory", table);
-            break;
-        }
-        PGresult *res = PQexecParams(s->conn, b.d, (int)(k * ncols), NULL, pv, pl, pf, 0);
+        else
+            res = PQexecParams(s->conn, b.d, (int)(k * ncols), NULL, pv, pl, pf, 0);
         free(b.d);
+        for (size_t j = 0; j < k * ncols; j++) {
+            free(own[j]);
+            own[j] = NULL;
+        }
+        if (!res) break;
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             ret = pg_fail(s, res, "rows put", err);
             if (!strcmp(s->state, "23505")) {
@@ -477,6 +509,7 @@ out:
     free(pl);
     free(pf);
     free(num);
+    free(own);
     return ret;
 }
 

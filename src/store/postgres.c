@@ -19,6 +19,10 @@
 #include "store/migrations.h"
 #include "util/clock.h"
 
+/* statement_timeout of a handle given a busy timeout (session_setup): a batch of 4096
+ * events takes ~60 ms; the recorder's queue of 65536 holds ~13 s of 5000 requests/s. */
+#define PG_STALL_MS 5000
+
 /* pg_advisory_xact_lock key that serializes migrations between processes ("tg" 13). */
 #define MIGRATION_LOCK 0x7467000d
 
@@ -119,13 +123,14 @@ const char *pg_state(const PGresult *r)
  * exceptions (08), serialization failure and deadlock (40001, 40P01), insufficient
  * resources (53: disk full, out of memory, too many connections), lock not available
  * (55P03), query canceled (57014: a statement or lock timeout), operator intervention
- * (57P01-57P05: shutdown, crash, cannot connect now), read-only transaction on a standby
- * (25006 when the server is in recovery). */
+ * (57P01-57P05: shutdown, crash, cannot connect now), read-only transaction (25006: a
+ * standby the URL reached after a failover, a database set read-only for maintenance).
+ * tollgate query's own 25006 is a refusal (pg_sql.c), decided before this. */
 static int state_busy(const char *st)
 {
     return !strncmp(st, "08", 2) || !strcmp(st, "40001") || !strcmp(st, "40P01") ||
            !strncmp(st, "53", 2) || !strcmp(st, "55P03") || !strcmp(st, "57014") ||
-           !strncmp(st, "57P", 3);
+           !strncmp(st, "57P", 3) || !strcmp(st, "25006");
 }
 
 /* The first line of libpq's message, without its trailing newline. */
@@ -157,17 +162,39 @@ int pg_fail(pg_store_t *s, const PGresult *r, const char *what, tg_err_t *err)
 
 /* ---- statements ---------------------------------------------------------------------- */
 
+/* What every session of the handle runs with; a session made again (PQreset after a
+ * lost connection, a restarted server) gets it again: the writer's short lock wait and
+ * stall bound were lost with the first reconnect, so after a server restart the writer
+ * waited on any lock, for as long as it was held, and its queue filled behind it.
+ *
+ * Times and days are computed in UTC by the views and the reports' SQL. A handle given a
+ * busy timeout (the writer, the alarm runner: they would rather hear TG_STORE_BUSY than
+ * wait) waits that long for a lock (lock_timeout, SQLSTATE 55P03) and PG_STALL_MS for any
+ * statement (statement_timeout, 57014): a server that answers slowly without a lock to
+ * wait for (a saturated disk, a trigger that sleeps) costs the writer that much, not the
+ * queue. */
+static int session_setup(pg_store_t *s, const char *what, tg_err_t *err)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SET TIME ZONE 'UTC'%s",
+             s->readonly ? "; SET default_transaction_read_only = on" : "");
+    int ret = pg_run(s, sql, what, err);
+    if (ret == 0 && s->busy_ms >= 0) {
+        snprintf(sql, sizeof sql, "SET lock_timeout = %ld; SET statement_timeout = %d", s->busy_ms,
+                 PG_STALL_MS);
+        ret = pg_run(s, sql, what, err);
+    }
+    return ret;
+}
+
 /* Makes a lost connection again (blocking, bounded by connect_timeout). Prepared
- * statements die with the old session. */
+ * statements die with the old session; its settings are made again. */
 static int ensure_conn(pg_store_t *s, const char *what, tg_err_t *err)
 {
     if (PQstatus(s->conn) == CONNECTION_OK) return 0;
     PQreset(s->conn);
     memset(s->prepared, 0, sizeof s->prepared);
-    if (PQstatus(s->conn) == CONNECTION_OK) {
-        if (s->readonly) return pg_run(s, "SET default_transaction_read_only = on", what, err);
-        return 0;
-    }
+    if (PQstatus(s->conn) == CONNECTION_OK) return session_setup(s, what, err);
     char msg[200];
     first_line(msg, sizeof msg, PQerrorMessage(s->conn));
     tg_err_set(err, "%s: %s: cannot connect: %s", what, s->where, msg);
@@ -548,13 +575,13 @@ static int pg_writable(tg_store_t *base, tg_err_t *err)
 }
 
 /* How long a statement waits for another transaction's lock (SQLite's busy timeout):
- * lock_timeout, after which the call fails with TG_STORE_BUSY (SQLSTATE 55P03). */
+ * lock_timeout, after which the call fails with TG_STORE_BUSY (SQLSTATE 55P03); and a
+ * bound on every statement (session_setup). */
 static int pg_set_busy_timeout(tg_store_t *base, long ms, tg_err_t *err)
 {
     pg_store_t *s = (pg_store_t *)base;
-    char sql[64];
-    snprintf(sql, sizeof sql, "SET lock_timeout = %ld", ms < 0 ? 0 : ms);
-    return pg_run(s, sql, "busy timeout", err);
+    s->busy_ms = ms < 0 ? 0 : ms;
+    return session_setup(s, "busy timeout", err);
 }
 
 /* Server notices ("relation already exists, skipping" from the migrations' IF NOT EXISTS)
@@ -573,9 +600,34 @@ static void describe(pg_store_t *s)
              port && *port ? ":" : "", port ? port : "", db ? db : "?");
 }
 
+/* Refuses a URL libpq cannot parse, before it is used. libpq's parse errors quote the
+ * token they stumbled on, or the whole URL: a password, percent-encoded wrong, would go to
+ * the terminal and the logs. The message is kept up to its quote. */
+static int check_url(const char *url, tg_err_t *err)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &perr);
+    if (opts) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    char msg[200];
+    first_line(msg, sizeof msg, perr ? perr : "out of memory");
+    PQfreemem(perr);
+    char *quote = strstr(msg, ": \"");
+    if (quote) *quote = '\0';
+    quote = strchr(msg, '"');
+    if (quote && !strchr(quote + 1, '"')) *quote = '\0'; /* a quote cut by first_line */
+    return tg_err_set(err,
+                      "store postgres: bad URL: %s (the URL is not shown: it may hold a "
+                      "password)",
+                      msg);
+}
+
 static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
+    if (check_url(url, err) != 0) return -1;
     pg_store_t *s = calloc(1, sizeof *s);
     if (!s) return tg_err_set(err, "out of memory");
     s->base = (tg_store_t){.life = &pg_life_ops,
@@ -590,11 +642,24 @@ static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *
                            .sql = &pg_sql_ops,
                            .invoices = &pg_invoice_ops};
     s->readonly = readonly;
+    s->busy_ms = -1;
     /* The defaults first: what the URL says (its own connect_timeout, say) wins, since
      * libpq expands dbname in place and later values override earlier ones. Without a
-     * connect_timeout libpq waits for an unreachable server forever. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"5", "tollgate", url, NULL};
+     * connect_timeout libpq waits for an unreachable server forever. A server host that
+     * vanishes mid-statement (powered off, a network cut: no reset comes) would hold the
+     * statement until the kernel gives the connection up, 15 minutes and more, the
+     * writer's queue full behind it: keepalives probe an idle wait after 10 s and end it
+     * 3 probes of 5 s later, tcp_user_timeout ends it when what was sent is not
+     * acknowledged for 30 s. */
+    const char *const keys[] = {"connect_timeout",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "application_name",
+                                "dbname",
+                                NULL};
+    const char *const vals[] = {"5", "10", "5", "3", "30000", "tollgate", url, NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conn) {
         free(s);
@@ -609,10 +674,8 @@ static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *
         pg_close(&s->base);
         return -1;
     }
-    /* Times and days are computed in UTC by the views and the reports' SQL. */
-    if (pg_run(s, "SET TIME ZONE 'UTC'", "store", err) != 0) goto fail;
+    if (session_setup(s, "store", err) != 0) goto fail;
     if (readonly) {
-        if (pg_run(s, "SET default_transaction_read_only = on", "store", err) != 0) goto fail;
         int64_t v = 0;
         int found = 0;
         if (query_int(s,

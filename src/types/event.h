@@ -99,7 +99,8 @@ static inline int64_t tg_event_count(const tg_event_t *ev)
 }
 
 /* A new time-ordered id: milliseconds since 2020-01-01 in the top 41 bits, and
- * a per-process random salt plus a counter in the low 22 bits. Thread-safe. */
+ * a per-process random salt plus a counter in the low 22 bits. Thread-safe. Instants
+ * after August 2089 (or before 1950) take the last (first) millisecond ids can hold. */
 int64_t tg_event_new_id(int64_t wall_us);
 
 /* Copies src into a fixed field, truncating; always NUL-terminates. */

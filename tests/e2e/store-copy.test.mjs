@@ -5,7 +5,9 @@
 // second copy into the now non-empty target is refused and changes nothing.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 import { bin, freePort, repoRoot, run, tempDir } from './lib/harness.mjs';
@@ -121,6 +123,54 @@ describe('store copy: SQLite to PostgreSQL', () => {
     const u = await tg(sqliteCfg, ['store', 'copy']);
     assert.equal(u.code, 2);
     assert.match(u.stderr, /usage: tollgate store copy --to URL/);
+  });
+
+  // SQLite keeps the bytes it is given: an access log line's raw path bytes (not UTF-8),
+  // a name with a byte cut out of a character. A UTF8 database refused them (22021) and the
+  // copy stopped halfway with tenants already in, so running it again was refused too. They
+  // arrive as '?', as the PostgreSQL writer stores them.
+  test('text a UTF8 database refuses is copied with its bad bytes as ?', async () => {
+    const raw = path.join(dir, 'raw.db');
+    const rawCfg = path.join(dir, 'raw.yaml');
+    fs.writeFileSync(rawCfg, `store: sqlite:${raw}\n`);
+    await ok(rawCfg, ['tenant', 'add', 'acme']);
+    const u = await run('sqlite3', [raw, "UPDATE tenants SET name = CAST(X'41636D6520C3' AS TEXT)"]);
+    assert.equal(u.code, 0, u.stderr);
+    const log = path.join(dir, 'raw.log');
+    fs.writeFileSync(log, Buffer.concat([
+      Buffer.from('10.0.0.1 - acme [01/Oct/2026:10:00:00 +0000] "GET /a'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('b HTTP/1.1" 200 12 "-" "curl"\n'),
+    ]));
+    await ok(rawCfg, ['ingest', '--format', 'combined', '--tenant-field', 'user', log]);
+    const schema = `raw_${process.pid}`;
+    const c = await run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', pgUrl, '-c', `CREATE SCHEMA ${schema}`]);
+    assert.equal(c.code, 0, c.stderr);
+    const target = `${pgUrl}?options=-csearch_path%3D${schema}`;
+    const r = await tg(rawCfg, ['store', 'copy', '--to', target], { timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stderr);
+    const q = await run('psql', ['-X', '-A', '-t', target, '-c',
+      "SELECT (SELECT path FROM usage_events) || '|' || (SELECT name FROM tenants)"]);
+    assert.equal(q.stdout.trim(), '/a??b|Acme ?');
+  });
+
+  // Every local user reads a process's arguments (ps, /proc/PID/cmdline) while it runs:
+  // the password of --to (and --from) is overwritten there once parsed. The target here
+  // accepts and never answers, so the copy waits out its connect_timeout meanwhile.
+  test('the password of --to is not left in the process arguments', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `postgres://u:pw-SECRET@127.0.0.1:${silent.address().port}/db?password=also-SECRET`;
+    const child = spawn(bin, ['-c', sqliteCfg, 'store', 'copy', '--to', url], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const cmdline = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'latin1');
+      assert.match(cmdline, /store\0copy\0--to\0postgres:\/\/u:x+@127\.0\.0\.1:\d+\/db\?password=x+\0/);
+      assert.doesNotMatch(cmdline, /SECRET/);
+    } finally {
+      child.kill('SIGKILL');
+      silent.close();
+    }
   });
 
   test('PostgreSQL back to a new SQLite file: the same rows again', async () => {

@@ -281,6 +281,30 @@ static void test_events_before_2020(void **state)
     assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_pre2020"), 1);
 }
 
+/* Events far in the future (an ingested log's year 2095 or 9999, a clock gone wrong) are
+ * stored with the ids tg_event_new_id gives them, in the last month ids hold: that month's
+ * partition can be made (2089-09's upper bound does not fit in an id: 42P17, the whole
+ * batch refused, as `tollgate ingest` was). */
+static void test_events_far_future(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    const char *days[] = {"2089-09-03", "2095-06-01", "9999-12-31"};
+    tg_event_t evs[3];
+    for (int i = 0; i < 3; i++) {
+        evs[i] = ev_make(day_us("2026-01-01"), i, "acme", TG_OUTCOME_BILLABLE);
+        evs[i].ts_us = day_us(days[i]); /* ev_make's id_at would overflow */
+        evs[i].id = tg_event_new_id(evs[i].ts_us);
+    }
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, evs, 3, &ins, &err), 0);
+    assert_int_equal(ins, 3);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events_208908"), 3);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_daily WHERE day = '9999-12-31'"), 1);
+    assert_int_equal(tg_store_append(t->s, evs, 3, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+}
+
 /* COPY (binary format): backslash, tab, newline and CR come back as sent; bytes PostgreSQL
  * refuses in UTF-8 text (a character cut by a field's end, a stray byte) become '?', and
  * the batch is stored rather than refused. The one-by-one path (a collision) does the
@@ -343,6 +367,150 @@ static void test_busy_lock_writes_nothing(void **state)
     assert_int_equal(ins, 4);
 }
 
+/* A server that answers slowly (here a trigger that sleeps; a saturated disk, a stalled
+ * checkpoint alike) without a lock to wait for: the writer's append, with its short busy
+ * timeout, gives up within PG_STALL_MS as TG_STORE_BUSY and writes nothing, so the
+ * recorder spools instead of blocking its queue (and, once full, every worker) for as
+ * long as the server takes. Before, lock_timeout alone bounded it: the append waited the
+ * whole 30 s. */
+static void test_slow_server_busy(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 150, &err), 0);
+    PGconn *c = PQconnectdb(t->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+                            "$$ BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$; "
+                            "CREATE TRIGGER slow BEFORE INSERT ON usage_daily "
+                            "FOR EACH ROW EXECUTE FUNCTION slow()");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    tg_event_t evs[4];
+    for (int i = 0; i < 4; i++)
+        evs[i] = ev_make(day_us("2026-08-01") + i, i, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 99;
+    int64_t t0 = tg_mono_us();
+    assert_int_equal(tg_store_append(t->s, evs, 4, &ins, &err), TG_STORE_BUSY);
+    assert_true(tg_mono_us() - t0 < 10 * 1000000LL);
+    assert_int_equal(ins, 0);
+    PQclear(PQexec(c, "DROP TRIGGER slow ON usage_daily"));
+    PQfinish(c);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 0);
+    assert_int_equal(tg_store_append(t->s, evs, 4, &ins, &err), 0);
+    assert_int_equal(ins, 4);
+    assert_daily_matches_events(t);
+}
+
+/* The writer's session ends (a server restart, an idle timeout): the new session keeps the
+ * short lock wait. Before, PQreset's session had none, and an append behind another
+ * session's lock waited until that lock went (here 4 s: the holder's idle timeout). */
+static void test_busy_timeout_survives_reconnect(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 50, &err), 0);
+    tg_event_t evs[2];
+    for (int i = 0; i < 2; i++)
+        evs[i] = ev_make(day_us("2026-08-01") + i, i, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, evs, 1, &ins, &err), 0);
+    pg_store_t *ps = (pg_store_t *)t->s;
+    char sql[80];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(ps->conn));
+    assert_int_equal(tb_int(t, sql), 1);
+    assert_int_equal(tg_store_append(t->s, evs + 1, 1, &ins, &err), TG_STORE_BUSY); /* lost */
+    assert_int_equal(tg_store_append(t->s, evs + 1, 1, &ins, &err), 0); /* a new session */
+    PGconn *c = PQconnectdb(t->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "SET idle_in_transaction_session_timeout = 4000; BEGIN; "
+                            "LOCK TABLE usage_daily IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    tg_event_t late = ev_make(day_us("2026-08-02"), 7, "acme", TG_OUTCOME_BILLABLE);
+    int64_t t0 = tg_mono_us();
+    assert_int_equal(tg_store_append(t->s, &late, 1, &ins, &err), TG_STORE_BUSY);
+    assert_true(tg_mono_us() - t0 < 2 * 1000000LL);
+    PQfinish(c);
+    assert_int_equal(tg_store_append(t->s, &late, 1, &ins, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 3);
+}
+
+/* A server host gone without a reset (powered off, a network cut) ends a statement in
+ * about 25 s (keepalives) rather than when the kernel gives up on the connection (15
+ * minutes and more, the writer's queue full behind it); what the URL says wins. */
+static const char *conn_option(PGconn *c, const char *key, char *buf, size_t cap)
+{
+    PQconninfoOption *o = PQconninfo(c);
+    buf[0] = '\0';
+    for (PQconninfoOption *i = o; i && i->keyword; i++)
+        if (!strcmp(i->keyword, key) && i->val) snprintf(buf, cap, "%s", i->val);
+    PQconninfoFree(o);
+    return buf;
+}
+
+static void test_dead_host_bounded(void **state)
+{
+    tb_store_t *t = *state;
+    PGconn *c = ((pg_store_t *)t->s)->conn;
+    char v[32];
+    assert_string_equal(conn_option(c, "keepalives_idle", v, sizeof v), "10");
+    assert_string_equal(conn_option(c, "keepalives_interval", v, sizeof v), "5");
+    assert_string_equal(conn_option(c, "keepalives_count", v, sizeof v), "3");
+    assert_string_equal(conn_option(c, "tcp_user_timeout", v, sizeof v), "30000");
+    char url[1024];
+    snprintf(url, sizeof url, "%s%skeepalives_idle=60", t->url, strchr(t->url, '?') ? "&" : "?");
+    tg_store_t *s = NULL;
+    tg_err_t err;
+    assert_int_equal(tg_store_open(url, &s, &err), 0);
+    assert_string_equal(conn_option(((pg_store_t *)s)->conn, "keepalives_idle", v, sizeof v), "60");
+    tg_store_close(s);
+}
+
+/* Retention on the writer's connection (busy timeout set): dropping months counts their
+ * rows, longer than the writer's 5 s stall bound on a big store (here the function made
+ * to take 6 s); the drop is not cut by it, or retention would fail every hour. */
+static void test_purge_drop_not_bounded(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 150, &err), 0);
+    PGconn *c = PQconnectdb(t->url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r =
+        PQexec(c, "ALTER FUNCTION tg_usage_drop_before(bigint) RENAME TO real_drop; "
+                  "CREATE FUNCTION tg_usage_drop_before(cutoff_us bigint) RETURNS bigint "
+                  "LANGUAGE sql AS $$ SELECT pg_sleep(6); SELECT real_drop(cutoff_us) $$");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+    tg_event_t ev = ev_make(day_us("2026-01-10"), 1, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, &ev, 1, &ins, &err), 0);
+    int64_t deleted = 0;
+    assert_int_equal(tg_store_purge(t->s, day_us("2026-03-05"), NULL, &deleted, &err), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM pg_tables WHERE tablename = "
+                               "'usage_events_202601' AND schemaname = current_schema()"),
+                     0);
+}
+
+/* A server that takes no writes for now (a standby after a failover, a database set
+ * read-only for maintenance: SQLSTATE 25006) is busy, as documented: try again later. */
+static void test_read_only_server_busy(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    PGresult *r = PQexec(((pg_store_t *)t->s)->conn, "SET default_transaction_read_only = on");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    tg_event_t ev = ev_make(day_us("2026-08-01"), 1, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 9;
+    assert_int_equal(tg_store_append(t->s, &ev, 1, &ins, &err), TG_STORE_BUSY);
+    assert_int_equal(ins, 0);
+    assert_int_equal(tg_store_tenant_add(t->s, "acme", "", &err), TG_STORE_BUSY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,8 +519,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_after_connection_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_three_months, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_before_2020, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_far_future, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_text_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_lock_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_server_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_timeout_survives_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_host_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_server_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_drop_not_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -171,6 +171,14 @@ static void test_refusals_pg(void **state)
                                     "'1', false)) x"),
                      1);
     assert_int_equal(count(t->f->s, "SELECT count(*) FROM pg_sleep(0.05)"), 1);
+    /* A query cancelled by someone (here itself: pg_cancel_backend, as another session's
+     * operator may) says so; it was reported as the 60 s statement timeout. */
+    fx_rows_t r;
+    tg_err_t qerr;
+    assert_int_not_equal(
+        q(t->ro, "SELECT pg_cancel_backend(pg_backend_pid()), pg_sleep(5)", &r, &qerr), 0);
+    assert_null(strstr(qerr.msg, "60 s"));
+    assert_non_null(strstr(qerr.msg, "canceling statement due to user request"));
     /* The read-only handle cannot be written by the other operations either. */
     tg_err_t err;
     assert_int_not_equal(tg_store_tenant_add(t->ro, "gamma", "", &err), 0);
