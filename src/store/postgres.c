@@ -308,27 +308,15 @@ int pg_mutate(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, pg_version
     int ret = pg_begin(s, what, err);
     if (ret != 0) return ret;
     PGresult *r = NULL;
-    ret = ensure_conn(s, what, err);
-    if (ret == 0) ret = prepare(s, q, what, err);
-    if (ret == 0) {
-        char name[16];
-        snprintf(name, sizeof name, "s%d", q->slot);
-        r = PQexecPrepared(s->conn, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
-                           p ? p->fmt : NULL, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-            const char *st = pg_state(r);
-            if (!strcmp(st, "23505"))
-                ret = TG_STORE_EXISTS, tg_err_set(err, "%s: already exists", what);
-            else if (!strcmp(st, "23503"))
-                ret = TG_STORE_NOTFOUND, tg_err_set(err, "%s: no such tenant", what);
-            else
-                ret = pg_fail(s, r, what, err);
-        } else if (pg_changes(r) == 0) {
-            ret = TG_STORE_NOTFOUND;
-            tg_err_set(err, "%s: not found", what);
-        }
-        PQclear(r);
-    }
+    s->state[0] = '\0'; /* what pg_fail records for this statement, not an earlier one */
+    ret = pg_exec(s, q, p, &r, what, err);
+    if (ret != 0 && !strcmp(s->state, "23505"))
+        ret = TG_STORE_EXISTS, tg_err_set(err, "%s: already exists", what);
+    else if (ret != 0 && !strcmp(s->state, "23503"))
+        ret = TG_STORE_NOTFOUND, tg_err_set(err, "%s: no such tenant", what);
+    else if (ret == 0 && pg_changes(r) == 0)
+        ret = TG_STORE_NOTFOUND, tg_err_set(err, "%s: not found", what);
+    PQclear(r);
     if (ret == 0) {
         ret = pg_exec(s, &sql_bump[v], NULL, &r, what, err);
         /* Without its meta row the version would never move and running gateways would
