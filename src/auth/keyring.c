@@ -14,6 +14,7 @@
 #include "auth/apikey.h"
 #include "store/watch.h"
 #include "util/log.h"
+#include "util/rwlock.h"
 
 typedef struct entry {
     unsigned char sha256[32];
@@ -117,7 +118,7 @@ tg_keyring_t *tg_keyring_new(void)
 {
     tg_keyring_t *kr = calloc(1, sizeof *kr);
     if (!kr) return NULL;
-    pthread_rwlock_init(&kr->lock, NULL);
+    tg_rwlock_init(&kr->lock);
     kr->snap = snap_new(0);
     if (!kr->snap) {
         free(kr);

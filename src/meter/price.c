@@ -27,6 +27,7 @@
 #include "store/watch.h"
 #include "util/log.h"
 #include "util/modelname.h"
+#include "util/rwlock.h"
 
 enum { M_MODEL, M_ROUTE, M_TOOL, M_COUNT };
 static const char *const meter_names[M_COUNT] = {"model", "route", "tool"};
@@ -401,7 +402,7 @@ tg_pricebook_t *tg_pricebook_new(void)
         free(pb);
         return NULL;
     }
-    pthread_rwlock_init(&pb->lock, NULL);
+    tg_rwlock_init(&pb->lock);
     pthread_mutex_init(&pb->build_mu, NULL);
     return pb;
 }

@@ -18,6 +18,7 @@
 #include "util/log.h"
 #include "util/modelname.h"
 #include "util/sizes.h"
+#include "util/rwlock.h"
 
 #define NS          1000000000ULL
 #define CONC_SHARDS 64
@@ -771,7 +772,7 @@ tg_policy_t *tg_policy_new(void)
         free(p);
         return NULL;
     }
-    pthread_rwlock_init(&p->lock, NULL);
+    tg_rwlock_init(&p->lock);
     for (size_t i = 0; i < CONC_SHARDS; i++) {
         pthread_mutex_init(&p->conc[i].mu, NULL);
         p->conc[i].slots = calloc(16, sizeof(conc_slot_t));
