@@ -15,7 +15,7 @@
  * counts are of its whole usage_events; bench/recorder/run.sh starts a private server). The
  * batch sizes the writer committed are printed from the recorder's histogram.
  *
- * Prints `recorder: N events in S s = X events/s (target >= 200000)`; exits 1
+ * Prints `recorder: N events in S s = X events/s (target >= 200000)` (100000 into PostgreSQL); exits 1
  * when the rows do not match (or the run fails), 0 otherwise. */
 #include <getopt.h>
 #include <libpq-fe.h>
@@ -34,7 +34,8 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define TARGET 200000.0
+#define TARGET    200000.0 /* SQLite (the recorder's own target) */
+#define TARGET_PG 100000.0 /* PostgreSQL, a local server (issue 13) */
 
 struct producer {
     tg_recorder_t *r;
@@ -223,10 +224,10 @@ int main(int argc, char **argv)
     long long spool_left = stat(spool, &sst) == 0 ? (long long)sst.st_size : -1;
 
     double secs = (double)(t1 - t0) / 1e6;
-    double rate = (double)total / secs;
+    double rate = (double)total / secs, target = pg_url ? TARGET_PG : TARGET;
     printf("recorder%s: %ld events in %.3f s = %.0f events/s (target >= %.0f)%s\n",
-           null ? " (null store)" : pg_url ? " (postgres)" : "", total, secs, rate, TARGET,
-           rate >= TARGET ? "" : "  BELOW TARGET");
+           null ? " (null store)" : pg_url ? " (postgres)" : "", total, secs, rate, target,
+           rate >= target ? "" : "  BELOW TARGET");
     printf(
         "recorder: %ld producers, queue %ld, flush %ld ms, access log %s; pushes done at %.3f s; "
         "queue full %llu times; spooled %llu; rows %lld, usage_daily requests %lld\n",

@@ -288,11 +288,13 @@ static int store_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
     size_t inserted = 0;
     tg_err_t err = {{0}};
     int rc = tg_store_append(r->store, evs, n, &inserted, &err);
+    /* A failed append may still have committed a part (PostgreSQL's halves): counted now,
+     * skipped as stored when the batch comes again. */
+    atomic_fetch_add_explicit(&r->committed, inserted, memory_order_relaxed);
     if (rc != 0) {
         note_store_failed(r, rc, &err);
         return -1;
     }
-    atomic_fetch_add_explicit(&r->committed, inserted, memory_order_relaxed);
     note_store_ok(r);
     return 0;
 }

@@ -4,13 +4,16 @@
  * same results, same replays, same collisions; what both share is in evbatch.c.
  *
  * append() is the writer's hot path (batches of up to ~4096 events every ~50 ms). One
- * transaction per batch:
+ * transaction per batch (per half of a batch of SPLIT_MIN events or more: "the second
+ * writer" below):
  *   1. before it, each month the batch's ids fall in gets its partition
  *      (tg_usage_partition, in its own short transaction; cached per connection);
- *   2. the batch, sorted by id with repeated ids left out, is COPYed (text format) into a
- *      temporary staging table (ON COMMIT DELETE ROWS, made once per session), then
- *      INSERT INTO usage_events SELECT ... FROM it ON CONFLICT (id) DO NOTHING RETURNING id
- *      says which events are new;
+ *   2. the batch, sorted by id with repeated ids left out, is COPYed (binary format)
+ *      straight into usage_events under a savepoint; a unique violation (a replay, an id
+ *      another gateway drew too) undoes it, and that batch and the next STAGE_AFTER go
+ *      through a temporary staging table (ON COMMIT DELETE ROWS, made once per session)
+ *      and INSERT INTO usage_events SELECT ... ON CONFLICT (id) DO NOTHING RETURNING id,
+ *      which says which events are new;
  *   3. if some were not, one query finds those whose id is held by a DIFFERENT event (same
  *      id, another time or request id: another gateway drew the same id); they and the
  *      repeated ids take the path of sqlite_events.c, event by event: the next id of
@@ -26,6 +29,7 @@
  * TG_BENCH_PG). Multi-row INSERTs of 32 events were ~25% slower than COPY there. */
 #include "store/pg_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +37,15 @@
 #include "store/evbatch.h"
 #include "store/maps.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 #define PURGE_CHUNK  5000         /* events per purge transaction */
 #define MONTHS_MAX   32           /* months whose partitions this connection knows exist */
 #define COPY_FLUSH   (256 * 1024) /* COPY data sent in pieces of about this size */
 #define EPOCH2020_MS 1577836800000LL
-#define STAGE_AFTER  8 /* batches staged after one that met a stored id */
+#define STAGE_AFTER  8    /* batches staged after one that met a stored id */
+#define SPLIT_MIN    1024 /* a batch of this many events or more: two halves, two connections */
+#define TWIN_RETRY   64   /* large batches appended alone before a refused twin is tried again */
 /* A COPY tuple's longest encoding: the text fields, a length and 8 bytes a column. */
 #define ROW_MAX (sizeof(tg_event_t) + 16 * EVB_NCOLS)
 
@@ -58,6 +65,8 @@ struct pg_events {
     char *copy;
     unsigned char *isnew;
     month_t months[MONTHS_MAX];
+    struct twin *twin;  /* the second writer (append_split), NULL until a large batch */
+    unsigned twin_wait; /* large batches to append alone before opening it again */
     size_t nmonths;
     int stage_pid;       /* the backend whose session holds the staging tables; 0 = none */
     unsigned stage_next; /* batches left to stage before COPY straight in is tried again */
@@ -159,10 +168,13 @@ static const pg_sql_t sql_spend = {
 
 /* ---- per-connection state -------------------------------------------------------------- */
 
+static void twin_free(struct twin *t);
+
 void pg_events_free(pg_store_t *s)
 {
     struct pg_events *e = s->ev;
     if (!e) return;
+    twin_free(e->twin);
     free(e->aggs);
     free(e->slots);
     free(e->fast);
@@ -558,9 +570,11 @@ static int write_groups(pg_store_t *s, evb_groups_t *gs, tg_err_t *err)
     return 0;
 }
 
-/* Inside the caller's transaction: inserts evs and updates usage_daily and the keys;
- * *inserted says how many were new. 0, or the failure (the caller rolls back). */
-static int append_txn(pg_store_t *s, const ev_run_t *evs, size_t *inserted, tg_err_t *err)
+/* Inside the caller's transaction: inserts evs and updates usage_daily, and the
+ * last_used_us of the keys of keys (evs, or a whole batch of which evs is a half, or NULL:
+ * none); *inserted says how many were new. 0, or the failure (the caller rolls back). */
+static int append_txn(pg_store_t *s, const ev_run_t *evs, const ev_run_t *keys, size_t *inserted,
+                      tg_err_t *err)
 {
     struct pg_events *e = s->ev;
     size_t n = evs->n, nfast = 0, added = 0;
@@ -661,7 +675,7 @@ static int append_txn(pg_store_t *s, const ev_run_t *evs, size_t *inserted, tg_e
 
     if ((ret = write_groups(s, &gs, err)) != 0) return ret;
     key_ctx_t k = {s, err};
-    if ((ret = evb_keys_used(evs, key_used, &k)) != 0) return ret;
+    if (keys && (ret = evb_keys_used(keys, key_used, &k)) != 0) return ret;
     *inserted = added;
     return 0;
 }
@@ -687,20 +701,173 @@ static int prepare_batch(pg_store_t *s, const ev_run_t *evs, const char *what, t
     return ret;
 }
 
+/* One transaction: the events of run, their usage_daily, the keys of keys (see append_txn);
+ * *added = how many were new once it committed. */
+static int append_run(pg_store_t *s, const ev_run_t *run, const ev_run_t *keys, size_t *added,
+                      tg_err_t *err)
+{
+    *added = 0;
+    int ret = prepare_batch(s, run, "append", err);
+    if (ret == 0) ret = begin_staged(s, "append", err);
+    if (ret != 0) return ret;
+    size_t n = 0;
+    if ((ret = append_txn(s, run, keys, &n, err)) != 0) return append_failed(s, ret, err);
+    ret = pg_commit(s, "append", err);
+    if (ret == 0) *added = n;
+    return ret;
+}
+
+/* ---- the second writer -------------------------------------------------------------------
+ * The server's COPY into usage_events (one backend: one core) is where a batch's time goes:
+ * here one session copies 84-135k rows/s into the table with its indexes, two at once
+ * 142-198k (bench/RESULTS.md). So a batch of SPLIT_MIN events or more is appended in two
+ * halves at once, the first on this connection, the second on a twin connection by a thread
+ * of its own, each half one transaction with its own usage_daily upsert (usage_daily still
+ * equals the sum of the stored events at every commit). The halves do not wait for each
+ * other but on usage_daily's rows, taken in (tenant, day) order by both, so they cannot
+ * deadlock on them; the keys' last_used_us is updated by the first half only, for the whole
+ * batch. When one half fails, the append fails (the recorder keeps the batch and appends it
+ * again) though the other half may be stored: its events are then skipped as stored, as in
+ * any replay, and *inserted says what the committed half added. A twin the server refuses
+ * (max_connections) leaves the batches whole, and is asked for again TWIN_RETRY large
+ * batches later. */
+
+typedef struct twin {
+    pg_store_t *s; /* its connection */
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int job;      /* a half is posted and not yet appended */
+    int stop;     /* asked to end */
+    ev_run_t run; /* the half */
+    size_t added; /* its result */
+    int ret;
+    tg_err_t err;
+} twin_t;
+
+static void *twin_main(void *arg)
+{
+    twin_t *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (!t->job && !t->stop)
+            pthread_cond_wait(&t->cv, &t->mu);
+        if (!t->job) break;
+        ev_run_t run = t->run;
+        pthread_mutex_unlock(&t->mu);
+        size_t added = 0;
+        tg_err_t err = {{0}};
+        int ret = append_run(t->s, &run, NULL, &added, &err);
+        pthread_mutex_lock(&t->mu);
+        t->added = added;
+        t->ret = ret;
+        t->err = err;
+        t->job = 0;
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+static void twin_free(twin_t *t)
+{
+    if (!t) return;
+    pthread_mutex_lock(&t->mu);
+    t->stop = 1;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->th, NULL);
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    t->s->base.life->close(&t->s->base);
+    free(t);
+}
+
+/* The twin, opened and started when there is none; NULL when it cannot be (the batch is
+ * then appended whole; why is logged once a refusal). */
+static twin_t *twin_get(pg_store_t *s)
+{
+    struct pg_events *e = s->ev;
+    if (e->twin) {
+        if (e->twin->s->busy_ms != s->busy_ms) {
+            tg_err_t err = {{0}};
+            if (tg_store_set_busy_timeout(&e->twin->s->base, s->busy_ms, &err) != 0) return NULL;
+        }
+        return e->twin;
+    }
+    if (e->twin_wait > 0) {
+        e->twin_wait--;
+        return NULL;
+    }
+    twin_t *t = calloc(1, sizeof *t);
+    tg_err_t err = {{0}};
+    if (!t || pg_open_twin(s, &t->s, &err) != 0) {
+        TG_WARN("store %s: large batches appended on one connection: %s", s->where,
+                t ? err.msg : "out of memory");
+        free(t);
+        e->twin_wait = TWIN_RETRY;
+        return NULL;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (pthread_create(&t->th, NULL, twin_main, t) != 0) {
+        pthread_cond_destroy(&t->cv);
+        pthread_mutex_destroy(&t->mu);
+        t->s->base.life->close(&t->s->base);
+        free(t);
+        e->twin_wait = TWIN_RETRY;
+        return NULL;
+    }
+    e->twin = t;
+    return t;
+}
+
+/* The two halves at once (above). */
+static int append_split(pg_store_t *s, twin_t *t, const ev_run_t *run, size_t *inserted,
+                        tg_err_t *err)
+{
+    size_t h = run->n / 2;
+    ev_run_t first = {run->base, run->stride, h, NULL};
+    ev_run_t second = {run->base + h * run->stride, run->stride, run->n - h, NULL};
+    pthread_mutex_lock(&t->mu);
+    t->run = second;
+    t->job = 1;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+
+    size_t added = 0;
+    int ret = append_run(s, &first, run, &added, err);
+
+    pthread_mutex_lock(&t->mu);
+    while (t->job)
+        pthread_cond_wait(&t->cv, &t->mu);
+    size_t added2 = t->added;
+    int ret2 = t->ret;
+    tg_err_t err2 = t->err;
+    pthread_mutex_unlock(&t->mu);
+
+    *inserted = added + added2;
+    if (ret != 0) return ret;
+    if (ret2 != 0 && err) *err = err2;
+    return ret2;
+}
+
 static int pg_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *inserted,
                      tg_err_t *err)
 {
     pg_store_t *s = (pg_store_t *)base;
+    size_t added = 0;
     if (inserted) *inserted = 0;
     if (n == 0) return 0;
     ev_run_t run = {(const char *)evs, sizeof *evs, n, NULL};
-    int ret = prepare_batch(s, &run, "append", err);
-    if (ret == 0) ret = begin_staged(s, "append", err);
-    if (ret != 0) return ret;
-    size_t added = 0;
-    if ((ret = append_txn(s, &run, &added, err)) != 0) return append_failed(s, ret, err);
-    ret = pg_commit(s, "append", err);
-    if (ret == 0 && inserted) *inserted = added;
+    int ret;
+    twin_t *t = NULL;
+    if (n >= SPLIT_MIN && (ret = reserve(s, n, err)) != 0) return ret;
+    if (n >= SPLIT_MIN && (t = twin_get(s)) != NULL)
+        ret = append_split(s, t, &run, &added, err);
+    else
+        ret = append_run(s, &run, &run, &added, err);
+    if (inserted) *inserted = added;
     return ret;
 }
 
@@ -787,7 +954,7 @@ static int pg_ingest(tg_store_t *base, const tg_ingest_item_t *items, size_t n, 
     run.keep = isnew;
     if ((ret = seen_mark(s, items, n, isnew, err)) != 0 ||
         (ret = unknown_keys(s, items, n, isnew, err)) != 0 ||
-        (ret = append_txn(s, &run, &added, err)) != 0)
+        (ret = append_txn(s, &run, &run, &added, err)) != 0)
         return append_failed(s, ret, err);
     if ((ret = pg_commit(s, "ingest", err)) == 0) {
         *inserted = added;

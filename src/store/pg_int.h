@@ -197,8 +197,12 @@ extern const struct tg_store_dash_ops pg_dash_ops;
 extern const struct tg_store_invoice_ops pg_invoice_ops;
 extern const struct tg_store_sql_ops pg_sql_ops;
 
-/* Frees s->ev (pg_close). */
+/* Frees s->ev (pg_close), and ends its second writer when it has one. */
 void pg_events_free(pg_store_t *s);
+/* A second connection to the server and database of s, as s was opened (the URL's options
+ * too: libpq keeps them) and with its settings, not migrated again: pg_events.c appends
+ * half of a large batch on it. TG_STORE_BUSY when the server refuses it. */
+int pg_open_twin(pg_store_t *s, pg_store_t **out, tg_err_t *err);
 
 /* ---- statements and transactions (postgres.c) ------------------------------------ */
 

@@ -612,12 +612,11 @@ static int check_url(const char *url, tg_err_t *err)
                       msg);
 }
 
-static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *err)
+/* A handle with every table of operations and no connection yet. */
+static pg_store_t *new_handle(int readonly)
 {
-    *out = NULL;
-    if (check_url(url, err) != 0) return -1;
     pg_store_t *s = calloc(1, sizeof *s);
-    if (!s) return tg_err_set(err, "out of memory");
+    if (!s) return NULL;
     s->base = (tg_store_t){.life = &pg_life_ops,
                            .events = &pg_event_ops,
                            .tenants = &pg_tenant_ops,
@@ -631,6 +630,65 @@ static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *
                            .invoices = &pg_invoice_ops};
     s->readonly = readonly;
     s->busy_ms = -1;
+    return s;
+}
+
+int pg_open_twin(pg_store_t *s, pg_store_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    PQconninfoOption *opts = PQconninfo(s->conn);
+    if (!opts) return tg_err_set(err, "store %s: out of memory", s->where);
+    size_t n = 0;
+    for (const PQconninfoOption *o = opts; o->keyword; o++)
+        n++;
+    const char **keys = calloc(n + 1, sizeof *keys), **vals = calloc(n + 1, sizeof *vals);
+    pg_store_t *t = new_handle(s->readonly);
+    if (!keys || !vals || !t) {
+        PQconninfoFree(opts);
+        free(keys);
+        free(vals);
+        free(t);
+        return tg_err_set(err, "store %s: out of memory", s->where);
+    }
+    size_t k = 0;
+    for (const PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val && *o->val) {
+            keys[k] = o->keyword;
+            vals[k++] = o->val;
+        }
+    t->conn = PQconnectdbParams(keys, vals, 0);
+    PQconninfoFree(opts);
+    free(keys);
+    free(vals);
+    if (!t->conn) {
+        free(t);
+        return tg_err_set(err, "store %s: out of memory", s->where);
+    }
+    describe(t);
+    PQsetNoticeProcessor(t->conn, ignore_notice, NULL);
+    if (PQstatus(t->conn) != CONNECTION_OK) {
+        char msg[200];
+        first_line(msg, sizeof msg, PQerrorMessage(t->conn));
+        tg_err_set(err, "cannot open a second connection to %s: %s", t->where, msg);
+        pg_close(&t->base);
+        return TG_STORE_BUSY;
+    }
+    t->busy_ms = s->busy_ms;
+    int ret = session_setup(t, "store", err);
+    if (ret != 0) {
+        pg_close(&t->base);
+        return ret;
+    }
+    *out = t;
+    return 0;
+}
+
+static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    if (check_url(url, err) != 0) return -1;
+    pg_store_t *s = new_handle(readonly);
+    if (!s) return tg_err_set(err, "out of memory");
     /* The defaults first: what the URL says (its own connect_timeout, say) wins, since
      * libpq expands dbname in place and later values override earlier ones. Without a
      * connect_timeout libpq waits for an unreachable server forever. A server host that

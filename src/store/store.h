@@ -59,9 +59,12 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
 
 /* ---- events and aggregates -------------------------------------------------------- */
 
-/* Inserts events and updates usage_daily in one transaction. An event whose id is
- * already stored is skipped (so a replay counts nothing twice); *inserted says how many
- * were new. TG_STORE_BUSY when the store cannot be written now (nothing was written). */
+/* Inserts events and updates usage_daily in one transaction (PostgreSQL: a batch of 1024
+ * events or more in two, one per half, appended at once on two connections). An event whose
+ * id is already stored is skipped (so a replay counts nothing twice); *inserted says how
+ * many were new, also on a failure (a half that committed). TG_STORE_BUSY when the store
+ * cannot be written now (nothing was written, but for such a half: append the batch
+ * again). */
 int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
                     tg_err_t *err);
 /* One record of an access log brought in by `tollgate ingest` (src/ingest/). */

@@ -511,6 +511,124 @@ static void test_read_only_server_busy(void **state)
     assert_int_equal(tg_store_tenant_add(t->s, "acme", "", &err), TG_STORE_BUSY);
 }
 
+/* ---- a large batch in two halves (the second writer) ---------------------------------- */
+
+enum { BIG = 2000 }; /* split: >= 1024 events */
+
+static void big_batch(tg_event_t *evs, int64_t ts)
+{
+    for (int i = 0; i < BIG; i++) {
+        evs[i] = ev_make(ts + i * 1000, i, i % 3 ? "acme" : "beta",
+                         i % 7 ? TG_OUTCOME_BILLABLE : TG_OUTCOME_FAILED);
+        snprintf(evs[i].key_id, sizeof evs[i].key_id, "k%d", i % 2);
+    }
+}
+
+/* Both halves land, each with its usage_daily, and the keys' last use is the batch's. */
+static void test_split_batch(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_tenant_add(t->s, "acme", "", &err), 0);
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s.api_keys (id, tenant_id, sha256, prefix, created_us) VALUES "
+             "('k0', 'acme', decode(repeat('aa', 32), 'hex'), 'tg_k0', 0), "
+             "('k1', 'acme', decode(repeat('bb', 32), 'hex'), 'tg_k1', 0)",
+             t->schema);
+    assert_int_equal(tb_pg_admin(sql), 0);
+    static tg_event_t evs[BIG];
+    int64_t ts = day_us("2026-09-30") + 23 * HOUR_US + 59 * 60 * 1000000LL; /* into October */
+    big_batch(evs, ts);
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(t->s, evs, BIG, &ins, &err), 0);
+    assert_int_equal(ins, BIG);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), BIG);
+    assert_int_equal(tb_int(t, "SELECT sum(requests) FROM usage_daily"), BIG);
+    assert_daily_matches_events(t);
+    /* k1's last event is in the second half */
+    char want[128];
+    snprintf(want, sizeof want, "SELECT last_used_us = %lld FROM api_keys WHERE id = 'k1'",
+             (long long)evs[BIG - 1].ts_us);
+    assert_int_equal(tb_int(t, want), 1);
+    assert_int_equal(tg_store_append(t->s, evs, BIG, &ins, &err), 0); /* a replay */
+    assert_int_equal(ins, 0);
+    assert_int_equal(tb_int(t, "SELECT sum(requests) FROM usage_daily"), BIG);
+}
+
+/* One half refused (a trigger raising for one event of it): the append fails, the other
+ * half is stored and said inserted; the same batch again adds exactly the rest. Each half
+ * in turn. */
+static void test_split_half_fails(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION %s.tg_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "IF NEW.tenant = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$; "
+             "CREATE TRIGGER boom BEFORE INSERT ON %s.usage_events FOR EACH ROW EXECUTE "
+             "FUNCTION %s.tg_boom()",
+             t->schema, t->schema, t->schema);
+    assert_int_equal(tb_pg_admin(sql), 0);
+    static tg_event_t evs[BIG];
+    for (int half = 0; half < 2; half++) {
+        big_batch(evs, day_us("2026-10-05") + half * 24 * HOUR_US);
+        int boom = half ? BIG - 5 : 5;
+        snprintf(evs[boom].tenant, sizeof evs[boom].tenant, "boom");
+        size_t ins = 0;
+        assert_int_not_equal(tg_store_append(t->s, evs, BIG, &ins, &err), 0);
+        assert_non_null(strstr(err.msg, "boom"));
+        assert_int_equal(ins, BIG / 2);
+        assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), half * BIG + BIG / 2);
+        assert_daily_matches_events(t);
+        snprintf(evs[boom].tenant, sizeof evs[boom].tenant, "acme");
+        assert_int_equal(tg_store_append(t->s, evs, BIG, &ins, &err), 0);
+        assert_int_equal(ins, BIG / 2);
+        assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), (half + 1) * BIG);
+        assert_int_equal(tb_int(t, "SELECT sum(requests) FROM usage_daily"), (half + 1) * BIG);
+        assert_daily_matches_events(t);
+    }
+}
+
+/* Both sessions end (a server restart): the append is busy, the next one makes both
+ * connections again and stores the batch once. */
+static void test_split_sessions_lost(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    char url[900], sql[256];
+    snprintf(url, sizeof url, "%s&application_name=tg_split_%d", t->url, (int)getpid());
+    tg_store_t *s = NULL;
+    assert_int_equal(tg_store_open(url, &s, &err), 0);
+    static tg_event_t evs[BIG];
+    big_batch(evs, day_us("2026-11-11"));
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(s, evs, BIG / 4, &ins, &err), 0); /* sessions made */
+    assert_int_equal(tg_store_append(s, evs + BIG / 4, 1200, &ins, &err), 0);
+    assert_int_equal(ins, 1200);
+    /* two sessions: the large batch was split */
+    char count[128];
+    snprintf(count, sizeof count,
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tg_split_%d'",
+             (int)getpid());
+    assert_int_equal(tb_int(t, count), 2);
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+             "'tg_split_%d'",
+             (int)getpid());
+    assert_int_equal(tb_pg_admin(sql), 0);
+    assert_int_equal(tg_store_append(s, evs, BIG, &ins, &err), TG_STORE_BUSY);
+    assert_int_equal(ins, 0);
+    assert_int_equal(tg_store_append(s, evs, BIG, &ins, &err), 0);
+    assert_int_equal(ins, BIG - BIG / 4 - 1200);
+    assert_int_equal(tb_int(t, count), 2); /* both made again */
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), BIG);
+    assert_int_equal(tb_int(t, "SELECT sum(requests) FROM usage_daily"), BIG);
+    assert_daily_matches_events(t);
+    tg_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +645,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_host_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_server_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_drop_not_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_half_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_sessions_lost, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
