@@ -22,6 +22,7 @@
 #define SQL_DAY(c)         "date(" c " / 1000000, 'unixepoch')"
 #define SQL_DAY_EPOCH_S(c) "CAST(strftime('%s', " c ") AS INTEGER)"
 #define PG_ONLY(text)
+#define SQLITE_ONLY(text) text
 #include "store/migrations_text.h"
 #undef BOOTSTRAP
 #undef DIALECT
@@ -37,6 +38,7 @@
 #undef SQL_DAY
 #undef SQL_DAY_EPOCH_S
 #undef PG_ONLY
+#undef SQLITE_ONLY
 
 /* PostgreSQL: every integer 64-bit (REAL would be 4 bytes there), round() in numeric
  * (it has no round(double, n)), days and times formatted from the same whole seconds
@@ -57,6 +59,7 @@
 #define SQL_DAY(c)         "to_char(" SQL_UTC(c) ", 'YYYY-MM-DD')"
 #define SQL_DAY_EPOCH_S(c) "(CAST(CAST(" c " AS date) - DATE '1970-01-01' AS BIGINT) * 86400)"
 #define PG_ONLY(text)      text
+#define SQLITE_ONLY(text)
 #include "store/migrations_text.h"
 
 #define BOTH(name) name##_sqlite, name##_pg
@@ -76,6 +79,9 @@ const tg_migration_t tg_store_migrations[] = {
     {9, "plans, plan_meters, plan_tiers, tenant_plans, invoices, invoice_lines, invoice_meters",
      BOTH(m9_plans)},
     {10, "events view: usage_events.source", BOTH(m10_events_source)},
+    {11, "PostgreSQL: usage_events partitions attached, not created under an exclusive lock",
+     BOTH(m11_partition_attach)},
+
 };
 
 const size_t tg_store_nmigrations = sizeof tg_store_migrations / sizeof tg_store_migrations[0];

@@ -727,4 +727,43 @@ static const char DIALECT(m10_events_source)[] =
     "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
     "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream,\n"
     "  source FROM usage_events;\n";
+
+/* PostgreSQL: a month's partition is made as a table of its own and then attached, instead
+ * of CREATE TABLE ... PARTITION OF, which takes an ACCESS EXCLUSIVE lock on usage_events:
+ * it waits for every query reading the events (a long report) and holds every reader and
+ * writer behind it meanwhile. ATTACH PARTITION takes SHARE UPDATE EXCLUSIVE, which neither
+ * reads nor inserts wait for; the new table is empty, so checking it against the range is
+ * instant, and the partitioned indexes are built on it as it is attached. The writer makes
+ * the next month's partition ahead of time (pg_events.c), so a month's first events do not
+ * wait for it. SQLite: nothing. */
+static const char DIALECT(m11_partition_attach)[] =
+    PG_ONLY(
+        "CREATE OR REPLACE FUNCTION tg_usage_partition(at_us bigint) RETURNS text\n"
+        "  LANGUAGE plpgsql STRICT AS $$\n"
+        "DECLARE\n"
+        "  m timestamp := date_trunc('month',\n"
+        "    to_timestamp(floor(at_us / 1000000.0)) AT TIME ZONE 'UTC');\n"
+        "  part text := 'usage_events_' || to_char(m, 'YYYYMM');\n"
+        "BEGIN\n"
+        "  IF m < timestamp '2020-01-01' THEN\n"
+        "    RETURN 'usage_events_pre2020';\n"
+        "  END IF;\n"
+        "  IF to_regclass(part) IS NULL THEN\n"
+        "    PERFORM pg_advisory_xact_lock(8390043843661231205);\n"
+        /* The lock ATTACH takes anyway, taken first: locking a table reads the catalog
+         * changes of the session that held the advisory lock before this one (waiting
+         * on an advisory lock does not), so the check below sees its partition. */
+        "    LOCK TABLE usage_events IN SHARE UPDATE EXCLUSIVE MODE;\n"
+        "    IF to_regclass(part) IS NULL THEN\n"
+        "      EXECUTE format('CREATE TABLE %I (LIKE usage_events INCLUDING DEFAULTS'\n"
+        "        ' INCLUDING CONSTRAINTS)', part);\n"
+        "      EXECUTE format('ALTER TABLE usage_events ATTACH PARTITION %I'\n"
+        "        ' FOR VALUES FROM (%s) TO (%s)', part, tg_usage_id_at(m),\n"
+        "        tg_usage_id_at(m + interval '1 month'));\n"
+        "    END IF;\n"
+        "  END IF;\n"
+        "  RETURN part;\n"
+        "END\n"
+        "$$;\n")
+    SQLITE_ONLY("-- PostgreSQL only: monthly partitions of usage_events attached\n");
 // clang-format on

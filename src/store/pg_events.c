@@ -46,6 +46,9 @@
 #define STAGE_AFTER  8    /* batches staged after one that met a stored id */
 #define SPLIT_MIN    1024 /* a batch of this many events or more: two halves, two connections */
 #define TWIN_RETRY   64   /* large batches appended alone before a refused twin is tried again */
+/* The months ahead are made up to the last ids there are (ids end in 2089): a month whose
+ * end, 62 days on, would not fit in an id is not made ahead. */
+#define AHEAD_MAX_ID (((INT64_MAX >> EVB_ID_LOW_BITS) - 62LL * 86400000) << EVB_ID_LOW_BITS)
 /* A COPY tuple's longest encoding: the text fields, a length and 8 bytes a column. */
 #define ROW_MAX (sizeof(tg_event_t) + 16 * EVB_NCOLS)
 
@@ -65,8 +68,9 @@ struct pg_events {
     char *copy;
     unsigned char *isnew;
     month_t months[MONTHS_MAX];
-    struct twin *twin;  /* the second writer (append_split), NULL until a large batch */
-    unsigned twin_wait; /* large batches to append alone before opening it again */
+    struct twin *twin;   /* the second writer (append_split), NULL until a large batch */
+    unsigned twin_wait;  /* large batches to append alone before opening it again */
+    unsigned ahead_wait; /* batches before next month's partition is tried again */
     size_t nmonths;
     int stage_pid;       /* the backend whose session holds the staging tables; 0 = none */
     unsigned stage_next; /* batches left to stage before COPY straight in is tried again */
@@ -265,39 +269,64 @@ static int begin_staged(pg_store_t *s, const char *what, tg_err_t *err)
  * range of ids: [first id of its first day, first id of the next month's). Negative ids
  * (before 2020) go to usage_events_pre2020, which always exists. A retried id (evb_next_id)
  * keeps its millisecond, so its month is the event's. */
+static int ensure_month(pg_store_t *s, int64_t id, const month_t **out, const char *what,
+                        tg_err_t *err);
+
 static int ensure_months(pg_store_t *s, const ev_run_t *evs, const char *what, tg_err_t *err)
 {
     struct pg_events *e = s->ev;
     const month_t *last = NULL;
+    int64_t newest = -1; /* the end of the latest month the batch reaches */
     for (size_t i = 0; i < evs->n; i++) {
         if (ev_skip(evs, i)) continue;
         int64_t id = ev_at(evs, i)->id;
-        if (id < 0 || (last && id >= last->lo && id < last->hi)) continue;
-        size_t m = 0;
-        while (m < e->nmonths && !(id >= e->months[m].lo && id < e->months[m].hi))
-            m++;
-        if (m < e->nmonths) {
-            last = &e->months[m];
-            continue;
+        if (id < 0) continue;
+        if (!last || id < last->lo || id >= last->hi) {
+            int ret = ensure_month(s, id, &last, what, err);
+            if (ret != 0) return ret;
         }
-        char day[11];
-        tg_utc_day(((id >> EVB_ID_LOW_BITS) + EPOCH2020_MS) * 1000, day);
-        int y = atoi(day), mon = atoi(day + 5);
-        char first[32], next[32];
-        snprintf(first, sizeof first, "%04d-%02d-01", y, mon);
-        snprintf(next, sizeof next, "%04d-%02d-01", mon == 12 ? y + 1 : y, mon == 12 ? 1 : mon + 1);
-        int64_t lo_us = 0, hi_us = 0;
-        if (tg_parse_day(first, &lo_us) != 0 || tg_parse_day(next, &hi_us) != 0)
-            return tg_err_set(err, "%s: event id %lld: no month", what, (long long)id);
-        pg_params_t p = {0};
-        pg_p_int64(&p, lo_us);
-        int ret = pg_exec(s, &sql_partition, &p, NULL, what, err);
-        if (ret != 0) return ret;
-        if (e->nmonths == MONTHS_MAX) e->nmonths = 0; /* forget them all: asked again */
-        e->months[e->nmonths] = (month_t){(lo_us / 1000 - EPOCH2020_MS) << EVB_ID_LOW_BITS,
-                                          (hi_us / 1000 - EPOCH2020_MS) << EVB_ID_LOW_BITS};
-        last = &e->months[e->nmonths++];
+        if (last->hi > newest) newest = last->hi;
     }
+    /* The next month ahead of time (its first id is the end of this one): made while
+     * nothing waits for it, so the first events of a month do not. It failing (a lock
+     * held by a purge, say) fails nothing; asked again TWIN_RETRY batches later. */
+    if (newest > 0 && newest < AHEAD_MAX_ID && e->ahead_wait == 0) {
+        const month_t *next;
+        tg_err_t ignored = {{0}};
+        if (ensure_month(s, newest, &next, what, &ignored) != 0) e->ahead_wait = TWIN_RETRY;
+    } else if (e->ahead_wait > 0) {
+        e->ahead_wait--;
+    }
+    return 0;
+}
+
+/* The month holding id (>= 0): from the cache, or made (tg_usage_partition) and cached. */
+static int ensure_month(pg_store_t *s, int64_t id, const month_t **out, const char *what,
+                        tg_err_t *err)
+{
+    struct pg_events *e = s->ev;
+    for (size_t m = 0; m < e->nmonths; m++)
+        if (id >= e->months[m].lo && id < e->months[m].hi) {
+            *out = &e->months[m];
+            return 0;
+        }
+    char day[11];
+    tg_utc_day(((id >> EVB_ID_LOW_BITS) + EPOCH2020_MS) * 1000, day);
+    int y = atoi(day), mon = atoi(day + 5);
+    char first[32], next[32];
+    snprintf(first, sizeof first, "%04d-%02d-01", y, mon);
+    snprintf(next, sizeof next, "%04d-%02d-01", mon == 12 ? y + 1 : y, mon == 12 ? 1 : mon + 1);
+    int64_t lo_us = 0, hi_us = 0;
+    if (tg_parse_day(first, &lo_us) != 0 || tg_parse_day(next, &hi_us) != 0)
+        return tg_err_set(err, "%s: event id %lld: no month", what, (long long)id);
+    pg_params_t p = {0};
+    pg_p_int64(&p, lo_us);
+    int ret = pg_exec(s, &sql_partition, &p, NULL, what, err);
+    if (ret != 0) return ret;
+    if (e->nmonths == MONTHS_MAX) e->nmonths = 0; /* forget them all: asked again */
+    e->months[e->nmonths] = (month_t){(lo_us / 1000 - EPOCH2020_MS) << EVB_ID_LOW_BITS,
+                                      (hi_us / 1000 - EPOCH2020_MS) << EVB_ID_LOW_BITS};
+    *out = &e->months[e->nmonths++];
     return 0;
 }
 

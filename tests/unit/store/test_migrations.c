@@ -37,6 +37,7 @@ static void test_sqlite_texts_frozen(void **state)
         "bc82395dd6a452e82859636540673c21a58e4937c2b44a7ffc44e9ce57c74e27",
         "e3a2aee90c0d831332976ffd1a5e85d9cba5cdbabd1ff9acc0dff9483a4af35d",
         "53f5685e3b2e25ec3b790d6b99aeded928299527fa8d580ec68b0e8ebff6659a",
+        "871a2426dffa904fcca8830fca8c46678edf633751b5e0012faaae53c251d58b",
     };
     char hex[65];
     sha256_hex(tg_store_migrations_bootstrap, hex);

@@ -629,6 +629,54 @@ static void test_split_sessions_lost(void **state)
     tg_store_close(s);
 }
 
+/* ---- months made ahead, without an exclusive lock -------------------------------------- */
+
+/* A batch in May makes June's partition too, so June's first events wait for nothing. */
+static void test_next_month_ahead(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    tg_event_t ev = ev_make(day_us("2026-05-20"), 1, "acme", TG_OUTCOME_BILLABLE);
+    assert_int_equal(tb_append(t->s, &ev, 1, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = "
+                               "i.inhrelid WHERE i.inhparent = 'usage_events'::regclass AND "
+                               "c.relname IN ('usage_events_202605', 'usage_events_202606')"),
+                     2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM pg_class WHERE relname = "
+                               "'usage_events_202607'"),
+                     0);
+}
+
+/* A long reader of usage_events (a report in its transaction) does not hold the writer up
+ * when a batch reaches a new month: the partition is attached, not created under ACCESS
+ * EXCLUSIVE, which would wait for the reader past the writer's lock_timeout. */
+static void test_new_month_beside_reader(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 150, &err), 0);
+    tg_event_t ev = ev_make(day_us("2026-01-10"), 1, "acme", TG_OUTCOME_BILLABLE);
+    assert_int_equal(tb_append(t->s, &ev, 1, &err), 0);
+    PGconn *reader = PQconnectdb(t->url);
+    assert_int_equal(PQstatus(reader), CONNECTION_OK);
+    PGresult *r = PQexec(reader, "BEGIN; SELECT count(*) FROM usage_events");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    /* March: two months past the one made ahead */
+    ev = ev_make(day_us("2026-03-02"), 2, "acme", TG_OUTCOME_BILLABLE);
+    size_t ins = 0;
+    int rc = tg_store_append(t->s, &ev, 1, &ins, &err);
+    r = PQexec(reader, "SELECT count(*) FROM usage_events");
+    int read_ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    PQclear(PQexec(reader, "COMMIT"));
+    PQfinish(reader); /* before any assert: the teardown's DROP SCHEMA would wait for it */
+    if (rc != 0) fail_msg("append beside a reader: %s", err.msg);
+    assert_int_equal(ins, 1);
+    assert_true(read_ok);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +696,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_split_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_half_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_sessions_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_month_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_month_beside_reader, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
