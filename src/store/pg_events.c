@@ -755,11 +755,17 @@ static int append_run(pg_store_t *s, const ev_run_t *run, const ev_run_t *keys, 
  * equals the sum of the stored events at every commit). The halves do not wait for each
  * other but on usage_daily's rows, taken in (tenant, day) order by both, so they cannot
  * deadlock on them; the keys' last_used_us is updated by the first half only, for the whole
- * batch. When one half fails, the append fails (the recorder keeps the batch and appends it
- * again) though the other half may be stored: its events are then skipped as stored, as in
- * any replay, and *inserted says what the committed half added. A twin the server refuses
- * (max_connections) leaves the batches whole, and is asked for again TWIN_RETRY large
- * batches later. */
+ * batch. The second of them to upsert a row waits for the other's commit: a commit slower
+ * than the writer's lock_timeout (a distant synchronous standby, a slow disk) failed that
+ * half (55P03), so every large batch went to the spool once. So a half that fails busy
+ * while the other committed is appended again at once, alone, on this connection, the
+ * other's rows free by then; so is the twin's half when its session was lost and the
+ * server refuses a new one. When a half still fails, the append fails (the recorder keeps
+ * the batch and appends it again) though the other half may be stored: its events are then
+ * skipped as stored, as in any replay, and *inserted says what the committed half added. A
+ * twin whose session is lost is closed: the next large batch opens a new one, and a twin
+ * the server refuses (max_connections) leaves the batches whole, and is asked for again
+ * TWIN_RETRY large batches later (a lost twin kept was asked for again at every batch). */
 
 typedef struct twin {
     pg_store_t *s; /* its connection */
@@ -874,6 +880,19 @@ static int append_split(pg_store_t *s, twin_t *t, const ev_run_t *run, size_t *i
     int ret2 = t->ret;
     tg_err_t err2 = t->err;
     pthread_mutex_unlock(&t->mu);
+    if (ret2 != 0 && PQstatus(t->s->conn) == CONNECTION_BAD) {
+        twin_free(t);
+        s->ev->twin = NULL;
+    }
+
+    /* One half failed busy, the other committed: that half again, alone (above). */
+    if (ret == 0 && ret2 == TG_STORE_BUSY) {
+        size_t more = 0;
+        ret2 = append_run(s, &second, NULL, &more, &err2);
+        added2 += more;
+    } else if (ret == TG_STORE_BUSY && ret2 == 0) {
+        ret = append_run(s, &first, run, &added, err);
+    }
 
     *inserted = added + added2;
     if (ret != 0) return ret;

@@ -629,6 +629,92 @@ static void test_split_sessions_lost(void **state)
     tg_store_close(s);
 }
 
+/* A commit that takes 300 ms (a deferred trigger here; a synchronous standby far away, a
+ * slow disk) on a writer that waits 150 ms for a lock. Whole, such a batch is slow but
+ * stored; split, the half that upserts usage_daily's (tenant, day) second waits for the
+ * other's commit and gave up (55P03): every large batch failed once, to the spool, and its
+ * retries behind the recorder's backoff. A half that fails busy once the other committed is
+ * appended again, alone. */
+static void test_split_slow_commit(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    assert_int_equal(tg_store_set_busy_timeout(t->s, 150, &err), 0);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION %s.tg_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "PERFORM pg_sleep(0.3); RETURN NULL; END $$; "
+             "CREATE CONSTRAINT TRIGGER slow AFTER INSERT OR UPDATE ON %s.usage_daily "
+             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION %s.tg_slow()",
+             t->schema, t->schema, t->schema);
+    assert_int_equal(tb_pg_admin(sql), 0);
+    static tg_event_t evs[BIG];
+    for (int round = 0; round < 2; round++) {
+        big_batch(evs, day_us("2026-05-01") + round * 10 * 1000000LL);
+        for (int i = 0; i < BIG; i++) /* one usage_daily row, in both halves */
+            snprintf(evs[i].tenant, sizeof evs[i].tenant, "acme");
+        size_t ins = 0;
+        assert_int_equal(tg_store_append(t->s, evs, BIG, &ins, &err), 0);
+        assert_int_equal(ins, BIG);
+    }
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 2 * BIG);
+    assert_int_equal(tb_int(t, "SELECT sum(requests) FROM usage_daily"), 2 * BIG);
+    assert_daily_matches_events(t);
+}
+
+/* The twin's session ends and the server refuses a new one (here the role's connection
+ * limit, reached by the store's own session; max_connections alike). Before, every large
+ * batch failed from then on: the first half stored, the second refused, for as long as the
+ * limit held, the spool growing behind. Now the second half goes on the first connection,
+ * and no error names the password. */
+static void test_split_twin_refused_again(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    char role[64], sql[600], url[1024];
+    snprintf(role, sizeof role, "tg_twin_%d", (int)getpid());
+    snprintf(sql, sizeof sql,
+             "DROP SCHEMA IF EXISTS %s CASCADE; DROP ROLE IF EXISTS %s; CREATE ROLE %s LOGIN "
+             "PASSWORD 'sekret-twin'; CREATE SCHEMA %s AUTHORIZATION %s",
+             role, role, role, role, role);
+    assert_int_equal(tb_pg_admin(sql), 0);
+    const char *base = getenv("TG_TEST_PG_URL");
+    snprintf(url, sizeof url,
+             "%s%suser=%s&password=sekret-twin&options=-csearch_path%%3D%s&application_name=%s",
+             base, strchr(base, '?') ? "&" : "?", role, role, role);
+    tg_store_t *s = NULL;
+    assert_int_equal(tg_store_open(url, &s, &err), 0);
+    assert_int_equal(tg_store_set_busy_timeout(s, 150, &err), 0);
+    static tg_event_t evs[BIG];
+    big_batch(evs, day_us("2026-05-01"));
+    size_t ins = 0;
+    assert_int_equal(tg_store_append(s, evs, BIG, &ins, &err), 0);
+    char count[160];
+    snprintf(count, sizeof count,
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", role);
+    assert_int_equal(tb_int(t, count), 2); /* split: the twin is open */
+    snprintf(sql, sizeof sql,
+             "ALTER ROLE %s CONNECTION LIMIT 1; SELECT pg_terminate_backend(pid) FROM "
+             "pg_stat_activity WHERE application_name = '%s' AND pid <> %d",
+             role, role, PQbackendPID(((pg_store_t *)s)->conn));
+    assert_int_equal(tb_pg_admin(sql), 0);
+    for (int round = 1; round <= 3; round++) {
+        big_batch(evs, day_us("2026-05-01") + round * 10 * 1000000LL);
+        err.msg[0] = '\0';
+        int rc = tg_store_append(s, evs, BIG, &ins, &err);
+        assert_null(strstr(err.msg, "sekret"));
+        assert_int_equal(rc, 0);
+        assert_int_equal(ins, BIG);
+    }
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.usage_events", role);
+    assert_int_equal(tb_int(t, sql), 4 * BIG);
+    snprintf(sql, sizeof sql, "SELECT sum(requests) FROM %s.usage_daily", role);
+    assert_int_equal(tb_int(t, sql), 4 * BIG);
+    tg_store_close(s);
+    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE; DROP ROLE %s", role, role);
+    assert_int_equal(tb_pg_admin(sql), 0);
+}
+
 /* ---- months made ahead, without an exclusive lock -------------------------------------- */
 
 /* A batch in May makes June's partition too, so June's first events wait for nothing. */
@@ -696,6 +782,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_split_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_half_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_sessions_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_slow_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_twin_refused_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_month_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_month_beside_reader, setup, teardown),
     };
