@@ -1298,13 +1298,20 @@ static int take_token(parse_t *p, const yaml_node_t *n, const char *path, const 
     return 0;
 }
 
-/* The first line of the file, without the whitespace around it (an editor's newline, a
- * `\r\n`); what follows the first line is not read. A regular file only: a FIFO would hold
- * the main thread on reload. Read at every load, so SIGHUP picks up a rotated token. */
-static int read_token_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
-                           tg_config_t *c)
+/* The first line of a secret's file (admin_token_file, notify's secret_file,
+ * limits.password_file) in buf[b, e), without the whitespace around it (an editor's newline,
+ * a `\r\n`); what follows the first line is not read. A regular file only: a FIFO would hold
+ * the main thread on reload. Read at every load, so SIGHUP picks up a rotated file. */
+typedef struct first_line {
+    size_t b, e; /* the line, trimmed */
+    size_t got;  /* bytes read */
+    int full;    /* buf filled without a newline: the line may go on */
+} first_line_t;
+
+/* 0, or -1 with the message. The caller wipes buf. */
+static int read_first_line(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                           char *buf, size_t cap, first_line_t *l)
 {
-    char buf[TG_ADMIN_TOKEN_MAX + 64], src[KEYPATH];
     struct stat st;
     int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) return fail(p, n, path, "cannot open %s: %s", file, strerror(errno));
@@ -1314,30 +1321,42 @@ static int read_token_file(parse_t *p, const yaml_node_t *n, const char *path, c
     }
     size_t got = 0;
     int rerr = 0;
-    while (got < sizeof buf) {
-        ssize_t r = read(fd, buf + got, sizeof buf - got);
+    while (got < cap) {
+        ssize_t r = read(fd, buf + got, cap - got);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) rerr = errno;
         if (r <= 0) break;
         got += (size_t)r;
     }
     close(fd);
-    int rc;
+    if (rerr) return fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
     const char *nl = memchr(buf, '\n', got);
-    size_t b = 0, e = nl ? (size_t)(nl - buf) : got;
-    while (b < e && isspace((unsigned char)buf[b]))
-        b++;
-    while (e > b && isspace((unsigned char)buf[e - 1]))
-        e--;
+    l->got = got;
+    l->full = !nl && got == cap;
+    l->b = 0;
+    l->e = nl ? (size_t)(nl - buf) : got;
+    while (l->b < l->e && isspace((unsigned char)buf[l->b]))
+        l->b++;
+    while (l->e > l->b && isspace((unsigned char)buf[l->e - 1]))
+        l->e--;
+    return 0;
+}
+
+static int read_token_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                           tg_config_t *c)
+{
+    char buf[TG_ADMIN_TOKEN_MAX + 64], src[KEYPATH];
+    first_line_t l;
+    int rc = read_first_line(p, n, path, file, buf, sizeof buf, &l);
     keypath(src, "the token in %s: ", file);
-    if (rerr)
-        rc = fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
-    else if (!nl && got == sizeof buf)
+    if (rc < 0) {
+        /* (read_first_line set the message) */
+    } else if (l.full)
         rc = fail(p, n, path, "%sfirst line longer than %d bytes", src, TG_ADMIN_TOKEN_MAX);
-    else if (b == e)
-        rc = fail(p, n, path, "%s%s", src, got ? "the first line is empty" : "the file is empty");
+    else if (l.b == l.e)
+        rc = fail(p, n, path, "%s%s", src, l.got ? "the first line is empty" : "the file is empty");
     else
-        rc = take_token(p, n, path, src, buf + b, e - b, c);
+        rc = take_token(p, n, path, src, buf + l.b, l.e - l.b, c);
     OPENSSL_cleanse(buf, sizeof buf);
     return rc;
 }
@@ -1640,50 +1659,26 @@ static int parse_actions(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
 
 #define MAX_SECRET 1024
 
-/* The first line of file, without the whitespace around it (an editor's newline, a `\r\n`),
- * as *out (malloc'd, *len bytes): notify's secret_file, limits.password_file. what names it
- * in messages, which never show it. A regular file only: a FIFO would hold the main thread
- * on reload. The read buffer is wiped. */
+/* The first line of file (read_first_line) as *out (malloc'd, *len bytes): notify's
+ * secret_file, limits.password_file. what names it in messages, which never show it. */
 static int read_secret_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
                             const char *what, char **out, size_t *len)
 {
     char buf[MAX_SECRET + 64];
-    struct stat st;
-    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return fail(p, n, path, "cannot open %s: %s", file, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(p, n, path, "%s is not a regular file", file);
-    }
-    size_t got = 0;
-    int rerr = 0;
-    while (got < sizeof buf) {
-        ssize_t r = read(fd, buf + got, sizeof buf - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) rerr = errno;
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    const char *nl = memchr(buf, '\n', got);
-    size_t b = 0, e = nl ? (size_t)(nl - buf) : got;
-    while (b < e && isspace((unsigned char)buf[b]))
-        b++;
-    while (e > b && isspace((unsigned char)buf[e - 1]))
-        e--;
-    int rc = 0;
-    if (rerr)
-        rc = fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
-    else if (b == e)
+    first_line_t l;
+    int rc = read_first_line(p, n, path, file, buf, sizeof buf, &l);
+    if (rc < 0) {
+        /* (read_first_line set the message) */
+    } else if (l.b == l.e)
         rc = fail(p, n, path, "the %s in %s: the first line is empty", what, file);
-    else if (e - b > MAX_SECRET)
+    else if (l.e - l.b > MAX_SECRET)
         rc = fail(p, n, path, "the %s in %s: longer than %d bytes", what, file, MAX_SECRET);
-    else if (!(*out = malloc(e - b + 1)))
+    else if (!(*out = malloc(l.e - l.b + 1)))
         rc = oom(p, n, path);
     else {
-        memcpy(*out, buf + b, e - b);
-        (*out)[e - b] = '\0';
-        *len = e - b;
+        memcpy(*out, buf + l.b, l.e - l.b);
+        (*out)[l.e - l.b] = '\0';
+        *len = l.e - l.b;
     }
     OPENSSL_cleanse(buf, sizeof buf);
     return rc;
