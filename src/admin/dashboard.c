@@ -6,6 +6,8 @@
 #include <openssl/hmac.h>
 #include <string.h>
 
+#include "util/pct.h"
+
 const tg_asset_t *tg_admin_asset(const char *name)
 {
     for (const tg_asset_t *a = tg_admin_assets; a->name; a++)
@@ -29,36 +31,6 @@ const char *tg_admin_asset_type(const char *name)
         if (n > el && strcmp(name + n - el, types[i].ext) == 0) return types[i].type;
     }
     return "application/octet-stream";
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes n bytes of s into out (cap bytes, NUL-terminated); -1 on a bad escape,
- * a %00 (the text would end there: "a%00junk" would stand for "a") or when it does not
- * fit. '+' stays '+'. */
-static int pct_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= n) return -1;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0 || (h | l) == 0) return -1;
-            ch = (char)(h * 16 + l);
-            i += 2;
-        }
-        if (o + 1 >= cap) return -1;
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    return 0;
 }
 
 static int tenant_id_ok(const char *id)
@@ -85,7 +57,7 @@ tg_dash_route_t tg_admin_dash_route(const char *path, char *out, size_t cap)
     p++;
     if (strncmp(p, "tenant/", 7) == 0) {
         char id[64];
-        if (pct_decode(p + 7, strlen(p + 7), id, sizeof id) == 0 && tenant_id_ok(id))
+        if (tg_pct_decode(p + 7, strlen(p + 7), id, sizeof id) == 0 && tenant_id_ok(id))
             return TG_DASH_PAGE;
         return TG_DASH_UNKNOWN;
     }
@@ -96,7 +68,7 @@ tg_dash_route_t tg_admin_dash_route(const char *path, char *out, size_t cap)
     }
     if (strncmp(p, "api/tenant/", 11) == 0) {
         char id[64];
-        if (pct_decode(p + 11, strlen(p + 11), id, sizeof id) != 0 || !tenant_id_ok(id) ||
+        if (tg_pct_decode(p + 11, strlen(p + 11), id, sizeof id) != 0 || !tenant_id_ok(id) ||
             cap < 7 + strlen(id) + 1)
             return TG_DASH_UNKNOWN;
         strcpy(out, "tenant/");
@@ -174,7 +146,7 @@ int tg_admin_check_token_param(const char *query, const unsigned char *want)
         const char *end = strchr(p, '&');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         if (n >= 6 && memcmp(p, "token=", 6) == 0)
-            found = pct_decode(p + 6, n - 6, tok, sizeof tok) == 0 && tok[0];
+            found = tg_pct_decode(p + 6, n - 6, tok, sizeof tok) == 0 && tok[0];
         p = end ? end + 1 : NULL;
     }
     if (!found) tok[0] = '\0';

@@ -31,6 +31,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/money.h"
+#include "util/pct.h"
 #include "util/sizes.h"
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is a page of YAML; refuse runaway input */
@@ -562,28 +563,69 @@ static int get_store(parse_t *p, const yaml_node_t *n, const char *path, char **
     return 0;
 }
 
-/* limits.backend: "memory", or redis://HOST[:PORT][/DB] (HOST a name, an IPv4 literal or
- * an IPv6 one in brackets). No credentials or TLS yet: a URL with "@" or another scheme is
- * refused rather than half used. */
+/* One part of a redis:// URL's credentials, [s, e), percent-decoded into *out (malloc'd).
+ * NULL, or the problem, which never quotes the text. */
+static const char *decode_part(const char *s, const char *e, int password, char **out)
+{
+    size_t n = (size_t)(e - s);
+    char *d = malloc(n + 1);
+    if (!d) return "out of memory";
+    if (tg_pct_decode(s, n, d, n + 1) != 0) {
+        OPENSSL_cleanse(d, n + 1);
+        free(d);
+        return password ? "bad percent escape in the password (%XX with two hex digits, not "
+                          "%00; a literal % is %25)"
+                        : "bad percent escape in the user (%XX with two hex digits, not %00; a "
+                          "literal % is %25)";
+    }
+    *out = d;
+    return NULL;
+}
+
+/* The credentials of a redis:// URL, [s, at): ":PASSWORD" or "USER:PASSWORD" (Redis 6's
+ * ACL users), the user ending at the first ":". A USER alone is kept without a password:
+ * limits.password_file may give it (parse_redis_password checks). */
+static const char *get_credentials(const char *s, const char *at, tg_config_t *c)
+{
+    const char *colon = memchr(s, ':', (size_t)(at - s));
+    const char *uend = colon ? colon : at, *problem;
+    if (s == at)
+        return "nothing before \"@\" (write redis://:PASSWORD@HOST or "
+               "redis://USER:PASSWORD@HOST)";
+    if (colon && colon + 1 == at)
+        return "empty password after \":\" (write redis://:PASSWORD@HOST, or leave out the "
+               "\"@\" for a Redis without one)";
+    if (uend > s && (problem = decode_part(s, uend, 0, &c->limits.redis_user))) return problem;
+    if (colon && (problem = decode_part(colon + 1, at, 1, &c->limits.redis_password)))
+        return problem;
+    return NULL;
+}
+
+/* limits.backend: "memory", or redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (HOST a name, an
+ * IPv4 literal or an IPv6 one in brackets; USER and PASSWORD percent-decoded, as in Redis's
+ * own URI scheme). The credentials end at the last "@" (no host, port or database holds
+ * one), so a password from ${ENV} with "@" or "/" in it still parses; a "%" in it must be
+ * written %25 (or the password given in limits.password_file, taken as it is). No message
+ * quotes the URL: it may hold the password. No TLS yet: another scheme is refused rather
+ * than half used. */
 static int get_backend(parse_t *p, const yaml_node_t *n, const char *path, tg_config_t *c)
 {
     char *v;
     if (scalar(p, n, path, "a limits backend", &v) < 0) return -1;
     const char *problem = NULL;
-    const char *h = v + TG_LIT_LEN("redis://"), *hend;
+    const char *h = v + TG_LIT_LEN("redis://"), *hend, *at;
     if (!strcmp(v, "memory")) {
         free(v);
         return 0;
     }
     if (strncmp(v, TG_LIT("redis://"))) {
-        problem = "must be memory or redis://HOST[:PORT][/DB] (rediss://, sentinel and cluster "
-                  "seeds are not supported yet)";
+        problem = "must be memory or redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss://, "
+                  "sentinel and cluster seeds are not supported yet)";
         goto bad;
     }
-    if (strchr(h, '@')) {
-        problem = "credentials in the URL are not supported yet (use a Redis bound to a "
-                  "private address)";
-        goto bad;
+    if ((at = strrchr(h, '@'))) {
+        if ((problem = get_credentials(h, at, c))) goto bad;
+        h = at + 1;
     }
     if (*h == '[') {
         hend = strchr(h, ']');
@@ -596,13 +638,14 @@ static int get_backend(parse_t *p, const yaml_node_t *n, const char *path, tg_co
         hend = h + strcspn(h, ":/");
     }
     if (hend == h) {
-        problem = "needs a host, e.g. redis://127.0.0.1:6379/0";
+        problem = at ? "needs a host after \"@\", e.g. redis://:PASSWORD@127.0.0.1:6379/0"
+                     : "needs a host, e.g. redis://127.0.0.1:6379/0";
         goto bad;
     }
     c->limits.redis_host = strndup(h, (size_t)(hend - h));
     if (!c->limits.redis_host) {
-        free(v);
-        return oom(p, n, path);
+        problem = "out of memory";
+        goto bad;
     }
     const char *r = *hend == ']' ? hend + 1 : hend;
     unsigned long long x;
@@ -622,14 +665,16 @@ static int get_backend(parse_t *p, const yaml_node_t *n, const char *path, tg_co
         }
         c->limits.redis_db = (int)x;
     } else if (*r && strcmp(r, "/")) {
-        problem = "unexpected text after the host (redis://HOST[:PORT][/DB])";
+        problem = "unexpected text after the host (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB])";
         goto bad;
     }
     c->limits.redis = 1;
+    OPENSSL_cleanse(v, strlen(v));
     free(v);
     return 0;
 bad:
     fail(p, n, path, "%s", problem);
+    OPENSSL_cleanse(v, strlen(v));
     free(v);
     return -1;
 }
@@ -1253,13 +1298,20 @@ static int take_token(parse_t *p, const yaml_node_t *n, const char *path, const 
     return 0;
 }
 
-/* The first line of the file, without the whitespace around it (an editor's newline, a
- * `\r\n`); what follows the first line is not read. A regular file only: a FIFO would hold
- * the main thread on reload. Read at every load, so SIGHUP picks up a rotated token. */
-static int read_token_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
-                           tg_config_t *c)
+/* The first line of a secret's file (admin_token_file, notify's secret_file,
+ * limits.password_file) in buf[b, e), without the whitespace around it (an editor's newline,
+ * a `\r\n`); what follows the first line is not read. A regular file only: a FIFO would hold
+ * the main thread on reload. Read at every load, so SIGHUP picks up a rotated file. */
+typedef struct first_line {
+    size_t b, e; /* the line, trimmed */
+    size_t got;  /* bytes read */
+    int full;    /* buf filled without a newline: the line may go on */
+} first_line_t;
+
+/* 0, or -1 with the message. The caller wipes buf. */
+static int read_first_line(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                           char *buf, size_t cap, first_line_t *l)
 {
-    char buf[TG_ADMIN_TOKEN_MAX + 64], src[KEYPATH];
     struct stat st;
     int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) return fail(p, n, path, "cannot open %s: %s", file, strerror(errno));
@@ -1269,30 +1321,42 @@ static int read_token_file(parse_t *p, const yaml_node_t *n, const char *path, c
     }
     size_t got = 0;
     int rerr = 0;
-    while (got < sizeof buf) {
-        ssize_t r = read(fd, buf + got, sizeof buf - got);
+    while (got < cap) {
+        ssize_t r = read(fd, buf + got, cap - got);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) rerr = errno;
         if (r <= 0) break;
         got += (size_t)r;
     }
     close(fd);
-    int rc;
+    if (rerr) return fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
     const char *nl = memchr(buf, '\n', got);
-    size_t b = 0, e = nl ? (size_t)(nl - buf) : got;
-    while (b < e && isspace((unsigned char)buf[b]))
-        b++;
-    while (e > b && isspace((unsigned char)buf[e - 1]))
-        e--;
+    l->got = got;
+    l->full = !nl && got == cap;
+    l->b = 0;
+    l->e = nl ? (size_t)(nl - buf) : got;
+    while (l->b < l->e && isspace((unsigned char)buf[l->b]))
+        l->b++;
+    while (l->e > l->b && isspace((unsigned char)buf[l->e - 1]))
+        l->e--;
+    return 0;
+}
+
+static int read_token_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                           tg_config_t *c)
+{
+    char buf[TG_ADMIN_TOKEN_MAX + 64], src[KEYPATH];
+    first_line_t l;
+    int rc = read_first_line(p, n, path, file, buf, sizeof buf, &l);
     keypath(src, "the token in %s: ", file);
-    if (rerr)
-        rc = fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
-    else if (!nl && got == sizeof buf)
+    if (rc < 0) {
+        /* (read_first_line set the message) */
+    } else if (l.full)
         rc = fail(p, n, path, "%sfirst line longer than %d bytes", src, TG_ADMIN_TOKEN_MAX);
-    else if (b == e)
-        rc = fail(p, n, path, "%s%s", src, got ? "the first line is empty" : "the file is empty");
+    else if (l.b == l.e)
+        rc = fail(p, n, path, "%s%s", src, l.got ? "the first line is empty" : "the file is empty");
     else
-        rc = take_token(p, n, path, src, buf + b, e - b, c);
+        rc = take_token(p, n, path, src, buf + l.b, l.e - l.b, c);
     OPENSSL_cleanse(buf, sizeof buf);
     return rc;
 }
@@ -1591,6 +1655,61 @@ static int parse_actions(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
     return 0;
 }
 
+/* ---- secrets in files --------------------------------------------------- */
+
+#define MAX_SECRET 1024
+
+/* The first line of file (read_first_line) as *out (malloc'd, *len bytes): notify's
+ * secret_file, limits.password_file. what names it in messages, which never show it. */
+static int read_secret_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                            const char *what, char **out, size_t *len)
+{
+    char buf[MAX_SECRET + 64];
+    first_line_t l;
+    int rc = read_first_line(p, n, path, file, buf, sizeof buf, &l);
+    if (rc < 0) {
+        /* (read_first_line set the message) */
+    } else if (l.b == l.e)
+        rc = fail(p, n, path, "the %s in %s: the first line is empty", what, file);
+    else if (l.e - l.b > MAX_SECRET)
+        rc = fail(p, n, path, "the %s in %s: longer than %d bytes", what, file, MAX_SECRET);
+    else if (!(*out = malloc(l.e - l.b + 1)))
+        rc = oom(p, n, path);
+    else {
+        memcpy(*out, buf + l.b, l.e - l.b);
+        (*out)[l.e - l.b] = '\0';
+        *len = l.e - l.b;
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    return rc;
+}
+
+/* limits.password_file: the Redis password, the first line of the file taken as it is (not
+ * percent-decoded), for a redis:// URL without one; and the check that a user in the URL
+ * has a password from one or the other. Read at every load, but the backend and its
+ * password take effect on restart (a reload that changes them says so). */
+static int parse_redis_password(parse_t *p, const yaml_node_t *limits, tg_config_t *c)
+{
+    yaml_node_t *file = limits ? find_key(p, limits, "password_file") : NULL;
+    const char *path = "limits.password_file";
+    if (file) {
+        if (!c->limits.redis) return fail(p, file, path, "only with a redis:// limits.backend");
+        if (c->limits.redis_password)
+            return fail(p, file, path,
+                        "give the password in limits.backend or limits.password_file, not both");
+        size_t len;
+        if (get_path(p, file, path, &c->limits.redis_pw_file) < 0 ||
+            read_secret_file(p, file, path, c->limits.redis_pw_file, "password",
+                             &c->limits.redis_password, &len) < 0)
+            return -1;
+    }
+    if (c->limits.redis_user && !c->limits.redis_password)
+        return fail(p, find_key(p, limits, "backend"), "limits.backend",
+                    "a user needs a password: redis://USER:PASSWORD@HOST (or "
+                    "limits.password_file)");
+    return 0;
+}
+
 /* ---- notify ------------------------------------------------------------ */
 
 /* notify: [{ type: webhook, url, secret | secret_file }, { type: alertmanager, url },
@@ -1617,7 +1736,6 @@ static const field_t notifier_fields[] = {
     {"resend", V_MS0, offsetof(tg_notifier_conf_t, resend_ms)},
 };
 
-#define MAX_SECRET  1024
 #define MAX_ARGS    64
 #define MAX_URL     2048
 #define MAX_TIMEOUT 60000
@@ -1657,52 +1775,6 @@ static int get_notify_url(parse_t *p, const yaml_node_t *n, const char *path, ch
     }
     *out = v;
     return 0;
-}
-
-/* The first line of file, without the whitespace around it, as the secret. */
-static int read_secret_file(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
-                            tg_notifier_conf_t *nc)
-{
-    char buf[MAX_SECRET + 64];
-    struct stat st;
-    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return fail(p, n, path, "cannot open %s: %s", file, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(p, n, path, "%s is not a regular file", file);
-    }
-    size_t got = 0;
-    int rerr = 0;
-    while (got < sizeof buf) {
-        ssize_t r = read(fd, buf + got, sizeof buf - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) rerr = errno;
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    const char *nl = memchr(buf, '\n', got);
-    size_t b = 0, e = nl ? (size_t)(nl - buf) : got;
-    while (b < e && isspace((unsigned char)buf[b]))
-        b++;
-    while (e > b && isspace((unsigned char)buf[e - 1]))
-        e--;
-    int rc = 0;
-    if (rerr)
-        rc = fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
-    else if (b == e)
-        rc = fail(p, n, path, "the secret in %s: the first line is empty", file);
-    else if (e - b > MAX_SECRET)
-        rc = fail(p, n, path, "the secret in %s: longer than %d bytes", file, MAX_SECRET);
-    else if (!(nc->secret = malloc(e - b + 1)))
-        rc = oom(p, n, path);
-    else {
-        memcpy(nc->secret, buf + b, e - b);
-        nc->secret[e - b] = '\0';
-        nc->secret_len = e - b;
-    }
-    OPENSSL_cleanse(buf, sizeof buf);
-    return rc;
 }
 
 static int get_secret(parse_t *p, const yaml_node_t *n, const char *path, tg_notifier_conf_t *nc)
@@ -1800,7 +1872,8 @@ static int notifier_keys(parse_t *p, const yaml_node_t *item, const char *sub,
         char *file;
         join(key, sub, "secret_file");
         if (get_path(p, vals[NF_SECRET_FILE], key, &file) < 0) return -1;
-        int rc = read_secret_file(p, vals[NF_SECRET_FILE], key, file, nc);
+        int rc = read_secret_file(p, vals[NF_SECRET_FILE], key, file, "secret", &nc->secret,
+                                  &nc->secret_len);
         free(file);
         if (rc < 0) return -1;
     }
@@ -1937,6 +2010,7 @@ static const field_t limits_backend_fields[] = {
     {"reservation_ttl", V_MS, offsetof(tg_config_t, limits.reservation_ttl_ms)},
     {"on_backend_down", V_ONDOWN, offsetof(tg_config_t, limits.on_down)},
     {"instances", V_INT1, offsetof(tg_config_t, limits.instances)},
+    {"password_file", V_SECTION, 0}, /* parse_redis_password */
 };
 static int parse_notify(parse_t *p, const yaml_node_t *seq, tg_config_t *c);
 static const field_t notify_retry_fields[] = {
@@ -2078,9 +2152,10 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
                                       NFIELDS(metrics_fields), c, s) < 0) ||
         (v[R_LIMITS] && parse_fields(p, v[R_LIMITS], "limits", limits_backend_fields,
                                      NFIELDS(limits_backend_fields), c, s) < 0) ||
-        parse_upstreams(p, v[R_UPSTREAMS], c) < 0 || parse_routes(p, v[R_ROUTES], c) < 0 ||
-        parse_defaults(p, v[R_DEFAULTS], c) < 0 || parse_prices(p, v[R_PRICES], c) < 0 ||
-        parse_alarms(p, v[R_ALARMS], c) < 0 || parse_actions(p, v[R_ACTIONS], c) < 0)
+        parse_redis_password(p, v[R_LIMITS], c) < 0 || parse_upstreams(p, v[R_UPSTREAMS], c) < 0 ||
+        parse_routes(p, v[R_ROUTES], c) < 0 || parse_defaults(p, v[R_DEFAULTS], c) < 0 ||
+        parse_prices(p, v[R_PRICES], c) < 0 || parse_alarms(p, v[R_ALARMS], c) < 0 ||
+        parse_actions(p, v[R_ACTIONS], c) < 0)
         return -1;
     yaml_node_t *nr[MAX_FIELDS] = {0};
     if ((v[R_NOTIFY_RETRY] &&
@@ -2117,6 +2192,12 @@ static void config_free(tg_config_t *c)
     OPENSSL_cleanse(c->server.admin_token_sha256, sizeof c->server.admin_token_sha256);
     free(c->store);
     free(c->limits.redis_host);
+    if (c->limits.redis_user) OPENSSL_cleanse(c->limits.redis_user, strlen(c->limits.redis_user));
+    if (c->limits.redis_password)
+        OPENSSL_cleanse(c->limits.redis_password, strlen(c->limits.redis_password));
+    free(c->limits.redis_user);
+    free(c->limits.redis_password);
+    free(c->limits.redis_pw_file);
     free(c->log.access);
     free(c->log.level);
     free(c->recorder.spool);

@@ -163,11 +163,17 @@ typedef struct tg_config {
                                        X-Forwarded-For is believed */
     struct {
         /* limits.backend: "memory" (the default: limiter and budget state in this process)
-         * or redis://HOST[:PORT][/DB] (state shared by every gateway on that Redis). */
+         * or redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (state shared by every gateway on
+         * that Redis). The password is a credential: no message, log line or page shows it
+         * (only host, port and database are ever printed), and it is wiped when freed. */
         int redis;                /* 1: the Redis backend below */
         char *redis_host;         /* a name or an IP literal (IPv6 without brackets) */
         int redis_port;           /* default 6379 */
         int redis_db;             /* default 0 */
+        char *redis_user;         /* an ACL user (Redis 6), percent-decoded, or NULL: default */
+        char *redis_password;     /* percent-decoded from the URL or limits.password_file's
+                                     first line, or NULL: no AUTH */
+        char *redis_pw_file;      /* limits.password_file, or NULL */
         long timeout_ms;          /* limits.timeout: one admission's wait for Redis, default 20 */
         long reservation_ttl_ms;  /* limits.reservation_ttl: an in-flight slot's and a budget
                                      reservation's life in Redis, default 5m: what a gateway

@@ -107,9 +107,10 @@ static int worker_init(tg_worker_t *w, tg_server_t *srv, int id, int fd, tg_err_
     const tg_config_t *c = srv->cfg;
     if (c->limits.redis) {
         /* (Connected from the worker's loop once it runs; down until then.) */
-        w->redis =
-            tg_redis_new(&w->loop, c->limits.redis_host, c->limits.redis_port, c->limits.redis_db,
-                         c->limits.timeout_ms, c->limits.reservation_ttl_ms, id, &srv->redis_stats);
+        tg_redis_addr_t addr = {c->limits.redis_host, c->limits.redis_port, c->limits.redis_db,
+                                c->limits.redis_user, c->limits.redis_password};
+        w->redis = tg_redis_new(&w->loop, &addr, c->limits.timeout_ms, c->limits.reservation_ttl_ms,
+                                id, &srv->redis_stats);
         if (!w->redis) return tg_err_set(err, "cannot create the shared limiter's client");
     }
     w->metrics = tg_metrics_block_new(srv->metrics);
@@ -625,6 +626,25 @@ static void on_alarm_timer(uv_timer_t *t)
     alarm_tick(m->srv, m->alarms, m->srv->cfg);
 }
 
+/* 1 when a and b (either may be NULL) hold the same text. */
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+/* 1 when the shared limiter's address or credentials differ: each worker's client was made
+ * with them at start (its connection authenticates with them at each reconnect). */
+static int backend_changed(const tg_config_t *next, const tg_config_t *cur)
+{
+    if (next->limits.redis != cur->limits.redis) return 1;
+    return next->limits.redis &&
+           (strcmp(next->limits.redis_host, cur->limits.redis_host) ||
+            next->limits.redis_port != cur->limits.redis_port ||
+            next->limits.redis_db != cur->limits.redis_db ||
+            !same_text(next->limits.redis_user, cur->limits.redis_user) ||
+            !same_text(next->limits.redis_password, cur->limits.redis_password));
+}
+
 static void reload(main_ctx_t *m)
 {
     tg_config_t *next;
@@ -637,13 +657,9 @@ static void reload(main_ctx_t *m)
     if (strcmp(next->server.listen, cur->server.listen) != 0 ||
         strcmp(next->server.admin_listen, cur->server.admin_listen) != 0 ||
         strcmp(next->store, cur->store) != 0 || next->server.workers != cur->server.workers ||
-        next->limits.redis != cur->limits.redis ||
-        (next->limits.redis && (strcmp(next->limits.redis_host, cur->limits.redis_host) ||
-                                next->limits.redis_port != cur->limits.redis_port ||
-                                next->limits.redis_db != cur->limits.redis_db)))
-        TG_WARN(
-            "reload: server.listen, admin_listen, workers, store and limits.backend take effect "
-            "on restart");
+        backend_changed(next, cur))
+        TG_WARN("reload: server.listen, admin_listen, workers, store and limits.backend (its "
+                "password too) take effect on restart");
     tg_log_level_t lvl;
     if (tg_log_parse_level(next->log.level, &lvl) == 0) tg_log_level = lvl;
     /* The admin reads the token from m->srv->cfg per request: the swap below changes it. */

@@ -10,6 +10,7 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stddef.h>
@@ -64,8 +65,11 @@ struct tg_redis {
     int closing;           /* tg_redis_free was called */
     int finished;          /* and the client is ending (finish_free) */
     int said_down;         /* "down" was logged since the last "up" */
+    char said_why[160];    /* with this reason (a set-up refusal that differs is logged too) */
     char host[256];
     int port, db;
+    char *user;     /* an ACL user, or NULL (the default user) */
+    char *password; /* AUTH's, or NULL: none sent. Never logged; wiped when freed */
     long timeout_ms, ttl_ms;
     int worker;
     long backoff_ms;
@@ -179,18 +183,28 @@ static void arm_deadline(tg_redis_t *rc)
 
 /* ---- state ---------------------------------------------------------------------------------- */
 
-static void mark_down(tg_redis_t *rc, const char *why)
+/* Down, logged once per change of state; setup_failed asks (again) for a refusal whose
+ * reason differs from the one logged, so "connection closed" does not hide a WRONGPASS that
+ * keeps it down, while the same refusal at every reconnect is logged once. */
+static void mark_down_why(tg_redis_t *rc, const char *why, int new_reason)
 {
     if (rc->up) {
         rc->up = 0;
         atomic_fetch_sub_explicit(&rc->stats->up, 1, memory_order_relaxed);
     }
-    if (!rc->said_down && !rc->closing) {
+    if ((!rc->said_down || (new_reason && strncmp(rc->said_why, why, sizeof rc->said_why - 1))) &&
+        !rc->closing) {
         rc->said_down = 1;
+        snprintf(rc->said_why, sizeof rc->said_why, "%s", why);
         TG_WARN("limits: redis %s:%d down (worker %d): %s; limits.on_backend_down applies until it "
                 "is back",
                 rc->host, rc->port, rc->worker, why);
     }
+}
+
+static void mark_down(tg_redis_t *rc, const char *why)
+{
+    mark_down_why(rc, why, 0);
 }
 
 static void on_retry(uv_timer_t *h)
@@ -334,30 +348,85 @@ static void on_probe(uv_timer_t *h)
     uv_timer_start(&rc->retry, on_probe, PROBE_MS, 0);
 }
 
+/* A reply's error text for a log line: never one that holds the password (Redis does not
+ * echo it, but a proxy in front of it might). */
+static const char *error_text(const tg_redis_t *rc, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ERROR) return "an unexpected reply";
+    if (rc->password && strstr(r->str, rc->password))
+        return "an error (not shown: it holds the password)";
+    return r->str;
+}
+
+/* The connection being set up (AUTH, SELECT, SCRIPT LOAD) got an error reply to step: it
+ * failed like a refused connection (down, the reason logged once, made again with the
+ * backoff; each new connection authenticates again). Detached first (ac->data NULL): the
+ * replies still pending on it and its disconnect are nobody's. hiredis frees it once the
+ * callback that calls this returns. */
+static void setup_failed(tg_redis_t *rc, redisAsyncContext *ac, const char *step,
+                         const redisReply *r)
+{
+    char why[320];
+    const char *hint = "";
+    if (!strncmp(r->str, "NOAUTH", 6) && !rc->password)
+        hint = " (Redis asks for a password: redis://:PASSWORD@HOST in limits.backend, or "
+               "limits.password_file)";
+    else if (!strcmp(step, "AUTH"))
+        hint = " (check the user and password of limits.backend or limits.password_file)";
+    snprintf(why, sizeof why, "%s refused: %s%s", step, error_text(rc, r), hint);
+    rc->ac = NULL;
+    ac->data = NULL;
+    mark_down_why(rc, why, 1);
+    redisAsyncFree(ac);
+    schedule_retry(rc); /* (in place of the connect timeout) */
+}
+
+/* During the set-up: the connection's first replies, before it is up or stalled. */
+static int setting_up(const tg_redis_t *rc, const redisAsyncContext *ac)
+{
+    return !rc->up && !rc->stalled && rc->ac == ac;
+}
+
 static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)ac;
     (void)priv;
     tg_redis_t *rc = ac->data;
     redisReply *r = reply;
     if (!rc || rc->closing || !r) return; /* (no reply: the connection went; retried) */
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-        const char *why = r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply";
+        if (r->type == REDIS_REPLY_ERROR && setting_up(rc, ac)) {
+            setup_failed(rc, ac, "SCRIPT LOAD", r);
+            return;
+        }
         TG_WARN("limits: redis %s:%d (worker %d): cannot load the script: %s", rc->host, rc->port,
-                rc->worker, why);
+                rc->worker, error_text(rc, r));
         return;
     }
     memcpy(rc->sha, r->str, 40);
     if (!rc->stalled) become_up(rc); /* (stalled: the PING that follows decides) */
 }
 
+/* A database that cannot be selected is a failed connection: the script loaded in database 0
+ * would count every limit in the wrong place. */
 static void on_select(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     tg_redis_t *rc = ac->data;
     redisReply *r = reply;
-    if (rc && r && r->type == REDIS_REPLY_ERROR)
-        TG_WARN("limits: redis %s:%d: SELECT %d: %s", rc->host, rc->port, rc->db, r->str);
+    if (rc && !rc->closing && r && r->type == REDIS_REPLY_ERROR && setting_up(rc, ac)) {
+        char step[32];
+        snprintf(step, sizeof step, "SELECT %d", rc->db);
+        setup_failed(rc, ac, step, r);
+    }
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    tg_redis_t *rc = ac->data;
+    redisReply *r = reply;
+    if (rc && !rc->closing && r && r->type == REDIS_REPLY_ERROR && setting_up(rc, ac))
+        setup_failed(rc, ac, "AUTH", r);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -407,6 +476,13 @@ static void connect_now(tg_redis_t *rc)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     rc->ac = ac;
     uv_timer_start(&rc->retry, on_connect_timeout, CONNECT_MS, 0);
+    if (rc->password) {
+        /* First, on every connection: Redis answers anything else NOAUTH until it. Argv,
+         * so any byte of the password goes as it is. */
+        const char *argv[3] = {"AUTH", rc->user ? rc->user : rc->password, rc->password};
+        size_t lens[3] = {4, strlen(argv[1]), strlen(rc->password)};
+        redisAsyncCommandArgv(ac, on_auth, NULL, rc->user ? 3 : 2, argv, lens);
+    }
     if (rc->db) redisAsyncCommand(ac, on_select, NULL, "SELECT %d", rc->db);
     /* (An EVALSHA that finds no script loads it again too: on_reply.) */
     redisAsyncCommand(ac, on_loaded, NULL, "SCRIPT LOAD %s", tg_redis_lua);
@@ -519,15 +595,28 @@ static void on_deadline(uv_timer_t *h)
 /* ---- the interface -----------------------------------------------------------------------------
  */
 
-tg_redis_t *tg_redis_new(uv_loop_t *loop, const char *host, int port, int db, long timeout_ms,
-                         long ttl_ms, int worker, tg_redis_stats_t *stats)
+static void free_secret(char *s)
+{
+    if (!s) return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+tg_redis_t *tg_redis_new(uv_loop_t *loop, const tg_redis_addr_t *addr, long timeout_ms, long ttl_ms,
+                         int worker, tg_redis_stats_t *stats)
 {
     tg_redis_t *rc = calloc(1, sizeof *rc);
     if (!rc) return NULL;
+    if ((addr->user && !(rc->user = strdup(addr->user))) ||
+        (addr->password && !(rc->password = strdup(addr->password)))) {
+        free_secret(rc->user);
+        free(rc);
+        return NULL;
+    }
     rc->loop = loop;
-    snprintf(rc->host, sizeof rc->host, "%s", host);
-    rc->port = port;
-    rc->db = db;
+    snprintf(rc->host, sizeof rc->host, "%s", addr->host);
+    rc->port = addr->port;
+    rc->db = addr->db;
     rc->timeout_ms = timeout_ms;
     rc->ttl_ms = ttl_ms;
     rc->worker = worker;
@@ -537,6 +626,8 @@ tg_redis_t *tg_redis_new(uv_loop_t *loop, const char *host, int port, int db, lo
     unsigned mdlen = 0;
     if (RAND_bytes(rnd, sizeof rnd) != 1 ||
         EVP_Digest(tg_redis_lua, strlen(tg_redis_lua), md, &mdlen, EVP_sha1(), NULL) != 1) {
+        free_secret(rc->user);
+        free_secret(rc->password);
         free(rc);
         return NULL;
     }
@@ -556,7 +647,10 @@ tg_redis_t *tg_redis_new(uv_loop_t *loop, const char *host, int port, int db, lo
 static void on_handle_closed(uv_handle_t *h)
 {
     tg_redis_t *rc = h->data;
-    if (--rc->open_handles == 0) free(rc);
+    if (--rc->open_handles) return;
+    free_secret(rc->user);
+    free_secret(rc->password);
+    free(rc);
 }
 
 /* The end of a client: the connection freed (pending callbacks run with no reply), the

@@ -12,9 +12,10 @@
  * logged at debug and counted). NOSCRIPT (Redis restarted, SCRIPT FLUSH) loads the script
  * again ahead of the same command on the same connection, which Redis runs in order.
  *
- * Connection state: connected and the script loaded is "up". A refused or lost connection
- * is "down": admissions fall back at once, without waiting, and the connection is made again
- * with a backoff (100 ms doubling to 2 s; a connect not up in 1 s is given up). Three
+ * Connection state: connected (authenticated, the database selected) and the script loaded
+ * is "up". A refused or lost connection, or one whose AUTH, SELECT or SCRIPT LOAD is
+ * refused, is "down": admissions fall back at once, without waiting, and the connection is made
+ * again with a backoff (100 ms doubling to 2 s; a connect not up in 1 s is given up). Three
  * admissions in a row without an answer in time is "down" too, but the connection is kept
  * (what Redis still runs of them is answered late and undone, where a dropped connection's
  * commands might run with nobody to give them back) and PINGed every 250 ms: an answer
@@ -57,10 +58,20 @@ typedef void (*tg_redis_admit_cb)(void *ud, const tg_admission_t *a, int64_t spe
                                   const tg_admit_plan_t *plan, const int64_t *ahead_us,
                                   size_t nahead);
 
-/* A client for loop, connecting at once to host:port, database db. timeout_ms: an
- * admission's wait; ttl_ms: a reservation's life; worker: its number (logs, request ids). */
-tg_redis_t *tg_redis_new(uv_loop_t *loop, const char *host, int port, int db, long timeout_ms,
-                         long ttl_ms, int worker, tg_redis_stats_t *stats);
+/* Where the shared limiter is, and how it lets us in (limits.backend). */
+typedef struct tg_redis_addr {
+    const char *host;
+    int port, db;
+    const char *user;     /* an ACL user (Redis 6), or NULL: the default user */
+    const char *password; /* or NULL: no AUTH */
+} tg_redis_addr_t;
+
+/* A client for loop, connecting at once to addr (copied; the password never logged). Each
+ * connection sends AUTH first when there is a password; a refused AUTH (or SELECT, or SCRIPT
+ * LOAD) is a failed connection. timeout_ms: an admission's wait; ttl_ms: a reservation's
+ * life; worker: its number (logs, request ids). */
+tg_redis_t *tg_redis_new(uv_loop_t *loop, const tg_redis_addr_t *addr, long timeout_ms, long ttl_ms,
+                         int worker, tg_redis_stats_t *stats);
 /* Closes the connection (pending callbacks run without a reply) and frees the client once
  * its handles are closed: call from its loop, before the loop's last run. */
 void tg_redis_free(tg_redis_t *rc);

@@ -1025,21 +1025,25 @@ export async function startGateways(n, store, { extra = {}, ...opts } = {}) {
  * Starts the Debian package's redis-server on a free loopback port with dir as its working
  * dir and no persistence; resolves once it answers PING. start() runs it again on the same
  * port (an empty Redis), stop() sends SIGTERM and waits for the exit; cli(...args) runs
- * redis-cli against it (stdout, or null on failure).
+ * redis-cli against it (stdout, or null on failure). args: more redis-server arguments
+ * (`--requirepass PW`, `--user "NAME on >PW ~* &* +@all"`); auth: the password redis-cli
+ * gives (`redis.auth`, which a test may change after a CONFIG SET requirepass).
  */
-export async function startRedis(dir) {
+export async function startRedis(dir, { args: more = [], auth = null } = {}) {
   const port = await freePort();
   const cli = async (...args) => {
-    const r = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--raw', ...args], { timeoutMs: 5000 });
+    const a = redis.auth === null ? [] : ['--no-auth-warning', '-a', redis.auth];
+    const r = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...a, '--raw', ...args], { timeoutMs: 5000 });
     return r.code === 0 ? r.stdout.trim() : null;
   };
   const redis = {
     port,
     url: `redis://127.0.0.1:${port}/0`,
     proc: null,
+    auth,
     cli,
     async start() {
-      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...more];
       let out = '';
       const proc = detachFromLoop(track(spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })));
       proc.stdout.on('data', (d) => (out += d));
