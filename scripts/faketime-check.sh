@@ -18,7 +18,7 @@ for t in "2027-01-31 23:59:58" "2028-02-29 12:00:00" "2027-12-31 23:59:59"; do
   echo "faketime-check: the clock at $t UTC"
   TZ=UTC FAKETIME_DONT_FAKE_MONOTONIC=1 LD_PRELOAD="$lib" FAKETIME="$t" scripts/run-unit.sh "$@" || fail=1
   if ! TOLLGATE_FAKETIME="$t" TOLLGATE_FAKETIME_LIB="$lib" \
-      node --test --test-concurrency="${E2E_JOBS:-2}" --test-reporter=dot "${E2E[@]}"; then
+      node --test --test-concurrency="${E2E_JOBS:-3}" --test-reporter=dot "${E2E[@]}"; then
     fail=1
   fi
 done
