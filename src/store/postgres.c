@@ -612,6 +612,25 @@ static int check_url(const char *url, tg_err_t *err)
                       msg);
 }
 
+/* After PQconnectdbParams into s->conn: 0 when it is up (described, its notices ignored);
+ * else err says "WHAT HOST:PORT/DB: why", s is freed, and -2 (out of memory) or -1. */
+static int connected(pg_store_t *s, const char *what, tg_err_t *err)
+{
+    if (!s->conn) {
+        free(s);
+        tg_err_set(err, "store postgres: out of memory");
+        return -2;
+    }
+    describe(s);
+    PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+    if (PQstatus(s->conn) == CONNECTION_OK) return 0;
+    char msg[200];
+    first_line(msg, sizeof msg, PQerrorMessage(s->conn));
+    tg_err_set(err, "%s %s: %s", what, s->where, msg);
+    pg_close(&s->base);
+    return -1;
+}
+
 /* A handle with every table of operations and no connection yet. */
 static pg_store_t *new_handle(int readonly)
 {
@@ -660,21 +679,10 @@ int pg_open_twin(pg_store_t *s, pg_store_t **out, tg_err_t *err)
     PQconninfoFree(opts);
     free(keys);
     free(vals);
-    if (!t->conn) {
-        free(t);
-        return tg_err_set(err, "store %s: out of memory", s->where);
-    }
-    describe(t);
-    PQsetNoticeProcessor(t->conn, ignore_notice, NULL);
-    if (PQstatus(t->conn) != CONNECTION_OK) {
-        char msg[200];
-        first_line(msg, sizeof msg, PQerrorMessage(t->conn));
-        tg_err_set(err, "cannot open a second connection to %s: %s", t->where, msg);
-        pg_close(&t->base);
-        return TG_STORE_BUSY;
-    }
+    int ret = connected(t, "cannot open a second connection to", err);
+    if (ret != 0) return ret < -1 ? -1 : TG_STORE_BUSY;
     t->busy_ms = s->busy_ms;
-    int ret = session_setup(t, "store", err);
+    ret = session_setup(t, "store", err);
     if (ret != 0) {
         pg_close(&t->base);
         return ret;
@@ -707,19 +715,7 @@ static int open_conn(const char *url, int readonly, tg_store_t **out, tg_err_t *
                                 NULL};
     const char *const vals[] = {"5", "10", "5", "3", "30000", "tollgate", url, NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
-    if (!s->conn) {
-        free(s);
-        return tg_err_set(err, "store postgres: out of memory");
-    }
-    describe(s);
-    PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        char msg[200];
-        first_line(msg, sizeof msg, PQerrorMessage(s->conn));
-        tg_err_set(err, "cannot open store %s: %s", s->where, msg);
-        pg_close(&s->base);
-        return -1;
-    }
+    if (connected(s, "cannot open store", err) != 0) return -1;
     if (session_setup(s, "store", err) != 0) goto fail;
     if (readonly) {
         int64_t v = 0;
