@@ -192,7 +192,12 @@ describe('query, report, backup, restore, archive', () => {
         if ((await curlJson(`${gw.url}/load?size=100`, { headers: auth })).status === 200) sent++;
       }
     })();
-    await waitFor(() => sent >= 5);
+    // Answered requests reach the store within a flush window, not at once: wait until five
+    // are stored, or the copy may be taken before they are (seen under load: 3 of 5).
+    await waitFor(async () => {
+      const [{ n }] = await sqlite(gw.dbPath, "SELECT count(*) AS n FROM usage_events WHERE tenant = 'acme'");
+      return n >= 5;
+    }, { message: 'five events stored before the backup' });
     const copy = path.join(gw.dir, 'copy.db');
     let r = await gw.cli(['backup', copy]);
     const during = sent;
