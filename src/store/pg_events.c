@@ -46,6 +46,7 @@
 #define STAGE_AFTER  8    /* batches staged after one that met a stored id */
 #define SPLIT_MIN    1024 /* a batch of this many events or more: two halves, two connections */
 #define TWIN_RETRY   64   /* large batches appended alone before a refused twin is tried again */
+#define AHEAD_RETRY  64   /* batches before a month that could not be made ahead is tried again */
 /* The months ahead are made up to the last ids there are (ids end in 2089): a month whose
  * end, 62 days on, would not fit in an id is not made ahead. */
 #define AHEAD_MAX_ID (((INT64_MAX >> EVB_ID_LOW_BITS) - 62LL * 86400000) << EVB_ID_LOW_BITS)
@@ -289,11 +290,11 @@ static int ensure_months(pg_store_t *s, const ev_run_t *evs, const char *what, t
     }
     /* The next month ahead of time (its first id is the end of this one): made while
      * nothing waits for it, so the first events of a month do not. It failing (a lock
-     * held by a purge, say) fails nothing; asked again TWIN_RETRY batches later. */
+     * held by a purge, say) fails nothing; asked again AHEAD_RETRY batches later. */
     if (newest > 0 && newest < AHEAD_MAX_ID && e->ahead_wait == 0) {
         const month_t *next;
         tg_err_t ignored = {{0}};
-        if (ensure_month(s, newest, &next, what, &ignored) != 0) e->ahead_wait = TWIN_RETRY;
+        if (ensure_month(s, newest, &next, what, &ignored) != 0) e->ahead_wait = AHEAD_RETRY;
     } else if (e->ahead_wait > 0) {
         e->ahead_wait--;
     }

@@ -33,7 +33,6 @@ import {
   waitLoaded,
 } from './lib/harness.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // A password with what a generated one holds ("/", "@", ":", "+", "="): through ${ENV} it
 // goes into the URL as it is (the credentials end at the last "@"). The ACL user's is
@@ -138,6 +137,13 @@ describe('the shared limiter on a Redis with a password', () => {
   });
 
   test('a wrong password: on_backend_down (local) applies, down in /readyz and /metrics, the password nowhere', async () => {
+    // Refused AUTHs as Redis counts them: ACL LOG groups them into one "auth" entry.
+    assert.equal(await redis.cli('ACL', 'LOG', 'RESET'), 'OK');
+    const denied = async () => {
+      const lines = ((await redis.cli('ACL', 'LOG')) || '').split('\n');
+      const i = lines.indexOf('count');
+      return lines.includes('auth') && i >= 0 ? Number(lines[i + 1]) : 0;
+    };
     const gw = await start({ backend: `redis://:${WRONG}@127.0.0.1:${redis.port}/0`, timeout: '500ms' }, { level: 'debug' });
     const { secret } = await createTenantKey(gw, 'wrong');
     await waitForKey(gw, secret, '/v1/models');
@@ -152,7 +158,9 @@ describe('the shared limiter on a Redis with a password', () => {
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await get(gw, secret, `/w${i}`)).status);
     assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
-    await sleep(3000); // (several reconnects with the backoff: 100 ms doubling to 2 s)
+    // Several refused reconnects of each of the two workers (the backoff: 100 ms doubling),
+    // counted by Redis, so that "once per worker" below is about repeats.
+    await waitFor(async () => (await denied()) >= 6, { message: 'six AUTH refusals' });
     const m = await metrics(gw);
     assert.equal(metric(m, 'tollgate_limits_backend_up'), 0);
     assert.ok(metric(m, 'tollgate_limits_backend_fallbacks_total') >= 5);
