@@ -18,11 +18,14 @@
 #include "cli/common.h"
 #include "report/report.h"
 #include "util/clock.h"
+#include "util/duration.h"
 
-#define USAGE_QUERY "usage: tollgate query \"SQL\" [--format table|json|csv]"
+#define USAGE_QUERY "usage: tollgate query \"SQL\" [--format table|json|csv] [--timeout DURATION]"
 #define USAGE_REPORT                                                                               \
     "usage: tollgate report NAME [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--tenant ID] "             \
-    "[--format table|json|csv]"
+    "[--format table|json|csv] [--timeout DURATION]"
+
+#define TIMEOUT_MAX_MS (24LL * 3600 * 1000) /* --timeout: a day at most */
 
 #define FLUSH_ROWS 1000 /* rows held before they are printed */
 
@@ -132,8 +135,21 @@ static int open_views(const char *url, tg_store_t **out, tg_err_t *err)
 }
 
 /* Runs sql (or report r) through a read-only handle and prints it; the exit code. */
+/* --timeout into *ms (the store's default when absent); an exit code. */
+static int parse_timeout(const char *s, long long *ms)
+{
+    *ms = TG_STORE_QUERY_TIMEOUT_MS;
+    if (!s) return 0;
+    int rc = tg_duration_parse(s, TIMEOUT_MAX_MS, ms);
+    if (rc == -2) return tg_cli_errorf(TG_EXIT_USAGE, "--timeout %s: at most 24h", s);
+    if (rc != 0 || *ms == 0)
+        return tg_cli_errorf(TG_EXIT_USAGE,
+                             "--timeout \"%s\": a positive duration, e.g. 500ms, 30s, 5m, 1h", s);
+    return 0;
+}
+
 static int run(const char *config_path, const char *sql, const tg_report_t *r,
-               const tg_report_query_t *q, tg_cli_format_t fmt)
+               const tg_report_query_t *q, tg_cli_format_t fmt, long long timeout_ms)
 {
     tg_config_t *cfg;
     tg_store_t *store;
@@ -144,6 +160,7 @@ static int run(const char *config_path, const char *sql, const tg_report_t *r,
         tg_config_unref(cfg);
         return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     }
+    tg_store_set_query_timeout(store, timeout_ms);
     out_t o = {.fmt = fmt, .err = &err};
     const tg_sql_sink_t sink = {on_columns, on_row, &o};
     int r_ = r ? tg_report_run(store, r, q, &sink, &err)
@@ -166,10 +183,10 @@ static int run(const char *config_path, const char *sql, const tg_report_t *r,
 
 int tg_cli_query(int argc, char **argv, const char *config_path)
 {
-    const char *format = NULL, *sql = NULL;
-    const tg_cli_opt_t opts[] = {{"--format", &format}};
+    const char *format = NULL, *sql = NULL, *timeout = NULL;
+    const tg_cli_opt_t opts[] = {{"--format", &format}, {"--timeout", &timeout}};
     int help = 0, npos = 0;
-    int rc = tg_cli_parse(argc, argv, 1, opts, 1, &sql, 1, &npos, &help, USAGE_QUERY);
+    int rc = tg_cli_parse(argc, argv, 1, opts, 2, &sql, 1, &npos, &help, USAGE_QUERY);
     if (rc != 0) return rc;
     if (help) {
         puts(USAGE_QUERY);
@@ -178,7 +195,9 @@ int tg_cli_query(int argc, char **argv, const char *config_path)
     if (!sql) return tg_cli_errorf(TG_EXIT_USAGE, "%s", USAGE_QUERY);
     tg_cli_format_t fmt;
     if ((rc = tg_cli_parse_format(format, 1, &fmt)) != 0) return rc;
-    return run(config_path, sql, NULL, NULL, fmt);
+    long long ms;
+    if ((rc = parse_timeout(timeout, &ms)) != 0) return rc;
+    return run(config_path, sql, NULL, NULL, fmt, ms);
 }
 
 /* A --from or --to day, checked and written back as "YYYY-MM-DD" into buf. */
@@ -193,11 +212,15 @@ static int parse_day(const char *opt, const char *s, char buf[11])
 
 int tg_cli_report(int argc, char **argv, const char *config_path)
 {
-    const char *format = NULL, *from = NULL, *to = NULL, *tenant = NULL, *name = NULL;
-    const tg_cli_opt_t opts[] = {
-        {"--format", &format}, {"--from", &from}, {"--to", &to}, {"--tenant", &tenant}};
+    const char *format = NULL, *from = NULL, *to = NULL, *tenant = NULL, *name = NULL,
+               *timeout = NULL;
+    const tg_cli_opt_t opts[] = {{"--format", &format},
+                                 {"--from", &from},
+                                 {"--to", &to},
+                                 {"--tenant", &tenant},
+                                 {"--timeout", &timeout}};
     int help = 0, npos = 0;
-    int rc = tg_cli_parse(argc, argv, 1, opts, 4, &name, 1, &npos, &help, USAGE_REPORT);
+    int rc = tg_cli_parse(argc, argv, 1, opts, 5, &name, 1, &npos, &help, USAGE_REPORT);
     if (rc != 0) return rc;
     char names[200];
     if (help) {
@@ -224,5 +247,7 @@ int tg_cli_report(int argc, char **argv, const char *config_path)
     if (tenant && (rc = tg_cli_check_tenant(tenant, 0)) != 0) return rc;
     tg_cli_format_t fmt;
     if ((rc = tg_cli_parse_format(format, 1, &fmt)) != 0) return rc;
-    return run(config_path, NULL, r, &q, fmt);
+    long long ms;
+    if ((rc = parse_timeout(timeout, &ms)) != 0) return rc;
+    return run(config_path, NULL, r, &q, fmt, ms);
 }

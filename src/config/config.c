@@ -29,6 +29,7 @@
 #include <yaml.h>
 
 #include "util/buf.h"
+#include "util/duration.h"
 #include "util/log.h"
 #include "util/money.h"
 #include "util/pct.h"
@@ -296,31 +297,20 @@ static int get_ms(parse_t *p, const yaml_node_t *n, const char *path, int zero_o
 {
     char *v;
     if (scalar(p, n, path, "a duration", &v) < 0) return -1;
-    const char *end = NULL;
-    unsigned long long x = 0, mul = 0;
-    int rc = -1, d = digits(v, &end, &x);
-    if (d == 0) {
-        if (!*end || !strcmp(end, "ms"))
-            mul = 1;
-        else if (!strcmp(end, "s"))
-            mul = 1000;
-        else if (!strcmp(end, "m"))
-            mul = 60 * 1000;
-        else if (!strcmp(end, "h"))
-            mul = 3600 * 1000;
-    }
+    long long x = 0;
+    int rc = -1, d = tg_duration_parse(v, MAX_MS, &x);
     if (is_negative(v))
         fail(p, n, path, "must not be negative (got %s)", v);
-    else if (d == -1 || (d == 0 && !mul))
+    else if (d == -1)
         fail(p, n, path,
              "bad duration \"%s\" (milliseconds, or a number with ms, s, m or h, e.g. 250ms, 5s)",
              v);
-    else if (d == -2 || x > MAX_MS / mul)
+    else if (d == -2)
         fail(p, n, path, "too large (got %s; at most 7 days)", v);
     else if (x == 0 && !zero_ok)
         fail(p, n, path, "must be positive (got %s)", v);
     else {
-        *out = (long)(x * mul);
+        *out = (long)x;
         rc = 0;
     }
     free(v);

@@ -198,7 +198,13 @@ struct tg_store {
     const struct tg_store_dash_ops *dash;
     const struct tg_store_invoice_ops *invoices;
     const struct tg_store_sql_ops *sql;
+    /* tg_store_query's bound on a read-only handle, ms (0: none); store.c sets it. */
+    long long query_timeout_ms;
 };
+
+/* The error of a query cancelled by its handle's query_timeout_ms (store.c), the same
+ * words on both backends; returns -1. */
+int tg_store_query_timed_out(const tg_store_t *s, tg_err_t *err);
 
 /* Backend constructors (store.c dispatches on the URL scheme). */
 int tg_sqlite_open(const char *path, tg_store_t **out, tg_err_t *err);

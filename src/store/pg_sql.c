@@ -8,9 +8,9 @@
  * unnamed through the extended protocol, which refuses more than one statement by itself,
  * and refused before it runs when it returns no rows (SET, COMMIT, a bare DML). On a
  * read-only handle (tollgate query and report: tg_store_open_readonly) it is also bounded
- * by statement_timeout (QUERY_TIMEOUT_MS): a query that never ends is cancelled by the
- * server. The archive's export runs on a read-write handle, unbounded, since a month of
- * events may take longer. What a read-only transaction still allows (pg_sleep within the
+ * by statement_timeout (the handle's query_timeout_ms, store.h): a query that never ends
+ * is cancelled by the server. The archive's export runs on a read-write handle, unbounded, since a
+ * month of events may take longer. What a read-only transaction still allows (pg_sleep within the
  * bound, pg_cancel_backend() on the role's own sessions) is the role's to forbid: give
  * `tollgate query` users a role with SELECT only (docs/query.md).
  *
@@ -27,8 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#define QUERY_TIMEOUT_MS 60000 /* a read-only handle's statement_timeout for user SQL */
-#define DELETE_CHUNK     5000  /* events per archive purge transaction, as SQLite */
+#define DELETE_CHUNK 5000 /* events per archive purge transaction, as SQLite */
 
 /* Type OIDs of pg_type (stable since PostgreSQL 7). */
 enum {
@@ -184,12 +183,9 @@ static int stream(pg_store_t *s, const char *sql, const char *const *params, int
             ret = refusal(r, sql, err);
             const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
             /* 57014 is also a cancel from another session (pg_cancel_backend): its own words. */
-            if (ret == -2 && !strcmp(pg_state(r), "57014") && s->readonly && m &&
+            if (ret == -2 && !strcmp(pg_state(r), "57014") && s->base.query_timeout_ms > 0 && m &&
                 strstr(m, "statement timeout"))
-                ret = tg_err_set(err,
-                                 "query: cancelled after %d s (statement_timeout): narrow it "
-                                 "down, or read the store with psql",
-                                 QUERY_TIMEOUT_MS / 1000);
+                ret = tg_store_query_timed_out(&s->base, err);
             else if (ret == -2)
                 ret = pg_fail(s, r, "query", err);
         }
@@ -207,9 +203,9 @@ static int pg_query(tg_store_t *base, const char *sql, const char *const *params
     pg_store_t *s = (pg_store_t *)base;
     int ret = pg_begin(s, "query", err);
     if (ret == 0) ret = pg_run(s, "SET TRANSACTION READ ONLY", "query", err);
-    if (ret == 0 && s->readonly) {
+    if (ret == 0 && s->base.query_timeout_ms > 0) {
         char set[64];
-        snprintf(set, sizeof set, "SET LOCAL statement_timeout = %d", QUERY_TIMEOUT_MS);
+        snprintf(set, sizeof set, "SET LOCAL statement_timeout = %lld", s->base.query_timeout_ms);
         ret = pg_run(s, set, "query", err);
     }
     if (ret != 0) {

@@ -28,10 +28,12 @@
 #include <unistd.h>
 
 #include "store/migrations.h"
+#include "util/clock.h"
 
-#define DELETE_CHUNK  5000 /* events per archive purge transaction, as tg_store_purge */
-#define STEP_PAUSE_MS 1    /* between two backup steps */
-#define BUSY_TRIES    500  /* a step refused as busy is tried again every 10 ms, 5 s at most */
+#define DELETE_CHUNK  5000  /* events per archive purge transaction, as tg_store_purge */
+#define STEP_PAUSE_MS 1     /* between two backup steps */
+#define BUSY_TRIES    500   /* a step refused as busy is tried again every 10 ms, 5 s at most */
+#define PROGRESS_OPS  10000 /* virtual machine steps between two looks at the query's deadline */
 
 static const sq_sql_t sql_delete_id = {
     .slot = ST_EV_DELETE_ID, .sql = "DELETE FROM usage_events WHERE id = ?1 AND ts_us < ?2"};
@@ -176,10 +178,31 @@ static size_t param_number(const char *name, int i)
     return (size_t)i;
 }
 
+/* The bound of a read-only handle's query (store.h, tg_store_set_query_timeout): SQLite
+ * calls this every PROGRESS_OPS virtual machine steps (about 10 µs apart), and a non-zero
+ * return interrupts the statement (SQLITE_INTERRUPT). */
+typedef struct deadline {
+    int64_t at_mono_us;
+    int passed;
+} deadline_t;
+
+static int on_progress(void *ud)
+{
+    deadline_t *d = ud;
+    if (tg_mono_us() < d->at_mono_us) return 0;
+    d->passed = 1;
+    return 1;
+}
+
 static int sq_query(tg_store_t *base, const char *sql, const char *const *params, size_t nparams,
                     const tg_sql_sink_t *sink, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
+    deadline_t deadline = {0};
+    if (base->query_timeout_ms > 0) {
+        deadline.at_mono_us = tg_mono_us() + base->query_timeout_ms * 1000;
+        sqlite3_progress_handler(s->db, PROGRESS_OPS, on_progress, &deadline);
+    }
     if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
     sqlite3_stmt *st;
     int ret = prepare_read(s, sql, &st, err);
@@ -217,12 +240,15 @@ static int sq_query(tg_store_t *base, const char *sql, const char *const *params
     /* A PRAGMA read as a table (pragma_optimize) is authorized when it runs, not compiled. */
     if (rc != SQLITE_DONE && s->denied[0])
         ret = refuse(err, "refused: %s is not allowed (tollgate query only reads)", s->denied);
+    else if (rc != SQLITE_DONE && deadline.passed)
+        ret = tg_store_query_timed_out(base, err);
     else if (rc != SQLITE_DONE)
         ret = sq_fail(s, rc, "query", err);
 out:
     free(names);
     free(vals);
     sqlite3_finalize(st);
+    if (base->query_timeout_ms > 0) sqlite3_progress_handler(s->db, 0, NULL, NULL);
     return ret;
 }
 

@@ -5,6 +5,7 @@
 
 #include "store/backend.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int has_prefix(const char *s, const char *p)
@@ -62,9 +63,34 @@ int tg_store_open(const char *url, tg_store_t **out, tg_err_t *err)
 int tg_store_open_readonly(const char *url, tg_store_t **out, tg_err_t *err)
 {
     *out = NULL;
-    if (is_postgres(url)) return tg_postgres_open_readonly(url, out, err);
-    const char *path = url ? sqlite_path(url, err) : NULL;
-    return path ? tg_sqlite_open_readonly(path, out, err) : unknown_store(url, err);
+    int rc;
+    if (is_postgres(url)) {
+        rc = tg_postgres_open_readonly(url, out, err);
+    } else {
+        const char *path = url ? sqlite_path(url, err) : NULL;
+        rc = path ? tg_sqlite_open_readonly(path, out, err) : unknown_store(url, err);
+    }
+    if (rc == 0) (*out)->query_timeout_ms = TG_STORE_QUERY_TIMEOUT_MS;
+    return rc;
+}
+
+void tg_store_set_query_timeout(tg_store_t *s, long long ms)
+{
+    if (s->query_timeout_ms > 0 && ms > 0) s->query_timeout_ms = ms;
+}
+
+int tg_store_query_timed_out(const tg_store_t *s, tg_err_t *err)
+{
+    long long ms = s->query_timeout_ms;
+    char took[32];
+    if (ms % 1000 == 0)
+        snprintf(took, sizeof took, "%lld s", ms / 1000);
+    else
+        snprintf(took, sizeof took, "%lld ms", ms);
+    return tg_err_set(err,
+                      "query: cancelled after %s (the query timeout): narrow it down, or give "
+                      "it longer with --timeout",
+                      took);
 }
 
 int tg_store_restore(const char *url, const char *src_path, char *bak, size_t bak_cap,

@@ -326,6 +326,15 @@ typedef struct tg_sql_sink {
 int tg_store_query(tg_store_t *s, const char *sql, const char *const *params, size_t nparams,
                    const tg_sql_sink_t *sink, tg_err_t *err);
 
+/* How long one tg_store_query may run on a read-only handle (tg_store_open_readonly) before
+ * it is cancelled with an error, on both backends: TG_STORE_QUERY_TIMEOUT_MS unless
+ * changed here (`tollgate query --timeout`). A query that never ends (a recursive CTE
+ * without a bound) would otherwise hold its snapshot forever: on SQLite the WAL cannot be
+ * checkpointed past it and grows with every batch the gateway writes. Other handles have
+ * no bound (the archive's reads are the store's own). ms > 0. */
+#define TG_STORE_QUERY_TIMEOUT_MS 60000
+void tg_store_set_query_timeout(tg_store_t *s, long long ms);
+
 /* TG_STORE_OWN_DB when file is the store's database at url, TG_STORE_OWN_SIDE when it is
  * one of the files beside it that the database lives in too (SQLite's -wal, -shm,
  * -journal), the same file however it is named (a hard link, a symlink); else 0. What

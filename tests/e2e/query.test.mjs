@@ -140,6 +140,35 @@ describe('query, report, backup, restore, archive', () => {
     assert.equal(lines[250000], '250000,500000');
   });
 
+  test('a query that never ends is cancelled at --timeout (60 s unless given); bad values refused', async () => {
+    const endless = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';
+    let r = await gw.cli(['query', endless, '--timeout', '400ms']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'tollgate: query: cancelled after 400 ms (the query timeout): narrow it down, or give it longer with --timeout\n');
+    for (const [v, re] of [
+      ['0', /a positive duration/],
+      ['-1s', /a positive duration/],
+      ['1.5s', /a positive duration/],
+      ['5 s', /a positive duration/],
+      ['1d', /a positive duration/],
+      ['25h', /at most 24h/],
+      ['99999999999999999999', /at most 24h/],
+    ]) {
+      r = await gw.cli(['query', 'SELECT 1', '--timeout', v]);
+      assert.equal(r.code, 2, `${v}: ${r.stderr}`);
+      assert.match(r.stderr, re, v);
+    }
+    r = await gw.cli(['report', 'daily', '--tenant', 'known', '--timeout', '30s', '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).length, 2);
+    // The handle's snapshot was let go: the gateway still writes and a new query sees it.
+    assert.equal((await curlJson(`${gw.url}/x`, { headers: { Authorization: `Bearer ${acme.secret}` } })).status, 200);
+    r = await gw.cli(['query', "SELECT count(*) AS n FROM events WHERE tenant = 'known'", '--timeout', '1m', '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), [{ n: 4 }]);
+  });
+
   test('reports match the known events, --from/--to inclusive, --tenant', async () => {
     let r = await gw.cli(['report', 'daily', '--tenant', 'known', '--format', 'json']);
     assert.equal(r.code, 0, r.stderr);
