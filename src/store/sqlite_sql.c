@@ -199,10 +199,8 @@ static int sq_query(tg_store_t *base, const char *sql, const char *const *params
 {
     sq_store_t *s = (sq_store_t *)base;
     deadline_t deadline = {0};
-    if (base->query_timeout_ms > 0) {
+    if (base->query_timeout_ms > 0)
         deadline.at_mono_us = tg_mono_us() + base->query_timeout_ms * 1000;
-        sqlite3_progress_handler(s->db, PROGRESS_OPS, on_progress, &deadline);
-    }
     if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
     sqlite3_stmt *st;
     int ret = prepare_read(s, sql, &st, err);
@@ -231,6 +229,9 @@ static int sq_query(tg_store_t *base, const char *sql, const char *const *params
         if (!names[i]) names[i] = "?";
     }
     if (sink->columns && (ret = sink->columns(names, (size_t)n, sink->ud)) != 0) goto out;
+    /* Installed for the steps only, and removed before returning: it points at this frame. */
+    if (base->query_timeout_ms > 0)
+        sqlite3_progress_handler(s->db, PROGRESS_OPS, on_progress, &deadline);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         for (int i = 0; i < n; i++)

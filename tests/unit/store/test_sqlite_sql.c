@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include "store/backend.h"
 #include "store/migrations.h"
 #include "store/sql_fixture.h"
 
@@ -203,6 +204,39 @@ static void test_no_secret(void **state)
                                 "tokens_in|tokens_out|tokens_cached|cost_micros");
     assert_int_equal(q(t->ro, "SELECT * FROM tenants LIMIT 0", &r, &err), 0);
     assert_string_equal(r.cols, "id|name|status|created_us");
+}
+
+/* A query past the read-only handle's timeout is cancelled with the timeout's words; the
+ * handle then serves the next query (refused or not) normally, and a read-write handle has
+ * no bound. Endless: a recursive WITH without a stop. */
+static void test_query_timeout(void **state)
+{
+    t_t *t = *state;
+    static const char endless[] =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    fx_rows_t r;
+    tg_err_t err;
+    tg_store_set_query_timeout(t->ro, 100);
+    assert_int_equal(q(t->ro, endless, &r, &err), -1);
+    assert_string_equal(err.msg, "query: cancelled after 100 ms (the query timeout): narrow it "
+                                 "down, or give it longer with --timeout");
+    /* A refusal before any step, then steps again: nothing is left of the first deadline. */
+    assert_int_equal(q(t->ro, "SELECT $1", &r, &err), TG_STORE_REFUSED);
+    assert_int_equal(count(t->ro, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM "
+                                  "c WHERE x < 200000) SELECT count(*) FROM c"),
+                     200000);
+    tg_store_set_query_timeout(t->ro, 2000);
+    assert_int_equal(q(t->ro,
+                       "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                       "SELECT x FROM c WHERE x = -1",
+                       &r, &err),
+                     -1);
+    assert_string_equal(err.msg, "query: cancelled after 2 s (the query timeout): narrow it down, "
+                                 "or give it longer with --timeout");
+    /* Read-write handles (the archive's) are not bounded, and cannot be given a bound. */
+    tg_store_set_query_timeout(t->f->s, 100);
+    assert_int_equal(t->f->s->query_timeout_ms, 0);
+    assert_int_equal(t->ro->query_timeout_ms, 2000);
 }
 
 static void test_refusals(void **state)
@@ -524,6 +558,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reads, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_no_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secret, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_query_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_timeout, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals_pg, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_backup_while_writing, setup, teardown),
