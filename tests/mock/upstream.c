@@ -149,9 +149,9 @@ static const char usage[] =
 static bool compress_off; /* --no-compress */
 
 #define ACCEPT_MAX 64
-static char *accepted[ACCEPT_MAX];             /* --accept-credentials: the lines */
-static unsigned accept_line[ACCEPT_MAX];     /* their line numbers in the file */
-static size_t naccept;                       /* 0: no credential is checked */
+static char *accepted[ACCEPT_MAX];                /* --accept-credentials: the lines */
+static unsigned accept_line[ACCEPT_MAX];          /* their line numbers in the file */
+static size_t naccept;                            /* 0: no credential is checked */
 static const char *cred_header = "authorization"; /* --credential-header */
 
 static const char filler_pattern[FILLER_PERIOD + 1] =
@@ -270,11 +270,11 @@ struct conn {
     size_t ae_len;
     char menc[AE_MAX]; /* x-mock-encoding */
     size_t menc_len;
-    uint64_t mpad; /* x-mock-pad */
+    uint64_t mpad;     /* x-mock-pad */
     char cred[AE_MAX]; /* the credential header's value (lines joined by commas: no match) */
     size_t cred_len;
     unsigned cred_line; /* --accept-credentials: the matching line, 0 = none */
-    char *cur_dst; /* while a header value is read: where it goes (ae, menc), or NULL */
+    char *cur_dst;      /* while a header value is read: where it goes (ae, menc), or NULL */
     size_t *cur_dst_len;
 
     /* the response being produced */
