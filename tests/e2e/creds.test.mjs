@@ -83,6 +83,22 @@ describe('upstream credentials from files, rotated under load', () => {
     // The tenant's own key never reaches the upstream: a mock that sees it answers 401.
   });
 
+  test('a client cannot send its own upstream credential, nor read ours', async () => {
+    // A tenant that authenticates with x-api-key and also sends an Authorization the mock
+    // would accept (delta, not configured): the config's value replaces it. Were it relayed,
+    // the mock would see two Authorization lines (401) or delta.
+    for (const h of [{ authorization: `Bearer ${SECRETS[3]}` }, { AUTHORIZATION: `Bearer ${SECRETS[3]}` }]) {
+      const r = await request(`${gw.url}/own`, { headers: { 'x-api-key': key, ...h } });
+      assert.equal(r.status, 200, r.text);
+      assert.ok([ALPHA, BETA].includes(Number(r.headers['x-mock-credential'])), `${r.headers['x-mock-credential']}`);
+    }
+    // {credential} in what a client sends is text, never replaced.
+    const r = await get('/%7Bcredential%7D?q={credential}', { 'x-note': '{credential}' });
+    assert.equal(r.status, 200, r.text);
+    const e = await request(`${gw.url}/echo?echo=1`, { headers: { authorization: `Bearer ${key}`, 'x-note': '{credential}' } });
+    assert.equal(JSON.parse(e.text).headers['x-note'], '{credential}');
+  });
+
   test('rename and in-place rewrite with SIGHUP: no failed request, then only the new credentials', async () => {
     // The load: 8 keep-alive clients, each request tagged with the phase it started in.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -121,9 +137,20 @@ describe('upstream credentials from files, rotated under load', () => {
 
     try {
       await until(0, 100);
-      // A request in flight across the reload (the mock holds its answer 1.5 s).
+      // A request in flight across the reload: a stream whose head (and credential) came
+      // before the SIGHUP, and whose events go on for 1.5 s after it.
+      const slowRes = await new Promise((resolve, reject) => {
+        const req = http.request(`${gw.url}/slow?sse=15&interval_ms=100`, { headers: { authorization: `Bearer ${key}` } }, resolve);
+        req.on('error', reject);
+        req.end();
+      });
       let slowDone = 0;
-      const slow = get('/slow?delay_ms=1500').then((r) => ((slowDone = performance.now()), r));
+      const slow = new Promise((resolve, reject) => {
+        let text = '';
+        slowRes.on('data', (d) => (text += d));
+        slowRes.on('error', reject);
+        slowRes.on('end', () => resolve({ status: slowRes.statusCode, headers: slowRes.headers, text, done: (slowDone = performance.now()) }));
+      });
 
       // 1. Replace k1 the safe way: a new file renamed over the old one.
       fs.writeFileSync(`${k1}.tmp`, `${SECRETS[2]}\n`, { mode: 0o600 });
@@ -139,6 +166,7 @@ describe('upstream credentials from files, rotated under load', () => {
       const s = await slow;
       assert.ok(slowDone > reloadedAt, 'the slow request was still in flight when the reload took effect');
       assert.equal(s.status, 200, s.text);
+      assert.match(s.text, /data: \[DONE\]/, 'the whole stream');
       assert.ok([ALPHA, BETA].includes(Number(s.headers['x-mock-credential'])), 'in flight: the credential it started with');
 
       // 2. Rewrite k2 in place, with a SIGHUP while it is empty: the reload is refused (the
