@@ -193,7 +193,7 @@ static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out
                 file[nl - 5] = '\0';
                 rc = add_file_line(p, n, path, file, &b);
                 if (rc < 0) {
-                    OPENSSL_cleanse(b.p, b.len);
+                    if (b.p) OPENSSL_cleanse(b.p, b.len);
                     tg_buf_free(&b);
                     return -1;
                 }
@@ -1103,10 +1103,8 @@ static int set_credentials(parse_t *p, const yaml_node_t *n, const char *path,
         if (rc < 0) return -1;
         size_t len = strlen(u->credentials[i]);
         if (len == 0) return fail(p, item, sub, "is empty");
-        size_t bad = bad_header_byte(u->credentials[i], len);
-        if (bad < len || strpbrk(u->credentials[i], "\r\n"))
-            return fail(p, item, sub, "has a control character (at byte %zu)",
-                        (bad < len ? bad : strcspn(u->credentials[i], "\r\n")) + 1);
+        size_t bad = bad_header_byte(u->credentials[i], len); /* (CR and LF among them) */
+        if (bad < len) return fail(p, item, sub, "has a control character (at byte %zu)", bad + 1);
         if (len > u->credential_max) u->credential_max = len;
     }
     return 0;
