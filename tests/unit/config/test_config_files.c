@@ -150,6 +150,12 @@ static void test_file_errors(void **state)
         expect_err(yaml, want);
     }
 
+    /* What was read is not the size the file says (as when a writer is between its
+     * truncate and its write): a /proc file is one, deterministically. */
+    yaml_of(yaml, sizeof yaml, "${file:/proc/self/comm}", NULL);
+    expect_err(yaml, "t.yaml:4: upstreams[0].headers.Authorization: /proc/self/comm changed while "
+                     "it was read (write a new file and rename it over the old one)");
+
     yaml_of(yaml, sizeof yaml, "${file:relative/key}", NULL);
     expect_err(yaml, "t.yaml:4: upstreams[0].headers.Authorization: ${file:PATH} needs an "
                      "absolute PATH");
