@@ -137,7 +137,7 @@ server: { listen: 127.0.0.1:$port, admin_listen: 127.0.0.1:$admin, workers: 1 }
 store: sqlite:$dir/tollgate.db
 log: { access: $dir/access.log, level: warn }
 upstreams:
-  - { name: up, targets: [$target], ca_file: $ca }
+  - { name: up, targets: [$target], ca_file: $ca${TG_UPSTREAM_EXTRA:+, $TG_UPSTREAM_EXTRA} }
 routes:
   - { name: api, path_prefix: /, upstream: up, kind: http }
   - { name: chat, path_prefix: /v1/chat/, upstream: up, kind: openai }
@@ -145,7 +145,9 @@ prices:
   models:
     bench: { input: 0.15, output: 0.60 }
 YAML
-  # TG_EXTRA_YAML: top-level config appended as is (e.g. alarms: to measure their cost).
+  # TG_EXTRA_YAML: top-level config appended as is (e.g. alarms: to measure their cost);
+  # TG_UPSTREAM_EXTRA: keys added to the upstream's flow mapping (e.g. credentials: and
+  # headers: to measure the cost of an upstream credential in turn).
   [ -n "${TG_EXTRA_YAML:-}" ] && printf '%s\n' "$TG_EXTRA_YAML" >>"$dir/tollgate.yaml"
   "${TOLLGATE:-build/tollgate}" -c "$dir/tollgate.yaml" tenant add bench >/dev/null
   "${TOLLGATE:-build/tollgate}" -c "$dir/tollgate.yaml" key create --tenant bench 2>/dev/null | sed -n 's/^secret: //p' >"$dir/key"

@@ -6,6 +6,8 @@
  * `${NAME}` is expanded per scalar after parsing, not by rewriting the text: a
  * variable's value is never re-read as YAML (a secret holding ": " or "#" stays
  * one string) and comments are never expanded. `$${` writes a literal `${`.
+ * `${file:PATH}` (an upstream's header values and credentials only) is the first line of
+ * the file, read at every load: a SIGHUP after the file was replaced rotates the secret.
  *
  * The first error wins. Messages are "FILE:LINE: KEY.PATH: problem" with LINE
  * 1-based and sequence indexes 0-based (`routes[0]` is the first route). Values
@@ -17,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -28,6 +31,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config/credential.h"
 #include "util/buf.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -50,6 +54,8 @@ typedef struct parse {
     const char *name; /* shown in messages */
     yaml_document_t *doc;
     tg_err_t *err;
+    int files_ok; /* ${file:PATH} allowed in the scalar being expanded (secrets' places only:
+                     elsewhere a file's text could end up echoed in a message) */
 } parse_t;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -112,6 +118,17 @@ static yaml_node_t *node_at(parse_t *p, int index)
 
 /* ---- scalars and ${ENV} ------------------------------------------------ */
 
+/* Offset of the first byte not allowed in a header value (RFC 9110 §5.5: a control
+ * character but HTAB, or DEL), or n. */
+static size_t bad_header_byte(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return i;
+    }
+    return n;
+}
+
 /* YAML's null: an empty plain value, `~` or `null`. A quoted "" is a string. */
 static int is_null(const yaml_node_t *n)
 {
@@ -128,7 +145,11 @@ static int valid_var(const char *s, size_t n)
     return 1;
 }
 
-/* The scalar's text with ${NAME} replaced; *out is malloc'd, owned by the caller. */
+static int add_file_line(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                         tg_buf_t *b);
+
+/* The scalar's text with ${NAME} (and, where p->files_ok, ${file:PATH}) replaced; *out is
+ * malloc'd, owned by the caller. */
 static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out)
 {
     const char *s = (const char *)n->data.scalar.value;
@@ -160,6 +181,26 @@ static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out
                 return fail(p, n, path, "unterminated \"${\" (write $${ for a literal ${)");
             }
             size_t nl = (size_t)(end - name);
+            if (nl >= 5 && !memcmp(name, "file:", 5)) {
+                char file[PATH_MAX];
+                if (!p->files_ok || nl - 5 >= sizeof file || name[5] != '/') {
+                    tg_buf_free(&b);
+                    return fail(p, n, path,
+                                !p->files_ok ? "${file:...} is only read in an upstream's headers "
+                                               "and credentials"
+                                             : "${file:PATH} needs an absolute PATH");
+                }
+                memcpy(file, name + 5, nl - 5);
+                file[nl - 5] = '\0';
+                rc = add_file_line(p, n, path, file, &b);
+                if (rc < 0) {
+                    if (b.p) OPENSSL_cleanse(b.p, b.len);
+                    tg_buf_free(&b);
+                    return -1;
+                }
+                i += nl + 3;
+                continue;
+            }
             if (!valid_var(name, nl) || nl > 128) {
                 tg_buf_free(&b);
                 return fail(p, n, path,
@@ -182,6 +223,7 @@ static int expand(parse_t *p, const yaml_node_t *n, const char *path, char **out
             i++;
         }
         if (rc != TG_BUF_OK) {
+            if (b.p) OPENSSL_cleanse(b.p, b.len);
             tg_buf_free(&b);
             if (rc == TG_BUF_TOOBIG)
                 return fail(p, n, path, "longer than %u MiB with its variables expanded",
@@ -1001,9 +1043,83 @@ static int set_headers(parse_t *p, const yaml_node_t *n, const char *path, tg_up
         for (size_t j = 0; j < i; j++)
             if (!strcasecmp(u->headers[j].name, h->name))
                 return fail(p, k, sub, "duplicate header (header names ignore case)");
-        if (scalar(p, v, sub, "a header value", &h->value) < 0) return -1;
+        h->cred_at = -1;
+        p->files_ok = 1;
+        int rc = scalar(p, v, sub, "a header value", &h->value);
+        p->files_ok = 0;
+        if (rc < 0) return -1;
+        size_t len = strlen(h->value);
         if (strpbrk(h->value, "\r\n"))
             return fail(p, v, sub, "value must not contain a line break");
+        size_t bad = bad_header_byte(h->value, len);
+        if (bad < len)
+            return fail(p, v, sub, "value has a control character (at byte %zu)", bad + 1);
+        const char *mark = strstr(h->value, TG_CRED_MARK);
+        if (mark) {
+            if (strstr(mark + 1, TG_CRED_MARK))
+                return fail(p, v, sub, "%s may appear once in a value", TG_CRED_MARK);
+            h->cred_at = (int)(mark - h->value);
+        }
+    }
+    return 0;
+}
+
+#define MAX_CREDENTIALS 64
+
+/* credentials: [VALUE, ...] (each usually "${file:/run/secrets/NAME}"), taken in turn by the
+ * headers whose value holds {credential} (config/credential.h). A value is never echoed. */
+static int set_credentials(parse_t *p, const yaml_node_t *n, const char *path,
+                           tg_upstream_conf_t *u)
+{
+    if (n->type != YAML_SEQUENCE_NODE || is_null(n))
+        return fail(p, n, path,
+                    "expected a list of credentials, e.g. [\"${file:/run/secrets/key1}\"], "
+                    "found %s",
+                    is_null(n) ? "nothing" : node_what(n));
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (cnt == 0) return fail(p, n, path, "needs at least one credential");
+    if (cnt > MAX_CREDENTIALS)
+        return fail(p, n, path, "at most %d credentials (found %zu)", MAX_CREDENTIALS, cnt);
+    u->credentials = calloc(cnt, sizeof *u->credentials);
+    if (!u->credentials) return oom(p, n, path);
+    u->ncredentials = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_t *item = node_at(p, n->data.sequence.items.start[i]);
+        char sub[KEYPATH];
+        keypath(sub, "%s[%zu]", path, i);
+        p->files_ok = 1;
+        int rc = scalar(p, item, sub, "a credential", &u->credentials[i]);
+        p->files_ok = 0;
+        if (rc < 0) return -1;
+        size_t len = strlen(u->credentials[i]);
+        if (len == 0) return fail(p, item, sub, "is empty");
+        size_t bad = bad_header_byte(u->credentials[i], len); /* (CR and LF among them) */
+        if (bad < len) return fail(p, item, sub, "has a control character (at byte %zu)", bad + 1);
+        if (len > u->credential_max) u->credential_max = len;
+    }
+    return 0;
+}
+
+/* Credentials without a header to go in, or a {credential} without credentials, is a
+ * mistake either way: one would be sent nowhere, the other as the literal text. */
+static int check_credentials(parse_t *p, const yaml_node_t *item, const char *sub,
+                             const tg_upstream_conf_t *u, const yaml_node_t *creds)
+{
+    char key[KEYPATH];
+    size_t used = 0;
+    for (size_t i = 0; i < u->nheaders; i++)
+        if (u->headers[i].cred_at >= 0) used++;
+    if (u->ncredentials && !used) {
+        join(key, sub, "credentials");
+        return fail(p, creds, key,
+                    "no header takes them: write %s in one, e.g. headers: { Authorization: "
+                    "\"Bearer %s\" }",
+                    TG_CRED_MARK, TG_CRED_MARK);
+    }
+    if (used && !u->ncredentials) {
+        const yaml_node_t *h = find_key(p, item, "headers");
+        join(key, sub, "headers");
+        return fail(p, h ? h : item, key, "%s needs %s.credentials: [...]", TG_CRED_MARK, sub);
     }
     return 0;
 }
@@ -1019,7 +1135,9 @@ static const field_t upstream_fields[] = {
     {"max_fails", V_INT1, offsetof(tg_upstream_conf_t, max_fails)},
     {"fail_timeout", V_MS, offsetof(tg_upstream_conf_t, fail_timeout_ms)},
     {"ca_file", V_PATH, offsetof(tg_upstream_conf_t, ca_file)},
+    {"credentials", V_SECTION, 0}, /* set_credentials: UF_CREDENTIALS */
 };
+enum { UF_CREDENTIALS = NFIELDS(upstream_fields) - 1 };
 
 static int parse_upstreams(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
 {
@@ -1040,6 +1158,7 @@ static int parse_upstreams(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
         u->max_fails = 3;
         u->fail_timeout_ms = 10000;
         atomic_init(&u->rr, 0);
+        atomic_init(&u->cred_rr, 0);
     }
     for (size_t i = 0; i < cnt; i++) {
         tg_upstream_conf_t *u = &c->upstreams[i];
@@ -1053,6 +1172,9 @@ static int parse_upstreams(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
             return -1;
         if (!vals[UF_NAME]) return missing(p, item, sub, "name");
         if (!vals[UF_TARGETS]) return missing(p, item, sub, "targets");
+        join(key, sub, "credentials");
+        if (vals[UF_CREDENTIALS] && set_credentials(p, vals[UF_CREDENTIALS], key, u) < 0) return -1;
+        if (check_credentials(p, item, sub, u, vals[UF_CREDENTIALS]) < 0) return -1;
         if (u->ca_file && access(u->ca_file, R_OK) != 0) {
             join(key, sub, "ca_file");
             return fail(p, find_key(p, item, "ca_file"), key, "cannot read \"%s\": %s", u->ca_file,
@@ -1318,8 +1440,20 @@ static int read_first_line(parse_t *p, const yaml_node_t *n, const char *path, c
         if (r <= 0) break;
         got += (size_t)r;
     }
+    /* A file rewritten in place while it is read (truncated, then written) could hand us a
+     * part of the new secret: its size or time moved, or what we read is not all of it. */
+    struct stat after;
+    int moved = fstat(fd, &after) != 0 || after.st_size != st.st_size ||
+                after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+                after.st_mtim.tv_nsec != st.st_mtim.tv_nsec ||
+                (got < cap && (off_t)got != after.st_size);
     close(fd);
     if (rerr) return fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
+    if (moved)
+        return fail(p, n, path,
+                    "%s changed while it was read (write a new file and rename it over the old "
+                    "one)",
+                    file);
     const char *nl = memchr(buf, '\n', got);
     l->got = got;
     l->full = !nl && got == cap;
@@ -1670,6 +1804,39 @@ static int read_secret_file(parse_t *p, const yaml_node_t *n, const char *path, 
         (*out)[l.e - l.b] = '\0';
         *len = l.e - l.b;
     }
+    OPENSSL_cleanse(buf, sizeof buf);
+    return rc;
+}
+
+#define MAX_FILE_SECRET 8192 /* a ${file:} value: API keys are ~200 bytes, tokens a few KiB */
+
+/* ${file:PATH}: the first line of file appended to b. Every refusal names the file, never
+ * its content: missing, unreadable, not a regular file, empty (a file being rewritten in
+ * place is empty for a moment: a reload refused then keeps the running config, whose
+ * credentials go on), changed while read, too long, or a byte a header cannot carry. */
+static int add_file_line(parse_t *p, const yaml_node_t *n, const char *path, const char *file,
+                         tg_buf_t *b)
+{
+    char buf[MAX_FILE_SECRET + 64];
+    first_line_t l;
+    int rc = read_first_line(p, n, path, file, buf, sizeof buf, &l);
+    size_t bad = rc < 0 ? 0 : bad_header_byte(buf + l.b, l.e - l.b);
+    if (rc < 0) {
+        /* (read_first_line set the message) */
+    } else if (l.b == l.e)
+        rc = fail(p, n, path, "%s: %s", file,
+                  l.got ? "the first line is empty" : "the file is empty");
+    else if (l.full || l.e - l.b > MAX_FILE_SECRET)
+        rc = fail(p, n, path, "%s: the first line is longer than %d bytes", file, MAX_FILE_SECRET);
+    else if (bad < l.e - l.b)
+        rc = fail(p, n, path,
+                  "%s: the first line has a control character (at byte %zu), not allowed in a "
+                  "header value",
+                  file, bad + 1);
+    else if ((rc = tg_buf_add(b, buf + l.b, l.e - l.b)) != TG_BUF_OK)
+        rc = rc == TG_BUF_TOOBIG
+                 ? fail(p, n, path, "longer than %u MiB with its files read", MAX_FILE_BYTES >> 20)
+                 : oom(p, n, path);
     OPENSSL_cleanse(buf, sizeof buf);
     return rc;
 }
@@ -2207,6 +2374,12 @@ static void config_free(tg_config_t *c)
             }
         }
         free(u->headers);
+        for (size_t j = 0; j < u->ncredentials; j++)
+            if (u->credentials[j]) {
+                OPENSSL_cleanse(u->credentials[j], strlen(u->credentials[j]));
+                free(u->credentials[j]);
+            }
+        free(u->credentials);
     }
     free(c->upstreams);
     for (size_t i = 0; i < c->nroutes; i++) {
@@ -2351,7 +2524,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
         config_free(c);
         return -1;
     }
-    parse_t p = {name, &doc, err};
+    parse_t p = {name, &doc, err, 0};
     int rc = parse_root(&p, yaml_document_get_root_node(&doc), c);
     /* The document's scalars hold the admin token and upstream credentials as written:
      * libyaml frees them without wiping. */

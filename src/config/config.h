@@ -1,7 +1,8 @@
 /* Configuration: the YAML file, parsed with libyaml into one immutable
  * tg_config_t. `${NAME}` in any scalar is replaced by the environment variable
- * NAME (an unset variable is an error naming it). Every error names the file,
- * line and key: `tollgate.yaml:14: routes[2].upstream: no upstream named "opanai"`.
+ * NAME (an unset variable is an error naming it); `${file:PATH}`, in an upstream's header
+ * values and credentials only, by the first line of the file PATH (config.c). Every error names the
+ * file, line and key: `tollgate.yaml:14: routes[2].upstream: no upstream named "opanai"`.
  *
  * A running server holds its config by reference count: SIGHUP loads a new one
  * and swaps it in, requests in flight keep the one they started with. */
@@ -25,7 +26,9 @@ typedef enum {
 
 typedef struct tg_header_conf {
     char *name;
-    char *value; /* after ${ENV} expansion; may hold a secret: never log it */
+    char *value; /* after ${ENV} and ${file:PATH} expansion; may hold a secret: never log it */
+    int cred_at; /* offset of "{credential}" in value, or -1: where the upstream's next
+                    credential goes (config/credential.h) */
 } tg_header_conf_t;
 
 /* Passive health of one target, shared by all workers. */
@@ -51,6 +54,13 @@ typedef struct tg_upstream_conf {
     char *ca_file;           /* PEM CA bundle to verify https:// targets; NULL = system's */
     long fail_timeout_ms;    /* cool-down, default 10000 */
     atomic_uint rr;          /* round-robin cursor */
+    /* credentials: values taken in turn, one per upstream request, into the headers whose
+     * value holds "{credential}" (config/credential.h). Read at every load (SIGHUP), so a
+     * rotated ${file:} takes effect there; secrets: never logged, wiped when freed. */
+    char **credentials;
+    size_t ncredentials;
+    size_t credential_max; /* the longest one's length */
+    atomic_uint cred_rr;   /* the credentials' round-robin cursor */
 } tg_upstream_conf_t;
 
 typedef struct tg_route_conf {

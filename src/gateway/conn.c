@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/credential.h"
 #include "gateway/phases.h"
 #include "gateway/request.h"
 #include "gateway/target.h"
@@ -1388,7 +1389,7 @@ static void start_upstream(tg_conn_t *c)
     size_t need = strlen(c->req.target->url) + c->req.url_len + c->head.bytes.len +
                   c->head.target.len + c->head.nhdrs * 4 + 512;
     for (size_t i = 0; i < u->nheaders; i++)
-        need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + 4;
+        need += strlen(u->headers[i].name) + strlen(u->headers[i].value) + u->credential_max + 4;
     for (size_t i = 0; i < c->head.nhdrs; i++) /* every X-Forwarded-For line, joined */
         if (TG_HDR_IS(&c->head, &c->head.hdrs[i], "x-forwarded-for"))
             need += c->head.hdrs[i].vl + 2;
@@ -1441,11 +1442,14 @@ static void start_upstream(tg_conn_t *c)
         o = tg_puts(o, "Accept-Encoding: identity");
         *o++ = '\0';
     }
+    /* One credential per upstream request, from this request's config: a reload swaps the
+     * list for the next request, never for this one (config/credential.h). */
+    const char *cred = tg_cred_next(u);
     for (size_t i = 0; i < u->nheaders && nh < TG_PROXY_MAX_HEADERS - 3; i++) {
         c->up_hdrs[nh++] = o;
         o = tg_puts(o, u->headers[i].name);
         o = tg_put(o, TG_LIT(": "));
-        o = tg_puts(o, u->headers[i].value);
+        o = tg_cred_value(&u->headers[i], cred, o);
         *o++ = '\0';
     }
     c->up_hdrs[nh++] = o;

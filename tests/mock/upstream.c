@@ -49,6 +49,11 @@ static const char usage[] =
     "  --threads N         worker threads, each with its own SO_REUSEPORT socket (default 1)\n"
     "  --port-file PATH    write the port actually bound to PATH once listening\n"
     "  --no-compress       never compress AI answers on our own (x-mock-encoding still does)\n"
+    "  --accept-credentials FILE  an upstream that checks its credential: the value of the\n"
+    "                      credential header (one line, exactly) must be a line of FILE (read\n"
+    "                      at start), else 401; a match is answered with x-mock-credential: N\n"
+    "                      (its line number, 1-based); /healthz is never checked\n"
+    "  --credential-header NAME   the header checked (default authorization)\n"
     "Any path answers 200 {\"ok\":true}; query parameters (combinable) change that:\n"
     "  status=N            respond with status N (200..999)\n"
     "  size=N              body of exactly N filler bytes (text/plain)\n"
@@ -142,6 +147,12 @@ static const char usage[] =
 #define PAD_MAX       (4ULL << 30)
 
 static bool compress_off; /* --no-compress */
+
+#define ACCEPT_MAX 64
+static char *accepted[ACCEPT_MAX];                /* --accept-credentials: the lines */
+static unsigned accept_line[ACCEPT_MAX];          /* their line numbers in the file */
+static size_t naccept;                            /* 0: no credential is checked */
+static const char *cred_header = "authorization"; /* --credential-header */
 
 static const char filler_pattern[FILLER_PERIOD + 1] =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-\n";
@@ -259,8 +270,11 @@ struct conn {
     size_t ae_len;
     char menc[AE_MAX]; /* x-mock-encoding */
     size_t menc_len;
-    uint64_t mpad; /* x-mock-pad */
-    char *cur_dst; /* while a header value is read: where it goes (ae, menc), or NULL */
+    uint64_t mpad;     /* x-mock-pad */
+    char cred[AE_MAX]; /* the credential header's value (lines joined by commas: no match) */
+    size_t cred_len;
+    unsigned cred_line; /* --accept-credentials: the matching line, 0 = none */
+    char *cur_dst;      /* while a header value is read: where it goes (ae, menc), or NULL */
     size_t *cur_dst_len;
 
     /* the response being produced */
@@ -637,6 +651,8 @@ static int on_message_begin(http_parser *hp)
     c->ai_too_big = false;
     c->ae_len = c->menc_len = 0;
     c->mpad = 0;
+    c->cred_len = 0;
+    c->cred_line = 0;
     c->cur_dst = NULL;
     return 0;
 }
@@ -751,6 +767,11 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
         } else if (c->cur_name_len == 15 && strncasecmp(c->cur_name, "x-mock-encoding", 15) == 0) {
             c->cur_dst = c->menc;
             c->cur_dst_len = &c->menc_len;
+        } else if (naccept && c->cur_name_len == strlen(cred_header) &&
+                   c->cur_name_len <= sizeof c->cur_name &&
+                   strncasecmp(c->cur_name, cred_header, c->cur_name_len) == 0) {
+            c->cur_dst = c->cred;
+            c->cur_dst_len = &c->cred_len;
         }
         if (c->cur_dst && *c->cur_dst_len && *c->cur_dst_len < AE_MAX)
             c->cur_dst[(*c->cur_dst_len)++] = ','; /* another line of the same header */
@@ -878,6 +899,11 @@ static void put_head(conn_t *c, sb_t *b, unsigned status, const char *ctype)
     sb_str(b, "\r\nContent-Type: ");
     sb_str(b, ctype);
     sb_str(b, "\r\n");
+    if (c->cred_line) {
+        sb_str(b, "x-mock-credential: ");
+        sb_u64(b, c->cred_line, 10);
+        sb_str(b, "\r\n");
+    }
     if (!c->keep_alive)
         sb_str(b, "Connection: close\r\n");
     else if (c->http10)
@@ -2298,6 +2324,15 @@ static void start_response(conn_t *c)
         send_response(c);
         return;
     }
+    if (naccept) {
+        for (size_t i = 0; i < naccept && c->cred_len < AE_MAX; i++)
+            if (strlen(accepted[i]) == c->cred_len && !memcmp(accepted[i], c->cred, c->cred_len))
+                c->cred_line = accept_line[i];
+        if (!c->cred_line) {
+            send_error(c, 401);
+            return;
+        }
+    }
     if (p->close) {
         conn_shutdown(c);
         return;
@@ -2466,6 +2501,27 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, 
     return -1;
 }
 
+/* --accept-credentials: every non-empty line of path (its CR/LF stripped), with its number. */
+static int load_credentials(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "mock-upstream: --accept-credentials %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[AE_MAX + 2];
+    unsigned no = 0;
+    while (fgets(line, sizeof line, f) && naccept < ACCEPT_MAX) {
+        no++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!*line) continue;
+        accept_line[naccept] = no;
+        accepted[naccept++] = strdup(line);
+    }
+    fclose(f);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *listen_at = "127.0.0.1:0", *port_file = NULL;
@@ -2484,6 +2540,10 @@ int main(int argc, char **argv)
             port_file = argv[++i];
         } else if (strcmp(argv[i], "--no-compress") == 0) {
             compress_off = true;
+        } else if (strcmp(argv[i], "--accept-credentials") == 0 && i + 1 < argc) {
+            if (load_credentials(argv[++i]) < 0) return 2;
+        } else if (strcmp(argv[i], "--credential-header") == 0 && i + 1 < argc) {
+            cred_header = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
             return 0;

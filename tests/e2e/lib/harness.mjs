@@ -205,16 +205,26 @@ export const mockCompresses = process.env.MOCK_COMPRESS !== 'off';
  * Starts build/mock-upstream on an ephemeral loopback port and waits for its ready line. The
  * mock compresses AI JSON answers as the request's Accept-Encoding allows, like the providers'
  * edges, unless compress is false (default: off when MOCK_COMPRESS=off is in the environment).
- * @param {{threads?: number, compress?: boolean}} [opts]
+ * With credentials (a list of Authorization values), any request carrying another answers 401.
+ * @param {{threads?: number, compress?: boolean, credentials?: string[]}} [opts]
  * @returns {Promise<{port: number, url: string, proc: import('node:child_process').ChildProcess,
  *   stdout: () => string, stderr: () => string,
  *   stop: () => Promise<{code: number|null, signal: string|null}>}>}
  *   stop() sends SIGTERM and resolves when the process has exited (SIGKILL after 5 s).
  */
-export async function startMock({ threads = 1, compress = mockCompresses } = {}) {
+export async function startMock({ threads = 1, compress = mockCompresses, credentials = null } = {}) {
   requireBinary(mockBin);
   const args = ['--listen', '127.0.0.1:0', '--threads', String(threads)];
   if (!compress) args.push('--no-compress');
+  if (credentials) {
+    // The mock answers 401 unless the Authorization value is one of these (x-mock-credential:
+    // its 1-based index here on a match).
+    const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tollgate-mock-'));
+    tmpDirs.add(dir);
+    const file = path.join(dir, 'accepted');
+    await fs.promises.writeFile(file, credentials.map((c) => `${c}\n`).join(''), { mode: 0o600 });
+    args.push('--accept-credentials', file);
+  }
   const proc = detachFromLoop(
     track(
       spawn(mockBin, args, {

@@ -379,10 +379,10 @@ static void test_err_keys(void **state)
                "durations take a unit, a plain number is milliseconds)");
     expect_err("log:\n  level: info\n  level: debug\n",
                "t.yaml:3: log.level: duplicate key (first at line 2)");
-    expect_err(
-        "upstreams:\n  - name: a\n    targets: [http://a]\n    weight: 3\n",
-        "t.yaml:4: upstreams[0].weight: unknown key (expected one of: name, targets, "
-        "headers, connect_timeout, timeout, idle_timeout, max_fails, fail_timeout, ca_file)");
+    expect_err("upstreams:\n  - name: a\n    targets: [http://a]\n    weight: 3\n",
+               "t.yaml:4: upstreams[0].weight: unknown key (expected one of: name, targets, "
+               "headers, connect_timeout, timeout, idle_timeout, max_fails, fail_timeout, ca_file, "
+               "credentials)");
     expect_err("routes:\n  - { name: r, path_prefix: /, upstream: a, knd: http }\n",
                "t.yaml:2: routes[0].knd: unknown key (did you mean \"kind\"?)");
 }
