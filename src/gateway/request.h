@@ -20,7 +20,7 @@
  *
  * A request walks these phases, in this order (gateway/phases.h; one module each):
  *
- *   AUTH     phase_auth.c: the presented key (keyring)                    401
+ *   AUTH     phase_auth.c: the presented key (keyring) or JWT (auth/jwt.h) 401
  *   ROUTE    phase_route.c: the route, size and coding checks, the exchange begun on
  *            AI/MCP routes, endpoints that cannot be metered      404 413 415 403
  *   BODY     phase_body.c: AI/MCP: the body read whole before admission (WAIT until it
