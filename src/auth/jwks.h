@@ -12,8 +12,11 @@
  * the file should be looked at again: at most once a second, one caller stats the file and,
  * when its modification time, size or inode moved, reads and parses it and swaps the new set
  * in. A file that no longer parses keeps the set in use (the error is logged once per
- * change); a request never waits for the read. No extra thread: a gateway that gets no JWT
- * never stats the file. */
+ * change). No extra thread: the request that comes first after the second pays one stat()
+ * (and, after a change, the read and parse of a file of at most 1 MiB: a few keys, well
+ * under a millisecond) on its worker; the others never wait for it (trylock). A gateway
+ * that gets no JWT never stats the file. Rejected alternative: the keyring's refresher
+ * thread, which polls the store, not files, and would tie key rotation to its store. */
 #ifndef TG_AUTH_JWKS_H
 #define TG_AUTH_JWKS_H
 
