@@ -12,7 +12,7 @@ set -u
 cd "$(dirname "$0")/.."
 lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)
 [ -n "$lib" ] || { echo "faketime-check: libfaketime not found (Debian package faketime)" >&2; exit 1; }
-E2E=(tests/e2e/budget.test.mjs tests/e2e/limits.test.mjs tests/e2e/cli.test.mjs)
+E2E=(tests/e2e/budget.test.mjs tests/e2e/limits.test.mjs tests/e2e/cli.test.mjs tests/e2e/jwt.test.mjs)
 fail=0
 for t in "2027-01-31 23:59:58" "2028-02-29 12:00:00" "2027-12-31 23:59:59"; do
   echo "faketime-check: the clock at $t UTC"

@@ -23,10 +23,19 @@ typedef struct entry {
     unsigned char used, key_active, tenant_active;
 } entry_t;
 
+/* A tenant and its status, for JWTs (which name a tenant, not a key). */
+typedef struct tenant {
+    char id[TG_TENANT_SIZE];
+    unsigned char active;
+} tenant_t;
+
 typedef struct snapshot {
     entry_t *slots;
     size_t mask; /* capacity - 1, capacity a power of two */
     size_t count;
+    tenant_t *tenants; /* every tenant, sorted by id (bsearch) */
+    size_t ntenants;
+    const entry_t **by_id; /* the keys sorted by key_id (bsearch): jwt.key_claim */
 } snapshot_t;
 
 struct tg_keyring {
@@ -43,6 +52,7 @@ const char *tg_auth_result_reason(tg_auth_result_t r)
     case TG_AUTH_UNKNOWN: return "unknown_key";
     case TG_AUTH_REVOKED: return "revoked_key";
     case TG_AUTH_DISABLED: return "tenant_disabled";
+    case TG_AUTH_NO_TENANT: return "unknown_tenant";
     }
     return "unauthorized";
 }
@@ -58,6 +68,8 @@ static void snap_free(snapshot_t *s)
 {
     if (!s) return;
     free(s->slots);
+    free(s->tenants);
+    free(s->by_id);
     free(s);
 }
 
@@ -92,7 +104,51 @@ static void snap_insert(snapshot_t *s, const entry_t *src)
 typedef struct collect {
     entry_t *rows;
     size_t n, cap;
+    tenant_t *tenants;
+    size_t nt, tcap;
 } collect_t;
+
+static int tenant_cb(const tg_tenant_t *t, void *ud)
+{
+    collect_t *c = ud;
+    if (c->nt == c->tcap) {
+        size_t cap = c->tcap ? c->tcap * 2 : 64;
+        tenant_t *r = realloc(c->tenants, cap * sizeof *r);
+        if (!r) return -1;
+        c->tenants = r;
+        c->tcap = cap;
+    }
+    tenant_t *e = &c->tenants[c->nt++];
+    snprintf(e->id, sizeof e->id, "%s", t->id);
+    e->active = (unsigned char)!strcmp(t->status, "active");
+    return 0;
+}
+
+static int tenant_cmp(const void *a, const void *b)
+{
+    return strcmp(((const tenant_t *)a)->id, ((const tenant_t *)b)->id);
+}
+
+static int by_id_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const entry_t *const *)a)->key_id, (*(const entry_t *const *)b)->key_id);
+}
+
+/* The JWT indexes of s: its tenants (taken from c) and its keys by id. */
+static int snap_index(snapshot_t *s, collect_t *c)
+{
+    qsort(c->tenants, c->nt, sizeof *c->tenants, tenant_cmp);
+    s->tenants = c->tenants;
+    s->ntenants = c->nt;
+    c->tenants = NULL;
+    s->by_id = calloc(s->count ? s->count : 1, sizeof *s->by_id);
+    if (!s->by_id) return -1;
+    size_t n = 0;
+    for (size_t i = 0; i <= s->mask; i++)
+        if (s->slots[i].used) s->by_id[n++] = &s->slots[i];
+    qsort(s->by_id, n, sizeof *s->by_id, by_id_cmp);
+    return 0;
+}
 
 static int collect_cb(const tg_auth_row_t *row, void *ud)
 {
@@ -140,12 +196,18 @@ int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err)
 {
     collect_t c = {0};
     int rc = tg_store_auth_load(store, collect_cb, &c, err);
+    if (rc == 0) rc = tg_store_tenant_list(store, tenant_cb, &c, err);
     snapshot_t *s = rc == 0 ? snap_new(c.n) : NULL;
     if (rc == 0 && !s) rc = tg_err_set(err, "out of memory loading keys");
     for (size_t i = 0; s && i < c.n; i++)
         snap_insert(s, &c.rows[i]);
+    if (s && snap_index(s, &c) != 0) rc = tg_err_set(err, "out of memory loading keys");
     free(c.rows);
-    if (rc != 0) return rc;
+    free(c.tenants);
+    if (rc != 0) {
+        snap_free(s);
+        return rc;
+    }
     pthread_rwlock_wrlock(&kr->lock);
     snapshot_t *old = kr->snap;
     kr->snap = s;
@@ -193,6 +255,35 @@ tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache,
         r = !e->key_active ? TG_AUTH_REVOKED : !e->tenant_active ? TG_AUTH_DISABLED : TG_AUTH_OK;
         break;
     }
+    pthread_rwlock_unlock(&kr->lock);
+    return r;
+}
+
+tg_auth_result_t tg_keyring_check_tenant(tg_keyring_t *kr, const char *tenant, const char *key_id)
+{
+    tenant_t want;
+    entry_t kwant;
+    const entry_t *kp = &kwant;
+    snprintf(want.id, sizeof want.id, "%s", tenant);
+    snprintf(kwant.key_id, sizeof kwant.key_id, "%s", key_id);
+    tg_auth_result_t r;
+    pthread_rwlock_rdlock(&kr->lock);
+    const snapshot_t *s = kr->snap;
+    const tenant_t *t =
+        s->ntenants ? bsearch(&want, s->tenants, s->ntenants, sizeof *t, tenant_cmp) : NULL;
+    const entry_t *const *k = key_id[0] && s->count
+                                  ? bsearch(&kp, s->by_id, s->count, sizeof *s->by_id, by_id_cmp)
+                                  : NULL;
+    if (!t)
+        r = TG_AUTH_NO_TENANT;
+    else if (!t->active)
+        r = TG_AUTH_DISABLED;
+    else if (key_id[0] && (!k || strcmp((*k)->tenant, tenant)))
+        r = TG_AUTH_UNKNOWN;
+    else if (key_id[0] && !(*k)->key_active)
+        r = TG_AUTH_REVOKED;
+    else
+        r = TG_AUTH_OK;
     pthread_rwlock_unlock(&kr->lock);
     return r;
 }

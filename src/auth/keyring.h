@@ -17,10 +17,11 @@
 
 typedef enum {
     TG_AUTH_OK = 0,
-    TG_AUTH_MISSING,  /* no credential presented */
-    TG_AUTH_UNKNOWN,  /* no such key */
-    TG_AUTH_REVOKED,  /* key revoked */
-    TG_AUTH_DISABLED, /* tenant disabled */
+    TG_AUTH_MISSING,   /* no credential presented */
+    TG_AUTH_UNKNOWN,   /* no such key */
+    TG_AUTH_REVOKED,   /* key revoked */
+    TG_AUTH_DISABLED,  /* tenant disabled */
+    TG_AUTH_NO_TENANT, /* a JWT's tenant is not in the store */
 } tg_auth_result_t;
 
 const char *tg_auth_result_reason(tg_auth_result_t r); /* "unknown_key", ... */
@@ -61,6 +62,13 @@ tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache,
                                          size_t len, char tenant[TG_TENANT_SIZE], char key_id[32]);
 
 void tg_keycache_clear(tg_keycache_t *cache);
+
+/* For a verified JWT (auth/jwt.h): TG_AUTH_OK when tenant exists and is active and, when
+ * key_id is not empty (jwt.key_claim), that key is the tenant's and active; else
+ * TG_AUTH_NO_TENANT, TG_AUTH_DISABLED, TG_AUTH_UNKNOWN (no such key of this tenant) or
+ * TG_AUTH_REVOKED. Thread-safe; looks up the same snapshot as tg_keyring_check, so a
+ * disabled tenant is refused as soon as the refresher has seen it. */
+tg_auth_result_t tg_keyring_check_tenant(tg_keyring_t *kr, const char *tenant, const char *key_id);
 
 /* Number of keys in the current snapshot. */
 size_t tg_keyring_size(tg_keyring_t *kr);

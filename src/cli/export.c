@@ -80,6 +80,8 @@ static json_t *event_data(const tg_event_t *e)
     json_object_set_new(o, "request_id", text_or_null(e->request_id));
     json_object_set_new(o, "upstream", text_or_null(e->upstream));
     json_object_set_new(o, "source", tg_cli_json_text(e->source[0] ? e->source : "gateway"));
+    json_object_set_new(o, "auth", text_or_null(e->auth));
+    json_object_set_new(o, "subject", text_or_null(e->subject));
     return o;
 }
 

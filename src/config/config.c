@@ -1195,13 +1195,16 @@ static int parse_upstreams(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
 
 /* ---- routes ------------------------------------------------------------ */
 
-enum { RF_NAME, RF_PREFIX, RF_UPSTREAM, RF_KIND };
+enum { RF_NAME, RF_PREFIX, RF_UPSTREAM, RF_KIND, RF_AUTH };
 static const field_t route_fields[] = {
     {"name", V_NAME, offsetof(tg_route_conf_t, name)},
     {"path_prefix", V_PREFIX, offsetof(tg_route_conf_t, path_prefix)},
     {"upstream", V_NAME, offsetof(tg_route_conf_t, upstream)},
     {"kind", V_KIND, offsetof(tg_route_conf_t, kind)},
+    {"auth", V_SECTION, 0}, /* get_auth */
 };
+
+static int get_auth(parse_t *p, const yaml_node_t *n, const char *path, unsigned *out);
 
 static int parse_routes(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
 {
@@ -1228,6 +1231,11 @@ static int parse_routes(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
         if (!vals[RF_NAME]) return missing(p, item, sub, "name");
         if (!vals[RF_PREFIX]) return missing(p, item, sub, "path_prefix");
         if (!vals[RF_UPSTREAM]) return missing(p, item, sub, "upstream");
+        if (vals[RF_AUTH]) {
+            join(key, sub, "auth");
+            if (get_auth(p, vals[RF_AUTH], key, &r->auth) < 0) return -1;
+            c->auth_per_route = 1;
+        }
         for (size_t j = 0; j < i; j++) {
             yaml_node_t *first = node_at(p, seq->data.sequence.items.start[j]), *fn;
             if (!strcmp(c->routes[j].name, r->name)) {
@@ -2106,6 +2114,134 @@ static int parse_notify(parse_t *p, const yaml_node_t *seq, tg_config_t *c)
     return 0;
 }
 
+/* ---- auth and jwt (issue 14) ------------------------------------------- */
+
+static int dup_default(char **dst, const char *def);
+static const char *const auth_names[] = {"api_key", "jwt"};
+static const char *const jwt_alg_names[] = {"RS256", "ES256", "HS256"};
+
+/* A list of distinct words of names[] as a bit set (bit i = names[i]); never empty. */
+static int get_word_set(parse_t *p, const yaml_node_t *n, const char *path, const char *what,
+                        const char *const *names, int nn, unsigned *out)
+{
+    *out = 0;
+    if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start)
+        return fail(p, n, path, "expected a non-empty list of %ss, e.g. [%s], found %s", what,
+                    names[0], node_what(n));
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = node_at(p, *it);
+        char sub[KEYPATH];
+        int w;
+        keypath(sub, "%s[%zu]", path, (size_t)(it - n->data.sequence.items.start));
+        if (get_word(p, item, sub, what, names, nn, &w) < 0) return -1;
+        if (*out & (1u << w)) return fail(p, item, sub, "%s listed twice", names[w]);
+        *out |= 1u << w;
+    }
+    return 0;
+}
+
+static int get_auth(parse_t *p, const yaml_node_t *n, const char *path, unsigned *out)
+{
+    return get_word_set(p, n, path, "auth method", auth_names, 2, out);
+}
+
+enum { JF_ISSUER, JF_AUDIENCE, JF_TENANT, JF_KEY, JF_ALGS, JF_JWKS, JF_SECRET, JF_LEEWAY };
+#define JW(f) offsetof(tg_jwt_conf_t, f)
+static const field_t jwt_fields[] = {
+    {"issuer", V_SECTION, 0},       {"audience", V_SECTION, 0},
+    {"tenant_claim", V_SECTION, 0}, {"key_claim", V_SECTION, 0},
+    {"algorithms", V_SECTION, 0},   {"jwks_file", V_PATH, JW(jwks_file)},
+    {"secret", V_SECTION, 0},       {"leeway", V_MS0, JW(leeway_ms)},
+};
+#define MAX_CLAIM 255
+
+/* A non-empty string of at most max bytes (issuer, audience, a claim's name). */
+static int get_text(parse_t *p, const yaml_node_t *n, const char *path, size_t max, char **out)
+{
+    if (scalar(p, n, path, "a string", out) < 0) return -1;
+    size_t len = strlen(*out);
+    if (len == 0 || len > max) {
+        free(*out);
+        *out = NULL;
+        return fail(p, n, path, len ? "longer than %zu bytes" : "must not be empty", max);
+    }
+    return 0;
+}
+
+/* jwt: { issuer, audience, tenant_claim, key_claim, algorithms, jwks_file, secret, leeway }.
+ * The JWKS file itself is read by the gateway (auth/jwks.h), at start and when it changes:
+ * a config only names it. */
+static int parse_jwt(parse_t *p, const yaml_node_t *n, tg_jwt_conf_t *j)
+{
+    yaml_node_t *v[MAX_FIELDS] = {0};
+    const char *path = "jwt";
+    j->leeway_ms = 30000;
+    if (parse_fields(p, n, path, jwt_fields, NFIELDS(jwt_fields), j, v) < 0) return -1;
+    j->set = 1;
+    if (!v[JF_ISSUER]) return missing(p, n, path, "issuer");
+    if (get_text(p, v[JF_ISSUER], "jwt.issuer", MAX_CLAIM, &j->issuer) < 0 ||
+        (v[JF_AUDIENCE] &&
+         get_text(p, v[JF_AUDIENCE], "jwt.audience", MAX_CLAIM, &j->audience) < 0) ||
+        (v[JF_KEY] && get_text(p, v[JF_KEY], "jwt.key_claim", MAX_CLAIM, &j->key_claim) < 0))
+        return -1;
+    if (v[JF_TENANT] ? get_text(p, v[JF_TENANT], "jwt.tenant_claim", MAX_CLAIM, &j->tenant_claim)
+                     : dup_default(&j->tenant_claim, "custom:tenant_id"))
+        return v[JF_TENANT] ? -1 : oom(p, n, path);
+    if (v[JF_SECRET]) {
+        char *s;
+        if (scalar(p, v[JF_SECRET], "jwt.secret", "a secret (e.g. \"${JWT_SECRET}\")", &s) < 0)
+            return -1;
+        size_t len = strlen(s);
+        if (len < 32 || len > MAX_SECRET) {
+            OPENSSL_cleanse(s, len);
+            free(s);
+            return fail(p, v[JF_SECRET], "jwt.secret",
+                        "must be 32 to %d bytes (HS256 needs a key as long as its hash; the "
+                        "value is not shown)",
+                        MAX_SECRET);
+        }
+        j->secret = (unsigned char *)s;
+        j->secret_len = len;
+    }
+    unsigned have =
+        (j->jwks_file ? TG_JWT_RS256 | TG_JWT_ES256 : 0) | (j->secret ? TG_JWT_HS256 : 0);
+    if (!have) return fail(p, n, path, "give jwks_file (RS256, ES256) or secret (HS256), or both");
+    if (!v[JF_ALGS]) {
+        j->algorithms = have;
+        return 0;
+    }
+    if (get_word_set(p, v[JF_ALGS], "jwt.algorithms", "algorithm", jwt_alg_names, 3,
+                     &j->algorithms) < 0)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        if ((j->algorithms & (1u << i)) && !(have & (1u << i)))
+            return fail(p, v[JF_ALGS], "jwt.algorithms", "%s needs %s", jwt_alg_names[i],
+                        i == 2 ? "jwt.secret" : "jwt.jwks_file");
+    return 0;
+}
+
+/* auth: [api_key, jwt] (default [api_key]) and jwt:, which is required when any auth (the
+ * global one or a route's) lists jwt, and refused when none does (a key set nobody uses is a
+ * mistake worth saying). */
+static int parse_auth(parse_t *p, const yaml_node_t *root, const yaml_node_t *auth,
+                      const yaml_node_t *jwt, tg_config_t *c)
+{
+    c->auth = TG_AUTH_API_KEY;
+    if (auth && get_auth(p, auth, "auth", &c->auth) < 0) return -1;
+    unsigned any = c->auth;
+    for (size_t i = 0; i < c->nroutes; i++)
+        any |= c->routes[i].auth;
+    if (jwt && parse_jwt(p, jwt, &c->jwt) < 0) return -1;
+    if ((any & TG_AUTH_JWT) && !jwt)
+        return fail(p, auth ? auth : root, "jwt", "required key is missing (auth lists jwt)");
+    if (jwt && !(any & TG_AUTH_JWT))
+        return fail(p, jwt, "jwt",
+                    "no auth lists jwt (add auth: [api_key, jwt] globally or to a "
+                    "route)");
+    return 0;
+}
+
 /* ---- the document ------------------------------------------------------ */
 
 #define SRV(f) offsetof(tg_config_t, server.f)
@@ -2192,7 +2328,9 @@ enum {
     R_ACTIONS,
     R_NOTIFY,
     R_NOTIFY_RETRY,
-    R_LIMITS
+    R_LIMITS,
+    R_AUTH,
+    R_JWT
 };
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},
@@ -2212,6 +2350,8 @@ static const field_t root_fields[] = {
     {"notify", V_SECTION, 0},
     {"notify_retry", V_SECTION, 0},
     {"limits", V_SECTION, 0},
+    {"auth", V_SECTION, 0}, /* get_auth */
+    {"jwt", V_SECTION, 0},  /* parse_jwt */
 };
 
 /* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
@@ -2312,7 +2452,7 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         parse_redis_password(p, v[R_LIMITS], c) < 0 || parse_upstreams(p, v[R_UPSTREAMS], c) < 0 ||
         parse_routes(p, v[R_ROUTES], c) < 0 || parse_defaults(p, v[R_DEFAULTS], c) < 0 ||
         parse_prices(p, v[R_PRICES], c) < 0 || parse_alarms(p, v[R_ALARMS], c) < 0 ||
-        parse_actions(p, v[R_ACTIONS], c) < 0)
+        parse_actions(p, v[R_ACTIONS], c) < 0 || parse_auth(p, root, v[R_AUTH], v[R_JWT], c) < 0)
         return -1;
     yaml_node_t *nr[MAX_FIELDS] = {0};
     if ((v[R_NOTIFY_RETRY] &&
@@ -2413,6 +2553,15 @@ static void config_free(tg_config_t *c)
         free(n->argv);
     }
     free(c->notifiers);
+    free(c->jwt.issuer);
+    free(c->jwt.audience);
+    free(c->jwt.tenant_claim);
+    free(c->jwt.key_claim);
+    free(c->jwt.jwks_file);
+    if (c->jwt.secret) {
+        OPENSSL_cleanse(c->jwt.secret, c->jwt.secret_len);
+        free(c->jwt.secret);
+    }
     free(c);
 }
 

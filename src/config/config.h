@@ -63,12 +63,41 @@ typedef struct tg_upstream_conf {
     atomic_uint cred_rr;   /* the credentials' round-robin cursor */
 } tg_upstream_conf_t;
 
+/* ---- auth: how tenants authenticate (issue 14; docs/configuration.md "auth and jwt") ---- */
+
+/* auth: [api_key, jwt]: the methods a request may authenticate with, a bit set. A
+ * credential that looks like a JWT (three base64url parts) goes to jwt when jwt is listed,
+ * anything else to api_key when it is listed. */
+#define TG_AUTH_API_KEY 1u
+#define TG_AUTH_JWT     2u
+
+/* JWS algorithms tollgate verifies (auth/jwt.h), a bit set. */
+#define TG_JWT_RS256 1u
+#define TG_JWT_ES256 2u
+#define TG_JWT_HS256 4u
+
+typedef struct tg_jwt_conf {
+    int set;               /* 1: a jwt: section was given */
+    char *issuer;          /* jwt.issuer: the iss every token must carry (required) */
+    char *audience;        /* jwt.audience: in aud (a string or an array), or NULL: not checked */
+    char *tenant_claim;    /* jwt.tenant_claim, default "custom:tenant_id" */
+    char *key_claim;       /* jwt.key_claim: a claim naming an API key id of the tenant whose
+                              limits apply, or NULL */
+    unsigned algorithms;   /* jwt.algorithms, TG_JWT_*; default: those with a key configured */
+    char *jwks_file;       /* jwt.jwks_file: RS256 and ES256 keys (a JWKS), or NULL */
+    unsigned char *secret; /* jwt.secret: the HS256 key (>= 32 bytes), or NULL; never logged,
+                              wiped when freed */
+    size_t secret_len;
+    long leeway_ms; /* jwt.leeway: clock skew allowed on exp, nbf and iat; default 30000 */
+} tg_jwt_conf_t;
+
 typedef struct tg_route_conf {
     char *name;
     char *path_prefix;
     char *upstream;         /* name, as written */
     tg_upstream_conf_t *up; /* resolved */
     tg_route_kind_t kind;
+    unsigned auth; /* routes[i].auth, TG_AUTH_*; 0: the global auth */
 } tg_route_conf_t;
 
 /* alarms: rules evaluated per tenant (process-wide for queue) by the alarm engine
@@ -171,6 +200,9 @@ typedef struct tg_config {
     } server;
     tg_cidr_list_t trusted_proxies; /* server.trusted_proxies: peers whose
                                        X-Forwarded-For is believed */
+    unsigned auth;                  /* auth: TG_AUTH_*, default TG_AUTH_API_KEY */
+    int auth_per_route;             /* 1: some route has an auth of its own */
+    tg_jwt_conf_t jwt;              /* jwt: (set when any auth lists jwt) */
     struct {
         /* limits.backend: "memory" (the default: limiter and budget state in this process)
          * or redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (state shared by every gateway on
@@ -277,6 +309,12 @@ void tg_config_unref(tg_config_t *c); /* frees at zero */
 const tg_route_conf_t *tg_config_route(const tg_config_t *c, const char *path, size_t len);
 
 const char *tg_route_kind_name(tg_route_kind_t k);
+
+/* The auth methods (TG_AUTH_*) that apply to route (NULL: no route matched: the global). */
+static inline unsigned tg_config_auth(const tg_config_t *c, const tg_route_conf_t *route)
+{
+    return route && route->auth ? route->auth : c->auth;
+}
 /* "quota", "error_rate", "latency", "spend_rate", "queue". */
 const char *tg_alarm_kind_name(tg_alarm_kind_t k);
 

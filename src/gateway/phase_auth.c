@@ -1,6 +1,7 @@
-/* AUTH: the presented key (phases.h). */
+/* AUTH: the presented credential, an API key or a JWT (phases.h). */
 #include <string.h>
 
+#include "auth/jwt.h"
 #include "auth/keyring.h"
 #include "gateway/phases.h"
 
@@ -28,15 +29,63 @@ static void credential(const tg_req_head_t *hd, const char **secret, size_t *len
     }
 }
 
+/* The auth methods of the request's route (config.h): the route is looked up here only
+ * when some route has its own (ROUTE looks it up again, with its refusals). */
+static unsigned methods_of(const tg_req_t *r)
+{
+    const tg_route_conf_t *route = NULL;
+    if (r->cfg->auth_per_route)
+        route = tg_config_route(r->cfg, r->cx->head->target.p + r->match_off, r->match_len);
+    return tg_config_auth(r->cfg, route);
+}
+
+/* A JWT: verified (auth/jwt.h) at the request's wall-clock start, then its tenant (and key
+ * claim) looked up in the keyring's snapshot like a key's. */
+static tg_phase_res_t auth_jwt(tg_req_t *r, const char *tok, size_t len, int64_t now_us)
+{
+    tg_req_ctx_t *cx = r->cx;
+    TG_EVENT_SET(&r->ev, auth, "jwt", 3);
+    if (cx->jwks) tg_jwks_watch_poll(cx->jwks, now_us);
+    const tg_jwks_t *ks = cx->jwks ? tg_jwks_watch_acquire(cx->jwks) : NULL;
+    tg_jwt_claims_t cl;
+    tg_jwt_result_t jr = tg_jwt_verify(&r->cfg->jwt, ks, tok, len, r->ev.ts_us, &cl);
+    if (cx->jwks) tg_jwks_watch_release(cx->jwks);
+    if (jr != TG_JWT_OK)
+        return TG_PHASE_REFUSE(401, "unauthorized", "invalid token", tg_jwt_result_reason(jr));
+    TG_EVENT_SET(&r->ev, subject, cl.sub, strlen(cl.sub));
+    tg_auth_result_t ar = tg_keyring_check_tenant(cx->keys, cl.tenant, cl.key_id);
+    if (ar != TG_AUTH_NO_TENANT) TG_EVENT_SET(&r->ev, tenant, cl.tenant, strlen(cl.tenant));
+    if (ar != TG_AUTH_NO_TENANT && ar != TG_AUTH_UNKNOWN)
+        TG_EVENT_SET(&r->ev, key_id, cl.key_id, strlen(cl.key_id));
+    switch (ar) {
+    case TG_AUTH_OK: return TG_PHASE_RES(TG_PHASE_NEXT);
+    case TG_AUTH_NO_TENANT:
+        return TG_PHASE_REFUSE(401, "unauthorized", "invalid token", "jwt_unknown_tenant");
+    case TG_AUTH_DISABLED:
+        return TG_PHASE_REFUSE(401, "unauthorized", "tenant disabled", "tenant_disabled");
+    case TG_AUTH_REVOKED:
+        return TG_PHASE_REFUSE(401, "unauthorized", "API key revoked", "revoked_key");
+    default: return TG_PHASE_REFUSE(401, "unauthorized", "invalid token", "jwt_unknown_key");
+    }
+}
+
 tg_phase_res_t tg_ph_auth(tg_req_t *r, int64_t now_us)
 {
-    (void)now_us;
     const char *secret;
     size_t slen;
     credential(r->cx->head, &secret, &slen);
+    unsigned methods = r->cfg->auth == TG_AUTH_API_KEY && !r->cfg->auth_per_route ? TG_AUTH_API_KEY
+                                                                                  : methods_of(r);
+    if (secret && (methods & TG_AUTH_JWT) &&
+        (tg_jwt_looks_like(secret, slen) || !(methods & TG_AUTH_API_KEY)))
+        return auth_jwt(r, secret, slen, now_us);
+    if (!(methods & TG_AUTH_API_KEY))
+        return TG_PHASE_REFUSE(401, "unauthorized", "missing token (Authorization: Bearer JWT)",
+                               "missing_token");
     char tenant[sizeof r->ev.tenant], key_id[sizeof r->ev.key_id];
     tg_auth_result_t ar =
         tg_keyring_check_cached(r->cx->keys, r->cx->keycache, secret, slen, tenant, key_id);
+    if (ar != TG_AUTH_MISSING) TG_EVENT_SET(&r->ev, auth, "api_key", 7);
     if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
         TG_EVENT_SET(&r->ev, tenant, tenant, strlen(tenant));
         TG_EVENT_SET(&r->ev, key_id, key_id, strlen(key_id));
@@ -47,6 +96,7 @@ tg_phase_res_t tg_ph_auth(tg_req_t *r, int64_t now_us)
         [TG_AUTH_UNKNOWN] = "invalid API key",
         [TG_AUTH_REVOKED] = "API key revoked",
         [TG_AUTH_DISABLED] = "tenant disabled",
+        [TG_AUTH_NO_TENANT] = "invalid API key",
     };
     return TG_PHASE_REFUSE(401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
 }

@@ -20,7 +20,7 @@
  *
  * A request walks these phases, in this order (gateway/phases.h; one module each):
  *
- *   AUTH     phase_auth.c: the presented key (keyring)                    401
+ *   AUTH     phase_auth.c: the presented key (keyring) or JWT (auth/jwt.h) 401
  *   ROUTE    phase_route.c: the route, size and coding checks, the exchange begun on
  *            AI/MCP routes, endpoints that cannot be metered      404 413 415 403
  *   BODY     phase_body.c: AI/MCP: the body read whole before admission (WAIT until it
@@ -61,6 +61,7 @@
 #include <stdatomic.h>
 #include <strings.h>
 
+#include "auth/jwks.h"
 #include "auth/keyring.h"
 #include "config/config.h"
 #include "gateway/proxy.h"
@@ -184,6 +185,7 @@ typedef struct tg_req_ctx {
     const tg_req_ops_t *ops;
     /* The worker's shared services. */
     tg_keyring_t *keys;
+    tg_jwks_watch_t *jwks; /* jwt.jwks_file's keys as the server read them, or NULL */
     tg_policy_t *policy;
     tg_pricebook_t *prices;
     tg_recorder_t *rec;

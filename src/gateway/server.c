@@ -660,6 +660,11 @@ static void reload(main_ctx_t *m)
         backend_changed(next, cur))
         TG_WARN("reload: server.listen, admin_listen, workers, store and limits.backend (its "
                 "password too) take effect on restart");
+    /* The file's content is followed as it changes (auth/jwks.h); which file, is not. */
+    if (strcmp(next->jwt.jwks_file ? next->jwt.jwks_file : "",
+               m->srv->jwks ? tg_jwks_watch_path(m->srv->jwks) : ""))
+        TG_WARN("reload: jwt.jwks_file (which file) takes effect on restart; its content is "
+                "read again whenever it changes");
     tg_log_level_t lvl;
     if (tg_log_parse_level(next->log.level, &lvl) == 0) tg_log_level = lvl;
     /* The admin reads the token from m->srv->cfg per request: the swap below changes it. */
@@ -796,6 +801,11 @@ int tg_server_run(const char *config_path)
     }
     tg_store_close(store);
     store = NULL;
+    if (cfg->jwt.jwks_file && !(srv.jwks = tg_jwks_watch_new(cfg->jwt.jwks_file, &err))) {
+        fprintf(stderr, "tollgate: %s: jwt.jwks_file: %s\n", cfg->path, err.msg);
+        code = 2;
+        goto out;
+    }
     tg_recorder_opts_t ro = {
         .store_url = cfg->store,
         .spool_path = cfg->recorder.spool,
@@ -919,6 +929,7 @@ out:
     if (srv.prices) tg_pricebook_stop_refresh(srv.prices);
     if (srv.rec) tg_recorder_stop(srv.rec); /* drains the queue into the store or spool */
     tg_keyring_free(srv.keys);
+    tg_jwks_watch_free(srv.jwks);
     tg_policy_free(srv.policy);
     tg_pricebook_free(srv.prices);
     tg_metrics_free(srv.metrics); /* the workers are joined */

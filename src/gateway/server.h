@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "auth/jwks.h"
 #include "auth/keyring.h"
 #include "config/config.h"
 #include "gateway/proxy.h"
@@ -55,6 +56,7 @@ typedef struct tg_worker {
 struct tg_server {
     tg_config_t *cfg; /* main thread's current config */
     tg_keyring_t *keys;
+    tg_jwks_watch_t *jwks; /* jwt.jwks_file's keys (auth/jwks.h), or NULL: none at start */
     tg_policy_t *policy;
     tg_pricebook_t *prices;
     tg_recorder_t *rec;

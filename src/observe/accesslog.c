@@ -192,6 +192,14 @@ long tg_accesslog_format(const tg_event_t *ev, char *buf, size_t cap)
     put_str(&o, ev->method);
     PUT_LIT(&o, ",\"path\":");
     put_str(&o, ev->path);
+    if (ev->auth[0]) { /* how it authenticated, and a JWT's sub (issue 14) */
+        PUT_LIT(&o, ",\"auth\":");
+        put_str(&o, ev->auth);
+    }
+    if (ev->subject[0]) {
+        PUT_LIT(&o, ",\"subject\":");
+        put_str(&o, ev->subject);
+    }
     PUT_LIT(&o, ",\"status\":");
     put_i64(&o, ev->status);
     PUT_LIT(&o, ",\"outcome\":");

@@ -72,6 +72,8 @@ static const evb_col_t evb_cols[] __attribute__((unused)) = {
     EVB_FIELD(price_flag, EW_TEXT_OPT),
     {"requests", EW_COUNT, 0, 0},
     EVB_FIELD(source, EW_SOURCE),
+    EVB_FIELD(auth, EW_TEXT_OPT),
+    EVB_FIELD(subject, EW_TEXT_OPT),
 };
 #define EVB_NCOLS ((int)(sizeof evb_cols / sizeof evb_cols[0]))
 

@@ -318,6 +318,8 @@ static const tg_col_t event_cols[] = {
     TG_COL(tg_event_t, price_flag, "price_flag", TG_COL_TEXT),
     TG_COL(tg_event_t, count, "requests", TG_COL_INT64),
     TG_COL(tg_event_t, source, "source", TG_COL_TEXT),
+    TG_COL(tg_event_t, auth, "auth", TG_COL_TEXT),
+    TG_COL(tg_event_t, subject, "subject", TG_COL_TEXT),
 };
 const tg_rowmap_t tg_map_event = TG_ROWMAP(tg_event_t, "usage_events", event_cols);
 /* ---- usage reports (event_ops) --------------------------------------------------------- */

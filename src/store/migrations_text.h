@@ -766,4 +766,20 @@ static const char DIALECT(m11_partition_attach)[] =
         "END\n"
         "$$;\n")
     SQLITE_ONLY("-- PostgreSQL only: monthly partitions of usage_events attached\n");
+
+/* JWT tenants (issue 14, src/auth/jwt.h): how each request authenticated and, for a JWT,
+ * its sub claim. NULL on the rows written before (and on a refusal before any credential
+ * was read); no default, so adding them rewrites nothing. The events view is made again
+ * with both, last. */
+static const char DIALECT(m12_event_auth)[] =
+    "ALTER TABLE usage_events ADD COLUMN auth TEXT; -- 'api_key' | 'jwt'\n"
+    "ALTER TABLE usage_events ADD COLUMN subject TEXT; -- a JWT's sub, truncated to 127 bytes\n"
+    "DROP VIEW events;\n"
+    "CREATE VIEW events AS SELECT id, ts_us,\n"
+    "  " SQL_TIME("ts_us") " AS time,\n"
+    "  " SQL_DAY("ts_us") " AS day,\n"
+    "  tenant, key_id, route, method, path, status, outcome, reason, requests, latency_us,\n"
+    "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
+    "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream,\n"
+    "  source, auth, subject FROM usage_events;\n";
 // clang-format on

@@ -74,6 +74,10 @@ typedef struct tg_event {
      * "cloudfront", "apigw", "clf", "accesslog" for records of an access log brought in by
      * `tollgate ingest` (src/ingest/). */
     char source[16];
+    /* How the tenant authenticated (issue 14): "api_key", "jwt", or "" when it did not get
+     * that far (no credential). subject: a JWT's sub claim, truncated; "" otherwise. */
+    char auth[8];
+    char subject[128];
 } tg_event_t;
 
 /* The reason of an aggregate event: the refusals without a valid key from one client

@@ -37,7 +37,27 @@ static int fake_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *
     return 0;
 }
 
-static const struct tg_store_tenant_ops fake_ops = {.auth_load = fake_auth_load};
+/* Every tenant named by a key, once, active as its keys say (the keyring's JWT view). */
+static int fake_tenant_list(tg_store_t *s, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                            tg_err_t *err)
+{
+    (void)s;
+    (void)err;
+    for (size_t i = 0; i < nkeys; i++) {
+        size_t j = 0;
+        while (j < i && strcmp(keys[j].tenant, keys[i].tenant))
+            j++;
+        if (j < i) continue;
+        tg_tenant_t t = {0};
+        snprintf(t.id, sizeof t.id, "%s", keys[i].tenant);
+        snprintf(t.status, sizeof t.status, "%s", keys[i].tenant_active ? "active" : "disabled");
+        if (cb(&t, ud) != 0) return -1;
+    }
+    return 0;
+}
+
+static const struct tg_store_tenant_ops fake_ops = {.auth_load = fake_auth_load,
+                                                    .tenant_list = fake_tenant_list};
 static tg_store_t fake_store = {.tenants = &fake_ops};
 
 static void add(const char *secret, const char *id, const char *tenant, int ka, int ta)
@@ -78,6 +98,32 @@ static void test_lookup_states(void **state)
     assert_int_equal(check(kr, NULL, tenant, id), TG_AUTH_MISSING);
     assert_int_equal(check(kr, "", tenant, id), TG_AUTH_MISSING);
     assert_string_equal(tg_auth_result_reason(TG_AUTH_REVOKED), "revoked_key");
+    tg_keyring_free(kr);
+}
+
+/* A JWT names a tenant (and maybe one of its keys): its status and the key's come from the
+ * same snapshot. */
+static void test_tenant_states(void **state)
+{
+    (void)state;
+    nkeys = 0;
+    add("tg_good", "key_1", "acme", 1, 1);
+    add("tg_revoked", "key_2", "acme", 0, 1);
+    add("tg_disabled", "key_3", "globex", 1, 0);
+    add("tg_other", "key_4", "initech", 1, 1);
+    tg_keyring_t *kr = tg_keyring_new();
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", ""), TG_AUTH_NO_TENANT); /* empty */
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", ""), TG_AUTH_OK);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_1"), TG_AUTH_OK);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_2"), TG_AUTH_REVOKED);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_4"), TG_AUTH_UNKNOWN); /* not its */
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_9"), TG_AUTH_UNKNOWN);
+    assert_int_equal(tg_keyring_check_tenant(kr, "globex", ""), TG_AUTH_DISABLED);
+    assert_int_equal(tg_keyring_check_tenant(kr, "initech", ""), TG_AUTH_OK);
+    assert_int_equal(tg_keyring_check_tenant(kr, "nobody", ""), TG_AUTH_NO_TENANT);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acm", ""), TG_AUTH_NO_TENANT);
+    assert_string_equal(tg_auth_result_reason(TG_AUTH_NO_TENANT), "unknown_tenant");
     tg_keyring_free(kr);
 }
 
@@ -172,9 +218,8 @@ static void test_cached_check(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookup_states),
-        cmocka_unit_test(test_cached_check),
-        cmocka_unit_test(test_reload_replaces),
+        cmocka_unit_test(test_lookup_states), cmocka_unit_test(test_tenant_states),
+        cmocka_unit_test(test_cached_check),  cmocka_unit_test(test_reload_replaces),
         cmocka_unit_test(test_many_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

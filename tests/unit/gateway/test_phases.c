@@ -95,7 +95,22 @@ static int f_budget_list(tg_store_t *s, const char *tenant,
     return 0;
 }
 
-static const struct tg_store_tenant_ops tenant_ops = {.auth_load = f_auth_load};
+/* The keys' tenants (the keyring keeps them for JWTs), one row per key: duplicates are harmless. */
+static int f_tenant_list(tg_store_t *s, int (*cb)(const tg_tenant_t *, void *), void *ud,
+                         tg_err_t *err)
+{
+    (void)s, (void)err;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        tg_tenant_t t = {0};
+        snprintf(t.id, sizeof t.id, "%s", keys[i].tenant);
+        snprintf(t.status, sizeof t.status, "%s", keys[i].tenant_active ? "active" : "disabled");
+        if (cb(&t, ud) != 0) return -1;
+    }
+    return 0;
+}
+
+static const struct tg_store_tenant_ops tenant_ops = {.auth_load = f_auth_load,
+                                                      .tenant_list = f_tenant_list};
 static const struct tg_store_policy_ops policy_ops = {.limit_list = f_limit_list,
                                                       .pause_list = f_pause_list,
                                                       .ip_rule_list = f_ip_list,
