@@ -224,11 +224,12 @@ layers-check:
 # The benchmark programs, built by make check so a change that breaks one fails there (bench/
 # runs them; make check never does). Their own scripts build them the same way.
 BENCH_BINS := $(B)/bench/bench_recorder $(B)/bench/writer_cost $(B)/bench/bench_limiter \
-              $(B)/bench/stream-client
+              $(B)/bench/bench_jwt $(B)/bench/stream-client
 $(B)/bench/bench_recorder: bench/recorder/bench_recorder.c $(B)/libtollgate.a
 $(B)/bench/writer_cost: bench/recorder/writer_cost.c $(B)/libtollgate.a
 $(B)/bench/bench_limiter: bench/limiter/bench_limiter.c $(B)/libtollgate.a
-$(B)/bench/bench_recorder $(B)/bench/writer_cost $(B)/bench/bench_limiter:
+$(B)/bench/bench_jwt: bench/jwt/bench_jwt.c $(B)/libtollgate.a
+$(B)/bench/bench_recorder $(B)/bench/writer_cost $(B)/bench/bench_limiter $(B)/bench/bench_jwt:
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(B)/libtollgate.a $(LDLIBS)
 $(B)/bench/stream-client: bench/stream/client.c

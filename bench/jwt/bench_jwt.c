@@ -1,6 +1,9 @@
 /* JWT validation cost: instructions (under callgrind) or wall time of tg_jwt_verify for one
  * RS256, ES256 and HS256 token, N times each, keys made here by OpenSSL (bench/jwt/run.sh).
- *   bench_jwt ALG N      (ALG: RS256 | ES256 | HS256; prints microseconds per verify) */
+ *   bench_jwt ALG N      (ALG: RS256 | ES256 | HS256; prints microseconds per verify)
+ *   bench_jwt ALG N hit  the same token verified once, then found N times in the worker's
+ *                        cache of verified tokens (cached_auth: its SHA-256 and the lookup,
+ *                        what the gateway does for a token it has seen) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +13,19 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "auth/apikey.h"
 #include "auth/jwks.h"
 #include "auth/jwt.h"
+#include "auth/jwtcache.h"
+
+/* What AUTH does for a JWT before the keyring: hash it, look it up (auth/jwtcache.h). */
+__attribute__((noinline)) static int cached_auth(tg_jwt_cache_t *c, const tg_config_t *cfg,
+                                                 const char *tok, tg_jwt_claims_t *out)
+{
+    unsigned char sha[32];
+    tg_apikey_hash(tok, strlen(tok), sha);
+    return tg_jwt_cache_get(c, cfg, 0, sha, 1900000100000000LL, out);
+}
 
 static void b64u(const unsigned char *p, size_t n, char *dst)
 {
@@ -32,10 +46,31 @@ static void bn_b64u(EVP_PKEY *k, const char *param, char *dst)
     BN_free(bn);
 }
 
+/* n verifies (conf, ks) or n cache hits (c, cfg) of tok, timed; prints microseconds each. */
+static int run(const char *alg, long n, const char *what, const tg_jwt_conf_t *conf,
+               const tg_jwks_t *ks, const char *tok, tg_jwt_cache_t *c, const tg_config_t *cfg)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0; i < n; i++) {
+        tg_jwt_claims_t out;
+        int r = c ? cached_auth(c, cfg, tok, &out)
+                  : (int)tg_jwt_verify(conf, ks, tok, strlen(tok), 1900000100000000LL, &out);
+        if (r != TG_JWT_OK) {
+            fprintf(stderr, "%s: failed (%d)\n", what, r);
+            return 1;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3;
+    printf("%s %ld %s: %.3f us each\n", alg, n, what, n ? us / (double)n : 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: bench_jwt RS256|ES256|HS256 N\n");
+    if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "hit"))) {
+        fprintf(stderr, "usage: bench_jwt RS256|ES256|HS256 N [hit]\n");
         return 2;
     }
     const char *alg = argv[1];
@@ -105,19 +140,33 @@ int main(int argc, char **argv)
                           .secret = (unsigned char *)secret,
                           .secret_len = 32,
                           .leeway_ms = 30000};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (long i = 0; i < n; i++) {
+    if (argc > 3 && !strcmp(argv[3], "hit")) {
+        static const char yaml[] =
+            "auth: [jwt]\njwt: { issuer: x, secret: 0123456789abcdef0123456789abcdef }\n";
+        tg_config_t *cfg;
+        tg_err_t err;
         tg_jwt_claims_t out;
+        if (tg_config_parse("bench.yaml", yaml, sizeof yaml - 1, &cfg, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
         if (tg_jwt_verify(&conf, ks, tok, strlen(tok), 1900000100000000LL, &out) != TG_JWT_OK) {
             fprintf(stderr, "verify failed\n");
             return 1;
         }
+        tg_jwt_cache_t *c = tg_jwt_cache_new();
+        unsigned char sha[32];
+        tg_apikey_hash(tok, strlen(tok), sha);
+        tg_jwt_cache_put(c, cfg, 0, sha, &out);
+        int rc = run(alg, n, "cache hits", NULL, NULL, tok, c, cfg);
+        tg_jwt_cache_free(c);
+        tg_config_unref(cfg);
+        tg_jwks_free(ks);
+        EVP_PKEY_free(key);
+        return rc;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3;
-    printf("%s %ld verifies: %.2f us each\n", alg, n, n ? us / (double)n : 0);
+    int rc = run(alg, n, "verifies", &conf, ks, tok, NULL, NULL);
     tg_jwks_free(ks);
     EVP_PKEY_free(key);
-    return 0;
+    return rc;
 }

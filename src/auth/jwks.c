@@ -318,9 +318,10 @@ int tg_jwks_watch_poll(tg_jwks_watch_t *w, int64_t mono_us)
             pthread_rwlock_wrlock(&w->lock);
             tg_jwks_t *old = w->set;
             w->set = next;
+            /* Under the lock: a reader holding a set reads that set's generation. */
+            atomic_fetch_add(&w->generation, 1);
             pthread_rwlock_unlock(&w->lock);
             tg_jwks_free(old);
-            atomic_fetch_add(&w->generation, 1);
             TG_INFO("jwt: %zu keys read from %s", next->nkeys, w->path);
             swapped = 1;
         }

@@ -211,13 +211,15 @@ static int audience_ok(json_t *aud, const char *want)
 static tg_jwt_result_t check_claims(const tg_jwt_conf_t *conf, json_t *c, int64_t now_us,
                                     tg_jwt_claims_t *out)
 {
-    int64_t exp = 0, nbf = 0, iat = 0, leeway = (int64_t)conf->leeway_ms * 1000;
+    int64_t exp = 0, nbf = 0, iat = 0;
     int he = time_claim(c, "exp", &exp), hn = time_claim(c, "nbf", &nbf),
         hi = time_claim(c, "iat", &iat);
     if (he <= 0 || hn < 0 || hi < 0) return TG_JWT_BAD_CLAIM;
-    if (now_us >= exp + leeway) return TG_JWT_EXPIRED;
-    if (hn && now_us + leeway < nbf) return TG_JWT_NOT_YET_VALID;
-    if (hi && iat > now_us + leeway) return TG_JWT_ISSUED_FUTURE;
+    out->exp_us = exp;
+    out->nbf_us = hn ? nbf : INT64_MIN;
+    out->iat_us = hi ? iat : INT64_MIN;
+    tg_jwt_result_t when = tg_jwt_check_times(conf, out, now_us);
+    if (when != TG_JWT_OK) return when;
     json_t *iss = json_object_get(c, "iss");
     if (!json_is_string(iss) || strcmp(json_string_value(iss), conf->issuer))
         return TG_JWT_BAD_ISSUER;
@@ -229,7 +231,16 @@ static tg_jwt_result_t check_claims(const tg_jwt_conf_t *conf, json_t *c, int64_
     if (string_claim(c, "sub", out->sub, sizeof out->sub, 1) < 0 ||
         string_claim(c, conf->key_claim, out->key_id, sizeof out->key_id, 0) < 0)
         return TG_JWT_BAD_CLAIM;
-    out->exp_us = exp;
+    return TG_JWT_OK;
+}
+
+tg_jwt_result_t tg_jwt_check_times(const tg_jwt_conf_t *conf, const tg_jwt_claims_t *cl,
+                                   int64_t now_us)
+{
+    int64_t leeway = (int64_t)conf->leeway_ms * 1000;
+    if (now_us >= cl->exp_us + leeway) return TG_JWT_EXPIRED;
+    if (cl->nbf_us != INT64_MIN && now_us + leeway < cl->nbf_us) return TG_JWT_NOT_YET_VALID;
+    if (cl->iat_us != INT64_MIN && cl->iat_us > now_us + leeway) return TG_JWT_ISSUED_FUTURE;
     return TG_JWT_OK;
 }
 

@@ -66,12 +66,19 @@ typedef struct tg_jwt_claims {
     char sub[TG_JWT_SUB_MAX];    /* sub, truncated; "" when absent */
     char key_id[32];             /* the key claim's value; "" when absent or not configured */
     int64_t exp_us;              /* exp, Unix microseconds */
+    int64_t nbf_us, iat_us;      /* nbf, iat; INT64_MIN when absent */
 } tg_jwt_claims_t;
 
 /* Verifies tok[0..len) under conf with the keys of jwks (NULL: none, HS256 only) at the
  * wall-clock instant now_us (Unix microseconds). On TG_JWT_OK fills out. */
 tg_jwt_result_t tg_jwt_verify(const tg_jwt_conf_t *conf, const tg_jwks_t *jwks, const char *tok,
                               size_t len, int64_t now_us, tg_jwt_claims_t *out);
+
+/* The time rules alone (exp, nbf, iat against now_us with jwt.leeway), as tg_jwt_verify
+ * applies them: what a cached verdict (auth/jwtcache.h) is checked against again at each
+ * use. TG_JWT_OK, TG_JWT_EXPIRED, TG_JWT_NOT_YET_VALID or TG_JWT_ISSUED_FUTURE. */
+tg_jwt_result_t tg_jwt_check_times(const tg_jwt_conf_t *conf, const tg_jwt_claims_t *cl,
+                                   int64_t now_us);
 
 /* 1 when s[0..n) has the shape of a compact JWS: exactly two dots. What the gateway sends to
  * jwt (when listed) rather than to api_key; tollgate's own keys have no dot. */

@@ -1650,6 +1650,7 @@ void tg_conn_accept(tg_worker_t *w)
         .ops = &req_ops,
         .keys = srv->keys,
         .jwks = srv->jwks,
+        .jwtcache = w->jwtcache,
         .policy = srv->policy,
         .prices = srv->prices,
         .rec = srv->rec,

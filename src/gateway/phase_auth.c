@@ -1,7 +1,9 @@
 /* AUTH: the presented credential, an API key or a JWT (phases.h). */
 #include <string.h>
 
+#include "auth/apikey.h"
 #include "auth/jwt.h"
+#include "auth/jwtcache.h"
 #include "auth/keyring.h"
 #include "gateway/phases.h"
 
@@ -47,8 +49,14 @@ static tg_phase_res_t auth_jwt(tg_req_t *r, const char *tok, size_t len, int64_t
     TG_EVENT_SET(&r->ev, auth, "jwt", 3);
     if (cx->jwks) tg_jwks_watch_poll(cx->jwks, now_us);
     const tg_jwks_t *ks = cx->jwks ? tg_jwks_watch_acquire(cx->jwks) : NULL;
+    uint64_t keygen = cx->jwks ? tg_jwks_watch_generation(cx->jwks) : 0; /* ks's own */
+    unsigned char sha[32];
+    tg_apikey_hash(tok, len, sha);
     tg_jwt_claims_t cl;
-    tg_jwt_result_t jr = tg_jwt_verify(&r->cfg->jwt, ks, tok, len, r->ev.ts_us, &cl);
+    int known = tg_jwt_cache_get(cx->jwtcache, r->cfg, keygen, sha, r->ev.ts_us, &cl);
+    tg_jwt_result_t jr = known >= 0 ? (tg_jwt_result_t)known
+                                    : tg_jwt_verify(&r->cfg->jwt, ks, tok, len, r->ev.ts_us, &cl);
+    if (known < 0 && jr == TG_JWT_OK) tg_jwt_cache_put(cx->jwtcache, r->cfg, keygen, sha, &cl);
     if (cx->jwks) tg_jwks_watch_release(cx->jwks);
     if (jr != TG_JWT_OK)
         return TG_PHASE_REFUSE(401, "unauthorized", "invalid token", tg_jwt_result_reason(jr));

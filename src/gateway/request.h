@@ -62,6 +62,7 @@
 #include <strings.h>
 
 #include "auth/jwks.h"
+#include "auth/jwtcache.h"
 #include "auth/keyring.h"
 #include "config/config.h"
 #include "gateway/proxy.h"
@@ -185,7 +186,8 @@ typedef struct tg_req_ctx {
     const tg_req_ops_t *ops;
     /* The worker's shared services. */
     tg_keyring_t *keys;
-    tg_jwks_watch_t *jwks; /* jwt.jwks_file's keys as the server read them, or NULL */
+    tg_jwks_watch_t *jwks;    /* jwt.jwks_file's keys as the server read them, or NULL */
+    tg_jwt_cache_t *jwtcache; /* the worker's verified JWTs (auth/jwtcache.h), or NULL */
     tg_policy_t *policy;
     tg_pricebook_t *prices;
     tg_recorder_t *rec;

@@ -66,6 +66,7 @@ static void on_mailbox(uv_async_t *a)
     if (next) {
         tg_config_unref(w->cfg);
         w->cfg = next;
+        tg_jwt_cache_clear(w->jwtcache); /* its tokens were verified under the old config */
     }
     if (drain && !w->draining) {
         w->draining = 1;
@@ -114,7 +115,8 @@ static int worker_init(tg_worker_t *w, tg_server_t *srv, int id, int fd, tg_err_
         if (!w->redis) return tg_err_set(err, "cannot create the shared limiter's client");
     }
     w->metrics = tg_metrics_block_new(srv->metrics);
-    if (!w->metrics) return tg_err_set(err, "out of memory");
+    w->jwtcache = tg_jwt_cache_new();
+    if (!w->metrics || !w->jwtcache) return tg_err_set(err, "out of memory");
     return 0;
 }
 
@@ -908,6 +910,7 @@ int tg_server_run(const char *config_path)
 
     for (int i = 0; i < srv.nworkers; i++) {
         pthread_join(srv.workers[i].thread, NULL);
+        tg_jwt_cache_free(srv.workers[i].jwtcache);
         tg_config_unref(srv.workers[i].cfg);
         if (srv.workers[i].next_cfg) tg_config_unref(srv.workers[i].next_cfg);
         pthread_mutex_destroy(&srv.workers[i].mu);

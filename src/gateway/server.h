@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "auth/jwks.h"
+#include "auth/jwtcache.h"
 #include "auth/keyring.h"
 #include "config/config.h"
 #include "gateway/proxy.h"
@@ -39,6 +40,7 @@ typedef struct tg_worker {
     tg_redis_t *redis;           /* the shared limiter's connection (limits.backend redis://),
                                     NULL: limits in memory; this worker's thread only */
     tg_metrics_block_t *metrics; /* this worker's counters: written by its thread only */
+    tg_jwt_cache_t *jwtcache;    /* JWTs verified here (auth/jwtcache.h): this thread only */
     pthread_t thread;
     int listen_fd;
     /* Owned by this worker's thread only. */

@@ -270,6 +270,27 @@ describe('JWT tenants', () => {
     await refused(mid, 'jwt_too_large');
   });
 
+  // The verified-token cache (auth/jwtcache.h): the same bytes again are accepted without a
+  // second verification, and are still refused at once when their tenant is disabled, or
+  // (in the next test) when their key leaves the JWKS.
+  let remembered; // an RS256 token of rsa-1, accepted (so cached on the worker that took it)
+  test('a token presented again is accepted; its tenant disabled refuses it at once', async () => {
+    remembered = sign(rsa, { alg: 'RS256', kid: 'rsa-1' }, claims('cached', { sub: 'again' }));
+    assert.equal((await gw.cli(['tenant', 'add', 'cached'])).code, 0);
+    await waitFor(async () => (await call(remembered)).r.status === 200, { timeoutMs: 5000, message: 'the new tenant known' });
+    for (let i = 0; i < 3; i++) {
+      const { r, ev } = await call(remembered);
+      assert.equal(r.status, 200);
+      assert.equal(ev.tenant, 'cached');
+      assert.equal(ev.subject, 'again');
+    }
+    assert.equal((await gw.cli(['tenant', 'disable', 'cached'])).code, 0);
+    await waitFor(async () => (await call(remembered)).r.status === 401, { timeoutMs: 5000, message: 'the disabled tenant refused' });
+    await refused(remembered, 'tenant_disabled');
+    assert.equal((await gw.cli(['tenant', 'enable', 'cached'])).code, 0);
+    await waitFor(async () => (await call(remembered)).r.status === 200, { timeoutMs: 5000, message: 'enabled again' });
+  });
+
   test('the JWKS file replaced while serving: a new kid works, a removed kid is refused', async () => {
     const rsa2 = rsaKey('rsa-2');
     const before2 = await call(sign(rsa2, { alg: 'RS256', kid: 'rsa-2' }, claims('acme')));
@@ -284,6 +305,8 @@ describe('JWT tenants', () => {
       message: 'the new kid accepted',
     });
     await refused(sign(rsa, { alg: 'RS256', kid: 'rsa-1' }, claims('acme')), 'jwt_unknown_kid');
+    // The same bytes as a token accepted (and remembered) before the key left: refused too.
+    await refused(remembered, 'jwt_unknown_kid');
     // A broken file keeps the keys in use.
     fs.writeFileSync(tmp, '{"keys": [');
     fs.renameSync(tmp, jwksPath);
