@@ -81,6 +81,8 @@ const tg_migration_t tg_store_migrations[] = {
     {10, "events view: usage_events.source", BOTH(m10_events_source)},
     {11, "PostgreSQL: usage_events partitions attached, not created under an exclusive lock",
      BOTH(m11_partition_attach)},
+    {13, "api_keys.expires_us, rotated_from, signing_secret (sealed); keys view",
+     BOTH(m13_key_rotation)},
 
 };
 
