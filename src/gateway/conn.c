@@ -1645,6 +1645,7 @@ void tg_conn_accept(tg_worker_t *w)
     c->cx = (tg_req_ctx_t){
         .ops = &req_ops,
         .keys = srv->keys,
+        .replay = srv->replay,
         .policy = srv->policy,
         .prices = srv->prices,
         .rec = srv->rec,

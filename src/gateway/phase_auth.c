@@ -1,5 +1,6 @@
 /* AUTH: the presented key (phases.h). */
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "auth/keyring.h"
 #include "gateway/phases.h"
@@ -30,23 +31,29 @@ static void credential(const tg_req_head_t *hd, const char **secret, size_t *len
 
 tg_phase_res_t tg_ph_auth(tg_req_t *r, int64_t now_us)
 {
-    (void)now_us;
+    (void)now_us; /* monotonic: a key's expiry is a wall-clock instant, the request's start */
     const char *secret;
     size_t slen;
     credential(r->cx->head, &secret, &slen);
-    char tenant[sizeof r->ev.tenant], key_id[sizeof r->ev.key_id];
+    tg_key_match_t m;
     tg_auth_result_t ar =
-        tg_keyring_check_cached(r->cx->keys, r->cx->keycache, secret, slen, tenant, key_id);
+        tg_keyring_check(r->cx->keys, r->cx->keycache, secret, slen, r->ev.ts_us, &m);
     if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
-        TG_EVENT_SET(&r->ev, tenant, tenant, strlen(tenant));
-        TG_EVENT_SET(&r->ev, key_id, key_id, strlen(key_id));
+        TG_EVENT_SET(&r->ev, tenant, m.tenant, strlen(m.tenant));
+        TG_EVENT_SET(&r->ev, key_id, m.key_id, strlen(m.key_id));
     }
-    if (ar == TG_AUTH_OK) return TG_PHASE_RES(TG_PHASE_NEXT);
+    if (ar == TG_AUTH_OK) {
+        memcpy(r->signing, m.signing, m.signing_len);
+        r->signing_len = m.signing_len;
+        OPENSSL_cleanse(&m, sizeof m);
+        return TG_PHASE_RES(TG_PHASE_NEXT);
+    }
     static const char *const msgs[] = {
         [TG_AUTH_MISSING] = "missing API key (Authorization: Bearer KEY or x-api-key)",
         [TG_AUTH_UNKNOWN] = "invalid API key",
         [TG_AUTH_REVOKED] = "API key revoked",
         [TG_AUTH_DISABLED] = "tenant disabled",
+        [TG_AUTH_EXPIRED] = "API key expired",
     };
     return TG_PHASE_REFUSE(401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
 }

@@ -29,6 +29,13 @@ tg_phase_res_t tg_ph_route(tg_req_t *r, int64_t now_us);
  * by the exchange (which may rewrite it); MCP: an unreadable or invalid body, too many
  * tools in a batch (400) and the tool rules (403), answered as JSON-RPC errors. */
 tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us);
+/* BODY's signature check (phase_sign.c), once a held body is whole and before the
+ * exchange reads it: whether the request is checked (set by ROUTE: the route's `signed`,
+ * a tenant in signing.required_tenants, or on an optional route the header present), and
+ * the check itself (auth/sign.h): 401 with signature_missing, signature_malformed,
+ * signature_no_secret, signature_invalid, signature_expired or signature_replayed. */
+int tg_ph_sign_wanted(const tg_req_t *r);
+tg_phase_res_t tg_ph_sign(tg_req_t *r, int64_t now_us);
 /* ADMIT (phase_admit.c): the client address (every X-Forwarded-For line joined, believed
  * only from trusted proxies), then billing's admission (bill.h). */
 tg_phase_res_t tg_ph_admit(tg_req_t *r, int64_t now_us);

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "auth/keyring.h"
+#include "auth/replay.h"
 #include "config/config.h"
 #include "gateway/proxy.h"
 #include "meter/price.h"
@@ -55,6 +56,7 @@ typedef struct tg_worker {
 struct tg_server {
     tg_config_t *cfg; /* main thread's current config */
     tg_keyring_t *keys;
+    tg_replay_t *replay; /* signed requests seen within the window (auth/replay.h; its mutex) */
     tg_policy_t *policy;
     tg_pricebook_t *prices;
     tg_recorder_t *rec;
