@@ -1789,6 +1789,9 @@ static int parse_signing(parse_t *p, const yaml_node_t *n, const yaml_node_t *ro
         return -1;
     if (c->signing.window_ms < 1000 || c->signing.window_ms > 3600000)
         return fail(p, v[SG_WINDOW], "signing.window", "between 1s and 1h");
+    /* About 56 bytes an entry (auth/replay.c): 10 million is 560 MB, allocated whole. */
+    if (c->signing.replay_cache > 10000000)
+        return fail(p, v[SG_CACHE], "signing.replay_cache", "at most 10000000");
     const yaml_node_t *seq = v[SG_TENANTS];
     if (seq && !is_null(seq)) {
         const char *path = "signing.required_tenants";

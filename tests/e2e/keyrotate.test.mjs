@@ -48,6 +48,8 @@ after(async () => {
 
 describe('key rotation and expiry', () => {
   test('rotate: a new key for the same tenant and name, both working during the grace', async () => {
+    const l = await gw.cli(['limit', 'set', '--tenant', 'acme', '--key', acme.keyId, '--rpm', '500']);
+    assert.equal(l.code, 0, l.stderr);
     const r = await gw.cli(['key', 'rotate', acme.keyId, '--grace', '1h']);
     assert.equal(r.code, 0, r.stderr);
     rotated = {
@@ -56,6 +58,10 @@ describe('key rotation and expiry', () => {
     };
     assert.match(r.stdout, new RegExp(`^old_key: ${acme.keyId} \\(expires \\d{4}-\\d\\d-\\d\\dT`, 'm'));
     assert.ok(!/signing_secret/.test(r.stdout), 'no signing secret: the old key had none');
+    // The old key's own limit now applies to the new key too.
+    const limits = await gw.cli(['limit', 'list', '--tenant', 'acme']);
+    assert.match(limits.stdout, new RegExp(rotated.keyId));
+    assert.match(limits.stdout, new RegExp(acme.keyId));
     await waitForKey(gw, rotated.secret, '/api/x');
     const a = await send(gw, acme.secret);
     const b = await send(gw, rotated.secret);

@@ -115,6 +115,8 @@ static void test_errors(void **state)
                "t.yaml:1: routes[0].signed: unknown value \"yes\" (expected off, optional or "
                "required)");
     expect_err("signing: { window: 2h }\n", "t.yaml:1: signing.window: between 1s and 1h");
+    expect_err("signing: { replay_cache: 20000000 }\n",
+               "t.yaml:1: signing.replay_cache: at most 10000000");
     expect_err("signing: { required_tenants: acme }\n",
                "t.yaml:1: signing.required_tenants: expected a list of tenant ids, found a "
                "single value");
