@@ -13,21 +13,35 @@ static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq
 
 #define SECRET_CHARS 43
 
-int tg_apikey_generate(char secret[TG_APIKEY_SECRET_MAX], char key_id[TG_APIKEY_ID_MAX],
-                       char prefix[TG_APIKEY_PREFIX_LEN + 1], unsigned char sha256[32])
+/* SECRET_CHARS uniform base62 characters at out, NUL after them; 0 or -1 (RNG). */
+static int random_b62(char *out)
 {
     unsigned char rnd[64];
     size_t n = 0;
-    memcpy(secret, "tg_", sizeof "tg_" - 1);
     while (n < SECRET_CHARS) {
         if (RAND_bytes(rnd, sizeof rnd) != 1) return -1;
         for (size_t i = 0; i < sizeof rnd && n < SECRET_CHARS; i++)
             if (rnd[i] < 248) /* 248 = 4 * 62: keeps the distribution uniform */
-                secret[3 + n++] = b62[rnd[i] % 62];
+                out[n++] = b62[rnd[i] % 62];
     }
-    secret[3 + SECRET_CHARS] = '\0';
+    out[SECRET_CHARS] = '\0';
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    return 0;
+}
 
+int tg_apikey_generate(char secret[TG_APIKEY_SECRET_MAX], char key_id[TG_APIKEY_ID_MAX],
+                       char prefix[TG_APIKEY_PREFIX_LEN + 1], unsigned char sha256[32])
+{
+    memcpy(secret, "tg_", sizeof "tg_" - 1);
+    if (random_b62(secret + 3) != 0) return -1;
     return tg_apikey_import(secret, strlen(secret), key_id, prefix, sha256);
+}
+
+int tg_apikey_signing_secret(char out[TG_SIGNING_SECRET_LEN + 1])
+{
+    _Static_assert(sizeof "tgs_" - 1 + SECRET_CHARS == TG_SIGNING_SECRET_LEN, "rows.h's length");
+    memcpy(out, "tgs_", sizeof "tgs_" - 1);
+    return random_b62(out + 4);
 }
 
 int tg_apikey_import(const char *secret, size_t len, char key_id[TG_APIKEY_ID_MAX],

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "types/rows.h"
+
 #define TG_APIKEY_SECRET_MAX 64 /* buffer size for a secret, NUL included */
 #define TG_APIKEY_ID_MAX     32
 #define TG_APIKEY_PREFIX_LEN 8
@@ -31,6 +33,10 @@ int tg_apikey_import(const char *secret, size_t len, char key_id[TG_APIKEY_ID_MA
                      char prefix[TG_APIKEY_PREFIX_LEN + 1], unsigned char sha256[32]);
 
 void tg_apikey_hash(const char *secret, size_t len, unsigned char sha256[32]);
+
+/* A fresh signing secret (signed requests, auth/sign.h): "tgs_" + 43 base62 characters,
+ * TG_SIGNING_SECRET_LEN bytes and a NUL. 0, or -1 if the system RNG failed. */
+int tg_apikey_signing_secret(char out[TG_SIGNING_SECRET_LEN + 1]);
 
 /* Constant-time equality of two 32-byte hashes. */
 int tg_apikey_hash_eq(const unsigned char a[32], const unsigned char b[32]);

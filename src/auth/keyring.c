@@ -21,6 +21,9 @@ typedef struct entry {
     char key_id[32];
     char tenant[TG_TENANT_SIZE];
     unsigned char used, key_active, tenant_active;
+    unsigned char signing_len; /* 0: none */
+    int64_t expires_us;        /* 0: never */
+    char signing[TG_SIGNING_SECRET_LEN + 1];
 } entry_t;
 
 /* A tenant and its status, for JWTs (which name a tenant, not a key). */
@@ -41,6 +44,8 @@ typedef struct snapshot {
 struct tg_keyring {
     pthread_rwlock_t lock; /* guards snap (the pointer; a snapshot is immutable) */
     snapshot_t *snap;
+    int has_kek; /* set before the refresher starts, read by loads only */
+    tg_kek_t kek;
     tg_watch_t *watch; /* the refresher (store/watch.h); start/stop only */
 };
 
@@ -53,6 +58,7 @@ const char *tg_auth_result_reason(tg_auth_result_t r)
     case TG_AUTH_REVOKED: return "revoked_key";
     case TG_AUTH_DISABLED: return "tenant_disabled";
     case TG_AUTH_NO_TENANT: return "unknown_tenant";
+    case TG_AUTH_EXPIRED: return "key_expired";
     }
     return "unauthorized";
 }
@@ -67,6 +73,7 @@ static uint64_t slot_of(const unsigned char sha[32])
 static void snap_free(snapshot_t *s)
 {
     if (!s) return;
+    OPENSSL_cleanse(s->slots, (s->mask + 1) * sizeof *s->slots); /* the signing secrets */
     free(s->slots);
     free(s->tenants);
     free(s->by_id);
@@ -106,6 +113,9 @@ typedef struct collect {
     size_t n, cap;
     tenant_t *tenants;
     size_t nt, tcap;
+    const tg_kek_t *kek; /* NULL: signing secrets stay closed */
+    size_t closed;       /* keys whose signing secret could not be opened */
+    char why[160];       /* the first reason */
 } collect_t;
 
 static int tenant_cb(const tg_tenant_t *t, void *ud)
@@ -150,6 +160,27 @@ static int snap_index(snapshot_t *s, collect_t *c)
     return 0;
 }
 
+/* The key's signing secret, opened into e (bound to its key id: crypt.h's AAD). */
+static void open_signing(collect_t *c, const tg_auth_row_t *row, entry_t *e)
+{
+    tg_err_t err = {{0}};
+    unsigned char *pt = NULL;
+    size_t n = 0;
+    if (!c->kek)
+        snprintf(err.msg, sizeof err.msg, "no encryption.kek_file or kek_env is configured");
+    else if (tg_crypt_open(c->kek, row->signing_sealed, sizeof row->signing_sealed, row->key_id,
+                           strlen(row->key_id), &pt, &n, &err) == 0 &&
+             n != TG_SIGNING_SECRET_LEN)
+        snprintf(err.msg, sizeof err.msg, "the opened secret has %zu bytes", n);
+    if (pt && n == TG_SIGNING_SECRET_LEN) {
+        memcpy(e->signing, pt, n);
+        e->signing_len = (unsigned char)n;
+    } else if (c->closed++ == 0) {
+        snprintf(c->why, sizeof c->why, "key %.31s: %.120s", row->key_id, err.msg);
+    }
+    tg_crypt_free(pt, n + 1);
+}
+
 static int collect_cb(const tg_auth_row_t *row, void *ud)
 {
     collect_t *c = ud;
@@ -167,6 +198,8 @@ static int collect_cb(const tg_auth_row_t *row, void *ud)
     snprintf(e->tenant, sizeof e->tenant, "%s", row->tenant_id);
     e->key_active = (unsigned char)(row->key_active != 0);
     e->tenant_active = (unsigned char)(row->tenant_active != 0);
+    e->expires_us = row->expires_us;
+    if (row->signing) open_signing(c, row, e);
     return 0;
 }
 
@@ -192,9 +225,18 @@ void tg_keyring_free(tg_keyring_t *kr)
     free(kr);
 }
 
+void tg_keyring_set_kek(tg_keyring_t *kr, const tg_kek_t *kek)
+{
+    kr->has_kek = kek != NULL;
+    if (kek)
+        kr->kek = *kek;
+    else
+        tg_kek_wipe(&kr->kek);
+}
+
 int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err)
 {
-    collect_t c = {0};
+    collect_t c = {.kek = kr->has_kek ? &kr->kek : NULL};
     int rc = tg_store_auth_load(store, collect_cb, &c, err);
     if (rc == 0) rc = tg_store_tenant_list(store, tenant_cb, &c, err);
     snapshot_t *s = rc == 0 ? snap_new(c.n) : NULL;
@@ -202,12 +244,18 @@ int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err)
     for (size_t i = 0; s && i < c.n; i++)
         snap_insert(s, &c.rows[i]);
     if (s && snap_index(s, &c) != 0) rc = tg_err_set(err, "out of memory loading keys");
+    if (c.rows) OPENSSL_cleanse(c.rows, c.cap * sizeof *c.rows);
     free(c.rows);
     free(c.tenants);
     if (rc != 0) {
         snap_free(s);
         return rc;
     }
+    /* Each load says it again: the operator sees it at start and after each key change. */
+    if (c.closed)
+        TG_WARN("keyring: %zu signing secret(s) could not be opened, their signed requests "
+                "are refused (%s)",
+                c.closed, c.why);
     pthread_rwlock_wrlock(&kr->lock);
     snapshot_t *old = kr->snap;
     kr->snap = s;
@@ -216,20 +264,15 @@ int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err)
     return 0;
 }
 
-tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len,
-                                  char tenant[TG_TENANT_SIZE], char key_id[32])
-{
-    return tg_keyring_check_cached(kr, NULL, secret, len, tenant, key_id);
-}
-
 void tg_keycache_clear(tg_keycache_t *cache)
 {
     OPENSSL_cleanse(cache, sizeof *cache);
 }
 
-tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
-                                         size_t len, char tenant[TG_TENANT_SIZE], char key_id[32])
+tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
+                                  size_t len, int64_t now_us, tg_key_match_t *out)
 {
+    out->signing_len = 0;
     if (!secret || len == 0) return TG_AUTH_MISSING;
     unsigned char sha[32];
     if (cache && cache->len == len && CRYPTO_memcmp(cache->secret, secret, len) == 0) {
@@ -250,16 +293,24 @@ tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache,
     for (size_t i = slot_of(sha) & s->mask; s->slots[i].used; i = (i + 1) & s->mask) {
         const entry_t *e = &s->slots[i];
         if (!tg_apikey_hash_eq(e->sha256, sha)) continue;
-        memcpy(tenant, e->tenant, 64);
-        memcpy(key_id, e->key_id, 32);
-        r = !e->key_active ? TG_AUTH_REVOKED : !e->tenant_active ? TG_AUTH_DISABLED : TG_AUTH_OK;
+        memcpy(out->tenant, e->tenant, sizeof out->tenant);
+        memcpy(out->key_id, e->key_id, sizeof out->key_id);
+        r = !e->key_active                                  ? TG_AUTH_REVOKED
+            : e->expires_us != 0 && now_us >= e->expires_us ? TG_AUTH_EXPIRED
+            : !e->tenant_active                             ? TG_AUTH_DISABLED
+                                                            : TG_AUTH_OK;
+        if (r == TG_AUTH_OK && e->signing_len) {
+            memcpy(out->signing, e->signing, e->signing_len);
+            out->signing_len = e->signing_len;
+        }
         break;
     }
     pthread_rwlock_unlock(&kr->lock);
     return r;
 }
 
-tg_auth_result_t tg_keyring_check_tenant(tg_keyring_t *kr, const char *tenant, const char *key_id)
+tg_auth_result_t tg_keyring_check_tenant(tg_keyring_t *kr, const char *tenant, const char *key_id,
+                                         int64_t now_us)
 {
     tenant_t want;
     entry_t kwant;
@@ -282,6 +333,8 @@ tg_auth_result_t tg_keyring_check_tenant(tg_keyring_t *kr, const char *tenant, c
         r = TG_AUTH_UNKNOWN;
     else if (key_id[0] && !(*k)->key_active)
         r = TG_AUTH_REVOKED;
+    else if (key_id[0] && (*k)->expires_us != 0 && now_us >= (*k)->expires_us)
+        r = TG_AUTH_EXPIRED;
     else
         r = TG_AUTH_OK;
     pthread_rwlock_unlock(&kr->lock);

@@ -1,5 +1,11 @@
 /* The keyring: an in-memory snapshot of every API key (by SHA-256) with its
- * tenant and status, so authenticating a request touches no store.
+ * tenant, status, expiry and signing secret, so authenticating a request touches no store.
+ * An expired key is refused at the request's instant from the snapshot alone: the store
+ * row does not change when a key's time runs out, so no reload is needed for it.
+ *
+ * Signing secrets are sealed in the store (crypt/crypt.h); the snapshot holds them opened,
+ * in memory only, when the keyring was given the KEK (tg_keyring_set_kek). Without it, or
+ * when a secret does not open, the key has no secret here and its signed requests fail.
  *
  * A refresher thread polls tg_store_auth_version() every 250 ms and rebuilds
  * the snapshot when another process changed tenants or keys, which is how a
@@ -11,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypt/crypt.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/sizes.h"
@@ -22,6 +29,7 @@ typedef enum {
     TG_AUTH_REVOKED,   /* key revoked */
     TG_AUTH_DISABLED,  /* tenant disabled */
     TG_AUTH_NO_TENANT, /* a JWT's tenant is not in the store */
+    TG_AUTH_EXPIRED,   /* key past its expires_us (`key create --expires`, `key rotate`) */
 } tg_auth_result_t;
 
 const char *tg_auth_result_reason(tg_auth_result_t r); /* "unknown_key", ... */
@@ -30,6 +38,9 @@ typedef struct tg_keyring tg_keyring_t;
 
 tg_keyring_t *tg_keyring_new(void);
 void tg_keyring_free(tg_keyring_t *kr);
+
+/* The KEK that opens signing secrets (copied; NULL: none), for the loads after it. */
+void tg_keyring_set_kek(tg_keyring_t *kr, const tg_kek_t *kek);
 
 /* Rebuilds the snapshot from the store now. */
 int tg_keyring_load(tg_keyring_t *kr, tg_store_t *store, tg_err_t *err);
@@ -41,10 +52,14 @@ void tg_keyring_stop_refresh(tg_keyring_t *kr);
 /* The store's auth_version the refresher last loaded; -1 before (store/watch.h). */
 int64_t tg_keyring_loaded_version(const tg_keyring_t *kr);
 
-/* Authenticates a presented secret. On TG_AUTH_OK (and on REVOKED/DISABLED)
- * copies the tenant and key id out. Thread-safe. */
-tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, const char *secret, size_t len,
-                                  char tenant[TG_TENANT_SIZE], char key_id[32]);
+/* What a matched key tells the request. The signing secret is a copy: wipe it
+ * (OPENSSL_cleanse) when the request is over. */
+typedef struct tg_key_match {
+    char tenant[TG_TENANT_SIZE];
+    char key_id[32];
+    size_t signing_len; /* 0: the key has no signing secret (or it could not be opened) */
+    char signing[TG_SIGNING_SECRET_LEN + 1];
+} tg_key_match_t;
 
 /* The last secret a keep-alive connection presented and its SHA-256, so the next request
  * presenting the same bytes (the usual case: one client, one key) is not hashed again. The
@@ -57,18 +72,22 @@ typedef struct tg_keycache {
     char secret[96];
 } tg_keycache_t;
 
-/* tg_keyring_check, through cache (may be NULL). */
-tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
-                                         size_t len, char tenant[TG_TENANT_SIZE], char key_id[32]);
+/* Authenticates a presented secret at now_us (wall clock, microseconds: the request's
+ * instant), through cache (may be NULL). On TG_AUTH_OK fills out whole; on REVOKED,
+ * EXPIRED and DISABLED the tenant and key id only (the event names them). Thread-safe. */
+tg_auth_result_t tg_keyring_check(tg_keyring_t *kr, tg_keycache_t *cache, const char *secret,
+                                  size_t len, int64_t now_us, tg_key_match_t *out);
 
 void tg_keycache_clear(tg_keycache_t *cache);
 
 /* For a verified JWT (auth/jwt.h): TG_AUTH_OK when tenant exists and is active and, when
- * key_id is not empty (jwt.key_claim), that key is the tenant's and active; else
- * TG_AUTH_NO_TENANT, TG_AUTH_DISABLED, TG_AUTH_UNKNOWN (no such key of this tenant) or
- * TG_AUTH_REVOKED. Thread-safe; looks up the same snapshot as tg_keyring_check, so a
- * disabled tenant is refused as soon as the refresher has seen it. */
-tg_auth_result_t tg_keyring_check_tenant(tg_keyring_t *kr, const char *tenant, const char *key_id);
+ * key_id is not empty (jwt.key_claim), that key is the tenant's, active and not expired at
+ * now_us (wall clock); else TG_AUTH_NO_TENANT, TG_AUTH_DISABLED, TG_AUTH_UNKNOWN (no such key
+ * of this tenant), TG_AUTH_REVOKED or TG_AUTH_EXPIRED. Thread-safe; looks up the same
+ * snapshot as tg_keyring_check, so a disabled tenant is refused as soon as the refresher has
+ * seen it. */
+tg_auth_result_t tg_keyring_check_tenant(tg_keyring_t *kr, const char *tenant, const char *key_id,
+                                         int64_t now_us);
 
 /* Number of keys in the current snapshot. */
 size_t tg_keyring_size(tg_keyring_t *kr);

@@ -574,6 +574,23 @@ static int get_kind(parse_t *p, const yaml_node_t *n, const char *path, tg_route
     return -1;
 }
 
+static const char *const signed_names[] = {"off", "optional", "required"};
+
+static int get_signed(parse_t *p, const yaml_node_t *n, const char *path, tg_signed_mode_t *out)
+{
+    char *v;
+    if (scalar(p, n, path, "off, optional or required", &v) < 0) return -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, signed_names[i])) {
+            *out = (tg_signed_mode_t)i;
+            free(v);
+            return 0;
+        }
+    fail(p, n, path, "unknown value \"%.*s\" (expected off, optional or required)", 64, v);
+    free(v);
+    return -1;
+}
+
 static int get_store(parse_t *p, const yaml_node_t *n, const char *path, char **out)
 {
     char *v;
@@ -790,6 +807,7 @@ typedef enum {
     V_USD,          /* int64_t micro-USD */
     V_BACKEND,      /* the tg_config_t itself (off 0): limits.backend */
     V_ONDOWN,       /* tg_limits_down_t */
+    V_SIGNED,       /* tg_signed_mode_t */
     V_SECTION,      /* handled by the caller */
 } vkind_t;
 
@@ -799,7 +817,7 @@ typedef struct field {
     size_t off;
 } field_t;
 
-#define MAX_FIELDS 20
+#define MAX_FIELDS 32 /* fields of one mapping (the top level has the most) */
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
 static int set_targets(parse_t *p, const yaml_node_t *n, const char *path, tg_upstream_conf_t *u);
@@ -837,6 +855,7 @@ static int set_value(parse_t *p, const yaml_node_t *n, const char *path, vkind_t
     case V_USD: return get_usd(p, n, path, dst);
     case V_BACKEND: return get_backend(p, n, path, dst);
     case V_ONDOWN: return get_on_down(p, n, path, dst);
+    case V_SIGNED: return get_signed(p, n, path, dst);
     case V_SECTION: break;
     }
     return 0;
@@ -1202,6 +1221,7 @@ static const field_t route_fields[] = {
     {"upstream", V_NAME, offsetof(tg_route_conf_t, upstream)},
     {"kind", V_KIND, offsetof(tg_route_conf_t, kind)},
     {"auth", V_SECTION, 0}, /* get_auth */
+    {"signed", V_SIGNED, offsetof(tg_route_conf_t, signed_mode)},
 };
 
 static int get_auth(parse_t *p, const yaml_node_t *n, const char *path, unsigned *out);
@@ -1875,6 +1895,112 @@ static int parse_redis_password(parse_t *p, const yaml_node_t *limits, tg_config
     return 0;
 }
 
+/* ---- encryption and signing (issue 14: keys) ---------------------------- */
+
+/* encryption: { kek_file: PATH } or { kek_env: NAME }: the KEK (crypt/crypt.h), read now,
+ * its text wiped; an unreadable or malformed key is an error naming the file or variable,
+ * never showing the text. */
+static const field_t encryption_fields[] = {
+    {"kek_file", V_PATH, offsetof(tg_config_t, encryption.kek_file)},
+    {"kek_env", V_NAME, offsetof(tg_config_t, encryption.kek_env)},
+};
+
+static int parse_encryption(parse_t *p, const yaml_node_t *n, tg_config_t *c)
+{
+    yaml_node_t *v[MAX_FIELDS] = {0};
+    if (!n) return 0;
+    if (parse_fields(p, n, "encryption", encryption_fields, NFIELDS(encryption_fields), c, v) < 0)
+        return -1;
+    if (!v[0] == !v[1]) return fail(p, n, "encryption", "give one of kek_file or kek_env");
+    char what[300];
+    tg_err_t err;
+    int rc;
+    if (v[0]) {
+        char *text = NULL;
+        size_t len = 0;
+        if (read_secret_file(p, v[0], "encryption.kek_file", c->encryption.kek_file, "key", &text,
+                             &len) < 0)
+            return -1;
+        snprintf(what, sizeof what, "the key in %s", c->encryption.kek_file);
+        rc = tg_kek_parse(text, len, what, &c->encryption.kek, &err);
+        tg_crypt_free(text, len);
+        if (rc != 0) return fail(p, v[0], "encryption.kek_file", "%s", err.msg);
+    } else {
+        const char *text = getenv(c->encryption.kek_env);
+        if (!text || !*text)
+            return fail(p, v[1], "encryption.kek_env", "$%s is not set or empty",
+                        c->encryption.kek_env);
+        snprintf(what, sizeof what, "$%s", c->encryption.kek_env);
+        if (tg_kek_parse(text, strlen(text), what, &c->encryption.kek, &err) != 0)
+            return fail(p, v[1], "encryption.kek_env", "%s", err.msg);
+    }
+    c->encryption.has_kek = 1;
+    return 0;
+}
+
+/* signing: { window: 300s, replay_cache: 100000, required_tenants: [ID, ...] } */
+enum { SG_WINDOW, SG_CACHE, SG_TENANTS };
+static const field_t signing_fields[] = {
+    {"window", V_MS, offsetof(tg_config_t, signing.window_ms)},
+    {"replay_cache", V_COUNT, offsetof(tg_config_t, signing.replay_cache)},
+    {"required_tenants", V_SECTION, 0},
+};
+
+static int parse_signing(parse_t *p, const yaml_node_t *n, const yaml_node_t *routes,
+                         tg_config_t *c)
+{
+    yaml_node_t *v[MAX_FIELDS] = {0};
+    if (n && parse_fields(p, n, "signing", signing_fields, NFIELDS(signing_fields), c, v) < 0)
+        return -1;
+    if (c->signing.window_ms < 1000 || c->signing.window_ms > 3600000)
+        return fail(p, v[SG_WINDOW], "signing.window", "between 1s and 1h");
+    /* About 56 bytes an entry (auth/replay.c): 10 million is 560 MB, allocated whole. */
+    if (c->signing.replay_cache > 10000000)
+        return fail(p, v[SG_CACHE], "signing.replay_cache", "at most 10000000");
+    const yaml_node_t *seq = v[SG_TENANTS];
+    if (seq && !is_null(seq)) {
+        const char *path = "signing.required_tenants";
+        if (seq->type != YAML_SEQUENCE_NODE)
+            return fail(p, seq, path, "expected a list of tenant ids, found %s", node_what(seq));
+        size_t cnt = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+        c->signing.required_tenants = calloc(cnt ? cnt : 1, sizeof(char *));
+        if (!c->signing.required_tenants) return oom(p, seq, path);
+        for (size_t i = 0; i < cnt; i++) {
+            char sub[KEYPATH];
+            keypath(sub, "%s[%zu]", path, i);
+            yaml_node_t *item = node_at(p, seq->data.sequence.items.start[i]);
+            char *id;
+            if (scalar(p, item, sub, "a tenant id", &id) < 0) return -1;
+            c->signing.required_tenants[c->signing.nrequired_tenants++] = id;
+            if (!*id || strlen(id) >= TG_TENANT_SIZE)
+                return fail(p, item, sub, "a tenant id of 1-%d bytes", TG_TENANT_SIZE - 1);
+        }
+    }
+    /* Signing secrets are sealed by the KEK: without one no signature can be checked. */
+    if (c->encryption.has_kek) return 0;
+    if (c->signing.nrequired_tenants)
+        return fail(p, seq, "signing.required_tenants",
+                    "needs encryption.kek_file or encryption.kek_env (signing secrets are "
+                    "sealed by it)");
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (c->routes[i].signed_mode != TG_SIGNED_OFF) {
+            const yaml_node_t *item = node_at(p, routes->data.sequence.items.start[i]);
+            char sub[KEYPATH];
+            keypath(sub, "routes[%zu].signed", i);
+            return fail(p, find_key(p, item, "signed"), sub,
+                        "needs encryption.kek_file or encryption.kek_env (signing secrets are "
+                        "sealed by it)");
+        }
+    return 0;
+}
+
+int tg_config_tenant_signs(const tg_config_t *c, const char *tenant)
+{
+    for (size_t i = 0; i < c->signing.nrequired_tenants; i++)
+        if (!strcmp(c->signing.required_tenants[i], tenant)) return 1;
+    return 0;
+}
+
 /* ---- notify ------------------------------------------------------------ */
 
 /* notify: [{ type: webhook, url, secret | secret_file }, { type: alertmanager, url },
@@ -2330,7 +2456,9 @@ enum {
     R_NOTIFY_RETRY,
     R_LIMITS,
     R_AUTH,
-    R_JWT
+    R_JWT,
+    R_ENCRYPTION,
+    R_SIGNING
 };
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},
@@ -2352,6 +2480,8 @@ static const field_t root_fields[] = {
     {"limits", V_SECTION, 0},
     {"auth", V_SECTION, 0}, /* get_auth */
     {"jwt", V_SECTION, 0},  /* parse_jwt */
+    {"encryption", V_SECTION, 0},
+    {"signing", V_SECTION, 0},
 };
 
 /* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
@@ -2452,7 +2582,9 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         parse_redis_password(p, v[R_LIMITS], c) < 0 || parse_upstreams(p, v[R_UPSTREAMS], c) < 0 ||
         parse_routes(p, v[R_ROUTES], c) < 0 || parse_defaults(p, v[R_DEFAULTS], c) < 0 ||
         parse_prices(p, v[R_PRICES], c) < 0 || parse_alarms(p, v[R_ALARMS], c) < 0 ||
-        parse_actions(p, v[R_ACTIONS], c) < 0 || parse_auth(p, root, v[R_AUTH], v[R_JWT], c) < 0)
+        parse_actions(p, v[R_ACTIONS], c) < 0 || parse_auth(p, root, v[R_AUTH], v[R_JWT], c) < 0 ||
+        parse_encryption(p, v[R_ENCRYPTION], c) < 0 ||
+        parse_signing(p, v[R_SIGNING], v[R_ROUTES], c) < 0)
         return -1;
     yaml_node_t *nr[MAX_FIELDS] = {0};
     if ((v[R_NOTIFY_RETRY] &&
@@ -2488,6 +2620,12 @@ static void config_free(tg_config_t *c)
     free(c->server.admin_token_file);
     OPENSSL_cleanse(c->server.admin_token_sha256, sizeof c->server.admin_token_sha256);
     free(c->store);
+    free(c->encryption.kek_file);
+    free(c->encryption.kek_env);
+    tg_kek_wipe(&c->encryption.kek);
+    for (size_t i = 0; i < c->signing.nrequired_tenants; i++)
+        free(c->signing.required_tenants[i]);
+    free(c->signing.required_tenants);
     free(c->limits.redis_host);
     if (c->limits.redis_user) OPENSSL_cleanse(c->limits.redis_user, strlen(c->limits.redis_user));
     if (c->limits.redis_password)
@@ -2658,6 +2796,8 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->metrics.max_tools = 200;
     c->alarms_interval_ms = 10000;
     c->limits.redis_port = 6379;
+    c->signing.window_ms = 300000;
+    c->signing.replay_cache = 100000;
     c->limits.timeout_ms = 20;
     c->limits.reservation_ttl_ms = 300000;
     c->limits.instances = 1;

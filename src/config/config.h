@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypt/crypt.h"
 #include "types/cidr.h"
 #include "types/rows.h"
 #include "util/err.h"
@@ -23,6 +24,15 @@ typedef enum {
     TG_ROUTE_ANTHROPIC,
     TG_ROUTE_MCP,
 } tg_route_kind_t;
+
+/* routes[].signed: whether requests must carry a signature (auth/sign.h). off: never
+ * checked (but a tenant in signing.required_tenants still must sign); optional: checked
+ * when the request carries X-Tollgate-Signature; required: always. */
+typedef enum {
+    TG_SIGNED_OFF = 0,
+    TG_SIGNED_OPTIONAL,
+    TG_SIGNED_REQUIRED,
+} tg_signed_mode_t;
 
 typedef struct tg_header_conf {
     char *name;
@@ -97,7 +107,8 @@ typedef struct tg_route_conf {
     char *upstream;         /* name, as written */
     tg_upstream_conf_t *up; /* resolved */
     tg_route_kind_t kind;
-    unsigned auth; /* routes[i].auth, TG_AUTH_*; 0: the global auth */
+    unsigned auth;                /* routes[i].auth, TG_AUTH_*; 0: the global auth */
+    tg_signed_mode_t signed_mode; /* signed: off (default) | optional | required */
 } tg_route_conf_t;
 
 /* alarms: rules evaluated per tenant (process-wide for queue) by the alarm engine
@@ -289,6 +300,21 @@ typedef struct tg_config {
         long give_up_ms; /* notify_retry.give_up: a delivery still failing this long after
                             the notice was stored is marked failed; default 24 h */
     } notify_retry;
+    /* ---- issue 14: keys (signed requests, the KEK) ---- */
+    struct {
+        char *kek_file; /* encryption.kek_file (read at load; its text never kept) */
+        char *kek_env;  /* encryption.kek_env: the variable's name */
+        int has_kek;    /* one of them gave a valid KEK */
+        tg_kek_t kek;   /* wiped when the config is freed; a change takes effect on restart */
+    } encryption;
+    struct {
+        long window_ms;          /* signing.window: X-Tollgate-Timestamp this far from the
+                                    gateway's clock either way; default 300 s, 1 s..1 h */
+        size_t replay_cache;     /* signing.replay_cache: signatures remembered within the
+                                    window, default 100000 (auth/replay.h) */
+        char **required_tenants; /* signing.required_tenants: these sign on every route */
+        size_t nrequired_tenants;
+    } signing;
 } tg_config_t;
 
 /* Loads and validates path. On error returns -1 and fills err with
@@ -315,6 +341,8 @@ static inline unsigned tg_config_auth(const tg_config_t *c, const tg_route_conf_
 {
     return route && route->auth ? route->auth : c->auth;
 }
+/* Whether tenant is in signing.required_tenants. */
+int tg_config_tenant_signs(const tg_config_t *c, const char *tenant);
 /* "quota", "error_rate", "latency", "spend_rate", "queue". */
 const char *tg_alarm_kind_name(tg_alarm_kind_t k);
 

@@ -1651,6 +1651,7 @@ void tg_conn_accept(tg_worker_t *w)
         .keys = srv->keys,
         .jwks = srv->jwks,
         .jwtcache = w->jwtcache,
+        .replay = srv->replay,
         .policy = srv->policy,
         .prices = srv->prices,
         .rec = srv->rec,

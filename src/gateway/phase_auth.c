@@ -1,5 +1,6 @@
 /* AUTH: the presented credential, an API key or a JWT (phases.h). */
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "auth/apikey.h"
 #include "auth/jwt.h"
@@ -61,7 +62,7 @@ static tg_phase_res_t auth_jwt(tg_req_t *r, const char *tok, size_t len, int64_t
     if (jr != TG_JWT_OK)
         return TG_PHASE_REFUSE(401, "unauthorized", "invalid token", tg_jwt_result_reason(jr));
     TG_EVENT_SET(&r->ev, subject, cl.sub, strlen(cl.sub));
-    tg_auth_result_t ar = tg_keyring_check_tenant(cx->keys, cl.tenant, cl.key_id);
+    tg_auth_result_t ar = tg_keyring_check_tenant(cx->keys, cl.tenant, cl.key_id, r->ev.ts_us);
     if (ar != TG_AUTH_NO_TENANT) TG_EVENT_SET(&r->ev, tenant, cl.tenant, strlen(cl.tenant));
     if (ar != TG_AUTH_NO_TENANT && ar != TG_AUTH_UNKNOWN)
         TG_EVENT_SET(&r->ev, key_id, cl.key_id, strlen(cl.key_id));
@@ -73,6 +74,8 @@ static tg_phase_res_t auth_jwt(tg_req_t *r, const char *tok, size_t len, int64_t
         return TG_PHASE_REFUSE(401, "unauthorized", "tenant disabled", "tenant_disabled");
     case TG_AUTH_REVOKED:
         return TG_PHASE_REFUSE(401, "unauthorized", "API key revoked", "revoked_key");
+    case TG_AUTH_EXPIRED:
+        return TG_PHASE_REFUSE(401, "unauthorized", "API key expired", "key_expired");
     default: return TG_PHASE_REFUSE(401, "unauthorized", "invalid token", "jwt_unknown_key");
     }
 }
@@ -90,21 +93,28 @@ tg_phase_res_t tg_ph_auth(tg_req_t *r, int64_t now_us)
     if (!(methods & TG_AUTH_API_KEY))
         return TG_PHASE_REFUSE(401, "unauthorized", "missing token (Authorization: Bearer JWT)",
                                "missing_token");
-    char tenant[sizeof r->ev.tenant], key_id[sizeof r->ev.key_id];
+    /* A key's expiry is a wall-clock instant: the request's start (now_us is monotonic). */
+    tg_key_match_t m;
     tg_auth_result_t ar =
-        tg_keyring_check_cached(r->cx->keys, r->cx->keycache, secret, slen, tenant, key_id);
+        tg_keyring_check(r->cx->keys, r->cx->keycache, secret, slen, r->ev.ts_us, &m);
     if (ar != TG_AUTH_MISSING) TG_EVENT_SET(&r->ev, auth, "api_key", 7);
     if (ar != TG_AUTH_MISSING && ar != TG_AUTH_UNKNOWN) {
-        TG_EVENT_SET(&r->ev, tenant, tenant, strlen(tenant));
-        TG_EVENT_SET(&r->ev, key_id, key_id, strlen(key_id));
+        TG_EVENT_SET(&r->ev, tenant, m.tenant, strlen(m.tenant));
+        TG_EVENT_SET(&r->ev, key_id, m.key_id, strlen(m.key_id));
     }
-    if (ar == TG_AUTH_OK) return TG_PHASE_RES(TG_PHASE_NEXT);
+    if (ar == TG_AUTH_OK) {
+        memcpy(r->signing, m.signing, m.signing_len);
+        r->signing_len = m.signing_len;
+        OPENSSL_cleanse(&m, sizeof m);
+        return TG_PHASE_RES(TG_PHASE_NEXT);
+    }
     static const char *const msgs[] = {
         [TG_AUTH_MISSING] = "missing API key (Authorization: Bearer KEY or x-api-key)",
         [TG_AUTH_UNKNOWN] = "invalid API key",
         [TG_AUTH_REVOKED] = "API key revoked",
         [TG_AUTH_DISABLED] = "tenant disabled",
         [TG_AUTH_NO_TENANT] = "invalid API key",
+        [TG_AUTH_EXPIRED] = "API key expired",
     };
     return TG_PHASE_REFUSE(401, "unauthorized", msgs[ar], tg_auth_result_reason(ar));
 }

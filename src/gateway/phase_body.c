@@ -15,8 +15,7 @@
 tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us)
 {
     tg_req_ctx_t *cx = r->cx;
-    if (!r->hold_body) return TG_PHASE_RES(TG_PHASE_NEXT);
-    if (!r->msg_done) {
+    if (r->hold_body && !r->msg_done) {
         /* A held body has no upstream to time it: a client that stops sending it gets 408
          * after server.header_timeout without progress (re-armed as bytes come), or once
          * server.body_timeout has passed since the head. */
@@ -25,6 +24,11 @@ tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us)
         cx->ops->send_continue(r);
         return TG_PHASE_RES(TG_PHASE_WAIT);
     }
+    if (r->sign) { /* before the exchange reads (or rewrites) the body */
+        tg_phase_res_t sr = tg_ph_sign(r, now_us);
+        if (sr.rc != TG_PHASE_NEXT) return sr;
+    }
+    if (!r->hold_body || r->route->kind == TG_ROUTE_HTTP) return TG_PHASE_RES(TG_PHASE_NEXT);
     const char *nb;
     size_t nl;
     tg_xchg_request(cx->xchg, tg_buf_str(cx->body), tg_buf_len(cx->body), &nb, &nl);

@@ -1,5 +1,6 @@
 /* ROUTE: the route, what it accepts, and on AI/MCP routes the exchange begun (phases.h). */
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "gateway/phases.h"
 #include "meter/exchange.h"
@@ -24,6 +25,15 @@ tg_phase_res_t tg_ph_route(tg_req_t *r, int64_t now_us)
                 415, "unsupported_media_type",
                 "a compressed request body (Content-Encoding) is not accepted here",
                 "content_encoding"); /* (see tg_xchg_request_coded) */
+    /* A signature covers the body's hash: a signed request's body is read whole first (at
+     * most server.max_body; a larger streamed one is refused with 413), on any route. */
+    r->sign = tg_ph_sign_wanted(r);
+    if (r->sign)
+        r->hold_body = r->has_body;
+    else if (r->signing_len) { /* AUTH's copy of the signing secret, not needed */
+        OPENSSL_cleanse(r->signing, sizeof r->signing);
+        r->signing_len = 0;
+    }
     if (r->route->kind == TG_ROUTE_HTTP) return TG_PHASE_RES(TG_PHASE_NEXT);
     if (!cx->xchg && !(cx->xchg = tg_xchg_new()))
         return TG_PHASE_REFUSE(503, "unavailable", "out of memory", "out_of_memory");

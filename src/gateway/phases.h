@@ -17,18 +17,27 @@ typedef tg_phase_res_t (*tg_phase_fn)(tg_req_t *r, int64_t now_us);
 
 /* AUTH (phase_auth.c): the presented key ("Authorization: Bearer KEY" or "x-api-key"),
  * checked against the keyring through the connection's key cache; the event gets tenant
- * and key id. 401 with the keyring's reason (missing_key, unknown_key, revoked_key,
- * tenant_disabled). */
+ * and key id, the request the key's signing secret (wiped by BODY's check). 401 with the
+ * keyring's reason (missing_key, unknown_key, revoked_key, key_expired at the request's
+ * wall-clock start, tenant_disabled). */
 tg_phase_res_t tg_ph_auth(tg_req_t *r, int64_t now_us);
 /* ROUTE (phase_route.c): the route of the match path (404), the declared body against
  * server.max_body (413), a coded body on an AI/MCP route (415); on AI/MCP routes the
  * exchange begun on the forwarded path and an endpoint that spends out of sight refused
  * (403); a body there is held for BODY. */
 tg_phase_res_t tg_ph_route(tg_req_t *r, int64_t now_us);
-/* BODY (phase_body.c): a held body is awaited (WAIT; body timer, 100 Continue), then read
- * by the exchange (which may rewrite it); MCP: an unreadable or invalid body, too many
+/* BODY (phase_body.c): a held body is awaited (WAIT; body timer, 100 Continue), a signed
+ * request's signature checked (tg_ph_sign), then an AI/MCP body read by the exchange
+ * (which may rewrite it); MCP: an unreadable or invalid body, too many
  * tools in a batch (400) and the tool rules (403), answered as JSON-RPC errors. */
 tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us);
+/* BODY's signature check (phase_sign.c), once a held body is whole and before the
+ * exchange reads it: whether the request is checked (set by ROUTE: the route's `signed`,
+ * a tenant in signing.required_tenants, or on an optional route the header present), and
+ * the check itself (auth/sign.h): 401 with signature_missing, signature_malformed,
+ * signature_no_secret, signature_invalid, signature_expired or signature_replayed. */
+int tg_ph_sign_wanted(const tg_req_t *r);
+tg_phase_res_t tg_ph_sign(tg_req_t *r, int64_t now_us);
 /* ADMIT (phase_admit.c): the client address (every X-Forwarded-For line joined, believed
  * only from trusted proxies), then billing's admission (bill.h). */
 tg_phase_res_t tg_ph_admit(tg_req_t *r, int64_t now_us);

@@ -64,6 +64,7 @@
 #include "auth/jwks.h"
 #include "auth/jwtcache.h"
 #include "auth/keyring.h"
+#include "auth/replay.h"
 #include "config/config.h"
 #include "gateway/proxy.h"
 #include "gateway/upstream.h"
@@ -188,6 +189,7 @@ typedef struct tg_req_ctx {
     tg_keyring_t *keys;
     tg_jwks_watch_t *jwks;    /* jwt.jwks_file's keys as the server read them, or NULL */
     tg_jwt_cache_t *jwtcache; /* the worker's verified JWTs (auth/jwtcache.h), or NULL */
+    tg_replay_t *replay;      /* signed requests seen (auth/replay.h) */
     tg_policy_t *policy;
     tg_pricebook_t *prices;
     tg_recorder_t *rec;
@@ -225,8 +227,11 @@ struct tg_req {
                     its usage (ai.drain_after_disconnect); see start_drain in conn.c */
     int discard; /* body bytes are read and dropped (request already answered) */
     int has_body;
-    int hold_body; /* AI/MCP route: the whole body is read before admission (exchange.h) */
-    int metered;   /* the connection's exchange follows this request */
+    int hold_body;      /* AI/MCP route: the whole body is read before admission (exchange.h) */
+    int metered;        /* the connection's exchange follows this request */
+    int sign;           /* its signature is checked once the body is read (phase_sign.c) */
+    size_t signing_len; /* the key's signing secret (AUTH's copy), wiped once checked */
+    char signing[TG_SIGNING_SECRET_LEN + 1];
     int64_t body_limit;
     int64_t content_length; /* -1 when chunked or absent */
     tg_config_t *cfg;       /* one reference, given back when the request ends */

@@ -770,6 +770,10 @@ int tg_server_run(const char *config_path)
     int fds[TG_WORKERS_MAX];
     tg_store_t *store = NULL;
     srv.keys = tg_keyring_new();
+    /* The KEK opens signing secrets; a KEK changed by a reload takes effect on restart. */
+    if (srv.keys)
+        tg_keyring_set_kek(srv.keys, cfg->encryption.has_kek ? &cfg->encryption.kek : NULL);
+    srv.replay = tg_replay_new(cfg->signing.replay_cache); /* (its table: on first use) */
     srv.policy = tg_policy_new();
     srv.prices = tg_pricebook_new();
     srv.no_request_metrics = getenv("TOLLGATE_BENCH_NO_REQUEST_METRICS") != NULL;
@@ -789,7 +793,7 @@ int tg_server_run(const char *config_path)
 
     /* Store first: migrations, the key snapshot, then the recorder (which
      * replays any spool a previous run left). */
-    if (!srv.keys || !srv.policy || !srv.prices || !srv.metrics ||
+    if (!srv.keys || !srv.replay || !srv.policy || !srv.prices || !srv.metrics ||
         tg_pricebook_set_defaults(srv.prices, cfg->prices, cfg->nprices, &err) != 0) {
         fprintf(stderr, "tollgate: out of memory\n");
         goto out;
@@ -933,6 +937,7 @@ out:
     if (srv.rec) tg_recorder_stop(srv.rec); /* drains the queue into the store or spool */
     tg_keyring_free(srv.keys);
     tg_jwks_watch_free(srv.jwks);
+    tg_replay_free(srv.replay);
     tg_policy_free(srv.policy);
     tg_pricebook_free(srv.prices);
     tg_metrics_free(srv.metrics); /* the workers are joined */

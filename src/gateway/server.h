@@ -17,6 +17,7 @@
 #include "auth/jwks.h"
 #include "auth/jwtcache.h"
 #include "auth/keyring.h"
+#include "auth/replay.h"
 #include "config/config.h"
 #include "gateway/proxy.h"
 #include "meter/price.h"
@@ -59,6 +60,7 @@ struct tg_server {
     tg_config_t *cfg; /* main thread's current config */
     tg_keyring_t *keys;
     tg_jwks_watch_t *jwks; /* jwt.jwks_file's keys (auth/jwks.h), or NULL: none at start */
+    tg_replay_t *replay;   /* signed requests seen within the window (auth/replay.h; its mutex) */
     tg_policy_t *policy;
     tg_pricebook_t *prices;
     tg_recorder_t *rec;

@@ -29,6 +29,9 @@ static const tg_col_t key_cols[] = {
     TG_COL(tg_key_t, status, "status", TG_COL_TEXT),
     TG_COL(tg_key_t, created_us, "created_us", TG_COL_INT64),
     TG_COL(tg_key_t, last_used_us, "last_used_us", TG_COL_INT64), /* NULL reads as 0 = never */
+    TG_COL(tg_key_t, expires_us, "expires_us", TG_COL_INT64),
+    TG_COL(tg_key_t, rotated_from, "rotated_from", TG_COL_TEXT),
+    TG_COL(tg_key_t, signing, "signing_secret IS NOT NULL", TG_COL_FLAG),
 };
 const tg_rowmap_t tg_map_key = TG_ROWMAP(tg_key_t, "api_keys", key_cols);
 
@@ -39,6 +42,9 @@ static const tg_col_t auth_cols[] = {
     TG_COL(tg_auth_row_t, tenant_id, "k.tenant_id", TG_COL_STR),
     TG_COL(tg_auth_row_t, key_active, "k.status = 'active'", TG_COL_INT),
     TG_COL(tg_auth_row_t, tenant_active, "t.status = 'active'", TG_COL_INT),
+    TG_COL(tg_auth_row_t, expires_us, "k.expires_us", TG_COL_INT64),
+    TG_COL(tg_auth_row_t, signing, "k.signing_secret IS NOT NULL", TG_COL_FLAG),
+    TG_COL(tg_auth_row_t, signing_sealed, "k.signing_secret", TG_COL_BLOB),
 };
 const tg_rowmap_t tg_map_auth =
     TG_ROWMAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);

@@ -83,6 +83,8 @@ const tg_migration_t tg_store_migrations[] = {
      BOTH(m11_partition_attach)},
     {12, "usage_events.auth, subject: how a request authenticated (JWT tenants)",
      BOTH(m12_event_auth)},
+    {13, "api_keys.expires_us, rotated_from, signing_secret (sealed); keys view",
+     BOTH(m13_key_rotation)},
 
 };
 

@@ -782,4 +782,19 @@ static const char DIALECT(m12_event_auth)[] =
     "  bytes_in, bytes_out, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write,\n"
     "  tool, rpc_method, cost_micros, price_flag, cache, client_ip, request_id, upstream,\n"
     "  source, auth, subject FROM usage_events;\n";
+/* Key expiry, rotation and signing secrets (issue 14). expires_us: the key is refused from
+ * this instant on (`key create --expires`; `key rotate` sets it on the old key to the end
+ * of its grace). rotated_from: the key this one replaced. signing_secret: the HMAC secret
+ * of signed requests, sealed by the KEK (crypt/crypt.h, AAD = the key's id): HMAC needs
+ * the secret itself, so it cannot be hashed like the key. The keys view gains the first two
+ * (never the secret). */
+static const char DIALECT(m13_key_rotation)[] =
+    "ALTER TABLE api_keys ADD COLUMN expires_us " SQL_INT "; -- refused from then; NULL = never\n"
+    "ALTER TABLE api_keys ADD COLUMN rotated_from TEXT; -- the key this one replaced\n"
+    "ALTER TABLE api_keys ADD COLUMN signing_secret " SQL_BLOB "; -- sealed; NULL = none\n"
+    "DROP VIEW keys;\n"
+    "CREATE VIEW keys AS SELECT id, tenant_id AS tenant, prefix, name, status, created_us,\n"
+    "  " SQL_TIME("created_us") " AS created,\n"
+    "  last_used_us, expires_us, rotated_from,\n"
+    "  CASE WHEN signing_secret IS NULL THEN 0 ELSE 1 END AS signing FROM api_keys;\n";
 // clang-format on

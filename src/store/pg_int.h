@@ -39,6 +39,8 @@ enum {
     PS_KEY_ADD,
     PS_KEY_LIST,
     PS_KEY_REVOKE,
+    PS_KEY_GET,
+    PS_KEY_EXPIRE,
     PS_AUTH_LOAD,
     /* pg_policy.c */
     PS_LIMIT_SET,

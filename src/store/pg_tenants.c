@@ -22,7 +22,8 @@ static const pg_sql_t sql_tenant_status = {.slot = PS_TENANT_STATUS,
 static const pg_sql_t sql_key_add = {
     .slot = PS_KEY_ADD,
     .sql = "INSERT INTO api_keys (id, tenant_id, sha256, prefix, name, status, created_us, "
-           "last_used_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"};
+           "last_used_us, expires_us, rotated_from, signing_secret) VALUES ($1, $2, $3, $4, $5, "
+           "$6, $7, $8, $9, $10, $11)"};
 static const pg_sql_t sql_key_list = {
     .slot = PS_KEY_LIST,
     .select = &tg_map_key,
@@ -30,6 +31,12 @@ static const pg_sql_t sql_key_list = {
            "$1 ORDER BY tenant_id COLLATE \"C\", created_us, id COLLATE \"C\""};
 static const pg_sql_t sql_key_revoke = {
     .slot = PS_KEY_REVOKE, .sql = "UPDATE api_keys SET status = 'revoked' WHERE id = $1"};
+static const pg_sql_t sql_key_get = {
+    .slot = PS_KEY_GET, .select = &tg_map_key, .sql = "FROM api_keys WHERE id = $1"};
+static const pg_sql_t sql_key_expire = {
+    .slot = PS_KEY_EXPIRE,
+    .sql = "UPDATE api_keys SET expires_us = $2 WHERE id = $1 AND status = 'active' AND "
+           "(expires_us IS NULL OR expires_us > $2)"};
 static const pg_sql_t sql_auth_load = {.slot = PS_AUTH_LOAD,
                                        .select = &tg_map_auth,
                                        .sql =
@@ -105,6 +112,18 @@ static int pg_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
         pg_p_int64(&p, k->last_used_us);
     else
         pg_p_null(&p);
+    if (k->expires_us)
+        pg_p_int64(&p, k->expires_us);
+    else
+        pg_p_null(&p);
+    if (k->rotated_from[0])
+        PG_P_ROW(&p, k, rotated_from);
+    else
+        pg_p_null(&p);
+    if (k->signing)
+        pg_p_bytea(&p, k->signing_sealed, sizeof k->signing_sealed);
+    else
+        pg_p_null(&p);
     int ret = pg_mutate((pg_store_t *)base, &sql_key_add, &p, PG_AUTH, "key add", err);
     if (ret == TG_STORE_EXISTS)
         tg_err_set(err, "key \"%.31s\" (or its secret) already exists", k->id);
@@ -136,6 +155,33 @@ static int pg_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
     return ret;
 }
 
+static int pg_key_get(tg_store_t *base, const char *key_id, tg_key_t *out, tg_err_t *err)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    pg_params_t p = {0};
+    pg_p_text(&p, key_id);
+    PGresult *r;
+    int ret = pg_exec(s, &sql_key_get, &p, &r, "key get", err);
+    if (ret != 0) return ret;
+    if (PQntuples(r) > 0)
+        pg_read_row(s, r, 0, &tg_map_key, out);
+    else
+        ret = TG_STORE_NOTFOUND, tg_err_set(err, "no key \"%s\"", key_id);
+    PQclear(r);
+    return ret;
+}
+
+static int pg_key_expire(tg_store_t *base, const char *key_id, int64_t at_us, tg_err_t *err)
+{
+    pg_params_t p = {0};
+    pg_p_text(&p, key_id);
+    pg_p_int64(&p, at_us);
+    int ret = pg_mutate((pg_store_t *)base, &sql_key_expire, &p, PG_AUTH, "key expire", err);
+    if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no active key \"%s\" expiring after that", key_id);
+    return ret;
+}
+
 static int emit_auth(pg_store_t *s, const PGresult *r, int i, const sink_t *k)
 {
     tg_auth_row_t a;
@@ -164,6 +210,8 @@ const struct tg_store_tenant_ops pg_tenant_ops = {
     .key_add = pg_key_add,
     .key_list = pg_key_list,
     .key_revoke = pg_key_revoke,
+    .key_get = pg_key_get,
+    .key_expire = pg_key_expire,
     .auth_load = pg_auth_load,
     .auth_version = pg_auth_version,
 };

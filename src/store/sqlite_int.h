@@ -39,6 +39,8 @@ enum {
     ST_KEY_ADD,
     ST_KEY_LIST,
     ST_KEY_REVOKE,
+    ST_KEY_GET,
+    ST_KEY_EXPIRE,
     ST_AUTH_LOAD,
     /* sqlite_events.c */
     ST_EV_INSERT,

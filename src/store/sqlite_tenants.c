@@ -25,13 +25,20 @@ static const sq_sql_t sql_tenant_status = {.slot = ST_TENANT_STATUS,
 static const sq_sql_t sql_key_add = {
     .slot = ST_KEY_ADD,
     .sql = "INSERT INTO api_keys (id, tenant_id, sha256, prefix, name, status, "
-           "created_us, last_used_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"};
+           "created_us, last_used_us, expires_us, rotated_from, signing_secret) VALUES (?1, ?2, "
+           "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"};
 static const sq_sql_t sql_key_list = {
     .slot = ST_KEY_LIST,
     .select = &tg_map_key,
     .sql = "FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, created_us, id"};
 static const sq_sql_t sql_key_revoke = {
     .slot = ST_KEY_REVOKE, .sql = "UPDATE api_keys SET status = 'revoked' WHERE id = ?1"};
+static const sq_sql_t sql_key_get = {
+    .slot = ST_KEY_GET, .select = &tg_map_key, .sql = "FROM api_keys WHERE id = ?1"};
+static const sq_sql_t sql_key_expire = {
+    .slot = ST_KEY_EXPIRE,
+    .sql = "UPDATE api_keys SET expires_us = ?2 WHERE id = ?1 AND status = 'active' AND "
+           "(expires_us IS NULL OR expires_us > ?2)"};
 static const sq_sql_t sql_auth_load = {.slot = ST_AUTH_LOAD,
                                        .select = &tg_map_auth,
                                        .sql =
@@ -114,6 +121,19 @@ static int sq_key_add(tg_store_t *base, const tg_key_t *k, tg_err_t *err)
         sqlite3_bind_int64(st, 8, k->last_used_us);
     else
         sqlite3_bind_null(st, 8);
+    if (k->expires_us)
+        sqlite3_bind_int64(st, 9, k->expires_us);
+    else
+        sqlite3_bind_null(st, 9);
+    if (k->rotated_from[0])
+        sqlite3_bind_text(st, 10, k->rotated_from,
+                          (int)strnlen(k->rotated_from, sizeof k->rotated_from), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 10);
+    if (k->signing)
+        sqlite3_bind_blob(st, 11, k->signing_sealed, sizeof k->signing_sealed, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 11);
     int ret = sq_mutate(s, st, SQ_AUTH, "key add", err);
     if (ret == TG_STORE_EXISTS)
         tg_err_set(err, "key \"%.31s\" (or its secret) already exists", k->id);
@@ -144,6 +164,36 @@ static int sq_key_revoke(tg_store_t *base, const char *key_id, tg_err_t *err)
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     int ret = sq_mutate(s, st, SQ_AUTH, "key revoke", err);
     if (ret == TG_STORE_NOTFOUND) tg_err_set(err, "no key \"%s\"", key_id);
+    return ret;
+}
+
+static int sq_key_get(tg_store_t *base, const char *key_id, tg_key_t *out, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_key_get, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        sq_read_row(st, &tg_map_key, out);
+    else if (rc == SQLITE_DONE)
+        ret = TG_STORE_NOTFOUND, tg_err_set(err, "no key \"%s\"", key_id);
+    else
+        ret = sq_fail(s, rc, "key get", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_key_expire(tg_store_t *base, const char *key_id, int64_t at_us, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_key_expire, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, at_us);
+    int ret = sq_mutate(s, st, SQ_AUTH, "key expire", err);
+    if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "no active key \"%s\" expiring after that", key_id);
     return ret;
 }
 
@@ -178,6 +228,8 @@ const struct tg_store_tenant_ops sq_tenant_ops = {
     .key_add = sq_key_add,
     .key_list = sq_key_list,
     .key_revoke = sq_key_revoke,
+    .key_get = sq_key_get,
+    .key_expire = sq_key_expire,
     .auth_load = sq_auth_load,
     .auth_version = sq_auth_version,
 };

@@ -203,6 +203,16 @@ int tg_store_key_revoke(tg_store_t *s, const char *key_id, tg_err_t *err)
     return s->tenants->key_revoke(s, key_id, err);
 }
 
+int tg_store_key_get(tg_store_t *s, const char *key_id, tg_key_t *out, tg_err_t *err)
+{
+    return s->tenants->key_get(s, key_id, out, err);
+}
+
+int tg_store_key_expire(tg_store_t *s, const char *key_id, int64_t at_us, tg_err_t *err)
+{
+    return s->tenants->key_expire(s, key_id, at_us, err);
+}
+
 int tg_store_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
                        tg_err_t *err)
 {

@@ -107,6 +107,11 @@ int tg_store_key_add(tg_store_t *s, const tg_key_t *k, tg_err_t *err);
 int tg_store_key_list(tg_store_t *s, const char *tenant, int (*cb)(const tg_key_t *, void *),
                       void *ud, tg_err_t *err);
 int tg_store_key_revoke(tg_store_t *s, const char *key_id, tg_err_t *err);
+/* One key by id (TG_STORE_NOTFOUND when none); signing_sealed is not read. */
+int tg_store_key_get(tg_store_t *s, const char *key_id, tg_key_t *out, tg_err_t *err);
+/* Sets an active key's expiry to at_us, unless it already expires sooner (`key rotate`'s
+ * grace): TG_STORE_NOTFOUND when no active key has that id. */
+int tg_store_key_expire(tg_store_t *s, const char *key_id, int64_t at_us, tg_err_t *err);
 int tg_store_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
                        tg_err_t *err);
 /* A number that changes whenever any connection (any process) committed a change to

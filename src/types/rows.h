@@ -18,6 +18,11 @@ typedef struct tg_tenant {
     int64_t created_us;
 } tg_tenant_t;
 
+/* A signing secret ("tgs_" + 43 base62 characters, auth/apikey.h) and the same sealed by the
+ * KEK (crypt/crypt.h: the secret plus 100 bytes). */
+#define TG_SIGNING_SECRET_LEN 47
+#define TG_SIGNING_SEALED_LEN 147
+
 typedef struct tg_key {
     char id[32]; /* public id, e.g. "key_7f3a..." */
     char tenant_id[TG_TENANT_SIZE];
@@ -26,7 +31,11 @@ typedef struct tg_key {
     char name[128];
     char status[16]; /* "active" | "revoked" */
     int64_t created_us;
-    int64_t last_used_us; /* 0 = never */
+    int64_t last_used_us;  /* 0 = never */
+    int64_t expires_us;    /* refused from this instant on; 0 = never */
+    char rotated_from[32]; /* the key this one replaced (`key rotate`); "" = none */
+    int signing;           /* it has a signing secret: key_add stores signing_sealed */
+    unsigned char signing_sealed[TG_SIGNING_SEALED_LEN]; /* written by key_add only */
 } tg_key_t;
 
 /* What the gateway needs to authenticate: every key, joined with its tenant. */
@@ -34,8 +43,11 @@ typedef struct tg_auth_row {
     const unsigned char *sha256; /* 32 bytes */
     const char *key_id;
     const char *tenant_id;
-    int key_active;    /* key status is active */
-    int tenant_active; /* tenant status is active */
+    int key_active;     /* key status is active */
+    int tenant_active;  /* tenant status is active */
+    int64_t expires_us; /* 0 = never */
+    int signing;        /* signing_sealed holds the key's sealed signing secret */
+    unsigned char signing_sealed[TG_SIGNING_SEALED_LEN];
 } tg_auth_row_t;
 
 typedef enum {

@@ -49,3 +49,39 @@ int tg_parse_day(const char *s, int64_t *wall_us)
     *wall_us = (int64_t)t * 1000000;
     return 0;
 }
+
+int tg_parse_instant(const char *s, int64_t *wall_us)
+{
+    if (strlen(s) == 10) return tg_parse_day(s, wall_us);
+    struct tm tm = {0};
+    char day[11];
+    int64_t midnight, frac = 0;
+    if (strlen(s) < 20 || (s[10] != 'T' && s[10] != 't' && s[10] != ' ')) return -1;
+    memcpy(day, s, 10);
+    day[10] = '\0';
+    const char *p = strptime(s + 11, "%H:%M:%S", &tm);
+    if (tg_parse_day(day, &midnight) != 0 || !p || s[13] != ':' || s[16] != ':' || tm.tm_sec > 60)
+        return -1;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 6) frac = frac * 10 + (*p - '0');
+        if (digits == 0) return -1;
+        for (; digits < 6; digits++)
+            frac *= 10;
+    }
+    int64_t off_s = 0;
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+        /* UTC */
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        struct tm z = {0};
+        const char *e = strptime(p + 1, "%H:%M", &z);
+        if (!e || *e || z.tm_hour > 23) return -1;
+        off_s = (*p == '-' ? -1 : 1) * (int64_t)(z.tm_hour * 3600 + z.tm_min * 60);
+    } else {
+        return -1;
+    }
+    int64_t secs = (int64_t)tm.tm_hour * 3600 + tm.tm_min * 60 + (tm.tm_sec > 59 ? 59 : tm.tm_sec);
+    *wall_us = midnight + (secs - off_s) * 1000000 + frac;
+    return 0;
+}

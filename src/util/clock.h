@@ -16,5 +16,9 @@ void tg_utc_iso(int64_t wall_us, char buf[25]);
 /* Parses "YYYY-MM-DD" strictly (a real calendar date); returns 0 and the UTC
  * midnight in microseconds, or -1. */
 int tg_parse_day(const char *s, int64_t *wall_us);
+/* An instant: "YYYY-MM-DD" (its UTC midnight) or RFC 3339 "YYYY-MM-DDTHH:MM:SS" with an
+ * optional fraction of a second and a zone ("Z", "+HH:MM" or "-HH:MM"; 't', 'z' and a
+ * space for 'T' too). Returns 0 and the instant in microseconds, or -1. */
+int tg_parse_instant(const char *s, int64_t *wall_us);
 
 #endif

@@ -85,11 +85,12 @@ describe('cli', () => {
     assert.ok(r.stdout.includes(acme.secret.slice(0, 8)), 'display prefix shown');
     assert.ok(!r.stdout.includes(acme.secret), 'secret never listed');
     const line = r.stdout.split('\n').find((l) => l.includes(acme.keyId));
-    assert.match(line, /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s*$/, `LAST_USED is set after a request: ${line}`);
+    // CREATED, LAST_USED, then EXPIRES, SIGNING, ROTATED_FROM (none of those here)
+    assert.match(line, /Z\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-\s+no\s+-\s*$/, `LAST_USED is set after a request: ${line}`);
     const fresh = await gw.cli(['key', 'create', '--tenant', 'acme', '--name', 'unused']);
     const id = /key_id:\s*(\S+)/.exec(fresh.stdout)[1];
     const l2 = (await gw.cli(['key', 'list'])).stdout.split('\n').find((l) => l.includes(id));
-    assert.match(l2, /\s-\s*$/, `a key never used shows "-": ${l2}`);
+    assert.match(l2, /Z\s+-\s+-\s+no\s+-\s*$/, `a key never used shows "-": ${l2}`);
     const rows = await sqlite(gw.dbPath, `select ${sqlDialect(gw.dbPath).hex('sha256')} h from api_keys`);
     assert.ok(rows.every((x) => x.h.length === 64), 'only hashes stored');
     let e = await gw.cli(['key', 'revoke', 'key_doesnotexist']);
@@ -598,12 +599,12 @@ describe('cli: list output, byte for byte', () => {
     assert.equal(
       await cli('key', 'list'),
       lines(
-        'ID                    TENANT  PREFIX    NAME  STATUS   CREATED               LAST_USED',
-        'key_0123456789abcdef  acme    tg_Xb3dE  ci    active   2026-03-01T10:00:00Z  2026-03-01T10:00:01Z',
-        'key_hand              beta    tg_longer_prefi  -     revoked  -                     -',
+        'ID                    TENANT  PREFIX    NAME  STATUS   CREATED               LAST_USED             EXPIRES  SIGNING  ROTATED_FROM',
+        'key_0123456789abcdef  acme    tg_Xb3dE  ci    active   2026-03-01T10:00:00Z  2026-03-01T10:00:01Z  -        no       -',
+        'key_hand              beta    tg_longer_prefi  -     revoked  -                     -                     -        no       -',
       ),
     );
-    assert.equal(await cli('key', 'list', '--tenant', 'a-longer-tenant'), 'ID  TENANT  PREFIX    NAME  STATUS   CREATED               LAST_USED\n');
+    assert.equal(await cli('key', 'list', '--tenant', 'a-longer-tenant'), 'ID  TENANT  PREFIX    NAME  STATUS   CREATED               LAST_USED  EXPIRES  SIGNING  ROTATED_FROM\n');
   });
 
   test('limit list: table and json', async () => {

@@ -1,10 +1,12 @@
 /* Tests src/auth/keyring.c against a fake store: lookups by secret, revoked
- * keys, disabled tenants, reload replacing the snapshot, many keys. */
+ * keys, disabled tenants, expired keys at fixed instants, signing secrets opened with the
+ * KEK (and not without it), reload replacing the snapshot, many keys. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -17,6 +19,9 @@ typedef struct fake_key {
     char id[32];
     char tenant[TG_TENANT_SIZE];
     int key_active, tenant_active;
+    int64_t expires_us;
+    int signing;
+    unsigned char sealed[TG_SIGNING_SEALED_LEN];
 } fake_key_t;
 
 static fake_key_t keys[5000];
@@ -30,8 +35,15 @@ static int fake_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *
     for (size_t i = 0; i < nkeys; i++) {
         unsigned char sha[32];
         tg_apikey_hash(keys[i].secret, strlen(keys[i].secret), sha);
-        tg_auth_row_t row = {sha, keys[i].id, keys[i].tenant, keys[i].key_active,
-                             keys[i].tenant_active};
+        tg_auth_row_t row = {sha,
+                             keys[i].id,
+                             keys[i].tenant,
+                             keys[i].key_active,
+                             keys[i].tenant_active,
+                             keys[i].expires_us,
+                             keys[i].signing,
+                             {0}};
+        memcpy(row.signing_sealed, keys[i].sealed, sizeof row.signing_sealed);
         if (cb(&row, ud) != 0) return -1;
     }
     return 0;
@@ -68,12 +80,39 @@ static void add(const char *secret, const char *id, const char *tenant, int ka, 
     snprintf(k->tenant, sizeof k->tenant, "%s", tenant);
     k->key_active = ka;
     k->tenant_active = ta;
+    k->expires_us = 0;
+    k->signing = 0;
+}
+
+#define NOW 1798761600000000 /* 2027-01-01T00:00:00Z: a fixed instant */
+
+/* tg_keyring_check at now, the tenant and key id copied out when it names them. */
+static tg_auth_result_t check_at(tg_keyring_t *kr, tg_keycache_t *kc, const char *secret,
+                                 size_t len, int64_t now, char tenant[TG_TENANT_SIZE], char id[32],
+                                 tg_key_match_t *m)
+{
+    tg_key_match_t local;
+    if (!m) m = &local;
+    memset(m, 0x5a, sizeof *m);
+    tg_auth_result_t r = tg_keyring_check(kr, kc, secret, len, now, m);
+    if (r != TG_AUTH_MISSING && r != TG_AUTH_UNKNOWN) {
+        memcpy(tenant, m->tenant, TG_TENANT_SIZE);
+        memcpy(id, m->key_id, 32);
+    }
+    return r;
+}
+
+static tg_auth_result_t tg_keyring_check_cached(tg_keyring_t *kr, tg_keycache_t *kc,
+                                                const char *secret, size_t len,
+                                                char tenant[TG_TENANT_SIZE], char id[32])
+{
+    return check_at(kr, kc, secret, len, NOW, tenant, id, NULL);
 }
 
 static tg_auth_result_t check(tg_keyring_t *kr, const char *secret, char tenant[TG_TENANT_SIZE],
                               char id[32])
 {
-    return tg_keyring_check(kr, secret, secret ? strlen(secret) : 0, tenant, id);
+    return check_at(kr, NULL, secret, secret ? strlen(secret) : 0, NOW, tenant, id, NULL);
 }
 
 static void test_lookup_states(void **state)
@@ -111,18 +150,24 @@ static void test_tenant_states(void **state)
     add("tg_revoked", "key_2", "acme", 0, 1);
     add("tg_disabled", "key_3", "globex", 1, 0);
     add("tg_other", "key_4", "initech", 1, 1);
+    add("tg_dated", "key_5", "acme", 1, 1);
+    keys[4].expires_us = NOW;
     tg_keyring_t *kr = tg_keyring_new();
-    assert_int_equal(tg_keyring_check_tenant(kr, "acme", ""), TG_AUTH_NO_TENANT); /* empty */
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "", NOW), TG_AUTH_NO_TENANT); /* empty */
     assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
-    assert_int_equal(tg_keyring_check_tenant(kr, "acme", ""), TG_AUTH_OK);
-    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_1"), TG_AUTH_OK);
-    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_2"), TG_AUTH_REVOKED);
-    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_4"), TG_AUTH_UNKNOWN); /* not its */
-    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_9"), TG_AUTH_UNKNOWN);
-    assert_int_equal(tg_keyring_check_tenant(kr, "globex", ""), TG_AUTH_DISABLED);
-    assert_int_equal(tg_keyring_check_tenant(kr, "initech", ""), TG_AUTH_OK);
-    assert_int_equal(tg_keyring_check_tenant(kr, "nobody", ""), TG_AUTH_NO_TENANT);
-    assert_int_equal(tg_keyring_check_tenant(kr, "acm", ""), TG_AUTH_NO_TENANT);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "", NOW), TG_AUTH_OK);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_1", NOW), TG_AUTH_OK);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_2", NOW), TG_AUTH_REVOKED);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_4", NOW),
+                     TG_AUTH_UNKNOWN); /* not its */
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_9", NOW), TG_AUTH_UNKNOWN);
+    /* A key claim naming an expired key: refused from its instant on, as the key itself. */
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_5", NOW - 1), TG_AUTH_OK);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acme", "key_5", NOW), TG_AUTH_EXPIRED);
+    assert_int_equal(tg_keyring_check_tenant(kr, "globex", "", NOW), TG_AUTH_DISABLED);
+    assert_int_equal(tg_keyring_check_tenant(kr, "initech", "", NOW), TG_AUTH_OK);
+    assert_int_equal(tg_keyring_check_tenant(kr, "nobody", "", NOW), TG_AUTH_NO_TENANT);
+    assert_int_equal(tg_keyring_check_tenant(kr, "acm", "", NOW), TG_AUTH_NO_TENANT);
     assert_string_equal(tg_auth_result_reason(TG_AUTH_NO_TENANT), "unknown_tenant");
     tg_keyring_free(kr);
 }
@@ -215,9 +260,97 @@ static void test_cached_check(void **state)
     tg_keyring_free(kr);
 }
 
+/* A key past its expires_us is refused at the request's instant, from the snapshot (no
+ * reload); one instant before, it works; revoked wins over expired. */
+static void test_expiry(void **state)
+{
+    (void)state;
+    nkeys = 0;
+    add("tg_old", "key_old", "acme", 1, 1);
+    keys[0].expires_us = NOW;
+    add("tg_new", "key_new", "acme", 1, 1);
+    add("tg_gone", "key_gone", "acme", 0, 1);
+    keys[2].expires_us = NOW - 1;
+    tg_keyring_t *kr = tg_keyring_new();
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    char tenant[TG_TENANT_SIZE], id[32];
+    assert_int_equal(check_at(kr, NULL, "tg_old", 6, NOW - 1, tenant, id, NULL), TG_AUTH_OK);
+    assert_int_equal(check_at(kr, NULL, "tg_old", 6, NOW, tenant, id, NULL), TG_AUTH_EXPIRED);
+    assert_string_equal(id, "key_old"); /* the event names it */
+    assert_int_equal(check_at(kr, NULL, "tg_old", 6, NOW + 86400000000, tenant, id, NULL),
+                     TG_AUTH_EXPIRED);
+    assert_int_equal(check_at(kr, NULL, "tg_new", 6, NOW + 86400000000, tenant, id, NULL),
+                     TG_AUTH_OK);
+    assert_int_equal(check_at(kr, NULL, "tg_gone", 7, NOW, tenant, id, NULL), TG_AUTH_REVOKED);
+    assert_string_equal(tg_auth_result_reason(TG_AUTH_EXPIRED), "key_expired");
+    /* Through the connection's cache too: the hash is cached, the verdict never is. */
+    tg_keycache_t kc = {0};
+    assert_int_equal(check_at(kr, &kc, "tg_old", 6, NOW - 1, tenant, id, NULL), TG_AUTH_OK);
+    assert_int_equal(check_at(kr, &kc, "tg_old", 6, NOW, tenant, id, NULL), TG_AUTH_EXPIRED);
+    tg_keycache_clear(&kc);
+    tg_keyring_free(kr);
+}
+
+#define SECRET "tgs_0123456789abcdefghijABCDEFGHIJ0123456789abc" /* 47 bytes */
+
+static void seal_for(fake_key_t *k, const tg_kek_t *kek, const char *aad)
+{
+    unsigned char *blob;
+    size_t bl;
+    tg_err_t err;
+    assert_int_equal(strlen(SECRET), TG_SIGNING_SECRET_LEN);
+    assert_int_equal(tg_crypt_seal(kek, SECRET, strlen(SECRET), aad, strlen(aad), &blob, &bl, &err),
+                     0);
+    assert_int_equal(bl, TG_SIGNING_SEALED_LEN);
+    memcpy(k->sealed, blob, bl);
+    k->signing = 1;
+    free(blob);
+}
+
+/* The signing secret comes out opened with the KEK; without the KEK, or sealed for another
+ * key's row (the AAD is the key id), the key has none. */
+static void test_signing_secret(void **state)
+{
+    (void)state;
+    tg_kek_t kek, other;
+    static const char hex[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    static const char hex2[] = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    assert_int_equal(tg_kek_parse(hex, 64, "t", &kek, NULL), 0);
+    assert_int_equal(tg_kek_parse(hex2, 64, "t", &other, NULL), 0);
+    nkeys = 0;
+    add("tg_s", "key_s", "acme", 1, 1);
+    seal_for(&keys[0], &kek, "key_s");
+    add("tg_moved", "key_moved", "acme", 1, 1);
+    seal_for(&keys[1], &kek, "key_s"); /* another row's blob copied here */
+    add("tg_plain", "key_plain", "acme", 1, 1);
+    add("tg_otherkek", "key_o", "acme", 1, 1);
+    seal_for(&keys[3], &other, "key_o");
+    tg_keyring_t *kr = tg_keyring_new();
+    tg_keyring_set_kek(kr, &kek);
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    char tenant[TG_TENANT_SIZE], id[32];
+    tg_key_match_t m;
+    assert_int_equal(check_at(kr, NULL, "tg_s", 4, NOW, tenant, id, &m), TG_AUTH_OK);
+    assert_int_equal(m.signing_len, TG_SIGNING_SECRET_LEN);
+    assert_memory_equal(m.signing, SECRET, TG_SIGNING_SECRET_LEN);
+    assert_int_equal(check_at(kr, NULL, "tg_moved", 8, NOW, tenant, id, &m), TG_AUTH_OK);
+    assert_int_equal(m.signing_len, 0);
+    assert_int_equal(check_at(kr, NULL, "tg_plain", 8, NOW, tenant, id, &m), TG_AUTH_OK);
+    assert_int_equal(m.signing_len, 0);
+    assert_int_equal(check_at(kr, NULL, "tg_otherkek", 11, NOW, tenant, id, &m), TG_AUTH_OK);
+    assert_int_equal(m.signing_len, 0);
+    /* Without the KEK: the key still authenticates, with no secret. */
+    tg_keyring_set_kek(kr, NULL);
+    assert_int_equal(tg_keyring_load(kr, &fake_store, NULL), 0);
+    assert_int_equal(check_at(kr, NULL, "tg_s", 4, NOW, tenant, id, &m), TG_AUTH_OK);
+    assert_int_equal(m.signing_len, 0);
+    tg_keyring_free(kr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_expiry),        cmocka_unit_test(test_signing_secret),
         cmocka_unit_test(test_lookup_states), cmocka_unit_test(test_tenant_states),
         cmocka_unit_test(test_cached_check),  cmocka_unit_test(test_reload_replaces),
         cmocka_unit_test(test_many_keys),

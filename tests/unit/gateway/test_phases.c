@@ -47,8 +47,11 @@ static int f_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), 
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         unsigned char sha[32];
         tg_apikey_hash(keys[i].secret, strlen(keys[i].secret), sha);
-        tg_auth_row_t row = {sha, keys[i].id, keys[i].tenant, keys[i].key_active,
-                             keys[i].tenant_active};
+        tg_auth_row_t row = {.sha256 = sha,
+                             .key_id = keys[i].id,
+                             .tenant_id = keys[i].tenant,
+                             .key_active = keys[i].key_active,
+                             .tenant_active = keys[i].tenant_active};
         if (cb(&row, ud) != 0) return -1;
     }
     return 0;

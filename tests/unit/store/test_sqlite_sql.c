@@ -195,8 +195,10 @@ static void test_no_secret(void **state)
     fx_rows_t r;
     tg_err_t err;
     assert_int_equal(q(t->ro, "SELECT * FROM keys ORDER BY id", &r, &err), 0);
-    assert_string_equal(r.cols, "id|tenant|prefix|name|status|created_us|created|last_used_us");
+    assert_string_equal(r.cols, "id|tenant|prefix|name|status|created_us|created|last_used_us|"
+                                "expires_us|rotated_from|signing");
     assert_null(strstr(r.row[0], "aaaa"));
+    assert_int_equal(q(t->ro, "SELECT signing_secret FROM keys", &r, &err), TG_STORE_REFUSED);
     assert_int_equal(q(t->ro, "SELECT sha256 FROM keys", &r, &err), TG_STORE_REFUSED);
     assert_non_null(strstr(err.msg, t->f->pg ? "does not exist" : "no such column"));
     assert_int_equal(q(t->ro, "SELECT * FROM daily LIMIT 0", &r, &err), 0);

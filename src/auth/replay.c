@@ -1,0 +1,128 @@
+/* The replay cache: see replay.h. Entries live in a ring of `capacity` nodes, reused in
+ * insertion order (the oldest first), each also on a chain of a hash table indexed by the
+ * signature's first bytes (an HMAC: already uniform, no second hash). */
+#include "auth/replay.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct node {
+    unsigned char mac[32];
+    int64_t ts_s, until_s;
+    int32_t next; /* the next node on its bucket's chain; -1: the end */
+} node_t;
+
+struct tg_replay {
+    pthread_mutex_t mu; /* guards everything below */
+    size_t cap;
+    node_t *nodes;    /* the ring: NULL until the first check */
+    int32_t *buckets; /* mask + 1 chain heads; -1: empty */
+    size_t mask;
+    size_t count; /* nodes in use (cap once full) */
+    size_t next;  /* the slot the next entry takes (the oldest entry once full) */
+    int64_t floor_s;
+};
+
+tg_replay_t *tg_replay_new(size_t capacity)
+{
+    tg_replay_t *rc = calloc(1, sizeof *rc);
+    if (!rc) return NULL;
+    pthread_mutex_init(&rc->mu, NULL);
+    rc->cap = capacity ? capacity : 1;
+    if (rc->cap > INT32_MAX / 4) rc->cap = INT32_MAX / 4;
+    rc->floor_s = INT64_MIN;
+    return rc;
+}
+
+void tg_replay_free(tg_replay_t *rc)
+{
+    if (!rc) return;
+    pthread_mutex_destroy(&rc->mu);
+    free(rc->nodes);
+    free(rc->buckets);
+    free(rc);
+}
+
+static size_t bucket_of(const tg_replay_t *rc, const unsigned char mac[32])
+{
+    uint64_t h;
+    memcpy(&h, mac, sizeof h);
+    return (size_t)h & rc->mask;
+}
+
+static int alloc_table(tg_replay_t *rc)
+{
+    size_t nb = 16;
+    while (nb < rc->cap)
+        nb <<= 1;
+    rc->nodes = malloc(rc->cap * sizeof *rc->nodes);
+    rc->buckets = malloc(nb * sizeof *rc->buckets);
+    if (!rc->nodes || !rc->buckets) {
+        free(rc->nodes);
+        free(rc->buckets);
+        rc->nodes = NULL;
+        rc->buckets = NULL;
+        return -1;
+    }
+    memset(rc->buckets, 0xff, nb * sizeof *rc->buckets); /* every head -1 */
+    rc->mask = nb - 1;
+    return 0;
+}
+
+/* Unlinks node i from its chain. */
+static void unlink_node(tg_replay_t *rc, int32_t i)
+{
+    int32_t *at = &rc->buckets[bucket_of(rc, rc->nodes[i].mac)];
+    while (*at != -1 && *at != i)
+        at = &rc->nodes[*at].next;
+    if (*at == i) *at = rc->nodes[i].next;
+}
+
+tg_replay_res_t tg_replay_check(tg_replay_t *rc, const unsigned char mac[32], int64_t ts_s,
+                                int64_t window_s, int64_t now_s)
+{
+    tg_replay_res_t res = TG_REPLAY_FRESH;
+    pthread_mutex_lock(&rc->mu);
+    if (!rc->nodes && alloc_table(rc) != 0) {
+        res = TG_REPLAY_NOMEM;
+        goto out;
+    }
+    for (int32_t i = rc->buckets[bucket_of(rc, mac)]; i != -1; i = rc->nodes[i].next)
+        if (memcmp(rc->nodes[i].mac, mac, 32) == 0 && rc->nodes[i].until_s >= now_s) {
+            res = TG_REPLAY_SEEN;
+            goto out;
+        }
+    if (ts_s <= rc->floor_s) {
+        res = TG_REPLAY_TOO_OLD;
+        goto out;
+    }
+    int32_t slot = (int32_t)rc->next;
+    if (rc->count == rc->cap) {
+        node_t *old = &rc->nodes[slot];
+        /* Still within its window: forgetting it must not let it through again. */
+        if (old->until_s >= now_s && old->ts_s > rc->floor_s) rc->floor_s = old->ts_s;
+        unlink_node(rc, slot);
+    } else {
+        rc->count++;
+    }
+    node_t *n = &rc->nodes[slot];
+    memcpy(n->mac, mac, 32);
+    n->ts_s = ts_s;
+    n->until_s = ts_s + window_s;
+    size_t b = bucket_of(rc, mac);
+    n->next = rc->buckets[b];
+    rc->buckets[b] = slot;
+    rc->next = (rc->next + 1) % rc->cap;
+out:
+    pthread_mutex_unlock(&rc->mu);
+    return res;
+}
+
+size_t tg_replay_size(tg_replay_t *rc)
+{
+    pthread_mutex_lock(&rc->mu);
+    size_t n = rc->count;
+    pthread_mutex_unlock(&rc->mu);
+    return n;
+}
