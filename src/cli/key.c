@@ -24,6 +24,7 @@
 #include "crypt/crypt.h"
 #include "cli/common.h"
 #include "util/clock.h"
+#include "util/duration.h"
 #include "util/log.h"
 
 #define USAGE                                                                                      \
@@ -73,22 +74,11 @@ static int parse(int argc, char **argv, int allow, args_t *a)
 /* --grace: a whole number with s, m, h or d ("24h"), or 0. */
 static int parse_grace(const char *s, int64_t *out_s)
 {
-    size_t n = strlen(s);
-    int64_t x, unit = 1;
-    if (n == 0) return -1;
-    char u = s[n - 1];
-    char num[24];
-    if (u == 's' || u == 'm' || u == 'h' || u == 'd') {
-        unit = u == 's' ? 1 : u == 'm' ? 60 : u == 'h' ? 3600 : 86400;
-        n--;
-    } else if (strcmp(s, "0") != 0) {
-        return -1; /* a unit is needed, as in the config's durations */
-    }
-    if (n == 0 || n >= sizeof num) return -1;
-    memcpy(num, s, n);
-    num[n] = '\0';
-    if (tg_cli_parse_count(num, GRACE_MAX_S, &x) != 0 || x * unit > GRACE_MAX_S) return -1;
-    *out_s = x * unit;
+    long long ms;
+    /* A unit is needed (a bare number would be milliseconds), except for 0. */
+    if (strspn(s, "0123456789") == strlen(s) && strcmp(s, "0") != 0) return -1;
+    if (tg_duration_parse(s, GRACE_MAX_S * 1000LL, &ms) != 0) return -1;
+    *out_s = ms / 1000;
     return 0;
 }
 

@@ -334,7 +334,7 @@ static int get_size(parse_t *p, const yaml_node_t *n, const char *path, size_t *
     return rc;
 }
 
-/* Milliseconds: an integer, or a number with ms, s, m or h: "250ms", "5s". */
+/* Milliseconds: an integer, or a number with ms, s, m, h or d: "250ms", "5s" (util/duration.h). */
 static int get_ms(parse_t *p, const yaml_node_t *n, const char *path, int zero_ok, long *out)
 {
     char *v;
@@ -345,7 +345,8 @@ static int get_ms(parse_t *p, const yaml_node_t *n, const char *path, int zero_o
         fail(p, n, path, "must not be negative (got %s)", v);
     else if (d == -1)
         fail(p, n, path,
-             "bad duration \"%s\" (milliseconds, or a number with ms, s, m or h, e.g. 250ms, 5s)",
+             "bad duration \"%s\" (milliseconds, or a number with ms, s, m, h or d, e.g. 250ms, "
+             "5s)",
              v);
     else if (d == -2)
         fail(p, n, path, "too large (got %s; at most 7 days)", v);

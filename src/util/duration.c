@@ -23,6 +23,8 @@ int tg_duration_parse(const char *s, long long max_ms, long long *ms)
         mul = 60 * 1000;
     else if (!strcmp(s, "h"))
         mul = 3600 * 1000;
+    else if (!strcmp(s, "d"))
+        mul = 24 * 3600 * 1000;
     else
         return -1;
     if (big || x > (unsigned long long)max_ms / mul) return -2;

@@ -1,5 +1,5 @@
-/* Durations as people write them: "250ms", "5s", "2m", "1h", or a bare number of
- * milliseconds. The config's durations and the CLI's --timeout read them alike. */
+/* Durations as people write them: "250ms", "5s", "2m", "1h", "7d", or a bare number of
+ * milliseconds. The config's durations and the CLI's --timeout and --grace read them alike. */
 #ifndef TG_UTIL_DURATION_H
 #define TG_UTIL_DURATION_H
 

@@ -151,7 +151,8 @@ describe('query, report, backup, restore, archive', () => {
       ['-1s', /a positive duration/],
       ['1.5s', /a positive duration/],
       ['5 s', /a positive duration/],
-      ['1d', /a positive duration/],
+      ['1w', /a positive duration/],
+      ['2d', /at most 24h/],
       ['25h', /at most 24h/],
       ['99999999999999999999', /at most 24h/],
     ]) {

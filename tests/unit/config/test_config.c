@@ -476,10 +476,10 @@ static void test_err_numbers(void **state)
                "t.yaml:1: server.max_body: too large (got 99999999999999999999999)");
     expect_err("server: { idle_timeout: 5y }\n",
                "t.yaml:1: server.idle_timeout: bad duration \"5y\" (milliseconds, or a number "
-               "with ms, s, m or h, e.g. 250ms, 5s)");
+               "with ms, s, m, h or d, e.g. 250ms, 5s)");
     expect_err("server: { idle_timeout: 1.5s }\n",
                "t.yaml:1: server.idle_timeout: bad duration \"1.5s\" (milliseconds, or a number "
-               "with ms, s, m or h, e.g. 250ms, 5s)");
+               "with ms, s, m, h or d, e.g. 250ms, 5s)");
     expect_err("ai: { drain_after_disconnect: -1s }\n",
                "t.yaml:1: ai.drain_after_disconnect: must not be negative (got -1s)");
     expect_err("server: { header_timeout: -1s }\n",

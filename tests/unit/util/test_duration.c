@@ -28,6 +28,7 @@ static void test_units(void **state)
     assert_int_equal(ms("2m"), 120000);
     assert_int_equal(ms("1h"), 3600000);
     assert_int_equal(ms("24h"), DAY_MS);
+    assert_int_equal(ms("1d"), DAY_MS);
     assert_int_equal(ms("86400000"), DAY_MS);
 }
 
@@ -38,6 +39,7 @@ static void test_too_large(void **state)
     assert_int_equal(tg_duration_parse("25h", DAY_MS, &v), -2);
     assert_int_equal(tg_duration_parse("86400001", DAY_MS, &v), -2);
     assert_int_equal(tg_duration_parse("1441m", DAY_MS, &v), -2);
+    assert_int_equal(tg_duration_parse("2d", DAY_MS, &v), -2);
     assert_int_equal(tg_duration_parse("99999999999999999999999999s", DAY_MS, &v), -2);
     assert_int_equal(tg_duration_parse("2h", 3600000, &v), -2);
     assert_int_equal(v, -7); /* untouched on failure */
@@ -55,11 +57,11 @@ static void test_not_a_duration(void **state)
                          "5 s",
                          " 5s",
                          "5S",
-                         "1d",
+                         "1w",
                          "5sec",
                          "5ms ",
                          "0x10",
-                         "99999999999999999999999999d"};
+                         "99999999999999999999999999w"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(tg_duration_parse(bad[i], DAY_MS, &v), -1);
     assert_int_equal(tg_duration_parse(NULL, DAY_MS, &v), -1);
