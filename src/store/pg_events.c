@@ -742,6 +742,8 @@ static int append_run(pg_store_t *s, const ev_run_t *run, const ev_run_t *keys, 
     if (ret != 0) return ret;
     size_t n = 0;
     if ((ret = append_txn(s, run, keys, &n, err)) != 0) return append_failed(s, ret, err);
+    /* Last: the audit chain's head is locked until the commit (pg_audit.c). */
+    if ((ret = pg_audit_calls(s, run, err)) != 0) return append_failed(s, ret, err);
     ret = pg_commit(s, "append", err);
     if (ret == 0) *added = n;
     return ret;

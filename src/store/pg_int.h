@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/evbatch.h"
 #include "store/rowmap.h"
 
 /* Statement slots, grouped by the file that owns the SQL. */
@@ -107,6 +108,18 @@ enum {
     PS_INVOICE_BILLED,
     PS_EVENT_RANGE,
     PS_EVENT_RANGE_ALL,
+    /* pg_audit.c */
+    PS_AUDIT_HEAD,
+    PS_AUDIT_HEAD_LOCK,
+    PS_AUDIT_INSERT,
+    PS_AUDIT_HEAD_SET,
+    PS_AUDIT_RANGE,
+    PS_AUDIT_FIND,
+    PS_AUDIT_ERASE_SEL,
+    PS_AUDIT_ERASE_SET,
+    PS_AUDIT_ERASE_EVENTS,
+    PS_AUDIT_ERASE_KEYS,
+    PS_AUDIT_PURGE,
     /* pg_sql.c */
     PS_EV_DELETE_IDS,
     /* pg_events.c */
@@ -196,6 +209,9 @@ int pg_alarm_events_purge(pg_store_t *s, int64_t before_us, int64_t *deleted, tg
 extern const struct tg_store_dash_ops pg_dash_ops;
 extern const struct tg_store_invoice_ops pg_invoice_ops;
 extern const struct tg_store_sql_ops pg_sql_ops;
+extern const struct tg_store_audit_ops pg_audit_ops;
+/* Inside the caller's transaction (the writer's append): as sq_audit_calls (pg_audit.c). */
+int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, tg_err_t *err);
 
 /* Frees s->ev (pg_close), and ends its second writer when it has one. */
 void pg_events_free(pg_store_t *s);

@@ -433,7 +433,8 @@ static int open_conn(const char *path, int readonly, tg_store_t **out, tg_err_t 
                            .outbox = &sq_outbox_ops,
                            .dash = &sq_dash_ops,
                            .sql = &sq_sql_ops,
-                           .invoices = &sq_invoice_ops};
+                           .invoices = &sq_invoice_ops,
+                           .audit = &sq_audit_ops};
 
     /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's
      * per-connection mutex would only cost. */
