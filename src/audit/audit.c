@@ -113,8 +113,8 @@ static const char *order_of(const char *table)
     return NULL;
 }
 
-int tg_audit_snapshot(tg_store_t *s, const char *const *tables, const char *const *skip,
-                      char **out, tg_err_t *err)
+int tg_audit_snapshot(tg_store_t *s, const char *const *tables, const char *const *skip, char **out,
+                      tg_err_t *err)
 {
     *out = NULL;
     json_t *all = json_object();
@@ -191,8 +191,7 @@ static void free_strings(char **v, size_t n)
     free(v);
 }
 
-int tg_audit_diff(const char *before, const char *after, char **bdiff, char **adiff,
-                  tg_err_t *err)
+int tg_audit_diff(const char *before, const char *after, char **bdiff, char **adiff, tg_err_t *err)
 {
     *bdiff = *adiff = NULL;
     json_t *b = json_loads(before, 0, NULL), *a = json_loads(after, 0, NULL);
@@ -213,11 +212,12 @@ int tg_audit_diff(const char *before, const char *after, char **bdiff, char **ad
         free_strings(sb, nb);
         free_strings(sa, na);
     }
-    if (ret == 0 && (json_object_size(ob) || json_object_size(oa))) {
-        *bdiff = json_dumps(ob, JSON_COMPACT | JSON_SORT_KEYS);
-        *adiff = json_dumps(oa, JSON_COMPACT | JSON_SORT_KEYS);
-        if (!*bdiff || !*adiff) ret = tg_err_set(err, "audit diff: out of memory");
-    }
+    if (ret == 0 && json_object_size(ob) &&
+        !(*bdiff = json_dumps(ob, JSON_COMPACT | JSON_SORT_KEYS)))
+        ret = tg_err_set(err, "audit diff: out of memory");
+    if (ret == 0 && json_object_size(oa) &&
+        !(*adiff = json_dumps(oa, JSON_COMPACT | JSON_SORT_KEYS)))
+        ret = tg_err_set(err, "audit diff: out of memory");
     json_decref(a);
     json_decref(b);
     json_decref(ob);

@@ -22,13 +22,12 @@ int tg_audit_admin(tg_store_t *s, const char *actor, const char *action, const c
  * a JSON object {table: [row, ...]} read with tg_store_query, columns in table order; the
  * columns of skip (NULL-terminated "table.column" names: secrets' hashes, last_used_us that
  * the gateway moves) are left out. *out is malloc'd. 0 or -1. */
-int tg_audit_snapshot(tg_store_t *s, const char *const *tables, const char *const *skip,
-                      char **out, tg_err_t *err);
+int tg_audit_snapshot(tg_store_t *s, const char *const *tables, const char *const *skip, char **out,
+                      tg_err_t *err);
 /* What changed between two snapshots: *before the rows only in before, *after the rows
  * only in after, each {table: [row, ...]} with the tables that changed (malloc'd; NULL
- * when nothing changed). 0 or -1. */
-int tg_audit_diff(const char *before, const char *after, char **bdiff, char **adiff,
-                  tg_err_t *err);
+ * for a side without rows: nothing removed, or nothing added). 0 or -1. */
+int tg_audit_diff(const char *before, const char *after, char **bdiff, char **adiff, tg_err_t *err);
 
 /* The result of a verification. */
 typedef struct tg_audit_report {
