@@ -330,7 +330,7 @@ static void sq_close(tg_store_t *base)
     free(s);
 }
 
-static int sq_exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err)
+int sq_exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err)
 {
     if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);

@@ -236,6 +236,8 @@ static inline int sq_run(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 int sq_begin(sq_store_t *s, const char *what, tg_err_t *err); /* BEGIN IMMEDIATE */
+/* Runs SQL without parameters (a PRAGMA, DDL): 0, or TG_STORE_BUSY / -1. */
+int sq_exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err);
 void sq_rollback(sq_store_t *s); /* whatever is open; nothing if nothing is */
 int sq_commit(sq_store_t *s, const char *what, tg_err_t *err); /* rolls back on failure */
 
