@@ -772,7 +772,9 @@ static const char DIALECT(m11_partition_attach)[] =
  * canonical form). audit_head is the chain's last record, one row: every append reads and
  * moves it in its own transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR
  * UPDATE on it), so two processes appending at once never fork the chain. Ids are given
- * by the appender (head + 1), never by the database. The erasable columns hold the value,
+ * by the appender (head + 1), never by the database. No index on tenant: every AI call adds a
+ * record on the writer's path, and only `tenant erase`, rare, looks records up by tenant.
+ * The erasable columns hold the value,
  * or 'erased:sha256:' and its hash once `tenant erase` removed it. PostgreSQL: a plain
  * table (its rows are small and purged by whole days through audit_day). Numbered 14:
  * 12 and 13 are written in parallel. */
@@ -796,8 +798,7 @@ static const char DIALECT(m14_audit)[] =
     "  prev_hash   TEXT NOT NULL,    -- hex SHA-256 of the previous record\n"
     "  hash        TEXT NOT NULL     -- hex SHA-256 of this record's canonical form\n"
     ");\n"
-    "CREATE INDEX audit_day ON audit (day, seq);\n"
-    "CREATE INDEX audit_tenant ON audit (tenant);\n"
+    "CREATE INDEX audit_day ON audit (day);\n"
     "CREATE TABLE audit_head (\n"
     "  id        " SQL_INT " PRIMARY KEY CHECK (id = 1), -- one row\n"
     "  last_id   " SQL_INT " NOT NULL, -- the chain's last record (0: none yet)\n"

@@ -98,11 +98,11 @@ static void bind_opt(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
-/* Links rec after *head and inserts it; *head moves only when a row was inserted. */
-static int put(sq_store_t *s, tg_audit_head_t *head, tg_audit_rec_t *rec, tg_err_t *err)
+/* Links rec after *head and inserts it with st (sql_insert, fetched once per batch: each
+ * sq_stmt checks the WAL index, a stat() call); *head moves only when a row was inserted. */
+static int put(sq_store_t *s, sqlite3_stmt *st, tg_audit_head_t *head, tg_audit_rec_t *rec,
+               tg_err_t *err)
 {
-    sqlite3_stmt *st = sq_stmt(s, &sql_insert, err);
-    if (!st) return -1;
     tg_audit_head_t next = *head;
     if (tg_audit_link(&next, rec) != 0) return tg_err_set(err, "audit: out of memory");
     sqlite3_bind_int64(st, 1, rec->id);
@@ -137,9 +137,10 @@ static int sq_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_
     int ret = sq_begin(s, "audit append", err);
     if (ret != 0) return ret;
     tg_audit_head_t h;
-    ret = head_read(s, &h, err);
+    sqlite3_stmt *st = sq_stmt(s, &sql_insert, err);
+    ret = st ? head_read(s, &h, err) : -1;
     for (size_t i = 0; ret == 0 && i < n; i++)
-        ret = put(s, &h, &recs[i], err);
+        ret = put(s, st, &h, &recs[i], err);
     if (ret == 0) ret = head_write(s, &h, err);
     if (ret != 0) {
         sq_rollback(s);
@@ -151,7 +152,8 @@ static int sq_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_
 int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, tg_err_t *err)
 {
     tg_audit_head_t h;
-    int have = 0, moved = 0, ret = 0;
+    sqlite3_stmt *st = NULL;
+    int moved = 0, ret = 0;
     char data[1024];
     for (size_t i = 0; ret == 0 && i < evs->n; i++) {
         if (ev_skip(evs, i)) continue;
@@ -160,10 +162,10 @@ int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, tg_err_t *err)
         int a = tg_audit_from_event(ev, &rec, data, sizeof data);
         if (a < 0) return tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
         if (a == 0) continue;
-        if (!have && (ret = head_read(s, &h, err)) != 0) return ret;
-        have = 1;
+        if (!st && (!(st = sq_stmt(s, &sql_insert, err)) || (ret = head_read(s, &h, err)) != 0))
+            return st ? ret : -1;
         int64_t before = h.last_id;
-        ret = put(s, &h, &rec, err);
+        ret = put(s, st, &h, &rec, err);
         moved |= h.last_id != before;
     }
     if (ret == 0 && moved) ret = head_write(s, &h, err);
