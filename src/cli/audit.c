@@ -150,7 +150,16 @@ int tg_cli_audited(int (*run)(int, char **, const char *), int argc, char **argv
     if (opened && tg_audit_snapshot(store, g->tables, skip_cols, &before, &err) != 0)
         fprintf(stderr, "tollgate: audit: %s\n", err.msg);
 
+    /* The command may rearrange argv (tg_cli_take_flag takes --close out): what it was given
+     * is read from a copy. */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (args) memcpy(args, argv, (size_t)argc * sizeof *args);
     int rc = run(argc, argv, config_path);
+    if (!args) {
+        rc = tg_cli_errorf(TG_EXIT_RUNTIME, "audit: out of memory");
+        goto done;
+    }
+    argv = args;
     if (rc != TG_EXIT_OK) goto done;
     if (!g->tables[0]) opened = quiet_open(config_path, &cfg, &store);
     if (!opened) goto done;
@@ -185,6 +194,7 @@ out:
     free(bdiff);
     free(adiff);
 done:
+    free(args);
     free(before);
     if (store) tg_store_close(store);
     if (cfg) tg_config_unref(cfg);

@@ -771,7 +771,8 @@ static const char DIALECT(m11_partition_attach)[] =
  * routes, each record hash-chained to the one before it (types/audit.h defines the
  * canonical form). audit_head is the chain's last record, one row: every append reads and
  * moves it in its own transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR
- * UPDATE on it), so two processes appending at once never fork the chain. Ids are given
+ * UPDATE on it), so two processes appending at once never fork the chain. The row is made by
+ * the first append (none: the chain is empty), so `store copy` can copy it like any row. Ids are given
  * by the appender (head + 1), never by the database. No index on tenant: every AI call adds a
  * record on the writer's path, and only `tenant erase`, rare, looks records up by tenant.
  * The erasable columns hold the value,
@@ -805,7 +806,5 @@ static const char DIALECT(m14_audit)[] =
     "  last_day  TEXT NOT NULL,\n"
     "  last_seq  " SQL_INT " NOT NULL,\n"
     "  last_hash TEXT NOT NULL\n"
-    ");\n"
-    "INSERT INTO audit_head (id, last_id, last_day, last_seq, last_hash) VALUES (1, 0, '', 0,\n"
-    "  '0000000000000000000000000000000000000000000000000000000000000000');\n";
+    ");\n";
 // clang-format on

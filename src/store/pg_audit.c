@@ -19,6 +19,13 @@ static const pg_sql_t sql_head = {
 static const pg_sql_t sql_head_lock = {.slot = PS_AUDIT_HEAD_LOCK,
                                        .sql = "SELECT last_id, last_day, last_seq, last_hash "
                                               "FROM audit_head WHERE id = 1 FOR UPDATE"};
+/* The head row, made by the first append (a second waits on the first's insert, then finds
+ * the row and waits on its lock). */
+static const pg_sql_t sql_head_make = {
+    .slot = PS_AUDIT_HEAD_MAKE,
+    .sql = "INSERT INTO audit_head (id, last_id, last_day, last_seq, last_hash) VALUES (1, 0, '', "
+           "0, '0000000000000000000000000000000000000000000000000000000000000000') "
+           "ON CONFLICT (id) DO NOTHING"};
 static const pg_sql_t sql_insert = {
     .slot = PS_AUDIT_INSERT,
     .sql = "INSERT INTO audit (" REC_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
@@ -61,12 +68,13 @@ static void copy_val(const PGresult *r, int j, char *dst, size_t cap)
 static int head_read(pg_store_t *s, const pg_sql_t *q, tg_audit_head_t *h, tg_err_t *err)
 {
     PGresult *r;
-    int ret = pg_exec(s, q, NULL, &r, "audit head", err);
+    int ret = q == &sql_head_lock ? pg_exec(s, &sql_head_make, NULL, NULL, "audit head", err) : 0;
+    if (ret == 0) ret = pg_exec(s, q, NULL, &r, "audit head", err);
     if (ret != 0) return ret;
     tg_audit_head_init(h);
-    if (PQntuples(r) != 1) {
+    if (PQntuples(r) != 1) { /* no row: an empty chain */
         PQclear(r);
-        return tg_err_set(err, "audit: the chain head row is missing");
+        return 0;
     }
     h->last_id = pg_get_int64(r, 0, 0);
     copy_val(r, 1, h->last_day, sizeof h->last_day);

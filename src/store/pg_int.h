@@ -111,6 +111,7 @@ enum {
     /* pg_audit.c */
     PS_AUDIT_HEAD,
     PS_AUDIT_HEAD_LOCK,
+    PS_AUDIT_HEAD_MAKE,
     PS_AUDIT_INSERT,
     PS_AUDIT_HEAD_SET,
     PS_AUDIT_RANGE,

@@ -24,8 +24,10 @@ static const sq_sql_t sql_insert = {
            "?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (event_id) DO NOTHING"};
 static const sq_sql_t sql_head_set = {
     .slot = ST_AUDIT_HEAD_SET,
-    .sql = "UPDATE audit_head SET last_id = ?1, last_day = ?2, last_seq = ?3, last_hash = ?4 "
-           "WHERE id = 1"};
+    .sql = "INSERT INTO audit_head (id, last_id, last_day, last_seq, last_hash) VALUES (1, ?1, ?2, "
+           "?3, ?4) ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id, "
+           "last_day = excluded.last_day, last_seq = excluded.last_seq, "
+           "last_hash = excluded.last_hash"};
 static const sq_sql_t sql_range = {.slot = ST_AUDIT_RANGE,
                                    .sql = "SELECT " REC_COLS
                                           " FROM audit WHERE (?1 IS NULL OR day >= ?1) AND "
@@ -69,9 +71,7 @@ static int head_read(sq_store_t *s, tg_audit_head_t *h, tg_err_t *err)
         col_copy(st, 1, h->last_day, sizeof h->last_day);
         h->last_seq = sqlite3_column_int64(st, 2);
         col_copy(st, 3, h->last_hash, sizeof h->last_hash);
-    } else if (rc == SQLITE_DONE) {
-        ret = tg_err_set(err, "audit: the chain head row is missing");
-    } else {
+    } else if (rc != SQLITE_DONE) { /* DONE, no row: an empty chain, head as initialised */
         ret = sq_fail(s, rc, "audit head", err);
     }
     sqlite3_reset(st);

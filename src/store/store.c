@@ -574,6 +574,7 @@ const tg_store_table_t tg_store_tables[] = {
     {"invoice_lines", "tenant_id, month, seq"},
     {"invoice_meters", "tenant_id, month, meter, match"},
     {"audit", "id"},
+    {"audit_head", "id"},
     {NULL, NULL},
 };
 

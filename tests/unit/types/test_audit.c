@@ -52,6 +52,8 @@ static void test_canonical_form(void **state)
     assert_string_equal(c, expect);
     assert_int_equal(n, strlen(expect));
     free(c);
+    /* The example of docs/audit.md: its hash is the SHA-256 of exactly these bytes. */
+    assert_string_equal(r.hash, "c6267239ccd756ab1bed735f8108e95c8fba98aafb82c481d39594b49f6980d2");
 }
 
 static void test_link_days_and_seq(void **state)
