@@ -149,7 +149,7 @@ int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, tg_err_t *err)
 {
     tg_audit_head_t h;
     int have = 0, moved = 0, ret = 0;
-    char data[1024];
+    char data[TG_AUDIT_DATA_MAX];
     for (size_t i = 0; ret == 0 && i < evs->n; i++) {
         if (ev_skip(evs, i)) continue;
         tg_audit_rec_t rec;

@@ -65,10 +65,15 @@ int tg_audit_hash(const tg_audit_rec_t *rec, char hex[TG_AUDIT_HEX]);
  * erased already). out holds at least 80 bytes. */
 void tg_audit_erased(const char *v, char out[80]);
 
+/* Room for a call record's data: every text field of the event at its longest, each byte a
+ * control character escaped as \u00XX (6 bytes), and the numbers: 5 * 128 * 6 + 512. A
+ * smaller buffer would let a client's model name fail the writer's batch. */
+#define TG_AUDIT_DATA_MAX 4352
+
 /* A call record's fields from a usage event whose model, tool or MCP method is set (the
  * calls of AI and MCP routes that got as far as their body): 1 and rec filled (its strings
  * point into ev and into data, data[cap] receiving the JSON), or 0 for an event that is
- * not audited. */
+ * not audited; -1 only when out of memory or cap < TG_AUDIT_DATA_MAX. */
 int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *data, size_t cap);
 
 /* ---- verification --------------------------------------------------------------------- */

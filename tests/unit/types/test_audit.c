@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "types/audit.h"
 
@@ -131,6 +132,28 @@ static void test_call_from_event(void **state)
     assert_int_equal(r.event_id, 42);
     assert_string_equal(r.object, "openai");
     assert_null(r.client_ip);
+    /* A hostile client's model name: quotes, a backslash, control characters. The data is
+     * still one valid JSON object holding exactly that name, and its record hashes. */
+    strcpy(ev.model, "m\"},\"x\":\"\\\n\x01");
+    assert_int_equal(tg_audit_from_event(&ev, &r, data, sizeof data), 1);
+    json_error_t je;
+    json_t *o = json_loads(r.data, 0, &je);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "model")), ev.model);
+    assert_null(json_object_get(o, "x"));
+    json_decref(o);
+    tg_audit_head_t h;
+    tg_audit_head_init(&h);
+    assert_int_equal(tg_audit_link(&h, &r), 0);
+    /* Every text field at its longest, all control characters: it still fits. */
+    tg_event_t big = ev;
+    memset(big.model, 1, sizeof big.model - 1);
+    memset(big.tool, 1, sizeof big.tool - 1);
+    memset(big.rpc_method, 1, sizeof big.rpc_method - 1);
+    memset(big.reason, 1, sizeof big.reason - 1);
+    memset(big.key_id, 1, sizeof big.key_id - 1);
+    char large[TG_AUDIT_DATA_MAX];
+    assert_int_equal(tg_audit_from_event(&big, &r, large, sizeof large), 1);
     /* Bytes that are not UTF-8 (an upstream's model name) still make a record. */
     strcpy(ev.model, "gpt\xff");
     assert_int_equal(tg_audit_from_event(&ev, &r, data, sizeof data), 1);
