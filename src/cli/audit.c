@@ -161,8 +161,17 @@ int tg_cli_audited(int (*run)(int, char **, const char *), int argc, char **argv
     }
     argv = args;
     if (rc != TG_EXIT_OK) goto done;
-    if (!g->tables[0]) opened = quiet_open(config_path, &cfg, &store);
-    if (!opened) goto done;
+    if (!opened && g->tables[0]) { /* the command opened the store where this could not */
+        rc = tg_cli_errorf(TG_EXIT_RUNTIME,
+                           "audit: the change was made but not recorded (the store could not "
+                           "be read before it)");
+        goto done;
+    }
+    if (!g->tables[0] && !(opened = quiet_open(config_path, &cfg, &store))) {
+        rc = tg_cli_errorf(TG_EXIT_RUNTIME,
+                           "audit: the change was made but not recorded (cannot open the store)");
+        goto done;
+    }
 
     char *after = NULL, *bdiff = NULL, *adiff = NULL;
     if (g->tables[0]) {
