@@ -14,6 +14,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "util/clock.h"
+#include "util/utf8.h"
 
 static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -157,13 +158,23 @@ int tg_audit_link(tg_audit_head_t *head, tg_audit_rec_t *rec)
 static int gen_field(yajl_gen g, const char *key, const char *f)
 {
     yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-    size_t n = strlen(f);
-    if (yajl_gen_string(g, (const unsigned char *)f, n) == yajl_gen_status_ok) return 0;
     char tmp[256];
-    n = n < sizeof tmp ? n : sizeof tmp - 1;
-    for (size_t i = 0; i < n; i++)
-        tmp[i] = (unsigned char)f[i] < 0x80 ? f[i] : '?';
+    size_t n = strnlen(f, sizeof tmp);
+    tg_utf8_clean(tmp, f, n);
     return yajl_gen_string(g, (const unsigned char *)tmp, n) == yajl_gen_status_ok ? 0 : -1;
+}
+
+/* A copy of field f (cap bytes) at *o, cleaned to UTF-8, NUL-terminated; NULL when empty
+ * and opt. */
+static const char *put_text(char **o, const char *f, size_t cap, int opt)
+{
+    size_t n = strnlen(f, cap);
+    if (opt && n == 0) return NULL;
+    char *r = *o;
+    tg_utf8_clean(r, f, n);
+    r[n] = '\0';
+    *o += n + 1;
+    return r;
 }
 
 static void gen_int(yajl_gen g, const char *key, int64_t v)
@@ -189,33 +200,36 @@ static int call_data(yajl_gen g, const tg_event_t *ev)
     return bad || yajl_gen_map_close(g) != yajl_gen_status_ok ? -1 : 0;
 }
 
-int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *data, size_t cap)
+int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *buf, size_t cap)
 {
-    if (!ev->model[0] && !ev->tool[0] && !ev->rpc_method[0]) return 0;
+    if (!tg_audit_is_call(ev)) return 0;
+    if (cap < TG_AUDIT_DATA_MAX) return -1;
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g) return -1;
     yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-    const unsigned char *buf;
+    const unsigned char *out;
     size_t n = 0;
-    int ok =
-        call_data(g, ev) == 0 && yajl_gen_get_buf(g, &buf, &n) == yajl_gen_status_ok && n < cap;
+    /* The texts' room (464 bytes) is kept at the end whatever the data takes. */
+    int ok = call_data(g, ev) == 0 && yajl_gen_get_buf(g, &out, &n) == yajl_gen_status_ok &&
+             n < cap - 464;
     if (ok) {
-        memcpy(data, buf, n);
-        data[n] = '\0';
+        memcpy(buf, out, n);
+        buf[n] = '\0';
     }
     yajl_gen_free(g);
     if (!ok) return -1;
+    char *o = buf + n + 1;
     memset(rec, 0, sizeof *rec);
     rec->ts_us = ev->ts_us;
     rec->kind = "call";
-    rec->actor = ev->key_id;
     rec->action = "call";
-    rec->object = ev->route;
-    rec->tenant = ev->tenant;
     rec->event_id = ev->id;
-    rec->data = data;
-    rec->client_ip = ev->client_ip[0] ? ev->client_ip : NULL;
-    rec->path = ev->path[0] ? ev->path : NULL;
+    rec->data = buf;
+    rec->actor = put_text(&o, ev->key_id, sizeof ev->key_id, 0);
+    rec->object = put_text(&o, ev->route, sizeof ev->route, 0);
+    rec->tenant = put_text(&o, ev->tenant, sizeof ev->tenant, 0);
+    rec->client_ip = put_text(&o, ev->client_ip, sizeof ev->client_ip, 1);
+    rec->path = put_text(&o, ev->path, sizeof ev->path, 1);
     return 1;
 }
 

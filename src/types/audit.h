@@ -65,15 +65,24 @@ int tg_audit_hash(const tg_audit_rec_t *rec, char hex[TG_AUDIT_HEX]);
  * erased already). out holds at least 80 bytes. */
 void tg_audit_erased(const char *v, char out[80]);
 
-/* Room for a call record's data: every text field of the event at its longest, each byte a
- * control character escaped as \u00XX (6 bytes), and the numbers: 5 * 128 * 6 + 512. A
- * smaller buffer would let a client's model name fail the writer's batch. */
-#define TG_AUDIT_DATA_MAX 4352
+/* Room for a call record's data and its text fields: the data's fields at their longest,
+ * each byte a control character escaped as \u00XX (6 bytes), and its numbers (5 * 128 * 6
+ * + 512), then the key id, route, tenant, client address and path (464). A smaller buffer
+ * would let a client's model name fail the writer's batch. */
+#define TG_AUDIT_DATA_MAX 4864
+
+/* 1 when ev is a call the audit trail records: its model, tool or MCP method is set. */
+static inline int tg_audit_is_call(const tg_event_t *ev)
+{
+    return ev->model[0] || ev->tool[0] || ev->rpc_method[0];
+}
 
 /* A call record's fields from a usage event whose model, tool or MCP method is set (the
  * calls of AI and MCP routes that got as far as their body): 1 and rec filled (its strings
- * point into ev and into data, data[cap] receiving the JSON), or 0 for an event that is
- * not audited; -1 only when out of memory or cap < TG_AUDIT_DATA_MAX. */
+ * point into buf[cap]: the data's JSON, and the event's text fields with every byte that
+ * is not UTF-8 made '?', as the PostgreSQL store takes them and the same on SQLite, so a
+ * record hashes the same in either and after a store copy), or 0 for an event that is not
+ * audited; -1 only when out of memory or cap < TG_AUDIT_DATA_MAX. */
 int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *data, size_t cap);
 
 /* ---- verification --------------------------------------------------------------------- */

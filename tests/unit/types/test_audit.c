@@ -123,7 +123,7 @@ static void test_call_from_event(void **state)
     strcpy(ev.route, "openai");
     strcpy(ev.path, "/v1/chat/completions");
     tg_audit_rec_t r;
-    char data[512];
+    char data[TG_AUDIT_DATA_MAX];
     assert_int_equal(tg_audit_from_event(&ev, &r, data, sizeof data), 0); /* no model: no */
     strcpy(ev.model, "gpt-4o");
     assert_int_equal(tg_audit_from_event(&ev, &r, data, sizeof data), 1);
@@ -154,6 +154,12 @@ static void test_call_from_event(void **state)
     memset(big.key_id, 1, sizeof big.key_id - 1);
     char large[TG_AUDIT_DATA_MAX];
     assert_int_equal(tg_audit_from_event(&big, &r, large, sizeof large), 1);
+    /* A smaller buffer is refused outright, not filled part way. */
+    assert_int_equal(tg_audit_from_event(&ev, &r, data, 512), -1);
+    /* A path cut at 255 bytes inside a character: stored, and hashed, as '?'. */
+    strcpy(ev.path, "/v1/caf\xc3");
+    assert_int_equal(tg_audit_from_event(&ev, &r, data, sizeof data), 1);
+    assert_string_equal(r.path, "/v1/caf?");
     /* Bytes that are not UTF-8 (an upstream's model name) still make a record. */
     strcpy(ev.model, "gpt\xff");
     assert_int_equal(tg_audit_from_event(&ev, &r, data, sizeof data), 1);
