@@ -113,6 +113,7 @@ enum {
     PS_AUDIT_HEAD,
     PS_AUDIT_HEAD_LOCK,
     PS_AUDIT_HEAD_MAKE,
+    PS_AUDIT_CHUNK,
     PS_AUDIT_INSERT,
     PS_AUDIT_HEAD_SET,
     PS_AUDIT_RANGE,
@@ -236,6 +237,9 @@ const char *pg_state(const PGresult *r);
 /* Runs statement q with parameters p (NULL: none), preparing it on first use. On success
  * returns 0 and *out (PQclear it; out may be NULL when the rows are not needed), else
  * TG_STORE_BUSY or -1 with err set. A lost connection is made again on the next call. */
+/* Prepares q on this connection as "s" + its slot, once (pg_exec does it itself): for a
+ * caller that runs it with its own parameter arrays (more than PG_MAX_PARAMS). */
+int pg_prepare(pg_store_t *s, const pg_sql_t *q, const char *what, tg_err_t *err);
 int pg_exec(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, PGresult **out,
             const char *what, tg_err_t *err);
 /* Runs one or more statements without parameters (DDL, SET, BEGIN ...). */

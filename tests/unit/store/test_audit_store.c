@@ -200,6 +200,28 @@ static void test_calls_with_events(void **state)
     assert_int_equal(rep.v.n, 3);
 }
 
+/* A batch larger than PostgreSQL's chunks (128 records: two whole chunks, prepared, and a
+ * tail), half of it a replay: every call once, in one chain. */
+static void test_calls_large_batch(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    enum { N = 300 };
+    tg_event_t *evs = calloc(N, sizeof *evs);
+    assert_non_null(evs);
+    for (int i = 0; i < N; i++)
+        evs[i] = call_event(tg_event_new_id(DAY1 + i), DAY1 + i, i % 7 ? "gpt-4o" : NULL);
+    assert_int_equal(tb_append(t->s, evs, N / 2, &err), 0);
+    assert_int_equal(tb_append(t->s, evs, N, &err), 0);
+    int calls = N - (N + 6) / 7;
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit"), calls);
+    assert_int_equal(tb_int(t, "SELECT count(DISTINCT event_id) FROM audit"), calls);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, calls);
+    free(evs);
+}
+
 static void test_erase(void **state)
 {
     tb_store_t *t = *state;
@@ -310,6 +332,7 @@ int main(void)
         TB_BOTH(test_tamper_insert_after_head),
         TB_BOTH(test_tamper_reorder),
         TB_BOTH(test_calls_with_events),
+        TB_BOTH(test_calls_large_batch),
         TB_BOTH(test_erase),
         TB_BOTH(test_purge_whole_days),
         TB_BOTH(test_concurrent_appends),
