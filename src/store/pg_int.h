@@ -113,7 +113,6 @@ enum {
     PS_AUDIT_HEAD,
     PS_AUDIT_HEAD_LOCK,
     PS_AUDIT_HEAD_MAKE,
-    PS_AUDIT_CHUNK,
     PS_AUDIT_INSERT,
     PS_AUDIT_HEAD_SET,
     PS_AUDIT_RANGE,
@@ -216,6 +215,23 @@ extern const struct tg_store_audit_ops pg_audit_ops;
 /* Inside the caller's transaction (the writer's append): as sq_audit_calls (pg_audit.c). */
 int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, tg_err_t *err);
 
+/* ---- binary COPY (pg_events.c; pg_audit.c copies its call records with it too) ------ */
+
+/* A COPY tuple of a call record at its longest: its texts (in TG_AUDIT_DATA_MAX), the
+ * digests, day and names, and a length or 8 bytes a column. */
+#define PG_AUDIT_ROW_MAX (TG_AUDIT_DATA_MAX + 1024)
+char *pg_copy_be(char *o, uint64_t v, int bytes);     /* big-endian integer */
+char *pg_copy_int8(char *o, int64_t v);               /* a bigint field */
+char *pg_copy_null(char *o);                          /* a NULL field */
+char *pg_copy_text(char *o, const char *f, size_t n); /* a text field, cleaned to UTF-8 */
+/* Sends copy_sql (COPY ... FROM STDIN (FORMAT binary)), the header, n tuples made by
+ * line(i) (each at most PG_AUDIT_ROW_MAX or an event's) and the trailer, through the
+ * writer's buffer (s->ev: an append or ingest prepared it). 0, or the failure (the
+ * transaction is in error then); *dup (may be NULL) = 1 on a unique violation. */
+int pg_copy_rows(pg_store_t *s, const char *copy_sql, size_t n,
+                 size_t (*line)(char *dst, const void *ud, size_t i), const void *ud, int *dup,
+                 const char *what, tg_err_t *err);
+
 /* Frees s->ev (pg_close), and ends its second writer when it has one. */
 void pg_events_free(pg_store_t *s);
 /* A second connection to the server and database of s, as s was opened (the URL's options
@@ -237,9 +253,6 @@ const char *pg_state(const PGresult *r);
 /* Runs statement q with parameters p (NULL: none), preparing it on first use. On success
  * returns 0 and *out (PQclear it; out may be NULL when the rows are not needed), else
  * TG_STORE_BUSY or -1 with err set. A lost connection is made again on the next call. */
-/* Prepares q on this connection as "s" + its slot, once (pg_exec does it itself): for a
- * caller that runs it with its own parameter arrays (more than PG_MAX_PARAMS). */
-int pg_prepare(pg_store_t *s, const pg_sql_t *q, const char *what, tg_err_t *err);
 int pg_exec(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, PGresult **out,
             const char *what, tg_err_t *err);
 /* Runs one or more statements without parameters (DDL, SET, BEGIN ...). */

@@ -201,7 +201,7 @@ static int ensure_conn(pg_store_t *s, const char *what, tg_err_t *err)
     return TG_STORE_BUSY;
 }
 
-int pg_prepare(pg_store_t *s, const pg_sql_t *q, const char *what, tg_err_t *err)
+static int prepare(pg_store_t *s, const pg_sql_t *q, const char *what, tg_err_t *err)
 {
     if (s->prepared[q->slot]) return 0;
     char *built = q->build    ? q->build()
@@ -227,7 +227,7 @@ int pg_exec(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, PGresult **o
 {
     if (out) *out = NULL;
     int ret = ensure_conn(s, what, err);
-    if (ret == 0) ret = pg_prepare(s, q, what, err);
+    if (ret == 0) ret = prepare(s, q, what, err);
     if (ret != 0) return ret;
     char name[16];
     snprintf(name, sizeof name, "s%d", q->slot);
@@ -414,7 +414,7 @@ int pg_each_row(pg_store_t *s, const pg_sql_t *q, const pg_params_t *p, pg_emit_
                 const char *what, tg_err_t *err)
 {
     int ret = ensure_conn(s, what, err);
-    if (ret == 0) ret = pg_prepare(s, q, what, err);
+    if (ret == 0) ret = prepare(s, q, what, err);
     if (ret != 0) return ret;
     char name[16];
     snprintf(name, sizeof name, "s%d", q->slot);

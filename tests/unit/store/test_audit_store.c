@@ -324,18 +324,12 @@ static void test_concurrent_appends(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TB_BOTH(test_chain_across_days),
-        TB_BOTH(test_tamper_edit),
-        TB_BOTH(test_tamper_delete),
-        TB_BOTH(test_tamper_delete_last),
-        TB_BOTH(test_tamper_insert),
-        TB_BOTH(test_tamper_insert_after_head),
-        TB_BOTH(test_tamper_reorder),
-        TB_BOTH(test_calls_with_events),
-        TB_BOTH(test_calls_large_batch),
-        TB_BOTH(test_erase),
-        TB_BOTH(test_purge_whole_days),
-        TB_BOTH(test_concurrent_appends),
+        TB_BOTH(test_chain_across_days), TB_BOTH(test_tamper_edit),
+        TB_BOTH(test_tamper_delete),     TB_BOTH(test_tamper_delete_last),
+        TB_BOTH(test_tamper_insert),     TB_BOTH(test_tamper_insert_after_head),
+        TB_BOTH(test_tamper_reorder),    TB_BOTH(test_calls_with_events),
+        TB_BOTH(test_calls_large_batch), TB_BOTH(test_erase),
+        TB_BOTH(test_purge_whole_days),  TB_BOTH(test_concurrent_appends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
