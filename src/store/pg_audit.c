@@ -187,6 +187,12 @@ static int chunk_seen(pg_store_t *s, chunk_t *c, size_t n, tg_err_t *err)
             if (c->rec[i].event_id == id) c->skip[i] = 1;
     }
     PQclear(r);
+    /* Two events of the batch under one id (the same event twice, or a collision the event
+     * insert moved to another id): one record, as SQLite's ON CONFLICT keeps, else the COPY
+     * would fail the batch on event_id's unique index, again at every retry. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i && !c->skip[i]; j++)
+            c->skip[i] = c->rec[j].event_id == c->rec[i].event_id;
     return 0;
 }
 

@@ -212,8 +212,10 @@ static void test_calls_large_batch(void **state)
     for (int i = 0; i < N; i++)
         evs[i] = call_event(tg_event_new_id(DAY1 + i), DAY1 + i, i % 7 ? "gpt-4o" : NULL);
     assert_int_equal(tb_append(t->s, evs, N / 2, &err), 0);
+    /* The same event twice in one batch (a repeat in the spool): one record. */
+    evs[N - 1] = evs[N - 2];
     assert_int_equal(tb_append(t->s, evs, N, &err), 0);
-    int calls = N - (N + 6) / 7;
+    int calls = N - (N + 6) / 7 - ((N - 1) % 7 != 0); /* the last one was made a repeat */
     assert_int_equal(tb_int(t, "SELECT count(*) FROM audit"), calls);
     assert_int_equal(tb_int(t, "SELECT count(DISTINCT event_id) FROM audit"), calls);
     tg_audit_report_t rep;
