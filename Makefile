@@ -153,7 +153,7 @@ e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
 E2E_PG := tests/e2e/multi.test.mjs tests/e2e/gateway.test.mjs tests/e2e/cli.test.mjs tests/e2e/budget.test.mjs \
           tests/e2e/limits.test.mjs tests/e2e/query.test.mjs tests/e2e/invoice.test.mjs \
           tests/e2e/ingest.test.mjs tests/e2e/durability.test.mjs tests/e2e/dashboard.test.mjs \
-          tests/e2e/metrics.test.mjs
+          tests/e2e/metrics.test.mjs tests/e2e/audit.test.mjs
 
 e2e-pg: all $(E2E_NPM)
 	@PG_TEST_FAST=1 scripts/pg-test.sh run sh -c \

@@ -43,6 +43,7 @@ static const char usage[] =
     "  plan set NAME [--base USD] [--from YYYY-MM] --meter SPEC...   docs/billing.md\n"
     "  plan list [--format table|json|csv] | show NAME [--month YYYY-MM] | rm NAME [--from M]\n"
     "  tenant set-plan ID PLAN [--from YYYY-MM]\n"
+    "  tenant erase ID                         a tenant's personal data out of events and audit\n"
     "  invoice --tenant ID|--all --month YYYY-MM [--format table|json|csv|html]\n"
     "          [--out FILE|DIR] [--close]        --close freezes a month that has ended\n"
     "  export --format cloudevents|jsonl --from YYYY-MM-DD --to YYYY-MM-DD [--tenant ID]\n"
@@ -55,6 +56,8 @@ static const char usage[] =
     "                                          export older events, verify, then purge them\n"
     "  store copy --to URL [--from URL]        every row into a new, empty store (SQLite to\n"
     "                                          PostgreSQL), then counts and sums compared\n"
+    "  audit verify [--from YYYY-MM-DD] [--to YYYY-MM-DD]   the audit chain (docs/audit.md)\n"
+    "  audit export --format jsonl|csv [--from ...] [--to ...] | audit purge\n"
     "The config is -c FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml.\n";
 
 int main(int argc, char **argv)
@@ -84,29 +87,30 @@ int main(int argc, char **argv)
     }
     const char *cfg = tg_config_default_path(config_flag);
     if (strcmp(args[0], "serve") == 0) return tg_cli_serve(n, args, cfg);
-    if (strcmp(args[0], "tenant") == 0) return tg_cli_tenant(n, args, cfg);
-    if (strcmp(args[0], "key") == 0) return tg_cli_key(n, args, cfg);
+    if (strcmp(args[0], "tenant") == 0) return tg_cli_audited(tg_cli_tenant, n, args, cfg);
+    if (strcmp(args[0], "key") == 0) return tg_cli_audited(tg_cli_key, n, args, cfg);
     if (strcmp(args[0], "usage") == 0) return tg_cli_usage(n, args, cfg);
-    if (strcmp(args[0], "ingest") == 0) return tg_cli_ingest(n, args, cfg);
-    if (strcmp(args[0], "limit") == 0) return tg_cli_limit(n, args, cfg);
-    if (strcmp(args[0], "pause") == 0) return tg_cli_pause(n, args, cfg);
-    if (strcmp(args[0], "resume") == 0) return tg_cli_resume(n, args, cfg);
-    if (strcmp(args[0], "ip") == 0) return tg_cli_ip(n, args, cfg);
-    if (strcmp(args[0], "price") == 0) return tg_cli_price(n, args, cfg);
-    if (strcmp(args[0], "budget") == 0) return tg_cli_budget(n, args, cfg);
-    if (strcmp(args[0], "tool") == 0) return tg_cli_tool(n, args, cfg);
+    if (strcmp(args[0], "ingest") == 0) return tg_cli_audited(tg_cli_ingest, n, args, cfg);
+    if (strcmp(args[0], "limit") == 0) return tg_cli_audited(tg_cli_limit, n, args, cfg);
+    if (strcmp(args[0], "pause") == 0) return tg_cli_audited(tg_cli_pause, n, args, cfg);
+    if (strcmp(args[0], "resume") == 0) return tg_cli_audited(tg_cli_resume, n, args, cfg);
+    if (strcmp(args[0], "ip") == 0) return tg_cli_audited(tg_cli_ip, n, args, cfg);
+    if (strcmp(args[0], "price") == 0) return tg_cli_audited(tg_cli_price, n, args, cfg);
+    if (strcmp(args[0], "budget") == 0) return tg_cli_audited(tg_cli_budget, n, args, cfg);
+    if (strcmp(args[0], "tool") == 0) return tg_cli_audited(tg_cli_tool, n, args, cfg);
     if (strcmp(args[0], "alarms") == 0 && n > 1 && strcmp(args[1], "test") == 0)
-        return tg_cli_alarms_test(n, args, cfg);
+        return tg_cli_audited(tg_cli_alarms_test, n, args, cfg);
     if (strcmp(args[0], "alarms") == 0) return tg_cli_alarms(n, args, cfg);
-    if (strcmp(args[0], "plan") == 0) return tg_cli_plan(n, args, cfg);
-    if (strcmp(args[0], "invoice") == 0) return tg_cli_invoice(n, args, cfg);
+    if (strcmp(args[0], "plan") == 0) return tg_cli_audited(tg_cli_plan, n, args, cfg);
+    if (strcmp(args[0], "invoice") == 0) return tg_cli_audited(tg_cli_invoice, n, args, cfg);
     if (strcmp(args[0], "export") == 0) return tg_cli_export(n, args, cfg);
     if (strcmp(args[0], "query") == 0) return tg_cli_query(n, args, cfg);
     if (strcmp(args[0], "report") == 0) return tg_cli_report(n, args, cfg);
     if (strcmp(args[0], "backup") == 0) return tg_cli_backup(n, args, cfg);
     if (strcmp(args[0], "restore") == 0) return tg_cli_restore(n, args, cfg);
-    if (strcmp(args[0], "archive") == 0) return tg_cli_archive(n, args, cfg);
+    if (strcmp(args[0], "archive") == 0) return tg_cli_audited(tg_cli_archive, n, args, cfg);
     if (strcmp(args[0], "store") == 0) return tg_cli_store(n, args, cfg);
+    if (strcmp(args[0], "audit") == 0) return tg_cli_audit(n, args, cfg);
     fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
     return TG_EXIT_USAGE;
 }

@@ -49,6 +49,15 @@ int tg_cli_store(int argc, char **argv, const char *config_path);
  * usage events, each record counted once however often its file is ingested. */
 int tg_cli_ingest(int argc, char **argv, const char *config_path);
 
+/* The audit trail (audit.c, docs/audit.md): `audit verify|export|purge`; `tenant erase ID`
+ * (handed over by tenant.c); and the wrapper main.c runs every group that changes
+ * something through, which records each successful change as an admin record (actor,
+ * action, object, the rows before and after). */
+int tg_cli_audit(int argc, char **argv, const char *config_path);
+int tg_cli_tenant_erase(int argc, char **argv, const char *config_path);
+int tg_cli_audited(int (*run)(int, char **, const char *), int argc, char **argv,
+                   const char *config_path);
+
 /* Loads the config and opens its store; on failure prints one line and returns
  * the exit code (2 for a config error, 1 for a store error). In common.c,
  * with the helpers of common.h. */

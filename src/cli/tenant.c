@@ -12,7 +12,7 @@
 
 #define USAGE                                                                                      \
     "usage: tollgate tenant add ID [--name NAME] | list | show ID | disable ID | enable ID | "     \
-    "set-plan ID PLAN [--from YYYY-MM]"
+    "set-plan ID PLAN [--from YYYY-MM] | erase ID"
 
 /* Splits argv[2..] into at most one positional (the ID) and --name. */
 static int parse(int argc, char **argv, const char **id, const char **name)
@@ -111,6 +111,7 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
         return TG_EXIT_OK;
     }
     if (strcmp(sub, "set-plan") == 0) return tg_cli_tenant_set_plan(argc, argv, config_path);
+    if (strcmp(sub, "erase") == 0) return tg_cli_tenant_erase(argc, argv, config_path);
 
     const char *id = NULL, *name = NULL, *status = NULL;
     int rc;

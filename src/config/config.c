@@ -360,6 +360,56 @@ static int get_ms(parse_t *p, const yaml_node_t *n, const char *path, int zero_o
     return rc;
 }
 
+/* A retention period in whole days: "400d", "8w", "7y" (365 days each: a year kept is at
+ * least a year), or a bare number of days; 0 keeps forever. At most 100 years. */
+static int get_days(parse_t *p, const yaml_node_t *n, const char *path, int *out)
+{
+    char *v;
+    if (scalar(p, n, path, "a period", &v) < 0) return -1;
+    const char *end = NULL;
+    unsigned long long x = 0, mul = 0;
+    int rc = -1, d = digits(v, &end, &x);
+    if (d == 0) {
+        if (!*end || !strcmp(end, "d"))
+            mul = 1;
+        else if (!strcmp(end, "w"))
+            mul = 7;
+        else if (!strcmp(end, "y"))
+            mul = 365;
+    }
+    if (is_negative(v))
+        fail(p, n, path, "must not be negative (got %s)", v);
+    else if (d == -1 || (d == 0 && !mul))
+        fail(p, n, path, "bad period \"%s\" (days, or a number with d, w or y, e.g. 400d, 7y)", v);
+    else if (d == -2 || x > 36500 / mul)
+        fail(p, n, path, "too large (got %s; at most 100 years)", v);
+    else {
+        *out = (int)(x * mul);
+        rc = 0;
+    }
+    free(v);
+    return rc;
+}
+
+/* audit.bodies (issue 14). Prompt and answer bodies are never in the audit trail: "hash"
+ * would need the answer's bytes, which the gateway streams to the client without keeping,
+ * and "encrypt" the key-encryption key module; both are refused until they exist. */
+static int get_bodies(parse_t *p, const yaml_node_t *n, const char *path, int *out)
+{
+    char *v;
+    if (scalar(p, n, path, "none, hash or encrypt", &v) < 0) return -1;
+    int rc = 0;
+    if (!strcmp(v, "none"))
+        *out = 0;
+    else if (!strcmp(v, "hash") || !strcmp(v, "encrypt"))
+        rc = fail(p, n, path, "\"%s\" is not supported yet: bodies are never recorded (use none)",
+                  v);
+    else
+        rc = fail(p, n, path, "unknown value \"%.*s\" (expected none, hash or encrypt)", 64, v);
+    free(v);
+    return rc;
+}
+
 static int cores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -809,6 +859,8 @@ typedef enum {
     V_BACKEND,      /* the tg_config_t itself (off 0): limits.backend */
     V_ONDOWN,       /* tg_limits_down_t */
     V_SIGNED,       /* tg_signed_mode_t */
+    V_DAYS,         /* int, whole days, 0 = forever: "400d", "7y" */
+    V_BODIES,       /* int, audit.bodies: 0 none (hash and encrypt: not yet) */
     V_SECTION,      /* handled by the caller */
 } vkind_t;
 
@@ -844,6 +896,8 @@ static int set_value(parse_t *p, const yaml_node_t *n, const char *path, vkind_t
         if (get_uint(p, n, path, 1, 1ull << 30, &x) < 0) return -1;
         *(size_t *)dst = (size_t)x;
         return 0;
+    case V_DAYS: return get_days(p, n, path, dst);
+    case V_BODIES: return get_bodies(p, n, path, dst);
     case V_STORE: return get_store(p, n, path, dst);
     case V_LEVEL: return get_level(p, n, path, dst);
     case V_PATH: return get_path(p, n, path, dst);
@@ -2410,6 +2464,12 @@ static const field_t log_fields[] = {
 static const field_t retention_fields[] = {
     {"events_days", V_INT0, offsetof(tg_config_t, retention.events_days)},
     {"aggregates_days", V_INT0, offsetof(tg_config_t, retention.aggregates_days)},
+    /* issue 14: a period per table; events is events_days spelled as a period */
+    {"events", V_DAYS, offsetof(tg_config_t, retention.events_days)},
+    {"audit", V_DAYS, offsetof(tg_config_t, retention.audit_days)},
+};
+static const field_t audit_fields[] = {
+    {"bodies", V_BODIES, offsetof(tg_config_t, audit_bodies)},
 };
 static const field_t ai_fields[] = {
     {"drain_after_disconnect", V_MS0, offsetof(tg_config_t, ai.drain_after_disconnect_ms)},
@@ -2459,7 +2519,8 @@ enum {
     R_AUTH,
     R_JWT,
     R_ENCRYPTION,
-    R_SIGNING
+    R_SIGNING,
+    R_AUDIT
 };
 static const field_t root_fields[] = {
     {"server", V_SECTION, 0},
@@ -2483,6 +2544,7 @@ static const field_t root_fields[] = {
     {"jwt", V_SECTION, 0},  /* parse_jwt */
     {"encryption", V_SECTION, 0},
     {"signing", V_SECTION, 0},
+    {"audit", V_SECTION, 0},
 };
 
 /* budget_thresholds: [80, 90, 100]. An explicit [] means no threshold alerts; a null
@@ -2576,6 +2638,8 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         (v[R_RECORDER] && parse_fields(p, v[R_RECORDER], "recorder", recorder_fields,
                                        NFIELDS(recorder_fields), c, s) < 0) ||
         (v[R_AI] && parse_fields(p, v[R_AI], "ai", ai_fields, NFIELDS(ai_fields), c, s) < 0) ||
+        (v[R_AUDIT] &&
+         parse_fields(p, v[R_AUDIT], "audit", audit_fields, NFIELDS(audit_fields), c, s) < 0) ||
         (v[R_METRICS] && parse_fields(p, v[R_METRICS], "metrics", metrics_fields,
                                       NFIELDS(metrics_fields), c, s) < 0) ||
         (v[R_LIMITS] && parse_fields(p, v[R_LIMITS], "limits", limits_backend_fields,

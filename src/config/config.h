@@ -260,7 +260,9 @@ typedef struct tg_config {
     struct {
         int events_days;     /* default 90; 0 = keep forever */
         int aggregates_days; /* default 730; 0 = keep forever */
+        int audit_days;      /* retention.audit (issue 14); default 0 = keep forever */
     } retention;
+    int audit_bodies; /* audit.bodies: 0 = none, the only value accepted yet (docs/audit.md) */
     struct {
         long drain_after_disconnect_ms; /* ai.drain_after_disconnect: how long the upstream of
                                            a 2xx AI answer is still read for its usage once

@@ -820,6 +820,7 @@ int tg_server_run(const char *config_path)
         .flush_ms = cfg->recorder.flush_ms,
         .retention_events_days = cfg->retention.events_days,
         .retention_aggregates_days = cfg->retention.aggregates_days,
+        .retention_audit_days = cfg->retention.audit_days,
         .unauth_per_minute = cfg->log.unauthenticated_per_minute,
     };
     if (tg_recorder_start(&ro, &srv.rec, &err) != 0) {

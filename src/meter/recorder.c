@@ -133,7 +133,7 @@ struct tg_recorder {
     int64_t retry_wait_us; /* the wait after the next refusal (backs off) */
     int store_down;        /* last store call failed (for log transitions) */
     int64_t last_err_log_us;
-    int ret_events_days, ret_agg_days;
+    int ret_events_days, ret_agg_days, ret_audit_days;
     int64_t next_purge_us;
     int flood_closed;     /* tg_flood_close() called: the last harvests are running */
     tg_flood_agg_t *fagg; /* BATCH_MAX: surpluses taken out of the flood table */
@@ -433,7 +433,7 @@ done:
 static void maybe_purge(tg_recorder_t *r, int64_t now)
 {
     if (now < r->next_purge_us) return;
-    if (r->ret_events_days <= 0 && r->ret_agg_days <= 0) {
+    if (r->ret_events_days <= 0 && r->ret_agg_days <= 0 && r->ret_audit_days <= 0) {
         r->next_purge_us = INT64_MAX;
         return;
     }
@@ -448,6 +448,13 @@ static void maybe_purge(tg_recorder_t *r, int64_t now)
     int64_t deleted = 0;
     tg_err_t err = {{0}};
     int rc = tg_store_purge(r->store, events_before, agg_before, &deleted, &err);
+    if (rc == 0 && r->ret_audit_days > 0) {
+        /* Whole days: the first kept record anchors the chain (docs/audit.md). */
+        int64_t audited = 0;
+        tg_utc_day(wall - r->ret_audit_days * DAY_US, day);
+        rc = tg_store_audit_purge(r->store, day, &audited, &err);
+        deleted += audited;
+    }
     if (rc == 0) {
         if (deleted > 0) TG_INFO("recorder: retention purged %lld rows", (long long)deleted);
         r->next_purge_us = now + PURGE_EVERY_US;
@@ -692,6 +699,7 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->flush_us = (opts->flush_ms > 0 ? opts->flush_ms : DEFAULT_FLUSH) * 1000LL;
     r->ret_events_days = opts->retention_events_days;
     r->ret_agg_days = opts->retention_aggregates_days;
+    r->ret_audit_days = opts->retention_audit_days;
     r->wall_clock = opts->wall_clock ? opts->wall_clock : tg_wall_us;
 
     pthread_condattr_t ca;

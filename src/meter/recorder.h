@@ -28,6 +28,7 @@ typedef struct tg_recorder_opts {
     long flush_ms;                 /* <= 0: 50 */
     int retention_events_days;     /* 0 = keep forever */
     int retention_aggregates_days; /* 0 = keep forever */
+    int retention_audit_days;      /* audit records, whole UTC days; 0 = keep forever */
     int64_t (*wall_clock)(void);   /* the writer's wall clock (retention's cut-off days);
                                       NULL = tg_wall_us. Tests pass a fixed instant. */
     int64_t unauth_per_minute;     /* refusals without a valid key (401) recorded one by one

@@ -186,6 +186,17 @@ struct tg_store_sql_ops {
                     const tg_sql_value_t *vals, size_t nrows, tg_err_t *err);
 };
 
+/* audit and audit_head (issue 14): the hash-chained audit trail. */
+struct tg_store_audit_ops {
+    int (*append)(tg_store_t *s, tg_audit_rec_t *recs, size_t n, tg_err_t *err);
+    int (*head)(tg_store_t *s, tg_audit_head_t *out, tg_err_t *err);
+    int (*range)(tg_store_t *s, const char *from_day, const char *to_day,
+                 int (*cb)(const tg_audit_rec_t *, void *), void *ud, tg_err_t *err);
+    int (*find)(tg_store_t *s, const char *hash, int64_t *id, tg_err_t *err);
+    int (*erase)(tg_store_t *s, const char *tenant, int64_t *changed, tg_err_t *err);
+    int (*purge)(tg_store_t *s, const char *before_day, int64_t *deleted, tg_err_t *err);
+};
+
 /* The handle: a backend embeds it first in its own connection struct and points each
  * member at its (static, shared) table. */
 struct tg_store {
@@ -202,6 +213,7 @@ struct tg_store {
     const struct tg_store_sql_ops *sql;
     /* tg_store_query's bound on a read-only handle, ms (0: none); store.c sets it. */
     long long query_timeout_ms;
+    const struct tg_store_audit_ops *audit;
 };
 
 /* The error of a query cancelled by its handle's query_timeout_ms (store.c), the same

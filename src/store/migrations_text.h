@@ -797,4 +797,44 @@ static const char DIALECT(m13_key_rotation)[] =
     "  " SQL_TIME("created_us") " AS created,\n"
     "  last_used_us, expires_us, rotated_from,\n"
     "  CASE WHEN signing_secret IS NULL THEN 0 ELSE 1 END AS signing FROM api_keys;\n";
+/* The audit trail (issue 14, docs/audit.md): admin actions and the calls of AI and MCP
+ * routes, each record hash-chained to the one before it (types/audit.h defines the
+ * canonical form). audit_head is the chain's last record, one row: every append reads and
+ * moves it in its own transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR
+ * UPDATE on it), so two processes appending at once never fork the chain. The row is made by
+ * the first append (none: the chain is empty), so `store copy` can copy it like any row. Ids are given
+ * by the appender (head + 1), never by the database. No index on tenant: every AI call adds a
+ * record on the writer's path, and only `tenant erase`, rare, looks records up by tenant.
+ * The erasable columns hold the value,
+ * or 'erased:sha256:' and its hash once `tenant erase` removed it. PostgreSQL: a plain
+ * table (its rows are small and purged by whole days through audit_day). Numbered 14:
+ * 12 and 13 are written in parallel. */
+static const char DIALECT(m14_audit)[] =
+    "CREATE TABLE audit (\n"
+    "  id          " SQL_INT " PRIMARY KEY, -- position in the chain, from 1\n"
+    "  day         TEXT NOT NULL,    -- UTC day of the chain it is in (never goes back)\n"
+    "  seq         " SQL_INT " NOT NULL, -- 1, 2, ... within the day\n"
+    "  ts_us       " SQL_INT " NOT NULL, -- when it happened\n"
+    "  kind        TEXT NOT NULL CHECK (kind IN ('admin', 'call')),\n"
+    "  actor       TEXT NOT NULL DEFAULT '', -- admin: OS user or admin-token:ID; call: key id\n"
+    "  action      TEXT NOT NULL,    -- admin: 'tenant.disable' ...; call: 'call'\n"
+    "  object      TEXT NOT NULL DEFAULT '', -- admin: the command's object; call: route\n"
+    "  tenant      TEXT NOT NULL DEFAULT '', -- whose data ('' none): what erase selects\n"
+    "  event_id    " SQL_INT " UNIQUE,   -- call: usage_events.id (a replay adds nothing)\n"
+    "  data        TEXT,             -- call: JSON (key, model, tool, tokens, cost, ...)\n"
+    "  before_json TEXT,             -- erasable: rows before (admin), JSON\n"
+    "  after_json  TEXT,             -- erasable: rows after (admin), JSON\n"
+    "  client_ip   TEXT,             -- erasable (call)\n"
+    "  path        TEXT,             -- erasable (call), query string included\n"
+    "  prev_hash   TEXT NOT NULL,    -- hex SHA-256 of the previous record\n"
+    "  hash        TEXT NOT NULL     -- hex SHA-256 of this record's canonical form\n"
+    ");\n"
+    "CREATE INDEX audit_day ON audit (day);\n"
+    "CREATE TABLE audit_head (\n"
+    "  id        " SQL_INT " PRIMARY KEY CHECK (id = 1), -- one row\n"
+    "  last_id   " SQL_INT " NOT NULL, -- the chain's last record (0: none yet)\n"
+    "  last_day  TEXT NOT NULL,\n"
+    "  last_seq  " SQL_INT " NOT NULL,\n"
+    "  last_hash TEXT NOT NULL\n"
+    ");\n";
 // clang-format on

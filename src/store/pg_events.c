@@ -52,6 +52,8 @@
 #define AHEAD_MAX_ID (((INT64_MAX >> EVB_ID_LOW_BITS) - 62LL * 86400000) << EVB_ID_LOW_BITS)
 /* A COPY tuple's longest encoding: the text fields, a length and 8 bytes a column. */
 #define ROW_MAX (sizeof(tg_event_t) + 16 * EVB_NCOLS)
+/* pg_audit.c's tuples (call records) are copied through the same buffer. */
+#define COPY_ROW_MAX (ROW_MAX > PG_AUDIT_ROW_MAX ? ROW_MAX : PG_AUDIT_ROW_MAX)
 
 /* The months known to have their partition: [lo, hi) ranges of ids. */
 typedef struct month {
@@ -195,7 +197,7 @@ static int reserve(pg_store_t *s, size_t n, tg_err_t *err)
 {
     if (!s->ev && !(s->ev = calloc(1, sizeof *s->ev))) goto oom;
     struct pg_events *e = s->ev;
-    if (!e->copy && !(e->copy = malloc(COPY_FLUSH + ROW_MAX))) goto oom;
+    if (!e->copy && !(e->copy = malloc(COPY_FLUSH + COPY_ROW_MAX))) goto oom;
     if (n > UINT32_MAX / 4) return tg_err_set(err, "append: batch of %zu events too large", n);
     if (n > e->cap) {
         agg_t *a = realloc(e->aggs, n * sizeof *a);
@@ -334,27 +336,27 @@ static int ensure_month(pg_store_t *s, int64_t id, const month_t **out, const ch
 /* ---- COPY, binary format ----------------------------------------------------------------- */
 
 /* Binary COPY's big-endian integers. */
-static char *put_be(char *o, uint64_t v, int bytes)
+char *pg_copy_be(char *o, uint64_t v, int bytes)
 {
     for (int b = bytes - 1; b >= 0; b--)
         *o++ = (char)(v >> (8 * b));
     return o;
 }
 
-static char *put_int8(char *o, int64_t v)
+char *pg_copy_int8(char *o, int64_t v)
 {
-    o = put_be(o, 8, 4); /* the field's length */
-    return put_be(o, (uint64_t)v, 8);
+    o = pg_copy_be(o, 8, 4); /* the field's length */
+    return pg_copy_be(o, (uint64_t)v, 8);
 }
 
-static char *put_null(char *o)
+char *pg_copy_null(char *o)
 {
-    return put_be(o, UINT32_MAX, 4); /* length -1 */
+    return pg_copy_be(o, UINT32_MAX, 4); /* length -1 */
 }
 
-static char *put_text(char *o, const char *f, size_t n)
+char *pg_copy_text(char *o, const char *f, size_t n)
 {
-    o = put_be(o, n, 4);
+    o = pg_copy_be(o, n, 4);
     pg_utf8_clean(o, f, n);
     return o + n;
 }
@@ -363,38 +365,38 @@ static char *put_text(char *o, const char *f, size_t n)
  * returns its length. */
 static size_t copy_event(char *dst, const tg_event_t *ev)
 {
-    char *o = put_be(dst, EVB_NCOLS, 2);
+    char *o = pg_copy_be(dst, EVB_NCOLS, 2);
 #pragma GCC unroll 32
     for (int i = 0; i < EVB_NCOLS; i++) {
         const evb_col_t *c = &evb_cols[i];
         const char *f = (const char *)ev + c->off;
         switch (c->kind) {
-        case EW_ID: o = put_int8(o, ev->id); break;
-        case EW_INT64: o = put_int8(o, *(const int64_t *)(const void *)f); break;
-        case EW_INT: o = put_int8(o, *(const int32_t *)(const void *)f); break;
-        case EW_TEXT: o = put_text(o, f, strnlen(f, c->size)); break;
+        case EW_ID: o = pg_copy_int8(o, ev->id); break;
+        case EW_INT64: o = pg_copy_int8(o, *(const int64_t *)(const void *)f); break;
+        case EW_INT: o = pg_copy_int8(o, *(const int32_t *)(const void *)f); break;
+        case EW_TEXT: o = pg_copy_text(o, f, strnlen(f, c->size)); break;
         case EW_TEXT_OPT:
         case EW_SOURCE: {
             size_t n = strnlen(f, c->size);
             if (n)
-                o = put_text(o, f, n);
+                o = pg_copy_text(o, f, n);
             else if (c->kind == EW_SOURCE)
-                o = put_text(o, "gateway", 7);
+                o = pg_copy_text(o, "gateway", 7);
             else
-                o = put_null(o);
+                o = pg_copy_null(o);
             break;
         }
         case EW_TOKENS: {
             int64_t v = *(const int64_t *)(const void *)f;
-            o = v < 0 ? put_null(o) : put_int8(o, v);
+            o = v < 0 ? pg_copy_null(o) : pg_copy_int8(o, v);
             break;
         }
         case EW_OUTCOME: {
             const char *t = evb_outcome_text(*(const int32_t *)(const void *)f);
-            o = put_text(o, t, strlen(t));
+            o = pg_copy_text(o, t, strlen(t));
             break;
         }
-        case EW_COUNT: o = put_int8(o, tg_event_count(ev)); break;
+        case EW_COUNT: o = pg_copy_int8(o, tg_event_count(ev)); break;
         }
     }
     return (size_t)(o - dst);
@@ -404,9 +406,9 @@ static size_t copy_event(char *dst, const tg_event_t *ev)
  * line(i) and the trailer, and ends it. 0, or
  * the failure (the transaction is in error then); *dup (may be NULL) = 1 when the failure
  * was a unique violation (SQLSTATE 23505). */
-static int copy_rows(pg_store_t *s, const char *copy_sql, size_t n,
-                     size_t (*line)(char *dst, const void *ud, size_t i), const void *ud, int *dup,
-                     const char *what, tg_err_t *err)
+int pg_copy_rows(pg_store_t *s, const char *copy_sql, size_t n,
+                 size_t (*line)(char *dst, const void *ud, size_t i), const void *ud, int *dup,
+                 const char *what, tg_err_t *err)
 {
     if (dup) *dup = 0;
     PGresult *r = PQexec(s->conn, copy_sql);
@@ -635,7 +637,7 @@ static int append_txn(pg_store_t *s, const ev_run_t *evs, const ev_run_t *keys, 
         snprintf(copy_sql, sizeof copy_sql, "COPY usage_events (%s) FROM STDIN (FORMAT binary)",
                  cols);
         if ((ret = pg_run(s, "SAVEPOINT tg_direct", "append", err)) != 0) return ret;
-        ret = copy_rows(s, copy_sql, u, stage_line, &st, &dup, "append", err);
+        ret = pg_copy_rows(s, copy_sql, u, stage_line, &st, &dup, "append", err);
         if (ret != 0 && !dup) return ret;
         if (ret != 0) {
             e->stage_next = STAGE_AFTER;
@@ -654,7 +656,7 @@ static int append_txn(pg_store_t *s, const ev_run_t *evs, const ev_run_t *keys, 
     } else {
         snprintf(copy_sql, sizeof copy_sql, "COPY pg_temp.tg_stage (%s) FROM STDIN (FORMAT binary)",
                  cols);
-        if ((ret = copy_rows(s, copy_sql, u, stage_line, &st, NULL, "append", err)) != 0)
+        if ((ret = pg_copy_rows(s, copy_sql, u, stage_line, &st, NULL, "append", err)) != 0)
             return ret;
         PGresult *r;
         if ((ret = pg_exec(s, &sql_stage_insert, NULL, &r, "append", err)) != 0) return ret;
@@ -742,6 +744,8 @@ static int append_run(pg_store_t *s, const ev_run_t *run, const ev_run_t *keys, 
     if (ret != 0) return ret;
     size_t n = 0;
     if ((ret = append_txn(s, run, keys, &n, err)) != 0) return append_failed(s, ret, err);
+    /* Last: the audit chain's head is locked until the commit (pg_audit.c). */
+    if ((ret = pg_audit_calls(s, run, err)) != 0) return append_failed(s, ret, err);
     ret = pg_commit(s, "append", err);
     if (ret == 0) *added = n;
     return ret;
@@ -925,10 +929,10 @@ static int pg_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
 static size_t seen_line(char *dst, const void *ud, size_t i)
 {
     const tg_ingest_item_t *it = (const tg_ingest_item_t *)ud + i;
-    char *o = put_be(dst, 3, 2);
-    o = put_be(put_be(o, 4, 4), i, 4); /* n integer */
-    o = put_int8(o, it->ev.ts_us);
-    o = put_be(o, sizeof it->digest, 4);
+    char *o = pg_copy_be(dst, 3, 2);
+    o = pg_copy_be(pg_copy_be(o, 4, 4), i, 4); /* n integer */
+    o = pg_copy_int8(o, it->ev.ts_us);
+    o = pg_copy_be(o, sizeof it->digest, 4);
     memcpy(o, it->digest, sizeof it->digest);
     return (size_t)(o + sizeof it->digest - dst);
 }
@@ -940,8 +944,8 @@ static int seen_mark(pg_store_t *s, const tg_ingest_item_t *items, size_t n, uns
 {
     memset(isnew, 0, n);
     int ret =
-        copy_rows(s, "COPY pg_temp.tg_seen_stage (n, ts_us, digest) FROM STDIN (FORMAT binary)", n,
-                  seen_line, items, NULL, "ingest", err);
+        pg_copy_rows(s, "COPY pg_temp.tg_seen_stage (n, ts_us, digest) FROM STDIN (FORMAT binary)",
+                     n, seen_line, items, NULL, "ingest", err);
     if (ret != 0) return ret;
     PGresult *r;
     if ((ret = pg_exec(s, &sql_ingest_seen, NULL, &r, "ingest", err)) != 0) return ret;

@@ -22,7 +22,9 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/evbatch.h"
 #include "store/rowmap.h"
+#include "util/utf8.h"
 
 /* Statement slots, grouped by the file that owns the SQL. */
 enum {
@@ -109,6 +111,19 @@ enum {
     PS_INVOICE_BILLED,
     PS_EVENT_RANGE,
     PS_EVENT_RANGE_ALL,
+    /* pg_audit.c */
+    PS_AUDIT_HEAD,
+    PS_AUDIT_HEAD_LOCK,
+    PS_AUDIT_HEAD_MAKE,
+    PS_AUDIT_INSERT,
+    PS_AUDIT_HEAD_SET,
+    PS_AUDIT_RANGE,
+    PS_AUDIT_FIND,
+    PS_AUDIT_ERASE_SEL,
+    PS_AUDIT_ERASE_SET,
+    PS_AUDIT_ERASE_EVENTS,
+    PS_AUDIT_ERASE_KEYS,
+    PS_AUDIT_PURGE,
     /* pg_sql.c */
     PS_EV_DELETE_IDS,
     /* pg_events.c */
@@ -198,6 +213,26 @@ int pg_alarm_events_purge(pg_store_t *s, int64_t before_us, int64_t *deleted, tg
 extern const struct tg_store_dash_ops pg_dash_ops;
 extern const struct tg_store_invoice_ops pg_invoice_ops;
 extern const struct tg_store_sql_ops pg_sql_ops;
+extern const struct tg_store_audit_ops pg_audit_ops;
+/* Inside the caller's transaction (the writer's append): as sq_audit_calls (pg_audit.c). */
+int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, tg_err_t *err);
+
+/* ---- binary COPY (pg_events.c; pg_audit.c copies its call records with it too) ------ */
+
+/* A COPY tuple of a call record at its longest: its texts (in TG_AUDIT_DATA_MAX), the
+ * digests, day and names, and a length or 8 bytes a column. */
+#define PG_AUDIT_ROW_MAX (TG_AUDIT_DATA_MAX + 1024)
+char *pg_copy_be(char *o, uint64_t v, int bytes);     /* big-endian integer */
+char *pg_copy_int8(char *o, int64_t v);               /* a bigint field */
+char *pg_copy_null(char *o);                          /* a NULL field */
+char *pg_copy_text(char *o, const char *f, size_t n); /* a text field, cleaned to UTF-8 */
+/* Sends copy_sql (COPY ... FROM STDIN (FORMAT binary)), the header, n tuples made by
+ * line(i) (each at most PG_AUDIT_ROW_MAX or an event's) and the trailer, through the
+ * writer's buffer (s->ev: an append or ingest prepared it). 0, or the failure (the
+ * transaction is in error then); *dup (may be NULL) = 1 on a unique violation. */
+int pg_copy_rows(pg_store_t *s, const char *copy_sql, size_t n,
+                 size_t (*line)(char *dst, const void *ud, size_t i), const void *ud, int *dup,
+                 const char *what, tg_err_t *err);
 
 /* Frees s->ev (pg_close), and ends its second writer when it has one. */
 void pg_events_free(pg_store_t *s);
@@ -275,49 +310,15 @@ int64_t pg_get_int64(const PGresult *r, int i, int j); /* NULL reads as 0 */
 
 /* ---- text (inline: the append path runs it on every field) ---------------------- */
 
-/* The length of the UTF-8 sequence at p (at most left bytes), or 0 when it is not one
- * (a stray byte, a field cut in the middle of a character, an overlong or surrogate
- * form): the bytes PostgreSQL refuses in a UTF8 database (SQLSTATE 22021). */
+/* UTF-8 as PostgreSQL takes it: util/utf8.h (the audit trail cleans its records the same
+ * way), under the names this backend's files use. */
 static inline size_t pg_utf8_len(const unsigned char *p, size_t left)
 {
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    size_t n = c >= 0xc2 && c <= 0xdf   ? 2
-               : c >= 0xe0 && c <= 0xef ? 3
-               : c >= 0xf0 && c <= 0xf4 ? 4
-                                        : 0;
-    if (n == 0 || n > left) return 0;
-    unsigned lo = 0x80, hi = 0xbf; /* the second byte's range */
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    return n;
+    return tg_utf8_len(p, left);
 }
-
-/* Copies src[0..n) to dst with each byte that does not begin a UTF-8 character replaced
- * by '?': the whole batch (an append's, a store copy's) would otherwise be refused, its
- * events spooled forever (a path cut at 255 bytes can end inside a character), a SQLite
- * store holding a raw byte of a log never copied. The same length; 1 if it changed
- * anything. */
 static inline int pg_utf8_clean(char *dst, const char *src, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)src;
-    int changed = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = p[i] < 0x80 ? 1 : pg_utf8_len(p + i, n - i);
-        if (k == 0) {
-            dst[i++] = '?';
-            changed = 1;
-        } else {
-            memcpy(dst + i, p + i, k);
-            i += k;
-        }
-    }
-    return changed;
+    return tg_utf8_clean(dst, src, n);
 }
 
 #endif

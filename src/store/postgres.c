@@ -646,7 +646,8 @@ static pg_store_t *new_handle(int readonly)
                            .outbox = &pg_outbox_ops,
                            .dash = &pg_dash_ops,
                            .sql = &pg_sql_ops,
-                           .invoices = &pg_invoice_ops};
+                           .invoices = &pg_invoice_ops,
+                           .audit = &pg_audit_ops};
     s->readonly = readonly;
     s->busy_ms = -1;
     return s;

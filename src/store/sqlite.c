@@ -330,7 +330,7 @@ static void sq_close(tg_store_t *base)
     free(s);
 }
 
-static int sq_exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err)
+int sq_exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err)
 {
     if (tg_walshm_check(&s->shm, err) != 0) return TG_STORE_BUSY;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
@@ -433,7 +433,8 @@ static int open_conn(const char *path, int readonly, tg_store_t **out, tg_err_t 
                            .outbox = &sq_outbox_ops,
                            .dash = &sq_dash_ops,
                            .sql = &sq_sql_ops,
-                           .invoices = &sq_invoice_ops};
+                           .invoices = &sq_invoice_ops,
+                           .audit = &sq_audit_ops};
 
     /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's
      * per-connection mutex would only cost. */

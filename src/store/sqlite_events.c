@@ -356,6 +356,10 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
     size_t added = 0;
     ev_run_t run = {(const char *)evs, sizeof *evs, n, NULL};
     if ((ret = append_txn(s, &a, &run, &added, err)) != 0) return ret;
+    if ((ret = sq_audit_calls(s, &run, err)) != 0) {
+        sq_rollback(s);
+        return ret;
+    }
     ret = sq_commit(s, "append", err);
     if (ret == 0 && inserted) *inserted = added;
     return ret;

@@ -127,6 +127,17 @@ enum {
     ST_EVENT_RANGE_ALL,
     /* sqlite_sql.c */
     ST_EV_DELETE_ID,
+    /* sqlite_audit.c */
+    ST_AUDIT_HEAD,
+    ST_AUDIT_INSERT,
+    ST_AUDIT_HEAD_SET,
+    ST_AUDIT_RANGE,
+    ST_AUDIT_FIND,
+    ST_AUDIT_ERASE_SEL,
+    ST_AUDIT_ERASE_SET,
+    ST_AUDIT_ERASE_EVENTS,
+    ST_AUDIT_ERASE_KEYS,
+    ST_AUDIT_PURGE,
     ST_COUNT
 };
 
@@ -199,6 +210,10 @@ extern const tg_rowmap_t *const sq_dash_maps[];
 extern const struct tg_store_invoice_ops sq_invoice_ops;
 extern const tg_rowmap_t *const sq_invoice_maps[];
 extern const struct tg_store_sql_ops sq_sql_ops;
+extern const struct tg_store_audit_ops sq_audit_ops;
+/* Inside the caller's transaction (the writer's append): a call record for each audited
+ * event of evs (tg_audit_from_event) not recorded before, chained (sqlite_audit.c). */
+int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, tg_err_t *err);
 /* Installs the read-only authorizer on s (sqlite_sql.c). */
 void sq_sql_guard(sq_store_t *s);
 /* The newest migration's version (sqlite.c). */
@@ -223,6 +238,8 @@ static inline int sq_run(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 int sq_begin(sq_store_t *s, const char *what, tg_err_t *err); /* BEGIN IMMEDIATE */
+/* Runs SQL without parameters (a PRAGMA, DDL): 0, or TG_STORE_BUSY / -1. */
+int sq_exec(sq_store_t *s, const char *sql, const char *what, tg_err_t *err);
 void sq_rollback(sq_store_t *s); /* whatever is open; nothing if nothing is */
 int sq_commit(sq_store_t *s, const char *what, tg_err_t *err); /* rolls back on failure */
 

@@ -551,6 +551,39 @@ const char *tg_store_dialect(tg_store_t *s)
     return s->life->dialect;
 }
 
+/* ---- the audit trail ---------------------------------------------------------------- */
+
+int tg_store_audit_append(tg_store_t *s, tg_audit_rec_t *recs, size_t n, tg_err_t *err)
+{
+    return n ? s->audit->append(s, recs, n, err) : 0;
+}
+
+int tg_store_audit_head(tg_store_t *s, tg_audit_head_t *out, tg_err_t *err)
+{
+    return s->audit->head(s, out, err);
+}
+
+int tg_store_audit_range(tg_store_t *s, const char *from_day, const char *to_day,
+                         int (*cb)(const tg_audit_rec_t *, void *), void *ud, tg_err_t *err)
+{
+    return s->audit->range(s, from_day, to_day, cb, ud, err);
+}
+
+int tg_store_audit_find(tg_store_t *s, const char *hash, int64_t *id, tg_err_t *err)
+{
+    return s->audit->find(s, hash, id, err);
+}
+
+int tg_store_audit_erase(tg_store_t *s, const char *tenant, int64_t *changed, tg_err_t *err)
+{
+    return s->audit->erase(s, tenant, changed, err);
+}
+
+int tg_store_audit_purge(tg_store_t *s, const char *before_day, int64_t *deleted, tg_err_t *err)
+{
+    return s->audit->purge(s, before_day, deleted, err);
+}
+
 const tg_store_table_t tg_store_tables[] = {
     {"tenants", "id"},
     {"api_keys", "id"},
@@ -576,6 +609,8 @@ const tg_store_table_t tg_store_tables[] = {
     {"invoices", "tenant_id, month"},
     {"invoice_lines", "tenant_id, month, seq"},
     {"invoice_meters", "tenant_id, month, meter, match"},
+    {"audit", "id"},
+    {"audit_head", "id"},
     {NULL, NULL},
 };
 

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "types/audit.h"
 #include "types/event.h"
 #include "types/notice.h"
 #include "types/plan.h"
@@ -407,5 +408,29 @@ int tg_store_restore(const char *url, const char *src_path, char *bak, size_t ba
  * (a PostgreSQL store is restored with pg_restore), so a caller refuses before it waits on
  * anything. */
 int tg_store_restorable(const char *url, tg_err_t *err);
+
+/* ---- the audit trail (issue 14, docs/audit.md) ------------------------------------ */
+
+/* Links recs[0..n) after the chain's head (tg_audit_link: their id, day, seq and hashes
+ * are set) and inserts them with the head moved, in one transaction that holds the
+ * chain's lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the head row FOR UPDATE), so
+ * appenders in several processes never fork the chain. */
+int tg_store_audit_append(tg_store_t *s, tg_audit_rec_t *recs, size_t n, tg_err_t *err);
+/* The chain's head row. */
+int tg_store_audit_head(tg_store_t *s, tg_audit_head_t *out, tg_err_t *err);
+/* The records of the days in [from_day, to_day] ("YYYY-MM-DD", NULL = no bound) in id
+ * order; the record's strings are valid during the callback. */
+int tg_store_audit_range(tg_store_t *s, const char *from_day, const char *to_day,
+                         int (*cb)(const tg_audit_rec_t *, void *), void *ud, tg_err_t *err);
+/* *id of the record whose hash is hash, 0 when none (a scan: the verifier asks once). */
+int tg_store_audit_find(tg_store_t *s, const char *hash, int64_t *id, tg_err_t *err);
+/* tenant erase: in one transaction, the tenant's personal data goes: in its audit records
+ * the erasable values become their erased form (the chain still verifies); in its events
+ * client_ip becomes NULL and the query string leaves path; its keys' names become ''.
+ * *changed: rows changed. */
+int tg_store_audit_erase(tg_store_t *s, const char *tenant, int64_t *changed, tg_err_t *err);
+/* Deletes the records of days before before_day (whole days: the first kept record's
+ * prev_hash anchors the chain from there). */
+int tg_store_audit_purge(tg_store_t *s, const char *before_day, int64_t *deleted, tg_err_t *err);
 
 #endif

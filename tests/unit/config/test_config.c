@@ -374,7 +374,7 @@ static void test_err_keys(void **state)
                "t.yaml:2: frobnicate: unknown key (expected one of: server, store, log, "
                "retention, recorder, upstreams, routes, defaults, prices, ai, metrics, alarms, "
                "alarms_interval, actions, notify, notify_retry, limits, auth, jwt, encryption, "
-               "signing)");
+               "signing, audit)");
     expect_err("server:\n  idle_timeout_ms: 5000\n",
                "t.yaml:2: server.idle_timeout_ms: unknown key (write \"idle_timeout: 5s\"; "
                "durations take a unit, a plain number is milliseconds)");

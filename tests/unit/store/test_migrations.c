@@ -38,8 +38,9 @@ static void test_sqlite_texts_frozen(void **state)
         "e3a2aee90c0d831332976ffd1a5e85d9cba5cdbabd1ff9acc0dff9483a4af35d",
         "53f5685e3b2e25ec3b790d6b99aeded928299527fa8d580ec68b0e8ebff6659a",
         "871a2426dffa904fcca8830fca8c46678edf633751b5e0012faaae53c251d58b",
-        "0e2355300f4b8849e34840e4ccbc5a47ed952ff96f6524100f607ffa49678887",
+        "0e2355300f4b8849e34840e4ccbc5a47ed952ff96f6524100f607ffa49678887", /* 12 */
         "7524fda2568a6167b16a7709620420570035e40c667a9cecec04cb76f0813d3e", /* 13 */
+        "bf13c9152f4b4a3eadf397a6ea2180f560d6c79031a0a9771f4ae45f954b6508", /* 14 */
     };
     char hex[65];
     sha256_hex(tg_store_migrations_bootstrap, hex);

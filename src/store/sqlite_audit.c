@@ -1,0 +1,309 @@
+/* SQLite store, the audit trail (the audit_ops of backend.h; docs/audit.md). An append
+ * reads the chain head, links its records after it (types/audit.h) and moves the head, all
+ * inside one BEGIN IMMEDIATE: SQLite's single writer is the chain's lock, so the CLI and a
+ * gateway's writer appending at once take turns and never fork the chain. The writer's
+ * call records are appended inside its own append transaction (sq_audit_calls), so an
+ * event and its audit record commit together or not at all. */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REC_COLS                                                                                   \
+    "id, day, seq, ts_us, kind, actor, action, object, tenant, event_id, data, before_json, "      \
+    "after_json, client_ip, path, prev_hash, hash"
+
+static const sq_sql_t sql_head = {
+    .slot = ST_AUDIT_HEAD,
+    .sql = "SELECT last_id, last_day, last_seq, last_hash FROM audit_head WHERE id = 1"};
+/* A call record whose event is recorded already (a replayed batch) inserts nothing. */
+static const sq_sql_t sql_insert = {
+    .slot = ST_AUDIT_INSERT,
+    .sql = "INSERT INTO audit (" REC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+           "?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (event_id) DO NOTHING"};
+static const sq_sql_t sql_head_set = {
+    .slot = ST_AUDIT_HEAD_SET,
+    .sql = "INSERT INTO audit_head (id, last_id, last_day, last_seq, last_hash) VALUES (1, ?1, ?2, "
+           "?3, ?4) ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id, "
+           "last_day = excluded.last_day, last_seq = excluded.last_seq, "
+           "last_hash = excluded.last_hash"};
+static const sq_sql_t sql_range = {.slot = ST_AUDIT_RANGE,
+                                   .sql = "SELECT " REC_COLS
+                                          " FROM audit WHERE (?1 IS NULL OR day >= ?1) AND "
+                                          "(?2 IS NULL OR day <= ?2) ORDER BY id"};
+static const sq_sql_t sql_find = {.slot = ST_AUDIT_FIND,
+                                  .sql = "SELECT id FROM audit WHERE hash = ?1 LIMIT 1"};
+static const sq_sql_t sql_erase_sel = {
+    .slot = ST_AUDIT_ERASE_SEL,
+    .sql = "SELECT id, before_json, after_json, client_ip, path FROM audit WHERE tenant = ?1"};
+static const sq_sql_t sql_erase_set = {
+    .slot = ST_AUDIT_ERASE_SET,
+    .sql = "UPDATE audit SET before_json = ?2, after_json = ?3, client_ip = ?4, path = ?5 "
+           "WHERE id = ?1"};
+static const sq_sql_t sql_erase_events = {
+    .slot = ST_AUDIT_ERASE_EVENTS,
+    .sql = "UPDATE usage_events SET client_ip = NULL, path = CASE WHEN instr(path, '?') > 0 "
+           "THEN substr(path, 1, instr(path, '?') - 1) ELSE path END "
+           "WHERE tenant = ?1 AND (client_ip IS NOT NULL OR instr(path, '?') > 0)"};
+static const sq_sql_t sql_erase_keys = {
+    .slot = ST_AUDIT_ERASE_KEYS,
+    .sql = "UPDATE api_keys SET name = '' WHERE tenant_id = ?1 AND name <> ''"};
+/* The head's day is always kept: the chain's last record anchors the next append. */
+static const sq_sql_t sql_purge = {
+    .slot = ST_AUDIT_PURGE,
+    .sql = "DELETE FROM audit WHERE day < ?1 AND day < (SELECT last_day FROM audit_head)"};
+
+static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    snprintf(dst, cap, "%s", t ? t : "");
+}
+
+static int head_read(sq_store_t *s, tg_audit_head_t *h, tg_err_t *err)
+{
+    sqlite3_stmt *st = sq_stmt(s, &sql_head, err);
+    if (!st) return -1;
+    tg_audit_head_init(h);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        h->last_id = sqlite3_column_int64(st, 0);
+        col_copy(st, 1, h->last_day, sizeof h->last_day);
+        h->last_seq = sqlite3_column_int64(st, 2);
+        col_copy(st, 3, h->last_hash, sizeof h->last_hash);
+    } else if (rc != SQLITE_DONE) { /* DONE, no row: an empty chain, head as initialised */
+        ret = sq_fail(s, rc, "audit head", err);
+    }
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int head_write(sq_store_t *s, const tg_audit_head_t *h, tg_err_t *err)
+{
+    sqlite3_stmt *st = sq_stmt(s, &sql_head_set, err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, h->last_id);
+    sqlite3_bind_text(st, 2, h->last_day, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, h->last_seq);
+    sqlite3_bind_text(st, 4, h->last_hash, -1, SQLITE_STATIC);
+    int rc = sq_run(st);
+    return rc == SQLITE_OK ? 0 : sq_fail(s, rc, "audit head", err);
+}
+
+static void bind_opt(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Links rec after *head and inserts it with st (sql_insert, fetched once per batch: each
+ * sq_stmt checks the WAL index, a stat() call); *head moves only when a row was inserted. */
+static int put(sq_store_t *s, sqlite3_stmt *st, tg_audit_head_t *head, tg_audit_rec_t *rec,
+               tg_err_t *err)
+{
+    tg_audit_head_t next = *head;
+    if (tg_audit_link(&next, rec) != 0) return tg_err_set(err, "audit: out of memory");
+    sqlite3_bind_int64(st, 1, rec->id);
+    sqlite3_bind_text(st, 2, rec->day, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, rec->seq);
+    sqlite3_bind_int64(st, 4, rec->ts_us);
+    bind_opt(st, 5, rec->kind);
+    bind_opt(st, 6, rec->actor ? rec->actor : "");
+    bind_opt(st, 7, rec->action);
+    bind_opt(st, 8, rec->object ? rec->object : "");
+    bind_opt(st, 9, rec->tenant ? rec->tenant : "");
+    if (rec->event_id)
+        sqlite3_bind_int64(st, 10, rec->event_id);
+    else
+        sqlite3_bind_null(st, 10);
+    bind_opt(st, 11, rec->data);
+    bind_opt(st, 12, rec->before);
+    bind_opt(st, 13, rec->after);
+    bind_opt(st, 14, rec->client_ip);
+    bind_opt(st, 15, rec->path);
+    sqlite3_bind_text(st, 16, rec->prev_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 17, rec->hash, -1, SQLITE_STATIC);
+    int rc = sq_run(st);
+    if (rc != SQLITE_OK) return sq_fail(s, rc, "audit append", err);
+    if (sqlite3_changes(s->db) == 1) *head = next;
+    return 0;
+}
+
+static int sq_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int ret = sq_begin(s, "audit append", err);
+    if (ret != 0) return ret;
+    tg_audit_head_t h;
+    sqlite3_stmt *st = sq_stmt(s, &sql_insert, err);
+    ret = st ? head_read(s, &h, err) : -1;
+    for (size_t i = 0; ret == 0 && i < n; i++)
+        ret = put(s, st, &h, &recs[i], err);
+    if (ret == 0) ret = head_write(s, &h, err);
+    if (ret != 0) {
+        sq_rollback(s);
+        return ret;
+    }
+    return sq_commit(s, "audit append", err);
+}
+
+int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, tg_err_t *err)
+{
+    tg_audit_head_t h;
+    sqlite3_stmt *st = NULL;
+    int moved = 0, ret = 0;
+    char data[TG_AUDIT_DATA_MAX];
+    for (size_t i = 0; ret == 0 && i < evs->n; i++) {
+        if (ev_skip(evs, i)) continue;
+        tg_audit_rec_t rec;
+        const tg_event_t *ev = ev_at(evs, i);
+        int a = tg_audit_from_event(ev, &rec, data, sizeof data);
+        if (a < 0) return tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
+        if (a == 0) continue;
+        if (!st && (!(st = sq_stmt(s, &sql_insert, err)) || (ret = head_read(s, &h, err)) != 0))
+            return st ? ret : -1;
+        int64_t before = h.last_id;
+        ret = put(s, st, &h, &rec, err);
+        moved |= h.last_id != before;
+    }
+    if (ret == 0 && moved) ret = head_write(s, &h, err);
+    return ret;
+}
+
+static int sq_audit_head(tg_store_t *base, tg_audit_head_t *out, tg_err_t *err)
+{
+    return head_read((sq_store_t *)base, out, err);
+}
+
+static const char *opt_col(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+static int sq_audit_range(tg_store_t *base, const char *from_day, const char *to_day,
+                          int (*cb)(const tg_audit_rec_t *, void *), void *ud, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_range, err);
+    if (!st) return -1;
+    bind_opt(st, 1, from_day);
+    bind_opt(st, 2, to_day);
+    int rc, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tg_audit_rec_t r = {0};
+        r.id = sqlite3_column_int64(st, 0);
+        col_copy(st, 1, r.day, sizeof r.day);
+        r.seq = sqlite3_column_int64(st, 2);
+        r.ts_us = sqlite3_column_int64(st, 3);
+        r.kind = opt_col(st, 4);
+        r.actor = opt_col(st, 5);
+        r.action = opt_col(st, 6);
+        r.object = opt_col(st, 7);
+        r.tenant = opt_col(st, 8);
+        r.event_id = sqlite3_column_int64(st, 9);
+        r.data = opt_col(st, 10);
+        r.before = opt_col(st, 11);
+        r.after = opt_col(st, 12);
+        r.client_ip = opt_col(st, 13);
+        r.path = opt_col(st, 14);
+        col_copy(st, 15, r.prev_hash, sizeof r.prev_hash);
+        col_copy(st, 16, r.hash, sizeof r.hash);
+        ret = cb(&r, ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "audit range", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_audit_find(tg_store_t *base, const char *hash, int64_t *id, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_find, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "audit find", err);
+}
+
+/* The erased form of column i, into out (NULL stays NULL). */
+static const char *erased_col(sqlite3_stmt *st, int i, char out[80])
+{
+    const char *v = opt_col(st, i);
+    if (!v) return NULL;
+    tg_audit_erased(v, out);
+    return out;
+}
+
+static int erase_txn(sq_store_t *s, const char *tenant, int64_t *changed, tg_err_t *err)
+{
+    sqlite3_stmt *sel = sq_stmt(s, &sql_erase_sel, err);
+    sqlite3_stmt *set = sel ? sq_stmt(s, &sql_erase_set, err) : NULL;
+    sqlite3_stmt *evs = set ? sq_stmt(s, &sql_erase_events, err) : NULL;
+    sqlite3_stmt *keys = evs ? sq_stmt(s, &sql_erase_keys, err) : NULL;
+    if (!keys) return -1;
+    int rc;
+    sqlite3_bind_text(sel, 1, tenant, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        char e[4][80];
+        sqlite3_bind_int64(set, 1, sqlite3_column_int64(sel, 0));
+        for (int c = 0; c < 4; c++)
+            bind_opt(set, 2 + c, erased_col(sel, 1 + c, e[c]));
+        if ((rc = sq_run(set)) != SQLITE_OK) break;
+        *changed += 1;
+    }
+    sqlite3_reset(sel);
+    if (rc != SQLITE_DONE && rc != SQLITE_OK) return sq_fail(s, rc, "tenant erase", err);
+    sqlite3_stmt *more[] = {evs, keys};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_bind_text(more[i], 1, tenant, -1, SQLITE_STATIC);
+        if ((rc = sq_run(more[i])) != SQLITE_OK) return sq_fail(s, rc, "tenant erase", err);
+        *changed += sqlite3_changes(s->db);
+    }
+    return 0;
+}
+
+/* secure_delete overwrites the erased values' old bytes in the pages it rewrites, and the
+ * TRUNCATE checkpoint moves the pages into the database and empties the WAL, which held
+ * the pages as they were before: afterwards the values are in neither file. A checkpoint
+ * that a reader holds back leaves the old frames in the WAL until the next one (the
+ * writer's); the erase still succeeded and says nothing of it. */
+static int sq_audit_erase(tg_store_t *base, const char *tenant, int64_t *changed, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    *changed = 0;
+    int ret = sq_exec(s, "PRAGMA secure_delete = ON", "tenant erase", err);
+    if (ret == 0) ret = sq_begin(s, "tenant erase", err);
+    if (ret != 0) return ret;
+    if ((ret = erase_txn(s, tenant, changed, err)) != 0) {
+        sq_rollback(s);
+        return ret;
+    }
+    if ((ret = sq_commit(s, "tenant erase", err)) != 0) return ret;
+    sq_exec(s, "PRAGMA wal_checkpoint(TRUNCATE)", "tenant erase", NULL);
+    return 0;
+}
+
+static int sq_audit_purge(tg_store_t *base, const char *before_day, int64_t *deleted, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_purge, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, before_day, -1, SQLITE_STATIC);
+    int rc = sq_run(st);
+    if (rc != SQLITE_OK) return sq_fail(s, rc, "audit purge", err);
+    *deleted = sqlite3_changes(s->db);
+    return 0;
+}
+
+const struct tg_store_audit_ops sq_audit_ops = {
+    .append = sq_audit_append,
+    .head = sq_audit_head,
+    .range = sq_audit_range,
+    .find = sq_audit_find,
+    .erase = sq_audit_erase,
+    .purge = sq_audit_purge,
+};

@@ -1,0 +1,337 @@
+/* Tests the audit trail on both backends (store/sqlite_audit.c, store/pg_audit.c, and
+ * audit/audit.c's verification over them): records chained across days, call records
+ * written with their events and not twice on a replay, each kind of tamper made directly in
+ * the database (SQL as sqlite3 or psql would run it) and found by verify, tenant erase
+ * leaving the chain verifiable with the values gone, retention by whole days, and two
+ * connections appending at once without forking the chain. Fixed instants only. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "audit/audit.h"
+#include "backends.h"
+
+#define DAY1 1796256000000000LL /* 2026-12-03T00:00:00Z */
+#define HOUR 3600000000LL
+#define DAY  (24 * HOUR)
+
+/* Runs sql on a new connection to t's store, as an intruder with the database would. */
+static void tamper(const tb_store_t *t, const char *sql)
+{
+    if (!t->pg) {
+        sqlite3 *db = NULL;
+        char *msg = NULL;
+        assert_int_equal(sqlite3_open(t->path, &db), SQLITE_OK);
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
+        sqlite3_close(db);
+        return;
+    }
+    PGconn *c = PQconnectdb(t->url);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* n admin records, two a day from DAY1 (records 1, 2 on day 1; 3, 4 on day 2 ...). */
+static void add_admin(tb_store_t *t, int n)
+{
+    tg_err_t err = {{0}};
+    for (int i = 0; i < n; i++) {
+        char obj[16], after[64];
+        snprintf(obj, sizeof obj, "t%d", i);
+        snprintf(after, sizeof after, "{\"tenants\":[{\"id\":\"t%d\"}]}", i);
+        assert_int_equal(tg_audit_admin(t->s, "alice", "tenant.add", obj, i % 2 ? "acme" : "", NULL,
+                                        after, DAY1 + (i / 2) * DAY + i * HOUR, &err),
+                         0);
+    }
+}
+
+/* Verifies the whole chain; the fault found (TG_AUDIT_OK when none), *id the record. */
+static int verify(tb_store_t *t, const char *from, const char *to, tg_audit_report_t *rep)
+{
+    tg_store_t *finder;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_store_open(t->url, &finder, &err), 0);
+    int r = tg_audit_verify(t->s, finder, from, to, rep, &err);
+    tg_store_close(finder);
+    if (r != 0) fail_msg("verify: %s", err.msg);
+    return rep->v.fault;
+}
+
+static void test_chain_across_days(void **state)
+{
+    tb_store_t *t = *state;
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 0);
+    add_admin(t, 6);
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 6);
+    assert_string_equal(rep.v.first_day, "2026-12-03");
+    assert_string_equal(rep.v.last_day, "2026-12-05");
+    assert_int_equal(rep.head.last_id, 6);
+    assert_int_equal(tb_int(t, "SELECT seq FROM audit WHERE id = 3"), 1);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit a JOIN audit b ON b.id = a.id + 1 "
+                               "WHERE b.prev_hash = a.hash"),
+                     5);
+    /* A day range checks its own records, anchored at its first one. */
+    assert_int_equal(verify(t, "2026-12-04", "2026-12-04", &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 2);
+    assert_int_equal(rep.v.first_id, 3);
+}
+
+static void test_tamper_edit(void **state)
+{
+    tb_store_t *t = *state;
+    tg_audit_report_t rep;
+    add_admin(t, 6);
+    tamper(t, "UPDATE audit SET actor = 'mallory' WHERE id = 4");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_EDITED);
+    assert_int_equal(rep.v.fault_id, 4);
+}
+
+static void test_tamper_delete(void **state)
+{
+    tb_store_t *t = *state;
+    tg_audit_report_t rep;
+    add_admin(t, 6);
+    tamper(t, "DELETE FROM audit WHERE id = 3");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_DELETED);
+    assert_int_equal(rep.v.fault_id, 4);
+}
+
+static void test_tamper_delete_last(void **state)
+{
+    tb_store_t *t = *state;
+    tg_audit_report_t rep;
+    add_admin(t, 6);
+    tamper(t, "DELETE FROM audit WHERE id = 6");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_DELETED);
+    assert_int_equal(rep.v.fault_id, 6);
+}
+
+static void test_tamper_insert(void **state)
+{
+    tb_store_t *t = *state;
+    tg_audit_report_t rep;
+    add_admin(t, 6);
+    /* Records 3.. moved up one, and a copy of record 3 (its hash valid for its content, its
+     * prev_hash record 2's) put in the gap. */
+    tamper(t, "UPDATE audit SET id = id + 100 WHERE id >= 3");
+    tamper(t, "UPDATE audit SET id = id - 99 WHERE id >= 100");
+    tamper(t, "INSERT INTO audit (id, day, seq, ts_us, kind, actor, action, object, tenant, "
+              "after_json, prev_hash, hash) SELECT 3, day, seq, ts_us, kind, 'mallory', action, "
+              "object, tenant, after_json, prev_hash, hash FROM audit WHERE id = 4");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_EDITED); /* the copy's hash */
+    assert_int_equal(rep.v.fault_id, 3);
+    tamper(t, "UPDATE audit SET actor = 'alice' WHERE id = 3");
+    /* Now an exact copy: its hash is record 4's, and record 4 follows record 2. */
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_INSERTED);
+    assert_int_equal(rep.v.fault_id, 3);
+}
+
+static void test_tamper_insert_after_head(void **state)
+{
+    tb_store_t *t = *state;
+    tg_audit_report_t rep;
+    add_admin(t, 3);
+    tamper(t, "INSERT INTO audit (id, day, seq, ts_us, kind, action, prev_hash, hash) SELECT 4, "
+              "day, seq + 1, ts_us, kind, 'tenant.add', hash, 'x' FROM audit WHERE id = 3");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_EDITED); /* 'x' is no hash of it */
+    assert_int_equal(rep.v.fault_id, 4);
+}
+
+static void test_tamper_reorder(void **state)
+{
+    tb_store_t *t = *state;
+    tg_audit_report_t rep;
+    add_admin(t, 6);
+    tamper(t, "UPDATE audit SET id = -1 WHERE id = 4");
+    tamper(t, "UPDATE audit SET id = 4 WHERE id = 5");
+    tamper(t, "UPDATE audit SET id = 5 WHERE id = -1");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_REORDERED);
+    assert_int_equal(rep.v.fault_id, 4);
+}
+
+static tg_event_t call_event(int64_t id, int64_t ts, const char *model)
+{
+    tg_event_t e = {0};
+    e.id = id;
+    e.ts_us = ts;
+    e.status = 200;
+    e.tokens_in = 3;
+    e.tokens_out = 5;
+    e.cost_micros = 11;
+    strcpy(e.tenant, "acme");
+    strcpy(e.key_id, "key_1");
+    strcpy(e.route, "ai");
+    strcpy(e.method, "POST");
+    strcpy(e.path, "/v1/chat/completions?user=bob");
+    strcpy(e.client_ip, "203.0.113.9");
+    if (model) strcpy(e.model, model);
+    return e;
+}
+
+static void test_calls_with_events(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    add_admin(t, 1);
+    tg_event_t evs[3] = {call_event(tg_event_new_id(DAY1 + HOUR), DAY1 + HOUR, "gpt-4o"),
+                         call_event(tg_event_new_id(DAY1 + HOUR), DAY1 + HOUR, NULL),
+                         call_event(tg_event_new_id(DAY1 + 2 * HOUR), DAY1 + 2 * HOUR, "claude")};
+    assert_int_equal(tb_append(t->s, evs, 3, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE kind = 'call'"), 2);
+    /* A replayed batch (the spool) adds no record. */
+    assert_int_equal(tb_append(t->s, evs, 3, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE kind = 'call'"), 2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE kind = 'call' AND data LIKE "
+                               "'%\"tokens_out\":5%' AND path LIKE '%user=bob%'"),
+                     2);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 3);
+}
+
+/* A batch larger than PostgreSQL's chunks (128 records: two whole chunks, prepared, and a
+ * tail), half of it a replay: every call once, in one chain. */
+static void test_calls_large_batch(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    enum { N = 300 };
+    tg_event_t *evs = calloc(N, sizeof *evs);
+    assert_non_null(evs);
+    for (int i = 0; i < N; i++)
+        evs[i] = call_event(tg_event_new_id(DAY1 + i), DAY1 + i, i % 7 ? "gpt-4o" : NULL);
+    assert_int_equal(tb_append(t->s, evs, N / 2, &err), 0);
+    /* The same event twice in one batch (a repeat in the spool): one record. */
+    evs[N - 1] = evs[N - 2];
+    assert_int_equal(tb_append(t->s, evs, N, &err), 0);
+    int calls = N - (N + 6) / 7 - ((N - 1) % 7 != 0); /* the last one was made a repeat */
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit"), calls);
+    assert_int_equal(tb_int(t, "SELECT count(DISTINCT event_id) FROM audit"), calls);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, calls);
+    free(evs);
+}
+
+static void test_erase(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    add_admin(t, 4); /* records 2 and 4 are acme's */
+    tg_event_t e = call_event(tg_event_new_id(DAY1 + HOUR), DAY1 + HOUR, "gpt-4o");
+    assert_int_equal(tb_append(t->s, &e, 1, &err), 0);
+    int64_t changed = 0;
+    assert_int_equal(tg_store_audit_erase(t->s, "acme", &changed, &err), 0);
+    assert_true(changed >= 4);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE after_json LIKE '%t1%' OR "
+                               "client_ip LIKE '203.%' OR path LIKE '%bob%'"),
+                     0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE after_json LIKE 'erased:%'"), 2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE after_json LIKE '%t0%'"), 1);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events WHERE client_ip IS NOT NULL OR "
+                               "path <> '/v1/chat/completions'"),
+                     0);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    /* Erasing again changes no record's value, and still verifies. */
+    assert_int_equal(tg_store_audit_erase(t->s, "acme", &changed, &err), 0);
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+}
+
+static void test_purge_whole_days(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    add_admin(t, 6);
+    int64_t deleted = 0;
+    assert_int_equal(tg_store_audit_purge(t->s, "2026-12-04", &deleted, &err), 0);
+    assert_int_equal(deleted, 2);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.first_id, 3);
+    assert_int_equal(tb_int(t,
+                            "SELECT count(*) FROM audit WHERE id = 3 AND prev_hash <> "
+                            "'0000000000000000000000000000000000000000000000000000000000000000'"),
+                     1);
+    /* The head's day is never purged, whatever the cut. */
+    assert_int_equal(tg_store_audit_purge(t->s, "2027-01-01", &deleted, &err), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 2);
+    /* The first record of a day deleted by hand is not retention. */
+    tamper(t, "DELETE FROM audit WHERE id = 5");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_DELETED);
+    assert_int_equal(rep.v.fault_id, 6);
+}
+
+/* Two connections appending at once (a CLI and a gateway's writer, or two gateways on one
+ * PostgreSQL): every record lands in one chain. */
+typedef struct racer {
+    const char *url;
+    int who;
+    int failed;
+} racer_t;
+
+#define RACE 40
+
+static void *race(void *ud)
+{
+    racer_t *r = ud;
+    tg_store_t *s;
+    tg_err_t err = {{0}};
+    if (tg_store_open(r->url, &s, &err) != 0) {
+        fprintf(stderr, "racer %d: %s\n", r->who, err.msg);
+        r->failed = 1;
+        return NULL;
+    }
+    tg_store_set_busy_timeout(s, 10000, &err);
+    for (int i = 0; i < RACE; i++) {
+        char obj[32];
+        snprintf(obj, sizeof obj, "w%d-%d", r->who, i);
+        if (tg_audit_admin(s, "racer", "race", obj, "", NULL, NULL, DAY1 + i, &err) != 0) {
+            fprintf(stderr, "racer %d: %s\n", r->who, err.msg);
+            r->failed = 1;
+        }
+    }
+    tg_store_close(s);
+    return NULL;
+}
+
+static void test_concurrent_appends(void **state)
+{
+    tb_store_t *t = *state;
+    pthread_t th[2];
+    racer_t rs[2] = {{t->url, 0, 0}, {t->url, 1, 0}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, race, &rs[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_false(rs[0].failed || rs[1].failed);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 2 * RACE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TB_BOTH(test_chain_across_days), TB_BOTH(test_tamper_edit),
+        TB_BOTH(test_tamper_delete),     TB_BOTH(test_tamper_delete_last),
+        TB_BOTH(test_tamper_insert),     TB_BOTH(test_tamper_insert_after_head),
+        TB_BOTH(test_tamper_reorder),    TB_BOTH(test_calls_with_events),
+        TB_BOTH(test_calls_large_batch), TB_BOTH(test_erase),
+        TB_BOTH(test_purge_whole_days),  TB_BOTH(test_concurrent_appends),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
