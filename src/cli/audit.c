@@ -130,6 +130,15 @@ static int quiet_open(const char *config_path, tg_config_t **cfg, tg_store_t **s
     return ok;
 }
 
+/* --help or -h before any "--": the command prints its usage and changes nothing (and needs
+ * no store, which may not exist yet). */
+static int asks_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    return 0;
+}
+
 int tg_cli_audited(int (*run)(int, char **, const char *), int argc, char **argv,
                    const char *config_path)
 {
@@ -137,7 +146,8 @@ int tg_cli_audited(int (*run)(int, char **, const char *), int argc, char **argv
     for (size_t i = 0; i < sizeof groups / sizeof groups[0] && !g; i++)
         if (strcmp(groups[i].name, argv[0]) == 0) g = &groups[i];
     const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
-    if (!g || (sub && (strcmp(sub, "help") == 0))) return run(argc, argv, config_path);
+    if (!g || (sub && (strcmp(sub, "help") == 0)) || asks_help(argc, argv))
+        return run(argc, argv, config_path);
     /* Read-only subcommands of the groups recorded by their action alone. */
     if (!g->tables[0] && strcmp(argv[0], "alarms") == 0 && (!sub || strcmp(sub, "test") != 0))
         return run(argc, argv, config_path);
