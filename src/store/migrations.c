@@ -81,6 +81,7 @@ const tg_migration_t tg_store_migrations[] = {
     {10, "events view: usage_events.source", BOTH(m10_events_source)},
     {11, "PostgreSQL: usage_events partitions attached, not created under an exclusive lock",
      BOTH(m11_partition_attach)},
+    {15, "admin_tokens: tokens of the admin API, hashed", BOTH(m15_admin_tokens)},
 
 };
 

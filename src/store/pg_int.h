@@ -124,6 +124,11 @@ enum {
     PS_PURGE_EVENTS,
     PS_PURGE_DAILY,
     PS_SPEND,
+    /* pg_admintok.c */
+    PS_ADMIN_TOKEN_ADD,
+    PS_ADMIN_TOKEN_LIST,
+    PS_ADMIN_TOKEN_REVOKE,
+    PS_ADMIN_TOKEN_TOUCH,
     PS_COUNT
 };
 
@@ -196,6 +201,7 @@ int pg_alarm_events_purge(pg_store_t *s, int64_t before_us, int64_t *deleted, tg
 extern const struct tg_store_dash_ops pg_dash_ops;
 extern const struct tg_store_invoice_ops pg_invoice_ops;
 extern const struct tg_store_sql_ops pg_sql_ops;
+extern const struct tg_store_admin_token_ops pg_admin_token_ops;
 
 /* Frees s->ev (pg_close), and ends its second writer when it has one. */
 void pg_events_free(pg_store_t *s);

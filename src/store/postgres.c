@@ -646,6 +646,7 @@ static pg_store_t *new_handle(int readonly)
                            .outbox = &pg_outbox_ops,
                            .dash = &pg_dash_ops,
                            .sql = &pg_sql_ops,
+                           .admin_tokens = &pg_admin_token_ops,
                            .invoices = &pg_invoice_ops};
     s->readonly = readonly;
     s->busy_ms = -1;

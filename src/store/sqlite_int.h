@@ -125,6 +125,11 @@ enum {
     ST_EVENT_RANGE_ALL,
     /* sqlite_sql.c */
     ST_EV_DELETE_ID,
+    /* sqlite_admintok.c */
+    ST_ADMIN_TOKEN_ADD,
+    ST_ADMIN_TOKEN_LIST,
+    ST_ADMIN_TOKEN_REVOKE,
+    ST_ADMIN_TOKEN_TOUCH,
     ST_COUNT
 };
 
@@ -197,6 +202,8 @@ extern const tg_rowmap_t *const sq_dash_maps[];
 extern const struct tg_store_invoice_ops sq_invoice_ops;
 extern const tg_rowmap_t *const sq_invoice_maps[];
 extern const struct tg_store_sql_ops sq_sql_ops;
+extern const struct tg_store_admin_token_ops sq_admin_token_ops;
+extern const tg_rowmap_t *const sq_admin_token_maps[];
 /* Installs the read-only authorizer on s (sqlite_sql.c). */
 void sq_sql_guard(sq_store_t *s);
 /* The newest migration's version (sqlite.c). */
