@@ -586,7 +586,7 @@ json_t *tg_adminapi_answer(tg_store_t *s, void *arg, int64_t now_us, int *status
         /* Another tenant's object: as if it did not exist. */
         out = error(&c, 404, "not_found", "no tenant \"%.80s\"", id);
     } else {
-        if (id[0]) snprintf(c.object, sizeof c.object, "%s", id);
+        if (id[0]) snprintf(c.object, sizeof c.object, "%.150s", id);
         out = hit->fn(&c);
     }
     char full_action[128];
