@@ -12,6 +12,9 @@ static const char usage[] =
     "  key create --tenant ID [--name NAME]    prints the secret once\n"
     "  key list [--tenant ID] | revoke KEY_ID\n"
     "  key import --tenant ID [--name NAME]    an existing secret, read from stdin\n"
+    "  admin-token create --role admin|read [--tenant ID] [--expires DATE|DURATION]\n"
+    "                     [--name NAME]        prints the secret once\n"
+    "  admin-token list | revoke ID\n"
     "  usage [--tenant ID] [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
     "        [--by day|hour|route|key|model|tool] [--format table|json|csv]\n"
     "  limit set --tenant ID [--route R | --tool T | --key K | --model M]\n"
@@ -90,6 +93,8 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "tenant") == 0) return tg_cli_audited(tg_cli_tenant, n, args, cfg);
     if (strcmp(args[0], "key") == 0) return tg_cli_audited(tg_cli_key, n, args, cfg);
     if (strcmp(args[0], "usage") == 0) return tg_cli_usage(n, args, cfg);
+    if (strcmp(args[0], "admin-token") == 0)
+        return tg_cli_audited(tg_cli_admin_token, n, args, cfg);
     if (strcmp(args[0], "ingest") == 0) return tg_cli_audited(tg_cli_ingest, n, args, cfg);
     if (strcmp(args[0], "limit") == 0) return tg_cli_audited(tg_cli_limit, n, args, cfg);
     if (strcmp(args[0], "pause") == 0) return tg_cli_audited(tg_cli_pause, n, args, cfg);

@@ -1,6 +1,7 @@
 /* Admin listener: see admin.h. Requests are parsed with llhttp like the
- * gateway's, but kept tiny (4 KiB head cap, no bodies) and answered with
- * Connection: close. Each connection has a deadline, as on the gateway: its request
+ * gateway's, but kept tiny (4 KiB head cap; a body only for the admin API, at most
+ * TG_ADMIN_BODY_MAX, refused from its Content-Length when that says more) and answered
+ * with Connection: close. Each connection has a deadline, as on the gateway: its request
  * within server.header_timeout, then its answer taken by the client within
  * server.idle_timeout; a slow or silent client is closed, never held.
  *
@@ -66,6 +67,13 @@ typedef struct aconn {
     size_t cookie_len;
     void *dash_job;
     char dash_what[80]; /* "overview" or "tenant/ID": the alarms are that tenant's */
+    /* The admin API: the body read so far (malloc'd, at most TG_ADMIN_BODY_MAX bytes), the
+     * head's end, a body past the cap, and the call being answered off the loop. */
+    char *body;
+    size_t body_len;
+    int headers_done;
+    int body_too_big;
+    void *api_job;
 } aconn_t;
 
 typedef struct awrite {
@@ -83,6 +91,8 @@ static void on_aconn_closed(uv_handle_t *h)
 {
     aconn_t *c = h->data;
     if (--c->open_handles == 0) {
+        if (c->body) OPENSSL_cleanse(c->body, c->body_len); /* may hold a key's name, ... */
+        free(c->body);
         OPENSSL_cleanse(c, sizeof *c); /* the bytes read and the header hold a credential */
         free(c);
     }
@@ -93,6 +103,8 @@ static void close_handles(aconn_t *c)
     if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
     if (c->dash_job && c->a) c->a->ops.dash_cancel(c->a->ctx, c->dash_job);
     c->dash_job = NULL;
+    if (c->api_job && c->a) c->a->ops.api_cancel(c->a->ctx, c->api_job);
+    c->api_job = NULL;
     uv_close((uv_handle_t *)&c->tcp, on_aconn_closed);
     uv_close((uv_handle_t *)&c->timer, on_aconn_closed);
 }
@@ -145,10 +157,16 @@ static void respond_text_h(aconn_t *c, int status, const char *ctype, const char
                       "%zu\r\n%sConnection: close\r\n\r\n",
                       status,
                       status == 200   ? "OK"
+                      : status == 201 ? "Created"
                       : status == 303 ? "See Other"
                       : status == 404 ? "Not Found"
                       : status == 400 ? "Bad Request"
                       : status == 401 ? "Unauthorized"
+                      : status == 403 ? "Forbidden"
+                      : status == 405 ? "Method Not Allowed"
+                      : status == 409 ? "Conflict"
+                      : status == 413 ? "Content Too Large"
+                      : status == 422 ? "Unprocessable Content"
                       : status == 500 ? "Internal Server Error"
                                       : "Service Unavailable",
                       ctype, bl + 1, extra);
@@ -195,6 +213,15 @@ static int is_ws(char ch)
 
 tg_admin_auth_t tg_admin_check_bearer(const char *value, size_t len, const unsigned char *want)
 {
+    unsigned char got[32];
+    tg_admin_auth_t v = tg_admin_check_bearer_sha(value, len, want, got);
+    OPENSSL_cleanse(got, sizeof got);
+    return v;
+}
+
+tg_admin_auth_t tg_admin_check_bearer_sha(const char *value, size_t len, const unsigned char *want,
+                                          unsigned char got[32])
+{
     static const unsigned char none[32]; /* compared against when no token is configured */
     tg_admin_auth_t verdict = TG_ADMIN_AUTH_WRONG;
     const char *tok = "";
@@ -222,12 +249,10 @@ tg_admin_auth_t tg_admin_check_bearer(const char *value, size_t len, const unsig
     /* Hashed and compared whatever came, once: the work does not depend on the token's
      * length or on how much of it is right, and the configured token's length is not in
      * the comparison at all (digests are 32 bytes). */
-    unsigned char got[32];
-    unsigned int outlen = sizeof got;
+    unsigned int outlen = 32;
     if (EVP_Digest(tok, tlen, got, &outlen, EVP_sha256(), NULL) != 1) verdict = TG_ADMIN_AUTH_WRONG;
-    int same = CRYPTO_memcmp(got, want ? want : none, sizeof got) == 0;
+    int same = CRYPTO_memcmp(got, want ? want : none, 32) == 0;
     compares++;
-    OPENSSL_cleanse(got, sizeof got);
     if (!want) return value ? TG_ADMIN_AUTH_UNSET : TG_ADMIN_AUTH_MISSING;
     if (verdict == TG_ADMIN_AUTH_WRONG && same) return TG_ADMIN_AUTH_OK;
     return verdict;
@@ -367,6 +392,104 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     c->url_len += n;
     c->url[c->url_len] = '\0';
     return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    aconn_t *c = p->data;
+    c->headers_done = 1;
+    /* Refused before a byte of it is read when it says it is too long. */
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > TG_ADMIN_BODY_MAX) {
+        c->body_too_big = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    aconn_t *c = p->data;
+    if (n > TG_ADMIN_BODY_MAX - c->body_len) { /* chunked: counted as it comes */
+        c->body_too_big = 1;
+        return -1;
+    }
+    if (!c->body && !(c->body = malloc(TG_ADMIN_BODY_MAX))) return -1;
+    memcpy(c->body + c->body_len, at, n);
+    c->body_len += n;
+    return 0;
+}
+
+/* ---- the admin API (adminapi/adminapi.h) --------------------------------- */
+
+static void on_api_done(void *arg, int status, json_t *body)
+{
+    aconn_t *c = arg;
+    c->api_job = NULL;
+    if (!c->a) {
+        json_decref(body);
+        return;
+    }
+    char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!js) {
+        aconn_close(c);
+        return;
+    }
+    respond_text_h(c, status, "application/json", "Cache-Control: no-store\r\n", js);
+}
+
+static void respond_asset(aconn_t *c, int status, const tg_asset_t *a, const char *extra);
+
+static const char *method_name(llhttp_t *p)
+{
+    return llhttp_method_name((llhttp_method_t)p->method);
+}
+
+/* /admin/v1[/...]: server.admin_token (a full admin), else an admin token; then the call,
+ * answered off the loop. */
+static void admin_api(aconn_t *c, llhttp_t *p, const char *query)
+{
+    tg_admin_t *a = c->a;
+    const unsigned char *want = a->ops.token_sha256(a->ctx);
+    unsigned char got[32];
+    tg_admin_auth_t v =
+        c->nauth > 1 ? TG_ADMIN_AUTH_MALFORMED
+                     : tg_admin_check_bearer_sha(c->nauth ? c->auth : NULL, c->auth_len, want, got);
+    tg_admin_principal_t who;
+    memset(&who, 0, sizeof who);
+    if (v == TG_ADMIN_AUTH_OK) {
+        snprintf(who.actor, sizeof who.actor, "config-token");
+    } else if ((v == TG_ADMIN_AUTH_WRONG || v == TG_ADMIN_AUTH_UNSET) && a->ops.api_token &&
+               a->ops.api_token(a->ctx, got, &who)) {
+        v = TG_ADMIN_AUTH_OK;
+    } else if (v == TG_ADMIN_AUTH_UNSET) {
+        v = TG_ADMIN_AUTH_WRONG; /* admin tokens may exist: not "none is configured" */
+    }
+    OPENSSL_cleanse(got, sizeof got);
+    if (v != TG_ADMIN_AUTH_OK) {
+        respond_unauthorized(c, v, 1);
+        return;
+    }
+    if (!a->ops.api_call) {
+        respond(c, 404,
+                json_pack("{s:{s:s,s:s}}", "error", "type", "not_found", "message",
+                          "no such admin endpoint"));
+        return;
+    }
+    if (strcmp(c->url, "/admin/v1/openapi.json") == 0 &&
+        (p->method == HTTP_GET || p->method == HTTP_HEAD)) {
+        respond_asset(c, 200, tg_admin_asset("openapi.json"), "Cache-Control: no-store\r\n");
+        return;
+    }
+    c->api_job = a->ops.api_call(a->ctx, method_name(p), c->url, query, c->body, c->body_len, &who,
+                                 on_api_done, c);
+    if (!c->api_job) {
+        respond(c, 503,
+                json_pack("{s:{s:s,s:s}}", "error", "type", "busy", "message",
+                          "too many admin calls are running; retry"));
+        return;
+    }
+    arm(c, a->ops.idle_timeout_ms(a->ctx)); /* the answer, then its reading */
 }
 
 /* ---- the dashboard (admin/dashboard.h) ---------------------------------- */
@@ -514,6 +637,11 @@ static int on_message_complete(llhttp_t *p)
         OPENSSL_cleanse(c->url, sizeof c->url); /* may hold ?token= */
         return HPE_PAUSED; /* one request a connection: nothing after it is read */
     }
+    if (strcmp(c->url, "/admin/v1") == 0 || strncmp(c->url, "/admin/v1/", 10) == 0) {
+        admin_api(c, p, q ? q + 1 : NULL);
+        OPENSSL_cleanse(c->auth, c->auth_len);
+        return HPE_PAUSED;
+    }
     int open_path = !strcmp(c->url, "/healthz") || !strcmp(c->url, "/readyz");
     if (!open_path) {
         const unsigned char *want = c->a->ops.token_sha256(c->a->ctx);
@@ -557,6 +685,8 @@ static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
 
@@ -575,13 +705,22 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->done || nread == 0) return;
-    c->head_bytes += (size_t)nread;
+    if (!c->headers_done) c->head_bytes += (size_t)nread;
     llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)nread);
     if (c->done) {
         uv_read_stop(s);
         return;
     }
-    if (e != HPE_OK || c->head_bytes > ADMIN_HEAD_MAX) {
+    if (c->body_too_big) {
+        /* Answered without reading the rest: the connection closes after the answer. */
+        c->done = 1;
+        uv_read_stop(s);
+        respond(c, 413,
+                json_pack("{s:{s:s,s:s}}", "error", "type", "too_large", "message",
+                          "the body is over 65536 bytes"));
+        return;
+    }
+    if (e != HPE_OK || (!c->headers_done && c->head_bytes > ADMIN_HEAD_MAX)) {
         c->done = 1;
         uv_read_stop(s);
         respond(c, 400,
@@ -644,6 +783,8 @@ void tg_admin_stop(tg_admin_t *a)
         c->next = NULL;
         if (c->dash_job) a->ops.dash_cancel(a->ctx, c->dash_job);
         c->dash_job = NULL;
+        if (c->api_job) a->ops.api_cancel(a->ctx, c->api_job);
+        c->api_job = NULL;
         c->a = NULL;
         close_handles(c);
     }

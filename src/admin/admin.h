@@ -4,8 +4,15 @@
  *   GET /metrics  counters in the Prometheus text format
  *   GET /dashboard[/...]  the dashboard: its page, assets and JSON (admin/dashboard.h); a
  *                 browser may also log in with ?token= and then use a cookie
- * Later issues add the admin API here. One request per connection: these are
- * probes, not traffic.
+ *   /admin/v1/... the admin API (adminapi/adminapi.h, docs/admin-api.md): the call, its
+ *                 body included (at most TG_ADMIN_BODY_MAX bytes, else 413), is handed to
+ *                 the server (tg_admin_ops_t.api_call), which answers it off this loop;
+ *                 GET /admin/v1/openapi.json is its OpenAPI document, an embedded asset.
+ * One request per connection: these are probes and admin calls, not traffic.
+ *
+ * /admin/v1/ also takes the admin API's tokens (admin/tokens.h): the presented token's
+ * digest is compared with server.admin_token's (a full admin, actor "config-token") and
+ * then looked up among them through tg_admin_ops_t.api_token.
  *
  * Every path but /healthz and /readyz (the probes an orchestrator sends without
  * credentials) needs `Authorization: Bearer TOKEN` with server.admin_token: else 401 with
@@ -25,7 +32,11 @@
 
 #include <uv.h>
 
+#include "admin/tokens.h"
 #include "util/err.h"
+
+/* The largest request body read (the admin API's); a longer one is answered 413. */
+#define TG_ADMIN_BODY_MAX (64 * 1024)
 
 struct json_t;
 typedef struct tg_admin tg_admin_t;
@@ -55,6 +66,17 @@ typedef struct tg_admin_ops {
     /* The alarms firing now for tenant (NULL: all), a JSON array the caller owns; the
      * dashboard's "alarms" member. NULL member: an empty array. */
     struct json_t *(*alarms_firing)(void *ctx, const char *tenant);
+    /* The admin API (may be NULL: /admin/v1/ is then 404). api_token looks the SHA-256 of a
+     * presented token up among the admin tokens at the server's now: 1 and *who filled, or
+     * 0. api_call starts answering one call off this loop, as dash_query does (method,
+     * path from "/admin/v1" on, query after '?' or NULL, body of len bytes or NULL; all
+     * copied); done is called later on this loop, once, unless api_cancel came first.
+     * NULL when it cannot now (the admin answers 503). */
+    int (*api_token)(void *ctx, const unsigned char sha256[32], tg_admin_principal_t *who);
+    void *(*api_call)(void *ctx, const char *method, const char *path, const char *query,
+                      const char *body, size_t len, const tg_admin_principal_t *who,
+                      void (*done)(void *arg, int status, struct json_t *body), void *arg);
+    void (*api_cancel)(void *ctx, void *handle);
 } tg_admin_ops_t;
 
 typedef enum {
@@ -71,6 +93,10 @@ typedef enum {
  * presented token (empty when there is none) is hashed and compared with CRYPTO_memcmp
  * (against zeros when want is NULL), exactly once: there is no early exit on a length. */
 tg_admin_auth_t tg_admin_check_bearer(const char *value, size_t len, const unsigned char *want);
+/* The same, also giving the presented token's SHA-256 (wiped by the caller), which the
+ * admin API then looks up among its tokens when it is not want. */
+tg_admin_auth_t tg_admin_check_bearer_sha(const char *value, size_t len, const unsigned char *want,
+                                          unsigned char got[32]);
 
 /* Digest comparisons made by tg_admin_check_bearer since the process started (for tests:
  * one per call, whatever the input). */

@@ -50,8 +50,10 @@ static const group_t groups[] = {
     {"alarms", {NULL}},
     {"ingest", {NULL}},
     {"archive", {NULL}},
+    {"admin-token", {"admin_tokens", NULL}},
 };
-static const char *const skip_cols[] = {"api_keys.sha256", "api_keys.last_used_us", NULL};
+static const char *const skip_cols[] = {"api_keys.sha256", "api_keys.last_used_us",
+                                        "admin_tokens.sha256", "admin_tokens.last_used_us", NULL};
 
 /* The OS user running the command (the effective uid's name; "uid:N" without one). */
 static void actor_of(char *buf, size_t cap)

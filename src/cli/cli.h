@@ -15,6 +15,8 @@ int tg_cli_serve(int argc, char **argv, const char *config_path);
 int tg_cli_tenant(int argc, char **argv, const char *config_path);
 int tg_cli_key(int argc, char **argv, const char *config_path);
 int tg_cli_usage(int argc, char **argv, const char *config_path);
+/* Tokens of the admin API (admintok.c, docs/admin-api.md). */
+int tg_cli_admin_token(int argc, char **argv, const char *config_path);
 /* Admission policy (limit.c, pause.c, ip.c): each change bumps the store's
  * policy_version, which a running gateway polls. */
 int tg_cli_limit(int argc, char **argv, const char *config_path);

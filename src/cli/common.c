@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "types/text.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -64,45 +65,12 @@ int tg_cli_valid_tenant_id(const char *s)
 
 int tg_cli_valid_label(const char *s)
 {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
-    return 1;
-}
-
-/* One UTF-8 sequence at s: its length, or 0 when malformed (overlong forms,
- * surrogates and code points past U+10FFFF included). */
-static size_t utf8_len(const unsigned char *s)
-{
-    unsigned c = s[0];
-    size_t n;
-    unsigned cp, min;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, cp = c & 0x1f, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, cp = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return n;
+    return tg_text_valid_label(s);
 }
 
 int tg_cli_valid_text(const char *s)
 {
-    if (!tg_cli_valid_label(s)) return 0;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        size_t n = utf8_len(p);
-        if (n == 0) return 0;
-        p += n;
-    }
-    return 1;
+    return tg_text_valid_utf8(s);
 }
 
 json_t *tg_cli_json_text(const char *s)
@@ -115,7 +83,7 @@ json_t *tg_cli_json_text(const char *s)
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0;
     while (*p) {
-        size_t n = utf8_len(p);
+        size_t n = tg_text_utf8_len(p);
         if (n == 0) {
             buf[o++] = '?';
             p++;

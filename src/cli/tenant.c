@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "types/text.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate tenant add ID [--name NAME] | list | show ID | disable ID | enable ID | "     \
@@ -117,14 +118,10 @@ int tg_cli_tenant(int argc, char **argv, const char *config_path)
     int rc;
     if (strcmp(sub, "add") == 0) {
         if ((rc = parse(argc, argv, &id, &name)) != 0) return rc;
-        /* "." and "..": a tenant's id is a path segment of its dashboard page (and of admin
-         * URLs), where a browser resolves them away. Only new tenants are refused. */
-        if (!tg_cli_valid_tenant_id(id) || !strcmp(id, ".") || !strcmp(id, ".."))
+        /* Only new tenants are refused "." and ".." (types/text.h). */
+        if (!tg_text_new_tenant_id(id))
             return tg_cli_errorf(
-                TG_EXIT_USAGE,
-                "invalid tenant id \"%s\": use 1-63 characters of A-Z a-z 0-9 . _ - "
-                "(not . or ..)",
-                id);
+                TG_EXIT_USAGE, "invalid tenant id \"%s\": " TG_TENANT_ID_RULE " (not . or ..)", id);
         if (name && strlen(name) >= sizeof((tg_tenant_t *)0)->name)
             return tg_cli_errorf(TG_EXIT_USAGE, "--name is too long (at most %zu bytes)",
                                  sizeof((tg_tenant_t *)0)->name - 1);

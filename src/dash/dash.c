@@ -469,6 +469,9 @@ struct tg_dash_job {
     void *arg;
     int64_t now_us;
     char *what, *query;
+    tg_dash_fn fn; /* another kind of job (tg_dash_submit_fn); NULL: a dashboard one */
+    void *req;     /* its argument, freed with req_free */
+    void (*req_free)(void *);
     int status;   /* set by the thread */
     json_t *body; /* set by the thread */
 };
@@ -481,6 +484,7 @@ struct tg_dash {
     tg_dash_job_t *todo, *todo_tail, *done;
     int pending; /* jobs queued, running or finished but not yet handed back */
     int stop;
+    int writable; /* tg_dash_start_writer: the connection is not made read-only */
     char *store_url;
 };
 
@@ -488,6 +492,7 @@ static void job_free(tg_dash_job_t *j)
 {
     free(j->what);
     free(j->query);
+    if (j->req_free) j->req_free(j->req);
     json_decref(j->body);
     free(j);
 }
@@ -512,12 +517,14 @@ static void *dash_main(void *arg)
 
         /* Opened on first use, by this thread (a connection belongs to one thread), and
          * again after a failure. */
-        if (!s &&
-            (tg_store_open(d->store_url, &s, &err) != 0 || tg_store_dash_read_only(s, &err) != 0)) {
+        if (!s && (tg_store_open(d->store_url, &s, &err) != 0 ||
+                   (!d->writable && tg_store_dash_read_only(s, &err) != 0))) {
             tg_store_close(s);
             s = NULL;
             j->status = 503;
             j->body = error_body("store", err.msg);
+        } else if (j->fn) {
+            j->body = j->fn(s, j->req, j->now_us, &j->status);
         } else {
             j->body = tg_dash_answer(s, j->what, j->query, j->now_us, &j->status);
         }
@@ -554,7 +561,7 @@ static void on_async(uv_async_t *h)
     }
 }
 
-tg_dash_t *tg_dash_start(uv_loop_t *loop, const char *store_url, tg_err_t *err)
+static tg_dash_t *start(uv_loop_t *loop, const char *store_url, int writable, tg_err_t *err)
 {
     tg_dash_t *d = calloc(1, sizeof *d);
     if (!d || !(d->store_url = strdup(store_url))) {
@@ -562,6 +569,7 @@ tg_dash_t *tg_dash_start(uv_loop_t *loop, const char *store_url, tg_err_t *err)
         tg_err_set(err, "dashboard: out of memory");
         return NULL;
     }
+    d->writable = writable;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     uv_async_init(loop, &d->async, on_async);
@@ -573,6 +581,18 @@ tg_dash_t *tg_dash_start(uv_loop_t *loop, const char *store_url, tg_err_t *err)
     }
     return d;
 }
+
+tg_dash_t *tg_dash_start(uv_loop_t *loop, const char *store_url, tg_err_t *err)
+{
+    return start(loop, store_url, 0, err);
+}
+
+tg_dash_t *tg_dash_start_writer(uv_loop_t *loop, const char *store_url, tg_err_t *err)
+{
+    return start(loop, store_url, 1, err);
+}
+
+static tg_dash_job_t *enqueue(tg_dash_t *d, tg_dash_job_t *j);
 
 tg_dash_job_t *tg_dash_submit(tg_dash_t *d, const char *what, const char *query, int64_t now_us,
                               tg_dash_done_fn done, void *arg)
@@ -588,6 +608,29 @@ tg_dash_job_t *tg_dash_submit(tg_dash_t *d, const char *what, const char *query,
         job_free(j);
         return NULL;
     }
+    return enqueue(d, j);
+}
+
+tg_dash_job_t *tg_dash_submit_fn(tg_dash_t *d, tg_dash_fn fn, void *req, void (*req_free)(void *),
+                                 int64_t now_us, tg_dash_done_fn done, void *arg)
+{
+    tg_dash_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        if (req_free) req_free(req);
+        return NULL;
+    }
+    j->fn = fn;
+    j->req = req;
+    j->req_free = req_free;
+    j->done = done;
+    j->arg = arg;
+    j->now_us = now_us;
+    return enqueue(d, j);
+}
+
+/* Queues j, or frees it and returns NULL when TG_DASH_PENDING_MAX are pending. */
+static tg_dash_job_t *enqueue(tg_dash_t *d, tg_dash_job_t *j)
+{
     pthread_mutex_lock(&d->mu);
     if (d->pending >= TG_DASH_PENDING_MAX) {
         pthread_mutex_unlock(&d->mu);

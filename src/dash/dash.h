@@ -54,6 +54,14 @@ tg_dash_t *tg_dash_start(uv_loop_t *loop, const char *store_url, tg_err_t *err);
  * caller answers 503) or out of memory. */
 tg_dash_job_t *tg_dash_submit(tg_dash_t *d, const char *what, const char *query, int64_t now_us,
                               tg_dash_done_fn done, void *arg);
+/* The same thread for other work: a writer's (the admin API's, adminapi/adminapi.h) runs
+ * on a connection of its own that is not made read-only. fn(s, req, now_us, &status)
+ * runs on the thread and returns the body (as tg_dash_answer); req is freed with req_free
+ * (may be NULL) once the job is done or dropped, also when the submission fails (NULL). */
+typedef struct json_t *(*tg_dash_fn)(tg_store_t *s, void *req, int64_t now_us, int *status);
+tg_dash_t *tg_dash_start_writer(uv_loop_t *loop, const char *store_url, tg_err_t *err);
+tg_dash_job_t *tg_dash_submit_fn(tg_dash_t *d, tg_dash_fn fn, void *req, void (*req_free)(void *),
+                                 int64_t now_us, tg_dash_done_fn done, void *arg);
 /* On the loop: done will not be called for j (its client went away). */
 void tg_dash_cancel(tg_dash_job_t *j);
 /* On the loop: stops the thread (after the query it runs, if any), drops the jobs left

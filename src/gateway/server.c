@@ -17,6 +17,8 @@
 
 #include "admin/admin.h"
 #include "alarm/runner.h"
+#include "adminapi/adminapi.h"
+#include "admin/tokens.h"
 #include "dash/dash.h"
 #include "gateway/conn.h"
 #include "gateway/listen.h"
@@ -516,6 +518,27 @@ static void admin_dash_cancel(void *ctx, void *handle)
     tg_dash_cancel(handle);
 }
 
+/* The admin API (adminapi/adminapi.h): its tokens checked at the wall clock read here, its
+ * calls answered by their own writer thread. */
+static int admin_api_token(void *ctx, const unsigned char sha256[32], tg_admin_principal_t *who)
+{
+    tg_server_t *srv = ctx;
+    return srv->admin_tokens &&
+           tg_admin_tokens_check(srv->admin_tokens, sha256, tg_wall_us(), who) == TG_ADMIN_TOKEN_OK;
+}
+
+static void *admin_api_call(void *ctx, const char *method, const char *path, const char *query,
+                            const char *body, size_t len, const tg_admin_principal_t *who,
+                            void (*done)(void *arg, int status, json_t *body), void *arg)
+{
+    tg_server_t *srv = ctx;
+    if (!srv->api) return NULL;
+    tg_adminapi_req_t *req = tg_adminapi_req_new(method, path, query, body, len, who);
+    if (!req) return NULL;
+    return tg_dash_submit_fn(srv->api, tg_adminapi_answer, req, tg_adminapi_req_free, tg_wall_us(),
+                             done, arg);
+}
+
 /* The alarms firing now (for tenant, or all when NULL), from the alarm runner's memory:
  * the dashboard's "alarms" member. Main thread, as the runner. */
 typedef struct firing_ctx {
@@ -564,6 +587,9 @@ static tg_admin_t *admin_start(uv_loop_t *loop, const char *listen, tg_server_t 
         .dash_query = admin_dash_query,
         .dash_cancel = admin_dash_cancel,
         .alarms_firing = admin_alarms_firing,
+        .api_token = admin_api_token,
+        .api_call = admin_api_call,
+        .api_cancel = admin_dash_cancel, /* the same kind of job (dash.h) */
     };
     struct sockaddr_storage addr;
     if (tg_listen_parse(listen, &addr, err) != 0) return NULL;
@@ -740,6 +766,8 @@ static void on_signal(uv_signal_t *h, int signum)
     m->admin = NULL;
     if (m->srv->dash) tg_dash_stop(m->srv->dash); /* after the admin: its jobs are cancelled */
     m->srv->dash = NULL;
+    if (m->srv->api) tg_dash_stop(m->srv->api); /* the call it runs, if any, ends first */
+    m->srv->api = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
@@ -858,6 +886,13 @@ int tg_server_run(const char *config_path)
         fprintf(stderr, "tollgate: %s\n", err.msg);
         goto out;
     }
+    if (cfg->server.admin_listen[0] &&
+        (!(srv.admin_tokens = tg_admin_tokens_new()) ||
+         tg_admin_tokens_start_refresh(srv.admin_tokens, cfg->store, TG_REFRESH_MS, &err) != 0 ||
+         !(srv.api = tg_dash_start_writer(loop, cfg->store, &err)))) {
+        fprintf(stderr, "tollgate: admin API: %s\n", err.msg[0] ? err.msg : "out of memory");
+        goto out;
+    }
     if (cfg->server.admin_listen[0]) {
         m.admin = admin_start(loop, cfg->server.admin_listen, &srv, &err);
         if (!m.admin) {
@@ -927,6 +962,7 @@ out:
     if (m.admin) tg_admin_stop(m.admin);
     if (m.alarms && !m.stopping) uv_close((uv_handle_t *)&m.alarm_timer, NULL);
     if (srv.dash) tg_dash_stop(srv.dash);
+    if (srv.api) tg_dash_stop(srv.api);
     uv_run(loop, UV_RUN_NOWAIT);
     srv.alarms = NULL;
     tg_alarm_runner_free(m.alarms);
@@ -939,6 +975,7 @@ out:
     tg_keyring_free(srv.keys);
     tg_jwks_watch_free(srv.jwks);
     tg_replay_free(srv.replay);
+    tg_admin_tokens_free(srv.admin_tokens); /* stops its refresher: its last uses written */
     tg_policy_free(srv.policy);
     tg_pricebook_free(srv.prices);
     tg_metrics_free(srv.metrics); /* the workers are joined */

@@ -72,14 +72,16 @@ struct tg_server {
     tg_worker_t *workers;
     int nworkers;
     struct sockaddr_storage listen_addr;
-    atomic_llong inflight;          /* requests between head parsed and response done */
-    atomic_llong unparsed;          /* AI/MCP responses whose usage or result could not be read */
-    tg_notify_t *notify;            /* the outbox's sender thread (notify/sender.h); its enqueue is
-                                       what producers of notices call (budget thresholds now) */
-    struct tg_dash *dash;           /* the dashboard's JSON builder (dash/dash.h); main thread */
-    struct tg_alarm_runner *alarms; /* the alarm runner (alarm/runner.h), main thread only:
-                                       the dashboard reads its states there */
-    tg_redis_stats_t redis_stats;   /* every worker's shared-limiter client (atomics) */
+    atomic_llong inflight; /* requests between head parsed and response done */
+    atomic_llong unparsed; /* AI/MCP responses whose usage or result could not be read */
+    tg_notify_t *notify;   /* the outbox's sender thread (notify/sender.h); its enqueue is
+                              what producers of notices call (budget thresholds now) */
+    struct tg_dash *dash;  /* the dashboard's JSON builder (dash/dash.h); main thread */
+    struct tg_dash *api;   /* the admin API's writer thread (adminapi.h); main thread */
+    struct tg_admin_tokens *admin_tokens; /* the admin API's tokens (admin/tokens.h) */
+    struct tg_alarm_runner *alarms;       /* the alarm runner (alarm/runner.h), main thread only:
+                                             the dashboard reads its states there */
+    tg_redis_stats_t redis_stats;         /* every worker's shared-limiter client (atomics) */
 };
 
 /* Runs `tollgate serve` until SIGTERM/SIGINT; returns the exit code. */

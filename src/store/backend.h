@@ -197,6 +197,15 @@ struct tg_store_audit_ops {
     int (*purge)(tg_store_t *s, const char *before_day, int64_t *deleted, tg_err_t *err);
 };
 
+/* admin_tokens (issue 14): add and revoke bump meta.auth_version, touch does not. */
+struct tg_store_admin_token_ops {
+    int (*add)(tg_store_t *s, const tg_admin_token_row_t *row, tg_err_t *err);
+    int (*list)(tg_store_t *s, int (*cb)(const tg_admin_token_row_t *, void *), void *ud,
+                tg_err_t *err);
+    int (*revoke)(tg_store_t *s, const char *id, int64_t now_us, tg_err_t *err);
+    int (*touch)(tg_store_t *s, const char *id, int64_t used_us, tg_err_t *err);
+};
+
 /* The handle: a backend embeds it first in its own connection struct and points each
  * member at its (static, shared) table. */
 struct tg_store {
@@ -211,9 +220,10 @@ struct tg_store {
     const struct tg_store_dash_ops *dash;
     const struct tg_store_invoice_ops *invoices;
     const struct tg_store_sql_ops *sql;
+    const struct tg_store_audit_ops *audit;
+    const struct tg_store_admin_token_ops *admin_tokens;
     /* tg_store_query's bound on a read-only handle, ms (0: none); store.c sets it. */
     long long query_timeout_ms;
-    const struct tg_store_audit_ops *audit;
 };
 
 /* The error of a query cancelled by its handle's query_timeout_ms (store.c), the same

@@ -9,6 +9,7 @@
 #include "types/event.h"
 #include "types/plan.h"
 #include "types/rows.h"
+#include "store/store.h"
 
 /* ---- tenants and api_keys ---------------------------------------------------------------- */
 
@@ -48,6 +49,22 @@ static const tg_col_t auth_cols[] = {
 };
 const tg_rowmap_t tg_map_auth =
     TG_ROWMAP(tg_auth_row_t, "api_keys k JOIN tenants t ON t.id = k.tenant_id", auth_cols);
+
+/* ---- admin_tokens (admin_token_ops) ------------------------------------------------------- */
+
+static const tg_col_t admin_token_cols[] = {
+    TG_COL(tg_admin_token_row_t, id, "id", TG_COL_TEXT),
+    TG_COL(tg_admin_token_row_t, sha256, "sha256", TG_COL_BLOB),
+    TG_COL(tg_admin_token_row_t, name, "name", TG_COL_TEXT),
+    TG_COL(tg_admin_token_row_t, role, "role", TG_COL_TEXT),
+    TG_COL(tg_admin_token_row_t, tenant, "tenant_id", TG_COL_TEXT),
+    TG_COL(tg_admin_token_row_t, created_us, "created_us", TG_COL_INT64),
+    TG_COL(tg_admin_token_row_t, expires_us, "expires_us", TG_COL_INT64),
+    TG_COL(tg_admin_token_row_t, revoked_us, "revoked_us", TG_COL_INT64),
+    TG_COL(tg_admin_token_row_t, last_used_us, "last_used_us", TG_COL_INT64),
+};
+const tg_rowmap_t tg_map_admin_token =
+    TG_ROWMAP(tg_admin_token_row_t, "admin_tokens", admin_token_cols);
 
 /* ---- limits, pauses, ip_rules, tool_rules (policy_ops) ------------------------------------ */
 

@@ -10,9 +10,10 @@
 #include "types/rows.h"
 
 /* tenants and api_keys (tenant_ops) */
-extern const tg_rowmap_t tg_map_tenant; /* tg_tenant_t from tenants */
-extern const tg_rowmap_t tg_map_key;    /* tg_key_t from api_keys */
-extern const tg_rowmap_t tg_map_auth;   /* tg_auth_row_t: every key joined with its tenant */
+extern const tg_rowmap_t tg_map_tenant;      /* tg_tenant_t from tenants */
+extern const tg_rowmap_t tg_map_key;         /* tg_key_t from api_keys */
+extern const tg_rowmap_t tg_map_auth;        /* tg_auth_row_t: every key joined with its tenant */
+extern const tg_rowmap_t tg_map_admin_token; /* tg_admin_token_row_t from admin_tokens */
 
 /* limits, pauses, ip_rules, tool_rules (policy_ops) */
 extern const tg_rowmap_t tg_map_limit;     /* tg_limit_row_t from limits */

@@ -86,6 +86,7 @@ const tg_migration_t tg_store_migrations[] = {
     {13, "api_keys.expires_us, rotated_from, signing_secret (sealed); keys view",
      BOTH(m13_key_rotation)},
     {14, "audit, audit_head: the hash-chained audit trail", BOTH(m14_audit)},
+    {15, "admin_tokens: tokens of the admin API, hashed", BOTH(m15_admin_tokens)},
 
 };
 

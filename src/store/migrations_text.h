@@ -837,4 +837,23 @@ static const char DIALECT(m14_audit)[] =
     "  last_seq  " SQL_INT " NOT NULL,\n"
     "  last_hash TEXT NOT NULL\n"
     ");\n";
+
+/* Admin API tokens (issue 14): who may call /admin/v1/. Only the SHA-256 of a secret is kept
+ * (the secret is printed once by `tollgate admin-token create`); role admin may do anything,
+ * read only GETs; tenant_id scopes a read token to one tenant (NULL: every tenant). Times
+ * are micro-seconds; NULL expires_us never expires, NULL revoked_us is not revoked,
+ * last_used_us is written by the gateway at most once a second per token. Adding and
+ * revoking bump meta.auth_version, which the gateways' snapshot of the tokens polls. */
+static const char DIALECT(m15_admin_tokens)[] =
+    "CREATE TABLE admin_tokens (\n"
+    "  id           TEXT PRIMARY KEY,              -- \"adm_\" + 16 hex\n"
+    "  sha256       " SQL_BLOB " NOT NULL UNIQUE CHECK (" SQL_OCTETS "(sha256) = 32),\n"
+    "  name         TEXT NOT NULL DEFAULT '',\n"
+    "  role         TEXT NOT NULL CHECK (role IN ('admin', 'read')),\n"
+    "  tenant_id    TEXT REFERENCES tenants (id) ON DELETE CASCADE,\n"
+    "  created_us   " SQL_INT " NOT NULL,\n"
+    "  expires_us   " SQL_INT ",\n"
+    "  revoked_us   " SQL_INT ",\n"
+    "  last_used_us " SQL_INT "\n"
+    ");\n";
 // clang-format on

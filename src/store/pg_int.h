@@ -141,6 +141,11 @@ enum {
     PS_PURGE_EVENTS,
     PS_PURGE_DAILY,
     PS_SPEND,
+    /* pg_admintok.c */
+    PS_ADMIN_TOKEN_ADD,
+    PS_ADMIN_TOKEN_LIST,
+    PS_ADMIN_TOKEN_REVOKE,
+    PS_ADMIN_TOKEN_TOUCH,
     PS_COUNT
 };
 
@@ -233,6 +238,7 @@ char *pg_copy_text(char *o, const char *f, size_t n); /* a text field, cleaned t
 int pg_copy_rows(pg_store_t *s, const char *copy_sql, size_t n,
                  size_t (*line)(char *dst, const void *ud, size_t i), const void *ud, int *dup,
                  const char *what, tg_err_t *err);
+extern const struct tg_store_admin_token_ops pg_admin_token_ops;
 
 /* Frees s->ev (pg_close), and ends its second writer when it has one. */
 void pg_events_free(pg_store_t *s);

@@ -647,7 +647,8 @@ static pg_store_t *new_handle(int readonly)
                            .dash = &pg_dash_ops,
                            .sql = &pg_sql_ops,
                            .invoices = &pg_invoice_ops,
-                           .audit = &pg_audit_ops};
+                           .audit = &pg_audit_ops,
+                           .admin_tokens = &pg_admin_token_ops};
     s->readonly = readonly;
     s->busy_ms = -1;
     return s;

@@ -185,9 +185,10 @@ void sq_read_row(sqlite3_stmt *st, const tg_rowmap_t *m, void *row)
     }
 }
 
-const tg_rowmap_t *const *const sq_maps[] = {
-    sq_tenant_maps, sq_event_maps,  sq_policy_maps, sq_price_maps,   sq_alert_maps,
-    sq_alarm_maps,  sq_outbox_maps, sq_dash_maps,   sq_invoice_maps, NULL};
+const tg_rowmap_t *const *const sq_maps[] = {sq_tenant_maps,      sq_event_maps, sq_policy_maps,
+                                             sq_price_maps,       sq_alert_maps, sq_alarm_maps,
+                                             sq_outbox_maps,      sq_dash_maps,  sq_invoice_maps,
+                                             sq_admin_token_maps, NULL};
 
 /* Steps statement q and emits each row until a callback returns nonzero, which is
  * returned as is. A statement with a parameter has ?1 for the tenant filter: bound to
@@ -434,7 +435,8 @@ static int open_conn(const char *path, int readonly, tg_store_t **out, tg_err_t 
                            .dash = &sq_dash_ops,
                            .sql = &sq_sql_ops,
                            .invoices = &sq_invoice_ops,
-                           .audit = &sq_audit_ops};
+                           .audit = &sq_audit_ops,
+                           .admin_tokens = &sq_admin_token_ops};
 
     /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's
      * per-connection mutex would only cost. */

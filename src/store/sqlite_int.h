@@ -138,6 +138,11 @@ enum {
     ST_AUDIT_ERASE_EVENTS,
     ST_AUDIT_ERASE_KEYS,
     ST_AUDIT_PURGE,
+    /* sqlite_admintok.c */
+    ST_ADMIN_TOKEN_ADD,
+    ST_ADMIN_TOKEN_LIST,
+    ST_ADMIN_TOKEN_REVOKE,
+    ST_ADMIN_TOKEN_TOUCH,
     ST_COUNT
 };
 
@@ -214,6 +219,8 @@ extern const struct tg_store_audit_ops sq_audit_ops;
 /* Inside the caller's transaction (the writer's append): a call record for each audited
  * event of evs (tg_audit_from_event) not recorded before, chained (sqlite_audit.c). */
 int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, tg_err_t *err);
+extern const struct tg_store_admin_token_ops sq_admin_token_ops;
+extern const tg_rowmap_t *const sq_admin_token_maps[];
 /* Installs the read-only authorizer on s (sqlite_sql.c). */
 void sq_sql_guard(sq_store_t *s);
 /* The newest migration's version (sqlite.c). */

@@ -544,6 +544,29 @@ int tg_store_events_delete(tg_store_t *s, const int64_t *ids, size_t n, int64_t 
     return s->sql->events_delete(s, ids, n, before_us, deleted, err);
 }
 
+/* ---- admin API tokens -------------------------------------------------------------- */
+
+int tg_store_admin_token_add(tg_store_t *s, const tg_admin_token_row_t *row, tg_err_t *err)
+{
+    return s->admin_tokens->add(s, row, err);
+}
+
+int tg_store_admin_token_list(tg_store_t *s, int (*cb)(const tg_admin_token_row_t *, void *),
+                              void *ud, tg_err_t *err)
+{
+    return s->admin_tokens->list(s, cb, ud, err);
+}
+
+int tg_store_admin_token_revoke(tg_store_t *s, const char *id, int64_t now_us, tg_err_t *err)
+{
+    return s->admin_tokens->revoke(s, id, now_us, err);
+}
+
+int tg_store_admin_token_touch(tg_store_t *s, const char *id, int64_t used_us, tg_err_t *err)
+{
+    return s->admin_tokens->touch(s, id, used_us, err);
+}
+
 /* ---- copying a store -------------------------------------------------------------- */
 
 const char *tg_store_dialect(tg_store_t *s)
@@ -611,6 +634,7 @@ const tg_store_table_t tg_store_tables[] = {
     {"invoice_meters", "tenant_id, month, meter, match"},
     {"audit", "id"},
     {"audit_head", "id"},
+    {"admin_tokens", "id"},
     {NULL, NULL},
 };
 

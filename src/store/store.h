@@ -300,6 +300,31 @@ int tg_store_dash_rejections(tg_store_t *s, const char *tenant, int limit,
                              int (*cb)(const tg_dash_rejection_t *, void *), void *ud,
                              tg_err_t *err);
 
+/* ---- admin API tokens (issue 14) -------------------------------------------------- */
+
+/* One row of admin_tokens (migration 15). Times in micro-seconds; 0 = none (never
+ * expires, not revoked, never used). tenant "" = every tenant. */
+typedef struct tg_admin_token_row {
+    char id[32]; /* "adm_" + 16 hex */
+    unsigned char sha256[32];
+    char name[128];
+    char role[8]; /* "admin" | "read" */
+    char tenant[TG_TENANT_SIZE];
+    int64_t created_us, expires_us, revoked_us, last_used_us;
+} tg_admin_token_row_t;
+
+/* add and revoke bump meta.auth_version (a gateway's snapshot of the tokens reloads);
+ * touch does not (it is what a gateway writes as tokens are used). add: TG_STORE_EXISTS
+ * for an id or secret already there, TG_STORE_NOTFOUND for a tenant that does not exist.
+ * revoke: TG_STORE_NOTFOUND for no such token; an already revoked one keeps its first
+ * revocation time. touch moves last_used_us forward only. list: every row, by id (the
+ * hash included: the snapshot is loaded from it; a caller never shows it). */
+int tg_store_admin_token_add(tg_store_t *s, const tg_admin_token_row_t *row, tg_err_t *err);
+int tg_store_admin_token_list(tg_store_t *s, int (*cb)(const tg_admin_token_row_t *, void *),
+                              void *ud, tg_err_t *err);
+int tg_store_admin_token_revoke(tg_store_t *s, const char *id, int64_t now_us, tg_err_t *err);
+int tg_store_admin_token_touch(tg_store_t *s, const char *id, int64_t used_us, tg_err_t *err);
+
 /* ---- read-only SQL, backup and archive ------------------------------------------- */
 
 /* One value of a query's row. text/blob point into the backend's row, valid during the

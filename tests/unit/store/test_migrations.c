@@ -41,6 +41,7 @@ static void test_sqlite_texts_frozen(void **state)
         "0e2355300f4b8849e34840e4ccbc5a47ed952ff96f6524100f607ffa49678887", /* 12 */
         "7524fda2568a6167b16a7709620420570035e40c667a9cecec04cb76f0813d3e", /* 13 */
         "bf13c9152f4b4a3eadf397a6ea2180f560d6c79031a0a9771f4ae45f954b6508", /* 14 */
+        "adccae0ae5a84230242d40f9887e7ab1df6deb68b631ed098f978e7c684b0dab", /* 15 */
     };
     char hex[65];
     sha256_hex(tg_store_migrations_bootstrap, hex);

@@ -2180,9 +2180,9 @@ static void test_row_maps_match_schema(void **state)
                         assert_int_not_equal(m->cols[j].off, c->off);
             }
         }
-    /* the 15 row types (usage read two ways), and issue 12's tenant plan, invoice, billed
-     * meter, invoice line and whole event: none left out */
-    assert_int_equal(nmaps, 21);
+    /* the 15 row types (usage read two ways), issue 12's tenant plan, invoice, billed meter,
+     * invoice line and whole event, and issue 14's admin token: none left out */
+    assert_int_equal(nmaps, 22);
     sqlite3_close(db);
 }
 

@@ -1,0 +1,244 @@
+// The admin API (/admin/v1/, docs/admin-api.md) end to end: its OpenAPI document checked
+// against the server (every documented path and method answers, every answer, errors too,
+// validates against its schema, every route the server lists is documented), the scopes of
+// admin, read and tenant-scoped read tokens over every route (table-driven), hostile bodies
+// (bad JSON, wrong types, unknown members, a huge body), changes effective within a second,
+// revoked tokens refused, and no secret in the gateway's output.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { request, startGateway, startMock, waitFor } from './lib/harness.mjs';
+
+const bearer = (token) => ({ authorization: `Bearer ${token}` });
+
+async function adminToken(gw, args) {
+  const r = await gw.cli(['admin-token', 'create', ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  const m = /^secret: (tgadm_\S+)$/m.exec(r.stdout);
+  const id = /^token_id: (adm_\S+)$/m.exec(r.stdout);
+  assert.ok(m && id, r.stdout);
+  return { secret: m[1], id: id[1] };
+}
+
+describe('admin API', () => {
+  let mock;
+  let gw;
+  let admin; // role admin
+  let reader; // role read, every tenant
+  let scoped; // role read, tenant acme
+  let doc;
+  let ajv;
+  const secrets = [];
+
+  const call = (token, method, path, body) =>
+    request(`${gw.adminUrl}${path}`, {
+      method,
+      headers: { ...bearer(token), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+
+  /** Validates r against the documented answer of (path template, method, status). */
+  function conforms(template, method, r) {
+    const op = doc.paths[template]?.[method.toLowerCase()];
+    assert.ok(op, `${method} ${template} is documented`);
+    let resp = op.responses[String(r.status)];
+    assert.ok(resp, `${method} ${template}: status ${r.status} is documented (${r.text})`);
+    if (resp.$ref) resp = doc.components.responses[resp.$ref.split('/').pop()];
+    const schema = resp.content['application/json'].schema;
+    const validate = ajv.compile({ $ref: `openapi.json${schema.$ref ?? ''}`, ...(schema.$ref ? {} : schema) });
+    assert.ok(validate(r.json()), `${method} ${template} ${r.status}: ${ajv.errorsText(validate.errors)}: ${r.text}`);
+  }
+
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      upstreams: [{ name: 'mock', targets: [mock.url] }],
+      routes: [{ name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' }],
+    });
+    for (const t of ['acme', 'beta']) assert.equal((await gw.cli(['tenant', 'add', t])).code, 0);
+    for (const t of ['acme', 'beta'])
+      assert.equal((await gw.cli(['budget', 'set', '--tenant', t, '--monthly', '10'])).code, 0);
+    admin = await adminToken(gw, ['--role', 'admin', '--name', 'ops']);
+    reader = await adminToken(gw, ['--role', 'read']);
+    scoped = await adminToken(gw, ['--role', 'read', '--tenant', 'acme']);
+    secrets.push(admin.secret, reader.secret, scoped.secret);
+    // Tokens made after the start count once the snapshot reloaded (within a second).
+    await waitFor(async () => (await call(scoped.secret, 'GET', '/admin/v1/usage')).status === 200, {
+      timeoutMs: 3000,
+      message: 'the admin tokens are loaded',
+    });
+    const r = await call(admin.secret, 'GET', '/admin/v1/openapi.json');
+    assert.equal(r.status, 200);
+    doc = r.json();
+    assert.equal(doc.openapi, '3.1.0');
+    ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats(ajv);
+    ajv.addSchema({ ...doc, $id: 'openapi.json' });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  /** A path of template for tenant (and a key id for /keys/{id}). */
+  const fill = (template, tenant, keyId = 'key_0000000000000000') =>
+    template.replace('{id}', template.startsWith('/admin/v1/keys/') ? keyId : tenant);
+
+  test('every route the server lists is documented, and every documented one is a route', async () => {
+    const r = await call(admin.secret, 'GET', '/admin/v1/');
+    assert.equal(r.status, 200);
+    conforms('/admin/v1/', 'GET', r);
+    const listed = new Set(r.json().routes.map((x) => `${x.method} ${x.path}`));
+    const documented = new Set();
+    for (const [p, ops] of Object.entries(doc.paths))
+      for (const m of Object.keys(ops)) documented.add(`${m.toUpperCase()} ${p}`);
+    assert.deepEqual([...listed].sort(), [...documented].sort());
+  });
+
+  test('every documented path and method answers an admin, and the answer matches its schema', async () => {
+    // Created first so that show, keys and revoke have something to act on.
+    const k = await call(admin.secret, 'POST', '/admin/v1/tenants/acme/keys', { name: 'k1' });
+    assert.equal(k.status, 201, k.text);
+    conforms('/admin/v1/tenants/{id}/keys', 'POST', k);
+    secrets.push(k.json().secret);
+    const bodies = { 'POST /admin/v1/tenants': { id: 'gamma', name: 'Gamma' } };
+    for (const [template, ops] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(ops).map((m) => m.toUpperCase())) {
+        const r = await call(admin.secret, method, fill(template, 'acme', k.json().id), bodies[`${method} ${template}`]);
+        assert.ok(r.status !== 404 && r.status !== 405, `${method} ${template}: ${r.status} ${r.text}`);
+        if (template !== '/admin/v1/openapi.json') conforms(template, method, r);
+      }
+    }
+    // The revoked key is refused by the gateway within a second.
+    await waitFor(async () => (await request(`${gw.url}/x`, { headers: bearer(k.json().secret) })).status === 401, {
+      timeoutMs: 1500,
+      message: 'a key revoked through the API is refused',
+    });
+  });
+
+  test('hostile bodies: clear 400, 409, 422 and 413 answers that match the schema', async () => {
+    const cases = [
+      ['{"id":', 400, 'invalid_json'],
+      ['[1]', 400, 'invalid_request'],
+      [{ id: 7 }, 400, 'invalid_request'],
+      [{ id: 'x', admin: true }, 400, 'invalid_request'],
+      [{ name: 'no id' }, 400, 'invalid_request'],
+      ['{"id":"a","id":"b"}', 400, 'invalid_json'],
+      [{ id: '../etc' }, 422, 'invalid_value'],
+      [{ id: '..' }, 422, 'invalid_value'],
+      [{ id: 'ok1', name: 'a\u0001b' }, 422, 'invalid_value'],
+      [{ id: 'acme' }, 409, 'exists'],
+      ['x'.repeat(70000), 413, 'too_large'],
+    ];
+    for (const [body, status, type] of cases) {
+      const r = await call(admin.secret, 'POST', '/admin/v1/tenants', body);
+      assert.equal(r.status, status, `${String(body).slice(0, 40)}: ${r.text}`);
+      assert.equal(r.json().error.type, type);
+      conforms('/admin/v1/tenants', 'POST', r);
+    }
+    const r = await call('tgadm_' + 'A'.repeat(43), 'GET', '/admin/v1/tenants');
+    assert.equal(r.status, 401);
+    conforms('/admin/v1/tenants', 'GET', r);
+    const u = await call(admin.secret, 'GET', '/admin/v1/usage?by=week');
+    assert.equal(u.status, 400);
+    conforms('/admin/v1/usage', 'GET', u);
+    assert.equal((await call(admin.secret, 'GET', '/admin/v1/usage?nope=1')).status, 400);
+    assert.equal((await call(admin.secret, 'PUT', '/admin/v1/tenants')).status, 405);
+  });
+
+  // What each token gets on each route, for its own tenant (acme) and another (beta).
+  const expect = {
+    admin: () => null, // anything but 403/404 for GET; checked above
+    reader: (method) => (method === 'GET' ? 200 : 403),
+    scoped: (method, template, tenant) => {
+      if (method !== 'GET') return 403;
+      const own = ['/admin/v1/tenants/{id}', '/admin/v1/tenants/{id}/budget', '/admin/v1/usage', '/admin/v1/openapi.json'];
+      if (!own.includes(template)) return 404;
+      return tenant === 'acme' || !template.includes('{id}') ? 200 : 404;
+    },
+  };
+
+  test('scopes: every route, for read and tenant-scoped read tokens', async () => {
+    const routes = (await call(admin.secret, 'GET', '/admin/v1/')).json().routes;
+    assert.ok(routes.length >= 10);
+    for (const who of ['reader', 'scoped']) {
+      const token = who === 'reader' ? reader.secret : scoped.secret;
+      for (const { method, path: template } of routes) {
+        for (const tenant of ['acme', 'beta']) {
+          const want = expect[who](method, template, tenant);
+          const body = method === 'POST' ? {} : undefined;
+          const r = await call(token, method, fill(template, tenant), body);
+          // A revoke of a key that does not exist is 404 for whoever may write; a reader
+          // is refused before anything is looked up.
+          assert.equal(r.status, want, `${who} ${method} ${fill(template, tenant)}: ${r.text}`);
+          if (template !== '/admin/v1/openapi.json') conforms(template, method, r);
+        }
+      }
+    }
+    // The scoped token's usage is its tenant's only; another's is 404, as an unknown one.
+    const own = await call(scoped.secret, 'GET', '/admin/v1/usage');
+    assert.ok(own.json().rows.every((x) => x.tenant === 'acme'));
+    assert.equal((await call(scoped.secret, 'GET', '/admin/v1/usage?tenant=beta')).status, 404);
+    assert.equal((await call(scoped.secret, 'GET', '/admin/v1/usage?tenant=nosuch')).status, 404);
+    assert.equal((await call(scoped.secret, 'GET', '/admin/v1/tenants/nosuch')).status, 404);
+  });
+
+  test('a tenant disabled through the API is refused by the gateway within a second', async () => {
+    const k = await call(admin.secret, 'POST', '/admin/v1/tenants/beta/keys', {});
+    assert.equal(k.status, 201);
+    secrets.push(k.json().secret);
+    await waitFor(async () => (await request(`${gw.url}/x`, { headers: bearer(k.json().secret) })).status === 200, {
+      timeoutMs: 1500,
+      message: 'the new key works',
+    });
+    const d = await call(admin.secret, 'POST', '/admin/v1/tenants/beta/disable');
+    assert.equal(d.status, 200);
+    assert.equal(d.json().status, 'disabled');
+    await waitFor(async () => (await request(`${gw.url}/x`, { headers: bearer(k.json().secret) })).status === 401, {
+      timeoutMs: 1500,
+      message: 'the disabled tenant is refused',
+    });
+    assert.equal((await call(admin.secret, 'POST', '/admin/v1/tenants/beta/enable')).json().status, 'active');
+  });
+
+  test('a revoked admin token is refused within a second; last use is recorded', async () => {
+    const t = await adminToken(gw, ['--role', 'admin']);
+    secrets.push(t.secret);
+    await waitFor(async () => (await call(t.secret, 'GET', '/admin/v1/tenants')).status === 200, { timeoutMs: 1500 });
+    assert.equal((await gw.cli(['admin-token', 'revoke', t.id])).code, 0);
+    await waitFor(async () => (await call(t.secret, 'GET', '/admin/v1/tenants')).status === 401, {
+      timeoutMs: 1500,
+      message: 'the revoked token is refused',
+    });
+    await waitFor(
+      async () => {
+        const l = await gw.cli(['admin-token', 'list']);
+        return new RegExp(`^${t.id}\\s.*revoked.*\\d{4}-\\d\\d-\\d\\dT\\S+Z\\s*$`, 'm').test(l.stdout);
+      },
+      { timeoutMs: 3000, message: 'last_used written back' },
+    );
+  });
+
+  test('every call is in the audit trail (refusals too), which verifies; no secret anywhere', async () => {
+    const r = await gw.cli(['audit', 'export', '--format', 'jsonl']);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const api = recs.filter((x) => x.kind === 'admin' && /^(admin-token:adm_[0-9a-f]+|config-token)$/.test(x.actor));
+    const disable = api.find((x) => x.action === 'POST /admin/v1/tenants/{id}/disable 200' && x.object === 'beta');
+    assert.ok(disable, 'the disable call recorded');
+    assert.equal(disable.tenant, 'beta');
+    assert.match(disable.actor, /^admin-token:adm_[0-9a-f]+$/);
+    assert.equal(JSON.parse(disable.before).status, 'active');
+    assert.equal(JSON.parse(disable.after).status, 'disabled');
+    assert.ok(api.some((x) => x.action === 'GET /admin/v1/usage 200'), 'a read recorded');
+    assert.ok(api.some((x) => / 403$/.test(x.action)), 'a refused write recorded');
+    assert.ok(api.some((x) => / 404$/.test(x.action)), 'a call of a scoped token elsewhere recorded');
+    const v = await gw.cli(['audit', 'verify']);
+    assert.equal(v.code, 0, v.stderr + v.stdout);
+    const out = `${gw.stderr()}\n${gw.stdout()}\n${r.stdout}`;
+    assert.ok(!/admin audit: .*not written/.test(out), 'every record written');
+    for (const s of secrets) assert.ok(!out.includes(s), 'a secret is in the gateway output or the trail');
+  });
+});
