@@ -58,8 +58,7 @@ static int setup(void **state)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         if (tg_store_admin_token_add(f->s, &rows[i], &err) != 0) return -1;
-    if (tg_store_admin_token_revoke(f->s, "adm_0000000000000004", WALL - SEC, &err) != 0)
-        return -1;
+    if (tg_store_admin_token_revoke(f->s, "adm_0000000000000004", WALL - SEC, &err) != 0) return -1;
     f->t = tg_admin_tokens_new();
     if (!f->t || tg_admin_tokens_load(f->t, f->s, &err) != 0) return -1;
     *state = f;
