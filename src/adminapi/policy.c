@@ -197,7 +197,11 @@ static int member_count(call_t *c, const char *name, int64_t lo, int64_t hi, int
 {
     json_t *j = json_object_get(c->body, name);
     if (!j) return 0;
-    if (!json_is_integer(j) || json_integer_value(j) < lo || json_integer_value(j) > hi) {
+    if (!json_is_integer(j)) {
+        *bad = ERR(c, 400, "invalid_request", "\"%s\" must be an integer", name);
+        return -1;
+    }
+    if (json_integer_value(j) < lo || json_integer_value(j) > hi) {
         *bad = ERR(c, 422, "invalid_value", "invalid %s (expected an integer from %lld to %lld)",
                    name, (long long)lo, (long long)hi);
         return -1;
