@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { request, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import { request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
 
 const bearer = (token) => ({ authorization: `Bearer ${token}` });
 
@@ -324,6 +324,27 @@ describe('admin API', () => {
     const left = (await call(admin.secret, 'GET', '/admin/v1/limits?tenant=acme')).json().limits;
     assert.deepEqual(left.map((x) => x.scope), ['key']);
     assert.equal((await call(admin.secret, 'DELETE', `/admin/v1/tenants/acme/limits?key=${keyId}`)).status, 200);
+  });
+
+  test('an admin token past its expiry is refused 401 within a second', async () => {
+    const t = await adminToken(gw, ['--role', 'admin', '--expires', '30d']);
+    secrets.push(t.secret);
+    await waitFor(async () => (await call(t.secret, 'GET', '/admin/v1/tenants')).status === 200, { timeoutMs: 1500 });
+    // No sleeping and no clock of the test's own: the row's expiry moved into the past (the
+    // gateway's clock may be frozen anywhere after 1970), then a change that moves
+    // auth_version (a tenant added) makes every gateway reload the tokens.
+    await sqlite(gw.dbPath, `UPDATE admin_tokens SET expires_us = 1000000 WHERE id = '${t.id}'`);
+    assert.equal((await gw.cli(['tenant', 'add', 'expiry-bump'])).code, 0);
+    await waitFor(async () => (await call(t.secret, 'GET', '/admin/v1/tenants')).status === 401, {
+      timeoutMs: 1500,
+      message: 'the expired token is refused',
+    });
+    const r = await call(t.secret, 'GET', '/admin/v1/tenants');
+    assert.equal(r.json().error.type, 'unauthorized');
+    assert.match(r.headers['www-authenticate'] ?? '', /^Bearer realm="tollgate-admin"/);
+    conforms('/admin/v1/tenants', 'GET', r);
+    const l = await gw.cli(['admin-token', 'list']);
+    assert.match(l.stdout, new RegExp(`^${t.id}\\s.*expired`, 'm'));
   });
 
   test('every call is in the audit trail (refusals too), which verifies; no secret anywhere', async () => {
