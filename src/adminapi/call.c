@@ -16,7 +16,10 @@ json_t *tg_adminapi__error(call_t *c, int status, const char *type, const char *
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     c->status = status;
-    return json_pack("{s:{s:s,s:s}}", "error", "type", type, "message", msg);
+    /* The message may echo bytes of the path or query that are not UTF-8 (or a %.80s cut
+     * through a character), which json_string refuses: they become '?' (an answer of NULL
+     * would drop the connection). */
+    return json_pack("{s:{s:s,s:o}}", "error", "type", type, "message", tg_adminapi__text(msg));
 }
 
 json_t *tg_adminapi__store_error(call_t *c, const tg_err_t *err)

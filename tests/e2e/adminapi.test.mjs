@@ -266,6 +266,17 @@ describe('admin API', () => {
       conforms('/admin/v1/pauses/{id}', 'PUT', e);
     }
     assert.equal((await call(admin.secret, 'GET', '/admin/v1/pauses')).json().pauses.length, 0, 'no refused call paused anything');
+    // Bytes that are not UTF-8 in a path or query, echoed in the message: still a JSON 404.
+    for (const [method, path, template] of [
+      ['PUT', '/admin/v1/pauses/%FF%FE', '/admin/v1/pauses/{id}'],
+      ['GET', '/admin/v1/limits?tenant=%C3', '/admin/v1/limits'],
+      ['GET', '/admin/v1/tenants/a%E2%82', '/admin/v1/tenants/{id}'],
+    ]) {
+      const e = await call(admin.secret, method, path, method === 'PUT' ? {} : undefined);
+      assert.equal(e.status, 404, `${method} ${path}: ${e.text}`);
+      assert.equal(e.json().error.type, 'not_found');
+      conforms(template, method, e);
+    }
   });
 
   test('limits: set, list and remove as `tollgate limit`, with its checks', async () => {
