@@ -280,6 +280,8 @@ static json_t *usage(call_t *c)
     if (scope[0] && !ps[0].seen) snprintf(tenant, sizeof tenant, "%s", scope);
     if (scope[0] && strcmp(tenant, scope) != 0)
         return tg_adminapi__error(c, 404, "not_found", "no tenant \"%.80s\"", tenant);
+    if (!tg_text_valid_utf8(tenant))
+        return tg_adminapi__error(c, 404, "not_found", "no tenant \"%.80s\"", tenant);
     tg_usage_query_t q = {.tenant = ps[0].seen || scope[0] ? tenant : NULL, .by = TG_BY_DAY};
     if (ps[1].seen && tg_parse_day(from, &q.from_us) != 0)
         return tg_adminapi__error(c, 400, "invalid_request",
@@ -468,6 +470,11 @@ json_t *tg_adminapi_answer(tg_store_t *s, void *arg, int64_t now_us, int *status
                strcmp(id, req->who.tenant) != 0) {
         /* Another tenant's object: as if it did not exist. */
         out = tg_adminapi__error(&c, 404, "not_found", "no tenant \"%.80s\"", id);
+    } else if (!tg_text_valid_utf8(id)) {
+        /* No id is anything but text: PostgreSQL refuses such bytes (a 500), and the audit
+         * record's object must be text too. */
+        snprintf(c.object, sizeof c.object, "(not UTF-8 text)");
+        out = tg_adminapi__error(&c, 404, "not_found", "no such object \"%.80s\"", id);
     } else {
         if (id[0]) snprintf(c.object, sizeof c.object, "%.150s", id);
         out = hit->fn(&c);
@@ -476,7 +483,10 @@ json_t *tg_adminapi_answer(tg_store_t *s, void *arg, int64_t now_us, int *status
     snprintf(full_action, sizeof full_action, "%s %s", req->method, action);
     /* Routes under /tenants/{id} name the tenant whose data they touch (the path's, also
      * when the object is another: a key made under it); others may name it themselves. */
-    const char *tenant = hit && !strncmp(hit->path, "/admin/v1/tenants/{id}", 22) ? id : c.tenant;
+    const char *tenant =
+        hit && !strncmp(hit->path, "/admin/v1/tenants/{id}", 22) && tg_text_valid_utf8(id)
+            ? id
+            : c.tenant;
     tg_adminapi_audit(s, &req->who, full_action, c.object, tenant, c.status, c.before, c.after,
                       now_us);
     json_decref(c.body);

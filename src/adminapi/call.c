@@ -106,7 +106,9 @@ int tg_adminapi__need_tenant(call_t *c, const char *tenant, json_t **out)
 {
     tg_tenant_t t;
     tg_err_t err = {{0}};
-    int r = tg_store_tenant_get(c->s, tenant, &t, &err);
+    /* Bytes that are not UTF-8 name no tenant (and PostgreSQL would refuse them: a 500). */
+    int r = tg_text_valid_utf8(tenant) ? tg_store_tenant_get(c->s, tenant, &t, &err)
+                                       : TG_STORE_NOTFOUND;
     if (r == 0) return 0;
     *out = r == TG_STORE_NOTFOUND
                ? tg_adminapi__error(c, 404, "not_found", "no tenant \"%.80s\"", tenant)
