@@ -5,6 +5,8 @@
  * object and what it was before and after. */
 #include "adminapi/adminapi.h"
 
+#include "adminapi/call.h"
+
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -23,17 +25,6 @@
 #define PREFIX   "/admin/v1"
 #define MAX_SEGS 8
 
-typedef struct call {
-    tg_store_t *s;
-    const tg_adminapi_req_t *req;
-    int64_t now_us;
-    const char *id; /* the path's {id}, decoded ("" when the template has none) */
-    json_t *body;   /* the request's JSON object, or NULL */
-    int status;
-    char object[160];       /* what the call is about, for the audit record */
-    json_t *before, *after; /* the object around a change, for the audit record */
-} call_t;
-
 typedef json_t *(*handler_fn)(call_t *c);
 
 #define SCOPED 0x1u /* a tenant-scoped read token may call it, for its own tenant */
@@ -44,101 +35,13 @@ typedef struct route {
     handler_fn fn;
 } route_t;
 
-static json_t *error(call_t *c, int status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static json_t *error(call_t *c, int status, const char *type, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    c->status = status;
-    return json_pack("{s:{s:s,s:s}}", "error", "type", type, "message", msg);
-}
-
-static json_t *store_error(call_t *c, const tg_err_t *err)
-{
-    return error(c, 500, "store", "%s", err->msg[0] ? err->msg : "the store failed");
-}
-
-/* A JSON string of text that may hold bytes that are not UTF-8 (a row written by hand):
- * they become '?', as in the CLI's JSON. */
-static json_t *text(const char *s)
-{
-    json_t *j = json_string(s);
-    if (j) return j;
-    char buf[256];
-    size_t i = 0;
-    for (; s[i] && i < sizeof buf - 1; i++)
-        buf[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-    buf[i] = '\0';
-    return json_string(buf);
-}
-
-/* ---- reading the body ------------------------------------------------------------ */
-
-/* The member names a body may have, NULL-ended. */
-static json_t *check_body(call_t *c, const char *const *allowed, int required)
-{
-    if (!c->req->body || c->req->body_len == 0) {
-        if (!required) return NULL;
-        return error(c, 400, "invalid_request", "a JSON object body is required");
-    }
-    json_error_t je;
-    c->body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &je);
-    if (!c->body)
-        return error(c, 400, "invalid_json", "the body is not JSON: line %d, column %d: %s",
-                     je.line, je.column, je.text);
-    if (!json_is_object(c->body))
-        return error(c, 400, "invalid_request", "the body must be a JSON object");
-    const char *k;
-    json_t *v;
-    json_object_foreach(c->body, k, v)
-    {
-        size_t i = 0;
-        while (allowed[i] && strcmp(allowed[i], k) != 0)
-            i++;
-        if (!allowed[i]) return error(c, 400, "invalid_request", "unknown member \"%.64s\"", k);
-    }
-    return NULL;
-}
-
-/* An optional string member; NULL when absent; *bad set (an error answer) for another type. */
-static const char *member_text(call_t *c, const char *name, json_t **bad)
-{
-    json_t *v = c->body ? json_object_get(c->body, name) : NULL;
-    if (!v) return NULL;
-    if (!json_is_string(v)) {
-        *bad = error(c, 400, "invalid_request", "\"%s\" must be a string", name);
-        return NULL;
-    }
-    return json_string_value(v);
-}
-
-/* A string member that is checked as the CLI checks --name: NULL = none; *bad on error. */
-static const char *member_name(call_t *c, size_t cap, json_t **bad)
-{
-    const char *name = member_text(c, "name", bad);
-    if (*bad || !name) return name;
-    if (strlen(name) >= cap) {
-        *bad = error(c, 422, "invalid_value", "name is too long (at most %zu bytes)", cap - 1);
-        return NULL;
-    }
-    if (!tg_text_valid_label(name)) {
-        *bad = error(c, 422, "invalid_value", "name must not contain control characters");
-        return NULL;
-    }
-    return name;
-}
-
 /* ---- tenants ----------------------------------------------------------------------- */
 
 static json_t *tenant_json(const tg_tenant_t *t)
 {
-    return json_pack("{s:o,s:o,s:s,s:I}", "id", text(t->id), "name", text(t->name), "status",
-                     t->status, "created_us", (json_int_t)t->created_us);
+    return json_pack("{s:o,s:o,s:s,s:I}", "id", tg_adminapi__text(t->id), "name",
+                     tg_adminapi__text(t->name), "status", t->status, "created_us",
+                     (json_int_t)t->created_us);
 }
 
 static int on_tenant(const tg_tenant_t *t, void *ud)
@@ -152,7 +55,7 @@ static json_t *tenants_list(call_t *c)
     tg_err_t err = {{0}};
     if (tg_store_tenant_list(c->s, on_tenant, a, &err) != 0) {
         json_decref(a);
-        return store_error(c, &err);
+        return tg_adminapi__store_error(c, &err);
     }
     c->status = 200;
     return json_pack("{s:o}", "tenants", a);
@@ -161,23 +64,25 @@ static json_t *tenants_list(call_t *c)
 static json_t *tenants_create(call_t *c)
 {
     static const char *const allowed[] = {"id", "name", NULL};
-    json_t *bad = check_body(c, allowed, 1);
+    json_t *bad = tg_adminapi__check_body(c, allowed, 1);
     if (bad) return bad;
-    const char *id = member_text(c, "id", &bad);
+    const char *id = tg_adminapi__member_text(c, "id", &bad);
     if (bad) return bad;
-    if (!id) return error(c, 400, "invalid_request", "\"id\" is required");
+    if (!id) return tg_adminapi__error(c, 400, "invalid_request", "\"id\" is required");
     snprintf(c->object, sizeof c->object, "tenant:%.63s", id);
     if (!tg_text_new_tenant_id(id))
-        return error(c, 422, "invalid_value",
-                     "invalid tenant id \"%.80s\": " TG_TENANT_ID_RULE " (not . or ..)", id);
-    const char *name = member_name(c, sizeof((tg_tenant_t *)0)->name, &bad);
+        return tg_adminapi__error(
+            c, 422, "invalid_value",
+            "invalid tenant id \"%.80s\": " TG_TENANT_ID_RULE " (not . or ..)", id);
+    const char *name = tg_adminapi__member_name(c, sizeof((tg_tenant_t *)0)->name, &bad);
     if (bad) return bad;
     tg_err_t err = {{0}};
     int r = tg_store_tenant_add(c->s, id, name ? name : "", &err);
-    if (r == TG_STORE_EXISTS) return error(c, 409, "exists", "tenant \"%s\" already exists", id);
-    if (r != 0) return store_error(c, &err);
+    if (r == TG_STORE_EXISTS)
+        return tg_adminapi__error(c, 409, "exists", "tenant \"%s\" already exists", id);
+    if (r != 0) return tg_adminapi__store_error(c, &err);
     tg_tenant_t t;
-    if (tg_store_tenant_get(c->s, id, &t, &err) != 0) return store_error(c, &err);
+    if (tg_store_tenant_get(c->s, id, &t, &err) != 0) return tg_adminapi__store_error(c, &err);
     c->status = 201;
     c->after = tenant_json(&t);
     return json_incref(c->after);
@@ -196,10 +101,12 @@ static json_t *tenants_show(call_t *c)
     tg_tenant_t t;
     tg_err_t err = {{0}};
     int r = tg_store_tenant_get(c->s, c->id, &t, &err);
-    if (r == TG_STORE_NOTFOUND) return error(c, 404, "not_found", "no tenant \"%s\"", c->id);
-    if (r != 0) return store_error(c, &err);
+    if (r == TG_STORE_NOTFOUND)
+        return tg_adminapi__error(c, 404, "not_found", "no tenant \"%s\"", c->id);
+    if (r != 0) return tg_adminapi__store_error(c, &err);
     int n[2] = {0, 0};
-    if (tg_store_key_list(c->s, c->id, count_key, n, &err) != 0) return store_error(c, &err);
+    if (tg_store_key_list(c->s, c->id, count_key, n, &err) != 0)
+        return tg_adminapi__store_error(c, &err);
     json_t *o = tenant_json(&t);
     json_object_set_new(o, "keys", json_pack("{s:i,s:i}", "all", n[0], "active", n[1]));
     c->status = 200;
@@ -208,17 +115,19 @@ static json_t *tenants_show(call_t *c)
 
 static json_t *set_status(call_t *c, const char *status)
 {
-    json_t *bad = check_body(c, (const char *const[]){NULL}, 0);
+    json_t *bad = tg_adminapi__check_body(c, (const char *const[]){NULL}, 0);
     if (bad) return bad;
     tg_tenant_t t;
     tg_err_t err = {{0}};
     int r = tg_store_tenant_get(c->s, c->id, &t, &err);
-    if (r == TG_STORE_NOTFOUND) return error(c, 404, "not_found", "no tenant \"%s\"", c->id);
-    if (r != 0) return store_error(c, &err);
+    if (r == TG_STORE_NOTFOUND)
+        return tg_adminapi__error(c, 404, "not_found", "no tenant \"%s\"", c->id);
+    if (r != 0) return tg_adminapi__store_error(c, &err);
     c->before = tenant_json(&t);
     r = tg_store_tenant_set_status(c->s, c->id, status, &err);
-    if (r == TG_STORE_NOTFOUND) return error(c, 404, "not_found", "no tenant \"%s\"", c->id);
-    if (r != 0) return store_error(c, &err);
+    if (r == TG_STORE_NOTFOUND)
+        return tg_adminapi__error(c, 404, "not_found", "no tenant \"%s\"", c->id);
+    if (r != 0) return tg_adminapi__store_error(c, &err);
     snprintf(t.status, sizeof t.status, "%s", status);
     c->after = tenant_json(&t);
     c->status = 200;
@@ -240,9 +149,10 @@ static json_t *tenants_enable(call_t *c)
 /* What key list shows: never a secret or a hash. */
 static json_t *key_json(const tg_key_t *k)
 {
-    json_t *o = json_pack("{s:s,s:o,s:o,s:o,s:s,s:I}", "id", k->id, "tenant", text(k->tenant_id),
-                          "prefix", text(k->prefix), "name", text(k->name), "status", k->status,
-                          "created_us", (json_int_t)k->created_us);
+    json_t *o = json_pack("{s:s,s:o,s:o,s:o,s:s,s:I}", "id", k->id, "tenant",
+                          tg_adminapi__text(k->tenant_id), "prefix", tg_adminapi__text(k->prefix),
+                          "name", tg_adminapi__text(k->name), "status", k->status, "created_us",
+                          (json_int_t)k->created_us);
     json_object_set_new(o, "last_used_us",
                         k->last_used_us ? json_integer(k->last_used_us) : json_null());
     return o;
@@ -253,27 +163,15 @@ static int on_key(const tg_key_t *k, void *ud)
     return json_array_append_new(ud, key_json(k));
 }
 
-/* 0 when c->id is a tenant, else the error answer in *out. */
-static int need_tenant(call_t *c, json_t **out)
-{
-    tg_tenant_t t;
-    tg_err_t err = {{0}};
-    int r = tg_store_tenant_get(c->s, c->id, &t, &err);
-    if (r == 0) return 0;
-    *out = r == TG_STORE_NOTFOUND ? error(c, 404, "not_found", "no tenant \"%s\"", c->id)
-                                  : store_error(c, &err);
-    return -1;
-}
-
 static json_t *keys_list(call_t *c)
 {
     json_t *e;
-    if (need_tenant(c, &e) != 0) return e;
+    if (tg_adminapi__need_tenant(c, c->id, &e) != 0) return e;
     json_t *a = json_array();
     tg_err_t err = {{0}};
     if (tg_store_key_list(c->s, c->id, on_key, a, &err) != 0) {
         json_decref(a);
-        return store_error(c, &err);
+        return tg_adminapi__store_error(c, &err);
     }
     c->status = 200;
     return json_pack("{s:o}", "keys", a);
@@ -283,17 +181,18 @@ static json_t *keys_list(call_t *c)
 static json_t *keys_create(call_t *c)
 {
     static const char *const allowed[] = {"name", NULL};
-    json_t *bad = check_body(c, allowed, 0);
+    json_t *bad = tg_adminapi__check_body(c, allowed, 0);
     if (bad) return bad;
-    const char *name = member_name(c, sizeof((tg_key_t *)0)->name, &bad);
+    const char *name = tg_adminapi__member_name(c, sizeof((tg_key_t *)0)->name, &bad);
     if (bad) return bad;
     json_t *e;
-    if (need_tenant(c, &e) != 0) return e;
+    if (tg_adminapi__need_tenant(c, c->id, &e) != 0) return e;
     char secret[TG_APIKEY_SECRET_MAX], prefix[TG_APIKEY_PREFIX_LEN + 1];
     tg_key_t k;
     memset(&k, 0, sizeof k);
     if (tg_apikey_generate(secret, k.id, prefix, k.sha256) != 0)
-        return error(c, 500, "internal", "cannot generate a key: the system random source failed");
+        return tg_adminapi__error(c, 500, "internal",
+                                  "cannot generate a key: the system random source failed");
     snprintf(k.tenant_id, sizeof k.tenant_id, "%s", c->id);
     snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
     snprintf(k.name, sizeof k.name, "%s", name ? name : "");
@@ -303,9 +202,9 @@ static json_t *keys_create(call_t *c)
     int r = tg_store_key_add(c->s, &k, &err);
     json_t *out;
     if (r == TG_STORE_NOTFOUND)
-        out = error(c, 404, "not_found", "no tenant \"%s\"", c->id);
+        out = tg_adminapi__error(c, 404, "not_found", "no tenant \"%s\"", c->id);
     else if (r != 0)
-        out = store_error(c, &err);
+        out = tg_adminapi__store_error(c, &err);
     else {
         snprintf(c->object, sizeof c->object, "key:%s", k.id);
         c->after = key_json(&k);
@@ -322,50 +221,15 @@ static json_t *keys_revoke(call_t *c)
     snprintf(c->object, sizeof c->object, "key:%.100s", c->id);
     tg_err_t err = {{0}};
     int r = tg_store_key_revoke(c->s, c->id, &err);
-    if (r == TG_STORE_NOTFOUND) return error(c, 404, "not_found", "no key \"%s\"", c->id);
-    if (r != 0) return store_error(c, &err);
+    if (r == TG_STORE_NOTFOUND)
+        return tg_adminapi__error(c, 404, "not_found", "no key \"%s\"", c->id);
+    if (r != 0) return tg_adminapi__store_error(c, &err);
     c->after = json_pack("{s:s,s:s}", "id", c->id, "status", "revoked");
     c->status = 200;
     return json_incref(c->after);
 }
 
 /* ---- usage ------------------------------------------------------------------------- */
-
-/* A query string's members: name=value pairs, each value percent-decoded into its slot
- * (cap bytes); an unknown name or a repeated one is an error. */
-typedef struct qparam {
-    const char *name;
-    char *slot;
-    size_t cap;
-    int seen;
-} qparam_t;
-
-static json_t *read_query(call_t *c, qparam_t *ps, size_t n)
-{
-    const char *q = c->req->query;
-    while (q && *q) {
-        size_t len = strcspn(q, "&");
-        const char *eq = memchr(q, '=', len);
-        size_t kl = eq ? (size_t)(eq - q) : len;
-        size_t i = 0;
-        while (i < n && !(strlen(ps[i].name) == kl && strncmp(ps[i].name, q, kl) == 0))
-            i++;
-        if (len == 0) { /* "a=1&&b=2" */
-        } else if (i == n) {
-            return error(c, 400, "invalid_request", "unknown query parameter \"%.*s\"",
-                         (int)(kl > 64 ? 64 : kl), q);
-        } else if (ps[i].seen++) {
-            return error(c, 400, "invalid_request", "query parameter \"%s\" given twice",
-                         ps[i].name);
-        } else if (!eq || tg_pct_decode(eq + 1, len - kl - 1, ps[i].slot, ps[i].cap) != 0) {
-            return error(c, 400, "invalid_request", "invalid value of query parameter \"%s\"",
-                         ps[i].name);
-        }
-        q += len;
-        if (*q == '&') q++;
-    }
-    return NULL;
-}
 
 static int parse_by(const char *s, tg_usage_by_t *by)
 {
@@ -392,12 +256,12 @@ static int on_usage(const tg_usage_row_t *r, void *ud)
     snprintf(usd, sizeof usd, "%s%llu.%06llu", r->cost_micros < 0 ? "-" : "",
              (unsigned long long)(mag / 1000000), (unsigned long long)(mag % 1000000));
     json_t *o = json_pack(
-        "{s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "tenant", text(r->tenant), u->group,
-        text(r->group), "requests", (json_int_t)r->requests, "billable", (json_int_t)r->billable,
-        "failed", (json_int_t)r->failed, "rejected", (json_int_t)r->rejected, "bytes_in",
-        (json_int_t)r->bytes_in, "bytes_out", (json_int_t)r->bytes_out, "tokens_in",
-        (json_int_t)r->tokens_in, "tokens_out", (json_int_t)r->tokens_out, "cost_micros",
-        (json_int_t)r->cost_micros, "cost_usd", usd);
+        "{s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "tenant", tg_adminapi__text(r->tenant),
+        u->group, tg_adminapi__text(r->group), "requests", (json_int_t)r->requests, "billable",
+        (json_int_t)r->billable, "failed", (json_int_t)r->failed, "rejected",
+        (json_int_t)r->rejected, "bytes_in", (json_int_t)r->bytes_in, "bytes_out",
+        (json_int_t)r->bytes_out, "tokens_in", (json_int_t)r->tokens_in, "tokens_out",
+        (json_int_t)r->tokens_out, "cost_micros", (json_int_t)r->cost_micros, "cost_usd", usd);
     return json_array_append_new(u->rows, o);
 }
 
@@ -410,31 +274,36 @@ static json_t *usage(call_t *c)
                      {"from", from, sizeof from, 0},
                      {"to", to, sizeof to, 0},
                      {"by", by, sizeof by, 0}};
-    json_t *bad = read_query(c, ps, 4);
+    json_t *bad = tg_adminapi__read_query(c, ps, 4);
     if (bad) return bad;
     const char *scope = c->req->who.tenant;
     if (scope[0] && !ps[0].seen) snprintf(tenant, sizeof tenant, "%s", scope);
     if (scope[0] && strcmp(tenant, scope) != 0)
-        return error(c, 404, "not_found", "no tenant \"%.80s\"", tenant);
+        return tg_adminapi__error(c, 404, "not_found", "no tenant \"%.80s\"", tenant);
+    if (!tg_text_valid_utf8(tenant))
+        return tg_adminapi__error(c, 404, "not_found", "no tenant \"%.80s\"", tenant);
     tg_usage_query_t q = {.tenant = ps[0].seen || scope[0] ? tenant : NULL, .by = TG_BY_DAY};
     if (ps[1].seen && tg_parse_day(from, &q.from_us) != 0)
-        return error(c, 400, "invalid_request", "invalid from \"%s\" (expected YYYY-MM-DD)", from);
+        return tg_adminapi__error(c, 400, "invalid_request",
+                                  "invalid from \"%s\" (expected YYYY-MM-DD)", from);
     if (ps[2].seen) {
         if (tg_parse_day(to, &q.to_us) != 0)
-            return error(c, 400, "invalid_request", "invalid to \"%s\" (expected YYYY-MM-DD)", to);
+            return tg_adminapi__error(c, 400, "invalid_request",
+                                      "invalid to \"%s\" (expected YYYY-MM-DD)", to);
         q.to_us += DAY_US; /* inclusive day -> exclusive bound */
     }
     if (ps[1].seen && ps[2].seen && q.from_us >= q.to_us)
-        return error(c, 400, "invalid_request", "from %s is after to %s", from, to);
+        return tg_adminapi__error(c, 400, "invalid_request", "from %s is after to %s", from, to);
     if (ps[3].seen && parse_by(by, &q.by) != 0)
-        return error(c, 400, "invalid_request",
-                     "invalid by \"%s\" (expected day, hour, route, key, model or tool)", by);
+        return tg_adminapi__error(
+            c, 400, "invalid_request",
+            "invalid by \"%s\" (expected day, hour, route, key, model or tool)", by);
     static const char *const group[] = {"day", "hour", "route", "key_id", "model", "tool"};
     usage_ctx_t u = {json_array(), group[q.by]};
     tg_err_t err = {{0}};
     if (tg_store_usage(c->s, &q, on_usage, &u, &err) != 0) {
         json_decref(u.rows);
-        return store_error(c, &err);
+        return tg_adminapi__store_error(c, &err);
     }
     c->status = 200;
     return json_pack("{s:o}", "rows", u.rows);
@@ -452,20 +321,22 @@ static int on_budget(const tg_budget_row_t *b, void *ud)
 static json_t *budget_show(call_t *c)
 {
     json_t *e;
-    if (need_tenant(c, &e) != 0) return e;
+    if (tg_adminapi__need_tenant(c, c->id, &e) != 0) return e;
     tg_budget_row_t b;
     memset(&b, 0, sizeof b);
     tg_err_t err = {{0}};
     int r = tg_store_budget_list(c->s, c->id, on_budget, &b, &err);
-    if (r < 0) return store_error(c, &err);
-    if (r == 0) return error(c, 404, "not_found", "no budget for tenant \"%s\"", c->id);
+    if (r < 0) return tg_adminapi__store_error(c, &err);
+    if (r == 0)
+        return tg_adminapi__error(c, 404, "not_found", "no budget for tenant \"%s\"", c->id);
     char day[11], first[11], last[11];
     tg_utc_day(c->now_us, day);
     /* The month's days compare as text: "-01" to "-31" holds every one of them. */
     snprintf(first, sizeof first, "%.8s01", day);
     snprintf(last, sizeof last, "%.8s31", day);
     int64_t spent = 0;
-    if (tg_store_spend(c->s, c->id, first, last, &spent, &err) != 0) return store_error(c, &err);
+    if (tg_store_spend(c->s, c->id, first, last, &spent, &err) != 0)
+        return tg_adminapi__store_error(c, &err);
     json_t *th = json_array();
     for (int i = 0; i < b.nthresholds; i++)
         json_array_append_new(th, json_integer(b.thresholds[i]));
@@ -473,9 +344,10 @@ static json_t *budget_show(call_t *c)
     memcpy(month, day, 7);
     month[7] = '\0';
     c->status = 200;
-    return json_pack("{s:o,s:I,s:s,s:o,s:s,s:I}", "tenant", text(b.tenant), "monthly_micros",
-                     (json_int_t)b.monthly_micros, "mode", b.hard ? "hard" : "soft", "thresholds",
-                     th, "month", month, "spent_micros", (json_int_t)spent);
+    return json_pack("{s:o,s:I,s:s,s:o,s:s,s:I}", "tenant", tg_adminapi__text(b.tenant),
+                     "monthly_micros", (json_int_t)b.monthly_micros, "mode",
+                     b.hard ? "hard" : "soft", "thresholds", th, "month", month, "spent_micros",
+                     (json_int_t)spent);
 }
 
 /* ---- the route table --------------------------------------------------------------- */
@@ -494,6 +366,12 @@ static const route_t routes[] = {
     {"DELETE", PREFIX "/keys/{id}", 0, keys_revoke},
     {"GET", PREFIX "/tenants/{id}/budget", SCOPED, budget_show},
     {"GET", PREFIX "/usage", SCOPED, usage},
+    {"GET", PREFIX "/pauses", 0, tg_adminapi__pauses_list},
+    {"PUT", PREFIX "/pauses/{id}", 0, tg_adminapi__pause_set},
+    {"DELETE", PREFIX "/pauses/{id}", 0, tg_adminapi__pause_clear},
+    {"GET", PREFIX "/limits", 0, tg_adminapi__limits_list},
+    {"PUT", PREFIX "/tenants/{id}/limits", 0, tg_adminapi__limit_set},
+    {"DELETE", PREFIX "/tenants/{id}/limits", 0, tg_adminapi__limit_rm},
     /* Answered by the listener itself (an embedded file): listed for the index and the
      * OpenAPI test. */
     {"GET", PREFIX "/openapi.json", SCOPED, NULL},
@@ -579,26 +457,36 @@ json_t *tg_adminapi_answer(tg_store_t *s, void *arg, int64_t now_us, int *status
     /* Which routes exist is public (the OpenAPI document): a read token's write is 403
      * wherever it points; a scoped token learns nothing about other tenants' objects. */
     if (path_known && req->who.read_only && strcmp(method, "GET") != 0) {
-        out = error(&c, 403, "forbidden", "this admin token may only read (role read)");
-    } else if (req->who.tenant[0] && (hit ? !(hit->flags & SCOPED) : !scoped_known)) {
-        out = error(&c, 404, "not_found", "no such admin endpoint");
-    } else if (!hit && path_known) {
         out =
-            error(&c, 405, "method_not_allowed", "%s is not allowed on %s", req->method, req->path);
+            tg_adminapi__error(&c, 403, "forbidden", "this admin token may only read (role read)");
+    } else if (req->who.tenant[0] && (hit ? !(hit->flags & SCOPED) : !scoped_known)) {
+        out = tg_adminapi__error(&c, 404, "not_found", "no such admin endpoint");
+    } else if (!hit && path_known) {
+        out = tg_adminapi__error(&c, 405, "method_not_allowed", "%s is not allowed on %s",
+                                 req->method, req->path);
     } else if (!hit || !hit->fn) {
-        out = error(&c, 404, "not_found", "no such admin endpoint");
+        out = tg_adminapi__error(&c, 404, "not_found", "no such admin endpoint");
     } else if (req->who.tenant[0] && strstr(hit->path, "{id}") &&
                strcmp(id, req->who.tenant) != 0) {
         /* Another tenant's object: as if it did not exist. */
-        out = error(&c, 404, "not_found", "no tenant \"%.80s\"", id);
+        out = tg_adminapi__error(&c, 404, "not_found", "no tenant \"%.80s\"", id);
+    } else if (!tg_text_valid_utf8(id)) {
+        /* No id is anything but text: PostgreSQL refuses such bytes (a 500), and the audit
+         * record's object must be text too. */
+        snprintf(c.object, sizeof c.object, "(not UTF-8 text)");
+        out = tg_adminapi__error(&c, 404, "not_found", "no such object \"%.80s\"", id);
     } else {
         if (id[0]) snprintf(c.object, sizeof c.object, "%.150s", id);
         out = hit->fn(&c);
     }
     char full_action[128];
     snprintf(full_action, sizeof full_action, "%s %s", req->method, action);
-    /* Routes under /tenants/{id} name the tenant whose data they touch. */
-    const char *tenant = hit && !strncmp(hit->path, "/admin/v1/tenants/{id}", 22) ? c.object : "";
+    /* Routes under /tenants/{id} name the tenant whose data they touch (the path's, also
+     * when the object is another: a key made under it); others may name it themselves. */
+    const char *tenant =
+        hit && !strncmp(hit->path, "/admin/v1/tenants/{id}", 22) && tg_text_valid_utf8(id)
+            ? id
+            : c.tenant;
     tg_adminapi_audit(s, &req->who, full_action, c.object, tenant, c.status, c.before, c.after,
                       now_us);
     json_decref(c.body);

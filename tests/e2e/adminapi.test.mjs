@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { request, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import { request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
 
 const bearer = (token) => ({ authorization: `Bearer ${token}` });
 
@@ -103,7 +103,11 @@ describe('admin API', () => {
     assert.equal(k.status, 201, k.text);
     conforms('/admin/v1/tenants/{id}/keys', 'POST', k);
     secrets.push(k.json().secret);
-    const bodies = { 'POST /admin/v1/tenants': { id: 'gamma', name: 'Gamma' } };
+    const bodies = {
+      'POST /admin/v1/tenants': { id: 'gamma', name: 'Gamma' },
+      'PUT /admin/v1/pauses/{id}': { reason: 'maintenance' },
+      'PUT /admin/v1/tenants/{id}/limits': { rps: 10, burst: 20 },
+    };
     for (const [template, ops] of Object.entries(doc.paths)) {
       for (const method of Object.keys(ops).map((m) => m.toUpperCase())) {
         const r = await call(admin.secret, method, fill(template, 'acme', k.json().id), bodies[`${method} ${template}`]);
@@ -221,6 +225,141 @@ describe('admin API', () => {
     );
   });
 
+  test('pauses: a pause through the API answers 503 within a second, resume lifts it', async () => {
+    const k = await call(admin.secret, 'POST', '/admin/v1/tenants/beta/keys', {});
+    assert.equal(k.status, 201);
+    secrets.push(k.json().secret);
+    const gwCall = () => request(`${gw.url}/x`, { headers: bearer(k.json().secret) });
+    await waitFor(async () => (await gwCall()).status === 200, { timeoutMs: 1500, message: 'the key works' });
+    const p = await call(admin.secret, 'PUT', '/admin/v1/pauses/beta', { reason: 'incident 7' });
+    assert.equal(p.status, 200, p.text);
+    conforms('/admin/v1/pauses/{id}', 'PUT', p);
+    assert.deepEqual([p.json().tenant, p.json().reason], ['beta', 'incident 7']);
+    await waitFor(async () => (await gwCall()).status === 503, { timeoutMs: 1500, message: 'the pause counts' });
+    // Pausing again replaces the reason and keeps the start.
+    const again = await call(admin.secret, 'PUT', '/admin/v1/pauses/beta', { reason: 'still' });
+    assert.equal(again.json().created_us, p.json().created_us);
+    const l = await call(reader.secret, 'GET', '/admin/v1/pauses');
+    conforms('/admin/v1/pauses', 'GET', l);
+    assert.deepEqual(l.json().pauses.filter((x) => x.tenant === 'beta').map((x) => x.reason), ['still']);
+    const r = await call(admin.secret, 'DELETE', '/admin/v1/pauses/beta');
+    assert.deepEqual(r.json(), { tenant: 'beta', was_paused: true });
+    await waitFor(async () => (await gwCall()).status === 200, { timeoutMs: 1500, message: 'the resume counts' });
+    // Resuming what is not paused succeeds and says so, as the CLI; "*" is every tenant.
+    assert.deepEqual((await call(admin.secret, 'DELETE', '/admin/v1/pauses/beta')).json(), { tenant: 'beta', was_paused: false });
+    const all = await call(admin.secret, 'PUT', '/admin/v1/pauses/%2A', {});
+    assert.equal(all.json().tenant, '*');
+    assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/pauses/*')).json().was_paused, true);
+    const cli = await gw.cli(['pause', 'list', '--format', 'json']);
+    assert.deepEqual(JSON.parse(cli.stdout), []);
+    for (const [path, body, status, type] of [
+      ['/admin/v1/pauses/nosuch', {}, 404, 'not_found'],
+      ['/admin/v1/pauses/beta', { reason: 'x'.repeat(256) }, 422, 'invalid_value'],
+      ['/admin/v1/pauses/beta', { reason: 'a\nb' }, 422, 'invalid_value'],
+      ['/admin/v1/pauses/beta', { reason: 5 }, 400, 'invalid_request'],
+      ['/admin/v1/pauses/beta', { why: 'x' }, 400, 'invalid_request'],
+      ['/admin/v1/pauses/beta', '{"reason":', 400, 'invalid_json'],
+    ]) {
+      const e = await call(admin.secret, 'PUT', path, body);
+      assert.equal(e.status, status, `${JSON.stringify(body)}: ${e.text}`);
+      assert.equal(e.json().error.type, type);
+      conforms('/admin/v1/pauses/{id}', 'PUT', e);
+    }
+    assert.equal((await call(admin.secret, 'GET', '/admin/v1/pauses')).json().pauses.length, 0, 'no refused call paused anything');
+    // Bytes that are not UTF-8 in a path or query, echoed in the message: still a JSON 404.
+    for (const [method, path, template] of [
+      ['PUT', '/admin/v1/pauses/%FF%FE', '/admin/v1/pauses/{id}'],
+      ['GET', '/admin/v1/limits?tenant=%C3', '/admin/v1/limits'],
+      ['GET', '/admin/v1/tenants/a%E2%82', '/admin/v1/tenants/{id}'],
+      ['GET', '/admin/v1/usage?tenant=%FF', '/admin/v1/usage'],
+      ['DELETE', '/admin/v1/tenants/%FF/limits', '/admin/v1/tenants/{id}/limits'],
+    ]) {
+      const e = await call(admin.secret, method, path, method === 'PUT' ? {} : undefined);
+      assert.equal(e.status, 404, `${method} ${path}: ${e.text}`);
+      assert.equal(e.json().error.type, 'not_found');
+      conforms(template, method, e);
+    }
+  });
+
+  test('limits: set, list and remove as `tollgate limit`, with its checks', async () => {
+    const k = await call(admin.secret, 'POST', '/admin/v1/tenants/acme/keys', {});
+    secrets.push(k.json().secret);
+    const keyId = k.json().id;
+    const set = await call(admin.secret, 'PUT', '/admin/v1/tenants/acme/limits', { route: 'api', rpm: 100, tpm: 5000 });
+    assert.equal(set.status, 200, set.text);
+    conforms('/admin/v1/tenants/{id}/limits', 'PUT', set);
+    assert.deepEqual(
+      { ...set.json(), updated_us: 0 },
+      { tenant: 'acme', scope: 'route', value: 'api', limit: 100, period_s: 60, burst: 100, tokens: 5000, tokens_period_s: 60, concurrency: null, updated_us: 0 },
+    );
+    assert.equal((await call(admin.secret, 'PUT', '/admin/v1/tenants/acme/limits', { key: keyId, rps: 0 })).status, 200);
+    // The API's rows are the CLI's JSON rows (times as *_us integers instead of text).
+    const cli = JSON.parse((await gw.cli(['limit', 'list', '--tenant', 'acme', '--format', 'json'])).stdout);
+    const api = await call(reader.secret, 'GET', '/admin/v1/limits?tenant=acme');
+    conforms('/admin/v1/limits', 'GET', api);
+    const strip = ({ updated, updated_us, ...rest }) => rest;
+    assert.deepEqual(api.json().limits.map(strip), cli.map(strip));
+    assert.equal(api.json().limits.length, 2);
+    const bad = [
+      [{}, 422],
+      [{ rps: '10' }, 400],
+      [{ rps: 1.5 }, 400],
+      [{ rps: -1 }, 422],
+      [{ rps: 1000000001 }, 422],
+      [{ rps: 1, rpm: 1 }, 422],
+      [{ burst: 5 }, 422],
+      [{ tpm: 0 }, 422],
+      [{ tool: 'search', tpm: 10 }, 422],
+      [{ route: 'api', concurrency: 2 }, 422],
+      [{ route: 'a', tool: 'b', rps: 1 }, 422],
+      [{ route: '', rps: 1 }, 422],
+      [{ route: 'a\u0007', rps: 1 }, 422],
+      [{ route: 'r'.repeat(200), rps: 1 }, 422],
+      [{ key: 'key_0000000000000000', rps: 1 }, 422],
+      [{ rps: 1, admin: true }, 400],
+    ];
+    for (const [body, status] of bad) {
+      const r = await call(admin.secret, 'PUT', '/admin/v1/tenants/acme/limits', body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      conforms('/admin/v1/tenants/{id}/limits', 'PUT', r);
+    }
+    assert.equal((await call(admin.secret, 'PUT', '/admin/v1/tenants/nosuch/limits', { rps: 1 })).status, 404);
+    assert.equal((await call(admin.secret, 'GET', '/admin/v1/limits?tenant=nosuch')).status, 404);
+    const two = await call(admin.secret, 'DELETE', '/admin/v1/tenants/acme/limits?route=api&tool=x');
+    assert.equal(two.status, 422);
+    const none = await call(admin.secret, 'DELETE', '/admin/v1/tenants/acme/limits?route=nosuch');
+    assert.equal(none.status, 404, none.text);
+    conforms('/admin/v1/tenants/{id}/limits', 'DELETE', none);
+    const rm = await call(admin.secret, 'DELETE', '/admin/v1/tenants/acme/limits?route=api');
+    assert.equal(rm.status, 200, rm.text);
+    conforms('/admin/v1/tenants/{id}/limits', 'DELETE', rm);
+    assert.deepEqual(rm.json(), { tenant: 'acme', scope: 'route', value: 'api', removed: true });
+    const left = (await call(admin.secret, 'GET', '/admin/v1/limits?tenant=acme')).json().limits;
+    assert.deepEqual(left.map((x) => x.scope), ['key']);
+    assert.equal((await call(admin.secret, 'DELETE', `/admin/v1/tenants/acme/limits?key=${keyId}`)).status, 200);
+  });
+
+  test('an admin token past its expiry is refused 401 within a second', async () => {
+    const t = await adminToken(gw, ['--role', 'admin', '--expires', '30d']);
+    secrets.push(t.secret);
+    await waitFor(async () => (await call(t.secret, 'GET', '/admin/v1/tenants')).status === 200, { timeoutMs: 1500 });
+    // No sleeping and no clock of the test's own: the row's expiry moved into the past (the
+    // gateway's clock may be frozen anywhere after 1970), then a change that moves
+    // auth_version (a tenant added) makes every gateway reload the tokens.
+    await sqlite(gw.dbPath, `UPDATE admin_tokens SET expires_us = 1000000 WHERE id = '${t.id}'`);
+    assert.equal((await gw.cli(['tenant', 'add', 'expiry-bump'])).code, 0);
+    await waitFor(async () => (await call(t.secret, 'GET', '/admin/v1/tenants')).status === 401, {
+      timeoutMs: 1500,
+      message: 'the expired token is refused',
+    });
+    const r = await call(t.secret, 'GET', '/admin/v1/tenants');
+    assert.equal(r.json().error.type, 'unauthorized');
+    assert.match(r.headers['www-authenticate'] ?? '', /^Bearer realm="tollgate-admin"/);
+    conforms('/admin/v1/tenants', 'GET', r);
+    const l = await gw.cli(['admin-token', 'list']);
+    assert.match(l.stdout, new RegExp(`^${t.id}\\s.*expired`, 'm'));
+  });
+
   test('every call is in the audit trail (refusals too), which verifies; no secret anywhere', async () => {
     const r = await gw.cli(['audit', 'export', '--format', 'jsonl']);
     assert.equal(r.code, 0, r.stderr);
@@ -233,12 +372,26 @@ describe('admin API', () => {
     assert.equal(JSON.parse(disable.before).status, 'active');
     assert.equal(JSON.parse(disable.after).status, 'disabled');
     assert.ok(api.some((x) => x.action === 'GET /admin/v1/usage 200'), 'a read recorded');
+    const pause = api.find((x) => x.action === 'PUT /admin/v1/pauses/{id} 200' && x.object === 'pause:beta');
+    assert.ok(pause, 'the pause recorded');
+    assert.equal(pause.tenant, 'beta');
+    assert.equal(JSON.parse(pause.after).reason, 'incident 7');
+    const repause = api.find((x) => x.action === 'PUT /admin/v1/pauses/{id} 200' && JSON.parse(x.after).reason === 'still');
+    assert.equal(JSON.parse(repause.before).reason, 'incident 7');
+    const limit = api.find((x) => x.action === 'PUT /admin/v1/tenants/{id}/limits 200' && x.object === 'limit:acme/route/api');
+    assert.equal(limit.tenant, 'acme');
+    assert.equal(JSON.parse(limit.after).limit, 100);
+    const rmrec = api.find((x) => x.action === 'DELETE /admin/v1/tenants/{id}/limits 200' && x.object === 'limit:acme/route/api');
+    assert.equal(JSON.parse(rmrec.before).tokens, 5000);
+    const keyrec = api.find((x) => x.action === 'POST /admin/v1/tenants/{id}/keys 201');
+    assert.match(keyrec.object, /^key:key_/);
+    assert.equal(keyrec.tenant, 'acme', 'a key made under a tenant names that tenant');
     assert.ok(api.some((x) => / 403$/.test(x.action)), 'a refused write recorded');
     assert.ok(api.some((x) => / 404$/.test(x.action)), 'a call of a scoped token elsewhere recorded');
     const v = await gw.cli(['audit', 'verify']);
     assert.equal(v.code, 0, v.stderr + v.stdout);
     const out = `${gw.stderr()}\n${gw.stdout()}\n${r.stdout}`;
-    assert.ok(!/admin audit: .*not written/.test(out), 'every record written');
+    assert.ok(!/admin audit: .*not written/.test(out), 'every record written: ' + (/admin audit: .*not written.*/.exec(out) ?? [''])[0]);
     for (const s of secrets) assert.ok(!out.includes(s), 'a secret is in the gateway output or the trail');
   });
 });
