@@ -147,7 +147,8 @@ static int by_id_cmp(const void *a, const void *b)
 /* The JWT indexes of s: its tenants (taken from c) and its keys by id. */
 static int snap_index(snapshot_t *s, collect_t *c)
 {
-    qsort(c->tenants, c->nt, sizeof *c->tenants, tenant_cmp);
+    if (c->nt) /* (an empty store: no array, and qsort's pointer must not be NULL) */
+        qsort(c->tenants, c->nt, sizeof *c->tenants, tenant_cmp);
     s->tenants = c->tenants;
     s->ntenants = c->nt;
     c->tenants = NULL;
