@@ -178,4 +178,39 @@ describe('the replay cache shared through Redis', () => {
     r = await send(a, t3, s3.headers);
     assert.equal(r.ev.reason, 'signature_replayed');
   });
+
+  test('Redis slower than limits.timeout: local accepts on its word, deny answers 503, a client that leaves while its claim waits ends cleanly', async () => {
+    const base = await now(a);
+    // Writes paused in Redis (PING still answered): every claim waits past the 500 ms timeout.
+    assert.equal(await redis.cli('CLIENT', 'PAUSE', '2000', 'WRITE'), 'OK');
+    const un0 = await metric(a, 'tollgate_replay_backend_unanswered_total');
+    const t = '/signed/slow';
+    const [ra, rc] = await Promise.all([
+      send(a, t, sign(key.signing, 'GET', t, base).headers),
+      send(c, `${t}-deny`, sign(key.signing, 'GET', `${t}-deny`, base).headers),
+    ]);
+    assert.equal(ra.status, 200, ra.body);
+    assert.equal(await metric(a, 'tollgate_replay_backend_unanswered_total'), un0 + 1);
+    assert.equal(rc.status, 503, rc.body);
+    assert.equal(rc.ev.reason, 'signature_replay_unchecked');
+    // B's client gives up after 100 ms, while B waits on Redis: its ticket is cancelled and
+    // the late answer is nobody's (under ASAN a use after free would end B here).
+    const id = `rr-${++seq}`;
+    const tl = '/signed/left';
+    await assert.rejects(
+      request(`${b.url}${tl}`, {
+        headers: { authorization: `Bearer ${key.secret}`, 'x-request-id': id, ...sign(key.signing, 'GET', tl, base).headers },
+        timeoutMs: 100,
+      }),
+    );
+    const ev = await event(id);
+    assert.notEqual(ev.status, 200);
+    await redis.cli('CLIENT', 'UNPAUSE');
+    await waitFor(async () => (await up(b)) === 1, { timeoutMs: 10000, message: 'backend up again' });
+    // B serves on, shared again.
+    const t2 = '/signed/after';
+    const s2 = sign(key.signing, 'GET', t2, base);
+    assert.equal((await send(b, t2, s2.headers)).status, 200);
+    assert.equal((await send(a, t2, s2.headers)).ev.reason, 'signature_replayed');
+  });
 });
