@@ -87,7 +87,7 @@ describe('the replay cache shared through Redis', () => {
       extra: {
         encryption: { kek_file: kek },
         signing: { window: '300s' },
-        limits: { backend: redis.url, timeout: '500ms', on_backend_down: onDown },
+        limits: { backend: redis.url, timeout: '1000ms', on_backend_down: onDown },
       },
     });
     [a, b] = await startGateways(2, store.url, opts('local'));
@@ -181,8 +181,9 @@ describe('the replay cache shared through Redis', () => {
 
   test('Redis slower than limits.timeout: local accepts on its word, deny answers 503, a client that leaves while its claim waits ends cleanly', async () => {
     const base = await now(a);
-    // Writes paused in Redis (PING still answered): every claim waits past the 500 ms timeout.
-    assert.equal(await redis.cli('CLIENT', 'PAUSE', '2000', 'WRITE'), 'OK');
+    // Writes paused in Redis (PING still answered): every claim waits past limits.timeout
+    // (1 s: generous, as make check loads two cores).
+    assert.equal(await redis.cli('CLIENT', 'PAUSE', '4000', 'WRITE'), 'OK');
     const un0 = await metric(a, 'tollgate_replay_backend_unanswered_total');
     const t = '/signed/slow';
     const [ra, rc] = await Promise.all([
