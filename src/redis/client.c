@@ -67,6 +67,7 @@ struct tg_redis {
     int finished;          /* and the client is ending (finish_free) */
     int said_down;         /* "down" was logged since the last "up" */
     char said_why[160];    /* with this reason (a set-up refusal that differs is logged too) */
+    int said_claim_error;  /* a claim's error reply was logged since the last claim answered */
     char host[256];
     int port, db;
     char *user;     /* an ACL user, or NULL (the default user) */
@@ -511,9 +512,15 @@ static void on_claim_reply(tg_redis_t *rc, tg_redis_ticket_t *t, const redisRepl
         res = TG_REDIS_CLAIMED;
     else if (r && r->type == REDIS_REPLY_NIL)
         res = TG_REDIS_TAKEN;
-    else if (r && r->type == REDIS_REPLY_ERROR)
-        TG_WARN("signing: redis replay check failed (worker %d): %s", rc->worker,
-                error_text(rc, r));
+    else if (r && r->type == REDIS_REPLY_ERROR && !rc->said_claim_error) {
+        /* Once until a claim succeeds again: a Redis that refuses every claim (an ACL
+         * without the key, a wrong type) must not write a line per signed request. */
+        rc->said_claim_error = 1;
+        TG_WARN("signing: redis %s:%d refused the replay check (worker %d): %s; "
+                "limits.on_backend_down decides until it succeeds",
+                rc->host, rc->port, rc->worker, error_text(rc, r));
+    }
+    if (res != TG_REDIS_NOANSWER) rc->said_claim_error = 0;
     if (t->queued) {
         unqueue(rc, t);
         arm_deadline(rc);

@@ -214,4 +214,30 @@ describe('the replay cache shared through Redis', () => {
     assert.equal((await send(b, t2, s2.headers)).status, 200);
     assert.equal((await send(a, t2, s2.headers)).ev.reason, 'signature_replayed');
   });
+
+  test('a Redis that refuses the claim (an ACL without the key): on_backend_down decides, logged once', async () => {
+    const base = await now(a);
+    // The default user keeps the limiter's keys and the probe, loses tg:replay:*.
+    assert.equal(await redis.cli('ACL', 'SETUSER', 'default', 'resetkeys', '~tg:{*', '~tg:probe'), 'OK');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const t = `/signed/noperm-${i}`;
+        const s = sign(key.signing, 'GET', t, base);
+        assert.equal((await send(a, t, s.headers)).status, 200);
+        assert.equal((await send(a, t, s.headers)).ev.reason, 'signature_replayed'); // its own cache
+        const r = await send(c, `${t}-c`, sign(key.signing, 'GET', `${t}-c`, base).headers);
+        assert.equal(r.status, 503, r.body);
+        assert.equal(r.ev.reason, 'signature_replay_unchecked');
+      }
+      const lines = a.stderr().split('\n').filter((l) => l.includes('refused the replay check'));
+      assert.ok(lines.length >= 1 && lines.length <= 2, lines.join('\n')); // once per worker
+      assert.match(lines[0], /NOPERM/);
+    } finally {
+      await redis.cli('ACL', 'SETUSER', 'default', 'allkeys');
+    }
+    const t = '/signed/perm-back';
+    const s = sign(key.signing, 'GET', t, base);
+    assert.equal((await send(a, t, s.headers)).status, 200);
+    assert.equal((await send(b, t, s.headers)).ev.reason, 'signature_replayed');
+  });
 });
