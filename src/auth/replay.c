@@ -3,6 +3,7 @@
  * signature's first bytes (an HMAC: already uniform, no second hash). */
 #include "auth/replay.h"
 
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,4 +126,26 @@ size_t tg_replay_size(tg_replay_t *rc)
     size_t n = rc->count;
     pthread_mutex_unlock(&rc->mu);
     return n;
+}
+
+size_t tg_replay_key(const unsigned char mac[32], char out[TG_REPLAY_KEY_SIZE])
+{
+    static const char hexd[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (EVP_Digest(mac, 32, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) return 0;
+    size_t n = sizeof TG_REPLAY_KEY_PREFIX - 1;
+    memcpy(out, TG_REPLAY_KEY_PREFIX, n);
+    for (unsigned i = 0; i < 32; i++) {
+        out[n++] = hexd[md[i] >> 4];
+        out[n++] = hexd[md[i] & 15];
+    }
+    out[n] = '\0';
+    return n;
+}
+
+int64_t tg_replay_ttl_ms(int64_t ts_s, int64_t window_s, int64_t now_s)
+{
+    int64_t left = ts_s + window_s - now_s + TG_REPLAY_SKEW_S;
+    return left < 1 ? 1000 : left * 1000;
 }

@@ -9,7 +9,10 @@
  * with the current time). An entry is kept until its timestamp leaves the window; the
  * table never holds more than capacity entries, whatever the clock does.
  *
- * In-process: gateways sharing limits through Redis do not share it yet (docs/signing.md). */
+ * Gateways that share limits through Redis share accepted signatures there too: each one
+ * this cache finds fresh is then claimed in Redis (SET NX, gateway/phase_sign.c), under the
+ * key and for the time below. This cache stays in front, so a replay to the same process
+ * costs no round trip. */
 #ifndef TG_AUTH_REPLAY_H
 #define TG_AUTH_REPLAY_H
 
@@ -35,5 +38,22 @@ tg_replay_res_t tg_replay_check(tg_replay_t *rc, const unsigned char mac[32], in
 
 /* Entries held (expired ones included until their slot is reused). */
 size_t tg_replay_size(tg_replay_t *rc);
+
+/* ---- the shared cache (Redis) ---- */
+
+#define TG_REPLAY_KEY_PREFIX "tg:replay:"
+#define TG_REPLAY_KEY_SIZE   (sizeof TG_REPLAY_KEY_PREFIX + 64) /* and 64 hex, NUL */
+/* Gateways' clocks differ: a signature is kept this much longer than this gateway's clock
+ * says it can be accepted, so one whose clock is behind does not find it forgotten. */
+#define TG_REPLAY_SKEW_S 60
+
+/* The Redis key of mac: the prefix and the hex of SHA-256(mac). A hash, not the signature:
+ * what Redis holds (and a MONITOR or a dump shows) cannot be sent as one. Returns the
+ * length (TG_REPLAY_KEY_SIZE - 1), or 0 when the digest fails. */
+size_t tg_replay_key(const unsigned char mac[32], char out[TG_REPLAY_KEY_SIZE]);
+
+/* The key's time to live in milliseconds for a signature of timestamp ts_s accepted at
+ * now_s: until ts_s + window_s on this clock, plus TG_REPLAY_SKEW_S. At least 1000. */
+int64_t tg_replay_ttl_ms(int64_t ts_s, int64_t window_s, int64_t now_s);
 
 #endif

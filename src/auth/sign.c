@@ -123,7 +123,8 @@ static int parse_ts(const char *v, size_t n, int64_t *out)
     return 0;
 }
 
-tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, tg_buf_t *scratch)
+tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, tg_buf_t *scratch,
+                               tg_sign_seen_t *seen)
 {
     if (!in->ts || !in->sig) return TG_SIGN_MISSING;
     unsigned char want[32], got[32];
@@ -142,6 +143,10 @@ tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, t
     /* The MAC first, the clock after: a forged request learns nothing about the window. */
     if (!ok || mlen != 32 || CRYPTO_memcmp(got, want, 32) != 0) return TG_SIGN_INVALID;
     if (ts < in->now_s - in->window_s || ts > in->now_s + in->window_s) return TG_SIGN_EXPIRED;
+    if (seen) {
+        memcpy(seen->mac, got, 32);
+        seen->ts_s = ts;
+    }
     if (!replay) return TG_SIGN_OK;
     switch (tg_replay_check(replay, got, ts, in->window_s, in->now_s)) {
     case TG_REPLAY_FRESH: return TG_SIGN_OK;

@@ -62,8 +62,16 @@ typedef struct tg_sign_input {
     int64_t window_s; /* signing.window */
 } tg_sign_input_t;
 
+/* An accepted signature, for the shared replay cache (auth/replay.h's key and time). */
+typedef struct tg_sign_seen {
+    unsigned char mac[32];
+    int64_t ts_s;
+} tg_sign_seen_t;
+
 /* Checks a signed request; on success records it in replay (may be NULL: no replay
- * check). scratch holds the canonical string meanwhile. */
-tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, tg_buf_t *scratch);
+ * check) and, when seen is not NULL, fills it. scratch holds the canonical string
+ * meanwhile. */
+tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, tg_buf_t *scratch,
+                               tg_sign_seen_t *seen);
 
 #endif

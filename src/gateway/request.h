@@ -271,7 +271,17 @@ struct tg_req {
      * (the verdict in adm) or UNANSWERED (limits.on_backend_down decides). */
     enum { TG_SHARED_NONE = 0, TG_SHARED_WAITING, TG_SHARED_DECIDED, TG_SHARED_UNANSWERED } shared;
     int held;                  /* cx->hold is this request's: settled by SETTLE */
-    tg_redis_ticket_t *ticket; /* while WAITING; cancelled if the request ends first */
+    tg_redis_ticket_t *ticket; /* while WAITING (an admission, or a signature's claim);
+                                  cancelled if the request ends first */
+    /* Its signature's claim in the shared replay cache (phase_sign.c): WAITING for Redis,
+     * then what Redis said. */
+    enum {
+        TG_CLAIM_NONE = 0,
+        TG_CLAIM_WAITING,
+        TG_CLAIM_FRESH,
+        TG_CLAIM_TAKEN,
+        TG_CLAIM_UNANSWERED
+    } claim;
 
     tg_admission_t adm; /* rate-limit headers, the in-flight slot and reservations */
     tg_event_t ev;      /* what is recorded: exactly one per request */

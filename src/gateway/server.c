@@ -402,6 +402,14 @@ static int shared_limit_metrics(tg_server_t *srv, tg_buf_t *out)
         {"tollgate_limits_backend_journal_dropped_total", "counter",
          "Journaled counts lost (journal full, or the gateway stopped while down).",
          LD(journal_dropped)},
+        {"tollgate_replay_backend_claims_total", "counter",
+         "Accepted signatures claimed in the shared replay cache (Redis).", LD(claims)},
+        {"tollgate_replay_backend_replays_total", "counter",
+         "Signatures the shared replay cache held already: replays refused.", LD(claims_taken)},
+        {"tollgate_replay_backend_unanswered_total", "counter",
+         "Signatures the shared replay cache could not check (down, or no answer within "
+         "limits.timeout): limits.on_backend_down decided.",
+         LD(claims_unanswered)},
     };
 #undef LD
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)

@@ -39,7 +39,7 @@ typedef struct blob {
     char *data;
 } blob_t;
 
-enum { K_ADMIT, K_SETTLE, K_LOAD };
+enum { K_ADMIT, K_SETTLE, K_LOAD, K_CLAIM };
 
 struct tg_redis_ticket {
     tg_redis_t *rc;
@@ -48,7 +48,8 @@ struct tg_redis_ticket {
     int kind;
     int retried; /* sent again after NOSCRIPT */
     uint64_t deadline_ms;
-    tg_redis_admit_cb cb;
+    tg_redis_admit_cb cb;  /* admissions */
+    tg_redis_claim_cb ccb; /* claims */
     void *ud;
     tg_redis_hold_t hold;  /* admissions: what an undo gives back */
     tg_admit_plan_t *plan; /* admissions: to decode the reply (its values point into the
@@ -66,6 +67,7 @@ struct tg_redis {
     int finished;          /* and the client is ending (finish_free) */
     int said_down;         /* "down" was logged since the last "up" */
     char said_why[160];    /* with this reason (a set-up refusal that differs is logged too) */
+    int said_claim_error;  /* a claim's error reply was logged since the last claim answered */
     char host[256];
     int port, db;
     char *user;     /* an ACL user, or NULL (the default user) */
@@ -113,7 +115,8 @@ static blob_t *blob_of(const tg_redis_cmd_t *c)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
-/* Queues b on the connection with argv[1] the current SHA. 0, or -1. */
+/* Queues b on the connection with argv[1] the current SHA (an EVALSHA: every kind but a
+ * claim, a plain SET). 0, or -1. */
 static int send_blob(tg_redis_t *rc, blob_t *b, tg_redis_ticket_t *t)
 {
     const char *argv[TG_REDIS_CMD_ARGS];
@@ -125,8 +128,10 @@ static int send_blob(tg_redis_t *rc, blob_t *b, tg_redis_ticket_t *t)
         lens[i] = b->lens[i];
         p += b->lens[i];
     }
-    argv[1] = rc->sha;
-    lens[1] = 40;
+    if (t->kind != K_CLAIM) {
+        argv[1] = rc->sha;
+        lens[1] = 40;
+    }
     return redisAsyncCommandArgv(rc->ac, on_reply, t, b->argc, argv, lens) == REDIS_OK ? 0 : -1;
 }
 
@@ -498,6 +503,37 @@ static void undo(tg_redis_t *rc, tg_redis_ticket_t *t)
     tg_redis_settle(rc, &t->hold, 0, t->undo, t->nundo);
 }
 
+/* A claim's reply: "OK" (set), nil (set already: NX), anything else no answer. Its waiter
+ * told, if it still waits; a late answer changes nothing (see client.h). */
+static void on_claim_reply(tg_redis_t *rc, tg_redis_ticket_t *t, const redisReply *r)
+{
+    tg_redis_claim_t res = TG_REDIS_NOANSWER;
+    if (r && r->type == REDIS_REPLY_STATUS && r->len == 2 && !memcmp(r->str, "OK", 2))
+        res = TG_REDIS_CLAIMED;
+    else if (r && r->type == REDIS_REPLY_NIL)
+        res = TG_REDIS_TAKEN;
+    else if (r && r->type == REDIS_REPLY_ERROR && !rc->said_claim_error) {
+        /* Once until a claim succeeds again: a Redis that refuses every claim (an ACL
+         * without the key, a wrong type) must not write a line per signed request. */
+        rc->said_claim_error = 1;
+        TG_WARN("signing: redis %s:%d refused the replay check (worker %d): %s; "
+                "limits.on_backend_down decides until it succeeds",
+                rc->host, rc->port, rc->worker, error_text(rc, r));
+    }
+    if (res != TG_REDIS_NOANSWER) rc->said_claim_error = 0;
+    if (t->queued) {
+        unqueue(rc, t);
+        arm_deadline(rc);
+        if (res != TG_REDIS_NOANSWER) rc->timeouts = 0;
+        if (res == TG_REDIS_TAKEN)
+            atomic_fetch_add_explicit(&rc->stats->claims_taken, 1, memory_order_relaxed);
+        if (res == TG_REDIS_NOANSWER)
+            atomic_fetch_add_explicit(&rc->stats->claims_unanswered, 1, memory_order_relaxed);
+        t->ccb(t->ud, res);
+    }
+    ticket_free(t);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
@@ -505,7 +541,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     tg_redis_t *rc = t->rc;
     redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8) && !t->retried &&
-        rc->ac && !rc->closing) {
+        t->kind != K_CLAIM && rc->ac && !rc->closing) {
         /* Redis lost the script (a restart, SCRIPT FLUSH): load it, then the same command,
          * which Redis runs after the load. */
         t->retried = 1;
@@ -530,6 +566,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
             TG_DEBUG("limits: redis settle failed: %s", r ? r->str : "no reply");
         }
         ticket_free(t);
+        return;
+    }
+    if (t->kind == K_CLAIM) {
+        on_claim_reply(rc, t, r);
         return;
     }
     long long v[4 + 2 * TG_PLAN_MAX_RULES];
@@ -579,8 +619,14 @@ static void on_deadline(uv_timer_t *h)
         tg_redis_ticket_t *t = rc->head;
         unqueue(rc, t);
         expired++;
-        atomic_fetch_add_explicit(&rc->stats->timeouts, 1, memory_order_relaxed);
-        t->cb(t->ud, NULL, -1, NULL, NULL, 0); /* the ticket stays with hiredis until its reply */
+        /* (The ticket stays with hiredis until its reply.) */
+        if (t->kind == K_CLAIM) {
+            atomic_fetch_add_explicit(&rc->stats->claims_unanswered, 1, memory_order_relaxed);
+            t->ccb(t->ud, TG_REDIS_NOANSWER);
+        } else {
+            atomic_fetch_add_explicit(&rc->stats->timeouts, 1, memory_order_relaxed);
+            t->cb(t->ud, NULL, -1, NULL, NULL, 0);
+        }
     }
     rc->timeouts += expired;
     if (rc->timeouts >= TIMEOUTS_DOWN && rc->up && rc->ac) {
@@ -721,6 +767,29 @@ void tg_redis_next_id(tg_redis_t *rc, char *out)
              (unsigned long long)++rc->seq);
 }
 
+/* t, just sent, waits for its reply in the list, its deadline limits.timeout from now. */
+static void wait_for(tg_redis_t *rc, tg_redis_ticket_t *t)
+{
+    /* On the wire now, not at the next iteration's poll: libuv runs due timers before it
+     * polls, so after a long iteration (a busy worker) the command was still in hiredis's
+     * buffer when its deadline passed (101 of 1000 admissions to a local Redis timed out,
+     * and 390 fell back with the stalls that followed; none since). A write that fails is
+     * left to the poll (hiredis's write event finds the error and ends the connection), so
+     * no callback runs inside this call. */
+    int done;
+    (void)redisBufferWrite(&rc->ac->c, &done);
+    uv_update_time(rc->loop); /* (the iteration's instant may be long past: a busy loop) */
+    t->deadline_ms = uv_now(rc->loop) + (uint64_t)rc->timeout_ms;
+    t->queued = 1;
+    t->prev = rc->tail;
+    if (rc->tail)
+        rc->tail->next = t;
+    else
+        rc->head = t;
+    rc->tail = t;
+    if (rc->head == t) arm_deadline(rc);
+}
+
 tg_redis_ticket_t *tg_redis_admit(tg_redis_t *rc, const tg_redis_cmd_t *c,
                                   const tg_admit_plan_t *plan, const tg_redis_hold_t *hold,
                                   tg_redis_admit_cb cb, void *ud)
@@ -752,25 +821,46 @@ tg_redis_ticket_t *tg_redis_admit(tg_redis_t *rc, const tg_redis_cmd_t *c,
         ticket_free(t);
         return NULL;
     }
-    /* On the wire now, not at the next iteration's poll: libuv runs due timers before it
-     * polls, so after a long iteration (a busy worker) the command was still in hiredis's
-     * buffer when its deadline passed (101 of 1000 admissions to a local Redis timed out,
-     * and 390 fell back with the stalls that followed; none since). A write that fails is
-     * left to the poll (hiredis's write event finds the error and ends the connection), so
-     * no callback runs inside this call. */
-    int done;
-    (void)redisBufferWrite(&rc->ac->c, &done);
     atomic_fetch_add_explicit(&rc->stats->admits, 1, memory_order_relaxed);
-    uv_update_time(rc->loop); /* (the iteration's instant may be long past: a busy loop) */
-    t->deadline_ms = uv_now(rc->loop) + (uint64_t)rc->timeout_ms;
-    t->queued = 1;
-    t->prev = rc->tail;
-    if (rc->tail)
-        rc->tail->next = t;
-    else
-        rc->head = t;
-    rc->tail = t;
-    if (rc->head == t) arm_deadline(rc);
+    wait_for(rc, t);
+    return t;
+}
+
+tg_redis_ticket_t *tg_redis_claim(tg_redis_t *rc, const char *key, size_t klen, int64_t px_ms,
+                                  tg_redis_claim_cb cb, void *ud)
+{
+    if (!rc->up || !rc->ac) {
+        atomic_fetch_add_explicit(&rc->stats->claims_unanswered, 1, memory_order_relaxed);
+        return NULL;
+    }
+    tg_redis_cmd_t *c = &rc->scratch;
+    char px[24];
+    int pl = snprintf(px, sizeof px, "%lld", (long long)(px_ms > 0 ? px_ms : 1));
+    c->argc = 0;
+    c->used = 0;
+    c->overflow = klen > sizeof c->buf / 2;
+    const char *argv[] = {"SET", key, "1", "NX", "PX", px};
+    size_t lens[] = {3, klen, 1, 2, 2, (size_t)pl};
+    for (size_t i = 0; i < 6 && !c->overflow; i++) {
+        memcpy(c->buf + c->used, argv[i], lens[i]);
+        c->argv[c->argc] = c->buf + c->used;
+        c->argvlen[c->argc++] = lens[i];
+        c->used += lens[i];
+    }
+    blob_t *b = c->overflow ? NULL : blob_of(c);
+    tg_redis_ticket_t *t = b ? ticket_new(rc, K_CLAIM, b, 0) : NULL;
+    if (!t || send_blob(rc, b, t) != 0) {
+        if (t)
+            ticket_free(t);
+        else
+            free(b);
+        atomic_fetch_add_explicit(&rc->stats->claims_unanswered, 1, memory_order_relaxed);
+        return NULL;
+    }
+    t->ccb = cb;
+    t->ud = ud;
+    atomic_fetch_add_explicit(&rc->stats->claims, 1, memory_order_relaxed);
+    wait_for(rc, t);
     return t;
 }
 

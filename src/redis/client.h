@@ -34,17 +34,20 @@
 
 /* Counters of every worker's client together: /metrics and /readyz. */
 typedef struct tg_redis_stats {
-    atomic_int workers;           /* clients made */
-    atomic_int up;                /* clients up now */
-    atomic_llong admits;          /* admissions sent */
-    atomic_llong timeouts;        /* admissions not answered within limits.timeout */
-    atomic_llong fallbacks;       /* admissions decided by limits.on_backend_down */
-    atomic_llong undone;          /* late or orphaned admissions given back */
-    atomic_llong settles;         /* settlements sent */
-    atomic_llong settle_errors;   /* settlements Redis refused or never answered */
-    atomic_llong journaled;       /* commands kept while down */
-    atomic_llong journal_dropped; /* commands the journal had no room for */
-    atomic_llong replayed;        /* journaled commands sent once back up */
+    atomic_int workers;             /* clients made */
+    atomic_int up;                  /* clients up now */
+    atomic_llong admits;            /* admissions sent */
+    atomic_llong timeouts;          /* admissions not answered within limits.timeout */
+    atomic_llong fallbacks;         /* admissions decided by limits.on_backend_down */
+    atomic_llong undone;            /* late or orphaned admissions given back */
+    atomic_llong settles;           /* settlements sent */
+    atomic_llong settle_errors;     /* settlements Redis refused or never answered */
+    atomic_llong journaled;         /* commands kept while down */
+    atomic_llong journal_dropped;   /* commands the journal had no room for */
+    atomic_llong replayed;          /* journaled commands sent once back up */
+    atomic_llong claims;            /* signature claims sent (tg_redis_claim) */
+    atomic_llong claims_taken;      /* claims answered "set already": a replay */
+    atomic_llong claims_unanswered; /* claims not sent (down) or not answered in time */
 } tg_redis_stats_t;
 
 typedef struct tg_redis tg_redis_t;
@@ -91,13 +94,29 @@ void tg_redis_next_id(tg_redis_t *rc, char *out);
 tg_redis_ticket_t *tg_redis_admit(tg_redis_t *rc, const tg_redis_cmd_t *c,
                                   const tg_admit_plan_t *plan, const tg_redis_hold_t *hold,
                                   tg_redis_admit_cb cb, void *ud);
-/* The waiter went away: cb will not be called; an admitting reply is undone. */
+/* The waiter (of an admission or a claim) went away: cb will not be called; an admitting
+ * reply is undone. */
 void tg_redis_cancel(tg_redis_ticket_t *t);
 
 /* Settles hold: the slot and reservation back, cost added to the spend, adj applied. Sent
  * now when up, journaled when down. */
 void tg_redis_settle(tg_redis_t *rc, const tg_redis_hold_t *hold, int64_t cost,
                      const tg_redis_adj_t *adj, size_t n);
+
+/* A claim's answer: the key was free and is now set (CLAIMED), it was set already (TAKEN), or
+ * no answer within limits.timeout, the connection lost, an error reply (NOANSWER). */
+typedef enum { TG_REDIS_CLAIMED = 0, TG_REDIS_TAKEN, TG_REDIS_NOANSWER } tg_redis_claim_t;
+typedef void (*tg_redis_claim_cb)(void *ud, tg_redis_claim_t res);
+
+/* SET key 1 NX PX px_ms: the shared replay cache's check-and-remember (auth/replay.h), one
+ * round trip, atomic in Redis, so of two gateways sent the same signature one wins. Timed
+ * like an admission (limits.timeout; unanswered ones count towards "down"), cancelled with
+ * tg_redis_cancel. Returns the ticket, or NULL when the client is down or the command could
+ * not be queued (the caller decides now; cb is never called then). cb runs later, on the
+ * loop, once. A late answer for a ticket nobody waits for is dropped: a key set late only
+ * makes the signature remembered, which an accepted one was meant to be. */
+tg_redis_ticket_t *tg_redis_claim(tg_redis_t *rc, const char *key, size_t klen, int64_t px_ms,
+                                  tg_redis_claim_cb cb, void *ud);
 
 /* Counts an admission limits.on_backend_down decided. */
 void tg_redis_count_fallback(tg_redis_t *rc);

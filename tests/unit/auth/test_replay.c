@@ -115,10 +115,39 @@ static void test_threads(void **state)
     tg_replay_free(rc);
 }
 
+/* The shared cache's key: the prefix and SHA-256 of the MAC in hex, never the MAC itself. */
+static void test_shared_key(void **state)
+{
+    (void)state;
+    unsigned char mac[32] = {0};
+    char key[TG_REPLAY_KEY_SIZE];
+    assert_int_equal(tg_replay_key(mac, key), TG_REPLAY_KEY_SIZE - 1);
+    assert_string_equal(
+        key, "tg:replay:66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925");
+    char other[TG_REPLAY_KEY_SIZE];
+    mac[31] = 1;
+    assert_int_equal(tg_replay_key(mac, other), TG_REPLAY_KEY_SIZE - 1);
+    assert_string_not_equal(key, other);
+}
+
+/* Kept while the timestamp can be accepted on this clock, and the skew allowance after. */
+static void test_shared_ttl(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_replay_ttl_ms(T, 300, T), (300 + TG_REPLAY_SKEW_S) * 1000);
+    /* Signed ahead of our clock: acceptable until ts + window, so kept twice as long. */
+    assert_int_equal(tg_replay_ttl_ms(T + 300, 300, T), (600 + TG_REPLAY_SKEW_S) * 1000);
+    assert_int_equal(tg_replay_ttl_ms(T - 300, 300, T), TG_REPLAY_SKEW_S * 1000);
+    /* Never 0 or negative (PX refuses them): at least a second. */
+    assert_int_equal(tg_replay_ttl_ms(T - 1000, 300, T), 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seen_and_forgotten),
+        cmocka_unit_test(test_shared_key),
+        cmocka_unit_test(test_shared_ttl),
         cmocka_unit_test(test_bound_and_floor),
         cmocka_unit_test(test_threads),
     };
