@@ -42,13 +42,13 @@ int tg_chunk_seal(const tg_kek_t *kek, const void *pt, size_t n, uint64_t off, i
 
 size_t tg_chunk_len(const unsigned char head[TG_CHUNK_HEAD], size_t max_blob)
 {
-    size_t n = (size_t)head[0] | (size_t)head[1] << 8 | (size_t)head[2] << 16 |
-               (size_t)head[3] << 24;
+    size_t n =
+        (size_t)head[0] | (size_t)head[1] << 8 | (size_t)head[2] << 16 | (size_t)head[3] << 24;
     return n < TG_SEAL_OVERHEAD || n > max_blob ? 0 : n;
 }
 
-int tg_chunk_open(const tg_kek_t *kek, const unsigned char *blob, size_t n, uint64_t off,
-                  int final, unsigned char **out, size_t *outlen, tg_err_t *err)
+int tg_chunk_open(const tg_kek_t *kek, const unsigned char *blob, size_t n, uint64_t off, int final,
+                  unsigned char **out, size_t *outlen, tg_err_t *err)
 {
     unsigned char aad[AAD_LEN];
     aad_of(off, final, aad);

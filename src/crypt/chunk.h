@@ -35,7 +35,7 @@ size_t tg_chunk_len(const unsigned char head[TG_CHUNK_HEAD], size_t max_blob);
 
 /* Opens the blob (the frame without its head, n bytes) of the frame at off, sealed with
  * that final flag: *out as tg_crypt_open's (free it with tg_crypt_free). */
-int tg_chunk_open(const tg_kek_t *kek, const unsigned char *blob, size_t n, uint64_t off,
-                  int final, unsigned char **out, size_t *outlen, tg_err_t *err);
+int tg_chunk_open(const tg_kek_t *kek, const unsigned char *blob, size_t n, uint64_t off, int final,
+                  unsigned char **out, size_t *outlen, tg_err_t *err);
 
 #endif
