@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypt/crypt.h"
 #include "types/event.h"
 #include "util/err.h"
 
@@ -35,6 +36,8 @@ typedef struct tg_recorder_opts {
                                       per client address and UTC minute; the rest become one
                                       aggregate event (meter/flood.h). 0 = no bound: every
                                       refusal is an event */
+    const tg_kek_t *kek;           /* encryption configured: the spool is sealed by it (copied
+                                      at start); NULL: written in plain */
 } tg_recorder_opts_t;
 
 /* The upper bounds of the writer's batch-time histogram, in microseconds: 0.5 ms .. 5 s

@@ -813,6 +813,189 @@ static void test_unauthenticated_aggregates_spooled(void **state)
     fake_free(f);
 }
 
+/* ------------------------------------------------------------------------ */
+/* sealed spool (a KEK configured)                                          */
+
+#define KEK_A      "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define KEK_B      "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define SHDR_BYTES 24
+
+static tg_kek_t test_kek(const char *hex)
+{
+    tg_kek_t k;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_kek_parse(hex, strlen(hex), "test", &k, &err), 0);
+    return k;
+}
+
+/* Whether the file holds the bytes of s anywhere. */
+static int file_has(const char *path, const char *s)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static char buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    return memmem(buf, n, s, strlen(s)) != NULL;
+}
+
+/* A run that stops with the store busy, spooling n events from `from` (sealed by kek, or
+ * plain when kek is NULL; one frame per batch the writer took). */
+static void run_leaving(const char *sp, const tg_kek_t *kek, int64_t from, int64_t n)
+{
+    fake_t *f = fake_new(16);
+    fake_set_busy(f, 1);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 5);
+    o.kek = kek;
+    tg_recorder_t *r = start_rec(&o, f);
+    tg_recorder_stats_t st;
+    push_range(r, from, n);
+    WAIT_FOR(r, st, st.spooled == (uint64_t)n);
+    tg_recorder_stop(r);
+    assert_int_equal(fake_count(f), 0);
+    fake_free(f);
+}
+
+/* Starts on a free store, replays the spool and returns how many events it held: ids
+ * 1..that, in order, each once. */
+static size_t replay_all(const char *sp, const tg_kek_t *kek)
+{
+    fake_t *f = fake_new(1000);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 5);
+    o.kek = kek;
+    tg_recorder_t *r = start_rec(&o, f);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.spooling == 0);
+    tg_recorder_stop(r);
+    size_t n = fake_count(f);
+    assert_ids_in_order(f, 0, 1, n);
+    assert_int_equal(f->dups, 0);
+    fake_free(f);
+    return n;
+}
+
+static int sealed_magic(const char *path)
+{
+    return file_has(path, "TGSPOOLS");
+}
+
+static void test_sealed_spool_hides_events_and_replays(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = test_kek(KEK_A);
+    run_leaving(sp, &a, 1, 30);
+    /* Each frame adds its length and a sealed blob's overhead to its events. */
+    off_t size = file_size(sp), frames = (size - SHDR_BYTES - 30 * REC) / (4 + 100);
+    assert_true(frames >= 1 && frames <= 30);
+    assert_int_equal(size, SHDR_BYTES + 30 * REC + frames * (4 + 100));
+    assert_true(sealed_magic(sp));
+    assert_false(file_has(sp, "/v1/chat"));
+    assert_false(file_has(sp, "acme"));
+    assert_int_equal(replay_all(sp, &a), 30);
+    assert_int_equal(file_size(sp), SHDR_BYTES);
+}
+
+static void test_sealed_spool_torn_last_frame_cut(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = test_kek(KEK_A);
+    run_leaving(sp, &a, 1, 20);
+    /* A crash mid-write: the next run's last frame has its length, its bytes half written.
+     * Events 1..20 and those of 21..30 in earlier whole frames are replayed, no more. */
+    run_leaving(sp, &a, 21, 10);
+    assert_int_equal(truncate(sp, file_size(sp) - 7), 0);
+    size_t n = replay_all(sp, &a);
+    assert_true(n >= 20 && n < 30);
+
+    /* A torn head (two bytes of a length) is cut too. */
+    run_leaving(sp, &a, 1, 10);
+    int fd = open(sp, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "\x10\x00", 2), 2);
+    close(fd);
+    assert_int_equal(replay_all(sp, &a), 10);
+}
+
+static void test_sealed_spool_needs_its_kek(void **state)
+{
+    (void)state;
+    char sp[300], id[17];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = test_kek(KEK_A), b = test_kek(KEK_B);
+    tg_kek_id_hex(&a, id);
+    run_leaving(sp, &a, 1, 10);
+    off_t before = file_size(sp);
+
+    const tg_kek_t *wrong[] = {NULL, &b};
+    for (size_t i = 0; i < 2; i++) {
+        fake_t *f = fake_new(16);
+        tg_recorder_opts_t o = opts_for(sp, 64, 5);
+        o.kek = wrong[i];
+        tg_recorder_t *r = NULL;
+        tg_err_t err = {{0}};
+        assert_int_equal(tg_recorder_start_with_store(&o, &f->base, &r, &err), -1);
+        assert_null(r);
+        assert_non_null(strstr(err.msg, id));    /* names the KEK it needs */
+        assert_int_equal(file_size(sp), before); /* nothing cut, nothing lost */
+        fake_free(f);
+    }
+    assert_int_equal(replay_all(sp, &a), 10);
+}
+
+static void test_plain_spool_sealed_when_kek_configured(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = test_kek(KEK_A);
+    run_leaving(sp, NULL, 1, 25);
+    assert_int_equal(file_size(sp), HDR_BYTES + 25 * REC);
+    assert_true(file_has(sp, "/v1/chat"));
+
+    /* Started with a KEK while the store is still busy: sealed at once, kept. */
+    run_leaving(sp, &a, 26, 5);
+    assert_true(sealed_magic(sp));
+    assert_false(file_has(sp, "/v1/chat"));
+    assert_int_equal(replay_all(sp, &a), 30);
+
+    /* An empty sealed spool is no reason to refuse a start without a KEK. */
+    assert_int_equal(replay_all(sp, NULL), 0);
+    assert_int_equal(file_size(sp), HDR_BYTES);
+    assert_false(sealed_magic(sp));
+}
+
+static void test_sealed_spool_damaged_frame_refused(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = test_kek(KEK_A);
+    run_leaving(sp, &a, 1, 10);
+    run_leaving(sp, &a, 11, 10);
+    /* A flipped bit in the first of two or more frames: damage, not a crash. */
+    int fd = open(sp, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char c;
+    assert_int_equal(pread(fd, &c, 1, SHDR_BYTES + 200), 1);
+    c ^= 1;
+    assert_int_equal(pwrite(fd, &c, 1, SHDR_BYTES + 200), 1);
+    close(fd);
+    off_t before = file_size(sp);
+    fake_t *f = fake_new(16);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    o.kek = &a;
+    tg_recorder_t *r = NULL;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_recorder_start_with_store(&o, &f->base, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "offset 24 does not open"));
+    assert_int_equal(file_size(sp), before);
+    fake_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -839,6 +1022,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_access_log_written_by_writer, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_unauthenticated_aggregated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_unauthenticated_aggregates_spooled, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_hides_events_and_replays, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_torn_last_frame_cut, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_needs_its_kek, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_plain_spool_sealed_when_kek_configured, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_damaged_frame_refused, setup_dir,
                                         teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
