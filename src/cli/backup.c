@@ -159,7 +159,8 @@ int tg_cli_archive(int argc, char **argv, const char *config_path)
     if ((rc = tg_cli_open(config_path, &cfg, &store)) != 0) return rc;
     tg_err_t err = {{0}};
     tg_archive_stats_t st;
-    int r = tg_archive_run(store, before_us, out, &st, &err);
+    int r = tg_archive_run(store, before_us, out,
+                           cfg->encryption.has_kek ? &cfg->encryption.kek : NULL, &st, &err);
     tg_store_close(store);
     tg_config_unref(cfg);
     if (r != 0 && st.events == 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "archive: %s", err.msg);
