@@ -38,4 +38,20 @@ size_t tg_chunk_len(const unsigned char head[TG_CHUNK_HEAD], size_t max_blob);
 int tg_chunk_open(const tg_kek_t *kek, const unsigned char *blob, size_t n, uint64_t off, int final,
                   unsigned char **out, size_t *outlen, tg_err_t *err);
 
+/* Re-wraps the frames of the file in, from offset off on, into out at the same offsets:
+ * each blob's data key unwrapped by from and wrapped by to (tg_crypt_rewrap), lengths and
+ * data unchanged, so the offsets in the AADs still hold. Stops at the end of the last
+ * whole frame and returns that offset in *end (the caller decides about a torn tail);
+ * *frames counts them. A frame whose key does not unwrap is an error naming its offset. */
+int tg_chunk_rewrap_fd(int in, int out, uint64_t off, size_t max_blob, const tg_kek_t *from,
+                       const tg_kek_t *to, uint64_t *end, size_t *frames, tg_err_t *err);
+
+/* Writes path's re-wrapped copy as PATH.rekey (hdr[0..hdrlen) replacing its header, then
+ * tg_chunk_rewrap_fd of the open fd from hdrlen on), syncs it and renames it over path.
+ * whole: a torn tail is an error (a stream); else it is left out (a spool, whose open would
+ * cut it). *frames as tg_chunk_rewrap_fd's. Nothing changes at path on an error. */
+int tg_chunk_rekey_file(const char *path, int fd, const unsigned char *hdr, size_t hdrlen,
+                        size_t max_blob, const tg_kek_t *from, const tg_kek_t *to, int whole,
+                        size_t *frames, tg_err_t *err);
+
 #endif

@@ -2,9 +2,12 @@
  * (TG_STREAM_CHUNK) and the reader one frame, so a month of events is never in memory. */
 #include "crypt/stream.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypt/chunk.h"
 
@@ -166,4 +169,36 @@ void tg_sealr_free(tg_sealr_t *r)
     free(r->blob);
     tg_kek_wipe(&r->kek);
     free(r);
+}
+
+int tg_stream_rekey(const char *path, const tg_kek_t *from, const tg_kek_t *to, size_t *frames,
+                    tg_err_t *err)
+{
+    *frames = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return tg_err_set(err, "%s: %s", path, strerror(errno));
+    unsigned char head[TG_STREAM_HEAD];
+    int rc = -1;
+    ssize_t got = pread(fd, head, sizeof head, 0);
+    if (got != (ssize_t)sizeof head || memcmp(head, magic, sizeof magic) != 0) {
+        tg_err_set(err, "%s: not a sealed tollgate file", path);
+    } else if (memcmp(head + 8, to->id, TG_KEK_ID_LEN) == 0) {
+        rc = 0;
+    } else if (memcmp(head + 8, from->id, TG_KEK_ID_LEN) != 0) {
+        tg_kek_t other;
+        char id[2 * TG_KEK_ID_LEN + 1];
+        memcpy(other.id, head + 8, TG_KEK_ID_LEN);
+        tg_kek_id_hex(&other, id);
+        tg_err_set(err,
+                   "%s is sealed by the key-encryption key id %s, neither the current "
+                   "one nor the new one",
+                   path, id);
+    } else {
+        memcpy(head + 8, to->id, TG_KEK_ID_LEN);
+        rc = tg_chunk_rekey_file(path, fd, head, sizeof head, BLOB_MAX, from, to, 1, frames, err)
+                 ? -1
+                 : 1;
+    }
+    close(fd);
+    return rc;
 }

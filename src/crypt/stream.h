@@ -45,4 +45,11 @@ int tg_sealr_open(FILE *f, const tg_kek_t *kek, const char *what, tg_sealr_t **o
 int tg_sealr_next(tg_sealr_t *r, const unsigned char **data, size_t *n, tg_err_t *err);
 void tg_sealr_free(tg_sealr_t *r);
 
+/* Re-wraps the sealed file at path from the KEK from to the KEK to, frame by frame (the
+ * data is not decrypted), through PATH.rekey renamed over it. 1 when re-wrapped (*frames
+ * of them), 0 when it is sealed by to already, -1 with err (not sealed, sealed by a third
+ * KEK, cut short or damaged: the file is left as it was). */
+int tg_stream_rekey(const char *path, const tg_kek_t *from, const tg_kek_t *to, size_t *frames,
+                    tg_err_t *err);
+
 #endif

@@ -1017,3 +1017,45 @@ void tg_recorder_stop(tg_recorder_t *r)
             st.spooling ? " (spool not empty: replayed next start)" : "");
     destroy(r);
 }
+
+int tg_recorder_spool_rekey(const char *path, const tg_kek_t *from, const tg_kek_t *to,
+                            size_t *frames, tg_err_t *err)
+{
+    *frames = 0;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return 0;
+    if (fd < 0) return tg_err_set(err, "spool %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        return tg_err_set(err, "spool %s: %s", path,
+                          e == EWOULDBLOCK ? "in use by a running gateway: stop it first"
+                                           : strerror(e));
+    }
+    unsigned char have[SHDR] = {0};
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 ||
+        (st.st_size > 0 &&
+         read_all(fd, have, st.st_size < SHDR ? (size_t)st.st_size : (size_t)SHDR, 0) != 0)) {
+        rc = tg_err_set(err, "spool %s: %s", path, strerror(errno));
+    } else if (spool_kind(have, st.st_size) == SPOOL_SEALED && st.st_size > SHDR &&
+               memcmp(have + 16, to->id, TG_KEK_ID_LEN) != 0) {
+        if (memcmp(have + 16, from->id, TG_KEK_ID_LEN) != 0) {
+            tg_kek_t other;
+            char id[2 * TG_KEK_ID_LEN + 1];
+            memcpy(other.id, have + 16, TG_KEK_ID_LEN);
+            tg_kek_id_hex(&other, id);
+            rc = tg_err_set(err,
+                            "spool %s is sealed by the key-encryption key id %s, neither "
+                            "the current one nor the new one",
+                            path, id);
+        } else {
+            memcpy(have + 16, to->id, TG_KEK_ID_LEN);
+            rc = tg_chunk_rekey_file(path, fd, have, SHDR, FRAME_MAX, from, to, 0, frames, err) ? -1
+                                                                                                : 1;
+        }
+    }
+    close(fd); /* releases the lock */
+    return rc;
+}

@@ -9,13 +9,21 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { createTenantKey, isPgUrl, request, sqlite, startGateway, startMock, toYaml, waitFor } from './lib/harness.mjs';
+import { createTenantKey, isPgUrl, request, sqlite, startGateway, startMock, toYaml, waitFor, waitForEvent } from './lib/harness.mjs';
 
 const SECRET_PATH = '/spool-secret-path-7f3a';
 
 /** The KEK id tollgate names: SHA-256("tollgate kek id" || key), first 8 bytes in hex. */
 function kekId(key) {
   return crypto.createHash('sha256').update(Buffer.concat([Buffer.from('tollgate kek id'), key])).digest().subarray(0, 8).toString('hex');
+}
+
+/** The two signature headers of docs/signing.md for a GET without a body at Unix second ts. */
+function sign(secret, target, ts) {
+  const [p, q = ''] = target.split('?');
+  const query = q.split('&').filter((x) => x !== '').sort().join('&');
+  const canonical = `GET\n${p}\n${query}\n${ts}\n${crypto.createHash('sha256').update('').digest('hex')}`;
+  return { 'X-Tollgate-Timestamp': String(ts), 'X-Tollgate-Signature': `v1=${crypto.createHmac('sha256', secret).update(canonical).digest('hex')}` };
 }
 
 /** Another process holds the store's write lock until release() (as durability.test.mjs). */
@@ -43,7 +51,10 @@ describe('encryption at rest', () => {
     fs.writeFileSync(path.join(kekDir, 'kek'), `${kek.toString('hex')}\n`, { mode: 0o600 });
     gw = await startGateway({
       upstreams: [{ name: 'mock', targets: [mock.url] }],
-      routes: [{ name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' }],
+      routes: [
+        { name: 'signed', path_prefix: '/signed/', upstream: 'mock', signed: 'required' },
+        { name: 'api', path_prefix: '/', upstream: 'mock', kind: 'http' },
+      ],
       extra: { encryption: { kek_file: path.join(kekDir, 'kek') } },
     });
   });
@@ -71,7 +82,7 @@ describe('encryption at rest', () => {
       assert.ok(!spool.includes('acme'), 'no tenant id in clear');
 
       // Without the KEK the gateway refuses to start, naming the KEK id; the spool is kept.
-      const plain = { ...gw.config };
+      const plain = { ...gw.config, routes: gw.config.routes.filter((r) => !r.signed) }; // signed routes need a KEK
       delete plain.encryption;
       fs.writeFileSync(gw.configPath, toYaml(plain));
       await assert.rejects(gw.restart(), (e) => e.message.includes(kekId(kek)) && e.message.includes('sealed'));
@@ -110,5 +121,48 @@ describe('encryption at rest', () => {
     const cut = await gw.cli(['archive', 'read', `${out}.cut`]);
     assert.equal(cut.code, 1);
     assert.match(cut.stderr, /frame/);
+  });
+  test('kek rotate re-wraps the signing secrets, the spool and an archive; the new KEK then works', async () => {
+    assert.equal((await gw.cli(['tenant', 'add', 'signer'])).code, 0);
+    const k = await gw.cli(['key', 'create', '--tenant', 'signer', '--signing']);
+    assert.equal(k.code, 0, k.stderr);
+    const secret = /^secret: (tg_\S+)$/m.exec(k.stdout)[1];
+    const signing = /^signing_secret: (tgs_\S+)$/m.exec(k.stdout)[1];
+    const newKek = crypto.randomBytes(32);
+    const newFile = path.join(kekDir, 'kek.new');
+    fs.writeFileSync(newFile, `${newKek.toString('base64')}\n`, { mode: 0o600 });
+
+    // While the gateway runs (it holds the spool): refused, nothing changed.
+    let r = await gw.cli(['kek', 'rotate', '--new-kek-file', newFile]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /in use by a running gateway/);
+    assert.ok(!r.stderr.includes(newKek.toString('base64')) && !r.stdout.includes(newKek.toString('base64')));
+    assert.equal((await gw.stop()).code, 0);
+
+    const archive = path.join(gw.dir, 'old.jsonl.zst');
+    r = await gw.cli(['kek', 'rotate', '--new-kek-file', newFile, archive]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`re-wrapped 1 signing secrets from key-encryption key ${kekId(kek)} to ${kekId(newKek)} \\(0 already`));
+    assert.match(r.stdout, /old\.jsonl\.zst: re-wrapped/);
+    assert.equal(fs.readFileSync(archive).subarray(8, 16).toString('hex'), kekId(newKek));
+    // Run again (resumed): nothing left to do.
+    r = await gw.cli(['kek', 'rotate', '--new-kek-file', newFile, archive]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /re-wrapped 0 signing secrets .* \(1 already under it/);
+    assert.match(r.stdout, /already under the new key-encryption key/);
+
+    // The config switched to the new KEK: signed requests pass, the archive reads.
+    gw.config.encryption = { kek_file: newFile };
+    fs.writeFileSync(gw.configPath, toYaml(gw.config));
+    await gw.restart();
+    const id = 'kek-now';
+    await request(`${gw.url}/nothing?x=1`, { headers: { 'x-request-id': id } });
+    const now = Math.floor(Number((await waitForEvent(gw, id)).ts_us) / 1e6);
+    const target = '/signed/after-rotate';
+    await waitFor(async () => (await request(`${gw.url}${target}`, { headers: { 'x-api-key': secret, ...sign(signing, target, now) } })).status === 200, {
+      message: 'a signed request passes with the re-wrapped secret',
+    });
+    const back = await gw.cli(['archive', 'read', archive]);
+    assert.equal(back.code, 0, back.stderr);
   });
 });
