@@ -135,12 +135,47 @@ static void test_needs_its_kek(void **state)
     free(s);
 }
 
+/* kek rotate on a file: re-wrapped to the new KEK it reads back with it alone; a second
+ * run has nothing to do; a third KEK is refused. */
+static void test_rekey(void **state)
+{
+    (void)state;
+    tg_kek_t a = kek(HEX_A), b = kek(HEX_B), c = kek(HEX_A);
+    c.key[0] ^= 1;
+    c.id[0] ^= 1;
+    size_t len, frames;
+    unsigned char *s = sealed(&a, &len);
+    char path[] = "/tmp/tg_test_stream.XXXXXX", msg[600];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, s, len), (ssize_t)len);
+    close(fd);
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_stream_rekey(path, &a, &b, &frames, &err), 1);
+    assert_int_equal(frames, 3);
+    assert_int_equal(tg_stream_rekey(path, &a, &b, &frames, &err), 0);
+    assert_int_equal(tg_stream_rekey(path, &c, &a, &frames, &err), -1); /* under b: neither */
+    FILE *f = fopen(path, "rb");
+    unsigned char *back = malloc(len);
+    assert_int_equal(fread(back, 1, len, f), len);
+    fclose(f);
+    unlink(path);
+    assert_int_equal(read_back(back, len, &b, msg), 0);
+    assert_int_equal(read_back(back, len, &a, msg), -1);
+    /* The data part of every frame is kept byte for byte: only the wrapped keys changed. */
+    assert_memory_equal(back + TG_STREAM_HEAD + TG_CHUNK_HEAD + 72,
+                        s + TG_STREAM_HEAD + TG_CHUNK_HEAD + 72, 1000);
+    free(back);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_cut_or_altered_refused),
         cmocka_unit_test(test_needs_its_kek),
+        cmocka_unit_test(test_rekey),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

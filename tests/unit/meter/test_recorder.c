@@ -996,6 +996,34 @@ static void test_sealed_spool_damaged_frame_refused(void **state)
     fake_free(f);
 }
 
+static void test_sealed_spool_rekey(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = test_kek(KEK_A), b = test_kek(KEK_B);
+    size_t frames;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_recorder_spool_rekey(sp, &a, &b, &frames, &err), 0); /* no file */
+    run_leaving(sp, &a, 1, 15);
+    off_t size = file_size(sp);
+    assert_int_equal(tg_recorder_spool_rekey(sp, &a, &b, &frames, &err), 1);
+    assert_true(frames >= 1);
+    assert_int_equal(file_size(sp), size);
+    assert_int_equal(tg_recorder_spool_rekey(sp, &a, &b, &frames, &err), 0); /* done already */
+    assert_int_equal(replay_all(sp, &b), 15);
+
+    /* Held by a running recorder: refused. */
+    fake_t *f = fake_new(16);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    o.kek = &b;
+    tg_recorder_t *r = start_rec(&o, f);
+    assert_int_equal(tg_recorder_spool_rekey(sp, &b, &a, &frames, &err), -1);
+    assert_non_null(strstr(err.msg, "in use"));
+    tg_recorder_stop(r);
+    fake_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1032,6 +1060,7 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_sealed_spool_damaged_frame_refused, setup_dir,
                                         teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_rekey, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
