@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include "archive/archive.h"
+#include "crypt/kek_fixture.h"
 #include "store/sql_fixture.h"
 
 static int64_t count(tg_store_t *s, const char *sql)
@@ -211,12 +212,8 @@ static void test_read_rejects_non_events(void **state)
 static void test_sealed(void **state)
 {
     fx_t *f = *state;
-    const char *hex_a = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-    const char *hex_b = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
-    tg_kek_t a, b;
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B);
     tg_err_t err;
-    assert_int_equal(tg_kek_parse(hex_a, strlen(hex_a), "a", &a, &err), 0);
-    assert_int_equal(tg_kek_parse(hex_b, strlen(hex_b), "b", &b, &err), 0);
     char out[160], id[17];
     snprintf(out, sizeof out, "%s/sealed.jsonl.zst", f->dir);
     tg_archive_stats_t st;

@@ -9,22 +9,12 @@
 #include <cmocka.h>
 
 #include "crypt/chunk.h"
-
-#define HEX_A "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-#define HEX_B "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
-
-static tg_kek_t kek(const char *text)
-{
-    tg_kek_t k;
-    tg_err_t err = {{0}};
-    assert_int_equal(tg_kek_parse(text, strlen(text), "test", &k, &err), 0);
-    return k;
-}
+#include "crypt/kek_fixture.h"
 
 static void test_round_trip_and_binding(void **state)
 {
     (void)state;
-    tg_kek_t a = kek(HEX_A), b = kek(HEX_B);
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B);
     const char msg[] = "three usage events, say";
     unsigned char *f, *pt;
     size_t fn, pn;

@@ -12,19 +12,10 @@
 #include <cmocka.h>
 
 #include "crypt/chunk.h"
+#include "crypt/kek_fixture.h"
 #include "crypt/stream.h"
 
-#define HEX_A "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-#define HEX_B "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
-#define DATA  (TG_STREAM_CHUNK * 2 + 1000) /* two full frames and a final one */
-
-static tg_kek_t kek(const char *text)
-{
-    tg_kek_t k;
-    tg_err_t err = {{0}};
-    assert_int_equal(tg_kek_parse(text, strlen(text), "test", &k, &err), 0);
-    return k;
-}
+#define DATA (TG_STREAM_CHUNK * 2 + 1000) /* two full frames and a final one */
 
 static unsigned char *data(void)
 {
@@ -83,7 +74,7 @@ static int read_back(const unsigned char *bytes, size_t len, const tg_kek_t *k, 
 static void test_round_trip(void **state)
 {
     (void)state;
-    tg_kek_t a = kek(HEX_A);
+    tg_kek_t a = fx_kek(FX_KEK_A);
     size_t len;
     unsigned char *s = sealed(&a, &len);
     char msg[600];
@@ -95,7 +86,7 @@ static void test_round_trip(void **state)
 static void test_cut_or_altered_refused(void **state)
 {
     (void)state;
-    tg_kek_t a = kek(HEX_A);
+    tg_kek_t a = fx_kek(FX_KEK_A);
     size_t len, frame = TG_CHUNK_HEAD + TG_STREAM_CHUNK + TG_SEAL_OVERHEAD;
     unsigned char *s = sealed(&a, &len);
     char msg[600];
@@ -122,7 +113,7 @@ static void test_cut_or_altered_refused(void **state)
 static void test_needs_its_kek(void **state)
 {
     (void)state;
-    tg_kek_t a = kek(HEX_A), b = kek(HEX_B);
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B);
     size_t len;
     unsigned char *s = sealed(&a, &len);
     char msg[600], id[17];
@@ -140,7 +131,7 @@ static void test_needs_its_kek(void **state)
 static void test_rekey(void **state)
 {
     (void)state;
-    tg_kek_t a = kek(HEX_A), b = kek(HEX_B), c = kek(HEX_A);
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B), c = fx_kek(FX_KEK_A);
     c.key[0] ^= 1;
     c.id[0] ^= 1;
     size_t len, frames;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypt/kek_fixture.h"
 #include "meter/recorder.h"
 #include "store/backend.h"
 #include "store/store.h"
@@ -816,17 +817,7 @@ static void test_unauthenticated_aggregates_spooled(void **state)
 /* ------------------------------------------------------------------------ */
 /* sealed spool (a KEK configured)                                          */
 
-#define KEK_A      "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-#define KEK_B      "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 #define SHDR_BYTES 24
-
-static tg_kek_t test_kek(const char *hex)
-{
-    tg_kek_t k;
-    tg_err_t err = {{0}};
-    assert_int_equal(tg_kek_parse(hex, strlen(hex), "test", &k, &err), 0);
-    return k;
-}
 
 /* Whether the file holds the bytes of s anywhere. */
 static int file_has(const char *path, const char *s)
@@ -874,6 +865,22 @@ static size_t replay_all(const char *sp, const tg_kek_t *kek)
     return n;
 }
 
+/* A start with kek must fail with an error holding want, the spool left as it was. */
+static void assert_start_refused(const char *sp, const tg_kek_t *kek, const char *want)
+{
+    off_t before = file_size(sp);
+    fake_t *f = fake_new(16);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    o.kek = kek;
+    tg_recorder_t *r = NULL;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_recorder_start_with_store(&o, &f->base, &r, &err), -1);
+    assert_null(r);
+    if (!strstr(err.msg, want)) fail_msg("\"%s\" not in: %s", want, err.msg);
+    assert_int_equal(file_size(sp), before); /* nothing cut, nothing lost */
+    fake_free(f);
+}
+
 static int sealed_magic(const char *path)
 {
     return file_has(path, "TGSPOOLS");
@@ -884,7 +891,7 @@ static void test_sealed_spool_hides_events_and_replays(void **state)
     (void)state;
     char sp[300];
     spool_path(sp, sizeof sp);
-    tg_kek_t a = test_kek(KEK_A);
+    tg_kek_t a = fx_kek(FX_KEK_A);
     run_leaving(sp, &a, 1, 30);
     /* Each frame adds its length and a sealed blob's overhead to its events. */
     off_t size = file_size(sp), frames = (size - SHDR_BYTES - 30 * REC) / (4 + 100);
@@ -902,7 +909,7 @@ static void test_sealed_spool_torn_last_frame_cut(void **state)
     (void)state;
     char sp[300];
     spool_path(sp, sizeof sp);
-    tg_kek_t a = test_kek(KEK_A);
+    tg_kek_t a = fx_kek(FX_KEK_A);
     run_leaving(sp, &a, 1, 20);
     /* A crash mid-write: the next run's last frame has its length, its bytes half written.
      * Events 1..20 and those of 21..30 in earlier whole frames are replayed, no more. */
@@ -925,24 +932,11 @@ static void test_sealed_spool_needs_its_kek(void **state)
     (void)state;
     char sp[300], id[17];
     spool_path(sp, sizeof sp);
-    tg_kek_t a = test_kek(KEK_A), b = test_kek(KEK_B);
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B);
     tg_kek_id_hex(&a, id);
     run_leaving(sp, &a, 1, 10);
-    off_t before = file_size(sp);
-
-    const tg_kek_t *wrong[] = {NULL, &b};
-    for (size_t i = 0; i < 2; i++) {
-        fake_t *f = fake_new(16);
-        tg_recorder_opts_t o = opts_for(sp, 64, 5);
-        o.kek = wrong[i];
-        tg_recorder_t *r = NULL;
-        tg_err_t err = {{0}};
-        assert_int_equal(tg_recorder_start_with_store(&o, &f->base, &r, &err), -1);
-        assert_null(r);
-        assert_non_null(strstr(err.msg, id));    /* names the KEK it needs */
-        assert_int_equal(file_size(sp), before); /* nothing cut, nothing lost */
-        fake_free(f);
-    }
+    assert_start_refused(sp, NULL, id); /* names the KEK it needs */
+    assert_start_refused(sp, &b, id);
     assert_int_equal(replay_all(sp, &a), 10);
 }
 
@@ -951,7 +945,7 @@ static void test_plain_spool_sealed_when_kek_configured(void **state)
     (void)state;
     char sp[300];
     spool_path(sp, sizeof sp);
-    tg_kek_t a = test_kek(KEK_A);
+    tg_kek_t a = fx_kek(FX_KEK_A);
     run_leaving(sp, NULL, 1, 25);
     assert_int_equal(file_size(sp), HDR_BYTES + 25 * REC);
     assert_true(file_has(sp, "/v1/chat"));
@@ -973,7 +967,7 @@ static void test_sealed_spool_damaged_frame_refused(void **state)
     (void)state;
     char sp[300];
     spool_path(sp, sizeof sp);
-    tg_kek_t a = test_kek(KEK_A);
+    tg_kek_t a = fx_kek(FX_KEK_A);
     run_leaving(sp, &a, 1, 10);
     run_leaving(sp, &a, 11, 10);
     /* A flipped bit in the first of two or more frames: damage, not a crash. */
@@ -984,16 +978,7 @@ static void test_sealed_spool_damaged_frame_refused(void **state)
     c ^= 1;
     assert_int_equal(pwrite(fd, &c, 1, SHDR_BYTES + 200), 1);
     close(fd);
-    off_t before = file_size(sp);
-    fake_t *f = fake_new(16);
-    tg_recorder_opts_t o = opts_for(sp, 64, 5);
-    o.kek = &a;
-    tg_recorder_t *r = NULL;
-    tg_err_t err = {{0}};
-    assert_int_equal(tg_recorder_start_with_store(&o, &f->base, &r, &err), -1);
-    assert_non_null(strstr(err.msg, "offset 24 does not open"));
-    assert_int_equal(file_size(sp), before);
-    fake_free(f);
+    assert_start_refused(sp, &a, "offset 24 does not open");
 }
 
 static void test_sealed_spool_rekey(void **state)
@@ -1001,7 +986,7 @@ static void test_sealed_spool_rekey(void **state)
     (void)state;
     char sp[300];
     spool_path(sp, sizeof sp);
-    tg_kek_t a = test_kek(KEK_A), b = test_kek(KEK_B);
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B);
     size_t frames;
     tg_err_t err = {{0}};
     assert_int_equal(tg_recorder_spool_rekey(sp, &a, &b, &frames, &err), 0); /* no file */
