@@ -74,8 +74,9 @@ static int zwrite(writer_t *w, const void *p, size_t n, int end)
         size_t left = ZSTD_compressStream2(w->z, &out, &in, end ? ZSTD_e_end : ZSTD_e_continue);
         if (ZSTD_isError(left))
             return tg_err_set(w->err, "archive: zstd: %s", ZSTD_getErrorName(left));
-        if (out.pos && w->sw && tg_sealw_write(w->sw, w->zout, out.pos, w->err) != 0)
-            return tg_err_set(w->err, "%s: %s", w->path, w->err->msg);
+        tg_err_t why = {{0}};
+        if (out.pos && w->sw && tg_sealw_write(w->sw, w->zout, out.pos, &why) != 0)
+            return tg_err_set(w->err, "%s: %s", w->path, why.msg);
         if (out.pos && !w->sw && fwrite(w->zout, 1, out.pos, w->f) != out.pos)
             return tg_err_set(w->err, "%s: %s", w->path, strerror(errno));
         if (end ? left == 0 : in.pos == in.size) return 0;

@@ -80,6 +80,10 @@ static int rotate(int argc, char **argv, const char *config_path)
             i + 1 < argc) {
             *(strcmp(argv[i], "--new-kek-file") == 0 ? &file : &env) = argv[i + 1];
             i++;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            free(archives);
+            printf("%s\n", USAGE);
+            return TG_EXIT_OK;
         } else if (argv[i][0] == '-') {
             free(archives);
             return tg_cli_errorf(TG_EXIT_USAGE, "unknown option %s\n%s", argv[i], USAGE);

@@ -718,7 +718,34 @@ static off_t scan_sealed(tg_recorder_t *r, int fd, off_t size, int64_t *events, 
         *events += (int64_t)(pn / (size_t)RS);
         off = end;
     }
+    /* A crash tears at most the frame being written: more than one frame's worth of bytes
+     * that do not open is damage (a length altered in the middle), refused rather than cut. */
+    if (size - off > (off_t)(TG_CHUNK_HEAD + FRAME_MAX))
+        return tg_err_set(err,
+                          "spool %s: the %lld bytes from offset %lld do not form a frame; the "
+                          "file is damaged: move it aside to start (its events are not in the "
+                          "store)",
+                          r->spool_path, (long long)(size - off), (long long)off);
     return off;
+}
+
+/* Copies a sealed spool's torn tail [from, to) to PATH.torn-<time> before it is cut: a
+ * crash leaves only part of one frame there, but a length damaged in the middle would put
+ * whole frames after it, and those are kept, not destroyed (each still opens at its
+ * offset). aside is set to the copy's name, "" when it could not be made. */
+static void save_tail(tg_recorder_t *r, int fd, off_t from, off_t to, char *aside, size_t cap)
+{
+    snprintf(aside, cap, "%s.torn-%lld", r->spool_path, (long long)tg_wall_us());
+    int out = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int ok = out >= 0;
+    for (off_t at = from; ok && at < to;) {
+        size_t n = to - at < (off_t)FRAME_MAX ? (size_t)(to - at) : FRAME_MAX;
+        ok = read_all(fd, r->fbuf, n, at) == 0 && write_all(out, r->fbuf, n, at - from) == 0;
+        at += (off_t)n;
+    }
+    if (out >= 0 && (!ok || fsync(out) != 0)) ok = 0, unlink(aside);
+    if (out >= 0) close(out);
+    if (!ok) aside[0] = '\0';
 }
 
 /* Seals the plain spool open in fd (size bytes) into PATH.sealing, then renames it over
@@ -854,8 +881,11 @@ static int spool_open(tg_recorder_t *r, tg_err_t *err)
             events = (whole - HDR) / RS;
         }
         if (whole != size) {
-            TG_WARN("recorder: spool %s: ignoring a torn last %s (%lld bytes)", path,
-                    r->sealed ? "frame" : "record", (long long)(size - whole));
+            char aside[4096] = "";
+            if (r->sealed) save_tail(r, fd, whole, size, aside, sizeof aside);
+            TG_WARN("recorder: spool %s: ignoring a torn last %s (%lld bytes)%s%s", path,
+                    r->sealed ? "frame" : "record", (long long)(size - whole),
+                    aside[0] ? "; its bytes are kept in " : "", aside);
             if (ftruncate(fd, whole) != 0) {
                 int e = errno;
                 close(fd);

@@ -979,6 +979,22 @@ static void test_sealed_spool_damaged_frame_refused(void **state)
     assert_int_equal(pwrite(fd, &c, 1, SHDR_BYTES + 200), 1);
     close(fd);
     assert_start_refused(sp, &a, "offset 24 does not open");
+
+    /* The first frame's length zeroed: it reads as a torn tail at offset 24, so the frames
+     * are cut from the spool, but their bytes are kept beside it, not destroyed. */
+    off_t size = file_size(sp);
+    fd = open(sp, O_RDWR);
+    assert_int_equal(pwrite(fd, "\0\0\0\0", 4, SHDR_BYTES), 4);
+    close(fd);
+    assert_int_equal(replay_all(sp, &a), 0);
+    assert_int_equal(file_size(sp), SHDR_BYTES);
+    char pat[320];
+    snprintf(pat, sizeof pat, "%s.torn-*", sp);
+    glob_t g;
+    assert_int_equal(glob(pat, 0, NULL, &g), 0);
+    assert_int_equal(g.gl_pathc, 1);
+    assert_int_equal(file_size(g.gl_pathv[0]), size - SHDR_BYTES);
+    globfree(&g);
 }
 
 static void test_sealed_spool_rekey(void **state)
