@@ -57,6 +57,9 @@ static const char usage[] =
     "  restore FILE                            gateway stopped; the old store kept as .bak\n"
     "  archive --before YYYY-MM-DD --out FILE.jsonl.zst\n"
     "                                          export older events, verify, then purge them\n"
+    "  kek rotate --new-kek-file PATH|--new-kek-env NAME [ARCHIVE...]\n"
+    "                                          re-wrap what is sealed under a new KEK\n"
+    "  archive read FILE.jsonl.zst             its events as JSON lines (sealed: needs the KEK)\n"
     "  store copy --to URL [--from URL]        every row into a new, empty store (SQLite to\n"
     "                                          PostgreSQL), then counts and sums compared\n"
     "  audit verify [--from YYYY-MM-DD] [--to YYYY-MM-DD]   the audit chain (docs/audit.md)\n"
@@ -113,8 +116,11 @@ int main(int argc, char **argv)
     if (strcmp(args[0], "report") == 0) return tg_cli_report(n, args, cfg);
     if (strcmp(args[0], "backup") == 0) return tg_cli_backup(n, args, cfg);
     if (strcmp(args[0], "restore") == 0) return tg_cli_restore(n, args, cfg);
+    if (strcmp(args[0], "archive") == 0 && n > 1 && strcmp(args[1], "read") == 0)
+        return tg_cli_archive(n, args, cfg); /* reads a file: nothing to audit */
     if (strcmp(args[0], "archive") == 0) return tg_cli_audited(tg_cli_archive, n, args, cfg);
     if (strcmp(args[0], "store") == 0) return tg_cli_store(n, args, cfg);
+    if (strcmp(args[0], "kek") == 0) return tg_cli_audited(tg_cli_kek, n, args, cfg);
     if (strcmp(args[0], "audit") == 0) return tg_cli_audit(n, args, cfg);
     fprintf(stderr, "tollgate: unknown command \"%s\" (try tollgate help)\n", args[0]);
     return TG_EXIT_USAGE;

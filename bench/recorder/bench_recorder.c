@@ -11,12 +11,15 @@
  * -l sets the access log ("off" by default; a path, or "stdout").
  * -s null swaps SQLite for a store that only counts: the recorder's own
  * ceiling (ring, writer, batching), to tell its cost from the store's.
+ * -s busy: a store that refuses every batch (TG_STORE_BUSY), so each goes to the spool:
+ * the spool's throughput; -e seals the spool with a fixed KEK (encryption configured), to
+ * compare. The check is then the spool's size: every event in it once.
  * -s postgres://... writes into that PostgreSQL database instead (an empty one: the
  * counts are of its whole usage_events; bench/recorder/run.sh starts a private server). The
  * batch sizes the writer committed are printed from the recorder's histogram.
  *
- * Prints `recorder: N events in S s = X events/s (target >= 200000)` (100000 into PostgreSQL); exits 1
- * when the rows do not match (or the run fails), 0 otherwise. */
+ * Prints `recorder: N events in S s = X events/s (target >= 200000)` (100000 into PostgreSQL);
+ * exits 1 when the rows do not match (or the run fails), 0 otherwise. */
 #include <getopt.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -106,6 +109,18 @@ static int null_purge(tg_store_t *s, int64_t before, const char *day, int64_t *d
 static const struct tg_store_event_ops null_ops = {.append = null_append, .purge = null_purge};
 static struct tg_store null_store = {.events = &null_ops};
 
+/* The busy store: refuses every batch, as a store locked by a backup would. */
+static int busy_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted,
+                       tg_err_t *err)
+{
+    (void)s, (void)evs, (void)n, (void)err;
+    *inserted = 0;
+    return TG_STORE_BUSY;
+}
+
+static const struct tg_store_event_ops busy_ops = {.append = busy_append, .purge = null_purge};
+static struct tg_store busy_store = {.events = &busy_ops};
+
 /* One number from a PostgreSQL database, or -1. */
 static long long pg_query1(const char *url, const char *sql)
 {
@@ -136,9 +151,9 @@ static long long query1(sqlite3 *db, const char *sql)
 int main(int argc, char **argv)
 {
     long total = 1000000, producers = 2, queue = 65536, flush_ms = 50;
-    int keep = 0, null = 0, c;
+    int keep = 0, null = 0, busy = 0, sealed = 0, c;
     const char *access_log = "off", *pg_url = NULL;
-    while ((c = getopt(argc, argv, "n:p:q:f:s:l:k")) != -1) {
+    while ((c = getopt(argc, argv, "n:p:q:f:s:l:ke")) != -1) {
         switch (c) {
         case 'n': total = atol(optarg); break;
         case 'p': producers = atol(optarg); break;
@@ -146,15 +161,18 @@ int main(int argc, char **argv)
         case 'f': flush_ms = atol(optarg); break;
         case 's':
             null = strcmp(optarg, "null") == 0;
+            busy = strcmp(optarg, "busy") == 0;
             if (strncmp(optarg, "postgres", 8) == 0) pg_url = optarg;
             break;
         case 'l': access_log = optarg; break;
         case 'k': keep = 1; break;
+        case 'e': sealed = 1; break;
         default:
-            fprintf(stderr,
-                    "usage: %s [-n EVENTS] [-p PRODUCERS] [-q QUEUE] [-f FLUSH_MS] [-s null|URL] [-l "
-                    "LOG] [-k]\n",
-                    argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s [-n EVENTS] [-p PRODUCERS] [-q QUEUE] [-f FLUSH_MS] [-s null|busy|URL] "
+                "[-l LOG] [-k] [-e]\n",
+                argv[0]);
             return 2;
         }
     }
@@ -183,8 +201,12 @@ int main(int argc, char **argv)
     };
     tg_recorder_t *r;
     tg_err_t err = {{0}};
-    if ((null ? tg_recorder_start_with_store(&o, &null_store, &r, &err)
-              : tg_recorder_start(&o, &r, &err)) != 0) {
+    tg_kek_t kek;
+    const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    if (sealed && tg_kek_parse(hex, strlen(hex), "bench", &kek, &err) != 0) return 1;
+    if (sealed) o.kek = &kek;
+    if ((null || busy ? tg_recorder_start_with_store(&o, null ? &null_store : &busy_store, &r, &err)
+                      : tg_recorder_start(&o, &r, &err)) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
@@ -212,6 +234,8 @@ int main(int argc, char **argv)
     long long rows = -1, daily = -1;
     if (null) {
         rows = daily = null_rows;
+    } else if (busy) {
+        rows = daily = 0; /* nothing reaches it: the spool's size is checked below */
     } else if (pg_url) {
         rows = pg_query1(pg_url, "SELECT count(*) FROM usage_events");
         daily = pg_query1(pg_url, "SELECT sum(requests) FROM usage_daily");
@@ -226,8 +250,11 @@ int main(int argc, char **argv)
     double secs = (double)(t1 - t0) / 1e6;
     double rate = (double)total / secs, target = pg_url ? TARGET_PG : TARGET;
     printf("recorder%s: %ld events in %.3f s = %.0f events/s (target >= %.0f)%s\n",
-           null ? " (null store)" : pg_url ? " (postgres)" : "", total, secs, rate, target,
-           rate >= target ? "" : "  BELOW TARGET");
+           null     ? " (null store)"
+           : busy   ? sealed ? " (busy store: sealed spool)" : " (busy store: spool)"
+           : pg_url ? " (postgres)"
+                    : "",
+           total, secs, rate, target, rate >= target ? "" : "  BELOW TARGET");
     printf(
         "recorder: %ld producers, queue %ld, flush %ld ms, access log %s; pushes done at %.3f s; "
         "queue full %llu times; spooled %llu; rows %lld, usage_daily requests %lld\n",
@@ -243,7 +270,12 @@ int main(int argc, char **argv)
            batches ? (double)st.committed / (double)batches : 0.0,
            batches ? (double)st.batch_sum_us / 1e3 / (double)batches : 0.0);
 
-    int ok = rows == total && daily == total && spool_left == 16;
+    /* Busy: every event in the spool once (sealed: plus 24 + 104 bytes a frame). */
+    long long events_bytes = (long long)total * (long long)sizeof(tg_event_t);
+    int ok = busy ? sealed ? spool_left > 24 + events_bytes &&
+                                 (spool_left - 24 - events_bytes) % 104 == 0
+                           : spool_left == 16 + events_bytes
+                  : rows == total && daily == total && spool_left == 16;
     if (!ok)
         fprintf(stderr,
                 "bench: FAILED: expected %ld rows and an empty spool, found %lld rows, "

@@ -21,6 +21,8 @@
 #include <yajl/yajl_parse.h>
 #include <zstd.h>
 
+#include "crypt/stream.h"
+
 #define ZSTD_LEVEL 3
 /* $1 and BIGINT read alike in SQLite and PostgreSQL (tg_store_dialect). */
 #define EXPORT_SQL "SELECT * FROM usage_events WHERE ts_us < CAST($1 AS BIGINT) ORDER BY id"
@@ -59,6 +61,7 @@ typedef struct writer {
     size_t ncols;
     int id_col; /* index of "id", -1 when missing */
     int64_t count;
+    tg_sealw_t *sw; /* encryption configured: the compressed bytes are sealed */
     tg_err_t *err;
 } writer_t;
 
@@ -71,7 +74,10 @@ static int zwrite(writer_t *w, const void *p, size_t n, int end)
         size_t left = ZSTD_compressStream2(w->z, &out, &in, end ? ZSTD_e_end : ZSTD_e_continue);
         if (ZSTD_isError(left))
             return tg_err_set(w->err, "archive: zstd: %s", ZSTD_getErrorName(left));
-        if (out.pos && fwrite(w->zout, 1, out.pos, w->f) != out.pos)
+        tg_err_t why = {{0}};
+        if (out.pos && w->sw && tg_sealw_write(w->sw, w->zout, out.pos, &why) != 0)
+            return tg_err_set(w->err, "%s: %s", w->path, why.msg);
+        if (out.pos && !w->sw && fwrite(w->zout, 1, out.pos, w->f) != out.pos)
             return tg_err_set(w->err, "%s: %s", w->path, strerror(errno));
         if (end ? left == 0 : in.pos == in.size) return 0;
     }
@@ -144,8 +150,8 @@ static int w_row(const tg_sql_value_t *v, size_t n, void *ud)
 }
 
 /* Writes the archive into the new file tmp; *count and sha of what was written. */
-static int write_file(tg_store_t *s, int64_t before_us, const char *tmp, int64_t *count,
-                      char sha[65], tg_err_t *err)
+static int write_file(tg_store_t *s, int64_t before_us, const char *tmp, const tg_kek_t *kek,
+                      int64_t *count, char sha[65], tg_err_t *err)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST) /* a run that is going on, or one killed midway */
@@ -175,12 +181,18 @@ static int write_file(tg_store_t *s, int64_t before_us, const char *tmp, int64_t
     }
     ZSTD_CCtx_setParameter(w.z, ZSTD_c_compressionLevel, ZSTD_LEVEL);
     ZSTD_CCtx_setParameter(w.z, ZSTD_c_checksumFlag, 1); /* zstd's own frame checksum too */
+    if (kek && (rc = tg_sealw_open(w.f, kek, &w.sw, err)) != 0) goto out;
     char before[24];
     snprintf(before, sizeof before, "%lld", (long long)before_us);
     const char *params[1] = {before};
     const tg_sql_sink_t sink = {w_columns, w_row, &w};
     if ((rc = tg_store_query(s, EXPORT_SQL, params, 1, &sink, err)) != 0) goto out;
     if ((rc = zwrite(&w, NULL, 0, 1)) != 0) goto out;
+    if (w.sw) {
+        tg_sealw_t *sw = w.sw;
+        w.sw = NULL;
+        if ((rc = tg_sealw_finish(sw, err)) != 0) goto out;
+    }
     if (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0) {
         rc = tg_err_set(err, "%s: %s", tmp, strerror(errno));
         goto out;
@@ -190,6 +202,7 @@ static int write_file(tg_store_t *s, int64_t before_us, const char *tmp, int64_t
 out:
     if (w.f && fclose(w.f) != 0 && rc == 0) rc = tg_err_set(err, "%s: %s", tmp, strerror(errno));
     if (rc != 0) unlink(tmp); /* ours: created above */
+    tg_sealw_free(w.sw);
     ZSTD_freeCCtx(w.z);
     free(w.zout);
     EVP_MD_CTX_free(w.md);
@@ -346,11 +359,32 @@ static int parse_error(yajl_handle h, reader_t *r, const char *path, tg_err_t *e
     return -1;
 }
 
-int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t **ids, size_t *nids,
-                    tg_err_t *err)
+/* The next compressed bytes of an archive: from the file, or from its sealed frames. 1 with
+ * *p and *n, 0 at the end, -1 with err. */
+static int next_in(FILE *f, tg_sealr_t *sr, unsigned char *buf, size_t cap, const char *path,
+                   const unsigned char **p, size_t *n, tg_err_t *err)
+{
+    if (sr) return tg_sealr_next(sr, p, n, err);
+    *n = fread(buf, 1, cap, f);
+    *p = buf;
+    if (*n) return 1;
+    return ferror(f) ? tg_err_set(err, "%s: %s", path, strerror(errno)) : 0;
+}
+
+int tg_archive_read(const char *path, const tg_kek_t *kek, FILE *copy, int64_t *count,
+                    char sha256[65], int64_t **ids, size_t *nids, tg_err_t *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return tg_err_set(err, "%s: %s", path, strerror(errno));
+    /* A sealed archive needs its KEK; a plain one (written before encryption was
+     * configured) is read as it is. */
+    tg_sealr_t *sr = NULL;
+    int sealed = tg_stream_is_sealed(f);
+    if (sealed < 0 || (sealed && tg_sealr_open(f, kek, path, &sr, err) != 0)) {
+        if (sealed < 0) tg_err_set(err, "%s: %s", path, strerror(errno));
+        fclose(f);
+        return -1;
+    }
     reader_t r = {.md = EVP_MD_CTX_new(), .keep = ids != NULL};
     ZSTD_DCtx *z = ZSTD_createDCtx();
     yajl_handle h = yajl_alloc(&r_callbacks, NULL, &r);
@@ -365,8 +399,10 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
     }
     yajl_config(h, yajl_allow_multiple_values, 1); /* one event after another */
     size_t got;
-    while ((got = fread(in, 1, in_cap, f)) > 0) {
-        ZSTD_inBuffer ib = {in, got, 0};
+    const unsigned char *src;
+    int more;
+    while ((more = next_in(f, sr, in, in_cap, path, &src, &got, err)) == 1) {
+        ZSTD_inBuffer ib = {src, got, 0};
         while (ib.pos < ib.size) {
             ZSTD_outBuffer ob = {out, out_cap, 0};
             last = ZSTD_decompressStream(z, &ob, &ib);
@@ -375,16 +411,17 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
                 goto done;
             }
             fed += ob.pos;
+            if (ob.pos && copy && fwrite(out, 1, ob.pos, copy) != ob.pos) {
+                tg_err_set(err, "writing the events out: %s", strerror(errno));
+                goto done;
+            }
             if (ob.pos && yajl_parse(h, out, ob.pos) != yajl_status_ok) {
                 parse_error(h, &r, path, err);
                 goto done;
             }
         }
     }
-    if (ferror(f)) {
-        tg_err_set(err, "%s: %s", path, strerror(errno));
-        goto done;
-    }
+    if (more < 0) goto done;
     if (last != 0) {
         tg_err_set(err, "%s: truncated (the zstd frame is incomplete)", path);
         goto done;
@@ -404,6 +441,7 @@ int tg_archive_read(const char *path, int64_t *count, char sha256[65], int64_t *
     }
     rc = 0;
 done:
+    tg_sealr_free(sr);
     fclose(f);
     free(r.ids);
     EVP_MD_CTX_free(r.md);
@@ -435,8 +473,8 @@ static int sync_dir(const char *path, tg_err_t *err)
     return rc;
 }
 
-int tg_archive_run(tg_store_t *s, int64_t before_us, const char *out_path, tg_archive_stats_t *st,
-                   tg_err_t *err)
+int tg_archive_run(tg_store_t *s, int64_t before_us, const char *out_path, const tg_kek_t *kek,
+                   tg_archive_stats_t *st, tg_err_t *err)
 {
     memset(st, 0, sizeof *st);
     struct stat sb;
@@ -451,12 +489,12 @@ int tg_archive_run(tg_store_t *s, int64_t before_us, const char *out_path, tg_ar
     int64_t written = 0, reread = 0, *ids = NULL;
     size_t nids = 0;
     char sha_w[65], sha_r[65];
-    int rc = write_file(s, before_us, tmp, &written, sha_w, err);
+    int rc = write_file(s, before_us, tmp, kek, &written, sha_w, err);
     if (rc != 0) { /* nothing of ours to remove: a tmp that was there is another run's */
         free(tmp);
         return rc;
     }
-    rc = tg_archive_read(tmp, &reread, sha_r, &ids, &nids, err);
+    rc = tg_archive_read(tmp, kek, NULL, &reread, sha_r, &ids, &nids, err);
     if (rc == 0 && (reread != written || strcmp(sha_r, sha_w) != 0))
         rc = tg_err_set(err,
                         "%s: read back %lld events (checksum %.12s), wrote %lld (%.12s): nothing "

@@ -50,6 +50,7 @@ static const group_t groups[] = {
     {"alarms", {NULL}},
     {"ingest", {NULL}},
     {"archive", {NULL}},
+    {"kek", {"api_keys", NULL}},
     {"admin-token", {"admin_tokens", NULL}},
 };
 static const char *const skip_cols[] = {"api_keys.sha256", "api_keys.last_used_us",

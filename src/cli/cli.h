@@ -43,6 +43,7 @@ int tg_cli_query(int argc, char **argv, const char *config_path);
 int tg_cli_report(int argc, char **argv, const char *config_path);
 int tg_cli_backup(int argc, char **argv, const char *config_path);
 int tg_cli_restore(int argc, char **argv, const char *config_path);
+int tg_cli_kek(int argc, char **argv, const char *config_path);
 int tg_cli_archive(int argc, char **argv, const char *config_path);
 /* `store copy` (store.c): every row of a store into a new one of either backend. */
 int tg_cli_store(int argc, char **argv, const char *config_path);

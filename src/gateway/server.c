@@ -851,6 +851,7 @@ int tg_server_run(const char *config_path)
     tg_recorder_opts_t ro = {
         .store_url = cfg->store,
         .spool_path = cfg->recorder.spool,
+        .kek = cfg->encryption.has_kek ? &cfg->encryption.kek : NULL,
         .access_log = cfg->log.access,
         .queue_size = cfg->recorder.queue_size,
         .flush_ms = cfg->recorder.flush_ms,

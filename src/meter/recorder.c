@@ -19,6 +19,15 @@
  * crash between commit and truncate) counts nothing twice. When all of it is
  * in, the file is truncated back to its header.
  *
+ * With a KEK (encryption configured) the spool is sealed: a 24-byte header naming the
+ * KEK's id, then one sealed frame per appended batch (crypt/chunk.h: length, then the
+ * batch under its own data key, bound to the frame's offset). A torn write leaves a torn
+ * last frame, cut at open like a torn record; every whole frame before it opens alone.
+ * At open every frame is authenticated once, so replay meets no surprise later. A plain
+ * spool found when a KEK is configured is sealed first (into PATH.sealing, renamed over
+ * it); a sealed spool with events and no KEK, or another KEK, refuses to start naming
+ * the KEK id it needs (its events are not lost, nor replayed unread).
+ *
  * Never drop: a full ring makes push wait on a condvar (counted, and logged at
  * most once a second); a batch that neither the store nor the spool took is
  * held by the writer and retried, which in time fills the ring. Only at stop,
@@ -38,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypt/chunk.h"
 #include "meter/flood.h"
 #include "observe/accesslog.h"
 #include "store/store.h"
@@ -78,6 +88,18 @@ struct spool_hdr {
          4: count (aggregates of unauthenticated refusals); 5: upstream_latency_us;                \
          6: source */
 #define HDR ((off_t)sizeof(struct spool_hdr))
+
+/* The sealed spool's header: the plain one's fields with another magic, and the id of the
+ * KEK its frames need (not a secret). */
+struct spool_shdr {
+    char magic[8]; /* SPOOL_SEALED_MAGIC, no NUL */
+    uint32_t version;
+    uint32_t record_size;
+    unsigned char kek_id[TG_KEK_ID_LEN];
+};
+#define SPOOL_SEALED_MAGIC "TGSPOOLS"
+#define SHDR               ((off_t)sizeof(struct spool_shdr))
+#define FRAME_MAX          ((size_t)BATCH_MAX * sizeof(tg_event_t) + TG_SEAL_OVERHEAD)
 
 struct tg_recorder {
     /* ---- shared with pushers: guarded by mu ---- */
@@ -126,8 +148,12 @@ struct tg_recorder {
     tg_event_t *rbuf; /* BATCH_MAX: one spool chunk being replayed */
     char *spool_path; /* NULL: no spool */
     int spool_fd;
-    off_t spool_size; /* end of the last whole record written */
-    off_t spool_done; /* records before this offset are in the store */
+    off_t spool_size;    /* end of the last whole record written */
+    off_t spool_done;    /* records before this offset are in the store */
+    off_t spool_hdr;     /* the header's length: HDR, or SHDR when sealed */
+    int sealed;          /* a KEK was given: the spool is written sealed */
+    tg_kek_t kek;        /* immutable after start; wiped at destroy */
+    unsigned char *fbuf; /* sealed: TG_CHUNK_HEAD + FRAME_MAX, one frame read back */
     int64_t flush_us;
     int64_t retry_at_us;   /* monotonic: no store attempt before this */
     int64_t retry_wait_us; /* the wait after the next refusal (backs off) */
@@ -302,7 +328,8 @@ static int store_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
 /* The spool's size for stats (the writer's, or start's before the writer runs). */
 static void publish_spool(tg_recorder_t *r)
 {
-    atomic_store_explicit(&r->spool_bytes, (int64_t)(r->spool_size - HDR), memory_order_relaxed);
+    atomic_store_explicit(&r->spool_bytes, (int64_t)(r->spool_size - r->spool_hdr),
+                          memory_order_relaxed);
 }
 
 /* One more batch written (or tried) in us microseconds: the writer's only. */
@@ -353,7 +380,21 @@ static int read_all(int fd, void *buf, size_t len, off_t off)
 static int spool_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
 {
     if (r->spool_fd < 0) return -1;
-    if (write_all(r->spool_fd, evs, (size_t)n * sizeof *evs, r->spool_size) != 0) {
+    unsigned char *frame = NULL;
+    size_t flen = (size_t)n * sizeof *evs;
+    if (r->sealed) {
+        tg_err_t err = {{0}};
+        if (tg_chunk_seal(&r->kek, evs, flen, (uint64_t)r->spool_size, 0, &frame, &flen, &err) !=
+            0) {
+            TG_ERROR("recorder: spool %s: %s; holding %zu events in memory", r->spool_path, err.msg,
+                     n);
+            return -1;
+        }
+    }
+    int wrc = write_all(r->spool_fd, frame ? (const void *)frame : (const void *)evs, flen,
+                        r->spool_size);
+    free(frame);
+    if (wrc != 0) {
         int e = errno;
         /* A short write leaves a partial record: cut it off, so the file stays
          * whole records and the batch can be retried at the same offset. If
@@ -369,10 +410,36 @@ static int spool_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
         }
         return -1;
     }
-    r->spool_size += (off_t)n * RS;
+    r->spool_size += (off_t)flen;
     publish_spool(r);
     atomic_fetch_add_explicit(&r->spooled, n, memory_order_relaxed);
     atomic_store_explicit(&r->spooling, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Reads the sealed frame at spool_done (authenticated once already, at open) into the
+ * store. 0, or -1 (the store refused it, or reading failed: retried later). */
+static int replay_frame(tg_recorder_t *r)
+{
+    off_t off = r->spool_done;
+    unsigned char *pt = NULL;
+    size_t bn = 0, pn = 0;
+    tg_err_t err = {{0}};
+    int ok =
+        read_all(r->spool_fd, r->fbuf, TG_CHUNK_HEAD, off) == 0 &&
+        (bn = tg_chunk_len(r->fbuf, FRAME_MAX)) != 0 &&
+        read_all(r->spool_fd, r->fbuf + TG_CHUNK_HEAD, bn, off + TG_CHUNK_HEAD) == 0 &&
+        tg_chunk_open(&r->kek, r->fbuf + TG_CHUNK_HEAD, bn, (uint64_t)off, 0, &pt, &pn, &err) == 0;
+    if (!ok) {
+        TG_ERROR("recorder: spool %s: the frame at offset %lld cannot be read back: %s",
+                 r->spool_path, (long long)off, err.msg[0] ? err.msg : strerror(errno));
+        r->retry_at_us = tg_mono_us() + RETRY_US;
+        return -1;
+    }
+    int rc = store_append(r, (const tg_event_t *)pt, pn / sizeof(tg_event_t));
+    tg_crypt_free(pt, pn);
+    if (rc != 0) return -1;
+    r->spool_done = off + TG_CHUNK_HEAD + (off_t)bn;
     return 0;
 }
 
@@ -382,6 +449,10 @@ static int spool_replay(tg_recorder_t *r, size_t max_chunks)
 {
     if (!spool_pending(r)) return 0;
     for (size_t c = 0; c < max_chunks && spool_pending(r); c++) {
+        if (r->sealed) {
+            if (replay_frame(r) != 0) return -1;
+            continue;
+        }
         off_t left = (r->spool_size - r->spool_done) / RS;
         size_t n = left < BATCH_MAX ? (size_t)left : BATCH_MAX;
         if (read_all(r->spool_fd, r->rbuf, (size_t)n * sizeof *r->rbuf, r->spool_done) != 0) {
@@ -394,12 +465,12 @@ static int spool_replay(tg_recorder_t *r, size_t max_chunks)
         r->spool_done += (off_t)n * RS;
     }
     if (spool_pending(r)) return -1;
-    if (ftruncate(r->spool_fd, HDR) != 0)
+    if (ftruncate(r->spool_fd, r->spool_hdr) != 0)
         TG_WARN("recorder: spool %s: truncate failed: %s (its events are in the store; a "
                 "later replay skips them)",
                 r->spool_path, strerror(errno));
     TG_INFO("recorder: spool %s replayed into the store", r->spool_path);
-    r->spool_size = r->spool_done = HDR;
+    r->spool_size = r->spool_done = r->spool_hdr;
     publish_spool(r);
     atomic_store_explicit(&r->spooling, 0, memory_order_relaxed);
     return 0;
@@ -582,13 +653,148 @@ static void *writer_main(void *arg)
 /* ------------------------------------------------------------------------ */
 /* start / stop                                                             */
 
-/* Opens (creating) the spool, checks its header and cuts a torn last record.
+/* The header this recorder writes: plain, or sealed by its KEK. */
+static void wanted_header(const tg_recorder_t *r, unsigned char hdr[SHDR])
+{
+    if (r->sealed) {
+        struct spool_shdr s = {.version = SPOOL_VERSION, .record_size = (uint32_t)RS};
+        memcpy(s.magic, SPOOL_SEALED_MAGIC, sizeof s.magic);
+        memcpy(s.kek_id, r->kek.id, TG_KEK_ID_LEN);
+        memcpy(hdr, &s, sizeof s);
+    } else {
+        struct spool_hdr p = {.version = SPOOL_VERSION, .record_size = (uint32_t)RS};
+        memcpy(p.magic, SPOOL_MAGIC, sizeof p.magic);
+        memcpy(hdr, &p, sizeof p);
+    }
+}
+
+enum spool_kind { SPOOL_NEW, SPOOL_PLAIN, SPOOL_SEALED, SPOOL_FOREIGN };
+
+/* What a file of size bytes starting with hdr[0 .. min(size, SHDR)) is. */
+static enum spool_kind spool_kind(const unsigned char *hdr, off_t size)
+{
+    if (size < HDR) return SPOOL_NEW; /* new, or a crash while writing the header */
+    const uint32_t want[2] = {SPOOL_VERSION, (uint32_t)RS};
+    if (memcmp(hdr, SPOOL_MAGIC, 8) == 0)
+        return memcmp(hdr + 8, want, sizeof want) == 0 ? SPOOL_PLAIN : SPOOL_FOREIGN;
+    if (memcmp(hdr, SPOOL_SEALED_MAGIC, 8) != 0) return SPOOL_FOREIGN;
+    if (size < SHDR) return SPOOL_NEW;
+    return memcmp(hdr + 8, want, sizeof want) == 0 ? SPOOL_SEALED : SPOOL_FOREIGN;
+}
+
+/* Authenticates every frame of a sealed spool of size bytes; returns the end of the last
+ * whole one (a torn last frame is cut by the caller) and counts its events, or -1 with err
+ * when a frame before the last does not open (damage, not a crash: refused, not cut). */
+static off_t scan_sealed(tg_recorder_t *r, int fd, off_t size, int64_t *events, tg_err_t *err)
+{
+    off_t off = SHDR;
+    *events = 0;
+    while (size - off >= TG_CHUNK_HEAD) {
+        size_t bn, pn;
+        unsigned char *pt;
+        tg_err_t why = {{0}};
+        if (read_all(fd, r->fbuf, TG_CHUNK_HEAD, off) != 0)
+            return tg_err_set(err, "spool %s: %s", r->spool_path, strerror(errno));
+        bn = tg_chunk_len(r->fbuf, FRAME_MAX);
+        off_t end = off + TG_CHUNK_HEAD + (off_t)bn;
+        if (bn == 0 || end > size) break; /* a torn head or a frame cut short */
+        if (read_all(fd, r->fbuf + TG_CHUNK_HEAD, bn, off + TG_CHUNK_HEAD) != 0)
+            return tg_err_set(err, "spool %s: %s", r->spool_path, strerror(errno));
+        if (tg_chunk_open(&r->kek, r->fbuf + TG_CHUNK_HEAD, bn, (uint64_t)off, 0, &pt, &pn, &why) !=
+            0) {
+            if (end == size) break; /* the last frame, torn by a crash mid-write */
+            return tg_err_set(err,
+                              "spool %s: the frame at offset %lld does not open (%s); the "
+                              "file is damaged: move it aside to start (its events are not "
+                              "in the store)",
+                              r->spool_path, (long long)off, why.msg);
+        }
+        tg_crypt_free(pt, pn);
+        if (pn == 0 || pn % (size_t)RS != 0)
+            return tg_err_set(err,
+                              "spool %s: the frame at offset %lld holds %zu bytes, not "
+                              "whole events",
+                              r->spool_path, (long long)off, pn);
+        *events += (int64_t)(pn / (size_t)RS);
+        off = end;
+    }
+    /* A crash tears at most the frame being written: more than one frame's worth of bytes
+     * that do not open is damage (a length altered in the middle), refused rather than cut. */
+    if (size - off > (off_t)(TG_CHUNK_HEAD + FRAME_MAX))
+        return tg_err_set(err,
+                          "spool %s: the %lld bytes from offset %lld do not form a frame; the "
+                          "file is damaged: move it aside to start (its events are not in the "
+                          "store)",
+                          r->spool_path, (long long)(size - off), (long long)off);
+    return off;
+}
+
+/* Copies a sealed spool's torn tail [from, to) to PATH.torn-<time> before it is cut: a
+ * crash leaves only part of one frame there, but a length damaged in the middle would put
+ * whole frames after it, and those are kept, not destroyed (each still opens at its
+ * offset). aside is set to the copy's name, "" when it could not be made. */
+static void save_tail(tg_recorder_t *r, int fd, off_t from, off_t to, char *aside, size_t cap)
+{
+    snprintf(aside, cap, "%s.torn-%lld", r->spool_path, (long long)tg_wall_us());
+    int out = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int ok = out >= 0;
+    for (off_t at = from; ok && at < to;) {
+        size_t n = to - at < (off_t)FRAME_MAX ? (size_t)(to - at) : FRAME_MAX;
+        ok = read_all(fd, r->fbuf, n, at) == 0 && write_all(out, r->fbuf, n, at - from) == 0;
+        at += (off_t)n;
+    }
+    if (out >= 0 && (!ok || fsync(out) != 0)) ok = 0, unlink(aside);
+    if (out >= 0) close(out);
+    if (!ok) aside[0] = '\0';
+}
+
+/* Seals the plain spool open in fd (size bytes) into PATH.sealing, then renames it over
+ * PATH: events spooled before encryption was configured are kept, now sealed. The
+ * caller opens PATH again. */
+static int seal_plain_spool(tg_recorder_t *r, int fd, off_t size, tg_err_t *err)
+{
+    char tmp[4096];
+    unsigned char hdr[SHDR];
+    snprintf(tmp, sizeof tmp, "%s.sealing", r->spool_path);
+    int tfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (tfd < 0) return tg_err_set(err, "spool %s: %s", tmp, strerror(errno));
+    wanted_header(r, hdr);
+    off_t in = HDR, out = SHDR, whole = HDR + (size - HDR) / RS * RS;
+    int ok = write_all(tfd, hdr, SHDR, 0) == 0;
+    while (ok && in < whole) {
+        size_t n = (size_t)((whole - in) / RS), flen;
+        if (n > BATCH_MAX) n = BATCH_MAX;
+        unsigned char *frame = NULL;
+        ok = read_all(fd, r->rbuf, n * (size_t)RS, in) == 0 &&
+             tg_chunk_seal(&r->kek, r->rbuf, n * (size_t)RS, (uint64_t)out, 0, &frame, &flen,
+                           err) == 0 &&
+             write_all(tfd, frame, flen, out) == 0;
+        free(frame);
+        in += (off_t)n * RS, out += (off_t)flen;
+    }
+    explicit_bzero(r->rbuf, BATCH_MAX * sizeof *r->rbuf);
+    ok = ok && fsync(tfd) == 0;
+    close(tfd);
+    if (ok && rename(tmp, r->spool_path) == 0) {
+        char id[2 * TG_KEK_ID_LEN + 1];
+        tg_kek_id_hex(&r->kek, id);
+        TG_INFO("recorder: spool %s: %lld events spooled without encryption are now sealed "
+                "(key-encryption key id %s)",
+                r->spool_path, (long long)((whole - HDR) / RS), id);
+        return 0;
+    }
+    if (!err->msg[0]) tg_err_set(err, "spool %s: sealing it: %s", r->spool_path, strerror(errno));
+    unlink(tmp);
+    return -1;
+}
+
+/* Opens (creating) the spool, checks its header and cuts a torn last record (or frame).
  * Leaves spool_done at the first record: whatever follows is replayed. */
 static int spool_open(tg_recorder_t *r, tg_err_t *err)
 {
     const char *path = r->spool_path;
-    struct spool_hdr want = {.version = SPOOL_VERSION, .record_size = (uint32_t)sizeof(tg_event_t)};
-    memcpy(want.magic, SPOOL_MAGIC, sizeof want.magic);
+    unsigned char want[SHDR];
+    wanted_header(r, want);
     for (int attempt = 0;; attempt++) {
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0) return tg_err_set(err, "spool %s: %s", path, strerror(errno));
@@ -605,13 +811,15 @@ static int spool_open(tg_recorder_t *r, tg_err_t *err)
             close(fd);
             return tg_err_set(err, "spool %s: %s", path, strerror(errno));
         }
-        struct spool_hdr have;
-        if (st.st_size >= HDR && read_all(fd, &have, sizeof have, 0) != 0) {
+        unsigned char have[SHDR] = {0};
+        off_t size = st.st_size;
+        if (size > 0 && read_all(fd, have, size < SHDR ? (size_t)size : SHDR, 0) != 0) {
             int e = errno;
             close(fd);
             return tg_err_set(err, "spool %s: %s", path, strerror(e));
         }
-        if (st.st_size >= HDR && memcmp(&have, &want, sizeof want) != 0) {
+        enum spool_kind kind = spool_kind(have, size);
+        if (kind == SPOOL_FOREIGN) {
             if (attempt > 0) {
                 close(fd);
                 return tg_err_set(err, "spool %s: header changed while opening it", path);
@@ -624,24 +832,60 @@ static int spool_open(tg_recorder_t *r, tg_err_t *err)
                                   "spool %s: header does not match this build and it "
                                   "cannot be moved aside: %s",
                                   path, strerror(errno));
+            uint32_t v[2];
+            memcpy(v, have + 8, sizeof v);
             TG_ERROR("recorder: spool %s is not a spool of this build (record size %u, "
                      "version %u); moved to %s, not replayed",
-                     path, have.record_size, have.version, aside);
+                     path, v[1], v[0], aside);
             continue;
         }
-        off_t size = st.st_size;
-        if (size < HDR) { /* new, or a crash while writing the header */
-            if (ftruncate(fd, 0) != 0 || write_all(fd, &want, sizeof want, 0) != 0) {
-                int e = errno;
-                close(fd);
-                return tg_err_set(err, "spool %s: %s", path, strerror(e));
-            }
-            size = HDR;
+        if (kind == SPOOL_PLAIN && r->sealed && size - HDR >= RS) {
+            int rc = seal_plain_spool(r, fd, size, err);
+            close(fd);
+            if (rc != 0) return -1;
+            continue;
         }
-        off_t whole = HDR + (size - HDR) / RS * RS;
+        if (kind == SPOOL_SEALED && size > SHDR &&
+            (!r->sealed || memcmp(have + 16, r->kek.id, TG_KEK_ID_LEN) != 0)) {
+            tg_kek_t need;
+            char id[2 * TG_KEK_ID_LEN + 1];
+            memcpy(need.id, have + 16, TG_KEK_ID_LEN);
+            tg_kek_id_hex(&need, id);
+            close(fd);
+            return tg_err_set(err,
+                              "spool %s holds events sealed by the key-encryption key id %s, "
+                              "%s: configure encryption with that key to replay them",
+                              path, id,
+                              r->sealed ? "not by the configured one"
+                                        : "and no encryption "
+                                          "is configured");
+        }
+        /* Empty (or only a torn header or record): start it afresh with our header. */
+        int empty = kind == SPOOL_NEW || (kind == SPOOL_PLAIN && size - HDR < RS) ||
+                    (kind == SPOOL_SEALED && size <= SHDR);
+        if (empty && (ftruncate(fd, 0) != 0 || write_all(fd, want, (size_t)r->spool_hdr, 0) != 0)) {
+            int e = errno;
+            close(fd);
+            return tg_err_set(err, "spool %s: %s", path, strerror(e));
+        }
+        if (empty) size = r->spool_hdr;
+        off_t whole;
+        int64_t events;
+        if (r->sealed) {
+            if ((whole = scan_sealed(r, fd, size, &events, err)) < 0) {
+                close(fd);
+                return -1;
+            }
+        } else {
+            whole = HDR + (size - HDR) / RS * RS;
+            events = (whole - HDR) / RS;
+        }
         if (whole != size) {
-            TG_WARN("recorder: spool %s: ignoring a torn last record (%lld bytes)", path,
-                    (long long)(size - whole));
+            char aside[4096] = "";
+            if (r->sealed) save_tail(r, fd, whole, size, aside, sizeof aside);
+            TG_WARN("recorder: spool %s: ignoring a torn last %s (%lld bytes)%s%s", path,
+                    r->sealed ? "frame" : "record", (long long)(size - whole),
+                    aside[0] ? "; its bytes are kept in " : "", aside);
             if (ftruncate(fd, whole) != 0) {
                 int e = errno;
                 close(fd);
@@ -651,10 +895,10 @@ static int spool_open(tg_recorder_t *r, tg_err_t *err)
         r->spool_fd = fd;
         r->spool_size = whole;
         publish_spool(r);
-        r->spool_done = HDR;
-        if (whole > HDR) {
+        r->spool_done = r->spool_hdr;
+        if (events > 0) {
             TG_INFO("recorder: spool %s holds %lld events from a previous run; replaying", path,
-                    (long long)((whole - HDR) / RS));
+                    (long long)events);
             atomic_store_explicit(&r->spooling, 1, memory_order_relaxed);
         }
         return 0;
@@ -671,6 +915,8 @@ static void destroy(tg_recorder_t *r)
     pthread_mutex_destroy(&r->mu);
     free(r->spool_path);
     free(r->rbuf);
+    free(r->fbuf);
+    tg_kek_wipe(&r->kek);
     free(r->fagg);
     tg_flood_free(r->flood);
     free(r->batch);
@@ -717,6 +963,16 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->ring = malloc(r->cap * sizeof *r->ring);
     r->batch = malloc(BATCH_MAX * sizeof *r->batch);
     r->rbuf = malloc(BATCH_MAX * sizeof *r->rbuf);
+    r->spool_hdr = HDR;
+    if (opts->kek) {
+        r->sealed = 1;
+        r->kek = *opts->kek;
+        r->spool_hdr = SHDR;
+        if (!(r->fbuf = malloc(TG_CHUNK_HEAD + FRAME_MAX))) {
+            tg_err_set(err, "recorder: out of memory for the sealed spool's frame buffer");
+            goto fail;
+        }
+    }
     if (opts->unauth_per_minute > 0) {
         r->flood = tg_flood_new(opts->unauth_per_minute);
         r->fagg = malloc(BATCH_MAX * sizeof *r->fagg);
@@ -790,4 +1046,46 @@ void tg_recorder_stop(tg_recorder_t *r)
             (unsigned long long)st.aggregates,
             st.spooling ? " (spool not empty: replayed next start)" : "");
     destroy(r);
+}
+
+int tg_recorder_spool_rekey(const char *path, const tg_kek_t *from, const tg_kek_t *to,
+                            size_t *frames, tg_err_t *err)
+{
+    *frames = 0;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return 0;
+    if (fd < 0) return tg_err_set(err, "spool %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        return tg_err_set(err, "spool %s: %s", path,
+                          e == EWOULDBLOCK ? "in use by a running gateway: stop it first"
+                                           : strerror(e));
+    }
+    unsigned char have[SHDR] = {0};
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 ||
+        (st.st_size > 0 &&
+         read_all(fd, have, st.st_size < SHDR ? (size_t)st.st_size : (size_t)SHDR, 0) != 0)) {
+        rc = tg_err_set(err, "spool %s: %s", path, strerror(errno));
+    } else if (spool_kind(have, st.st_size) == SPOOL_SEALED && st.st_size > SHDR &&
+               memcmp(have + 16, to->id, TG_KEK_ID_LEN) != 0) {
+        if (memcmp(have + 16, from->id, TG_KEK_ID_LEN) != 0) {
+            tg_kek_t other;
+            char id[2 * TG_KEK_ID_LEN + 1];
+            memcpy(other.id, have + 16, TG_KEK_ID_LEN);
+            tg_kek_id_hex(&other, id);
+            rc = tg_err_set(err,
+                            "spool %s is sealed by the key-encryption key id %s, neither "
+                            "the current one nor the new one",
+                            path, id);
+        } else {
+            memcpy(have + 16, to->id, TG_KEK_ID_LEN);
+            rc = tg_chunk_rekey_file(path, fd, have, SHDR, FRAME_MAX, from, to, 0, frames, err) ? -1
+                                                                                                : 1;
+        }
+    }
+    close(fd); /* releases the lock */
+    return rc;
 }

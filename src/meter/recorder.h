@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypt/crypt.h"
 #include "types/event.h"
 #include "util/err.h"
 
@@ -35,6 +36,8 @@ typedef struct tg_recorder_opts {
                                       per client address and UTC minute; the rest become one
                                       aggregate event (meter/flood.h). 0 = no bound: every
                                       refusal is an event */
+    const tg_kek_t *kek;           /* encryption configured: the spool is sealed by it (copied
+                                      at start); NULL: written in plain */
 } tg_recorder_opts_t;
 
 /* The upper bounds of the writer's batch-time histogram, in microseconds: 0.5 ms .. 5 s
@@ -83,6 +86,13 @@ void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev);
  * logrotate moved it). One atomic store: safe from a signal handler. */
 void tg_recorder_reopen_accesslog(tg_recorder_t *r);
 void tg_recorder_stats(tg_recorder_t *r, tg_recorder_stats_t *out);
+/* `kek rotate`: re-wraps the sealed spool at path from the KEK from to the KEK to, frame by
+ * frame, holding its lock (a running gateway holds it: refused, "in use"). 1 when done
+ * (*frames of them), 0 when there is nothing to do (no file, a plain or empty spool, or
+ * sealed by to already), -1 with err (in use, sealed by a third KEK, damaged). A torn last
+ * frame is left out, as the next start would cut it. */
+int tg_recorder_spool_rekey(const char *path, const tg_kek_t *from, const tg_kek_t *to,
+                            size_t *frames, tg_err_t *err);
 /* Drains the queue into the store (or spool), stops the thread, frees r. */
 void tg_recorder_stop(tg_recorder_t *r);
 

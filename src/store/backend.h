@@ -54,6 +54,8 @@ struct tg_store_tenant_ops {
     int (*key_revoke)(tg_store_t *s, const char *key_id, tg_err_t *err);
     int (*key_get)(tg_store_t *s, const char *key_id, tg_key_t *out, tg_err_t *err);
     int (*key_expire)(tg_store_t *s, const char *key_id, int64_t at_us, tg_err_t *err);
+    int (*key_reseal)(tg_store_t *s, const char *key_id, const unsigned char *from,
+                      const unsigned char *to, size_t n, tg_err_t *err);
     int (*auth_load)(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
                      tg_err_t *err);
     int (*auth_version)(tg_store_t *s, int64_t *out, tg_err_t *err);

@@ -43,6 +43,7 @@ enum {
     PS_KEY_REVOKE,
     PS_KEY_GET,
     PS_KEY_EXPIRE,
+    PS_KEY_RESEAL,
     PS_AUTH_LOAD,
     /* pg_policy.c */
     PS_LIMIT_SET,

@@ -37,6 +37,9 @@ static const pg_sql_t sql_key_expire = {
     .slot = PS_KEY_EXPIRE,
     .sql = "UPDATE api_keys SET expires_us = $2 WHERE id = $1 AND status = 'active' AND "
            "(expires_us IS NULL OR expires_us > $2)"};
+static const pg_sql_t sql_key_reseal = {
+    .slot = PS_KEY_RESEAL,
+    .sql = "UPDATE api_keys SET signing_secret = $3 WHERE id = $1 AND signing_secret = $2"};
 static const pg_sql_t sql_auth_load = {.slot = PS_AUTH_LOAD,
                                        .select = &tg_map_auth,
                                        .sql =
@@ -182,6 +185,19 @@ static int pg_key_expire(tg_store_t *base, const char *key_id, int64_t at_us, tg
     return ret;
 }
 
+static int pg_key_reseal(tg_store_t *base, const char *key_id, const unsigned char *from,
+                         const unsigned char *to, size_t n, tg_err_t *err)
+{
+    pg_params_t p = {0};
+    pg_p_text(&p, key_id);
+    pg_p_bytea(&p, from, n);
+    pg_p_bytea(&p, to, n);
+    int ret = pg_mutate((pg_store_t *)base, &sql_key_reseal, &p, PG_AUTH, "key reseal", err);
+    if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "key \"%s\": its signing secret changed meanwhile", key_id);
+    return ret;
+}
+
 static int emit_auth(pg_store_t *s, const PGresult *r, int i, const sink_t *k)
 {
     tg_auth_row_t a;
@@ -212,6 +228,7 @@ const struct tg_store_tenant_ops pg_tenant_ops = {
     .key_revoke = pg_key_revoke,
     .key_get = pg_key_get,
     .key_expire = pg_key_expire,
+    .key_reseal = pg_key_reseal,
     .auth_load = pg_auth_load,
     .auth_version = pg_auth_version,
 };

@@ -41,6 +41,7 @@ enum {
     ST_KEY_REVOKE,
     ST_KEY_GET,
     ST_KEY_EXPIRE,
+    ST_KEY_RESEAL,
     ST_AUTH_LOAD,
     /* sqlite_events.c */
     ST_EV_INSERT,

@@ -39,6 +39,9 @@ static const sq_sql_t sql_key_expire = {
     .slot = ST_KEY_EXPIRE,
     .sql = "UPDATE api_keys SET expires_us = ?2 WHERE id = ?1 AND status = 'active' AND "
            "(expires_us IS NULL OR expires_us > ?2)"};
+static const sq_sql_t sql_key_reseal = {
+    .slot = ST_KEY_RESEAL,
+    .sql = "UPDATE api_keys SET signing_secret = ?3 WHERE id = ?1 AND signing_secret = ?2"};
 static const sq_sql_t sql_auth_load = {.slot = ST_AUTH_LOAD,
                                        .select = &tg_map_auth,
                                        .sql =
@@ -197,6 +200,21 @@ static int sq_key_expire(tg_store_t *base, const char *key_id, int64_t at_us, tg
     return ret;
 }
 
+static int sq_key_reseal(tg_store_t *base, const char *key_id, const unsigned char *from,
+                         const unsigned char *to, size_t n, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_key_reseal, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, from, (int)n, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, to, (int)n, SQLITE_STATIC);
+    int ret = sq_mutate(s, st, SQ_AUTH, "key reseal", err);
+    if (ret == TG_STORE_NOTFOUND)
+        tg_err_set(err, "key \"%s\": its signing secret changed meanwhile", key_id);
+    return ret;
+}
+
 static int emit_auth(sqlite3_stmt *st, const sink_t *k)
 {
     tg_auth_row_t r;
@@ -230,6 +248,7 @@ const struct tg_store_tenant_ops sq_tenant_ops = {
     .key_revoke = sq_key_revoke,
     .key_get = sq_key_get,
     .key_expire = sq_key_expire,
+    .key_reseal = sq_key_reseal,
     .auth_load = sq_auth_load,
     .auth_version = sq_auth_version,
 };

@@ -213,6 +213,12 @@ int tg_store_key_expire(tg_store_t *s, const char *key_id, int64_t at_us, tg_err
     return s->tenants->key_expire(s, key_id, at_us, err);
 }
 
+int tg_store_key_reseal(tg_store_t *s, const char *key_id, const unsigned char *from,
+                        const unsigned char *to, size_t n, tg_err_t *err)
+{
+    return s->tenants->key_reseal(s, key_id, from, to, n, err);
+}
+
 int tg_store_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
                        tg_err_t *err)
 {

@@ -113,6 +113,11 @@ int tg_store_key_get(tg_store_t *s, const char *key_id, tg_key_t *out, tg_err_t 
 /* Sets an active key's expiry to at_us, unless it already expires sooner (`key rotate`'s
  * grace): TG_STORE_NOTFOUND when no active key has that id. */
 int tg_store_key_expire(tg_store_t *s, const char *key_id, int64_t at_us, tg_err_t *err);
+/* Replaces key_id's sealed signing secret from[0..n) by to[0..n) (`kek rotate`: the same
+ * secret re-wrapped), only while it is still from: TG_STORE_NOTFOUND otherwise (changed or
+ * rotated meanwhile). One transaction, auth_version bumped. */
+int tg_store_key_reseal(tg_store_t *s, const char *key_id, const unsigned char *from,
+                        const unsigned char *to, size_t n, tg_err_t *err);
 int tg_store_auth_load(tg_store_t *s, int (*cb)(const tg_auth_row_t *, void *), void *ud,
                        tg_err_t *err);
 /* A number that changes whenever any connection (any process) committed a change to

@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include "archive/archive.h"
+#include "crypt/kek_fixture.h"
 #include "store/sql_fixture.h"
 
 static int64_t count(tg_store_t *s, const char *sql)
@@ -54,7 +55,7 @@ static void test_round_trip(void **state)
     tg_archive_stats_t st;
     tg_err_t err;
     /* Before 2026-12-01: events 1, 2 and 3 (the last at 23:59:59.999999). */
-    if (tg_archive_run(f->s, FX_DEC01, out, &st, &err) != 0) fail_msg("archive: %s", err.msg);
+    if (tg_archive_run(f->s, FX_DEC01, out, NULL, &st, &err) != 0) fail_msg("archive: %s", err.msg);
     assert_int_equal(st.events, 3);
     assert_int_equal(st.deleted, 3);
     assert_true(st.bytes > 0);
@@ -67,7 +68,7 @@ static void test_round_trip(void **state)
     char sha[65];
     int64_t *ids = NULL;
     size_t nids = 0;
-    assert_int_equal(tg_archive_read(out, &n, sha, &ids, &nids, &err), 0);
+    assert_int_equal(tg_archive_read(out, NULL, NULL, &n, sha, &ids, &nids, &err), 0);
     assert_int_equal(n, 3);
     assert_int_equal(nids, 3);
     assert_int_equal(ids[0], 1);
@@ -92,7 +93,7 @@ static void test_round_trip(void **state)
     free(text);
 
     /* Never overwritten: a second run to the same file is refused, nothing purged. */
-    assert_int_equal(tg_archive_run(f->s, FX_DEC01 + 86400000000LL, out, &st, &err), -1);
+    assert_int_equal(tg_archive_run(f->s, FX_DEC01 + 86400000000LL, out, NULL, &st, &err), -1);
     assert_non_null(strstr(err.msg, "already exists"));
     assert_int_equal(count(f->s, "SELECT count(*) FROM events"), 3);
 }
@@ -104,7 +105,7 @@ static void test_failure_purges_nothing(void **state)
     tg_err_t err;
     char out[200];
     snprintf(out, sizeof out, "%s/no/such/dir/x.jsonl.zst", f->dir);
-    assert_int_equal(tg_archive_run(f->s, FX_DEC01, out, &st, &err), -1);
+    assert_int_equal(tg_archive_run(f->s, FX_DEC01, out, NULL, &st, &err), -1);
     assert_int_equal(st.deleted, 0);
     assert_int_equal(count(f->s, "SELECT count(*) FROM events"), 6);
     /* No partial file is left where the archive would be. */
@@ -113,7 +114,7 @@ static void test_failure_purges_nothing(void **state)
     snprintf(partial, sizeof partial, "%s.partial", out);
     FILE *fp = fopen(partial, "w"); /* a crashed run's leftover: refused, not reused */
     fclose(fp);
-    assert_int_equal(tg_archive_run(f->s, FX_DEC01, out, &st, &err), -1);
+    assert_int_equal(tg_archive_run(f->s, FX_DEC01, out, NULL, &st, &err), -1);
     assert_int_equal(count(f->s, "SELECT count(*) FROM events"), 6);
     struct stat sb;
     assert_int_not_equal(stat(out, &sb), 0);
@@ -127,7 +128,7 @@ static void test_read_rejects_damage(void **state)
     snprintf(out, sizeof out, "%s/a.jsonl.zst", f->dir);
     tg_archive_stats_t st;
     tg_err_t err;
-    assert_int_equal(tg_archive_run(f->s, FX_DEC01 + 86400000000LL, out, &st, &err), 0);
+    assert_int_equal(tg_archive_run(f->s, FX_DEC01 + 86400000000LL, out, NULL, &st, &err), 0);
     assert_int_equal(st.events, 6);
     /* The file cut short: the frame is incomplete. */
     snprintf(cut, sizeof cut, "%s.cut", out);
@@ -139,7 +140,7 @@ static void test_read_rejects_damage(void **state)
     fclose(o);
     int64_t cnt;
     char sha[65];
-    assert_int_equal(tg_archive_read(cut, &cnt, sha, NULL, NULL, &err), -1);
+    assert_int_equal(tg_archive_read(cut, NULL, NULL, &cnt, sha, NULL, NULL, &err), -1);
     /* A line that is not an event. */
     size_t len = 0;
     void *z = NULL;
@@ -151,7 +152,7 @@ static void test_read_rejects_damage(void **state)
     fwrite(z, 1, len, o);
     fclose(o);
     free(z);
-    assert_int_equal(tg_archive_read(cut, &cnt, sha, NULL, NULL, &err), -1);
+    assert_int_equal(tg_archive_read(cut, NULL, NULL, &cnt, sha, NULL, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "event 2: not an archived event (no integer id)"));
 }
 
@@ -170,7 +171,7 @@ static void test_not_utf8(void **state)
     char out[160];
     snprintf(out, sizeof out, "%s/u.jsonl.zst", f->dir);
     tg_archive_stats_t st;
-    if (tg_archive_run(f->s, FX_DEC01, out, &st, &err) != 0) fail_msg("archive: %s", err.msg);
+    if (tg_archive_run(f->s, FX_DEC01, out, NULL, &st, &err) != 0) fail_msg("archive: %s", err.msg);
     assert_int_equal(st.events, 4);
     size_t len;
     char *text = slurp(out, &len);
@@ -201,9 +202,56 @@ static void test_read_rejects_non_events(void **state)
         int64_t cnt;
         char sha[65];
         tg_err_t err;
-        assert_int_equal(tg_archive_read(path, &cnt, sha, NULL, NULL, &err), -1);
+        assert_int_equal(tg_archive_read(path, NULL, NULL, &cnt, sha, NULL, NULL, &err), -1);
         if (!strstr(err.msg, bad[i][1])) fail_msg("case %zu: %s", i, err.msg);
     }
+}
+
+/* With a KEK the file is sealed: no event text in it, read back (and copied out as JSON
+ * lines) with the KEK only; without it or with another, an error naming the KEK id. */
+static void test_sealed(void **state)
+{
+    fx_t *f = *state;
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B);
+    tg_err_t err;
+    char out[160], id[17];
+    snprintf(out, sizeof out, "%s/sealed.jsonl.zst", f->dir);
+    tg_archive_stats_t st;
+    if (tg_archive_run(f->s, FX_DEC01, out, &a, &st, &err) != 0) fail_msg("archive: %s", err.msg);
+    assert_int_equal(st.events, 3);
+    assert_int_equal(st.deleted, 3);
+
+    FILE *fp = fopen(out, "rb");
+    static char raw[1 << 16];
+    size_t got = fread(raw, 1, sizeof raw, fp);
+    fclose(fp);
+    assert_memory_equal(raw, "TGSTRM", 6);
+    assert_int_not_equal(ZSTD_getFrameContentSize(raw, got), 3); /* not a zstd frame */
+
+    int64_t n;
+    char sha[65], *copy = NULL;
+    size_t clen = 0;
+    FILE *cf = open_memstream(&copy, &clen);
+    assert_int_equal(tg_archive_read(out, &a, cf, &n, sha, NULL, NULL, &err), 0);
+    fclose(cf);
+    assert_int_equal(n, 3);
+    assert_string_equal(sha, st.sha256);
+    assert_non_null(strstr(copy, "\"path\":\"/v1/models\""));
+    assert_null(memmem(raw, got, "/v1/models", 10));
+    free(copy);
+
+    tg_kek_id_hex(&a, id);
+    assert_int_equal(tg_archive_read(out, &b, NULL, &n, sha, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, id));
+    assert_int_equal(tg_archive_read(out, NULL, NULL, &n, sha, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, id));
+
+    /* A plain archive (before encryption was configured) still reads with a KEK. */
+    snprintf(out, sizeof out, "%s/plain.jsonl.zst", f->dir);
+    if (tg_archive_run(f->s, FX_DEC01 + 86400000000LL, out, NULL, &st, &err) != 0)
+        fail_msg("archive: %s", err.msg);
+    assert_int_equal(tg_archive_read(out, &a, NULL, &n, sha, NULL, NULL, &err), 0);
+    assert_int_equal(n, st.events);
 }
 
 int main(void)
@@ -214,6 +262,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_rejects_damage, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_not_utf8, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_read_rejects_non_events, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sealed, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

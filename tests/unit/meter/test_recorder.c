@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypt/kek_fixture.h"
 #include "meter/recorder.h"
 #include "store/backend.h"
 #include "store/store.h"
@@ -813,6 +814,217 @@ static void test_unauthenticated_aggregates_spooled(void **state)
     fake_free(f);
 }
 
+/* ------------------------------------------------------------------------ */
+/* sealed spool (a KEK configured)                                          */
+
+#define SHDR_BYTES 24
+
+/* Whether the file holds the bytes of s anywhere. */
+static int file_has(const char *path, const char *s)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static char buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    return memmem(buf, n, s, strlen(s)) != NULL;
+}
+
+/* A run that stops with the store busy, spooling n events from `from` (sealed by kek, or
+ * plain when kek is NULL; one frame per batch the writer took). */
+static void run_leaving(const char *sp, const tg_kek_t *kek, int64_t from, int64_t n)
+{
+    fake_t *f = fake_new(16);
+    fake_set_busy(f, 1);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 5);
+    o.kek = kek;
+    tg_recorder_t *r = start_rec(&o, f);
+    tg_recorder_stats_t st;
+    push_range(r, from, n);
+    WAIT_FOR(r, st, st.spooled == (uint64_t)n);
+    tg_recorder_stop(r);
+    assert_int_equal(fake_count(f), 0);
+    fake_free(f);
+}
+
+/* Starts on a free store, replays the spool and returns how many events it held: ids
+ * 1..that, in order, each once. */
+static size_t replay_all(const char *sp, const tg_kek_t *kek)
+{
+    fake_t *f = fake_new(1000);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 5);
+    o.kek = kek;
+    tg_recorder_t *r = start_rec(&o, f);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.spooling == 0);
+    tg_recorder_stop(r);
+    size_t n = fake_count(f);
+    assert_ids_in_order(f, 0, 1, n);
+    assert_int_equal(f->dups, 0);
+    fake_free(f);
+    return n;
+}
+
+/* A start with kek must fail with an error holding want, the spool left as it was. */
+static void assert_start_refused(const char *sp, const tg_kek_t *kek, const char *want)
+{
+    off_t before = file_size(sp);
+    fake_t *f = fake_new(16);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    o.kek = kek;
+    tg_recorder_t *r = NULL;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_recorder_start_with_store(&o, &f->base, &r, &err), -1);
+    assert_null(r);
+    if (!strstr(err.msg, want)) fail_msg("\"%s\" not in: %s", want, err.msg);
+    assert_int_equal(file_size(sp), before); /* nothing cut, nothing lost */
+    fake_free(f);
+}
+
+static int sealed_magic(const char *path)
+{
+    return file_has(path, "TGSPOOLS");
+}
+
+static void test_sealed_spool_hides_events_and_replays(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = fx_kek(FX_KEK_A);
+    run_leaving(sp, &a, 1, 30);
+    /* Each frame adds its length and a sealed blob's overhead to its events. */
+    off_t size = file_size(sp), frames = (size - SHDR_BYTES - 30 * REC) / (4 + 100);
+    assert_true(frames >= 1 && frames <= 30);
+    assert_int_equal(size, SHDR_BYTES + 30 * REC + frames * (4 + 100));
+    assert_true(sealed_magic(sp));
+    assert_false(file_has(sp, "/v1/chat"));
+    assert_false(file_has(sp, "acme"));
+    assert_int_equal(replay_all(sp, &a), 30);
+    assert_int_equal(file_size(sp), SHDR_BYTES);
+}
+
+static void test_sealed_spool_torn_last_frame_cut(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = fx_kek(FX_KEK_A);
+    run_leaving(sp, &a, 1, 20);
+    /* A crash mid-write: the next run's last frame has its length, its bytes half written.
+     * Events 1..20 and those of 21..30 in earlier whole frames are replayed, no more. */
+    run_leaving(sp, &a, 21, 10);
+    assert_int_equal(truncate(sp, file_size(sp) - 7), 0);
+    size_t n = replay_all(sp, &a);
+    assert_true(n >= 20 && n < 30);
+
+    /* A torn head (two bytes of a length) is cut too. */
+    run_leaving(sp, &a, 1, 10);
+    int fd = open(sp, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "\x10\x00", 2), 2);
+    close(fd);
+    assert_int_equal(replay_all(sp, &a), 10);
+}
+
+static void test_sealed_spool_needs_its_kek(void **state)
+{
+    (void)state;
+    char sp[300], id[17];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B);
+    tg_kek_id_hex(&a, id);
+    run_leaving(sp, &a, 1, 10);
+    assert_start_refused(sp, NULL, id); /* names the KEK it needs */
+    assert_start_refused(sp, &b, id);
+    assert_int_equal(replay_all(sp, &a), 10);
+}
+
+static void test_plain_spool_sealed_when_kek_configured(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = fx_kek(FX_KEK_A);
+    run_leaving(sp, NULL, 1, 25);
+    assert_int_equal(file_size(sp), HDR_BYTES + 25 * REC);
+    assert_true(file_has(sp, "/v1/chat"));
+
+    /* Started with a KEK while the store is still busy: sealed at once, kept. */
+    run_leaving(sp, &a, 26, 5);
+    assert_true(sealed_magic(sp));
+    assert_false(file_has(sp, "/v1/chat"));
+    assert_int_equal(replay_all(sp, &a), 30);
+
+    /* An empty sealed spool is no reason to refuse a start without a KEK. */
+    assert_int_equal(replay_all(sp, NULL), 0);
+    assert_int_equal(file_size(sp), HDR_BYTES);
+    assert_false(sealed_magic(sp));
+}
+
+static void test_sealed_spool_damaged_frame_refused(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = fx_kek(FX_KEK_A);
+    run_leaving(sp, &a, 1, 10);
+    run_leaving(sp, &a, 11, 10);
+    /* A flipped bit in the first of two or more frames: damage, not a crash. */
+    int fd = open(sp, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char c;
+    assert_int_equal(pread(fd, &c, 1, SHDR_BYTES + 200), 1);
+    c ^= 1;
+    assert_int_equal(pwrite(fd, &c, 1, SHDR_BYTES + 200), 1);
+    close(fd);
+    assert_start_refused(sp, &a, "offset 24 does not open");
+
+    /* The first frame's length zeroed: it reads as a torn tail at offset 24, so the frames
+     * are cut from the spool, but their bytes are kept beside it, not destroyed. */
+    off_t size = file_size(sp);
+    fd = open(sp, O_RDWR);
+    assert_int_equal(pwrite(fd, "\0\0\0\0", 4, SHDR_BYTES), 4);
+    close(fd);
+    assert_int_equal(replay_all(sp, &a), 0);
+    assert_int_equal(file_size(sp), SHDR_BYTES);
+    char pat[320];
+    snprintf(pat, sizeof pat, "%s.torn-*", sp);
+    glob_t g;
+    assert_int_equal(glob(pat, 0, NULL, &g), 0);
+    assert_int_equal(g.gl_pathc, 1);
+    assert_int_equal(file_size(g.gl_pathv[0]), size - SHDR_BYTES);
+    globfree(&g);
+}
+
+static void test_sealed_spool_rekey(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    tg_kek_t a = fx_kek(FX_KEK_A), b = fx_kek(FX_KEK_B);
+    size_t frames;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_recorder_spool_rekey(sp, &a, &b, &frames, &err), 0); /* no file */
+    run_leaving(sp, &a, 1, 15);
+    off_t size = file_size(sp);
+    assert_int_equal(tg_recorder_spool_rekey(sp, &a, &b, &frames, &err), 1);
+    assert_true(frames >= 1);
+    assert_int_equal(file_size(sp), size);
+    assert_int_equal(tg_recorder_spool_rekey(sp, &a, &b, &frames, &err), 0); /* done already */
+    assert_int_equal(replay_all(sp, &b), 15);
+
+    /* Held by a running recorder: refused. */
+    fake_t *f = fake_new(16);
+    tg_recorder_opts_t o = opts_for(sp, 64, 5);
+    o.kek = &b;
+    tg_recorder_t *r = start_rec(&o, f);
+    assert_int_equal(tg_recorder_spool_rekey(sp, &b, &a, &frames, &err), -1);
+    assert_non_null(strstr(err.msg, "in use"));
+    tg_recorder_stop(r);
+    fake_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -840,6 +1052,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unauthenticated_aggregated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_unauthenticated_aggregates_spooled, setup_dir,
                                         teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_hides_events_and_replays, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_torn_last_frame_cut, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_needs_its_kek, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_plain_spool_sealed_when_kek_configured, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_damaged_frame_refused, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_spool_rekey, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

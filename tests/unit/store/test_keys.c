@@ -112,8 +112,40 @@ static void test_key_expire(void **state)
     assert_int_equal(tg_store_key_expire(t->s, "key_nope", 1000, &err), TG_STORE_NOTFOUND);
 }
 
+/* kek rotate's compare-and-swap: the new blob only replaces the one that was read. */
+static void test_key_reseal(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    int64_t v0, v1;
+    assert_int_equal(tg_store_tenant_add(t->s, "acme", "", &err), 0);
+    tg_key_t a = key_make("key_a", 0x11);
+    a.signing = 1;
+    memset(a.signing_sealed, 0xa1, sizeof a.signing_sealed);
+    assert_int_equal(tg_store_key_add(t->s, &a, &err), 0);
+    unsigned char nb[TG_SIGNING_SEALED_LEN], other[TG_SIGNING_SEALED_LEN];
+    memset(nb, 0xb2, sizeof nb);
+    memset(other, 0xc3, sizeof other);
+    assert_int_equal(tg_store_auth_version(t->s, &v0, &err), 0);
+    /* Not the blob stored: nothing replaced. */
+    assert_int_equal(tg_store_key_reseal(t->s, "key_a", other, nb, sizeof nb, &err),
+                     TG_STORE_NOTFOUND);
+    assert_int_equal(tg_store_key_reseal(t->s, "key_a", a.signing_sealed, nb, sizeof nb, &err), 0);
+    assert_int_equal(tg_store_auth_version(t->s, &v1, &err), 0);
+    assert_true(v1 != v0); /* running gateways reload */
+    auths_t got = {0};
+    assert_int_equal(tg_store_auth_load(t->s, collect, &got, &err), 0);
+    assert_memory_equal(find(&got, "key_a")->signing_sealed, nb, sizeof nb);
+    /* Run again with the old blob (a resumed rotation): nothing to replace. */
+    assert_int_equal(tg_store_key_reseal(t->s, "key_a", a.signing_sealed, nb, sizeof nb, &err),
+                     TG_STORE_NOTFOUND);
+    assert_int_equal(tg_store_key_reseal(t->s, "key_nope", nb, other, sizeof nb, &err),
+                     TG_STORE_NOTFOUND);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {TB_BOTH(test_key_columns), TB_BOTH(test_key_expire)};
+    const struct CMUnitTest tests[] = {TB_BOTH(test_key_columns), TB_BOTH(test_key_expire),
+                                       TB_BOTH(test_key_reseal)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
