@@ -166,7 +166,7 @@ tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, t
         seen->ts_s = ts;
     }
     if (!replay) return TG_SIGN_OK;
-    switch (tg_replay_check(replay, got, ts, in->window_s, in->now_s)) {
+    switch (tg_replay_check_for(replay, in->who, got, ts, in->window_s, in->now_s)) {
     case TG_REPLAY_FRESH: return TG_SIGN_OK;
     case TG_REPLAY_SEEN: return TG_SIGN_REPLAYED;
     case TG_REPLAY_TOO_OLD: return TG_SIGN_EXPIRED;

@@ -61,6 +61,7 @@ typedef struct tg_sign_input {
     size_t secret_len;
     int64_t now_s;    /* the gateway's clock (the request's start), Unix seconds */
     int64_t window_s; /* signing.window */
+    const char *who;  /* the key's id: whose replay floor (auth/replay.h); NULL: "" */
 } tg_sign_input_t;
 
 /* An accepted signature, for the shared replay cache (auth/replay.h's key and time). */
