@@ -9,8 +9,8 @@
  * ones (a client signs again with the current time). The floor is the key's (a group of
  * keys', see replay.c), not the cache's: one key flooding with timestamps at the window's
  * far end must not refuse every other key's current signatures. An entry is kept until its
- * timestamp leaves the window; the table never holds more than capacity entries, whatever the clock
- * does.
+ * timestamp leaves the window; the table never holds more than capacity entries, whatever
+ * the clock does.
  *
  * Gateways that share limits through Redis share accepted signatures there too: each one
  * this cache finds fresh is then claimed in Redis (SET NX, gateway/phase_sign.c), under the

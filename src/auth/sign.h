@@ -10,10 +10,10 @@
  * that sends canonical paths signs what it sends); QUERY the query's '&'-separated
  * parameters, empty ones dropped, each kept exactly as sent (no decoding), sorted by name
  * and '=' in byte order, one name's values in the order sent, joined by '&' ("" when
- * there is none); TIMESTAMP the header's value; HEX lower
- * case. docs/signing.md says the same with client examples. The signature is compared in
- * constant time; the timestamp must be within the window of the gateway's clock, and a
- * signature seen before within it is refused by the replay cache (auth/replay.h). */
+ * there is none); TIMESTAMP the header's value; HEX lower case. docs/signing.md says the
+ * same with client examples. The signature is compared in constant time; the timestamp
+ * must be within the window of the gateway's clock, and a signature seen before within it
+ * is refused by the replay cache (auth/replay.h). */
 #ifndef TG_AUTH_SIGN_H
 #define TG_AUTH_SIGN_H
 
