@@ -15,20 +15,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/utf8.h"
+
+/* A copy of s (NULL: NULL) whose bytes that are not UTF-8 are '?', as a call record's
+ * fields are (types/audit.c): an admin record's action, object and tenant may echo bytes
+ * of a path or a value cut through a character ("tenant:%.63s"), which PostgreSQL refuses
+ * (SQLSTATE 22021), and the record of the call was lost, though the call stood. *fail set
+ * when out of memory. */
+static char *clean(const char *s, int *fail)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (!d) {
+        *fail = 1;
+        return NULL;
+    }
+    tg_utf8_clean(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
 int tg_audit_admin(tg_store_t *s, const char *actor, const char *action, const char *object,
                    const char *tenant, const char *before, const char *after, int64_t now_us,
                    tg_err_t *err)
 {
-    tg_audit_rec_t r = {0};
-    r.ts_us = now_us;
-    r.kind = "admin";
-    r.actor = actor;
-    r.action = action;
-    r.object = object;
-    r.tenant = tenant;
-    r.before = before;
-    r.after = after;
-    return tg_store_audit_append(s, &r, 1, err);
+    int fail = 0;
+    char *ac = clean(actor, &fail), *an = clean(action, &fail), *ob = clean(object, &fail),
+         *te = clean(tenant, &fail);
+    int rc;
+    if (fail) {
+        rc = tg_err_set(err, "out of memory");
+    } else {
+        tg_audit_rec_t r = {0};
+        r.ts_us = now_us;
+        r.kind = "admin";
+        r.actor = ac;
+        r.action = an;
+        r.object = ob;
+        r.tenant = te;
+        r.before = before;
+        r.after = after;
+        rc = tg_store_audit_append(s, &r, 1, err);
+    }
+    free(ac);
+    free(an);
+    free(ob);
+    free(te);
+    return rc;
 }
 
 /* ---- snapshots -------------------------------------------------------------------------- */

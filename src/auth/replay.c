@@ -8,10 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Floors, one per group of keys (the key id's hash modulo FLOORS): an entry dropped while
+ * live raises its own key's floor only, so a key that floods the cache (even with
+ * timestamps at the window's far end, which would put one floor at now + window and
+ * refuse every key's current signatures) shortens the window of its own group, never
+ * everyone's. 8 KiB; two keys share a floor with odds 1 in 1024. */
+#define FLOORS 1024
+
 typedef struct node {
     unsigned char mac[32];
     int64_t ts_s, until_s;
     int32_t next; /* the next node on its bucket's chain; -1: the end */
+    uint16_t who; /* its key's floor */
 } node_t;
 
 struct tg_replay {
@@ -22,7 +30,7 @@ struct tg_replay {
     size_t mask;
     size_t count; /* nodes in use (cap once full) */
     size_t next;  /* the slot the next entry takes (the oldest entry once full) */
-    int64_t floor_s;
+    int64_t floor_s[FLOORS];
 };
 
 tg_replay_t *tg_replay_new(size_t capacity)
@@ -32,7 +40,8 @@ tg_replay_t *tg_replay_new(size_t capacity)
     pthread_mutex_init(&rc->mu, NULL);
     rc->cap = capacity ? capacity : 1;
     if (rc->cap > INT32_MAX / 4) rc->cap = INT32_MAX / 4;
-    rc->floor_s = INT64_MIN;
+    for (size_t i = 0; i < FLOORS; i++)
+        rc->floor_s[i] = INT64_MIN;
     return rc;
 }
 
@@ -80,10 +89,26 @@ static void unlink_node(tg_replay_t *rc, int32_t i)
     if (*at == i) *at = rc->nodes[i].next;
 }
 
+/* FNV-1a of the key id: spreads ids that differ in a character or two. */
+static uint16_t floor_of(const char *who)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = who ? who : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return (uint16_t)(h % FLOORS);
+}
+
 tg_replay_res_t tg_replay_check(tg_replay_t *rc, const unsigned char mac[32], int64_t ts_s,
                                 int64_t window_s, int64_t now_s)
 {
+    return tg_replay_check_for(rc, NULL, mac, ts_s, window_s, now_s);
+}
+
+tg_replay_res_t tg_replay_check_for(tg_replay_t *rc, const char *who, const unsigned char mac[32],
+                                    int64_t ts_s, int64_t window_s, int64_t now_s)
+{
     tg_replay_res_t res = TG_REPLAY_FRESH;
+    uint16_t w = floor_of(who);
     pthread_mutex_lock(&rc->mu);
     if (!rc->nodes && alloc_table(rc) != 0) {
         res = TG_REPLAY_NOMEM;
@@ -94,7 +119,7 @@ tg_replay_res_t tg_replay_check(tg_replay_t *rc, const unsigned char mac[32], in
             res = TG_REPLAY_SEEN;
             goto out;
         }
-    if (ts_s <= rc->floor_s) {
+    if (ts_s <= rc->floor_s[w]) {
         res = TG_REPLAY_TOO_OLD;
         goto out;
     }
@@ -102,7 +127,8 @@ tg_replay_res_t tg_replay_check(tg_replay_t *rc, const unsigned char mac[32], in
     if (rc->count == rc->cap) {
         node_t *old = &rc->nodes[slot];
         /* Still within its window: forgetting it must not let it through again. */
-        if (old->until_s >= now_s && old->ts_s > rc->floor_s) rc->floor_s = old->ts_s;
+        if (old->until_s >= now_s && old->ts_s > rc->floor_s[old->who])
+            rc->floor_s[old->who] = old->ts_s;
         unlink_node(rc, slot);
     } else {
         rc->count++;
@@ -111,6 +137,7 @@ tg_replay_res_t tg_replay_check(tg_replay_t *rc, const unsigned char mac[32], in
     memcpy(n->mac, mac, 32);
     n->ts_s = ts_s;
     n->until_s = ts_s + window_s;
+    n->who = w;
     size_t b = bucket_of(rc, mac);
     n->next = rc->buckets[b];
     rc->buckets[b] = slot;

@@ -2,12 +2,15 @@
  * request sent twice is refused the second time. Shared by the workers (one mutex), and
  * bounded: at most `capacity` signatures (signing.replay_cache), allocated on first use.
  *
- * When it is full, the oldest entry is dropped and its timestamp becomes the floor: a
- * signature whose timestamp is at or below the floor is refused as too old from then on,
- * since the cache can no longer tell whether it was seen. So a flood of signed requests
- * never opens a replay: it only shortens the window for late ones (a client signs again
- * with the current time). An entry is kept until its timestamp leaves the window; the
- * table never holds more than capacity entries, whatever the clock does.
+ * When it is full, the oldest entry is dropped and its timestamp becomes its key's floor:
+ * a signature of that key whose timestamp is at or below the floor is refused as too old
+ * from then on, since the cache can no longer tell whether it was seen. So a flood of
+ * signed requests never opens a replay: it only shortens the window for that key's late
+ * ones (a client signs again with the current time). The floor is the key's (a group of
+ * keys', see replay.c), not the cache's: one key flooding with timestamps at the window's
+ * far end must not refuse every other key's current signatures. An entry is kept until its
+ * timestamp leaves the window; the table never holds more than capacity entries, whatever
+ * the clock does.
  *
  * Gateways that share limits through Redis share accepted signatures there too: each one
  * this cache finds fresh is then claimed in Redis (SET NX, gateway/phase_sign.c), under the
@@ -35,6 +38,10 @@ void tg_replay_free(tg_replay_t *rc);
  * now_s <= ts_s + window_s. Thread-safe. */
 tg_replay_res_t tg_replay_check(tg_replay_t *rc, const unsigned char mac[32], int64_t ts_s,
                                 int64_t window_s, int64_t now_s);
+/* The same for a signature of the key named who (its key id; NULL: as ""), whose floor
+ * alone a dropped entry of it raises. */
+tg_replay_res_t tg_replay_check_for(tg_replay_t *rc, const char *who, const unsigned char mac[32],
+                                    int64_t ts_s, int64_t window_s, int64_t now_s);
 
 /* Entries held (expired ones included until their slot is reused). */
 size_t tg_replay_size(tg_replay_t *rc);

@@ -44,13 +44,29 @@ const char *tg_sign_message(tg_sign_result_t r)
 typedef struct piece {
     const char *p;
     size_t n;
+    size_t name; /* bytes before the first '=' (n when there is none) */
+    size_t at;   /* position in the query as sent */
 } piece_t;
 
+/* The byte at i of the piece's name followed by '=' ("z" compares as "z="); -1 past it. */
+static int name_byte(const piece_t *x, size_t i)
+{
+    return i < x->name ? (unsigned char)x->p[i] : i == x->name ? '=' : -1;
+}
+
+/* By name (with its '=', so pieces of distinct names sort as a byte sort of the whole
+ * pieces would), then as sent. Not by value: "a=2&a=1" and "a=1&a=2" are different
+ * requests to an upstream that reads the first (or the last) "a", and must not share a
+ * signature (a captured request could be forwarded with its values swapped). */
 static int cmp_piece(const void *a, const void *b)
 {
     const piece_t *x = a, *y = b;
-    int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
-    return c ? c : (x->n > y->n) - (x->n < y->n);
+    for (size_t i = 0;; i++) {
+        int cx = name_byte(x, i), cy = name_byte(y, i);
+        if (cx != cy) return cx < cy ? -1 : 1;
+        if (cx < 0) break;
+    }
+    return (x->at > y->at) - (x->at < y->at);
 }
 
 static void hex(const unsigned char *b, size_t n, char *out)
@@ -74,7 +90,9 @@ int tg_sign_canonical(const char *method, const char *target, size_t tlen, const
         const char *e = amp ? amp : end;
         if (e > s) {
             if (np == TG_SIGN_MAX_PARAMS) return TG_SIGN_MALFORMED;
-            pieces[np++] = (piece_t){s, (size_t)(e - s)};
+            const char *eq = memchr(s, '=', (size_t)(e - s));
+            pieces[np] = (piece_t){s, (size_t)(e - s), eq ? (size_t)(eq - s) : (size_t)(e - s), np};
+            np++;
         }
         if (!amp) break;
         s = amp + 1;
@@ -148,7 +166,7 @@ tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, t
         seen->ts_s = ts;
     }
     if (!replay) return TG_SIGN_OK;
-    switch (tg_replay_check(replay, got, ts, in->window_s, in->now_s)) {
+    switch (tg_replay_check_for(replay, in->who, got, ts, in->window_s, in->now_s)) {
     case TG_REPLAY_FRESH: return TG_SIGN_OK;
     case TG_REPLAY_SEEN: return TG_SIGN_REPLAYED;
     case TG_REPLAY_TOO_OLD: return TG_SIGN_EXPIRED;

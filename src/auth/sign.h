@@ -8,11 +8,12 @@
  * METHOD as sent (upper case); PATH the path tollgate forwards (target.h: percent-encoded
  * unreserved characters decoded, other escapes upper-cased, dot-segments removed: a client
  * that sends canonical paths signs what it sends); QUERY the query's '&'-separated
- * parameters, empty ones dropped, each kept exactly as sent (no decoding), sorted by
- * bytes and joined by '&' ("" when there is none); TIMESTAMP the header's value; HEX lower
- * case. docs/signing.md says the same with client examples. The signature is compared in
- * constant time; the timestamp must be within the window of the gateway's clock, and a
- * signature seen before within it is refused by the replay cache (auth/replay.h). */
+ * parameters, empty ones dropped, each kept exactly as sent (no decoding), sorted by name
+ * and '=' in byte order, one name's values in the order sent, joined by '&' ("" when
+ * there is none); TIMESTAMP the header's value; HEX lower case. docs/signing.md says the
+ * same with client examples. The signature is compared in constant time; the timestamp
+ * must be within the window of the gateway's clock, and a signature seen before within it
+ * is refused by the replay cache (auth/replay.h). */
 #ifndef TG_AUTH_SIGN_H
 #define TG_AUTH_SIGN_H
 
@@ -60,6 +61,7 @@ typedef struct tg_sign_input {
     size_t secret_len;
     int64_t now_s;    /* the gateway's clock (the request's start), Unix seconds */
     int64_t window_s; /* signing.window */
+    const char *who;  /* the key's id: whose replay floor (auth/replay.h); NULL: "" */
 } tg_sign_input_t;
 
 /* An accepted signature, for the shared replay cache (auth/replay.h's key and time). */

@@ -1526,12 +1526,20 @@ static int read_first_line(parse_t *p, const yaml_node_t *n, const char *path, c
     /* A file rewritten in place while it is read (truncated, then written) could hand us a
      * part of the new secret: its size or time moved, or what we read is not all of it. */
     struct stat after;
-    int moved = fstat(fd, &after) != 0 || after.st_size != st.st_size ||
+    int stat_after = fstat(fd, &after);
+    int moved = stat_after != 0 || after.st_size != st.st_size ||
                 after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
                 after.st_mtim.tv_nsec != st.st_mtim.tv_nsec ||
                 (got < cap && (off_t)got != after.st_size);
     close(fd);
     if (rerr) return fail(p, n, path, "cannot read %s: %s", file, strerror(rerr));
+    /* A /proc or /sys file passes for a regular one of 0 bytes: one longer than buf read
+     * "unchanged", and its first line (a memory map, a process's state) became a secret. */
+    if (stat_after == 0 && st.st_size == 0 && after.st_size == 0 && got > 0)
+        return fail(p, n, path,
+                    "%s is not a regular file (its size is 0 but it reads as text: a /proc or "
+                    "/sys file)",
+                    file);
     if (moved)
         return fail(p, n, path,
                     "%s changed while it was read (write a new file and rename it over the old "

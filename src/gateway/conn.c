@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <openssl/crypto.h>
 
 #include "config/credential.h"
 #include "gateway/phases.h"
@@ -1496,6 +1497,9 @@ static void on_handle_closed(uv_handle_t *h)
     tg_conn_t *c = h->data;
     if (--c->open_handles > 0) return;
     tg_keycache_clear(&c->keycache);
+    /* A client that left while its signed body was read: AUTH's copy of the key's signing
+     * secret was never checked, hence never wiped (phase_sign.c). */
+    OPENSSL_cleanse(c->req.signing, sizeof c->req.signing);
     tg_buf_free(&c->head.bytes);
     tg_buf_free(&c->head.target);
     tg_buf_free(&c->pend);

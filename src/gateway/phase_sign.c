@@ -88,6 +88,7 @@ tg_phase_res_t tg_ph_sign(tg_req_t *r, int64_t now_us)
         .secret_len = r->signing_len,
         .now_s = r->ev.ts_us / 1000000,
         .window_s = r->cfg->signing.window_ms / 1000,
+        .who = r->ev.key_id,
     };
     tg_sign_seen_t seen;
     tg_sign_result_t sr = tg_sign_check(&in, cx->replay, cx->scratch, &seen);

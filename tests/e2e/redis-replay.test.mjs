@@ -23,7 +23,8 @@ import { freshStore, request, sqlite, startGateways, startMock, startRedis, temp
 function canonical(method, target, ts, body) {
   const q = target.indexOf('?');
   const p = q < 0 ? target : target.slice(0, q);
-  const query = q < 0 ? '' : target.slice(q + 1).split('&').filter((s) => s !== '').sort().join('&');
+  const name = (s) => `${s.split('=', 1)[0]}=`; // by name and '=', a name's values as sent
+  const query = q < 0 ? '' : target.slice(q + 1).split('&').filter((s) => s !== '').sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0)).join('&');
   const hash = crypto.createHash('sha256').update(body ?? '').digest('hex');
   return `${method}\n${p}\n${query}\n${ts}\n${hash}`;
 }

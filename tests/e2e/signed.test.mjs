@@ -18,7 +18,9 @@ import { createTenantKey, raw, request, sqlite, startGateway, startMock, waitFor
 function canonical(method, target, ts, body) {
   const q = target.indexOf('?');
   const p = q < 0 ? target : target.slice(0, q);
-  const query = q < 0 ? '' : target.slice(q + 1).split('&').filter((s) => s !== '').sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).join('&');
+  // By name and '=' in byte order, one name's values as sent (Array#sort is stable).
+  const name = (s) => Buffer.from(`${s.split('=', 1)[0]}=`);
+  const query = q < 0 ? '' : target.slice(q + 1).split('&').filter((s) => s !== '').sort((a, b) => Buffer.compare(name(a), name(b))).join('&');
   const hash = crypto.createHash('sha256').update(body ?? '').digest('hex');
   return `${method}\n${p}\n${query}\n${ts}\n${hash}`;
 }
@@ -177,6 +179,14 @@ describe('signed requests', () => {
     // Reordered query parameters are the same request (sorted), as documented.
     const r = await send(signer.secret, 'POST', '/signed/t?y=2&x=1', { headers: h, body });
     assert.equal(r.status, 200, r.body);
+    // But not a repeated parameter's values swapped: an upstream reading the first "a"
+    // would see another request (attack14).
+    const h2 = sign(signer.signing, 'POST', '/signed/t?a=1&a=2', now, body);
+    const sw = await send(signer.secret, 'POST', '/signed/t?a=2&a=1', { headers: h2, body });
+    assert.equal(sw.status, 401, sw.body);
+    assert.equal(sw.ev.reason, 'signature_invalid');
+    const ok = await send(signer.secret, 'POST', '/signed/t?a=1&a=2', { headers: h2, body });
+    assert.equal(ok.status, 200, ok.body);
   });
 
   test('missing and malformed headers, and a key without a signing secret', async () => {

@@ -78,6 +78,38 @@ static void test_bound_and_floor(void **state)
     tg_replay_free(rc);
 }
 
+/* One key's flood raises that key's floor, not another's (attack14: 4 signatures dated
+ * at the window's far end, then a fifth, raised the one floor to now + window, and every
+ * key's signature of the current second was refused for the next 300 s). */
+static void test_floor_per_key(void **state)
+{
+    (void)state;
+    tg_replay_t *rc = tg_replay_new(4);
+    unsigned char m[32];
+    for (unsigned i = 0; i < 5; i++) {
+        mac_of(i, m);
+        assert_int_equal(tg_replay_check_for(rc, "key_flooder", m, T + 300, 300, T),
+                         TG_REPLAY_FRESH);
+    }
+    mac_of(50, m); /* another key, signing now: not the flooder's floor */
+    assert_int_equal(tg_replay_check_for(rc, "key_victim", m, T, 300, T), TG_REPLAY_FRESH);
+    assert_int_equal(tg_replay_check_for(rc, "key_victim", m, T, 300, T + 1), TG_REPLAY_SEEN);
+    mac_of(51, m); /* the flooder's own now-dated one: below its floor */
+    assert_int_equal(tg_replay_check_for(rc, "key_flooder", m, T, 300, T), TG_REPLAY_TOO_OLD);
+    mac_of(0, m); /* the flooder's dropped signature, replayed: never fresh */
+    assert_int_equal(tg_replay_check_for(rc, "key_flooder", m, T + 300, 300, T + 1),
+                     TG_REPLAY_TOO_OLD);
+    /* The victim's entries, dropped by the flood in turn, raise the victim's floor to its
+     * own timestamps only: its next second is fresh. */
+    for (unsigned i = 60; i < 70; i++) {
+        mac_of(i, m);
+        tg_replay_check_for(rc, "key_flooder", m, T + 300, 300, T + 1);
+    }
+    mac_of(52, m);
+    assert_int_equal(tg_replay_check_for(rc, "key_victim", m, T + 1, 300, T + 1), TG_REPLAY_FRESH);
+    tg_replay_free(rc);
+}
+
 typedef struct {
     tg_replay_t *rc;
     unsigned base;
@@ -145,11 +177,9 @@ static void test_shared_ttl(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seen_and_forgotten),
-        cmocka_unit_test(test_shared_key),
-        cmocka_unit_test(test_shared_ttl),
-        cmocka_unit_test(test_bound_and_floor),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_seen_and_forgotten), cmocka_unit_test(test_shared_key),
+        cmocka_unit_test(test_shared_ttl),         cmocka_unit_test(test_bound_and_floor),
+        cmocka_unit_test(test_floor_per_key),      cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,8 +33,14 @@ static void test_canonical(void **state)
         tg_sign_canonical("POST", target, strlen(target), TS, strlen(TS), BODY, strlen(BODY), &out),
         0);
     assert_string_equal(tg_buf_str(&out),
-                        "POST\n/v1/items\na=1&a=2&b=%20x&z\n1798761600\n"
+                        "POST\n/v1/items\na=2&a=1&b=%20x&z\n1798761600\n"
                         "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862");
+    /* Sorted by name and its '=' ("z" as "z="), so a name that another extends sorts as
+     * a byte sort would put it; one name's values keep the order they were sent in. */
+    static const char names[] = "/p?z&z-=1&b=2&a-b=3&a=4&a&a=0";
+    assert_int_equal(tg_sign_canonical("GET", names, strlen(names), TS, strlen(TS), NULL, 0, &out),
+                     0);
+    assert_non_null(strstr(tg_buf_str(&out), "\na-b=3&a=4&a&a=0&b=2&z-=1&z\n"));
     assert_int_equal(tg_sign_canonical("GET", "/", 1, TS, strlen(TS), NULL, 0, &out), 0);
     assert_string_equal(tg_buf_str(&out),
                         "GET\n/\n\n1798761600\n"
@@ -98,6 +104,9 @@ static void test_tampered(void **state)
         {"POST", "/v1/items?b=%20x&a=1&z&a=2&y", BODY},      /* one added */
         {"POST", "/v1/items?b=%20x&a=1&z&a=2", "{\"a\":2}"}, /* body */
         {"POST", "/v1/items?b=%20x&a=1&z&a=2", NULL},        /* body removed */
+        /* A repeated name's values swapped: an upstream that reads the first (or the
+         * last) "a" sees another request, so it is not the same signature. */
+        {"POST", "/v1/items?b=%20x&a=2&z&a=1", BODY},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tg_sign_input_t in = input(cases[i][0], cases[i][1], cases[i][2], SIG_POST);

@@ -137,6 +137,15 @@ static void test_file_errors(void **state)
     snprintf(want, sizeof want,
              "t.yaml:4: upstreams[0].headers.Authorization: %s is not a regular file", dir);
     expect_err(yaml, want);
+    /* A FIFO: refused without blocking on it (opened O_NONBLOCK, no writer). */
+    snprintf(f, sizeof f, "%s/fifo", dir);
+    assert_int_equal(mkfifo(f, 0600), 0);
+    snprintf(hv, sizeof hv, "${file:%s}", f);
+    yaml_of(yaml, sizeof yaml, hv, NULL);
+    snprintf(want, sizeof want,
+             "t.yaml:4: upstreams[0].headers.Authorization: %s is not a regular file", f);
+    expect_err(yaml, want);
+    unlink(f);
 
     put("unreadable", "sk-SECRET\n", 10, f, sizeof f);
     if (geteuid() != 0) { /* root reads a 0000 file anyway */
@@ -150,11 +159,18 @@ static void test_file_errors(void **state)
         expect_err(yaml, want);
     }
 
-    /* What was read is not the size the file says (as when a writer is between its
-     * truncate and its write): a /proc file is one, deterministically. */
+    /* A /proc (or /sys) file says it is regular and holds 0 bytes, then reads as text:
+     * never a secret (attack14: /proc/self/smaps, larger than the read's cap, passed the
+     * "changed while it was read" check, and its first line went to the upstream). */
+    yaml_of(yaml, sizeof yaml, "${file:/proc/self/smaps}", NULL);
+    expect_err(yaml, "t.yaml:4: upstreams[0].headers.Authorization: /proc/self/smaps is not a "
+                     "regular file (its size is 0 but it reads as text: a /proc or /sys file)");
+    yaml_of(yaml, sizeof yaml, "${file:/proc/self/environ}", NULL);
+    expect_err(yaml, "t.yaml:4: upstreams[0].headers.Authorization: /proc/self/environ is not a "
+                     "regular file (its size is 0 but it reads as text: a /proc or /sys file)");
     yaml_of(yaml, sizeof yaml, "${file:/proc/self/comm}", NULL);
-    expect_err(yaml, "t.yaml:4: upstreams[0].headers.Authorization: /proc/self/comm changed while "
-                     "it was read (write a new file and rename it over the old one)");
+    expect_err(yaml, "t.yaml:4: upstreams[0].headers.Authorization: /proc/self/comm is not a "
+                     "regular file (its size is 0 but it reads as text: a /proc or /sys file)");
 
     yaml_of(yaml, sizeof yaml, "${file:relative/key}", NULL);
     expect_err(yaml, "t.yaml:4: upstreams[0].headers.Authorization: ${file:PATH} needs an "

@@ -376,14 +376,23 @@ static void test_route(void **state)
 {
     (void)state;
     tg_req_t *r = REQ("192.0.2.1", "/nowhere", -1, "Host", "x");
+    /* AUTH's copy of the key's signing secret: wiped by every refusal too, not left in
+     * the connection's memory until the next request (or after its free). */
+#define GIVE_SECRET(r) (memcpy((r)->signing, "tgs_secret", 10), (r)->signing_len = 10)
+#define ASSERT_WIPED(r)                                                                            \
+    (assert_int_equal((r)->signing_len, 0), assert_int_equal((r)->signing[0], 0))
+    GIVE_SECRET(r);
     tg_phase_res_t res = tg_ph_route(r, MONO);
     assert_refused(res, 404, "no_route");
     assert_string_equal(res.type, "not_found");
+    ASSERT_WIPED(r);
 
     r = REQ("192.0.2.1", "/web/upload", 1025, "Host", "x");
+    GIVE_SECRET(r);
     res = tg_ph_route(r, MONO);
     assert_refused(res, 413, "body_too_large");
     assert_string_equal(r->ev.route, "web");
+    ASSERT_WIPED(r);
 
     r = REQ("192.0.2.1", "/web/upload", 1024, "Content-Encoding", "gzip");
     assert_int_equal(tg_ph_route(r, MONO).rc, TG_PHASE_NEXT); /* plain route: passed on */
@@ -391,7 +400,9 @@ static void test_route(void **state)
     assert_int_equal(r->hold_body, 0);
 
     r = REQ("192.0.2.1", "/v1/chat/completions", 10, "Host", "x", "content-encoding", "gzip");
+    GIVE_SECRET(r);
     assert_refused(tg_ph_route(r, MONO), 415, "content_encoding");
+    ASSERT_WIPED(r);
     r = REQ("192.0.2.1", "/v1/chat/completions", 10, "Content-Encoding", "identity");
     assert_int_equal(tg_ph_route(r, MONO).rc, TG_PHASE_NEXT);
 
@@ -400,7 +411,9 @@ static void test_route(void **state)
     r = REQ("192.0.2.1", "/v1/realtime/sessions", 10, "Host", "x");
     assert_refused(tg_ph_route(r, MONO), 403, "endpoint_not_metered");
     r = REQ("192.0.2.1", "/v1/Realtime/%73essions", 10, "Host", "x");
+    GIVE_SECRET(r);
     assert_refused(tg_ph_route(r, MONO), 403, "endpoint_not_metered");
+    ASSERT_WIPED(r);
 
     r = REQ("192.0.2.1", "/v1/chat/completions", 10, "Host", "x");
     assert_int_equal(tg_ph_route(r, MONO).rc, TG_PHASE_NEXT);
