@@ -372,6 +372,12 @@ static const route_t routes[] = {
     {"GET", PREFIX "/limits", 0, tg_adminapi__limits_list},
     {"PUT", PREFIX "/tenants/{id}/limits", 0, tg_adminapi__limit_set},
     {"DELETE", PREFIX "/tenants/{id}/limits", 0, tg_adminapi__limit_rm},
+    {"GET", PREFIX "/ip-rules", 0, tg_adminapi__ip_rules_list},
+    {"POST", PREFIX "/ip-rules", 0, tg_adminapi__ip_rule_add},
+    {"DELETE", PREFIX "/ip-rules", 0, tg_adminapi__ip_rule_rm},
+    {"GET", PREFIX "/tool-rules", 0, tg_adminapi__tool_rules_list},
+    {"POST", PREFIX "/tool-rules", 0, tg_adminapi__tool_rule_add},
+    {"DELETE", PREFIX "/tool-rules", 0, tg_adminapi__tool_rule_rm},
     /* Answered by the listener itself (an embedded file): listed for the index and the
      * OpenAPI test. */
     {"GET", PREFIX "/openapi.json", SCOPED, NULL},

@@ -62,5 +62,11 @@ json_t *tg_adminapi__pause_clear(call_t *c);
 json_t *tg_adminapi__limits_list(call_t *c);
 json_t *tg_adminapi__limit_set(call_t *c);
 json_t *tg_adminapi__limit_rm(call_t *c);
+json_t *tg_adminapi__ip_rules_list(call_t *c); /* rules.c */
+json_t *tg_adminapi__ip_rule_add(call_t *c);
+json_t *tg_adminapi__ip_rule_rm(call_t *c);
+json_t *tg_adminapi__tool_rules_list(call_t *c);
+json_t *tg_adminapi__tool_rule_add(call_t *c);
+json_t *tg_adminapi__tool_rule_rm(call_t *c);
 
 #endif

@@ -107,6 +107,8 @@ describe('admin API', () => {
       'POST /admin/v1/tenants': { id: 'gamma', name: 'Gamma' },
       'PUT /admin/v1/pauses/{id}': { reason: 'maintenance' },
       'PUT /admin/v1/tenants/{id}/limits': { rps: 10, burst: 20 },
+      'POST /admin/v1/ip-rules': { tenant: 'acme', action: 'deny', cidr: '198.51.100.0/24' },
+      'POST /admin/v1/tool-rules': { tenant: 'acme', action: 'deny', pattern: 'every_path_*' },
     };
     for (const [template, ops] of Object.entries(doc.paths)) {
       for (const method of Object.keys(ops).map((m) => m.toUpperCase())) {
@@ -339,6 +341,120 @@ describe('admin API', () => {
     assert.equal((await call(admin.secret, 'DELETE', `/admin/v1/tenants/acme/limits?key=${keyId}`)).status, 200);
   });
 
+  test('IP rules: add, list and remove as `tollgate ip`, effective within a second', async () => {
+    const k = await call(admin.secret, 'POST', '/admin/v1/tenants/beta/keys', {});
+    assert.equal(k.status, 201);
+    secrets.push(k.json().secret);
+    const gwCall = () => request(`${gw.url}/x`, { headers: bearer(k.json().secret) });
+    await waitFor(async () => (await gwCall()).status === 200, { timeoutMs: 1500, message: 'the key works' });
+    // Stored in the CLI's one spelling: a bare address is its /32.
+    const add = await call(admin.secret, 'POST', '/admin/v1/ip-rules', { tenant: 'beta', action: 'deny', cidr: '127.0.0.1' });
+    assert.equal(add.status, 201, add.text);
+    conforms('/admin/v1/ip-rules', 'POST', add);
+    assert.deepEqual({ ...add.json(), created_us: 0 }, { tenant: 'beta', action: 'deny', cidr: '127.0.0.1/32', created_us: 0 });
+    await waitFor(async () => (await gwCall()).status === 403, { timeoutMs: 1500, message: 'the deny counts' });
+    // No tenant is every tenant's, as the CLI; an IPv6 network is lower-cased and compressed.
+    const glob = await call(admin.secret, 'POST', '/admin/v1/ip-rules', { action: 'allow', cidr: '2001:DB8:0::/32' });
+    assert.equal(glob.status, 201, glob.text);
+    assert.deepEqual([glob.json().tenant, glob.json().cidr], ['*', '2001:db8::/32']);
+    const cli = JSON.parse((await gw.cli(['ip', 'list', '--format', 'json'])).stdout);
+    const api = await call(reader.secret, 'GET', '/admin/v1/ip-rules');
+    conforms('/admin/v1/ip-rules', 'GET', api);
+    const strip = ({ created, created_us, ...rest }) => rest;
+    assert.deepEqual(api.json().ip_rules.map(strip), cli.map(strip));
+    const only = (await call(reader.secret, 'GET', '/admin/v1/ip-rules?tenant=*')).json().ip_rules;
+    assert.deepEqual(only.map((x) => x.cidr), ['2001:db8::/32']);
+    for (const [body, status, type] of [
+      [{ tenant: 'beta', action: 'deny', cidr: '127.0.0.1/32' }, 409, 'exists'],
+      [{ action: 'deny', cidr: '10.0.0.1/8' }, 422, 'invalid_value'],
+      [{ action: 'deny', cidr: '300.0.0.0/8' }, 422, 'invalid_value'],
+      [{ action: 'deny', cidr: '10.0.0.0/33' }, 422, 'invalid_value'],
+      [{ action: 'deny', cidr: '' }, 422, 'invalid_value'],
+      [{ action: 'block', cidr: '10.0.0.0/8' }, 422, 'invalid_value'],
+      [{ action: 'deny' }, 400, 'invalid_request'],
+      [{ cidr: '10.0.0.0/8' }, 400, 'invalid_request'],
+      [{ action: 'deny', cidr: 10 }, 400, 'invalid_request'],
+      [{ action: 'deny', cidr: '10.0.0.0/8', port: 80 }, 400, 'invalid_request'],
+      [{ tenant: 'nosuch', action: 'deny', cidr: '10.0.0.0/8' }, 404, 'not_found'],
+      [{ tenant: 't'.repeat(300), action: 'deny', cidr: '10.0.0.0/8' }, 404, 'not_found'],
+      ['{"action":', 400, 'invalid_json'],
+    ]) {
+      const r = await call(admin.secret, 'POST', '/admin/v1/ip-rules', body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(r.json().error.type, type);
+      conforms('/admin/v1/ip-rules', 'POST', r);
+    }
+    for (const [query, status] of [
+      ['tenant=beta&action=deny&cidr=10.9.9.9', 404],
+      ['tenant=beta&action=deny&cidr=not-a-cidr', 422],
+      ['tenant=beta&action=deny', 400],
+      ['tenant=beta&cidr=127.0.0.1', 400],
+      ['tenant=beta&action=deny&cidr=127.0.0.1&cidr=1.1.1.1', 400],
+      ['tenant=nosuch&action=deny&cidr=127.0.0.1', 404],
+    ]) {
+      const r = await call(admin.secret, 'DELETE', `/admin/v1/ip-rules?${query}`);
+      assert.equal(r.status, status, `${query}: ${r.text}`);
+      conforms('/admin/v1/ip-rules', 'DELETE', r);
+    }
+    assert.deepEqual((await call(admin.secret, 'GET', '/admin/v1/ip-rules')).json(), api.json(), 'no refused call changed anything');
+    // Removed under another spelling of the same network.
+    const rm = await call(admin.secret, 'DELETE', `/admin/v1/ip-rules?tenant=beta&action=deny&cidr=${encodeURIComponent('::ffff:127.0.0.1/128')}`);
+    assert.equal(rm.status, 200, rm.text);
+    conforms('/admin/v1/ip-rules', 'DELETE', rm);
+    assert.deepEqual(rm.json(), { tenant: 'beta', action: 'deny', cidr: '127.0.0.1/32', removed: true });
+    // The global allow rule still shuts out 127.0.0.1 (an allow list applies once it exists).
+    assert.equal((await gwCall()).status, 403);
+    const g = await call(admin.secret, 'DELETE', `/admin/v1/ip-rules?action=allow&cidr=${encodeURIComponent('2001:db8::/32')}`);
+    assert.equal(g.status, 200, g.text);
+    assert.equal(g.json().tenant, '*');
+    await waitFor(async () => (await gwCall()).status === 200, { timeoutMs: 1500, message: 'the removals count' });
+  });
+
+  test('tool rules: allow, deny, list and remove as `tollgate tool`, with its checks', async () => {
+    const add = await call(admin.secret, 'POST', '/admin/v1/tool-rules', { tenant: 'acme', action: 'deny', pattern: 'github_*' });
+    assert.equal(add.status, 201, add.text);
+    conforms('/admin/v1/tool-rules', 'POST', add);
+    assert.deepEqual({ ...add.json(), created_us: 0 }, { tenant: 'acme', action: 'deny', pattern: 'github_*', created_us: 0 });
+    assert.equal((await call(admin.secret, 'POST', '/admin/v1/tool-rules', { tenant: '*', action: 'allow', pattern: 'search' })).status, 201);
+    const cli = JSON.parse((await gw.cli(['tool', 'list', '--format', 'json'])).stdout);
+    const api = await call(reader.secret, 'GET', '/admin/v1/tool-rules');
+    conforms('/admin/v1/tool-rules', 'GET', api);
+    const strip = ({ created, created_us, ...rest }) => rest;
+    assert.deepEqual(api.json().tool_rules.map(strip), cli.map(strip));
+    assert.deepEqual((await call(reader.secret, 'GET', '/admin/v1/tool-rules?tenant=acme')).json().tool_rules.map((x) => x.pattern).sort(), ['every_path_*', 'github_*']);
+    assert.equal((await call(reader.secret, 'GET', '/admin/v1/tool-rules?tenant=nosuch')).status, 404);
+    for (const [body, status] of [
+      [{ tenant: 'acme', action: 'deny', pattern: 'github_*' }, 409],
+      [{ action: 'deny', pattern: 'x' }, 400],
+      [{ tenant: 'acme', action: 'deny', pattern: '' }, 422],
+      [{ tenant: 'acme', action: 'deny', pattern: 'a\u0001' }, 422],
+      [{ tenant: 'acme', action: 'deny', pattern: 'p'.repeat(128) }, 422],
+      [{ tenant: 'acme', action: 'maybe', pattern: 'x' }, 422],
+      [{ tenant: 'acme', action: 'deny', pattern: ['x'] }, 400],
+      [{ tenant: 'nosuch', action: 'deny', pattern: 'x' }, 404],
+    ]) {
+      const r = await call(admin.secret, 'POST', '/admin/v1/tool-rules', body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      conforms('/admin/v1/tool-rules', 'POST', r);
+    }
+    for (const [query, status] of [
+      ['action=deny&pattern=github_*', 400],
+      ['tenant=acme&action=allow&pattern=github_*', 404],
+      [`tenant=acme&action=deny&pattern=${'p'.repeat(300)}`, 404],
+    ]) {
+      const r = await call(admin.secret, 'DELETE', `/admin/v1/tool-rules?${query}`);
+      assert.equal(r.status, status, `${query}: ${r.text}`);
+      conforms('/admin/v1/tool-rules', 'DELETE', r);
+    }
+    const rm = await call(admin.secret, 'DELETE', '/admin/v1/tool-rules?tenant=acme&action=deny&pattern=github_%2A');
+    assert.equal(rm.status, 200, rm.text);
+    conforms('/admin/v1/tool-rules', 'DELETE', rm);
+    assert.deepEqual(rm.json(), { tenant: 'acme', action: 'deny', pattern: 'github_*', removed: true });
+    assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/tool-rules?tenant=%2A&action=allow&pattern=search')).status, 200);
+    const left = JSON.parse((await gw.cli(['tool', 'list', '--format', 'json'])).stdout);
+    assert.deepEqual(left.map((x) => x.pattern), ['every_path_*']);
+  });
+
   test('an admin token past its expiry is refused 401 within a second', async () => {
     const t = await adminToken(gw, ['--role', 'admin', '--expires', '30d']);
     secrets.push(t.secret);
@@ -383,6 +499,13 @@ describe('admin API', () => {
     assert.equal(JSON.parse(limit.after).limit, 100);
     const rmrec = api.find((x) => x.action === 'DELETE /admin/v1/tenants/{id}/limits 200' && x.object === 'limit:acme/route/api');
     assert.equal(JSON.parse(rmrec.before).tokens, 5000);
+    const iprec = api.find((x) => x.action === 'POST /admin/v1/ip-rules 201' && x.object === 'ip:beta/deny/127.0.0.1/32');
+    assert.equal(iprec.tenant, 'beta');
+    assert.equal(JSON.parse(iprec.after).cidr, '127.0.0.1/32');
+    const iprm = api.find((x) => x.action === 'DELETE /admin/v1/ip-rules 200' && x.object === 'ip:beta/deny/127.0.0.1/32');
+    assert.equal(JSON.parse(iprm.before).action, 'deny');
+    const toolrm = api.find((x) => x.action === 'DELETE /admin/v1/tool-rules 200' && x.object === 'tool:acme/deny/github_*');
+    assert.equal(JSON.parse(toolrm.before).pattern, 'github_*');
     const keyrec = api.find((x) => x.action === 'POST /admin/v1/tenants/{id}/keys 201');
     assert.match(keyrec.object, /^key:key_/);
     assert.equal(keyrec.tenant, 'acme', 'a key made under a tenant names that tenant');
