@@ -365,6 +365,8 @@ static const route_t routes[] = {
     {"POST", PREFIX "/tenants/{id}/keys", 0, keys_create},
     {"DELETE", PREFIX "/keys/{id}", 0, keys_revoke},
     {"GET", PREFIX "/tenants/{id}/budget", SCOPED, budget_show},
+    {"PUT", PREFIX "/tenants/{id}/budget", 0, tg_adminapi__budget_set},
+    {"DELETE", PREFIX "/tenants/{id}/budget", 0, tg_adminapi__budget_rm},
     {"GET", PREFIX "/usage", SCOPED, usage},
     {"GET", PREFIX "/pauses", 0, tg_adminapi__pauses_list},
     {"PUT", PREFIX "/pauses/{id}", 0, tg_adminapi__pause_set},

@@ -68,5 +68,7 @@ json_t *tg_adminapi__ip_rule_rm(call_t *c);
 json_t *tg_adminapi__tool_rules_list(call_t *c);
 json_t *tg_adminapi__tool_rule_add(call_t *c);
 json_t *tg_adminapi__tool_rule_rm(call_t *c);
+json_t *tg_adminapi__budget_set(call_t *c); /* budget.c */
+json_t *tg_adminapi__budget_rm(call_t *c);
 
 #endif

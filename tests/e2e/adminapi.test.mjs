@@ -107,6 +107,7 @@ describe('admin API', () => {
       'POST /admin/v1/tenants': { id: 'gamma', name: 'Gamma' },
       'PUT /admin/v1/pauses/{id}': { reason: 'maintenance' },
       'PUT /admin/v1/tenants/{id}/limits': { rps: 10, burst: 20 },
+      'PUT /admin/v1/tenants/{id}/budget': { monthly_usd: '10' },
       'POST /admin/v1/ip-rules': { tenant: 'acme', action: 'deny', cidr: '198.51.100.0/24' },
       'POST /admin/v1/tool-rules': { tenant: 'acme', action: 'deny', pattern: 'every_path_*' },
     };
@@ -117,6 +118,10 @@ describe('admin API', () => {
         if (template !== '/admin/v1/openapi.json') conforms(template, method, r);
       }
     }
+    // The DELETE of acme's budget ran last: it gets one again (a new budget, no thresholds given).
+    const again = await call(admin.secret, 'PUT', '/admin/v1/tenants/acme/budget', { monthly_usd: '10' });
+    assert.equal(again.status, 200, again.text);
+    assert.deepEqual(again.json(), { tenant: 'acme', monthly_micros: 10000000, mode: 'hard', thresholds: [80, 90, 100] });
     // The revoked key is refused by the gateway within a second.
     await waitFor(async () => (await request(`${gw.url}/x`, { headers: bearer(k.json().secret) })).status === 401, {
       timeoutMs: 1500,
@@ -455,6 +460,54 @@ describe('admin API', () => {
     assert.deepEqual(left.map((x) => x.pattern), ['every_path_*']);
   });
 
+  test('budgets: set and remove as `tollgate budget`, with its checks; GET shows the change', async () => {
+    const set = await call(admin.secret, 'PUT', '/admin/v1/tenants/beta/budget', { monthly_usd: '12.50', mode: 'soft', thresholds: [50, 75, 100] });
+    assert.equal(set.status, 200, set.text);
+    conforms('/admin/v1/tenants/{id}/budget', 'PUT', set);
+    assert.deepEqual(set.json(), { tenant: 'beta', monthly_micros: 12500000, mode: 'soft', thresholds: [50, 75, 100] });
+    // Without thresholds a change keeps the budget's own.
+    const keep = await call(admin.secret, 'PUT', '/admin/v1/tenants/beta/budget', { monthly_usd: '20' });
+    assert.deepEqual(keep.json(), { tenant: 'beta', monthly_micros: 20000000, mode: 'hard', thresholds: [50, 75, 100] });
+    const show = await call(reader.secret, 'GET', '/admin/v1/tenants/beta/budget');
+    assert.equal(show.json().monthly_micros, 20000000);
+    const cli = JSON.parse((await gw.cli(['budget', 'show', '--tenant', 'beta', '--format', 'json'])).stdout);
+    assert.deepEqual([cli.tenant, cli.monthly_micros, cli.mode, cli.thresholds], ['beta', 20000000, 'hard', [50, 75, 100]]);
+    for (const [body, status] of [
+      [{}, 400],
+      [{ monthly_usd: 10 }, 400],
+      [{ monthly_usd: '0' }, 422],
+      [{ monthly_usd: '-5' }, 422],
+      [{ monthly_usd: '1.0000001' }, 422],
+      [{ monthly_usd: '$5' }, 422],
+      [{ monthly_usd: '99999999999999' }, 422],
+      [{ monthly_usd: '5', mode: 'strict' }, 422],
+      [{ monthly_usd: '5', thresholds: [90, 80] }, 422],
+      [{ monthly_usd: '5', thresholds: [80, 80] }, 422],
+      [{ monthly_usd: '5', thresholds: [0, 50] }, 422],
+      [{ monthly_usd: '5', thresholds: [1001] }, 422],
+      [{ monthly_usd: '5', thresholds: [1, 2, 3, 4, 5, 6, 7, 8, 9] }, 422],
+      [{ monthly_usd: '5', thresholds: [] }, 422],
+      [{ monthly_usd: '5', thresholds: [80.5] }, 400],
+      [{ monthly_usd: '5', thresholds: '80,90' }, 400],
+      [{ monthly_usd: '5', hard: true }, 400],
+    ]) {
+      const r = await call(admin.secret, 'PUT', '/admin/v1/tenants/beta/budget', body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      conforms('/admin/v1/tenants/{id}/budget', 'PUT', r);
+    }
+    assert.deepEqual((await call(admin.secret, 'GET', '/admin/v1/tenants/beta/budget')).json().thresholds, [50, 75, 100], 'no refused call changed it');
+    assert.equal((await call(admin.secret, 'PUT', '/admin/v1/tenants/nosuch/budget', { monthly_usd: '5' })).status, 404);
+    const rm = await call(admin.secret, 'DELETE', '/admin/v1/tenants/beta/budget');
+    assert.equal(rm.status, 200, rm.text);
+    conforms('/admin/v1/tenants/{id}/budget', 'DELETE', rm);
+    assert.deepEqual(rm.json(), { tenant: 'beta', removed: true });
+    const none = await call(admin.secret, 'DELETE', '/admin/v1/tenants/beta/budget');
+    assert.equal(none.status, 404);
+    conforms('/admin/v1/tenants/{id}/budget', 'DELETE', none);
+    assert.equal((await call(admin.secret, 'GET', '/admin/v1/tenants/beta/budget')).status, 404);
+    assert.equal((await gw.cli(['budget', 'set', '--tenant', 'beta', '--monthly', '10'])).code, 0);
+  });
+
   test('an admin token past its expiry is refused 401 within a second', async () => {
     const t = await adminToken(gw, ['--role', 'admin', '--expires', '30d']);
     secrets.push(t.secret);
@@ -506,6 +559,12 @@ describe('admin API', () => {
     assert.equal(JSON.parse(iprm.before).action, 'deny');
     const toolrm = api.find((x) => x.action === 'DELETE /admin/v1/tool-rules 200' && x.object === 'tool:acme/deny/github_*');
     assert.equal(JSON.parse(toolrm.before).pattern, 'github_*');
+    const budrec = api.find((x) => x.action === 'PUT /admin/v1/tenants/{id}/budget 200' && JSON.parse(x.after).monthly_micros === 20000000);
+    assert.equal(budrec.object, 'budget:beta');
+    assert.equal(budrec.tenant, 'beta');
+    assert.equal(JSON.parse(budrec.before).mode, 'soft');
+    const budrm = api.find((x) => x.action === 'DELETE /admin/v1/tenants/{id}/budget 200' && x.object === 'budget:beta');
+    assert.equal(JSON.parse(budrm.before).monthly_micros, 20000000);
     const keyrec = api.find((x) => x.action === 'POST /admin/v1/tenants/{id}/keys 201');
     assert.match(keyrec.object, /^key:key_/);
     assert.equal(keyrec.tenant, 'acme', 'a key made under a tenant names that tenant');
