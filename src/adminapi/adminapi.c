@@ -368,6 +368,7 @@ static const route_t routes[] = {
     {"PUT", PREFIX "/tenants/{id}/budget", 0, tg_adminapi__budget_set},
     {"DELETE", PREFIX "/tenants/{id}/budget", 0, tg_adminapi__budget_rm},
     {"GET", PREFIX "/usage", SCOPED, usage},
+    {"GET", PREFIX "/reports/{name}", SCOPED, tg_adminapi__report},
     {"GET", PREFIX "/pauses", 0, tg_adminapi__pauses_list},
     {"PUT", PREFIX "/pauses/{id}", 0, tg_adminapi__pause_set},
     {"DELETE", PREFIX "/pauses/{id}", 0, tg_adminapi__pause_clear},
@@ -405,14 +406,17 @@ static json_t *index_(call_t *c)
     return json_pack("{s:o}", "routes", a);
 }
 
-/* Does path match template t? The one "{id}" segment, percent-decoded, goes to id. */
+/* Does path match template t? The one "{id}" (or "{name}") segment, percent-decoded, goes to
+ * id. Only "{id}" names a tenant's object, which a scoped token reaches for its own tenant
+ * only; a route with "{name}" (a report) holds its scope to the tenant itself. */
 static int match(const char *t, const char *path, char *id, size_t cap)
 {
     while (*t && *path) {
-        if (strncmp(t, "{id}", 4) == 0) {
+        size_t ph = strncmp(t, "{id}", 4) == 0 ? 4 : strncmp(t, "{name}", 6) == 0 ? 6 : 0;
+        if (ph) {
             size_t n = strcspn(path, "/");
             if (n == 0 || tg_pct_decode(path, n, id, cap) != 0 || strchr(id, '/')) return 0;
-            t += 4;
+            t += ph;
             path += n;
             continue;
         }

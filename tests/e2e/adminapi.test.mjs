@@ -6,6 +6,7 @@
 // revoked tokens refused, and no secret in the gateway's output.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
@@ -84,7 +85,7 @@ describe('admin API', () => {
 
   /** A path of template for tenant (and a key id for /keys/{id}). */
   const fill = (template, tenant, keyId = 'key_0000000000000000') =>
-    template.replace('{id}', template.startsWith('/admin/v1/keys/') ? keyId : tenant);
+    template.replace('{id}', template.startsWith('/admin/v1/keys/') ? keyId : tenant).replace('{name}', 'daily');
 
   test('every route the server lists is documented, and every documented one is a route', async () => {
     const r = await call(admin.secret, 'GET', '/admin/v1/');
@@ -165,7 +166,7 @@ describe('admin API', () => {
     reader: (method) => (method === 'GET' ? 200 : 403),
     scoped: (method, template, tenant) => {
       if (method !== 'GET') return 403;
-      const own = ['/admin/v1/tenants/{id}', '/admin/v1/tenants/{id}/budget', '/admin/v1/usage', '/admin/v1/openapi.json'];
+      const own = ['/admin/v1/tenants/{id}', '/admin/v1/tenants/{id}/budget', '/admin/v1/usage', '/admin/v1/reports/{name}', '/admin/v1/openapi.json'];
       if (!own.includes(template)) return 404;
       return tenant === 'acme' || !template.includes('{id}') ? 200 : 404;
     },
@@ -506,6 +507,53 @@ describe('admin API', () => {
     conforms('/admin/v1/tenants/{id}/budget', 'DELETE', none);
     assert.equal((await call(admin.secret, 'GET', '/admin/v1/tenants/beta/budget')).status, 404);
     assert.equal((await gw.cli(['budget', 'set', '--tenant', 'beta', '--monthly', '10'])).code, 0);
+  });
+
+  test('reports: the rows of `tollgate report NAME --format json`; a scoped token sees its own', async () => {
+    const k = await call(admin.secret, 'POST', '/admin/v1/tenants/acme/keys', {});
+    secrets.push(k.json().secret);
+    const kb = await call(admin.secret, 'POST', '/admin/v1/tenants/beta/keys', {});
+    secrets.push(kb.json().secret);
+    for (const key of [k, kb])
+      await waitFor(async () => (await request(`${gw.url}/x`, { headers: bearer(key.json().secret) })).status === 200, { timeoutMs: 1500 });
+    // The events reach the store in the recorder's next batch.
+    const rowsOf = async (token, q = '') => (await call(token, 'GET', `/admin/v1/reports/daily${q}`)).json().rows ?? [];
+    await waitFor(async () => new Set((await rowsOf(admin.secret)).map((x) => x.tenant)).size >= 2, { timeoutMs: 3000, message: 'both tenants in the report' });
+    // Requests still being recorded move the counts: the same rows once two reads agree.
+    let api;
+    let cli;
+    await waitFor(
+      async () => {
+        api = await call(reader.secret, 'GET', '/admin/v1/reports/daily');
+        cli = JSON.parse((await gw.cli(['report', 'daily', '--format', 'json'])).stdout);
+        return isDeepStrictEqual(api.json().rows, cli);
+      },
+      { timeoutMs: 5000, message: 'the API and the CLI show the same rows' },
+    );
+    conforms('/admin/v1/reports/{name}', 'GET', api);
+    assert.equal(api.json().report, 'daily');
+    assert.deepEqual(api.json().columns, Object.keys(cli[0]));
+    const day = api.json().rows[0].day;
+    const one = await call(reader.secret, 'GET', `/admin/v1/reports/models?from=${day}&to=${day}&tenant=acme`);
+    assert.equal(one.status, 200, one.text);
+    assert.deepEqual(one.json().rows, JSON.parse((await gw.cli(['report', 'models', '--from', day, '--to', day, '--tenant', 'acme', '--format', 'json'])).stdout));
+    const own = await rowsOf(scoped.secret);
+    assert.ok(own.length > 0 && own.every((x) => x.tenant === 'acme'), JSON.stringify(own));
+    for (const [token, path, status] of [
+      [scoped.secret, '/admin/v1/reports/daily?tenant=beta', 404],
+      [scoped.secret, '/admin/v1/reports/daily?tenant=nosuch', 404],
+      [admin.secret, '/admin/v1/reports/daily?tenant=nosuch', 404],
+      [admin.secret, '/admin/v1/reports/nosuch', 404],
+      [admin.secret, '/admin/v1/reports/report_daily', 404],
+      [admin.secret, '/admin/v1/reports/daily?from=2026-13-01', 400],
+      [admin.secret, '/admin/v1/reports/daily?from=2026-02-02&to=2026-02-01', 400],
+      [admin.secret, '/admin/v1/reports/daily?sql=1', 400],
+      [admin.secret, `/admin/v1/reports/daily?tenant=${encodeURIComponent("x' OR 1=1 --")}`, 404],
+    ]) {
+      const r = await call(token, 'GET', path);
+      assert.equal(r.status, status, `${path}: ${r.text}`);
+      conforms('/admin/v1/reports/{name}', 'GET', r);
+    }
   });
 
   test('an admin token past its expiry is refused 401 within a second', async () => {
