@@ -281,6 +281,13 @@ describe('admin API', () => {
       ['GET', '/admin/v1/tenants/a%E2%82', '/admin/v1/tenants/{id}'],
       ['GET', '/admin/v1/usage?tenant=%FF', '/admin/v1/usage'],
       ['DELETE', '/admin/v1/tenants/%FF/limits', '/admin/v1/tenants/{id}/limits'],
+      ['GET', '/admin/v1/ip-rules?tenant=%FF', '/admin/v1/ip-rules'],
+      ['DELETE', '/admin/v1/ip-rules?tenant=%FF&action=deny&cidr=10.0.0.0/8', '/admin/v1/ip-rules'],
+      ['DELETE', '/admin/v1/tool-rules?tenant=acme&action=deny&pattern=%FF', '/admin/v1/tool-rules'],
+      ['GET', '/admin/v1/tool-rules?tenant=%C3', '/admin/v1/tool-rules'],
+      ['GET', '/admin/v1/reports/daily?tenant=%FF', '/admin/v1/reports/{name}'],
+      ['GET', '/admin/v1/reports/%FF', '/admin/v1/reports/{name}'],
+      ['PUT', '/admin/v1/tenants/%FF/budget', '/admin/v1/tenants/{id}/budget'],
     ]) {
       const e = await call(admin.secret, method, path, method === 'PUT' ? {} : undefined);
       assert.equal(e.status, 404, `${method} ${path}: ${e.text}`);
@@ -393,6 +400,8 @@ describe('admin API', () => {
     for (const [query, status] of [
       ['tenant=beta&action=deny&cidr=10.9.9.9', 404],
       ['tenant=beta&action=deny&cidr=not-a-cidr', 422],
+      ['tenant=beta&action=deny&cidr=%FF%FE', 422],
+      [`tenant=beta&action=deny&cidr=${'9'.repeat(300)}`, 422],
       ['tenant=beta&action=deny', 400],
       ['tenant=beta&cidr=127.0.0.1', 400],
       ['tenant=beta&action=deny&cidr=127.0.0.1&cidr=1.1.1.1', 400],
