@@ -105,7 +105,7 @@ json_t *tg_adminapi__budget_set(call_t *c)
     row.hard = !mode || strcmp(mode, "hard") == 0;
     json_t *th = json_object_get(c->body, "thresholds");
     if (th && (bad = read_thresholds(c, th, &row))) return bad;
-    snprintf(c->object, sizeof c->object, "budget:%.63s", c->id);
+    tg_adminapi__object(c, "budget:%s", c->id);
     if (tg_adminapi__need_tenant(c, c->id, &bad) != 0) return bad;
     tg_budget_row_t old;
     int had = current(c, &old, &bad);
@@ -135,7 +135,7 @@ json_t *tg_adminapi__budget_rm(call_t *c)
 {
     json_t *bad = tg_adminapi__check_body(c, (const char *const[]){NULL}, 0);
     if (bad) return bad;
-    snprintf(c->object, sizeof c->object, "budget:%.63s", c->id);
+    tg_adminapi__object(c, "budget:%s", c->id);
     if (tg_adminapi__need_tenant(c, c->id, &bad) != 0) return bad;
     tg_budget_row_t old;
     int had = current(c, &old, &bad);

@@ -30,6 +30,10 @@ json_t *tg_adminapi__error(call_t *c, int status, const char *type, const char *
     __attribute__((format(printf, 4, 5)));
 json_t *tg_adminapi__store_error(call_t *c, const tg_err_t *err);
 
+/* Formats c->object (the audit record's object), cut to its size between UTF-8 characters,
+ * never through one: the record is text on PostgreSQL, which refuses a cut character. */
+void tg_adminapi__object(call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* A JSON string of text that may hold bytes that are not UTF-8 (a row written by hand):
  * they become '?', as in the CLI's JSON. */
 json_t *tg_adminapi__text(const char *s);

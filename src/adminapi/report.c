@@ -75,7 +75,7 @@ json_t *tg_adminapi__report(call_t *c)
 {
     char names[200];
     const tg_report_t *r = tg_report_find(c->id);
-    snprintf(c->object, sizeof c->object, "report:%.80s", c->id);
+    tg_adminapi__object(c, "report:%s", c->id);
     if (!r)
         return ERR(c, 404, "not_found", "unknown report \"%.40s\" (reports: %s)", c->id,
                    tg_report_names(names, sizeof names));

@@ -243,15 +243,16 @@ static json_t *check_tenant(call_t *c, const rule_kind_t *k, const char *tenant,
         return ERR(c, 400, "invalid_request",
                    "\"tenant\" is required: a tenant id, or \"*\" for every tenant");
     snprintf(r->tenant, sizeof r->tenant, "%s", tenant ? tenant : "*");
-    if (tenant && strlen(tenant) >= sizeof r->tenant)
+    /* Bytes that are not UTF-8 name no tenant, and must not reach the audit record's
+     * object (PostgreSQL refuses them). */
+    if (tenant && (strlen(tenant) >= sizeof r->tenant || !tg_text_valid_utf8(tenant)))
         return ERR(c, 404, "not_found", "no tenant \"%.80s\"", tenant);
     return NULL;
 }
 
 static void set_object(call_t *c, const rule_kind_t *k, const rule_t *r)
 {
-    snprintf(c->object, sizeof c->object, "%s:%.63s/%s/%.80s", k->what, r->tenant, r->action,
-             r->value);
+    tg_adminapi__object(c, "%s:%s/%s/%s", k->what, r->tenant, r->action, r->value);
     if (strcmp(r->tenant, "*") != 0) snprintf(c->tenant, sizeof c->tenant, "%s", r->tenant);
 }
 

@@ -461,6 +461,12 @@ describe('admin API', () => {
       assert.equal(r.status, status, `${query}: ${r.text}`);
       conforms('/admin/v1/tool-rules', 'DELETE', r);
     }
+    // A long pattern of characters of two bytes: its audit object is cut between characters.
+    const long = 'é'.repeat(63);
+    const lt = 'l'.repeat(40);
+    assert.equal((await call(admin.secret, 'POST', '/admin/v1/tenants', { id: lt })).status, 201);
+    assert.equal((await call(admin.secret, 'POST', '/admin/v1/tool-rules', { tenant: lt, action: 'allow', pattern: long })).status, 201);
+    assert.equal((await call(admin.secret, 'DELETE', `/admin/v1/tool-rules?tenant=${lt}&action=allow&pattern=${encodeURIComponent(long)}`)).status, 200);
     const rm = await call(admin.secret, 'DELETE', '/admin/v1/tool-rules?tenant=acme&action=deny&pattern=github_%2A');
     assert.equal(rm.status, 200, rm.text);
     conforms('/admin/v1/tool-rules', 'DELETE', rm);
@@ -554,6 +560,7 @@ describe('admin API', () => {
       [admin.secret, '/admin/v1/reports/daily?tenant=nosuch', 404],
       [admin.secret, '/admin/v1/reports/nosuch', 404],
       [admin.secret, '/admin/v1/reports/report_daily', 404],
+      [admin.secret, `/admin/v1/reports/a${encodeURIComponent('é'.repeat(100))}`, 404], // its audit object is cut between characters
       [admin.secret, '/admin/v1/reports/daily?from=2026-13-01', 400],
       [admin.secret, '/admin/v1/reports/daily?from=2026-02-02&to=2026-02-01', 400],
       [admin.secret, '/admin/v1/reports/daily?sql=1', 400],
