@@ -365,13 +365,22 @@ static const route_t routes[] = {
     {"POST", PREFIX "/tenants/{id}/keys", 0, keys_create},
     {"DELETE", PREFIX "/keys/{id}", 0, keys_revoke},
     {"GET", PREFIX "/tenants/{id}/budget", SCOPED, budget_show},
+    {"PUT", PREFIX "/tenants/{id}/budget", 0, tg_adminapi__budget_set},
+    {"DELETE", PREFIX "/tenants/{id}/budget", 0, tg_adminapi__budget_rm},
     {"GET", PREFIX "/usage", SCOPED, usage},
+    {"GET", PREFIX "/reports/{name}", SCOPED, tg_adminapi__report},
     {"GET", PREFIX "/pauses", 0, tg_adminapi__pauses_list},
     {"PUT", PREFIX "/pauses/{id}", 0, tg_adminapi__pause_set},
     {"DELETE", PREFIX "/pauses/{id}", 0, tg_adminapi__pause_clear},
     {"GET", PREFIX "/limits", 0, tg_adminapi__limits_list},
     {"PUT", PREFIX "/tenants/{id}/limits", 0, tg_adminapi__limit_set},
     {"DELETE", PREFIX "/tenants/{id}/limits", 0, tg_adminapi__limit_rm},
+    {"GET", PREFIX "/ip-rules", 0, tg_adminapi__ip_rules_list},
+    {"POST", PREFIX "/ip-rules", 0, tg_adminapi__ip_rule_add},
+    {"DELETE", PREFIX "/ip-rules", 0, tg_adminapi__ip_rule_rm},
+    {"GET", PREFIX "/tool-rules", 0, tg_adminapi__tool_rules_list},
+    {"POST", PREFIX "/tool-rules", 0, tg_adminapi__tool_rule_add},
+    {"DELETE", PREFIX "/tool-rules", 0, tg_adminapi__tool_rule_rm},
     /* Answered by the listener itself (an embedded file): listed for the index and the
      * OpenAPI test. */
     {"GET", PREFIX "/openapi.json", SCOPED, NULL},
@@ -397,14 +406,17 @@ static json_t *index_(call_t *c)
     return json_pack("{s:o}", "routes", a);
 }
 
-/* Does path match template t? The one "{id}" segment, percent-decoded, goes to id. */
+/* Does path match template t? The one "{id}" (or "{name}") segment, percent-decoded, goes to
+ * id. Only "{id}" names a tenant's object, which a scoped token reaches for its own tenant
+ * only; a route with "{name}" (a report) holds its scope to the tenant itself. */
 static int match(const char *t, const char *path, char *id, size_t cap)
 {
     while (*t && *path) {
-        if (strncmp(t, "{id}", 4) == 0) {
+        size_t ph = strncmp(t, "{id}", 4) == 0 ? 4 : strncmp(t, "{name}", 6) == 0 ? 6 : 0;
+        if (ph) {
             size_t n = strcspn(path, "/");
             if (n == 0 || tg_pct_decode(path, n, id, cap) != 0 || strchr(id, '/')) return 0;
-            t += 4;
+            t += ph;
             path += n;
             continue;
         }

@@ -13,7 +13,7 @@
  *   an admin token (and server.admin_token, actor "config-token") may call every route;
  *   a read token only GET (else 403 forbidden);
  *   a read token scoped to a tenant only the routes marked for it (its tenant object,
- *   usage, budget), and only for its tenant: everything else is 404, as if it did not
+ *   usage, reports, budget), and only for its tenant: everything else is 404, as if it did not
  *   exist (a 403 would tell it the other tenant is there).
  * Every call, refused or not, goes through tg_adminapi_audit. */
 #ifndef TG_ADMINAPI_ADMINAPI_H

@@ -27,6 +27,17 @@ json_t *tg_adminapi__store_error(call_t *c, const tg_err_t *err)
     return tg_adminapi__error(c, 500, "store", "%s", err->msg[0] ? err->msg : "the store failed");
 }
 
+void tg_adminapi__object(call_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->object, sizeof c->object, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(c->object);
+    while (n && !tg_text_valid_utf8(c->object))
+        c->object[--n] = '\0';
+}
+
 /* A JSON string of text that may hold bytes that are not UTF-8 (a row written by hand):
  * they become '?', as in the CLI's JSON. */
 json_t *tg_adminapi__text(const char *s)

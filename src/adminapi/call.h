@@ -17,7 +17,7 @@ typedef struct tg_adminapi_call {
     tg_store_t *s;
     const tg_adminapi_req_t *req;
     int64_t now_us;
-    const char *id; /* the path's {id}, decoded ("" when the template has none) */
+    const char *id; /* the path's {id} or {name}, decoded ("" when the template has none) */
     json_t *body;   /* the request's JSON object, or NULL */
     int status;
     char object[160];            /* what the call is about, for the audit record */
@@ -29,6 +29,10 @@ typedef struct tg_adminapi_call {
 json_t *tg_adminapi__error(call_t *c, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 json_t *tg_adminapi__store_error(call_t *c, const tg_err_t *err);
+
+/* Formats c->object (the audit record's object), cut to its size between UTF-8 characters,
+ * never through one: the record is text on PostgreSQL, which refuses a cut character. */
+void tg_adminapi__object(call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A JSON string of text that may hold bytes that are not UTF-8 (a row written by hand):
  * they become '?', as in the CLI's JSON. */
@@ -62,5 +66,14 @@ json_t *tg_adminapi__pause_clear(call_t *c);
 json_t *tg_adminapi__limits_list(call_t *c);
 json_t *tg_adminapi__limit_set(call_t *c);
 json_t *tg_adminapi__limit_rm(call_t *c);
+json_t *tg_adminapi__ip_rules_list(call_t *c); /* rules.c */
+json_t *tg_adminapi__ip_rule_add(call_t *c);
+json_t *tg_adminapi__ip_rule_rm(call_t *c);
+json_t *tg_adminapi__tool_rules_list(call_t *c);
+json_t *tg_adminapi__tool_rule_add(call_t *c);
+json_t *tg_adminapi__tool_rule_rm(call_t *c);
+json_t *tg_adminapi__budget_set(call_t *c); /* budget.c */
+json_t *tg_adminapi__budget_rm(call_t *c);
+json_t *tg_adminapi__report(call_t *c); /* report.c */
 
 #endif

@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "policy/budget.h"
+#include "types/thresholds.h"
 #include "util/clock.h"
 #include "util/money.h"
 
@@ -24,10 +25,12 @@
     "show --tenant ID [--month YYYY-MM] [--format table|json] | "                                  \
     "list [--month YYYY-MM] [--format table|json|csv] | rm --tenant ID"
 
-#define MAX_THRESHOLD 1000 /* percent: ten times the budget is the last alert worth having */
+#define MAX_THRESHOLD TG_THRESHOLD_MAX_PCT
 #define NTHRESHOLDS   ((int)(sizeof((tg_budget_row_t *)0)->thresholds / sizeof(int)))
+_Static_assert(NTHRESHOLDS == TG_THRESHOLDS_MAX, "types/thresholds.h counts the row's slots");
 
-/* "80,90,100": 1 to NTHRESHOLDS integers from 1 to MAX_THRESHOLD, strictly ascending. */
+/* "80,90,100": 1 to NTHRESHOLDS integers from 1 to MAX_THRESHOLD, strictly ascending
+ * (tg_threshold_check). */
 static int parse_thresholds(const char *s, tg_budget_row_t *row)
 {
     row->nthresholds = 0;
@@ -39,15 +42,19 @@ static int parse_thresholds(const char *s, tg_budget_row_t *row)
         if (len == 0 || len >= sizeof num) goto bad;
         memcpy(num, p, len);
         num[len] = '\0';
-        if (tg_cli_parse_count(num, MAX_THRESHOLD, &v) != 0 || v < 1) goto bad;
-        if (row->nthresholds == NTHRESHOLDS)
+        if (tg_cli_parse_count(num, MAX_THRESHOLD, &v) != 0) goto bad;
+        switch (tg_threshold_check(row->thresholds, (size_t)row->nthresholds, v)) {
+        case TG_THRESHOLD_OK: break;
+        case TG_THRESHOLD_RANGE: goto bad;
+        case TG_THRESHOLD_TOO_MANY:
             return tg_cli_errorf(TG_EXIT_USAGE, "invalid --thresholds \"%s\": at most %d", s,
                                  NTHRESHOLDS);
-        if (row->nthresholds && v <= row->thresholds[row->nthresholds - 1])
+        case TG_THRESHOLD_ORDER:
             return tg_cli_errorf(TG_EXIT_USAGE,
                                  "invalid --thresholds \"%s\": percents must ascend (%lld after "
                                  "%d)",
                                  s, (long long)v, row->thresholds[row->nthresholds - 1]);
+        }
         row->thresholds[row->nthresholds++] = (int)v;
         if (!p[len]) return TG_EXIT_OK;
         p += len + 1;

@@ -18,21 +18,6 @@
     "usage: tollgate ip allow|deny CIDR [--tenant ID] | rm allow|deny CIDR [--tenant ID] | "       \
     "list [--tenant ID] [--format table|json]"
 
-/* tg_cidr_t holds IPv4 as ::ffff:a.b.c.d with the prefix + 96; tg_ip_format
- * prints such an address as a dotted quad, so the prefix goes back to IPv4's
- * count. (A prefix under 96 never has the mapped form: tg_cidr_parse refuses
- * host bits past the prefix.) */
-static void cidr_text(const tg_cidr_t *c, char *buf, size_t cap)
-{
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    tg_ip_t ip;
-    char addr[48]; /* tg_ip_format needs 46 */
-    memcpy(ip.addr, c->addr, sizeof ip.addr);
-    tg_ip_format(&ip, addr, sizeof addr);
-    int v4 = memcmp(c->addr, mapped, sizeof mapped) == 0 && c->bits >= 96;
-    snprintf(buf, cap, "%s/%d", addr, v4 ? c->bits - 96 : c->bits);
-}
-
 static int check_tenant(const char **tenant)
 {
     if (!*tenant) *tenant = "*";
@@ -147,7 +132,7 @@ int tg_cli_ip(int argc, char **argv, const char *config_path)
         tg_cidr_t c;
         tg_err_t err = {{0}};
         if (tg_cidr_parse(text, &c, &err) == 0) {
-            cidr_text(&c, cidr, sizeof cidr);
+            tg_cidr_format(&c, cidr, sizeof cidr);
             parsed = 1;
         } else if (add || strlen(text) >= sizeof cidr) {
             return tg_cli_errorf(TG_EXIT_USAGE, "invalid CIDR %s", err.msg);

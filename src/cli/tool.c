@@ -7,12 +7,12 @@
  * allow rule (its own or a global one), only tools matching an allow rule get through.
  * --tenant is required, "*" meaning every tenant, so a global rule is never written by
  * forgetting an option. */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "policy/policy.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate tool allow|deny --tenant ID|* PATTERN | "                                     \
@@ -22,17 +22,9 @@
 
 static int check_pattern(const char *p)
 {
-    if (!*p) return tg_cli_errorf(TG_EXIT_USAGE, "the tool pattern must not be empty");
-    if (strlen(p) >= PATTERN_CAP)
-        return tg_cli_errorf(TG_EXIT_USAGE, "the tool pattern is too long (at most %zu bytes)",
-                             PATTERN_CAP - 1);
-    if (!tg_cli_valid_text(p))
-        return tg_cli_errorf(TG_EXIT_USAGE,
-                             "the tool pattern must be UTF-8 text without control characters");
-    /* fnmatch reports a malformed pattern as neither match nor no-match. */
-    int m = fnmatch(p, "tool", 0);
-    if (m != 0 && m != FNM_NOMATCH)
-        return tg_cli_errorf(TG_EXIT_USAGE, "invalid tool pattern \"%s\" (an fnmatch glob)", p);
+    tg_err_t err = {{0}};
+    if (tg_policy_tool_pattern_check(p, PATTERN_CAP, &err) != 0)
+        return tg_cli_errorf(TG_EXIT_USAGE, "%s", err.msg);
     return TG_EXIT_OK;
 }
 

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "store/watch.h"
+#include "types/text.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/modelname.h"
@@ -379,6 +380,20 @@ int64_t tg_policy_inflight(tg_policy_t *p, const char *tenant)
 }
 
 /* ---- admission --------------------------------------------------------- */
+
+int tg_policy_tool_pattern_check(const char *p, size_t cap, tg_err_t *err)
+{
+    if (!*p) return tg_err_set(err, "the tool pattern must not be empty");
+    if (strlen(p) >= cap)
+        return tg_err_set(err, "the tool pattern is too long (at most %zu bytes)", cap - 1);
+    if (!tg_text_valid_utf8(p))
+        return tg_err_set(err, "the tool pattern must be UTF-8 text without control characters");
+    /* fnmatch reports a malformed pattern as neither match nor no-match. */
+    int m = fnmatch(p, "tool", 0);
+    if (m != 0 && m != FNM_NOMATCH)
+        return tg_err_set(err, "invalid tool pattern \"%s\" (an fnmatch glob)", p);
+    return 0;
+}
 
 int tg_policy_tool_allowed(tg_policy_t *p, const char *tenant, const char *tool)
 {

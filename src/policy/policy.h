@@ -171,6 +171,10 @@ void tg_policy_release(tg_policy_t *p, uint64_t conc_key);
  * pattern is refused; when any allow pattern applies to the tenant (its own or global),
  * only tools matching one are allowed. Patterns are fnmatch(3) globs. */
 int tg_policy_tool_allowed(tg_policy_t *p, const char *tenant, const char *tool);
+/* 0 when p may be stored as a tool rule's pattern (not empty, under cap bytes, UTF-8 text
+ * without control characters, a well-formed glob), else -1 with the reason in err, in the
+ * words of `tollgate tool` and the admin API, which both check with it. */
+int tg_policy_tool_pattern_check(const char *p, size_t cap, tg_err_t *err);
 
 /* In-flight requests of a tenant now (tests, metrics). */
 int64_t tg_policy_inflight(tg_policy_t *p, const char *tenant);

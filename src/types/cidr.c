@@ -243,3 +243,15 @@ void tg_ip_format(const tg_ip_t *ip, char *buf, size_t cap)
     if (!buf || cap == 0) return;
     format_addr(ip->addr, is_v4_mapped(ip->addr), buf, cap);
 }
+
+/* tg_cidr_t holds IPv4 as ::ffff:a.b.c.d with the prefix + 96: such a prefix prints as a
+ * dotted quad with IPv4's count. (A prefix under 96 never has the mapped form: tg_cidr_parse
+ * refuses host bits past the prefix.) */
+void tg_cidr_format(const tg_cidr_t *c, char *buf, size_t cap)
+{
+    if (!buf || cap == 0) return;
+    char addr[INET6_ADDRSTRLEN];
+    int v4 = is_v4_mapped(c->addr) && c->bits >= 96;
+    format_addr(c->addr, v4, addr, sizeof addr);
+    snprintf(buf, cap, "%s/%d", addr, v4 ? c->bits - 96 : c->bits);
+}

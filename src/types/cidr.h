@@ -37,5 +37,8 @@ void tg_cidr_list_free(tg_cidr_list_t *l);
 
 /* Printable form ("192.0.2.7" or "2001:db8::1"); buf of 46 bytes. */
 void tg_ip_format(const tg_ip_t *ip, char *buf, size_t cap);
+/* The one spelling of a CIDR the IP rules store ("10.0.0.0/8", "2001:db8::/32", a bare
+ * address as /32 or /128), so that a rule is found however it was typed; buf of 50 bytes. */
+void tg_cidr_format(const tg_cidr_t *c, char *buf, size_t cap);
 
 #endif

@@ -6,6 +6,7 @@
 // revoked tokens refused, and no secret in the gateway's output.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
@@ -84,7 +85,7 @@ describe('admin API', () => {
 
   /** A path of template for tenant (and a key id for /keys/{id}). */
   const fill = (template, tenant, keyId = 'key_0000000000000000') =>
-    template.replace('{id}', template.startsWith('/admin/v1/keys/') ? keyId : tenant);
+    template.replace('{id}', template.startsWith('/admin/v1/keys/') ? keyId : tenant).replace('{name}', 'daily');
 
   test('every route the server lists is documented, and every documented one is a route', async () => {
     const r = await call(admin.secret, 'GET', '/admin/v1/');
@@ -107,6 +108,9 @@ describe('admin API', () => {
       'POST /admin/v1/tenants': { id: 'gamma', name: 'Gamma' },
       'PUT /admin/v1/pauses/{id}': { reason: 'maintenance' },
       'PUT /admin/v1/tenants/{id}/limits': { rps: 10, burst: 20 },
+      'PUT /admin/v1/tenants/{id}/budget': { monthly_usd: '10' },
+      'POST /admin/v1/ip-rules': { tenant: 'acme', action: 'deny', cidr: '198.51.100.0/24' },
+      'POST /admin/v1/tool-rules': { tenant: 'acme', action: 'deny', pattern: 'every_path_*' },
     };
     for (const [template, ops] of Object.entries(doc.paths)) {
       for (const method of Object.keys(ops).map((m) => m.toUpperCase())) {
@@ -115,6 +119,10 @@ describe('admin API', () => {
         if (template !== '/admin/v1/openapi.json') conforms(template, method, r);
       }
     }
+    // The DELETE of acme's budget ran last: it gets one again (a new budget, no thresholds given).
+    const again = await call(admin.secret, 'PUT', '/admin/v1/tenants/acme/budget', { monthly_usd: '10' });
+    assert.equal(again.status, 200, again.text);
+    assert.deepEqual(again.json(), { tenant: 'acme', monthly_micros: 10000000, mode: 'hard', thresholds: [80, 90, 100] });
     // The revoked key is refused by the gateway within a second.
     await waitFor(async () => (await request(`${gw.url}/x`, { headers: bearer(k.json().secret) })).status === 401, {
       timeoutMs: 1500,
@@ -158,7 +166,7 @@ describe('admin API', () => {
     reader: (method) => (method === 'GET' ? 200 : 403),
     scoped: (method, template, tenant) => {
       if (method !== 'GET') return 403;
-      const own = ['/admin/v1/tenants/{id}', '/admin/v1/tenants/{id}/budget', '/admin/v1/usage', '/admin/v1/openapi.json'];
+      const own = ['/admin/v1/tenants/{id}', '/admin/v1/tenants/{id}/budget', '/admin/v1/usage', '/admin/v1/reports/{name}', '/admin/v1/openapi.json'];
       if (!own.includes(template)) return 404;
       return tenant === 'acme' || !template.includes('{id}') ? 200 : 404;
     },
@@ -273,6 +281,13 @@ describe('admin API', () => {
       ['GET', '/admin/v1/tenants/a%E2%82', '/admin/v1/tenants/{id}'],
       ['GET', '/admin/v1/usage?tenant=%FF', '/admin/v1/usage'],
       ['DELETE', '/admin/v1/tenants/%FF/limits', '/admin/v1/tenants/{id}/limits'],
+      ['GET', '/admin/v1/ip-rules?tenant=%FF', '/admin/v1/ip-rules'],
+      ['DELETE', '/admin/v1/ip-rules?tenant=%FF&action=deny&cidr=10.0.0.0/8', '/admin/v1/ip-rules'],
+      ['DELETE', '/admin/v1/tool-rules?tenant=acme&action=deny&pattern=%FF', '/admin/v1/tool-rules'],
+      ['GET', '/admin/v1/tool-rules?tenant=%C3', '/admin/v1/tool-rules'],
+      ['GET', '/admin/v1/reports/daily?tenant=%FF', '/admin/v1/reports/{name}'],
+      ['GET', '/admin/v1/reports/%FF', '/admin/v1/reports/{name}'],
+      ['PUT', '/admin/v1/tenants/%FF/budget', '/admin/v1/tenants/{id}/budget'],
     ]) {
       const e = await call(admin.secret, method, path, method === 'PUT' ? {} : undefined);
       assert.equal(e.status, 404, `${method} ${path}: ${e.text}`);
@@ -339,6 +354,224 @@ describe('admin API', () => {
     assert.equal((await call(admin.secret, 'DELETE', `/admin/v1/tenants/acme/limits?key=${keyId}`)).status, 200);
   });
 
+  test('IP rules: add, list and remove as `tollgate ip`, effective within a second', async () => {
+    const k = await call(admin.secret, 'POST', '/admin/v1/tenants/beta/keys', {});
+    assert.equal(k.status, 201);
+    secrets.push(k.json().secret);
+    const gwCall = () => request(`${gw.url}/x`, { headers: bearer(k.json().secret) });
+    await waitFor(async () => (await gwCall()).status === 200, { timeoutMs: 1500, message: 'the key works' });
+    // Stored in the CLI's one spelling: a bare address is its /32.
+    const add = await call(admin.secret, 'POST', '/admin/v1/ip-rules', { tenant: 'beta', action: 'deny', cidr: '127.0.0.1' });
+    assert.equal(add.status, 201, add.text);
+    conforms('/admin/v1/ip-rules', 'POST', add);
+    assert.deepEqual({ ...add.json(), created_us: 0 }, { tenant: 'beta', action: 'deny', cidr: '127.0.0.1/32', created_us: 0 });
+    await waitFor(async () => (await gwCall()).status === 403, { timeoutMs: 1500, message: 'the deny counts' });
+    // No tenant is every tenant's, as the CLI; an IPv6 network is lower-cased and compressed.
+    const glob = await call(admin.secret, 'POST', '/admin/v1/ip-rules', { action: 'allow', cidr: '2001:DB8:0::/32' });
+    assert.equal(glob.status, 201, glob.text);
+    assert.deepEqual([glob.json().tenant, glob.json().cidr], ['*', '2001:db8::/32']);
+    const cli = JSON.parse((await gw.cli(['ip', 'list', '--format', 'json'])).stdout);
+    const api = await call(reader.secret, 'GET', '/admin/v1/ip-rules');
+    conforms('/admin/v1/ip-rules', 'GET', api);
+    const strip = ({ created, created_us, ...rest }) => rest;
+    assert.deepEqual(api.json().ip_rules.map(strip), cli.map(strip));
+    const only = (await call(reader.secret, 'GET', '/admin/v1/ip-rules?tenant=*')).json().ip_rules;
+    assert.deepEqual(only.map((x) => x.cidr), ['2001:db8::/32']);
+    for (const [body, status, type] of [
+      [{ tenant: 'beta', action: 'deny', cidr: '127.0.0.1/32' }, 409, 'exists'],
+      [{ action: 'deny', cidr: '10.0.0.1/8' }, 422, 'invalid_value'],
+      [{ action: 'deny', cidr: '300.0.0.0/8' }, 422, 'invalid_value'],
+      [{ action: 'deny', cidr: '10.0.0.0/33' }, 422, 'invalid_value'],
+      [{ action: 'deny', cidr: '' }, 422, 'invalid_value'],
+      [{ action: 'block', cidr: '10.0.0.0/8' }, 422, 'invalid_value'],
+      [{ action: 'deny' }, 400, 'invalid_request'],
+      [{ cidr: '10.0.0.0/8' }, 400, 'invalid_request'],
+      [{ action: 'deny', cidr: 10 }, 400, 'invalid_request'],
+      [{ action: 'deny', cidr: '10.0.0.0/8', port: 80 }, 400, 'invalid_request'],
+      [{ tenant: 'nosuch', action: 'deny', cidr: '10.0.0.0/8' }, 404, 'not_found'],
+      [{ tenant: 't'.repeat(300), action: 'deny', cidr: '10.0.0.0/8' }, 404, 'not_found'],
+      ['{"action":', 400, 'invalid_json'],
+    ]) {
+      const r = await call(admin.secret, 'POST', '/admin/v1/ip-rules', body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(r.json().error.type, type);
+      conforms('/admin/v1/ip-rules', 'POST', r);
+    }
+    for (const [query, status] of [
+      ['tenant=beta&action=deny&cidr=10.9.9.9', 404],
+      ['tenant=beta&action=deny&cidr=not-a-cidr', 422],
+      ['tenant=beta&action=deny&cidr=%FF%FE', 422],
+      [`tenant=beta&action=deny&cidr=${'9'.repeat(300)}`, 422],
+      ['tenant=beta&action=deny', 400],
+      ['tenant=beta&cidr=127.0.0.1', 400],
+      ['tenant=beta&action=deny&cidr=127.0.0.1&cidr=1.1.1.1', 400],
+      ['tenant=nosuch&action=deny&cidr=127.0.0.1', 404],
+    ]) {
+      const r = await call(admin.secret, 'DELETE', `/admin/v1/ip-rules?${query}`);
+      assert.equal(r.status, status, `${query}: ${r.text}`);
+      conforms('/admin/v1/ip-rules', 'DELETE', r);
+    }
+    assert.deepEqual((await call(admin.secret, 'GET', '/admin/v1/ip-rules')).json(), api.json(), 'no refused call changed anything');
+    // Removed under another spelling of the same network.
+    const rm = await call(admin.secret, 'DELETE', `/admin/v1/ip-rules?tenant=beta&action=deny&cidr=${encodeURIComponent('::ffff:127.0.0.1/128')}`);
+    assert.equal(rm.status, 200, rm.text);
+    conforms('/admin/v1/ip-rules', 'DELETE', rm);
+    assert.deepEqual(rm.json(), { tenant: 'beta', action: 'deny', cidr: '127.0.0.1/32', removed: true });
+    // The global allow rule still shuts out 127.0.0.1 (an allow list applies once it exists).
+    assert.equal((await gwCall()).status, 403);
+    const g = await call(admin.secret, 'DELETE', `/admin/v1/ip-rules?action=allow&cidr=${encodeURIComponent('2001:db8::/32')}`);
+    assert.equal(g.status, 200, g.text);
+    assert.equal(g.json().tenant, '*');
+    await waitFor(async () => (await gwCall()).status === 200, { timeoutMs: 1500, message: 'the removals count' });
+  });
+
+  test('tool rules: allow, deny, list and remove as `tollgate tool`, with its checks', async () => {
+    const add = await call(admin.secret, 'POST', '/admin/v1/tool-rules', { tenant: 'acme', action: 'deny', pattern: 'github_*' });
+    assert.equal(add.status, 201, add.text);
+    conforms('/admin/v1/tool-rules', 'POST', add);
+    assert.deepEqual({ ...add.json(), created_us: 0 }, { tenant: 'acme', action: 'deny', pattern: 'github_*', created_us: 0 });
+    assert.equal((await call(admin.secret, 'POST', '/admin/v1/tool-rules', { tenant: '*', action: 'allow', pattern: 'search' })).status, 201);
+    const cli = JSON.parse((await gw.cli(['tool', 'list', '--format', 'json'])).stdout);
+    const api = await call(reader.secret, 'GET', '/admin/v1/tool-rules');
+    conforms('/admin/v1/tool-rules', 'GET', api);
+    const strip = ({ created, created_us, ...rest }) => rest;
+    assert.deepEqual(api.json().tool_rules.map(strip), cli.map(strip));
+    assert.deepEqual((await call(reader.secret, 'GET', '/admin/v1/tool-rules?tenant=acme')).json().tool_rules.map((x) => x.pattern).sort(), ['every_path_*', 'github_*']);
+    assert.equal((await call(reader.secret, 'GET', '/admin/v1/tool-rules?tenant=nosuch')).status, 404);
+    for (const [body, status] of [
+      [{ tenant: 'acme', action: 'deny', pattern: 'github_*' }, 409],
+      [{ action: 'deny', pattern: 'x' }, 400],
+      [{ tenant: 'acme', action: 'deny', pattern: '' }, 422],
+      [{ tenant: 'acme', action: 'deny', pattern: 'a\u0001' }, 422],
+      [{ tenant: 'acme', action: 'deny', pattern: 'p'.repeat(128) }, 422],
+      [{ tenant: 'acme', action: 'maybe', pattern: 'x' }, 422],
+      [{ tenant: 'acme', action: 'deny', pattern: ['x'] }, 400],
+      [{ tenant: 'nosuch', action: 'deny', pattern: 'x' }, 404],
+    ]) {
+      const r = await call(admin.secret, 'POST', '/admin/v1/tool-rules', body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      conforms('/admin/v1/tool-rules', 'POST', r);
+    }
+    for (const [query, status] of [
+      ['action=deny&pattern=github_*', 400],
+      ['tenant=acme&action=allow&pattern=github_*', 404],
+      [`tenant=acme&action=deny&pattern=${'p'.repeat(300)}`, 404],
+    ]) {
+      const r = await call(admin.secret, 'DELETE', `/admin/v1/tool-rules?${query}`);
+      assert.equal(r.status, status, `${query}: ${r.text}`);
+      conforms('/admin/v1/tool-rules', 'DELETE', r);
+    }
+    // A long pattern of characters of two bytes: its audit object is cut between characters.
+    const long = 'é'.repeat(63);
+    const lt = 'l'.repeat(40);
+    assert.equal((await call(admin.secret, 'POST', '/admin/v1/tenants', { id: lt })).status, 201);
+    assert.equal((await call(admin.secret, 'POST', '/admin/v1/tool-rules', { tenant: lt, action: 'allow', pattern: long })).status, 201);
+    assert.equal((await call(admin.secret, 'DELETE', `/admin/v1/tool-rules?tenant=${lt}&action=allow&pattern=${encodeURIComponent(long)}`)).status, 200);
+    const rm = await call(admin.secret, 'DELETE', '/admin/v1/tool-rules?tenant=acme&action=deny&pattern=github_%2A');
+    assert.equal(rm.status, 200, rm.text);
+    conforms('/admin/v1/tool-rules', 'DELETE', rm);
+    assert.deepEqual(rm.json(), { tenant: 'acme', action: 'deny', pattern: 'github_*', removed: true });
+    assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/tool-rules?tenant=%2A&action=allow&pattern=search')).status, 200);
+    const left = JSON.parse((await gw.cli(['tool', 'list', '--format', 'json'])).stdout);
+    assert.deepEqual(left.map((x) => x.pattern), ['every_path_*']);
+  });
+
+  test('budgets: set and remove as `tollgate budget`, with its checks; GET shows the change', async () => {
+    const set = await call(admin.secret, 'PUT', '/admin/v1/tenants/beta/budget', { monthly_usd: '12.50', mode: 'soft', thresholds: [50, 75, 100] });
+    assert.equal(set.status, 200, set.text);
+    conforms('/admin/v1/tenants/{id}/budget', 'PUT', set);
+    assert.deepEqual(set.json(), { tenant: 'beta', monthly_micros: 12500000, mode: 'soft', thresholds: [50, 75, 100] });
+    // Without thresholds a change keeps the budget's own.
+    const keep = await call(admin.secret, 'PUT', '/admin/v1/tenants/beta/budget', { monthly_usd: '20' });
+    assert.deepEqual(keep.json(), { tenant: 'beta', monthly_micros: 20000000, mode: 'hard', thresholds: [50, 75, 100] });
+    const show = await call(reader.secret, 'GET', '/admin/v1/tenants/beta/budget');
+    assert.equal(show.json().monthly_micros, 20000000);
+    const cli = JSON.parse((await gw.cli(['budget', 'show', '--tenant', 'beta', '--format', 'json'])).stdout);
+    assert.deepEqual([cli.tenant, cli.monthly_micros, cli.mode, cli.thresholds], ['beta', 20000000, 'hard', [50, 75, 100]]);
+    for (const [body, status] of [
+      [{}, 400],
+      [{ monthly_usd: 10 }, 400],
+      [{ monthly_usd: '0' }, 422],
+      [{ monthly_usd: '-5' }, 422],
+      [{ monthly_usd: '1.0000001' }, 422],
+      [{ monthly_usd: '$5' }, 422],
+      [{ monthly_usd: '99999999999999' }, 422],
+      [{ monthly_usd: '5', mode: 'strict' }, 422],
+      [{ monthly_usd: '5', thresholds: [90, 80] }, 422],
+      [{ monthly_usd: '5', thresholds: [80, 80] }, 422],
+      [{ monthly_usd: '5', thresholds: [0, 50] }, 422],
+      [{ monthly_usd: '5', thresholds: [1001] }, 422],
+      [{ monthly_usd: '5', thresholds: [1, 2, 3, 4, 5, 6, 7, 8, 9] }, 422],
+      [{ monthly_usd: '5', thresholds: [] }, 422],
+      [{ monthly_usd: '5', thresholds: [80.5] }, 400],
+      [{ monthly_usd: '5', thresholds: '80,90' }, 400],
+      [{ monthly_usd: '5', hard: true }, 400],
+    ]) {
+      const r = await call(admin.secret, 'PUT', '/admin/v1/tenants/beta/budget', body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      conforms('/admin/v1/tenants/{id}/budget', 'PUT', r);
+    }
+    assert.deepEqual((await call(admin.secret, 'GET', '/admin/v1/tenants/beta/budget')).json().thresholds, [50, 75, 100], 'no refused call changed it');
+    assert.equal((await call(admin.secret, 'PUT', '/admin/v1/tenants/nosuch/budget', { monthly_usd: '5' })).status, 404);
+    const rm = await call(admin.secret, 'DELETE', '/admin/v1/tenants/beta/budget');
+    assert.equal(rm.status, 200, rm.text);
+    conforms('/admin/v1/tenants/{id}/budget', 'DELETE', rm);
+    assert.deepEqual(rm.json(), { tenant: 'beta', removed: true });
+    const none = await call(admin.secret, 'DELETE', '/admin/v1/tenants/beta/budget');
+    assert.equal(none.status, 404);
+    conforms('/admin/v1/tenants/{id}/budget', 'DELETE', none);
+    assert.equal((await call(admin.secret, 'GET', '/admin/v1/tenants/beta/budget')).status, 404);
+    assert.equal((await gw.cli(['budget', 'set', '--tenant', 'beta', '--monthly', '10'])).code, 0);
+  });
+
+  test('reports: the rows of `tollgate report NAME --format json`; a scoped token sees its own', async () => {
+    const k = await call(admin.secret, 'POST', '/admin/v1/tenants/acme/keys', {});
+    secrets.push(k.json().secret);
+    const kb = await call(admin.secret, 'POST', '/admin/v1/tenants/beta/keys', {});
+    secrets.push(kb.json().secret);
+    for (const key of [k, kb])
+      await waitFor(async () => (await request(`${gw.url}/x`, { headers: bearer(key.json().secret) })).status === 200, { timeoutMs: 1500 });
+    // The events reach the store in the recorder's next batch.
+    const rowsOf = async (token, q = '') => (await call(token, 'GET', `/admin/v1/reports/daily${q}`)).json().rows ?? [];
+    await waitFor(async () => new Set((await rowsOf(admin.secret)).map((x) => x.tenant)).size >= 2, { timeoutMs: 3000, message: 'both tenants in the report' });
+    // Requests still being recorded move the counts: the same rows once two reads agree.
+    let api;
+    let cli;
+    await waitFor(
+      async () => {
+        api = await call(reader.secret, 'GET', '/admin/v1/reports/daily');
+        cli = JSON.parse((await gw.cli(['report', 'daily', '--format', 'json'])).stdout);
+        return isDeepStrictEqual(api.json().rows, cli);
+      },
+      { timeoutMs: 5000, message: 'the API and the CLI show the same rows' },
+    );
+    conforms('/admin/v1/reports/{name}', 'GET', api);
+    assert.equal(api.json().report, 'daily');
+    assert.deepEqual(api.json().columns, Object.keys(cli[0]));
+    const day = api.json().rows[0].day;
+    const one = await call(reader.secret, 'GET', `/admin/v1/reports/models?from=${day}&to=${day}&tenant=acme`);
+    assert.equal(one.status, 200, one.text);
+    assert.deepEqual(one.json().rows, JSON.parse((await gw.cli(['report', 'models', '--from', day, '--to', day, '--tenant', 'acme', '--format', 'json'])).stdout));
+    const own = await rowsOf(scoped.secret);
+    assert.ok(own.length > 0 && own.every((x) => x.tenant === 'acme'), JSON.stringify(own));
+    for (const [token, path, status] of [
+      [scoped.secret, '/admin/v1/reports/daily?tenant=beta', 404],
+      [scoped.secret, '/admin/v1/reports/daily?tenant=nosuch', 404],
+      [admin.secret, '/admin/v1/reports/daily?tenant=nosuch', 404],
+      [admin.secret, '/admin/v1/reports/nosuch', 404],
+      [admin.secret, '/admin/v1/reports/report_daily', 404],
+      [admin.secret, `/admin/v1/reports/a${encodeURIComponent('é'.repeat(100))}`, 404], // its audit object is cut between characters
+      [admin.secret, '/admin/v1/reports/daily?from=2026-13-01', 400],
+      [admin.secret, '/admin/v1/reports/daily?from=2026-02-02&to=2026-02-01', 400],
+      [admin.secret, '/admin/v1/reports/daily?sql=1', 400],
+      [admin.secret, `/admin/v1/reports/daily?tenant=${encodeURIComponent("x' OR 1=1 --")}`, 404],
+    ]) {
+      const r = await call(token, 'GET', path);
+      assert.equal(r.status, status, `${path}: ${r.text}`);
+      conforms('/admin/v1/reports/{name}', 'GET', r);
+    }
+  });
+
   test('an admin token past its expiry is refused 401 within a second', async () => {
     const t = await adminToken(gw, ['--role', 'admin', '--expires', '30d']);
     secrets.push(t.secret);
@@ -383,6 +616,19 @@ describe('admin API', () => {
     assert.equal(JSON.parse(limit.after).limit, 100);
     const rmrec = api.find((x) => x.action === 'DELETE /admin/v1/tenants/{id}/limits 200' && x.object === 'limit:acme/route/api');
     assert.equal(JSON.parse(rmrec.before).tokens, 5000);
+    const iprec = api.find((x) => x.action === 'POST /admin/v1/ip-rules 201' && x.object === 'ip:beta/deny/127.0.0.1/32');
+    assert.equal(iprec.tenant, 'beta');
+    assert.equal(JSON.parse(iprec.after).cidr, '127.0.0.1/32');
+    const iprm = api.find((x) => x.action === 'DELETE /admin/v1/ip-rules 200' && x.object === 'ip:beta/deny/127.0.0.1/32');
+    assert.equal(JSON.parse(iprm.before).action, 'deny');
+    const toolrm = api.find((x) => x.action === 'DELETE /admin/v1/tool-rules 200' && x.object === 'tool:acme/deny/github_*');
+    assert.equal(JSON.parse(toolrm.before).pattern, 'github_*');
+    const budrec = api.find((x) => x.action === 'PUT /admin/v1/tenants/{id}/budget 200' && JSON.parse(x.after).monthly_micros === 20000000);
+    assert.equal(budrec.object, 'budget:beta');
+    assert.equal(budrec.tenant, 'beta');
+    assert.equal(JSON.parse(budrec.before).mode, 'soft');
+    const budrm = api.find((x) => x.action === 'DELETE /admin/v1/tenants/{id}/budget 200' && x.object === 'budget:beta');
+    assert.equal(JSON.parse(budrm.before).monthly_micros, 20000000);
     const keyrec = api.find((x) => x.action === 'POST /admin/v1/tenants/{id}/keys 201');
     assert.match(keyrec.object, /^key:key_/);
     assert.equal(keyrec.tenant, 'acme', 'a key made under a tenant names that tenant');

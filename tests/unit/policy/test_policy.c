@@ -483,6 +483,27 @@ static void test_budget_bounded_overshoot(void **state)
     }
 }
 
+/* The one check of a tool rule's pattern, shared by `tollgate tool` and the admin API. */
+static void test_tool_pattern_check(void **state)
+{
+    (void)state;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_policy_tool_pattern_check("github_*", 128, &err), 0);
+    assert_int_equal(tg_policy_tool_pattern_check("[a-c]?", 128, &err), 0);
+    assert_int_equal(tg_policy_tool_pattern_check("", 128, &err), -1);
+    assert_string_equal(err.msg, "the tool pattern must not be empty");
+    assert_int_equal(tg_policy_tool_pattern_check("a\x01", 128, &err), -1);
+    assert_non_null(strstr(err.msg, "without control characters"));
+    assert_int_equal(tg_policy_tool_pattern_check("\xff", 128, &err), -1);
+    char p[129];
+    memset(p, 'p', 128);
+    p[128] = '\0';
+    assert_int_equal(tg_policy_tool_pattern_check(p, 128, &err), -1);
+    assert_string_equal(err.msg, "the tool pattern is too long (at most 127 bytes)");
+    p[127] = '\0';
+    assert_int_equal(tg_policy_tool_pattern_check(p, 128, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +513,7 @@ int main(void)
         cmocka_unit_test_setup(test_ip_rules, setup),
         cmocka_unit_test_setup(test_inflight_slots, setup),
         cmocka_unit_test_setup(test_tool_rules, setup),
+        cmocka_unit_test(test_tool_pattern_check),
         cmocka_unit_test_setup(test_token_limits, setup),
         cmocka_unit_test_setup(test_token_limits_model_names, setup),
         cmocka_unit_test_setup(test_model_rate, setup),

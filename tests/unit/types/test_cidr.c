@@ -357,6 +357,32 @@ static void test_format(void **state)
     assert_string_equal(small, "192.0");
 }
 
+/* The spelling the IP rules store: one per network however it was typed. */
+static void test_cidr_format(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"10.0.0.0/8", "10.0.0.0/8"},
+        {"192.0.2.7", "192.0.2.7/32"},
+        {"0.0.0.0/0", "0.0.0.0/0"},
+        {"::ffff:10.0.0.0/104", "10.0.0.0/8"},
+        {"2001:DB8::/32", "2001:db8::/32"},
+        {"::1", "::1/128"},
+        {"::/0", "::/0"},
+        {"::/96", "::/96"},
+    };
+    char buf[50];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tg_cidr_t c, back;
+        tg_err_t err = {{0}};
+        assert_int_equal(tg_cidr_parse(cases[i][0], &c, &err), 0);
+        tg_cidr_format(&c, buf, sizeof buf);
+        assert_string_equal(buf, cases[i][1]);
+        assert_int_equal(tg_cidr_parse(buf, &back, &err), 0);
+        assert_memory_equal(&c, &back, sizeof c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,7 +390,7 @@ int main(void)
         cmocka_unit_test(test_parse_mapped),    cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_ip_parse),        cmocka_unit_test(test_match_edges),
         cmocka_unit_test(test_mapped_matching), cmocka_unit_test(test_list_grow_and_free),
-        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format),          cmocka_unit_test(test_cidr_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
