@@ -151,6 +151,26 @@ int tg_audit_link(tg_audit_head_t *head, tg_audit_rec_t *rec)
     return 0;
 }
 
+int tg_audit_day_bound(int64_t lo, int64_t hi, const char *day, int after,
+                       int (*day_from)(int64_t x, char day[11], void *ud), void *ud, int64_t *out)
+{
+    /* f(x) = day of the first record with id >= x is non-decreasing in x whatever gaps
+     * the ids have (a purge, a deleted record), so the search is on x, not on records. */
+    int64_t end = hi + 1;
+    while (lo < end) {
+        int64_t mid = lo + (end - lo) / 2;
+        char d[11];
+        if (day_from(mid, d, ud) != 0) return -1;
+        int c = strcmp(d, day);
+        if (after ? c > 0 : c >= 0)
+            end = mid;
+        else
+            lo = mid + 1;
+    }
+    *out = lo;
+    return 0;
+}
+
 /* ---- call records ---------------------------------------------------------------------- */
 
 /* An event field as a JSON string; bytes an upstream sent that are not UTF-8 become '?'

@@ -85,6 +85,16 @@ static inline int tg_audit_is_call(const tg_event_t *ev)
  * audited; -1 only when out of memory or cap < TG_AUDIT_DATA_MAX. */
 int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *data, size_t cap);
 
+/* The chain's days never go back (tg_audit_link), so the records of a day range are an id
+ * range, found by binary search on ids instead of an index on day, which every call record
+ * paid for on the writer's path (bench/RESULTS.md). day_from(x) gives the day of the first
+ * stored record whose id is >= x (0, or -1 on error); lo..hi are the smallest and largest
+ * stored ids. *out = the smallest x in lo..hi+1 from which every record's day is >= day
+ * (after = 0) or > day (after = 1): records [first bound, second bound) are a range's.
+ * 0, or -1 when day_from failed. */
+int tg_audit_day_bound(int64_t lo, int64_t hi, const char *day, int after,
+                       int (*day_from)(int64_t x, char day[11], void *ud), void *ud, int64_t *out);
+
 /* ---- verification --------------------------------------------------------------------- */
 
 typedef enum {
