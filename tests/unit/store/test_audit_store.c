@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "audit/audit.h"
+#include "store/migrations.h"
 #include "backends.h"
 
 #define DAY1 1796256000000000LL /* 2026-12-03T00:00:00Z */
@@ -224,6 +225,80 @@ static void test_calls_large_batch(void **state)
     free(evs);
 }
 
+/* Two different events that drew the same id in one batch (two gateways, one millisecond):
+ * the store keeps both, the second under another id, and each has its record, naming the id
+ * its event was stored under (a unique index on event_id kept one record only). */
+static void test_calls_id_collision(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    int64_t id = tg_event_new_id(DAY1 + HOUR);
+    tg_event_t evs[2] = {call_event(id, DAY1 + HOUR, "gpt-4o"), call_event(id, DAY1 + HOUR, "o3")};
+    strcpy(evs[0].request_id, "req-a");
+    strcpy(evs[1].request_id, "req-b");
+    assert_int_equal(tb_append(t->s, evs, 2, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit a JOIN usage_events e ON e.id = "
+                               "a.event_id AND a.data LIKE '%\"model\":\"' || e.model || '\"%'"),
+                     2);
+    /* Replayed, in the other order: nothing more. */
+    tg_event_t again[2] = {evs[1], evs[0]};
+    assert_int_equal(tb_append(t->s, again, 2, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit"), 2);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+}
+
+/* Migration 17 on a trail written before it (the table of migration 14, its UNIQUE on
+ * event_id and its index on day): the records verify as before, day ranges and retention
+ * find their records by id, and the chain goes on from its head. */
+static void test_migration_17_keeps_chain(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    add_admin(t, 4); /* days 1 and 2 */
+    tg_event_t evs[3];
+    for (int i = 0; i < 3; i++)
+        evs[i] = call_event(tg_event_new_id(DAY1 + 2 * DAY + i), DAY1 + 2 * DAY + i, "gpt-4o");
+    assert_int_equal(tb_append(t->s, evs, 3, &err), 0); /* day 3 */
+    /* Back to the schema before 17, rows kept, as a store written by the release before. */
+    const char *m14 = NULL;
+    for (size_t i = 0; i < tg_store_nmigrations; i++)
+        if (tg_store_migrations[i].version == 14)
+            m14 = t->pg ? tg_store_migrations[i].pg : tg_store_migrations[i].sql;
+    assert_non_null(m14);
+    tamper(t, "CREATE TABLE audit_x AS SELECT * FROM audit; DROP TABLE audit; "
+              "CREATE TABLE audit_head_x AS SELECT * FROM audit_head; DROP TABLE audit_head;");
+    tamper(t, m14);
+    tamper(t, "INSERT INTO audit SELECT * FROM audit_x; INSERT INTO audit_head SELECT * FROM "
+              "audit_head_x; DROP TABLE audit_x; DROP TABLE audit_head_x; DELETE FROM "
+              "schema_migrations WHERE version = 17;");
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM schema_migrations WHERE version = 17"), 0);
+    tg_store_close(t->s);
+    assert_int_equal(tg_store_open(t->url, &t->s, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM schema_migrations WHERE version = 17"), 1);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 7);
+    assert_int_equal(verify(t, "2026-12-04", "2026-12-05", &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 5);
+    assert_int_equal(rep.v.first_id, 3);
+    assert_int_equal(verify(t, NULL, "2026-12-03", &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 2);
+    /* The chain goes on across the boundary; a replay of the old batch adds nothing. */
+    add_admin(t, 1);
+    assert_int_equal(tb_append(t->s, evs, 3, &err), 0);
+    evs[0] = call_event(tg_event_new_id(DAY1 + 3 * DAY), DAY1 + 3 * DAY, "o3");
+    assert_int_equal(tb_append(t->s, evs, 1, &err), 0);
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 9);
+    int64_t deleted = 0;
+    assert_int_equal(tg_store_audit_purge(t->s, "2026-12-05", &deleted, &err), 0);
+    assert_int_equal(deleted, 4); /* days 1 and 2 */
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.first_id, 5);
+}
+
 static void test_erase(void **state)
 {
     tb_store_t *t = *state;
@@ -326,12 +401,13 @@ static void test_concurrent_appends(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TB_BOTH(test_chain_across_days), TB_BOTH(test_tamper_edit),
-        TB_BOTH(test_tamper_delete),     TB_BOTH(test_tamper_delete_last),
-        TB_BOTH(test_tamper_insert),     TB_BOTH(test_tamper_insert_after_head),
-        TB_BOTH(test_tamper_reorder),    TB_BOTH(test_calls_with_events),
-        TB_BOTH(test_calls_large_batch), TB_BOTH(test_erase),
-        TB_BOTH(test_purge_whole_days),  TB_BOTH(test_concurrent_appends),
+        TB_BOTH(test_chain_across_days),  TB_BOTH(test_tamper_edit),
+        TB_BOTH(test_tamper_delete),      TB_BOTH(test_tamper_delete_last),
+        TB_BOTH(test_tamper_insert),      TB_BOTH(test_tamper_insert_after_head),
+        TB_BOTH(test_tamper_reorder),     TB_BOTH(test_calls_with_events),
+        TB_BOTH(test_calls_large_batch),  TB_BOTH(test_erase),
+        TB_BOTH(test_purge_whole_days),   TB_BOTH(test_concurrent_appends),
+        TB_BOTH(test_calls_id_collision), TB_BOTH(test_migration_17_keeps_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

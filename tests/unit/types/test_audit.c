@@ -203,6 +203,59 @@ static int run(chain_t *c, tg_audit_verifier_t *v)
     return tg_audit_verify_end(v, &c->head);
 }
 
+/* A store's records as tg_audit_day_bound sees them: ids with gaps (a purge, a deleted
+ * record), days never going back. */
+static const struct {
+    int64_t id;
+    const char *day;
+} stored_days[] = {{5, "2026-12-01"},  {6, "2026-12-01"},  {9, "2026-12-02"},
+                   {10, "2026-12-04"}, {11, "2026-12-04"}, {15, "2026-12-05"}};
+#define NSTORED (sizeof stored_days / sizeof stored_days[0])
+
+static int probes;
+
+static int day_from(int64_t x, char day[11], void *ud)
+{
+    (void)ud;
+    probes++;
+    for (size_t i = 0; i < NSTORED; i++)
+        if (stored_days[i].id >= x) {
+            memcpy(day, stored_days[i].day, 11);
+            return 0;
+        }
+    return -1; /* past the last id: the search never asks */
+}
+
+static int64_t bound(const char *day, int after)
+{
+    int64_t out = -1;
+    assert_int_equal(tg_audit_day_bound(5, 15, day, after, day_from, NULL, &out), 0);
+    return out;
+}
+
+static void test_day_bound(void **state)
+{
+    (void)state;
+    assert_int_equal(bound("2026-11-30", 0), 5); /* every record */
+    assert_int_equal(bound("2026-12-01", 0), 5);
+    assert_int_equal(bound("2026-12-01", 1), 7); /* from 7: the first after day 1 is 9 */
+    assert_int_equal(bound("2026-12-02", 0), 7);
+    assert_int_equal(bound("2026-12-03", 0), 10); /* a day without records */
+    assert_int_equal(bound("2026-12-03", 1), 10);
+    assert_int_equal(bound("2026-12-04", 1), 12);
+    assert_int_equal(bound("2026-12-05", 0), 12);
+    assert_int_equal(bound("2026-12-05", 1), 16); /* none: one past the last */
+    assert_int_equal(bound("2027-01-01", 0), 16);
+    /* A binary search: a few probes for 11 ids, not one per id. */
+    probes = 0;
+    bound("2026-12-04", 0);
+    assert_true(probes <= 4);
+    /* No records (min and max are NULL): the bound is lo. */
+    int64_t out = -1;
+    assert_int_equal(tg_audit_day_bound(0, -1, "2026-12-01", 0, day_from, NULL, &out), 0);
+    assert_int_equal(out, 0);
+}
+
 static void test_verify_each_tamper(void **state)
 {
     (void)state;
@@ -270,7 +323,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_form),          cmocka_unit_test(test_link_days_and_seq),
         cmocka_unit_test(test_erased_value_keeps_hash), cmocka_unit_test(test_call_from_event),
-        cmocka_unit_test(test_verify_each_tamper),
+        cmocka_unit_test(test_verify_each_tamper),      cmocka_unit_test(test_day_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
