@@ -860,8 +860,10 @@ static const char DIALECT(m15_admin_tokens)[] =
  * id. A replayed batch adds no call record because the writer adds a record only for the
  * events its transaction inserted (not by event_id's unique index), and a day's records are
  * an id range found by binary search on ids (days never go back along the chain), not by
- * audit_day. The records are unchanged (same columns, same bytes hashed): chains written
- * before verify as before. SQLite cannot drop a column's UNIQUE: the table is rebuilt.
+ * audit_day. format: the canonical form a record was hashed in (types/audit.h): 1, the
+ * JSON array, for every record written before; 2, length-prefixed fields (no JSON to
+ * generate), for the records appended from now on: chains written before verify as before.
+ * SQLite cannot drop a column's UNIQUE: the table is rebuilt.
  * Numbered 17: 16 is written in parallel. */
 static const char DIALECT(m17_audit_lean)[] =
     SQLITE_ONLY(
@@ -882,13 +884,14 @@ static const char DIALECT(m17_audit_lean)[] =
     "  client_ip   TEXT,             -- erasable (call)\n"
     "  path        TEXT,             -- erasable (call), query string included\n"
     "  prev_hash   TEXT NOT NULL,    -- hex SHA-256 of the previous record\n"
-    "  hash        TEXT NOT NULL     -- hex SHA-256 of this record's canonical form\n"
+    "  hash        TEXT NOT NULL,    -- hex SHA-256 of this record's canonical form\n"
+    "  format      " SQL_INT " NOT NULL DEFAULT 1 -- of the canonical form: 1 JSON, 2 length-prefixed\n"
     ");\n"
     "INSERT INTO audit_v17 SELECT id, day, seq, ts_us, kind, actor, action, object, tenant,\n"
-    "  event_id, data, before_json, after_json, client_ip, path, prev_hash, hash FROM audit;\n"
+    "  event_id, data, before_json, after_json, client_ip, path, prev_hash, hash, 1 FROM audit;\n"
     "DROP TABLE audit;\n"
     "ALTER TABLE audit_v17 RENAME TO audit;\n")
     PG_ONLY(
-    "ALTER TABLE audit DROP CONSTRAINT audit_event_id_key;\n"
+    "ALTER TABLE audit DROP CONSTRAINT audit_event_id_key;\n"    "ALTER TABLE audit ADD COLUMN format " SQL_INT " NOT NULL DEFAULT 1;\n"
     "DROP INDEX audit_day;\n");
 // clang-format on

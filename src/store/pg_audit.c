@@ -12,7 +12,7 @@
 
 #define REC_COLS                                                                                   \
     "id, day, seq, ts_us, kind, actor, action, object, tenant, event_id, data, before_json, "      \
-    "after_json, client_ip, path, prev_hash, hash"
+    "after_json, client_ip, path, prev_hash, hash, format"
 
 static const pg_sql_t sql_head = {
     .slot = PS_AUDIT_HEAD,
@@ -30,7 +30,7 @@ static const pg_sql_t sql_head_make = {
 static const pg_sql_t sql_insert = {.slot = PS_AUDIT_INSERT,
                                     .sql = "INSERT INTO audit (" REC_COLS
                                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-                                           "$11, $12, $13, $14, $15, $16, $17)"};
+                                           "$11, $12, $13, $14, $15, $16, $17, $18)"};
 static const pg_sql_t sql_head_set = {
     .slot = PS_AUDIT_HEAD_SET,
     .sql = "UPDATE audit_head SET last_id = $1, last_day = $2, last_seq = $3, last_hash = $4 "
@@ -123,6 +123,7 @@ static int put(pg_store_t *s, tg_audit_head_t *head, tg_audit_rec_t *rec, tg_err
     pg_p_text(&p, rec->path);
     pg_p_text(&p, rec->prev_hash);
     pg_p_text(&p, rec->hash);
+    pg_p_int64(&p, rec->format);
     int ret = pg_exec(s, &sql_insert, &p, NULL, "audit append", err);
     if (ret == 0) *head = next;
     return ret;
@@ -168,7 +169,7 @@ static size_t copy_line(char *dst, const void *ud, size_t i)
 {
     const chunk_t *c = ud;
     const tg_audit_rec_t *r = &c->rec[i];
-    char *o = pg_copy_be(dst, 17, 2);
+    char *o = pg_copy_be(dst, 18, 2);
     o = pg_copy_int8(o, r->id);
     o = copy_opt(o, r->day);
     o = pg_copy_int8(o, r->seq);
@@ -186,6 +187,7 @@ static size_t copy_line(char *dst, const void *ud, size_t i)
     o = copy_opt(o, r->path);
     o = copy_opt(o, r->prev_hash);
     o = copy_opt(o, r->hash);
+    o = pg_copy_int8(o, r->format);
     return (size_t)(o - dst);
 }
 
@@ -256,6 +258,7 @@ static int emit_rec(pg_store_t *s, const PGresult *r, int i, const sink_t *k)
     a.path = pg_val(r, i, 14);
     snprintf(a.prev_hash, sizeof a.prev_hash, "%s", PQgetvalue(r, i, 15));
     snprintf(a.hash, sizeof a.hash, "%s", PQgetvalue(r, i, 16));
+    a.format = (int)pg_get_int64(r, i, 17);
     return SINK_CALL(tg_audit_rec_t, k, &a);
 }
 

@@ -12,7 +12,7 @@
 
 #define REC_COLS                                                                                   \
     "id, day, seq, ts_us, kind, actor, action, object, tenant, event_id, data, before_json, "      \
-    "after_json, client_ip, path, prev_hash, hash"
+    "after_json, client_ip, path, prev_hash, hash, format"
 
 static const sq_sql_t sql_head = {
     .slot = ST_AUDIT_HEAD,
@@ -22,7 +22,7 @@ static const sq_sql_t sql_head = {
 static const sq_sql_t sql_insert = {.slot = ST_AUDIT_INSERT,
                                     .sql = "INSERT INTO audit (" REC_COLS
                                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                                           "?11, ?12, ?13, ?14, ?15, ?16, ?17)"};
+                                           "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"};
 static const sq_sql_t sql_head_set = {
     .slot = ST_AUDIT_HEAD_SET,
     .sql = "INSERT INTO audit_head (id, last_id, last_day, last_seq, last_hash) VALUES (1, ?1, ?2, "
@@ -127,6 +127,7 @@ static int put(sq_store_t *s, sqlite3_stmt *st, tg_audit_head_t *head, tg_audit_
     bind_opt(st, 15, rec->path);
     sqlite3_bind_text(st, 16, rec->prev_hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 17, rec->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 18, rec->format);
     int rc = sq_run(st);
     if (rc != SQLITE_OK) return sq_fail(s, rc, "audit append", err);
     *head = next;
@@ -252,6 +253,7 @@ static int sq_audit_range(tg_store_t *base, const char *from_day, const char *to
         r.path = opt_col(st, 14);
         col_copy(st, 15, r.prev_hash, sizeof r.prev_hash);
         col_copy(st, 16, r.hash, sizeof r.hash);
+        r.format = sqlite3_column_int(st, 17);
         ret = cb(&r, ud);
     }
     if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "audit range", err);

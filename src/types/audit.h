@@ -18,13 +18,18 @@
 
 #include "types/event.h"
 
-#define TG_AUDIT_FORMAT "tg-audit-1" /* first element of the canonical form */
-#define TG_AUDIT_ERASED "erased:sha256:"
-#define TG_AUDIT_HEX    65 /* 64 hex digits and the NUL */
+#define TG_AUDIT_FORMAT     "tg-audit-1" /* first element of format 1's canonical form */
+#define TG_AUDIT_FORMAT_V2  "tg-audit-2" /* first field of format 2's */
+#define TG_AUDIT_FORMAT_NOW 2            /* what tg_audit_link gives a record without one */
+#define TG_AUDIT_ERASED     "erased:sha256:"
+#define TG_AUDIT_HEX        65 /* 64 hex digits and the NUL */
 
 /* One record. Strings belong to the caller; NULL is absent (stored as NULL). */
 typedef struct tg_audit_rec {
     int64_t id;                 /* chain position from 1; set by tg_audit_link */
+    int format;                 /* of its canonical form: 1 (JSON, the records written before
+                                 * migration 17) or 2 (length-prefixed); tg_audit_link sets
+                                 * TG_AUDIT_FORMAT_NOW when 0 */
     char day[11];               /* UTC day of the chain holding it; set by tg_audit_link */
     int64_t seq;                /* 1, 2, ... within day; set by tg_audit_link */
     int64_t ts_us;              /* when it happened (the writer's clock) */
@@ -51,14 +56,15 @@ typedef struct tg_audit_head {
 
 void tg_audit_head_init(tg_audit_head_t *h);
 
-/* Places rec after head: id, day (its ts_us's UTC day, or the head's when that is later:
- * days never go back, whichever process's clock wrote the record), seq, prev_hash and
- * hash; then moves head to rec. 0, or -1 when out of memory. */
+/* Places rec after head: format (TG_AUDIT_FORMAT_NOW unless set), id, day (its ts_us's UTC day, or
+ * the head's when that is later: days never go back, whichever process's clock wrote the record),
+ * seq, prev_hash and hash; then moves head to rec. 0, or -1 when out of memory. */
 int tg_audit_link(tg_audit_head_t *head, tg_audit_rec_t *rec);
 
-/* The canonical form (malloc'd, *len bytes, NUL-terminated), or NULL when out of memory. */
+/* The canonical form of rec's format (malloc'd, *len bytes, NUL-terminated; format 2's holds
+ * NUL bytes), or NULL when out of memory or its format is neither 1 nor 2. */
 char *tg_audit_canonical(const tg_audit_rec_t *rec, size_t *len);
-/* hex = SHA-256 of the canonical form. 0 or -1. */
+/* hex = SHA-256 of the canonical form. 0, or -1 (out of memory, an unknown format). */
 int tg_audit_hash(const tg_audit_rec_t *rec, char hex[TG_AUDIT_HEX]);
 
 /* The erased form of value v: "erased:sha256:" + hex SHA-256 of v (v itself when it is

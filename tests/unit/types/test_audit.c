@@ -38,6 +38,7 @@ static void test_canonical_form(void **state)
     tg_audit_rec_t r = admin(DAY1 + HOUR, "tenant.add", "{\"x\":\"é\\n\"}");
     r.data = "{\"a\":1}";
     r.client_ip = "10.0.0.1";
+    r.format = 1; /* the records written before migration 17 */
     assert_int_equal(tg_audit_link(&h, &r), 0);
     size_t n;
     char *c = tg_audit_canonical(&r, &n);
@@ -55,6 +56,72 @@ static void test_canonical_form(void **state)
     free(c);
     /* The example of docs/audit.md: its hash is the SHA-256 of exactly these bytes. */
     assert_string_equal(r.hash, "c6267239ccd756ab1bed735f8108e95c8fba98aafb82c481d39594b49f6980d2");
+}
+
+/* Format 2, what tg_audit_link gives a record now: the same record's 16 values, each a
+ * 4-byte big-endian length and its bytes. The example of docs/audit.md. */
+static void test_canonical_form_2(void **state)
+{
+    (void)state;
+    tg_audit_head_t h;
+    tg_audit_head_init(&h);
+    tg_audit_rec_t r = admin(DAY1 + HOUR, "tenant.add", "{\"x\":\"é\\n\"}");
+    r.data = "{\"a\":1}";
+    r.client_ip = "10.0.0.1";
+    assert_int_equal(tg_audit_link(&h, &r), 0);
+    assert_int_equal(r.format, 2);
+    size_t n;
+    char *c = tg_audit_canonical(&r, &n);
+    assert_non_null(c);
+    static const char expect[] =
+        "\0\0\0\x0atg-audit-2"
+        "\0\0\0\x0a"
+        "2026-12-03"
+        "\0\0\0\x01"
+        "1"
+        "\0\0\0\x10"
+        "1796259600000000"
+        "\0\0\0\x05"
+        "admin"
+        "\0\0\0\x05"
+        "alice"
+        "\0\0\0\x0a"
+        "tenant.add"
+        "\0\0\0\x04"
+        "acme"
+        "\0\0\0\x04"
+        "acme"
+        "\xff\xff\xff\xff"
+        "\0\0\0\x07"
+        "{\"a\":1}"
+        "\xff\xff\xff\xff"
+        "\0\0\0\x47"
+        "sha256:58ae2af58f5e780127ae8a7dd46110cfd7c1f2ff6651661bda431d4e0f47c3d7"
+        "\0\0\0\x47"
+        "sha256:f5047344122f0dee9974ba6761e61c6b8649e1f3968d13a635ebbf7be53a3a0d"
+        "\xff\xff\xff\xff"
+        "\0\0\0\x40"
+        "0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(n, sizeof expect - 1);
+    assert_memory_equal(c, expect, n);
+    free(c);
+    assert_string_equal(r.hash, "875018cd62babb09c7dd563103cf5432f9b56ebc3aaa8b355912bd8b4288595d");
+    /* A value's bytes cannot move into the next field: lengths, not separators. */
+    tg_audit_rec_t x = r;
+    x.actor = "alicet";
+    x.action = "enant.add";
+    char hx[TG_AUDIT_HEX];
+    assert_int_equal(tg_audit_hash(&x, hx), 0);
+    assert_string_not_equal(hx, r.hash);
+    /* The format is part of what is hashed: the same record read as format 1 does not
+     * match, and a format that is neither is refused. */
+    x = r;
+    x.format = 1;
+    assert_int_equal(tg_audit_hash(&x, hx), 0);
+    assert_string_not_equal(hx, r.hash);
+    x.format = 3;
+    assert_int_equal(tg_audit_hash(&x, hx), -1);
+    assert_null(tg_audit_canonical(&x, &n));
 }
 
 static void test_link_days_and_seq(void **state)
@@ -321,9 +388,10 @@ static void test_verify_each_tamper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_canonical_form),          cmocka_unit_test(test_link_days_and_seq),
-        cmocka_unit_test(test_erased_value_keeps_hash), cmocka_unit_test(test_call_from_event),
-        cmocka_unit_test(test_verify_each_tamper),      cmocka_unit_test(test_day_bound),
+        cmocka_unit_test(test_canonical_form),    cmocka_unit_test(test_canonical_form_2),
+        cmocka_unit_test(test_link_days_and_seq), cmocka_unit_test(test_erased_value_keeps_hash),
+        cmocka_unit_test(test_call_from_event),   cmocka_unit_test(test_verify_each_tamper),
+        cmocka_unit_test(test_day_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
