@@ -2,14 +2,15 @@
  * the store, which links records as it appends them (in the same transaction as the chain
  * head), and the verifier, which the CLI feeds the stored records in id order.
  *
- * A record's hash is SHA-256 over its canonical form (tg_audit_canonical): a compact JSON
- * array of its fields in a fixed order, prev_hash last, so each record commits to the one
- * before it. The erasable fields (before, after, client_ip, path) enter the canonical form
- * as the SHA-256 of their value, never the value: erasing one replaces the stored value
- * with "erased:sha256:HEX" of that same hash, and the canonical form, hence the chain, is
- * unchanged. The record's id is not hashed (day and seq are): the store numbers records
- * 1, 2, 3 ... and the verifier checks that order separately, so it can tell a deleted
- * record (a gap) from an edited one. */
+ * A record's hash is SHA-256 over its canonical form (tg_audit_canonical): its fields in a
+ * fixed order, prev_hash last, so each record commits to the one before it; in format 2
+ * (every record appended since migration 17) each field is length-prefixed, in format 1
+ * (the records before, which keep it) they form a compact JSON array. The erasable
+ * fields (before, after, client_ip, path) enter the canonical form as the SHA-256 of their value,
+ * never the value: erasing one replaces the stored value with "erased:sha256:HEX" of that same
+ * hash, and the canonical form, hence the chain, is unchanged. The record's id is not hashed (day
+ * and seq are): the store numbers records 1, 2, 3 ... and the verifier checks that order
+ * separately, so it can tell a deleted record (a gap) from an edited one. */
 #ifndef TG_TYPES_AUDIT_H
 #define TG_TYPES_AUDIT_H
 
