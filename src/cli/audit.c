@@ -267,20 +267,22 @@ typedef struct xsink {
     int failed;
 } xsink_t;
 
-static const char *const xcols[] = {"id",     "day",    "seq",       "time",   "ts_us",     "kind",
-                                    "actor",  "action", "object",    "tenant", "event_id",  "data",
-                                    "before", "after",  "client_ip", "path",   "prev_hash", "hash"};
+static const char *const xcols[] = {"id",       "day",       "seq",    "time",   "ts_us",
+                                    "kind",     "actor",     "action", "object", "tenant",
+                                    "event_id", "data",      "before", "after",  "client_ip",
+                                    "path",     "prev_hash", "hash",   "format"};
 #define NXCOLS (sizeof xcols / sizeof xcols[0])
 
 /* The record's values as text, in xcols order (NULL: none). Text columns are exported as
  * stored, byte for byte, so the export can be verified without tollgate. */
-static void rec_values(const tg_audit_rec_t *r, char num[4][24], char time[25],
+static void rec_values(const tg_audit_rec_t *r, char num[5][24], char time[25],
                        const char *out[NXCOLS])
 {
     snprintf(num[0], 24, "%lld", (long long)r->id);
     snprintf(num[1], 24, "%lld", (long long)r->seq);
     snprintf(num[2], 24, "%lld", (long long)r->ts_us);
     snprintf(num[3], 24, "%lld", (long long)r->event_id);
+    snprintf(num[4], 24, "%d", r->format);
     tg_cli_fmt_time(r->ts_us, time);
     const char *v[NXCOLS] = {num[0],
                              r->day,
@@ -299,14 +301,15 @@ static void rec_values(const tg_audit_rec_t *r, char num[4][24], char time[25],
                              r->client_ip,
                              r->path,
                              r->prev_hash,
-                             r->hash};
+                             r->hash,
+                             num[4]};
     memcpy(out, v, sizeof v);
 }
 
 static int on_rec(const tg_audit_rec_t *r, void *ud)
 {
     xsink_t *k = ud;
-    char num[4][24], time[25];
+    char num[5][24], time[25];
     const char *v[NXCOLS];
     rec_values(r, num, time, v);
     if (k->csv) {
@@ -317,9 +320,10 @@ static int on_rec(const tg_audit_rec_t *r, void *ud)
     } else {
         json_t *o = json_object();
         for (size_t i = 0; o && i < NXCOLS; i++) {
-            json_t *j = !v[i]                                     ? json_null()
-                        : (i == 0 || i == 2 || i == 4 || i == 10) ? json_integer(atoll(v[i]))
-                                                                  : tg_cli_json_text(v[i]);
+            json_t *j = !v[i] ? json_null()
+                        : (i == 0 || i == 2 || i == 4 || i == 10 || i == 18)
+                            ? json_integer(atoll(v[i]))
+                            : tg_cli_json_text(v[i]);
             json_object_set_new(o, xcols[i], j);
         }
         int r2 = o ? json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) : -1;

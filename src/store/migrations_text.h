@@ -856,4 +856,42 @@ static const char DIALECT(m15_admin_tokens)[] =
     "  revoked_us   " SQL_INT ",\n"
     "  last_used_us " SQL_INT "\n"
     ");\n";
+/* The audit trail's cost on the writer's path (issue 14, bench/RESULTS.md): no index but the
+ * id. A replayed batch adds no call record because the writer adds a record only for the
+ * events its transaction inserted (not by event_id's unique index), and a day's records are
+ * an id range found by binary search on ids (days never go back along the chain), not by
+ * audit_day. format: the canonical form a record was hashed in (types/audit.h): 1, the
+ * JSON array, for every record written before; 2, length-prefixed fields (no JSON to
+ * generate), for the records appended from now on: chains written before verify as before.
+ * SQLite cannot drop a column's UNIQUE: the table is rebuilt.
+ * Numbered 17: 16 is written in parallel. */
+static const char DIALECT(m17_audit_lean)[] =
+    SQLITE_ONLY(
+    "CREATE TABLE audit_v17 (\n"
+    "  id          " SQL_INT " PRIMARY KEY, -- position in the chain, from 1\n"
+    "  day         TEXT NOT NULL,    -- UTC day of the chain it is in (never goes back)\n"
+    "  seq         " SQL_INT " NOT NULL, -- 1, 2, ... within the day\n"
+    "  ts_us       " SQL_INT " NOT NULL, -- when it happened\n"
+    "  kind        TEXT NOT NULL CHECK (kind IN ('admin', 'call')),\n"
+    "  actor       TEXT NOT NULL DEFAULT '', -- admin: OS user or admin-token:ID; call: key id\n"
+    "  action      TEXT NOT NULL,    -- admin: 'tenant.disable' ...; call: 'call'\n"
+    "  object      TEXT NOT NULL DEFAULT '', -- admin: the command's object; call: route\n"
+    "  tenant      TEXT NOT NULL DEFAULT '', -- whose data ('' none): what erase selects\n"
+    "  event_id    " SQL_INT ",          -- call: usage_events.id it was stored under\n"
+    "  data        TEXT,             -- call: JSON (key, model, tool, tokens, cost, ...)\n"
+    "  before_json TEXT,             -- erasable: rows before (admin), JSON\n"
+    "  after_json  TEXT,             -- erasable: rows after (admin), JSON\n"
+    "  client_ip   TEXT,             -- erasable (call)\n"
+    "  path        TEXT,             -- erasable (call), query string included\n"
+    "  prev_hash   TEXT NOT NULL,    -- hex SHA-256 of the previous record\n"
+    "  hash        TEXT NOT NULL,    -- hex SHA-256 of this record's canonical form\n"
+    "  format      " SQL_INT " NOT NULL DEFAULT 1 -- of the canonical form: 1 JSON, 2 length-prefixed\n"
+    ");\n"
+    "INSERT INTO audit_v17 SELECT id, day, seq, ts_us, kind, actor, action, object, tenant,\n"
+    "  event_id, data, before_json, after_json, client_ip, path, prev_hash, hash, 1 FROM audit;\n"
+    "DROP TABLE audit;\n"
+    "ALTER TABLE audit_v17 RENAME TO audit;\n")
+    PG_ONLY(
+    "ALTER TABLE audit DROP CONSTRAINT audit_event_id_key;\n"    "ALTER TABLE audit ADD COLUMN format " SQL_INT " NOT NULL DEFAULT 1;\n"
+    "DROP INDEX audit_day;\n");
 // clang-format on

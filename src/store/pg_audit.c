@@ -12,7 +12,7 @@
 
 #define REC_COLS                                                                                   \
     "id, day, seq, ts_us, kind, actor, action, object, tenant, event_id, data, before_json, "      \
-    "after_json, client_ip, path, prev_hash, hash"
+    "after_json, client_ip, path, prev_hash, hash, format"
 
 static const pg_sql_t sql_head = {
     .slot = PS_AUDIT_HEAD,
@@ -27,18 +27,20 @@ static const pg_sql_t sql_head_make = {
     .sql = "INSERT INTO audit_head (id, last_id, last_day, last_seq, last_hash) VALUES (1, 0, '', "
            "0, '0000000000000000000000000000000000000000000000000000000000000000') "
            "ON CONFLICT (id) DO NOTHING"};
-static const pg_sql_t sql_insert = {
-    .slot = PS_AUDIT_INSERT,
-    .sql = "INSERT INTO audit (" REC_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-           "$11, $12, $13, $14, $15, $16, $17) ON CONFLICT (event_id) DO NOTHING"};
+static const pg_sql_t sql_insert = {.slot = PS_AUDIT_INSERT,
+                                    .sql = "INSERT INTO audit (" REC_COLS
+                                           ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+                                           "$11, $12, $13, $14, $15, $16, $17, $18)"};
 static const pg_sql_t sql_head_set = {
     .slot = PS_AUDIT_HEAD_SET,
     .sql = "UPDATE audit_head SET last_id = $1, last_day = $2, last_seq = $3, last_hash = $4 "
            "WHERE id = 1"};
 static const pg_sql_t sql_range = {.slot = PS_AUDIT_RANGE,
                                    .sql = "SELECT " REC_COLS
-                                          " FROM audit WHERE ($1::text IS NULL OR day >= $1) AND "
-                                          "($2::text IS NULL OR day <= $2) ORDER BY id"};
+                                          " FROM audit WHERE id >= $1 AND id < $2 ORDER BY id"};
+static const pg_sql_t sql_ids = {.slot = PS_AUDIT_IDS, .sql = "SELECT min(id), max(id) FROM audit"};
+static const pg_sql_t sql_day_from = {
+    .slot = PS_AUDIT_DAY_FROM, .sql = "SELECT day FROM audit WHERE id >= $1 ORDER BY id LIMIT 1"};
 static const pg_sql_t sql_find = {.slot = PS_AUDIT_FIND,
                                   .sql = "SELECT id FROM audit WHERE hash = $1 LIMIT 1"};
 static const pg_sql_t sql_erase_sel = {
@@ -56,9 +58,9 @@ static const pg_sql_t sql_erase_events = {
 static const pg_sql_t sql_erase_keys = {
     .slot = PS_AUDIT_ERASE_KEYS,
     .sql = "UPDATE api_keys SET name = '' WHERE tenant_id = $1 AND name <> ''"};
-static const pg_sql_t sql_purge = {
-    .slot = PS_AUDIT_PURGE,
-    .sql = "DELETE FROM audit WHERE day < $1 AND day < (SELECT last_day FROM audit_head)"};
+/* The records before id $1: whole days, found by tg_audit_day_bound. */
+static const pg_sql_t sql_purge = {.slot = PS_AUDIT_PURGE,
+                                   .sql = "DELETE FROM audit WHERE id < $1"};
 
 static void copy_val(const PGresult *r, int j, char *dst, size_t cap)
 {
@@ -95,7 +97,7 @@ static int head_write(pg_store_t *s, const tg_audit_head_t *h, tg_err_t *err)
     return pg_exec(s, &sql_head_set, &p, NULL, "audit head", err);
 }
 
-/* Links rec after *head and inserts it; *head moves only when a row was inserted. */
+/* Links rec after *head and inserts it; *head moves once it is inserted. */
 static int put(pg_store_t *s, tg_audit_head_t *head, tg_audit_rec_t *rec, tg_err_t *err)
 {
     tg_audit_head_t next = *head;
@@ -121,12 +123,10 @@ static int put(pg_store_t *s, tg_audit_head_t *head, tg_audit_rec_t *rec, tg_err
     pg_p_text(&p, rec->path);
     pg_p_text(&p, rec->prev_hash);
     pg_p_text(&p, rec->hash);
-    PGresult *r;
-    int ret = pg_exec(s, &sql_insert, &p, &r, "audit append", err);
-    if (ret != 0) return ret;
-    if (pg_changes(r) == 1) *head = next;
-    PQclear(r);
-    return 0;
+    pg_p_int64(&p, rec->format);
+    int ret = pg_exec(s, &sql_insert, &p, NULL, "audit append", err);
+    if (ret == 0) *head = next;
+    return ret;
 }
 
 static int pg_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_err_t *err)
@@ -148,65 +148,28 @@ static int pg_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_
 
 /* ---- the writer's call records, in chunks -------------------------------------------------
  * One statement per record was a round trip per call: 10.9k events/s on the recorder bench;
- * a prepared 128-row INSERT 24-27k. A chunk of CHUNK records now costs a replay check (which
- * of its events have a record already) and one binary COPY of the others, linked in order,
- * as the events themselves are copied. */
+ * a prepared 128-row INSERT 24-27k. A chunk of CHUNK records is one binary COPY, linked in
+ * order, as the events themselves are copied. A replayed event adds no record because the
+ * events' insert says which events it stored (stored[]), so no query asks which events
+ * have one and no unique index on event_id is kept (migration 17). */
 #define CHUNK 512
 
 typedef struct chunk {
     tg_audit_rec_t rec[CHUNK];
     char buf[CHUNK][TG_AUDIT_DATA_MAX];
-    unsigned char skip[CHUNK];
-    uint32_t put[CHUNK]; /* the records to copy, by index */
 } chunk_t;
-
-/* Marks the records of c[0..n) whose event has one already. */
-static int chunk_seen(pg_store_t *s, chunk_t *c, size_t n, tg_err_t *err)
-{
-    char *ids = malloc(n * 21 + 3), *o = ids;
-    if (!ids) return tg_err_set(err, "audit append: out of memory");
-    *o++ = '{';
-    for (size_t i = 0; i < n; i++)
-        o += sprintf(o, "%s%lld", i ? "," : "", (long long)c->rec[i].event_id);
-    *o++ = '}';
-    *o = '\0';
-    const char *pv[1] = {ids};
-    PGresult *r =
-        PQexecParams(s->conn, "SELECT event_id FROM audit WHERE event_id = ANY($1::bigint[])", 1,
-                     NULL, pv, NULL, NULL, 0);
-    free(ids);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int ret = pg_fail(s, r, "audit append", err);
-        PQclear(r);
-        return ret;
-    }
-    memset(c->skip, 0, n);
-    for (int k = 0; k < PQntuples(r); k++) {
-        int64_t id = pg_get_int64(r, k, 0);
-        for (size_t i = 0; i < n; i++)
-            if (c->rec[i].event_id == id) c->skip[i] = 1;
-    }
-    PQclear(r);
-    /* Two events of the batch under one id (the same event twice, or a collision the event
-     * insert moved to another id): one record, as SQLite's ON CONFLICT keeps, else the COPY
-     * would fail the batch on event_id's unique index, again at every retry. */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = 0; j < i && !c->skip[i]; j++)
-            c->skip[i] = c->rec[j].event_id == c->rec[i].event_id;
-    return 0;
-}
 
 static char *copy_opt(char *o, const char *v)
 {
     return v ? pg_copy_text(o, v, strlen(v)) : pg_copy_null(o);
 }
 
-/* Record put[i] of the chunk as a COPY tuple, columns as REC_COLS. */
+/* Record i of the chunk as a COPY tuple, columns as REC_COLS. */
 static size_t copy_line(char *dst, const void *ud, size_t i)
 {
     const chunk_t *c = ud;
-    const tg_audit_rec_t *r = &c->rec[c->put[i]];
-    char *o = pg_copy_be(dst, 17, 2);
+    const tg_audit_rec_t *r = &c->rec[i];
+    char *o = pg_copy_be(dst, 18, 2);
     o = pg_copy_int8(o, r->id);
     o = copy_opt(o, r->day);
     o = pg_copy_int8(o, r->seq);
@@ -224,53 +187,47 @@ static size_t copy_line(char *dst, const void *ud, size_t i)
     o = copy_opt(o, r->path);
     o = copy_opt(o, r->prev_hash);
     o = copy_opt(o, r->hash);
+    o = pg_copy_int8(o, r->format);
     return (size_t)(o - dst);
 }
 
-/* Links the records of c[0..n) not skipped after *h and copies them in. A record's texts
- * are UTF-8 already (tg_audit_from_event), so the copy's cleaning changes no hashed byte. */
+/* Links the records of c[0..n) after *h and copies them in. A record's texts are UTF-8
+ * already (tg_audit_from_event), so the copy's cleaning changes no hashed byte. */
 static int chunk_put(pg_store_t *s, chunk_t *c, size_t n, tg_audit_head_t *h, tg_err_t *err)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (c->skip[i]) continue;
+    for (size_t i = 0; i < n; i++)
         if (tg_audit_link(h, &c->rec[i]) != 0)
             return tg_err_set(err, "audit append: out of memory");
-        c->put[k++] = (uint32_t)i;
-    }
-    if (k == 0) return 0;
-    return pg_copy_rows(s, "COPY audit (" REC_COLS ") FROM STDIN (FORMAT binary)", k, copy_line, c,
+    return pg_copy_rows(s, "COPY audit (" REC_COLS ") FROM STDIN (FORMAT binary)", n, copy_line, c,
                         NULL, "audit append", err);
 }
 
-int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, tg_err_t *err)
+int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, const int64_t *stored, tg_err_t *err)
 {
     tg_audit_head_t h;
     chunk_t *c = NULL;
     size_t n = 0;
-    int64_t first = -1;
     int ret = 0;
     for (size_t i = 0; ret == 0 && i <= evs->n; i++) {
-        if (i < evs->n && !ev_skip(evs, i)) {
+        if (i < evs->n && !ev_skip(evs, i) && stored[i] != 0) {
             const tg_event_t *ev = ev_at(evs, i);
             if (!tg_audit_is_call(ev)) goto flush;
             if (!c) { /* the first call of the batch: the chain's lock, taken last */
                 if (!(c = malloc(sizeof *c))) return tg_err_set(err, "audit: out of memory");
                 if ((ret = head_read(s, &sql_head_lock, &h, err)) != 0) break;
-                first = h.last_id;
             }
             int a = tg_audit_from_event(ev, &c->rec[n], c->buf[n], sizeof c->buf[n]);
             if (a < 0) ret = tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
-            n += a > 0;
+            /* another id than its own when another event held that */
+            if (a > 0) c->rec[n++].event_id = stored[i];
         }
     flush:
         if (ret == 0 && c && n > 0 && (n == CHUNK || i == evs->n)) {
-            ret = chunk_seen(s, c, n, err);
-            if (ret == 0) ret = chunk_put(s, c, n, &h, err);
+            ret = chunk_put(s, c, n, &h, err);
             n = 0;
         }
     }
-    if (ret == 0 && c && h.last_id != first) ret = head_write(s, &h, err);
+    if (ret == 0 && c) ret = head_write(s, &h, err);
     free(c);
     return ret;
 }
@@ -301,17 +258,62 @@ static int emit_rec(pg_store_t *s, const PGresult *r, int i, const sink_t *k)
     a.path = pg_val(r, i, 14);
     snprintf(a.prev_hash, sizeof a.prev_hash, "%s", PQgetvalue(r, i, 15));
     snprintf(a.hash, sizeof a.hash, "%s", PQgetvalue(r, i, 16));
+    a.format = (int)pg_get_int64(r, i, 17);
     return SINK_CALL(tg_audit_rec_t, k, &a);
+}
+
+typedef struct probe {
+    pg_store_t *s;
+    tg_err_t *err;
+} probe_t;
+
+static int day_from(int64_t x, char day[11], void *ud)
+{
+    probe_t *p = ud;
+    pg_params_t q = {0};
+    pg_p_int64(&q, x);
+    PGresult *r;
+    int ret = pg_exec(p->s, &sql_day_from, &q, &r, "audit days", p->err);
+    if (ret != 0) return ret;
+    if (PQntuples(r) == 1)
+        copy_val(r, 0, day, 11);
+    else
+        ret = tg_err_set(p->err, "audit days: no record from id %lld", (long long)x);
+    PQclear(r);
+    return ret;
+}
+
+/* The id range [*lo, *hi) of the records of days from..to (NULL: unbounded). */
+static int day_ids(pg_store_t *s, const char *from, const char *to, int64_t *lo, int64_t *hi,
+                   tg_err_t *err)
+{
+    *lo = INT64_MIN;
+    *hi = INT64_MAX;
+    if (!from && !to) return 0;
+    PGresult *r;
+    int ret = pg_exec(s, &sql_ids, NULL, &r, "audit days", err);
+    if (ret != 0) return ret;
+    int empty = PQgetisnull(r, 0, 0);
+    int64_t first = pg_get_int64(r, 0, 0), last = pg_get_int64(r, 0, 1);
+    PQclear(r);
+    if (empty) return 0;
+    probe_t p = {s, err};
+    if (from && tg_audit_day_bound(first, last, from, 0, day_from, &p, lo) != 0) return -1;
+    if (to && tg_audit_day_bound(first, last, to, 1, day_from, &p, hi) != 0) return -1;
+    return 0;
 }
 
 static int pg_audit_range(tg_store_t *base, const char *from_day, const char *to_day,
                           int (*cb)(const tg_audit_rec_t *, void *), void *ud, tg_err_t *err)
 {
+    pg_store_t *s = (pg_store_t *)base;
+    int64_t lo, hi;
+    if (day_ids(s, from_day, to_day, &lo, &hi, err) != 0) return -1;
     pg_params_t p = {0};
-    pg_p_text(&p, from_day);
-    pg_p_text(&p, to_day);
-    return pg_each_row((pg_store_t *)base, &sql_range, &p, emit_rec, SINK(tg_audit_rec_t, cb, ud),
-                       "audit range", err);
+    pg_p_int64(&p, lo);
+    pg_p_int64(&p, hi);
+    return pg_each_row(s, &sql_range, &p, emit_rec, SINK(tg_audit_rec_t, cb, ud), "audit range",
+                       err);
 }
 
 static int pg_audit_find(tg_store_t *base, const char *hash, int64_t *id, tg_err_t *err)
@@ -377,10 +379,19 @@ static int pg_audit_erase(tg_store_t *base, const char *tenant, int64_t *changed
 
 static int pg_audit_purge(tg_store_t *base, const char *before_day, int64_t *deleted, tg_err_t *err)
 {
+    pg_store_t *s = (pg_store_t *)base;
+    tg_audit_head_t h;
+    int64_t lo, hi;
+    *deleted = 0;
+    int ret = head_read(s, &sql_head, &h, err);
+    if (ret != 0) return ret;
+    /* The head's day is always kept: the chain's last record anchors the next append. */
+    const char *day = strcmp(before_day, h.last_day) < 0 ? before_day : h.last_day;
+    if ((ret = day_ids(s, day, NULL, &lo, &hi, err)) != 0) return ret;
     pg_params_t p = {0};
-    pg_p_text(&p, before_day);
+    pg_p_int64(&p, lo);
     PGresult *r;
-    int ret = pg_exec((pg_store_t *)base, &sql_purge, &p, &r, "audit purge", err);
+    ret = pg_exec(s, &sql_purge, &p, &r, "audit purge", err);
     if (ret != 0) return ret;
     *deleted = pg_changes(r);
     PQclear(r);

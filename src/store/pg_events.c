@@ -68,6 +68,7 @@ struct pg_events {
     size_t cap, slots_cap;
     fast_ev_t *fast;
     unsigned char *done;
+    int64_t *stored; /* per event: the id append_txn inserted it under; 0 = not (a replay) */
     char *copy;
     unsigned char *isnew;
     month_t months[MONTHS_MAX];
@@ -186,6 +187,7 @@ void pg_events_free(pg_store_t *s)
     free(e->slots);
     free(e->fast);
     free(e->done);
+    free(e->stored);
     free(e->copy);
     free(e->isnew);
     free(e);
@@ -209,6 +211,9 @@ static int reserve(pg_store_t *s, size_t n, tg_err_t *err)
         unsigned char *d = realloc(e->done, n);
         if (!d) goto oom;
         e->done = d;
+        int64_t *st = realloc(e->stored, n * sizeof *st);
+        if (!st) goto oom;
+        e->stored = st;
         unsigned char *m = realloc(e->isnew, n);
         if (!m) goto oom;
         e->isnew = m;
@@ -225,6 +230,7 @@ static int reserve(pg_store_t *s, size_t n, tg_err_t *err)
     }
     memset(e->slots, 0, e->slots_cap * sizeof *e->slots);
     memset(e->done, 0, n);
+    memset(e->stored, 0, n * sizeof *e->stored);
     return 0;
 oom:
     return tg_err_set(err, "append: out of memory");
@@ -540,8 +546,10 @@ static int same_event(pg_store_t *s, const tg_event_t *ev, int64_t id, int *same
 }
 
 /* An event the staged insert did not take: tried under its id (from attempt 0) or, when a
- * different event is known to hold it, the next ones; *added = 1 if it was inserted. */
-static int insert_slow(pg_store_t *s, const tg_event_t *ev, int attempt, int *added, tg_err_t *err)
+ * different event is known to hold it, the next ones; *added = the id it was inserted
+ * under, 0 when it was not (a replay). */
+static int insert_slow(pg_store_t *s, const tg_event_t *ev, int attempt, int64_t *added,
+                       tg_err_t *err)
 {
     *added = 0;
     int64_t id = attempt ? evb_next_id(ev, ev->id, attempt) : ev->id;
@@ -549,7 +557,7 @@ static int insert_slow(pg_store_t *s, const tg_event_t *ev, int attempt, int *ad
         int taken, same, ret = insert_one(s, ev, id, &taken, err);
         if (ret != 0) return ret;
         if (taken) {
-            *added = 1;
+            *added = id;
             return 0;
         }
         if ((ret = same_event(s, ev, id, &same, err)) != 0) return ret;
@@ -650,6 +658,7 @@ static int append_txn(pg_store_t *s, const ev_run_t *evs, const ev_run_t *keys, 
     if (!dup) {
         for (size_t j = 0; j < u; j++) {
             e->done[e->fast[j].idx] = 1;
+            e->stored[e->fast[j].idx] = e->fast[j].id;
             evb_agg_add(&gs, ev_at(evs, e->fast[j].idx));
         }
         added = u;
@@ -664,6 +673,7 @@ static int append_txn(pg_store_t *s, const ev_run_t *evs, const ev_run_t *keys, 
             long j = find_id(e->fast, u, pg_get_int64(r, i, 0));
             if (j < 0 || e->done[e->fast[j].idx]) continue; /* cannot be: ids staged once */
             e->done[e->fast[j].idx] = 1;
+            e->stored[e->fast[j].idx] = e->fast[j].id;
             evb_agg_add(&gs, ev_at(evs, e->fast[j].idx));
             added++;
         }
@@ -680,8 +690,9 @@ static int append_txn(pg_store_t *s, const ev_run_t *evs, const ev_run_t *keys, 
             long j = find_id(e->fast, u, pg_get_int64(r, i, 0));
             if (j < 0) continue;
             const tg_event_t *ev = ev_at(evs, e->fast[j].idx);
-            int one;
+            int64_t one;
             if ((ret = insert_slow(s, ev, 1, &one, err)) == 0 && one) {
+                e->stored[e->fast[j].idx] = one;
                 evb_agg_add(&gs, ev);
                 added++;
             }
@@ -696,9 +707,10 @@ static int append_txn(pg_store_t *s, const ev_run_t *evs, const ev_run_t *keys, 
         for (size_t i = 0; i < n; i++) {
             if (e->done[i] || ev_skip(evs, i)) continue;
             const tg_event_t *ev = ev_at(evs, i);
-            int one;
+            int64_t one;
             if ((ret = insert_slow(s, ev, 0, &one, err)) != 0) return ret;
             if (one) {
+                e->stored[i] = one;
                 evb_agg_add(&gs, ev);
                 added++;
             }
@@ -745,7 +757,7 @@ static int append_run(pg_store_t *s, const ev_run_t *run, const ev_run_t *keys, 
     size_t n = 0;
     if ((ret = append_txn(s, run, keys, &n, err)) != 0) return append_failed(s, ret, err);
     /* Last: the audit chain's head is locked until the commit (pg_audit.c). */
-    if ((ret = pg_audit_calls(s, run, err)) != 0) return append_failed(s, ret, err);
+    if ((ret = pg_audit_calls(s, run, s->ev->stored, err)) != 0) return append_failed(s, ret, err);
     ret = pg_commit(s, "append", err);
     if (ret == 0) *added = n;
     return ret;

@@ -125,6 +125,8 @@ enum {
     PS_AUDIT_ERASE_EVENTS,
     PS_AUDIT_ERASE_KEYS,
     PS_AUDIT_PURGE,
+    PS_AUDIT_IDS,
+    PS_AUDIT_DAY_FROM,
     /* pg_sql.c */
     PS_EV_DELETE_IDS,
     /* pg_events.c */
@@ -221,7 +223,7 @@ extern const struct tg_store_invoice_ops pg_invoice_ops;
 extern const struct tg_store_sql_ops pg_sql_ops;
 extern const struct tg_store_audit_ops pg_audit_ops;
 /* Inside the caller's transaction (the writer's append): as sq_audit_calls (pg_audit.c). */
-int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, tg_err_t *err);
+int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, const int64_t *stored, tg_err_t *err);
 
 /* ---- binary COPY (pg_events.c; pg_audit.c copies its call records with it too) ------ */
 

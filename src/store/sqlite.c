@@ -327,6 +327,7 @@ static void sq_close(tg_store_t *base)
     free(s->slots);
     free(s->fast);
     free(s->done);
+    free(s->stored);
     free(s->isnew);
     free(s);
 }

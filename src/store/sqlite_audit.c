@@ -12,16 +12,17 @@
 
 #define REC_COLS                                                                                   \
     "id, day, seq, ts_us, kind, actor, action, object, tenant, event_id, data, before_json, "      \
-    "after_json, client_ip, path, prev_hash, hash"
+    "after_json, client_ip, path, prev_hash, hash, format"
 
 static const sq_sql_t sql_head = {
     .slot = ST_AUDIT_HEAD,
     .sql = "SELECT last_id, last_day, last_seq, last_hash FROM audit_head WHERE id = 1"};
-/* A call record whose event is recorded already (a replayed batch) inserts nothing. */
-static const sq_sql_t sql_insert = {
-    .slot = ST_AUDIT_INSERT,
-    .sql = "INSERT INTO audit (" REC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-           "?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (event_id) DO NOTHING"};
+/* No index but the id: a replayed batch adds no record because its events are not
+ * inserted again (sq_audit_calls is told which were), not by a unique index on event_id. */
+static const sq_sql_t sql_insert = {.slot = ST_AUDIT_INSERT,
+                                    .sql = "INSERT INTO audit (" REC_COLS
+                                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                                           "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"};
 static const sq_sql_t sql_head_set = {
     .slot = ST_AUDIT_HEAD_SET,
     .sql = "INSERT INTO audit_head (id, last_id, last_day, last_seq, last_hash) VALUES (1, ?1, ?2, "
@@ -30,8 +31,10 @@ static const sq_sql_t sql_head_set = {
            "last_hash = excluded.last_hash"};
 static const sq_sql_t sql_range = {.slot = ST_AUDIT_RANGE,
                                    .sql = "SELECT " REC_COLS
-                                          " FROM audit WHERE (?1 IS NULL OR day >= ?1) AND "
-                                          "(?2 IS NULL OR day <= ?2) ORDER BY id"};
+                                          " FROM audit WHERE id >= ?1 AND id < ?2 ORDER BY id"};
+static const sq_sql_t sql_ids = {.slot = ST_AUDIT_IDS, .sql = "SELECT min(id), max(id) FROM audit"};
+static const sq_sql_t sql_day_from = {
+    .slot = ST_AUDIT_DAY_FROM, .sql = "SELECT day FROM audit WHERE id >= ?1 ORDER BY id LIMIT 1"};
 static const sq_sql_t sql_find = {.slot = ST_AUDIT_FIND,
                                   .sql = "SELECT id FROM audit WHERE hash = ?1 LIMIT 1"};
 static const sq_sql_t sql_erase_sel = {
@@ -49,10 +52,9 @@ static const sq_sql_t sql_erase_events = {
 static const sq_sql_t sql_erase_keys = {
     .slot = ST_AUDIT_ERASE_KEYS,
     .sql = "UPDATE api_keys SET name = '' WHERE tenant_id = ?1 AND name <> ''"};
-/* The head's day is always kept: the chain's last record anchors the next append. */
-static const sq_sql_t sql_purge = {
-    .slot = ST_AUDIT_PURGE,
-    .sql = "DELETE FROM audit WHERE day < ?1 AND day < (SELECT last_day FROM audit_head)"};
+/* The records before id ?1: whole days, found by tg_audit_day_bound. */
+static const sq_sql_t sql_purge = {.slot = ST_AUDIT_PURGE,
+                                   .sql = "DELETE FROM audit WHERE id < ?1"};
 
 static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
 {
@@ -99,7 +101,7 @@ static void bind_opt(sqlite3_stmt *st, int i, const char *v)
 }
 
 /* Links rec after *head and inserts it with st (sql_insert, fetched once per batch: each
- * sq_stmt checks the WAL index, a stat() call); *head moves only when a row was inserted. */
+ * sq_stmt checks the WAL index, a stat() call); *head moves once it is inserted. */
 static int put(sq_store_t *s, sqlite3_stmt *st, tg_audit_head_t *head, tg_audit_rec_t *rec,
                tg_err_t *err)
 {
@@ -125,9 +127,10 @@ static int put(sq_store_t *s, sqlite3_stmt *st, tg_audit_head_t *head, tg_audit_
     bind_opt(st, 15, rec->path);
     sqlite3_bind_text(st, 16, rec->prev_hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 17, rec->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 18, rec->format);
     int rc = sq_run(st);
     if (rc != SQLITE_OK) return sq_fail(s, rc, "audit append", err);
-    if (sqlite3_changes(s->db) == 1) *head = next;
+    *head = next;
     return 0;
 }
 
@@ -149,26 +152,25 @@ static int sq_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_
     return sq_commit(s, "audit append", err);
 }
 
-int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, tg_err_t *err)
+int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, const int64_t *stored, tg_err_t *err)
 {
     tg_audit_head_t h;
     sqlite3_stmt *st = NULL;
-    int moved = 0, ret = 0;
+    int ret = 0;
     char data[TG_AUDIT_DATA_MAX];
     for (size_t i = 0; ret == 0 && i < evs->n; i++) {
-        if (ev_skip(evs, i)) continue;
+        if (ev_skip(evs, i) || stored[i] == 0) continue;
         tg_audit_rec_t rec;
         const tg_event_t *ev = ev_at(evs, i);
         int a = tg_audit_from_event(ev, &rec, data, sizeof data);
         if (a < 0) return tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
         if (a == 0) continue;
+        rec.event_id = stored[i]; /* another id than its own when another event held that */
         if (!st && (!(st = sq_stmt(s, &sql_insert, err)) || (ret = head_read(s, &h, err)) != 0))
             return st ? ret : -1;
-        int64_t before = h.last_id;
         ret = put(s, st, &h, &rec, err);
-        moved |= h.last_id != before;
     }
-    if (ret == 0 && moved) ret = head_write(s, &h, err);
+    if (ret == 0 && st) ret = head_write(s, &h, err);
     return ret;
 }
 
@@ -182,14 +184,55 @@ static const char *opt_col(sqlite3_stmt *st, int i)
     return (const char *)sqlite3_column_text(st, i);
 }
 
+typedef struct probe {
+    sq_store_t *s;
+    sqlite3_stmt *st; /* sql_day_from */
+    tg_err_t *err;
+} probe_t;
+
+static int day_from(int64_t x, char day[11], void *ud)
+{
+    probe_t *p = ud;
+    sqlite3_bind_int64(p->st, 1, x);
+    int rc = sqlite3_step(p->st);
+    if (rc == SQLITE_ROW) col_copy(p->st, 0, day, 11);
+    sqlite3_reset(p->st);
+    return rc == SQLITE_ROW
+               ? 0
+               : sq_fail(p->s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "audit days", p->err);
+}
+
+/* The id range [*lo, *hi) of the records of days from..to (NULL: unbounded). */
+static int day_ids(sq_store_t *s, const char *from, const char *to, int64_t *lo, int64_t *hi,
+                   tg_err_t *err)
+{
+    *lo = INT64_MIN;
+    *hi = INT64_MAX;
+    if (!from && !to) return 0;
+    sqlite3_stmt *ids = sq_stmt(s, &sql_ids, err);
+    probe_t p = {s, ids ? sq_stmt(s, &sql_day_from, err) : NULL, err};
+    if (!p.st) return -1;
+    int rc = sqlite3_step(ids);
+    int64_t first = sqlite3_column_int64(ids, 0), last = sqlite3_column_int64(ids, 1);
+    int empty = rc == SQLITE_ROW && sqlite3_column_type(ids, 0) == SQLITE_NULL;
+    sqlite3_reset(ids);
+    if (rc != SQLITE_ROW) return sq_fail(s, rc, "audit days", err);
+    if (empty) return 0;
+    if (from && tg_audit_day_bound(first, last, from, 0, day_from, &p, lo) != 0) return -1;
+    if (to && tg_audit_day_bound(first, last, to, 1, day_from, &p, hi) != 0) return -1;
+    return 0;
+}
+
 static int sq_audit_range(tg_store_t *base, const char *from_day, const char *to_day,
                           int (*cb)(const tg_audit_rec_t *, void *), void *ud, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
+    int64_t lo, hi;
+    if (day_ids(s, from_day, to_day, &lo, &hi, err) != 0) return -1;
     sqlite3_stmt *st = sq_stmt(s, &sql_range, err);
     if (!st) return -1;
-    bind_opt(st, 1, from_day);
-    bind_opt(st, 2, to_day);
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
     int rc, ret = 0;
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         tg_audit_rec_t r = {0};
@@ -210,6 +253,7 @@ static int sq_audit_range(tg_store_t *base, const char *from_day, const char *to
         r.path = opt_col(st, 14);
         col_copy(st, 15, r.prev_hash, sizeof r.prev_hash);
         col_copy(st, 16, r.hash, sizeof r.hash);
+        r.format = sqlite3_column_int(st, 17);
         ret = cb(&r, ud);
     }
     if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "audit range", err);
@@ -290,9 +334,16 @@ static int sq_audit_erase(tg_store_t *base, const char *tenant, int64_t *changed
 static int sq_audit_purge(tg_store_t *base, const char *before_day, int64_t *deleted, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
+    tg_audit_head_t h;
+    int64_t lo, hi;
+    *deleted = 0;
+    if (head_read(s, &h, err) != 0) return -1;
+    /* The head's day is always kept: the chain's last record anchors the next append. */
+    const char *day = strcmp(before_day, h.last_day) < 0 ? before_day : h.last_day;
+    if (day_ids(s, day, NULL, &lo, &hi, err) != 0) return -1;
     sqlite3_stmt *st = sq_stmt(s, &sql_purge, err);
     if (!st) return -1;
-    sqlite3_bind_text(st, 1, before_day, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, lo);
     int rc = sq_run(st);
     if (rc != SQLITE_OK) return sq_fail(s, rc, "audit purge", err);
     *deleted = sqlite3_changes(s->db);

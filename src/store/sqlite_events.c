@@ -122,6 +122,9 @@ static int scratch_reserve(sq_store_t *s, size_t n)
         unsigned char *d = realloc(s->done, n);
         if (!d) return -1;
         s->done = d;
+        int64_t *st = realloc(s->stored, n * sizeof *st);
+        if (!st) return -1;
+        s->stored = st;
         s->aggs_cap = n;
     }
     size_t want = 16;
@@ -226,6 +229,7 @@ static int append_prepare(sq_store_t *s, size_t n, append_st_t *a, tg_err_t *err
     if (scratch_reserve(s, n) != 0) return tg_err_set(err, "append: out of memory");
     memset(s->slots, 0, s->slots_cap * sizeof *s->slots);
     memset(s->done, 0, n);
+    memset(s->stored, 0, n * sizeof *s->stored);
     return 0;
 }
 
@@ -274,6 +278,7 @@ static int append_txn(sq_store_t *s, const append_st_t *a, const ev_run_t *evs, 
         }
         for (int r = 0; r < MULTI_ROWS; r++) {
             s->done[s->fast[j + r].idx] = 1;
+            s->stored[s->fast[j + r].idx] = s->fast[j + r].id;
             evb_agg_add(&gs, ev_at(evs, s->fast[j + r].idx));
         }
         added += MULTI_ROWS;
@@ -288,6 +293,7 @@ static int append_txn(sq_store_t *s, const append_st_t *a, const ev_run_t *evs, 
             rc = sq_run(ins);
             if (rc != SQLITE_OK) goto fail;
             if (sqlite3_changes(s->db) == 1) {
+                s->stored[i] = id;
                 added++;
                 evb_agg_add(&gs, ev);
                 break;
@@ -356,7 +362,7 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
     size_t added = 0;
     ev_run_t run = {(const char *)evs, sizeof *evs, n, NULL};
     if ((ret = append_txn(s, &a, &run, &added, err)) != 0) return ret;
-    if ((ret = sq_audit_calls(s, &run, err)) != 0) {
+    if ((ret = sq_audit_calls(s, &run, s->stored, err)) != 0) {
         sq_rollback(s);
         return ret;
     }

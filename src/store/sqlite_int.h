@@ -139,6 +139,8 @@ enum {
     ST_AUDIT_ERASE_EVENTS,
     ST_AUDIT_ERASE_KEYS,
     ST_AUDIT_PURGE,
+    ST_AUDIT_IDS,
+    ST_AUDIT_DAY_FROM,
     /* sqlite_admintok.c */
     ST_ADMIN_TOKEN_ADD,
     ST_ADMIN_TOKEN_LIST,
@@ -187,6 +189,7 @@ typedef struct sq_store {
     size_t slots_cap; /* power of two, >= 2 * aggs_cap */
     fast_ev_t *fast;
     unsigned char *done;  /* per event: inserted by the fast path */
+    int64_t *stored;      /* per event: the id it was inserted under; 0 = not (a replay) */
     int bulk;             /* ingest() has enlarged this connection's page cache */
     unsigned char *isnew; /* ingest() scratch: which of a batch's records are new */
     size_t isnew_cap;
@@ -218,8 +221,10 @@ extern const tg_rowmap_t *const sq_invoice_maps[];
 extern const struct tg_store_sql_ops sq_sql_ops;
 extern const struct tg_store_audit_ops sq_audit_ops;
 /* Inside the caller's transaction (the writer's append): a call record for each audited
- * event of evs (tg_audit_from_event) not recorded before, chained (sqlite_audit.c). */
-int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, tg_err_t *err);
+ * event of evs (tg_audit_from_event) that this transaction inserted (stored[i], the id it
+ * was inserted under; 0 = not inserted: a replay, which adds no record), chained
+ * (sqlite_audit.c). */
+int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, const int64_t *stored, tg_err_t *err);
 extern const struct tg_store_admin_token_ops sq_admin_token_ops;
 extern const tg_rowmap_t *const sq_admin_token_maps[];
 /* Installs the read-only authorizer on s (sqlite_sql.c). */

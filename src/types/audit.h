@@ -2,14 +2,15 @@
  * the store, which links records as it appends them (in the same transaction as the chain
  * head), and the verifier, which the CLI feeds the stored records in id order.
  *
- * A record's hash is SHA-256 over its canonical form (tg_audit_canonical): a compact JSON
- * array of its fields in a fixed order, prev_hash last, so each record commits to the one
- * before it. The erasable fields (before, after, client_ip, path) enter the canonical form
- * as the SHA-256 of their value, never the value: erasing one replaces the stored value
- * with "erased:sha256:HEX" of that same hash, and the canonical form, hence the chain, is
- * unchanged. The record's id is not hashed (day and seq are): the store numbers records
- * 1, 2, 3 ... and the verifier checks that order separately, so it can tell a deleted
- * record (a gap) from an edited one. */
+ * A record's hash is SHA-256 over its canonical form (tg_audit_canonical): its fields in a
+ * fixed order, prev_hash last, so each record commits to the one before it; in format 2
+ * (every record appended since migration 17) each field is length-prefixed, in format 1
+ * (the records before, which keep it) they form a compact JSON array. The erasable
+ * fields (before, after, client_ip, path) enter the canonical form as the SHA-256 of their value,
+ * never the value: erasing one replaces the stored value with "erased:sha256:HEX" of that same
+ * hash, and the canonical form, hence the chain, is unchanged. The record's id is not hashed (day
+ * and seq are): the store numbers records 1, 2, 3 ... and the verifier checks that order
+ * separately, so it can tell a deleted record (a gap) from an edited one. */
 #ifndef TG_TYPES_AUDIT_H
 #define TG_TYPES_AUDIT_H
 
@@ -18,13 +19,18 @@
 
 #include "types/event.h"
 
-#define TG_AUDIT_FORMAT "tg-audit-1" /* first element of the canonical form */
-#define TG_AUDIT_ERASED "erased:sha256:"
-#define TG_AUDIT_HEX    65 /* 64 hex digits and the NUL */
+#define TG_AUDIT_FORMAT     "tg-audit-1" /* first element of format 1's canonical form */
+#define TG_AUDIT_FORMAT_V2  "tg-audit-2" /* first field of format 2's */
+#define TG_AUDIT_FORMAT_NOW 2            /* what tg_audit_link gives a record without one */
+#define TG_AUDIT_ERASED     "erased:sha256:"
+#define TG_AUDIT_HEX        65 /* 64 hex digits and the NUL */
 
 /* One record. Strings belong to the caller; NULL is absent (stored as NULL). */
 typedef struct tg_audit_rec {
     int64_t id;                 /* chain position from 1; set by tg_audit_link */
+    int format;                 /* of its canonical form: 1 (JSON, the records written before
+                                 * migration 17) or 2 (length-prefixed); tg_audit_link sets
+                                 * TG_AUDIT_FORMAT_NOW when 0 */
     char day[11];               /* UTC day of the chain holding it; set by tg_audit_link */
     int64_t seq;                /* 1, 2, ... within day; set by tg_audit_link */
     int64_t ts_us;              /* when it happened (the writer's clock) */
@@ -51,14 +57,15 @@ typedef struct tg_audit_head {
 
 void tg_audit_head_init(tg_audit_head_t *h);
 
-/* Places rec after head: id, day (its ts_us's UTC day, or the head's when that is later:
- * days never go back, whichever process's clock wrote the record), seq, prev_hash and
- * hash; then moves head to rec. 0, or -1 when out of memory. */
+/* Places rec after head: format (TG_AUDIT_FORMAT_NOW unless set), id, day (its ts_us's UTC day, or
+ * the head's when that is later: days never go back, whichever process's clock wrote the record),
+ * seq, prev_hash and hash; then moves head to rec. 0, or -1 when out of memory. */
 int tg_audit_link(tg_audit_head_t *head, tg_audit_rec_t *rec);
 
-/* The canonical form (malloc'd, *len bytes, NUL-terminated), or NULL when out of memory. */
+/* The canonical form of rec's format (malloc'd, *len bytes, NUL-terminated; format 2's holds
+ * NUL bytes), or NULL when out of memory or its format is neither 1 nor 2. */
 char *tg_audit_canonical(const tg_audit_rec_t *rec, size_t *len);
-/* hex = SHA-256 of the canonical form. 0 or -1. */
+/* hex = SHA-256 of the canonical form. 0, or -1 (out of memory, an unknown format). */
 int tg_audit_hash(const tg_audit_rec_t *rec, char hex[TG_AUDIT_HEX]);
 
 /* The erased form of value v: "erased:sha256:" + hex SHA-256 of v (v itself when it is
@@ -84,6 +91,16 @@ static inline int tg_audit_is_call(const tg_event_t *ev)
  * record hashes the same in either and after a store copy), or 0 for an event that is not
  * audited; -1 only when out of memory or cap < TG_AUDIT_DATA_MAX. */
 int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *data, size_t cap);
+
+/* The chain's days never go back (tg_audit_link), so the records of a day range are an id
+ * range, found by binary search on ids instead of an index on day, which every call record
+ * paid for on the writer's path (bench/RESULTS.md). day_from(x) gives the day of the first
+ * stored record whose id is >= x (0, or -1 on error); lo..hi are the smallest and largest
+ * stored ids. *out = the smallest x in lo..hi+1 from which every record's day is >= day
+ * (after = 0) or > day (after = 1): records [first bound, second bound) are a range's.
+ * 0, or -1 when day_from failed. */
+int tg_audit_day_bound(int64_t lo, int64_t hi, const char *day, int after,
+                       int (*day_from)(int64_t x, char day[11], void *ud), void *ud, int64_t *out);
 
 /* ---- verification --------------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@
 // Every instant comes from tollgate (the records' own days), never from this process's
 // clock, so the file passes with the gateway and the CLI under TOLLGATE_FAKETIME too.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
@@ -35,6 +36,30 @@ after(async () => {
 });
 
 const records = (where = 'TRUE') => sqlite(gw.dbPath, `SELECT * FROM audit WHERE ${where} ORDER BY id`);
+
+// A record's hash in format 2 (docs/audit.md, "Chain format"), from its exported fields only:
+// each value a 4-byte big-endian length and its bytes (integers in decimal, NULL 0xFFFFFFFF),
+// the erasable values as "sha256:" and the SHA-256 of their bytes.
+function formatTwoHash(r) {
+  const sha = (s) => crypto.createHash('sha256').update(Buffer.from(s, 'utf8')).digest('hex');
+  const erasable = (v) => (v === null ? null : `sha256:${v.startsWith('erased:sha256:') ? v.slice(14) : sha(v)}`);
+  const values = ['tg-audit-2', r.day, String(r.seq), String(r.ts_us), r.kind, r.actor, r.action, r.object, r.tenant,
+    r.event_id, r.data, erasable(r.before), erasable(r.after),
+    erasable(r.client_ip), erasable(r.path), r.prev_hash];
+  const parts = [];
+  for (const v of values) {
+    const len = Buffer.alloc(4);
+    if (v === null) {
+      len.writeUInt32BE(0xffffffff);
+      parts.push(len);
+    } else {
+      const b = Buffer.from(v, 'utf8');
+      len.writeUInt32BE(b.length);
+      parts.push(len, b);
+    }
+  }
+  return crypto.createHash('sha256').update(Buffer.concat(parts)).digest('hex');
+}
 
 async function cliOk(args, target = gw) {
   const r = await target.cli(args);
@@ -142,20 +167,28 @@ describe('audit trail', () => {
     assert.match(v.stdout, /the chain's start/);
 
     const j = await cliOk(['audit', 'export', '--format', 'jsonl']);
-    const lines = j.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const raw = j.stdout.trim().split('\n');
+    const lines = raw.map((l) => JSON.parse(l));
     assert.equal(lines.length, all.length);
     assert.deepEqual(lines.map((l) => l.hash), all.map((r) => r.hash));
     assert.equal(lines[1].prev_hash, lines[0].hash);
     const call = lines.find((l) => l.kind === 'call');
     assert.equal(call.path, '/v1/chat/completions?user=bob');
+    // The chain recomputed from the export alone, as docs/audit.md defines format 2.
+    // (event_id is above 2^53: read from the line's text, not as a JavaScript number.)
+    lines.forEach((l, i) => {
+      assert.equal(l.format, 2);
+      const eventId = raw[i].match(/"event_id":(\d+)/)?.[1] ?? null;
+      assert.equal(formatTwoHash({ ...l, event_id: eventId }), l.hash, `record ${l.id}`);
+    });
 
     const c = await cliOk(['audit', 'export', '--format', 'csv', '--from', all[0].day, '--to', all.at(-1).day]);
     const rows = c.stdout.trimEnd().split('\n');
-    assert.equal(rows[0], 'id,day,seq,time,ts_us,kind,actor,action,object,tenant,event_id,data,before,after,client_ip,path,prev_hash,hash');
+    assert.equal(rows[0], 'id,day,seq,time,ts_us,kind,actor,action,object,tenant,event_id,data,before,after,client_ip,path,prev_hash,hash,format');
     assert.equal(rows.length, all.length + 1);
     // The JSON of after_json holds quotes and commas: quoted as RFC 4180 says.
     assert.ok(rows[1].includes('"{""tenants"":[{'), rows[1]);
-    assert.ok(rows[1].endsWith(`,${all[0].prev_hash},${all[0].hash}`));
+    assert.ok(rows[1].endsWith(`,${all[0].prev_hash},${all[0].hash},2`));
 
     const none = await cliOk(['audit', 'export', '--format', 'jsonl', '--from', '2001-01-01', '--to', '2001-01-01']);
     assert.equal(none.stdout, '');
@@ -206,7 +239,7 @@ describe('audit trail', () => {
         [
           `UPDATE audit SET id = id + 100 WHERE id >= 2`,
           `UPDATE audit SET id = id - 99 WHERE id >= 100`,
-          `INSERT INTO audit (id, day, seq, ts_us, kind, actor, action, object, tenant, after_json, prev_hash, hash) SELECT 2, day, seq, ts_us, kind, actor, action, object, tenant, after_json, prev_hash, hash FROM audit WHERE id = 3`,
+          `INSERT INTO audit (id, day, seq, ts_us, kind, actor, action, object, tenant, after_json, prev_hash, hash, format) SELECT 2, day, seq, ts_us, kind, actor, action, object, tenant, after_json, prev_hash, hash, format FROM audit WHERE id = 3`,
         ],
         /inserted: record 2: not part of the chain/,
       ],

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "audit/audit.h"
+#include "store/migrations.h"
 #include "backends.h"
 
 #define DAY1 1796256000000000LL /* 2026-12-03T00:00:00Z */
@@ -126,9 +127,10 @@ static void test_tamper_insert(void **state)
      * prev_hash record 2's) put in the gap. */
     tamper(t, "UPDATE audit SET id = id + 100 WHERE id >= 3");
     tamper(t, "UPDATE audit SET id = id - 99 WHERE id >= 100");
-    tamper(t, "INSERT INTO audit (id, day, seq, ts_us, kind, actor, action, object, tenant, "
-              "after_json, prev_hash, hash) SELECT 3, day, seq, ts_us, kind, 'mallory', action, "
-              "object, tenant, after_json, prev_hash, hash FROM audit WHERE id = 4");
+    tamper(t,
+           "INSERT INTO audit (id, day, seq, ts_us, kind, actor, action, object, tenant, "
+           "after_json, prev_hash, hash, format) SELECT 3, day, seq, ts_us, kind, 'mallory', "
+           "action, object, tenant, after_json, prev_hash, hash, format FROM audit WHERE id = 4");
     assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_EDITED); /* the copy's hash */
     assert_int_equal(rep.v.fault_id, 3);
     tamper(t, "UPDATE audit SET actor = 'alice' WHERE id = 3");
@@ -222,6 +224,142 @@ static void test_calls_large_batch(void **state)
     assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
     assert_int_equal(rep.v.n, calls);
     free(evs);
+}
+
+/* Two different events that drew the same id in one batch (two gateways, one millisecond):
+ * the store keeps both, the second under another id, and each has its record, naming the id
+ * its event was stored under (a unique index on event_id kept one record only). */
+static void test_calls_id_collision(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    int64_t id = tg_event_new_id(DAY1 + HOUR);
+    tg_event_t evs[2] = {call_event(id, DAY1 + HOUR, "gpt-4o"), call_event(id, DAY1 + HOUR, "o3")};
+    strcpy(evs[0].request_id, "req-a");
+    strcpy(evs[1].request_id, "req-b");
+    assert_int_equal(tb_append(t->s, evs, 2, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM usage_events"), 2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit a JOIN usage_events e ON e.id = "
+                               "a.event_id AND a.data LIKE '%\"model\":\"' || e.model || '\"%'"),
+                     2);
+    /* Replayed, in the other order: nothing more. */
+    tg_event_t again[2] = {evs[1], evs[0]};
+    assert_int_equal(tb_append(t->s, again, 2, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit"), 2);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+}
+
+/* A literal for SQL text: the values here hold no single quote. */
+static const char *lit(const char *v, char *buf, size_t cap)
+{
+    if (!v) return "NULL";
+    snprintf(buf, cap, "'%s'", v);
+    return buf;
+}
+
+/* rec as the release before migration 17 wrote it: format 1, into the table of 14. */
+static void insert_v1(const tb_store_t *t, const tg_audit_rec_t *r)
+{
+    char sql[8192], ev[24] = "NULL", b[9][512];
+    if (r->event_id) snprintf(ev, sizeof ev, "%lld", (long long)r->event_id);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO audit (id, day, seq, ts_us, kind, actor, action, object, tenant, "
+             "event_id, data, before_json, after_json, client_ip, path, prev_hash, hash) VALUES "
+             "(%lld, '%s', %lld, %lld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '%s', '%s')",
+             (long long)r->id, r->day, (long long)r->seq, (long long)r->ts_us,
+             lit(r->kind, b[0], 512), lit(r->actor, b[1], 512), lit(r->action, b[2], 512),
+             lit(r->object, b[3], 512), lit(r->tenant, b[4], 512), ev, lit(r->data, b[5], 512),
+             lit(r->before, b[6], 512), lit(r->after, b[7], 512), lit(r->client_ip, b[8], 512),
+             "NULL", r->prev_hash, r->hash);
+    tamper(t, sql);
+}
+
+/* Migration 17 on a trail written before it (the table of migration 14, its UNIQUE on
+ * event_id, its index on day, every record in format 1): the records verify as before, day
+ * ranges and retention find their records by id, a replay adds nothing, and the chain goes
+ * on in format 2 from its head. */
+static void test_migration_17_keeps_chain(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    tg_event_t evs[3];
+    for (int i = 0; i < 3; i++)
+        evs[i] = call_event(tg_event_new_id(DAY1 + 2 * DAY + i), DAY1 + 2 * DAY + i, "gpt-4o");
+    assert_int_equal(tb_append(t->s, evs, 3, &err), 0); /* the events, stored */
+    /* Back to the schema before 17, its trail written as the release before wrote it. */
+    const char *m14 = NULL;
+    for (size_t i = 0; i < tg_store_nmigrations; i++)
+        if (tg_store_migrations[i].version == 14)
+            m14 = t->pg ? tg_store_migrations[i].pg : tg_store_migrations[i].sql;
+    assert_non_null(m14);
+    tamper(t, "DROP TABLE audit; DROP TABLE audit_head; DELETE FROM schema_migrations WHERE "
+              "version = 17;");
+    tamper(t, m14);
+    tg_audit_head_t h;
+    tg_audit_head_init(&h);
+    tg_audit_rec_t recs[7];
+    char data[3][TG_AUDIT_DATA_MAX];
+    for (int i = 0; i < 7; i++) {
+        tg_audit_rec_t *r = &recs[i];
+        if (i < 4) { /* two admin records a day, days 1 and 2 */
+            memset(r, 0, sizeof *r);
+            r->ts_us = DAY1 + (i / 2) * DAY + i * HOUR;
+            r->kind = "admin";
+            r->actor = "alice";
+            r->action = "tenant.add";
+            r->object = "t";
+            r->tenant = i % 2 ? "acme" : "";
+            r->after = "{\"tenants\":[{\"id\":\"t\"}]}";
+        } else { /* the calls of day 3, path NULL: the values hold no quote */
+            assert_int_equal(tg_audit_from_event(&evs[i - 4], r, data[i - 4], TG_AUDIT_DATA_MAX),
+                             1);
+            r->path = NULL;
+        }
+        r->format = 1;
+        assert_int_equal(tg_audit_link(&h, r), 0);
+        insert_v1(t, r);
+    }
+    char head[400];
+    snprintf(head, sizeof head, "INSERT INTO audit_head VALUES (1, %lld, '%s', %lld, '%s')",
+             (long long)h.last_id, h.last_day, (long long)h.last_seq, h.last_hash);
+    tamper(t, head);
+    tg_store_close(t->s);
+    assert_int_equal(tg_store_open(t->url, &t->s, &err), 0); /* migration 17 runs */
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM schema_migrations WHERE version = 17"), 1);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE format = 1"), 7);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 7);
+    assert_int_equal(verify(t, "2026-12-04", "2026-12-05", &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 5);
+    assert_int_equal(rep.v.first_id, 3);
+    assert_int_equal(verify(t, NULL, "2026-12-03", &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 2);
+    /* A replay of the old batch adds nothing; the chain goes on, in format 2. */
+    assert_int_equal(tb_append(t->s, evs, 3, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit"), 7);
+    add_admin(t, 1);
+    evs[0] = call_event(tg_event_new_id(DAY1 + 3 * DAY), DAY1 + 3 * DAY, "o3");
+    assert_int_equal(tb_append(t->s, evs, 1, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE format = 2 AND id > 7"), 2);
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.n, 9);
+    /* An old record edited is still found, in its own format. */
+    tamper(t, "UPDATE audit SET actor = 'mallory' WHERE id = 2");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_EDITED);
+    assert_int_equal(rep.v.fault_id, 2);
+    tamper(t, "UPDATE audit SET actor = 'alice' WHERE id = 2");
+    /* A new record passed off as format 1 is an edit too. */
+    tamper(t, "UPDATE audit SET format = 1 WHERE id = 9");
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_EDITED);
+    assert_int_equal(rep.v.fault_id, 9);
+    tamper(t, "UPDATE audit SET format = 2 WHERE id = 9");
+    int64_t deleted = 0;
+    assert_int_equal(tg_store_audit_purge(t->s, "2026-12-05", &deleted, &err), 0);
+    assert_int_equal(deleted, 4); /* days 1 and 2 */
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    assert_int_equal(rep.v.first_id, 5);
 }
 
 static void test_erase(void **state)
@@ -326,12 +464,13 @@ static void test_concurrent_appends(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TB_BOTH(test_chain_across_days), TB_BOTH(test_tamper_edit),
-        TB_BOTH(test_tamper_delete),     TB_BOTH(test_tamper_delete_last),
-        TB_BOTH(test_tamper_insert),     TB_BOTH(test_tamper_insert_after_head),
-        TB_BOTH(test_tamper_reorder),    TB_BOTH(test_calls_with_events),
-        TB_BOTH(test_calls_large_batch), TB_BOTH(test_erase),
-        TB_BOTH(test_purge_whole_days),  TB_BOTH(test_concurrent_appends),
+        TB_BOTH(test_chain_across_days),  TB_BOTH(test_tamper_edit),
+        TB_BOTH(test_tamper_delete),      TB_BOTH(test_tamper_delete_last),
+        TB_BOTH(test_tamper_insert),      TB_BOTH(test_tamper_insert_after_head),
+        TB_BOTH(test_tamper_reorder),     TB_BOTH(test_calls_with_events),
+        TB_BOTH(test_calls_large_batch),  TB_BOTH(test_erase),
+        TB_BOTH(test_purge_whole_days),   TB_BOTH(test_concurrent_appends),
+        TB_BOTH(test_calls_id_collision), TB_BOTH(test_migration_17_keeps_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

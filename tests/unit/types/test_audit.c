@@ -38,6 +38,7 @@ static void test_canonical_form(void **state)
     tg_audit_rec_t r = admin(DAY1 + HOUR, "tenant.add", "{\"x\":\"é\\n\"}");
     r.data = "{\"a\":1}";
     r.client_ip = "10.0.0.1";
+    r.format = 1; /* the records written before migration 17 */
     assert_int_equal(tg_audit_link(&h, &r), 0);
     size_t n;
     char *c = tg_audit_canonical(&r, &n);
@@ -55,6 +56,72 @@ static void test_canonical_form(void **state)
     free(c);
     /* The example of docs/audit.md: its hash is the SHA-256 of exactly these bytes. */
     assert_string_equal(r.hash, "c6267239ccd756ab1bed735f8108e95c8fba98aafb82c481d39594b49f6980d2");
+}
+
+/* Format 2, what tg_audit_link gives a record now: the same record's 16 values, each a
+ * 4-byte big-endian length and its bytes. The example of docs/audit.md. */
+static void test_canonical_form_2(void **state)
+{
+    (void)state;
+    tg_audit_head_t h;
+    tg_audit_head_init(&h);
+    tg_audit_rec_t r = admin(DAY1 + HOUR, "tenant.add", "{\"x\":\"é\\n\"}");
+    r.data = "{\"a\":1}";
+    r.client_ip = "10.0.0.1";
+    assert_int_equal(tg_audit_link(&h, &r), 0);
+    assert_int_equal(r.format, 2);
+    size_t n;
+    char *c = tg_audit_canonical(&r, &n);
+    assert_non_null(c);
+    static const char expect[] =
+        "\0\0\0\x0atg-audit-2"
+        "\0\0\0\x0a"
+        "2026-12-03"
+        "\0\0\0\x01"
+        "1"
+        "\0\0\0\x10"
+        "1796259600000000"
+        "\0\0\0\x05"
+        "admin"
+        "\0\0\0\x05"
+        "alice"
+        "\0\0\0\x0a"
+        "tenant.add"
+        "\0\0\0\x04"
+        "acme"
+        "\0\0\0\x04"
+        "acme"
+        "\xff\xff\xff\xff"
+        "\0\0\0\x07"
+        "{\"a\":1}"
+        "\xff\xff\xff\xff"
+        "\0\0\0\x47"
+        "sha256:58ae2af58f5e780127ae8a7dd46110cfd7c1f2ff6651661bda431d4e0f47c3d7"
+        "\0\0\0\x47"
+        "sha256:f5047344122f0dee9974ba6761e61c6b8649e1f3968d13a635ebbf7be53a3a0d"
+        "\xff\xff\xff\xff"
+        "\0\0\0\x40"
+        "0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(n, sizeof expect - 1);
+    assert_memory_equal(c, expect, n);
+    free(c);
+    assert_string_equal(r.hash, "875018cd62babb09c7dd563103cf5432f9b56ebc3aaa8b355912bd8b4288595d");
+    /* A value's bytes cannot move into the next field: lengths, not separators. */
+    tg_audit_rec_t x = r;
+    x.actor = "alicet";
+    x.action = "enant.add";
+    char hx[TG_AUDIT_HEX];
+    assert_int_equal(tg_audit_hash(&x, hx), 0);
+    assert_string_not_equal(hx, r.hash);
+    /* The format is part of what is hashed: the same record read as format 1 does not
+     * match, and a format that is neither is refused. */
+    x = r;
+    x.format = 1;
+    assert_int_equal(tg_audit_hash(&x, hx), 0);
+    assert_string_not_equal(hx, r.hash);
+    x.format = 3;
+    assert_int_equal(tg_audit_hash(&x, hx), -1);
+    assert_null(tg_audit_canonical(&x, &n));
 }
 
 static void test_link_days_and_seq(void **state)
@@ -203,6 +270,59 @@ static int run(chain_t *c, tg_audit_verifier_t *v)
     return tg_audit_verify_end(v, &c->head);
 }
 
+/* A store's records as tg_audit_day_bound sees them: ids with gaps (a purge, a deleted
+ * record), days never going back. */
+static const struct {
+    int64_t id;
+    const char *day;
+} stored_days[] = {{5, "2026-12-01"},  {6, "2026-12-01"},  {9, "2026-12-02"},
+                   {10, "2026-12-04"}, {11, "2026-12-04"}, {15, "2026-12-05"}};
+#define NSTORED (sizeof stored_days / sizeof stored_days[0])
+
+static int probes;
+
+static int day_from(int64_t x, char day[11], void *ud)
+{
+    (void)ud;
+    probes++;
+    for (size_t i = 0; i < NSTORED; i++)
+        if (stored_days[i].id >= x) {
+            memcpy(day, stored_days[i].day, 11);
+            return 0;
+        }
+    return -1; /* past the last id: the search never asks */
+}
+
+static int64_t bound(const char *day, int after)
+{
+    int64_t out = -1;
+    assert_int_equal(tg_audit_day_bound(5, 15, day, after, day_from, NULL, &out), 0);
+    return out;
+}
+
+static void test_day_bound(void **state)
+{
+    (void)state;
+    assert_int_equal(bound("2026-11-30", 0), 5); /* every record */
+    assert_int_equal(bound("2026-12-01", 0), 5);
+    assert_int_equal(bound("2026-12-01", 1), 7); /* from 7: the first after day 1 is 9 */
+    assert_int_equal(bound("2026-12-02", 0), 7);
+    assert_int_equal(bound("2026-12-03", 0), 10); /* a day without records */
+    assert_int_equal(bound("2026-12-03", 1), 10);
+    assert_int_equal(bound("2026-12-04", 1), 12);
+    assert_int_equal(bound("2026-12-05", 0), 12);
+    assert_int_equal(bound("2026-12-05", 1), 16); /* none: one past the last */
+    assert_int_equal(bound("2027-01-01", 0), 16);
+    /* A binary search: a few probes for 11 ids, not one per id. */
+    probes = 0;
+    bound("2026-12-04", 0);
+    assert_true(probes <= 4);
+    /* No records (min and max are NULL): the bound is lo. */
+    int64_t out = -1;
+    assert_int_equal(tg_audit_day_bound(0, -1, "2026-12-01", 0, day_from, NULL, &out), 0);
+    assert_int_equal(out, 0);
+}
+
 static void test_verify_each_tamper(void **state)
 {
     (void)state;
@@ -268,9 +388,10 @@ static void test_verify_each_tamper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_canonical_form),          cmocka_unit_test(test_link_days_and_seq),
-        cmocka_unit_test(test_erased_value_keeps_hash), cmocka_unit_test(test_call_from_event),
-        cmocka_unit_test(test_verify_each_tamper),
+        cmocka_unit_test(test_canonical_form),    cmocka_unit_test(test_canonical_form_2),
+        cmocka_unit_test(test_link_days_and_seq), cmocka_unit_test(test_erased_value_keeps_hash),
+        cmocka_unit_test(test_call_from_event),   cmocka_unit_test(test_verify_each_tamper),
+        cmocka_unit_test(test_day_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
