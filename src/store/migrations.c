@@ -87,8 +87,8 @@ const tg_migration_t tg_store_migrations[] = {
      BOTH(m13_key_rotation)},
     {14, "audit, audit_head: the hash-chained audit trail", BOTH(m14_audit)},
     {15, "admin_tokens: tokens of the admin API, hashed", BOTH(m15_admin_tokens)},
-    {17, "audit: no index but the id (replays told by the event insert, days by id)",
-     BOTH(m17_audit_lean)},
+    {16, "audit: no index but the id (replays told by the event insert, days by id)",
+     BOTH(m16_audit_lean)},
 
 };
 

@@ -865,7 +865,7 @@ static const char DIALECT(m15_admin_tokens)[] =
  * generate), for the records appended from now on: chains written before verify as before.
  * SQLite cannot drop a column's UNIQUE: the table is rebuilt.
  * Numbered 17: 16 is written in parallel. */
-static const char DIALECT(m17_audit_lean)[] =
+static const char DIALECT(m16_audit_lean)[] =
     SQLITE_ONLY(
     "CREATE TABLE audit_v17 (\n"
     "  id          " SQL_INT " PRIMARY KEY, -- position in the chain, from 1\n"

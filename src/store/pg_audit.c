@@ -151,7 +151,7 @@ static int pg_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_
  * a prepared 128-row INSERT 24-27k. A chunk of CHUNK records is one binary COPY, linked in
  * order, as the events themselves are copied. A replayed event adds no record because the
  * events' insert says which events it stored (stored[]), so no query asks which events
- * have one and no unique index on event_id is kept (migration 17). */
+ * have one and no unique index on event_id is kept (migration 16). */
 #define CHUNK 512
 
 typedef struct chunk {

@@ -1,6 +1,6 @@
 /* The audit record's canonical form, its hash chain and the verifier: see audit.h and
  * docs/audit.md ("Chain format"). Format 2's canonical form is each field as a 4-byte
- * length and its bytes; format 1's (records before migration 17) a compact JSON array (no
+ * length and its bytes; format 1's (records before migration 16) a compact JSON array (no
  * spaces; strings with only '"', '\\' and control characters escaped). Either can be
  * recomputed without tollgate from an export, byte for byte. */
 #include "types/audit.h"

@@ -4,7 +4,7 @@
  *
  * A record's hash is SHA-256 over its canonical form (tg_audit_canonical): its fields in a
  * fixed order, prev_hash last, so each record commits to the one before it; in format 2
- * (every record appended since migration 17) each field is length-prefixed, in format 1
+ * (every record appended since migration 16) each field is length-prefixed, in format 1
  * (the records before, which keep it) they form a compact JSON array. The erasable
  * fields (before, after, client_ip, path) enter the canonical form as the SHA-256 of their value,
  * never the value: erasing one replaces the stored value with "erased:sha256:HEX" of that same
@@ -29,7 +29,7 @@
 typedef struct tg_audit_rec {
     int64_t id;                 /* chain position from 1; set by tg_audit_link */
     int format;                 /* of its canonical form: 1 (JSON, the records written before
-                                 * migration 17) or 2 (length-prefixed); tg_audit_link sets
+                                 * migration 16) or 2 (length-prefixed); tg_audit_link sets
                                  * TG_AUDIT_FORMAT_NOW when 0 */
     char day[11];               /* UTC day of the chain holding it; set by tg_audit_link */
     int64_t seq;                /* 1, 2, ... within day; set by tg_audit_link */

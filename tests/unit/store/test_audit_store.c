@@ -258,7 +258,7 @@ static const char *lit(const char *v, char *buf, size_t cap)
     return buf;
 }
 
-/* rec as the release before migration 17 wrote it: format 1, into the table of 14. */
+/* rec as the release before migration 16 wrote it: format 1, into the table of 14. */
 static void insert_v1(const tb_store_t *t, const tg_audit_rec_t *r)
 {
     char sql[8192], ev[24] = "NULL", b[9][512];
@@ -275,11 +275,11 @@ static void insert_v1(const tb_store_t *t, const tg_audit_rec_t *r)
     tamper(t, sql);
 }
 
-/* Migration 17 on a trail written before it (the table of migration 14, its UNIQUE on
+/* Migration 16 on a trail written before it (the table of migration 14, its UNIQUE on
  * event_id, its index on day, every record in format 1): the records verify as before, day
  * ranges and retention find their records by id, a replay adds nothing, and the chain goes
  * on in format 2 from its head. */
-static void test_migration_17_keeps_chain(void **state)
+static void test_migration_16_keeps_chain(void **state)
 {
     tb_store_t *t = *state;
     tg_err_t err = {{0}};
@@ -287,14 +287,14 @@ static void test_migration_17_keeps_chain(void **state)
     for (int i = 0; i < 3; i++)
         evs[i] = call_event(tg_event_new_id(DAY1 + 2 * DAY + i), DAY1 + 2 * DAY + i, "gpt-4o");
     assert_int_equal(tb_append(t->s, evs, 3, &err), 0); /* the events, stored */
-    /* Back to the schema before 17, its trail written as the release before wrote it. */
+    /* Back to the schema before 16, its trail written as the release before wrote it. */
     const char *m14 = NULL;
     for (size_t i = 0; i < tg_store_nmigrations; i++)
         if (tg_store_migrations[i].version == 14)
             m14 = t->pg ? tg_store_migrations[i].pg : tg_store_migrations[i].sql;
     assert_non_null(m14);
     tamper(t, "DROP TABLE audit; DROP TABLE audit_head; DELETE FROM schema_migrations WHERE "
-              "version = 17;");
+              "version = 16;");
     tamper(t, m14);
     tg_audit_head_t h;
     tg_audit_head_init(&h);
@@ -325,8 +325,8 @@ static void test_migration_17_keeps_chain(void **state)
              (long long)h.last_id, h.last_day, (long long)h.last_seq, h.last_hash);
     tamper(t, head);
     tg_store_close(t->s);
-    assert_int_equal(tg_store_open(t->url, &t->s, &err), 0); /* migration 17 runs */
-    assert_int_equal(tb_int(t, "SELECT count(*) FROM schema_migrations WHERE version = 17"), 1);
+    assert_int_equal(tg_store_open(t->url, &t->s, &err), 0); /* migration 16 runs */
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM schema_migrations WHERE version = 16"), 1);
     assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE format = 1"), 7);
     tg_audit_report_t rep;
     assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
@@ -470,7 +470,7 @@ int main(void)
         TB_BOTH(test_tamper_reorder),     TB_BOTH(test_calls_with_events),
         TB_BOTH(test_calls_large_batch),  TB_BOTH(test_erase),
         TB_BOTH(test_purge_whole_days),   TB_BOTH(test_concurrent_appends),
-        TB_BOTH(test_calls_id_collision), TB_BOTH(test_migration_17_keeps_chain),
+        TB_BOTH(test_calls_id_collision), TB_BOTH(test_migration_16_keeps_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

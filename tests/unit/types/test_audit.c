@@ -38,7 +38,7 @@ static void test_canonical_form(void **state)
     tg_audit_rec_t r = admin(DAY1 + HOUR, "tenant.add", "{\"x\":\"é\\n\"}");
     r.data = "{\"a\":1}";
     r.client_ip = "10.0.0.1";
-    r.format = 1; /* the records written before migration 17 */
+    r.format = 1; /* the records written before migration 16 */
     assert_int_equal(tg_audit_link(&h, &r), 0);
     size_t n;
     char *c = tg_audit_canonical(&r, &n);
