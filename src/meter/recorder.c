@@ -762,7 +762,7 @@ static int seal_plain_spool(tg_recorder_t *r, int fd, off_t size, tg_err_t *err)
     off_t in = HDR, out = SHDR, whole = HDR + (size - HDR) / RS * RS;
     int ok = write_all(tfd, hdr, SHDR, 0) == 0;
     while (ok && in < whole) {
-        size_t n = (size_t)((whole - in) / RS), flen;
+        size_t n = (size_t)((whole - in) / RS), flen = 0;
         if (n > BATCH_MAX) n = BATCH_MAX;
         unsigned char *frame = NULL;
         ok = read_all(fd, r->rbuf, n * (size_t)RS, in) == 0 &&
