@@ -381,6 +381,9 @@ static const route_t routes[] = {
     {"GET", PREFIX "/tool-rules", 0, tg_adminapi__tool_rules_list},
     {"POST", PREFIX "/tool-rules", 0, tg_adminapi__tool_rule_add},
     {"DELETE", PREFIX "/tool-rules", 0, tg_adminapi__tool_rule_rm},
+    {"GET", PREFIX "/prices", 0, tg_adminapi__prices_list},
+    {"PUT", PREFIX "/prices/{model}", 0, tg_adminapi__price_set},
+    {"DELETE", PREFIX "/prices/{model}", 0, tg_adminapi__price_rm},
     /* Answered by the listener itself (an embedded file): listed for the index and the
      * OpenAPI test. */
     {"GET", PREFIX "/openapi.json", SCOPED, NULL},
@@ -406,13 +409,17 @@ static json_t *index_(call_t *c)
     return json_pack("{s:o}", "routes", a);
 }
 
-/* Does path match template t? The one "{id}" (or "{name}") segment, percent-decoded, goes to
- * id. Only "{id}" names a tenant's object, which a scoped token reaches for its own tenant
- * only; a route with "{name}" (a report) holds its scope to the tenant itself. */
+/* Does path match template t? The one "{id}" (or "{name}", "{model}") segment, percent-decoded,
+ * goes to id. Only "{id}" names a tenant's object, which a scoped token reaches for its own tenant
+ * only; a route with "{name}" (a report) holds its scope to the tenant itself, and one
+ * with "{model}" (a price) is no tenant's data, so none is SCOPED. */
 static int match(const char *t, const char *path, char *id, size_t cap)
 {
     while (*t && *path) {
-        size_t ph = strncmp(t, "{id}", 4) == 0 ? 4 : strncmp(t, "{name}", 6) == 0 ? 6 : 0;
+        size_t ph = strncmp(t, "{id}", 4) == 0      ? 4
+                    : strncmp(t, "{name}", 6) == 0  ? 6
+                    : strncmp(t, "{model}", 7) == 0 ? 7
+                                                    : 0;
         if (ph) {
             size_t n = strcspn(path, "/");
             if (n == 0 || tg_pct_decode(path, n, id, cap) != 0 || strchr(id, '/')) return 0;

@@ -17,8 +17,9 @@ typedef struct tg_adminapi_call {
     tg_store_t *s;
     const tg_adminapi_req_t *req;
     int64_t now_us;
-    const char *id; /* the path's {id} or {name}, decoded ("" when the template has none) */
-    json_t *body;   /* the request's JSON object, or NULL */
+    const char
+        *id;      /* the path's {id}, {name} or {model}, decoded ("" when the template has none) */
+    json_t *body; /* the request's JSON object, or NULL */
     int status;
     char object[160];            /* what the call is about, for the audit record */
     char tenant[TG_TENANT_SIZE]; /* its tenant, for routes outside /tenants/{id}; "" = none */
@@ -74,6 +75,9 @@ json_t *tg_adminapi__tool_rule_add(call_t *c);
 json_t *tg_adminapi__tool_rule_rm(call_t *c);
 json_t *tg_adminapi__budget_set(call_t *c); /* budget.c */
 json_t *tg_adminapi__budget_rm(call_t *c);
-json_t *tg_adminapi__report(call_t *c); /* report.c */
+json_t *tg_adminapi__report(call_t *c);      /* report.c */
+json_t *tg_adminapi__prices_list(call_t *c); /* prices.c */
+json_t *tg_adminapi__price_set(call_t *c);
+json_t *tg_adminapi__price_rm(call_t *c);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "types/pricerow.h"
 #include "util/clock.h"
 #include "util/money.h"
 
@@ -23,82 +24,17 @@
     "set --tool NAME --call USD [--from YYYY-MM-DD|now] | "                                        \
     "list [--format table|json|csv] | rm MODEL|--route NAME|--tool NAME [--from DATE]"
 
-#define SEC_US 1000000LL
-
-/* The seven amounts of a row, in the order of the options, the row's fields and the
- * list's columns. */
-enum { A_INPUT, A_OUTPUT, A_CACHED, A_CACHE_WRITE, A_REQUEST, A_GB, A_CALL, NAMOUNTS };
+/* The CLI's option for each amount (types/pricerow.h's order). */
+#define NAMOUNTS TG_PRICE_NAMOUNTS
+enum { A_INPUT, A_OUTPUT, A_CACHED, A_CACHE_WRITE, A_REQUEST, A_GB, A_CALL };
 static const char *const amount_opt[NAMOUNTS] = {
     "--input", "--output", "--cached", "--cache-write", "--request", "--gb", "--call"};
-static const char *const amount_col[NAMOUNTS] = {"input",   "output", "cached", "cache_write",
-                                                 "request", "gb",     "call"};
-/* Which meter each amount belongs to. */
-static const char *const amount_meter[NAMOUNTS] = {"model", "model", "model", "model",
-                                                   "route", "route", "tool"};
-
-static int64_t *amount_field(tg_price_row_t *r, int i)
-{
-    int64_t *f[NAMOUNTS] = {&r->input_micros,       &r->output_micros,  &r->cached_micros,
-                            &r->cache_write_micros, &r->request_micros, &r->gb_micros,
-                            &r->call_micros};
-    return f[i];
-}
-
-static int64_t amount_of(const tg_price_row_t *r, int i)
-{
-    return *amount_field((tg_price_row_t *)r, i);
-}
 
 typedef struct args {
     const char *route, *tool, *from, *format;
     const char *amount[NAMOUNTS];
     const char *model; /* the positional */
 } args_t;
-
-/* "2026-03-01T00:00:00Z" (whole seconds, which is all an effective time holds). */
-static void fmt_when(int64_t us, char buf[25])
-{
-    if (us <= 0) {
-        snprintf(buf, 25, "1970-01-01T00:00:00Z"); /* tg_cli_fmt_time prints "-" for 0 */
-        return;
-    }
-    tg_cli_fmt_time(us, buf);
-}
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* --from: "now" (when now_us >= 0) is the second of now_us; "YYYY-MM-DD" is 00:00 UTC that
- * day; "YYYY-MM-DDTHH:MM:SSZ" is that second, as `price list` prints it. */
-static int parse_from(const char *s, int64_t now_us, int64_t *us)
-{
-    if (now_us >= 0 && strcmp(s, "now") == 0) {
-        *us = now_us / SEC_US * SEC_US;
-        return 0;
-    }
-    size_t n = strlen(s);
-    if (n != 10 && n != 20) return -1;
-    char day[11];
-    memcpy(day, s, 10);
-    day[10] = '\0';
-    if (tg_parse_day(day, us) != 0) return -1;
-    if (n == 10) return 0;
-    const char *t = s + 10;
-    int h, m, sec;
-    if (t[0] != 'T' || t[3] != ':' || t[6] != ':' || t[9] != 'Z' || digits(t + 1, 2, &h) ||
-        digits(t + 4, 2, &m) || digits(t + 7, 2, &sec) || h > 23 || m > 59 || sec > 59)
-        return -1;
-    *us += ((int64_t)h * 3600 + m * 60 + sec) * SEC_US;
-    return 0;
-}
 
 static int from_error(const char *s, int now_ok)
 {
@@ -124,13 +60,16 @@ static int meter_of(const args_t *a, const char *cmd, const char **meter, const 
         return tg_cli_errorf(
             TG_EXIT_USAGE, "price %s needs a MODEL, --route NAME or --tool NAME (%s)", cmd, USAGE);
     const char *what = *meter[0] == 'm' ? "MODEL" : *meter[0] == 'r' ? "--route" : "--tool";
-    if (!**name) return tg_cli_errorf(TG_EXIT_USAGE, "%s must not be empty", what);
-    if (strlen(*name) >= sizeof((tg_price_row_t *)0)->name)
+    switch (tg_price_name_check(*name)) {
+    case TG_PRICE_NAME_OK: break;
+    case TG_PRICE_NAME_EMPTY: return tg_cli_errorf(TG_EXIT_USAGE, "%s must not be empty", what);
+    case TG_PRICE_NAME_LONG:
         return tg_cli_errorf(TG_EXIT_USAGE, "%s is too long (at most %zu bytes)", what,
-                             sizeof((tg_price_row_t *)0)->name - 1);
-    if (!tg_cli_valid_text(*name))
+                             TG_PRICE_NAME_MAX);
+    case TG_PRICE_NAME_TEXT:
         return tg_cli_errorf(TG_EXIT_USAGE, "%s must be UTF-8 text without control characters",
                              what);
+    }
     return TG_EXIT_OK;
 }
 
@@ -145,15 +84,15 @@ static int check_set(const args_t *a, int64_t now_us, tg_price_row_t *row)
     snprintf(row->name, sizeof row->name, "%s", name);
     int any = 0;
     for (int i = 0; i < NAMOUNTS; i++) {
-        int64_t *f = amount_field(row, i);
+        int64_t *f = tg_price_amount(row, i);
         *f = -1;
         if (!a->amount[i]) continue;
-        if (strcmp(amount_meter[i], meter) != 0)
+        if (strcmp(tg_price_amount_meter[i], meter) != 0)
             return tg_cli_errorf(TG_EXIT_USAGE, "%s prices a %s (%s), not a %s", amount_opt[i],
-                                 amount_meter[i],
-                                 amount_meter[i][0] == 'm'   ? "price set MODEL"
-                                 : amount_meter[i][0] == 'r' ? "price set --route NAME"
-                                                             : "price set --tool NAME",
+                                 tg_price_amount_meter[i],
+                                 tg_price_amount_meter[i][0] == 'm'   ? "price set MODEL"
+                                 : tg_price_amount_meter[i][0] == 'r' ? "price set --route NAME"
+                                                                      : "price set --tool NAME",
                                  meter);
         if ((rc = tg_cli_parse_usd(amount_opt[i], a->amount[i], f)) != 0) return rc;
         any = 1;
@@ -165,7 +104,7 @@ static int check_set(const args_t *a, int64_t now_us, tg_price_row_t *row)
         return tg_cli_errorf(TG_EXIT_USAGE, "price set --tool needs --call USD");
     if (!any)
         return tg_cli_errorf(TG_EXIT_USAGE, "price set --route needs --request USD or --gb USD");
-    if (parse_from(a->from ? a->from : "now", now_us, &row->effective_us) != 0)
+    if (tg_price_parse_from(a->from ? a->from : "now", now_us, &row->effective_us) != 0)
         return from_error(a->from, 1);
     return TG_EXIT_OK;
 }
@@ -186,15 +125,15 @@ static int cmd_set(tg_config_t *cfg, tg_store_t *store, tg_price_row_t *row)
     if (tg_store_price_set(store, row, &err) != 0)
         return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
     char when[25];
-    fmt_when(row->effective_us, when);
+    tg_price_fmt_when(row->effective_us, when);
     printf("price set: %s %s from %s:", row->meter, row->name, when);
     int n = 0;
     for (int i = 0; i < NAMOUNTS; i++) {
-        int64_t v = amount_of(row, i);
+        int64_t v = tg_price_amount_get(row, i);
         if (v < 0) continue;
         char usd[32];
         tg_money_format(v, usd, sizeof usd);
-        printf("%s %s %s", n++ ? "," : "", amount_col[i], usd);
+        printf("%s %s %s", n++ ? "," : "", tg_price_amount_name[i], usd);
     }
     printf(" USD%s\n", row->meter[0] == 'm'   ? " per 1M tokens"
                        : row->meter[0] == 't' ? " per call"
@@ -206,7 +145,7 @@ static int cmd_rm(tg_store_t *store, const char *meter, const char *name, int64_
 {
     tg_err_t err = {{0}};
     char when[25];
-    fmt_when(from, when);
+    tg_price_fmt_when(from, when);
     int r = tg_store_price_rm(store, meter, name, from, &err);
     if (r == TG_STORE_NOTFOUND && from >= 0)
         return tg_cli_errorf(TG_EXIT_RUNTIME, "no price for %s \"%s\" from %s", meter, name, when);
@@ -227,24 +166,6 @@ static int collect(const tg_price_row_t *r, void *ud)
 {
     rows_t *rs = ud;
     return tg_cli_push((void **)&rs->v, &rs->n, &rs->cap, r, sizeof *r);
-}
-
-/* Per row: "current" (the row in force now for its meter and name), "scheduled"
- * (effective later) or "superseded" (a later row is in force). The store lists each
- * (meter, name) together, oldest first. */
-static void statuses(const rows_t *rs, int64_t now, const char **st)
-{
-    for (size_t i = 0, j; i < rs->n; i = j) {
-        j = i;
-        while (j < rs->n && strcmp(rs->v[j].meter, rs->v[i].meter) == 0 &&
-               strcmp(rs->v[j].name, rs->v[i].name) == 0)
-            j++;
-        size_t cur = j; /* none in force yet */
-        for (size_t k = i; k < j; k++)
-            if (rs->v[k].effective_us <= now) cur = k;
-        for (size_t k = i; k < j; k++)
-            st[k] = cur == j || k > cur ? "scheduled" : k == cur ? "current" : "superseded";
-    }
 }
 
 /* The amounts are text ("2.50"), none where a row does not set them; JSON has only the
@@ -269,17 +190,17 @@ static void add_rows(tg_cli_rows_t *t, const rows_t *rs, const char *const *st)
     for (size_t r = 0; r < rs->n; r++) {
         const tg_price_row_t *p = &rs->v[r];
         char from[25];
-        fmt_when(p->effective_us, from);
+        tg_price_fmt_when(p->effective_us, from);
         tg_cli_cell_text(t, p->meter);
         tg_cli_cell_text(t, p->name);
         tg_cli_cell_text(t, from);
         tg_cli_cell_text(t, st[r]);
         for (int i = 0; i < NAMOUNTS; i++) {
-            int64_t v = amount_of(p, i);
+            int64_t v = tg_price_amount_get(p, i);
             char usd[32];
             if (v >= 0) tg_money_format(v, usd, sizeof usd);
             tg_cli_cell_text(t, v >= 0 ? usd : NULL);
-            if (strcmp(amount_meter[i], p->meter) != 0) tg_cli_cell_skip_json(t);
+            if (strcmp(tg_price_amount_meter[i], p->meter) != 0) tg_cli_cell_skip_json(t);
         }
         tg_cli_cell_time(t, p->created_us);
         tg_cli_row_done(t);
@@ -294,7 +215,7 @@ static int cmd_list(tg_store_t *store, int64_t now_us, tg_cli_format_t fmt)
     int r = tg_store_price_list(store, collect, &rs, &err);
     const char **st = r == 0 ? calloc(rs.n + 1, sizeof *st) : NULL;
     if (st) {
-        statuses(&rs, now_us, st);
+        tg_price_statuses(rs.v, rs.n, now_us, st);
         add_rows(&t, &rs, st);
     } else {
         t.oom = 1;
@@ -340,7 +261,7 @@ int tg_cli_price(int argc, char **argv, const char *config_path)
     } else if (strcmp(sub, "rm") == 0) {
         rc = tg_cli_parse(argc, argv, 2, opts, 3, &a.model, 1, NULL, &help, USAGE);
         if (rc == 0 && !help) rc = meter_of(&a, "rm", &meter, &name);
-        if (rc == 0 && !help && a.from && parse_from(a.from, -1, &from) != 0)
+        if (rc == 0 && !help && a.from && tg_price_parse_from(a.from, -1, &from) != 0)
             rc = from_error(a.from, 0);
     } else if (strcmp(sub, "list") == 0) {
         rc = tg_cli_parse(argc, argv, 2, list_opts, 1, NULL, 0, NULL, &help, USAGE);

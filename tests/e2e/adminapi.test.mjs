@@ -85,7 +85,7 @@ describe('admin API', () => {
 
   /** A path of template for tenant (and a key id for /keys/{id}). */
   const fill = (template, tenant, keyId = 'key_0000000000000000') =>
-    template.replace('{id}', template.startsWith('/admin/v1/keys/') ? keyId : tenant).replace('{name}', 'daily');
+    template.replace('{id}', template.startsWith('/admin/v1/keys/') ? keyId : tenant).replace('{name}', 'daily').replace('{model}', 'gpt-4o');
 
   test('every route the server lists is documented, and every documented one is a route', async () => {
     const r = await call(admin.secret, 'GET', '/admin/v1/');
@@ -111,6 +111,7 @@ describe('admin API', () => {
       'PUT /admin/v1/tenants/{id}/budget': { monthly_usd: '10' },
       'POST /admin/v1/ip-rules': { tenant: 'acme', action: 'deny', cidr: '198.51.100.0/24' },
       'POST /admin/v1/tool-rules': { tenant: 'acme', action: 'deny', pattern: 'every_path_*' },
+      'PUT /admin/v1/prices/{model}': { input: '2.50', output: '10' },
     };
     for (const [template, ops] of Object.entries(doc.paths)) {
       for (const method of Object.keys(ops).map((m) => m.toUpperCase())) {
@@ -352,6 +353,52 @@ describe('admin API', () => {
     const left = (await call(admin.secret, 'GET', '/admin/v1/limits?tenant=acme')).json().limits;
     assert.deepEqual(left.map((x) => x.scope), ['key']);
     assert.equal((await call(admin.secret, 'DELETE', `/admin/v1/tenants/acme/limits?key=${keyId}`)).status, 200);
+  });
+
+  test('prices: set, list and remove as `tollgate price`, with its checks', async () => {
+    const set = await call(admin.secret, 'PUT', '/admin/v1/prices/m-1', { input: '2.5', output: '10', from: '2026-01-01' });
+    assert.equal(set.status, 200, set.text);
+    conforms('/admin/v1/prices/{model}', 'PUT', set);
+    assert.deepEqual({ ...set.json(), created: '' }, { meter: 'model', name: 'm-1', from: '2026-01-01T00:00:00Z', status: 'current', input: '2.50', output: '10.00', cached: null, cache_write: null, created: '' });
+    assert.equal((await gw.cli(['price', 'set', '--tool', 'search', '--call', '0.01'])).code, 0);
+    const later = await call(admin.secret, 'PUT', '/admin/v1/prices/m-1', { input: '3', output: '12', cached: '0.000001', from: '2099-01-01T00:00:00Z' });
+    assert.equal(later.json().status, 'scheduled', later.text);
+    const cli = JSON.parse((await gw.cli(['price', 'list', '--format', 'json'])).stdout);
+    const api = await call(reader.secret, 'GET', '/admin/v1/prices');
+    assert.equal(api.status, 200, api.text);
+    conforms('/admin/v1/prices', 'GET', api);
+    assert.deepEqual(api.json().prices, cli);
+    assert.equal((await call(scoped.secret, 'GET', '/admin/v1/prices')).status, 404, 'prices are no tenant data');
+    assert.equal((await call(reader.secret, 'PUT', '/admin/v1/prices/m-1', { input: '1', output: '1' })).status, 403);
+    for (const [body, status, type] of [
+      [{ input: 'abc', output: '1' }, 422, 'invalid_value'],
+      [{ input: '-1', output: '1' }, 422, 'invalid_value'],
+      [{ input: '1.0000001', output: '1' }, 422, 'invalid_value'],
+      [{ input: '1' }, 400, 'invalid_request'],
+      [{ input: 1, output: '1' }, 400, 'invalid_request'],
+      [{ input: '1', output: '1', call: '1' }, 400, 'invalid_request'],
+      [{ input: '1', output: '1', from: '2026-13-01' }, 422, 'invalid_value'],
+    ]) {
+      const r = await call(admin.secret, 'PUT', '/admin/v1/prices/m-1', body);
+      assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(r.json().error.type, type);
+      conforms('/admin/v1/prices/{model}', 'PUT', r);
+    }
+    const long = await call(admin.secret, 'PUT', `/admin/v1/prices/${'m'.repeat(128)}`, { input: '1', output: '1' });
+    assert.equal(long.status, 422, long.text);
+    const bad = await call(admin.secret, 'PUT', '/admin/v1/prices/%FF', { input: '1', output: '1' });
+    assert.equal(bad.status, 404, bad.text);
+    const rm = await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1?from=2099-01-01T00:00:00Z');
+    assert.equal(rm.status, 200, rm.text);
+    conforms('/admin/v1/prices/{model}', 'DELETE', rm);
+    assert.deepEqual(rm.json(), { meter: 'model', name: 'm-1', from: '2099-01-01T00:00:00Z', removed: true });
+    const again = await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1?from=2099-01-01T00:00:00Z');
+    assert.equal(again.status, 404, again.text);
+    assert.match(again.json().error.message, /no price for model "m-1" from 2099-01-01T00:00:00Z/);
+    assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1?from=soon')).status, 422);
+    assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1')).status, 200);
+    const left = JSON.parse((await gw.cli(['price', 'list', '--format', 'json'])).stdout);
+    assert.ok(!left.some((p) => p.name === 'm-1'), JSON.stringify(left));
   });
 
   test('IP rules: add, list and remove as `tollgate ip`, effective within a second', async () => {

@@ -1,6 +1,6 @@
-/* Tests for src/cli/price.c: --from parsing, the status of each listed row, and what
- * `price set` accepts. The file is included (its helpers are static), as in
- * test_usage_format.c. */
+/* Tests for src/cli/price.c: what `price set` accepts (--from parsing and the rows'
+ * statuses are types/pricerow.c's, tested in tests/unit/types/test_pricerow.c). The file is
+ * included (its helpers are static), as in test_usage_format.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,71 +9,8 @@
 
 #include "cli/price.c"
 
-#define DAY_US (86400 * SEC_US)
 /* The "now" tests pass: 2027-01-31T23:59:58.654321Z. */
 #define NOW 1801439998654321LL
-
-static void test_parse_from(void **state)
-{
-    (void)state;
-    int64_t us = -1, day = 0;
-    assert_int_equal(tg_parse_day("2026-03-01", &day), 0);
-    assert_int_equal(parse_from("2026-03-01", NOW, &us), 0);
-    assert_int_equal(us, day);
-    assert_int_equal(parse_from("2026-03-01T10:20:30Z", -1, &us), 0);
-    assert_int_equal(us, day + (10 * 3600 + 20 * 60 + 30) * SEC_US);
-    assert_int_equal(parse_from("2026-03-01T23:59:59Z", -1, &us), 0);
-    assert_int_equal(us, day + DAY_US - SEC_US);
-
-    assert_int_equal(parse_from("now", NOW, &us), 0);
-    assert_int_equal(us, NOW - 654321); /* the whole second, as listed */
-
-    const char *bad[] = {"",
-                         "now", /* where now is not allowed */
-                         "2026-02-30",
-                         "2026-3-1",
-                         "2026-03-01T24:00:00Z",
-                         "2026-03-01T10:60:00Z",
-                         "2026-03-01T10:00:60Z",
-                         "2026-03-01T10:00:00",
-                         "2026-03-01 10:00:00Z",
-                         "2026-03-01T1a:00:00Z",
-                         "2026-03-01T10:00:00.000Z",
-                         "yesterday"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        us = -7;
-        assert_int_equal(parse_from(bad[i], -1, &us), -1);
-    }
-    assert_int_equal(parse_from("tomorrow", NOW, &us), -1);
-}
-
-static tg_price_row_t row(const char *meter, const char *name, int64_t eff)
-{
-    tg_price_row_t r;
-    memset(&r, 0, sizeof r);
-    snprintf(r.meter, sizeof r.meter, "%s", meter);
-    snprintf(r.name, sizeof r.name, "%s", name);
-    r.effective_us = eff;
-    return r;
-}
-
-/* Per (meter, name): the latest row at or before now is current, earlier ones are
- * superseded, later ones scheduled; a name with only future rows has no current one. */
-static void test_statuses(void **state)
-{
-    (void)state;
-    tg_price_row_t v[] = {
-        row("model", "a", 10), row("model", "a", 20), row("model", "a", 30),
-        row("model", "b", 40), row("route", "a", 5),  row("route", "a", 25),
-    };
-    rows_t rs = {v, 6, 6};
-    const char *st[6];
-    statuses(&rs, 25, st);
-    const char *want[] = {"superseded", "current",    "scheduled",
-                          "scheduled",  "superseded", "current"};
-    for (int i = 0; i < 6; i++)
-        assert_string_equal(st[i], want[i]);
-}
 
 static int set(args_t *a, tg_price_row_t *r)
 {
@@ -144,8 +81,6 @@ static void test_check_set(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_from),
-        cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_check_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
