@@ -69,7 +69,7 @@ static tg_redis_hold_t *hold_of(tg_req_ctx_t *cx)
 
 /* The reply (or its absence) of a shared admission: the phases go on from ADMIT. */
 static void on_shared(void *ud, const tg_admission_t *a, int64_t spend, const tg_admit_plan_t *plan,
-                      const int64_t *ahead_us, size_t nahead)
+                      const int64_t *ahead_us, size_t nahead, int64_t stamp_us)
 {
     tg_req_t *r = ud;
     int64_t now_us = tg_mono_us();
@@ -82,7 +82,8 @@ static void on_shared(void *ud, const tg_admission_t *a, int64_t spend, const tg
         /* The shared counters as Redis left them, for this process's view of the tenant's
          * use (quota alarm, /metrics) and for a fallback that starts from them. */
         if (plan && nahead == plan->n)
-            tg_policy_mirror(r->cx->policy, r->ev.tenant, plan, ahead_us, (uint64_t)now_us * 1000);
+            tg_policy_mirror(r->cx->policy, r->ev.tenant, plan, ahead_us, stamp_us,
+                             (uint64_t)now_us * 1000);
     } else {
         r->shared = TG_SHARED_UNANSWERED;
     }

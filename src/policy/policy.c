@@ -610,14 +610,14 @@ int tg_policy_plan_tools(tg_policy_t *p, tg_admit_plan_t *plan, const char *tena
 }
 
 void tg_policy_mirror(tg_policy_t *p, const char *tenant, const tg_admit_plan_t *plan,
-                      const int64_t *ahead_us, uint64_t now_ns)
+                      const int64_t *ahead_us, int64_t stamp_us, uint64_t now_ns)
 {
     for (size_t i = 0; i < plan->n; i++) {
         const tg_plan_rule_t *r = &plan->rules[i];
         /* The same keys tg_policy_admit counts under (token rules: "tokens.SCOPE"). */
         uint64_t key = tg_limit_key(tenant, r->scope, r->value);
         tg_limit_mirror(p->limiter, key, ahead_us[i] > 0 ? (uint64_t)ahead_us[i] * 1000 : 0,
-                        now_ns);
+                        stamp_us > 0 ? (uint64_t)stamp_us : 0, now_ns);
     }
 }
 

@@ -139,9 +139,10 @@ int tg_policy_plan_tools(tg_policy_t *p, tg_admit_plan_t *plan, const char *tena
 /* A shared limiter's answer for plan: ahead_us[i] is rule i's state after it (TAT - now, in
  * microseconds), copied into this process's limiter (tg_limit_mirror) so the tenant's
  * utilisation here (the quota alarm, /metrics) follows the shared counters, and a fallback
- * to the in-memory limits starts from them. now_ns: monotonic. */
+ * to the in-memory limits starts from them. stamp_us: the shared limiter's clock when it
+ * decided; an answer older than the one copied is ignored. now_ns: monotonic. */
 void tg_policy_mirror(tg_policy_t *p, const char *tenant, const tg_admit_plan_t *plan,
-                      const int64_t *ahead_us, uint64_t now_ns);
+                      const int64_t *ahead_us, int64_t stamp_us, uint64_t now_ns);
 /* The shared counter's month-to-date spend of tenant (see tg_budgets_observe). */
 void tg_policy_observe_spend(tg_policy_t *p, const char *tenant, int64_t spent, int64_t wall_us);
 

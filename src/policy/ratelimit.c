@@ -43,7 +43,8 @@
 
 typedef struct slot {
     uint64_t key;
-    uint64_t tat; /* 0 = empty */
+    uint64_t tat;  /* 0 = empty */
+    uint64_t seen; /* a mirrored state's stamp (the shared limiter's clock); 0: none */
 } slot_t;
 
 typedef struct shard {
@@ -238,14 +239,17 @@ static int reserve(shard_t *sh, size_t need, uint64_t now)
     return 0;
 }
 
-/* Stores tat for key (which has room reserved). */
-static void put(shard_t *sh, uint64_t key, uint64_t tat, uint64_t now)
+/* Stores tat for key (which has room reserved); a new entry carries stamp `seen`. */
+static void put(shard_t *sh, uint64_t key, uint64_t tat, uint64_t seen, uint64_t now)
 {
     int found;
     size_t i = find(sh, key, now, &found);
     sh->slots[i].key = key;
     sh->slots[i].tat = tat;
-    if (!found) sh->count++;
+    if (!found) {
+        sh->slots[i].seen = seen;
+        sh->count++;
+    }
 }
 
 static uint64_t get(shard_t *sh, uint64_t key, uint64_t now)
@@ -327,7 +331,7 @@ tg_limit_result_t tg_limit_check(tg_limiter_t *l, uint64_t key, const tg_limit_r
         if (found) {
             sh->slots[i].tat = new_tat;
         } else if (reserve(sh, 1, now) == 0) {
-            put(sh, key, new_tat, now); /* finds again: a rehash may have moved things */
+            put(sh, key, new_tat, 0, now); /* finds again: a rehash may have moved things */
         } else {
             /* Out of memory with the shard full: the decision cannot be recorded, and an
              * unrecorded admission would break exactness. Refuse. */
@@ -408,7 +412,7 @@ tg_limit_result_t tg_limit_check_all(tg_limiter_t *l, const uint64_t *keys,
         }
         if (all) {
             for (size_t i = 0; i < n; i++)
-                put(&l->shards[sidx[i]], keys[i], new_tat[i], now);
+                put(&l->shards[sidx[i]], keys[i], new_tat[i], 0, now);
         } else {
             /* Out of memory with a shard full: refuse (see tg_limit_check). */
             for (size_t i = 0; i < n; i++) {
@@ -447,7 +451,7 @@ void tg_limit_adjust(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule,
             if (found)
                 sh->slots[i].tat = now + d;
             else if (reserve(sh, 1, now) == 0)
-                put(sh, key, now + d, now);
+                put(sh, key, now + d, 0, now);
         }
     } else if (found) {
         /* A refund never takes the state below idle (no credit is banked). */
@@ -457,7 +461,8 @@ void tg_limit_adjust(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule,
     pthread_mutex_unlock(&sh->mu);
 }
 
-void tg_limit_mirror(tg_limiter_t *l, uint64_t key, uint64_t ahead_ns, uint64_t now_ns)
+void tg_limit_mirror(tg_limiter_t *l, uint64_t key, uint64_t ahead_ns, uint64_t stamp,
+                     uint64_t now_ns)
 {
     if (ahead_ns > SPAN_MAX * 2) ahead_ns = SPAN_MAX * 2;
     shard_t *sh = &l->shards[shard_index(l, key)];
@@ -465,10 +470,17 @@ void tg_limit_mirror(tg_limiter_t *l, uint64_t key, uint64_t ahead_ns, uint64_t 
     int found;
     size_t i = find(sh, key, now, &found);
     if (now <= UINT64_MAX - ahead_ns) {
-        if (found)
-            sh->slots[i].tat = now + ahead_ns ? now + ahead_ns : 1;
-        else if (ahead_ns && reserve(sh, 1, now) == 0)
-            put(sh, key, now + ahead_ns, now);
+        if (found) {
+            /* Answers reach the workers in any order: an older state never replaces a
+             * newer one while that one lasts (once idle, any copy starts afresh: a Redis
+             * that failed over to a clock behind is followed). */
+            if (stamp >= sh->slots[i].seen || sh->slots[i].tat <= now) {
+                sh->slots[i].tat = now + ahead_ns ? now + ahead_ns : 1;
+                sh->slots[i].seen = stamp;
+            }
+        } else if (ahead_ns && reserve(sh, 1, now) == 0) {
+            put(sh, key, now + ahead_ns, stamp, now);
+        }
     }
     pthread_mutex_unlock(&sh->mu);
 }

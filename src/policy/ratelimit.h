@@ -91,8 +91,11 @@ void tg_limit_adjust(tg_limiter_t *l, uint64_t key, const tg_limit_rule_t *rule,
 
 /* Sets key's state to ahead_ns past now_ns (TAT = now + ahead; 0: idle): a copy of a shared
  * limiter's state (Redis), so that usage here (tg_limit_usage: the quota alarm, limit
- * utilisation) and a fallback to this limiter start from it. Thread-safe. */
-void tg_limit_mirror(tg_limiter_t *l, uint64_t key, uint64_t ahead_ns, uint64_t now_ns);
+ * utilisation) and a fallback to this limiter start from it. stamp orders the copies (the
+ * shared limiter's clock when it decided): one older than the copy held is ignored, since
+ * answers on several connections arrive in any order. Thread-safe. */
+void tg_limit_mirror(tg_limiter_t *l, uint64_t key, uint64_t ahead_ns, uint64_t stamp,
+                     uint64_t now_ns);
 
 /* How much of rule's window key has used at now_ns: (TAT - now) / (T x limit), i.e. the
  * units counted in the window over the limit: 0 when idle, 1 when a full window's worth

@@ -572,7 +572,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         on_claim_reply(rc, t, r);
         return;
     }
-    long long v[4 + 2 * TG_PLAN_MAX_RULES];
+    long long v[5 + 2 * TG_PLAN_MAX_RULES];
     size_t n = 0;
     int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
              r->elements <= sizeof v / sizeof v[0];
@@ -588,15 +588,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         unqueue(rc, t);
         arm_deadline(rc);
         tg_admission_t a;
-        int64_t spend = -1, ahead[TG_PLAN_MAX_RULES];
-        int nahead = ok ? tg_redis_admit_reply(v, n, t->plan, &a, &spend, ahead) : 0;
+        int64_t spend = -1, ahead[TG_PLAN_MAX_RULES], stamp = 0;
+        int nahead = ok ? tg_redis_admit_reply(v, n, t->plan, &a, &spend, ahead, &stamp) : 0;
         if (nahead < 0) {
             TG_WARN("limits: redis admission (worker %d): a reply of the wrong shape", rc->worker);
             ok = 0;
             nahead = 0;
         }
         if (ok) rc->timeouts = 0;
-        t->cb(t->ud, ok ? &a : NULL, spend, t->plan, ahead, (size_t)nahead);
+        t->cb(t->ud, ok ? &a : NULL, spend, t->plan, ahead, (size_t)nahead, stamp);
     } else if (ok && v[0] == TG_REDIS_OK) {
         undo(rc, t); /* timed out or cancelled, and admitted after all */
     }
@@ -625,7 +625,7 @@ static void on_deadline(uv_timer_t *h)
             t->ccb(t->ud, TG_REDIS_NOANSWER);
         } else {
             atomic_fetch_add_explicit(&rc->stats->timeouts, 1, memory_order_relaxed);
-            t->cb(t->ud, NULL, -1, NULL, NULL, 0);
+            t->cb(t->ud, NULL, -1, NULL, NULL, 0, 0);
         }
     }
     rc->timeouts += expired;

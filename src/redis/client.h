@@ -56,10 +56,11 @@ typedef struct tg_redis_ticket tg_redis_ticket_t;
 /* The answer to an admission, decoded (tg_redis_admit_reply): a NULL when there is none in
  * time (timeout, connection lost, an error reply); spend: the tenant's month-to-date spend
  * in Redis, -1 when it has no budget; plan and ahead_us[0..nahead): each rule's state after
- * it (for tg_policy_mirror; plan is the ticket's copy, valid for the call). */
+ * it, and stamp_us: Redis's clock when it decided (for tg_policy_mirror; plan is the
+ * ticket's copy, valid for the call). */
 typedef void (*tg_redis_admit_cb)(void *ud, const tg_admission_t *a, int64_t spend,
                                   const tg_admit_plan_t *plan, const int64_t *ahead_us,
-                                  size_t nahead);
+                                  size_t nahead, int64_t stamp_us);
 
 /* Where the shared limiter is, and how it lets us in (limits.backend). */
 typedef struct tg_redis_addr {

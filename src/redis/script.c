@@ -13,7 +13,8 @@
 /* KEYS[1] in-flight set, [2] spend, [3] reservations (zset: id -> expiry), [4] their
  * amounts (hash), [5] their sum; KEYS[6..] GCRA states.
  * A: ARGV id ttl_ms cap has_budget hard budget seed est n {t tau cost limit} x n
- *    -> {verdict, which (1-based), retry_us, spend (-1: no budget), {remaining, reset_us} x n}
+ *    -> {verdict, which (1-based), retry_us, spend (-1: no budget), {remaining, reset_us} x n,
+ *        now_us} (a refusal by the cap or the budget: the first four only)
  * S: ARGV id cost inflight reserved n {t units at} x n -> {0}
  *    A positive adjustment is stored even when its TAT is already past (an admission
  *    journaled seconds ago): the journal's entries are separate calls, and the next one
@@ -74,6 +75,7 @@ const char tg_redis_lua[] =
     "    out[#out + 1] = rem\n"
     "    out[#out + 1] = reset\n"
     "  end\n"
+    "  out[#out + 1] = now\n"
     "  if worst > 0 then out[1], out[2], out[3] = 1, worst, wretry return out end\n"
     "  for k, tat in pairs(tats) do\n"
     "    redis.call('SET', k, s(tat), 'PX', s(math.floor((tat - now) / 1000) + 1000))\n"
@@ -313,10 +315,11 @@ static uint64_t ceil_s(long long us)
 }
 
 int tg_redis_admit_reply(const long long *v, size_t n, const tg_admit_plan_t *plan,
-                         tg_admission_t *a, int64_t *spend, int64_t *ahead_us)
+                         tg_admission_t *a, int64_t *spend, int64_t *ahead_us, int64_t *stamp_us)
 {
     memset(a, 0, sizeof *a);
     *spend = -1;
+    if (stamp_us) *stamp_us = 0;
     if (n < 4) return -1;
     long long verdict = v[0];
     *spend = v[3];
@@ -336,11 +339,12 @@ int tg_redis_admit_reply(const long long *v, size_t n, const tg_admit_plan_t *pl
                  (long long)plan->budget);
         return 0;
     }
-    if ((verdict != TG_REDIS_OK && verdict != TG_REDIS_RATE) || n != 4 + 2 * plan->n) return -1;
+    if ((verdict != TG_REDIS_OK && verdict != TG_REDIS_RATE) || n != 5 + 2 * plan->n) return -1;
     if (verdict == TG_REDIS_RATE && (v[1] < 1 || (size_t)v[1] > plan->n)) return -1;
     if (ahead_us)
         for (size_t i = 0; i < plan->n; i++)
             ahead_us[i] = v[5 + 2 * i];
+    if (stamp_us) *stamp_us = v[n - 1];
     /* The headers describe the request-rate rule closest to refusing, or the rule that
      * refused (as tg_policy_admit). */
     size_t w = verdict == TG_REDIS_RATE ? (size_t)v[1] - 1 : 0;

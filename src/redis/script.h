@@ -103,10 +103,11 @@ size_t tg_redis_plan_adj(const tg_admit_plan_t *plan, const char *tenant, int si
  * verdict, reason and message, the RateLimit headers of the rate rule closest to refusing
  * (or the one that refused). *spend: the month-to-date spend Redis holds (-1: the tenant has
  * no budget). ahead_us (plan->n entries, or NULL): each rule's state after the decision,
- * TAT - now in microseconds (tg_policy_mirror). Returns how many of ahead_us it filled
- * (plan->n, or 0 for a refusal by the cap or the budget, which decides no rule), or -1 for
- * a reply of the wrong shape. */
+ * TAT - now in microseconds (tg_policy_mirror); *stamp_us (or NULL): Redis's clock when it
+ * decided, which orders the answers (0 when ahead_us is not filled). Returns how many of
+ * ahead_us it filled (plan->n, or 0 for a refusal by the cap or the budget, which decides no
+ * rule), or -1 for a reply of the wrong shape. */
 int tg_redis_admit_reply(const long long *v, size_t n, const tg_admit_plan_t *plan,
-                         tg_admission_t *a, int64_t *spend, int64_t *ahead_us);
+                         tg_admission_t *a, int64_t *spend, int64_t *ahead_us, int64_t *stamp_us);
 
 #endif

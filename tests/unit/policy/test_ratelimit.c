@@ -640,6 +640,41 @@ static void test_threads_check_all(void **state)
     }
 }
 
+/* ---- a shared limiter's copy ------------------------------------------------ */
+
+/* Answers from Redis reach the workers over several connections, in any order: the copy
+ * follows the newest decision (by Redis's clock), never a late one of an older state. */
+static void test_mirror_order(void **state)
+{
+    (void)state;
+    tg_limiter_t *l = tg_limiter_new(4);
+    assert_non_null(l);
+    tg_limit_rule_t r = rule(10, 60 * NS, 0); /* T = 6 s */
+    const uint64_t k = 42, t = 6 * NS;
+    /* The 10th admission (Redis at 200) arrives first, the 7th (at 100) after it. */
+    tg_limit_mirror(l, k, 10 * t, 200, T0);
+    tg_limit_mirror(l, k, 7 * t, 100, T0);
+    assert_true(tg_limit_usage(l, k, &r, T0) > 0.99);
+    /* A refusal decided later still carries the full window, and a newer, lower state (a
+     * refund settled meanwhile) replaces it. */
+    tg_limit_mirror(l, k, 10 * t, 300, T0);
+    assert_true(tg_limit_usage(l, k, &r, T0) > 0.99);
+    tg_limit_mirror(l, k, 4 * t, 400, T0);
+    assert_true(tg_limit_usage(l, k, &r, T0) > 0.39 && tg_limit_usage(l, k, &r, T0) < 0.41);
+    /* Equal stamps (one microsecond): the later call wins. */
+    tg_limit_mirror(l, k, 5 * t, 400, T0);
+    assert_true(tg_limit_usage(l, k, &r, T0) > 0.49 && tg_limit_usage(l, k, &r, T0) < 0.51);
+    /* A local admission (a fallback while Redis is away) builds on the copy. */
+    assert_int_equal(check(l, k, r, T0, NULL), TG_LIMIT_OK);
+    assert_true(tg_limit_usage(l, k, &r, T0) > 0.59 && tg_limit_usage(l, k, &r, T0) < 0.61);
+    /* Once idle, the entry is reclaimed; a new copy starts with its own stamp. */
+    tg_limit_mirror(l, k, 2 * t, 50, T0 + HOUR);
+    assert_true(tg_limit_usage(l, k, &r, T0 + HOUR) > 0.19);
+    tg_limit_mirror(l, k, 0, 40, T0 + HOUR);
+    assert_true(tg_limit_usage(l, k, &r, T0 + HOUR) > 0.19);
+    tg_limiter_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_threads_same_key),
         cmocka_unit_test(test_threads_own_keys),
         cmocka_unit_test(test_threads_check_all),
+        cmocka_unit_test(test_mirror_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

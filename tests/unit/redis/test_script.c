@@ -180,10 +180,10 @@ static void test_reply(void **state)
     tg_admit_plan_t p;
     plan_of(&p);
     tg_admission_t a;
-    int64_t spend, ahead[3];
+    int64_t spend, ahead[3], stamp = -1;
     /* Admitted: the headers show the rate rule with the least remaining (the route's). */
-    long long ok[] = {0, 0, 0, 4000, 9, 6000000, 1, 200000, 300, 60000};
-    assert_int_equal(tg_redis_admit_reply(ok, 10, &p, &a, &spend, ahead), 3);
+    long long ok[] = {0, 0, 0, 4000, 9, 6000000, 1, 200000, 300, 60000, 1795000000123456LL};
+    assert_int_equal(tg_redis_admit_reply(ok, 11, &p, &a, &spend, ahead, &stamp), 3);
     assert_int_equal(a.verdict, TG_ADMIT_OK);
     assert_int_equal(spend, 4000);
     assert_int_equal(a.limited, 1);
@@ -196,9 +196,11 @@ static void test_reply(void **state)
     assert_int_equal(ahead[0], 6000000);
     assert_int_equal(ahead[1], 200000);
     assert_int_equal(ahead[2], 60000);
+    assert_int_equal(stamp, 1795000000123456LL); /* Redis's clock: orders the answers */
     /* Refused by the tenant's rule, 2.5 s to wait: Retry-After 3. */
-    long long rate[] = {1, 1, 2500000, -1, 0, 56500000, 2, 0, 1, 0};
-    assert_int_equal(tg_redis_admit_reply(rate, 10, &p, &a, &spend, NULL), 3);
+    long long rate[] = {1, 1, 2500000, -1, 0, 56500000, 2, 0, 1, 0, 1795000000200000LL};
+    assert_int_equal(tg_redis_admit_reply(rate, 11, &p, &a, &spend, NULL, &stamp), 3);
+    assert_int_equal(stamp, 1795000000200000LL);
     assert_int_equal(a.verdict, TG_ADMIT_RATE);
     assert_string_equal(a.reason, "rate_limited");
     assert_string_equal(a.policy, "tenant");
@@ -206,27 +208,29 @@ static void test_reply(void **state)
     assert_string_equal(a.message, "rate limit exceeded (10 per 60 s)");
     assert_int_equal(spend, -1);
     /* Refused by the token rule. */
-    long long tok[] = {1, 3, 1000000, 0, 1, 0, 1, 0, 0, 61000000};
-    assert_int_equal(tg_redis_admit_reply(tok, 10, &p, &a, &spend, NULL), 3);
+    long long tok[] = {1, 3, 1000000, 0, 1, 0, 1, 0, 0, 61000000, 1};
+    assert_int_equal(tg_redis_admit_reply(tok, 11, &p, &a, &spend, NULL, NULL), 3);
     assert_string_equal(a.reason, "token_limited");
     assert_string_equal(a.message, "token limit exceeded (1000 per 60 s)");
     /* The cap, the budget. */
     long long conc[] = {2, 0, 0, -1};
-    assert_int_equal(tg_redis_admit_reply(conc, 4, &p, &a, &spend, ahead), 0);
+    assert_int_equal(tg_redis_admit_reply(conc, 4, &p, &a, &spend, ahead, &stamp), 0);
+    assert_int_equal(stamp, 0); /* no rule decided: nothing to copy */
     assert_int_equal(a.verdict, TG_ADMIT_CONCURRENCY);
     assert_string_equal(a.message, "too many requests in flight for this tenant (limit 4)");
     long long bud[] = {3, 0, 0, 5000100};
-    assert_int_equal(tg_redis_admit_reply(bud, 4, &p, &a, &spend, NULL), 0);
+    assert_int_equal(tg_redis_admit_reply(bud, 4, &p, &a, &spend, NULL, NULL), 0);
     assert_int_equal(a.verdict, TG_ADMIT_BUDGET);
     assert_string_equal(a.reason, "budget_exceeded");
     assert_int_equal(spend, 5000100);
     /* Replies of the wrong shape are refused, never read past their end. */
-    assert_int_equal(tg_redis_admit_reply(ok, 3, &p, &a, &spend, NULL), -1);
-    assert_int_equal(tg_redis_admit_reply(ok, 8, &p, &a, &spend, NULL), -1);
-    long long badw[] = {1, 9, 1, -1, 0, 0, 0, 0, 0, 0};
-    assert_int_equal(tg_redis_admit_reply(badw, 10, &p, &a, &spend, NULL), -1);
+    assert_int_equal(tg_redis_admit_reply(ok, 3, &p, &a, &spend, NULL, NULL), -1);
+    assert_int_equal(tg_redis_admit_reply(ok, 8, &p, &a, &spend, NULL, NULL), -1);
+    assert_int_equal(tg_redis_admit_reply(ok, 10, &p, &a, &spend, NULL, NULL), -1); /* no clock */
+    long long badw[] = {1, 9, 1, -1, 0, 0, 0, 0, 0, 0, 1};
+    assert_int_equal(tg_redis_admit_reply(badw, 11, &p, &a, &spend, NULL, NULL), -1);
     long long badv[] = {7, 0, 0, -1};
-    assert_int_equal(tg_redis_admit_reply(badv, 4, &p, &a, &spend, NULL), -1);
+    assert_int_equal(tg_redis_admit_reply(badv, 4, &p, &a, &spend, NULL, NULL), -1);
 }
 
 static void test_script_text(void **state)
