@@ -217,7 +217,7 @@ static void test_mirror(void **state)
     assert_int_equal(tg_policy_plan(p, &in, &plan, &a), 0);
     uint64_t now = 1000 * S;
     assert_true(tg_policy_tenant_utilisation(p, "acme", now) < 0.01);
-    int64_t ahead[1] = {60000000}; /* the whole minute used */
+    int64_t ahead[1] = {60000000};                                    /* the whole minute used */
     tg_policy_mirror(p, "acme", &plan, ahead, 1795000000000000, now); /* Redis's clock */
     double u = tg_policy_tenant_utilisation(p, "acme", now);
     assert_true(u > 0.99 && u < 1.01);
