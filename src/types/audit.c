@@ -351,10 +351,38 @@ static void gen_int(yajl_gen g, const char *key, int64_t v)
     yajl_gen_integer(g, v);
 }
 
+/* A body's SHA-256 (audit.bodies: hash) as a member: lowercase hex. */
+static int gen_sha(yajl_gen g, const char *key, const unsigned char sha[32])
+{
+    static const char digits[] = "0123456789abcdef";
+    char hex[64];
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[sha[i] >> 4];
+        hex[2 * i + 1] = digits[sha[i] & 15];
+    }
+    int bad = yajl_gen_string(g, (const unsigned char *)key, strlen(key)) != yajl_gen_status_ok;
+    return bad || yajl_gen_string(g, (const unsigned char *)hex, 64) != yajl_gen_status_ok ? -1 : 0;
+}
+
+/* The bodies' hashes (docs/audit.md, "Bodies"), first in byte order: body_in_sha256,
+ * body_out_sha256, body_out_state (only when the hash does not cover the whole answer). */
+static int gen_bodies(yajl_gen g, const tg_event_t *ev)
+{
+    int bad = 0;
+    if (ev->body_hashed & TG_BODY_IN) bad |= gen_sha(g, "body_in_sha256", ev->body_sha_in);
+    if (ev->body_hashed & TG_BODY_OUT) {
+        bad |= gen_sha(g, "body_out_sha256", ev->body_sha_out);
+        if (ev->body_out != TG_BODY_WHOLE)
+            bad |= gen_field(g, "body_out_state", tg_body_out_name(ev->body_out));
+    }
+    return bad;
+}
+
 /* The data object, keys in byte order (as JSON_SORT_KEYS would write them). */
 static int call_data(yajl_gen g, const tg_event_t *ev)
 {
     int bad = yajl_gen_map_open(g) != yajl_gen_status_ok;
+    if (ev->body_hashed) bad |= gen_bodies(g, ev);
     gen_int(g, "cost_micros", ev->cost_micros);
     bad |= gen_field(g, "decision", tg_outcome_name(ev->outcome));
     bad |= gen_field(g, "key", ev->key_id);
