@@ -2474,6 +2474,19 @@ static void test_answer_hash(void **state)
     assert_int_equal(r.ev.body_out, TG_BODY_DECODE_ERROR);
     assert_sha(r.ev.body_sha_out, "", 0);
     result_free(&r);
+    /* A bomb past the decoded cap: hashed up to where decoding stopped, flagged. */
+    size_t blen = 1u << 20;
+    char *bomb = malloc(blen);
+    memset(bomb, ' ', blen);
+    e = encode("gzip", bomb, blen);
+    tg_xchg_set_decoded_max(x, 1024);
+    run_hashed(x, &rq, 200, "application/json", "gzip", e.p, e.len, 0, 1, &r);
+    assert_int_equal(r.ev.body_out, TG_BODY_DECODE_CAP);
+    assert_int_equal(r.ev.body_hashed, TG_BODY_OUT);
+    tg_xchg_set_decoded_max(x, 0);
+    result_free(&r);
+    enc_free(&e);
+    free(bomb);
     /* Cut identity answer: the bytes that came. */
     run_hashed(x, &rq, 200, "application/json", NULL, body, 20, 0, 0, &r);
     assert_int_equal(r.ev.body_out, TG_BODY_CUT);
