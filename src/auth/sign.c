@@ -78,9 +78,10 @@ static void hex(const unsigned char *b, size_t n, char *out)
     }
 }
 
-int tg_sign_canonical(const char *method, const char *target, size_t tlen, const char *ts,
-                      size_t tslen, const void *body, size_t blen, const char *nonce, size_t nlen,
-                      tg_buf_t *out)
+/* tg_sign_canonical with the body's SHA-256 given (sha) or computed (sha NULL). */
+static int canonical(const char *method, const char *target, size_t tlen, const char *ts,
+                     size_t tslen, const void *body, size_t blen, const unsigned char *sha,
+                     const char *nonce, size_t nlen, tg_buf_t *out)
 {
     const char *q = memchr(target, '?', tlen);
     size_t plen = q ? (size_t)(q - target) : tlen;
@@ -99,10 +100,10 @@ int tg_sign_canonical(const char *method, const char *target, size_t tlen, const
         s = amp + 1;
     }
     qsort(pieces, np, sizeof *pieces, cmp_piece);
-    unsigned char sha[32];
+    unsigned char own[32];
     char shahex[64];
-    if (EVP_Digest(body ? body : "", blen, sha, NULL, EVP_sha256(), NULL) != 1) return -1;
-    hex(sha, sizeof sha, shahex);
+    if (!sha && EVP_Digest(body ? body : "", blen, own, NULL, EVP_sha256(), NULL) != 1) return -1;
+    hex(sha ? sha : own, 32, shahex);
     tg_buf_reset(out);
     int rc = tg_buf_add(out, method, strlen(method)) | tg_buf_add(out, "\n", 1) |
              tg_buf_add(out, target, plen) | tg_buf_add(out, "\n", 1);
@@ -112,6 +113,13 @@ int tg_sign_canonical(const char *method, const char *target, size_t tlen, const
           tg_buf_add(out, shahex, sizeof shahex);
     if (nonce) rc |= tg_buf_add(out, "\n", 1) | tg_buf_add(out, nonce, nlen);
     return rc ? -1 : 0;
+}
+
+int tg_sign_canonical(const char *method, const char *target, size_t tlen, const char *ts,
+                      size_t tslen, const void *body, size_t blen, const char *nonce, size_t nlen,
+                      tg_buf_t *out)
+{
+    return canonical(method, target, tlen, ts, tslen, body, blen, NULL, nonce, nlen, out);
 }
 
 /* "v1=" and 64 hex digits (either case) into mac. */
@@ -164,8 +172,8 @@ tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, t
         (in->nonce && !nonce_ok(in->nonce, in->nlen)))
         return TG_SIGN_MALFORMED;
     if (!in->secret || in->secret_len == 0) return TG_SIGN_NO_SECRET;
-    int rc = tg_sign_canonical(in->method, in->target, in->tlen, in->ts, in->tslen, in->body,
-                               in->blen, in->nonce, in->nlen, scratch);
+    int rc = canonical(in->method, in->target, in->tlen, in->ts, in->tslen, in->body, in->blen,
+                       in->body_sha256, in->nonce, in->nlen, scratch);
     if (rc == TG_SIGN_MALFORMED) return TG_SIGN_MALFORMED;
     unsigned int mlen = 0;
     int ok = rc == 0 && HMAC(EVP_sha256(), in->secret, (int)in->secret_len,

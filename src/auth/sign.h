@@ -62,6 +62,9 @@ typedef struct tg_sign_input {
     size_t tslen, siglen, nlen;
     const void *body;
     size_t blen;
+    /* The body's SHA-256 when the caller has it already (the gateway hashes a held body
+     * once, for the audit trail too); NULL: computed from body. */
+    const unsigned char *body_sha256;
     const char *secret; /* the key's signing secret; NULL or 0 bytes: none */
     size_t secret_len;
     int64_t now_s;    /* the gateway's clock (the request's start), Unix seconds */

@@ -87,6 +87,7 @@ tg_phase_res_t tg_ph_sign(tg_req_t *r, int64_t now_us)
         .nlen = nonce ? nonce->vl : 0,
         .body = r->hold_body ? tg_buf_str(cx->body) : NULL,
         .blen = r->hold_body ? tg_buf_len(cx->body) : 0,
+        .body_sha256 = r->hold_body && r->body_sha_set ? r->ev.body_sha_in : NULL,
         .secret = r->signing,
         .secret_len = r->signing_len,
         .now_s = r->ev.ts_us / 1000000,
