@@ -384,6 +384,12 @@ static const route_t routes[] = {
     {"GET", PREFIX "/prices", 0, tg_adminapi__prices_list},
     {"PUT", PREFIX "/prices/{model}", 0, tg_adminapi__price_set},
     {"DELETE", PREFIX "/prices/{model}", 0, tg_adminapi__price_rm},
+    {"PUT", PREFIX "/prices/route/{name}", 0, tg_adminapi__route_price_set},
+    {"DELETE", PREFIX "/prices/route/{name}", 0, tg_adminapi__route_price_rm},
+    {"PUT", PREFIX "/prices/tool/{name}", 0, tg_adminapi__tool_price_set},
+    {"DELETE", PREFIX "/prices/tool/{name}", 0, tg_adminapi__tool_price_rm},
+    {"GET", PREFIX "/alarms", SCOPED, tg_adminapi__alarms_list},
+    {"GET", PREFIX "/alarms/history", SCOPED, tg_adminapi__alarms_history},
     /* Answered by the listener itself (an embedded file): listed for the index and the
      * OpenAPI test. */
     {"GET", PREFIX "/openapi.json", SCOPED, NULL},

@@ -79,5 +79,11 @@ json_t *tg_adminapi__report(call_t *c);      /* report.c */
 json_t *tg_adminapi__prices_list(call_t *c); /* prices.c */
 json_t *tg_adminapi__price_set(call_t *c);
 json_t *tg_adminapi__price_rm(call_t *c);
+json_t *tg_adminapi__route_price_set(call_t *c);
+json_t *tg_adminapi__route_price_rm(call_t *c);
+json_t *tg_adminapi__tool_price_set(call_t *c);
+json_t *tg_adminapi__tool_price_rm(call_t *c);
+json_t *tg_adminapi__alarms_list(call_t *c); /* alarms.c */
+json_t *tg_adminapi__alarms_history(call_t *c);
 
 #endif
