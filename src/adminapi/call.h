@@ -61,6 +61,10 @@ json_t *tg_adminapi__read_query(call_t *c, qparam_t *ps, size_t n);
 int tg_adminapi__need_tenant(call_t *c, const char *tenant, json_t **out);
 
 /* The resources' handlers (the route table is adminapi.c's). */
+json_t *tg_adminapi__keys_list(call_t *c); /* keys.c */
+json_t *tg_adminapi__keys_create(call_t *c);
+json_t *tg_adminapi__keys_revoke(call_t *c);
+json_t *tg_adminapi__keys_rotate(call_t *c);
 json_t *tg_adminapi__pauses_list(call_t *c);
 json_t *tg_adminapi__pause_set(call_t *c);
 json_t *tg_adminapi__pause_clear(call_t *c);
