@@ -36,7 +36,7 @@ typedef struct tg_adminapi_req {
     char *body;     /* NUL-terminated, body_len bytes; NULL = none */
     size_t body_len;
     tg_admin_principal_t who;
-    int has_kek;  /* the config's KEK, to seal a new key's signing secret; wiped with req */
+    int has_kek; /* the config's KEK, to seal a new key's signing secret; wiped with req */
     tg_kek_t kek;
 } tg_adminapi_req_t;
 

@@ -16,7 +16,7 @@
 #include "util/clock.h"
 #include "util/sizes.h"
 
-#define ERR          tg_adminapi__error
+#define ERR           tg_adminapi__error
 #define LIMIT_DEFAULT 50      /* as the CLI's */
 #define LIMIT_MAX     1000000 /* as the CLI's */
 
@@ -40,12 +40,12 @@ static int on_alarm(const tg_alarm_row_t *r, void *ud)
 {
     list_ctx_t *l = ud;
     if (l->scope[0] && strcmp(r->tenant, l->scope) != 0) return 0;
-    json_t *o = json_pack("{s:o,s:o,s:o,s:o,s:f,s:f,s:f,s:o,s:I,s:o}", "alarm",
-                          tg_adminapi__text(r->name), "tenant", tg_adminapi__text(r->tenant),
-                          "kind", tg_adminapi__text(r->kind), "state", tg_adminapi__text(r->state),
-                          "value", r->value, "threshold", r->threshold, "baseline", r->baseline,
-                          "since", when(r->since_us), "seq", (json_int_t)r->seq, "action",
-                          tg_adminapi__text(r->action));
+    json_t *o =
+        json_pack("{s:o,s:o,s:o,s:o,s:f,s:f,s:f,s:o,s:I,s:o}", "alarm", tg_adminapi__text(r->name),
+                  "tenant", tg_adminapi__text(r->tenant), "kind", tg_adminapi__text(r->kind),
+                  "state", tg_adminapi__text(r->state), "value", r->value, "threshold",
+                  r->threshold, "baseline", r->baseline, "since", when(r->since_us), "seq",
+                  (json_int_t)r->seq, "action", tg_adminapi__text(r->action));
     return o ? json_array_append_new(l->rows, o) : -1;
 }
 

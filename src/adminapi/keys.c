@@ -159,8 +159,8 @@ json_t *tg_adminapi__keys_rotate(call_t *c)
     case TG_KEYOP_OK:
     case TG_KEYOP_HALF: break;
     case TG_KEYOP_INACTIVE:
-        out = ERR(c, 409, "conflict", "key %s is %s: nothing to rotate", rot.old.id,
-                  rot.old.status);
+        out =
+            ERR(c, 409, "conflict", "key %s is %s: nothing to rotate", rot.old.id, rot.old.status);
         break;
     case TG_KEYOP_EXPIRED:
         out = ERR(c, 409, "conflict", "key %s has expired: nothing to rotate", rot.old.id);

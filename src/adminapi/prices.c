@@ -63,8 +63,7 @@ static int collect(const tg_price_row_t *r, void *ud)
 
 /* Every row as JSON with its status at c->now_us; those of (meter, name) only when name is
  * set, and of one effective time only when from >= 0. NULL with *bad on an error. */
-static json_t *rows_json(call_t *c, const char *meter, const char *name, int64_t from,
-                         json_t **bad)
+static json_t *rows_json(call_t *c, const char *meter, const char *name, int64_t from, json_t **bad)
 {
     rows_t rs = {0};
     tg_err_t err = {{0}};

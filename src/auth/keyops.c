@@ -41,8 +41,7 @@ static tg_keyop_t make_signing(const tg_kek_t *kek, tg_key_made_t *made, tg_err_
 }
 
 static tg_keyop_t make(tg_store_t *s, const tg_kek_t *kek, const tg_key_spec_t *spec,
-                       const char *rotated_from, int64_t now_us, tg_key_made_t *out,
-                       tg_err_t *err)
+                       const char *rotated_from, int64_t now_us, tg_key_made_t *out, tg_err_t *err)
 {
     memset(out, 0, sizeof *out);
     if (spec->signing && !kek) return TG_KEYOP_NEED_KEK;
@@ -99,8 +98,7 @@ static int copy_limit(const tg_limit_row_t *row, void *ud)
 }
 
 tg_keyop_t tg_key_rotate(tg_store_t *s, const tg_kek_t *kek, const char *old_id, int64_t grace_s,
-                         int64_t now_us, tg_key_made_t *made, tg_key_rotated_t *rot,
-                         tg_err_t *err)
+                         int64_t now_us, tg_key_made_t *made, tg_key_rotated_t *rot, tg_err_t *err)
 {
     memset(made, 0, sizeof *made);
     memset(rot, 0, sizeof *rot);

@@ -70,8 +70,7 @@ typedef struct tg_key_rotated {
  * expires sooner already). Both work meanwhile; the two steps are not one transaction:
  * TG_KEYOP_HALF when the second failed, with the new key in made (no outage either way). */
 tg_keyop_t tg_key_rotate(tg_store_t *s, const tg_kek_t *kek, const char *old_id, int64_t grace_s,
-                         int64_t now_us, tg_key_made_t *made, tg_key_rotated_t *rot,
-                         tg_err_t *err);
+                         int64_t now_us, tg_key_made_t *made, tg_key_rotated_t *rot, tg_err_t *err);
 
 /* --grace and the API's "grace": a whole number with s, m, h or d ("24h"), or 0; at most
  * TG_KEY_GRACE_MAX_S. 0, or -1. */

@@ -32,8 +32,8 @@
     "usage: tollgate key create --tenant ID [--name NAME] [--signing] [--expires DATE] | import "  \
     "--tenant ID [--name NAME] (secret on stdin) | list [--tenant ID] | revoke KEY_ID | rotate "   \
     "KEY_ID [--grace 24h]"
-#define IMPORT_MIN      8   /* shorter is no secret; and the display prefix would be all of it */
-#define IMPORT_MAX      255 /* what `tollgate ingest` reads of a key in a log */
+#define IMPORT_MIN 8   /* shorter is no secret; and the display prefix would be all of it */
+#define IMPORT_MAX 255 /* what `tollgate ingest` reads of a key in a log */
 
 typedef struct args {
     const char *pos;     /* the one positional: KEY_ID for revoke and rotate */
@@ -119,8 +119,7 @@ static int keyop_error(tg_keyop_t rc, const char *tenant, const tg_err_t *err)
     case TG_KEYOP_EXISTS:
         return tg_cli_errorf(TG_EXIT_RUNTIME, "key import: this secret is already a key");
     case TG_KEYOP_RANDOM:
-        return tg_cli_errorf(TG_EXIT_RUNTIME,
-                             "cannot make a key: the system random source failed");
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot make a key: the system random source failed");
     default: return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err->msg);
     }
 }
@@ -155,8 +154,8 @@ static int cmd_create(tg_store_t *store, const tg_config_t *cfg, const args_t *a
     char secret[IMPORT_MAX + 2];
     tg_key_spec_t spec = {.tenant = a->tenant, .name = a->name, .signing = a->signing};
     int64_t now = tg_wall_us();
-    if (a->expires && (tg_parse_instant(a->expires, &spec.expires_us) != 0 ||
-                       spec.expires_us <= now))
+    if (a->expires &&
+        (tg_parse_instant(a->expires, &spec.expires_us) != 0 || spec.expires_us <= now))
         return tg_cli_errorf(TG_EXIT_USAGE,
                              "--expires \"%s\": expected a future UTC date (YYYY-MM-DD) or RFC "
                              "3339 time (2027-01-31T12:00:00Z)",
@@ -249,8 +248,7 @@ static int cmd_rotate(tg_store_t *store, const tg_config_t *cfg, const args_t *a
         return tg_cli_errorf(TG_EXIT_RUNTIME, "key %s is %s: nothing to rotate", rot.old.id,
                              rot.old.status);
     case TG_KEYOP_EXPIRED:
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "key %s has expired: nothing to rotate",
-                             rot.old.id);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "key %s has expired: nothing to rotate", rot.old.id);
     case TG_KEYOP_NEED_KEK: return need_kek(cfg, "rotating a signing key");
     default: return keyop_error(r, rot.old.tenant_id, &err);
     }

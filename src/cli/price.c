@@ -99,7 +99,8 @@ static int check_set(const args_t *a, int64_t now_us, tg_price_row_t *row)
     case TG_PRICE_SET_MISSING:
         if (meter[0] == 'm')
             return tg_cli_errorf(
-                TG_EXIT_USAGE, "price set MODEL needs --input USD and --output USD (per 1M tokens)");
+                TG_EXIT_USAGE,
+                "price set MODEL needs --input USD and --output USD (per 1M tokens)");
         if (meter[0] == 't')
             return tg_cli_errorf(TG_EXIT_USAGE, "price set --tool needs --call USD");
         return tg_cli_errorf(TG_EXIT_USAGE, "price set --route needs --request USD or --gb USD");

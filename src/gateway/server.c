@@ -542,9 +542,8 @@ static void *admin_api_call(void *ctx, const char *method, const char *path, con
     tg_server_t *srv = ctx;
     if (!srv->api) return NULL;
     const tg_config_t *cfg = srv->cfg;
-    tg_adminapi_req_t *req = tg_adminapi_req_new(method, path, query, body, len, who,
-                                                 cfg->encryption.has_kek ? &cfg->encryption.kek
-                                                                         : NULL);
+    tg_adminapi_req_t *req = tg_adminapi_req_new(
+        method, path, query, body, len, who, cfg->encryption.has_kek ? &cfg->encryption.kek : NULL);
     if (!req) return NULL;
     return tg_dash_submit_fn(srv->api, tg_adminapi_answer, req, tg_adminapi_req_free, tg_wall_us(),
                              done, arg);
