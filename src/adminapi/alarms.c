@@ -102,7 +102,8 @@ json_t *tg_adminapi__alarms_history(call_t *c)
     int64_t n = LIMIT_DEFAULT;
     if (ps[1].seen && parse_limit(limit, &n) != 0)
         return ERR(c, 400, "invalid_request", "invalid limit \"%.15s\" (a count, 0 = all)", limit);
-    if (tenant[0]) snprintf(c->tenant, sizeof c->tenant, "%s", tenant);
+    if (tenant[0]) /* checked: TG_TENANT_SIZE - 1 bytes at most */
+        snprintf(c->tenant, sizeof c->tenant, "%.*s", (int)sizeof c->tenant - 1, tenant);
     json_t *rows = json_array();
     tg_err_t err = {{0}};
     if (tg_store_alarm_events(c->s, ps[0].seen || scope[0] ? tenant : NULL, n, on_event, rows,
