@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
+import { isPgUrl, request, sqlite, startGateway, startMock, waitFor } from './lib/harness.mjs';
 
 const bearer = (token) => ({ authorization: `Bearer ${token}` });
 
@@ -508,6 +508,16 @@ describe('admin API', () => {
       conforms('/admin/v1/alarms/history', 'GET', r);
     }
     assert.equal((await call(admin.secret, 'GET', '/admin/v1/alarms?tenant=acme')).status, 400);
+    // A row written by hand with bytes that are not UTF-8 (SQLite keeps them; PostgreSQL
+    // refuses them on the way in): valid JSON all the same, '?' for them, as the CLI's.
+    if (!isPgUrl(gw.dbPath)) {
+      await sqlite(gw.dbPath, `INSERT INTO alarm_events (notice_id, name, tenant_id, kind, from_state, to_state, value, threshold, baseline, window_s, time_us, seq, action, summary) VALUES
+        ('alarm/odd/acme/1', 'odd', 'acme', 'queue', 'ok', 'firing', 1, 1, 0, 0, ${t0 + 1}, 1, '', 'bad ' || X'FF' || ' bytes')`);
+      const h = await call(scoped.secret, 'GET', '/admin/v1/alarms/history?limit=1');
+      assert.equal(h.status, 200, h.text);
+      assert.deepEqual(h.json().history, await cliJson(['history', '--tenant', 'acme', '--limit', '1']));
+      assert.equal(h.json().history[0].summary, 'bad ? bytes');
+    }
   });
 
   test('key create: signing without the config\'s KEK is refused as the CLI refuses it', async () => {
