@@ -71,12 +71,17 @@ static json_t *keyop_error(call_t *c, tg_keyop_t r, const char *tenant, const tg
     }
 }
 
-/* A key just made as the answer shows it: its row and its secrets, this once. */
+/* A key just made as the answer shows it: its row and its secrets, this once; and, as the
+ * CLI's note, a warning when its tenant is not active. */
 static json_t *made_json(const tg_key_made_t *m)
 {
     json_t *o = key_json(&m->key);
     json_object_set_new(o, "secret", json_string(m->secret));
     if (m->key.signing) json_object_set_new(o, "signing_secret", json_string(m->signing));
+    if (strcmp(m->tenant_status, "active") != 0)
+        json_object_set_new(o, "warning",
+                            json_sprintf("tenant \"%s\" is %s; the key works once it is enabled",
+                                         m->key.tenant_id, m->tenant_status));
     return o;
 }
 
@@ -151,6 +156,8 @@ json_t *tg_adminapi__keys_rotate(call_t *c)
     tg_key_made_t m;
     tg_key_rotated_t rot;
     tg_err_t err = {{0}};
+    if (tg_store_key_get(c->s, c->id, &rot.old, &err) == 0) /* for the audit record */
+        c->before = key_json(&rot.old);
     tg_keyop_t r = tg_key_rotate(c->s, c->req->has_kek ? &c->req->kek : NULL, c->id, grace_s,
                                  c->now_us, &m, &rot, &err);
     if (rot.old.id[0]) snprintf(c->tenant, sizeof c->tenant, "%s", rot.old.tenant_id);

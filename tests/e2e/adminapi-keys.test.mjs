@@ -106,6 +106,13 @@ describe('admin API: keys', () => {
       assert.equal(bad.status, status, `${JSON.stringify(body)}: ${bad.text}`);
     }
     assert.equal((await call(admin, 'POST', '/admin/v1/tenants/nosuch/keys', { signing: true })).status, 404);
+    // A disabled tenant's key is made, with the CLI's note as a warning.
+    assert.equal((await gw.cli(['tenant', 'add', 'gone'])).code, 0);
+    assert.equal((await gw.cli(['tenant', 'disable', 'gone'])).code, 0);
+    const off = await call(admin, 'POST', '/admin/v1/tenants/gone/keys', {});
+    assert.equal(off.status, 201, off.text);
+    secrets.push(off.json().secret);
+    assert.equal(off.json().warning, 'tenant "gone" is disabled; the key works once it is enabled');
   });
 
   test('rotate: the new key works, the old one until its grace; its limits follow; the CLI agrees', async () => {
@@ -189,6 +196,8 @@ describe('admin API: keys', () => {
     assert.match(beta.object, /^key:key_/);
     const after = JSON.parse(beta.after);
     assert.equal(after.key.rotated_from, beta.object.slice(4));
+    assert.equal(JSON.parse(beta.before).expires_us, null, 'before: the old key as it was');
+    assert.notEqual(after.old.expires_us, null, 'after: the old key set to expire');
     assert.ok(recs.some((x) => x.action === 'POST /admin/v1/keys/{id}/rotate 422'), 'a refusal recorded');
     assert.ok(recs.some((x) => x.action === 'POST /admin/v1/keys/{id}/rotate 403'), 'a read token recorded');
     const out = `${gw.stderr()}\n${gw.stdout()}\n${r.stdout}`;
