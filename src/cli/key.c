@@ -15,18 +15,16 @@
  * secret if the old had one, and the old key's per-key limits), then sets the old key to
  * expire when the grace ends: both work meanwhile, and the events name each by its id.
  * The two steps are not one transaction: if the second fails, both keys stay valid (no
- * outage) and the error says so. */
+ * outage) and the error says so. The store steps of create, import and rotate are
+ * auth/keyops.h's, which the admin API calls too; this file reads options and prints. */
 #include <stdio.h>
 #include <string.h>
 
 #include "auth/apikey.h"
 #include "auth/keyops.h"
 #include "cli/cli.h"
-#include "crypt/crypt.h"
 #include "cli/common.h"
 #include "util/clock.h"
-#include "util/duration.h"
-#include "util/log.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate key create --tenant ID [--name NAME] [--signing] [--expires DATE] | import "  \
