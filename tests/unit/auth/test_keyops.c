@@ -1,8 +1,8 @@
 /* Tests for src/auth/keyops.c (the store steps of key create, import and rotate) over a real
- * migrated SQLite store, at fixed instants: a made key's row (expiry, signing secret sealed
- * for its id and opened again by the KEK), the refusals (no tenant, signing without a KEK, an
- * imported secret twice), and a rotation: new key for the same tenant and name, per-key
- * limits copied, the old key set to expire after the grace (or kept at a sooner expiry), an
+ * migrated store of either backend (store/backends.h), at fixed instants: a made key's row (expiry,
+ * signing secret sealed for its id and opened again by the KEK), the refusals (no tenant, signing
+ * without a KEK, an imported secret twice), and a rotation: new key for the same tenant and name,
+ * per-key limits copied, the old key set to expire after the grace (or kept at a sooner expiry), an
  * unknown, revoked or expired key refused; --grace's forms. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,49 +15,29 @@
 #include <cmocka.h>
 
 #include "auth/keyops.h"
+#include "store/backends.h"
 
 #define SEC  1000000LL
 #define WALL 1801439998000000LL /* 2027-01-31T23:59:58Z */
 
+/* The store (either backend, store/backends.h) with tenant acme, and a fixed KEK. */
 typedef struct fixture {
-    char dir[64], path[128], url[160];
     tg_store_t *s;
     tg_kek_t kek;
 } fixture_t;
 
-static int setup(void **state)
+static fixture_t fixture(void **state)
 {
-    fixture_t *f = calloc(1, sizeof *f);
-    if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/tg_test_keyops_XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
-    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
+    tb_store_t *t = *state;
+    fixture_t f = {.s = t->s};
     tg_err_t err = {{0}};
-    if (tg_store_open(f->url, &f->s, &err) != 0) return -1;
-    if (tg_store_tenant_add(f->s, "acme", "Acme", &err) != 0) return -1;
-    memset(f->kek.key, 0x5a, sizeof f->kek.key);
-    memset(f->kek.id, 0x01, sizeof f->kek.id);
-    *state = f;
-    return 0;
+    assert_int_equal(tg_store_tenant_add(f.s, "acme", "Acme", &err), 0);
+    memset(f.kek.key, 0x5a, sizeof f.kek.key);
+    memset(f.kek.id, 0x01, sizeof f.kek.id);
+    return f;
 }
 
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    tg_store_close(f->s);
-    char p[160];
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
-    unlink(f->path);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static tg_key_t stored(fixture_t *f, const char *id)
+static tg_key_t stored(const fixture_t *f, const char *id)
 {
     tg_key_t k;
     tg_err_t err = {{0}};
@@ -67,7 +47,7 @@ static tg_key_t stored(fixture_t *f, const char *id)
 
 static void test_make(void **state)
 {
-    fixture_t *f = *state;
+    fixture_t fx = fixture(state), *f = &fx;
     tg_key_made_t m;
     tg_err_t err = {{0}};
     tg_key_spec_t spec = {.tenant = "acme", .name = "ci", .expires_us = WALL + 86400 * SEC};
@@ -124,7 +104,7 @@ static int on_limit(const tg_limit_row_t *r, void *ud)
 
 static void test_rotate(void **state)
 {
-    fixture_t *f = *state;
+    fixture_t fx = fixture(state), *f = &fx;
     tg_key_made_t m, m2;
     tg_key_rotated_t rot;
     tg_err_t err = {{0}};
@@ -199,8 +179,8 @@ static void test_grace(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_make, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
+        TB_BOTH(test_make),
+        TB_BOTH(test_rotate),
         cmocka_unit_test(test_grace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
