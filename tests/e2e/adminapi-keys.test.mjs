@@ -167,6 +167,17 @@ describe('admin API: keys', () => {
       assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
       assert.match(r.json().error.message, words);
     }
+    // Hostile ids: not text, a slash, far too long, a body that is no object.
+    for (const [p, body, status] of [
+      ['/admin/v1/keys/%FF/rotate', {}, 404],
+      ['/admin/v1/keys/a%2Fb/rotate', {}, 404],
+      [`/admin/v1/keys/${'k'.repeat(300)}/rotate`, {}, 404],
+      [`/admin/v1/keys/${k.id}/rotate`, [], 400],
+      [`/admin/v1/keys/${k.id}/rotate`, { grace: null }, 400],
+    ]) {
+      const r = await call(admin, 'POST', p, body);
+      assert.equal(r.status, status, `${p.slice(0, 60)} ${JSON.stringify(body)}: ${r.text}`);
+    }
     const r = await call(admin, 'POST', `/admin/v1/keys/${k.id}/rotate`);
     assert.equal(r.status, 201, r.text);
     const nk = r.json().key;
