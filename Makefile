@@ -140,7 +140,8 @@ E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/bodies.test.mjs tests/e2e/ai.te
             tests/e2e/query-attack.test.mjs tests/e2e/multi.test.mjs tests/e2e/admin-auth.test.mjs \
             tests/e2e/redis-auth.test.mjs tests/e2e/creds.test.mjs tests/e2e/jwt.test.mjs \
             tests/e2e/signed.test.mjs tests/e2e/keyrotate.test.mjs tests/e2e/adminapi.test.mjs \
-            tests/e2e/redis-replay.test.mjs tests/e2e/sdk-identity.test.mjs
+            tests/e2e/redis-replay.test.mjs tests/e2e/sdk-identity.test.mjs \
+            tests/e2e/adminapi-keys.test.mjs
 
 e2e-asan: all $(B)/tollgate-asan $(E2E_NPM)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TOLLGATE_BIN=$(B)/tollgate-asan \

@@ -16,7 +16,7 @@ lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)
 # key expiry and grace, the audit trail's days, admin tokens' expiry.
 E2E=(tests/e2e/budget.test.mjs tests/e2e/limits.test.mjs tests/e2e/cli.test.mjs tests/e2e/jwt.test.mjs
      tests/e2e/signed.test.mjs tests/e2e/keyrotate.test.mjs tests/e2e/audit.test.mjs
-     tests/e2e/adminapi.test.mjs)
+     tests/e2e/adminapi.test.mjs tests/e2e/adminapi-keys.test.mjs)
 fail=0
 for t in "2027-01-31 23:59:58" "2028-02-29 12:00:00" "2027-12-31 23:59:59"; do
   echo "faketime-check: the clock at $t UTC"

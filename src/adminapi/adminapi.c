@@ -144,91 +144,6 @@ static json_t *tenants_enable(call_t *c)
     return set_status(c, "active");
 }
 
-/* ---- keys -------------------------------------------------------------------------- */
-
-/* What key list shows: never a secret or a hash. */
-static json_t *key_json(const tg_key_t *k)
-{
-    json_t *o = json_pack("{s:s,s:o,s:o,s:o,s:s,s:I}", "id", k->id, "tenant",
-                          tg_adminapi__text(k->tenant_id), "prefix", tg_adminapi__text(k->prefix),
-                          "name", tg_adminapi__text(k->name), "status", k->status, "created_us",
-                          (json_int_t)k->created_us);
-    json_object_set_new(o, "last_used_us",
-                        k->last_used_us ? json_integer(k->last_used_us) : json_null());
-    return o;
-}
-
-static int on_key(const tg_key_t *k, void *ud)
-{
-    return json_array_append_new(ud, key_json(k));
-}
-
-static json_t *keys_list(call_t *c)
-{
-    json_t *e;
-    if (tg_adminapi__need_tenant(c, c->id, &e) != 0) return e;
-    json_t *a = json_array();
-    tg_err_t err = {{0}};
-    if (tg_store_key_list(c->s, c->id, on_key, a, &err) != 0) {
-        json_decref(a);
-        return tg_adminapi__store_error(c, &err);
-    }
-    c->status = 200;
-    return json_pack("{s:o}", "keys", a);
-}
-
-/* As `key create`: the secret is in this answer only, never in the audit record. */
-static json_t *keys_create(call_t *c)
-{
-    static const char *const allowed[] = {"name", NULL};
-    json_t *bad = tg_adminapi__check_body(c, allowed, 0);
-    if (bad) return bad;
-    const char *name = tg_adminapi__member_name(c, sizeof((tg_key_t *)0)->name, &bad);
-    if (bad) return bad;
-    json_t *e;
-    if (tg_adminapi__need_tenant(c, c->id, &e) != 0) return e;
-    char secret[TG_APIKEY_SECRET_MAX], prefix[TG_APIKEY_PREFIX_LEN + 1];
-    tg_key_t k;
-    memset(&k, 0, sizeof k);
-    if (tg_apikey_generate(secret, k.id, prefix, k.sha256) != 0)
-        return tg_adminapi__error(c, 500, "internal",
-                                  "cannot generate a key: the system random source failed");
-    snprintf(k.tenant_id, sizeof k.tenant_id, "%s", c->id);
-    snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
-    snprintf(k.name, sizeof k.name, "%s", name ? name : "");
-    snprintf(k.status, sizeof k.status, "active");
-    k.created_us = c->now_us;
-    tg_err_t err = {{0}};
-    int r = tg_store_key_add(c->s, &k, &err);
-    json_t *out;
-    if (r == TG_STORE_NOTFOUND)
-        out = tg_adminapi__error(c, 404, "not_found", "no tenant \"%s\"", c->id);
-    else if (r != 0)
-        out = tg_adminapi__store_error(c, &err);
-    else {
-        snprintf(c->object, sizeof c->object, "key:%s", k.id);
-        c->after = key_json(&k);
-        out = key_json(&k);
-        json_object_set_new(out, "secret", json_string(secret));
-        c->status = 201;
-    }
-    OPENSSL_cleanse(secret, sizeof secret);
-    return out;
-}
-
-static json_t *keys_revoke(call_t *c)
-{
-    snprintf(c->object, sizeof c->object, "key:%.100s", c->id);
-    tg_err_t err = {{0}};
-    int r = tg_store_key_revoke(c->s, c->id, &err);
-    if (r == TG_STORE_NOTFOUND)
-        return tg_adminapi__error(c, 404, "not_found", "no key \"%s\"", c->id);
-    if (r != 0) return tg_adminapi__store_error(c, &err);
-    c->after = json_pack("{s:s,s:s}", "id", c->id, "status", "revoked");
-    c->status = 200;
-    return json_incref(c->after);
-}
-
 /* ---- usage ------------------------------------------------------------------------- */
 
 static int parse_by(const char *s, tg_usage_by_t *by)
@@ -361,9 +276,10 @@ static const route_t routes[] = {
     {"GET", PREFIX "/tenants/{id}", SCOPED, tenants_show},
     {"POST", PREFIX "/tenants/{id}/disable", 0, tenants_disable},
     {"POST", PREFIX "/tenants/{id}/enable", 0, tenants_enable},
-    {"GET", PREFIX "/tenants/{id}/keys", 0, keys_list},
-    {"POST", PREFIX "/tenants/{id}/keys", 0, keys_create},
-    {"DELETE", PREFIX "/keys/{id}", 0, keys_revoke},
+    {"GET", PREFIX "/tenants/{id}/keys", 0, tg_adminapi__keys_list},
+    {"POST", PREFIX "/tenants/{id}/keys", 0, tg_adminapi__keys_create},
+    {"DELETE", PREFIX "/keys/{id}", 0, tg_adminapi__keys_revoke},
+    {"POST", PREFIX "/keys/{id}/rotate", 0, tg_adminapi__keys_rotate},
     {"GET", PREFIX "/tenants/{id}/budget", SCOPED, budget_show},
     {"PUT", PREFIX "/tenants/{id}/budget", 0, tg_adminapi__budget_set},
     {"DELETE", PREFIX "/tenants/{id}/budget", 0, tg_adminapi__budget_rm},
@@ -384,6 +300,12 @@ static const route_t routes[] = {
     {"GET", PREFIX "/prices", 0, tg_adminapi__prices_list},
     {"PUT", PREFIX "/prices/{model}", 0, tg_adminapi__price_set},
     {"DELETE", PREFIX "/prices/{model}", 0, tg_adminapi__price_rm},
+    {"PUT", PREFIX "/prices/route/{name}", 0, tg_adminapi__route_price_set},
+    {"DELETE", PREFIX "/prices/route/{name}", 0, tg_adminapi__route_price_rm},
+    {"PUT", PREFIX "/prices/tool/{name}", 0, tg_adminapi__tool_price_set},
+    {"DELETE", PREFIX "/prices/tool/{name}", 0, tg_adminapi__tool_price_rm},
+    {"GET", PREFIX "/alarms", SCOPED, tg_adminapi__alarms_list},
+    {"GET", PREFIX "/alarms/history", SCOPED, tg_adminapi__alarms_history},
     /* Answered by the listener itself (an embedded file): listed for the index and the
      * OpenAPI test. */
     {"GET", PREFIX "/openapi.json", SCOPED, NULL},
@@ -517,7 +439,7 @@ json_t *tg_adminapi_answer(tg_store_t *s, void *arg, int64_t now_us, int *status
 
 tg_adminapi_req_t *tg_adminapi_req_new(const char *method, const char *path, const char *query,
                                        const char *body, size_t body_len,
-                                       const tg_admin_principal_t *who)
+                                       const tg_admin_principal_t *who, const tg_kek_t *kek)
 {
     tg_adminapi_req_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -533,6 +455,10 @@ tg_adminapi_req_t *tg_adminapi_req_new(const char *method, const char *path, con
         }
     }
     r->who = *who;
+    if (kek) {
+        r->has_kek = 1;
+        r->kek = *kek;
+    }
     if (!r->path || (query && !r->query) || (body && !r->body)) {
         tg_adminapi_req_free(r);
         return NULL;
@@ -547,6 +473,7 @@ void tg_adminapi_req_free(void *arg)
     free(r->path);
     free(r->query);
     if (r->body) OPENSSL_cleanse(r->body, r->body_len);
+    OPENSSL_cleanse(&r->kek, sizeof r->kek);
     free(r->body);
     free(r);
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "admin/tokens.h"
+#include "crypt/crypt.h"
 #include "store/store.h"
 
 struct json_t;
@@ -35,12 +36,15 @@ typedef struct tg_adminapi_req {
     char *body;     /* NUL-terminated, body_len bytes; NULL = none */
     size_t body_len;
     tg_admin_principal_t who;
+    int has_kek; /* the config's KEK, to seal a new key's signing secret; wiped with req */
+    tg_kek_t kek;
 } tg_adminapi_req_t;
 
-/* A copy of the call's parts; NULL when out of memory. */
+/* A copy of the call's parts (kek: the config's, NULL when it has none); NULL when out of
+ * memory. */
 tg_adminapi_req_t *tg_adminapi_req_new(const char *method, const char *path, const char *query,
                                        const char *body, size_t body_len,
-                                       const tg_admin_principal_t *who);
+                                       const tg_admin_principal_t *who, const tg_kek_t *kek);
 void tg_adminapi_req_free(void *req);
 
 /* Answers req on s at now_us: the body (never NULL but out of memory) and *status. The

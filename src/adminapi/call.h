@@ -61,6 +61,10 @@ json_t *tg_adminapi__read_query(call_t *c, qparam_t *ps, size_t n);
 int tg_adminapi__need_tenant(call_t *c, const char *tenant, json_t **out);
 
 /* The resources' handlers (the route table is adminapi.c's). */
+json_t *tg_adminapi__keys_list(call_t *c); /* keys.c */
+json_t *tg_adminapi__keys_create(call_t *c);
+json_t *tg_adminapi__keys_revoke(call_t *c);
+json_t *tg_adminapi__keys_rotate(call_t *c);
 json_t *tg_adminapi__pauses_list(call_t *c);
 json_t *tg_adminapi__pause_set(call_t *c);
 json_t *tg_adminapi__pause_clear(call_t *c);
@@ -79,5 +83,11 @@ json_t *tg_adminapi__report(call_t *c);      /* report.c */
 json_t *tg_adminapi__prices_list(call_t *c); /* prices.c */
 json_t *tg_adminapi__price_set(call_t *c);
 json_t *tg_adminapi__price_rm(call_t *c);
+json_t *tg_adminapi__route_price_set(call_t *c);
+json_t *tg_adminapi__route_price_rm(call_t *c);
+json_t *tg_adminapi__tool_price_set(call_t *c);
+json_t *tg_adminapi__tool_price_rm(call_t *c);
+json_t *tg_adminapi__alarms_list(call_t *c); /* alarms.c */
+json_t *tg_adminapi__alarms_history(call_t *c);
 
 #endif

@@ -15,26 +15,23 @@
  * secret if the old had one, and the old key's per-key limits), then sets the old key to
  * expire when the grace ends: both work meanwhile, and the events name each by its id.
  * The two steps are not one transaction: if the second fails, both keys stay valid (no
- * outage) and the error says so. */
+ * outage) and the error says so. The store steps of create, import and rotate are
+ * auth/keyops.h's, which the admin API calls too; this file reads options and prints. */
 #include <stdio.h>
 #include <string.h>
 
 #include "auth/apikey.h"
+#include "auth/keyops.h"
 #include "cli/cli.h"
-#include "crypt/crypt.h"
 #include "cli/common.h"
 #include "util/clock.h"
-#include "util/duration.h"
-#include "util/log.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate key create --tenant ID [--name NAME] [--signing] [--expires DATE] | import "  \
     "--tenant ID [--name NAME] (secret on stdin) | list [--tenant ID] | revoke KEY_ID | rotate "   \
     "KEY_ID [--grace 24h]"
-#define GRACE_DEFAULT_S (24 * 3600)
-#define GRACE_MAX_S     (365 * 24 * 3600)
-#define IMPORT_MIN      8   /* shorter is no secret; and the display prefix would be all of it */
-#define IMPORT_MAX      255 /* what `tollgate ingest` reads of a key in a log */
+#define IMPORT_MIN 8   /* shorter is no secret; and the display prefix would be all of it */
+#define IMPORT_MAX 255 /* what `tollgate ingest` reads of a key in a log */
 
 typedef struct args {
     const char *pos;     /* the one positional: KEY_ID for revoke and rotate */
@@ -69,36 +66,6 @@ static int parse(int argc, char **argv, int allow, args_t *a)
     }
     if (m == 64) return tg_cli_errorf(TG_EXIT_USAGE, "too many arguments (%s)", USAGE);
     return tg_cli_parse(m, rest, 2, opts, n, &a->pos, (allow & A_POS) ? 1 : 0, NULL, NULL, USAGE);
-}
-
-/* --grace: a whole number with s, m, h or d ("24h"), or 0. */
-static int parse_grace(const char *s, int64_t *out_s)
-{
-    long long ms;
-    /* A unit is needed (a bare number would be milliseconds), except for 0. */
-    if (strspn(s, "0123456789") == strlen(s) && strcmp(s, "0") != 0) return -1;
-    if (tg_duration_parse(s, GRACE_MAX_S * 1000LL, &ms) != 0) return -1;
-    *out_s = ms / 1000;
-    return 0;
-}
-
-/* A fresh signing secret into secret, sealed for key k (AAD: its id) into k. */
-static int make_signing(const tg_config_t *cfg, tg_key_t *k, char secret[TG_SIGNING_SECRET_LEN + 1])
-{
-    unsigned char *blob = NULL;
-    size_t bl = 0;
-    tg_err_t err = {{0}};
-    if (tg_apikey_signing_secret(secret) != 0)
-        return tg_cli_errorf(TG_EXIT_RUNTIME,
-                             "cannot make a signing secret: the system random source failed");
-    if (tg_crypt_seal(&cfg->encryption.kek, secret, TG_SIGNING_SECRET_LEN, k->id, strlen(k->id),
-                      &blob, &bl, &err) != 0)
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot seal the signing secret: %s", err.msg);
-    TG_ASSERT(bl == sizeof k->signing_sealed);
-    memcpy(k->signing_sealed, blob, bl);
-    k->signing = 1;
-    tg_crypt_free(blob, bl);
-    return 0;
 }
 
 static int need_kek(const tg_config_t *cfg, const char *what)
@@ -142,83 +109,72 @@ static int read_secret(char *buf, size_t cap)
     return 0;
 }
 
-/* Makes and prints a key for a->tenant; from: the key it replaces (`key rotate`), whose id
- * the new row names. The new key's id into new_id (may be NULL). */
-static int cmd_create(tg_store_t *store, const tg_config_t *cfg, const args_t *a, int imported,
-                      const tg_key_t *from, char new_id[32])
+/* The CLI's words for what tg_key_make or tg_key_rotate refused. */
+static int keyop_error(tg_keyop_t rc, const char *tenant, const tg_err_t *err)
 {
-    tg_err_t err = {{0}};
-    tg_tenant_t t;
-    int r = tg_store_tenant_get(store, a->tenant, &t, &err);
-    if (r == TG_STORE_NOTFOUND)
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", a->tenant);
-    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    switch (rc) {
+    case TG_KEYOP_NO_TENANT: return tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", tenant);
+    case TG_KEYOP_EXISTS:
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "key import: this secret is already a key");
+    case TG_KEYOP_RANDOM:
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "cannot make a key: the system random source failed");
+    default: return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err->msg);
+    }
+}
 
-    char secret[IMPORT_MAX + 2], prefix[TG_APIKEY_PREFIX_LEN + 1];
-    char signing[TG_SIGNING_SECRET_LEN + 1] = "";
-    tg_key_t k;
-    memset(&k, 0, sizeof k);
+/* Prints a key just made (the secrets this once) and a note if its tenant is not active. */
+static void print_made(const tg_key_made_t *m, int imported)
+{
+    const tg_key_t *k = &m->key;
+    printf("key_id: %s\n", k->id);
+    if (imported) {
+        printf("prefix: %s\n", k->prefix);
+        return;
+    }
+    printf("secret: %s\n", m->secret);
+    if (k->signing) printf("signing_secret: %s\n", m->signing);
+    if (k->expires_us) {
+        char iso[25];
+        tg_utc_iso(k->expires_us, iso);
+        printf("expires: %s\n", iso);
+    }
+    fprintf(stderr, "tollgate: the secret%s shown this once: store %s now\n",
+            k->signing ? "s are" : " is", k->signing ? "them" : "it");
+    fflush(stdout);
+    if (strcmp(m->tenant_status, "active") != 0)
+        fprintf(stderr, "tollgate: note: tenant \"%s\" is %s; the key works once it is enabled\n",
+                k->tenant_id, m->tenant_status);
+}
+
+/* Makes and prints a key for a->tenant (tg_key_make). */
+static int cmd_create(tg_store_t *store, const tg_config_t *cfg, const args_t *a, int imported)
+{
+    char secret[IMPORT_MAX + 2];
+    tg_key_spec_t spec = {.tenant = a->tenant, .name = a->name, .signing = a->signing};
     int64_t now = tg_wall_us();
-    if (a->expires && (tg_parse_instant(a->expires, &k.expires_us) != 0 || k.expires_us <= now))
+    if (a->expires &&
+        (tg_parse_instant(a->expires, &spec.expires_us) != 0 || spec.expires_us <= now))
         return tg_cli_errorf(TG_EXIT_USAGE,
                              "--expires \"%s\": expected a future UTC date (YYYY-MM-DD) or RFC "
                              "3339 time (2027-01-31T12:00:00Z)",
                              a->expires);
     if (imported) {
         int rc = read_secret(secret, sizeof secret);
-        if (rc == 0 && tg_apikey_import(secret, strlen(secret), k.id, prefix, k.sha256) != 0)
-            rc = tg_cli_errorf(TG_EXIT_RUNTIME,
-                               "cannot make a key id: the system random source failed");
         if (rc != 0) {
             explicit_bzero(secret, sizeof secret);
             return rc;
         }
-    } else if (tg_apikey_generate(secret, k.id, prefix, k.sha256) != 0) {
-        return tg_cli_errorf(TG_EXIT_RUNTIME,
-                             "cannot generate a key: the system random source failed");
+        spec.import = secret;
+        spec.import_len = strlen(secret);
     }
-    snprintf(k.tenant_id, sizeof k.tenant_id, "%s", t.id);
-    snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
-    snprintf(k.name, sizeof k.name, "%s", a->name ? a->name : "");
-    snprintf(k.status, sizeof k.status, "active");
-    k.created_us = now;
-    if (from) snprintf(k.rotated_from, sizeof k.rotated_from, "%s", from->id);
-    int rc = TG_EXIT_OK;
-    if (a->signing && (rc = make_signing(cfg, &k, signing)) != 0) {
-        explicit_bzero(secret, sizeof secret);
-        return rc;
-    }
-    r = tg_store_key_add(store, &k, &err);
-    if (r == TG_STORE_NOTFOUND) /* removed since we looked */
-        rc = tg_cli_errorf(TG_EXIT_RUNTIME, "no tenant \"%s\"", a->tenant);
-    else if (r == TG_STORE_EXISTS && imported)
-        rc = tg_cli_errorf(TG_EXIT_RUNTIME, "key import: this secret is already a key");
-    else if (r != 0)
-        rc = tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
-    else if (imported) {
-        printf("key_id: %s\n", k.id);
-        printf("prefix: %s\n", k.prefix);
-    } else {
-        printf("key_id: %s\n", k.id);
-        printf("secret: %s\n", secret);
-        if (k.signing) printf("signing_secret: %s\n", signing);
-        if (k.expires_us) {
-            char iso[25];
-            tg_utc_iso(k.expires_us, iso);
-            printf("expires: %s\n", iso);
-        }
-        fprintf(stderr, "tollgate: the secret%s shown this once: store %s now\n",
-                k.signing ? "s are" : " is", k.signing ? "them" : "it");
-        fflush(stdout);
-        if (strcmp(t.status, "active") != 0)
-            fprintf(stderr,
-                    "tollgate: note: tenant \"%s\" is %s; the key works once it is enabled\n", t.id,
-                    t.status);
-    }
+    tg_key_made_t m;
+    tg_err_t err = {{0}};
+    tg_keyop_t r = tg_key_make(store, cfg->encryption.has_kek ? &cfg->encryption.kek : NULL, &spec,
+                               now, &m, &err);
     explicit_bzero(secret, sizeof secret);
-    explicit_bzero(signing, sizeof signing);
-    if (new_id) memcpy(new_id, k.id, sizeof k.id);
-    explicit_bzero(&k, sizeof k);
+    int rc = r == TG_KEYOP_OK ? TG_EXIT_OK : keyop_error(r, a->tenant, &err);
+    if (rc == TG_EXIT_OK) print_made(&m, imported);
+    tg_key_made_wipe(&m);
     return rc;
 }
 
@@ -268,70 +224,50 @@ static int cmd_list(tg_store_t *store, const char *tenant)
     return r == 0 ? TG_EXIT_OK : tg_cli_list_error(r, &err);
 }
 
-/* The old key's own limits (scope key) for the new key too, so a rotation changes nothing
- * but the secret. */
-typedef struct copy_limits {
-    tg_store_t *store;
-    const char *from, *to;
-    int failed;
-    tg_err_t err;
-} copy_limits_t;
-
-static int copy_limit(const tg_limit_row_t *row, void *ud)
-{
-    copy_limits_t *c = ud;
-    if (strcmp(row->scope, "key") != 0 || strcmp(row->value, c->from) != 0) return 0;
-    tg_limit_row_t n = *row;
-    snprintf(n.value, sizeof n.value, "%s", c->to);
-    if (tg_store_limit_set(c->store, &n, &c->err) != 0) c->failed = 1;
-    return 0;
-}
-
 static int cmd_rotate(tg_store_t *store, const tg_config_t *cfg, const args_t *a)
 {
-    tg_err_t err = {{0}};
-    int64_t grace_s = GRACE_DEFAULT_S;
-    if (a->grace && parse_grace(a->grace, &grace_s) != 0)
+    int64_t grace_s = TG_KEY_GRACE_DEFAULT_S;
+    if (a->grace && tg_key_parse_grace(a->grace, &grace_s) != 0)
         return tg_cli_errorf(TG_EXIT_USAGE,
                              "--grace \"%s\": expected a duration such as 30m, 24h or 7d (at most "
                              "365d), or 0",
                              a->grace);
-    tg_key_t old;
-    int r = tg_store_key_get(store, a->pos, &old, &err);
-    if (r == TG_STORE_NOTFOUND) return tg_cli_errorf(TG_EXIT_RUNTIME, "no key \"%s\"", a->pos);
-    if (r != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
-    int64_t now = tg_wall_us(), until = now + grace_s * 1000000;
-    if (strcmp(old.status, "active") != 0)
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "key %s is %s: nothing to rotate", old.id,
-                             old.status);
-    if (old.expires_us && old.expires_us <= now)
-        return tg_cli_errorf(TG_EXIT_RUNTIME, "key %s has expired: nothing to rotate", old.id);
-    if (old.signing && need_kek(cfg, "rotating a signing key") != 0) return TG_EXIT_USAGE;
-    args_t na = {.tenant = old.tenant_id, .name = old.name, .signing = old.signing};
-    char new_id[32];
-    int rc = cmd_create(store, cfg, &na, 0, &old, new_id);
-    if (rc != TG_EXIT_OK) return rc;
-    copy_limits_t c = {.store = store, .from = old.id, .to = new_id};
-    if (tg_store_limit_list(store, old.tenant_id, copy_limit, &c, &err) != 0 || c.failed)
-        fprintf(stderr, "tollgate: warning: the limits of %s were not all copied to %s: %s\n",
-                old.id, new_id, c.failed ? c.err.msg : err.msg);
-    r = tg_store_key_expire(store, old.id, until, &err);
-    char iso[25];
-    if (r == TG_STORE_NOTFOUND) { /* it expires sooner already (or was revoked meanwhile) */
-        tg_store_key_get(store, old.id, &old, &err);
-        tg_utc_iso(old.expires_us, iso);
-        printf("old_key: %s (%s%s)\n", old.id, old.expires_us ? "expires " : old.status,
-               old.expires_us ? iso : "");
-        return TG_EXIT_OK;
+    tg_key_made_t m;
+    tg_key_rotated_t rot;
+    tg_err_t err = {{0}};
+    tg_keyop_t r = tg_key_rotate(store, cfg->encryption.has_kek ? &cfg->encryption.kek : NULL,
+                                 a->pos, grace_s, tg_wall_us(), &m, &rot, &err);
+    int rc = TG_EXIT_OK;
+    switch (r) {
+    case TG_KEYOP_OK:
+    case TG_KEYOP_HALF: break;
+    case TG_KEYOP_NO_KEY: return tg_cli_errorf(TG_EXIT_RUNTIME, "no key \"%s\"", a->pos);
+    case TG_KEYOP_INACTIVE:
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "key %s is %s: nothing to rotate", rot.old.id,
+                             rot.old.status);
+    case TG_KEYOP_EXPIRED:
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "key %s has expired: nothing to rotate", rot.old.id);
+    case TG_KEYOP_NEED_KEK: return need_kek(cfg, "rotating a signing key");
+    default: return keyop_error(r, rot.old.tenant_id, &err);
     }
-    if (r != 0)
-        return tg_cli_errorf(TG_EXIT_RUNTIME,
-                             "%s was made, but %s could not be set to expire (%s): both work; "
-                             "revoke %s when its clients have moved",
-                             new_id, old.id, err.msg, old.id);
-    tg_utc_iso(until, iso);
-    printf("old_key: %s (expires %s)\n", old.id, iso);
-    return TG_EXIT_OK;
+    print_made(&m, 0);
+    if (!rot.limits_copied)
+        fprintf(stderr, "tollgate: warning: the limits of %s were not all copied to %s: %s\n",
+                rot.old.id, m.key.id, rot.err_limits.msg);
+    char iso[25];
+    if (r == TG_KEYOP_HALF) {
+        rc = tg_cli_errorf(TG_EXIT_RUNTIME,
+                           "%s was made, but %s could not be set to expire (%s): both work; "
+                           "revoke %s when its clients have moved",
+                           m.key.id, rot.old.id, err.msg, rot.old.id);
+    } else if (rot.old_expires_us) {
+        tg_utc_iso(rot.old_expires_us, iso);
+        printf("old_key: %s (expires %s)\n", rot.old.id, iso);
+    } else { /* revoked meanwhile */
+        printf("old_key: %s (%s)\n", rot.old.id, rot.old.status);
+    }
+    tg_key_made_wipe(&m);
+    return rc;
 }
 
 int tg_cli_key(int argc, char **argv, const char *config_path)
@@ -371,7 +307,7 @@ int tg_cli_key(int argc, char **argv, const char *config_path)
     if (a.signing && (rc = need_kek(cfg, "key create --signing")) != 0) {
         /* refused before anything is made */
     } else if (strcmp(sub, "create") == 0 || strcmp(sub, "import") == 0) {
-        rc = cmd_create(store, cfg, &a, strcmp(sub, "import") == 0, NULL, NULL);
+        rc = cmd_create(store, cfg, &a, strcmp(sub, "import") == 0);
     } else if (strcmp(sub, "rotate") == 0) {
         rc = cmd_rotate(store, cfg, &a);
     } else if (strcmp(sub, "list") == 0) {

@@ -82,28 +82,29 @@ static int check_set(const args_t *a, int64_t now_us, tg_price_row_t *row)
     if (rc != 0) return rc;
     snprintf(row->meter, sizeof row->meter, "%s", meter);
     snprintf(row->name, sizeof row->name, "%s", name);
-    int any = 0;
-    for (int i = 0; i < NAMOUNTS; i++) {
-        int64_t *f = tg_price_amount(row, i);
-        *f = -1;
-        if (!a->amount[i]) continue;
-        if (strcmp(tg_price_amount_meter[i], meter) != 0)
-            return tg_cli_errorf(TG_EXIT_USAGE, "%s prices a %s (%s), not a %s", amount_opt[i],
-                                 tg_price_amount_meter[i],
-                                 tg_price_amount_meter[i][0] == 'm'   ? "price set MODEL"
-                                 : tg_price_amount_meter[i][0] == 'r' ? "price set --route NAME"
-                                                                      : "price set --tool NAME",
-                                 meter);
-        if ((rc = tg_cli_parse_usd(amount_opt[i], a->amount[i], f)) != 0) return rc;
-        any = 1;
+    int i = 0;
+    switch (tg_price_set_amounts(row, meter, a->amount, &i)) {
+    case TG_PRICE_SET_OK: break;
+    case TG_PRICE_SET_METER:
+        return tg_cli_errorf(TG_EXIT_USAGE, "%s prices a %s (%s), not a %s", amount_opt[i],
+                             tg_price_amount_meter[i],
+                             tg_price_amount_meter[i][0] == 'm'   ? "price set MODEL"
+                             : tg_price_amount_meter[i][0] == 'r' ? "price set --route NAME"
+                                                                  : "price set --tool NAME",
+                             meter);
+    case TG_PRICE_SET_AMOUNT: {
+        int64_t v; /* refused again, for the CLI's one message on a bad amount */
+        return tg_cli_parse_usd(amount_opt[i], a->amount[i], &v);
     }
-    if (meter[0] == 'm' && (!a->amount[A_INPUT] || !a->amount[A_OUTPUT]))
-        return tg_cli_errorf(TG_EXIT_USAGE,
-                             "price set MODEL needs --input USD and --output USD (per 1M tokens)");
-    if (meter[0] == 't' && !a->amount[A_CALL])
-        return tg_cli_errorf(TG_EXIT_USAGE, "price set --tool needs --call USD");
-    if (!any)
+    case TG_PRICE_SET_MISSING:
+        if (meter[0] == 'm')
+            return tg_cli_errorf(
+                TG_EXIT_USAGE,
+                "price set MODEL needs --input USD and --output USD (per 1M tokens)");
+        if (meter[0] == 't')
+            return tg_cli_errorf(TG_EXIT_USAGE, "price set --tool needs --call USD");
         return tg_cli_errorf(TG_EXIT_USAGE, "price set --route needs --request USD or --gb USD");
+    }
     if (tg_price_parse_from(a->from ? a->from : "now", now_us, &row->effective_us) != 0)
         return from_error(a->from, 1);
     return TG_EXIT_OK;

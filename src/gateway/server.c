@@ -541,7 +541,12 @@ static void *admin_api_call(void *ctx, const char *method, const char *path, con
 {
     tg_server_t *srv = ctx;
     if (!srv->api) return NULL;
-    tg_adminapi_req_t *req = tg_adminapi_req_new(method, path, query, body, len, who);
+    /* The KEK seals a new key's signing secret: only a POST makes keys, and only its call
+     * carries a copy (wiped with the call). */
+    const tg_config_t *cfg = srv->cfg;
+    const tg_kek_t *kek =
+        cfg->encryption.has_kek && strcmp(method, "POST") == 0 ? &cfg->encryption.kek : NULL;
+    tg_adminapi_req_t *req = tg_adminapi_req_new(method, path, query, body, len, who, kek);
     if (!req) return NULL;
     return tg_dash_submit_fn(srv->api, tg_adminapi_answer, req, tg_adminapi_req_free, tg_wall_us(),
                              done, arg);

@@ -7,6 +7,7 @@
 
 #include "types/text.h"
 #include "util/clock.h"
+#include "util/money.h"
 
 #define SEC_US 1000000LL
 
@@ -34,6 +35,32 @@ tg_price_name_t tg_price_name_check(const char *name)
     if (strlen(name) > TG_PRICE_NAME_MAX) return TG_PRICE_NAME_LONG;
     if (!tg_text_valid_utf8(name)) return TG_PRICE_NAME_TEXT;
     return TG_PRICE_NAME_OK;
+}
+
+tg_price_set_t tg_price_set_amounts(tg_price_row_t *row, const char *meter,
+                                    const char *const usd[TG_PRICE_NAMOUNTS], int *which)
+{
+    int any = 0;
+    for (int i = 0; i < TG_PRICE_NAMOUNTS; i++)
+        *tg_price_amount(row, i) = -1;
+    for (int i = 0; i < TG_PRICE_NAMOUNTS; i++) {
+        if (!usd[i]) continue;
+        *which = i;
+        if (strcmp(tg_price_amount_meter[i], meter) != 0) return TG_PRICE_SET_METER;
+        if (tg_money_parse(usd[i], tg_price_amount(row, i)) != 0) return TG_PRICE_SET_AMOUNT;
+        any = 1;
+    }
+    /* A model needs both token prices (a missing one would price them free); a tool its
+     * call; a route either of its two. */
+    if (meter[0] == 'm' && (row->input_micros < 0 || row->output_micros < 0))
+        return TG_PRICE_SET_MISSING;
+    if (meter[0] == 't' && row->call_micros < 0) return TG_PRICE_SET_MISSING;
+    return any ? TG_PRICE_SET_OK : TG_PRICE_SET_MISSING;
+}
+
+const char *tg_price_set_needs(const char *meter)
+{
+    return meter[0] == 'm' ? "input and output" : meter[0] == 't' ? "call" : "request or gb";
 }
 
 static int digits(const char *s, int n, int *out)

@@ -41,6 +41,21 @@ typedef enum {
 #define TG_PRICE_NAME_MAX (sizeof((tg_price_row_t *)0)->name - 1)
 tg_price_name_t tg_price_name_check(const char *name);
 
+/* A `price set`'s amounts for meter ("model", "route" or "tool"), given as USD text (NULL =
+ * not given) in tg_price_amount_name's order, into row's fields (-1 where not given). The
+ * one copy of the rules of `price set` (cli/price.c) and PUT /admin/v1/prices/...
+ * (adminapi/prices.c); each words the answer in its own terms (--input, "input"). */
+typedef enum {
+    TG_PRICE_SET_OK,
+    TG_PRICE_SET_METER,   /* amount *which prices another meter (--call on a route) */
+    TG_PRICE_SET_AMOUNT,  /* amount *which is not USD text (tg_money_parse: no sign) */
+    TG_PRICE_SET_MISSING, /* the meter's amounts are missing: tg_price_set_needs(meter) */
+} tg_price_set_t;
+tg_price_set_t tg_price_set_amounts(tg_price_row_t *row, const char *meter,
+                                    const char *const usd[TG_PRICE_NAMOUNTS], int *which);
+/* What a row of meter must set, in words: "input and output", "call", "request or gb". */
+const char *tg_price_set_needs(const char *meter);
+
 /* An effective time: "now" (only when now_us >= 0) is the second of now_us; "YYYY-MM-DD"
  * is 00:00 UTC that day; "YYYY-MM-DDTHH:MM:SSZ" is that second, as a list prints it.
  * 0 or -1 (not one of these). */

@@ -99,12 +99,52 @@ static void test_fmt_when_and_name(void **state)
     assert_int_equal(tg_price_name_check("\xff"), TG_PRICE_NAME_TEXT);
 }
 
+/* price set's amount rules, for the CLI and the admin API alike. */
+static void test_set_amounts(void **state)
+{
+    (void)state;
+    tg_price_row_t r;
+    int which = -1;
+    const char *model[TG_PRICE_NAMOUNTS] = {"2.50", "10", NULL, "0.000001"};
+    assert_int_equal(tg_price_set_amounts(&r, "model", model, &which), TG_PRICE_SET_OK);
+    assert_int_equal(r.input_micros, 2500000);
+    assert_int_equal(r.output_micros, 10000000);
+    assert_int_equal(r.cached_micros, -1);
+    assert_int_equal(r.cache_write_micros, 1);
+    assert_int_equal(r.request_micros, -1);
+    assert_int_equal(r.call_micros, -1);
+    const char *half[TG_PRICE_NAMOUNTS] = {"2.50"};
+    assert_int_equal(tg_price_set_amounts(&r, "model", half, &which), TG_PRICE_SET_MISSING);
+    const char *route[TG_PRICE_NAMOUNTS] = {[TG_PRICE_GB] = "0.09"};
+    assert_int_equal(tg_price_set_amounts(&r, "route", route, &which), TG_PRICE_SET_OK);
+    assert_int_equal(r.gb_micros, 90000);
+    assert_int_equal(r.request_micros, -1);
+    const char *none[TG_PRICE_NAMOUNTS] = {0};
+    assert_int_equal(tg_price_set_amounts(&r, "route", none, &which), TG_PRICE_SET_MISSING);
+    assert_int_equal(tg_price_set_amounts(&r, "tool", none, &which), TG_PRICE_SET_MISSING);
+    assert_string_equal(tg_price_set_needs("route"), "request or gb");
+    assert_string_equal(tg_price_set_needs("tool"), "call");
+    assert_string_equal(tg_price_set_needs("model"), "input and output");
+    /* Another meter's amount, named by its index; then a bad amount, by its index. */
+    const char *wrong[TG_PRICE_NAMOUNTS] = {[TG_PRICE_REQUEST] = "1", [TG_PRICE_CALL] = "1"};
+    assert_int_equal(tg_price_set_amounts(&r, "tool", wrong, &which), TG_PRICE_SET_METER);
+    assert_int_equal(which, TG_PRICE_REQUEST);
+    const char *bad[] = {"-1", "abc", "1.0000001", "$1", "", "1e3", "+1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *tool[TG_PRICE_NAMOUNTS] = {[TG_PRICE_CALL] = bad[i]};
+        which = -1;
+        assert_int_equal(tg_price_set_amounts(&r, "tool", tool, &which), TG_PRICE_SET_AMOUNT);
+        assert_int_equal(which, TG_PRICE_CALL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_from),
         cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_fmt_when_and_name),
+        cmocka_unit_test(test_set_amounts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
