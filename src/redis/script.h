@@ -38,7 +38,7 @@ enum { TG_REDIS_SETTLED = 0, TG_REDIS_SEEN = 1 };
  * fresh id per command, tg_redis_next_id), set NX first by the script and kept this long:
  * a settlement whose reply was lost (the connection dropped) is sent again only while its
  * marker surely still exists, so it is never counted twice. A marker costs Redis about
- * 100 bytes (docs/operations.md): 60 s at 10,000 settlements a second is about 60 MB. */
+ * 150 bytes (docs/operations.md): 60 s at 10,000 settlements a second is about 90 MB. */
 #define TG_REDIS_OP_TTL_MS 60000
 /* A resend waits on the connection before Redis runs it: it is sent only if its first send
  * is this much younger than the marker's life. */
