@@ -263,18 +263,16 @@ static void flush_journal(tg_redis_t *rc)
 {
     while (rc->jhead && rc->up) {
         blob_t *b = rc->jhead;
-        int again = b->sent;
-        tg_redis_ticket_t *t = NULL;
-        if (!again || tg_redis_resend_ok(b->sent_ms, uv_now(rc->loop), rc->op_ttl_ms)) {
-            t = ticket_new(rc, K_SETTLE, b, 0);
-            if (!t) return; /* (kept for the next flush) */
-        }
+        tg_redis_ticket_t *t = ticket_new(rc, K_SETTLE, b, 0);
+        if (!t) return;
         rc->jhead = b->next;
         if (!rc->jhead) rc->jtail = NULL;
         rc->jbytes -= b->bytes;
         b->next = NULL;
-        if (!t) {
-            resendable(rc, b); /* too old: counted and freed */
+        int again = b->sent;
+        if (!resendable(rc, b)) { /* (freed and counted) */
+            t->cmd = NULL;
+            ticket_free(t);
             continue;
         }
         if (send_blob(rc, b, t) != 0) {
