@@ -409,7 +409,9 @@ static int shared_limit_metrics(tg_server_t *srv, tg_buf_t *out)
          "Settlements whose reply was lost, too old to be sent again (possibly not counted).",
          LD(settles_expired)},
         {"tollgate_limits_backend_journaled_total", "counter",
-         "Counts of local admissions kept while the shared limiter was down.", LD(journaled)},
+         "Commands kept for when the shared limiter is back: counts of local admissions, "
+         "settlements it refused or whose reply was lost.",
+         LD(journaled)},
         {"tollgate_limits_backend_replayed_total", "counter",
          "Journaled counts sent once the shared limiter was back.", LD(replayed)},
         {"tollgate_limits_backend_journal_dropped_total", "counter",
