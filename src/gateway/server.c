@@ -115,6 +115,10 @@ static int worker_init(tg_worker_t *w, tg_server_t *srv, int id, int fd, tg_err_
         w->redis = tg_redis_new(&w->loop, &addr, c->limits.timeout_ms, c->limits.reservation_ttl_ms,
                                 id, &srv->redis_stats);
         if (!w->redis) return tg_err_set(err, "cannot create the shared limiter's client");
+        /* (Tests only: a settlement marker's life, to see a lost settlement too old to be
+         * sent again without waiting a minute: tests/e2e/redis-settle.test.mjs.) */
+        const char *op_ttl = getenv("TOLLGATE_TEST_SETTLE_MARKER_MS");
+        if (op_ttl) tg_redis_set_op_ttl(w->redis, strtoll(op_ttl, NULL, 10));
     }
     w->metrics = tg_metrics_block_new(srv->metrics);
     w->jwtcache = tg_jwt_cache_new();
@@ -394,9 +398,20 @@ static int shared_limit_metrics(tg_server_t *srv, tg_buf_t *out)
         {"tollgate_limits_backend_settles_total", "counter",
          "Settlements sent to the shared limiter.", LD(settles)},
         {"tollgate_limits_backend_settle_errors_total", "counter",
-         "Settlements the shared limiter refused or never answered.", LD(settle_errors)},
+         "Settlements the shared limiter refused, or left unanswered at exit.", LD(settle_errors)},
+        {"tollgate_limits_backend_settles_resent_total", "counter",
+         "Settlements sent again after their connection dropped before the reply.",
+         LD(settles_resent)},
+        {"tollgate_limits_backend_settles_duplicate_total", "counter",
+         "Settlements the shared limiter had run already (a resend): not counted again.",
+         LD(settles_seen)},
+        {"tollgate_limits_backend_settles_expired_total", "counter",
+         "Settlements whose reply was lost, too old to be sent again (possibly not counted).",
+         LD(settles_expired)},
         {"tollgate_limits_backend_journaled_total", "counter",
-         "Counts of local admissions kept while the shared limiter was down.", LD(journaled)},
+         "Commands kept for when the shared limiter is back: counts of local admissions, "
+         "settlements it refused or whose reply was lost.",
+         LD(journaled)},
         {"tollgate_limits_backend_replayed_total", "counter",
          "Journaled counts sent once the shared limiter was back.", LD(replayed)},
         {"tollgate_limits_backend_journal_dropped_total", "counter",

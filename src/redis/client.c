@@ -37,6 +37,8 @@ typedef struct blob {
     size_t bytes; /* its whole allocation */
     size_t *lens;
     char *data;
+    int sent;         /* a settlement sent at least once: its outcome may be unknown */
+    uint64_t sent_ms; /* its first send (uv_now: the loop's monotonic clock) */
 } blob_t;
 
 enum { K_ADMIT, K_SETTLE, K_LOAD, K_CLAIM };
@@ -73,6 +75,7 @@ struct tg_redis {
     char *user;     /* an ACL user, or NULL (the default user) */
     char *password; /* AUTH's, or NULL: none sent. Never logged; wiped when freed */
     long timeout_ms, ttl_ms;
+    int64_t op_ttl_ms; /* a settlement marker's life (TG_REDIS_OP_TTL_MS) */
     int worker;
     long backoff_ms;
     int timeouts; /* admissions in a row that timed out */
@@ -104,6 +107,8 @@ static blob_t *blob_of(const tg_redis_cmd_t *c)
     blob_t *b = malloc(bytes);
     if (!b) return NULL;
     b->next = NULL;
+    b->sent = 0;
+    b->sent_ms = 0;
     b->argc = c->argc;
     b->bytes = bytes;
     b->lens = (size_t *)(b + 1);
@@ -132,7 +137,12 @@ static int send_blob(tg_redis_t *rc, blob_t *b, tg_redis_ticket_t *t)
         argv[1] = rc->sha;
         lens[1] = 40;
     }
-    return redisAsyncCommandArgv(rc->ac, on_reply, t, b->argc, argv, lens) == REDIS_OK ? 0 : -1;
+    if (redisAsyncCommandArgv(rc->ac, on_reply, t, b->argc, argv, lens) != REDIS_OK) return -1;
+    if (!b->sent) {
+        b->sent = 1;
+        b->sent_ms = uv_now(rc->loop);
+    }
+    return 0;
 }
 
 static void ticket_free(tg_redis_ticket_t *t)
@@ -237,6 +247,18 @@ static void schedule_retry(tg_redis_t *rc)
     rc->backoff_ms = rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rc->backoff_ms * 2;
 }
 
+/* A settlement sent before, its outcome unknown, may be sent again now (its marker in
+ * Redis outlives the resend); else it is freed and counted: it might be counted twice. */
+static int resendable(tg_redis_t *rc, blob_t *b)
+{
+    if (!b->sent || tg_redis_resend_ok(b->sent_ms, uv_now(rc->loop), rc->op_ttl_ms)) return 1;
+    atomic_fetch_add_explicit(&rc->stats->settles_expired, 1, memory_order_relaxed);
+    TG_DEBUG("limits: redis settlement (worker %d) not sent again: first sent %llu ms ago",
+             rc->worker, (unsigned long long)(uv_now(rc->loop) - b->sent_ms));
+    free(b);
+    return 0;
+}
+
 static void flush_journal(tg_redis_t *rc)
 {
     while (rc->jhead && rc->up) {
@@ -247,12 +269,19 @@ static void flush_journal(tg_redis_t *rc)
         if (!rc->jhead) rc->jtail = NULL;
         rc->jbytes -= b->bytes;
         b->next = NULL;
+        int again = b->sent;
+        if (!resendable(rc, b)) { /* (freed and counted) */
+            t->cmd = NULL;
+            ticket_free(t);
+            continue;
+        }
         if (send_blob(rc, b, t) != 0) {
             ticket_free(t);
             atomic_fetch_add_explicit(&rc->stats->journal_dropped, 1, memory_order_relaxed);
             continue;
         }
         atomic_fetch_add_explicit(&rc->stats->replayed, 1, memory_order_relaxed);
+        if (again) atomic_fetch_add_explicit(&rc->stats->settles_resent, 1, memory_order_relaxed);
     }
 }
 
@@ -534,6 +563,29 @@ static void on_claim_reply(tg_redis_t *rc, tg_redis_ticket_t *t, const redisRepl
     ticket_free(t);
 }
 
+/* A settlement's reply. None (the connection dropped after it was sent): Redis may or may
+ * not have run it, so it is journaled and sent again once back, which its marker makes
+ * harmless, unless it is too old for that (resendable). None at exit: counted, lost. */
+static void on_settle_reply(tg_redis_t *rc, tg_redis_ticket_t *t, const redisReply *r)
+{
+    if (!r && !rc->closing) {
+        if (resendable(rc, t->cmd)) journal(rc, t->cmd);
+        t->cmd = NULL;
+    } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+               r->element[0]->type == REDIS_REPLY_INTEGER) {
+        long long v = r->element[0]->integer;
+        if (tg_redis_settle_reply(&v, 1) == TG_REDIS_SEEN)
+            atomic_fetch_add_explicit(&rc->stats->settles_seen, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&rc->stats->settle_errors, 1, memory_order_relaxed);
+        TG_DEBUG("limits: redis settle failed: %s", !r ? "no reply"
+                                                    : r->type == REDIS_REPLY_ERROR
+                                                        ? r->str
+                                                        : "an unexpected reply");
+    }
+    ticket_free(t);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
@@ -561,11 +613,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         }
     }
     if (t->kind == K_SETTLE) {
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            atomic_fetch_add_explicit(&rc->stats->settle_errors, 1, memory_order_relaxed);
-            TG_DEBUG("limits: redis settle failed: %s", r ? r->str : "no reply");
-        }
-        ticket_free(t);
+        on_settle_reply(rc, t, r);
         return;
     }
     if (t->kind == K_CLAIM) {
@@ -665,6 +713,7 @@ tg_redis_t *tg_redis_new(uv_loop_t *loop, const tg_redis_addr_t *addr, long time
     rc->db = addr->db;
     rc->timeout_ms = timeout_ms;
     rc->ttl_ms = ttl_ms;
+    rc->op_ttl_ms = TG_REDIS_OP_TTL_MS;
     rc->worker = worker;
     rc->stats = stats;
     rc->backoff_ms = BACKOFF_MIN_MS;
@@ -876,7 +925,9 @@ void tg_redis_settle(tg_redis_t *rc, const tg_redis_hold_t *hold, int64_t cost,
                      const tg_redis_adj_t *adj, size_t n)
 {
     tg_redis_cmd_t *c = &rc->scratch;
-    if (tg_redis_settle_cmd(c, rc->sha, hold, cost, adj, n) != 0) {
+    char op[TG_REDIS_ID_SIZE];
+    tg_redis_next_id(rc, op); /* this command's own: an admission may have several */
+    if (tg_redis_settle_cmd(c, rc->sha, hold, op, rc->op_ttl_ms, cost, adj, n) != 0) {
         atomic_fetch_add_explicit(&rc->stats->settle_errors, 1, memory_order_relaxed);
         return;
     }
@@ -897,6 +948,11 @@ void tg_redis_settle(tg_redis_t *rc, const tg_redis_hold_t *hold, int64_t cost,
         }
     }
     journal(rc, b); /* down: kept until Redis is back */
+}
+
+void tg_redis_set_op_ttl(tg_redis_t *rc, int64_t ms)
+{
+    if (ms > 0) rc->op_ttl_ms = ms;
 }
 
 tg_redis_cmd_t *tg_redis_scratch(tg_redis_t *rc)

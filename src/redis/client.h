@@ -9,7 +9,10 @@
  * for any more (cancelled or timed out) and admitted is undone at once (slot and
  * reservation given back, every counter moved back), so nothing is counted for a request
  * that was never served. Settlements are sent without waiting (counted; a failure is
- * logged at debug and counted). NOSCRIPT (Redis restarted, SCRIPT FLUSH) loads the script
+ * logged at debug and counted); each is idempotent (its own marker in Redis: script.h), so
+ * one sent on a connection that then drops (Redis may or may not have run it) is journaled
+ * and sent again when Redis is back, unless its first send is older than the marker's
+ * life allows (then dropped and counted). NOSCRIPT (Redis restarted, SCRIPT FLUSH) loads the script
  * again ahead of the same command on the same connection, which Redis runs in order.
  *
  * Connection state: connected (authenticated, the database selected) and the script loaded
@@ -41,7 +44,10 @@ typedef struct tg_redis_stats {
     atomic_llong fallbacks;         /* admissions decided by limits.on_backend_down */
     atomic_llong undone;            /* late or orphaned admissions given back */
     atomic_llong settles;           /* settlements sent */
-    atomic_llong settle_errors;     /* settlements Redis refused or never answered */
+    atomic_llong settle_errors;     /* settlements Redis refused, or unanswered at exit */
+    atomic_llong settles_resent;    /* settlements sent again, their first reply lost */
+    atomic_llong settles_seen;      /* settlements Redis had run already (their marker) */
+    atomic_llong settles_expired;   /* settlements whose reply was lost, too old to resend */
     atomic_llong journaled;         /* commands kept while down */
     atomic_llong journal_dropped;   /* commands the journal had no room for */
     atomic_llong replayed;          /* journaled commands sent once back up */
@@ -118,6 +124,11 @@ typedef void (*tg_redis_claim_cb)(void *ud, tg_redis_claim_t res);
  * makes the signature remembered, which an accepted one was meant to be. */
 tg_redis_ticket_t *tg_redis_claim(tg_redis_t *rc, const char *key, size_t klen, int64_t px_ms,
                                   tg_redis_claim_cb cb, void *ud);
+
+/* A settlement marker's life (TG_REDIS_OP_TTL_MS by default; ms > 0), which bounds how late
+ * a settlement whose reply was lost is sent again: tests shorten it (the gateway takes
+ * TOLLGATE_TEST_SETTLE_MARKER_MS) to see one dropped as too old without waiting. */
+void tg_redis_set_op_ttl(tg_redis_t *rc, int64_t ms);
 
 /* Counts an admission limits.on_backend_down decided. */
 void tg_redis_count_fallback(tg_redis_t *rc);

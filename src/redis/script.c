@@ -15,7 +15,10 @@
  * A: ARGV id ttl_ms cap has_budget hard budget seed est n {t tau cost limit} x n
  *    -> {verdict, which (1-based), retry_us, spend (-1: no budget), {remaining, reset_us} x n,
  *        now_us} (a refusal by the cap or the budget: the first four only)
- * S: ARGV id cost inflight reserved n {t units at} x n -> {0}
+ * S: KEYS[6 + n] the settlement's marker; ARGV id cost inflight reserved n marker_ttl_ms
+ *    {t units at} x n -> {0} (done), or {1} when the marker was set already: this very
+ *    settlement ran before (a resend whose first reply was lost) and nothing is done again.
+ *    The marker is the first write, so a script refused at it (OOM...) changed nothing.
  *    A positive adjustment is stored even when its TAT is already past (an admission
  *    journaled seconds ago): the journal's entries are separate calls, and the next one
  *    builds on it, as the admissions did one after the other. */
@@ -94,6 +97,8 @@ const char tg_redis_lua[] =
     "  return out\n"
     "end\n"
     "if ARGV[1] == 'S' then\n"
+    "  local n = tonumber(ARGV[6])\n"
+    "  if not redis.call('SET', KEYS[6 + n], '1', 'NX', 'PX', ARGV[7]) then return {1} end\n"
     "  if ARGV[4] == '1' then redis.call('ZREM', KEYS[1], id) end\n"
     "  if ARGV[5] == '1' then\n"
     "    local amt = redis.call('HGET', KEYS[4], id)\n"
@@ -109,8 +114,8 @@ const char tg_redis_lua[] =
     "  if cost > 0 and redis.call('EXISTS', KEYS[2]) == 1 then\n"
     "    redis.call('INCRBY', KEYS[2], s(cost))\n"
     "  end\n"
-    "  for i = 1, tonumber(ARGV[6]) do\n"
-    "    local b = 6 + (i - 1) * 3\n"
+    "  for i = 1, n do\n"
+    "    local b = 7 + (i - 1) * 3\n"
     "    local t, units, at = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])\n"
     "    if at == 0 or at > now then at = now end\n"
     "    local k = KEYS[5 + i]\n"
@@ -260,17 +265,20 @@ int tg_redis_admit_cmd(tg_redis_cmd_t *c, const char *sha, const char *tenant, c
 }
 
 int tg_redis_settle_cmd(tg_redis_cmd_t *c, const char *sha, const tg_redis_hold_t *hold,
-                        int64_t cost, const tg_redis_adj_t *adj, size_t n)
+                        const char *op, int64_t op_ttl_ms, int64_t cost, const tg_redis_adj_t *adj,
+                        size_t n)
 {
-    begin(c, sha, hold->tenant, hold->month, n);
+    begin(c, sha, hold->tenant, hold->month, n + 1);
     for (size_t i = 0; i < n; i++)
         arg_s(c, adj[i].key);
+    arg_key(c, hold->tenant, "op", op);
     arg_s(c, "S");
     arg_s(c, hold->id);
     arg_i(c, cost > 0 ? cost : 0);
     arg_s(c, hold->inflight ? "1" : "0");
     arg_s(c, hold->reserved ? "1" : "0");
     arg_i(c, (long long)n);
+    arg_i(c, op_ttl_ms > 0 ? op_ttl_ms : 1);
     for (size_t i = 0; i < n; i++) {
         arg_i(c, adj[i].t_us);
         arg_i(c, adj[i].units);
@@ -305,6 +313,13 @@ size_t tg_redis_plan_adj(const tg_admit_plan_t *plan, const char *tenant, int si
         adj[n++].at_us = at_us;
     }
     return n;
+}
+
+int tg_redis_resend_ok(uint64_t sent_ms, uint64_t now_ms, int64_t op_ttl_ms)
+{
+    uint64_t age = now_ms > sent_ms ? now_ms - sent_ms : 0;
+    return op_ttl_ms > TG_REDIS_RESEND_MARGIN_MS &&
+           age < (uint64_t)(op_ttl_ms - TG_REDIS_RESEND_MARGIN_MS);
 }
 
 /* ---- the reply ------------------------------------------------------------------------- */
@@ -381,4 +396,10 @@ int tg_redis_admit_reply(const long long *v, size_t n, const tg_admit_plan_t *pl
         }
     }
     return (int)plan->n;
+}
+
+int tg_redis_settle_reply(const long long *v, size_t n)
+{
+    if (n != 1 || (v[0] != TG_REDIS_SETTLED && v[0] != TG_REDIS_SEEN)) return -1;
+    return (int)v[0];
 }

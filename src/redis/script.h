@@ -31,6 +31,18 @@ extern const char tg_redis_lua[];
 
 /* Verdicts of an admission (the reply's first element). */
 enum { TG_REDIS_OK = 0, TG_REDIS_RATE = 1, TG_REDIS_CONC = 2, TG_REDIS_BUDGET = 3 };
+/* A settlement's reply: it ran, or its marker was there (it ran before: nothing done). */
+enum { TG_REDIS_SETTLED = 0, TG_REDIS_SEEN = 1 };
+
+/* Settlements are made idempotent by a marker per settlement, "tg:{TENANT}:op:OPID" (a
+ * fresh id per command, tg_redis_next_id), set NX first by the script and kept this long:
+ * a settlement whose reply was lost (the connection dropped) is sent again only while its
+ * marker surely still exists, so it is never counted twice. A marker costs Redis about
+ * 150 bytes (docs/operations.md): 60 s at 10,000 settlements a second is about 90 MB. */
+#define TG_REDIS_OP_TTL_MS 60000
+/* A resend waits on the connection before Redis runs it: it is sent only if its first send
+ * is this much younger than the marker's life. */
+#define TG_REDIS_RESEND_MARGIN_MS 10000
 
 /* One command as hiredis takes it (redisAsyncCommandArgv): argv[i] points into buf. */
 typedef struct tg_redis_cmd {
@@ -85,9 +97,22 @@ int tg_redis_admit_cmd(tg_redis_cmd_t *c, const char *sha, const char *tenant, c
                        tg_redis_hold_t *hold);
 
 /* EVALSHA sha of a settlement of hold: the slot and reservation given back, cost added to
- * the spend, and the adjustments adj[0..n) applied. 0 or -1 (too large). */
+ * the spend, and the adjustments adj[0..n) applied, once: op is this command's own id (not
+ * the admission's: one admission may be settled by several commands), whose marker lives
+ * op_ttl_ms. 0 or -1 (too large). */
 int tg_redis_settle_cmd(tg_redis_cmd_t *c, const char *sha, const tg_redis_hold_t *hold,
-                        int64_t cost, const tg_redis_adj_t *adj, size_t n);
+                        const char *op, int64_t op_ttl_ms, int64_t cost, const tg_redis_adj_t *adj,
+                        size_t n);
+
+/* A settlement's reply (its integers): TG_REDIS_SETTLED, TG_REDIS_SEEN (a duplicate,
+ * nothing done), or -1 for a reply of the wrong shape. */
+int tg_redis_settle_reply(const long long *v, size_t n);
+
+/* Whether a settlement first sent at sent_ms (the loop's monotonic clock), its reply lost,
+ * may be sent again at now_ms with markers living op_ttl_ms: while its marker, if it ran,
+ * surely still exists (TG_REDIS_RESEND_MARGIN_MS to spare). 1 or 0 (dropped: it might be
+ * counted twice). */
+int tg_redis_resend_ok(uint64_t sent_ms, uint64_t now_ms, int64_t op_ttl_ms);
 
 /* The adjustments that settle hold's token charges to tokens (< 0: unknown, the estimate
  * stands: none); into adj (3 entries). Returns how many. */

@@ -137,22 +137,24 @@ static void test_settle_args_and_adjustments(void **state)
     assert_int_equal(tg_redis_token_adj(&h, 700, adj), 0); /* as charged: nothing */
     assert_int_equal(tg_redis_token_adj(&h, -1, adj), 0);  /* unknown: the estimate stands */
     n = tg_redis_token_adj(&h, 250, adj);
-    assert_int_equal(tg_redis_settle_cmd(&c, SHA, &h, 1500, adj, n), 0);
+    assert_int_equal(tg_redis_settle_cmd(&c, SHA, &h, "i-0-7", 60000, 1500, adj, n), 0);
     const char *want[] = {"EVALSHA",
                           SHA,
-                          "6",
+                          "7",
                           "tg:{acme}:inflight",
                           "tg:{acme}:spend:2026-11",
                           "tg:{acme}:resv:2026-11",
                           "tg:{acme}:resvamt:2026-11",
                           "tg:{acme}:resvsum:2026-11",
                           "tg:{acme}:tokens.tenant:",
+                          "tg:{acme}:op:i-0-7", /* the settlement's marker: its own id */
                           "S",
-                          "i-0-1",
+                          "i-0-1", /* the admission's */
                           "1500",
                           "1",
                           "1",
                           "1",
+                          "60000", /* the marker's life */
                           "60000",
                           "-450",
                           "0"};
@@ -233,6 +235,26 @@ static void test_reply(void **state)
     assert_int_equal(tg_redis_admit_reply(badv, 4, &p, &a, &spend, NULL, NULL), -1);
 }
 
+static void test_settle_reply_and_resend(void **state)
+{
+    (void)state;
+    long long done[] = {0}, seen[] = {1}, bad[] = {2}, two[] = {0, 0};
+    assert_int_equal(tg_redis_settle_reply(done, 1), TG_REDIS_SETTLED);
+    assert_int_equal(tg_redis_settle_reply(seen, 1), TG_REDIS_SEEN); /* ran before: a duplicate */
+    assert_int_equal(tg_redis_settle_reply(bad, 1), -1);
+    assert_int_equal(tg_redis_settle_reply(two, 2), -1);
+    assert_int_equal(tg_redis_settle_reply(done, 0), -1);
+    /* Sent again only while the marker surely lives: its life less the margin. */
+    const uint64_t t0 = 5000000; /* the loop's clock at the first send */
+    assert_int_equal(tg_redis_resend_ok(t0, t0, 60000), 1);
+    assert_int_equal(tg_redis_resend_ok(t0, t0 + 49999, 60000), 1);
+    assert_int_equal(tg_redis_resend_ok(t0, t0 + 50000, 60000), 0);
+    assert_int_equal(tg_redis_resend_ok(t0, t0 + 3600000, 60000), 0);
+    assert_int_equal(tg_redis_resend_ok(t0, t0 - 5, 60000), 1); /* (a clock never goes back) */
+    assert_int_equal(tg_redis_resend_ok(t0, t0, TG_REDIS_RESEND_MARGIN_MS), 0); /* too short */
+    assert_int_equal(tg_redis_resend_ok(t0, t0, 1), 0);
+}
+
 static void test_script_text(void **state)
 {
     (void)state;
@@ -240,14 +262,18 @@ static void test_script_text(void **state)
     assert_non_null(strstr(tg_redis_lua, "string.format('%d', x)"));
     assert_non_null(strstr(tg_redis_lua, "redis.call('TIME')"));
     assert_null(strstr(tg_redis_lua, "tostring("));
+    /* A settlement's marker is its first write, from KEYS (never a key built in Lua). */
+    assert_non_null(
+        strstr(tg_redis_lua, "redis.call('SET', KEYS[6 + n], '1', 'NX', 'PX', ARGV[7])"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keys),       cmocka_unit_test(test_gcra),
-        cmocka_unit_test(test_admit_args), cmocka_unit_test(test_settle_args_and_adjustments),
-        cmocka_unit_test(test_reply),      cmocka_unit_test(test_script_text),
+        cmocka_unit_test(test_keys),        cmocka_unit_test(test_gcra),
+        cmocka_unit_test(test_admit_args),  cmocka_unit_test(test_settle_args_and_adjustments),
+        cmocka_unit_test(test_reply),       cmocka_unit_test(test_settle_reply_and_resend),
+        cmocka_unit_test(test_script_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
