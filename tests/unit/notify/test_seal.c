@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,12 +343,78 @@ static void test_open_garbage(void **state)
     assert_int_equal(tg_notice_open(&a, &d, &out, &err), TG_NOTICE_DAMAGED);
 }
 
+/* The largest notice there is (every field full of characters JSON escapes as \u00XX) seals
+ * and opens; text that is not UTF-8 opens as every payload sends it (bytes above 0x7f as
+ * '?'); a value that is not a number opens as NaN. */
+static void test_worst_notice_fits(void **state)
+{
+    (void)state;
+    tg_kek_t a = fx_kek(FX_KEK_A);
+    tg_notice_t n, row, out;
+    tg_notice_delivery_t d;
+    tg_err_t err;
+    memset(&n, 0x01, sizeof n);
+#define FILL(f) memset(n.f, 0x01, sizeof n.f - 1), n.f[sizeof n.f - 1] = '\0'
+    FILL(id), FILL(kind), FILL(alarm), FILL(alarm_kind), FILL(tenant), FILL(state), FILL(severity),
+        FILL(summary);
+    n.value = NAN, n.threshold = -1e308, n.baseline = 5e-324;
+    n.window_s = INT64_MAX, n.time_us = INT64_MIN, n.started_us = -1;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(tg_notice_seal(&a, &n, &row, d.sealed, &err), 0);
+    d.notice = row;
+    assert_int_equal(tg_notice_open(&a, &d, &out, &err), TG_NOTICE_OPENED);
+    assert_string_equal(out.summary, n.summary);
+    assert_string_equal(out.tenant, n.tenant);
+    assert_true(isnan(out.value));
+    assert_true(out.threshold == -1e308 && out.baseline == 5e-324);
+    assert_true(out.window_s == INT64_MAX && out.time_us == INT64_MIN && out.started_us == -1);
+    n = notice();
+    snprintf(n.summary, sizeof n.summary, "bad \xff\xfe utf-8 \"quoted\"\n");
+    memset(&d, 0, sizeof d);
+    assert_int_equal(tg_notice_seal(&a, &n, &row, d.sealed, &err), 0);
+    d.notice = row;
+    assert_int_equal(tg_notice_open(&a, &d, &out, &err), TG_NOTICE_OPENED);
+    assert_string_equal(out.summary, "bad ?? utf-8 \"quoted\"\n");
+}
+
+/* A sealed text longer than the store hands back (someone wrote a megabyte into the column):
+ * read cut to its cap, it is damaged, never sent, and the delivery is failed. */
+static void test_oversized_text_refused(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err;
+    tg_kek_t a = fx_kek(FX_KEK_A);
+    tg_config_t *cfg;
+    tg_notify_t *s = sender(t, &a, &cfg);
+    tg_notice_t n = notice();
+    sent = 0;
+    assert_int_equal(tg_notify_enqueue(s, t->s, &n, WALL, &err), 0);
+    tg_notice_delivery_t *d = the_row(t);
+    static char id[sizeof d->notice.id], before[TG_NOTICE_SEALED_SIZE];
+    memcpy(id, d->notice.id, sizeof id);
+    memcpy(before, d->sealed, sizeof before);
+    size_t big = 1 << 20;
+    char *huge = malloc(big + 1);
+    assert_non_null(huge);
+    memset(huge, 'A', big);
+    huge[big] = '\0';
+    assert_int_equal(tg_store_outbox_reseal(t->s, id, before, huge, &err), 0);
+    free(huge);
+    assert_int_equal(tg_notify_pass(s, t->s, &err), 1);
+    assert_int_equal(sent, 0);
+    assert_string_equal(the_row(t)->status, "failed");
+    assert_int_equal(tg_notify_sealed_refused(s), 1);
+    tg_notify_free(s);
+    tg_config_unref(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TB_BOTH(test_sealed_on_disk_sent_plain), TB_BOTH(test_plain_rows_still_read),
-        TB_BOTH(test_other_kek_refused),         TB_BOTH(test_moved_refused),
-        TB_BOTH(test_rewrap_then_deliver),       cmocka_unit_test(test_open_garbage),
+        TB_BOTH(test_sealed_on_disk_sent_plain),  TB_BOTH(test_plain_rows_still_read),
+        TB_BOTH(test_other_kek_refused),          TB_BOTH(test_moved_refused),
+        TB_BOTH(test_rewrap_then_deliver),        cmocka_unit_test(test_open_garbage),
+        cmocka_unit_test(test_worst_notice_fits), TB_BOTH(test_oversized_text_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
