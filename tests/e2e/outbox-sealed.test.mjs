@@ -8,7 +8,7 @@
 //   - a notice waiting in the outbox (receiver down) sealed by a KEK the gateway was restarted
 //     without is not sent and its delivery row names the KEK id it needs;
 //   - `tollgate kek rotate` re-wraps the outbox's notices; started with the new KEK, the
-//     gateway delivers the waiting notice, intact.
+//     gateway delivers the waiting notice, intact; a damaged notice makes it exit 1, naming it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -195,5 +195,18 @@ describe('the notification outbox sealed at rest', () => {
     const { outbox, bytes } = await stored();
     assert.ok(!outbox.includes(TENANT), 'the tenant in the outbox');
     for (const s of ['reached 50%', `budget/${TENANT}/`]) assert.equal(bytes.indexOf(s), -1, `"${s}" in the store`);
+  });
+
+  test('kek rotate over a damaged outbox notice says which one and exits 1', async () => {
+    assert.equal((await gw.stop()).code, 0);
+    const [row] = await sqlite(gw.dbPath, 'SELECT id FROM outbox ORDER BY created_us LIMIT 1');
+    await sqlite(gw.dbPath, `UPDATE outbox SET sealed = 'not base64 at all' WHERE id = '${row.id}'`);
+    const third = `${kekFile}.third`;
+    fs.writeFileSync(third, `${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    const r = await gw.cli(['kek', 'rotate', '--new-kek-file', third]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, new RegExp(`outbox notice ${row.id}: its sealed text is damaged`));
+    assert.match(r.stdout, /re-wrapped 1 outbox notices/); // the other one
+    assert.match(r.stderr, /not everything was re-wrapped/);
   });
 });
