@@ -32,7 +32,7 @@ const char *tg_sign_message(tg_sign_result_t r)
         return "this request must be signed (X-Tollgate-Timestamp and X-Tollgate-Signature)";
     case TG_SIGN_MALFORMED:
         return "malformed signature headers (X-Tollgate-Signature: v1=<64 hex digits>, "
-               "X-Tollgate-Timestamp: Unix seconds)";
+               "X-Tollgate-Timestamp: Unix seconds, X-Tollgate-Nonce: 1-64 of A-Z a-z 0-9 . _ ~ -)";
     case TG_SIGN_NO_SECRET: return "this API key has no usable signing secret";
     case TG_SIGN_INVALID: return "invalid request signature";
     case TG_SIGN_EXPIRED: return "request timestamp outside the allowed window; sign again";
@@ -78,8 +78,10 @@ static void hex(const unsigned char *b, size_t n, char *out)
     }
 }
 
-int tg_sign_canonical(const char *method, const char *target, size_t tlen, const char *ts,
-                      size_t tslen, const void *body, size_t blen, tg_buf_t *out)
+/* tg_sign_canonical with the body's SHA-256 given (sha) or computed (sha NULL). */
+static int canonical(const char *method, const char *target, size_t tlen, const char *ts,
+                     size_t tslen, const void *body, size_t blen, const unsigned char *sha,
+                     const char *nonce, size_t nlen, tg_buf_t *out)
 {
     const char *q = memchr(target, '?', tlen);
     size_t plen = q ? (size_t)(q - target) : tlen;
@@ -98,10 +100,10 @@ int tg_sign_canonical(const char *method, const char *target, size_t tlen, const
         s = amp + 1;
     }
     qsort(pieces, np, sizeof *pieces, cmp_piece);
-    unsigned char sha[32];
+    unsigned char own[32];
     char shahex[64];
-    if (EVP_Digest(body ? body : "", blen, sha, NULL, EVP_sha256(), NULL) != 1) return -1;
-    hex(sha, sizeof sha, shahex);
+    if (!sha && EVP_Digest(body ? body : "", blen, own, NULL, EVP_sha256(), NULL) != 1) return -1;
+    hex(sha ? sha : own, 32, shahex);
     tg_buf_reset(out);
     int rc = tg_buf_add(out, method, strlen(method)) | tg_buf_add(out, "\n", 1) |
              tg_buf_add(out, target, plen) | tg_buf_add(out, "\n", 1);
@@ -109,7 +111,15 @@ int tg_sign_canonical(const char *method, const char *target, size_t tlen, const
         rc |= tg_buf_add(out, "&", i ? 1 : 0) | tg_buf_add(out, pieces[i].p, pieces[i].n);
     rc |= tg_buf_add(out, "\n", 1) | tg_buf_add(out, ts, tslen) | tg_buf_add(out, "\n", 1) |
           tg_buf_add(out, shahex, sizeof shahex);
+    if (nonce) rc |= tg_buf_add(out, "\n", 1) | tg_buf_add(out, nonce, nlen);
     return rc ? -1 : 0;
+}
+
+int tg_sign_canonical(const char *method, const char *target, size_t tlen, const char *ts,
+                      size_t tslen, const void *body, size_t blen, const char *nonce, size_t nlen,
+                      tg_buf_t *out)
+{
+    return canonical(method, target, tlen, ts, tslen, body, blen, NULL, nonce, nlen, out);
 }
 
 /* "v1=" and 64 hex digits (either case) into mac. */
@@ -126,6 +136,17 @@ static int parse_sig(const char *v, size_t n, unsigned char mac[32])
         mac[i] = (unsigned char)(hi << 4 | lo);
     }
     return 0;
+}
+
+/* 1 to TG_SIGN_MAX_NONCE of the URL-safe characters (RFC 3986's unreserved): what a UUID,
+ * hex or base64url nonce is made of, and nothing that could end a line of the canonical
+ * string. */
+static int nonce_ok(const char *v, size_t n)
+{
+    if (n == 0 || n > TG_SIGN_MAX_NONCE) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)v[i]) && !strchr("._~-", v[i])) return 0;
+    return 1;
 }
 
 /* 1 to 12 decimal digits (Unix seconds until the year 33658). */
@@ -147,11 +168,12 @@ tg_sign_result_t tg_sign_check(const tg_sign_input_t *in, tg_replay_t *replay, t
     if (!in->ts || !in->sig) return TG_SIGN_MISSING;
     unsigned char want[32], got[32];
     int64_t ts;
-    if (parse_sig(in->sig, in->siglen, want) != 0 || parse_ts(in->ts, in->tslen, &ts) != 0)
+    if (parse_sig(in->sig, in->siglen, want) != 0 || parse_ts(in->ts, in->tslen, &ts) != 0 ||
+        (in->nonce && !nonce_ok(in->nonce, in->nlen)))
         return TG_SIGN_MALFORMED;
     if (!in->secret || in->secret_len == 0) return TG_SIGN_NO_SECRET;
-    int rc = tg_sign_canonical(in->method, in->target, in->tlen, in->ts, in->tslen, in->body,
-                               in->blen, scratch);
+    int rc = canonical(in->method, in->target, in->tlen, in->ts, in->tslen, in->body, in->blen,
+                       in->body_sha256, in->nonce, in->nlen, scratch);
     if (rc == TG_SIGN_MALFORMED) return TG_SIGN_MALFORMED;
     unsigned int mlen = 0;
     int ok = rc == 0 && HMAC(EVP_sha256(), in->secret, (int)in->secret_len,

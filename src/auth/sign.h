@@ -3,7 +3,9 @@
  *
  *   X-Tollgate-Timestamp: Unix seconds (decimal digits only)
  *   X-Tollgate-Signature: v1=HEX(HMAC-SHA256(signing_secret, canonical))
+ *   X-Tollgate-Nonce: optional, 1 to 64 of [A-Za-z0-9._~-], a fresh one per request
  *   canonical = METHOD "\n" PATH "\n" QUERY "\n" TIMESTAMP "\n" HEX(SHA-256(body))
+ *               [ "\n" NONCE ]   (the sixth line only when the nonce header is sent)
  *
  * METHOD as sent (upper case); PATH the path tollgate forwards (target.h: percent-encoded
  * unreserved characters decoded, other escapes upper-cased, dot-segments removed: a client
@@ -13,7 +15,8 @@
  * there is none); TIMESTAMP the header's value; HEX lower case. docs/signing.md says the
  * same with client examples. The signature is compared in constant time; the timestamp
  * must be within the window of the gateway's clock, and a signature seen before within it
- * is refused by the replay cache (auth/replay.h). */
+ * is refused by the replay cache (auth/replay.h). The nonce lets two identical requests
+ * within one second (an SDK's retry after a 5xx) have different signatures. */
 #ifndef TG_AUTH_SIGN_H
 #define TG_AUTH_SIGN_H
 
@@ -24,12 +27,13 @@
 #include "util/buf.h"
 
 #define TG_SIGN_MAX_PARAMS 256 /* query parameters a signed request may carry */
+#define TG_SIGN_MAX_NONCE  64  /* bytes of X-Tollgate-Nonce */
 
 typedef enum {
     TG_SIGN_OK = 0,
     TG_SIGN_MISSING,   /* no X-Tollgate-Signature or X-Tollgate-Timestamp */
-    TG_SIGN_MALFORMED, /* not "v1=" and 64 hex digits, a timestamp not digits, too many
-                          query parameters */
+    TG_SIGN_MALFORMED, /* not "v1=" and 64 hex digits, a timestamp not digits, a nonce
+                          not 1-64 of [A-Za-z0-9._~-], too many query parameters */
     TG_SIGN_NO_SECRET, /* the key has no signing secret (or it could not be opened) */
     TG_SIGN_INVALID,   /* the HMAC does not match */
     TG_SIGN_EXPIRED,   /* the timestamp is outside the window (or older than what the
@@ -43,20 +47,24 @@ const char *tg_sign_reason(tg_sign_result_t r);
 const char *tg_sign_message(tg_sign_result_t r);
 
 /* Writes the canonical string into out (reset first). target[0..tlen) is the
- * request-target as forwarded (path and query). 0, or TG_SIGN_MALFORMED (too many query
- * parameters), or -1 when out cannot hold it. */
+ * request-target as forwarded (path and query); nonce NULL: none (five lines). 0, or
+ * TG_SIGN_MALFORMED (too many query parameters), or -1 when out cannot hold it. */
 int tg_sign_canonical(const char *method, const char *target, size_t tlen, const char *ts,
-                      size_t tslen, const void *body, size_t blen, tg_buf_t *out);
+                      size_t tslen, const void *body, size_t blen, const char *nonce, size_t nlen,
+                      tg_buf_t *out);
 
 /* What a request presents and what checking it needs. */
 typedef struct tg_sign_input {
     const char *method;
     const char *target; /* path and query, as forwarded */
     size_t tlen;
-    const char *ts, *sig; /* header values (NULL: absent) */
-    size_t tslen, siglen;
+    const char *ts, *sig, *nonce; /* header values (NULL: absent) */
+    size_t tslen, siglen, nlen;
     const void *body;
     size_t blen;
+    /* The body's SHA-256 when the caller has it already (the gateway hashes a held body
+     * once, for the audit trail too); NULL: computed from body. */
+    const unsigned char *body_sha256;
     const char *secret; /* the key's signing secret; NULL or 0 bytes: none */
     size_t secret_len;
     int64_t now_s;    /* the gateway's clock (the request's start), Unix seconds */

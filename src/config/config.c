@@ -391,19 +391,22 @@ static int get_days(parse_t *p, const yaml_node_t *n, const char *path, int *out
     return rc;
 }
 
-/* audit.bodies (issue 14). Prompt and answer bodies are never in the audit trail: "hash"
- * would need the answer's bytes, which the gateway streams to the client without keeping,
- * and "encrypt" the key-encryption key module; both are refused until they exist. */
+/* audit.bodies (issue 14): none, or hash (each call record carries the SHA-256 of its
+ * request and answer bodies). "encrypt" (the bodies kept, sealed) is refused until it is
+ * written. */
 static int get_bodies(parse_t *p, const yaml_node_t *n, const char *path, int *out)
 {
     char *v;
     if (scalar(p, n, path, "none, hash or encrypt", &v) < 0) return -1;
     int rc = 0;
     if (!strcmp(v, "none"))
-        *out = 0;
-    else if (!strcmp(v, "hash") || !strcmp(v, "encrypt"))
-        rc = fail(p, n, path, "\"%s\" is not supported yet: bodies are never recorded (use none)",
-                  v);
+        *out = TG_BODIES_NONE;
+    else if (!strcmp(v, "hash"))
+        *out = TG_BODIES_HASH;
+    else if (!strcmp(v, "encrypt"))
+        rc = fail(p, n, path,
+                  "\"encrypt\" is not supported yet: bodies are never stored (use none, or hash "
+                  "for their SHA-256)");
     else
         rc = fail(p, n, path, "unknown value \"%.*s\" (expected none, hash or encrypt)", 64, v);
     free(v);
@@ -860,7 +863,7 @@ typedef enum {
     V_ONDOWN,       /* tg_limits_down_t */
     V_SIGNED,       /* tg_signed_mode_t */
     V_DAYS,         /* int, whole days, 0 = forever: "400d", "7y" */
-    V_BODIES,       /* int, audit.bodies: 0 none (hash and encrypt: not yet) */
+    V_BODIES,       /* int, audit.bodies: TG_BODIES_NONE or TG_BODIES_HASH (encrypt: not yet) */
     V_SECTION,      /* handled by the caller */
 } vkind_t;
 

@@ -18,6 +18,10 @@
 #include "types/rows.h"
 #include "util/err.h"
 
+/* audit.bodies (docs/audit.md, "Bodies"): encrypt is refused at load, not written yet. */
+#define TG_BODIES_NONE 0
+#define TG_BODIES_HASH 1
+
 typedef enum {
     TG_ROUTE_HTTP = 0,
     TG_ROUTE_OPENAI,
@@ -262,7 +266,7 @@ typedef struct tg_config {
         int aggregates_days; /* default 730; 0 = keep forever */
         int audit_days;      /* retention.audit (issue 14); default 0 = keep forever */
     } retention;
-    int audit_bodies; /* audit.bodies: 0 = none, the only value accepted yet (docs/audit.md) */
+    int audit_bodies; /* audit.bodies: TG_BODIES_NONE or TG_BODIES_HASH (docs/audit.md) */
     struct {
         long drain_after_disconnect_ms; /* ai.drain_after_disconnect: how long the upstream of
                                            a 2xx AI answer is still read for its usage once

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <openssl/evp.h>
 
 #include "bill/bill.h"
 #include "gateway/phases.h"
@@ -11,6 +12,21 @@
 #include "policy/policy.h"
 
 #define MAX_BATCH_TOOLS TG_BILL_MAX_TOOLS /* tools/call in one JSON-RPC batch (more: 400) */
+
+/* The held body's SHA-256 as the client sent it (before the exchange may rewrite it), once
+ * (BODY runs again after a wait): the signature's check takes it (phase_sign.c), and with
+ * audit.bodies: hash the event carries it to the audit record. */
+static void hash_body(tg_req_t *r)
+{
+    unsigned len = 0;
+    const tg_buf_t *b = r->cx->body;
+    if (EVP_Digest(tg_buf_str(b), tg_buf_len(b), r->ev.body_sha_in, &len, EVP_sha256(), NULL) !=
+            1 ||
+        len != 32)
+        return; /* (out of memory: the signature computes its own; the record has none) */
+    r->body_sha_set = 1;
+    if (r->cfg->audit_bodies == TG_BODIES_HASH) r->ev.body_hashed |= TG_BODY_IN;
+}
 
 tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us)
 {
@@ -24,6 +40,8 @@ tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us)
         cx->ops->send_continue(r);
         return TG_PHASE_RES(TG_PHASE_WAIT);
     }
+    if (r->hold_body && !r->body_sha_set && (r->sign || r->cfg->audit_bodies == TG_BODIES_HASH))
+        hash_body(r);
     if (r->sign) { /* before the exchange reads (or rewrites) the body */
         tg_phase_res_t sr = tg_ph_sign(r, now_us);
         if (sr.rc != TG_PHASE_NEXT) return sr;

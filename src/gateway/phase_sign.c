@@ -74,6 +74,7 @@ tg_phase_res_t tg_ph_sign(tg_req_t *r, int64_t now_us)
     const tg_req_head_t *hd = cx->head;
     const tg_hdr_t *ts = TG_REQ_HDR(hd, "x-tollgate-timestamp");
     const tg_hdr_t *sig = TG_REQ_HDR(hd, "x-tollgate-signature");
+    const tg_hdr_t *nonce = TG_REQ_HDR(hd, "x-tollgate-nonce");
     tg_sign_input_t in = {
         .method = r->ev.method,
         .target = hd->target.p + r->url_off,
@@ -82,8 +83,11 @@ tg_phase_res_t tg_ph_sign(tg_req_t *r, int64_t now_us)
         .tslen = ts ? ts->vl : 0,
         .sig = sig ? tg_hdr_value(hd, sig) : NULL,
         .siglen = sig ? sig->vl : 0,
+        .nonce = nonce ? tg_hdr_value(hd, nonce) : NULL,
+        .nlen = nonce ? nonce->vl : 0,
         .body = r->hold_body ? tg_buf_str(cx->body) : NULL,
         .blen = r->hold_body ? tg_buf_len(cx->body) : 0,
+        .body_sha256 = r->hold_body && r->body_sha_set ? r->ev.body_sha_in : NULL,
         .secret = r->signing,
         .secret_len = r->signing_len,
         .now_s = r->ev.ts_us / 1000000,

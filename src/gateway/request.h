@@ -230,6 +230,7 @@ struct tg_req {
     int hold_body;      /* AI/MCP route: the whole body is read before admission (exchange.h) */
     int metered;        /* the connection's exchange follows this request */
     int sign;           /* its signature is checked once the body is read (phase_sign.c) */
+    int body_sha_set;   /* ev.body_sha_in holds the held body's SHA-256 (phase_body.c) */
     size_t signing_len; /* the key's signing secret (AUTH's copy), wiped once checked */
     char signing[TG_SIGNING_SECRET_LEN + 1];
     int64_t body_limit;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <openssl/evp.h>
 
 #include "meter/decode.h"
 #include "meter/sse.h"
@@ -114,6 +115,13 @@ struct tg_xchg {
     uint64_t decoded_max;   /* cap on its decoded bytes; 0: TG_XCHG_DECODED_MAX */
     uint64_t echo_max;      /* ... but at least what an answer may echo (set_max_body) */
 
+    /* audit.bodies: hash (tg_xchg_hash_answer): the answer's SHA-256 as it passes. */
+    int hashing;      /* asked for this request */
+    int answer_seen;  /* a response head came: its body is being hashed */
+    int answer_ended; /* ... and tg_xchg_response_end came: it ended whole */
+    EVP_MD_CTX *sha;  /* made on the connection's first hashed answer */
+    EVP_MD *sha256;   /* fetched with it (EVP_sha256() looks it up again on every init) */
+
     /* During tg_xchg_response_body, for the SSE callback. */
     const char *feed_p;
     size_t feed_from;
@@ -196,8 +204,15 @@ static void copy_str(char *dst, size_t cap, const char *s)
     dst[n] = '\0';
 }
 
+/* The answer's bytes as sent: hashed unless a decoded copy is (read_answer). */
+static inline void hash_sent(tg_xchg_t *x, const char *p, size_t n)
+{
+    if (x->answer_seen && !x->decoding) EVP_DigestUpdate(x->sha, p, n);
+}
+
 static int emit(tg_xchg_t *x, const char *p, size_t n)
 {
+    hash_sent(x, p, n);    /* what the upstream sent, also after the client left */
     if (x->gone) return 0; /* the answer is still read, for its usage */
     if (x->emit_failed || n == 0) return x->emit_failed ? -1 : 0;
     if (x->emit(x->eud, p, n) != 0) x->emit_failed = 1;
@@ -230,6 +245,8 @@ void tg_xchg_free(tg_xchg_t *x)
     if (!x) return;
     end_response(x);
     tg_decode_free(x->dec);
+    EVP_MD_CTX_free(x->sha);
+    EVP_MD_free(x->sha256);
     json_decref(x->ids);
     json_decref(x->tools);
     free(x->mreq);
@@ -293,6 +310,7 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->n_ok = x->n_tool_err = x->n_rpc_err = 0;
     x->unreadable = 0;
     x->emit_failed = 0;
+    x->hashing = x->answer_seen = x->answer_ended = 0;
     tg_usage_init(&x->usage);
     x->ep = EP_NONE;
     x->unknown_path = 0;
@@ -868,8 +886,22 @@ static int start_decoding(tg_xchg_t *x)
     return x->dst == TG_DECODE_OK ? 0 : -1;
 }
 
+void tg_xchg_hash_answer(tg_xchg_t *x)
+{
+    x->hashing = 1;
+}
+
+/* The answer's hash starts with its head: 0, or -1 out of memory (the event then has none). */
+static int start_hash(tg_xchg_t *x)
+{
+    if (!x->sha256 && !(x->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) return -1;
+    if (!x->sha && !(x->sha = EVP_MD_CTX_new())) return -1;
+    return EVP_DigestInit_ex2(x->sha, x->sha256, NULL) == 1 ? 0 : -1;
+}
+
 void tg_xchg_response_head(tg_xchg_t *x, int status, const char *ctype, size_t clen)
 {
+    if (x->hashing) x->answer_seen = start_hash(x) == 0;
     x->status = status;
     x->ok = status >= 200 && status < 300;
     x->sse = ctype && clen >= sizeof "text/event-stream" - 1 &&
@@ -958,6 +990,7 @@ static void keep_json(tg_xchg_t *x, const char *p, size_t n)
 static int read_answer(void *ud, const char *p, size_t n)
 {
     tg_xchg_t *x = ud;
+    if (x->answer_seen && x->decoding) EVP_DigestUpdate(x->sha, p, n);
     x->dlv_bytes += (int64_t)n;
     if (x->sse)
         tg_sse_feed(&x->parser, p, n);
@@ -1005,6 +1038,7 @@ int tg_xchg_response_end(tg_xchg_t *x, tg_xchg_emit_fn fn, void *ud)
 {
     x->emit = fn;
     x->eud = ud;
+    x->answer_ended = 1;
     if (x->rewriting && x->hold.len) {
         emit(x, x->hold.p, x->hold.len);
         tg_buf_reset(&x->hold);
@@ -1033,10 +1067,30 @@ static void finish_json(tg_xchg_t *x)
     json_decref(root);
 }
 
+/* The answer's hash into ev (after decoding ended): what it covers in ev->body_out. */
+static void finish_hash(tg_xchg_t *x, tg_event_t *ev)
+{
+    unsigned len = 0;
+    x->answer_seen = 0;
+    if (EVP_DigestFinal_ex(x->sha, ev->body_sha_out, &len) != 1 || len != 32) return;
+    ev->body_hashed |= TG_BODY_OUT;
+    if (x->dst == TG_DECODE_CAP)
+        ev->body_out = TG_BODY_DECODE_CAP;
+    else if (x->dst == TG_DECODE_CORRUPT || x->dst == TG_DECODE_TRUNCATED)
+        ev->body_out = x->answer_ended ? TG_BODY_DECODE_ERROR : TG_BODY_CUT;
+    else if (!x->answer_ended)
+        ev->body_out = TG_BODY_CUT;
+    else if (!x->decoding && (x->coding_over || !tg_decode_is_identity(x->coding, x->coding_len)))
+        ev->body_out = TG_BODY_CODED;
+    else
+        ev->body_out = TG_BODY_WHOLE;
+}
+
 void tg_xchg_finish(tg_xchg_t *x, tg_event_t *ev, int *unparsed)
 {
     *unparsed = 0;
     if (x->decoding && x->dst == TG_DECODE_OK) x->dst = tg_decode_end(x->dec);
+    if (x->answer_seen) finish_hash(x, ev);
     if (x->dec) tg_decode_trim(x->dec);
     /* What could not be decoded was not read (an unknown coding: nothing was). */
     if (x->dst != TG_DECODE_OK) x->unreadable = 1;

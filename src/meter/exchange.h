@@ -158,6 +158,17 @@ const char *tg_xchg_tool(const tg_xchg_t *x, size_t i);
  * the length written to buf (NUL-terminated), 0 if it did not fit. */
 size_t tg_xchg_mcp_error(const tg_xchg_t *x, const char *message, char *buf, size_t cap);
 
+/* audit.bodies: hash, for this request (after tg_xchg_begin): tg_xchg_finish sets the
+ * event's body_sha_out to the SHA-256 of the answer body in its identity form, taken as the
+ * bytes pass (nothing is kept): a compressed answer that is read is hashed as decoded
+ * (meter/decode.h), so the hash does not depend on the coding the client accepted; an
+ * identity answer as it is sent to the client (a rewritten stream: as rewritten), also
+ * after the client left (the drain). What the hash covers (ev->body_out): the whole answer,
+ * or the bytes until it was cut, decoding failed or passed its cap, or the bytes as sent in
+ * a coding not decoded. No response head (tollgate answered itself, the upstream could not
+ * be reached): no hash. */
+void tg_xchg_hash_answer(tg_xchg_t *x);
+
 /* A Content-Encoding header line of the response, before tg_xchg_response_head (several
  * lines are joined, as RFC 9110 §5.3 allows). */
 void tg_xchg_response_coding(tg_xchg_t *x, const char *v, size_t n);

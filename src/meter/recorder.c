@@ -84,9 +84,9 @@ struct spool_hdr {
 };
 #define SPOOL_MAGIC "TGSPOOL"
 #define SPOOL_VERSION                                                                              \
-    6 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
+    7 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
          4: count (aggregates of unauthenticated refusals); 5: upstream_latency_us;                \
-         6: source */
+         6: source; 7: the bodies' hashes (audit.bodies: hash) */
 #define HDR ((off_t)sizeof(struct spool_hdr))
 
 /* The sealed spool's header: the plain one's fields with another magic, and the id of the

@@ -74,9 +74,9 @@ void tg_audit_erased(const char *v, char out[80]);
 
 /* Room for a call record's data and its text fields: the data's fields at their longest,
  * each byte a control character escaped as \u00XX (6 bytes), and its numbers (5 * 128 * 6
- * + 512), then the key id, route, tenant, client address and path (464). A smaller buffer
- * would let a client's model name fail the writer's batch. */
-#define TG_AUDIT_DATA_MAX 4864
+ * + 512), the bodies' hashes (256), then the key id, route, tenant, client address and path
+ * (464). A smaller buffer would let a client's model name fail the writer's batch. */
+#define TG_AUDIT_DATA_MAX 5120
 
 /* 1 when ev is a call the audit trail records: its model, tool or MCP method is set. */
 static inline int tg_audit_is_call(const tg_event_t *ev)

@@ -15,6 +15,18 @@ const char *tg_outcome_name(tg_outcome_t o)
     return "unknown";
 }
 
+const char *tg_body_out_name(int v)
+{
+    switch (v) {
+    case TG_BODY_WHOLE: return "";
+    case TG_BODY_CUT: return "cut";
+    case TG_BODY_CODED: return "coded";
+    case TG_BODY_DECODE_ERROR: return "decode_error";
+    case TG_BODY_DECODE_CAP: return "decode_cap";
+    }
+    return "unknown";
+}
+
 #define EPOCH_2020_MS 1577836800000LL
 #define LOW_BITS      22
 /* The millisecond range an id can hold is 41 bits either side of 2020 (about 1950 to

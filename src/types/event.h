@@ -78,7 +78,29 @@ typedef struct tg_event {
      * that far (no credential). subject: a JWT's sub claim, truncated; "" otherwise. */
     char auth[8];
     char subject[128];
+    /* audit.bodies: hash (docs/audit.md, "Bodies"): the SHA-256 of the request body as the
+     * client sent it and of the answer body in its identity form, binary (the writer makes
+     * them hex); body_hashed says which are set (TG_BODY_IN, TG_BODY_OUT), body_out how
+     * much of the answer the hash covers (tg_body_out_t). All zero with bodies: none. */
+    unsigned char body_sha_in[32], body_sha_out[32];
+    uint8_t body_hashed;
+    uint8_t body_out;
 } tg_event_t;
+
+#define TG_BODY_IN  1
+#define TG_BODY_OUT 2
+
+/* What the answer's hash covers: the whole answer, decoded (TG_BODY_WHOLE), or less. */
+typedef enum {
+    TG_BODY_WHOLE = 0,    /* every byte, in its identity form */
+    TG_BODY_CUT,          /* the answer ended early (upstream closed, timed out, reset) */
+    TG_BODY_CODED,        /* a coding not decoded (unknown, or an answer not read): as sent */
+    TG_BODY_DECODE_ERROR, /* decoding failed: the bytes decoded until then */
+    TG_BODY_DECODE_CAP,   /* over server.max_decoded_body: the bytes decoded up to the cap */
+} tg_body_out_t;
+
+/* "" for TG_BODY_WHOLE, else "cut", "coded", "decode_error", "decode_cap". */
+const char *tg_body_out_name(int v);
 
 /* The reason of an aggregate event: the refusals without a valid key from one client
  * address in one UTC minute past log.unauthenticated_per_minute (meter/flood.h). Its

@@ -1,8 +1,8 @@
 // The audit trail end to end (docs/audit.md): CLI changes recorded with the OS user and the
 // rows before and after, AI calls through the gateway recorded with their metadata (never
-// their bodies), `audit verify` passing and then catching rows edited, deleted, inserted and
-// reordered in the store by hand, `audit export` in JSON lines and CSV, `tenant erase`
-// removing the tenant's personal data while the chain still verifies, and retention by whole
+// their bodies; their hashes, with audit.bodies: hash, in bodies.test.mjs), `audit verify`
+// passing and then catching rows edited, deleted, inserted and reordered in the store by hand,
+// `audit export` in JSON lines and CSV, `tenant erase` removing the tenant's personal data while the chain still verifies, and retention by whole
 // days keeping the chain verifiable from its first kept record.
 //
 // Every instant comes from tollgate (the records' own days), never from this process's
@@ -285,7 +285,7 @@ describe('audit trail', () => {
     }
   });
 
-  test('audit config: periods, and bodies other than none are refused', async () => {
+  test('audit config: periods, bodies: hash accepted, encrypt refused', async () => {
     const probe = async (extra) => {
       const g = await startGateway({}).catch((e) => e);
       await g.stop();
@@ -294,10 +294,10 @@ describe('audit trail', () => {
       return g.cli(['tenant', 'list']);
     };
     const hash = await probe('audit:\n  bodies: hash\n');
-    assert.equal(hash.code, 2);
-    assert.match(hash.stderr, /audit\.bodies: "hash" is not supported yet/);
+    assert.equal(hash.code, 0, hash.stderr); // (tests/e2e/bodies.test.mjs)
     const enc = await probe('audit:\n  bodies: encrypt\n');
-    assert.match(enc.stderr, /audit\.bodies: "encrypt" is not supported yet/);
+    assert.equal(enc.code, 2);
+    assert.match(enc.stderr, /audit\.bodies: "encrypt" is not supported yet: bodies are never stored/);
     const bad = await probe('retention:\n  audit: 7 years\n');
     assert.match(bad.stderr, /retention\.audit: bad period "7 years"/);
     await waitFor(async () => true);

@@ -29,31 +29,31 @@ static void test_canonical(void **state)
     tg_buf_t out;
     tg_buf_init(&out, 1 << 20);
     static const char target[] = "/v1/items?z&b=%20x&&a=2&a=1&";
-    assert_int_equal(
-        tg_sign_canonical("POST", target, strlen(target), TS, strlen(TS), BODY, strlen(BODY), &out),
-        0);
+    assert_int_equal(tg_sign_canonical("POST", target, strlen(target), TS, strlen(TS), BODY,
+                                       strlen(BODY), NULL, 0, &out),
+                     0);
     assert_string_equal(tg_buf_str(&out),
                         "POST\n/v1/items\na=2&a=1&b=%20x&z\n1798761600\n"
                         "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862");
     /* Sorted by name and its '=' ("z" as "z="), so a name that another extends sorts as
      * a byte sort would put it; one name's values keep the order they were sent in. */
     static const char names[] = "/p?z&z-=1&b=2&a-b=3&a=4&a&a=0";
-    assert_int_equal(tg_sign_canonical("GET", names, strlen(names), TS, strlen(TS), NULL, 0, &out),
-                     0);
+    assert_int_equal(
+        tg_sign_canonical("GET", names, strlen(names), TS, strlen(TS), NULL, 0, NULL, 0, &out), 0);
     assert_non_null(strstr(tg_buf_str(&out), "\na-b=3&a=4&a&a=0&b=2&z-=1&z\n"));
-    assert_int_equal(tg_sign_canonical("GET", "/", 1, TS, strlen(TS), NULL, 0, &out), 0);
+    assert_int_equal(tg_sign_canonical("GET", "/", 1, TS, strlen(TS), NULL, 0, NULL, 0, &out), 0);
     assert_string_equal(tg_buf_str(&out),
                         "GET\n/\n\n1798761600\n"
                         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     /* A bare '?' is an empty query. */
-    assert_int_equal(tg_sign_canonical("GET", "/?", 2, TS, strlen(TS), NULL, 0, &out), 0);
+    assert_int_equal(tg_sign_canonical("GET", "/?", 2, TS, strlen(TS), NULL, 0, NULL, 0, &out), 0);
     assert_non_null(strstr(tg_buf_str(&out), "GET\n/\n\n"));
     /* Too many parameters: refused, not cut. */
     char big[4 * (TG_SIGN_MAX_PARAMS + 1) + 8];
     size_t n = (size_t)snprintf(big, sizeof big, "/p?");
     for (int i = 0; i <= TG_SIGN_MAX_PARAMS; i++)
         n += (size_t)snprintf(big + n, sizeof big - n, "a&");
-    assert_int_equal(tg_sign_canonical("GET", big, n, TS, strlen(TS), NULL, 0, &out),
+    assert_int_equal(tg_sign_canonical("GET", big, n, TS, strlen(TS), NULL, 0, NULL, 0, &out),
                      TG_SIGN_MALFORMED);
     tg_buf_free(&out);
 }
@@ -213,12 +213,69 @@ static int teardown(void **state)
     return 0;
 }
 
+/* X-Tollgate-Nonce: a sixth line of the canonical string, so two identical requests in one
+ * second (an SDK's retry after a 5xx) sign differently and both pass the replay cache.
+ * Vectors computed independently (Python's hmac) over "GET\n/\n\n1798761600\nSHA256(\"\")\nN". */
+static void test_nonce(void **state)
+{
+    (void)state;
+    tg_buf_t out;
+    tg_buf_init(&out, 1 << 20);
+    assert_int_equal(tg_sign_canonical("GET", "/", 1, TS, strlen(TS), NULL, 0, "n-1", 3, &out), 0);
+    assert_string_equal(tg_buf_str(&out),
+                        "GET\n/\n\n1798761600\n"
+                        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\nn-1");
+    tg_buf_free(&out);
+    static const char *const nonce[] = {"0f8e1d2c-retry-1", "0f8e1d2c-retry-2"};
+    static const char *const sig[] = {
+        "v1=dc0e021359c904b907f1e8837c49e1761e9328b023a49c987af0a3d8b6b4e55d",
+        "v1=d49fcbbb6ed7ef534e64d2736f0a07f01434a963fbb06c3fe1633fd01433f89f"};
+    tg_replay_t *rc = tg_replay_new(16);
+    for (size_t i = 0; i < 2; i++) {
+        tg_sign_input_t in = input("GET", "/", NULL, sig[i]);
+        in.nonce = nonce[i];
+        in.nlen = strlen(nonce[i]);
+        assert_int_equal(tg_sign_check(&in, rc, &scratch, NULL), TG_SIGN_OK);
+        assert_int_equal(tg_sign_check(&in, rc, &scratch, NULL), TG_SIGN_REPLAYED);
+    }
+    /* The nonce is signed: another one, or none, with the same signature is invalid; the
+     * signature without a nonce does not pass with one added. */
+    tg_sign_input_t in = input("GET", "/", NULL, sig[0]);
+    in.nonce = nonce[1];
+    in.nlen = strlen(nonce[1]);
+    assert_int_equal(tg_sign_check(&in, rc, &scratch, NULL), TG_SIGN_INVALID);
+    in = input("GET", "/", NULL, sig[0]);
+    assert_int_equal(tg_sign_check(&in, rc, &scratch, NULL), TG_SIGN_INVALID);
+    in = input("GET", "/", NULL, SIG_GET);
+    in.nonce = "x";
+    in.nlen = 1;
+    assert_int_equal(tg_sign_check(&in, rc, &scratch, NULL), TG_SIGN_INVALID);
+    /* Only 1 to 64 unreserved characters: nothing that could end a line. */
+    static const char *const bad[] = {
+        "",
+        "a b",
+        "a\nb",
+        "a/b",
+        "a=b",
+        "\xc3\xa9",
+        "0123456789012345678901234567890123456789012345678901234567890123x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        in = input("GET", "/", NULL, SIG_GET);
+        in.nonce = bad[i];
+        in.nlen = strlen(bad[i]);
+        assert_int_equal(tg_sign_check(&in, rc, &scratch, NULL), TG_SIGN_MALFORMED);
+    }
+    assert_int_equal(tg_replay_size(rc), 2);
+    tg_replay_free(rc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical), cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_tampered),  cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_skew),      cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_nonce),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -363,6 +363,23 @@ static void test_anchors(void **state)
 
 /* ---- bad configs: FILE:LINE: KEY: problem -------------------------------- */
 
+/* audit.bodies: none (the default) and hash parse; encrypt is refused, saying why. */
+static void test_audit_bodies(void **state)
+{
+    (void)state;
+    tg_config_t *c = parse_ok("store: sqlite:x\n");
+    assert_int_equal(c->audit_bodies, TG_BODIES_NONE);
+    tg_config_unref(c);
+    c = parse_ok("store: sqlite:x\naudit:\n  bodies: hash\n");
+    assert_int_equal(c->audit_bodies, TG_BODIES_HASH);
+    tg_config_unref(c);
+    expect_err("store: sqlite:x\naudit:\n  bodies: encrypt\n",
+               "t.yaml:3: audit.bodies: \"encrypt\" is not supported yet: bodies are never "
+               "stored (use none, or hash for their SHA-256)");
+    expect_err("store: sqlite:x\naudit:\n  bodies: HASH\n",
+               "t.yaml:3: audit.bodies: unknown value \"HASH\" (expected none, hash or encrypt)");
+}
+
 static void test_err_keys(void **state)
 {
     (void)state;
@@ -1306,6 +1323,7 @@ int main(void)
         cmocka_unit_test(test_store_and_spool),
         cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_err_keys),
+        cmocka_unit_test(test_audit_bodies),
         cmocka_unit_test(test_limits_and_proxies),
         cmocka_unit_test(test_err_types),
         cmocka_unit_test(test_err_numbers),

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <openssl/sha.h>
 
 #include "meter/compress.h"
 #include "meter/exchange.h"
@@ -2392,6 +2393,145 @@ static void test_request_coded(void **state)
     assert_false(tg_xchg_request_coded(S("identity, ,identity")));
 }
 
+/* ---- 8. the answer's hash (audit.bodies: hash) ----------------------------------------------- */
+
+/* One exchange with the answer hashed: the answer's bytes enc (encoded under hdr, NULL:
+ * none) with status, in pieces of step bytes (0: whole); ended: tg_xchg_response_end came. */
+static void run_hashed(tg_xchg_t *x, const struct req *rq, int status, const char *ctype,
+                       const char *hdr, const void *enc, size_t len, size_t step, int ended,
+                       struct result *r)
+{
+    memset(r, 0, sizeof *r);
+    event_init(&r->ev);
+    const char *out;
+    size_t outlen;
+    request(x, rq, &out, &outlen);
+    tg_xchg_hash_answer(x);
+    if (hdr) tg_xchg_response_coding(x, hdr, strlen(hdr));
+    tg_xchg_response_head(x, status, ctype, strlen(ctype));
+    for (size_t off = 0; off < len;) {
+        size_t k = step && len - off > step ? step : len - off;
+        char *piece = malloc(k);
+        memcpy(piece, (const char *)enc + off, k);
+        assert_int_equal(tg_xchg_response_body(x, piece, k, collect, &r->o), 0);
+        free(piece);
+        off += k;
+    }
+    if (ended) assert_int_equal(tg_xchg_response_end(x, collect, &r->o), 0);
+    tg_xchg_finish(x, &r->ev, &r->unparsed);
+}
+
+static void assert_sha(const unsigned char got[32], const void *p, size_t n)
+{
+    unsigned char want[32];
+    SHA256(p, n, want);
+    assert_memory_equal(got, want, 32);
+}
+
+static void test_answer_hash(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[],"
+        "\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":4,\"total_tokens\":15}}";
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
+                     S("{\"model\":\"gpt-4o\",\"messages\":[]}")};
+    tg_xchg_t *x = tg_xchg_new();
+    struct result r;
+    /* Identity, whole or in pieces: the bytes sent. */
+    for (size_t step = 0; step < 20; step += 7) {
+        run_hashed(x, &rq, 200, "application/json", NULL, S(body), step, 1, &r);
+        assert_int_equal(r.ev.body_hashed, TG_BODY_OUT);
+        assert_int_equal(r.ev.body_out, TG_BODY_WHOLE);
+        assert_sha(r.ev.body_sha_out, S(body));
+        result_free(&r);
+    }
+    /* Compressed: the decoded answer, whatever the coding and the pieces. */
+    for (size_t c = 0; c < sizeof CODED / sizeof CODED[0]; c++) {
+        const char *hdr = strcmp(CODED[c], "deflate-raw") == 0 ? "deflate" : CODED[c];
+        struct enc e = encode(CODED[c], body, sizeof body - 1);
+        run_hashed(x, &rq, 200, "application/json", hdr, e.p, e.len, 5, 1, &r);
+        assert_int_equal(r.ev.body_out, TG_BODY_WHOLE);
+        assert_sha(r.ev.body_sha_out, S(body));
+        assert_int_equal(r.o.len, e.len); /* the client still gets the coded bytes */
+        result_free(&r);
+        /* Cut inside the compressed stream: what decoded, flagged cut. */
+        run_hashed(x, &rq, 200, "application/json", hdr, e.p, e.len / 2, 0, 0, &r);
+        assert_int_equal(r.ev.body_hashed, TG_BODY_OUT);
+        assert_int_equal(r.ev.body_out, TG_BODY_CUT);
+        result_free(&r);
+        enc_free(&e);
+    }
+    /* An error answer, gzip'd, is not read: hashed as sent, flagged coded. */
+    struct enc e = encode("gzip", S("{\"error\":{}}"));
+    run_hashed(x, &rq, 500, "application/json", "gzip", e.p, e.len, 0, 1, &r);
+    assert_int_equal(r.ev.body_out, TG_BODY_CODED);
+    assert_sha(r.ev.body_sha_out, e.p, e.len);
+    result_free(&r);
+    enc_free(&e);
+    /* Not gzip although labelled so: the bytes decoded before the error (none). */
+    run_hashed(x, &rq, 200, "application/json", "gzip", S(body), 0, 1, &r);
+    assert_int_equal(r.ev.body_out, TG_BODY_DECODE_ERROR);
+    assert_sha(r.ev.body_sha_out, "", 0);
+    result_free(&r);
+    /* A bomb past the decoded cap: hashed up to where decoding stopped, flagged. */
+    size_t blen = 1u << 20;
+    char *bomb = malloc(blen);
+    memset(bomb, ' ', blen);
+    e = encode("gzip", bomb, blen);
+    tg_xchg_set_decoded_max(x, 1024);
+    run_hashed(x, &rq, 200, "application/json", "gzip", e.p, e.len, 0, 1, &r);
+    assert_int_equal(r.ev.body_out, TG_BODY_DECODE_CAP);
+    assert_int_equal(r.ev.body_hashed, TG_BODY_OUT);
+    tg_xchg_set_decoded_max(x, 0);
+    result_free(&r);
+    enc_free(&e);
+    free(bomb);
+    /* Cut identity answer: the bytes that came. */
+    run_hashed(x, &rq, 200, "application/json", NULL, body, 20, 0, 0, &r);
+    assert_int_equal(r.ev.body_out, TG_BODY_CUT);
+    assert_sha(r.ev.body_sha_out, body, 20);
+    result_free(&r);
+    /* A stream tollgate rewrites: the bytes the client got (without the usage chunk). */
+    static const char sse[] =
+        "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n"
+        "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+        "\"completion_tokens\":1,\"total_tokens\":4}}\n\n"
+        "data: [DONE]\n\n";
+    struct req srq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
+                      S("{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[]}")};
+    run_hashed(x, &srq, 200, "text/event-stream", NULL, S(sse), 9, 1, &r);
+    assert_true(r.o.len < sizeof sse - 1); /* rewritten */
+    assert_int_equal(r.ev.body_out, TG_BODY_WHOLE);
+    assert_sha(r.ev.body_sha_out, r.o.p, r.o.len);
+    result_free(&r);
+    /* The client left: still every byte the upstream sent (the drain reads on). */
+    run_hashed(x, &rq, 200, "application/json", NULL, body, 10, 0, 0, &r);
+    result_free(&r);
+    memset(&r, 0, sizeof r);
+    event_init(&r.ev);
+    const char *o;
+    size_t ol;
+    request(x, &rq, &o, &ol);
+    tg_xchg_hash_answer(x);
+    tg_xchg_response_head(x, 200, S("application/json"));
+    assert_int_equal(tg_xchg_response_body(x, body, 10, collect, &r.o), 0);
+    tg_xchg_client_gone(x);
+    assert_int_equal(tg_xchg_response_body(x, body + 10, sizeof body - 11, collect, &r.o), 0);
+    assert_int_equal(tg_xchg_response_end(x, collect, &r.o), 0);
+    tg_xchg_finish(x, &r.ev, &r.unparsed);
+    assert_int_equal(r.o.len, 10);
+    assert_sha(r.ev.body_sha_out, S(body));
+    result_free(&r);
+    /* Not asked (audit.bodies: none), the next request on the same exchange: no hash. */
+    run(x, &rq, &(struct resp){200, "application/json", S(body)}, 0, NULL, 0, NULL, 0, &r);
+    assert_int_equal(r.ev.body_hashed, 0);
+    unsigned char zero[32] = {0};
+    assert_memory_equal(r.ev.body_sha_out, zero, 32);
+    result_free(&r);
+    tg_xchg_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2429,6 +2569,7 @@ int main(void)
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_free_mid_response),
         cmocka_unit_test(test_compressed_json),
+        cmocka_unit_test(test_answer_hash),
         cmocka_unit_test(test_compressed_problems),
         cmocka_unit_test(test_compressed_streams),
         cmocka_unit_test(test_compressed_mcp),

@@ -217,15 +217,20 @@ static void test_mirror(void **state)
     assert_int_equal(tg_policy_plan(p, &in, &plan, &a), 0);
     uint64_t now = 1000 * S;
     assert_true(tg_policy_tenant_utilisation(p, "acme", now) < 0.01);
-    int64_t ahead[1] = {60000000}; /* the whole minute used */
-    tg_policy_mirror(p, "acme", &plan, ahead, now);
+    int64_t ahead[1] = {60000000};                                    /* the whole minute used */
+    tg_policy_mirror(p, "acme", &plan, ahead, 1795000000000000, now); /* Redis's clock */
     double u = tg_policy_tenant_utilisation(p, "acme", now);
     assert_true(u > 0.99 && u < 1.01);
     in.share = 3; /* down now: the local share starts from the shared state */
     tg_policy_admit(p, &in, now, &a);
     assert_int_equal(a.verdict, TG_ADMIT_RATE);
+    /* A late answer of an older state changes nothing; a newer one does. */
+    ahead[0] = 30000000;
+    tg_policy_mirror(p, "acme", &plan, ahead, 1794999999000000, now);
+    u = tg_policy_tenant_utilisation(p, "acme", now);
+    assert_true(u > 0.99 && u < 1.01);
     ahead[0] = 0; /* idle again */
-    tg_policy_mirror(p, "acme", &plan, ahead, now);
+    tg_policy_mirror(p, "acme", &plan, ahead, 1795000001000000, now);
     assert_true(tg_policy_tenant_utilisation(p, "acme", now) < 0.01);
     tg_policy_free(p);
 }

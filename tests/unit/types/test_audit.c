@@ -212,6 +212,32 @@ static void test_call_from_event(void **state)
     tg_audit_head_t h;
     tg_audit_head_init(&h);
     assert_int_equal(tg_audit_link(&h, &r), 0);
+    /* audit.bodies: hash: the bodies' SHA-256 as hex, first in byte order; the state only
+     * when the hash does not cover the whole answer. The record links and verifies. */
+    tg_event_t hev = ev;
+    strcpy(hev.model, "gpt-4o");
+    memset(hev.body_sha_in, 0xab, 32);
+    memset(hev.body_sha_out, 0x01, 32);
+    hev.body_hashed = TG_BODY_IN | TG_BODY_OUT;
+    assert_int_equal(tg_audit_from_event(&hev, &r, data, sizeof data), 1);
+    assert_string_equal(r.data,
+                        "{\"body_in_sha256\":\"abababababababababababababababababababababababab"
+                        "abababababababab\",\"body_out_sha256\":\"0101010101010101010101010101"
+                        "010101010101010101010101010101010101\",\"cost_micros\":7,\"decision\":"
+                        "\"billable\",\"key\":\"key_1\",\"model\":\"gpt-4o\",\"status\":200,"
+                        "\"tokens_in\":10}");
+    hev.body_hashed = TG_BODY_OUT;
+    hev.body_out = TG_BODY_CUT;
+    assert_int_equal(tg_audit_from_event(&hev, &r, data, sizeof data), 1);
+    assert_non_null(strstr(r.data, "\"body_out_sha256\":\"0101"));
+    assert_non_null(strstr(r.data, "01\",\"body_out_state\":\"cut\",\"cost_micros\""));
+    assert_null(strstr(r.data, "body_in"));
+    tg_audit_head_t hh;
+    tg_audit_head_init(&hh);
+    assert_int_equal(tg_audit_link(&hh, &r), 0);
+    tg_audit_verifier_t v;
+    tg_audit_verify_init(&v, NULL, NULL);
+    assert_int_equal(tg_audit_verify_next(&v, &r), TG_AUDIT_OK);
     /* Every text field at its longest, all control characters: it still fits. */
     tg_event_t big = ev;
     memset(big.model, 1, sizeof big.model - 1);
@@ -219,6 +245,9 @@ static void test_call_from_event(void **state)
     memset(big.rpc_method, 1, sizeof big.rpc_method - 1);
     memset(big.reason, 1, sizeof big.reason - 1);
     memset(big.key_id, 1, sizeof big.key_id - 1);
+    memset(big.body_sha_in, 0xff, 32); /* and both hashes, the longest state */
+    big.body_hashed = TG_BODY_IN | TG_BODY_OUT;
+    big.body_out = TG_BODY_DECODE_ERROR;
     char large[TG_AUDIT_DATA_MAX];
     assert_int_equal(tg_audit_from_event(&big, &r, large, sizeof large), 1);
     /* A smaller buffer is refused outright, not filled part way. */
