@@ -136,6 +136,7 @@ E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/bodies.test.mjs tests/e2e/ai.te
             tests/e2e/compress-attack.test.mjs tests/e2e/hostile-2.test.mjs tests/e2e/bypass-attack.test.mjs \
             tests/e2e/attack-3.test.mjs tests/e2e/tls.test.mjs tests/e2e/tls-attack.test.mjs \
             tests/e2e/notify.test.mjs tests/e2e/notify-attack.test.mjs tests/e2e/dashboard.test.mjs \
+            tests/e2e/outbox-sealed.test.mjs \
             tests/e2e/dashboard-attack.test.mjs tests/e2e/query.test.mjs \
             tests/e2e/query-attack.test.mjs tests/e2e/multi.test.mjs tests/e2e/admin-auth.test.mjs \
             tests/e2e/redis-auth.test.mjs tests/e2e/creds.test.mjs tests/e2e/jwt.test.mjs \

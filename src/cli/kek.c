@@ -6,7 +6,9 @@
  *      command refuses while one runs on this config (its KEK must change with the store's);
  *   2. every sealed signing secret in the store (api_keys.signing_secret), one transaction
  *      each, replaced only while still the blob that was read (tg_store_key_reseal);
- *   3. the archives named on the command line (crypt/stream.h), each through FILE.rekey.
+ *   3. every sealed notice of the notification outbox (outbox.sealed, notify/seal.h), likewise
+ *      replaced only while still the text that was read (tg_store_outbox_reseal);
+ *   4. the archives named on the command line (crypt/stream.h), each through FILE.rekey.
  *
  * Resumable: a blob or file already under the new KEK id is skipped and counted, so a run
  * stopped midway is run again as it was. A blob under a third KEK is counted and makes the
@@ -20,6 +22,7 @@
 #include "cli/common.h"
 #include "crypt/stream.h"
 #include "meter/recorder.h"
+#include "notify/seal.h"
 
 #define USAGE        "usage: tollgate kek rotate --new-kek-file PATH | --new-kek-env NAME [ARCHIVE...]"
 #define KEK_TEXT_MAX 256
@@ -42,6 +45,76 @@ static int collect_key(const tg_auth_row_t *r, void *ud)
     snprintf(k.id, sizeof k.id, "%s", r->key_id);
     memcpy(k.blob, r->signing_sealed, sizeof k.blob);
     return tg_cli_push((void **)&c->v, &c->n, &c->cap, &k, sizeof k);
+}
+
+typedef struct sealed_notice {
+    char *id, *sealed;
+} sealed_notice_t;
+
+typedef struct notices {
+    sealed_notice_t *v;
+    size_t n, cap;
+} notices_t;
+
+static int collect_notice(const char *id, const char *sealed, void *ud)
+{
+    sealed_notice_t k = {strdup(id), strdup(sealed)};
+    if (!k.id || !k.sealed ||
+        tg_cli_push((void **)&((notices_t *)ud)->v, &((notices_t *)ud)->n, &((notices_t *)ud)->cap,
+                    &k, sizeof k) != 0) {
+        free(k.id);
+        free(k.sealed);
+        return -1;
+    }
+    return 0;
+}
+
+static void notices_free(notices_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->v[i].id), free(c->v[i].sealed);
+    free(c->v);
+}
+
+typedef struct tally {
+    size_t rewrapped, already, other;
+    int failed;
+} tally_t;
+
+/* Step 3: the outbox's sealed notices, each re-wrapped and replaced while unchanged. */
+static int rotate_outbox(tg_store_t *store, const tg_kek_t *from, const tg_kek_t *to, tally_t *t,
+                         tg_err_t *err)
+{
+    notices_t c = {0};
+    char from_id[17], to_id[17], id[17];
+    tg_kek_id_hex(from, from_id);
+    tg_kek_id_hex(to, to_id);
+    if (tg_store_outbox_sealed_each(store, collect_notice, &c, err) != 0) {
+        notices_free(&c);
+        return -1;
+    }
+    char *nb = malloc(TG_NOTICE_SEALED_SIZE);
+    for (size_t i = 0; nb && i < c.n; i++) {
+        if (tg_notice_sealed_kek_id(c.v[i].sealed, id) != 0) {
+            fprintf(stderr, "kek rotate: outbox notice %s: its sealed text is damaged\n",
+                    c.v[i].id);
+            t->failed = 1;
+        } else if (!strcmp(id, to_id)) {
+            t->already++;
+        } else if (strcmp(id, from_id)) {
+            t->other++;
+        } else if (tg_notice_rewrap(from, to, c.v[i].sealed, nb, err) ||
+                   tg_store_outbox_reseal(store, c.v[i].id, c.v[i].sealed, nb, err)) {
+            fprintf(stderr, "kek rotate: outbox notice %s: %s\n", c.v[i].id, err->msg);
+            t->failed = 1;
+        } else {
+            t->rewrapped++;
+        }
+    }
+    int rc = nb ? 0 : tg_err_set(err, "out of memory");
+    free(nb);
+    notices_free(&c);
+    return rc;
 }
 
 /* The new KEK from a file's first line or an environment variable; never echoed. */
@@ -153,6 +226,12 @@ static int rotate(int argc, char **argv, const char *config_path)
         }
         free(nb);
     }
+    tally_t ob = {0};
+    if (rotate_outbox(store, from, &to, &ob, &err) != 0) {
+        fprintf(stderr, "kek rotate: outbox: %s\n", err.msg);
+        failed = 1;
+    }
+    failed |= ob.failed;
     for (size_t i = 0; i < narch; i++) {
         size_t frames = 0;
         int r = tg_stream_rekey(archives[i], from, &to, &frames, &err);
@@ -168,13 +247,15 @@ static int rotate(int argc, char **argv, const char *config_path)
     printf("re-wrapped %zu signing secrets from key-encryption key %s to %s (%zu already under "
            "it, %zu under another KEK)\n",
            rewrapped, from_id, to_id, already, other);
+    printf("re-wrapped %zu outbox notices (%zu already under it, %zu under another KEK)\n",
+           ob.rewrapped, ob.already, ob.other);
     printf("spool %s: %s\n", cfg->recorder.spool,
            spool_rc ? "re-wrapped" : "nothing sealed by the current key-encryption key");
     if (narch == 0)
         printf("archives are files tollgate does not track: re-wrap each sealed one with\n"
                "  tollgate kek rotate %s %s ARCHIVE...\n",
                file ? "--new-kek-file" : "--new-kek-env", file ? file : env);
-    if (failed || other)
+    if (failed || other || ob.other)
         rc = tg_cli_errorf(TG_EXIT_RUNTIME,
                            "kek rotate: not everything was re-wrapped (see above); run it again "
                            "before switching the config to the new key");

@@ -885,11 +885,13 @@ int tg_server_run(const char *config_path)
         goto out;
     }
     /* The outbox's sender before the policy refresher, whose flush hands it budget notices. */
-    srv.notify = tg_notify_new(&(tg_notify_opts_t){.store_url = cfg->store,
-                                                   .wall_clock = tg_wall_us,
-                                                   .mono_clock = tg_mono_us,
-                                                   .random = notify_random},
-                               cfg);
+    srv.notify = tg_notify_new(
+        &(tg_notify_opts_t){.store_url = cfg->store,
+                            .wall_clock = tg_wall_us,
+                            .mono_clock = tg_mono_us,
+                            .random = notify_random,
+                            .kek = cfg->encryption.has_kek ? &cfg->encryption.kek : NULL},
+        cfg);
     if (!srv.notify || tg_notify_start(srv.notify, &err) != 0) {
         fprintf(stderr, "tollgate: notify: %s\n", srv.notify ? err.msg : "out of memory");
         goto out;

@@ -14,7 +14,7 @@
 
 /* A JSON string of a fixed-size field: jansson refuses invalid UTF-8, so on refusal every
  * byte above 0x7f becomes '?' (receivers get valid JSON whatever a producer wrote). */
-static json_t *text(const char *s, size_t cap)
+json_t *tg_notify_json_text(const char *s, size_t cap)
 {
     size_t n = strnlen(s, cap);
     json_t *j = json_stringn(s, n);
@@ -28,7 +28,7 @@ static json_t *text(const char *s, size_t cap)
     free(copy);
     return j;
 }
-#define TEXT(n, f) text((n)->f, sizeof(n)->f)
+#define TEXT(n, f) tg_notify_json_text((n)->f, sizeof(n)->f)
 
 static json_t *number(double v)
 {
@@ -96,7 +96,7 @@ int tg_notify_signature(const char *secret, size_t secret_len, const char *body,
 static int put_str(json_t *o, const char *key, const char *v, size_t cap)
 {
     if (!*v) return 0; /* an empty label is the same as none to Alertmanager */
-    return put(o, key, text(v, cap));
+    return put(o, key, tg_notify_json_text(v, cap));
 }
 
 static int put_num(json_t *o, const char *key, double v)

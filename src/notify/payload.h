@@ -20,6 +20,10 @@
  * finite number is null. */
 char *tg_notify_json(const tg_notice_t *n);
 
+/* A jansson string of the fixed-size field s[0..cap): as it is when valid UTF-8, else with
+ * every byte above 0x7f replaced by '?' (what every payload sends). NULL: out of memory. */
+struct json_t *tg_notify_json_text(const char *s, size_t cap);
+
 /* "sha256=" + 64 lower-case hex digits of HMAC-SHA256(secret, body), into out (at least
  * TG_NOTIFY_SIG_SIZE bytes). 0, or -1 when OpenSSL failed. */
 #define TG_NOTIFY_SIG_SIZE 72

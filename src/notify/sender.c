@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "notify/retry.h"
+#include "notify/seal.h"
 #include "util/log.h"
 
 #define BATCH       8
@@ -65,6 +66,9 @@ struct tg_notify {
     nstate_t *ns;
     size_t nns;
     int64_t last_purge_us;
+    int has_kek;          /* set at new, read-only after */
+    tg_kek_t kek;         /* wiped at free */
+    atomic_ulong refused; /* deliveries whose notice did not open */
 };
 
 static void wake_all(tg_notify_t *t)
@@ -118,6 +122,9 @@ tg_notify_t *tg_notify_new(const tg_notify_opts_t *opts, tg_config_t *cfg)
     pthread_condattr_destroy(&ca);
     t->cfg = tg_config_ref(cfg);
     atomic_init(&t->stop, 0);
+    atomic_init(&t->refused, 0);
+    t->o.kek = NULL; /* the copy below: the caller's may go */
+    if (opts->kek) t->kek = *opts->kek, t->has_kek = 1;
     return t;
 }
 
@@ -140,8 +147,18 @@ int tg_notify_enqueue(tg_notify_t *t, tg_store_t *store, const tg_notice_t *n, i
     size_t k = 0;
     for (size_t i = 0; i < c->nnotifiers && k < 64; i++)
         names[k++] = c->notifiers[i].name;
-    int inserted = 0;
-    int rc = tg_store_outbox_add(store, n, names, k, now_us, &inserted, err);
+    int inserted = 0, rc;
+    if (t->has_kek) {
+        tg_notice_t row;
+        char *sealed = malloc(TG_NOTICE_SEALED_SIZE);
+        rc = !sealed ? tg_err_set(err, "notify: out of memory")
+                     : tg_notice_seal(&t->kek, n, &row, sealed, err);
+        if (rc == 0)
+            rc = tg_store_outbox_add_sealed(store, &row, sealed, names, k, now_us, &inserted, err);
+        free(sealed);
+    } else {
+        rc = tg_store_outbox_add(store, n, names, k, now_us, &inserted, err);
+    }
     tg_config_unref(c);
     if (rc != 0) return rc;
     if (inserted) {
@@ -196,6 +213,28 @@ static int set(tg_store_t *store, const tg_notice_delivery_t *d, const char *sta
     return rc;
 }
 
+/* The notice of d, opened (notify/seal.h), or 0 when it cannot be: d is then kept and says
+ * why, never sent garbled and never dropped. A KEK that is not configured may be configured
+ * later: pending, tried again every notify_retry.max until give_up, as for a notifier gone
+ * from the config. Damage does not heal: failed at once. Each is counted and logged. */
+static int opened(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
+                  const tg_notice_delivery_t *d, tg_notice_t *out, int64_t now, tg_err_t *err)
+{
+    tg_err_t why;
+    tg_notice_open_result_t r = tg_notice_open(t->has_kek ? &t->kek : NULL, d, out, &why);
+    if (r == TG_NOTICE_OPENED) return 1;
+    atomic_fetch_add(&t->refused, 1);
+    TG_ERROR("notify: %s: %s", d->notifier, why.msg);
+    if (r == TG_NOTICE_DAMAGED || now - d->created_us >= c->notify_retry.give_up_ms * 1000LL) {
+        char msg[sizeof why.msg + 16];
+        snprintf(msg, sizeof msg, "%s%s", r == TG_NOTICE_DAMAGED ? "" : "gave up: ", why.msg);
+        set(store, d, "failed", d->attempts, now, msg, now, err);
+        return 0;
+    }
+    set(store, d, "pending", d->attempts, now + c->notify_retry.max_ms * 1000LL, why.msg, now, err);
+    return 0;
+}
+
 /* Sends d and records the outcome. ns: its notifier's state (NULL: looked up in t's own).
  * quit (may be NULL): its lane's stop, which aborts the send as t->stop does. */
 static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
@@ -225,19 +264,21 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         set(store, d, "pending", d->attempts, ns->blocked_until_us, d->error, now, err);
         return;
     }
+    tg_notice_t notice;
+    if (!opened(t, store, c, d, &notice, now, err)) return;
     /* A removed notifier's send in progress is given up (pending, no attempt counted) rather
      * than held up to its timeout: 2 x 64 lanes are the most there are, so lanes waiting out
      * hung sends to receivers the operator removed kept renamed notifiers from getting one. */
     tg_notify_ctl_t ctl = {.stop = &t->stop, .also = quit, .mono_us = t->o.mono_clock};
     tg_notify_result_t res;
-    t->o.send(nc, &d->notice, now, &ctl, &res);
+    t->o.send(nc, &notice, now, &ctl, &res);
     now = t->o.wall_clock();
     int attempts = d->attempts + 1;
     switch (res.outcome) {
     case TG_NOTIFY_OK:
         if (ns) ns->fails = 0, ns->blocked_until_us = 0;
         set(store, d, "delivered", attempts, now, NULL, now, err);
-        TG_DEBUG("notify: %s delivered to %s (%s)", d->notice.id, d->notifier, res.message);
+        TG_DEBUG("notify: %s delivered to %s (%s)", notice.id, d->notifier, res.message);
         return;
     case TG_NOTIFY_ABORTED: /* not an attempt: the next sender tries at once */
         set(store, d, "pending", d->attempts, now, d->error, now, err);
@@ -245,7 +286,7 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
     case TG_NOTIFY_PERMANENT:
         set(store, d, "failed", attempts, now, res.message, now, err);
         TG_WARN("notify: %s refused notice %s: %s; not retried (kept as failed in the outbox)",
-                d->notifier, d->notice.id, res.message);
+                d->notifier, notice.id, res.message);
         return;
     case TG_NOTIFY_RETRY: break;
     }
@@ -253,7 +294,7 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
         char msg[300];
         snprintf(msg, sizeof msg, "gave up after %d attempts: %s", attempts, res.message);
         set(store, d, "failed", attempts, now, msg, now, err);
-        TG_ERROR("notify: %s: notice %s %s", d->notifier, d->notice.id, msg);
+        TG_ERROR("notify: %s: notice %s %s", d->notifier, notice.id, msg);
         return;
     }
     int fails = ns ? ++ns->fails : attempts;
@@ -264,7 +305,7 @@ static void deliver(tg_notify_t *t, tg_store_t *store, const tg_config_t *c,
     set(store, d, "pending", attempts, until, res.message, now, err);
     tg_store_outbox_defer(store, d->notifier, until, now, NULL);
     TG_WARN("notify: %s: notice %s not delivered (%s); trying again in %lld ms", d->notifier,
-            d->notice.id, res.message, (long long)wait_ms);
+            notice.id, res.message, (long long)wait_ms);
 }
 
 /* Claims up to BATCH due deliveries to notifier (NULL = to any) and delivers each. quit (may
@@ -299,6 +340,11 @@ static int pass_of(tg_notify_t *t, tg_store_t *store, const tg_config_t *c, cons
     if (rc == 0) rc = (int)b->n;
     free(b);
     return rc;
+}
+
+uint64_t tg_notify_sealed_refused(tg_notify_t *t)
+{
+    return atomic_load(&t->refused);
 }
 
 int tg_notify_pass(tg_notify_t *t, tg_store_t *store, tg_err_t *err)
@@ -661,5 +707,6 @@ void tg_notify_free(tg_notify_t *t)
     pthread_mutex_destroy(&t->mu);
     free(t->ns);
     free(t->store_url);
+    tg_kek_wipe(&t->kek);
     free(t);
 }

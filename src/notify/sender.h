@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "crypt/crypt.h"
 #include "notify/send.h"
 #include "store/store.h"
 #include "types/notice.h"
@@ -48,6 +49,10 @@ typedef struct tg_notify_opts {
     uint64_t (*random)(void);             /* the backoff's jitter (required) */
     tg_notify_send_fn send;               /* NULL: tg_notify_send (tests pass a fake) */
     tg_notify_send_alerts_fn send_alerts; /* re-sends: NULL: tg_notify_send_alerts */
+    /* encryption's KEK (copied): notices are stored sealed (notify/seal.h) and opened before
+     * each send. NULL: stored plain; sealed ones found are not sent (see tg_notify_sealed_refused).
+     */
+    const tg_kek_t *kek;
 } tg_notify_opts_t;
 
 typedef struct tg_notify tg_notify_t;
@@ -72,6 +77,11 @@ void tg_notify_set_config(tg_notify_t *t, tg_config_t *cfg);
  * with err set: the caller keeps n and tries again. Any thread. */
 int tg_notify_enqueue(tg_notify_t *t, tg_store_t *store, const tg_notice_t *n, int64_t now_us,
                       tg_err_t *err);
+
+/* How many times a delivery was not sent because its notice did not open: sealed by a KEK
+ * that is not configured (kept pending, tried again every notify_retry.max until give_up,
+ * the error naming the KEK id it needs) or damaged (kept as failed). Any thread. */
+uint64_t tg_notify_sealed_refused(tg_notify_t *t);
 
 /* One pass of the thread's loop on store: claims up to 8 due deliveries and sends each,
  * then records each outcome. Returns how many it handled, or the store's code. (The

@@ -118,8 +118,10 @@ struct tg_store_alarm_ops {
 
 /* outbox and outbox_deliveries: notifications until each notifier took them (notify/). */
 struct tg_store_outbox_ops {
-    int (*add)(tg_store_t *s, const tg_notice_t *n, const char *const *notifiers, size_t nnotifiers,
-               int64_t now_us, int *inserted, tg_err_t *err);
+    /* sealed: NULL = a plain row; else n holds the row's id only (migration 18). */
+    int (*add)(tg_store_t *s, const tg_notice_t *n, const char *sealed,
+               const char *const *notifiers, size_t nnotifiers, int64_t now_us, int *inserted,
+               tg_err_t *err);
     int (*claim)(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
                  const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *), void *ud,
                  tg_err_t *err);
@@ -133,6 +135,9 @@ struct tg_store_outbox_ops {
     int (*list)(tg_store_t *s, const char *status, int (*cb)(const tg_notice_delivery_t *, void *),
                 void *ud, tg_err_t *err);
     int (*purge)(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
+    int (*sealed_each)(tg_store_t *s, int (*cb)(const char *id, const char *sealed, void *),
+                       void *ud, tg_err_t *err);
+    int (*reseal)(tg_store_t *s, const char *id, const char *from, const char *to, tg_err_t *err);
 };
 
 /* The dashboard's reads over usage_events (issue 11): no writes, no version. */

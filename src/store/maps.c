@@ -241,6 +241,7 @@ static const tg_col_t delivery_cols[] = {
     TG_COL(tg_notice_delivery_t, next_us, "d.next_us", TG_COL_INT64),
     TG_COL(tg_notice_delivery_t, updated_us, "d.updated_us", TG_COL_INT64),
     TG_COL(tg_notice_delivery_t, error, "d.error", TG_COL_TEXT),
+    TG_COL(tg_notice_delivery_t, sealed, "o.sealed", TG_COL_TEXT),
 };
 const tg_rowmap_t tg_map_delivery = TG_ROWMAP(
     tg_notice_delivery_t, "outbox_deliveries d JOIN outbox o ON o.id = d.notice_id", delivery_cols);

@@ -894,4 +894,12 @@ static const char DIALECT(m16_audit_lean)[] =
     PG_ONLY(
     "ALTER TABLE audit DROP CONSTRAINT audit_event_id_key;\n"    "ALTER TABLE audit ADD COLUMN format " SQL_INT " NOT NULL DEFAULT 1;\n"
     "DROP INDEX audit_day;\n");
+
+/* The notification outbox sealed at rest (issue 14, docs/encryption.md): with a KEK
+ * configured, a notice's content is one sealed blob (crypt/crypt.h) in base64, bound to the
+ * row's id, and the row's id is a keyed hash of the notice's id (notify/seal.h); the plain
+ * columns then hold '' and 0. NULL: a plain row (written without a KEK), read as before.
+ * Numbered 18: 17 is written in parallel. */
+static const char DIALECT(m18_outbox_sealed)[] =
+    "ALTER TABLE outbox ADD COLUMN sealed TEXT; -- base64 of the sealed notice; NULL = plain\n";
 // clang-format on

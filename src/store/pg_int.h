@@ -85,6 +85,8 @@ enum {
     PS_OUTBOX_NOTIFIERS,
     PS_OUTBOX_LIST,
     PS_OUTBOX_PURGE,
+    PS_OUTBOX_SEALED_EACH,
+    PS_OUTBOX_RESEAL,
     /* pg_dash.c */
     PS_DASH_TOTALS,
     PS_DASH_SERIES,

@@ -18,10 +18,11 @@
 
 static const pg_sql_t sql_add = {
     .slot = PS_OUTBOX_ADD,
-    .sql = "INSERT INTO outbox (id, kind, alarm, alarm_kind, tenant_id, state, severity, value, "
-           "threshold, baseline, window_s, time_us, started_us, summary, created_us) VALUES "
-           "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-           "ON CONFLICT (id) DO NOTHING"};
+    .sql =
+        "INSERT INTO outbox (id, kind, alarm, alarm_kind, tenant_id, state, severity, value, "
+        "threshold, baseline, window_s, time_us, started_us, summary, created_us, sealed) VALUES "
+        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+        "ON CONFLICT (id) DO NOTHING"};
 static const pg_sql_t sql_delivery_add = {
     .slot = PS_OUTBOX_DELIVERY_ADD,
     .sql = "INSERT INTO outbox_deliveries (notice_id, notifier, status, attempts, next_us, "
@@ -75,6 +76,11 @@ static const pg_sql_t sql_list = {
     .select = &tg_map_delivery,
     .sql = "FROM outbox_deliveries d JOIN outbox o ON o.id = d.notice_id WHERE $1::text IS NULL "
            "OR d.status = $1 ORDER BY o.created_us, o.id COLLATE \"C\", d.notifier COLLATE \"C\""};
+static const pg_sql_t sql_sealed_each = {
+    .slot = PS_OUTBOX_SEALED_EACH,
+    .sql = "SELECT id, sealed FROM outbox WHERE sealed IS NOT NULL ORDER BY id COLLATE \"C\""};
+static const pg_sql_t sql_reseal = {
+    .slot = PS_OUTBOX_RESEAL, .sql = "UPDATE outbox SET sealed = $3 WHERE id = $1 AND sealed = $2"};
 static const pg_sql_t sql_purge = {
     .slot = PS_OUTBOX_PURGE,
     .sql = "DELETE FROM outbox WHERE created_us < $1 AND NOT EXISTS (SELECT 1 FROM "
@@ -84,8 +90,9 @@ static const pg_sql_t sql_purge = {
 
 /* Two processes adding one notice at once: the second's insert waits on the first's key,
  * then adds nothing (and none of the deliveries), as the notice's deliveries came with it. */
-static int pg_outbox_add(tg_store_t *base, const tg_notice_t *n, const char *const *notifiers,
-                         size_t nnotifiers, int64_t now_us, int *inserted, tg_err_t *err)
+static int pg_outbox_add(tg_store_t *base, const tg_notice_t *n, const char *sealed,
+                         const char *const *notifiers, size_t nnotifiers, int64_t now_us,
+                         int *inserted, tg_err_t *err)
 {
     pg_store_t *s = (pg_store_t *)base;
     if (inserted) *inserted = 0;
@@ -107,6 +114,7 @@ static int pg_outbox_add(tg_store_t *base, const tg_notice_t *n, const char *con
     pg_p_int64(&p, n->started_us);
     P_N(&p, n, summary);
     pg_p_int64(&p, now_us);
+    pg_p_text(&p, sealed);
     int ret = pg_begin(s, "outbox add", err);
     if (ret != 0) return ret;
     PGresult *r;
@@ -253,6 +261,42 @@ static int pg_outbox_purge(tg_store_t *base, int64_t before_us, int64_t *deleted
     return 0;
 }
 
+static int pg_outbox_sealed_each(tg_store_t *base,
+                                 int (*cb)(const char *id, const char *sealed, void *), void *ud,
+                                 tg_err_t *err)
+{
+    pg_params_t p = {0};
+    PGresult *r;
+    int ret = pg_exec((pg_store_t *)base, &sql_sealed_each, &p, &r, "outbox sealed", err);
+    if (ret != 0) return ret;
+    int rows = PQntuples(r);
+    for (int i = 0; ret == 0 && i < rows; i++) {
+        const char *id = pg_val(r, i, 0), *sealed = pg_val(r, i, 1);
+        ret = cb(id ? id : "", sealed ? sealed : "", ud);
+    }
+    PQclear(r);
+    return ret;
+}
+
+static int pg_outbox_reseal(tg_store_t *base, const char *id, const char *from, const char *to,
+                            tg_err_t *err)
+{
+    pg_params_t p = {0};
+    pg_p_text(&p, id);
+    pg_p_text(&p, from);
+    pg_p_text(&p, to);
+    PGresult *r;
+    int ret = pg_exec((pg_store_t *)base, &sql_reseal, &p, &r, "outbox reseal", err);
+    if (ret != 0) return ret;
+    int64_t changed = pg_changes(r);
+    PQclear(r);
+    if (changed == 0) {
+        tg_err_set(err, "outbox notice %s: its sealed text changed meanwhile or it is gone", id);
+        return TG_STORE_NOTFOUND;
+    }
+    return 0;
+}
+
 const struct tg_store_outbox_ops pg_outbox_ops = {
     .add = pg_outbox_add,
     .claim = pg_outbox_claim,
@@ -262,4 +306,6 @@ const struct tg_store_outbox_ops pg_outbox_ops = {
     .notifiers = pg_outbox_notifiers,
     .list = pg_outbox_list,
     .purge = pg_outbox_purge,
+    .sealed_each = pg_outbox_sealed_each,
+    .reseal = pg_outbox_reseal,
 };

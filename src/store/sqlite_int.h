@@ -98,6 +98,8 @@ enum {
     ST_OUTBOX_NOTIFIERS,
     ST_OUTBOX_LIST,
     ST_OUTBOX_PURGE,
+    ST_OUTBOX_SEALED_EACH,
+    ST_OUTBOX_RESEAL,
     /* sqlite_dash.c */
     ST_DASH_TOTALS,
     ST_DASH_P95,

@@ -14,10 +14,11 @@
 
 static const sq_sql_t sql_add = {
     .slot = ST_OUTBOX_ADD,
-    .sql = "INSERT INTO outbox (id, kind, alarm, alarm_kind, tenant_id, state, severity, value, "
-           "threshold, baseline, window_s, time_us, started_us, summary, created_us) VALUES "
-           "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
-           "ON CONFLICT (id) DO NOTHING"};
+    .sql =
+        "INSERT INTO outbox (id, kind, alarm, alarm_kind, tenant_id, state, severity, value, "
+        "threshold, baseline, window_s, time_us, started_us, summary, created_us, sealed) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+        "ON CONFLICT (id) DO NOTHING"};
 static const sq_sql_t sql_delivery_add = {
     .slot = ST_OUTBOX_DELIVERY_ADD,
     .sql = "INSERT INTO outbox_deliveries (notice_id, notifier, status, attempts, next_us, "
@@ -54,6 +55,11 @@ static const sq_sql_t sql_list = {
     .select = &tg_map_delivery,
     .sql = "FROM outbox_deliveries d JOIN outbox o ON o.id = d.notice_id WHERE ?1 IS NULL OR "
            "d.status = ?1 ORDER BY o.created_us, o.id, d.notifier"};
+static const sq_sql_t sql_sealed_each = {
+    .slot = ST_OUTBOX_SEALED_EACH,
+    .sql = "SELECT id, sealed FROM outbox WHERE sealed IS NOT NULL ORDER BY id"};
+static const sq_sql_t sql_reseal = {
+    .slot = ST_OUTBOX_RESEAL, .sql = "UPDATE outbox SET sealed = ?3 WHERE id = ?1 AND sealed = ?2"};
 static const sq_sql_t sql_purge = {
     .slot = ST_OUTBOX_PURGE,
     .sql = "DELETE FROM outbox WHERE created_us < ?1 AND NOT EXISTS (SELECT 1 FROM "
@@ -61,8 +67,9 @@ static const sq_sql_t sql_purge = {
 
 #define BIND_N(st, i, n, f) sq_bind_field((st), (i), (n)->f, sizeof(n)->f, 0)
 
-static int sq_outbox_add(tg_store_t *base, const tg_notice_t *n, const char *const *notifiers,
-                         size_t nnotifiers, int64_t now_us, int *inserted, tg_err_t *err)
+static int sq_outbox_add(tg_store_t *base, const tg_notice_t *n, const char *sealed,
+                         const char *const *notifiers, size_t nnotifiers, int64_t now_us,
+                         int *inserted, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
     if (inserted) *inserted = 0;
@@ -87,6 +94,10 @@ static int sq_outbox_add(tg_store_t *base, const tg_notice_t *n, const char *con
     sqlite3_bind_int64(st, 13, n->started_us);
     BIND_N(st, 14, n, summary);
     sqlite3_bind_int64(st, 15, now_us);
+    if (sealed)
+        sqlite3_bind_text(st, 16, sealed, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 16);
     int rc = sq_run(st);
     if (rc != SQLITE_OK) {
         ret = sq_fail(s, rc, "outbox add", err);
@@ -274,6 +285,41 @@ static int sq_outbox_purge(tg_store_t *base, int64_t before_us, int64_t *deleted
     return 0;
 }
 
+static int sq_outbox_sealed_each(tg_store_t *base,
+                                 int (*cb)(const char *id, const char *sealed, void *), void *ud,
+                                 tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_sealed_each, err);
+    if (!st) return -1;
+    int rc = SQLITE_DONE, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *id = sqlite3_column_text(st, 0), *sealed = sqlite3_column_text(st, 1);
+        ret = cb(id ? (const char *)id : "", sealed ? (const char *)sealed : "", ud);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "outbox sealed", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_outbox_reseal(tg_store_t *base, const char *id, const char *from, const char *to,
+                            tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_reseal, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, to, -1, SQLITE_STATIC);
+    int rc = sq_run(st);
+    if (rc != SQLITE_OK) return sq_fail(s, rc, "outbox reseal", err);
+    if (sqlite3_changes(s->db) == 0) {
+        tg_err_set(err, "outbox notice %s: its sealed text changed meanwhile or it is gone", id);
+        return TG_STORE_NOTFOUND;
+    }
+    return 0;
+}
+
 /* This concern's row mappings, for the schema test (sq_maps in sqlite.c). */
 const tg_rowmap_t *const sq_outbox_maps[] = {&tg_map_delivery, NULL};
 
@@ -286,4 +332,6 @@ const struct tg_store_outbox_ops sq_outbox_ops = {
     .notifiers = sq_outbox_notifiers,
     .list = sq_outbox_list,
     .purge = sq_outbox_purge,
+    .sealed_each = sq_outbox_sealed_each,
+    .reseal = sq_outbox_reseal,
 };

@@ -378,7 +378,31 @@ int tg_store_alarm_events(tg_store_t *s, const char *tenant, int64_t limit,
 int tg_store_outbox_add(tg_store_t *s, const tg_notice_t *n, const char *const *notifiers,
                         size_t nnotifiers, int64_t now_us, int *inserted, tg_err_t *err)
 {
-    return s->outbox->add(s, n, notifiers, nnotifiers, now_us, inserted, err);
+    return s->outbox->add(s, n, NULL, notifiers, nnotifiers, now_us, inserted, err);
+}
+
+int tg_store_outbox_add_sealed(tg_store_t *s, const tg_notice_t *id, const char *sealed,
+                               const char *const *notifiers, size_t nnotifiers, int64_t now_us,
+                               int *inserted, tg_err_t *err)
+{
+    if (!sealed || !*sealed) return tg_err_set(err, "outbox add: no sealed notice");
+    static const tg_notice_t blank; /* nothing but the id in the plain columns */
+    tg_notice_t row = blank;
+    memcpy(row.id, id->id, sizeof row.id);
+    return s->outbox->add(s, &row, sealed, notifiers, nnotifiers, now_us, inserted, err);
+}
+
+int tg_store_outbox_sealed_each(tg_store_t *s,
+                                int (*cb)(const char *id, const char *sealed, void *), void *ud,
+                                tg_err_t *err)
+{
+    return s->outbox->sealed_each(s, cb, ud, err);
+}
+
+int tg_store_outbox_reseal(tg_store_t *s, const char *id, const char *from, const char *to,
+                           tg_err_t *err)
+{
+    return s->outbox->reseal(s, id, from, to, err);
 }
 
 int tg_store_outbox_claim(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,

@@ -204,6 +204,12 @@ int tg_store_outbox_add(tg_store_t *s, const tg_notice_t *n, const char *const *
  * another sender on the same store does not take them meanwhile (and a sender that died
  * holding them only delays them to the lease's end). Then calls cb once per claimed
  * delivery, after the commit. */
+/* The same for a sealed notice (notify/seal.h, migration 18): the row's id is id->id (a
+ * keyed hash of the notice's id), its content the text sealed, and the plain columns hold
+ * '' and 0. A row of that id already stored adds nothing, as above. */
+int tg_store_outbox_add_sealed(tg_store_t *s, const tg_notice_t *id, const char *sealed,
+                               const char *const *notifiers, size_t nnotifiers, int64_t now_us,
+                               int *inserted, tg_err_t *err);
 int tg_store_outbox_claim(tg_store_t *s, int64_t now_us, int64_t lease_until_us, size_t max,
                           const char *notifier, int (*cb)(const tg_notice_delivery_t *, void *),
                           void *ud, tg_err_t *err);
@@ -229,6 +235,15 @@ int tg_store_outbox_list(tg_store_t *s, const char *status,
 /* Deletes notices created before before_us none of whose deliveries is pending (their
  * deliveries go with them). Pending ones are kept, whatever their age. */
 int tg_store_outbox_purge(tg_store_t *s, int64_t before_us, int64_t *deleted, tg_err_t *err);
+/* Calls cb(id, sealed) for every sealed notice (`kek rotate`), in id order; a nonzero
+ * return stops. */
+int tg_store_outbox_sealed_each(tg_store_t *s,
+                                int (*cb)(const char *id, const char *sealed, void *), void *ud,
+                                tg_err_t *err);
+/* Replaces notice id's sealed text from by to, only while it is still from (`kek rotate`):
+ * TG_STORE_NOTFOUND when it changed or is gone. */
+int tg_store_outbox_reseal(tg_store_t *s, const char *id, const char *from, const char *to,
+                           tg_err_t *err);
 
 /* ---- plans, invoices and the usage they price (issue 12) ------------------------- */
 

@@ -36,6 +36,11 @@ typedef struct tg_notice {
     char summary[256];           /* one human sentence, e.g. "error rate 12% over 5m ..." */
 } tg_notice_t;
 
+/* The text of a sealed notice (notify/seal.h): base64 of a crypt/crypt.h blob of the
+ * notice as JSON, at most this many bytes with its NUL (the notice's strings are bounded:
+ * its JSON is under 4 KiB even with every character escaped). */
+#define TG_NOTICE_SEALED_SIZE 8192
+
 /* One notice's delivery to one notifier, as the outbox (store, migration 6) keeps it until
  * the notifier took it. status: "pending" (to be tried at next_us), "delivered" (the
  * receiver accepted it), "failed" (refused for good: a 4xx, or given up; error says why). */
@@ -48,6 +53,9 @@ typedef struct tg_notice_delivery {
     int64_t created_us; /* when the notice entered the outbox */
     int64_t updated_us; /* last change of this row */
     char error[256];    /* the last failure ("HTTP 503", "connection refused"), "" if none */
+    /* "" = a plain row: notice is the notice. Else the notice sealed (migration 18), and
+     * notice holds its row's id (a keyed hash) and nothing else: notify/seal.h opens it. */
+    char sealed[TG_NOTICE_SEALED_SIZE];
 } tg_notice_delivery_t;
 
 #endif
