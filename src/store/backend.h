@@ -118,7 +118,7 @@ struct tg_store_alarm_ops {
 
 /* outbox and outbox_deliveries: notifications until each notifier took them (notify/). */
 struct tg_store_outbox_ops {
-    /* sealed: NULL = a plain row; else n holds the row's id only (migration 18). */
+    /* sealed: NULL = a plain row; else n holds the row's id only (migration 17). */
     int (*add)(tg_store_t *s, const tg_notice_t *n, const char *sealed,
                const char *const *notifiers, size_t nnotifiers, int64_t now_us, int *inserted,
                tg_err_t *err);

@@ -89,7 +89,7 @@ const tg_migration_t tg_store_migrations[] = {
     {15, "admin_tokens: tokens of the admin API, hashed", BOTH(m15_admin_tokens)},
     {16, "audit: no index but the id (replays told by the event insert, days by id)",
      BOTH(m16_audit_lean)},
-    {18, "outbox.sealed: notices sealed by the KEK", BOTH(m18_outbox_sealed)},
+    {17, "outbox.sealed: notices sealed by the KEK", BOTH(m17_outbox_sealed)},
 
 };
 

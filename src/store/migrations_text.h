@@ -899,7 +899,7 @@ static const char DIALECT(m16_audit_lean)[] =
  * configured, a notice's content is one sealed blob (crypt/crypt.h) in base64, bound to the
  * row's id, and the row's id is a keyed hash of the notice's id (notify/seal.h); the plain
  * columns then hold '' and 0. NULL: a plain row (written without a KEK), read as before.
- * Numbered 18: 17 is written in parallel. */
-static const char DIALECT(m18_outbox_sealed)[] =
+ */
+static const char DIALECT(m17_outbox_sealed)[] =
     "ALTER TABLE outbox ADD COLUMN sealed TEXT; -- base64 of the sealed notice; NULL = plain\n";
 // clang-format on

@@ -204,7 +204,7 @@ int tg_store_outbox_add(tg_store_t *s, const tg_notice_t *n, const char *const *
  * another sender on the same store does not take them meanwhile (and a sender that died
  * holding them only delays them to the lease's end). Then calls cb once per claimed
  * delivery, after the commit. */
-/* The same for a sealed notice (notify/seal.h, migration 18): the row's id is id->id (a
+/* The same for a sealed notice (notify/seal.h, migration 17): the row's id is id->id (a
  * keyed hash of the notice's id), its content the text sealed, and the plain columns hold
  * '' and 0. A row of that id already stored adds nothing, as above. */
 int tg_store_outbox_add_sealed(tg_store_t *s, const tg_notice_t *id, const char *sealed,

@@ -53,7 +53,7 @@ typedef struct tg_notice_delivery {
     int64_t created_us; /* when the notice entered the outbox */
     int64_t updated_us; /* last change of this row */
     char error[256];    /* the last failure ("HTTP 503", "connection refused"), "" if none */
-    /* "" = a plain row: notice is the notice. Else the notice sealed (migration 18), and
+    /* "" = a plain row: notice is the notice. Else the notice sealed (migration 17), and
      * notice holds its row's id (a keyed hash) and nothing else: notify/seal.h opens it. */
     char sealed[TG_NOTICE_SEALED_SIZE];
 } tg_notice_delivery_t;
