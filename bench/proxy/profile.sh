@@ -393,11 +393,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 if [[ " $PARTS " == *" writer "* ]]; then
   echo "== writer: instructions per event (bench/recorder/writer_cost.c under callgrind) =="
-  mkdir -p build/bench "$T/wc"
-  ALL="$(pkg-config --libs libuv libcurl sqlite3 libcrypto yaml-0.1 jansson yajl) -lhttp_parser -lz -lbrotlidec -lzstd"
-  # shellcheck disable=SC2086
-  ${CC:-cc} -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
-    bench/recorder/writer_cost.c build/libtollgate.a -o build/bench/writer_cost $ALL -pthread -lm
+  mkdir -p "$T/wc"
+  make -s build/bench/writer_cost >/dev/null # the Makefile links it (every library it needs)
   valgrind --tool=callgrind --callgrind-out-file="$T/wc/out" build/bench/writer_cost "$T/wc" \
     >"$T/wc/stdout" 2>"$T/wc/valgrind.err"
   for f in "$T/wc"/out.*; do
