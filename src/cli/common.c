@@ -4,6 +4,7 @@
  * has to return the exit code it is given. */
 #include "cli/common.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -242,13 +243,32 @@ int tg_cli_take_flag(int *argc, char **argv, int first, const char *name)
     return n;
 }
 
+/* A plain decimal number ("-12", "0.5"): a spreadsheet reads it as a number, not a formula. */
+static int plain_number(const char *s)
+{
+    if (*s == '-') s++;
+    if (!isdigit((unsigned char)*s)) return 0;
+    while (isdigit((unsigned char)*s))
+        s++;
+    if (*s == '.' && isdigit((unsigned char)s[1]))
+        for (s++; isdigit((unsigned char)*s);)
+            s++;
+    return *s == '\0';
+}
+
 void tg_cli_csv_field(FILE *out, const char *s)
 {
-    if (!strpbrk(s, ",\"\r\n")) {
+    /* A spreadsheet runs a cell that starts with = + - @ (or TAB, CR) as a formula, and
+     * model names, paths and tool names come from tenants: such a cell gets a leading '
+     * (OWASP's advice), and so does one that starts with ' itself, so that a reader strips
+     * exactly one leading ' from every cell that has one to get the value back. */
+    int guard = strchr("=+-@\t\r'", s[0]) && s[0] && !plain_number(s);
+    if (!guard && !strpbrk(s, ",\"\r\n")) {
         fputs(s, out);
         return;
     }
     fputc('"', out);
+    if (guard) fputc('\'', out);
     for (; *s; s++) {
         if (*s == '"') fputc('"', out);
         fputc(*s, out);

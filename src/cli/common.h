@@ -91,7 +91,10 @@ int tg_cli_parse_usd(const char *opt, const char *s, int64_t *micros);
  * were, or -1 (error line printed) for "name=VALUE". */
 int tg_cli_take_flag(int *argc, char **argv, int first, const char *name);
 
-/* One field of a CSV row, quoted per RFC 4180 when it holds a comma, quote, CR or LF. */
+/* One field of a CSV row, quoted per RFC 4180 when it holds a comma, quote, CR or LF. A
+ * value that a spreadsheet would run as a formula (it starts with = + - @ TAB or CR, and
+ * is not a plain number such as -12.5), or that starts with ', is written with one more '
+ * in front (and quoted): strip one leading ' from a cell that has one to read it back. */
 void tg_cli_csv_field(FILE *out, const char *s);
 
 /* ---- the list writer ----

@@ -251,12 +251,48 @@ static void test_push(void **state)
     free(rs.v);
 }
 
+/* A CSV cell a spreadsheet would run as a formula gets a leading ' (quoted); numbers and
+ * ordinary text are as they were; a value that starts with ' gets one more, so stripping
+ * one leading ' always gives the value back. */
+static void test_csv_field(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"gpt-4o", "gpt-4o"},
+        {"-12", "-12"},
+        {"-0.25", "-0.25"},
+        {"12", "12"},
+        {"", ""},
+        {"a,b", "\"a,b\""},
+        {"say \"hi\"", "\"say \"\"hi\"\"\""},
+        {"=HYPERLINK(\"http://x\",\"y\")", "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""},
+        {"+1+1", "\"'+1+1\""},
+        {"-1+1", "\"'-1+1\""},
+        {"-", "\"'-\""},
+        {"@SUM(A1)", "\"'@SUM(A1)\""},
+        {"\tcmd", "\"'\tcmd\""},
+        {"'quoted", "\"''quoted\""},
+        {"-12.", "\"'-12.\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        assert_non_null(f);
+        tg_cli_csv_field(f, cases[i][0]);
+        fclose(f);
+        assert_string_equal(buf, cases[i][1]);
+        free(buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_count),    cmocka_unit_test(test_rows_text),
         cmocka_unit_test(test_rows_types),     cmocka_unit_test(test_take_flag),
         cmocka_unit_test(test_format_and_usd), cmocka_unit_test(test_push),
+        cmocka_unit_test(test_csv_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
