@@ -213,6 +213,10 @@ int tg_cli_ingest(int argc, char **argv, const char *config_path)
            (unsigned long long)st.stored, (unsigned long long)st.duplicates,
            (unsigned long long)st.malformed, (unsigned long long)st.unknown, b, secs,
            secs > 0 ? st.lines / secs : 0.0);
+    if (st.mismatched)
+        printf("%llu record%s named a tenant that does not hold the record's key: stored for "
+               "no tenant, reason tenant_mismatch (docs/ingest.md)\n",
+               (unsigned long long)st.mismatched, st.mismatched == 1 ? "" : "s");
     rc = rc2;
 out:
     tg_pricebook_free(pb);

@@ -257,7 +257,15 @@ static void resolve_key(tg_ingest_t *in, tg_ingest_rec_t *rec, tg_ingest_item_t 
         c->hit = find_key(in, c->sha256);
     }
     if (c->hit) {
-        if (!ev->tenant[0]) TG_EVENT_SET(ev, tenant, c->hit->tenant, strlen(c->hit->tenant));
+        if (ev->tenant[0] && strcmp(ev->tenant, c->hit->tenant) != 0) {
+            /* The log says one tenant, the key belongs to another: billing either could be
+             * wrong, so neither is (tenant '', as for an unknown key), and it shows. */
+            in->st.mismatched++;
+            ev->tenant[0] = '\0';
+            TG_EVENT_SET(ev, reason, "tenant_mismatch", 15);
+        } else if (!ev->tenant[0]) {
+            TG_EVENT_SET(ev, tenant, c->hit->tenant, strlen(c->hit->tenant));
+        }
         TG_EVENT_SET(ev, key_id, c->hit->key_id, strlen(c->hit->key_id));
         return;
     }

@@ -114,6 +114,7 @@ typedef struct tg_ingest_stats {
     uint64_t duplicates; /* records stored before (this run or an earlier one) */
     uint64_t malformed;  /* lines refused */
     uint64_t unknown;    /* records whose key matched no api_keys row */
+    uint64_t mismatched; /* records whose tenant field names another tenant than their key's */
     uint64_t bytes;      /* bytes read from the files (compressed size for .gz) */
 } tg_ingest_stats_t;
 

@@ -52,6 +52,20 @@ describe('bill-attack: hostile logs', () => {
     assert.equal(await count("path = '/poll'"), 50);
   });
 
+  test('clf: a line naming the victim as tenant while carrying acme\'s key bills neither', async () => {
+    const k = await tg(['key', 'create', '--tenant', 'acme']);
+    assert.equal(k.code, 0, k.stderr);
+    const secret = /^secret: (\S+)$/m.exec(k.stdout)[1];
+    const p = file('mismatch.log',
+      `192.0.2.9 - victim [30/Nov/2026:23:59:58 +0000] "GET /mm?api_key=${secret} HTTP/1.1" 200 7\n`);
+    const r = await tg(['ingest', '--format', 'clf', '--tenant-field', 'user', p]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^1 record named a tenant that does not hold the record's key: stored for no tenant, reason tenant_mismatch/m);
+    assert.equal(await count("path = '/mm' and tenant = '' and reason = 'tenant_mismatch'"), 1);
+    assert.equal(await count("path = '/mm' and tenant in ('acme', 'victim')"), 0);
+    assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret));
+  });
+
   test('clf: the key parameter twice is malformed; a cut .gz fails its file', async () => {
     const dup = file('dup.log',
       '192.0.2.9 - - [30/Nov/2026:23:59:59 +0000] "GET /d?api_key=tg_victim&api_key=tg_mine HTTP/1.1" 200 7\n');

@@ -222,6 +222,34 @@ static void test_generated_totals_twice(void **state)
 /* CLF has no request id and a time to the second: a client polling one URL logs the same
  * line several times in a second. Those are distinct requests; the bytes alone as identity
  * collapsed them into one billed record. Ingesting the file again still adds nothing. */
+/* The log names one tenant and carries another tenant's key: billed to neither (tenant '',
+ * reason tenant_mismatch, the key's id kept), counted; a line whose tenant holds its key is
+ * billed as usual. */
+static void test_tenant_key_mismatch(void **state)
+{
+    fixture_t *f = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/mismatch.log", f->dir);
+    FILE *fp = fopen(p, "w");
+    fputs("192.0.2.9 - globex [30/Nov/2026:23:59:58 +0000] \"GET /v1/mm?api_key=tg_acme%2Bsecret/1 "
+          "HTTP/1.1\" 200 7\n"
+          "192.0.2.9 - acme [30/Nov/2026:23:59:59 +0000] \"GET /v1/ok?api_key=tg_acme%2Bsecret/1 "
+          "HTTP/1.1\" 200 7\n",
+          fp);
+    fclose(fp);
+    const char *files[] = {p};
+    tg_ingest_stats_t st = run_user(f, files);
+    assert_int_equal(st.stored, 2);
+    assert_int_equal(st.mismatched, 1);
+    assert_int_equal(q(f, "SELECT count(*) FROM usage_events WHERE path = '/v1/mm' AND tenant = '' "
+                          "AND key_id = 'key_acme' AND reason = 'tenant_mismatch'"),
+                     1);
+    assert_int_equal(q(f, "SELECT count(*) FROM usage_events WHERE path = '/v1/ok' AND tenant = "
+                          "'acme' AND key_id = 'key_acme' AND coalesce(reason, '') = ''"),
+                     1);
+    assert_int_equal(q(f, "SELECT count(*) FROM usage_events WHERE tenant = 'globex'"), 0);
+}
+
 static void test_identical_lines_are_distinct(void **state)
 {
     fixture_t *f = *state;
@@ -429,6 +457,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_generated_totals_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_key_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identical_lines_are_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_gzip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_byte_counts, setup, teardown),
