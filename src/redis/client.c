@@ -795,8 +795,8 @@ static void finish_free(tg_redis_t *rc)
     /* The metrics die with the process: the loss is written where it outlives it. */
     if (kept || rc->lost_exit)
         TG_WARN("limits: redis %s:%d (worker %d): at exit, %zu commands kept while it was down "
-                "were not sent and %zu settlements were left unanswered: the shared counts "
-                "miss them",
+                "were not sent and %zu settlements were left unanswered or unsent: the shared "
+                "counts miss them",
                 rc->host, rc->port, rc->worker, kept, rc->lost_exit);
     uv_timer_stop(&rc->retry);
     uv_timer_stop(&rc->deadline);
