@@ -70,6 +70,11 @@ struct tg_redis {
     int said_down;         /* "down" was logged since the last "up" */
     char said_why[160];    /* with this reason (a set-up refusal that differs is logged too) */
     int said_claim_error;  /* a claim's error reply was logged since the last claim answered */
+    /* A loss the shared counts will never see was logged since the last "up": once per
+     * outage, the rest counted in the metrics (a flood must not write a line per command). */
+    int said_expired; /* a settlement too old to be sent again */
+    int said_full;    /* the journal had no room */
+    size_t lost_exit; /* settlements left unanswered at exit (logged by finish_free) */
     char host[256];
     int port, db;
     char *user;     /* an ACL user, or NULL (the default user) */
@@ -253,8 +258,14 @@ static int resendable(tg_redis_t *rc, blob_t *b)
 {
     if (!b->sent || tg_redis_resend_ok(b->sent_ms, uv_now(rc->loop), rc->op_ttl_ms)) return 1;
     atomic_fetch_add_explicit(&rc->stats->settles_expired, 1, memory_order_relaxed);
-    TG_DEBUG("limits: redis settlement (worker %d) not sent again: first sent %llu ms ago",
-             rc->worker, (unsigned long long)(uv_now(rc->loop) - b->sent_ms));
+    if (!rc->said_expired) {
+        rc->said_expired = 1;
+        TG_WARN("limits: redis %s:%d (worker %d): a settlement whose reply was lost is not sent "
+                "again: first sent %llu ms ago, older than its marker allows; the shared counts "
+                "may miss it (tollgate_limits_backend_settles_expired_total counts every one)",
+                rc->host, rc->port, rc->worker,
+                (unsigned long long)(uv_now(rc->loop) - b->sent_ms));
+    }
     free(b);
     return 0;
 }
@@ -291,6 +302,15 @@ static void journal(tg_redis_t *rc, blob_t *b)
     if (rc->jbytes + b->bytes > JOURNAL_MAX || rc->closing) {
         free(b);
         atomic_fetch_add_explicit(&rc->stats->journal_dropped, 1, memory_order_relaxed);
+        if (rc->closing) {
+            rc->lost_exit++;
+        } else if (!rc->said_full) {
+            rc->said_full = 1;
+            TG_WARN("limits: redis %s:%d (worker %d): the journal is full (%u bytes): what is "
+                    "admitted locally until Redis is back is not sent; the shared counts miss it "
+                    "(tollgate_limits_backend_journal_dropped_total counts every command)",
+                    rc->host, rc->port, rc->worker, JOURNAL_MAX);
+        }
         return;
     }
     b->next = NULL;
@@ -318,6 +338,7 @@ static void become_up(tg_redis_t *rc)
         TG_INFO("limits: redis %s:%d up (worker %d)%s", rc->host, rc->port, rc->worker,
                 rc->jhead ? ": sending what was admitted locally meanwhile" : "");
         rc->said_down = 0;
+        rc->said_expired = rc->said_full = 0;
     }
     flush_journal(rc);
 }
@@ -571,6 +592,9 @@ static void on_settle_reply(tg_redis_t *rc, tg_redis_ticket_t *t, const redisRep
     if (!r && !rc->closing) {
         if (resendable(rc, t->cmd)) journal(rc, t->cmd);
         t->cmd = NULL;
+    } else if (!r) {
+        atomic_fetch_add_explicit(&rc->stats->settle_errors, 1, memory_order_relaxed);
+        rc->lost_exit++;
     } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
                r->element[0]->type == REDIS_REPLY_INTEGER) {
         long long v = r->element[0]->integer;
@@ -578,10 +602,8 @@ static void on_settle_reply(tg_redis_t *rc, tg_redis_ticket_t *t, const redisRep
             atomic_fetch_add_explicit(&rc->stats->settles_seen, 1, memory_order_relaxed);
     } else {
         atomic_fetch_add_explicit(&rc->stats->settle_errors, 1, memory_order_relaxed);
-        TG_DEBUG("limits: redis settle failed: %s", !r ? "no reply"
-                                                    : r->type == REDIS_REPLY_ERROR
-                                                        ? r->str
-                                                        : "an unexpected reply");
+        TG_DEBUG("limits: redis settle failed: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
     }
     ticket_free(t);
 }
@@ -762,12 +784,20 @@ static void finish_free(tg_redis_t *rc)
     if (rc->up) atomic_fetch_sub_explicit(&rc->stats->up, 1, memory_order_relaxed);
     rc->up = 0;
     atomic_fetch_sub_explicit(&rc->stats->workers, 1, memory_order_relaxed);
+    size_t kept = 0;
     while (rc->jhead) {
         blob_t *b = rc->jhead;
         rc->jhead = b->next;
         free(b);
+        kept++;
         atomic_fetch_add_explicit(&rc->stats->journal_dropped, 1, memory_order_relaxed);
     }
+    /* The metrics die with the process: the loss is written where it outlives it. */
+    if (kept || rc->lost_exit)
+        TG_WARN("limits: redis %s:%d (worker %d): at exit, %zu commands kept while it was down "
+                "were not sent and %zu settlements were left unanswered or unsent: the shared "
+                "counts miss them",
+                rc->host, rc->port, rc->worker, kept, rc->lost_exit);
     uv_timer_stop(&rc->retry);
     uv_timer_stop(&rc->deadline);
     uv_close((uv_handle_t *)&rc->retry, on_handle_closed);

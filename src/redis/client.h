@@ -12,7 +12,9 @@
  * logged at debug and counted); each is idempotent (its own marker in Redis: script.h), so
  * one sent on a connection that then drops (Redis may or may not have run it) is journaled
  * and sent again when Redis is back, unless its first send is older than the marker's
- * life allows (then dropped and counted). NOSCRIPT (Redis restarted, SCRIPT FLUSH) loads the script
+ * life allows (then dropped, counted and logged at warn, once per outage; so is a full
+ * journal, and at exit what was kept but not sent). NOSCRIPT (Redis restarted, SCRIPT
+ * FLUSH) loads the script
  * again ahead of the same command on the same connection, which Redis runs in order.
  *
  * Connection state: connected (authenticated, the database selected) and the script loaded
