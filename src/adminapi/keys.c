@@ -172,6 +172,12 @@ json_t *tg_adminapi__keys_rotate(call_t *c)
     case TG_KEYOP_EXPIRED:
         out = ERR(c, 409, "conflict", "key %s has expired: nothing to rotate", rot.old.id);
         break;
+    case TG_KEYOP_ROTATED:
+        out = ERR(c, 409, "conflict",
+                  "key %s was rotated already: its successor %s is active (its secret was shown "
+                  "once); revoke %s to rotate again",
+                  rot.old.id, rot.successor, rot.successor);
+        break;
     default: out = keyop_error(c, r, rot.old.tenant_id, &err);
     }
     if (out) {

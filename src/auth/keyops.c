@@ -97,6 +97,19 @@ static int copy_limit(const tg_limit_row_t *row, void *ud)
     return 0;
 }
 
+typedef struct successor {
+    const char *of;
+    char *id; /* [32] */
+} successor_t;
+
+static int find_successor(const tg_key_t *k, void *ud)
+{
+    successor_t *f = ud;
+    if (strcmp(k->rotated_from, f->of) == 0 && strcmp(k->status, "active") == 0)
+        snprintf(f->id, 32, "%s", k->id);
+    return 0;
+}
+
 tg_keyop_t tg_key_rotate(tg_store_t *s, const tg_kek_t *kek, const char *old_id, int64_t grace_s,
                          int64_t now_us, tg_key_made_t *made, tg_key_rotated_t *rot, tg_err_t *err)
 {
@@ -109,6 +122,13 @@ tg_keyop_t tg_key_rotate(tg_store_t *s, const tg_kek_t *kek, const char *old_id,
     if (strcmp(old->status, "active") != 0) return TG_KEYOP_INACTIVE;
     if (old->expires_us && old->expires_us <= now_us) return TG_KEYOP_EXPIRED;
     if (old->signing && !kek) return TG_KEYOP_NEED_KEK;
+    /* One live successor at a time: a second rotation (a client retrying after a timeout,
+     * two operators at once) is refused, not a second new key nobody got the secret of.
+     * The successor revoked, the key can be rotated again. (Two processes checking at the
+     * same instant can still both pass: the admin API runs its calls one at a time.) */
+    successor_t f = {old->id, rot->successor};
+    if (tg_store_key_list(s, old->tenant_id, find_successor, &f, err) != 0) return TG_KEYOP_STORE;
+    if (rot->successor[0]) return TG_KEYOP_ROTATED;
     tg_key_spec_t spec = {.tenant = old->tenant_id, .name = old->name, .signing = old->signing};
     tg_keyop_t rc = make(s, kek, &spec, old->id, now_us, made, err);
     if (rc != TG_KEYOP_OK) {

@@ -26,6 +26,9 @@ typedef enum {
     TG_KEYOP_NO_KEY,    /* rotate: no key of that id */
     TG_KEYOP_INACTIVE,  /* rotate: the key is revoked */
     TG_KEYOP_EXPIRED,   /* rotate: the key has expired */
+    TG_KEYOP_ROTATED,   /* rotate: the key has an active successor already (its id in the
+                           tg_key_rotated_t's successor): a retried or concurrent rotation
+                           would leave a live key whose secret nobody holds */
     TG_KEYOP_NEED_KEK,  /* a signing secret without a KEK to seal it */
     TG_KEYOP_EXISTS,    /* import: this secret is already a key */
     TG_KEYOP_RANDOM,    /* the system random source failed */
@@ -63,6 +66,7 @@ typedef struct tg_key_rotated {
     int64_t old_expires_us; /* when the old key stops working */
     int limits_copied;      /* 0: its per-key limits were not all copied (err_limits) */
     tg_err_t err_limits;
+    char successor[32]; /* TG_KEYOP_ROTATED: the active key rotated from it already */
 } tg_key_rotated_t;
 
 /* `key rotate`: a new key for old_id's tenant and name (a new signing secret if it had

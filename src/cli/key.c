@@ -247,6 +247,11 @@ static int cmd_rotate(tg_store_t *store, const tg_config_t *cfg, const args_t *a
                              rot.old.status);
     case TG_KEYOP_EXPIRED:
         return tg_cli_errorf(TG_EXIT_RUNTIME, "key %s has expired: nothing to rotate", rot.old.id);
+    case TG_KEYOP_ROTATED:
+        return tg_cli_errorf(TG_EXIT_RUNTIME,
+                             "key %s was rotated already: its successor %s is active (its "
+                             "secret was shown once); revoke %s to rotate again",
+                             rot.old.id, rot.successor, rot.successor);
     case TG_KEYOP_NEED_KEK: return need_kek(cfg, "rotating a signing key");
     default: return keyop_error(r, rot.old.tenant_id, &err);
     }

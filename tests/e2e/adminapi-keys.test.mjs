@@ -144,6 +144,15 @@ describe('admin API: keys', () => {
     assert.deepEqual(of(old.id), [[600, 60]], 'the old key keeps its limit while it works');
     const cli = (await gw.cli(['key', 'list', '--tenant', 'beta'])).stdout;
     assert.ok(cli.split('\n').some((l) => l.startsWith(key.id) && l.includes(old.id)), cli);
+    // The same rotation sent again (a retry after a lost answer), and two at once: 409
+    // naming the successor, and no third key (whose secret nobody would hold).
+    const keysBefore = (await call(admin, 'GET', '/admin/v1/tenants/beta/keys')).json().keys.length;
+    const retries = await Promise.all([1, 2].map(() => call(admin, 'POST', `/admin/v1/keys/${old.id}/rotate`, { grace: '1h' })));
+    for (const x of retries) {
+      assert.equal(x.status, 409, x.text);
+      assert.match(x.json().error.message, new RegExp(`rotated already: its successor ${key.id} is active`));
+    }
+    assert.equal((await call(admin, 'GET', '/admin/v1/tenants/beta/keys')).json().keys.length, keysBefore);
 
     // Again with grace 0: the (new) old key is refused within a second.
     const r0 = await call(admin, 'POST', `/admin/v1/keys/${key.id}/rotate`, { grace: '0' });

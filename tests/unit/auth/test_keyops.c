@@ -139,23 +139,32 @@ static void test_rotate(void **state)
             found = 1;
     assert_true(found);
 
-    /* The new key again, with a longer grace than the old already has: the old keeps its
-     * sooner expiry (rotating twice never lengthens a key's life). */
+    /* Rotated again while its successor is active (a client retrying after a timeout):
+     * refused, naming the successor; no third key is made. */
     tg_key_made_t m3;
+    assert_int_equal(tg_key_rotate(f->s, &f->kek, m.key.id, 7200, WALL, &m3, &rot, &err),
+                     TG_KEYOP_ROTATED);
+    assert_string_equal(rot.successor, m2.key.id);
+    assert_string_equal(m3.secret, "");
+    /* The successor revoked, it can be rotated again, with a longer grace than the old
+     * already has: the old keeps its sooner expiry (rotating twice never lengthens a key's
+     * life). */
+    assert_int_equal(tg_store_key_revoke(f->s, m2.key.id, &err), 0);
     assert_int_equal(tg_key_rotate(f->s, &f->kek, m.key.id, 7200, WALL, &m3, &rot, &err),
                      TG_KEYOP_OK);
     assert_int_equal(rot.old_expires_us, WALL + 3600 * SEC);
     assert_int_equal(stored(f, m.key.id).expires_us, WALL + 3600 * SEC);
+    tg_key_made_t m4;
+    assert_int_equal(tg_store_key_revoke(f->s, m3.key.id, &err), 0);
 
     /* Past its expiry, revoked, unknown: nothing to rotate. */
-    assert_int_equal(tg_key_rotate(f->s, &f->kek, m.key.id, 0, WALL + 3600 * SEC, &m3, &rot, &err),
+    assert_int_equal(tg_key_rotate(f->s, &f->kek, m.key.id, 0, WALL + 3600 * SEC, &m4, &rot, &err),
                      TG_KEYOP_EXPIRED);
-    assert_int_equal(tg_store_key_revoke(f->s, m2.key.id, &err), 0);
-    assert_int_equal(tg_key_rotate(f->s, &f->kek, m2.key.id, 0, WALL, &m3, &rot, &err),
+    assert_int_equal(tg_key_rotate(f->s, &f->kek, m2.key.id, 0, WALL, &m4, &rot, &err),
                      TG_KEYOP_INACTIVE);
     assert_string_equal(rot.old.status, "revoked");
-    assert_string_equal(m3.secret, "");
-    assert_int_equal(tg_key_rotate(f->s, &f->kek, "key_0000000000000000", 0, WALL, &m3, &rot, &err),
+    assert_string_equal(m4.secret, "");
+    assert_int_equal(tg_key_rotate(f->s, &f->kek, "key_0000000000000000", 0, WALL, &m4, &rot, &err),
                      TG_KEYOP_NO_KEY);
 }
 
