@@ -332,7 +332,8 @@ static json_t *index_(call_t *c)
 }
 
 /* Does path match template t? The one "{id}" (or "{name}", "{model}") segment, percent-decoded,
- * goes to id. Only "{id}" names a tenant's object, which a scoped token reaches for its own tenant
+ * goes to id; only a model may hold a "/" once decoded (%2F: "meta-llama/Llama-3-70b" as
+ * providers and routers name models). Only "{id}" names a tenant's object, which a scoped token reaches for its own tenant
  * only; a route with "{name}" (a report) holds its scope to the tenant itself, and one
  * with "{model}" (a price) is no tenant's data, so none is SCOPED. */
 static int match(const char *t, const char *path, char *id, size_t cap)
@@ -344,7 +345,8 @@ static int match(const char *t, const char *path, char *id, size_t cap)
                                                     : 0;
         if (ph) {
             size_t n = strcspn(path, "/");
-            if (n == 0 || tg_pct_decode(path, n, id, cap) != 0 || strchr(id, '/')) return 0;
+            if (n == 0 || tg_pct_decode(path, n, id, cap) != 0 || (ph != 7 && strchr(id, '/')))
+                return 0;
             t += ph;
             path += n;
             continue;

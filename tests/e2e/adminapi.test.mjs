@@ -398,6 +398,14 @@ describe('admin API', () => {
     const again = await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1?from=2099-01-01T00:00:00Z');
     assert.equal(again.status, 404, again.text);
     assert.match(again.json().error.message, /no price for model "m-1" from 2099-01-01T00:00:00Z/);
+    // A model named with a slash, as routers name them: %2F in the path, the CLI's row.
+    const slash = await call(admin.secret, 'PUT', '/admin/v1/prices/meta-llama%2FLlama-3-70b', { input: '0.5', output: '0.7', from: '2026-01-01' });
+    assert.equal(slash.status, 200, slash.text);
+    assert.equal(slash.json().name, 'meta-llama/Llama-3-70b');
+    const cliRows = JSON.parse((await gw.cli(['price', 'list', '--format', 'json'])).stdout);
+    assert.ok(cliRows.some((p) => p.name === 'meta-llama/Llama-3-70b' && p.input === '0.50'), JSON.stringify(cliRows));
+    assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/prices/meta-llama%2FLlama-3-70b')).status, 200);
+    assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/prices/meta-llama%2FLlama-3-70b')).status, 404);
     assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1?from=soon')).status, 422);
     assert.equal((await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1')).status, 200);
     const left = JSON.parse((await gw.cli(['price', 'list', '--format', 'json'])).stdout);
