@@ -333,9 +333,9 @@ static json_t *index_(call_t *c)
 
 /* Does path match template t? The one "{id}" (or "{name}", "{model}") segment, percent-decoded,
  * goes to id; only a model may hold a "/" once decoded (%2F: "meta-llama/Llama-3-70b" as
- * providers and routers name models). Only "{id}" names a tenant's object, which a scoped token reaches for its own tenant
- * only; a route with "{name}" (a report) holds its scope to the tenant itself, and one
- * with "{model}" (a price) is no tenant's data, so none is SCOPED. */
+ * providers and routers name models). Only "{id}" names a tenant's object, which a scoped token
+ * reaches for its own tenant only; a route with "{name}" (a report) holds its scope to the tenant
+ * itself, and one with "{model}" (a price) is no tenant's data, so none is SCOPED. */
 static int match(const char *t, const char *path, char *id, size_t cap)
 {
     while (*t && *path) {
