@@ -23,14 +23,13 @@
 
 #define ERR tg_adminapi__error
 
-/* A row as `price list --format json` shows it: only its own meter's amounts. */
+/* A row as `price list --format json` shows it (only its own meter's amounts), its times
+ * as integers of microseconds as every time of the API: from_us, created_us. */
 static json_t *price_json(const tg_price_row_t *p, const char *status)
 {
-    char from[25], created[25];
-    tg_price_fmt_when(p->effective_us, from);
-    tg_price_fmt_when(p->created_us, created);
-    json_t *o = json_pack("{s:o,s:o,s:s,s:s}", "meter", tg_adminapi__text(p->meter), "name",
-                          tg_adminapi__text(p->name), "from", from, "status", status);
+    json_t *o = json_pack("{s:o,s:o,s:I,s:s}", "meter", tg_adminapi__text(p->meter), "name",
+                          tg_adminapi__text(p->name), "from_us", (json_int_t)p->effective_us,
+                          "status", status);
     for (int i = 0; i < TG_PRICE_NAMOUNTS; i++) {
         if (strcmp(tg_price_amount_meter[i], p->meter) != 0) continue;
         int64_t v = tg_price_amount_get(p, i);
@@ -38,7 +37,7 @@ static json_t *price_json(const tg_price_row_t *p, const char *status)
         if (v >= 0) tg_money_format(v, usd, sizeof usd);
         json_object_set_new(o, tg_price_amount_name[i], v >= 0 ? json_string(usd) : json_null());
     }
-    json_object_set_new(o, "created", json_string(created));
+    json_object_set_new(o, "created_us", json_integer(p->created_us));
     return o;
 }
 
@@ -220,8 +219,8 @@ static json_t *price_rm(call_t *c, const char *meter)
     if (r == TG_STORE_NOTFOUND) return ERR(c, 404, "not_found", "%s", err.msg);
     if (r != 0) return tg_adminapi__store_error(c, &err);
     c->status = 200;
-    return json_pack("{s:s,s:o,s:o,s:b}", "meter", meter, "name", tg_adminapi__text(c->id), "from",
-                     at >= 0 ? json_string(when) : json_null(), "removed", 1);
+    return json_pack("{s:s,s:o,s:o,s:b}", "meter", meter, "name", tg_adminapi__text(c->id),
+                     "from_us", at >= 0 ? json_integer(at) : json_null(), "removed", 1);
 }
 
 json_t *tg_adminapi__price_set(call_t *c)

@@ -22,6 +22,22 @@ async function adminToken(gw, args) {
   return { secret: m[1], id: id[1] };
 }
 
+
+/** An API price row as `price list --format json` shows it: the same members, with the
+ * times as the CLI's text (whole seconds, UTC) instead of the API's _us integers. */
+function asCli({ from_us: fromUs, created_us: createdUs, ...rest }) {
+  const iso = (us) => new Date(Math.floor(us / 1e6) * 1000).toISOString().replace('.000Z', 'Z');
+  const { status, ...amounts } = rest;
+  const out = { ...amounts, from: iso(fromUs), status };
+  return { ...reorder(out, ['meter', 'name', 'from', 'status']), created: iso(createdUs) };
+}
+function reorder(o, first) {
+  const r = {};
+  for (const k of first) if (k in o) r[k] = o[k];
+  for (const [k, v] of Object.entries(o)) if (!(k in r)) r[k] = v;
+  return r;
+}
+
 describe('admin API', () => {
   let mock;
   let gw;
@@ -362,7 +378,8 @@ describe('admin API', () => {
     const set = await call(admin.secret, 'PUT', '/admin/v1/prices/m-1', { input: '2.5', output: '10', from: '2026-01-01' });
     assert.equal(set.status, 200, set.text);
     conforms('/admin/v1/prices/{model}', 'PUT', set);
-    assert.deepEqual({ ...set.json(), created: '' }, { meter: 'model', name: 'm-1', from: '2026-01-01T00:00:00Z', status: 'current', input: '2.50', output: '10.00', cached: null, cache_write: null, created: '' });
+    assert.deepEqual({ ...set.json(), created_us: 0 }, { meter: 'model', name: 'm-1', from_us: Date.UTC(2026, 0, 1) * 1000, status: 'current', input: '2.50', output: '10.00', cached: null, cache_write: null, created_us: 0 });
+    assert.ok(Number.isInteger(set.json().created_us) && set.json().created_us > 0);
     assert.equal((await gw.cli(['price', 'set', '--tool', 'search', '--call', '0.01'])).code, 0);
     const later = await call(admin.secret, 'PUT', '/admin/v1/prices/m-1', { input: '3', output: '12', cached: '0.000001', from: '2099-01-01T00:00:00Z' });
     assert.equal(later.json().status, 'scheduled', later.text);
@@ -370,7 +387,7 @@ describe('admin API', () => {
     const api = await call(reader.secret, 'GET', '/admin/v1/prices');
     assert.equal(api.status, 200, api.text);
     conforms('/admin/v1/prices', 'GET', api);
-    assert.deepEqual(api.json().prices, cli);
+    assert.deepEqual(api.json().prices.map(asCli), cli);
     assert.equal((await call(scoped.secret, 'GET', '/admin/v1/prices')).status, 404, 'prices are no tenant data');
     assert.equal((await call(reader.secret, 'PUT', '/admin/v1/prices/m-1', { input: '1', output: '1' })).status, 403);
     for (const [body, status, type] of [
@@ -394,7 +411,7 @@ describe('admin API', () => {
     const rm = await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1?from=2099-01-01T00:00:00Z');
     assert.equal(rm.status, 200, rm.text);
     conforms('/admin/v1/prices/{model}', 'DELETE', rm);
-    assert.deepEqual(rm.json(), { meter: 'model', name: 'm-1', from: '2099-01-01T00:00:00Z', removed: true });
+    assert.deepEqual(rm.json(), { meter: 'model', name: 'm-1', from_us: Date.UTC(2099, 0, 1) * 1000, removed: true });
     const again = await call(admin.secret, 'DELETE', '/admin/v1/prices/m-1?from=2099-01-01T00:00:00Z');
     assert.equal(again.status, 404, again.text);
     assert.match(again.json().error.message, /no price for model "m-1" from 2099-01-01T00:00:00Z/);
@@ -416,7 +433,7 @@ describe('admin API', () => {
     const route = await call(admin.secret, 'PUT', '/admin/v1/prices/route/api', { request: '0.001', gb: '0.09', from: '2026-01-01' });
     assert.equal(route.status, 200, route.text);
     conforms('/admin/v1/prices/route/{name}', 'PUT', route);
-    assert.deepEqual({ ...route.json(), created: '' }, { meter: 'route', name: 'api', from: '2026-01-01T00:00:00Z', status: 'current', request: '0.001', gb: '0.09', created: '' });
+    assert.deepEqual({ ...route.json(), created_us: 0 }, { meter: 'route', name: 'api', from_us: Date.UTC(2026, 0, 1) * 1000, status: 'current', request: '0.001', gb: '0.09', created_us: 0 });
     const tool = await call(admin.secret, 'PUT', '/admin/v1/prices/tool/web_search', { call: '0.02', from: '2099-01-01' });
     assert.equal(tool.status, 200, tool.text);
     assert.equal(tool.json().status, 'scheduled');
@@ -425,7 +442,7 @@ describe('admin API', () => {
     assert.equal((await gw.cli(['price', 'set', '--route', '*', '--gb', '0.05', '--from', '2026-01-01'])).code, 0);
     const cli = JSON.parse((await gw.cli(['price', 'list', '--format', 'json'])).stdout);
     const api = await call(reader.secret, 'GET', '/admin/v1/prices');
-    assert.deepEqual(api.json().prices, cli);
+    assert.deepEqual(api.json().prices.map(asCli), cli);
     assert.ok(cli.some((p) => p.meter === 'route' && p.name === 'api') && cli.some((p) => p.meter === 'tool' && p.name === 'web_search'));
     // The CLI's checks: a bad amount names its member; a missing one says what the meter needs.
     for (const [p, body, status, words] of [
@@ -453,7 +470,7 @@ describe('admin API', () => {
     const rm = await call(admin.secret, 'DELETE', '/admin/v1/prices/tool/web_search?from=2099-01-01T00:00:00Z');
     assert.equal(rm.status, 200, rm.text);
     conforms('/admin/v1/prices/tool/{name}', 'DELETE', rm);
-    assert.deepEqual(rm.json(), { meter: 'tool', name: 'web_search', from: '2099-01-01T00:00:00Z', removed: true });
+    assert.deepEqual(rm.json(), { meter: 'tool', name: 'web_search', from_us: Date.UTC(2099, 0, 1) * 1000, removed: true });
     const again = await call(admin.secret, 'DELETE', '/admin/v1/prices/tool/web_search');
     assert.equal(again.status, 404, again.text);
     conforms('/admin/v1/prices/tool/{name}', 'DELETE', again);
