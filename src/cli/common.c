@@ -449,8 +449,10 @@ static void measure(const tg_cli_rows_t *t, int *w)
  * shown as '?': a cell can hold a tenant's text (a model name, a path) and a table goes to
  * a terminal, where ESC would start a sequence (a window title, colours, worse) and a
  * newline a line that is not a row. C1 controls too, as UTF-8 (U+0080-U+009F: xterm reads
- * U+009B as CSI). One byte for one, so the measured widths hold. CSV and JSON keep the
- * value as it is (JSON escapes it). */
+ * U+009B as CSI). And the bidirectional controls (U+200E-U+200F, U+202A-U+202E,
+ * U+2066-U+2069): they reorder what follows on the line, so a model name could show
+ * another tenant's figures as its own ("Trojan Source"). One byte for one, so the measured
+ * widths hold. CSV and JSON keep the value as it is (JSON escapes it). */
 static void put_cell(FILE *out, const char *s, int w)
 {
     size_t n = strlen(s);
@@ -459,9 +461,15 @@ static void put_cell(FILE *out, const char *s, int w)
         fputc(' ', out);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+        unsigned char c1 = (unsigned char)s[c ? 1 : 0], c2 = c1 ? (unsigned char)s[2] : 0;
+        if (c == 0xc2 && c1 >= 0x80 && c1 <= 0x9f) {
             fputs("??", out);
             s++;
+        } else if (c == 0xe2 &&
+                   ((c1 == 0x80 && ((c2 >= 0x8e && c2 <= 0x8f) || (c2 >= 0xaa && c2 <= 0xae))) ||
+                    (c1 == 0x81 && c2 >= 0xa6 && c2 <= 0xa9))) {
+            fputs("???", out);
+            s += 2;
         } else {
             fputc(c < 0x20 || c == 0x7f ? '?' : c, out);
         }

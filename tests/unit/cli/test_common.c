@@ -96,6 +96,43 @@ static void test_rows_text(void **state)
     tg_cli_rows_free(&t);
 }
 
+/* A table goes to a terminal: control characters (C0, DEL, C1 as UTF-8) and the
+ * bidirectional controls a tenant could put in a model name are shown as '?', one for each
+ * byte; other UTF-8 is kept; CSV keeps the value. */
+static void test_rows_unsafe_text(void **state)
+{
+    (void)state;
+    static const tg_cli_col_t cols[] = {{.name = "model", .type = TG_CLI_COL_TEXT}};
+    tg_cli_rows_t t = TG_CLI_ROWS(cols);
+    const char *cells[] = {"a\x1b]0;x\x07"
+                           "b",
+                           "c\xc2\x9b"
+                           "d",
+                           "gpt\xe2\x80\xae"
+                           "evil",
+                           "x\xe2\x81\xa6y\xe2\x81\xa9",
+                           "l\xe2\x80\x8fr",
+                           "caf\xc3\xa9 \xe2\x80\x94 ok"};
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
+        tg_cli_cell_text(&t, cells[i]);
+        assert_int_equal(tg_cli_row_done(&t), 0);
+    }
+    char *s = capture(&t, TG_CLI_TABLE);
+    assert_string_equal(s, "MODEL\n"
+                           "a?]0;x?b\n"
+                           "c??d\n"
+                           "gpt???evil\n"
+                           "x???y???\n"
+                           "l???r\n"
+                           "caf\xc3\xa9 \xe2\x80\x94 ok\n");
+    free(s);
+    s = capture(&t, TG_CLI_CSV);
+    assert_non_null(strstr(s, "gpt\xe2\x80\xae"
+                              "evil"));
+    free(s);
+    tg_cli_rows_free(&t);
+}
+
 static json_t *shout(const char *s)
 {
     (void)s;
@@ -292,7 +329,7 @@ int main(void)
         cmocka_unit_test(test_parse_count),    cmocka_unit_test(test_rows_text),
         cmocka_unit_test(test_rows_types),     cmocka_unit_test(test_take_flag),
         cmocka_unit_test(test_format_and_usd), cmocka_unit_test(test_push),
-        cmocka_unit_test(test_csv_field),
+        cmocka_unit_test(test_csv_field),      cmocka_unit_test(test_rows_unsafe_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
