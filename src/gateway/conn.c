@@ -1500,6 +1500,7 @@ static void on_handle_closed(uv_handle_t *h)
     /* A client that left while its signed body was read: AUTH's copy of the key's signing
      * secret was never checked, hence never wiped (phase_sign.c). */
     OPENSSL_cleanse(c->req.signing, sizeof c->req.signing);
+    tg_req_drop_bodies(&c->req);
     tg_buf_free(&c->head.bytes);
     tg_buf_free(&c->head.target);
     tg_buf_free(&c->pend);

@@ -2,13 +2,26 @@
 #include "gateway/request.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+
+void tg_req_drop_bodies(tg_req_t *r)
+{
+    if (r->keep_in) OPENSSL_cleanse(r->keep_in, r->keep_in_len);
+    free(r->keep_in);
+    r->keep_in = NULL;
+    r->keep_in_len = 0;
+    r->keep_flags = 0;
+}
 
 void tg_req_reset(tg_req_t *r, struct tg_conn *conn, const char *client_ip, int64_t mono_us,
                   int64_t wall_us)
 {
     /* One memset: the flags, the admission and the event (the event and the admission were
      * cleared per request before the split too; the rest is a few hundred bytes). */
+    tg_req_drop_bodies(r); /* a request that never reached RECORD (the struct starts zeroed) */
     memset(r, 0, sizeof *r);
     r->conn = conn;
     r->in_request = 1;

@@ -227,10 +227,15 @@ struct tg_req {
                     its usage (ai.drain_after_disconnect); see start_drain in conn.c */
     int discard; /* body bytes are read and dropped (request already answered) */
     int has_body;
-    int hold_body;      /* AI/MCP route: the whole body is read before admission (exchange.h) */
-    int metered;        /* the connection's exchange follows this request */
-    int sign;           /* its signature is checked once the body is read (phase_sign.c) */
-    int body_sha_set;   /* ev.body_sha_in holds the held body's SHA-256 (phase_body.c) */
+    int hold_body;    /* AI/MCP route: the whole body is read before admission (exchange.h) */
+    int metered;      /* the connection's exchange follows this request */
+    int sign;         /* its signature is checked once the body is read (phase_sign.c) */
+    int body_sha_set; /* ev.body_sha_in holds the held body's SHA-256 (phase_body.c) */
+    /* audit.bodies: encrypt: the held body's copy (malloc'd, BODY), handed over with the
+     * event at RECORD or freed by tg_req_drop_bodies; keep_flags: TG_BODIES_* of bodies.h */
+    unsigned char *keep_in;
+    size_t keep_in_len;
+    uint32_t keep_flags;
     size_t signing_len; /* the key's signing secret (AUTH's copy), wiped once checked */
     char signing[TG_SIGNING_SECRET_LEN + 1];
     int64_t body_limit;
@@ -299,6 +304,9 @@ static inline int64_t tg_req_upstream_us(const tg_req_t *r, int64_t now_us)
  * client_ip (the socket peer's printable form). Everything else starts zero (the context
  * too: the connection sets r->cx after): no route, no admission, tokens unknown;
  * keep_alive until the head says otherwise. */
+/* Frees the request's copy of its body (audit.bodies: encrypt) unless RECORD took it. */
+void tg_req_drop_bodies(tg_req_t *r);
+
 void tg_req_reset(tg_req_t *r, struct tg_conn *conn, const char *client_ip, int64_t mono_us,
                   int64_t wall_us);
 

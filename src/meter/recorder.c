@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "crypt/chunk.h"
+#include "types/bodies.h"
 #include "meter/flood.h"
 #include "observe/accesslog.h"
 #include "store/store.h"
@@ -84,9 +85,9 @@ struct spool_hdr {
 };
 #define SPOOL_MAGIC "TGSPOOL"
 #define SPOOL_VERSION                                                                              \
-    7 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
+    8 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
          4: count (aggregates of unauthenticated refusals); 5: upstream_latency_us;                \
-         6: source; 7: the bodies' hashes (audit.bodies: hash) */
+         6: source; 7: the bodies' hashes (audit.bodies: hash); 8: bodies_state, bodies */
 #define HDR ((off_t)sizeof(struct spool_hdr))
 
 /* The sealed spool's header: the plain one's fields with another magic, and the id of the
@@ -126,6 +127,7 @@ struct tg_recorder {
     atomic_int reopen_log; /* set by anyone, cleared by the writer */
     _Atomic uint64_t aggregated;
     _Atomic uint64_t aggregates;
+    _Atomic uint64_t bodies_dropped; /* audit.bodies: encrypt: bodies not kept (spooled, seal) */
     /* The batch-time histogram and the spool's size: written by the writer alone (a relaxed
      * load and store, no lock, no read-modify-write), read by stats. */
     _Atomic uint64_t batch_buckets[TG_RECORDER_BATCH_BUCKETS + 1];
@@ -220,6 +222,7 @@ static void push_one(tg_recorder_t *r, const tg_event_t *ev)
     pthread_mutex_lock(&r->mu);
     if (r->stopping) {
         pthread_mutex_unlock(&r->mu);
+        tg_bodies_free(ev->bodies); /* the event's, handed over with it */
         if (atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed) == 0)
             TG_ERROR("recorder: event %lld pushed after stop began: not recorded (and any "
                      "later ones; see the dropped count)",
@@ -272,6 +275,7 @@ void tg_recorder_stats(tg_recorder_t *r, tg_recorder_stats_t *out)
     out->spooling = atomic_load_explicit(&r->spooling, memory_order_relaxed);
     out->aggregated = atomic_load_explicit(&r->aggregated, memory_order_relaxed);
     out->aggregates = atomic_load_explicit(&r->aggregates, memory_order_relaxed);
+    out->bodies_dropped = atomic_load_explicit(&r->bodies_dropped, memory_order_relaxed);
     for (int i = 0; i <= TG_RECORDER_BATCH_BUCKETS; i++)
         out->batch_buckets[i] = atomic_load_explicit(&r->batch_buckets[i], memory_order_relaxed);
     out->batch_sum_us = atomic_load_explicit(&r->batch_sum_us, memory_order_relaxed);
@@ -377,9 +381,72 @@ static int read_all(int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
-static int spool_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
+/* ---- audit.bodies: encrypt: the writer owns each event's bodies (types/bodies.h) ---- */
+
+/* Frees the bodies of evs[0..n) (stored, given up, or read back from the spool, where a
+ * pointer means nothing) and clears the pointers. */
+static void free_bodies(tg_event_t *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (evs[i].bodies) {
+            tg_bodies_free(evs[i].bodies);
+            evs[i].bodies = NULL;
+        }
+}
+
+/* Before the store sees the batch: each call's bodies sealed by the KEK, bound to its
+ * event (the store writes the blob beside the call record), the plain bytes wiped. Once per
+ * event: a held batch is retried with its blobs. Here, on the writer thread, so the
+ * workers never wait for AES. */
+static void seal_bodies(tg_recorder_t *r)
+{
+    for (size_t i = 0; i < r->nbatch; i++) {
+        tg_event_t *ev = &r->batch[i];
+        tg_bodies_t *b = ev->bodies;
+        if (!b || b->sealed) continue;
+        unsigned char aad[TG_BODIES_AAD_MAX];
+        size_t alen = tg_bodies_aad(ev->id, ev->tenant, aad);
+        tg_err_t err = {{0}};
+        if (r->sealed && tg_crypt_seal(&r->kek, b->plain, b->plain_len, aad, alen, &b->sealed,
+                                       &b->sealed_len, &err) == 0) {
+            tg_crypt_free(b->plain, b->plain_len);
+            b->plain = NULL;
+            ev->bodies_state = TG_BODIES_SEALED;
+            continue;
+        }
+        TG_ERROR("recorder: the bodies of event %lld are not kept: %s", (long long)ev->id,
+                 r->sealed ? err.msg : "no KEK");
+        atomic_fetch_add_explicit(&r->bodies_dropped, 1, memory_order_relaxed);
+        ev->bodies_state = TG_BODIES_DROPPED;
+        tg_bodies_free(b);
+        ev->bodies = NULL;
+    }
+}
+
+/* A batch going to the spool (the store down) leaves its bodies behind: the spool holds
+ * events only (docs/audit.md, "Bodies"); each call record will say dropped_spooled. The
+ * event itself is never held back for them. */
+static void spool_drop_bodies(tg_recorder_t *r, tg_event_t *evs, size_t n)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i].bodies) {
+            tg_bodies_free(evs[i].bodies);
+            evs[i].bodies = NULL;
+            evs[i].bodies_state = TG_BODIES_DROPPED_SPOOLED;
+            k++;
+        }
+    if (!k) return;
+    atomic_fetch_add_explicit(&r->bodies_dropped, k, memory_order_relaxed);
+    TG_WARN("recorder: the store is down: %llu calls' bodies not kept (their events go to the "
+            "spool; each record says bodies: dropped_spooled)",
+            (unsigned long long)k);
+}
+
+static int spool_append(tg_recorder_t *r, tg_event_t *evs, size_t n)
 {
     if (r->spool_fd < 0) return -1;
+    spool_drop_bodies(r, evs, n);
     unsigned char *frame = NULL;
     size_t flen = (size_t)n * sizeof *evs;
     if (r->sealed) {
@@ -436,6 +503,7 @@ static int replay_frame(tg_recorder_t *r)
         r->retry_at_us = tg_mono_us() + RETRY_US;
         return -1;
     }
+    free_bodies((tg_event_t *)pt, pn / sizeof(tg_event_t)); /* (none: see spool_append) */
     int rc = store_append(r, (const tg_event_t *)pt, pn / sizeof(tg_event_t));
     tg_crypt_free(pt, pn);
     if (rc != 0) return -1;
@@ -461,6 +529,8 @@ static int spool_replay(tg_recorder_t *r, size_t max_chunks)
             r->retry_at_us = tg_mono_us() + RETRY_US;
             return -1;
         }
+        for (size_t i = 0; i < n; i++) /* a pointer read back means nothing (spool_append) */
+            r->rbuf[i].bodies = NULL;
         if (store_append(r, r->rbuf, n) != 0) return -1;
         r->spool_done += (off_t)n * RS;
     }
@@ -487,6 +557,7 @@ static int flush_batch(tg_recorder_t *r)
         tg_accesslog_flush(r->alog);
     }
     r->batch_logged = 1;
+    seal_bodies(r);
     int64_t now = tg_mono_us();
     int may_try_store = now >= r->retry_at_us;
     /* Order: what is in the spool reaches the store before this batch. */
@@ -495,6 +566,7 @@ static int flush_batch(tg_recorder_t *r)
     if (spool_append(r, r->batch, r->nbatch) == 0) goto done;
     return -1;
 done:
+    free_bodies(r->batch, r->nbatch);
     r->nbatch = 0;
     r->batch_logged = 0;
     return 0;
@@ -638,6 +710,7 @@ static void *writer_main(void *arg)
                          "%zu events lost",
                          r->nbatch);
                 atomic_fetch_add_explicit(&r->dropped, r->nbatch, memory_order_relaxed);
+                free_bodies(r->batch, r->nbatch);
                 r->nbatch = 0;
                 r->batch_logged = 0;
             }
@@ -907,6 +980,10 @@ static int spool_open(tg_recorder_t *r, tg_err_t *err)
 
 static void destroy(tg_recorder_t *r)
 {
+    /* Events never taken (a failed start): their bodies; a stopped writer left none. */
+    if (r->ring)
+        for (size_t k = 0; k < r->count; k++)
+            free_bodies(&r->ring[(r->head + k) % r->cap], 1);
     tg_accesslog_close(r->alog);
     if (r->own_store) tg_store_close(r->store);
     if (r->spool_fd >= 0) close(r->spool_fd); /* releases the flock */
