@@ -208,6 +208,7 @@ void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev)
             push_one(r, &agg);
         }
         if (v == TG_FLOOD_COUNTED) {
+            tg_bodies_free(ev->bodies); /* (an unauthenticated refusal has none: defensive) */
             atomic_fetch_add_explicit(&r->aggregated, 1, memory_order_relaxed);
             return;
         }
@@ -383,8 +384,15 @@ static int read_all(int fd, void *buf, size_t len, off_t off)
 
 /* ---- audit.bodies: encrypt: the writer owns each event's bodies (types/bodies.h) ---- */
 
-/* Frees the bodies of evs[0..n) (stored, given up, or read back from the spool, where a
- * pointer means nothing) and clears the pointers. */
+/* Events read back from the spool: a pointer there means nothing (spool_append wrote none;
+ * never freed, whatever a file holds). */
+static void forget_bodies(tg_event_t *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        evs[i].bodies = NULL;
+}
+
+/* Frees the bodies of evs[0..n) (stored, or given up) and clears the pointers. */
 static void free_bodies(tg_event_t *evs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -503,7 +511,7 @@ static int replay_frame(tg_recorder_t *r)
         r->retry_at_us = tg_mono_us() + RETRY_US;
         return -1;
     }
-    free_bodies((tg_event_t *)pt, pn / sizeof(tg_event_t)); /* (none: see spool_append) */
+    forget_bodies((tg_event_t *)pt, pn / sizeof(tg_event_t));
     int rc = store_append(r, (const tg_event_t *)pt, pn / sizeof(tg_event_t));
     tg_crypt_free(pt, pn);
     if (rc != 0) return -1;
@@ -529,8 +537,7 @@ static int spool_replay(tg_recorder_t *r, size_t max_chunks)
             r->retry_at_us = tg_mono_us() + RETRY_US;
             return -1;
         }
-        for (size_t i = 0; i < n; i++) /* a pointer read back means nothing (spool_append) */
-            r->rbuf[i].bodies = NULL;
+        forget_bodies(r->rbuf, n);
         if (store_append(r, r->rbuf, n) != 0) return -1;
         r->spool_done += (off_t)n * RS;
     }

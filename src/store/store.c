@@ -683,6 +683,7 @@ const tg_store_table_t tg_store_tables[] = {
     {"invoice_meters", "tenant_id, month, meter, match"},
     {"audit", "id"},
     {"audit_head", "id"},
+    {"audit_bodies", "record_id"},
     {"admin_tokens", "id"},
     {NULL, NULL},
 };

@@ -5,6 +5,9 @@
 // file, its WAL, the export nor the gateway's output; a request past audit.max_body is kept cut
 // and says so; another KEK refuses with a clear error; `kek rotate` re-wraps them (read with the
 // new KEK, refused with the old); `tenant erase` deletes them and the chain still verifies.
+// Attacks: an upstream that stalls mid-stream and is cut (what arrived is kept, and it is what
+// the hash covers), a damaged blob in the store (refused by name, kek rotate exits 1 naming it),
+// hostile record ids and --out paths.
 //
 // Instants come from tollgate only (records are found by their hashes), so the file passes
 // under TOLLGATE_FAKETIME too.
@@ -18,7 +21,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import OpenAI from 'openai';
 
-import { createTenantKey, isPgUrl, request, sha256, startGateway, startMcpServer, startMock, toYaml, waitFor, waitForEvent, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, isPgUrl, request, sha256, sqlite, startGateway, startMcpServer, startMock, toYaml, waitFor, waitForEvent, waitForKey } from './lib/harness.mjs';
 
 const PROMPT = 'the sealed prompt text zq7';
 const MAX = 4096; // audit.max_body
@@ -33,7 +36,7 @@ before(async () => {
   srv = await startMcpServer({ json: false });
   gw = await startGateway({
     upstreams: [
-      { name: 'mock', targets: [mock.url] },
+      { name: 'mock', targets: [mock.url], idle_timeout: '300ms' },
       { name: 'mcpsrv', targets: [`http://127.0.0.1:${srv.port}`] },
     ],
     routes: [
@@ -219,5 +222,46 @@ describe('audit.bodies: encrypt', () => {
     assert.ok((await exportJsonl()).includes(sha256(seen[0].body)));
     const v = await gw.cli(['audit', 'verify']);
     assert.equal(v.code, 0, v.stderr + v.stdout);
+  });
+
+  test('attacks: a stream cut by a stalling upstream, a damaged blob, hostile ids and paths', async () => {
+    const globex = await createTenantKey(gw, 'globex');
+    await waitForKey(gw, globex.secret, '/v1/models');
+    const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'cut me, sealed' }], max_tokens: 20, stream: true });
+    await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${globex.secret}`, 'Content-Type': 'application/json', 'x-mock-stall-after': '3', 'x-mock-stall-ms': '3600000' },
+      body,
+    }).catch((e) => assert.equal(e.code, 'ECONNRESET'));
+    const recd = await recordFor(sha256(body));
+    const data = JSON.parse(recd.data);
+    assert.equal(data.body_out_state, 'cut');
+    let b = await bodies(recd.id);
+    assert.equal(b.code, 0, b.stderr);
+    assert.ok(b.request.equals(Buffer.from(body)));
+    assert.ok(b.answer.length > 0 && b.answer.toString().startsWith('data: '), 'what arrived before the cut');
+    assert.equal(sha256(b.answer), data.body_out_sha256, 'the bytes kept are the bytes hashed');
+    const o = await gw.cli(['audit', 'bodies', String(recd.id), '--out', path.join(dir, 'no', 'such', 'dir', 'x')]);
+    assert.equal(o.code, 1);
+    assert.match(o.stderr, /no\/such\/dir\/x\.request: cannot write it/);
+
+    // A damaged blob: refused naming the record; kek rotate names it and exits 1.
+    await sqlite(gw.dbPath, `UPDATE audit_bodies SET sealed = ${isPgUrl(gw.dbPath) ? "'\\x00'::bytea" : "X'00'"} WHERE record_id = ${recd.id}`);
+    b = await bodies(recd.id);
+    assert.equal(b.code, 1);
+    assert.match(b.stderr, new RegExp(`audit record ${recd.id}: its bodies do not open`));
+    assert.equal((await gw.stop()).code, 0);
+    const third = path.join(dir, 'kek.third');
+    fs.writeFileSync(third, `${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    const r = await gw.cli(['kek', 'rotate', '--new-kek-file', third]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, new RegExp(`audit record ${recd.id}: its sealed bodies are damaged`));
+    await gw.restart();
+
+    // Hostile ids and paths: usage errors (exit 2), an --out directory that is not there (1).
+    for (const id of ['0', '-1', '1e3', '99999999999999999999', '']) {
+      const u = await gw.cli(['audit', 'bodies', id]);
+      assert.equal(u.code, 2, `id "${id}": ${u.stderr}`);
+    }
   });
 });
