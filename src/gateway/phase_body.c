@@ -9,9 +9,9 @@
 
 #include "bill/bill.h"
 #include "gateway/phases.h"
-#include "types/bodies.h"
 #include "meter/exchange.h"
 #include "policy/policy.h"
+#include "types/bodies.h"
 
 #define MAX_BATCH_TOOLS TG_BILL_MAX_TOOLS /* tools/call in one JSON-RPC batch (more: 400) */
 

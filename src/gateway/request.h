@@ -300,13 +300,13 @@ static inline int64_t tg_req_upstream_us(const tg_req_t *r, int64_t now_us)
     return now_us - r->up_start_mono > 0 ? now_us - r->up_start_mono : 1;
 }
 
+/* Frees the request's copy of its body (audit.bodies: encrypt) unless RECORD took it. */
+void tg_req_drop_bodies(tg_req_t *r);
+
 /* The constructor: a request that just began on conn, at mono / wall microseconds, from
  * client_ip (the socket peer's printable form). Everything else starts zero (the context
  * too: the connection sets r->cx after): no route, no admission, tokens unknown;
  * keep_alive until the head says otherwise. */
-/* Frees the request's copy of its body (audit.bodies: encrypt) unless RECORD took it. */
-void tg_req_drop_bodies(tg_req_t *r);
-
 void tg_req_reset(tg_req_t *r, struct tg_conn *conn, const char *client_ip, int64_t mono_us,
                   int64_t wall_us);
 

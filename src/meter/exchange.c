@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "meter/decode.h"
@@ -928,6 +929,8 @@ int tg_xchg_take_answer(tg_xchg_t *x, const char **p, size_t *n, int *truncated)
 
 void tg_xchg_drop_answer(tg_xchg_t *x)
 {
+    if (tg_buf_len(&x->keep))
+        OPENSSL_cleanse(tg_buf_end(&x->keep) - tg_buf_len(&x->keep), tg_buf_len(&x->keep));
     tg_buf_free(&x->keep); /* not kept per connection: up to keep_max each */
     x->keep_max = 0;
 }

@@ -70,7 +70,12 @@
 #define PURGE_RETRY_US (60 * 1000000LL)
 #define STOP_GIVEUP_US (10 * 1000000LL)
 #define DAY_US         (86400 * 1000000LL)
-#define RS             ((off_t)sizeof(tg_event_t))
+/* audit.bodies: encrypt: the plain bytes of bodies waiting in the ring or in the writer's
+ * batch, at most. A writer that falls behind (a slow store) would otherwise hold up to
+ * queue_size x 2 x audit.max_body; past this a call's bodies are dropped at the push (counted,
+ * logged, its record says "dropped"), never the event. */
+#define BODIES_QUEUED_MAX ((int64_t)256 << 20) /* the default of opts.bodies_max */
+#define RS                ((off_t)sizeof(tg_event_t))
 
 const int64_t tg_recorder_batch_bucket_us[TG_RECORDER_BATCH_BUCKETS] = {
     500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
@@ -105,19 +110,23 @@ struct spool_shdr {
 struct tg_recorder {
     /* ---- shared with pushers: guarded by mu ---- */
     pthread_mutex_t mu;
-    pthread_cond_t wake;       /* the writer sleeps here: timer, half full, stop */
-    pthread_cond_t room;       /* pushers wait here while the ring is full */
-    tg_event_t *ring;          /* cap slots (the pointer is immutable; slots: mu) */
-    size_t cap, half;          /* immutable after start; half >= 1 */
-    size_t head;               /* mu: slot of the oldest event */
-    size_t count;              /* mu: events in the ring */
-    size_t waiters;            /* mu: pushers blocked on room */
-    int writer_sleeping;       /* mu: writer is in its timed wait (a signal is useful) */
-    int stopping;              /* mu: tg_recorder_stop began; new pushes are refused */
-    int closed;                /* mu: the writer took its last batch */
-    uint64_t pushed;           /* mu */
-    uint64_t queue_full;       /* mu */
-    int64_t last_full_warn_us; /* mu: monotonic */
+    pthread_cond_t wake;         /* the writer sleeps here: timer, half full, stop */
+    pthread_cond_t room;         /* pushers wait here while the ring is full */
+    tg_event_t *ring;            /* cap slots (the pointer is immutable; slots: mu) */
+    size_t cap, half;            /* immutable after start; half >= 1 */
+    size_t head;                 /* mu: slot of the oldest event */
+    size_t count;                /* mu: events in the ring */
+    size_t waiters;              /* mu: pushers blocked on room */
+    int writer_sleeping;         /* mu: writer is in its timed wait (a signal is useful) */
+    int stopping;                /* mu: tg_recorder_stop began; new pushes are refused */
+    int closed;                  /* mu: the writer took its last batch */
+    uint64_t pushed;             /* mu */
+    uint64_t queue_full;         /* mu */
+    int64_t last_full_warn_us;   /* mu: monotonic */
+    int64_t last_bodies_warn_us; /* mu: monotonic */
+    int64_t bodies_max;          /* immutable after start: BODIES_QUEUED_MAX or opts' */
+    _Atomic int64_t body_bytes;  /* plain bytes of the bodies held (BODIES_QUEUED_MAX): added
+                                    by pushers under mu, taken off by the writer as it frees */
 
     /* ---- written by the writer (dropped: also pushers), read by stats ---- */
     _Atomic uint64_t committed;
@@ -250,6 +259,23 @@ static void push_one(tg_recorder_t *r, const tg_event_t *ev)
     size_t i = r->head + r->count;
     if (i >= r->cap) i -= r->cap;
     memcpy(&r->ring[i], ev, sizeof *ev);
+    int bodies_over = 0;
+    if (ev->bodies) {
+        int64_t n = (int64_t)ev->bodies->plain_len;
+        if (atomic_load_explicit(&r->body_bytes, memory_order_relaxed) + n > r->bodies_max) {
+            tg_bodies_free(ev->bodies);
+            r->ring[i].bodies = NULL;
+            r->ring[i].bodies_state = TG_BODIES_DROPPED;
+            atomic_fetch_add_explicit(&r->bodies_dropped, 1, memory_order_relaxed);
+            int64_t now = tg_mono_us();
+            if (now - r->last_bodies_warn_us >= 1000000) {
+                r->last_bodies_warn_us = now;
+                bodies_over = 1;
+            }
+        } else {
+            atomic_fetch_add_explicit(&r->body_bytes, n, memory_order_relaxed);
+        }
+    }
     r->count++;
     r->pushed++;
     if (r->writer_sleeping && (r->count >= r->half || r->stopping)) {
@@ -257,6 +283,11 @@ static void push_one(tg_recorder_t *r, const tg_event_t *ev)
         pthread_cond_signal(&r->wake);
     }
     pthread_mutex_unlock(&r->mu);
+    if (bodies_over)
+        TG_WARN("recorder: %lld MB of call bodies wait for the writer: this call's bodies are "
+                "not kept (its record says bodies: dropped; see "
+                "tollgate_audit_bodies_dropped_total)",
+                (long long)(r->bodies_max >> 20));
     if (warn)
         TG_WARN("recorder: event queue full (%zu events): requests wait for the writer "
                 "(%llu times so far); the store is too slow or the queue too small",
@@ -392,12 +423,20 @@ static void forget_bodies(tg_event_t *evs, size_t n)
         evs[i].bodies = NULL;
 }
 
+/* Frees one event's bodies, taken off the bytes held. */
+static void release(tg_recorder_t *r, tg_bodies_t *b)
+{
+    if (!b) return;
+    atomic_fetch_sub_explicit(&r->body_bytes, (int64_t)b->plain_len, memory_order_relaxed);
+    tg_bodies_free(b);
+}
+
 /* Frees the bodies of evs[0..n) (stored, or given up) and clears the pointers. */
-static void free_bodies(tg_event_t *evs, size_t n)
+static void free_bodies(tg_recorder_t *r, tg_event_t *evs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (evs[i].bodies) {
-            tg_bodies_free(evs[i].bodies);
+            release(r, evs[i].bodies);
             evs[i].bodies = NULL;
         }
 }
@@ -426,7 +465,7 @@ static void seal_bodies(tg_recorder_t *r)
                  r->sealed ? err.msg : "no KEK");
         atomic_fetch_add_explicit(&r->bodies_dropped, 1, memory_order_relaxed);
         ev->bodies_state = TG_BODIES_DROPPED;
-        tg_bodies_free(b);
+        release(r, b);
         ev->bodies = NULL;
     }
 }
@@ -439,7 +478,7 @@ static void spool_drop_bodies(tg_recorder_t *r, tg_event_t *evs, size_t n)
     uint64_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (evs[i].bodies) {
-            tg_bodies_free(evs[i].bodies);
+            release(r, evs[i].bodies);
             evs[i].bodies = NULL;
             evs[i].bodies_state = TG_BODIES_DROPPED_SPOOLED;
             k++;
@@ -573,7 +612,7 @@ static int flush_batch(tg_recorder_t *r)
     if (spool_append(r, r->batch, r->nbatch) == 0) goto done;
     return -1;
 done:
-    free_bodies(r->batch, r->nbatch);
+    free_bodies(r, r->batch, r->nbatch);
     r->nbatch = 0;
     r->batch_logged = 0;
     return 0;
@@ -717,7 +756,7 @@ static void *writer_main(void *arg)
                          "%zu events lost",
                          r->nbatch);
                 atomic_fetch_add_explicit(&r->dropped, r->nbatch, memory_order_relaxed);
-                free_bodies(r->batch, r->nbatch);
+                free_bodies(r, r->batch, r->nbatch);
                 r->nbatch = 0;
                 r->batch_logged = 0;
             }
@@ -990,7 +1029,7 @@ static void destroy(tg_recorder_t *r)
     /* Events never taken (a failed start): their bodies; a stopped writer left none. */
     if (r->ring)
         for (size_t k = 0; k < r->count; k++)
-            free_bodies(&r->ring[(r->head + k) % r->cap], 1);
+            free_bodies(r, &r->ring[(r->head + k) % r->cap], 1);
     tg_accesslog_close(r->alog);
     if (r->own_store) tg_store_close(r->store);
     if (r->spool_fd >= 0) close(r->spool_fd); /* releases the flock */
@@ -1048,6 +1087,7 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->batch = malloc(BATCH_MAX * sizeof *r->batch);
     r->rbuf = malloc(BATCH_MAX * sizeof *r->rbuf);
     r->spool_hdr = HDR;
+    r->bodies_max = opts->bodies_max ? (int64_t)opts->bodies_max : BODIES_QUEUED_MAX;
     if (opts->kek) {
         r->sealed = 1;
         r->kek = *opts->kek;

@@ -38,6 +38,9 @@ typedef struct tg_recorder_opts {
                                       refusal is an event */
     const tg_kek_t *kek;           /* encryption configured: the spool is sealed by it (copied
                                       at start); NULL: written in plain */
+    size_t bodies_max;             /* audit.bodies: encrypt: plain bytes of call bodies held for
+                                      the writer at most (past it a call's are dropped, counted);
+                                      0 = 256 MB */
 } tg_recorder_opts_t;
 
 /* The upper bounds of the writer's batch-time histogram, in microseconds: 0.5 ms .. 5 s
