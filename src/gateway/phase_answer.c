@@ -97,7 +97,10 @@ void tg_ph_record(tg_req_t *r)
     r->phase = TG_PHASE_RECORD;
     r->ev.id = tg_event_new_id(r->ev.ts_us);
     observe(r);
-    if (r->cfg && r->cfg->audit_bodies == TG_BODIES_ENCRYPT) attach_bodies(r);
+    if (r->cfg && r->cfg->audit_bodies == TG_BODIES_ENCRYPT)
+        attach_bodies(r);
+    else if (r->keep_in)
+        tg_req_drop_bodies(r);
     tg_recorder_push(r->cx->rec, &r->ev);
     r->ev.bodies = NULL; /* the recorder's now */
 }

@@ -21,7 +21,6 @@ void tg_req_reset(tg_req_t *r, struct tg_conn *conn, const char *client_ip, int6
 {
     /* One memset: the flags, the admission and the event (the event and the admission were
      * cleared per request before the split too; the rest is a few hundred bytes). */
-    tg_req_drop_bodies(r); /* a request that never reached RECORD (the struct starts zeroed) */
     memset(r, 0, sizeof *r);
     r->conn = conn;
     r->in_request = 1;
