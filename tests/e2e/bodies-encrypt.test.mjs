@@ -17,12 +17,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import OpenAI from 'openai';
+import { chatStreamTool, exportJsonl as exportOf, recordFor as recordOf } from './lib/bodies.mjs';
+import { createTenantKey, isPgUrl, request, sha256, sqlite, startGateway, startMcpServer, startMock, toYaml, waitForEvent, waitForKey } from './lib/harness.mjs';
 
-import { createTenantKey, isPgUrl, request, sha256, sqlite, startGateway, startMcpServer, startMock, toYaml, waitFor, waitForEvent, waitForKey } from './lib/harness.mjs';
-
+const exportJsonl = () => exportOf(gw);
+const recordFor = (hash) => recordOf(gw, hash);
 const PROMPT = 'the sealed prompt text zq7';
 const MAX = 4096; // audit.max_body
 let mock, srv, gw, acme, dir, kekFile;
@@ -59,37 +58,6 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** A fetch for the SDKs keeping each exchange: the request body sent, the answer as read. */
-function recorder() {
-  const out = [];
-  return {
-    seen: out,
-    fetch: async (url, init) => {
-      const r = await fetch(url, init);
-      const body = typeof init?.body === 'string' ? init.body : null;
-      out.push({ body, requestId: r.headers.get('x-request-id'), coding: r.headers.get('content-encoding'), answer: r.clone().arrayBuffer().then(Buffer.from, () => null) });
-      return r;
-    },
-  };
-}
-
-async function exportJsonl() {
-  const r = await gw.cli(['audit', 'export', '--format', 'jsonl']);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout;
-}
-
-/** The call record whose data holds this request body's hash, once written. */
-async function recordFor(bodyHash) {
-  let found = [];
-  await waitFor(async () => {
-    found = (await exportJsonl()).trim().split('\n').filter((l) => JSON.parse(l).data?.includes(`"body_in_sha256":"${bodyHash}"`));
-    return found.length > 0;
-  }, { message: `a record with body_in_sha256 ${bodyHash}` });
-  assert.equal(found.length, 1);
-  return JSON.parse(found[0]);
-}
-
 /** `audit bodies ID --out P`: { code, stdout, stderr, request, answer } (files read when written). */
 async function bodies(id) {
   const prefix = path.join(dir, `rec-${id}`);
@@ -116,25 +84,8 @@ async function withKek(file, args) {
 
 describe('audit.bodies: encrypt', () => {
   test('a chat (gzip), a streamed chat and an MCP tool call: audit bodies gives back the exact bytes', async () => {
-    const rec = recorder();
-    const oa = new OpenAI({ apiKey: acme.secret, baseURL: `${gw.url}/v1`, maxRetries: 0, fetch: rec.fetch });
-    await oa.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: PROMPT }], max_tokens: 5 });
-    const stream = await oa.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: PROMPT }], max_tokens: 5, stream: true });
-    for await (const _ of stream); // eslint-disable-line no-unused-vars
-    assert.equal(rec.seen[0].coding, 'gzip', 'the mock answered the chat gzip');
-    const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`), {
-      requestInit: { headers: { Authorization: `Bearer ${acme.secret}` } },
-      fetch: rec.fetch,
-    });
-    const client = new Client({ name: 'tollgate-e2e', version: '1.0.0' });
-    await client.connect(transport);
-    const r = await client.callTool({ name: 'echo', arguments: { text: 'hello sealed bodies' } });
-    assert.equal(r.content[0].text, 'hello sealed bodies');
-    const call = rec.seen.find((s) => s.body?.includes('"tools/call"'));
-    for (const s of rec.seen) if (s.body) assert.ok(await s.answer);
-    await client.close();
-
-    for (const s of [rec.seen[0], rec.seen[1], call]) {
+    const calls = await chatStreamTool(gw, acme.secret, PROMPT, 'hello sealed bodies');
+    for (const s of calls) {
       await waitForEvent(gw, s.requestId);
       const recd = await recordFor(sha256(s.body));
       assert.equal(JSON.parse(recd.data).bodies, 'sealed');

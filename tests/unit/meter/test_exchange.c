@@ -2399,6 +2399,17 @@ static void test_request_coded(void **state)
  * none) with status, in pieces of step bytes (0: whole); ended: tg_xchg_response_end came. */
 static size_t keep_max; /* nonzero: audit.bodies: encrypt, the answer kept up to it */
 
+/* The chat answer and request of the hash and keep tests. */
+#define HASHED_BODY                                                                                \
+    "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":"                        \
+    "{\"prompt_tokens\":11,\"completion_tokens\":4,\"total_tokens\":15}}"
+static struct req hashed_req(void)
+{
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
+                     S("{\"model\":\"gpt-4o\",\"messages\":[]}")};
+    return rq;
+}
+
 static void run_hashed(tg_xchg_t *x, const struct req *rq, int status, const char *ctype,
                        const char *hdr, const void *enc, size_t len, size_t step, int ended,
                        struct result *r)
@@ -2438,11 +2449,8 @@ static void assert_sha(const unsigned char got[32], const void *p, size_t n)
 static void test_answer_keep(void **state)
 {
     (void)state;
-    static const char body[] =
-        "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[],"
-        "\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":4,\"total_tokens\":15}}";
-    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
-                     S("{\"model\":\"gpt-4o\",\"messages\":[]}")};
+    static const char body[] = HASHED_BODY;
+    struct req rq = hashed_req();
     tg_xchg_t *x = tg_xchg_new();
     struct result r;
     const char *p;
@@ -2477,11 +2485,8 @@ static void test_answer_keep(void **state)
 static void test_answer_hash(void **state)
 {
     (void)state;
-    static const char body[] =
-        "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[],"
-        "\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":4,\"total_tokens\":15}}";
-    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
-                     S("{\"model\":\"gpt-4o\",\"messages\":[]}")};
+    static const char body[] = HASHED_BODY;
+    struct req rq = hashed_req();
     tg_xchg_t *x = tg_xchg_new();
     struct result r;
     /* Identity, whole or in pieces: the bytes sent. */
