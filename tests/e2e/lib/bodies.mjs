@@ -2,12 +2,13 @@
 // encrypt): a fetch for the SDKs that keeps each exchange, and the call record of a request
 // body found by its hash in `audit export`, and the three calls both make.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import OpenAI from 'openai';
 
-import { waitFor } from './harness.mjs';
+import { isPgUrl, waitFor } from './harness.mjs';
 
 /** A fetch for the SDKs keeping each exchange: the request body sent, the answer as read. */
 export function fetchRecorder() {
@@ -66,4 +67,20 @@ export async function chatStreamTool(gw, secret, prompt, text) {
   for (const s of rec.seen) if (s.body) assert.ok(await s.answer, `the answer to ${s.body.slice(0, 80)} was read whole`);
   await client.close();
   return [rec.seen[0], rec.seen[1], call];
+}
+
+/** None of texts is in gw's export, its output, more, or (SQLite) its store file and WAL; and
+ * the chain verifies. */
+export async function assertNowhere(gw, texts, more = '') {
+  const all = (await exportJsonl(gw)) + more + gw.stdout() + gw.stderr();
+  for (const t of texts) assert.ok(!all.includes(t), `"${t}" in the export or output`);
+  if (!isPgUrl(gw.dbPath)) {
+    for (const f of [gw.dbPath, `${gw.dbPath}-wal`]) {
+      if (!fs.existsSync(f)) continue;
+      const bytes = fs.readFileSync(f);
+      for (const t of texts) assert.ok(!bytes.includes(t), `${f} holds "${t}"`);
+    }
+  }
+  const v = await gw.cli(['audit', 'verify']);
+  assert.equal(v.code, 0, v.stderr + v.stdout);
 }
