@@ -48,10 +48,10 @@
 #include <unistd.h>
 
 #include "crypt/chunk.h"
-#include "types/bodies.h"
 #include "meter/flood.h"
 #include "observe/accesslog.h"
 #include "store/store.h"
+#include "types/bodies.h"
 #include "util/clock.h"
 #include "util/log.h"
 
