@@ -151,6 +151,22 @@ describe('audit.bodies: encrypt', () => {
     const b = await bodies(seen[1].id);
     assert.equal(b.code, 0, b.stderr);
     assert.ok(b.answer.equals(seen[1].answer));
+
+    // store copy takes them along (a BLOB column, either backend into SQLite): they open there.
+    const copy = path.join(dir, 'copy.db');
+    const c = await gw.cli(['store', 'copy', '--to', `sqlite:${copy}`]);
+    assert.equal(c.code, 0, c.stderr);
+    const store = gw.config.store;
+    gw.config.store = `sqlite:${copy}`;
+    fs.writeFileSync(gw.configPath, toYaml(gw.config));
+    try {
+      const fromCopy = await bodies(seen[2].id);
+      assert.equal(fromCopy.code, 0, fromCopy.stderr);
+      assert.ok(fromCopy.request.equals(Buffer.from(seen[2].body)));
+    } finally {
+      gw.config.store = store;
+      fs.writeFileSync(gw.configPath, toYaml(gw.config));
+    }
     await gw.restart();
   });
 
