@@ -130,7 +130,7 @@ e2e-plain: all $(E2E_NPM)
 
 # The gateway built with ASan+UBSan under the suites that drive its request paths; the
 # harness fails a test on any sanitizer report (leaks at exit included) in its stderr.
-E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/bodies.test.mjs tests/e2e/ai.test.mjs tests/e2e/mcp.test.mjs tests/e2e/edges.test.mjs \
+E2E_ASAN := tests/e2e/gateway.test.mjs tests/e2e/bodies.test.mjs tests/e2e/bodies-encrypt.test.mjs tests/e2e/ai.test.mjs tests/e2e/mcp.test.mjs tests/e2e/edges.test.mjs \
             tests/e2e/held.test.mjs tests/e2e/budget.test.mjs tests/e2e/compress.test.mjs tests/e2e/flood.test.mjs \
             tests/e2e/walshm.test.mjs tests/e2e/hostile.test.mjs tests/e2e/bypass.test.mjs \
             tests/e2e/compress-attack.test.mjs tests/e2e/hostile-2.test.mjs tests/e2e/bypass-attack.test.mjs \

@@ -5,6 +5,8 @@
  *     ("tenant.disable"), on what, and the rows before and after;
  *   - `tollgate audit verify [--from DAY] [--to DAY]`, `audit export --format jsonl|csv
  *     [--from DAY] [--to DAY]` and `audit purge` (the audit retention, now);
+ *   - `tollgate audit bodies RECORD_ID [--out PREFIX]`: a call's bodies (audit.bodies:
+ *     encrypt), opened with the KEK;
  *   - `tollgate tenant erase ID` (handed over by tenant.c).
  * The clock is read here, the outermost layer: the record's instant. */
 #include <fcntl.h>
@@ -18,11 +20,13 @@
 #include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "types/bodies.h"
 #include "util/clock.h"
 
 #define USAGE                                                                                      \
     "usage: tollgate audit verify [--from YYYY-MM-DD] [--to YYYY-MM-DD] | "                        \
-    "export --format jsonl|csv [--from YYYY-MM-DD] [--to YYYY-MM-DD] | purge"
+    "export --format jsonl|csv [--from YYYY-MM-DD] [--to YYYY-MM-DD] | purge | "                   \
+    "bodies RECORD_ID [--out PREFIX]"
 
 #define DAY_US 86400000000LL
 
@@ -368,16 +372,103 @@ static int cmd_purge(tg_config_t *cfg, tg_store_t *store)
     return TG_EXIT_OK;
 }
 
+/* ---- audit bodies ------------------------------------------------------------------------ */
+
+/* Writes n bytes to PREFIX.SUFFIX (created 0600: plain bodies). */
+static int write_body(const char *prefix, const char *suffix, const unsigned char *p, size_t n)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s.%s", prefix, suffix) >= (int)sizeof path)
+        return tg_cli_errorf(TG_EXIT_USAGE, "--out: path too long");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "%s: cannot write it", path);
+    }
+    int bad = (n && fwrite(p, 1, n, f) != n) | (fclose(f) != 0);
+    return bad ? tg_cli_errorf(TG_EXIT_RUNTIME, "%s: write failed", path) : TG_EXIT_OK;
+}
+
+static const char *trunc_word(uint32_t flags, uint32_t bit)
+{
+    return flags & bit ? " (truncated: the first audit.max_body bytes)" : "";
+}
+
+/* Opens record id's sealed bodies with the config's KEK, bound to the record's event id and
+ * tenant (types/bodies.h), and prints them, or writes them to PREFIX.request and
+ * PREFIX.answer. */
+static int cmd_bodies(tg_config_t *cfg, tg_store_t *store, int64_t id, const char *prefix)
+{
+    if (!cfg->encryption.has_kek)
+        return tg_cli_errorf(TG_EXIT_USAGE, "audit bodies: no encryption configured (encryption."
+                                            "kek_file or kek_env): the bodies are sealed by it");
+    tg_audit_body_t b;
+    tg_err_t err = {{0}};
+    int rc = tg_store_audit_body_get(store, id, &b, &err);
+    if (rc == TG_STORE_NOTFOUND)
+        return tg_cli_errorf(TG_EXIT_RUNTIME,
+                             "audit record %lld has no bodies (not a call, not kept: see its "
+                             "data.bodies, erased, or purged)",
+                             (long long)id);
+    if (rc != 0) return tg_cli_errorf(TG_EXIT_RUNTIME, "%s", err.msg);
+    unsigned char aad[TG_BODIES_AAD_MAX], *pt = NULL;
+    size_t alen = tg_bodies_aad(b.event_id, b.tenant, aad), pn = 0;
+    rc = tg_crypt_open(&cfg->encryption.kek, b.sealed, b.len, aad, alen, &pt, &pn, &err);
+    free(b.sealed);
+    if (rc != 0)
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "audit record %lld: its bodies do not open: %s",
+                             (long long)id, err.msg);
+    uint32_t flags;
+    const unsigned char *in, *out;
+    size_t in_len, out_len;
+    if (tg_bodies_parse(pt, pn, &flags, &in, &in_len, &out, &out_len) != 0) {
+        tg_crypt_free(pt, pn);
+        return tg_cli_errorf(TG_EXIT_RUNTIME, "audit record %lld: its bodies are malformed",
+                             (long long)id);
+    }
+    rc = TG_EXIT_OK;
+    if (prefix) {
+        if ((rc = write_body(prefix, "request", in, in_len)) == TG_EXIT_OK &&
+            (rc = write_body(prefix, "answer", out, out_len)) == TG_EXIT_OK)
+            printf("record %lld: request %zu bytes%s to %s.request; answer %zu bytes%s%s to "
+                   "%s.answer\n",
+                   (long long)id, in_len, trunc_word(flags, TG_BODIES_IN_TRUNC), prefix, out_len,
+                   trunc_word(flags, TG_BODIES_OUT_TRUNC),
+                   flags & TG_BODIES_HAS_OUT ? "" : " (no answer came)", prefix);
+    } else {
+        printf("--- request: %zu bytes%s\n", in_len, trunc_word(flags, TG_BODIES_IN_TRUNC));
+        fwrite(in, 1, in_len, stdout);
+        printf("\n--- answer: %zu bytes%s%s\n", out_len, trunc_word(flags, TG_BODIES_OUT_TRUNC),
+               flags & TG_BODIES_HAS_OUT ? "" : " (no answer came)");
+        fwrite(out, 1, out_len, stdout);
+        printf("\n");
+        if (fflush(stdout) != 0) rc = TG_EXIT_RUNTIME;
+    }
+    tg_crypt_free(pt, pn);
+    return rc;
+}
+
 int tg_cli_audit(int argc, char **argv, const char *config_path)
 {
     const char *sub = argc > 1 ? argv[1] : NULL;
     if (!sub) return tg_cli_errorf(TG_EXIT_USAGE, "audit needs a subcommand (%s)", USAGE);
     if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0)
         return puts(USAGE) >= 0 ? TG_EXIT_OK : TG_EXIT_RUNTIME;
-    const char *from = NULL, *to = NULL, *format = NULL;
-    int help = 0, rc;
+    const char *from = NULL, *to = NULL, *format = NULL, *outp = NULL, *rec = NULL;
+    int help = 0, rc, npos = 0;
+    int64_t rec_id = 0;
     const tg_cli_opt_t opts[] = {{"--from", &from}, {"--to", &to}, {"--format", &format}};
-    if (strcmp(sub, "verify") == 0 || strcmp(sub, "purge") == 0) {
+    const tg_cli_opt_t bopts[] = {{"--out", &outp}};
+    if (strcmp(sub, "bodies") == 0) {
+        if ((rc = tg_cli_parse(argc, argv, 2, bopts, 1, &rec, 1, &npos, &help, USAGE)) != 0)
+            return rc;
+        if (!help && (!rec || tg_cli_parse_count(rec, INT64_MAX, &rec_id) != 0 || rec_id == 0))
+            return tg_cli_errorf(TG_EXIT_USAGE,
+                                 "audit bodies needs a RECORD_ID (a record's id, from audit "
+                                 "export) (%s)",
+                                 USAGE);
+    } else if (strcmp(sub, "verify") == 0 || strcmp(sub, "purge") == 0) {
         size_t nopts = sub[0] == 'v' ? 2 : 0;
         if ((rc = tg_cli_parse(argc, argv, 2, opts, nopts, NULL, 0, NULL, &help, USAGE)) != 0)
             return rc;
@@ -402,6 +493,8 @@ int tg_cli_audit(int argc, char **argv, const char *config_path)
         rc = cmd_verify(cfg, store, from, to);
     else if (sub[0] == 'e')
         rc = cmd_export(store, format, from, to);
+    else if (sub[0] == 'b')
+        rc = cmd_bodies(cfg, store, rec_id, outp);
     else
         rc = cmd_purge(cfg, store);
     tg_store_close(store);

@@ -8,7 +8,9 @@
  *      each, replaced only while still the blob that was read (tg_store_key_reseal);
  *   3. every sealed notice of the notification outbox (outbox.sealed, notify/seal.h), likewise
  *      replaced only while still the text that was read (tg_store_outbox_reseal);
- *   4. the archives named on the command line (crypt/stream.h), each through FILE.rekey.
+ *   4. every call record's sealed bodies (audit_bodies, audit.bodies: encrypt), likewise
+ *      replaced only while still the blob that was read (tg_store_audit_body_reseal);
+ *   5. the archives named on the command line (crypt/stream.h), each through FILE.rekey.
  *
  * Resumable: a blob or file already under the new KEK id is skipped and counted, so a run
  * stopped midway is run again as it was. A blob under a third KEK is counted and makes the
@@ -115,6 +117,60 @@ static int rotate_outbox(tg_store_t *store, const tg_kek_t *from, const tg_kek_t
     free(nb);
     notices_free(&c);
     return rc;
+}
+
+/* Step 4: the ids of the bodies under the current KEK (the blobs themselves, up to 2 x
+ * audit.max_body each, are read again one at a time). */
+typedef struct body_ids {
+    int64_t *v;
+    size_t n, cap;
+    const tg_kek_t *from, *to;
+    tally_t *t;
+} body_ids_t;
+
+static int collect_body(int64_t id, const unsigned char *sealed, size_t n, void *ud)
+{
+    body_ids_t *c = ud;
+    if (n < 4 + TG_KEK_ID_LEN) {
+        fprintf(stderr, "kek rotate: audit record %lld: its sealed bodies are damaged\n",
+                (long long)id);
+        c->t->failed = 1;
+    } else if (!memcmp(sealed + 4, c->to->id, TG_KEK_ID_LEN)) {
+        c->t->already++;
+    } else if (memcmp(sealed + 4, c->from->id, TG_KEK_ID_LEN)) {
+        c->t->other++;
+    } else {
+        return tg_cli_push((void **)&c->v, &c->n, &c->cap, &id, sizeof id);
+    }
+    return 0;
+}
+
+static int rotate_bodies(tg_store_t *store, const tg_kek_t *from, const tg_kek_t *to, tally_t *t,
+                         tg_err_t *err)
+{
+    body_ids_t c = {.from = from, .to = to, .t = t};
+    if (tg_store_audit_bodies_each(store, collect_body, &c, err) != 0) {
+        free(c.v);
+        return -1;
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        tg_audit_body_t b;
+        unsigned char *nb = NULL;
+        int rc = tg_store_audit_body_get(store, c.v[i], &b, err);
+        if (rc == TG_STORE_NOTFOUND) continue; /* erased or purged meanwhile */
+        if (rc != 0 || tg_crypt_rewrap(from, to, b.sealed, b.len, &nb, err) != 0 ||
+            tg_store_audit_body_reseal(store, c.v[i], b.sealed, nb, b.len, err) != 0) {
+            fprintf(stderr, "kek rotate: audit record %lld's bodies: %s\n", (long long)c.v[i],
+                    err->msg);
+            t->failed = 1;
+        } else {
+            t->rewrapped++;
+        }
+        if (rc == 0) free(b.sealed);
+        free(nb);
+    }
+    free(c.v);
+    return 0;
 }
 
 /* The new KEK from a file's first line or an environment variable; never echoed. */
@@ -232,6 +288,12 @@ static int rotate(int argc, char **argv, const char *config_path)
         failed = 1;
     }
     failed |= ob.failed;
+    tally_t bt = {0};
+    if (rotate_bodies(store, from, &to, &bt, &err) != 0) {
+        fprintf(stderr, "kek rotate: audit bodies: %s\n", err.msg);
+        failed = 1;
+    }
+    failed |= bt.failed;
     for (size_t i = 0; i < narch; i++) {
         size_t frames = 0;
         int r = tg_stream_rekey(archives[i], from, &to, &frames, &err);
@@ -249,13 +311,15 @@ static int rotate(int argc, char **argv, const char *config_path)
            rewrapped, from_id, to_id, already, other);
     printf("re-wrapped %zu outbox notices (%zu already under it, %zu under another KEK)\n",
            ob.rewrapped, ob.already, ob.other);
+    printf("re-wrapped %zu calls' audit bodies (%zu already under it, %zu under another KEK)\n",
+           bt.rewrapped, bt.already, bt.other);
     printf("spool %s: %s\n", cfg->recorder.spool,
            spool_rc ? "re-wrapped" : "nothing sealed by the current key-encryption key");
     if (narch == 0)
         printf("archives are files tollgate does not track: re-wrap each sealed one with\n"
                "  tollgate kek rotate %s %s ARCHIVE...\n",
                file ? "--new-kek-file" : "--new-kek-env", file ? file : env);
-    if (failed || other || ob.other)
+    if (failed || other || ob.other || bt.other)
         rc = tg_cli_errorf(TG_EXIT_RUNTIME,
                            "kek rotate: not everything was re-wrapped (see above); run it again "
                            "before switching the config to the new key");

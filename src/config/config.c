@@ -391,9 +391,9 @@ static int get_days(parse_t *p, const yaml_node_t *n, const char *path, int *out
     return rc;
 }
 
-/* audit.bodies (issue 14): none, or hash (each call record carries the SHA-256 of its
- * request and answer bodies). "encrypt" (the bodies kept, sealed) is refused until it is
- * written. */
+/* audit.bodies (issue 14): none, hash (each call record carries the SHA-256 of its
+ * request and answer bodies) or encrypt (hash, and the bodies kept sealed by the KEK:
+ * checked against encryption: once both are parsed, check_bodies). */
 static int get_bodies(parse_t *p, const yaml_node_t *n, const char *path, int *out)
 {
     char *v;
@@ -404,9 +404,7 @@ static int get_bodies(parse_t *p, const yaml_node_t *n, const char *path, int *o
     else if (!strcmp(v, "hash"))
         *out = TG_BODIES_HASH;
     else if (!strcmp(v, "encrypt"))
-        rc = fail(p, n, path,
-                  "\"encrypt\" is not supported yet: bodies are never stored (use none, or hash "
-                  "for their SHA-256)");
+        *out = TG_BODIES_ENCRYPT;
     else
         rc = fail(p, n, path, "unknown value \"%.*s\" (expected none, hash or encrypt)", 64, v);
     free(v);
@@ -863,7 +861,7 @@ typedef enum {
     V_ONDOWN,       /* tg_limits_down_t */
     V_SIGNED,       /* tg_signed_mode_t */
     V_DAYS,         /* int, whole days, 0 = forever: "400d", "7y" */
-    V_BODIES,       /* int, audit.bodies: TG_BODIES_NONE or TG_BODIES_HASH (encrypt: not yet) */
+    V_BODIES,       /* int, audit.bodies: TG_BODIES_NONE, _HASH or _ENCRYPT */
     V_SECTION,      /* handled by the caller */
 } vkind_t;
 
@@ -1963,6 +1961,15 @@ static int parse_redis_password(parse_t *p, const yaml_node_t *limits, tg_config
 
 /* ---- encryption and signing (issue 14: keys) ---------------------------- */
 
+/* audit.bodies: encrypt seals the bodies with the KEK: refused without one. */
+static int check_bodies(parse_t *p, const yaml_node_t *audit, const tg_config_t *c)
+{
+    if (c->audit_bodies != TG_BODIES_ENCRYPT || c->encryption.has_kek) return 0;
+    return fail(p, find_key(p, audit, "bodies"), "audit.bodies",
+                "encrypt needs encryption.kek_file or encryption.kek_env (the bodies are "
+                "sealed by the KEK)");
+}
+
 /* encryption: { kek_file: PATH } or { kek_env: NAME }: the KEK (crypt/crypt.h), read now,
  * its text wiped; an unreadable or malformed key is an error naming the file or variable,
  * never showing the text. */
@@ -2481,6 +2488,7 @@ static const field_t retention_fields[] = {
 };
 static const field_t audit_fields[] = {
     {"bodies", V_BODIES, offsetof(tg_config_t, audit_bodies)},
+    {"max_body", V_SIZE, offsetof(tg_config_t, audit_max_body)},
 };
 static const field_t ai_fields[] = {
     {"drain_after_disconnect", V_MS0, offsetof(tg_config_t, ai.drain_after_disconnect_ms)},
@@ -2660,7 +2668,7 @@ static int parse_root(parse_t *p, const yaml_node_t *root, tg_config_t *c)
         parse_prices(p, v[R_PRICES], c) < 0 || parse_alarms(p, v[R_ALARMS], c) < 0 ||
         parse_actions(p, v[R_ACTIONS], c) < 0 || parse_auth(p, root, v[R_AUTH], v[R_JWT], c) < 0 ||
         parse_encryption(p, v[R_ENCRYPTION], c) < 0 ||
-        parse_signing(p, v[R_SIGNING], v[R_ROUTES], c) < 0)
+        parse_signing(p, v[R_SIGNING], v[R_ROUTES], c) < 0 || check_bodies(p, v[R_AUDIT], c) < 0)
         return -1;
     yaml_node_t *nr[MAX_FIELDS] = {0};
     if ((v[R_NOTIFY_RETRY] &&
@@ -2851,6 +2859,7 @@ int tg_config_parse(const char *name, const char *text, size_t len, tg_config_t 
     c->server.max_header_bytes = 16384;
     c->server.max_body = 10u << 20;
     c->server.max_decoded_body = 64u << 20; /* honest answers grow it (decode.h) */
+    c->audit_max_body = 256u << 10;         /* x 2 x concurrent AI/MCP calls (audit.md) */
     c->server.idle_timeout_ms = 60000;
     c->server.header_timeout_ms = 10000;
     c->server.body_timeout_ms = 60000;

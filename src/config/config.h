@@ -18,9 +18,10 @@
 #include "types/rows.h"
 #include "util/err.h"
 
-/* audit.bodies (docs/audit.md, "Bodies"): encrypt is refused at load, not written yet. */
-#define TG_BODIES_NONE 0
-#define TG_BODIES_HASH 1
+/* audit.bodies (docs/audit.md, "Bodies"): encrypt implies hash (>= TG_BODIES_HASH). */
+#define TG_BODIES_NONE    0
+#define TG_BODIES_HASH    1
+#define TG_BODIES_ENCRYPT 2
 
 typedef enum {
     TG_ROUTE_HTTP = 0,
@@ -266,7 +267,9 @@ typedef struct tg_config {
         int aggregates_days; /* default 730; 0 = keep forever */
         int audit_days;      /* retention.audit (issue 14); default 0 = keep forever */
     } retention;
-    int audit_bodies; /* audit.bodies: TG_BODIES_NONE or TG_BODIES_HASH (docs/audit.md) */
+    int audit_bodies;      /* audit.bodies: TG_BODIES_NONE, _HASH or _ENCRYPT (docs/audit.md) */
+    size_t audit_max_body; /* audit.max_body: bytes of each body kept by encrypt (default
+                              256 KiB; past it the first max_body bytes, flagged truncated) */
     struct {
         long drain_after_disconnect_ms; /* ai.drain_after_disconnect: how long the upstream of
                                            a 2xx AI answer is still read for its usage once

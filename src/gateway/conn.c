@@ -607,6 +607,7 @@ static size_t parse_some(tg_conn_t *c, const char *data, size_t len)
         /* An error before any message began (garbage on an idle connection, or after a
          * finished keep-alive request): a request of its own, nothing of the last one's
          * (its tenant, path, status or sent head) carried into this event. */
+        tg_req_drop_bodies(&c->req); /* (none: RECORD took or freed them) */
         tg_req_reset(&c->req, c, c->client_ip, tg_mono_us(), tg_wall_us());
         c->req.cx = &c->cx;
         atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
@@ -737,6 +738,7 @@ static int on_message_begin(llhttp_t *p)
     c->head.nhdrs = 0;
     c->last_was_value = 0;
     tg_buf_reset(&c->out);
+    tg_req_drop_bodies(&c->req); /* (none: RECORD took or freed them) */
     tg_req_reset(&c->req, c, c->client_ip, tg_mono_us(), tg_wall_us());
     c->req.cx = &c->cx;
     atomic_fetch_add_explicit(&c->w->srv->inflight, 1, memory_order_relaxed);
@@ -1500,6 +1502,7 @@ static void on_handle_closed(uv_handle_t *h)
     /* A client that left while its signed body was read: AUTH's copy of the key's signing
      * secret was never checked, hence never wiped (phase_sign.c). */
     OPENSSL_cleanse(c->req.signing, sizeof c->req.signing);
+    tg_req_drop_bodies(&c->req);
     tg_buf_free(&c->head.bytes);
     tg_buf_free(&c->head.target);
     tg_buf_free(&c->pend);

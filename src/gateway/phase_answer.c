@@ -7,6 +7,8 @@
 #include "meter/exchange.h"
 #include "meter/recorder.h"
 #include "observe/metrics.h"
+#include "types/audit.h"
+#include "types/bodies.h"
 
 void tg_ph_meter(tg_req_t *r, int64_t now_us)
 {
@@ -67,12 +69,40 @@ static void observe(tg_req_t *r)
                                     !tg_xchg_call_billed(r->cx->xchg, i));
 }
 
+/* audit.bodies: encrypt: the request's copy of its body and the answer the exchange kept go
+ * with a call's event (one allocation the recorder frees once; the writer seals it, off this
+ * loop). Not a call the trail records: nothing is kept. */
+static void attach_bodies(tg_req_t *r)
+{
+    const char *out = NULL;
+    size_t out_len = 0;
+    int trunc = 0;
+    tg_xchg_t *x = r->cx->xchg;
+    int has_out = x && tg_xchg_take_answer(x, &out, &out_len, &trunc);
+    if (tg_audit_is_call(&r->ev)) {
+        uint32_t flags = r->keep_flags;
+        if (has_out && (r->ev.body_hashed & TG_BODY_OUT))
+            flags |= TG_BODIES_HAS_OUT | (trunc ? TG_BODIES_OUT_TRUNC : 0);
+        else
+            out_len = 0;
+        r->ev.bodies = tg_bodies_new(r->keep_in, r->keep_in_len, out, out_len, flags);
+        r->ev.bodies_state = r->ev.bodies ? TG_BODIES_PENDING : TG_BODIES_DROPPED;
+    }
+    tg_req_drop_bodies(r);
+    if (x) tg_xchg_drop_answer(x);
+}
+
 void tg_ph_record(tg_req_t *r)
 {
     r->phase = TG_PHASE_RECORD;
     r->ev.id = tg_event_new_id(r->ev.ts_us);
     observe(r);
+    if (r->cfg && r->cfg->audit_bodies == TG_BODIES_ENCRYPT)
+        attach_bodies(r);
+    else if (r->keep_in)
+        tg_req_drop_bodies(r);
     tg_recorder_push(r->cx->rec, &r->ev);
+    r->ev.bodies = NULL; /* the recorder's now */
 }
 
 void tg_req_end(tg_req_t *r, int64_t now_us)

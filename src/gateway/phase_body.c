@@ -3,6 +3,7 @@
  * their body during FORWARD. */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 
@@ -10,6 +11,7 @@
 #include "gateway/phases.h"
 #include "meter/exchange.h"
 #include "policy/policy.h"
+#include "types/bodies.h"
 
 #define MAX_BATCH_TOOLS TG_BILL_MAX_TOOLS /* tools/call in one JSON-RPC batch (more: 400) */
 
@@ -25,7 +27,25 @@ static void hash_body(tg_req_t *r)
         len != 32)
         return; /* (out of memory: the signature computes its own; the record has none) */
     r->body_sha_set = 1;
-    if (r->cfg->audit_bodies == TG_BODIES_HASH) r->ev.body_hashed |= TG_BODY_IN;
+    if (r->cfg->audit_bodies >= TG_BODIES_HASH) r->ev.body_hashed |= TG_BODY_IN;
+}
+
+/* audit.bodies: encrypt: a copy of the held body as the client sent it, its first
+ * audit.max_body bytes, handed to the event at RECORD (phase_answer.c) or freed at the
+ * request's end. Out of memory: the record says "dropped". */
+static void keep_body(tg_req_t *r)
+{
+    const tg_buf_t *b = r->cx->body;
+    size_t n = tg_buf_len(b), max = r->cfg->audit_max_body;
+    if (n > max) {
+        n = max;
+        r->keep_flags |= TG_BODIES_IN_TRUNC;
+    }
+    r->keep_in = malloc(n ? n : 1);
+    if (!r->keep_in) return;
+    memcpy(r->keep_in, tg_buf_str(b), n);
+    r->keep_in_len = n;
+    r->keep_flags |= TG_BODIES_HAS_IN;
 }
 
 tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us)
@@ -40,8 +60,10 @@ tg_phase_res_t tg_ph_body(tg_req_t *r, int64_t now_us)
         cx->ops->send_continue(r);
         return TG_PHASE_RES(TG_PHASE_WAIT);
     }
-    if (r->hold_body && !r->body_sha_set && (r->sign || r->cfg->audit_bodies == TG_BODIES_HASH))
+    if (r->hold_body && !r->body_sha_set && (r->sign || r->cfg->audit_bodies >= TG_BODIES_HASH)) {
         hash_body(r);
+        if (r->cfg->audit_bodies == TG_BODIES_ENCRYPT && !r->keep_in) keep_body(r);
+    }
     if (r->sign) { /* before the exchange reads (or rewrites) the body */
         tg_phase_res_t sr = tg_ph_sign(r, now_us);
         if (sr.rc != TG_PHASE_NEXT) return sr;

@@ -60,7 +60,10 @@ tg_phase_res_t tg_ph_route(tg_req_t *r, int64_t now_us)
     tg_xchg_begin(cx->xchg, r->route->kind, fpath, flen);
     tg_xchg_set_max_body(cx->xchg, r->body_limit);
     tg_xchg_set_decoded_max(cx->xchg, r->cfg->server.max_decoded_body);
-    if (r->cfg->audit_bodies == TG_BODIES_HASH) tg_xchg_hash_answer(cx->xchg);
+    if (r->cfg->audit_bodies == TG_BODIES_ENCRYPT)
+        tg_xchg_keep_answer(cx->xchg, r->cfg->audit_max_body);
+    else if (r->cfg->audit_bodies == TG_BODIES_HASH)
+        tg_xchg_hash_answer(cx->xchg);
     r->metered = 1;
     if (tg_xchg_offside(r->route->kind, fpath, flen, r->has_body) ||
         tg_xchg_offside(r->route->kind, mpath, plen, r->has_body))

@@ -2,7 +2,19 @@
 #include "gateway/request.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+
+void tg_req_drop_bodies(tg_req_t *r)
+{
+    if (r->keep_in) OPENSSL_cleanse(r->keep_in, r->keep_in_len);
+    free(r->keep_in);
+    r->keep_in = NULL;
+    r->keep_in_len = 0;
+    r->keep_flags = 0;
+}
 
 void tg_req_reset(tg_req_t *r, struct tg_conn *conn, const char *client_ip, int64_t mono_us,
                   int64_t wall_us)

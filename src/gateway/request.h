@@ -227,10 +227,15 @@ struct tg_req {
                     its usage (ai.drain_after_disconnect); see start_drain in conn.c */
     int discard; /* body bytes are read and dropped (request already answered) */
     int has_body;
-    int hold_body;      /* AI/MCP route: the whole body is read before admission (exchange.h) */
-    int metered;        /* the connection's exchange follows this request */
-    int sign;           /* its signature is checked once the body is read (phase_sign.c) */
-    int body_sha_set;   /* ev.body_sha_in holds the held body's SHA-256 (phase_body.c) */
+    int hold_body;    /* AI/MCP route: the whole body is read before admission (exchange.h) */
+    int metered;      /* the connection's exchange follows this request */
+    int sign;         /* its signature is checked once the body is read (phase_sign.c) */
+    int body_sha_set; /* ev.body_sha_in holds the held body's SHA-256 (phase_body.c) */
+    /* audit.bodies: encrypt: the held body's copy (malloc'd, BODY), handed over with the
+     * event at RECORD or freed by tg_req_drop_bodies; keep_flags: TG_BODIES_* of bodies.h */
+    unsigned char *keep_in;
+    size_t keep_in_len;
+    uint32_t keep_flags;
     size_t signing_len; /* the key's signing secret (AUTH's copy), wiped once checked */
     char signing[TG_SIGNING_SECRET_LEN + 1];
     int64_t body_limit;
@@ -294,6 +299,9 @@ static inline int64_t tg_req_upstream_us(const tg_req_t *r, int64_t now_us)
 {
     return now_us - r->up_start_mono > 0 ? now_us - r->up_start_mono : 1;
 }
+
+/* Frees the request's copy of its body (audit.bodies: encrypt) unless RECORD took it. */
+void tg_req_drop_bodies(tg_req_t *r);
 
 /* The constructor: a request that just began on conn, at mono / wall microseconds, from
  * client_ip (the socket peer's printable form). Everything else starts zero (the context

@@ -454,6 +454,10 @@ char *tg_server_metrics(tg_server_t *srv)
          (long long)st.queued},
         {"tollgate_events_spooled_total", "counter", "Usage events written to the spool file.",
          (long long)st.spooled},
+        {"tollgate_audit_bodies_dropped_total", "counter",
+         "Calls whose bodies audit.bodies: encrypt did not keep (their event spooled, or sealing "
+         "failed); each record says so in data.bodies.",
+         (long long)st.bodies_dropped},
         {"tollgate_events_written_total", "counter",
          "Usage events committed to the store (spool replays included).", (long long)st.committed},
         {"tollgate_events_spooling", "gauge",

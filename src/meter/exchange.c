@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "meter/decode.h"
@@ -121,6 +122,11 @@ struct tg_xchg {
     int answer_ended; /* ... and tg_xchg_response_end came: it ended whole */
     EVP_MD_CTX *sha;  /* made on the connection's first hashed answer */
     EVP_MD *sha256;   /* fetched with it (EVP_sha256() looks it up again on every init) */
+    /* audit.bodies: encrypt (tg_xchg_keep_answer): the bytes hashed, kept up to keep_max. */
+    size_t keep_max; /* 0: not kept for this request */
+    tg_buf_t keep;   /* the first keep_max bytes; freed when taken (tg_xchg_take_answer) */
+    int keep_trunc;  /* more bytes came than keep_max */
+    int keep_failed; /* out of memory: the answer is not kept (the hash still is) */
 
     /* During tg_xchg_response_body, for the SSE callback. */
     const char *feed_p;
@@ -204,10 +210,21 @@ static void copy_str(char *dst, size_t cap, const char *s)
     dst[n] = '\0';
 }
 
+/* Bytes of the answer in its identity form: hashed and, with bodies: encrypt, the first
+ * keep_max of them kept. */
+static void hash_answer(tg_xchg_t *x, const char *p, size_t n)
+{
+    EVP_DigestUpdate(x->sha, p, n);
+    if (!x->keep_max || x->keep_failed) return;
+    size_t room = x->keep_max - tg_buf_len(&x->keep);
+    if (n > room) x->keep_trunc = 1;
+    if (tg_buf_add(&x->keep, p, n > room ? room : n) != 0) x->keep_failed = 1;
+}
+
 /* The answer's bytes as sent: hashed unless a decoded copy is (read_answer). */
 static inline void hash_sent(tg_xchg_t *x, const char *p, size_t n)
 {
-    if (x->answer_seen && !x->decoding) EVP_DigestUpdate(x->sha, p, n);
+    if (x->answer_seen && !x->decoding) hash_answer(x, p, n);
 }
 
 static int emit(tg_xchg_t *x, const char *p, size_t n)
@@ -253,6 +270,7 @@ void tg_xchg_free(tg_xchg_t *x)
     tg_buf_free(&x->req);
     tg_buf_free(&x->body);
     tg_buf_free(&x->hold);
+    tg_buf_free(&x->keep);
     free(x);
 }
 
@@ -311,6 +329,9 @@ void tg_xchg_begin(tg_xchg_t *x, tg_route_kind_t kind, const char *path, size_t 
     x->unreadable = 0;
     x->emit_failed = 0;
     x->hashing = x->answer_seen = x->answer_ended = 0;
+    x->keep_max = 0;
+    x->keep_trunc = x->keep_failed = 0;
+    tg_buf_reset(&x->keep);
     tg_usage_init(&x->usage);
     x->ep = EP_NONE;
     x->unknown_path = 0;
@@ -891,6 +912,29 @@ void tg_xchg_hash_answer(tg_xchg_t *x)
     x->hashing = 1;
 }
 
+void tg_xchg_keep_answer(tg_xchg_t *x, size_t max)
+{
+    x->hashing = 1;
+    x->keep_max = max;
+    tg_buf_set_max(&x->keep, max);
+}
+
+int tg_xchg_take_answer(tg_xchg_t *x, const char **p, size_t *n, int *truncated)
+{
+    *p = tg_buf_str(&x->keep);
+    *n = tg_buf_len(&x->keep);
+    *truncated = x->keep_trunc;
+    return x->keep_max && !x->keep_failed ? 1 : 0;
+}
+
+void tg_xchg_drop_answer(tg_xchg_t *x)
+{
+    if (tg_buf_len(&x->keep))
+        OPENSSL_cleanse(tg_buf_end(&x->keep) - tg_buf_len(&x->keep), tg_buf_len(&x->keep));
+    tg_buf_free(&x->keep); /* not kept per connection: up to keep_max each */
+    x->keep_max = 0;
+}
+
 /* The answer's hash starts with its head: 0, or -1 out of memory (the event then has none). */
 static int start_hash(tg_xchg_t *x)
 {
@@ -990,7 +1034,7 @@ static void keep_json(tg_xchg_t *x, const char *p, size_t n)
 static int read_answer(void *ud, const char *p, size_t n)
 {
     tg_xchg_t *x = ud;
-    if (x->answer_seen && x->decoding) EVP_DigestUpdate(x->sha, p, n);
+    if (x->answer_seen && x->decoding) hash_answer(x, p, n);
     x->dlv_bytes += (int64_t)n;
     if (x->sse)
         tg_sse_feed(&x->parser, p, n);

@@ -169,6 +169,17 @@ size_t tg_xchg_mcp_error(const tg_xchg_t *x, const char *message, char *buf, siz
  * be reached): no hash. */
 void tg_xchg_hash_answer(tg_xchg_t *x);
 
+/* audit.bodies: encrypt: tg_xchg_hash_answer, and the bytes hashed are also kept, the first
+ * max of them (up to 2 x max bytes of buffer per connection while the answer passes). */
+void tg_xchg_keep_answer(tg_xchg_t *x, size_t max);
+
+/* After tg_xchg_finish: the answer kept (owned by x until tg_xchg_drop_answer or the next
+ * tg_xchg_begin), *truncated when more came. 1 when kept, 0 when not asked or out of memory. */
+int tg_xchg_take_answer(tg_xchg_t *x, const char **p, size_t *n, int *truncated);
+
+/* Frees the kept answer's memory (a connection does not keep max bytes between requests). */
+void tg_xchg_drop_answer(tg_xchg_t *x);
+
 /* A Content-Encoding header line of the response, before tg_xchg_response_head (several
  * lines are joined, as RFC 9110 §5.3 allows). */
 void tg_xchg_response_coding(tg_xchg_t *x, const char *v, size_t n);

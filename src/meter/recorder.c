@@ -51,6 +51,7 @@
 #include "meter/flood.h"
 #include "observe/accesslog.h"
 #include "store/store.h"
+#include "types/bodies.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -69,7 +70,12 @@
 #define PURGE_RETRY_US (60 * 1000000LL)
 #define STOP_GIVEUP_US (10 * 1000000LL)
 #define DAY_US         (86400 * 1000000LL)
-#define RS             ((off_t)sizeof(tg_event_t))
+/* audit.bodies: encrypt: the plain bytes of bodies waiting in the ring or in the writer's
+ * batch, at most. A writer that falls behind (a slow store) would otherwise hold up to
+ * queue_size x 2 x audit.max_body; past this a call's bodies are dropped at the push (counted,
+ * logged, its record says "dropped"), never the event. */
+#define BODIES_QUEUED_MAX ((int64_t)256 << 20) /* the default of opts.bodies_max */
+#define RS                ((off_t)sizeof(tg_event_t))
 
 const int64_t tg_recorder_batch_bucket_us[TG_RECORDER_BATCH_BUCKETS] = {
     500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
@@ -84,9 +90,9 @@ struct spool_hdr {
 };
 #define SPOOL_MAGIC "TGSPOOL"
 #define SPOOL_VERSION                                                                              \
-    7 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
+    8 /* 2: tokens_cache_write, rpc_method, price_flag; 3: model[128];                             \
          4: count (aggregates of unauthenticated refusals); 5: upstream_latency_us;                \
-         6: source; 7: the bodies' hashes (audit.bodies: hash) */
+         6: source; 7: the bodies' hashes (audit.bodies: hash); 8: bodies_state, bodies */
 #define HDR ((off_t)sizeof(struct spool_hdr))
 
 /* The sealed spool's header: the plain one's fields with another magic, and the id of the
@@ -104,19 +110,23 @@ struct spool_shdr {
 struct tg_recorder {
     /* ---- shared with pushers: guarded by mu ---- */
     pthread_mutex_t mu;
-    pthread_cond_t wake;       /* the writer sleeps here: timer, half full, stop */
-    pthread_cond_t room;       /* pushers wait here while the ring is full */
-    tg_event_t *ring;          /* cap slots (the pointer is immutable; slots: mu) */
-    size_t cap, half;          /* immutable after start; half >= 1 */
-    size_t head;               /* mu: slot of the oldest event */
-    size_t count;              /* mu: events in the ring */
-    size_t waiters;            /* mu: pushers blocked on room */
-    int writer_sleeping;       /* mu: writer is in its timed wait (a signal is useful) */
-    int stopping;              /* mu: tg_recorder_stop began; new pushes are refused */
-    int closed;                /* mu: the writer took its last batch */
-    uint64_t pushed;           /* mu */
-    uint64_t queue_full;       /* mu */
-    int64_t last_full_warn_us; /* mu: monotonic */
+    pthread_cond_t wake;         /* the writer sleeps here: timer, half full, stop */
+    pthread_cond_t room;         /* pushers wait here while the ring is full */
+    tg_event_t *ring;            /* cap slots (the pointer is immutable; slots: mu) */
+    size_t cap, half;            /* immutable after start; half >= 1 */
+    size_t head;                 /* mu: slot of the oldest event */
+    size_t count;                /* mu: events in the ring */
+    size_t waiters;              /* mu: pushers blocked on room */
+    int writer_sleeping;         /* mu: writer is in its timed wait (a signal is useful) */
+    int stopping;                /* mu: tg_recorder_stop began; new pushes are refused */
+    int closed;                  /* mu: the writer took its last batch */
+    uint64_t pushed;             /* mu */
+    uint64_t queue_full;         /* mu */
+    int64_t last_full_warn_us;   /* mu: monotonic */
+    int64_t last_bodies_warn_us; /* mu: monotonic */
+    int64_t bodies_max;          /* immutable after start: BODIES_QUEUED_MAX or opts' */
+    _Atomic int64_t body_bytes;  /* plain bytes of the bodies held (BODIES_QUEUED_MAX): added
+                                    by pushers under mu, taken off by the writer as it frees */
 
     /* ---- written by the writer (dropped: also pushers), read by stats ---- */
     _Atomic uint64_t committed;
@@ -126,6 +136,7 @@ struct tg_recorder {
     atomic_int reopen_log; /* set by anyone, cleared by the writer */
     _Atomic uint64_t aggregated;
     _Atomic uint64_t aggregates;
+    _Atomic uint64_t bodies_dropped; /* audit.bodies: encrypt: bodies not kept (spooled, seal) */
     /* The batch-time histogram and the spool's size: written by the writer alone (a relaxed
      * load and store, no lock, no read-modify-write), read by stats. */
     _Atomic uint64_t batch_buckets[TG_RECORDER_BATCH_BUCKETS + 1];
@@ -206,6 +217,7 @@ void tg_recorder_push(tg_recorder_t *r, const tg_event_t *ev)
             push_one(r, &agg);
         }
         if (v == TG_FLOOD_COUNTED) {
+            tg_bodies_free(ev->bodies); /* (an unauthenticated refusal has none: defensive) */
             atomic_fetch_add_explicit(&r->aggregated, 1, memory_order_relaxed);
             return;
         }
@@ -220,6 +232,7 @@ static void push_one(tg_recorder_t *r, const tg_event_t *ev)
     pthread_mutex_lock(&r->mu);
     if (r->stopping) {
         pthread_mutex_unlock(&r->mu);
+        tg_bodies_free(ev->bodies); /* the event's, handed over with it */
         if (atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed) == 0)
             TG_ERROR("recorder: event %lld pushed after stop began: not recorded (and any "
                      "later ones; see the dropped count)",
@@ -246,6 +259,23 @@ static void push_one(tg_recorder_t *r, const tg_event_t *ev)
     size_t i = r->head + r->count;
     if (i >= r->cap) i -= r->cap;
     memcpy(&r->ring[i], ev, sizeof *ev);
+    int bodies_over = 0;
+    if (ev->bodies) {
+        int64_t n = (int64_t)ev->bodies->plain_len;
+        if (atomic_load_explicit(&r->body_bytes, memory_order_relaxed) + n > r->bodies_max) {
+            tg_bodies_free(ev->bodies);
+            r->ring[i].bodies = NULL;
+            r->ring[i].bodies_state = TG_BODIES_DROPPED;
+            atomic_fetch_add_explicit(&r->bodies_dropped, 1, memory_order_relaxed);
+            int64_t now = tg_mono_us();
+            if (now - r->last_bodies_warn_us >= 1000000) {
+                r->last_bodies_warn_us = now;
+                bodies_over = 1;
+            }
+        } else {
+            atomic_fetch_add_explicit(&r->body_bytes, n, memory_order_relaxed);
+        }
+    }
     r->count++;
     r->pushed++;
     if (r->writer_sleeping && (r->count >= r->half || r->stopping)) {
@@ -253,6 +283,11 @@ static void push_one(tg_recorder_t *r, const tg_event_t *ev)
         pthread_cond_signal(&r->wake);
     }
     pthread_mutex_unlock(&r->mu);
+    if (bodies_over)
+        TG_WARN("recorder: %lld MB of call bodies wait for the writer: this call's bodies are "
+                "not kept (its record says bodies: dropped; see "
+                "tollgate_audit_bodies_dropped_total)",
+                (long long)(r->bodies_max >> 20));
     if (warn)
         TG_WARN("recorder: event queue full (%zu events): requests wait for the writer "
                 "(%llu times so far); the store is too slow or the queue too small",
@@ -272,6 +307,7 @@ void tg_recorder_stats(tg_recorder_t *r, tg_recorder_stats_t *out)
     out->spooling = atomic_load_explicit(&r->spooling, memory_order_relaxed);
     out->aggregated = atomic_load_explicit(&r->aggregated, memory_order_relaxed);
     out->aggregates = atomic_load_explicit(&r->aggregates, memory_order_relaxed);
+    out->bodies_dropped = atomic_load_explicit(&r->bodies_dropped, memory_order_relaxed);
     for (int i = 0; i <= TG_RECORDER_BATCH_BUCKETS; i++)
         out->batch_buckets[i] = atomic_load_explicit(&r->batch_buckets[i], memory_order_relaxed);
     out->batch_sum_us = atomic_load_explicit(&r->batch_sum_us, memory_order_relaxed);
@@ -377,9 +413,87 @@ static int read_all(int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
-static int spool_append(tg_recorder_t *r, const tg_event_t *evs, size_t n)
+/* ---- audit.bodies: encrypt: the writer owns each event's bodies (types/bodies.h) ---- */
+
+/* Events read back from the spool: a pointer there means nothing (spool_append wrote none;
+ * never freed, whatever a file holds). */
+static void forget_bodies(tg_event_t *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        evs[i].bodies = NULL;
+}
+
+/* Frees one event's bodies, taken off the bytes held. */
+static void release(tg_recorder_t *r, tg_bodies_t *b)
+{
+    if (!b) return;
+    atomic_fetch_sub_explicit(&r->body_bytes, (int64_t)b->plain_len, memory_order_relaxed);
+    tg_bodies_free(b);
+}
+
+/* Frees the bodies of evs[0..n) (stored, or given up) and clears the pointers. */
+static void free_bodies(tg_recorder_t *r, tg_event_t *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (evs[i].bodies) {
+            release(r, evs[i].bodies);
+            evs[i].bodies = NULL;
+        }
+}
+
+/* Before the store sees the batch: each call's bodies sealed by the KEK, bound to its
+ * event (the store writes the blob beside the call record), the plain bytes wiped. Once per
+ * event: a held batch is retried with its blobs. Here, on the writer thread, so the
+ * workers never wait for AES. */
+static void seal_bodies(tg_recorder_t *r)
+{
+    for (size_t i = 0; i < r->nbatch; i++) {
+        tg_event_t *ev = &r->batch[i];
+        tg_bodies_t *b = ev->bodies;
+        if (!b || b->sealed) continue;
+        unsigned char aad[TG_BODIES_AAD_MAX];
+        size_t alen = tg_bodies_aad(ev->id, ev->tenant, aad);
+        tg_err_t err = {{0}};
+        if (r->sealed && tg_crypt_seal(&r->kek, b->plain, b->plain_len, aad, alen, &b->sealed,
+                                       &b->sealed_len, &err) == 0) {
+            tg_crypt_free(b->plain, b->plain_len);
+            b->plain = NULL;
+            ev->bodies_state = TG_BODIES_SEALED;
+            continue;
+        }
+        TG_ERROR("recorder: the bodies of event %lld are not kept: %s", (long long)ev->id,
+                 r->sealed ? err.msg : "no KEK");
+        atomic_fetch_add_explicit(&r->bodies_dropped, 1, memory_order_relaxed);
+        ev->bodies_state = TG_BODIES_DROPPED;
+        release(r, b);
+        ev->bodies = NULL;
+    }
+}
+
+/* A batch going to the spool (the store down) leaves its bodies behind: the spool holds
+ * events only (docs/audit.md, "Bodies"); each call record will say dropped_spooled. The
+ * event itself is never held back for them. */
+static void spool_drop_bodies(tg_recorder_t *r, tg_event_t *evs, size_t n)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i].bodies) {
+            release(r, evs[i].bodies);
+            evs[i].bodies = NULL;
+            evs[i].bodies_state = TG_BODIES_DROPPED_SPOOLED;
+            k++;
+        }
+    if (!k) return;
+    atomic_fetch_add_explicit(&r->bodies_dropped, k, memory_order_relaxed);
+    TG_WARN("recorder: the store is down: %llu calls' bodies not kept (their events go to the "
+            "spool; each record says bodies: dropped_spooled)",
+            (unsigned long long)k);
+}
+
+static int spool_append(tg_recorder_t *r, tg_event_t *evs, size_t n)
 {
     if (r->spool_fd < 0) return -1;
+    spool_drop_bodies(r, evs, n);
     unsigned char *frame = NULL;
     size_t flen = (size_t)n * sizeof *evs;
     if (r->sealed) {
@@ -436,6 +550,7 @@ static int replay_frame(tg_recorder_t *r)
         r->retry_at_us = tg_mono_us() + RETRY_US;
         return -1;
     }
+    forget_bodies((tg_event_t *)pt, pn / sizeof(tg_event_t));
     int rc = store_append(r, (const tg_event_t *)pt, pn / sizeof(tg_event_t));
     tg_crypt_free(pt, pn);
     if (rc != 0) return -1;
@@ -461,6 +576,7 @@ static int spool_replay(tg_recorder_t *r, size_t max_chunks)
             r->retry_at_us = tg_mono_us() + RETRY_US;
             return -1;
         }
+        forget_bodies(r->rbuf, n);
         if (store_append(r, r->rbuf, n) != 0) return -1;
         r->spool_done += (off_t)n * RS;
     }
@@ -487,6 +603,7 @@ static int flush_batch(tg_recorder_t *r)
         tg_accesslog_flush(r->alog);
     }
     r->batch_logged = 1;
+    seal_bodies(r);
     int64_t now = tg_mono_us();
     int may_try_store = now >= r->retry_at_us;
     /* Order: what is in the spool reaches the store before this batch. */
@@ -495,6 +612,7 @@ static int flush_batch(tg_recorder_t *r)
     if (spool_append(r, r->batch, r->nbatch) == 0) goto done;
     return -1;
 done:
+    free_bodies(r, r->batch, r->nbatch);
     r->nbatch = 0;
     r->batch_logged = 0;
     return 0;
@@ -638,6 +756,7 @@ static void *writer_main(void *arg)
                          "%zu events lost",
                          r->nbatch);
                 atomic_fetch_add_explicit(&r->dropped, r->nbatch, memory_order_relaxed);
+                free_bodies(r, r->batch, r->nbatch);
                 r->nbatch = 0;
                 r->batch_logged = 0;
             }
@@ -907,6 +1026,10 @@ static int spool_open(tg_recorder_t *r, tg_err_t *err)
 
 static void destroy(tg_recorder_t *r)
 {
+    /* Events never taken (a failed start): their bodies; a stopped writer left none. */
+    if (r->ring)
+        for (size_t k = 0; k < r->count; k++)
+            free_bodies(r, &r->ring[(r->head + k) % r->cap], 1);
     tg_accesslog_close(r->alog);
     if (r->own_store) tg_store_close(r->store);
     if (r->spool_fd >= 0) close(r->spool_fd); /* releases the flock */
@@ -964,6 +1087,7 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->batch = malloc(BATCH_MAX * sizeof *r->batch);
     r->rbuf = malloc(BATCH_MAX * sizeof *r->rbuf);
     r->spool_hdr = HDR;
+    r->bodies_max = opts->bodies_max ? (int64_t)opts->bodies_max : BODIES_QUEUED_MAX;
     if (opts->kek) {
         r->sealed = 1;
         r->kek = *opts->kek;

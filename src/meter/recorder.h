@@ -38,6 +38,9 @@ typedef struct tg_recorder_opts {
                                       refusal is an event */
     const tg_kek_t *kek;           /* encryption configured: the spool is sealed by it (copied
                                       at start); NULL: written in plain */
+    size_t bodies_max;             /* audit.bodies: encrypt: plain bytes of call bodies held for
+                                      the writer at most (past it a call's are dropped, counted);
+                                      0 = 256 MB */
 } tg_recorder_opts_t;
 
 /* The upper bounds of the writer's batch-time histogram, in microseconds: 0.5 ms .. 5 s
@@ -47,17 +50,19 @@ typedef struct tg_recorder_opts {
 extern const int64_t tg_recorder_batch_bucket_us[TG_RECORDER_BATCH_BUCKETS];
 
 typedef struct tg_recorder_stats {
-    uint64_t pushed;     /* events accepted into the queue */
-    uint64_t committed;  /* events committed to the store (replays included) */
-    uint64_t spooled;    /* events written to the spool file, total */
-    uint64_t queue_full; /* pushes that found the ring full */
-    size_t queued;       /* in the ring now */
-    uint64_t dropped;    /* events not recorded: pushed after tg_recorder_stop began
-                            (a caller bug), or neither store nor spool took them
-                            at stop; each is also logged as an error */
-    int spooling;        /* 1 while the spool holds events not yet in the store */
-    uint64_t aggregated; /* refusals counted into aggregates instead of pushed */
-    uint64_t aggregates; /* aggregate events made of them (pushed or batched) */
+    uint64_t pushed;         /* events accepted into the queue */
+    uint64_t committed;      /* events committed to the store (replays included) */
+    uint64_t spooled;        /* events written to the spool file, total */
+    uint64_t queue_full;     /* pushes that found the ring full */
+    size_t queued;           /* in the ring now */
+    uint64_t dropped;        /* events not recorded: pushed after tg_recorder_stop began
+                                (a caller bug), or neither store nor spool took them
+                                at stop; each is also logged as an error */
+    int spooling;            /* 1 while the spool holds events not yet in the store */
+    uint64_t aggregated;     /* refusals counted into aggregates instead of pushed */
+    uint64_t aggregates;     /* aggregate events made of them (pushed or batched) */
+    uint64_t bodies_dropped; /* audit.bodies: encrypt: calls whose bodies were not kept (their
+                                event spooled, or sealing failed); each logged */
     /* The writer's time per batch (each attempt to write one: its access-log lines, then
      * the store transaction or the spool write), by bucket of tg_recorder_batch_bucket_us
      * (counts per bucket, not cumulative; +Inf last), and their sum. */

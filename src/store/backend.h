@@ -202,6 +202,12 @@ struct tg_store_audit_ops {
     int (*find)(tg_store_t *s, const char *hash, int64_t *id, tg_err_t *err);
     int (*erase)(tg_store_t *s, const char *tenant, int64_t *changed, tg_err_t *err);
     int (*purge)(tg_store_t *s, const char *before_day, int64_t *deleted, tg_err_t *err);
+    /* audit_bodies (audit.bodies: encrypt); written by the event append (its audit calls). */
+    int (*body_get)(tg_store_t *s, int64_t record_id, tg_audit_body_t *out, tg_err_t *err);
+    int (*bodies_each)(tg_store_t *s, int (*cb)(int64_t, const unsigned char *, size_t, void *),
+                       void *ud, tg_err_t *err);
+    int (*body_reseal)(tg_store_t *s, int64_t record_id, const unsigned char *from,
+                       const unsigned char *to, size_t n, tg_err_t *err);
 };
 
 /* admin_tokens (issue 14): add and revoke bump meta.auth_version, touch does not. */

@@ -90,6 +90,8 @@ const tg_migration_t tg_store_migrations[] = {
     {16, "audit: no index but the id (replays told by the event insert, days by id)",
      BOTH(m16_audit_lean)},
     {17, "outbox.sealed: notices sealed by the KEK", BOTH(m17_outbox_sealed)},
+    {18, "audit_bodies: call bodies sealed by the KEK (audit.bodies: encrypt)",
+     BOTH(m18_audit_bodies)},
 
 };
 

@@ -902,4 +902,18 @@ static const char DIALECT(m16_audit_lean)[] =
  */
 static const char DIALECT(m17_outbox_sealed)[] =
     "ALTER TABLE outbox ADD COLUMN sealed TEXT; -- base64 of the sealed notice; NULL = plain\n";
+
+/* audit.bodies: encrypt (issue 14, docs/audit.md "Bodies"): a call's request and answer
+ * bodies, one sealed blob (crypt/crypt.h; its plain form in types/bodies.h) per call record,
+ * bound to the record's event id and tenant (a blob moved to another record does not open).
+ * Written by the writer in the transaction of the record; deleted by `tenant erase` (the
+ * record and its hashes stay: the chain still verifies) and with the records retention
+ * purges. tenant is indexed for erase (rare) only. */
+static const char DIALECT(m18_audit_bodies)[] =
+    "CREATE TABLE audit_bodies (\n"
+    "  record_id " SQL_INT " PRIMARY KEY, -- audit.id of the call record\n"
+    "  tenant    TEXT NOT NULL,          -- the record's tenant: what erase selects\n"
+    "  sealed    " SQL_BLOB " NOT NULL   -- the bodies, sealed by the KEK\n"
+    ");\n"
+    "CREATE INDEX audit_bodies_tenant ON audit_bodies (tenant);\n";
 // clang-format on

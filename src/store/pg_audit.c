@@ -43,6 +43,25 @@ static const pg_sql_t sql_day_from = {
     .slot = PS_AUDIT_DAY_FROM, .sql = "SELECT day FROM audit WHERE id >= $1 ORDER BY id LIMIT 1"};
 static const pg_sql_t sql_find = {.slot = PS_AUDIT_FIND,
                                   .sql = "SELECT id FROM audit WHERE hash = $1 LIMIT 1"};
+/* audit.bodies: encrypt (types/bodies.h): a call record's sealed bodies; read as hex. */
+static const pg_sql_t sql_body_put = {
+    .slot = PS_AUDIT_BODY_PUT,
+    .sql = "INSERT INTO audit_bodies (record_id, tenant, sealed) VALUES ($1, $2, $3)"};
+static const pg_sql_t sql_body_get = {
+    .slot = PS_AUDIT_BODY_GET,
+    .sql = "SELECT encode(b.sealed, 'hex'), a.event_id, a.tenant FROM audit_bodies b JOIN audit a "
+           "ON a.id = b.record_id WHERE b.record_id = $1"};
+static const pg_sql_t sql_body_each = {
+    .slot = PS_AUDIT_BODY_EACH,
+    .sql = "SELECT record_id, encode(sealed, 'hex') FROM audit_bodies ORDER BY record_id"};
+static const pg_sql_t sql_body_reseal = {
+    .slot = PS_AUDIT_BODY_RESEAL,
+    .sql = "UPDATE audit_bodies SET sealed = $3 WHERE record_id = $1 AND sealed = $2"};
+static const pg_sql_t sql_body_erase = {.slot = PS_AUDIT_BODY_ERASE,
+                                        .sql = "DELETE FROM audit_bodies WHERE tenant = $1"};
+static const pg_sql_t sql_body_purge = {.slot = PS_AUDIT_BODY_PURGE,
+                                        .sql = "DELETE FROM audit_bodies WHERE record_id < $1"};
+
 static const pg_sql_t sql_erase_sel = {
     .slot = PS_AUDIT_ERASE_SEL,
     .sql = "SELECT id, before_json, after_json, client_ip, path FROM audit WHERE tenant = $1 "
@@ -156,6 +175,7 @@ static int pg_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_
 
 typedef struct chunk {
     tg_audit_rec_t rec[CHUNK];
+    const tg_event_t *ev[CHUNK]; /* each record's event (its sealed bodies) */
     char buf[CHUNK][TG_AUDIT_DATA_MAX];
 } chunk_t;
 
@@ -198,8 +218,18 @@ static int chunk_put(pg_store_t *s, chunk_t *c, size_t n, tg_audit_head_t *h, tg
     for (size_t i = 0; i < n; i++)
         if (tg_audit_link(h, &c->rec[i]) != 0)
             return tg_err_set(err, "audit append: out of memory");
-    return pg_copy_rows(s, "COPY audit (" REC_COLS ") FROM STDIN (FORMAT binary)", n, copy_line, c,
-                        NULL, "audit append", err);
+    int ret = pg_copy_rows(s, "COPY audit (" REC_COLS ") FROM STDIN (FORMAT binary)", n, copy_line,
+                           c, NULL, "audit append", err);
+    for (size_t i = 0; ret == 0 && i < n; i++) {
+        if (!tg_audit_body_of(c->ev[i], c->rec[i].event_id)) continue;
+        const tg_bodies_t *b = c->ev[i]->bodies;
+        pg_params_t p = {0};
+        pg_p_int64(&p, c->rec[i].id);
+        pg_p_text(&p, c->rec[i].tenant);
+        pg_p_bytea(&p, b->sealed, b->sealed_len);
+        ret = pg_exec(s, &sql_body_put, &p, NULL, "audit bodies", err);
+    }
+    return ret;
 }
 
 int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, const int64_t *stored, tg_err_t *err)
@@ -219,7 +249,10 @@ int pg_audit_calls(pg_store_t *s, const ev_run_t *evs, const int64_t *stored, tg
             int a = tg_audit_from_event(ev, &c->rec[n], c->buf[n], sizeof c->buf[n]);
             if (a < 0) ret = tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
             /* another id than its own when another event held that */
-            if (a > 0) c->rec[n++].event_id = stored[i];
+            if (a > 0) {
+                c->ev[n] = ev;
+                c->rec[n++].event_id = stored[i];
+            }
         }
     flush:
         if (ret == 0 && c && n > 0 && (n == CHUNK || i == evs->n)) {
@@ -354,8 +387,8 @@ static int erase_txn(pg_store_t *s, const char *tenant, int64_t *changed, tg_err
         *changed += ret == 0;
     }
     PQclear(r);
-    const pg_sql_t *more[] = {&sql_erase_events, &sql_erase_keys};
-    for (int i = 0; ret == 0 && i < 2; i++) {
+    const pg_sql_t *more[] = {&sql_erase_events, &sql_erase_keys, &sql_body_erase};
+    for (int i = 0; ret == 0 && i < 3; i++) {
         PGresult *m;
         if ((ret = pg_exec(s, more[i], &p, &m, "tenant erase", err)) != 0) break;
         *changed += pg_changes(m);
@@ -395,6 +428,88 @@ static int pg_audit_purge(tg_store_t *base, const char *before_day, int64_t *del
     if (ret != 0) return ret;
     *deleted = pg_changes(r);
     PQclear(r);
+    /* Their bodies (and any left by a purge stopped between the two). */
+    if ((ret = pg_exec(s, &sql_body_purge, &p, &r, "audit purge", err)) != 0) return ret;
+    *deleted += pg_changes(r);
+    PQclear(r);
+    return 0;
+}
+
+/* Hex (encode(x, 'hex')) into a malloc'd buffer. */
+static unsigned char *unhex(const char *h, size_t *n)
+{
+    size_t len = strlen(h) / 2;
+    unsigned char *out = malloc(len ? len : 1);
+    if (!out) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char ch = h[2 * i + k];
+            v = v << 4 | (unsigned)(ch <= '9' ? ch - '0' : (ch | 32) - 'a' + 10);
+        }
+        out[i] = (unsigned char)v;
+    }
+    *n = len;
+    return out;
+}
+
+static int pg_audit_body_get(tg_store_t *base, int64_t record_id, tg_audit_body_t *out,
+                             tg_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    pg_params_t p = {0};
+    pg_p_int64(&p, record_id);
+    PGresult *r;
+    int ret = pg_exec((pg_store_t *)base, &sql_body_get, &p, &r, "audit bodies", err);
+    if (ret != 0) return ret;
+    if (PQntuples(r) == 0) {
+        ret = TG_STORE_NOTFOUND;
+    } else {
+        out->record_id = record_id;
+        out->event_id = pg_get_int64(r, 0, 1);
+        snprintf(out->tenant, sizeof out->tenant, "%s", PQgetvalue(r, 0, 2));
+        if (!(out->sealed = unhex(PQgetvalue(r, 0, 0), &out->len)))
+            ret = tg_err_set(err, "audit bodies: out of memory");
+    }
+    PQclear(r);
+    return ret;
+}
+
+static int pg_audit_bodies_each(tg_store_t *base,
+                                int (*cb)(int64_t, const unsigned char *, size_t, void *), void *ud,
+                                tg_err_t *err)
+{
+    PGresult *r;
+    int ret = pg_exec((pg_store_t *)base, &sql_body_each, NULL, &r, "audit bodies", err);
+    if (ret != 0) return ret;
+    for (int i = 0; ret == 0 && i < PQntuples(r); i++) {
+        size_t n = 0;
+        unsigned char *b = unhex(PQgetvalue(r, i, 1), &n);
+        ret = b ? cb(pg_get_int64(r, i, 0), b, n, ud)
+                : tg_err_set(err, "audit bodies: out of memory");
+        free(b);
+    }
+    PQclear(r);
+    return ret;
+}
+
+static int pg_audit_body_reseal(tg_store_t *base, int64_t record_id, const unsigned char *from,
+                                const unsigned char *to, size_t n, tg_err_t *err)
+{
+    pg_params_t p = {0};
+    pg_p_int64(&p, record_id);
+    pg_p_bytea(&p, from, n);
+    pg_p_bytea(&p, to, n);
+    PGresult *r;
+    int ret = pg_exec((pg_store_t *)base, &sql_body_reseal, &p, &r, "audit bodies reseal", err);
+    if (ret != 0) return ret;
+    int64_t changed = pg_changes(r);
+    PQclear(r);
+    if (changed == 0) {
+        tg_err_set(err, "audit record %lld: its bodies changed meanwhile or are gone",
+                   (long long)record_id);
+        return TG_STORE_NOTFOUND;
+    }
     return 0;
 }
 
@@ -405,4 +520,7 @@ const struct tg_store_audit_ops pg_audit_ops = {
     .find = pg_audit_find,
     .erase = pg_audit_erase,
     .purge = pg_audit_purge,
+    .body_get = pg_audit_body_get,
+    .bodies_each = pg_audit_bodies_each,
+    .body_reseal = pg_audit_body_reseal,
 };

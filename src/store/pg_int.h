@@ -129,6 +129,12 @@ enum {
     PS_AUDIT_PURGE,
     PS_AUDIT_IDS,
     PS_AUDIT_DAY_FROM,
+    PS_AUDIT_BODY_PUT,
+    PS_AUDIT_BODY_GET,
+    PS_AUDIT_BODY_EACH,
+    PS_AUDIT_BODY_RESEAL,
+    PS_AUDIT_BODY_ERASE,
+    PS_AUDIT_BODY_PURGE,
     /* pg_sql.c */
     PS_EV_DELETE_IDS,
     /* pg_events.c */

@@ -56,6 +56,25 @@ static const sq_sql_t sql_erase_keys = {
 static const sq_sql_t sql_purge = {.slot = ST_AUDIT_PURGE,
                                    .sql = "DELETE FROM audit WHERE id < ?1"};
 
+/* audit.bodies: encrypt (types/bodies.h): a call record's sealed bodies. */
+static const sq_sql_t sql_body_put = {
+    .slot = ST_AUDIT_BODY_PUT,
+    .sql = "INSERT INTO audit_bodies (record_id, tenant, sealed) VALUES (?1, ?2, ?3)"};
+static const sq_sql_t sql_body_get = {
+    .slot = ST_AUDIT_BODY_GET,
+    .sql = "SELECT b.sealed, a.event_id, a.tenant FROM audit_bodies b JOIN audit a ON a.id = "
+           "b.record_id WHERE b.record_id = ?1"};
+static const sq_sql_t sql_body_each = {
+    .slot = ST_AUDIT_BODY_EACH,
+    .sql = "SELECT record_id, sealed FROM audit_bodies ORDER BY record_id"};
+static const sq_sql_t sql_body_reseal = {
+    .slot = ST_AUDIT_BODY_RESEAL,
+    .sql = "UPDATE audit_bodies SET sealed = ?3 WHERE record_id = ?1 AND sealed = ?2"};
+static const sq_sql_t sql_body_erase = {.slot = ST_AUDIT_BODY_ERASE,
+                                        .sql = "DELETE FROM audit_bodies WHERE tenant = ?1"};
+static const sq_sql_t sql_body_purge = {.slot = ST_AUDIT_BODY_PURGE,
+                                        .sql = "DELETE FROM audit_bodies WHERE record_id < ?1"};
+
 static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
 {
     const char *t = (const char *)sqlite3_column_text(st, i);
@@ -152,6 +171,18 @@ static int sq_audit_append(tg_store_t *base, tg_audit_rec_t *recs, size_t n, tg_
     return sq_commit(s, "audit append", err);
 }
 
+/* The call record rec's sealed bodies, in its transaction. */
+static int body_put(sq_store_t *s, const tg_audit_rec_t *rec, const tg_event_t *ev, tg_err_t *err)
+{
+    sqlite3_stmt *st = sq_stmt(s, &sql_body_put, err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, rec->id);
+    sqlite3_bind_text(st, 2, rec->tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, ev->bodies->sealed, (int)ev->bodies->sealed_len, SQLITE_STATIC);
+    int rc = sq_run(st);
+    return rc == SQLITE_OK ? 0 : sq_fail(s, rc, "audit bodies", err);
+}
+
 int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, const int64_t *stored, tg_err_t *err)
 {
     tg_audit_head_t h;
@@ -169,6 +200,7 @@ int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, const int64_t *stored, tg
         if (!st && (!(st = sq_stmt(s, &sql_insert, err)) || (ret = head_read(s, &h, err)) != 0))
             return st ? ret : -1;
         ret = put(s, st, &h, &rec, err);
+        if (ret == 0 && tg_audit_body_of(ev, stored[i])) ret = body_put(s, &rec, ev, err);
     }
     if (ret == 0 && st) ret = head_write(s, &h, err);
     return ret;
@@ -288,7 +320,8 @@ static int erase_txn(sq_store_t *s, const char *tenant, int64_t *changed, tg_err
     sqlite3_stmt *set = sel ? sq_stmt(s, &sql_erase_set, err) : NULL;
     sqlite3_stmt *evs = set ? sq_stmt(s, &sql_erase_events, err) : NULL;
     sqlite3_stmt *keys = evs ? sq_stmt(s, &sql_erase_keys, err) : NULL;
-    if (!keys) return -1;
+    sqlite3_stmt *bodies = keys ? sq_stmt(s, &sql_body_erase, err) : NULL;
+    if (!bodies) return -1;
     int rc;
     sqlite3_bind_text(sel, 1, tenant, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
@@ -301,8 +334,8 @@ static int erase_txn(sq_store_t *s, const char *tenant, int64_t *changed, tg_err
     }
     sqlite3_reset(sel);
     if (rc != SQLITE_DONE && rc != SQLITE_OK) return sq_fail(s, rc, "tenant erase", err);
-    sqlite3_stmt *more[] = {evs, keys};
-    for (int i = 0; i < 2; i++) {
+    sqlite3_stmt *more[] = {evs, keys, bodies};
+    for (int i = 0; i < 3; i++) {
         sqlite3_bind_text(more[i], 1, tenant, -1, SQLITE_STATIC);
         if ((rc = sq_run(more[i])) != SQLITE_OK) return sq_fail(s, rc, "tenant erase", err);
         *changed += sqlite3_changes(s->db);
@@ -347,6 +380,75 @@ static int sq_audit_purge(tg_store_t *base, const char *before_day, int64_t *del
     int rc = sq_run(st);
     if (rc != SQLITE_OK) return sq_fail(s, rc, "audit purge", err);
     *deleted = sqlite3_changes(s->db);
+    /* Their bodies (and any left by a purge stopped between the two). */
+    if (!(st = sq_stmt(s, &sql_body_purge, err))) return -1;
+    sqlite3_bind_int64(st, 1, lo);
+    if ((rc = sq_run(st)) != SQLITE_OK) return sq_fail(s, rc, "audit purge", err);
+    *deleted += sqlite3_changes(s->db);
+    return 0;
+}
+
+static int sq_audit_body_get(tg_store_t *base, int64_t record_id, tg_audit_body_t *out,
+                             tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_body_get, err);
+    if (!st) return -1;
+    memset(out, 0, sizeof *out);
+    sqlite3_bind_int64(st, 1, record_id);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        const void *p = sqlite3_column_blob(st, 0);
+        out->record_id = record_id;
+        out->event_id = sqlite3_column_int64(st, 1);
+        col_copy(st, 2, out->tenant, sizeof out->tenant);
+        if (!(out->sealed = malloc(n ? n : 1)))
+            ret = tg_err_set(err, "audit bodies: out of memory");
+        else if (n)
+            memcpy(out->sealed, p, n);
+        out->len = n;
+    } else if (rc == SQLITE_DONE) {
+        ret = TG_STORE_NOTFOUND;
+    } else {
+        ret = sq_fail(s, rc, "audit bodies", err);
+    }
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_audit_bodies_each(tg_store_t *base,
+                                int (*cb)(int64_t, const unsigned char *, size_t, void *), void *ud,
+                                tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_body_each, err);
+    if (!st) return -1;
+    int rc = SQLITE_DONE, ret = 0;
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ret = cb(sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+                 (size_t)sqlite3_column_bytes(st, 1), ud);
+    if (ret == 0 && rc != SQLITE_DONE) ret = sq_fail(s, rc, "audit bodies", err);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_audit_body_reseal(tg_store_t *base, int64_t record_id, const unsigned char *from,
+                                const unsigned char *to, size_t n, tg_err_t *err)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = sq_stmt(s, &sql_body_reseal, err);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, record_id);
+    sqlite3_bind_blob(st, 2, from, (int)n, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, to, (int)n, SQLITE_STATIC);
+    int rc = sq_run(st);
+    if (rc != SQLITE_OK) return sq_fail(s, rc, "audit bodies reseal", err);
+    if (sqlite3_changes(s->db) == 0) {
+        tg_err_set(err, "audit record %lld: its bodies changed meanwhile or are gone",
+                   (long long)record_id);
+        return TG_STORE_NOTFOUND;
+    }
     return 0;
 }
 
@@ -357,4 +459,7 @@ const struct tg_store_audit_ops sq_audit_ops = {
     .find = sq_audit_find,
     .erase = sq_audit_erase,
     .purge = sq_audit_purge,
+    .body_get = sq_audit_body_get,
+    .bodies_each = sq_audit_bodies_each,
+    .body_reseal = sq_audit_body_reseal,
 };

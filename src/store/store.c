@@ -637,6 +637,25 @@ int tg_store_audit_purge(tg_store_t *s, const char *before_day, int64_t *deleted
     return s->audit->purge(s, before_day, deleted, err);
 }
 
+int tg_store_audit_body_get(tg_store_t *s, int64_t record_id, tg_audit_body_t *out, tg_err_t *err)
+{
+    return s->audit->body_get(s, record_id, out, err);
+}
+
+int tg_store_audit_bodies_each(tg_store_t *s,
+                               int (*cb)(int64_t record_id, const unsigned char *sealed, size_t n,
+                                         void *ud),
+                               void *ud, tg_err_t *err)
+{
+    return s->audit->bodies_each(s, cb, ud, err);
+}
+
+int tg_store_audit_body_reseal(tg_store_t *s, int64_t record_id, const unsigned char *from,
+                               const unsigned char *to, size_t n, tg_err_t *err)
+{
+    return s->audit->body_reseal(s, record_id, from, to, n, err);
+}
+
 const tg_store_table_t tg_store_tables[] = {
     {"tenants", "id"},
     {"api_keys", "id"},
@@ -664,6 +683,7 @@ const tg_store_table_t tg_store_tables[] = {
     {"invoice_meters", "tenant_id, month, meter, match"},
     {"audit", "id"},
     {"audit_head", "id"},
+    {"audit_bodies", "record_id"},
     {"admin_tokens", "id"},
     {NULL, NULL},
 };

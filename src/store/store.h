@@ -478,4 +478,27 @@ int tg_store_audit_erase(tg_store_t *s, const char *tenant, int64_t *changed, tg
  * prev_hash anchors the chain from there). */
 int tg_store_audit_purge(tg_store_t *s, const char *before_day, int64_t *deleted, tg_err_t *err);
 
+/* audit.bodies: encrypt (docs/audit.md, "Bodies"): the sealed bodies of call records
+ * (audit_bodies), written by tg_store_append with each call record whose event carries them
+ * sealed (tg_audit_body_of), deleted by tg_store_audit_erase (the tenant's) and
+ * tg_store_audit_purge (with their records). */
+typedef struct tg_audit_body {
+    int64_t record_id;
+    int64_t event_id; /* the record's: with tenant, the blob's AAD (tg_bodies_aad) */
+    char tenant[64];
+    unsigned char *sealed; /* malloc'd: the caller frees it */
+    size_t len;
+} tg_audit_body_t;
+/* TG_STORE_NOTFOUND when the record has none (or no longer exists). */
+int tg_store_audit_body_get(tg_store_t *s, int64_t record_id, tg_audit_body_t *out, tg_err_t *err);
+/* Every sealed blob, by record id (for kek rotate). */
+int tg_store_audit_bodies_each(tg_store_t *s,
+                               int (*cb)(int64_t record_id, const unsigned char *sealed, size_t n,
+                                         void *ud),
+                               void *ud, tg_err_t *err);
+/* Replaces a blob by its re-wrapped form (same length) only while it is still from;
+ * TG_STORE_NOTFOUND otherwise. */
+int tg_store_audit_body_reseal(tg_store_t *s, int64_t record_id, const unsigned char *from,
+                               const unsigned char *to, size_t n, tg_err_t *err);
+
 #endif

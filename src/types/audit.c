@@ -383,6 +383,8 @@ static int gen_bodies(yajl_gen g, const tg_event_t *ev)
 static int call_data(yajl_gen g, const tg_event_t *ev)
 {
     int bad = yajl_gen_map_open(g) != yajl_gen_status_ok;
+    if (ev->bodies_state) /* "bodies" sorts before "body_..." */
+        bad |= gen_field(g, "bodies", tg_bodies_state_name(ev->bodies_state));
     if (ev->body_hashed) bad |= gen_bodies(g, ev);
     gen_int(g, "cost_micros", ev->cost_micros);
     bad |= gen_field(g, "decision", tg_outcome_name(ev->outcome));

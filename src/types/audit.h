@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "types/bodies.h"
 #include "types/event.h"
 
 #define TG_AUDIT_FORMAT     "tg-audit-1" /* first element of format 1's canonical form */
@@ -82,6 +83,15 @@ void tg_audit_erased(const char *v, char out[80]);
 static inline int tg_audit_is_call(const tg_event_t *ev)
 {
     return ev->model[0] || ev->tool[0] || ev->rpc_method[0];
+}
+
+/* 1 when the call record of ev, stored under event id stored_id, gets its sealed bodies
+ * (audit.bodies: encrypt): they are bound to the event's own id (types/bodies.h), so an event
+ * stored under another id (its own was taken) keeps none. */
+static inline int tg_audit_body_of(const tg_event_t *ev, int64_t stored_id)
+{
+    return ev->bodies_state == TG_BODIES_SEALED && ev->bodies && ev->bodies->sealed &&
+           stored_id == ev->id;
 }
 
 /* A call record's fields from a usage event whose model, tool or MCP method is set (the

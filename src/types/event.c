@@ -27,6 +27,17 @@ const char *tg_body_out_name(int v)
     return "unknown";
 }
 
+const char *tg_bodies_state_name(int v)
+{
+    switch (v) {
+    case TG_BODIES_NOT_KEPT: return "";
+    case TG_BODIES_SEALED: return "sealed";
+    case TG_BODIES_DROPPED_SPOOLED: return "dropped_spooled";
+    case TG_BODIES_DROPPED: return "dropped";
+    }
+    return "unknown";
+}
+
 #define EPOCH_2020_MS 1577836800000LL
 #define LOW_BITS      22
 /* The millisecond range an id can hold is 41 bits either side of 2020 (about 1950 to

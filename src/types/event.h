@@ -85,7 +85,24 @@ typedef struct tg_event {
     unsigned char body_sha_in[32], body_sha_out[32];
     uint8_t body_hashed;
     uint8_t body_out;
+    /* audit.bodies: encrypt: what became of the bodies (tg_bodies_state_t, the call record's
+     * data.bodies) and, on their way to the store, the bodies themselves: owned by whoever
+     * holds the event from the push on (the recorder), freed once (types/bodies.h). Never
+     * written to the spool: spooled events drop theirs (TG_BODIES_DROPPED_SPOOLED). */
+    uint8_t bodies_state;
+    struct tg_bodies *bodies;
 } tg_event_t;
+
+typedef enum {
+    TG_BODIES_NOT_KEPT = 0,    /* bodies: none or hash (data has no "bodies") */
+    TG_BODIES_SEALED,          /* sealed and stored with the record */
+    TG_BODIES_DROPPED_SPOOLED, /* the event went to the spool (store down): not kept */
+    TG_BODIES_DROPPED,         /* out of memory, or sealing failed: not kept (logged) */
+    TG_BODIES_PENDING,         /* the worker's: kept, not sealed yet (the writer decides) */
+} tg_bodies_state_t;
+
+/* "" for TG_BODIES_NOT_KEPT, else "sealed", "dropped_spooled", "dropped". */
+const char *tg_bodies_state_name(int v);
 
 #define TG_BODY_IN  1
 #define TG_BODY_OUT 2

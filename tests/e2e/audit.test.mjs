@@ -285,7 +285,7 @@ describe('audit trail', () => {
     }
   });
 
-  test('audit config: periods, bodies: hash accepted, encrypt refused', async () => {
+  test('audit config: periods, bodies: hash accepted, encrypt refused without encryption:', async () => {
     const probe = async (extra) => {
       const g = await startGateway({}).catch((e) => e);
       await g.stop();
@@ -297,7 +297,7 @@ describe('audit trail', () => {
     assert.equal(hash.code, 0, hash.stderr); // (tests/e2e/bodies.test.mjs)
     const enc = await probe('audit:\n  bodies: encrypt\n');
     assert.equal(enc.code, 2);
-    assert.match(enc.stderr, /audit\.bodies: "encrypt" is not supported yet: bodies are never stored/);
+    assert.match(enc.stderr, /audit\.bodies: encrypt needs encryption\.kek_file or encryption\.kek_env/); // (bodies-encrypt.test.mjs)
     const bad = await probe('retention:\n  audit: 7 years\n');
     assert.match(bad.stderr, /retention\.audit: bad period "7 years"/);
     await waitFor(async () => true);

@@ -363,7 +363,8 @@ static void test_anchors(void **state)
 
 /* ---- bad configs: FILE:LINE: KEY: problem -------------------------------- */
 
-/* audit.bodies: none (the default) and hash parse; encrypt is refused, saying why. */
+/* audit.bodies: none (the default), hash and encrypt parse; encrypt without a KEK is refused
+ * naming both keys; audit.max_body defaults to 256 KiB. */
 static void test_audit_bodies(void **state)
 {
     (void)state;
@@ -372,10 +373,19 @@ static void test_audit_bodies(void **state)
     tg_config_unref(c);
     c = parse_ok("store: sqlite:x\naudit:\n  bodies: hash\n");
     assert_int_equal(c->audit_bodies, TG_BODIES_HASH);
+    assert_int_equal(c->audit_max_body, 256 * 1024);
     tg_config_unref(c);
     expect_err("store: sqlite:x\naudit:\n  bodies: encrypt\n",
-               "t.yaml:3: audit.bodies: \"encrypt\" is not supported yet: bodies are never "
-               "stored (use none, or hash for their SHA-256)");
+               "t.yaml:3: audit.bodies: encrypt needs encryption.kek_file or encryption.kek_env "
+               "(the bodies are sealed by the KEK)");
+    setenv("TG_TEST_BODIES_KEK", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+           1);
+    c = parse_ok("store: sqlite:x\nencryption: { kek_env: TG_TEST_BODIES_KEK }\n"
+                 "audit: { bodies: encrypt, max_body: 1k }\n");
+    assert_int_equal(c->audit_bodies, TG_BODIES_ENCRYPT);
+    assert_int_equal(c->audit_max_body, 1024);
+    tg_config_unref(c);
+    unsetenv("TG_TEST_BODIES_KEK");
     expect_err("store: sqlite:x\naudit:\n  bodies: HASH\n",
                "t.yaml:3: audit.bodies: unknown value \"HASH\" (expected none, hash or encrypt)");
 }

@@ -2397,6 +2397,19 @@ static void test_request_coded(void **state)
 
 /* One exchange with the answer hashed: the answer's bytes enc (encoded under hdr, NULL:
  * none) with status, in pieces of step bytes (0: whole); ended: tg_xchg_response_end came. */
+static size_t keep_max; /* nonzero: audit.bodies: encrypt, the answer kept up to it */
+
+/* The chat answer and request of the hash and keep tests. */
+#define HASHED_BODY                                                                                \
+    "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":"                        \
+    "{\"prompt_tokens\":11,\"completion_tokens\":4,\"total_tokens\":15}}"
+static struct req hashed_req(void)
+{
+    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
+                     S("{\"model\":\"gpt-4o\",\"messages\":[]}")};
+    return rq;
+}
+
 static void run_hashed(tg_xchg_t *x, const struct req *rq, int status, const char *ctype,
                        const char *hdr, const void *enc, size_t len, size_t step, int ended,
                        struct result *r)
@@ -2406,7 +2419,10 @@ static void run_hashed(tg_xchg_t *x, const struct req *rq, int status, const cha
     const char *out;
     size_t outlen;
     request(x, rq, &out, &outlen);
-    tg_xchg_hash_answer(x);
+    if (keep_max)
+        tg_xchg_keep_answer(x, keep_max);
+    else
+        tg_xchg_hash_answer(x);
     if (hdr) tg_xchg_response_coding(x, hdr, strlen(hdr));
     tg_xchg_response_head(x, status, ctype, strlen(ctype));
     for (size_t off = 0; off < len;) {
@@ -2428,14 +2444,49 @@ static void assert_sha(const unsigned char got[32], const void *p, size_t n)
     assert_memory_equal(got, want, 32);
 }
 
+/* audit.bodies: encrypt: the bytes hashed are the bytes kept (decoded when compressed), up
+ * to the cap, flagged truncated past it, the hash still over every byte. */
+static void test_answer_keep(void **state)
+{
+    (void)state;
+    static const char body[] = HASHED_BODY;
+    struct req rq = hashed_req();
+    tg_xchg_t *x = tg_xchg_new();
+    struct result r;
+    const char *p;
+    size_t n;
+    int trunc;
+    struct enc e = encode("gzip", body, sizeof body - 1);
+    keep_max = 4096;
+    run_hashed(x, &rq, 200, "application/json", "gzip", e.p, e.len, 7, 1, &r);
+    assert_int_equal(tg_xchg_take_answer(x, &p, &n, &trunc), 1);
+    assert_int_equal(n, sizeof body - 1);
+    assert_memory_equal(p, body, n);
+    assert_false(trunc);
+    assert_sha(r.ev.body_sha_out, S(body));
+    result_free(&r);
+    keep_max = 10;
+    run_hashed(x, &rq, 200, "application/json", NULL, S(body), 3, 1, &r);
+    assert_int_equal(tg_xchg_take_answer(x, &p, &n, &trunc), 1);
+    assert_int_equal(n, 10);
+    assert_memory_equal(p, body, 10);
+    assert_true(trunc);
+    assert_sha(r.ev.body_sha_out, S(body)); /* every byte, past the cap too */
+    tg_xchg_drop_answer(x);
+    result_free(&r);
+    keep_max = 0; /* hash only: nothing kept */
+    run_hashed(x, &rq, 200, "application/json", NULL, S(body), 0, 1, &r);
+    assert_int_equal(tg_xchg_take_answer(x, &p, &n, &trunc), 0);
+    result_free(&r);
+    enc_free(&e);
+    tg_xchg_free(x);
+}
+
 static void test_answer_hash(void **state)
 {
     (void)state;
-    static const char body[] =
-        "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[],"
-        "\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":4,\"total_tokens\":15}}";
-    struct req rq = {TG_ROUTE_OPENAI, "/v1/chat/completions",
-                     S("{\"model\":\"gpt-4o\",\"messages\":[]}")};
+    static const char body[] = HASHED_BODY;
+    struct req rq = hashed_req();
     tg_xchg_t *x = tg_xchg_new();
     struct result r;
     /* Identity, whole or in pieces: the bytes sent. */
@@ -2570,6 +2621,7 @@ int main(void)
         cmocka_unit_test(test_free_mid_response),
         cmocka_unit_test(test_compressed_json),
         cmocka_unit_test(test_answer_hash),
+        cmocka_unit_test(test_answer_keep),
         cmocka_unit_test(test_compressed_problems),
         cmocka_unit_test(test_compressed_streams),
         cmocka_unit_test(test_compressed_mcp),

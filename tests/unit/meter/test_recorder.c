@@ -26,6 +26,7 @@
 #include "meter/recorder.h"
 #include "store/backend.h"
 #include "store/store.h"
+#include "types/bodies.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -48,8 +49,11 @@ typedef struct fake {
     size_t purges;
     int64_t purge_events_before;
     char purge_agg[16];
-    int64_t requests;  /* mu: requests the committed events stand for (aggregates: count) */
-    size_t aggregates; /* mu: committed aggregate events (reason TG_REASON_FLOOD) */
+    int64_t requests;      /* mu: requests the committed events stand for (aggregates: count) */
+    size_t aggregates;     /* mu: committed aggregate events (reason TG_REASON_FLOOD) */
+    size_t sealed;         /* mu: committed with their bodies sealed (audit.bodies: encrypt) */
+    size_t spooled_bodies; /* mu: committed saying their bodies were dropped (spooled) */
+    size_t dropped_bodies; /* mu: committed saying their bodies were dropped (other reasons) */
 } fake_t;
 
 static fake_t *fk(tg_store_t *s)
@@ -95,6 +99,11 @@ static int fake_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *i
         f->ids[f->n++] = evs[i].id;
         f->requests += tg_event_count(&evs[i]);
         f->aggregates += strcmp(evs[i].reason, TG_REASON_FLOOD) == 0;
+        f->sealed += evs[i].bodies_state == TG_BODIES_SEALED && evs[i].bodies &&
+                     evs[i].bodies->sealed && !evs[i].bodies->plain;
+        f->dropped_bodies += evs[i].bodies_state == TG_BODIES_DROPPED && evs[i].bodies == NULL;
+        f->spooled_bodies +=
+            evs[i].bodies_state == TG_BODIES_DROPPED_SPOOLED && evs[i].bodies == NULL;
         ins++;
     }
     *inserted = ins;
@@ -406,6 +415,77 @@ static void test_full_ring_blocks_then_proceeds(void **state)
     assert_int_equal(st.pushed, 10);
     tg_recorder_stop(r);
     assert_ids_in_order(f, 0, 1, 10);
+    fake_free(f);
+}
+
+/* audit.bodies: encrypt: each call's bodies are sealed by the writer before the store sees
+ * them (the plain bytes gone); a batch that goes to the spool drops its bodies (counted,
+ * the event says dropped_spooled) and is replayed whole; every body freed once (ASan). */
+static void push_with_bodies(tg_recorder_t *r, int64_t from, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        tg_event_t ev = mk_event(from + i);
+        ev.bodies = tg_bodies_new("PROMPT", 6, "ANSWER", 6, TG_BODIES_HAS_IN | TG_BODIES_HAS_OUT);
+        ev.bodies_state = TG_BODIES_PENDING;
+        tg_recorder_push(r, &ev);
+    }
+}
+
+static void test_bodies_sealed_or_dropped_when_spooled(void **state)
+{
+    (void)state;
+    char sp[300];
+    spool_path(sp, sizeof sp);
+    fake_t *f = fake_new(1000);
+    tg_kek_t k = fx_kek(FX_KEK_A);
+    tg_recorder_opts_t o = opts_for(sp, 1024, 5);
+    o.kek = &k;
+    tg_recorder_t *r = start_rec(&o, f);
+    push_with_bodies(r, 1, 10);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.committed == 10);
+    fake_set_busy(f, 1);
+    push_with_bodies(r, 11, 5);
+    WAIT_FOR(r, st, st.spooled == 5);
+    assert_int_equal(st.bodies_dropped, 5);
+    fake_set_busy(f, 0);
+    WAIT_FOR(r, st, st.committed == 15 && st.spooling == 0);
+    push_with_bodies(r, 16, 3); /* pushed, never taken: freed by stop's last batch */
+    tg_recorder_stop(r);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->sealed, 13);
+    assert_int_equal(f->spooled_bodies, 5);
+    pthread_mutex_unlock(&f->mu);
+    fake_free(f);
+}
+
+/* A writer held up (the store blocks): past opts.bodies_max of plain bytes held, a call's
+ * bodies are dropped at the push (counted, the event recorded all the same, saying
+ * dropped); once the writer frees what it held, bodies are kept again. */
+static void test_bodies_bounded_while_writer_behind(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(1000);
+    tg_kek_t k = fx_kek(FX_KEK_A);
+    tg_recorder_opts_t o = opts_for(NULL, 1024, 5);
+    o.kek = &k;
+    o.bodies_max = 3 * (TG_BODIES_HEAD + 12); /* three calls' bodies of push_with_bodies */
+    fake_set_gate(f, 1);
+    tg_recorder_t *r = start_rec(&o, f);
+    push_with_bodies(r, 1, 5);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    assert_int_equal(st.bodies_dropped, 2);
+    fake_set_gate(f, 0);
+    WAIT_FOR(r, st, st.committed == 5);
+    push_with_bodies(r, 6, 3);
+    WAIT_FOR(r, st, st.committed == 8);
+    assert_int_equal(st.bodies_dropped, 2);
+    tg_recorder_stop(r);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->sealed, 6);
+    assert_int_equal(f->dropped_bodies, 2);
+    pthread_mutex_unlock(&f->mu);
     fake_free(f);
 }
 
@@ -1062,6 +1142,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sealed_spool_damaged_frame_refused, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_sealed_spool_rekey, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_bodies_sealed_or_dropped_when_spooled, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_bodies_bounded_while_writer_behind, setup_dir,
+                                        teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,10 @@
  * audit/audit.c's verification over them): records chained across days, call records
  * written with their events and not twice on a replay, each kind of tamper made directly in
  * the database (SQL as sqlite3 or psql would run it) and found by verify, tenant erase
- * leaving the chain verifiable with the values gone, retention by whole days, and two
- * connections appending at once without forking the chain. Fixed instants only. */
+ * leaving the chain verifiable with the values gone, retention by whole days, two
+ * connections appending at once without forking the chain, and the sealed bodies of
+ * audit.bodies: encrypt (stored with their record, bound to it, erased, re-wrapped, purged).
+ * Fixed instants only. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,8 @@
 #include <cmocka.h>
 
 #include "audit/audit.h"
+#include "crypt/crypt.h"
+#include "types/bodies.h"
 #include "store/migrations.h"
 #include "backends.h"
 
@@ -461,6 +465,169 @@ static void test_concurrent_appends(void **state)
     assert_int_equal(rep.v.n, 2 * RACE);
 }
 
+/* ---- audit.bodies: encrypt ---------------------------------------------------------------- */
+
+#define KEK_A "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define KEK_B "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000102030405060708090a0b0c0d0e0f"
+
+static tg_kek_t kek_of(const char *hex)
+{
+    tg_kek_t k;
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_kek_parse(hex, strlen(hex), "test", &k, &err), 0);
+    return k;
+}
+
+/* e's bodies as the writer leaves them (meter/recorder.c seal_bodies): sealed, bound. */
+static void seal_into(tg_event_t *e, const tg_kek_t *k, const char *in, const char *out,
+                      uint32_t flags)
+{
+    e->bodies = tg_bodies_new(in, strlen(in), out, strlen(out),
+                              flags | TG_BODIES_HAS_IN | TG_BODIES_HAS_OUT);
+    assert_non_null(e->bodies);
+    unsigned char aad[TG_BODIES_AAD_MAX];
+    size_t alen = tg_bodies_aad(e->id, e->tenant, aad);
+    tg_err_t err = {{0}};
+    assert_int_equal(tg_crypt_seal(k, e->bodies->plain, e->bodies->plain_len, aad, alen,
+                                   &e->bodies->sealed, &e->bodies->sealed_len, &err),
+                     0);
+    e->bodies_state = TG_BODIES_SEALED;
+}
+
+/* Record id's bodies opened as `audit bodies` does; -1 when they do not open. */
+static int open_bodies(tb_store_t *t, int64_t id, const tg_kek_t *k, char *in, char *out,
+                       uint32_t *flags)
+{
+    tg_audit_body_t b;
+    tg_err_t err = {{0}};
+    int rc = tg_store_audit_body_get(t->s, id, &b, &err);
+    if (rc != 0) return rc;
+    unsigned char aad[TG_BODIES_AAD_MAX], *pt = NULL;
+    size_t alen = tg_bodies_aad(b.event_id, b.tenant, aad), pn = 0, il, ol;
+    rc = tg_crypt_open(k, b.sealed, b.len, aad, alen, &pt, &pn, &err);
+    free(b.sealed);
+    if (rc != 0) return -1;
+    const unsigned char *ip, *op;
+    assert_int_equal(tg_bodies_parse(pt, pn, flags, &ip, &il, &op, &ol), 0);
+    memcpy(in, ip, il);
+    in[il] = '\0';
+    memcpy(out, op, ol);
+    out[ol] = '\0';
+    tg_crypt_free(pt, pn);
+    return 0;
+}
+
+static int64_t record_of(tb_store_t *t, int64_t event_id)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT id FROM audit WHERE event_id = %lld", (long long)event_id);
+    return tb_int(t, sql);
+}
+
+static void test_bodies_sealed(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    tg_kek_t k = kek_of(KEK_A);
+    tg_event_t evs[3] = {call_event(tg_event_new_id(DAY1 + HOUR), DAY1 + HOUR, "gpt-4o"),
+                         call_event(tg_event_new_id(DAY1 + HOUR), DAY1 + HOUR, "o3"),
+                         call_event(tg_event_new_id(DAY1 + HOUR), DAY1 + HOUR, "o4")};
+    seal_into(&evs[0], &k, "{\"prompt\":\"SECRET-PROMPT-ONE\"}", "ANSWER-ONE", 0);
+    seal_into(&evs[1], &k, "{\"prompt\":\"SECRET-PROMPT-TWO\"}", "ANSWER-TW", TG_BODIES_OUT_TRUNC);
+    evs[2].bodies_state = TG_BODIES_DROPPED_SPOOLED; /* went through the spool: none */
+    assert_int_equal(tb_append(t->s, evs, 3, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit_bodies"), 2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE data LIKE "
+                               "'{\"bodies\":\"sealed\",%'"),
+                     2);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE data LIKE "
+                               "'{\"bodies\":\"dropped_spooled\",%'"),
+                     1);
+    int64_t r0 = record_of(t, evs[0].id), r1 = record_of(t, evs[1].id);
+    char in[256], out[256];
+    uint32_t flags;
+    assert_int_equal(open_bodies(t, r0, &k, in, out, &flags), 0);
+    assert_string_equal(in, "{\"prompt\":\"SECRET-PROMPT-ONE\"}");
+    assert_string_equal(out, "ANSWER-ONE");
+    assert_false(flags & (TG_BODIES_IN_TRUNC | TG_BODIES_OUT_TRUNC));
+    assert_int_equal(open_bodies(t, r1, &k, in, out, &flags), 0);
+    assert_true(flags & TG_BODIES_OUT_TRUNC);
+    assert_int_equal(open_bodies(t, record_of(t, evs[2].id), &k, in, out, &flags),
+                     TG_STORE_NOTFOUND);
+    /* Another KEK does not open them. */
+    tg_kek_t other = kek_of(KEK_B);
+    assert_int_equal(open_bodies(t, r0, &other, in, out, &flags), -1);
+    /* A replay of the batch (the spool) adds nothing. */
+    assert_int_equal(tb_append(t->s, evs, 3, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit_bodies"), 2);
+    /* A blob moved to another record does not open there. */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE audit_bodies SET sealed = (SELECT sealed FROM audit_bodies WHERE record_id "
+             "= %lld) WHERE record_id = %lld",
+             (long long)r0, (long long)r1);
+    tamper(t, sql);
+    assert_int_equal(open_bodies(t, r1, &k, in, out, &flags), -1);
+    assert_int_equal(open_bodies(t, r0, &k, in, out, &flags), 0);
+    /* The plain text is in no row. */
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE data LIKE '%SECRET%'"), 0);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    for (int i = 0; i < 3; i++)
+        tg_bodies_free(evs[i].bodies);
+}
+
+/* tenant erase deletes the tenant's bodies, the chain (hashes and data) stays verifiable;
+ * re-wrapping replaces a blob only while unchanged; retention purges them with their record. */
+static void test_bodies_erase_rewrap_purge(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    tg_kek_t a = kek_of(KEK_A), b = kek_of(KEK_B);
+    tg_event_t e[3] = {call_event(tg_event_new_id(DAY1 + HOUR), DAY1 + HOUR, "gpt-4o"),
+                       call_event(tg_event_new_id(DAY1 + 2 * HOUR), DAY1 + 2 * HOUR, "gpt-4o"),
+                       call_event(tg_event_new_id(DAY1 + 3 * HOUR), DAY1 + 3 * HOUR, "o3")};
+    strcpy(e[2].tenant, "globex");
+    for (int i = 0; i < 3; i++)
+        seal_into(&e[i], &a, "PROMPT", "ANSWER", 0);
+    assert_int_equal(tb_append(t->s, e, 3, &err), 0);
+    int64_t r0 = record_of(t, e[0].id), r1 = record_of(t, e[1].id), r2 = record_of(t, e[2].id);
+    /* Re-wrap record r0's under b: the old blob no longer matches a second time. */
+    tg_audit_body_t got;
+    unsigned char *nb = NULL;
+    assert_int_equal(tg_store_audit_body_get(t->s, r0, &got, &err), 0);
+    assert_int_equal(tg_crypt_rewrap(&a, &b, got.sealed, got.len, &nb, &err), 0);
+    assert_int_equal(tg_store_audit_body_reseal(t->s, r0, got.sealed, nb, got.len, &err), 0);
+    assert_int_equal(tg_store_audit_body_reseal(t->s, r0, got.sealed, nb, got.len, &err),
+                     TG_STORE_NOTFOUND);
+    free(got.sealed);
+    free(nb);
+    char in[64], out[64];
+    uint32_t flags;
+    assert_int_equal(open_bodies(t, r0, &b, in, out, &flags), 0);
+    assert_string_equal(in, "PROMPT");
+    assert_int_equal(open_bodies(t, r0, &a, in, out, &flags), -1);
+    /* Erase: acme's bodies go, globex's stay, the chain verifies. */
+    int64_t changed = 0;
+    assert_int_equal(tg_store_audit_erase(t->s, "acme", &changed, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit_bodies WHERE tenant = 'acme'"), 0);
+    assert_int_equal(open_bodies(t, r2, &a, in, out, &flags), 0);
+    assert_int_equal(open_bodies(t, r1, &a, in, out, &flags), TG_STORE_NOTFOUND);
+    assert_int_equal(
+        tb_int(t, "SELECT count(*) FROM audit WHERE data LIKE '%\"bodies\":\"sealed\"%'"), 3);
+    tg_audit_report_t rep;
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    /* Retention: day 1's records go, and globex's bodies with them (a record of day 2 holds
+     * the head: its day is never purged). */
+    assert_int_equal(tg_audit_admin(t->s, "alice", "x", "y", "", NULL, NULL, DAY1 + DAY, &err), 0);
+    int64_t deleted = 0;
+    assert_int_equal(tg_store_audit_purge(t->s, "2026-12-04", &deleted, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit_bodies"), 0);
+    assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+    for (int i = 0; i < 3; i++)
+        tg_bodies_free(e[i].bodies);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +638,7 @@ int main(void)
         TB_BOTH(test_calls_large_batch),  TB_BOTH(test_erase),
         TB_BOTH(test_purge_whole_days),   TB_BOTH(test_concurrent_appends),
         TB_BOTH(test_calls_id_collision), TB_BOTH(test_migration_16_keeps_chain),
+        TB_BOTH(test_bodies_sealed),      TB_BOTH(test_bodies_erase_rewrap_purge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,6 +44,7 @@ static void test_sqlite_texts_frozen(void **state)
         "adccae0ae5a84230242d40f9887e7ab1df6deb68b631ed098f978e7c684b0dab", /* 15 */
         "58199d4feee6aa27552cf68236b842bcc18e4b032afa97f8ffec3c4914fc2994", /* 16 */
         "e8965fe4c07e49cf995a1e73a8bd2e05893421e21d1e3531796fcf8dd7caafba", /* 17 */
+        "c8454ab9a8e8cd4d1d9ada7b538bf75fafae0bdc940ac1e6723c0bea96c5bcf5", /* 18 */
     };
     char hex[65];
     sha256_hex(tg_store_migrations_bootstrap, hex);
