@@ -386,7 +386,8 @@ static int write_body(const char *prefix, const char *suffix, const unsigned cha
         if (fd >= 0) close(fd);
         return tg_cli_errorf(TG_EXIT_RUNTIME, "%s: cannot write it", path);
     }
-    int bad = (n && fwrite(p, 1, n, f) != n) | (fclose(f) != 0);
+    int bad = n && fwrite(p, 1, n, f) != n;
+    if (fclose(f) != 0) bad = 1; /* closed in any case */
     return bad ? tg_cli_errorf(TG_EXIT_RUNTIME, "%s: write failed", path) : TG_EXIT_OK;
 }
 
