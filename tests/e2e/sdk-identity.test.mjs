@@ -237,6 +237,18 @@ describe('the official SDKs with JWTs and signed requests', () => {
     assert.equal((await waitForEvent(gw, rec.seen[0].requestId)).reason, 'signature_missing');
   });
 
+  test('anthropic: messages and a stream signed by the same fetch wrapper', async () => {
+    const sf = signingFetch(signing.signing, clock);
+    const c = new Anthropic({ apiKey: signing.secret, baseURL: gw.url, maxRetries: 0, fetch: sf.fetch });
+    const m = await c.messages.create({ model: 'claude-metering-test', max_tokens: 3, messages });
+    assert.equal(m.usage.output_tokens, 3);
+    const stream = c.messages.stream({ model: 'claude-metering-test', max_tokens: 2, messages });
+    assert.equal((await stream.finalMessage()).usage.output_tokens, 2);
+    assert.deepEqual(sf.seen.map((x) => x.status), [200, 200]);
+    const evs = await Promise.all(sf.seen.map((x) => waitForEvent(gw, x.requestId)));
+    assert.deepEqual(evs.map((e) => [e.tenant, e.route, e.outcome, e.tokens_out]), [['signer', 'claude', 'billable', 3], ['signer', 'claude', 'billable', 2]]);
+  });
+
   test('openai: the SDK\'s retry after an upstream 500 is signed again and answered, not refused as a replay', async () => {
     const sf = signingFetch(signing.signing, clock);
     const c = new OpenAI({ apiKey: signing.secret, baseURL: `${gw.url}/flaky/v1`, fetch: sf.fetch }); // default retries
