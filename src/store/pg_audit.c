@@ -44,6 +44,9 @@ static const pg_sql_t sql_day_from = {
 static const pg_sql_t sql_find = {.slot = PS_AUDIT_FIND,
                                   .sql = "SELECT id FROM audit WHERE hash = $1 LIMIT 1"};
 /* audit.bodies: encrypt (types/bodies.h): a call record's sealed bodies; read as hex. */
+#define BODY_PAGE    256 /* blobs a page of pg_audit_bodies_each */
+#define BODY_STR_(x) #x
+#define BODY_STR(x)  BODY_STR_(x)
 static const pg_sql_t sql_body_put = {
     .slot = PS_AUDIT_BODY_PUT,
     .sql = "INSERT INTO audit_bodies (record_id, tenant, sealed) VALUES ($1, $2, $3)"};
@@ -53,7 +56,8 @@ static const pg_sql_t sql_body_get = {
            "ON a.id = b.record_id WHERE b.record_id = $1"};
 static const pg_sql_t sql_body_each = {
     .slot = PS_AUDIT_BODY_EACH,
-    .sql = "SELECT record_id, encode(sealed, 'hex') FROM audit_bodies ORDER BY record_id"};
+    .sql = "SELECT record_id, encode(sealed, 'hex') FROM audit_bodies WHERE record_id > $1 "
+           "ORDER BY record_id LIMIT " BODY_STR(BODY_PAGE)};
 static const pg_sql_t sql_body_reseal = {
     .slot = PS_AUDIT_BODY_RESEAL,
     .sql = "UPDATE audit_bodies SET sealed = $3 WHERE record_id = $1 AND sealed = $2"};
@@ -475,22 +479,30 @@ static int pg_audit_body_get(tg_store_t *base, int64_t record_id, tg_audit_body_
     return ret;
 }
 
+/* A page of BODY_PAGE blobs at a time, by record id (each up to 2 x audit.max_body): a
+ * whole audit_bodies table read at once would be held in memory by libpq. */
 static int pg_audit_bodies_each(tg_store_t *base,
                                 int (*cb)(int64_t, const unsigned char *, size_t, void *), void *ud,
                                 tg_err_t *err)
 {
-    PGresult *r;
-    int ret = pg_exec((pg_store_t *)base, &sql_body_each, NULL, &r, "audit bodies", err);
-    if (ret != 0) return ret;
-    for (int i = 0; ret == 0 && i < PQntuples(r); i++) {
-        size_t n = 0;
-        unsigned char *b = unhex(PQgetvalue(r, i, 1), &n);
-        ret = b ? cb(pg_get_int64(r, i, 0), b, n, ud)
-                : tg_err_set(err, "audit bodies: out of memory");
-        free(b);
+    int64_t after = INT64_MIN;
+    for (;;) {
+        pg_params_t p = {0};
+        pg_p_int64(&p, after);
+        PGresult *r;
+        int ret = pg_exec((pg_store_t *)base, &sql_body_each, &p, &r, "audit bodies", err);
+        if (ret != 0) return ret;
+        int rows = PQntuples(r);
+        for (int i = 0; ret == 0 && i < rows; i++) {
+            size_t n = 0;
+            unsigned char *b = unhex(PQgetvalue(r, i, 1), &n);
+            after = pg_get_int64(r, i, 0);
+            ret = b ? cb(after, b, n, ud) : tg_err_set(err, "audit bodies: out of memory");
+            free(b);
+        }
+        PQclear(r);
+        if (ret != 0 || rows < BODY_PAGE) return ret;
     }
-    PQclear(r);
-    return ret;
 }
 
 static int pg_audit_body_reseal(tg_store_t *base, int64_t record_id, const unsigned char *from,
