@@ -45,10 +45,7 @@ json_t *tg_adminapi__text(const char *s)
     json_t *j = json_string(s);
     if (j) return j;
     char buf[256];
-    size_t i = 0;
-    for (; s[i] && i < sizeof buf - 1; i++)
-        buf[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-    buf[i] = '\0';
+    tg_text_ascii_only(s, buf, sizeof buf);
     return json_string(buf);
 }
 

@@ -50,3 +50,11 @@ int tg_text_valid_utf8(const char *s)
     }
     return 1;
 }
+
+void tg_text_ascii_only(const char *s, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < cap; i++)
+        out[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+    if (cap) out[i] = '\0';
+}

@@ -23,4 +23,9 @@ int tg_text_valid_utf8(const char *s);
  * code points past U+10FFFF included). */
 size_t tg_text_utf8_len(const unsigned char *s);
 
+/* s with every byte >= 0x80 as '?', cut to cap - 1 bytes, into out: what a JSON answer
+ * shows of text json_string() refuses (not UTF-8: a row written by hand, a model name from
+ * a broken upstream), in the usage report and the admin API alike. */
+void tg_text_ascii_only(const char *s, char *out, size_t cap);
+
 #endif
