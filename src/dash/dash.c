@@ -500,6 +500,7 @@ static void job_free(tg_dash_job_t *j)
 static void *dash_main(void *arg)
 {
     tg_dash_t *d = arg;
+    pthread_setname_np(pthread_self(), "tg-dash");
     tg_store_t *s = NULL;
     tg_err_t err = {0};
     for (;;) {

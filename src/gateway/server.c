@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,9 @@ static void on_mailbox(uv_async_t *a)
 static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
+    char name[16]; /* what top -H, ps -L and perf show: "tg-worker-0" */
+    snprintf(name, sizeof name, "tg-worker-%d", w->id);
+    pthread_setname_np(pthread_self(), name);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
     return NULL;

@@ -707,6 +707,7 @@ static void timed_wait(tg_recorder_t *r, int64_t until_mono_us)
 static void *writer_main(void *arg)
 {
     tg_recorder_t *r = arg;
+    pthread_setname_np(pthread_self(), "tg-writer");
     int64_t next_tick = tg_mono_us(); /* first tick now: retention, spool replay */
     int64_t giveup = 0;
     for (;;) {

@@ -545,6 +545,7 @@ static int64_t next_wait(tg_notify_t *t, tg_store_t *store, const char *notifier
 static void *lane_main(void *arg)
 {
     lane_t *l = arg;
+    pthread_setname_np(pthread_self(), "tg-notify-lane");
     tg_notify_t *t = l->t;
     tg_store_t *store = NULL;
     tg_err_t err;
@@ -637,6 +638,7 @@ static int collect_orphan(const char *name, void *ud)
 static void *sender_main(void *arg)
 {
     tg_notify_t *t = arg;
+    pthread_setname_np(pthread_self(), "tg-notify");
     tg_store_t *store = NULL;
     tg_err_t err;
     while (!atomic_load(&t->stop)) {

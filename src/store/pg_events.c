@@ -800,6 +800,7 @@ typedef struct twin {
 static void *twin_main(void *arg)
 {
     twin_t *t = arg;
+    pthread_setname_np(pthread_self(), "tg-pg-twin");
     pthread_mutex_lock(&t->mu);
     for (;;) {
         while (!t->job && !t->stop)

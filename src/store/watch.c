@@ -47,6 +47,7 @@ static void *watch_main(void *arg)
 {
     char last[512] = ""; /* the last warning logged */
     tg_watch_t *w = arg;
+    pthread_setname_np(pthread_self(), "tg-watch");
     tg_store_t *store = NULL;
     int64_t seen = -1;
     tg_err_t err;
