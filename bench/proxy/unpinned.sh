@@ -30,6 +30,14 @@
 # others_us the CPU per request of all threads but the busiest one (tollgate: the writer,
 # the store watchers and the admin loop besides the worker; nginx: its master).
 # Clock ticks are 10 ms: at ~30k req/s over 5 s the resolution is ~0.1 µs.
+# idle% is the whole machine's idle time during the measured run (/proc/stat): with every
+# core shared by wrk, the upstream and the proxy, a few % means the cores were kept busy;
+# more means the peers waited on each other (a scheduling state, not a CPU cost).
+#
+# BURN="BUSY_MS PERIOD_MS" runs bench/proxy/burner.c beside every target, during its warm-up
+# and measured run: one more thread that spins BUSY_MS of every PERIOD_MS (BURN="8 50" is
+# about what tollgate's writer thread takes at 70k GET/s). It shows what a second busy
+# thread costs a proxy on this machine apart from its own CPU (bench/RESULTS.md).
 #
 # ROUNDS (3) rounds; in each, every (scheme, case) runs its targets in turn, so a drift of
 # the shared machine's speed spreads over all targets. The summary is of each target's
@@ -54,6 +62,7 @@ SCHEMES=${SCHEMES:-http https}
 CASES=${CASES:-get chat}
 TARGETS=${TARGETS:-direct nginx nginx-log tollgate}
 TOLLGATE=${TOLLGATE:-build/tollgate} # another build to measure (say, an older commit's)
+BURN=${BURN:-}
 
 bench_require wrk nginx openssl sqlite3 curl python3
 make -s all >/dev/null
@@ -68,6 +77,11 @@ unpinned_cleanup() {
 }
 trap unpinned_cleanup EXIT
 trap 'exit 130' INT TERM
+if [ -n "$BURN" ]; then
+  cc -O2 -o "$T/burner" bench/proxy/burner.c
+  [[ "$BURN" =~ ^[0-9]+\ [1-9][0-9]*$ ]] && [ "${BURN% *}" -le "${BURN#* }" ] ||
+    { echo "unpinned: BURN=\"$BURN\" is not BUSY_MS PERIOD_MS" >&2; exit 1; }
+fi
 
 UP=$(port); UPS=$(port); NG=$(port); NGL=$(port); NGS=$(port); NGSL=$(port)
 TG=$(port); TGA=$(port); TGS=$(port); TGSA=$(port)
@@ -132,12 +146,14 @@ task_ticks() {
   done
 }
 HZ=$(getconf CLK_TCK)
+# idle_ticks: "IDLE TOTAL" clock ticks of the whole machine so far (idle + iowait)
+idle_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t }' /proc/stat; }
 # to_ms: wrk's latency ("850.00us", "1.23ms", "1.02s") in milliseconds
 to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v += 0; else if ($1 ~ /s$/) v *= 1000; printf "%.3f\n", v }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # one SCHEME CASE TARGET ROUND ->
-#   "rps p99_ms us_per_req user_share us_per_req_beyond_the_busiest_thread requests errors"
+#   "rps p99_ms us_per_req user_share us_per_req_beyond_the_busiest_thread idle% requests errors"
 one() {
   local scheme=$1 kind=$2 target=$3 round=$4 url cpid auth=() extra=()
   case $scheme.$target in
@@ -152,18 +168,22 @@ one() {
     *) echo "unpinned: unknown target $scheme.$target" >&2; exit 1 ;;
   esac
   [ "$kind" = chat ] && extra=(-s "$T/chat.lua")
-  local pids c0 c1 out n rps p99 errs
+  local pids c0 c1 i0 i1 out n rps p99 errs bp=
   pids=$(pids_of $cpid)
+  if [ -n "$BURN" ]; then "$T/burner" $BURN & bp=$!; fi
   wrk -t1 -c"$CONNS" -d"${WARM}s" "${auth[@]}" "${extra[@]}" "$url/" >"$T/warm.$scheme.$kind.$target.$round" 2>&1
   # shellcheck disable=SC2086
   c0=$(cpu_ticks $pids)
   # shellcheck disable=SC2086
   task_ticks $pids >"$T/tasks0"
+  i0=$(idle_ticks)
   out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${auth[@]}" "${extra[@]}" "$url/" 2>&1)
   # shellcheck disable=SC2086
   c1=$(cpu_ticks $pids)
   # shellcheck disable=SC2086
   task_ticks $pids >"$T/tasks1"
+  i1=$(idle_ticks)
+  if [ -n "$bp" ]; then kill "$bp"; wait "$bp" 2>/dev/null || true; fi
   local rest
   rest=$(awk 'NR == FNR { t0[$1] = $2; next } { d = $2 - t0[$1]; s += d; if (d > m) m = d } END { print s - m }' \
     "$T/tasks0" "$T/tasks1")
@@ -174,22 +194,24 @@ one() {
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ { printf "[%s] ", $0 }')
   [ -n "$n" ] && [ -n "$rps" ] || { echo "unpinned: wrk gave no result for $scheme $kind $target:" >&2; echo "$out" >&2; exit 1; }
   awk -v u0="${c0% *}" -v k0="${c0#* }" -v u1="${c1% *}" -v k1="${c1#* }" -v hz="$HZ" -v n="$n" \
-    -v r="$rps" -v p="$p99" -v e="$errs" -v o="$rest" 'BEGIN { c = u1 - u0 + k1 - k0
-      printf "%s %s %.1f %.0f %.1f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0,
-        o / hz * 1e6 / n, n, e }'
+    -v r="$rps" -v p="$p99" -v e="$errs" -v o="$rest" -v i0="$i0" -v i1="$i1" 'BEGIN { c = u1 - u0 + k1 - k0
+      split(i0, a, " "); split(i1, b, " "); idle = b[2] > a[2] ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0
+      printf "%s %s %.1f %.0f %.1f %.0f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0,
+        o / hz * 1e6 / n, idle, n, e }'
 }
 
-declare -A RPS P99 CPU USR OTH
-printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s\n' round scheme case target req/s p99_ms cpu_us/req user% others_us
+declare -A RPS P99 CPU USR OTH IDL
+[ -n "$BURN" ] && echo "BURN=\"$BURN\": a burner thread spins ${BURN% *} ms of every ${BURN#* } ms beside every target"
+printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s\n' round scheme case target req/s p99_ms cpu_us/req user% others_us idle%
 for round in $(seq 1 "$ROUNDS"); do
   for scheme in $SCHEMES; do
     for kind in $CASES; do
       for target in $TARGETS; do
-        read -r rps p99 us usr oth n errs < <(one "$scheme" "$kind" "$target" "$round")
-        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "$oth" "${errs:-}"
+        read -r rps p99 us usr oth idl n errs < <(one "$scheme" "$kind" "$target" "$round")
+        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "$oth" "$idl" "${errs:-}"
         k=$scheme.$kind.$target
         RPS[$k]="${RPS[$k]:-} $rps"; P99[$k]="${P99[$k]:-} $p99"; CPU[$k]="${CPU[$k]:-} $us"
-        USR[$k]="${USR[$k]:-} $usr"; OTH[$k]="${OTH[$k]:-} $oth"
+        USR[$k]="${USR[$k]:-} $usr"; OTH[$k]="${OTH[$k]:-} $oth"; IDL[$k]="${IDL[$k]:-} $idl"
       done
     done
   done
@@ -198,7 +220,7 @@ done
 echo
 echo "medians of $ROUNDS round(s); cpu = µs of CPU per request (direct: the upstream's; proxies: all their threads),"
 echo "usr = its user-space share in %, others = µs per request of the threads but the busiest (tollgate: writer and the rest)"
-printf '%-6s %-5s %-10s %10s %8s %8s %4s %7s %10s %10s %10s\n' scheme case target req/s p99_ms cpu_us usr others rps/nginx rps/ng-log cpu/nginx
+printf '%-6s %-5s %-10s %10s %8s %8s %4s %7s %5s %10s %10s %10s\n' scheme case target req/s p99_ms cpu_us usr others idle% rps/nginx rps/ng-log cpu/nginx
 for scheme in $SCHEMES; do
   for kind in $CASES; do
     declare -A M=()
@@ -209,13 +231,14 @@ for scheme in $SCHEMES; do
       M[$target.c]=$(echo ${CPU[$k]} | tr ' ' '\n' | median)
       M[$target.u]=$(echo ${USR[$k]} | tr ' ' '\n' | median)
       M[$target.o]=$(echo ${OTH[$k]} | tr ' ' '\n' | median)
+      M[$target.i]=$(echo ${IDL[$k]} | tr ' ' '\n' | median)
     done
     for target in $TARGETS; do
       awk -v s=$scheme -v k=$kind -v t=$target -v r="${M[$target.r]}" -v p="${M[$target.p]}" -v c="${M[$target.c]}" \
-        -v u="${M[$target.u]}" -v o="${M[$target.o]}" \
+        -v u="${M[$target.u]}" -v o="${M[$target.o]}" -v i="${M[$target.i]}" \
         -v nr="${M[nginx.r]:-}" -v nl="${M[nginx-log.r]:-}" -v nc="${M[nginx.c]:-}" '
         function ratio(a, b) { return (b == "" || b + 0 == 0) ? "-" : sprintf("%.2fx", a / b) }
-        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %4.0f %7.1f %10s %10s %10s\n", s, k, t, r, p, c, u, o,
+        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %4.0f %7.1f %5.0f %10s %10s %10s\n", s, k, t, r, p, c, u, o, i,
                   ratio(r, nr), ratio(r, nl), t == "direct" ? "-" : ratio(c, nc) }'
     done
     if [ -n "${M[tollgate.r]:-}" ] && [ -n "${M[nginx.r]:-}" ]; then
