@@ -326,15 +326,82 @@ int tg_audit_day_bound(int64_t lo, int64_t hi, const char *day, int after,
 
 /* ---- call records ---------------------------------------------------------------------- */
 
+/* The call data is written here rather than by yajl's generator: ten members, almost all
+ * plain ASCII, where yajl's per-value state checks, UTF-8 validation and sprintf for each
+ * integer were ~12k instructions a record on the writer (bench/proxy/profile.sh writer).
+ * The text is yajl's byte for byte: no spaces, integers in decimal, and any string that is
+ * not plain printable ASCII (or holds '"' or '\\') escaped by yajl itself. */
+typedef struct jout {
+    char *buf;
+    size_t cap, len; /* len < cap always: room for the NUL */
+    int bad, members;
+    yajl_gen g; /* the escaper of the strings that need it */
+} jout_t;
+
+static void jo_put(jout_t *o, const char *p, size_t n)
+{
+    if (n >= o->cap - o->len) {
+        o->bad = 1;
+        return;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void jo_str(jout_t *o, const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] <= 0x7e && p[i] != '"' &&
+           p[i] != '\\')
+        i++;
+    if (i == n) {
+        jo_put(o, "\"", 1);
+        jo_put(o, p, n);
+        jo_put(o, "\"", 1);
+        return;
+    }
+    const unsigned char *b;
+    size_t bn;
+    if (yajl_gen_string(o->g, (const unsigned char *)p, n) == yajl_gen_status_ok &&
+        yajl_gen_get_buf(o->g, &b, &bn) == yajl_gen_status_ok)
+        jo_put(o, (const char *)b, bn);
+    else
+        o->bad = 1;
+    yajl_gen_clear(o->g);
+    yajl_gen_reset(o->g, NULL);
+}
+
+static void jo_key(jout_t *o, const char *key)
+{
+    if (o->members++) jo_put(o, ",", 1);
+    jo_put(o, "\"", 1);
+    jo_put(o, key, strlen(key));
+    jo_put(o, "\":", 2);
+}
+
 /* An event field as a JSON string; bytes an upstream sent that are not UTF-8 become '?'
  * (the field is metadata to read, not evidence of the bytes). */
-static int gen_field(yajl_gen g, const char *key, const char *f)
+static void jo_field(jout_t *o, const char *key, const char *f)
 {
-    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
     char tmp[256];
     size_t n = strnlen(f, sizeof tmp);
     tg_utf8_clean(tmp, f, n);
-    return yajl_gen_string(g, (const unsigned char *)tmp, n) == yajl_gen_status_ok ? 0 : -1;
+    jo_key(o, key);
+    jo_str(o, tmp, n);
+}
+
+static void jo_int(jout_t *o, const char *key, int64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN too */
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[--i] = '-';
+    jo_key(o, key);
+    jo_put(o, tmp + i, sizeof tmp - i);
 }
 
 /* A copy of field f (cap bytes) at *o, cleaned to UTF-8, NUL-terminated; NULL when empty
@@ -350,53 +417,46 @@ static const char *put_text(char **o, const char *f, size_t cap, int opt)
     return r;
 }
 
-static void gen_int(yajl_gen g, const char *key, int64_t v)
-{
-    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-    yajl_gen_integer(g, v);
-}
-
 /* A body's SHA-256 (audit.bodies: hash) as a member: lowercase hex. */
-static int gen_sha(yajl_gen g, const char *key, const unsigned char sha[32])
+static void jo_sha(jout_t *o, const char *key, const unsigned char sha[32])
 {
     char hex[64];
     to_hex(sha, hex);
-    int bad = yajl_gen_string(g, (const unsigned char *)key, strlen(key)) != yajl_gen_status_ok;
-    return bad || yajl_gen_string(g, (const unsigned char *)hex, 64) != yajl_gen_status_ok ? -1 : 0;
+    jo_key(o, key);
+    jo_str(o, hex, sizeof hex);
 }
 
 /* The bodies' hashes (docs/audit.md, "Bodies"), first in byte order: body_in_sha256,
  * body_out_sha256, body_out_state (only when the hash does not cover the whole answer). */
-static int gen_bodies(yajl_gen g, const tg_event_t *ev)
+static void jo_bodies(jout_t *o, const tg_event_t *ev)
 {
-    int bad = 0;
-    if (ev->body_hashed & TG_BODY_IN) bad |= gen_sha(g, "body_in_sha256", ev->body_sha_in);
+    if (ev->body_hashed & TG_BODY_IN) jo_sha(o, "body_in_sha256", ev->body_sha_in);
     if (ev->body_hashed & TG_BODY_OUT) {
-        bad |= gen_sha(g, "body_out_sha256", ev->body_sha_out);
+        jo_sha(o, "body_out_sha256", ev->body_sha_out);
         if (ev->body_out != TG_BODY_WHOLE)
-            bad |= gen_field(g, "body_out_state", tg_body_out_name(ev->body_out));
+            jo_field(o, "body_out_state", tg_body_out_name(ev->body_out));
     }
-    return bad;
 }
 
 /* The data object, keys in byte order (as JSON_SORT_KEYS would write them). */
-static int call_data(yajl_gen g, const tg_event_t *ev)
+static int call_data(jout_t *o, const tg_event_t *ev)
 {
-    int bad = yajl_gen_map_open(g) != yajl_gen_status_ok;
+    jo_put(o, "{", 1);
     if (ev->bodies_state) /* "bodies" sorts before "body_..." */
-        bad |= gen_field(g, "bodies", tg_bodies_state_name(ev->bodies_state));
-    if (ev->body_hashed) bad |= gen_bodies(g, ev);
-    gen_int(g, "cost_micros", ev->cost_micros);
-    bad |= gen_field(g, "decision", tg_outcome_name(ev->outcome));
-    bad |= gen_field(g, "key", ev->key_id);
-    if (ev->model[0]) bad |= gen_field(g, "model", ev->model);
-    if (ev->reason[0]) bad |= gen_field(g, "reason", ev->reason);
-    if (ev->rpc_method[0]) bad |= gen_field(g, "rpc_method", ev->rpc_method);
-    gen_int(g, "status", ev->status);
-    if (ev->tokens_in >= 0) gen_int(g, "tokens_in", ev->tokens_in);
-    if (ev->tokens_out >= 0) gen_int(g, "tokens_out", ev->tokens_out);
-    if (ev->tool[0]) bad |= gen_field(g, "tool", ev->tool);
-    return bad || yajl_gen_map_close(g) != yajl_gen_status_ok ? -1 : 0;
+        jo_field(o, "bodies", tg_bodies_state_name(ev->bodies_state));
+    if (ev->body_hashed) jo_bodies(o, ev);
+    jo_int(o, "cost_micros", ev->cost_micros);
+    jo_field(o, "decision", tg_outcome_name(ev->outcome));
+    jo_field(o, "key", ev->key_id);
+    if (ev->model[0]) jo_field(o, "model", ev->model);
+    if (ev->reason[0]) jo_field(o, "reason", ev->reason);
+    if (ev->rpc_method[0]) jo_field(o, "rpc_method", ev->rpc_method);
+    jo_int(o, "status", ev->status);
+    if (ev->tokens_in >= 0) jo_int(o, "tokens_in", ev->tokens_in);
+    if (ev->tokens_out >= 0) jo_int(o, "tokens_out", ev->tokens_out);
+    if (ev->tool[0]) jo_field(o, "tool", ev->tool);
+    jo_put(o, "}", 1);
+    return o->bad ? -1 : 0;
 }
 
 int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *buf, size_t cap)
@@ -405,20 +465,12 @@ int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *buf, si
     if (cap < TG_AUDIT_DATA_MAX) return -1;
     scratch_t *s = scratch();
     if (!s) return -1;
-    yajl_gen g = s->gen; /* cleared and reset below, whatever happened */
-    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-    const unsigned char *out;
-    size_t n = 0;
+    yajl_gen_config(s->gen, yajl_gen_validate_utf8, 1);
     /* The texts' room (464 bytes) is kept at the end whatever the data takes. */
-    int ok = call_data(g, ev) == 0 && yajl_gen_get_buf(g, &out, &n) == yajl_gen_status_ok &&
-             n < cap - 464;
-    if (ok) {
-        memcpy(buf, out, n);
-        buf[n] = '\0';
-    }
-    yajl_gen_clear(g);
-    yajl_gen_reset(g, NULL);
-    if (!ok) return -1;
+    jout_t jo = {.buf = buf, .cap = cap - 464, .g = s->gen};
+    if (call_data(&jo, ev) != 0) return -1;
+    size_t n = jo.len;
+    buf[n] = '\0';
     char *o = buf + n + 1;
     memset(rec, 0, sizeof *rec);
     rec->ts_us = ev->ts_us;

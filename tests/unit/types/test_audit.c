@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <yajl/yajl_gen.h>
 
 #include "types/audit.h"
 
@@ -262,6 +263,89 @@ static void test_call_from_event(void **state)
     assert_non_null(strstr(r.data, "gpt?"));
 }
 
+/* What yajl's generator writes for the data of ev (cost, decision, key, model, status,
+ * tokens in and out, tool; no bodies): the record's data was written by it before, and
+ * the text is still the same byte for byte. */
+static char *yajl_data(const tg_event_t *ev, const char *decision)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+#define K(k) yajl_gen_string(g, (const unsigned char *)(k), strlen(k))
+    yajl_gen_map_open(g);
+    K("cost_micros");
+    yajl_gen_integer(g, ev->cost_micros);
+    K("decision");
+    K(decision);
+    K("key");
+    K(ev->key_id);
+    if (ev->model[0]) {
+        K("model");
+        K(ev->model);
+    }
+    K("status");
+    yajl_gen_integer(g, ev->status);
+    if (ev->tokens_in >= 0) {
+        K("tokens_in");
+        yajl_gen_integer(g, ev->tokens_in);
+    }
+    if (ev->tokens_out >= 0) {
+        K("tokens_out");
+        yajl_gen_integer(g, ev->tokens_out);
+    }
+    if (ev->tool[0]) {
+        K("tool");
+        K(ev->tool);
+    }
+#undef K
+    yajl_gen_map_close(g);
+    const unsigned char *b;
+    size_t n;
+    char *out = NULL;
+    if (yajl_gen_get_buf(g, &b, &n) == yajl_gen_status_ok && (out = malloc(n + 1))) {
+        memcpy(out, b, n);
+        out[n] = '\0';
+    }
+    yajl_gen_free(g);
+    return out;
+}
+
+static void test_call_data_as_yajl_wrote_it(void **state)
+{
+    (void)state;
+    tg_event_t ev = {0};
+    ev.id = 43;
+    ev.ts_us = DAY1;
+    ev.status = 200;
+    ev.cost_micros = INT64_MAX;
+    ev.tokens_in = 0;
+    ev.tokens_out = 1234567890123LL;
+    strcpy(ev.tenant, "acme");
+    strcpy(ev.route, "mcp");
+    const char *texts[] = {
+        "gpt-4o",                      /* plain: copied */
+        "m\"},\"x\":\"\\\n\x01\t\x7f", /* quotes, a backslash, control characters, DEL */
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", /* UTF-8 of 2, 3 and 4 bytes */
+        "/slash/ and ~",                             /* '/' is not escaped, '~' is printable */
+        "a \"quoted\" word",                         /* printable but for the quotes */
+        "back\\slash",                               /* printable but for the backslash */
+        "del\x7f",                                   /* DEL: not escaped by yajl */
+        "",                                          /* empty */
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        snprintf(ev.model, sizeof ev.model, "%s", texts[i][0] ? texts[i] : "m");
+        snprintf(ev.key_id, sizeof ev.key_id, "%s", texts[i]);
+        snprintf(ev.tool, sizeof ev.tool, "%s", texts[i]);
+        ev.status = i % 2 ? -1 : 200;
+        tg_audit_rec_t r;
+        char data[TG_AUDIT_DATA_MAX];
+        assert_int_equal(tg_audit_from_event(&ev, &r, data, sizeof data), 1);
+        char *want = yajl_data(&ev, "billable");
+        assert_non_null(want);
+        assert_string_equal(r.data, want);
+        free(want);
+    }
+}
+
 /* ---- the verifier over records in memory -------------------------------------------- */
 
 #define N 6
@@ -417,9 +501,13 @@ static void test_verify_each_tamper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_canonical_form),    cmocka_unit_test(test_canonical_form_2),
-        cmocka_unit_test(test_link_days_and_seq), cmocka_unit_test(test_erased_value_keeps_hash),
-        cmocka_unit_test(test_call_from_event),   cmocka_unit_test(test_verify_each_tamper),
+        cmocka_unit_test(test_canonical_form),
+        cmocka_unit_test(test_canonical_form_2),
+        cmocka_unit_test(test_link_days_and_seq),
+        cmocka_unit_test(test_erased_value_keeps_hash),
+        cmocka_unit_test(test_call_from_event),
+        cmocka_unit_test(test_call_data_as_yajl_wrote_it),
+        cmocka_unit_test(test_verify_each_tamper),
         cmocka_unit_test(test_day_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
