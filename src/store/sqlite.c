@@ -328,6 +328,7 @@ static void sq_close(tg_store_t *base)
     free(s->fast);
     free(s->done);
     free(s->stored);
+    free(s->audit);
     free(s->isnew);
     free(s);
 }

@@ -23,6 +23,41 @@ static const sq_sql_t sql_insert = {.slot = ST_AUDIT_INSERT,
                                     .sql = "INSERT INTO audit (" REC_COLS
                                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
                                            "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"};
+
+/* The writer's call records go in AUDIT_ROWS at a time (sq_audit_calls): one statement
+ * for 32 rows costs SQLite's per-statement work (cursor, program start, reset) once. */
+#define REC_NCOLS  18
+#define AUDIT_ROWS 32
+
+static char *insert_multi_sql(void)
+{
+    const char *head = "INSERT INTO audit (" REC_COLS ") VALUES ";
+    size_t row = 2 * REC_NCOLS + 2, cap = strlen(head) + AUDIT_ROWS * row + 1;
+    char *sql = malloc(cap);
+    if (!sql) return NULL;
+    char *o = sql + snprintf(sql, cap, "%s", head);
+    for (int r = 0; r < AUDIT_ROWS; r++) {
+        *o++ = r ? ',' : ' ';
+        *o++ = '(';
+        for (int i = 0; i < REC_NCOLS; i++) {
+            if (i) *o++ = ',';
+            *o++ = '?';
+        }
+        *o++ = ')';
+    }
+    *o = '\0';
+    return sql;
+}
+
+static const sq_sql_t sql_insert_multi = {.slot = ST_AUDIT_INSERT_MULTI, .build = insert_multi_sql};
+
+/* Records linked and waiting for their INSERT, with what their pointers point into. */
+typedef struct sq_audit_rows {
+    tg_audit_rec_t rec[AUDIT_ROWS];
+    const tg_event_t *ev[AUDIT_ROWS]; /* its event (sealed bodies) */
+    int64_t stored[AUDIT_ROWS];       /* the id that event was inserted under */
+    char data[AUDIT_ROWS][TG_AUDIT_DATA_MAX];
+} sq_audit_rows_t;
 static const sq_sql_t sql_head_set = {
     .slot = ST_AUDIT_HEAD_SET,
     .sql = "INSERT INTO audit_head (id, last_id, last_day, last_seq, last_hash) VALUES (1, ?1, ?2, "
@@ -119,6 +154,32 @@ static void bind_opt(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
+/* Binds a linked rec to parameters b+1 .. b+REC_NCOLS of st. */
+static void bind_rec(sqlite3_stmt *st, int b, const tg_audit_rec_t *rec)
+{
+    sqlite3_bind_int64(st, b + 1, rec->id);
+    sqlite3_bind_text(st, b + 2, rec->day, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, b + 3, rec->seq);
+    sqlite3_bind_int64(st, b + 4, rec->ts_us);
+    bind_opt(st, b + 5, rec->kind);
+    bind_opt(st, b + 6, rec->actor ? rec->actor : "");
+    bind_opt(st, b + 7, rec->action);
+    bind_opt(st, b + 8, rec->object ? rec->object : "");
+    bind_opt(st, b + 9, rec->tenant ? rec->tenant : "");
+    if (rec->event_id)
+        sqlite3_bind_int64(st, b + 10, rec->event_id);
+    else
+        sqlite3_bind_null(st, b + 10);
+    bind_opt(st, b + 11, rec->data);
+    bind_opt(st, b + 12, rec->before);
+    bind_opt(st, b + 13, rec->after);
+    bind_opt(st, b + 14, rec->client_ip);
+    bind_opt(st, b + 15, rec->path);
+    sqlite3_bind_text(st, b + 16, rec->prev_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, b + 17, rec->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, b + 18, rec->format);
+}
+
 /* Links rec after *head and inserts it with st (sql_insert, fetched once per batch: each
  * sq_stmt checks the WAL index, a stat() call); *head moves once it is inserted. */
 static int put(sq_store_t *s, sqlite3_stmt *st, tg_audit_head_t *head, tg_audit_rec_t *rec,
@@ -126,27 +187,7 @@ static int put(sq_store_t *s, sqlite3_stmt *st, tg_audit_head_t *head, tg_audit_
 {
     tg_audit_head_t next = *head;
     if (tg_audit_link(&next, rec) != 0) return tg_err_set(err, "audit: out of memory");
-    sqlite3_bind_int64(st, 1, rec->id);
-    sqlite3_bind_text(st, 2, rec->day, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, rec->seq);
-    sqlite3_bind_int64(st, 4, rec->ts_us);
-    bind_opt(st, 5, rec->kind);
-    bind_opt(st, 6, rec->actor ? rec->actor : "");
-    bind_opt(st, 7, rec->action);
-    bind_opt(st, 8, rec->object ? rec->object : "");
-    bind_opt(st, 9, rec->tenant ? rec->tenant : "");
-    if (rec->event_id)
-        sqlite3_bind_int64(st, 10, rec->event_id);
-    else
-        sqlite3_bind_null(st, 10);
-    bind_opt(st, 11, rec->data);
-    bind_opt(st, 12, rec->before);
-    bind_opt(st, 13, rec->after);
-    bind_opt(st, 14, rec->client_ip);
-    bind_opt(st, 15, rec->path);
-    sqlite3_bind_text(st, 16, rec->prev_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 17, rec->hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 18, rec->format);
+    bind_rec(st, 0, rec);
     int rc = sq_run(st);
     if (rc != SQLITE_OK) return sq_fail(s, rc, "audit append", err);
     *head = next;
@@ -183,26 +224,62 @@ static int body_put(sq_store_t *s, const tg_audit_rec_t *rec, const tg_event_t *
     return rc == SQLITE_OK ? 0 : sq_fail(s, rc, "audit bodies", err);
 }
 
+/* Inserts the n linked records waiting in a (AUDIT_ROWS in one statement, fewer one by
+ * one), then their sealed bodies (audit_bodies refers to the record). */
+static int insert_rows(sq_store_t *s, sq_audit_rows_t *a, size_t n, tg_err_t *err)
+{
+    if (n == AUDIT_ROWS) {
+        sqlite3_stmt *st = sq_stmt(s, &sql_insert_multi, err);
+        if (!st) return -1;
+        for (size_t k = 0; k < n; k++)
+            bind_rec(st, (int)k * REC_NCOLS, &a->rec[k]);
+        int rc = sq_run(st);
+        if (rc != SQLITE_OK) return sq_fail(s, rc, "audit append", err);
+    } else {
+        sqlite3_stmt *st = n ? sq_stmt(s, &sql_insert, err) : NULL;
+        if (n && !st) return -1;
+        for (size_t k = 0; k < n; k++) {
+            bind_rec(st, 0, &a->rec[k]);
+            int rc = sq_run(st);
+            if (rc != SQLITE_OK) return sq_fail(s, rc, "audit append", err);
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        if (tg_audit_body_of(a->ev[k], a->stored[k]) && body_put(s, &a->rec[k], a->ev[k], err) != 0)
+            return -1;
+    return 0;
+}
+
 int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, const int64_t *stored, tg_err_t *err)
 {
     tg_audit_head_t h;
-    sqlite3_stmt *st = NULL;
-    int ret = 0;
-    char data[TG_AUDIT_DATA_MAX];
+    int have_head = 0, ret = 0;
+    size_t n = 0;
+    sq_audit_rows_t *a = s->audit;
     for (size_t i = 0; ret == 0 && i < evs->n; i++) {
         if (ev_skip(evs, i) || stored[i] == 0) continue;
-        tg_audit_rec_t rec;
         const tg_event_t *ev = ev_at(evs, i);
-        int a = tg_audit_from_event(ev, &rec, data, sizeof data);
-        if (a < 0) return tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
-        if (a == 0) continue;
-        rec.event_id = stored[i]; /* another id than its own when another event held that */
-        if (!st && (!(st = sq_stmt(s, &sql_insert, err)) || (ret = head_read(s, &h, err)) != 0))
-            return st ? ret : -1;
-        ret = put(s, st, &h, &rec, err);
-        if (ret == 0 && tg_audit_body_of(ev, stored[i])) ret = body_put(s, &rec, ev, err);
+        if (!tg_audit_is_call(ev)) continue;
+        if (!a && !(a = s->audit = malloc(sizeof *a)))
+            return tg_err_set(err, "audit: out of memory");
+        tg_audit_rec_t *rec = &a->rec[n];
+        int made = tg_audit_from_event(ev, rec, a->data[n], sizeof a->data[n]);
+        if (made < 0) return tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
+        if (made == 0) continue;
+        rec->event_id = stored[i]; /* another id than its own when another event held that */
+        if (!have_head && (ret = head_read(s, &h, err)) != 0) return ret;
+        have_head = 1;
+        /* Linked in order; the head is written once the batch's last record is in. */
+        if (tg_audit_link(&h, rec) != 0) return tg_err_set(err, "audit: out of memory");
+        a->ev[n] = ev;
+        a->stored[n] = stored[i];
+        if (++n == AUDIT_ROWS) {
+            ret = insert_rows(s, a, n, err);
+            n = 0;
+        }
     }
-    if (ret == 0 && st) ret = head_write(s, &h, err);
+    if (ret == 0 && n) ret = insert_rows(s, a, n, err);
+    if (ret == 0 && have_head) ret = head_write(s, &h, err);
     return ret;
 }
 

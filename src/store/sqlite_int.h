@@ -133,6 +133,7 @@ enum {
     /* sqlite_audit.c */
     ST_AUDIT_HEAD,
     ST_AUDIT_INSERT,
+    ST_AUDIT_INSERT_MULTI,
     ST_AUDIT_HEAD_SET,
     ST_AUDIT_RANGE,
     ST_AUDIT_FIND,
@@ -201,7 +202,9 @@ typedef struct sq_store {
     int bulk;             /* ingest() has enlarged this connection's page cache */
     unsigned char *isnew; /* ingest() scratch: which of a batch's records are new */
     size_t isnew_cap;
-    unsigned seen_exact; /* ingest(): batches left to mark with RETURNING at once */
+    unsigned seen_exact;         /* ingest(): batches left to mark with RETURNING at once */
+    struct sq_audit_rows *audit; /* sq_audit_calls() scratch: records waiting for one
+                                    multi-row INSERT (sqlite_audit.c), made on first use */
     /* The -shm this connection mapped (walshm.h): checked before every use; once it is
      * lost the connection is never touched again, not even to close it. */
     tg_walshm_t shm;

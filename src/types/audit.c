@@ -15,6 +15,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "util/clock.h"
+#include "util/dec.h"
 #include "util/utf8.h"
 
 static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -392,16 +393,10 @@ static void jo_field(jout_t *o, const char *key, const char *f)
 
 static void jo_int(jout_t *o, const char *key, int64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN too */
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) tmp[--i] = '-';
+    char tmp[TG_DEC_MAX];
+    const char *p = tg_dec_i64(v, tmp);
     jo_key(o, key);
-    jo_put(o, tmp + i, sizeof tmp - i);
+    jo_put(o, p, (size_t)(tmp + TG_DEC_MAX - p));
 }
 
 /* A copy of field f (cap bytes) at *o, cleaned to UTF-8, NUL-terminated; NULL when empty
