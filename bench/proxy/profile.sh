@@ -403,9 +403,12 @@ if [[ " $PARTS " == *" writer "* ]]; then
     awk -v p="$phase" -v t="$(cg_total "$f")" -v n="$n" 'BEGIN { printf "  %-18s %8.0f Ir/event\n", p, t / n }'
     [ "$phase" = append_b256 ] && cp "$f" "$T/wc/append_b256.cg"
     [ "$phase" = format ] && cp "$f" "$T/wc/format.cg"
+    [ "$phase" = append_b256_get ] && cp "$f" "$T/wc/append_b256_get.cg"
   done
   echo "  append_b256, top 15 (per event):"
   cg_top "$T/wc/append_b256.cg" 5120 15
+  echo "  append_b256_get, top 15 (per event):"
+  cg_top "$T/wc/append_b256_get.cg" 5120 15
   echo "  format, top 8 (per event):"
   cg_top "$T/wc/format.cg" 5120 8
 fi

@@ -27,6 +27,8 @@
  *   append_b1       batches of 1: a transaction per event
  *   append_b4096    batches of 4096 (BATCH_MAX)
  *   append_b256_nokey as append_b256 with no key_id (skips the api_keys last_used update)
+ *   append_b256_get  as append_b256 with the GET route's event of bench/proxy (route api,
+ *                    GET /, no model, tokens unknown, no cost): no audit record
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@
 #define EVENTS 5120
 
 static int64_t wall = 1764633600000000LL; /* 2025-12-02, advanced 30 us an event */
+static int plain_get; /* make_event: the GET route's event instead of the chat one */
 
 static void make_event(tg_event_t *ev, int tenant_no, int64_t day_shift, int with_key)
 {
@@ -62,10 +65,19 @@ static void make_event(tg_event_t *ev, int tenant_no, int64_t day_shift, int wit
                       : snprintf(tenant, sizeof tenant, "bench");
     TG_EVENT_SET(ev, tenant, tenant, (size_t)n);
     if (with_key) TG_EVENT_SET(ev, key_id, "key_b145031aa8f3bd0a", 20);
-    TG_EVENT_SET(ev, route, "chat", 4);
-    TG_EVENT_SET(ev, method, "POST", 4);
-    TG_EVENT_SET(ev, path, "/v1/chat/completions", 20);
-    TG_EVENT_SET(ev, model, "bench", 5);
+    if (plain_get) {
+        ev->bytes_in = 0;
+        ev->tokens_in = ev->tokens_out = ev->tokens_cached = TG_TOKENS_UNKNOWN;
+        ev->cost_micros = 0;
+        TG_EVENT_SET(ev, route, "api", 3);
+        TG_EVENT_SET(ev, method, "GET", 3);
+        TG_EVENT_SET(ev, path, "/", 1);
+    } else {
+        TG_EVENT_SET(ev, route, "chat", 4);
+        TG_EVENT_SET(ev, method, "POST", 4);
+        TG_EVENT_SET(ev, path, "/v1/chat/completions", 20);
+        TG_EVENT_SET(ev, model, "bench", 5);
+    }
     TG_EVENT_SET(ev, client_ip, "127.0.0.1", 9);
     TG_EVENT_SET(ev, upstream, "http://127.0.0.1:40123", 22);
     snprintf(ev->request_id, sizeof ev->request_id, "%016llx",
@@ -173,6 +185,8 @@ int main(int argc, char **argv)
         append_phase(argv[1], evs, "append_b4096", 4096, 1, 0, 1) != 0 ||
         append_phase(argv[1], evs, "append_b256_nokey", 256, 1, 0, 0) != 0)
         return 1;
+    plain_get = 1;
+    if (append_phase(argv[1], evs, "append_b256_get", 256, 1, 0, 1) != 0) return 1;
 
     free(evs);
     tg_accesslog_close(log);
