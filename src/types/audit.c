@@ -194,24 +194,18 @@ static void v2_text(v2_field_t *f, const char *v)
     f->n = v ? strlen(v) : 0;
 }
 
-/* Decimal text of v into buf[24] (not snprintf: this runs for every call record). */
-static void v2_int(v2_field_t *f, int64_t v, char buf[24])
+/* Decimal text of v into buf (not snprintf: this runs for every call record). */
+static void v2_int(v2_field_t *f, int64_t v, char buf[TG_DEC_MAX])
 {
-    char *e = buf + 24, *o = e;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do
-        *--o = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0) *--o = '-';
-    f->p = o;
-    f->n = (size_t)(e - o);
+    f->p = tg_dec_i64(v, buf);
+    f->n = (size_t)(buf + TG_DEC_MAX - f->p);
 }
 
 /* Format 2's bytes into out (malloc'd when they do not fit in cap bytes: *heap set). */
 static char *canonical_v2(const tg_audit_rec_t *r, char *out, size_t cap, size_t *len, int *heap)
 {
     v2_field_t f[V2_FIELDS];
-    char num[4][24], er[4][80];
+    char num[4][TG_DEC_MAX], er[4][80];
     v2_text(&f[0], TG_AUDIT_FORMAT_V2);
     v2_text(&f[1], r->day);
     v2_int(&f[2], r->seq, num[0]);
