@@ -682,6 +682,84 @@ static void test_bodies_each_pages(void **state)
     free(e);
 }
 
+/* The writer's records 32 to an INSERT (sqlite_audit.c insert_rows): batches of 31, 32, 33,
+ * 64, 65 and 97 events, a fifth of them no call, a quarter stored before (a replay in the
+ * batch), one pair that drew the same id, two of three sealed: each call has one record, in
+ * the batch's order, naming its event, its own bodies under it, and the chain verifies. */
+static void test_calls_rows_edges(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    tg_kek_t k = kek_of(KEK_A);
+    static const int sizes[] = {31, 32, 33, 64, 65, 97};
+    int64_t base = DAY1, calls = 0;
+    for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+        int n = sizes[z];
+        tg_event_t *e = calloc((size_t)n, sizeof *e), *pre = calloc((size_t)n, sizeof *e);
+        assert_non_null(e);
+        assert_non_null(pre);
+        int npre = 0, ci = n / 2; /* the collision: neither event stored before, both calls */
+        while (ci % 4 != 3 || ci % 5 == 4 || (ci - 1) % 5 == 4)
+            ci++;
+        for (int i = 0; i < n; i++) {
+            char model[32];
+            snprintf(model, sizeof model, "m-%d-%d", n, i);
+            e[i] = call_event(tg_event_new_id(base + i), base + i, i % 5 == 4 ? NULL : model);
+            snprintf(e[i].request_id, sizeof e[i].request_id, "r-%d-%d", n, i);
+            if (i % 2) strcpy(e[i].tenant, "globex");
+            if (i == ci) e[i].id = e[i - 1].id;
+            if (i % 3) {
+                char in[32], out[32];
+                snprintf(in, sizeof in, "P-%d-%d", n, i);
+                snprintf(out, sizeof out, "A-%d-%d", n, i);
+                seal_into(&e[i], &k, in, out, 0);
+            }
+            if (i % 4 == 1) pre[npre++] = e[i];
+        }
+        assert_int_equal(tb_append(t->s, pre, (size_t)npre, &err), 0);
+        assert_int_equal(tb_append(t->s, e, (size_t)n, &err), 0);
+        int64_t last = 0;
+        for (int i = 0; i < n; i++) {
+            if (i % 5 == 4) continue;
+            calls++;
+            char sql[256], model[32];
+            snprintf(model, sizeof model, "m-%d-%d", n, i);
+            snprintf(sql, sizeof sql,
+                     "SELECT a.id FROM audit a JOIN usage_events e ON e.id = a.event_id WHERE "
+                     "e.request_id = 'r-%d-%d' AND a.tenant = e.tenant AND a.data LIKE "
+                     "'%%\"model\":\"%s\"%%'",
+                     n, i, model);
+            int64_t rid = tb_int(t, sql);
+            assert_true(rid > 0);
+            if (i % 4 != 1) { /* this batch's: after the previous one of this batch */
+                assert_true(rid > last);
+                last = rid;
+            }
+            char in[32], out[32], want[32];
+            uint32_t flags;
+            int rc = open_bodies(t, rid, &k, in, out, &flags);
+            if (i % 3 == 0 || i == ci) {
+                assert_int_equal(rc, TG_STORE_NOTFOUND);
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            snprintf(want, sizeof want, "P-%d-%d", n, i);
+            assert_string_equal(in, want);
+            snprintf(want, sizeof want, "A-%d-%d", n, i);
+            assert_string_equal(out, want);
+        }
+        assert_int_equal(tb_int(t, "SELECT count(*) FROM audit"), calls);
+        tg_audit_report_t rep;
+        assert_int_equal(verify(t, NULL, NULL, &rep), TG_AUDIT_OK);
+        assert_int_equal(rep.v.n, calls);
+        for (int i = 0; i < n; i++)
+            tg_bodies_free(e[i].bodies);
+        free(e);
+        free(pre);
+        base += HOUR;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -693,7 +771,7 @@ int main(void)
         TB_BOTH(test_purge_whole_days),   TB_BOTH(test_concurrent_appends),
         TB_BOTH(test_calls_id_collision), TB_BOTH(test_migration_16_keeps_chain),
         TB_BOTH(test_bodies_sealed),      TB_BOTH(test_bodies_erase_rewrap_purge),
-        TB_BOTH(test_bodies_each_pages),
+        TB_BOTH(test_bodies_each_pages),  TB_BOTH(test_calls_rows_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
