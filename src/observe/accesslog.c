@@ -25,6 +25,7 @@
 
 #include "util/clock.h"
 #include "util/dec.h"
+#include "util/jplain.h"
 #include "util/log.h"
 
 #define BUF_BYTES (1u << 20)
@@ -110,11 +111,7 @@ static void put(struct out *o, const char *s, size_t n)
  * escaped by jansson. */
 static void put_str(struct out *o, const char *s)
 {
-    size_t n = 0;
-    for (; s[n]; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') break;
-    }
+    size_t n = tg_jplain_span(s);
     if (!s[n]) {
         PUT_LIT(o, "\"");
         put(o, s, n);

@@ -16,6 +16,7 @@
 
 #include "util/clock.h"
 #include "util/dec.h"
+#include "util/jplain.h"
 #include "util/utf8.h"
 
 static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -345,11 +346,7 @@ static void jo_put(jout_t *o, const char *p, size_t n)
 
 static void jo_str(jout_t *o, const char *p, size_t n)
 {
-    size_t i = 0;
-    while (i < n && (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] <= 0x7e && p[i] != '"' &&
-           p[i] != '\\')
-        i++;
-    if (i == n) {
+    if (tg_jplain_prefix(p, n) == n) {
         jo_put(o, "\"", 1);
         jo_put(o, p, n);
         jo_put(o, "\"", 1);
