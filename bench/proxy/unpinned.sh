@@ -30,6 +30,8 @@
 # others_us the CPU per request of all threads but the busiest one (tollgate: the writer,
 # the store watchers and the admin loop besides the worker; nginx: its master).
 # Clock ticks are 10 ms: at ~30k req/s over 5 s the resolution is ~0.1 µs.
+# preempt is the proxy's involuntary context switches a request (all its threads,
+# /proc/PID/task/*/status): a thread taken off its core by another that woke there.
 # idle% is the whole machine's idle time during the measured run (/proc/stat): with every
 # core shared by wrk, the upstream and the proxy, a few % means the cores were kept busy;
 # more means the peers waited on each other (a scheduling state, not a CPU cost).
@@ -146,6 +148,12 @@ task_ticks() {
   done
 }
 HZ=$(getconf CLK_TCK)
+# preempted PID...: involuntary context switches of every thread of those processes so far
+preempted() {
+  local p
+  for p in "$@"; do cat /proc/"$p"/task/*/status 2>/dev/null; done |
+    awk '/^nonvoluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
 # idle_ticks: "IDLE TOTAL" clock ticks of the whole machine so far (idle + iowait)
 idle_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t }' /proc/stat; }
 # to_ms: wrk's latency ("850.00us", "1.23ms", "1.02s") in milliseconds
@@ -153,7 +161,7 @@ to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v +
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # one SCHEME CASE TARGET ROUND ->
-#   "rps p99_ms us_per_req user_share us_per_req_beyond_the_busiest_thread idle% requests errors"
+#   "rps p99_ms us_per_req user_share us_per_req_beyond_the_busiest_thread idle% preempted_per_req requests errors"
 one() {
   local scheme=$1 kind=$2 target=$3 round=$4 url cpid auth=() extra=()
   case $scheme.$target in
@@ -177,12 +185,17 @@ one() {
   # shellcheck disable=SC2086
   task_ticks $pids >"$T/tasks0"
   i0=$(idle_ticks)
+  local x0 x1
+  # shellcheck disable=SC2086
+  x0=$(preempted $pids)
   out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${auth[@]}" "${extra[@]}" "$url/" 2>&1)
   # shellcheck disable=SC2086
   c1=$(cpu_ticks $pids)
   # shellcheck disable=SC2086
   task_ticks $pids >"$T/tasks1"
   i1=$(idle_ticks)
+  # shellcheck disable=SC2086
+  x1=$(preempted $pids)
   if [ -n "$bp" ]; then kill "$bp"; wait "$bp" 2>/dev/null || true; fi
   local rest
   rest=$(awk 'NR == FNR { t0[$1] = $2; next } { d = $2 - t0[$1]; s += d; if (d > m) m = d } END { print s - m }' \
@@ -194,24 +207,24 @@ one() {
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ { printf "[%s] ", $0 }')
   [ -n "$n" ] && [ -n "$rps" ] || { echo "unpinned: wrk gave no result for $scheme $kind $target:" >&2; echo "$out" >&2; exit 1; }
   awk -v u0="${c0% *}" -v k0="${c0#* }" -v u1="${c1% *}" -v k1="${c1#* }" -v hz="$HZ" -v n="$n" \
-    -v r="$rps" -v p="$p99" -v e="$errs" -v o="$rest" -v i0="$i0" -v i1="$i1" 'BEGIN { c = u1 - u0 + k1 - k0
+    -v r="$rps" -v p="$p99" -v e="$errs" -v o="$rest" -v i0="$i0" -v i1="$i1" -v x="$((x1 - x0))" 'BEGIN { c = u1 - u0 + k1 - k0
       split(i0, a, " "); split(i1, b, " "); idle = b[2] > a[2] ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0
-      printf "%s %s %.1f %.0f %.1f %.0f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0,
-        o / hz * 1e6 / n, idle, n, e }'
+      printf "%s %s %.1f %.0f %.1f %.0f %.3f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0,
+        o / hz * 1e6 / n, idle, x / n, n, e }'
 }
 
-declare -A RPS P99 CPU USR OTH IDL
+declare -A RPS P99 CPU USR OTH IDL PRE
 [ -n "$BURN" ] && echo "BURN=\"$BURN\": a burner thread spins ${BURN% *} ms of every ${BURN#* } ms beside every target"
-printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s\n' round scheme case target req/s p99_ms cpu_us/req user% others_us idle%
+printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s %7s\n' round scheme case target req/s p99_ms cpu_us/req user% others_us idle% preempt
 for round in $(seq 1 "$ROUNDS"); do
   for scheme in $SCHEMES; do
     for kind in $CASES; do
       for target in $TARGETS; do
-        read -r rps p99 us usr oth idl n errs < <(one "$scheme" "$kind" "$target" "$round")
-        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "$oth" "$idl" "${errs:-}"
+        read -r rps p99 us usr oth idl pre n errs < <(one "$scheme" "$kind" "$target" "$round")
+        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s %7s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "$oth" "$idl" "$pre" "${errs:-}"
         k=$scheme.$kind.$target
         RPS[$k]="${RPS[$k]:-} $rps"; P99[$k]="${P99[$k]:-} $p99"; CPU[$k]="${CPU[$k]:-} $us"
-        USR[$k]="${USR[$k]:-} $usr"; OTH[$k]="${OTH[$k]:-} $oth"; IDL[$k]="${IDL[$k]:-} $idl"
+        USR[$k]="${USR[$k]:-} $usr"; OTH[$k]="${OTH[$k]:-} $oth"; IDL[$k]="${IDL[$k]:-} $idl"; PRE[$k]="${PRE[$k]:-} $pre"
       done
     done
   done
@@ -220,7 +233,7 @@ done
 echo
 echo "medians of $ROUNDS round(s); cpu = µs of CPU per request (direct: the upstream's; proxies: all their threads),"
 echo "usr = its user-space share in %, others = µs per request of the threads but the busiest (tollgate: writer and the rest)"
-printf '%-6s %-5s %-10s %10s %8s %8s %4s %7s %5s %10s %10s %10s\n' scheme case target req/s p99_ms cpu_us usr others idle% rps/nginx rps/ng-log cpu/nginx
+printf '%-6s %-5s %-10s %10s %8s %8s %4s %7s %5s %7s %10s %10s %10s\n' scheme case target req/s p99_ms cpu_us usr others idle% preempt rps/nginx rps/ng-log cpu/nginx
 for scheme in $SCHEMES; do
   for kind in $CASES; do
     declare -A M=()
@@ -232,13 +245,14 @@ for scheme in $SCHEMES; do
       M[$target.u]=$(echo ${USR[$k]} | tr ' ' '\n' | median)
       M[$target.o]=$(echo ${OTH[$k]} | tr ' ' '\n' | median)
       M[$target.i]=$(echo ${IDL[$k]} | tr ' ' '\n' | median)
+      M[$target.x]=$(echo ${PRE[$k]} | tr ' ' '\n' | median)
     done
     for target in $TARGETS; do
       awk -v s=$scheme -v k=$kind -v t=$target -v r="${M[$target.r]}" -v p="${M[$target.p]}" -v c="${M[$target.c]}" \
-        -v u="${M[$target.u]}" -v o="${M[$target.o]}" -v i="${M[$target.i]}" \
+        -v u="${M[$target.u]}" -v o="${M[$target.o]}" -v i="${M[$target.i]}" -v x="${M[$target.x]}" \
         -v nr="${M[nginx.r]:-}" -v nl="${M[nginx-log.r]:-}" -v nc="${M[nginx.c]:-}" '
         function ratio(a, b) { return (b == "" || b + 0 == 0) ? "-" : sprintf("%.2fx", a / b) }
-        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %4.0f %7.1f %5.0f %10s %10s %10s\n", s, k, t, r, p, c, u, o, i,
+        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %4.0f %7.1f %5.0f %7.3f %10s %10s %10s\n", s, k, t, r, p, c, u, o, i, x,
                   ratio(r, nr), ratio(r, nl), t == "direct" ? "-" : ratio(c, nc) }'
     done
     if [ -n "${M[tollgate.r]:-}" ] && [ -n "${M[nginx.r]:-}" ]; then
