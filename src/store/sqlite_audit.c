@@ -224,25 +224,21 @@ static int body_put(sq_store_t *s, const tg_audit_rec_t *rec, const tg_event_t *
     return rc == SQLITE_OK ? 0 : sq_fail(s, rc, "audit bodies", err);
 }
 
-/* Inserts the n linked records waiting in a (AUDIT_ROWS in one statement, fewer one by
- * one), then their sealed bodies (audit_bodies refers to the record). */
-static int insert_rows(sq_store_t *s, sq_audit_rows_t *a, size_t n, tg_err_t *err)
+/* Inserts the n (>= 1) linked records waiting in a (AUDIT_ROWS in one statement, fewer
+ * one by one), then their sealed bodies (audit_bodies refers to the record). *multi and
+ * *one are the statements, fetched on first use and kept for the batch: each sq_stmt
+ * checks the WAL index, a stat() call. */
+static int insert_rows(sq_store_t *s, sq_audit_rows_t *a, size_t n, sqlite3_stmt **multi,
+                       sqlite3_stmt **one, tg_err_t *err)
 {
-    if (n == AUDIT_ROWS) {
-        sqlite3_stmt *st = sq_stmt(s, &sql_insert_multi, err);
-        if (!st) return -1;
-        for (size_t k = 0; k < n; k++)
-            bind_rec(st, (int)k * REC_NCOLS, &a->rec[k]);
-        int rc = sq_run(st);
+    int whole = n == AUDIT_ROWS;
+    sqlite3_stmt **stp = whole ? multi : one;
+    if (!*stp && !(*stp = sq_stmt(s, whole ? &sql_insert_multi : &sql_insert, err))) return -1;
+    for (size_t k = 0; k < n; k++) {
+        bind_rec(*stp, whole ? (int)k * REC_NCOLS : 0, &a->rec[k]);
+        if (whole && k + 1 < n) continue; /* one statement for all of them */
+        int rc = sq_run(*stp);
         if (rc != SQLITE_OK) return sq_fail(s, rc, "audit append", err);
-    } else {
-        sqlite3_stmt *st = n ? sq_stmt(s, &sql_insert, err) : NULL;
-        if (n && !st) return -1;
-        for (size_t k = 0; k < n; k++) {
-            bind_rec(st, 0, &a->rec[k]);
-            int rc = sq_run(st);
-            if (rc != SQLITE_OK) return sq_fail(s, rc, "audit append", err);
-        }
     }
     for (size_t k = 0; k < n; k++)
         if (tg_audit_body_of(a->ev[k], a->stored[k]) && body_put(s, &a->rec[k], a->ev[k], err) != 0)
@@ -256,6 +252,7 @@ int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, const int64_t *stored, tg
     int have_head = 0, ret = 0;
     size_t n = 0;
     sq_audit_rows_t *a = s->audit;
+    sqlite3_stmt *multi = NULL, *one = NULL;
     for (size_t i = 0; ret == 0 && i < evs->n; i++) {
         if (ev_skip(evs, i) || stored[i] == 0) continue;
         const tg_event_t *ev = ev_at(evs, i);
@@ -263,9 +260,9 @@ int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, const int64_t *stored, tg
         if (!a && !(a = s->audit = malloc(sizeof *a)))
             return tg_err_set(err, "audit: out of memory");
         tg_audit_rec_t *rec = &a->rec[n];
-        int made = tg_audit_from_event(ev, rec, a->data[n], sizeof a->data[n]);
-        if (made < 0) return tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
-        if (made == 0) continue;
+        /* (1: a call, checked above) */
+        if (tg_audit_from_event(ev, rec, a->data[n], sizeof a->data[n]) < 0)
+            return tg_err_set(err, "audit: call record of event %lld", (long long)ev->id);
         rec->event_id = stored[i]; /* another id than its own when another event held that */
         if (!have_head && (ret = head_read(s, &h, err)) != 0) return ret;
         have_head = 1;
@@ -274,11 +271,11 @@ int sq_audit_calls(sq_store_t *s, const ev_run_t *evs, const int64_t *stored, tg
         a->ev[n] = ev;
         a->stored[n] = stored[i];
         if (++n == AUDIT_ROWS) {
-            ret = insert_rows(s, a, n, err);
+            ret = insert_rows(s, a, n, &multi, &one, err);
             n = 0;
         }
     }
-    if (ret == 0 && n) ret = insert_rows(s, a, n, err);
+    if (ret == 0 && n) ret = insert_rows(s, a, n, &multi, &one, err);
     if (ret == 0 && have_head) ret = head_write(s, &h, err);
     return ret;
 }

@@ -1,7 +1,7 @@
 /* The plain bytes of a JSON string; see jplain.h. */
 #include "util/jplain.h"
 
-/* 0x20..0x7e but 0x22 ('"') and 0x5c ('\\'); rows of 32 bytes. */
+/* 0x20..0x7e but 0x22 (quote) and 0x5c (backslash); rows of 32 bytes. */
 const unsigned char tg_jplain[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
