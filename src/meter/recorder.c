@@ -668,6 +668,10 @@ static void take_locked(tg_recorder_t *r)
         r->head += n;
         if (r->head == r->cap) r->head = 0;
         r->count -= n;
+        /* Emptied: the next push goes to slot 0 again, so a writer that keeps up cycles the
+         * same few hundred slots, warm in cache, not all cap of them (~90 MB at the default
+         * queue, each slot written cold). bench/RESULTS.md: +4% GET req/s. */
+        if (r->count == 0) r->head = 0;
         got += n;
         if (r->waiters) pthread_cond_broadcast(&r->room);
         if (got < BATCH_MAX && r->count > 0) { /* let pushers in */
