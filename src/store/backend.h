@@ -237,7 +237,17 @@ struct tg_store {
     const struct tg_store_admin_token_ops *admin_tokens;
     /* tg_store_query's bound on a read-only handle, ms (0: none); store.c sets it. */
     long long query_timeout_ms;
+    /* tg_store_set_pace's function and its argument; NULL: none. */
+    void (*pace)(void *arg);
+    void *pace_arg;
 };
+
+/* Where a long write can let its thread give up the core: between two statements (a
+ * backend calls it where its own work on the calling thread is, see store.h). */
+static inline void tg_store_pace(tg_store_t *s)
+{
+    if (s->pace) s->pace(s->pace_arg);
+}
 
 /* The error of a query cancelled by its handle's query_timeout_ms (store.c), the same
  * words on both backends; returns -1. */

@@ -243,6 +243,7 @@ static int insert_rows(sq_store_t *s, sq_audit_rows_t *a, size_t n, sqlite3_stmt
     for (size_t k = 0; k < n; k++)
         if (tg_audit_body_of(a->ev[k], a->stored[k]) && body_put(s, &a->rec[k], a->ev[k], err) != 0)
             return -1;
+    if (whole) tg_store_pace(&s->base);
     return 0;
 }
 

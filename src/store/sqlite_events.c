@@ -282,6 +282,7 @@ static int append_txn(sq_store_t *s, const append_st_t *a, const ev_run_t *evs, 
             evb_agg_add(&gs, ev_at(evs, s->fast[j + r].idx));
         }
         added += MULTI_ROWS;
+        tg_store_pace(&s->base);
     }
 
     for (size_t i = 0; i < n; i++) {

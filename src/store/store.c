@@ -133,6 +133,12 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err)
     return s->life && s->life->set_busy_timeout ? s->life->set_busy_timeout(s, ms, err) : 0;
 }
 
+void tg_store_set_pace(tg_store_t *s, void (*fn)(void *arg), void *arg)
+{
+    s->pace = fn;
+    s->pace_arg = fn ? arg : NULL;
+}
+
 /* ---- events and aggregates -------------------------------------------------------- */
 
 int tg_store_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *inserted, tg_err_t *err)

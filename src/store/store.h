@@ -58,6 +58,12 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
 
 #define TG_STORE_BUSY_TIMEOUT_MS 5000 /* the default set by tg_store_open */
 
+/* A function a long write calls on the calling thread between two of its statements, so
+ * that thread can give up its core there: the recorder's writer yields to the workers
+ * (meter/recorder.c). SQLite's append calls it after every 32 events inserted and every
+ * 32 call records; PostgreSQL's does not (its work is in the server). NULL: none. */
+void tg_store_set_pace(tg_store_t *s, void (*fn)(void *arg), void *arg);
+
 /* ---- events and aggregates -------------------------------------------------------- */
 
 /* Inserts events and updates usage_daily in one transaction (PostgreSQL: a batch of 1024

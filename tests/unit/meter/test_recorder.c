@@ -108,6 +108,9 @@ static int fake_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *i
     }
     *inserted = ins;
     pthread_mutex_unlock(&f->mu);
+    /* As SQLite's append does, between statements of 32 (outside the fake's lock). */
+    for (size_t k = 0; k < n / 32; k++)
+        tg_store_pace(s);
     return 0;
 }
 
@@ -720,7 +723,12 @@ static void test_spool_in_use_by_another_recorder(void **state)
     assert_int_equal(tg_recorder_start_with_store(&o, &f2->base, &r2, &err), -1);
     assert_null(r2);
     assert_non_null(strstr(err.msg, "in use"));
+    /* The writer paces itself on the store it writes (tg_store_set_pace); a store the
+     * caller keeps is left without a function pointing into a freed recorder. */
+    assert_null(f2->base.pace);
+    assert_non_null(f1->base.pace);
     tg_recorder_stop(r1);
+    assert_null(f1->base.pace);
     fake_free(f1);
     fake_free(f2);
 }

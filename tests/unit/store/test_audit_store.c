@@ -206,6 +206,31 @@ static void test_calls_with_events(void **state)
     assert_int_equal(rep.v.n, 3);
 }
 
+/* tg_store_set_pace on SQLite: after each statement of 32 new events and each of 32 call
+ * records (after their sealed bodies, if any), and not after a shorter run of records. */
+static void count_pace(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void test_calls_paced(void **state)
+{
+    tb_store_t *t = *state;
+    tg_err_t err = {{0}};
+    enum { N = 70 }; /* 70 events: 2 statements of 32 and 6 one by one; 68 calls: 2 of 32 */
+    tg_event_t *evs = calloc(N, sizeof *evs);
+    assert_non_null(evs);
+    for (int i = 0; i < N; i++)
+        evs[i] = call_event(tg_event_new_id(DAY1 + i), DAY1 + i, i % 35 ? "gpt-4o" : NULL);
+    int paced = 0;
+    tg_store_set_pace(t->s, count_pace, &paced);
+    assert_int_equal(tb_append(t->s, evs, N, &err), 0);
+    assert_int_equal(tb_int(t, "SELECT count(*) FROM audit WHERE kind = 'call'"), N - 2);
+    assert_int_equal(paced, 2 + 2);
+    tg_store_set_pace(t->s, NULL, NULL);
+    free(evs);
+}
+
 /* A batch larger than PostgreSQL's chunks (128 records: two whole chunks, prepared, and a
  * tail), half of it a replay: every call once, in one chain. */
 static void test_calls_large_batch(void **state)
@@ -763,15 +788,25 @@ static void test_calls_rows_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TB_BOTH(test_chain_across_days),  TB_BOTH(test_tamper_edit),
-        TB_BOTH(test_tamper_delete),      TB_BOTH(test_tamper_delete_last),
-        TB_BOTH(test_tamper_insert),      TB_BOTH(test_tamper_insert_after_head),
-        TB_BOTH(test_tamper_reorder),     TB_BOTH(test_calls_with_events),
-        TB_BOTH(test_calls_large_batch),  TB_BOTH(test_erase),
-        TB_BOTH(test_purge_whole_days),   TB_BOTH(test_concurrent_appends),
-        TB_BOTH(test_calls_id_collision), TB_BOTH(test_migration_16_keeps_chain),
-        TB_BOTH(test_bodies_sealed),      TB_BOTH(test_bodies_erase_rewrap_purge),
-        TB_BOTH(test_bodies_each_pages),  TB_BOTH(test_calls_rows_edges),
+        TB_BOTH(test_chain_across_days),
+        TB_BOTH(test_tamper_edit),
+        TB_BOTH(test_tamper_delete),
+        TB_BOTH(test_tamper_delete_last),
+        TB_BOTH(test_tamper_insert),
+        TB_BOTH(test_tamper_insert_after_head),
+        TB_BOTH(test_tamper_reorder),
+        TB_BOTH(test_calls_with_events),
+        TB_BOTH(test_calls_large_batch),
+        TB_BOTH(test_erase),
+        TB_BOTH(test_purge_whole_days),
+        TB_BOTH(test_concurrent_appends),
+        TB_BOTH(test_calls_id_collision),
+        TB_BOTH(test_migration_16_keeps_chain),
+        TB_BOTH(test_bodies_sealed),
+        TB_BOTH(test_bodies_erase_rewrap_purge),
+        TB_BOTH(test_bodies_each_pages),
+        TB_BOTH(test_calls_rows_edges),
+        {"test_calls_paced [sqlite]", test_calls_paced, tb_setup_sqlite, tb_teardown, NULL},
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -546,6 +546,45 @@ static void test_append_flood_aggregate(void **state)
                      1);
 }
 
+/* tg_store_set_pace: SQLite's append calls the function once after each statement of 32
+ * new events, on the calling thread; none after the rows inserted one by one (a replay, the
+ * short tail), and no more once the function is cleared. */
+static void count_pace(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void test_append_paces_between_statements(void **state)
+{
+    fixture_t *f = *state;
+    tg_err_t err;
+    int64_t d1 = day_us("2026-03-01");
+    enum { N = 100 };
+    tg_event_t *evs = calloc(N, sizeof *evs);
+    assert_non_null(evs);
+    for (int i = 0; i < N; i++)
+        evs[i] = ev_make(1000 + i, d1 + i, "acme", TG_OUTCOME_BILLABLE);
+    int paced = 0;
+    size_t ins = 0;
+    tg_store_set_pace(f->s, count_pace, &paced);
+    assert_int_equal(tg_store_append(f->s, evs, 31, &ins, &err), 0);
+    assert_int_equal(ins, 31);
+    assert_int_equal(paced, 0); /* 31: one by one */
+    assert_int_equal(tg_store_append(f->s, evs + 31, N - 31, &ins, &err), 0);
+    assert_int_equal(ins, N - 31);
+    assert_int_equal(paced, 2); /* 69: two statements of 32, then 5 one by one */
+    assert_int_equal(tg_store_append(f->s, evs, N, &ins, &err), 0);
+    assert_int_equal(ins, 0);
+    assert_int_equal(paced, 2); /* a replay: one by one */
+    for (int i = 0; i < N; i++)
+        evs[i].id += 10000;
+    tg_store_set_pace(f->s, NULL, NULL);
+    assert_int_equal(tg_store_append(f->s, evs, N, &ins, &err), 0);
+    assert_int_equal(ins, N);
+    assert_int_equal(paced, 2);
+    free(evs);
+}
+
 static void test_append_replay_counts_nothing(void **state)
 {
     fixture_t *f = *state;
@@ -2240,6 +2279,7 @@ int main(void)
         TB_BOTH(test_append_mixed_large_batch),
         TB_BOTH(test_append_nearly_sorted_batch),
         cmocka_unit_test_setup_teardown(test_append_busy_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_paces_between_statements, setup, teardown),
         TB_BOTH(test_purge),
         TB_BOTH(test_usage_groupings),
         TB_BOTH(test_policy_version_two_connections),
