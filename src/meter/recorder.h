@@ -78,8 +78,9 @@ typedef struct tg_recorder_stats {
 int tg_recorder_start(const tg_recorder_opts_t *opts, tg_recorder_t **out, tg_err_t *err);
 /* As tg_recorder_start, on a store the caller opened (tests, benchmarks, a
  * backend opened some other way); opts->store_url is ignored. The writer
- * thread uses the store alone from here until tg_recorder_stop returns; the
- * caller keeps ownership and closes it after that. */
+ * thread uses the store alone from here until tg_recorder_stop returns, its pace
+ * function set (tg_store_set_pace; cleared at stop); the caller keeps ownership and
+ * closes it after that. */
 struct tg_store;
 int tg_recorder_start_with_store(const tg_recorder_opts_t *opts, struct tg_store *store,
                                  tg_recorder_t **out, tg_err_t *err);
