@@ -14,11 +14,13 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,7 +56,37 @@ typedef struct fake {
     size_t sealed;         /* mu: committed with their bodies sealed (audit.bodies: encrypt) */
     size_t spooled_bodies; /* mu: committed saying their bodies were dropped (spooled) */
     size_t dropped_bodies; /* mu: committed saying their bodies were dropped (other reasons) */
+    int64_t spin_us;       /* set before start: append's work between two pace calls */
 } fake_t;
+
+/* The writer's pace (recorder.c writer_pace) gives up its core with sched_yield(): this
+ * binary's own sched_yield, which libtollgate's call resolves to, counts the calls and
+ * notes how long after the start of the current append each was made. yield_sleep_us
+ * makes each yield last that long, as on a core other processes keep busy. */
+static atomic_long yields;
+static _Atomic int64_t append_began_us; /* fake_append's entry (past the gate) */
+static _Atomic int64_t yield_latest_us; /* the latest yield's offset from append_began_us */
+static atomic_int yield_sleep_us;
+
+int sched_yield(void)
+{
+    int64_t off = tg_mono_us() - atomic_load(&append_began_us);
+    if (off > atomic_load(&yield_latest_us)) atomic_store(&yield_latest_us, off);
+    atomic_fetch_add(&yields, 1);
+    int us = atomic_load(&yield_sleep_us);
+    if (us > 0) {
+        struct timespec ts = {0, us * 1000L};
+        nanosleep(&ts, NULL);
+        return 0;
+    }
+    return (int)syscall(SYS_sched_yield);
+}
+
+static void yields_reset(void)
+{
+    atomic_store(&yields, 0);
+    atomic_store(&yield_latest_us, 0);
+}
 
 static fake_t *fk(tg_store_t *s)
 {
@@ -84,6 +116,7 @@ static int fake_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *i
         pthread_cond_wait(&f->cv, &f->mu);
     }
     f->in_append = 0;
+    atomic_store(&append_began_us, tg_mono_us());
     if (f->busy) {
         f->busy_returns++;
         pthread_mutex_unlock(&f->mu);
@@ -109,8 +142,11 @@ static int fake_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *i
     *inserted = ins;
     pthread_mutex_unlock(&f->mu);
     /* As SQLite's append does, between statements of 32 (outside the fake's lock). */
-    for (size_t k = 0; k < n / 32; k++)
+    for (size_t k = 0; k < n / 32; k++) {
+        for (int64_t t = tg_mono_us(); f->spin_us && tg_mono_us() - t < f->spin_us;)
+            ; /* the statement's work: the writer runs */
         tg_store_pace(s);
+    }
     return 0;
 }
 
@@ -1113,6 +1149,118 @@ static void test_sealed_spool_rekey(void **state)
     fake_free(f);
 }
 
+/* Holds the writer in append with event 1, then queues events 2..n+1 behind it, so the
+ * writer takes them as one batch when the gate opens. */
+static void one_batch_behind_gate(tg_recorder_t *r, fake_t *f, int64_t n)
+{
+    fake_set_gate(f, 1);
+    push_range(r, 1, 1);
+    pthread_mutex_lock(&f->mu);
+    while (!f->in_append)
+        pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+    push_range(r, 2, n);
+    yields_reset();
+    fake_set_gate(f, 0);
+}
+
+/* writer_pace: a batch whose statements take the writer a while yields its core (every
+ * 100 us of running), but only in the first quarter of the flush window: 2048 events are
+ * 64 statements of 32 at 300 us each, 19 ms of work; flush 8 ms, so no yield starts later
+ * than 2 ms into the batch (6 ms of slack for a writer preempted between its check of the
+ * clock and the yield; unbounded, the last yield would come ~19 ms in). */
+static void test_writer_yields_early_in_a_batch_only(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(4096);
+    f->spin_us = 300;
+    tg_recorder_opts_t o = opts_for(NULL, 4096, 8);
+    tg_recorder_t *r = start_rec(&o, f);
+    one_batch_behind_gate(r, f, 2048);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.committed == 2049);
+    long n = atomic_load(&yields);
+    int64_t latest = atomic_load(&yield_latest_us);
+    tg_recorder_stop(r);
+    assert_ids_in_order(f, 0, 1, 2049);
+    if (n < 1) fail_msg("the writer never yielded in a 19 ms batch");
+    if (latest >= 8000)
+        fail_msg("a yield %lld us into the batch (flush window 8 ms)", (long long)latest);
+    fake_free(f);
+}
+
+/* A batch written while stopping is never paced: stop drains at full speed. 200 events
+ * (below the writer's wake-up threshold, a 10 s flush window) wait in the ring; stop takes
+ * them, 6 statements at 300 us each. */
+static void test_writer_does_not_yield_while_stopping(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(256);
+    f->spin_us = 300;
+    tg_recorder_opts_t o = opts_for(NULL, 4096, 10000);
+    tg_recorder_t *r = start_rec(&o, f);
+    sleep_ms(20); /* the writer's first tick (at start) is done */
+    push_range(r, 1, 200);
+    sleep_ms(20);
+    tg_recorder_stats_t st;
+    tg_recorder_stats(r, &st);
+    assert_int_equal(st.committed, 0);
+    yields_reset();
+    tg_recorder_stop(r);
+    assert_int_equal(fake_count(f), 200);
+    assert_int_equal(atomic_load(&yields), 0);
+    fake_free(f);
+}
+
+/* The ring's slot reset (take_locked starts an emptied ring at slot 0 again): rings of
+ * sizes that are neither powers of two nor multiples of the writer's copy chunk, smaller
+ * and larger than it, eight producers keeping them full and a writer that empties them
+ * often: every event committed once, each producer's in the order pushed. */
+#define SMALL_PRODUCERS 8
+#define SMALL_PER_PROD  20000
+
+static void *small_producer(void *arg)
+{
+    struct prod *p = arg;
+    push_range(p->r, ((int64_t)(p->t + 1) << 32), SMALL_PER_PROD);
+    return NULL;
+}
+
+static void test_odd_rings_fifo_per_producer(void **state)
+{
+    (void)state;
+    static const size_t caps[] = {1, 3, 37, 300, 777};
+    for (size_t c = 0; c < sizeof caps / sizeof *caps; c++) {
+        const size_t total = SMALL_PRODUCERS * SMALL_PER_PROD;
+        fake_t *f = fake_new(total);
+        tg_recorder_opts_t o = opts_for(NULL, caps[c], 1);
+        tg_recorder_t *r = start_rec(&o, f);
+        pthread_t th[SMALL_PRODUCERS];
+        struct prod p[SMALL_PRODUCERS];
+        for (int t = 0; t < SMALL_PRODUCERS; t++) {
+            p[t] = (struct prod){r, t};
+            pthread_create(&th[t], NULL, small_producer, &p[t]);
+        }
+        for (int t = 0; t < SMALL_PRODUCERS; t++)
+            pthread_join(th[t], NULL);
+        tg_recorder_stats_t st;
+        WAIT_FOR(r, st, st.committed == total);
+        assert_int_equal(st.queued, 0);
+        assert_int_equal(st.pushed, total);
+        tg_recorder_stop(r);
+        assert_int_equal(fake_count(f), total);
+        assert_int_equal(f->dups, 0);
+        int64_t next[SMALL_PRODUCERS] = {0};
+        for (size_t i = 0; i < f->n; i++) {
+            int t = (int)(f->ids[i] >> 32) - 1;
+            assert_in_range(t, 0, SMALL_PRODUCERS - 1);
+            assert_int_equal(f->ids[i] & 0xffffffff, next[t]);
+            next[t]++;
+        }
+        fake_free(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1154,6 +1302,11 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_bodies_bounded_while_writer_behind, setup_dir,
                                         teardown_dir),
+        cmocka_unit_test_setup_teardown(test_writer_yields_early_in_a_batch_only, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_writer_does_not_yield_while_stopping, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_odd_rings_fifo_per_producer, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
