@@ -66,6 +66,7 @@
 #define PACE_LINES     32   /* access-log lines written between two calls of writer_pace */
 #define PACE_SLICE_US  100  /* the writer's longest run on a core while it paces itself */
 #define PACE_SHARE     4    /* writer_pace yields during the first 1/PACE_SHARE of a window */
+#define PACE_AWAY_US   1000 /* a batch's yields, in all, past which it no longer paces */
 #define COPY_CHUNK     256  /* events copied out per lock hold (~256 KB, a few us) */
 #define REPLAY_CHUNKS  8    /* spool chunks (of BATCH_MAX) replayed per tick */
 #define RETRY_US       250000LL
@@ -180,6 +181,7 @@ struct tg_recorder {
     int flood_closed;      /* tg_flood_close() called: the last harvests are running */
     int64_t pace_until_us; /* monotonic: writer_pace yields before it; 0: never */
     int64_t pace_last_us;  /* monotonic: the batch's start, or writer_pace's last yield */
+    int64_t pace_away_us;  /* the batch's time spent yielded so far */
     tg_flood_agg_t *fagg;  /* BATCH_MAX: surpluses taken out of the flood table */
     pthread_t thread;
 };
@@ -606,10 +608,15 @@ static int spool_replay(tg_recorder_t *r, size_t max_chunks)
  * after the whole batch. Unyielding, a batch held its core for 0.6 ms (GET) to 1.5 ms
  * (audited chat calls) at a time; on a 2-core machine shared with the load generator and
  * the upstream, the machine then sat 20-29% idle at saturation (bench/RESULTS.md, "the
- * writer yields": +7% GET and +14% chat req/s, p99 no worse). It does so only while the
- * batch is younger than 1/PACE_SHARE of the flush window: past that the batch is written
- * at full speed, so yielding never stretches a batch past the window (DESIGN.md
- * "Durability"); stop, replays at a tick and anything else outside a batch never yield. */
+ * writer yields": chat +5-14% req/s, p99 no worse). It does so only while the batch is
+ * younger than 1/PACE_SHARE of the flush window, and only until its yields have kept it
+ * off the core for PACE_AWAY_US in all: on a machine other processes keep busy a yield
+ * lasts milliseconds (a hostile test measured 1.3-2.2 ms on average, single ones up to
+ * 408 ms), and a batch that kept yielding there was stretched ~10x, the SQLite write lock
+ * held as long (test_writer_stops_yielding_on_a_busy_core). After either limit the batch
+ * is written at full speed (DESIGN.md "Durability"). Stop, replays at a tick and anything
+ * else outside a batch never yield; the spool replay a batch does first is paced as the
+ * batch is. */
 static void writer_pace(void *arg)
 {
     tg_recorder_t *r = arg;
@@ -618,6 +625,8 @@ static void writer_pace(void *arg)
     if (now >= r->pace_until_us || now - r->pace_last_us < PACE_SLICE_US) return;
     sched_yield();
     r->pace_last_us = tg_mono_us();
+    r->pace_away_us += r->pace_last_us - now;
+    if (r->pace_away_us >= PACE_AWAY_US) r->pace_until_us = 0; /* a busy machine */
 }
 
 /* Moves r->batch to the store, or to the spool. Returns 0 when the batch is
@@ -784,6 +793,7 @@ static void *writer_main(void *arg)
         int64_t t0 = r->nbatch ? tg_mono_us() : 0;
         r->pace_until_us = t0 && !stopping ? t0 + r->flush_us / PACE_SHARE : 0;
         r->pace_last_us = t0;
+        r->pace_away_us = 0;
         int flushed = flush_batch(r);
         r->pace_until_us = 0;
         if (t0) observe_batch(r, tg_mono_us() - t0);

@@ -1212,6 +1212,32 @@ static void test_writer_does_not_yield_while_stopping(void **state)
     fake_free(f);
 }
 
+/* On a core that other processes keep busy a sched_yield() comes back after milliseconds
+ * (measured on a saturated 2-core machine: 1.3-2.2 ms on average, single ones 75-408 ms),
+ * and every further yield of the batch costs as much again: the writer's pacing then
+ * stretched every batch to its quarter window (append p50 9-12 ms instead of 1.1-1.4 ms,
+ * with the SQLite write lock held throughout). One late yield shows the core is contended;
+ * the batch must not keep giving it away. Here each yield lasts 10 ms; the batch's 9.6 ms
+ * of work (64 statements at 150 us) may yield once, or twice (slack), not five times. */
+static void test_writer_stops_yielding_on_a_busy_core(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(4096);
+    f->spin_us = 150;
+    tg_recorder_opts_t o = opts_for(NULL, 4096, 200); /* paced for 50 ms of each batch */
+    tg_recorder_t *r = start_rec(&o, f);
+    atomic_store(&yield_sleep_us, 10000);
+    one_batch_behind_gate(r, f, 2048);
+    tg_recorder_stats_t st;
+    WAIT_FOR(r, st, st.committed == 2049);
+    long n = atomic_load(&yields);
+    atomic_store(&yield_sleep_us, 0);
+    tg_recorder_stop(r);
+    assert_ids_in_order(f, 0, 1, 2049);
+    if (n > 2) fail_msg("the writer yielded %ld times at 10 ms each in a 9.6 ms batch", n);
+    fake_free(f);
+}
+
 /* The ring's slot reset (take_locked starts an emptied ring at slot 0 again): rings of
  * sizes that are neither powers of two nor multiples of the writer's copy chunk, smaller
  * and larger than it, eight producers keeping them full and a writer that empties them
@@ -1307,6 +1333,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writer_does_not_yield_while_stopping, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_odd_rings_fifo_per_producer, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_writer_stops_yielding_on_a_busy_core, setup_dir,
+                                        teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
