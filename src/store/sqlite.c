@@ -85,6 +85,27 @@ int sq_fail(sq_store_t *s, int rc, const char *what, tg_err_t *err)
     return is_busy(rc) ? TG_STORE_BUSY : -1;
 }
 
+char *sq_rows_sql(const char *head, int cols, int rows, const char *tail)
+{
+    size_t hn = strlen(head), tn = strlen(tail);
+    char *sql = malloc(hn + (size_t)rows * (2 * (size_t)cols + 2) + tn + 1);
+    if (!sql) return NULL;
+    char *o = sql;
+    memcpy(o, head, hn);
+    o += hn;
+    for (int r = 0; r < rows; r++) {
+        if (r) *o++ = ',';
+        *o++ = '(';
+        for (int i = 0; i < cols; i++) {
+            if (i) *o++ = ',';
+            *o++ = '?';
+        }
+        *o++ = ')';
+    }
+    memcpy(o, tail, tn + 1);
+    return sql;
+}
+
 /* See sqlite_int.h: every use of the connection starts here (or in sq_exec() and the usage
  * report), so this is where the WAL index is checked before SQLite touches its mapping. */
 sqlite3_stmt *sq_stmt(sq_store_t *s, const sq_sql_t *q, tg_err_t *err)

@@ -31,22 +31,7 @@ static const sq_sql_t sql_insert = {.slot = ST_AUDIT_INSERT,
 
 static char *insert_multi_sql(void)
 {
-    const char *head = "INSERT INTO audit (" REC_COLS ") VALUES ";
-    size_t row = 2 * REC_NCOLS + 2, cap = strlen(head) + AUDIT_ROWS * row + 1;
-    char *sql = malloc(cap);
-    if (!sql) return NULL;
-    char *o = sql + snprintf(sql, cap, "%s", head);
-    for (int r = 0; r < AUDIT_ROWS; r++) {
-        *o++ = r ? ',' : ' ';
-        *o++ = '(';
-        for (int i = 0; i < REC_NCOLS; i++) {
-            if (i) *o++ = ',';
-            *o++ = '?';
-        }
-        *o++ = ')';
-    }
-    *o = '\0';
-    return sql;
+    return sq_rows_sql("INSERT INTO audit (" REC_COLS ") VALUES ", REC_NCOLS, AUDIT_ROWS, "");
 }
 
 static const sq_sql_t sql_insert_multi = {.slot = ST_AUDIT_INSERT_MULTI, .build = insert_multi_sql};

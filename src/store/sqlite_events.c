@@ -30,24 +30,13 @@
  * of EVB_NCOLS parameters: malloc'd, for sq_sql_t's build. */
 static char *ev_insert_sql(int rows)
 {
-    size_t cap = 64, o = 0;
-    for (int i = 0; i < EVB_NCOLS; i++)
-        cap += strlen(evb_cols[i].name) + 2;
-    cap += (size_t)rows * (2 * (size_t)EVB_NCOLS + 2);
-    char *sql = malloc(cap);
-    if (!sql) return NULL;
-    o += (size_t)snprintf(sql + o, cap - o, "INSERT OR IGNORE INTO usage_events (");
-    for (int i = 0; i < EVB_NCOLS; i++)
-        o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", evb_cols[i].name);
-    o += (size_t)snprintf(sql + o, cap - o, ") VALUES ");
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < EVB_NCOLS; i++)
-            o += (size_t)snprintf(sql + o, cap - o, "%s%s%s",
-                                  i   ? ","
-                                  : r ? ",("
-                                      : "(",
-                                  "?", i == EVB_NCOLS - 1 ? ")" : "");
-    return o < cap ? sql : (free(sql), NULL);
+    static const char open[] = "INSERT OR IGNORE INTO usage_events (", close[] = ") VALUES ";
+    char head[1024];
+    int k = evb_column_list(head + sizeof open - 1, sizeof head - sizeof open - sizeof close);
+    if (k < 0) return NULL;
+    memcpy(head, open, sizeof open - 1);
+    memcpy(head + sizeof open - 1 + k, close, sizeof close);
+    return sq_rows_sql(head, EVB_NCOLS, rows, "");
 }
 
 static char *ev_insert_one_sql(void)
@@ -383,16 +372,8 @@ static int sq_append(tg_store_t *base, const tg_event_t *evs, size_t n, size_t *
  * statement per record). Without it, the change count alone says "all new" or "none". */
 static char *seen_multi_sql_as(int returning)
 {
-    static const char head[] = "INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES ",
-                      tail[] = " RETURNING ts_us, digest";
-    size_t cap = sizeof head + sizeof tail + SEEN_ROWS * 6;
-    char *sql = malloc(cap);
-    if (!sql) return NULL;
-    size_t o = (size_t)snprintf(sql, cap, "%s", head);
-    for (int r = 0; r < SEEN_ROWS; r++)
-        o += (size_t)snprintf(sql + o, cap - o, "%s(?,?)", r ? "," : "");
-    snprintf(sql + o, cap - o, "%s", returning ? tail : "");
-    return sql;
+    return sq_rows_sql("INSERT OR IGNORE INTO ingest_seen (ts_us, digest) VALUES ", 2, SEEN_ROWS,
+                       returning ? " RETURNING ts_us, digest" : "");
 }
 
 static char *seen_multi_sql(void)

@@ -252,6 +252,9 @@ int sq_fail(sq_store_t *s, int rc, const char *what, tg_err_t *err);
  * use of the connection starts here (or in sq_exec() and the usage report), so this is
  * where the WAL index is checked before SQLite touches its mapping. */
 sqlite3_stmt *sq_stmt(sq_store_t *s, const sq_sql_t *q, tg_err_t *err);
+/* head, then rows rows of cols parameters ("(?,?),(?,?)"), then tail: the SQL of a multi-row
+ * INSERT, malloc'd (for sq_sql_t's build); NULL when out of memory. */
+char *sq_rows_sql(const char *head, int cols, int rows, const char *tail);
 /* Steps a statement that returns no rows we need, then resets it (a statement left
  * un-reset would keep its read transaction, and its snapshot, open). SQLite's code.
  * Inline, like sq_bind_field: the writer calls both for every event it appends. */

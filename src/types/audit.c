@@ -63,6 +63,7 @@ static scratch_t *scratch(void)
     if (!(s = calloc(1, sizeof *s))) return NULL;
     s->md = EVP_MD_CTX_new();
     s->gen = yajl_gen_alloc(NULL);
+    if (s->gen) yajl_gen_config(s->gen, yajl_gen_validate_utf8, 1); /* the call data's escaper */
     if (!s->md || !s->gen || pthread_setspecific(scratch_key, s) != 0) {
         scratch_free(s);
         return NULL;
@@ -451,7 +452,6 @@ int tg_audit_from_event(const tg_event_t *ev, tg_audit_rec_t *rec, char *buf, si
     if (cap < TG_AUDIT_DATA_MAX) return -1;
     scratch_t *s = scratch();
     if (!s) return -1;
-    yajl_gen_config(s->gen, yajl_gen_validate_utf8, 1);
     /* The texts' room (464 bytes) is kept at the end whatever the data takes. */
     jout_t jo = {.buf = buf, .cap = cap - 464, .g = s->gen};
     if (call_data(&jo, ev) != 0) return -1;
