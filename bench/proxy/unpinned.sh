@@ -30,6 +30,13 @@
 # others_us the CPU per request of all threads but the busiest one (tollgate: the writer,
 # the store watchers and the admin loop besides the worker; nginx: its master).
 # Clock ticks are 10 ms: at ~30k req/s over 5 s the resolution is ~0.1 µs.
+# wrk_us and up_us are the CPU per request of the load generator (wrk's utime+stime, read
+# from its parent shell's cutime/cstime once it has exited) and of the upstream nginx
+# (master and worker) during the same measured run. On a machine whose cores all three
+# share, a proxy's req/s follows the sum: cpu-bound is the req/s ratio to nginx that the
+# three CPU figures alone allow, (wrk + upstream + proxy per request for nginx) / (the
+# same for this target), what the target would do at nginx's idle%; below it, the rest
+# of the gap is the machine's idle time (the peers waiting on each other).
 # preempt is the proxy's involuntary context switches a request (all its threads,
 # /proc/PID/task/*/status): a thread taken off its core by another that woke there.
 # idle% is the whole machine's idle time during the measured run (/proc/stat): with every
@@ -161,7 +168,8 @@ to_ms() { awk '{ v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v +
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # one SCHEME CASE TARGET ROUND ->
-#   "rps p99_ms us_per_req user_share us_per_req_beyond_the_busiest_thread idle% preempted_per_req requests errors"
+#   "rps p99_ms us_per_req user_share us_per_req_beyond_the_busiest_thread idle% preempted_per_req
+#    wrk_us_per_req upstream_us_per_req requests errors"
 one() {
   local scheme=$1 kind=$2 target=$3 round=$4 url cpid auth=() extra=()
   case $scheme.$target in
@@ -176,21 +184,29 @@ one() {
     *) echo "unpinned: unknown target $scheme.$target" >&2; exit 1 ;;
   esac
   [ "$kind" = chat ] && extra=(-s "$T/chat.lua")
-  local pids c0 c1 i0 i1 out n rps p99 errs bp=
+  local pids c0 c1 i0 i1 out n rps p99 errs bp= ups u0 u1
   pids=$(pids_of $cpid)
+  ups=$(pids_of $UPPID)
   if [ -n "$BURN" ]; then "$T/burner" $BURN & bp=$!; fi
   wrk -t1 -c"$CONNS" -d"${WARM}s" "${auth[@]}" "${extra[@]}" "$url/" >"$T/warm.$scheme.$kind.$target.$round" 2>&1
   # shellcheck disable=SC2086
   c0=$(cpu_ticks $pids)
+  # shellcheck disable=SC2086
+  u0=$(cpu_ticks $ups)
   # shellcheck disable=SC2086
   task_ticks $pids >"$T/tasks0"
   i0=$(idle_ticks)
   local x0 x1
   # shellcheck disable=SC2086
   x0=$(preempted $pids)
-  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${auth[@]}" "${extra[@]}" "$url/" 2>&1)
+  # wrk in a shell of its own, which prints wrk's CPU ticks once it has reaped it
+  # shellcheck disable=SC2016
+  out=$(sh -c 'wrk "$@" 2>&1; awk "{ print \"wrk-cpu-ticks\", \$16 + \$17 }" /proc/$$/stat' sh \
+    -t1 -c"$CONNS" -d"${DUR}s" --latency "${auth[@]}" "${extra[@]}" "$url/")
   # shellcheck disable=SC2086
   c1=$(cpu_ticks $pids)
+  # shellcheck disable=SC2086
+  u1=$(cpu_ticks $ups)
   # shellcheck disable=SC2086
   task_ticks $pids >"$T/tasks1"
   i1=$(idle_ticks)
@@ -205,26 +221,31 @@ one() {
   rps=$(echo "$out" | awk '/Requests\/sec/ { print $2 }')
   p99=$(echo "$out" | awk '$1 == "99%" { print $2 }' | to_ms)
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ { printf "[%s] ", $0 }')
+  local wt ut
+  wt=$(echo "$out" | awk '$1 == "wrk-cpu-ticks" { print $2 }')
+  ut=$(((${u1% *} + ${u1#* }) - (${u0% *} + ${u0#* })))
   [ -n "$n" ] && [ -n "$rps" ] || { echo "unpinned: wrk gave no result for $scheme $kind $target:" >&2; echo "$out" >&2; exit 1; }
   awk -v u0="${c0% *}" -v k0="${c0#* }" -v u1="${c1% *}" -v k1="${c1#* }" -v hz="$HZ" -v n="$n" \
-    -v r="$rps" -v p="$p99" -v e="$errs" -v o="$rest" -v i0="$i0" -v i1="$i1" -v x="$((x1 - x0))" 'BEGIN { c = u1 - u0 + k1 - k0
+    -v r="$rps" -v p="$p99" -v e="$errs" -v o="$rest" -v i0="$i0" -v i1="$i1" -v x="$((x1 - x0))" \
+    -v wt="${wt:-0}" -v ut="$ut" 'BEGIN { c = u1 - u0 + k1 - k0
       split(i0, a, " "); split(i1, b, " "); idle = b[2] > a[2] ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0
-      printf "%s %s %.1f %.0f %.1f %.0f %.3f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0,
-        o / hz * 1e6 / n, idle, x / n, n, e }'
+      printf "%s %s %.1f %.0f %.1f %.0f %.3f %.1f %.1f %d %s\n", r, p, c / hz * 1e6 / n, c ? 100 * (u1 - u0) / c : 0,
+        o / hz * 1e6 / n, idle, x / n, wt / hz * 1e6 / n, ut / hz * 1e6 / n, n, e }'
 }
 
-declare -A RPS P99 CPU USR OTH IDL PRE
+declare -A RPS P99 CPU USR OTH IDL PRE WRK UPC
 [ -n "$BURN" ] && echo "BURN=\"$BURN\": a burner thread spins ${BURN% *} ms of every ${BURN#* } ms beside every target"
-printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s %7s\n' round scheme case target req/s p99_ms cpu_us/req user% others_us idle% preempt
+printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s %7s %6s %6s\n' round scheme case target req/s p99_ms cpu_us/req user% others_us idle% preempt wrk_us up_us
 for round in $(seq 1 "$ROUNDS"); do
   for scheme in $SCHEMES; do
     for kind in $CASES; do
       for target in $TARGETS; do
-        read -r rps p99 us usr oth idl pre n errs < <(one "$scheme" "$kind" "$target" "$round")
-        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s %7s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "$oth" "$idl" "$pre" "${errs:-}"
+        read -r rps p99 us usr oth idl pre wu uu n errs < <(one "$scheme" "$kind" "$target" "$round")
+        printf '%-5s %-6s %-5s %-10s %10s %9s %11s %5s %9s %5s %7s %6s %6s %s\n' "$round" "$scheme" "$kind" "$target" "$rps" "$p99" "$us" "$usr" "$oth" "$idl" "$pre" "$wu" "$uu" "${errs:-}"
         k=$scheme.$kind.$target
         RPS[$k]="${RPS[$k]:-} $rps"; P99[$k]="${P99[$k]:-} $p99"; CPU[$k]="${CPU[$k]:-} $us"
         USR[$k]="${USR[$k]:-} $usr"; OTH[$k]="${OTH[$k]:-} $oth"; IDL[$k]="${IDL[$k]:-} $idl"; PRE[$k]="${PRE[$k]:-} $pre"
+        WRK[$k]="${WRK[$k]:-} $wu"; UPC[$k]="${UPC[$k]:-} $uu"
       done
     done
   done
@@ -232,8 +253,10 @@ done
 
 echo
 echo "medians of $ROUNDS round(s); cpu = µs of CPU per request (direct: the upstream's; proxies: all their threads),"
-echo "usr = its user-space share in %, others = µs per request of the threads but the busiest (tollgate: writer and the rest)"
-printf '%-6s %-5s %-10s %10s %8s %8s %4s %7s %5s %7s %10s %10s %10s\n' scheme case target req/s p99_ms cpu_us usr others idle% preempt rps/nginx rps/ng-log cpu/nginx
+echo "usr = its user-space share in %, others = µs per request of the threads but the busiest (tollgate: writer and the rest),"
+echo "wrk, up = µs of CPU per request of wrk and of the upstream; cpu-bound = the req/s ratio to nginx their sum with the"
+echo "proxy's allows (at nginx's idle%)"
+printf '%-6s %-5s %-10s %10s %8s %8s %4s %7s %5s %7s %5s %5s %10s %10s %10s %9s\n' scheme case target req/s p99_ms cpu_us usr others idle% preempt wrk up rps/nginx rps/ng-log cpu/nginx cpu-bound
 for scheme in $SCHEMES; do
   for kind in $CASES; do
     declare -A M=()
@@ -246,14 +269,18 @@ for scheme in $SCHEMES; do
       M[$target.o]=$(echo ${OTH[$k]} | tr ' ' '\n' | median)
       M[$target.i]=$(echo ${IDL[$k]} | tr ' ' '\n' | median)
       M[$target.x]=$(echo ${PRE[$k]} | tr ' ' '\n' | median)
+      M[$target.w]=$(echo ${WRK[$k]} | tr ' ' '\n' | median)
+      M[$target.up]=$(echo ${UPC[$k]} | tr ' ' '\n' | median)
     done
     for target in $TARGETS; do
       awk -v s=$scheme -v k=$kind -v t=$target -v r="${M[$target.r]}" -v p="${M[$target.p]}" -v c="${M[$target.c]}" \
         -v u="${M[$target.u]}" -v o="${M[$target.o]}" -v i="${M[$target.i]}" -v x="${M[$target.x]}" \
+        -v w="${M[$target.w]}" -v up="${M[$target.up]}" -v nw="${M[nginx.w]:-}" -v nu="${M[nginx.up]:-}" \
         -v nr="${M[nginx.r]:-}" -v nl="${M[nginx-log.r]:-}" -v nc="${M[nginx.c]:-}" '
         function ratio(a, b) { return (b == "" || b + 0 == 0) ? "-" : sprintf("%.2fx", a / b) }
-        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %4.0f %7.1f %5.0f %7.3f %10s %10s %10s\n", s, k, t, r, p, c, u, o, i, x,
-                  ratio(r, nr), ratio(r, nl), t == "direct" ? "-" : ratio(c, nc) }'
+        BEGIN { printf "%-6s %-5s %-10s %10.0f %8.2f %8.1f %4.0f %7.1f %5.0f %7.3f %5.1f %5.1f %10s %10s %10s %9s\n", s, k, t, r, p, c, u, o, i, x,
+                  w, up, ratio(r, nr), ratio(r, nl), t == "direct" ? "-" : ratio(c, nc),
+                  (t == "direct" || nc == "") ? "-" : ratio(nw + nu + nc, w + up + c) }'
     done
     if [ -n "${M[tollgate.r]:-}" ] && [ -n "${M[nginx.r]:-}" ]; then
       awk -v s=$scheme -v k=$kind -v r="${M[tollgate.r]}" -v nr="${M[nginx.r]}" -v p="${M[tollgate.p]}" \
