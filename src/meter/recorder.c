@@ -1110,6 +1110,11 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->store = store;
     r->own_store = own_store;
     tg_store_set_pace(store, writer_pace, r);
+    /* The WAL checkpoints off the writer's commits, so events do not wait for them (the
+     * store's thread, until the store is closed). Without it the writer checkpoints. */
+    tg_err_t ck_err = {{0}};
+    if (tg_store_checkpoint_in_background(store, &ck_err) != 0)
+        TG_WARN("recorder: %s; the writer runs the store's checkpoints itself", ck_err.msg);
     r->spool_fd = -1;
     r->cap = opts->queue_size ? opts->queue_size : DEFAULT_QUEUE;
     /* Wake the writer early once this many events wait: small, frequent

@@ -25,6 +25,7 @@ struct tg_store_life_ops {
     void (*close)(tg_store_t *s);
     int (*writable)(tg_store_t *s, tg_err_t *err);
     int (*set_busy_timeout)(tg_store_t *s, long ms, tg_err_t *err); /* may be NULL */
+    int (*checkpoint_in_background)(tg_store_t *s, tg_err_t *err);  /* may be NULL */
 };
 
 /* usage_events and usage_daily: the writer's append, retention, reports, and the spend

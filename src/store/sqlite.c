@@ -331,6 +331,7 @@ static sq_store_t *abandoned;
 static void sq_close(tg_store_t *base)
 {
     sq_store_t *s = (sq_store_t *)base;
+    sq_ckpt_stop(s); /* first: its thread and connection, whatever happens to this one */
     /* With its WAL index lost, closing (which may checkpoint through the mapping) could
      * be SIGBUS: the connection is left open, and the process ends soon anyway. */
     if (tg_walshm_check(&s->shm, NULL) != 0) {
@@ -501,12 +502,13 @@ static int open_conn(const char *path, int readonly, tg_store_t **out, tg_err_t 
     if (sq_exec(s, "PRAGMA journal_mode = WAL", what, err) != 0) goto err;
     if (sq_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", what, err) != 0)
         goto err;
-    /* Checkpoint every 4000 pages (16 MB of WAL) rather than SQLite's 1000:
+    /* Checkpoint every SQ_CKPT_PAGES pages (16 MB of WAL) rather than SQLite's 1000:
      * index leaves rewritten by every batch are then copied to the database
      * file once per checkpoint instead of four times, which measured ~10%
-     * more appends per second. Only the committing connection checkpoints,
-     * so this is the writer's setting in practice. */
-    if (sq_exec(s, "PRAGMA wal_autocheckpoint = 4000", what, err) != 0) goto err;
+     * more appends per second. Only the committing connection checkpoints; the
+     * recorder's writer moves its checkpoints to a thread of their own
+     * (tg_store_checkpoint_in_background, sqlite_ckpt.c). */
+    sqlite3_wal_autocheckpoint(s->db, SQ_CKPT_PAGES);
     if (migrate(s, err) != 0) {
         char msg[sizeof err->msg];
         if (err) {
@@ -541,9 +543,15 @@ int sq_schema_latest(void)
     return tg_store_migrations[tg_store_nmigrations - 1].version;
 }
 
+static int sq_checkpoint_in_background(tg_store_t *base, tg_err_t *err)
+{
+    return sq_ckpt_start((sq_store_t *)base, err);
+}
+
 static const struct tg_store_life_ops sq_life_ops = {
     .dialect = "sqlite",
     .close = sq_close,
     .writable = sq_writable,
     .set_busy_timeout = sq_set_busy_timeout,
+    .checkpoint_in_background = sq_checkpoint_in_background,
 };

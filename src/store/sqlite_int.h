@@ -209,10 +209,29 @@ typedef struct sq_store {
      * lost the connection is never touched again, not even to close it. */
     tg_walshm_t shm;
     struct sq_store *abandoned_next; /* in `abandoned` once closed with its index lost */
+    struct sq_ckpt *ckpt; /* its WAL checkpoints' thread (sqlite_ckpt.c); NULL: SQLite's own */
     /* Read-only handles: what the authorizer refused last (sqlite_sql.c), for the error
      * line; "" when nothing was. */
     char denied[96];
 } sq_store_t;
+
+/* WAL checkpoints on a thread of their own (sqlite_ckpt.c). Past SQ_CKPT_PAGES frames of
+ * WAL a commit asks for one (as wal_autocheckpoint did: 16 MB, so index leaves rewritten by
+ * every batch are copied once per checkpoint rather than four times); past
+ * SQ_CKPT_FORCE_PAGES the writer checkpoints itself, which bounds the WAL. */
+#define SQ_CKPT_PAGES       4000
+#define SQ_CKPT_FORCE_PAGES (8 * SQ_CKPT_PAGES)
+typedef struct sq_ckpt sq_ckpt_t;
+/* Starts s's checkpointer: a thread and a second connection; s's connection then runs no
+ * checkpoint of its own until the WAL passes SQ_CKPT_FORCE_PAGES (or the thread gives up).
+ * 0 also for an in-memory store (no WAL) and when already started; -1 with err. */
+int sq_ckpt_start(sq_store_t *s, tg_err_t *err);
+/* Stops and joins it; s's connection back to wal_autocheckpoint SQ_CKPT_PAGES. */
+void sq_ckpt_stop(sq_store_t *s);
+/* Waits until no round is asked for or running (tests). */
+void sq_ckpt_settle(sq_store_t *s);
+/* Rounds the thread ran, checkpoints the writer ran itself, and whether the thread gave up. */
+void sq_ckpt_stats(sq_store_t *s, long *rounds, long *by_writer, int *dead);
 
 /* The tables of each concern, assembled into the handle by tg_sqlite_open. */
 extern const struct tg_store_event_ops sq_event_ops;

@@ -133,6 +133,12 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err)
     return s->life && s->life->set_busy_timeout ? s->life->set_busy_timeout(s, ms, err) : 0;
 }
 
+int tg_store_checkpoint_in_background(tg_store_t *s, tg_err_t *err)
+{
+    return s->life && s->life->checkpoint_in_background ? s->life->checkpoint_in_background(s, err)
+                                                        : 0;
+}
+
 void tg_store_set_pace(tg_store_t *s, void (*fn)(void *arg), void *arg)
 {
     s->pace = fn;

@@ -58,6 +58,15 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
 
 #define TG_STORE_BUSY_TIMEOUT_MS 5000 /* the default set by tg_store_open */
 
+/* The store's own upkeep moved off this handle's calls, onto a thread of the store's: for
+ * the handle that writes the most (the recorder's writer), so its commits do not wait for
+ * it. SQLite: the WAL checkpoints (copying the WAL into the database file and syncing
+ * both, tens of milliseconds every 16 MB of WAL at full load) run on a second connection;
+ * the handle checkpoints itself only if the WAL grows past 128 MB or that thread gives up
+ * (store/sqlite_ckpt.c). Until the handle is closed. PostgreSQL: nothing (its server
+ * checkpoints). 0, or -1 with err (the handle then checkpoints as before). */
+int tg_store_checkpoint_in_background(tg_store_t *s, tg_err_t *err);
+
 /* A function a long write calls on the calling thread between two of its statements, so
  * that thread can give up its core there: the recorder's writer yields to the workers
  * (meter/recorder.c). SQLite's append calls it after every 32 events inserted and every
