@@ -1,5 +1,6 @@
 /* Tests for src/store/sqlite_ckpt.c: the WAL checkpoints of the writer's handle on a thread
  * of their own (tg_store_checkpoint_in_background), each against a fresh database file. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,19 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     return tb_teardown(state);
+}
+
+static void gate_release(void);
+static void gate_gone(void);
+
+/* For the tests that use the gate: whatever failed, the thread is let go before the store
+ * is closed (which joins it), and the gate is gone after. */
+static int teardown_gate(void **state)
+{
+    gate_release();
+    int rc = tb_teardown(state);
+    gate_gone();
+    return rc;
 }
 
 static off_t file_size(const char *path)
@@ -86,6 +100,224 @@ static int64_t count_events(const char *path)
     return n;
 }
 
+/* ---- a gate on the checkpointer's connection ------------------------------------------
+ * A VFS over the default one, made the default only while a test opens a connection
+ * through it (every other connection goes straight to the default VFS). The writes into
+ * the database file of the connection sq_ckpt_start() opens through it can be held at a
+ * gate (the thread waits there inside its round, holding SQLite's checkpoint lock: a round
+ * on a slow disk) or made to fail (EIO, a full disk). A connection of the test opened
+ * through it can open the gate: the first time it is refused the checkpoint lock. */
+typedef struct gfile {
+    sqlite3_file base;
+    sqlite3_file *real;
+    int gated; /* the checkpointer's database file */
+} gfile_t;
+
+static sqlite3_vfs *g_under;
+static sqlite3_vfs g_vfs;
+static sqlite3_io_methods g_methods;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static int g_hold;    /* the next write into the database file waits until released */
+static int g_held;    /* a write waits at the gate */
+static int g_fail;    /* writes into the database file fail (SQLITE_IOERR_WRITE) */
+static long g_writes; /* writes into the database file through the gate */
+static int g_opening; /* the connection being opened is the checkpointer's */
+static int g_refused; /* a connection was refused the checkpoint lock (it opens the gate) */
+
+#define REAL(f) (((gfile_t *)(f))->real)
+static int g_close(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int g_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+    return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int g_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+    if (((gfile_t *)f)->gated) {
+        pthread_mutex_lock(&g_mu);
+        g_writes++;
+        int fail = g_fail;
+        if (g_hold) {
+            g_held = 1;
+            pthread_cond_broadcast(&g_cv);
+            while (g_hold)
+                pthread_cond_wait(&g_cv, &g_mu);
+            g_held = 0;
+        }
+        pthread_mutex_unlock(&g_mu);
+        if (fail) return SQLITE_IOERR_WRITE;
+    }
+    return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int g_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+    return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int g_sync(sqlite3_file *f, int fl)
+{
+    return REAL(f)->pMethods->xSync(REAL(f), fl);
+}
+static int g_size(sqlite3_file *f, sqlite3_int64 *n)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
+static int g_lock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int g_unlock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+static int g_reserved(sqlite3_file *f, int *r)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
+}
+static int g_fcntl(sqlite3_file *f, int op, void *a)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
+}
+static int g_sector(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int g_caps(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int g_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **pp)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, pp);
+}
+static int g_shm_lock(sqlite3_file *f, int off, int n, int fl)
+{
+    int rc = REAL(f)->pMethods->xShmLock(REAL(f), off, n, fl);
+    /* SQLite's checkpoint lock is WAL lock 1. */
+    if (off == 1 && n == 1 && (fl & SQLITE_SHM_LOCK) && (fl & SQLITE_SHM_EXCLUSIVE) &&
+        rc == SQLITE_BUSY && !((gfile_t *)f)->gated) {
+        pthread_mutex_lock(&g_mu);
+        g_refused++;
+        g_hold = 0;
+        pthread_cond_broadcast(&g_cv);
+        pthread_mutex_unlock(&g_mu);
+    }
+    return rc;
+}
+static void g_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int g_shm_unmap(sqlite3_file *f, int del)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int g_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp)
+{
+    return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp);
+}
+static int g_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{
+    return REAL(f)->pMethods->xUnfetch(REAL(f), o, p);
+}
+static int g_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    (void)vfs;
+    gfile_t *g = (gfile_t *)f;
+    g->real = (sqlite3_file *)(g + 1);
+    g->gated = g_opening && (flags & SQLITE_OPEN_MAIN_DB) != 0;
+    int rc = g_under->xOpen(g_under, name, g->real, flags, out);
+    if (g->real->pMethods) {
+        g_methods = (sqlite3_io_methods){g->real->pMethods->iVersion,
+                                         g_close,
+                                         g_read,
+                                         g_write,
+                                         g_truncate,
+                                         g_sync,
+                                         g_size,
+                                         g_lock,
+                                         g_unlock,
+                                         g_reserved,
+                                         g_fcntl,
+                                         g_sector,
+                                         g_caps,
+                                         g_shm_map,
+                                         g_shm_lock,
+                                         g_shm_barrier,
+                                         g_shm_unmap,
+                                         g_fetch,
+                                         g_unfetch};
+        f->pMethods = &g_methods;
+    } else {
+        f->pMethods = NULL;
+    }
+    return rc;
+}
+
+static void gate_use(int on)
+{
+    if (on) {
+        g_under = sqlite3_vfs_find(NULL);
+        g_vfs = *g_under;
+        g_vfs.zName = "tg-test-gate";
+        g_vfs.szOsFile = (int)sizeof(gfile_t) + g_under->szOsFile;
+        g_vfs.xOpen = g_open;
+        g_vfs.pNext = NULL;
+    }
+    assert_int_equal(sqlite3_vfs_register(on ? &g_vfs : g_under, 1), SQLITE_OK);
+}
+
+/* Starts s's checkpointer with its connection through the gate. */
+static void start_gated(tg_store_t *s)
+{
+    g_hold = g_held = g_fail = 0;
+    g_writes = g_refused = 0;
+    gate_use(1);
+    g_opening = 1;
+    tg_err_t err = {{0}};
+    int rc = tg_store_checkpoint_in_background(s, &err);
+    g_opening = 0;
+    gate_use(0);
+    assert_int_equal(rc, 0);
+    assert_non_null(((sq_store_t *)s)->ckpt);
+}
+
+/* Another handle on t's store, through the gate (after start_gated). */
+static tg_store_t *open_through_gate(const tb_store_t *t)
+{
+    tg_store_t *s = NULL;
+    tg_err_t err = {{0}};
+    assert_int_equal(sqlite3_vfs_register(&g_vfs, 1), SQLITE_OK);
+    int rc = tg_store_open(t->url, &s, &err);
+    gate_use(0);
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+/* Once the store is closed (the thread's connection with it). */
+static void gate_gone(void)
+{
+    sqlite3_vfs_unregister(&g_vfs);
+}
+
+static void gate_release(void)
+{
+    pthread_mutex_lock(&g_mu);
+    g_hold = 0;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static int gate_is_held(void)
+{
+    pthread_mutex_lock(&g_mu);
+    int h = g_held;
+    pthread_mutex_unlock(&g_mu);
+    return h;
+}
+
 /* Past SQ_CKPT_PAGES frames of WAL a commit wakes the thread, which copies the WAL into the
  * database file; the writer's own connection checkpoints nothing. */
 static void test_checkpoints_run_on_the_thread(void **state)
@@ -137,6 +369,71 @@ static void test_close_stops_it_and_keeps_everything(void **state)
     assert_int_equal(tg_store_open(f->url, &f->s, &err), 0);
 }
 
+/* Whether the file at path holds needle's bytes. */
+static int file_holds(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    size_t cap = 1 << 20, n = 0, k = strlen(needle);
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    int found = 0;
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if (!got) break;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            assert_non_null(nb);
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(fp);
+    found = memmem(buf, n, needle, k) != NULL;
+    free(buf);
+    return found;
+}
+
+/* Appends batches until the thread's round waits at the gate (the commit that asks for it
+ * and the thread getting there are not in step: batches go on until it is). */
+static int append_until_held(tg_store_t *s, int b)
+{
+    pthread_mutex_lock(&g_mu);
+    g_hold = 1;
+    pthread_mutex_unlock(&g_mu);
+    for (int end = b + 400; b < end && !gate_is_held(); b++)
+        append_batch(s, b);
+    assert_true(gate_is_held());
+    return b;
+}
+
+/* `tenant erase` ends with a TRUNCATE checkpoint so that the tenant's old values are in
+ * neither the database file nor its WAL (docs/audit.md). SQLite refuses a checkpoint while
+ * another holds the checkpoint lock, at once (no busy handler for that lock), and
+ * tg-checkpoint holds it for each round: under load, a round after nearly every commit.
+ * Here a round waits on its disk while another connection (the admin API's, the CLI's)
+ * erases "acme"; the gate opens as soon as the erase's checkpoint is refused, so an erase
+ * that tries again once the round is over empties the WAL. One that does not says it
+ * succeeded and leaves the query strings it erased in the WAL. */
+static void test_erase_during_a_round_leaves_nothing_in_the_wal(void **state)
+{
+    tb_store_t *f = *state;
+    tg_err_t err = {{0}};
+    start_gated(f->s);
+    tg_store_t *e = open_through_gate(f);
+    int b = append_until_held(f->s, 0);
+    int64_t changed = 0;
+    int rc = tg_store_audit_erase(e, "acme", &changed, &err);
+    tg_store_close(e);
+    assert_int_equal(rc, 0);
+    assert_true(changed >= (int64_t)b * BATCH);
+    assert_true(g_refused >= 1); /* the round was in the way */
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    assert_false(file_holds(wal, "?page="));
+}
+
 /* Nothing to do without a WAL. */
 static void test_in_memory_has_none(void **state)
 {
@@ -178,6 +475,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_stops_it_and_keeps_everything, setup, teardown),
         cmocka_unit_test(test_in_memory_has_none),
         cmocka_unit_test_setup_teardown(test_lost_index_closes_without_touching, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase_during_a_round_leaves_nothing_in_the_wal, setup,
+                                        teardown_gate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
