@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
+
 #define REC_COLS                                                                                   \
     "id, day, seq, ts_us, kind, actor, action, object, tenant, event_id, data, before_json, "      \
     "after_json, client_ip, path, prev_hash, hash, format"
@@ -403,11 +405,29 @@ static int erase_txn(sq_store_t *s, const char *tenant, int64_t *changed, tg_err
     return 0;
 }
 
+/* The erase's TRUNCATE checkpoint. SQLite refuses it at once (SQLITE_BUSY, without the busy
+ * handler) while another checkpoint holds the checkpoint lock, and a gateway's tg-checkpoint
+ * (sqlite_ckpt.c) holds it for each of its rounds, under load one after nearly every
+ * commit: tried again every 10 ms until the busy timeout has passed. A reader that holds
+ * the checkpoint back makes one try wait that long already (the busy handler), so it is
+ * not tried again. */
+static void erase_truncate(sq_store_t *s)
+{
+    int64_t until = tg_mono_us() + (int64_t)TG_STORE_BUSY_TIMEOUT_MS * 1000;
+    for (;;) {
+        if (tg_walshm_check(&s->shm, NULL) != 0) return;
+        int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY || tg_mono_us() >= until) return;
+        sqlite3_sleep(10);
+    }
+}
+
 /* secure_delete overwrites the erased values' old bytes in the pages it rewrites, and the
  * TRUNCATE checkpoint moves the pages into the database and empties the WAL, which held
  * the pages as they were before: afterwards the values are in neither file. A checkpoint
- * that a reader holds back leaves the old frames in the WAL until the next one (the
- * writer's); the erase still succeeded and says nothing of it. */
+ * that a reader holds back, or that another checkpoint keeps out past the busy timeout,
+ * leaves the old frames in the WAL until a later one; the erase still succeeded and says
+ * nothing of it. */
 static int sq_audit_erase(tg_store_t *base, const char *tenant, int64_t *changed, tg_err_t *err)
 {
     sq_store_t *s = (sq_store_t *)base;
@@ -420,7 +440,7 @@ static int sq_audit_erase(tg_store_t *base, const char *tenant, int64_t *changed
         return ret;
     }
     if ((ret = sq_commit(s, "tenant erase", err)) != 0) return ret;
-    sq_exec(s, "PRAGMA wal_checkpoint(TRUNCATE)", "tenant erase", NULL);
+    erase_truncate(s);
     return 0;
 }
 
