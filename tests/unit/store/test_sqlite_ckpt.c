@@ -434,6 +434,48 @@ static void test_erase_during_a_round_leaves_nothing_in_the_wal(void **state)
     assert_false(file_holds(wal, "?page="));
 }
 
+/* A round that fails (here its writes into the database file: EIO, a full disk) gives the
+ * checkpoints back to the writer, once and for good: from the next commit past
+ * SQ_CKPT_PAGES frames on it checkpoints itself, so the WAL starts again from its
+ * beginning and every event is there. */
+static void test_a_failed_round_hands_checkpoints_to_the_writer(void **state)
+{
+    tb_store_t *f = *state;
+    sq_store_t *s = (sq_store_t *)f->s;
+    start_gated(f->s);
+    pthread_mutex_lock(&g_mu);
+    g_fail = 1;
+    pthread_mutex_unlock(&g_mu);
+    long rounds = 0, by_writer = 0;
+    int dead = 0, b = 0;
+    for (; b < 400 && rounds == 0; b++) {
+        append_batch(f->s, b);
+        sq_ckpt_settle(s);
+        sq_ckpt_stats(s, &rounds, &by_writer, &dead);
+    }
+    assert_int_equal(rounds, 1);
+    assert_int_equal(dead, 1);
+    assert_int_equal(by_writer, 0);
+    pthread_mutex_lock(&g_mu);
+    g_fail = 0;
+    pthread_mutex_unlock(&g_mu);
+    /* The next commit past the mark checkpoints on the writer's connection; the one after
+     * starts the WAL again, which then stays short. */
+    long most = 0;
+    for (int i = 0; i < 200; i++, b++) {
+        append_batch(f->s, b);
+        sq_ckpt_stats(s, &rounds, &by_writer, &dead);
+        if (by_writer > 0) {
+            long frames = wal_frames(f);
+            if (frames > most) most = frames;
+        }
+    }
+    assert_int_equal(rounds, 1); /* the thread is gone */
+    assert_true(by_writer >= 1);
+    assert_true(most < SQ_CKPT_PAGES + 400); /* the WAL file no longer grows */
+    assert_int_equal(count_events(f->path), (int64_t)b * BATCH);
+}
+
 /* Nothing to do without a WAL. */
 static void test_in_memory_has_none(void **state)
 {
@@ -476,6 +518,8 @@ int main(void)
         cmocka_unit_test(test_in_memory_has_none),
         cmocka_unit_test_setup_teardown(test_lost_index_closes_without_touching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase_during_a_round_leaves_nothing_in_the_wal, setup,
+                                        teardown_gate),
+        cmocka_unit_test_setup_teardown(test_a_failed_round_hands_checkpoints_to_the_writer, setup,
                                         teardown_gate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
