@@ -11,12 +11,17 @@
  * on a second connection: it copies what the readers allow and never takes the writer's
  * lock, so the writer keeps committing meanwhile.
  *
- * The WAL starts again from its beginning only at a commit that finds every frame copied.
- * Under constant writes that needs a round to end between two commits, which happens
- * (the WAL stayed at 17-20 MB in the bench) but is not certain: past SQ_CKPT_FORCE_PAGES
- * frames the writer checkpoints itself (PASSIVE, as SQLite's autocheckpoint does), which
- * bounds the WAL. So does it when the thread is gone (its connection lost its WAL index,
- * or a checkpoint failed: logged once): the writer is then back to SQLite's own way. */
+ * When: a round once SQ_CKPT_PAGES frames wait to be copied (the first when the WAL reaches
+ * that size), and after it, while the WAL is past that size, a round for what came since
+ * at most every SQ_CKPT_GAP_US. The WAL starts again from its beginning only at a commit
+ * that finds every frame copied, so under constant writes a round has to end between two
+ * commits for that: short rounds, often, make it likely (the WAL stayed at 17-20 MB in the
+ * bench), and the gap bounds what they cost the disk (a round syncs the WAL and the
+ * database file). Past SQ_CKPT_FORCE_PAGES frames the writer checkpoints itself (PASSIVE,
+ * as SQLite's autocheckpoint does; little is left to copy by then), which bounds the WAL.
+ * A failed round (a full disk) is logged and tried again at the next round; only a lost
+ * WAL index (walshm.h) ends the thread, and the writer then checkpoints as SQLite would.
+ * The clock is an argument (sq_ckpt_set_clock), so tests choose when a gap has passed. */
 #include "store/sqlite_int.h"
 
 #include <pthread.h>
@@ -24,19 +29,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 struct sq_ckpt {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int want;       /* a round is asked for */
-    int busy;       /* a round runs */
-    int stop;       /* sq_ckpt_stop: leave */
-    int dead;       /* the thread gave up: the writer checkpoints itself */
-    long rounds;    /* rounds this thread ran (PASSIVE checkpoints tried) */
-    long by_writer; /* checkpoints the writer's connection ran itself */
-    sqlite3 *db;    /* the thread's own connection */
+    int want;             /* a round is asked for */
+    int busy;             /* a round runs */
+    int stop;             /* sq_ckpt_stop: leave */
+    int dead;             /* the thread gave up: the writer checkpoints itself */
+    int failing;          /* the last round failed (logged once until one works again) */
+    long rounds;          /* rounds this thread ran (PASSIVE checkpoints tried) */
+    long by_writer;       /* checkpoints the writer's connection ran itself */
+    int frames;           /* the WAL's frames at the last commit (the hook's) */
+    int copied;           /* of those, copied by the last round of this WAL (0: none yet) */
+    unsigned gen;         /* counts the WAL's restarts the hook saw (a round's copied then stale) */
+    int64_t last_end_us;  /* when the last round ended, by now() */
+    int64_t (*now)(void); /* monotonic microseconds: tg_mono_us, or a test's */
+    sqlite3 *db;          /* the thread's own connection */
     tg_walshm_t shm;
     struct sq_ckpt *abandoned_next; /* in `abandoned` once stopped with its index lost */
 };
@@ -68,26 +80,39 @@ static void *ckpt_main(void *arg)
         }
         c->want = 0;
         c->busy = 1;
+        unsigned gen = c->gen;
         pthread_mutex_unlock(&c->mu);
 
         tg_err_t err = {{0}};
-        int rc = SQLITE_OK;
-        if (tg_walshm_check(&c->shm, &err) != 0)
+        int rc = SQLITE_OK, ck = 0, lost = 0;
+        char why[300] = "";
+        if (tg_walshm_check(&c->shm, &err) != 0) {
+            lost = 1;
             give_up(c, err.msg);
-        else if ((rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                                 NULL)) != SQLITE_OK &&
-                 rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
-            char why[300];
-            snprintf(why, sizeof why, "a checkpoint failed: %s", sqlite3_errmsg(c->db));
-            give_up(c, why);
+        } else {
+            rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &ck);
+            if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+                snprintf(why, sizeof why, "%s", sqlite3_errmsg(c->db));
         }
 
         pthread_mutex_lock(&c->mu);
         c->busy = 0;
         c->rounds++;
+        c->last_end_us = c->now();
+        /* What this round copied counts for the WAL it ran on: not if the WAL started
+         * again meanwhile (the writer found everything copied). */
+        if (rc == SQLITE_OK && c->gen == gen && ck > c->copied) c->copied = ck;
+        int was_failing = c->failing;
+        c->failing = why[0] != 0;
         int dead = c->dead;
         pthread_cond_broadcast(&c->cv); /* sq_ckpt_settle */
         pthread_mutex_unlock(&c->mu);
+        if (why[0] && !was_failing)
+            TG_WARN("store: a WAL checkpoint failed (%s); tried again at the next round, the "
+                    "writer checkpoints itself past %d pages of WAL",
+                    why, SQ_CKPT_FORCE_PAGES);
+        else if (!why[0] && was_failing && !lost)
+            TG_INFO("store: WAL checkpoints work again");
         if (dead) break;
     }
     return NULL;
@@ -97,11 +122,22 @@ static void *ckpt_main(void *arg)
 static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
 {
     sq_ckpt_t *c = arg;
-    if (frames < SQ_CKPT_PAGES) return SQLITE_OK;
     pthread_mutex_lock(&c->mu);
-    int dead = c->dead, idle = !c->busy && !c->want;
-    int self = dead || (frames >= SQ_CKPT_FORCE_PAGES && idle);
-    if (!self && idle) {
+    if (frames < c->frames) { /* the WAL started again from its beginning */
+        c->gen++;
+        c->copied = 0;
+    }
+    c->frames = frames;
+    if (frames < SQ_CKPT_PAGES) {
+        pthread_mutex_unlock(&c->mu);
+        return SQLITE_OK;
+    }
+    int waiting = frames > c->copied ? frames - c->copied : 0;
+    int idle = !c->busy && !c->want && !c->dead;
+    int self = c->dead || (frames >= SQ_CKPT_FORCE_PAGES && idle);
+    if (!self && idle &&
+        (waiting >= SQ_CKPT_PAGES ||
+         (waiting > 0 && c->now() - c->last_end_us >= SQ_CKPT_GAP_US))) {
         c->want = 1;
         pthread_cond_signal(&c->cv);
     }
@@ -136,6 +172,7 @@ int sq_ckpt_start(sq_store_t *s, tg_err_t *err)
     if (!c) return tg_err_set(err, "store: checkpointer: out of memory");
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    c->now = tg_mono_us;
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     /* A first read opens the WAL and maps its index: a connection that has read nothing
      * checkpoints nothing. */
@@ -172,16 +209,28 @@ void sq_ckpt_settle(sq_store_t *s)
     pthread_mutex_unlock(&c->mu);
 }
 
-void sq_ckpt_stats(sq_store_t *s, long *rounds, long *by_writer, int *dead)
+void sq_ckpt_stats(sq_store_t *s, sq_ckpt_stats_t *st)
 {
     sq_ckpt_t *c = s->ckpt;
-    *rounds = *by_writer = 0;
-    *dead = 0;
+    memset(st, 0, sizeof *st);
     if (!c) return;
     pthread_mutex_lock(&c->mu);
-    *rounds = c->rounds;
-    *by_writer = c->by_writer;
-    *dead = c->dead;
+    st->rounds = c->rounds;
+    st->by_writer = c->by_writer;
+    st->dead = c->dead;
+    st->failing = c->failing;
+    st->frames = c->frames;
+    st->restarts = c->gen;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sq_ckpt_set_clock(sq_store_t *s, int64_t (*now)(void))
+{
+    sq_ckpt_t *c = s->ckpt;
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->now = now;
+    c->last_end_us = now();
     pthread_mutex_unlock(&c->mu);
 }
 

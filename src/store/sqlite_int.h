@@ -215,23 +215,34 @@ typedef struct sq_store {
     char denied[96];
 } sq_store_t;
 
-/* WAL checkpoints on a thread of their own (sqlite_ckpt.c). Past SQ_CKPT_PAGES frames of
- * WAL a commit asks for one (as wal_autocheckpoint did: 16 MB, so index leaves rewritten by
- * every batch are copied once per checkpoint rather than four times); past
+/* WAL checkpoints on a thread of their own (sqlite_ckpt.c). A round once SQ_CKPT_PAGES
+ * frames of WAL wait to be copied (16 MB, as wal_autocheckpoint was: index leaves rewritten
+ * by every batch are copied once per round rather than at every commit), then, while the WAL
+ * is that long, one for what came since at most every SQ_CKPT_GAP_US; past
  * SQ_CKPT_FORCE_PAGES the writer checkpoints itself, which bounds the WAL. */
 #define SQ_CKPT_PAGES       4000
+#define SQ_CKPT_GAP_US      20000
 #define SQ_CKPT_FORCE_PAGES (8 * SQ_CKPT_PAGES)
 typedef struct sq_ckpt sq_ckpt_t;
 /* Starts s's checkpointer: a thread and a second connection; s's connection then runs no
- * checkpoint of its own until the WAL passes SQ_CKPT_FORCE_PAGES (or the thread gives up).
+ * checkpoint of its own until the WAL passes SQ_CKPT_FORCE_PAGES (or the thread is gone).
  * 0 also for an in-memory store (no WAL) and when already started; -1 with err. */
 int sq_ckpt_start(sq_store_t *s, tg_err_t *err);
 /* Stops and joins it; s's connection back to wal_autocheckpoint SQ_CKPT_PAGES. */
 void sq_ckpt_stop(sq_store_t *s);
 /* Waits until no round is asked for or running (tests). */
 void sq_ckpt_settle(sq_store_t *s);
-/* Rounds the thread ran, checkpoints the writer ran itself, and whether the thread gave up. */
-void sq_ckpt_stats(sq_store_t *s, long *rounds, long *by_writer, int *dead);
+/* The clock the gap is measured on (tg_mono_us unless a test gives its own). */
+void sq_ckpt_set_clock(sq_store_t *s, int64_t (*now)(void));
+typedef struct sq_ckpt_stats {
+    long rounds;       /* rounds the thread ran */
+    long by_writer;    /* checkpoints the writer's connection ran itself */
+    int dead;          /* the thread is gone (its WAL index lost) */
+    int failing;       /* its last round failed */
+    int frames;        /* the WAL's frames at the last commit */
+    unsigned restarts; /* times the WAL started again from its beginning */
+} sq_ckpt_stats_t;
+void sq_ckpt_stats(sq_store_t *s, sq_ckpt_stats_t *st);
 
 /* The tables of each concern, assembled into the handle by tg_sqlite_open. */
 extern const struct tg_store_event_ops sq_event_ops;

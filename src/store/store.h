@@ -62,7 +62,7 @@ int tg_store_set_busy_timeout(tg_store_t *s, long ms, tg_err_t *err);
  * the handle that writes the most (the recorder's writer), so its commits do not wait for
  * it. SQLite: the WAL checkpoints (copying the WAL into the database file and syncing
  * both, tens of milliseconds every 16 MB of WAL at full load) run on a second connection;
- * the handle checkpoints itself only if the WAL grows past 128 MB or that thread gives up
+ * the handle checkpoints itself only if the WAL grows past 128 MB or that thread is gone
  * (store/sqlite_ckpt.c). Until the handle is closed. PostgreSQL: nothing (its server
  * checkpoints). 0, or -1 with err (the handle then checkpoints as before). */
 int tg_store_checkpoint_in_background(tg_store_t *s, tg_err_t *err);

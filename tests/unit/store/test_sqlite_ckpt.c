@@ -23,6 +23,17 @@
 #define T0    1801396800000000LL
 #define BATCH 1000
 
+/* The checkpointer's clock in these tests: moved by hand (sq_ckpt_set_clock). */
+static int64_t g_now = 1000000000;
+static int64_t fake_now(void)
+{
+    return __atomic_load_n(&g_now, __ATOMIC_SEQ_CST);
+}
+static void advance(int64_t us)
+{
+    __atomic_add_fetch(&g_now, us, __ATOMIC_SEQ_CST);
+}
+
 static int setup(void **state)
 {
     return tb_setup_sqlite(state);
@@ -318,8 +329,34 @@ static int gate_is_held(void)
     return h;
 }
 
+static int append_until_held(tg_store_t *s, int b);
+
+static sq_ckpt_stats_t stats(sq_store_t *s)
+{
+    sq_ckpt_stats_t st;
+    sq_ckpt_stats(s, &st);
+    return st;
+}
+
+/* Appends batches from b until the thread has run its first round (asked for by the commit
+ * that takes the WAL to SQ_CKPT_PAGES frames); the WAL's largest frame count seen in *most. */
+static int append_until_first_round(tb_store_t *f, int b, long *most)
+{
+    sq_store_t *s = (sq_store_t *)f->s;
+    *most = 0;
+    for (int end = b + 400; b < end && stats(s).rounds == 0; b++) {
+        append_batch(f->s, b);
+        long frames = wal_frames(f);
+        if (frames > *most) *most = frames;
+        sq_ckpt_settle(s);
+    }
+    assert_int_equal(stats(s).rounds, 1);
+    return b;
+}
+
 /* Past SQ_CKPT_PAGES frames of WAL a commit wakes the thread, which copies the WAL into the
- * database file; the writer's own connection checkpoints nothing. */
+ * database file; the writer's own connection checkpoints nothing. A round that copied
+ * everything lets the next commit start the WAL again from its beginning. */
 static void test_checkpoints_run_on_the_thread(void **state)
 {
     tb_store_t *f = *state;
@@ -327,25 +364,65 @@ static void test_checkpoints_run_on_the_thread(void **state)
     tg_err_t err = {{0}};
     assert_int_equal(tg_store_checkpoint_in_background(f->s, &err), 0);
     assert_non_null(s->ckpt);
+    sq_ckpt_set_clock(s, fake_now);
     off_t db0 = file_size(f->path);
-    long rounds = 0, by_writer = 0, most = 0;
-    int dead = 0, b = 0;
-    for (; b < 400 && rounds == 0; b++) {
-        append_batch(f->s, b);
-        long frames = wal_frames(f);
-        if (frames > most) most = frames;
-        sq_ckpt_settle(s);
-        sq_ckpt_stats(s, &rounds, &by_writer, &dead);
-    }
-    assert_true(rounds >= 1);
-    assert_true(most >= SQ_CKPT_PAGES); /* it was asked for once the WAL got there, not before */
-    assert_int_equal(by_writer, 0);
-    assert_int_equal(dead, 0);
+    long most = 0;
+    int b = append_until_first_round(f, 0, &most);
+    assert_true(most >= SQ_CKPT_PAGES); /* asked for once the WAL got there, not before */
+    sq_ckpt_stats_t st = stats(s);
+    assert_int_equal(st.by_writer, 0);
+    assert_int_equal(st.dead, 0);
+    assert_int_equal(st.failing, 0);
     /* The pages are in the database file now, copied by the thread. */
     assert_true(file_size(f->path) > db0 + (off_t)SQ_CKPT_PAGES / 2 * 4096);
-    /* And the writer goes on; the next round starts the WAL again from its beginning. */
-    for (int i = 0; i < 3; i++, b++)
+    /* Nothing was written during the round: all copied, the next commit starts again. */
+    append_batch(f->s, b++);
+    sq_ckpt_settle(s);
+    st = stats(s);
+    assert_int_equal(st.restarts, 1);
+    assert_true(st.frames < SQ_CKPT_PAGES);
+    assert_int_equal(st.rounds, 1);
+    assert_int_equal(st.by_writer, 0);
+    assert_int_equal(count_events(f->path), (int64_t)b * BATCH);
+}
+
+/* Commits during a round (here it waits on its disk: the gate) leave frames it did not
+ * copy, and the WAL past SQ_CKPT_PAGES. They get a round of their own a gap
+ * (SQ_CKPT_GAP_US) after the last one ended, not one a commit: the clock standing still,
+ * commits bring none; moved on by a gap, the next commit does, and the commit after that
+ * round starts the WAL again. */
+static void test_after_a_round_one_per_gap(void **state)
+{
+    tb_store_t *f = *state;
+    sq_store_t *s = (sq_store_t *)f->s;
+    start_gated(f->s);
+    sq_ckpt_set_clock(s, fake_now);
+    int b = append_until_held(f->s, 0);
+    for (int i = 0; i < 3; i++) /* while the round waits */
+        append_batch(f->s, b++);
+    gate_release();
+    sq_ckpt_settle(s);
+    sq_ckpt_stats_t st = stats(s);
+    assert_int_equal(st.rounds, 1);
+    for (int i = 0; i < 5; i++, b++) {
         append_batch(f->s, b);
+        sq_ckpt_settle(s);
+    }
+    st = stats(s);
+    assert_int_equal(st.rounds, 1);
+    assert_int_equal(st.restarts, 0);
+    assert_true(st.frames > SQ_CKPT_PAGES);
+    advance(SQ_CKPT_GAP_US);
+    append_batch(f->s, b++);
+    sq_ckpt_settle(s);
+    assert_int_equal(stats(s).rounds, 2);
+    append_batch(f->s, b++);
+    sq_ckpt_settle(s);
+    st = stats(s);
+    assert_int_equal(st.restarts, 1);
+    assert_true(st.frames < SQ_CKPT_PAGES);
+    assert_int_equal(st.rounds, 2);
+    assert_int_equal(st.by_writer, 0);
     assert_int_equal(count_events(f->path), (int64_t)b * BATCH);
 }
 
@@ -434,45 +511,47 @@ static void test_erase_during_a_round_leaves_nothing_in_the_wal(void **state)
     assert_false(file_holds(wal, "?page="));
 }
 
-/* A round that fails (here its writes into the database file: EIO, a full disk) gives the
- * checkpoints back to the writer, once and for good: from the next commit past
- * SQ_CKPT_PAGES frames on it checkpoints itself, so the WAL starts again from its
- * beginning and every event is there. */
-static void test_a_failed_round_hands_checkpoints_to_the_writer(void **state)
+/* A round that fails (here its writes into the database file: EIO, a full disk) is said
+ * once and tried again: the thread stays, the writer does not take over below
+ * SQ_CKPT_FORCE_PAGES, and once the disk takes writes again the next round copies
+ * everything and the WAL starts again from its beginning, every event kept. */
+static void test_a_failed_round_is_tried_again(void **state)
 {
     tb_store_t *f = *state;
     sq_store_t *s = (sq_store_t *)f->s;
     start_gated(f->s);
+    sq_ckpt_set_clock(s, fake_now);
     pthread_mutex_lock(&g_mu);
     g_fail = 1;
     pthread_mutex_unlock(&g_mu);
-    long rounds = 0, by_writer = 0;
-    int dead = 0, b = 0;
-    for (; b < 400 && rounds == 0; b++) {
-        append_batch(f->s, b);
-        sq_ckpt_settle(s);
-        sq_ckpt_stats(s, &rounds, &by_writer, &dead);
-    }
-    assert_int_equal(rounds, 1);
-    assert_int_equal(dead, 1);
-    assert_int_equal(by_writer, 0);
+    long most = 0;
+    int b = append_until_first_round(f, 0, &most);
+    sq_ckpt_stats_t st = stats(s);
+    assert_int_equal(st.failing, 1);
+    assert_int_equal(st.dead, 0);
+    assert_int_equal(st.by_writer, 0);
+    /* Still failing a gap later: tried again, still no writer checkpoint, no restart. */
+    advance(SQ_CKPT_GAP_US);
+    append_batch(f->s, b++);
+    sq_ckpt_settle(s);
+    st = stats(s);
+    assert_int_equal(st.rounds, 2);
+    assert_int_equal(st.failing, 1);
+    assert_int_equal(st.restarts, 0);
     pthread_mutex_lock(&g_mu);
     g_fail = 0;
     pthread_mutex_unlock(&g_mu);
-    /* The next commit past the mark checkpoints on the writer's connection; the one after
-     * starts the WAL again, which then stays short. */
-    long most = 0;
-    for (int i = 0; i < 200; i++, b++) {
-        append_batch(f->s, b);
-        sq_ckpt_stats(s, &rounds, &by_writer, &dead);
-        if (by_writer > 0) {
-            long frames = wal_frames(f);
-            if (frames > most) most = frames;
-        }
-    }
-    assert_int_equal(rounds, 1); /* the thread is gone */
-    assert_true(by_writer >= 1);
-    assert_true(most < SQ_CKPT_PAGES + 400); /* the WAL file no longer grows */
+    advance(SQ_CKPT_GAP_US);
+    append_batch(f->s, b++);
+    sq_ckpt_settle(s);
+    st = stats(s);
+    assert_int_equal(st.rounds, 3);
+    assert_int_equal(st.failing, 0);
+    append_batch(f->s, b++);
+    sq_ckpt_settle(s);
+    st = stats(s);
+    assert_int_equal(st.restarts, 1);
+    assert_int_equal(st.by_writer, 0);
     assert_int_equal(count_events(f->path), (int64_t)b * BATCH);
 }
 
@@ -519,8 +598,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_index_closes_without_touching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase_during_a_round_leaves_nothing_in_the_wal, setup,
                                         teardown_gate),
-        cmocka_unit_test_setup_teardown(test_a_failed_round_hands_checkpoints_to_the_writer, setup,
-                                        teardown_gate),
+        cmocka_unit_test_setup_teardown(test_after_a_round_one_per_gap, setup, teardown_gate),
+        cmocka_unit_test_setup_teardown(test_a_failed_round_is_tried_again, setup, teardown_gate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
