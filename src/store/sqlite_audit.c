@@ -407,8 +407,8 @@ static int erase_txn(sq_store_t *s, const char *tenant, int64_t *changed, tg_err
 
 /* The erase's TRUNCATE checkpoint. SQLite refuses it at once (SQLITE_BUSY, without the busy
  * handler) while another checkpoint holds the checkpoint lock, and a gateway's tg-checkpoint
- * (sqlite_ckpt.c) holds it for each of its rounds, under load one after nearly every
- * commit: tried again every 10 ms until the busy timeout has passed. A reader that holds
+ * (sqlite_ckpt.c) holds it for each of its rounds, under load one every 20 ms: tried
+ * again every 10 ms until the busy timeout has passed. A reader that holds
  * the checkpoint back makes one try wait that long already (the busy handler), so it is
  * not tried again. */
 static void erase_truncate(sq_store_t *s)
