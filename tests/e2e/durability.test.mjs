@@ -127,6 +127,28 @@ describe('durability', () => {
     console.log(`# SIGKILL: ${done.length} completed, ${rows.length} stored, ${lost} lost in the last window`);
   });
 
+  test("the writer's WAL checkpoints run on a thread of their own, stopped at SIGTERM", async () => {
+    // docs/operations.md "Durability and the spool": a checkpoint inside the writer's
+    // commit held it past the flush window; on SQLite the recorder gives them to
+    // tg-checkpoint (its own connection). PostgreSQL checkpoints in its server: no thread.
+    const gw = await startGateway(gwConfig());
+    const names = () =>
+      fs.readdirSync(`/proc/${gw.proc.pid}/task`).map((t) => {
+        try {
+          return fs.readFileSync(`/proc/${gw.proc.pid}/task/${t}/comm`, 'utf8').trim();
+        } catch {
+          return '';
+        }
+      });
+    const pg = isPgUrl(gw.dbPath);
+    const n = names().filter((x) => x === 'tg-checkpoint').length;
+    assert.equal(n, pg ? 0 : 1, `threads: ${names().join(', ')}`);
+    assert.equal(names().filter((x) => x === 'tg-writer').length, 1);
+    const st = await gw.stop('SIGTERM');
+    assert.equal(st.code, 0);
+    if (!pg) assert.equal(fs.existsSync(`${gw.dbPath}-wal`), false, 'the last connection closed took the WAL');
+  });
+
   test('a store that cannot be written spools, /readyz says so, and it replays', async () => {
     const gw = await startGateway(gwConfig());
     const k = await createTenantKey(gw, 'acme');
