@@ -157,6 +157,7 @@ struct tg_recorder {
      * not running) ---- */
     tg_store_t *store;
     int64_t (*wall_clock)(void); /* immutable after start */
+    int64_t (*pace_clock)(void); /* immutable after start: opts.pace_clock or tg_mono_us */
     int own_store;
     tg_accesslog_t *alog;
     tg_event_t *batch; /* BATCH_MAX: taken from the ring, not yet stored or spooled */
@@ -621,10 +622,10 @@ static void writer_pace(void *arg)
 {
     tg_recorder_t *r = arg;
     if (!r->pace_until_us) return;
-    int64_t now = tg_mono_us();
+    int64_t now = r->pace_clock();
     if (now >= r->pace_until_us || now - r->pace_last_us < PACE_SLICE_US) return;
     sched_yield();
-    r->pace_last_us = tg_mono_us();
+    r->pace_last_us = r->pace_clock();
     r->pace_away_us += r->pace_last_us - now;
     if (r->pace_away_us >= PACE_AWAY_US) r->pace_until_us = 0; /* a busy machine */
 }
@@ -790,13 +791,13 @@ static void *writer_main(void *arg)
             if (r->nbatch == 0 && spool_pending(r) && now >= r->retry_at_us)
                 spool_replay(r, REPLAY_CHUNKS);
         }
-        int64_t t0 = r->nbatch ? tg_mono_us() : 0;
+        int64_t t0 = r->nbatch ? r->pace_clock() : 0;
         r->pace_until_us = t0 && !stopping ? t0 + r->flush_us / PACE_SHARE : 0;
         r->pace_last_us = t0;
         r->pace_away_us = 0;
         int flushed = flush_batch(r);
         r->pace_until_us = 0;
-        if (t0) observe_batch(r, tg_mono_us() - t0);
+        if (t0) observe_batch(r, r->pace_clock() - t0);
         if (flushed != 0 && stopping) {
             if (giveup == 0) giveup = now + STOP_GIVEUP_US;
             if (now >= giveup) {
@@ -1127,6 +1128,7 @@ static int start(const tg_recorder_opts_t *opts, tg_store_t *store, int own_stor
     r->ret_agg_days = opts->retention_aggregates_days;
     r->ret_audit_days = opts->retention_audit_days;
     r->wall_clock = opts->wall_clock ? opts->wall_clock : tg_wall_us;
+    r->pace_clock = opts->pace_clock ? opts->pace_clock : tg_mono_us;
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

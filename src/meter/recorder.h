@@ -32,6 +32,9 @@ typedef struct tg_recorder_opts {
     int retention_audit_days;      /* audit records, whole UTC days; 0 = keep forever */
     int64_t (*wall_clock)(void);   /* the writer's wall clock (retention's cut-off days);
                                       NULL = tg_wall_us. Tests pass a fixed instant. */
+    int64_t (*pace_clock)(void);   /* the monotonic clock a batch is timed and paced on
+                                      (writer_pace, the batch-time histogram); NULL =
+                                      tg_mono_us. Tests move their own by hand. */
     int64_t unauth_per_minute;     /* refusals without a valid key (401) recorded one by one
                                       per client address and UTC minute; the rest become one
                                       aggregate event (meter/flood.h). 0 = no bound: every

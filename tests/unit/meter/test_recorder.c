@@ -59,10 +59,20 @@ typedef struct fake {
     int64_t spin_us;       /* set before start: append's work between two pace calls */
 } fake_t;
 
+/* The pacing tests' clock (opts.pace_clock): it moves only when the fake append does a
+ * statement's work (spin_us) and when a yield lasts (yield_sleep_us), so what the writer
+ * sees does not depend on how the machine schedules it. */
+static _Atomic int64_t pace_now = 1000000000;
+static int64_t pace_clock(void)
+{
+    return atomic_load(&pace_now);
+}
+
 /* The writer's pace (recorder.c writer_pace) gives up its core with sched_yield(): this
  * binary's own sched_yield, which libtollgate's call resolves to, counts the calls and
- * notes how long after the start of the current append each was made. yield_sleep_us
- * makes each yield last that long, as on a core other processes keep busy. */
+ * notes how long after the start of the current append each was made (on pace_clock).
+ * yield_sleep_us makes each yield last that long, as on a core other processes keep
+ * busy. */
 static atomic_long yields;
 static _Atomic int64_t append_began_us; /* fake_append's entry (past the gate) */
 static _Atomic int64_t yield_latest_us; /* the latest yield's offset from append_began_us */
@@ -70,15 +80,10 @@ static atomic_int yield_sleep_us;
 
 int sched_yield(void)
 {
-    int64_t off = tg_mono_us() - atomic_load(&append_began_us);
+    int64_t off = pace_clock() - atomic_load(&append_began_us);
     if (off > atomic_load(&yield_latest_us)) atomic_store(&yield_latest_us, off);
     atomic_fetch_add(&yields, 1);
-    int us = atomic_load(&yield_sleep_us);
-    if (us > 0) {
-        struct timespec ts = {0, us * 1000L};
-        nanosleep(&ts, NULL);
-        return 0;
-    }
+    atomic_fetch_add(&pace_now, atomic_load(&yield_sleep_us));
     return (int)syscall(SYS_sched_yield);
 }
 
@@ -116,7 +121,7 @@ static int fake_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *i
         pthread_cond_wait(&f->cv, &f->mu);
     }
     f->in_append = 0;
-    atomic_store(&append_began_us, tg_mono_us());
+    atomic_store(&append_began_us, pace_clock());
     if (f->busy) {
         f->busy_returns++;
         pthread_mutex_unlock(&f->mu);
@@ -143,8 +148,7 @@ static int fake_append(tg_store_t *s, const tg_event_t *evs, size_t n, size_t *i
     pthread_mutex_unlock(&f->mu);
     /* As SQLite's append does, between statements of 32 (outside the fake's lock). */
     for (size_t k = 0; k < n / 32; k++) {
-        for (int64_t t = tg_mono_us(); f->spin_us && tg_mono_us() - t < f->spin_us;)
-            ; /* the statement's work: the writer runs */
+        atomic_fetch_add(&pace_now, f->spin_us); /* the statement's work: the writer runs */
         tg_store_pace(s);
     }
     return 0;
@@ -1166,17 +1170,16 @@ static void one_batch_behind_gate(tg_recorder_t *r, fake_t *f, int64_t n)
 
 /* writer_pace: a batch whose statements take the writer a while yields its core (every
  * 100 us of running), but only in the first quarter of the flush window: 2048 events are
- * 64 statements of 32 at 300 us each, 19 ms of work; flush 40 ms, so no yield starts later
- * than 10 ms into the batch (6 ms of slack for a writer preempted between its check of the
- * clock and the yield; unbounded, the last yield would come ~19 ms in). The window is wide
- * so that a writer kept off its core by the other unit tests running beside this one
- * still reaches its first yield inside it. */
+ * 64 statements of 32 at 300 us each (on pace_clock), 19 ms of work; flush 40 ms, so no
+ * yield starts later than 10 ms into the batch (unbounded, the last yield would come ~19 ms
+ * in). */
 static void test_writer_yields_early_in_a_batch_only(void **state)
 {
     (void)state;
     fake_t *f = fake_new(4096);
     f->spin_us = 300;
     tg_recorder_opts_t o = opts_for(NULL, 4096, 40);
+    o.pace_clock = pace_clock;
     tg_recorder_t *r = start_rec(&o, f);
     one_batch_behind_gate(r, f, 2048);
     tg_recorder_stats_t st;
@@ -1200,6 +1203,7 @@ static void test_writer_does_not_yield_while_stopping(void **state)
     fake_t *f = fake_new(256);
     f->spin_us = 300;
     tg_recorder_opts_t o = opts_for(NULL, 4096, 10000);
+    o.pace_clock = pace_clock;
     tg_recorder_t *r = start_rec(&o, f);
     sleep_ms(20); /* the writer's first tick (at start) is done */
     push_range(r, 1, 200);
@@ -1219,14 +1223,16 @@ static void test_writer_does_not_yield_while_stopping(void **state)
  * and every further yield of the batch costs as much again: the writer's pacing then
  * stretched every batch to its quarter window (append p50 9-12 ms instead of 1.1-1.4 ms,
  * with the SQLite write lock held throughout). One late yield shows the core is contended;
- * the batch must not keep giving it away. Here each yield lasts 10 ms; the batch's 9.6 ms
- * of work (64 statements at 150 us) may yield once, or twice (slack), not five times. */
+ * the batch must not keep giving it away. Here each yield lasts 10 ms (on pace_clock); the
+ * batch's 9.6 ms of work (64 statements at 150 us) may yield once, or twice, not five
+ * times. */
 static void test_writer_stops_yielding_on_a_busy_core(void **state)
 {
     (void)state;
     fake_t *f = fake_new(4096);
     f->spin_us = 150;
     tg_recorder_opts_t o = opts_for(NULL, 4096, 200); /* paced for 50 ms of each batch */
+    o.pace_clock = pace_clock;
     tg_recorder_t *r = start_rec(&o, f);
     atomic_store(&yield_sleep_us, 10000);
     one_batch_behind_gate(r, f, 2048);
