@@ -330,6 +330,16 @@ static int gate_is_held(void)
 }
 
 static int append_until_held(tg_store_t *s, int b);
+static sq_ckpt_stats_t stats(sq_store_t *s);
+
+/* Appends batch b, waits until the round it may have asked for is over, and says where the
+ * checkpointer stands. */
+static sq_ckpt_stats_t append_settled(tg_store_t *s, int b)
+{
+    append_batch(s, b);
+    sq_ckpt_settle((sq_store_t *)s);
+    return stats((sq_store_t *)s);
+}
 
 static sq_ckpt_stats_t stats(sq_store_t *s)
 {
@@ -376,9 +386,7 @@ static void test_checkpoints_run_on_the_thread(void **state)
     /* The pages are in the database file now, copied by the thread. */
     assert_true(file_size(f->path) > db0 + (off_t)SQ_CKPT_PAGES / 2 * 4096);
     /* Nothing was written during the round: all copied, the next commit starts again. */
-    append_batch(f->s, b++);
-    sq_ckpt_settle(s);
-    st = stats(s);
+    st = append_settled(f->s, b++);
     assert_int_equal(st.restarts, 1);
     assert_true(st.frames < SQ_CKPT_PAGES);
     assert_int_equal(st.rounds, 1);
@@ -404,21 +412,14 @@ static void test_after_a_round_one_per_gap(void **state)
     sq_ckpt_settle(s);
     sq_ckpt_stats_t st = stats(s);
     assert_int_equal(st.rounds, 1);
-    for (int i = 0; i < 5; i++, b++) {
-        append_batch(f->s, b);
-        sq_ckpt_settle(s);
-    }
-    st = stats(s);
+    for (int i = 0; i < 5; i++, b++)
+        st = append_settled(f->s, b);
     assert_int_equal(st.rounds, 1);
     assert_int_equal(st.restarts, 0);
     assert_true(st.frames > SQ_CKPT_PAGES);
     advance(SQ_CKPT_GAP_US);
-    append_batch(f->s, b++);
-    sq_ckpt_settle(s);
-    assert_int_equal(stats(s).rounds, 2);
-    append_batch(f->s, b++);
-    sq_ckpt_settle(s);
-    st = stats(s);
+    assert_int_equal(append_settled(f->s, b++).rounds, 2);
+    st = append_settled(f->s, b++);
     assert_int_equal(st.restarts, 1);
     assert_true(st.frames < SQ_CKPT_PAGES);
     assert_int_equal(st.rounds, 2);
@@ -532,9 +533,7 @@ static void test_a_failed_round_is_tried_again(void **state)
     assert_int_equal(st.by_writer, 0);
     /* Still failing a gap later: tried again, still no writer checkpoint, no restart. */
     advance(SQ_CKPT_GAP_US);
-    append_batch(f->s, b++);
-    sq_ckpt_settle(s);
-    st = stats(s);
+    st = append_settled(f->s, b++);
     assert_int_equal(st.rounds, 2);
     assert_int_equal(st.failing, 1);
     assert_int_equal(st.restarts, 0);
@@ -542,14 +541,10 @@ static void test_a_failed_round_is_tried_again(void **state)
     g_fail = 0;
     pthread_mutex_unlock(&g_mu);
     advance(SQ_CKPT_GAP_US);
-    append_batch(f->s, b++);
-    sq_ckpt_settle(s);
-    st = stats(s);
+    st = append_settled(f->s, b++);
     assert_int_equal(st.rounds, 3);
     assert_int_equal(st.failing, 0);
-    append_batch(f->s, b++);
-    sq_ckpt_settle(s);
-    st = stats(s);
+    st = append_settled(f->s, b++);
     assert_int_equal(st.restarts, 1);
     assert_int_equal(st.by_writer, 0);
     assert_int_equal(count_events(f->path), (int64_t)b * BATCH);
