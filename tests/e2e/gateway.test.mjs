@@ -10,7 +10,7 @@ import {
   createTenantKey as createTenantKeyNow,
   curl,
   curlJson,
-  freePort,
+  refusedPort,
   raw,
   request,
   sha256,
@@ -238,7 +238,7 @@ describe(`bad input (${client} upstream client)`, () => {
   let mock, gw, key, deadPort;
   before(async () => {
     mock = await startMock();
-    deadPort = await freePort(); // nothing listens here
+    deadPort = refusedPort; // nothing listens here
     gw = await startGateway({
       upstreams: [
         { name: 'mock', targets: [mock.url], timeout: '700ms' },

@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { createTenantKey, freePort, request, run, sqlite, startGateway, startMock, toYaml, waitFor, waitForKey } from './lib/harness.mjs';
+import { createTenantKey, refusedPort, request, run, sqlite, startGateway, startMock, toYaml, waitFor, waitForKey } from './lib/harness.mjs';
 
 // ---- the text format --------------------------------------------------------------------
 
@@ -1094,7 +1094,7 @@ describe('MCP tool calls that never reached the upstream', () => {
   let fake;
   before(async () => {
     fake = await startFake();
-    const dead = await freePort(); // nothing listens there
+    const dead = refusedPort; // nothing listens there
     gw = await startGateway({
       workers: 1,
       upstreams: [

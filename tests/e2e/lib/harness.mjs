@@ -151,6 +151,14 @@ export function run(file, args, { env, cwd, input, timeoutMs = 30000 } = {}) {
 const handedOut = new Set();
 
 /**
+ * A loopback TCP port that refuses connections for the whole run: 1 (tcpmux), privileged,
+ * never one freePort() hands out and listened on by nothing in the suite. A port that
+ * freePort() found free can be taken by another file's gateway or mock (the files run
+ * three at a time) before the test connects, and the "dead" upstream then answers 200.
+ */
+export const refusedPort = 1;
+
+/**
  * A loopback TCP port that was free a moment ago. Never returns the same port twice in one
  * test process, so two calls in a row give two different ports.
  * @returns {Promise<number>}
